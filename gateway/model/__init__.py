@@ -1,0 +1,1 @@
+"""Plain data: agreement profiles, message kinds, bodies and structured problems. No I/O."""
