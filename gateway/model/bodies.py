@@ -37,15 +37,32 @@ class Body:
 
 # The demo's four bodies (fictitious node data; names of real institutions).
 DEMO_BODIES = (
-    Body("RU-FSSP", "RU", BodyLevel.CENTRAL, "Федеральная служба судебных приставов",
-         ("cis-enforcement",)),
-    Body("KZ-MJ", "KZ", BodyLevel.CENTRAL,
-         "Министерство юстиции Республики Казахстан (Департамент исполнительного производства)",
-         ("cis-enforcement",)),
-    Body("RU-VS", "RU", BodyLevel.CENTRAL,
-         "Верховный Суд Российской Федерации (Управление международного сотрудничества)",
-         ("ru-kz-supreme-courts",)),
-    Body("KZ-VS", "KZ", BodyLevel.CENTRAL,
-         "Верховный Суд Республики Казахстан (Отдел международных связей Судебной администрации)",
-         ("ru-kz-supreme-courts",)),
+    Body(
+        "RU-FSSP",
+        "RU",
+        BodyLevel.CENTRAL,
+        "Федеральная служба судебных приставов",
+        ("cis-enforcement",),
+    ),
+    Body(
+        "KZ-MJ",
+        "KZ",
+        BodyLevel.CENTRAL,
+        "Министерство юстиции Республики Казахстан (Департамент исполнительного производства)",
+        ("cis-enforcement",),
+    ),
+    Body(
+        "RU-VS",
+        "RU",
+        BodyLevel.CENTRAL,
+        "Верховный Суд Российской Федерации (Управление международного сотрудничества)",
+        ("ru-kz-supreme-courts",),
+    ),
+    Body(
+        "KZ-VS",
+        "KZ",
+        BodyLevel.CENTRAL,
+        "Верховный Суд Республики Казахстан (Отдел международных связей Судебной администрации)",
+        ("ru-kz-supreme-courts",),
+    ),
 )

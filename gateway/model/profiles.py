@@ -131,31 +131,58 @@ CIS_ENFORCEMENT = AgreementProfile(
         MessageKind("Request", "Запрос", "CIS Art. 11", _R, opens_conversation=True),
         MessageKind("Response", "Ответ на запрос", "CIS Art. 4–8", _D),
         MessageKind("Refusal", "Отказ в исполнении запроса", "CIS Art. 13", _D),
-        MessageKind("DelayNotice", "Уведомление о невозможности исполнить в срок",
-                    "CIS Art. 12", _D),
+        MessageKind(
+            "DelayNotice", "Уведомление о невозможности исполнить в срок", "CIS Art. 12", _D
+        ),
         MessageKind("AdditionalInfoRequest", "Запрос дополнительных сведений", "CIS Art. 14", _D),
         MessageKind("AdditionalInfoAnswer", "Дополнительные сведения", "CIS Art. 14", _R),
-        MessageKind("Postponement", "Отложение исполнения или условия исполнения",
-                    "CIS Art. 15", _D),
+        MessageKind(
+            "Postponement", "Отложение исполнения или условия исполнения", "CIS Art. 15", _D
+        ),
         MessageKind("PostponementDecision", "Решение по условиям исполнения", "CIS Art. 15", _R),
-        MessageKind("ConfidentialityNotice",
-                    "Уведомление о невозможности исполнения с сохранением конфиденциальности",
-                    "CIS Art. 16", _D),
-        MessageKind("ConfidentialityDecision", "Решение об исполнении запроса без сохранения "
-                    "конфиденциальности", "CIS Art. 16", _R),
-        MessageKind("ConsentRequest", "Запрос согласия на раскрытие информации третьим лицам",
-                    "CIS Art. 9.2", _R),
+        MessageKind(
+            "ConfidentialityNotice",
+            "Уведомление о невозможности исполнения с сохранением конфиденциальности",
+            "CIS Art. 16",
+            _D,
+        ),
+        MessageKind(
+            "ConfidentialityDecision",
+            "Решение об исполнении запроса без сохранения конфиденциальности",
+            "CIS Art. 16",
+            _R,
+        ),
+        MessageKind(
+            "ConsentRequest",
+            "Запрос согласия на раскрытие информации третьим лицам",
+            "CIS Art. 9.2",
+            _R,
+        ),
         MessageKind("ConsentDecision", "Решение о согласии на раскрытие", "CIS Art. 9.2", _D),
-        MessageKind("ProtectionMeasuresInquiry",
-                    "Запрос сведений о мерах защиты информации и сроках хранения",
-                    "CIS Art. 9.5", _E, opens_conversation=True),
-        MessageKind("ProtectionMeasuresAnswer", "Сведения о мерах защиты и сроках хранения",
-                    "CIS Art. 9.5", _E),
+        MessageKind(
+            "ProtectionMeasuresInquiry",
+            "Запрос сведений о мерах защиты информации и сроках хранения",
+            "CIS Art. 9.5",
+            _E,
+            opens_conversation=True,
+        ),
+        MessageKind(
+            "ProtectionMeasuresAnswer",
+            "Сведения о мерах защиты и сроках хранения",
+            "CIS Art. 9.5",
+            _E,
+        ),
         MessageKind("Withdrawal", "Отзыв запроса", "CIS Art. 11", _R),
-        MessageKind("Receipt", "Квитанция о получении", "CIS Art. 10", _E,
-                    signed_by_official=False),
-        MessageKind("Rejection", "Уведомление об отклонении документа", "CIS Art. 10", _E,
-                    signed_by_official=False),
+        MessageKind(
+            "Receipt", "Квитанция о получении", "CIS Art. 10", _E, signed_by_official=False
+        ),
+        MessageKind(
+            "Rejection",
+            "Уведомление об отклонении документа",
+            "CIS Art. 10",
+            _E,
+            signed_by_official=False,
+        ),
     ),
     reservations=(
         Reservation(
@@ -188,23 +215,40 @@ RU_KZ_SUPREME_COURTS = AgreementProfile(
         MessageKind("Request", "Запрос", "SC Art. 5.1", _R, opens_conversation=True),
         MessageKind("Response", "Информация о результатах исполнения запроса", "SC Art. 6.1", _D),
         MessageKind("Refusal", "Отказ в исполнении запроса", "SC Art. 6.2", _D),
-        MessageKind("DelayNotice", "Уведомление об обстоятельствах, препятствующих исполнению",
-                    "SC Art. 6.1", _D),
+        MessageKind(
+            "DelayNotice",
+            "Уведомление об обстоятельствах, препятствующих исполнению",
+            "SC Art. 6.1",
+            _D,
+        ),
         MessageKind("AdditionalInfoRequest", "Запрос дополнительных сведений", "SC Art. 6.1", _D),
         MessageKind("AdditionalInfoAnswer", "Дополнительные сведения", "SC Art. 6.1", _R),
-        MessageKind("UnsolicitedInformation", "Информация без запроса", "SC Art. 7", _E,
-                    opens_conversation=True),
-        MessageKind("AuthenticityConfirmationRequest", "Запрос подтверждения подлинности",
-                    "SC Art. 5.3", _D),
+        MessageKind(
+            "UnsolicitedInformation",
+            "Информация без запроса",
+            "SC Art. 7",
+            _E,
+            opens_conversation=True,
+        ),
+        MessageKind(
+            "AuthenticityConfirmationRequest", "Запрос подтверждения подлинности", "SC Art. 5.3", _D
+        ),
         MessageKind("AuthenticityConfirmation", "Подтверждение подлинности", "SC Art. 5.3", _R),
-        MessageKind("ConsentRequest", "Запрос письменного согласия на раскрытие",
-                    "SC Art. 8.2", _E),
+        MessageKind(
+            "ConsentRequest", "Запрос письменного согласия на раскрытие", "SC Art. 8.2", _E
+        ),
         MessageKind("ConsentDecision", "Решение о согласии на раскрытие", "SC Art. 8.2", _E),
         MessageKind("Withdrawal", "Отзыв запроса", "SC Art. 5", _R),
-        MessageKind("Receipt", "Квитанция о получении", "SC Art. 5.1", _E,
-                    signed_by_official=False),
-        MessageKind("Rejection", "Уведомление об отклонении документа", "SC Art. 5.1", _E,
-                    signed_by_official=False),
+        MessageKind(
+            "Receipt", "Квитанция о получении", "SC Art. 5.1", _E, signed_by_official=False
+        ),
+        MessageKind(
+            "Rejection",
+            "Уведомление об отклонении документа",
+            "SC Art. 5.1",
+            _E,
+            signed_by_official=False,
+        ),
     ),
 )
 

@@ -1,0 +1,206 @@
+"""A node's configuration: one TOML file, loaded through :meth:`NodeConfig.from_toml`.
+
+Unknown sections or keys, missing mandatory keys and wrongly typed values are refused with a
+:class:`~gateway.model.problems.ConfigurationError` naming the file, the key and what to do.
+Relative paths are relative to the configuration file's folder. Secrets (key passphrases,
+PKCS#11 PINs) are never in this file: it names the environment variable or file holding them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.model.bodies import BODY_ID_PATTERN
+from gateway.model.problems import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSection:
+    body_id: str
+    """This node's body id (``RU-FSSP``): the sender of everything it signs."""
+    data_dir: Path = Path("node-data")
+    """Where the node keeps its database and working files."""
+    timezone: str = "UTC"
+    """Node-local time zone (IANA name) for schedules and day boundaries."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSection:
+    url: str = ""
+    """SQLAlchemy URL. Empty: SQLite file ``gateway.db`` in ``node.data_dir``."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeysSection:
+    dir: Path = Path("keys")
+    passphrase_env: str = "GATEWAY_KEY_PASSPHRASE"
+    """Environment variable holding the passphrase of the PKCS#8 key files."""
+    passphrase_file: Path | None = None
+    """Or a file holding it (first line); wins over the variable when set."""
+    pkcs11_module: Path | None = None
+    """PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so); keys then live on the token."""
+    pkcs11_token_label: str = ""
+    pkcs11_pin_env: str = "GATEWAY_PKCS11_PIN"
+    official: str = ""
+    """Name of the official key used for outgoing signatures (``keys/official-<name>``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustSection:
+    ca_file: Path | None = None
+    """PEM file of trusted CA certificates (until/besides the directory of bodies)."""
+    crl_files: tuple[Path, ...] = ()
+    depositary_ca_file: Path | None = None
+    """Trust anchor of the depositary that signs the directory of bodies (CIS Art. 18)."""
+    directory_file: Path | None = None
+    """The current signed directory of bodies."""
+    require_revocation_check: bool = True
+    """Fail closed: a certificate whose revocation status is unknown is INDETERMINATE."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSection:
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0: pick a free port (tests, demo)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TsaSection:
+    url: str = ""
+    """RFC 3161 timestamp authority; empty: XAdES-BES and PAdES B-B only."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarSection:
+    """Extra days off and transferred working days, per state, on top of ``holidays``."""
+
+    extra_days_off: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_working_days: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node: NodeSection
+    path: Path
+    """The configuration file itself."""
+    database: DatabaseSection = DatabaseSection()
+    keys: KeysSection = KeysSection()
+    trust: TrustSection = TrustSection()
+    peer: ListenSection = ListenSection()
+    api: ListenSection = ListenSection()
+    console: ListenSection = ListenSection()
+    tsa: TsaSection = TsaSection()
+    calendar: CalendarSection = field(default_factory=CalendarSection)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Sections owned by later layers (retention, scheduler), validated by them."""
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.node.data_dir / 'gateway.db'}"
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> NodeConfig:
+        path = Path(path).resolve()
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"{path}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(raw, path)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], path: Path) -> NodeConfig:
+        known = {f.name: f for f in dataclasses.fields(cls) if f.name not in {"path", "extra"}}
+        extra_sections = {"retention", "scheduler", "api_tokens", "users"}
+        kwargs: dict[str, Any] = {"path": path}
+        extra: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name in extra_sections:
+                extra[name] = value
+                continue
+            if name not in known:
+                raise ConfigurationError(
+                    f"{path}: unknown section [{name}]; known sections: "
+                    f"{', '.join(sorted([*known, *extra_sections]))}"
+                )
+            if not isinstance(value, dict):
+                raise ConfigurationError(f"{path}: [{name}] must be a table")
+            section_type = _section_type(known[name])
+            kwargs[name] = _load_section(section_type, value, f"{path}: [{name}]", path.parent)
+        if "node" not in kwargs:
+            raise ConfigurationError(f'{path}: missing section [node] with body_id = "RU-FSSP"')
+        if not BODY_ID_PATTERN.match(kwargs["node"].body_id):
+            raise ConfigurationError(
+                f"{path}: [node] body_id {kwargs['node'].body_id!r} must look like RU-FSSP"
+            )
+        return cls(extra=extra, **kwargs)
+
+
+def _section_type(f: dataclasses.Field[Any]) -> type:
+    hints = typing.get_type_hints(NodeConfig)
+    return hints[f.name]
+
+
+def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Path) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(section_type)}
+    hints = typing.get_type_hints(section_type)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigurationError(
+                f"{where}: unknown key {key!r}; known keys: {', '.join(fields)}"
+            )
+        values[key] = _coerce(hints[key], value, f"{where} {key}", base)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigurationError(f"{where}: missing mandatory key(s): {', '.join(missing)}")
+    return section_type(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _coerce(options[0], value, where, base)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{where}: must be a path string")
+        p = Path(value)
+        return p if p.is_absolute() else (base / p).resolve()
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigurationError(f"{where}: must be a list")
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_coerce(item, v, where, base) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{where}: must be a table")
+        _, item = typing.get_args(hint)
+        return {k: _coerce(item, v, f"{where}.{k}", base) for k, v in value.items()}
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigurationError(f"{where}: must be true or false")
+    if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ConfigurationError(f"{where}: must be a whole number")
+    if hint is str and not isinstance(value, str):
+        raise ConfigurationError(f"{where}: must be a string")
+    return value

@@ -1,0 +1,146 @@
+"""Verification reports, modelled on ETSI EN 319 102-1 as the EU DSS library and pyHanko report.
+
+A report can never be mistaken for success: :attr:`SignatureReport.passed` is true only for
+``TOTAL_PASSED``, and :meth:`ValidationReport.raise_for_failure` raises otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Indication(StrEnum):
+    TOTAL_PASSED = "TOTAL_PASSED"
+    INDETERMINATE = "INDETERMINATE"
+    TOTAL_FAILED = "TOTAL_FAILED"
+
+
+class SubIndication(StrEnum):
+    # TOTAL_FAILED
+    FORMAT_FAILURE = "FORMAT_FAILURE"
+    HASH_FAILURE = "HASH_FAILURE"
+    SIG_CRYPTO_FAILURE = "SIG_CRYPTO_FAILURE"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+    NOT_YET_VALID = "NOT_YET_VALID"
+    SIG_CONSTRAINTS_FAILURE = "SIG_CONSTRAINTS_FAILURE"
+    """Used when the signer does not belong to the envelope's sender body, or lacks the role."""
+    # INDETERMINATE
+    NO_SIGNING_CERTIFICATE_FOUND = "NO_SIGNING_CERTIFICATE_FOUND"
+    NO_CERTIFICATE_CHAIN_FOUND = "NO_CERTIFICATE_CHAIN_FOUND"
+    OUT_OF_BOUNDS_NO_POE = "OUT_OF_BOUNDS_NO_POE"
+    OUT_OF_BOUNDS_NOT_REVOKED = "OUT_OF_BOUNDS_NOT_REVOKED"
+    REVOKED_NO_POE = "REVOKED_NO_POE"
+    TRY_LATER = "TRY_LATER"
+    """Revocation status could not be established (no CRL): we fail closed."""
+    SIGNED_DATA_NOT_FOUND = "SIGNED_DATA_NOT_FOUND"
+    CRYPTO_CONSTRAINTS_FAILURE = "CRYPTO_CONSTRAINTS_FAILURE"
+    """SHA-1, MD5, short keys: refused by policy."""
+    CHAIN_CONSTRAINTS_FAILURE = "CHAIN_CONSTRAINTS_FAILURE"
+
+
+class RevocationStatus(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+    NOT_CHECKED = "not-checked"
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    subject: str
+    issuer: str
+    serial: str
+    """Hexadecimal serial number."""
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    """Hex SHA-256 of the DER certificate: the identity an operator can compare by phone."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureReport:
+    """One signature's verdict."""
+
+    role: str
+    """``official``, ``seal`` (XML envelopes), ``pades`` (PDF), ``depositary`` (directory)."""
+    indication: Indication
+    sub_indication: SubIndication | None
+    message: str
+    """Why, in one sentence an operator understands (English; the console translates codes)."""
+    signer_subject: str = ""
+    signer_body_id: str = ""
+    """``organizationIdentifier`` of the signing certificate."""
+    claimed_signing_time: datetime | None = None
+    """XAdES SigningTime / PDF signing time: claimed by the signer, not proven without a TSA."""
+    signature_algorithm: str = ""
+    digest_algorithm: str = ""
+    chain: tuple[CertificateInfo, ...] = ()
+    """Signer first, trust anchor last."""
+    revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
+    timestamp_time: datetime | None = None
+    """RFC 3161 time (B-T) when present: proven existence at that time."""
+
+    @property
+    def passed(self) -> bool:
+        return self.indication is Indication.TOTAL_PASSED
+
+    def summary(self) -> str:
+        sub = f"/{self.sub_indication}" if self.sub_indication else ""
+        who = f" {self.signer_subject}" if self.signer_subject else ""
+        return f"{self.role}: {self.indication}{sub}{who} — {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """All signatures of one document."""
+
+    signatures: tuple[SignatureReport, ...]
+    validated_at: datetime
+    document_sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def indication(self) -> Indication:
+        """The worst of the signatures' indications; no signature at all is TOTAL_FAILED."""
+        if not self.signatures:
+            return Indication.TOTAL_FAILED
+        order = [Indication.TOTAL_FAILED, Indication.INDETERMINATE, Indication.TOTAL_PASSED]
+        return min((s.indication for s in self.signatures), key=order.index)
+
+    @property
+    def passed(self) -> bool:
+        return self.indication is Indication.TOTAL_PASSED
+
+    @property
+    def first_failure(self) -> SignatureReport | None:
+        return next((s for s in self.signatures if not s.passed), None)
+
+    def summary(self) -> str:
+        return "\n".join([str(self.indication), *(s.summary() for s in self.signatures)])
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["indication"] = str(self.indication)
+        return data
+
+    def raise_for_failure(self) -> None:
+        if not self.passed:
+            raise SignatureInvalid(self)
+
+
+class SignatureInvalid(Exception):  # noqa: N818 - reads better at the raise site
+    """A document's signatures did not reach TOTAL_PASSED; :attr:`report` says why."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        failure = report.first_failure
+        super().__init__(failure.summary() if failure else "no signature")
+
+    @property
+    def sub_indication(self) -> SubIndication | None:
+        failure = self.report.first_failure
+        return failure.sub_indication if failure else None
