@@ -39,7 +39,7 @@ class DatabaseSection:
 @dataclass(frozen=True, slots=True)
 class KeysSection:
     dir: Path = Path("keys")
-    passphrase_env: str = "GATEWAY_KEY_PASSPHRASE"
+    passphrase_env: str = "GATEWAY_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
     """Environment variable holding the passphrase of the PKCS#8 key files."""
     passphrase_file: Path | None = None
     """Or a file holding it (first line); wins over the variable when set."""

@@ -132,7 +132,7 @@ class ValidationReport:
             raise SignatureInvalid(self)
 
 
-class SignatureInvalid(Exception):  # noqa: N818 - reads better at the raise site
+class SignatureInvalid(Exception):
     """A document's signatures did not reach TOTAL_PASSED; :attr:`report` says why."""
 
     def __init__(self, report: ValidationReport) -> None:

@@ -30,7 +30,7 @@ class Problem:
     code: str
     """Stable machine code, e.g. ``RULE_INCOME_PERIOD_TOO_LONG``. Never changes once published."""
     path: str
-    """Where in the document: ``/Envelope/Body/Request/Subjects/Income/Period``; ``/`` for the whole."""
+    """Where in the document, e.g. ``/Envelope/Body/Request/Subjects/Income``; ``/``: all of it."""
     message_ru: str
     """What is wrong, in Russian, for the operator."""
     message_en: str
