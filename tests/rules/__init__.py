@@ -1,0 +1,1 @@
+"""Tests of gateway.rules: calendars, deadlines, agreement in force, reservations."""
