@@ -1,0 +1,153 @@
+"""Limits of the peer transport: named constants and a token bucket per peer.
+
+The token bucket is pure: it holds no clock and does no I/O. Callers pass ``now`` (seconds from
+a monotonic clock); tests pin it. One bucket is kept per body id of the directory, so the number
+of buckets is bounded by the directory's size (unknown peers are refused before they get one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# --- sizes -------------------------------------------------------------------------------------
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest envelope a peer may POST (16 MiB). A request with its documents is tens of kilobytes;
+the rest of the room is for attachments (scans of enforcement documents, base64 inside the XML,
++33 %). The whole body is held in memory while its signatures are checked, so this bounds the
+memory one request can take: MAX_MESSAGE_BYTES x concurrent requests must fit the node."""
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+"""Largest answer body a peer may return to our POST (1 MiB): the synchronous answer is a signed
+receipt or rejection, a few kilobytes; answers with documents travel as messages of their own."""
+
+# --- rates -------------------------------------------------------------------------------------
+
+PEER_RATE_PER_SECOND = 50.0
+"""Sustained requests per second one peer body may make. Real traffic is a few thousand messages
+a day per body; 50/s still lets an outbox drain a backlog of 10,000 messages after an outage in
+under four minutes, while one core serves ~11,000 keep-alive requests/s (FACTS.md), so no single
+peer can take the node."""
+
+PEER_BURST = 200
+"""Requests one peer may make at once above the sustained rate (the bucket's capacity): an outbox
+flushing after a reconnect sends in bursts."""
+
+PEER_CONCURRENT_REQUESTS = 8
+"""Requests one peer body may have in flight at once. Each may hold up to MAX_MESSAGE_BYTES in
+memory, so this caps one peer's share at 8 x 16 MiB = 128 MiB whatever its burst allowance;
+the client side opens at most CLIENT_CONNECTIONS_PER_PEER (also 8) connections to a peer."""
+
+# --- times (seconds) ---------------------------------------------------------------------------
+
+REQUEST_TIME_LIMIT = 60.0
+"""Time from the request's headers to our answer: reading the body and the receive pipeline.
+16 MiB over a slow inter-state link at ~0.5 MB/s takes ~30 s; signature checks take milliseconds.
+Past it the peer gets a stable code and retries (receivers deduplicate by message id)."""
+
+RETRY_AFTER_TIMEOUT = 60
+"""Seconds a peer is told to wait after its request ran over REQUEST_TIME_LIMIT: the node is
+slow right now; an immediate retry would add to the load."""
+
+RETRY_AFTER_BUSY = 1
+"""Seconds a peer is told to wait when it already has PEER_CONCURRENT_REQUESTS in flight: one of
+them will be done by then."""
+
+TLS_HANDSHAKE_TIMEOUT = 10.0
+"""A TLS handshake on loopback or a WAN takes well under a second; asyncio's default (60 s) would
+let a client that never finishes its handshake hold a socket for a minute."""
+
+SERVER_KEEPALIVE_TIMEOUT = 120.0
+"""Idle time after which the server closes a peer's keep-alive connection. Keep-alive saves a
+handshake (~1.3 ms server CPU, FACTS.md) per request; two minutes covers an outbox's polling gap."""
+
+CLIENT_KEEPALIVE_TIMEOUT = 60.0
+"""Idle time after which our client drops a pooled connection: shorter than the server's, so we
+close first and never send on a connection the peer is closing at that moment."""
+
+CLIENT_CONNECT_TIMEOUT = 10.0
+"""TCP connect plus TLS handshake to a peer; a peer that needs longer is treated as down."""
+
+CLIENT_TOTAL_TIMEOUT = 90.0
+"""Whole POST from our side: longer than the peer's REQUEST_TIME_LIMIT, so a slow but working
+peer answers with its own code before we give up."""
+
+CLIENT_CONNECTIONS_PER_PEER = 8
+"""Open connections to one peer at most: enough for parallel deliveries, few enough that we never
+look like a flood to the peer's own limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """The answer of a token bucket to one request."""
+
+    allowed: bool
+    retry_after: float
+    """Seconds until a request would be allowed; 0.0 when :attr:`allowed`."""
+
+    @property
+    def retry_after_header(self) -> str:
+        """Whole seconds for the HTTP ``Retry-After`` header (at least 1 when refused)."""
+        return "0" if self.allowed else str(max(1, math.ceil(self.retry_after)))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucket:
+    """A token bucket's policy: ``rate`` tokens a second, at most ``capacity`` stored."""
+
+    rate: float = PEER_RATE_PER_SECOND
+    capacity: float = PEER_BURST
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.capacity < 1:
+            raise ValueError("a token bucket needs rate > 0 and capacity >= 1")
+
+    def full(self, now: float) -> BucketState:
+        """A bucket that starts full at ``now``."""
+        return BucketState(tokens=float(self.capacity), at=now)
+
+    def take(self, state: BucketState, now: float) -> tuple[BucketState, RateDecision]:
+        """Try to take one token at ``now``; return the new state and the decision.
+
+        A clock that goes backwards adds no tokens (``now`` before ``state.at`` counts as no time).
+        """
+        elapsed = max(0.0, now - state.at)
+        tokens = min(float(self.capacity), state.tokens + elapsed * self.rate)
+        at = max(now, state.at)
+        if tokens >= 1.0:
+            return BucketState(tokens - 1.0, at), RateDecision(True, 0.0)
+        return BucketState(tokens, at), RateDecision(False, (1.0 - tokens) / self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketState:
+    """Tokens left in one bucket and when they were counted."""
+
+    tokens: float
+    at: float
+    """The ``now`` of the last update (monotonic seconds)."""
+
+
+@dataclass(slots=True)
+class PerPeerRateLimiter:
+    """One :class:`TokenBucket` state per key (a peer's body id). One event loop only."""
+
+    policy: TokenBucket = field(default_factory=TokenBucket)
+    _states: dict[str, BucketState] = field(default_factory=dict)
+
+    def check(self, key: str, now: float) -> RateDecision:
+        """Take a token for ``key`` at ``now``."""
+        state = self._states.get(key) or self.policy.full(now)
+        self._states[key], decision = self.policy.take(state, now)
+        return decision
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLimits:
+    """The limits one peer endpoint enforces; defaults are the named constants above."""
+
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    rate: TokenBucket = field(default_factory=TokenBucket)
+    max_concurrent_per_peer: int = PEER_CONCURRENT_REQUESTS
+    request_time_limit: float = REQUEST_TIME_LIMIT

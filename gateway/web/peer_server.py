@@ -1,0 +1,363 @@
+"""The peer endpoint: where other nodes POST signed envelopes to us, over mutual TLS.
+
+One route, ``POST /exchange/v1/messages`` with ``Content-Type: application/xml``. What happens
+to the bytes is the receive pipeline's business (injected); this module only lets through
+requests from a peer the directory knows, at a rate, size and speed that cannot hurt the node.
+
+Middlewares, outermost first::
+
+    _errors        any failure -> a stable code in plain text, no detail for an attacker
+    _time_limit    the whole request (body + pipeline) within PeerLimits.request_time_limit
+    _identify      verified client certificate -> body id of the directory, else 403
+    _rate_limit    a token bucket and a cap on requests in flight per body id, else 429
+                   with Retry-After
+
+Refusals are ``text/plain`` bodies holding one code of :class:`PeerErrorCode` (the lead turns
+them into signed Rejections later). Codes never change once published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aiohttp import HttpVersion11, hdrs, web
+
+from gateway.web.limits import (
+    RETRY_AFTER_BUSY,
+    RETRY_AFTER_TIMEOUT,
+    SERVER_KEEPALIVE_TIMEOUT,
+    TLS_HANDSHAKE_TIMEOUT,
+    PeerLimits,
+    PerPeerRateLimiter,
+)
+
+logger = logging.getLogger(__name__)
+
+MESSAGES_PATH = "/exchange/v1/messages"
+XML_CONTENT_TYPE = "application/xml"
+
+READ_CHUNK_BYTES = 64 * 1024
+"""Body is read in chunks of this size so that the size limit is checked as bytes arrive."""
+
+SERVER_HEADER = "cis-exchange-gateway"
+"""Replaces aiohttp's ``Server: Python/3.x aiohttp/3.y``: versions only help an attacker."""
+
+IdentifyPeer = Callable[[bytes], str | None]
+"""Verified client certificate (DER) -> body id in the directory, or None when unknown."""
+
+Pipeline = Callable[[str, bytes], Awaitable[tuple[int, bytes, str]]]
+"""``(sender body id, payload) -> (status, response body, content type)``: the receive pipeline."""
+
+PEER_BODY_ID = web.RequestKey("peer_body_id", str)
+"""The body id of the peer that sent the request, set by the identity middleware."""
+
+PEER_RATE_LIMITER = web.AppKey("peer_rate_limiter", PerPeerRateLimiter)
+
+
+class PeerErrorCode(StrEnum):
+    """Stable codes sent to peers. They say what to do, never why in detail."""
+
+    PEER_UNKNOWN = "PEER_UNKNOWN"
+    """No verified client certificate, or it belongs to no body of the directory (403)."""
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    """Body over the limit (413); do not retry the same message."""
+    RATE_LIMITED = "RATE_LIMITED"
+    """Too many requests from this body (429); retry after ``Retry-After`` seconds."""
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    """Not ``application/xml``, or a ``Content-Encoding`` other than identity (415)."""
+    TIMEOUT = "TIMEOUT"
+    """Body or processing took longer than the time limit (503); retry later."""
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    BAD_REQUEST = "BAD_REQUEST"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    """Our fault (500); retry later. Details are in our log only."""
+
+
+_STATUS_OF = {
+    PeerErrorCode.PEER_UNKNOWN: 403,
+    PeerErrorCode.MESSAGE_TOO_LARGE: 413,
+    PeerErrorCode.RATE_LIMITED: 429,
+    PeerErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    PeerErrorCode.TIMEOUT: 503,
+    PeerErrorCode.NOT_FOUND: 404,
+    PeerErrorCode.METHOD_NOT_ALLOWED: 405,
+    PeerErrorCode.BAD_REQUEST: 400,
+    PeerErrorCode.INTERNAL_ERROR: 500,
+}
+
+_CODE_OF_HTTP_STATUS = {
+    404: PeerErrorCode.NOT_FOUND,
+    405: PeerErrorCode.METHOD_NOT_ALLOWED,
+    413: PeerErrorCode.MESSAGE_TOO_LARGE,
+    415: PeerErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+class PeerRefused(Exception):
+    """Raised inside the peer app to answer with a stable code; never leaves the app."""
+
+    def __init__(self, code: PeerErrorCode, *, retry_after: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.retry_after = retry_after
+
+
+def refusal(code: PeerErrorCode, *, retry_after: str | None = None) -> web.Response:
+    """The plain-text response for ``code`` (placeholder for a signed Rejection)."""
+    response = web.Response(
+        status=_STATUS_OF[code], text=f"{code.value}\n", content_type="text/plain"
+    )
+    if retry_after is not None:
+        response.headers[hdrs.RETRY_AFTER] = retry_after
+    if code in {PeerErrorCode.MESSAGE_TOO_LARGE, PeerErrorCode.BAD_REQUEST}:
+        # The rest of the body is unread; closing is cheaper than draining it.
+        response.force_close()
+    return response
+
+
+def peer_certificate(request: web.Request) -> bytes | None:
+    """The DER client certificate that the TLS layer verified for this request's connection."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    return ssl_object.getpeercert(binary_form=True)
+
+
+def make_peer_app(
+    identify_peer: IdentifyPeer,
+    pipeline: Pipeline,
+    limits: PeerLimits | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    """The peer endpoint as an aiohttp application (serve it alone on the mTLS site).
+
+    ``identify_peer`` maps the verified client certificate to a body id (None: 403).
+    ``pipeline`` receives ``(sender body id, payload bytes)`` and returns the response.
+    ``clock`` is monotonic seconds for the rate limiter; tests pin it.
+    """
+    limits = limits or PeerLimits()
+
+    @web.middleware
+    async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except PeerRefused as refused:
+            return refusal(refused.code, retry_after=refused.retry_after)
+        except web.HTTPException as exc:
+            return refusal(_CODE_OF_HTTP_STATUS.get(exc.status, PeerErrorCode.BAD_REQUEST))
+        except Exception as exc:
+            # The peer learns only that it was our fault. The log gets the exception's type and
+            # stack but not its message, which may quote a confidential document (DESIGN.md:
+            # confidential everywhere, logs included); the pipeline logs its own errors.
+            logger.error(
+                "peer request failed: peer=%s path=%s error=%s\n%s",
+                request.get(PEER_BODY_ID),
+                request.path,
+                type(exc).__qualname__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            return refusal(PeerErrorCode.INTERNAL_ERROR)
+
+    @web.middleware
+    async def _time_limit(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        deadline = asyncio.timeout(limits.request_time_limit)
+        try:
+            async with deadline:
+                return await handler(request)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # a timeout of the pipeline's own (database, say): its error, not ours
+        logger.warning("peer request over the time limit: peer=%s", request.get(PEER_BODY_ID))
+        raise PeerRefused(PeerErrorCode.TIMEOUT, retry_after=str(RETRY_AFTER_TIMEOUT))
+
+    @web.middleware
+    async def _identify(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        cert_der = peer_certificate(request)
+        body_id = identify_peer(cert_der) if cert_der else None
+        if body_id is None:
+            logger.warning("peer not in the directory refused: remote=%s", request.remote)
+            raise PeerRefused(PeerErrorCode.PEER_UNKNOWN)
+        request[PEER_BODY_ID] = body_id
+        return await handler(request)
+
+    in_flight: dict[str, int] = {}
+
+    @web.middleware
+    async def _rate_limit(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        peer = request[PEER_BODY_ID]
+        if in_flight.get(peer, 0) >= limits.max_concurrent_per_peer:
+            raise PeerRefused(PeerErrorCode.RATE_LIMITED, retry_after=str(RETRY_AFTER_BUSY))
+        decision = request.app[PEER_RATE_LIMITER].check(peer, clock())
+        if not decision.allowed:
+            raise PeerRefused(PeerErrorCode.RATE_LIMITED, retry_after=decision.retry_after_header)
+        in_flight[peer] = in_flight.get(peer, 0) + 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight[peer] -= 1
+            if not in_flight[peer]:
+                del in_flight[peer]
+
+    async def receive_message(request: web.Request) -> web.StreamResponse:
+        if request.content_type != XML_CONTENT_TYPE:
+            raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
+        if request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
+            # A compressed body could expand far past the size limit (a zip bomb).
+            raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
+        payload = await _read_limited(request, limits.max_message_bytes)
+        status, body, content_type = await pipeline(request[PEER_BODY_ID], payload)
+        # As a header, so that a content type with parameters (charset) passes as it is.
+        return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: content_type})
+
+    app = web.Application(
+        client_max_size=limits.max_message_bytes,
+        middlewares=[_errors, _time_limit, _identify, _rate_limit],
+    )
+    app[PEER_RATE_LIMITER] = PerPeerRateLimiter(limits.rate)
+
+    async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+        # Runs before the middlewares (aiohttp calls it first): check who asks and how much
+        # before inviting the body with "100 Continue".
+        if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+            return refusal(PeerErrorCode.BAD_REQUEST)
+        cert_der = peer_certificate(request)
+        try:
+            known = cert_der is not None and identify_peer(cert_der) is not None
+        except Exception:
+            logger.exception("identify_peer failed")
+            return refusal(PeerErrorCode.INTERNAL_ERROR)
+        if not known:
+            return refusal(PeerErrorCode.PEER_UNKNOWN)
+        declared = request.content_length
+        if declared is not None and declared > limits.max_message_bytes:
+            return refusal(PeerErrorCode.MESSAGE_TOO_LARGE)
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the interim answer is not part of the response
+        return None
+
+    app.router.add_post(MESSAGES_PATH, receive_message, expect_handler=expect_continue)
+    app.on_response_prepare.append(_secure_headers)
+    return app
+
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _read_limited(request: web.Request, max_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``max_bytes``."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+        total += len(chunk)
+        if total > max_bytes:
+            raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER_HEADER
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+# --- running it ---------------------------------------------------------------------------------
+
+
+class _PeerSite(web.TCPSite):
+    """A TCPSite whose TLS handshakes time out after ``TLS_HANDSHAKE_TIMEOUT`` (asyncio: 60 s)."""
+
+    def __init__(self, *args: object, handshake_timeout: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningPeerServer:
+    """A started peer endpoint; :meth:`stop` it when done."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+    """The bound port (the free one picked when 0 was asked)."""
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``https://127.0.0.1:8443``."""
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open on this server now."""
+        server = self.runner.server
+        return len(server.connections) if server is not None else 0
+
+    async def stop(self) -> None:
+        """Stop listening, let requests in flight finish briefly, close all connections."""
+        await self.runner.cleanup()
+
+
+SHUTDOWN_TIMEOUT = 5.0
+"""On stop, requests in flight get this long to finish; peers retry whatever was cut."""
+
+
+async def run_peer_server(
+    app: web.Application,
+    ssl_context: ssl.SSLContext,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
+    keepalive_timeout: float = SERVER_KEEPALIVE_TIMEOUT,
+) -> RunningPeerServer:
+    """Serve ``app`` over TLS with ``ssl_context`` (a server context, usually a
+    :class:`~gateway.web.tls.ReloadableContext`) on ``host:port``; port 0 picks a free one."""
+    if ssl_context.protocol != ssl.PROTOCOL_TLS_SERVER:
+        raise ValueError("the peer endpoint needs a server-side context (tls.server_context)")
+    if ssl_context.verify_mode != ssl.CERT_REQUIRED:
+        raise ValueError("the peer endpoint needs a context that requires client certificates")
+    runner = web.AppRunner(
+        app,
+        keepalive_timeout=keepalive_timeout,
+        # Compressed bodies are refused (zip bombs); never inflate them.
+        auto_decompress=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+    await runner.setup()
+    site = _PeerSite(
+        runner, host, port, ssl_context=ssl_context, handshake_timeout=handshake_timeout
+    )
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return RunningPeerServer(runner, host, site.port)

@@ -1,0 +1,132 @@
+"""The peer client: kept connections, typed failures with a retryable flag."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import pytest
+
+from gateway.web.peer_client import (
+    PeerClient,
+    PeerTransportError,
+    TransportErrorCode,
+    messages_url,
+)
+from gateway.web.tls import ReloadableContext
+
+from .conftest import Pki, RecordingPipeline
+
+N_REQUESTS = 25
+
+
+async def test_many_requests_ride_one_connection(
+    pki: Pki, directory, pipeline: RecordingPipeline, start_server
+) -> None:
+    server_ctx = ReloadableContext(pki.server_context("ru"))
+    server = await start_server(server_ctx, directory, pipeline)
+    url = messages_url(server.url)
+    async with PeerClient(pki.client_context("kz")) as client:
+        for i in range(N_REQUESTS):
+            answer = await client.post_message(url, f"<m n='{i}'/>".encode())
+            assert answer.status == 200
+        # Server side: one TLS connection was ever accepted, and it is still open.
+        assert server_ctx.connections_wrapped == 1
+        assert server.open_connections == 1
+    assert len(pipeline.calls) == N_REQUESTS
+
+
+async def test_parallel_deliveries_stay_within_the_per_peer_connection_cap(
+    pki: Pki, directory, start_server
+) -> None:
+    async def slowish(sender: str, payload: bytes) -> tuple[int, bytes, str]:
+        await asyncio.sleep(0.05)
+        return 200, b"<ok/>", "application/xml"
+
+    server_ctx = ReloadableContext(pki.server_context("ru"))
+    server = await start_server(server_ctx, directory, slowish)
+    url = messages_url(server.url)
+    async with PeerClient(pki.client_context("kz"), connections_per_peer=3) as client:
+        answers = await asyncio.gather(*(client.post_message(url, b"<a/>") for _ in range(12)))
+    assert [a.status for a in answers] == [200] * 12
+    assert server_ctx.connections_wrapped == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_connection_refused_is_retryable(pki: Pki) -> None:
+    async with PeerClient(pki.client_context("kz")) as client:
+        with pytest.raises(PeerTransportError) as info:
+            await client.post_message(f"https://127.0.0.1:{_free_port()}/exchange/v1/messages", b"")
+    assert info.value.code is TransportErrorCode.CONNECT_FAILED
+    assert info.value.retryable is True
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+
+
+async def test_peer_that_never_answers_times_out_retryably(pki: Pki) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept TCP, never speak TLS
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        timeout = aiohttp.ClientTimeout(total=0.3)
+        async with PeerClient(pki.client_context("kz"), timeout=timeout) as client:
+            with pytest.raises(PeerTransportError) as info:
+                await client.post_message(f"https://127.0.0.1:{port}/exchange/v1/messages", b"")
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert info.value.code is TransportErrorCode.TIMEOUT
+    assert info.value.retryable is True
+
+
+async def test_oversized_answer_is_refused(pki: Pki, directory, start_server) -> None:
+    async def chatty(sender: str, payload: bytes) -> tuple[int, bytes, str]:
+        return 200, b"z" * 5000, "application/xml"
+
+    server = await start_server(pki.server_context("ru"), directory, chatty)
+    async with PeerClient(pki.client_context("kz"), max_response_bytes=4096) as client:
+        with pytest.raises(PeerTransportError) as info:
+            await client.post_message(messages_url(server.url), b"<a/>")
+    assert info.value.code is TransportErrorCode.RESPONSE_TOO_LARGE
+    assert info.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8443/exchange/v1/messages",
+        "https://user:pw@127.0.0.1/exchange/v1/messages",
+        "https:///no-host",
+        "ftp://127.0.0.1/x",
+        "not a url",
+    ],
+)
+async def test_bad_endpoint_is_refused_before_any_connection(pki: Pki, endpoint: str) -> None:
+    async with PeerClient(pki.client_context("kz")) as client:
+        with pytest.raises(PeerTransportError) as info:
+            await client.post_message(endpoint, b"<a/>")
+    assert info.value.code is TransportErrorCode.BAD_ENDPOINT
+    assert info.value.retryable is False
+
+
+def test_client_refuses_a_context_that_does_not_check_hosts(pki: Pki) -> None:
+    lax = pki.client_context("kz")
+    lax.check_hostname = False
+    with pytest.raises(ValueError, match="verifies peers and hosts"):
+        PeerClient(lax)
+
+
+def test_messages_url_joins_the_endpoint_path() -> None:
+    assert messages_url("https://kz.example:8443") == "https://kz.example:8443/exchange/v1/messages"
+    assert messages_url("https://kz.example/") == "https://kz.example/exchange/v1/messages"
