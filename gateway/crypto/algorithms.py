@@ -1,0 +1,225 @@
+"""The one seam that says which signature and digest algorithms the gateway accepts.
+
+Everything that signs or verifies asks this module: XAdES (:mod:`gateway.crypto.xades`),
+key generation (:mod:`gateway.crypto.certificates`), path validation (:mod:`gateway.crypto.trust`).
+
+Policy (CIS Art. 11.3; SC Art. 5.1 require signatures that can be relied upon):
+
+* verify: ECDSA on P-256 / P-384 with SHA-256 / SHA-384; RSA PKCS#1 v1.5 and RSA-PSS with
+  keys of at least 2048 bits; digests SHA-256, SHA-384, SHA-512;
+* generate: EC P-256 (default), EC P-384, RSA with at least 3072 bits;
+* refused everywhere, with :class:`WeakAlgorithm`: SHA-1, MD5, DSA, short keys, other curves.
+
+GOST R 34.10-2012 (Russia's SMEV, Kazakhstan's NCA) is not in ``cryptography``; a provider
+that brings it (e.g. through a GOST-enabled engine) registers its algorithm URIs with
+:func:`register_provider` — nothing else in the gateway needs to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+
+RSA_MIN_VERIFY_BITS = 2048
+"""Smallest RSA modulus we still verify: NIST SP 800-57 deems 2048 bits adequate until 2030,
+and national CAs of the parties still issue 2048-bit certificates."""
+
+RSA_MIN_GENERATE_BITS = 3072
+"""Smallest RSA modulus we generate: 128-bit security (NIST SP 800-57), for keys that will
+sign documents kept for years (CIS Art. 9.6 retention)."""
+
+ACCEPTED_CURVES = frozenset({"secp256r1", "secp384r1"})
+"""NIST P-256 and P-384: what the parties' national CAs and xmlsec1 all support."""
+
+ACCEPTED_SIGNATURE_METHODS = frozenset(
+    {
+        SignatureMethod.ECDSA_SHA256,
+        SignatureMethod.ECDSA_SHA384,
+        SignatureMethod.RSA_SHA256,
+        SignatureMethod.RSA_SHA384,
+        SignatureMethod.RSA_SHA512,
+        SignatureMethod.SHA256_RSA_MGF1,
+        SignatureMethod.SHA384_RSA_MGF1,
+        SignatureMethod.SHA512_RSA_MGF1,
+    }
+)
+"""XML-DSig signature methods a peer's signature may use."""
+
+ACCEPTED_DIGESTS = frozenset(
+    {DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
+)
+"""XML-DSig digest methods (references, signing-certificate digests)."""
+
+WEAK_NAMES = ("sha1", "md5", "md2", "md4", "ripemd")
+"""Fragments that mark an algorithm URI or name as broken: refused with a named reason."""
+
+WEAK_CERTIFICATE_HASHES = frozenset({"md2", "md5", "sha1"})
+"""Hashes refused in the signatures of certificates on a path (:mod:`gateway.crypto.trust`)."""
+
+
+class WeakAlgorithm(ValueError):
+    """An algorithm or key refused by policy (ETSI sub-indication CRYPTO_CONSTRAINTS_FAILURE)."""
+
+
+class KeySpec(StrEnum):
+    """Key types ``gateway keys generate --algorithm`` can create."""
+
+    EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+
+    @property
+    def is_rsa(self) -> bool:
+        return self.value.startswith("rsa")
+
+    @property
+    def rsa_bits(self) -> int:
+        return int(self.value.split("-")[1]) if self.is_rsa else 0
+
+    @property
+    def curve(self) -> ec.EllipticCurve | None:
+        return {"ec-p256": ec.SECP256R1(), "ec-p384": ec.SECP384R1()}.get(self.value)
+
+
+DEFAULT_KEY_SPEC = KeySpec.EC_P256
+
+
+def generate_private_key(spec: KeySpec) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """A fresh private key of ``spec`` (software; tokens generate their own, see pkcs11.py)."""
+    if spec.is_rsa:
+        if spec.rsa_bits < RSA_MIN_GENERATE_BITS:
+            raise WeakAlgorithm(
+                f"RSA keys are generated with at least {RSA_MIN_GENERATE_BITS} bits"
+            )
+        return rsa.generate_private_key(public_exponent=65537, key_size=spec.rsa_bits)
+    curve = spec.curve
+    assert curve is not None
+    return ec.generate_private_key(curve)
+
+
+def describe_key(public_key: Any) -> str:
+    """``EC P-256`` / ``RSA-3072``: for listings and reports."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "EC P-256", "secp384r1": "EC P-384", "secp521r1": "EC P-521"}.get(
+            public_key.curve.name, f"EC {public_key.curve.name}"
+        )
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"RSA-{public_key.key_size}"
+    return type(public_key).__name__
+
+
+def check_public_key(public_key: Any, *, for_signing: bool = False) -> None:
+    """Refuse keys our policy does not accept.
+
+    ``for_signing`` applies the stricter rule for keys we generate and sign with.
+    """
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in ACCEPTED_CURVES:
+            raise WeakAlgorithm(
+                f"elliptic curve {public_key.curve.name} is not accepted; use P-256 or P-384"
+            )
+        return
+    if isinstance(public_key, rsa.RSAPublicKey):
+        minimum = RSA_MIN_GENERATE_BITS if for_signing else RSA_MIN_VERIFY_BITS
+        if public_key.key_size < minimum:
+            raise WeakAlgorithm(
+                f"RSA key of {public_key.key_size} bits is too short; at least {minimum} required"
+            )
+        return
+    if type(public_key).__name__ in _PROVIDER_KEY_TYPES:
+        return
+    raise WeakAlgorithm(f"key type {type(public_key).__name__} is not accepted (EC or RSA only)")
+
+
+def signature_method_for(public_key: Any) -> tuple[SignatureMethod, DigestAlgorithm]:
+    """The XML-DSig signature method and reference digest we sign with for this key.
+
+    RSA signs with PKCS#1 v1.5 (RSA-SHA256): what the parties' national systems (Kazakh NCA,
+    xmlsec1 1.2) all verify; RSA-PSS is accepted when verifying.
+    """
+    check_public_key(public_key)
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name == "secp384r1":
+            return SignatureMethod.ECDSA_SHA384, DigestAlgorithm.SHA384
+        return SignatureMethod.ECDSA_SHA256, DigestAlgorithm.SHA256
+    return SignatureMethod.RSA_SHA256, DigestAlgorithm.SHA256
+
+
+def cert_hash_for(public_key: Any) -> hashes.HashAlgorithm:
+    """Hash used when a CA key of this type signs certificates and CRLs."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.name == "secp384r1":
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def check_signature_method(uri: str | None) -> SignatureMethod:
+    """The accepted signature method named by ``uri``, or :class:`WeakAlgorithm` saying why not."""
+    if not uri:
+        raise WeakAlgorithm("SignatureMethod has no Algorithm")
+    if any(weak in uri.lower() for weak in WEAK_NAMES):
+        raise WeakAlgorithm(f"signature method {uri} uses SHA-1 or MD5, which are refused")
+    try:
+        method = SignatureMethod(uri)
+    except ValueError:
+        raise WeakAlgorithm(f"signature method {uri} is not accepted") from None
+    if method not in ACCEPTED_SIGNATURE_METHODS:
+        raise WeakAlgorithm(f"signature method {uri} is not accepted")
+    return method
+
+
+def check_digest(uri: str | None) -> DigestAlgorithm:
+    """The accepted digest named by ``uri``, or :class:`WeakAlgorithm` saying why not."""
+    if not uri:
+        raise WeakAlgorithm("DigestMethod has no Algorithm")
+    if any(weak in uri.lower() for weak in WEAK_NAMES):
+        raise WeakAlgorithm(f"digest {uri} is SHA-1 or MD5, which are refused")
+    try:
+        digest = DigestAlgorithm(uri)
+    except ValueError:
+        raise WeakAlgorithm(f"digest {uri} is not accepted") from None
+    if digest not in ACCEPTED_DIGESTS:
+        raise WeakAlgorithm(f"digest {uri} is not accepted")
+    return digest
+
+
+# --- the provider seam (GOST R 34.10-2012 and other national algorithms) -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmProvider:
+    """Algorithms brought by a provider the ``cryptography`` package does not have."""
+
+    name: str
+    """E.g. ``gost-2012`` — shown in reports."""
+    signature_methods: frozenset[str]
+    """XML-DSig signature method URIs, e.g.
+    ``urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34102012-gostr34112012-256``."""
+    digest_methods: frozenset[str]
+    key_type_names: frozenset[str]
+    """Class names of the provider's public-key objects (:func:`check_public_key` admits
+    them)."""
+    verify: Callable[[bytes, bytes, str, Any], None]
+    """``verify(signature, data, method_uri, public_key)``; raises on a bad signature."""
+
+
+_PROVIDERS: dict[str, AlgorithmProvider] = {}
+_PROVIDER_KEY_TYPES: set[str] = set()
+
+
+def register_provider(provider: AlgorithmProvider) -> None:
+    """Register a provider of national algorithms (GOST). XAdES verification of those URIs
+    needs the matching verifier hook too; until a provider is registered they are refused."""
+    _PROVIDERS[provider.name] = provider
+    _PROVIDER_KEY_TYPES.update(provider.key_type_names)
+
+
+def providers() -> tuple[AlgorithmProvider, ...]:
+    """Registered providers (none by default)."""
+    return tuple(_PROVIDERS.values())

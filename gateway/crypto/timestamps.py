@@ -1,0 +1,186 @@
+"""RFC 3161 signature timestamps in XAdES (B-T): add one, and check one.
+
+signxml makes XAdES-BES only (FACTS.md); the timestamp is an unsigned property we add:
+
+    ds:Signature/ds:Object/xades:QualifyingProperties/xades:UnsignedProperties/
+        xades:UnsignedSignatureProperties/xades:SignatureTimeStamp/xades:EncapsulatedTimeStamp
+
+over the canonical ``ds:SignatureValue`` element (ETSI EN 319 132-1, 5.3). The token comes
+from a pyHanko ``TimeStamper`` (``HTTPTimeStamper`` for ``[tsa] url``). Checking it uses
+pyHanko's CMS validation with *our* trust anchors and CRLs (fail closed on revocation like
+the signatures themselves); the TSA certificate must carry the timeStamping usage.
+
+A valid timestamp is a proof of existence: the signature existed at ``gen_time``. It lets a
+signature outlive its certificate's expiry or a later revocation (no more *_NO_POE).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lxml import etree
+from signxml.algorithms import CanonicalizationMethod
+from signxml.util import namespaces as sx_namespaces
+
+from gateway.crypto import algorithms
+from gateway.crypto.report import Indication, SubIndication
+from gateway.crypto.trust import TrustList, _run_sync
+
+DS_NS = sx_namespaces.ds
+XADES_NS = sx_namespaces.xades
+
+TIMESTAMP_C14N = CanonicalizationMethod.CANONICAL_XML_1_0
+"""Canonicalization of the timestamped SignatureValue (the one every XAdES verifier knows)."""
+
+MAX_TOKEN_BYTES = 64 * 1024
+"""A timestamp token is a few kilobytes (a CMS SignedData with the TSA's chain); more is abuse."""
+
+_PATH = (
+    f"{{{DS_NS}}}Object/{{{XADES_NS}}}QualifyingProperties/{{{XADES_NS}}}UnsignedProperties/"
+    f"{{{XADES_NS}}}UnsignedSignatureProperties/{{{XADES_NS}}}SignatureTimeStamp"
+)
+
+_C14N_OPTIONS = {
+    CanonicalizationMethod.CANONICAL_XML_1_0.value: False,
+    CanonicalizationMethod.CANONICAL_XML_1_1.value: False,
+    CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value: True,
+}
+"""Accepted c14n of the timestamped value → lxml's ``exclusive`` flag."""
+
+
+def _signature_value_bytes(signature: etree._Element, c14n_uri: str) -> bytes:
+    value = signature.find(f"{{{DS_NS}}}SignatureValue")
+    if value is None:
+        raise ValueError("the signature has no SignatureValue")
+    return etree.tostring(
+        value, method="c14n", exclusive=_C14N_OPTIONS[c14n_uri], with_comments=False
+    )
+
+
+def add_signature_timestamp(signature: etree._Element, timestamper: Any) -> None:
+    """Fetch a token for ``signature``'s value and add it as xades:SignatureTimeStamp."""
+    canonical = _signature_value_bytes(signature, TIMESTAMP_C14N.value)
+    token = _run_sync(timestamper.async_timestamp(hashlib.sha256(canonical).digest(), "sha256"))
+    qualifying = signature.find(f"{{{DS_NS}}}Object/{{{XADES_NS}}}QualifyingProperties")
+    if qualifying is None:
+        raise ValueError("not a XAdES signature: no QualifyingProperties")
+    unsigned = etree.SubElement(qualifying, f"{{{XADES_NS}}}UnsignedProperties")
+    usp = etree.SubElement(unsigned, f"{{{XADES_NS}}}UnsignedSignatureProperties")
+    stamp = etree.SubElement(
+        usp, f"{{{XADES_NS}}}SignatureTimeStamp", Id=f"{signature.get('Id')}-SignatureTimeStamp"
+    )
+    etree.SubElement(stamp, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=TIMESTAMP_C14N.value)
+    encapsulated = etree.SubElement(stamp, f"{{{XADES_NS}}}EncapsulatedTimeStamp")
+    encapsulated.text = base64.b64encode(token.dump()).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampResult:
+    """The verdict on a signature's timestamp (``present`` False: there is none)."""
+
+    present: bool
+    time: datetime | None = None
+    """The TSA's genTime, when the token is valid."""
+    indication: Indication = Indication.TOTAL_PASSED
+    sub_indication: SubIndication | None = None
+    message: str = ""
+
+    @property
+    def proves_existence(self) -> bool:
+        return self.present and self.time is not None and self.indication is Indication.TOTAL_PASSED
+
+
+def verify_signature_timestamp(
+    signature: etree._Element, trust: TrustList, at: datetime
+) -> TimestampResult:
+    """Check the SignatureTimeStamp of ``signature`` (an element of the received tree; the
+    timestamp is an unsigned property, so its content is checked, never trusted)."""
+    stamps = signature.findall(_PATH)
+    if not stamps:
+        return TimestampResult(present=False)
+    if len(stamps) > 1:
+        return _bad(SubIndication.FORMAT_FAILURE, "more than one SignatureTimeStamp")
+    stamp = stamps[0]
+    c14n = stamp.find(f"{{{DS_NS}}}CanonicalizationMethod")
+    c14n_uri = c14n.get("Algorithm") if c14n is not None else TIMESTAMP_C14N.value
+    if c14n_uri not in _C14N_OPTIONS:
+        return _bad(SubIndication.FORMAT_FAILURE, f"timestamp canonicalization {c14n_uri} refused")
+    text = stamp.findtext(f"{{{XADES_NS}}}EncapsulatedTimeStamp") or ""
+    try:
+        der = base64.b64decode("".join(text.split()), validate=True)
+    except ValueError:
+        return _bad(SubIndication.FORMAT_FAILURE, "EncapsulatedTimeStamp is not base64")
+    if not der or len(der) > MAX_TOKEN_BYTES:
+        return _bad(SubIndication.FORMAT_FAILURE, "EncapsulatedTimeStamp empty or too large")
+    canonical = _signature_value_bytes(signature, c14n_uri)
+    return _validate_token(der, canonical, trust, at)
+
+
+def _bad(
+    sub: SubIndication, message: str, indication: Indication = Indication.TOTAL_FAILED
+) -> TimestampResult:
+    return TimestampResult(present=True, indication=indication, sub_indication=sub, message=message)
+
+
+def _validate_token(
+    der: bytes, canonical: bytes, trust: TrustList, at: datetime
+) -> TimestampResult:
+    from asn1crypto import cms
+    from asn1crypto import crl as asn1_crl
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        content = cms.ContentInfo.load(der)
+        signed_data = content["content"]
+        tst_info = signed_data["encap_content_info"]["content"].parsed
+        gen_time: datetime = tst_info["gen_time"].native
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return _bad(SubIndication.FORMAT_FAILURE, f"not an RFC 3161 token: {exc}")
+
+    def expected(algorithm: str) -> bytes:
+        if algorithm in algorithms.WEAK_CERTIFICATE_HASHES:
+            raise ValueError(f"timestamp imprint uses {algorithm}")
+        return hashlib.new(algorithm, canonical).digest()
+
+    context = ValidationContext(
+        trust_roots=[
+            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+            for c in trust.anchors
+        ],
+        crls=[
+            asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
+            for c in trust.crls
+        ],
+        moment=gen_time,
+        allow_fetching=False,
+        revocation_mode="require" if trust.require_revocation else "soft-fail",
+        weak_hash_algos=set(algorithms.WEAK_CERTIFICATE_HASHES),
+        retroactive_revinfo=True,
+    )
+    try:
+        status = _run_sync(validate_tst_signed_data(signed_data, context, expected))
+    except ValueError as exc:
+        return _bad(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, str(exc), Indication.INDETERMINATE)
+    except Exception as exc:
+        # pyHanko raises several kinds of errors for a malformed token: all mean "unreadable".
+        return _bad(SubIndication.FORMAT_FAILURE, f"timestamp token unreadable: {exc}")
+    if not status.get("intact"):
+        return _bad(SubIndication.HASH_FAILURE, "the timestamp is not over this signature value")
+    if not status.get("valid"):
+        return _bad(SubIndication.SIG_CRYPTO_FAILURE, "the timestamp token's signature is invalid")
+    if status.get("trust_problem_indic") is not None:
+        return _bad(
+            SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+            f"the TSA is not trusted: {status['trust_problem_indic']}",
+            Indication.INDETERMINATE,
+        )
+    if gen_time > at:
+        return _bad(SubIndication.FORMAT_FAILURE, "the timestamp is later than the validation time")
+    return TimestampResult(present=True, time=gen_time, message="timestamp valid")

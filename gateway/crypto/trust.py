@@ -1,0 +1,364 @@
+"""Trust anchors, CRLs and certification-path validation.
+
+A :class:`TrustList` holds the CA certificates this node trusts (from ``[trust] ca_file`` now;
+from the directory of bodies later, through :meth:`TrustList.from_certificates`) and the CRLs it
+knows. :meth:`TrustList.validate` builds and checks the path with ``cryptography``'s X.509
+verifier (Rust, RFC 5280 / Web PKI rules for CA certificates), checks every certificate of the
+path against the CRLs itself, and answers with an ETSI indication:
+
+=========================================  ===============================================
+what happened                              indication / sub-indication
+=========================================  ===============================================
+no path to a trust anchor                  INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND
+expired / not yet valid at signing time    TOTAL_FAILED / EXPIRED, NOT_YET_VALID
+revoked before the signing time            TOTAL_FAILED / REVOKED
+revoked after the claimed (unproven) time  INDETERMINATE / REVOKED_NO_POE
+no usable CRL and revocation required      INDETERMINATE / TRY_LATER (fail closed)
+SHA-1/MD5 in the chain, short keys         INDETERMINATE / CRYPTO_CONSTRAINTS_FAILURE
+=========================================  ===============================================
+
+No network: CRLs are given, never fetched (the nodes talk only to each other).
+
+Why not pyhanko-certvalidator here: it costs ~35 ms per path in pure-Python name handling,
+a hundred times the signature itself; the XML hot path cannot afford it (PAdES validation,
+off the hot path, still uses it through pyHanko).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from gateway.crypto import algorithms, certificates
+from gateway.crypto.report import CertificateInfo, Indication, RevocationStatus, SubIndication
+from gateway.model.problems import ConfigurationError
+
+if TYPE_CHECKING:
+    from gateway.config import NodeConfig
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far a claimed signing time may lie after ``at``: nodes' clocks differ a little; more
+than this and the signature claims to come from the future."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PathResult:
+    """The verdict on one certificate's path at one moment."""
+
+    indication: Indication
+    sub_indication: SubIndication | None
+    message: str
+    chain: tuple[x509.Certificate, ...] = ()
+    """Signer first, trust anchor last (empty when no path was found)."""
+    revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
+    revoked_at: datetime | None = None
+    """When a certificate of the path was revoked (REVOKED, REVOKED_NO_POE)."""
+
+    @property
+    def passed(self) -> bool:
+        return self.indication is Indication.TOTAL_PASSED
+
+
+def certificate_info(cert: x509.Certificate) -> CertificateInfo:
+    """The report's view of a certificate."""
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=f"{cert.serial_number:x}",
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+class TrustList:
+    """CA certificates we trust, with the CRLs we know. Immutable once built."""
+
+    def __init__(
+        self,
+        anchors: Iterable[x509.Certificate],
+        crls: Iterable[x509.CertificateRevocationList] = (),
+        *,
+        require_revocation: bool = True,
+        body_anchors: Mapping[str, Iterable[x509.Certificate]] | None = None,
+    ) -> None:
+        self.anchors: tuple[x509.Certificate, ...] = tuple(anchors)
+        if not self.anchors:
+            raise ConfigurationError("trust list: no trust anchor; set [trust] ca_file")
+        # Which anchors may certify which body (from the directory of bodies): without it, any
+        # trusted CA may certify any body id — acceptable for one demo CA, not for many states.
+        self.body_anchors: dict[str, frozenset[bytes]] | None = (
+            None
+            if body_anchors is None
+            else {
+                body: frozenset(c.fingerprint(hashes.SHA256()) for c in certs)
+                for body, certs in body_anchors.items()
+            }
+        )
+        self.crls: tuple[x509.CertificateRevocationList, ...] = tuple(crls)
+        self.require_revocation = require_revocation
+        self._builder = (
+            x509.verification.PolicyBuilder()
+            .store(x509.verification.Store(list(self.anchors)))
+            .extension_policies(
+                ca_policy=x509.verification.ExtensionPolicy.webpki_defaults_ca(),
+                # End-entity extensions are judged per role by the caller (key usage, title).
+                ee_policy=x509.verification.ExtensionPolicy.permit_all(),
+            )
+        )
+        self._crl_signature_ok: dict[tuple[int, bytes], bool] = {}
+
+    @classmethod
+    def from_certificates(
+        cls,
+        anchors: Iterable[x509.Certificate],
+        crls: Iterable[x509.CertificateRevocationList] = (),
+        *,
+        require_revocation: bool = True,
+        body_anchors: Mapping[str, Iterable[x509.Certificate]] | None = None,
+    ) -> TrustList:
+        """From certificate objects (the directory of bodies will feed this, with
+        ``body_anchors``: body id → the CA certificates allowed to certify that body)."""
+        return cls(anchors, crls, require_revocation=require_revocation, body_anchors=body_anchors)
+
+    @classmethod
+    def from_pem_files(
+        cls,
+        ca_file: Path,
+        crl_files: Sequence[Path] = (),
+        *,
+        require_revocation: bool = True,
+    ) -> TrustList:
+        """From a PEM bundle of CA certificates and PEM or DER CRL files."""
+        try:
+            anchors = certificates.load_pem_certificates(Path(ca_file).read_bytes())
+        except FileNotFoundError:
+            raise ConfigurationError(f"[trust] ca_file {ca_file} does not exist") from None
+        if not anchors:
+            raise ConfigurationError(f"[trust] ca_file {ca_file} holds no PEM certificate")
+        crls = []
+        for path in crl_files:
+            try:
+                data = Path(path).read_bytes()
+            except FileNotFoundError:
+                raise ConfigurationError(f"[trust] crl_files: {path} does not exist") from None
+            try:
+                if b"-----BEGIN" in data:
+                    crls.append(x509.load_pem_x509_crl(data))
+                else:
+                    crls.append(x509.load_der_x509_crl(data))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"[trust] crl_files: {path} is not a CRL ({exc})"
+                ) from None
+        return cls(anchors, crls, require_revocation=require_revocation)
+
+    @classmethod
+    def from_config(cls, config: NodeConfig) -> TrustList:
+        if config.trust.ca_file is None:
+            raise ConfigurationError(
+                f"{config.path}: [trust] ca_file is not set; name the PEM file of trusted CAs"
+            )
+        return cls.from_pem_files(
+            config.trust.ca_file,
+            config.trust.crl_files,
+            require_revocation=config.trust.require_revocation_check,
+        )
+
+    def anchors_pem(self) -> bytes:
+        return certificates.pem_bundle(self.anchors)
+
+    def with_crls(self, crls: Iterable[x509.CertificateRevocationList]) -> TrustList:
+        """A copy with more CRLs (a fresh CRL arrived)."""
+        copy = TrustList(
+            self.anchors, (*self.crls, *crls), require_revocation=self.require_revocation
+        )
+        copy.body_anchors = self.body_anchors
+        return copy
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def validate(
+        self,
+        certificate: x509.Certificate,
+        intermediates: Sequence[x509.Certificate] = (),
+        *,
+        moment: datetime,
+        at: datetime,
+        body_id: str | None = None,
+    ) -> PathResult:
+        """Validate ``certificate``'s path at ``moment`` (the claimed signing time) with the
+        CRLs current at ``at`` (the time of validation). With ``body_anchors`` configured,
+        the path must end at an anchor assigned to ``body_id``."""
+        moment = certificates.utc(moment)
+        at = certificates.utc(at)
+        for cert in (certificate, *intermediates):
+            weak = _weakness(cert)
+            if weak:
+                return PathResult(
+                    Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, weak
+                )
+        if moment < certificate.not_valid_before_utc:
+            return PathResult(
+                Indication.TOTAL_FAILED,
+                SubIndication.NOT_YET_VALID,
+                f"certificate valid only from {certificate.not_valid_before_utc.isoformat()}, "
+                f"signed at {moment.isoformat()}",
+            )
+        if moment > certificate.not_valid_after_utc:
+            return PathResult(
+                Indication.TOTAL_FAILED,
+                SubIndication.EXPIRED,
+                f"certificate expired {certificate.not_valid_after_utc.isoformat()}, "
+                f"signed at {moment.isoformat()}",
+            )
+        verifier = self._builder.time(moment).build_client_verifier()
+        try:
+            chain = tuple(verifier.verify(certificate, list(intermediates)).chain)
+        except x509.verification.VerificationError as exc:
+            return PathResult(
+                Indication.INDETERMINATE,
+                SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+                f"no valid path to a trusted CA at {moment.isoformat()}: {exc}",
+            )
+        if self.body_anchors is not None:
+            allowed = self.body_anchors.get(body_id or "", frozenset())
+            if chain[-1].fingerprint(hashes.SHA256()) not in allowed:
+                return PathResult(
+                    Indication.INDETERMINATE,
+                    SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+                    f"{chain[-1].subject.rfc4514_string()} is not a CA the directory assigns "
+                    f"to body {body_id!r}",
+                    chain,
+                )
+        for cert in chain[1:-1]:
+            weak = _weakness(cert)
+            if weak:
+                return PathResult(
+                    Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, weak, chain
+                )
+        revocation = RevocationStatus.GOOD
+        for subject, issuer in itertools.pairwise(chain):
+            known, revoked_at = self._revocation(subject, issuer, at)
+            who = subject.subject.rfc4514_string()
+            if not known:
+                if self.require_revocation:
+                    return PathResult(
+                        Indication.INDETERMINATE,
+                        SubIndication.TRY_LATER,
+                        f"revocation status of {who} unknown: no current CRL from its issuer; "
+                        "load a fresh CRL ([trust] crl_files)",
+                        chain,
+                        RevocationStatus.UNKNOWN,
+                    )
+                revocation = RevocationStatus.NOT_CHECKED
+                continue
+            if revoked_at is None:
+                continue
+            if revoked_at <= moment:
+                return PathResult(
+                    Indication.TOTAL_FAILED,
+                    SubIndication.REVOKED,
+                    f"{who} was revoked at {revoked_at.isoformat()}, before the signing time",
+                    chain,
+                    RevocationStatus.REVOKED,
+                    revoked_at,
+                )
+            return PathResult(
+                Indication.INDETERMINATE,
+                SubIndication.REVOKED_NO_POE,
+                f"{who} was revoked at {revoked_at.isoformat()}, after the claimed signing time "
+                f"{moment.isoformat()} which nothing proves (no timestamp)",
+                chain,
+                RevocationStatus.REVOKED,
+                revoked_at,
+            )
+        return PathResult(
+            Indication.TOTAL_PASSED, None, "certificate path valid", chain, revocation
+        )
+
+    def _revocation(
+        self, subject: x509.Certificate, issuer: x509.Certificate, at: datetime
+    ) -> tuple[bool, datetime | None]:
+        """(is the status known from a current CRL of ``issuer``, revocation time if revoked)."""
+        known = False
+        for crl in self.crls:
+            if crl.issuer != issuer.subject or not self._crl_usable(crl, issuer, at):
+                continue
+            known = True
+            entry = crl.get_revoked_certificate_by_serial_number(subject.serial_number)
+            if entry is not None:
+                return True, entry.revocation_date_utc
+        return known, None
+
+    def _crl_usable(
+        self, crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime
+    ) -> bool:
+        # Current: issued before `at` (allowing clock skew) and not past its nextUpdate.
+        if crl.last_update_utc > at + CLOCK_SKEW:
+            return False
+        if crl.next_update_utc is None or crl.next_update_utc < at:
+            return False
+        # A critical extension we do not know (delta CRL, partitioned scope) could mean the
+        # list is not complete: we do not take it as proof of "not revoked".
+        if any(ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS for ext in crl.extensions):
+            return False
+        try:
+            usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+            if not usage.crl_sign:
+                return False
+        except x509.ExtensionNotFound:
+            pass
+        key = (id(crl), issuer.fingerprint(hashes.SHA256()))
+        valid = self._crl_signature_ok.get(key)
+        if valid is None:
+            try:
+                valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                valid = False
+            self._crl_signature_ok[key] = valid
+        return valid
+
+
+_KNOWN_CRL_EXTENSIONS = frozenset(
+    {x509.oid.ExtensionOID.CRL_NUMBER, x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER}
+)
+
+
+def _weakness(cert: x509.Certificate) -> str:
+    """Why ``cert`` breaks our algorithm policy (empty when it does not)."""
+    try:
+        algorithms.check_public_key(cert.public_key())
+    except algorithms.WeakAlgorithm as exc:
+        return f"{cert.subject.rfc4514_string()}: {exc}"
+    try:
+        hash_algorithm = cert.signature_hash_algorithm
+    except Exception:
+        return f"{cert.subject.rfc4514_string()}: unknown signature algorithm"
+    if hash_algorithm is not None and hash_algorithm.name in algorithms.WEAK_CERTIFICATE_HASHES:
+        who = cert.subject.rfc4514_string()
+        return f"{who}: certificate signed with {hash_algorithm.name.upper()}, which is refused"
+    return ""
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run the validator's coroutine from synchronous code, even when called on a thread whose
+    event loop is running (then on a short-lived helper thread; verification belongs in an
+    executor anyway, DESIGN.md)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,103 @@
+"""A small PKI in a temporary folder and minimal envelopes, for the crypto tests.
+
+The PKI: one demo CA; bodies RU-FSSP (sender) and KZ-MJ (recipient), each with seal, an
+official ("chief"), tls and encryption keys in the key store's layout; a CRL issued at NOW.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from gateway.config import KeysSection
+from gateway.crypto.certificates import CertificateProfile, DemoPKI, build_demo_pki
+from gateway.crypto.keystore import KeyRole, KeyStore, SigningKey
+from gateway.crypto.trust import TrustList
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+"""Pinned time: the PKI is built at NOW, documents are signed at NOW, verified a minute later."""
+VERIFY_AT = NOW + timedelta(minutes=1)
+PASSPHRASE = "correct horse battery staple"
+SENDER = "RU-FSSP"
+RECIPIENT = "KZ-MJ"
+
+ENVELOPE_NS = "urn:cis-exchange:envelope:1"
+
+
+def envelope(sender: str = SENDER, recipient: str = RECIPIENT, text: str = "Запрос") -> bytes:
+    """A minimal unsigned envelope laid out as docs/architecture.md says."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<env:Envelope xmlns:env="{ENVELOPE_NS}">
+  <env:Header Id="header">
+    <env:MessageId>6f1c2a9e-5d3b-4c8e-9f00-1a2b3c4d5e6f</env:MessageId>
+    <env:ConversationId>0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f</env:ConversationId>
+    <env:Agreement>cis-enforcement</env:Agreement>
+    <env:Kind>Request</env:Kind>
+    <env:Sender>{sender}</env:Sender>
+    <env:Recipient>{recipient}</env:Recipient>
+    <env:Created>2026-11-23T10:00:00Z</env:Created>
+    <env:Confidential>false</env:Confidential>
+    <env:Urgency>normal</env:Urgency>
+    <env:Language>ru</env:Language>
+  </env:Header>
+  <env:Body Id="body">
+    <cis:Request xmlns:cis="urn:cis-exchange:cis-enforcement:1" lang="ru">{text}</cis:Request>
+  </env:Body>
+</env:Envelope>
+""".encode()
+
+
+@dataclass(frozen=True)
+class CryptoPKI:
+    pki: DemoPKI
+    root: Path
+
+    def store(self, body_id: str = SENDER, **keys: object) -> KeyStore:
+        section = KeysSection(dir=self.pki.body_dirs[body_id], official="chief", **keys)  # type: ignore[arg-type]
+        return KeyStore(section, body_id, environ={"GATEWAY_KEY_PASSPHRASE": PASSPHRASE})
+
+    def trust(self, *, with_crl: bool = True, at: datetime = NOW) -> TrustList:
+        crls = [self.pki.ca.crl(now=at)] if with_crl else []
+        return TrustList.from_certificates([self.pki.ca.certificate], crls)
+
+    def reissued(self, key: SigningKey, *, not_before: datetime, not_after: datetime) -> SigningKey:
+        """The same key with a new certificate for the given period."""
+        profile = CertificateProfile(
+            role=str(key.role),
+            body_id=key.body_id,
+            common_name=_cn(key.certificate),
+            title=_title(key.certificate),
+            demo=True,
+        )
+        cert = self.pki.ca.issue(
+            key.private_key.public_key(),
+            profile,
+            now=NOW,
+            not_before=not_before,
+            not_after=not_after,
+        )
+        return SigningKey(
+            role=KeyRole(key.role),
+            name=key.name,
+            certificate=cert,
+            chain=key.chain,
+            private_key=key.private_key,
+            location=key.location,
+        )
+
+
+def _cn(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+
+
+def _title(cert: x509.Certificate) -> str:
+    values = cert.subject.get_attributes_for_oid(x509.NameOID.TITLE)
+    return str(values[0].value) if values else ""
+
+
+def build_test_pki(root: Path) -> CryptoPKI:
+    pki = build_demo_pki(root, [SENDER, RECIPIENT], now=NOW, passphrase=PASSPHRASE.encode())
+    return CryptoPKI(pki=pki, root=root)

@@ -1,0 +1,514 @@
+"""Signing and verifying envelopes: the round trip, xmlsec1, and the ways a signature must fail."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+
+from gateway.crypto import xades
+from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.keystore import WrongRole
+from gateway.crypto.report import Indication, RevocationStatus, SignatureInvalid, SubIndication
+from gateway.crypto.trust import TrustList
+from gateway.crypto.xades import SigningError, sign_document, verify_document
+from tests.crypto.helpers import NOW, RECIPIENT, SENDER, VERIFY_AT, CryptoPKI, envelope
+from tests.tooling import require_tool
+
+NS = {"env": xades.ENV_NS, "ds": xades.DS_NS}
+
+
+@pytest.fixture(scope="module")
+def signed(test_pki: CryptoPKI) -> bytes:
+    store = test_pki.store()
+    return sign_document(envelope(), store.official(), store.seal(), NOW)
+
+
+def by_role(verified: xades.VerifiedDocument) -> dict[str, object]:
+    return {s.role: s for s in verified.report.signatures}
+
+
+def test_round_trip_passes_and_returns_only_signed_content(
+    signed: bytes, test_pki: CryptoPKI
+) -> None:
+    verified = verify_document(signed, test_pki.trust(), VERIFY_AT, expected_sender=SENDER)
+    assert verified.passed, verified.report.summary()
+    roles = by_role(verified)
+    assert set(roles) == {"official", "seal"}
+    seal = verified.report.signatures[0]
+    assert seal.role == "seal"
+    assert seal.signer_body_id == SENDER
+    assert seal.claimed_signing_time == NOW
+    assert seal.revocation is RevocationStatus.GOOD
+    assert seal.chain[-1].subject == test_pki.pki.ca.certificate.subject.rfc4514_string()
+    assert seal.signature_algorithm.endswith("ecdsa-sha256")
+    official = roles["official"]
+    assert "Иванов" in official.signer_subject  # type: ignore[attr-defined]
+    # The tree handed back is the sealed envelope, without the seal's own signature.
+    tree = verified.tree
+    assert tree is not None and tree.tag == xades.ENVELOPE
+    assert tree.findtext("env:Header/env:Sender", namespaces=NS) == SENDER
+    assert tree.find("env:Signatures/env:Seal/ds:Signature", namespaces=NS) is None
+    assert tree.find("env:Signatures/env:Official/ds:Signature", namespaces=NS) is not None
+    assert etree.fromstring(verified.signed_bytes).tag == xades.ENVELOPE
+    verified.report.raise_for_failure()
+
+
+def test_layout_matches_the_architecture(signed: bytes) -> None:
+    root = etree.fromstring(signed)
+    assert [c.tag.split("}")[1] for c in root] == ["Header", "Body", "Signatures"]
+    official = root.find("env:Signatures/env:Official/ds:Signature", namespaces=NS)
+    seal = root.find("env:Signatures/env:Seal/ds:Signature", namespaces=NS)
+    uris = [r.get("URI") for r in official.findall("ds:SignedInfo/ds:Reference", namespaces=NS)]
+    assert uris[:2] == ["#header", "#body"]
+    seal_uris = [r.get("URI") for r in seal.findall("ds:SignedInfo/ds:Reference", namespaces=NS)]
+    assert seal_uris[0] == ""
+    c14n = seal.find("ds:SignedInfo/ds:CanonicalizationMethod", namespaces=NS).get("Algorithm")
+    assert c14n == "http://www.w3.org/2006/12/xml-c14n11"
+    signing_time = seal.findtext(".//{http://uri.etsi.org/01903/v1.3.2#}SigningTime")
+    assert signing_time == "2026-11-23T10:00:00Z"
+
+
+def test_seal_only_document(test_pki: CryptoPKI) -> None:
+    store = test_pki.store()
+    doc = sign_document(envelope(), None, store.seal(), NOW)
+    assert verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False).passed
+    strict = verify_document(doc, test_pki.trust(), VERIFY_AT)
+    assert not strict.passed
+    assert by_role(strict)["official"].sub_indication is SubIndication.FORMAT_FAILURE  # type: ignore[attr-defined]
+    assert strict.tree is None and strict.signed_bytes == b""
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_xmlsec1_verifies_each_signature(
+    signed: bytes, test_pki: CryptoPKI, tmp_path: Path, index: int
+) -> None:
+    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
+    doc = tmp_path / "signed.xml"
+    doc.write_bytes(signed)
+    result = subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(test_pki.pki.ca_file),
+            "--id-attr:Id",
+            f"{xades.ENV_NS}:Header",
+            "--id-attr:Id",
+            f"{xades.ENV_NS}:Body",
+            "--id-attr:Id",
+            f"{xades.DS_NS}:KeyInfo",
+            "--id-attr:Id",
+            "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
+            "--verification-time",
+            "2026-11-23 10:01:00",
+            "--node-xpath",
+            f"(//*[local-name()='Signature'])[{index}]",
+            str(doc),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_xmlsec1_rejects_a_tampered_body(
+    signed: bytes, test_pki: CryptoPKI, tmp_path: Path
+) -> None:
+    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
+    doc = tmp_path / "tampered.xml"
+    doc.write_bytes(signed.replace("Запрос".encode(), "Подлог".encode()))
+    result = subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(test_pki.pki.ca_file),
+            "--id-attr:Id",
+            f"{xades.ENV_NS}:Header",
+            "--id-attr:Id",
+            f"{xades.ENV_NS}:Body",
+            "--id-attr:Id",
+            f"{xades.DS_NS}:KeyInfo",
+            "--id-attr:Id",
+            "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
+            "--verification-time",
+            "2026-11-23 10:01:00",
+            "--node-xpath",
+            "(//*[local-name()='Signature'])[1]",
+            str(doc),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+
+
+# --- tampering ----------------------------------------------------------------------------------
+
+
+def _edit(signed: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    root = etree.fromstring(signed)
+    change(root)
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+def _set_request_text(root: etree._Element) -> None:
+    root.find("env:Body", namespaces=NS)[0].text = "Подлог"
+
+
+def _set_request_attribute(root: etree._Element) -> None:
+    root.find("env:Body", namespaces=NS)[0].set("lang", "kk")
+
+
+def _change_sender(root: etree._Element) -> None:
+    root.find("env:Header/env:Sender", namespaces=NS).text = "KZ-MJ"
+
+
+def _add_header_child(root: etree._Element) -> None:
+    etree.SubElement(
+        root.find("env:Header", namespaces=NS), f"{{{xades.ENV_NS}}}InReplyTo"
+    ).text = "x"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_set_request_text, _set_request_attribute, _change_sender, _add_header_child],
+    ids=["text", "attribute", "sender", "added-element"],
+)
+def test_changed_content_fails_both_signatures_with_hash_failure(
+    signed: bytes, test_pki: CryptoPKI, change
+) -> None:  # type: ignore[no-untyped-def]
+    verified = verify_document(_edit(signed, change), test_pki.trust(), VERIFY_AT)
+    assert verified.report.indication is Indication.TOTAL_FAILED
+    for report in verified.report.signatures:
+        assert report.sub_indication is SubIndication.HASH_FAILURE, report.summary()
+    assert verified.tree is None
+
+
+def _duplicate_body(root: etree._Element) -> None:
+    body = root.find("env:Body", namespaces=NS)
+    root.insert(2, copy.deepcopy(body))
+
+
+def _wrap_original_body(root: etree._Element) -> None:
+    # XSW: the signed Body moves into a wrapper; a forged Body (no Id) takes its place.
+    body = root.find("env:Body", namespaces=NS)
+    wrapper = etree.Element(f"{{{xades.ENV_NS}}}Extension")
+    root.replace(body, wrapper)
+    wrapper.append(body)
+    forged = etree.Element(f"{{{xades.ENV_NS}}}Body")
+    etree.SubElement(forged, "{urn:cis-exchange:cis-enforcement:1}Request").text = "Подлог"
+    root.insert(1, forged)
+
+
+def _body_into_seal_object(root: etree._Element) -> None:
+    # XSW: the signed Body hides in a ds:Object of the seal; a forged Body replaces it.
+    body = root.find("env:Body", namespaces=NS)
+    seal = root.find("env:Signatures/env:Seal/ds:Signature", namespaces=NS)
+    holder = etree.SubElement(seal, f"{{{xades.DS_NS}}}Object")
+    forged = copy.deepcopy(body)
+    del forged.attrib["Id"]
+    forged[0].text = "Подлог"
+    root.replace(body, forged)
+    holder.append(body)
+
+
+def _second_signatures(root: etree._Element) -> None:
+    root.append(copy.deepcopy(root.find("env:Signatures", namespaces=NS)))
+
+
+def _signature_in_body(root: etree._Element) -> None:
+    official = root.find("env:Signatures/env:Official/ds:Signature", namespaces=NS)
+    root.find("env:Body", namespaces=NS)[0].append(copy.deepcopy(official))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _duplicate_body,
+        _wrap_original_body,
+        _body_into_seal_object,
+        _second_signatures,
+        _signature_in_body,
+    ],
+    ids=[
+        "duplicated-body",
+        "wrapped-body",
+        "body-in-seal-object",
+        "two-signatures-blocks",
+        "signature-in-body",
+    ],
+)
+def test_signature_wrapping_is_refused(signed: bytes, test_pki: CryptoPKI, change) -> None:  # type: ignore[no-untyped-def]
+    verified = verify_document(_edit(signed, change), test_pki.trust(), VERIFY_AT)
+    assert not verified.passed
+    assert verified.report.indication is Indication.TOTAL_FAILED
+    assert verified.report.first_failure.sub_indication in {  # type: ignore[union-attr]
+        SubIndication.FORMAT_FAILURE,
+        SubIndication.HASH_FAILURE,
+    }
+    assert verified.tree is None and verified.signed_bytes == b""
+
+
+def test_removed_official_signature(signed: bytes, test_pki: CryptoPKI) -> None:
+    def remove(root: etree._Element) -> None:
+        signatures = root.find("env:Signatures", namespaces=NS)
+        signatures.remove(signatures.find("env:Official", namespaces=NS))
+
+    verified = verify_document(_edit(signed, remove), test_pki.trust(), VERIFY_AT)
+    roles = by_role(verified)
+    assert roles["official"].sub_indication is SubIndication.FORMAT_FAILURE  # type: ignore[attr-defined]
+    # The seal covered the official's signature: removing it breaks the seal too.
+    assert roles["seal"].sub_indication is SubIndication.HASH_FAILURE  # type: ignore[attr-defined]
+
+
+def test_removed_seal_signature(signed: bytes, test_pki: CryptoPKI) -> None:
+    def remove(root: etree._Element) -> None:
+        seal = root.find("env:Signatures/env:Seal", namespaces=NS)
+        seal.remove(seal[0])
+
+    verified = verify_document(_edit(signed, remove), test_pki.trust(), VERIFY_AT)
+    assert verified.report.indication is Indication.TOTAL_FAILED
+    assert verified.report.signatures[0].sub_indication is SubIndication.FORMAT_FAILURE
+
+
+def test_swapped_certificate(signed: bytes, test_pki: CryptoPKI) -> None:
+    other = test_pki.store(RECIPIENT).seal().certificate
+    from base64 import b64encode
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    def swap(root: etree._Element) -> None:
+        cert = root.find(
+            "env:Signatures/env:Seal/ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate",
+            namespaces=NS,
+        )
+        cert.text = b64encode(other.public_bytes(Encoding.DER)).decode()
+
+    verified = verify_document(_edit(signed, swap), test_pki.trust(), VERIFY_AT)
+    seal = verified.report.signatures[0]
+    assert seal.indication is Indication.TOTAL_FAILED
+    assert seal.sub_indication in {SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE}
+
+
+def test_forged_signature_value(signed: bytes, test_pki: CryptoPKI) -> None:
+    def flip(root: etree._Element) -> None:
+        value = root.find("env:Signatures/env:Seal/ds:Signature/ds:SignatureValue", namespaces=NS)
+        text = value.text.strip()
+        value.text = ("A" if text[0] != "A" else "B") + text[1:]
+
+    seal = verify_document(_edit(signed, flip), test_pki.trust(), VERIFY_AT).report.signatures[0]
+    assert seal.sub_indication is SubIndication.SIG_CRYPTO_FAILURE
+
+
+def test_not_xml_and_doctype(test_pki: CryptoPKI, signed: bytes) -> None:
+    assert (
+        verify_document(b"<nope", test_pki.trust(), VERIFY_AT).report.signatures[0].sub_indication
+        is SubIndication.FORMAT_FAILURE
+    )
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>' + signed.split(b"?>", 1)[1]
+    report = verify_document(bomb, test_pki.trust(), VERIFY_AT).report
+    assert report.signatures[0].sub_indication is SubIndication.FORMAT_FAILURE
+
+
+# --- who signed, and when ------------------------------------------------------------------------
+
+
+def test_signer_of_another_body(test_pki: CryptoPKI) -> None:
+    kz = test_pki.store(RECIPIENT)
+    with pytest.raises(WrongRole, match="Sender"):
+        sign_document(envelope(), kz.official(), kz.seal(), NOW)
+    root = xades.parse_untrusted(envelope())
+    forged = xades._sign_unchecked(root, kz.official(), kz.seal(), NOW)
+    verified = verify_document(forged, test_pki.trust(), VERIFY_AT)
+    assert verified.report.indication is Indication.TOTAL_FAILED
+    for report in verified.report.signatures:
+        assert report.sub_indication is SubIndication.SIG_CONSTRAINTS_FAILURE
+        assert report.signer_body_id == RECIPIENT
+
+
+def test_expected_sender_mismatch(signed: bytes, test_pki: CryptoPKI) -> None:
+    verified = verify_document(signed, test_pki.trust(), VERIFY_AT, expected_sender=RECIPIENT)
+    assert verified.report.signatures[0].sub_indication is SubIndication.SIG_CONSTRAINTS_FAILURE
+
+
+def _sign_with_seal(test_pki: CryptoPKI, seal, at) -> bytes:  # type: ignore[no-untyped-def]
+    return xades._sign_unchecked(xades.parse_untrusted(envelope()), None, seal, at)
+
+
+def test_expired_certificate(test_pki: CryptoPKI) -> None:
+    seal = test_pki.reissued(
+        test_pki.store().seal(),
+        not_before=NOW - timedelta(days=400),
+        not_after=NOW - timedelta(days=30),
+    )
+    with pytest.raises(WrongRole, match="renew"):
+        sign_document(envelope(), None, seal, NOW)
+    doc = _sign_with_seal(test_pki, seal, NOW)
+    report = verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False).report
+    assert report.signatures[0].indication is Indication.TOTAL_FAILED
+    assert report.signatures[0].sub_indication is SubIndication.EXPIRED
+
+
+def test_expired_since_signing_without_timestamp(test_pki: CryptoPKI) -> None:
+    # A CA old enough to have been valid when the document claims to have been signed.
+    old_ca = DemoCA.create(now=NOW - timedelta(days=500))
+    current = test_pki.store().seal()
+    profile = CertificateProfile(role="seal", body_id=SENDER, demo=True)
+    cert = old_ca.issue(
+        current.private_key.public_key(),
+        profile,
+        now=NOW,
+        not_before=NOW - timedelta(days=400),
+        not_after=NOW - timedelta(days=30),
+    )
+    seal = replace(current, certificate=cert, chain=(old_ca.certificate,))
+    doc = _sign_with_seal(test_pki, seal, NOW - timedelta(days=60))
+    trust = TrustList.from_certificates([old_ca.certificate], [old_ca.crl(now=NOW)])
+    report = verify_document(doc, trust, VERIFY_AT, require_official=False).report
+    assert report.signatures[0].indication is Indication.INDETERMINATE
+    assert report.signatures[0].sub_indication is SubIndication.OUT_OF_BOUNDS_NO_POE
+    # Judged at a time when the certificate was still valid (an archive re-check), it passes.
+    then = NOW - timedelta(days=59)
+    old_trust = TrustList.from_certificates([old_ca.certificate], [old_ca.crl(now=then)])
+    old = verify_document(doc, old_trust, then, require_official=False)
+    assert old.passed, old.report.summary()
+
+
+def test_not_yet_valid_certificate(test_pki: CryptoPKI) -> None:
+    seal = test_pki.reissued(
+        test_pki.store().seal(),
+        not_before=NOW + timedelta(days=1),
+        not_after=NOW + timedelta(days=400),
+    )
+    doc = _sign_with_seal(test_pki, seal, NOW)
+    report = verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False).report
+    assert report.signatures[0].sub_indication is SubIndication.NOT_YET_VALID
+
+
+def test_signing_time_in_the_future(test_pki: CryptoPKI) -> None:
+    doc = _sign_with_seal(test_pki, test_pki.store().seal(), NOW + timedelta(days=1))
+    report = verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False).report
+    assert report.signatures[0].sub_indication is SubIndication.SIG_CONSTRAINTS_FAILURE
+
+
+def _trust_revoking(test_pki: CryptoPKI, cert, revoked_at) -> TrustList:  # type: ignore[no-untyped-def]
+    ca = DemoCA(key=test_pki.pki.ca.key, certificate=test_pki.pki.ca.certificate)
+    ca.revoke(cert, at=revoked_at)
+    return TrustList.from_certificates([ca.certificate], [ca.crl(now=VERIFY_AT)])
+
+
+def test_revoked_before_signing(test_pki: CryptoPKI, signed: bytes) -> None:
+    seal = test_pki.store().seal()
+    trust = _trust_revoking(test_pki, seal.certificate, NOW - timedelta(hours=1))
+    report = verify_document(signed, trust, VERIFY_AT).report
+    assert report.signatures[0].indication is Indication.TOTAL_FAILED
+    assert report.signatures[0].sub_indication is SubIndication.REVOKED
+    assert report.signatures[0].revocation is RevocationStatus.REVOKED
+    assert report.signatures[1].passed  # the official's certificate was not revoked
+    with pytest.raises(SignatureInvalid) as caught:
+        report.raise_for_failure()
+    assert caught.value.sub_indication is SubIndication.REVOKED
+
+
+def test_revoked_after_claimed_signing_time(test_pki: CryptoPKI) -> None:
+    seal = test_pki.store().seal()
+    doc = _sign_with_seal(test_pki, seal, NOW)
+    trust = _trust_revoking(test_pki, seal.certificate, NOW + timedelta(seconds=30))
+    report = verify_document(doc, trust, VERIFY_AT, require_official=False).report
+    assert report.signatures[0].indication is Indication.INDETERMINATE
+    assert report.signatures[0].sub_indication is SubIndication.REVOKED_NO_POE
+
+
+def test_no_crl_fails_closed(test_pki: CryptoPKI, signed: bytes) -> None:
+    report = verify_document(signed, test_pki.trust(with_crl=False), VERIFY_AT).report
+    assert report.indication is Indication.INDETERMINATE
+    assert report.signatures[0].sub_indication is SubIndication.TRY_LATER
+    stale = test_pki.trust(at=NOW - timedelta(days=30))  # its nextUpdate is long past
+    assert (
+        verify_document(signed, stale, VERIFY_AT).report.signatures[0].sub_indication
+        is SubIndication.TRY_LATER
+    )
+    lax = TrustList.from_certificates([test_pki.pki.ca.certificate], require_revocation=False)
+    verified = verify_document(signed, lax, VERIFY_AT)
+    assert verified.passed
+    assert verified.report.signatures[0].revocation is RevocationStatus.NOT_CHECKED
+
+
+def test_untrusted_ca(signed: bytes) -> None:
+    stranger = DemoCA.create(now=NOW)
+    trust = TrustList.from_certificates([stranger.certificate], [stranger.crl(now=NOW)])
+    report = verify_document(signed, trust, VERIFY_AT).report
+    assert report.indication is Indication.INDETERMINATE
+    assert report.signatures[0].sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
+
+
+class _Sha1Signer(xades._Signer):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.sign_alg = SignatureMethod.ECDSA_SHA1
+        self.digest_alg = DigestAlgorithm.SHA1
+
+    def check_deprecated_methods(self) -> None:
+        """Let the test make what a careless peer would send."""
+
+
+def test_sha1_signature_is_refused(test_pki: CryptoPKI) -> None:
+    seal = test_pki.store().seal()
+    root = xades.parse_untrusted(envelope())
+    signatures = etree.SubElement(root, xades.SIGNATURES)
+    etree.SubElement(etree.SubElement(signatures, xades.SEAL), xades.DS_SIGNATURE, Id="placeholder")
+    signer = _Sha1Signer(NOW, "seal", seal.certificate.public_key())
+    doc = etree.tostring(
+        signer.sign(
+            root, key=seal.private_key, cert=[seal.certificate, *seal.chain], id_attribute="Id"
+        )
+    )
+    assert b"sha1" in doc
+    report = verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False).report
+    assert report.signatures[0].indication is Indication.INDETERMINATE
+    assert report.signatures[0].sub_indication is SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+    assert "SHA-1" in report.signatures[0].message
+
+
+# --- what sign_document refuses -----------------------------------------------------------------
+
+
+def test_sign_refuses_wrong_roles_and_bad_envelopes(test_pki: CryptoPKI, signed: bytes) -> None:
+    store = test_pki.store()
+    with pytest.raises(WrongRole, match="official"):
+        sign_document(envelope(), store.seal(), store.seal(), NOW)
+    with pytest.raises(WrongRole, match="seal"):
+        sign_document(envelope(), store.official(), store.official(), NOW)
+    with pytest.raises(SigningError) as caught:
+        sign_document(signed, store.official(), store.seal(), NOW)
+    assert caught.value.code == "SIGN_ALREADY_SIGNED"
+    with pytest.raises(SigningError) as caught:
+        sign_document(envelope().replace(b'Id="body"', b'Id="b"'), None, store.seal(), NOW)
+    assert caught.value.code == "SIGN_LAYOUT"
+    with pytest.raises(SigningError):
+        sign_document(b"<x/>", None, store.seal(), NOW)
+
+
+def test_ca_not_assigned_to_the_body(signed: bytes, test_pki: CryptoPKI) -> None:
+    ca = test_pki.pki.ca
+    assigned = TrustList.from_certificates(
+        [ca.certificate], [ca.crl(now=NOW)], body_anchors={SENDER: [ca.certificate]}
+    )
+    assert verify_document(signed, assigned, VERIFY_AT).passed
+    elsewhere = TrustList.from_certificates(
+        [ca.certificate], [ca.crl(now=NOW)], body_anchors={RECIPIENT: [ca.certificate]}
+    )
+    report = verify_document(signed, elsewhere, VERIFY_AT).report
+    assert report.indication is Indication.INDETERMINATE
+    assert report.signatures[0].sub_indication is SubIndication.CHAIN_CONSTRAINTS_FAILURE
