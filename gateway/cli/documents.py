@@ -1,0 +1,205 @@
+"""Document commands: ``gateway convert`` (JSON → XML) and ``gateway validate`` (XML).
+
+Exit codes: 0 — valid; 1 — the document is invalid (problems are printed with their codes);
+2 — the file cannot be read (missing, unreadable, not JSON at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from gateway.model.envelope import Header
+from gateway.model.problems import DocumentRejected, Problem
+from gateway.model.profiles import PROFILES
+from gateway.rules.content import check_content
+from gateway.xml.convert import json_to_xml, to_bytes
+from gateway.xml.header import read_header
+from gateway.xml.parsing import MAX_DOCUMENT_BYTES, parse_untrusted
+from gateway.xml.validate import validate
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_UNREADABLE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentCheck:
+    """Outcome of checking one document: schema first, then the content rules."""
+
+    problems: tuple[Problem, ...]
+    header: Header | None = None
+    """Read only when the document passed the schema."""
+
+    @property
+    def valid(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def check_tree(root: etree._Element) -> DocumentCheck:
+    """Schema, then (if the schema passes) the content rules."""
+    problems = validate(root)
+    if problems:
+        return DocumentCheck(problems)
+    header = read_header(root)
+    return DocumentCheck(check_content(root, header), header)
+
+
+def check_bytes(data: bytes) -> DocumentCheck:
+    """Parse (hardened), then :func:`check_tree`."""
+    try:
+        root = parse_untrusted(data)
+    except DocumentRejected as rejected:
+        return DocumentCheck(rejected.problems)
+    return check_tree(root)
+
+
+def register(subparsers: Any) -> None:
+    convert = subparsers.add_parser(
+        "convert",
+        help="JSON → XML по схеме (печатает XML)",
+        description="Преобразует документ JSON (формат docs/documents.md) в XML-конверт, "
+        "проверяет его по схеме и правилам и печатает XML.",
+    )
+    convert.add_argument(
+        "kind", metavar="KIND", help="вид сообщения: Request или cis-enforcement:Request"
+    )
+    convert.add_argument("file", metavar="FILE.json", type=Path)
+    convert.add_argument("--json", action="store_true", help="ошибки в машиночитаемом виде (JSON)")
+    convert.set_defaults(handler=_convert)
+
+    check = subparsers.add_parser(
+        "validate",
+        help="проверить XML-документ (схема и правила соглашений)",
+        description="Проверяет XML-конверт: разбор, схема, правила содержания. "
+        "Код выхода: 0 — документ корректен, 1 — есть ошибки, 2 — файл не прочитать.",
+    )
+    check.add_argument("file", metavar="FILE.xml", type=Path)
+    check.add_argument("--json", action="store_true", help="результат в машиночитаемом виде (JSON)")
+    check.set_defaults(handler=_validate)
+
+
+def _read(path: Path, as_json: bool) -> bytes | None:
+    """At most one byte more than a document may have: enough to tell it is too large."""
+    try:
+        with path.open("rb") as stream:
+            return stream.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as error:
+        _report_unreadable(path, str(error), as_json)
+        return None
+
+
+def _report_unreadable(path: Path, reason: str, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps({"file": str(path), "readable": False, "error": reason}, ensure_ascii=False)
+        )
+    else:
+        print(f"Не удалось прочитать файл {path}: {reason}", file=sys.stderr)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    data = _read(args.file, args.json)
+    if data is None:
+        return EXIT_UNREADABLE
+    if len(data) > MAX_DOCUMENT_BYTES:
+        too_large = Problem(
+            code="JSON_TOO_LARGE",
+            path="/",
+            message_ru=f"Файл JSON больше {MAX_DOCUMENT_BYTES} байт: такой документ не пройдёт "
+            "ограничение на размер XML.",
+            message_en=f"JSON file over {MAX_DOCUMENT_BYTES} bytes",
+            remedy_ru="Уменьшите вложения или передайте их отдельными сообщениями.",
+        )
+        return _print_problems(args.file, (too_large,), args.json, stream=sys.stderr)
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        _report_unreadable(args.file, f"не JSON: {error}", args.json)
+        return EXIT_UNREADABLE
+    mismatch = _kind_mismatch(args.kind, document)
+    if mismatch:
+        return _print_problems(args.file, (mismatch,), args.json, stream=sys.stderr)
+    try:
+        root = json_to_xml(document)
+    except DocumentRejected as rejected:
+        return _print_problems(args.file, rejected.problems, args.json, stream=sys.stderr)
+    result = check_tree(root)
+    if not result.valid:
+        return _print_problems(args.file, result.problems, args.json, stream=sys.stderr)
+    sys.stdout.buffer.write(to_bytes(root, pretty=True))
+    sys.stdout.flush()
+    return EXIT_VALID
+
+
+def _kind_mismatch(kind_argument: str, document: Any) -> Problem | None:
+    agreement, _, kind = kind_argument.rpartition(":")
+    header = document.get("header") if isinstance(document, dict) else None
+    body = document.get("body") if isinstance(document, dict) else None
+    header = header if isinstance(header, dict) else {}
+    body_kinds = list(body) if isinstance(body, dict) else []
+    wrong: list[str] = []
+    if agreement and agreement not in PROFILES:
+        wrong.append(f"неизвестное соглашение «{agreement}» (допустимы: {', '.join(PROFILES)})")
+    if agreement and header.get("Agreement") != agreement:
+        wrong.append(f"в header.Agreement указано «{header.get('Agreement')}»")
+    if header.get("Kind") != kind:
+        wrong.append(f"в header.Kind указано «{header.get('Kind')}»")
+    if body_kinds != [kind]:
+        wrong.append(f"в body — {', '.join(body_kinds) or 'ничего'}")
+    if not wrong:
+        return None
+    return Problem(
+        code="JSON_KIND_MISMATCH",
+        path="/header/Kind",
+        message_ru=f"Ожидался документ вида «{kind_argument}», но " + "; ".join(wrong) + ".",
+        message_en=f"expected kind {kind_argument!r}; the JSON says otherwise",
+        remedy_ru="Укажите в команде вид, совпадающий с header.Kind и ключом body.",
+    )
+
+
+def _validate(args: argparse.Namespace) -> int:
+    data = _read(args.file, args.json)
+    if data is None:
+        return EXIT_UNREADABLE
+    result = check_bytes(data)
+    if result.valid and not result.problems:
+        if args.json:
+            print(json.dumps({"file": str(args.file), "valid": True, "problems": []}))
+        else:
+            header = result.header
+            what = f" ({header.agreement}:{header.kind})" if header else ""
+            print(f"{args.file}: документ корректен{what}.")
+        return EXIT_VALID
+    code = EXIT_VALID if result.valid else EXIT_INVALID
+    _print_problems(args.file, result.problems, args.json, stream=sys.stdout, valid=result.valid)
+    return code
+
+
+def _print_problems(
+    path: Path,
+    problems: tuple[Problem, ...],
+    as_json: bool,
+    *,
+    stream: Any,
+    valid: bool = False,
+) -> int:
+    if as_json:
+        payload = {"file": str(path), "valid": valid, "problems": [p.to_json() for p in problems]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2), file=stream)
+        return EXIT_VALID if valid else EXIT_INVALID
+    verdict = "предупреждения" if valid else "документ отклонён"
+    print(f"{path}: {verdict} ({len(problems)}):", file=stream)
+    for problem in problems:
+        article = f" [{problem.article}]" if problem.article else ""
+        print(f"  {problem.code}{article} {problem.path}", file=stream)
+        print(f"    {problem.message_ru}", file=stream)
+        if problem.remedy_ru:
+            print(f"    Что сделать: {problem.remedy_ru}", file=stream)
+    return EXIT_VALID if valid else EXIT_INVALID

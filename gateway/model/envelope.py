@@ -1,0 +1,48 @@
+"""The envelope header as plain data (docs/architecture.md, ``<env:Header>``).
+
+Exchange code reads routing and conversation facts from a :class:`Header`, never from the raw
+tree: the header is read only after the document has been verified and schema-validated
+(``gateway.xml.header.read_header``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Urgency(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+    """Cannot wait (SC Art. 5.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The fields of ``<env:Header>``, typed."""
+
+    message_id: str
+    """UUID (canonical lower-case string) of this message; receivers deduplicate by it."""
+    conversation_id: str
+    """UUID shared by every message of one conversation (a request and all that follows)."""
+    in_reply_to: str | None
+    """UUID of the message this one answers; None for a message that opens a conversation."""
+    agreement: str
+    """Profile id: ``cis-enforcement`` or ``ru-kz-supreme-courts``."""
+    kind: str
+    """Message kind, equal to the local name of the body's element."""
+    sender: str
+    """Body id of the sending body, e.g. ``RU-FSSP``."""
+    recipient: str
+    """Body id of the receiving body."""
+    created: datetime
+    """When the sender created the message; always timezone-aware."""
+    confidential: bool
+    """The requesting party asked for confidentiality (CIS Art. 16; SC Art. 8.1)."""
+    urgency: Urgency
+    requested_deadline: date | None
+    """A shorter deadline the requesting party asks for (CIS Art. 12 para. 2); None: the
+    agreement's own deadline."""
+    language: str
+    """Language of the document; the agreements require ``ru`` (CIS Art. 19; SC Art. 11)."""

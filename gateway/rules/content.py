@@ -1,0 +1,376 @@
+"""Content rules: what the XSD cannot say about a document.
+
+Run on a parsed, schema-valid (and, for received documents, verified) envelope together with
+its :class:`~gateway.model.envelope.Header`. Each rule returns
+:class:`~gateway.model.problems.Problem` objects with a stable ``RULE_*`` code, the field, the
+article it comes from, a Russian and an English message and what to do. The rules are pure:
+no I/O, no clock.
+
+Rules (codes are stable, docs/documents.md lists them):
+
+* ``RULE_LANGUAGE`` — the document is in Russian (CIS Art. 19; SC Art. 11).
+* ``RULE_KIND_UNKNOWN`` — ``<env:Kind>`` is a kind of the header's agreement.
+* ``RULE_BODY_NAMESPACE`` — the body's element is in the header agreement's namespace.
+* ``RULE_KIND_MISMATCH`` — the body's element is named as ``<env:Kind>``.
+* ``RULE_SENDER_IS_RECIPIENT`` — a body does not write to itself.
+* ``RULE_INCOME_PERIOD_REVERSED`` / ``RULE_INCOME_PERIOD_TOO_LONG`` — CIS Art. 7: From ≤ To,
+  at most 3 years.
+* ``RULE_PROPERTY_NOT_IDENTIFIED`` — CIS Art. 8: a request for the location of property names
+  the property and data identifying it.
+* ``RULE_QUESTIONS_MISSING`` — CIS Art. 11.2: a request for explanations lists its questions.
+* ``RULE_ATTACHMENT_SIZE`` / ``RULE_ATTACHMENT_DIGEST`` — an attachment's declared size and
+  SHA-256 match its content.
+* ``RULE_TRANSLATION_MISSING`` — SC Art. 5.1: a document not originally in Russian comes with
+  its Russian translation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+
+from lxml import etree
+
+from gateway.model.envelope import Header
+from gateway.model.problems import Problem
+from gateway.model.profiles import (
+    CIS_ENFORCEMENT,
+    COMMON_NAMESPACE,
+    ENVELOPE_NAMESPACE,
+    PROFILES,
+    RU_KZ_SUPREME_COURTS,
+    AgreementProfile,
+)
+
+INCOME_PERIOD_MAX_YEARS = 3
+"""CIS Art. 7 para. 2: income information 'за период, указанный в запросе, но не более чем за
+3 года'."""
+
+_C = f"{{{COMMON_NAMESPACE}}}"
+_CIS = f"{{{CIS_ENFORCEMENT.namespace}}}"
+_SC = f"{{{RU_KZ_SUPREME_COURTS.namespace}}}"
+_ENV = f"{{{ENVELOPE_NAMESPACE}}}"
+
+
+def check_content(root: etree._Element, header: Header) -> tuple[Problem, ...]:
+    """All content rules for one envelope; empty when the document passes them all."""
+    profile = PROFILES.get(header.agreement)
+    if profile is None:  # the schema's enumeration prevents this; a caller skipped validation
+        raise ValueError(f"unknown agreement {header.agreement!r}: validate the document first")
+    problems = [*check_language(header, profile), *check_parties(header, profile)]
+    body_element = _body_element(root)
+    kind_problems = check_kind(body_element, header, profile)
+    problems += kind_problems
+    if kind_problems:
+        # The body is not what the header says: the kind-specific rules would read the wrong thing.
+        return tuple(problems)
+    for rule in _KIND_RULES.get((profile.id, header.kind), ()):
+        problems += rule(body_element)
+    problems += check_attachments(body_element)
+    return tuple(problems)
+
+
+# ----- envelope-level rules -----
+
+
+def check_language(header: Header, profile: AgreementProfile) -> list[Problem]:
+    """The agreements' working language is Russian (CIS Art. 19; SC Art. 11)."""
+    if header.language == profile.language:
+        return []
+    return [
+        Problem(
+            code="RULE_LANGUAGE",
+            path="/Envelope/Header/Language",
+            article=profile.language_article,
+            message_ru=(
+                f"Язык документа — «{header.language}», а соглашение требует русский язык "
+                f"({profile.language})."
+            ),
+            message_en=f"language {header.language!r}: the agreement requires {profile.language!r}",
+            remedy_ru="Составьте документ на русском языке и укажите Language = ru.",
+        )
+    ]
+
+
+def check_parties(header: Header, profile: AgreementProfile) -> list[Problem]:
+    """Sender and recipient are two different bodies (requesting ≠ requested party)."""
+    if header.sender != header.recipient:
+        return []
+    article = "CIS Art. 1" if profile.id == CIS_ENFORCEMENT.id else "SC Art. 5.1"
+    return [
+        Problem(
+            code="RULE_SENDER_IS_RECIPIENT",
+            path="/Envelope/Header/Recipient",
+            article=article,
+            message_ru="Отправитель и получатель совпадают: запрашивающая и запрашиваемая "
+            "Стороны должны быть разными органами.",
+            message_en="sender and recipient are the same body",
+            remedy_ru="Укажите в Recipient идентификатор органа другой Стороны.",
+        )
+    ]
+
+
+def check_kind(
+    body_element: etree._Element, header: Header, profile: AgreementProfile
+) -> list[Problem]:
+    """The header's kind exists in the profile, and the body's element is that kind."""
+    problems: list[Problem] = []
+    qname = etree.QName(body_element)
+    if header.kind not in profile.kinds:
+        problems.append(
+            Problem(
+                code="RULE_KIND_UNKNOWN",
+                path="/Envelope/Header/Kind",
+                message_ru=(
+                    f"Вида сообщения «{header.kind}» нет в соглашении {profile.id}; допустимы: "
+                    f"{', '.join(profile.kinds)}."
+                ),
+                message_en=f"{header.kind!r} is not a message kind of {profile.id}",
+                remedy_ru="Укажите вид сообщения из перечня соглашения.",
+            )
+        )
+    if qname.namespace != profile.namespace:
+        problems.append(
+            Problem(
+                code="RULE_BODY_NAMESPACE",
+                path=f"/Envelope/Body/{qname.localname}",
+                message_ru=(
+                    f"Содержимое Body относится к другому соглашению (пространство имён "
+                    f"{qname.namespace}), а в заголовке указано {profile.id}."
+                ),
+                message_en=(
+                    f"body element is in {qname.namespace}, header agreement is {profile.id} "
+                    f"({profile.namespace})"
+                ),
+                remedy_ru="Согласуйте Agreement в заголовке с пространством имён содержимого.",
+            )
+        )
+    if qname.localname != header.kind:
+        problems.append(
+            Problem(
+                code="RULE_KIND_MISMATCH",
+                path=f"/Envelope/Body/{qname.localname}",
+                message_ru=(
+                    f"В заголовке указан вид «{header.kind}», а в Body — «{qname.localname}»."
+                ),
+                message_en=f"header kind {header.kind!r} but body element {qname.localname!r}",
+                remedy_ru="Согласуйте Kind в заголовке с элементом в Body.",
+            )
+        )
+    return problems
+
+
+# ----- CIS request rules -----
+
+
+def check_income_periods(request: etree._Element) -> list[Problem]:
+    """CIS Art. 7: the income period runs forward and covers at most three years."""
+    problems: list[Problem] = []
+    for subject in request.iterfind(f"{_CIS}Subjects/{_CIS}Subject/{_CIS}EmploymentAndIncome"):
+        period = subject.find(f"{_CIS}Period")
+        if period is None:
+            continue
+        start = date.fromisoformat(_text(period.find(f"{_C}From")).strip())
+        end = date.fromisoformat(_text(period.find(f"{_C}To")).strip())
+        path = _path(period)
+        if start > end:
+            problems.append(
+                Problem(
+                    code="RULE_INCOME_PERIOD_REVERSED",
+                    path=path,
+                    article="CIS Art. 7",
+                    message_ru=f"Начало периода ({start}) позже его окончания ({end}).",
+                    message_en=f"period starts {start}, after its end {end}",
+                    remedy_ru="Поменяйте From и To местами или исправьте даты.",
+                )
+            )
+        elif end >= _years_after(start, INCOME_PERIOD_MAX_YEARS):
+            last = _years_after(start, INCOME_PERIOD_MAX_YEARS) - timedelta(days=1)
+            problems.append(
+                Problem(
+                    code="RULE_INCOME_PERIOD_TOO_LONG",
+                    path=path,
+                    article="CIS Art. 7",
+                    message_ru=(
+                        f"Сведения о доходах запрашиваются не более чем за "
+                        f"{INCOME_PERIOD_MAX_YEARS} года; период {start} — {end} длиннее."
+                    ),
+                    message_en=(
+                        f"income period {start}..{end} exceeds {INCOME_PERIOD_MAX_YEARS} years"
+                    ),
+                    remedy_ru=f"Сократите период: при начале {start} окончание не позже {last}.",
+                )
+            )
+    return problems
+
+
+def check_property_identified(request: etree._Element) -> list[Problem]:
+    """CIS Art. 8 para. 2: a location-of-property request identifies the property."""
+    problems: list[Problem] = []
+    for subject in request.iterfind(f"{_CIS}Subjects/{_CIS}Subject/{_CIS}Location"):
+        if _text(subject.find(f"{_CIS}Target")) != "property":
+            continue
+        properties = subject.findall(f"{_CIS}Property")
+        unidentified = [
+            p
+            for p in properties
+            if p.find(f"{_CIS}Description") is None and p.find(f"{_CIS}Identifier") is None
+        ]
+        if properties and not unidentified:
+            continue
+        where = _path(unidentified[0]) if unidentified else _path(subject) + "/Property"
+        problems.append(
+            Problem(
+                code="RULE_PROPERTY_NOT_IDENTIFIED",
+                path=where,
+                article="CIS Art. 8",
+                message_ru="В запросе о местонахождении имущества не указано конкретное "
+                "имущество и данные, позволяющие его идентифицировать.",
+                message_en="a property-location request must identify the property",
+                remedy_ru="Добавьте Property с описанием (Description) и/или идентификаторами "
+                "(Identifier: госномер, VIN, кадастровый номер…).",
+            )
+        )
+    return problems
+
+
+def check_questions(request: etree._Element) -> list[Problem]:
+    """CIS Art. 11.2: a request for explanations lists the questions to put to the party."""
+    problems: list[Problem] = []
+    for subject in request.iterfind(f"{_CIS}Subjects/{_CIS}Subject/{_CIS}Explanations"):
+        questions = subject.find(f"{_CIS}Questions")
+        if questions is not None and questions.find(f"{_CIS}Question") is not None:
+            continue
+        problems.append(
+            Problem(
+                code="RULE_QUESTIONS_MISSING",
+                path=_path(subject) + "/Questions",
+                article="CIS Art. 11.2",
+                message_ru="Запрос о получении разъяснений от стороны исполнительного "
+                "производства должен содержать перечень вопросов.",
+                message_en="an explanations request must list at least one question",
+                remedy_ru="Добавьте хотя бы один элемент Question в Questions.",
+            )
+        )
+    return problems
+
+
+# ----- SC rules -----
+
+
+def check_translations(request: etree._Element) -> list[Problem]:
+    """SC Art. 5.1: documents not originally in Russian are translated by the requesting party."""
+    problems: list[Problem] = []
+    for document in request.iterfind(f"{_SC}Documents/{_SC}Document"):
+        language = _text(document.find(f"{_SC}OriginalLanguage"))
+        if language == "ru" or document.find(f"{_SC}Translation") is not None:
+            continue
+        problems.append(
+            Problem(
+                code="RULE_TRANSLATION_MISSING",
+                path=_path(document) + "/Translation",
+                article="SC Art. 5.1",
+                message_ru=f"Документ составлен не на русском языке ({language}), а перевода на "
+                "русский язык нет.",
+                message_en=f"document in {language!r} has no Russian translation",
+                remedy_ru="Приложите перевод на русский язык (Translation).",
+            )
+        )
+    return problems
+
+
+# ----- attachments (both profiles) -----
+
+
+def check_attachments(body_element: etree._Element) -> list[Problem]:
+    """Every attachment's Size and Sha256 describe its decoded Content."""
+    problems: list[Problem] = []
+    for content in body_element.iter(f"{_C}Content"):
+        attachment = content.getparent()
+        size_node, digest_node = attachment.find(f"{_C}Size"), attachment.find(f"{_C}Sha256")
+        if size_node is None or digest_node is None:
+            continue
+        try:
+            data = base64.b64decode("".join(_text(content).split()), validate=True)
+        except (binascii.Error, ValueError):
+            continue  # the schema's base64Binary check reports it
+        path = _path(attachment)
+        if int(_text(size_node).strip()) != len(data):
+            problems.append(
+                Problem(
+                    code="RULE_ATTACHMENT_SIZE",
+                    path=path + "/Size",
+                    message_ru=f"Указанный размер вложения ({_text(size_node).strip()} байт) не "
+                    f"совпадает с фактическим ({len(data)} байт).",
+                    message_en=f"declared size {_text(size_node).strip()} != content {len(data)}",
+                    remedy_ru="Пересчитайте Size по содержимому или приложите файл заново.",
+                )
+            )
+        if hashlib.sha256(data).hexdigest() != _text(digest_node):
+            problems.append(
+                Problem(
+                    code="RULE_ATTACHMENT_DIGEST",
+                    path=path + "/Sha256",
+                    message_ru="Хеш SHA-256 вложения не совпадает с его содержимым: файл "
+                    "повреждён или подменён.",
+                    message_en="attachment SHA-256 does not match its content",
+                    remedy_ru="Приложите файл заново; хеш вычисляется по исходным байтам файла.",
+                )
+            )
+    return problems
+
+
+_KIND_RULES: dict[tuple[str, str], tuple[Callable[[etree._Element], list[Problem]], ...]] = {
+    (CIS_ENFORCEMENT.id, "Request"): (
+        check_income_periods,
+        check_property_identified,
+        check_questions,
+    ),
+    (RU_KZ_SUPREME_COURTS.id, "Request"): (check_translations,),
+}
+
+
+# ----- helpers -----
+
+
+def _body_element(root: etree._Element) -> etree._Element:
+    body = root.find(f"{_ENV}Body")
+    children = [] if body is None else [c for c in body if isinstance(c.tag, str)]
+    if len(children) != 1:
+        raise ValueError("env:Body must hold exactly one element: validate the document first")
+    return children[0]
+
+
+def _text(node: etree._Element | None) -> str:
+    return "" if node is None or node.text is None else node.text
+
+
+def _years_after(start: date, years: int) -> date:
+    """The same calendar day ``years`` later; 29 February moves to 1 March."""
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:
+        return date(start.year + years, 3, 1)
+
+
+def _ancestors(node: etree._Element) -> Iterator[etree._Element]:
+    while node is not None:
+        yield node
+        node = node.getparent()
+
+
+def _path(node: etree._Element) -> str:
+    """``/Envelope/Body/Request/Subjects/Location[2]`` (as gateway.xml.paths writes it)."""
+    parts = []
+    for item in _ancestors(node):
+        name = etree.QName(item).localname
+        parent = item.getparent()
+        if parent is not None:
+            same = list(parent.iterchildren(item.tag))
+            if len(same) > 1:
+                name = f"{name}[{same.index(item) + 1}]"
+        parts.append(name)
+    return "/" + "/".join(reversed(parts))

@@ -1,0 +1,54 @@
+"""Read the typed :class:`~gateway.model.envelope.Header` from a validated envelope."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from lxml import etree
+
+from gateway.model.envelope import Header, Urgency
+from gateway.model.profiles import ENVELOPE_NAMESPACE
+
+_NS = {"env": ENVELOPE_NAMESPACE}
+
+
+def read_header(root: etree._Element) -> Header:
+    """The header of a parsed envelope that has passed :func:`gateway.xml.validate.validate`.
+
+    Call it only on a verified, schema-valid tree (the schema guarantees every field's
+    presence and lexical form; this function only converts). On anything else it raises
+    ``ValueError`` naming the field, which is a programming error, not a peer's.
+    """
+    header = root.find("env:Header", _NS)
+    if header is None:
+        raise ValueError("no env:Header: validate the document before reading its header")
+
+    def text(name: str) -> str | None:
+        node = header.find(f"env:{name}", _NS)
+        return None if node is None else (node.text or "")
+
+    def required(name: str) -> str:
+        value = text(name)
+        if value is None:
+            raise ValueError(f"env:Header/env:{name} is missing: validate the document first")
+        return value
+
+    # xs:dateTime, xs:date and xs:boolean collapse whitespace; the string types do not.
+    deadline = text("RequestedDeadline")
+    created = datetime.fromisoformat(required("Created").strip())
+    if created.tzinfo is None:
+        raise ValueError("env:Header/env:Created has no time zone: validate the document first")
+    return Header(
+        message_id=required("MessageId"),
+        conversation_id=required("ConversationId"),
+        in_reply_to=text("InReplyTo"),
+        agreement=required("Agreement"),
+        kind=required("Kind"),
+        sender=required("Sender"),
+        recipient=required("Recipient"),
+        created=created,
+        confidential=required("Confidential").strip() in ("true", "1"),
+        urgency=Urgency(required("Urgency")),
+        requested_deadline=None if deadline is None else date.fromisoformat(deadline.strip()),
+        language=required("Language"),
+    )

@@ -1,0 +1,116 @@
+"""The schema registry: our XSDs, loaded once.
+
+Two engines over the same files, each for what it does best (FACTS.md):
+
+* lxml ``XMLSchema`` (libxml2, the engine behind ``xmllint``) decides validity on the hot path:
+  ~60,000 validations per second;
+* ``xmlschema`` (pure Python, ~50× slower) drives JSON ⇄ XML conversion and explains failures
+  with the field path. It is confined to the schema folder (``allow='sandbox'``) so a schema
+  can never make it fetch anything from the network or elsewhere on disk.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import xmlschema
+from lxml import etree
+
+from gateway.model.profiles import (
+    COMMON_NAMESPACE,
+    ENVELOPE_NAMESPACE,
+    PROFILES,
+    AgreementProfile,
+)
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+"""The repository's ``schemas/`` folder (single source of truth for document shape)."""
+
+ENVELOPE_SCHEMA = "envelope.xsd"
+
+PREFIXES: dict[str, str] = {
+    "env": ENVELOPE_NAMESPACE,
+    "c": COMMON_NAMESPACE,
+    "cis": PROFILES["cis-enforcement"].namespace,
+    "sc": PROFILES["ru-kz-supreme-courts"].namespace,
+}
+"""The prefixes the gateway writes (any prefix is accepted on input)."""
+
+PROFILE_PREFIX: dict[str, str] = {"cis-enforcement": "cis", "ru-kz-supreme-courts": "sc"}
+
+
+@dataclass(frozen=True)
+class SchemaRegistry:
+    """Both compiled forms of ``envelope.xsd`` (which imports common and both profiles).
+
+    Build one per process with :func:`default_registry`; it is read-only and thread-safe for
+    validation (lxml's ``XMLSchema`` is compiled once per thread).
+    """
+
+    directory: Path = SCHEMA_DIR
+
+    @property
+    def lxml_schema(self) -> etree.XMLSchema:
+        """libxml2's compiled schema for the calling thread.
+
+        One instance per thread: an ``XMLSchema`` keeps its error log on itself, and libxml2
+        validates without the GIL, so per-thread copies let an executor use every core."""
+        local = self._local
+        schema = getattr(local, "schema", None)
+        if schema is None:
+            schema = local.schema = self._compile_lxml()
+        return schema
+
+    def _compile_lxml(self) -> etree.XMLSchema:
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        )
+        document = etree.parse(str(self.directory / ENVELOPE_SCHEMA), parser)
+        return etree.XMLSchema(document)
+
+    @cached_property
+    def xmlschema(self) -> xmlschema.XMLSchema10:
+        """xmlschema's compiled schema, sandboxed to :attr:`directory`."""
+        return xmlschema.XMLSchema10(
+            str(self.directory / ENVELOPE_SCHEMA), allow="sandbox", defuse="always"
+        )
+
+    @cached_property
+    def _local(self) -> threading.local:
+        return threading.local()
+
+    def is_valid(self, root: etree._Element) -> bool:
+        """The fast check (libxml2). Use :func:`gateway.xml.validate.validate` for reasons."""
+        return bool(self.lxml_schema.validate(root))
+
+    def lxml_errors(self, root: etree._Element) -> list[str]:
+        """libxml2's own messages, for the rare case xmlschema finds nothing to explain."""
+        schema = self.lxml_schema
+        schema.validate(root)
+        return [f"line {e.line}: {e.message}" for e in schema.error_log]
+
+    def kind_element(self, profile: AgreementProfile, kind: str) -> xmlschema.XsdElement | None:
+        """The global element of a kind in the profile's namespace, if declared."""
+        return self.xmlschema.maps.elements.get(f"{{{profile.namespace}}}{kind}")
+
+    def envelope_element(self) -> xmlschema.XsdElement:
+        return self.xmlschema.maps.elements[f"{{{ENVELOPE_NAMESPACE}}}Envelope"]
+
+
+_default: SchemaRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> SchemaRegistry:
+    """The process-wide registry over :data:`SCHEMA_DIR`, compiled on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            registry = SchemaRegistry()
+            registry.lxml_schema  # noqa: B018  compile now, not on the first message
+            registry.xmlschema  # noqa: B018
+            _default = registry
+        return _default

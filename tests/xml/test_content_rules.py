@@ -1,0 +1,155 @@
+"""Content rules at their edges, and the typed header they read."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from gateway.model.envelope import Header, Urgency
+from gateway.rules.content import check_content
+from gateway.xml.convert import json_to_xml
+from gateway.xml.header import read_header
+from gateway.xml.validate import validate
+from tests.xml.helpers import VALID, load_json
+
+REQUEST = load_json(VALID / "cis-enforcement.Request.json")
+SC_REQUEST = load_json(VALID / "ru-kz-supreme-courts.Request.json")
+
+
+def _codes(document: dict) -> list[str]:
+    root = json_to_xml(document)
+    assert validate(root) == ()
+    return [p.code for p in check_content(root, read_header(root))]
+
+
+def _with_income_period(start: str, end: str) -> dict:
+    document = copy.deepcopy(REQUEST)
+    for subject in document["body"]["Request"]["Subjects"]["Subject"]:
+        if "EmploymentAndIncome" in subject:
+            subject["EmploymentAndIncome"]["Period"] = {"From": start, "To": end}
+    return document
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "codes"),
+    [
+        ("2023-11-01", "2026-10-31", []),  # exactly three years
+        ("2023-11-01", "2026-11-01", ["RULE_INCOME_PERIOD_TOO_LONG"]),  # one day more
+        ("2024-02-29", "2027-02-28", []),  # from a leap day: three years end on 28 Feb
+        ("2024-02-29", "2027-03-01", ["RULE_INCOME_PERIOD_TOO_LONG"]),
+        ("2026-01-01", "2026-01-01", []),  # a single day
+        ("2026-01-02", "2026-01-01", ["RULE_INCOME_PERIOD_REVERSED"]),
+    ],
+)
+def test_income_period_cap_of_article_7(start: str, end: str, codes: list[str]) -> None:
+    assert _codes(_with_income_period(start, end)) == codes
+
+
+def test_income_period_problem_names_article_and_last_allowed_day() -> None:
+    root = json_to_xml(_with_income_period("2023-11-01", "2026-12-31"))
+    (problem,) = check_content(root, read_header(root))
+    assert problem.article == "CIS Art. 7"
+    assert "2026-10-31" in problem.remedy_ru
+    assert problem.path.endswith("/EmploymentAndIncome/Period")
+
+
+def test_property_identified_by_identifier_alone_passes() -> None:
+    document = copy.deepcopy(REQUEST)
+    for subject in document["body"]["Request"]["Subjects"]["Subject"]:
+        location = subject.get("Location")
+        if location and location["Target"] == "property":
+            location["Property"] = [{"Identifier": [{"Kind": "VIN", "Value": "JTNB11HK103000001"}]}]
+    assert _codes(document) == []
+
+
+def test_questions_rule_applies_to_every_explanations_subject() -> None:
+    document = copy.deepcopy(REQUEST)
+    subjects = document["body"]["Request"]["Subjects"]["Subject"]
+    subjects.append({"Explanations": {"Party": "creditor", "Questions": None}})
+    assert _codes(document) == ["RULE_QUESTIONS_MISSING"]
+
+
+def test_several_problems_are_all_reported() -> None:
+    document = _with_income_period("2020-01-01", "2026-01-01")
+    document["header"]["Language"] = "en"
+    document["header"]["Recipient"] = document["header"]["Sender"]
+    assert _codes(document) == [
+        "RULE_LANGUAGE",
+        "RULE_SENDER_IS_RECIPIENT",
+        "RULE_INCOME_PERIOD_TOO_LONG",
+    ]
+
+
+def _attachment(content: bytes) -> dict:
+    return {
+        "Title": "Справка",
+        "MediaType": "application/pdf",
+        "FileName": "spravka.pdf",
+        "Size": len(content),
+        "Sha256": hashlib.sha256(content).hexdigest(),
+        "Content": base64.b64encode(content).decode(),
+    }
+
+
+def test_attachment_checks_reach_nested_attachments() -> None:
+    document = copy.deepcopy(SC_REQUEST)
+    translation = _attachment(b"perevod")
+    translation["Sha256"] = hashlib.sha256(b"something else").hexdigest()
+    document["body"]["Request"]["Documents"]["Document"][0]["Translation"] = translation
+    assert _codes(document) == ["RULE_ATTACHMENT_DIGEST"]
+
+
+def test_empty_attachment_is_consistent() -> None:
+    document = copy.deepcopy(REQUEST)
+    document["body"]["Request"]["Attachments"]["Attachment"] = [_attachment(b"")]
+    assert _codes(document) == []
+
+
+def test_russian_original_needs_no_translation_but_kazakh_does() -> None:
+    document = copy.deepcopy(SC_REQUEST)
+    first = document["body"]["Request"]["Documents"]["Document"][0]
+    del first["Translation"]
+    assert _codes(document) == ["RULE_TRANSLATION_MISSING"]
+    first["OriginalLanguage"] = "ru"
+    assert _codes(document) == []
+
+
+def test_read_header_types() -> None:
+    root = json_to_xml(REQUEST)
+    header = read_header(root)
+    assert isinstance(header, Header)
+    assert header.created == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+    assert header.created.utcoffset() == timedelta(hours=3)
+    assert header.requested_deadline == date(2026, 12, 21)
+    assert header.in_reply_to is None
+    assert header.confidential is False
+    assert header.urgency is Urgency.NORMAL
+    assert (header.agreement, header.kind, header.sender, header.recipient) == (
+        "cis-enforcement",
+        "Request",
+        "RU-FSSP",
+        "KZ-MJ",
+    )
+    assert header.message_id == REQUEST["header"]["MessageId"]
+    with pytest.raises(AttributeError):
+        header.kind = "Response"  # type: ignore[misc]
+
+
+def test_read_header_of_a_reply() -> None:
+    document = load_json(VALID / "cis-enforcement.Response.json")
+    header = read_header(json_to_xml(document))
+    assert header.in_reply_to == document["header"]["InReplyTo"]
+    assert header.requested_deadline is None
+    assert header.created.tzinfo is not None
+    assert header.created.utcoffset() == timezone(timedelta(hours=5)).utcoffset(None)
+
+
+def test_read_header_refuses_a_tree_without_header() -> None:
+    root = json_to_xml(REQUEST)
+    root.remove(root[0])
+    with pytest.raises(ValueError, match="Header"):
+        read_header(root)
