@@ -1,0 +1,841 @@
+"""The local API: how a body's own case system talks to its node (JSON over HTTP, bearer tokens).
+
+Everything a route does is one call of :class:`gateway.exchange.service.LocalService`; this module
+only authenticates, checks the request's shape, maps the service's answers and exceptions to HTTP,
+adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
+``GET /api/v1/openapi.json``)::
+
+    POST /api/v1/messages                           submit a document (JSON mirroring the XSD)
+    GET  /api/v1/conversations                      list, filtered, keyset-paged
+    GET  /api/v1/conversations/{conversation_id}    one conversation and its messages
+    GET  /api/v1/messages/{message_id}              one message as JSON
+    GET  /api/v1/messages/{message_id}/xml          the signed document, byte-exact
+    GET  /api/v1/messages/{message_id}/pdf          its signed PDF rendition
+    GET  /api/v1/messages/{message_id}/receipt      the signed receipt of it
+    GET  /api/v1/messages/{message_id}/report       the verification report
+    GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
+
+Middlewares, outermost first::
+
+    _measure        count and time every request by route template (never ids or values)
+    _errors         exceptions -> {"error": {"code", "message", "message_ru"}} with a stable code
+    _authenticate   Authorization: Bearer <token> -> Actor (401 with WWW-Authenticate otherwise)
+
+Exceptions of the service and their answers::
+
+    NotFound           404 NOT_FOUND
+    PermissionDenied   403 FORBIDDEN           names the role needed (checked by the service)
+    PurposeRequired    428 PURPOSE_REQUIRED    send X-Purpose (CIS Art. 9.1)
+    DocumentRejected   422 DOCUMENT_REJECTED   with "problems": [Problem.to_json(), ...]
+    ProtocolError      409 its own code        (PROTOCOL_UNEXPECTED_MESSAGE, ...) with "problems"
+
+Nothing from a request — a document's field, a purpose, a token, a query value — is echoed in an
+error or written to a log: error messages name the parameter or the rule, not the value
+(DESIGN.md: confidential means confidential everywhere). The local API counts the case system's
+submissions itself (``message_submitted`` on 202, ``message_rejected(source=local)`` on 422); the
+node counts what it receives and delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import traceback
+import unicodedata
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import fields, is_dataclass
+from datetime import date, datetime
+from enum import Enum, StrEnum
+from functools import partial
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractAccessLogger
+
+from gateway.exchange.conversation import ProtocolError, State
+from gateway.exchange.service import (
+    Actor,
+    ConversationFilter,
+    LocalService,
+    NotFound,
+    PermissionDenied,
+    PurposeRequired,
+)
+from gateway.model.bodies import BODY_ID_PATTERN
+from gateway.model.problems import DocumentRejected
+from gateway.model.profiles import PROFILES
+from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, RejectionSource
+from gateway.web.openapi import build_openapi
+
+logger = logging.getLogger(__name__)
+
+# --- paths -------------------------------------------------------------------------------------
+
+API_PREFIX = "/api/v1"
+MESSAGES = f"{API_PREFIX}/messages"
+MESSAGE = f"{API_PREFIX}/messages/{{message_id}}"
+MESSAGE_XML = f"{MESSAGE}/xml"
+MESSAGE_PDF = f"{MESSAGE}/pdf"
+MESSAGE_RECEIPT = f"{MESSAGE}/receipt"
+MESSAGE_REPORT = f"{MESSAGE}/report"
+CONVERSATIONS = f"{API_PREFIX}/conversations"
+CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
+OPENAPI = f"{API_PREFIX}/openapi.json"
+HEALTHZ = "/healthz"
+METRICS_PATH = "/metrics"
+
+PUBLIC_PATHS = frozenset({OPENAPI, HEALTHZ, METRICS_PATH})
+"""Routes served without a token. Metrics hold codes and counts only (gateway.web.metrics), so a
+Prometheus scraper needs no credentials; the API itself should listen on loopback or a private
+network (docs/local-api.md)."""
+
+# --- limits ------------------------------------------------------------------------------------
+
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""Largest JSON document the case system may POST (16 MiB). A peer accepts envelopes up to
+gateway.web.limits.MAX_MESSAGE_BYTES (16 MiB); the XML form of a document is larger than its
+JSON form (closing tags, namespaces, signatures), so a bigger JSON could never be delivered.
+The whole body is held in memory while it is converted, which bounds one request's memory."""
+
+JSON_PARSE_IN_THREAD_BYTES = 256 * 1024
+"""Bodies above this are parsed in a worker thread: json.loads runs at ~100 MB/s, so 256 KiB
+is ~2.5 ms on the event loop, the most one request should stall every other one."""
+
+DEFAULT_PAGE_LIMIT = 50
+"""Conversations per page when ``limit`` is absent: a screenful for an operator's list."""
+
+MAX_PAGE_LIMIT = 200
+"""Most conversations one page may hold: keeps one response under ~100 KB and one keyset query
+cheap; a case system that syncs everything follows ``next_cursor``."""
+
+MAX_TOKEN_CHARS = 512
+"""Longest bearer token looked at. Ours are 43 characters (secrets.token_urlsafe(32)); anything
+far longer is not a token of ours and is refused before a database lookup."""
+
+MAX_PURPOSE_CHARS = 500
+"""Longest stated purpose (CIS Art. 9.1). A purpose is a sentence naming the proceeding and why
+(it is recorded in the audit trail); a page of text would be an attempt to bloat the trail."""
+
+MAX_CURSOR_CHARS = 512
+"""Longest ``after`` cursor. Cursors are the service's own opaque keyset tokens (tens of
+characters); a longer one was not made by us."""
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+"""Message and conversation ids: the XSD's Uuid type (canonical lower case, common.xsd). Only
+such ids reach the service, and only they may appear in a download's file name."""
+
+_BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
+"""RFC 6750 section 2.1: ``Bearer`` then a b64token."""
+
+_CURSOR = re.compile(r"^[A-Za-z0-9\-._~+/=]+$")
+"""Cursors are URL-safe printable ASCII (base64 or base64url of the keyset)."""
+
+_KINDS = frozenset(kind for profile in PROFILES.values() for kind in profile.kinds)
+_STATES = frozenset(state.value for state in State)
+
+XML_MEDIA_TYPE = "application/xml"
+PDF_MEDIA_TYPE = "application/pdf"
+SERVER_HEADER = "cis-exchange-gateway"
+"""Replaces aiohttp's ``Server: Python/3.x aiohttp/3.y``: versions only help an attacker."""
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    # Documents and personal data must not stay in a browser's or a proxy's cache.
+    hdrs.CACHE_CONTROL: "no-store",
+    hdrs.PRAGMA: "no-cache",
+    # A downloaded XML or PDF is never to be reinterpreted as HTML by a browser.
+    "X-Content-Type-Options": "nosniff",
+    # Nothing here is meant to be framed, scripted or referred from.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+"""Added to every response of the local API, errors included."""
+
+SERVICE = web.AppKey("local_service", LocalService)
+METRICS = web.AppKey("gateway_metrics", GatewayMetrics)
+OPENAPI_BYTES = web.AppKey("openapi_bytes", bytes)
+ACTOR = web.RequestKey("actor", Actor)
+"""Who is asking, set by the authentication middleware on every non-public route."""
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ErrorCode(StrEnum):
+    """Stable codes of the local API's errors. Programs may rely on them; they never change."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    """No ``Authorization: Bearer`` token, or one the node does not know (401)."""
+    FORBIDDEN = "FORBIDDEN"
+    """The token's actor lacks the role the action needs; ``role`` names it (403)."""
+    PURPOSE_REQUIRED = "PURPOSE_REQUIRED"
+    """A confidential document is read without a stated purpose (428; CIS Art. 9.1)."""
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    INVALID_JSON = "INVALID_JSON"
+    """The body is not one JSON object in UTF-8 (400); the message says where, not what."""
+    INVALID_PARAMETER = "INVALID_PARAMETER"
+    """A path id, query parameter or header is malformed, unknown or repeated (400)."""
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    """POST /messages needs ``Content-Type: application/json`` (415)."""
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
+    """Over MAX_JSON_BYTES (413)."""
+    DOCUMENT_REJECTED = "DOCUMENT_REJECTED"
+    """The document breaks the schema or the rules; ``problems`` lists them (422)."""
+    BAD_REQUEST = "BAD_REQUEST"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    """Our fault (500); the log has the exception's type and stack, never its message."""
+
+
+class ApiError(Exception):
+    """Raised inside the app to answer with a JSON error; never leaves the app."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        message_ru: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.message_ru = message_ru
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        error: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "message_ru": self.message_ru,
+        }
+        payload: dict[str, Any] = {"error": error}
+        for key, value in self.extra.items():
+            (payload if key == "problems" else error)[key] = value
+        return _json(payload, status=self.status, headers=self.headers)
+
+
+def _bad_parameter(name: str, en: str, ru: str) -> ApiError:
+    """A 400 naming the parameter (one of ours) and the rule, never the value sent."""
+    return ApiError(
+        400,
+        ErrorCode.INVALID_PARAMETER,
+        f"parameter {name!r}: {en}",
+        f"Параметр «{name}»: {ru}",
+        extra={"parameter": name},
+    )
+
+
+def _unauthenticated(error: str | None) -> ApiError:
+    challenge = 'Bearer realm="gateway"'
+    if error:
+        challenge += f', error="{error}"'
+    return ApiError(
+        401,
+        ErrorCode.UNAUTHENTICATED,
+        "send a valid API token: Authorization: Bearer <token>",
+        "Передайте действующий токен API в заголовке Authorization: Bearer <токен>.",
+        headers={hdrs.WWW_AUTHENTICATE: challenge},
+    )
+
+
+_HTTP_ERRORS: Mapping[int, tuple[ErrorCode, str, str]] = {
+    404: (ErrorCode.NOT_FOUND, "no such route", "Такого адреса нет в API."),
+    405: (
+        ErrorCode.METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+        "Этот метод не допускается для данного адреса.",
+    ),
+    413: (
+        ErrorCode.BODY_TOO_LARGE,
+        f"the body is over {MAX_JSON_BYTES} bytes",
+        f"Тело запроса больше {MAX_JSON_BYTES} байт.",
+    ),
+}
+
+
+def _translate(exc: BaseException) -> ApiError | None:
+    """The API error for an exception of the service, or None when it is not one of them."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, DocumentRejected):
+        return ApiError(
+            422,
+            ErrorCode.DOCUMENT_REJECTED,
+            f"the document was refused: {len(exc.problems)} problem(s), see 'problems'",
+            f"Документ отклонён: замечаний — {len(exc.problems)}, см. «problems».",
+            extra={"problems": [p.to_json() for p in exc.problems]},
+        )
+    if isinstance(exc, ProtocolError):
+        problem = exc.problem()
+        return ApiError(
+            409,
+            exc.code,
+            f"the conversation does not allow this document now (state {exc.state})",
+            f"Переписка в состоянии «{exc.state}» сейчас не допускает этот документ.",
+            extra={"problems": [problem.to_json()]},
+        )
+    if isinstance(exc, PermissionDenied):
+        needed = str(exc.needed)
+        # Our own text from the role alone: the service's message is not ours to vet.
+        return ApiError(
+            403,
+            ErrorCode.FORBIDDEN,
+            f"this action needs the role {needed}",
+            f"Для этого действия нужна роль «{needed}».",
+            extra={"role": needed},
+        )
+    if isinstance(exc, PurposeRequired):
+        return ApiError(
+            428,
+            ErrorCode.PURPOSE_REQUIRED,
+            "the document is confidential: state the purpose of reading it in the X-Purpose "
+            "header or the 'purpose' query parameter (CIS Art. 9.1)",
+            "Документ конфиденциален: укажите цель ознакомления в заголовке X-Purpose или "
+            "параметре purpose (ст. 9.1 Соглашения СНГ).",
+        )
+    if isinstance(exc, NotFound):
+        return ApiError(
+            404,
+            ErrorCode.NOT_FOUND,
+            "no such conversation or message",
+            "Такой переписки или сообщения нет.",
+        )
+    if isinstance(exc, web.HTTPException) and exc.status in _HTTP_ERRORS:
+        code, en, ru = _HTTP_ERRORS[exc.status]
+        headers = {}
+        if exc.status == 405 and hdrs.ALLOW in exc.headers:
+            headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        return ApiError(exc.status, code, en, ru, headers=headers)
+    if isinstance(exc, web.HTTPException) and 400 <= exc.status < 500:
+        return ApiError(exc.status, ErrorCode.BAD_REQUEST, "bad request", "Неверный запрос.")
+    return None
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def to_jsonable(value: Any) -> Any:
+    """A view (frozen dataclasses, dates, enums, sets) as plain JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, frozenset | set):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json(
+    payload: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(to_jsonable(payload), status=status, headers=headers, dumps=_dumps)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two parsers may keep different ones of two equal keys; a document must mean one thing.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _invalid_json(en: str, ru: str) -> ApiError:
+    return ApiError(400, ErrorCode.INVALID_JSON, en, ru)
+
+
+def parse_json_document(raw: bytes) -> dict[str, Any]:
+    """One JSON object from UTF-8 bytes, strictly (no duplicate keys, no NaN), or a 400.
+
+    The error says where the problem is (line, column) and what kind it is, never the text.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _invalid_json(
+            f"the body is not UTF-8 (byte {exc.start})",
+            f"Тело запроса не в кодировке UTF-8 (байт {exc.start}).",
+        ) from None
+    try:
+        document = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        # exc.msg is the parser's fixed wording ("Expecting ',' delimiter"), never document text.
+        raise _invalid_json(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            f"Тело запроса не является JSON: ошибка в строке {exc.lineno}, столбце {exc.colno}.",
+        ) from None
+    except _DuplicateKey:
+        raise _invalid_json(
+            "an object has the same key twice",
+            "В объекте JSON один и тот же ключ повторяется.",
+        ) from None
+    except RecursionError:
+        raise _invalid_json(
+            "the JSON is nested too deeply", "JSON слишком глубоко вложен."
+        ) from None
+    except ValueError:
+        raise _invalid_json(
+            "NaN and Infinity are not allowed", "Значения NaN и Infinity в JSON недопустимы."
+        ) from None
+    if not isinstance(document, dict):
+        raise _invalid_json(
+            'the body must be one JSON object {"header": …, "body": …}',
+            'Тело запроса должно быть объектом JSON {"header": …, "body": …}.',
+        )
+    return document
+
+
+# --- request parts -----------------------------------------------------------------------------
+
+
+def bearer_token(request: web.Request) -> str:
+    """The bearer token of the request, or a 401 (missing, repeated, malformed, over-long)."""
+    values = request.headers.getall(hdrs.AUTHORIZATION, [])
+    if not values:
+        raise _unauthenticated(None)
+    if len(values) > 1 or len(values[0]) > MAX_TOKEN_CHARS + len("Bearer "):
+        raise _unauthenticated("invalid_request")
+    match = _BEARER.fullmatch(values[0])
+    if match is None:
+        raise _unauthenticated("invalid_request")
+    return match.group(1)
+
+
+def _only_params(request: web.Request, allowed: frozenset[str]) -> None:
+    for name in request.query:
+        if name not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            # The unknown name is not echoed: it is the client's text, not ours.
+            raise ApiError(
+                400,
+                ErrorCode.INVALID_PARAMETER,
+                f"unknown query parameter; this route takes: {names}",
+                f"Неизвестный параметр запроса; допустимы: {names}.",
+            )
+        if len(request.query.getall(name)) > 1:
+            raise _bad_parameter(name, "given more than once", "указан более одного раза.")
+
+
+def _path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not _UUID.fullmatch(value):
+        raise _bad_parameter(
+            name,
+            "must be a UUID in canonical lower-case form",
+            "должен быть UUID в каноническом виде (строчные буквы).",
+        )
+    return value
+
+
+def _clean_purpose(raw: str, source: str) -> str | None:
+    try:
+        text = unquote(raw, encoding="utf-8", errors="strict")
+        text.encode("utf-8")  # surrogates left by a header that was not UTF-8
+    except UnicodeError:
+        raise _bad_parameter(
+            source,
+            "must be UTF-8 (percent-encoded or plain)",
+            "должен быть в UTF-8 (как есть или в %-кодировке).",
+        ) from None
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > MAX_PURPOSE_CHARS:
+        raise _bad_parameter(
+            source,
+            f"longer than {MAX_PURPOSE_CHARS} characters",
+            f"длиннее {MAX_PURPOSE_CHARS} символов.",
+        )
+    if any(unicodedata.category(c) in {"Cc", "Cf"} for c in text):
+        raise _bad_parameter(source, "contains control characters", "содержит управляющие символы.")
+    return text
+
+
+def stated_purpose(request: web.Request) -> str | None:
+    """The purpose of a confidential read (CIS Art. 9.1): the ``X-Purpose`` header or the
+    ``purpose`` query parameter (percent-encoded UTF-8 or plain UTF-8); None when absent."""
+    headers = request.headers.getall("X-Purpose", [])
+    if len(headers) > 1:
+        raise _bad_parameter("X-Purpose", "given more than once", "указан более одного раза.")
+    from_header = _clean_purpose(headers[0], "X-Purpose") if headers else None
+    query = request.query.get("purpose")
+    from_query = _clean_purpose(query, "purpose") if query is not None else None
+    if from_header is not None and from_query is not None and from_header != from_query:
+        raise _bad_parameter(
+            "purpose",
+            "differs from the X-Purpose header; send one of them",
+            "расходится с заголовком X-Purpose; укажите что-то одно.",
+        )
+    return from_header if from_header is not None else from_query
+
+
+def _choice(name: str, value: str, allowed: frozenset[str]) -> str:
+    if value not in allowed:
+        raise _bad_parameter(
+            name,
+            f"must be one of: {', '.join(sorted(allowed))}",
+            f"допустимые значения: {', '.join(sorted(allowed))}.",
+        )
+    return value
+
+
+_LIST_PARAMS = frozenset(
+    {"agreement", "body", "state", "kind", "deadline_before", "confidential", "after", "limit"}
+)
+
+
+def conversation_query(request: web.Request) -> tuple[ConversationFilter, str | None, int]:
+    """Filters, cursor and limit of ``GET /conversations``, each checked; a 400 names the one."""
+    _only_params(request, _LIST_PARAMS)
+    q = request.query
+    agreement = (
+        _choice("agreement", q["agreement"], frozenset(PROFILES)) if "agreement" in q else None
+    )
+    state = _choice("state", q["state"], _STATES) if "state" in q else None
+    kind = _choice("kind", q["kind"], _KINDS) if "kind" in q else None
+    body = q.get("body")
+    if body is not None and not BODY_ID_PATTERN.fullmatch(body):
+        raise _bad_parameter(
+            "body",
+            "must be a body id such as RU-FSSP",
+            "должен быть кодом органа, например RU-FSSP.",
+        )
+    deadline_before = None
+    if "deadline_before" in q:
+        try:
+            deadline_before = date.fromisoformat(q["deadline_before"])
+            if len(q["deadline_before"]) != len("2026-12-31"):
+                raise ValueError
+        except ValueError:
+            raise _bad_parameter(
+                "deadline_before", "must be a date YYYY-MM-DD", "должен быть датой ГГГГ-ММ-ДД."
+            ) from None
+    confidential = None
+    if "confidential" in q:
+        confidential = {"true": True, "false": False}.get(q["confidential"])
+        if confidential is None:
+            raise _bad_parameter(
+                "confidential", "must be true or false", "допустимо true или false."
+            )
+    after = q.get("after")
+    if after is not None and (len(after) > MAX_CURSOR_CHARS or not _CURSOR.fullmatch(after)):
+        raise _bad_parameter(
+            "after",
+            "is not a cursor of this API; pass next_cursor of the previous page as it is",
+            "не является курсором API; передайте next_cursor предыдущей страницы без изменений.",
+        )
+    limit = DEFAULT_PAGE_LIMIT
+    if "limit" in q:
+        raw = q["limit"]
+        if not (
+            raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_PAGE_LIMIT
+        ):
+            raise _bad_parameter(
+                "limit",
+                f"must be a whole number from 1 to {MAX_PAGE_LIMIT}",
+                f"должен быть целым числом от 1 до {MAX_PAGE_LIMIT}.",
+            )
+        limit = int(raw)
+    filters = ConversationFilter(
+        agreement=agreement,
+        body=body,
+        state=state,
+        kind=kind,
+        deadline_before=deadline_before,
+        confidential=confidential,
+    )
+    return filters, after, limit
+
+
+async def _read_json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            "send the document with Content-Type: application/json",
+            "Передайте документ с заголовком Content-Type: application/json.",
+        )
+    charset = request.charset
+    if charset is not None and charset.lower().replace("-", "") != "utf8":
+        raise ApiError(
+            415,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            "JSON must be UTF-8",
+            "JSON должен быть в кодировке UTF-8.",
+        )
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
+    raw = await request.read()  # the app's client_max_size stops a chunked body over the limit
+    if len(raw) > JSON_PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(parse_json_document, raw)
+    return parse_json_document(raw)
+
+
+def _header_code(document: Mapping[str, Any], name: str) -> str:
+    header = document.get("header")
+    value = header.get(name) if isinstance(header, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+async def submit_message(request: web.Request) -> web.Response:
+    _only_params(request, frozenset())
+    document = await _read_json_body(request)
+    metrics = request.app[METRICS]
+    try:
+        result = await request.app[SERVICE].submit(document, actor=request[ACTOR])
+    except DocumentRejected as rejected:
+        metrics.message_rejected(rejected.code, RejectionSource.LOCAL)
+        raise
+    # Labels are checked against the profiles' codes by GatewayMetrics itself.
+    metrics.message_submitted(_header_code(document, "Agreement"), _header_code(document, "Kind"))
+    location = (
+        MESSAGE.format(message_id=result.message_id) if _UUID.fullmatch(result.message_id) else None
+    )
+    return _json(result, status=202, headers={hdrs.LOCATION: location} if location else None)
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    filters, after, limit = conversation_query(request)
+    page = await request.app[SERVICE].list_conversations(
+        filters, after=after, limit=limit, actor=request[ACTOR]
+    )
+    return _json(page)
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    _only_params(request, frozenset({"purpose"}))
+    conversation_id = _path_id(request, "conversation_id")
+    view = await request.app[SERVICE].conversation(
+        conversation_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _json(view)
+
+
+async def get_message(request: web.Request) -> web.Response:
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    view = await request.app[SERVICE].message(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _json(view)
+
+
+async def get_message_report(request: web.Request) -> web.Response:
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    view = await request.app[SERVICE].message(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _json(view.report)
+
+
+def _download(content: bytes, media_type: str, message_id: str, suffix: str) -> web.Response:
+    # The file name is the message id (a checked UUID) and a fixed suffix: never a field value,
+    # which could carry a name or path characters.
+    disposition = f'attachment; filename="{message_id}{suffix}"'
+    return web.Response(
+        body=content,
+        content_type=media_type,
+        headers={hdrs.CONTENT_DISPOSITION: disposition},
+    )
+
+
+async def get_message_xml(request: web.Request) -> web.Response:
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    content = await request.app[SERVICE].message_xml(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _download(content, XML_MEDIA_TYPE, message_id, ".xml")
+
+
+async def get_message_pdf(request: web.Request) -> web.Response:
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    content = await request.app[SERVICE].message_pdf(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _download(content, PDF_MEDIA_TYPE, message_id, ".pdf")
+
+
+async def get_message_receipt(request: web.Request) -> web.Response:
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    content = await request.app[SERVICE].receipt_xml(message_id, actor=request[ACTOR])
+    return _download(content, XML_MEDIA_TYPE, message_id, ".receipt.xml")
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json")
+
+
+async def get_health(request: web.Request) -> web.Response:
+    _only_params(request, frozenset())
+    return _json({"status": "ok"})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    response = web.Response(body=metrics.exposition())
+    response.headers[hdrs.CONTENT_TYPE] = metrics.content_type
+    return response
+
+
+ROUTES: tuple[tuple[str, str, _Handler], ...] = (
+    (hdrs.METH_POST, MESSAGES, submit_message),
+    (hdrs.METH_GET, CONVERSATIONS, list_conversations),
+    (hdrs.METH_GET, CONVERSATION, get_conversation),
+    (hdrs.METH_GET, MESSAGE, get_message),
+    (hdrs.METH_GET, MESSAGE_XML, get_message_xml),
+    (hdrs.METH_GET, MESSAGE_PDF, get_message_pdf),
+    (hdrs.METH_GET, MESSAGE_RECEIPT, get_message_receipt),
+    (hdrs.METH_GET, MESSAGE_REPORT, get_message_report),
+    (hdrs.METH_GET, OPENAPI, get_openapi),
+    (hdrs.METH_GET, HEALTHZ, get_health),
+    (hdrs.METH_GET, METRICS_PATH, get_metrics),
+)
+"""Every route of the local API: (method, path template, handler). HEAD is not served."""
+
+
+# --- middlewares and the app -------------------------------------------------------------------
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's template (``/api/v1/messages/{message_id}``), never the raw path."""
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return UNMATCHED_ROUTE
+    return match_info.route.resource.canonical if match_info.route.resource else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def _measure(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 499  # the client went away before an answer (nginx's convention)
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        request.app[METRICS].api_request(
+            request.method, route_template(request), status, time.perf_counter() - started
+        )
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Exception as exc:
+        error = _translate(exc)
+        if error is not None:
+            return error.response()
+        # The log gets the type and the stack, not the message: it may quote a document.
+        logger.error(
+            "local API request failed: route=%s error=%s\n%s",
+            route_template(request),
+            type(exc).__qualname__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return ApiError(
+            500,
+            ErrorCode.INTERNAL_ERROR,
+            "internal error; the node's log has the details",
+            "Внутренняя ошибка узла; подробности — в журнале узла.",
+        ).response()
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    if request.match_info.http_exception is not None:
+        raise request.match_info.http_exception
+    if route_template(request) in PUBLIC_PATHS:
+        return await handler(request)
+    token = bearer_token(request)
+    actor = await request.app[SERVICE].authenticate_token(token)
+    if actor is None:
+        logger.warning("local API: unknown token refused: remote=%s", request.remote)
+        raise _unauthenticated("invalid_token")
+    request[ACTOR] = actor
+    return await handler(request)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers[hdrs.SERVER] = SERVER_HEADER
+
+
+def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Application:
+    """The local API as an aiohttp application (serve it alone on its own site, e.g. loopback).
+
+    ``service`` is the node (:class:`LocalService`); ``metrics`` is shared with the node, which
+    records receipts and deliveries in it, and is exposed at ``GET /metrics``.
+    """
+    app = web.Application(
+        middlewares=[_measure, _errors, _authenticate],
+        client_max_size=MAX_JSON_BYTES,
+    )
+    app[SERVICE] = service
+    app[METRICS] = metrics
+    app[OPENAPI_BYTES] = json.dumps(build_openapi(), ensure_ascii=False, indent=1).encode()
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+class LocalApiAccessLogger(AbstractAccessLogger):
+    """Access log lines with the route template, status and time only.
+
+    aiohttp's default line holds the request line, and so the query string, where a stated
+    purpose (CIS Art. 9.1) may stand; that text belongs in the audit trail, not in a log file.
+    Use it as ``web.AppRunner(app, access_log_class=LocalApiAccessLogger)``.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = route_template(request) if isinstance(request, web.Request) else UNMATCHED_ROUTE
+        self.logger.info("%s %s %s %.1fms", request.method, route, response.status, time * 1000)
+
+
+async def start_local_api(
+    app: web.Application, host: str = "127.0.0.1", port: int = 8081
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` with the purpose-safe access log; ``await runner.cleanup()``
+    stops it. Bind to loopback or a private interface: the API has no TLS of its own."""
+    runner = web.AppRunner(app, access_log_class=LocalApiAccessLogger)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,191 @@
+"""Prometheus metrics of one node: what the local API, the outbox and the receive path count.
+
+Each :class:`GatewayMetrics` owns its own ``CollectorRegistry`` (never prometheus-client's
+global one), so two nodes in one process — or two apps in one test — never share counters.
+
+**Labels are codes only.** A label value ends up in a time-series database kept for months and
+readable by anyone who runs dashboards, so it must never hold personal data or a document's
+content (DESIGN.md: confidential everywhere, metrics included). Every method below checks its
+label values against a closed set (agreements and kinds of :mod:`gateway.model.profiles`, body
+ids of the directory's pattern, upper-case rule codes, the outcome enums here) and records
+anything else as :data:`OTHER`. The API's route label is the route *template*
+(``/api/v1/messages/{message_id}``), never the path with ids in it.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+from gateway.model.bodies import BODY_ID_PATTERN
+from gateway.model.profiles import PROFILES
+
+OTHER = "other"
+"""The label value recorded in place of one that is not a known code."""
+
+UNMATCHED_ROUTE = "unmatched"
+"""Route label of a request that matched no route (the raw path could carry anything)."""
+
+CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+"""Shape of a stable problem/error code (``RULE_INCOME_PERIOD_TOO_LONG``): upper case, digits,
+underscores. A value of another shape is not a code and is recorded as :data:`OTHER`."""
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+API_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Seconds. Reads answer in milliseconds; a submit (schema, rules, two signatures) in tens of
+milliseconds; a 16 MiB submit or a PDF rendition in seconds. The top bucket is the request limit
+order of magnitude, so a stuck request shows as +Inf."""
+
+HOP_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+"""Seconds from handing a document to a peer to its signed receipt. On a working link this is
+well under a second (mTLS keep-alive, FACTS.md); minutes and an hour catch outbox retries after
+an outage (retry ceilings grow to an hour, gateway.exchange.retry.MAX_DELAY)."""
+
+
+class DeliveryOutcome(StrEnum):
+    """What one delivery attempt to a peer ended in."""
+
+    DELIVERED = "delivered"
+    """The peer answered with its signed receipt."""
+    REJECTED = "rejected"
+    """The peer answered with a signed rejection: retrying the same bytes will not help."""
+    RETRY = "retry"
+    """Connection, TLS, timeout or 5xx: the outbox will try again."""
+    DEAD_LETTER = "dead-letter"
+    """The outbox gave up (gateway.exchange.retry.DeadLetter); an operator was alerted."""
+
+
+class RejectionSource(StrEnum):
+    """Whose document was refused, and by whom."""
+
+    LOCAL = "local"
+    """The case system's document, refused by our node before signing (the API's 422)."""
+    RECEIVED = "received"
+    """A peer's document, refused by our node's receive path."""
+    BY_PEER = "by-peer"
+    """Our document, refused by the peer (its signed rejection)."""
+
+
+_AGREEMENTS = frozenset(PROFILES)
+_KINDS = frozenset(kind for profile in PROFILES.values() for kind in profile.kinds)
+
+
+def _agreement(value: str | None) -> str:
+    return value if value in _AGREEMENTS else OTHER
+
+
+def _kind(value: str | None) -> str:
+    return value if value in _KINDS else OTHER
+
+
+def _code(value: str | None) -> str:
+    return value if value is not None and CODE_PATTERN.fullmatch(value) else OTHER
+
+
+def _body(value: str | None) -> str:
+    return value if value is not None and BODY_ID_PATTERN.fullmatch(value) else OTHER
+
+
+class GatewayMetrics:
+    """The node's counters and histograms, in a registry of their own.
+
+    The node calls :meth:`message_submitted`, :meth:`message_received`, :meth:`message_rejected`,
+    :meth:`delivery` and :meth:`hop_latency`; the local API calls :meth:`api_request` from its
+    middleware. :meth:`exposition` renders the Prometheus text for ``GET /metrics``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._api_requests = Counter(
+            "gateway_api_requests",
+            "Local API requests by method, route template and status.",
+            ("method", "route", "status"),
+            registry=r,
+        )
+        self._api_duration = Histogram(
+            "gateway_api_request_duration_seconds",
+            "Local API request duration by method and route template.",
+            ("method", "route"),
+            buckets=API_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._submitted = Counter(
+            "gateway_messages_submitted",
+            "Documents the case system submitted and the node accepted for sending.",
+            ("agreement", "kind"),
+            registry=r,
+        )
+        self._received = Counter(
+            "gateway_messages_received",
+            "Documents received from peers and accepted (signatures, schema, rules passed).",
+            ("agreement", "kind"),
+            registry=r,
+        )
+        self._rejected = Counter(
+            "gateway_messages_rejected",
+            "Documents refused, by source and the first problem's stable code.",
+            ("source", "code"),
+            registry=r,
+        )
+        self._deliveries = Counter(
+            "gateway_delivery_attempts",
+            "Delivery attempts to peers by outcome.",
+            ("outcome",),
+            registry=r,
+        )
+        self._hop_latency = Histogram(
+            "gateway_hop_latency_seconds",
+            "Seconds from sending a document to a peer to receiving its signed receipt.",
+            ("peer",),
+            buckets=HOP_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    # --- called by the node ----------------------------------------------------------------
+
+    def message_submitted(self, agreement: str, kind: str) -> None:
+        """One document from the case system was accepted for sending."""
+        self._submitted.labels(_agreement(agreement), _kind(kind)).inc()
+
+    def message_received(self, agreement: str, kind: str) -> None:
+        """One document from a peer was verified, validated and stored."""
+        self._received.labels(_agreement(agreement), _kind(kind)).inc()
+
+    def message_rejected(
+        self, code: str, source: RejectionSource = RejectionSource.RECEIVED
+    ) -> None:
+        """One document was refused; ``code`` is the first problem's stable code."""
+        self._rejected.labels(RejectionSource(source).value, _code(code)).inc()
+
+    def delivery(self, outcome: DeliveryOutcome) -> None:
+        """One delivery attempt to a peer ended with ``outcome``."""
+        self._deliveries.labels(DeliveryOutcome(outcome).value).inc()
+
+    def hop_latency(self, seconds: float, peer: str | None = None) -> None:
+        """Seconds from sending to the peer's receipt; ``peer`` is its body id (a code)."""
+        if seconds < 0:  # a clock step backwards; a negative duration would skew the sum
+            return
+        self._hop_latency.labels(_body(peer)).observe(seconds)
+
+    # --- called by the local API -----------------------------------------------------------
+
+    def api_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One API request; ``route`` must be a route template or :data:`UNMATCHED_ROUTE`."""
+        method = method if method in HTTP_METHODS else OTHER
+        status_label = str(status) if 100 <= status <= 599 else OTHER
+        self._api_requests.labels(method, route, status_label).inc()
+        self._api_duration.labels(method, route).observe(max(0.0, seconds))
+
+    # --- exposition ------------------------------------------------------------------------
+
+    content_type = CONTENT_TYPE_LATEST
+    """The media type of :meth:`exposition` (Prometheus text format)."""
+
+    def exposition(self) -> bytes:
+        """All metrics of this registry in the Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,469 @@
+"""The OpenAPI 3.1 description of the local API, served at ``GET /api/v1/openapi.json``.
+
+Written by hand, next to the routes it describes (gateway/web/local_api.py); a test checks that
+every route of the aiohttp router is described here and every path here is a route. Schemas of
+the views follow gateway.exchange.service field for field; the document itself is described only
+as ``{"header": {...}, "body": {...}}``: its full shape is the XSD (docs/documents.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_VERSION = "1.0.0"
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"{_REF}{name}"}
+
+
+def _resp(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+_STR = {"type": "string"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_DATE = {"type": "string", "format": "date"}
+_DATETIME = {"type": "string", "format": "date-time"}
+_UUID = {
+    "type": "string",
+    "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _object(
+        {
+            "error": _object(
+                {
+                    "code": {**_STR, "description": "Stable code; programs may rely on it."},
+                    "message": {**_STR, "description": "English; never quotes a sent value."},
+                    "message_ru": {**_STR, "description": "Russian, for the operator."},
+                    "role": {**_STR, "description": "403 only: the role the action needs."},
+                    "parameter": {**_STR, "description": "400 only: the parameter at fault."},
+                },
+                required=["code", "message", "message_ru"],
+            ),
+        }
+    ),
+    "Problem": _object(
+        {
+            "code": {**_STR, "description": "Stable rule code, e.g. RULE_INCOME_PERIOD_TOO_LONG."},
+            "path": {**_STR, "description": "Where in the document, e.g. /Envelope/Body/Request."},
+            "message_ru": _STR,
+            "message_en": _STR,
+            "remedy_ru": {**_STR, "description": "What to do, in Russian."},
+            "article": {**_STR, "description": "Agreement article, e.g. CIS Art. 7; may be empty."},
+            "severity": {"type": "string", "enum": ["error", "warning"]},
+        }
+    ),
+    "Rejected": {
+        "allOf": [
+            _ref("Error"),
+            _object({"problems": {"type": "array", "items": _ref("Problem")}}),
+        ]
+    },
+    "Document": {
+        "type": "object",
+        "description": "A document in its JSON form (mirrors the XSD; docs/documents.md).",
+        "properties": {
+            "header": {
+                "type": "object",
+                "description": "Envelope header: MessageId, ConversationId, Agreement, Kind, ...",
+            },
+            "body": {
+                "type": "object",
+                "description": "Exactly one key: the message kind.",
+                "minProperties": 1,
+                "maxProperties": 1,
+            },
+        },
+        "required": ["header", "body"],
+        "additionalProperties": False,
+    },
+    "SubmitResult": _object(
+        {
+            "message_id": _UUID,
+            "conversation_id": _UUID,
+            "state": {**_STR, "description": "The conversation's state after acceptance."},
+            "warnings": {"type": "array", "items": _ref("Problem")},
+        }
+    ),
+    "ConversationSummary": _object(
+        {
+            "conversation_id": _UUID,
+            "agreement": _STR,
+            "requesting_party": _STR,
+            "requested_party": _STR,
+            "opening_kind": _STR,
+            "last_kind": _STR,
+            "state": _STR,
+            "confidential": {"type": "boolean"},
+            "deadline": {"type": ["string", "null"], "format": "date"},
+            "opened_at": _DATETIME,
+            "updated_at": _DATETIME,
+        }
+    ),
+    "Page": _object(
+        {
+            "items": {"type": "array", "items": _ref("ConversationSummary")},
+            "next_cursor": {
+                **_NULLABLE_STR,
+                "description": "Pass as 'after' for the next page; null on the last page.",
+            },
+        }
+    ),
+    "MessageSummary": _object(
+        {
+            "message_id": _UUID,
+            "conversation_id": _UUID,
+            "in_reply_to": _NULLABLE_STR,
+            "direction": {"type": "string", "enum": ["in", "out"]},
+            "kind": _STR,
+            "sender": _STR,
+            "recipient": _STR,
+            "created": _DATETIME,
+            "stored_at": _DATETIME,
+            "confidential": {"type": "boolean"},
+            "document_sha256": _STR,
+            "delivery_state": {
+                "type": ["string", "null"],
+                "description": "pending, delivered, failed; null for received messages.",
+            },
+            "verification": {**_STR, "description": "ETSI indication when stored."},
+            "purged": {"type": "boolean"},
+        }
+    ),
+    "ConversationView": _object(
+        {
+            "summary": _ref("ConversationSummary"),
+            "messages": {"type": "array", "items": _ref("MessageSummary")},
+            "working_days_left": {"type": ["integer", "null"]},
+        }
+    ),
+    "MessageView": _object(
+        {
+            "summary": _ref("MessageSummary"),
+            "header": {"type": "object"},
+            "body": {"type": ["object", "null"], "description": "null when purged."},
+            "report": {"type": "object", "description": "The verification report."},
+            "receipt": {"type": ["object", "null"]},
+            "delivery_attempts": {"type": "array", "items": {"type": "object"}},
+        }
+    ),
+    "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
+}
+
+
+def _error(description: str, schema: str = "Error") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_RESPONSES: dict[str, Any] = {
+    "BadRequest": _error(
+        "A parameter, header or the JSON is malformed (INVALID_PARAMETER, "
+        "INVALID_JSON); the message names which, never the value."
+    ),
+    "Unauthorized": {
+        **_error("No bearer token, or an unknown one (UNAUTHENTICATED)."),
+        "headers": {"WWW-Authenticate": {"schema": _STR}},
+    },
+    "Forbidden": _error("The token lacks the role named in error.role (FORBIDDEN)."),
+    "NotFound": _error("No such conversation or message (NOT_FOUND)."),
+    "PurposeRequired": _error(
+        "Confidential document: state the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, "
+        "CIS Art. 9.1)."
+    ),
+    "InternalError": _error("The node's fault (INTERNAL_ERROR); details in its log only."),
+}
+
+_PARAMETERS: dict[str, Any] = {
+    "MessageId": {
+        "name": "message_id",
+        "in": "path",
+        "required": True,
+        "schema": _UUID,
+        "description": "The message id (header MessageId), canonical lower-case UUID.",
+    },
+    "ConversationId": {
+        "name": "conversation_id",
+        "in": "path",
+        "required": True,
+        "schema": _UUID,
+    },
+    "PurposeHeader": {
+        "name": "X-Purpose",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 500},
+        "description": "Why a confidential document is read (CIS Art. 9.1); recorded in the "
+        "audit trail. UTF-8, plain or percent-encoded.",
+    },
+    "PurposeQuery": {
+        "name": "purpose",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 500},
+        "description": "Same as X-Purpose, for clients that cannot set headers. Prefer the header.",
+    },
+}
+
+_COMMON = {"401": _resp("Unauthorized"), "403": _resp("Forbidden"), "500": _resp("InternalError")}
+_READ = {
+    **_COMMON,
+    "400": _resp("BadRequest"),
+    "404": _resp("NotFound"),
+    "428": _resp("PurposeRequired"),
+}
+_PURPOSE = [_param("PurposeHeader"), _param("PurposeQuery")]
+
+
+def _download(media_type: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {
+            "Content-Disposition": {
+                "schema": _STR,
+                "description": 'attachment; filename="<message_id>.<ext>"',
+            }
+        },
+        "content": {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}},
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _paths() -> dict[str, Any]:
+    message_param = [_param("MessageId")]
+    return {
+        "/api/v1/messages": {
+            "post": {
+                "operationId": "submitMessage",
+                "summary": "Submit a document: converted, validated, signed, queued.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Document")}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "Accepted for sending; warnings listed.",
+                        "headers": {"Location": {"schema": _STR}},
+                        "content": {"application/json": {"schema": _ref("SubmitResult")}},
+                    },
+                    "409": _error(
+                        "The conversation does not allow this document now (PROTOCOL_* codes).",
+                        "Rejected",
+                    ),
+                    "413": _error("Body over 16 MiB (BODY_TOO_LARGE)."),
+                    "415": _error("Not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)."),
+                    "422": _error(
+                        "The document breaks the schema or the rules (DOCUMENT_REJECTED).",
+                        "Rejected",
+                    ),
+                    "400": _resp("BadRequest"),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/v1/conversations": {
+            "get": {
+                "operationId": "listConversations",
+                "summary": "Conversations, newest first, keyset-paged.",
+                "parameters": [
+                    _query(
+                        "agreement",
+                        {"type": "string", "enum": ["cis-enforcement", "ru-kz-supreme-courts"]},
+                        "Agreement id.",
+                    ),
+                    _query("body", {"type": "string"}, "Either party's body id, e.g. RU-FSSP."),
+                    _query("state", {"type": "string"}, "Conversation state, e.g. in-progress."),
+                    _query("kind", {"type": "string"}, "The opening kind, e.g. Request."),
+                    _query("deadline_before", _DATE, "Deadline strictly before this date."),
+                    _query("confidential", {"type": "boolean"}, "true or false."),
+                    _query(
+                        "after",
+                        {"type": "string", "maxLength": 512},
+                        "next_cursor of the previous page.",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                        "Page size.",
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page.",
+                        "content": {"application/json": {"schema": _ref("Page")}},
+                    },
+                    "400": _resp("BadRequest"),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/v1/conversations/{conversation_id}": {
+            "get": {
+                "operationId": "getConversation",
+                "summary": "One conversation with its messages.",
+                "parameters": [_param("ConversationId"), *_PURPOSE],
+                "responses": {
+                    "200": {
+                        "description": "The conversation.",
+                        "content": {"application/json": {"schema": _ref("ConversationView")}},
+                    },
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}": {
+            "get": {
+                "operationId": "getMessage",
+                "summary": "One message as JSON (header, body, report, receipt, deliveries).",
+                "parameters": [*message_param, *_PURPOSE],
+                "responses": {
+                    "200": {
+                        "description": "The message.",
+                        "content": {"application/json": {"schema": _ref("MessageView")}},
+                    },
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/xml": {
+            "get": {
+                "operationId": "getMessageXml",
+                "summary": "The signed document, byte-exact as it went on the wire.",
+                "parameters": [*message_param, *_PURPOSE],
+                "responses": {
+                    "200": _download("application/xml", "The signed XML document."),
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/pdf": {
+            "get": {
+                "operationId": "getMessagePdf",
+                "summary": "The signed PDF rendition (PAdES, the body's seal).",
+                "parameters": [*message_param, *_PURPOSE],
+                "responses": {
+                    "200": _download("application/pdf", "The signed PDF."),
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/receipt": {
+            "get": {
+                "operationId": "getMessageReceipt",
+                "summary": "The signed receipt for the message.",
+                "parameters": message_param,
+                "responses": {
+                    "200": _download("application/xml", "The signed receipt."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                    "404": _resp("NotFound"),
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/report": {
+            "get": {
+                "operationId": "getMessageReport",
+                "summary": "The verification report of the message's signatures.",
+                "parameters": [*message_param, *_PURPOSE],
+                "responses": {
+                    "200": {
+                        "description": "The report.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This description.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "getHealth",
+                "summary": "Liveness.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The node answers.",
+                        "content": {"application/json": {"schema": _ref("Health")}},
+                    }
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "getMetrics",
+                "summary": "Prometheus metrics; labels are codes only.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def build_openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the local API (a new dict on each call)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Exchange gateway — local API",
+            "version": API_VERSION,
+            "description": "How a body's case system talks to its node. See docs/local-api.md.",
+        },
+        "servers": [{"url": "http://127.0.0.1:8081"}],
+        "security": [{"bearerAuth": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token of the node: Authorization: Bearer <token>.",
+                }
+            },
+            "schemas": _SCHEMAS,
+            "parameters": _PARAMETERS,
+            "responses": _RESPONSES,
+        },
+    }
