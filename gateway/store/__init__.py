@@ -1,1 +1,17 @@
-"""store layer."""
+"""The store: SQLAlchemy Core tables, Alembic migrations, repositories.
+
+SQLite is the embedded default, PostgreSQL (psycopg 3) serves several processes; the same code
+runs on both. Repositories are modules of small functions taking a ``Connection`` and the time
+(``now``) as parameters::
+
+    store = open_store("sqlite:///node-data/gateway.db")
+    migrate(store.engine)
+    with store.transaction() as conn:
+        conversations.open_conversation(conn, ...)
+        messages.insert_received(conn, header, signed_bytes, ring, now)
+        audit.append(conn, now=now, actor="peer:KZ-MJ", kind="message.received", ...)
+"""
+
+from gateway.store.engine import Store, current_revision, migrate, open_store
+
+__all__ = ["Store", "current_revision", "migrate", "open_store"]

@@ -1,0 +1,271 @@
+"""The audit trail: append-only, hash-chained, one chain for every process sharing the store.
+
+Each event's hash is ``SHA-256(prev_hash || canonical(event))`` where ``canonical`` is the
+UTF-8 JSON of ``seq, at, actor, kind, subjects, details`` with sorted keys and no spaces, and
+the first event's ``prev_hash`` is 32 zero bytes. ``audit_head`` holds the last seq and hash.
+
+Appends are serialised by locking the head row (``SELECT … FOR UPDATE`` on PostgreSQL; the
+single ``BEGIN IMMEDIATE`` writer on SQLite) in the caller's transaction, so the event commits
+or rolls back together with what it records and the chain cannot fork: the lock is held until
+commit, and ``seq`` is the primary key.
+
+:func:`verify` walks the chain and reports the first break: a modified event (its hash no
+longer matches its content), a deleted one (a gap in ``seq``, or the head ahead of the last
+event), an inserted or reordered one (``prev_hash`` not the previous event's hash).
+
+Details and subjects are codes and ids only: never a name, a birth date or a document's text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.tables import CODE_LENGTH, audit_events, audit_head
+
+GENESIS_HASH = bytes(32)
+MAX_DETAILS_BYTES = 4096
+"""An audit event records ids and codes; kilobytes of details mean someone is logging content."""
+VERIFY_BATCH = 1000
+"""Events read per query while verifying: bounded memory for a chain of millions."""
+
+JsonScalar = str | int | bool | None
+
+
+class AuditError(Exception):
+    """An event could not be appended (malformed details, or the head row is missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    actor: str
+    """Username, ``peer:<body id>``, ``job:<name>`` or ``system``."""
+    kind: str
+    """Stable event code, e.g. ``message.received``, ``message.purged``, ``key.rewrapped``."""
+    subjects: Mapping[str, str]
+    """Ids the event is about: ``{"message_id": …, "conversation_id": …}``."""
+    details: Mapping[str, JsonScalar]
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    """Result of :func:`verify`; :attr:`intact` is the only success."""
+
+    events_checked: int
+    last_seq: int
+    broken_at: int | None
+    """Seq where the chain first breaks (None: intact)."""
+    reason: str
+    """Why it breaks, in words; empty when intact."""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+    def raise_for_failure(self) -> None:
+        if not self.intact:
+            raise AuditChainBroken(self)
+
+
+class AuditChainBroken(Exception):
+    """The audit chain failed verification."""
+
+    def __init__(self, result: AuditVerification) -> None:
+        self.result = result
+        super().__init__(f"audit chain broken at seq {result.broken_at}: {result.reason}")
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _at_text(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(
+    prev_hash: bytes, seq: int, at: datetime, actor: str, kind: str, subjects: str, details: str
+) -> bytes:
+    """The chain hash of one event (``subjects``/``details`` are their canonical JSON text)."""
+    body = _canonical(
+        {
+            "seq": seq,
+            "at": _at_text(at),
+            "actor": actor,
+            "kind": kind,
+            "subjects": json.loads(subjects),
+            "details": json.loads(details),
+        }
+    )
+    return hashlib.sha256(prev_hash + body.encode("utf-8")).digest()
+
+
+def _check(name: str, value: Mapping[str, Any], scalars_only: bool) -> str:
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise AuditError(f"audit {name}: keys must be strings, got {key!r}")
+        allowed = (str, int, bool, type(None)) if scalars_only else (str,)
+        if not isinstance(item, allowed) or isinstance(item, float):
+            raise AuditError(f"audit {name}[{key!r}]: only ids and codes (str/int/bool/None)")
+    text = _canonical(dict(value))
+    if len(text.encode("utf-8")) > MAX_DETAILS_BYTES:
+        raise AuditError(f"audit {name}: over {MAX_DETAILS_BYTES} bytes; record ids, not content")
+    return text
+
+
+def append(
+    conn: Connection,
+    *,
+    now: datetime,
+    actor: str,
+    kind: str,
+    subjects: Mapping[str, str] | None = None,
+    details: Mapping[str, JsonScalar] | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction (it commits with the change it records)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC)")
+    if not actor or len(actor) > CODE_LENGTH or not kind or len(kind) > CODE_LENGTH:
+        raise AuditError(f"audit actor and kind must be 1..{CODE_LENGTH} characters")
+    subjects_text = _check("subjects", subjects or {}, scalars_only=False)
+    details_text = _check("details", details or {}, scalars_only=True)
+    head = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).first()
+    if head is None:
+        raise AuditError("audit_head row is missing: the store was not migrated")
+    seq = head.seq + 1
+    digest = event_hash(head.hash, seq, now, actor, kind, subjects_text, details_text)
+    conn.execute(
+        audit_events.insert().values(
+            seq=seq,
+            at=now,
+            actor=actor,
+            kind=kind,
+            subjects=subjects_text,
+            details=details_text,
+            prev_hash=head.hash,
+            hash=digest,
+        )
+    )
+    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    return AuditEvent(
+        seq,
+        now,
+        actor,
+        kind,
+        json.loads(subjects_text),
+        json.loads(details_text),
+        head.hash,
+        digest,
+    )
+
+
+def _event(row: Any) -> AuditEvent:
+    return AuditEvent(
+        row.seq,
+        row.at,
+        row.actor,
+        row.kind,
+        json.loads(row.subjects),
+        json.loads(row.details),
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def events(conn: Connection, after_seq: int = 0, limit: int = VERIFY_BATCH) -> list[AuditEvent]:
+    """Events with seq > ``after_seq``, in order (for export and the console)."""
+    rows = conn.execute(
+        sa.select(audit_events)
+        .where(audit_events.c.seq > after_seq)
+        .order_by(audit_events.c.seq)
+        .limit(limit)
+    )
+    return [_event(r) for r in rows]
+
+
+def verify(conn: Connection) -> AuditVerification:
+    """Walk the whole chain; report the first modified, deleted, inserted or reordered event."""
+    expected_seq = 1
+    prev = GENESIS_HASH
+    checked = 0
+    while True:
+        rows = conn.execute(
+            sa.select(audit_events)
+            .where(audit_events.c.seq >= expected_seq)
+            .order_by(audit_events.c.seq)
+            .limit(VERIFY_BATCH)
+        ).all()
+        for row in rows:
+            if row.seq != expected_seq:
+                return AuditVerification(
+                    checked,
+                    expected_seq - 1,
+                    expected_seq,
+                    f"event {expected_seq} is missing (next stored event is {row.seq}): deleted",
+                )
+            if row.prev_hash != prev:
+                return AuditVerification(
+                    checked,
+                    expected_seq - 1,
+                    row.seq,
+                    f"event {row.seq} does not follow event {row.seq - 1} (prev_hash differs): "
+                    "an event was inserted, deleted or reordered here",
+                )
+            try:
+                digest = event_hash(
+                    row.prev_hash, row.seq, row.at, row.actor, row.kind, row.subjects, row.details
+                )
+            except ValueError:
+                digest = b""
+            if digest != row.hash:
+                return AuditVerification(
+                    checked,
+                    expected_seq - 1,
+                    row.seq,
+                    f"event {row.seq} was modified: its hash does not match its content",
+                )
+            prev = row.hash
+            checked += 1
+            expected_seq += 1
+        if len(rows) < VERIFY_BATCH:
+            break
+    last_seq = expected_seq - 1
+    head = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    ).first()
+    if head is None:
+        return AuditVerification(checked, last_seq, last_seq + 1, "audit_head row is missing")
+    if head.seq > last_seq:
+        return AuditVerification(
+            checked,
+            last_seq,
+            last_seq + 1,
+            f"the head says the chain ends at event {head.seq} but the stored events end at "
+            f"{last_seq}: events at the end were deleted",
+        )
+    if head.seq < last_seq:
+        return AuditVerification(
+            checked,
+            last_seq,
+            head.seq + 1,
+            f"events {head.seq + 1}..{last_seq} are beyond the head (event {head.seq}): "
+            "inserted behind the store's back",
+        )
+    if head.hash != prev:
+        return AuditVerification(
+            checked, last_seq, last_seq, f"the head's hash differs from event {last_seq}'s hash"
+        )
+    return AuditVerification(checked, last_seq, None, "")

@@ -1,0 +1,302 @@
+"""Conversations: a request (or unsolicited information) and everything sent about it.
+
+The store keeps a conversation's state, deadline and confidentiality flag; the state machine
+itself lives in ``gateway.exchange`` and hands the store plain strings. A transition is a
+compare-and-set on the state (and a version number), so two processes can never both move
+the same conversation from the same state.
+
+The console's list is a keyset page ordered newest first by ``(opened_at, conversation_id)``:
+each page starts strictly after the previous page's last row, so page N costs the same as
+page 1 at a million rows, and the filters each lead a composite index ending in that order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.dialect import insert_if_absent
+from gateway.store.tables import ID_LENGTH, conversations, debtor_tags
+
+MAX_PAGE_SIZE = 200
+"""A console page larger than this is a scrape, not a page."""
+MAX_CURSOR_LENGTH = 200
+"""A cursor is a timestamp and a UUID in base64; anything longer is not ours."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    conversation_id: str
+    agreement: str
+    requesting_party: str
+    requested_party: str
+    opening_kind: str
+    """The kind that opened it (``Request``, ``UnsolicitedInformation``, …)."""
+    last_kind: str
+    """The kind of the latest message stored in it."""
+    state: str
+    confidential: bool
+    deadline: date | None
+    opened_at: datetime
+    updated_at: datetime
+    version: int
+    """Bumped by every transition; lets a caller detect that someone else moved it."""
+    closed_at: datetime | None
+    """When it reached a closed state (a retention period may count from it)."""
+    proceeding_closed_at: datetime | None
+    """When the case system reported the proceeding (or court case) closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationFilter:
+    """Console filters; ``None`` means "any". All given filters must hold (AND)."""
+
+    agreement: str | None = None
+    party: str | None = None
+    """Body id on either side (requesting or requested)."""
+    state: str | None = None
+    kind: str | None = None
+    """The opening kind."""
+    deadline_from: date | None = None
+    """Deadline on or after this date (conversations without a deadline are left out)."""
+    deadline_to: date | None = None
+    """Deadline on or before this date."""
+    confidential: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Position after the last row of a page."""
+
+    opened_at: datetime
+    conversation_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.opened_at.astimezone(UTC).isoformat(), self.conversation_id])
+        return base64.urlsafe_b64encode(raw.encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """Parse a cursor from a request; ``ValueError`` naming the problem if it is not one."""
+        if len(text) > MAX_CURSOR_LENGTH:
+            raise ValueError("cursor: too long; start again from the first page")
+        try:
+            at, cid = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
+            opened_at = datetime.fromisoformat(at)
+        except (ValueError, TypeError, UnicodeError):
+            raise ValueError("cursor: not a page cursor; start again from the first page") from None
+        if opened_at.tzinfo is None or not isinstance(cid, str) or len(cid) > ID_LENGTH:
+            raise ValueError("cursor: not a page cursor; start again from the first page")
+        return cls(opened_at, cid)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: tuple[Conversation, ...]
+    next_cursor: Cursor | None
+    """None on the last page."""
+
+
+def _row(row: Any) -> Conversation:
+    return Conversation(**{f: getattr(row, f) for f in Conversation.__dataclass_fields__})
+
+
+def open_conversation(
+    conn: Connection,
+    *,
+    conversation_id: str,
+    agreement: str,
+    requesting_party: str,
+    requested_party: str,
+    opening_kind: str,
+    state: str,
+    confidential: bool,
+    deadline: date | None,
+    now: datetime,
+) -> bool:
+    """Create the conversation if it does not exist; True if this call created it."""
+    return insert_if_absent(
+        conn,
+        conversations,
+        ["conversation_id"],
+        dict(
+            conversation_id=conversation_id,
+            agreement=agreement,
+            requesting_party=requesting_party,
+            requested_party=requested_party,
+            opening_kind=opening_kind,
+            last_kind=opening_kind,
+            state=state,
+            confidential=confidential,
+            deadline=deadline,
+            opened_at=now,
+            updated_at=now,
+            version=1,
+        ),
+    )
+
+
+def get(conn: Connection, conversation_id: str, *, for_update: bool = False) -> Conversation | None:
+    """The conversation, or None. ``for_update`` locks the row on PostgreSQL until commit."""
+    stmt = sa.select(conversations).where(conversations.c.conversation_id == conversation_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    return _row(row) if row else None
+
+
+_UNCHANGED: Any = object()
+
+
+def transition(
+    conn: Connection,
+    conversation_id: str,
+    *,
+    expected_state: str,
+    new_state: str,
+    now: datetime,
+    last_kind: str | None = None,
+    deadline: date | None = _UNCHANGED,
+    confidential: bool | None = None,
+    closed_at: datetime | None = _UNCHANGED,
+) -> bool:
+    """Move the conversation from ``expected_state`` to ``new_state`` (compare-and-set).
+
+    False if it is not in ``expected_state`` any more (someone else moved it, or it does not
+    exist): the caller re-reads and re-decides. ``deadline``, ``confidential`` and
+    ``closed_at`` (set it when entering a closed state) change only when given.
+    """
+    values: dict[str, Any] = {
+        "state": new_state,
+        "updated_at": now,
+        "version": conversations.c.version + 1,
+    }
+    if last_kind is not None:
+        values["last_kind"] = last_kind
+    if deadline is not _UNCHANGED:
+        values["deadline"] = deadline
+    if confidential is not None:
+        values["confidential"] = confidential
+    if closed_at is not _UNCHANGED:
+        values["closed_at"] = closed_at
+    result = conn.execute(
+        conversations.update()
+        .where(
+            conversations.c.conversation_id == conversation_id,
+            conversations.c.state == expected_state,
+        )
+        .values(values)
+    )
+    return result.rowcount == 1
+
+
+def mark_proceeding_closed(
+    conn: Connection, conversation_id: str, at: datetime, now: datetime
+) -> bool:
+    """Record that the case system closed the proceeding at ``at``; False if no such
+    conversation. Retention periods may count from it."""
+    result = conn.execute(
+        conversations.update()
+        .where(conversations.c.conversation_id == conversation_id)
+        .values(proceeding_closed_at=at, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def _where(filters: ConversationFilter) -> list[sa.ColumnElement[bool]]:
+    c = conversations.c
+    clauses: list[sa.ColumnElement[bool]] = []
+    if filters.agreement is not None:
+        clauses.append(c.agreement == filters.agreement)
+    if filters.party is not None:
+        clauses.append(
+            sa.or_(c.requesting_party == filters.party, c.requested_party == filters.party)
+        )
+    if filters.state is not None:
+        clauses.append(c.state == filters.state)
+    if filters.kind is not None:
+        clauses.append(c.opening_kind == filters.kind)
+    if filters.deadline_from is not None:
+        clauses.append(c.deadline >= filters.deadline_from)
+    if filters.deadline_to is not None:
+        clauses.append(c.deadline <= filters.deadline_to)
+    if filters.confidential is not None:
+        clauses.append(c.confidential == filters.confidential)
+    return clauses
+
+
+def list_page(
+    conn: Connection,
+    filters: ConversationFilter = ConversationFilter(),
+    after: Cursor | None = None,
+    limit: int = 50,
+) -> Page:
+    """One page of conversations, newest first, strictly after ``after``."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}, got {limit}")
+    c = conversations.c
+    clauses = _where(filters)
+    if after is not None:
+        clauses.append(
+            sa.tuple_(c.opened_at, c.conversation_id)
+            < sa.tuple_(
+                sa.literal(after.opened_at, conversations.c.opened_at.type),
+                sa.literal(after.conversation_id, conversations.c.conversation_id.type),
+            )
+        )
+    rows = conn.execute(
+        sa.select(conversations)
+        .where(*clauses)
+        .order_by(c.opened_at.desc(), c.conversation_id.desc())
+        .limit(limit + 1)
+    ).all()
+    items = tuple(_row(r) for r in rows[:limit])
+    next_cursor = (
+        Cursor(items[-1].opened_at, items[-1].conversation_id) if len(rows) > limit else None
+    )
+    return Page(items, next_cursor)
+
+
+def count_by_state(
+    conn: Connection, filters: ConversationFilter = ConversationFilter()
+) -> dict[str, int]:
+    """How many conversations are in each state (only states that occur), under the filters."""
+    # Under another filter, grouping by an expression rather than the bare column keeps
+    # SQLite's planner from walking the whole state index (to skip a sort) and makes it search
+    # the filter's covering index instead: ~3 s → ~0.03 s for a rare kind at a million rows.
+    # With no filter but the state, the state index is the right walk. PostgreSQL
+    # hash-aggregates either way.
+    only_state = replace(filters, state=None) == ConversationFilter()
+    state = conversations.c.state if only_state else (conversations.c.state + "").label("state")
+    rows = conn.execute(sa.select(state, sa.func.count()).where(*_where(filters)).group_by(state))
+    return {state: count for state, count in rows}
+
+
+def add_debtor_tags(conn: Connection, conversation_id: str, tags: Iterable[bytes]) -> None:
+    """Index the conversation under these debtor tags (``at_rest.debtor_index_tag``)."""
+    for tag in set(tags):
+        insert_if_absent(
+            conn,
+            debtor_tags,
+            ["tag", "conversation_id"],
+            {"tag": tag, "conversation_id": conversation_id},
+        )
+
+
+def find_by_debtor(conn: Connection, tag: bytes, limit: int = MAX_PAGE_SIZE) -> list[Conversation]:
+    """Conversations indexed under this debtor tag, newest first."""
+    rows = conn.execute(
+        sa.select(conversations)
+        .join(debtor_tags, debtor_tags.c.conversation_id == conversations.c.conversation_id)
+        .where(debtor_tags.c.tag == tag)
+        .order_by(conversations.c.opened_at.desc(), conversations.c.conversation_id.desc())
+        .limit(limit)
+    )
+    return [_row(r) for r in rows]

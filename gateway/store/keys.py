@@ -1,0 +1,111 @@
+"""Wrapped keys in the store: KEK rotation (re-wrapping) and the debtor index key.
+
+Rotation: load the new KEK into the ring as active (the old one stays loaded), then call
+:func:`rewrap_batch` until it returns 0. Each batch re-wraps data keys still under another KEK,
+in its own transaction; it is resumable at any point (what is done is done, the rest still
+names the old KEK) and safe to run from several processes (rows are taken with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL). When :func:`count_by_kek` shows no row under the old
+KEK, it can be retired and — once every backup made under it has expired — destroyed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.crypto import at_rest
+from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.store import audit
+from gateway.store.dialect import insert_if_absent
+from gateway.store.tables import message_keys, secret_keys
+
+MAX_REWRAP_BATCH = 1000
+"""Data keys re-wrapped per transaction: a FileKek wraps ~1M keys/s, a token far fewer; one
+batch should finish in well under a second on a PKCS#11 token."""
+DEBTOR_INDEX_KEY = "debtor-index"
+"""Name of the secret behind ``at_rest.debtor_index_tag``."""
+
+
+def count_by_kek(conn: Connection) -> dict[str, int]:
+    """How many message data keys are wrapped under each KEK id."""
+    rows = conn.execute(
+        sa.select(message_keys.c.kek_id, sa.func.count()).group_by(message_keys.c.kek_id)
+    )
+    return {kek_id: n for kek_id, n in rows}
+
+
+def rewrap_batch(
+    conn: Connection, keys: KekRing, now: datetime, limit: int = MAX_REWRAP_BATCH
+) -> int:
+    """Re-wrap up to ``limit`` keys not under the ring's active KEK; return how many.
+
+    Also re-wraps the store's own secrets (the debtor index key). A key under a KEK the ring
+    does not hold raises ``at_rest.UnknownKek``: load the old KEK too while rotating.
+    """
+    if not 1 <= limit <= MAX_REWRAP_BATCH:
+        raise ValueError(f"limit must be 1..{MAX_REWRAP_BATCH}, got {limit}")
+    active = keys.active.key_id
+    rows = conn.execute(
+        sa.select(message_keys.c.message_id, message_keys.c.kek_id, message_keys.c.wrapped_dek)
+        .where(message_keys.c.kek_id != active)
+        .order_by(message_keys.c.message_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        dek = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), keys)
+        wrapped = at_rest.wrap_data_key(dek, keys)
+        conn.execute(
+            message_keys.update()
+            .where(message_keys.c.message_id == row.message_id, message_keys.c.kek_id == row.kek_id)
+            .values(kek_id=wrapped.kek_id, wrapped_dek=wrapped.blob, wrapped_at=now)
+        )
+    secrets_done = 0
+    for row in conn.execute(
+        sa.select(secret_keys).where(secret_keys.c.kek_id != active).with_for_update()
+    ).all():
+        key = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_key), keys)
+        wrapped = at_rest.wrap_data_key(key, keys)
+        conn.execute(
+            secret_keys.update()
+            .where(secret_keys.c.name == row.name)
+            .values(kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
+        )
+        secrets_done += 1
+    if rows or secrets_done:
+        audit.append(
+            conn,
+            now=now,
+            actor="job:key-rotation",
+            kind="key.rewrapped",
+            subjects={"kek_id": active},
+            details={"data_keys": len(rows), "secrets": secrets_done},
+        )
+    return len(rows) + secrets_done
+
+
+def debtor_index_key(conn: Connection, keys: KekRing, now: datetime) -> bytes:
+    """The node's secret key for debtor tags, kept wrapped by the KEK; made on first use (that
+    first call must be in a write transaction)."""
+    select = sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
+        secret_keys.c.name == DEBTOR_INDEX_KEY
+    )
+    row = conn.execute(select).first()
+    if row is None:
+        wrapped = at_rest.wrap_data_key(at_rest.new_data_key(), keys)
+        # Two processes may make it at once: one insert wins, both read the winner's key.
+        insert_if_absent(
+            conn,
+            secret_keys,
+            ["name"],
+            {
+                "name": DEBTOR_INDEX_KEY,
+                "kek_id": wrapped.kek_id,
+                "wrapped_key": wrapped.blob,
+                "created_at": now,
+            },
+        )
+        row = conn.execute(select).one()
+    return at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_key), keys)

@@ -1,0 +1,307 @@
+"""Messages received and sent, kept byte-exact as signed, encrypted at rest.
+
+Each message gets its own data key (``gateway.crypto.at_rest``). The signed document and every
+attachment are sealed under it with associated data naming the message id and the part, and
+the data key is stored wrapped by the active KEK in ``message_keys``. Only header facts that
+are not personal data (ids, agreement, kind, body ids, dates, the confidentiality flag, the
+SHA-256 of the signed document for tombstones) stay in clear.
+
+Receiving is idempotent by message id across processes: the insert is
+``INSERT … ON CONFLICT (message_id) DO NOTHING``; a second copy of the same id reports
+:attr:`ReceiveOutcome.DUPLICATE` (same bytes) or :attr:`ReceiveOutcome.CONFLICT` (other bytes
+under a reused id: a replay or a forgery, never stored). A purged message's tombstone keeps
+its id and digest, so a replay after the purge is still recognised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.crypto import at_rest
+from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.store.dialect import insert_if_absent
+from gateway.store.tables import attachments, message_keys, messages, tombstones
+
+MAX_ATTACHMENTS = 100
+"""A message with more attachments than this is not something a peer sends in good faith."""
+
+
+class Direction(StrEnum):
+    IN = "in"
+    """Received from a peer."""
+    OUT = "out"
+    """Sent by this node."""
+
+
+class ReceiveOutcome(StrEnum):
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"
+    """The same message id with the same signed bytes is already stored: acknowledge again."""
+    CONFLICT = "conflict"
+    """The message id is stored with *different* bytes: refuse the newcomer."""
+
+
+class MessageGone(LookupError):
+    """The message is not stored (never received, or purged; see the tombstones)."""
+
+
+class KeyShredded(LookupError):
+    """The message's data key was destroyed: its content can never be read again."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHeader:
+    """The header facts of a signed envelope that the store keeps in clear (no personal data)."""
+
+    message_id: str
+    conversation_id: str
+    agreement: str
+    kind: str
+    sender: str
+    """Body id of the sender (``RU-FSSP``)."""
+    recipient: str
+    created: datetime
+    """``<env:Created>``, aware."""
+    confidential: bool
+    in_reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    header: MessageHeader
+    direction: Direction
+    stored_at: datetime
+    document_sha256: bytes
+    """SHA-256 of the signed document as stored (and as it will appear in a tombstone)."""
+    document_size: int
+
+
+def _attachment_part(ordinal: int) -> str:
+    return f"attachment:{ordinal}"
+
+
+def _insert(
+    conn: Connection,
+    header: MessageHeader,
+    direction: Direction,
+    document: bytes,
+    keys: KekRing,
+    now: datetime,
+    attachment_list: Sequence[Attachment],
+) -> bool:
+    if len(attachment_list) > MAX_ATTACHMENTS:
+        raise ValueError(f"{len(attachment_list)} attachments; at most {MAX_ATTACHMENTS}")
+    dek = at_rest.new_data_key()
+    nonce, ciphertext = at_rest.encrypt_part(dek, document, at_rest.payload_aad(header.message_id))
+    row = {
+        "message_id": header.message_id,
+        "conversation_id": header.conversation_id,
+        "in_reply_to": header.in_reply_to,
+        "direction": direction.value,
+        "agreement": header.agreement,
+        "kind": header.kind,
+        "sender": header.sender,
+        "recipient": header.recipient,
+        "created": header.created,
+        "stored_at": now,
+        "confidential": header.confidential,
+        "document_sha256": hashlib.sha256(document).digest(),
+        "document_size": len(document),
+        "payload_nonce": nonce,
+        "payload": ciphertext,
+    }
+    if not insert_if_absent(conn, messages, ["message_id"], row):
+        return False
+    if direction is Direction.IN and _tombstoned(conn, header.message_id):
+        # Purged long ago and now replayed: it was processed once, it must not be again.
+        # Checked after the insert so that a purge committing meanwhile is seen too.
+        conn.execute(messages.delete().where(messages.c.message_id == header.message_id))
+        return False
+    wrapped = at_rest.wrap_data_key(dek, keys)
+    conn.execute(
+        message_keys.insert().values(
+            message_id=header.message_id,
+            kek_id=wrapped.kek_id,
+            wrapped_dek=wrapped.blob,
+            wrapped_at=now,
+        )
+    )
+    if attachment_list:
+        rows = []
+        for ordinal, att in enumerate(attachment_list):
+            a_nonce, a_cipher = at_rest.encrypt_part(
+                dek, att.content, at_rest.payload_aad(header.message_id, _attachment_part(ordinal))
+            )
+            rows.append(
+                {
+                    "message_id": header.message_id,
+                    "ordinal": ordinal,
+                    "media_type": att.media_type,
+                    "size": len(att.content),
+                    "nonce": a_nonce,
+                    "ciphertext": a_cipher,
+                }
+            )
+        conn.execute(attachments.insert(), rows)
+    return True
+
+
+def _tombstoned(conn: Connection, message_id: str) -> bool:
+    found = conn.execute(
+        sa.select(tombstones.c.message_id).where(tombstones.c.message_id == message_id)
+    ).first()
+    return found is not None
+
+
+def _stored_digest(conn: Connection, message_id: str) -> bytes:
+    for table in (messages, tombstones):
+        digest = conn.execute(
+            sa.select(table.c.document_sha256).where(table.c.message_id == message_id)
+        ).scalar_one_or_none()
+        if digest is not None:
+            return digest
+    raise MessageGone(f"message {message_id} is neither stored nor tombstoned")
+
+
+def insert_received(
+    conn: Connection,
+    header: MessageHeader,
+    document: bytes,
+    keys: KekRing,
+    now: datetime,
+    attachment_list: Sequence[Attachment] = (),
+) -> ReceiveOutcome:
+    """Store a verified, received signed document exactly as its bytes came, once per id.
+
+    The conversation row must exist (``conversations.open_conversation`` in the same
+    transaction). Safe to call from several processes at once for the same id. A message
+    purged earlier (it has a tombstone) counts as stored: a replay is a duplicate, not new.
+    """
+    if _insert(conn, header, Direction.IN, document, keys, now, attachment_list):
+        return ReceiveOutcome.INSERTED
+    if _stored_digest(conn, header.message_id) == hashlib.sha256(document).digest():
+        return ReceiveOutcome.DUPLICATE
+    return ReceiveOutcome.CONFLICT
+
+
+def insert_sent(
+    conn: Connection,
+    header: MessageHeader,
+    document: bytes,
+    keys: KekRing,
+    now: datetime,
+    attachment_list: Sequence[Attachment] = (),
+) -> None:
+    """Store a document this node signed, before it is queued in the outbox (same transaction).
+
+    Raises ``ValueError`` if the message id is already stored: ids this node makes are new.
+    """
+    if not _insert(conn, header, Direction.OUT, document, keys, now, attachment_list):
+        raise ValueError(f"message id {header.message_id} is already stored; make a new UUID")
+
+
+def _header(row: sa.Row) -> MessageHeader:
+    return MessageHeader(
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        agreement=row.agreement,
+        kind=row.kind,
+        sender=row.sender,
+        recipient=row.recipient,
+        created=row.created,
+        confidential=row.confidential,
+        in_reply_to=row.in_reply_to,
+    )
+
+
+_META_COLUMNS = [c for c in messages.c if c.name not in {"payload", "payload_nonce", "id"}]
+
+
+def _stored(row: sa.Row) -> StoredMessage:
+    return StoredMessage(
+        header=_header(row),
+        direction=Direction(row.direction),
+        stored_at=row.stored_at,
+        document_sha256=row.document_sha256,
+        document_size=row.document_size,
+    )
+
+
+def get(conn: Connection, message_id: str) -> StoredMessage | None:
+    """The message's clear facts (no decryption), or None."""
+    row = conn.execute(sa.select(*_META_COLUMNS).where(messages.c.message_id == message_id)).first()
+    return _stored(row) if row else None
+
+
+def list_for_conversation(conn: Connection, conversation_id: str) -> list[StoredMessage]:
+    """All stored messages of a conversation, oldest first."""
+    rows = conn.execute(
+        sa.select(*_META_COLUMNS)
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.created, messages.c.id)
+    )
+    return [_stored(r) for r in rows]
+
+
+def _data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
+    row = conn.execute(
+        sa.select(message_keys.c.kek_id, message_keys.c.wrapped_dek).where(
+            message_keys.c.message_id == message_id
+        )
+    ).first()
+    if row is None:
+        raise KeyShredded(f"message {message_id}: its data key was destroyed (purged)")
+    return at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), keys)
+
+
+def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:
+    """The signed document, byte for byte as stored. Raises :class:`MessageGone`,
+    :class:`KeyShredded`, or ``at_rest.DecryptionFailed`` if a stored byte was altered."""
+    row = conn.execute(
+        sa.select(messages.c.payload_nonce, messages.c.payload).where(
+            messages.c.message_id == message_id
+        )
+    ).first()
+    if row is None:
+        raise MessageGone(f"message {message_id} is not stored (never received, or purged)")
+    dek = _data_key(conn, message_id, keys)
+    return at_rest.decrypt_part(
+        dek, row.payload_nonce, row.payload, at_rest.payload_aad(message_id)
+    )
+
+
+def read_attachments(conn: Connection, message_id: str, keys: KekRing) -> list[Attachment]:
+    """The message's attachments in order, decrypted."""
+    rows = conn.execute(
+        sa.select(attachments)
+        .where(attachments.c.message_id == message_id)
+        .order_by(attachments.c.ordinal)
+    ).all()
+    if not rows:
+        return []
+    dek = _data_key(conn, message_id, keys)
+    return [
+        Attachment(
+            r.media_type,
+            at_rest.decrypt_part(
+                dek,
+                r.nonce,
+                r.ciphertext,
+                at_rest.payload_aad(message_id, _attachment_part(r.ordinal)),
+            ),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,331 @@
+"""Every table of the store, in one SQLAlchemy Core ``MetaData``.
+
+Rule for every column outside an encrypted payload: it holds no personal data in clear. Parties
+are body ids (``RU-FSSP``), kinds and states are codes, dates are dates; a debtor is findable
+only through a keyed HMAC tag (``debtor_tags``), never by name.
+
+Indexes are chosen for the console's keyset pages at a million rows: every filter column leads
+a composite index that ends with the page order ``(opened_at, conversation_id)``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+ID_LENGTH = 36
+"""Message and conversation ids are UUIDs in their 36-character text form (the envelope's)."""
+CODE_LENGTH = 64
+"""Kinds, states, agreement ids, body ids, policy names, error codes: short codes."""
+HASH_BYTES = 32
+"""SHA-256 and HMAC-SHA-256 outputs."""
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An aware UTC ``datetime`` on both dialects: ``timestamptz`` on PostgreSQL, a fixed-width
+    text on SQLite (which sorts like the instant). Naive datetimes are refused, because a naive
+    time in a store shared by nodes in several time zones is a bug waiting to happen."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite makes only an INTEGER PRIMARY KEY an auto-incrementing row id.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("conversation_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("requesting_party", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("requested_party", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("opening_kind", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("last_kind", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("state", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("confidential", sa.Boolean(), nullable=False),
+    sa.Column("deadline", sa.Date, nullable=True),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("closed_at", UtcDateTime, nullable=True),
+    sa.Column("proceeding_closed_at", UtcDateTime, nullable=True),
+    # Each filter leads an index that ends in the page order, then ``state``: a page is one
+    # index range walked backwards, and counting by state under a filter reads only the index.
+    sa.Index("ix_conversations_page", "opened_at", "conversation_id"),
+    sa.Index("ix_conversations_state_page", "state", "opened_at", "conversation_id"),
+    *(
+        sa.Index(f"ix_conversations_{name}_page", column, "opened_at", "conversation_id", "state")
+        for name, column in (
+            ("agreement", "agreement"),
+            ("requesting", "requesting_party"),
+            ("requested", "requested_party"),
+            ("kind", "opening_kind"),
+            ("confidential", "confidential"),
+        )
+    ),
+    sa.Index("ix_conversations_deadline", "deadline", "opened_at", "conversation_id", "state"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("conversations.conversation_id"),
+        nullable=False,
+    ),
+    sa.Column("in_reply_to", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("sender", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("recipient", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("created", UtcDateTime, nullable=False),
+    sa.Column("stored_at", UtcDateTime, nullable=False),
+    sa.Column("confidential", sa.Boolean(), nullable=False),
+    sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("document_size", sa.Integer, nullable=False),
+    sa.Column("payload_nonce", sa.LargeBinary(12), nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.CheckConstraint("direction IN ('in', 'out')", name="direction"),
+    sa.Index("ix_messages_conversation", "conversation_id", "created", "id"),
+    sa.Index("ix_messages_retention", "stored_at", "id"),
+)
+
+message_keys = sa.Table(
+    "message_keys",
+    metadata,
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("wrapped_dek", sa.LargeBinary(64), nullable=False),
+    sa.Column("wrapped_at", UtcDateTime, nullable=False),
+    sa.Index("ix_message_keys_kek", "kek_id", "message_id"),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("ordinal", sa.Integer, primary_key=True),
+    sa.Column("media_type", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("nonce", sa.LargeBinary(12), nullable=False),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+)
+
+debtor_tags = sa.Table(
+    "debtor_tags",
+    metadata,
+    sa.Column("tag", sa.LargeBinary(HASH_BYTES), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Index("ix_debtor_tags_conversation", "conversation_id"),
+)
+
+secret_keys = sa.Table(
+    "secret_keys",
+    metadata,
+    sa.Column("name", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("destination", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("claimed_by", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("claim_expires_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("last_error", sa.String(CODE_LENGTH), nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    sa.UniqueConstraint("message_id", "destination"),
+    sa.Index("ix_outbox_due", "state", "next_attempt_at", "id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "outbox_id", sa.BigInteger, sa.ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker_id", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("error_code", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.UniqueConstraint("outbox_id", "attempt"),
+)
+
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("receipt_message_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("code", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("outcome IN ('accepted', 'rejected')", name="outcome"),
+)
+
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("reference", sa.String(128), nullable=False),
+    sa.Column("placed_by", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("placed_at", UtcDateTime, nullable=False),
+    sa.Column("released_by", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("released_at", UtcDateTime, nullable=True),
+    sa.Index("ix_legal_holds_conversation", "conversation_id", "released_at"),
+)
+
+purge_runs = sa.Table(
+    "purge_runs",
+    metadata,
+    sa.Column("run_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("policy", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("actor", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("purged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("held", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_code", sa.String(CODE_LENGTH), nullable=True),
+)
+
+tombstones = sa.Table(
+    "tombstones",
+    metadata,
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("sender", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("recipient", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("created", UtcDateTime, nullable=False),
+    sa.Column("stored_at", UtcDateTime, nullable=False),
+    sa.Column("purged_at", UtcDateTime, nullable=False),
+    sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("policy", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column(
+        "purge_run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), nullable=False
+    ),
+    sa.Index("ix_tombstones_conversation", "conversation_id"),
+    sa.Index("ix_tombstones_run", "purge_run_id"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("subjects", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("hash", sa.LargeBinary(HASH_BYTES), nullable=False),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(CODE_LENGTH), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("roles", sa.String(255), nullable=False),
+    sa.Column("disabled", sa.Boolean(), nullable=False),
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("last_login_at", UtcDateTime, nullable=True),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.LargeBinary(HASH_BYTES), nullable=False, unique=True),
+    sa.Column("label", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("scopes", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+)

@@ -1,0 +1,249 @@
+"""Envelope encryption without a database: KEK files, seal/open, rings, debtor tags, PKCS#11."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import stat
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from gateway.crypto import at_rest
+from gateway.crypto.at_rest import (
+    DecryptionFailed,
+    FileKek,
+    KekFileError,
+    KekRing,
+    KeyEncryptionKey,
+    UnknownKek,
+    debtor_index_tag,
+    generate_file_kek,
+    load_file_kek,
+    open_payload,
+    payload_aad,
+    seal_payload,
+)
+from tests.tooling import require_file, require_tool
+
+FAST = at_rest.SCRYPT_MIN_LOG2_N  # the cheapest scrypt the loader accepts keeps tests quick
+PASS = b"correct horse battery staple"
+
+
+def _kek() -> FileKek:
+    return FileKek(f"kek-{secrets.token_hex(4)}", secrets.token_bytes(32))
+
+
+def test_file_kek_round_trip_and_file_shape(tmp_path: Path) -> None:
+    path = tmp_path / "kek.json"
+    key_id = generate_file_kek(path, PASS, scrypt_log2_n=FAST)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["kek.json"]  # no temporary file left
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "gateway-kek" and doc["version"] == 1 and doc["key_id"] == key_id
+    kek = load_file_kek(path, PASS)
+    assert isinstance(kek, KeyEncryptionKey)
+    assert kek.key_id == key_id
+    sealed = seal_payload(b"secret", kek, b"aad")
+    again = load_file_kek(path, PASS)  # the same key comes back from the file
+    assert open_payload(sealed, again, b"aad") == b"secret"
+    assert "key" not in repr(kek).lower().replace("key_id", "")
+
+
+def test_file_kek_refuses_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "kek.json"
+    generate_file_kek(path, PASS, scrypt_log2_n=FAST)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        generate_file_kek(path, PASS, scrypt_log2_n=FAST)
+    assert path.read_bytes() == before
+
+
+def test_file_kek_wrong_passphrase(tmp_path: Path) -> None:
+    path = tmp_path / "kek.json"
+    generate_file_kek(path, PASS, scrypt_log2_n=FAST)
+    with pytest.raises(KekFileError, match="wrong passphrase"):
+        load_file_kek(path, b"not it")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("key_id", "kek-forged", "wrong passphrase, or the file was altered"),
+        ("kdf", {"name": "scrypt", "log2_n": 10, "r": 8, "p": 1}, "kdf"),
+        ("kdf", {"name": "scrypt", "log2_n": 30, "r": 8, "p": 1}, "kdf"),
+        ("version", 2, "version"),
+        ("format", "other", "format"),
+        ("nonce", "!!!", "base64"),
+        ("cipher", "AES-128-CBC", "cipher"),
+    ],
+)
+def test_file_kek_tampered_file_refused(tmp_path: Path, field: str, value, message: str) -> None:
+    path = tmp_path / "kek.json"
+    generate_file_kek(path, PASS, scrypt_log2_n=FAST)
+    doc = json.loads(path.read_text())
+    doc[field] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(KekFileError, match=message):
+        load_file_kek(path, PASS)
+
+
+def test_file_kek_not_json_or_huge(tmp_path: Path) -> None:
+    path = tmp_path / "kek.json"
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(KekFileError, match="not JSON"):
+        load_file_kek(path, PASS)
+    path.write_bytes(b" " * (at_rest.KEK_FILE_MAX_BYTES + 1))
+    with pytest.raises(KekFileError, match="too large"):
+        load_file_kek(path, PASS)
+    with pytest.raises(KekFileError, match="cannot read"):
+        load_file_kek(tmp_path / "missing.json", PASS)
+
+
+def test_seal_open_and_ciphertext_hides_plaintext() -> None:
+    kek = _kek()
+    plaintext = "Иванов Иван 1980-01-01".encode()
+    sealed = seal_payload(plaintext, kek, payload_aad("m-1"))
+    assert plaintext not in sealed.ciphertext and b"1980" not in sealed.ciphertext
+    assert sealed.kek_id == kek.key_id
+    assert len(sealed.wrapped_dek) == at_rest.WRAPPED_KEY_BYTES
+    assert open_payload(sealed, kek, payload_aad("m-1")) == plaintext
+    # Fresh data key and nonce each time: equal plaintexts do not look equal at rest.
+    other = seal_payload(plaintext, kek, payload_aad("m-1"))
+    assert other.ciphertext != sealed.ciphertext and other.wrapped_dek != sealed.wrapped_dek
+
+
+def test_tampering_is_rejected() -> None:
+    kek = _kek()
+    sealed = seal_payload(b"payload bytes", kek, payload_aad("m-1"))
+    flipped = bytearray(sealed.ciphertext)
+    flipped[3] ^= 0x01
+    cases = [
+        (
+            at_rest.SealedPayload(bytes(flipped), sealed.nonce, sealed.wrapped_dek, sealed.kek_id),
+            "m-1",
+        ),
+        (
+            at_rest.SealedPayload(sealed.ciphertext, bytes(12), sealed.wrapped_dek, sealed.kek_id),
+            "m-1",
+        ),
+        (sealed, "m-2"),  # the same ciphertext presented as another message's
+    ]
+    for tampered, message_id in cases:
+        with pytest.raises(DecryptionFailed, match="failed authentication"):
+            open_payload(tampered, kek, payload_aad(message_id))
+    wrapped = bytearray(sealed.wrapped_dek)
+    wrapped[0] ^= 0x80
+    with pytest.raises(DecryptionFailed, match="integrity"):
+        open_payload(
+            at_rest.SealedPayload(sealed.ciphertext, sealed.nonce, bytes(wrapped), sealed.kek_id),
+            kek,
+            payload_aad("m-1"),
+        )
+    assert payload_aad("m-1") != payload_aad("m-1", "attachment:0")
+
+
+def test_wrong_kek_and_ring() -> None:
+    old, new = _kek(), _kek()
+    sealed = seal_payload(b"x", old, b"aad")
+    with pytest.raises(UnknownKek, match=old.key_id):
+        open_payload(sealed, KekRing.single(new), b"aad")
+    # A KEK with the right id but the wrong key fails integrity, not silently.
+    impostor = FileKek(old.key_id, secrets.token_bytes(32))
+    with pytest.raises(DecryptionFailed):
+        open_payload(sealed, impostor, b"aad")
+    ring = KekRing([old, new], active_id=new.key_id)
+    assert open_payload(sealed, ring, b"aad") == b"x"
+    assert seal_payload(b"y", ring, b"aad").kek_id == new.key_id
+    assert ring.key_ids == {old.key_id, new.key_id}
+    with pytest.raises(at_rest.AtRestError, match="not among"):
+        KekRing([old], active_id=new.key_id)
+    with pytest.raises(at_rest.AtRestError, match="twice"):
+        KekRing([old, old], active_id=old.key_id)
+
+
+def test_bad_key_ids_refused() -> None:
+    for bad in ("", "has space", "x" * 65, "kek/../../etc"):
+        with pytest.raises(at_rest.AtRestError):
+            FileKek(bad, secrets.token_bytes(32))
+
+
+def test_debtor_tag_normalises_and_depends_on_key() -> None:
+    key = secrets.token_bytes(32)
+    born = date(1981, 4, 17)
+    tag = debtor_index_tag(key, "Семёнов  Пётр-Иванович", born)
+    assert tag == debtor_index_tag(key, "СЕМЕНОВ Петр Иванович ", born)
+    assert tag != debtor_index_tag(key, "Семенов Петр Иванович", date(1981, 4, 18))
+    assert tag != debtor_index_tag(secrets.token_bytes(32), "Семенов Петр Иванович", born)
+    assert "семенов".encode() not in tag and len(tag) == 32
+    with pytest.raises(at_rest.AtRestError, match="empty"):
+        debtor_index_tag(key, " -- ", born)
+
+
+@pytest.fixture
+def softhsm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
+    module = require_file("/usr/lib/softhsm/libsofthsm2.so", "softhsm2")
+    util = require_tool("softhsm2-util", "softhsm2")
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(
+        [
+            util,
+            "--init-token",
+            "--free",
+            "--label",
+            "kek-token",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return module, "kek-token", "1234"
+
+
+def test_pkcs11_kek_on_softhsm(softhsm_token: tuple[str, str, str]) -> None:
+    module, label, pin = softhsm_token
+    key_id = at_rest.generate_pkcs11_kek(module, label, pin, "kek-hsm-1")
+    kek = at_rest.Pkcs11Kek(module, label, pin, key_id)
+    try:
+        assert isinstance(kek, KeyEncryptionKey)
+        sealed = seal_payload(b"on the token", kek, payload_aad("m-1"))
+        assert sealed.kek_id == "kek-hsm-1"
+        assert open_payload(sealed, kek, payload_aad("m-1")) == b"on the token"
+        bad = bytearray(sealed.wrapped_dek)
+        bad[5] ^= 1
+        with pytest.raises(DecryptionFailed):
+            open_payload(
+                at_rest.SealedPayload(sealed.ciphertext, sealed.nonce, bytes(bad), sealed.kek_id),
+                kek,
+                payload_aad("m-1"),
+            )
+        # Mixed ring: a file KEK's rows re-wrapped under the token and opened again.
+        file_kek = _kek()
+        old = seal_payload(b"file-wrapped", file_kek, b"a")
+        ring = KekRing([file_kek, kek], active_id=kek.key_id)
+        dek = at_rest.unwrap_data_key(at_rest.WrappedKey(old.kek_id, old.wrapped_dek), ring)
+        rewrapped = at_rest.wrap_data_key(dek, ring)
+        assert rewrapped.kek_id == kek.key_id
+        moved = at_rest.SealedPayload(old.ciphertext, old.nonce, rewrapped.blob, rewrapped.kek_id)
+        assert open_payload(moved, KekRing.single(kek), b"a") == b"file-wrapped"
+    finally:
+        kek.close()
+    with pytest.raises(at_rest.AtRestError, match="exactly one AES key"):
+        at_rest.Pkcs11Kek(module, label, pin, "no-such-key")
+
+
+def test_pkcs11_wrong_pin_is_a_clear_error(softhsm_token: tuple[str, str, str]) -> None:
+    module, label, _ = softhsm_token
+    with pytest.raises(at_rest.AtRestError, match="cannot open a session"):
+        at_rest.Pkcs11Kek(module, label, "0000", "kek-any")
+    with pytest.raises(at_rest.AtRestError, match="cannot open a session"):
+        at_rest.Pkcs11Kek(module, "no-such-token", "1234", "kek-any")

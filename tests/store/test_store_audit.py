@@ -1,0 +1,227 @@
+"""The hash-chained audit trail: honest chains verify, every kind of tampering is found and
+located, concurrent appends never fork the chain."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.store import Store, audit
+from gateway.store.tables import audit_events, audit_head
+from tests.store.conftest import NOW
+
+
+def _append(store: Store, count: int) -> None:
+    with store.transaction() as conn:
+        for i in range(count):
+            audit.append(
+                conn,
+                now=NOW + timedelta(seconds=i),
+                actor="operator1" if i % 2 else "peer:KZ-MJ",
+                kind="message.received",
+                subjects={"message_id": f"m-{i}"},
+                details={"n": i, "ok": True, "code": None},
+            )
+
+
+def _verify(store: Store) -> audit.AuditVerification:
+    with store.read() as conn:
+        return audit.verify(conn)
+
+
+def test_honest_chain_verifies(store: Store) -> None:
+    assert _verify(store).intact and _verify(store).events_checked == 0
+    _append(store, 12)
+    result = _verify(store)
+    assert result.intact and result.events_checked == 12 and result.last_seq == 12
+    result.raise_for_failure()
+    with store.read() as conn:
+        events = audit.events(conn)
+    assert [e.seq for e in events] == list(range(1, 13))
+    assert events[0].prev_hash == audit.GENESIS_HASH
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
+    assert events[3].details == {"n": 3, "ok": True, "code": None}
+
+
+def test_rolled_back_append_leaves_no_trace(store: Store) -> None:
+    _append(store, 2)
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        audit.append(conn, now=NOW, actor="x", kind="k")
+        raise RuntimeError("the change it recorded failed")
+    _append(store, 1)
+    assert _verify(store).intact and _verify(store).last_seq == 3
+
+
+def _tamper(store: Store, sql: str, **params) -> None:
+    with store.transaction() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def _broken(store: Store, at: int, reason: str) -> None:
+    result = _verify(store)
+    assert not result.intact
+    assert result.broken_at == at, result.reason
+    assert reason in result.reason
+    with pytest.raises(audit.AuditChainBroken, match=f"seq {at}"):
+        result.raise_for_failure()
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("actor", "someone-else"),
+        ("kind", "message.sent"),
+        ("details", '{"code":null,"n":999,"ok":true}'),
+        ("subjects", '{"message_id":"m-other"}'),
+    ],
+)
+def test_modified_event_is_found(store: Store, column: str, value: str) -> None:
+    _append(store, 8)
+    with store.transaction() as conn:
+        conn.execute(audit_events.update().where(audit_events.c.seq == 5).values({column: value}))
+    _broken(store, 5, "modified")
+
+
+def test_modified_time_is_found(store: Store) -> None:
+    _append(store, 8)
+    with store.transaction() as conn:
+        conn.execute(
+            audit_events.update().where(audit_events.c.seq == 4).values(at=NOW - timedelta(days=1))
+        )
+    _broken(store, 4, "modified")
+
+
+def test_deleted_event_is_found(store: Store) -> None:
+    _append(store, 8)
+    _tamper(store, "DELETE FROM audit_events WHERE seq = 3")
+    _broken(store, 3, "missing")
+
+
+def test_deleted_tail_is_found(store: Store) -> None:
+    _append(store, 8)
+    _tamper(store, "DELETE FROM audit_events WHERE seq >= 7")
+    _broken(store, 7, "deleted")
+
+
+def test_inserted_event_is_found(store: Store) -> None:
+    """A forger shifts events 4.. up by one and slips a well-formed event in at 4, with a hash
+    correctly chained to event 3: event 5 (the old 4) no longer follows it."""
+    _append(store, 8)
+    with store.transaction() as conn:
+        rows = conn.execute(sa.select(audit_events).order_by(audit_events.c.seq.desc())).all()
+        for row in rows:
+            if row.seq >= 4:
+                conn.execute(
+                    audit_events.update()
+                    .where(audit_events.c.seq == row.seq)
+                    .values(seq=row.seq + 1)
+                )
+        prev = next(r.hash for r in rows if r.seq == 3)
+        forged_hash = audit.event_hash(prev, 4, NOW, "forger", "user.created", "{}", "{}")
+        conn.execute(
+            audit_events.insert().values(
+                seq=4,
+                at=NOW,
+                actor="forger",
+                kind="user.created",
+                subjects="{}",
+                details="{}",
+                prev_hash=prev,
+                hash=forged_hash,
+            )
+        )
+    _broken(store, 5, "does not follow")
+
+
+def test_inserted_event_at_the_end_is_found(store: Store) -> None:
+    _append(store, 3)
+    with store.read() as conn:
+        last = audit.events(conn)[-1]
+    with store.transaction() as conn:
+        forged = audit.event_hash(last.hash, 4, NOW, "forger", "x", "{}", "{}")
+        conn.execute(
+            audit_events.insert().values(
+                seq=4,
+                at=NOW,
+                actor="forger",
+                kind="x",
+                subjects="{}",
+                details="{}",
+                prev_hash=last.hash,
+                hash=forged,
+            )
+        )
+    _broken(store, 4, "beyond the head")
+
+
+def test_reordered_events_are_found(store: Store) -> None:
+    _append(store, 8)
+    with store.transaction() as conn:
+        five, six = (
+            conn.execute(sa.select(audit_events).where(audit_events.c.seq == s)).one()
+            for s in (5, 6)
+        )
+        for target, source in ((5, six), (6, five)):
+            values = {
+                c: getattr(source, c)
+                for c in ("at", "actor", "kind", "subjects", "details", "prev_hash", "hash")
+            }
+            conn.execute(audit_events.update().where(audit_events.c.seq == target).values(**values))
+    _broken(store, 5, "does not follow")
+
+
+def test_details_must_be_codes(store: Store) -> None:
+    with store.transaction() as conn:
+        with pytest.raises(audit.AuditError, match="ids and codes"):
+            audit.append(conn, now=NOW, actor="a", kind="k", details={"nested": {"name": "x"}})
+        with pytest.raises(audit.AuditError, match="bytes"):
+            audit.append(conn, now=NOW, actor="a", kind="k", details={"blob": "x" * 5000})
+        with pytest.raises(ValueError, match="naive"):
+            audit.append(conn, now=NOW.replace(tzinfo=None), actor="a", kind="k")
+
+
+def test_concurrent_appends_never_fork(store: Store) -> None:
+    workers, per_worker = 4, 15
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(per_worker):
+                with store.transaction() as conn:
+                    audit.append(conn, now=NOW, actor=f"w{n}", kind="tick", details={"i": i})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    result = _verify(store)
+    assert result.intact, result.reason
+    assert result.last_seq == workers * per_worker
+    with store.read() as conn:
+        assert conn.execute(sa.select(audit_head.c.seq)).scalar_one() == workers * per_worker
+
+
+def test_verify_sees_one_snapshot_while_others_append(store: Store) -> None:
+    """An append committed while a verification runs must not look like tampering."""
+    _append(store, 3)
+    with store.read() as reader:
+        assert len(audit.events(reader)) == 3  # the snapshot starts here
+        _append(store, 2)  # another process appends meanwhile
+        result = audit.verify(reader)
+    assert result.intact and result.last_seq == 3, result.reason
+    assert _verify(store).last_seq == 5
+
+
+def test_read_transaction_refuses_writes_on_postgres(pg_session_store: Store) -> None:
+    with pytest.raises(sa.exc.InternalError, match="read-only"), pg_session_store.read() as conn:
+        audit.append(conn, now=NOW, actor="a", kind="k")

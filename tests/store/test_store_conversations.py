@@ -1,0 +1,206 @@
+"""Conversations: compare-and-set transitions, keyset pages with filters, counts, debtor tags."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+
+from gateway.crypto.at_rest import debtor_index_tag
+from gateway.store import Store, conversations
+from gateway.store.conversations import ConversationFilter, Cursor
+from tests.store import factory
+from tests.store.conftest import NOW
+
+BODIES = ("RU-FSSP", "KZ-MJ", "BY-MJ", "KG-SIS")
+STATES = ("received", "answered", "overdue", "closed")
+KINDS = ("Request", "ProtectionMeasuresInquiry")
+
+
+def _populate(store: Store, count: int, seed: int) -> list[conversations.Conversation]:
+    rng = random.Random(seed)
+    with store.transaction() as conn:
+        for i in range(count):
+            requesting, requested = rng.sample(BODIES, 2)
+            # Several conversations share an opened_at: the id must break the tie.
+            opened = NOW - timedelta(minutes=rng.randrange(count // 3))
+            factory.open_conversation(
+                conn,
+                opened,
+                agreement=rng.choice(("cis-enforcement", "ru-kz-supreme-courts")),
+                requesting_party=requesting,
+                requested_party=requested,
+                opening_kind=rng.choice(KINDS),
+                state=rng.choice(STATES),
+                confidential=rng.random() < 0.3,
+                deadline=None
+                if i % 7 == 0
+                else date(2026, 12, 1) + timedelta(days=rng.randrange(40)),
+            )
+        return _all(conn)
+
+
+def _all(conn) -> list[conversations.Conversation]:
+    out, cursor = [], None
+    while True:
+        page = conversations.list_page(conn, after=cursor, limit=conversations.MAX_PAGE_SIZE)
+        out += page.items
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
+
+
+def _expected(rows, f: ConversationFilter):
+    def keep(c) -> bool:
+        return (
+            (f.agreement is None or c.agreement == f.agreement)
+            and (f.party is None or f.party in (c.requesting_party, c.requested_party))
+            and (f.state is None or c.state == f.state)
+            and (f.kind is None or c.opening_kind == f.kind)
+            and (
+                f.deadline_from is None
+                or (c.deadline is not None and c.deadline >= f.deadline_from)
+            )
+            and (f.deadline_to is None or (c.deadline is not None and c.deadline <= f.deadline_to))
+            and (f.confidential is None or c.confidential == f.confidential)
+        )
+
+    return sorted(
+        (c for c in rows if keep(c)), key=lambda c: (c.opened_at, c.conversation_id), reverse=True
+    )
+
+
+FILTERS = [
+    ConversationFilter(),
+    ConversationFilter(state="overdue"),
+    ConversationFilter(party="KZ-MJ"),
+    ConversationFilter(agreement="ru-kz-supreme-courts", confidential=True),
+    ConversationFilter(kind="ProtectionMeasuresInquiry", party="BY-MJ"),
+    ConversationFilter(deadline_from=date(2026, 12, 10), deadline_to=date(2026, 12, 20)),
+    ConversationFilter(state="received", deadline_to=date(2026, 12, 15), confidential=False),
+    ConversationFilter(party="XX-NONE"),
+]
+
+
+def test_keyset_pages_match_a_full_sort(store: Store) -> None:
+    everything = _populate(store, 150, seed=7)
+    assert len(everything) == 150
+    for f in FILTERS:
+        expected = _expected(everything, f)
+        for size in (4, 50):
+            got, cursor, pages = [], None, 0
+            with store.read() as conn:
+                while True:
+                    page = conversations.list_page(conn, f, after=cursor, limit=size)
+                    assert len(page.items) <= size
+                    got += page.items
+                    pages += 1
+                    if page.next_cursor is None:
+                        break
+                    # The cursor survives a trip through the browser.
+                    cursor = Cursor.decode(page.next_cursor.encode())
+            assert [c.conversation_id for c in got] == [c.conversation_id for c in expected], f
+            assert pages == max(1, -(-len(expected) // size))
+
+
+def test_pages_stay_correct_when_rows_arrive_between_pages(store: Store) -> None:
+    _populate(store, 30, seed=3)
+    with store.read() as conn:
+        first = conversations.list_page(conn, limit=10)
+    with store.transaction() as conn:  # newer conversations arrive while the operator reads
+        for _ in range(5):
+            factory.open_conversation(conn, NOW + timedelta(days=1))
+    with store.read() as conn:
+        rest = _after(conn, first.next_cursor)
+    ids = [c.conversation_id for c in first.items + tuple(rest)]
+    assert len(ids) == len(set(ids)) == 30
+
+
+def _after(conn, cursor):
+    out = []
+    while cursor is not None:
+        page = conversations.list_page(conn, after=cursor, limit=10)
+        out += page.items
+        cursor = page.next_cursor
+    return out
+
+
+def test_count_by_state(store: Store) -> None:
+    everything = _populate(store, 120, seed=11)
+    for f in FILTERS[:4]:
+        expected: dict[str, int] = {}
+        for c in _expected(everything, f):
+            expected[c.state] = expected.get(c.state, 0) + 1
+        with store.read() as conn:
+            assert conversations.count_by_state(conn, f) == expected
+
+
+@pytest.mark.parametrize("text", ["", "!!!", "x" * 300, "WyIyMDI2LTExLTIzVDEwOjAwOjAwIiwgMV0="])
+def test_garbage_cursor_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        Cursor.decode(text)
+
+
+def test_page_limit_is_bounded(store: Store) -> None:
+    with store.read() as conn, pytest.raises(ValueError, match="limit"):
+        conversations.list_page(conn, limit=conversations.MAX_PAGE_SIZE + 1)
+
+
+def test_transition_is_compare_and_set(store: Store) -> None:
+    with store.transaction() as conn:
+        cid = factory.open_conversation(conn, NOW)
+        assert not conversations.open_conversation(
+            conn,
+            conversation_id=cid,
+            agreement="x",
+            requesting_party="A",
+            requested_party="B",
+            opening_kind="Request",
+            state="other",
+            confidential=True,
+            deadline=None,
+            now=NOW,
+        )
+    before = conversations.get
+    later = NOW + timedelta(hours=1)
+    with store.transaction() as conn:
+        original = before(conn, cid)
+        assert conversations.transition(
+            conn,
+            cid,
+            expected_state="received",
+            new_state="answered",
+            now=later,
+            last_kind="Response",
+            deadline=None,
+        )
+        assert not conversations.transition(
+            conn, cid, expected_state="received", new_state="closed", now=later
+        )
+        after = conversations.get(conn, cid, for_update=True)
+    assert after == replace(
+        original, state="answered", last_kind="Response", deadline=None, updated_at=later, version=2
+    )
+
+
+def test_debtor_tags_find_conversations(store: Store) -> None:
+    key = secrets.token_bytes(32)
+    born = date(1981, 4, 17)
+    tag = debtor_index_tag(key, factory.DEBTOR_NAME, born)
+    other = debtor_index_tag(key, "Другой Должник", born)
+    with store.transaction() as conn:
+        a = factory.open_conversation(conn, NOW)
+        b = factory.open_conversation(conn, NOW + timedelta(minutes=1))
+        factory.open_conversation(conn, NOW)
+        conversations.add_debtor_tags(conn, a, [tag, tag, other])
+        conversations.add_debtor_tags(conn, b, [tag])
+        conversations.add_debtor_tags(conn, b, [tag])  # idempotent
+    with store.read() as conn:
+        found = conversations.find_by_debtor(
+            conn, debtor_index_tag(key, "қасымов ерлан маратұлы", born)
+        )
+        assert [c.conversation_id for c in found] == [b, a]
+        assert [c.conversation_id for c in conversations.find_by_debtor(conn, other)] == [a]

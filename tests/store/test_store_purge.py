@@ -1,0 +1,197 @@
+"""Retention: tombstones, crypto-shredding, legal holds, purge runs, all-or-nothing batches."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.crypto.at_rest import KekRing
+from gateway.store import Store, audit, conversations, messages, outbox, purge, receipts
+from gateway.store.messages import Attachment, Direction
+from gateway.store.receipts import ReceiptOutcome
+from gateway.store.tables import attachments, message_keys
+from tests.store import factory
+from tests.store.conftest import NOW
+
+OLD = NOW - timedelta(days=400)
+CUTOFF = NOW - timedelta(days=365)
+
+
+def _conversation(store: Store, ring: KekRing, stored_at, count: int = 2) -> tuple[str, list[str]]:
+    cid = factory.new_id()
+    ids = []
+    with store.transaction() as conn:
+        factory.open_conversation(conn, stored_at, cid)
+        conversations.add_debtor_tags(conn, cid, [b"t" * 32])
+        for _ in range(count):
+            h = factory.header(cid, stored_at)
+            messages.insert_received(
+                conn,
+                h,
+                factory.signed_document(h.message_id),
+                ring,
+                stored_at,
+                [Attachment("a/b", b"x")],
+            )
+            ids.append(h.message_id)
+    return cid, ids
+
+
+def _count(store: Store, table: sa.Table) -> int:
+    with store.read() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_purge_tombstones_and_shreds(store: Store, ring: KekRing) -> None:
+    cid, old_ids = _conversation(store, ring, OLD)
+    _, young_ids = _conversation(store, ring, NOW)
+    with store.transaction() as conn:
+        receipts.record(
+            conn,
+            message_id=old_ids[0],
+            receipt_message_id=factory.new_id(),
+            direction=Direction.OUT,
+            outcome=ReceiptOutcome.ACCEPTED,
+            at=OLD,
+        )
+        purge.start_run(conn, "run-1", "cis-default", "job:purge", NOW)
+        found = purge.candidates(conn, CUTOFF, 100)
+    assert sorted(found) == sorted(old_ids)
+    with store.transaction() as conn:
+        assert (
+            purge.purge_messages(conn, found[:1], run_id="run-1", policy="cis-default", now=NOW)
+            == 1
+        )
+    with store.read() as conn:
+        # The conversation still has one message: it stays.
+        assert conversations.get(conn, cid) is not None
+    with store.transaction() as conn:
+        assert purge.purge_messages(conn, found, run_id="run-1", policy="cis-default", now=NOW) == 1
+        purge.finish_run(conn, "run-1", NOW, held=0)
+    with store.read() as conn:
+        for mid in old_ids:
+            assert messages.get(conn, mid) is None
+            with pytest.raises(messages.MessageGone):
+                messages.read_document(conn, mid, ring)
+            tomb = purge.get_tombstone(conn, mid)
+            assert tomb.document_sha256 == hashlib.sha256(factory.signed_document(mid)).digest()
+            assert (tomb.kind, tomb.sender, tomb.recipient) == ("Request", "KZ-MJ", "RU-FSSP")
+            assert tomb.created == OLD and tomb.purged_at == NOW and tomb.purge_run_id == "run-1"
+        assert conversations.get(conn, cid) is None  # last message gone: conversation gone
+        assert conversations.find_by_debtor(conn, b"t" * 32)[0].conversation_id != cid
+        assert receipts.get(conn, old_ids[0]) is None
+        run = purge.get_run(conn, "run-1")
+        assert (run.state, run.purged) == ("finished", 2)
+        kinds = [e.kind for e in audit.events(conn)]
+        assert kinds == ["purge.started", "message.purged", "message.purged", "purge.finished"]
+        assert audit.verify(conn).intact
+        for mid in young_ids:
+            assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
+    assert _count(store, message_keys) == len(young_ids)
+    assert _count(store, attachments) == len(young_ids)
+
+
+def test_legal_hold_blocks_purge(store: Store, ring: KekRing) -> None:
+    cid, ids = _conversation(store, ring, OLD)
+    with store.transaction() as conn:
+        hold = purge.place_hold(conn, cid, "order 12/2026", "admin1", NOW)
+        purge.start_run(conn, "run-2", "cis-default", "job:purge", NOW)
+        assert purge.candidates(conn, CUTOFF, 100) == []
+        assert purge.count_held(conn, CUTOFF) == 2
+    with pytest.raises(purge.LegalHoldActive, match="legal hold"), store.transaction() as conn:
+        purge.purge_messages(conn, ids, run_id="run-2", policy="p", now=NOW)
+    with store.read() as conn:  # the failed batch left everything whole
+        assert all(messages.get(conn, m) is not None for m in ids)
+        assert purge.get_tombstone(conn, ids[0]) is None
+        assert purge.get_run(conn, "run-2").purged == 0
+    with store.transaction() as conn:
+        assert purge.release_hold(conn, hold, "admin1", NOW)
+        assert not purge.release_hold(conn, hold, "admin1", NOW)
+        assert purge.active_holds(conn, cid) == []
+        assert sorted(purge.candidates(conn, CUTOFF, 100)) == sorted(ids)
+
+
+def test_batch_is_all_or_nothing(store: Store, ring: KekRing) -> None:
+    _, ids = _conversation(store, ring, OLD, count=3)
+    with store.transaction() as conn:
+        purge.start_run(conn, "run-3", "p", "job:purge", NOW)
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        purge.purge_messages(conn, ids, run_id="run-3", policy="p", now=NOW)
+        raise RuntimeError("crash before commit")
+    with store.read() as conn:
+        for mid in ids:
+            assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
+            assert purge.get_tombstone(conn, mid) is None
+        assert audit.verify(conn).last_seq == 1  # only purge.started
+
+
+def test_pending_outbox_is_not_purged(store: Store, ring: KekRing) -> None:
+    cid = factory.new_id()
+    with store.transaction() as conn:
+        factory.open_conversation(conn, OLD, cid)
+        h = factory.header(cid, OLD, sender="RU-FSSP", recipient="KZ-MJ")
+        messages.insert_sent(conn, h, b"<d/>", ring, OLD)
+        oid = outbox.enqueue(conn, h.message_id, "KZ-MJ", OLD)
+        assert purge.candidates(conn, CUTOFF, 10) == []
+        (claim,) = outbox.claim_due(conn, "w", NOW, 1, timedelta(minutes=1))
+        outbox.mark_delivered(conn, claim, NOW)
+        assert purge.candidates(conn, CUTOFF, 10) == [h.message_id]
+        purge.start_run(conn, "run-4", "p", "job:purge", NOW)
+        assert purge.purge_messages(conn, [h.message_id], run_id="run-4", policy="p", now=NOW) == 1
+        assert outbox.get(conn, oid) is None
+
+
+def test_purge_needs_a_running_run(store: Store, ring: KekRing) -> None:
+    _, ids = _conversation(store, ring, OLD, count=1)
+    with store.transaction() as conn, pytest.raises(ValueError, match="not running"):
+        purge.purge_messages(conn, ids, run_id="nope", policy="p", now=NOW)
+
+
+def test_replay_after_purge_is_still_a_duplicate(store: Store, ring: KekRing) -> None:
+    cid, (mid,) = _conversation(store, ring, OLD, count=1)
+    with store.transaction() as conn:
+        purge.start_run(conn, "run-5", "p", "job:purge", NOW)
+        purge.purge_messages(conn, [mid], run_id="run-5", policy="p", now=NOW)
+    head = factory.header(cid, OLD, message_id=mid)
+    with store.transaction() as conn:
+        factory.open_conversation(conn, NOW, cid)
+        again = messages.insert_received(conn, head, factory.signed_document(mid), ring, NOW)
+        other = messages.insert_received(conn, head, b"<forged/>", ring, NOW)
+    assert (again, other) == (messages.ReceiveOutcome.DUPLICATE, messages.ReceiveOutcome.CONFLICT)
+    with store.read() as conn:
+        assert messages.get(conn, mid) is None
+        assert purge.get_tombstone(conn, mid) is not None
+
+
+def test_scan_gives_retention_facts(store: Store, ring: KekRing) -> None:
+    cid, ids = _conversation(store, ring, OLD, count=3)
+    closed, proceeding = OLD + timedelta(days=30), OLD + timedelta(days=60)
+    with store.transaction() as conn:
+        assert conversations.transition(
+            conn, cid, expected_state="received", new_state="closed", now=closed, closed_at=closed
+        )
+        assert conversations.mark_proceeding_closed(conn, cid, proceeding, NOW)
+        purge.place_hold(conn, cid, "order 1", "admin1", NOW)
+        other = factory.new_id()
+        factory.open_conversation(conn, NOW, other)
+        h = factory.header(other, NOW, sender="RU-FSSP", recipient="KZ-MJ")
+        messages.insert_sent(conn, h, b"<d/>", ring, NOW)
+        outbox.enqueue(conn, h.message_id, "KZ-MJ", NOW)
+    seen, after = [], 0
+    while True:
+        with store.read() as conn:
+            batch = purge.scan(conn, after, limit=2)
+        if not batch:
+            break
+        seen += batch
+        after = batch[-1].position
+    assert [f.message_id for f in seen] == [*ids, h.message_id]
+    first, last = seen[0], seen[-1]
+    assert (first.direction, first.sender, first.stored_at) == ("in", "KZ-MJ", OLD)
+    assert (first.conversation_closed_at, first.proceeding_closed_at) == (closed, proceeding)
+    assert first.held and not first.pending_delivery
+    assert (last.direction, last.held, last.pending_delivery) == ("out", False, True)
+    assert last.conversation_closed_at is None
