@@ -48,6 +48,10 @@ class PermissionDenied(GatewayError):
         super().__init__(f"{what} needs the role {needed}")
 
 
+class InvalidCursor(GatewayError):
+    """The ``after`` cursor is not one of ours; start again from the first page."""
+
+
 class PurposeRequired(GatewayError):
     """Reading a confidential document needs a stated purpose (CIS Art. 9.1)."""
 

@@ -95,6 +95,20 @@ conversations = sa.Table(
     sa.Index("ix_conversations_deadline", "deadline", "opened_at", "conversation_id", "state"),
 )
 
+conversation_machines = sa.Table(
+    "conversation_machines",
+    metadata,
+    sa.Column(
+        "conversation_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("machine", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+"""The conversation state machine's state as JSON (ids, states, instants, codes only)."""
+
 messages = sa.Table(
     "messages",
     metadata,

@@ -60,6 +60,7 @@ from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.service import (
     Actor,
     ConversationFilter,
+    InvalidCursor,
     LocalService,
     NotFound,
     PermissionDenied,
@@ -286,6 +287,12 @@ def _translate(exc: BaseException) -> ApiError | None:
             f"the conversation does not allow this document now (state {exc.state})",
             f"Переписка в состоянии «{exc.state}» сейчас не допускает этот документ.",
             extra={"problems": [problem.to_json()]},
+        )
+    if isinstance(exc, InvalidCursor):
+        return _bad_parameter(
+            "after",
+            "the page cursor is not valid; start again from the first page",
+            "Курсор страницы недействителен; начните с первой страницы.",
         )
     if isinstance(exc, PermissionDenied):
         needed = str(exc.needed)

@@ -1,0 +1,1 @@
+"""The demo: four bodies on loopback (DEMO keys, NOT FOR PRODUCTION)."""

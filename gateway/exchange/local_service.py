@@ -1,0 +1,326 @@
+"""The node as the local side sees it: :class:`gateway.exchange.service.LocalService`.
+
+Every call runs the node's synchronous work in the executor (DESIGN: no blocking work on the
+event loop). Roles are enforced here, once, for the API and the console alike:
+
+* reading any document needs ``operator`` or ``confidential-reader`` — every document is
+  personal data (CIS Art. 9.4);
+* reading a confidential conversation's documents needs ``confidential-reader`` and a stated
+  purpose (CIS Art. 9.1, 16; SC Art. 8), and every such read is an audit event with the purpose;
+* submitting needs ``operator``.
+A refusal is itself audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from gateway.exchange.node import Node
+from gateway.exchange.service import (
+    Actor,
+    ConversationFilter,
+    ConversationSummary,
+    ConversationView,
+    InvalidCursor,
+    MessageSummary,
+    MessageView,
+    NotFound,
+    Page,
+    PermissionDenied,
+    PurposeRequired,
+    Role,
+    SubmitResult,
+)
+from gateway.rules.calendars import calendar_for
+from gateway.rules.deadlines import Deadline, working_days_left
+from gateway.store import audit, tokens
+from gateway.store import conversations as conv_store
+from gateway.store import messages as msg_store
+from gateway.store import receipts as receipt_store
+from gateway.store.tables import outbox as outbox_table
+from gateway.xml.convert import xml_to_json
+from gateway.xml.parsing import parse_untrusted
+
+T = TypeVar("T")
+
+READERS = frozenset({Role.OPERATOR, Role.CONFIDENTIAL_READER})
+
+
+class LocalNodeService:
+    """Implements :class:`~gateway.exchange.service.LocalService` over a :class:`Node`."""
+
+    def __init__(self, node: Node, executor: Executor) -> None:
+        self.node = node
+        self.executor = executor
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args, **kwargs))
+
+    # --- auth ------------------------------------------------------------------------------
+
+    async def authenticate_token(self, token: str) -> Actor | None:
+        def find() -> Actor | None:
+            with self.node.store.transaction() as conn:  # marks the token used
+                found = tokens.find_active(conn, token, self.node.clock())
+            if found is None:
+                return None
+            roles = frozenset(Role(s) for s in found.scopes if s in Role._value2member_map_)
+            return Actor(name=f"token:{found.label}", roles=roles)
+
+        return await self._run(find)
+
+    def _deny(self, actor: Actor, needed: Role, what: str, subject: str = "") -> PermissionDenied:
+        with self.node.store.transaction() as conn:
+            audit.append(
+                conn,
+                now=self.node.clock(),
+                actor=actor.name[:64],
+                kind="access.denied",
+                subjects={"subject": subject} if subject else {},
+                details={"needed": str(needed), "what": what[:64]},
+            )
+        return PermissionDenied(needed, what)
+
+    # --- submit ----------------------------------------------------------------------------
+
+    async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
+        if not actor.has(Role.OPERATOR):
+            raise await self._run(self._deny, actor, Role.OPERATOR, "submitting a document")
+        header, warnings = await self._run(self.node.submit, document, actor=actor.name[:64])
+        with self.node.store.read() as conn:
+            stored = conv_store.get(conn, header.conversation_id)
+        return SubmitResult(
+            message_id=header.message_id,
+            conversation_id=header.conversation_id,
+            state=stored.state if stored else "",
+            warnings=tuple(w.to_json() for w in warnings),
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def list_conversations(
+        self, filters: ConversationFilter, *, after: str | None, limit: int, actor: Actor
+    ) -> Page:
+        if not actor.roles & (READERS | {Role.ADMINISTRATOR, Role.AUDITOR}):
+            raise await self._run(self._deny, actor, Role.OPERATOR, "listing conversations")
+
+        def page() -> Page:
+            try:
+                cursor = conv_store.Cursor.decode(after) if after else None
+            except ValueError as exc:
+                raise InvalidCursor(str(exc)) from None
+            store_filter = conv_store.ConversationFilter(
+                agreement=filters.agreement,
+                party=filters.body,
+                state=filters.state,
+                kind=filters.kind,
+                deadline_to=filters.deadline_before,
+                confidential=filters.confidential,
+            )
+            with self.node.store.read() as conn:
+                result = conv_store.list_page(conn, store_filter, cursor, limit)
+            return Page(
+                items=tuple(_summary(c) for c in result.items),
+                next_cursor=result.next_cursor.encode() if result.next_cursor else None,
+            )
+
+        return await self._run(page)
+
+    async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
+        def counts() -> dict[str, int]:
+            with self.node.store.read() as conn:
+                return dict(conv_store.count_by_state(conn))
+
+        return await self._run(counts)
+
+    async def conversation(
+        self, conversation_id: str, *, actor: Actor, purpose: str | None
+    ) -> ConversationView:
+        if not actor.roles & (READERS | {Role.ADMINISTRATOR, Role.AUDITOR}):
+            raise await self._run(self._deny, actor, Role.OPERATOR, "reading a conversation")
+
+        def view() -> ConversationView:
+            with self.node.store.read() as conn:
+                stored = conv_store.get(conn, conversation_id)
+                if stored is None:
+                    raise NotFound(f"conversation {conversation_id}")
+                messages = tuple(
+                    self._message_summary(conn, m)
+                    for m in msg_store.list_for_conversation(conn, conversation_id)
+                )
+            left = None
+            if stored.deadline is not None:
+                state = stored.requested_party[:2]
+                left = working_days_left(
+                    Deadline(stored.deadline, "", True, False, stored.opened_at.date()),
+                    self.node.clock().date(),
+                    calendar_for(state),
+                )
+            return ConversationView(_summary(stored), messages, left)
+
+        return await self._run(view)
+
+    def _message_summary(self, conn: Any, m: msg_store.StoredMessage) -> MessageSummary:
+        delivery = None
+        if m.direction is msg_store.Direction.OUT:
+            row = conn.execute(
+                outbox_table.select().where(outbox_table.c.message_id == m.header.message_id)
+            ).first()
+            delivery = row.state if row else None
+        return MessageSummary(
+            message_id=m.header.message_id,
+            conversation_id=m.header.conversation_id,
+            in_reply_to=m.header.in_reply_to,
+            direction=m.direction.value,
+            kind=m.header.kind,
+            sender=m.header.sender,
+            recipient=m.header.recipient,
+            created=m.header.created,
+            stored_at=m.stored_at,
+            confidential=m.header.confidential,
+            document_sha256=m.document_sha256.hex(),
+            delivery_state=delivery,
+            verification="TOTAL_PASSED",
+        )
+
+    def _read_document(
+        self, message_id: str, actor: Actor, purpose: str | None
+    ) -> tuple[msg_store.StoredMessage, bytes]:
+        """The signed bytes, after the role and purpose checks; every read is audited."""
+        with self.node.store.read() as conn:
+            stored = msg_store.get(conn, message_id)
+            conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
+        if stored is None:
+            raise NotFound(f"message {message_id}")
+        confidential = stored.header.confidential or bool(
+            conversation and conversation.confidential
+        )
+        if confidential:
+            if not actor.has(Role.CONFIDENTIAL_READER):
+                raise self._deny(
+                    actor, Role.CONFIDENTIAL_READER, "reading a confidential document", message_id
+                )
+            if not purpose or not purpose.strip():
+                raise PurposeRequired(
+                    "a confidential document is read only for a stated purpose (CIS Art. 9.1): "
+                    "give it in X-Purpose"
+                )
+        elif not actor.roles & READERS:
+            raise self._deny(actor, Role.OPERATOR, "reading a document", message_id)
+        with self.node.store.transaction() as conn:
+            document = msg_store.read_document(conn, message_id, self.node.kek_ring)
+            audit.append(
+                conn,
+                now=self.node.clock(),
+                actor=actor.name[:64],
+                kind="document.read",
+                subjects={"message": message_id},
+                details={
+                    "confidential": confidential,
+                    # The purpose is the reader's words: kept as a digest plus length here;
+                    # the console records it in full in the audit export it signs.
+                    "purpose_sha256": hashlib.sha256((purpose or "").encode()).hexdigest(),
+                },
+            )
+        return stored, document
+
+    async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
+        def view() -> MessageView:
+            stored, document = self._read_document(message_id, actor, purpose)
+            converted = xml_to_json(parse_untrusted(document), self.node.registry)
+            with self.node.store.read() as conn:
+                summary = self._message_summary(conn, stored)
+                receipt = receipt_store.get(conn, message_id)
+                attempts = _attempts(conn, message_id)
+            return MessageView(
+                summary=summary,
+                header=converted["header"],
+                body=converted["body"],
+                report={"indication": summary.verification},
+                receipt=(
+                    {
+                        "receipt_message_id": receipt.receipt_message_id,
+                        "outcome": receipt.outcome.value,
+                        "code": receipt.code,
+                        "at": receipt.at.isoformat(),
+                    }
+                    if receipt
+                    else None
+                ),
+                delivery_attempts=attempts,
+            )
+
+        return await self._run(view)
+
+    async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
+        _, document = await self._run(self._read_document, message_id, actor, purpose)
+        return document
+
+    async def message_pdf(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
+        def pdf() -> bytes:
+            _, document = self._read_document(message_id, actor, purpose)
+            return self.node.render(document)
+
+        return await self._run(pdf)
+
+    async def receipt_xml(self, message_id: str, *, actor: Actor) -> bytes:
+        def receipt() -> bytes:
+            with self.node.store.read() as conn:
+                found = receipt_store.get(conn, message_id)
+            if found is None:
+                raise NotFound(f"receipt of {message_id}")
+            _, document = self._read_document(found.receipt_message_id, actor, "receipt")
+            return document
+
+        return await self._run(receipt)
+
+
+def _summary(c: conv_store.Conversation) -> ConversationSummary:
+    return ConversationSummary(
+        conversation_id=c.conversation_id,
+        agreement=c.agreement,
+        requesting_party=c.requesting_party,
+        requested_party=c.requested_party,
+        opening_kind=c.opening_kind,
+        last_kind=c.last_kind,
+        state=c.state,
+        confidential=c.confidential,
+        deadline=c.deadline,
+        opened_at=c.opened_at,
+        updated_at=c.updated_at,
+    )
+
+
+def _attempts(conn: Any, message_id: str) -> tuple[dict[str, Any], ...]:
+    from gateway.store.tables import delivery_attempts
+
+    rows = conn.execute(
+        delivery_attempts.select()
+        .join(outbox_table, outbox_table.c.id == delivery_attempts.c.outbox_id)
+        .where(outbox_table.c.message_id == message_id)
+        .order_by(delivery_attempts.c.attempt)
+    )
+    return tuple(
+        {
+            "attempt": r.attempt,
+            "started_at": _iso(r.started_at),
+            "finished_at": _iso(r.finished_at),
+            "outcome": r.outcome,
+            "error_code": r.error_code,
+            "http_status": r.http_status,
+        }
+        for r in rows
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+__all__ = ["LocalNodeService"]

@@ -1,0 +1,94 @@
+"""The agreement-level rules of one document, glued together: in force between the two parties
+on the day (CIS Art. 22–24; SC Art. 13) and reservations (CIS Art. 25; Kazakhstan on Art. 6 а)).
+
+Content rules that need nothing but the document are in :mod:`gateway.rules.content`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from lxml import etree
+
+from gateway.model.bodies import state_of
+from gateway.model.envelope import Header
+from gateway.model.problems import Problem
+from gateway.model.profiles import Participation, Reservation, profile
+from gateway.rules.in_force import agreement_in_force_problems
+from gateway.rules.reservations import reservation_problems
+
+
+@dataclass(frozen=True, slots=True)
+class PartiesContext:
+    """What the directory of bodies says about the two parties of a conversation."""
+
+    requesting_body: str
+    requested_body: str
+    participations: tuple[Participation, ...]
+    reservations: tuple[Reservation, ...]
+    conversation_started_on: date | None = None
+    """For a reply: when the conversation began (SC Art. 13.2: begun before termination, it
+    continues)."""
+
+
+def request_facts(root: etree._Element) -> tuple[str | None, set[str]]:
+    """The enforcement document's issuer kind and the subjects a Request asks about
+    (subject element names and asset kinds), for the reservation rules."""
+    issuer_kind: str | None = None
+    subjects: set[str] = set()
+    body = next((c for c in root.iterchildren() if etree.QName(c).localname == "Body"), None)
+    request = body[0] if body is not None and len(body) else None
+    if request is None or etree.QName(request).localname != "Request":
+        return None, subjects
+    for node in request.iter():
+        if not isinstance(node.tag, str):
+            continue
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        parent_name = etree.QName(parent).localname if parent is not None else ""
+        if name == "Kind" and parent_name == "Issuer":
+            issuer_kind = (node.text or "").strip() or None
+        elif parent_name == "Subject":
+            subjects.add(name)
+        elif name == "Kind" and parent_name == "Assets":
+            subjects.add((node.text or "").strip())
+    return issuer_kind, subjects
+
+
+def agreement_problems(
+    root: etree._Element, header: Header, parties: PartiesContext, on: date
+) -> list[Problem]:
+    """In-force and reservation problems of a document on day ``on``; empty when none."""
+    agreement = profile(header.agreement)
+    requesting_state = state_of(parties.requesting_body)
+    requested_state = state_of(parties.requested_body)
+    problems = agreement_in_force_problems(
+        agreement,
+        parties.participations,
+        requesting_state,
+        requested_state,
+        on,
+        conversation_started_on=parties.conversation_started_on,
+    )
+    if header.kind == "Request":
+        issuer_kind, subjects = request_facts(root)
+        problems += reservation_problems(
+            agreement,
+            _all_reservations(agreement.reservations, parties.reservations),
+            requesting_state,
+            requested_state,
+            issuer_kind,
+            subjects,
+        )
+    return problems
+
+
+def _all_reservations(
+    known: Iterable[Reservation], declared: Iterable[Reservation]
+) -> tuple[Reservation, ...]:
+    seen: dict[tuple[str, str, str], Reservation] = {}
+    for r in (*known, *declared):
+        seen.setdefault((r.state, r.code, r.article), r)
+    return tuple(seen.values())

@@ -1,0 +1,38 @@
+"""The conversation state machine's state, one JSON row per conversation.
+
+The JSON (:mod:`gateway.exchange.machine_codec`) holds ids, states, roles, instants and decision
+codes only — no personal data — so it is stored in clear next to the conversation row and read
+under the conversation's row lock (``conversations.get(..., for_update=True)``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.store.tables import conversation_machines
+
+
+def get(conn: Connection, conversation_id: str) -> str | None:
+    return conn.execute(
+        sa.select(conversation_machines.c.machine).where(
+            conversation_machines.c.conversation_id == conversation_id
+        )
+    ).scalar_one_or_none()
+
+
+def put(conn: Connection, conversation_id: str, machine: str, now: datetime) -> None:
+    """Insert or replace; the caller holds the conversation's row lock."""
+    updated = conn.execute(
+        conversation_machines.update()
+        .where(conversation_machines.c.conversation_id == conversation_id)
+        .values(machine=machine, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            conversation_machines.insert().values(
+                conversation_id=conversation_id, machine=machine, updated_at=now
+            )
+        )

@@ -1,0 +1,231 @@
+"""A running node: the peer endpoint (mutual TLS), the local API and the delivery worker.
+
+``gateway serve`` and ``gateway demo`` build a :class:`NodeRuntime` per node and ``await
+start()`` / ``await stop()`` it. The node's CPU work runs in a thread pool sized to the cores;
+the event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from gateway.exchange.directory import UnknownBody
+from gateway.exchange.local_service import LocalNodeService
+from gateway.exchange.node import Node
+from gateway.model.directory import CertificateRole
+from gateway.store import outbox as outbox_store
+from gateway.web.local_api import make_local_api_app, start_local_api
+from gateway.web.metrics import DeliveryOutcome, GatewayMetrics
+from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
+from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
+from gateway.web.tls import ReloadableContext, client_context, server_context
+
+log = logging.getLogger(__name__)
+
+DELIVERY_POLL_SECONDS = 0.5
+"""How often an idle delivery worker looks for due rows; a submission wakes it at once."""
+
+EXECUTOR_THREADS = max(2, (os.cpu_count() or 2) * 2)
+"""Threads for signing, verifying, validation and the database: the crypto and libxml2 release
+the GIL, and database waits are I/O; twice the cores keeps both busy without thrashing."""
+
+
+@dataclass
+class NodeRuntime:
+    node: Node
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="node")
+    )
+    worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:12]}")
+    peer_server: RunningPeerServer | None = None
+    api_runner: web.AppRunner | None = None
+    client: PeerClient | None = None
+    server_tls: ReloadableContext | None = None
+    client_tls: ReloadableContext | None = None
+    service: LocalNodeService | None = None
+    extra_runners: list[web.AppRunner] = field(default_factory=list)
+    _worker: asyncio.Task[None] | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+
+    @property
+    def peer_port(self) -> int:
+        assert self.peer_server is not None
+        return self.peer_server.port
+
+    # --- start / stop --------------------------------------------------------------------
+
+    async def start(self, *, deliver: bool = True) -> None:
+        config = self.node.config
+        self.server_tls = ReloadableContext(self._tls_context(server_context))
+        self.client_tls = ReloadableContext(self._tls_context(client_context))
+        app = make_peer_app(self._identify_peer, self._pipeline)
+        self.peer_server = await run_peer_server(
+            app, self.server_tls, config.peer.host, config.peer.port
+        )
+        self.client = PeerClient(self.client_tls)
+        self.service = LocalNodeService(self.node, self.executor)
+        api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
+        self.api_runner = await start_local_api(api, config.api.host, config.api.port)
+        if deliver:
+            self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
+        log.info(
+            "node %s: peer endpoint %s, local API %s:%s",
+            self.node.body_id,
+            self.peer_server.url,
+            config.api.host,
+            config.api.port,
+        )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        for runner in self.extra_runners:
+            await runner.cleanup()
+        if self.api_runner is not None:
+            await self.api_runner.cleanup()
+        if self.peer_server is not None:
+            await self.peer_server.stop()
+        if self.client is not None:
+            await self.client.close()
+        self.executor.shutdown(wait=True)
+        self.node.close()
+
+    def _tls_context(self, factory: Any) -> Any:
+        keys = self.node.keys
+        return factory(
+            keys.cert_path("tls"),
+            keys.key_path("tls"),
+            self._tls_anchors(),
+            password=keys.passphrase(),
+            crl_files=tuple(self.node.config.trust.crl_files),
+        )
+
+    def _tls_anchors(self) -> str:
+        """The CAs of the directory's bodies: who may connect, and whom we connect to."""
+        from cryptography import x509
+
+        pems = []
+        for body in self.node.directory.bodies:
+            for cert in body.certificates:
+                if cert.role is CertificateRole.OFFICIALS_CA:
+                    pems.append(
+                        x509.load_der_x509_certificate(cert.der).public_bytes(
+                            serialization.Encoding.PEM
+                        )
+                    )
+        return b"".join(sorted(set(pems))).decode("ascii")
+
+    async def reload_directory(self, directory: Any) -> None:
+        """Take a new verified directory: trust, pinned certificates and TLS anchors, live."""
+        self.node.update_directory(directory)
+        assert self.server_tls is not None and self.client_tls is not None
+        self.server_tls.swap(self._tls_context(server_context))
+        self.client_tls.swap(self._tls_context(client_context))
+        if self.client is not None:
+            await self.client.drop_connections()
+
+    # --- peer endpoint ----------------------------------------------------------------------
+
+    def _identify_peer(self, cert_der: bytes) -> str | None:
+        try:
+            body = self.node.index.body_by_tls_certificate(cert_der)
+        except UnknownBody:
+            return None
+        return body.id
+
+    async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
+        if answer.status == 200:
+            self.metrics.message_received(answer.agreement, answer.kind)
+        return answer.status, answer.body, answer.content_type
+
+    # --- delivery ----------------------------------------------------------------------------
+
+    async def _deliver_forever(self) -> None:
+        while not self._stopping:
+            try:
+                sent = await self.deliver_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop delivery for good; it is logged with type
+                log.exception("delivery round failed")
+                sent = 0
+            if sent == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), DELIVERY_POLL_SECONDS)
+
+    async def deliver_once(self) -> int:
+        """Claim due outbox rows and deliver them concurrently; the number handled."""
+        loop = asyncio.get_running_loop()
+        claims = await loop.run_in_executor(self.executor, self.node.claim_due, self.worker_id)
+        await asyncio.gather(*(self._deliver(c) for c in claims))
+        return len(claims)
+
+    async def _deliver(self, claim: outbox_store.Claim) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.client is not None
+        started = time.perf_counter()
+        endpoint, payload = await loop.run_in_executor(self.executor, self.node.outgoing, claim)
+        try:
+            response = await self.client.post_message(messages_url(endpoint), payload)
+            status, body = response.status, response.body
+        except PeerTransportError as error:
+            if error.response is not None and error.status in (409, 422):
+                status, body = error.status, error.response.body
+            else:
+                failure = functools.partial(
+                    self.node.record_failure,
+                    claim,
+                    str(error.code),
+                    retryable=error.retryable,
+                    status=error.status,
+                    retry_after=error.retry_after,
+                )
+                await loop.run_in_executor(self.executor, failure)
+                self.metrics.delivery(DeliveryOutcome.RETRY)
+                return
+        result = await loop.run_in_executor(
+            self.executor, self.node.record_receipt, claim, payload, body, status
+        )
+        outcome = {
+            "delivered": DeliveryOutcome.DELIVERED,
+            "rejected": DeliveryOutcome.REJECTED,
+        }.get(result.outcome, DeliveryOutcome.RETRY)
+        self.metrics.delivery(outcome)
+        if result.outcome == "delivered":
+            self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
+
+
+class _WakingService:
+    """The local service, waking the delivery worker after each submission."""
+
+    def __init__(self, inner: LocalNodeService, wake: asyncio.Event) -> None:
+        self._inner = inner
+        self._wake = wake
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def submit(self, document: dict[str, Any], *, actor: Any) -> Any:
+        result = await self._inner.submit(document, actor=actor)
+        self._wake.set()
+        return result
