@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
-from tests.tooling import IN_CI
+from tests.tooling import IN_CI, prepare_softhsm
+
+_softhsm_dir: tempfile.TemporaryDirectory[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _softhsm_dir
+    _softhsm_dir = tempfile.TemporaryDirectory(prefix="gw-softhsm-")
+    prepare_softhsm(_softhsm_dir.name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _softhsm_dir is not None:
+        _softhsm_dir.cleanup()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

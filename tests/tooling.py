@@ -36,3 +36,56 @@ def require_file(path: str, debian_package: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+SOFTHSM_PIN = "4321"
+SOFTHSM_SO_PIN = "87654321"
+PREPARED_TOKENS = ("gw-keys", "gw-kek", "gw-rotation", "gw-spare-1", "gw-spare-2")
+"""SoftHSM2 reads its token list once per process, when the PKCS#11 module is first loaded:
+a token initialised later is invisible to that process. So the suite initialises every token
+it needs before any test runs (``tests/conftest.py``) and tests take one by label."""
+
+
+def prepare_softhsm(root: str) -> bool:
+    """Initialise :data:`PREPARED_TOKENS` under ``root`` and point SOFTHSM2_CONF there."""
+    import subprocess
+    from pathlib import Path
+
+    util = shutil.which("softhsm2-util")
+    if util is None or not os.path.exists(SOFTHSM_MODULE):
+        return False
+    tokens = Path(root) / "tokens"
+    tokens.mkdir(parents=True, exist_ok=True)
+    conf = Path(root) / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n",
+        encoding="utf-8",
+    )
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    for label in PREPARED_TOKENS:
+        subprocess.run(
+            [
+                util,
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                SOFTHSM_PIN,
+                "--so-pin",
+                SOFTHSM_SO_PIN,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return True
+
+
+def softhsm_token(label: str) -> tuple[str, str, str]:
+    """(module, label, PIN) of a prepared token; skips (fails in CI) without softhsm2."""
+    require_file(SOFTHSM_MODULE, "softhsm2")
+    require_tool("softhsm2-util", "softhsm2")
+    if label not in PREPARED_TOKENS or "SOFTHSM2_CONF" not in os.environ:
+        raise AssertionError(f"token {label!r} is not prepared: add it to PREPARED_TOKENS")
+    return SOFTHSM_MODULE, label, SOFTHSM_PIN

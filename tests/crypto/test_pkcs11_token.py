@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +17,10 @@ from gateway.crypto.certificates import CertificateProfile, pem_bundle
 from gateway.crypto.keystore import KeyStore, KeyStoreError
 from gateway.crypto.xades import sign_document, verify_document
 from tests.crypto.helpers import NOW, PASSPHRASE, SENDER, VERIFY_AT, CryptoPKI, envelope
-from tests.tooling import require_file, require_tool
+from tests.tooling import SOFTHSM_PIN, require_file, require_tool, softhsm_token
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "4321"
+PIN = SOFTHSM_PIN
 
 
 @dataclass(frozen=True)
@@ -35,26 +32,9 @@ class Token:
 @pytest.fixture(scope="module")
 def token(test_pki: CryptoPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
     require_file(MODULE, "softhsm2")
-    util = require_tool("softhsm2-util", "softhsm2")
+    require_tool("softhsm2-util", "softhsm2")
     root = tmp_path_factory.mktemp("softhsm")
-    # SoftHSM reads its configuration once per process: reuse one already chosen.
-    conf = os.environ.get("SOFTHSM2_CONF")
-    if not conf:
-        (root / "tokens").mkdir()
-        conf = str(root / "softhsm2.conf")
-        Path(conf).write_text(
-            f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
-            "log.level = ERROR\n",
-            encoding="utf-8",
-        )
-        os.environ["SOFTHSM2_CONF"] = conf
-    label = f"gw-{secrets.token_hex(4)}"
-    subprocess.run(
-        [util, "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "87654321"],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "SOFTHSM2_CONF": conf},
-    )
+    _, label, _ = softhsm_token("gw-keys")
     keys_dir = root / "keys"
     shutil.copytree(test_pki.pki.body_dirs[SENDER], keys_dir)
     for stem in ("seal", "official-chief"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import stat
-import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from gateway.crypto.at_rest import (
     payload_aad,
     seal_payload,
 )
-from tests.tooling import require_file, require_tool
+from tests.tooling import softhsm_token as prepared_token
 
 FAST = at_rest.SCRYPT_MIN_LOG2_N  # the cheapest scrypt the loader accepts keeps tests quick
 PASS = b"correct horse battery staple"
@@ -183,30 +182,8 @@ def test_debtor_tag_normalises_and_depends_on_key() -> None:
 
 
 @pytest.fixture
-def softhsm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
-    module = require_file("/usr/lib/softhsm/libsofthsm2.so", "softhsm2")
-    util = require_tool("softhsm2-util", "softhsm2")
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    subprocess.run(
-        [
-            util,
-            "--init-token",
-            "--free",
-            "--label",
-            "kek-token",
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return module, "kek-token", "1234"
+def softhsm_token() -> tuple[str, str, str]:
+    return prepared_token("gw-kek")
 
 
 def test_pkcs11_kek_on_softhsm(softhsm_token: tuple[str, str, str]) -> None:
