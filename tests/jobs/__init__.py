@@ -1,0 +1,1 @@
+"""Tests of the jobs layer: retention policies, job locks, the scheduler."""
