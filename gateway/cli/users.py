@@ -1,0 +1,193 @@
+"""``gateway users``: the console's users (issue "The operator and administrator console").
+
+    gateway users add USERNAME --role operator [--role ...] --config NODE.toml [--password-file F]
+    gateway users disable USERNAME --config NODE.toml
+    gateway users list --config NODE.toml [--json]
+
+The password never comes from the command line (it would sit in the shell history and in
+``ps``): it is read from ``--password-file`` (first line), else from the environment variable
+GATEWAY_USER_PASSWORD, else from a prompt (typed twice, not echoed). Adding and disabling are
+recorded in the audit trail as done by ``cli:<login name>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import NodeConfig
+from gateway.exchange.service import Role
+from gateway.model.problems import ConfigurationError
+from gateway.store.engine import migrate, open_store
+from gateway.web.console.labels import ROLE_LABELS
+from gateway.web.console.passwords import MAX_PASSWORD_CHARS, hash_password, password_problem
+from gateway.web.console.users import StoreUserDirectory
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The action was refused (name taken, no such user, weak password)."""
+EXIT_CONFIG = 2
+"""The configuration or the database could not be opened."""
+
+PASSWORD_ENV = "GATEWAY_USER_PASSWORD"  # noqa: S105 - a variable name, not a secret
+
+
+def register(subparsers: Any) -> None:
+    users = subparsers.add_parser(
+        "users", help="пользователи консоли (добавить, отключить, список)"
+    )
+    sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+
+    def add_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        # No abbreviations: "--password SECRET" must not pass as "--password-file SECRET".
+        p = sub.add_parser(name, help=help_text, allow_abbrev=False)
+        p.add_argument("--config", required=True, type=Path, metavar="NODE.toml")
+        return p
+
+    p = add_parser("add", "добавить пользователя (пароль — из файла, переменной или запроса)")
+    p.add_argument("username", metavar="USERNAME")
+    p.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=[r.value for r in Role],
+        help="роль (можно несколько раз): "
+        + ", ".join(f"{r.value} — {ROLE_LABELS[r]}" for r in Role),
+    )
+    p.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"файл с паролем (первая строка); иначе переменная {PASSWORD_ENV} или запрос",
+    )
+    p.set_defaults(handler=_guard(_add))
+
+    p = add_parser("disable", "отключить пользователя (его сеансы завершатся)")
+    p.add_argument("username", metavar="USERNAME")
+    p.set_defaults(handler=_guard(_disable))
+
+    p = add_parser("list", "список пользователей")
+    p.add_argument("--json", action="store_true", help="в машиночитаемом виде (JSON)")
+    p.set_defaults(handler=_guard(_list))
+
+
+def _guard(handler: Any) -> Any:
+    """Configuration and database errors become a message and exit code 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            config = NodeConfig.from_toml(args.config)
+            if not config.database.url:
+                config.node.data_dir.mkdir(parents=True, exist_ok=True)
+            store = open_store(config.database_url)
+            try:
+                migrate(store.engine)
+                directory = StoreUserDirectory(store, audit_actor=_cli_actor())
+                return int(asyncio.run(handler(args, directory, datetime.now(UTC))))
+            finally:
+                store.dispose()
+        except ConfigurationError as exc:
+            print(f"Ошибка конфигурации: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+
+    return run
+
+
+def _cli_actor() -> str:
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return f"cli:{login}"[:64]
+
+
+def read_password(password_file: Path | None) -> str:
+    """The new user's password: file, environment or prompt (never an argument)."""
+    if password_file is not None:
+        with password_file.open(encoding="utf-8") as stream:
+            return stream.readline(MAX_PASSWORD_CHARS + 2).rstrip("\r\n")
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env is not None:
+        return from_env
+    if not sys.stdin.isatty():
+        raise ValueError(
+            f"нет пароля: укажите --password-file или переменную {PASSWORD_ENV}, "
+            "либо запустите команду в терминале"
+        )
+    first = getpass.getpass("Пароль: ")
+    second = getpass.getpass("Пароль ещё раз: ")
+    if first != second:
+        raise ValueError("пароли не совпадают")
+    return first
+
+
+async def _add(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
+    try:
+        password = read_password(args.password_file)
+    except OSError as exc:
+        # Not the path itself: a password typed where the path belongs must not be printed.
+        print(f"Ошибка: файл пароля не прочитать ({exc.strerror})", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as exc:
+        print(f"Ошибка: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if await directory.get(args.username) is not None:
+        print(f"Ошибка: имя {args.username!r} уже занято", file=sys.stderr)
+        return EXIT_FAILED
+    problem = password_problem(password)
+    if problem is not None:
+        print(f"Ошибка: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    password_hash = await asyncio.to_thread(hash_password, password)
+    try:
+        user = await directory.add(
+            args.username, password_hash, [Role(r) for r in args.role], now=now
+        )
+    except ValueError as exc:
+        print(f"Ошибка: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Пользователь {user.username} добавлен; роли: {', '.join(sorted(user.roles))}")
+    return EXIT_OK
+
+
+async def _disable(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
+    if not await directory.disable(args.username, now=now):
+        print(f"Ошибка: пользователя {args.username!r} нет", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Пользователь {args.username} отключён")
+    return EXIT_OK
+
+
+async def _list(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
+    users = await directory.list()
+    if args.json:
+        rows = [
+            {
+                "username": u.username,
+                "roles": sorted(u.roles),
+                "disabled": u.disabled,
+                "locked": u.locked(now),
+                "locked_until": u.locked_until.isoformat() if u.locked_until else None,
+                "failed_attempts": u.failed_attempts,
+                "created_at": u.created_at.isoformat(),
+                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+            }
+            for u in users
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return EXIT_OK
+    if not users:
+        print("Пользователей нет")
+        return EXIT_OK
+    for u in users:
+        state = "отключён" if u.disabled else ("заблокирован" if u.locked(now) else "активен")
+        last = u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "—"
+        print(f"{u.username:<24} {state:<12} вход: {last:<16} роли: {', '.join(sorted(u.roles))}")
+    return EXIT_OK

@@ -1,0 +1,134 @@
+"""The console as an aiohttp application: :func:`make_console_app`.
+
+Serve it on the local side only (its own site on loopback or the body's internal network,
+behind TLS when not on loopback), never on the peer endpoint. Routes::
+
+    GET  /                                                   dashboard
+    GET  /login, POST /login, POST /logout                   sign-in and sign-out
+    GET  /conversations                                      list: filters, keyset pages
+    GET  /conversations/{conversation_id}                    one conversation and its timeline
+    POST /conversations/{conversation_id}/purpose            state a purpose (CIS Art. 9.1)
+    GET  /conversations/{conversation_id}/messages/{message_id}          one message's fields
+    GET  /conversations/{conversation_id}/messages/{message_id}/xml      signed XML
+    GET  /conversations/{conversation_id}/messages/{message_id}/pdf      signed PDF rendition
+    GET  /conversations/{conversation_id}/messages/{message_id}/receipt  signed receipt
+    GET  /conversations/{conversation_id}/refuse, POST the same         refusal form
+    GET  /static/{filename}                                  CSS
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from argon2 import PasswordHasher
+
+from gateway.exchange.service import LocalService
+from gateway.rules.calendars import calendar_for
+from gateway.web.console import auth, pages
+from gateway.web.console.context import (
+    CONTEXT,
+    Audit,
+    Calendars,
+    ConsoleContext,
+    ExpiringKeys,
+    Undelivered,
+    utc_now,
+)
+from gateway.web.console.passwords import PasswordChecker
+from gateway.web.console.render import STATIC_DIR, setup_templates
+from gateway.web.console.sessions import SessionStore
+from gateway.web.console.users import UserDirectory
+
+_UUID = "{{{name}:[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}}}"
+CONVERSATION = "/conversations/" + _UUID.format(name="conversation_id")
+MESSAGE = CONVERSATION + "/messages/" + _UUID.format(name="message_id")
+
+
+def make_console_app(
+    service: LocalService,
+    users: UserDirectory,
+    *,
+    secure_cookies: bool,
+    audit: Audit,
+    clock: Callable[[], datetime] = utc_now,
+    timezone: tzinfo = UTC,
+    calendars: Calendars = calendar_for,
+    expiring_keys: ExpiringKeys | None = None,
+    undelivered: Undelivered | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> web.Application:
+    """The operator and administrator console (Russian, server-rendered, no JavaScript).
+
+    ``service`` is the node; ``users`` who may sign in; ``secure_cookies`` True whenever the
+    console is served over TLS (cookies then carry ``Secure`` and the ``__Host-`` prefix, and
+    responses HSTS). ``audit(actor, event, details)`` receives every sign-in, failure,
+    lock-out, sign-out, refused CSRF token and stated purpose. ``clock`` and ``timezone`` set
+    "now" and "today" (tests pin them); ``calendars`` gives a state's working calendar (pass
+    one with the node's configured extra days). ``expiring_keys`` and ``undelivered`` feed the
+    dashboard; without them those sections say they are not connected. ``password_hasher``
+    is for tests only (a cheap argon2); production uses RFC 9106's parameters.
+    """
+    app = web.Application(
+        middlewares=[auth.errors_middleware, auth.session_middleware],
+        client_max_size=auth.MAX_FORM_BYTES,
+    )
+    app[CONTEXT] = ConsoleContext(
+        service=service,
+        users=users,
+        audit=audit,
+        sessions=SessionStore(),
+        passwords=PasswordChecker(password_hasher),
+        secure_cookies=secure_cookies,
+        clock=clock,
+        timezone=timezone,
+        calendars=calendars,
+        expiring_keys=expiring_keys,
+        undelivered=undelivered,
+    )
+    setup_templates(app)
+    router = app.router
+    router.add_get("/", pages.dashboard, name="dashboard", allow_head=False)
+    router.add_get("/login", auth.login_page, name="login", allow_head=False)
+    router.add_post("/login", auth.login, name="login")
+    router.add_post("/logout", auth.logout, name="logout")
+    router.add_get("/conversations", pages.conversations, name="conversations", allow_head=False)
+    router.add_get(CONVERSATION, pages.conversation, name="conversation", allow_head=False)
+    router.add_post(CONVERSATION + "/purpose", pages.state_purpose, name="purpose")
+    router.add_get(CONVERSATION + "/refuse", pages.refuse_form, name="refuse", allow_head=False)
+    router.add_post(CONVERSATION + "/refuse", pages.refuse, name="refuse")
+    router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
+    router.add_get(MESSAGE + "/xml", pages.message_xml, name="message_xml", allow_head=False)
+    router.add_get(MESSAGE + "/pdf", pages.message_pdf, name="message_pdf", allow_head=False)
+    router.add_get(MESSAGE + "/receipt", pages.receipt_xml, name="receipt_xml", allow_head=False)
+    router.add_static("/static", STATIC_DIR, name="static", follow_symlinks=False)
+    app.on_response_prepare.append(auth.security_headers)
+    return app
+
+
+class ConsoleAccessLogger(AbstractAccessLogger):
+    """Access log lines with the route name, status and time only: the query string holds
+    filters and paging cursors that need not sit in a log file."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        name = auth.route_name(request) if isinstance(request, web.Request) else None
+        self.logger.info(
+            "%s %s %s %.1fms", request.method, name or "-", response.status, time * 1000
+        )
+
+
+async def start_console(
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 8082,
+    ssl_context: ssl.SSLContext | None = None,
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` (with ``ssl_context`` for TLS); ``await
+    runner.cleanup()`` stops it. Pass ``secure_cookies=True`` to the app whenever TLS is on."""
+    runner = web.AppRunner(app, access_log_class=ConsoleAccessLogger)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    return runner

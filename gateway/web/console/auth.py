@@ -1,0 +1,330 @@
+"""Sign-in, sessions, CSRF and security headers of the console.
+
+Middlewares, outermost first::
+
+    _errors     service exceptions and HTTP errors -> Russian error pages (no detail leaks)
+    _session    cookie -> server-side session; every POST must carry the session's CSRF token
+                (403 otherwise); every page but sign-in needs a signed-in, enabled user, whose
+                roles are re-read on each request (disabling a user ends their session at once)
+
+Every sign-in, failure, lock-out, sign-out and refused CSRF token is reported to the audit
+callback. A failed sign-in says the same thing whatever went wrong (unknown name, wrong
+password, disabled, locked) and takes the same time, so the page does not tell which names exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import unicodedata
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import hdrs, web
+
+from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
+from gateway.web.console.labels import ROLE_LABELS, label
+from gateway.web.console.passwords import MAX_PASSWORD_CHARS
+from gateway.web.console.render import render
+from gateway.web.console.users import USERNAME_PATTERN, roles_of
+
+logger = logging.getLogger(__name__)
+
+MAX_FAILED_ATTEMPTS = 5
+"""Failed sign-ins in a row after which an account is locked: enough for typing slips, far too
+few for guessing (with the lock below, ~480 guesses a day at most)."""
+
+LOCKOUT_DURATION = timedelta(minutes=15)
+"""How long a locked account stays locked; the counter starts again afterwards."""
+
+MAX_FORM_BYTES = 64 * 1024
+"""Largest form the console accepts: its biggest form is a refusal's text (4,000 characters,
+at most 4 bytes each in UTF-8, then percent-encoded) plus a few small fields."""
+
+PUBLIC_ROUTES = frozenset({"login", "static"})
+"""Named routes reachable without signing in."""
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+"""No script runs on any console page (none is needed: every action is a plain form); styles
+only from our own static folder; forms post only back to the console."""
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+"""On every console response, error pages and static files included."""
+
+HSTS = "max-age=31536000"
+"""Strict-Transport-Security when served over TLS: browsers then never try plain HTTP."""
+
+SERVER_HEADER = "cis-exchange-gateway"
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_ERRORS: Mapping[int, tuple[str, str]] = {
+    400: ("Неверный запрос", "Проверьте введённые значения и повторите."),
+    403: ("Доступ запрещён", "Для этого действия у вас нет прав."),
+    404: ("Страница не найдена", "Такой страницы, переписки или сообщения нет."),
+    405: ("Метод не допускается", "Этот адрес не принимает такой запрос."),
+    413: ("Слишком большой запрос", "Форма содержит слишком много данных."),
+}
+
+
+def see_other(request: web.Request, name: str, **parts: str) -> web.Response:
+    """A 303 to the named route (a redirect never goes anywhere a request chose)."""
+    location = str(request.app.router[name].url_for(**parts))
+    return web.Response(status=303, headers={hdrs.LOCATION: location})
+
+
+def error_page(request: web.Request, status: int, title: str, text: str) -> web.Response:
+    return render(
+        request, "error.html", {"title": title, "text": text, "status": status}, status=status
+    )
+
+
+def route_name(request: web.Request) -> str | None:
+    match_info = request.match_info
+    if match_info.http_exception is not None or match_info.route.resource is None:
+        return None
+    return match_info.route.resource.name
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        title, text = _HTTP_ERRORS.get(exc.status, ("Ошибка", "Запрос не выполнен."))
+        return error_page(request, exc.status, title, text)
+    except NotFound:
+        title, text = _HTTP_ERRORS[404]
+        return error_page(request, 404, title, text)
+    except PermissionDenied as exc:
+        return error_page(
+            request,
+            403,
+            "Доступ запрещён",
+            f"Для этого действия нужна роль «{label(ROLE_LABELS, exc.needed)}».",
+        )
+    except PurposeRequired:
+        return error_page(
+            request,
+            403,
+            "Нужна цель ознакомления",
+            "Документ конфиденциален: откройте переписку и укажите цель ознакомления "
+            "(ст. 9.1 Соглашения СНГ).",
+        )
+    except Exception as exc:
+        # Type and stack only: an exception's message may quote a document.
+        logger.error(
+            "console request failed: route=%s error=%s\n%s",
+            route_name(request),
+            type(exc).__qualname__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return error_page(
+            request, 500, "Внутренняя ошибка", "Подробности — в журнале узла. Повторите позже."
+        )
+
+
+def _same_origin(request: web.Request) -> bool:
+    """False when the browser says the form came from another site (defence in depth beside
+    SameSite=Strict and the CSRF token)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in {"same-origin", "none"}:
+        return False
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None or origin == "null":
+        # Browsers send "Origin: null" on form posts from pages served with
+        # "Referrer-Policy: no-referrer" (ours); the token and SameSite=Strict still decide.
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+async def _refuse_csrf(request: web.Request, ctx: ConsoleContext, reason: str) -> web.Response:
+    session = request.get(SESSION)
+    actor = session.username if session is not None and session.username else "anonymous"
+    await ctx.audit(
+        actor,
+        "console.csrf_refused",
+        {"route": route_name(request) or "", "reason": reason, "remote": request.remote or ""},
+    )
+    return error_page(
+        request,
+        403,
+        "Форма устарела или отправлена не из консоли",
+        "Откройте страницу заново и повторите действие.",
+    )
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    name = route_name(request)
+    if name == "static" or request.match_info.http_exception is not None:
+        return await handler(request)
+    ctx = request.app[CONTEXT]
+    now = ctx.clock()
+    session_id = request.cookies.get(ctx.cookie_name)
+    session = ctx.sessions.get(session_id, now)
+    if session is not None and session_id is not None:
+        request[SESSION] = session
+        request[SESSION_ID] = session_id
+    if request.method not in {hdrs.METH_GET, hdrs.METH_HEAD}:
+        if not _same_origin(request):
+            return await _refuse_csrf(request, ctx, "cross-origin")
+        if session is None:
+            return await _refuse_csrf(request, ctx, "no-session")
+        form = await request.post()
+        token = form.get("csrf_token")
+        if not isinstance(token, str) or not session.csrf_ok(token):
+            return await _refuse_csrf(request, ctx, "bad-token")
+    if name in PUBLIC_ROUTES:
+        return await handler(request)
+    if session is None or session.username is None:
+        raise web.HTTPSeeOther(request.app.router["login"].url_for())
+    user = await ctx.users.get(session.username)
+    if user is None or user.disabled:
+        ctx.sessions.drop(session_id)
+        raise web.HTTPSeeOther(request.app.router["login"].url_for())
+    request[ACTOR] = Actor(user.username, roles_of(user))
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
+    response.headers[hdrs.SERVER] = SERVER_HEADER
+    if request.app[CONTEXT].secure_cookies:
+        response.headers["Strict-Transport-Security"] = HSTS
+    if route_name(request) == "static":
+        response.headers[hdrs.CACHE_CONTROL] = "public, max-age=3600"
+    else:
+        # Pages show documents and personal data: never kept by a browser or a proxy.
+        response.headers[hdrs.CACHE_CONTROL] = "no-store"
+        response.headers[hdrs.PRAGMA] = "no-cache"
+
+
+# --- sign-in and sign-out ----------------------------------------------------------------------
+
+
+def _set_cookie(response: web.StreamResponse, ctx: ConsoleContext, session_id: str) -> None:
+    response.set_cookie(
+        ctx.cookie_name,
+        session_id,
+        path="/",
+        httponly=True,
+        secure=ctx.secure_cookies,
+        samesite="Strict",
+    )
+
+
+async def login_page(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    session = request.get(SESSION)
+    if session is not None and session.signed_in:
+        raise web.HTTPSeeOther(request.app.router["dashboard"].url_for())
+    if session is None:
+        # An anonymous session carries the sign-in form's CSRF token.
+        session_id, session = ctx.sessions.new(ctx.clock())
+        request[SESSION] = session
+        response = render(request, "login.html", {"error": None, "username": ""})
+        _set_cookie(response, ctx, session_id)
+        return response
+    return render(request, "login.html", {"error": None, "username": ""})
+
+
+def _clean_username(raw: Any) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    name = unicodedata.normalize("NFKC", raw).strip().lower()
+    return name if USERNAME_PATTERN.fullmatch(name) else None
+
+
+async def login(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    form = await request.post()
+    username = _clean_username(form.get("username"))
+    password = form.get("password")
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
+        password = ""
+    now = ctx.clock()
+    remote = request.remote or ""
+    user = await ctx.users.get(username) if username else None
+    reason: str | None = None
+    if user is None:
+        await ctx.passwords.check(None, password)
+        reason = "unknown-user" if username else "malformed-username"
+    elif user.disabled:
+        await ctx.passwords.check(None, password)
+        reason = "disabled"
+    elif user.locked(now):
+        await ctx.passwords.check(None, password)
+        reason = "locked"
+    elif not password or not await ctx.passwords.check(user.password_hash, password):
+        reason = "bad-password"
+        after = await ctx.users.record_failure(
+            user.username, now=now, max_attempts=MAX_FAILED_ATTEMPTS, lock_for=LOCKOUT_DURATION
+        )
+        if after.locked(now):
+            await ctx.audit(
+                user.username,
+                "console.account_locked",
+                {
+                    "until": after.locked_until.isoformat() if after.locked_until else "",
+                    "remote": remote,
+                },
+            )
+    if reason is not None or user is None:
+        await ctx.audit(
+            username or "anonymous",
+            "console.sign_in_failed",
+            {"reason": reason or "unknown", "remote": remote},
+        )
+        return render(
+            request,
+            "login.html",
+            {
+                "error": (
+                    "Вход не выполнен: неверное имя пользователя или пароль, либо учётная "
+                    "запись отключена или временно заблокирована после "
+                    f"{MAX_FAILED_ATTEMPTS} неудачных попыток подряд (на "
+                    f"{int(LOCKOUT_DURATION.total_seconds() // 60)} минут)."
+                ),
+                "username": username or "",
+            },
+            status=403,
+        )
+    await ctx.users.record_success(user.username, now=now)
+    # A new id at sign-in: an id planted before sign-in (session fixation) is worth nothing.
+    ctx.sessions.drop(request.get(SESSION_ID))
+    roles = roles_of(user)
+    session_id, _ = ctx.sessions.new(now, username=user.username, roles=roles)
+    await ctx.audit(
+        user.username,
+        "console.signed_in",
+        {"roles": ",".join(sorted(r.value for r in roles)), "remote": remote},
+    )
+    response = see_other(request, "dashboard")
+    _set_cookie(response, ctx, session_id)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    ctx.sessions.drop(request.get(SESSION_ID))
+    await ctx.audit(request[ACTOR].name, "console.signed_out", {"remote": request.remote or ""})
+    response = see_other(request, "login")
+    response.del_cookie(ctx.cookie_name, path="/", secure=ctx.secure_cookies, samesite="Strict")
+    return response

@@ -1,0 +1,83 @@
+"""What every console handler shares, kept on the app under one typed key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from aiohttp import web
+
+from gateway.exchange.service import Actor, LocalService
+from gateway.rules.calendars import WorkingCalendar
+from gateway.web.console.passwords import PasswordChecker
+from gateway.web.console.sessions import Session, SessionStore
+from gateway.web.console.users import UserDirectory
+
+Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+"""``audit(actor, event, details)``: appends to the node's hash-chained audit trail."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringKey:
+    """A key or certificate the dashboard warns about (filled in by the node)."""
+
+    name: str
+    role: str
+    """``seal``, ``official``, ``tls``, ``encryption``, ``kek``."""
+    not_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UndeliveredItem:
+    """An outbox entry not yet delivered (filled in by the node)."""
+
+    message_id: str
+    conversation_id: str
+    destination: str
+    state: str
+    """``pending`` or ``failed``."""
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None = None
+    """A stable error code, never text from the peer."""
+
+
+ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
+Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
+Calendars = Callable[[str], WorkingCalendar]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleContext:
+    service: LocalService
+    users: UserDirectory
+    audit: Audit
+    sessions: SessionStore
+    passwords: PasswordChecker
+    secure_cookies: bool
+    clock: Callable[[], datetime]
+    timezone: tzinfo
+    calendars: Calendars
+    expiring_keys: ExpiringKeys | None
+    undelivered: Undelivered | None
+
+    @property
+    def cookie_name(self) -> str:
+        # The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only
+        # and for path "/": no subdomain or plain-HTTP page can plant or overwrite it.
+        return "__Host-gateway-console" if self.secure_cookies else "gateway-console"
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.timezone).date()
+
+
+CONTEXT = web.AppKey("console_context", ConsoleContext)
+SESSION = web.RequestKey("console_session", Session)
+SESSION_ID = web.RequestKey("console_session_id", str)
+ACTOR = web.RequestKey("console_actor", Actor)

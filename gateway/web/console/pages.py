@@ -1,0 +1,629 @@
+"""The console's pages: dashboard, conversations, a conversation, a message, the refusal form.
+
+Every handler calls only :class:`gateway.exchange.service.LocalService` (and the injected
+dashboard sources); the service enforces roles and records reads. The console adds what a
+person needs on top: masking of confidential values for anyone who has not stated a purpose
+(CIS Art. 9.1), Russian labels, deadline highlighting.
+
+Confidential conversations (CIS Art. 16; SC Art. 8.1): a user with the role
+``confidential-reader`` states the purpose of reading in a form (POST, CSRF-checked); the
+console keeps it in the server-side session for that conversation for
+:data:`~gateway.web.console.sessions.PURPOSE_VALID_FOR` and passes it with every read, which
+the service records. Without it, values read «скрыто».
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from gateway.exchange.conversation import CLOSED_STATES, ProtocolError, State
+from gateway.exchange.service import (
+    Actor,
+    ConversationFilter,
+    ConversationSummary,
+    ConversationView,
+    MessageSummary,
+    PermissionDenied,
+    PurposeRequired,
+    Role,
+)
+from gateway.model.bodies import BODY_ID_PATTERN, state_of
+from gateway.model.problems import ConfigurationError, DocumentRejected
+from gateway.model.profiles import PROFILES
+from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE, Deadline, working_days_left
+from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION
+from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
+from gateway.web.console.refusal import (
+    EXTENTS,
+    REFUSAL_GROUNDS,
+    TEXT_FIELD,
+    RefusalForm,
+    build_refusal,
+    problems_by_field,
+    read_refusal_form,
+)
+from gateway.web.console.render import field_rows, render
+
+PAGE_SIZE = 50
+"""Conversations per page: a screenful an operator can scan."""
+
+NEAR_DEADLINE_DAYS = DEFAULT_REMINDER_DAYS_BEFORE
+"""Highlight a request from this many days (the agreement's unit) before its due date: the
+same point at which the node's reminder job warns (a working week for CIS)."""
+
+DASHBOARD_HORIZON = timedelta(days=10)
+"""How far ahead the dashboard looks for due dates: covers NEAR_DEADLINE_DAYS working days
+across a weekend and a holiday."""
+
+DASHBOARD_DEADLINE_ROWS = 50
+"""Requests the dashboard lists near their deadline, most urgent first."""
+
+MIN_PURPOSE_CHARS = 10
+"""A purpose is a sentence naming the proceeding and why (CIS Art. 9.1), not "x"."""
+
+MAX_PURPOSE_CHARS = 500
+"""A page of text would be an attempt to bloat the audit trail, not a purpose."""
+
+MAX_CURSOR_CHARS = 512
+"""Cursors are the service's own keyset tokens (tens of characters)."""
+
+MAX_FILTER_CHARS = 64
+"""Longest filter value looked at (codes and dates are far shorter)."""
+
+_CURSOR = re.compile(r"^[A-Za-z0-9\-._~+/=]+$")
+
+DEADLINE_STATES = tuple(s for s in State if s not in CLOSED_STATES and s is not State.IDLE)
+"""States in which a conversation's due date still matters."""
+
+OPENING_KINDS = tuple(
+    sorted({k.name for p in PROFILES.values() for k in p.kinds.values() if k.opens_conversation})
+)
+
+
+# --- deadlines ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DaysLeft:
+    days: int
+    working: bool
+    """True: working days (CIS Art. 12); False: calendar days (SC Art. 6.1)."""
+
+    @property
+    def css(self) -> str:
+        if self.days < 0:
+            return "overdue"
+        return "near" if self.days <= NEAR_DEADLINE_DAYS else ""
+
+    @property
+    def text(self) -> str:
+        unit = "раб. дн." if self.working else "дн."
+        if self.days < 0:
+            return f"просрочен на {-self.days} {unit}"
+        if self.days == 0:
+            return "последний день"
+        return f"осталось {self.days} {unit}"
+
+
+def days_left(request: web.Request, summary: ConversationSummary) -> DaysLeft | None:
+    """Days left until the conversation's due date, by the requested party's calendar."""
+    if summary.deadline is None or summary.state in CLOSED_STATES:
+        return None
+    profile = PROFILES.get(summary.agreement)
+    if profile is None:
+        return None
+    ctx = request.app[CONTEXT]
+    deadline = Deadline(
+        due=summary.deadline,
+        article=profile.deadline.article,
+        working_days=profile.deadline.working_days,
+        shortened=False,
+        counted_from=summary.deadline,
+    )
+    try:
+        calendar = ctx.calendars(state_of(summary.requested_party))
+        days = working_days_left(deadline, ctx.today(), calendar)
+    except (ValueError, ConfigurationError):
+        return None
+    return DaysLeft(days, profile.deadline.working_days)
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    counts: dict[str, int] | None
+    try:
+        counts = await ctx.service.counts_by_state(actor=actor)
+    except PermissionDenied:
+        counts = None
+    horizon = ctx.today() + DASHBOARD_HORIZON
+    pages = await asyncio.gather(
+        *(
+            ctx.service.list_conversations(
+                ConversationFilter(state=state.value, deadline_before=horizon),
+                after=None,
+                limit=DASHBOARD_DEADLINE_ROWS,
+                actor=actor,
+            )
+            for state in DEADLINE_STATES
+        ),
+        return_exceptions=True,
+    )
+    near: list[tuple[ConversationSummary, DaysLeft]] = []
+    deadlines_denied = False
+    for page in pages:
+        if isinstance(page, PermissionDenied):
+            deadlines_denied = True
+            continue
+        if isinstance(page, BaseException):
+            raise page
+        for summary in page.items:
+            left = days_left(request, summary)
+            if left is not None and left.css:
+                near.append((summary, left))
+    near.sort(key=lambda item: (item[1].days, item[0].conversation_id))
+    keys = await ctx.expiring_keys() if ctx.expiring_keys is not None else None
+    undelivered = await ctx.undelivered(actor) if ctx.undelivered is not None else None
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "counts": _in_state_order(counts) if counts is not None else None,
+            "near": near[:DASHBOARD_DEADLINE_ROWS],
+            "deadlines_denied": deadlines_denied,
+            "keys": keys,
+            "undelivered": undelivered,
+        },
+    )
+
+
+def _in_state_order(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Counts in the protocol's order of states (open ones first), unknown codes last."""
+    order = {state: i for i, state in enumerate(STATE_LABELS)}
+    return sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    values: Mapping[str, str]
+    """The filters as typed (non-empty ones), to refill the form and build page links."""
+    filter: ConversationFilter
+    after: str | None
+    errors: Mapping[str, str]
+
+
+def read_filters(query: Mapping[str, str]) -> Filters:
+    """The list's filters from the query string; empty fields mean "any"."""
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name in ("agreement", "body", "state", "kind", "deadline_before", "confidential"):
+        raw = query.get(name, "")
+        if isinstance(raw, str) and raw.strip():
+            values[name] = raw.strip()[:MAX_FILTER_CHARS]
+    if "agreement" in values and values["agreement"] not in PROFILES:
+        errors["agreement"] = "Выберите соглашение из списка."
+    if "state" in values and values["state"] not in {s.value for s in State}:
+        errors["state"] = "Выберите состояние из списка."
+    if "kind" in values and values["kind"] not in OPENING_KINDS:
+        errors["kind"] = "Выберите вид документа из списка."
+    if "body" in values:
+        values["body"] = values["body"].upper()
+        if not BODY_ID_PATTERN.fullmatch(values["body"]):
+            errors["body"] = "Код органа вида RU-FSSP."
+    deadline_before: date | None = None
+    if "deadline_before" in values:
+        try:
+            deadline_before = date.fromisoformat(values["deadline_before"])
+        except ValueError:
+            errors["deadline_before"] = "Дата в виде ГГГГ-ММ-ДД."
+    confidential = {"yes": True, "no": False}.get(values.get("confidential", ""))
+    if "confidential" in values and confidential is None:
+        errors["confidential"] = "Выберите из списка."
+    after = query.get("after") or None
+    if after is not None and (len(after) > MAX_CURSOR_CHARS or not _CURSOR.fullmatch(after)):
+        errors["after"] = "Ссылка на страницу повреждена; начните с первой страницы."
+        after = None
+    conversation_filter = ConversationFilter(
+        agreement=values.get("agreement") if "agreement" not in errors else None,
+        body=values.get("body") if "body" not in errors else None,
+        state=values.get("state") if "state" not in errors else None,
+        kind=values.get("kind") if "kind" not in errors else None,
+        deadline_before=deadline_before,
+        confidential=confidential,
+    )
+    return Filters(values, conversation_filter, after, errors)
+
+
+async def conversations(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    filters = read_filters(request.query)
+    context: dict[str, Any] = {
+        "filters": filters.values,
+        "errors": filters.errors,
+        "agreements": list(PROFILES),
+        "states": [s.value for s in State],
+        "kinds": OPENING_KINDS,
+        "items": [],
+        "next_query": None,
+        "first_query": None,
+    }
+    if filters.errors:
+        return render(request, "conversations.html", context, status=400)
+    page = await ctx.service.list_conversations(
+        filters.filter, after=filters.after, limit=PAGE_SIZE, actor=request[ACTOR]
+    )
+    context["items"] = [(item, days_left(request, item)) for item in page.items]
+    if page.next_cursor is not None:
+        context["next_query"] = {**filters.values, "after": page.next_cursor}
+    if filters.after is not None:
+        context["first_query"] = dict(filters.values)
+    return render(request, "conversations.html", context)
+
+
+# --- one conversation --------------------------------------------------------------------------
+
+
+def _purpose(request: web.Request, conversation_id: str) -> str | None:
+    return request[SESSION].purpose_for(conversation_id, request.app[CONTEXT].clock())
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """Why a conversation's content is not shown, and what the user can do about it."""
+
+    needs_purpose: bool
+    """True: the user may read it after stating a purpose (has confidential-reader)."""
+    role: str | None
+    """The Russian name of a role the user lacks, when that is the reason."""
+
+
+def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
+    if isinstance(exc, PermissionDenied) and exc.needed != Role.CONFIDENTIAL_READER:
+        return Locked(False, label(ROLE_LABELS, exc.needed))
+    if actor.has(Role.CONFIDENTIAL_READER):
+        return Locked(True, None)
+    return Locked(False, label(ROLE_LABELS, Role.CONFIDENTIAL_READER))
+
+
+async def _conversation(
+    request: web.Request, conversation_id: str
+) -> tuple[ConversationView | None, Locked | None]:
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    try:
+        view = await ctx.service.conversation(
+            conversation_id, actor=actor, purpose=_purpose(request, conversation_id)
+        )
+    except (PermissionDenied, PurposeRequired) as exc:
+        return None, _locked(actor, exc)
+    return view, None
+
+
+def _may_refuse(actor: Actor, view: ConversationView) -> bool:
+    summary = view.summary
+    return (
+        actor.has(Role.OPERATOR)
+        and summary.opening_kind == "Request"
+        and summary.state not in CLOSED_STATES
+        and any(m.kind == "Request" and m.direction == "in" for m in view.messages)
+    )
+
+
+async def conversation(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    view, locked = await _conversation(request, conversation_id)
+    if view is None:
+        return render(
+            request,
+            "locked.html",
+            {"conversation_id": conversation_id, "message_id": None, "locked": locked},
+            status=200 if locked and locked.needs_purpose else 403,
+        )
+    left = days_left(request, view.summary)
+    if view.working_days_left is not None and view.summary.state not in CLOSED_STATES:
+        profile = PROFILES.get(view.summary.agreement)
+        working = profile.deadline.working_days if profile else True
+        left = DaysLeft(view.working_days_left, working)
+    return render(
+        request,
+        "conversation.html",
+        {
+            "view": view,
+            "summary": view.summary,
+            "left": left,
+            "purpose_stated": _purpose(request, conversation_id) is not None,
+            "may_refuse": _may_refuse(request[ACTOR], view),
+            "can_read": not view.summary.confidential
+            or (
+                request[ACTOR].has(Role.CONFIDENTIAL_READER)
+                and _purpose(request, conversation_id) is not None
+            ),
+        },
+    )
+
+
+def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
+    """(purpose, None) or (None, Russian error)."""
+    if not isinstance(raw, str):
+        return None, "Укажите цель ознакомления."
+    text = " ".join(raw.split())
+    if len(text) < MIN_PURPOSE_CHARS:
+        return None, (
+            f"Опишите цель не короче {MIN_PURPOSE_CHARS} символов: номер производства и "
+            "для чего нужны сведения."
+        )
+    if len(text) > MAX_PURPOSE_CHARS:
+        return None, f"Цель длиннее {MAX_PURPOSE_CHARS} символов; изложите короче."
+    if any(unicodedata.category(c) in {"Cc", "Cf", "Co", "Cs"} for c in text):
+        return None, "Цель содержит недопустимые символы."
+    return text, None
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+async def state_purpose(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    conversation_id = request.match_info["conversation_id"]
+    form = await request.post()
+    next_page = form.get("next", "")
+    message_id = next_page if isinstance(next_page, str) and _UUID.fullmatch(next_page) else None
+    if not actor.has(Role.CONFIDENTIAL_READER):
+        await ctx.audit(actor.name, "console.purpose_refused", {"conversation_id": conversation_id})
+        return error_page(
+            request,
+            403,
+            "Доступ запрещён",
+            f"Читать конфиденциальные документы может только пользователь с ролью "
+            f"«{label(ROLE_LABELS, Role.CONFIDENTIAL_READER)}».",
+        )
+    purpose, error = clean_purpose(form.get("purpose"))
+    if purpose is None:
+        return render(
+            request,
+            "locked.html",
+            {
+                "conversation_id": conversation_id,
+                "message_id": message_id,
+                "locked": Locked(True, None),
+                "purpose_error": error,
+            },
+            status=400,
+        )
+    request[SESSION].state_purpose(conversation_id, purpose, ctx.clock())
+    await ctx.audit(
+        actor.name,
+        "console.purpose_stated",
+        {"conversation_id": conversation_id, "purpose": purpose},
+    )
+    if message_id is not None:
+        return see_other(request, "message", conversation_id=conversation_id, message_id=message_id)
+    if next_page == "refuse":
+        return see_other(request, "refuse", conversation_id=conversation_id)
+    return see_other(request, "conversation", conversation_id=conversation_id)
+
+
+# --- one message -------------------------------------------------------------------------------
+
+
+def _find(view: ConversationView, message_id: str) -> MessageSummary:
+    for message in view.messages:
+        if message.message_id == message_id:
+            return message
+    raise web.HTTPNotFound()
+
+
+async def message(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    conversation_id = request.match_info["conversation_id"]
+    message_id = request.match_info["message_id"]
+    view, locked = await _conversation(request, conversation_id)
+    if view is None:
+        return render(
+            request,
+            "locked.html",
+            {"conversation_id": conversation_id, "message_id": message_id, "locked": locked},
+            status=200 if locked and locked.needs_purpose else 403,
+        )
+    summary = _find(view, message_id)
+    purpose = _purpose(request, conversation_id)
+    confidential = summary.confidential or view.summary.confidential
+    message_view = None
+    if confidential and not (actor.has(Role.CONFIDENTIAL_READER) and purpose):
+        # Not even asked of the service: the user could not see it anyway (the service would
+        # refuse and audit a refusal the user never tried).
+        locked = _locked(actor)
+    else:
+        try:
+            message_view = await ctx.service.message(message_id, actor=actor, purpose=purpose)
+        except (PermissionDenied, PurposeRequired) as exc:
+            locked = _locked(actor, exc)
+    body = message_view.body if message_view is not None else None
+    rows = field_rows(body, masked=locked is not None) if body is not None else None
+    return render(
+        request,
+        "message.html",
+        {
+            "conversation": view.summary,
+            "summary": summary,
+            "view": message_view,
+            "rows": rows,
+            "locked": locked,
+            "purged": summary.purged or (message_view is not None and body is None),
+        },
+    )
+
+
+async def _download(request: web.Request, what: str) -> web.Response:
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    conversation_id = request.match_info["conversation_id"]
+    message_id = request.match_info["message_id"]
+    view, locked = await _conversation(request, conversation_id)
+    if view is None:
+        if locked is not None and locked.needs_purpose:
+            raise PurposeRequired("reading a confidential conversation needs a stated purpose")
+        raise PermissionDenied(Role.CONFIDENTIAL_READER, "reading a confidential conversation")
+    _find(view, message_id)  # the purpose stated covers this conversation's messages only
+    purpose = _purpose(request, conversation_id)
+    if what == "xml":
+        content = await ctx.service.message_xml(message_id, actor=actor, purpose=purpose)
+        media_type, suffix = "application/xml", ".xml"
+    elif what == "pdf":
+        content = await ctx.service.message_pdf(message_id, actor=actor, purpose=purpose)
+        media_type, suffix = "application/pdf", ".pdf"
+    else:
+        content = await ctx.service.receipt_xml(message_id, actor=actor)
+        media_type, suffix = "application/xml", ".receipt.xml"
+    # The file name is the message id (a checked UUID) and a fixed suffix, never a field value.
+    return web.Response(
+        body=content,
+        content_type=media_type,
+        headers={hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}{suffix}"'},
+    )
+
+
+async def message_xml(request: web.Request) -> web.Response:
+    return await _download(request, "xml")
+
+
+async def message_pdf(request: web.Request) -> web.Response:
+    return await _download(request, "pdf")
+
+
+async def receipt_xml(request: web.Request) -> web.Response:
+    return await _download(request, "receipt")
+
+
+# --- the refusal (CIS Art. 13, 25; SC Art. 6.2) ------------------------------------------------
+
+
+def _refusal_page(
+    request: web.Request,
+    view: ConversationView,
+    form: RefusalForm,
+    *,
+    general: tuple[str, ...] = (),
+    status: int = 200,
+) -> web.Response:
+    agreement = view.summary.agreement
+    return render(
+        request,
+        "refuse.html",
+        {
+            "summary": view.summary,
+            "grounds": REFUSAL_GROUNDS.get(agreement, ()),
+            "extents": EXTENTS,
+            "text_field": TEXT_FIELD.get(agreement, "Circumstances"),
+            "form": form,
+            "general": general,
+        },
+        status=status,
+    )
+
+
+async def _refusable(request: web.Request) -> ConversationView | web.Response:
+    actor = request[ACTOR]
+    conversation_id = request.match_info["conversation_id"]
+    if not actor.has(Role.OPERATOR):
+        raise PermissionDenied(Role.OPERATOR, "refusing a request")
+    view, locked = await _conversation(request, conversation_id)
+    if view is None:
+        return render(
+            request,
+            "locked.html",
+            {
+                "conversation_id": conversation_id,
+                "message_id": None,
+                "locked": locked,
+                "next": "refuse",
+            },
+            status=200 if locked and locked.needs_purpose else 403,
+        )
+    if not _may_refuse(actor, view):
+        return error_page(
+            request,
+            409,
+            "Отказ невозможен",
+            "Отказать можно только в исполнении полученного запроса, пока переписка не "
+            f"завершена (сейчас: «{label(STATE_LABELS, view.summary.state)}»).",
+        )
+    return view
+
+
+async def refuse_form(request: web.Request) -> web.Response:
+    view = await _refusable(request)
+    if isinstance(view, web.Response):
+        return view
+    return _refusal_page(request, view, RefusalForm())
+
+
+async def refuse(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    view = await _refusable(request)
+    if isinstance(view, web.Response):
+        return view
+    posted = await request.post()
+    grounds = [g for g in posted.getall("Ground", []) if isinstance(g, str)]
+    fields = {k: v for k, v in posted.items() if isinstance(v, str)}
+    form = read_refusal_form(view.summary.agreement, fields, grounds)
+    if form.errors:
+        return _refusal_page(request, view, form, status=422)
+    document = build_refusal(view, form, ctx.clock())
+    try:
+        result = await ctx.service.submit(document, actor=request[ACTOR])
+    except DocumentRejected as rejected:
+        by_field = problems_by_field(rejected.problems)
+        errors = {
+            name: tuple(_problem_text(p) for p in problems)
+            for name, problems in by_field.items()
+            if name
+        }
+        general = tuple(_problem_text(p) for p in by_field.get("", ()))
+        form = RefusalForm(**{**_form_values(form), "errors": errors})
+        return _refusal_page(request, view, form, general=general, status=422)
+    except ProtocolError as exc:
+        return _refusal_page(
+            request, view, form, general=(_problem_text(exc.problem()),), status=409
+        )
+    notice = f"Отказ в исполнении запроса принят к отправке (сообщение {result.message_id})."
+    if result.warnings:
+        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
+    request[SESSION].flash = notice
+    return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
+
+
+def _form_values(form: RefusalForm) -> dict[str, Any]:
+    return {
+        "grounds": form.grounds,
+        "text": form.text,
+        "consultations_held": form.consultations_held,
+        "extent": form.extent,
+        "refused_part": form.refused_part,
+    }
+
+
+def _problem_text(problem: Any) -> str:
+    text = problem.message_ru
+    if problem.remedy_ru:
+        text += f" Что сделать: {problem.remedy_ru}"
+    if problem.article:
+        text += f" ({article_ru(problem.article)})"
+    return text

@@ -1,0 +1,276 @@
+"""An in-memory LocalService for the console's tests: a test double of our own seam.
+
+It enforces what gateway.exchange.service's docstrings say: ``operator`` works conversations
+(lists, views, submits); a confidential document is read only by a ``confidential-reader`` who
+states a purpose, and each such read is recorded with it (CIS Art. 9.1); a refused read raises
+PermissionDenied / PurposeRequired. Submitted documents go through the real conversion, schema
+validation and content rules (gateway.xml, gateway.rules), so a DocumentRejected carries the
+problems the node would report. It does not sign: "signed XML" is the converted bytes.
+
+``conversation_needs_purpose`` switches on the stricter reading some nodes may choose: even a
+confidential conversation's metadata needs a stated purpose.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from gateway.exchange.service import (
+    Actor,
+    ConversationFilter,
+    ConversationSummary,
+    ConversationView,
+    MessageSummary,
+    MessageView,
+    NotFound,
+    Page,
+    PermissionDenied,
+    PurposeRequired,
+    Role,
+    SubmitResult,
+)
+from gateway.model.problems import DocumentRejected, Severity
+from gateway.rules.content import check_content
+from gateway.xml.convert import json_to_xml, to_bytes
+from gateway.xml.header import read_header
+from gateway.xml.validate import validate
+
+FAKE_PDF = b"%PDF-1.7\n% rendition stand-in\n%%EOF\n"
+
+
+@dataclass(frozen=True)
+class Stored:
+    summary: MessageSummary
+    header: dict[str, Any]
+    body: dict[str, Any] | None
+    xml: bytes
+    receipt: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Read:
+    """One entry of the double's record of reads (what the node writes to its audit trail)."""
+
+    actor: str
+    action: str
+    target: str
+    purpose: str | None
+
+
+class ConsoleTestService:
+    """Implements gateway.exchange.service.LocalService over dicts."""
+
+    def __init__(self, now: datetime, *, conversation_needs_purpose: bool = False) -> None:
+        self.now = now
+        self.conversation_needs_purpose = conversation_needs_purpose
+        self.conversations: dict[str, ConversationSummary] = {}
+        self.messages: dict[str, Stored] = {}
+        self.reads: list[Read] = []
+        self.submitted: list[dict[str, Any]] = []
+        self.denied: list[tuple[str, str]] = []
+        self.calls: list[str] = []
+
+    # --- the seam -----------------------------------------------------------------------------
+
+    async def authenticate_token(self, token: str) -> Actor | None:
+        return None
+
+    async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
+        self.calls.append("submit")
+        self._need(actor, Role.OPERATOR, "submitting a document")
+        root = json_to_xml(document)
+        problems = validate(root)
+        if problems:
+            raise DocumentRejected(problems)
+        header = read_header(root)
+        found = check_content(root, header)
+        errors = [p for p in found if p.severity == Severity.ERROR]
+        if errors:
+            raise DocumentRejected(errors)
+        conversation = self.conversations.get(header.conversation_id)
+        if conversation is None:
+            raise NotFound(header.conversation_id)
+        self.submitted.append(document)
+        summary = MessageSummary(
+            message_id=header.message_id,
+            conversation_id=header.conversation_id,
+            in_reply_to=header.in_reply_to,
+            direction="out",
+            kind=header.kind,
+            sender=header.sender,
+            recipient=header.recipient,
+            created=header.created,
+            stored_at=self.now,
+            confidential=header.confidential,
+            document_sha256="0" * 64,
+            delivery_state="pending",
+            verification="TOTAL_PASSED",
+        )
+        self.messages[header.message_id] = Stored(
+            summary, document["header"], document["body"], to_bytes(root)
+        )
+        state = "refused" if header.kind == "Refusal" else conversation.state
+        self.conversations[header.conversation_id] = replace(
+            conversation, state=state, last_kind=header.kind, updated_at=self.now
+        )
+        return SubmitResult(
+            header.message_id,
+            header.conversation_id,
+            state,
+            tuple(p.to_json() for p in found if p.severity == Severity.WARNING),
+        )
+
+    async def list_conversations(
+        self, filters: ConversationFilter, *, after: str | None, limit: int, actor: Actor
+    ) -> Page:
+        self.calls.append("list_conversations")
+        self._need(actor, Role.OPERATOR, "listing conversations")
+        items = sorted(
+            (c for c in self.conversations.values() if _matches(c, filters)),
+            key=lambda c: (c.opened_at, c.conversation_id),
+            reverse=True,
+        )
+        if after is not None:
+            opened, conversation_id = json.loads(base64.urlsafe_b64decode(after))
+            key = (datetime.fromisoformat(opened), conversation_id)
+            items = [c for c in items if (c.opened_at, c.conversation_id) < key]
+        page = tuple(items[:limit])
+        next_cursor = None
+        if len(items) > limit:
+            last = page[-1]
+            raw = json.dumps([last.opened_at.isoformat(), last.conversation_id]).encode()
+            next_cursor = base64.urlsafe_b64encode(raw).decode()
+        return Page(page, next_cursor)
+
+    async def conversation(
+        self, conversation_id: str, *, actor: Actor, purpose: str | None
+    ) -> ConversationView:
+        self.calls.append("conversation")
+        summary = self.conversations.get(conversation_id)
+        if summary is None:
+            raise NotFound(conversation_id)
+        if summary.confidential and self.conversation_needs_purpose:
+            self._may_read(actor, True, purpose, "conversation", conversation_id)
+        else:
+            self._need(actor, Role.OPERATOR, "reading a conversation")
+            if summary.confidential and purpose:
+                self.reads.append(Read(actor.name, "conversation", conversation_id, purpose))
+        messages = tuple(
+            sorted(
+                (
+                    m.summary
+                    for m in self.messages.values()
+                    if m.summary.conversation_id == conversation_id
+                ),
+                key=lambda m: m.created,
+            )
+        )
+        return ConversationView(summary, messages, working_days_left=None)
+
+    async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
+        self.calls.append("message")
+        stored = self._readable(message_id, actor, purpose, "message")
+        receipt = {"present": True} if stored.receipt else None
+        return MessageView(stored.summary, stored.header, stored.body, {}, receipt)
+
+    async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
+        self.calls.append("message_xml")
+        return self._readable(message_id, actor, purpose, "xml").xml
+
+    async def message_pdf(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
+        self.calls.append("message_pdf")
+        self._readable(message_id, actor, purpose, "pdf")
+        return FAKE_PDF
+
+    async def receipt_xml(self, message_id: str, *, actor: Actor) -> bytes:
+        self.calls.append("receipt_xml")
+        self._need(actor, Role.OPERATOR, "reading a receipt")
+        stored = self.messages.get(message_id)
+        if stored is None or stored.receipt is None:
+            raise NotFound(message_id)
+        return stored.receipt
+
+    async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
+        self.calls.append("counts_by_state")
+        self._need(actor, Role.OPERATOR, "counting conversations")
+        counts: dict[str, int] = {}
+        for c in self.conversations.values():
+            counts[c.state] = counts.get(c.state, 0) + 1
+        return counts
+
+    # --- seeding ------------------------------------------------------------------------------
+
+    def add_conversation(self, summary: ConversationSummary) -> None:
+        self.conversations[summary.conversation_id] = summary
+
+    def add_message(
+        self,
+        document: dict[str, Any],
+        *,
+        direction: str,
+        delivery_state: str | None = None,
+        verification: str = "TOTAL_PASSED",
+        receipt: bytes | None = None,
+    ) -> MessageSummary:
+        """Store a document (JSON form) as received or sent; no validation (seeding)."""
+        header = document["header"]
+        summary = MessageSummary(
+            message_id=header["MessageId"],
+            conversation_id=header["ConversationId"],
+            in_reply_to=header.get("InReplyTo"),
+            direction=direction,
+            kind=header["Kind"],
+            sender=header["Sender"],
+            recipient=header["Recipient"],
+            created=datetime.fromisoformat(header["Created"]),
+            stored_at=self.now,
+            confidential=bool(header["Confidential"]),
+            document_sha256="ab" * 32,
+            delivery_state=delivery_state,
+            verification=verification,
+        )
+        xml = json.dumps(document, ensure_ascii=False).encode()
+        self.messages[summary.message_id] = Stored(summary, header, document["body"], xml, receipt)
+        return summary
+
+    # --- inside -------------------------------------------------------------------------------
+
+    def _need(self, actor: Actor, role: Role, what: str) -> None:
+        if not actor.has(role):
+            self.denied.append((actor.name, what))
+            raise PermissionDenied(role, what)
+
+    def _readable(self, message_id: str, actor: Actor, purpose: str | None, action: str) -> Stored:
+        stored = self.messages.get(message_id)
+        if stored is None:
+            raise NotFound(message_id)
+        self._may_read(actor, stored.summary.confidential, purpose, action, message_id)
+        return stored
+
+    def _may_read(
+        self, actor: Actor, confidential: bool, purpose: str | None, action: str, target: str
+    ) -> None:
+        if not confidential:
+            self._need(actor, Role.OPERATOR, f"reading a {action}")
+            return
+        self._need(actor, Role.CONFIDENTIAL_READER, f"reading a confidential {action}")
+        if not purpose:
+            raise PurposeRequired(f"reading a confidential {action} needs a stated purpose")
+        self.reads.append(Read(actor.name, action, target, purpose))
+
+
+def _matches(c: ConversationSummary, f: ConversationFilter) -> bool:
+    return (
+        (f.agreement is None or c.agreement == f.agreement)
+        and (f.body is None or f.body in {c.requesting_party, c.requested_party})
+        and (f.state is None or c.state == f.state)
+        and (f.kind is None or c.opening_kind == f.kind)
+        and (
+            f.deadline_before is None or (c.deadline is not None and c.deadline < f.deadline_before)
+        )
+        and (f.confidential is None or c.confidential == f.confidential)
+    )
