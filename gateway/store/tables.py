@@ -343,3 +343,57 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", UtcDateTime, nullable=True),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
 )
+
+disclosures = sa.Table(
+    "disclosures",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("disclosure_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("article", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("consent_request_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("actor", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("disclosed_at", UtcDateTime, nullable=False),
+    sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("recipient_tag", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("sealed_nonce", sa.LargeBinary(12), nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.CheckConstraint("category IN ('creditor', 'debtor', 'third-party')", name="category"),
+    sa.Index("ix_disclosures_message", "message_id", "disclosed_at"),
+    sa.Index("ix_disclosures_recipient", "recipient_tag", "disclosed_at"),
+)
+"""Disclosures of documents to others (CIS Art. 9.2–9.3; SC Art. 8.2). No foreign keys: the
+record of a disclosure outlives the purge of what was disclosed. The recipient's name and the
+stated purpose are personal data: they are sealed (``sealed``) under the store's disclosure key,
+and the recipient is findable only through a keyed HMAC (``recipient_tag``)."""
+
+purge_reports = sa.Table(
+    "purge_reports",
+    metadata,
+    sa.Column("run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), primary_key=True),
+    sa.Column("signed_at", UtcDateTime, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=False),
+    sa.Column("certificate", sa.LargeBinary, nullable=False),
+)
+"""The signed report of a purge run (CIS Art. 9.6): ``report`` is canonical JSON (counts by
+policy, duration, errors; codes and numbers only), ``signature`` the body's seal over its UTF-8
+bytes, ``certificate`` the seal certificate (DER) that signed it."""
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary(HASH_BYTES), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("statement", sa.Text, nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=False),
+    sa.Column("certificate", sa.LargeBinary, nullable=False),
+    sa.Index("ix_audit_checkpoints_seq", "seq"),
+)
+"""Signed audit chain heads: ``statement`` is canonical JSON of (body, seq, hash, time) signed
+by the body's seal, so that truncating the chain and rewriting its tail is detectable."""

@@ -1,0 +1,254 @@
+"""``gateway disclose``: hand a received document to someone, as the agreements allow.
+
+    gateway disclose --config NODE.toml MESSAGE_ID --to "…" \\
+        --category creditor|debtor|third-party --purpose "…" [--out DIR]
+
+The rule is :func:`gateway.exchange.disclosure.may_disclose` (CIS Art. 9.2–9.3, 16; SC Art.
+8.1–8.2). Allowed: the disclosure is recorded (recipient and purpose sealed), audited as
+``document.disclosed``, and the signed document, byte for byte as stored, is written to
+``DIR/<MESSAGE_ID>.xml`` (mode 0600, never over an existing file). Refused: audited as
+``disclosure.refused``; the article, the reason and what to do are printed.
+
+``gateway disclosures --config NODE.toml (--message MESSAGE_ID | --to NAME) [--show-recipients]``
+lists what was recorded; decrypting the recipients, or searching by one, is audited
+(``disclosure.records.read``).
+
+Exit codes: 0 — disclosed (listed); 1 — refused by the rule; 2 — cannot be judged (bad arguments,
+configuration, unknown message, the output file exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import NodeConfig
+from gateway.model.problems import GatewayError
+
+EXIT_DISCLOSED = 0
+EXIT_REFUSED = 1
+EXIT_UNUSABLE = 2
+
+CATEGORIES = ("creditor", "debtor", "third-party")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "disclose",
+        help="раскрыть полученный документ (ст. 9.2–9.3 Соглашения СНГ; ст. 8.2 Соглашения ВС)",
+        description=(
+            "Проверяет, допускает ли соглашение раскрытие документа получателю, записывает "
+            "раскрытие (получатель и цель — в зашифрованном виде) и событие аудита и сохраняет "
+            "подписанный документ в файл DIR/<MESSAGE_ID>.xml. Код выхода: 0 — раскрыт, "
+            "1 — раскрытие не допускается, 2 — ошибка входных данных."
+        ),
+    )
+    p.add_argument("--config", required=True, type=Path, help="TOML-файл узла")
+    p.add_argument("message_id", metavar="MESSAGE_ID", help="идентификатор сообщения (UUID)")
+    p.add_argument("--to", required=True, help="получатель: наименование или Ф. И. О.")
+    p.add_argument("--category", required=True, choices=CATEGORIES, help="категория получателя")
+    p.add_argument("--purpose", required=True, help="цель раскрытия (ст. 9.1 Соглашения СНГ)")
+    p.add_argument(
+        "--out", type=Path, default=Path("."), help="каталог для файла документа (по умолчанию .)"
+    )
+    p.set_defaults(handler=_disclose)
+
+    q = subparsers.add_parser(
+        "disclosures",
+        help="журнал раскрытий: по сообщению или по получателю",
+        description=(
+            "Показывает записанные раскрытия документа (--message) или раскрытия получателю "
+            "(--to; сравнение после нормализации имени). Получатель и цель хранятся "
+            "зашифрованными и показываются только с --show-recipients; такой просмотр и поиск "
+            "по получателю записываются в журнал аудита."
+        ),
+    )
+    q.add_argument("--config", required=True, type=Path, help="TOML-файл узла")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--message", metavar="MESSAGE_ID", help="раскрытия этого сообщения")
+    which.add_argument("--to", metavar="NAME", help="раскрытия этому получателю")
+    q.add_argument("--show-recipients", action="store_true", help="расшифровать получателя и цель")
+    q.set_defaults(handler=_list)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without passwd entry)
+        user = f"uid-{os.getuid()}"
+    return f"cli:{user}"[:64]
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600; refuse if it exists (never overwrite evidence)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _disclose(args: argparse.Namespace) -> int:
+    from gateway.crypto.at_rest import KekRing, load_file_kek
+    from gateway.crypto.keystore import KeyStore
+    from gateway.exchange.disclosure import (
+        DisclosureError,
+        DisclosureRefused,
+        RecipientCategory,
+        disclose,
+    )
+    from gateway.store import migrate, open_store
+
+    try:
+        # A message id names the output file: only a canonical UUID may, no path in it.
+        message_id = str(uuid.UUID(args.message_id))
+        if message_id != args.message_id.lower():
+            raise ValueError
+    except ValueError:
+        _say("ошибка: MESSAGE_ID должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр")
+        return EXIT_UNUSABLE
+    target = args.out / f"{message_id}.xml"
+    if not args.out.is_dir():
+        _say(f"ошибка: каталога {args.out} нет; создайте его или укажите другой (--out)")
+        return EXIT_UNUSABLE
+    if target.exists():
+        _say(f"ошибка: файл {target} уже есть; он не перезаписывается — укажите другой --out")
+        return EXIT_UNUSABLE
+    try:
+        config = NodeConfig.from_toml(args.config)
+        keys = KeyStore.from_config(config)
+        ring = KekRing.single(load_file_kek(keys.kek_path, keys.passphrase()))
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
+        keys.close()
+        _say(f"ошибка: каталога данных {config.node.data_dir} нет: узел ещё не запускался")
+        return EXIT_UNUSABLE
+    store = open_store(config.database_url)
+    try:
+        migrate(store.engine)
+        result = disclose(
+            store,
+            ring,
+            body_id=config.node.body_id,
+            message_id=message_id,
+            recipient=args.to,
+            category=RecipientCategory(args.category),
+            purpose=args.purpose,
+            actor=_actor(),
+            now=datetime.now(UTC),
+        )
+    except DisclosureRefused as refused:
+        d = refused.decision
+        _say(f"раскрытие не допускается ({d.article}; {d.code}): {d.reason_ru}")
+        if d.remedy_ru:
+            _say(f"что сделать: {d.remedy_ru}")
+        return EXIT_REFUSED
+    except DisclosureError as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    finally:
+        store.dispose()
+        keys.close()
+    try:
+        _write_exclusive(target, result.document)
+    except OSError as exc:
+        # Recorded but not written: say so plainly; the record stays (it was handed to us).
+        _say(
+            f"ошибка: раскрытие {result.disclosure_id} записано, но файл {target} не создан "
+            f"({exc.strerror}); повторите с другим --out"
+        )
+        return EXIT_UNUSABLE
+    d = result.decision
+    where = f" ({d.article})" if d.article else ""
+    print(f"раскрытие {result.disclosure_id} записано{where}: {d.reason_ru}")
+    if d.consent_request_id:
+        print(f"основание: согласие по запросу {d.consent_request_id}")
+    for condition in result.conditions:
+        print(f"условие согласия (сообщите получателю): {condition}")
+    if result.procedure:
+        # CIS Art. 9.3 para. 2: the providing body said where the creditor must apply.
+        print("порядок получения информации взыскателем (ст. 9.3): " + "; ".join(result.procedure))
+    print(f"документ: {target}")
+    return EXIT_DISCLOSED
+
+
+def _list(args: argparse.Namespace) -> int:
+    from gateway.crypto.at_rest import KekRing, load_file_kek
+    from gateway.crypto.keystore import KeyStore
+    from gateway.store import audit, disclosures, migrate, open_store
+
+    if args.message is not None:
+        try:
+            message_id = str(uuid.UUID(args.message))
+        except ValueError:
+            _say("ошибка: --message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр")
+            return EXIT_UNUSABLE
+    try:
+        config = NodeConfig.from_toml(args.config)
+        keys = KeyStore.from_config(config)
+        ring = KekRing.single(load_file_kek(keys.kek_path, keys.passphrase()))
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
+        keys.close()
+        _say(f"ошибка: каталога данных {config.node.data_dir} нет: узел ещё не запускался")
+        return EXIT_UNUSABLE
+    store = open_store(config.database_url)
+    now = datetime.now(UTC)
+    try:
+        migrate(store.engine)
+        with store.transaction() as conn:
+            if args.message is not None:
+                records = disclosures.list_for_message(conn, message_id)
+            else:
+                records = disclosures.find_by_recipient(conn, ring, args.to, now)
+            opened = (
+                [disclosures.open_sealed(conn, ring, r.disclosure_id, now) for r in records]
+                if args.show_recipients
+                else []
+            )
+            if args.to is not None or args.show_recipients:
+                # Searching by a person's name or reading the sealed names is itself a use of
+                # personal data (CIS Art. 9.1): recorded, by ids and counts only.
+                audit.append(
+                    conn,
+                    now=now,
+                    actor=_actor(),
+                    kind="disclosure.records.read",
+                    subjects={"message": message_id} if args.message is not None else {},
+                    details={
+                        "by_recipient": args.to is not None,
+                        "decrypted": bool(args.show_recipients),
+                        "records": len(records),
+                    },
+                )
+    except disclosures.DisclosureStoreError as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    finally:
+        store.dispose()
+        keys.close()
+    if not records:
+        print("раскрытий нет")
+    for index, r in enumerate(records):
+        consent = f" согласие {r.consent_request_id}" if r.consent_request_id else ""
+        print(
+            f"{r.disclosed_at:%Y-%m-%d %H:%M:%S} UTC {r.disclosure_id} сообщение {r.message_id} "
+            f"{r.category} {r.article or '-'}{consent} {r.actor}"
+        )
+        if opened:
+            print(f"    получатель: {opened[index].recipient}; цель: {opened[index].purpose}")
+    return EXIT_DISCLOSED
