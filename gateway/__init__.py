@@ -6,3 +6,7 @@ Layers, dependencies pointing one way::
 """
 
 __version__ = "0.1.0"
+
+from gateway import logsafety as _logsafety
+
+_logsafety.install()
