@@ -93,14 +93,18 @@ class LocalNodeService:
         if not actor.has(Role.OPERATOR):
             raise await self._run(self._deny, actor, Role.OPERATOR, "submitting a document")
         header, warnings = await self._run(self.node.submit, document, actor=actor.name[:64])
-        with self.node.store.read() as conn:
-            stored = conv_store.get(conn, header.conversation_id)
+        # In the executor too: a database call must not block the event loop (DESIGN.md).
+        stored = await self._run(self._conversation, header.conversation_id)
         return SubmitResult(
             message_id=header.message_id,
             conversation_id=header.conversation_id,
             state=stored.state if stored else "",
             warnings=tuple(w.to_json() for w in warnings),
         )
+
+    def _conversation(self, conversation_id: str) -> conv_store.Conversation | None:
+        with self.node.store.read() as conn:
+            return conv_store.get(conn, conversation_id)
 
     # --- reading -----------------------------------------------------------------------------
 

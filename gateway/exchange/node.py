@@ -35,6 +35,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
+from sqlalchemy.exc import IntegrityError
 
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing, load_file_kek
@@ -192,10 +193,25 @@ class Node:
             existing = self._already_received(header, payload)
             if existing is not None:
                 return existing
-            receipt = self._accept(tls_body, header, root, payload, report, now)
+            try:
+                receipt = self._accept(tls_body, header, root, payload, report, now)
+            except (machine.DuplicateMessage, IntegrityError):
+                # A concurrent delivery of the same message (a sender retrying while its first
+                # attempt was still being processed) stored it meanwhile — seen as a duplicate
+                # by the state machine, or on PostgreSQL as the other transaction's new
+                # conversation row: answer as to a replay, with the same receipt. A Rejection
+                # here would make the sender record as refused a message this node accepted.
+                existing = self._already_received(header, payload)
+                if existing is None:
+                    raise
+                return existing
         except DocumentRejected as rejected:
             problem = rejected.problems[0]
             self._audit_rejection(tls_body, claimed, problem, now)
+            if problem.code == TRY_AGAIN:
+                # Transient (a concurrent change): the sender must retry, and a signed
+                # Rejection (409/422) ends its delivery for good. 503 is retried.
+                return PeerAnswer(503, TRY_AGAIN.encode(), "text/plain")
             if claimed is None:
                 return PeerAnswer(400, problem.code.encode(), "text/plain")
             return PeerAnswer(422, self._rejection(claimed, problem, tls_body, now), _XML)
@@ -289,7 +305,7 @@ class Node:
             receipt = receipt_store.get(conn, header.message_id)
             if receipt is None:  # stored but its receipt not yet: a concurrent first delivery
                 raise _reject(
-                    "TRY_AGAIN", "Документ обрабатывается.", "being processed", "Повторите позже."
+                    TRY_AGAIN, "Документ обрабатывается.", "being processed", "Повторите позже."
                 )
             document = msg_store.read_document(conn, receipt.receipt_message_id, self.kek_ring)
         return PeerAnswer(200, document, _XML)
@@ -339,7 +355,7 @@ class Node:
             )
             if outcome is not msg_store.ReceiveOutcome.INSERTED:
                 # Another process stored it first (or a purged message was replayed): undo all.
-                raise _reject("TRY_AGAIN", "Документ уже обработан.", "already processed", "")
+                raise _reject(TRY_AGAIN, "Документ уже обработан.", "already processed", "")
             msg_store.insert_sent(
                 conn, _message_header(receipt_header), receipt_doc, self.kek_ring, now
             )
@@ -500,7 +516,7 @@ class Node:
                 else stored.closed_at,
             )
             if not moved:
-                raise _reject("TRY_AGAIN", "Беседа изменена параллельно.", "concurrent change", "")
+                raise _reject(TRY_AGAIN, "Беседа изменена параллельно.", "concurrent change", "")
         machines.put(conn, header.conversation_id, machine_codec.dumps(state), now)
         for effect in effects:
             if isinstance(effect, machine.NotifyOperator):
@@ -812,6 +828,8 @@ class Node:
 # --- helpers ---------------------------------------------------------------------------------
 
 _XML = "application/xml"
+TRY_AGAIN = "TRY_AGAIN"
+"""Code of the transient refusals: answered 503, so that the sender retries."""
 _SHA256 = hashes.SHA256()
 
 

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 DELIVERY_POLL_SECONDS = 0.5
 """How often an idle delivery worker looks for due rows; a submission wakes it at once."""
 
+OUTGOING_FAILED = "OUTGOING_FAILED"
+"""Outbox error code when a claimed row cannot even be sent (no endpoint, no document)."""
+
 EXECUTOR_THREADS = max(2, (os.cpu_count() or 2) * 2)
 """Threads for signing, verifying, validation and the database: the crypto and libxml2 release
 the GIL, and database waits are I/O; twice the cores keeps both busy without thrashing."""
@@ -184,7 +187,19 @@ class NodeRuntime:
         loop = asyncio.get_running_loop()
         assert self.client is not None
         started = time.perf_counter()
-        endpoint, payload = await loop.run_in_executor(self.executor, self.node.outgoing, claim)
+        try:
+            endpoint, payload = await loop.run_in_executor(self.executor, self.node.outgoing, claim)
+        except Exception as exc:
+            # The destination left the directory, the message is gone…: record the failed
+            # attempt (back-off, then dead letter) instead of leaving the row claimed, which
+            # would retry it every lease for ever and never finish its attempts.
+            log.error("delivery of %s cannot start: %s", claim.message_id, type(exc).__name__)
+            failure = functools.partial(
+                self.node.record_failure, claim, OUTGOING_FAILED, retryable=True
+            )
+            await loop.run_in_executor(self.executor, failure)
+            self.metrics.delivery(DeliveryOutcome.RETRY)
+            return
         try:
             response = await self.client.post_message(messages_url(endpoint), payload)
             status, body = response.status, response.body

@@ -1,0 +1,289 @@
+"""Helpers for the exchange's integration tests: configuration variants of a demo world, documents
+signed with a body's real keys, row counts and the audit trail of a node's store, processes of
+``gateway serve``.
+
+Nothing here is a double: the world is :func:`gateway.demo.setup.build_world`'s (demo PKI per
+state, the depositary, a signed directory of bodies), documents are signed by
+:func:`gateway.crypto.xades.sign_document` with the bodies' key files, and the stores are the
+nodes' own (SQLite files or PostgreSQL schemas).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from lxml import etree
+
+from gateway.config import NodeConfig
+from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.xades import sign_document
+from gateway.demo.play import example
+from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld, free_port
+from gateway.exchange.documents import complete_header
+from gateway.store import Store, open_store, tokens
+from gateway.store.engine import migrate
+from gateway.store.tables import (
+    audit_events,
+    conversations,
+    delivery_attempts,
+    messages,
+    outbox,
+    receipts,
+)
+from gateway.web.tls import client_context
+from gateway.xml.convert import json_to_xml, to_bytes
+from gateway.xml.parsing import parse_untrusted
+from gateway.xml.schemas import default_registry
+
+GATEWAY = Path(sys.executable).with_name("gateway")
+"""The console script of the virtualenv running the tests."""
+
+SERVE_START_SECONDS = 60.0
+"""How long a ``gateway serve`` process may take to print that it listens (imports, keys,
+migrations on a loaded 2-core machine take a few seconds)."""
+
+API_SCOPES = ("operator", "confidential-reader", "administrator", "auditor")
+
+COUNTED = {
+    "messages": messages,
+    "conversations": conversations,
+    "outbox": outbox,
+    "receipts": receipts,
+    "delivery_attempts": delivery_attempts,
+}
+"""Tables whose row counts must not move when a document is refused."""
+
+ENV = "{urn:cis-exchange:envelope:1}"
+
+
+# --- configurations -----------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    # JSON's strings, numbers, booleans and arrays of them are valid TOML.
+    return json.dumps(value)
+
+
+def node_config(
+    world: DemoWorld,
+    body_id: str,
+    tag: str,
+    *,
+    database_url: str = "",
+    peer_port: int | None = None,
+    api_port: int | None = None,
+) -> Path:
+    """A variant of the world's configuration of ``body_id``, written beside it (relative paths
+    keep working): its own data folder ``data-<tag>`` (so each test module starts from an empty
+    store), optionally a database URL and other ports. The peer port defaults to the one the
+    directory lists, so peers can reach the node."""
+    source = world.nodes[body_id].config_path
+    raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    raw["node"]["data_dir"] = f"data-{tag}"
+    raw["peer"]["port"] = peer_port if peer_port is not None else world.nodes[body_id].peer_port
+    raw["api"]["port"] = api_port if api_port is not None else free_port()
+    raw["console"]["port"] = free_port()
+    if database_url:
+        raw["database"] = {"url": database_url}
+    lines = []
+    for section, table in raw.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines.append("")
+    path = source.with_name(f"node-{tag}.toml")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def open_node_store(config_path: Path) -> Store:
+    """The store a node with this configuration uses, migrated."""
+    config = NodeConfig.from_toml(config_path)
+    config.node.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.database_url)
+    migrate(store.engine)
+    return store
+
+
+def create_token(store: Store, now: datetime) -> str:
+    """A local API token with every role (what the demo gives its case system)."""
+    token = f"integration-{os.urandom(16).hex()}"
+    with store.transaction() as conn:
+        tokens.create(conn, token, label="integration", scopes=API_SCOPES, now=now)
+    return token
+
+
+# --- documents ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A body's real signing keys, to craft documents as that body's node would."""
+
+    body_id: str
+    seal: SigningKey
+    official: SigningKey
+
+    @classmethod
+    def of(cls, world: DemoWorld, body_id: str) -> Signer:
+        keys = KeyStore.from_config(NodeConfig.from_toml(world.nodes[body_id].config_path))
+        return cls(body_id, keys.seal(), keys.official("chief"))
+
+    def with_certificates(self, *, seal: Any, official: Any) -> Signer:
+        """The same keys presenting other certificates (expired ones, say)."""
+        return replace(
+            self,
+            seal=replace(self.seal, certificate=seal),
+            official=replace(self.official, certificate=official),
+        )
+
+    def unsigned(self, template: str, now: datetime, **header: Any) -> etree._Element:
+        document = example(template)
+        document["header"].update(header)
+        completed = complete_header(
+            document["header"], sender=self.body_id, now=now, opens_conversation=True
+        )
+        if "Sender" in header:  # a forger claims another sender
+            completed["Sender"] = header["Sender"]
+        return json_to_xml({"header": completed, "body": document["body"]}, default_registry())
+
+    def sign(self, root: etree._Element, now: datetime) -> bytes:
+        return sign_document(to_bytes(root), self.official, self.seal, now)
+
+    def document(self, template: str, now: datetime, **header: Any) -> bytes:
+        """``template`` (a valid example's name) as a signed document from this body."""
+        return self.sign(self.unsigned(template, now, **header), now)
+
+
+def header_field(document: bytes, name: str) -> str:
+    root = parse_untrusted(document)
+    element = root.find(f"{ENV}Header/{ENV}{name}")
+    return (element.text or "").strip() if element is not None else ""
+
+
+def body_fields(document: bytes) -> dict[str, str]:
+    """The child elements of the body's single element (a Receipt's or a Rejection's fields)."""
+    root = parse_untrusted(document)
+    element = root.find(f"{ENV}Body")[0]
+    return {etree.QName(c).localname: (c.text or "").strip() for c in element}
+
+
+def tls_client(keys_dir: Path, world: DemoWorld, *, cert: str = "tls.crt.pem") -> Any:
+    """An mTLS client context from a key folder, trusting the directory's CAs."""
+    anchors = (world.root / "trust" / "bodies-ca.pem").read_text("ascii")
+    return client_context(
+        keys_dir / cert, keys_dir / "tls.key.pem", anchors, password=DEMO_PASSPHRASE
+    )
+
+
+# --- what a store holds ---------------------------------------------------------------------------
+
+
+def row_counts(store: Store) -> dict[str, int]:
+    with store.read() as conn:
+        return {
+            name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for name, table in COUNTED.items()
+        }
+
+
+def audit_rows(store: Store, kind: str) -> list[dict[str, Any]]:
+    """Audit events of ``kind``, oldest first, with subjects and details decoded."""
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(audit_events).where(audit_events.c.kind == kind).order_by(audit_events.c.seq)
+        ).all()
+    return [
+        {
+            "seq": r.seq,
+            "actor": r.actor,
+            "subjects": json.loads(r.subjects),
+            "details": json.loads(r.details),
+        }
+        for r in rows
+    ]
+
+
+def conversation_state(store: Store, conversation_id: str) -> str | None:
+    with store.read() as conn:
+        return conn.execute(
+            sa.select(conversations.c.state).where(
+                conversations.c.conversation_id == conversation_id
+            )
+        ).scalar_one_or_none()
+
+
+# --- gateway serve as a process -------------------------------------------------------------------
+
+
+@dataclass
+class ServeProcess:
+    """A ``gateway serve`` process; its output goes to a log file beside the config."""
+
+    config: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def api_url(self) -> str:
+        config = NodeConfig.from_toml(self.config)
+        return f"http://{config.api.host}:{config.api.port}/api/v1"
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", "replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind runs in the node."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (the node stops its worker and servers), SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_serve(config: Path) -> ServeProcess:
+    """Start ``gateway serve --config`` and wait until it says it listens."""
+    log = config.with_suffix(f".{time.monotonic_ns()}.log")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(GATEWAY), "serve", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    serve = ServeProcess(config, process, log)
+    deadline = time.monotonic() + SERVE_START_SECONDS
+    while "peer https://" not in serve.output():
+        if process.poll() is not None or time.monotonic() > deadline:
+            serve.kill()
+            raise AssertionError(f"gateway serve did not start:\n{serve.output()}")
+        time.sleep(0.1)
+    return serve
+
+
+@contextlib.contextmanager
+def serving(config: Path) -> Iterator[ServeProcess]:
+    serve = start_serve(config)
+    try:
+        yield serve
+    finally:
+        serve.stop()

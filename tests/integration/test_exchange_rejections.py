@@ -1,0 +1,529 @@
+"""Hostile and broken input at a running node's peer endpoint: each refused with its code, nothing
+stored changing (row counts of messages, conversations, outbox, receipts, delivery attempts), and
+the refusal in the audit trail (or, where the node never sees the document — TLS, 403, 413 —
+in its log).
+
+The receiver is KZ-MJ, a real :class:`~gateway.web.runtime.NodeRuntime` on its directory port;
+crafted bytes are POSTed over mutual TLS with :class:`~gateway.web.peer_client.PeerClient`,
+signed with RU-FSSP's (or another body's) real keys. Where TLS is not the point the pipeline is
+called directly (:meth:`Node.receive`). The module runs once on SQLite and once on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import ssl
+import threading
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gateway.config import KeysSection, NodeConfig
+from gateway.crypto import algorithms
+from gateway.crypto.certificates import CertificateProfile, DemoCA, write_private_key
+from gateway.crypto.keystore import KeyStore
+from gateway.crypto.trust import TrustList
+from gateway.crypto.xades import verify_document
+from gateway.demo.setup import DEMO_PASSPHRASE, DEPOSITARY_ID, DemoWorld
+from gateway.exchange.directory import build_directory_xml
+from gateway.exchange.directory_signing import sign_directory, verify_directory
+from gateway.exchange.node import Node, PeerAnswer
+from gateway.web.limits import MAX_MESSAGE_BYTES
+from gateway.web.peer_client import (
+    PeerClient,
+    PeerResponse,
+    PeerTransportError,
+    TransportErrorCode,
+    messages_url,
+)
+from gateway.web.runtime import NodeRuntime
+from tests.integration.exchange_world import (
+    Signer,
+    audit_rows,
+    body_fields,
+    header_field,
+    node_config,
+    row_counts,
+    tls_client,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+RECEIVER = "KZ-MJ"
+SENDER = "RU-FSSP"
+REQUEST = "cis-enforcement.Request"
+
+
+@dataclasses.dataclass
+class Receiver:
+    runtime: NodeRuntime
+    config: Path
+    url: str
+
+    @property
+    def node(self) -> Node:
+        return self.runtime.node
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
+async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
+    database_url = ""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_schema")("rejections")
+    config = node_config(world, RECEIVER, f"rejections-{request.param}", database_url=database_url)
+    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
+    await runtime.start(deliver=False)
+    try:
+        yield Receiver(runtime, config, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def sender(world: DemoWorld) -> Signer:
+    return Signer.of(world, SENDER)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sender_client(world: DemoWorld) -> AsyncIterator[PeerClient]:
+    """RU-FSSP's own TLS identity, as its node would connect."""
+    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
+        yield c
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
+    """The peer's answer whatever its status (a refusal's body included)."""
+    try:
+        return await client.post_message(url, payload)
+    except PeerTransportError as error:
+        if error.response is None:
+            raise
+        return error.response
+
+
+def assert_signed_rejection(
+    receiver: Receiver, answer: PeerResponse, message_id: str, codes: set[str]
+) -> str:
+    """The answer is a Rejection sealed by the receiver, naming the message; its code."""
+    assert answer.status in (409, 422), answer
+    verified = verify_document(
+        answer.body, receiver.node.trust, at=now(), expected_sender=RECEIVER, require_official=False
+    )
+    assert verified.report.passed, verified.report.summary()
+    assert header_field(answer.body, "Kind") == "Rejection"
+    assert header_field(answer.body, "Recipient") == SENDER
+    fields = body_fields(answer.body)
+    assert fields["RejectedMessageId"] == message_id
+    assert fields["Code"] in codes, fields
+    return fields["Code"]
+
+
+def assert_audited_rejection(receiver: Receiver, before: int, code: str) -> None:
+    rejected = audit_rows(receiver.node.store, "message.rejected")[before:]
+    assert [r["details"]["code"] for r in rejected] == [code]
+    assert rejected[0]["actor"] == f"peer:{SENDER}"
+
+
+def rejections_so_far(receiver: Receiver) -> int:
+    return len(audit_rows(receiver.node.store, "message.rejected"))
+
+
+# --- the good path, replays and reused ids ---
+
+
+async def test_accepted_once_and_a_replay_gets_the_same_receipt(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+    message_id = header_field(document, "MessageId")
+    before = row_counts(receiver.node.store)
+
+    first = await post(sender_client, receiver.url, document)
+    assert first.status == 200
+    fields = body_fields(first.body)
+    assert header_field(first.body, "Kind") == "Receipt"
+    assert fields["ReceivedMessageId"] == message_id
+    after_first = row_counts(receiver.node.store)
+    # The request and the receipt the node signed for it; one new conversation.
+    assert after_first["messages"] == before["messages"] + 2
+    assert after_first["conversations"] == before["conversations"] + 1
+    assert after_first["receipts"] == before["receipts"] + 1
+
+    replay = await post(sender_client, receiver.url, document)
+    assert replay.status == 200
+    assert replay.body == first.body, "a replay is answered with the very same receipt bytes"
+    assert row_counts(receiver.node.store) == after_first
+    received = [
+        r
+        for r in audit_rows(receiver.node.store, "message.received")
+        if r["subjects"]["message"] == message_id
+    ]
+    assert len(received) == 1
+
+
+async def test_a_different_document_under_a_stored_message_id_is_refused(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    original = sender.document(REQUEST, now(), Recipient=RECEIVER)
+    message_id = header_field(original, "MessageId")
+    assert (await post(sender_client, receiver.url, original)).status == 200
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    other = sender.document(REQUEST, now(), Recipient=RECEIVER, MessageId=message_id)
+    assert other != original
+    answer = await post(sender_client, receiver.url, other)
+
+    assert_signed_rejection(receiver, answer, message_id, {"MESSAGE_ID_REUSED"})
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, "MESSAGE_ID_REUSED")
+
+
+async def test_a_concurrent_duplicate_delivery_gets_the_same_receipt(
+    receiver: Receiver, sender: Signer
+) -> None:
+    """The same message processed twice at once (a sender restarted while its first attempt
+    was still being processed): stored once, never answered with a Rejection, which would make
+    the sender record as refused what this node accepted."""
+    for _ in range(3):
+        document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+        before = row_counts(receiver.node.store)
+        start = threading.Barrier(2)
+
+        def deliver(payload: bytes = document, barrier: threading.Barrier = start) -> PeerAnswer:
+            barrier.wait()
+            return receiver.node.receive(SENDER, payload)
+
+        answers = await asyncio.gather(asyncio.to_thread(deliver), asyncio.to_thread(deliver))
+
+        # Each gets the receipt, or a retryable 503 TRY_AGAIN (PostgreSQL, when the other
+        # transaction's rows appear mid-way); never a Rejection. The retry gets the receipt.
+        statuses = sorted(a.status for a in answers)
+        assert statuses in ([200, 200], [200, 503]), [a.body[:200] for a in answers]
+        receipt = next(a.body for a in answers if a.status == 200)
+        assert all(a.body in (receipt, b"TRY_AGAIN") for a in answers)
+        retried = receiver.node.receive(SENDER, document)
+        assert (retried.status, retried.body) == (200, receipt)
+        after = row_counts(receiver.node.store)
+        assert after["messages"] == before["messages"] + 2
+        assert after["conversations"] == before["conversations"] + 1
+
+
+# --- documents refused by the pipeline ---
+
+
+async def test_a_tampered_document_is_refused(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+    number = b"184512/26/77039"
+    assert number in document
+    tampered = document.replace(number, b"184512/26/77038")
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    answer = await post(sender_client, receiver.url, tampered)
+
+    message_id = header_field(document, "MessageId")
+    assert_signed_rejection(receiver, answer, message_id, {"SIGNATURE_HASH_FAILURE"})
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, "SIGNATURE_HASH_FAILURE")
+
+
+async def test_a_document_for_another_body_is_refused(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    document = sender.document(REQUEST, now(), Recipient="KZ-VS")
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    answer = await post(sender_client, receiver.url, document)
+
+    message_id = header_field(document, "MessageId")
+    assert_signed_rejection(receiver, answer, message_id, {"WRONG_RECIPIENT"})
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, "WRONG_RECIPIENT")
+
+
+async def test_a_document_of_another_body_over_our_tls_identity_is_refused(
+    world: DemoWorld, receiver: Receiver, sender_client: PeerClient
+) -> None:
+    """RU-FSSP's TLS certificate, a document RU-VS signed and sends: the TLS identity is the
+    sender, so RU-VS's document cannot come over RU-FSSP's link."""
+    forged = Signer.of(world, "RU-VS").document(REQUEST, now(), Recipient=RECEIVER)
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    answer = await post(sender_client, receiver.url, forged)
+
+    # The seal's signer must be the TLS identity: verification refuses it before the header's
+    # Sender is compared (which would say SENDER_MISMATCH). The Rejection goes to the TLS
+    # identity, never to the body the document claims.
+    code = assert_signed_rejection(
+        receiver,
+        answer,
+        header_field(forged, "MessageId"),
+        {"SIGNATURE_SIG_CONSTRAINTS_FAILURE", "SENDER_MISMATCH"},
+    )
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, code)
+
+
+async def test_a_seal_whose_certificate_expired_is_refused(
+    world: DemoWorld, receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    ca = DemoCA.load(world.root / "pki" / "RU" / "ca", DEMO_PASSPHRASE)
+    at = now()
+    # Valid from the CA's own start (WORLD_AGE ago) until an hour ago.
+    period = {
+        "not_before": ca.certificate.not_valid_before_utc,
+        "not_after": at - timedelta(hours=1),
+    }
+    seal = ca.issue(
+        sender.seal.private_key.public_key(),
+        CertificateProfile(role="seal", body_id=SENDER, demo=True),
+        now=at,
+        **period,
+    )
+    official = ca.issue(
+        sender.official.private_key.public_key(),
+        CertificateProfile(
+            role="official",
+            body_id=SENDER,
+            common_name="Иванов Иван Иванович",
+            title="Начальник отдела",
+            demo=True,
+        ),
+        now=at,
+        **period,
+    )
+    # Signed while the certificates were valid (the signer refuses otherwise), received after
+    # they expired, with no proof that the signatures existed before.
+    document = sender.with_certificates(seal=seal, official=official).document(
+        REQUEST, at - timedelta(days=1), Recipient=RECEIVER
+    )
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    answer = await post(sender_client, receiver.url, document)
+
+    message_id = header_field(document, "MessageId")
+    code = assert_signed_rejection(
+        receiver,
+        answer,
+        message_id,
+        {"SIGNATURE_EXPIRED", "SIGNATURE_OUT_OF_BOUNDS_NO_POE"},
+    )
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, code)
+
+
+async def test_a_seal_not_listed_in_the_directory_is_refused(
+    world: DemoWorld, receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """A valid seal certificate from the sender's own CA, but not the one the directory pins."""
+    ca = DemoCA.load(world.root / "pki" / "RU" / "ca", DEMO_PASSPHRASE)
+    key = algorithms.generate_private_key(algorithms.DEFAULT_KEY_SPEC)
+    unlisted = ca.issue(
+        key.public_key(), CertificateProfile(role="seal", body_id=SENDER, demo=True), now=now()
+    )
+    rogue = dataclasses.replace(
+        sender, seal=dataclasses.replace(sender.seal, certificate=unlisted, private_key=key)
+    )
+    document = rogue.document(REQUEST, now(), Recipient=RECEIVER)
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    answer = await post(sender_client, receiver.url, document)
+
+    message_id = header_field(document, "MessageId")
+    assert_signed_rejection(receiver, answer, message_id, {"SEAL_NOT_IN_DIRECTORY"})
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, "SEAL_NOT_IN_DIRECTORY")
+
+
+def _directory_with_kz(world: DemoWorld, node: Node, **participation: date) -> Node:
+    """``node`` given a newer directory, signed by the depositary, whose KZ participation in the
+    CIS agreement has the given dates."""
+    bodies = []
+    for body in node.directory.bodies:
+        if body.state == "KZ":
+            body = dataclasses.replace(
+                body,
+                participations=tuple(
+                    dataclasses.replace(p, **participation)
+                    if p.agreement == "cis-enforcement"
+                    else p
+                    for p in body.participations
+                ),
+            )
+        bodies.append(body)
+    newer = dataclasses.replace(
+        node.directory, version=node.directory.version + 1, issued_at=now(), bodies=tuple(bodies)
+    )
+    depositary_dir = world.root / "pki" / "depositary"
+    keys = KeyStore(
+        KeysSection(dir=depositary_dir / DEPOSITARY_ID),
+        DEPOSITARY_ID,
+        environ={KeysSection().passphrase_env: DEMO_PASSPHRASE.decode()},
+    )
+    signed = sign_directory(build_directory_xml(newer), keys.seal())
+    anchor = TrustList.from_pem_files(
+        world.root / "trust" / "depositary-ca.pem", require_revocation=False
+    )
+    node.update_directory(verify_directory(signed, anchor, at=now()))
+    return node
+
+
+@pytest.mark.parametrize(
+    ("participation", "code"),
+    [
+        (lambda today: {"withdrawn_from": today - timedelta(days=1)}, "AGREEMENT_WITHDRAWN"),
+        (lambda today: {"in_force_from": today + timedelta(days=30)}, "AGREEMENT_NOT_IN_FORCE"),
+    ],
+    ids=["withdrawn", "not-yet-in-force"],
+)
+async def test_a_party_not_in_force_is_refused(
+    world: DemoWorld,
+    receiver: Receiver,
+    sender: Signer,
+    participation: Callable[[date], dict[str, date]],
+    code: str,
+) -> None:
+    """Straight into the pipeline (TLS is not the point): a node whose directory says
+    Kazakhstan's participation in the CIS agreement is not in force today."""
+    node = Node.from_config(NodeConfig.from_toml(receiver.config))
+    try:
+        _directory_with_kz(world, node, **participation(now().date()))
+        document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+        before, audited = row_counts(node.store), rejections_so_far(receiver)
+
+        answer = node.receive(SENDER, document)
+
+        assert answer.status == 422
+        assert body_fields(answer.body)["Code"] == code
+        assert body_fields(answer.body)["RejectedMessageId"] == header_field(document, "MessageId")
+        assert row_counts(node.store) == before
+        assert_audited_rejection(receiver, audited, code)
+    finally:
+        node.close()
+
+
+# --- refused before the pipeline: TLS, the directory, the size limit ---
+
+
+async def test_a_client_without_certificate_fails_the_handshake(
+    world: DemoWorld, receiver: Receiver, sender: Signer
+) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=world.root / "trust" / "bodies-ca.pem")
+    before = row_counts(receiver.node.store)
+    wrapped = receiver.runtime.server_tls.connections_wrapped
+
+    async with PeerClient(context) as anonymous:
+        with pytest.raises(PeerTransportError) as failed:
+            await anonymous.post_message(
+                receiver.url, sender.document(REQUEST, now(), Recipient=RECEIVER)
+            )
+
+    # TLS 1.3: the client thinks its handshake is done; the server then drops the connection
+    # instead of reading a request (asyncio resets it without an alert, hence CONNECTION_LOST).
+    assert failed.value.code in (TransportErrorCode.TLS_FAILED, TransportErrorCode.CONNECTION_LOST)
+    assert failed.value.response is None
+    assert receiver.runtime.server_tls.connections_wrapped > wrapped, "it reached the server"
+    # The same at the socket: not one byte of HTTP comes back.
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", receiver.runtime.peer_port, ssl=context, server_hostname="127.0.0.1"
+    )
+    writer.write(b"POST /exchange/v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    try:
+        answered = await asyncio.wait_for(reader.read(100), 10)
+    except (ssl.SSLError, ConnectionResetError):
+        answered = b""
+    finally:
+        writer.close()
+    assert answered == b""
+    assert row_counts(receiver.node.store) == before
+
+
+async def test_a_certificate_from_an_unknown_ca_fails_the_handshake(
+    world: DemoWorld, receiver: Receiver, sender: Signer, tmp_path: Path
+) -> None:
+    foreign = DemoCA.create(now=now(), name="Foreign CA")
+    keys_dir = _tls_identity(foreign, tmp_path)
+    before = row_counts(receiver.node.store)
+
+    async with PeerClient(tls_client(keys_dir, world)) as stranger:
+        with pytest.raises(PeerTransportError) as failed:
+            await stranger.post_message(
+                receiver.url, sender.document(REQUEST, now(), Recipient=RECEIVER)
+            )
+
+    assert failed.value.code in (TransportErrorCode.TLS_FAILED, TransportErrorCode.CONNECTION_LOST)
+    assert failed.value.response is None
+    assert row_counts(receiver.node.store) == before
+
+
+async def test_a_certificate_not_in_the_directory_gets_403(
+    world: DemoWorld,
+    receiver: Receiver,
+    sender: Signer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issued by RU's CA (so the handshake succeeds) for RU-FSSP, but not the TLS certificate
+    the directory lists for RU-FSSP."""
+    ca = DemoCA.load(world.root / "pki" / "RU" / "ca", DEMO_PASSPHRASE)
+    keys_dir = _tls_identity(ca, tmp_path)
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    with caplog.at_level(logging.WARNING, logger="gateway.web.peer_server"):
+        async with PeerClient(tls_client(keys_dir, world)) as unlisted:
+            with pytest.raises(PeerTransportError) as failed:
+                await unlisted.post_message(
+                    receiver.url, sender.document(REQUEST, now(), Recipient=RECEIVER)
+                )
+
+    assert failed.value.status == 403
+    assert failed.value.response is not None
+    assert failed.value.response.body.strip() == b"PEER_UNKNOWN"
+    assert row_counts(receiver.node.store) == before
+    # Refused before the pipeline: logged, not an audit event (see the report).
+    assert rejections_so_far(receiver) == audited
+    assert any("peer not in the directory refused" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_oversize_body_gets_413(receiver: Receiver, sender_client: PeerClient) -> None:
+    payload = b"<" + b"x" * MAX_MESSAGE_BYTES
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    with pytest.raises(PeerTransportError) as failed:
+        await sender_client.post_message(receiver.url, payload)
+
+    assert failed.value.status == 413, failed.value.code
+    assert failed.value.response is not None
+    assert failed.value.response.body.strip() == b"MESSAGE_TOO_LARGE"
+    assert not failed.value.retryable
+    assert row_counts(receiver.node.store) == before
+    assert rejections_so_far(receiver) == audited
+
+
+def _tls_identity(ca: DemoCA, folder: Path) -> Path:
+    """A TLS key and certificate for RU-FSSP issued by ``ca``, laid out as a keys folder."""
+    key = algorithms.generate_private_key(algorithms.DEFAULT_KEY_SPEC)
+    certificate = ca.issue(
+        key.public_key(),
+        CertificateProfile(role="tls", body_id=SENDER, demo=True, ip_addresses=("127.0.0.1",)),
+        now=now(),
+    )
+    write_private_key(folder / "tls.key.pem", key, DEMO_PASSPHRASE)
+    chain: list[x509.Certificate] = [certificate, ca.certificate]
+    (folder / "tls.crt.pem").write_bytes(
+        b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    )
+    return folder
