@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
@@ -41,6 +42,12 @@ from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing, load_file_kek
 from gateway.crypto.keystore import KeyStore, KeyStoreError, SigningKey
 from gateway.crypto.pades import sign_pdf
+from gateway.crypto.recipient import (
+    RecipientEncryptionError,
+    decrypt_with_any,
+    encrypt_for,
+    is_encrypted,
+)
 from gateway.crypto.rendition import render_pdf
 from gateway.crypto.report import SubIndication, ValidationReport
 from gateway.crypto.trust import TrustList
@@ -63,6 +70,7 @@ from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
 from gateway.store.engine import migrate
+from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
@@ -76,6 +84,11 @@ ENV = "{urn:cis-exchange:envelope:1}"
 DELIVERY_LEASE = timedelta(minutes=2)
 """How long a worker holds an outbox row: well above one delivery's time limit, so a live worker
 never loses its row, and short enough that a crashed worker's rows go out again soon."""
+
+HTTP_TOO_MANY_REQUESTS = 429
+
+RATE_LIMIT_SPREAD_SECONDS = 1.0
+"""Jitter added to a peer's Retry-After, so workers told the same time do not return at once."""
 
 DELIVERY_BATCH = 16
 """Rows a worker claims at once: enough to keep a keep-alive connection busy."""
@@ -95,6 +108,15 @@ class PeerAnswer:
     agreement: str = ""
     kind: str = ""
     """Of the accepted document (codes, for metrics)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    endpoint: str
+    wire: bytes
+    """What goes over the connection: the signed document, or its CMS encryption."""
+    signed: bytes
+    """The signed document itself: the receipt's SHA-256 must be of these bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +204,24 @@ class Node:
     def receive(self, tls_body: str, payload: bytes) -> PeerAnswer:
         """Process one document a peer sent; always answers, never raises for the peer's faults."""
         now = self.clock()
+        encrypted = is_encrypted(payload)
         try:
+            if encrypted:
+                payload = self._decrypt(payload)
             unverified = parse_untrusted(payload)
-        except DocumentRejected as rejected:
-            self._audit_rejection(tls_body, None, rejected.problems[0], now)
-            return PeerAnswer(400, rejected.code.encode(), "text/plain")
+        except (DocumentRejected, RecipientEncryptionError) as rejected:
+            problem = (
+                rejected.problems[0]
+                if isinstance(rejected, DocumentRejected)
+                else rejected.problem()
+            )
+            self._audit_rejection(tls_body, None, problem, now)
+            return PeerAnswer(400, problem.code.encode(), "text/plain")
         claimed = _claimed_header(unverified)
         try:
             header, root, report = self._verified(tls_body, payload, unverified, now)
+            if not encrypted:
+                self._check_not_confidential(header)
             existing = self._already_received(header, payload)
             if existing is not None:
                 return existing
@@ -275,6 +307,27 @@ class Node:
         if content:
             raise DocumentRejected(content)
         return header, root, report
+
+    def _decrypt(self, cms: bytes) -> bytes:
+        keys = [(k.private_key, k.certificate) for k in self.keys.decryption_keys()]
+        return decrypt_with_any(cms, keys)
+
+    def _check_not_confidential(self, header: Header) -> None:
+        """A confidential document (or any document of a confidential conversation) must come
+        encrypted to this node: in clear it may have been read on its way (CIS Art. 16)."""
+        confidential = header.confidential
+        if not confidential:
+            with self.store.read() as conn:
+                stored = conv_store.get(conn, header.conversation_id)
+            confidential = bool(stored and stored.confidential)
+        if confidential:
+            raise _reject(
+                "CONFIDENTIAL_NOT_ENCRYPTED",
+                "Конфиденциальный документ получен незашифрованным.",
+                "a confidential document arrived without encryption to this node",
+                "Зашифруйте документ на сертификат шифрования получателя из справочника органов.",
+                "CIS Art. 16; SC Art. 8.1",
+            )
 
     def _check_pinned_seal(self, sender: str, report: ValidationReport) -> None:
         seal = next((s for s in report.signatures if s.role == "seal"), None)
@@ -690,12 +743,35 @@ class Node:
         with self.store.transaction() as conn:
             return outbox_store.claim_due(conn, worker_id, now, limit, DELIVERY_LEASE)
 
-    def outgoing(self, claim: outbox_store.Claim) -> tuple[str, bytes]:
-        """The destination's endpoint URL and the signed bytes to send for a claim."""
-        endpoint = self.index.body(claim.destination).endpoint
+    def outgoing(self, claim: outbox_store.Claim) -> Outgoing:
+        """What to send for a claim: the endpoint, the bytes for the wire and the signed
+        document they carry. A confidential document (its own flag or its conversation's) is
+        encrypted to the recipient's encryption certificates from the directory — sign, then
+        encrypt — so only the recipient node reads it, even where TLS ends before it."""
+        body = self.index.body(claim.destination)
         with self.store.read() as conn:
             document = msg_store.read_document(conn, claim.message_id, self.kek_ring)
-        return endpoint, document
+            stored = msg_store.get(conn, claim.message_id)
+            conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
+        confidential = bool(stored and stored.header.confidential) or bool(
+            conversation and conversation.confidential
+        )
+        if not confidential:
+            return Outgoing(body.endpoint, document, document)
+        certificates = [
+            x509.load_der_x509_certificate(c.der)
+            for c in body.certificates
+            if c.role is CertificateRole.ENCRYPTION
+        ]
+        if not certificates:
+            raise _reject(
+                "NO_ENCRYPTION_CERTIFICATE",
+                f"В справочнике органов нет сертификата шифрования {claim.destination}.",
+                f"the directory lists no encryption certificate for {claim.destination}",
+                "Запросите у депозитария справочник с сертификатом шифрования органа.",
+                "CIS Art. 16; SC Art. 8",
+            )
+        return Outgoing(body.endpoint, encrypt_for(document, certificates), document)
 
     def record_receipt(
         self, claim: outbox_store.Claim, sent: bytes, answer: bytes, status: int
@@ -796,18 +872,24 @@ class Node:
         from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 
         now = self.clock()
+        rand = random or system_random()
         with self.store.read() as conn:
-            item = outbox_store.get(conn, claim.outbox_id)
-        created = item.next_attempt_at if item is None else _created(item)
+            created = conn.execute(
+                sa.select(outbox_table.c.created_at).where(outbox_table.c.id == claim.outbox_id)
+            ).scalar_one_or_none()
         decision = next_attempt(
             failures=claim.attempt,
-            created_at=created,
+            created_at=created or now,
             now=now,
-            random=random or system_random(),
+            random=rand,
             permanent=not retryable,
         )
         if isinstance(decision, DeadLetter):
             next_at = None
+        elif status == HTTP_TOO_MANY_REQUESTS and retry_after is not None:
+            # The peer is busy, not broken: come back when it says, spread a little so that
+            # several workers do not return together; this is no failure to back off from.
+            next_at = now + timedelta(seconds=retry_after + rand() * RATE_LIMIT_SPREAD_SECONDS)
         else:
             next_at = decision.at
             if retry_after:
@@ -831,10 +913,6 @@ _XML = "application/xml"
 TRY_AGAIN = "TRY_AGAIN"
 """Code of the transient refusals: answered 503, so that the sender retries."""
 _SHA256 = hashes.SHA256()
-
-
-def _created(item: outbox_store.OutboxItem) -> datetime:
-    return getattr(item, "created_at", None) or item.next_attempt_at
 
 
 def _blocks(problem: Problem) -> bool:

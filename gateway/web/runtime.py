@@ -188,7 +188,7 @@ class NodeRuntime:
         assert self.client is not None
         started = time.perf_counter()
         try:
-            endpoint, payload = await loop.run_in_executor(self.executor, self.node.outgoing, claim)
+            outgoing = await loop.run_in_executor(self.executor, self.node.outgoing, claim)
         except Exception as exc:
             # The destination left the directory, the message is gone…: record the failed
             # attempt (back-off, then dead letter) instead of leaving the row claimed, which
@@ -201,7 +201,9 @@ class NodeRuntime:
             self.metrics.delivery(DeliveryOutcome.RETRY)
             return
         try:
-            response = await self.client.post_message(messages_url(endpoint), payload)
+            response = await self.client.post_message(
+                messages_url(outgoing.endpoint), outgoing.wire
+            )
             status, body = response.status, response.body
         except PeerTransportError as error:
             if error.response is not None and error.status in (409, 422):
@@ -219,7 +221,7 @@ class NodeRuntime:
                 self.metrics.delivery(DeliveryOutcome.RETRY)
                 return
         result = await loop.run_in_executor(
-            self.executor, self.node.record_receipt, claim, payload, body, status
+            self.executor, self.node.record_receipt, claim, outgoing.signed, body, status
         )
         outcome = {
             "delivered": DeliveryOutcome.DELIVERED,
