@@ -714,7 +714,10 @@ class Node:
     def _sign_json(
         self, document: dict[str, Any], *, official: SigningKey | None, now: datetime
     ) -> bytes:
-        root = json_to_xml(document, self.registry)
+        if document["header"]["Kind"] in documents.MACHINE_KINDS:
+            root = documents.machine_document_xml(document)
+        else:
+            root = json_to_xml(document, self.registry)
         problems = validate(root, self.registry)
         if problems:
             raise DocumentRejected(problems)

@@ -1,0 +1,1 @@
+"""Reproducible performance harness: ``.venv/bin/python benchmarks/run.py`` (see README.md)."""
