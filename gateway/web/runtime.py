@@ -40,6 +40,9 @@ DELIVERY_POLL_SECONDS = 0.5
 OUTGOING_FAILED = "OUTGOING_FAILED"
 """Outbox error code when a claimed row cannot even be sent (no endpoint, no document)."""
 
+DIRECTORY_POLL_SECONDS = 5.0
+"""How soon a node notices a newly imported directory file."""
+
 EXECUTOR_THREADS = max(2, (os.cpu_count() or 2) * 2)
 """Threads for signing, verifying, validation and the database: the crypto and libxml2 release
 the GIL, and database waits are I/O; twice the cores keeps both busy without thrashing."""
@@ -61,6 +64,8 @@ class NodeRuntime:
     service: LocalNodeService | None = None
     extra_runners: list[web.AppRunner] = field(default_factory=list)
     _worker: asyncio.Task[None] | None = None
+    directory_poll_seconds: float = DIRECTORY_POLL_SECONDS
+    _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
 
@@ -85,6 +90,11 @@ class NodeRuntime:
         self.api_runner = await start_local_api(api, config.api.host, config.api.port)
         if deliver:
             self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
+        # Taken now, not when the task first runs: a file replaced in between must count.
+        path = config.trust.directory_file
+        self._watcher = asyncio.create_task(
+            self._watch_directory(_mtime(path) if path else 0.0), name="directory-watch"
+        )
         log.info(
             "node %s: peer endpoint %s, local API %s:%s",
             self.node.body_id,
@@ -95,6 +105,10 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -134,6 +148,37 @@ class NodeRuntime:
                         )
                     )
         return b"".join(sorted(set(pems))).decode("ascii")
+
+    async def _watch_directory(self, seen: float) -> None:
+        """Take a new directory version without restart: ``gateway directory import`` replaces
+        the file atomically; here it is noticed, verified (depositary signature, no rollback)
+        and swapped in — trust anchors, pinned certificates, endpoints and TLS alike."""
+        path = self.node.config.trust.directory_file
+        if path is None:
+            return
+        while not self._stopping:
+            await asyncio.sleep(self.directory_poll_seconds)
+            current = _mtime(path)
+            if current == seen:
+                continue
+            seen = current
+            loop = asyncio.get_running_loop()
+            try:
+                directory = await loop.run_in_executor(self.executor, self._load_newer_directory)
+            except Exception as exc:  # a bad file must not stop the node: it keeps the old one
+                log.error("new directory file refused: %s", exc)
+                continue
+            await self.reload_directory(directory)
+            log.info("directory version %s in force", directory.version)
+
+    def _load_newer_directory(self) -> Any:
+        from gateway.exchange.directory import check_update
+        from gateway.exchange.node import load_directory
+
+        now = self.node.clock()
+        directory = load_directory(self.node.config, at=now)
+        check_update(self.node.directory, directory, now=now)
+        return directory
 
     async def reload_directory(self, directory: Any) -> None:
         """Take a new verified directory: trust, pinned certificates and TLS anchors, live."""
@@ -230,6 +275,13 @@ class NodeRuntime:
         self.metrics.delivery(outcome)
         if result.outcome == "delivered":
             self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
+
+
+def _mtime(path: Any) -> float:
+    try:
+        return float(path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return 0.0
 
 
 class _WakingService:
