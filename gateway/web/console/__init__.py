@@ -3,21 +3,29 @@
 Public API::
 
     make_console_app(service, users, *, secure_cookies, audit, ...) -> web.Application
+    start_console(app, host, port, ssl_context) -> web.AppRunner
     UserDirectory (protocol), StoreUserDirectory(store)
     hash_password(password) -> str
+    node_admin_sources(node, executor) -> dict   (keywords for make_console_app)
+    store_audit(store, executor, clock) -> audit callback over the node's audit trail
 """
 
 from gateway.web.console.app import make_console_app, start_console
 from gateway.web.console.context import ExpiringKey, UndeliveredItem
 from gateway.web.console.passwords import hash_password
+from gateway.web.console.sources import AuditQuery, AuditTrail, node_admin_sources, store_audit
 from gateway.web.console.users import StoreUserDirectory, UserDirectory
 
 __all__ = [
+    "AuditQuery",
+    "AuditTrail",
     "ExpiringKey",
     "StoreUserDirectory",
     "UndeliveredItem",
     "UserDirectory",
     "hash_password",
     "make_console_app",
+    "node_admin_sources",
     "start_console",
+    "store_audit",
 ]

@@ -13,6 +13,10 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /conversations/{conversation_id}/messages/{message_id}/pdf      signed PDF rendition
     GET  /conversations/{conversation_id}/messages/{message_id}/receipt  signed receipt
     GET  /conversations/{conversation_id}/refuse, POST the same         refusal form
+    GET  /conversations/{conversation_id}/actions/{action}, POST the same  other documents
+    GET  /admin                                              administration index
+    GET  /admin/keys, /admin/directory, /admin/retention, /admin/holds   (administrator)
+    GET  /admin/audit, POST /admin/audit/verify              audit trail (auditor)
     GET  /static/{filename}                                  CSS
 """
 
@@ -28,9 +32,11 @@ from argon2 import PasswordHasher
 
 from gateway.exchange.service import LocalService
 from gateway.rules.calendars import calendar_for
-from gateway.web.console import auth, pages
+from gateway.web.console import action_pages, admin, auth, pages
+from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
+    AdminSources,
     Audit,
     Calendars,
     ConsoleContext,
@@ -41,11 +47,20 @@ from gateway.web.console.context import (
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.render import STATIC_DIR, setup_templates
 from gateway.web.console.sessions import SessionStore
+from gateway.web.console.sources import (
+    AuditTrail,
+    DirectorySource,
+    HoldsSource,
+    KeyEntries,
+    PurgeRunsSource,
+    RetentionSource,
+)
 from gateway.web.console.users import UserDirectory
 
 _UUID = "{{{name}:[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}}}"
 CONVERSATION = "/conversations/" + _UUID.format(name="conversation_id")
 MESSAGE = CONVERSATION + "/messages/" + _UUID.format(name="message_id")
+ACTION = CONVERSATION + "/actions/{action:(" + "|".join(ACTION_NAMES) + ")}"
 
 
 def make_console_app(
@@ -59,6 +74,13 @@ def make_console_app(
     calendars: Calendars = calendar_for,
     expiring_keys: ExpiringKeys | None = None,
     undelivered: Undelivered | None = None,
+    key_entries: KeyEntries | None = None,
+    directory: DirectorySource | None = None,
+    retention: RetentionSource | None = None,
+    holds: HoldsSource | None = None,
+    purge_runs: PurgeRunsSource | None = None,
+    audit_trail: AuditTrail | None = None,
+    config_hint: str = "node.toml",
     password_hasher: PasswordHasher | None = None,
 ) -> web.Application:
     """The operator and administrator console (Russian, server-rendered, no JavaScript).
@@ -69,12 +91,19 @@ def make_console_app(
     lock-out, sign-out, refused CSRF token and stated purpose. ``clock`` and ``timezone`` set
     "now" and "today" (tests pin them); ``calendars`` gives a state's working calendar (pass
     one with the node's configured extra days). ``expiring_keys`` and ``undelivered`` feed the
-    dashboard; without them those sections say they are not connected. ``password_hasher``
-    is for tests only (a cheap argon2); production uses RFC 9106's parameters.
+    dashboard; without them those sections say they are not connected. ``key_entries``,
+    ``directory``, ``retention``, ``holds``, ``purge_runs`` and ``audit_trail`` feed the
+    administration pages (:mod:`gateway.web.console.sources`; ``node_admin_sources(node,
+    executor)`` gives them all); a page without its source says it is not configured.
+    ``config_hint`` is the configuration path the key page's commands show.
+    ``password_hasher`` is for tests only (a cheap argon2); production uses RFC 9106's
+    parameters.
     """
     app = web.Application(
         middlewares=[auth.errors_middleware, auth.session_middleware],
-        client_max_size=auth.MAX_FORM_BYTES,
+        # Forms with a file are the largest; every other route is held to MAX_FORM_BYTES by
+        # the session middleware before the body is read.
+        client_max_size=auth.MAX_UPLOAD_FORM_BYTES,
     )
     app[CONTEXT] = ConsoleContext(
         service=service,
@@ -88,6 +117,15 @@ def make_console_app(
         calendars=calendars,
         expiring_keys=expiring_keys,
         undelivered=undelivered,
+        admin=AdminSources(
+            key_entries=key_entries,
+            directory=directory,
+            retention=retention,
+            holds=holds,
+            purge_runs=purge_runs,
+            audit_trail=audit_trail,
+            config_hint=config_hint,
+        ),
     )
     setup_templates(app)
     router = app.router
@@ -100,6 +138,15 @@ def make_console_app(
     router.add_post(CONVERSATION + "/purpose", pages.state_purpose, name="purpose")
     router.add_get(CONVERSATION + "/refuse", pages.refuse_form, name="refuse", allow_head=False)
     router.add_post(CONVERSATION + "/refuse", pages.refuse, name="refuse")
+    router.add_get(ACTION, action_pages.action_form, name="action", allow_head=False)
+    router.add_post(ACTION, action_pages.action, name="action")
+    router.add_get("/admin", admin.admin_index, name="admin", allow_head=False)
+    router.add_get("/admin/keys", admin.keys, name="admin_keys", allow_head=False)
+    router.add_get("/admin/directory", admin.directory, name="admin_directory", allow_head=False)
+    router.add_get("/admin/retention", admin.retention, name="admin_retention", allow_head=False)
+    router.add_get("/admin/holds", admin.holds, name="admin_holds", allow_head=False)
+    router.add_get("/admin/audit", admin.audit, name="admin_audit", allow_head=False)
+    router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
     router.add_get(MESSAGE + "/xml", pages.message_xml, name="message_xml", allow_head=False)
     router.add_get(MESSAGE + "/pdf", pages.message_pdf, name="message_pdf", allow_head=False)

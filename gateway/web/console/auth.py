@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
+from gateway.web.console.actions import MAX_ATTACHMENT_BYTES
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
 from gateway.web.console.labels import ROLE_LABELS, label
 from gateway.web.console.passwords import MAX_PASSWORD_CHARS
@@ -43,6 +44,15 @@ LOCKOUT_DURATION = timedelta(minutes=15)
 MAX_FORM_BYTES = 64 * 1024
 """Largest form the console accepts: its biggest form is a refusal's text (4,000 characters,
 at most 4 bytes each in UTF-8, then percent-encoded) plus a few small fields."""
+
+MAX_UPLOAD_FORM_BYTES = MAX_ATTACHMENT_BYTES + 1024 * 1024
+"""Largest post of an action form (they may carry a file): the file, plus a mebibyte for the
+multipart framing and the text fields (a few of up to 10,000 characters each). A file over its
+own limit but within this one is named at its field by the action's handler; a larger post is
+refused with 413 before it is read."""
+
+UPLOAD_ROUTES = frozenset({"action"})
+"""Named routes whose forms may carry a file; every other post is held to MAX_FORM_BYTES."""
 
 PUBLIC_ROUTES = frozenset({"login", "static"})
 """Named routes reachable without signing in."""
@@ -186,6 +196,10 @@ async def session_middleware(request: web.Request, handler: _Handler) -> web.Str
             return await _refuse_csrf(request, ctx, "cross-origin")
         if session is None:
             return await _refuse_csrf(request, ctx, "no-session")
+        limit = MAX_UPLOAD_FORM_BYTES if name in UPLOAD_ROUTES else MAX_FORM_BYTES
+        if request.content_length is not None and request.content_length > limit:
+            title, text = _HTTP_ERRORS[413]
+            return error_page(request, 413, title, text)
         form = await request.post()
         token = form.get("csrf_token")
         if not isinstance(token, str) or not session.csrf_ok(token):

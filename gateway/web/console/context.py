@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
@@ -13,6 +13,14 @@ from gateway.exchange.service import Actor, LocalService
 from gateway.rules.calendars import WorkingCalendar
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.sessions import Session, SessionStore
+from gateway.web.console.sources import (
+    AuditTrail,
+    DirectorySource,
+    HoldsSource,
+    KeyEntries,
+    PurgeRunsSource,
+    RetentionSource,
+)
 from gateway.web.console.users import UserDirectory
 
 Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
@@ -49,6 +57,21 @@ Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
 Calendars = Callable[[str], WorkingCalendar]
 
 
+@dataclass(frozen=True, slots=True)
+class AdminSources:
+    """What the administration pages read (see :mod:`gateway.web.console.sources`); a None
+    source makes its page say it is not connected."""
+
+    key_entries: KeyEntries | None = None
+    directory: DirectorySource | None = None
+    retention: RetentionSource | None = None
+    holds: HoldsSource | None = None
+    purge_runs: PurgeRunsSource | None = None
+    audit_trail: AuditTrail | None = None
+    config_hint: str = "node.toml"
+    """The node configuration's path as the key rotation commands show it."""
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -66,6 +89,7 @@ class ConsoleContext:
     calendars: Calendars
     expiring_keys: ExpiringKeys | None
     undelivered: Undelivered | None
+    admin: AdminSources = field(default_factory=lambda: AdminSources())
 
     @property
     def cookie_name(self) -> str:

@@ -39,6 +39,7 @@ from gateway.model.bodies import BODY_ID_PATTERN, state_of
 from gateway.model.problems import ConfigurationError, DocumentRejected
 from gateway.model.profiles import PROFILES
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE, Deadline, working_days_left
+from gateway.web.console.actions import ACTION_NAMES, available_actions
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
@@ -143,13 +144,11 @@ def days_left(request: web.Request, summary: ConversationSummary) -> DaysLeft | 
 async def dashboard(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
-    counts: dict[str, int] | None
-    try:
-        counts = await ctx.service.counts_by_state(actor=actor)
-    except PermissionDenied:
-        counts = None
     horizon = ctx.today() + DASHBOARD_HORIZON
-    pages = await asyncio.gather(
+    # The count and the deadline lists go to the node at once: the page takes the longest of
+    # them (the count, a scan of every conversation), not their sum.
+    counted, *pages = await asyncio.gather(
+        ctx.service.counts_by_state(actor=actor),
         *(
             ctx.service.list_conversations(
                 ConversationFilter(state=state.value, deadline_before=horizon),
@@ -161,6 +160,13 @@ async def dashboard(request: web.Request) -> web.Response:
         ),
         return_exceptions=True,
     )
+    counts: dict[str, int] | None
+    if isinstance(counted, PermissionDenied):
+        counts = None
+    elif isinstance(counted, BaseException):
+        raise counted
+    else:
+        counts = counted
     near: list[tuple[ConversationSummary, DaysLeft]] = []
     deadlines_denied = False
     for page in pages:
@@ -334,11 +340,10 @@ async def conversation(request: web.Request) -> web.Response:
             {"conversation_id": conversation_id, "message_id": None, "locked": locked},
             status=200 if locked and locked.needs_purpose else 403,
         )
+    # Counted here as on the overview and the list (the console's "today" in its time zone,
+    # the agreement's unit), not taken from view.working_days_left: the same request must
+    # never show two different counts on two pages.
     left = days_left(request, view.summary)
-    if view.working_days_left is not None and view.summary.state not in CLOSED_STATES:
-        profile = PROFILES.get(view.summary.agreement)
-        working = profile.deadline.working_days if profile else True
-        left = DaysLeft(view.working_days_left, working)
     return render(
         request,
         "conversation.html",
@@ -348,6 +353,7 @@ async def conversation(request: web.Request) -> web.Response:
             "left": left,
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
+            "actions": available_actions(view) if request[ACTOR].has(Role.OPERATOR) else (),
             "can_read": not view.summary.confidential
             or (
                 request[ACTOR].has(Role.CONFIDENTIAL_READER)
@@ -416,6 +422,17 @@ async def state_purpose(request: web.Request) -> web.Response:
         return see_other(request, "message", conversation_id=conversation_id, message_id=message_id)
     if next_page == "refuse":
         return see_other(request, "refuse", conversation_id=conversation_id)
+    if (
+        isinstance(next_page, str)
+        and next_page.startswith("action:")
+        and next_page.removeprefix("action:") in ACTION_NAMES
+    ):
+        return see_other(
+            request,
+            "action",
+            conversation_id=conversation_id,
+            action=next_page.removeprefix("action:"),
+        )
     return see_other(request, "conversation", conversation_id=conversation_id)
 
 

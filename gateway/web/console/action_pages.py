@@ -1,0 +1,170 @@
+"""The action forms' handlers: ``/conversations/{id}/actions/{action}`` (GET shows, POST sends).
+
+The flow is the refusal form's: load the conversation (a confidential one needs the stated
+purpose), check that the action is one the state and our role allow now, read the form, build
+the document, let the node check, sign, store and queue it; anything it refuses comes back in
+Russian next to its field, with what was typed still in the form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_request import FileField
+
+from gateway.exchange.conversation import ProtocolError
+from gateway.exchange.service import ConversationView, PermissionDenied, Role
+from gateway.model.problems import DocumentRejected
+from gateway.web.console.actions import (
+    MAX_ATTACHMENT_BYTES,
+    SPECS,
+    ActionForm,
+    ActionSpec,
+    Upload,
+    available_actions,
+    build_document,
+    choices_of,
+    clean_file_name,
+    clean_media_type,
+    problems_by_field,
+    read_action_form,
+)
+from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION
+from gateway.web.console.labels import STATE_LABELS, label
+from gateway.web.console.pages import _conversation, _problem_text
+from gateway.web.console.render import render
+
+READ_CHUNK = 64 * 1024
+"""Bytes read from an uploaded file at a time (the file is spooled by aiohttp already)."""
+
+
+def _page(
+    request: web.Request,
+    spec: ActionSpec,
+    view: ConversationView,
+    form: ActionForm,
+    *,
+    general: tuple[str, ...] = (),
+    status: int = 200,
+) -> web.Response:
+    return render(
+        request,
+        "action.html",
+        {
+            "spec": spec,
+            "summary": view.summary,
+            "fields": [(f, choices_of(spec, view, f)) for f in spec.fields],
+            "form": form,
+            "general": general,
+            "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
+        },
+        status=status,
+    )
+
+
+async def _actionable(request: web.Request) -> tuple[ActionSpec, ConversationView] | web.Response:
+    actor = request[ACTOR]
+    conversation_id = request.match_info["conversation_id"]
+    name = request.match_info["action"]
+    if not actor.has(Role.OPERATOR):
+        raise PermissionDenied(Role.OPERATOR, "sending a document")
+    view, locked = await _conversation(request, conversation_id)
+    if view is None:
+        return render(
+            request,
+            "locked.html",
+            {
+                "conversation_id": conversation_id,
+                "message_id": None,
+                "locked": locked,
+                "next": f"action:{name}",
+            },
+            status=200 if locked and locked.needs_purpose else 403,
+        )
+    spec = SPECS.get(view.summary.agreement, {}).get(name)
+    if spec is None:
+        raise web.HTTPNotFound()
+    if spec not in available_actions(view):
+        return error_page(
+            request,
+            409,
+            "Действие сейчас недоступно",
+            f"«{spec.title_ru}» нельзя направить в состоянии переписки "
+            f"«{label(STATE_LABELS, view.summary.state)}» от нашей стороны.",
+        )
+    return spec, view
+
+
+async def action_form(request: web.Request) -> web.Response:
+    found = await _actionable(request)
+    if isinstance(found, web.Response):
+        return found
+    spec, view = found
+    return _page(request, spec, view, ActionForm())
+
+
+async def _read_upload(item: Any) -> tuple[Upload | None, str | None]:
+    """The uploaded file (None when none was chosen) or a Russian error."""
+    if not isinstance(item, FileField):
+        return None, None
+    content = bytearray()
+    while True:
+        chunk = item.file.read(READ_CHUNK)
+        if not chunk:
+            break
+        content += chunk
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            return None, (
+                f"Файл больше {MAX_ATTACHMENT_BYTES // (1024 * 1024)} МБ; приложите файл "
+                "меньшего размера или разделите его."
+            )
+    if not content and not item.filename:
+        return None, None
+    if not content:
+        return None, "Файл пуст."
+    return (
+        Upload(
+            clean_file_name(item.filename or ""),
+            clean_media_type(item.content_type),
+            bytes(content),
+        ),
+        None,
+    )
+
+
+async def action(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    found = await _actionable(request)
+    if isinstance(found, web.Response):
+        return found
+    spec, view = found
+    posted = await request.post()
+    upload, upload_error = None, None
+    if spec.uploads:
+        upload, upload_error = await _read_upload(posted.get("Attachment"))
+    fields = {k: v for k, v in posted.items() if isinstance(v, str)}
+    form = read_action_form(spec, view, fields, upload, upload_error)
+    if form.errors:
+        return _page(request, spec, view, form, status=422)
+    document = build_document(spec, view, form, ctx.clock())
+    try:
+        result = await ctx.service.submit(document, actor=request[ACTOR])
+    except DocumentRejected as rejected:
+        by_field = problems_by_field(spec, rejected.problems)
+        errors = {
+            name: tuple(_problem_text(p) for p in problems)
+            for name, problems in by_field.items()
+            if name
+        }
+        general = tuple(_problem_text(p) for p in by_field.get("", ()))
+        shown = ActionForm(raw=form.raw, values=form.values, errors=errors)
+        return _page(request, spec, view, shown, general=general, status=422)
+    except ProtocolError as exc:
+        return _page(request, spec, view, form, general=(_problem_text(exc.problem()),), status=409)
+    notice = f"«{spec.title_ru}» принят к отправке (сообщение {result.message_id})."
+    if result.warnings:
+        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
+    request[SESSION].flash = notice
+    return see_other(request, "conversation", conversation_id=view.summary.conversation_id)

@@ -1,0 +1,785 @@
+"""The console's actions on a conversation, each a plain form that builds one document.
+
+An *action* is one kind of document a person sends within a conversation: answer the request,
+ask for additional information, announce a delay, postpone or set conditions, announce that
+confidentiality cannot be kept, the requesting party's decisions, consent to disclosure, the
+withdrawal. (The refusal has its own module, :mod:`gateway.web.console.refusal`.)
+
+Which actions a page offers is derived, never listed by hand: our role in the conversation
+(we sent its opening document: requesting; we received it: requested) and the protocol's
+:data:`gateway.exchange.conversation.TRANSITIONS` for the conversation's state say which kinds
+(and which decisions) we may send now; the agreement's profile says which kinds exist.
+
+The form's fields are named after the XSD elements (the document shapes mirror
+``schemas/examples/valid/*.json``), so a problem the node reports at
+``/Envelope/Body/<Kind>/<Element>…`` is shown next to its field. The node does all the
+checking (schema, rules, protocol); this module refuses only what cannot even be put into a
+document (a required field left empty, a date that is not a date, a choice not offered).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from types import MappingProxyType
+from typing import Any
+
+from gateway.exchange.conversation import TRANSITIONS, State
+from gateway.exchange.conversation import Role as Side
+from gateway.exchange.service import ConversationView, MessageSummary
+from gateway.model.problems import Problem
+from gateway.model.profiles import PROFILES
+
+MAX_TEXT_CHARS = 10_000
+"""Longest text one field takes: the schema's ``c:Text`` maximum (common.xsd). A longer value
+could never be sent, so the form says so at once instead of after a round trip."""
+
+MAX_LINES = 50
+"""Most questions or conditions one field takes (AdditionalInfoRequest/Question maxOccurs)."""
+
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+"""Largest file one form uploads. Base64 makes it ~7 MB inside the signed document, which must
+stay under the peer endpoint's 16 MiB message limit (gateway.web.limits.MAX_MESSAGE_BYTES) with
+room for the rest of the document, and under the schema's 7,000,000-byte attachment size."""
+
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+_MEDIA_TYPE = re.compile(r"^[a-z]{1,20}/[a-z0-9][a-z0-9.+\-]{0,78}$")
+"""The schema's ``c:MediaType`` (at most 100 characters)."""
+_FILE_NAME_BAD = re.compile(r'[/\\:*?"<>|]')
+MAX_FILE_NAME_CHARS = 255
+"""The schema's ``c:FileName`` maximum."""
+
+MAX_TITLE_CHARS = 500
+"""The schema's ``c:Line`` maximum (an attachment's title)."""
+
+_BODY_PATH = "/Envelope/Body/"
+
+
+# --- specifications ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One input of an action's form."""
+
+    name: str
+    """Form field name; the XSD element's name wherever there is one."""
+    label_ru: str
+    widget: str
+    """``text``, ``textarea``, ``lines`` (one item a line), ``date``, ``choice`` (radio),
+    ``message`` (choose a document of this conversation), ``file``."""
+    required: bool = False
+    choices: tuple[tuple[str, str], ...] = ()
+    """``choice``: (value, Russian label)."""
+    hint_ru: str = ""
+    elements: tuple[str, ...] = ()
+    """Element names (first below the kind) whose problems belong to this field; its own name
+    is always one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file the operator attached, read and bounded."""
+
+    file_name: str
+    media_type: str
+    content: bytes
+
+
+Values = Mapping[str, Any]
+Builder = Callable[[Values, "Upload | None"], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    name: str
+    """The action's address segment, e.g. ``respond``."""
+    kind: str
+    sender: Side
+    """Who may send it in the conversation (the protocol's role)."""
+    title_ru: str
+    article: str
+    fields: tuple[Field, ...]
+    build: Builder
+    decisions: tuple[str, ...] = ()
+    """Protocol decisions refining the table key (``PostponementDecision:accept``); the form's
+    ``Decision`` choices are those the table allows now."""
+    reply_to: tuple[str, ...] = ()
+    """Received kinds this answers (the latest of them is ``InReplyTo``); else the opening."""
+    submit_ru: str = "Подписать и отправить"
+
+    @property
+    def uploads(self) -> bool:
+        return any(f.widget == "file" for f in self.fields)
+
+    def field_for(self, element: str) -> str:
+        for f in self.fields:
+            if element == f.name or element in f.elements:
+                return f.name
+        return ""
+
+
+# --- document bodies ---------------------------------------------------------------------------
+
+
+def _attachments(upload: Upload | None, title: str) -> dict[str, Any]:
+    if upload is None:
+        return {}
+    return {
+        "Attachments": {
+            "Attachment": [
+                {
+                    "Title": title or upload.file_name,
+                    "MediaType": upload.media_type,
+                    "FileName": upload.file_name,
+                    "Size": len(upload.content),
+                    "Sha256": hashlib.sha256(upload.content).hexdigest(),
+                    "Content": base64.b64encode(upload.content).decode("ascii"),
+                }
+            ]
+        }
+    }
+
+
+def _optional(**items: Any) -> dict[str, Any]:
+    """Only the items with a value: an empty optional element is left out, not sent empty."""
+    return {k: v for k, v in items.items() if v not in (None, "", [], ())}
+
+
+_YES_NO = (("yes", "Да"), ("no", "Нет"))
+_ATTACHMENT = (
+    Field(
+        "Attachment",
+        "Приложение (файл, необязательно)",
+        "file",
+        hint_ru=f"Не больше {MAX_ATTACHMENT_BYTES // (1024 * 1024)} МБ.",
+        elements=("Attachments",),
+    ),
+    Field("AttachmentTitle", "Название приложения", "text"),
+)
+
+
+def _specs(agreement: str) -> tuple[ActionSpec, ...]:
+    cis = agreement == "cis-enforcement"
+    requesting, requested = Side.REQUESTING, Side.REQUESTED
+
+    def response(v: Values, upload: Upload | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"Summary": v["Summary"], "Complete": v["Complete"] == "yes"}
+        if cis:
+            # CIS Response needs its results (Art. 4–8); free text goes into "Other" (Art. 6 д).
+            body["Results"] = {"Result": [{"Other": {"Details": v["Information"]}}]}
+        elif v["Information"]:
+            body["Information"] = v["Information"]
+        body.update(_attachments(upload, v["AttachmentTitle"]))
+        return {"Response": body}
+
+    def ask(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "AdditionalInfoRequest": {"Question": v["Question"], **_optional(Reason=v["Reason"])}
+        }
+
+    def answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "AdditionalInfoAnswer": {
+                "Information": v["Information"],
+                **_attachments(upload, v["AttachmentTitle"]),
+            }
+        }
+
+    def delay(v: Values, upload: Upload | None) -> dict[str, Any]:
+        expected = v["ExpectedDate"].isoformat() if v["ExpectedDate"] else None
+        if cis:
+            return {"DelayNotice": {"Reason": v["Reason"], "ExpectedDate": expected}}
+        return {"DelayNotice": _optional(Obstacle=v["Reason"], ExpectedDate=expected)}
+
+    def postpone(v: Values, upload: Upload | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"Reason": v["Reason"]}
+        if v["Mode"] == "conditions":
+            body["Conditions"] = {"Condition": v["Condition"]}
+        else:
+            expected = v["ExpectedDate"].isoformat() if v["ExpectedDate"] else None
+            body["UntilRemoved"] = _optional(
+                Circumstances=v["Circumstances"], ExpectedDate=expected
+            )
+        body["ConsultationsHeld"] = v["ConsultationsHeld"] == "yes"
+        return {"Postponement": body}
+
+    def confidentiality(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {"ConfidentialityNotice": {"Reason": v["Reason"]}}
+
+    def postponement_decision(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "PostponementDecision": {"Decision": v["Decision"], **_optional(Comment=v["Comment"])}
+        }
+
+    def confidentiality_decision(v: Values, upload: Upload | None) -> dict[str, Any]:
+        decision = "proceed-without-confidentiality" if v["Decision"] == "proceed" else "withdraw"
+        return {
+            "ConfidentialityDecision": {"Decision": decision, **_optional(Comment=v["Comment"])}
+        }
+
+    def consent_request(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "ConsentRequest": {
+                "ThirdParty": _optional(Name=v["ThirdPartyName"], Role=v["ThirdPartyRole"]),
+                "Purpose": v["Purpose"],
+                "Information": v["Information"],
+                **_optional(ProvidedInMessageId=v["ProvidedInMessageId"]),
+            }
+        }
+
+    def consent_decision(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "ConsentDecision": {
+                "Decision": v["Decision"],
+                **_optional(Condition=v["Condition"], Reason=v["Reason"]),
+            }
+        }
+
+    def withdraw(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {"Withdrawal": {"Reason": v["Reason"]}}
+
+    information_label = (
+        "Сведения, полученные при исполнении запроса (ст. 4–8 Соглашения СНГ)"
+        if cis
+        else "Сведения (ст. 6.1 Соглашения Верховных Судов)"
+    )
+    specs = [
+        ActionSpec(
+            "respond",
+            "Response",
+            requested,
+            "Ответ на запрос",
+            "CIS Art. 4–8" if cis else "SC Art. 6.1",
+            (
+                Field("Summary", "Итог исполнения запроса", "textarea", required=True),
+                Field(
+                    "Complete",
+                    "Запрос исполнен полностью",
+                    "choice",
+                    required=True,
+                    choices=_YES_NO,
+                ),
+                Field(
+                    "Information",
+                    information_label,
+                    "textarea",
+                    required=cis,
+                    elements=("Results",),
+                ),
+                *_ATTACHMENT,
+            ),
+            response,
+            submit_ru="Подписать и отправить ответ",
+        ),
+        ActionSpec(
+            "ask",
+            "AdditionalInfoRequest",
+            requested,
+            "Запрос дополнительных сведений",
+            "CIS Art. 14" if cis else "SC Art. 6.1",
+            (
+                Field(
+                    "Question",
+                    "Вопросы (каждый с новой строки)",
+                    "lines",
+                    required=True,
+                ),
+                Field("Reason", "Почему нужны сведения", "textarea"),
+            ),
+            ask,
+        ),
+        ActionSpec(
+            "answer-questions",
+            "AdditionalInfoAnswer",
+            requesting,
+            "Дополнительные сведения",
+            "CIS Art. 14" if cis else "SC Art. 6.1",
+            (
+                Field("Information", "Сведения в ответ на вопросы", "textarea", required=True),
+                *_ATTACHMENT,
+            ),
+            answer,
+            reply_to=("AdditionalInfoRequest",),
+        ),
+        ActionSpec(
+            "delay",
+            "DelayNotice",
+            requested,
+            "Уведомление о невозможности исполнить в срок",
+            "CIS Art. 12" if cis else "SC Art. 6.1",
+            (
+                Field(
+                    "Reason",
+                    "Причина задержки" if cis else "Обстоятельства, препятствующие исполнению",
+                    "textarea",
+                    required=True,
+                    elements=("Obstacle",),
+                ),
+                Field(
+                    "ExpectedDate",
+                    "Ожидаемая дата исполнения",
+                    "date",
+                    required=cis,
+                    hint_ru="ГГГГ-ММ-ДД",
+                ),
+            ),
+            delay,
+        ),
+        ActionSpec(
+            "postpone",
+            "Postponement",
+            requested,
+            "Отложение исполнения или условия исполнения",
+            "CIS Art. 15",
+            (
+                Field("Reason", "Основание (ст. 15 Соглашения СНГ)", "textarea", required=True),
+                Field(
+                    "Mode",
+                    "Что предлагается",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("conditions", "Исполнить на условиях"),
+                        ("until-removed", "Отложить до устранения обстоятельств"),
+                    ),
+                ),
+                Field(
+                    "Condition",
+                    "Условия исполнения (каждое с новой строки)",
+                    "lines",
+                    elements=("Conditions",),
+                ),
+                Field(
+                    "Circumstances",
+                    "Обстоятельства, до устранения которых исполнение отложено",
+                    "textarea",
+                    elements=("UntilRemoved",),
+                ),
+                Field("ExpectedDate", "Ожидаемая дата устранения", "date", hint_ru="ГГГГ-ММ-ДД"),
+                Field(
+                    "ConsultationsHeld",
+                    "Проводились ли консультации",
+                    "choice",
+                    required=True,
+                    choices=_YES_NO,
+                ),
+            ),
+            postpone,
+        ),
+        ActionSpec(
+            "confidentiality-notice",
+            "ConfidentialityNotice",
+            requested,
+            "Уведомление о невозможности сохранить конфиденциальность",
+            "CIS Art. 16",
+            (
+                Field(
+                    "Reason",
+                    "Почему запрос нельзя исполнить с сохранением конфиденциальности",
+                    "textarea",
+                    required=True,
+                ),
+            ),
+            confidentiality,
+        ),
+        ActionSpec(
+            "postponement-decision",
+            "PostponementDecision",
+            requesting,
+            "Решение по отложению или условиям исполнения",
+            "CIS Art. 15",
+            (
+                Field(
+                    "Decision",
+                    "Решение",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("accept", "Согласиться (исполнение продолжается)"),
+                        ("decline", "Не соглашаться (запрос отзывается)"),
+                    ),
+                ),
+                Field("Comment", "Комментарий", "textarea"),
+            ),
+            postponement_decision,
+            decisions=("accept", "decline"),
+            reply_to=("Postponement",),
+        ),
+        ActionSpec(
+            "confidentiality-decision",
+            "ConfidentialityDecision",
+            requesting,
+            "Решение: исполнять без сохранения конфиденциальности или отозвать",
+            "CIS Art. 16",
+            (
+                Field(
+                    "Decision",
+                    "Решение",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("proceed", "Исполнять без сохранения конфиденциальности"),
+                        ("withdraw", "Отозвать запрос"),
+                    ),
+                ),
+                Field("Comment", "Комментарий", "textarea"),
+            ),
+            confidentiality_decision,
+            decisions=("proceed", "withdraw"),
+            reply_to=("ConfidentialityNotice",),
+        ),
+        ActionSpec(
+            "consent-request",
+            "ConsentRequest",
+            requesting,  # placeholder; consent is asked by either side (see available_actions)
+            "Запрос согласия на передачу сведений третьей стороне",
+            "CIS Art. 9.2" if cis else "SC Art. 8.2",
+            (
+                Field(
+                    "ThirdPartyName",
+                    "Кому передать сведения",
+                    "text",
+                    required=True,
+                    elements=("ThirdParty",),
+                ),
+                Field("ThirdPartyRole", "В каком качестве выступает получатель", "text"),
+                Field("Purpose", "Цель передачи", "textarea", required=True),
+                Field("Information", "Какие сведения передать", "textarea", required=True),
+                Field("ProvidedInMessageId", "Документ, которым сведения получены", "message"),
+            ),
+            consent_request,
+        ),
+        ActionSpec(
+            "consent-decision",
+            "ConsentDecision",
+            requesting,  # placeholder, as above
+            "Решение о согласии на передачу сведений",
+            "CIS Art. 9.2" if cis else "SC Art. 8.2",
+            (
+                Field("ConsentRequestId", "Запрос согласия", "message", required=True),
+                Field(
+                    "Decision",
+                    "Решение",
+                    "choice",
+                    required=True,
+                    choices=(("granted", "Согласие дано"), ("refused", "В согласии отказано")),
+                ),
+                Field("Condition", "Условия (каждое с новой строки)", "lines"),
+                Field("Reason", "Причина отказа", "textarea"),
+            ),
+            consent_decision,
+        ),
+        ActionSpec(
+            "withdraw",
+            "Withdrawal",
+            requesting,
+            "Отзыв запроса",
+            "",
+            (Field("Reason", "Причина отзыва", "textarea", required=True),),
+            withdraw,
+        ),
+    ]
+    kinds = PROFILES[agreement].kinds if agreement in PROFILES else {}
+    return tuple(s for s in specs if s.kind in kinds)
+
+
+SPECS: Mapping[str, Mapping[str, ActionSpec]] = MappingProxyType(
+    {a: MappingProxyType({s.name: s for s in _specs(a)}) for a in PROFILES}
+)
+"""Agreement -> action name -> specification (only the kinds the agreement has)."""
+
+ACTION_NAMES = tuple(sorted({name for specs in SPECS.values() for name in specs}))
+SIDE_KINDS = frozenset({"ConsentRequest", "ConsentDecision"})
+"""Kinds either party sends (consent to disclosure runs beside the main conversation)."""
+
+_NOT_CONTENT = frozenset({"Receipt", "Rejection"})
+
+
+# --- what may be done now ----------------------------------------------------------------------
+
+
+def our_side(view: ConversationView) -> Side | None:
+    """We opened the conversation (sent its opening document): requesting; else requested."""
+    for message in view.messages:
+        if message.kind == view.summary.opening_kind:
+            return Side.REQUESTING if message.direction == "out" else Side.REQUESTED
+    return None
+
+
+def pending_consents(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Consent requests the other party sent that we have not decided yet."""
+    decided = {
+        m.in_reply_to for m in view.messages if m.kind == "ConsentDecision" and m.direction == "out"
+    }
+    return tuple(
+        m
+        for m in view.messages
+        if m.kind == "ConsentRequest" and m.direction == "in" and m.message_id not in decided
+    )
+
+
+def received_content(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Documents the other party sent with content (what consent may be asked about)."""
+    return tuple(m for m in view.messages if m.direction == "in" and m.kind not in _NOT_CONTENT)
+
+
+def allowed_decisions(spec: ActionSpec, state: State, side: Side) -> tuple[str, ...]:
+    row = TRANSITIONS.get(state, {})
+    return tuple(d for d in spec.decisions if (f"{spec.kind}:{d}", side) in row)
+
+
+def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
+    """The actions the conversation's state and our role allow now, in the form's order."""
+    side = our_side(view)
+    try:
+        state = State(view.summary.state)
+    except ValueError:
+        return ()
+    if side is None:
+        return ()
+    row = TRANSITIONS.get(state, {})
+    result = []
+    for spec in SPECS.get(view.summary.agreement, {}).values():
+        if spec.kind in SIDE_KINDS:
+            if (spec.kind, side) not in row:
+                continue
+            if spec.kind == "ConsentDecision" and not pending_consents(view):
+                continue
+        elif spec.decisions:
+            if not allowed_decisions(spec, state, side) or spec.sender is not side:
+                continue
+        elif spec.sender is not side or (spec.kind, side) not in row:
+            continue
+        result.append(spec)
+    return tuple(result)
+
+
+def message_choices(
+    spec: ActionSpec, view: ConversationView, field_name: str
+) -> tuple[tuple[str, str], ...]:
+    """(message id, label) a ``message`` field offers."""
+    consent = spec.kind == "ConsentDecision"
+    messages = pending_consents(view) if consent else received_content(view)
+    return tuple(
+        (m.message_id, f"{m.kind} от {m.created.astimezone(UTC):%d.%m.%Y %H:%M} UTC")
+        for m in messages
+    )
+
+
+def choices_of(
+    spec: ActionSpec, view: ConversationView, item: Field
+) -> tuple[tuple[str, str], ...]:
+    """The choices a field offers on this conversation now."""
+    if item.widget == "message":
+        return message_choices(spec, view, item.name)
+    if item.name == "Decision" and spec.decisions:
+        side = our_side(view)
+        try:
+            state = State(view.summary.state)
+        except ValueError:
+            return ()
+        allowed = set(allowed_decisions(spec, state, side)) if side else set()
+        return tuple(c for c in item.choices if c[0] in allowed)
+    return item.choices
+
+
+# --- reading the form --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionForm:
+    """What the operator entered (to show again) and what was wrong with it."""
+
+    raw: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)
+    upload: Upload | None = None
+    errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Field name -> Russian messages; ``""``: the document as a whole."""
+
+
+def _clean_text(value: str) -> str:
+    # Line breaks and tabs stay (Text allows several lines); other control characters would
+    # make the XML unserialisable or hide text from the reader.
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(
+        c for c in value if c in "\n\t" or unicodedata.category(c) not in {"Cc", "Cf", "Cs", "Co"}
+    ).strip()
+
+
+def _one_line(value: str) -> str:
+    return " ".join(_clean_text(value).split())
+
+
+def clean_file_name(name: str) -> str:
+    """A bare file name the schema accepts (no folders, no characters file systems refuse)."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _FILE_NAME_BAD.sub("_", _one_line(name))
+    name = name.lstrip(".") or "file"
+    return name[:MAX_FILE_NAME_CHARS]
+
+
+def clean_media_type(value: str | None) -> str:
+    """The browser's media type when it is a plain ``type/subtype``; else octet-stream."""
+    media_type = (value or "").split(";", 1)[0].strip().lower()
+    return media_type if _MEDIA_TYPE.fullmatch(media_type) else DEFAULT_MEDIA_TYPE
+
+
+def read_action_form(
+    spec: ActionSpec,
+    view: ConversationView,
+    form: Mapping[str, str],
+    upload: Upload | None,
+    upload_error: str | None = None,
+) -> ActionForm:
+    """The posted form, cleaned, with the errors that stop a document from being built."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    raw: dict[str, str] = {}
+    for item in spec.fields:
+        if item.widget == "file":
+            if upload_error:
+                errors.setdefault(item.name, []).append(upload_error)
+            continue
+        text = form.get(item.name, "")
+        text = text if isinstance(text, str) else ""
+        raw[item.name] = text[:MAX_TEXT_CHARS]
+        if len(text) > MAX_TEXT_CHARS:
+            errors.setdefault(item.name, []).append(
+                f"Текст длиннее {MAX_TEXT_CHARS} символов; изложите короче."
+            )
+        value: Any
+        if item.widget == "lines":
+            value = [_one_line(line) for line in text.splitlines() if line.strip()]
+            if len(value) > MAX_LINES:
+                errors.setdefault(item.name, []).append(f"Не больше {MAX_LINES} строк.")
+                value = value[:MAX_LINES]
+            missing = not value
+        elif item.widget == "date":
+            cleaned = text.strip()
+            value = None
+            if cleaned:
+                try:
+                    value = date.fromisoformat(cleaned)
+                except ValueError:
+                    errors.setdefault(item.name, []).append("Дата в виде ГГГГ-ММ-ДД.")
+            missing = not cleaned
+        elif item.widget in ("choice", "message"):
+            value = text.strip()
+            offered = {c[0] for c in choices_of(spec, view, item)}
+            if value and value not in offered:
+                errors.setdefault(item.name, []).append("Выберите из предложенного.")
+                value = ""
+            missing = not value
+        elif item.widget == "text":
+            value = _one_line(text)[:MAX_TITLE_CHARS]
+            missing = not value
+        else:
+            value = _clean_text(text)[:MAX_TEXT_CHARS]
+            missing = not value
+        if item.required and missing and item.name not in errors:
+            errors.setdefault(item.name, []).append(
+                "Выберите один из вариантов."
+                if item.widget in ("choice", "message")
+                else "Заполните это поле."
+            )
+        values[item.name] = value
+    _cross_checks(spec, values, errors)
+    return ActionForm(
+        raw=raw,
+        values=values,
+        upload=upload if not upload_error else None,
+        errors={k: tuple(v) for k, v in errors.items()},
+    )
+
+
+def _cross_checks(spec: ActionSpec, values: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """What depends on another field's choice."""
+    if spec.kind == "Postponement":
+        if values.get("Mode") == "conditions" and not values.get("Condition"):
+            errors.setdefault("Condition", []).append(
+                "Перечислите условия исполнения (ст. 15 Соглашения СНГ)."
+            )
+        if values.get("Mode") == "until-removed" and not values.get("Circumstances"):
+            errors.setdefault("Circumstances", []).append(
+                "Опишите обстоятельства, до устранения которых исполнение отложено."
+            )
+    refused = spec.kind == "ConsentDecision" and values.get("Decision") == "refused"
+    if refused and values.get("Condition"):
+        errors.setdefault("Condition", []).append("Условия указываются только при согласии.")
+
+
+# --- the document ------------------------------------------------------------------------------
+
+
+def _latest_received(view: ConversationView, kinds: Sequence[str]) -> str | None:
+    found = [m for m in view.messages if m.direction == "in" and m.kind in kinds]
+    return max(found, key=lambda m: m.created).message_id if found else None
+
+
+def _opening(view: ConversationView) -> str | None:
+    for message in view.messages:
+        if message.kind == view.summary.opening_kind:
+            return message.message_id
+    return None
+
+
+def build_document(
+    spec: ActionSpec, view: ConversationView, form: ActionForm, now: datetime
+) -> dict[str, Any]:
+    """The JSON document (``{"header", "body"}``, mirroring the XSD) the service submits."""
+    summary = view.summary
+    side = our_side(view) or spec.sender
+    if spec.kind == "ConsentDecision":
+        in_reply_to = form.values.get("ConsentRequestId") or None
+    elif spec.kind == "ConsentRequest":
+        in_reply_to = form.values.get("ProvidedInMessageId") or _opening(view)
+    else:
+        in_reply_to = (_latest_received(view, spec.reply_to) if spec.reply_to else None) or (
+            _opening(view)
+        )
+    ours, theirs = (
+        (summary.requesting_party, summary.requested_party)
+        if side is Side.REQUESTING
+        else (summary.requested_party, summary.requesting_party)
+    )
+    header: dict[str, Any] = {
+        "MessageId": str(uuid.uuid4()),
+        "ConversationId": summary.conversation_id,
+    }
+    if in_reply_to:
+        header["InReplyTo"] = in_reply_to
+    header.update(
+        {
+            "Agreement": summary.agreement,
+            "Kind": spec.kind,
+            "Sender": ours,
+            "Recipient": theirs,
+            "Created": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "Confidential": summary.confidential,
+            "Urgency": "normal",
+            "Language": "ru",
+        }
+    )
+    return {"header": header, "body": spec.build(form.values, form.upload)}
+
+
+def problems_by_field(
+    spec: ActionSpec, problems: Sequence[Problem]
+) -> dict[str, tuple[Problem, ...]]:
+    """The node's problems keyed by form field (``""``: the document as a whole)."""
+    prefix = f"{_BODY_PATH}{spec.kind}/"
+    result: dict[str, list[Problem]] = {}
+    for problem in problems:
+        name = ""
+        if problem.path.startswith(prefix):
+            first = problem.path[len(prefix) :].split("/", 1)[0].split("[", 1)[0]
+            name = spec.field_for(first)
+        result.setdefault(name, []).append(problem)
+    return {k: tuple(v) for k, v in result.items()}

@@ -1,0 +1,287 @@
+"""Administration pages: keys, the directory of bodies, retention, legal holds and purge runs
+(role ``administrator``); the audit trail and its verification (role ``auditor``).
+
+All of them only read, from the sources injected into :func:`make_console_app` (see
+:mod:`gateway.web.console.sources`); a source not connected makes its page say so. Changing
+keys, holds or policies stays with the CLI (the key page shows the commands), so a stolen
+console session cannot rotate a seal or lift a hold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway.exchange.service import PermissionDenied, Role
+from gateway.model.directory import CertificateRole
+from gateway.web.console.context import ACTOR, CONTEXT
+from gateway.web.console.render import render
+from gateway.web.console.sources import AuditQuery
+
+AUDIT_PAGE_SIZE = 100
+"""Audit events per page: a screenful with room to scan; deeper pages follow the cursor."""
+
+PURGE_RUNS_SHOWN = 50
+"""Latest purge runs listed (one a night: seven weeks)."""
+
+KEY_WARNING_DAYS = 30
+"""Days before a certificate expires from which the key page highlights it: a national CA
+needs weeks to issue a new certificate, and the directory must be republished with it."""
+
+MAX_FILTER_CHARS = 64
+"""Audit kinds and actors are codes of at most 64 characters (``CODE_LENGTH``)."""
+
+_CODE = re.compile(r"^[A-Za-z0-9._:@\-]+$")
+_SEQ = re.compile(r"^[1-9][0-9]{0,18}$")
+
+
+def _require(request: web.Request, role: Role, what: str) -> None:
+    if not request[ACTOR].has(role):
+        raise PermissionDenied(role, what)
+
+
+def _not_connected(request: web.Request, title: str) -> web.Response:
+    return render(request, "admin_missing.html", {"title": title})
+
+
+async def admin_index(request: web.Request) -> web.Response:
+    actor = request[ACTOR]
+    if not (actor.has(Role.ADMINISTRATOR) or actor.has(Role.AUDITOR)):
+        raise PermissionDenied(Role.ADMINISTRATOR, "administration")
+    return render(request, "admin_index.html", {})
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    entry: Any
+    days_left: int | None
+
+    @property
+    def css(self) -> str:
+        if self.days_left is None:
+            return ""
+        if self.days_left < 0:
+            return "overdue"
+        return "near" if self.days_left <= KEY_WARNING_DAYS else ""
+
+    @property
+    def key(self) -> str:
+        """``ROLE`` or ``ROLE:NAME`` as the key commands take it."""
+        return f"{self.entry.role}:{self.entry.name}" if self.entry.name else self.entry.role
+
+    @property
+    def row_id(self) -> str:
+        generation = getattr(self.entry, "generation", 1)
+        name = f"-{self.entry.name}" if self.entry.name else ""
+        return f"key-{self.entry.role}{name}" + (f"-g{generation}" if generation > 1 else "")
+
+
+def rotation_commands(rows: list[KeyRow], config: str) -> list[str]:
+    """What to type to replace each key in use: a new pending generation, the national CA's
+    certificate for it (keys that have certificates), the switch at a chosen time."""
+    commands = [f"gateway keys list --config {config}"]
+    seen: set[str] = set()
+    for row in rows:
+        if row.key in seen or getattr(row.entry, "status", "active") not in ("active", ""):
+            continue
+        seen.add(row.key)
+        commands.append(f"gateway keys rotate {row.key} --config {config}")
+        if row.entry.role != "kek":
+            following = getattr(row.entry, "generation", 1) + 1
+            commands.append(
+                f"gateway keys import {row.entry.role} /path/to/new-certificate.pem"
+                + (f" --name {row.entry.name}" if row.entry.name else "")
+                + f" --generation {following} --config {config}"
+            )
+            commands.append(
+                f"gateway keys activate {row.key} --generation {following} "
+                f"--at 2030-01-01T00:00:00+00:00 --config {config}"
+            )
+    return commands
+
+
+async def keys(request: web.Request) -> web.Response:
+    _require(request, Role.ADMINISTRATOR, "viewing keys")
+    ctx = request.app[CONTEXT]
+    source = ctx.admin.key_entries
+    if source is None:
+        return _not_connected(request, "Ключи и сертификаты")
+    now = ctx.clock()
+    rows = [KeyRow(e, e.days_to_expiry(now)) for e in await source()]
+    return render(
+        request,
+        "admin_keys.html",
+        {
+            "rows": rows,
+            "commands": rotation_commands(rows, ctx.admin.config_hint),
+            "warning_days": KEY_WARNING_DAYS,
+        },
+    )
+
+
+# --- directory ---------------------------------------------------------------------------------
+
+
+async def directory(request: web.Request) -> web.Response:
+    _require(request, Role.ADMINISTRATOR, "viewing the directory")
+    ctx = request.app[CONTEXT]
+    source = ctx.admin.directory
+    if source is None:
+        return _not_connected(request, "Справочник органов")
+    current = await source()
+    return render(
+        request,
+        "admin_directory.html",
+        {"directory": current, "CertificateRole": CertificateRole},
+    )
+
+
+# --- retention, holds, purge runs --------------------------------------------------------------
+
+
+async def retention(request: web.Request) -> web.Response:
+    _require(request, Role.ADMINISTRATOR, "viewing retention policies")
+    ctx = request.app[CONTEXT]
+    source = ctx.admin.retention
+    if source is None:
+        return _not_connected(request, "Сроки хранения")
+    return render(request, "admin_retention.html", {"policies": await source()})
+
+
+async def holds(request: web.Request) -> web.Response:
+    _require(request, Role.ADMINISTRATOR, "viewing legal holds and purge runs")
+    ctx = request.app[CONTEXT]
+    show_released = request.query.get("released") == "yes"
+    hold_list = await ctx.admin.holds(not show_released) if ctx.admin.holds is not None else None
+    runs = (
+        await ctx.admin.purge_runs(PURGE_RUNS_SHOWN) if ctx.admin.purge_runs is not None else None
+    )
+    return render(
+        request,
+        "admin_holds.html",
+        {"holds": hold_list, "runs": runs, "show_released": show_released},
+    )
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    values: dict[str, str]
+    query: AuditQuery
+    before: int | None
+    errors: dict[str, str]
+
+
+def _moment(value: str, *, end: bool, tz: Any) -> datetime:
+    """A date (the whole day, in the console's time zone) or a date and time."""
+    if len(value) == 10:
+        start = datetime.combine(date.fromisoformat(value), time.min, tzinfo=tz)
+        return start + timedelta(days=1) if end else start
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+
+
+def read_audit_filters(query: Any, tz: Any) -> AuditFilters:
+    """The audit page's filters from the query string; empty means "any"."""
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name in ("kind", "actor", "since", "until"):
+        raw = query.get(name, "")
+        if isinstance(raw, str) and raw.strip():
+            values[name] = raw.strip()[:MAX_FILTER_CHARS]
+    for name in ("kind", "actor"):
+        if name in values and not _CODE.fullmatch(values[name]):
+            errors[name] = "Допустимы латинские буквы, цифры и . _ : @ -"
+    bounds: dict[str, datetime | None] = {"since": None, "until": None}
+    for name in ("since", "until"):
+        if name in values:
+            try:
+                bounds[name] = _moment(values[name], end=name == "until", tz=tz).astimezone(UTC)
+            except ValueError:
+                errors[name] = "Дата в виде ГГГГ-ММ-ДД или ГГГГ-ММ-ДДTЧЧ:ММ."
+    before_raw = query.get("before") or None
+    before = None
+    if before_raw is not None:
+        if _SEQ.fullmatch(before_raw):
+            before = int(before_raw)
+        else:
+            errors["before"] = "Ссылка на страницу повреждена; начните с первой страницы."
+    return AuditFilters(
+        values,
+        AuditQuery(
+            kind=values.get("kind") if "kind" not in errors else None,
+            actor=values.get("actor") if "actor" not in errors else None,
+            since=bounds["since"],
+            until=bounds["until"],
+        ),
+        before,
+        errors,
+    )
+
+
+async def audit(request: web.Request) -> web.Response:
+    _require(request, Role.AUDITOR, "reading the audit trail")
+    ctx = request.app[CONTEXT]
+    trail = ctx.admin.audit_trail
+    if trail is None:
+        return _not_connected(request, "Журнал аудита")
+    filters = read_audit_filters(request.query, ctx.timezone)
+    context: dict[str, Any] = {
+        "filters": filters.values,
+        "errors": filters.errors,
+        "events": [],
+        "next_query": None,
+        "first_query": None,
+        "verification": None,
+    }
+    if filters.errors:
+        return render(request, "admin_audit.html", context, status=400)
+    found = list(
+        await trail.search(filters.query, before=filters.before, limit=AUDIT_PAGE_SIZE + 1)
+    )
+    context["events"] = found[:AUDIT_PAGE_SIZE]
+    if len(found) > AUDIT_PAGE_SIZE:
+        context["next_query"] = {**filters.values, "before": str(found[AUDIT_PAGE_SIZE - 1].seq)}
+    if filters.before is not None:
+        context["first_query"] = dict(filters.values)
+    return render(request, "admin_audit.html", context)
+
+
+async def verify_audit(request: web.Request) -> web.Response:
+    _require(request, Role.AUDITOR, "verifying the audit trail")
+    ctx = request.app[CONTEXT]
+    trail = ctx.admin.audit_trail
+    if trail is None:
+        return _not_connected(request, "Журнал аудита")
+    result = await trail.verify()
+    await ctx.audit(
+        request[ACTOR].name,
+        "console.audit_verified",
+        {
+            "intact": result.intact,
+            "events_checked": result.events_checked,
+            "broken_at": result.broken_at,
+            "tampering": result.tampering,
+        },
+    )
+    return render(
+        request,
+        "admin_audit.html",
+        {
+            "filters": {},
+            "errors": {},
+            "events": [],
+            "next_query": None,
+            "first_query": None,
+            "verification": result,
+        },
+    )

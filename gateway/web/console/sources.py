@@ -1,0 +1,205 @@
+"""Where the administration pages read from: small injected callables, and ready adapters.
+
+:func:`make_console_app` takes each source as an optional keyword; a page whose source is None
+says "не подключено" instead of failing, so the console runs (and is tested) with any subset.
+``gateway serve`` wires them all at once with :func:`node_admin_sources`::
+
+    app = make_console_app(runtime.service, StoreUserDirectory(node.store), ...,
+                           **node_admin_sources(node, runtime.executor))
+
+Every adapter runs its blocking work (database, key files) in the given executor: the event
+loop only renders pages. The sources only read; nothing here changes keys, holds or the trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+
+from gateway.crypto.keystore import KeyEntry, KeyStore
+from gateway.jobs.retention import PolicySet
+from gateway.model.directory import Directory
+from gateway.store import audit as audit_store
+from gateway.store import purge as purge_store
+from gateway.store.audit import AuditEvent, AuditVerification
+from gateway.store.engine import Store
+from gateway.store.purge import LegalHold, PurgeRun
+from gateway.store.tables import audit_events
+
+T = TypeVar("T")
+
+KeyEntries = Callable[[], Awaitable[Sequence[KeyEntry]]]
+"""The node's keys and certificates (``KeyStore.entries``)."""
+DirectorySource = Callable[[], Awaitable[Directory | None]]
+"""The verified directory of bodies the node works with now."""
+RetentionSource = Callable[[], Awaitable[PolicySet]]
+"""The node's retention policies (``PolicySet.from_config``)."""
+HoldsSource = Callable[[bool], Awaitable[Sequence[LegalHold]]]
+"""Legal holds, newest first; the argument: active ones only."""
+PurgeRunsSource = Callable[[int], Awaitable[Sequence[PurgeRun]]]
+"""The latest purge runs, newest first; the argument: how many."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """The audit page's filters (each optional)."""
+
+    kind: str | None = None
+    """An event code (``console.signed_in``) or, ending in a dot, a family (``console.``)."""
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    """Exclusive."""
+
+
+class AuditTrail(Protocol):
+    async def search(
+        self, query: AuditQuery, *, before: int | None, limit: int
+    ) -> Sequence[AuditEvent]:
+        """Events matching ``query`` with ``seq < before``, newest first, at most ``limit``."""
+        ...
+
+    async def verify(self) -> AuditVerification:
+        """Walk the whole chain (:func:`gateway.store.audit.verify`)."""
+        ...
+
+
+async def _run(executor: Executor | None, fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+
+class StoreAuditTrail:
+    """:class:`AuditTrail` over a node's store (read-only queries)."""
+
+    def __init__(self, store: Store, executor: Executor | None = None) -> None:
+        self.store = store
+        self.executor = executor
+
+    async def search(
+        self, query: AuditQuery, *, before: int | None, limit: int
+    ) -> Sequence[AuditEvent]:
+        def find() -> list[AuditEvent]:
+            stmt = sa.select(audit_events)
+            if before is not None:
+                stmt = stmt.where(audit_events.c.seq < before)
+            if query.kind:
+                if query.kind.endswith("."):
+                    stmt = stmt.where(audit_events.c.kind.startswith(query.kind, autoescape=True))
+                else:
+                    stmt = stmt.where(audit_events.c.kind == query.kind)
+            if query.actor:
+                stmt = stmt.where(audit_events.c.actor == query.actor)
+            if query.since is not None:
+                stmt = stmt.where(audit_events.c.at >= query.since)
+            if query.until is not None:
+                stmt = stmt.where(audit_events.c.at < query.until)
+            stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit)
+            with self.store.read() as conn:
+                return [_event(row) for row in conn.execute(stmt)]
+
+        return await _run(self.executor, find)
+
+    async def verify(self) -> AuditVerification:
+        def check() -> AuditVerification:
+            with self.store.read() as conn:
+                return audit_store.verify(conn)
+
+        return await _run(self.executor, check)
+
+
+def _event(row: Any) -> AuditEvent:
+    return AuditEvent(
+        row.seq,
+        row.at,
+        row.actor,
+        row.kind,
+        json.loads(row.subjects),
+        json.loads(row.details),
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def store_holds(store: Store, executor: Executor | None = None) -> HoldsSource:
+    async def holds(active_only: bool) -> Sequence[LegalHold]:
+        def read() -> list[LegalHold]:
+            with store.read() as conn:
+                return purge_store.list_holds(conn, active_only=active_only)
+
+        return await _run(executor, read)
+
+    return holds
+
+
+def store_purge_runs(store: Store, executor: Executor | None = None) -> PurgeRunsSource:
+    async def runs(limit: int) -> Sequence[PurgeRun]:
+        def read() -> list[PurgeRun]:
+            with store.read() as conn:
+                return purge_store.list_runs(conn, limit=limit)
+
+        return await _run(executor, read)
+
+    return runs
+
+
+def keystore_entries(keys: KeyStore, executor: Executor | None = None) -> KeyEntries:
+    async def entries() -> Sequence[KeyEntry]:
+        return await _run(executor, keys.entries)
+
+    return entries
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def store_audit(
+    store: Store,
+    executor: Executor | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> Callable[[str, str, dict[str, Any]], Awaitable[None]]:
+    """The console's ``audit`` callback appending to the node's hash-chained trail (each event
+    in a transaction of its own, kind ``console.*``, details as the console gives them);
+    ``clock`` is the node's (tests pin it)."""
+
+    async def append(actor: str, event: str, details: dict[str, Any]) -> None:
+        def write() -> None:
+            with store.transaction() as conn:
+                audit_store.append(
+                    conn,
+                    now=clock(),
+                    actor=actor[:64],
+                    kind=event,
+                    details=details,
+                )
+
+        await _run(executor, write)
+
+    return append
+
+
+def node_admin_sources(node: Any, executor: Executor | None = None) -> dict[str, Any]:
+    """Every administration source of a :class:`gateway.exchange.node.Node`, as keywords for
+    :func:`gateway.web.console.make_console_app`."""
+
+    async def directory() -> Directory | None:
+        return node.directory  # swapped whole on reload: reading it is atomic
+
+    async def retention() -> PolicySet:
+        return PolicySet.from_config(node.config)
+
+    return {
+        "key_entries": keystore_entries(node.keys, executor),
+        "directory": directory,
+        "retention": retention,
+        "holds": store_holds(node.store, executor),
+        "purge_runs": store_purge_runs(node.store, executor),
+        "audit_trail": StoreAuditTrail(node.store, executor),
+    }

@@ -1,0 +1,177 @@
+"""The console in a real browser, over two real nodes: sign in, find a request near its deadline,
+refuse it in KZ-MJ's console and see the refusal arrive in RU-FSSP's; masked confidential
+fields; a form post without its CSRF token; the administration pages. Screenshots of each main
+page go to tests/artifacts/screenshots/; no page may log an error to the browser console."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date, timedelta
+
+import pytest
+
+from tests.browser.conftest import Nodes, screenshot, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+REFUSED_WAIT_SECONDS = 20.0
+
+
+def _near_deadline() -> str:
+    """A requested deadline three days ahead (CIS Art. 12 para. 2): near by any calendar."""
+    return (date.today() + timedelta(days=3)).isoformat()
+
+
+async def test_refusal_round_trip(nodes: Nodes, context) -> None:
+    ctx, _ = context
+    request = await nodes.submit_request(requested_deadline=_near_deadline())
+    cid = request["conversation_id"]
+
+    # KZ-MJ's operator signs in and sees the request near its deadline on the dashboard.
+    kz = await sign_in(ctx, nodes.kz, "operator")
+    row = kz.locator(f"#deadline-{cid}")
+    await row.wait_for()
+    assert re.search(r"\bnear\b|\boverdue\b", await row.get_attribute("class") or "")
+    await screenshot(kz, "dashboard")
+
+    # The list shows it too; open it from there.
+    await kz.click("#nav-conversations")
+    await kz.locator(f"#conversation-{cid}").wait_for()
+    await screenshot(kz, "conversations")
+    await kz.click(f"#conversation-{cid} a")
+    await kz.locator("#timeline").wait_for()
+    assert await kz.get_attribute("#summary-state", "data-state") == "in-progress"
+    assert await kz.locator("#action-respond").count() == 1
+    assert await kz.locator("#action-withdraw").count() == 0  # RU's to send, not ours
+    await screenshot(kz, "conversation")
+    opening = kz.locator("#timeline a[id^=open-]").first
+    await opening.click()
+    await kz.locator("#message-body").wait_for()
+    await screenshot(kz, "message")
+    await kz.go_back()
+
+    # Refuse it with grounds (CIS Art. 13).
+    await kz.click("#action-refuse")
+    await kz.locator("#refusal-form").wait_for()
+    await kz.check("#ground-contrary-to-law")
+    await kz.fill("#Circumstances", "Запрошенные сведения не подлежат передаче по закону.")
+    await kz.check("#consultations-no")
+    await screenshot(kz, "refusal-form")
+    await kz.click("#refusal-submit")
+    await kz.locator("#flash").wait_for()
+    assert "принят к отправке" in await kz.inner_text("#flash")
+    assert await kz.get_attribute("#summary-state", "data-state") == "refused"
+
+    # RU-FSSP's operator sees the refusal arrive (the page is reloaded until it shows).
+    ru = await sign_in(ctx, nodes.ru, "operator")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REFUSED_WAIT_SECONDS
+    while True:
+        await ru.goto(f"{nodes.ru.url}/conversations/{cid}")
+        if await ru.get_attribute("#summary-state", "data-state") == "refused":
+            break
+        assert loop.time() < deadline, "the refusal did not arrive in RU's console"
+        await asyncio.sleep(0.3)
+    assert await ru.locator("#timeline tr[id^=message-]").count() >= 2
+    await screenshot(ru, "refusal-arrived")
+
+
+async def test_delay_notice_form(nodes: Nodes, context) -> None:
+    """An action form other than the refusal, through the browser: a delay notice."""
+    ctx, errors = context
+    request = await nodes.submit_request()
+    cid = request["conversation_id"]
+    errors.expect(422, f"/conversations/{cid}/actions/delay")
+    kz = await sign_in(ctx, nodes.kz, "operator")
+    await kz.goto(f"{nodes.kz.url}/conversations/{cid}")
+    await kz.click("#action-delay")
+    await kz.locator("#action-form").wait_for()
+    await kz.fill("#Reason", "Сведения запрошены у органов государственных доходов.")
+    await kz.click("#action-submit")  # no expected date: the CIS form requires one
+    await kz.locator("#error-ExpectedDate").wait_for()
+    assert "Сведения запрошены" in await kz.input_value("#Reason")
+    await kz.fill("#ExpectedDate", (date.today() + timedelta(days=40)).isoformat())
+    await screenshot(kz, "action-form")
+    await kz.click("#action-submit")
+    await kz.locator("#flash").wait_for()
+    assert await kz.locator("#timeline tr", has_text="Уведомление").count() >= 1
+
+
+async def test_confidential_fields_are_masked(nodes: Nodes, context) -> None:
+    ctx, _ = context
+    request = await nodes.submit_request(confidential=True)
+    cid = request["conversation_id"]
+    plain = await sign_in(ctx, nodes.kz, "operator")
+    await plain.goto(f"{nodes.kz.url}/conversations/{cid}")
+    assert await plain.locator("#confidential-badge").count() == 1
+    opening = plain.locator("#timeline a[id^=open-]").first
+    await opening.click()
+    body = await plain.inner_text("main")
+    assert "скрыто" in body
+    assert "Примеров" not in body and "Образцовая" not in body
+    await screenshot(plain, "confidential-masked")
+
+    # A reader states the purpose (CIS Art. 9.1) and then sees the values.
+    reader = await sign_in(ctx, nodes.kz, "reader")
+    await reader.goto(f"{nodes.kz.url}/conversations/{cid}")
+    await reader.fill("#purpose", "Исполнительное производство № 7510-26, проверка сведений.")
+    await reader.click("#purpose-submit")
+    await reader.locator("#timeline a[id^=open-]").first.click()
+    await reader.locator("#message-body").wait_for()
+    assert "Примеров" in await reader.inner_text("#message-body")
+
+
+async def test_form_post_without_csrf_token_is_refused(nodes: Nodes, context) -> None:
+    ctx, _ = context
+    request = await nodes.submit_request()
+    cid = request["conversation_id"]
+    page = await sign_in(ctx, nodes.kz, "operator")
+    before = len(nodes.kz.audit_events)
+    # The signed-in browser's own cookies, a well-formed refusal, but no CSRF token.
+    response = await ctx.request.post(
+        f"{nodes.kz.url}/conversations/{cid}/refuse",
+        form={
+            "Ground": "security",
+            "Circumstances": "Без токена.",
+            "ConsultationsHeld": "no",
+        },
+    )
+    assert response.status == 403
+    refused = [e for e in nodes.kz.audit_events[before:] if e[1] == "console.csrf_refused"]
+    assert refused and refused[0][2]["reason"] == "bad-token"
+    await page.goto(f"{nodes.kz.url}/conversations/{cid}")
+    assert await page.get_attribute("#summary-state", "data-state") == "in-progress"
+
+
+async def test_administration_pages(nodes: Nodes, context) -> None:
+    ctx, _ = context
+    admin = await sign_in(ctx, nodes.kz, "admin")
+    await admin.click("#nav-admin")
+    for link, table, name in (
+        ("#admin-keys", "#keys-table", "admin-keys"),
+        ("#admin-directory", "#directory-table", "admin-directory"),
+        ("#admin-retention", "#retention-table", "admin-retention"),
+        ("#admin-holds", "#purge-runs-table", "admin-holds"),
+    ):
+        await admin.goto(f"{nodes.kz.url}/admin")
+        await admin.click(link)
+        await admin.locator(table).wait_for()
+        await screenshot(admin, name)
+    await admin.goto(f"{nodes.kz.url}/admin/keys")
+    assert await admin.locator("#key-seal").count() == 1
+    await admin.goto(f"{nodes.kz.url}/admin/directory")
+    assert await admin.locator("#body-RU-FSSP").count() == 1
+    assert await admin.locator("#body-KZ-MJ").count() == 1
+
+    auditor = await sign_in(ctx, nodes.kz, "auditor")
+    await auditor.goto(f"{nodes.kz.url}/admin/audit")
+    await auditor.locator("#audit-table").wait_for()
+    assert await auditor.locator("#audit-table tr[id^=event-]").count() > 0
+    await auditor.fill("#filter-kind", "console.")
+    await auditor.click("#audit-filter-submit")
+    kinds = await auditor.locator("#audit-table tr[id^=event-] code").all_inner_texts()
+    assert kinds and all(k.startswith("console.") for k in kinds if "." in k and "-" not in k)
+    await auditor.click("#verify-chain")
+    await auditor.locator("#chain-intact").wait_for()
+    await screenshot(auditor, "admin-audit")
