@@ -33,6 +33,11 @@ def register(subparsers: Any) -> None:
     demo.add_argument(
         "--workdir", type=Path, help="leave everything here for inspection (default: a temp dir)"
     )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the scenario keep the nodes (and their consoles) running until Ctrl-C",
+    )
     demo.set_defaults(handler=_demo)
 
     tok = subparsers.add_parser("tokens", help="API tokens of the local API")
@@ -110,7 +115,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"Каталог демо: {workdir}")
         world = build_world(workdir, now=datetime.now(UTC))
         print("Создано: УЦ России и Казахстана, ключ депозитария, подписанный справочник органов")
-        return run(workdir, {b: n.config_path for b, n in world.nodes.items()})
+        configs = {b: n.config_path for b, n in world.nodes.items()}
+        return run(workdir, configs, keep_running=args.keep_running)
     return 1
 
 

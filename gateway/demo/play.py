@@ -27,13 +27,16 @@ from gateway.config import NodeConfig
 from gateway.crypto.pades import sign_pdf, verify_pdf
 from gateway.crypto.xades import verify_document
 from gateway.exchange.node import Node
-from gateway.store import tokens
+from gateway.store import tokens, users
+from gateway.web.console import hash_password
 from gateway.web.runtime import NodeRuntime
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
 DELIVERY_WAIT_SECONDS = 30.0
 """How long the demo waits for one delivery before it reports a failure."""
 DEMO_SCOPES = ("operator", "confidential-reader", "administrator", "auditor")
+DEMO_USER = "demo"
+"""The console user the demo creates on each node, with every role (DEMO ONLY)."""
 
 
 def example(name: str) -> dict[str, Any]:
@@ -58,6 +61,7 @@ class Demo:
         self.out = out
         self.runtimes: dict[str, NodeRuntime] = {}
         self.tokens: dict[str, str] = {}
+        self.passwords: dict[str, str] = {}
         self.http: aiohttp.ClientSession | None = None
         self.count = 0
         self.failures = 0
@@ -74,12 +78,22 @@ class Demo:
             token_file.write_text(token + "\n", encoding="ascii")
             token_file.chmod(0o600)
             self.tokens[body_id] = token
+            password = secrets.token_urlsafe(12)
+            with node.store.transaction() as conn:
+                users.create(
+                    conn, DEMO_USER, hash_password(password), DEMO_SCOPES, datetime.now(UTC)
+                )
+            (path.parent / "console-password").write_text(password + "\n", encoding="ascii")
+            (path.parent / "console-password").chmod(0o600)
+            self.passwords[body_id] = password
             runtime = NodeRuntime(node)
             await runtime.start()
             self.runtimes[body_id] = runtime
             self.out(
                 f"  узел {body_id}: peer https://127.0.0.1:{runtime.peer_port} (mTLS), "
-                f"API http://{node.config.api.host}:{node.config.api.port}"
+                f"API http://{node.config.api.host}:{node.config.api.port}, "
+                f"консоль http://{node.config.console.host}:{node.config.console.port} "
+                f"(пользователь {DEMO_USER}, пароль {password})"
             )
         self.http = aiohttp.ClientSession()
 
@@ -221,7 +235,13 @@ def with_attachment(document: dict[str, Any], pdf: bytes) -> dict[str, Any]:
     return document
 
 
-async def play(workdir: Path, configs: dict[str, Path], out: Callable[[str], None]) -> int:
+async def play(
+    workdir: Path,
+    configs: dict[str, Path],
+    out: Callable[[str], None],
+    *,
+    keep_running: bool = False,
+) -> int:
     demo = Demo(workdir, out)
     out("Запуск узлов:")
     try:
@@ -290,17 +310,37 @@ async def play(workdir: Path, configs: dict[str, Path], out: Callable[[str], Non
         out(f"Доверенные сертификаты: {workdir / 'trust'}")
         for body_id, path in configs.items():
             out(f"  {body_id}: gateway … --config {path}  (токен API: {path.parent / 'api-token'})")
+        if keep_running:
+            await _until_interrupted(demo, out)
         return 0 if demo.failures == 0 else 1
     finally:
         await demo.stop()
 
 
-def run(workdir: Path, configs: dict[str, Path]) -> int:
+async def _until_interrupted(demo: Demo, out: Callable[[str], None]) -> None:
+    import signal
+
+    out("\nУзлы продолжают работать. Консоли:")
+    for body_id, runtime in demo.runtimes.items():
+        console = runtime.node.config.console
+        out(
+            f"  {body_id}: http://{console.host}:{console.port}/  "
+            f"пользователь {DEMO_USER}, пароль {demo.passwords[body_id]}"
+        )
+    out("Остановить: Ctrl-C.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run(workdir: Path, configs: dict[str, Path], *, keep_running: bool = False) -> int:
     def out(line: str) -> None:
         print(line, flush=True)
 
     try:
-        return asyncio.run(play(workdir, configs, out))
+        return asyncio.run(play(workdir, configs, out, keep_running=keep_running))
     except RuntimeError as exc:
         print(f"демо остановлено: {exc}", file=sys.stderr)
         return 1

@@ -76,7 +76,7 @@ class NodeRuntime:
 
     # --- start / stop --------------------------------------------------------------------
 
-    async def start(self, *, deliver: bool = True) -> None:
+    async def start(self, *, deliver: bool = True, console: bool = True) -> None:
         config = self.node.config
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
@@ -88,6 +88,8 @@ class NodeRuntime:
         self.service = LocalNodeService(self.node, self.executor)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
         self.api_runner = await start_local_api(api, config.api.host, config.api.port)
+        if console:
+            await self._start_console()
         if deliver:
             self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
         # Taken now, not when the task first runs: a file replaced in between must count.
@@ -123,6 +125,34 @@ class NodeRuntime:
             await self.client.close()
         self.executor.shutdown(wait=True)
         self.node.close()
+
+    async def _start_console(self) -> None:
+        """The operators' console on ``[console]`` (local side only, never the peer endpoint).
+        Plain HTTP on loopback by default; put a TLS-terminating proxy in front when operators
+        reach it over a network (its cookies then need ``secure_cookies``)."""
+        from zoneinfo import ZoneInfo
+
+        from gateway.web.console import (
+            StoreUserDirectory,
+            make_console_app,
+            node_admin_sources,
+            start_console,
+            store_audit,
+        )
+
+        node = self.node
+        assert self.service is not None
+        app = make_console_app(
+            _WakingService(self.service, self._wake),  # type: ignore[arg-type]
+            StoreUserDirectory(node.store),
+            secure_cookies=False,
+            audit=store_audit(node.store, self.executor, node.clock),
+            timezone=ZoneInfo(node.config.node.timezone),
+            config_hint=str(node.config.path),
+            **node_admin_sources(node, self.executor),
+        )
+        config = node.config.console
+        self.extra_runners.append(await start_console(app, config.host, config.port, None))
 
     def _tls_context(self, factory: Any) -> Any:
         keys = self.node.keys
