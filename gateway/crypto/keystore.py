@@ -12,6 +12,13 @@ Layout of ``[keys] dir`` (one file name stem per key: the role, or ``official-<n
     kek.key                   symmetric key-encryption key (gateway.crypto.at_rest)
     demo-ca/                  the demo CA, when ``gateway keys init-ca`` made one
 
+Rotation (:mod:`gateway.crypto.rotation`) adds generations beside a key: ``seal.2.key.pem``,
+``seal.2.crt.pem`` (token label ``seal.2``) and the manifest ``seal.generations.json`` saying
+which generation is active when and which are revoked. Every call that hands out a key takes
+``at`` (default: now) and returns the generation active at that time, refusing a revoked one;
+callers ask per use (``keys.seal(at=now)``) instead of keeping the key object, so that a
+scheduled switch or a revocation takes effect in every process without restart.
+
 On a token the key's label is its stem (``seal``, ``official-ivanov``); the certificate stays in
 the folder. The passphrase comes from ``[keys] passphrase_file`` or the variable named by
 ``passphrase_env``, the PIN from the variable named by ``pkcs11_pin_env`` — never from the
@@ -26,7 +33,8 @@ them, not a peer)::
     ├── KeyNotFound          no key or no certificate for the role
     ├── PassphraseMissing    the variable or file holding the passphrase / PIN is missing
     ├── BadPassphrase        the key file does not decrypt
-    └── WrongRole            the key or certificate cannot serve the role asked for
+    ├── WrongRole            the key or certificate cannot serve the role asked for
+    └── KeyRevoked           the generation in force was revoked: rotate to a new one
 """
 
 from __future__ import annotations
@@ -35,8 +43,8 @@ import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +55,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.pkcs11 import TokenError, TokenSession
+from gateway.crypto.rotation import (
+    MANIFEST_SUFFIX,
+    KeyGenerations,
+    generation_stem,
+    manifest_path,
+    read_generations,
+    split_generation_stem,
+)
 from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
@@ -99,6 +115,10 @@ class WrongRole(KeyStoreError):
     pass
 
 
+class KeyRevoked(KeyStoreError):
+    """The generation in force at the time asked for was revoked: nothing signs with it."""
+
+
 def key_stem(role: KeyRole | str, name: str = "") -> str:
     """File stem and token label of a key: ``seal``, ``official-ivanov``."""
     role = KeyRole(role)
@@ -115,13 +135,25 @@ def key_stem(role: KeyRole | str, name: str = "") -> str:
 
 
 def parse_stem(stem: str) -> tuple[KeyRole, str] | None:
-    """(role, name) of a file stem, or None for files that are not keys."""
+    """(role, name) of a file stem, or None for files that are not keys (a generation's stem
+    ``seal.2`` is not a key stem: see :func:`parse_generation_stem`)."""
     if stem.startswith("official-"):
         return KeyRole.OFFICIAL, stem.removeprefix("official-")
     try:
         return KeyRole(stem), ""
     except ValueError:
         return None
+
+
+def parse_generation_stem(stem: str) -> tuple[KeyRole, str, int] | None:
+    """(role, name, generation) of ``seal``, ``seal.2``, ``official-ivanov.3``; None if no key."""
+    base, generation = split_generation_stem(stem)
+    parsed = parse_stem(base)
+    if parsed is None or (
+        parsed[0] is KeyRole.OFFICIAL and not OFFICIAL_NAME_PATTERN.match(parsed[1])
+    ):
+        return None
+    return parsed[0], parsed[1], generation
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +171,8 @@ class SigningKey:
     token (:mod:`gateway.crypto.pkcs11`)."""
     location: str
     """``/path/seal.key.pem`` or ``pkcs11:<token>/<label>``: where the key lives."""
+    generation: int = 1
+    """Which generation of the key this is (:mod:`gateway.crypto.rotation`)."""
 
     @property
     def body_id(self) -> str:
@@ -235,6 +269,14 @@ class KeyEntry:
     not_before: datetime | None = None
     not_after: datetime | None = None
     sha256: str = ""
+    serial: str = ""
+    """Hexadecimal serial number: what a CA needs to revoke the certificate."""
+    generation: int = 1
+    status: str = ""
+    """``active``, ``pending``, ``superseded``, ``revoked`` (keys with a certificate); for a KEK
+    ``active`` or ``retired``."""
+    expiring: bool = False
+    """In use (active or pending) and its certificate ends within the warning period."""
 
     def days_to_expiry(self, now: datetime) -> int | None:
         return None if self.not_after is None else (self.not_after - now).days
@@ -243,6 +285,9 @@ class KeyEntry:
         return {
             "role": self.role,
             "name": self.name,
+            "generation": self.generation,
+            "status": self.status,
+            "expiring": self.expiring,
             "location": self.location,
             "algorithm": self.algorithm,
             "subject": self.subject,
@@ -251,7 +296,24 @@ class KeyEntry:
             "not_after": self.not_after.isoformat() if self.not_after else None,
             "days_to_expiry": self.days_to_expiry(now),
             "sha256": self.sha256,
+            "serial": self.serial,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationInfo:
+    """One generation of one key as the folder holds it (for publication and expiry checks)."""
+
+    role: str
+    name: str
+    generation: int
+    stem: str
+    """``seal.2``: the generation's file stem and token label."""
+    stem_base: str
+    """``seal``: the key's stem (and its manifest's)."""
+    manifest: KeyGenerations
+    certificate: x509.Certificate | None
+    chain: tuple[x509.Certificate, ...]
 
 
 def read_secret(
@@ -295,6 +357,7 @@ class KeyStore:
         self.directory = Path(keys.dir)
         self._environ = os.environ if environ is None else environ
         self._cache: dict[str, SigningKey] = {}
+        self._manifests: dict[str, tuple[tuple[int, ...] | None, KeyGenerations]] = {}
         self._lock = threading.RLock()
         self._token: TokenSession | None = None
 
@@ -344,17 +407,60 @@ class KeyStore:
                 self._token.close()
                 self._token = None
             self._cache.clear()
+            self._manifests.clear()
 
     # --- paths ---------------------------------------------------------------------------------
 
-    def key_path(self, role: KeyRole | str, name: str = "") -> Path:
-        return self.directory / f"{key_stem(role, name)}{KEY_SUFFIX}"
+    def key_path(self, role: KeyRole | str, name: str = "", generation: int = 1) -> Path:
+        return self.directory / f"{self.stem(role, name, generation)}{KEY_SUFFIX}"
 
-    def cert_path(self, role: KeyRole | str, name: str = "") -> Path:
-        return self.directory / f"{key_stem(role, name)}{CERT_SUFFIX}"
+    def cert_path(self, role: KeyRole | str, name: str = "", generation: int = 1) -> Path:
+        return self.directory / f"{self.stem(role, name, generation)}{CERT_SUFFIX}"
 
-    def csr_path(self, role: KeyRole | str, name: str = "") -> Path:
-        return self.directory / f"{key_stem(role, name)}{CSR_SUFFIX}"
+    def csr_path(self, role: KeyRole | str, name: str = "", generation: int = 1) -> Path:
+        return self.directory / f"{self.stem(role, name, generation)}{CSR_SUFFIX}"
+
+    @staticmethod
+    def stem(role: KeyRole | str, name: str = "", generation: int = 1) -> str:
+        """File stem and token label of a generation (``seal``, ``seal.2``)."""
+        return generation_stem(key_stem(role, name), generation)
+
+    def manifest_path(self, role: KeyRole | str, name: str = "") -> Path:
+        return manifest_path(self.directory, key_stem(role, name))
+
+    # --- generations ---------------------------------------------------------------------------
+
+    def generations(self, role: KeyRole | str, name: str = "") -> KeyGenerations:
+        """The key's manifest, re-read whenever the file changed (one ``stat`` per call): a
+        switch or a revocation written by the CLI reaches running processes at once."""
+        base = key_stem(role, name)
+        path = manifest_path(self.directory, base)
+        try:
+            st = path.stat()
+            signature: tuple[int, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            signature = None
+        with self._lock:
+            cached = self._manifests.get(base)
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+            manifest = read_generations(self.directory, base)
+            self._manifests[base] = (signature, manifest)
+            return manifest
+
+    def active_generation(
+        self, role: KeyRole | str, name: str = "", at: datetime | None = None
+    ) -> int:
+        """The generation of ``role``/``name`` in force at ``at`` (default: now)."""
+        at = _now() if at is None else certificates.utc(at)
+        number = self.generations(role, name).active_at(at)
+        if number is None:
+            raise KeyNotFound(
+                f"{key_stem(role, name)}: no generation is active at {at.isoformat()}; "
+                f"run `gateway keys activate {role}{':' + name if name else ''} --generation N "
+                "--at now --config NODE.toml`"
+            )
+        return number
 
     @property
     def kek_path(self) -> Path:
@@ -364,37 +470,57 @@ class KeyStore:
     def demo_ca_dir(self) -> Path:
         return self.directory / DEMO_CA_DIR
 
-    def location(self, role: KeyRole | str, name: str = "") -> str:
+    def location(self, role: KeyRole | str, name: str = "", generation: int = 1) -> str:
         """Where the key lives (file wins over token), or ``missing``."""
-        path = self.key_path(role, name)
+        path = self.key_path(role, name, generation)
         if path.exists():
             return str(path)
         if self.uses_token:
-            return f"pkcs11:{self.keys.pkcs11_token_label}/{key_stem(role, name)}"
+            return f"pkcs11:{self.keys.pkcs11_token_label}/{self.stem(role, name, generation)}"
         return "missing"
 
     # --- loading -------------------------------------------------------------------------------
 
-    def seal(self) -> SigningKey:
-        return self.signing_key(KeyRole.SEAL)
+    def seal(self, at: datetime | None = None) -> SigningKey:
+        """The seal generation in force at ``at`` (default: now)."""
+        return self.signing_key(KeyRole.SEAL, at=at)
 
-    def official(self, name: str | None = None) -> SigningKey:
-        """The official key named ``name``, or the one ``[keys] official`` names."""
+    def official(self, name: str | None = None, at: datetime | None = None) -> SigningKey:
+        """The official key named ``name``, or the one ``[keys] official`` names, in the
+        generation in force at ``at`` (default: now)."""
         name = name if name is not None else self.keys.official
         if not name:
             raise KeyNotFound(
                 'no official key chosen: set [keys] official = "<name>" in the configuration '
                 "(the <name> of keys/official-<name>.key.pem)"
             )
-        return self.signing_key(KeyRole.OFFICIAL, name)
+        return self.signing_key(KeyRole.OFFICIAL, name, at=at)
 
-    def tls(self) -> SigningKey:
-        return self.load(KeyRole.TLS)
+    def tls(self, at: datetime | None = None) -> SigningKey:
+        return self.load(KeyRole.TLS, at=at)
 
-    def encryption(self) -> SigningKey:
-        return self.load(KeyRole.ENCRYPTION)
+    def encryption(self, at: datetime | None = None) -> SigningKey:
+        return self.load(KeyRole.ENCRYPTION, at=at)
 
-    def signing_key(self, role: KeyRole | str, name: str = "") -> SigningKey:
+    def decryption_keys(self) -> list[SigningKey]:
+        """Every generation of the encryption key that the folder still holds, the one active
+        now first: peers may have encrypted to the old certificate until they took the new
+        directory version (for ``recipient.decrypt_with_any``). Revocation stops peers from
+        encrypting to a key, not us from reading what was already encrypted to it."""
+        manifest = self.generations(KeyRole.ENCRYPTION)
+        active = manifest.active_at(_now())
+        numbers = sorted((g.number for g in manifest.generations), key=lambda n: n != active)
+        found = []
+        for number in numbers:
+            try:
+                found.append(self._load_generation(KeyRole.ENCRYPTION, "", number))
+            except KeyNotFound:
+                continue
+        return found
+
+    def signing_key(
+        self, role: KeyRole | str, name: str = "", at: datetime | None = None
+    ) -> SigningKey:
         """A key that signs documents (seal or official); other roles raise :class:`WrongRole`."""
         role = KeyRole(role)
         if role not in SIGNING_ROLES:
@@ -402,23 +528,45 @@ class KeyStore:
                 f"the {role} key cannot sign documents; documents are signed with the seal "
                 "and an official's key"
             )
-        return self.load(role, name)
+        return self.load(role, name, at=at)
 
-    def load(self, role: KeyRole | str, name: str = "") -> SigningKey:
-        """Load (once) the private key and certificate of ``role``/``name``."""
+    def load(
+        self,
+        role: KeyRole | str,
+        name: str = "",
+        *,
+        generation: int | None = None,
+        at: datetime | None = None,
+    ) -> SigningKey:
+        """The private key and certificate of ``role``/``name`` (loaded once, kept): the
+        generation in force at ``at`` (default: now), or ``generation`` if given. Refuses
+        (:class:`KeyRevoked`) a generation revoked at or before ``at``."""
         role = KeyRole(role)
         if role is KeyRole.KEK:
             raise WrongRole(
-                "the kek is a symmetric key: use gateway.crypto.at_rest.load_file_kek, "
+                "the kek is a symmetric key: use gateway.crypto.kek_rotation.load_kek_ring, "
                 f"not the key store's load ({self.kek_path})"
             )
-        stem = key_stem(role, name)
+        at = _now() if at is None else certificates.utc(at)
+        number = generation if generation is not None else self.active_generation(role, name, at)
+        g = self.generations(role, name).generation(number)
+        if g.revoked_at is not None and g.revoked_at <= at:
+            raise KeyRevoked(
+                f"{role} key {self.stem(role, name, number)!r} was revoked at "
+                f"{g.revoked_at.isoformat()} ({g.reason}); nothing signs with it. Rotate: "
+                f"`gateway keys rotate {role}{' --name ' + name if name else ''} --config "
+                "NODE.toml`, then `gateway keys activate … --at now`"
+            )
+        return self._load_generation(role, name, number)
+
+    def _load_generation(self, role: KeyRole, name: str, number: int) -> SigningKey:
+        stem = self.stem(role, name, number)
         with self._lock:
             cached = self._cache.get(stem)
             if cached is not None:
                 return cached
-            certificate, chain = self._read_certificate(role, name)
-            key_file = self.key_path(role, name)
+            certificate, chain = self._read_certificate(role, name, number)
+            key_file = self.key_path(role, name, number)
             if key_file.exists():
                 private_key = self.read_private_key_file(key_file, stem)
                 location = str(key_file)
@@ -436,13 +584,15 @@ class KeyStore:
                 )
             if not certificates.same_public_key(private_key.public_key(), certificate.public_key()):
                 raise WrongRole(
-                    f"{role} key {stem!r}: the certificate {self.cert_path(role, name)} was issued "
+                    f"{role} key {stem!r}: the certificate {self.cert_path(role, name, number)} "
+                    "was issued "
                     f"for another key ({location}); import the certificate issued for this key"
                 )
             mismatch = certificates.role_mismatch(certificate, str(role))
             if mismatch:
                 raise WrongRole(
-                    f"{role} key {stem!r}: certificate {self.cert_path(role, name)} cannot serve "
+                    f"{role} key {stem!r}: certificate {self.cert_path(role, name, number)} cannot "
+                    "serve "
                     f"as {role}: {mismatch}; issue a certificate with the {role} profile"
                 )
             owner = certificates.body_id_of(certificate)
@@ -459,20 +609,22 @@ class KeyStore:
                 chain=tuple(chain),
                 private_key=private_key,
                 location=location,
+                generation=number,
             )
             self._cache[stem] = key
             return key
 
     def _read_certificate(
-        self, role: KeyRole, name: str
+        self, role: KeyRole, name: str, generation: int = 1
     ) -> tuple[x509.Certificate, list[x509.Certificate]]:
-        path = self.cert_path(role, name)
+        path = self.cert_path(role, name, generation)
         try:
             certs = certificates.load_pem_certificates(path.read_bytes())
         except FileNotFoundError:
             raise KeyNotFound(
-                f"{role} key {key_stem(role, name)!r}: no certificate {path}; run `gateway keys "
-                "generate` (demo CA) or `gateway keys csr` then `gateway keys import`"
+                f"{role} key {self.stem(role, name, generation)!r}: no certificate {path}; run "
+                "`gateway keys generate` (demo CA) or `gateway keys csr` then `gateway keys "
+                "import`"
             ) from None
         if not certs:
             raise KeyNotFound(f"{path}: holds no PEM certificate")
@@ -506,46 +658,103 @@ class KeyStore:
 
     # --- listing -------------------------------------------------------------------------------
 
-    def entries(self) -> list[KeyEntry]:
-        """Every key of the folder (and the demo CA and kek), for ``gateway keys list``."""
-        found: dict[str, KeyEntry] = {}
-        if self.directory.is_dir():
-            # A key on a token has no key file: its certificate or request names it.
-            suffixes = (KEY_SUFFIX, CERT_SUFFIX, CSR_SUFFIX)
-            stems = set()
-            for p in self.directory.iterdir():
-                for suffix in suffixes:
-                    if p.name.endswith(suffix):
-                        stems.add(p.name.removesuffix(suffix))
-            for stem in sorted(stems):
-                parsed = parse_stem(stem)
+    def _stems(self) -> list[tuple[KeyRole, str, int]]:
+        """(role, name, generation) of every key the folder knows: by its files (a key on a
+        token has only its certificate or request here) and by the manifests."""
+        found: set[tuple[KeyRole, str, int]] = set()
+        if not self.directory.is_dir():
+            return []
+        for p in self.directory.iterdir():
+            if p.name.endswith(MANIFEST_SUFFIX):
+                parsed = parse_stem(p.name.removesuffix(MANIFEST_SUFFIX))
                 if parsed is None:
                     continue
-                role, name = parsed
-                found[stem] = self._entry(role, name)
-        if self.kek_path.exists():
-            found["kek"] = KeyEntry(
-                role="kek", name="", location=str(self.kek_path), algorithm="AES-256 (symmetric)"
+                manifest = self.generations(*parsed)
+                found.update((parsed[0], parsed[1], g.number) for g in manifest.generations)
+                continue
+            for suffix in (KEY_SUFFIX, CERT_SUFFIX, CSR_SUFFIX):
+                if p.name.endswith(suffix):
+                    key = parse_generation_stem(p.name.removesuffix(suffix))
+                    if key is not None:
+                        found.add(key)
+        return sorted(found, key=lambda k: (str(k[0]), k[1], k[2]))
+
+    def generation_infos(self) -> list[GenerationInfo]:
+        """Every generation of every certified role in the folder, with its certificate."""
+        infos = []
+        for role, name, number in self._stems():
+            if role is KeyRole.KEK:
+                continue
+            cert_path = self.cert_path(role, name, number)
+            certs = (
+                certificates.load_pem_certificates(cert_path.read_bytes())
+                if cert_path.exists()
+                else []
             )
+            infos.append(
+                GenerationInfo(
+                    role=str(role),
+                    name=name,
+                    generation=number,
+                    stem=self.stem(role, name, number),
+                    stem_base=key_stem(role, name),
+                    manifest=self.generations(role, name),
+                    certificate=certs[0] if certs else None,
+                    chain=tuple(certs[1:]),
+                )
+            )
+        return infos
+
+    def entries(self, now: datetime | None = None) -> list[KeyEntry]:
+        """Every key of the folder, each generation with its status at ``now`` (and the demo
+        CA and KEK files), for ``gateway keys list``."""
+        from gateway.crypto.rotation import expiring_keys  # rotation's checks use this class
+
+        now = _now() if now is None else certificates.utc(now)
+        expiring = {(e.role, e.name, e.generation) for e in expiring_keys(self, now)}
+        found: list[KeyEntry] = []
+        for info in self.generation_infos():
+            location = self.location(info.role, info.name, info.generation)
+            status = info.manifest.status(info.generation, now).value
+            if info.certificate is not None:
+                entry = _entry_for(info.role, info.name, location, info.certificate)
+            else:
+                waiting = (
+                    " (request written, awaiting import)"
+                    if self.csr_path(info.role, info.name, info.generation).exists()
+                    else ""
+                )
+                entry = KeyEntry(
+                    role=info.role,
+                    name=info.name,
+                    location=location,
+                    subject=f"(no certificate){waiting}",
+                )
+            found.append(
+                replace(
+                    entry,
+                    generation=info.generation,
+                    status=status,
+                    expiring=(info.role, info.name, info.generation) in expiring,
+                )
+            )
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("kek*.key")):
+                found.append(
+                    KeyEntry(
+                        role="kek", name="", location=str(path), algorithm="AES-256 (symmetric)"
+                    )
+                )
         ca_cert = self.demo_ca_dir / certificates.DemoCA.CERT_FILE
         if ca_cert.exists():
             cert = x509.load_pem_x509_certificate(ca_cert.read_bytes())
-            found["demo-ca"] = _entry_for("demo-ca", "", str(self.demo_ca_dir), cert)
-        return list(found.values())
+            found.append(_entry_for("demo-ca", "", str(self.demo_ca_dir), cert))
+        return found
 
-    def _entry(self, role: KeyRole, name: str) -> KeyEntry:
-        location = self.location(role, name)
-        cert_path = self.cert_path(role, name)
-        if cert_path.exists():
-            certs = certificates.load_pem_certificates(cert_path.read_bytes())
-            if certs:
-                return _entry_for(str(role), name, location, certs[0])
-        waiting = (
-            " (request written, awaiting import)" if self.csr_path(role, name).exists() else ""
-        )
-        return KeyEntry(
-            role=str(role), name=name, location=location, subject=f"(no certificate){waiting}"
-        )
+
+def _now() -> datetime:
+    """The clock, read only where a caller gave no time (tests always give one)."""
+    return datetime.now(UTC)
 
 
 def _entry_for(role: str, name: str, location: str, cert: x509.Certificate) -> KeyEntry:
@@ -559,6 +768,7 @@ def _entry_for(role: str, name: str, location: str, cert: x509.Certificate) -> K
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        serial=f"{cert.serial_number:x}",
     )
 
 
