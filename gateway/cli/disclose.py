@@ -99,7 +99,7 @@ def _write_exclusive(path: Path, data: bytes) -> None:
 
 
 def _disclose(args: argparse.Namespace) -> int:
-    from gateway.crypto.at_rest import KekRing, load_file_kek
+    from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.exchange.disclosure import (
         DisclosureError,
@@ -127,7 +127,7 @@ def _disclose(args: argparse.Namespace) -> int:
     try:
         config = NodeConfig.from_toml(args.config)
         keys = KeyStore.from_config(config)
-        ring = KekRing.single(load_file_kek(keys.kek_path, keys.passphrase()))
+        ring = load_kek_ring(keys)
     except (GatewayError, OSError) as exc:
         _say(f"ошибка: {exc}")
         return EXIT_UNUSABLE
@@ -185,7 +185,7 @@ def _disclose(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from gateway.crypto.at_rest import KekRing, load_file_kek
+    from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.store import audit, disclosures, migrate, open_store
 
@@ -198,7 +198,7 @@ def _list(args: argparse.Namespace) -> int:
     try:
         config = NodeConfig.from_toml(args.config)
         keys = KeyStore.from_config(config)
-        ring = KekRing.single(load_file_kek(keys.kek_path, keys.passphrase()))
+        ring = load_kek_ring(keys)
     except (GatewayError, OSError) as exc:
         _say(f"ошибка: {exc}")
         return EXIT_UNUSABLE

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
+from gateway.crypto.xades import verify_document
 from gateway.exchange.node import Node
 from gateway.exchange.service import (
     Actor,
@@ -36,6 +38,7 @@ from gateway.exchange.service import (
     Role,
     SubmitResult,
 )
+from gateway.model.profiles import profile
 from gateway.rules.calendars import calendar_for
 from gateway.rules.deadlines import Deadline, working_days_left
 from gateway.store import audit, tokens
@@ -137,6 +140,9 @@ class LocalNodeService:
         return await self._run(page)
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
+        if not actor.roles & (READERS | {Role.ADMINISTRATOR, Role.AUDITOR}):
+            raise await self._run(self._deny, actor, Role.OPERATOR, "counting conversations")
+
         def counts() -> dict[str, int]:
             with self.node.store.read() as conn:
                 return dict(conv_store.count_by_state(conn))
@@ -160,11 +166,25 @@ class LocalNodeService:
                 )
             left = None
             if stored.deadline is not None:
+                # Days in the agreement's unit (CIS: working days of the requested party's
+                # state; SC: calendar days), "today" in this node's time zone.
                 state = stored.requested_party[:2]
+                calendar = self.node.config.calendar
+                rule = profile(stored.agreement).deadline
                 left = working_days_left(
-                    Deadline(stored.deadline, "", True, False, stored.opened_at.date()),
-                    self.node.clock().date(),
-                    calendar_for(state),
+                    Deadline(
+                        stored.deadline,
+                        rule.article,
+                        rule.working_days,
+                        False,
+                        stored.opened_at.date(),
+                    ),
+                    self.node.clock().astimezone(ZoneInfo(self.node.config.node.timezone)).date(),
+                    calendar_for(
+                        state,
+                        extra_days_off=calendar.extra_days_off.get(state, ()),
+                        extra_working_days=calendar.extra_working_days.get(state, ()),
+                    ),
                 )
             return ConversationView(_summary(stored), messages, left)
 
@@ -246,7 +266,7 @@ class LocalNodeService:
                 summary=summary,
                 header=converted["header"],
                 body=converted["body"],
-                report={"indication": summary.verification},
+                report=self._report(document, stored),
                 receipt=(
                     {
                         "receipt_message_id": receipt.receipt_message_id,
@@ -261,6 +281,18 @@ class LocalNodeService:
             )
 
         return await self._run(view)
+
+    def _report(self, document: bytes, stored: msg_store.StoredMessage) -> dict[str, Any]:
+        """The full verification report, judged again at the time the document was stored
+        (its signatures were verified then; certificates may have expired since)."""
+        verified = verify_document(
+            document,
+            self.node.trust,
+            at=stored.stored_at,
+            expected_sender=stored.header.sender,
+            require_official=False,
+        )
+        return verified.report.to_json()
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
         _, document = await self._run(self._read_document, message_id, actor, purpose)

@@ -39,7 +39,8 @@ from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
 from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing, load_file_kek
+from gateway.crypto.at_rest import KekRing
+from gateway.crypto.kek_rotation import load_kek_ring
 from gateway.crypto.keystore import KeyStore, KeyStoreError, SigningKey
 from gateway.crypto.pades import sign_pdf
 from gateway.crypto.recipient import (
@@ -148,12 +149,21 @@ class Node:
         self.kek_ring = kek_ring
         self.clock = clock
         self.registry = registry or default_registry()
-        self.seal: SigningKey = keys.seal()
-        self.official: SigningKey | None = _official_or_none(keys, config.keys.official)
+        keys.seal()  # fail at start, not at the first signature, when the seal is missing
         self._crls = _load_crls(config)
         self.directory = directory
         self.index = DirectoryIndex.of(directory)
         self.trust = self._trust_from(directory)
+
+    @property
+    def seal(self) -> SigningKey:
+        """The seal generation active now: a scheduled switch or a revocation takes effect
+        without restart (the key store re-reads its manifest when it changes)."""
+        return self.keys.seal(at=self.clock())
+
+    @property
+    def official(self) -> SigningKey | None:
+        return _official_or_none(self.keys, self.config.keys.official, self.clock())
 
     # --- construction ---------------------------------------------------------------------
 
@@ -161,7 +171,7 @@ class Node:
     def from_config(cls, config: NodeConfig, *, clock: Callable[[], datetime] = utc_now) -> Node:
         """Open keys, store (migrated) and the verified directory named by the configuration."""
         keys = KeyStore.from_config(config)
-        ring = KekRing.single(load_file_kek(keys.kek_path, keys.passphrase()))
+        ring = load_kek_ring(keys)
         config.node.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(config.database_url)
         migrate(store.engine)
@@ -192,6 +202,11 @@ class Node:
             require_revocation=self.config.trust.require_revocation_check,
             body_anchors=body_anchors,
         )
+
+    def reload_crls(self) -> None:
+        """Re-read the configured CRLs (a certificate was revoked) and rebuild the trust."""
+        self._crls = _load_crls(self.config)
+        self.trust = self._trust_from(self.directory)
 
     def update_directory(self, directory: Directory) -> None:
         """Take a newer verified directory without restart (keys rotated, bodies added)."""
@@ -1016,11 +1031,11 @@ def _split_submission(document: Any) -> tuple[dict[str, Any], Any]:
     return dict(document["header"]), document.get("body")
 
 
-def _official_or_none(keys: KeyStore, name: str) -> SigningKey | None:
+def _official_or_none(keys: KeyStore, name: str, at: datetime) -> SigningKey | None:
     try:
-        return keys.official(name or None)
+        return keys.official(name or None, at=at)
     except KeyStoreError:  # a node that only seals (receipts) may have no official yet
-        log.warning("no official key loaded: requests cannot be signed until one is generated")
+        log.debug("no official key: documents an official must sign cannot be sent")
         return None
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from gateway.crypto.rotation import tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
@@ -65,6 +66,8 @@ class NodeRuntime:
     extra_runners: list[web.AppRunner] = field(default_factory=list)
     _worker: asyncio.Task[None] | None = None
     directory_poll_seconds: float = DIRECTORY_POLL_SECONDS
+    _tls_generation: int = 0
+    _crl_mtimes: tuple[float, ...] = ()
     _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
@@ -156,9 +159,11 @@ class NodeRuntime:
 
     def _tls_context(self, factory: Any) -> Any:
         keys = self.node.keys
+        identity = tls_identity(keys, self.node.clock())
+        self._tls_generation = identity.generation
         return factory(
-            keys.cert_path("tls"),
-            keys.key_path("tls"),
+            identity.cert_file,
+            identity.key_file,
             self._tls_anchors(),
             password=keys.passphrase(),
             crl_files=tuple(self.node.config.trust.crl_files),
@@ -184,11 +189,11 @@ class NodeRuntime:
         the file atomically; here it is noticed, verified (depositary signature, no rollback)
         and swapped in — trust anchors, pinned certificates, endpoints and TLS alike."""
         path = self.node.config.trust.directory_file
-        if path is None:
-            return
+        self._crl_mtimes = self._crl_state()
         while not self._stopping:
             await asyncio.sleep(self.directory_poll_seconds)
-            current = _mtime(path)
+            await self._follow_keys()
+            current = _mtime(path) if path is not None else seen
             if current == seen:
                 continue
             seen = current
@@ -200,6 +205,37 @@ class NodeRuntime:
                 continue
             await self.reload_directory(directory)
             log.info("directory version %s in force", directory.version)
+
+    def _crl_state(self) -> tuple[float, ...]:
+        return tuple(_mtime(p) for p in self.node.config.trust.crl_files)
+
+    async def _follow_keys(self) -> None:
+        """A TLS key generation activated (``gateway keys activate tls``) is served to new
+        handshakes without restart; a CRL file replaced (a revocation) is taken at once."""
+        loop = asyncio.get_running_loop()
+        try:
+            identity = await loop.run_in_executor(
+                self.executor, tls_identity, self.node.keys, self.node.clock()
+            )
+        except Exception as exc:  # a revoked or broken TLS key: keep serving the old one, loudly
+            log.error("TLS key generation cannot be used: %s", type(exc).__name__)
+            identity = None
+        crls = self._crl_state()
+        if identity is not None and identity.generation != self._tls_generation:
+            await self.reload_tls()
+            log.info("TLS key generation %s in use", identity.generation)
+        if crls != self._crl_mtimes:
+            self._crl_mtimes = crls
+            await loop.run_in_executor(self.executor, self.node.reload_crls)
+            await self.reload_tls()
+            log.info("certificate revocation lists reloaded")
+
+    async def reload_tls(self) -> None:
+        assert self.server_tls is not None and self.client_tls is not None
+        self.server_tls.swap(self._tls_context(server_context))
+        self.client_tls.swap(self._tls_context(client_context))
+        if self.client is not None:
+            await self.client.drop_connections()
 
     def _load_newer_directory(self) -> Any:
         from gateway.exchange.directory import check_update
@@ -213,11 +249,7 @@ class NodeRuntime:
     async def reload_directory(self, directory: Any) -> None:
         """Take a new verified directory: trust, pinned certificates and TLS anchors, live."""
         self.node.update_directory(directory)
-        assert self.server_tls is not None and self.client_tls is not None
-        self.server_tls.swap(self._tls_context(server_context))
-        self.client_tls.swap(self._tls_context(client_context))
-        if self.client is not None:
-            await self.client.drop_connections()
+        await self.reload_tls()
 
     # --- peer endpoint ----------------------------------------------------------------------
 
