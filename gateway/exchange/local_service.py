@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_document
 from gateway.exchange.node import Node
 from gateway.exchange.service import (
@@ -148,6 +149,15 @@ class LocalNodeService:
                 return dict(conv_store.count_by_state(conn))
 
         return await self._run(counts)
+
+    async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
+        if not actor.roles & {Role.ADMINISTRATOR, Role.AUDITOR}:
+            raise await self._run(self._deny, actor, Role.ADMINISTRATOR, "reading key expiry")
+
+        def expiring() -> list[dict[str, Any]]:
+            return [k.to_json() for k in expiring_keys(self.node.keys, self.node.clock())]
+
+        return await self._run(expiring)
 
     async def conversation(
         self, conversation_id: str, *, actor: Actor, purpose: str | None

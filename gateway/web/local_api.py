@@ -86,6 +86,7 @@ MESSAGE_REPORT = f"{MESSAGE}/report"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 OPENAPI = f"{API_PREFIX}/openapi.json"
+KEYS_EXPIRING = f"{API_PREFIX}/keys/expiring"
 HEALTHZ = "/healthz"
 METRICS_PATH = "/metrics"
 
@@ -650,6 +651,13 @@ async def get_conversation(request: web.Request) -> web.Response:
     return _json(view)
 
 
+async def get_expiring_keys(request: web.Request) -> web.Response:
+    """Keys in use whose certificates end within 30 days (administrators, auditors)."""
+    _only_params(request, frozenset())
+    keys = await request.app[SERVICE].expiring_keys(actor=request[ACTOR])
+    return _json({"keys": keys})
+
+
 async def get_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
@@ -729,6 +737,7 @@ ROUTES: tuple[tuple[str, str, _Handler], ...] = (
     (hdrs.METH_GET, MESSAGE_PDF, get_message_pdf),
     (hdrs.METH_GET, MESSAGE_RECEIPT, get_message_receipt),
     (hdrs.METH_GET, MESSAGE_REPORT, get_message_report),
+    (hdrs.METH_GET, KEYS_EXPIRING, get_expiring_keys),
     (hdrs.METH_GET, OPENAPI, get_openapi),
     (hdrs.METH_GET, HEALTHZ, get_health),
     (hdrs.METH_GET, METRICS_PATH, get_metrics),

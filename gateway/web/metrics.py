@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from gateway.model.bodies import BODY_ID_PATTERN
@@ -146,7 +146,28 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self._keys_expiring = Gauge(
+            "gateway_keys_expiring",
+            "Keys in use whose certificates end within 30 days, by role (rotate them).",
+            ("role",),
+            registry=r,
+        )
+        self._key_days_left = Gauge(
+            "gateway_key_min_days_left",
+            "Fewest days left of any key in use, by role (negative: expired).",
+            ("role",),
+            registry=r,
+        )
+
     # --- called by the node ----------------------------------------------------------------
+
+    def keys_expiring(self, days_left_by_role: dict[str, list[int]]) -> None:
+        """Set the key-expiry gauges; roles are codes (seal, official, tls, encryption, kek)."""
+        for role in ("seal", "official", "tls", "encryption", "kek"):
+            days = days_left_by_role.get(role, [])
+            self._keys_expiring.labels(role).set(len(days))
+            if days:
+                self._key_days_left.labels(role).set(min(days))
 
     def message_submitted(self, agreement: str, kind: str) -> None:
         """One document from the case system was accepted for sending."""

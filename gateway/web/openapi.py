@@ -413,6 +413,31 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/keys/expiring": {
+            "get": {
+                "operationId": "getExpiringKeys",
+                "summary": "Keys in use whose certificates end within 30 days (rotate them: "
+                "docs/key-rotation.md). Administrators and auditors.",
+                "responses": {
+                    "200": {
+                        "description": "Role, key name, generation, status, end of validity, "
+                        "days left, certificate SHA-256.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "keys": {"type": "array", "items": {"type": "object"}}
+                                    },
+                                    "required": ["keys"],
+                                }
+                            }
+                        },
+                    },
+                    **_COMMON,
+                },
+            }
+        },
         "/healthz": {
             "get": {
                 "operationId": "getHealth",

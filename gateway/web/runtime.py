@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from gateway.crypto.rotation import tls_identity
+from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
@@ -68,6 +68,7 @@ class NodeRuntime:
     directory_poll_seconds: float = DIRECTORY_POLL_SECONDS
     _tls_generation: int = 0
     _crl_mtimes: tuple[float, ...] = ()
+    _expiry_checked_at: Any = None
     _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
@@ -220,6 +221,7 @@ class NodeRuntime:
         except Exception as exc:  # a revoked or broken TLS key: keep serving the old one, loudly
             log.error("TLS key generation cannot be used: %s", type(exc).__name__)
             identity = None
+        await self._publish_key_expiry()
         crls = self._crl_state()
         if identity is not None and identity.generation != self._tls_generation:
             await self.reload_tls()
@@ -229,6 +231,22 @@ class NodeRuntime:
             await loop.run_in_executor(self.executor, self.node.reload_crls)
             await self.reload_tls()
             log.info("certificate revocation lists reloaded")
+
+    async def _publish_key_expiry(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = self.node.clock()
+        if self._expiry_checked_at and (now - self._expiry_checked_at).total_seconds() < 60:
+            return
+        self._expiry_checked_at = now
+        try:
+            found = await loop.run_in_executor(self.executor, expiring_keys, self.node.keys, now)
+        except Exception as exc:  # metrics must never stop the node
+            log.error("key expiry check failed: %s", type(exc).__name__)
+            return
+        by_role: dict[str, list[int]] = {}
+        for key in found:
+            by_role.setdefault(str(key.role), []).append(key.days_left)
+        self.metrics.keys_expiring(by_role)
 
     async def reload_tls(self) -> None:
         assert self.server_tls is not None and self.client_tls is not None

@@ -140,6 +140,10 @@ class InMemoryService:
             raise NotFound(message_id)
         return stored.receipt
 
+    async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
+        _need(actor, Role.ADMINISTRATOR, "reading key expiry")
+        return []
+
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
         _need(actor, Role.OPERATOR, "counting conversations")
         counts: dict[str, int] = {}
