@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gateway.store.tables import CODE_LENGTH, audit_events, audit_head
+from gateway.store.tables import CODE_LENGTH, audit_checkpoints, audit_events, audit_head
 
 GENESIS_HASH = bytes(32)
 MAX_DETAILS_BYTES = 4096
@@ -68,6 +68,10 @@ class AuditVerification:
     """Seq where the chain first breaks (None: intact)."""
     reason: str
     """Why it breaks, in words; empty when intact."""
+    tampering: str = ""
+    """The kind of break, a code: ``modified``, ``deleted``, ``inserted``, ``reordered``,
+    ``rewritten`` (an event replaced with its hash recomputed), ``truncated`` (events at the end
+    gone), ``appended`` (events beyond the head), ``head``; empty when intact."""
 
     @property
     def intact(self) -> bool:
@@ -172,6 +176,150 @@ def append(
     )
 
 
+AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
+"""``(kind, subjects, details)`` of one event for :func:`append_many`."""
+
+
+def append_many(
+    conn: Connection, *, now: datetime, actor: str, entries: Sequence[AuditEntry]
+) -> int:
+    """Append several events by one actor at one time, in the caller's transaction; return the
+    last seq. The same chain as :func:`append` one by one, in one head lock, one bulk insert
+    and one head update (a purge batch records hundreds of events)."""
+    if not entries:
+        return -1
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC)")
+    if not actor or len(actor) > CODE_LENGTH:
+        raise AuditError(f"audit actor must be 1..{CODE_LENGTH} characters")
+    head = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).first()
+    if head is None:
+        raise AuditError("audit_head row is missing: the store was not migrated")
+    seq, prev = head.seq, head.hash
+    rows = []
+    for kind, subjects, details in entries:
+        if not kind or len(kind) > CODE_LENGTH:
+            raise AuditError(f"audit kind must be 1..{CODE_LENGTH} characters")
+        subjects_text = _check("subjects", subjects, scalars_only=False)
+        details_text = _check("details", details, scalars_only=True)
+        seq += 1
+        digest = event_hash(prev, seq, now, actor, kind, subjects_text, details_text)
+        rows.append(
+            {
+                "seq": seq,
+                "at": now,
+                "actor": actor,
+                "kind": kind,
+                "subjects": subjects_text,
+                "details": details_text,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    # RETURNING makes SQLAlchemy batch the rows into multi-row INSERTs (its insertmanyvalues
+    # path) on both dialects; psycopg's plain executemany would send a statement per row.
+    conn.execute(audit_events.insert().returning(audit_events.c.seq), rows).all()
+    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+    return seq
+
+
+def head(conn: Connection) -> tuple[int, bytes]:
+    """The chain head: ``(seq, hash)`` of the last event (``(0, GENESIS_HASH)`` when empty)."""
+    row = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    ).first()
+    if row is None:
+        raise AuditError("audit_head row is missing: the store was not migrated")
+    return row.seq, row.hash
+
+
+def event_at(conn: Connection, seq: int) -> AuditEvent | None:
+    """The event stored at ``seq``, or None."""
+    row = conn.execute(sa.select(audit_events).where(audit_events.c.seq == seq)).first()
+    return _event(row) if row else None
+
+
+def events_in_range(
+    conn: Connection,
+    *,
+    after_seq: int = 0,
+    up_to_seq: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = VERIFY_BATCH,
+) -> list[AuditEvent]:
+    """Events with ``after_seq < seq <= up_to_seq`` and ``since <= at < until`` (each bound
+    optional), in seq order, at most ``limit`` (page with the last seq as ``after_seq``)."""
+    stmt = sa.select(audit_events).where(audit_events.c.seq > after_seq)
+    if up_to_seq is not None:
+        stmt = stmt.where(audit_events.c.seq <= up_to_seq)
+    if since is not None:
+        stmt = stmt.where(audit_events.c.at >= since)
+    if until is not None:
+        stmt = stmt.where(audit_events.c.at < until)
+    rows = conn.execute(stmt.order_by(audit_events.c.seq).limit(limit))
+    return [_event(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed chain head as stored (``gateway.jobs.audit_checkpoints`` signs and checks it)."""
+
+    checkpoint_id: int
+    seq: int
+    hash: bytes
+    at: datetime
+    statement: str
+    """Canonical JSON that the signature covers."""
+    signature: bytes
+    certificate: bytes
+    """The seal certificate (DER) that signed it."""
+
+
+def store_checkpoint(
+    conn: Connection,
+    *,
+    seq: int,
+    hash: bytes,
+    at: datetime,
+    statement: str,
+    signature: bytes,
+    certificate: bytes,
+) -> int:
+    """Store a signed checkpoint; return its id."""
+    return conn.execute(
+        audit_checkpoints.insert()
+        .values(
+            seq=seq,
+            hash=hash,
+            at=at,
+            statement=statement,
+            signature=signature,
+            certificate=certificate,
+        )
+        .returning(audit_checkpoints.c.id)
+    ).scalar_one()
+
+
+def checkpoints(
+    conn: Connection, after_id: int = 0, limit: int = VERIFY_BATCH
+) -> list[StoredCheckpoint]:
+    """Stored checkpoints with id > ``after_id``, oldest first."""
+    rows = conn.execute(
+        sa.select(audit_checkpoints)
+        .where(audit_checkpoints.c.id > after_id)
+        .order_by(audit_checkpoints.c.id)
+        .limit(limit)
+    )
+    return [
+        StoredCheckpoint(r.id, r.seq, r.hash, r.at, r.statement, r.signature, r.certificate)
+        for r in rows
+    ]
+
+
 def _event(row: Any) -> AuditEvent:
     return AuditEvent(
         row.seq,
@@ -196,10 +344,56 @@ def events(conn: Connection, after_seq: int = 0, limit: int = VERIFY_BATCH) -> l
     return [_event(r) for r in rows]
 
 
+def _seq_with_hash(conn: Connection, digest: bytes) -> int | None:
+    # Only on the failure path (no index on hash): which event carries this hash, if any.
+    return conn.execute(
+        sa.select(audit_events.c.seq).where(audit_events.c.hash == digest).limit(1)
+    ).scalar_one_or_none()
+
+
+def _broken_link(
+    conn: Connection, row: Any, prev2: bytes | None, checked: int
+) -> AuditVerification:
+    """Event ``row`` does not name the previous event's hash: say what most likely happened."""
+    seq = row.seq
+    base = f"event {seq} does not follow event {seq - 1} (prev_hash differs): "
+    if prev2 is not None and row.prev_hash == prev2:
+        return AuditVerification(
+            checked,
+            seq - 1,
+            seq,
+            base + f"event {seq - 1} was inserted (event {seq} follows event {seq - 2})",
+            "inserted",
+        )
+    later = _seq_with_hash(conn, row.prev_hash)
+    if later is not None and later >= seq:
+        return AuditVerification(
+            checked,
+            seq - 1,
+            seq,
+            base + f"it names event {later} as its predecessor: events were reordered",
+            "reordered",
+        )
+    return AuditVerification(
+        checked,
+        seq - 1,
+        seq,
+        base + f"event {seq - 1} was replaced and its hash recomputed, or an event was "
+        "inserted, deleted or reordered here",
+        "rewritten",
+    )
+
+
 def verify(conn: Connection) -> AuditVerification:
-    """Walk the whole chain; report the first modified, deleted, inserted or reordered event."""
+    """Walk the whole chain; report the first modified, deleted, inserted or reordered event.
+
+    Memory is flat: events are read :data:`VERIFY_BATCH` at a time. A chain rewritten from
+    some event on with every hash recomputed is consistent here; only a signed checkpoint
+    (``gateway.jobs.audit_checkpoints``) reveals that.
+    """
     expected_seq = 1
     prev = GENESIS_HASH
+    prev2: bytes | None = None
     checked = 0
     while True:
         rows = conn.execute(
@@ -215,15 +409,10 @@ def verify(conn: Connection) -> AuditVerification:
                     expected_seq - 1,
                     expected_seq,
                     f"event {expected_seq} is missing (next stored event is {row.seq}): deleted",
+                    "deleted",
                 )
             if row.prev_hash != prev:
-                return AuditVerification(
-                    checked,
-                    expected_seq - 1,
-                    row.seq,
-                    f"event {row.seq} does not follow event {row.seq - 1} (prev_hash differs): "
-                    "an event was inserted, deleted or reordered here",
-                )
+                return _broken_link(conn, row, prev2, checked)
             try:
                 digest = event_hash(
                     row.prev_hash, row.seq, row.at, row.actor, row.kind, row.subjects, row.details
@@ -236,36 +425,45 @@ def verify(conn: Connection) -> AuditVerification:
                     expected_seq - 1,
                     row.seq,
                     f"event {row.seq} was modified: its hash does not match its content",
+                    "modified",
                 )
-            prev = row.hash
+            prev2, prev = prev, row.hash
             checked += 1
             expected_seq += 1
         if len(rows) < VERIFY_BATCH:
             break
     last_seq = expected_seq - 1
-    head = conn.execute(
+    head_row = conn.execute(
         sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     ).first()
-    if head is None:
-        return AuditVerification(checked, last_seq, last_seq + 1, "audit_head row is missing")
-    if head.seq > last_seq:
+    if head_row is None:
+        return AuditVerification(
+            checked, last_seq, last_seq + 1, "audit_head row is missing", "head"
+        )
+    if head_row.seq > last_seq:
         return AuditVerification(
             checked,
             last_seq,
             last_seq + 1,
-            f"the head says the chain ends at event {head.seq} but the stored events end at "
+            f"the head says the chain ends at event {head_row.seq} but the stored events end at "
             f"{last_seq}: events at the end were deleted",
+            "truncated",
         )
-    if head.seq < last_seq:
+    if head_row.seq < last_seq:
         return AuditVerification(
             checked,
             last_seq,
-            head.seq + 1,
-            f"events {head.seq + 1}..{last_seq} are beyond the head (event {head.seq}): "
+            head_row.seq + 1,
+            f"events {head_row.seq + 1}..{last_seq} are beyond the head (event {head_row.seq}): "
             "inserted behind the store's back",
+            "appended",
         )
-    if head.hash != prev:
+    if head_row.hash != prev:
         return AuditVerification(
-            checked, last_seq, last_seq, f"the head's hash differs from event {last_seq}'s hash"
+            checked,
+            last_seq,
+            last_seq,
+            f"the head's hash differs from event {last_seq}'s hash",
+            "head",
         )
     return AuditVerification(checked, last_seq, None, "")

@@ -10,7 +10,9 @@ tombstoned, never half-deleted.
 The retention policy (what is old enough) belongs to ``gateway.jobs``; this module offers the
 facts it decides on (:func:`scan`: kind, direction, parties, stored and closed dates, hold,
 pending delivery), a simple cut-off query (:func:`candidates`) and does the deleting, one
-batch per transaction (:func:`purge_messages`).
+batch per transaction: :func:`lock_batch` then :func:`purge_batch` (set-based, what the nightly
+job uses), or :func:`purge_messages` (one message at a time). Legal holds lock the conversation
+row like :func:`lock_batch` does, so a hold and a purge batch never cross.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Connection
 from gateway.store import audit
 from gateway.store.tables import (
     attachments,
+    conversation_machines,
     conversations,
     debtor_tags,
     delivery_attempts,
@@ -32,6 +35,7 @@ from gateway.store.tables import (
     message_keys,
     messages,
     outbox,
+    purge_reports,
     purge_runs,
     receipts,
     tombstones,
@@ -47,6 +51,15 @@ PURGE_ACTOR_PREFIX = "purge:"
 
 class LegalHoldActive(Exception):
     """The message's conversation is under a legal hold; it must not be purged."""
+
+
+class HoldRefused(ValueError):
+    """A hold cannot be placed or released as asked (unknown conversation, no reason, …)."""
+
+
+MAX_HOLD_REASON = 128
+"""The reason of a hold is an order or case reference (``legal_holds.reference``), not prose:
+no personal data, a number and an authority."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +131,30 @@ class RetentionFacts:
 def place_hold(
     conn: Connection, conversation_id: str, reference: str, actor: str, now: datetime
 ) -> int:
-    """Put a conversation under a legal hold (nothing of it is purged until released)."""
+    """Put a conversation under a legal hold (nothing of it is purged until released).
+
+    ``reference`` is the reason: the order or case reference. The conversation row is locked
+    first, as :func:`lock_batch` does, so that a purge batch and a hold never cross on
+    PostgreSQL: either the hold commits first and the batch sees it, or the batch commits first
+    and the hold finds the purged messages' tombstones only. Raises :class:`HoldRefused` when
+    no such conversation is stored (purged already, or a mistyped id).
+    """
+    reference = reference.strip()
+    if not reference or len(reference) > MAX_HOLD_REASON:
+        raise HoldRefused(
+            f"hold reason must be 1..{MAX_HOLD_REASON} characters (the order or case "
+            "reference, no personal data)"
+        )
+    found = conn.execute(
+        sa.select(conversations.c.conversation_id)
+        .where(conversations.c.conversation_id == conversation_id)
+        .with_for_update(key_share=True)
+    ).first()
+    if found is None:
+        raise HoldRefused(
+            f"no stored conversation {conversation_id}: check the id (gateway holds list shows "
+            "holds; a purged conversation has only tombstones)"
+        )
     hold_id = conn.execute(
         legal_holds.insert()
         .values(
@@ -135,12 +171,18 @@ def place_hold(
         actor=actor,
         kind="hold.placed",
         subjects={"conversation_id": conversation_id, "hold_id": str(hold_id)},
+        details={"reason": reference},
     )
     return hold_id
 
 
-def release_hold(conn: Connection, hold_id: int, actor: str, now: datetime) -> bool:
-    """Release a hold; False if it does not exist or was already released."""
+def release_hold(
+    conn: Connection, hold_id: int, actor: str, now: datetime, reason: str = ""
+) -> bool:
+    """Release a hold; False if it does not exist or was already released. ``reason`` (the
+    order lifting it) goes into the ``hold.released`` audit event."""
+    if len(reason) > MAX_HOLD_REASON:
+        raise HoldRefused(f"release reason must be at most {MAX_HOLD_REASON} characters")
     row = conn.execute(
         legal_holds.update()
         .where(legal_holds.c.id == hold_id, legal_holds.c.released_at.is_(None))
@@ -155,8 +197,43 @@ def release_hold(conn: Connection, hold_id: int, actor: str, now: datetime) -> b
         actor=actor,
         kind="hold.released",
         subjects={"conversation_id": row.conversation_id, "hold_id": str(hold_id)},
+        details={"reason": reason},
     )
     return True
+
+
+def release_conversation_holds(
+    conn: Connection, conversation_id: str, actor: str, now: datetime, reason: str
+) -> list[int]:
+    """Release every active hold on a conversation; return their ids (empty: none was active)."""
+    released = []
+    for hold in active_holds(conn, conversation_id):
+        if release_hold(conn, hold.hold_id, actor, now, reason):
+            released.append(hold.hold_id)
+    return released
+
+
+def list_holds(
+    conn: Connection, *, active_only: bool = True, conversation_id: str | None = None
+) -> list[LegalHold]:
+    """Holds, newest first (active ones only unless ``active_only`` is False)."""
+    stmt = sa.select(legal_holds).order_by(legal_holds.c.id.desc())
+    if active_only:
+        stmt = stmt.where(legal_holds.c.released_at.is_(None))
+    if conversation_id is not None:
+        stmt = stmt.where(legal_holds.c.conversation_id == conversation_id)
+    return [
+        LegalHold(
+            r.id,
+            r.conversation_id,
+            r.reference,
+            r.placed_by,
+            r.placed_at,
+            r.released_by,
+            r.released_at,
+        )
+        for r in conn.execute(stmt)
+    ]
 
 
 def active_holds(conn: Connection, conversation_id: str) -> list[LegalHold]:
@@ -428,3 +505,303 @@ def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
     if row is None:
         return None
     return Tombstone(**{f: getattr(row, f) for f in Tombstone.__dataclass_fields__})
+
+
+# --- set-based purge (the nightly job) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockedMessage:
+    """A message locked for purging in the current transaction: its retention facts as they
+    are now, and what its tombstone needs."""
+
+    facts: RetentionFacts
+    created: datetime
+    document_sha256: bytes
+
+
+def _facts_query() -> sa.Select:
+    m, c = messages.c, conversations.c
+    return sa.select(
+        m.id,
+        m.message_id,
+        m.conversation_id,
+        m.agreement,
+        m.kind,
+        m.direction,
+        m.sender,
+        m.recipient,
+        m.stored_at,
+        m.created,
+        m.document_sha256,
+        c.closed_at,
+        c.proceeding_closed_at,
+        (~_not_held()).label("held"),
+        (~_not_in_outbox()).label("pending_delivery"),
+    ).join(conversations, c.conversation_id == m.conversation_id)
+
+
+def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessage]:
+    """Lock these messages (and their conversations) in the caller's write transaction and
+    return their facts as they are now; ids no longer stored are left out.
+
+    The job decides again on these facts before :func:`purge_batch`: a hold placed, or a
+    conversation changed, since the scan is seen here. Conversations are locked in id order
+    (no deadlock with another batch or :func:`place_hold`); SQLite's single writer
+    (``BEGIN IMMEDIATE``) serialises the same way without row locks.
+    """
+    if len(message_ids) > MAX_PURGE_BATCH:
+        raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
+    if not message_ids:
+        return []
+    conversation_ids = sorted(
+        set(
+            conn.execute(
+                sa.select(messages.c.conversation_id).where(messages.c.message_id.in_(message_ids))
+            ).scalars()
+        )
+    )
+    if not conversation_ids:
+        return []
+    conn.execute(
+        sa.select(conversations.c.conversation_id)
+        .where(conversations.c.conversation_id.in_(conversation_ids))
+        .order_by(conversations.c.conversation_id)
+        # FOR NO KEY UPDATE: serialises with holds and other batches, but does not stop a
+        # peer's message from being stored in the conversation (its foreign-key check).
+        .with_for_update(key_share=True)
+    ).all()
+    rows = conn.execute(
+        _facts_query()
+        .where(messages.c.message_id.in_(message_ids))
+        .order_by(messages.c.id)
+        .with_for_update(of=messages)
+    ).all()
+    return [
+        LockedMessage(
+            RetentionFacts(
+                position=r.id,
+                message_id=r.message_id,
+                conversation_id=r.conversation_id,
+                agreement=r.agreement,
+                kind=r.kind,
+                direction=r.direction,
+                sender=r.sender,
+                recipient=r.recipient,
+                stored_at=r.stored_at,
+                conversation_closed_at=r.closed_at,
+                proceeding_closed_at=r.proceeding_closed_at,
+                held=bool(r.held),
+                pending_delivery=bool(r.pending_delivery),
+            ),
+            r.created,
+            r.document_sha256,
+        )
+        for r in rows
+    ]
+
+
+def purge_batch(
+    conn: Connection,
+    decided: Sequence[tuple[LockedMessage, str]],
+    *,
+    run_id: str,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Tombstone and destroy these messages (each with the policy that expired it) in the
+    caller's transaction, set-based; return how many.
+
+    ``decided`` comes from :func:`lock_batch` in the same transaction. Each message gets its
+    tombstone and a ``message.purged`` audit event; then its wrapped data key is deleted
+    (crypto-shredding), then attachments, outbox rows, receipt link and the message row; a
+    conversation left without messages goes with its debtor tags. All of it commits together
+    or not at all, so a message is whole or tombstoned, never half.
+    """
+    if len(decided) > MAX_PURGE_BATCH:
+        raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
+    if not decided:
+        return 0
+    for locked, _policy in decided:
+        if locked.facts.held:
+            raise LegalHoldActive(
+                f"message {locked.facts.message_id}: conversation "
+                f"{locked.facts.conversation_id} is under a legal hold; release it first"
+            )
+        if locked.facts.pending_delivery:
+            raise ValueError(f"message {locked.facts.message_id} is still in the outbox")
+    run = conn.execute(sa.select(purge_runs.c.state).where(purge_runs.c.run_id == run_id)).first()
+    if run is None or run.state != "running":
+        raise ValueError(f"purge run {run_id} is not running; start_run first")
+    ids = [locked.facts.message_id for locked, _ in decided]
+    # INSERT … SELECT from the locked rows, one statement per policy in the batch: the
+    # tombstone copies the message's own columns, and no per-row parameters cross the wire.
+    by_policy: dict[str, list[str]] = {}
+    for locked, policy in decided:
+        by_policy.setdefault(policy, []).append(locked.facts.message_id)
+    m = messages.c
+    for policy, policy_ids in by_policy.items():
+        conn.execute(
+            tombstones.insert().from_select(
+                [
+                    "message_id",
+                    "conversation_id",
+                    "direction",
+                    "agreement",
+                    "kind",
+                    "sender",
+                    "recipient",
+                    "created",
+                    "stored_at",
+                    "purged_at",
+                    "document_sha256",
+                    "policy",
+                    "purge_run_id",
+                ],
+                sa.select(
+                    m.message_id,
+                    m.conversation_id,
+                    m.direction,
+                    m.agreement,
+                    m.kind,
+                    m.sender,
+                    m.recipient,
+                    m.created,
+                    m.stored_at,
+                    sa.bindparam("purged_at", now, type_=tombstones.c.purged_at.type),
+                    m.document_sha256,
+                    sa.bindparam("policy", policy, type_=tombstones.c.policy.type),
+                    sa.bindparam("run_id", run_id, type_=tombstones.c.purge_run_id.type),
+                ).where(m.message_id.in_(policy_ids)),
+            )
+        )
+    audit.append_many(
+        conn,
+        now=now,
+        actor=actor,
+        entries=[
+            (
+                "message.purged",
+                {
+                    "message_id": locked.facts.message_id,
+                    "conversation_id": locked.facts.conversation_id,
+                    "purge_run_id": run_id,
+                },
+                {"policy": policy, "document_sha256": locked.document_sha256.hex()},
+            )
+            for locked, policy in decided
+        ],
+    )
+    # Crypto-shredding first: without the data key the ciphertext is noise everywhere,
+    # backups included.
+    conn.execute(message_keys.delete().where(message_keys.c.message_id.in_(ids)))
+    conn.execute(attachments.delete().where(attachments.c.message_id.in_(ids)))
+    outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id.in_(ids))
+    conn.execute(delivery_attempts.delete().where(delivery_attempts.c.outbox_id.in_(outbox_ids)))
+    conn.execute(outbox.delete().where(outbox.c.message_id.in_(ids)))
+    conn.execute(receipts.delete().where(receipts.c.message_id.in_(ids)))
+    conn.execute(messages.delete().where(messages.c.message_id.in_(ids)))
+    touched = sorted({locked.facts.conversation_id for locked, _ in decided})
+    still_used = set(
+        conn.execute(
+            sa.select(messages.c.conversation_id)
+            .where(messages.c.conversation_id.in_(touched))
+            .distinct()
+        ).scalars()
+    )
+    emptied = [cid for cid in touched if cid not in still_used]
+    if emptied:
+        conn.execute(debtor_tags.delete().where(debtor_tags.c.conversation_id.in_(emptied)))
+        conn.execute(
+            conversation_machines.delete().where(
+                conversation_machines.c.conversation_id.in_(emptied)
+            )
+        )
+        conn.execute(conversations.delete().where(conversations.c.conversation_id.in_(emptied)))
+    conn.execute(
+        purge_runs.update()
+        .where(purge_runs.c.run_id == run_id)
+        .values(purged=purge_runs.c.purged + len(ids))
+    )
+    return len(ids)
+
+
+def running_runs(conn: Connection) -> list[str]:
+    """Runs still marked ``running``: under the purge job lock, runs that were interrupted."""
+    return list(
+        conn.execute(
+            sa.select(purge_runs.c.run_id)
+            .where(purge_runs.c.state == "running")
+            .order_by(purge_runs.c.started_at)
+        ).scalars()
+    )
+
+
+def purged_by_policy(conn: Connection, run_id: str) -> dict[str, int]:
+    """How many messages each policy purged in a run (from its tombstones: exact even for a
+    run that was interrupted and resumed by the next one)."""
+    rows = conn.execute(
+        sa.select(tombstones.c.policy, sa.func.count())
+        .where(tombstones.c.purge_run_id == run_id)
+        .group_by(tombstones.c.policy)
+    )
+    return {policy: count for policy, count in rows}
+
+
+def list_runs(conn: Connection, limit: int = 50) -> list[PurgeRun]:
+    """The latest purge runs, newest first."""
+    rows = conn.execute(sa.select(purge_runs).order_by(purge_runs.c.started_at.desc()).limit(limit))
+    return [
+        PurgeRun(
+            r.run_id,
+            r.policy,
+            r.actor,
+            r.started_at,
+            r.finished_at,
+            r.state,
+            r.purged,
+            r.held,
+            r.error_code,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    run_id: str
+    signed_at: datetime
+    report: str
+    """Canonical JSON; the signature covers its UTF-8 bytes."""
+    signature: bytes
+    certificate: bytes
+    """DER of the seal certificate that signed it."""
+
+
+def store_report(
+    conn: Connection,
+    run_id: str,
+    *,
+    signed_at: datetime,
+    report: str,
+    signature: bytes,
+    certificate: bytes,
+) -> None:
+    """Store a run's signed report (once per run)."""
+    conn.execute(
+        purge_reports.insert().values(
+            run_id=run_id,
+            signed_at=signed_at,
+            report=report,
+            signature=signature,
+            certificate=certificate,
+        )
+    )
+
+
+def get_report(conn: Connection, run_id: str) -> StoredReport | None:
+    """A run's signed report, or None."""
+    r = conn.execute(sa.select(purge_reports).where(purge_reports.c.run_id == run_id)).first()
+    if r is None:
+        return None
+    return StoredReport(r.run_id, r.signed_at, r.report, r.signature, r.certificate)

@@ -1,0 +1,293 @@
+"""``gateway audit``: check, export and checkpoint the hash-chained audit trail.
+
+    gateway audit verify --config NODE.toml [--checkpoint FILE]...
+    gateway audit export --config NODE.toml [--from A] [--to B] --out FILE
+    gateway audit checkpoint --config NODE.toml [--out FILE]
+    gateway audit verify-export FILE [--checkpoint FILE]
+
+``--from``/``--to`` are event numbers (``120``) or ISO 8601 times (``2026-11-01``); a time range
+is ``from <= at < to``, a number range ``from <= seq <= to``.
+
+Exit codes: 0 — intact / done; 1 — tampering found (the event's seq and the kind are printed);
+2 — bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import NodeConfig
+from gateway.model.problems import GatewayError
+
+EXIT_OK = 0
+EXIT_TAMPERED = 1
+EXIT_UNUSABLE = 2
+EXPORT_FORMAT = "gateway-audit-export/1"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("audit", help="журнал аудита: проверка, выгрузка, контрольные точки")
+    sub = p.add_subparsers(dest="audit_command", required=True)
+    ver = sub.add_parser(
+        "verify", help="проверить цепочку хешей и подписанные контрольные точки (0 — цела)"
+    )
+    ver.add_argument("--config", required=True, type=Path)
+    ver.add_argument(
+        "--checkpoint",
+        action="append",
+        type=Path,
+        default=[],
+        help="файл контрольных точек, хранимый вне узла (можно несколько)",
+    )
+    ver.set_defaults(handler=_verify)
+    exp = sub.add_parser("export", help="выгрузить участок журнала (JSON Lines с хешами)")
+    exp.add_argument("--config", required=True, type=Path)
+    exp.add_argument("--from", dest="start", help="номер события или время ISO 8601")
+    exp.add_argument("--to", dest="end", help="номер события или время ISO 8601")
+    exp.add_argument("--out", required=True, type=Path, help="файл (не перезаписывается)")
+    exp.set_defaults(handler=_export)
+    cp = sub.add_parser("checkpoint", help="подписать печатью текущую вершину цепочки")
+    cp.add_argument("--config", required=True, type=Path)
+    cp.add_argument(
+        "--out", type=Path, help="дописать контрольную точку в этот файл (храните вне узла)"
+    )
+    cp.set_defaults(handler=_checkpoint)
+    ve = sub.add_parser("verify-export", help="проверить выгруженный участок без доступа к узлу")
+    ve.add_argument("file", type=Path)
+    ve.add_argument("--checkpoint", action="append", type=Path, default=[])
+    ve.set_defaults(handler=_verify_export)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _open(path: Path) -> tuple[NodeConfig, Any]:
+    from gateway.store import migrate, open_store
+
+    config = NodeConfig.from_toml(path)
+    store = open_store(config.database_url)
+    migrate(store.engine)
+    return config, store
+
+
+def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
+    from gateway.jobs.audit_checkpoints import parse_checkpoint_line
+
+    found = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                where = f"{path}:{number}"
+                found.append((parse_checkpoint_line(line, where), where))
+    return found
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from gateway.cli.purge import _seal_certificates
+    from gateway.jobs.audit_checkpoints import verify_trail
+
+    try:
+        config, store = _open(args.config)
+        expected = _seal_certificates(config)
+        extra = _read_checkpoint_files(args.checkpoint)
+    except (GatewayError, OSError, ValueError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    try:
+        result = verify_trail(store, expected, extra)
+    finally:
+        store.dispose()
+    print(result.summary())
+    if result.intact and result.checkpoints_checked == 0:
+        _say(
+            "внимание: контрольных точек нет — обрезку и переписывание хвоста журнала "
+            "обнаружить нечем (gateway audit checkpoint)"
+        )
+    return EXIT_OK if result.intact else EXIT_TAMPERED
+
+
+def _bound(text: str | None) -> tuple[int | None, datetime | None]:
+    if text is None:
+        return None, None
+    if text.isdigit():
+        return int(text), None
+    value = datetime.fromisoformat(text)
+    return None, (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from gateway.store import audit
+
+    try:
+        seq_from, time_from = _bound(args.start)
+        seq_to, time_to = _bound(args.end)
+    except ValueError:
+        _say("ошибка: --from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)")
+        return EXIT_UNUSABLE
+    try:
+        config, store = _open(args.config)
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    written = 0
+    try:
+        with open(args.out, "x", encoding="utf-8") as out, store.read() as conn:
+            head_seq, head_hash = audit.head(conn)
+            out.write(
+                json.dumps(
+                    {
+                        "format": EXPORT_FORMAT,
+                        "body_id": config.node.body_id,
+                        "exported_at": datetime.now(UTC).isoformat(),
+                        "head_seq": head_seq,
+                        "head_hash": head_hash.hex(),
+                        "hash_rule": "sha256(prev_hash || canonical_json({seq, at, actor, kind, "
+                        "subjects, details})); canonical: sorted keys, no spaces, UTF-8; at: "
+                        "UTC ISO 8601 with microseconds",
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+            after = (seq_from - 1) if seq_from else 0
+            while True:
+                page = audit.events_in_range(
+                    conn, after_seq=after, up_to_seq=seq_to, since=time_from, until=time_to
+                )
+                for e in page:
+                    out.write(_event_line(e) + "\n")
+                    written += 1
+                if len(page) < audit.VERIFY_BATCH:
+                    break
+                after = page[-1].seq
+    except FileExistsError:
+        _say(f"ошибка: файл {args.out} уже есть; он не перезаписывается")
+        return EXIT_UNUSABLE
+    finally:
+        store.dispose()
+    _say(f"выгружено событий: {written} → {args.out}")
+    return EXIT_OK
+
+
+def _event_line(e: Any) -> str:
+    return json.dumps(
+        {
+            "seq": e.seq,
+            "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor": e.actor,
+            "kind": e.kind,
+            "subjects": dict(e.subjects),
+            "details": dict(e.details),
+            "prev_hash": e.prev_hash.hex(),
+            "hash": e.hash.hex(),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:
+    """Re-check an exported segment: each event's hash from its content and its predecessor's
+    hash. Returns ``(events checked, broken seq or None, reason)``. The first event's own
+    ``prev_hash`` is taken on trust (it is the hash of the event before the segment)."""
+    from gateway.store.audit import event_hash
+
+    checked = 0
+    prev: tuple[int, bytes] | None = None
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        e = json.loads(line)
+        seq = int(e["seq"])
+        prev_hash = bytes.fromhex(e["prev_hash"])
+        if prev is not None:
+            if seq != prev[0] + 1:
+                return checked, prev[0] + 1, f"event {prev[0] + 1} is missing (deleted)"
+            if prev_hash != prev[1]:
+                return checked, seq, f"event {seq} does not follow event {seq - 1}"
+        digest = event_hash(
+            prev_hash,
+            seq,
+            datetime.fromisoformat(e["at"]),
+            e["actor"],
+            e["kind"],
+            json.dumps(e["subjects"]),
+            json.dumps(e["details"]),
+        )
+        if digest.hex() != e["hash"]:
+            return checked, seq, f"event {seq} was modified: its hash does not match its content"
+        prev = (seq, digest)
+        checked += 1
+    return checked, None, ""
+
+
+def _verify_export(args: argparse.Namespace) -> int:
+    from gateway.jobs.audit_checkpoints import verify_statement
+
+    try:
+        lines = args.file.read_text(encoding="utf-8").splitlines()
+        header = json.loads(lines[0])
+        if header.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"not a {EXPORT_FORMAT} file")
+        checkpoints = _read_checkpoint_files(args.checkpoint)
+        checked, broken, reason = verify_export_lines(lines)
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    if broken is not None:
+        print(f"участок журнала НАРУШЕН на событии {broken}: {reason}")
+        return EXIT_TAMPERED
+    hashes = {}
+    for line in lines[1:]:
+        if line.strip():
+            e = json.loads(line)
+            hashes[int(e["seq"])] = e["hash"]
+    for checkpoint, where in checkpoints:
+        check = verify_statement(
+            checkpoint.signed.statement, checkpoint.signed.signature, checkpoint.signed.certificate
+        )
+        if not check.ok:
+            print(f"контрольная точка {where}: {check.reason}")
+            return EXIT_TAMPERED
+        if checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.hash.hex():
+            print(
+                f"участок журнала НАРУШЕН на событии {checkpoint.seq}: контрольная точка {where} "
+                "подписала другой хеш (хвост переписан)"
+            )
+            return EXIT_TAMPERED
+    print(f"участок журнала цел: {checked} событий")
+    return EXIT_OK
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from gateway.cli.purge import cli_actor
+    from gateway.crypto.keystore import KeyStore
+    from gateway.jobs.audit_checkpoints import checkpoint_file_line, create_checkpoint
+
+    try:
+        config, store = _open(args.config)
+        keys = KeyStore.from_config(config)
+        seal = keys.seal()
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    try:
+        checkpoint = create_checkpoint(store, seal, actor=cli_actor(), now=datetime.now(UTC))
+    finally:
+        store.dispose()
+        keys.close()
+    print(
+        f"контрольная точка {checkpoint.checkpoint_id}: событие {checkpoint.seq}, хеш "
+        f"{checkpoint.hash.hex()}, подписана печатью {seal.body_id}"
+    )
+    if args.out is not None:
+        with open(args.out, "a", encoding="utf-8") as out:
+            out.write(checkpoint_file_line(checkpoint) + "\n")
+        _say(f"дописана в {args.out}")
+    return EXIT_OK

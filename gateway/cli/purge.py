@@ -1,0 +1,354 @@
+"""``gateway purge``: the retention purge by hand (CIS Art. 9.6), its runs and signed reports.
+
+    gateway purge --config NODE.toml --dry-run [--now TIME]   what would go, and why
+    gateway purge --config NODE.toml [--now TIME]             purge (progress on a terminal)
+    gateway purge runs --config NODE.toml                     the latest runs
+    gateway purge report --config NODE.toml RUN_ID [--out DIR]  show / export a signed report
+    gateway purge verify-report --config NODE.toml RUN_ID     check its seal signature
+
+Exit codes: 0 — done (or the report verifies); 1 — the run had errors, or the report does not
+verify; 2 — bad arguments or configuration; 3 — another node holds the purge lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import NodeConfig
+from gateway.model.problems import GatewayError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_UNUSABLE = 2
+EXIT_LOCKED = 3
+PROGRESS_WIDTH = 30
+"""Characters of the progress bar: fits an 80-column terminal with the counts beside it."""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "purge",
+        help="уничтожение сообщений по срокам хранения (ст. 9.6 Соглашения СНГ)",
+        description=(
+            "Без подкоманды: удаляет сообщения, срок хранения которых истёк (надгробная запись, "
+            "уничтожение ключа данных), и сохраняет подписанный печатью отчёт. --dry-run только "
+            "показывает, что и почему будет удалено."
+        ),
+    )
+    p.add_argument("--config", type=Path, help="TOML-файл узла")
+    p.add_argument("--dry-run", action="store_true", help="только показать, ничего не удалять")
+    p.add_argument("--now", help="момент оценки сроков, ISO 8601 (по умолчанию — сейчас)")
+    p.add_argument("--json", action="store_true", help="вывод в JSON (строка на сообщение)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="сообщений в одной транзакции (1–500; по умолчанию 200)",
+    )
+    p.set_defaults(handler=_purge)
+    sub = p.add_subparsers(dest="purge_command")
+    runs = sub.add_parser("runs", help="последние запуски и их отчёты")
+    runs.add_argument("--config", required=True, type=Path)
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(handler=_runs)
+    rep = sub.add_parser("report", help="показать подписанный отчёт; --out — выгрузить")
+    rep.add_argument("--config", required=True, type=Path)
+    rep.add_argument("run_id", metavar="RUN_ID")
+    rep.add_argument(
+        "--out", type=Path, help="каталог: report.json, report.sig, seal.pem (для openssl)"
+    )
+    rep.set_defaults(handler=_report)
+    ver = sub.add_parser("verify-report", help="проверить подпись печатью под отчётом")
+    ver.add_argument("--config", required=True, type=Path)
+    ver.add_argument("run_id", metavar="RUN_ID")
+    ver.set_defaults(handler=_verify_report)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now``: an ISO 8601 time (a date alone is its midnight UTC; no zone means UTC)."""
+    if not text:
+        return datetime.now(UTC)
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def cli_actor() -> str:
+    """``cli:<login>``: who ran a command, for the audit trail."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = f"uid-{os.getuid()}"
+    return f"cli:{user}"[:64]
+
+
+def _open(args: argparse.Namespace) -> tuple[NodeConfig, Any]:
+    from gateway.store import migrate, open_store
+
+    config = NodeConfig.from_toml(args.config)
+    store = open_store(config.database_url)
+    migrate(store.engine)
+    return config, store
+
+
+def _seal_certificates(config: NodeConfig) -> list[Any]:
+    """The node's seal certificate(s) from the key directory: what a report must be signed by."""
+    from gateway.crypto.certificates import load_pem_certificates
+    from gateway.crypto.keystore import KeyRole, KeyStore
+
+    path = KeyStore.from_config(config).cert_path(KeyRole.SEAL)
+    return load_pem_certificates(path.read_bytes())[:1]
+
+
+def _purge(args: argparse.Namespace) -> int:
+    if args.config is None:
+        _say("ошибка: укажите --config NODE.toml")
+        return EXIT_UNUSABLE
+    try:
+        now = parse_now(args.now)
+    except ValueError:
+        _say(f"ошибка: --now {args.now!r} — не время ISO 8601 (например 2031-01-01T00:00:00Z)")
+        return EXIT_UNUSABLE
+    from gateway.jobs.retention import PolicySet
+
+    try:
+        config, store = _open(args)
+        policies = PolicySet.from_config(config)
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    try:
+        if args.dry_run:
+            return _dry_run(store, policies, now, as_json=args.json)
+        return _real_run(
+            config, store, policies, now, as_json=args.json, batch_size=args.batch_size
+        )
+    finally:
+        store.dispose()
+
+
+def _dry_run(store: Any, policies: Any, now: datetime, *, as_json: bool) -> int:
+    from gateway.jobs.purge import Action, Decision, plan
+
+    counts: dict[str, int] = {}
+    examined = 0
+    if not as_json:
+        print(f"# пробный запуск на {now.isoformat()}: ничего не удаляется")
+        print("# message_id\tkind\tdirection\tparty\tpolicy\texpired_at\taction")
+    for item in plan(store, policies, now):
+        if not isinstance(item, Decision):
+            examined += item
+            continue
+        counts[item.action] = counts.get(item.action, 0) + 1
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "message_id": item.message_id,
+                        "conversation_id": item.conversation_id,
+                        "kind": item.kind,
+                        "direction": item.direction,
+                        "party": item.party,
+                        "policy": item.policy,
+                        "expired_at": item.expires_at.isoformat(),
+                        "action": item.action,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            print(
+                f"{item.message_id}\t{item.kind}\t{item.direction}\t{item.party}\t"
+                f"{item.policy}\t{item.expires_at.isoformat()}\t{item.action}"
+            )
+    summary = (
+        f"# просмотрено {examined}; будет удалено {counts.get(Action.PURGE, 0)}, "
+        f"удерживается (legal hold) {counts.get(Action.HELD, 0)}, "
+        f"не доставлено {counts.get(Action.UNDELIVERED, 0)}"
+    )
+    print(summary, file=sys.stderr if as_json else sys.stdout)
+    return EXIT_OK
+
+
+class _ProgressPrinter:
+    """A bar redrawn in place on a terminal; a plain line per step otherwise (logs, pipes)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_line = -1
+
+    def __call__(self, p: Any) -> None:
+        total = max(p.total, p.examined, 1)
+        share = min(p.examined / total, 1.0)
+        if self.tty:
+            filled = int(share * PROGRESS_WIDTH)
+            bar = "#" * filled + "-" * (PROGRESS_WIDTH - filled)
+            self.stream.write(
+                f"\r[{bar}] {share:6.1%}  просмотрено {p.examined}/{p.total}, удалено {p.purged}"
+            )
+            self.stream.flush()
+            return
+        decile = int(share * 10)
+        if decile != self.last_line:
+            self.last_line = decile
+            print(
+                f"purge: просмотрено {p.examined}/{p.total} ({share:.0%}), удалено {p.purged}",
+                file=self.stream,
+                flush=True,
+            )
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _real_run(
+    config: NodeConfig,
+    store: Any,
+    policies: Any,
+    now: datetime,
+    *,
+    as_json: bool,
+    batch_size: int | None = None,
+) -> int:
+    from gateway.crypto.keystore import KeyStore
+    from gateway.jobs.locks import job_lock
+    from gateway.jobs.purge import PURGE_BATCH, run_purge
+    from gateway.jobs.scheduler import PURGE, default_owner
+    from gateway.store.purge import MAX_PURGE_BATCH
+
+    batch_size = batch_size or PURGE_BATCH
+    if not 1 <= batch_size <= MAX_PURGE_BATCH:
+        _say(f"ошибка: --batch-size должно быть от 1 до {MAX_PURGE_BATCH}")
+        return EXIT_UNUSABLE
+    keys = KeyStore.from_config(config)
+    try:
+        seal = keys.seal()
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: печать органа не загружена ({exc}); отчёт о запуске нечем подписать")
+        return EXIT_UNUSABLE
+    printer = _ProgressPrinter(sys.stderr)
+    try:
+        with job_lock(store.engine, PURGE, default_owner(config.node.body_id)) as acquired:
+            if not acquired:
+                _say("ошибка: уничтожение уже выполняется на другом узле (блокировка purge занята)")
+                return EXIT_LOCKED
+            report = run_purge(
+                store,
+                policies,
+                now,
+                seal=seal,
+                actor=cli_actor(),
+                progress=printer,
+                batch_size=batch_size,
+            )
+    finally:
+        printer.done()
+        keys.close()
+    if as_json:
+        print(report.report)
+    else:
+        print(f"запуск {report.run_id}: {report.state}, удалено {report.purged}")
+        for policy, count in sorted(report.purged_by_policy.items()):
+            print(f"  {policy}: {count}")
+        held = sum(report.held_by_policy.values())
+        print(f"удерживается: {held}; не доставлено: {report.undelivered}")
+        print(f"длительность: {report.duration_ms} мс; ошибки: {report.errors or 'нет'}")
+        print(
+            "отчёт подписан печатью органа: gateway purge verify-report --config … " + report.run_id
+        )
+    return EXIT_OK if not report.errors else EXIT_FAILED
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from gateway.store import purge as purge_store
+
+    try:
+        _config, store = _open(args)
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    try:
+        with store.read() as conn:
+            runs = purge_store.list_runs(conn, limit=args.limit)
+            signed = {r.run_id: purge_store.get_report(conn, r.run_id) is not None for r in runs}
+    finally:
+        store.dispose()
+    print("run_id\tstarted_at\tstate\tpurged\theld\terror\treport")
+    for r in runs:
+        print(
+            f"{r.run_id}\t{r.started_at.isoformat()}\t{r.state}\t{r.purged}\t{r.held}\t"
+            f"{r.error_code or '-'}\t{'signed' if signed[r.run_id] else 'none'}"
+        )
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from gateway.store import purge as purge_store
+
+    try:
+        _config, store = _open(args)
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    try:
+        with store.read() as conn:
+            stored = purge_store.get_report(conn, args.run_id)
+    finally:
+        store.dispose()
+    if stored is None:
+        _say(f"ошибка: отчёта запуска {args.run_id} нет (gateway purge runs покажет запуски)")
+        return EXIT_UNUSABLE
+    print(json.dumps(json.loads(stored.report), ensure_ascii=False, indent=2))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_bytes(stored.report.encode("utf-8"))
+        (args.out / "report.sig").write_bytes(stored.signature)
+        cert = x509.load_der_x509_certificate(stored.certificate)
+        (args.out / "seal.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _say(
+            f"выгружено в {args.out}: report.json (подписанные байты), report.sig (DER), "
+            "seal.pem; проверка: openssl x509 -in seal.pem -pubkey -noout > seal.pub && "
+            "openssl dgst -sha256 -verify seal.pub -signature report.sig report.json"
+        )
+    return EXIT_OK
+
+
+def _verify_report(args: argparse.Namespace) -> int:
+    from gateway.jobs.purge import verify_report
+
+    try:
+        config, store = _open(args)
+        expected = _seal_certificates(config)
+    except (GatewayError, OSError) as exc:
+        _say(f"ошибка: {exc}")
+        return EXIT_UNUSABLE
+    try:
+        check = verify_report(store, args.run_id, expected)
+    finally:
+        store.dispose()
+    if check.ok:
+        print(
+            f"отчёт запуска {args.run_id}: подпись печатью верна "
+            f"({check.report.get('body_id')}, удалено {check.report.get('purged')})"
+        )
+        return EXIT_OK
+    print(f"отчёт запуска {args.run_id}: НЕ ПОДТВЕРЖДЁН — {check.reason}")
+    return EXIT_FAILED

@@ -1,0 +1,314 @@
+"""Signed audit checkpoints, and the seal's detached signature over canonical JSON.
+
+The audit chain (``gateway.store.audit``) shows any edit *inside* it, but nothing keyless can
+show that its tail was cut off and rewritten with fresh hashes: whoever can write the database
+can recompute every hash after the cut. A *checkpoint* is the chain head (seq, hash, time)
+signed by the body's seal, whose private key is not in the database (a file under the key
+passphrase, or a token). Verifying the chain against every stored checkpoint finds a tail that
+was truncated (the checkpointed event is gone) or rewritten (its hash differs). Copy
+checkpoints off the node (``gateway audit checkpoint --out``) so that deleting the newest ones
+in the database is found too (``gateway audit verify --checkpoint FILE``).
+
+Signatures here are *detached signatures over canonical JSON* (sorted keys, no spaces, UTF-8):
+the seal's default scheme (ECDSA with the curve's hash, DER-encoded; RSA PKCS#1 v1.5 SHA-256),
+what ``openssl dgst -sha256 -verify`` checks. Purge reports (``gateway.jobs.purge``) use the
+same format. Verification returns a :class:`StatementCheck`; a failure cannot read as success.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from gateway.crypto import algorithms
+from gateway.crypto.keystore import SigningKey
+from gateway.store import Store
+from gateway.store import audit as audit_store
+
+CHECKPOINT_FORMAT = "gateway-audit-checkpoint/1"
+"""Names the statement's layout, so a later layout can never be read as this one."""
+CHECKPOINT_KIND = "audit.checkpoint"
+"""Audit event appended after each checkpoint (the next checkpoint covers it)."""
+
+
+# --- detached signatures over canonical JSON ------------------------------------------------
+
+
+def canonical_json(obj: Mapping[str, Any]) -> str:
+    """Sorted keys, no spaces, UTF-8 text: the exact bytes a statement's signature covers."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedStatement:
+    statement: str
+    """Canonical JSON; the signature covers ``statement.encode("utf-8")``."""
+    signature: bytes
+    certificate: bytes
+    """DER of the seal certificate that signed."""
+
+
+def sign_statement(seal: SigningKey, obj: Mapping[str, Any]) -> SignedStatement:
+    """Sign ``obj``'s canonical JSON with the body's seal."""
+    text = canonical_json(obj)
+    return SignedStatement(
+        text,
+        seal.sign(text.encode("utf-8")),
+        seal.certificate.public_bytes(serialization.Encoding.DER),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatementCheck:
+    """Result of :func:`verify_statement`: ``ok`` only when the signature is valid and (when
+    expected certificates were given) made by one of them."""
+
+    ok: bool
+    reason: str
+    """Empty when ok."""
+    signer: str
+    """Subject of the signing certificate (empty when unreadable)."""
+
+
+def _verify_raw(public_key: Any, data: bytes, signature: bytes) -> None:
+    _method, digest = algorithms.signature_method_for(public_key)
+    hash_alg = hashes.SHA384() if "384" in digest.name else hashes.SHA256()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, data, ec.ECDSA(hash_alg))
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise InvalidSignature(f"unsupported key type {type(public_key).__name__}")
+
+
+def verify_statement(
+    statement: str,
+    signature: bytes,
+    certificate_der: bytes,
+    expected: Sequence[x509.Certificate] = (),
+) -> StatementCheck:
+    """Check a detached seal signature over ``statement``. With ``expected`` (the node's seal
+    certificates, current and earlier), the signer's public key must be one of theirs: a
+    certificate stored next to the statement proves nothing by itself."""
+    try:
+        cert = x509.load_der_x509_certificate(certificate_der)
+    except ValueError:
+        return StatementCheck(False, "the stored certificate is not readable DER", "")
+    signer = cert.subject.rfc4514_string()
+    try:
+        _verify_raw(cert.public_key(), statement.encode("utf-8"), signature)
+    except (InvalidSignature, ValueError) as exc:
+        return StatementCheck(False, f"signature does not verify ({exc or 'invalid'})", signer)
+    if expected:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        known = {
+            c.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            for c in expected
+        }
+        if spki not in known:
+            return StatementCheck(
+                False, f"signed by {signer}, which is not this body's seal certificate", signer
+            )
+    return StatementCheck(True, "", signer)
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    checkpoint_id: int
+    seq: int
+    hash: bytes
+    at: datetime
+    signed: SignedStatement
+
+
+def _statement_for(body_id: str, seq: int, digest: bytes, at: datetime) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "body_id": body_id,
+        "seq": seq,
+        "hash": digest.hex(),
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+    }
+
+
+def create_checkpoint(store: Store, seal: SigningKey, *, actor: str, now: datetime) -> Checkpoint:
+    """Sign the current chain head and store it; then append an ``audit.checkpoint`` event (so
+    the checkpoint itself is in the chain that the next checkpoint covers). One transaction:
+    the head cannot move between reading and signing."""
+    with store.transaction() as conn:
+        seq, digest = audit_store.head(conn)
+        signed = sign_statement(seal, _statement_for(seal.body_id, seq, digest, now))
+        checkpoint_id = audit_store.store_checkpoint(
+            conn,
+            seq=seq,
+            hash=digest,
+            at=now,
+            statement=signed.statement,
+            signature=signed.signature,
+            certificate=signed.certificate,
+        )
+        audit_store.append(
+            conn,
+            now=now,
+            actor=actor,
+            kind=CHECKPOINT_KIND,
+            subjects={"checkpoint_id": str(checkpoint_id)},
+            details={"seq": seq, "hash": digest.hex()},
+        )
+    return Checkpoint(checkpoint_id, seq, digest, now, signed)
+
+
+def checkpoint_file_line(checkpoint: Checkpoint) -> str:
+    """One JSON line to keep off the node (``--out``): statement, signature and certificate."""
+    return canonical_json(
+        {
+            "statement": checkpoint.signed.statement,
+            "signature": checkpoint.signed.signature.hex(),
+            "certificate": checkpoint.signed.certificate.hex(),
+        }
+    )
+
+
+def parse_checkpoint_line(line: str, where: str) -> Checkpoint:
+    """A checkpoint read back from a file written with :func:`checkpoint_file_line`.
+    Raises ValueError naming ``where`` (file and line)."""
+    try:
+        outer = json.loads(line)
+        statement = outer["statement"]
+        inner = json.loads(statement)
+        if inner.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format is not {CHECKPOINT_FORMAT}")
+        return Checkpoint(
+            0,
+            int(inner["seq"]),
+            bytes.fromhex(inner["hash"]),
+            datetime.fromisoformat(inner["at"]),
+            SignedStatement(
+                statement, bytes.fromhex(outer["signature"]), bytes.fromhex(outer["certificate"])
+            ),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where}: not a checkpoint line ({exc})") from None
+
+
+def stored_checkpoints(store: Store) -> Iterator[Checkpoint]:
+    """Every stored checkpoint, oldest first, read in pages."""
+    after = 0
+    while True:
+        with store.read() as conn:
+            page = audit_store.checkpoints(conn, after_id=after)
+        for c in page:
+            yield Checkpoint(
+                c.checkpoint_id,
+                c.seq,
+                c.hash,
+                c.at,
+                SignedStatement(c.statement, c.signature, c.certificate),
+            )
+        if len(page) < audit_store.VERIFY_BATCH:
+            return
+        after = page[-1].checkpoint_id
+
+
+@dataclass(frozen=True, slots=True)
+class TrailVerification:
+    """The audit trail checked: the chain, then every checkpoint against it."""
+
+    chain: audit_store.AuditVerification
+    checkpoints_checked: int
+    broken_at: int | None
+    """Seq of the first problem (chain or checkpoint); None: intact."""
+    tampering: str
+    """Kind code (see ``AuditVerification.tampering``; ``checkpoint`` for a bad signature)."""
+    reason: str
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+    def summary(self) -> str:
+        if self.intact:
+            return (
+                f"audit trail intact: {self.chain.events_checked} events (last seq "
+                f"{self.chain.last_seq}), {self.checkpoints_checked} signed checkpoints"
+            )
+        return f"audit trail BROKEN at event {self.broken_at} ({self.tampering}): {self.reason}"
+
+
+def check_checkpoint(
+    store: Store,
+    checkpoint: Checkpoint,
+    last_seq: int,
+    expected: Sequence[x509.Certificate],
+    origin: str,
+) -> tuple[int, str, str] | None:
+    """``(seq, kind, reason)`` of the first problem this checkpoint reveals, or None."""
+    check = verify_statement(
+        checkpoint.signed.statement,
+        checkpoint.signed.signature,
+        checkpoint.signed.certificate,
+        expected,
+    )
+    if not check.ok:
+        return (checkpoint.seq, "checkpoint", f"{origin} (seq {checkpoint.seq}): {check.reason}")
+    # The row's columns may be edited apart from the signed statement: trust only the latter.
+    signed = json.loads(checkpoint.signed.statement)
+    seq, digest = int(signed["seq"]), bytes.fromhex(signed["hash"])
+    if seq == 0:
+        return None
+    if seq > last_seq:
+        return (
+            last_seq + 1,
+            "truncated",
+            f"{origin} signed the chain up to event {seq} on {signed['at']}, but the chain "
+            f"ends at event {last_seq}: events {last_seq + 1}..{seq} were deleted",
+        )
+    with store.read() as conn:
+        event = audit_store.event_at(conn, seq)
+    if event is None or event.hash != digest:
+        return (
+            seq,
+            "rewritten",
+            f"{origin} signed event {seq} with hash {digest.hex()[:16]}…, the stored event "
+            f"{seq} has another hash: the chain was rewritten at or before event {seq} "
+            "(truncated and re-appended)",
+        )
+    return None
+
+
+def verify_trail(
+    store: Store,
+    expected: Sequence[x509.Certificate] = (),
+    extra: Sequence[tuple[Checkpoint, str]] = (),
+) -> TrailVerification:
+    """Verify the chain, then every stored checkpoint and the ``extra`` ones (read from files
+    kept off the node, each with its origin for messages). Reports the first problem."""
+    with store.read() as conn:
+        chain = audit_store.verify(conn)
+    if not chain.intact:
+        return TrailVerification(chain, 0, chain.broken_at, chain.tampering, chain.reason)
+    count = 0
+    stored = ((c, f"checkpoint {c.checkpoint_id}") for c in stored_checkpoints(store))
+    for checkpoint, origin in itertools.chain(stored, extra):
+        problem = check_checkpoint(store, checkpoint, chain.last_seq, expected, origin)
+        if problem is not None:
+            seq, kind, reason = problem
+            return TrailVerification(chain, count, seq, kind, reason)
+        count += 1
+    return TrailVerification(chain, count, None, "", "")

@@ -1,0 +1,412 @@
+"""The nightly purge: destroy what retention says is old enough (CIS Art. 9.6), and prove it.
+
+Theory of operation
+-------------------
+1. **Plan** (:func:`plan`): walk every stored message in storage order, a page of facts at a
+   time (:data:`SCAN_PAGE`; never the whole store in memory), and decide each one with the
+   node's policies (``retention.expires_at``: the policy's event — received, conversation
+   closed, proceeding closed — plus its period, against the caller's ``now``). An expired
+   message is purged unless its conversation is under a legal hold or it still waits in the
+   outbox (undelivered); those are counted, not purged.
+2. **Purge** (:func:`run_purge`): expired messages go in batches of :data:`PURGE_BATCH`, one
+   transaction each. The batch is locked and decided *again* on the locked facts (a hold
+   placed since the scan wins), then tombstoned and destroyed (``store.purge.purge_batch``:
+   tombstone, audit event, wrapped data key deleted — crypto-shredding — then payload and
+   attachments). A kill at any point loses at most the open transaction: every message is
+   whole or tombstoned. A run found still ``running`` at the next start was interrupted: it is
+   closed as failed (``interrupted``) with a signed report of what it did; the new run then
+   purges the rest. Running twice purges nothing twice (idempotent).
+3. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
+   held and undelivered counts, duration, errors; canonical JSON signed with the body's seal
+   (``gateway.jobs.audit_checkpoints.sign_statement``) and stored (``purge_reports``).
+
+The dry run (``plan`` alone) lists the same decisions the real run then executes.
+Callers take the ``purge`` job lock (the scheduler does; ``gateway purge`` does too): one run
+at a time, or the interrupted-run recovery could close a live run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from cryptography import x509
+
+from gateway.crypto.keystore import SigningKey
+from gateway.jobs.audit_checkpoints import sign_statement, verify_statement
+from gateway.jobs.retention import (
+    ConversationEvents,
+    Expiry,
+    MessageDirection,
+    MessageFacts,
+    PolicySet,
+    expires_at,
+)
+from gateway.store import Store
+from gateway.store import purge as purge_store
+from gateway.store.purge import LockedMessage, RetentionFacts
+
+log = logging.getLogger(__name__)
+
+SCAN_PAGE = purge_store.MAX_SCAN_BATCH
+"""Facts read per query while planning: a few hundred KiB, whatever the store's size."""
+PURGE_BATCH = 200
+"""Messages destroyed per transaction. Short transactions keep SQLite's single writer free
+for receiving (a batch commits in tens of milliseconds) and bound what a kill can undo;
+larger batches gained under 10 % in the benchmark (benchmarks/purge_bench.py)."""
+MAX_BATCH_ERRORS = 10
+"""A run that failed this many batches stops: the database is likely unwell, and the next
+run resumes where this one stopped."""
+REPORT_FORMAT = "gateway-purge-report/1"
+RUN_POLICY_LABEL = "retention-policies"
+"""``purge_runs.policy`` of a run that applies the whole policy set (per-policy counts are
+in the tombstones and the report)."""
+INTERRUPTED = "interrupted"
+
+
+class Action:
+    """What the plan does with an expired message."""
+
+    PURGE = "purge"
+    HELD = "held"
+    """Kept: its conversation is under a legal hold."""
+    UNDELIVERED = "undelivered"
+    """Kept: still waiting in the outbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One expired message and what happens to it (a line of the dry run)."""
+
+    message_id: str
+    conversation_id: str
+    kind: str
+    direction: str
+    party: str
+    policy: str
+    expires_at: datetime
+    action: str
+    """:class:`Action` value."""
+
+
+def _expiry(policies: PolicySet, facts: RetentionFacts) -> Expiry:
+    return expires_at(
+        policies,
+        MessageFacts(
+            agreement=facts.agreement,
+            kind=facts.kind,
+            direction=MessageDirection(facts.direction),
+            sender=facts.sender,
+            recipient=facts.recipient,
+            stored_at=facts.stored_at,
+        ),
+        ConversationEvents(facts.conversation_closed_at, facts.proceeding_closed_at),
+    )
+
+
+def decide(policies: PolicySet, facts: RetentionFacts, now: datetime) -> Decision | None:
+    """The decision on one message at ``now``; None while it is not expired."""
+    expiry = _expiry(policies, facts)
+    if not expiry.expired(now):
+        return None
+    assert expiry.at is not None  # expired() implies a time
+    action = (
+        Action.HELD
+        if facts.held
+        else Action.UNDELIVERED
+        if facts.pending_delivery
+        else Action.PURGE
+    )
+    party = facts.sender if facts.direction == MessageDirection.IN else facts.recipient
+    return Decision(
+        facts.message_id,
+        facts.conversation_id,
+        facts.kind,
+        facts.direction,
+        party,
+        expiry.policy,
+        expiry.at,
+        action,
+    )
+
+
+def plan(
+    store: Store, policies: PolicySet, now: datetime, *, page: int = SCAN_PAGE
+) -> Iterator[Decision | int]:
+    """Walk the store; yield a :class:`Decision` per expired message, and after each page the
+    count of messages examined in it (for progress). Each page is its own short read
+    transaction; memory holds one page."""
+    _check_now(now)
+    after = 0
+    while True:
+        with store.read() as conn:
+            facts = purge_store.scan(conn, after=after, limit=page)
+        for f in facts:
+            decision = decide(policies, f, now)
+            if decision is not None:
+                yield decision
+        if facts:
+            yield len(facts)
+        if len(facts) < page:
+            return
+        after = facts[-1].position
+
+
+def _check_now(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now={now!r} is naive; pass an aware time (UTC)")
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    examined: int
+    total: int
+    """Messages stored when the run started (an estimate: receiving goes on)."""
+    purged: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """The signed result of one run (``report`` is what the signature covers)."""
+
+    run_id: str
+    state: str
+    """``finished`` or ``failed``."""
+    purged_by_policy: dict[str, int]
+    held_by_policy: dict[str, int]
+    undelivered: int
+    examined: int
+    duration_ms: int
+    errors: dict[str, int]
+    """Error code (exception type, or ``interrupted``) → batches it failed."""
+    report: str
+    """Canonical JSON of all of the above and the times; signed."""
+    signature: bytes
+    certificate: bytes
+
+    @property
+    def purged(self) -> int:
+        return sum(self.purged_by_policy.values())
+
+
+@dataclass(slots=True)
+class _Tally:
+    examined: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+    undelivered: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    purged: int = 0
+
+
+def run_purge(
+    store: Store,
+    policies: PolicySet,
+    now: datetime,
+    *,
+    seal: SigningKey,
+    actor: str,
+    batch_size: int = PURGE_BATCH,
+    progress: Callable[[Progress], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> PurgeReport:
+    """Purge every message expired at ``now``; return the signed, stored report.
+
+    ``now`` is the retention instant (and the tombstones' ``purged_at``); the run's duration is
+    measured, not derived from it. ``on_batch(purged_so_far)`` is called after each committed
+    batch (benchmarks sample memory there). The caller holds the ``purge`` job lock.
+    """
+    _check_now(now)
+    if not 1 <= batch_size <= purge_store.MAX_PURGE_BATCH:
+        raise ValueError(f"batch_size must be 1..{purge_store.MAX_PURGE_BATCH}")
+    _close_interrupted(store, now, seal)
+    started = time.monotonic()
+    run_id = str(uuid.uuid4())
+    with store.transaction() as conn:
+        purge_store.start_run(conn, run_id, RUN_POLICY_LABEL, actor, now)
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(purge_store.messages)
+        ).scalar_one()
+    tally = _Tally()
+    batch: list[str] = []
+
+    def flush() -> None:
+        if batch:
+            tally.purged += _purge_one_batch(store, policies, now, batch, run_id, actor, tally)
+            batch.clear()
+            if on_batch is not None:
+                on_batch(tally.purged)
+
+    for item in plan(store, policies, now):
+        if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+            break
+        if isinstance(item, int):
+            tally.examined += item
+            if progress is not None:
+                progress(Progress(tally.examined, total, tally.purged))
+            continue
+        if item.action == Action.HELD:
+            tally.held[item.policy] += 1
+        elif item.action == Action.UNDELIVERED:
+            tally.undelivered += 1
+        else:
+            batch.append(item.message_id)
+            if len(batch) >= batch_size:
+                flush()
+    flush()
+    if progress is not None:
+        progress(Progress(tally.examined, total, tally.purged))
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return _finish(store, run_id, now, duration_ms, tally, seal, policies.source)
+
+
+def _purge_one_batch(
+    store: Store,
+    policies: PolicySet,
+    now: datetime,
+    ids: Sequence[str],
+    run_id: str,
+    actor: str,
+    tally: _Tally,
+) -> int:
+    try:
+        with store.transaction() as conn:
+            locked = purge_store.lock_batch(conn, ids)
+            decided: list[tuple[LockedMessage, str]] = []
+            for message in locked:
+                decision = decide(policies, message.facts, now)
+                if decision is None:
+                    continue  # no longer expired (e.g. a proceeding reopened): kept
+                if decision.action == Action.PURGE:
+                    decided.append((message, decision.policy))
+                elif decision.action == Action.HELD:
+                    tally.held[decision.policy] += 1  # a hold placed since the scan
+                else:
+                    tally.undelivered += 1
+            return purge_store.purge_batch(conn, decided, run_id=run_id, actor=actor, now=now)
+    except sa.exc.SQLAlchemyError as exc:
+        code = type(exc).__name__
+        tally.errors[code] += 1
+        log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(ids), code)
+        return 0
+
+
+def _finish(
+    store: Store,
+    run_id: str,
+    now: datetime,
+    duration_ms: int,
+    tally: _Tally,
+    seal: SigningKey,
+    source: str,
+    *,
+    examined_known: bool = True,
+) -> PurgeReport:
+    error_code = next(iter(tally.errors), None)
+    finished_at = now + timedelta(milliseconds=duration_ms)
+    with store.transaction() as conn:
+        purge_store.finish_run(
+            conn, run_id, finished_at, held=sum(tally.held.values()), error_code=error_code
+        )
+        run = purge_store.get_run(conn, run_id)
+        assert run is not None
+        by_policy = purge_store.purged_by_policy(conn, run_id)
+        body = {
+            "format": REPORT_FORMAT,
+            "body_id": seal.body_id,
+            "run_id": run_id,
+            "actor": run.actor,
+            "state": run.state,
+            "retention_now": now.astimezone(UTC).isoformat(),
+            "started_at": run.started_at.astimezone(UTC).isoformat(),
+            "finished_at": finished_at.astimezone(UTC).isoformat(),
+            "duration_ms": duration_ms,
+            "policy_source": source,
+            "examined": tally.examined if examined_known else None,
+            "purged": sum(by_policy.values()),
+            "purged_by_policy": by_policy,
+            "held_by_policy": dict(tally.held),
+            "undelivered": tally.undelivered,
+            "errors": dict(tally.errors),
+        }
+        signed = sign_statement(seal, body)
+        purge_store.store_report(
+            conn,
+            run_id,
+            signed_at=finished_at,
+            report=signed.statement,
+            signature=signed.signature,
+            certificate=signed.certificate,
+        )
+    log.info(
+        "purge run %s %s: %d purged %s, %d held, %d undelivered, %d ms",
+        run_id,
+        run.state,
+        body["purged"],
+        by_policy,
+        sum(tally.held.values()),
+        tally.undelivered,
+        duration_ms,
+    )
+    return PurgeReport(
+        run_id,
+        run.state,
+        by_policy,
+        dict(tally.held),
+        tally.undelivered,
+        tally.examined,
+        duration_ms,
+        dict(tally.errors),
+        signed.statement,
+        signed.signature,
+        signed.certificate,
+    )
+
+
+def _close_interrupted(store: Store, now: datetime, seal: SigningKey) -> list[PurgeReport]:
+    """Close runs left ``running`` by a killed process (failed, ``interrupted``) with a signed
+    report of what they purged; the current run does the rest."""
+    with store.read() as conn:
+        stale = purge_store.running_runs(conn)
+    reports = []
+    for run_id in stale:
+        log.warning("purge run %s was interrupted; closing it, this run finishes its work", run_id)
+        tally = _Tally(errors=Counter({INTERRUPTED: 1}))
+        reports.append(_finish(store, run_id, now, 0, tally, seal, "unknown", examined_known=False))
+    return reports
+
+
+# --- reading reports -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCheck:
+    run_id: str
+    ok: bool
+    reason: str
+    report: dict[str, object]
+
+
+def verify_report(
+    store: Store, run_id: str, expected: Sequence[x509.Certificate] = ()
+) -> ReportCheck:
+    """Check a stored report's seal signature (and, with ``expected``, that the signer is this
+    body's seal) and that it belongs to ``run_id``."""
+    with store.read() as conn:
+        stored = purge_store.get_report(conn, run_id)
+    if stored is None:
+        return ReportCheck(run_id, False, f"no report stored for run {run_id}", {})
+    check = verify_statement(stored.report, stored.signature, stored.certificate, expected)
+    report = json.loads(stored.report)
+    if check.ok and report.get("run_id") != run_id:
+        return ReportCheck(run_id, False, "the signed report names another run", report)
+    return ReportCheck(run_id, check.ok, check.reason, report)

@@ -1,0 +1,282 @@
+"""The real bodies of the node's scheduled jobs, wired into :class:`GatewayScheduler`.
+
+``gateway serve`` calls :func:`scheduler_for` with the node's configuration and its node object
+(anything with ``store``, ``keys`` and ``body_id``), adds ``scheduler_context(scheduler)`` to the
+app's cleanup contexts, and the jobs run:
+
+* ``purge`` — the nightly purge with its signed report (``gateway.jobs.purge``), then a signed
+  audit checkpoint (the periodic checkpoint: once a day, after the purge's events);
+* ``outbox-retry`` — a sweep that only *reports*: the runtime's delivery worker already
+  retries due outbox rows on its own (it polls ``claim_due`` and honours each row's back-off),
+  so the sweep logs how many rows wait and warns about rows overdue by more than
+  :data:`STUCK_AFTER` (a worker that stopped);
+* ``deadline-reminders`` — a ``deadline.reminder`` audit event (and a log line) per open
+  conversation whose deadline is within :data:`REMINDER_DAYS_BEFORE` days (working days for
+  CIS, calendar days for SC) or overdue (``gateway.rules.deadlines.reminder_due``);
+* ``key-expiry-warnings`` — a ``key.expiring`` audit event and a warning per key whose
+  certificate expires within :data:`KEY_EXPIRY_WARNING_DAYS` days (or has expired).
+
+Every body takes its ``now`` from the run (``JobRun.started_at``), never the clock, so tests
+drive them with pinned times. Bodies are synchronous: the scheduler runs them in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from gateway.config import NodeConfig
+from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.jobs.audit_checkpoints import create_checkpoint
+from gateway.jobs.purge import PurgeReport, run_purge
+from gateway.jobs.retention import PolicySet
+from gateway.jobs.scheduler import (
+    DEADLINE_REMINDERS,
+    KEY_EXPIRY_WARNINGS,
+    OUTBOX_RETRY,
+    PURGE,
+    GatewayScheduler,
+    JobBody,
+    JobRun,
+)
+from gateway.model.profiles import profile
+from gateway.rules.calendars import calendar_for
+from gateway.rules.deadlines import (
+    DEFAULT_REMINDER_DAYS_BEFORE,
+    Deadline,
+    reminder_due,
+    working_days_left,
+)
+from gateway.store import Store, audit
+from gateway.store import outbox as outbox_store
+from gateway.store.tables import conversations, outbox
+
+log = logging.getLogger(__name__)
+
+REMINDER_DAYS_BEFORE = DEFAULT_REMINDER_DAYS_BEFORE
+"""5 working days: time to answer or send a delay notice (CIS Art. 12 para. 3)."""
+REMINDER_HORIZON = timedelta(days=21)
+"""Conversations read per reminder run: due within three weeks (5 working days are at most
+~2 calendar weeks even across the longest holiday runs) or overdue; the rule then decides."""
+REMINDER_PAGE = 500
+"""Conversations read per query: bounded memory however many are open."""
+KEY_EXPIRY_WARNING_DAYS = 30
+"""A month: time to get a new certificate from the CA and roll it out to peers."""
+STUCK_AFTER = timedelta(hours=1)
+"""An outbox row due this long ago and still pending means delivery is not running."""
+
+
+class NodeLike(Protocol):
+    """What the job bodies need of the node (``gateway.exchange.node.Node`` has it)."""
+
+    store: Store
+    keys: KeyStore
+    body_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderSent:
+    conversation_id: str
+    due: date
+    days_left: int
+    """In the deadline's unit; negative: overdue."""
+
+
+def _actor(job: str) -> str:
+    return f"job:{job}"
+
+
+def purge_body(
+    config: NodeConfig, store: Store, seal: SigningKey, policies: PolicySet
+) -> Callable[[JobRun], PurgeReport]:
+    """The nightly purge, then the daily signed audit checkpoint."""
+
+    def body(run: JobRun) -> PurgeReport:
+        report = run_purge(store, policies, run.started_at, seal=seal, actor=_actor(PURGE))
+        create_checkpoint(store, seal, actor=_actor(PURGE), now=run.started_at)
+        return report
+
+    return body
+
+
+def outbox_sweep_body(store: Store) -> Callable[[JobRun], dict[str, int]]:
+    """Report the outbox (the delivery worker retries by itself); warn about stuck rows."""
+
+    def body(run: JobRun) -> dict[str, int]:
+        with store.read() as conn:
+            counts = outbox_store.count_by_state(conn)
+            stuck = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(
+                    outbox.c.state == "pending",
+                    outbox.c.next_attempt_at < run.started_at - STUCK_AFTER,
+                )
+            ).scalar_one()
+        counts = {**counts, "stuck": stuck}
+        if stuck:
+            log.warning(
+                "outbox: %d message(s) due for over %s are still pending: is the delivery "
+                "worker running? (gateway serve logs 'delivery round failed' when it fails)",
+                stuck,
+                STUCK_AFTER,
+            )
+        else:
+            log.debug("outbox sweep: %s", counts)
+        return counts
+
+    return body
+
+
+def _deadline_of(row: Any) -> Deadline:
+    rule = profile(row.agreement).deadline
+    return Deadline(
+        due=row.deadline,
+        article=rule.article,
+        working_days=rule.working_days,
+        shortened=False,
+        counted_from=row.opened_at.date(),
+    )
+
+
+def deadline_reminders_body(
+    config: NodeConfig, store: Store, *, days_before: int = REMINDER_DAYS_BEFORE
+) -> Callable[[JobRun], list[ReminderSent]]:
+    """Audit a reminder for each open conversation near or past its deadline."""
+
+    def calendar(state: str) -> Any:
+        return calendar_for(
+            state,
+            extra_days_off=config.calendar.extra_days_off.get(state, ()),
+            extra_working_days=config.calendar.extra_working_days.get(state, ()),
+        )
+
+    def body(run: JobRun) -> list[ReminderSent]:
+        today = run.started_at.astimezone(_node_zone(config)).date()
+        sent: list[ReminderSent] = []
+        after = ""
+        c = conversations.c
+        while True:
+            with store.read() as conn:
+                rows = conn.execute(
+                    sa.select(
+                        c.conversation_id,
+                        c.agreement,
+                        c.requested_party,
+                        c.requesting_party,
+                        c.deadline,
+                        c.opened_at,
+                    )
+                    .where(
+                        c.closed_at.is_(None),
+                        c.deadline.is_not(None),
+                        c.deadline <= today + REMINDER_HORIZON,
+                        c.conversation_id > after,
+                    )
+                    .order_by(c.conversation_id)
+                    .limit(REMINDER_PAGE)
+                ).all()
+            due_now = []
+            for row in rows:
+                deadline = _deadline_of(row)
+                cal = calendar(row.requested_party[:2])
+                if reminder_due(deadline, today, cal, days_before):
+                    due_now.append((row, working_days_left(deadline, today, cal)))
+            if due_now:
+                with store.transaction() as conn:
+                    for row, left in due_now:
+                        role = (
+                            "requested"
+                            if row.requested_party == config.node.body_id
+                            else ("requesting")
+                        )
+                        audit.append(
+                            conn,
+                            now=run.started_at,
+                            actor=_actor(DEADLINE_REMINDERS),
+                            kind="deadline.reminder",
+                            subjects={"conversation_id": row.conversation_id},
+                            details={
+                                "due": row.deadline.isoformat(),
+                                "days_left": left,
+                                "overdue": left < 0,
+                                "role": role,
+                            },
+                        )
+                        sent.append(ReminderSent(row.conversation_id, row.deadline, left))
+                        log.warning(
+                            "deadline %s conversation %s (%s party): %s",
+                            row.deadline.isoformat(),
+                            row.conversation_id,
+                            role,
+                            "OVERDUE" if left < 0 else f"{left} day(s) left",
+                        )
+            if len(rows) < REMINDER_PAGE:
+                return sent
+            after = rows[-1].conversation_id
+
+    return body
+
+
+def _node_zone(config: NodeConfig) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(config.node.timezone)
+
+
+def key_expiry_body(
+    keys: KeyStore, store: Store, *, warn_days: int = KEY_EXPIRY_WARNING_DAYS
+) -> Callable[[JobRun], list[tuple[str, int]]]:
+    """Warn (audit + log) about certificates expiring within ``warn_days`` days."""
+
+    def body(run: JobRun) -> list[tuple[str, int]]:
+        expiring = []
+        for entry in keys.entries():
+            left = entry.days_to_expiry(run.started_at)
+            if left is None or left > warn_days:
+                continue
+            label = entry.role + (f"-{entry.name}" if entry.name else "")
+            expiring.append((label, left))
+        if expiring:
+            with store.transaction() as conn:
+                for label, left in expiring:
+                    audit.append(
+                        conn,
+                        now=run.started_at,
+                        actor=_actor(KEY_EXPIRY_WARNINGS),
+                        kind="key.expiring",
+                        subjects={"key": label},
+                        details={"days_left": left, "expired": left < 0},
+                    )
+                    log.warning(
+                        "key %s: certificate %s; renew it (gateway keys)",
+                        label,
+                        "has EXPIRED" if left < 0 else f"expires in {left} day(s)",
+                    )
+        return expiring
+
+    return body
+
+
+def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
+    """The four bodies for ``node``. Loads the retention policies and the seal now, so that a
+    bad policy file or a missing seal stops ``gateway serve`` at start, not at 02:30."""
+    policies = PolicySet.from_config(config)
+    seal = getattr(node, "seal", None) or node.keys.seal()
+    return {
+        PURGE: purge_body(config, node.store, seal, policies),
+        OUTBOX_RETRY: outbox_sweep_body(node.store),
+        DEADLINE_REMINDERS: deadline_reminders_body(config, node.store),
+        KEY_EXPIRY_WARNINGS: key_expiry_body(node.keys, node.store),
+    }
+
+
+def scheduler_for(config: NodeConfig, node: NodeLike, **kwargs: Any) -> GatewayScheduler | None:
+    """The node's scheduler with the real job bodies, or None when ``[scheduler] enabled =
+    false``. ``kwargs`` go to :class:`GatewayScheduler` (``on_outcome``, ``clock``)."""
+    return GatewayScheduler.from_config(config, job_bodies(config, node), **kwargs)

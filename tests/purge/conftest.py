@@ -1,0 +1,76 @@
+"""Fixtures: a migrated store on SQLite and PostgreSQL (from tests/store), a seal key, a node
+configuration pointing at the store so that the ``gateway`` commands run against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.config import KeysSection
+from gateway.crypto.certificates import build_demo_pki
+from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.store import Store
+from tests.purge.world import BODY, PASSPHRASE, T0
+from tests.store.conftest import (  # noqa: F401 - fixtures used by name
+    pg_admin,
+    pg_schema_factory,
+    pg_session_store,
+    ring,
+    sqlite_template,
+    store,
+)
+
+
+@pytest.fixture(scope="session")
+def seal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo CA and this body's seal (valid around the test times). NOT FOR PRODUCTION."""
+    root = tmp_path_factory.mktemp("purge-pki")
+    pki = build_demo_pki(
+        root, [BODY], now=T0 - timedelta(days=1), passphrase=PASSPHRASE.encode(), roles=("seal",)
+    )
+    body_dir = pki.body_dirs[BODY]
+    (body_dir / "passphrase").write_text(PASSPHRASE + "\n", encoding="utf-8")
+    return body_dir
+
+
+@pytest.fixture(scope="session")
+def seal(seal_dir: Path) -> Iterator[SigningKey]:
+    keys = KeyStore(
+        KeysSection(dir=seal_dir, passphrase_file=seal_dir / "passphrase"), BODY, environ={}
+    )
+    yield keys.seal()
+    keys.close()
+
+
+def url_of(opened: Store) -> str:
+    return opened.engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def node_toml(tmp_path: Path, store: Store, seal_dir: Path) -> Path:  # noqa: F811
+    """A node configuration on the test store; one catch-all policy 'p': 1 year after received."""
+    path = tmp_path / "node.toml"
+    path.write_text(
+        f"""
+[node]
+body_id = "{BODY}"
+data_dir = "{tmp_path}"
+
+[database]
+url = "{url_of(store)}"
+
+[keys]
+dir = "{seal_dir}"
+passphrase_file = "{seal_dir / "passphrase"}"
+
+[[retention.policy]]
+name = "p"
+counts_from = "received"
+keep = "1 year"
+""",
+        encoding="utf-8",
+    )
+    return path
