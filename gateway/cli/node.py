@@ -85,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         runtime = NodeRuntime(node)
-        await runtime.start()
+        await runtime.start(scheduler=True)
         print(
             f"узел {node.body_id}: peer https://{config.peer.host}:{runtime.peer_port}, "
             f"API http://{config.api.host}:{config.api.port}/api/v1",

@@ -41,6 +41,9 @@ DELIVERY_POLL_SECONDS = 0.5
 OUTGOING_FAILED = "OUTGOING_FAILED"
 """Outbox error code when a claimed row cannot even be sent (no endpoint, no document)."""
 
+SCHEDULER_SHUTDOWN_GRACE = 30.0
+"""Seconds a running job (a purge batch) gets to finish when the node stops."""
+
 DIRECTORY_POLL_SECONDS = 5.0
 """How soon a node notices a newly imported directory file."""
 
@@ -66,6 +69,8 @@ class NodeRuntime:
     extra_runners: list[web.AppRunner] = field(default_factory=list)
     _worker: asyncio.Task[None] | None = None
     directory_poll_seconds: float = DIRECTORY_POLL_SECONDS
+    scheduler: Any = None
+    """The nightly purge, deadline reminders and key-expiry warnings (``gateway serve``)."""
     _tls_generation: int = 0
     _crl_mtimes: tuple[float, ...] = ()
     _expiry_checked_at: Any = None
@@ -80,7 +85,9 @@ class NodeRuntime:
 
     # --- start / stop --------------------------------------------------------------------
 
-    async def start(self, *, deliver: bool = True, console: bool = True) -> None:
+    async def start(
+        self, *, deliver: bool = True, console: bool = True, scheduler: bool = False
+    ) -> None:
         config = self.node.config
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
@@ -94,6 +101,12 @@ class NodeRuntime:
         self.api_runner = await start_local_api(api, config.api.host, config.api.port)
         if console:
             await self._start_console()
+        if scheduler:
+            from gateway.jobs.wiring import scheduler_for
+
+            self.scheduler = scheduler_for(config, self.node)
+            if self.scheduler is not None:
+                await self.scheduler.start()
         if deliver:
             self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
         # Taken now, not when the task first runs: a file replaced in between must count.
@@ -111,6 +124,8 @@ class NodeRuntime:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self.scheduler is not None:
+            await self.scheduler.shutdown(SCHEDULER_SHUTDOWN_GRACE)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
