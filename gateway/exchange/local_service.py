@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_document
+from gateway.exchange import disclosure
 from gateway.exchange.node import Node
 from gateway.exchange.service import (
     Actor,
@@ -149,6 +150,42 @@ class LocalNodeService:
                 return dict(conv_store.count_by_state(conn))
 
         return await self._run(counts)
+
+    async def disclose(
+        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
+    ) -> dict[str, Any]:
+        if not actor.has(Role.CONFIDENTIAL_READER):
+            raise await self._run(
+                self._deny, actor, Role.CONFIDENTIAL_READER, "disclosing a document", message_id
+            )
+
+        def run() -> dict[str, Any]:
+            try:
+                done = disclosure.disclose(
+                    self.node.store,
+                    self.node.kek_ring,
+                    body_id=self.node.body_id,
+                    message_id=message_id,
+                    recipient=recipient,
+                    category=disclosure.RecipientCategory(category),
+                    purpose=purpose,
+                    actor=actor.name[:64],
+                    now=self.node.clock(),
+                )
+            except disclosure.DisclosureRefused:
+                raise
+            except disclosure.DisclosureError as exc:
+                raise NotFound(str(exc)) from None
+            return {
+                "disclosure_id": done.disclosure_id,
+                "message_id": done.message_id,
+                "article": done.decision.article,
+                "code": done.decision.code,
+                "conditions": list(done.conditions),
+                "procedure": list(done.procedure),
+            }
+
+        return await self._run(run)
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         if not actor.roles & {Role.ADMINISTRATOR, Role.AUDITOR}:

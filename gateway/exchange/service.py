@@ -172,6 +172,13 @@ class LocalService(Protocol):
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]: ...
 
+    async def disclose(
+        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
+    ) -> dict[str, Any]:
+        """Disclose a document as the agreements allow (CIS Art. 9.2–9.3; SC Art. 8.2), or raise
+        ``DisclosureRefused`` naming the article; needs confidential-reader; recorded."""
+        ...
+
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         """Keys in use whose certificates end within 30 days (administrator or auditor)."""
         ...

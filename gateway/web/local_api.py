@@ -57,6 +57,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
 from gateway.exchange.conversation import ProtocolError, State
+from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import (
     Actor,
     ConversationFilter,
@@ -83,6 +84,7 @@ MESSAGE_XML = f"{MESSAGE}/xml"
 MESSAGE_PDF = f"{MESSAGE}/pdf"
 MESSAGE_RECEIPT = f"{MESSAGE}/receipt"
 MESSAGE_REPORT = f"{MESSAGE}/report"
+MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 OPENAPI = f"{API_PREFIX}/openapi.json"
@@ -192,6 +194,9 @@ class ErrorCode(StrEnum):
     DOCUMENT_REJECTED = "DOCUMENT_REJECTED"
     """The document breaks the schema or the rules; ``problems`` lists them (422)."""
     BAD_REQUEST = "BAD_REQUEST"
+    DISCLOSURE_REFUSED = "DISCLOSURE_REFUSED"
+    """The disclosure is not allowed (403); ``article``, ``rule`` and ``remedy_ru`` say why
+    and what to do (CIS Art. 9.2–9.3, 16; SC Art. 8.2)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); the log has the exception's type and stack, never its message."""
 
@@ -288,6 +293,19 @@ def _translate(exc: BaseException) -> ApiError | None:
             f"the conversation does not allow this document now (state {exc.state})",
             f"Переписка в состоянии «{exc.state}» сейчас не допускает этот документ.",
             extra={"problems": [problem.to_json()]},
+        )
+    if isinstance(exc, DisclosureRefused):
+        decision = exc.decision
+        return ApiError(
+            403,
+            ErrorCode.DISCLOSURE_REFUSED,
+            f"disclosure refused: {decision.code} ({decision.article})",
+            f"Раскрытие не допускается: {decision.reason_ru} Что сделать: {decision.remedy_ru}",
+            extra={
+                "rule": decision.code,
+                "article": decision.article,
+                "remedy_ru": decision.remedy_ru,
+            },
         )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
@@ -651,6 +669,43 @@ async def get_conversation(request: web.Request) -> web.Response:
     return _json(view)
 
 
+DISCLOSURE_FIELDS = frozenset({"recipient", "category", "purpose"})
+MAX_DISCLOSURE_FIELD_CHARS = 500
+"""A recipient's name or a purpose: a sentence, not a document."""
+
+
+async def post_disclosure(request: web.Request) -> web.Response:
+    """Disclose a stored document to a party of the proceeding or a third party — allowed only
+    as the agreements say (a third party needs the providing body's consent); recorded."""
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    body = await _read_json_body(request)
+    unknown = set(body) - DISCLOSURE_FIELDS
+    if unknown or not all(
+        isinstance(body.get(k), str) and 0 < len(body[k]) <= MAX_DISCLOSURE_FIELD_CHARS
+        for k in DISCLOSURE_FIELDS
+    ):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
+            f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
+            "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
+        )
+    if body["category"] not in {"creditor", "debtor", "third-party"}:
+        raise _bad_parameter(
+            "category", "one of creditor, debtor, third-party", "creditor, debtor или third-party"
+        )
+    result = await request.app[SERVICE].disclose(
+        message_id,
+        recipient=body["recipient"],
+        category=body["category"],
+        purpose=body["purpose"],
+        actor=request[ACTOR],
+    )
+    return _json(result, status=201)
+
+
 async def get_expiring_keys(request: web.Request) -> web.Response:
     """Keys in use whose certificates end within 30 days (administrators, auditors)."""
     _only_params(request, frozenset())
@@ -737,6 +792,7 @@ ROUTES: tuple[tuple[str, str, _Handler], ...] = (
     (hdrs.METH_GET, MESSAGE_PDF, get_message_pdf),
     (hdrs.METH_GET, MESSAGE_RECEIPT, get_message_receipt),
     (hdrs.METH_GET, MESSAGE_REPORT, get_message_report),
+    (hdrs.METH_POST, MESSAGE_DISCLOSURES, post_disclosure),
     (hdrs.METH_GET, KEYS_EXPIRING, get_expiring_keys),
     (hdrs.METH_GET, OPENAPI, get_openapi),
     (hdrs.METH_GET, HEALTHZ, get_health),

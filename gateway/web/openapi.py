@@ -400,6 +400,43 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/messages/{message_id}/disclosures": {
+            "post": {
+                "operationId": "discloseMessage",
+                "summary": "Disclose a stored document (CIS Art. 9.2-9.3, 16; SC Art. 8.2): to "
+                "the creditor or debtor as the agreement allows, to a third party only with the "
+                "providing body's consent. Needs confidential-reader; recorded and audited.",
+                "parameters": [*message_param],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "recipient": {"type": "string", "maxLength": 500},
+                                    "category": {
+                                        "type": "string",
+                                        "enum": ["creditor", "debtor", "third-party"],
+                                    },
+                                    "purpose": {"type": "string", "maxLength": 500},
+                                },
+                                "required": ["recipient", "category", "purpose"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Disclosed and recorded: the disclosure id, the article "
+                        "that allows it, conditions of the consent, the creditor's procedure.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_READ,
+                },
+            }
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",

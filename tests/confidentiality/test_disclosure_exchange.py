@@ -240,3 +240,48 @@ async def test_unknown_message_cannot_be_judged(
         tmp_path,
     )
     assert code == 2 and "не хранится" in stderr
+
+
+async def test_the_local_api_discloses_only_as_the_agreement_allows(pair: Pair) -> None:
+    """POST /api/v1/messages/{id}/disclosures: the same rule as `gateway disclose`."""
+    exchange = await pair.confidential_exchange()
+    response_id = exchange["response"]["message_id"]
+    path = f"/api/v1/messages/{response_id}/disclosures"
+    third_party = {"recipient": TRUSTEE, "category": "third-party", "purpose": PURPOSE}
+
+    operator = pair.token("RU-FSSP", ["operator"])
+    status, _ = await pair.call("RU-FSSP", "POST", path, token=operator, json_body=third_party)
+    assert status == 403  # needs confidential-reader
+
+    status, data = await pair.call(
+        "RU-FSSP", "POST", path, token=pair.full("RU-FSSP"), json_body=third_party
+    )
+    answer = json.loads(data)
+    assert status == 403
+    assert answer["error"]["code"] == "DISCLOSURE_REFUSED"
+    assert answer["error"]["article"] == "CIS Art. 9.2"
+    assert answer["error"]["rule"] == "DISCLOSURE_CONSENT_REQUIRED"
+    assert TRUSTEE not in data.decode("utf-8")  # the refusal does not echo the recipient
+
+    status, _ = await pair.call(
+        "RU-FSSP",
+        "POST",
+        path,
+        token=pair.full("RU-FSSP"),
+        json_body={**third_party, "category": "neighbour"},
+    )
+    assert status == 400
+
+    request = await pair.submit("RU-FSSP", _consent_request(pair, exchange["response"]))
+    await pair.submit("KZ-MJ", reply("cis-enforcement.ConsentDecision", request, "RU-FSSP"))
+    status, data = await pair.call(
+        "RU-FSSP", "POST", path, token=pair.full("RU-FSSP"), json_body=third_party
+    )
+    assert status == 201, data
+    answer = json.loads(data)
+    assert answer["article"] == "CIS Art. 9.2" and answer["message_id"] == response_id
+    node = pair.node("RU-FSSP")
+    with node.store.read() as conn:
+        (record,) = disclosures.list_for_message(conn, response_id)
+    assert record.disclosure_id == answer["disclosure_id"]
+    assert record.actor.startswith("token:")

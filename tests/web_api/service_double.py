@@ -140,6 +140,12 @@ class InMemoryService:
             raise NotFound(message_id)
         return stored.receipt
 
+    async def disclose(
+        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
+    ) -> dict[str, Any]:
+        _need(actor, Role.CONFIDENTIAL_READER, "disclosing a document")
+        raise NotFound(f"message {message_id}")
+
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         _need(actor, Role.ADMINISTRATOR, "reading key expiry")
         return []
