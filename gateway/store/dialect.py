@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from gateway.model.problems import ConfigurationError
+
 
 def insert_if_absent(
     conn: Connection, table: sa.Table, index_columns: Sequence[str], values: Mapping[str, Any]
@@ -30,7 +32,11 @@ def insert_if_absent(
     elif name == "sqlite":
         stmt = sqlite.insert(table)
     else:
-        raise NotImplementedError(f"database dialect {name!r} is not supported")
+        # open_store refuses other URLs already; this guards a hand-made engine.
+        raise ConfigurationError(
+            f"database dialect {name!r} is not supported: use sqlite:///… or "
+            "postgresql+psycopg://… in [database] url"
+        )
     stmt = stmt.values(dict(values)).on_conflict_do_nothing(index_elements=list(index_columns))
     # RETURNING, not rowcount: drivers disagree on rowcount when RETURNING is implicit.
     returned = conn.execute(stmt.returning(table.c[index_columns[0]])).first()

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -322,24 +323,26 @@ def scan(conn: Connection, after: int = 0, limit: int = MAX_SCAN_BATCH) -> list[
         .order_by(m.id)
         .limit(limit)
     )
-    return [
-        RetentionFacts(
-            position=r.id,
-            message_id=r.message_id,
-            conversation_id=r.conversation_id,
-            agreement=r.agreement,
-            kind=r.kind,
-            direction=r.direction,
-            sender=r.sender,
-            recipient=r.recipient,
-            stored_at=r.stored_at,
-            conversation_closed_at=r.closed_at,
-            proceeding_closed_at=r.proceeding_closed_at,
-            held=bool(r.held),
-            pending_delivery=bool(r.pending_delivery),
-        )
-        for r in rows
-    ]
+    return [_facts(r) for r in rows]
+
+
+def _facts(r: Any) -> RetentionFacts:
+    """One row of :func:`_facts_query` as the retention rule's input."""
+    return RetentionFacts(
+        position=r.id,
+        message_id=r.message_id,
+        conversation_id=r.conversation_id,
+        agreement=r.agreement,
+        kind=r.kind,
+        direction=r.direction,
+        sender=r.sender,
+        recipient=r.recipient,
+        stored_at=r.stored_at,
+        conversation_closed_at=r.closed_at,
+        proceeding_closed_at=r.proceeding_closed_at,
+        held=bool(r.held),
+        pending_delivery=bool(r.pending_delivery),
+    )
 
 
 def count_held(conn: Connection, stored_before: datetime) -> int:
@@ -579,21 +582,7 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
     ).all()
     return [
         LockedMessage(
-            RetentionFacts(
-                position=r.id,
-                message_id=r.message_id,
-                conversation_id=r.conversation_id,
-                agreement=r.agreement,
-                kind=r.kind,
-                direction=r.direction,
-                sender=r.sender,
-                recipient=r.recipient,
-                stored_at=r.stored_at,
-                conversation_closed_at=r.closed_at,
-                proceeding_closed_at=r.proceeding_closed_at,
-                held=bool(r.held),
-                pending_delivery=bool(r.pending_delivery),
-            ),
+            _facts(r),
             r.created,
             r.document_sha256,
         )

@@ -54,24 +54,17 @@ def _cli(*args: str) -> str:
     return out.getvalue()
 
 
-def _seal_sha256(document: bytes) -> str:
-    report = verify_document(
-        document, _TRUST_ANY, at=datetime.now(UTC), require_official=False
-    ).report
+def _seal_sha256(document: bytes, trust: Any) -> str:
+    report = verify_document(document, trust, at=datetime.now(UTC), require_official=False).report
     seal = next(s for s in report.signatures if s.role == "seal")
     return seal.chain[0].sha256
 
 
-_TRUST_ANY: Any = None
-
-
 async def test_seal_and_tls_rotation_while_exchanging(tmp_path: Path) -> None:
-    global _TRUST_ANY
     world: DemoWorld = build_world(tmp_path, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
     ru_config = world.nodes["RU-FSSP"].config_path
     ru = Node.from_config(NodeConfig.from_toml(ru_config))
     kz = Node.from_config(NodeConfig.from_toml(world.nodes["KZ-MJ"].config_path))
-    _TRUST_ANY = kz.trust
     runtimes = [NodeRuntime(n, directory_poll_seconds=0.1) for n in (ru, kz)]
     for runtime in runtimes:
         await runtime.start(console=False)
@@ -184,9 +177,10 @@ async def test_seal_and_tls_rotation_while_exchanging(tmp_path: Path) -> None:
         assert report.passed, report.summary()
         # Before: the old seal; after: the new one.
         assert (
-            _seal_sha256(first) == hashlib.sha256(old_seal.public_bytes(Encoding.DER)).hexdigest()
+            _seal_sha256(first, kz.trust)
+            == hashlib.sha256(old_seal.public_bytes(Encoding.DER)).hexdigest()
         )
-        assert _seal_sha256(last) != _seal_sha256(first)
+        assert _seal_sha256(last, kz.trust) != _seal_sha256(first, kz.trust)
         assert len(sent) > 20
     finally:
         for runtime in runtimes:
