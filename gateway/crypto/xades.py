@@ -728,3 +728,36 @@ def _check_official_covers(official: _Outcome, sealed: etree._Element) -> None:
             SubIndication.FORMAT_FAILURE,
             "the official's signature does not cover exactly the sealed Header and Body",
         )
+
+
+# --- tree API (interim: over the byte API until the strict profile lands) -------------------
+
+
+def sign_envelope(
+    root: etree._Element,
+    official: SigningKey | None,
+    seal: SigningKey,
+    signing_time: datetime,
+    *,
+    timestamper: Any = None,
+) -> etree._Element:
+    signed = sign_document(
+        etree.tostring(root, encoding="UTF-8"),
+        official,
+        seal,
+        signing_time,
+        timestamper=timestamper,
+    )
+    return parse_untrusted(signed)
+
+
+def verify_envelope(
+    root: etree._Element,
+    trust: TrustList,
+    at: datetime,
+    expected_sender: str | None = None,
+    require_official: bool = True,
+) -> VerifiedDocument:
+    return verify_document(
+        etree.tostring(root, encoding="UTF-8"), trust, at, expected_sender, require_official
+    )

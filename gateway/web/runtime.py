@@ -25,6 +25,8 @@ from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
+from gateway.exchange.receiving import Disposition, ReceiveOutcome
+from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
 from gateway.web.local_api import make_local_api_app, start_local_api
@@ -295,10 +297,10 @@ class NodeRuntime:
 
     async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
-        if answer.status == 200:
-            self.metrics.message_received(answer.agreement, answer.kind)
-        return answer.status, answer.body, answer.content_type
+        outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
+        if outcome.disposition is Disposition.ACCEPTED:
+            self.metrics.message_received(outcome.agreement, outcome.kind)
+        return http_status(outcome), outcome.body, outcome.content_type
 
     # --- delivery ----------------------------------------------------------------------------
 
@@ -354,22 +356,57 @@ class NodeRuntime:
                     claim,
                     str(error.code),
                     retryable=error.retryable,
-                    status=error.status,
+                    transport_status=error.status,
                     retry_after=error.retry_after,
+                    busy=error.status == HTTP_TOO_MANY_REQUESTS,
                 )
                 await loop.run_in_executor(self.executor, failure)
                 self.metrics.delivery(DeliveryOutcome.RETRY)
                 return
-        result = await loop.run_in_executor(
-            self.executor, self.node.record_receipt, claim, outgoing.signed, body, status
+        record = functools.partial(
+            self.node.record_answer,
+            claim,
+            outgoing.signed,
+            body,
+            answer_claimed(status),
+            transport_status=status,
         )
+        result = await loop.run_in_executor(self.executor, record)
         outcome = {
-            "delivered": DeliveryOutcome.DELIVERED,
-            "rejected": DeliveryOutcome.REJECTED,
+            DeliveryResult.DELIVERED: DeliveryOutcome.DELIVERED,
+            DeliveryResult.REJECTED: DeliveryOutcome.REJECTED,
         }.get(result.outcome, DeliveryOutcome.RETRY)
         self.metrics.delivery(outcome)
-        if result.outcome == "delivered":
+        if result.outcome is DeliveryResult.DELIVERED:
             self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
+
+
+HTTP_TOO_MANY_REQUESTS = 429
+
+_STATUS_OF_DISPOSITION = {
+    Disposition.ACCEPTED: 200,
+    Disposition.REPLAYED: 200,
+    Disposition.REFUSED: 422,
+    Disposition.CONFLICT: 409,
+    Disposition.UNREADABLE: 400,
+    Disposition.TRY_AGAIN: 503,
+}
+"""The peer protocol's HTTP statuses (docs/protocol.md): a signed Rejection is 422 (invalid) or
+409 (does not fit the conversation); 503 asks the sender to retry."""
+
+
+def http_status(outcome: ReceiveOutcome) -> int:
+    """The HTTP status that carries a receive outcome to the peer."""
+    status = _STATUS_OF_DISPOSITION[outcome.disposition]
+    if status in (409, 422) and outcome.content_type != "application/xml":
+        return 400  # nobody could be addressed a signed Rejection: a plain code
+    return status
+
+
+def answer_claimed(status: int) -> Answer:
+    """What a peer's answer must be, by the status it came with: 200 a Receipt, else a
+    Rejection (409/422; other statuses never reach the recording)."""
+    return Answer.RECEIPT if status == 200 else Answer.REJECTION
 
 
 def _mtime(path: Any) -> float:

@@ -34,7 +34,8 @@ from gateway.crypto.xades import verify_document
 from gateway.demo.setup import DEMO_PASSPHRASE, DEPOSITARY_ID, DemoWorld
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory, verify_directory
-from gateway.exchange.node import Node, PeerAnswer
+from gateway.exchange.node import Node
+from gateway.exchange.receiving import Disposition, ReceiveOutcome
 from gateway.web.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import (
     PeerClient,
@@ -200,7 +201,9 @@ async def test_a_concurrent_duplicate_delivery_gets_the_same_receipt(
         before = row_counts(receiver.node.store)
         start = threading.Barrier(2)
 
-        def deliver(payload: bytes = document, barrier: threading.Barrier = start) -> PeerAnswer:
+        def deliver(
+            payload: bytes = document, barrier: threading.Barrier = start
+        ) -> ReceiveOutcome:
             barrier.wait()
             return receiver.node.receive(SENDER, payload)
 
@@ -208,12 +211,16 @@ async def test_a_concurrent_duplicate_delivery_gets_the_same_receipt(
 
         # Each gets the receipt, or a retryable 503 TRY_AGAIN (PostgreSQL, when the other
         # transaction's rows appear mid-way); never a Rejection. The retry gets the receipt.
-        statuses = sorted(a.status for a in answers)
-        assert statuses in ([200, 200], [200, 503]), [a.body[:200] for a in answers]
-        receipt = next(a.body for a in answers if a.status == 200)
+        received = {Disposition.ACCEPTED, Disposition.REPLAYED}
+        dispositions = [a.disposition for a in answers]
+        assert all(d in (*received, Disposition.TRY_AGAIN) for d in dispositions), [
+            a.body[:200] for a in answers
+        ]
+        assert Disposition.ACCEPTED in dispositions
+        receipt = next(a.body for a in answers if a.disposition is Disposition.ACCEPTED)
         assert all(a.body in (receipt, b"TRY_AGAIN") for a in answers)
         retried = receiver.node.receive(SENDER, document)
-        assert (retried.status, retried.body) == (200, receipt)
+        assert (retried.disposition, retried.body) == (Disposition.REPLAYED, receipt)
         after = row_counts(receiver.node.store)
         assert after["messages"] == before["messages"] + 2
         assert after["conversations"] == before["conversations"] + 1
@@ -405,7 +412,7 @@ async def test_a_party_not_in_force_is_refused(
 
         answer = node.receive(SENDER, document)
 
-        assert answer.status == 422
+        assert answer.disposition is Disposition.REFUSED
         assert body_fields(answer.body)["Code"] == code
         assert body_fields(answer.body)["RejectedMessageId"] == header_field(document, "MessageId")
         assert row_counts(node.store) == before
