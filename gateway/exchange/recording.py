@@ -159,7 +159,7 @@ def effect_events(effects: Iterable[machine.Effect]) -> list[tuple[str, dict[str
                 )
             case machine.NotifyOperator(audience=audience, code=code):
                 events.append(("operator.notified", {"code": code, "audience": str(audience)}))
-            case _:  # pragma: no cover - a new effect kind must be recorded before it ships
+            case _:  # a new effect kind must be recorded before it ships
                 raise TypeError(f"effect {effect!r} has no record")
     return events
 
