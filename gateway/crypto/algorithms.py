@@ -22,9 +22,47 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+
+class SignatureMethod(StrEnum):
+    """XML-DSig signature method URIs we know (RFC 6931); :data:`ACCEPTED_SIGNATURE_METHODS`
+    says which are accepted. Member names follow signxml's, so either enum can be passed where
+    the other is expected."""
+
+    ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+    ECDSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
+    ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
+    RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    RSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+    RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+    SHA256_RSA_MGF1 = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
+    SHA384_RSA_MGF1 = "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1"
+    SHA512_RSA_MGF1 = "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1"
+    # Known only to be refused by name (tests make such signatures the way a careless peer would).
+    ECDSA_SHA1 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1"
+    RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+
+
+class DigestAlgorithm(StrEnum):
+    """XML-DSig digest method URIs we know; :data:`ACCEPTED_DIGESTS` says which are accepted."""
+
+    SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+    SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
+    SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+    SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+
+    @property
+    def hashlib_name(self) -> str:
+        """The name :func:`hashlib.new` knows: ``sha256``…"""
+        return self.name.lower()
+
 
 RSA_MIN_VERIFY_BITS = 2048
 """Smallest RSA modulus we still verify: NIST SP 800-57 deems 2048 bits adequate until 2030,
@@ -187,6 +225,79 @@ def check_digest(uri: str | None) -> DigestAlgorithm:
     if digest not in ACCEPTED_DIGESTS:
         raise WeakAlgorithm(f"digest {uri} is not accepted")
     return digest
+
+
+# --- XML-DSig signature values ---------------------------------------------------------------
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+def _scheme(method: SignatureMethod) -> tuple[str, hashes.HashAlgorithm]:
+    """(``ecdsa`` | ``rsa`` | ``pss``, hash) of an XML-DSig signature method."""
+    name = method.name.lower()
+    if name.endswith("_rsa_mgf1"):
+        return "pss", _HASHES[name.removesuffix("_rsa_mgf1")]()
+    kind, digest = name.split("_", 1)
+    return kind, _HASHES[digest]()
+
+
+class SignatureMismatch(ValueError):
+    """A signature value that does not verify, or does not fit its method or key."""
+
+
+def _coordinate_bytes(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> int:
+    return (key.curve.key_size + 7) // 8
+
+
+def xmldsig_sign(private_key: Any, method: SignatureMethod, data: bytes) -> bytes:
+    """Sign ``data`` (a canonical SignedInfo) the XML-DSig way: ECDSA as raw ``r || s``
+    (RFC 4050 / RFC 6931, each integer padded to the curve's size), RSA PKCS#1 v1.5, or
+    RSA-PSS with MGF1 of the same hash and a salt as long as the hash (RFC 6931, 2.3.10)."""
+    kind, hash_alg = _scheme(method)
+    if kind == "ecdsa":
+        der = private_key.sign(data, ec.ECDSA(hash_alg))
+        r, s = decode_dss_signature(der)
+        size = _coordinate_bytes(private_key)
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if kind == "pss":
+        pss = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
+        return private_key.sign(data, pss, hash_alg)  # type: ignore[no-any-return]
+    return private_key.sign(data, padding.PKCS1v15(), hash_alg)  # type: ignore[no-any-return]
+
+
+def xmldsig_verify(public_key: Any, method: SignatureMethod, value: bytes, data: bytes) -> None:
+    """Check an XML-DSig signature value made as :func:`xmldsig_sign` makes it; raise
+    :class:`SignatureMismatch` when it does not verify or does not fit the key."""
+    kind, hash_alg = _scheme(method)
+    try:
+        if kind == "ecdsa":
+            if not isinstance(public_key, ec.EllipticCurvePublicKey):
+                raise SignatureMismatch(f"{method.value} needs an EC key")
+            size = _coordinate_bytes(public_key)
+            if len(value) != 2 * size:
+                raise SignatureMismatch(
+                    f"an ECDSA value on {public_key.curve.name} is {2 * size} bytes (r || s), "
+                    f"not {len(value)}"
+                )
+            der = encode_dss_signature(
+                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+            )
+            public_key.verify(der, data, ec.ECDSA(hash_alg))
+            return
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise SignatureMismatch(f"{method.value} needs an RSA key")
+        if kind == "pss":
+            pss = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
+            public_key.verify(value, data, pss, hash_alg)
+        else:
+            public_key.verify(value, data, padding.PKCS1v15(), hash_alg)
+    except InvalidSignature:
+        raise SignatureMismatch("the signature value does not verify") from None
 
 
 # --- the provider seam (GOST R 34.10-2012 and other national algorithms) -----------------------

@@ -1,11 +1,12 @@
 """RFC 3161 signature timestamps in XAdES (B-T): add one, and check one.
 
-signxml makes XAdES-BES only (FACTS.md); the timestamp is an unsigned property we add:
+The signature (:mod:`gateway.crypto.xades`) is XAdES-BES; the timestamp is an unsigned property:
 
     ds:Signature/ds:Object/xades:QualifyingProperties/xades:UnsignedProperties/
         xades:UnsignedSignatureProperties/xades:SignatureTimeStamp/xades:EncapsulatedTimeStamp
 
-over the canonical ``ds:SignatureValue`` element (ETSI EN 319 132-1, 5.3). The token comes
+over the ``ds:SignatureValue`` element in exclusive C14N (ETSI EN 319 132-1, 5.3), the one
+canonicalization of our profile. The token comes
 from a pyHanko ``TimeStamper`` (``HTTPTimeStamper`` for ``[tsa] url``). Checking it uses
 pyHanko's CMS validation with *our* trust anchors and CRLs (fail closed on revocation like
 the signatures themselves); the TSA certificate must carry the timeStamping usage.
@@ -23,18 +24,20 @@ from datetime import datetime
 from typing import Any
 
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod
-from signxml.util import namespaces as sx_namespaces
 
 from gateway.crypto import algorithms
 from gateway.crypto.report import Indication, SubIndication
 from gateway.crypto.trust import TrustList, _run_sync
 
-DS_NS = sx_namespaces.ds
-XADES_NS = sx_namespaces.xades
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
 
-TIMESTAMP_C14N = CanonicalizationMethod.CANONICAL_XML_1_0
-"""Canonicalization of the timestamped SignatureValue (the one every XAdES verifier knows)."""
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+"""Exclusive XML Canonicalization 1.0 without comments: the only canonicalization of our
+signature profile (docs/keys-and-signatures.md)."""
+
+TIMESTAMP_C14N = EXC_C14N
+"""Canonicalization of the timestamped SignatureValue."""
 
 MAX_TOKEN_BYTES = 64 * 1024
 """A timestamp token is a few kilobytes (a CMS SignedData with the TSA's chain); more is abuse."""
@@ -44,26 +47,18 @@ _PATH = (
     f"{{{XADES_NS}}}UnsignedSignatureProperties/{{{XADES_NS}}}SignatureTimeStamp"
 )
 
-_C14N_OPTIONS = {
-    CanonicalizationMethod.CANONICAL_XML_1_0.value: False,
-    CanonicalizationMethod.CANONICAL_XML_1_1.value: False,
-    CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value: True,
-}
-"""Accepted c14n of the timestamped value → lxml's ``exclusive`` flag."""
 
 
-def _signature_value_bytes(signature: etree._Element, c14n_uri: str) -> bytes:
+def _signature_value_bytes(signature: etree._Element) -> bytes:
     value = signature.find(f"{{{DS_NS}}}SignatureValue")
     if value is None:
         raise ValueError("the signature has no SignatureValue")
-    return etree.tostring(
-        value, method="c14n", exclusive=_C14N_OPTIONS[c14n_uri], with_comments=False
-    )
+    return etree.tostring(value, method="c14n", exclusive=True, with_comments=False)
 
 
 def add_signature_timestamp(signature: etree._Element, timestamper: Any) -> None:
     """Fetch a token for ``signature``'s value and add it as xades:SignatureTimeStamp."""
-    canonical = _signature_value_bytes(signature, TIMESTAMP_C14N.value)
+    canonical = _signature_value_bytes(signature)
     token = _run_sync(timestamper.async_timestamp(hashlib.sha256(canonical).digest(), "sha256"))
     qualifying = signature.find(f"{{{DS_NS}}}Object/{{{XADES_NS}}}QualifyingProperties")
     if qualifying is None:
@@ -73,7 +68,7 @@ def add_signature_timestamp(signature: etree._Element, timestamper: Any) -> None
     stamp = etree.SubElement(
         usp, f"{{{XADES_NS}}}SignatureTimeStamp", Id=f"{signature.get('Id')}-SignatureTimeStamp"
     )
-    etree.SubElement(stamp, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=TIMESTAMP_C14N.value)
+    etree.SubElement(stamp, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=TIMESTAMP_C14N)
     encapsulated = etree.SubElement(stamp, f"{{{XADES_NS}}}EncapsulatedTimeStamp")
     encapsulated.text = base64.b64encode(token.dump()).decode("ascii")
 
@@ -106,9 +101,12 @@ def verify_signature_timestamp(
         return _bad(SubIndication.FORMAT_FAILURE, "more than one SignatureTimeStamp")
     stamp = stamps[0]
     c14n = stamp.find(f"{{{DS_NS}}}CanonicalizationMethod")
-    c14n_uri = c14n.get("Algorithm") if c14n is not None else TIMESTAMP_C14N.value
-    if c14n_uri not in _C14N_OPTIONS:
-        return _bad(SubIndication.FORMAT_FAILURE, f"timestamp canonicalization {c14n_uri} refused")
+    c14n_uri = c14n.get("Algorithm") if c14n is not None else None
+    if c14n_uri != TIMESTAMP_C14N:
+        return _bad(
+            SubIndication.FORMAT_FAILURE,
+            f"timestamp canonicalization {c14n_uri} refused: exclusive C14N ({EXC_C14N}) only",
+        )
     text = stamp.findtext(f"{{{XADES_NS}}}EncapsulatedTimeStamp") or ""
     try:
         der = base64.b64decode("".join(text.split()), validate=True)
@@ -116,7 +114,7 @@ def verify_signature_timestamp(
         return _bad(SubIndication.FORMAT_FAILURE, "EncapsulatedTimeStamp is not base64")
     if not der or len(der) > MAX_TOKEN_BYTES:
         return _bad(SubIndication.FORMAT_FAILURE, "EncapsulatedTimeStamp empty or too large")
-    canonical = _signature_value_bytes(signature, c14n_uri)
+    canonical = _signature_value_bytes(signature)
     return _validate_token(der, canonical, trust, at)
 
 

@@ -11,41 +11,45 @@ Layout (docs/architecture.md, "Signatures"; CIS Art. 11.3; SC Art. 5.1)::
       </env:Signatures>
     </env:Envelope>
 
-Both signatures are XAdES-BES made by signxml with C14N 1.1 (FACTS.md: its XAdES with exclusive
-C14N fails its own verifier). Verification pins each signature's location and its number of
-references, passes our trust anchors (never the system store), judges the certificate path at
-the claimed signing time with :class:`~gateway.crypto.trust.TrustList`, checks that the signer
-belongs to the envelope's Sender, and hands back only what was signed — the tree signxml
-re-parsed from the canonical bytes the seal covers (defence against signature wrapping).
+Both signatures follow OUR strict XAdES-BES profile (docs/keys-and-signatures.md, "The signature
+profile"), made and checked here on lxml trees with lxml's exclusive C14N, hashlib and
+``cryptography`` — no general-purpose XML-DSig engine. Every reference names its transforms
+(exclusive C14N; the seal's whole-envelope reference: enveloped-signature, then exclusive
+C14N), and SignedInfo is canonicalised with exclusive C14N. The verifier accepts exactly that
+shape — the number, URIs and order of the references, their transforms, the one C14N, the
+algorithms :mod:`gateway.crypto.algorithms` accepts — and resolves every reference to the
+element the layout pins (the Header and Body children of the envelope, the signature's own
+SignedProperties and KeyInfo), never by searching the document for an Id.
 
-This module is the recipe layer: :func:`sign_document` and :func:`verify_document`. Their
-failure cannot be mistaken for success: a :class:`VerifiedDocument` carries its
+Because every byte of the envelope except the seal's own ``ds:Signature`` is covered by the
+seal, and the verifier refuses comments and processing instructions (exclusive C14N drops
+comments, so a comment inside signed text would still verify — FACTS.md), the tree that was
+verified is the tree to read: :func:`verify_envelope` hands it back as it received it.
+
+Recipe layer: :func:`sign_document` / :func:`verify_document` (bytes) and
+:func:`sign_envelope` / :func:`verify_envelope` (one parsed tree, no re-parse). Failure cannot be
+mistaken for success: a :class:`VerifiedDocument` carries its
 :class:`~gateway.crypto.report.ValidationReport`, whose ``raise_for_failure()`` raises.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
-from base64 import b64decode
+import hmac
+from base64 import b64decode, b64encode
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
-from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
-from signxml.util import namespaces as sx_namespaces
-from signxml.xades import (
-    XAdESDataObjectFormat,
-    XAdESSignatureConfiguration,
-    XAdESSigner,
-    XAdESVerifier,
-    XAdESVerifyResult,
-)
 
 from gateway.crypto import algorithms, certificates
+from gateway.crypto.algorithms import DigestAlgorithm, SignatureMethod
 from gateway.crypto.keystore import KeyRole, SigningKey, WrongRole
 from gateway.crypto.report import (
     CertificateInfo,
@@ -55,14 +59,18 @@ from gateway.crypto.report import (
     SubIndication,
     ValidationReport,
 )
-from gateway.crypto.timestamps import add_signature_timestamp, verify_signature_timestamp
+from gateway.crypto.timestamps import (
+    DS_NS,
+    EXC_C14N,
+    XADES_NS,
+    add_signature_timestamp,
+    verify_signature_timestamp,
+)
 from gateway.crypto.trust import CLOCK_SKEW, TrustList, certificate_info
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.xml.parsing import parse_untrusted
 
 ENV_NS = "urn:cis-exchange:envelope:1"
-DS_NS = sx_namespaces.ds
-XADES_NS = sx_namespaces.xades
 
 ENVELOPE = f"{{{ENV_NS}}}Envelope"
 HEADER = f"{{{ENV_NS}}}Header"
@@ -71,41 +79,41 @@ SENDER = f"{{{ENV_NS}}}Sender"
 SIGNATURES = f"{{{ENV_NS}}}Signatures"
 OFFICIAL = f"{{{ENV_NS}}}Official"
 SEAL = f"{{{ENV_NS}}}Seal"
-DS_SIGNATURE = f"{{{DS_NS}}}Signature"
+
+_DS = f"{{{DS_NS}}}"
+_XADES = f"{{{XADES_NS}}}"
+DS_SIGNATURE = f"{_DS}Signature"
 
 HEADER_ID = "header"
 BODY_ID = "body"
 
-OFFICIAL_LOCATION = f"./{{{ENV_NS}}}Signatures/{{{ENV_NS}}}Official/"
-SEAL_LOCATION = f"./{{{ENV_NS}}}Signatures/{{{ENV_NS}}}Seal/"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
+MIME_TYPE = "text/xml"
+DESCRIPTION = "Envelope (urn:cis-exchange:envelope:1)"
 
 OFFICIAL_REFERENCES = 4
-"""#header, #body, the XAdES SignedProperties and the KeyInfo (signxml adds the last two)."""
+"""#header, #body, the XAdES SignedProperties and the KeyInfo."""
 SEAL_REFERENCES = 3
 """URI="" (the whole envelope), SignedProperties, KeyInfo."""
 
-C14N = CanonicalizationMethod.CANONICAL_XML_1_1
+_DS_NSMAP = {"ds": DS_NS}
+_XADES_NSMAP = {"xades": XADES_NS}
 
-ALLOWED_TRANSFORMS = frozenset(
-    {
-        SignatureConstructionMethod.enveloped.value,
-        CanonicalizationMethod.CANONICAL_XML_1_0.value,
-        CanonicalizationMethod.CANONICAL_XML_1_1.value,
-        CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value,
-    }
-)
-"""Transforms a reference may use: no XPath, XSLT or base64 (they widen what an attacker can
-make a signature appear to cover)."""
 
-ALLOWED_C14N = frozenset(
-    {
-        CanonicalizationMethod.CANONICAL_XML_1_0.value,
-        CanonicalizationMethod.CANONICAL_XML_1_1.value,
-        CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value,
-    }
-)
+@dataclass(frozen=True, slots=True)
+class _Role:
+    """What a signature of one role covers, and where it sits."""
 
-_NS = {"ds": DS_NS, "xades": XADES_NS, "env": ENV_NS}
+    name: str
+    holder: str
+    """The env:Official / env:Seal element holding the ds:Signature."""
+    data_uris: tuple[str, ...]
+    data_transforms: tuple[str, ...]
+
+
+_OFFICIAL = _Role("official", OFFICIAL, (f"#{HEADER_ID}", f"#{BODY_ID}"), (EXC_C14N,))
+_SEAL = _Role("seal", SEAL, ("",), (ENVELOPED, EXC_C14N))
 
 
 class SigningError(DocumentRejected):
@@ -123,32 +131,46 @@ def _problem(code: str, path: str, en: str, ru: str, remedy_ru: str = "") -> Pro
     )
 
 
+def _c14n(element: etree._Element) -> bytes:
+    """Exclusive C14N 1.0 without comments: the one canonicalization of the profile."""
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+
+
+def _digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
+    return hashlib.new(algorithm.hashlib_name, data).digest()
+
+
+def _envelope_without(root: etree._Element, signature: etree._Element) -> bytes:
+    """The enveloped-signature transform, then exclusive C14N: the envelope's canonical bytes
+    without ``signature`` — detached around the C14N and put back, not a copy of the tree.
+
+    The transform removes the element node only: its tail text (whitespace after it) stays
+    in the document, so it is handed to the parent for the time of the C14N."""
+    parent = signature.getparent()
+    assert parent is not None
+    index = parent.index(signature)
+    tail = signature.tail
+    previous = signature.getprevious()
+    before = previous.tail if previous is not None else parent.text
+    signature.tail = None
+    parent.remove(signature)
+    if tail:
+        if previous is not None:
+            previous.tail = (before or "") + tail
+        else:
+            parent.text = (before or "") + tail
+    try:
+        return _c14n(root)
+    finally:
+        if previous is not None:
+            previous.tail = before
+        else:
+            parent.text = before
+        parent.insert(index, signature)
+        signature.tail = tail
+
+
 # --- signing -------------------------------------------------------------------------------------
-
-
-class _Signer(XAdESSigner):
-    """signxml's XAdES signer with the signing time given, not read from the clock."""
-
-    def __init__(self, signing_time: datetime, claimed_role: str, public_key: Any) -> None:
-        method, digest = algorithms.signature_method_for(public_key)
-        super().__init__(
-            claimed_roles=[claimed_role],
-            data_object_format=XAdESDataObjectFormat(
-                Description="Envelope (urn:cis-exchange:envelope:1)", MimeType="text/xml"
-            ),
-            signature_algorithm=method,
-            digest_algorithm=digest,
-            c14n_algorithm=C14N,
-        )
-        self._signing_time = certificates.utc(signing_time)
-
-    def add_signing_time(
-        self, signed_signature_properties: Any, sig_root: Any, signing_settings: Any
-    ) -> None:
-        element = etree.SubElement(
-            signed_signature_properties, f"{{{XADES_NS}}}SigningTime", nsmap=self.namespaces
-        )
-        element.text = self._signing_time.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_signing_key(key: SigningKey, role: KeyRole, sender: str, signing_time: datetime) -> None:
@@ -174,6 +196,31 @@ def _check_signing_key(key: SigningKey, role: KeyRole, sender: str, signing_time
         )
 
 
+def sign_envelope(
+    root: etree._Element,
+    official: SigningKey | None,
+    seal: SigningKey,
+    signing_time: datetime,
+    *,
+    timestamper: Any = None,
+) -> etree._Element:
+    """Sign the unsigned envelope ``root`` in place and return it: the official by Id reference
+    to ``#header`` and ``#body`` (omitted for machine documents: ``official=None``), then the
+    seal over the whole envelope, the official's signature included.
+
+    ``signing_time`` is the claimed xades:SigningTime (never read from the clock here).
+    ``timestamper`` (a pyHanko ``TimeStamper``) adds an RFC 3161 SignatureTimeStamp to each
+    signature (XAdES-T / B-T). Raises :class:`SigningError` for an envelope that cannot be
+    signed and :class:`~gateway.crypto.keystore.WrongRole` for a key that must not sign it.
+    """
+    signing_time = certificates.utc(signing_time)
+    sender = _check_unsigned_layout(root)
+    if official is not None:
+        _check_signing_key(official, KeyRole.OFFICIAL, sender, signing_time)
+    _check_signing_key(seal, KeyRole.SEAL, sender, signing_time)
+    return _sign_tree(root, official, seal, signing_time, timestamper)
+
+
 def sign_document(
     envelope_bytes: bytes,
     official: SigningKey | None,
@@ -182,21 +229,11 @@ def sign_document(
     *,
     timestamper: Any = None,
 ) -> bytes:
-    """Sign an unsigned envelope: the official by Id reference to ``#header`` and ``#body``
-    (omitted for machine documents: ``official=None``), then the seal over the whole envelope.
-
-    ``timestamper`` (a pyHanko ``TimeStamper``) adds an RFC 3161 SignatureTimeStamp to each
-    signature (XAdES-T / B-T). Returns the signed document's bytes: never pretty-print them.
-    """
-    signing_time = certificates.utc(signing_time)
-    # Hardened parsing (gateway.xml.parsing): refusals are DocumentRejected with XML_* codes.
+    """:func:`sign_envelope` over bytes: parse once (hardened, refusals are DocumentRejected
+    with XML_* codes), sign, serialise. Never pretty-print the result."""
     root = parse_untrusted(envelope_bytes)
-    sender = _check_unsigned_layout(root)
-    if official is not None:
-        _check_signing_key(official, KeyRole.OFFICIAL, sender, signing_time)
-    _check_signing_key(seal, KeyRole.SEAL, sender, signing_time)
-
-    return _sign_unchecked(root, official, seal, signing_time, timestamper)
+    sign_envelope(root, official, seal, signing_time, timestamper=timestamper)
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
 
 
 def _sign_unchecked(
@@ -206,40 +243,153 @@ def _sign_unchecked(
     signing_time: datetime,
     timestamper: Any = None,
 ) -> bytes:
-    """Place and make the signatures, without the checks of :func:`sign_document`.
+    """Place and make the signatures, without the checks of :func:`sign_envelope`.
 
-    Hazardous: it signs for any sender with any certificate at any claimed time. Only
-    :func:`sign_document` and tests that build hostile documents call it.
+    Hazardous: it signs for any sender with any certificate at any claimed time. Only tests
+    that build hostile documents call it.
     """
+    _sign_tree(root, official, seal, certificates.utc(signing_time), timestamper)
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+def _sign_tree(
+    root: etree._Element,
+    official: SigningKey | None,
+    seal: SigningKey,
+    signing_time: datetime,
+    timestamper: Any,
+) -> etree._Element:
     signatures = root.find(SIGNATURES)
     if signatures is None:
         signatures = etree.SubElement(root, SIGNATURES)
     if official is not None:
-        holder = etree.SubElement(signatures, OFFICIAL)
-        etree.SubElement(holder, DS_SIGNATURE, Id="placeholder")
-        root = _Signer(signing_time, "official", official.certificate.public_key()).sign(
-            root,
-            key=official.private_key,
-            cert=[official.certificate, *official.chain],
-            reference_uri=[f"#{HEADER_ID}", f"#{BODY_ID}"],
-            id_attribute="Id",
-        )
-        if timestamper is not None:
-            add_signature_timestamp(
-                root.find(f"{SIGNATURES}/{OFFICIAL}/{DS_SIGNATURE}"), timestamper
-            )
-    signatures = root.find(SIGNATURES)
-    holder = etree.SubElement(signatures, SEAL)
-    etree.SubElement(holder, DS_SIGNATURE, Id="placeholder")
-    root = _Signer(signing_time, "seal", seal.certificate.public_key()).sign(
-        root,
-        key=seal.private_key,
-        cert=[seal.certificate, *seal.chain],
-        id_attribute="Id",
+        _sign_role(root, signatures, _OFFICIAL, official, signing_time, timestamper)
+    _sign_role(root, signatures, _SEAL, seal, signing_time, timestamper)
+    return root
+
+
+def _sign_role(
+    root: etree._Element,
+    signatures: etree._Element,
+    role: _Role,
+    key: SigningKey,
+    signing_time: datetime,
+    timestamper: Any = None,
+    *,
+    method: SignatureMethod | None = None,
+    digest: DigestAlgorithm | None = None,
+) -> etree._Element:
+    """Make one signature of ``role`` in ``signatures`` and return its ds:Signature.
+
+    ``method`` / ``digest`` override the algorithms chosen for the key: for tests that make
+    what a careless peer would send (SHA-1, RSA-PSS)."""
+    chosen_method, chosen_digest = algorithms.signature_method_for(key.certificate.public_key())
+    method = method or chosen_method
+    digest = digest or chosen_digest
+    holder = etree.SubElement(signatures, role.holder)
+    # The data first: the seal's enveloped reference is the envelope as it is now, before its
+    # own signature lands (what the enveloped-signature transform gives back to a verifier).
+    parts_to_sign = [root] if role is _SEAL else [root.find(HEADER), root.find(BODY)]
+    data = [_c14n(part) for part in parts_to_sign]  # type: ignore[arg-type]
+    signature, signed_info, value, digest_values, parts = _template(
+        holder, role, key, signing_time, method, digest
     )
+    for target, data_bytes in zip(digest_values, [*data, *(_c14n(p) for p in parts)], strict=True):
+        target.text = b64encode(_digest(digest, data_bytes)).decode("ascii")
+    raw = algorithms.xmldsig_sign(key.private_key, method, _c14n(signed_info))
+    value.text = b64encode(raw).decode("ascii")
     if timestamper is not None:
-        add_signature_timestamp(root.find(f"{SIGNATURES}/{SEAL}/{DS_SIGNATURE}"), timestamper)
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+        add_signature_timestamp(signature, timestamper)
+    return signature
+
+
+def _template(
+    holder: etree._Element,
+    role: _Role,
+    key: SigningKey,
+    signing_time: datetime,
+    method: SignatureMethod,
+    digest: DigestAlgorithm,
+) -> tuple[
+    etree._Element,
+    etree._Element,
+    etree._Element,
+    list[etree._Element],
+    tuple[etree._Element, etree._Element],
+]:
+    """The ds:Signature of ``role`` with everything but its digest and signature values:
+    (signature, SignedInfo, SignatureValue, the DigestValue of each reference in order,
+    (SignedProperties, KeyInfo))."""
+    sub = etree.SubElement
+    sig_id = f"{role.name}-signature"
+    props_id = f"{sig_id}-signed-properties"
+    key_info_id = f"{sig_id}-key-info"
+    signature = sub(holder, DS_SIGNATURE, Id=sig_id, nsmap=_DS_NSMAP)
+    signed_info = sub(signature, f"{_DS}SignedInfo")
+    sub(signed_info, f"{_DS}CanonicalizationMethod", Algorithm=EXC_C14N)
+    sub(signed_info, f"{_DS}SignatureMethod", Algorithm=method.value)
+    digest_values = []
+    reference_ids = []
+    for index, uri in enumerate(role.data_uris):
+        reference_ids.append(f"{sig_id}-reference-{index}")
+        digest_values.append(
+            _reference(signed_info, uri, role.data_transforms, digest, Id=reference_ids[-1])
+        )
+    digest_values.append(
+        _reference(signed_info, f"#{props_id}", (EXC_C14N,), digest, Type=SIGNED_PROPERTIES_TYPE)
+    )
+    digest_values.append(_reference(signed_info, f"#{key_info_id}", (EXC_C14N,), digest))
+    value = sub(signature, f"{_DS}SignatureValue")
+
+    key_info = sub(signature, f"{_DS}KeyInfo", Id=key_info_id)
+    x509_data = sub(key_info, f"{_DS}X509Data")
+    leaf_der = key.certificate.public_bytes(Encoding.DER)
+    for der in (leaf_der, *(c.public_bytes(Encoding.DER) for c in key.chain)):
+        sub(x509_data, f"{_DS}X509Certificate").text = b64encode(der).decode("ascii")
+
+    qualifying = sub(
+        sub(signature, f"{_DS}Object"),
+        f"{_XADES}QualifyingProperties",
+        Target=f"#{sig_id}",
+        nsmap=_XADES_NSMAP,
+    )
+    props = sub(qualifying, f"{_XADES}SignedProperties", Id=props_id)
+    ssp = sub(props, f"{_XADES}SignedSignatureProperties")
+    sub(ssp, f"{_XADES}SigningTime").text = signing_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    cert_digest = sub(
+        sub(sub(ssp, f"{_XADES}SigningCertificateV2"), f"{_XADES}Cert"), f"{_XADES}CertDigest"
+    )
+    sub(cert_digest, f"{_DS}DigestMethod", Algorithm=digest.value)
+    sub(cert_digest, f"{_DS}DigestValue").text = b64encode(_digest(digest, leaf_der)).decode()
+    claimed = sub(sub(ssp, f"{_XADES}SignerRole"), f"{_XADES}ClaimedRoles")
+    sub(claimed, f"{_XADES}ClaimedRole").text = role.name
+    objects = sub(props, f"{_XADES}SignedDataObjectProperties")
+    for reference_id in reference_ids:
+        data_format = sub(objects, f"{_XADES}DataObjectFormat", ObjectReference=f"#{reference_id}")
+        sub(data_format, f"{_XADES}Description").text = DESCRIPTION
+        sub(data_format, f"{_XADES}MimeType").text = MIME_TYPE
+    return signature, signed_info, value, digest_values, (props, key_info)
+
+
+def _reference(
+    signed_info: etree._Element,
+    uri: str,
+    transforms: Sequence[str],
+    digest: DigestAlgorithm,
+    **attributes: str,
+) -> etree._Element:
+    """Add a ds:Reference (attributes in the order Id, URI, Type); return its DigestValue."""
+    reference = etree.SubElement(signed_info, f"{_DS}Reference")
+    if "Id" in attributes:
+        reference.set("Id", attributes.pop("Id"))
+    reference.set("URI", uri)
+    for name, value in attributes.items():
+        reference.set(name, value)
+    holder = etree.SubElement(reference, f"{_DS}Transforms")
+    for algorithm in transforms:
+        etree.SubElement(holder, f"{_DS}Transform", Algorithm=algorithm)
+    etree.SubElement(reference, f"{_DS}DigestMethod", Algorithm=digest.value)
+    return etree.SubElement(reference, f"{_DS}DigestValue")
 
 
 def _check_unsigned_layout(root: etree._Element) -> str:
@@ -266,7 +416,7 @@ def _check_unsigned_layout(root: etree._Element) -> str:
                         f'Требуется ровно один элемент {tag.split("}")[1]} с Id="{id_value}"',
                     )
                 )
-        if root.findall(f".//{DS_SIGNATURE}"):
+        if next(root.iter(DS_SIGNATURE), None) is not None:
             problems.append(
                 _problem(
                     "SIGN_ALREADY_SIGNED",
@@ -295,6 +445,18 @@ def _check_unsigned_layout(root: etree._Element) -> str:
                     "Элемент env:Signatures должен быть последним",
                 )
             )
+        if _has_comment_or_pi(root):
+            problems.append(
+                _problem(
+                    "SIGN_COMMENT",
+                    "/Envelope",
+                    "the envelope holds a comment or processing instruction: signatures do not "
+                    "cover them and receivers refuse them",
+                    "Конверт содержит комментарий или инструкцию обработки: подпись их не "
+                    "защищает, и получатель такой документ отклонит",
+                    "Удалите комментарии и инструкции обработки перед подписанием",
+                )
+            )
     sender = root.findtext(f"{HEADER}/{SENDER}")
     if not sender:
         problems.append(
@@ -310,24 +472,39 @@ def _check_unsigned_layout(root: etree._Element) -> str:
     return sender.strip()  # type: ignore[union-attr]
 
 
+def _has_comment_or_pi(root: etree._Element) -> bool:
+    """Comments or processing instructions inside the envelope or around it (prolog, epilog:
+    the whole-document reference would include a processing instruction there)."""
+    if next(root.iter(etree.Comment, etree.ProcessingInstruction), None) is not None:
+        return True
+    return (
+        next(root.itersiblings(preceding=True), None) is not None
+        or next(root.itersiblings(), None) is not None
+    )
+
+
 # --- verification --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class VerifiedDocument:
-    """The outcome of :func:`verify_document`.
+    """The outcome of :func:`verify_envelope` / :func:`verify_document`.
 
-    Read the document only through :attr:`tree` / :attr:`signed_bytes`, and only when
-    :attr:`report` passed (call ``report.raise_for_failure()``): they are what the seal covers,
-    re-parsed from the canonical bytes — never the tree as received.
+    Read the document only through :attr:`tree`, and only when :attr:`report` passed (call
+    ``report.raise_for_failure()``); both fields are empty otherwise.
     """
 
     report: ValidationReport
     signed_bytes: bytes = b""
-    """Canonical (C14N 1.1) bytes of the envelope the seal covers (its own signature removed);
-    empty unless every signature passed."""
+    """The envelope exactly as the seal covers it: its exclusive C14N without the seal's own
+    ds:Signature (the input of the seal's whole-envelope digest). Empty unless every
+    signature passed. Earlier versions held C14N 1.1 bytes re-parsed into :attr:`tree`; the
+    tree is now the verified tree itself, so these bytes are for archiving and hashing."""
     tree: etree._Element | None = field(default=None, repr=False)
-    """``signed_bytes`` parsed (by signxml); None unless every signature passed."""
+    """The envelope tree that was verified — the one given to :func:`verify_envelope` (or
+    parsed once by :func:`verify_document`), the seal's signature included. Every part of it
+    a reader uses is covered by the seal: the profile pins every reference, and comments and
+    processing instructions are refused. None unless every signature passed."""
 
     @property
     def passed(self) -> bool:
@@ -350,7 +527,6 @@ class _Outcome:
     chain: tuple[CertificateInfo, ...] = ()
     revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
     timestamp_time: datetime | None = None
-    results: list[Any] = field(default_factory=list)
 
     def fail(self, indication: Indication, sub: SubIndication, message: str) -> _Outcome:
         self.indication, self.sub, self.message = indication, sub, message
@@ -377,6 +553,18 @@ class _Outcome:
         )
 
 
+class _Refused(Exception):
+    """A signature check failed: the verdict to report."""
+
+    def __init__(self, indication: Indication, sub: SubIndication, message: str) -> None:
+        super().__init__(message)
+        self.indication, self.sub, self.message = indication, sub, message
+
+
+def _format(message: str) -> _Refused:
+    return _Refused(Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, message)
+
+
 def verify_document(
     signed_bytes: bytes,
     trust: TrustList,
@@ -384,38 +572,53 @@ def verify_document(
     expected_sender: str | None = None,
     require_official: bool = True,
 ) -> VerifiedDocument:
-    """Verify an envelope's seal (and official's signature) at time ``at``.
-
-    ``expected_sender``: the body the transport authenticated (the peer's TLS certificate);
-    the envelope's Sender must equal it. ``require_official``: False for machine documents
-    (receipts, rejections) that carry only the seal.
-    """
-    at = certificates.utc(at)
+    """:func:`verify_envelope` over bytes: parse once with the hardened parser (a refusal is a
+    FORMAT_FAILURE report), verify the tree. The report's ``document_sha256`` is the SHA-256
+    of ``signed_bytes``."""
     digest = hashlib.sha256(signed_bytes).hexdigest()
-
-    def done(
-        outcomes: Sequence[_Outcome], sealed: tuple[bytes, etree._Element] | None = None
-    ) -> VerifiedDocument:
-        report = ValidationReport(
-            signatures=tuple(o.report() for o in outcomes), validated_at=at, document_sha256=digest
-        )
-        # What was signed goes out only with a passing report: nobody reads a failed document.
-        if sealed is not None and report.passed:
-            return VerifiedDocument(report, sealed[0], sealed[1])
-        return VerifiedDocument(report)
-
     try:
         root = parse_untrusted(signed_bytes)
     except DocumentRejected as exc:
-        return done(
-            [
-                _Outcome("seal").fail(
-                    Indication.TOTAL_FAILED,
-                    SubIndication.FORMAT_FAILURE,
-                    f"refused before verification: {exc}",
-                )
-            ]
+        outcome = _Outcome("seal").fail(
+            Indication.TOTAL_FAILED,
+            SubIndication.FORMAT_FAILURE,
+            f"refused before verification: {exc}",
         )
+        report = ValidationReport(
+            signatures=(outcome.report(),),
+            validated_at=certificates.utc(at),
+            document_sha256=digest,
+        )
+        return VerifiedDocument(report)
+    verified = verify_envelope(root, trust, at, expected_sender, require_official)
+    return replace(verified, report=replace(verified.report, document_sha256=digest))
+
+
+def verify_envelope(
+    root: etree._Element,
+    trust: TrustList,
+    at: datetime,
+    expected_sender: str | None = None,
+    require_official: bool = True,
+) -> VerifiedDocument:
+    """Verify the seal (and official's signature) of an envelope parsed by
+    :func:`gateway.xml.parsing.parse_untrusted`, at time ``at``.
+
+    ``expected_sender``: the body the transport authenticated (the peer's TLS certificate);
+    the envelope's Sender must equal it. ``require_official``: False for machine documents
+    (receipts, rejections) that carry only the seal. The tree is not changed (a signature is
+    detached for a moment during the check and put back). The report's ``document_sha256`` is
+    empty: the tree API has no bytes to hash.
+    """
+    at = certificates.utc(at)
+
+    def done(outcomes: Sequence[_Outcome], signed: bytes = b"") -> VerifiedDocument:
+        report = ValidationReport(signatures=tuple(o.report() for o in outcomes), validated_at=at)
+        # What was signed goes out only with a passing report: nobody reads a failed document.
+        if report.passed:
+            return VerifiedDocument(report, signed, root)
+        return VerifiedDocument(report)
+
     layout_error, has_official = _check_signed_layout(root)
     if layout_error:
         return done(
@@ -429,9 +632,7 @@ def verify_document(
     outcomes: list[_Outcome] = []
     official: _Outcome | None = None
     if has_official:
-        official = _verify_signature(
-            root, "official", OFFICIAL_LOCATION, OFFICIAL_REFERENCES, trust, at
-        )
+        official, _ = _verify_signature(root, _OFFICIAL, trust, at)
         outcomes.append(official)
     elif require_official:
         outcomes.append(
@@ -442,202 +643,359 @@ def verify_document(
                 "(CIS Art. 11.3; SC Art. 5.1)",
             )
         )
-    seal = _verify_signature(root, "seal", SEAL_LOCATION, SEAL_REFERENCES, trust, at)
+    seal, signed = _verify_signature(root, _SEAL, trust, at)
     outcomes.insert(0, seal)
-
     if not seal.ok:
         return done(outcomes)
-    envelope_result = next(r for r in seal.results if _is_data(r))
-    tree = envelope_result.signed_xml
-    if tree is None or tree.tag != ENVELOPE:
-        seal.fail(
-            Indication.TOTAL_FAILED,
-            SubIndication.FORMAT_FAILURE,
-            'the seal does not cover the envelope (reference must be URI="")',
-        )
-        return done(outcomes)
-    sender = (tree.findtext(f"{HEADER}/{SENDER}") or "").strip()
+    sender = (root.findtext(f"{HEADER}/{SENDER}") or "").strip()
     _check_sender(seal, sender, expected_sender)
     if official is not None and official.ok:
-        _check_official_covers(official, tree)
-        if official.ok:
-            _check_sender(official, sender, expected_sender)
-    return done(outcomes, (envelope_result.signed_data, tree))
+        _check_sender(official, sender, expected_sender)
+    return done(outcomes, signed)
 
 
 def _check_signed_layout(root: etree._Element) -> tuple[str, bool]:
     """Pin where signatures may be: an error message (or ""), and whether an official is there."""
     if root.tag != ENVELOPE:
         return f"root element is {root.tag}, not env:Envelope", False
-    containers = root.findall(f".//{SIGNATURES}")
-    if len(containers) != 1 or containers[0].getparent() is not root:
-        return "exactly one env:Signatures, child of env:Envelope, is required", False
-    container = containers[0]
+    if _has_comment_or_pi(root):
+        return (
+            "the envelope holds a comment or processing instruction: refused, signatures do "
+            "not cover them"
+        ), False
+    children = [child.tag for child in root]
+    if children != [HEADER, BODY, SIGNATURES]:
+        return "env:Envelope must hold exactly env:Header, env:Body, env:Signatures", False
+    header, body, container = root
+    if header.get("Id") != HEADER_ID or body.get("Id") != BODY_ID:
+        return f'env:Header must carry Id="{HEADER_ID}" and env:Body Id="{BODY_ID}"', False
     seals = container.findall(SEAL)
     officials = container.findall(OFFICIAL)
     if len(seals) != 1:
         return "exactly one env:Seal is required in env:Signatures (the body's seal)", False
     if len(officials) > 1:
         return "at most one env:Official is allowed in env:Signatures", False
-    if len(container) != len(seals) + len(officials):
-        return "env:Signatures holds elements other than env:Official and env:Seal", False
+    if [c.tag for c in container] != [*(OFFICIAL for _ in officials), SEAL]:
+        return "env:Signatures must hold env:Official (optional), then env:Seal", False
     holders = [*officials, *seals]
     for holder in holders:
         if len(holder) != 1 or holder[0].tag != DS_SIGNATURE:
             name = holder.tag.split("}")[1]
             return f"env:{name} must hold exactly one ds:Signature", False
-    every = root.findall(f".//{DS_SIGNATURE}")
-    if len(every) != len(holders):
+        if (holder.text or "").strip() or (holder[0].tail or "").strip():
+            return "text beside a ds:Signature is refused", False
+    every = sum(1 for _ in root.iter(DS_SIGNATURE))
+    if every != len(holders):
         return (
-            f"the envelope holds {len(every)} ds:Signature elements, {len(holders)} expected: "
+            f"the envelope holds {every} ds:Signature elements, {len(holders)} expected: "
             "signatures elsewhere are refused (signature wrapping)"
         ), False
-    for id_value in (HEADER_ID, BODY_ID):
-        if len(root.xpath("//*[@*[local-name()='Id']=$v]", v=id_value)) != 1:
-            return f'exactly one element may carry Id="{id_value}"', False
+    # Every Id once: a verifier elsewhere resolving "#body" by Id must find what we checked.
+    repeated = [v for v, n in Counter(root.xpath("//@*[local-name()='Id']")).items() if n > 1]
+    if repeated:
+        return f'Id="{repeated[0]}" occurs more than once (signature wrapping)', False
     return "", bool(officials)
 
 
-def _is_data(result: Any) -> bool:
-    if isinstance(result, XAdESVerifyResult):
-        return False
-    return result.signed_xml is None or result.signed_xml.tag != f"{{{DS_NS}}}KeyInfo"
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A signature read against the profile: what to check cryptographically."""
+
+    method: SignatureMethod
+    signed_info: etree._Element
+    references: tuple[tuple[etree._Element, DigestAlgorithm, bytes], ...]
+    """(what the reference covers, digest method, digest value), in order."""
+    value: bytes
+    signed_properties: etree._Element
+    key_info: etree._Element
+    certificates_der: tuple[bytes, ...]
+    cert_digests: tuple[tuple[DigestAlgorithm, bytes], ...]
+    claimed_role: str
+    signing_time: str
+
+
+def _children(element: etree._Element, *tags: str, what: str) -> list[etree._Element]:
+    """The element children of ``element``, which must have exactly these tags in order."""
+    found = list(element)
+    if [c.tag for c in found] != list(tags):
+        names = ", ".join(etree.QName(t).localname for t in tags)
+        raise _format(f"{what} must hold exactly {names}")
+    return found
+
+
+def _algorithm(element: etree._Element, allowed: str, what: str) -> str:
+    if element.get("Algorithm") != allowed or len(element) or len(element.attrib) != 1:
+        raise _format(f"{what} must be {allowed}, without parameters")
+    return allowed
+
+
+def _b64(text: str | None, what: str) -> bytes:
+    try:
+        return b64decode("".join((text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _format(f"{what} is not base64") from None
+
+
+def _read_shape(root: etree._Element, signature: etree._Element, role: _Role) -> _Shape:
+    """Read ``signature`` against the profile; raise :class:`_Refused` for anything else."""
+    signed_info, value_el, key_info, obj = _children(
+        signature,
+        f"{_DS}SignedInfo",
+        f"{_DS}SignatureValue",
+        f"{_DS}KeyInfo",
+        f"{_DS}Object",
+        what="ds:Signature",
+    )
+    sig_id = signature.get("Id")
+    if not sig_id:
+        raise _format("ds:Signature carries no Id")
+    expected = len(role.data_uris) + 2
+    info_children = list(signed_info)
+    references = info_children[2:]
+    if (
+        len(info_children) < 2
+        or info_children[0].tag != f"{_DS}CanonicalizationMethod"
+        or info_children[1].tag != f"{_DS}SignatureMethod"
+        or any(r.tag != f"{_DS}Reference" for r in references)
+    ):
+        raise _format("SignedInfo must hold CanonicalizationMethod, SignatureMethod, References")
+    _algorithm(info_children[0], EXC_C14N, "CanonicalizationMethod")
+    method_el = info_children[1]
+    if len(method_el) or len(method_el.attrib) != 1:
+        raise _format("SignatureMethod takes no parameters")
+    # Algorithms before the rest: a SHA-1 signature is refused by policy whatever else it is.
+    try:
+        method = algorithms.check_signature_method(method_el.get("Algorithm"))
+        for digest_method in signature.iter(f"{_DS}DigestMethod"):
+            algorithms.check_digest(digest_method.get("Algorithm"))
+    except algorithms.WeakAlgorithm as exc:
+        raise _Refused(
+            Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, str(exc)
+        ) from None
+    if len(references) != expected:
+        raise _format(
+            f"the {role.name} signature must have {expected} references, not {len(references)}"
+        )
+
+    key_info_id = key_info.get("Id")
+    qualifying = _children(obj, f"{_XADES}QualifyingProperties", what="ds:Object")[0]
+    if qualifying.get("Target") != f"#{sig_id}":
+        raise _format("QualifyingProperties must target its own ds:Signature")
+    parts = list(qualifying)
+    if (
+        not parts
+        or parts[0].tag != f"{_XADES}SignedProperties"
+        or ([p.tag for p in parts[1:]] not in ([], [f"{_XADES}UnsignedProperties"]))
+    ):
+        raise _format("QualifyingProperties must hold SignedProperties (and UnsignedProperties)")
+    if len(parts) == 2:
+        unsigned = _children(
+            parts[1], f"{_XADES}UnsignedSignatureProperties", what="UnsignedProperties"
+        )
+        if any(p.tag != f"{_XADES}SignatureTimeStamp" for p in unsigned[0]):
+            raise _format("UnsignedSignatureProperties may hold only SignatureTimeStamp")
+    props = parts[0]
+    props_id = props.get("Id")
+    if not props_id or not key_info_id:
+        raise _format("SignedProperties and KeyInfo must carry an Id")
+
+    uris = [*role.data_uris, f"#{props_id}", f"#{key_info_id}"]
+    transforms = [*(role.data_transforms for _ in role.data_uris), (EXC_C14N,), (EXC_C14N,)]
+    types = [*(None for _ in role.data_uris), SIGNED_PROPERTIES_TYPE, None]
+    data_ids: dict[str, int] = {}
+    read = []
+    for index, reference in enumerate(references):
+        if reference.get("URI") != uris[index] or reference.get("Type") != types[index]:
+            raise _format(
+                f'reference {index + 1} must be URI="{uris[index]}"'
+                + (f' Type="{types[index]}"' if types[index] else " without Type")
+            )
+        if set(reference.attrib) - {"Id", "URI", "Type"}:
+            raise _format(f"reference {index + 1} carries unknown attributes")
+        if reference.get("Id") and index < len(role.data_uris):
+            data_ids[reference.get("Id")] = index  # type: ignore[index]
+        holder, digest_method, digest_value = _children(
+            reference,
+            f"{_DS}Transforms",
+            f"{_DS}DigestMethod",
+            f"{_DS}DigestValue",
+            what=f"reference {uris[index]!r}",
+        )
+        names = [t.get("Algorithm") for t in holder]
+        if names != list(transforms[index]) or any(
+            t.tag != f"{_DS}Transform" or len(t) or len(t.attrib) != 1 for t in holder
+        ):
+            raise _format(
+                f"reference {uris[index]!r} must name the transforms "
+                f"{', '.join(transforms[index])} and no others"
+            )
+        read.append(
+            (
+                DigestAlgorithm(digest_method.get("Algorithm")),
+                _b64(digest_value.text, "DigestValue"),
+            )
+        )
+
+    certs = _children(key_info, f"{_DS}X509Data", what="KeyInfo")[0]
+    if not len(certs) or any(c.tag != f"{_DS}X509Certificate" for c in certs):
+        raise _Refused(
+            Indication.INDETERMINATE,
+            SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+            "KeyInfo/X509Data must hold the X509Certificate chain, signer first",
+        )
+    ders = tuple(_b64(c.text, "X509Certificate") for c in certs)
+
+    ssp, sdop = _children(
+        props,
+        f"{_XADES}SignedSignatureProperties",
+        f"{_XADES}SignedDataObjectProperties",
+        what="SignedProperties",
+    )
+    signing_time, cert_v2, signer_role = _children(
+        ssp,
+        f"{_XADES}SigningTime",
+        f"{_XADES}SigningCertificateV2",
+        f"{_XADES}SignerRole",
+        what="SignedSignatureProperties",
+    )
+    cert_digests = []
+    for cert in cert_v2:
+        if cert.tag != f"{_XADES}Cert" or [c.tag for c in cert][:1] != [f"{_XADES}CertDigest"]:
+            raise _format("SigningCertificateV2 must hold Cert/CertDigest elements")
+        digest_method, digest_value = _children(
+            cert[0], f"{_DS}DigestMethod", f"{_DS}DigestValue", what="CertDigest"
+        )
+        cert_digests.append(
+            (
+                DigestAlgorithm(digest_method.get("Algorithm")),
+                _b64(digest_value.text, "CertDigest/DigestValue"),
+            )
+        )
+    if not cert_digests:
+        raise _format("SigningCertificateV2 names no certificate")
+    claimed = _children(
+        _children(signer_role, f"{_XADES}ClaimedRoles", what="SignerRole")[0],
+        f"{_XADES}ClaimedRole",
+        what="ClaimedRoles",
+    )[0]
+    formats = list(sdop)
+    if not formats or any(
+        f.tag != f"{_XADES}DataObjectFormat"
+        or (f.get("ObjectReference") or "").removeprefix("#") not in data_ids
+        for f in formats
+    ):
+        raise _format("each DataObjectFormat must name a data reference of this signature")
+
+    if role is _SEAL:
+        # The enveloped reference: the envelope without this signature (_check_signature).
+        covered: list[etree._Element] = [signature]
+    else:
+        covered = [root[0], root[1]]  # Header, Body: pinned by _check_signed_layout
+    covered += [props, key_info]
+    return _Shape(
+        method=method,
+        signed_info=signed_info,
+        references=tuple(
+            (target, digest, value) for target, (digest, value) in zip(covered, read, strict=True)
+        ),
+        value=_b64(value_el.text, "SignatureValue"),
+        signed_properties=props,
+        key_info=key_info,
+        certificates_der=ders,
+        cert_digests=tuple(cert_digests),
+        claimed_role=(claimed.text or "").strip(),
+        signing_time=(signing_time.text or "").strip(),
+    )
 
 
 def _verify_signature(
-    root: etree._Element, role: str, location: str, references: int, trust: TrustList, at: datetime
-) -> _Outcome:
-    outcome = _Outcome(role)
-    signature = root.find(f"{location}{{{DS_NS}}}Signature")
-    if signature is None:
-        return outcome.fail(
-            Indication.TOTAL_FAILED,
-            SubIndication.FORMAT_FAILURE,
-            f"no {role} signature at its place",
-        )
-
-    # Algorithms first: a SHA-1 signature is refused by policy whatever else it is.
-    signed_info = signature.find(f"{{{DS_NS}}}SignedInfo")
-    if signed_info is None:
-        return outcome.fail(Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, "no SignedInfo")
+    root: etree._Element, role: _Role, trust: TrustList, at: datetime
+) -> tuple[_Outcome, bytes]:
+    """One signature's verdict, and (for the seal) the canonical envelope it covers."""
+    outcome = _Outcome(role.name)
+    signature = root.find(f"{SIGNATURES}/{role.holder}/{DS_SIGNATURE}")
+    assert signature is not None  # _check_signed_layout placed it
     try:
-        method = algorithms.check_signature_method(
-            signed_info.find(f"{{{DS_NS}}}SignatureMethod").get("Algorithm")  # type: ignore[union-attr]
-        )
-        outcome.signature_algorithm = method.value
-        digests = [d.get("Algorithm") for d in signature.iter(f"{{{DS_NS}}}DigestMethod")]
-        for uri in digests:
-            algorithms.check_digest(uri)
-        outcome.digest_algorithm = digests[0] or "" if digests else ""
-    except AttributeError:
-        return outcome.fail(
-            Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, "no SignatureMethod"
-        )
-    except algorithms.WeakAlgorithm as exc:
-        return outcome.fail(
-            Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, str(exc)
-        )
-    c14n = signed_info.find(f"{{{DS_NS}}}CanonicalizationMethod")
-    if c14n is None or c14n.get("Algorithm") not in ALLOWED_C14N:
-        return outcome.fail(
-            Indication.TOTAL_FAILED,
-            SubIndication.FORMAT_FAILURE,
-            "canonicalization method not accepted",
-        )
-    for transform in signed_info.iter(f"{{{DS_NS}}}Transform"):
-        if transform.get("Algorithm") not in ALLOWED_TRANSFORMS:
-            return outcome.fail(
-                Indication.TOTAL_FAILED,
-                SubIndication.FORMAT_FAILURE,
-                f"transform {transform.get('Algorithm')} is not accepted",
-            )
+        return outcome, _check_signature(root, signature, role, trust, at, outcome)
+    except _Refused as refused:
+        outcome.fail(refused.indication, refused.sub, refused.message)
+        return outcome, b""
 
-    # The signing certificate: the first X509Certificate; the others may be its issuers.
+
+def _check_signature(
+    root: etree._Element,
+    signature: etree._Element,
+    role: _Role,
+    trust: TrustList,
+    at: datetime,
+    outcome: _Outcome,
+) -> bytes:
+    shape = _read_shape(root, signature, role)
+    outcome.signature_algorithm = shape.method.value
+    outcome.digest_algorithm = shape.references[0][1].value
+
     try:
-        certs = [
-            x509.load_der_x509_certificate(b64decode("".join((c.text or "").split())))
-            for c in signature.findall(
-                f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate"
-            )
-        ]
+        certs = [x509.load_der_x509_certificate(der) for der in shape.certificates_der]
     except ValueError as exc:
-        return outcome.fail(
+        raise _Refused(
             Indication.INDETERMINATE,
             SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
             f"unreadable certificate in KeyInfo: {exc}",
-        )
-    if not certs:
-        return outcome.fail(
-            Indication.INDETERMINATE,
-            SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
-            "no X509Certificate in KeyInfo",
-        )
+        ) from None
     leaf, intermediates = certs[0], certs[1:]
     outcome.subject = leaf.subject.rfc4514_string()
     outcome.body_id = certificates.body_id_of(leaf)
     outcome.chain = tuple(certificate_info(c) for c in certs)
+    public_key = leaf.public_key()
     try:
-        algorithms.check_public_key(leaf.public_key())
+        algorithms.check_public_key(public_key)
     except algorithms.WeakAlgorithm as exc:
-        return outcome.fail(
+        raise _Refused(
             Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, str(exc)
-        )
+        ) from None
 
-    # The signature itself. signxml's own certificate-time check is neutralised (we judge
-    # validity at the claimed signing time below); the certificate it uses is the one we
-    # path-validate, and its digest is bound by SigningCertificateV2.
-    config = XAdESSignatureConfiguration(
-        location=location,
-        expect_references=references,
-        signature_methods=algorithms.ACCEPTED_SIGNATURE_METHODS,
-        digest_algorithms=algorithms.ACCEPTED_DIGESTS,
-        verification_time=leaf.not_valid_before_utc,
-    )
+    # The references, in order. The seal's first one is the envelope without this signature.
+    signed = b""
+    for index, (target, digest, expected) in enumerate(shape.references):
+        if target is signature:
+            signed = data = _envelope_without(root, signature)
+        else:
+            data = _c14n(target)
+        if not hmac.compare_digest(_digest(digest, data), expected):
+            uri = shape.signed_info[2 + index].get("URI")
+            raise _Refused(
+                Indication.TOTAL_FAILED,
+                SubIndication.HASH_FAILURE,
+                f"signed data changed: digest mismatch for reference {uri!r}",
+            )
+    # SigningCertificateV2: the first Cert is the signer's; others must be in KeyInfo.
+    for index, (digest, expected) in enumerate(shape.cert_digests):
+        candidates = shape.certificates_der[:1] if index == 0 else shape.certificates_der
+        if not any(hmac.compare_digest(_digest(digest, der), expected) for der in candidates):
+            raise _Refused(
+                Indication.TOTAL_FAILED,
+                SubIndication.HASH_FAILURE,
+                "SigningCertificateV2 does not name the certificate in KeyInfo",
+            )
     try:
-        results = XAdESVerifier().verify(
-            root, x509_cert=leaf, expect_config=config, id_attribute="Id"
-        )
-    except InvalidDigest as exc:
-        return outcome.fail(
-            Indication.TOTAL_FAILED, SubIndication.HASH_FAILURE, f"signed data changed: {exc}"
-        )
-    except InvalidSignature as exc:
-        if "references" in str(exc):
-            return outcome.fail(Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, str(exc))
-        return outcome.fail(
+        algorithms.xmldsig_verify(public_key, shape.method, shape.value, _c14n(shape.signed_info))
+    except algorithms.SignatureMismatch as exc:
+        raise _Refused(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CRYPTO_FAILURE,
             f"signature value does not verify: {exc}",
-        )
-    except (InvalidInput, SignXMLException, etree.DocumentInvalid, etree.XMLSyntaxError) as exc:
-        return outcome.fail(
-            Indication.TOTAL_FAILED,
-            SubIndication.FORMAT_FAILURE,
-            f"malformed {role} signature: {exc}",
-        )
-    outcome.results = list(results)
+        ) from None
 
-    # Claimed signing time (signed, but only claimed: no timestamp proves it).
-    props = next((r for r in results if isinstance(r, XAdESVerifyResult)), None)
-    time_text = (
-        props.signed_properties.findtext("xades:SigningTime", namespaces=_NS) if props else None
-    )
-    try:
-        claimed = datetime.fromisoformat((time_text or "").strip().replace("Z", "+00:00"))
-    except ValueError:
-        return outcome.fail(
-            Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, "no valid xades:SigningTime"
-        )
-    if claimed.tzinfo is None:
-        return outcome.fail(
+    if shape.claimed_role != role.name:
+        raise _Refused(
             Indication.TOTAL_FAILED,
-            SubIndication.FORMAT_FAILURE,
-            "xades:SigningTime has no time zone",
+            SubIndication.SIG_CONSTRAINTS_FAILURE,
+            f"the {role.name} signature claims the role {shape.claimed_role!r}",
         )
-    claimed = claimed.astimezone(UTC)
+    claimed = _claimed_time(shape.signing_time)
     outcome.signing_time = claimed
     if claimed > at + CLOCK_SKEW:
-        return outcome.fail(
+        raise _Refused(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CONSTRAINTS_FAILURE,
             f"claimed signing time {claimed.isoformat()} is after the validation "
@@ -648,11 +1006,11 @@ def _verify_signature(
     stamp = verify_signature_timestamp(signature, trust, at)
     if stamp.present and not stamp.proves_existence:
         assert stamp.sub_indication is not None
-        return outcome.fail(stamp.indication, stamp.sub_indication, f"timestamp: {stamp.message}")
+        raise _Refused(stamp.indication, stamp.sub_indication, f"timestamp: {stamp.message}")
     proven = stamp.time if stamp.proves_existence else None
     outcome.timestamp_time = proven
     if proven is not None and claimed > proven + CLOCK_SKEW:
-        return outcome.fail(
+        raise _Refused(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CONSTRAINTS_FAILURE,
             f"claimed signing time {claimed.isoformat()} is after the timestamp "
@@ -674,23 +1032,34 @@ def _verify_signature(
     )
     if not path.passed and not revoked_after_proof:
         assert path.sub_indication is not None
-        return outcome.fail(path.indication, path.sub_indication, path.message)
+        raise _Refused(path.indication, path.sub_indication, path.message)
     expires = leaf.not_valid_after_utc
     if expires < at and (proven is None or proven > expires):
-        return outcome.fail(
+        raise _Refused(
             Indication.INDETERMINATE,
             SubIndication.OUT_OF_BOUNDS_NO_POE,
             f"certificate expired {expires:%Y-%m-%d} and no timestamp proves the signature "
             "was made before",
         )
-    mismatch = certificates.role_mismatch(leaf, role)
+    mismatch = certificates.role_mismatch(leaf, role.name)
     if mismatch:
-        return outcome.fail(
+        raise _Refused(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CONSTRAINTS_FAILURE,
-            f"certificate cannot make the {role} signature: {mismatch}",
+            f"certificate cannot make the {role.name} signature: {mismatch}",
         )
-    return outcome
+    return signed
+
+
+def _claimed_time(text: str) -> datetime:
+    """xades:SigningTime (signed, but only claimed: no timestamp proves it)."""
+    try:
+        claimed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _format("no valid xades:SigningTime") from None
+    if claimed.tzinfo is None:
+        raise _format("xades:SigningTime has no time zone")
+    return claimed.astimezone(UTC)
 
 
 def _check_sender(outcome: _Outcome, sender: str, expected_sender: str | None) -> None:
@@ -707,57 +1076,3 @@ def _check_sender(outcome: _Outcome, sender: str, expected_sender: str | None) -
             f"signer belongs to {outcome.body_id or '(no organizationIdentifier)'!r}, "
             f"but the envelope's Sender is {sender!r}",
         )
-
-
-def _c14n(element: etree._Element) -> bytes:
-    return etree.tostring(element, method="c14n", exclusive=False, with_comments=False)
-
-
-def _check_official_covers(official: _Outcome, sealed: etree._Element) -> None:
-    """The official must have signed exactly the Header and Body the seal covers."""
-    data = [r for r in official.results if _is_data(r)]
-    signed = sorted(
-        (r.signed_xml.tag, _c14n(r.signed_xml)) for r in data if r.signed_xml is not None
-    )
-    expected = sorted(
-        (el.tag, _c14n(el)) for el in (sealed.find(HEADER), sealed.find(BODY)) if el is not None
-    )
-    if len(data) != 2 or signed != expected:
-        official.fail(
-            Indication.TOTAL_FAILED,
-            SubIndication.FORMAT_FAILURE,
-            "the official's signature does not cover exactly the sealed Header and Body",
-        )
-
-
-# --- tree API (interim: over the byte API until the strict profile lands) -------------------
-
-
-def sign_envelope(
-    root: etree._Element,
-    official: SigningKey | None,
-    seal: SigningKey,
-    signing_time: datetime,
-    *,
-    timestamper: Any = None,
-) -> etree._Element:
-    signed = sign_document(
-        etree.tostring(root, encoding="UTF-8"),
-        official,
-        seal,
-        signing_time,
-        timestamper=timestamper,
-    )
-    return parse_untrusted(signed)
-
-
-def verify_envelope(
-    root: etree._Element,
-    trust: TrustList,
-    at: datetime,
-    expected_sender: str | None = None,
-    require_official: bool = True,
-) -> VerifiedDocument:
-    return verify_document(
-        etree.tostring(root, encoding="UTF-8"), trust, at, expected_sender, require_official
-    )

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
 
 from gateway.crypto import xades
+from gateway.crypto.algorithms import DigestAlgorithm, SignatureMethod
 from gateway.crypto.certificates import CertificateProfile, DemoCA
 from gateway.crypto.keystore import WrongRole
 from gateway.crypto.report import Indication, RevocationStatus, SignatureInvalid, SubIndication
@@ -50,13 +50,16 @@ def test_round_trip_passes_and_returns_only_signed_content(
     assert seal.signature_algorithm.endswith("ecdsa-sha256")
     official = roles["official"]
     assert "Иванов" in official.signer_subject  # type: ignore[attr-defined]
-    # The tree handed back is the sealed envelope, without the seal's own signature.
+    # The tree handed back is the verified tree; signed_bytes is what the seal covers: the
+    # envelope in exclusive C14N without the seal's own signature.
     tree = verified.tree
     assert tree is not None and tree.tag == xades.ENVELOPE
     assert tree.findtext("env:Header/env:Sender", namespaces=NS) == SENDER
-    assert tree.find("env:Signatures/env:Seal/ds:Signature", namespaces=NS) is None
     assert tree.find("env:Signatures/env:Official/ds:Signature", namespaces=NS) is not None
-    assert etree.fromstring(verified.signed_bytes).tag == xades.ENVELOPE
+    sealed = etree.fromstring(verified.signed_bytes)
+    assert sealed.tag == xades.ENVELOPE
+    assert sealed.find("env:Signatures/env:Seal/ds:Signature", namespaces=NS) is None
+    assert sealed.find("env:Signatures/env:Official/ds:Signature", namespaces=NS) is not None
     verified.report.raise_for_failure()
 
 
@@ -69,8 +72,18 @@ def test_layout_matches_the_architecture(signed: bytes) -> None:
     assert uris[:2] == ["#header", "#body"]
     seal_uris = [r.get("URI") for r in seal.findall("ds:SignedInfo/ds:Reference", namespaces=NS)]
     assert seal_uris[0] == ""
-    c14n = seal.find("ds:SignedInfo/ds:CanonicalizationMethod", namespaces=NS).get("Algorithm")
-    assert c14n == "http://www.w3.org/2006/12/xml-c14n11"
+    # The profile: exclusive C14N for SignedInfo, a transform named on every reference.
+    exc = "http://www.w3.org/2001/10/xml-exc-c14n#"
+    enveloped = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+    for signature, first in ((official, [exc]), (seal, [enveloped, exc])):
+        c14n = signature.find("ds:SignedInfo/ds:CanonicalizationMethod", namespaces=NS)
+        assert c14n.get("Algorithm") == exc
+        transforms = [
+            [t.get("Algorithm") for t in r.findall("ds:Transforms/ds:Transform", namespaces=NS)]
+            for r in signature.findall("ds:SignedInfo/ds:Reference", namespaces=NS)
+        ]
+        assert transforms[0] == first
+        assert all(t == [exc] for t in transforms[len(transforms) - 2 :])
     signing_time = seal.findtext(".//{http://uri.etsi.org/01903/v1.3.2#}SigningTime")
     assert signing_time == "2026-11-23T10:00:00Z"
 
@@ -453,27 +466,17 @@ def test_untrusted_ca(signed: bytes) -> None:
     assert report.signatures[0].sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
 
 
-class _Sha1Signer(xades._Signer):
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self.sign_alg = SignatureMethod.ECDSA_SHA1
-        self.digest_alg = DigestAlgorithm.SHA1
-
-    def check_deprecated_methods(self) -> None:
-        """Let the test make what a careless peer would send."""
-
-
-def test_sha1_signature_is_refused(test_pki: CryptoPKI) -> None:
+def _seal_with(test_pki: CryptoPKI, method: SignatureMethod, digest: DigestAlgorithm) -> bytes:
+    """A seal-only document made with the given algorithms (what a careless peer might send)."""
     seal = test_pki.store().seal()
     root = xades.parse_untrusted(envelope())
     signatures = etree.SubElement(root, xades.SIGNATURES)
-    etree.SubElement(etree.SubElement(signatures, xades.SEAL), xades.DS_SIGNATURE, Id="placeholder")
-    signer = _Sha1Signer(NOW, "seal", seal.certificate.public_key())
-    doc = etree.tostring(
-        signer.sign(
-            root, key=seal.private_key, cert=[seal.certificate, *seal.chain], id_attribute="Id"
-        )
-    )
+    xades._sign_role(root, signatures, xades._SEAL, seal, NOW, method=method, digest=digest)
+    return etree.tostring(root)
+
+
+def test_sha1_signature_is_refused(test_pki: CryptoPKI) -> None:
+    doc = _seal_with(test_pki, SignatureMethod.ECDSA_SHA1, DigestAlgorithm.SHA1)
     assert b"sha1" in doc
     report = verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False).report
     assert report.signatures[0].indication is Indication.INDETERMINATE
