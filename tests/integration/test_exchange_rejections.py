@@ -534,3 +534,38 @@ def _tls_identity(ca: DemoCA, folder: Path) -> Path:
         b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
     )
     return folder
+
+
+_PARSER_ENTRY_POINTS = ("fromstring", "XML", "parse", "iterparse", "XMLParser", "XMLPullParser")
+"""Every way into libxml2's parser that lxml offers (and signxml used): counting their calls
+counts the parses of one receive."""
+
+
+async def test_a_received_request_is_parsed_once(
+    receiver: Receiver, sender: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One parse: the tree that is verified is the tree validated, judged and stored."""
+    from lxml import etree
+
+    # Warm up this thread: the schema registry loads its per-thread XMLSchema copy (a parse of
+    # the XSD, not of a document) on first use. Both receives run here, in this thread.
+    warm_up = receiver.node.receive(SENDER, sender.document(REQUEST, now(), Recipient=RECEIVER))
+    assert warm_up.disposition is Disposition.ACCEPTED
+    document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+    calls: list[str] = []
+    for name in _PARSER_ENTRY_POINTS:
+        original = getattr(etree, name)
+
+        def counting(*args: object, _name: str = name, _original=original, **kw: object):  # type: ignore[no-untyped-def]
+            calls.append(_name)
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(etree, name, counting)
+
+    answer = receiver.node.receive(SENDER, document)
+
+    monkeypatch.undo()
+    assert answer.disposition is Disposition.ACCEPTED, answer.body[:300]
+    # The hardened parser makes one parser object and feeds it: one parse of the request.
+    # Building and signing the Receipt parses nothing.
+    assert len(calls) == 1, calls
