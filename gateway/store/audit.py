@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,13 +147,22 @@ class _Pending:
     details: str
 
 
-_PENDING = "gateway_audit_pending"
-"""Key in ``Connection.info``: the events queued by the current transaction."""
-_SAVEPOINTS = "gateway_audit_savepoints"
-"""Key in ``Connection.info``: how many events were queued when each open savepoint began."""
+@dataclass(slots=True)
+class _Queue:
+    """What one transaction has appended so far."""
+
+    read_only: bool
+    pending: list[_Pending] = field(default_factory=list)
+    marks: list[int] = field(default_factory=list)
+    """Queue length when each open savepoint began, innermost last."""
+
+
+# Keyed by the SQLAlchemy Connection (not ``Connection.info``, which belongs to the pooled
+# DBAPI connection and is unreachable once a dead connection is invalidated).
+_QUEUES: weakref.WeakKeyDictionary[Connection, _Queue] = weakref.WeakKeyDictionary()
+
 READ_ONLY_OPTION = "gateway_read_only"
 """Execution option that ``Store.read()`` sets: appends there are refused at once."""
-_READ_ONLY = "read-only"
 
 
 def install(engine: Engine) -> None:
@@ -169,58 +179,53 @@ def install(engine: Engine) -> None:
 
 
 def _on_begin(conn: Connection) -> None:
-    read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
-    conn.info[_PENDING] = _READ_ONLY if read_only else []
-    conn.info[_SAVEPOINTS] = []
+    _QUEUES[conn] = _Queue(bool(conn.get_execution_options().get(READ_ONLY_OPTION, False)))
 
 
 def _on_rollback(conn: Connection) -> None:
     # The change the events record is undone: so are the events.
-    conn.info.pop(_PENDING, None)
-    conn.info.pop(_SAVEPOINTS, None)
+    _QUEUES.pop(conn, None)
 
 
 def _on_savepoint(conn: Connection, _name: str | None) -> None:
     # SQLAlchemy names its savepoints after this event fires, and nests them strictly (one
     # context manager inside another), so a stack of queue lengths is enough.
-    pending = conn.info.get(_PENDING)
-    if isinstance(pending, list):
-        conn.info[_SAVEPOINTS].append(len(pending))
+    queue = _QUEUES.get(conn)
+    if queue is not None:
+        queue.marks.append(len(queue.pending))
 
 
 def _on_rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    pending = conn.info.get(_PENDING)
-    marks = conn.info.get(_SAVEPOINTS)
-    if isinstance(pending, list) and marks:
-        del pending[marks.pop() :]
+    queue = _QUEUES.get(conn)
+    if queue is not None and queue.marks:
+        del queue.pending[queue.marks.pop() :]
 
 
 def _on_release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    marks = conn.info.get(_SAVEPOINTS)
-    if marks:
-        marks.pop()
+    queue = _QUEUES.get(conn)
+    if queue is not None and queue.marks:
+        queue.marks.pop()
 
 
 def _flush_on_commit(conn: Connection) -> None:
-    conn.info.pop(_SAVEPOINTS, None)
-    pending = conn.info.pop(_PENDING, None)
-    if isinstance(pending, list) and pending:
-        _write(conn, pending)
+    queue = _QUEUES.pop(conn, None)
+    if queue is not None and queue.pending:
+        _write(conn, queue.pending)
 
 
-def _queue(conn: Connection) -> list[_Pending]:
-    pending = conn.info.get(_PENDING) if conn.in_transaction() else None
-    if pending == _READ_ONLY:
-        raise AuditError(
-            "audit event appended in a read-only transaction (store.read()): it would be lost; "
-            "record it in store.transaction() or store.batch()"
-        )
-    if not isinstance(pending, list):
+def _queue(conn: Connection) -> _Queue:
+    queue = _QUEUES.get(conn) if conn.in_transaction() else None
+    if queue is None:
         raise AuditError(
             "audit events are appended inside a write transaction of a store opened with "
             "gateway.store.open_store (store.transaction() or store.batch())"
         )
-    return pending
+    if queue.read_only:
+        raise AuditError(
+            "audit event appended in a read-only transaction (store.read()): it would be lost; "
+            "record it in store.transaction() or store.batch()"
+        )
+    return queue
 
 
 def _entry(
@@ -260,7 +265,7 @@ def append(
     The event is checked now (bad details raise here) and queued; every event queued in the
     transaction is chained and written in one go just before commit, under one lock of the
     chain head. Its seq is therefore known only after commit (:func:`flush` writes early)."""
-    _queue(conn).append(_entry(now, actor, kind, subjects, details))
+    _queue(conn).pending.append(_entry(now, actor, kind, subjects, details))
 
 
 AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
@@ -274,20 +279,24 @@ def append_many(
     (a purge batch records hundreds of events)."""
     queue = _queue(conn)
     checked = [_entry(now, actor, kind, subjects, details) for kind, subjects, details in entries]
-    queue.extend(checked)
+    queue.pending.extend(checked)
 
 
 def flush(conn: Connection) -> int | None:
     """Write the events queued so far in this transaction now, returning the last seq (None if
     nothing was queued). Takes the head lock until commit: only for a caller that must know
     its event's seq before committing."""
-    pending = _queue(conn)
-    if not pending:
+    queue = _queue(conn)
+    if not queue.pending:
         return None
-    seq = _write(conn, list(pending))
-    pending.clear()
-    # The written events can no longer be dropped by a savepoint rollback's truncation.
-    conn.info[_SAVEPOINTS] = [0 for _ in conn.info[_SAVEPOINTS]]
+    if any(queue.marks):
+        # Written inside the savepoint, events queued before it would vanish with it.
+        raise AuditError("audit.flush inside a savepoint opened after earlier appends")
+    seq = _write(conn, queue.pending)
+    queue.pending.clear()
+    # What is written now is undone by a savepoint rollback in the database itself; what is
+    # queued from here on belongs to every open savepoint.
+    queue.marks = [0 for _ in queue.marks]
     return seq
 
 

@@ -397,3 +397,18 @@ def test_two_processes_append_one_chain(store: Store) -> None:
     result = _verify(store)
     assert result.intact, result.reason
     assert result.last_seq == 2 * per_process + 10
+
+
+def test_flush_inside_a_savepoint(store: Store) -> None:
+    with store.transaction() as conn:
+        with pytest.raises(RuntimeError), conn.begin_nested():
+            audit.append(conn, now=NOW, actor="a", kind="dropped")
+            assert audit.flush(conn) == 1  # written inside the savepoint ...
+            audit.append(conn, now=NOW, actor="a", kind="dropped.too")
+            raise RuntimeError("... and undone with it")
+        audit.append(conn, now=NOW, actor="a", kind="kept")
+        with conn.begin_nested(), pytest.raises(audit.AuditError, match="savepoint"):
+            audit.flush(conn)  # would tie "kept" to this savepoint
+    with store.read() as conn:
+        assert [e.kind for e in audit.events(conn)] == ["kept"]
+    assert _verify(store).intact
