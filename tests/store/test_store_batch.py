@@ -116,9 +116,13 @@ def pg_url(pg_session_store: Store) -> str:
 def _kill_pooled_connection(store: Store, pg_admin: sa.Engine) -> None:
     with store.read() as conn:
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    _terminate(pg_admin, pid)
+
+
+def _terminate(pg_admin: sa.Engine, pid: int) -> None:
     with pg_admin.connect() as admin:
         admin.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        for _ in range(100):
+        for _ in range(500):  # 10 s: a loaded machine takes a while to reap a backend
             alive = admin.execute(
                 sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
             ).scalar()
@@ -194,10 +198,7 @@ def test_dead_connection_aborts_the_whole_batch(pg_url: str, pg_admin, ring: Kek
             with batch.unit() as conn:
                 _receive(conn, ring, first)
             with batch.unit() as conn:
-                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-                with pg_admin.connect() as admin:
-                    admin.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-                time.sleep(0.2)
+                _terminate(pg_admin, conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
                 conn.execute(sa.select(1))
         assert _stored_ids(store) == set()
     finally:
