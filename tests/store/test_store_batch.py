@@ -126,6 +126,7 @@ def _terminate(pg_admin: sa.Engine, pid: int) -> None:
             alive = admin.execute(
                 sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
             ).scalar()
+            admin.rollback()  # pg_stat_activity is a snapshot per transaction: take a new one
             if not alive:
                 return
             time.sleep(0.02)
