@@ -123,13 +123,69 @@ class ValidationReport:
         return "\n".join([str(self.indication), *(s.summary() for s in self.signatures)])
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The whole report as plain JSON values (times in ISO 8601, enums as their codes),
+        with the overall ``indication``; :meth:`from_json` reads it back."""
+        data = _jsonable(asdict(self))
         data["indication"] = str(self.indication)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ValidationReport:
+        """The report :meth:`to_json` wrote (the stored ``indication`` is derived, not read)."""
+        return cls(
+            signatures=tuple(_signature_from_json(s) for s in data["signatures"]),
+            validated_at=datetime.fromisoformat(data["validated_at"]),
+            document_sha256=data.get("document_sha256", ""),
+            extra=dict(data.get("extra", {})),
+        )
 
     def raise_for_failure(self) -> None:
         if not self.passed:
             raise SignatureInvalid(self)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _signature_from_json(data: dict[str, Any]) -> SignatureReport:
+    sub = data.get("sub_indication")
+    return SignatureReport(
+        role=data["role"],
+        indication=Indication(data["indication"]),
+        sub_indication=SubIndication(sub) if sub else None,
+        message=data["message"],
+        signer_subject=data.get("signer_subject", ""),
+        signer_body_id=data.get("signer_body_id", ""),
+        claimed_signing_time=_time(data.get("claimed_signing_time")),
+        signature_algorithm=data.get("signature_algorithm", ""),
+        digest_algorithm=data.get("digest_algorithm", ""),
+        chain=tuple(
+            CertificateInfo(
+                subject=c["subject"],
+                issuer=c["issuer"],
+                serial=c["serial"],
+                not_before=datetime.fromisoformat(c["not_before"]),
+                not_after=datetime.fromisoformat(c["not_after"]),
+                sha256=c["sha256"],
+            )
+            for c in data.get("chain", ())
+        ),
+        revocation=RevocationStatus(data.get("revocation", RevocationStatus.NOT_CHECKED)),
+        timestamp_time=_time(data.get("timestamp_time")),
+    )
 
 
 class SignatureInvalid(Exception):

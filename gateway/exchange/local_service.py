@@ -17,14 +17,18 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 from gateway.crypto.rotation import expiring_keys
-from gateway.crypto.xades import verify_document
+from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure
 from gateway.exchange.node import Node
+from gateway.exchange.recording import record_verification
 from gateway.exchange.service import (
     Actor,
     ConversationFilter,
@@ -43,10 +47,11 @@ from gateway.exchange.service import (
 from gateway.model.profiles import profile
 from gateway.rules.calendars import calendar_for
 from gateway.rules.deadlines import Deadline, working_days_left
-from gateway.store import audit, tokens
+from gateway.store import audit, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
 from gateway.store import receipts as receipt_store
+from gateway.store.reports import ReportPurpose
 from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
@@ -207,10 +212,9 @@ class LocalNodeService:
                 stored = conv_store.get(conn, conversation_id)
                 if stored is None:
                     raise NotFound(f"conversation {conversation_id}")
-                messages = tuple(
-                    self._message_summary(conn, m)
-                    for m in msg_store.list_for_conversation(conn, conversation_id)
-                )
+                stored_messages = msg_store.list_for_conversation(conn, conversation_id)
+                facts = _SummaryFacts.read(conn, [m.header.message_id for m in stored_messages])
+                messages = tuple(_message_summary(m, facts) for m in stored_messages)
             left = None
             if stored.deadline is not None:
                 # Days in the agreement's unit (CIS: working days of the requested party's
@@ -236,29 +240,6 @@ class LocalNodeService:
             return ConversationView(_summary(stored), messages, left)
 
         return await self._run(view)
-
-    def _message_summary(self, conn: Any, m: msg_store.StoredMessage) -> MessageSummary:
-        delivery = None
-        if m.direction is msg_store.Direction.OUT:
-            row = conn.execute(
-                outbox_table.select().where(outbox_table.c.message_id == m.header.message_id)
-            ).first()
-            delivery = row.state if row else None
-        return MessageSummary(
-            message_id=m.header.message_id,
-            conversation_id=m.header.conversation_id,
-            in_reply_to=m.header.in_reply_to,
-            direction=m.direction.value,
-            kind=m.header.kind,
-            sender=m.header.sender,
-            recipient=m.header.recipient,
-            created=m.header.created,
-            stored_at=m.stored_at,
-            confidential=m.header.confidential,
-            document_sha256=m.document_sha256.hex(),
-            delivery_state=delivery,
-            verification="TOTAL_PASSED",
-        )
 
     def _read_document(
         self, message_id: str, actor: Actor, purpose: str | None
@@ -306,14 +287,15 @@ class LocalNodeService:
             stored, document = self._read_document(message_id, actor, purpose)
             converted = xml_to_json(parse_untrusted(document), self.node.registry)
             with self.node.store.read() as conn:
-                summary = self._message_summary(conn, stored)
+                summary = _message_summary(stored, _SummaryFacts.read(conn, [message_id]))
                 receipt = receipt_store.get(conn, message_id)
                 attempts = _attempts(conn, message_id)
+                recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
             return MessageView(
                 summary=summary,
                 header=converted["header"],
                 body=converted["body"],
-                report=self._report(document, stored),
+                report=_report_view(recorded),
                 receipt=(
                     {
                         "receipt_message_id": receipt.receipt_message_id,
@@ -329,17 +311,44 @@ class LocalNodeService:
 
         return await self._run(view)
 
-    def _report(self, document: bytes, stored: msg_store.StoredMessage) -> dict[str, Any]:
-        """The full verification report, judged again at the time the document was stored
-        (its signatures were verified then; certificates may have expired since)."""
-        verified = verify_document(
-            document,
-            self.node.trust,
-            at=stored.stored_at,
-            expected_sender=stored.header.sender,
-            require_official=False,
-        )
-        return verified.report.to_json()
+    async def reverify(
+        self, message_id: str, *, actor: Actor, purpose: str | None
+    ) -> dict[str, Any]:
+        """Verify a stored document's signatures again, now, with the trust and revocation
+        lists in force now; the result is recorded beside the report of its receipt (views
+        keep showing what was recorded; nothing re-verifies behind the reader's back)."""
+
+        def run() -> dict[str, Any]:
+            stored, document = self._read_document(message_id, actor, purpose)
+            now = self.node.clock()
+            verified = verify_envelope(
+                parse_untrusted(document),
+                self.node.trust,
+                at=now,
+                expected_sender=stored.header.sender,
+                require_official=False,
+            )
+            with self.node.store.transaction() as conn:
+                record_verification(
+                    conn,
+                    message_id,
+                    verified.report,
+                    ReportPurpose.REVERIFY,
+                    now,
+                    self.node.kek_ring,
+                )
+                audit.append(
+                    conn,
+                    now=now,
+                    actor=actor.name[:64],
+                    kind="document.reverified",
+                    subjects={"message": message_id},
+                    details={"indication": str(verified.report.indication)},
+                )
+                recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
+            return _report_view(recorded)
+
+        return await self._run(run)
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
         _, document = await self._run(self._read_document, message_id, actor, purpose)
@@ -362,6 +371,62 @@ class LocalNodeService:
             return document
 
         return await self._run(receipt)
+
+
+@dataclass(frozen=True, slots=True)
+class _SummaryFacts:
+    """What message summaries show beside the messages' own rows, read in two queries for a
+    whole conversation (never one per message)."""
+
+    indications: dict[str, tuple[str, str | None]]
+    deliveries: dict[str, str]
+
+    @classmethod
+    def read(cls, conn: Any, message_ids: list[str]) -> _SummaryFacts:
+        deliveries: dict[str, str] = {}
+        if message_ids:
+            rows = conn.execute(
+                sa.select(outbox_table.c.message_id, outbox_table.c.state).where(
+                    outbox_table.c.message_id.in_(message_ids)
+                )
+            )
+            deliveries = {row.message_id: row.state for row in rows}
+        return cls(reports.report_indications(conn, message_ids), deliveries)
+
+
+def _message_summary(m: msg_store.StoredMessage, facts: _SummaryFacts) -> MessageSummary:
+    recorded = facts.indications.get(m.header.message_id)
+    return MessageSummary(
+        message_id=m.header.message_id,
+        conversation_id=m.header.conversation_id,
+        in_reply_to=m.header.in_reply_to,
+        direction=m.direction.value,
+        kind=m.header.kind,
+        sender=m.header.sender,
+        recipient=m.header.recipient,
+        created=m.header.created,
+        stored_at=m.stored_at,
+        confidential=m.header.confidential,
+        document_sha256=m.document_sha256.hex(),
+        delivery_state=(
+            facts.deliveries.get(m.header.message_id)
+            if m.direction is msg_store.Direction.OUT
+            else None
+        ),
+        verification=recorded[0] if recorded else None,
+    )
+
+
+def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:
+    """The latest recorded report with when and why it was made; {} when none was (a document
+    this node signed itself, or one stored before reports were recorded)."""
+    if recorded is None:
+        return {}
+    return {
+        **recorded.report,
+        "recorded_at": recorded.recorded_at.isoformat(),
+        "recorded_for": recorded.purpose.value,
+    }
 
 
 def _summary(c: conv_store.Conversation) -> ConversationSummary:

@@ -35,6 +35,7 @@ from gateway.exchange.recording import (
     check_unchanged,
     load_state,
     message_header,
+    record_verification,
     store_step,
 )
 from gateway.model.envelope import Header
@@ -42,7 +43,7 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import audit
 from gateway.store import messages as msg_store
 from gateway.store import receipts as receipt_store
-from gateway.store import reports as report_store
+from gateway.store.reports import ReportPurpose
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
 from gateway.xml.validate import validate
@@ -222,13 +223,8 @@ def _store_accepted(
         )
         if outcome is not msg_store.ReceiveOutcome.INSERTED:
             raise ConcurrentChange  # another process stored it first: decide again
-        report_store.record(
-            conn,
-            header.message_id,
-            received.report,
-            report_store.Purpose.RECEIPT,
-            now,
-            node.kek_ring,
+        record_verification(
+            conn, header.message_id, received.report, ReportPurpose.RECEIPT, now, node.kek_ring
         )
         msg_store.insert_sent(conn, message_header(receipt_header), receipt, node.kek_ring, now)
         receipt_store.record(

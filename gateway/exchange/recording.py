@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.config import NodeConfig
+from gateway.crypto.at_rest import KekRing
+from gateway.crypto.report import ValidationReport
 from gateway.exchange import conversation as machine
 from gateway.exchange import machine_codec
 from gateway.model.envelope import Header
@@ -21,9 +23,10 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import profile
 from gateway.rules.calendars import calendar_for
 from gateway.rules.deadlines import deadline_for
-from gateway.store import audit, machines
+from gateway.store import audit, machines, reports
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
+from gateway.store.reports import ReportPurpose
 
 TRY_AGAIN = "TRY_AGAIN"
 
@@ -184,6 +187,30 @@ def due_date(
     ).due
     paused_days = sum(((p.until or now) - p.since).days for p in clock.pauses)
     return due + timedelta(days=paused_days)
+
+
+def record_verification(
+    conn: Any,
+    message_id: str,
+    report: ValidationReport,
+    purpose: ReportPurpose,
+    now: datetime,
+    kek_ring: KekRing,
+) -> None:
+    """Record a verification report with its time (after the message's own row): views read
+    it, they never verify again."""
+    failure = report.first_failure
+    sub = failure.sub_indication if failure is not None else None
+    reports.record_report(
+        conn,
+        message_id,
+        report.to_json(),
+        str(report.indication),
+        str(sub) if sub is not None else None,
+        purpose,
+        now,
+        kek_ring,
+    )
 
 
 def message_header(header: Header) -> msg_store.MessageHeader:

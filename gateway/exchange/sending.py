@@ -36,6 +36,7 @@ from gateway.exchange.recording import (
     check_unchanged,
     load_state,
     message_header,
+    record_verification,
     store_step,
 )
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
@@ -48,7 +49,7 @@ from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
-from gateway.store import reports as report_store
+from gateway.store.reports import ReportPurpose
 from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import to_bytes
 from gateway.xml.header import read_header
@@ -335,8 +336,8 @@ def _store_answer(
             conn, message_header(header), answer, node.kek_ring, now
         )
         if inserted is msg_store.ReceiveOutcome.INSERTED:
-            report_store.record(
-                conn, header.message_id, report, report_store.Purpose.RECEIPT, now, node.kek_ring
+            record_verification(
+                conn, header.message_id, report, ReportPurpose.RECEIPT, now, node.kek_ring
             )
             receipt_store.record(
                 conn,

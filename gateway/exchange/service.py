@@ -116,8 +116,9 @@ class MessageSummary:
     document_sha256: str
     delivery_state: str | None
     """For sent messages: ``pending``, ``delivered``, ``failed``; None for received ones."""
-    verification: str
-    """The ETSI indication of the document's signatures when stored."""
+    verification: str | None
+    """The ETSI indication recorded for the document's signatures (at receipt, or at the last
+    explicit re-verification); None for a document this node signed and sent."""
     purged: bool = False
 
 

@@ -10,6 +10,9 @@ runs on both. Repositories are modules of small functions taking a ``Connection`
         conversations.open_conversation(conn, ...)
         messages.insert_received(conn, header, signed_bytes, ring, now)
         audit.append(conn, now=now, actor="peer:KZ-MJ", kind="message.received", ...)
+
+Several units of work (several received documents) share one commit with ``store.batch()``,
+a savepoint per unit; audit events are written once per transaction, at commit.
 """
 
 from gateway.store.engine import Store, current_revision, migrate, open_store

@@ -4,10 +4,16 @@ Each event's hash is ``SHA-256(prev_hash || canonical(event))`` where ``canonica
 UTF-8 JSON of ``seq, at, actor, kind, subjects, details`` with sorted keys and no spaces, and
 the first event's ``prev_hash`` is 32 zero bytes. ``audit_head`` holds the last seq and hash.
 
-Appends are serialised by locking the head row (``SELECT … FOR UPDATE`` on PostgreSQL; the
-single ``BEGIN IMMEDIATE`` writer on SQLite) in the caller's transaction, so the event commits
-or rolls back together with what it records and the chain cannot fork: the lock is held until
-commit, and ``seq`` is the primary key.
+Appends are batched per transaction. :func:`append` checks an event and queues it on the
+transaction's connection; just before the transaction commits, every queued event is chained
+and written at once: one ``SELECT … FOR UPDATE`` of the head row (on SQLite the single
+``BEGIN IMMEDIATE`` writer already excludes others), one insert, one head update. So the event
+commits or rolls back together with what it records (a rolled-back savepoint drops the events
+queued inside it), the chain cannot fork (the head lock is held until commit, ``seq`` is the
+primary key), and the head is locked only for the last moments of a transaction instead of
+from its first append on. The hook is installed on the engine by ``open_store``
+(:func:`install`), so every commit path flushes: ``Store.transaction``, ``Store.batch``,
+``Connection.commit``.
 
 :func:`verify` walks the chain and reports the first break: a modified event (its hash no
 longer matches its content), a deleted one (a gap in ``seq``, or the head ahead of the last
@@ -20,13 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.store.tables import CODE_LENGTH, audit_checkpoints, audit_events, audit_head
 
@@ -128,6 +136,120 @@ def _check(name: str, value: Mapping[str, Any], scalars_only: bool) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One event queued in a transaction: validated, canonical, not yet chained."""
+
+    at: datetime
+    actor: str
+    kind: str
+    subjects: str
+    details: str
+
+
+@dataclass(slots=True)
+class _Queue:
+    """What one transaction has appended so far."""
+
+    read_only: bool
+    pending: list[_Pending] = field(default_factory=list)
+    marks: list[int] = field(default_factory=list)
+    """Queue length when each open savepoint began, innermost last."""
+
+
+# Keyed by the SQLAlchemy Connection (not ``Connection.info``, which belongs to the pooled
+# DBAPI connection and is unreachable once a dead connection is invalidated).
+_QUEUES: weakref.WeakKeyDictionary[Connection, _Queue] = weakref.WeakKeyDictionary()
+
+READ_ONLY_OPTION = "gateway_read_only"
+"""Execution option that ``Store.read()`` sets: appends there are refused at once."""
+
+
+def install(engine: Engine) -> None:
+    """Make audit appends on ``engine`` queue in their transaction and reach the chain in one
+    write just before it commits (``gateway.store.open_store`` calls this). Idempotent."""
+    if event.contains(engine, "commit", _flush_on_commit):
+        return
+    event.listen(engine, "begin", _on_begin)
+    event.listen(engine, "commit", _flush_on_commit)
+    event.listen(engine, "rollback", _on_rollback)
+    event.listen(engine, "savepoint", _on_savepoint)
+    event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
+    event.listen(engine, "release_savepoint", _on_release_savepoint)
+
+
+def _on_begin(conn: Connection) -> None:
+    _QUEUES[conn] = _Queue(bool(conn.get_execution_options().get(READ_ONLY_OPTION, False)))
+
+
+def _on_rollback(conn: Connection) -> None:
+    # The change the events record is undone: so are the events.
+    _QUEUES.pop(conn, None)
+
+
+def _on_savepoint(conn: Connection, _name: str | None) -> None:
+    # SQLAlchemy names its savepoints after this event fires, and nests them strictly (one
+    # context manager inside another), so a stack of queue lengths is enough.
+    queue = _QUEUES.get(conn)
+    if queue is not None:
+        queue.marks.append(len(queue.pending))
+
+
+def _on_rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+    queue = _QUEUES.get(conn)
+    if queue is not None and queue.marks:
+        del queue.pending[queue.marks.pop() :]
+
+
+def _on_release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+    queue = _QUEUES.get(conn)
+    if queue is not None and queue.marks:
+        queue.marks.pop()
+
+
+def _flush_on_commit(conn: Connection) -> None:
+    queue = _QUEUES.pop(conn, None)
+    if queue is not None and queue.pending:
+        _write(conn, queue.pending)
+
+
+def _queue(conn: Connection) -> _Queue:
+    queue = _QUEUES.get(conn) if conn.in_transaction() else None
+    if queue is None:
+        raise AuditError(
+            "audit events are appended inside a write transaction of a store opened with "
+            "gateway.store.open_store (store.transaction() or store.batch())"
+        )
+    if queue.read_only:
+        raise AuditError(
+            "audit event appended in a read-only transaction (store.read()): it would be lost; "
+            "record it in store.transaction() or store.batch()"
+        )
+    return queue
+
+
+def _entry(
+    now: datetime,
+    actor: str,
+    kind: str,
+    subjects: Mapping[str, str] | None,
+    details: Mapping[str, JsonScalar] | None,
+) -> _Pending:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC)")
+    if not actor or len(actor) > CODE_LENGTH:
+        raise AuditError(f"audit actor must be 1..{CODE_LENGTH} characters, got {actor!r}")
+    if not kind or len(kind) > CODE_LENGTH:
+        raise AuditError(f"audit kind must be 1..{CODE_LENGTH} characters, got {kind!r}")
+    return _Pending(
+        now,
+        actor,
+        kind,
+        _check("subjects", subjects or {}, scalars_only=False),
+        _check("details", details or {}, scalars_only=True),
+    )
+
+
 def append(
     conn: Connection,
     *,
@@ -136,44 +258,14 @@ def append(
     kind: str,
     subjects: Mapping[str, str] | None = None,
     details: Mapping[str, JsonScalar] | None = None,
-) -> AuditEvent:
-    """Append one event in the caller's transaction (it commits with the change it records)."""
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC)")
-    if not actor or len(actor) > CODE_LENGTH or not kind or len(kind) > CODE_LENGTH:
-        raise AuditError(f"audit actor and kind must be 1..{CODE_LENGTH} characters")
-    subjects_text = _check("subjects", subjects or {}, scalars_only=False)
-    details_text = _check("details", details or {}, scalars_only=True)
-    head = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).first()
-    if head is None:
-        raise AuditError("audit_head row is missing: the store was not migrated")
-    seq = head.seq + 1
-    digest = event_hash(head.hash, seq, now, actor, kind, subjects_text, details_text)
-    conn.execute(
-        audit_events.insert().values(
-            seq=seq,
-            at=now,
-            actor=actor,
-            kind=kind,
-            subjects=subjects_text,
-            details=details_text,
-            prev_hash=head.hash,
-            hash=digest,
-        )
-    )
-    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=digest))
-    return AuditEvent(
-        seq,
-        now,
-        actor,
-        kind,
-        json.loads(subjects_text),
-        json.loads(details_text),
-        head.hash,
-        digest,
-    )
+) -> None:
+    """Append one event in the caller's transaction: it commits or rolls back with the change
+    it records (and with the savepoint it was appended in, see ``Store.batch``).
+
+    The event is checked now (bad details raise here) and queued; every event queued in the
+    transaction is chained and written in one go just before commit, under one lock of the
+    chain head. Its seq is therefore known only after commit (:func:`flush` writes early)."""
+    _queue(conn).pending.append(_entry(now, actor, kind, subjects, details))
 
 
 AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
@@ -182,46 +274,64 @@ AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
 
 def append_many(
     conn: Connection, *, now: datetime, actor: str, entries: Sequence[AuditEntry]
-) -> int:
-    """Append several events by one actor at one time, in the caller's transaction; return the
-    last seq. The same chain as :func:`append` one by one, in one head lock, one bulk insert
-    and one head update (a purge batch records hundreds of events)."""
-    if not entries:
-        return -1
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC)")
-    if not actor or len(actor) > CODE_LENGTH:
-        raise AuditError(f"audit actor must be 1..{CODE_LENGTH} characters")
-    head = conn.execute(
+) -> None:
+    """Append several events by one actor at one time, in order, like :func:`append` each
+    (a purge batch records hundreds of events)."""
+    queue = _queue(conn)
+    checked = [_entry(now, actor, kind, subjects, details) for kind, subjects, details in entries]
+    queue.pending.extend(checked)
+
+
+def flush(conn: Connection) -> int | None:
+    """Write the events queued so far in this transaction now, returning the last seq (None if
+    nothing was queued). Takes the head lock until commit: only for a caller that must know
+    its event's seq before committing."""
+    queue = _queue(conn)
+    if not queue.pending:
+        return None
+    if any(queue.marks):
+        # Written inside the savepoint, events queued before it would vanish with it.
+        raise AuditError("audit.flush inside a savepoint opened after earlier appends")
+    seq = _write(conn, queue.pending)
+    queue.pending.clear()
+    # What is written now is undone by a savepoint rollback in the database itself; what is
+    # queued from here on belongs to every open savepoint.
+    queue.marks = [0 for _ in queue.marks]
+    return seq
+
+
+def _write(conn: Connection, pending: Sequence[_Pending]) -> int:
+    """Chain ``pending`` after the head: one locked head read, one insert, one head update."""
+    head_row = conn.execute(
         sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
     ).first()
-    if head is None:
+    if head_row is None:
         raise AuditError("audit_head row is missing: the store was not migrated")
-    seq, prev = head.seq, head.hash
+    seq, prev = head_row.seq, head_row.hash
     rows = []
-    for kind, subjects, details in entries:
-        if not kind or len(kind) > CODE_LENGTH:
-            raise AuditError(f"audit kind must be 1..{CODE_LENGTH} characters")
-        subjects_text = _check("subjects", subjects, scalars_only=False)
-        details_text = _check("details", details, scalars_only=True)
+    for item in pending:
         seq += 1
-        digest = event_hash(prev, seq, now, actor, kind, subjects_text, details_text)
+        digest = event_hash(prev, seq, item.at, item.actor, item.kind, item.subjects, item.details)
         rows.append(
             {
                 "seq": seq,
-                "at": now,
-                "actor": actor,
-                "kind": kind,
-                "subjects": subjects_text,
-                "details": details_text,
+                "at": item.at,
+                "actor": item.actor,
+                "kind": item.kind,
+                "subjects": item.subjects,
+                "details": item.details,
                 "prev_hash": prev,
                 "hash": digest,
             }
         )
         prev = digest
-    # RETURNING makes SQLAlchemy batch the rows into multi-row INSERTs (its insertmanyvalues
-    # path) on both dialects; psycopg's plain executemany would send a statement per row.
-    conn.execute(audit_events.insert().returning(audit_events.c.seq), rows).all()
+    if len(rows) == 1:
+        conn.execute(audit_events.insert(), rows)
+    else:
+        # RETURNING makes SQLAlchemy batch the rows into multi-row INSERTs (its
+        # insertmanyvalues path) on both dialects; psycopg's plain executemany would send a
+        # statement per row.
+        conn.execute(audit_events.insert().returning(audit_events.c.seq), rows).all()
     conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
     return seq
 

@@ -2,24 +2,39 @@
 
 SQLite (the embedded default) is set up on every connection for a gateway: write-ahead log
 (readers never block the writer), foreign keys enforced, a busy timeout instead of instant
-"database is locked", ``synchronous=FULL`` (a committed message survives a power cut) and
-``secure_delete`` (purged rows are overwritten, not left in free pages). Every write
-transaction starts with ``BEGIN IMMEDIATE``: SQLite then has exactly one writer at a time,
-which is what makes outbox claims and audit appends safe there without row locks.
+"database is locked", ``synchronous=NORMAL`` and ``secure_delete`` (purged rows are
+overwritten, not left in free pages). With WAL, ``NORMAL`` syncs the log at checkpoints, not at
+every commit: a committed transaction survives the process crashing (the log is in the OS's
+hands), and after a power cut or kernel crash the database is consistent but may lack the last
+transactions before it. Every write transaction starts with ``BEGIN IMMEDIATE``: SQLite then
+has exactly one writer at a time, which is what makes outbox claims and audit appends safe
+there without row locks.
 
 PostgreSQL (``postgresql+psycopg://…``) serves several gateway processes on one database;
 there the repositories use row locks (``FOR UPDATE [SKIP LOCKED]``) in the same statements.
+Connections are not pinged on every checkout (that was one round trip per transaction): a
+connection that sat idle in the pool for :data:`POSTGRES_IDLE_PING_SECONDS` is pinged, one that
+fails the ping is replaced (the pool retries the checkout), and connections older than
+:data:`POSTGRES_POOL_RECYCLE_SECONDS` are replaced. A connection that dies while in use (the
+server restarted under load) fails its transaction with a disconnect error; SQLAlchemy then
+invalidates the whole pool, so the next transaction opens fresh connections. That failure is
+not retried here: a transaction's body cannot be replayed safely in general, and the exchange
+retries by message id (``Store.run`` retries work that is safe to replay).
+
+Several units of work (several received documents) can share one transaction and one commit,
+each under its own savepoint: :meth:`Store.batch`.
 
 The engine is synchronous; aiohttp handlers run store calls in an executor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -28,12 +43,20 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.model.problems import ConfigurationError
+from gateway.store import audit
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the single write lock: longer than any store
 transaction (a purge batch, a re-wrap batch), short enough to surface a stuck process."""
 POSTGRES_POOL_SIZE = 10
 """Connections kept per process: the executor that runs store calls is about this size."""
+POSTGRES_IDLE_PING_SECONDS = 30.0
+"""A pooled connection idle longer than this is pinged before use: under load connections go
+back and forth within milliseconds and are never pinged; after a quiet spell (a server restart,
+a firewall dropping idle flows) the ping finds the dead ones."""
+POSTGRES_POOL_RECYCLE_SECONDS = 1800
+"""Connections are replaced after half an hour, below the idle cut-offs of common firewalls
+and poolers, so a silently dropped connection is rare even without a ping."""
 POSTGRES_LOCK_TIMEOUT_MS = 30_000
 """Like the SQLite busy timeout: a row lock held longer than this means something is stuck."""
 MIGRATION_LOCK_KEY = 0x67617465776179
@@ -41,6 +64,51 @@ MIGRATION_LOCK_KEY = 0x67617465776179
 both run the same migration ('gateway' in hex)."""
 
 _SQLITE_BEGIN_OPTION = "gateway_sqlite_begin"
+_IDLE_SINCE = "gateway_idle_since"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOutcome:
+    """What became of one unit of a :meth:`Store.batch`."""
+
+    key: Any
+    """What the caller named the unit (a message id, say); its position if unnamed."""
+    error: Exception | None
+    """The exception that rolled the unit back (an ``IntegrityError`` on a duplicate id, a
+    domain rejection); None when the unit's work stands. It is committed only if the batch is."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class Batch:
+    """The open transaction of :meth:`Store.batch`; make a savepoint per unit with :meth:`unit`."""
+
+    conn: Connection
+    outcomes: list[UnitOutcome] = field(default_factory=list)
+    """One per unit, in the order they ran."""
+
+    @contextmanager
+    def unit(self, key: Any = None) -> Iterator[Connection]:
+        """A savepoint: an ``Exception`` raised inside rolls back this unit's statements and
+        audit events, is recorded in :attr:`outcomes` and does not propagate. A dead connection
+        propagates (the whole batch is lost, not just this unit)."""
+        outcome_key = len(self.outcomes) if key is None else key
+        savepoint = self.conn.begin_nested()
+        try:
+            yield self.conn
+        except Exception as exc:
+            if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+                raise
+            savepoint.rollback()
+            self.outcomes.append(UnitOutcome(outcome_key, exc))
+            return
+        savepoint.commit()
+        self.outcomes.append(UnitOutcome(outcome_key, None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +135,7 @@ class Store:
         the audit chain in batches, see the same data). SQLite: a deferred transaction that
         takes no write lock. PostgreSQL: ``REPEATABLE READ, READ ONLY``."""
         with self.engine.connect() as conn:
+            conn.execution_options(**{audit.READ_ONLY_OPTION: True})
             if self.dialect == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             else:
@@ -76,6 +145,38 @@ class Store:
                 yield conn
             finally:
                 conn.rollback()
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One transaction for several units of work, each under its own savepoint::
+
+            with store.batch() as batch:
+                for doc in documents:
+                    with batch.unit(doc.message_id) as conn:
+                        ...  # an exception here undoes this unit only
+            failed = [o for o in batch.outcomes if not o.ok]
+
+        One commit (one fsync, one audit head update) for the lot. An exception raised
+        outside a unit, a dead connection, or a failed commit rolls back every unit."""
+        with self.engine.connect() as conn, conn.begin():
+            yield Batch(conn)
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in :meth:`transaction`, retried once on a fresh connection if the
+        connection was found dead *before* commit (the server restarted): nothing of the
+        first attempt was committed, so only work whose non-database effects are safe to
+        repeat belongs here. A failure during commit is never retried (it may have landed)."""
+        for attempt in range(2):
+            finished = False
+            try:
+                with self.transaction() as conn:
+                    result = work(conn)
+                    finished = True
+                return result
+            except sa.exc.DBAPIError as exc:
+                if finished or attempt or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def dispose(self) -> None:
         """Close every pooled connection (on shutdown)."""
@@ -92,7 +193,7 @@ def _sqlite_setup(engine: Engine) -> None:
             "PRAGMA journal_mode=WAL",
             "PRAGMA foreign_keys=ON",
             f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-            "PRAGMA synchronous=FULL",
+            "PRAGMA synchronous=NORMAL",
             "PRAGMA secure_delete=ON",
         ):
             cursor.execute(pragma)
@@ -104,10 +205,30 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def open_store(url: str, *, echo: bool = False) -> Store:
+def _postgres_setup(engine: Engine, idle_ping_seconds: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < idle_ping_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool invalidates this connection and checks out another (up to 3 times).
+            raise sa.exc.DisconnectionError(f"idle connection is dead: {exc}") from exc
+
+
+def open_store(
+    url: str, *, echo: bool = False, idle_ping_seconds: float = POSTGRES_IDLE_PING_SECONDS
+) -> Store:
     """Create the engine for ``url`` (``sqlite:///path.db`` or ``postgresql+psycopg://…``).
 
     Does not migrate: call :func:`migrate` once at start-up (``gateway`` CLI does).
+    ``idle_ping_seconds``: PostgreSQL only, see :data:`POSTGRES_IDLE_PING_SECONDS`.
     """
     try:
         parsed = sa.make_url(url)
@@ -134,7 +255,8 @@ def open_store(url: str, *, echo: bool = False) -> Store:
             parsed,
             echo=echo,
             pool_size=POSTGRES_POOL_SIZE,
-            pool_pre_ping=True,
+            pool_pre_ping=False,
+            pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
             # Keep any options the URL carries (a search_path, say) and add the lock timeout.
             connect_args={
                 "options": " ".join(
@@ -148,10 +270,12 @@ def open_store(url: str, *, echo: bool = False) -> Store:
                 )
             },
         )
+        _postgres_setup(engine, idle_ping_seconds)
     else:
         raise ConfigurationError(
             f"[database] url: {backend!r} is not supported; use sqlite or postgresql+psycopg"
         )
+    audit.install(engine)
     return Store(engine)
 
 

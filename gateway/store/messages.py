@@ -256,7 +256,10 @@ def list_for_conversation(conn: Connection, conversation_id: str) -> list[Stored
     return [_stored(r) for r in rows]
 
 
-def _data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
+def data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
+    """The message's data key, unwrapped (hazardous: for sealing and opening its other parts,
+    such as its verification reports; keep it no longer than that). Raises
+    :class:`KeyShredded` once the message was purged."""
     row = conn.execute(
         sa.select(message_keys.c.kek_id, message_keys.c.wrapped_dek).where(
             message_keys.c.message_id == message_id
@@ -277,7 +280,7 @@ def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     ).first()
     if row is None:
         raise MessageGone(f"message {message_id} is not stored (never received, or purged)")
-    dek = _data_key(conn, message_id, keys)
+    dek = data_key(conn, message_id, keys)
     return at_rest.decrypt_part(
         dek, row.payload_nonce, row.payload, at_rest.payload_aad(message_id)
     )
@@ -292,7 +295,7 @@ def read_attachments(conn: Connection, message_id: str, keys: KekRing) -> list[A
     ).all()
     if not rows:
         return []
-    dek = _data_key(conn, message_id, keys)
+    dek = data_key(conn, message_id, keys)
     return [
         Attachment(
             r.media_type,

@@ -3,9 +3,9 @@
 Deleting is proving. Purging a message, in one transaction: write its tombstone (message id,
 kind, parties, dates, SHA-256 of the signed document, policy, purge run id), append a
 ``message.purged`` audit event, destroy its wrapped data key (crypto-shredding), delete its
-attachments, outbox rows, receipt link and the message; when it was the conversation's last
-message, the conversation and its debtor tags go too. A message is therefore either whole or
-tombstoned, never half-deleted.
+verification reports, attachments, outbox rows, receipt link and the message; when it was the
+conversation's last message, the conversation and its debtor tags go too. A message is
+therefore either whole or tombstoned, never half-deleted.
 
 The retention policy (what is old enough) belongs to ``gateway.jobs``; this module offers the
 facts it decides on (:func:`scan`: kind, direction, parties, stored and closed dates, hold,
@@ -40,6 +40,7 @@ from gateway.store.tables import (
     purge_runs,
     receipts,
     tombstones,
+    verification_reports,
 )
 
 MAX_SCAN_BATCH = 5000
@@ -473,6 +474,9 @@ def purge_messages(
         )
         # Crypto-shredding first: without the data key the ciphertext is noise everywhere.
         conn.execute(message_keys.delete().where(message_keys.c.message_id == message_id))
+        conn.execute(
+            verification_reports.delete().where(verification_reports.c.message_id == message_id)
+        )
         conn.execute(attachments.delete().where(attachments.c.message_id == message_id))
         outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id == message_id)
         conn.execute(
@@ -684,6 +688,7 @@ def purge_batch(
     # Crypto-shredding first: without the data key the ciphertext is noise everywhere,
     # backups included.
     conn.execute(message_keys.delete().where(message_keys.c.message_id.in_(ids)))
+    conn.execute(verification_reports.delete().where(verification_reports.c.message_id.in_(ids)))
     conn.execute(attachments.delete().where(attachments.c.message_id.in_(ids)))
     outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id.in_(ids))
     conn.execute(delivery_attempts.delete().where(delivery_attempts.c.outbox_id.in_(outbox_ids)))

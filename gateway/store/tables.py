@@ -169,6 +169,30 @@ attachments = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
 
+verification_reports = sa.Table(
+    "verification_reports",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "message_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("indication", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("sub_indication", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("report_nonce", sa.LargeBinary(12), nullable=False),
+    sa.Column("report", sa.LargeBinary, nullable=False),
+    sa.CheckConstraint("purpose IN ('receipt', 'reverify')", name="purpose"),
+    sa.Index("ix_verification_reports_message", "message_id", "recorded_at", "id"),
+)
+"""Signature verification reports of a message: at receipt, and each time it is verified again.
+The ETSI indication and sub-indication stay in clear for list views; the full report (signer
+subjects are officials' personal data) is encrypted under the message's own data key, so
+shredding the message shreds its reports."""
+
 debtor_tags = sa.Table(
     "debtor_tags",
     metadata,

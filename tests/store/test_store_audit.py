@@ -4,8 +4,14 @@ located, concurrent appends never fork the chain."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -224,4 +230,185 @@ def test_verify_sees_one_snapshot_while_others_append(store: Store) -> None:
 
 def test_read_transaction_refuses_writes_on_postgres(pg_session_store: Store) -> None:
     with pytest.raises(sa.exc.InternalError, match="read-only"), pg_session_store.read() as conn:
+        conn.execute(audit_head.update().values(seq=99))
+
+
+def test_append_in_a_read_transaction_is_refused_at_once(store: Store) -> None:
+    """A read transaction always rolls back: an event queued there would vanish silently."""
+    with store.read() as conn, pytest.raises(audit.AuditError, match="read-only"):
         audit.append(conn, now=NOW, actor="a", kind="k")
+    assert _verify(store).last_seq == 0
+
+
+@contextmanager
+def _statements_on(store: Store, table: str) -> Iterator[list[str]]:
+    """The verbs of the statements that name ``table``, as they reach the database."""
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, _params, _context, _many) -> None:
+        if table in statement:
+            seen.append(statement.split()[0].upper())
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+
+
+def test_one_head_read_and_update_per_transaction(store: Store) -> None:
+    with _statements_on(store, "audit_head") as seen, store.transaction() as conn:
+        for i in range(5):
+            audit.append(conn, now=NOW, actor=f"a{i % 2}", kind="k", details={"i": i})
+        audit.append_many(
+            conn,
+            now=NOW,
+            actor="purge:p",
+            entries=[("message.purged", {}, {"n": n}) for n in range(3)],
+        )
+        assert seen == []  # nothing is written before commit
+    assert seen == ["SELECT", "UPDATE"]
+    result = _verify(store)
+    assert result.intact and result.last_seq == 8, result.reason
+    with store.read() as conn:
+        kinds = [(e.actor, e.kind, dict(e.details)) for e in audit.events(conn)]
+    assert kinds[:2] == [("a0", "k", {"i": 0}), ("a1", "k", {"i": 1})]
+    assert kinds[-1] == ("purge:p", "message.purged", {"n": 2})
+
+
+def test_chain_continues_rows_written_before_batching(store: Store) -> None:
+    """Rows chained one by one (as stored before appends were batched) and rows of a batch
+    form one chain that verify accepts: the format did not change."""
+    prev, rows = audit.GENESIS_HASH, []
+    for seq in (1, 2):
+        digest = audit.event_hash(prev, seq, NOW, "old", "k", '{"m":"x"}', "{}")
+        rows.append(
+            {
+                "seq": seq,
+                "at": NOW,
+                "actor": "old",
+                "kind": "k",
+                "subjects": '{"m":"x"}',
+                "details": "{}",
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    with store.transaction() as conn:
+        conn.execute(audit_events.insert(), rows)
+        conn.execute(audit_head.update().values(seq=2, hash=prev))
+    _append(store, 3)
+    result = _verify(store)
+    assert result.intact and result.last_seq == 5, result.reason
+    with store.read() as conn:
+        assert audit.event_at(conn, 3).prev_hash == prev
+
+
+def test_savepoint_rollback_drops_only_its_events(store: Store) -> None:
+    with store.transaction() as conn:
+        audit.append(conn, now=NOW, actor="a", kind="kept.before")
+        with pytest.raises(RuntimeError), conn.begin_nested():
+            audit.append(conn, now=NOW, actor="a", kind="dropped")
+            with conn.begin_nested():
+                audit.append(conn, now=NOW, actor="a", kind="dropped.inner")
+            raise RuntimeError("this unit failed")
+        with conn.begin_nested():
+            audit.append(conn, now=NOW, actor="a", kind="kept.released")
+        audit.append(conn, now=NOW, actor="a", kind="kept.after")
+    with store.read() as conn:
+        assert [e.kind for e in audit.events(conn)] == [
+            "kept.before",
+            "kept.released",
+            "kept.after",
+        ]
+    assert _verify(store).intact
+
+
+def test_every_commit_path_flushes(store: Store) -> None:
+    with store.engine.connect() as conn:
+        conn.execute(sa.select(1))  # autobegin
+        audit.append(conn, now=NOW, actor="a", kind="via.commit")
+        conn.commit()
+    with store.engine.begin() as conn:
+        audit.append(conn, now=NOW, actor="a", kind="via.engine.begin")
+    with store.transaction() as conn:
+        audit.append(conn, now=NOW, actor="a", kind="early")
+        assert audit.flush(conn) == 3
+        assert audit.head(conn)[0] == 3
+        audit.append(conn, now=NOW, actor="a", kind="late")
+    with store.read() as conn:
+        assert [e.kind for e in audit.events(conn)] == [
+            "via.commit",
+            "via.engine.begin",
+            "early",
+            "late",
+        ]
+
+
+def test_engine_without_the_hook_is_refused(store: Store) -> None:
+    bare = sa.create_engine(store.engine.url, poolclass=sa.NullPool)
+    try:
+        with (
+            bare.connect() as conn,
+            conn.begin(),
+            pytest.raises(audit.AuditError, match="open_store"),
+        ):
+            audit.append(conn, now=NOW, actor="a", kind="k")
+    finally:
+        bare.dispose()
+
+
+def test_head_is_locked_only_at_commit_on_postgres(pg_session_store: Store) -> None:
+    """A transaction that has queued events does not hold the head: another one appends and
+    commits meanwhile, and the first still chains after it."""
+    store = pg_session_store
+    with store.transaction() as first:
+        audit.append(first, now=NOW, actor="slow", kind="k")
+        done = threading.Event()
+
+        def other() -> None:
+            _append(store, 2)
+            done.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert done.wait(10), "the second writer waited for the first transaction's head lock"
+        thread.join()
+    with store.read() as conn:
+        assert [e.actor for e in audit.events(conn)] == ["peer:KZ-MJ", "operator1", "slow"]
+    assert _verify(store).intact
+
+
+def test_two_processes_append_one_chain(store: Store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    rounds = 25
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.store.audit_child", url, f"proc{n}", str(rounds)],
+            env=env,
+        )
+        for n in range(2)
+    ]
+    _append(store, 10)  # this process too
+    assert [c.wait(timeout=120) for c in children] == [0, 0]
+    per_process = sum(1 + i % 3 for i in range(rounds))
+    result = _verify(store)
+    assert result.intact, result.reason
+    assert result.last_seq == 2 * per_process + 10
+
+
+def test_flush_inside_a_savepoint(store: Store) -> None:
+    with store.transaction() as conn:
+        with pytest.raises(RuntimeError), conn.begin_nested():
+            audit.append(conn, now=NOW, actor="a", kind="dropped")
+            assert audit.flush(conn) == 1  # written inside the savepoint ...
+            audit.append(conn, now=NOW, actor="a", kind="dropped.too")
+            raise RuntimeError("... and undone with it")
+        audit.append(conn, now=NOW, actor="a", kind="kept")
+        with conn.begin_nested(), pytest.raises(audit.AuditError, match="savepoint"):
+            audit.flush(conn)  # would tie "kept" to this savepoint
+    with store.read() as conn:
+        assert [e.kind for e in audit.events(conn)] == ["kept"]
+    assert _verify(store).intact

@@ -64,7 +64,7 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
             "foreign_keys": 1,
             "busy_timeout": 30000,
             "secure_delete": 1,
-            "synchronous": 2,
+            "synchronous": 1,  # NORMAL: see docs/store.md on durability
         }
     finally:
         store.dispose()
