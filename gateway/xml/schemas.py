@@ -4,9 +4,11 @@ Two engines over the same files, each for what it does best (FACTS.md):
 
 * lxml ``XMLSchema`` (libxml2, the engine behind ``xmllint``) decides validity on the hot path:
   ~60,000 validations per second;
-* ``xmlschema`` (pure Python, ~50× slower) drives JSON ⇄ XML conversion and explains failures
-  with the field path. It is confined to the schema folder (``allow='sandbox'``) so a schema
-  can never make it fetch anything from the network or elsewhere on disk.
+* ``xmlschema`` (pure Python, ~50× slower) explains failures with the field path, converts
+  XML → JSON, and is the reference for JSON → XML; the hot path builds from a plan compiled
+  once from its components (:attr:`SchemaRegistry.document_plan`, gateway.xml.builder). It
+  is confined to the schema folder (``allow='sandbox'``) so a schema can never make it fetch
+  anything from the network or elsewhere on disk.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xmlschema
 from lxml import etree
@@ -25,6 +28,9 @@ from gateway.model.profiles import (
     PROFILES,
     AgreementProfile,
 )
+
+if TYPE_CHECKING:
+    from gateway.xml.builder import DocumentPlan
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 """The repository's ``schemas/`` folder (single source of truth for document shape)."""
@@ -79,6 +85,13 @@ class SchemaRegistry:
         )
 
     @cached_property
+    def document_plan(self) -> DocumentPlan:
+        """The JSON → XML plan compiled from :attr:`xmlschema` (gateway.xml.builder)."""
+        from gateway.xml.builder import compile_plan  # the builder imports this module
+
+        return compile_plan(self)
+
+    @cached_property
     def _local(self) -> threading.local:
         return threading.local()
 
@@ -112,5 +125,6 @@ def default_registry() -> SchemaRegistry:
             registry = SchemaRegistry()
             registry.lxml_schema  # noqa: B018  compile now, not on the first message
             registry.xmlschema  # noqa: B018
+            registry.document_plan  # noqa: B018
             _default = registry
         return _default
