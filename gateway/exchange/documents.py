@@ -10,11 +10,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from lxml import etree
-
 from gateway.model.envelope import Header
 from gateway.model.problems import Problem
-from gateway.model.profiles import COMMON_NAMESPACE, ENVELOPE_NAMESPACE, profile
 
 REJECTION_REASON_LIMIT = 900
 """Rejection reasons are cut here: enough to say what is wrong, never a copy of the document."""
@@ -124,38 +121,3 @@ def rejection_json(
             }
         },
     }
-
-
-MACHINE_KINDS = frozenset({"Receipt", "Rejection"})
-"""Kinds the node writes itself, with flat bodies of common-namespace fields."""
-
-
-def machine_document_xml(document: dict[str, Any]) -> etree._Element:
-    """Build a Receipt or Rejection envelope directly with lxml.
-
-    The same tree :func:`gateway.xml.convert.json_to_xml` would build, without xmlschema's
-    pure-Python encoder (~20 ms a document): receipts are on every hop's path. The caller still
-    validates the result against the schema (libxml2, well under a millisecond)."""
-    header = document["header"]
-    kind = header["Kind"]
-    if kind not in MACHINE_KINDS:
-        raise ValueError(f"{kind} is not a machine document; use json_to_xml")
-    env = f"{{{ENVELOPE_NAMESPACE}}}"
-    common = f"{{{COMMON_NAMESPACE}}}"
-    agreement = profile(header["Agreement"])
-    prefix = "cis" if agreement.id == "cis-enforcement" else "sc"
-    root = etree.Element(
-        f"{env}Envelope",
-        nsmap={"env": ENVELOPE_NAMESPACE, "c": COMMON_NAMESPACE, prefix: agreement.namespace},
-    )
-    head = etree.SubElement(root, f"{env}Header", Id="header")
-    for name in HEADER_ORDER:
-        if name in header:
-            value = header[name]
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            etree.SubElement(head, f"{env}{name}").text = text
-    body = etree.SubElement(root, f"{env}Body", Id="body")
-    element = etree.SubElement(body, f"{{{agreement.namespace}}}{kind}")
-    for name, value in document["body"][kind].items():
-        etree.SubElement(element, f"{common}{name}").text = str(value)
-    return root

@@ -33,7 +33,7 @@ from gateway.crypto.rendition import render_pdf
 from gateway.crypto.report import ValidationReport
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_envelope
-from gateway.exchange import documents, receiving, sending
+from gateway.exchange import receiving, sending
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.directory_signing import verify_directory
 from gateway.model.directory import CertificateRole, Directory
@@ -42,7 +42,7 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import Store, open_store
 from gateway.store import outbox as outbox_store
 from gateway.store.engine import migrate
-from gateway.xml.convert import to_bytes
+from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import SchemaRegistry, default_registry
 from gateway.xml.validate import validate
 
@@ -178,7 +178,7 @@ class Node:
 
     def sign_machine_document(self, document: dict[str, Any], now: datetime) -> bytes:
         """Build, validate and seal one of the node's own Receipts or Rejections."""
-        root = documents.machine_document_xml(document)
+        root = json_to_xml(document, self.registry)
         problems = validate(root, self.registry)
         if problems:
             raise DocumentRejected(problems)

@@ -566,3 +566,28 @@ async def test_a_received_request_is_parsed_once(
     # The hardened parser makes one parser object and feeds it: one parse of the request.
     # Building and signing the Receipt parses nothing.
     assert len(calls) == 1, calls
+
+
+async def test_an_unknown_agreement_is_refused_without_a_server_error(
+    receiver: Receiver, sender: Signer
+) -> None:
+    """Issue finding: an envelope naming an unknown agreement raised a KeyError (a 500) while
+    the node built its signed Rejection. Now it gets its signed Rejection; nothing is stored,
+    the refusal is audited."""
+    document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+    forged = document.replace(b">cis-enforcement<", b">mystery-agreement<", 1)
+    assert forged != document
+    before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+
+    answer = receiver.node.receive(SENDER, forged)
+
+    assert answer.disposition is Disposition.REFUSED
+    assert answer.code.startswith("SIGNATURE_"), answer.code
+    verified = verify_document(
+        answer.body, receiver.node.trust, at=now(), expected_sender=RECEIVER, require_official=False
+    )
+    assert verified.report.passed, verified.report.summary()
+    assert header_field(answer.body, "Kind") == "Rejection"
+    assert body_fields(answer.body)["Code"] == answer.code
+    assert row_counts(receiver.node.store) == before
+    assert_audited_rejection(receiver, audited, answer.code)
