@@ -286,16 +286,17 @@ def _refused(
         # ends its delivery for good.
         return ReceiveOutcome(Disposition.TRY_AGAIN, problem.code.encode(), TEXT, problem.code)
     disposition = Disposition.CONFLICT if verdict.conflict else Disposition.REFUSED
-    if claimed is None:
+    rejection = _rejection(node, claimed, problem, tls_body, now) if claimed else None
+    if rejection is None:
         return ReceiveOutcome(disposition, problem.code.encode(), TEXT, problem.code)
-    return ReceiveOutcome(
-        disposition, _rejection(node, claimed, problem, tls_body, now), XML, problem.code
-    )
+    return ReceiveOutcome(disposition, rejection, XML, problem.code)
 
 
 def _rejection(
     node: Node, claimed: Header, problem: Problem, tls_body: str, now: datetime
-) -> bytes:
+) -> bytes | None:
+    """Our signed Rejection of the claimed document; None when the claimed header is too broken
+    to answer in the agreement's terms (an agreement or kind the schema does not know)."""
     try:
         return node.sign_machine_document(
             documents.rejection_json(
@@ -304,8 +305,7 @@ def _rejection(
             now,
         )
     except (DocumentRejected, KeyError, ValueError):
-        # The claimed header was too broken to answer in the agreement's terms.
-        return problem.code.encode()
+        return None
 
 
 def _audit_refusal(
