@@ -68,10 +68,11 @@ from gateway.exchange.service import (
     PurposeRequired,
 )
 from gateway.model.bodies import BODY_ID_PATTERN
-from gateway.model.problems import DocumentRejected
+from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, RejectionSource
 from gateway.web.openapi import build_openapi
+from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,9 @@ class ErrorCode(StrEnum):
     """Over MAX_JSON_BYTES (413)."""
     DOCUMENT_REJECTED = "DOCUMENT_REJECTED"
     """The document breaks the schema or the rules; ``problems`` lists them (422)."""
+    INVALID_CHARACTER = "INVALID_CHARACTER"
+    """A string of the JSON body holds a character XML 1.0 does not allow (a control
+    character, a lone surrogate); ``problems`` names each field by JSON Pointer (422)."""
     BAD_REQUEST = "BAD_REQUEST"
     DISCLOSURE_REFUSED = "DISCLOSURE_REFUSED"
     """The disclosure is not allowed (403); ``article``, ``rule`` and ``remedy_ru`` say why
@@ -622,8 +626,57 @@ async def _read_json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
     raw = await request.read()  # the app's client_max_size stops a chunked body over the limit
     if len(raw) > JSON_PARSE_IN_THREAD_BYTES:
-        return await asyncio.to_thread(parse_json_document, raw)
-    return parse_json_document(raw)
+        document = await asyncio.to_thread(parse_json_document, raw)
+    else:
+        document = parse_json_document(raw)
+    check_xml_chars(document)
+    return document
+
+
+XML_CHAR_PROBLEM = "XML_CHAR_NOT_ALLOWED"
+"""Problem code of a string holding a character XML 1.0 does not allow."""
+
+MAX_CHAR_PROBLEMS = 20
+"""Strings with forbidden characters listed in one answer; a body full of them needs one fix
+(strip control characters before sending), not a megabyte of problems."""
+
+
+def check_xml_chars(document: Mapping[str, Any]) -> None:
+    """A 422 ``INVALID_CHARACTER`` when any string of ``document`` (value or key) holds a
+    character outside XML 1.0's Char production; checked before any conversion."""
+    found = []
+    for bad in forbidden_strings(document):
+        where = "a key of the object at" if bad.in_key else "the string at"
+        where_ru = "ключ объекта" if bad.in_key else "строка"
+        found.append(
+            Problem(
+                code=XML_CHAR_PROBLEM,
+                path=bad.pointer,
+                message_en=(
+                    f"{where} {bad.pointer} holds {bad.char_name} at position {bad.offset + 1}: "
+                    f"characters not allowed in XML 1.0 ({XML_CHAR_RULE}); remove control "
+                    "characters other than tab, line feed and carriage return"
+                ),
+                message_ru=(
+                    f"{where_ru} {bad.pointer} содержит символ {bad.char_name} (позиция "
+                    f"{bad.offset + 1}), недопустимый в XML 1.0 (раздел 2.2, Char)."
+                ),
+                remedy_ru=remedy_ru(),
+            )
+        )
+        if len(found) == MAX_CHAR_PROBLEMS:
+            break
+    if found:
+        raise ApiError(
+            422,
+            ErrorCode.INVALID_CHARACTER,
+            f"{len(found)} string(s) hold characters not allowed in XML 1.0 ({XML_CHAR_RULE}); "
+            "see 'problems' for each field (a JSON Pointer), remove those characters and send "
+            "again",
+            f"Строк с символами, недопустимыми в XML 1.0: {len(found)}; поля названы в "
+            "«problems». Удалите эти символы и отправьте снова.",
+            extra={"problems": [p.to_json() for p in found]},
+        )
 
 
 def _header_code(document: Mapping[str, Any], name: str) -> str:
@@ -637,8 +690,13 @@ def _header_code(document: Mapping[str, Any], name: str) -> str:
 
 async def submit_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset())
-    document = await _read_json_body(request)
     metrics = request.app[METRICS]
+    try:
+        document = await _read_json_body(request)
+    except ApiError as error:
+        if error.code == ErrorCode.INVALID_CHARACTER:
+            metrics.message_rejected(XML_CHAR_PROBLEM, RejectionSource.LOCAL)
+        raise
     try:
         result = await request.app[SERVICE].submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:

@@ -53,6 +53,7 @@ from gateway.web.console.refusal import (
     read_refusal_form,
 )
 from gateway.web.console.render import field_rows, render
+from gateway.web.xmlchars import first_forbidden
 
 PAGE_SIZE = 50
 """Conversations per page: a screenful an operator can scan."""
@@ -367,6 +368,12 @@ def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
     """(purpose, None) or (None, Russian error)."""
     if not isinstance(raw, str):
         return None, "Укажите цель ознакомления."
+    at = first_forbidden(raw)
+    if at is not None:
+        return None, (
+            f"Цель содержит символ U+{ord(raw[at]):04X} (позиция {at + 1}), недопустимый в "
+            "XML 1.0 (раздел 2.2, Char); введите её заново, без управляющих символов."
+        )
     text = " ".join(raw.split())
     if len(text) < MIN_PURPOSE_CHARS:
         return None, (
