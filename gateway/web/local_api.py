@@ -46,7 +46,7 @@ import time
 import traceback
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
 from functools import partial
@@ -59,6 +59,8 @@ from aiohttp.abc import AbstractAccessLogger
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import (
+    ACCESS,
+    Action,
     Actor,
     ConversationFilter,
     InvalidCursor,
@@ -819,9 +821,11 @@ async def get_message_pdf(request: web.Request) -> web.Response:
 
 
 async def get_message_receipt(request: web.Request) -> web.Response:
-    _only_params(request, frozenset())
+    _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].receipt_xml(message_id, actor=request[ACTOR])
+    content = await request.app[SERVICE].receipt_xml(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
     return _download(content, XML_MEDIA_TYPE, message_id, ".receipt.xml")
 
 
@@ -841,22 +845,112 @@ async def get_metrics(request: web.Request) -> web.Response:
     return response
 
 
-ROUTES: tuple[tuple[str, str, _Handler], ...] = (
-    (hdrs.METH_POST, MESSAGES, submit_message),
-    (hdrs.METH_GET, CONVERSATIONS, list_conversations),
-    (hdrs.METH_GET, CONVERSATION, get_conversation),
-    (hdrs.METH_GET, MESSAGE, get_message),
-    (hdrs.METH_GET, MESSAGE_XML, get_message_xml),
-    (hdrs.METH_GET, MESSAGE_PDF, get_message_pdf),
-    (hdrs.METH_GET, MESSAGE_RECEIPT, get_message_receipt),
-    (hdrs.METH_GET, MESSAGE_REPORT, get_message_report),
-    (hdrs.METH_POST, MESSAGE_DISCLOSURES, post_disclosure),
-    (hdrs.METH_GET, KEYS_EXPIRING, get_expiring_keys),
-    (hdrs.METH_GET, OPENAPI, get_openapi),
-    (hdrs.METH_GET, HEALTHZ, get_health),
-    (hdrs.METH_GET, METRICS_PATH, get_metrics),
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of the local API."""
+
+    method: str
+    path: str
+    """The path template (``/api/v1/messages/{message_id}``)."""
+    handler: _Handler
+    action: Action | None
+    """What it asks of the node (:data:`gateway.exchange.service.ACCESS` says who may); None
+    for the public routes."""
+    summary: str
+    """What it does, for docs/local-api.md's route table."""
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        hdrs.METH_POST, MESSAGES, submit_message, Action.SUBMIT, "submit a document (JSON) → 202"
+    ),
+    Route(
+        hdrs.METH_GET,
+        CONVERSATIONS,
+        list_conversations,
+        Action.LIST_CONVERSATIONS,
+        "list conversations, filtered, paged",
+    ),
+    Route(
+        hdrs.METH_GET,
+        CONVERSATION,
+        get_conversation,
+        Action.READ_CONVERSATION,
+        "one conversation and its messages",
+    ),
+    Route(hdrs.METH_GET, MESSAGE, get_message, Action.READ_DOCUMENT, "one message as JSON"),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_XML,
+        get_message_xml,
+        Action.READ_DOCUMENT,
+        "the signed document, byte-exact",
+    ),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_PDF,
+        get_message_pdf,
+        Action.READ_DOCUMENT,
+        "the signed PDF rendition (PAdES)",
+    ),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_RECEIPT,
+        get_message_receipt,
+        Action.READ_DOCUMENT,
+        "the signed receipt for the message",
+    ),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_REPORT,
+        get_message_report,
+        Action.READ_DOCUMENT,
+        "the verification report (JSON)",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_DISCLOSURES,
+        post_disclosure,
+        Action.DISCLOSE,
+        "disclose the document (CIS Art. 9.2–9.3; SC Art. 8.2) → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        KEYS_EXPIRING,
+        get_expiring_keys,
+        Action.READ_KEY_EXPIRY,
+        "keys whose certificates end within 30 days",
+    ),
+    Route(hdrs.METH_GET, OPENAPI, get_openapi, None, "this API's OpenAPI 3.1 description"),
+    Route(hdrs.METH_GET, HEALTHZ, get_health, None, '`{"status": "ok"}` when the node answers'),
+    Route(hdrs.METH_GET, METRICS_PATH, get_metrics, None, "Prometheus text; labels are codes only"),
 )
-"""Every route of the local API: (method, path template, handler). HEAD is not served."""
+"""Every route of the local API. HEAD is not served."""
+
+
+def _roles_cell(action: Action | None) -> str:
+    if action is None:
+        return "none"
+    access = ACCESS[action]
+    cell = " or ".join(f"`{role}`" for role in access.roles)
+    if access.confidential is not None:
+        readers = " or ".join(f"`{role}`" for role in access.confidential)
+        cell += f"; confidential: {readers} + stated purpose (audited)"
+    return cell
+
+
+def roles_table() -> str:
+    """docs/local-api.md's route table (Markdown), generated from :data:`ROUTES` and
+    :data:`gateway.exchange.service.ACCESS`; a test holds the document equal to it."""
+    lines = [
+        "| method and path | what | roles (checked by the node) |",
+        "|---|---|---|",
+    ]
+    for route in ROUTES:
+        lines.append(
+            f"| `{route.method} {route.path}` | {route.summary} | {_roles_cell(route.action)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # --- middlewares and the app -------------------------------------------------------------------
@@ -941,8 +1035,8 @@ def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Ap
     app[SERVICE] = service
     app[METRICS] = metrics
     app[OPENAPI_BYTES] = json.dumps(build_openapi(), ensure_ascii=False, indent=1).encode()
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     app.on_response_prepare.append(_security_headers)
     return app
 

@@ -376,13 +376,12 @@ def _paths() -> dict[str, Any]:
         "/api/v1/messages/{message_id}/receipt": {
             "get": {
                 "operationId": "getMessageReceipt",
-                "summary": "The signed receipt for the message.",
-                "parameters": message_param,
+                "summary": "The signed receipt for the message (in a confidential conversation: "
+                "confidential-reader and a stated purpose, as for the message).",
+                "parameters": [*message_param, *_PURPOSE],
                 "responses": {
                     "200": _download("application/xml", "The signed receipt."),
-                    **_COMMON,
-                    "400": _resp("BadRequest"),
-                    "404": _resp("NotFound"),
+                    **_READ,
                 },
             }
         },

@@ -26,6 +26,8 @@ from aiohttp import hdrs, web
 
 from gateway.exchange.conversation import CLOSED_STATES, ProtocolError, State
 from gateway.exchange.service import (
+    ACCESS,
+    Action,
     Actor,
     ConversationFilter,
     ConversationSummary,
@@ -33,7 +35,7 @@ from gateway.exchange.service import (
     MessageSummary,
     PermissionDenied,
     PurposeRequired,
-    Role,
+    may,
 )
 from gateway.model.bodies import BODY_ID_PATTERN, state_of
 from gateway.model.problems import ConfigurationError, DocumentRejected
@@ -41,7 +43,7 @@ from gateway.model.profiles import PROFILES
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE, Deadline, working_days_left
 from gateway.web.console.actions import ACTION_NAMES, available_actions
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
 from gateway.web.console.refusal import (
     EXTENTS,
@@ -299,12 +301,16 @@ class Locked:
     """The Russian name of a role the user lacks, when that is the reason."""
 
 
+CONFIDENTIAL_READERS = ACCESS[Action.READ_DOCUMENT].confidential or ()
+"""Who may read a confidential document once a purpose is stated (from the one table)."""
+
+
 def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
-    if isinstance(exc, PermissionDenied) and exc.needed != Role.CONFIDENTIAL_READER:
+    if isinstance(exc, PermissionDenied) and exc.needed not in CONFIDENTIAL_READERS:
         return Locked(False, label(ROLE_LABELS, exc.needed))
-    if actor.has(Role.CONFIDENTIAL_READER):
+    if may(actor, Action.READ_DOCUMENT, confidential=True):
         return Locked(True, None)
-    return Locked(False, label(ROLE_LABELS, Role.CONFIDENTIAL_READER))
+    return Locked(False, label(ROLE_LABELS, CONFIDENTIAL_READERS[0]))
 
 
 async def _conversation(
@@ -324,7 +330,7 @@ async def _conversation(
 def _may_refuse(actor: Actor, view: ConversationView) -> bool:
     summary = view.summary
     return (
-        actor.has(Role.OPERATOR)
+        may(actor, Action.SUBMIT)
         and summary.opening_kind == "Request"
         and summary.state not in CLOSED_STATES
         and any(m.kind == "Request" and m.direction == "in" for m in view.messages)
@@ -354,10 +360,10 @@ async def conversation(request: web.Request) -> web.Response:
             "left": left,
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
-            "actions": available_actions(view) if request[ACTOR].has(Role.OPERATOR) else (),
+            "actions": available_actions(view) if may(request[ACTOR], Action.SUBMIT) else (),
             "can_read": not view.summary.confidential
             or (
-                request[ACTOR].has(Role.CONFIDENTIAL_READER)
+                may(request[ACTOR], Action.READ_DOCUMENT, confidential=True)
                 and _purpose(request, conversation_id) is not None
             ),
         },
@@ -397,14 +403,14 @@ async def state_purpose(request: web.Request) -> web.Response:
     form = await request.post()
     next_page = form.get("next", "")
     message_id = next_page if isinstance(next_page, str) and _UUID.fullmatch(next_page) else None
-    if not actor.has(Role.CONFIDENTIAL_READER):
+    if not may(actor, Action.READ_CONVERSATION, confidential=True):
         await ctx.audit(actor.name, "console.purpose_refused", {"conversation_id": conversation_id})
         return error_page(
             request,
             403,
             "Доступ запрещён",
             f"Читать конфиденциальные документы может только пользователь с ролью "
-            f"«{label(ROLE_LABELS, Role.CONFIDENTIAL_READER)}».",
+            f"«{label(ROLE_LABELS, CONFIDENTIAL_READERS[0])}».",
         )
     purpose, error = clean_purpose(form.get("purpose"))
     if purpose is None:
@@ -470,7 +476,7 @@ async def message(request: web.Request) -> web.Response:
     purpose = _purpose(request, conversation_id)
     confidential = summary.confidential or view.summary.confidential
     message_view = None
-    if confidential and not (actor.has(Role.CONFIDENTIAL_READER) and purpose):
+    if confidential and not (may(actor, Action.READ_DOCUMENT, confidential=True) and purpose):
         # Not even asked of the service: the user could not see it anyway (the service would
         # refuse and audit a refusal the user never tried).
         locked = _locked(actor)
@@ -504,7 +510,7 @@ async def _download(request: web.Request, what: str) -> web.Response:
     if view is None:
         if locked is not None and locked.needs_purpose:
             raise PurposeRequired("reading a confidential conversation needs a stated purpose")
-        raise PermissionDenied(Role.CONFIDENTIAL_READER, "reading a confidential conversation")
+        raise PermissionDenied(CONFIDENTIAL_READERS[0], "reading a confidential conversation")
     _find(view, message_id)  # the purpose stated covers this conversation's messages only
     purpose = _purpose(request, conversation_id)
     if what == "xml":
@@ -514,7 +520,7 @@ async def _download(request: web.Request, what: str) -> web.Response:
         content = await ctx.service.message_pdf(message_id, actor=actor, purpose=purpose)
         media_type, suffix = "application/pdf", ".pdf"
     else:
-        content = await ctx.service.receipt_xml(message_id, actor=actor)
+        content = await ctx.service.receipt_xml(message_id, actor=actor, purpose=purpose)
         media_type, suffix = "application/xml", ".receipt.xml"
     # The file name is the message id (a checked UUID) and a fixed suffix, never a field value.
     return web.Response(
@@ -566,8 +572,7 @@ def _refusal_page(
 async def _refusable(request: web.Request) -> ConversationView | web.Response:
     actor = request[ACTOR]
     conversation_id = request.match_info["conversation_id"]
-    if not actor.has(Role.OPERATOR):
-        raise PermissionDenied(Role.OPERATOR, "refusing a request")
+    require(actor, Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
         return render(
