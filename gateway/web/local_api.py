@@ -55,6 +55,8 @@ from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
@@ -74,6 +76,13 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, RejectionSource
 from gateway.web.openapi import build_openapi
+from gateway.web.server import (
+    LowLevelError,
+    ServerSettings,
+    describe,
+    match_info_of,
+    start_guarded_site,
+)
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
@@ -203,6 +212,11 @@ class ErrorCode(StrEnum):
     DISCLOSURE_REFUSED = "DISCLOSURE_REFUSED"
     """The disclosure is not allowed (403); ``article``, ``rule`` and ``remedy_ru`` say why
     and what to do (CIS Art. 9.2–9.3, 16; SC Art. 8.2)."""
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    """aiohttp's HTTP parser refused the request (a line over 8190 bytes, Content-Length with
+    Transfer-Encoding, a broken chunk...); the message names the rule, never the bytes (400)."""
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    """The request head did not arrive within the header timeout; the connection closes (408)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); the log has the exception's type and stack, never its message."""
 
@@ -351,6 +365,11 @@ def _translate(exc: BaseException) -> ApiError | None:
         if exc.status == 405 and hdrs.ALLOW in exc.headers:
             headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
         return ApiError(exc.status, code, en, ru, headers=headers)
+    if isinstance(exc, RequestPayloadError):
+        # The parser found the body's framing broken while a handler read it (a bad chunk):
+        # the client's fault, answered like the parser's own refusals.
+        error = describe(400, PayloadEncodingError("body framing"))
+        return ApiError(error.status, error.code, error.message, error.message_ru)
     if isinstance(exc, web.HTTPException) and 400 <= exc.status < 500:
         return ApiError(exc.status, ErrorCode.BAD_REQUEST, "bad request", "Неверный запрос.")
     return None
@@ -958,8 +977,8 @@ def roles_table() -> str:
 
 def route_template(request: web.Request) -> str:
     """The matched route's template (``/api/v1/messages/{message_id}``), never the raw path."""
-    match_info = request.match_info
-    if match_info.http_exception is not None:
+    match_info = match_info_of(request)
+    if match_info is None or match_info.http_exception is not None:
         return UNMATCHED_ROUTE
     return match_info.route.resource.canonical if match_info.route.resource else UNMATCHED_ROUTE
 
@@ -1017,9 +1036,22 @@ async def _authenticate(request: web.Request, handler: _Handler) -> web.StreamRe
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    _add_security_headers(response)
+
+
+def _add_security_headers(response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers[hdrs.SERVER] = SERVER_HEADER
+
+
+def low_level_error_response(error: LowLevelError) -> web.Response:
+    """The API's answer to what aiohttp refuses below the app (a malformed request, a request
+    head too slow, a failure outside the handlers): the same JSON shape and headers as every
+    other error of the API."""
+    response = ApiError(error.status, error.code, error.message, error.message_ru).response()
+    _add_security_headers(response)
+    return response
 
 
 def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Application:
@@ -1055,11 +1087,21 @@ class LocalApiAccessLogger(AbstractAccessLogger):
 
 
 async def start_local_api(
-    app: web.Application, host: str = "127.0.0.1", port: int = 8081
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    *,
+    settings: ServerSettings | None = None,
 ) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` with the purpose-safe access log; ``await runner.cleanup()``
-    stops it. Bind to loopback or a private interface: the API has no TLS of its own."""
-    runner = web.AppRunner(app, access_log_class=LocalApiAccessLogger)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    """Serve ``app`` on ``host:port`` (0: a free port, see ``runner.addresses``) with the
+    purpose-safe access log, the request-head timeout of ``settings`` and the API's JSON
+    errors even for requests aiohttp's parser refuses; ``await runner.cleanup()`` stops it.
+    Bind to loopback or a private interface: the API has no TLS of its own."""
+    return await start_guarded_site(
+        app,
+        host,
+        port,
+        settings=settings or ServerSettings(),
+        error_response=low_level_error_response,
+        access_log_class=LocalApiAccessLogger,
+    )

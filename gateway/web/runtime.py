@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from gateway.config import ServerSection
 from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
@@ -31,6 +32,7 @@ from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import DeliveryOutcome, GatewayMetrics
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
+from gateway.web.server import ServerSettings
 from gateway.web.tls import ReloadableContext, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,9 @@ class NodeRuntime:
         self.client = PeerClient(self.client_tls)
         self.service = LocalNodeService(self.node, self.executor)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
-        self.api_runner = await start_local_api(api, config.api.host, config.api.port)
+        self.api_runner = await start_local_api(
+            api, config.api.host, config.api.port, settings=server_settings(config.api)
+        )
         if console:
             await self._start_console()
         if scheduler:
@@ -171,7 +175,11 @@ class NodeRuntime:
             **node_admin_sources(node, self.executor),
         )
         config = node.config.console
-        self.extra_runners.append(await start_console(app, config.host, config.port, None))
+        self.extra_runners.append(
+            await start_console(
+                app, config.host, config.port, None, settings=server_settings(config)
+            )
+        )
 
     def _tls_context(self, factory: Any) -> Any:
         keys = self.node.keys
@@ -370,6 +378,17 @@ class NodeRuntime:
         self.metrics.delivery(outcome)
         if result.outcome == "delivered":
             self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
+
+
+def server_settings(section: ServerSection) -> ServerSettings:
+    """A listener's connection limits from its configuration section; unset keys keep
+    gateway.web.server's defaults."""
+    given = {
+        name: value
+        for name in ("header_timeout", "keepalive_timeout")
+        if (value := getattr(section, name)) is not None
+    }
+    return ServerSettings(**given)
 
 
 def _mtime(path: Any) -> float:

@@ -3,6 +3,7 @@ docs/local-api.md's route table held equal to the one table in code (ACCESS)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import secrets
@@ -152,3 +153,19 @@ def test_every_private_route_names_its_action() -> None:
 
     for route in ROUTES:
         assert (route.action is None) == (route.path in PUBLIC_PATHS), route.path
+
+
+async def test_the_node_s_api_answers_parser_refusals_in_the_contract(node: OneNode) -> None:
+    """gateway serve's runtime serves the API through the guarded runner (gateway.web.server)."""
+    assert node.runtime.api_runner is not None
+    host, port = node.runtime.api_runner.addresses[0][:2]
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 10_240 + b"\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"400"
+    assert b"X-Content-Type-Options: nosniff" in head
+    assert json.loads(body)["error"]["code"] == "MALFORMED_REQUEST"
