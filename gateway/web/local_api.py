@@ -1054,6 +1054,24 @@ def low_level_error_response(error: LowLevelError) -> web.Response:
     return response
 
 
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI description served at ``/api/v1/openapi.json``: gateway.web.openapi's, with
+    each operation's roles (``x-roles``) from the one access table, as the docs' table."""
+    spec = build_openapi()
+    for route in ROUTES:
+        if route.action is None:
+            continue
+        access = ACCESS[route.action]
+        roles: dict[str, Any] = {"any_of": [str(r) for r in access.roles]}
+        if access.confidential is not None:
+            roles["confidential"] = {
+                "any_of": [str(r) for r in access.confidential],
+                "purpose_required": True,
+            }
+        spec["paths"][route.path][route.method.lower()]["x-roles"] = roles
+    return spec
+
+
 def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Application:
     """The local API as an aiohttp application (serve it alone on its own site, e.g. loopback).
 
@@ -1066,7 +1084,7 @@ def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Ap
     )
     app[SERVICE] = service
     app[METRICS] = metrics
-    app[OPENAPI_BYTES] = json.dumps(build_openapi(), ensure_ascii=False, indent=1).encode()
+    app[OPENAPI_BYTES] = json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.on_response_prepare.append(_security_headers)
@@ -1097,11 +1115,18 @@ async def start_local_api(
     purpose-safe access log, the request-head timeout of ``settings`` and the API's JSON
     errors even for requests aiohttp's parser refuses; ``await runner.cleanup()`` stops it.
     Bind to loopback or a private interface: the API has no TLS of its own."""
+    metrics = app[METRICS]
+
+    def error_response(error: LowLevelError) -> web.Response:
+        # Counted like any request no route matched: a run of them is a signal to look at.
+        metrics.api_request("-", UNMATCHED_ROUTE, error.status, 0.0)
+        return low_level_error_response(error)
+
     return await start_guarded_site(
         app,
         host,
         port,
         settings=settings or ServerSettings(),
-        error_response=low_level_error_response,
+        error_response=error_response,
         access_log_class=LocalApiAccessLogger,
     )

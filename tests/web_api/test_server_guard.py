@@ -31,8 +31,13 @@ QUICK = ServerSettings(header_timeout=0.5, keepalive_timeout=30)
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[tuple[str, int]]:
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
+def metrics() -> GatewayMetrics:
+    return GatewayMetrics()
+
+
+@pytest.fixture
+async def api(metrics: GatewayMetrics) -> AsyncIterator[tuple[str, int]]:
+    app = make_local_api_app(InMemoryService(ACTORS, NOW), metrics)
     runner = await start(app, "127.0.0.1", 0, settings=QUICK)
     try:
         host, port = runner.addresses[0][:2]
@@ -78,12 +83,16 @@ def _assert_contract(answer: bytes, status: int, code: str) -> dict:
     return payload
 
 
-async def test_a_10_kb_header_line_is_400_in_the_contract(api, caplog) -> None:
+async def test_a_10_kb_header_line_is_400_in_the_contract(api, caplog, metrics) -> None:
     raw = (f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: {MARKER}{'a' * 10_240}\r\n\r\n").encode()
     answer = await _exchange(api, raw)
     payload = _assert_contract(answer, 400, "MALFORMED_REQUEST")
     assert "8190 bytes" in payload["error"]["message"]
     assert MARKER not in caplog.text
+    assert (
+        'gateway_api_requests_total{method="other",route="unmatched",status="400"} 1.0'
+        in metrics.exposition().decode()
+    )
 
 
 async def test_content_length_with_transfer_encoding_is_400_in_the_contract(api) -> None:
