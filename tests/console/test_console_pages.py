@@ -74,12 +74,15 @@ async def test_dashboard_without_sources_says_so(client, seeded) -> None:
     assert 'id="keys-unavailable"' in html and 'id="undelivered-unavailable"' in html
 
 
-async def test_dashboard_for_a_role_without_conversations(client, seeded) -> None:
+async def test_dashboard_for_a_role_without_conversations(client, service, seeded) -> None:
     await signed_in(client, "auditor1")
+    service.calls.clear()
     response = await client.get("/")
     html = await response.text()
     assert response.status == 200
     assert 'id="counts-denied"' in html and 'id="deadlines-denied"' in html
+    # Not asked at all: the node would refuse and record a refusal the user never tried.
+    assert service.calls == [] and service.denied == []
 
 
 # --- the list and its pages --------------------------------------------------------------------
