@@ -13,7 +13,13 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/messages/{message_id}/pdf          its signed PDF rendition
     GET  /api/v1/messages/{message_id}/receipt      the signed receipt of it
     GET  /api/v1/messages/{message_id}/report       the verification report
+    POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
+    GET  /api/v1/keys/expiring                      keys ending within 30 days
     GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
+
+Each route names its :class:`~gateway.exchange.service.Action`; who may take it is the one table
+:data:`gateway.exchange.service.ACCESS`, enforced by the node. :func:`roles_table` renders the
+docs' route table from both and :func:`openapi_document` adds the roles to the OpenAPI.
 
 Middlewares, outermost first::
 
@@ -28,6 +34,12 @@ Exceptions of the service and their answers::
     PurposeRequired    428 PURPOSE_REQUIRED    send X-Purpose (CIS Art. 9.1)
     DocumentRejected   422 DOCUMENT_REJECTED   with "problems": [Problem.to_json(), ...]
     ProtocolError      409 its own code        (PROTOCOL_UNEXPECTED_MESSAGE, ...) with "problems"
+
+Every JSON body is checked for characters XML 1.0 does not allow before anything else is done
+with it (422 INVALID_CHARACTER, gateway.web.xmlchars). Below the app, :func:`start_local_api`
+serves through gateway.web.server: aiohttp's parser refusals are 400 MALFORMED_REQUEST and a
+request head slower than the header timeout is 408 REQUEST_TIMEOUT, in the same JSON shape with
+the same headers.
 
 Nothing from a request — a document's field, a purpose, a token, a query value — is echoed in an
 error or written to a log: error messages name the parameter or the rule, not the value
