@@ -234,15 +234,22 @@ class LocalNodeService:
                 confidential=stored.confidential,
                 purpose=purpose,
             )
-            with self.node.store.read() as conn:
+            # A confidential read is recorded in the transaction that reads, as for documents.
+            reading = self.node.store.transaction if stored.confidential else self.node.store.read
+            with reading() as conn:
                 messages = tuple(
                     self._message_summary(conn, m)
                     for m in msg_store.list_for_conversation(conn, conversation_id)
                 )
-            if stored.confidential:
-                self._audit_read(
-                    actor, "conversation.read", {"conversation": conversation_id}, True, purpose
-                )
+                if stored.confidential:
+                    self._append_read(
+                        conn,
+                        actor,
+                        "conversation.read",
+                        {"conversation": conversation_id},
+                        True,
+                        purpose,
+                    )
             left = None
             if stored.deadline is not None:
                 # Days in the agreement's unit (CIS: working days of the requested party's
@@ -318,17 +325,6 @@ class LocalNodeService:
                 conn, actor, "document.read", {"message": message_id}, confidential, purpose
             )
         return stored, document
-
-    def _audit_read(
-        self,
-        actor: Actor,
-        kind: str,
-        subjects: dict[str, str],
-        confidential: bool,
-        purpose: str | None,
-    ) -> None:
-        with self.node.store.transaction() as conn:
-            self._append_read(conn, actor, kind, subjects, confidential, purpose)
 
     def _append_read(
         self,
