@@ -230,7 +230,9 @@ class GuardedRequestHandler(RequestHandler):
                 tb,
             )
         elif not isinstance(exc, HeaderTimeout):
-            logger.info("malformed request refused: %s", type(exc).__qualname__)
+            logger.info(
+                "malformed request refused: %s remote=%s", type(exc).__qualname__, request.remote
+            )
         if request.writer.output_size > 0:
             # Part of an answer is on the wire already: only closing is left (aiohttp's rule).
             raise ConnectionError("response already started; cannot send an error answer")
