@@ -71,6 +71,31 @@ class ListenSection:
     """0: pick a free port (tests, demo)."""
 
 
+MAX_SERVER_TIMEOUT = 3600.0
+"""Longest header or keep-alive timeout the configuration takes (an hour: aiohttp's default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSection(ListenSection):
+    """A listener of the local side ([api], [console]) with its connection limits; unset keys
+    take gateway.web.server's defaults (HEADER_TIMEOUT 10 s, LOCAL_KEEPALIVE_TIMEOUT 75 s)."""
+
+    header_timeout: float | None = None
+    """Seconds a client has to send a whole request head; then a 408 and the connection is
+    closed (a client trickling header bytes must not hold a socket for minutes)."""
+    keepalive_timeout: float | None = None
+    """Idle seconds before a keep-alive connection is closed."""
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "keepalive_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= MAX_SERVER_TIMEOUT:
+                raise ConfigurationError(
+                    f"{name} = {value}: must be more than 0 and at most "
+                    f"{MAX_SERVER_TIMEOUT:g} seconds (e.g. {name} = 10)"
+                )
+
+
 @dataclass(frozen=True, slots=True)
 class TsaSection:
     url: str = ""
@@ -94,8 +119,8 @@ class NodeConfig:
     keys: KeysSection = KeysSection()
     trust: TrustSection = TrustSection()
     peer: ListenSection = ListenSection()
-    api: ListenSection = ListenSection()
-    console: ListenSection = ListenSection()
+    api: ServerSection = ServerSection()
+    console: ServerSection = ServerSection()
     tsa: TsaSection = TsaSection()
     calendar: CalendarSection = field(default_factory=CalendarSection)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -174,7 +199,10 @@ def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Pat
     ]
     if missing:
         raise ConfigurationError(f"{where}: missing mandatory key(s): {', '.join(missing)}")
-    return section_type(**values)
+    try:
+        return section_type(**values)
+    except ConfigurationError as exc:  # a section's own check: say where
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
@@ -197,6 +225,10 @@ def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
             raise ConfigurationError(f"{where}: must be a table")
         _, item = typing.get_args(hint)
         return {k: _coerce(item, v, f"{where}.{k}", base) for k, v in value.items()}
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(f"{where}: must be a number (seconds)")
+        return float(value)
     if hint is bool and not isinstance(value, bool):
         raise ConfigurationError(f"{where}: must be true or false")
     if hint is int and (not isinstance(value, int) or isinstance(value, bool)):

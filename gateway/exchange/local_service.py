@@ -1,12 +1,14 @@
 """The node as the local side sees it: :class:`gateway.exchange.service.LocalService`.
 
 Every call runs the node's synchronous work in the executor (DESIGN: no blocking work on the
-event loop). Roles are enforced here, once, for the API and the console alike:
+event loop). Roles are enforced here, once, for the API and the console alike, by the one table
+:data:`gateway.exchange.service.ACCESS`:
 
-* reading any document needs ``operator`` or ``confidential-reader`` — every document is
-  personal data (CIS Art. 9.4);
-* reading a confidential conversation's documents needs ``confidential-reader`` and a stated
-  purpose (CIS Art. 9.1, 16; SC Art. 8), and every such read is an audit event with the purpose;
+* reading a conversation or a document needs ``operator`` — every document is personal data
+  (CIS Art. 9.4);
+* reading a confidential conversation (its list of messages: kinds, times, parties, digests)
+  or any of its documents needs ``confidential-reader`` and a stated purpose (CIS Art. 9.1,
+  16; SC Art. 8), and every such read is an audit event with the purpose's digest;
 * submitting needs ``operator``.
 A refusal is itself audited.
 """
@@ -30,6 +32,7 @@ from gateway.exchange import disclosure
 from gateway.exchange.node import Node
 from gateway.exchange.recording import record_verification
 from gateway.exchange.service import (
+    Action,
     Actor,
     ConversationFilter,
     ConversationSummary,
@@ -40,9 +43,10 @@ from gateway.exchange.service import (
     NotFound,
     Page,
     PermissionDenied,
-    PurposeRequired,
     Role,
     SubmitResult,
+    access_refusal,
+    may_at_all,
 )
 from gateway.model.profiles import profile
 from gateway.rules.calendars import calendar_for
@@ -57,8 +61,6 @@ from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
 
 T = TypeVar("T")
-
-READERS = frozenset({Role.OPERATOR, Role.CONFIDENTIAL_READER})
 
 
 class LocalNodeService:
@@ -85,7 +87,7 @@ class LocalNodeService:
 
         return await self._run(find)
 
-    def _deny(self, actor: Actor, needed: Role, what: str, subject: str = "") -> PermissionDenied:
+    def _audit_denial(self, actor: Actor, denied: PermissionDenied, subject: str) -> None:
         with self.node.store.transaction() as conn:
             audit.append(
                 conn,
@@ -93,15 +95,39 @@ class LocalNodeService:
                 actor=actor.name[:64],
                 kind="access.denied",
                 subjects={"subject": subject} if subject else {},
-                details={"needed": str(needed), "what": what[:64]},
+                details={"needed": str(denied.needed), "what": denied.what[:64]},
             )
-        return PermissionDenied(needed, what)
+
+    def _check(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        subject: str = "",
+        confidential: bool = False,
+        purpose: str | None = None,
+    ) -> None:
+        """Raise the refusal :data:`ACCESS` gives (a missing role audited), or return."""
+        refusal = access_refusal(actor, action, confidential=confidential, purpose=purpose)
+        if refusal is None:
+            return
+        if isinstance(refusal, PermissionDenied):
+            self._audit_denial(actor, refusal, subject)
+        raise refusal
+
+    def _check_at_all(self, actor: Actor, action: Action, subject: str = "") -> None:
+        """Before a subject is looked up: refuse an actor who may not take ``action`` on any
+        subject, so that a 404 never tells an outsider that an id exists."""
+        if not may_at_all(actor, action):
+            self._check(actor, action, subject=subject)
+
+    async def _allow(self, actor: Actor, action: Action, subject: str = "") -> None:
+        await self._run(self._check, actor, action, subject=subject)
 
     # --- submit ----------------------------------------------------------------------------
 
     async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
-        if not actor.has(Role.OPERATOR):
-            raise await self._run(self._deny, actor, Role.OPERATOR, "submitting a document")
+        await self._allow(actor, Action.SUBMIT)
         header, warnings = await self._run(self.node.submit, document, actor=actor.name[:64])
         # In the executor too: a database call must not block the event loop (DESIGN.md).
         stored = await self._run(self._conversation, header.conversation_id)
@@ -121,8 +147,7 @@ class LocalNodeService:
     async def list_conversations(
         self, filters: ConversationFilter, *, after: str | None, limit: int, actor: Actor
     ) -> Page:
-        if not actor.roles & (READERS | {Role.ADMINISTRATOR, Role.AUDITOR}):
-            raise await self._run(self._deny, actor, Role.OPERATOR, "listing conversations")
+        await self._allow(actor, Action.LIST_CONVERSATIONS)
 
         def page() -> Page:
             try:
@@ -147,8 +172,7 @@ class LocalNodeService:
         return await self._run(page)
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
-        if not actor.roles & (READERS | {Role.ADMINISTRATOR, Role.AUDITOR}):
-            raise await self._run(self._deny, actor, Role.OPERATOR, "counting conversations")
+        await self._allow(actor, Action.COUNT_CONVERSATIONS)
 
         def counts() -> dict[str, int]:
             with self.node.store.read() as conn:
@@ -159,10 +183,7 @@ class LocalNodeService:
     async def disclose(
         self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
     ) -> dict[str, Any]:
-        if not actor.has(Role.CONFIDENTIAL_READER):
-            raise await self._run(
-                self._deny, actor, Role.CONFIDENTIAL_READER, "disclosing a document", message_id
-            )
+        await self._allow(actor, Action.DISCLOSE, message_id)
 
         def run() -> dict[str, Any]:
             try:
@@ -193,8 +214,7 @@ class LocalNodeService:
         return await self._run(run)
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
-        if not actor.roles & {Role.ADMINISTRATOR, Role.AUDITOR}:
-            raise await self._run(self._deny, actor, Role.ADMINISTRATOR, "reading key expiry")
+        await self._allow(actor, Action.READ_KEY_EXPIRY)
 
         def expiring() -> list[dict[str, Any]]:
             return [k.to_json() for k in expiring_keys(self.node.keys, self.node.clock())]
@@ -204,17 +224,36 @@ class LocalNodeService:
     async def conversation(
         self, conversation_id: str, *, actor: Actor, purpose: str | None
     ) -> ConversationView:
-        if not actor.roles & (READERS | {Role.ADMINISTRATOR, Role.AUDITOR}):
-            raise await self._run(self._deny, actor, Role.OPERATOR, "reading a conversation")
-
         def view() -> ConversationView:
+            self._check_at_all(actor, Action.READ_CONVERSATION, conversation_id)
             with self.node.store.read() as conn:
                 stored = conv_store.get(conn, conversation_id)
-                if stored is None:
-                    raise NotFound(f"conversation {conversation_id}")
+            if stored is None:
+                raise NotFound(f"conversation {conversation_id}")
+            # Its list of messages (kinds, times, parties, digests) is the conversation's
+            # content too: a confidential one is shown only as a confidential document is.
+            self._check(
+                actor,
+                Action.READ_CONVERSATION,
+                subject=conversation_id,
+                confidential=stored.confidential,
+                purpose=purpose,
+            )
+            # A confidential read is recorded in the transaction that reads, as for documents.
+            reading = self.node.store.transaction if stored.confidential else self.node.store.read
+            with reading() as conn:
                 stored_messages = msg_store.list_for_conversation(conn, conversation_id)
                 facts = _SummaryFacts.read(conn, [m.header.message_id for m in stored_messages])
                 messages = tuple(_message_summary(m, facts) for m in stored_messages)
+                if stored.confidential:
+                    self._append_read(
+                        conn,
+                        actor,
+                        "conversation.read",
+                        {"conversation": conversation_id},
+                        True,
+                        purpose,
+                    )
             left = None
             if stored.deadline is not None:
                 # Days in the agreement's unit (CIS: working days of the requested party's
@@ -245,6 +284,7 @@ class LocalNodeService:
         self, message_id: str, actor: Actor, purpose: str | None
     ) -> tuple[msg_store.StoredMessage, bytes]:
         """The signed bytes, after the role and purpose checks; every read is audited."""
+        self._check_at_all(actor, Action.READ_DOCUMENT, message_id)
         with self.node.store.read() as conn:
             stored = msg_store.get(conn, message_id)
             conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
@@ -253,34 +293,42 @@ class LocalNodeService:
         confidential = stored.header.confidential or bool(
             conversation and conversation.confidential
         )
-        if confidential:
-            if not actor.has(Role.CONFIDENTIAL_READER):
-                raise self._deny(
-                    actor, Role.CONFIDENTIAL_READER, "reading a confidential document", message_id
-                )
-            if not purpose or not purpose.strip():
-                raise PurposeRequired(
-                    "a confidential document is read only for a stated purpose (CIS Art. 9.1): "
-                    "give it in X-Purpose"
-                )
-        elif not actor.roles & READERS:
-            raise self._deny(actor, Role.OPERATOR, "reading a document", message_id)
+        self._check(
+            actor,
+            Action.READ_DOCUMENT,
+            subject=message_id,
+            confidential=confidential,
+            purpose=purpose,
+        )
         with self.node.store.transaction() as conn:
             document = msg_store.read_document(conn, message_id, self.node.kek_ring)
-            audit.append(
-                conn,
-                now=self.node.clock(),
-                actor=actor.name[:64],
-                kind="document.read",
-                subjects={"message": message_id},
-                details={
-                    "confidential": confidential,
-                    # The purpose is the reader's words: kept as a digest plus length here;
-                    # the console records it in full in the audit export it signs.
-                    "purpose_sha256": hashlib.sha256((purpose or "").encode()).hexdigest(),
-                },
+            self._append_read(
+                conn, actor, "document.read", {"message": message_id}, confidential, purpose
             )
         return stored, document
+
+    def _append_read(
+        self,
+        conn: Any,
+        actor: Actor,
+        kind: str,
+        subjects: dict[str, str],
+        confidential: bool,
+        purpose: str | None,
+    ) -> None:
+        audit.append(
+            conn,
+            now=self.node.clock(),
+            actor=actor.name[:64],
+            kind=kind,
+            subjects=subjects,
+            details={
+                "confidential": confidential,
+                # The purpose is the reader's words: kept as a digest here; the console
+                # records it in full in the audit export it signs.
+                "purpose_sha256": hashlib.sha256((purpose or "").encode()).hexdigest(),
+            },
+        )
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         def view() -> MessageView:
@@ -361,13 +409,18 @@ class LocalNodeService:
 
         return await self._run(pdf)
 
-    async def receipt_xml(self, message_id: str, *, actor: Actor) -> bytes:
+    async def receipt_xml(
+        self, message_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> bytes:
         def receipt() -> bytes:
+            self._check_at_all(actor, Action.READ_DOCUMENT, message_id)
             with self.node.store.read() as conn:
                 found = receipt_store.get(conn, message_id)
             if found is None:
                 raise NotFound(f"receipt of {message_id}")
-            _, document = self._read_document(found.receipt_message_id, actor, "receipt")
+            # The receipt lies in the message's conversation: a confidential one needs the
+            # reader's role and purpose, as the message itself does.
+            _, document = self._read_document(found.receipt_message_id, actor, purpose)
             return document
 
         return await self._run(receipt)

@@ -6,13 +6,22 @@ are plain frozen dataclasses, so the web layer never touches the store or the cr
 Roles (issue "Confidentiality"): ``operator`` works conversations; ``confidential-reader`` may
 read confidential documents (each read recorded with its stated purpose, CIS Art. 9.1);
 ``administrator`` manages keys, directory, users, holds; ``auditor`` reads the audit trail.
+
+Who may do what is one table, :data:`ACCESS` (action -> roles; for a confidential subject the
+roles that may read it, a stated purpose being required). The node
+(:class:`gateway.exchange.local_service.LocalNodeService`) enforces it with
+:func:`access_refusal`; the console asks :func:`may` to decide what to offer; the local API's
+route table names each route's action, and ``docs/local-api.md``'s role table is generated from
+both (``gateway.web.local_api.roles_table``, checked by a test).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from gateway.model.problems import GatewayError
@@ -45,6 +54,7 @@ class PermissionDenied(GatewayError):
 
     def __init__(self, needed: Role, what: str) -> None:
         self.needed = needed
+        self.what = what
         super().__init__(f"{what} needs the role {needed}")
 
 
@@ -54,6 +64,107 @@ class InvalidCursor(GatewayError):
 
 class PurposeRequired(GatewayError):
     """Reading a confidential document needs a stated purpose (CIS Art. 9.1)."""
+
+
+class Action(StrEnum):
+    """What an actor asks to do; :data:`ACCESS` says who may."""
+
+    SUBMIT = "submit"
+    """Submit a document (the API's POST /messages, the console's forms)."""
+    LIST_CONVERSATIONS = "list-conversations"
+    COUNT_CONVERSATIONS = "count-conversations"
+    READ_CONVERSATION = "read-conversation"
+    """One conversation with its messages' kinds, times, parties and digests."""
+    READ_DOCUMENT = "read-document"
+    """A message's fields, its signed XML, PDF, verification report or receipt."""
+    DISCLOSE = "disclose"
+    READ_KEY_EXPIRY = "read-key-expiry"
+    OPEN_ADMINISTRATION = "open-administration"
+    """The console's administration index."""
+    READ_CONFIGURATION = "read-configuration"
+    """The console's key, directory, retention and legal-hold pages."""
+    READ_AUDIT = "read-audit"
+    """The console's audit trail page and its chain verification."""
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may take one action."""
+
+    roles: tuple[Role, ...]
+    """Any one of these allows it; the first is the role a refusal names."""
+    confidential: tuple[Role, ...] | None = None
+    """When the subject is confidential (CIS Art. 16; SC Art. 8): these roles instead, and
+    only with a stated purpose (CIS Art. 9.1), each read audited. None: confidentiality does
+    not change who may."""
+    what: str = ""
+    """The action in words, for refusals and the audit trail."""
+
+    @property
+    def purpose_for_confidential(self) -> bool:
+        return self.confidential is not None
+
+
+ACCESS: Mapping[Action, Access] = MappingProxyType(
+    {
+        Action.SUBMIT: Access((Role.OPERATOR,), what="submitting a document"),
+        Action.LIST_CONVERSATIONS: Access((Role.OPERATOR,), what="listing conversations"),
+        Action.COUNT_CONVERSATIONS: Access((Role.OPERATOR,), what="counting conversations"),
+        Action.READ_CONVERSATION: Access(
+            (Role.OPERATOR,), (Role.CONFIDENTIAL_READER,), "reading a conversation"
+        ),
+        Action.READ_DOCUMENT: Access(
+            (Role.OPERATOR,), (Role.CONFIDENTIAL_READER,), "reading a document"
+        ),
+        Action.DISCLOSE: Access((Role.CONFIDENTIAL_READER,), what="disclosing a document"),
+        Action.READ_KEY_EXPIRY: Access(
+            (Role.ADMINISTRATOR, Role.AUDITOR), what="reading key expiry"
+        ),
+        Action.OPEN_ADMINISTRATION: Access(
+            (Role.ADMINISTRATOR, Role.AUDITOR), what="administration"
+        ),
+        Action.READ_CONFIGURATION: Access((Role.ADMINISTRATOR,), what="reading configuration"),
+        Action.READ_AUDIT: Access((Role.AUDITOR,), what="reading the audit trail"),
+    }
+)
+"""The one table of who may do what: the node enforces it, the console and the docs follow it."""
+
+
+def _roles_for(action: Action, confidential: bool) -> tuple[Role, ...]:
+    access = ACCESS[action]
+    if confidential and access.confidential is not None:
+        return access.confidential
+    return access.roles
+
+
+def may(actor: Actor, action: Action, *, confidential: bool = False) -> bool:
+    """True when ``actor``'s roles allow ``action`` (on a confidential subject: given a
+    purpose). For offering a link or a form; the node decides with :func:`access_refusal`."""
+    return any(actor.has(role) for role in _roles_for(action, confidential))
+
+
+def may_at_all(actor: Actor, action: Action) -> bool:
+    """True when ``actor`` may take ``action`` on some subject (confidential or not): checked
+    before a subject is looked up, so that whether it exists tells an outsider nothing."""
+    return may(actor, action) or may(actor, action, confidential=True)
+
+
+def access_refusal(
+    actor: Actor, action: Action, *, confidential: bool = False, purpose: str | None = None
+) -> PermissionDenied | PurposeRequired | None:
+    """None when ``actor`` may take ``action`` now; else the refusal to raise (the caller
+    audits a :class:`PermissionDenied` before raising it)."""
+    access = ACCESS[action]
+    roles = _roles_for(action, confidential)
+    if not any(actor.has(role) for role in roles):
+        what = f"{access.what} (confidential)" if confidential else access.what
+        return PermissionDenied(roles[0], what)
+    if confidential and access.purpose_for_confidential and not (purpose and purpose.strip()):
+        return PurposeRequired(
+            f"{access.what}: a confidential subject is read only for a stated purpose "
+            "(CIS Art. 9.1); give it in X-Purpose"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +270,12 @@ class LocalService(Protocol):
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         """Raises PurposeRequired / PermissionDenied for confidential documents as needed."""
+
+    async def reverify(
+        self, message_id: str, *, actor: Actor, purpose: str | None
+    ) -> dict[str, Any]:
+        """Verify the stored document's signatures again now and record the result; the
+        report as recorded. Same access as reading the document."""
         ...
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
@@ -169,7 +286,12 @@ class LocalService(Protocol):
         """The signed PDF rendition (PAdES, body's seal)."""
         ...
 
-    async def receipt_xml(self, message_id: str, *, actor: Actor) -> bytes: ...
+    async def receipt_xml(
+        self, message_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> bytes:
+        """Our signed receipt of a message (or the peer's of ours); in a confidential
+        conversation it needs what reading the message needs."""
+        ...
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]: ...
 

@@ -12,8 +12,15 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/messages/{message_id}/xml          the signed document, byte-exact
     GET  /api/v1/messages/{message_id}/pdf          its signed PDF rendition
     GET  /api/v1/messages/{message_id}/receipt      the signed receipt of it
-    GET  /api/v1/messages/{message_id}/report       the verification report
+    GET  /api/v1/messages/{message_id}/report       the verification report (as recorded)
+    POST /api/v1/messages/{message_id}/verifications verify again now; recorded
+    POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
+    GET  /api/v1/keys/expiring                      keys ending within 30 days
     GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
+
+Each route names its :class:`~gateway.exchange.service.Action`; who may take it is the one table
+:data:`gateway.exchange.service.ACCESS`, enforced by the node. :func:`roles_table` renders the
+docs' route table from both and :func:`openapi_document` adds the roles to the OpenAPI.
 
 Middlewares, outermost first::
 
@@ -28,6 +35,12 @@ Exceptions of the service and their answers::
     PurposeRequired    428 PURPOSE_REQUIRED    send X-Purpose (CIS Art. 9.1)
     DocumentRejected   422 DOCUMENT_REJECTED   with "problems": [Problem.to_json(), ...]
     ProtocolError      409 its own code        (PROTOCOL_UNEXPECTED_MESSAGE, ...) with "problems"
+
+Every JSON body is checked for characters XML 1.0 does not allow before anything else is done
+with it (422 INVALID_CHARACTER, gateway.web.xmlchars). Below the app, :func:`start_local_api`
+serves through gateway.web.server: aiohttp's parser refusals are 400 MALFORMED_REQUEST and a
+request head slower than the header timeout is 408 REQUEST_TIMEOUT, in the same JSON shape with
+the same headers.
 
 Nothing from a request — a document's field, a purpose, a token, a query value — is echoed in an
 error or written to a log: error messages name the parameter or the rule, not the value
@@ -47,7 +60,7 @@ import time
 import traceback
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
 from functools import partial
@@ -56,10 +69,14 @@ from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import (
+    ACCESS,
+    Action,
     Actor,
     ConversationFilter,
     InvalidCursor,
@@ -69,10 +86,18 @@ from gateway.exchange.service import (
     PurposeRequired,
 )
 from gateway.model.bodies import BODY_ID_PATTERN
-from gateway.model.problems import DocumentRejected
+from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, RejectionSource
 from gateway.web.openapi import build_openapi
+from gateway.web.server import (
+    LowLevelError,
+    ServerSettings,
+    describe,
+    match_info_of,
+    start_guarded_site,
+)
+from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +110,7 @@ MESSAGE_XML = f"{MESSAGE}/xml"
 MESSAGE_PDF = f"{MESSAGE}/pdf"
 MESSAGE_RECEIPT = f"{MESSAGE}/receipt"
 MESSAGE_REPORT = f"{MESSAGE}/report"
+MESSAGE_VERIFICATIONS = f"{MESSAGE}/verifications"
 MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
@@ -194,10 +220,18 @@ class ErrorCode(StrEnum):
     """Over MAX_JSON_BYTES (413)."""
     DOCUMENT_REJECTED = "DOCUMENT_REJECTED"
     """The document breaks the schema or the rules; ``problems`` lists them (422)."""
+    INVALID_CHARACTER = "INVALID_CHARACTER"
+    """A string of the JSON body holds a character XML 1.0 does not allow (a control
+    character, a lone surrogate); ``problems`` names each field by JSON Pointer (422)."""
     BAD_REQUEST = "BAD_REQUEST"
     DISCLOSURE_REFUSED = "DISCLOSURE_REFUSED"
     """The disclosure is not allowed (403); ``article``, ``rule`` and ``remedy_ru`` say why
     and what to do (CIS Art. 9.2–9.3, 16; SC Art. 8.2)."""
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    """aiohttp's HTTP parser refused the request (a line over 8190 bytes, Content-Length with
+    Transfer-Encoding, a broken chunk...); the message names the rule, never the bytes (400)."""
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    """The request head did not arrive within the header timeout; the connection closes (408)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); the log has the exception's type and stack, never its message."""
 
@@ -346,6 +380,11 @@ def _translate(exc: BaseException) -> ApiError | None:
         if exc.status == 405 and hdrs.ALLOW in exc.headers:
             headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
         return ApiError(exc.status, code, en, ru, headers=headers)
+    if isinstance(exc, RequestPayloadError):
+        # The parser found the body's framing broken while a handler read it (a bad chunk):
+        # the client's fault, answered like the parser's own refusals.
+        error = describe(400, PayloadEncodingError("body framing"))
+        return ApiError(error.status, error.code, error.message, error.message_ru)
     if isinstance(exc, web.HTTPException) and 400 <= exc.status < 500:
         return ApiError(exc.status, ErrorCode.BAD_REQUEST, "bad request", "Неверный запрос.")
     return None
@@ -623,8 +662,57 @@ async def _read_json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
     raw = await request.read()  # the app's client_max_size stops a chunked body over the limit
     if len(raw) > JSON_PARSE_IN_THREAD_BYTES:
-        return await asyncio.to_thread(parse_json_document, raw)
-    return parse_json_document(raw)
+        document = await asyncio.to_thread(parse_json_document, raw)
+    else:
+        document = parse_json_document(raw)
+    check_xml_chars(document)
+    return document
+
+
+XML_CHAR_PROBLEM = "XML_CHAR_NOT_ALLOWED"
+"""Problem code of a string holding a character XML 1.0 does not allow."""
+
+MAX_CHAR_PROBLEMS = 20
+"""Strings with forbidden characters listed in one answer; a body full of them needs one fix
+(strip control characters before sending), not a megabyte of problems."""
+
+
+def check_xml_chars(document: Mapping[str, Any]) -> None:
+    """A 422 ``INVALID_CHARACTER`` when any string of ``document`` (value or key) holds a
+    character outside XML 1.0's Char production; checked before any conversion."""
+    found = []
+    for bad in forbidden_strings(document):
+        where = "a key of the object at" if bad.in_key else "the string at"
+        where_ru = "ключ объекта" if bad.in_key else "строка"
+        found.append(
+            Problem(
+                code=XML_CHAR_PROBLEM,
+                path=bad.pointer,
+                message_en=(
+                    f"{where} {bad.pointer} holds {bad.char_name} at position {bad.offset + 1}: "
+                    f"characters not allowed in XML 1.0 ({XML_CHAR_RULE}); remove control "
+                    "characters other than tab, line feed and carriage return"
+                ),
+                message_ru=(
+                    f"{where_ru} {bad.pointer} содержит символ {bad.char_name} (позиция "
+                    f"{bad.offset + 1}), недопустимый в XML 1.0 (раздел 2.2, Char)."
+                ),
+                remedy_ru=remedy_ru(),
+            )
+        )
+        if len(found) == MAX_CHAR_PROBLEMS:
+            break
+    if found:
+        raise ApiError(
+            422,
+            ErrorCode.INVALID_CHARACTER,
+            f"{len(found)} string(s) hold characters not allowed in XML 1.0 ({XML_CHAR_RULE}); "
+            "see 'problems' for each field (a JSON Pointer), remove those characters and send "
+            "again",
+            f"Строк с символами, недопустимыми в XML 1.0: {len(found)}; поля названы в "
+            "«problems». Удалите эти символы и отправьте снова.",
+            extra={"problems": [p.to_json() for p in found]},
+        )
 
 
 def _header_code(document: Mapping[str, Any], name: str) -> str:
@@ -638,8 +726,13 @@ def _header_code(document: Mapping[str, Any], name: str) -> str:
 
 async def submit_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset())
-    document = await _read_json_body(request)
     metrics = request.app[METRICS]
+    try:
+        document = await _read_json_body(request)
+    except ApiError as error:
+        if error.code == ErrorCode.INVALID_CHARACTER:
+            metrics.message_rejected(XML_CHAR_PROBLEM, RejectionSource.LOCAL)
+        raise
     try:
         result = await request.app[SERVICE].submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
@@ -732,6 +825,15 @@ async def get_message_report(request: web.Request) -> web.Response:
     return _json(view.report)
 
 
+async def post_message_verification(request: web.Request) -> web.Response:
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    report = await request.app[SERVICE].reverify(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _json(report, status=201)
+
+
 def _download(content: bytes, media_type: str, message_id: str, suffix: str) -> web.Response:
     # The file name is the message id (a checked UUID) and a fixed suffix: never a field value,
     # which could carry a name or path characters.
@@ -762,9 +864,11 @@ async def get_message_pdf(request: web.Request) -> web.Response:
 
 
 async def get_message_receipt(request: web.Request) -> web.Response:
-    _only_params(request, frozenset())
+    _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].receipt_xml(message_id, actor=request[ACTOR])
+    content = await request.app[SERVICE].receipt_xml(
+        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
     return _download(content, XML_MEDIA_TYPE, message_id, ".receipt.xml")
 
 
@@ -784,22 +888,119 @@ async def get_metrics(request: web.Request) -> web.Response:
     return response
 
 
-ROUTES: tuple[tuple[str, str, _Handler], ...] = (
-    (hdrs.METH_POST, MESSAGES, submit_message),
-    (hdrs.METH_GET, CONVERSATIONS, list_conversations),
-    (hdrs.METH_GET, CONVERSATION, get_conversation),
-    (hdrs.METH_GET, MESSAGE, get_message),
-    (hdrs.METH_GET, MESSAGE_XML, get_message_xml),
-    (hdrs.METH_GET, MESSAGE_PDF, get_message_pdf),
-    (hdrs.METH_GET, MESSAGE_RECEIPT, get_message_receipt),
-    (hdrs.METH_GET, MESSAGE_REPORT, get_message_report),
-    (hdrs.METH_POST, MESSAGE_DISCLOSURES, post_disclosure),
-    (hdrs.METH_GET, KEYS_EXPIRING, get_expiring_keys),
-    (hdrs.METH_GET, OPENAPI, get_openapi),
-    (hdrs.METH_GET, HEALTHZ, get_health),
-    (hdrs.METH_GET, METRICS_PATH, get_metrics),
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route of the local API."""
+
+    method: str
+    path: str
+    """The path template (``/api/v1/messages/{message_id}``)."""
+    handler: _Handler
+    action: Action | None
+    """What it asks of the node (:data:`gateway.exchange.service.ACCESS` says who may); None
+    for the public routes."""
+    summary: str
+    """What it does, for docs/local-api.md's route table."""
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        hdrs.METH_POST, MESSAGES, submit_message, Action.SUBMIT, "submit a document (JSON) → 202"
+    ),
+    Route(
+        hdrs.METH_GET,
+        CONVERSATIONS,
+        list_conversations,
+        Action.LIST_CONVERSATIONS,
+        "list conversations, filtered, paged",
+    ),
+    Route(
+        hdrs.METH_GET,
+        CONVERSATION,
+        get_conversation,
+        Action.READ_CONVERSATION,
+        "one conversation and its messages",
+    ),
+    Route(hdrs.METH_GET, MESSAGE, get_message, Action.READ_DOCUMENT, "one message as JSON"),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_XML,
+        get_message_xml,
+        Action.READ_DOCUMENT,
+        "the signed document, byte-exact",
+    ),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_PDF,
+        get_message_pdf,
+        Action.READ_DOCUMENT,
+        "the signed PDF rendition (PAdES)",
+    ),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_RECEIPT,
+        get_message_receipt,
+        Action.READ_DOCUMENT,
+        "the signed receipt for the message",
+    ),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_REPORT,
+        get_message_report,
+        Action.READ_DOCUMENT,
+        "the verification report recorded at receipt, or at the last re-verification",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_VERIFICATIONS,
+        post_message_verification,
+        Action.READ_DOCUMENT,
+        "verify the signatures again now; the result is recorded → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_DISCLOSURES,
+        post_disclosure,
+        Action.DISCLOSE,
+        "disclose the document (CIS Art. 9.2–9.3; SC Art. 8.2) → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        KEYS_EXPIRING,
+        get_expiring_keys,
+        Action.READ_KEY_EXPIRY,
+        "keys whose certificates end within 30 days",
+    ),
+    Route(hdrs.METH_GET, OPENAPI, get_openapi, None, "this API's OpenAPI 3.1 description"),
+    Route(hdrs.METH_GET, HEALTHZ, get_health, None, '`{"status": "ok"}` when the node answers'),
+    Route(hdrs.METH_GET, METRICS_PATH, get_metrics, None, "Prometheus text; labels are codes only"),
 )
-"""Every route of the local API: (method, path template, handler). HEAD is not served."""
+"""Every route of the local API. HEAD is not served."""
+
+
+def _roles_cell(action: Action | None) -> str:
+    if action is None:
+        return "none"
+    access = ACCESS[action]
+    cell = " or ".join(f"`{role}`" for role in access.roles)
+    if access.confidential is not None:
+        readers = " or ".join(f"`{role}`" for role in access.confidential)
+        cell += f"; confidential: {readers} + stated purpose (audited)"
+    return cell
+
+
+def roles_table() -> str:
+    """docs/local-api.md's route table (Markdown), generated from :data:`ROUTES` and
+    :data:`gateway.exchange.service.ACCESS`; a test holds the document equal to it."""
+    lines = [
+        "| method and path | what | roles (checked by the node) |",
+        "|---|---|---|",
+    ]
+    for route in ROUTES:
+        lines.append(
+            f"| `{route.method} {route.path}` | {route.summary} | {_roles_cell(route.action)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # --- middlewares and the app -------------------------------------------------------------------
@@ -807,8 +1008,8 @@ ROUTES: tuple[tuple[str, str, _Handler], ...] = (
 
 def route_template(request: web.Request) -> str:
     """The matched route's template (``/api/v1/messages/{message_id}``), never the raw path."""
-    match_info = request.match_info
-    if match_info.http_exception is not None:
+    match_info = match_info_of(request)
+    if match_info is None or match_info.http_exception is not None:
         return UNMATCHED_ROUTE
     return match_info.route.resource.canonical if match_info.route.resource else UNMATCHED_ROUTE
 
@@ -866,9 +1067,40 @@ async def _authenticate(request: web.Request, handler: _Handler) -> web.StreamRe
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    _add_security_headers(response)
+
+
+def _add_security_headers(response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers[hdrs.SERVER] = SERVER_HEADER
+
+
+def low_level_error_response(error: LowLevelError) -> web.Response:
+    """The API's answer to what aiohttp refuses below the app (a malformed request, a request
+    head too slow, a failure outside the handlers): the same JSON shape and headers as every
+    other error of the API."""
+    response = ApiError(error.status, error.code, error.message, error.message_ru).response()
+    _add_security_headers(response)
+    return response
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI description served at ``/api/v1/openapi.json``: gateway.web.openapi's, with
+    each operation's roles (``x-roles``) from the one access table, as the docs' table."""
+    spec = build_openapi()
+    for route in ROUTES:
+        if route.action is None:
+            continue
+        access = ACCESS[route.action]
+        roles: dict[str, Any] = {"any_of": [str(r) for r in access.roles]}
+        if access.confidential is not None:
+            roles["confidential"] = {
+                "any_of": [str(r) for r in access.confidential],
+                "purpose_required": True,
+            }
+        spec["paths"][route.path][route.method.lower()]["x-roles"] = roles
+    return spec
 
 
 def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Application:
@@ -883,9 +1115,9 @@ def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Ap
     )
     app[SERVICE] = service
     app[METRICS] = metrics
-    app[OPENAPI_BYTES] = json.dumps(build_openapi(), ensure_ascii=False, indent=1).encode()
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+    app[OPENAPI_BYTES] = json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     app.on_response_prepare.append(_security_headers)
     return app
 
@@ -908,11 +1140,26 @@ async def start_local_api(
     host: str = "127.0.0.1",
     port: int = 8081,
     sock: socket.socket | None = None,
+    *,
+    settings: ServerSettings | None = None,
 ) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` with the purpose-safe access log; ``await runner.cleanup()``
-    stops it. Bind to loopback or a private interface: the API has no TLS of its own."""
-    runner = web.AppRunner(app, access_log_class=LocalApiAccessLogger)
-    await runner.setup()
-    site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
-    await site.start()
-    return runner
+    """Serve ``app`` on ``host:port`` (0: a free port, see ``runner.addresses``) with the
+    purpose-safe access log, the request-head timeout of ``settings`` and the API's JSON
+    errors even for requests aiohttp's parser refuses; ``await runner.cleanup()`` stops it.
+    Bind to loopback or a private interface: the API has no TLS of its own."""
+    metrics = app[METRICS]
+
+    def error_response(error: LowLevelError) -> web.Response:
+        # Counted like any request no route matched: a run of them is a signal to look at.
+        metrics.api_request("-", UNMATCHED_ROUTE, error.status, 0.0)
+        return low_level_error_response(error)
+
+    return await start_guarded_site(
+        app,
+        host,
+        port,
+        settings=settings or ServerSettings(),
+        error_response=error_response,
+        sock=sock,
+        access_log_class=LocalApiAccessLogger,
+    )

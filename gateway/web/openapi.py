@@ -176,7 +176,8 @@ def _error(description: str, schema: str = "Error") -> dict[str, Any]:
 _RESPONSES: dict[str, Any] = {
     "BadRequest": _error(
         "A parameter, header or the JSON is malformed (INVALID_PARAMETER, "
-        "INVALID_JSON); the message names which, never the value."
+        "INVALID_JSON), or the HTTP request itself (MALFORMED_REQUEST: refused by the HTTP "
+        "parser, in this same shape); the message names which, never the value."
     ),
     "Unauthorized": {
         **_error("No bearer token, or an unknown one (UNAUTHENTICATED)."),
@@ -279,7 +280,9 @@ def _paths() -> dict[str, Any]:
                     "413": _error("Body over 16 MiB (BODY_TOO_LARGE)."),
                     "415": _error("Not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)."),
                     "422": _error(
-                        "The document breaks the schema or the rules (DOCUMENT_REJECTED).",
+                        "The document breaks the schema or the rules (DOCUMENT_REJECTED), or a "
+                        "string holds a character XML 1.0 does not allow (INVALID_CHARACTER; "
+                        "problems name each field by JSON Pointer).",
                         "Rejected",
                     ),
                     "400": _resp("BadRequest"),
@@ -376,13 +379,12 @@ def _paths() -> dict[str, Any]:
         "/api/v1/messages/{message_id}/receipt": {
             "get": {
                 "operationId": "getMessageReceipt",
-                "summary": "The signed receipt for the message.",
-                "parameters": message_param,
+                "summary": "The signed receipt for the message (in a confidential conversation: "
+                "confidential-reader and a stated purpose, as for the message).",
+                "parameters": [*message_param, *_PURPOSE],
                 "responses": {
                     "200": _download("application/xml", "The signed receipt."),
-                    **_COMMON,
-                    "400": _resp("BadRequest"),
-                    "404": _resp("NotFound"),
+                    **_READ,
                 },
             }
         },
@@ -394,6 +396,23 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The report.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/verifications": {
+            "post": {
+                "operationId": "reverifyMessage",
+                "summary": "Verify the message's signatures again, now, with the trust and "
+                "revocation lists in force now; the result is recorded (purpose `reverify`) and "
+                "becomes the report the views show. Reading the message never re-verifies.",
+                "parameters": [*message_param, *_PURPOSE],
+                "responses": {
+                    "201": {
+                        "description": "The report just recorded, with `recorded_at` and "
+                        "`recorded_for`.",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                     **_READ,

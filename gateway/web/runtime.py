@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from gateway.config import ServerSection
 from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
@@ -34,6 +35,7 @@ from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import DeliveryOutcome, GatewayMetrics
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
+from gateway.web.server import ServerSettings
 from gateway.web.tls import ReloadableContext, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -140,7 +142,11 @@ class NodeRuntime:
         self.service = LocalNodeService(self.node, self.executor)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
         self.api_runner = await start_local_api(
-            api, config.api.host, config.api.port, sock=listeners.api if listeners else None
+            api,
+            config.api.host,
+            config.api.port,
+            sock=listeners.api if listeners else None,
+            settings=server_settings(config.api),
         )
         if listeners is not None:
             console = listeners.console is not None
@@ -216,7 +222,11 @@ class NodeRuntime:
             **node_admin_sources(node, self.executor),
         )
         config = node.config.console
-        self.extra_runners.append(await start_console(app, config.host, config.port, None, sock))
+        self.extra_runners.append(
+            await start_console(
+                app, config.host, config.port, None, sock, settings=server_settings(config)
+            )
+        )
 
     def _tls_context(self, factory: Any) -> Any:
         keys = self.node.keys
@@ -481,6 +491,17 @@ def answer_claimed(status: int) -> Answer:
     """What a peer's answer must be, by the status it came with: 200 a Receipt, else a
     Rejection (409/422; other statuses never reach the recording)."""
     return Answer.RECEIPT if status == 200 else Answer.REJECTION
+
+
+def server_settings(section: ServerSection) -> ServerSettings:
+    """A listener's connection limits from its configuration section; unset keys keep
+    gateway.web.server's defaults."""
+    given = {
+        name: value
+        for name in ("header_timeout", "keepalive_timeout")
+        if (value := getattr(section, name)) is not None
+    }
+    return ServerSettings(**given)
 
 
 def _mtime(path: Any) -> float:

@@ -1,14 +1,12 @@
 """An in-memory LocalService for the console's tests: a test double of our own seam.
 
-It enforces what gateway.exchange.service's docstrings say: ``operator`` works conversations
-(lists, views, submits); a confidential document is read only by a ``confidential-reader`` who
-states a purpose, and each such read is recorded with it (CIS Art. 9.1); a refused read raises
+It enforces the node's own table (gateway.exchange.service.ACCESS, through access_refusal):
+``operator`` works conversations (lists, views, submits); a confidential conversation — its list
+of messages as much as its documents — is read only by a ``confidential-reader`` who states a
+purpose, and each such read is recorded with it (CIS Art. 9.1); a refused read raises
 PermissionDenied / PurposeRequired. Submitted documents go through the real conversion, schema
 validation and content rules (gateway.xml, gateway.rules), so a DocumentRejected carries the
 problems the node would report. It does not sign: "signed XML" is the converted bytes.
-
-``conversation_needs_purpose`` switches on the stricter reading some nodes may choose: even a
-confidential conversation's metadata needs a stated purpose.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.exchange.service import (
+    Action,
     Actor,
     ConversationFilter,
     ConversationSummary,
@@ -29,9 +28,9 @@ from gateway.exchange.service import (
     NotFound,
     Page,
     PermissionDenied,
-    PurposeRequired,
-    Role,
     SubmitResult,
+    access_refusal,
+    may_at_all,
 )
 from gateway.model.problems import DocumentRejected, Severity
 from gateway.rules.content import check_content
@@ -64,9 +63,8 @@ class Read:
 class ConsoleTestService:
     """Implements gateway.exchange.service.LocalService over dicts."""
 
-    def __init__(self, now: datetime, *, conversation_needs_purpose: bool = False) -> None:
+    def __init__(self, now: datetime) -> None:
         self.now = now
-        self.conversation_needs_purpose = conversation_needs_purpose
         self.conversations: dict[str, ConversationSummary] = {}
         self.messages: dict[str, Stored] = {}
         self.reads: list[Read] = []
@@ -81,7 +79,7 @@ class ConsoleTestService:
 
     async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
         self.calls.append("submit")
-        self._need(actor, Role.OPERATOR, "submitting a document")
+        self._need(actor, Action.SUBMIT)
         root = json_to_xml(document)
         problems = validate(root)
         if problems:
@@ -128,7 +126,7 @@ class ConsoleTestService:
         self, filters: ConversationFilter, *, after: str | None, limit: int, actor: Actor
     ) -> Page:
         self.calls.append("list_conversations")
-        self._need(actor, Role.OPERATOR, "listing conversations")
+        self._need(actor, Action.LIST_CONVERSATIONS)
         items = sorted(
             (c for c in self.conversations.values() if _matches(c, filters)),
             key=lambda c: (c.opened_at, c.conversation_id),
@@ -150,15 +148,19 @@ class ConsoleTestService:
         self, conversation_id: str, *, actor: Actor, purpose: str | None
     ) -> ConversationView:
         self.calls.append("conversation")
+        if not may_at_all(actor, Action.READ_CONVERSATION):
+            self._need(actor, Action.READ_CONVERSATION)
         summary = self.conversations.get(conversation_id)
         if summary is None:
             raise NotFound(conversation_id)
-        if summary.confidential and self.conversation_needs_purpose:
-            self._may_read(actor, True, purpose, "conversation", conversation_id)
-        else:
-            self._need(actor, Role.OPERATOR, "reading a conversation")
-            if summary.confidential and purpose:
-                self.reads.append(Read(actor.name, "conversation", conversation_id, purpose))
+        self._may_read(
+            actor,
+            summary.confidential,
+            purpose,
+            "conversation",
+            conversation_id,
+            Action.READ_CONVERSATION,
+        )
         messages = tuple(
             sorted(
                 (
@@ -186,17 +188,18 @@ class ConsoleTestService:
         self._readable(message_id, actor, purpose, "pdf")
         return FAKE_PDF
 
-    async def receipt_xml(self, message_id: str, *, actor: Actor) -> bytes:
+    async def receipt_xml(
+        self, message_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> bytes:
         self.calls.append("receipt_xml")
-        self._need(actor, Role.OPERATOR, "reading a receipt")
-        stored = self.messages.get(message_id)
-        if stored is None or stored.receipt is None:
+        stored = self._readable(message_id, actor, purpose, "receipt")
+        if stored.receipt is None:
             raise NotFound(message_id)
         return stored.receipt
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
         self.calls.append("counts_by_state")
-        self._need(actor, Role.OPERATOR, "counting conversations")
+        self._need(actor, Action.COUNT_CONVERSATIONS)
         counts: dict[str, int] = {}
         for c in self.conversations.values():
             counts[c.state] = counts.get(c.state, 0) + 1
@@ -239,28 +242,43 @@ class ConsoleTestService:
 
     # --- inside -------------------------------------------------------------------------------
 
-    def _need(self, actor: Actor, role: Role, what: str) -> None:
-        if not actor.has(role):
-            self.denied.append((actor.name, what))
-            raise PermissionDenied(role, what)
+    def _refuse(self, actor: Actor, refusal: Exception) -> None:
+        if isinstance(refusal, PermissionDenied):
+            self.denied.append((actor.name, refusal.what))
+        raise refusal
 
-    def _readable(self, message_id: str, actor: Actor, purpose: str | None, action: str) -> Stored:
+    def _need(self, actor: Actor, action: Action) -> None:
+        refusal = access_refusal(actor, action)
+        if refusal is not None:
+            self._refuse(actor, refusal)
+
+    def _readable(self, message_id: str, actor: Actor, purpose: str | None, what: str) -> Stored:
+        if not may_at_all(actor, Action.READ_DOCUMENT):
+            self._need(actor, Action.READ_DOCUMENT)
         stored = self.messages.get(message_id)
         if stored is None:
             raise NotFound(message_id)
-        self._may_read(actor, stored.summary.confidential, purpose, action, message_id)
+        conversation = self.conversations.get(stored.summary.conversation_id)
+        confidential = stored.summary.confidential or bool(
+            conversation and conversation.confidential
+        )
+        self._may_read(actor, confidential, purpose, what, message_id, Action.READ_DOCUMENT)
         return stored
 
     def _may_read(
-        self, actor: Actor, confidential: bool, purpose: str | None, action: str, target: str
+        self,
+        actor: Actor,
+        confidential: bool,
+        purpose: str | None,
+        what: str,
+        target: str,
+        action: Action,
     ) -> None:
-        if not confidential:
-            self._need(actor, Role.OPERATOR, f"reading a {action}")
-            return
-        self._need(actor, Role.CONFIDENTIAL_READER, f"reading a confidential {action}")
-        if not purpose:
-            raise PurposeRequired(f"reading a confidential {action} needs a stated purpose")
-        self.reads.append(Read(actor.name, action, target, purpose))
+        refusal = access_refusal(actor, action, confidential=confidential, purpose=purpose)
+        if refusal is not None:
+            self._refuse(actor, refusal)
+        if confidential:
+            self.reads.append(Read(actor.name, what, target, purpose))
 
 
 def _matches(c: ConversationSummary, f: ConversationFilter) -> bool:

@@ -13,7 +13,6 @@ from gateway.web.console.pages import PAGE_SIZE
 from gateway.web.console.render import MASK
 from gateway.web.console.sessions import PURPOSE_VALID_FOR
 from tests.console.conftest import NOW, csrf_of, seed_many, signed_in
-from tests.console.console_double import ConsoleTestService
 
 _ROW = re.compile(r'<tr id="conversation-([0-9a-f-]{36})"')
 
@@ -75,12 +74,15 @@ async def test_dashboard_without_sources_says_so(client, seeded) -> None:
     assert 'id="keys-unavailable"' in html and 'id="undelivered-unavailable"' in html
 
 
-async def test_dashboard_for_a_role_without_conversations(client, seeded) -> None:
+async def test_dashboard_for_a_role_without_conversations(client, service, seeded) -> None:
     await signed_in(client, "auditor1")
+    service.calls.clear()
     response = await client.get("/")
     html = await response.text()
     assert response.status == 200
     assert 'id="counts-denied"' in html and 'id="deadlines-denied"' in html
+    # Not asked at all: the node would refuse and record a refusal the user never tried.
+    assert service.calls == [] and service.denied == []
 
 
 # --- the list and its pages --------------------------------------------------------------------
@@ -199,20 +201,28 @@ async def test_message_shows_its_fields_in_russian(client, seeded) -> None:
     assert 'id="download-xml"' in html and 'id="download-receipt"' in html
 
 
-async def test_confidential_values_are_masked_without_the_role(client, service, seeded) -> None:
+async def test_confidential_conversation_is_locked_without_the_role(
+    client, service, seeded
+) -> None:
+    """Not even its list of messages (kinds, times, parties, digests): the node refuses it."""
     await signed_in(client, "operator1")
     service.calls.clear()
-    url = f"/conversations/{seeded.secret}/messages/{seeded.secret_request}"
-    response = await client.get(url)
-    html = await response.text()
-    assert response.status == 200
-    assert f'<td class="masked">{MASK}</td>' in html
-    assert "Допуск к конфиденциальным документам" in html  # the role that is missing
-    assert 'id="purpose-form"' not in html
-    assert 'id="download-xml"' not in html
-    body = service.messages[seeded.secret_request].body["Request"]
-    assert body["OperativePart"][:30] not in html
+    for url in (
+        f"/conversations/{seeded.secret}",
+        f"/conversations/{seeded.secret}/messages/{seeded.secret_request}",
+    ):
+        response = await client.get(url)
+        html = await response.text()
+        assert response.status == 403
+        assert 'id="masked-content"' in html
+        assert "Допуск к конфиденциальным документам" in html  # the role that is missing
+        assert 'id="purpose-form"' not in html
+        assert f'id="message-{seeded.secret_request}"' not in html
+        assert 'id="download-xml"' not in html
+        body = service.messages[seeded.secret_request].body["Request"]
+        assert body["OperativePart"][:30] not in html
     assert "message" not in service.calls  # not even asked
+    assert ("operator1", "reading a conversation (confidential)") in service.denied
     assert (await client.get(f"{url}/xml")).status == 403
 
 
@@ -220,8 +230,9 @@ async def test_reader_states_a_purpose_then_reads(client, service, audit, seeded
     token = await signed_in(client, "reader1")
     url = f"/conversations/{seeded.secret}/messages/{seeded.secret_request}"
     html = await (await client.get(url)).text()
-    assert f'<td class="masked">{MASK}</td>' in html
+    assert 'id="masked-content"' in html
     assert 'id="purpose-form"' in html
+    assert f'id="message-{seeded.secret_request}"' not in html
     body = service.messages[seeded.secret_request].body["Request"]
     assert body["OperativePart"][:30] not in html
     assert (await client.get(f"{url}/xml")).status == 403
@@ -291,12 +302,7 @@ async def test_purpose_from_a_user_without_the_role_is_refused(client, audit, se
     assert len(audit.of("console.purpose_refused")) == 1
 
 
-async def test_conversation_locked_by_a_strict_node(make_client, clock) -> None:
-    from tests.console.conftest import seed
-
-    strict = ConsoleTestService(NOW, conversation_needs_purpose=True)
-    seeded = seed(strict)
-    client = await make_client(service=strict)
+async def test_confidential_conversation_opens_after_a_purpose(client, seeded) -> None:
     token = await signed_in(client, "reader1")
     url = f"/conversations/{seeded.secret}"
     html = await (await client.get(url)).text()

@@ -2,9 +2,9 @@
 
 It is honest where the HTTP mapping depends on it: documents go through the real conversion,
 schema validation and content rules (gateway.xml, gateway.rules), so a 422 carries the real
-problems; roles and purposes are enforced as gateway.exchange.service's docstrings say
-(``operator`` works conversations; ``confidential-reader`` reads confidential documents, each
-read recorded with its stated purpose, CIS Art. 9.1). It does not sign: the "signed" XML is the
+problems; roles and purposes are enforced by the node's own table
+(gateway.exchange.service.ACCESS, through access_refusal), each confidential read recorded with
+its stated purpose (CIS Art. 9.1). It does not sign: the "signed" XML is the
 converted document's bytes, which is enough to check that the API returns them byte-exact.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 from gateway.exchange.conversation import DuplicateMessage, State
 from gateway.exchange.conversation import Role as PartyRole
 from gateway.exchange.service import (
+    Action,
     Actor,
     ConversationFilter,
     ConversationSummary,
@@ -27,10 +28,9 @@ from gateway.exchange.service import (
     MessageView,
     NotFound,
     Page,
-    PermissionDenied,
-    PurposeRequired,
-    Role,
     SubmitResult,
+    access_refusal,
+    may_at_all,
 )
 from gateway.model.problems import DocumentRejected, Severity
 from gateway.rules.content import check_content
@@ -77,7 +77,7 @@ class InMemoryService:
         return self.tokens.get(token)
 
     async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
-        _need(actor, Role.OPERATOR, "submitting a document")
+        _need(actor, Action.SUBMIT)
         stored, warnings = self._accept(document, direction="out", receipt=None)
         return SubmitResult(
             message_id=stored.summary.message_id,
@@ -89,7 +89,7 @@ class InMemoryService:
     async def list_conversations(
         self, filters: ConversationFilter, *, after: str | None, limit: int, actor: Actor
     ) -> Page:
-        _need(actor, Role.OPERATOR, "listing conversations")
+        _need(actor, Action.LIST_CONVERSATIONS)
         items = sorted(
             (c for c in self.conversations.values() if _matches(c, filters)),
             key=lambda c: (c.opened_at, c.conversation_id),
@@ -110,10 +110,19 @@ class InMemoryService:
     async def conversation(
         self, conversation_id: str, *, actor: Actor, purpose: str | None
     ) -> ConversationView:
+        if not may_at_all(actor, Action.READ_CONVERSATION):
+            _need(actor, Action.READ_CONVERSATION)
         summary = self.conversations.get(conversation_id)
         if summary is None:
             raise NotFound(conversation_id)
-        self._may_read(actor, summary.confidential, purpose, "conversation", conversation_id)
+        self._may_read(
+            actor,
+            summary.confidential,
+            purpose,
+            "conversation",
+            conversation_id,
+            Action.READ_CONVERSATION,
+        )
         messages = tuple(
             m.summary
             for m in self.messages.values()
@@ -133,25 +142,26 @@ class InMemoryService:
         self._readable(message_id, actor, purpose, "pdf")
         return FAKE_PDF
 
-    async def receipt_xml(self, message_id: str, *, actor: Actor) -> bytes:
-        _need(actor, Role.OPERATOR, "reading a receipt")
-        stored = self.messages.get(message_id)
-        if stored is None or stored.receipt is None:
+    async def receipt_xml(
+        self, message_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> bytes:
+        stored = self._readable(message_id, actor, purpose, "receipt")
+        if stored.receipt is None:
             raise NotFound(message_id)
         return stored.receipt
 
     async def disclose(
         self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
     ) -> dict[str, Any]:
-        _need(actor, Role.CONFIDENTIAL_READER, "disclosing a document")
+        _need(actor, Action.DISCLOSE)
         raise NotFound(f"message {message_id}")
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
-        _need(actor, Role.ADMINISTRATOR, "reading key expiry")
+        _need(actor, Action.READ_KEY_EXPIRY)
         return []
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
-        _need(actor, Role.OPERATOR, "counting conversations")
+        _need(actor, Action.COUNT_CONVERSATIONS)
         counts: dict[str, int] = {}
         for c in self.conversations.values():
             counts[c.state] = counts.get(c.state, 0) + 1
@@ -235,27 +245,38 @@ class InMemoryService:
             )
 
     def _readable(self, message_id: str, actor: Actor, purpose: str | None, action: str) -> Stored:
+        if not may_at_all(actor, Action.READ_DOCUMENT):
+            _need(actor, Action.READ_DOCUMENT)
         stored = self.messages.get(message_id)
         if stored is None:
             raise NotFound(message_id)
-        self._may_read(actor, stored.summary.confidential, purpose, action, message_id)
+        confidential = (
+            stored.summary.confidential
+            or self.conversations[stored.summary.conversation_id].confidential
+        )
+        self._may_read(actor, confidential, purpose, action, message_id, Action.READ_DOCUMENT)
         return stored
 
     def _may_read(
-        self, actor: Actor, confidential: bool, purpose: str | None, action: str, target: str
+        self,
+        actor: Actor,
+        confidential: bool,
+        purpose: str | None,
+        what: str,
+        target: str,
+        action: Action,
     ) -> None:
-        if not confidential:
-            _need(actor, Role.OPERATOR, f"reading a {action}")
-            return
-        _need(actor, Role.CONFIDENTIAL_READER, f"reading a confidential {action}")
-        if not purpose:
-            raise PurposeRequired(f"reading a confidential {action} needs a stated purpose")
-        self.audit.append(Read(actor.name, action, target, purpose))
+        refusal = access_refusal(actor, action, confidential=confidential, purpose=purpose)
+        if refusal is not None:
+            raise refusal
+        if confidential:
+            self.audit.append(Read(actor.name, what, target, purpose))
 
 
-def _need(actor: Actor, role: Role, what: str) -> None:
-    if not actor.has(role):
-        raise PermissionDenied(role, what)
+def _need(actor: Actor, action: Action) -> None:
+    refusal = access_refusal(actor, action)
+    if refusal is not None:
+        raise refusal
 
 
 def _matches(c: ConversationSummary, f: ConversationFilter) -> bool:

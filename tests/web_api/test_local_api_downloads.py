@@ -44,8 +44,12 @@ async def test_confidential_xml_with_purpose(client: TestClient, seeded: Seeded)
 
 
 async def test_receipt(client: TestClient, seeded: Seeded):
+    # The received message is confidential: its receipt is read as the message is.
     message_id = seeded.received_message
-    response = await client.get(f"/api/v1/messages/{message_id}/receipt", headers=auth(OPERATOR))
+    url = f"/api/v1/messages/{message_id}/receipt"
+    assert (await client.get(url, headers=auth(OPERATOR))).status == 403
+    assert (await client.get(url, headers=auth(READER))).status == 428
+    response = await client.get(url, headers={**auth(READER), "X-Purpose": quote("розыск")})
     _assert_download(response, "application/xml", f"{message_id}.receipt.xml")
     assert await response.read() == seeded.receipt
 
@@ -96,6 +100,6 @@ async def test_unknown_message_is_404(client: TestClient, seeded: Seeded):
 
 async def test_unexpected_query_parameter_is_400(client: TestClient, seeded: Seeded):
     response = await client.get(
-        f"/api/v1/messages/{seeded.plain_message}/receipt?purpose=x", headers=auth(OPERATOR)
+        f"/api/v1/messages/{seeded.plain_message}/receipt?format=x", headers=auth(OPERATOR)
     )
     assert response.status == 400

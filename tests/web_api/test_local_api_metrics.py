@@ -38,7 +38,7 @@ EXPECTED_FAMILIES = {
     "gateway_hop_latency_seconds",
 }
 
-_ROUTE_TEMPLATES = {path for _, path, _ in ROUTES} | {UNMATCHED_ROUTE}
+_ROUTE_TEMPLATES = {route.path for route in ROUTES} | {UNMATCHED_ROUTE}
 _AGREEMENTS = set(PROFILES)
 _KINDS = {k for p in PROFILES.values() for k in p.kinds}
 

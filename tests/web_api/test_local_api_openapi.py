@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate as validate_spec
 
-from gateway.web.local_api import PUBLIC_PATHS, ROUTES, make_local_api_app
+from gateway.exchange.service import ACCESS
+from gateway.web.local_api import PUBLIC_PATHS, ROUTES, make_local_api_app, openapi_document
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.openapi import build_openapi
 from tests.web_api.conftest import ACTORS, NOW
@@ -86,7 +87,24 @@ async def test_served_unauthenticated_and_equal(client: TestClient):
     response = await client.get("/api/v1/openapi.json")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/json")
-    assert await response.json() == build_openapi()
+    assert await response.json() == openapi_document()
+
+
+def test_served_document_names_each_operation_s_roles_from_the_table():
+    spec = openapi_document()
+    validate_spec(spec)
+    for route in ROUTES:
+        operation = spec["paths"][route.path][route.method.lower()]
+        if route.action is None:
+            assert "x-roles" not in operation
+            continue
+        access = ACCESS[route.action]
+        assert operation["x-roles"]["any_of"] == [str(r) for r in access.roles]
+        if access.confidential is not None:
+            assert operation["x-roles"]["confidential"]["any_of"] == [
+                str(r) for r in access.confidential
+            ]
+    assert spec["paths"]["/api/v1/conversations"]["get"]["x-roles"] == {"any_of": ["operator"]}
 
 
 def test_the_validator_catches_a_broken_spec():

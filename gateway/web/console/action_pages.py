@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from gateway.exchange.conversation import ProtocolError
-from gateway.exchange.service import ConversationView, PermissionDenied, Role
+from gateway.exchange.service import Action, ConversationView
 from gateway.model.problems import DocumentRejected
 from gateway.web.console.actions import (
     MAX_ATTACHMENT_BYTES,
@@ -31,7 +31,7 @@ from gateway.web.console.actions import (
     read_action_form,
 )
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import STATE_LABELS, label
 from gateway.web.console.pages import _conversation, _problem_text
 from gateway.web.console.render import render
@@ -68,8 +68,7 @@ async def _actionable(request: web.Request) -> tuple[ActionSpec, ConversationVie
     actor = request[ACTOR]
     conversation_id = request.match_info["conversation_id"]
     name = request.match_info["action"]
-    if not actor.has(Role.OPERATOR):
-        raise PermissionDenied(Role.OPERATOR, "sending a document")
+    require(actor, Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
         return render(

@@ -35,6 +35,7 @@ from gateway.exchange.conversation import Role as Side
 from gateway.exchange.service import ConversationView, MessageSummary
 from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
+from gateway.web.xmlchars import field_error_ru, without_forbidden
 
 MAX_TEXT_CHARS = 10_000
 """Longest text one field takes: the schema's ``c:Text`` maximum (common.xsd). A longer value
@@ -649,6 +650,11 @@ def read_action_form(
             continue
         text = form.get(item.name, "")
         text = text if isinstance(text, str) else ""
+        forbidden = field_error_ru(text)
+        if forbidden is not None:
+            # Checked before anything is built: the form comes back without those characters.
+            errors.setdefault(item.name, []).append(forbidden)
+            text = without_forbidden(text)
         raw[item.name] = text[:MAX_TEXT_CHARS]
         if len(text) > MAX_TEXT_CHARS:
             errors.setdefault(item.name, []).append(

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.exchange.service import PermissionDenied, Role
+from gateway.exchange.service import Action
 from gateway.model.directory import CertificateRole
-from gateway.web.console.context import ACTOR, CONTEXT
+from gateway.web.console.context import ACTOR, CONTEXT, require
 from gateway.web.console.render import render
 from gateway.web.console.sources import AuditQuery
 
@@ -39,9 +39,8 @@ _CODE = re.compile(r"^[A-Za-z0-9._:@\-]+$")
 _SEQ = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
-def _require(request: web.Request, role: Role, what: str) -> None:
-    if not request[ACTOR].has(role):
-        raise PermissionDenied(role, what)
+def _require(request: web.Request, action: Action) -> None:
+    require(request[ACTOR], action)
 
 
 def _not_connected(request: web.Request, title: str) -> web.Response:
@@ -49,9 +48,7 @@ def _not_connected(request: web.Request, title: str) -> web.Response:
 
 
 async def admin_index(request: web.Request) -> web.Response:
-    actor = request[ACTOR]
-    if not (actor.has(Role.ADMINISTRATOR) or actor.has(Role.AUDITOR)):
-        raise PermissionDenied(Role.ADMINISTRATOR, "administration")
+    _require(request, Action.OPEN_ADMINISTRATION)
     return render(request, "admin_index.html", {})
 
 
@@ -108,7 +105,7 @@ def rotation_commands(rows: list[KeyRow], config: str) -> list[str]:
 
 
 async def keys(request: web.Request) -> web.Response:
-    _require(request, Role.ADMINISTRATOR, "viewing keys")
+    _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     source = ctx.admin.key_entries
     if source is None:
@@ -130,7 +127,7 @@ async def keys(request: web.Request) -> web.Response:
 
 
 async def directory(request: web.Request) -> web.Response:
-    _require(request, Role.ADMINISTRATOR, "viewing the directory")
+    _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     source = ctx.admin.directory
     if source is None:
@@ -147,7 +144,7 @@ async def directory(request: web.Request) -> web.Response:
 
 
 async def retention(request: web.Request) -> web.Response:
-    _require(request, Role.ADMINISTRATOR, "viewing retention policies")
+    _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     source = ctx.admin.retention
     if source is None:
@@ -156,7 +153,7 @@ async def retention(request: web.Request) -> web.Response:
 
 
 async def holds(request: web.Request) -> web.Response:
-    _require(request, Role.ADMINISTRATOR, "viewing legal holds and purge runs")
+    _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     show_released = request.query.get("released") == "yes"
     hold_list = await ctx.admin.holds(not show_released) if ctx.admin.holds is not None else None
@@ -229,7 +226,7 @@ def read_audit_filters(query: Any, tz: Any) -> AuditFilters:
 
 
 async def audit(request: web.Request) -> web.Response:
-    _require(request, Role.AUDITOR, "reading the audit trail")
+    _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
     if trail is None:
@@ -257,7 +254,7 @@ async def audit(request: web.Request) -> web.Response:
 
 
 async def verify_audit(request: web.Request) -> web.Response:
-    _require(request, Role.AUDITOR, "verifying the audit trail")
+    _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
     if trail is None:

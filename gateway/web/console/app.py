@@ -22,12 +22,14 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 
-from aiohttp import web
+import aiohttp_jinja2
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
@@ -57,6 +59,7 @@ from gateway.web.console.sources import (
     RetentionSource,
 )
 from gateway.web.console.users import UserDirectory
+from gateway.web.server import LowLevelError, ServerSettings, start_guarded_site
 
 _UUID = "{{{name}:[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}}}"
 CONVERSATION = "/conversations/" + _UUID.format(name="conversation_id")
@@ -168,21 +171,66 @@ class ConsoleAccessLogger(AbstractAccessLogger):
         )
 
 
+def low_level_error_page(app: web.Application, error: LowLevelError) -> web.Response:
+    """The console's error page for what aiohttp refuses below the app (a malformed request,
+    a request head too slow, a failure outside the handlers): the same page and headers as
+    every other error of the console, rendered without a request (no user, no session)."""
+    ctx = app[CONTEXT]
+    title, text = LOW_LEVEL_TEXTS.get(error.code, LOW_LEVEL_TEXTS["INTERNAL_ERROR"])
+    html = (
+        aiohttp_jinja2.get_env(app)
+        .get_template("error.html")
+        .render(
+            title=title,
+            text=text,
+            status=error.status,
+            actor=None,
+            csrf_token="",
+            flash=None,
+            timezone=ctx.timezone,
+        )
+    )
+    response = web.Response(status=error.status, text=html, content_type="text/html")
+    auth.add_security_headers(response, secure=ctx.secure_cookies)
+    response.headers[hdrs.CACHE_CONTROL] = "no-store"
+    return response
+
+
+LOW_LEVEL_TEXTS = {
+    "MALFORMED_REQUEST": (
+        "Неверный запрос",
+        "Браузер или прокси отправили запрос, который не является корректным HTTP. "
+        "Обновите страницу; если ошибка повторяется, сообщите администратору.",
+    ),
+    "REQUEST_TIMEOUT": (
+        "Запрос не получен вовремя",
+        "Заголовки запроса не пришли вовремя. Проверьте соединение и обновите страницу.",
+    ),
+    "INTERNAL_ERROR": ("Внутренняя ошибка", "Подробности — в журнале узла. Повторите позже."),
+}
+"""Russian titles and texts of the low-level errors (gateway.web.server.LowLevelError.code)."""
+
+
 async def start_console(
     app: web.Application,
     host: str = "127.0.0.1",
     port: int = 8082,
     ssl_context: ssl.SSLContext | None = None,
     sock: socket.socket | None = None,
+    *,
+    settings: ServerSettings | None = None,
 ) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` (with ``ssl_context`` for TLS); ``await
-    runner.cleanup()`` stops it. Pass ``secure_cookies=True`` to the app whenever TLS is on."""
-    runner = web.AppRunner(app, access_log_class=ConsoleAccessLogger)
-    await runner.setup()
-    site = (
-        web.SockSite(runner, sock, ssl_context=ssl_context)
-        if sock is not None
-        else web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    """Serve ``app`` on ``host:port`` (with ``ssl_context`` for TLS; 0: a free port, see
+    ``runner.addresses``) with the request-head timeout of ``settings`` and the console's error
+    page even for requests aiohttp's parser refuses; ``await runner.cleanup()`` stops it. Pass
+    ``secure_cookies=True`` to the app whenever TLS is on."""
+    return await start_guarded_site(
+        app,
+        host,
+        port,
+        settings=settings or ServerSettings(),
+        error_response=functools.partial(low_level_error_page, app),
+        ssl_context=ssl_context,
+        sock=sock,
+        access_log_class=ConsoleAccessLogger,
     )
-    await site.start()
-    return runner

@@ -31,6 +31,7 @@ from gateway.web.console.labels import ROLE_LABELS, label
 from gateway.web.console.passwords import MAX_PASSWORD_CHARS
 from gateway.web.console.render import render
 from gateway.web.console.users import USERNAME_PATTERN, roles_of
+from gateway.web.server import match_info_of
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ def error_page(request: web.Request, status: int, title: str, text: str) -> web.
 
 
 def route_name(request: web.Request) -> str | None:
-    match_info = request.match_info
+    match_info = match_info_of(request)
+    if match_info is None:  # a request aiohttp's parser refused never reached the router
+        return None
     if match_info.http_exception is not None or match_info.route.resource is None:
         return None
     return match_info.route.resource.name
@@ -216,12 +219,17 @@ async def session_middleware(request: web.Request, handler: _Handler) -> web.Str
     return await handler(request)
 
 
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+def add_security_headers(response: web.StreamResponse, *, secure: bool) -> None:
+    """The headers every console response carries (``secure``: served over TLS)."""
     for header, value in SECURITY_HEADERS.items():
         response.headers.setdefault(header, value)
     response.headers[hdrs.SERVER] = SERVER_HEADER
-    if request.app[CONTEXT].secure_cookies:
+    if secure:
         response.headers["Strict-Transport-Security"] = HSTS
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    add_security_headers(response, secure=request.app[CONTEXT].secure_cookies)
     if route_name(request) == "static":
         response.headers[hdrs.CACHE_CONTROL] = "public, max-age=3600"
     else:

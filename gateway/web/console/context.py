@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.exchange.service import Actor, LocalService
+from gateway.exchange.service import Action, Actor, LocalService, access_refusal
 from gateway.rules.calendars import WorkingCalendar
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.sessions import Session, SessionStore
@@ -105,3 +105,11 @@ CONTEXT = web.AppKey("console_context", ConsoleContext)
 SESSION = web.RequestKey("console_session", Session)
 SESSION_ID = web.RequestKey("console_session_id", str)
 ACTOR = web.RequestKey("console_actor", Actor)
+
+
+def require(actor: Actor, action: Action) -> None:
+    """Raise the refusal :data:`gateway.exchange.service.ACCESS` gives ``actor`` for
+    ``action`` (a page shown as 403 naming the role), or return. The node checks again."""
+    refusal = access_refusal(actor, action)
+    if refusal is not None:
+        raise refusal

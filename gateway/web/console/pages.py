@@ -26,6 +26,8 @@ from aiohttp import hdrs, web
 
 from gateway.exchange.conversation import CLOSED_STATES, ProtocolError, State
 from gateway.exchange.service import (
+    ACCESS,
+    Action,
     Actor,
     ConversationFilter,
     ConversationSummary,
@@ -33,7 +35,7 @@ from gateway.exchange.service import (
     MessageSummary,
     PermissionDenied,
     PurposeRequired,
-    Role,
+    may,
 )
 from gateway.model.bodies import BODY_ID_PATTERN, state_of
 from gateway.model.problems import ConfigurationError, DocumentRejected
@@ -41,7 +43,7 @@ from gateway.model.profiles import PROFILES
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE, Deadline, working_days_left
 from gateway.web.console.actions import ACTION_NAMES, available_actions
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
 from gateway.web.console.refusal import (
     EXTENTS,
@@ -53,6 +55,7 @@ from gateway.web.console.refusal import (
     read_refusal_form,
 )
 from gateway.web.console.render import field_rows, render
+from gateway.web.xmlchars import first_forbidden
 
 PAGE_SIZE = 50
 """Conversations per page: a screenful an operator can scan."""
@@ -145,10 +148,14 @@ async def dashboard(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
     horizon = ctx.today() + DASHBOARD_HORIZON
+    # Only what the user's roles allow is asked for (the one table says): the node would
+    # refuse the rest and record each refusal, a dozen on every view of this page.
+    may_count = may(actor, Action.COUNT_CONVERSATIONS)
+    may_list = may(actor, Action.LIST_CONVERSATIONS)
     # The count and the deadline lists go to the node at once: the page takes the longest of
     # them (the count, a scan of every conversation), not their sum.
     counted, *pages = await asyncio.gather(
-        ctx.service.counts_by_state(actor=actor),
+        ctx.service.counts_by_state(actor=actor) if may_count else _nothing(),
         *(
             ctx.service.list_conversations(
                 ConversationFilter(state=state.value, deadline_before=horizon),
@@ -156,19 +163,19 @@ async def dashboard(request: web.Request) -> web.Response:
                 limit=DASHBOARD_DEADLINE_ROWS,
                 actor=actor,
             )
-            for state in DEADLINE_STATES
+            for state in (DEADLINE_STATES if may_list else ())
         ),
         return_exceptions=True,
     )
     counts: dict[str, int] | None
-    if isinstance(counted, PermissionDenied):
+    if counted is None or isinstance(counted, PermissionDenied):
         counts = None
     elif isinstance(counted, BaseException):
         raise counted
     else:
         counts = counted
     near: list[tuple[ConversationSummary, DaysLeft]] = []
-    deadlines_denied = False
+    deadlines_denied = not may_list
     for page in pages:
         if isinstance(page, PermissionDenied):
             deadlines_denied = True
@@ -193,6 +200,10 @@ async def dashboard(request: web.Request) -> web.Response:
             "undelivered": undelivered,
         },
     )
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _in_state_order(counts: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -298,12 +309,16 @@ class Locked:
     """The Russian name of a role the user lacks, when that is the reason."""
 
 
+CONFIDENTIAL_READERS = ACCESS[Action.READ_DOCUMENT].confidential or ()
+"""Who may read a confidential document once a purpose is stated (from the one table)."""
+
+
 def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
-    if isinstance(exc, PermissionDenied) and exc.needed != Role.CONFIDENTIAL_READER:
+    if isinstance(exc, PermissionDenied) and exc.needed not in CONFIDENTIAL_READERS:
         return Locked(False, label(ROLE_LABELS, exc.needed))
-    if actor.has(Role.CONFIDENTIAL_READER):
+    if may(actor, Action.READ_DOCUMENT, confidential=True):
         return Locked(True, None)
-    return Locked(False, label(ROLE_LABELS, Role.CONFIDENTIAL_READER))
+    return Locked(False, label(ROLE_LABELS, CONFIDENTIAL_READERS[0]))
 
 
 async def _conversation(
@@ -323,7 +338,7 @@ async def _conversation(
 def _may_refuse(actor: Actor, view: ConversationView) -> bool:
     summary = view.summary
     return (
-        actor.has(Role.OPERATOR)
+        may(actor, Action.SUBMIT)
         and summary.opening_kind == "Request"
         and summary.state not in CLOSED_STATES
         and any(m.kind == "Request" and m.direction == "in" for m in view.messages)
@@ -353,10 +368,10 @@ async def conversation(request: web.Request) -> web.Response:
             "left": left,
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
-            "actions": available_actions(view) if request[ACTOR].has(Role.OPERATOR) else (),
+            "actions": available_actions(view) if may(request[ACTOR], Action.SUBMIT) else (),
             "can_read": not view.summary.confidential
             or (
-                request[ACTOR].has(Role.CONFIDENTIAL_READER)
+                may(request[ACTOR], Action.READ_DOCUMENT, confidential=True)
                 and _purpose(request, conversation_id) is not None
             ),
         },
@@ -367,6 +382,12 @@ def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
     """(purpose, None) or (None, Russian error)."""
     if not isinstance(raw, str):
         return None, "Укажите цель ознакомления."
+    at = first_forbidden(raw)
+    if at is not None:
+        return None, (
+            f"Цель содержит символ U+{ord(raw[at]):04X} (позиция {at + 1}), недопустимый в "
+            "XML 1.0 (раздел 2.2, Char); введите её заново, без управляющих символов."
+        )
     text = " ".join(raw.split())
     if len(text) < MIN_PURPOSE_CHARS:
         return None, (
@@ -390,14 +411,14 @@ async def state_purpose(request: web.Request) -> web.Response:
     form = await request.post()
     next_page = form.get("next", "")
     message_id = next_page if isinstance(next_page, str) and _UUID.fullmatch(next_page) else None
-    if not actor.has(Role.CONFIDENTIAL_READER):
+    if not may(actor, Action.READ_CONVERSATION, confidential=True):
         await ctx.audit(actor.name, "console.purpose_refused", {"conversation_id": conversation_id})
         return error_page(
             request,
             403,
             "Доступ запрещён",
             f"Читать конфиденциальные документы может только пользователь с ролью "
-            f"«{label(ROLE_LABELS, Role.CONFIDENTIAL_READER)}».",
+            f"«{label(ROLE_LABELS, CONFIDENTIAL_READERS[0])}».",
         )
     purpose, error = clean_purpose(form.get("purpose"))
     if purpose is None:
@@ -463,7 +484,7 @@ async def message(request: web.Request) -> web.Response:
     purpose = _purpose(request, conversation_id)
     confidential = summary.confidential or view.summary.confidential
     message_view = None
-    if confidential and not (actor.has(Role.CONFIDENTIAL_READER) and purpose):
+    if confidential and not (may(actor, Action.READ_DOCUMENT, confidential=True) and purpose):
         # Not even asked of the service: the user could not see it anyway (the service would
         # refuse and audit a refusal the user never tried).
         locked = _locked(actor)
@@ -497,7 +518,7 @@ async def _download(request: web.Request, what: str) -> web.Response:
     if view is None:
         if locked is not None and locked.needs_purpose:
             raise PurposeRequired("reading a confidential conversation needs a stated purpose")
-        raise PermissionDenied(Role.CONFIDENTIAL_READER, "reading a confidential conversation")
+        raise PermissionDenied(CONFIDENTIAL_READERS[0], "reading a confidential conversation")
     _find(view, message_id)  # the purpose stated covers this conversation's messages only
     purpose = _purpose(request, conversation_id)
     if what == "xml":
@@ -507,7 +528,7 @@ async def _download(request: web.Request, what: str) -> web.Response:
         content = await ctx.service.message_pdf(message_id, actor=actor, purpose=purpose)
         media_type, suffix = "application/pdf", ".pdf"
     else:
-        content = await ctx.service.receipt_xml(message_id, actor=actor)
+        content = await ctx.service.receipt_xml(message_id, actor=actor, purpose=purpose)
         media_type, suffix = "application/xml", ".receipt.xml"
     # The file name is the message id (a checked UUID) and a fixed suffix, never a field value.
     return web.Response(
@@ -559,8 +580,7 @@ def _refusal_page(
 async def _refusable(request: web.Request) -> ConversationView | web.Response:
     actor = request[ACTOR]
     conversation_id = request.match_info["conversation_id"]
-    if not actor.has(Role.OPERATOR):
-        raise PermissionDenied(Role.OPERATOR, "refusing a request")
+    require(actor, Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
         return render(

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.exchange.service import ConversationView
 from gateway.model.problems import Problem
+from gateway.web.xmlchars import field_error_ru, without_forbidden
 
 MAX_TEXT_CHARS = 4000
 """Longest text the form takes in one field: a refusal's circumstances are a paragraph or two;
@@ -123,7 +124,7 @@ def read_refusal_form(
         )
         chosen = tuple(g for g in chosen if g in allowed)
     text_field = TEXT_FIELD.get(agreement, "Circumstances")
-    text = form.get(text_field, "")
+    text = _xml_text(form, text_field, errors)
     if len(text) > MAX_TEXT_CHARS:
         errors.setdefault(text_field, []).append(
             f"Текст длиннее {MAX_TEXT_CHARS} символов; изложите короче."
@@ -143,7 +144,7 @@ def read_refusal_form(
         if extent not in EXTENTS:
             errors.setdefault("Extent", []).append("Укажите, полностью или частично отказано.")
             extent = ""
-        refused_part = form.get("RefusedPart", "")[:MAX_TEXT_CHARS]
+        refused_part = _xml_text(form, "RefusedPart", errors)[:MAX_TEXT_CHARS]
         if extent == "partial" and not refused_part.strip():
             errors.setdefault("RefusedPart", []).append(
                 "При частичном отказе укажите, в исполнении какой части отказано."
@@ -156,6 +157,17 @@ def read_refusal_form(
         refused_part=refused_part,
         errors={k: tuple(v) for k, v in errors.items()},
     )
+
+
+def _xml_text(form: Mapping[str, str], name: str, errors: dict[str, list[str]]) -> str:
+    """A text field, checked for characters XML 1.0 cannot carry (named at the field; the
+    form is shown again without them) before anything is built from it."""
+    text = form.get(name, "")
+    error = field_error_ru(text)
+    if error is None:
+        return text
+    errors.setdefault(name, []).append(error)
+    return without_forbidden(text)
 
 
 def opening_message_id(view: ConversationView) -> str | None:
