@@ -23,7 +23,7 @@ Paths are cached: building one costs ~200 µs (cryptography's path builder) agai
 a lookup, and every document of a peer carries the same chain. The cache lives on the
 :class:`TrustList` instance — immutable, rebuilt (``with_crls``, a new directory, a new CA file)
 whenever the anchors or the CRLs change, so a cached path never outlives the trust it was built
-with — and is keyed by the SHA-256 fingerprints of the certificates given. What depends on time
+with — and is keyed by the certificates given (their DER). What depends on time
 still runs on every call: each certificate's validity at the moment judged, and revocation with
 the CRLs current at ``at``. A path that was built at one moment is reused at another only if
 every certificate of it is valid then; otherwise it is built again.
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import itertools
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.report import CertificateInfo, Indication, RevocationStatus, SubIndication
@@ -84,16 +86,30 @@ class PathResult:
         return self.indication is Indication.TOTAL_PASSED
 
 
+INFO_CACHE_SIZE = 4096
+"""Certificates whose report view is kept: the signers and CAs of every peer many times over."""
+
+_INFO_CACHE: dict[bytes, CertificateInfo] = {}
+
+
 def certificate_info(cert: x509.Certificate) -> CertificateInfo:
-    """The report's view of a certificate."""
-    return CertificateInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=f"{cert.serial_number:x}",
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        sha256=cert.fingerprint(hashes.SHA256()).hex(),
-    )
+    """The report's view of a certificate (cached by its DER: rendering names as RFC 4514
+    strings costs about 100 µs a certificate, and every document of a peer repeats them)."""
+    der = cert.public_bytes(Encoding.DER)
+    info = _INFO_CACHE.get(der)
+    if info is None:
+        info = CertificateInfo(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            serial=f"{cert.serial_number:x}",
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            sha256=hashlib.sha256(der).hexdigest(),
+        )
+        if len(_INFO_CACHE) >= INFO_CACHE_SIZE:
+            _INFO_CACHE.clear()
+        _INFO_CACHE[der] = info
+    return info
 
 
 class TrustList:
@@ -312,7 +328,7 @@ class TrustList:
         """The path from ``certificate`` to an anchor, valid at ``moment``: from the cache when
         every certificate of the cached path is valid at ``moment``, else built (and cached).
         Raises ``VerificationError`` when there is none (failures are not cached)."""
-        key = tuple(c.fingerprint(hashes.SHA256()) for c in (certificate, *intermediates))
+        key = tuple(c.public_bytes(Encoding.DER) for c in (certificate, *intermediates))
         chain = self._paths.get(key)
         if chain is not None and all(
             c.not_valid_before_utc <= moment <= c.not_valid_after_utc for c in chain

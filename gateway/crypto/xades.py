@@ -943,9 +943,9 @@ def _check_signature(
             f"unreadable certificate in KeyInfo: {exc}",
         ) from None
     leaf, intermediates = certs[0], certs[1:]
-    outcome.subject = leaf.subject.rfc4514_string()
-    outcome.body_id = certificates.body_id_of(leaf)
     outcome.chain = tuple(certificate_info(c) for c in certs)
+    outcome.subject = outcome.chain[0].subject
+    outcome.body_id = certificates.body_id_of(leaf)
     public_key = leaf.public_key()
     try:
         algorithms.check_public_key(public_key)

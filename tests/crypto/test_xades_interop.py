@@ -339,7 +339,7 @@ def _signxml_signed(root: etree._Element, official: SigningKey | None, seal: Sig
         holder = etree.SubElement(signatures, f"{E}{role.capitalize()}")
         # The placeholder declares the ds prefix. Without it lxml names the prefix ns0, and
         # signxml's seal digest of SignedProperties no longer matches the document it returns
-        # (prefixes are part of exclusive C14N; xmlsec1 disagreed with signxml there too).
+        # (prefixes are part of exclusive C14N).
         etree.SubElement(holder, ds_tag("Signature"), Id="placeholder", nsmap={"ds": xades.DS_NS})
         root = _ProfileSigner(role, key, NOW).sign(
             root,
