@@ -658,6 +658,8 @@ def _check_signed_layout(root: etree._Element) -> tuple[str, bool]:
     """Pin where signatures may be: an error message (or ""), and whether an official is there."""
     if root.tag != ENVELOPE:
         return f"root element is {root.tag}, not env:Envelope", False
+    if root.getparent() is not None:
+        return "env:Envelope must be the document's root element", False
     if _has_comment_or_pi(root):
         return (
             "the envelope holds a comment or processing instruction: refused, signatures do "
