@@ -1,10 +1,13 @@
-"""The gateway's full hop, measured: sent → received → verified → stored → receipt verified.
+"""The gateway's full hop, as the case system sees it: its POST of JSON to the local API →
+converted → checked → signed → queued → delivered over mutual TLS → received, verified,
+validated, judged, stored → the signed Receipt verified and recorded by the sender.
 
-Two nodes on loopback: the receiver (KZ-MJ) runs as its own ``gateway serve`` process, the
-sender (RU-FSSP) in this process. N requests of about 10 KB are submitted (signed: that is
-before "sent") and then delivered by the sender's delivery worker, 16 at a time over kept-alive
-mutual-TLS connections. A hop's latency is from the POST to the receipt verified and recorded;
-throughput is hops over the wall time of the whole delivery.
+Two nodes on loopback: the receiver (KZ-MJ) runs as ``gateway serve --workers N`` (its own
+processes), the sender (RU-FSSP) runs in this process with its local API on a port of its own;
+the case system is an aiohttp client here too, posting the ~10 KB request's JSON. The clock of a
+hop starts before the POST and stops when the sender has recorded the Receipt. Closed-loop runs
+keep CLOSED_LOOP_WINDOW requests outstanding; a fixed-rate run offers hops at a set rate.
+CPU ms per hop is reported for each side (this process; the receiver's processes).
 """
 
 from __future__ import annotations
@@ -88,8 +91,12 @@ def _pg_schema(label: str) -> tuple[str, Any]:
     return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
 
 
-def measure_gateway_hop(store: str, hops: int) -> dict[str, float]:
-    """Run one measurement; ``store`` is ``sqlite`` or ``postgresql``."""
+def measure_gateway_hop(
+    store: str, hops: int, *, receivers: int = 1, rate: float | None = None
+) -> dict[str, float]:
+    """Run one measurement; ``store`` is ``sqlite`` or ``postgresql``; ``receivers`` the
+    receiving node's worker processes; ``rate`` an offered load in hops/s (None: closed loop,
+    CLOSED_LOOP_WINDOW requests outstanding)."""
     from gateway.demo.setup import build_world
 
     cleanups = []
@@ -102,13 +109,25 @@ def measure_gateway_hop(store: str, hops: int) -> dict[str, float]:
                 _with_database(world.nodes[body].config_path, url)
         receiver = world.nodes["KZ-MJ"]
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(receiver.config_path)],
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                str(receiver.config_path),
+                "--workers",
+                str(receivers),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         try:
             _wait_port(receiver.peer_port)
-            return asyncio.run(_deliver_all(world.nodes["RU-FSSP"].config_path, hops))
+            figures = asyncio.run(
+                _hops(world.nodes["RU-FSSP"].config_path, hops, rate, process.pid)
+            )
+            return figures
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -119,41 +138,95 @@ def measure_gateway_hop(store: str, hops: int) -> dict[str, float]:
                 cleanup()
 
 
-async def _deliver_all(config_path: Path, hops: int) -> dict[str, float]:
+CLOSED_LOOP_WINDOW = 64
+"""Requests the case system keeps outstanding in the closed-loop runs: more than the sender's
+DELIVERIES_IN_FLIGHT, so the pipeline is never starved by the client."""
+
+WARM_UP_HOPS = 50
+"""Hops before the clock starts: imports, first-use caches, connection set-up."""
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children still alive (the serve workers)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                pids.append(int(entry.name))
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def _hops(
+    config_path: Path, hops: int, rate: float | None, receiver_pid: int
+) -> dict[str, float]:
+    """Post the case system's JSON to the sender's local API and time each hop until the
+    sender has verified and recorded the receiver's signed Receipt."""
+    import aiohttp
+
     from gateway.config import NodeConfig
     from gateway.exchange.node import Node
+    from gateway.exchange.sending import DeliveryResult
     from gateway.web.runtime import NodeRuntime
 
     tomllib.loads(config_path.read_text(encoding="utf-8"))  # fail early on a broken file
     node = Node.from_config(NodeConfig.from_toml(config_path))
+    token = _operator_token(node)
     document = request_document()
-    loop = asyncio.get_running_loop()
     runtime = NodeRuntime(node)
-    await runtime.start(deliver=False)
+    await runtime.start(console=False)
+    done: dict[str, asyncio.Future[float]] = {}
+    record_answer = node.record_answer
+
+    def recorded(claim: Any, *args: Any, **kwargs: Any) -> Any:
+        result = record_answer(claim, *args, **kwargs)
+        if result.outcome is DeliveryResult.DELIVERED:
+            finished = time.perf_counter()
+            waiter = done.get(claim.message_id)
+            if waiter is not None:
+                loop.call_soon_threadsafe(_resolve, waiter, finished)
+        return result
+
+    loop = asyncio.get_running_loop()
+    node.record_answer = recorded  # type: ignore[method-assign]
+    url = f"http://127.0.0.1:{runtime.api_port}/api/v1/messages"
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
     try:
-        # Submitting signs and queues: before the hop starts.
-        await asyncio.gather(
-            *(
-                loop.run_in_executor(runtime.executor, lambda: node.submit(document, actor="b"))
-                for _ in range(hops)
-            )
-        )
-        latencies: list[float] = []
-        original = runtime.metrics.hop_latency
+        async with aiohttp.ClientSession(headers=headers) as http:
 
-        def record(seconds: float, peer: str | None = None) -> None:
-            latencies.append(seconds)
-            original(seconds, peer=peer)
+            async def hop() -> float:
+                started = time.perf_counter()
+                async with http.post(url, json=document) as response:
+                    body = await response.json()
+                    if response.status != 202:
+                        raise RuntimeError(f"submission refused: {response.status} {body}")
+                waiter = done.setdefault(body["message_id"], loop.create_future())
+                finished = await asyncio.wait_for(waiter, 120)
+                return finished - started
 
-        runtime.metrics.hop_latency = record  # type: ignore[method-assign]
-        started = time.perf_counter()
-        while len(latencies) < hops:
-            handled = await runtime.deliver_once()
-            if handled == 0:
-                await asyncio.sleep(0.05)
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"only {len(latencies)} of {hops} hops in 10 minutes")
-        wall = time.perf_counter() - started
+            await _closed_loop(hop, WARM_UP_HOPS, CLOSED_LOOP_WINDOW, [])
+            sender_cpu = time.process_time()
+            receiver_cpu = _process_cpu_seconds(receiver_pid)
+            started = time.perf_counter()
+            if rate is None:
+                await _closed_loop(hop, hops, CLOSED_LOOP_WINDOW, latencies)
+            else:
+                await _open_loop(hop, hops, rate, latencies)
+            wall = time.perf_counter() - started
+            sender_cpu = time.process_time() - sender_cpu
+            receiver_cpu = _process_cpu_seconds(receiver_pid) - receiver_cpu
     finally:
         await runtime.stop()
     latencies.sort()
@@ -161,10 +234,55 @@ async def _deliver_all(config_path: Path, hops: int) -> dict[str, float]:
         "hops_per_s": round(hops / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+        "sender_cpu_ms_per_hop": round(sender_cpu / hops * 1000, 2),
+        "receiver_cpu_ms_per_hop": round(receiver_cpu / hops * 1000, 2),
     }
+
+
+def _operator_token(node: Any) -> str:
+    """A case-system token with the operator role, as `gateway tokens add` makes one."""
+    import secrets
+
+    from gateway.store import tokens
+
+    token = secrets.token_urlsafe(32)
+    with node.store.transaction() as conn:
+        tokens.create(conn, token, label="benchmark", scopes=["operator"], now=datetime.now(UTC))
+    return token
+
+
+def _resolve(waiter: asyncio.Future[float], at: float) -> None:
+    if not waiter.done():
+        waiter.set_result(at)
+
+
+async def _closed_loop(hop: Any, count: int, window: int, latencies: list[float]) -> None:
+    remaining = count
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            latencies.append(await hop())
+
+    await asyncio.gather(*(client() for _ in range(min(window, count))))
+
+
+async def _open_loop(hop: Any, count: int, rate: float, latencies: list[float]) -> None:
+    """Offered load: a hop starts every 1/rate seconds whatever the previous ones do."""
+    start = time.perf_counter()
+    tasks = []
+    for number in range(count):
+        delay = start + number / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(hop()))
+    latencies.extend(await asyncio.gather(*tasks))
 
 
 if __name__ == "__main__":
     store = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    print(json.dumps(measure_gateway_hop(store, count)))
+    receivers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    rate = float(sys.argv[4]) if len(sys.argv) > 4 else None
+    print(json.dumps(measure_gateway_hop(store, count, receivers=receivers, rate=rate)))

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import signal
 import sys
 import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,13 @@ def register(subparsers: Any) -> None:
         "serve", help="run a node: peer endpoint (mTLS), local API, delivery worker"
     )
     serve.add_argument("--config", required=True, type=Path, help="the node's TOML file")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the node's ports (default 1); the first also runs the console "
+        "and the scheduler",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = subparsers.add_parser(
@@ -75,31 +84,94 @@ def _fail(message: str, code: int = 2) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gateway.exchange.node import Node
-    from gateway.web.runtime import NodeRuntime
 
+    if args.workers < 1:
+        return _fail("--workers: at least 1")
     try:
         config = NodeConfig.from_toml(args.config)
+        # Opened (and migrated) once here: every check of the configuration fails before a
+        # port is bound, and the workers find the store at its current revision.
         node = Node.from_config(config)
     except (ConfigurationError, DocumentRejected) as exc:
         return _fail(str(exc))
+    if args.workers == 1:
+        asyncio.run(_serve_worker(node, None, scheduler=True))
+        return 0
+    node.close()
+    return _serve_workers(config, args.workers)
 
-    async def main() -> None:
-        runtime = NodeRuntime(node)
-        await runtime.start(scheduler=True)
+
+async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
+    from gateway.web.runtime import NodeRuntime
+
+    runtime = NodeRuntime(node)
+    await runtime.start(scheduler=scheduler, listeners=listeners)
+    if listeners is None:
         print(
-            f"узел {node.body_id}: peer https://{config.peer.host}:{runtime.peer_port}, "
-            f"API http://{config.api.host}:{config.api.port}/api/v1",
+            f"узел {node.body_id}: peer https://{node.config.peer.host}:{runtime.peer_port}, "
+            f"API http://{node.config.api.host}:{runtime.api_port}/api/v1",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runtime.stop()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runtime.stop()
 
-    asyncio.run(main())
-    return 0
+
+def _serve_workers(config: NodeConfig, workers: int) -> int:
+    """Bind the node's ports once, then fork ``workers`` processes that all serve them (each
+    with its own interpreter, so CPU work is not serialised by one GIL). The first worker also
+    serves the console (its sessions live in that process) and runs the scheduler. A worker that
+    dies stops the others: the service manager restarts the node whole."""
+    from gateway.exchange.node import Node
+    from gateway.web.runtime import Listeners, listen
+
+    peer = listen(config.peer.host, config.peer.port)
+    api = listen(config.api.host, config.api.port)
+    console = listen(config.console.host, config.console.port)
+    children: list[int] = []
+    for number in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            status = 0
+            try:
+                listeners = Listeners(peer, api, console if number == 0 else None)
+                asyncio.run(
+                    _serve_worker(Node.from_config(config), listeners, scheduler=number == 0)
+                )
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            finally:
+                os._exit(status)
+        children.append(pid)
+    print(
+        f"узел {config.node.body_id}: {workers} процесса(ов), peer "
+        f"https://{config.peer.host}:{peer.getsockname()[1]}, "
+        f"API http://{config.api.host}:{api.getsockname()[1]}/api/v1",
+        flush=True,
+    )
+    stopping = False
+
+    def stop_all(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        children.remove(pid)
+        if not stopping and status != 0:
+            failed = True
+            stop_all()
+    return 1 if failed else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -24,20 +24,21 @@ receipt or rejection, a few kilobytes; answers with documents travel as messages
 
 # --- rates -------------------------------------------------------------------------------------
 
-PEER_RATE_PER_SECOND = 50.0
-"""Sustained requests per second one peer body may make. Real traffic is a few thousand messages
-a day per body; 50/s still lets an outbox drain a backlog of 10,000 messages after an outage in
-under four minutes, while one core serves ~11,000 keep-alive requests/s (FACTS.md), so no single
-peer can take the node."""
+PEER_RATE_PER_SECOND = 2000.0
+"""Sustained requests per second one peer body may make. A body in the directory must be able
+to send at least 1,000 requests/s (a large body's case system flushing a day's backlog); 2,000/s
+is twice that and still a fraction of what one core serves (~11,000 keep-alive requests/s,
+FACTS.md), so no single peer can take the node. The receive work itself is bounded by
+PEER_CONCURRENT_REQUESTS."""
 
-PEER_BURST = 200
+PEER_BURST = 4000
 """Requests one peer may make at once above the sustained rate (the bucket's capacity): an outbox
 flushing after a reconnect sends in bursts."""
 
-PEER_CONCURRENT_REQUESTS = 8
-"""Requests one peer body may have in flight at once. Each may hold up to MAX_MESSAGE_BYTES in
-memory, so this caps one peer's share at 8 x 16 MiB = 128 MiB whatever its burst allowance;
-the client side opens at most CLIENT_CONNECTIONS_PER_PEER (also 8) connections to a peer."""
+PEER_CONCURRENT_REQUESTS = 32
+"""Requests one peer body may have in flight at once: enough for the sender's delivery pipeline
+(DELIVERIES_IN_FLIGHT over CLIENT_CONNECTIONS_PER_PEER kept-alive connections) to keep both
+sides busy. Memory is bounded separately, by the bytes in flight across all peers."""
 
 # --- times (seconds) ---------------------------------------------------------------------------
 
@@ -73,9 +74,10 @@ CLIENT_TOTAL_TIMEOUT = 90.0
 """Whole POST from our side: longer than the peer's REQUEST_TIME_LIMIT, so a slow but working
 peer answers with its own code before we give up."""
 
-CLIENT_CONNECTIONS_PER_PEER = 8
-"""Open connections to one peer at most: enough for parallel deliveries, few enough that we never
-look like a flood to the peer's own limits."""
+CLIENT_CONNECTIONS_PER_PEER = 16
+"""Open connections to one peer at most: enough for parallel deliveries (requests are answered
+in milliseconds, so 16 connections carry well over 1,000 requests/s), few enough that we never
+look like a flood to the peer's own limits (PEER_CONCURRENT_REQUESTS)."""
 
 
 @dataclass(frozen=True, slots=True)

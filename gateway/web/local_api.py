@@ -42,6 +42,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import time
 import traceback
 import unicodedata
@@ -903,11 +904,15 @@ class LocalApiAccessLogger(AbstractAccessLogger):
 
 
 async def start_local_api(
-    app: web.Application, host: str = "127.0.0.1", port: int = 8081
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    sock: socket.socket | None = None,
 ) -> web.AppRunner:
     """Serve ``app`` on ``host:port`` with the purpose-safe access log; ``await runner.cleanup()``
     stops it. Bind to loopback or a private interface: the API has no TLS of its own."""
     runner = web.AppRunner(app, access_log_class=LocalApiAccessLogger)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
+    await site.start()
     return runner

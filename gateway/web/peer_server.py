@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
 
@@ -281,21 +283,34 @@ async def _secure_headers(request: web.Request, response: web.StreamResponse) ->
 class _PeerSite(web.TCPSite):
     """A TCPSite whose TLS handshakes time out after ``TLS_HANDSHAKE_TIMEOUT`` (asyncio: 60 s)."""
 
-    def __init__(self, *args: object, handshake_timeout: float, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        handshake_timeout: float,
+        sock: socket.socket | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._handshake_timeout = handshake_timeout
+        self._listening = sock
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
+        # A socket bound by the parent of several worker processes (gateway serve --workers):
+        # the kernel hands each connection to one of them.
+        where: dict[str, Any] = (
+            {"sock": self._listening}
+            if self._listening is not None
+            else {"host": self._host, "port": self._port}
+        )
         self._server = await asyncio.get_running_loop().create_server(
             server,
-            self._host,
-            self._port,
             ssl=self._ssl_context,
             backlog=self._backlog,
             ssl_handshake_timeout=self._handshake_timeout,
+            **where,
         )
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
@@ -337,6 +352,7 @@ async def run_peer_server(
     *,
     handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
     keepalive_timeout: float = SERVER_KEEPALIVE_TIMEOUT,
+    sock: socket.socket | None = None,
 ) -> RunningPeerServer:
     """Serve ``app`` over TLS with ``ssl_context`` (a server context, usually a
     :class:`~gateway.web.tls.ReloadableContext`) on ``host:port``; port 0 picks a free one."""
@@ -353,7 +369,12 @@ async def run_peer_server(
     )
     await runner.setup()
     site = _PeerSite(
-        runner, host, port, ssl_context=ssl_context, handshake_timeout=handshake_timeout
+        runner,
+        host,
+        port,
+        ssl_context=ssl_context,
+        handshake_timeout=handshake_timeout,
+        sock=sock,
     )
     try:
         await site.start()

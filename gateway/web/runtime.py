@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
+from gateway.exchange.receiving import Disposition, ReceiveOutcome
+from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
 from gateway.web.local_api import make_local_api_app, start_local_api
@@ -44,12 +47,35 @@ OUTGOING_FAILED = "OUTGOING_FAILED"
 SCHEDULER_SHUTDOWN_GRACE = 30.0
 """Seconds a running job (a purge batch) gets to finish when the node stops."""
 
+DELIVERIES_IN_FLIGHT = 32
+"""Deliveries a worker keeps going at once: enough to fill the kept-alive connections to the
+peers (CLIENT_CONNECTIONS_PER_PEER each) while their answers are verified and recorded."""
+
 DIRECTORY_POLL_SECONDS = 5.0
 """How soon a node notices a newly imported directory file."""
+
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before a worker accepts them: a burst of peers reconnecting."""
 
 EXECUTOR_THREADS = max(2, (os.cpu_count() or 2) * 2)
 """Threads for signing, verifying, validation and the database: the crypto and libxml2 release
 the GIL, and database waits are I/O; twice the cores keeps both busy without thrashing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """Sockets bound and listening before the worker processes were forked (``gateway serve
+    --workers N``): each worker serves the same ports; the kernel gives each connection to one.
+    ``console`` is None in all but one worker: its sessions live in that process."""
+
+    peer: socket.socket
+    api: socket.socket
+    console: socket.socket | None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
+    return socket.create_server((host, port), backlog=LISTEN_BACKLOG)
 
 
 @dataclass
@@ -83,24 +109,43 @@ class NodeRuntime:
         assert self.peer_server is not None
         return self.peer_server.port
 
+    @property
+    def api_port(self) -> int:
+        """The local API's bound port (the free one picked when 0 was asked)."""
+        assert self.api_runner is not None
+        return int(self.api_runner.addresses[0][1])
+
     # --- start / stop --------------------------------------------------------------------
 
     async def start(
-        self, *, deliver: bool = True, console: bool = True, scheduler: bool = False
+        self,
+        *,
+        deliver: bool = True,
+        console: bool = True,
+        scheduler: bool = False,
+        listeners: Listeners | None = None,
     ) -> None:
         config = self.node.config
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
         app = make_peer_app(self._identify_peer, self._pipeline)
         self.peer_server = await run_peer_server(
-            app, self.server_tls, config.peer.host, config.peer.port
+            app,
+            self.server_tls,
+            config.peer.host,
+            config.peer.port,
+            sock=listeners.peer if listeners else None,
         )
         self.client = PeerClient(self.client_tls)
         self.service = LocalNodeService(self.node, self.executor)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
-        self.api_runner = await start_local_api(api, config.api.host, config.api.port)
+        self.api_runner = await start_local_api(
+            api, config.api.host, config.api.port, sock=listeners.api if listeners else None
+        )
+        if listeners is not None:
+            console = listeners.console is not None
         if console:
-            await self._start_console()
+            await self._start_console(listeners.console if listeners else None)
         if scheduler:
             from gateway.jobs.wiring import scheduler_for
 
@@ -145,7 +190,7 @@ class NodeRuntime:
         self.executor.shutdown(wait=True)
         self.node.close()
 
-    async def _start_console(self) -> None:
+    async def _start_console(self, sock: socket.socket | None = None) -> None:
         """The operators' console on ``[console]`` (local side only, never the peer endpoint).
         Plain HTTP on loopback by default; put a TLS-terminating proxy in front when operators
         reach it over a network (its cookies then need ``secure_cookies``)."""
@@ -171,7 +216,7 @@ class NodeRuntime:
             **node_admin_sources(node, self.executor),
         )
         config = node.config.console
-        self.extra_runners.append(await start_console(app, config.host, config.port, None))
+        self.extra_runners.append(await start_console(app, config.host, config.port, None, sock))
 
     def _tls_context(self, factory: Any) -> Any:
         keys = self.node.keys
@@ -295,31 +340,62 @@ class NodeRuntime:
 
     async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
-        if answer.status == 200:
-            self.metrics.message_received(answer.agreement, answer.kind)
-        return answer.status, answer.body, answer.content_type
+        outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
+        if outcome.disposition is Disposition.ACCEPTED:
+            self.metrics.message_received(outcome.agreement, outcome.kind)
+        return http_status(outcome), outcome.body, outcome.content_type
 
     # --- delivery ----------------------------------------------------------------------------
 
     async def _deliver_forever(self) -> None:
-        while not self._stopping:
-            try:
-                sent = await self.deliver_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not stop delivery for good; it is logged with type
-                log.exception("delivery round failed")
-                sent = 0
-            if sent == 0:
+        """A continuous pipeline: as soon as one delivery ends, the next due row is claimed;
+        no round waits for its slowest member. An idle worker sleeps until a submission wakes
+        it or the poll interval passes (rows due later, other processes' rows)."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping:
+                room = DELIVERIES_IN_FLIGHT - len(in_flight)
+                claims = await self._claim(room) if room > 0 else []
+                for claim in claims:
+                    task = asyncio.create_task(self._deliver_logged(claim))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if claims and len(in_flight) < DELIVERIES_IN_FLIGHT:
+                    continue  # more may be due: claim again before waiting
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), DELIVERY_POLL_SECONDS)
+                waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+                waits |= in_flight
+                await asyncio.wait(
+                    waits, timeout=DELIVERY_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in waits - in_flight:
+                    waiter.cancel()
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> list[outbox_store.Claim]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self.executor, self.node.claim_due, self.worker_id, limit
+            )
+        except Exception:  # a database hiccup must not stop delivery for good
+            log.exception("claiming due deliveries failed")
+            return []
+
+    async def _deliver_logged(self, claim: outbox_store.Claim) -> None:
+        try:
+            await self._deliver(claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must not stop delivery for good; it is logged with type
+            log.exception("delivery of one row failed")
 
     async def deliver_once(self) -> int:
-        """Claim due outbox rows and deliver them concurrently; the number handled."""
-        loop = asyncio.get_running_loop()
-        claims = await loop.run_in_executor(self.executor, self.node.claim_due, self.worker_id)
+        """Claim due outbox rows and deliver them concurrently; the number handled (tests)."""
+        claims = await self._claim(DELIVERIES_IN_FLIGHT)
         await asyncio.gather(*(self._deliver(c) for c in claims))
         return len(claims)
 
@@ -354,22 +430,57 @@ class NodeRuntime:
                     claim,
                     str(error.code),
                     retryable=error.retryable,
-                    status=error.status,
+                    transport_status=error.status,
                     retry_after=error.retry_after,
+                    busy=error.status == HTTP_TOO_MANY_REQUESTS,
                 )
                 await loop.run_in_executor(self.executor, failure)
                 self.metrics.delivery(DeliveryOutcome.RETRY)
                 return
-        result = await loop.run_in_executor(
-            self.executor, self.node.record_receipt, claim, outgoing.signed, body, status
+        record = functools.partial(
+            self.node.record_answer,
+            claim,
+            outgoing.signed,
+            body,
+            answer_claimed(status),
+            transport_status=status,
         )
+        result = await loop.run_in_executor(self.executor, record)
         outcome = {
-            "delivered": DeliveryOutcome.DELIVERED,
-            "rejected": DeliveryOutcome.REJECTED,
+            DeliveryResult.DELIVERED: DeliveryOutcome.DELIVERED,
+            DeliveryResult.REJECTED: DeliveryOutcome.REJECTED,
         }.get(result.outcome, DeliveryOutcome.RETRY)
         self.metrics.delivery(outcome)
-        if result.outcome == "delivered":
+        if result.outcome is DeliveryResult.DELIVERED:
             self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
+
+
+HTTP_TOO_MANY_REQUESTS = 429
+
+_STATUS_OF_DISPOSITION = {
+    Disposition.ACCEPTED: 200,
+    Disposition.REPLAYED: 200,
+    Disposition.REFUSED: 422,
+    Disposition.CONFLICT: 409,
+    Disposition.UNREADABLE: 400,
+    Disposition.TRY_AGAIN: 503,
+}
+"""The peer protocol's HTTP statuses (docs/protocol.md): a signed Rejection is 422 (invalid) or
+409 (does not fit the conversation); 503 asks the sender to retry."""
+
+
+def http_status(outcome: ReceiveOutcome) -> int:
+    """The HTTP status that carries a receive outcome to the peer."""
+    status = _STATUS_OF_DISPOSITION[outcome.disposition]
+    if status in (409, 422) and outcome.content_type != "application/xml":
+        return 400  # nobody could be addressed a signed Rejection: a plain code
+    return status
+
+
+def answer_claimed(status: int) -> Answer:
+    """What a peer's answer must be, by the status it came with: 200 a Receipt, else a
+    Rejection (409/422; other statuses never reach the recording)."""
+    return Answer.RECEIPT if status == 200 else Answer.REJECTION
 
 
 def _mtime(path: Any) -> float:

@@ -20,6 +20,8 @@ from gateway.config import NodeConfig
 from gateway.crypto.recipient import is_encrypted
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
+from gateway.exchange.receiving import Disposition
+from gateway.exchange.sending import Answer, DeliveryResult
 from tests.integration.exchange_world import conversation_state, node_config, row_counts
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
@@ -53,9 +55,9 @@ class Pair:
         (claim,) = [c for c in sender.claim_due("w") if c.message_id == header.message_id]
         outgoing = sender.outgoing(claim)
         answer = receiver.receive(sender.body_id, outgoing.wire)
-        assert answer.status == 200, answer.body[:300]
-        result = sender.record_receipt(claim, outgoing.signed, answer.body, answer.status)
-        assert result.outcome == "delivered"
+        assert answer.disposition is Disposition.ACCEPTED, answer.body[:300]
+        result = sender.record_answer(claim, outgoing.signed, answer.body, Answer.RECEIPT)
+        assert result.outcome is DeliveryResult.DELIVERED
         return header.message_id, outgoing
 
     def reply(
@@ -101,7 +103,7 @@ def test_a_node_without_the_recipients_key_cannot_decrypt(pair: Pair) -> None:
     wire = pair.ru.outgoing(claim).wire
     before = row_counts(pair.other.store)
     answer = pair.other.receive("RU-FSSP", wire)
-    assert answer.status == 400
+    assert answer.disposition is Disposition.UNREADABLE
     assert answer.body == b"CMS_DECRYPTION_FAILED"
     assert row_counts(pair.other.store) == before
 
@@ -113,7 +115,7 @@ def test_a_tampered_ciphertext_is_refused_and_nothing_changes(pair: Pair) -> Non
     wire[len(wire) // 2] ^= 0x01
     before = row_counts(pair.kz.store)
     answer = pair.kz.receive("RU-FSSP", bytes(wire))
-    assert answer.status == 400
+    assert answer.disposition is Disposition.UNREADABLE
     assert answer.body == b"CMS_DECRYPTION_FAILED"
     assert row_counts(pair.kz.store) == before
 
@@ -124,7 +126,7 @@ def test_a_confidential_document_in_clear_is_refused(pair: Pair) -> None:
     signed = pair.ru.outgoing(claim).signed
     before = row_counts(pair.kz.store)
     answer = pair.kz.receive("RU-FSSP", signed)
-    assert answer.status == 422
+    assert answer.disposition is Disposition.REFUSED
     assert b"CONFIDENTIAL_NOT_ENCRYPTED" in answer.body
     assert row_counts(pair.kz.store) == before
 

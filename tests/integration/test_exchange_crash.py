@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
-from gateway.exchange.node import DELIVERY_LEASE, Node
+from gateway.exchange.node import Node
+from gateway.exchange.sending import DELIVERY_LEASE
 from gateway.store import Store
 from gateway.store import messages as msg_store
 from gateway.store.tables import delivery_attempts, messages, outbox, receipts

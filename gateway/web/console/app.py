@@ -22,6 +22,7 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -172,10 +173,16 @@ async def start_console(
     host: str = "127.0.0.1",
     port: int = 8082,
     ssl_context: ssl.SSLContext | None = None,
+    sock: socket.socket | None = None,
 ) -> web.AppRunner:
     """Serve ``app`` on ``host:port`` (with ``ssl_context`` for TLS); ``await
     runner.cleanup()`` stops it. Pass ``secure_cookies=True`` to the app whenever TLS is on."""
     runner = web.AppRunner(app, access_log_class=ConsoleAccessLogger)
     await runner.setup()
-    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+    site = (
+        web.SockSite(runner, sock, ssl_context=ssl_context)
+        if sock is not None
+        else web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    )
+    await site.start()
     return runner

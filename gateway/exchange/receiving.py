@@ -1,0 +1,339 @@
+"""The receive shell: one document from a peer, parsed once, judged, stored, receipted.
+
+::
+
+    decrypt (CMS) → parse once → verify both signatures on that tree → schema (lxml)
+      → envelope checks (sender, recipient, pinned seal, official, content)
+      → snapshot read → judge (pure) → sign the Receipt (before any write lock)
+      → one write transaction: conversation unchanged? store, receipt, report, audit → commit
+
+All the CPU work (C14N, signatures, schema, the Receipt's signature) happens before ``BEGIN``;
+the write transaction only writes. When another writer moved the conversation between the
+snapshot and the write, the decision is taken again on a new snapshot (optimistic concurrency).
+
+The outcome is typed (:class:`ReceiveOutcome`); the web layer maps it to HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from lxml import etree
+from sqlalchemy.exc import IntegrityError
+
+from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
+from gateway.crypto.xades import verify_envelope
+from gateway.exchange import documents, inbound
+from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
+from gateway.exchange.recording import (
+    ConcurrentChange,
+    check_unchanged,
+    load_state,
+    message_header,
+    store_step,
+)
+from gateway.model.envelope import Header
+from gateway.model.problems import DocumentRejected, Problem
+from gateway.store import audit
+from gateway.store import messages as msg_store
+from gateway.store import receipts as receipt_store
+from gateway.store import reports as report_store
+from gateway.xml.header import read_header
+from gateway.xml.parsing import parse_untrusted
+from gateway.xml.validate import validate
+
+if TYPE_CHECKING:
+    from gateway.exchange.node import Node
+
+log = logging.getLogger(__name__)
+
+DECISION_ATTEMPTS = 3
+"""Times a document is judged again when its conversation moved under it; beyond that the
+sender is told to retry (a conversation does not move thrice in a few milliseconds unless
+something is wrong)."""
+
+
+class Disposition(StrEnum):
+    """What became of a received document (the web layer maps each to its HTTP status)."""
+
+    ACCEPTED = "accepted"
+    """Stored; the body is our signed Receipt."""
+    REPLAYED = "replayed"
+    """Stored before with the same bytes; the body is the same Receipt."""
+    REFUSED = "refused"
+    """Invalid; the body is a signed Rejection (or a plain code when nobody can be addressed)."""
+    CONFLICT = "conflict"
+    """Valid but it does not fit the conversation; the body is a signed Rejection."""
+    UNREADABLE = "unreadable"
+    """Not even an envelope; the body is a plain code."""
+    TRY_AGAIN = "try-again"
+    """A transient refusal: the sender must retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveOutcome:
+    disposition: Disposition
+    body: bytes
+    content_type: str
+    code: str = ""
+    """The refusal's stable code (empty when accepted)."""
+    agreement: str = ""
+    kind: str = ""
+    """Of the accepted document (codes, for metrics)."""
+
+
+XML = "application/xml"
+TEXT = "text/plain"
+
+
+def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
+    """Process one document a peer sent; always answers, never raises for the peer's faults."""
+    now = node.clock()
+    encrypted = is_encrypted(payload)
+    try:
+        if encrypted:
+            payload = _decrypt(node, payload)
+        root = parse_untrusted(payload)
+    except (DocumentRejected, RecipientEncryptionError) as rejected:
+        problem = (
+            rejected.problems[0] if isinstance(rejected, DocumentRejected) else rejected.problem()
+        )
+        _audit_refusal(node, tls_body, None, problem, now)
+        return ReceiveOutcome(Disposition.UNREADABLE, problem.code.encode(), TEXT, problem.code)
+    claimed = _claimed_header(root)
+    try:
+        received = _verified(node, tls_body, root, payload, encrypted, now)
+    except DocumentRejected as rejected:
+        return _refused(node, tls_body, claimed, Refuse(rejected.problems[0]), now)
+    for _ in range(DECISION_ATTEMPTS):
+        snapshot = _snapshot(node, received.header)
+        receipt_json = documents.receipt_json(
+            received.header,
+            document_sha256=received.sha256.hex(),
+            received_at=now,
+            sender=node.body_id,
+            now=now,
+        )
+        verdict = inbound.judge(
+            received,
+            snapshot,
+            node.index,
+            body_id=node.body_id,
+            receipt_message_id=receipt_json["header"]["MessageId"],
+            now=now,
+        )
+        if isinstance(verdict, Replay):
+            return _replay(node, verdict)
+        if isinstance(verdict, Refuse):
+            return _refused(node, tls_body, claimed, verdict, now)
+        receipt = node.sign_machine_document(receipt_json, now)
+        try:
+            _store_accepted(node, received, snapshot, verdict, receipt_json, receipt, now)
+        except ConcurrentChange:
+            continue
+        except IntegrityError:
+            # A concurrent first delivery of the same message stored it meanwhile (on
+            # PostgreSQL the other transaction's new conversation or message row): decide
+            # again; the new snapshot sees it and answers as to a replay, with its receipt.
+            continue
+        return ReceiveOutcome(
+            Disposition.ACCEPTED,
+            receipt,
+            XML,
+            agreement=received.header.agreement,
+            kind=received.header.kind,
+        )
+    return _refused(node, tls_body, claimed, Refuse(ConcurrentChange().problems[0]), now)
+
+
+def _decrypt(node: Node, cms: bytes) -> bytes:
+    keys = [(k.private_key, k.certificate) for k in node.keys.decryption_keys()]
+    return decrypt_with_any(cms, keys)
+
+
+def _verified(
+    node: Node, tls_body: str, root: etree._Element, payload: bytes, encrypted: bool, now: datetime
+) -> Received:
+    """Signatures, schema and the envelope's own checks, all on the one parsed tree."""
+    # The transport's identity is compared with the Sender below, with its own code
+    # (SENDER_MISMATCH); the signature check binds signer body and Sender.
+    verified = verify_envelope(root, node.trust, at=now, require_official=False)
+    if not verified.report.passed:
+        raise inbound.signature_failure(verified.report)
+    problems = validate(root, node.registry)
+    if problems:
+        raise DocumentRejected(problems)
+    received = Received(
+        tls_body=tls_body,
+        header=read_header(root),
+        root=root,
+        report=verified.report,
+        payload=payload,
+        sha256=hashlib.sha256(payload).digest(),
+        encrypted=encrypted,
+    )
+    inbound.check_envelope(received, node.index, node.body_id)
+    return received
+
+
+def _snapshot(node: Node, header: Header) -> Snapshot:
+    with node.store.read() as conn:
+        stored = msg_store.get(conn, header.message_id)
+        receipt = receipt_store.get(conn, header.message_id) if stored is not None else None
+        conversation, state = load_state(conn, header.conversation_id)
+    return Snapshot(
+        stored_sha256=stored.document_sha256 if stored is not None else None,
+        receipt_message_id=receipt.receipt_message_id if receipt is not None else None,
+        conversation=conversation,
+        state=state,
+    )
+
+
+def _store_accepted(
+    node: Node,
+    received: Received,
+    snapshot: Snapshot,
+    verdict: Accept,
+    receipt_json: dict[str, object],
+    receipt: bytes,
+    now: datetime,
+) -> None:
+    header = received.header
+    receipt_header = _receipt_header(receipt_json, header)
+    with node.store.transaction() as conn:
+        stored = check_unchanged(conn, header, snapshot.conversation)
+        store_step(
+            conn,
+            node.config,
+            header,
+            verdict.step,
+            stored,
+            verdict.requesting,
+            verdict.requested,
+            now,
+        )
+        outcome = msg_store.insert_received(
+            conn, message_header(header), received.payload, node.kek_ring, now
+        )
+        if outcome is not msg_store.ReceiveOutcome.INSERTED:
+            raise ConcurrentChange  # another process stored it first: decide again
+        report_store.record(
+            conn,
+            header.message_id,
+            received.report,
+            report_store.Purpose.RECEIPT,
+            now,
+            node.kek_ring,
+        )
+        msg_store.insert_sent(conn, message_header(receipt_header), receipt, node.kek_ring, now)
+        receipt_store.record(
+            conn,
+            message_id=header.message_id,
+            receipt_message_id=receipt_header.message_id,
+            direction=msg_store.Direction.OUT,
+            outcome=receipt_store.ReceiptOutcome.ACCEPTED,
+            at=now,
+        )
+        audit.append(
+            conn,
+            now=now,
+            actor=f"peer:{received.tls_body}",
+            kind="message.received",
+            subjects={"message": header.message_id, "conversation": header.conversation_id},
+            details={
+                "kind": header.kind,
+                "agreement": header.agreement,
+                "indication": str(received.report.indication),
+                "sha256": received.sha256.hex(),
+            },
+        )
+
+
+def _receipt_header(receipt_json: dict[str, object], to: Header) -> Header:
+    """The Receipt's header from the JSON it was built from: no parse of our own document."""
+    fields = receipt_json["header"]
+    assert isinstance(fields, dict)
+    return Header(
+        message_id=fields["MessageId"],
+        conversation_id=fields["ConversationId"],
+        in_reply_to=fields["InReplyTo"],
+        agreement=fields["Agreement"],
+        kind=fields["Kind"],
+        sender=fields["Sender"],
+        recipient=fields["Recipient"],
+        created=datetime.fromisoformat(fields["Created"].replace("Z", "+00:00")),
+        confidential=bool(fields["Confidential"]),
+        urgency=to.urgency.__class__(fields["Urgency"]),
+        requested_deadline=None,
+        language=fields["Language"],
+    )
+
+
+def _replay(node: Node, verdict: Replay) -> ReceiveOutcome:
+    with node.store.read() as conn:
+        document = msg_store.read_document(conn, verdict.receipt_message_id, node.kek_ring)
+    return ReceiveOutcome(Disposition.REPLAYED, document, XML)
+
+
+def _refused(
+    node: Node, tls_body: str, claimed: Header | None, verdict: Refuse, now: datetime
+) -> ReceiveOutcome:
+    problem = verdict.problem
+    _audit_refusal(node, tls_body, claimed, problem, now)
+    if verdict.transient:
+        # Transient (a concurrent change): the sender must retry, and a signed Rejection
+        # ends its delivery for good.
+        return ReceiveOutcome(Disposition.TRY_AGAIN, problem.code.encode(), TEXT, problem.code)
+    disposition = Disposition.CONFLICT if verdict.conflict else Disposition.REFUSED
+    if claimed is None:
+        return ReceiveOutcome(disposition, problem.code.encode(), TEXT, problem.code)
+    return ReceiveOutcome(
+        disposition, _rejection(node, claimed, problem, tls_body, now), XML, problem.code
+    )
+
+
+def _rejection(
+    node: Node, claimed: Header, problem: Problem, tls_body: str, now: datetime
+) -> bytes:
+    try:
+        return node.sign_machine_document(
+            documents.rejection_json(
+                claimed, problem, sender=node.body_id, now=now, recipient=tls_body
+            ),
+            now,
+        )
+    except (DocumentRejected, KeyError, ValueError):
+        # The claimed header was too broken to answer in the agreement's terms.
+        return problem.code.encode()
+
+
+def _audit_refusal(
+    node: Node, tls_body: str, claimed: Header | None, problem: Problem, now: datetime
+) -> None:
+    log.info("rejected a document from %s: %s", tls_body, problem.code)
+    with node.store.transaction() as conn:
+        audit.append(
+            conn,
+            now=now,
+            actor=f"peer:{tls_body}",
+            kind="message.rejected",
+            subjects={"message": claimed.message_id} if claimed else {},
+            details={"code": problem.code},
+        )
+
+
+def _claimed_header(root: etree._Element) -> Header | None:
+    """The header as the document claims it, before verification: used only to address a
+    signed Rejection, never to process anything."""
+    try:
+        return read_header(root)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+__all__ = ["Disposition", "ReceiveOutcome", "receive"]

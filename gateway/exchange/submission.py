@@ -1,0 +1,128 @@
+"""The submission planner: the case system's JSON to an unsigned document and the conversation's
+next state, decided without I/O.
+
+The shell (:mod:`gateway.exchange.sending`) reads the conversation first, asks the planner, and
+signs only a plan the protocol allows: a document the conversation refuses costs no signature.
+Errors are raised as :class:`~gateway.model.problems.DocumentRejected` (invalid) or
+:class:`~gateway.exchange.conversation.ProtocolError` (does not fit the conversation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lxml import etree
+
+from gateway.exchange import conversation as machine
+from gateway.exchange import documents
+from gateway.exchange.directory import DirectoryIndex
+from gateway.exchange.inbound import event_of, parties_context, reject, role
+from gateway.model.envelope import Header
+from gateway.model.problems import DocumentRejected, Problem, Severity
+from gateway.model.profiles import PROFILES
+from gateway.rules.agreement import agreement_problems
+from gateway.rules.content import check_content
+from gateway.store import conversations as conv_store
+from gateway.xml.convert import json_to_xml
+from gateway.xml.header import read_header
+from gateway.xml.schemas import SchemaRegistry
+from gateway.xml.validate import validate
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """The case system's document split into what the planner needs to look things up."""
+
+    header: dict[str, Any]
+    body: Any
+
+    @property
+    def opens_conversation(self) -> bool:
+        agreement = PROFILES.get(str(self.header.get("Agreement", "")))
+        kind = agreement.kinds.get(str(self.header.get("Kind", ""))) if agreement else None
+        return bool(kind and kind.opens_conversation)
+
+    @property
+    def conversation_id(self) -> str | None:
+        value = self.header.get("ConversationId")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    root: etree._Element
+    """The unsigned envelope, schema-valid."""
+    header: Header
+    requesting: str
+    requested: str
+    step: machine.Step
+    signed_by_official: bool
+    warnings: tuple[Problem, ...]
+
+
+def draft_of(document: Any) -> Draft:
+    if not isinstance(document, dict) or not isinstance(document.get("header"), dict):
+        raise reject(
+            "JSON_SHAPE",
+            "Документ должен быть объектом JSON с полями header и body.",
+            'the document must be a JSON object {"header": {...}, "body": {...}}',
+            "См. docs/documents.md: форма JSON документа.",
+        )
+    return Draft(dict(document["header"]), document.get("body"))
+
+
+def plan_submission(
+    draft: Draft,
+    stored: conv_store.Conversation | None,
+    state: machine.Conversation | None,
+    *,
+    body_id: str,
+    index: DirectoryIndex,
+    registry: SchemaRegistry,
+    now: datetime,
+) -> Plan:
+    """Build, validate and judge one outgoing document against the conversation as stored."""
+    opens = draft.opens_conversation
+    if not opens and stored is None:
+        raise reject(
+            "UNKNOWN_CONVERSATION",
+            "Для ответа укажите ConversationId существующей беседы.",
+            "a reply needs the ConversationId of an existing conversation",
+            "Возьмите ConversationId из запроса, на который отвечаете.",
+        )
+    completed = documents.complete_header(
+        draft.header, sender=body_id, now=now, opens_conversation=opens
+    )
+    if stored is not None:
+        completed["Confidential"] = stored.confidential or bool(completed.get("Confidential"))
+    root = json_to_xml({"header": completed, "body": draft.body}, registry)
+    problems = validate(root, registry)
+    if problems:
+        raise DocumentRejected(problems)
+    header = read_header(root)
+    requesting = stored.requesting_party if stored else header.sender
+    requested = stored.requested_party if stored else header.recipient
+    found = list(check_content(root, header))
+    found += agreement_problems(
+        root,
+        header,
+        parties_context(index, header.agreement, requesting, requested, stored),
+        now.date(),
+    )
+    errors = [p for p in found if p.severity is Severity.ERROR]
+    if errors:
+        raise DocumentRejected(errors)
+    current = state or machine.new_conversation(header.conversation_id, header.agreement)
+    step = machine.apply(current, event_of(header, root, role(body_id, requesting)))
+    kind = PROFILES[header.agreement].kind(header.kind)
+    return Plan(
+        root=root,
+        header=header,
+        requesting=requesting,
+        requested=requested,
+        step=step,
+        signed_by_official=kind.signed_by_official,
+        warnings=tuple(p for p in found if p.severity is Severity.WARNING),
+    )
