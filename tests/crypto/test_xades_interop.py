@@ -244,7 +244,7 @@ def _xmlsec1_signed(
             continue
         holder = etree.SubElement(signatures, role.holder)
         method, digest = algorithms.signature_method_for(key.certificate.public_key())
-        signature = xades._template(holder, role, key, NOW, method, digest)[0]
+        signature = xades._placed_template(holder, role, key, NOW, method, digest)
         if spaced:
             # Whitespace around the signature, as an indenting producer leaves it: the
             # enveloped-signature transform removes the element, not the text beside it.
