@@ -9,7 +9,8 @@ One *hop* is what a request costs both nodes, minus transport and storage:
 3. the receiver seals a receipt (a small envelope) and serialises it;
 4. the sender parses the receipt and verifies its seal.
 
-``signxml`` does this with the library the gateway uses (docs/architecture.md, FACTS.md: C14N 1.1,
+``signxml`` does this with the library the gateway used before its own strict profile
+(gateway/crypto/xades.py, exclusive C14N on trees), configured as it was (FACTS.md: C14N 1.1,
 placeholders, ``SignatureConfiguration(location=…, expect_references=…)``). ``raw floor`` does the
 same cryptographic work with lxml and cryptography directly — hardened parse, C14N of each
 referenced part in context, SHA-256 reference digests, C14N of each SignedInfo, ECDSA P-256 —
@@ -87,7 +88,8 @@ P256_COORDINATE_BYTES = 32
 
 
 def signxml_signer(role: str) -> XAdESSigner:
-    """signxml's XAdES signer as gateway/crypto/xades.py configures it (role: official, seal)."""
+    """signxml's XAdES signer as gateway/crypto/xades.py configured it before the strict
+    profile (role: official, seal)."""
     return XAdESSigner(
         claimed_roles=[role],
         signature_algorithm=SignatureMethod.ECDSA_SHA256,

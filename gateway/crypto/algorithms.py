@@ -17,6 +17,7 @@ that brings it (e.g. through a GOST-enabled engine) registers its algorithm URIs
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -197,6 +198,7 @@ def cert_hash_for(public_key: Any) -> hashes.HashAlgorithm:
     return hashes.SHA256()
 
 
+@functools.lru_cache(maxsize=64)
 def check_signature_method(uri: str | None) -> SignatureMethod:
     """The accepted signature method named by ``uri``, or :class:`WeakAlgorithm` saying why not."""
     if not uri:
@@ -212,6 +214,7 @@ def check_signature_method(uri: str | None) -> SignatureMethod:
     return method
 
 
+@functools.lru_cache(maxsize=64)
 def check_digest(uri: str | None) -> DigestAlgorithm:
     """The accepted digest named by ``uri``, or :class:`WeakAlgorithm` saying why not."""
     if not uri:

@@ -1,8 +1,8 @@
 """Keys on a PKCS#11 token (an HSM, a smart card; SoftHSM2 in tests).
 
 A token key is presented to the rest of the gateway as a ``cryptography`` private key
-(:class:`TokenEcPrivateKey`, :class:`TokenRsaPrivateKey`): signxml, ``cryptography``'s CSR
-builder and our own code call its ``sign()`` exactly as for a key in memory, and the private key
+(:class:`TokenEcPrivateKey`, :class:`TokenRsaPrivateKey`): the XAdES signer, ``cryptography``'s
+CSR builder and our own code call its ``sign()`` exactly as for a key in memory, and the private key
 never leaves the token. Hashing is done in software, the signature on the token (mechanisms
 ``ECDSA`` and ``RSA_PKCS``/``RSA_PKCS_PSS`` over the digest), so any token that can sign a
 digest will do. PAdES uses pyHanko's own :class:`~pyhanko.sign.pkcs11.PKCS11Signer` on the

@@ -48,7 +48,6 @@ _PATH = (
 )
 
 
-
 def _signature_value_bytes(signature: etree._Element) -> bytes:
     value = signature.find(f"{{{DS_NS}}}SignatureValue")
     if value is None:

@@ -23,10 +23,12 @@ Paths are cached: building one costs ~200 µs (cryptography's path builder) agai
 a lookup, and every document of a peer carries the same chain. The cache lives on the
 :class:`TrustList` instance — immutable, rebuilt (``with_crls``, a new directory, a new CA file)
 whenever the anchors or the CRLs change, so a cached path never outlives the trust it was built
-with — and is keyed by the SHA-256 fingerprints of the certificates given. What depends on time
-still runs on every call: each certificate's validity at the moment judged, and revocation with
-the CRLs current at ``at``. A path that was built at one moment is reused at another only if
-every certificate of it is valid then; otherwise it is built again.
+with — and is keyed by the certificates given (they hash and compare by their DER). What
+depends on time still runs on every call: each certificate's validity at the moment judged,
+and revocation with the CRLs current at ``at``. A path that was built at one moment is reused
+at another only if every certificate of it is valid then; otherwise it is built again. Other
+facts that do not depend on time (a certificate's algorithms, which CRLs an issuer signed and
+whether their signatures verify) are worked out once per trust list too.
 
 Why not pyhanko-certvalidator here: it costs ~35 ms per path in pure-Python name handling,
 a hundred times the signature itself; the XML hot path cannot afford it (PAdES validation,
@@ -37,8 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import itertools
-import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.report import CertificateInfo, Indication, RevocationStatus, SubIndication
@@ -60,8 +63,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 than this and the signature claims to come from the future."""
 
 PATH_CACHE_SIZE = 1024
-"""Paths kept per trust list: one per signing certificate in use (two per body, a few bodies,
-rotations) fits many times over; past it the cache is emptied and refills."""
+"""Paths (and per-certificate facts) kept per trust list: one per signing certificate in use
+(two per body, a few bodies, rotations) fits many times over; past it a cache is emptied and
+refills."""
 
 T = TypeVar("T")
 
@@ -84,16 +88,30 @@ class PathResult:
         return self.indication is Indication.TOTAL_PASSED
 
 
+INFO_CACHE_SIZE = 4096
+"""Certificates whose report view is kept: the signers and CAs of every peer many times over."""
+
+_INFO_CACHE: dict[x509.Certificate, CertificateInfo] = {}
+
+
 def certificate_info(cert: x509.Certificate) -> CertificateInfo:
-    """The report's view of a certificate."""
-    return CertificateInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=f"{cert.serial_number:x}",
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        sha256=cert.fingerprint(hashes.SHA256()).hex(),
-    )
+    """The report's view of a certificate (cached: rendering names as RFC 4514 strings costs
+    about 100 µs a certificate, and every document of a peer repeats them; certificates hash
+    and compare by their DER)."""
+    info = _INFO_CACHE.get(cert)
+    if info is None:
+        info = CertificateInfo(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            serial=f"{cert.serial_number:x}",
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        )
+        if len(_INFO_CACHE) >= INFO_CACHE_SIZE:
+            _INFO_CACHE.clear()
+        _INFO_CACHE[cert] = info
+    return info
 
 
 class TrustList:
@@ -131,9 +149,10 @@ class TrustList:
                 ee_policy=x509.verification.ExtensionPolicy.permit_all(),
             )
         )
-        self._crl_signature_ok: dict[tuple[int, bytes], bool] = {}
-        self._paths: dict[tuple[bytes, ...], tuple[x509.Certificate, ...]] = {}
-        self._paths_lock = threading.Lock()
+        self._paths: dict[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]] = {}
+        # Facts about a certificate or a CRL that do not depend on time, worked out once.
+        self._weak: dict[x509.Certificate, str] = {}
+        self._crls_of: dict[x509.Certificate, tuple[x509.CertificateRevocationList, ...]] = {}
 
     @classmethod
     def from_certificates(
@@ -220,7 +239,7 @@ class TrustList:
         moment = certificates.utc(moment)
         at = certificates.utc(at)
         for cert in (certificate, *intermediates):
-            weak = _weakness(cert)
+            weak = self._weakness(cert)
             if weak:
                 return PathResult(
                     Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, weak
@@ -258,7 +277,7 @@ class TrustList:
                     chain,
                 )
         for cert in chain[1:-1]:
-            weak = _weakness(cert)
+            weak = self._weakness(cert)
             if weak:
                 return PathResult(
                     Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, weak, chain
@@ -266,7 +285,8 @@ class TrustList:
         revocation = RevocationStatus.GOOD
         for subject, issuer in itertools.pairwise(chain):
             known, revoked_at = self._revocation(subject, issuer, at)
-            who = subject.subject.rfc4514_string()
+            # Naming the certificate costs ~50 µs: only when the message is needed.
+            who = certificate_info(subject).subject if not known or revoked_at else ""
             if not known:
                 if self.require_revocation:
                     return PathResult(
@@ -312,7 +332,7 @@ class TrustList:
         """The path from ``certificate`` to an anchor, valid at ``moment``: from the cache when
         every certificate of the cached path is valid at ``moment``, else built (and cached).
         Raises ``VerificationError`` when there is none (failures are not cached)."""
-        key = tuple(c.fingerprint(hashes.SHA256()) for c in (certificate, *intermediates))
+        key = (certificate, *intermediates)
         chain = self._paths.get(key)
         if chain is not None and all(
             c.not_valid_before_utc <= moment <= c.not_valid_after_utc for c in chain
@@ -320,10 +340,7 @@ class TrustList:
             return chain
         verifier = self._builder.time(moment).build_client_verifier()
         chain = tuple(verifier.verify(certificate, list(intermediates)).chain)
-        with self._paths_lock:
-            if len(self._paths) >= PATH_CACHE_SIZE:
-                self._paths.clear()
-            self._paths[key] = chain
+        _remember(self._paths, key, chain)
         return chain
 
     def _revocation(
@@ -331,8 +348,17 @@ class TrustList:
     ) -> tuple[bool, datetime | None]:
         """(is the status known from a current CRL of ``issuer``, revocation time if revoked)."""
         known = False
-        for crl in self.crls:
-            if crl.issuer != issuer.subject or not self._crl_usable(crl, issuer, at):
+        crls = self._crls_of.get(issuer)
+        if crls is None:
+            # Comparing names builds Python objects: do it once per issuer, not per call.
+            crls = tuple(
+                c
+                for c in self.crls
+                if c.issuer == issuer.subject and self._crl_trustworthy(c, issuer)
+            )
+            _remember(self._crls_of, issuer, crls)
+        for crl in crls:
+            if not self._crl_current(crl, at):
                 continue
             known = True
             entry = crl.get_revoked_certificate_by_serial_number(subject.serial_number)
@@ -340,14 +366,25 @@ class TrustList:
                 return True, entry.revocation_date_utc
         return known, None
 
-    def _crl_usable(
-        self, crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime
-    ) -> bool:
-        # Current: issued before `at` (allowing clock skew) and not past its nextUpdate.
+    def _weakness(self, cert: x509.Certificate) -> str:
+        weak = self._weak.get(cert)
+        if weak is None:
+            weak = _weakness(cert)
+            _remember(self._weak, cert, weak)
+        return weak
+
+    @staticmethod
+    def _crl_current(crl: x509.CertificateRevocationList, at: datetime) -> bool:
+        """Issued before ``at`` (allowing clock skew) and not past its nextUpdate."""
         if crl.last_update_utc > at + CLOCK_SKEW:
             return False
-        if crl.next_update_utc is None or crl.next_update_utc < at:
-            return False
+        return crl.next_update_utc is not None and crl.next_update_utc >= at
+
+    def _crl_trustworthy(
+        self, crl: x509.CertificateRevocationList, issuer: x509.Certificate
+    ) -> bool:
+        """What does not depend on time: complete, issued by a key allowed to sign CRLs,
+        and its signature verifies."""
         # A critical extension we do not know (delta CRL, partitioned scope) could mean the
         # list is not complete: we do not take it as proof of "not revoked".
         if any(ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS for ext in crl.extensions):
@@ -358,15 +395,22 @@ class TrustList:
                 return False
         except x509.ExtensionNotFound:
             pass
-        key = (id(crl), issuer.fingerprint(hashes.SHA256()))
-        valid = self._crl_signature_ok.get(key)
-        if valid is None:
-            try:
-                valid = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                valid = False
-            self._crl_signature_ok[key] = valid
-        return valid
+        try:
+            return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> None:
+    """Keep ``value``; a full cache is emptied first (certificates come from peers: the caches
+    must not grow with whatever they send). Races between threads only recompute a value."""
+    if len(cache) >= PATH_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 _KNOWN_CRL_EXTENSIONS = frozenset(

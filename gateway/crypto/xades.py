@@ -40,6 +40,7 @@ import hmac
 from base64 import b64decode, b64encode
 from collections import Counter
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -291,10 +292,13 @@ def _sign_role(
     # own signature lands (what the enveloped-signature transform gives back to a verifier).
     parts_to_sign = [root] if role is _SEAL else [root.find(HEADER), root.find(BODY)]
     data = [_c14n(part) for part in parts_to_sign]  # type: ignore[arg-type]
-    signature, signed_info, value, digest_values, parts = _template(
-        holder, role, key, signing_time, method, digest
-    )
-    for target, data_bytes in zip(digest_values, [*data, *(_c14n(p) for p in parts)], strict=True):
+    signature = _placed_template(holder, role, key, signing_time, method, digest)
+    signed_info, value, key_info, obj = signature
+    props = obj[0][0]
+    digest_values = [reference[2] for reference in signed_info[2:]]
+    for target, data_bytes in zip(
+        digest_values, [*data, _c14n(props), _c14n(key_info)], strict=True
+    ):
         target.text = b64encode(_digest(digest, data_bytes)).decode("ascii")
     raw = algorithms.xmldsig_sign(key.private_key, method, _c14n(signed_info))
     value.text = b64encode(raw).decode("ascii")
@@ -303,43 +307,57 @@ def _sign_role(
     return signature
 
 
-def _template(
+TEMPLATE_CACHE_SIZE = 64
+"""Signature templates kept (one per role, key and algorithm: a node has a handful)."""
+
+_TEMPLATES: dict[tuple[Any, ...], etree._Element] = {}
+
+
+def _placed_template(
     holder: etree._Element,
     role: _Role,
     key: SigningKey,
     signing_time: datetime,
     method: SignatureMethod,
     digest: DigestAlgorithm,
-) -> tuple[
-    etree._Element,
-    etree._Element,
-    etree._Element,
-    list[etree._Element],
-    tuple[etree._Element, etree._Element],
-]:
-    """The ds:Signature of ``role`` with everything but its digest and signature values:
-    (signature, SignedInfo, SignatureValue, the DigestValue of each reference in order,
-    (SignedProperties, KeyInfo))."""
+) -> etree._Element:
+    """The ds:Signature of ``role`` in ``holder``, complete but for its reference digests and
+    signature value. Copied from a template built once per role, key and algorithms: building
+    the 40-odd elements costs more than the copy."""
+    cache_key = (role.name, method, digest, key.certificate, key.chain)
+    template = _TEMPLATES.get(cache_key)
+    if template is None:
+        template = _template(role, key, method, digest)
+        if len(_TEMPLATES) >= TEMPLATE_CACHE_SIZE:
+            _TEMPLATES.clear()
+        _TEMPLATES[cache_key] = template
+    signature = deepcopy(template)
+    holder.append(signature)
+    signing = signature[3][0][0][0][0]  # Object/QualifyingProperties/SignedProperties/SSP/…
+    signing.text = signing_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return signature
+
+
+def _template(
+    role: _Role, key: SigningKey, method: SignatureMethod, digest: DigestAlgorithm
+) -> etree._Element:
+    """A detached ds:Signature of ``role`` with everything but SigningTime, the reference
+    digests and the signature value."""
     sub = etree.SubElement
     sig_id = f"{role.name}-signature"
     props_id = f"{sig_id}-signed-properties"
     key_info_id = f"{sig_id}-key-info"
-    signature = sub(holder, DS_SIGNATURE, Id=sig_id, nsmap=_DS_NSMAP)
+    signature = etree.Element(DS_SIGNATURE, Id=sig_id, nsmap=_DS_NSMAP)
     signed_info = sub(signature, f"{_DS}SignedInfo")
     sub(signed_info, f"{_DS}CanonicalizationMethod", Algorithm=EXC_C14N)
     sub(signed_info, f"{_DS}SignatureMethod", Algorithm=method.value)
-    digest_values = []
     reference_ids = []
     for index, uri in enumerate(role.data_uris):
         reference_ids.append(f"{sig_id}-reference-{index}")
-        digest_values.append(
-            _reference(signed_info, uri, role.data_transforms, digest, Id=reference_ids[-1])
-        )
-    digest_values.append(
-        _reference(signed_info, f"#{props_id}", (EXC_C14N,), digest, Type=SIGNED_PROPERTIES_TYPE)
-    )
-    digest_values.append(_reference(signed_info, f"#{key_info_id}", (EXC_C14N,), digest))
-    value = sub(signature, f"{_DS}SignatureValue")
+        _reference(signed_info, uri, role.data_transforms, digest, Id=reference_ids[-1])
+    _reference(signed_info, f"#{props_id}", (EXC_C14N,), digest, Type=SIGNED_PROPERTIES_TYPE)
+    _reference(signed_info, f"#{key_info_id}", (EXC_C14N,), digest)
+    sub(signature, f"{_DS}SignatureValue")
 
     key_info = sub(signature, f"{_DS}KeyInfo", Id=key_info_id)
     x509_data = sub(key_info, f"{_DS}X509Data")
@@ -355,7 +373,7 @@ def _template(
     )
     props = sub(qualifying, f"{_XADES}SignedProperties", Id=props_id)
     ssp = sub(props, f"{_XADES}SignedSignatureProperties")
-    sub(ssp, f"{_XADES}SigningTime").text = signing_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    sub(ssp, f"{_XADES}SigningTime")
     cert_digest = sub(
         sub(sub(ssp, f"{_XADES}SigningCertificateV2"), f"{_XADES}Cert"), f"{_XADES}CertDigest"
     )
@@ -368,7 +386,7 @@ def _template(
         data_format = sub(objects, f"{_XADES}DataObjectFormat", ObjectReference=f"#{reference_id}")
         sub(data_format, f"{_XADES}Description").text = DESCRIPTION
         sub(data_format, f"{_XADES}MimeType").text = MIME_TYPE
-    return signature, signed_info, value, digest_values, (props, key_info)
+    return signature
 
 
 def _reference(
@@ -378,7 +396,7 @@ def _reference(
     digest: DigestAlgorithm,
     **attributes: str,
 ) -> etree._Element:
-    """Add a ds:Reference (attributes in the order Id, URI, Type); return its DigestValue."""
+    """Add a ds:Reference (attributes in the order Id, URI, Type) with an empty DigestValue."""
     reference = etree.SubElement(signed_info, f"{_DS}Reference")
     if "Id" in attributes:
         reference.set("Id", attributes.pop("Id"))
@@ -658,6 +676,8 @@ def _check_signed_layout(root: etree._Element) -> tuple[str, bool]:
     """Pin where signatures may be: an error message (or ""), and whether an official is there."""
     if root.tag != ENVELOPE:
         return f"root element is {root.tag}, not env:Envelope", False
+    if root.getparent() is not None:
+        return "env:Envelope must be the document's root element", False
     if _has_comment_or_pi(root):
         return (
             "the envelope holds a comment or processing instruction: refused, signatures do "
@@ -935,24 +955,22 @@ def _check_signature(
     outcome.digest_algorithm = shape.references[0][1].value
 
     try:
-        certs = [x509.load_der_x509_certificate(der) for der in shape.certificates_der]
+        signer = _signer(shape.certificates_der[0])
+        intermediates = [_certificate(der) for der in shape.certificates_der[1:]]
     except ValueError as exc:
         raise _Refused(
             Indication.INDETERMINATE,
             SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
             f"unreadable certificate in KeyInfo: {exc}",
         ) from None
-    leaf, intermediates = certs[0], certs[1:]
-    outcome.subject = leaf.subject.rfc4514_string()
-    outcome.body_id = certificates.body_id_of(leaf)
-    outcome.chain = tuple(certificate_info(c) for c in certs)
-    public_key = leaf.public_key()
-    try:
-        algorithms.check_public_key(public_key)
-    except algorithms.WeakAlgorithm as exc:
+    leaf, public_key = signer.certificate, signer.public_key
+    outcome.chain = (signer.info, *(certificate_info(c) for c in intermediates))
+    outcome.subject = signer.info.subject
+    outcome.body_id = signer.body_id
+    if signer.weakness:
         raise _Refused(
-            Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, str(exc)
-        ) from None
+            Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, signer.weakness
+        )
 
     # The references, in order. The seal's first one is the envelope without this signature.
     signed = b""
@@ -1041,7 +1059,7 @@ def _check_signature(
             f"certificate expired {expires:%Y-%m-%d} and no timestamp proves the signature "
             "was made before",
         )
-    mismatch = certificates.role_mismatch(leaf, role.name)
+    mismatch = signer.official_mismatch if role is _OFFICIAL else signer.seal_mismatch
     if mismatch:
         raise _Refused(
             Indication.TOTAL_FAILED,
@@ -1049,6 +1067,64 @@ def _check_signature(
             f"certificate cannot make the {role.name} signature: {mismatch}",
         )
     return signed
+
+
+CERTIFICATE_CACHE_SIZE = 4096
+"""Certificates read from KeyInfo kept loaded (by DER): every document of a peer carries the
+same few; past this the cache is emptied (what peers send must not grow it without bound)."""
+
+_CERTIFICATES: dict[bytes, x509.Certificate] = {}
+_SIGNERS: dict[bytes, _Signer] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    """What verification needs of a signing certificate that does not depend on time."""
+
+    certificate: x509.Certificate
+    public_key: Any
+    info: CertificateInfo
+    body_id: str
+    weakness: str
+    """Why the key breaks the algorithm policy (empty when it does not)."""
+    official_mismatch: str
+    seal_mismatch: str
+
+
+def _certificate(der: bytes) -> x509.Certificate:
+    """The certificate of ``der``, loaded once (ValueError when it is not one)."""
+    cert = _CERTIFICATES.get(der)
+    if cert is None:
+        cert = x509.load_der_x509_certificate(der)
+        if len(_CERTIFICATES) >= CERTIFICATE_CACHE_SIZE:
+            _CERTIFICATES.clear()
+        _CERTIFICATES[der] = cert
+    return cert
+
+
+def _signer(der: bytes) -> _Signer:
+    signer = _SIGNERS.get(der)
+    if signer is None:
+        cert = _certificate(der)
+        public_key = cert.public_key()
+        try:
+            algorithms.check_public_key(public_key)
+            weakness = ""
+        except algorithms.WeakAlgorithm as exc:
+            weakness = str(exc)
+        signer = _Signer(
+            certificate=cert,
+            public_key=public_key,
+            info=certificate_info(cert),
+            body_id=certificates.body_id_of(cert),
+            weakness=weakness,
+            official_mismatch=certificates.role_mismatch(cert, "official"),
+            seal_mismatch=certificates.role_mismatch(cert, "seal"),
+        )
+        if len(_SIGNERS) >= CERTIFICATE_CACHE_SIZE:
+            _SIGNERS.clear()
+        _SIGNERS[der] = signer
+    return signer
 
 
 def _claimed_time(text: str) -> datetime:

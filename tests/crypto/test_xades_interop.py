@@ -226,7 +226,12 @@ def _unencrypted_pem(key: SigningKey, path: Path) -> Path:
 
 
 def _xmlsec1_signed(
-    root: etree._Element, official: SigningKey | None, seal: SigningKey, tmp_path: Path
+    root: etree._Element,
+    official: SigningKey | None,
+    seal: SigningKey,
+    tmp_path: Path,
+    *,
+    spaced: bool = False,
 ) -> bytes:
     """Our templates (references, transforms, SignedProperties, KeyInfo; no digests or values),
     then ``xmlsec1 --sign`` for each signature in turn: the official first, so that the seal's
@@ -239,7 +244,11 @@ def _xmlsec1_signed(
             continue
         holder = etree.SubElement(signatures, role.holder)
         method, digest = algorithms.signature_method_for(key.certificate.public_key())
-        xades._template(holder, role, key, NOW, method, digest)
+        signature = xades._placed_template(holder, role, key, NOW, method, digest)
+        if spaced:
+            # Whitespace around the signature, as an indenting producer leaves it: the
+            # enveloped-signature transform removes the element, not the text beside it.
+            holder.text, signature.tail = "\n    ", "\n  "
         keys.append(_unencrypted_pem(key, tmp_path / f"{role.name}.key.pem"))
     source = tmp_path / "template.xml"
     source.write_bytes(etree.tostring(root))
@@ -339,7 +348,7 @@ def _signxml_signed(root: etree._Element, official: SigningKey | None, seal: Sig
         holder = etree.SubElement(signatures, f"{E}{role.capitalize()}")
         # The placeholder declares the ds prefix. Without it lxml names the prefix ns0, and
         # signxml's seal digest of SignedProperties no longer matches the document it returns
-        # (prefixes are part of exclusive C14N; xmlsec1 disagreed with signxml there too).
+        # (prefixes are part of exclusive C14N).
         etree.SubElement(holder, ds_tag("Signature"), Id="placeholder", nsmap={"ds": xades.DS_NS})
         root = _ProfileSigner(role, key, NOW).sign(
             root,
@@ -368,3 +377,16 @@ def test_signxml_signatures_of_our_shape_verify_in_ours(
     # signxml's own verifier agrees with itself on this shape.
     for role in _roles(signed):
         _signxml_verifies(signed, role, pki.ca_file)
+
+
+def test_whitespace_beside_the_seal_is_kept_by_the_enveloped_transform_as_in_xmlsec1(
+    world: tuple[DemoPKI, dict[str, KeyStore]], tmp_path: Path
+) -> None:
+    pki, stores = world
+    root = xades.parse_untrusted(envelope())
+    store = stores[SENDER]
+    signed = _xmlsec1_signed(root, store.official(), store.seal(), tmp_path, spaced=True)
+    assert b"<env:Seal>\n    <ds:Signature" in signed
+    verified = xades.verify_document(signed, _trust(pki), VERIFY_AT, expected_sender=SENDER)
+    assert verified.passed, verified.report.summary()
+    assert etree.tostring(verified.tree) == etree.tostring(etree.fromstring(signed))

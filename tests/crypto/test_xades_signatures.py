@@ -515,3 +515,201 @@ def test_ca_not_assigned_to_the_body(signed: bytes, test_pki: CryptoPKI) -> None
     report = verify_document(signed, elsewhere, VERIFY_AT).report
     assert report.indication is Indication.INDETERMINATE
     assert report.signatures[0].sub_indication is SubIndication.CHAIN_CONSTRAINTS_FAILURE
+
+
+# --- the profile: exactly one shape is accepted -----------------------------------------------
+
+EXC = "http://www.w3.org/2001/10/xml-exc-c14n#"
+INCLUSIVE = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+
+
+def _signed_info(root: etree._Element, role: str) -> etree._Element:
+    return root.find(f"env:Signatures/env:{role}/ds:Signature/ds:SignedInfo", namespaces=NS)
+
+
+def _references(root: etree._Element, role: str) -> list[etree._Element]:
+    return _signed_info(root, role).findall("ds:Reference", namespaces=NS)
+
+
+def _inclusive_c14n(root: etree._Element) -> None:
+    _signed_info(root, "Seal")[0].set("Algorithm", INCLUSIVE)
+
+
+def _transform_missing_on_signed_properties(root: etree._Element) -> None:
+    transforms = _references(root, "Seal")[1][0]
+    transforms.remove(transforms[0])
+
+
+def _enveloped_transform_missing(root: etree._Element) -> None:
+    transforms = _references(root, "Seal")[0][0]
+    transforms.remove(transforms[0])
+
+
+def _xpath_transform_added(root: etree._Element) -> None:
+    transforms = _references(root, "Official")[0][0]
+    etree.SubElement(
+        transforms,
+        f"{{{xades.DS_NS}}}Transform",
+        Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116",
+    )
+
+
+def _inclusive_namespaces_added(root: etree._Element) -> None:
+    transform = _references(root, "Official")[1][0][0]
+    etree.SubElement(transform, f"{{{EXC}}}InclusiveNamespaces", PrefixList="env")
+
+
+def _references_swapped(root: etree._Element) -> None:
+    header, body = _references(root, "Official")[:2]
+    header.addprevious(body)
+    assert _references(root, "Official")[0] is body
+
+
+def _extra_reference(root: etree._Element) -> None:
+    signed_info = _signed_info(root, "Official")
+    signed_info.append(copy.deepcopy(signed_info[2]))
+
+
+def _official_over_the_whole_envelope(root: etree._Element) -> None:
+    _references(root, "Official")[1].set("URI", "")
+
+
+def _key_value_added(root: etree._Element) -> None:
+    key_info = root.find("env:Signatures/env:Seal/ds:Signature/ds:KeyInfo", namespaces=NS)
+    etree.SubElement(key_info, f"{{{xades.DS_NS}}}KeyValue")
+
+
+def _type_dropped_from_signed_properties(root: etree._Element) -> None:
+    del _references(root, "Seal")[1].attrib["Type"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _inclusive_c14n,
+        _transform_missing_on_signed_properties,
+        _enveloped_transform_missing,
+        _xpath_transform_added,
+        _inclusive_namespaces_added,
+        _references_swapped,
+        _extra_reference,
+        _official_over_the_whole_envelope,
+        _key_value_added,
+        _type_dropped_from_signed_properties,
+    ],
+    ids=[
+        "inclusive-c14n",
+        "no-transform-on-signed-properties",
+        "no-enveloped-transform",
+        "xpath-transform",
+        "inclusive-namespaces",
+        "references-swapped",
+        "extra-reference",
+        "official-over-envelope",
+        "key-value",
+        "signed-properties-type",
+    ],
+)
+def test_any_other_shape_is_a_format_failure(signed: bytes, test_pki: CryptoPKI, change) -> None:  # type: ignore[no-untyped-def]
+    edited = _edit(signed, change)
+    roles = by_role(verify_document(edited, test_pki.trust(), VERIFY_AT))
+    # The edited signature is refused for its shape. An edit of the official also breaks the
+    # seal's digest over the envelope (HASH_FAILURE there); a repeated Id is refused for the
+    # whole envelope before either signature is read (the seal's report then says so).
+    official_edit = "Official" in change.__code__.co_consts
+    report = roles["official" if official_edit and "official" in roles else "seal"]
+    assert report.sub_indication is SubIndication.FORMAT_FAILURE, report.summary()  # type: ignore[attr-defined]
+
+
+def test_comments_and_processing_instructions_are_refused(
+    signed: bytes, test_pki: CryptoPKI
+) -> None:
+    # Exclusive C14N without comments ignores a comment in signed text: the signatures alone
+    # would pass it, so verify_envelope refuses it (whatever the parser does).
+    commented = signed.replace("Запрос".encode(), "За<!-- x -->прос".encode())
+    root = etree.fromstring(commented)
+    assert len(list(root.iter(etree.Comment))) == 1
+    report = xades.verify_envelope(root, test_pki.trust(), VERIFY_AT).report
+    assert report.signatures[0].sub_indication is SubIndication.FORMAT_FAILURE
+    assert "comment" in report.signatures[0].message
+    trailing = etree.fromstring(signed + b"<?later pi?>")
+    report = xades.verify_envelope(trailing, test_pki.trust(), VERIFY_AT).report
+    assert report.signatures[0].sub_indication is SubIndication.FORMAT_FAILURE
+    with pytest.raises(SigningError) as caught:
+        store = test_pki.store()
+        sign_document(envelope(text="a<!-- b -->c"), None, store.seal(), NOW)
+    assert caught.value.code == "SIGN_COMMENT"
+
+
+def test_verify_envelope_hands_back_the_tree_it_was_given(
+    signed: bytes, test_pki: CryptoPKI
+) -> None:
+    root = xades.parse_untrusted(signed)
+    before = etree.tostring(root)
+    verified = xades.verify_envelope(root, test_pki.trust(), VERIFY_AT, expected_sender=SENDER)
+    assert verified.passed, verified.report.summary()
+    assert verified.tree is root
+    assert etree.tostring(root) == before  # the seal's signature was put back as it was
+    assert verified.report.document_sha256 == ""
+    by_bytes = verify_document(signed, test_pki.trust(), VERIFY_AT, expected_sender=SENDER)
+    assert by_bytes.signed_bytes == verified.signed_bytes
+    assert by_bytes.report.signatures == verified.report.signatures
+
+
+def test_sign_envelope_signs_in_place(test_pki: CryptoPKI) -> None:
+    store = test_pki.store()
+    root = xades.parse_untrusted(envelope())
+    assert xades.sign_envelope(root, store.official(), store.seal(), NOW) is root
+    assert verify_document(etree.tostring(root), test_pki.trust(), VERIFY_AT).passed
+
+
+def test_pretty_printed_signature_whitespace_is_part_of_the_seal(
+    signed: bytes, test_pki: CryptoPKI
+) -> None:
+    # Whitespace beside the seal's signature stays when the enveloped transform removes it.
+    spaced = signed.replace(b"<env:Seal>", b"<env:Seal>\n  ").replace(
+        b"</env:Seal>", b"\n</env:Seal>"
+    )
+    assert spaced != signed
+    report = verify_document(spaced, test_pki.trust(), VERIFY_AT).report
+    # The seal was computed without that whitespace: the digest differs, and nothing else.
+    assert report.signatures[0].sub_indication is SubIndication.HASH_FAILURE
+
+
+def _rsa_seal(test_pki: CryptoPKI):  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from gateway.crypto.keystore import KeyRole, SigningKey
+
+    key = rsa.generate_private_key(65537, 2048)
+    current = test_pki.store().seal()
+    cert = test_pki.pki.ca.issue(
+        key.public_key(), CertificateProfile(role="seal", body_id=SENDER, demo=True), now=NOW
+    )
+    return SigningKey(
+        role=KeyRole.SEAL,
+        name="",
+        certificate=cert,
+        chain=current.chain,
+        private_key=key,
+        location="memory:rsa-test",
+    )
+
+
+@pytest.mark.parametrize(
+    "method",
+    [SignatureMethod.RSA_SHA256, SignatureMethod.SHA256_RSA_MGF1, SignatureMethod.RSA_SHA512],
+)
+def test_rsa_signatures(test_pki: CryptoPKI, method: SignatureMethod) -> None:
+    seal = _rsa_seal(test_pki)
+    root = xades.parse_untrusted(envelope())
+    signatures = etree.SubElement(root, xades.SIGNATURES)
+    xades._sign_role(root, signatures, xades._SEAL, seal, NOW, method=method)
+    doc = etree.tostring(root)
+    verified = verify_document(doc, test_pki.trust(), VERIFY_AT, require_official=False)
+    assert verified.passed, verified.report.summary()
+    assert verified.report.signatures[0].signature_algorithm == method.value
+    # The method says RSA; an ECDSA method over the same value is refused as not verifying.
+    wrong = doc.replace(method.value.encode(), SignatureMethod.ECDSA_SHA256.value.encode())
+    report = verify_document(wrong, test_pki.trust(), VERIFY_AT, require_official=False).report
+    assert report.signatures[0].sub_indication is SubIndication.SIG_CRYPTO_FAILURE
