@@ -71,6 +71,7 @@ class ConsoleTestService:
         self.submitted: list[dict[str, Any]] = []
         self.denied: list[tuple[str, str]] = []
         self.calls: list[str] = []
+        self.reports: dict[str, dict[str, Any]] = {}
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -177,7 +178,23 @@ class ConsoleTestService:
         self.calls.append("message")
         stored = self._readable(message_id, actor, purpose, "message")
         receipt = {"present": True} if stored.receipt else None
-        return MessageView(stored.summary, stored.header, stored.body, {}, receipt)
+        report = self.reports.get(message_id, {})
+        return MessageView(stored.summary, stored.header, stored.body, report, receipt)
+
+    async def reverify(
+        self, message_id: str, *, actor: Actor, purpose: str | None
+    ) -> dict[str, Any]:
+        """Records the call; the recorded report becomes the message's (as the node does)."""
+        self.calls.append("reverify")
+        self._readable(message_id, actor, purpose, "reverify")
+        report = {
+            "indication": "TOTAL_PASSED",
+            "signatures": [{"role": "seal", "indication": "TOTAL_PASSED", "sub_indication": None}],
+            "recorded_at": "2027-03-01T09:30:00+00:00",
+            "recorded_for": "reverify",
+        }
+        self.reports[message_id] = report
+        return report
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
         self.calls.append("message_xml")

@@ -152,6 +152,7 @@ def make_console_app(
     router.add_get("/admin/audit", admin.audit, name="admin_audit", allow_head=False)
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
+    router.add_post(MESSAGE + "/verify", pages.reverify, name="message_verify")
     router.add_get(MESSAGE + "/xml", pages.message_xml, name="message_xml", allow_head=False)
     router.add_get(MESSAGE + "/pdf", pages.message_pdf, name="message_pdf", allow_head=False)
     router.add_get(MESSAGE + "/receipt", pages.receipt_xml, name="receipt_xml", allow_head=False)

@@ -58,6 +58,15 @@ VERIFICATION_LABELS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+
+def verification_label(indication: str | None, direction: str) -> str:
+    """What the console says of a message's signatures: the indication recorded at receipt
+    (or at the last re-verification); a document this node signed has none of its own."""
+    if indication is None:
+        return "Подписан этим узлом" if direction == "out" else "Проверка не записана"
+    return label(VERIFICATION_LABELS, indication)
+
+
 VERIFICATION_CLASSES: Mapping[str, str] = MappingProxyType(
     {
         "TOTAL_PASSED": "ok",

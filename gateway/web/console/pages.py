@@ -509,6 +509,27 @@ async def message(request: web.Request) -> web.Response:
     )
 
 
+async def reverify(request: web.Request) -> web.Response:
+    """Verify the message's signatures again now; the node records the result, and the message
+    page shows it (reading never verifies by itself)."""
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    conversation_id = request.match_info["conversation_id"]
+    message_id = request.match_info["message_id"]
+    view, locked = await _conversation(request, conversation_id)
+    if view is None:
+        if locked is not None and locked.needs_purpose:
+            raise PurposeRequired("reading a confidential conversation needs a stated purpose")
+        raise PermissionDenied(CONFIDENTIAL_READERS[0], "reading a confidential conversation")
+    _find(view, message_id)
+    purpose = _purpose(request, conversation_id)
+    await ctx.service.reverify(message_id, actor=actor, purpose=purpose)
+    location = request.app.router["message"].url_for(
+        conversation_id=conversation_id, message_id=message_id
+    )
+    raise web.HTTPSeeOther(str(location.with_fragment("verification")))
+
+
 async def _download(request: web.Request, what: str) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]

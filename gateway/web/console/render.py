@@ -79,6 +79,7 @@ def setup_templates(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["dt"] = format_datetime
+    env.filters["isodt"] = format_iso_datetime
     env.filters["d"] = format_date
     env.globals.update(
         STATE_LABELS=labels.STATE_LABELS,
@@ -86,6 +87,7 @@ def setup_templates(app: web.Application) -> None:
         DIRECTION_LABELS=labels.DIRECTION_LABELS,
         DELIVERY_LABELS=labels.DELIVERY_LABELS,
         VERIFICATION_LABELS=labels.VERIFICATION_LABELS,
+        verification_label=labels.verification_label,
         VERIFICATION_CLASSES=labels.VERIFICATION_CLASSES,
         AGREEMENT_LABELS=labels.AGREEMENT_LABELS,
         ROLE_LABELS=labels.ROLE_LABELS,
@@ -132,6 +134,11 @@ def format_datetime(value: datetime | None, tz: Any = None) -> str:
     if tz is not None:
         value = value.astimezone(tz)
     return value.strftime("%d.%m.%Y %H:%M")
+
+
+def format_iso_datetime(value: str | None, tz: Any = None) -> str:
+    """A time the node recorded as ISO text (reports, receipts), shown like any other."""
+    return format_datetime(datetime.fromisoformat(value) if value else None, tz)
 
 
 def format_date(value: date | None) -> str:
