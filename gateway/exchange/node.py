@@ -42,6 +42,7 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import Store, open_store
 from gateway.store import outbox as outbox_store
 from gateway.store.engine import migrate
+from gateway.store.group_commit import GroupCommitter
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import SchemaRegistry, default_registry
 from gateway.xml.validate import validate
@@ -84,6 +85,8 @@ class Node:
         self.directory = directory
         self.index = DirectoryIndex.of(directory)
         self.trust = self._trust_from(directory)
+        self.committer = GroupCommitter(store)
+        """Received documents' writes, committed together under load (group commit)."""
 
     @property
     def seal(self) -> SigningKey:

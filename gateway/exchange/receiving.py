@@ -24,7 +24,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from lxml import etree
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
 from gateway.crypto.xades import verify_envelope
@@ -142,6 +143,11 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
             # PostgreSQL the other transaction's new conversation or message row): decide
             # again; the new snapshot sees it and answers as to a replay, with its receipt.
             continue
+        except OperationalError as error:
+            # A deadlock between two processes' batches, or the database restarting: nothing
+            # of this unit was committed; decide again, then tell the sender to retry.
+            log.warning("storing a received document failed: %s", type(error.orig).__name__)
+            continue
         return ReceiveOutcome(
             Disposition.ACCEPTED,
             receipt,
@@ -206,7 +212,8 @@ def _store_accepted(
 ) -> None:
     header = received.header
     receipt_header = _receipt_header(receipt_json, header)
-    with node.store.transaction() as conn:
+
+    def write(conn: Connection) -> None:
         stored = check_unchanged(conn, header, snapshot.conversation)
         store_step(
             conn,
@@ -248,6 +255,10 @@ def _store_accepted(
                 "sha256": received.sha256.hex(),
             },
         )
+
+    # Committed together with other receives (one transaction, a savepoint each); the receipt
+    # goes back only after this unit's commit.
+    node.committer.run(write, key=header.message_id)
 
 
 def _receipt_header(receipt_json: dict[str, object], to: Header) -> Header:
