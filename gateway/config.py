@@ -84,8 +84,8 @@ class LimitsSection:
 
     peer_bytes_in_flight: int = BODY_BYTES_IN_FLIGHT
     """Bytes of request bodies the peer endpoint holds at once, all peers together; requests
-    beyond it wait, then get 503 BUSY. Processing holds ~3 times this: size it to the memory
-    the node may use above its ~230 MB at rest."""
+    beyond it wait, then get 503 BUSY. Verifying a body takes up to ~10 times its size: size
+    this to a tenth of the memory the node may use above its ~230 MB at rest."""
 
     def __post_init__(self) -> None:
         if self.peer_bytes_in_flight < MAX_MESSAGE_BYTES:

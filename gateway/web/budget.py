@@ -12,6 +12,8 @@ One event loop only: reservations and releases happen on the loop; no lock is ne
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,3 +87,31 @@ class ByteBudget:
             amount, granted = self._line.popleft()
             self._free -= amount
             granted.set_result(None)
+
+
+def _load_malloc_trim() -> ctypes._CFuncPtr | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def give_back_freed_memory() -> None:
+    """Return the C heap's free pages to the operating system (glibc's ``malloc_trim``).
+
+    A large body's trees are freed when its answer is ready, but glibc keeps the pages in the
+    arena of the worker thread that used them, and each worker thread has its own: without this,
+    bodies processed one after another on different threads add up in the node's resident memory
+    as if they had been in flight together. A no-op where the C library has no ``malloc_trim``.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

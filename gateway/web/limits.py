@@ -18,18 +18,21 @@ the rest of the room is for attachments (scans of enforcement documents, base64 
 +33 %). The whole body is held in memory while its signatures are checked, so this bounds the
 memory one request can take: MAX_MESSAGE_BYTES x concurrent requests must fit the node."""
 
-BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+BODY_BYTES_IN_FLIGHT = 24 * 1024 * 1024
 """Bytes of request bodies the peer endpoint holds at once, all peers together, from the moment a
 body is read until its answer is ready ([limits] peer_bytes_in_flight in the node's
-configuration). Four full-size messages: processing holds ~3 times a body (the bytes, the parsed
-tree, the verifier's own parse), so ~200 MB beside a node's ~230 MB stays under 512 MB however
-many peers send at once; the node has 2 x cores worker threads, so a fifth body could not be
-processed sooner anyway. Requests beyond it wait in line (BODY_ROOM_WAIT)."""
+configuration). What a body costs while processed was measured on a 16 MiB signed envelope
+that passes the parser (tests/integration/test_exchange_hostile_xml.py): ~1.3 times its size to
+parse, ~10 times through signature verification (signxml's copies and re-parses). One
+full-size message and 8 MiB of smaller ones, ~250 MB, beside a node's 140-230 MB at rest keep it
+under 512 MB however many peers send at once; requests beyond it wait in line (BODY_ROOM_WAIT).
+Must be at least MAX_MESSAGE_BYTES. Raise it with the memory the node may use."""
 
-BODY_ROOM_WAIT = 10.0
+BODY_ROOM_WAIT = 20.0
 """Seconds a request waits in line for room in BODY_BYTES_IN_FLIGHT before it is refused with
-503 BUSY: long enough for a few full-size messages ahead of it to be processed (~1 s each), short
-against REQUEST_TIME_LIMIT so that the refusal comes while the peer still listens."""
+503 BUSY: a full-size message takes ~2 s to verify on a loaded 2-core machine, so a line of
+several is served within it; well inside REQUEST_TIME_LIMIT, so that the refusal comes while the
+peer still listens."""
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """Largest answer body a peer may return to our POST (1 MiB): the synchronous answer is a signed
