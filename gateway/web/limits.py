@@ -16,7 +16,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest envelope a peer may POST (16 MiB). A request with its documents is tens of kilobytes;
 the rest of the room is for attachments (scans of enforcement documents, base64 inside the XML,
 +33 %). The whole body is held in memory while its signatures are checked, so this bounds the
-memory one request can take: MAX_MESSAGE_BYTES x concurrent requests must fit the node."""
+memory one request can take; BODY_BYTES_IN_FLIGHT bounds all of them together."""
 
 BODY_BYTES_IN_FLIGHT = 24 * 1024 * 1024
 """Bytes of request bodies the peer endpoint holds at once, all peers together, from the moment a
@@ -51,9 +51,9 @@ PEER_BURST = 200
 flushing after a reconnect sends in bursts."""
 
 PEER_CONCURRENT_REQUESTS = 8
-"""Requests one peer body may have in flight at once. Each may hold up to MAX_MESSAGE_BYTES in
-memory, so this caps one peer's share at 8 x 16 MiB = 128 MiB whatever its burst allowance;
-the client side opens at most CLIENT_CONNECTIONS_PER_PEER (also 8) connections to a peer."""
+"""Requests one peer body may have in flight at once, whatever its burst allowance; the client
+side opens at most CLIENT_CONNECTIONS_PER_PEER (also 8) connections to a peer. The memory their
+bodies take, all peers together, is bounded by BODY_BYTES_IN_FLIGHT."""
 
 # --- times (seconds) ---------------------------------------------------------------------------
 
