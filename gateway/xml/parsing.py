@@ -25,9 +25,11 @@ through :func:`parse_untrusted`, which
   events are exact (a ``<!--`` inside CDATA is text) and cost nothing when there is none; a
   document of comments is refused within its first chunk.
 
-The byte checks run on the raw document, where they can be wrong only inside a CDATA section
-(there ``<!DOCTYPE``, ``&`` or a tag are text): such a document is refused although libxml2
-would take it. Our documents never hold CDATA.
+The byte checks run on each chunk just before the parser gets it, so a hostile document is
+refused where its fault is, without a pass over all of it first. They look at raw bytes and can
+be wrong only inside a CDATA section (there ``<!DOCTYPE`` or a tag are text): such a document is
+refused although libxml2 would take it. Our documents never hold CDATA. An undeclared entity
+(which libxml2's push parser reports only vaguely) is looked for once the parser has failed.
 
 A refusal raises :class:`~gateway.model.problems.DocumentRejected` with one ``XML_*`` problem.
 The limits are listed in docs/protocol.md (a test keeps that table equal to the constants).
@@ -150,7 +152,7 @@ def parse_untrusted(data: bytes) -> etree._Element:
             f"document of {len(data)} bytes exceeds the limit of {MAX_DOCUMENT_BYTES}",
             "Уменьшите вложения или передайте их отдельными сообщениями.",
         )
-    if not data.strip():
+    if not data or data.isspace():  # isspace stops at the first other byte; strip() would copy
         raise _rejected(
             "XML_MALFORMED",
             "Документ пуст.",
@@ -167,7 +169,6 @@ def parse_untrusted(data: bytes) -> etree._Element:
             "only UTF-8 documents are accepted",
             "Сохраните документ в UTF-8.",
         )
-    _check_markup(data)
     return _parse_stream(data)
 
 
@@ -175,31 +176,47 @@ def _line(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _check_markup(data: bytes) -> None:
-    """Refuse on the bytes what must never reach libxml2: DTDs, undeclared entities, start tags
-    crowded with attributes."""
-    if any(marker in data for marker in _FORBIDDEN_DECLARATIONS):
+def _check_chunk(data: bytes, start: int, scan_tags: bool) -> None:
+    """Refuse on the bytes, before libxml2 sees the chunk at ``start``: a DOCTYPE or ENTITY
+    declaration (no DTD ever reaches the parser), and, when ``scan_tags``, a start tag crowded
+    with attributes that begins in this chunk.
+
+    Checked chunk by chunk, just ahead of the parser, so that a hostile document is refused as
+    soon as the parser or the scan meets the fault, not after a pass over all of it. A crowded
+    tag is looked for one chunk beyond its own: a tag whose first attributes take more than that
+    has large values, costing the tree about their bytes, and the count on the parser's events
+    refuses it.
+    """
+    end = start + CHUNK_BYTES
+    overlap = max(len(m) for m in _FORBIDDEN_DECLARATIONS) - 1  # a marker across the boundary
+    if any(data.find(m, max(0, start - overlap), end) >= 0 for m in _FORBIDDEN_DECLARATIONS):
         raise _rejected(
             "XML_DOCTYPE_FORBIDDEN",
             "Документ содержит объявление DOCTYPE или ENTITY; они запрещены.",
             "DOCTYPE and entity declarations are forbidden",
             "Удалите объявление DOCTYPE: документы проверяются только по XSD.",
         )
-    undeclared = _ENTITY_REFERENCE.search(data)
-    if undeclared:
-        line = _line(data, undeclared.start())
-        raise _rejected(
-            "XML_ENTITY_FORBIDDEN",
-            f"Строка {line}: ссылка на сущность (&…;), которая не объявлена, или знак «&» без "
-            "экранирования; допускаются только стандартные сущности XML (&amp; &lt; &gt; "
-            "&quot; &apos;) и числовые ссылки.",
-            f"line {line}: undeclared entity reference or unescaped '&'",
-            "Замените ссылку на сущность самим текстом, а знак «&» запишите как &amp;.",
-        )
-    if len(data) > CROWDED_TAG_SCAN_BYTES:
-        crowded = _CROWDED_START_TAG.search(data)
-        if crowded:
+    if scan_tags:
+        crowded = _CROWDED_START_TAG.search(data, start, end + CHUNK_BYTES)
+        if crowded and crowded.start() < end:
             raise _crowded_element(_line(data, crowded.start()))
+
+
+def _undeclared_entity(data: bytes) -> DocumentRejected | None:
+    """The clear refusal for an undeclared entity or a bare ``&``, looked for only once libxml2
+    has failed (it then reports one vaguely, as "no element found"): no cost on success."""
+    undeclared = _ENTITY_REFERENCE.search(data)
+    if undeclared is None:
+        return None
+    line = _line(data, undeclared.start())
+    return _rejected(
+        "XML_ENTITY_FORBIDDEN",
+        f"Строка {line}: ссылка на сущность (&…;), которая не объявлена, или знак «&» без "
+        "экранирования; допускаются только стандартные сущности XML (&amp; &lt; &gt; "
+        "&quot; &apos;) и числовые ссылки.",
+        f"line {line}: undeclared entity reference or unescaped '&'",
+        "Замените ссылку на сущность самим текстом, а знак «&» запишите как &amp;.",
+    )
 
 
 def _utf8_len(text: str | None) -> int:
@@ -220,11 +237,13 @@ def _parse_stream(data: bytes) -> etree._Element:
     # character references only shrink): a byte count that cannot reach its limit is not kept.
     count_attribute_bytes = len(data) > MAX_ATTRIBUTE_BYTES
     count_text = len(data) > MAX_TEXT_BYTES
+    scan_tags = len(data) > CROWDED_TAG_SCAN_BYTES
     depth = elements = attributes = attribute_bytes = text_bytes = 0
     declared = 0  # namespace declarations since the last start tag: they belong to the next one
     try:
         for offset in itertools.chain(range(0, len(data), CHUNK_BYTES), [len(data)]):
             if offset < len(data):
+                _check_chunk(data, offset, scan_tags)
                 parser.feed(data[offset : offset + CHUNK_BYTES])
             else:
                 root = parser.close()  # and what came after the root's end (a last comment)
@@ -263,7 +282,7 @@ def _parse_stream(data: bytes) -> etree._Element:
                 else:
                     raise _instruction(node.sourceline or 0)
     except etree.XMLSyntaxError as error:
-        raise _syntax_rejection(error) from None
+        raise (_undeclared_entity(data) or _syntax_rejection(error)) from None
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise _rejected(

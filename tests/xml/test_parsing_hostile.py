@@ -331,3 +331,32 @@ def test_total_text_limit() -> None:
     just_under = b"<a>" + piece * (pieces - 1) + markup + b"</a>"
     assert len(just_under) > MAX_TEXT_BYTES
     assert len(parse_untrusted(just_under)) == pieces - 1 + 150
+
+
+# --- checks made chunk by chunk, just ahead of the parser ---
+
+
+def test_a_doctype_across_a_chunk_boundary_is_refused() -> None:
+    # A prolog of white space is allowed: the declaration comes after the first chunk.
+    head = b"\n" * (parsing.CHUNK_BYTES - 4)
+    data = head + b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>'
+    assert data.index(b"<!DOCTYPE") < parsing.CHUNK_BYTES < data.index(b"<!DOCTYPE") + 9
+    error, _ = _rejected(data)
+    assert error.code == "XML_DOCTYPE_FORBIDDEN"
+
+
+def test_a_crowded_tag_across_a_chunk_boundary_is_refused_before_parsing() -> None:
+    tag = _element_with(MAX_ATTRIBUTES_PER_ELEMENT + 1)
+    filler = b"<c>" + b"x" * (2 * parsing.CHUNK_BYTES - len(tag) // 2) + b"</c>"
+    data = b"<a>" + filler + tag + b"</a>"
+    start = data.index(tag)
+    assert start // parsing.CHUNK_BYTES != (start + len(tag)) // parsing.CHUNK_BYTES
+    error, _ = _rejected(data)
+    assert error.code == "XML_TOO_MANY_ATTRIBUTES_ON_ELEMENT"
+
+
+def test_an_undeclared_entity_after_the_first_chunk_gets_its_own_code() -> None:
+    data = b"<a>" + b"<b>x</b>" * 10_000 + b"<b>&nbsp;</b></a>"
+    error, _ = _rejected(data)
+    assert error.code == "XML_ENTITY_FORBIDDEN"
+    assert "&amp;" in error.problems[0].remedy_ru
