@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -106,12 +107,16 @@ _MALLOC_TRIM = _load_malloc_trim()
 
 
 def give_back_freed_memory() -> None:
-    """Return the C heap's free pages to the operating system (glibc's ``malloc_trim``).
+    """Free what a large body left behind and return the C heap's free pages to the system.
 
-    A large body's trees are freed when its answer is ready, but glibc keeps the pages in the
-    arena of the worker thread that used them, and each worker thread has its own: without this,
-    bodies processed one after another on different threads add up in the node's resident memory
-    as if they had been in flight together. A no-op where the C library has no ``malloc_trim``.
+    A refusal's traceback holds the frames that held the body's trees, in a reference cycle
+    that only the cycle collector frees, and not soon: collected here at once. Then glibc's
+    ``malloc_trim``: it keeps freed pages in the arena of the worker thread that used them, one
+    arena per thread, so bodies processed one after another on different threads would add up in
+    the node's resident memory as if they had been in flight together (measured: 140 MiB at rest,
+    ~330 MiB after one 16 MiB body that failed verification, 164 MiB after this). Takes tens of
+    milliseconds; run it off the event loop. The trim is skipped where the C library has none.
     """
+    gc.collect()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

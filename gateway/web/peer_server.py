@@ -244,7 +244,7 @@ def make_peer_app(
                     status, body, content_type = await pipeline(request[PEER_BODY_ID], payload)
                 finally:
                     if reserved >= TRIM_AFTER_BYTES:
-                        # Off the loop: trimming hundreds of MB of free pages takes milliseconds.
+                        # Off the loop: a collection and a trim take tens of milliseconds.
                         asyncio.get_running_loop().run_in_executor(None, give_back_freed_memory)
         except NoRoom:
             peer = request[PEER_BODY_ID]
