@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import ConfigurationError
+from gateway.web.limits import BODY_BYTES_IN_FLIGHT, MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,24 @@ class TsaSection:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsSection:
+    """Memory bounds of the peer endpoint (docs/transport.md, Limits)."""
+
+    peer_bytes_in_flight: int = BODY_BYTES_IN_FLIGHT
+    """Bytes of request bodies the peer endpoint holds at once, all peers together; requests
+    beyond it wait, then get 503 BUSY. Verifying a body takes up to ~10 times its size: size
+    this to a tenth of the memory the node may use above its ~230 MB at rest."""
+
+    def __post_init__(self) -> None:
+        if self.peer_bytes_in_flight < MAX_MESSAGE_BYTES:
+            raise ConfigurationError(
+                f"peer_bytes_in_flight = {self.peer_bytes_in_flight} is below the largest "
+                f"message a peer may send ({MAX_MESSAGE_BYTES} bytes), which could then never "
+                f"be received; set at least {MAX_MESSAGE_BYTES}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarSection:
     """Extra days off and transferred working days, per state, on top of ``holidays``."""
 
@@ -122,6 +141,7 @@ class NodeConfig:
     api: ServerSection = ServerSection()
     console: ServerSection = ServerSection()
     tsa: TsaSection = TsaSection()
+    limits: LimitsSection = LimitsSection()
     calendar: CalendarSection = field(default_factory=CalendarSection)
     extra: dict[str, Any] = field(default_factory=dict)
     """Sections owned by later layers (retention, scheduler), validated by them."""
@@ -201,7 +221,7 @@ def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Pat
         raise ConfigurationError(f"{where}: missing mandatory key(s): {', '.join(missing)}")
     try:
         return section_type(**values)
-    except ConfigurationError as exc:  # a section's own check: say where
+    except ConfigurationError as exc:  # a section's own check of its values: say where
         raise ConfigurationError(f"{where}: {exc}") from None
 
 

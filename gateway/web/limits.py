@@ -16,7 +16,23 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest envelope a peer may POST (16 MiB). A request with its documents is tens of kilobytes;
 the rest of the room is for attachments (scans of enforcement documents, base64 inside the XML,
 +33 %). The whole body is held in memory while its signatures are checked, so this bounds the
-memory one request can take: MAX_MESSAGE_BYTES x concurrent requests must fit the node."""
+memory one request can take; BODY_BYTES_IN_FLIGHT bounds all of them together."""
+
+BODY_BYTES_IN_FLIGHT = 24 * 1024 * 1024
+"""Bytes of request bodies the peer endpoint holds at once, all peers together, from the moment a
+body is read until its answer is ready ([limits] peer_bytes_in_flight in the node's
+configuration). What a body costs while processed was measured on a 16 MiB signed envelope
+that passes the parser (tests/integration/test_exchange_hostile_xml.py): ~1.3 times its size to
+parse, ~10 times through signature verification (signxml's copies and re-parses). One
+full-size message and 8 MiB of smaller ones, ~250 MB, beside a node's 140-230 MB at rest keep it
+under 512 MB however many peers send at once; requests beyond it wait in line (BODY_ROOM_WAIT).
+Must be at least MAX_MESSAGE_BYTES. Raise it with the memory the node may use."""
+
+BODY_ROOM_WAIT = 20.0
+"""Seconds a request waits in line for room in BODY_BYTES_IN_FLIGHT before it is refused with
+503 BUSY: a full-size message takes ~2 s to verify on a loaded 2-core machine, so a line of
+several is served within it; well inside REQUEST_TIME_LIMIT, so that the refusal comes while the
+peer still listens."""
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """Largest answer body a peer may return to our POST (1 MiB): the synchronous answer is a signed
@@ -54,6 +70,11 @@ slow right now; an immediate retry would add to the load."""
 RETRY_AFTER_BUSY = 1
 """Seconds a peer is told to wait when it already has PEER_CONCURRENT_REQUESTS in flight: one of
 them will be done by then."""
+
+RETRY_AFTER_NO_ROOM = 5
+"""Seconds a peer is told to wait when its request found no room in BODY_BYTES_IN_FLIGHT within
+BODY_ROOM_WAIT: the node is busy with large bodies, and an immediate retry would join the line
+again."""
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 """A TLS handshake on loopback or a WAN takes well under a second; asyncio's default (60 s) would
@@ -153,3 +174,13 @@ class PeerLimits:
     rate: TokenBucket = field(default_factory=TokenBucket)
     max_concurrent_per_peer: int = PEER_CONCURRENT_REQUESTS
     request_time_limit: float = REQUEST_TIME_LIMIT
+    bytes_in_flight: int = BODY_BYTES_IN_FLIGHT
+    """Bytes of bodies held at once, all peers together (see BODY_BYTES_IN_FLIGHT)."""
+    room_wait: float = BODY_ROOM_WAIT
+
+    def __post_init__(self) -> None:
+        if self.bytes_in_flight < self.max_message_bytes:
+            raise ValueError(
+                f"bytes_in_flight ({self.bytes_in_flight}) is below max_message_bytes "
+                f"({self.max_message_bytes}): a full-size message could never be received"
+            )

@@ -12,6 +12,12 @@ Middlewares, outermost first::
     _rate_limit    a token bucket and a cap on requests in flight per body id, else 429
                    with Retry-After
 
+The handler then reserves the body's declared length (the largest message when undeclared) in a
+byte budget shared by all peers (PeerLimits.bytes_in_flight), reads the body and runs the
+pipeline, and gives the bytes back with its answer. A request that finds no room waits in line
+for PeerLimits.room_wait seconds, then gets 503 BUSY: however many peers send large bodies at
+once, the node holds at most that many bytes of them (and their trees).
+
 Refusals are ``text/plain`` bodies holding one code of :class:`PeerErrorCode` (the lead turns
 them into signed Rejections later). Codes never change once published.
 """
@@ -31,8 +37,10 @@ from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
 
+from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
     RETRY_AFTER_BUSY,
+    RETRY_AFTER_NO_ROOM,
     RETRY_AFTER_TIMEOUT,
     SERVER_KEEPALIVE_TIMEOUT,
     TLS_HANDSHAKE_TIMEOUT,
@@ -44,6 +52,10 @@ logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/exchange/v1/messages"
 XML_CONTENT_TYPE = "application/xml"
+
+TRIM_AFTER_BYTES = 1024 * 1024
+"""After a body at least this large is answered, the C heap's free pages go back to the system
+(:func:`~gateway.web.budget.give_back_freed_memory`): its trees took ~10 times its size."""
 
 READ_CHUNK_BYTES = 64 * 1024
 """Body is read in chunks of this size so that the size limit is checked as bytes arrive."""
@@ -61,6 +73,8 @@ PEER_BODY_ID = web.RequestKey("peer_body_id", str)
 """The body id of the peer that sent the request, set by the identity middleware."""
 
 PEER_RATE_LIMITER = web.AppKey("peer_rate_limiter", PerPeerRateLimiter)
+BODY_BUDGET = web.AppKey("body_budget", ByteBudget)
+"""The bytes of bodies in flight (PeerLimits.bytes_in_flight); tests and metrics read it."""
 
 
 class PeerErrorCode(StrEnum):
@@ -76,6 +90,9 @@ class PeerErrorCode(StrEnum):
     """Not ``application/xml``, or a ``Content-Encoding`` other than identity (415)."""
     TIMEOUT = "TIMEOUT"
     """Body or processing took longer than the time limit (503); retry later."""
+    BUSY = "BUSY"
+    """No room for the body among those in flight within the wait (503); retry after
+    ``Retry-After`` seconds."""
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     BAD_REQUEST = "BAD_REQUEST"
@@ -89,6 +106,7 @@ _STATUS_OF = {
     PeerErrorCode.RATE_LIMITED: 429,
     PeerErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     PeerErrorCode.TIMEOUT: 503,
+    PeerErrorCode.BUSY: 503,
     PeerErrorCode.NOT_FOUND: 404,
     PeerErrorCode.METHOD_NOT_ALLOWED: 405,
     PeerErrorCode.BAD_REQUEST: 400,
@@ -119,7 +137,7 @@ def refusal(code: PeerErrorCode, *, retry_after: str | None = None) -> web.Respo
     )
     if retry_after is not None:
         response.headers[hdrs.RETRY_AFTER] = retry_after
-    if code in {PeerErrorCode.MESSAGE_TOO_LARGE, PeerErrorCode.BAD_REQUEST}:
+    if code in {PeerErrorCode.MESSAGE_TOO_LARGE, PeerErrorCode.BAD_REQUEST, PeerErrorCode.BUSY}:
         # The rest of the body is unread; closing is cheaper than draining it.
         response.force_close()
     return response
@@ -216,8 +234,24 @@ def make_peer_app(
         if request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
             # A compressed body could expand far past the size limit (a zip bomb).
             raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
-        payload = await _read_limited(request, limits.max_message_bytes)
-        status, body, content_type = await pipeline(request[PEER_BODY_ID], payload)
+        declared = request.content_length
+        if declared is not None and declared > limits.max_message_bytes:
+            raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)  # before a byte is read
+        # A chunked body may grow to the limit: reserve the limit.
+        reserved = declared if declared is not None else limits.max_message_bytes
+        try:
+            async with request.app[BODY_BUDGET].hold(reserved, limits.room_wait):
+                try:
+                    payload = await _read_limited(request, reserved)
+                    status, body, content_type = await pipeline(request[PEER_BODY_ID], payload)
+                finally:
+                    if reserved >= TRIM_AFTER_BYTES:
+                        # Off the loop: a collection and a trim take tens of milliseconds.
+                        asyncio.get_running_loop().run_in_executor(None, give_back_freed_memory)
+        except NoRoom:
+            peer = request[PEER_BODY_ID]
+            logger.warning("no room for a body of %s bytes: peer=%s", reserved, peer)
+            raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
         # As a header, so that a content type with parameters (charset) passes as it is.
         return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: content_type})
 
@@ -226,6 +260,7 @@ def make_peer_app(
         middlewares=[_errors, _time_limit, _identify, _rate_limit],
     )
     app[PEER_RATE_LIMITER] = PerPeerRateLimiter(limits.rate)
+    app[BODY_BUDGET] = ByteBudget(limits.bytes_in_flight)
 
     async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         # Runs before the middlewares (aiohttp calls it first): check who asks and how much
@@ -258,9 +293,6 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 async def _read_limited(request: web.Request, max_bytes: int) -> bytes:
     """The body, refused with 413 as soon as it is known to be over ``max_bytes``."""
-    declared = request.content_length
-    if declared is not None and declared > max_bytes:
-        raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):

@@ -12,7 +12,16 @@ import pytest
 
 from gateway.model.problems import DocumentRejected
 from gateway.xml import parsing
-from gateway.xml.parsing import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_ELEMENTS, parse_untrusted
+from gateway.xml.parsing import (
+    MAX_ATTRIBUTE_BYTES,
+    MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_PER_ELEMENT,
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    MAX_ELEMENTS,
+    MAX_TEXT_BYTES,
+    parse_untrusted,
+)
 from tests.xml.helpers import VALID
 
 FAST_SECONDS = 0.5
@@ -200,3 +209,154 @@ def test_schema_location_hints_are_never_followed(listener: str) -> None:
     broken = parse_untrusted(data.replace(b"<env:Urgency>normal", b"<env:Urgency>asap"))
     assert [p.code for p in validate(broken)] == ["SCHEMA_ENUMERATION"]
     assert _Recorder.hits == []
+
+
+# --- comments and processing instructions: refused wherever they are ---
+
+SIGNED_TEXT = b"<a><b Id='body'><c>184512/26/77039</c></b></a>"
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"<!-- before the root -->\n<a/>", 1),
+        (b'<?xml version="1.0" encoding="UTF-8"?>\n<!--x-->\n<a/>', 2),
+        (b"<a>\n<b/><!-- between elements --></a>", 2),
+        (SIGNED_TEXT.replace(b"26/", b"26<!---->/"), 1),
+        (b"<a/>\n\n<!-- after the root -->", 3),
+        (b"<a/><!---->", 1),
+    ],
+    ids=["prolog", "after-declaration", "between-elements", "inside-text", "after-root", "empty"],
+)
+def test_a_comment_anywhere_is_refused_with_its_line(data: bytes, line: int) -> None:
+    error, seconds = _rejected(data)
+    assert error.code == "XML_COMMENT"
+    assert error.problems[0].message_ru.startswith(f"Строка {line}:")
+    assert "подпись их не охватывает" in error.problems[0].message_ru
+    assert error.problems[0].remedy_ru
+    assert seconds < FAST_SECONDS
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<?xml-stylesheet href="x.xsl"?><a/>',
+        b"<a><b>text<?php system('id'); ?></b></a>",
+        b"<a/><?after the root?>",
+        b'  <?xml version="1.0"?><a/>',  # a declaration not at the very start is an instruction
+    ],
+    ids=["prolog", "inside-text", "after-root", "late-declaration"],
+)
+def test_a_processing_instruction_anywhere_is_refused(data: bytes) -> None:
+    error, _ = _rejected(data)
+    assert error.code in {"XML_PROCESSING_INSTRUCTION", "XML_MALFORMED"}
+    if not data.startswith(b"  "):
+        assert error.code == "XML_PROCESSING_INSTRUCTION"
+        assert error.problems[0].message_ru.startswith("Строка 1:")
+
+
+def test_comment_and_instruction_lookalikes_inside_cdata_are_text() -> None:
+    root = parse_untrusted(b"<a><![CDATA[<!-- not a comment --> <?not an instruction?>]]></a>")
+    assert root.text == "<!-- not a comment --> <?not an instruction?>"
+
+
+def test_a_document_of_comments_is_refused_within_its_first_chunk() -> None:
+    data = b"<a>" + b"<!---->" * (16 * 1024 * 1024 // 7) + b"</a>"
+    error, seconds = _rejected(data)
+    assert error.code == "XML_COMMENT"
+    assert seconds < FAST_SECONDS
+
+
+# --- attributes and text ---
+
+
+def _element_with(attributes: int) -> bytes:
+    return b"<b" + b"".join(b' a%d="v"' % i for i in range(attributes)) + b"/>"
+
+
+@pytest.mark.parametrize("padding", [0, 100_000], ids=["small-document", "scanned-document"])
+def test_attributes_per_element_limit_is_exact(padding: int) -> None:
+    """Below CROWDED_TAG_SCAN_BYTES the parser's events count; above it the byte scan does."""
+    filler = b"<c>" + b"x" * padding + b"</c>"
+    fine = b"<a>" + filler + _element_with(MAX_ATTRIBUTES_PER_ELEMENT) + b"</a>"
+    assert len(parse_untrusted(fine)) == 2
+    data = b"<a>" + filler + b"\n" + _element_with(MAX_ATTRIBUTES_PER_ELEMENT + 1) + b"</a>"
+    error, seconds = _rejected(data)
+    assert error.code == "XML_TOO_MANY_ATTRIBUTES_ON_ELEMENT"
+    assert error.problems[0].message_ru.startswith("Строка 2:")
+    assert seconds < FAST_SECONDS
+
+
+def test_namespace_declarations_count_as_attributes() -> None:
+    declarations = b"".join(b' xmlns:p%d="urn:x"' % i for i in range(MAX_ATTRIBUTES_PER_ELEMENT))
+    error, _ = _rejected(b"<a" + declarations + b' b="1"/>')
+    assert error.code == "XML_TOO_MANY_ATTRIBUTES_ON_ELEMENT"
+
+
+def test_one_start_tag_of_sixteen_mebibytes_is_refused_before_parsing() -> None:
+    attributes = b"".join(b" a%x=''" % i for i in range(2_000_000))
+    error, seconds = _rejected(b"<a" + attributes + b"/>")
+    assert error.code == "XML_TOO_MANY_ATTRIBUTES_ON_ELEMENT"
+    assert seconds < FAST_SECONDS
+
+
+def test_total_attributes_limit() -> None:
+    per = MAX_ATTRIBUTES_PER_ELEMENT
+    elements = MAX_ATTRIBUTES // per + 1
+    error, seconds = _rejected(b"<a>" + _element_with(per) * elements + b"</a>")
+    assert error.code == "XML_TOO_MANY_ATTRIBUTES"
+    assert str(MAX_ATTRIBUTES) in error.problems[0].message_ru
+    assert seconds < FAST_SECONDS
+
+
+def test_total_attribute_bytes_limit() -> None:
+    value = b"v" * (MAX_ATTRIBUTE_BYTES // 4)
+    fine = b"<a>" + b'<b x="' + value + b'"/>' + b"</a>"
+    assert parse_untrusted(fine) is not None
+    error, _ = _rejected(b"<a>" + (b'<b x="' + value + b'"/>') * 5 + b"</a>")
+    assert error.code == "XML_ATTRIBUTES_TOO_LARGE"
+    assert error.problems[0].remedy_ru
+
+
+def test_total_text_limit() -> None:
+    # Text over MAX_TEXT_BYTES needs a document over it; MAX_DOCUMENT_BYTES is above.
+    assert MAX_DOCUMENT_BYTES > MAX_TEXT_BYTES + 64 * 1024
+    piece = b"<b>" + b"x" * (3 * 1024 * 1024) + b"</b>"
+    pieces = MAX_TEXT_BYTES // (3 * 1024 * 1024) + 1
+    error, seconds = _rejected(b"<a>" + piece * pieces + b"</a>")
+    assert error.code == "XML_TEXT_TOO_LARGE"
+    assert seconds < 4 * FAST_SECONDS
+    # Under the limit in text, over it in bytes (long element names), so that the count runs.
+    markup = (b"<" + b"n" * 20_000 + b"/>") * 150
+    just_under = b"<a>" + piece * (pieces - 1) + markup + b"</a>"
+    assert len(just_under) > MAX_TEXT_BYTES
+    assert len(parse_untrusted(just_under)) == pieces - 1 + 150
+
+
+# --- checks made chunk by chunk, just ahead of the parser ---
+
+
+def test_a_doctype_across_a_chunk_boundary_is_refused() -> None:
+    # A prolog of white space is allowed: the declaration comes after the first chunk.
+    head = b"\n" * (parsing.CHUNK_BYTES - 4)
+    data = head + b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>'
+    assert data.index(b"<!DOCTYPE") < parsing.CHUNK_BYTES < data.index(b"<!DOCTYPE") + 9
+    error, _ = _rejected(data)
+    assert error.code == "XML_DOCTYPE_FORBIDDEN"
+
+
+def test_a_crowded_tag_across_a_chunk_boundary_is_refused_before_parsing() -> None:
+    tag = _element_with(MAX_ATTRIBUTES_PER_ELEMENT + 1)
+    filler = b"<c>" + b"x" * (2 * parsing.CHUNK_BYTES - len(tag) // 2) + b"</c>"
+    data = b"<a>" + filler + tag + b"</a>"
+    start = data.index(tag)
+    assert start // parsing.CHUNK_BYTES != (start + len(tag)) // parsing.CHUNK_BYTES
+    error, _ = _rejected(data)
+    assert error.code == "XML_TOO_MANY_ATTRIBUTES_ON_ELEMENT"
+
+
+def test_an_undeclared_entity_after_the_first_chunk_gets_its_own_code() -> None:
+    data = b"<a>" + b"<b>x</b>" * 10_000 + b"<b>&nbsp;</b></a>"
+    error, _ = _rejected(data)
+    assert error.code == "XML_ENTITY_FORBIDDEN"
+    assert "&amp;" in error.problems[0].remedy_ru
