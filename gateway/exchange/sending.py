@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from cryptography import x509
 from lxml import etree
+from sqlalchemy.engine import Connection
 
 from gateway.crypto.keystore import KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
@@ -32,6 +33,7 @@ from gateway.crypto.xades import sign_envelope, verify_envelope
 from gateway.exchange import conversation as machine
 from gateway.exchange.inbound import check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
+    TRY_AGAIN,
     ConcurrentChange,
     check_unchanged,
     load_state,
@@ -139,7 +141,8 @@ def _store_submitted(
     now: datetime,
 ) -> None:
     header = plan.header
-    with node.store.transaction() as conn:
+
+    def write(conn: Connection) -> None:
         stored = check_unchanged(conn, header, snapshot)
         store_step(
             conn, node.config, header, plan.step, stored, plan.requesting, plan.requested, now
@@ -154,6 +157,8 @@ def _store_submitted(
             subjects={"message": header.message_id, "conversation": header.conversation_id},
             details={"kind": header.kind, "agreement": header.agreement},
         )
+
+    node.committer.run(write, key=header.message_id)
 
 
 # --- deliver ---------------------------------------------------------------------------------
@@ -285,6 +290,10 @@ def record_answer(
             break
         except ConcurrentChange:
             continue
+    else:
+        # The conversation kept moving under us: nothing was recorded; the row goes out again
+        # and the peer answers the replay with the same receipt.
+        return record_failure(node, claim, TRY_AGAIN, retryable=True)
     if accepted:
         return Delivered(claim.message_id, DeliveryResult.DELIVERED)
     return Delivered(claim.message_id, DeliveryResult.REJECTED, code)
@@ -319,7 +328,8 @@ def _store_answer(
             step = machine.apply(current, event)
         except machine.DuplicateMessage:
             step = machine.Step(current, ())
-    with node.store.transaction() as conn:
+
+    def write(conn: Connection) -> None:
         stored = check_unchanged(conn, header, snapshot)
         if stored is not None and step is not None:
             store_step(
@@ -364,6 +374,8 @@ def _store_answer(
             subjects={"message": claim.message_id, "receipt": header.message_id},
             details={"peer": claim.destination, "code": code or ""},
         )
+
+    node.committer.run(write, key=claim.message_id)
 
 
 def record_failure(
