@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "schemas" / "examples" / "valid" / "cis-enforcement.Request.json"
+from gateway.schemas import VALID_EXAMPLES_DIR
+
+EXAMPLE = VALID_EXAMPLES_DIR / "cis-enforcement.Request.json"
 DOCUMENT_BYTES = 10_000
 """The issue's document size: the request as the case system's JSON makes it, before the two
 XAdES signatures (with their certificate chains) add about 7 KB on the wire."""

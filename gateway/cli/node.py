@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import secrets
-import signal
-import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import NodeConfig
-from gateway.model.problems import ConfigurationError, DocumentRejected
+from gateway.cli.errors import CommandError, ExitCode
+
+if TYPE_CHECKING:
+    from gateway.config import NodeConfig
 
 SERVICE_SCOPES = ("operator", "confidential-reader", "administrator", "auditor")
 
@@ -68,27 +64,29 @@ def register(subparsers: Any) -> None:
     imp.set_defaults(handler=_directory_import)
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"ошибка: {message}", file=sys.stderr)
-    return code
-
-
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from gateway.config import NodeConfig
     from gateway.exchange.node import Node
     from gateway.web.runtime import NodeRuntime
 
-    try:
-        config = NodeConfig.from_toml(args.config)
-        node = Node.from_config(config)
-    except (ConfigurationError, DocumentRejected) as exc:
-        return _fail(str(exc))
+    config = NodeConfig.from_toml(args.config)
+    node = Node.from_config(config)
 
     async def main() -> None:
         runtime = NodeRuntime(node)
         await runtime.start(scheduler=True)
+        console = (
+            f", консоль http://{config.console.host}:{runtime.console_port}"
+            if runtime.console_port is not None
+            else ""
+        )
+        # The bound ports, not the configured ones: port 0 in NODE.toml picks free ones.
         print(
             f"узел {node.body_id}: peer https://{config.peer.host}:{runtime.peer_port}, "
-            f"API http://{config.api.host}:{config.api.port}/api/v1",
+            f"API http://{config.api.host}:{runtime.api_port}/api/v1{console}",
             flush=True,
         )
         stop = asyncio.Event()
@@ -103,6 +101,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import contextlib
+    import tempfile
+
     from gateway.demo.play import run
     from gateway.demo.setup import build_world
 
@@ -117,10 +118,12 @@ def _demo(args: argparse.Namespace) -> int:
         print("Создано: УЦ России и Казахстана, ключ депозитария, подписанный справочник органов")
         configs = {b: n.config_path for b, n in world.nodes.items()}
         return run(workdir, configs, keep_running=args.keep_running)
-    return 1
 
 
 def _tokens_add(args: argparse.Namespace) -> int:
+    import secrets
+
+    from gateway.config import NodeConfig
     from gateway.store import audit, migrate, open_store, tokens
 
     config = NodeConfig.from_toml(args.config)
@@ -144,13 +147,11 @@ def _tokens_add(args: argparse.Namespace) -> int:
 
 
 def _directory_show(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
     from gateway.exchange.node import load_directory
 
-    try:
-        config = NodeConfig.from_toml(args.config)
-        directory = load_directory(config, at=datetime.now(UTC))
-    except (ConfigurationError, DocumentRejected) as exc:
-        return _fail(str(exc), 1)
+    config = NodeConfig.from_toml(args.config)
+    directory = load_directory(config, at=datetime.now(UTC))
     if args.json:
         print(json.dumps(_directory_json(directory), ensure_ascii=False, indent=2))
         return 0
@@ -202,27 +203,25 @@ def _directory_json(directory: Any) -> dict[str, Any]:
 
 
 def _directory_import(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
     from gateway.crypto.trust import TrustList
     from gateway.exchange.directory import check_update
     from gateway.exchange.directory_signing import verify_directory
     from gateway.exchange.node import load_directory
 
-    try:
-        config = NodeConfig.from_toml(args.config)
-        now = datetime.now(UTC)
-        if config.trust.depositary_ca_file is None or config.trust.directory_file is None:
-            raise ConfigurationError(
-                f"{config.path}: [trust] needs depositary_ca_file and directory_file"
-            )
-        trust = TrustList.from_pem_files(config.trust.depositary_ca_file, require_revocation=False)
-        data = args.file.read_bytes()
-        new = verify_directory(data, trust, at=now)
-        current = load_directory(config, at=now) if config.trust.directory_file.exists() else None
-        check_update(current, new, now=now)
-    except (ConfigurationError, DocumentRejected) as exc:
-        return _fail(str(exc), 1)
-    except FileNotFoundError as exc:
-        return _fail(f"{exc.filename}: no such file", 2)
+    config = NodeConfig.from_toml(args.config)
+    now = datetime.now(UTC)
+    if config.trust.depositary_ca_file is None or config.trust.directory_file is None:
+        raise CommandError(
+            f"{config.path}: в [trust] нужны depositary_ca_file и directory_file",
+            "CONFIG_INVALID",
+            ExitCode.USAGE,
+        )
+    trust = TrustList.from_pem_files(config.trust.depositary_ca_file, require_revocation=False)
+    data = args.file.read_bytes()
+    new = verify_directory(data, trust, at=now)
+    current = load_directory(config, at=now) if config.trust.directory_file.exists() else None
+    check_update(current, new, now=now)
     target = config.trust.directory_file
     temporary = target.with_suffix(".new")
     temporary.write_bytes(data)

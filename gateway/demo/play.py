@@ -27,11 +27,12 @@ from gateway.config import NodeConfig
 from gateway.crypto.pades import sign_pdf, verify_pdf
 from gateway.crypto.xades import verify_document
 from gateway.exchange.node import Node
+from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store import tokens, users
 from gateway.web.console import hash_password
 from gateway.web.runtime import NodeRuntime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 DELIVERY_WAIT_SECONDS = 30.0
 """How long the demo waits for one delivery before it reports a failure."""
 DEMO_SCOPES = ("operator", "confidential-reader", "administrator", "auditor")

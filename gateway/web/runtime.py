@@ -80,14 +80,37 @@ class NodeRuntime:
 
     @property
     def peer_port(self) -> int:
+        """The peer endpoint's bound port (the configured one, or the one port 0 got)."""
         assert self.peer_server is not None
         return self.peer_server.port
+
+    @property
+    def api_port(self) -> int:
+        """The local API's bound port, read from its socket after :meth:`start`."""
+        assert self.api_runner is not None
+        return _bound_port(self.api_runner)
+
+    @property
+    def console_port(self) -> int | None:
+        """The console's bound port; ``None`` when it is not served."""
+        return _bound_port(self.extra_runners[0]) if self.extra_runners else None
 
     # --- start / stop --------------------------------------------------------------------
 
     async def start(
         self, *, deliver: bool = True, console: bool = True, scheduler: bool = False
     ) -> None:
+        """Serve the peer endpoint, the local API and (``console``) the console on their
+        configured ports — port 0 binds a free one; read it back from :attr:`peer_port`,
+        :attr:`api_port`, :attr:`console_port`. If any part fails to start (a port in use),
+        what did start is stopped before the error propagates."""
+        try:
+            await self._start(deliver=deliver, console=console, scheduler=scheduler)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self, *, deliver: bool, console: bool, scheduler: bool) -> None:
         config = self.node.config
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
@@ -119,7 +142,7 @@ class NodeRuntime:
             self.node.body_id,
             self.peer_server.url,
             config.api.host,
-            config.api.port,
+            self.api_port,
         )
 
     async def stop(self) -> None:
@@ -370,6 +393,11 @@ class NodeRuntime:
         self.metrics.delivery(outcome)
         if result.outcome == "delivered":
             self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    """The port the runner's (first) site listens on: the real one even when 0 was asked."""
+    return int(runner.addresses[0][1])
 
 
 def _mtime(path: Any) -> float:

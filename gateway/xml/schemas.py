@@ -25,9 +25,7 @@ from gateway.model.profiles import (
     PROFILES,
     AgreementProfile,
 )
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-"""The repository's ``schemas/`` folder (single source of truth for document shape)."""
+from gateway.schemas import SCHEMA_DIR
 
 ENVELOPE_SCHEMA = "envelope.xsd"
 

@@ -82,7 +82,7 @@ _FACET_CODES = {
 
 
 def validate(root: etree._Element, registry: SchemaRegistry | None = None) -> tuple[Problem, ...]:
-    """Check a parsed envelope against ``schemas/envelope.xsd``; empty when it is valid."""
+    """Check a parsed envelope against ``gateway/schemas/envelope.xsd``; empty when it is valid."""
     registry = registry or default_registry()
     if root.tag != ENVELOPE_TAG:
         # Any global element is a valid root to XSD 1.0 (a bare cis:Request would pass
@@ -113,7 +113,8 @@ def validate(root: etree._Element, registry: SchemaRegistry | None = None) -> tu
                 path="/",
                 message_ru=f"{SCHEMA_CODES['SCHEMA_INVALID']} ({details})",
                 message_en=f"not valid against envelope.xsd: {details}",
-                remedy_ru="Проверьте документ командой xmllint --schema schemas/envelope.xsd.",
+                remedy_ru="Проверьте документ командой "
+                "xmllint --schema gateway/schemas/envelope.xsd.",
             )
         )
     return tuple(problems)

@@ -4,15 +4,15 @@ very documents the schema-driven converter builds from the same JSON."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from gateway.exchange.documents import machine_document_xml
+from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.xml.convert import canonical, json_to_xml
 from gateway.xml.validate import validate
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 
 
 @pytest.mark.parametrize("agreement", ["cis-enforcement", "ru-kz-supreme-courts"])

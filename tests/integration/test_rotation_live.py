@@ -29,12 +29,13 @@ from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node
+from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store import messages, outbox
 from gateway.store.tables import messages as messages_table
 from gateway.web.runtime import NodeRuntime
 from tests.integration.test_directory_reload import _depositary
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 SEND_INTERVAL = 0.15
 """Seconds between two submissions: a steady stream through every step of the rotation."""
 
