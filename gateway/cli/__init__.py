@@ -19,7 +19,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -115,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(exc: Exception, *, debug: bool) -> int:
+    import traceback
+
     explained = explain(exc)
     if explained is None:
         traceback.print_exc()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +90,12 @@ def _write_exclusive(path: Path, data: bytes) -> None:
         os.fsync(out.fileno())
 
 
+def _uuid(text: str) -> object:
+    import uuid  # not for ``gateway --help``
+
+    return uuid.UUID(text)
+
+
 def _disclose(args: argparse.Namespace) -> int:
     from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
@@ -106,7 +111,7 @@ def _disclose(args: argparse.Namespace) -> int:
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
-        message_id = str(uuid.UUID(args.message_id))
+        message_id = str(_uuid(args.message_id))
         if message_id != args.message_id.lower():
             raise ValueError
     except ValueError:
@@ -197,7 +202,7 @@ def _list(args: argparse.Namespace) -> int:
 
     if args.message is not None:
         try:
-            message_id = str(uuid.UUID(args.message))
+            message_id = str(_uuid(args.message))
         except ValueError:
             return fail(
                 "--message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
