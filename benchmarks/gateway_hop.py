@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,14 +56,30 @@ def _unsigned_size(document: dict[str, Any]) -> int:
     return len(to_bytes(json_to_xml(draft)))
 
 
-def _wait_port(port: int, seconds: float = 60.0) -> None:
+def _bound_peer_port(process: subprocess.Popen[str], seconds: float = 60.0) -> int:
+    """The peer port from ``gateway serve``'s first line (``узел X: peer https://host:PORT, …``)."""
+    assert process.stdout is not None
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
+        line = process.stdout.readline()
+        if not line:
+            break  # the process ended
+        found = re.search(r"peer https://[^:]+:(\d+)", line)
+        if found:
+            return int(found.group(1))
+    raise RuntimeError(f"gateway serve did not start (exit code {process.poll()})")
+
+
+def _publish_peer_port(world: Any, body_id: str, port: int) -> None:
+    from gateway.config import NodeConfig
+    from gateway.demo.setup import NodePorts, publish_endpoints
+    from gateway.exchange.node import load_directory
+
+    now = datetime.now(UTC)
+    config = NodeConfig.from_toml(world.nodes[body_id].config_path)
+    publish_endpoints(
+        world.root, load_directory(config, at=now), {body_id: NodePorts(port)}, now=now
+    )
 
 
 def _with_database(config_path: Path, url: str) -> None:
@@ -104,11 +120,14 @@ def measure_gateway_hop(store: str, hops: int) -> dict[str, float]:
         receiver = world.nodes["KZ-MJ"]
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--config", str(receiver.config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         try:
-            _wait_port(receiver.peer_port)
+            # The receiver binds a free port (port 0) and says which; the depositary then
+            # lists it in the directory the sender loads.
+            _publish_peer_port(world, "KZ-MJ", _bound_peer_port(process))
             return asyncio.run(_deliver_all(world.nodes["RU-FSSP"].config_path, hops))
         finally:
             process.send_signal(signal.SIGTERM)
