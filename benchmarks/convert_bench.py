@@ -38,6 +38,7 @@ from lxml import etree  # noqa: E402
 
 from benchmarks.gateway_hop import request_document  # noqa: E402
 from gateway.exchange.documents import complete_header  # noqa: E402
+from gateway.schemas import VALID_EXAMPLES_DIR  # noqa: E402
 from gateway.xml.convert import (  # noqa: E402
     json_to_xml,
     json_to_xml_reference,
@@ -47,7 +48,7 @@ from gateway.xml.convert import (  # noqa: E402
 from gateway.xml.parsing import parse_untrusted  # noqa: E402
 from gateway.xml.schemas import default_registry  # noqa: E402
 
-RECEIPT = REPO_ROOT / "schemas" / "examples" / "valid" / "cis-enforcement.Receipt.json"
+RECEIPT = VALID_EXAMPLES_DIR / "cis-enforcement.Receipt.json"
 REPEATS = 7
 """Timed repeats per row: the median is the figure, the best shows the noise."""
 TARGET_SECONDS = 0.25

@@ -1,8 +1,9 @@
 """Documents and keys the benchmark hops work on.
 
 A realistic request is a ~10 KB envelope (``urn:cis-exchange:envelope:1``) with Russian content.
-When ``schemas/examples/valid/`` holds a CIS enforcement Request, that example is padded to the
-target size (so the benchmark follows the schema as it evolves); otherwise one is generated here.
+When ``gateway/schemas/examples/valid/`` holds a CIS enforcement Request, that example is
+padded to the target size (so the benchmark follows the schema as it evolves); otherwise one is
+generated here.
 A receipt is the small envelope a receiver seals and sends back.
 
 Keys are ECDSA P-256 with certificates made once per process with ``cryptography`` (FACTS.md:
@@ -23,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from gateway.schemas import VALID_EXAMPLES_DIR
+
 ENV_NS = "urn:cis-exchange:envelope:1"
 CIS_NS = "urn:cis-exchange:cis-enforcement:1"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -31,7 +34,7 @@ REQUEST_SIZE = 10 * 1024
 """Target size in bytes of an unsigned request: a typical request with a few persons, assets and
 questions (CIS Art. 11) and no attachments."""
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "schemas" / "examples" / "valid"
+EXAMPLES_DIR = VALID_EXAMPLES_DIR
 REQUEST_EXAMPLE = "cis-enforcement.Request.xml"
 RECEIPT_EXAMPLE = "cis-enforcement.Receipt.xml"
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "schemas" / "examples" / "valid" / "cis-enforcement.Request.json"
+from gateway.schemas import VALID_EXAMPLES_DIR
+
+EXAMPLE = VALID_EXAMPLES_DIR / "cis-enforcement.Request.json"
 DOCUMENT_BYTES = 10_000
 """The issue's document size: the request as the case system's JSON makes it, before the two
 XAdES signatures (with their certificate chains) add about 7 KB on the wire."""
@@ -58,14 +59,30 @@ def _unsigned_size(document: dict[str, Any]) -> int:
     return len(to_bytes(json_to_xml(draft)))
 
 
-def _wait_port(port: int, seconds: float = 60.0) -> None:
+def _bound_peer_port(process: subprocess.Popen[str], seconds: float = 60.0) -> int:
+    """The peer port from ``gateway serve``'s first line (``узел X: peer https://host:PORT, …``)."""
+    assert process.stdout is not None
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
+        line = process.stdout.readline()
+        if not line:
+            break  # the process ended
+        found = re.search(r"peer https://[^:]+:(\d+)", line)
+        if found:
+            return int(found.group(1))
+    raise RuntimeError(f"gateway serve did not start (exit code {process.poll()})")
+
+
+def _publish_peer_port(world: Any, body_id: str, port: int) -> None:
+    from gateway.config import NodeConfig
+    from gateway.demo.setup import NodePorts, publish_endpoints
+    from gateway.exchange.node import load_directory
+
+    now = datetime.now(UTC)
+    config = NodeConfig.from_toml(world.nodes[body_id].config_path)
+    publish_endpoints(
+        world.root, load_directory(config, at=now), {body_id: NodePorts(port)}, now=now
+    )
 
 
 def _with_database(config_path: Path, url: str) -> None:
@@ -119,15 +136,15 @@ def measure_gateway_hop(
                 "--workers",
                 str(receivers),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         try:
-            _wait_port(receiver.peer_port)
-            figures = asyncio.run(
-                _hops(world.nodes["RU-FSSP"].config_path, hops, rate, process.pid)
-            )
-            return figures
+            # The receiver binds a free port (port 0) and says which; the depositary then
+            # lists it in the directory the sender loads.
+            _publish_peer_port(world, "KZ-MJ", _bound_peer_port(process))
+            return asyncio.run(_hops(world.nodes["RU-FSSP"].config_path, hops, rate, process.pid))
         finally:
             process.send_signal(signal.SIGTERM)
             try:

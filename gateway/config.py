@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import ConfigurationError
@@ -192,7 +193,20 @@ class NodeConfig:
             raise ConfigurationError(
                 f"{path}: [node] body_id {kwargs['node'].body_id!r} must look like RU-FSSP"
             )
+        _check_timezone(kwargs["node"].timezone, path)
         return cls(extra=extra, **kwargs)
+
+
+def _check_timezone(name: str, path: Path) -> None:
+    """Refuse an unknown zone when the file is read, not when a schedule or the console first
+    needs it (which would be a traceback in the middle of start-up)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{path}: [node] timezone {name!r} — не имя часового пояса IANA; "
+            'укажите, например, "Europe/Moscow" или "Asia/Almaty"'
+        ) from None
 
 
 def _section_type(f: dataclasses.Field[Any]) -> type:

@@ -19,14 +19,15 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import NodeConfig
-from gateway.model.problems import GatewayError
+from gateway.cli.errors import ExitCode, fail, report
 
-EXIT_OK = 0
-EXIT_TAMPERED = 1
-EXIT_UNUSABLE = 2
+if TYPE_CHECKING:
+    from gateway.config import NodeConfig
+
+EXIT_OK = ExitCode.OK
+EXIT_TAMPERED = ExitCode.REFUSED
 EXPORT_FORMAT = "gateway-audit-export/1"
 
 
@@ -68,6 +69,7 @@ def _say(message: str) -> None:
 
 
 def _open(path: Path) -> tuple[NodeConfig, Any]:
+    from gateway.config import NodeConfig
     from gateway.store import migrate, open_store
 
     config = NodeConfig.from_toml(path)
@@ -91,14 +93,14 @@ def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
 def _verify(args: argparse.Namespace) -> int:
     from gateway.cli.purge import _seal_certificates
     from gateway.jobs.audit_checkpoints import verify_trail
+    from gateway.model.problems import GatewayError
 
     try:
         config, store = _open(args.config)
         expected = _seal_certificates(config)
         extra = _read_checkpoint_files(args.checkpoint)
     except (GatewayError, OSError, ValueError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         result = verify_trail(store, expected, extra)
     finally:
@@ -122,19 +124,21 @@ def _bound(text: str | None) -> tuple[int | None, datetime | None]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from gateway.model.problems import GatewayError
     from gateway.store import audit
 
     try:
         seq_from, time_from = _bound(args.start)
         seq_to, time_to = _bound(args.end)
     except ValueError:
-        _say("ошибка: --from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)")
-        return EXIT_UNUSABLE
+        return fail(
+            "--from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
+            "INVALID_ARGUMENT",
+        )
     try:
         config, store = _open(args.config)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     written = 0
     try:
         with open(args.out, "x", encoding="utf-8") as out, store.read() as conn:
@@ -167,8 +171,7 @@ def _export(args: argparse.Namespace) -> int:
                     break
                 after = page[-1].seq
     except FileExistsError:
-        _say(f"ошибка: файл {args.out} уже есть; он не перезаписывается")
-        return EXIT_UNUSABLE
+        return fail(f"файл {args.out} уже есть; он не перезаписывается", "FILE_EXISTS")
     finally:
         store.dispose()
     _say(f"выгружено событий: {written} → {args.out}")
@@ -238,8 +241,7 @@ def _verify_export(args: argparse.Namespace) -> int:
         checkpoints = _read_checkpoint_files(args.checkpoint)
         checked, broken, reason = verify_export_lines(lines)
     except (OSError, ValueError, KeyError, IndexError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     if broken is not None:
         print(f"участок журнала НАРУШЕН на событии {broken}: {reason}")
         return EXIT_TAMPERED
@@ -269,14 +271,14 @@ def _checkpoint(args: argparse.Namespace) -> int:
     from gateway.cli.purge import cli_actor
     from gateway.crypto.keystore import KeyStore
     from gateway.jobs.audit_checkpoints import checkpoint_file_line, create_checkpoint
+    from gateway.model.problems import GatewayError
 
     try:
         config, store = _open(args.config)
         keys = KeyStore.from_config(config)
         seal = keys.seal()
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         checkpoint = create_checkpoint(store, seal, actor=cli_actor(), now=datetime.now(UTC))
     finally:

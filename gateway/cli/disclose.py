@@ -22,18 +22,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.config import NodeConfig
-from gateway.model.problems import GatewayError
+from gateway.cli.errors import ExitCode, fail, report
 
-EXIT_DISCLOSED = 0
-EXIT_REFUSED = 1
-EXIT_UNUSABLE = 2
+EXIT_DISCLOSED = ExitCode.OK
+EXIT_REFUSED = ExitCode.REFUSED
 
 CATEGORIES = ("creditor", "debtor", "third-party")
 
@@ -77,10 +73,6 @@ def register(subparsers: Any) -> None:
     q.set_defaults(handler=_list)
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 def _actor() -> str:
     try:
         user = getpass.getuser()
@@ -98,7 +90,14 @@ def _write_exclusive(path: Path, data: bytes) -> None:
         os.fsync(out.fileno())
 
 
+def _uuid(text: str) -> object:
+    import uuid  # not for ``gateway --help``
+
+    return uuid.UUID(text)
+
+
 def _disclose(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.exchange.disclosure import (
@@ -107,34 +106,44 @@ def _disclose(args: argparse.Namespace) -> int:
         RecipientCategory,
         disclose,
     )
+    from gateway.model.problems import GatewayError
     from gateway.store import migrate, open_store
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
-        message_id = str(uuid.UUID(args.message_id))
+        message_id = str(_uuid(args.message_id))
         if message_id != args.message_id.lower():
             raise ValueError
     except ValueError:
-        _say("ошибка: MESSAGE_ID должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр")
-        return EXIT_UNUSABLE
+        return fail(
+            "MESSAGE_ID должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
+            "INVALID_ARGUMENT",
+        )
     target = args.out / f"{message_id}.xml"
     if not args.out.is_dir():
-        _say(f"ошибка: каталога {args.out} нет; создайте его или укажите другой (--out)")
-        return EXIT_UNUSABLE
+        return fail(
+            f"каталога {args.out} нет; создайте его или укажите другой (--out)",
+            "FILE_NOT_FOUND",
+            ExitCode.UNAVAILABLE,
+        )
     if target.exists():
-        _say(f"ошибка: файл {target} уже есть; он не перезаписывается — укажите другой --out")
-        return EXIT_UNUSABLE
+        return fail(
+            f"файл {target} уже есть; он не перезаписывается — укажите другой --out",
+            "FILE_EXISTS",
+        )
     try:
         config = NodeConfig.from_toml(args.config)
         keys = KeyStore.from_config(config)
         ring = load_kek_ring(keys)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
         keys.close()
-        _say(f"ошибка: каталога данных {config.node.data_dir} нет: узел ещё не запускался")
-        return EXIT_UNUSABLE
+        return fail(
+            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
+            "NODE_NOT_INITIALISED",
+            ExitCode.UNAVAILABLE,
+        )
     store = open_store(config.database_url)
     try:
         migrate(store.engine)
@@ -151,13 +160,12 @@ def _disclose(args: argparse.Namespace) -> int:
         )
     except DisclosureRefused as refused:
         d = refused.decision
-        _say(f"раскрытие не допускается ({d.article}; {d.code}): {d.reason_ru}")
-        if d.remedy_ru:
-            _say(f"что сделать: {d.remedy_ru}")
-        return EXIT_REFUSED
+        remedy = f"; что сделать: {d.remedy_ru}" if d.remedy_ru else ""
+        return fail(
+            f"раскрытие не допускается ({d.article}): {d.reason_ru}{remedy}", d.code, EXIT_REFUSED
+        )
     except DisclosureError as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     finally:
         store.dispose()
         keys.close()
@@ -165,11 +173,12 @@ def _disclose(args: argparse.Namespace) -> int:
         _write_exclusive(target, result.document)
     except OSError as exc:
         # Recorded but not written: say so plainly; the record stays (it was handed to us).
-        _say(
-            f"ошибка: раскрытие {result.disclosure_id} записано, но файл {target} не создан "
-            f"({exc.strerror}); повторите с другим --out"
+        return fail(
+            f"раскрытие {result.disclosure_id} записано, но файл {target} не создан "
+            f"({exc.strerror}); повторите с другим --out",
+            "FILE_UNWRITABLE",
+            ExitCode.UNAVAILABLE,
         )
-        return EXIT_UNUSABLE
     d = result.decision
     where = f" ({d.article})" if d.article else ""
     print(f"раскрытие {result.disclosure_id} записано{where}: {d.reason_ru}")
@@ -185,27 +194,33 @@ def _disclose(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
+    from gateway.model.problems import GatewayError
     from gateway.store import audit, disclosures, migrate, open_store
 
     if args.message is not None:
         try:
-            message_id = str(uuid.UUID(args.message))
+            message_id = str(_uuid(args.message))
         except ValueError:
-            _say("ошибка: --message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр")
-            return EXIT_UNUSABLE
+            return fail(
+                "--message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
+                "INVALID_ARGUMENT",
+            )
     try:
         config = NodeConfig.from_toml(args.config)
         keys = KeyStore.from_config(config)
         ring = load_kek_ring(keys)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
         keys.close()
-        _say(f"ошибка: каталога данных {config.node.data_dir} нет: узел ещё не запускался")
-        return EXIT_UNUSABLE
+        return fail(
+            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
+            "NODE_NOT_INITIALISED",
+            ExitCode.UNAVAILABLE,
+        )
     store = open_store(config.database_url)
     now = datetime.now(UTC)
     try:
@@ -236,8 +251,7 @@ def _list(args: argparse.Namespace) -> int:
                     },
                 )
     except disclosures.DisclosureStoreError as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return fail(str(exc), "DISCLOSURE_RECORD_INVALID", ExitCode.REFUSED)
     finally:
         store.dispose()
         keys.close()

@@ -1,7 +1,7 @@
 """Document commands: ``gateway convert`` (JSON → XML) and ``gateway validate`` (XML).
 
-Exit codes: 0 — valid; 1 — the document is invalid (problems are printed with their codes);
-2 — the file cannot be read (missing, unreadable, not JSON at all).
+Exit codes (docs/operations.md): 0 — valid; 1 — the document is invalid, or not JSON at all
+(problems are printed with their codes); 3 — the file cannot be read (missing, no permission).
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lxml import etree
+from gateway.cli.errors import ExitCode, fail
 
-from gateway.model.envelope import Header
-from gateway.model.problems import DocumentRejected, Problem
-from gateway.model.profiles import PROFILES
-from gateway.rules.content import check_content
-from gateway.xml.convert import json_to_xml, to_bytes
-from gateway.xml.header import read_header
-from gateway.xml.parsing import MAX_DOCUMENT_BYTES, parse_untrusted
-from gateway.xml.validate import validate
+if TYPE_CHECKING:  # the XML stack loads when a command runs, not for ``gateway --help``
+    from lxml import etree
 
-EXIT_VALID = 0
-EXIT_INVALID = 1
-EXIT_UNREADABLE = 2
+    from gateway.model.envelope import Header
+    from gateway.model.problems import Problem
+
+EXIT_VALID = ExitCode.OK
+EXIT_INVALID = ExitCode.REFUSED
+EXIT_UNREADABLE = ExitCode.UNAVAILABLE
+"""A file that cannot be read is a missing dependency (exit code 3), like every command's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +42,10 @@ class DocumentCheck:
 
 def check_tree(root: etree._Element) -> DocumentCheck:
     """Schema, then (if the schema passes) the content rules."""
+    from gateway.rules.content import check_content
+    from gateway.xml.header import read_header
+    from gateway.xml.validate import validate
+
     problems = validate(root)
     if problems:
         return DocumentCheck(problems)
@@ -53,6 +55,9 @@ def check_tree(root: etree._Element) -> DocumentCheck:
 
 def check_bytes(data: bytes) -> DocumentCheck:
     """Parse (hardened), then :func:`check_tree`."""
+    from gateway.model.problems import DocumentRejected
+    from gateway.xml.parsing import parse_untrusted
+
     try:
         root = parse_untrusted(data)
     except DocumentRejected as rejected:
@@ -78,7 +83,7 @@ def register(subparsers: Any) -> None:
         "validate",
         help="проверить XML-документ (схема и правила соглашений)",
         description="Проверяет XML-конверт: разбор, схема, правила содержания. "
-        "Код выхода: 0 — документ корректен, 1 — есть ошибки, 2 — файл не прочитать.",
+        "Код выхода: 0 — документ корректен, 1 — есть ошибки, 3 — файл не прочитать.",
     )
     check.add_argument("file", metavar="FILE.xml", type=Path)
     check.add_argument("--json", action="store_true", help="результат в машиночитаемом виде (JSON)")
@@ -87,6 +92,8 @@ def register(subparsers: Any) -> None:
 
 def _read(path: Path, as_json: bool) -> bytes | None:
     """At most one byte more than a document may have: enough to tell it is too large."""
+    from gateway.xml.parsing import MAX_DOCUMENT_BYTES
+
     try:
         with path.open("rb") as stream:
             return stream.read(MAX_DOCUMENT_BYTES + 1)
@@ -95,16 +102,25 @@ def _read(path: Path, as_json: bool) -> bytes | None:
         return None
 
 
-def _report_unreadable(path: Path, reason: str, as_json: bool) -> None:
+def _report_unreadable(
+    path: Path, reason: str, as_json: bool, code: str = "FILE_UNREADABLE"
+) -> None:
     if as_json:
         print(
-            json.dumps({"file": str(path), "readable": False, "error": reason}, ensure_ascii=False)
+            json.dumps(
+                {"file": str(path), "readable": False, "error": reason, "code": code},
+                ensure_ascii=False,
+            )
         )
     else:
-        print(f"Не удалось прочитать файл {path}: {reason}", file=sys.stderr)
+        fail(f"не удалось прочитать файл {path}: {reason}", code)
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from gateway.model.problems import DocumentRejected, Problem
+    from gateway.xml.convert import json_to_xml, to_bytes
+    from gateway.xml.parsing import MAX_DOCUMENT_BYTES
+
     data = _read(args.file, args.json)
     if data is None:
         return EXIT_UNREADABLE
@@ -121,8 +137,8 @@ def _convert(args: argparse.Namespace) -> int:
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        _report_unreadable(args.file, f"не JSON: {error}", args.json)
-        return EXIT_UNREADABLE
+        _report_unreadable(args.file, f"не JSON: {error}", args.json, "JSON_SYNTAX")
+        return EXIT_INVALID
     mismatch = _kind_mismatch(args.kind, document)
     if mismatch:
         return _print_problems(args.file, (mismatch,), args.json, stream=sys.stderr)
@@ -139,6 +155,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _kind_mismatch(kind_argument: str, document: Any) -> Problem | None:
+    from gateway.model.problems import Problem
+    from gateway.model.profiles import PROFILES
+
     agreement, _, kind = kind_argument.rpartition(":")
     header = document.get("header") if isinstance(document, dict) else None
     body = document.get("body") if isinstance(document, dict) else None

@@ -20,12 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.config import NodeConfig
-from gateway.model.problems import GatewayError
+from gateway.cli.errors import ExitCode, fail, report
 
-EXIT_OK = 0
-EXIT_NOTHING = 1
-EXIT_UNUSABLE = 2
+EXIT_OK = ExitCode.OK
+EXIT_NOTHING = ExitCode.REFUSED
 
 
 def register(subparsers: Any) -> None:
@@ -56,6 +54,7 @@ def _say(message: str) -> None:
 
 
 def _open(path: Path) -> Any:
+    from gateway.config import NodeConfig
     from gateway.store import migrate, open_store
 
     config = NodeConfig.from_toml(path)
@@ -66,21 +65,20 @@ def _open(path: Path) -> Any:
 
 def _place(args: argparse.Namespace) -> int:
     from gateway.cli.purge import cli_actor
+    from gateway.model.problems import GatewayError
     from gateway.store import purge
 
     try:
         store = _open(args.config)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         with store.transaction() as conn:
             hold_id = purge.place_hold(
                 conn, args.conversation, args.reason, cli_actor(), datetime.now(UTC)
             )
     except purge.HoldRefused as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
     finally:
         store.dispose()
     print(f"запрет {hold_id} на уничтожение переписки {args.conversation} поставлен")
@@ -89,21 +87,20 @@ def _place(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     from gateway.cli.purge import cli_actor
+    from gateway.model.problems import GatewayError
     from gateway.store import purge
 
     try:
         store = _open(args.config)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         with store.transaction() as conn:
             released = purge.release_conversation_holds(
                 conn, args.conversation, cli_actor(), datetime.now(UTC), args.reason
             )
     except purge.HoldRefused as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
     finally:
         store.dispose()
     if not released:
@@ -114,13 +111,13 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from gateway.model.problems import GatewayError
     from gateway.store import purge
 
     try:
         store = _open(args.config)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         with store.read() as conn:
             holds = purge.list_holds(

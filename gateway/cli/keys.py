@@ -23,31 +23,29 @@ Passphrases and PINs come from the variables the configuration names, never from
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from datetime import UTC, datetime
+import importlib
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+KEY_ROLES = ("seal", "official", "tls", "encryption", "kek")
+"""The values of :class:`gateway.crypto.keystore.KeyRole` (tests/cli checks they agree): named
+here so that building the parser does not load the cryptography stack."""
 
-from gateway.config import NodeConfig
-from gateway.crypto import algorithms, certificates
-from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import DEMO_LABEL, CertificateProfile, DemoCA
-from gateway.crypto.keystore import (
-    KeyRole,
-    KeyStore,
-    KeyStoreError,
-    key_stem,
+KEY_SPECS = ("ec-p256", "ec-p384", "rsa-3072", "rsa-4096")
+"""The values of :class:`gateway.crypto.algorithms.KeySpec`."""
+
+DEFAULT_KEY_SPEC = "ec-p256"
+""":data:`gateway.crypto.algorithms.DEFAULT_KEY_SPEC`."""
+
+REVOCATION_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
 )
-from gateway.crypto.pkcs11 import TokenError
-from gateway.model.problems import ConfigurationError, GatewayError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
+"""The values of :class:`gateway.crypto.rotation.RevocationReason`."""
 
 
 def register(subparsers: Any) -> None:
@@ -59,10 +57,10 @@ def register(subparsers: Any) -> None:
         p.add_argument("--config", required=True, type=Path, metavar="NODE.toml")
         return p
 
-    p = add("init-ca", f"create a demo CA in KEYS/demo-ca ({DEMO_LABEL})")
-    p.add_argument("--algorithm", type=KeySpec, choices=list(KeySpec), default=KeySpec.EC_P256)
+    p = add("init-ca", "create a demo CA in KEYS/demo-ca (DEMO — NOT FOR PRODUCTION)")
+    p.add_argument("--algorithm", choices=KEY_SPECS, default="ec-p256")
     p.add_argument("--name", default="Gateway demo CA")
-    p.set_defaults(handler=_guard(cmd_init_ca))
+    p.set_defaults(handler=_handler("cmd_init_ca"))
 
     for name, text in (
         ("generate", "generate a key (and a certificate from the demo CA if there is one)"),
@@ -71,14 +69,10 @@ def register(subparsers: Any) -> None:
         p = add(name, text)
         p.add_argument(
             "role",
-            choices=[r.value for r in KeyRole]
-            if name == "generate"
-            else [r.value for r in KeyRole if r is not KeyRole.KEK],
+            choices=KEY_ROLES if name == "generate" else [r for r in KEY_ROLES if r != "kek"],
         )
         _add_identity(p)
-        p.add_argument(
-            "--algorithm", type=KeySpec, choices=list(KeySpec), default=algorithms.DEFAULT_KEY_SPEC
-        )
+        p.add_argument("--algorithm", choices=KEY_SPECS, default=DEFAULT_KEY_SPEC)
         p.add_argument(
             "--store",
             choices=("file", "token"),
@@ -90,12 +84,12 @@ def register(subparsers: Any) -> None:
         p.add_argument("--ip", action="append", default=[], help="TLS: extra SAN IP address")
         if name == "generate":
             p.add_argument("--force", action="store_true", help="replace an existing key")
-            p.set_defaults(handler=_guard(cmd_generate))
+            p.set_defaults(handler=_handler("cmd_generate"))
         else:
-            p.set_defaults(handler=_guard(cmd_csr))
+            p.set_defaults(handler=_handler("cmd_csr"))
 
     p = add("import", "import a certificate issued by a national CA for one of our keys")
-    p.add_argument("role", choices=[r.value for r in KeyRole if r is not KeyRole.KEK])
+    p.add_argument("role", choices=[r for r in KEY_ROLES if r != "kek"])
     p.add_argument(
         "certificate", type=Path, metavar="CERT.pem", help="PEM: the certificate, then its issuers"
     )
@@ -103,17 +97,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--generation", type=int, default=1, help="the generation the certificate is for"
     )
-    p.set_defaults(handler=_guard(cmd_import))
+    p.set_defaults(handler=_handler("cmd_import"))
 
     p = add("list", "list keys: role, generation, status, validity (expiring ones flagged)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_guard(cmd_list))
+    p.set_defaults(handler=_handler("cmd_list"))
 
     _register_rotation(add)
 
     p = add("crl", "issue the demo CA's CRL (optionally revoking one of our certificates)")
     p.add_argument("--revoke", metavar="ROLE[:NAME]", action="append", default=[])
-    p.set_defaults(handler=_guard(cmd_crl))
+    p.set_defaults(handler=_handler("cmd_crl"))
 
 
 def _add_identity(p: argparse.ArgumentParser) -> None:
@@ -122,308 +116,14 @@ def _add_identity(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default="", help="official: the position (title)")
 
 
-def _guard(handler: Any) -> Any:
-    """Turn configuration and key errors into a message and exit code 2, not a traceback."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return int(handler(args, now=datetime.now(UTC)))
-        except (ConfigurationError, GatewayError, TokenError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-
-    return run
-
-
-def _store(args: argparse.Namespace) -> tuple[NodeConfig, KeyStore]:
-    config = NodeConfig.from_toml(args.config)
-    return config, KeyStore.from_config(config)
-
-
-def _demo_ca(store: KeyStore) -> DemoCA | None:
-    if not (store.demo_ca_dir / DemoCA.CERT_FILE).exists():
-        return None
-    return DemoCA.load(store.demo_ca_dir, store.passphrase())
-
-
-def _profile(args: argparse.Namespace, config: NodeConfig, *, demo: bool) -> CertificateProfile:
-    role = args.role
-    if role == "official" and not (args.name and args.person and args.title):
-        raise KeyStoreError(
-            "an official's key needs --name (key name), --person (full name) and --title "
-            "(position): they go into the certificate (docs/architecture.md)"
-        )
-    dns = tuple(args.dns) + (certificates.DEMO_TLS_DNS_NAMES if demo else ())
-    ips = tuple(args.ip) + (certificates.DEMO_TLS_IP_ADDRESSES if demo else ())
-    return CertificateProfile(
-        role=role,
-        body_id=config.node.body_id,
-        common_name=args.person if role == "official" else "",
-        title=args.title if role == "official" else "",
-        demo=demo,
-        dns_names=tuple(dict.fromkeys(dns)) if role == "tls" else (),
-        ip_addresses=tuple(dict.fromkeys(ips)) if role == "tls" else (),
-    )
-
-
-def cmd_init_ca(args: argparse.Namespace, *, now: datetime) -> int:
-    _, store = _store(args)
-    if (store.demo_ca_dir / DemoCA.KEY_FILE).exists():
-        raise KeyStoreError(f"{store.demo_ca_dir}: a demo CA already exists")
-    store.demo_ca_dir.mkdir(parents=True, exist_ok=True)
-    ca = DemoCA.create(now=now, name=args.name, spec=args.algorithm, directory=store.demo_ca_dir)
-    ca.save(store.passphrase(), now=now)
-    print(f"*** {DEMO_LABEL} ***")
-    print(f"demo CA: {ca.certificate.subject.rfc4514_string()}")
-    print(f"certificate: {store.demo_ca_dir / DemoCA.CERT_FILE}")
-    print(f"CRL: {store.demo_ca_dir / DemoCA.CRL_FILE}")
-    print('trust it on every demo node:  [trust] ca_file = ".../demo-ca/ca.crt.pem"')
-    print('                              crl_files = [".../demo-ca/crl.pem"]')
-    return EXIT_OK
-
-
-def _where(args: argparse.Namespace, store: KeyStore, role: str) -> str:
-    if args.store:
-        if args.store == "token" and not store.uses_token:
-            raise KeyStoreError("--store token: set [keys] pkcs11_module and pkcs11_token_label")
-        return str(args.store)
-    return "token" if store.uses_token and role != "tls" else "file"
-
-
-def _new_key(args: argparse.Namespace, store: KeyStore, *, force: bool) -> Any:
-    """Generate the private key in the file or on the token; return it."""
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    stem = key_stem(role, name)
-    where = _where(args, store, role)
-    key_path = store.key_path(role, name)
-    if where == "file":
-        if key_path.exists() and not force:
-            raise KeyStoreError(
-                f"{key_path} exists; pass --force to replace it (old signatures "
-                "stay verifiable with the old certificate)"
-            )
-        key = algorithms.generate_private_key(args.algorithm)
-        certificates.write_private_key(key_path, key, store.passphrase())
-        return key
-    token = store.token()
-    if token.has_key(stem):
-        raise KeyStoreError(f"token {store.keys.pkcs11_token_label!r} already holds {stem!r}")
-    return token.generate(stem, args.algorithm)
-
-
-def cmd_generate(args: argparse.Namespace, *, now: datetime) -> int:
-    config, store = _store(args)
-    if args.role == "kek":
-        return _generate_kek(store, force=args.force)
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    ca = _demo_ca(store)
-    profile = _profile(args, config, demo=ca is not None)
-    key = _new_key(args, store, force=args.force)
-    if ca is None:
-        csr = certificates.build_csr(key, profile)
-        store.csr_path(role, name).write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-        print(
-            f"key generated ({store.location(role, name)}); no demo CA here, so a request was "
-            f"written: {store.csr_path(role, name)}"
-        )
-        print(
-            "have it certified by your national CA, then run: gateway keys import "
-            f"{role} CERT.pem --config {args.config}" + (f" --name {name}" if name else "")
-        )
-        return EXIT_OK
-    cert = ca.issue(key.public_key(), profile, now=now)
-    store.cert_path(role, name).write_bytes(certificates.pem_bundle([cert, ca.certificate]))
-    print(f"*** {DEMO_LABEL} *** certificate from the demo CA")
-    print(
-        f"{role}{' ' + name if name else ''}: {algorithms.describe_key(key.public_key())}, "
-        f"{cert.subject.rfc4514_string()}"
-    )
-    print(f"key: {store.location(role, name)}  certificate: {store.cert_path(role, name)}")
-    return EXIT_OK
-
-
-def _generate_kek(store: KeyStore, *, force: bool) -> int:
-    # Imported here: the at-rest layer is needed only by this command.
-    from gateway.crypto.at_rest import generate_file_kek
-    from gateway.crypto.kek_rotation import ring_manifest_path
-
-    if ring_manifest_path(store.directory).exists():
-        raise KeyStoreError(
-            f"{ring_manifest_path(store.directory)} exists: this node's KEKs were rotated; "
-            "make a new one with `gateway keys rotate kek`"
-        )
-    if store.kek_path.exists():
-        raise KeyStoreError(
-            f"{store.kek_path} exists; replacing it would make stored data "
-            "unreadable (rotation re-wraps data keys; --force does not apply)"
-        )
-    store.directory.mkdir(parents=True, exist_ok=True)
-    key_id = generate_file_kek(store.kek_path, store.passphrase())
-    print(f"kek {key_id}: {store.kek_path}")
-    return EXIT_OK
-
-
-def cmd_csr(args: argparse.Namespace, *, now: datetime) -> int:
-    config, store = _store(args)
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    profile = _profile(args, config, demo=False)
-    if store.key_path(role, name).exists():
-        key = store.read_private_key_file(store.key_path(role, name), key_stem(role, name))
-    elif store.uses_token and store.token().has_key(key_stem(role, name)):
-        key = store.token().private_key(key_stem(role, name))
-    else:
-        key = _new_key(args, store, force=False)
-    csr = certificates.build_csr(key, profile)
-    path = store.csr_path(role, name)
-    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    print(f"certificate request: {path}")
-    print(f"subject: {csr.subject.rfc4514_string()}")
-    print(
-        f"then: gateway keys import {role} CERT.pem --config {args.config}"
-        + (f" --name {name}" if name else "")
-    )
-    return EXIT_OK
-
-
-def cmd_import(args: argparse.Namespace, *, now: datetime) -> int:
-    config, store = _store(args)
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    generation = args.generation
-    certs = certificates.load_pem_certificates(args.certificate.read_bytes())
-    if not certs:
-        raise KeyStoreError(f"{args.certificate}: no PEM certificate in it")
-    leaf = certs[0]
-    if generation != 1:
-        store.generations(role, name).generation(generation)  # refuses an unknown generation
-    stem = store.stem(role, name, generation)
-    key_path = store.key_path(role, name, generation)
-    if key_path.exists():
-        key = store.read_private_key_file(key_path, stem)
-    elif store.uses_token:
-        key = store.token().private_key(stem)
-    else:
-        raise KeyStoreError(f"no {role} key to match: {key_path} does not exist")
-    if not certificates.same_public_key(key.public_key(), leaf.public_key()):
-        raise KeyStoreError(
-            f"{args.certificate} was issued for another key than "
-            f"{store.location(role, name, generation)}"
-        )
-    if certificates.body_id_of(leaf) != config.node.body_id:
-        raise KeyStoreError(
-            f"{args.certificate}: organizationIdentifier "
-            f"{certificates.body_id_of(leaf)!r} is not this node's body id "
-            f"{config.node.body_id!r}"
-        )
-    mismatch = certificates.role_mismatch(leaf, str(role))
-    if mismatch:
-        raise KeyStoreError(f"{args.certificate} cannot serve as {role}: {mismatch}")
-    if leaf.not_valid_after_utc < now:
-        raise KeyStoreError(f"{args.certificate} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
-    store.cert_path(role, name, generation).write_bytes(certificates.pem_bundle(certs))
-    if generation != 1:  # a rotation step: recorded like the others
-        _audit(
-            config,
-            now,
-            "key.certificate.imported",
-            {"key": stem},
-            {
-                "role": str(role),
-                "generation": generation,
-                "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex(),
-            },
-        )
-    print(
-        f"imported {stem}: {leaf.subject.rfc4514_string()} "
-        f"(valid to {leaf.not_valid_after_utc:%Y-%m-%d})"
-    )
-    if len(certs) == 1:
-        print(
-            "note: the file held no issuer certificates; signatures will carry only the "
-            "signer's certificate (peers must know the issuing CA)"
-        )
-    return EXIT_OK
-
-
-def cmd_list(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.kek_rotation import KekRotationError, ring_entries
-
-    _, store = _store(args)
-    entries = [e for e in store.entries(now) if e.role != "kek"]
-    try:
-        ring = ring_entries(store, now)
-    except KekRotationError:
-        ring = []  # no KEK yet (or a ring to repair: `gateway keys rewrap` says what is wrong)
-    if args.json:
-        listing = [e.to_json(now) for e in entries] + [r.to_json() for r in ring]
-        print(json.dumps(listing, ensure_ascii=False, indent=2))
-        return EXIT_OK
-    if not entries and not ring:
-        print(f"no keys in {store.directory}")
-        return EXIT_OK
-    for e in entries:
-        days = e.days_to_expiry(now)
-        validity = (
-            f"{e.not_before:%Y-%m-%d}..{e.not_after:%Y-%m-%d} ({days} days left)"
-            if e.not_after and e.not_before
-            else "-"
-        )
-        label = f"{e.role}{' ' + e.name if e.name else ''}"
-        if e.role != "demo-ca":
-            label += f" #{e.generation}"
-        status = f" [{e.status}]" if e.status else ""
-        print(f"{label:<24} {e.algorithm or '-':<12} {validity}{status}")
-        if e.expiring:
-            print(
-                f"{'':<24} WARNING: expires in {days} days; rotate it: gateway keys rotate "
-                f"{e.role}{':' + e.name if e.name else ''} --config {args.config}"
-            )
-        if e.subject:
-            print(f"{'':<24} subject: {e.subject}")
-        print(f"{'':<24} key: {e.location}")
-    for r in ring:
-        print(f"{'kek ' + r.key_id:<24} {'AES-256':<12} [{r.status}]")
-        print(f"{'':<24} key: {r.location}")
-    return EXIT_OK
-
-
-def cmd_crl(args: argparse.Namespace, *, now: datetime) -> int:
-    _, store = _store(args)
-    ca = _demo_ca(store)
-    if ca is None:
-        raise KeyStoreError(f"no demo CA in {store.demo_ca_dir}; only the demo CA issues CRLs here")
-    for spec in args.revoke:
-        role, _, name = spec.partition(":")
-        certs = certificates.load_pem_certificates(store.cert_path(role, name).read_bytes())
-        ca.revoke(certs[0], at=now)
-        print(f"revoked {spec}: serial {certs[0].serial_number:x}")
-    ca.save(store.passphrase(), now=now)
-    crl = x509.load_pem_x509_crl((store.demo_ca_dir / DemoCA.CRL_FILE).read_bytes())
-    print(
-        f"CRL: {store.demo_ca_dir / DemoCA.CRL_FILE} ({len(list(crl))} revoked, next update "
-        f"{crl.next_update_utc:%Y-%m-%d})"
-    )
-    return EXIT_OK
-
-
-# --- rotation -------------------------------------------------------------------------------------
-
-AUDIT_ACTOR_PREFIX = "cli:"
-PROGRESS_WIDTH = 40
-"""Characters of the re-wrap progress bar: fits an 80-column terminal with the counts beside."""
-
-
 def _register_rotation(add: Any) -> None:
-    from gateway.crypto.rotation import RevocationReason
-
     p = add("rotate", "new pending generation of a key (or a new KEK, made active)")
     p.add_argument("key", metavar="ROLE[:NAME]", help="seal, tls, encryption, official:NAME, kek")
     p.add_argument("--name", default="", help="official's key name (or ROLE:NAME)")
     p.add_argument(
         "--demo-ca", type=Path, default=None, metavar="DIR", help="certify with this demo CA"
     )
-    p.add_argument(
-        "--algorithm", type=KeySpec, choices=list(KeySpec), default=algorithms.DEFAULT_KEY_SPEC
-    )
+    p.add_argument("--algorithm", choices=KEY_SPECS, default=DEFAULT_KEY_SPEC)
     p.add_argument(
         "--store",
         choices=("file", "token"),
@@ -433,467 +133,41 @@ def _register_rotation(add: Any) -> None:
     p.add_argument(
         "--at", default=None, help="kek only: when it becomes active (default now; ISO 8601)"
     )
-    p.set_defaults(handler=_guard(cmd_rotate))
+    p.set_defaults(handler=_handler("cmd_rotate"))
 
     p = add("activate", "schedule the switch to a generation at a chosen time")
     p.add_argument("key", metavar="ROLE[:NAME]")
     p.add_argument("--generation", type=int, required=True)
     p.add_argument("--at", required=True, help="'now' or an ISO 8601 time with zone")
-    p.set_defaults(handler=_guard(cmd_activate))
+    p.set_defaults(handler=_handler("cmd_activate"))
 
     p = add("revoke", "stop a generation at once (and put it on the demo CA's CRL)")
     p.add_argument("key", metavar="ROLE[:NAME]")
     p.add_argument("--generation", type=int, required=True)
-    p.add_argument(
-        "--reason", required=True, choices=[r.value for r in RevocationReason], metavar="REASON"
-    )
+    p.add_argument("--reason", required=True, choices=REVOCATION_REASONS, metavar="REASON")
     p.add_argument("--at", default="now", help="revocation time (default now; may be earlier)")
     p.add_argument("--demo-ca", type=Path, default=None, metavar="DIR")
-    p.set_defaults(handler=_guard(cmd_revoke))
+    p.set_defaults(handler=_handler("cmd_revoke"))
 
     p = add("publish", "certificates the depositary must list in the next directory version")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_guard(cmd_publish))
+    p.set_defaults(handler=_handler("cmd_publish"))
 
     p = add("rewrap", "re-wrap every stored data key under the active KEK (resumable)")
     p.add_argument("--batch-size", type=int, default=None, help="keys per transaction")
     p.add_argument("--pause", type=float, default=0.0, help="seconds between batches")
-    p.set_defaults(handler=_guard(cmd_rewrap))
+    p.set_defaults(handler=_handler("cmd_rewrap"))
 
     p = add("destroy-kek", "destroy a retired KEK once nothing stored uses it")
     p.add_argument("key_id", metavar="KEY_ID")
-    p.set_defaults(handler=_guard(cmd_destroy_kek))
+    p.set_defaults(handler=_handler("cmd_destroy_kek"))
 
 
-def _parse_key(args: argparse.Namespace) -> tuple[KeyRole, str]:
-    role_text, _, name = str(args.key).partition(":")
-    name = name or getattr(args, "name", "")
-    try:
-        role = KeyRole(role_text)
-    except ValueError:
-        raise KeyStoreError(
-            f"{args.key!r}: the role must be one of {', '.join(r.value for r in KeyRole)}"
-        ) from None
-    if role is KeyRole.OFFICIAL and not name:
-        raise KeyStoreError("an official's key is named: official:NAME (or --name NAME)")
-    key_stem(role, name)  # validates the name
-    return role, name
+def _handler(name: str) -> Any:
+    """The handler ``name`` of :mod:`gateway.cli.keys_commands`, imported when it runs."""
 
+    def run(args: argparse.Namespace) -> int:
+        commands = importlib.import_module("gateway.cli.keys_commands")
+        return int(commands.run(getattr(commands, name), args))
 
-def _parse_time(text: str, now: datetime) -> datetime:
-    if text.strip().lower() == "now":
-        return now
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise KeyStoreError(f"--at {text!r}: give 'now' or an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise KeyStoreError(f"--at {text!r}: add the time zone (e.g. 2026-12-01T03:00:00Z)")
-    return value.astimezone(UTC)
-
-
-def _actor() -> str:
-    import getpass
-    import os
-
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        user = f"uid-{os.getuid()}"
-    return f"{AUDIT_ACTOR_PREFIX}{user}"[:64]
-
-
-def _open_node_store(config: NodeConfig) -> Any:
-    from gateway.store import migrate, open_store
-
-    config.node.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(config.database_url)
-    migrate(store.engine)
-    return store
-
-
-def _audit(
-    config: NodeConfig,
-    now: datetime,
-    kind: str,
-    subjects: dict[str, str],
-    details: dict[str, Any],
-    store: Any = None,
-) -> None:
-    """Record a key event in the node's audit trail (the same chain the node writes)."""
-    from gateway.store import audit
-
-    own = store is None
-    store = store or _open_node_store(config)
-    try:
-        with store.transaction() as conn:
-            audit.append(
-                conn, now=now, actor=_actor(), kind=kind, subjects=subjects, details=details
-            )
-    finally:
-        if own:
-            store.dispose()
-
-
-def _ca_for(store: KeyStore, demo_ca: Path | None) -> DemoCA | None:
-    if demo_ca is not None:
-        if not (demo_ca / DemoCA.CERT_FILE).exists():
-            raise KeyStoreError(f"--demo-ca {demo_ca}: no {DemoCA.CERT_FILE} there")
-        return DemoCA.load(demo_ca, store.passphrase())
-    return _demo_ca(store)
-
-
-def _profile_like(
-    cert: x509.Certificate, role: KeyRole, body_id: str, *, demo: bool
-) -> CertificateProfile:
-    """The profile of the new generation: the subject and names of the one it replaces."""
-    from cryptography.x509.oid import NameOID
-
-    organization = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    dns: tuple[str, ...] = ()
-    ips: tuple[str, ...] = ()
-    if role is KeyRole.TLS:
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            dns = tuple(san.get_values_for_type(x509.DNSName))
-            ips = tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
-        except x509.ExtensionNotFound:
-            pass
-    return CertificateProfile(
-        role=str(role),
-        body_id=body_id,
-        common_name=certificates.common_name_of(cert) if role is KeyRole.OFFICIAL else "",
-        title=certificates.title_of(cert) if role is KeyRole.OFFICIAL else "",
-        organization=str(organization[0].value) if organization else "",
-        demo=demo,
-        dns_names=dns,
-        ip_addresses=ips,
-    )
-
-
-def cmd_rotate(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.rotation import update_generations
-
-    config, store = _store(args)
-    role, name = _parse_key(args)
-    if role is KeyRole.KEK:
-        return _rotate_kek(args, config, store, now)
-    if args.at is not None:
-        raise KeyStoreError(
-            "--at applies to `rotate kek`; a new key generation waits as pending until "
-            "`gateway keys activate ROLE --generation N --at TIME`"
-        )
-    active = store.active_generation(role, name, now)
-    current_path = store.cert_path(role, name, active)
-    current = certificates.load_pem_certificates(current_path.read_bytes())
-    if not current:
-        raise KeyStoreError(f"{current_path}: no certificate to take the subject from")
-    ca = _ca_for(store, args.demo_ca)
-    profile = _profile_like(current[0], role, config.node.body_id, demo=ca is not None)
-    where = args.store or (
-        "token" if store.location(role, name, active).startswith("pkcs11:") else "file"
-    )
-    if where == "token" and not store.uses_token:
-        raise KeyStoreError("--store token: set [keys] pkcs11_module and pkcs11_token_label")
-    made: dict[str, Any] = {}
-
-    def add_generation(manifest: Any) -> Any:
-        updated, number = manifest.with_new_generation(now)
-        stem = store.stem(role, name, number)
-        if where == "file":
-            key = algorithms.generate_private_key(args.algorithm)
-            certificates.write_private_key(
-                store.key_path(role, name, number), key, store.passphrase()
-            )
-        else:
-            key = store.token().generate(stem, args.algorithm)
-        if ca is not None:
-            cert = ca.issue(key.public_key(), profile, now=now)
-            store.cert_path(role, name, number).write_bytes(
-                certificates.pem_bundle([cert, ca.certificate])
-            )
-            made["sha256"] = cert.fingerprint(hashes.SHA256()).hex()
-        else:
-            csr = certificates.build_csr(key, profile)
-            store.csr_path(role, name, number).write_bytes(
-                csr.public_bytes(serialization.Encoding.PEM)
-            )
-        made.update(number=number, stem=stem, algorithm=algorithms.describe_key(key.public_key()))
-        return updated
-
-    update_generations(store.directory, key_stem(role, name), add_generation)
-    number, stem = made["number"], made["stem"]
-    _audit(
-        config,
-        now,
-        "key.rotated",
-        {"key": stem},
-        {
-            "role": str(role),
-            "generation": number,
-            "location": "token" if where == "token" else "file",
-            "certificate_sha256": made.get("sha256"),
-            "demo_ca": ca is not None,
-        },
-    )
-    spec = f"{role}{':' + name if name else ''}"
-    print(f"{stem}: new {made['algorithm']} key, generation {number}, PENDING (not in use yet)")
-    print(f"key: {store.location(role, name, number)}")
-    if ca is not None:
-        print(f"*** {DEMO_LABEL} *** certificate: {store.cert_path(role, name, number)}")
-    else:
-        print(f"certificate request: {store.csr_path(role, name, number)}")
-        print(
-            f"have it certified, then: gateway keys import {role} CERT.pem --generation {number}"
-            f"{' --name ' + name if name else ''} --config {args.config}"
-        )
-    print("next: publish the new certificate through the depositary (gateway keys publish), then")
-    print(
-        f"      gateway keys activate {spec} --generation {number} --at TIME --config {args.config}"
-    )
-    return EXIT_OK
-
-
-def _rotate_kek(
-    args: argparse.Namespace, config: NodeConfig, store: KeyStore, now: datetime
-) -> int:
-    from gateway.crypto.kek_rotation import read_ring, rotate_kek
-
-    ring = read_ring(store.directory)
-    active = ring.member(ring.active_at(now) or ring.members[-1].key_id)
-    on_token = (args.store == "token") if args.store else active.token_label is not None
-    if on_token and not store.uses_token:
-        raise KeyStoreError("--store token: set [keys] pkcs11_module and pkcs11_token_label")
-    at = _parse_time(args.at or "now", now)
-    rotated = rotate_kek(store, now=now, at=at, on_token=on_token)
-    _audit(
-        config,
-        now,
-        "kek.rotated",
-        {"kek_id": rotated.key_id},
-        {
-            "previous": rotated.previous,
-            "active_from": rotated.active_from.isoformat(),
-            "location": "token" if on_token else "file",
-        },
-    )
-    print(f"kek {rotated.key_id}: {rotated.location}")
-    print(f"active from {rotated.active_from.isoformat()} (previous: {rotated.previous})")
-    print(f"next: gateway keys rewrap --config {args.config}")
-    return EXIT_OK
-
-
-def cmd_activate(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.rotation import update_generations
-
-    config, store = _store(args)
-    role, name = _parse_key(args)
-    if role is KeyRole.KEK:
-        raise KeyStoreError("a KEK is activated by `gateway keys rotate kek --at TIME`")
-    at = _parse_time(args.at, now)
-    number = args.generation
-    # The generation must be usable before anyone is told to switch to it.
-    key = store.load(role, name, generation=number, at=max(at, now))
-    if not key.certificate.not_valid_before_utc <= at <= key.certificate.not_valid_after_utc:
-        raise KeyStoreError(
-            f"{store.stem(role, name, number)}: its certificate is valid "
-            f"{key.certificate.not_valid_before_utc:%Y-%m-%d %H:%M}.."
-            f"{key.certificate.not_valid_after_utc:%Y-%m-%d %H:%M}, not at {at.isoformat()}"
-        )
-    update_generations(
-        store.directory,
-        key_stem(role, name),
-        lambda m: m.with_activation(number, at, now=now),
-    )
-    _audit(
-        config,
-        now,
-        "key.activated",
-        {"key": store.stem(role, name, number)},
-        {"role": str(role), "generation": number, "at": at.isoformat()},
-    )
-    print(f"{store.stem(role, name, number)} becomes active at {at.isoformat()}")
-    print("every process of the node switches then, without restart")
-    if role is KeyRole.TLS:
-        print("the peer link takes the new TLS certificate for new connections at that time")
-    return EXIT_OK
-
-
-def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.rotation import RevocationReason, update_generations
-
-    config, store = _store(args)
-    role, name = _parse_key(args)
-    if role is KeyRole.KEK:
-        raise KeyStoreError(
-            "a KEK is not revoked: rotate it (gateway keys rotate kek), re-wrap, then destroy it"
-        )
-    at = _parse_time(args.at, now)
-    if at > now:
-        raise KeyStoreError("--at: a revocation takes effect now or earlier, not later")
-    number = args.generation
-    reason = RevocationReason(args.reason)
-    stem = store.stem(role, name, number)
-    update_generations(
-        store.directory,
-        key_stem(role, name),
-        lambda m: m.with_revocation(number, at, reason, now=now),
-    )
-    serial = ""
-    ca = _ca_for(store, args.demo_ca)
-    if ca is not None:
-        certs = certificates.load_pem_certificates(store.cert_path(role, name, number).read_bytes())
-        if certs and certs[0].issuer == ca.certificate.subject:
-            ca.revoke(certs[0], at=at)
-            ca.save(store.passphrase(), now=now)
-            serial = f"{certs[0].serial_number:x}"
-    _audit(
-        config,
-        now,
-        "key.revoked",
-        {"key": stem},
-        {
-            "role": str(role),
-            "generation": number,
-            "reason": reason.value,
-            "at": at.isoformat(),
-            "crl_serial": serial or None,
-        },
-    )
-    print(f"{stem} REVOKED at {at.isoformat()} ({reason.value}); nothing signs with it any more")
-    if serial and ca is not None and ca.directory is not None:
-        print(f"demo CA CRL updated: {ca.directory / DemoCA.CRL_FILE} (serial {serial})")
-        print("give the new CRL to every peer ([trust] crl_files)")
-    elif role is not KeyRole.KEK:
-        print("ask the issuing CA to revoke the certificate and to publish its CRL")
-    try:
-        still = store.active_generation(role, name, now) == number
-    except KeyStoreError:
-        still = True
-    if still:
-        spec = f"{role}{':' + name if name else ''}"
-        print(
-            f"WARNING: it was the active generation: signing with {spec} is refused until you "
-            f"run gateway keys rotate {spec} ... and gateway keys activate {spec} --at now"
-        )
-    print("publish the change: gateway keys publish --config NODE.toml (the depositary drops it)")
-    return EXIT_OK
-
-
-def cmd_publish(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.rotation import publication
-
-    config, store = _store(args)
-    published = publication(store, now)
-    _audit(
-        config,
-        now,
-        "key.publication.exported",
-        {"body_id": config.node.body_id},
-        {"certificates": len(published), "sha256": ",".join(p.sha256[:16] for p in published)},
-    )
-    if args.json:
-        doc = {
-            "body_id": config.node.body_id,
-            "at": now.isoformat(),
-            "certificates": [p.to_json() for p in published],
-        }
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
-        return EXIT_OK
-    print(f"# {config.node.body_id}: certificates for the next directory version ({now:%Y-%m-%d})")
-    for p in published:
-        print(f"# role={p.role.value} key={p.key} status={p.status.value} sha256={p.sha256}")
-        print(p.pem, end="")
-    return EXIT_OK
-
-
-class _RewrapPrinter:
-    """A bar redrawn in place on a terminal; a line per tenth of the work otherwise."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last = -1
-
-    def __call__(self, p: Any) -> None:
-        share = 1.0 if p.total == 0 else min(p.done / p.total, 1.0)
-        if self.tty:
-            filled = int(share * PROGRESS_WIDTH)
-            bar = "#" * filled + "-" * (PROGRESS_WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {share:6.1%}  {p.done}/{p.total} keys re-wrapped")
-            self.stream.flush()
-            return
-        step = int(share * 10)
-        if step != self.last:
-            self.last = step
-            print(
-                f"rewrap: {p.done}/{p.total} ({share:.0%}) under {p.active}",
-                file=self.stream,
-                flush=True,
-            )
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
-def cmd_rewrap(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.kek_rotation import DESTROY_GRACE, load_kek_ring, rewrap_all
-
-    config, store = _store(args)
-    ring = load_kek_ring(store)
-    node_store = _open_node_store(config)
-    printer = _RewrapPrinter(sys.stdout)
-    try:
-        result = rewrap_all(
-            node_store,
-            ring,
-            clock=lambda: datetime.now(UTC),
-            batch_size=args.batch_size,
-            pause=args.pause,
-            progress=printer,
-        )
-        printer.done()
-        _audit(
-            config,
-            datetime.now(UTC),
-            "kek.rewrap.finished",
-            {"kek_id": result.active},
-            {"rewrapped": result.rewrapped, "complete": result.complete},
-            store=node_store,
-        )
-    finally:
-        node_store.dispose()
-    usage = ", ".join(f"{k}: {n}" for k, n in sorted(result.usage.items())) or "none"
-    print(f"re-wrapped {result.rewrapped} keys in {result.seconds:.1f} s; keys per KEK: {usage}")
-    if not result.complete:
-        print("some keys are still under an older KEK: run gateway keys rewrap again")
-        return EXIT_FAILED
-    old = [k for k in ring.key_ids if k != result.active]
-    for key_id in sorted(old):
-        print(
-            f"nothing uses {key_id} now; from {DESTROY_GRACE} after the switch on: "
-            f"gateway keys destroy-kek {key_id} --config {args.config}"
-        )
-    return EXIT_OK
-
-
-def cmd_destroy_kek(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.kek_rotation import destroy_kek
-
-    config, store = _store(args)
-    node_store = _open_node_store(config)
-    try:
-        member = destroy_kek(store, node_store, args.key_id, now=now)
-        _audit(
-            config,
-            now,
-            "kek.destroyed",
-            {"kek_id": member.key_id},
-            {"location": "token" if member.token_label else "file"},
-            store=node_store,
-        )
-    finally:
-        node_store.dispose()
-    print(f"KEK {member.key_id} destroyed; backups made under it can no longer be read")
-    return EXIT_OK
+    return run

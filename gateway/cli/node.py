@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import os
-import secrets
-import signal
-import sys
-import tempfile
-import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import NodeConfig
-from gateway.model.problems import ConfigurationError, DocumentRejected
+from gateway.cli.errors import CommandError, ExitCode
+
+if TYPE_CHECKING:
+    from gateway.config import NodeConfig
 
 SERVICE_SCOPES = ("operator", "confidential-reader", "administrator", "auditor")
 
@@ -77,23 +71,20 @@ def register(subparsers: Any) -> None:
     imp.set_defaults(handler=_directory_import)
 
 
-def _fail(message: str, code: int = 2) -> int:
-    print(f"ошибка: {message}", file=sys.stderr)
-    return code
-
-
 def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.config import NodeConfig
     from gateway.exchange.node import Node
 
     if args.workers < 1:
-        return _fail("--workers: at least 1")
-    try:
-        config = NodeConfig.from_toml(args.config)
-        # Opened (and migrated) once here: every check of the configuration fails before a
-        # port is bound, and the workers find the store at its current revision.
-        node = Node.from_config(config)
-    except (ConfigurationError, DocumentRejected) as exc:
-        return _fail(str(exc))
+        raise CommandError(
+            "--workers: нужен хотя бы один процесс", "USAGE", exit_code=ExitCode.USAGE
+        )
+    config = NodeConfig.from_toml(args.config)
+    # Opened (and migrated) once here: every check of the configuration fails before a port is
+    # bound, and the workers find the store at its current revision.
+    node = Node.from_config(config)
     if args.workers == 1:
         asyncio.run(_serve_worker(node, None, scheduler=True))
         return 0
@@ -102,14 +93,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
+    import asyncio
+    import signal
+
     from gateway.web.runtime import NodeRuntime
 
+    config = node.config
     runtime = NodeRuntime(node)
     await runtime.start(scheduler=scheduler, listeners=listeners)
     if listeners is None:
+        console = (
+            f", консоль http://{config.console.host}:{runtime.console_port}"
+            if runtime.console_port is not None
+            else ""
+        )
+        # The bound ports, not the configured ones: port 0 in NODE.toml picks free ones.
         print(
-            f"узел {node.body_id}: peer https://{node.config.peer.host}:{runtime.peer_port}, "
-            f"API http://{node.config.api.host}:{runtime.api_port}/api/v1",
+            f"узел {node.body_id}: peer https://{config.peer.host}:{runtime.peer_port}, "
+            f"API http://{config.api.host}:{runtime.api_port}/api/v1{console}",
             flush=True,
         )
     stop = asyncio.Event()
@@ -125,6 +126,12 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
     with its own interpreter, so CPU work is not serialised by one GIL). The first worker also
     serves the console (its sessions live in that process) and runs the scheduler. A worker that
     dies stops the others: the service manager restarts the node whole."""
+    import asyncio
+    import contextlib
+    import os
+    import signal
+    import traceback
+
     from gateway.exchange.node import Node
     from gateway.web.runtime import Listeners, listen
 
@@ -175,6 +182,9 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import contextlib
+    import tempfile
+
     from gateway.demo.play import run
     from gateway.demo.setup import build_world
 
@@ -189,10 +199,12 @@ def _demo(args: argparse.Namespace) -> int:
         print("Создано: УЦ России и Казахстана, ключ депозитария, подписанный справочник органов")
         configs = {b: n.config_path for b, n in world.nodes.items()}
         return run(workdir, configs, keep_running=args.keep_running)
-    return 1
 
 
 def _tokens_add(args: argparse.Namespace) -> int:
+    import secrets
+
+    from gateway.config import NodeConfig
     from gateway.store import audit, migrate, open_store, tokens
 
     config = NodeConfig.from_toml(args.config)
@@ -216,13 +228,11 @@ def _tokens_add(args: argparse.Namespace) -> int:
 
 
 def _directory_show(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
     from gateway.exchange.node import load_directory
 
-    try:
-        config = NodeConfig.from_toml(args.config)
-        directory = load_directory(config, at=datetime.now(UTC))
-    except (ConfigurationError, DocumentRejected) as exc:
-        return _fail(str(exc), 1)
+    config = NodeConfig.from_toml(args.config)
+    directory = load_directory(config, at=datetime.now(UTC))
     if args.json:
         print(json.dumps(_directory_json(directory), ensure_ascii=False, indent=2))
         return 0
@@ -274,27 +284,25 @@ def _directory_json(directory: Any) -> dict[str, Any]:
 
 
 def _directory_import(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
     from gateway.crypto.trust import TrustList
     from gateway.exchange.directory import check_update
     from gateway.exchange.directory_signing import verify_directory
     from gateway.exchange.node import load_directory
 
-    try:
-        config = NodeConfig.from_toml(args.config)
-        now = datetime.now(UTC)
-        if config.trust.depositary_ca_file is None or config.trust.directory_file is None:
-            raise ConfigurationError(
-                f"{config.path}: [trust] needs depositary_ca_file and directory_file"
-            )
-        trust = TrustList.from_pem_files(config.trust.depositary_ca_file, require_revocation=False)
-        data = args.file.read_bytes()
-        new = verify_directory(data, trust, at=now)
-        current = load_directory(config, at=now) if config.trust.directory_file.exists() else None
-        check_update(current, new, now=now)
-    except (ConfigurationError, DocumentRejected) as exc:
-        return _fail(str(exc), 1)
-    except FileNotFoundError as exc:
-        return _fail(f"{exc.filename}: no such file", 2)
+    config = NodeConfig.from_toml(args.config)
+    now = datetime.now(UTC)
+    if config.trust.depositary_ca_file is None or config.trust.directory_file is None:
+        raise CommandError(
+            f"{config.path}: в [trust] нужны depositary_ca_file и directory_file",
+            "CONFIG_INVALID",
+            ExitCode.USAGE,
+        )
+    trust = TrustList.from_pem_files(config.trust.depositary_ca_file, require_revocation=False)
+    data = args.file.read_bytes()
+    new = verify_directory(data, trust, at=now)
+    current = load_directory(config, at=now) if config.trust.directory_file.exists() else None
+    check_update(current, new, now=now)
     target = config.trust.directory_file
     temporary = target.with_suffix(".new")
     temporary.write_bytes(data)

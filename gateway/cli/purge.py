@@ -18,15 +18,16 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import NodeConfig
-from gateway.model.problems import GatewayError
+from gateway.cli.errors import ExitCode, fail, report
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_UNUSABLE = 2
-EXIT_LOCKED = 3
+if TYPE_CHECKING:
+    from gateway.config import NodeConfig
+
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.REFUSED
+EXIT_LOCKED = ExitCode.UNAVAILABLE
 PROGRESS_WIDTH = 30
 """Characters of the progress bar: fits an 80-column terminal with the counts beside it."""
 
@@ -96,6 +97,7 @@ def cli_actor() -> str:
 
 
 def _open(args: argparse.Namespace) -> tuple[NodeConfig, Any]:
+    from gateway.config import NodeConfig
     from gateway.store import migrate, open_store
 
     config = NodeConfig.from_toml(args.config)
@@ -114,22 +116,24 @@ def _seal_certificates(config: NodeConfig) -> list[Any]:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    from gateway.model.problems import GatewayError
+
     if args.config is None:
-        _say("ошибка: укажите --config NODE.toml")
-        return EXIT_UNUSABLE
+        return fail("укажите --config NODE.toml", "INVALID_ARGUMENT")
     try:
         now = parse_now(args.now)
     except ValueError:
-        _say(f"ошибка: --now {args.now!r} — не время ISO 8601 (например 2031-01-01T00:00:00Z)")
-        return EXIT_UNUSABLE
+        return fail(
+            f"--now {args.now!r} — не время ISO 8601 (например 2031-01-01T00:00:00Z)",
+            "INVALID_ARGUMENT",
+        )
     from gateway.jobs.retention import PolicySet
 
     try:
         config, store = _open(args)
         policies = PolicySet.from_config(config)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         if args.dry_run:
             return _dry_run(store, policies, now, as_json=args.json)
@@ -229,24 +233,29 @@ def _real_run(
     from gateway.jobs.locks import job_lock
     from gateway.jobs.purge import PURGE_BATCH, run_purge
     from gateway.jobs.scheduler import PURGE, default_owner
+    from gateway.model.problems import GatewayError
     from gateway.store.purge import MAX_PURGE_BATCH
 
     batch_size = batch_size or PURGE_BATCH
     if not 1 <= batch_size <= MAX_PURGE_BATCH:
-        _say(f"ошибка: --batch-size должно быть от 1 до {MAX_PURGE_BATCH}")
-        return EXIT_UNUSABLE
+        return fail(f"--batch-size должно быть от 1 до {MAX_PURGE_BATCH}", "INVALID_ARGUMENT")
     keys = KeyStore.from_config(config)
     try:
         seal = keys.seal()
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: печать органа не загружена ({exc}); отчёт о запуске нечем подписать")
-        return EXIT_UNUSABLE
+        return fail(
+            f"печать органа не загружена ({exc}); отчёт о запуске нечем подписать",
+            "SEAL_UNAVAILABLE",
+        )
     printer = _ProgressPrinter(sys.stderr)
     try:
         with job_lock(store.engine, PURGE, default_owner(config.node.body_id)) as acquired:
             if not acquired:
-                _say("ошибка: уничтожение уже выполняется на другом узле (блокировка purge занята)")
-                return EXIT_LOCKED
+                return fail(
+                    "уничтожение уже выполняется на другом узле (блокировка purge занята)",
+                    "PURGE_LOCKED",
+                    EXIT_LOCKED,
+                )
             report = run_purge(
                 store,
                 policies,
@@ -275,13 +284,13 @@ def _real_run(
 
 
 def _runs(args: argparse.Namespace) -> int:
+    from gateway.model.problems import GatewayError
     from gateway.store import purge as purge_store
 
     try:
         _config, store = _open(args)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         with store.read() as conn:
             runs = purge_store.list_runs(conn, limit=args.limit)
@@ -301,21 +310,24 @@ def _report(args: argparse.Namespace) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
+    from gateway.model.problems import GatewayError
     from gateway.store import purge as purge_store
 
     try:
         _config, store = _open(args)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         with store.read() as conn:
             stored = purge_store.get_report(conn, args.run_id)
     finally:
         store.dispose()
     if stored is None:
-        _say(f"ошибка: отчёта запуска {args.run_id} нет (gateway purge runs покажет запуски)")
-        return EXIT_UNUSABLE
+        return fail(
+            f"отчёта запуска {args.run_id} нет (gateway purge runs покажет запуски)",
+            "REPORT_NOT_FOUND",
+            ExitCode.REFUSED,
+        )
     print(json.dumps(json.loads(stored.report), ensure_ascii=False, indent=2))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -333,13 +345,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _verify_report(args: argparse.Namespace) -> int:
     from gateway.jobs.purge import verify_report
+    from gateway.model.problems import GatewayError
 
     try:
         config, store = _open(args)
         expected = _seal_certificates(config)
     except (GatewayError, OSError) as exc:
-        _say(f"ошибка: {exc}")
-        return EXIT_UNUSABLE
+        return report(exc)
     try:
         check = verify_report(store, args.run_id, expected)
     finally:

@@ -8,16 +8,9 @@ PAdES B-B (B-T when ``[tsa] url`` is set) with this body's seal: the "original" 
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyStore
-from gateway.crypto.pades import sign_pdf
-from gateway.crypto.rendition import render_pdf
-from gateway.model.problems import ConfigurationError, DocumentRejected
 
 
 def register(subparsers: Any) -> None:
@@ -29,29 +22,27 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    try:
-        config = NodeConfig.from_toml(args.config)
-        keys = KeyStore.from_config(config)
-        pdf = render_pdf(args.file.read_bytes(), generated_at=datetime.now(UTC))
-        timestamper = None
-        if config.tsa.url:
-            from pyhanko.sign.timestamps import HTTPTimeStamper
+    from gateway.config import NodeConfig
+    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.pades import sign_pdf
+    from gateway.crypto.rendition import render_pdf
 
-            timestamper = HTTPTimeStamper(config.tsa.url)
-        signer = keys.seal().pdf_signer()
-        signed = sign_pdf(
-            pdf,
-            signer,
-            reason="Электронная копия документа обмена",
-            location=config.node.body_id,
-            timestamper=timestamper,
-        )
-    except FileNotFoundError as exc:
-        print(f"ошибка: {exc.filename}: нет такого файла", file=sys.stderr)
-        return 2
-    except (ConfigurationError, DocumentRejected) as exc:
-        print(f"ошибка: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, DocumentRejected) else 2
+    config = NodeConfig.from_toml(args.config)
+    keys = KeyStore.from_config(config)
+    pdf = render_pdf(args.file.read_bytes(), generated_at=datetime.now(UTC))
+    timestamper = None
+    if config.tsa.url:
+        from pyhanko.sign.timestamps import HTTPTimeStamper
+
+        timestamper = HTTPTimeStamper(config.tsa.url)
+    signer = keys.seal().pdf_signer()
+    signed = sign_pdf(
+        pdf,
+        signer,
+        reason="Электронная копия документа обмена",
+        location=config.node.body_id,
+        timestamper=timestamper,
+    )
     args.out.write_bytes(signed)
     print(f"{args.out}: {len(signed)} байт, подписано печатью {config.node.body_id}")
     return 0

@@ -4,7 +4,7 @@
     gateway verify --config NODE.toml FILE.xml [--json] [--seal-only] [--expected-sender ID]
 
 ``verify`` exits 0 only when every signature is TOTAL_PASSED, 1 otherwise, 2 on a
-configuration error.
+configuration error, 3 when a file or token is unavailable (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -14,18 +14,15 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyStore
-from gateway.crypto.pkcs11 import TokenError
-from gateway.crypto.trust import TrustList
-from gateway.crypto.xades import sign_document, verify_document
-from gateway.model.problems import ConfigurationError, DocumentRejected
+from gateway.cli.errors import CommandError, ExitCode, fail
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
+if TYPE_CHECKING:
+    from gateway.config import NodeConfig
+
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.REFUSED
 
 
 def register(subparsers: Any) -> None:
@@ -69,40 +66,54 @@ def _timestamper(config: NodeConfig) -> Any:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
+    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.xades import sign_document
+    from gateway.model.problems import DocumentRejected
+
+    config = NodeConfig.from_toml(args.config)
+    store = KeyStore.from_config(config)
+    official = None if args.no_official else store.official(args.official)
+    seal = store.seal()
+    data = args.file.read_bytes()
     try:
-        config = NodeConfig.from_toml(args.config)
-        store = KeyStore.from_config(config)
-        official = None if args.no_official else store.official(args.official)
-        seal = store.seal()
-        data = args.file.read_bytes()
         signed = sign_document(
             data, official, seal, datetime.now(UTC), timestamper=_timestamper(config)
         )
     except DocumentRejected as exc:
-        for problem in exc.problems:
-            print(f"error: {problem.code} at {problem.path}: {problem.message_en}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ConfigurationError, TokenError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        for problem in exc.problems[1:]:
+            print(f"  {problem.code} {problem.path}: {problem.message_ru}", file=sys.stderr)
+        first = exc.problems[0]
+        return fail(f"{first.path}: {first.message_ru}", first.code, ExitCode.REFUSED)
     sys.stdout.buffer.write(signed)
     sys.stdout.buffer.flush()
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def _verification_time(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
     try:
-        config = NodeConfig.from_toml(args.config)
-        trust = TrustList.from_config(config)
-        data = args.file.read_bytes()
-        at = datetime.now(UTC)
-        if args.at:
-            at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
-            if at.tzinfo is None:
-                raise ConfigurationError("--at needs a time zone, e.g. 2026-11-23T10:00:00Z")
-    except (ConfigurationError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise CommandError(
+            f"--at {text!r}: нужно время ISO 8601 с часовым поясом, например 2026-11-23T10:00:00Z",
+            "INVALID_ARGUMENT",
+        )
+    return at
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
+    from gateway.crypto.trust import TrustList
+    from gateway.crypto.xades import verify_document
+
+    at = _verification_time(args.at)
+    config = NodeConfig.from_toml(args.config)
+    trust = TrustList.from_config(config)
+    data = args.file.read_bytes()
     verified = verify_document(
         data, trust, at, expected_sender=args.expected_sender, require_official=not args.seal_only
     )

@@ -13,28 +13,31 @@ recorded in the audit trail as done by ``cli:<login name>``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.config import NodeConfig
-from gateway.exchange.service import Role
-from gateway.model.problems import ConfigurationError
-from gateway.store.engine import migrate, open_store
-from gateway.web.console.labels import ROLE_LABELS
-from gateway.web.console.passwords import MAX_PASSWORD_CHARS, hash_password, password_problem
-from gateway.web.console.users import StoreUserDirectory
+from gateway.cli.errors import ExitCode, fail
 
-EXIT_OK = 0
-EXIT_FAILED = 1
+if TYPE_CHECKING:
+    from gateway.web.console.users import StoreUserDirectory
+
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.REFUSED
 """The action was refused (name taken, no such user, weak password)."""
-EXIT_CONFIG = 2
-"""The configuration or the database could not be opened."""
+
+USER_ROLES = {
+    "operator": "Оператор",
+    "confidential-reader": "Допуск к конфиденциальным документам",
+    "administrator": "Администратор",
+    "auditor": "Аудитор",
+}
+""":class:`gateway.exchange.service.Role` values with their console labels (tests/cli checks
+they agree): spelled out so that building the parser does not load the console."""
 
 PASSWORD_ENV = "GATEWAY_USER_PASSWORD"  # noqa: S105 - a variable name, not a secret
 
@@ -57,9 +60,9 @@ def register(subparsers: Any) -> None:
         "--role",
         action="append",
         required=True,
-        choices=[r.value for r in Role],
+        choices=list(USER_ROLES),
         help="роль (можно несколько раз): "
-        + ", ".join(f"{r.value} — {ROLE_LABELS[r]}" for r in Role),
+        + ", ".join(f"{role} — {label}" for role, label in USER_ROLES.items()),
     )
     p.add_argument(
         "--password-file",
@@ -79,23 +82,23 @@ def register(subparsers: Any) -> None:
 
 
 def _guard(handler: Any) -> Any:
-    """Configuration and database errors become a message and exit code 2, not a traceback."""
+    """Open the store and the user directory for ``handler``; failures reach gateway.cli.main."""
 
     def run(args: argparse.Namespace) -> int:
+        import asyncio
+
+        from gateway.config import NodeConfig
+        from gateway.store.engine import migrate, open_store
+        from gateway.web.console.users import StoreUserDirectory
+
+        config = NodeConfig.from_toml(args.config)
+        store = open_store(config.database_url)
         try:
-            config = NodeConfig.from_toml(args.config)
-            if not config.database.url:
-                config.node.data_dir.mkdir(parents=True, exist_ok=True)
-            store = open_store(config.database_url)
-            try:
-                migrate(store.engine)
-                directory = StoreUserDirectory(store, audit_actor=_cli_actor())
-                return int(asyncio.run(handler(args, directory, datetime.now(UTC))))
-            finally:
-                store.dispose()
-        except ConfigurationError as exc:
-            print(f"Ошибка конфигурации: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            migrate(store.engine)
+            directory = StoreUserDirectory(store, audit_actor=_cli_actor())
+            return int(asyncio.run(handler(args, directory, datetime.now(UTC))))
+        finally:
+            store.dispose()
 
     return run
 
@@ -110,6 +113,8 @@ def _cli_actor() -> str:
 
 def read_password(password_file: Path | None) -> str:
     """The new user's password: file, environment or prompt (never an argument)."""
+    from gateway.web.console.passwords import MAX_PASSWORD_CHARS
+
     if password_file is not None:
         with password_file.open(encoding="utf-8") as stream:
             return stream.readline(MAX_PASSWORD_CHARS + 2).rstrip("\r\n")
@@ -129,38 +134,41 @@ def read_password(password_file: Path | None) -> str:
 
 
 async def _add(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
+    from gateway.exchange.service import Role
+    from gateway.web.console.passwords import hash_password, password_problem
+
     try:
         password = read_password(args.password_file)
     except OSError as exc:
         # Not the path itself: a password typed where the path belongs must not be printed.
-        print(f"Ошибка: файл пароля не прочитать ({exc.strerror})", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(
+            f"файл пароля не прочитать ({exc.strerror})",
+            "PASSWORD_FILE_UNREADABLE",
+            ExitCode.UNAVAILABLE,
+        )
     except ValueError as exc:
-        print(f"Ошибка: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc), "PASSWORD_MISSING", ExitCode.USAGE)
     if await directory.get(args.username) is not None:
-        print(f"Ошибка: имя {args.username!r} уже занято", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"имя {args.username!r} уже занято", "USERNAME_TAKEN", EXIT_FAILED)
     problem = password_problem(password)
     if problem is not None:
-        print(f"Ошибка: {problem}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(problem), "PASSWORD_WEAK", EXIT_FAILED)
+    import asyncio
+
     password_hash = await asyncio.to_thread(hash_password, password)
     try:
         user = await directory.add(
             args.username, password_hash, [Role(r) for r in args.role], now=now
         )
     except ValueError as exc:
-        print(f"Ошибка: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc), "USER_INVALID", EXIT_FAILED)
     print(f"Пользователь {user.username} добавлен; роли: {', '.join(sorted(user.roles))}")
     return EXIT_OK
 
 
 async def _disable(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
     if not await directory.disable(args.username, now=now):
-        print(f"Ошибка: пользователя {args.username!r} нет", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"пользователя {args.username!r} нет", "USER_NOT_FOUND", EXIT_FAILED)
     print(f"Пользователь {args.username} отключён")
     return EXIT_OK
 

@@ -102,7 +102,7 @@ _DER = Encoding.DER
 # --- labels --------------------------------------------------------------------------------------
 
 LABELS_RU: dict[str, str] = {
-    # envelope header (schemas/envelope.xsd)
+    # envelope header (gateway/schemas/envelope.xsd)
     "MessageId": "Идентификатор сообщения",
     "ConversationId": "Идентификатор переписки",
     "InReplyTo": "В ответ на сообщение",
@@ -115,7 +115,7 @@ LABELS_RU: dict[str, str] = {
     "Urgency": "Срочность",
     "RequestedDeadline": "Запрашиваемый срок исполнения",
     "Language": "Язык",
-    # persons, organisations, officials (schemas/common.xsd)
+    # persons, organisations, officials (gateway/schemas/common.xsd)
     "Individual": "Физическое лицо",
     "LegalEntity": "Юридическое лицо",
     "Surname": "Фамилия",
@@ -262,8 +262,8 @@ LABELS_RU: dict[str, str] = {
     "ReasonEn": "Причина (англ.)",
     "RejectedMessageId": "Идентификатор отклонённого сообщения",
 }
-"""Russian labels for element (and attribute) local names of schemas/*.xsd; unknown names are
-shown as they are, so a field the schema gains later is never dropped."""
+"""Russian labels for element (and attribute) local names of gateway/schemas/*.xsd; unknown
+names are shown as they are, so a field the schema gains later is never dropped."""
 
 _CONTEXT_LABELS_RU: dict[tuple[str, str], str] = {
     # The same local name means different things under different parents.
@@ -293,7 +293,7 @@ _CONTEXT_LABELS_RU: dict[tuple[str, str], str] = {
 """Labels keyed by (parent local name, local name), consulted before :data:`LABELS_RU`."""
 
 VALUES_RU: dict[str, str] = {
-    # enumerations of schemas/*.xsd, shown in Russian with the code in brackets
+    # enumerations of gateway/schemas/*.xsd, shown in Russian with the code in brackets
     "creditor": "взыскатель",
     "debtor": "должник",
     "bank-accounts": "денежные средства на счетах (ст. 6 а)",
@@ -406,7 +406,7 @@ def _parse(envelope: bytes | etree._Element) -> etree._Element:
                 "/",
                 "Документ не является правильным XML.",
                 f"envelope is not well-formed XML: {exc}",
-                "Проверьте документ схемой (xmllint --schema schemas/envelope.xsd).",
+                "Проверьте документ схемой (xmllint --schema gateway/schemas/envelope.xsd).",
             ) from exc
         if doc.docinfo.doctype:
             raise _reject(

@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,20 @@ from fpdf import FPDF
 from gateway.config import NodeConfig
 from gateway.crypto.pades import sign_pdf, verify_pdf
 from gateway.crypto.xades import verify_document
+from gateway.demo.setup import NodePorts, publish_endpoints
 from gateway.exchange.node import Node
+from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store import tokens, users
 from gateway.web.console import hash_password
-from gateway.web.runtime import NodeRuntime
+from gateway.web.runtime import DIRECTORY_POLL_SECONDS, NodeRuntime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 DELIVERY_WAIT_SECONDS = 30.0
-"""How long the demo waits for one delivery before it reports a failure."""
+"""How long the demo waits for one delivery (or the nodes for a new directory) before it
+reports a failure."""
+ADOPT_POLL_SECONDS = 0.1
+"""The nodes' directory watcher at start-up, until they run on the directory that lists their
+bound ports (then back to the service's own interval)."""
 DEMO_SCOPES = ("operator", "confidential-reader", "administrator", "auditor")
 DEMO_USER = "demo"
 """The console user the demo creates on each node, with every role (DEMO ONLY)."""
@@ -86,14 +92,19 @@ class Demo:
             (path.parent / "console-password").write_text(password + "\n", encoding="ascii")
             (path.parent / "console-password").chmod(0o600)
             self.passwords[body_id] = password
-            runtime = NodeRuntime(node)
+            # A quick directory watcher until the bound endpoints are published (below).
+            runtime = NodeRuntime(node, directory_poll_seconds=ADOPT_POLL_SECONDS)
             await runtime.start()
             self.runtimes[body_id] = runtime
+        await publish_bound_endpoints(self.runtimes)
+        for body_id, runtime in self.runtimes.items():
+            runtime.directory_poll_seconds = DIRECTORY_POLL_SECONDS
+            config = runtime.node.config
             self.out(
-                f"  узел {body_id}: peer https://127.0.0.1:{runtime.peer_port} (mTLS), "
-                f"API http://{node.config.api.host}:{node.config.api.port}, "
-                f"консоль http://{node.config.console.host}:{node.config.console.port} "
-                f"(пользователь {DEMO_USER}, пароль {password})"
+                f"  узел {body_id}: peer https://{config.peer.host}:{runtime.peer_port} (mTLS), "
+                f"API http://{config.api.host}:{runtime.api_port}, "
+                f"консоль http://{config.console.host}:{runtime.console_port} "
+                f"(пользователь {DEMO_USER}, пароль {self.passwords[body_id]})"
             )
         self.http = aiohttp.ClientSession()
 
@@ -106,8 +117,8 @@ class Demo:
     # --- API calls ---------------------------------------------------------------------------
 
     def _api(self, body_id: str) -> str:
-        config = self.runtimes[body_id].node.config
-        return f"http://{config.api.host}:{config.api.port}/api/v1"
+        runtime = self.runtimes[body_id]
+        return f"http://{runtime.node.config.api.host}:{runtime.api_port}/api/v1"
 
     async def _call(
         self, body_id: str, method: str, path: str, *, json_body: Any = None, raw: bool = False
@@ -188,6 +199,29 @@ class Demo:
         renditions = self.workdir / "renditions"
         renditions.mkdir(exist_ok=True)
         (renditions / f"{step:02d}-{sender}-{message_id}.pdf").write_bytes(pdf)
+
+
+async def publish_bound_endpoints(runtimes: Mapping[str, NodeRuntime]) -> None:
+    """Nodes configured with port 0 bound free ports: re-issue their demo world's directory
+    with them (:func:`gateway.demo.setup.publish_endpoints`) and wait until every node runs on
+    it (each takes it through its directory watcher; start them with a short
+    ``directory_poll_seconds`` such as :data:`ADOPT_POLL_SECONDS`)."""
+    if all(r.node.config.peer.port != 0 for r in runtimes.values()):
+        return  # the directory already lists the configured ports
+    first = next(iter(runtimes.values())).node
+    directory_file = first.config.trust.directory_file
+    assert directory_file is not None, "a demo node's configuration names its directory file"
+    ports = {
+        body_id: NodePorts(r.peer_port, r.api_port, r.console_port or 0)
+        for body_id, r in runtimes.items()
+    }
+    new = publish_endpoints(directory_file.parent, first.directory, ports, now=datetime.now(UTC))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DELIVERY_WAIT_SECONDS
+    while any(r.node.directory.version != new.version for r in runtimes.values()):
+        if loop.time() > deadline:
+            raise RuntimeError(f"nodes did not take directory version {new.version} in time")
+        await asyncio.sleep(ADOPT_POLL_SECONDS)
 
 
 def register_extract_pdf(node: Node) -> bytes:
@@ -324,7 +358,7 @@ async def _until_interrupted(demo: Demo, out: Callable[[str], None]) -> None:
     for body_id, runtime in demo.runtimes.items():
         console = runtime.node.config.console
         out(
-            f"  {body_id}: http://{console.host}:{console.port}/  "
+            f"  {body_id}: http://{console.host}:{runtime.console_port}/  "
             f"пользователь {DEMO_USER}, пароль {demo.passwords[body_id]}"
         )
     out("Остановить: Ctrl-C.")

@@ -6,15 +6,24 @@ and one node configuration per body. Everything here is labelled DEMO — NOT FO
     DIR/<BODY-ID>/node.toml         each node's configuration (usable with gateway … --config)
     DIR/<BODY-ID>/keys/             its keys (PKCS#8, encrypted with the demo passphrase)
     DIR/<BODY-ID>/data/             its database
+
+Ports are not chosen here: a port picked by binding and closing a socket can be taken by another
+process before the node binds it again. The configurations say port 0; each node binds a free
+port and reads it back (:class:`gateway.web.runtime.NodeRuntime`), then
+:func:`publish_endpoints` re-issues the directory (next version, signed by the depositary) with
+the bound peer endpoints and writes the bound ports into each ``node.toml``. Running nodes take
+the new directory through their directory watcher, as they would a depositary's update.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
-import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -49,12 +58,22 @@ DIRECTORY_VALIDITY = timedelta(days=365)
 
 
 @dataclass(frozen=True, slots=True)
+class NodePorts:
+    """The ports a node listens on; 0 means "not bound yet: pick a free one"."""
+
+    peer: int = 0
+    api: int = 0
+    console: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DemoNode:
     body_id: str
     config_path: Path
-    peer_port: int
-    api_port: int
-    console_port: int
+    peer_port: int = 0
+    """As the directory lists it; 0 until :func:`publish_endpoints` (or ``build_world(ports)``)."""
+    api_port: int = 0
+    console_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +83,17 @@ class DemoWorld:
     directory_file: Path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def build_world(
+    root: Path,
+    *,
+    now: datetime,
+    bodies: tuple[str, ...] | None = None,
+    ports: Mapping[str, NodePorts] | None = None,
+) -> DemoWorld:
+    """Create (or replace) a demo world under ``root``.
 
-
-def build_world(root: Path, *, now: datetime, bodies: tuple[str, ...] | None = None) -> DemoWorld:
-    """Create (or replace) a demo world under ``root``."""
+    Without ``ports`` every node is configured with port 0 and the directory's endpoints are
+    placeholders until :func:`publish_endpoints` names the ports the nodes bound."""
     chosen = [b for b in DEMO_BODIES if bodies is None or b.id in bodies]
     if root.exists():
         for child in ("pki", "trust", "exchanged", "renditions", *[b.id for b in DEMO_BODIES]):
@@ -110,7 +132,14 @@ def build_world(root: Path, *, now: datetime, bodies: tuple[str, ...] | None = N
         generate_file_kek(keys_dir / "kek.key", DEMO_PASSPHRASE)
         (node_dir / "passphrase").write_bytes(DEMO_PASSPHRASE)
         (node_dir / "passphrase").chmod(0o600)
-        node = DemoNode(body.id, node_dir / "node.toml", free_port(), free_port(), free_port())
+        chosen_ports = (ports or {}).get(body.id, NodePorts())
+        node = DemoNode(
+            body.id,
+            node_dir / "node.toml",
+            chosen_ports.peer,
+            chosen_ports.api,
+            chosen_ports.console,
+        )
         nodes[body.id] = node
         directory_bodies.append(_directory_body(body, keys_dir, pki.ca.certificate, node))
 
@@ -122,17 +151,59 @@ def build_world(root: Path, *, now: datetime, bodies: tuple[str, ...] | None = N
         depositary=DEPOSITARY_ID,
         bodies=tuple(directory_bodies),
     )
-    depositary_keys = KeyStore(
-        KeysSection(dir=depositary.body_dirs[DEPOSITARY_ID]),
-        DEPOSITARY_ID,
-        environ={KeysSection(dir=root).passphrase_env: DEMO_PASSPHRASE.decode()},
-    )
-    signed = sign_directory(build_directory_xml(directory), depositary_keys.seal())
     directory_file = root / "directory.xml"
-    directory_file.write_bytes(signed)
+    _write_signed(directory_file, directory, _depositary_seal(root))
     for node in nodes.values():
         node.config_path.write_text(_node_toml(node, states), encoding="utf-8")
     return DemoWorld(root=root, nodes=nodes, directory_file=directory_file)
+
+
+def publish_endpoints(
+    root: Path, directory: Directory, ports: Mapping[str, NodePorts], *, now: datetime
+) -> Directory:
+    """Re-issue ``root``'s directory with the bound peer endpoints of ``ports`` (next version,
+    signed by the demo depositary) and write the bound ports into each node's ``node.toml``.
+
+    ``directory`` is the version in force (a running node's ``node.directory``). Returns the new
+    version; running nodes load it from the file like any depositary update."""
+    bodies = tuple(
+        replace(body, endpoint=_endpoint(ports[body.id].peer)) if body.id in ports else body
+        for body in directory.bodies
+    )
+    new = replace(directory, version=directory.version + 1, issued_at=now, bodies=bodies)
+    _write_signed(root / "directory.xml", new, _depositary_seal(root))
+    for body_id, bound in ports.items():
+        _write_ports(root / body_id / "node.toml", bound)
+    return new
+
+
+def _endpoint(peer_port: int) -> str:
+    return f"https://127.0.0.1:{peer_port}"
+
+
+def _depositary_seal(root: Path) -> Any:
+    keys = KeyStore(
+        KeysSection(dir=root / "pki" / "depositary" / DEPOSITARY_ID),
+        DEPOSITARY_ID,
+        environ={KeysSection(dir=root).passphrase_env: DEMO_PASSPHRASE.decode()},
+    )
+    return keys.seal()
+
+
+def _write_signed(path: Path, directory: Directory, seal: Any) -> None:
+    signed = sign_directory(build_directory_xml(directory), seal)
+    temporary = path.with_suffix(".new")
+    temporary.write_bytes(signed)
+    temporary.replace(path)  # atomic: a node's watcher reads the old or the new, never half
+
+
+def _write_ports(config_path: Path, ports: NodePorts) -> None:
+    text = config_path.read_text(encoding="utf-8")
+    for section, port in (("peer", ports.peer), ("api", ports.api), ("console", ports.console)):
+        text = re.sub(
+            rf"(\[{section}\]\n(?:[^\[].*\n)*?port = )\d+", rf"\g<1>{port}", text, count=1
+        )
+    config_path.write_text(text, encoding="utf-8")
 
 
 def _directory_body(
@@ -157,7 +228,7 @@ def _directory_body(
         state=body.state,
         level=body.level,
         names=(BodyName("ru", body.name_ru),),
-        endpoint=f"https://127.0.0.1:{node.peer_port}",
+        endpoint=_endpoint(node.peer_port),
         certificates=(
             BodyCertificate(CertificateRole.SEAL, cert("seal")),
             BodyCertificate(

@@ -12,8 +12,8 @@ enveloped ``ds:Signature`` as the last child of ``Directory`` (lax: the signatur
 schema, checks it). Parse only the bytes the verifier returns: never fields of an unverified tree.
 
 Parsing goes through :func:`gateway.xml.parsing.parse_untrusted` (no DTD, no entities, no
-network, bounded size/depth), then ``schemas/directory.xsd`` (lxml), then the rules the schema
-cannot say (:func:`directory_problems`). Every refusal is a
+network, bounded size/depth), then ``gateway/schemas/directory.xsd`` (lxml), then the rules the
+schema cannot say (:func:`directory_problems`). Every refusal is a
 :class:`~gateway.model.problems.DocumentRejected` whose problems name the field and the rule.
 
 Exception tree (besides ``DocumentRejected``)::

@@ -3,8 +3,8 @@
 The parties tell the depositary which central, territorial and other bodies act for them
 (CIS Art. 18 paras. 1–3) and notify it of every change (para. 4). The depositary publishes the
 result as a signed, versioned document; every node loads it to know who its peers are, where
-they listen and which certificates speak for them. XML form: ``schemas/directory.xsd``; building,
-parsing and look-ups: :mod:`gateway.exchange.directory`.
+they listen and which certificates speak for them. XML form: ``gateway/schemas/directory.xsd``;
+building, parsing and look-ups: :mod:`gateway.exchange.directory`.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class AgreementProfile:
     namespace: str
     """XML namespace of the profile's schema."""
     schema_file: str
-    """File name in ``schemas/``."""
+    """File name in ``gateway/schemas/``."""
     language: str
     language_article: str
     deadline: DeadlineRule

@@ -36,10 +36,10 @@ ART25_EXCLUDABLE_ISSUERS = frozenset({"authority", "official", "notary"})
 documents; court documents are always covered."""
 
 ISSUER_KIND_PATH = "/Envelope/Body/Request/EnforcementDocument/Issuer/Kind"
-"""Where ``schemas/cis-enforcement.xsd`` puts the issuer kind."""
+"""Where ``gateway/schemas/cis-enforcement.xsd`` puts the issuer kind."""
 
 ART25_REFUSAL_GROUND = "non-application-declaration"
-"""The Art. 25 value of ``RefusalGround`` in ``schemas/cis-enforcement.xsd``."""
+"""The Art. 25 value of ``RefusalGround`` in ``gateway/schemas/cis-enforcement.xsd``."""
 
 _ISSUER_RU = {
     "court": "судом",
@@ -68,7 +68,7 @@ class _LimitedArticle:
 _LIMITED_ARTICLES = {
     "CIS Art. 6 а)": _LimitedArticle(
         "BankAccounts",
-        frozenset({"bank-accounts"}),  # schemas/cis-enforcement.xsd AssetKind
+        frozenset({"bank-accounts"}),  # gateway/schemas/cis-enforcement.xsd AssetKind
         "/Envelope/Body/Request/Subjects/Assets/Kind",
         "ART6A",
         "подпункт а) статьи 6 Соглашения",
@@ -87,7 +87,7 @@ class RefusalGround:
     """A ground for refusal the console offers, backed by a declaration (CIS Art. 13)."""
 
     code: str
-    """The ``RefusalGround`` value of ``schemas/cis-enforcement.xsd`` the refusal carries,
+    """The ``RefusalGround`` value of ``gateway/schemas/cis-enforcement.xsd`` the refusal carries,
     e.g. ``non-application-declaration``."""
     article: str
     text_ru: str

@@ -29,12 +29,14 @@ The engine is synchronous; aiohttp handlers run store calls in an executor.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -236,6 +238,28 @@ def _postgres_setup(engine: Engine, idle_ping_seconds: float) -> None:
             raise sa.exc.DisconnectionError(f"idle connection is dead: {exc}") from exc
 
 
+STORE_FILE_MODE = 0o600
+"""The SQLite file holds every message: the node's account alone reads it (SQLite gives its
+``-wal`` and ``-shm`` files the same mode)."""
+
+DATA_DIR_MODE = 0o700
+"""A data directory the gateway creates: keys, store and exports are nobody else's to list."""
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Create ``path``'s folder (0700) and the empty store file (0600) if they are missing.
+
+    SQLite would create the file itself, with the process's umask (usually 0644); a missing
+    folder would be its "unable to open database file". An existing file or folder keeps the
+    mode its operator gave it."""
+    path.parent.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def open_store(
     url: str, *, echo: bool = False, idle_ping_seconds: float = POSTGRES_IDLE_PING_SECONDS
 ) -> Store:
@@ -258,6 +282,7 @@ def open_store(
                 "[database] url: an in-memory SQLite database loses every message on exit; "
                 "give a file path (sqlite:///node-data/gateway.db)"
             )
+        prepare_sqlite_file(Path(parsed.database))
         engine = sa.create_engine(parsed, echo=echo)
         _sqlite_setup(engine)
     elif backend == "postgresql":

@@ -109,14 +109,20 @@ class NodeRuntime:
 
     @property
     def peer_port(self) -> int:
+        """The peer endpoint's bound port (the configured one, or the one port 0 got)."""
         assert self.peer_server is not None
         return self.peer_server.port
 
     @property
     def api_port(self) -> int:
-        """The local API's bound port (the free one picked when 0 was asked)."""
+        """The local API's bound port, read from its socket after :meth:`start`."""
         assert self.api_runner is not None
-        return int(self.api_runner.addresses[0][1])
+        return _bound_port(self.api_runner)
+
+    @property
+    def console_port(self) -> int | None:
+        """The console's bound port; ``None`` when it is not served."""
+        return _bound_port(self.extra_runners[0]) if self.extra_runners else None
 
     # --- start / stop --------------------------------------------------------------------
 
@@ -127,6 +133,21 @@ class NodeRuntime:
         console: bool = True,
         scheduler: bool = False,
         listeners: Listeners | None = None,
+    ) -> None:
+        """Serve the peer endpoint, the local API and (``console``) the console on their
+        configured ports — port 0 binds a free one; read it back from :attr:`peer_port`,
+        :attr:`api_port`, :attr:`console_port`. If any part fails to start (a port in use),
+        what did start is stopped before the error propagates."""
+        try:
+            await self._start(
+                deliver=deliver, console=console, scheduler=scheduler, listeners=listeners
+            )
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(
+        self, *, deliver: bool, console: bool, scheduler: bool, listeners: Listeners | None
     ) -> None:
         config = self.node.config
         self.server_tls = ReloadableContext(self._tls_context(server_context))
@@ -172,7 +193,7 @@ class NodeRuntime:
             self.node.body_id,
             self.peer_server.url,
             config.api.host,
-            config.api.port,
+            self.api_port,
         )
 
     async def stop(self) -> None:
@@ -504,6 +525,11 @@ def server_settings(section: ServerSection) -> ServerSettings:
         if (value := getattr(section, name)) is not None
     }
     return ServerSettings(**given)
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    """The port the runner's (first) site listens on: the real one even when 0 was asked."""
+    return int(runner.addresses[0][1])
 
 
 def _mtime(path: Any) -> float:

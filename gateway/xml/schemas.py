@@ -19,7 +19,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import xmlschema
 from lxml import etree
 
 from gateway.model.profiles import (
@@ -28,12 +27,12 @@ from gateway.model.profiles import (
     PROFILES,
     AgreementProfile,
 )
+from gateway.schemas import SCHEMA_DIR
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when first compiled: ~0.1 s that `gateway validate` need not pay
+    import xmlschema
+
     from gateway.xml.builder import DocumentPlan
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-"""The repository's ``schemas/`` folder (single source of truth for document shape)."""
 
 ENVELOPE_SCHEMA = "envelope.xsd"
 
@@ -80,6 +79,8 @@ class SchemaRegistry:
     @cached_property
     def xmlschema(self) -> xmlschema.XMLSchema10:
         """xmlschema's compiled schema, sandboxed to :attr:`directory`."""
+        import xmlschema
+
         return xmlschema.XMLSchema10(
             str(self.directory / ENVELOPE_SCHEMA), allow="sandbox", defuse="always"
         )
@@ -117,14 +118,19 @@ _default: SchemaRegistry | None = None
 _default_lock = threading.Lock()
 
 
-def default_registry() -> SchemaRegistry:
-    """The process-wide registry over :data:`SCHEMA_DIR`, compiled on first use."""
+def default_registry(*, explain: bool = True) -> SchemaRegistry:
+    """The process-wide registry over :data:`SCHEMA_DIR`, compiled on first use.
+
+    ``explain=False`` leaves xmlschema's form (~0.5 s to compile, needed only to explain an
+    invalid document or to convert JSON) until something asks for it: what a one-shot
+    ``gateway validate`` of a valid document wants. A node compiles both at start."""
     global _default
     with _default_lock:
         if _default is None:
             registry = SchemaRegistry()
             registry.lxml_schema  # noqa: B018  compile now, not on the first message
-            registry.xmlschema  # noqa: B018
-            registry.document_plan  # noqa: B018
             _default = registry
+        if explain:
+            _default.xmlschema  # noqa: B018
+            _default.document_plan  # noqa: B018  the JSON → XML plan, before the first message
         return _default

@@ -8,13 +8,17 @@ confidential document's content must not leak into logs through its errors (DESI
 
 from __future__ import annotations
 
-import xmlschema
+from typing import TYPE_CHECKING
+
 from lxml import etree
 
 from gateway.model.problems import Problem
 from gateway.model.profiles import ENVELOPE_NAMESPACE
 from gateway.xml.paths import element_path
 from gateway.xml.schemas import SchemaRegistry, default_registry
+
+if TYPE_CHECKING:
+    import xmlschema
 
 ENVELOPE_TAG = f"{{{ENVELOPE_NAMESPACE}}}Envelope"
 
@@ -82,8 +86,8 @@ _FACET_CODES = {
 
 
 def validate(root: etree._Element, registry: SchemaRegistry | None = None) -> tuple[Problem, ...]:
-    """Check a parsed envelope against ``schemas/envelope.xsd``; empty when it is valid."""
-    registry = registry or default_registry()
+    """Check a parsed envelope against ``gateway/schemas/envelope.xsd``; empty when it is valid."""
+    registry = registry or default_registry(explain=False)
     if root.tag != ENVELOPE_TAG:
         # Any global element is a valid root to XSD 1.0 (a bare cis:Request would pass
         # xmllint); only an envelope is a document of the exchange.
@@ -98,6 +102,8 @@ def validate(root: etree._Element, registry: SchemaRegistry | None = None) -> tu
         )
     if registry.is_valid(root):
         return ()
+    import xmlschema  # only an invalid document needs explaining
+
     problems: list[Problem] = []
     resource = xmlschema.XMLResource(root, allow="none")
     for error in registry.xmlschema.iter_errors(resource, use_location_hints=False):
@@ -113,7 +119,8 @@ def validate(root: etree._Element, registry: SchemaRegistry | None = None) -> tu
                 path="/",
                 message_ru=f"{SCHEMA_CODES['SCHEMA_INVALID']} ({details})",
                 message_en=f"not valid against envelope.xsd: {details}",
-                remedy_ru="Проверьте документ командой xmllint --schema schemas/envelope.xsd.",
+                remedy_ru="Проверьте документ командой "
+                "xmllint --schema gateway/schemas/envelope.xsd.",
             )
         )
     return tuple(problems)
@@ -133,6 +140,8 @@ def _path(error: xmlschema.XMLSchemaValidationError) -> str:
 
 
 def _problem(error: xmlschema.XMLSchemaValidationError) -> Problem:
+    import xmlschema
+
     path = _path(error)
     validator = type(error.validator).__name__
     reason = str(error.reason or "")

@@ -55,6 +55,7 @@ from benchmarks.harness import (
     table,
     time_hops,
 )
+from gateway.schemas import SCHEMA_DIR
 from tests.tooling import require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +149,7 @@ def test_benchmark_request_is_the_schema_example_padded_and_still_valid():
     request, source = request_document(NOW)
     assert source == REQUEST_EXAMPLE
     assert REQUEST_SIZE <= len(request) < REQUEST_SIZE + 1024
-    schema = etree.XMLSchema(etree.parse(str(REPO_ROOT / "schemas" / "envelope.xsd")))
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "envelope.xsd")))
     parser = hardened_parser()
     assert schema.validate(parse_hardened(request, parser)), schema.error_log.last_error
     receipt = parse_hardened(receipt_document("unused", NOW), parser)

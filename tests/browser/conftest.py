@@ -23,8 +23,8 @@ import pytest_asyncio
 from argon2 import PasswordHasher
 
 from gateway.config import NodeConfig
-from gateway.demo.play import example
-from gateway.demo.setup import build_world, free_port
+from gateway.demo.play import ADOPT_POLL_SECONDS, example, publish_bound_endpoints
+from gateway.demo.setup import build_world
 from gateway.exchange.node import Node
 from gateway.exchange.service import Role
 from gateway.store import tokens
@@ -129,7 +129,9 @@ async def _start(world_root: Path, body_id: str, config_path: Path) -> NodeConso
     token = secrets.token_urlsafe(32)
     with node.store.transaction() as conn:
         tokens.create(conn, token, label="browser-tests", scopes=API_SCOPES, now=now)
-    runtime = NodeRuntime(node)
+    # Port 0 everywhere: the nodes bind free ports, then publish_bound_endpoints (in `nodes`)
+    # re-issues the directory with them; a quick watcher takes it.
+    runtime = NodeRuntime(node, directory_poll_seconds=ADOPT_POLL_SECONDS)
     await runtime.start()
     assert runtime.service is not None
     directory = StoreUserDirectory(node.store)
@@ -139,7 +141,7 @@ async def _start(world_root: Path, body_id: str, config_path: Path) -> NodeConso
         body_id,
         runtime,
         "",
-        f"http://{node.config.api.host}:{node.config.api.port}/api/v1",
+        f"http://{node.config.api.host}:{runtime.api_port}/api/v1",
         token,
     )
     node_audit = store_audit(node.store, runtime.executor)
@@ -158,9 +160,9 @@ async def _start(world_root: Path, body_id: str, config_path: Path) -> NodeConso
         config_hint=str(config_path),
         **node_admin_sources(node, runtime.executor),
     )
-    port = free_port()
-    runtime.extra_runners.append(await start_console(app, "127.0.0.1", port))
-    console.url = f"http://127.0.0.1:{port}"
+    runner = await start_console(app, "127.0.0.1", 0)
+    runtime.extra_runners.append(runner)
+    console.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     return console
 
 
@@ -174,6 +176,7 @@ async def nodes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Nodes
     try:
         for body_id in BODIES:
             started.append(await _start(root, body_id, world.nodes[body_id].config_path))
+        await publish_bound_endpoints({c.body_id: c.runtime for c in started})
         yield Nodes(started[0], started[1], http)
     finally:
         await http.close()

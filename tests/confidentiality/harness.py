@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from gateway.config import NodeConfig
-from gateway.demo.play import example, reply
+from gateway.demo.play import ADOPT_POLL_SECONDS, example, publish_bound_endpoints, reply
 from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.node import Node
 from gateway.store import audit, tokens
@@ -53,8 +53,8 @@ class Pair:
         return self.world.nodes[body_id].config_path.parent
 
     def api(self, body_id: str) -> str:
-        config = self.node(body_id).config
-        return f"http://{config.api.host}:{config.api.port}"
+        runtime = self.runtimes[body_id]
+        return f"http://{runtime.node.config.api.host}:{runtime.api_port}"
 
     def token(self, body_id: str, scopes: Iterable[str], label: str = "test") -> str:
         token = secrets.token_urlsafe(32)
@@ -133,9 +133,10 @@ async def start_pair(root: Path) -> Pair:
     try:
         for body_id in BODIES:
             node = Node.from_config(NodeConfig.from_toml(world.nodes[body_id].config_path))
-            runtime = NodeRuntime(node)
+            runtime = NodeRuntime(node, directory_poll_seconds=ADOPT_POLL_SECONDS)
             await runtime.start()
             runtimes[body_id] = runtime
+        await publish_bound_endpoints(runtimes)  # the nodes bound free ports; list them
     except BaseException:
         await stop_pair(pair)
         raise

@@ -222,7 +222,8 @@ def test_message_id_must_be_a_canonical_uuid(
 def test_a_node_that_never_ran_has_nothing_to_disclose(
     world: DemoWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cli(world, "00000000-0000-4000-8000-000000000000", tmp_path) == 2
+    # No store yet: a dependency unavailable, exit code 3 (docs/operations.md).
+    assert _cli(world, "00000000-0000-4000-8000-000000000000", tmp_path) == 3
     assert "не запускался" in capsys.readouterr().err
     assert not world.nodes["RU-FSSP"].config_path.parent.joinpath("data").exists()
 
@@ -239,7 +240,7 @@ async def test_unknown_message_cannot_be_judged(
         "debtor",
         tmp_path,
     )
-    assert code == 2 and "не хранится" in stderr
+    assert code == 1 and "не хранится" in stderr  # refused: no such message here
 
 
 async def test_the_local_api_discloses_only_as_the_agreement_allows(pair: Pair) -> None:

@@ -23,13 +23,14 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 from gateway.exchange.service import ConversationSummary, Role
+from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store.engine import migrate, open_store
 from gateway.web.console import StoreUserDirectory, make_console_app
 from gateway.web.console.passwords import hash_password
 from gateway.xml.schemas import default_registry
 from tests.console.console_double import ConsoleTestService
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 NAMESPACE = uuid.UUID("0b6c3f0e-6a51-4d0f-8f0e-7f1d2c3b4a59")
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

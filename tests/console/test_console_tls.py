@@ -4,7 +4,6 @@ and sign-in works end to end (browsers drop Secure cookies over plain HTTP)."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -48,12 +47,6 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_sign_in_over_tls(tmp_path, service, users, clock, audit, seeded) -> None:
     cert, key = _self_signed(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -67,9 +60,8 @@ async def test_sign_in_over_tls(tmp_path, service, users, clock, audit, seeded) 
         clock=clock,
         password_hasher=CHEAP_HASHER,
     )
-    port = _free_port()
-    runner = await start_console(app, "127.0.0.1", port, ssl_context=server_ctx)
-    base = f"https://127.0.0.1:{port}"
+    runner = await start_console(app, "127.0.0.1", 0, ssl_context=server_ctx)
+    base = f"https://127.0.0.1:{runner.addresses[0][1]}"  # the port the OS gave
     try:
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address host
         connector = aiohttp.TCPConnector(ssl=client_ctx)

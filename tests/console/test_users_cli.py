@@ -111,7 +111,8 @@ def test_no_password_on_the_command_line(config) -> None:
 def test_without_a_terminal_a_password_source_is_required(config, capsys, monkeypatch) -> None:
     monkeypatch.delenv("GATEWAY_USER_PASSWORD", raising=False)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
-    assert main(["users", "add", "x1", "--role", "operator", "--config", str(config)]) == 1
+    # No way to get a password is a usage error (exit code 2, docs/operations.md).
+    assert main(["users", "add", "x1", "--role", "operator", "--config", str(config)]) == 2
     assert "--password-file" in capsys.readouterr().err
 
 

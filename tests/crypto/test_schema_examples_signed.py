@@ -1,5 +1,5 @@
-"""Every valid example of schemas/examples is signed as its kind requires, verifies, and stays
-valid against the envelope schema (the signatures fit env:Signatures)."""
+"""Every valid example of gateway/schemas/examples is signed as its kind requires, verifies, and
+stays valid against the envelope schema (the signatures fit env:Signatures)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.model.bodies import DEMO_BODIES
 from gateway.model.profiles import profile
+from gateway.schemas import SCHEMA_DIR
 from tests.crypto.helpers import NOW, PASSPHRASE, VERIFY_AT
 from tests.tooling import require_tool
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = SCHEMA_DIR
 EXAMPLES = sorted((SCHEMAS / "examples" / "valid").glob("*.xml"))
 
 
@@ -55,7 +56,7 @@ def _sign(example: Path, by_body: dict[str, KeyStore]) -> tuple[bytes, str, bool
     return sign_document(data, official, store.seal(), NOW), sender, kind.signed_by_official
 
 
-@pytest.mark.skipif(not EXAMPLES, reason="schemas/examples/valid is empty")
+@pytest.mark.skipif(not EXAMPLES, reason="gateway/schemas/examples/valid is empty")
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_signs_and_verifies(
     example: Path, stores: tuple[dict[str, KeyStore], TrustList]
@@ -69,7 +70,7 @@ def test_example_signs_and_verifies(
     assert len(verified.report.signatures) == (2 if with_official else 1)
 
 
-@pytest.mark.skipif(not EXAMPLES, reason="schemas/examples/valid is empty")
+@pytest.mark.skipif(not EXAMPLES, reason="gateway/schemas/examples/valid is empty")
 def test_signed_examples_stay_schema_valid(
     stores: tuple[dict[str, KeyStore], TrustList], tmp_path: Path
 ) -> None:

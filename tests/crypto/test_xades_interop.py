@@ -2,7 +2,7 @@
 
 * Our signatures verify in signxml (``XAdESVerifier`` with the location pinned, the number of
   references expected, our CA as the only trust) and in ``xmlsec1 --verify`` (each signature on
-  its own), over every valid example of schemas/examples and over generated envelopes.
+  its own), over every valid example of gateway/schemas/examples and over generated envelopes.
 * Signatures of our shape made by others verify in ours: ``xmlsec1 --sign`` filling our
   template's digests and values, and signxml's ``XAdESSigner`` taught to name the exclusive
   C14N transform on every reference (FACTS.md: out of the box it does not, on SignedProperties).
@@ -37,12 +37,11 @@ from gateway.crypto.report import SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.model.bodies import DEMO_BODIES
 from gateway.model.profiles import profile
+from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.crypto.helpers import NOW, PASSPHRASE, SENDER, VERIFY_AT, envelope
 from tests.tooling import require_tool
 
-EXAMPLES = sorted(
-    (Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid").glob("*.xml")
-)
+EXAMPLES = sorted(VALID_EXAMPLES_DIR.glob("*.xml"))
 E = f"{{{xades.ENV_NS}}}"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"

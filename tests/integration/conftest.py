@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.demo.setup import DemoWorld, build_world
+from gateway.demo.setup import DemoWorld, NodePorts, build_world
+from gateway.model.bodies import DEMO_BODIES
 from tests.tooling import IN_CI
 
 WORLD_AGE = timedelta(days=2)
@@ -29,8 +31,34 @@ PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@12
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
-    """The four demo bodies (RU-FSSP, KZ-MJ, RU-VS, KZ-VS), built once (~5 s)."""
-    return build_world(tmp_path_factory.mktemp("world"), now=datetime.now(UTC) - WORLD_AGE)
+    """The four demo bodies (RU-FSSP, KZ-MJ, RU-VS, KZ-VS), built once (~5 s).
+
+    Modules start and stop nodes of this world many times (in-process and as ``gateway serve``
+    processes), so its directory lists fixed peer ports, reserved by :func:`reserve_port`."""
+    ports = {body.id: NodePorts(peer=reserve_port()) for body in DEMO_BODIES}
+    return build_world(
+        tmp_path_factory.mktemp("world"), now=datetime.now(UTC) - WORLD_AGE, ports=ports
+    )
+
+
+def reserve_port() -> int:
+    """A loopback port no other socket will be given for a minute, yet free for a server.
+
+    Binding port 0 and closing leaves a window in which any process may take the port. Instead
+    the port is left in TIME_WAIT by a connection the listening side closes first: the kernel
+    then hands it to nobody asking for port 0, while a server binding it with SO_REUSEADDR (as
+    asyncio's servers do) gets it at once."""
+    with socket.socket() as listener:
+        # The TIME_WAIT entry keeps this flag: only then may a SO_REUSEADDR server bind over it.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server side closes first: its end goes to TIME_WAIT
+            client.recv(1)
+    return port
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from gateway.config import NodeConfig
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.crypto.xades import sign_document
 from gateway.demo.play import example
-from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld, free_port
+from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld
 from gateway.exchange.documents import complete_header
 from gateway.store import Store, open_store, tokens
 from gateway.store.engine import migrate
@@ -89,13 +90,14 @@ def node_config(
     """A variant of the world's configuration of ``body_id``, written beside it (relative paths
     keep working): its own data folder ``data-<tag>`` (so each test module starts from an empty
     store), optionally a database URL and other ports. The peer port defaults to the one the
-    directory lists, so peers can reach the node."""
+    directory lists, so peers can reach the node; the API and the console bind free ports
+    (port 0: read them back from the runtime, or from ``gateway serve``'s first line)."""
     source = world.nodes[body_id].config_path
     raw = tomllib.loads(source.read_text(encoding="utf-8"))
     raw["node"]["data_dir"] = f"data-{tag}"
     raw["peer"]["port"] = peer_port if peer_port is not None else world.nodes[body_id].peer_port
-    raw["api"]["port"] = api_port if api_port is not None else free_port()
-    raw["console"]["port"] = free_port()
+    raw["api"]["port"] = api_port if api_port is not None else 0
+    raw["console"]["port"] = 0
     if database_url:
         raw["database"] = {"url": database_url}
     lines = []
@@ -238,8 +240,10 @@ class ServeProcess:
 
     @property
     def api_url(self) -> str:
-        config = NodeConfig.from_toml(self.config)
-        return f"http://{config.api.host}:{config.api.port}/api/v1"
+        """From the line ``gateway serve`` prints once it listens: the bound ports."""
+        found = re.search(r"API (http://\S+/api/v1)", self.output())
+        assert found, f"gateway serve did not say where its API listens:\n{self.output()}"
+        return found.group(1)
 
     def output(self) -> str:
         return self.log.read_text("utf-8", "replace")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,10 @@ from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
+from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.integration.exchange_world import conversation_state, node_config, row_counts
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 PERSONAL = ("Примеров".encode(), b"810514300001", b"JTNB11HK103000001")
 """Values of the example request that must never cross the wire in clear."""
 

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.demo.play import example
-from gateway.demo.setup import DemoWorld, free_port
+from gateway.demo.setup import DemoWorld
 from gateway.store import Store, open_store
 from gateway.store.tables import conversations, delivery_attempts, messages, outbox, receipts
 from gateway.web.peer_client import RETRYABLE_STATUSES
@@ -70,7 +70,8 @@ async def test_two_processes_of_one_body_deliver_each_message_once(
 ) -> None:
     sender_db, receiver_db = pg_schema("sender"), pg_schema("receiver")
     first = node_config(world, "RU-FSSP", "pg-a", database_url=sender_db)
-    second = node_config(world, "RU-FSSP", "pg-b", database_url=sender_db, peer_port=free_port())
+    # Peers never call the second instance: any free port will do (0: the OS picks one).
+    second = node_config(world, "RU-FSSP", "pg-b", database_url=sender_db, peer_port=0)
     receiving = node_config(world, "KZ-MJ", "pg", database_url=receiver_db)
     sender_store = open_node_store(first)  # migrated before either process starts
     receiver_store = open_store(receiver_db)

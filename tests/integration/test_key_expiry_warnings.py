@@ -30,7 +30,7 @@ async def test_expiring_keys_are_listed_in_the_api_and_metrics(tmp_path: Path) -
         tokens.create(conn, "o" * 40, label="operator", scopes=["operator"], now=now)
     runtime = NodeRuntime(node, directory_poll_seconds=0.1)
     await runtime.start(deliver=False, console=False)
-    api = f"http://127.0.0.1:{node.config.api.port}"
+    api = f"http://127.0.0.1:{runtime.api_port}"
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(

@@ -25,16 +25,18 @@ from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.rotation import directory_with_publication, published_from_json
 from gateway.crypto.xades import verify_document
+from gateway.demo.play import publish_bound_endpoints
 from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node
+from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store import messages, outbox
 from gateway.store.tables import messages as messages_table
 from gateway.web.runtime import NodeRuntime
 from tests.integration.test_directory_reload import _depositary
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "valid"
+EXAMPLES = VALID_EXAMPLES_DIR
 SEND_INTERVAL = 0.15
 """Seconds between two submissions: a steady stream through every step of the rotation."""
 
@@ -68,6 +70,8 @@ async def test_seal_and_tls_rotation_while_exchanging(tmp_path: Path) -> None:
     runtimes = [NodeRuntime(n, directory_poll_seconds=0.1) for n in (ru, kz)]
     for runtime in runtimes:
         await runtime.start(console=False)
+    # The nodes bound free ports: directory v2 lists them; the rotations publish v3 and v4.
+    await publish_bound_endpoints({"RU-FSSP": runtimes[0], "KZ-MJ": runtimes[1]})
     loop = asyncio.get_running_loop()
     sent: list[str] = []
     stop = asyncio.Event()
@@ -108,9 +112,9 @@ async def test_seal_and_tls_rotation_while_exchanging(tmp_path: Path) -> None:
         before = list(sent)
         old_seal = ru.seal.certificate
 
-        # 1. Seal: rotate, publish (directory v2 with both seals), activate.
-        await loop.run_in_executor(None, rotate_and_publish, "seal", 2)
-        await wait_for(lambda: ru.directory.version == 2 and kz.directory.version == 2)
+        # 1. Seal: rotate, publish (directory v3 with both seals), activate.
+        await loop.run_in_executor(None, rotate_and_publish, "seal", 3)
+        await wait_for(lambda: ru.directory.version == 3 and kz.directory.version == 3)
         await asyncio.sleep(0.5)
         _cli(
             "keys",
@@ -126,9 +130,9 @@ async def test_seal_and_tls_rotation_while_exchanging(tmp_path: Path) -> None:
         await wait_for(lambda: ru.seal.certificate != old_seal)
         await asyncio.sleep(1.0)
 
-        # 2. TLS: rotate, publish (directory v3 with both TLS certificates), activate.
-        await loop.run_in_executor(None, rotate_and_publish, "tls", 3)
-        await wait_for(lambda: ru.directory.version == 3 and kz.directory.version == 3)
+        # 2. TLS: rotate, publish (directory v4 with both TLS certificates), activate.
+        await loop.run_in_executor(None, rotate_and_publish, "tls", 4)
+        await wait_for(lambda: ru.directory.version == 4 and kz.directory.version == 4)
         await asyncio.sleep(0.5)
         _cli(
             "keys",

@@ -100,7 +100,10 @@ def test_broken_schedule_names_file_line_and_key(
 
 
 def test_bad_time_zone_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="not an IANA time zone"):
+    # Refused when NODE.toml is read (gateway.config), before any schedule is built.
+    with pytest.raises(
+        ConfigurationError, match="timezone 'Mars/Olympus' — не имя часового пояса IANA"
+    ):
         ScheduleSettings.from_config(_config(tmp_path, timezone="Mars/Olympus"))
 
 

@@ -104,7 +104,7 @@ def test_holds_commands(store: Store, ring: KekRing, node_toml: Path, capsys) ->
         "--reason",
         "x",
     )
-    assert code == 2 and "no stored conversation" in err
+    assert code == 1 and "no stored conversation" in err  # refused (docs/operations.md)
     with store.read() as conn:
         events = [e for e in audit.events(conn) if e.kind.startswith("hold.")]
     assert [(e.kind, e.details["reason"]) for e in events] == [

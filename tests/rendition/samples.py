@@ -1,7 +1,7 @@
 """Sample envelopes for rendition tests, built after the layout in docs/architecture.md.
 
-They stand in for schemas/examples/valid/*.xml until the schemas exist; once they do, the tests
-render those too. Field names follow GLOSSARY.md.
+They stand in for gateway/schemas/examples/valid/*.xml until the schemas exist; once they do, the
+tests render those too. Field names follow GLOSSARY.md.
 """
 
 from __future__ import annotations

@@ -17,11 +17,12 @@ from lxml import etree
 from gateway.crypto.rendition import CONFIDENTIAL_MARK, MAX_FIELDS, render_pdf
 from gateway.crypto.report import Indication, SignatureReport, ValidationReport
 from gateway.model.problems import DocumentRejected
+from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.rendition import samples
 from tests.rendition.conftest import AT, Pki
 from tests.rendition.pdftools import page_texts, squeeze, without_furniture, write
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "schemas" / "examples" / "valid").glob("*.xml"))
+EXAMPLES = sorted(VALID_EXAMPLES_DIR.glob("*.xml"))
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +231,7 @@ def example_pdfs() -> dict[str, bytes]:
 def test_schema_examples_render(
     tmp_path: Path, example: Path, example_pdfs: dict[str, bytes]
 ) -> None:
-    """Every example of schemas/examples/valid renders, and every leaf value is on the page."""
+    """Every example of gateway/schemas/examples/valid renders; every leaf value is on the page."""
     root = etree.fromstring(example.read_bytes())
     pages = page_texts(write(tmp_path, "e.pdf", example_pdfs[example.name]))
     text = squeeze("\n".join(pages))

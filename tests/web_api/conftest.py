@@ -1,6 +1,6 @@
 """Fixtures of the local API tests: the in-memory service, seeded, behind a real aiohttp server.
 
-Time is pinned (``NOW``); documents are the schema's own examples (schemas/examples/valid),
+Time is pinned (``NOW``); documents are the schema's own examples (gateway/schemas/examples/valid),
 given fresh ids where a test needs many conversations.
 """
 
@@ -12,20 +12,20 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.exchange.service import Actor, Role
+from gateway.schemas import EXAMPLES_DIR
 from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import default_registry
 from tests.web_api.service_double import InMemoryService
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+EXAMPLES = EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 NAMESPACE = uuid.UUID("6f2b0a4e-3c1d-4b8e-9a57-0c3d2e1f4a5b")
 

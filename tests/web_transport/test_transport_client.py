@@ -53,16 +53,14 @@ async def test_parallel_deliveries_stay_within_the_per_peer_connection_cap(
     assert server_ctx.connections_wrapped == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_connection_refused_is_retryable(pki: Pki) -> None:
-    async with PeerClient(pki.client_context("kz")) as client:
-        with pytest.raises(PeerTransportError) as info:
-            await client.post_message(f"https://127.0.0.1:{_free_port()}/exchange/v1/messages", b"")
+    # A port bound but not listening refuses connections, and nobody else can take it meanwhile.
+    with socket.socket() as closed_door:
+        closed_door.bind(("127.0.0.1", 0))
+        port = closed_door.getsockname()[1]
+        async with PeerClient(pki.client_context("kz")) as client:
+            with pytest.raises(PeerTransportError) as info:
+                await client.post_message(f"https://127.0.0.1:{port}/exchange/v1/messages", b"")
     assert info.value.code is TransportErrorCode.CONNECT_FAILED
     assert info.value.retryable is True
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)

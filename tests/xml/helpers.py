@@ -9,10 +9,11 @@ from typing import Any
 
 from gateway.cli.documents import check_bytes, check_tree
 from gateway.model.problems import DocumentRejected, Problem
+from gateway.schemas import SCHEMA_DIR
 from gateway.xml.convert import json_to_xml
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO / "schemas"
+SCHEMAS = SCHEMA_DIR
 VALID = SCHEMAS / "examples" / "valid"
 INVALID = SCHEMAS / "examples" / "invalid"
 

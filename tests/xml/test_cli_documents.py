@@ -57,9 +57,11 @@ def test_validate_malformed_xml_is_invalid_not_unreadable(
 def test_validate_missing_file_is_unreadable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["validate", str(tmp_path / "absent.xml")]) == 2
-    assert "Не удалось прочитать файл" in capsys.readouterr().err
-    assert main(["validate", "--json", str(tmp_path / "absent.xml")]) == 2
+    # A file that is not there is an unavailable dependency: exit code 3 (docs/operations.md).
+    assert main(["validate", str(tmp_path / "absent.xml")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("ошибка: не удалось прочитать файл") and "[FILE_UNREADABLE]" in err
+    assert main(["validate", "--json", str(tmp_path / "absent.xml")]) == 3
     assert json.loads(capsys.readouterr().out)["readable"] is False
 
 
@@ -100,8 +102,9 @@ def test_convert_reports_schema_and_rule_problems(
 def test_convert_unreadable_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
-    assert main(["convert", "Request", str(broken)]) == 2
-    assert main(["convert", "Request", str(tmp_path / "absent.json")]) == 2
+    assert main(["convert", "Request", str(broken)]) == 1  # read, judged: not JSON
+    assert "[JSON_SYNTAX]" in capsys.readouterr().err
+    assert main(["convert", "Request", str(tmp_path / "absent.json")]) == 3
 
 
 def test_console_entry_point_runs() -> None:

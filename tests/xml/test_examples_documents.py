@@ -1,4 +1,4 @@
-"""The examples in schemas/examples/ against our validator, xmllint and the converter."""
+"""The examples in gateway/schemas/examples/ against our validator, xmllint and the converter."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Which actions a page offers is derived, never listed by hand: our role in the co
 (and which decisions) we may send now; the agreement's profile says which kinds exist.
 
 The form's fields are named after the XSD elements (the document shapes mirror
-``schemas/examples/valid/*.json``), so a problem the node reports at
+``gateway/schemas/examples/valid/*.json``), so a problem the node reports at
 ``/Envelope/Body/<Kind>/<Element>…`` is shown next to its field. The node does all the
 checking (schema, rules, protocol); this module refuses only what cannot even be put into a
 document (a required field left empty, a date that is not a date, a choice not offered).

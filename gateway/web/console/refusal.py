@@ -3,9 +3,9 @@
 :func:`read_refusal_form` turns the posted form into a :class:`RefusalForm` (what the operator
 typed, to show again on error); :func:`build_refusal` makes the JSON document the local
 service submits (``{"header": {...}, "body": {"Refusal": {...}}}``, mirroring the XSD: see
-``schemas/examples/valid/*Refusal.json``). The schema and the rules are the service's to check;
-this module only refuses what cannot even be put into a document (an unknown ground, a missing
-choice) and maps the service's problems back to the form's fields.
+``gateway/schemas/examples/valid/*Refusal.json``). The schema and the rules are the service's to
+check; this module only refuses what cannot even be put into a document (an unknown ground, a
+missing choice) and maps the service's problems back to the form's fields.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from aiohttp import web
 from gateway.web.console import labels
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION
 
-TEMPLATES_DIR = Path(__file__).with_name("templates")
-STATIC_DIR = Path(__file__).with_name("static")
+# Package data, found through importlib.resources so an installed wheel serves them too; aiohttp's
+# static route and Jinja's loader want real folders, which pip's unpacked installs always are.
+TEMPLATES_DIR = Path(str(resources.files(__package__) / "templates"))
+STATIC_DIR = Path(str(resources.files(__package__) / "static"))
 
 MASK = "скрыто"
 """What a confidential value reads as to someone who may not see it (CIS Art. 9.1, 16)."""
