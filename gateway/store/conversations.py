@@ -104,8 +104,12 @@ class Page:
     """None on the last page."""
 
 
+_COLUMNS = [conversations.c[name] for name in Conversation.__dataclass_fields__]
+"""The columns in the dataclass's field order: a row of them is its positional arguments."""
+
+
 def _row(row: Any) -> Conversation:
-    return Conversation(**{f: getattr(row, f) for f in Conversation.__dataclass_fields__})
+    return Conversation(*row)
 
 
 def open_conversation(
@@ -143,7 +147,7 @@ def open_conversation(
     )
 
 
-_GET = sa.select(conversations).where(
+_GET = sa.select(*_COLUMNS).where(
     conversations.c.conversation_id == sa.bindparam("conversation_id")
 )
 # SQLAlchemy leaves FOR UPDATE out on SQLite (its BEGIN IMMEDIATE writer is the lock).
@@ -285,7 +289,7 @@ def list_page(
             )
         )
     rows = conn.execute(
-        sa.select(conversations)
+        sa.select(*_COLUMNS)
         .where(*clauses)
         .order_by(c.opened_at.desc(), c.conversation_id.desc())
         .limit(limit + 1)
@@ -326,7 +330,7 @@ def add_debtor_tags(conn: Connection, conversation_id: str, tags: Iterable[bytes
 def find_by_debtor(conn: Connection, tag: bytes, limit: int = MAX_PAGE_SIZE) -> list[Conversation]:
     """Conversations indexed under this debtor tag, newest first."""
     rows = conn.execute(
-        sa.select(conversations)
+        sa.select(*_COLUMNS)
         .join(debtor_tags, debtor_tags.c.conversation_id == conversations.c.conversation_id)
         .where(debtor_tags.c.tag == tag)
         .order_by(conversations.c.opened_at.desc(), conversations.c.conversation_id.desc())
