@@ -48,7 +48,7 @@ def insert_if_absent(
     On PostgreSQL a concurrent insert of the same key waits for the other transaction and then
     does nothing (or goes in, if the other rolled back): exactly one wins.
     """
-    key = ("absent", conn.dialect.name, table.name, tuple(index_columns))
+    key = ("absent", conn.dialect.name, table, tuple(index_columns))
     stmt = _BUILT.get(key)
     if stmt is None:
         # No .values(): the columns come from the parameters at execution (compiled once per
@@ -72,7 +72,7 @@ def upsert(
 ) -> None:
     """``INSERT INTO table … ON CONFLICT (index_columns) DO UPDATE SET update_columns = the new
     row's``: one statement where an update-then-insert took two (SQLite ≥ 3.24, PostgreSQL)."""
-    key = ("upsert", conn.dialect.name, table.name, tuple(index_columns), tuple(update_columns))
+    key = ("upsert", conn.dialect.name, table, tuple(index_columns), tuple(update_columns))
     stmt = _BUILT.get(key)
     if stmt is None:
         insert = _insert_construct(conn, table)
