@@ -141,7 +141,11 @@ def _remembered_key(conn: Connection, message_id: str) -> bytes | None:
     if entry is None:
         return None
     trans = entry[0]()
-    if trans is None or trans is not _innermost(conn) or not trans.is_active:
+    if trans is None or not trans.is_active:
+        # Its transaction is over: drop the keys now rather than when the connection goes.
+        del _NEW_KEYS[conn]
+        return None
+    if trans is not _innermost(conn):
         return None
     return entry[1].get(message_id)
 
