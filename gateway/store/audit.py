@@ -47,6 +47,20 @@ VERIFY_BATCH = 1000
 JsonScalar = str | int | bool | None
 
 
+# The statements of every append, built once (building one per call cost more than running it).
+_HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_INSERT_ONE = audit_events.insert()
+# RETURNING makes SQLAlchemy batch the rows into multi-row INSERTs (its insertmanyvalues path)
+# on both dialects; psycopg's plain executemany would send a statement per row.
+_INSERT_MANY = audit_events.insert().returning(audit_events.c.seq)
+_MOVE_HEAD = (
+    audit_head.update()
+    .where(audit_head.c.id == 1)
+    .values(seq=sa.bindparam("seq"), hash=sa.bindparam("hash"))
+)
+
+
 class AuditError(Exception):
     """An event could not be appended (malformed details, or the head row is missing)."""
 
@@ -302,9 +316,7 @@ def flush(conn: Connection) -> int | None:
 
 def _write(conn: Connection, pending: Sequence[_Pending]) -> int:
     """Chain ``pending`` after the head: one locked head read, one insert, one head update."""
-    head_row = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).first()
+    head_row = conn.execute(_HEAD_FOR_UPDATE).first()
     if head_row is None:
         raise AuditError("audit_head row is missing: the store was not migrated")
     seq, prev = head_row.seq, head_row.hash
@@ -326,21 +338,16 @@ def _write(conn: Connection, pending: Sequence[_Pending]) -> int:
         )
         prev = digest
     if len(rows) == 1:
-        conn.execute(audit_events.insert(), rows)
+        conn.execute(_INSERT_ONE, rows)
     else:
-        # RETURNING makes SQLAlchemy batch the rows into multi-row INSERTs (its
-        # insertmanyvalues path) on both dialects; psycopg's plain executemany would send a
-        # statement per row.
-        conn.execute(audit_events.insert().returning(audit_events.c.seq), rows).all()
-    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        conn.execute(_INSERT_MANY, rows).all()
+    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
     return seq
 
 
 def head(conn: Connection) -> tuple[int, bytes]:
     """The chain head: ``(seq, hash)`` of the last event (``(0, GENESIS_HASH)`` when empty)."""
-    row = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    ).first()
+    row = conn.execute(_HEAD).first()
     if row is None:
         raise AuditError("audit_head row is missing: the store was not migrated")
     return row.seq, row.hash
@@ -543,9 +550,7 @@ def verify(conn: Connection) -> AuditVerification:
         if len(rows) < VERIFY_BATCH:
             break
     last_seq = expected_seq - 1
-    head_row = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    ).first()
+    head_row = conn.execute(_HEAD).first()
     if head_row is None:
         return AuditVerification(
             checked, last_seq, last_seq + 1, "audit_head row is missing", "head"

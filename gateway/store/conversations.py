@@ -104,8 +104,12 @@ class Page:
     """None on the last page."""
 
 
+_COLUMNS = [conversations.c[name] for name in Conversation.__dataclass_fields__]
+"""The columns in the dataclass's field order: a row of them is its positional arguments."""
+
+
 def _row(row: Any) -> Conversation:
-    return Conversation(**{f: getattr(row, f) for f in Conversation.__dataclass_fields__})
+    return Conversation(*row)
 
 
 def open_conversation(
@@ -143,16 +147,55 @@ def open_conversation(
     )
 
 
+_GET = sa.select(*_COLUMNS).where(
+    conversations.c.conversation_id == sa.bindparam("conversation_id")
+)
+# SQLAlchemy leaves FOR UPDATE out on SQLite (its BEGIN IMMEDIATE writer is the lock).
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 def get(conn: Connection, conversation_id: str, *, for_update: bool = False) -> Conversation | None:
     """The conversation, or None. ``for_update`` locks the row on PostgreSQL until commit."""
-    stmt = sa.select(conversations).where(conversations.c.conversation_id == conversation_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    stmt = _GET_FOR_UPDATE if for_update else _GET
+    row = conn.execute(stmt, {"conversation_id": conversation_id}).first()
     return _row(row) if row else None
 
 
 _UNCHANGED: Any = object()
+_TRANSITION_OPTIONAL = ("last_kind", "deadline", "confidential", "closed_at")
+_TRANSITIONS: dict[frozenset[str], sa.Update] = {}
+"""The compare-and-set UPDATE for each set of optional columns given (at most 16), built once."""
+
+
+def _transition_statement(optional: frozenset[str]) -> sa.Update:
+    stmt = _TRANSITIONS.get(optional)
+    if stmt is None:
+        c = conversations.c
+        stmt = (
+            conversations.update()
+            .where(
+                c.conversation_id == sa.bindparam("w_conversation_id"),
+                c.state == sa.bindparam("w_expected_state"),
+            )
+            .values(
+                version=c.version + 1,
+                state=sa.bindparam("state"),
+                updated_at=sa.bindparam("updated_at"),
+                **{name: sa.bindparam(name) for name in _TRANSITION_OPTIONAL if name in optional},
+            )
+        )
+        _TRANSITIONS[optional] = stmt
+    return stmt
+
+
+_MARK_PROCEEDING_CLOSED = (
+    conversations.update()
+    .where(conversations.c.conversation_id == sa.bindparam("w_conversation_id"))
+    .values(
+        proceeding_closed_at=sa.bindparam("proceeding_closed_at"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
 
 
 def transition(
@@ -173,27 +216,22 @@ def transition(
     exist): the caller re-reads and re-decides. ``deadline``, ``confidential`` and
     ``closed_at`` (set it when entering a closed state) change only when given.
     """
-    values: dict[str, Any] = {
+    params: dict[str, Any] = {
+        "w_conversation_id": conversation_id,
+        "w_expected_state": expected_state,
         "state": new_state,
         "updated_at": now,
-        "version": conversations.c.version + 1,
     }
     if last_kind is not None:
-        values["last_kind"] = last_kind
+        params["last_kind"] = last_kind
     if deadline is not _UNCHANGED:
-        values["deadline"] = deadline
+        params["deadline"] = deadline
     if confidential is not None:
-        values["confidential"] = confidential
+        params["confidential"] = confidential
     if closed_at is not _UNCHANGED:
-        values["closed_at"] = closed_at
-    result = conn.execute(
-        conversations.update()
-        .where(
-            conversations.c.conversation_id == conversation_id,
-            conversations.c.state == expected_state,
-        )
-        .values(values)
-    )
+        params["closed_at"] = closed_at
+    optional = frozenset(params.keys() & set(_TRANSITION_OPTIONAL))
+    result = conn.execute(_transition_statement(optional), params)
     return result.rowcount == 1
 
 
@@ -203,9 +241,8 @@ def mark_proceeding_closed(
     """Record that the case system closed the proceeding at ``at``; False if no such
     conversation. Retention periods may count from it."""
     result = conn.execute(
-        conversations.update()
-        .where(conversations.c.conversation_id == conversation_id)
-        .values(proceeding_closed_at=at, updated_at=now)
+        _MARK_PROCEEDING_CLOSED,
+        {"w_conversation_id": conversation_id, "proceeding_closed_at": at, "updated_at": now},
     )
     return result.rowcount == 1
 
@@ -252,7 +289,7 @@ def list_page(
             )
         )
     rows = conn.execute(
-        sa.select(conversations)
+        sa.select(*_COLUMNS)
         .where(*clauses)
         .order_by(c.opened_at.desc(), c.conversation_id.desc())
         .limit(limit + 1)
@@ -293,7 +330,7 @@ def add_debtor_tags(conn: Connection, conversation_id: str, tags: Iterable[bytes
 def find_by_debtor(conn: Connection, tag: bytes, limit: int = MAX_PAGE_SIZE) -> list[Conversation]:
     """Conversations indexed under this debtor tag, newest first."""
     rows = conn.execute(
-        sa.select(conversations)
+        sa.select(*_COLUMNS)
         .join(debtor_tags, debtor_tags.c.conversation_id == conversations.c.conversation_id)
         .where(debtor_tags.c.tag == tag)
         .order_by(conversations.c.opened_at.desc(), conversations.c.conversation_id.desc())

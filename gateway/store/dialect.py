@@ -1,9 +1,15 @@
 """The few places where SQLite and PostgreSQL need different SQL, in one module.
 
 Everything else in the store is the same statement on both. Here: ``INSERT … ON CONFLICT DO
-NOTHING`` (both support it, through their own SQLAlchemy constructs). Row locks
-(``FOR UPDATE [SKIP LOCKED]``) are written once with ``with_for_update``: SQLAlchemy leaves them
-out on SQLite, where a ``BEGIN IMMEDIATE`` transaction already holds the only write lock.
+NOTHING`` and ``INSERT … ON CONFLICT DO UPDATE`` (both support them, through their own
+SQLAlchemy constructs). Row locks (``FOR UPDATE [SKIP LOCKED]``) are written once with
+``with_for_update``: SQLAlchemy leaves them out on SQLite, where a ``BEGIN IMMEDIATE``
+transaction already holds the only write lock.
+
+Statements on the exchange's hot path are built once and executed with parameters: building
+a statement (``.values(…)``, ``.where(…)``) costs several times what executing it does (see
+docs/store.md, "Hot path"). The dialect-specific ones here are built lazily, once per
+dialect and table, and kept in :data:`_BUILT`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,22 @@ from sqlalchemy.engine import Connection
 
 from gateway.model.problems import ConfigurationError
 
+_BUILT: dict[tuple[Any, ...], Any] = {}
+"""Prebuilt dialect-specific statements, keyed by (purpose, dialect, table, columns)."""
+
+
+def _insert_construct(conn: Connection, table: sa.Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    # open_store refuses other URLs already; this guards a hand-made engine.
+    raise ConfigurationError(
+        f"database dialect {name!r} is not supported: use sqlite:///… or "
+        "postgresql+psycopg://… in [database] url"
+    )
+
 
 def insert_if_absent(
     conn: Connection, table: sa.Table, index_columns: Sequence[str], values: Mapping[str, Any]
@@ -26,18 +48,37 @@ def insert_if_absent(
     On PostgreSQL a concurrent insert of the same key waits for the other transaction and then
     does nothing (or goes in, if the other rolled back): exactly one wins.
     """
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt: Any = postgresql.insert(table)
-    elif name == "sqlite":
-        stmt = sqlite.insert(table)
-    else:
-        # open_store refuses other URLs already; this guards a hand-made engine.
-        raise ConfigurationError(
-            f"database dialect {name!r} is not supported: use sqlite:///… or "
-            "postgresql+psycopg://… in [database] url"
+    key = ("absent", conn.dialect.name, table, tuple(index_columns))
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        # No .values(): the columns come from the parameters at execution (compiled once per
+        # set of column names and cached by SQLAlchemy).
+        stmt = (
+            _insert_construct(conn, table)
+            .on_conflict_do_nothing(index_elements=list(index_columns))
+            # RETURNING, not rowcount: drivers disagree on rowcount when RETURNING is implicit.
+            .returning(table.c[index_columns[0]])
         )
-    stmt = stmt.values(dict(values)).on_conflict_do_nothing(index_elements=list(index_columns))
-    # RETURNING, not rowcount: drivers disagree on rowcount when RETURNING is implicit.
-    returned = conn.execute(stmt.returning(table.c[index_columns[0]])).first()
-    return returned is not None
+        _BUILT[key] = stmt
+    return conn.execute(stmt, dict(values)).first() is not None
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    index_columns: Sequence[str],
+    update_columns: Sequence[str],
+    values: Mapping[str, Any],
+) -> None:
+    """``INSERT INTO table … ON CONFLICT (index_columns) DO UPDATE SET update_columns = the new
+    row's``: one statement where an update-then-insert took two (SQLite ≥ 3.24, PostgreSQL)."""
+    key = ("upsert", conn.dialect.name, table, tuple(index_columns), tuple(update_columns))
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        insert = _insert_construct(conn, table)
+        stmt = insert.on_conflict_do_update(
+            index_elements=list(index_columns),
+            set_={name: insert.excluded[name] for name in update_columns},
+        )
+        _BUILT[key] = stmt
+    conn.execute(stmt, dict(values))

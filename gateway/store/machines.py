@@ -12,27 +12,25 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.store.dialect import upsert
 from gateway.store.tables import conversation_machines
+
+_GET = sa.select(conversation_machines.c.machine).where(
+    conversation_machines.c.conversation_id == sa.bindparam("conversation_id")
+)
 
 
 def get(conn: Connection, conversation_id: str) -> str | None:
-    return conn.execute(
-        sa.select(conversation_machines.c.machine).where(
-            conversation_machines.c.conversation_id == conversation_id
-        )
-    ).scalar_one_or_none()
+    """The machine's JSON, or None if none was stored for the conversation."""
+    return conn.execute(_GET, {"conversation_id": conversation_id}).scalar_one_or_none()
 
 
 def put(conn: Connection, conversation_id: str, machine: str, now: datetime) -> None:
-    """Insert or replace; the caller holds the conversation's row lock."""
-    updated = conn.execute(
-        conversation_machines.update()
-        .where(conversation_machines.c.conversation_id == conversation_id)
-        .values(machine=machine, updated_at=now)
+    """Insert or replace, in one statement; the caller holds the conversation's row lock."""
+    upsert(
+        conn,
+        conversation_machines,
+        ["conversation_id"],
+        ["machine", "updated_at"],
+        {"conversation_id": conversation_id, "machine": machine, "updated_at": now},
     )
-    if updated.rowcount == 0:
-        conn.execute(
-            conversation_machines.insert().values(
-                conversation_id=conversation_id, machine=machine, updated_at=now
-            )
-        )

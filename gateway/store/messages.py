@@ -16,13 +16,14 @@ its id and digest, so a replay after the purge is still recognised.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Transaction
 
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing, WrappedKey
@@ -93,6 +94,71 @@ def _attachment_part(ordinal: int) -> str:
     return f"attachment:{ordinal}"
 
 
+# Hot-path statements, built once (building one per call cost more than running it).
+_INSERT_KEY = message_keys.insert()
+_INSERT_ATTACHMENTS = attachments.insert()
+_DELETE_MESSAGE = messages.delete().where(messages.c.message_id == sa.bindparam("message_id"))
+_TOMBSTONED = sa.select(tombstones.c.message_id).where(
+    tombstones.c.message_id == sa.bindparam("message_id")
+)
+_DIGESTS = tuple(
+    sa.select(table.c.document_sha256).where(table.c.message_id == sa.bindparam("message_id"))
+    for table in (messages, tombstones)
+)
+_DATA_KEY = sa.select(message_keys.c.kek_id, message_keys.c.wrapped_dek).where(
+    message_keys.c.message_id == sa.bindparam("message_id")
+)
+_PAYLOAD = sa.select(messages.c.payload_nonce, messages.c.payload).where(
+    messages.c.message_id == sa.bindparam("message_id")
+)
+
+# The data keys of messages stored in the connection's current innermost transaction (or
+# savepoint), so that sealing a message's verification report right after storing it needs
+# neither a SELECT nor an unwrap. One entry per connection, valid only while the same
+# transaction object is the innermost one: a key never outlives the transaction (or
+# savepoint) that made it; once a savepoint ends, the key is read from the table again.
+_KeysOfTransaction = tuple[weakref.ref[Transaction], dict[str, bytes]]
+_NEW_KEYS: weakref.WeakKeyDictionary[Connection, _KeysOfTransaction] = weakref.WeakKeyDictionary()
+
+
+def _innermost(conn: Connection) -> Transaction | None:
+    return conn.get_nested_transaction() or conn.get_transaction()
+
+
+def _remember_key(conn: Connection, message_id: str, dek: bytes) -> None:
+    trans = _innermost(conn)
+    if trans is None:
+        return
+    entry = _NEW_KEYS.get(conn)
+    if entry is None or entry[0]() is not trans:
+        entry = (weakref.ref(trans), {})
+        _NEW_KEYS[conn] = entry
+    entry[1][message_id] = dek
+
+
+def _remembered_key(conn: Connection, message_id: str) -> bytes | None:
+    entry = _NEW_KEYS.get(conn)
+    if entry is None:
+        return None
+    trans = entry[0]()
+    if trans is None or not trans.is_active:
+        # Its transaction is over: drop the keys now rather than when the connection goes.
+        del _NEW_KEYS[conn]
+        return None
+    if trans is not _innermost(conn):
+        return None
+    return entry[1].get(message_id)
+
+
+def forget_data_keys(conn: Connection, message_ids: Iterable[str]) -> None:
+    """Drop the remembered data keys of these messages: call it where their ``message_keys``
+    rows are deleted, so that :func:`data_key` reports them shredded in this transaction too."""
+    entry = _NEW_KEYS.get(conn)
+    if entry is not None:
+        for message_id in message_ids:
+            entry[1].pop(message_id, None)
+
+
 def _insert(
     conn: Connection,
     header: MessageHeader,
@@ -128,17 +194,19 @@ def _insert(
     if direction is Direction.IN and _tombstoned(conn, header.message_id):
         # Purged long ago and now replayed: it was processed once, it must not be again.
         # Checked after the insert so that a purge committing meanwhile is seen too.
-        conn.execute(messages.delete().where(messages.c.message_id == header.message_id))
+        conn.execute(_DELETE_MESSAGE, {"message_id": header.message_id})
         return False
     wrapped = at_rest.wrap_data_key(dek, keys)
     conn.execute(
-        message_keys.insert().values(
-            message_id=header.message_id,
-            kek_id=wrapped.kek_id,
-            wrapped_dek=wrapped.blob,
-            wrapped_at=now,
-        )
+        _INSERT_KEY,
+        {
+            "message_id": header.message_id,
+            "kek_id": wrapped.kek_id,
+            "wrapped_dek": wrapped.blob,
+            "wrapped_at": now,
+        },
     )
+    _remember_key(conn, header.message_id, dek)
     if attachment_list:
         rows = []
         for ordinal, att in enumerate(attachment_list):
@@ -155,22 +223,17 @@ def _insert(
                     "ciphertext": a_cipher,
                 }
             )
-        conn.execute(attachments.insert(), rows)
+        conn.execute(_INSERT_ATTACHMENTS, rows)
     return True
 
 
 def _tombstoned(conn: Connection, message_id: str) -> bool:
-    found = conn.execute(
-        sa.select(tombstones.c.message_id).where(tombstones.c.message_id == message_id)
-    ).first()
-    return found is not None
+    return conn.execute(_TOMBSTONED, {"message_id": message_id}).first() is not None
 
 
 def _stored_digest(conn: Connection, message_id: str) -> bytes:
-    for table in (messages, tombstones):
-        digest = conn.execute(
-            sa.select(table.c.document_sha256).where(table.c.message_id == message_id)
-        ).scalar_one_or_none()
+    for stmt in _DIGESTS:
+        digest = conn.execute(stmt, {"message_id": message_id}).scalar_one_or_none()
         if digest is not None:
             return digest
     raise MessageGone(f"message {message_id} is neither stored nor tombstoned")
@@ -228,6 +291,7 @@ def _header(row: sa.Row) -> MessageHeader:
 
 
 _META_COLUMNS = [c for c in messages.c if c.name not in {"payload", "payload_nonce", "id"}]
+_GET = sa.select(*_META_COLUMNS).where(messages.c.message_id == sa.bindparam("message_id"))
 
 
 def _stored(row: sa.Row) -> StoredMessage:
@@ -242,7 +306,7 @@ def _stored(row: sa.Row) -> StoredMessage:
 
 def get(conn: Connection, message_id: str) -> StoredMessage | None:
     """The message's clear facts (no decryption), or None."""
-    row = conn.execute(sa.select(*_META_COLUMNS).where(messages.c.message_id == message_id)).first()
+    row = conn.execute(_GET, {"message_id": message_id}).first()
     return _stored(row) if row else None
 
 
@@ -259,12 +323,12 @@ def list_for_conversation(conn: Connection, conversation_id: str) -> list[Stored
 def data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     """The message's data key, unwrapped (hazardous: for sealing and opening its other parts,
     such as its verification reports; keep it no longer than that). Raises
-    :class:`KeyShredded` once the message was purged."""
-    row = conn.execute(
-        sa.select(message_keys.c.kek_id, message_keys.c.wrapped_dek).where(
-            message_keys.c.message_id == message_id
-        )
-    ).first()
+    :class:`KeyShredded` once the message was purged. A message stored in the same
+    transaction (or savepoint) reuses the key it was sealed with: no query, no unwrap."""
+    remembered = _remembered_key(conn, message_id)
+    if remembered is not None:
+        return remembered
+    row = conn.execute(_DATA_KEY, {"message_id": message_id}).first()
     if row is None:
         raise KeyShredded(f"message {message_id}: its data key was destroyed (purged)")
     return at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), keys)
@@ -273,11 +337,7 @@ def data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
 def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     """The signed document, byte for byte as stored. Raises :class:`MessageGone`,
     :class:`KeyShredded`, or ``at_rest.DecryptionFailed`` if a stored byte was altered."""
-    row = conn.execute(
-        sa.select(messages.c.payload_nonce, messages.c.payload).where(
-            messages.c.message_id == message_id
-        )
-    ).first()
+    row = conn.execute(_PAYLOAD, {"message_id": message_id}).first()
     if row is None:
         raise MessageGone(f"message {message_id} is not stored (never received, or purged)")
     dek = data_key(conn, message_id, keys)

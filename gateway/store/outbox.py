@@ -61,19 +61,86 @@ class OutboxItem:
     last_error: str | None
 
 
+# Hot-path statements, built once and run with parameters (building one per call cost more
+# than running it). Bind names in WHERE start with ``w_``: SQLAlchemy reserves a column's own
+# name for its SET value.
+_c = outbox.c
+_ENQUEUE = outbox.insert().returning(_c.id)
+_LIVE_LEASE_FREE = sa.or_(_c.claimed_by.is_(None), _c.claim_expires_at <= sa.bindparam("w_now"))
+_DUE = (
+    sa.select(_c.id)
+    .where(
+        _c.state == OutboxState.PENDING.value,
+        _c.next_attempt_at <= sa.bindparam("w_now"),
+        _LIVE_LEASE_FREE,
+    )
+    .order_by(_c.next_attempt_at, _c.id)
+    .limit(sa.bindparam("w_limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    outbox.update()
+    .where(
+        _c.id.in_(sa.bindparam("w_ids", expanding=True)),
+        # Repeated so the update is safe even where the select took no lock.
+        _c.state == OutboxState.PENDING.value,
+        _LIVE_LEASE_FREE,
+    )
+    .values(
+        claimed_by=sa.bindparam("claimed_by"),
+        claim_expires_at=sa.bindparam("claim_expires_at"),
+        attempts=_c.attempts + 1,
+    )
+    .returning(_c.id, _c.message_id, _c.destination, _c.attempts)
+)
+_OPEN_ATTEMPT = delivery_attempts.insert()
+_FINISH_ATTEMPT = (
+    delivery_attempts.update()
+    .where(
+        delivery_attempts.c.outbox_id == sa.bindparam("w_outbox_id"),
+        delivery_attempts.c.attempt == sa.bindparam("w_attempt"),
+    )
+    .values(
+        finished_at=sa.bindparam("finished_at"),
+        outcome=sa.bindparam("outcome"),
+        error_code=sa.bindparam("error_code"),
+        http_status=sa.bindparam("http_status"),
+    )
+)
+_HELD = outbox.update().where(
+    # The claim still holds: same worker, same attempt, still pending.
+    _c.id == sa.bindparam("w_id"),
+    _c.state == OutboxState.PENDING.value,
+    _c.claimed_by == sa.bindparam("w_worker_id"),
+    _c.attempts == sa.bindparam("w_attempt"),
+)
+_RELEASE = {
+    "claimed_by": None,
+    "claim_expires_at": None,
+    "last_error": sa.bindparam("last_error"),
+}
+_MARK_DELIVERED = _HELD.values(
+    state=OutboxState.DELIVERED.value, finished_at=sa.bindparam("finished_at"), **_RELEASE
+)
+_MARK_GIVEN_UP = _HELD.values(
+    state=OutboxState.FAILED.value, finished_at=sa.bindparam("finished_at"), **_RELEASE
+)
+_MARK_RETRY = _HELD.values(next_attempt_at=sa.bindparam("next_attempt_at"), **_RELEASE)
+_GET = sa.select(outbox).where(_c.id == sa.bindparam("w_id"))
+
+
 def enqueue(conn: Connection, message_id: str, destination: str, now: datetime) -> int:
     """Queue a stored outgoing message for ``destination``, due now; return the outbox id."""
     return conn.execute(
-        outbox.insert()
-        .values(
-            message_id=message_id,
-            destination=destination,
-            state=OutboxState.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .returning(outbox.c.id)
+        _ENQUEUE,
+        {
+            "message_id": message_id,
+            "destination": destination,
+            "state": OutboxState.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     ).scalar_one()
 
 
@@ -89,35 +156,16 @@ def claim_due(
         raise ValueError(f"limit must be 1..{MAX_CLAIM_BATCH}, got {limit}")
     if not timedelta(0) < lease <= MAX_LEASE:
         raise ValueError(f"lease must be positive and at most {MAX_LEASE}")
-    c = outbox.c
-    due = (
-        sa.select(c.id)
-        .where(
-            c.state == OutboxState.PENDING.value,
-            c.next_attempt_at <= now,
-            sa.or_(c.claimed_by.is_(None), c.claim_expires_at <= now),
-        )
-        .order_by(c.next_attempt_at, c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     # Two statements, not UPDATE … WHERE id IN (sub-select): PostgreSQL may run such a
     # sub-select more than once and so exceed the limit. The ids selected here are locked
     # (PostgreSQL) or covered by the single writer (SQLite) until commit.
-    ids = list(conn.execute(due).scalars())
+    ids = list(conn.execute(_DUE, {"w_now": now, "w_limit": limit}).scalars())
     if not ids:
         return []
     expires = now + lease
     rows = conn.execute(
-        outbox.update()
-        .where(
-            c.id.in_(ids),
-            # Repeated so the update is safe even where the select took no lock.
-            c.state == OutboxState.PENDING.value,
-            sa.or_(c.claimed_by.is_(None), c.claim_expires_at <= now),
-        )
-        .values(claimed_by=worker_id, claim_expires_at=expires, attempts=c.attempts + 1)
-        .returning(c.id, c.message_id, c.destination, c.attempts)
+        _CLAIM,
+        {"w_ids": ids, "w_now": now, "claimed_by": worker_id, "claim_expires_at": expires},
     ).all()
     claims = sorted(
         (Claim(r.id, r.message_id, r.destination, r.attempts, worker_id, expires) for r in rows),
@@ -125,7 +173,7 @@ def claim_due(
     )
     if claims:
         conn.execute(
-            delivery_attempts.insert(),
+            _OPEN_ATTEMPT,
             [
                 {
                     "outbox_id": cl.outbox_id,
@@ -148,40 +196,27 @@ def _finish_attempt(
     http_status: int | None,
 ) -> None:
     conn.execute(
-        delivery_attempts.update()
-        .where(
-            delivery_attempts.c.outbox_id == claim.outbox_id,
-            delivery_attempts.c.attempt == claim.attempt,
-        )
-        .values(finished_at=now, outcome=outcome, error_code=error_code, http_status=http_status)
+        _FINISH_ATTEMPT,
+        {
+            "w_outbox_id": claim.outbox_id,
+            "w_attempt": claim.attempt,
+            "finished_at": now,
+            "outcome": outcome,
+            "error_code": error_code,
+            "http_status": http_status,
+        },
     )
 
 
-def _held(claim: Claim) -> sa.ColumnElement[bool]:
-    c = outbox.c
-    return sa.and_(
-        c.id == claim.outbox_id,
-        c.state == OutboxState.PENDING.value,
-        c.claimed_by == claim.worker_id,
-        c.attempts == claim.attempt,
-    )
+def _held(claim: Claim) -> dict[str, object]:
+    return {"w_id": claim.outbox_id, "w_worker_id": claim.worker_id, "w_attempt": claim.attempt}
 
 
 def mark_delivered(
     conn: Connection, claim: Claim, now: datetime, http_status: int | None = None
 ) -> bool:
     """Record delivery; False if the claim was lost (lease expired and another worker took it)."""
-    result = conn.execute(
-        outbox.update()
-        .where(_held(claim))
-        .values(
-            state=OutboxState.DELIVERED.value,
-            finished_at=now,
-            claimed_by=None,
-            claim_expires_at=None,
-            last_error=None,
-        )
-    )
+    result = conn.execute(_MARK_DELIVERED, {**_held(claim), "finished_at": now, "last_error": None})
     if result.rowcount != 1:
         return False
     _finish_attempt(conn, claim, now, "delivered", None, http_status)
@@ -201,16 +236,11 @@ def mark_failed(
     ``error_code`` is a stable code (``PEER_UNREACHABLE``, ``TLS_FAILED``), never a message
     that could carry personal data. False if the claim was lost.
     """
-    values: dict[str, object] = {
-        "claimed_by": None,
-        "claim_expires_at": None,
-        "last_error": error_code,
-    }
+    params = {**_held(claim), "last_error": error_code}
     if next_attempt_at is None:
-        values.update(state=OutboxState.FAILED.value, finished_at=now)
+        result = conn.execute(_MARK_GIVEN_UP, {**params, "finished_at": now})
     else:
-        values["next_attempt_at"] = next_attempt_at
-    result = conn.execute(outbox.update().where(_held(claim)).values(values))
+        result = conn.execute(_MARK_RETRY, {**params, "next_attempt_at": next_attempt_at})
     if result.rowcount != 1:
         return False
     _finish_attempt(conn, claim, now, "failed", error_code, http_status)
@@ -219,7 +249,7 @@ def mark_failed(
 
 def get(conn: Connection, outbox_id: int) -> OutboxItem | None:
     """One outbox row, or None."""
-    row = conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id)).first()
+    row = conn.execute(_GET, {"w_id": outbox_id}).first()
     if row is None:
         return None
     return OutboxItem(

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store import audit
+from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
     attachments,
     conversation_machines,
@@ -474,6 +475,7 @@ def purge_messages(
         )
         # Crypto-shredding first: without the data key the ciphertext is noise everywhere.
         conn.execute(message_keys.delete().where(message_keys.c.message_id == message_id))
+        forget_data_keys(conn, [message_id])
         conn.execute(
             verification_reports.delete().where(verification_reports.c.message_id == message_id)
         )
@@ -688,6 +690,7 @@ def purge_batch(
     # Crypto-shredding first: without the data key the ciphertext is noise everywhere,
     # backups included.
     conn.execute(message_keys.delete().where(message_keys.c.message_id.in_(ids)))
+    forget_data_keys(conn, ids)
     conn.execute(verification_reports.delete().where(verification_reports.c.message_id.in_(ids)))
     conn.execute(attachments.delete().where(attachments.c.message_id.in_(ids)))
     outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id.in_(ids))

@@ -17,6 +17,8 @@ from gateway.store.dialect import insert_if_absent
 from gateway.store.messages import Direction
 from gateway.store.tables import receipts
 
+_GET = sa.select(receipts).where(receipts.c.message_id == sa.bindparam("message_id"))
+
 
 class ReceiptOutcome(StrEnum):
     ACCEPTED = "accepted"
@@ -65,7 +67,7 @@ def record(
 
 def get(conn: Connection, message_id: str) -> Receipt | None:
     """The receipt recorded for a message, or None."""
-    row = conn.execute(sa.select(receipts).where(receipts.c.message_id == message_id)).first()
+    row = conn.execute(_GET, {"message_id": message_id}).first()
     if row is None:
         return None
     return Receipt(

@@ -34,6 +34,10 @@ IDS_PER_QUERY = 500
 """Message ids per ``IN (…)`` in :func:`report_indications`: below every dialect's bind limit."""
 
 
+_INSERT = verification_reports.insert().returning(verification_reports.c.id)
+"""Built once: building the statement per call cost more than running it."""
+
+
 class ReportPurpose(StrEnum):
     RECEIPT = "receipt"
     """Verified when the document was received (before it was acknowledged)."""
@@ -100,7 +104,8 @@ def record_report(
 ) -> int:
     """Record a verification report of a stored message, encrypted under the message's data
     key; return the row id. Call it in the transaction that stored the message (after
-    ``messages.insert_received``) or, for ``reverify``, in any later one.
+    ``messages.insert_received``) or, for ``reverify``, in any later one. In the transaction
+    that stored the message, its data key is reused from there (no query, no unwrap).
 
     Raises ``ValueError`` naming the field for an unknown purpose or indication, a naive
     time or an oversized report, ``messages.KeyShredded`` if the message was purged."""
@@ -113,17 +118,16 @@ def record_report(
         dek, plaintext, _aad(message_id, checked.value, at, indication, sub_indication)
     )
     return conn.execute(
-        verification_reports.insert()
-        .values(
-            message_id=message_id,
-            recorded_at=at,
-            purpose=checked.value,
-            indication=indication,
-            sub_indication=sub_indication,
-            report_nonce=nonce,
-            report=ciphertext,
-        )
-        .returning(verification_reports.c.id)
+        _INSERT,
+        {
+            "message_id": message_id,
+            "recorded_at": at,
+            "purpose": checked.value,
+            "indication": indication,
+            "sub_indication": sub_indication,
+            "report_nonce": nonce,
+            "report": ciphertext,
+        },
     ).scalar_one()
 
 
