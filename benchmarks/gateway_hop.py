@@ -21,8 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,15 +59,16 @@ def _unsigned_size(document: dict[str, Any]) -> int:
     return len(to_bytes(json_to_xml(draft)))
 
 
-def _bound_peer_port(process: subprocess.Popen[str], seconds: float = 60.0) -> int:
-    """The peer port from ``gateway serve``'s first line (``узел X: peer https://host:PORT, …``)."""
+def _bound_port(process: subprocess.Popen[str], what: str, seconds: float = 60.0) -> int:
+    """A bound port from ``gateway serve``'s first line (``узел X: peer https://host:PORT, API
+    http://host:PORT/api/v1``); ``what`` is ``peer https`` or ``API http``."""
     assert process.stdout is not None
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             break  # the process ended
-        found = re.search(r"peer https://[^:]+:(\d+)", line)
+        found = re.search(rf"{what}://[^:]+:(\d+)", line)
         if found:
             return int(found.group(1))
     raise RuntimeError(f"gateway serve did not start (exit code {process.poll()})")
@@ -109,11 +110,11 @@ def _pg_schema(label: str) -> tuple[str, Any]:
 
 
 def measure_gateway_hop(
-    store: str, hops: int, *, receivers: int = 1, rate: float | None = None
+    store: str, hops: int, *, processes: int = 1, rate: float | None = None
 ) -> dict[str, float]:
-    """Run one measurement; ``store`` is ``sqlite`` or ``postgresql``; ``receivers`` the
-    receiving node's worker processes; ``rate`` an offered load in hops/s (None: closed loop,
-    CLOSED_LOOP_WINDOW requests outstanding)."""
+    """Run one measurement; ``store`` is ``sqlite`` or ``postgresql``; ``processes`` the worker
+    processes of each node (``gateway serve --workers``); ``rate`` an offered load in hops/s
+    (None: closed loop, CLOSED_LOOP_WINDOW requests outstanding)."""
     from gateway.demo.setup import build_world
 
     cleanups = []
@@ -124,43 +125,63 @@ def measure_gateway_hop(
                 url, drop = _pg_schema(body.lower().replace("-", "_"))
                 cleanups.append(drop)
                 _with_database(world.nodes[body].config_path, url)
-        receiver = world.nodes["KZ-MJ"]
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                str(receiver.config_path),
-                "--workers",
-                str(receivers),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        sender_config = world.nodes["RU-FSSP"].config_path
+        receiver = _serve(world.nodes["KZ-MJ"].config_path, processes)
+        sender = None
         try:
             # The receiver binds a free port (port 0) and says which; the depositary then
             # lists it in the directory the sender loads.
-            _publish_peer_port(world, "KZ-MJ", _bound_peer_port(process))
-            return asyncio.run(_hops(world.nodes["RU-FSSP"].config_path, hops, rate, process.pid))
+            _publish_peer_port(world, "KZ-MJ", _bound_port(receiver, "peer https"))
+            token, database_url = _operator_token(sender_config)
+            sender = _serve(sender_config, processes)
+            api = f"http://127.0.0.1:{_bound_port(sender, 'API http')}/api/v1"
+            return asyncio.run(
+                _hops(api, token, database_url, hops, rate, sender.pid, receiver.pid)
+            )
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            for process in (sender, receiver):
+                if process is not None:
+                    _stop(process)
             for cleanup in cleanups:
                 cleanup()
+
+
+def _serve(config: Path, processes: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            str(processes),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 CLOSED_LOOP_WINDOW = 64
 """Requests the case system keeps outstanding in the closed-loop runs: more than the sender's
 DELIVERIES_IN_FLIGHT, so the pipeline is never starved by the client."""
 
-WARM_UP_HOPS = 50
+WARM_UP_HOPS = 100
 """Hops before the clock starts: imports, first-use caches, connection set-up."""
+
+POLL_SECONDS = 0.002
+"""How often the case system looks for recorded receipts in the sender's store: the hop's end
+is seen at most this late (it is part of the latency reported, never of the CPU per hop)."""
 
 
 def _process_cpu_seconds(pid: int) -> float:
@@ -185,67 +206,101 @@ def _process_cpu_seconds(pid: int) -> float:
     return total
 
 
+class _ReceiptWatch:
+    """Sees, from outside the node, when the sender has recorded each message's receipt: a
+    thread asks the sender's store for the pending ids every POLL_SECONDS."""
+
+    def __init__(self, database_url: str, loop: asyncio.AbstractEventLoop) -> None:
+        import sqlalchemy as sa
+
+        from gateway.store.tables import receipts
+
+        self._engine = sa.create_engine(database_url)
+        self._query = sa.select(receipts.c.message_id).where(
+            receipts.c.direction == "in",
+            receipts.c.message_id.in_(sa.bindparam("ids", expanding=True)),
+        )
+        self._loop = loop
+        self._pending: dict[str, asyncio.Future[float]] = {}
+        self._lock = threading.Lock()
+        self._running = True
+        self._thread = threading.Thread(target=self._poll, name="receipt-watch", daemon=True)
+        self._thread.start()
+
+    def expect(self, message_id: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = self._loop.create_future()
+        with self._lock:
+            self._pending[message_id] = future
+        return future
+
+    def _poll(self) -> None:
+        while self._running:
+            with self._lock:
+                ids = list(self._pending)
+            if ids:
+                with self._engine.connect() as conn:
+                    found = conn.execute(self._query, {"ids": ids}).scalars().all()
+                seen = time.perf_counter()
+                with self._lock:
+                    for message_id in found:
+                        future = self._pending.pop(message_id)
+                        self._loop.call_soon_threadsafe(_resolve, future, seen)
+            time.sleep(POLL_SECONDS)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join()
+        self._engine.dispose()
+
+
 async def _hops(
-    config_path: Path, hops: int, rate: float | None, receiver_pid: int
+    api: str,
+    token: str,
+    database_url: str,
+    hops: int,
+    rate: float | None,
+    sender_pid: int,
+    receiver_pid: int,
 ) -> dict[str, float]:
     """Post the case system's JSON to the sender's local API and time each hop until the
     sender has verified and recorded the receiver's signed Receipt."""
     import aiohttp
 
-    from gateway.config import NodeConfig
-    from gateway.exchange.node import Node
-    from gateway.exchange.sending import DeliveryResult
-    from gateway.web.runtime import NodeRuntime
-
-    tomllib.loads(config_path.read_text(encoding="utf-8"))  # fail early on a broken file
-    node = Node.from_config(NodeConfig.from_toml(config_path))
-    token = _operator_token(node)
     document = request_document()
-    runtime = NodeRuntime(node)
-    await runtime.start(console=False)
-    done: dict[str, asyncio.Future[float]] = {}
-    record_answer = node.record_answer
-
-    def recorded(claim: Any, *args: Any, **kwargs: Any) -> Any:
-        result = record_answer(claim, *args, **kwargs)
-        if result.outcome is DeliveryResult.DELIVERED:
-            finished = time.perf_counter()
-            waiter = done.get(claim.message_id)
-            if waiter is not None:
-                loop.call_soon_threadsafe(_resolve, waiter, finished)
-        return result
-
-    loop = asyncio.get_running_loop()
-    node.record_answer = recorded  # type: ignore[method-assign]
-    url = f"http://127.0.0.1:{runtime.api_port}/api/v1/messages"
-    headers = {"Authorization": f"Bearer {token}"}
+    watch = _ReceiptWatch(database_url, asyncio.get_running_loop())
     latencies: list[float] = []
     try:
-        async with aiohttp.ClientSession(headers=headers) as http:
+        async with aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"},
+            connector=aiohttp.TCPConnector(limit=CLOSED_LOOP_WINDOW),
+        ) as http:
 
             async def hop() -> float:
                 started = time.perf_counter()
-                async with http.post(url, json=document) as response:
+                async with http.post(f"{api}/messages", json=document) as response:
                     body = await response.json()
                     if response.status != 202:
                         raise RuntimeError(f"submission refused: {response.status} {body}")
-                waiter = done.setdefault(body["message_id"], loop.create_future())
-                finished = await asyncio.wait_for(waiter, 120)
+                finished = await asyncio.wait_for(watch.expect(body["message_id"]), 120)
                 return finished - started
 
-            await _closed_loop(hop, WARM_UP_HOPS, CLOSED_LOOP_WINDOW, [])
-            sender_cpu = time.process_time()
-            receiver_cpu = _process_cpu_seconds(receiver_pid)
+            await _closed_loop(hop, min(WARM_UP_HOPS, max(5, hops // 10)), CLOSED_LOOP_WINDOW, [])
+            cpu = (
+                time.process_time(),
+                _process_cpu_seconds(sender_pid),
+                _process_cpu_seconds(receiver_pid),
+            )
             started = time.perf_counter()
             if rate is None:
                 await _closed_loop(hop, hops, CLOSED_LOOP_WINDOW, latencies)
             else:
                 await _open_loop(hop, hops, rate, latencies)
             wall = time.perf_counter() - started
-            sender_cpu = time.process_time() - sender_cpu
-            receiver_cpu = _process_cpu_seconds(receiver_pid) - receiver_cpu
+            client_cpu = time.process_time() - cpu[0]
+            sender_cpu = _process_cpu_seconds(sender_pid) - cpu[1]
+            receiver_cpu = _process_cpu_seconds(receiver_pid) - cpu[2]
     finally:
-        await runtime.stop()
+        watch.close()
     latencies.sort()
     return {
         "hops_per_s": round(hops / wall, 1),
@@ -253,19 +308,26 @@ async def _hops(
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
         "sender_cpu_ms_per_hop": round(sender_cpu / hops * 1000, 2),
         "receiver_cpu_ms_per_hop": round(receiver_cpu / hops * 1000, 2),
+        "client_cpu_ms_per_hop": round(client_cpu / hops * 1000, 2),
     }
 
 
-def _operator_token(node: Any) -> str:
-    """A case-system token with the operator role, as `gateway tokens add` makes one."""
+def _operator_token(config_path: Path) -> tuple[str, str]:
+    """A case-system token with the operator role (as `gateway tokens add` makes one) in the
+    sender's store, and that store's URL."""
     import secrets
 
-    from gateway.store import tokens
+    from gateway.config import NodeConfig
+    from gateway.store import migrate, open_store, tokens
 
+    config = NodeConfig.from_toml(config_path)
+    store = open_store(config.database_url)
+    migrate(store.engine)
     token = secrets.token_urlsafe(32)
-    with node.store.transaction() as conn:
+    with store.transaction() as conn:
         tokens.create(conn, token, label="benchmark", scopes=["operator"], now=datetime.now(UTC))
-    return token
+    store.dispose()
+    return token, config.database_url
 
 
 def _resolve(waiter: asyncio.Future[float], at: float) -> None:
@@ -300,6 +362,6 @@ async def _open_loop(hop: Any, count: int, rate: float, latencies: list[float]) 
 if __name__ == "__main__":
     store = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    receivers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    processes = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     rate = float(sys.argv[4]) if len(sys.argv) > 4 else None
-    print(json.dumps(measure_gateway_hop(store, count, receivers=receivers, rate=rate)))
+    print(json.dumps(measure_gateway_hop(store, count, processes=processes, rate=rate)))

@@ -65,6 +65,8 @@ class Figures:
     cpu_seconds: float = 0.0
     """CPU time of the timed hops, all processes together: unlike wall time, barely moved by
     other programs competing for the cores."""
+    variant: str = ""
+    """What sets this run apart beyond store and processes (``offered 300/s``)."""
 
     @property
     def cpu_ms_per_hop(self) -> float:
@@ -251,7 +253,15 @@ class ReportedFigures(Figures):
     ``benchmarks/gateway_hop.py``'s ``measure_gateway_hop``, which returns a dict)."""
 
     reported: dict[str, float] = field(default_factory=dict)
-    """``hops_per_s``, ``p50_ms``, ``p99_ms`` as the measurement reported them."""
+    """``hops_per_s``, ``p50_ms``, ``p99_ms`` as the measurement reported them, and whatever
+    else it reported (CPU ms per hop of each side)."""
+
+    @property
+    def cpu_ms_per_hop(self) -> float:
+        return sum(v for k, v in self.reported.items() if k.endswith("_cpu_ms_per_hop"))
+
+    def as_json(self) -> dict[str, float]:
+        return dict(self.reported)
 
     @property
     def hops_per_s(self) -> float:
@@ -267,7 +277,12 @@ class ReportedFigures(Figures):
 
 
 def reported_measurement(
-    name: str, store: str, run_hops: Callable[[int], dict[str, float]]
+    name: str,
+    store: str,
+    run_hops: Callable[[int], dict[str, float]],
+    *,
+    processes: int = 1,
+    variant: str = "",
 ) -> Callable[[RunSettings], Figures]:
     """A measurement around ``run_hops(hops) -> {hops_per_s, p50_ms, p99_ms}``, e.g.
     ``partial(measure_gateway_hop, "sqlite")``. Register it with ``parallel=False``: it brings
@@ -281,11 +296,12 @@ def reported_measurement(
         return ReportedFigures(
             name=name,
             store=store,
-            workers=1,
+            workers=processes,
             hops=settings.hops,
             seconds=settings.hops / reported["hops_per_s"],
             latencies_ms=(),
-            reported={k: float(reported[k]) for k in ("hops_per_s", "p50_ms", "p99_ms")},
+            variant=variant,
+            reported={k: float(v) for k, v in reported.items()},
         )
 
     return measure
@@ -334,7 +350,7 @@ def machine_note() -> str:
     return note
 
 
-COLUMNS = ("measurement", "store", "hops/s", "p50 ms", "p99 ms", "crypto ops/hop")
+COLUMNS = ("measurement", "store", "hops/s", "p50 ms", "p99 ms", "CPU ms/hop", "crypto ops/hop")
 
 
 def table(results: list[Figures]) -> str:
@@ -346,12 +362,13 @@ def table(results: list[Figures]) -> str:
             f"{f.hops_per_s:,.1f}",
             f"{f.p50_ms:.2f}",
             f"{f.p99_ms:.2f}",
+            f"{f.cpu_ms_per_hop:.2f}" if f.cpu_ms_per_hop else "-",
             f.crypto_ops.summary() if f.crypto_ops else "-",
         )
         for f in results
     ]
     widths = [max(len(str(c)) for c in column) for column in zip(COLUMNS, *rows, strict=False)]
-    numeric = {2, 3, 4}
+    numeric = {2, 3, 4, 5}
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(
@@ -377,5 +394,7 @@ def summary_json(results: list[tuple[Registered, Figures]]) -> str:
             key = figures.store
             if figures.workers > 1:
                 key = f"{key} ({figures.workers} workers)"
+            if figures.variant:
+                key = f"{key} ({figures.variant})"
             stores[key] = figures.as_json()
     return json.dumps({"baselines": baselines, "stores": stores}, ensure_ascii=False)
