@@ -19,7 +19,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import ConfigurationError
-from gateway.web.limits import BODY_BYTES_IN_FLIGHT, MAX_MESSAGE_BYTES
+from gateway.web.limits import (
+    BODY_BYTES_IN_FLIGHT,
+    MAX_MESSAGE_BYTES,
+    PEER_BURST,
+    PEER_CONCURRENT_REQUESTS,
+    PEER_RATE_PER_SECOND,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +112,31 @@ class TsaSection:
 
 @dataclass(frozen=True, slots=True)
 class LimitsSection:
-    """Memory bounds of the peer endpoint (docs/transport.md, Limits)."""
+    """Memory and per-peer bounds of the peer endpoint (docs/transport.md, Limits)."""
 
     peer_bytes_in_flight: int = BODY_BYTES_IN_FLIGHT
     """Bytes of request bodies the peer endpoint holds at once, all peers together; requests
     beyond it wait, then get 503 BUSY. Verifying a body takes up to ~10 times its size: size
     this to a tenth of the memory the node may use above its ~230 MB at rest."""
 
+    peer_rate_per_second: float = PEER_RATE_PER_SECOND
+    """Sustained requests per second one peer body may make (a token bucket)."""
+    peer_burst: int = PEER_BURST
+    """Requests one peer may make at once above that rate (the bucket's capacity)."""
+    peer_concurrent_requests: int = PEER_CONCURRENT_REQUESTS
+    """Requests one peer body may have in flight at once."""
+
     def __post_init__(self) -> None:
+        if (
+            self.peer_rate_per_second <= 0
+            or self.peer_burst < 1
+            or (self.peer_concurrent_requests < 1)
+        ):
+            raise ConfigurationError(
+                "peer_rate_per_second must be above 0, peer_burst and peer_concurrent_requests "
+                f"at least 1 (defaults {PEER_RATE_PER_SECOND:g}, {PEER_BURST}, "
+                f"{PEER_CONCURRENT_REQUESTS}: a body can send over 1,000 requests/s)"
+            )
         if self.peer_bytes_in_flight < MAX_MESSAGE_BYTES:
             raise ConfigurationError(
                 f"peer_bytes_in_flight = {self.peer_bytes_in_flight} is below the largest "

@@ -31,7 +31,7 @@ from gateway.exchange.receiving import Disposition, ReceiveOutcome
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
-from gateway.web.limits import PeerLimits
+from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import DeliveryOutcome, GatewayMetrics
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
@@ -152,7 +152,11 @@ class NodeRuntime:
         config = self.node.config
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
-        limits = PeerLimits(bytes_in_flight=config.limits.peer_bytes_in_flight)
+        limits = PeerLimits(
+            rate=TokenBucket(config.limits.peer_rate_per_second, config.limits.peer_burst),
+            max_concurrent_per_peer=config.limits.peer_concurrent_requests,
+            bytes_in_flight=config.limits.peer_bytes_in_flight,
+        )
         app = make_peer_app(self._identify_peer, self._pipeline, limits)
         self.peer_server = await run_peer_server(
             app,

@@ -230,6 +230,33 @@ def test_the_budget_is_configured_in_the_limits_section(tmp_path) -> None:
         assert says in str(info.value)
 
 
+def test_per_peer_limits_are_configured_in_the_limits_section(tmp_path) -> None:
+    """Defaults let a body send over 1,000 requests/s; a node may set its own."""
+    from gateway.config import NodeConfig
+    from gateway.model.problems import ConfigurationError
+    from gateway.web.limits import PEER_BURST, PEER_CONCURRENT_REQUESTS, PEER_RATE_PER_SECOND
+
+    path = tmp_path / "node.toml"
+    node = {"body_id": "RU-FSSP"}
+    limits = NodeConfig.from_dict({"node": node}, path).limits
+    assert (limits.peer_rate_per_second, limits.peer_burst, limits.peer_concurrent_requests) == (
+        PEER_RATE_PER_SECOND,
+        PEER_BURST,
+        PEER_CONCURRENT_REQUESTS,
+    )
+    assert limits.peer_rate_per_second >= 1000
+    own = {"peer_rate_per_second": 50, "peer_burst": 200, "peer_concurrent_requests": 8}
+    limits = NodeConfig.from_dict({"node": node, "limits": own}, path).limits
+    assert (limits.peer_rate_per_second, limits.peer_burst, limits.peer_concurrent_requests) == (
+        50,
+        200,
+        8,
+    )
+    with pytest.raises(ConfigurationError) as info:
+        NodeConfig.from_dict({"node": node, "limits": {"peer_rate_per_second": 0}}, path)
+    assert "[limits]" in str(info.value) and "peer_rate_per_second" in str(info.value)
+
+
 def test_freed_memory_goes_back_to_the_system_on_glibc() -> None:
     import platform
 
