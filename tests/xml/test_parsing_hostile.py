@@ -25,7 +25,8 @@ from gateway.xml.parsing import (
 from tests.xml.helpers import VALID
 
 FAST_SECONDS = 0.5
-"""'Well under a second' on a 2-core CI machine."""
+"""'Well under a second' of this process's CPU: a refusal must cost bounded work. CPU time, not
+wall time, so that other programs competing for the cores cannot fail the test."""
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -56,10 +57,10 @@ def listener() -> Iterator[str]:
 
 
 def _rejected(data: bytes) -> tuple[DocumentRejected, float]:
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(DocumentRejected) as caught:
         parse_untrusted(data)
-    return caught.value, time.perf_counter() - started
+    return caught.value, time.process_time() - started
 
 
 def test_external_entity_is_refused_and_not_fetched(listener: str) -> None:
@@ -177,10 +178,10 @@ def test_utf8_bom_and_declaration_are_fine() -> None:
 
 def test_valid_example_parses_fast() -> None:
     data = (VALID / "cis-enforcement.Response.xml").read_bytes()
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(50):
         root = parse_untrusted(data)
-    assert (time.perf_counter() - started) / 50 < 0.01
+    assert (time.process_time() - started) / 50 < 0.01
     assert root.tag == "{urn:cis-exchange:envelope:1}Envelope"
 
 
