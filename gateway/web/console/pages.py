@@ -512,8 +512,17 @@ async def message(request: web.Request) -> web.Response:
 async def reverify(request: web.Request) -> web.Response:
     """Verify the message's signatures again now; the node records the result, and the message
     page shows it (reading never verifies by itself)."""
-    ctx = request.app[CONTEXT]
-    actor = request[ACTOR]
+    conversation_id, message_id, purpose = await _message_in_reach(request)
+    await request.app[CONTEXT].service.reverify(message_id, actor=request[ACTOR], purpose=purpose)
+    location = request.app.router["message"].url_for(
+        conversation_id=conversation_id, message_id=message_id
+    )
+    raise web.HTTPSeeOther(str(location.with_fragment("verification")))
+
+
+async def _message_in_reach(request: web.Request) -> tuple[str, str, str | None]:
+    """The route's conversation and message, when the user may read that conversation, and the
+    purpose stated for it (it covers this conversation's messages only)."""
     conversation_id = request.match_info["conversation_id"]
     message_id = request.match_info["message_id"]
     view, locked = await _conversation(request, conversation_id)
@@ -522,26 +531,13 @@ async def reverify(request: web.Request) -> web.Response:
             raise PurposeRequired("reading a confidential conversation needs a stated purpose")
         raise PermissionDenied(CONFIDENTIAL_READERS[0], "reading a confidential conversation")
     _find(view, message_id)
-    purpose = _purpose(request, conversation_id)
-    await ctx.service.reverify(message_id, actor=actor, purpose=purpose)
-    location = request.app.router["message"].url_for(
-        conversation_id=conversation_id, message_id=message_id
-    )
-    raise web.HTTPSeeOther(str(location.with_fragment("verification")))
+    return conversation_id, message_id, _purpose(request, conversation_id)
 
 
 async def _download(request: web.Request, what: str) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
-    conversation_id = request.match_info["conversation_id"]
-    message_id = request.match_info["message_id"]
-    view, locked = await _conversation(request, conversation_id)
-    if view is None:
-        if locked is not None and locked.needs_purpose:
-            raise PurposeRequired("reading a confidential conversation needs a stated purpose")
-        raise PermissionDenied(CONFIDENTIAL_READERS[0], "reading a confidential conversation")
-    _find(view, message_id)  # the purpose stated covers this conversation's messages only
-    purpose = _purpose(request, conversation_id)
+    _, message_id, purpose = await _message_in_reach(request)
     if what == "xml":
         content = await ctx.service.message_xml(message_id, actor=actor, purpose=purpose)
         media_type, suffix = "application/xml", ".xml"
