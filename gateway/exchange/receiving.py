@@ -39,7 +39,7 @@ from gateway.exchange.recording import (
     record_verification,
     store_step,
 )
-from gateway.model.envelope import Header
+from gateway.model.envelope import Header, Urgency
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import audit
 from gateway.store import messages as msg_store
@@ -211,7 +211,7 @@ def _store_accepted(
     now: datetime,
 ) -> None:
     header = received.header
-    receipt_header = _receipt_header(receipt_json, header)
+    receipt_header = _receipt_header(receipt_json)
 
     def write(conn: Connection) -> None:
         stored = check_unchanged(conn, header, snapshot.conversation)
@@ -261,7 +261,7 @@ def _store_accepted(
     node.committer.run(write, key=header.message_id)
 
 
-def _receipt_header(receipt_json: dict[str, object], to: Header) -> Header:
+def _receipt_header(receipt_json: dict[str, object]) -> Header:
     """The Receipt's header from the JSON it was built from: no parse of our own document."""
     fields = receipt_json["header"]
     assert isinstance(fields, dict)
@@ -275,7 +275,7 @@ def _receipt_header(receipt_json: dict[str, object], to: Header) -> Header:
         recipient=fields["Recipient"],
         created=datetime.fromisoformat(fields["Created"].replace("Z", "+00:00")),
         confidential=bool(fields["Confidential"]),
-        urgency=to.urgency.__class__(fields["Urgency"]),
+        urgency=Urgency(fields["Urgency"]),
         requested_deadline=None,
         language=fields["Language"],
     )

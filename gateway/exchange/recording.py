@@ -18,6 +18,7 @@ from gateway.crypto.at_rest import KekRing
 from gateway.crypto.report import ValidationReport
 from gateway.exchange import conversation as machine
 from gateway.exchange import machine_codec
+from gateway.exchange.inbound import TRY_AGAIN
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import profile
@@ -27,8 +28,6 @@ from gateway.store import audit, machines, reports
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
 from gateway.store.reports import ReportPurpose
-
-TRY_AGAIN = "TRY_AGAIN"
 
 
 class ConcurrentChange(DocumentRejected):

@@ -31,9 +31,8 @@ from gateway.crypto.keystore import KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_envelope, verify_envelope
 from gateway.exchange import conversation as machine
-from gateway.exchange.inbound import check_pinned_seal, event_of, reject, role
+from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
-    TRY_AGAIN,
     ConcurrentChange,
     check_unchanged,
     load_state,
