@@ -76,6 +76,12 @@ RETRY_AFTER_NO_ROOM = 5
 BODY_ROOM_WAIT: the node is busy with large bodies, and an immediate retry would join the line
 again."""
 
+PEER_HEADER_TIMEOUT = 10.0
+"""Seconds a peer has, after its TLS handshake or between kept-alive requests once it starts
+one, to send a complete request head; a head is a few hundred bytes, so 10 s covers the slowest
+link, and a client that trickles bytes (or never sends any) cannot hold a connection for the
+120 s of the keep-alive."""
+
 TLS_HANDSHAKE_TIMEOUT = 10.0
 """A TLS handshake on loopback or a WAN takes well under a second; asyncio's default (60 s) would
 let a client that never finishes its handshake hold a socket for a minute."""

@@ -39,6 +39,7 @@ from aiohttp import HttpVersion11, hdrs, web
 
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
+    PEER_HEADER_TIMEOUT,
     RETRY_AFTER_BUSY,
     RETRY_AFTER_NO_ROOM,
     RETRY_AFTER_TIMEOUT,
@@ -47,6 +48,7 @@ from gateway.web.limits import (
     PeerLimits,
     PerPeerRateLimiter,
 )
+from gateway.web.server import GuardedAppRunner, LowLevelError, ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +305,24 @@ async def _read_limited(request: web.Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _low_level_refusal(error: LowLevelError) -> web.Response:
+    """A refusal of what aiohttp's parser or the header timer stopped before the app: the
+    peer's plain code (a head never completed: TIMEOUT, retry later), closing the connection."""
+    if error.status == 408:
+        code = PeerErrorCode.TIMEOUT
+    elif error.status >= 500:
+        code = PeerErrorCode.INTERNAL_ERROR
+    else:
+        code = PeerErrorCode.BAD_REQUEST
+    response = refusal(code)
+    # on_response_prepare does not run below the app: the same headers, set here.
+    response.headers[hdrs.SERVER] = SERVER_HEADER
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.force_close()
+    return response
+
+
 async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[hdrs.SERVER] = SERVER_HEADER
     response.headers["Cache-Control"] = "no-store"
@@ -384,6 +404,7 @@ async def run_peer_server(
     *,
     handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT,
     keepalive_timeout: float = SERVER_KEEPALIVE_TIMEOUT,
+    header_timeout: float = PEER_HEADER_TIMEOUT,
     sock: socket.socket | None = None,
 ) -> RunningPeerServer:
     """Serve ``app`` over TLS with ``ssl_context`` (a server context, usually a
@@ -392,9 +413,13 @@ async def run_peer_server(
         raise ValueError("the peer endpoint needs a server-side context (tls.server_context)")
     if ssl_context.verify_mode != ssl.CERT_REQUIRED:
         raise ValueError("the peer endpoint needs a context that requires client certificates")
-    runner = web.AppRunner(
+    # A connection that never finishes its request head (a slow client, or one whose
+    # certificate is from a directory CA but names no body) is closed after header_timeout,
+    # and errors of aiohttp's own parser get the peer protocol's plain codes.
+    runner = GuardedAppRunner(
         app,
-        keepalive_timeout=keepalive_timeout,
+        settings=ServerSettings(header_timeout=header_timeout, keepalive_timeout=keepalive_timeout),
+        error_response=_low_level_refusal,
         # Compressed bodies are refused (zip bombs); never inflate them.
         auto_decompress=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
