@@ -33,7 +33,7 @@ from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
-from gateway.web.metrics import DeliveryOutcome, GatewayMetrics
+from gateway.web.metrics import DeliveryOutcome, GatewayMetrics, RejectionSource
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 from gateway.web.server import ServerSettings
@@ -380,6 +380,8 @@ class NodeRuntime:
         outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
         if outcome.disposition is Disposition.ACCEPTED:
             self.metrics.message_received(outcome.agreement, outcome.kind)
+        elif outcome.code:
+            self.metrics.message_rejected(outcome.code, RejectionSource.RECEIVED)
         return http_status(outcome), outcome.body, outcome.content_type
 
     # --- delivery ----------------------------------------------------------------------------
@@ -488,6 +490,8 @@ class NodeRuntime:
             DeliveryResult.REJECTED: DeliveryOutcome.REJECTED,
         }.get(result.outcome, DeliveryOutcome.RETRY)
         self.metrics.delivery(outcome)
+        if result.outcome is DeliveryResult.REJECTED:
+            self.metrics.message_rejected(result.code or "REJECTED", RejectionSource.BY_PEER)
         if result.outcome is DeliveryResult.DELIVERED:
             self.metrics.hop_latency(time.perf_counter() - started, peer=claim.destination)
 
