@@ -107,12 +107,15 @@ def _open(args: argparse.Namespace) -> tuple[NodeConfig, Any]:
 
 
 def _seal_certificates(config: NodeConfig) -> list[Any]:
-    """The node's seal certificate(s) from the key directory: what a report must be signed by."""
-    from gateway.crypto.certificates import load_pem_certificates
+    """Every seal generation of this node (from the key manifest): a report or checkpoint made
+    before a rotation was signed by an earlier generation and must still verify."""
     from gateway.crypto.keystore import KeyRole, KeyStore
 
-    path = KeyStore.from_config(config).cert_path(KeyRole.SEAL)
-    return load_pem_certificates(path.read_bytes())[:1]
+    keys = KeyStore.from_config(config)
+    try:
+        return keys.generation_certificates(KeyRole.SEAL)
+    finally:
+        keys.close()
 
 
 def _purge(args: argparse.Namespace) -> int:

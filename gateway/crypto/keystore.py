@@ -448,6 +448,20 @@ class KeyStore:
             self._manifests[base] = (signature, manifest)
             return manifest
 
+    def generation_certificates(
+        self, role: KeyRole | str, name: str = ""
+    ) -> list[x509.Certificate]:
+        """The certificate of every generation the key's manifest knows, oldest first: what
+        this body's proofs of earlier days were signed with (a purge report, an audit
+        checkpoint stay verifiable after the key is rotated). A generation whose certificate
+        file is gone is skipped."""
+        found = []
+        for generation in self.generations(role, name).generations:
+            path = self.cert_path(role, name, generation.number)
+            if path.exists():
+                found.append(x509.load_pem_x509_certificate(path.read_bytes()))
+        return found
+
     def active_generation(
         self, role: KeyRole | str, name: str = "", at: datetime | None = None
     ) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -87,18 +87,29 @@ class ReminderSent:
     """In the deadline's unit; negative: overdue."""
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _actor(job: str) -> str:
     return f"job:{job}"
 
 
 def purge_body(
-    config: NodeConfig, store: Store, seal: SigningKey, policies: PolicySet
+    config: NodeConfig,
+    store: Store,
+    seal_at: Callable[[datetime], SigningKey],
+    policies: PolicySet,
 ) -> Callable[[JobRun], PurgeReport]:
-    """The nightly purge, then the daily signed audit checkpoint."""
+    """The nightly purge, then the daily signed audit checkpoint, each signed with the seal
+    generation active when it signs (``seal_at``): a rotation or a revocation between two runs
+    is followed, never a generation taken when ``serve`` started."""
 
     def body(run: JobRun) -> PurgeReport:
-        report = run_purge(store, policies, run.started_at, seal=seal, actor=_actor(PURGE))
-        create_checkpoint(store, seal, actor=_actor(PURGE), now=run.started_at)
+        report = run_purge(
+            store, policies, run.started_at, seal=seal_at(_now()), actor=_actor(PURGE)
+        )
+        create_checkpoint(store, seal_at(_now()), actor=_actor(PURGE), now=run.started_at)
         return report
 
     return body
@@ -267,9 +278,13 @@ def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
     """The four bodies for ``node``. Loads the retention policies and the seal now, so that a
     bad policy file or a missing seal stops ``gateway serve`` at start, not at 02:30."""
     policies = PolicySet.from_config(config)
-    seal = getattr(node, "seal", None) or node.keys.seal()
+    node.keys.seal()  # a missing seal stops `serve` now; each run takes the generation in force
+
+    def seal_at(at: datetime) -> SigningKey:
+        return node.keys.seal(at=at)
+
     return {
-        PURGE: purge_body(config, node.store, seal, policies),
+        PURGE: purge_body(config, node.store, seal_at, policies),
         OUTBOX_RETRY: outbox_sweep_body(node.store),
         DEADLINE_REMINDERS: deadline_reminders_body(config, node.store),
         KEY_EXPIRY_WARNINGS: key_expiry_body(node.keys, node.store),
