@@ -110,6 +110,12 @@ def purge_body(
             store, policies, run.started_at, seal=seal_at(_now()), actor=_actor(PURGE)
         )
         create_checkpoint(store, seal_at(_now()), actor=_actor(PURGE), now=run.started_at)
+        if not store.checkpoint_wal():
+            log.warning(
+                "purge run %s: the SQLite log is still in use; purged rows leave it at "
+                "SQLite's next checkpoint",
+                report.run_id,
+            )
         return report
 
     return body

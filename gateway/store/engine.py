@@ -194,6 +194,25 @@ class Store:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def checkpoint_wal(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and truncate it, so that
+        rows just deleted (a purge) do not linger in ``gateway.db-wal`` until SQLite's own next
+        checkpoint, which can take days on a quiet node. True when the log was emptied (a
+        reader still inside a transaction can hold it back); PostgreSQL: nothing to do."""
+        if self.dialect != "sqlite":
+            return True
+        # Outside any transaction (a checkpoint cannot run inside one): the driver's own
+        # connection, which runs in autocommit here (see _sqlite_setup).
+        with self._writing():
+            raw = self.engine.raw_connection()
+            try:
+                busy, _log_frames, _copied = raw.cursor().execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)"
+                ).fetchone()
+            finally:
+                raw.close()
+        return busy == 0
+
     def dispose(self) -> None:
         """Close every pooled connection (on shutdown)."""
         self.engine.dispose()
