@@ -277,6 +277,11 @@ def cmd_list(args: argparse.Namespace, *, now: datetime) -> int:
             label += f" #{e.generation}"
         status = f" [{e.status}]" if e.status else ""
         print(f"{label:<24} {e.algorithm or '-':<12} {validity}{status}")
+        if e.activation_at is not None:
+            print(f"{'':<24} active from: {e.activation_at.isoformat()}")
+        if e.revoked_at is not None:
+            reason = f" ({e.revocation_reason})" if e.revocation_reason else ""
+            print(f"{'':<24} revoked at: {e.revoked_at.isoformat()}{reason}")
         if e.expiring:
             print(
                 f"{'':<24} WARNING: expires in {days} days; rotate it: gateway keys rotate "

@@ -277,6 +277,11 @@ class KeyEntry:
     ``active`` or ``retired``."""
     expiring: bool = False
     """In use (active or pending) and its certificate ends within the warning period."""
+    activation_at: datetime | None = None
+    """When the schedule makes (or made) this generation active; None: from the beginning, or
+    never scheduled."""
+    revoked_at: datetime | None = None
+    revocation_reason: str = ""
 
     def days_to_expiry(self, now: datetime) -> int | None:
         return None if self.not_after is None else (self.not_after - now).days
@@ -297,6 +302,9 @@ class KeyEntry:
             "days_to_expiry": self.days_to_expiry(now),
             "sha256": self.sha256,
             "serial": self.serial,
+            "activation_at": self.activation_at.isoformat() if self.activation_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "revocation_reason": self.revocation_reason or None,
         }
 
 
@@ -744,12 +752,21 @@ class KeyStore:
                     location=location,
                     subject=f"(no certificate){waiting}",
                 )
+            generation = info.manifest.generation(info.generation)
+            scheduled = [
+                a.at
+                for a in info.manifest.activations
+                if a.generation == info.generation and a.at is not None
+            ]
             found.append(
                 replace(
                     entry,
                     generation=info.generation,
                     status=status,
                     expiring=(info.role, info.name, info.generation) in expiring,
+                    activation_at=max(scheduled) if scheduled else None,
+                    revoked_at=generation.revoked_at,
+                    revocation_reason=generation.reason.value if generation.reason else "",
                 )
             )
         if self.directory.is_dir():
