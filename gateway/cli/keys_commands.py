@@ -629,11 +629,19 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
         still = True
     if still:
         spec = f"{role}{':' + name if name else ''}"
+        following = store.generations(role, name).next_number
+        demo_ca = f" --demo-ca {args.demo_ca}" if args.demo_ca else ""
         print(
-            f"WARNING: it was the active generation: signing with {spec} is refused until you "
-            f"run gateway keys rotate {spec} ... and gateway keys activate {spec} --at now"
+            f"WARNING: it was the active generation: signing with {spec} is refused until a new "
+            "generation is active:\n"
+            f"  gateway keys rotate {spec}{demo_ca} --config {args.config}\n"
+            f"  gateway keys activate {spec} --generation {following} --at now "
+            f"--config {args.config}"
         )
-    print("publish the change: gateway keys publish --config NODE.toml (the depositary drops it)")
+    print(
+        "publish the change (the depositary drops the revoked certificate):\n"
+        f"  gateway keys publish --config {args.config}"
+    )
     return EXIT_OK
 
 

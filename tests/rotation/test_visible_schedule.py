@@ -51,3 +51,35 @@ def test_the_planned_switch_and_a_revocation_are_listed(
     text = _keys(node, capsys, "list")
     assert f"active from: {switch.isoformat()}" in text
     assert "revoked at: " in text and "(keyCompromise)" in text
+
+
+def test_the_commands_revoke_suggests_paste_as_they_are(
+    node: NodeDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue finding: revoking the active generation suggested `keys activate … --at now`
+    without `--generation`, which fails when pasted."""
+    out = _keys(
+        node,
+        capsys,
+        "revoke",
+        "seal",
+        "--generation",
+        "1",
+        "--reason",
+        "keyCompromise",
+        "--demo-ca",
+        str(node.ca_dir),
+    )
+    suggested = [
+        line.strip().split()
+        for line in out.splitlines()
+        if line.strip().startswith("gateway keys ")
+    ]
+    assert [words[2] for words in suggested] == ["rotate", "activate", "publish"]
+    for words in suggested:
+        code = main(words[1:])
+        captured = capsys.readouterr()
+        assert code == 0, (words, captured.err)
+    listing = json.loads(_keys(node, capsys, "list", "--json"))
+    seal2 = next(e for e in listing if e["role"] == "seal" and e["generation"] == 2)
+    assert seal2["status"] == "active"
