@@ -62,12 +62,31 @@ MAX_POLICIES = 200
 MAX_EXAMPLES_IN_ERROR = 5
 """How many uncovered/contested cases an error names before it says 'and N more'."""
 
+MINIMUM_KEEP = "1 year"
+"""Shortest period a policy may set unless it states why (``below_minimum_reason``): one night
+of ``keep = "0 days"`` would destroy every message it matches, and its tombstones would read
+as lawful expiry. Neither agreement sets a period; the parties' laws keep case files for
+years. A node changes the floor with ``[retention] minimum_keep``."""
+
+_FLOOR_REFERENCE = datetime(2001, 1, 1, tzinfo=UTC)
+"""Periods are compared from here (a common year: "1 year" and "365 days" are equal)."""
+
 _PERIOD_PATTERN = re.compile(r"^\s*(\d{1,6})\s+(day|days|month|months|year|years)\s*$")
 _POLICY_KEYS = frozenset(
-    {"name", "agreement", "kind", "direction", "party", "counts_from", "keep", "basis"}
+    {
+        "name",
+        "agreement",
+        "kind",
+        "direction",
+        "party",
+        "counts_from",
+        "keep",
+        "basis",
+        "below_minimum_reason",
+    }
 )
 _FILE_KEYS = frozenset({"policy"})
-_SECTION_KEYS = frozenset({"policy", "policy_file"})
+_SECTION_KEYS = frozenset({"policy", "policy_file", "minimum_keep"})
 
 
 class RetentionEvent(StrEnum):
@@ -128,6 +147,8 @@ class RetentionPolicy:
     """Body ids (``KZ-MJ``) or states (``KZ``) of the other side; empty: any party."""
     basis: str = ""
     """Where the period comes from (the law and article), for the reader and the audit log."""
+    below_minimum_reason: str = ""
+    """Why the period is shorter than the node's minimum (required then; empty otherwise)."""
     line: int = 0
     """Line of the policy in its file; 0 for the built-in defaults."""
 
@@ -288,8 +309,17 @@ def load_retention(section: Mapping[str, Any] | None, config_path: Path) -> Poli
             raise _error(
                 config_path,
                 lines.key(("retention",), None, key),
-                f"unknown key {key!r} in [retention]; known keys: policy_file, policy",
+                f"unknown key {key!r} in [retention]; known keys: policy_file, policy, "
+                "minimum_keep",
             )
+    minimum = _parse_period(section.get("minimum_keep", MINIMUM_KEEP))
+    if minimum is None:
+        raise _error(
+            config_path,
+            lines.key(("retention",), None, "minimum_keep"),
+            f"minimum_keep {section.get('minimum_keep')!r} is not a period; write e.g. "
+            f'"{MINIMUM_KEEP}"',
+        )
     if "policy_file" in section and "policy" in section:
         raise _error(
             config_path,
@@ -313,11 +343,19 @@ def load_retention(section: Mapping[str, Any] | None, config_path: Path) -> Poli
                 f"no such retention policy file {str(file.resolve())!r}; fix policy_file "
                 "(relative paths are relative to this configuration file)",
             )
-        return load_policy_file(file)
-    return _parse_policy_list(section["policy"], config_path, lines, ("retention", "policy"))
+        return load_policy_file(file, minimum=minimum)
+    if "policy" not in section:
+        raise _error(
+            config_path,
+            lines.header(("retention",)),
+            "[retention] sets no policies; add policy_file or [[retention.policy]] tables",
+        )
+    return _parse_policy_list(
+        section["policy"], config_path, lines, ("retention", "policy"), minimum
+    )
 
 
-def load_policy_file(path: str | Path) -> PolicySet:
+def load_policy_file(path: str | Path, *, minimum: Period | None = None) -> PolicySet:
     """Load a separate policy file (``[[policy]]`` tables). Raises :class:`ConfigurationError`."""
     path = Path(path).resolve()
     try:
@@ -328,10 +366,10 @@ def load_policy_file(path: str | Path) -> PolicySet:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"{path}: cannot read the policy file: {exc}") from None
-    return parse_policies(text, path)
+    return parse_policies(text, path, minimum=minimum)
 
 
-def parse_policies(text: str, source: Path) -> PolicySet:
+def parse_policies(text: str, source: Path, *, minimum: Period | None = None) -> PolicySet:
     """Parse the text of a policy file; ``source`` names it in errors."""
     try:
         raw = tomllib.loads(text)
@@ -348,11 +386,15 @@ def parse_policies(text: str, source: Path) -> PolicySet:
             )
     if "policy" not in raw:
         raise _error(source, 1, "no [[policy]] table; a policy file needs at least one policy")
-    return _parse_policy_list(raw["policy"], source, lines, ("policy",))
+    return _parse_policy_list(raw["policy"], source, lines, ("policy",), minimum)
 
 
 def _parse_policy_list(
-    raw: Any, source: Path, lines: SourceLines, table: tuple[str, ...]
+    raw: Any,
+    source: Path,
+    lines: SourceLines,
+    table: tuple[str, ...],
+    minimum: Period | None = None,
 ) -> PolicySet:
     where = "[[" + ".".join(table) + "]]"
     if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
@@ -361,8 +403,10 @@ def _parse_policy_list(
         raise _error(source, lines.top_level(table[-1]), f"no {where} table")
     if len(raw) > MAX_POLICIES:
         raise _error(source, 1, f"{len(raw)} policies; at most {MAX_POLICIES} are accepted")
+    floor = minimum or _parse_period(MINIMUM_KEEP)
+    assert floor is not None
     policies = tuple(
-        _parse_policy(item, index, source, lines, table) for index, item in enumerate(raw)
+        _parse_policy(item, index, source, lines, table, floor) for index, item in enumerate(raw)
     )
     seen: dict[str, RetentionPolicy] = {}
     for policy in policies:
@@ -379,7 +423,12 @@ def _parse_policy_list(
 
 
 def _parse_policy(
-    raw: dict[str, Any], index: int, source: Path, lines: SourceLines, table: tuple[str, ...]
+    raw: dict[str, Any],
+    index: int,
+    source: Path,
+    lines: SourceLines,
+    table: tuple[str, ...],
+    floor: Period,
 ) -> RetentionPolicy:
     header = lines.header(table, index)
 
@@ -417,6 +466,17 @@ def _parse_policy(
             "keep",
             f'keep {raw["keep"]!r} is not a period; write e.g. "5 years", "18 months", '
             f'"90 days" (at most {MAX_KEEP_YEARS} years)',
+        )
+    reason = raw.get("below_minimum_reason")
+    if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+        raise fail("below_minimum_reason", "below_minimum_reason must be a non-empty sentence")
+    if keep.after(_FLOOR_REFERENCE) < floor.after(_FLOOR_REFERENCE) and not reason:
+        raise fail(
+            "keep",
+            f"keep {raw['keep']!r} is shorter than the minimum of {floor} (CIS Art. 9.6: destroy "
+            "only what the law no longer requires): a purge under it would destroy what it "
+            "matches within days. Set the period from the requesting party's law, or state why "
+            'it is shorter: below_minimum_reason = "…" (kept with the policy)',
         )
 
     def strings(key: str) -> frozenset[str]:
@@ -468,6 +528,7 @@ def _parse_policy(
         directions=directions,
         parties=parties,
         basis=basis,
+        below_minimum_reason=(reason or "").strip(),
         line=header,
     )
 

@@ -249,3 +249,48 @@ def test_documented_example_parses() -> None:
     assert policy_blocks, "docs/retention-and-jobs.md lost its retention.toml example"
     loaded = parse_policies(policy_blocks[0], Path("retention.toml"))
     assert {p.counts_from for p in loaded.policies} == set(RetentionEvent)
+
+
+# --- the floor (issue finding: keep = "0 days" was accepted silently) ---
+
+
+def _one(keep: str, extra: str = "") -> str:
+    return f'[[policy]]\nname = "all"\ncounts_from = "received"\nkeep = "{keep}"\n{extra}'
+
+
+@pytest.mark.parametrize("keep", ["0 days", "30 days", "364 days", "11 months"])
+def test_a_period_below_the_minimum_is_refused_naming_the_line_and_what_to_do(keep: str) -> None:
+    source = Path("/etc/gateway/retention.toml")
+    with pytest.raises(ConfigurationError) as caught:
+        parse_policies(_one(keep), source)
+    message = str(caught.value)
+    assert message.startswith(f"{source}:4: "), message
+    assert "shorter than the minimum of 1 year" in message
+    assert "CIS Art. 9.6" in message and "below_minimum_reason" in message
+
+
+@pytest.mark.parametrize("keep", ["1 year", "12 months", "365 days", "5 years"])
+def test_the_minimum_itself_and_longer_periods_pass(keep: str) -> None:
+    assert parse_policies(_one(keep), Path("retention.toml")).policies[0].keep
+
+
+def test_a_shorter_period_with_a_stated_reason_is_kept_with_the_policy() -> None:
+    reason = "Закон стороны: черновики уничтожаются через 30 дней"
+    policy = parse_policies(
+        _one("30 days", f'below_minimum_reason = "{reason}"\n'), Path("retention.toml")
+    ).policies[0]
+    assert policy.below_minimum_reason == reason
+    with pytest.raises(ConfigurationError, match="non-empty sentence"):
+        parse_policies(_one("30 days", 'below_minimum_reason = " "\n'), Path("retention.toml"))
+
+
+def test_a_node_sets_its_own_minimum(tmp_path: Path) -> None:
+    from gateway.jobs.retention import load_retention
+
+    config = tmp_path / "node.toml"
+    config.write_text('[node]\nbody_id = "RU-FSSP"\n', encoding="utf-8")
+    policies = [{"name": "all", "counts_from": "received", "keep": "6 months"}]
+    lowered = load_retention({"minimum_keep": "90 days", "policy": policies}, config)
+    assert str(lowered.policies[0].keep) == "6 months"
+    with pytest.raises(ConfigurationError, match="minimum of 1 year"):
+        load_retention({"policy": policies}, config)
