@@ -17,6 +17,7 @@ same format. Verification returns a :class:`StatementCheck`; a failure cannot re
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -311,4 +312,35 @@ def verify_trail(
             seq, kind, reason = problem
             return TrailVerification(chain, count, seq, kind, reason)
         count += 1
+    problem = _check_purge_reports(store)
+    if problem is not None:
+        seq, kind, reason = problem
+        return TrailVerification(chain, count, seq, kind, reason)
     return TrailVerification(chain, count, None, "", "")
+
+
+def _check_purge_reports(store: Store) -> tuple[int, str, str] | None:
+    """Each purge run's closing event names the SHA-256 of its signed report: a report row
+    deleted, replaced or edited since no longer matches the (verified) chain."""
+    from gateway.store import purge as purge_store
+
+    after = 0
+    with store.read() as conn:
+        while batch := audit_store.events(conn, after_seq=after):
+            after = batch[-1].seq
+            for event in batch:
+                expected_hash = event.details.get("report_sha256")
+                if event.kind not in ("purge.finished", "purge.failed") or not expected_hash:
+                    continue
+                run_id = event.subjects.get("purge_run_id", "")
+                report = purge_store.get_report(conn, run_id)
+                if report is None:
+                    return event.seq, "report-deleted", f"purge run {run_id}: its report is gone"
+                actual = hashlib.sha256(report.report.encode()).hexdigest()
+                if actual != expected_hash:
+                    return (
+                        event.seq,
+                        "report-modified",
+                        f"purge run {run_id}: the stored report is not the one the chain names",
+                    )
+    return None

@@ -27,6 +27,7 @@ at a time, or the interrupted-run recovery could close a live run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -314,9 +315,6 @@ def _finish(
     error_code = next(iter(tally.errors), None)
     finished_at = now + timedelta(milliseconds=duration_ms)
     with store.transaction() as conn:
-        purge_store.finish_run(
-            conn, run_id, finished_at, held=sum(tally.held.values()), error_code=error_code
-        )
         run = purge_store.get_run(conn, run_id)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
@@ -325,7 +323,7 @@ def _finish(
             "body_id": seal.body_id,
             "run_id": run_id,
             "actor": run.actor,
-            "state": run.state,
+            "state": "failed" if error_code else "finished",
             "retention_now": now.astimezone(UTC).isoformat(),
             "started_at": run.started_at.astimezone(UTC).isoformat(),
             "finished_at": finished_at.astimezone(UTC).isoformat(),
@@ -347,6 +345,17 @@ def _finish(
             signature=signed.signature,
             certificate=signed.certificate,
         )
+        # Closed after the report exists, so that the audit event can carry its hash.
+        purge_store.finish_run(
+            conn,
+            run_id,
+            finished_at,
+            held=sum(tally.held.values()),
+            error_code=error_code,
+            report_sha256=hashlib.sha256(signed.statement.encode()).hexdigest(),
+        )
+        run = purge_store.get_run(conn, run_id)
+        assert run is not None
     log.info(
         "purge run %s %s: %d purged %s, %d held, %d undelivered, %d ms",
         run_id,

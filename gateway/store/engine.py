@@ -206,9 +206,9 @@ class Store:
         with self._writing():
             raw = self.engine.raw_connection()
             try:
-                busy, _log_frames, _copied = raw.cursor().execute(
-                    "PRAGMA wal_checkpoint(TRUNCATE)"
-                ).fetchone()
+                busy, _log_frames, _copied = (
+                    raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                )
             finally:
                 raw.close()
         return busy == 0

@@ -380,8 +380,11 @@ def finish_run(
     *,
     held: int = 0,
     error_code: str | None = None,
+    report_sha256: str | None = None,
 ) -> None:
-    """Close a purge run (``failed`` when ``error_code`` is given)."""
+    """Close a purge run (``failed`` when ``error_code`` is given). ``report_sha256``: of the
+    signed report stored in the same transaction; the ``purge.finished`` audit event carries
+    it, so that a report row deleted or replaced later no longer matches the chain."""
     state = "failed" if error_code else "finished"
     conn.execute(
         purge_runs.update()
@@ -395,7 +398,12 @@ def finish_run(
         actor=row.actor,
         kind=f"purge.{state}",
         subjects={"purge_run_id": run_id},
-        details={"purged": row.purged, "held": held, "error_code": error_code},
+        details={
+            "purged": row.purged,
+            "held": held,
+            "error_code": error_code,
+            "report_sha256": report_sha256,
+        },
     )
 
 
