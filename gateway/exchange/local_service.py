@@ -54,6 +54,7 @@ from gateway.rules.deadlines import Deadline, working_days_left
 from gateway.store import audit, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
+from gateway.store import purge as purge_store
 from gateway.store import receipts as receipt_store
 from gateway.store.reports import ReportPurpose
 from gateway.store.tables import outbox as outbox_table
@@ -248,7 +249,16 @@ class LocalNodeService:
             with reading() as conn:
                 stored_messages = msg_store.list_for_conversation(conn, conversation_id)
                 facts = _SummaryFacts.read(conn, [m.header.message_id for m in stored_messages])
-                messages = tuple(_message_summary(m, facts) for m in stored_messages)
+                purged = purge_store.tombstones_of(conn, conversation_id)
+                messages = tuple(
+                    sorted(
+                        [
+                            *(_message_summary(m, facts) for m in stored_messages),
+                            *(_tombstone_summary(t) for t in purged),
+                        ],
+                        key=lambda summary: (summary.created, summary.message_id),
+                    )
+                )
                 if stored.confidential:
                     self._append_read(
                         conn,
@@ -336,7 +346,10 @@ class LocalNodeService:
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         def view() -> MessageView:
-            stored, document = self._read_document(message_id, actor, purpose)
+            try:
+                stored, document = self._read_document(message_id, actor, purpose)
+            except NotFound:
+                return self._purged_view(message_id, actor)
             converted = xml_to_json(parse_untrusted(document), self.node.registry)
             with self.node.store.read() as conn:
                 summary = _message_summary(stored, _SummaryFacts.read(conn, [message_id]))
@@ -362,6 +375,35 @@ class LocalNodeService:
             )
 
         return await self._run(view)
+
+    def _purged_view(self, message_id: str, actor: Actor) -> MessageView:
+        """A purged message is shown as its tombstone, never as a 404 or a gap (CIS Art. 9.6:
+        what was destroyed, when and under which policy stays on record)."""
+        with self.node.store.read() as conn:
+            tombstone = purge_store.get_tombstone(conn, message_id)
+        if tombstone is None:
+            raise NotFound(f"message {message_id}")
+        # A tombstone holds no personal data (kind, bodies, dates, digest): a reader's role
+        # is enough, whatever the conversation's confidentiality was.
+        self._check(actor, Action.READ_DOCUMENT, subject=message_id)
+        return MessageView(
+            summary=_tombstone_summary(tombstone),
+            header={
+                "MessageId": tombstone.message_id,
+                "ConversationId": tombstone.conversation_id,
+                "Agreement": tombstone.agreement,
+                "Kind": tombstone.kind,
+                "Sender": tombstone.sender,
+                "Recipient": tombstone.recipient,
+                "Created": tombstone.created.isoformat(),
+            },
+            body=None,
+            tombstone={
+                "purged_at": tombstone.purged_at.isoformat(),
+                "policy": tombstone.policy,
+                "purge_run_id": tombstone.purge_run_id,
+            },
+        )
 
     async def reverify(
         self, message_id: str, *, actor: Actor, purpose: str | None
@@ -471,6 +513,25 @@ def _message_summary(m: msg_store.StoredMessage, facts: _SummaryFacts) -> Messag
             else None
         ),
         verification=recorded[0] if recorded else None,
+    )
+
+
+def _tombstone_summary(tombstone: purge_store.Tombstone) -> MessageSummary:
+    return MessageSummary(
+        message_id=tombstone.message_id,
+        conversation_id=tombstone.conversation_id,
+        in_reply_to=None,
+        direction=tombstone.direction,
+        kind=tombstone.kind,
+        sender=tombstone.sender,
+        recipient=tombstone.recipient,
+        created=tombstone.created,
+        stored_at=tombstone.stored_at,
+        confidential=False,
+        document_sha256=tombstone.document_sha256.hex(),
+        delivery_state=None,
+        verification=None,
+        purged=True,
     )
 
 

@@ -249,6 +249,9 @@ class MessageView:
     report: dict[str, Any] = field(default_factory=dict)
     receipt: dict[str, Any] | None = None
     delivery_attempts: tuple[dict[str, Any], ...] = ()
+    tombstone: dict[str, Any] | None = None
+    """For a purged message (CIS Art. 9.6): when, under which policy and in which run it was
+    destroyed; the summary keeps its kind, parties, dates and SHA-256. None otherwise."""
 
 
 class LocalService(Protocol):

@@ -524,6 +524,16 @@ def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
     return Tombstone(**{f: getattr(row, f) for f in Tombstone.__dataclass_fields__})
 
 
+def tombstones_of(conn: Connection, conversation_id: str) -> list[Tombstone]:
+    """The tombstones of a conversation's purged messages, oldest first."""
+    rows = conn.execute(
+        sa.select(tombstones)
+        .where(tombstones.c.conversation_id == conversation_id)
+        .order_by(tombstones.c.created, tombstones.c.message_id)
+    )
+    return [Tombstone(**{f: getattr(r, f) for f in Tombstone.__dataclass_fields__}) for r in rows]
+
+
 # --- set-based purge (the nightly job) ----------------------------------------------------------
 
 

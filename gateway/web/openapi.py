@@ -163,6 +163,12 @@ _SCHEMAS: dict[str, Any] = {
             "report": {"type": "object", "description": "The verification report."},
             "receipt": {"type": ["object", "null"]},
             "delivery_attempts": {"type": "array", "items": {"type": "object"}},
+            "tombstone": {
+                "type": ["object", "null"],
+                "description": "For a purged message (CIS Art. 9.6): purged_at, policy, "
+                "purge_run_id; the summary keeps kind, parties, dates and SHA-256 (purged: true). "
+                "A purged message is answered 200 with its tombstone, never 404.",
+            },
         }
     ),
     "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
