@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,22 @@ def register(subparsers: Any) -> None:
         required=True,
         help="role (repeatable): operator, confidential-reader, administrator, auditor",
     )
+    add.add_argument(
+        "--expires-in-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the token stops working after N days (default: until revoked)",
+    )
     add.set_defaults(handler=_tokens_add)
+    lst = tok_sub.add_parser("list", help="every token: id, label, roles, state (never the token)")
+    lst.add_argument("--config", required=True, type=Path)
+    lst.add_argument("--json", action="store_true", help="JSON instead of text")
+    lst.set_defaults(handler=_tokens_list)
+    rev = tok_sub.add_parser("revoke", help="stop a token at once (by its id from `tokens list`)")
+    rev.add_argument("--config", required=True, type=Path)
+    rev.add_argument("token_id", type=int, metavar="ID")
+    rev.set_defaults(handler=_tokens_revoke)
 
     dirp = subparsers.add_parser("directory", help="the directory of bodies (CIS Art. 18)")
     dir_sub = dirp.add_subparsers(dest="directory_command", required=True)
@@ -212,18 +227,107 @@ def _tokens_add(args: argparse.Namespace) -> int:
     migrate(store.engine)
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
+    if args.expires_in_days is not None and args.expires_in_days < 1:
+        raise CommandError(
+            "--expires-in-days: не меньше 1 (или без ключа: до отзыва)",
+            "INVALID_ARGUMENT",
+            exit_code=ExitCode.USAGE,
+        )
+    expires = (
+        now + timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
+    )
     with store.transaction() as conn:
-        token_id = tokens.create(conn, token, label=args.label, scopes=args.role, now=now)
+        token_id = tokens.create(
+            conn, token, label=args.label, scopes=args.role, now=now, expires_at=expires
+        )
         audit.append(
             conn,
             now=now,
             actor="cli",
             kind="token.created",
             subjects={"token": str(token_id)},
-            details={"label": args.label[:64], "roles": ",".join(sorted(args.role))},
+            details={
+                "label": args.label[:64],
+                "roles": ",".join(sorted(args.role)),
+                "expires_at": expires.isoformat() if expires else None,
+            },
         )
     store.dispose()
     print(token)
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
+    from gateway.store import open_store, tokens
+
+    config = NodeConfig.from_toml(args.config)
+    store = open_store(config.database_url)
+    try:
+        with store.read() as conn:
+            found = tokens.list_tokens(conn)
+    finally:
+        store.dispose()
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": t.token_id,
+            "label": t.label,
+            "roles": sorted(t.scopes),
+            "state": (
+                "revoked"
+                if t.revoked_at is not None
+                else "expired"
+                if not t.active(now)
+                else "active"
+            ),
+            "created_at": t.created_at.isoformat(),
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+        }
+        for t in found
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for row in rows:
+        ends = f", до {row['expires_at']}" if row["expires_at"] else ""
+        print(
+            f"{row['id']:>4}  {row['state']:<8} {row['label']:<24} {','.join(row['roles'])}"
+            f"{ends}; последнее использование: {row['last_used_at'] or '—'}"
+        )
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
+    from gateway.store import audit, open_store, tokens
+
+    config = NodeConfig.from_toml(args.config)
+    store = open_store(config.database_url)
+    now = datetime.now(UTC)
+    try:
+        with store.transaction() as conn:
+            revoked = tokens.revoke(conn, args.token_id, now)
+            if revoked:
+                audit.append(
+                    conn,
+                    now=now,
+                    actor="cli",
+                    kind="token.revoked",
+                    subjects={"token": str(args.token_id)},
+                    details={},
+                )
+    finally:
+        store.dispose()
+    if not revoked:
+        raise CommandError(
+            f"токена {args.token_id} нет или он уже отозван (см. gateway tokens list)",
+            "TOKEN_NOT_FOUND",
+            exit_code=ExitCode.REFUSED,
+        )
+    print(f"токен {args.token_id} отозван: запросы с ним получают 401 сразу")
     return 0
 
 
