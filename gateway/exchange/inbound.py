@@ -40,6 +40,13 @@ ENV = "{urn:cis-exchange:envelope:1}"
 TRY_AGAIN = "TRY_AGAIN"
 """Code of the transient refusals (a concurrent change): the sender must retry."""
 
+TRUST_LAG = frozenset({"SEAL_NOT_IN_DIRECTORY", "SIGNATURE_TRY_LATER"})
+"""Refusals that only mean this node's trust is behind the sender's: a seal certificate the
+directory version here does not list yet (the sender activated a new generation as the
+depositary published it), revocation lists not fetched yet. The sender retries with back-off
+until this node catches up (or the delivery dead-letters); a signed Rejection would end it for
+good and lose the request."""
+
 
 # --- inputs ----------------------------------------------------------------------------------
 
@@ -96,7 +103,7 @@ class Refuse:
 
     @property
     def transient(self) -> bool:
-        return self.problem.code == TRY_AGAIN
+        return self.problem.code == TRY_AGAIN or self.problem.code in TRUST_LAG
 
 
 @dataclass(frozen=True, slots=True)

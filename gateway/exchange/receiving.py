@@ -293,8 +293,8 @@ def _refused(
     problem = verdict.problem
     _audit_refusal(node, tls_body, claimed, problem, now)
     if verdict.transient:
-        # Transient (a concurrent change): the sender must retry, and a signed Rejection
-        # ends its delivery for good.
+        # Transient (a concurrent change, or this node's trust behind the sender's): the
+        # sender must retry, and a signed Rejection would end its delivery for good.
         return ReceiveOutcome(Disposition.TRY_AGAIN, problem.code.encode(), TEXT, problem.code)
     disposition = Disposition.CONFLICT if verdict.conflict else Disposition.REFUSED
     rejection = _rejection(node, claimed, problem, tls_body, now) if claimed else None
