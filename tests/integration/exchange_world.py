@@ -20,6 +20,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,8 @@ from gateway.crypto.xades import sign_document
 from gateway.demo.play import example
 from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld
 from gateway.exchange.documents import complete_header
+from gateway.exchange.node import Node
+from gateway.exchange.service import Actor, Role
 from gateway.store import Store, open_store, tokens
 from gateway.store.engine import migrate
 from gateway.store.tables import (
@@ -291,3 +294,30 @@ def serving(config: Path) -> Iterator[ServeProcess]:
         yield serve
     finally:
         serve.stop()
+
+
+# --- two nodes in this process --------------------------------------------------------------------
+
+OPERATOR = Actor("operator-test", frozenset({Role.OPERATOR}))
+"""A case system's operator, as the local service sees it."""
+
+
+@contextmanager
+def node_pair(world: DemoWorld, tag: str) -> Iterator[tuple[Node, Node]]:
+    """RU-FSSP and KZ-MJ as nodes in this process, each on a store of its own (``tag``)."""
+    ru, kz = (
+        Node.from_config(NodeConfig.from_toml(node_config(world, body, tag)))
+        for body in ("RU-FSSP", "KZ-MJ")
+    )
+    try:
+        yield ru, kz
+    finally:
+        ru.close()
+        kz.close()
+
+
+def padded_request() -> dict[str, Any]:
+    """The benchmark's ~10 KB request, as a case system's JSON."""
+    from benchmarks.gateway_hop import request_document
+
+    return request_document()

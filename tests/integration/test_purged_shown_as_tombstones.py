@@ -8,45 +8,30 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
-from gateway.exchange.service import Actor, NotFound, Role
+from gateway.exchange.service import NotFound
 from gateway.jobs.purge import run_purge
 from gateway.jobs.retention import parse_policies
-from tests.integration.exchange_world import node_config
+from tests.integration.exchange_world import OPERATOR, node_pair, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-OPERATOR = Actor("operator-test", frozenset({Role.OPERATOR}))
-
-
-def _request() -> dict[str, Any]:
-    from benchmarks.gateway_hop import request_document
-
-    return request_document()
 
 
 @pytest.fixture(scope="module")
 def nodes(world: DemoWorld) -> Iterator[tuple[Node, Node]]:
-    ru, kz = (
-        Node.from_config(NodeConfig.from_toml(node_config(world, body, "tombstones")))
-        for body in ("RU-FSSP", "KZ-MJ")
-    )
-    yield ru, kz
-    ru.close()
-    kz.close()
+    with node_pair(world, "tombstones") as pair:
+        yield pair
 
 
 async def test_a_purged_message_is_answered_with_its_tombstone(nodes: tuple[Node, Node]) -> None:
     ru, kz = nodes
-    header, _ = ru.submit(_request(), actor="test")
+    header, _ = ru.submit(padded_request(), actor="test")
     (claim,) = [c for c in ru.claim_due("w") if c.message_id == header.message_id]
     assert kz.receive(ru.body_id, ru.outgoing(claim).wire).disposition is Disposition.ACCEPTED
     service = LocalNodeService(kz, ThreadPoolExecutor(1))

@@ -11,43 +11,28 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange import local_service
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
-from gateway.exchange.service import Actor, Role
 from gateway.web.runtime import NodeRuntime
-from tests.integration.exchange_world import create_token, node_config
+from tests.integration.exchange_world import OPERATOR, create_token, node_pair, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-OPERATOR = Actor("operator-test", frozenset({Role.OPERATOR}))
-
-
-def _request() -> dict[str, Any]:
-    from benchmarks.gateway_hop import request_document
-
-    return request_document()
 
 
 @pytest.fixture(scope="module")
 def nodes(world: DemoWorld) -> Iterator[tuple[Node, Node]]:
-    ru, kz = (
-        Node.from_config(NodeConfig.from_toml(node_config(world, body, "reports")))
-        for body in ("RU-FSSP", "KZ-MJ")
-    )
-    yield ru, kz
-    ru.close()
-    kz.close()
+    with node_pair(world, "reports") as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
 def delivered(nodes: tuple[Node, Node]) -> str:
     """One request from RU-FSSP, received by KZ-MJ and its receipt recorded: its id."""
     ru, kz = nodes
-    header, _ = ru.submit(_request(), actor="test")
+    header, _ = ru.submit(padded_request(), actor="test")
     (claim,) = [c for c in ru.claim_due("w") if c.message_id == header.message_id]
     outgoing = ru.outgoing(claim)
     answer = kz.receive(ru.body_id, outgoing.wire)
