@@ -267,12 +267,12 @@ class ServeProcess:
                 self.kill()
 
 
-def start_serve(config: Path) -> ServeProcess:
-    """Start ``gateway serve --config`` and wait until it says it listens."""
+def start_serve(config: Path, *options: str) -> ServeProcess:
+    """Start ``gateway serve --config [OPTIONS]`` and wait until it says it listens."""
     log = config.with_suffix(f".{time.monotonic_ns()}.log")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(GATEWAY), "serve", "--config", str(config)],
+            [str(GATEWAY), "serve", "--config", str(config), *options],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -288,8 +288,8 @@ def start_serve(config: Path) -> ServeProcess:
 
 
 @contextlib.contextmanager
-def serving(config: Path) -> Iterator[ServeProcess]:
-    serve = start_serve(config)
+def serving(config: Path, *options: str) -> Iterator[ServeProcess]:
+    serve = start_serve(config, *options)
     try:
         yield serve
     finally:
