@@ -184,25 +184,32 @@ POLL_SECONDS = 0.002
 is seen at most this late (it is part of the latency reported, never of the CPU per hop)."""
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (None: the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the workers of `gateway serve --workers`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def _process_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children still alive (the serve workers)."""
-    total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                pids.append(int(entry.name))
-    for one in pids:
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for one in [pid, *children_of(pid)]:
+        fields = _stat_fields(one)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 

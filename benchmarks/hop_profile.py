@@ -72,14 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         cpu: dict[str, float] = collections.Counter()
         statements: dict[str, int] = collections.Counter()
         current = ["-"]
+        def count_statement(*_args: Any, **_kwargs: Any) -> None:
+            statements[current[0]] += 1
+
         for node in (sender, receiver):
-            event.listen(
-                node.store.engine,
-                "before_cursor_execute",
-                lambda *_args, **_kw: statements.__setitem__(
-                    current[0], statements[current[0]] + 1
-                ),
-            )
+            event.listen(node.store.engine, "before_cursor_execute", count_statement)
         for name in PHASES:
             owner = receiver if name == "receive" else sender
             setattr(owner, name, _timed(getattr(owner, name), name, cpu, current))

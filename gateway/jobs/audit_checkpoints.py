@@ -325,12 +325,13 @@ def _check_purge_reports(store: Store) -> tuple[int, str, str] | None:
     from gateway.store import purge as purge_store
 
     after = 0
+    closing = ("purge.finished", "purge.failed")
     with store.read() as conn:
-        while batch := audit_store.events(conn, after_seq=after):
+        while batch := audit_store.events(conn, after_seq=after, kinds=closing):
             after = batch[-1].seq
             for event in batch:
                 expected_hash = event.details.get("report_sha256")
-                if event.kind not in ("purge.finished", "purge.failed") or not expected_hash:
+                if not expected_hash:  # a run closed before reports were bound to the chain
                     continue
                 run_id = event.subjects.get("purge_run_id", "")
                 report = purge_store.get_report(conn, run_id)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -450,14 +450,19 @@ def _event(row: Any) -> AuditEvent:
     )
 
 
-def events(conn: Connection, after_seq: int = 0, limit: int = VERIFY_BATCH) -> list[AuditEvent]:
-    """Events with seq > ``after_seq``, in order (for export and the console)."""
-    rows = conn.execute(
-        sa.select(audit_events)
-        .where(audit_events.c.seq > after_seq)
-        .order_by(audit_events.c.seq)
-        .limit(limit)
-    )
+def events(
+    conn: Connection,
+    after_seq: int = 0,
+    limit: int = VERIFY_BATCH,
+    kinds: Iterable[str] = (),
+) -> list[AuditEvent]:
+    """Events with seq > ``after_seq``, in order (for export and the console); ``kinds``
+    narrows them to those kinds in the query itself."""
+    query = sa.select(audit_events).where(audit_events.c.seq > after_seq)
+    wanted = tuple(kinds)
+    if wanted:
+        query = query.where(audit_events.c.kind.in_(wanted))
+    rows = conn.execute(query.order_by(audit_events.c.seq).limit(limit))
     return [_event(r) for r in rows]
 
 

@@ -315,18 +315,19 @@ def _low_level_refusal(error: LowLevelError) -> web.Response:
     else:
         code = PeerErrorCode.BAD_REQUEST
     response = refusal(code)
-    # on_response_prepare does not run below the app: the same headers, set here.
-    response.headers[hdrs.SERVER] = SERVER_HEADER
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    _add_security_headers(response)  # on_response_prepare does not run below the app
     response.force_close()
     return response
 
 
-async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+def _add_security_headers(response: web.StreamResponse) -> None:
     response.headers[hdrs.SERVER] = SERVER_HEADER
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    _add_security_headers(response)
 
 
 # --- running it ---------------------------------------------------------------------------------

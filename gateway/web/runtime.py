@@ -27,7 +27,7 @@ from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
-from gateway.exchange.receiving import Disposition, ReceiveOutcome
+from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
@@ -513,7 +513,7 @@ _STATUS_OF_DISPOSITION = {
 def http_status(outcome: ReceiveOutcome) -> int:
     """The HTTP status that carries a receive outcome to the peer."""
     status = _STATUS_OF_DISPOSITION[outcome.disposition]
-    if status in (409, 422) and outcome.content_type != "application/xml":
+    if status in (409, 422) and outcome.content_type != XML:
         return 400  # nobody could be addressed a signed Rejection: a plain code
     return status
 

@@ -18,15 +18,9 @@ from gateway.config import NodeConfig
 from gateway.demo.setup import build_world
 from gateway.exchange.node import Node
 from gateway.model.problems import DocumentRejected
-from tests.integration.exchange_world import row_counts
+from tests.integration.exchange_world import padded_request, row_counts
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _request() -> dict:
-    from benchmarks.gateway_hop import request_document
-
-    return request_document()
 
 
 def test_a_revoked_official_refuses_the_submission_and_stores_nothing(tmp_path: Path) -> None:
@@ -34,7 +28,7 @@ def test_a_revoked_official_refuses_the_submission_and_stores_nothing(tmp_path: 
     config = world.nodes["RU-FSSP"].config_path
     node = Node.from_config(NodeConfig.from_toml(config))
     try:
-        accepted, _ = node.submit(_request(), actor="test")  # the official can sign: queued
+        accepted, _ = node.submit(padded_request(), actor="test")  # the official can sign: queued
         assert accepted.kind == "Request"
         revoked = subprocess.run(
             [
@@ -60,7 +54,7 @@ def test_a_revoked_official_refuses_the_submission_and_stores_nothing(tmp_path: 
         before = row_counts(node.store)
 
         with pytest.raises(DocumentRejected) as refused:
-            node.submit(_request(), actor="test")
+            node.submit(padded_request(), actor="test")
 
         problem = refused.value.problems[0]
         assert problem.code == "OFFICIAL_KEY_UNAVAILABLE"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks.gateway_hop import children_of
 from gateway.demo.setup import DemoWorld
 from gateway.web.peer_client import PeerClient, messages_url
 from tests.integration.exchange_world import (
@@ -19,19 +20,6 @@ from tests.integration.exchange_world import (
     serving,
     tls_client,
 )
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -49,9 +37,9 @@ async def test_two_workers_serve_the_node_and_stop_together(world: DemoWorld) ->
         peer = int(re.search(r"peer https://[^:]+:(\d+)", line).group(1))
         api = int(re.search(r"API http://[^:]+:(\d+)", line).group(1))
         deadline = time.monotonic() + 30
-        while len(_children(serve.process.pid)) < 2 and time.monotonic() < deadline:
+        while len(children_of(serve.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        workers = _children(serve.process.pid)
+        workers = children_of(serve.process.pid)
         assert len(workers) == 2, line
 
         async with aiohttp.ClientSession() as http:
