@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu: dict[str, float] = collections.Counter()
         statements: dict[str, int] = collections.Counter()
         current = ["-"]
+
         def count_statement(*_args: Any, **_kwargs: Any) -> None:
             statements[current[0]] += 1
 
