@@ -79,6 +79,17 @@ class ListenSection:
     """0: pick a free port (tests, demo)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PeerSection(ListenSection):
+    """The peer endpoint's listener ([peer])."""
+
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT, so that another socket of the same user may hold or share the
+    port: a new ``gateway serve`` can start on the port before the old one stops (a restart
+    without refused peers), and a port the directory lists can be held while no node runs.
+    Off by default: any process of the same user could then take connections on the port."""
+
+
 MAX_SERVER_TIMEOUT = 3600.0
 """Longest header or keep-alive timeout the configuration takes (an hour: aiohttp's default)."""
 
@@ -161,7 +172,7 @@ class NodeConfig:
     database: DatabaseSection = DatabaseSection()
     keys: KeysSection = KeysSection()
     trust: TrustSection = TrustSection()
-    peer: ListenSection = ListenSection()
+    peer: PeerSection = PeerSection()
     api: ServerSection = ServerSection()
     console: ServerSection = ServerSection()
     tsa: TsaSection = TsaSection()

@@ -76,9 +76,9 @@ class Listeners:
     console: socket.socket | None
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
-    return socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    return socket.create_server((host, port), backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
 
 
 @dataclass
@@ -164,6 +164,7 @@ class NodeRuntime:
             config.peer.host,
             config.peer.port,
             sock=listeners.peer if listeners else None,
+            reuse_port=config.peer.reuse_port,
         )
         self.client = PeerClient(self.client_tls)
         self.service = LocalNodeService(self.node, self.executor)
