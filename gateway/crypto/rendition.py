@@ -52,6 +52,7 @@ from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
 from gateway.xml.labels import (
     FieldType,
     child_declaration,
+    compact_value,
     field_type,
     format_datetime,
     format_value,
@@ -559,19 +560,15 @@ class _Writer:
 
 
 def _compact(el: etree._Element, decl: XsdElement | None) -> str | None:
-    """One-line forms of small structures (money, periods), or None to render as a section."""
+    """One-line forms of small structures (money, periods; :func:`compact_value`), or None to
+    render as a section."""
     if el.attrib:
         return None
     parts = {_local(c): c for c in _elements(el)}
     if len(parts) != len(el) or any(len(c) or c.attrib for c in parts.values()):
         return None
-    if set(parts) == {"Amount", "Currency"}:
-        return _clean(f"{_text(parts['Amount'])} {_text(parts['Currency'])}")
-    if set(parts) == {"From", "To"}:
-        start = _format_value(_text(parts["From"]), child_declaration(decl, "From"))
-        end = _format_value(_text(parts["To"]), child_declaration(decl, "To"))
-        return f"с {start} по {end}"
-    return None
+    shown = compact_value({name: _text(c) for name, c in parts.items()}, decl)
+    return _clean(shown) if shown is not None else None
 
 
 def _numbered(
@@ -621,7 +618,11 @@ def _render_element(
         ):
             first = len(attachments) + 1
             attachments.extend(
-                _attachment(g, label, child_declaration(child_decl, _local(g)))
+                _attachment(
+                    g,
+                    label_for(_local(g), _local(child)),
+                    child_declaration(child_decl, _local(g)),
+                )
                 for g in grandchildren
             )
             numbers = f"№ {first}" if first == len(attachments) else f"№ {first}–{len(attachments)}"

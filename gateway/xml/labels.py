@@ -38,12 +38,14 @@ __all__ = [
     "FieldType",
     "child_declaration",
     "code_name",
+    "compact_value",
     "field_type",
     "format_datetime",
     "format_value",
     "header_declaration",
     "kind_declaration",
     "label_for",
+    "undeclared_type",
 ]
 
 LABELS_RU: dict[str, str] = {
@@ -231,6 +233,9 @@ _CONTEXT_LABELS_RU: dict[tuple[str, str], str] = {
     ("EnforcementDocument", "Title"): "Вид документа",
     ("Request", "Content"): "Содержание запроса",
     ("Documents", "From"): "От кого получить документы",
+    ("Attachment", "Content"): "Содержимое файла",
+    ("Original", "Content"): "Содержимое файла",
+    ("Translation", "Content"): "Содержимое файла",
     ("Request", "Subject"): "Предмет",
     ("UnsolicitedInformation", "Subject"): "Тема",
     ("Proceedings", "Proceeding"): "Исполнительное производство",
@@ -302,9 +307,6 @@ LANGUAGES_RU: dict[str, str] = {"ru": "русский", "kk": "казахски�
 _KIND_TITLES: Mapping[str, str] = MappingProxyType(
     {name: kind.title_ru for profile in PROFILES.values() for name, kind in profile.kinds.items()}
 )
-
-LABELS: Mapping[str, str] = MappingProxyType(LABELS_RU)
-CONTEXT_LABELS: Mapping[tuple[str, str], str] = MappingProxyType(_CONTEXT_LABELS_RU)
 
 
 def label_for(name: str, parent: str = "") -> str:
@@ -489,3 +491,16 @@ def undeclared_type(value: str) -> FieldType:
     if v in CODES_RU:
         return FieldType.CODE
     return FieldType.TEXT
+
+
+def compact_value(parts: Mapping[str, Any], decl: XsdElement | None) -> str | None:
+    """One-line forms of small structures, the same on every page: money («4812300.00 RUB»)
+    and periods («с 01.01.2026 по 31.12.2026»); None for anything else. ``parts``: the
+    structure's leaves by local name; ``decl``: its declaration, which types them."""
+    if set(parts) == {"Amount", "Currency"}:
+        return f"{parts['Amount']} {parts['Currency']}"
+    if set(parts) == {"From", "To"}:
+        start = format_value(parts["From"], field_type(child_declaration(decl, "From")))
+        end = format_value(parts["To"], field_type(child_declaration(decl, "To")))
+        return f"с {start} по {end}"
+    return None

@@ -20,6 +20,7 @@ from gateway.web.console.identity import NodeIdentity
 from gateway.xml.labels import (
     FieldType,
     child_declaration,
+    compact_value,
     field_type,
     format_value,
     kind_declaration,
@@ -72,6 +73,12 @@ def field_rows(
         else:
             title = label_for(name, parent)
         if isinstance(value, Mapping):
+            leaves = all(not isinstance(v, Mapping | list) for v in value.values())
+            compact = compact_value(value, decl) if leaves else None
+            if compact is not None:
+                shown = MASK if masked else compact
+                rows.append(FieldRow(depth, title, shown, path, FieldType.TEXT))
+                return
             rows.append(FieldRow(depth, title, None, path))
             for key, item in value.items():
                 key = str(key)
