@@ -266,3 +266,41 @@ async def test_roles(make_client, sources) -> None:
     for page in ADMIN_PAGES:
         assert (await client3.get(page)).status == 200, page
     assert (await client3.get("/admin/audit")).status == 403
+
+
+_TAGS = re.compile(r"<pre.*?</pre>|<code>.*?</code>|CN=[^<]*|<[^>]*>", re.S)
+"""Markup, and data shown as it is: commands, file paths, certificate subjects."""
+RAW = re.compile(
+    r"(?<![\w.=\"-])(active|pending|seal|official|tls|kek|limits-article|non-application|"
+    r"conversation-closed|received|years?|True|False|None|Placeholder|console\.\w+|"
+    r"cis-enforcement|ru-kz-supreme-courts|in|out)(?![\w-])"
+)
+
+
+async def test_administration_pages_read_in_russian(make_client, sources, store) -> None:
+    """Roles, key states, reservations, periods, events and details in Russian; codes only in
+    the commands an administrator types and in attributes a browser test reads."""
+    with store.transaction() as conn:
+        audit_store.append(
+            conn,
+            now=NOW,
+            actor="operator1",
+            kind="document.read",
+            subjects={"message": uid("m")},
+            details={"confidential": False, "purpose": None},
+        )
+    client = await make_client(**sources)
+    for user, pages in (
+        ("admin1", ("/admin", "/admin/keys", "/admin/directory", "/admin/retention")),
+        ("auditor1", ("/admin/audit",)),
+    ):
+        await signed_in(client, user)
+        for page in pages:
+            html = await (await client.get(page)).text()
+            text = _TAGS.sub(" ", html.split('<main id="main">', 1)[1])
+            assert RAW.findall(text) == [], (page, RAW.findall(text))
+    audit = await (await client.get("/admin/audit")).text()
+    assert "Просмотр документа" in audit and "Конфиденциально: нет" in audit
+    await signed_in(client, "admin1")
+    retention = await (await client.get("/admin/retention")).text()
+    assert "5 лет" in retention and "завершения переписки" in retention

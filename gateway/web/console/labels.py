@@ -140,7 +140,11 @@ RESERVATION_LABELS: Mapping[str, str] = MappingProxyType(
 )
 
 RETENTION_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
-    {"received": "получения документа", "conversation-closed": "завершения переписки"}
+    {
+        "received": "получения документа",
+        "conversation-closed": "завершения переписки",
+        "proceeding-closed": "окончания исполнительного производства",
+    }
 )
 
 _PERIOD_UNITS = {
