@@ -56,7 +56,7 @@ async def test_dashboard_shows_injected_keys_and_outbox(make_client, seeded) -> 
         assert actor.name == "operator1"
         return [
             UndeliveredItem(
-                seeded.cis_request, seeded.cis, "RU-FSSP", "failed", 7, None, "PEER_UNREACHABLE"
+                seeded.cis_request, seeded.cis, "RU-FSSP", "failed", 7, None, "CONNECT_FAILED"
             )
         ]
 
@@ -64,7 +64,7 @@ async def test_dashboard_shows_injected_keys_and_outbox(make_client, seeded) -> 
     await signed_in(client, "operator1")
     html = await (await client.get("/")).text()
     row = _row(html, f"undelivered-{seeded.cis_request}")
-    assert "Не доставлен" in row and "PEER_UNREACHABLE" in row and ">7<" in row
+    assert "Не доставлен" in row and "узел получателя недоступен" in row and ">7<" in row
     assert 'id="keys-denied"' in html  # key expiry is for administrators and auditors
     await signed_in(client, "admin1")
     html = await (await client.get("/")).text()

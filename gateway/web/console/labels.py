@@ -296,3 +296,46 @@ def body_name(body_id: str) -> str:
     """``RU-FSSP — Федеральная служба судебных приставов``; an unknown id as it is."""
     name = _KNOWN_BODIES.get(body_id)
     return f"{body_id} — {name}" if name else body_id
+
+
+SUB_INDICATION_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "FORMAT_FAILURE": "подпись не соответствует формату",
+        "HASH_FAILURE": "документ изменён после подписания",
+        "SIG_CRYPTO_FAILURE": "подпись не проходит криптографическую проверку",
+        "REVOKED": "сертификат отозван",
+        "EXPIRED": "срок действия сертификата истёк",
+        "NOT_YET_VALID": "сертификат ещё не действует",
+        "SIG_CONSTRAINTS_FAILURE": "подпись не отвечает требованиям",
+        "NO_SIGNING_CERTIFICATE_FOUND": "сертификат подписанта не найден",
+        "NO_CERTIFICATE_CHAIN_FOUND": "цепочка сертификатов не построена",
+        "OUT_OF_BOUNDS_NO_POE": "время подписания вне срока действия сертификата",
+        "OUT_OF_BOUNDS_NOT_REVOKED": "сертификат истёк, но не отозван",
+        "REVOKED_NO_POE": "сертификат отозван; время подписания не доказано",
+        "TRY_LATER": "нет актуального списка отзыва; повторите проверку позже",
+        "SIGNED_DATA_NOT_FOUND": "подписанные данные не найдены",
+        "CRYPTO_CONSTRAINTS_FAILURE": "недопустимый криптографический алгоритм",
+        "CHAIN_CONSTRAINTS_FAILURE": "цепочка сертификатов не отвечает требованиям",
+    }
+)
+"""ETSI EN 319 102-1 sub-indications (gateway.crypto.report.SubIndication) in Russian."""
+
+DELIVERY_ERROR_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "BAD_ENDPOINT": "неверный адрес узла получателя в справочнике",
+        "CONNECTION_LOST": "соединение прервано",
+        "CONNECT_FAILED": "узел получателя недоступен",
+        "HTTP_STATUS": "узел получателя ответил ошибкой",
+        "NO_ENCRYPTION_CERTIFICATE": "нет сертификата шифрования получателя",
+        "OFFICIAL_KEY_UNAVAILABLE": "ключ подписи уполномоченного лица недоступен",
+        "RECEIPT_INVALID": "квитанция получателя неверна",
+        "RECEIPT_MISMATCH": "квитанция не относится к документу",
+        "RECEIPT_SEAL_NOT_IN_DIRECTORY": "печати квитанции нет в справочнике",
+        "RECEIPT_SIGNATURE_INVALID": "подпись квитанции недействительна",
+        "REJECTED": "отклонён шлюзом получателя",
+        "RESPONSE_TOO_LARGE": "ответ узла получателя слишком велик",
+        "TIMEOUT": "узел получателя не ответил вовремя",
+        "TLS_FAILED": "защищённое соединение не установлено",
+    }
+)
+"""Delivery error codes of the outbox (gateway.exchange.sending) in Russian."""
