@@ -289,6 +289,14 @@ async def test_administration_pages_read_in_russian(make_client, sources, store)
             subjects={"message": uid("m")},
             details={"confidential": False, "purpose": None},
         )
+        audit_store.append(
+            conn,
+            now=NOW,
+            actor="cli",
+            kind="user.added",
+            subjects={"username": "reader2"},
+            details={"roles": "operator,confidential-reader"},
+        )
     client = await make_client(**sources)
     for user, pages in (
         ("admin1", ("/admin", "/admin/keys", "/admin/directory", "/admin/retention")),
@@ -301,6 +309,7 @@ async def test_administration_pages_read_in_russian(make_client, sources, store)
             assert RAW.findall(text) == [], (page, RAW.findall(text))
     audit = await (await client.get("/admin/audit")).text()
     assert "Просмотр документа" in audit and "Конфиденциально: нет" in audit
+    assert "Роли: Оператор, Допуск к конфиденциальным документам" in audit
     await signed_in(client, "admin1")
     retention = await (await client.get("/admin/retention")).text()
     assert "5 лет" in retention and "завершения переписки" in retention

@@ -278,7 +278,11 @@ def audit_value(value: object) -> str:
         return "да" if value else "нет"
     if value is None:
         return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(audit_value(v) for v in value)
     text = str(value)
+    if "," in text and all(part in ROLE_LABELS for part in text.split(",")):
+        return ", ".join(ROLE_LABELS[part] for part in text.split(","))  # user.added's roles
     for table in (ROLE_LABELS, STATE_LABELS, KIND_LABELS, AGREEMENT_LABELS, VERIFICATION_LABELS):
         if text in table:
             return table[text]
