@@ -37,7 +37,6 @@ __all__ = [
     "LANGUAGES_RU",
     "FieldType",
     "child_declaration",
-    "code_name",
     "compact_value",
     "field_type",
     "format_datetime",
@@ -318,11 +317,6 @@ def label_for(name: str, parent: str = "") -> str:
         or _KIND_TITLES.get(name)
         or name
     )
-
-
-def code_name(code: str) -> str:
-    """The Russian name of an enumeration code, or the code itself when the schema gained one."""
-    return CODES_RU.get(code, code)
 
 
 # --- types from the schema ----------------------------------------------------------------------
