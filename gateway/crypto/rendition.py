@@ -11,8 +11,10 @@ confidential document (CIS Art. 16; SC Art. 8.1) the marking «Конфиден�
 Theory of the body layout: the body is rendered generically from the XML tree, so a schema change
 never loses a field. An element with element children is a section (a heading, its children
 indented below); an element without is a field (label, value). Attributes are fields of their
-element. Labels come from :data:`LABELS_RU` with a fallback to the element's own name, so an
-unknown field is still shown. Repeated siblings are numbered.
+element. Labels, the Russian names of codes and each leaf's type (text, date, number, yes/no,
+base64 bytes) come from the labelled model shared with the console (:mod:`gateway.xml.labels`,
+types from the XSD); an unknown element is shown under its own name. Repeated siblings are
+numbered.
 
 The input is hostile like every document from a peer: it is parsed with the hardened settings of
 FACTS.md (no DTD, no entities, no network), bidi and control characters in values are shown as
@@ -33,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -46,14 +49,26 @@ from gateway.crypto.report import ValidationReport
 from gateway.model.bodies import DEMO_BODIES, Body
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
+from gateway.xml.labels import (
+    FieldType,
+    child_declaration,
+    compact_value,
+    field_type,
+    format_datetime,
+    format_value,
+    header_declaration,
+    kind_declaration,
+    label_for,
+    undeclared_type,
+)
+
+if TYPE_CHECKING:
+    from xmlschema.validators import XsdElement
 
 __all__ = [
     "CONFIDENTIAL_MARK",
-    "LABELS_RU",
     "MAX_ENVELOPE_BYTES",
     "MAX_FIELDS",
-    "VALUES_RU",
-    "label_for",
     "render_pdf",
 ]
 
@@ -99,241 +114,6 @@ _DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _FONT_FAMILY = "DejaVuSans"
 _DER = Encoding.DER
 
-# --- labels --------------------------------------------------------------------------------------
-
-LABELS_RU: dict[str, str] = {
-    # envelope header (gateway/schemas/envelope.xsd)
-    "MessageId": "Идентификатор сообщения",
-    "ConversationId": "Идентификатор переписки",
-    "InReplyTo": "В ответ на сообщение",
-    "Agreement": "Соглашение",
-    "Kind": "Вид",
-    "Sender": "Отправитель",
-    "Recipient": "Получатель",
-    "Created": "Дата и время создания",
-    "Confidential": "Конфиденциальный документ",
-    "Urgency": "Срочность",
-    "RequestedDeadline": "Запрашиваемый срок исполнения",
-    "Language": "Язык",
-    # persons, organisations, officials (gateway/schemas/common.xsd)
-    "Individual": "Физическое лицо",
-    "LegalEntity": "Юридическое лицо",
-    "Surname": "Фамилия",
-    "Name": "Наименование",
-    "Patronymic": "Отчество",
-    "Residence": "Место жительства",
-    "BirthDate": "Дата рождения",
-    "BirthPlace": "Место рождения",
-    "Workplace": "Место работы",
-    "PlaceOfStudy": "Место учёбы",
-    "OtherIdentifier": "Иной идентификатор",
-    "Identifier": "Идентификатор",
-    "Value": "Значение",
-    "RegisteredAddress": "Адрес регистрации",
-    "ActualAddress": "Фактический адрес",
-    "RegistrationNumber": "Регистрационный номер",
-    "Address": "Адрес",
-    "Position": "Должность",
-    "Official": "Уполномоченное лицо",
-    "SignedBy": "Подписал",
-    "ConfirmedBy": "Подтвердил",
-    "ThirdParty": "Третье лицо",
-    "Role": "Роль",
-    "Amount": "Сумма",
-    "Currency": "Валюта",
-    "Period": "Период",
-    "From": "С",
-    "To": "По",
-    # attachments
-    "Attachments": "Вложения",
-    "Attachment": "Вложение",
-    "Title": "Наименование",
-    "MediaType": "Тип",
-    "FileName": "Имя файла",
-    "Size": "Размер, байт",
-    "Sha256": "SHA-256",
-    "Content": "Содержание запроса",
-    # CIS enforcement request (CIS Art. 11)
-    "RequestingAuthority": "Запрашивающий орган",
-    "RequestedAuthority": "Запрашиваемый орган",
-    "Proceeding": "Исполнительное производство",
-    "Number": "Номер",
-    "Opened": "Дата возбуждения",
-    "EnforcementDocument": "Исполнительный документ",
-    "Date": "Дата",
-    "Issuer": "Орган (лицо), выдавший документ",
-    "Creditor": "Взыскатель",
-    "Debtor": "Должник",
-    "OperativePart": "Резолютивная часть",
-    "FactualCircumstances": "Фактические обстоятельства",
-    "OtherInformation": "Иные сведения",
-    "Subjects": "Запрашиваемые сведения",
-    "Subject": "Предмет",
-    "Proceedings": "Исполнительные производства в отношении должника",
-    "Documents": "Документы",
-    "Document": "Документ",
-    "Explanations": "Разъяснения сторон",
-    "Party": "Сторона исполнительного производства",
-    "Questions": "Перечень вопросов",
-    "Question": "Вопрос",
-    "Answer": "Ответ",
-    "Item": "Вопрос и ответ",
-    "Assets": "Имущественное положение должника",
-    "EmploymentAndIncome": "Место работы и доходы",
-    "Location": "Местонахождение",
-    "Target": "Что установить",
-    "Property": "Имущество",
-    "Description": "Описание",
-    "Details": "Подробности",
-    "Other": "Иные сведения",
-    # CIS answers and notices
-    "Summary": "Краткое содержание",
-    "Complete": "Сведения предоставлены полностью",
-    "Results": "Результаты",
-    "Result": "Результат",
-    "Requirement": "Требование",
-    "Stage": "Стадия",
-    "Recovered": "Взыскано",
-    "SeizedProperty": "Арестованное имущество",
-    "PropertyForSale": "Имущество, переданное на реализацию",
-    "Note": "Примечание",
-    "BankAccount": "Банковский счёт",
-    "Bank": "Банк",
-    "AccountNumber": "Номер счёта",
-    "Balance": "Остаток",
-    "RealEstate": "Недвижимое имущество",
-    "CadastralNumber": "Кадастровый номер",
-    "Right": "Вид права",
-    "Vehicle": "Транспортное средство",
-    "RegistrationPlate": "Государственный регистрационный знак",
-    "Vin": "VIN",
-    "Share": "Доля (акции) в организации",
-    "Company": "Организация",
-    "OtherAsset": "Иное имущество",
-    "Employer": "Работодатель",
-    "IndividualEntrepreneur": "Индивидуальный предприниматель",
-    "Income": "Доход",
-    "Source": "Источник",
-    "PropertyLocation": "Местонахождение имущества",
-    "DisclosureProcedure": "Порядок получения сведений взыскателем",
-    "Authority": "Орган",
-    "Procedure": "Порядок",
-    "Ground": "Основание",
-    "Circumstances": "Обстоятельства",
-    "ConsultationsHeld": "Консультации проведены",
-    "ReturnedDocuments": "Возвращаемые документы",
-    "Reason": "Причина",
-    "ExpectedDate": "Ожидаемая дата",
-    "UntilRemoved": "До устранения обстоятельств",
-    "Conditions": "Условия",
-    "Condition": "Условие",
-    "Decision": "Решение",
-    "Comment": "Комментарий",
-    "Topic": "Тема",
-    "Measures": "Меры защиты информации",
-    "RetentionPeriod": "Срок хранения",
-    "Information": "Сведения",
-    "Term": "Срок",
-    "LegalBasis": "Правовое основание",
-    "Purpose": "Цель",
-    "ProvidedInMessageId": "Предоставлено в сообщении",
-    # supreme courts (SC Art. 5-8)
-    "RequestingParty": "Запрашивающая Сторона",
-    "RequestedParty": "Запрашиваемая Сторона",
-    "Basis": "Основание запроса",
-    "ExpectedBy": "Ожидаемый срок ответа",
-    "OriginalLanguage": "Язык оригинала",
-    "Original": "Оригинал",
-    "Translation": "Перевод",
-    "Extent": "Объём отказа",
-    "Reasons": "Мотивы",
-    "RefusedPart": "Часть, в которой отказано",
-    "Obstacle": "Препятствующие обстоятельства",
-    "LegalInterest": "Правовой интерес",
-    "DoubtAbout": "Сомнение относительно",
-    "Confirmed": "Подлинность подтверждена",
-    "Statement": "Заявление",
-    # receipts and rejections
-    "ReceivedMessageId": "Идентификатор полученного сообщения",
-    "ReceivedSha256": "SHA-256 полученного сообщения",
-    "Received": "Получено",
-    "Code": "Код",
-    "ReasonRu": "Причина",
-    "ReasonEn": "Причина (англ.)",
-    "RejectedMessageId": "Идентификатор отклонённого сообщения",
-}
-"""Russian labels for element (and attribute) local names of gateway/schemas/*.xsd; unknown
-names are shown as they are, so a field the schema gains later is never dropped."""
-
-_CONTEXT_LABELS_RU: dict[tuple[str, str], str] = {
-    # The same local name means different things under different parents.
-    ("Header", "Kind"): "Вид документа",
-    ("Individual", "Name"): "Имя",
-    ("Identifier", "Kind"): "Вид идентификатора",
-    ("OtherIdentifier", "Kind"): "Вид идентификатора",
-    ("RegistrationNumber", "Kind"): "Вид номера",
-    ("Issuer", "Kind"): "Вид органа",
-    ("Issuer", "Name"): "Наименование",
-    ("Assets", "Kind"): "Вид имущества",
-    ("Share", "Size"): "Размер доли",
-    ("EnforcementDocument", "Title"): "Вид документа",
-    ("Request", "Content"): "Содержание запроса",
-    ("Request", "Subject"): "Предмет",
-    ("UnsolicitedInformation", "Subject"): "Тема",
-    ("Proceedings", "Proceeding"): "Исполнительное производство",
-    ("ProceedingInfo", "EnforcementDocument"): "Исполнительный документ",
-    ("Employer", "Name"): "Наименование",
-    ("ThirdParty", "Name"): "Наименование (Ф. И. О.)",
-    ("Official", "Name"): "Ф. И. О.",
-    ("SignedBy", "Name"): "Ф. И. О.",
-    ("ConfirmedBy", "Name"): "Ф. И. О.",
-    ("PropertyLocation", "Property"): "Имущество",
-    ("RetentionPeriod", "Information"): "Сведения",
-}
-"""Labels keyed by (parent local name, local name), consulted before :data:`LABELS_RU`."""
-
-VALUES_RU: dict[str, str] = {
-    # enumerations of gateway/schemas/*.xsd, shown in Russian with the code in brackets
-    "creditor": "взыскатель",
-    "debtor": "должник",
-    "bank-accounts": "денежные средства на счетах (ст. 6 а)",
-    "real-estate": "недвижимое имущество (ст. 6 б)",
-    "vehicles": "транспортные средства (ст. 6 в)",
-    "shares": "доли, паи, акции (ст. 6 г)",
-    "debtor-individual": "должник — физическое лицо (ст. 8 а)",
-    "debtor-legal-entity": "должник — юридическое лицо (ст. 8 б)",
-    "property": "имущество должника (ст. 8 в)",
-    "sovereignty": "ущерб суверенитету",
-    "security": "ущерб безопасности",
-    "public-order": "противоречие публичному порядку",
-    "contrary-to-law": "противоречие законодательству",
-    "international-obligations": "противоречие международным обязательствам",
-    "non-application-declaration": "заявление о неприменении (ст. 25)",
-    "rights-violation": "нарушение прав и законных интересов",
-    "accept": "принять",
-    "decline": "отклонить",
-    "proceed-without-confidentiality": "исполнить без сохранения конфиденциальности",
-    "withdraw": "отозвать запрос",
-    "protection-measures": "меры защиты информации",
-    "retention-periods": "сроки хранения",
-    "court": "суд",
-    "authority": "орган",
-    "official": "должностное лицо",
-    "notary": "нотариус",
-    "granted": "согласие дано",
-    "refused": "в согласии отказано",
-    "legislation": "законодательство",
-    "case-law": "судебная практика",
-    "statistics": "статистика",
-    "court-administration": "организация работы судов",
-    "international-cooperation": "международное сотрудничество",
-    "consultation": "консультации",
-    "full": "полностью",
-    "partial": "частично",
-    "authenticity": "подлинность",
-}
-"""Russian forms of enumeration codes; the code itself follows in brackets, so nothing is lost."""
-
 _HEADER_ORDER = (
     "Agreement",
     "Kind",
@@ -349,10 +129,6 @@ _HEADER_ORDER = (
     "Language",
 )
 
-_URGENCY_RU = {"normal": "обычная", "urgent": "срочно (SC Art. 5.2)"}
-_LANGUAGE_RU = {"ru": "русский", "kk": "казахский", "en": "английский"}
-_LANGUAGE_FIELDS = frozenset({"Language", "OriginalLanguage"})
-
 _CONTENT = "Content"
 """The child of a ``c:Attachment`` that carries its bytes: never printed, measured and hashed."""
 
@@ -361,9 +137,6 @@ _BIDI_AND_CONTROL = re.compile(
     "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
 )
 """Characters that would hide or reorder text on the page (Trojan-Source style): shown as U+FFFD."""
-
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 # --- reading the envelope -------------------------------------------------------------------------
@@ -462,43 +235,14 @@ def _clean(text: str) -> str:
     return text
 
 
-def label_for(name: str, parent: str = "") -> str:
-    """The Russian label for an element or attribute local name, or the name itself."""
-    return _CONTEXT_LABELS_RU.get((parent, name)) or LABELS_RU.get(name, name)
-
-
-def _format_value(value: str) -> str:
-    """Readable Russian forms of booleans and dates; everything else exactly as sent."""
-    v = value.strip()
-    if v == "true":
-        return "да"
-    if v == "false":
-        return "нет"
-    if v in VALUES_RU:
-        return f"{VALUES_RU[v]} ({v})"
-    m = _DATE_RE.match(v)
-    if m:
-        return f"{m[3]}.{m[2]}.{m[1]}"
-    if _DATETIME_RE.match(v):
-        try:
-            moment = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            return _clean(value)
-        return _format_datetime(moment)
-    return _clean(value)
-
-
-def _format_datetime(moment: datetime) -> str:
-    offset = moment.utcoffset()
-    if offset is None:
-        zone = ""
-    elif not offset:
-        zone = " UTC"
-    else:
-        total = int(offset.total_seconds()) // 60
-        sign = "+" if total >= 0 else "-"
-        zone = f" UTC{sign}{abs(total) // 60:02d}:{abs(total) % 60:02d}"
-    return moment.strftime("%d.%m.%Y %H:%M:%S") + zone
+def _format_value(value: str, decl: XsdElement | None = None) -> str:
+    """A leaf's value in readable Russian by its schema type (gateway.xml.labels); codes keep
+    their code in brackets, so the archive copy loses nothing. An element the schema does not
+    declare (only an invalid document has one) is read by the shape of its value."""
+    kind = field_type(decl) if decl is not None else undeclared_type(value)
+    if kind is FieldType.TEXT:
+        return _clean(value)
+    return _clean(format_value(value, kind, with_code=True))
 
 
 def _body_name(body_id: str) -> str:
@@ -507,13 +251,25 @@ def _body_name(body_id: str) -> str:
     return f"{body_id} — {body.name_ru}" if body else body_id
 
 
-def _is_attachment(el: etree._Element) -> bool:
-    """A ``c:Attachment`` by structure: ``Attachment``, but also ``Original``/``Translation``
-    (SC documents) and any element typed ``c:Attachment`` that the schemas may add later."""
+def _is_attachment(el: etree._Element, decl: XsdElement | None) -> bool:
+    """An element carrying bytes: by its schema type, one with a base64 child (``c:Attachment``,
+    and SC's ``Original``/``Translation``). An element the schema does not declare (an invalid
+    document) is judged by structure, so bytes are never printed even then."""
+    if decl is not None:
+        return any(
+            field_type(child_declaration(decl, _local(c))) is FieldType.BINARY
+            for c in _elements(el)
+        )
     names = {_local(c) for c in _elements(el)}
     return _local(el) == "Attachment" or (
         _CONTENT in names and bool(names & {"Sha256", "FileName"})
     )
+
+
+def _is_binary(el: etree._Element, parent_decl: XsdElement | None) -> bool:
+    if parent_decl is not None:
+        return field_type(child_declaration(parent_decl, _local(el))) is FieldType.BINARY
+    return _local(el) == _CONTENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +293,7 @@ class _SignatureInfo:
     certificate_sha256: str
 
 
-def _attachment(el: etree._Element, role: str) -> _Attachment:
+def _attachment(el: etree._Element, role: str, decl: XsdElement | None) -> _Attachment:
     values: dict[str, str] = {}
     fields: list[tuple[str, str]] = []
     content: bytes | None = None
@@ -547,7 +303,7 @@ def _attachment(el: etree._Element, role: str) -> _Attachment:
         fields.append((f"{label_for(local)} (атрибут)", _format_value(value)))
     for child in _elements(el):
         local = _local(child)
-        if local == _CONTENT:
+        if _is_binary(child, decl):
             raw = "".join(_text(child).split())
             try:
                 content = base64.b64decode(raw, validate=True)
@@ -559,7 +315,9 @@ def _attachment(el: etree._Element, role: str) -> _Attachment:
             continue
         text = _text(child)
         values.setdefault(local, text)
-        fields.append((label_for(local, "Attachment"), _format_value(text)))
+        fields.append(
+            (label_for(local, "Attachment"), _format_value(text, child_declaration(decl, local)))
+        )
 
     size = _clean(values.get("Size", ""))
     digest = _clean(values.get("Sha256", ""))
@@ -621,7 +379,7 @@ def _signatures(root: etree._Element) -> list[_SignatureInfo]:
                     role,
                     _clean(subject),
                     _clean(body_id),
-                    _format_value(signing_time) if signing_time else "",
+                    format_value(signing_time, FieldType.DATETIME) if signing_time else "",
                     fingerprint,
                 )
             )
@@ -677,9 +435,7 @@ class _RenditionPdf(FPDF):
         self.set_x(_MARGIN)
         self.set_font(_FONT_FAMILY, size=7)
         self.set_text_color(110)
-        self.cell(
-            width / 2, 5, f"Сформировано {_format_datetime(self.generated_at)}", align=Align.L
-        )
+        self.cell(width / 2, 5, f"Сформировано {format_datetime(self.generated_at)}", align=Align.L)
         self.cell(width / 2, 5, f"стр. {self.page_no()} из {{nb}}", align=Align.R)
         self.set_text_color(0)
         if self.confidential:
@@ -803,18 +559,16 @@ class _Writer:
         pdf.multi_cell(0, size * 0.5, _clean(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
-def _compact(el: etree._Element) -> str | None:
-    """One-line forms of small structures (money, periods), or None to render as a section."""
+def _compact(el: etree._Element, decl: XsdElement | None) -> str | None:
+    """One-line forms of small structures (money, periods; :func:`compact_value`), or None to
+    render as a section."""
     if el.attrib:
         return None
     parts = {_local(c): c for c in _elements(el)}
     if len(parts) != len(el) or any(len(c) or c.attrib for c in parts.values()):
         return None
-    if set(parts) == {"Amount", "Currency"}:
-        return _clean(f"{_text(parts['Amount'])} {_text(parts['Currency'])}")
-    if set(parts) == {"From", "To"}:
-        return f"с {_format_value(_text(parts['From']))} по {_format_value(_text(parts['To']))}"
-    return None
+    shown = compact_value({name: _text(c) for name, c in parts.items()}, decl)
+    return _clean(shown) if shown is not None else None
 
 
 def _numbered(
@@ -835,9 +589,14 @@ def _numbered(
 
 
 def _render_element(
-    writer: _Writer, el: etree._Element, level: int, attachments: list[_Attachment]
+    writer: _Writer,
+    el: etree._Element,
+    level: int,
+    attachments: list[_Attachment],
+    decl: XsdElement | None,
 ) -> None:
-    """Render the fields and sections under ``el`` (``el``'s own heading is the caller's)."""
+    """Render the fields and sections under ``el`` (``el``'s own heading is the caller's),
+    declared ``decl`` in the schema (None: not declared), which types its leaves."""
     pending: list[tuple[str, str]] = [
         (f"{label_for(etree.QName(k).localname)} (атрибут)", _format_value(v))
         for k, v in sorted(el.attrib.items())
@@ -848,23 +607,33 @@ def _render_element(
         pending.append(("Текст", _clean(own_text)))
     for child, label in _numbered(children, _local(el)):
         grandchildren = _elements(child)
-        if _is_attachment(child):
+        child_decl = child_declaration(decl, _local(child))
+        if _is_attachment(child, child_decl):
             # Attachments are listed in their own section with name, type, size and digest;
             # here a row points there, so the field is visibly present.
-            attachments.append(_attachment(child, label))
+            attachments.append(_attachment(child, label, child_decl))
             pending.append((label, f"см. раздел «Вложения», № {len(attachments)}"))
-        elif grandchildren and all(_is_attachment(g) for g in grandchildren):
+        elif grandchildren and all(
+            _is_attachment(g, child_declaration(child_decl, _local(g))) for g in grandchildren
+        ):
             first = len(attachments) + 1
-            attachments.extend(_attachment(g, label) for g in grandchildren)
+            attachments.extend(
+                _attachment(
+                    g,
+                    label_for(_local(g), _local(child)),
+                    child_declaration(child_decl, _local(g)),
+                )
+                for g in grandchildren
+            )
             numbers = f"№ {first}" if first == len(attachments) else f"№ {first}–{len(attachments)}"
             pending.append((label, f"{len(grandchildren)}: см. раздел «Вложения», {numbers}"))
-        elif grandchildren and (compact := _compact(child)) is not None:
+        elif grandchildren and (compact := _compact(child, child_decl)) is not None:
             pending.append((label, compact))
         elif grandchildren:
             writer.rows(pending, level)
             pending = []
             writer.section(label, level + 1)
-            _render_element(writer, child, level + 1, attachments)
+            _render_element(writer, child, level + 1, attachments, child_decl)
         elif child.attrib:
             writer.rows(pending, level)
             pending = []
@@ -875,16 +644,12 @@ def _render_element(
                         (f"{label_for(etree.QName(k).localname)} (атрибут)", _format_value(v))
                         for k, v in sorted(child.attrib.items())
                     ),
-                    ("Значение", _format_value(_text(child))),
+                    ("Значение", _format_value(_text(child), child_decl)),
                 ],
                 level + 1,
             )
-        elif _local(child) in _LANGUAGE_FIELDS:
-            code = _text(child)
-            name = _LANGUAGE_RU.get(code)
-            pending.append((label, f"{name} ({code})" if name else _clean(code)))
         else:
-            pending.append((label, _format_value(_text(child))))
+            pending.append((label, _format_value(_text(child), child_decl)))
         tail = (child.tail or "").strip()
         if tail:
             pending.append(("Текст", _clean(tail)))
@@ -894,6 +659,7 @@ def _render_element(
 def _header_rows(header: etree._Element | None) -> list[tuple[str, str]]:
     if header is None:
         return [("Заголовок", "отсутствует")]
+    decl = header_declaration()
     by_name: dict[str, str] = {}
     extra: list[tuple[str, str]] = []
     for child, label in _numbered(_elements(header)):
@@ -916,12 +682,8 @@ def _header_rows(header: etree._Element | None) -> list[tuple[str, str]]:
             shown = f"{kind.title_ru} ({value})" if kind else _clean(value)
         elif name in ("Sender", "Recipient"):
             shown = _clean(_body_name(value))
-        elif name == "Urgency":
-            shown = _URGENCY_RU.get(value, _clean(value))
-        elif name == "Language":
-            shown = f"{_LANGUAGE_RU[value]} ({value})" if value in _LANGUAGE_RU else _clean(value)
         else:
-            shown = _format_value(value)
+            shown = _format_value(value, child_declaration(decl, name))
         rows.append((label_for(name, "Header"), shown))
     for key, value in sorted(header.attrib.items()):
         if key == "Id":
@@ -1001,16 +763,18 @@ def render_pdf(
     if body is None or not _elements(body):
         writer.paragraph("Тело документа отсутствует.")
     else:
+        agreement = _text(_env(header, "Agreement")) if header is not None else ""
         for child, label in _numbered(_elements(body)):
-            if _is_attachment(child):  # not where the schema puts one; still never printed
-                attachments.append(_attachment(child, label))
+            decl = kind_declaration(agreement, _local(child))
+            if _is_attachment(child, None):  # not where the schema puts one; never printed
+                attachments.append(_attachment(child, label, None))
                 continue
             writer.section(title if _local(child) == _text(_env(header, "Kind")) else label, 1)
-            _render_element(writer, child, 1, attachments)
+            _render_element(writer, child, 1, attachments, decl)
     for child in _elements(root):
         if _local(child) not in ("Header", "Body", "Signatures"):
             writer.section(label_for(_local(child)), 1)
-            _render_element(writer, child, 1, attachments)
+            _render_element(writer, child, 1, attachments, None)
 
     if attachments:
         writer.section("Вложения")

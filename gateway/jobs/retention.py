@@ -252,9 +252,10 @@ def expires_at(policy_set: PolicySet, facts: MessageFacts, events: ConversationE
 
 DEFAULTS_SOURCE = "built-in defaults"
 _DEFAULT_BASIS = (
-    "Placeholder, not taken from any state's law: set the period from the requesting party's "
-    "law (CIS Art. 9.6)."
+    "Срок по умолчанию, не взятый из права какого-либо государства: установите его по праву "
+    "запрашивающей Стороны (ст. 9.6 Соглашения СНГ)."
 )
+"""Shown on the console's retention page (in Russian, as every page an operator reads)."""
 
 
 def _default(name: str, agreement: str, direction: MessageDirection) -> RetentionPolicy:

@@ -228,12 +228,11 @@ class NodeRuntime:
         """The operators' console on ``[console]`` (local side only, never the peer endpoint).
         Plain HTTP on loopback by default; put a TLS-terminating proxy in front when operators
         reach it over a network (its cookies then need ``secure_cookies``)."""
-        from zoneinfo import ZoneInfo
-
         from gateway.web.console import (
             StoreUserDirectory,
             make_console_app,
-            node_admin_sources,
+            node_console_sources,
+            node_identity,
             start_console,
             store_audit,
         )
@@ -245,9 +244,10 @@ class NodeRuntime:
             StoreUserDirectory(node.store),
             secure_cookies=False,
             audit=store_audit(node.store, self.executor, node.clock),
-            timezone=ZoneInfo(node.config.node.timezone),
+            identity=node_identity(node),
+            clock=node.clock,
             config_hint=str(node.config.path),
-            **node_admin_sources(node, self.executor),
+            **node_console_sources(node, self.executor),
         )
         config = node.config.console
         self.extra_runners.append(

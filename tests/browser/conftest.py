@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -29,8 +28,9 @@ from gateway.exchange.node import Node
 from gateway.exchange.service import Role
 from gateway.store import tokens
 from gateway.web.console import StoreUserDirectory, make_console_app, start_console
+from gateway.web.console.identity import node_identity
 from gateway.web.console.passwords import hash_password
-from gateway.web.console.sources import node_admin_sources, store_audit
+from gateway.web.console.sources import node_console_sources, store_audit
 from gateway.web.runtime import NodeRuntime
 from tests.tooling import require_tool
 
@@ -45,7 +45,6 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 BODIES = ("RU-FSSP", "KZ-MJ")
-TIMEZONES = {"RU-FSSP": ZoneInfo("Europe/Moscow"), "KZ-MJ": ZoneInfo("Asia/Almaty")}
 WORLD_AGE = timedelta(days=2)
 """The PKI is made a little before now, as the integration tests do (certificates valid at
 signing times in the recent past; the demo CRLs are valid a week)."""
@@ -155,10 +154,10 @@ async def _start(world_root: Path, body_id: str, config_path: Path) -> NodeConso
         directory,
         secure_cookies=False,
         audit=audit,
-        timezone=TIMEZONES[body_id],
+        identity=node_identity(node),
         password_hasher=CHEAP_HASHER,
         config_hint=str(config_path),
-        **node_admin_sources(node, runtime.executor),
+        **node_console_sources(node, runtime.executor),
     )
     runner = await start_console(app, "127.0.0.1", 0)
     runtime.extra_runners.append(runner)

@@ -23,10 +23,17 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 from gateway.exchange.service import ConversationSummary, Role
+from gateway.jobs.retention import load_retention
 from gateway.schemas import VALID_EXAMPLES_DIR
-from gateway.store.engine import migrate, open_store
-from gateway.web.console import StoreUserDirectory, make_console_app
+from gateway.store.engine import Store, migrate, open_store
+from gateway.web.console import NodeIdentity, StoreUserDirectory, make_console_app
 from gateway.web.console.passwords import hash_password
+from gateway.web.console.sources import (
+    StoreAuditTrail,
+    store_holds,
+    store_purge_runs,
+    store_undelivered,
+)
 from gateway.xml.schemas import default_registry
 from tests.console.console_double import ConsoleTestService
 
@@ -246,10 +253,44 @@ def store_url(_template_db: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def users(store_url: str):
+def console_store(store_url: str):
     store = open_store(store_url)
-    yield StoreUserDirectory(store)
+    yield store
     store.dispose()
+
+
+@pytest.fixture
+def users(console_store: Store) -> StoreUserDirectory:
+    return StoreUserDirectory(console_store)
+
+
+IDENTITY = NodeIdentity.of("KZ-MJ", "Министерство юстиции Республики Казахстан", "UTC")
+"""The console's node in these tests; UTC, so the times tests read are the times they set."""
+
+
+def store_sources(store: Store, config_path: Path) -> dict[str, Any]:
+    """Every source a console needs, over a real store (empty: no keys, no directory loaded,
+    the default retention policies); a test passes its own to replace any of them."""
+
+    async def no_keys() -> list[Any]:
+        return []
+
+    async def no_directory() -> None:
+        return None
+
+    async def retention() -> Any:
+        return load_retention(None, config_path)
+
+    return {
+        "expiring_keys": no_keys,
+        "undelivered": store_undelivered(store),
+        "key_entries": no_keys,
+        "directory": no_directory,
+        "retention": retention,
+        "holds": store_holds(store),
+        "purge_runs": store_purge_runs(store),
+        "audit_trail": StoreAuditTrail(store),
+    }
 
 
 @pytest.fixture
@@ -280,8 +321,10 @@ def make_client(
     aiohttp_client: Any,
     service: ConsoleTestService,
     users: StoreUserDirectory,
+    console_store: Store,
     clock: Clock,
     audit: AuditLog,
+    tmp_path: Path,
 ) -> MakeClient:
     async def make(*, secure_cookies: bool = False, **kwargs: Any) -> TestClient:
         app = make_console_app(
@@ -290,8 +333,9 @@ def make_client(
             secure_cookies=secure_cookies,
             audit=audit,
             clock=clock,
+            identity=kwargs.pop("identity", IDENTITY),
             password_hasher=CHEAP_HASHER,
-            **kwargs,
+            **{**store_sources(console_store, tmp_path / "node.toml"), **kwargs},
         )
         return await aiohttp_client(app)
 

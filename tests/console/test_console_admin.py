@@ -15,14 +15,16 @@ from gateway.crypto.keystore import KeyEntry
 from gateway.jobs.retention import load_retention
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import BodyName, Directory, DirectoryBody
+from gateway.model.problems import ConfigurationError
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
 from gateway.store.engine import open_store
 from gateway.store.tables import audit_events, legal_holds
+from gateway.web.console import make_console_app
 from gateway.web.console.admin import AUDIT_PAGE_SIZE
 from gateway.web.console.sources import StoreAuditTrail, store_holds, store_purge_runs
-from tests.console.conftest import NOW, signed_in, uid
+from tests.console.conftest import IDENTITY, NOW, signed_in, store_sources, uid
 
 ADMIN_PAGES = ("/admin/keys", "/admin/directory", "/admin/retention", "/admin/holds")
 
@@ -102,14 +104,17 @@ def sources(store, tmp_path: Path):
     }
 
 
-async def test_pages_say_not_configured_without_sources(client) -> None:
-    await signed_in(client, "admin1")
-    for page in ("/admin/keys", "/admin/directory", "/admin/retention"):
-        response = await client.get(page)
-        assert response.status == 200
-        assert 'id="not-configured"' in await response.text()
-    holds = await (await client.get("/admin/holds")).text()
-    assert 'id="holds-not-configured"' in holds and 'id="runs-not-configured"' in holds
+async def test_console_without_a_source_refuses_to_start(
+    service, users, audit, sources, console_store, tmp_path
+) -> None:
+    """A console missing a source does not start (no page ever says «не подключены»)."""
+    everything = {**store_sources(console_store, tmp_path / "node.toml"), **sources}
+    for missing in ("expiring_keys", "undelivered", "key_entries", "audit_trail"):
+        given = {k: v for k, v in everything.items() if k != missing}
+        with pytest.raises(ConfigurationError, match=missing):
+            make_console_app(
+                service, users, secure_cookies=False, audit=audit, identity=IDENTITY, **given
+            )
 
 
 async def test_keys_page_lists_entries_and_rotation_commands(make_client, sources) -> None:
@@ -261,3 +266,50 @@ async def test_roles(make_client, sources) -> None:
     for page in ADMIN_PAGES:
         assert (await client3.get(page)).status == 200, page
     assert (await client3.get("/admin/audit")).status == 403
+
+
+_TAGS = re.compile(r"<pre.*?</pre>|<code>.*?</code>|CN=[^<]*|<[^>]*>", re.S)
+"""Markup, and data shown as it is: commands, file paths, certificate subjects."""
+RAW = re.compile(
+    r"(?<![\w.=\"-])(active|pending|seal|official|tls|kek|limits-article|non-application|"
+    r"conversation-closed|received|years?|True|False|None|Placeholder|console\.\w+|"
+    r"cis-enforcement|ru-kz-supreme-courts|in|out)(?![\w-])"
+)
+
+
+async def test_administration_pages_read_in_russian(make_client, sources, store) -> None:
+    """Roles, key states, reservations, periods, events and details in Russian; codes only in
+    the commands an administrator types and in attributes a browser test reads."""
+    with store.transaction() as conn:
+        audit_store.append(
+            conn,
+            now=NOW,
+            actor="operator1",
+            kind="document.read",
+            subjects={"message": uid("m")},
+            details={"confidential": False, "purpose": None},
+        )
+        audit_store.append(
+            conn,
+            now=NOW,
+            actor="cli",
+            kind="user.added",
+            subjects={"username": "reader2"},
+            details={"roles": "operator,confidential-reader"},
+        )
+    client = await make_client(**sources)
+    for user, pages in (
+        ("admin1", ("/admin", "/admin/keys", "/admin/directory", "/admin/retention")),
+        ("auditor1", ("/admin/audit",)),
+    ):
+        await signed_in(client, user)
+        for page in pages:
+            html = await (await client.get(page)).text()
+            text = _TAGS.sub(" ", html.split('<main id="main">', 1)[1])
+            assert RAW.findall(text) == [], (page, RAW.findall(text))
+    audit = await (await client.get("/admin/audit")).text()
+    assert "Просмотр документа" in audit and "Конфиденциально: нет" in audit
+    assert "Роли: Оператор, Допуск к конфиденциальным документам" in audit
+    await signed_in(client, "admin1")
+    retention = await (await client.get("/admin/retention")).text()
+    assert "5 лет" in retention and "завершения переписки" in retention

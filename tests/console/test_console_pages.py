@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from gateway.web.console import ExpiringKey, UndeliveredItem
+from gateway.web.console import ExpiringKey, NodeIdentity, UndeliveredItem
 from gateway.web.console.pages import PAGE_SIZE
 from gateway.web.console.render import MASK
 from gateway.web.console.sessions import PURPOSE_VALID_FOR
@@ -56,22 +56,20 @@ async def test_dashboard_shows_injected_keys_and_outbox(make_client, seeded) -> 
         assert actor.name == "operator1"
         return [
             UndeliveredItem(
-                seeded.cis_request, seeded.cis, "RU-FSSP", "failed", 7, None, "PEER_UNREACHABLE"
+                seeded.cis_request, seeded.cis, "RU-FSSP", "failed", 7, None, "CONNECT_FAILED"
             )
         ]
 
     client = await make_client(expiring_keys=keys, undelivered=undelivered)
     await signed_in(client, "operator1")
     html = await (await client.get("/")).text()
-    assert "seal-2026" in _row(html, "key-1") and "05.12.2026" in _row(html, "key-1")
     row = _row(html, f"undelivered-{seeded.cis_request}")
-    assert "Не доставлен" in row and "PEER_UNREACHABLE" in row and ">7<" in row
-
-
-async def test_dashboard_without_sources_says_so(client, seeded) -> None:
-    await signed_in(client, "operator1")
+    assert "Не доставлен" in row and "узел получателя недоступен" in row and ">7<" in row
+    assert 'id="keys-denied"' in html  # key expiry is for administrators and auditors
+    await signed_in(client, "admin1")
     html = await (await client.get("/")).text()
-    assert 'id="keys-unavailable"' in html and 'id="undelivered-unavailable"' in html
+    key = _row(html, "key-1")
+    assert "seal-2026" in key and "05.12.2026" in key and "Электронная печать органа" in key
 
 
 async def test_dashboard_for_a_role_without_conversations(client, service, seeded) -> None:
@@ -314,3 +312,29 @@ async def test_confidential_conversation_opens_after_a_purpose(client, seeded) -
     html = await (await client.get(url)).text()
     assert f'id="message-{seeded.secret_request}"' in html
     csrf_of(html)
+
+
+async def test_the_node_and_its_zone_on_every_page(make_client, seeded) -> None:
+    """Sign-in and every page name the node's body; times are in its zone, the zone named."""
+    moscow = NodeIdentity.of("RU-FSSP", "Федеральная служба судебных приставов", "Europe/Moscow")
+    client = await make_client(identity=moscow)
+    login = await (await client.get("/login")).text()
+    assert 'id="node-identity"' in login
+    assert "Федеральная служба судебных приставов" in login and "RU-FSSP" in login
+    assert "Москва, UTC+3" in login
+    await signed_in(client, "operator1")
+    page = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert "Федеральная служба судебных приставов" in page
+    # Opened 20 days before NOW (10:00 UTC): 13:00 in Moscow, and the page says so.
+    opened = (NOW - timedelta(days=20)).strftime("%d.%m.%Y")
+    assert f"{opened} 13:00 (Москва, UTC+3)" in page
+    message = await (
+        await client.get(f"/conversations/{seeded.cis}/messages/{seeded.cis_request}")
+    ).text()
+    # Document fields: dates in Russian form, codes by name, the request's text as text.
+    assert "16.03.2026" in message and "2026-03-16" not in message
+    assert ">Суд<" in message and ">court<" not in message
+    assert 'data-path="Request/Content" data-type="text"' in message
+    binary = re.findall(r'data-path="([^"]+)" data-type="binary"', message)
+    assert binary and all(re.fullmatch(r".*/Attachment(\[\d+\])?/Content", p) for p in binary)
+    assert message.count("двоичные данные") == len(binary)

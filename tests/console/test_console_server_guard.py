@@ -13,21 +13,25 @@ import pytest
 from gateway.web.console import make_console_app, start_console
 from gateway.web.console.auth import CONTENT_SECURITY_POLICY
 from gateway.web.server import ServerSettings
-from tests.console.conftest import CHEAP_HASHER
+from tests.console.conftest import CHEAP_HASHER, IDENTITY, store_sources
 
 MARKER = "Zyxwvut-4242"
 QUICK = ServerSettings(header_timeout=0.5, keepalive_timeout=30)
 
 
 @pytest.fixture
-async def console(service, users, audit, clock) -> AsyncIterator[tuple[str, int]]:
+async def console(
+    service, users, console_store, audit, clock, tmp_path
+) -> AsyncIterator[tuple[str, int]]:
     app = make_console_app(
         service,
         users,
         secure_cookies=False,
         audit=audit,
         clock=clock,
+        identity=IDENTITY,
         password_hasher=CHEAP_HASHER,
+        **store_sources(console_store, tmp_path / "node.toml"),
     )
     runner = await start_console(app, "127.0.0.1", 0, settings=QUICK)
     try:

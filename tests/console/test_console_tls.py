@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.web.console import make_console_app, start_console
-from tests.console.conftest import CHEAP_HASHER, NOW, PASSWORD, csrf_of
+from tests.console.conftest import CHEAP_HASHER, IDENTITY, NOW, PASSWORD, csrf_of, store_sources
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -47,7 +47,9 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-async def test_sign_in_over_tls(tmp_path, service, users, clock, audit, seeded) -> None:
+async def test_sign_in_over_tls(
+    tmp_path, service, users, console_store, clock, audit, seeded
+) -> None:
     cert, key = _self_signed(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
@@ -58,7 +60,9 @@ async def test_sign_in_over_tls(tmp_path, service, users, clock, audit, seeded) 
         secure_cookies=True,
         audit=audit,
         clock=clock,
+        identity=IDENTITY,
         password_hasher=CHEAP_HASHER,
+        **store_sources(console_store, tmp_path / "node.toml"),
     )
     runner = await start_console(app, "127.0.0.1", 0, ssl_context=server_ctx)
     base = f"https://127.0.0.1:{runner.addresses[0][1]}"  # the port the OS gave

@@ -237,7 +237,7 @@ def test_defaults_pass_the_same_checks_as_a_file() -> None:
         (p.name, p.keep, p.counts_from) for p in DEFAULT_POLICIES.policies
     ]
     assert all(p.keep == Period(5, PeriodUnit.YEARS) for p in DEFAULT_POLICIES.policies)
-    assert all("CIS Art. 9.6" in p.basis for p in DEFAULT_POLICIES.policies)
+    assert all("ст. 9.6 Соглашения СНГ" in p.basis for p in DEFAULT_POLICIES.policies)
     assert {a for p in DEFAULT_POLICIES.policies for a in p.agreements} == set(PROFILES)
 
 

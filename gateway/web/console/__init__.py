@@ -6,26 +6,36 @@ Public API::
     start_console(app, host, port, ssl_context) -> web.AppRunner
     UserDirectory (protocol), StoreUserDirectory(store)
     hash_password(password) -> str
-    node_admin_sources(node, executor) -> dict   (keywords for make_console_app)
+    node_console_sources(node, executor) -> dict   (every source, keywords for make_console_app)
+    NodeIdentity.of(body_id, body_name, iana_zone)  (whose console, and its zone)
     store_audit(store, executor, clock) -> audit callback over the node's audit trail
 """
 
 from gateway.web.console.app import make_console_app, start_console
-from gateway.web.console.context import ExpiringKey, UndeliveredItem
+from gateway.web.console.identity import NodeIdentity, node_identity
 from gateway.web.console.passwords import hash_password
-from gateway.web.console.sources import AuditQuery, AuditTrail, node_admin_sources, store_audit
+from gateway.web.console.sources import (
+    AuditQuery,
+    AuditTrail,
+    ExpiringKey,
+    UndeliveredItem,
+    node_console_sources,
+    store_audit,
+)
 from gateway.web.console.users import StoreUserDirectory, UserDirectory
 
 __all__ = [
     "AuditQuery",
     "AuditTrail",
     "ExpiringKey",
+    "NodeIdentity",
     "StoreUserDirectory",
     "UndeliveredItem",
     "UserDirectory",
     "hash_password",
     "make_console_app",
-    "node_admin_sources",
+    "node_console_sources",
+    "node_identity",
     "start_console",
     "store_audit",
 ]

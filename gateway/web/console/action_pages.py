@@ -8,6 +8,8 @@ Russian next to its field, with what was typed still in the form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -34,7 +36,7 @@ from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import STATE_LABELS, label
 from gateway.web.console.pages import _conversation, _problem_text
-from gateway.web.console.render import render
+from gateway.web.console.render import format_datetime, render
 
 READ_CHUNK = 64 * 1024
 """Bytes read from an uploaded file at a time (the file is spooled by aiohttp already)."""
@@ -55,7 +57,7 @@ def _page(
         {
             "spec": spec,
             "summary": view.summary,
-            "fields": [(f, choices_of(spec, view, f)) for f in spec.fields],
+            "fields": [(f, choices_of(spec, view, f, _shown_at(request))) for f in spec.fields],
             "form": form,
             "general": general,
             "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
@@ -167,3 +169,9 @@ async def action(request: web.Request) -> web.Response:
         notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
     request[SESSION].flash = notice
     return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
+
+
+def _shown_at(request: web.Request) -> Callable[[datetime], str]:
+    """A message's time in a choice's label: the node's zone, named (as everywhere else)."""
+    identity = request.app[CONTEXT].identity
+    return lambda moment: format_datetime(moment, identity)

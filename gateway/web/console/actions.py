@@ -563,23 +563,39 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
 
 
 def message_choices(
-    spec: ActionSpec, view: ConversationView, field_name: str
+    spec: ActionSpec,
+    view: ConversationView,
+    field_name: str,
+    shown_at: Callable[[datetime], str] = lambda t: f"{t.astimezone(UTC):%d.%m.%Y %H:%M} (UTC)",
 ) -> tuple[tuple[str, str], ...]:
-    """(message id, label) a ``message`` field offers."""
+    """(message id, label) a ``message`` field offers: the kind's title and its time as
+    ``shown_at`` writes it (the console passes the node's zone)."""
     consent = spec.kind == "ConsentDecision"
     messages = pending_consents(view) if consent else received_content(view)
     return tuple(
-        (m.message_id, f"{m.kind} от {m.created.astimezone(UTC):%d.%m.%Y %H:%M} UTC")
-        for m in messages
+        (m.message_id, f"{_kind_title(m.kind)} от {shown_at(m.created)}") for m in messages
     )
 
 
+def _kind_title(kind: str) -> str:
+    for profile in PROFILES.values():
+        if kind in profile.kinds:
+            return profile.kinds[kind].title_ru
+    return kind
+
+
 def choices_of(
-    spec: ActionSpec, view: ConversationView, item: Field
+    spec: ActionSpec,
+    view: ConversationView,
+    item: Field,
+    shown_at: Callable[[datetime], str] | None = None,
 ) -> tuple[tuple[str, str], ...]:
-    """The choices a field offers on this conversation now."""
+    """The choices a field offers on this conversation now (``shown_at``: how a message's time
+    reads in its label)."""
     if item.widget == "message":
-        return message_choices(spec, view, item.name)
+        if shown_at is None:
+            return message_choices(spec, view, item.name)
+        return message_choices(spec, view, item.name, shown_at)
     if item.name == "Decision" and spec.decisions:
         side = our_side(view)
         try:

@@ -2,7 +2,7 @@
 (role ``administrator``); the audit trail and its verification (role ``auditor``).
 
 All of them only read, from the sources injected into :func:`make_console_app` (see
-:mod:`gateway.web.console.sources`); a source not connected makes its page say so. Changing
+:mod:`gateway.web.console.sources`; the console does not start without them). Changing
 keys, holds or policies stays with the CLI (the key page shows the commands), so a stolen
 console session cannot rotate a seal or lift a hold.
 """
@@ -41,10 +41,6 @@ _SEQ = re.compile(r"^[1-9][0-9]{0,18}$")
 
 def _require(request: web.Request, action: Action) -> None:
     require(request[ACTOR], action)
-
-
-def _not_connected(request: web.Request, title: str) -> web.Response:
-    return render(request, "admin_missing.html", {"title": title})
 
 
 async def admin_index(request: web.Request) -> web.Response:
@@ -108,8 +104,6 @@ async def keys(request: web.Request) -> web.Response:
     _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     source = ctx.admin.key_entries
-    if source is None:
-        return _not_connected(request, "Ключи и сертификаты")
     now = ctx.clock()
     rows = [KeyRow(e, e.days_to_expiry(now)) for e in await source()]
     return render(
@@ -130,8 +124,6 @@ async def directory(request: web.Request) -> web.Response:
     _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     source = ctx.admin.directory
-    if source is None:
-        return _not_connected(request, "Справочник органов")
     current = await source()
     return render(
         request,
@@ -147,8 +139,6 @@ async def retention(request: web.Request) -> web.Response:
     _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     source = ctx.admin.retention
-    if source is None:
-        return _not_connected(request, "Сроки хранения")
     return render(request, "admin_retention.html", {"policies": await source()})
 
 
@@ -156,10 +146,8 @@ async def holds(request: web.Request) -> web.Response:
     _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     show_released = request.query.get("released") == "yes"
-    hold_list = await ctx.admin.holds(not show_released) if ctx.admin.holds is not None else None
-    runs = (
-        await ctx.admin.purge_runs(PURGE_RUNS_SHOWN) if ctx.admin.purge_runs is not None else None
-    )
+    hold_list = await ctx.admin.holds(not show_released)
+    runs = await ctx.admin.purge_runs(PURGE_RUNS_SHOWN)
     return render(
         request,
         "admin_holds.html",
@@ -229,8 +217,6 @@ async def audit(request: web.Request) -> web.Response:
     _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
-    if trail is None:
-        return _not_connected(request, "Журнал аудита")
     filters = read_audit_filters(request.query, ctx.timezone)
     context: dict[str, Any] = {
         "filters": filters.values,
@@ -257,8 +243,6 @@ async def verify_audit(request: web.Request) -> web.Response:
     _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
-    if trail is None:
-        return _not_connected(request, "Журнал аудита")
     result = await trail.verify()
     await ctx.audit(
         request[ACTOR].name,

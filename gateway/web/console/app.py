@@ -26,7 +26,7 @@ import functools
 import socket
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 
 import aiohttp_jinja2
 from aiohttp import hdrs, web
@@ -34,6 +34,7 @@ from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
 from gateway.exchange.service import LocalService
+from gateway.model.problems import ConfigurationError
 from gateway.rules.calendars import calendar_for
 from gateway.web.console import action_pages, admin, auth, pages
 from gateway.web.console.actions import ACTION_NAMES
@@ -44,6 +45,7 @@ from gateway.web.console.context import (
     Calendars,
     ConsoleContext,
     ExpiringKeys,
+    NodeIdentity,
     Undelivered,
     utc_now,
 )
@@ -73,8 +75,8 @@ def make_console_app(
     *,
     secure_cookies: bool,
     audit: Audit,
+    identity: NodeIdentity,
     clock: Callable[[], datetime] = utc_now,
-    timezone: tzinfo = UTC,
     calendars: Calendars = calendar_for,
     expiring_keys: ExpiringKeys | None = None,
     undelivered: Undelivered | None = None,
@@ -92,17 +94,32 @@ def make_console_app(
     ``service`` is the node; ``users`` who may sign in; ``secure_cookies`` True whenever the
     console is served over TLS (cookies then carry ``Secure`` and the ``__Host-`` prefix, and
     responses HSTS). ``audit(actor, event, details)`` receives every sign-in, failure,
-    lock-out, sign-out, refused CSRF token and stated purpose. ``clock`` and ``timezone`` set
-    "now" and "today" (tests pin them); ``calendars`` gives a state's working calendar (pass
-    one with the node's configured extra days). ``expiring_keys`` and ``undelivered`` feed the
-    dashboard; without them those sections say they are not connected. ``key_entries``,
-    ``directory``, ``retention``, ``holds``, ``purge_runs`` and ``audit_trail`` feed the
-    administration pages (:mod:`gateway.web.console.sources`; ``node_admin_sources(node,
-    executor)`` gives them all); a page without its source says it is not configured.
+    lock-out, sign-out, refused CSRF token and stated purpose. ``identity`` names the node's
+    body on every page and gives the zone every time is shown in (and "today"); ``clock`` sets
+    "now" (tests pin it); ``calendars`` gives a state's working calendar (pass one with the
+    node's configured extra days). ``expiring_keys`` and ``undelivered`` feed the dashboard;
+    ``key_entries``, ``directory``, ``retention``, ``holds``, ``purge_runs`` and
+    ``audit_trail`` the administration pages (:mod:`gateway.web.console.sources`;
+    ``node_console_sources(node, executor)`` gives them all). Every source is required: a
+    console missing one raises :class:`~gateway.model.problems.ConfigurationError` here, at
+    start, instead of serving a page that cannot show what it is for.
     ``config_hint`` is the configuration path the key page's commands show.
     ``password_hasher`` is for tests only (a cheap argon2); production uses RFC 9106's
     parameters.
     """
+    _require_sources(
+        expiring_keys=expiring_keys,
+        undelivered=undelivered,
+        key_entries=key_entries,
+        directory=directory,
+        retention=retention,
+        holds=holds,
+        purge_runs=purge_runs,
+        audit_trail=audit_trail,
+    )
+    assert expiring_keys is not None and undelivered is not None
+    assert key_entries is not None and directory is not None and retention is not None
+    assert holds is not None and purge_runs is not None and audit_trail is not None
     app = web.Application(
         middlewares=[auth.errors_middleware, auth.session_middleware],
         # Forms with a file are the largest; every other route is held to MAX_FORM_BYTES by
@@ -117,7 +134,7 @@ def make_console_app(
         passwords=PasswordChecker(password_hasher),
         secure_cookies=secure_cookies,
         clock=clock,
-        timezone=timezone,
+        identity=identity,
         calendars=calendars,
         expiring_keys=expiring_keys,
         undelivered=undelivered,
@@ -161,6 +178,17 @@ def make_console_app(
     return app
 
 
+def _require_sources(**sources: object) -> None:
+    missing = sorted(name for name, source in sources.items() if source is None)
+    if missing:
+        raise ConfigurationError(
+            "консоль не запущена: не подключены источники данных "
+            f"{', '.join(missing)} (console sources missing: {', '.join(missing)}); "
+            "передайте их в make_console_app — все сразу даёт "
+            "gateway.web.console.node_console_sources(node, executor)"
+        )
+
+
 class ConsoleAccessLogger(AbstractAccessLogger):
     """Access log lines with the route name, status and time only: the query string holds
     filters and paging cursors that need not sit in a log file."""
@@ -188,7 +216,8 @@ def low_level_error_page(app: web.Application, error: LowLevelError) -> web.Resp
             actor=None,
             csrf_token="",
             flash=None,
-            timezone=ctx.timezone,
+            identity=ctx.identity,
+            now=ctx.clock(),
         )
     )
     response = web.Response(status=error.status, text=html, content_type="text/html")

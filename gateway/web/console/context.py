@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
@@ -11,15 +11,18 @@ from aiohttp import web
 
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
 from gateway.rules.calendars import WorkingCalendar
+from gateway.web.console.identity import NodeIdentity
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.sessions import Session, SessionStore
 from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,
+    ExpiringKeys,
     HoldsSource,
     KeyEntries,
     PurgeRunsSource,
     RetentionSource,
+    Undelivered,
 )
 from gateway.web.console.users import UserDirectory
 
@@ -27,47 +30,20 @@ Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 """``audit(actor, event, details)``: appends to the node's hash-chained audit trail."""
 
 
-@dataclass(frozen=True, slots=True)
-class ExpiringKey:
-    """A key or certificate the dashboard warns about (filled in by the node)."""
-
-    name: str
-    role: str
-    """``seal``, ``official``, ``tls``, ``encryption``, ``kek``."""
-    not_after: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class UndeliveredItem:
-    """An outbox entry not yet delivered (filled in by the node)."""
-
-    message_id: str
-    conversation_id: str
-    destination: str
-    state: str
-    """``pending`` or ``failed``."""
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None = None
-    """A stable error code, never text from the peer."""
-
-
-ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
-Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
 Calendars = Callable[[str], WorkingCalendar]
 
 
 @dataclass(frozen=True, slots=True)
 class AdminSources:
-    """What the administration pages read (see :mod:`gateway.web.console.sources`); a None
-    source makes its page say it is not connected."""
+    """What the administration pages read (see :mod:`gateway.web.console.sources`); every one
+    is required: :func:`~gateway.web.console.make_console_app` refuses to start without it."""
 
-    key_entries: KeyEntries | None = None
-    directory: DirectorySource | None = None
-    retention: RetentionSource | None = None
-    holds: HoldsSource | None = None
-    purge_runs: PurgeRunsSource | None = None
-    audit_trail: AuditTrail | None = None
+    key_entries: KeyEntries
+    directory: DirectorySource
+    retention: RetentionSource
+    holds: HoldsSource
+    purge_runs: PurgeRunsSource
+    audit_trail: AuditTrail
     config_hint: str = "node.toml"
     """The node configuration's path as the key rotation commands show it."""
 
@@ -85,11 +61,15 @@ class ConsoleContext:
     passwords: PasswordChecker
     secure_cookies: bool
     clock: Callable[[], datetime]
-    timezone: tzinfo
+    identity: NodeIdentity
     calendars: Calendars
-    expiring_keys: ExpiringKeys | None
-    undelivered: Undelivered | None
-    admin: AdminSources = field(default_factory=lambda: AdminSources())
+    expiring_keys: ExpiringKeys
+    undelivered: Undelivered
+    admin: AdminSources
+
+    @property
+    def timezone(self) -> tzinfo:
+        return self.identity.timezone
 
     @property
     def cookie_name(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from gateway.exchange.service import Role
+from gateway.model.bodies import DEMO_BODIES
 from gateway.model.profiles import PROFILES
 
 ROLE_LABELS: Mapping[str, str] = MappingProxyType(
@@ -89,179 +90,6 @@ KIND_LABELS: Mapping[str, str] = MappingProxyType(
 )
 """Kind titles; both agreements name the shared kinds the same or nearly so."""
 
-FIELD_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "AccountNumber": "Номер счёта",
-        "ActualAddress": "Фактический адрес",
-        "AdditionalInfoAnswer": "Дополнительные сведения",
-        "AdditionalInfoRequest": "Запрос дополнительных сведений",
-        "Address": "Адрес",
-        "Agreement": "Соглашение",
-        "Amount": "Сумма",
-        "Answer": "Ответ",
-        "Assets": "Имущество",
-        "Attachment": "Вложение",
-        "Attachments": "Вложения",
-        "AuthenticityConfirmation": "Подтверждение подлинности",
-        "AuthenticityConfirmationRequest": "Запрос подтверждения подлинности",
-        "Authority": "Орган",
-        "Balance": "Остаток",
-        "Bank": "Банк",
-        "BankAccount": "Банковский счёт",
-        "Basis": "Основание",
-        "BirthDate": "Дата рождения",
-        "BirthPlace": "Место рождения",
-        "CadastralNumber": "Кадастровый номер",
-        "Circumstances": "Обстоятельства",
-        "Code": "Код",
-        "Comment": "Комментарий",
-        "Company": "Организация",
-        "Complete": "Исполнен полностью",
-        "Condition": "Условие",
-        "Conditions": "Условия",
-        "Confidential": "Конфиденциально",
-        "Confirmed": "Подтверждено",
-        "ConfirmedBy": "Кем подтверждено",
-        "ConsultationsHeld": "Консультации проведены",
-        "Content": "Содержимое",
-        "ConversationId": "Идентификатор переписки",
-        "Created": "Создан",
-        "Creditor": "Взыскатель",
-        "Currency": "Валюта",
-        "Date": "Дата",
-        "Debtor": "Должник",
-        "Decision": "Решение",
-        "Description": "Описание",
-        "Details": "Подробности",
-        "DisclosureProcedure": "Порядок раскрытия",
-        "Document": "Документ",
-        "Documents": "Документы",
-        "DoubtAbout": "Сомнения в отношении",
-        "Employer": "Работодатель",
-        "EmploymentAndIncome": "Место работы и доходы",
-        "EnforcementDocument": "Исполнительный документ",
-        "ExpectedBy": "Ожидается к",
-        "ExpectedDate": "Ожидаемая дата",
-        "Explanations": "Разъяснения",
-        "Extent": "Объём отказа",
-        "FactualCircumstances": "Фактические обстоятельства",
-        "FileName": "Имя файла",
-        "From": "С",
-        "Ground": "Основание отказа",
-        "Id": "Идентификатор",
-        "Identifier": "Идентификатор",
-        "InReplyTo": "В ответ на",
-        "Income": "Доходы",
-        "Individual": "Физическое лицо",
-        "IndividualEntrepreneur": "Индивидуальный предприниматель",
-        "Information": "Информация",
-        "IssuedAt": "Дата выдачи",
-        "Issuer": "Выдавший орган",
-        "IssuerKind": "Вид выдавшего органа",
-        "Item": "Позиция",
-        "Kind": "Вид",
-        "Language": "Язык",
-        "LegalBasis": "Правовое основание",
-        "LegalEntity": "Юридическое лицо",
-        "LegalInterest": "Правовой интерес",
-        "Location": "Местонахождение",
-        "Measures": "Меры",
-        "MediaType": "Тип файла",
-        "MessageId": "Идентификатор сообщения",
-        "Name": "Наименование",
-        "Names": "Имена",
-        "Note": "Примечание",
-        "Number": "Номер",
-        "Obstacle": "Препятствие",
-        "Official": "Должностное лицо",
-        "Opened": "Возбуждено",
-        "OperativePart": "Резолютивная часть",
-        "Original": "Оригинал",
-        "OriginalLanguage": "Язык оригинала",
-        "Other": "Иное",
-        "OtherAsset": "Иное имущество",
-        "OtherIdentifier": "Иной идентификатор",
-        "OtherInformation": "Иные сведения",
-        "Party": "Сторона",
-        "Patronymic": "Отчество",
-        "Period": "Период",
-        "PlaceOfStudy": "Место учёбы",
-        "Position": "Должность",
-        "Postponement": "Отложение исполнения",
-        "PostponementDecision": "Решение по условиям исполнения",
-        "Procedure": "Порядок",
-        "Proceeding": "Исполнительное производство",
-        "Proceedings": "Исполнительные производства",
-        "Property": "Имущество",
-        "PropertyForSale": "Имущество для реализации",
-        "PropertyLocation": "Местонахождение имущества",
-        "ProvidedInMessageId": "Предоставлено в сообщении",
-        "Purpose": "Цель",
-        "Question": "Вопрос",
-        "Questions": "Вопросы",
-        "RealEstate": "Недвижимое имущество",
-        "Reason": "Причина",
-        "ReasonEn": "Причина (англ.)",
-        "ReasonRu": "Причина",
-        "Reasons": "Причины",
-        "Received": "Получено",
-        "ReceivedMessageId": "Полученное сообщение",
-        "Recipient": "Получатель",
-        "Recovered": "Взыскано",
-        "Refusal": "Отказ в исполнении запроса",
-        "RefusedPart": "Часть запроса, в исполнении которой отказано",
-        "RegisteredAddress": "Адрес регистрации",
-        "RegistrationNumber": "Регистрационный номер",
-        "RegistrationPlate": "Государственный регистрационный знак",
-        "RejectedMessageId": "Отклонённое сообщение",
-        "Request": "Запрос",
-        "RequestedAuthority": "Запрашиваемый орган",
-        "RequestedDeadline": "Запрошенный срок",
-        "RequestedParty": "Запрашиваемая Сторона",
-        "RequestingAuthority": "Запрашивающий орган",
-        "RequestingParty": "Запрашивающая Сторона",
-        "Requirement": "Требование",
-        "Residence": "Место жительства",
-        "Response": "Ответ на запрос",
-        "Result": "Результат",
-        "Results": "Результаты",
-        "RetentionPeriod": "Срок хранения",
-        "ReturnedDocuments": "Возвращаемые документы",
-        "Right": "Право",
-        "Role": "Роль",
-        "SeizedProperty": "Арестованное имущество",
-        "Sender": "Отправитель",
-        "Share": "Доля",
-        "Sha256": "Контрольная сумма SHA-256",
-        "SignedBy": "Подписано",
-        "Size": "Размер, байт",
-        "Source": "Источник",
-        "Stage": "Стадия",
-        "State": "Состояние",
-        "Statement": "Заявление",
-        "Subject": "Предмет",
-        "Subjects": "Предмет запроса",
-        "Summary": "Краткое содержание",
-        "Surname": "Фамилия",
-        "Target": "Объект",
-        "Term": "Срок",
-        "Text": "Текст",
-        "ThirdParty": "Третье лицо",
-        "Title": "Название",
-        "To": "По",
-        "Topic": "Тема",
-        "Translation": "Перевод",
-        "UnsolicitedInformation": "Информация без запроса",
-        "UntilRemoved": "До устранения обстоятельств",
-        "Urgency": "Срочность",
-        "Value": "Значение",
-        "Vehicle": "Транспортное средство",
-        "Vin": "VIN",
-        "Withdrawal": "Отзыв запроса",
-        "Workplace": "Место работы",
-    }
-)
-
 
 def label(table: Mapping[str, str], code: object) -> str:
     """The Russian label of ``code`` in ``table``, or the code itself."""
@@ -281,3 +109,237 @@ def article_ru(article: str) -> str:
         if article.startswith(prefix):
             return f"ст. {article[len(prefix) :]} {agreement}"
     return article
+
+
+KEY_ROLE_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "seal": "Электронная печать органа",
+        "official": "Подпись уполномоченного лица",
+        "officials-ca": "Удостоверяющий центр уполномоченных лиц",
+        "tls": "Защищённое соединение (TLS)",
+        "encryption": "Шифрование документов",
+        "kek": "Ключ шифрования хранимых данных",
+    }
+)
+"""Key roles (``gateway.crypto.keystore.KeyRole``) and certificate roles of the directory."""
+
+KEY_STATUS_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "pending": "ожидает перехода",
+        "active": "действует",
+        "superseded": "заменён",
+        "revoked": "отозван",
+    }
+)
+
+RESERVATION_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "limits-article": "оговорка об ограничении применения статьи",
+        "non-application": "заявление о неприменении",
+    }
+)
+
+RETENTION_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "received": "получения документа",
+        "conversation-closed": "завершения переписки",
+        "proceeding-closed": "окончания исполнительного производства",
+    }
+)
+
+_PERIOD_UNITS = {
+    "days": ("день", "дня", "дней"),
+    "months": ("месяц", "месяца", "месяцев"),
+    "years": ("год", "года", "лет"),
+}
+
+
+def period_ru(amount: int, unit: str) -> str:
+    """``5 years`` -> «5 лет», ``1 month`` -> «1 месяц» (Russian plural forms)."""
+    forms = _PERIOD_UNITS.get(unit)
+    if forms is None:
+        return f"{amount} {unit}"
+    if amount % 10 == 1 and amount % 100 != 11:
+        word = forms[0]
+    elif 2 <= amount % 10 <= 4 and not 12 <= amount % 100 <= 14:
+        word = forms[1]
+    else:
+        word = forms[2]
+    return f"{amount} {word}"
+
+
+def agreement_names(codes: object) -> str:
+    """Agreements' Russian names, comma-separated."""
+    return ", ".join(label(AGREEMENT_LABELS, c) for c in sorted(codes))  # type: ignore[call-overload]
+
+
+def kind_names(codes: object) -> str:
+    """Kinds' Russian titles, comma-separated."""
+    return ", ".join(label(KIND_LABELS, c) for c in sorted(codes))  # type: ignore[call-overload]
+
+
+AUDIT_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "access.denied": "Отказ в доступе",
+        "audit.checkpoint": "Контрольная точка журнала",
+        "console.account_locked": "Учётная запись временно заблокирована",
+        "console.audit_verified": "Проверка целостности журнала",
+        "console.csrf_refused": "Отклонён запрос без действительного токена формы",
+        "console.purpose_refused": "Отказ: цель ознакомления не может быть указана",
+        "console.purpose_stated": "Указана цель ознакомления",
+        "console.sign_in_failed": "Неудачная попытка входа",
+        "console.signed_in": "Вход в консоль",
+        "console.signed_out": "Выход из консоли",
+        "conversation.read": "Просмотр переписки",
+        "deadline.paused": "Течение срока приостановлено",
+        "deadline.reminder": "Напоминание о сроке",
+        "deadline.resumed": "Течение срока возобновлено",
+        "deadline.started": "Начато течение срока",
+        "deadline.stopped": "Течение срока прекращено",
+        "delivery.dead-letter": "Доставка прекращена",
+        "delivery.failed": "Неудачная попытка доставки",
+        "directory.imported": "Загружен справочник органов",
+        "disclosure.records.read": "Просмотр записей о раскрытии",
+        "disclosure.refused": "Отказ в раскрытии",
+        "document.disclosed": "Документ раскрыт",
+        "document.read": "Просмотр документа",
+        "document.reverified": "Повторная проверка подписей",
+        "hold.placed": "Наложен запрет на уничтожение",
+        "hold.released": "Снят запрет на уничтожение",
+        "kek.destroyed": "Уничтожен ключ шифрования хранимых данных",
+        "kek.rewrap.finished": "Перешифрование ключей данных завершено",
+        "kek.rotated": "Заменён ключ шифрования хранимых данных",
+        "key.activated": "Ключ введён в действие",
+        "key.certificate.imported": "Загружен сертификат ключа",
+        "key.expiring": "Истекает срок действия ключа",
+        "key.publication.exported": "Выгружены сведения для публикации ключа",
+        "key.revoked": "Ключ отозван",
+        "key.rewrapped": "Ключ данных перешифрован",
+        "key.rotated": "Создано новое поколение ключа",
+        "message.delivered": "Документ доставлен",
+        "message.purged": "Документ уничтожен по истечении срока хранения",
+        "message.received": "Документ получен",
+        "message.rejected": "Полученный документ отклонён",
+        "message.rejected-by-peer": "Документ отклонён шлюзом получателя",
+        "message.submitted": "Документ направлен",
+        "purge.failed": "Уничтожение прервано",
+        "purge.finished": "Уничтожение завершено",
+        "purge.started": "Начато уничтожение",
+        "token.created": "Выдан токен доступа",
+        "token.revoked": "Отозван токен доступа",
+        "user.added": "Добавлен пользователь",
+        "user.disabled": "Пользователь отключён",
+    }
+)
+"""The audit trail's event codes (``gateway.store.audit``) in Russian; the code itself stays in
+the page for filtering (the filter takes codes)."""
+
+AUDIT_FIELD_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "agreement": "Соглашение",
+        "checkpoint_id": "Контрольная точка",
+        "code": "Код",
+        "confidential": "Конфиденциально",
+        "conversation": "Переписка",
+        "conversation_id": "Переписка",
+        "data_keys": "Ключей данных",
+        "days_left": "Осталось дней",
+        "disclosure": "Раскрытие",
+        "expired": "Истёк",
+        "hash": "Хеш",
+        "hold_id": "Запрет",
+        "indication": "Результат проверки",
+        "kek_id": "Ключ шифрования",
+        "key": "Ключ",
+        "kind": "Вид",
+        "message": "Документ",
+        "needed": "Требуется роль",
+        "peer": "Узел",
+        "policy": "Политика",
+        "purge_run_id": "Запуск уничтожения",
+        "purpose": "Цель",
+        "reason": "Причина",
+        "receipt": "Квитанция",
+        "roles": "Роли",
+        "secrets": "Секреты",
+        "seq": "Событие №",
+        "subject": "Владелец",
+        "token": "Токен",
+        "username": "Пользователь",
+        "version": "Версия",
+        "what": "Действие",
+    }
+)
+
+
+def audit_value(value: object) -> str:
+    """A detail of an audit event as a person reads it: yes/no, roles and codes by name."""
+    if isinstance(value, bool):
+        return "да" if value else "нет"
+    if value is None:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(audit_value(v) for v in value)
+    text = str(value)
+    if "," in text and all(part in ROLE_LABELS for part in text.split(",")):
+        return ", ".join(ROLE_LABELS[part] for part in text.split(","))  # user.added's roles
+    for table in (ROLE_LABELS, STATE_LABELS, KIND_LABELS, AGREEMENT_LABELS, VERIFICATION_LABELS):
+        if text in table:
+            return table[text]
+    return text
+
+
+PURGE_STATE_LABELS: Mapping[str, str] = MappingProxyType(
+    {"running": "выполняется", "finished": "завершён", "failed": "прерван"}
+)
+
+_KNOWN_BODIES: Mapping[str, str] = MappingProxyType({b.id: b.name_ru for b in DEMO_BODIES})
+
+
+def body_name(body_id: str) -> str:
+    """``RU-FSSP — Федеральная служба судебных приставов``; an unknown id as it is."""
+    name = _KNOWN_BODIES.get(body_id)
+    return f"{body_id} — {name}" if name else body_id
+
+
+SUB_INDICATION_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "FORMAT_FAILURE": "подпись не соответствует формату",
+        "HASH_FAILURE": "документ изменён после подписания",
+        "SIG_CRYPTO_FAILURE": "подпись не проходит криптографическую проверку",
+        "REVOKED": "сертификат отозван",
+        "EXPIRED": "срок действия сертификата истёк",
+        "NOT_YET_VALID": "сертификат ещё не действует",
+        "SIG_CONSTRAINTS_FAILURE": "подпись не отвечает требованиям",
+        "NO_SIGNING_CERTIFICATE_FOUND": "сертификат подписанта не найден",
+        "NO_CERTIFICATE_CHAIN_FOUND": "цепочка сертификатов не построена",
+        "OUT_OF_BOUNDS_NO_POE": "время подписания вне срока действия сертификата",
+        "OUT_OF_BOUNDS_NOT_REVOKED": "сертификат истёк, но не отозван",
+        "REVOKED_NO_POE": "сертификат отозван; время подписания не доказано",
+        "TRY_LATER": "нет актуального списка отзыва; повторите проверку позже",
+        "SIGNED_DATA_NOT_FOUND": "подписанные данные не найдены",
+        "CRYPTO_CONSTRAINTS_FAILURE": "недопустимый криптографический алгоритм",
+        "CHAIN_CONSTRAINTS_FAILURE": "цепочка сертификатов не отвечает требованиям",
+    }
+)
+"""ETSI EN 319 102-1 sub-indications (gateway.crypto.report.SubIndication) in Russian."""
+
+DELIVERY_ERROR_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "BAD_ENDPOINT": "неверный адрес узла получателя в справочнике",
+        "CONNECTION_LOST": "соединение прервано",
+        "CONNECT_FAILED": "узел получателя недоступен",
+        "HTTP_STATUS": "узел получателя ответил ошибкой",
+        "NO_ENCRYPTION_CERTIFICATE": "нет сертификата шифрования получателя",
+        "OFFICIAL_KEY_UNAVAILABLE": "ключ подписи уполномоченного лица недоступен",
+        "RECEIPT_INVALID": "квитанция получателя неверна",
+        "RECEIPT_MISMATCH": "квитанция не относится к документу",
+        "RECEIPT_SEAL_NOT_IN_DIRECTORY": "печати квитанции нет в справочнике",
+        "RECEIPT_SIGNATURE_INVALID": "подпись квитанции недействительна",
+        "REJECTED": "отклонён шлюзом получателя",
+        "RESPONSE_TOO_LARGE": "ответ узла получателя слишком велик",
+        "TIMEOUT": "узел получателя не ответил вовремя",
+        "TLS_FAILED": "защищённое соединение не установлено",
+    }
+)
+"""Delivery error codes of the outbox (gateway.exchange.sending) in Russian."""

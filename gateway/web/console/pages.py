@@ -187,8 +187,9 @@ async def dashboard(request: web.Request) -> web.Response:
             if left is not None and left.css:
                 near.append((summary, left))
     near.sort(key=lambda item: (item[1].days, item[0].conversation_id))
-    keys = await ctx.expiring_keys() if ctx.expiring_keys is not None else None
-    undelivered = await ctx.undelivered(actor) if ctx.undelivered is not None else None
+    # Asked only of users whose roles allow it (None: the page says so, as for the counts).
+    keys = await ctx.expiring_keys() if may(actor, Action.READ_KEY_EXPIRY) else None
+    undelivered = await ctx.undelivered(actor) if may_list else None
     return render(
         request,
         "dashboard.html",
@@ -494,7 +495,17 @@ async def message(request: web.Request) -> web.Response:
         except (PermissionDenied, PurposeRequired) as exc:
             locked = _locked(actor, exc)
     body = message_view.body if message_view is not None else None
-    rows = field_rows(body, masked=locked is not None) if body is not None else None
+    rows = (
+        field_rows(
+            body,
+            agreement=view.summary.agreement,
+            masked=locked is not None,
+            timezone=ctx.timezone,
+            zone_name=ctx.identity.zone_name,
+        )
+        if body is not None
+        else None
+    )
     return render(
         request,
         "message.html",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,19 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from gateway.model.profiles import PROFILES
 from gateway.web.console import labels
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION
+from gateway.web.console.identity import NodeIdentity
+from gateway.xml.labels import (
+    FieldType,
+    child_declaration,
+    compact_value,
+    field_type,
+    format_value,
+    kind_declaration,
+    label_for,
+)
 
 # Package data, found through importlib.resources so an installed wheel serves them too; aiohttp's
 # static route and Jinja's loader want real folders, which pip's unpacked installs always are.
@@ -27,9 +38,6 @@ MASK = "скрыто"
 MAX_FIELD_ROWS = 2000
 """Rows one document's fields may fill; beyond it the page says the rest is in the XML/PDF."""
 
-BINARY_FIELDS = frozenset({"Content"})
-"""Base64 content of attachments: shown as its size, never as a wall of characters."""
-
 
 @dataclass(frozen=True, slots=True)
 class FieldRow:
@@ -39,39 +47,63 @@ class FieldRow:
     """None for a group heading (a nested element)."""
     path: str
     """The field's path, e.g. ``Refusal/Ground[1]`` (a stable id for browser tests)."""
+    type: FieldType | None = None
+    """The leaf's type by the XSD (None for a group heading)."""
 
 
-def field_rows(body: Mapping[str, Any], *, masked: bool) -> list[FieldRow]:
-    """The body's fields as indented rows; ``masked``: every value reads «скрыто»."""
+def field_rows(
+    body: Mapping[str, Any],
+    *,
+    agreement: str,
+    masked: bool,
+    timezone: tzinfo | None = None,
+    zone_name: str = "",
+) -> list[FieldRow]:
+    """The body's fields as indented rows, labelled and typed by the model the PDF rendition
+    uses (:mod:`gateway.xml.labels`; types from the XSD of ``agreement``). ``masked``: every
+    value reads «скрыто». Dates read DD.MM.YYYY; times are shown in ``timezone``."""
     rows: list[FieldRow] = []
+    profile = PROFILES.get(agreement)
 
-    def walk(name: str, value: Any, depth: int, path: str) -> None:
+    def walk(name: str, value: Any, depth: int, path: str, decl: Any, parent: str) -> None:
         if len(rows) >= MAX_FIELD_ROWS:
             return
-        title = labels.label(labels.FIELD_LABELS, name)
+        if depth == 0 and profile is not None and name in profile.kinds:
+            title = profile.kinds[name].title_ru
+        else:
+            title = label_for(name, parent)
         if isinstance(value, Mapping):
+            leaves = all(not isinstance(v, Mapping | list) for v in value.values())
+            compact = compact_value(value, decl) if leaves else None
+            if compact is not None:
+                shown = MASK if masked else compact
+                rows.append(FieldRow(depth, title, shown, path, FieldType.TEXT))
+                return
             rows.append(FieldRow(depth, title, None, path))
             for key, item in value.items():
-                walk(str(key), item, depth + 1, f"{path}/{key}")
+                key = str(key)
+                walk(key, item, depth + 1, f"{path}/{key}", child_declaration(decl, key), name)
         elif isinstance(value, list):
             for index, item in enumerate(value, start=1):
-                walk(name, item, depth, f"{path}[{index}]")
+                walk(name, item, depth, f"{path}[{index}]", decl, parent)
         else:
-            rows.append(FieldRow(depth, title, MASK if masked else _text(name, value), path))
+            kind = field_type(decl)
+            shown = MASK if masked else _text(value, kind, timezone, zone_name)
+            rows.append(FieldRow(depth, title, shown, path, kind))
 
     for key, value in body.items():
-        walk(str(key), value, 0, str(key))
+        walk(str(key), value, 0, str(key), kind_declaration(agreement, str(key)), "")
     return rows
 
 
-def _text(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "Да" if value else "Нет"
+def _text(value: Any, kind: FieldType, timezone: tzinfo | None, zone_name: str) -> str:
     if value is None:
         return "—"
-    if name in BINARY_FIELDS and isinstance(value, str):
+    if kind is FieldType.BINARY and isinstance(value, str):
+        # Only what the schema types xs:base64Binary (attachment bytes): its size, never the text.
         return f"(двоичные данные, около {len(value) * 3 // 4} байт; см. XML)"
-    return str(value)
+    text = format_value(value, kind, timezone=timezone, zone_name=zone_name)
+    return text[:1].upper() + text[1:] if kind in (FieldType.BOOLEAN, FieldType.CODE) else text
 
 
 def setup_templates(app: web.Application) -> None:
@@ -94,6 +126,21 @@ def setup_templates(app: web.Application) -> None:
         VERIFICATION_CLASSES=labels.VERIFICATION_CLASSES,
         AGREEMENT_LABELS=labels.AGREEMENT_LABELS,
         ROLE_LABELS=labels.ROLE_LABELS,
+        KEY_ROLE_LABELS=labels.KEY_ROLE_LABELS,
+        KEY_STATUS_LABELS=labels.KEY_STATUS_LABELS,
+        RESERVATION_LABELS=labels.RESERVATION_LABELS,
+        RETENTION_EVENT_LABELS=labels.RETENTION_EVENT_LABELS,
+        DIRECTION_NAMES={"in": "полученные", "out": "отправленные"},
+        period_ru=labels.period_ru,
+        AUDIT_EVENT_LABELS=labels.AUDIT_EVENT_LABELS,
+        PURGE_STATE_LABELS=labels.PURGE_STATE_LABELS,
+        SUB_INDICATION_LABELS=labels.SUB_INDICATION_LABELS,
+        DELIVERY_ERROR_LABELS=labels.DELIVERY_ERROR_LABELS,
+        AUDIT_FIELD_LABELS=labels.AUDIT_FIELD_LABELS,
+        audit_value=labels.audit_value,
+        agreement_names=labels.agreement_names,
+        kind_names=labels.kind_names,
+        body_name=labels.body_name,
         label=labels.label,
         article_ru=labels.article_ru,
         MASK=MASK,
@@ -118,7 +165,8 @@ def _common_context(request: web.Request) -> dict[str, Any]:
         "actor": actor,
         "csrf_token": session.csrf_token if session is not None else "",
         "flash": session.take_flash() if session is not None and actor is not None else None,
-        "timezone": ctx.timezone,
+        "identity": ctx.identity,
+        "now": ctx.clock(),
     }
 
 
@@ -131,17 +179,19 @@ def render(
     )
 
 
-def format_datetime(value: datetime | None, tz: Any = None) -> str:
+def format_datetime(value: datetime | None, identity: NodeIdentity | None = None) -> str:
+    """«05.12.2026 08:19 (Москва, UTC+3)»: the moment in the node's zone, the zone named."""
     if value is None:
         return "—"
-    if tz is not None:
-        value = value.astimezone(tz)
-    return value.strftime("%d.%m.%Y %H:%M")
+    if identity is None:
+        return value.strftime("%d.%m.%Y %H:%M")
+    local = value.astimezone(identity.timezone)
+    return f"{local:%d.%m.%Y %H:%M} ({identity.zone_label(local)})"
 
 
-def format_iso_datetime(value: str | None, tz: Any = None) -> str:
+def format_iso_datetime(value: str | None, identity: NodeIdentity | None = None) -> str:
     """A time the node recorded as ISO text (reports, receipts), shown like any other."""
-    return format_datetime(datetime.fromisoformat(value) if value else None, tz)
+    return format_datetime(datetime.fromisoformat(value) if value else None, identity)
 
 
 def format_date(value: date | None) -> str:

@@ -1,11 +1,12 @@
-"""Where the administration pages read from: small injected callables, and ready adapters.
+"""Where the dashboard and the administration pages read from: small injected callables, and
+ready adapters over a node.
 
-:func:`make_console_app` takes each source as an optional keyword; a page whose source is None
-says "не подключено" instead of failing, so the console runs (and is tested) with any subset.
-``gateway serve`` wires them all at once with :func:`node_admin_sources`::
+:func:`make_console_app` takes each source as a keyword and refuses to start without any of
+them. ``gateway serve`` (and the demo, which runs the same node runtime) wires them all at once
+with :func:`node_console_sources`::
 
     app = make_console_app(runtime.service, StoreUserDirectory(node.store), ...,
-                           **node_admin_sources(node, runtime.executor))
+                           **node_console_sources(node, runtime.executor))
 
 Every adapter runs its blocking work (database, key files) in the given executor: the event
 loop only renders pages. The sources only read; nothing here changes keys, holds or the trail.
@@ -24,17 +25,48 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from gateway.crypto.keystore import KeyEntry, KeyStore
+from gateway.crypto.rotation import expiring_keys
+from gateway.exchange.service import Actor
 from gateway.jobs.retention import PolicySet
 from gateway.model.directory import Directory
 from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
 from gateway.store.audit import AuditEvent, AuditVerification
 from gateway.store.engine import Store
+from gateway.store.outbox import OutboxState
 from gateway.store.purge import LegalHold, PurgeRun
-from gateway.store.tables import audit_events
+from gateway.store.tables import audit_events, messages, outbox
 
 T = TypeVar("T")
 
+
+@dataclass(frozen=True, slots=True)
+class ExpiringKey:
+    """A key or certificate the dashboard warns about (filled in by the node)."""
+
+    name: str
+    role: str
+    """``seal``, ``official``, ``tls``, ``encryption``, ``kek``."""
+    not_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UndeliveredItem:
+    """An outbox entry not yet delivered (filled in by the node)."""
+
+    message_id: str
+    conversation_id: str
+    destination: str
+    state: str
+    """``pending`` or ``failed``."""
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None = None
+    """A stable error code, never text from the peer."""
+
+
+ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
+Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
 KeyEntries = Callable[[], Awaitable[Sequence[KeyEntry]]]
 """The node's keys and certificates (``KeyStore.entries``)."""
 DirectorySource = Callable[[], Awaitable[Directory | None]]
@@ -185,8 +217,76 @@ def store_audit(
     return append
 
 
-def node_admin_sources(node: Any, executor: Executor | None = None) -> dict[str, Any]:
-    """Every administration source of a :class:`gateway.exchange.node.Node`, as keywords for
+UNDELIVERED_ROWS = 50
+"""Outbox entries the dashboard lists, the next due first: a screenful; the metrics count all."""
+
+
+def store_undelivered(
+    store: Store, executor: Executor | None = None, limit: int = UNDELIVERED_ROWS
+) -> Undelivered:
+    """The dashboard's undelivered documents: outbox entries pending or given up, with the
+    conversation each belongs to, the next due first (the outbox's due index)."""
+
+    stmt = (
+        sa.select(
+            outbox.c.message_id,
+            messages.c.conversation_id,
+            outbox.c.destination,
+            outbox.c.state,
+            outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.last_error,
+        )
+        .join(messages, messages.c.message_id == outbox.c.message_id)
+        .where(outbox.c.state.in_((OutboxState.PENDING.value, OutboxState.FAILED.value)))
+        .order_by(outbox.c.state.desc(), outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+
+    async def undelivered(actor: Actor) -> Sequence[UndeliveredItem]:
+        def read() -> list[UndeliveredItem]:
+            with store.read() as conn:
+                return [
+                    UndeliveredItem(
+                        message_id=row.message_id,
+                        conversation_id=row.conversation_id,
+                        destination=row.destination,
+                        state=row.state,
+                        attempts=row.attempts,
+                        next_attempt_at=row.next_attempt_at
+                        if row.state == OutboxState.PENDING.value
+                        else None,
+                        last_error=row.last_error,
+                    )
+                    for row in conn.execute(stmt)
+                ]
+
+        return await _run(executor, read)
+
+    return undelivered
+
+
+def keystore_expiring(
+    keys: KeyStore, clock: Callable[[], datetime], executor: Executor | None = None
+) -> ExpiringKeys:
+    """The dashboard's keys and certificates ending within the warning period
+    (:func:`gateway.crypto.rotation.expiring_keys`, as ``gateway keys list`` flags them)."""
+
+    async def expiring() -> Sequence[ExpiringKey]:
+        def read() -> list[ExpiringKey]:
+            return [
+                ExpiringKey(name=k.name, role=str(k.role), not_after=k.not_after)
+                for k in expiring_keys(keys, clock())
+            ]
+
+        return await _run(executor, read)
+
+    return expiring
+
+
+def node_console_sources(node: Any, executor: Executor | None = None) -> dict[str, Any]:
+    """Every source of the dashboard and the administration pages of a
+    :class:`gateway.exchange.node.Node`, as keywords for
     :func:`gateway.web.console.make_console_app`."""
 
     async def directory() -> Directory | None:
@@ -196,6 +296,8 @@ def node_admin_sources(node: Any, executor: Executor | None = None) -> dict[str,
         return PolicySet.from_config(node.config)
 
     return {
+        "expiring_keys": keystore_expiring(node.keys, node.clock, executor),
+        "undelivered": store_undelivered(node.store, executor),
         "key_entries": keystore_entries(node.keys, executor),
         "directory": directory,
         "retention": retention,
