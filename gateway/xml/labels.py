@@ -96,6 +96,7 @@ LABELS_RU: dict[str, str] = {
     "Title": "Наименование",
     "MediaType": "Тип",
     "FileName": "Имя файла",
+    "TranslationOf": "Перевод файла",
     "Size": "Размер, байт",
     "Sha256": "SHA-256",
     "Content": "Содержание запроса",
