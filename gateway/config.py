@@ -18,14 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.model.bodies import BODY_ID_PATTERN
-from gateway.model.problems import ConfigurationError
-from gateway.web.limits import (
+from gateway.model.limits import (
     BODY_BYTES_IN_FLIGHT,
     MAX_MESSAGE_BYTES,
     PEER_BURST,
     PEER_CONCURRENT_REQUESTS,
     PEER_RATE_PER_SECOND,
 )
+from gateway.model.problems import ConfigurationError
 
 
 @dataclass(frozen=True, slots=True)
