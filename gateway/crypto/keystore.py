@@ -57,7 +57,9 @@ from gateway.crypto import algorithms, certificates
 from gateway.crypto.pkcs11 import TokenError, TokenSession
 from gateway.crypto.rotation import (
     MANIFEST_SUFFIX,
+    GenerationInfo,
     KeyGenerations,
+    expiring_keys,
     generation_stem,
     manifest_path,
     read_generations,
@@ -306,22 +308,6 @@ class KeyEntry:
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "revocation_reason": self.revocation_reason or None,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationInfo:
-    """One generation of one key as the folder holds it (for publication and expiry checks)."""
-
-    role: str
-    name: str
-    generation: int
-    stem: str
-    """``seal.2``: the generation's file stem and token label."""
-    stem_base: str
-    """``seal``: the key's stem (and its manifest's)."""
-    manifest: KeyGenerations
-    certificate: x509.Certificate | None
-    chain: tuple[x509.Certificate, ...]
 
 
 def read_secret(
@@ -730,8 +716,6 @@ class KeyStore:
     def entries(self, now: datetime | None = None) -> list[KeyEntry]:
         """Every key of the folder, each generation with its status at ``now`` (and the demo
         CA and KEK files), for ``gateway keys list``."""
-        from gateway.crypto.rotation import expiring_keys  # rotation's checks use this class
-
         now = _now() if now is None else certificates.utc(now)
         expiring = {(e.role, e.name, e.generation) for e in expiring_keys(self, now)}
         found: list[KeyEntry] = []

@@ -31,6 +31,7 @@ from datetime import date, datetime
 from typing import Any
 
 from lxml import etree
+from xmlschema import XMLSchema10
 from xmlschema.validators import (
     XsdAtomicBuiltin,
     XsdAtomicRestriction,
@@ -39,7 +40,6 @@ from xmlschema.validators import (
 )
 
 from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
-from gateway.xml.schemas import PREFIXES, PROFILE_PREFIX, SchemaRegistry
 
 _ENV = f"{{{ENVELOPE_NAMESPACE}}}"
 _XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -111,10 +111,12 @@ class DocumentPlan:
     """By agreement: the prefixes declared on the root, as the reference declares them."""
 
 
-def compile_plan(registry: SchemaRegistry) -> DocumentPlan:
-    """Walk the schema's components once. Use ``registry.document_plan`` (cached)."""
+def compile_plan(schema: XMLSchema10, nsmaps: Mapping[str, Mapping[str, str]]) -> DocumentPlan:
+    """Walk the schema's components once; ``nsmaps``: by agreement, the prefixes to declare on
+    the root. Use ``SchemaRegistry.document_plan`` (cached), which passes both: the registry
+    imports this module, so this one takes values rather than the registry."""
     compiler = _Compiler()
-    maps = registry.xmlschema.maps
+    maps = schema.maps
     envelope = maps.elements[_ENVELOPE_TAG]
     header = next(e for e in envelope.type.content.iter_elements() if e.name == _HEADER_TAG)
     kinds: dict[tuple[str, str], ChildPlan] = {}
@@ -122,11 +124,11 @@ def compile_plan(registry: SchemaRegistry) -> DocumentPlan:
         for element in maps.elements.values():
             if isinstance(element, XsdElement) and element.target_namespace == profile.namespace:
                 kinds[(agreement, element.local_name)] = compiler.child(element)
-    nsmaps = {
-        agreement: {p: PREFIXES[p] for p in ("env", "c", prefix)}
-        for agreement, prefix in PROFILE_PREFIX.items()
-    }
-    return DocumentPlan(header=compiler.complex(header.type), kinds=kinds, nsmaps=nsmaps)
+    return DocumentPlan(
+        header=compiler.complex(header.type),
+        kinds=kinds,
+        nsmaps={agreement: dict(nsmap) for agreement, nsmap in nsmaps.items()},
+    )
 
 
 def build(plan: DocumentPlan, document: Any) -> etree._Element | None:

@@ -46,6 +46,12 @@ PREFIXES: dict[str, str] = {
 
 PROFILE_PREFIX: dict[str, str] = {"cis-enforcement": "cis", "ru-kz-supreme-courts": "sc"}
 
+ROOT_NSMAPS: dict[str, dict[str, str]] = {
+    agreement: {p: PREFIXES[p] for p in ("env", "c", prefix)}
+    for agreement, prefix in PROFILE_PREFIX.items()
+}
+"""By agreement: the prefixes declared on a document's root, as the reference declares them."""
+
 
 @dataclass(frozen=True)
 class SchemaRegistry:
@@ -88,9 +94,9 @@ class SchemaRegistry:
     @cached_property
     def document_plan(self) -> DocumentPlan:
         """The JSON → XML plan compiled from :attr:`xmlschema` (gateway.xml.builder)."""
-        from gateway.xml.builder import compile_plan  # the builder imports this module
+        from gateway.xml.builder import compile_plan  # only when a plan is wanted
 
-        return compile_plan(self)
+        return compile_plan(self.xmlschema, ROOT_NSMAPS)
 
     @cached_property
     def _local(self) -> threading.local:
