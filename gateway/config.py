@@ -233,8 +233,9 @@ def _check_timezone(name: str, path: Path) -> None:
 
 
 def _section_type(f: dataclasses.Field[Any]) -> type:
-    hints = typing.get_type_hints(NodeConfig)
-    return hints[f.name]
+    hint = typing.get_type_hints(NodeConfig)[f.name]
+    assert isinstance(hint, type)  # every field of NodeConfig is a section class
+    return hint
 
 
 def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Path) -> Any:

@@ -232,9 +232,9 @@ def pem_bundle(certificates: Iterable[x509.Certificate]) -> bytes:
 
 def same_public_key(a: Any, b: Any) -> bool:
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
-    return a.public_bytes(serialization.Encoding.DER, fmt) == b.public_bytes(
-        serialization.Encoding.DER, fmt
-    )
+    der_a: bytes = a.public_bytes(serialization.Encoding.DER, fmt)
+    der_b: bytes = b.public_bytes(serialization.Encoding.DER, fmt)
+    return der_a == der_b
 
 
 def write_private_key(path: Path, key: Any, passphrase: bytes) -> None:

@@ -195,8 +195,8 @@ class SigningKey:
         method, _ = algorithms.signature_method_for(self.certificate.public_key())
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             hash_alg = hashes.SHA384() if "384" in method.name else hashes.SHA256()
-            return self.private_key.sign(data, ec.ECDSA(hash_alg))
-        return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+            return bytes(self.private_key.sign(data, ec.ECDSA(hash_alg)))
+        return bytes(self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
     def pdf_signer(self) -> Any:
         """A pyHanko signer for PAdES: pyHanko's ``PKCS11Signer`` on a token, otherwise a
@@ -227,7 +227,9 @@ class SigningKey:
                 use_raw_mechanism=True,
             )
         return _loaded_simple_signer(
-            self.private_key, cert, SimpleCertificateStore.from_certs(chain)
+            self.private_key,
+            cert,
+            SimpleCertificateStore.from_certs(chain),  # type: ignore[no-untyped-call]
         )
 
 
@@ -247,9 +249,11 @@ def _loaded_simple_signer(private_key: Any, cert: Any, registry: Any) -> Any:
                 )
             if name == "rsassa_pss":
                 pad, hash_algo = process_pss_params(mechanism["parameters"])
-                return private_key.sign(data, pad, hash_algo)
-            return private_key.sign(
-                data, padding.PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+                return bytes(private_key.sign(data, pad, hash_algo))
+            return bytes(
+                private_key.sign(
+                    data, padding.PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+                )
             )
 
     # SimpleSigner reads its signing_key only in the sign_raw replaced above: the secret is

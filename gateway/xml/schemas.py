@@ -31,6 +31,7 @@ from gateway.schemas import SCHEMA_DIR
 
 if TYPE_CHECKING:  # imported when first compiled: ~0.1 s that `gateway validate` need not pay
     import xmlschema
+    from xmlschema.validators import XsdElement
 
     from gateway.xml.builder import DocumentPlan
 
@@ -112,11 +113,11 @@ class SchemaRegistry:
         schema.validate(root)
         return [f"line {e.line}: {e.message}" for e in schema.error_log]
 
-    def kind_element(self, profile: AgreementProfile, kind: str) -> xmlschema.XsdElement | None:
+    def kind_element(self, profile: AgreementProfile, kind: str) -> XsdElement | None:
         """The global element of a kind in the profile's namespace, if declared."""
         return self.xmlschema.maps.elements.get(f"{{{profile.namespace}}}{kind}")
 
-    def envelope_element(self) -> xmlschema.XsdElement:
+    def envelope_element(self) -> XsdElement:
         return self.xmlschema.maps.elements[f"{{{ENVELOPE_NAMESPACE}}}Envelope"]
 
 
