@@ -13,6 +13,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -149,8 +150,10 @@ class LimitsSection:
 class CalendarSection:
     """Extra days off and transferred working days, per state, on top of ``holidays``."""
 
-    extra_days_off: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    extra_working_days: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_days_off: dict[str, tuple[date, ...]] = field(default_factory=dict)
+    extra_working_days: dict[str, tuple[date, ...]] = field(default_factory=dict)
+    """Dates as TOML dates (``2026-12-31``) or strings (``"2026-12-31"``): what
+    ``gateway.rules.calendars.calendar_for`` takes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +266,17 @@ def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Pat
         raise ConfigurationError(f"{where}: {exc}") from None
 
 
+def _date(value: Any, where: str) -> date:
+    if type(value) is date:  # a TOML date; a date-time is not a day
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigurationError(f"{where}: {value!r} is not a date; write it as 2026-12-31")
+
+
 def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -283,6 +297,8 @@ def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
             raise ConfigurationError(f"{where}: must be a table")
         _, item = typing.get_args(hint)
         return {k: _coerce(item, v, f"{where}.{k}", base) for k, v in value.items()}
+    if hint is date:
+        return _date(value, where)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigurationError(f"{where}: must be a number (seconds)")
