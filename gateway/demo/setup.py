@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.config import KeysSection
 from gateway.crypto.at_rest import generate_file_kek
-from gateway.crypto.certificates import build_demo_pki
 from gateway.crypto.keystore import KeyStore
+from gateway.demo.pki import build_demo_pki
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.model.bodies import DEMO_BODIES, Body

@@ -47,8 +47,8 @@ from gateway.model.directory import (
 )
 from gateway.model.problems import DocumentRejected, GatewayError, Problem
 from gateway.model.profiles import Participation, Reservation
+from gateway.schemas import SCHEMA_DIR
 from gateway.xml.parsing import parse_untrusted
-from gateway.xml.schemas import SCHEMA_DIR
 
 DIRECTORY_SCHEMA = SCHEMA_DIR / "directory.xsd"
 
@@ -307,7 +307,7 @@ def build_directory_xml(directory: Directory) -> bytes:
     problems = validate_directory_tree(root)
     if problems:
         raise DocumentRejected(problems)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def _text(parent: etree._Element, name: str, value: str) -> etree._Element:

@@ -24,8 +24,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure
@@ -54,10 +52,10 @@ from gateway.rules.deadlines import Deadline, working_days_left
 from gateway.store import audit, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
+from gateway.store import outbox as outbox_store
 from gateway.store import purge as purge_store
 from gateway.store import receipts as receipt_store
 from gateway.store.reports import ReportPurpose
-from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
 
@@ -482,15 +480,10 @@ class _SummaryFacts:
 
     @classmethod
     def read(cls, conn: Any, message_ids: list[str]) -> _SummaryFacts:
-        deliveries: dict[str, str] = {}
-        if message_ids:
-            rows = conn.execute(
-                sa.select(outbox_table.c.message_id, outbox_table.c.state).where(
-                    outbox_table.c.message_id.in_(message_ids)
-                )
-            )
-            deliveries = {row.message_id: row.state for row in rows}
-        return cls(reports.report_indications(conn, message_ids), deliveries)
+        return cls(
+            reports.report_indications(conn, message_ids),
+            outbox_store.states_of(conn, message_ids),
+        )
 
 
 def _message_summary(m: msg_store.StoredMessage, facts: _SummaryFacts) -> MessageSummary:
@@ -564,14 +557,7 @@ def _summary(c: conv_store.Conversation) -> ConversationSummary:
 
 
 def _attempts(conn: Any, message_id: str) -> tuple[dict[str, Any], ...]:
-    from gateway.store.tables import delivery_attempts
-
-    rows = conn.execute(
-        delivery_attempts.select()
-        .join(outbox_table, outbox_table.c.id == delivery_attempts.c.outbox_id)
-        .where(outbox_table.c.message_id == message_id)
-        .order_by(delivery_attempts.c.attempt)
-    )
+    rows = outbox_store.attempts_of(conn, message_id)
     return tuple(
         {
             "attempt": r.attempt,

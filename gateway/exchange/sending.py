@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
@@ -51,7 +50,6 @@ from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
 from gateway.store.reports import ReportPurpose
-from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import to_bytes
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
@@ -389,9 +387,7 @@ def record_failure(
     now = node.clock()
     rand = random or system_random()
     with node.store.read() as conn:
-        created = conn.execute(
-            sa.select(outbox_table.c.created_at).where(outbox_table.c.id == claim.outbox_id)
-        ).scalar_one_or_none()
+        created = outbox_store.created_at(conn, claim.outbox_id)
     decision = next_attempt(
         failures=claim.attempt,
         created_at=created or now,

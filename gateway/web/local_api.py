@@ -130,7 +130,7 @@ network (docs/local-api.md)."""
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """Largest JSON document the case system may POST (16 MiB). A peer accepts envelopes up to
-gateway.web.limits.MAX_MESSAGE_BYTES (16 MiB); the XML form of a document is larger than its
+gateway.model.limits.MAX_MESSAGE_BYTES (16 MiB); the XML form of a document is larger than its
 JSON form (closing tags, namespaces, signatures), so a bigger JSON could never be delivered.
 The whole body is held in memory while it is converted, which bounds one request's memory."""
 
