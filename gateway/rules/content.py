@@ -418,7 +418,9 @@ def _check_attachment_list(
         node = attachment.find(f"{_C}{name}")
         return None if node is None else _text(node)
 
-    def problem(code: str, attachment: etree._Element, name: str, ru: str, en: str, remedy: str):
+    def problem(
+        code: str, attachment: etree._Element, name: str, ru: str, en: str, remedy: str
+    ) -> Problem:
         return Problem(
             code=code,
             path=f"{_path(attachment)}/{name}",
