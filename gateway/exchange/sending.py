@@ -43,6 +43,7 @@ from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 from gateway.exchange.submission import Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole
 from gateway.model.envelope import Header
+from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import audit
 from gateway.store import conversations as conv_store
@@ -69,6 +70,13 @@ DELIVERY_LEASE = timedelta(minutes=2)
 """How long a worker holds an outbox row: well above one delivery's time limit, so a live worker
 never loses its row, and short enough that a crashed worker's rows go out again soon."""
 
+ENCRYPTION_ROOM = 64 * 1024
+"""Bytes of MAX_MESSAGE_BYTES kept free for the CMS wrapping of a confidential document (its
+recipients' keys and the AEAD tag: under 4 KiB for the most recipients encrypt_for takes)."""
+
+MAX_SUBMITTED_BYTES = MAX_MESSAGE_BYTES - ENCRYPTION_ROOM
+"""Largest signed document a submission may make: one the peer endpoint accepts on the wire."""
+
 RATE_LIMIT_SPREAD_SECONDS = 1.0
 """Jitter added to a peer's Retry-After, so workers told the same time do not return at once."""
 
@@ -94,12 +102,33 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
         )
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, node.seal_at(now), now))
+        _check_size(signed)
         try:
             _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
             continue
         return plan.header, list(plan.warnings)
     raise ConcurrentChange
+
+
+def _check_size(signed: bytes) -> None:
+    """Refuse now what every peer would refuse (413) on each delivery until the dead letter."""
+    if len(signed) <= MAX_SUBMITTED_BYTES:
+        return
+    raise DocumentRejected(
+        [
+            Problem(
+                code="MESSAGE_TOO_LARGE",
+                path="/Envelope",
+                message_ru=f"Подписанный документ занимает {len(signed)} байт, а узлы принимают "
+                f"не больше {MAX_SUBMITTED_BYTES} байт: получатель его не примет.",
+                message_en=f"the signed document is {len(signed)} bytes; peers accept at most "
+                f"{MAX_SUBMITTED_BYTES}",
+                remedy_ru="Разделите вложения между несколькими документами переписки "
+                "(например, ответ и дополнительная информация) или уменьшите файлы.",
+            )
+        ]
+    )
 
 
 def _snapshot(
