@@ -34,17 +34,17 @@ from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
 from gateway.exchange.service import LocalService
-from gateway.rules.calendars import calendar_for
 from gateway.web.console import action_pages, admin, auth, pages
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
     AdminSources,
     Audit,
-    Calendars,
+    CalendarsSource,
     ConsoleContext,
     ExpiringKeys,
     Undelivered,
+    plain_calendars,
     utc_now,
 )
 from gateway.web.console.passwords import PasswordChecker
@@ -75,7 +75,7 @@ def make_console_app(
     audit: Audit,
     clock: Callable[[], datetime] = utc_now,
     timezone: tzinfo = UTC,
-    calendars: Calendars = calendar_for,
+    calendars: CalendarsSource = plain_calendars,
     expiring_keys: ExpiringKeys | None = None,
     undelivered: Undelivered | None = None,
     key_entries: KeyEntries | None = None,
@@ -93,9 +93,10 @@ def make_console_app(
     console is served over TLS (cookies then carry ``Secure`` and the ``__Host-`` prefix, and
     responses HSTS). ``audit(actor, event, details)`` receives every sign-in, failure,
     lock-out, sign-out, refused CSRF token and stated purpose. ``clock`` and ``timezone`` set
-    "now" and "today" (tests pin them); ``calendars`` gives a state's working calendar (pass
-    one with the node's configured extra days). ``expiring_keys`` and ``undelivered`` feed the
-    dashboard; without them those sections say they are not connected. ``key_entries``,
+    "now" and "today" (tests pin them); ``calendars`` gives the node's legal-clock calendars
+    and zones (gateway.rules.clock; the runtime passes the node's). ``expiring_keys`` and
+    ``undelivered`` feed the dashboard; without them those sections say they are not
+    connected. ``key_entries``,
     ``directory``, ``retention``, ``holds``, ``purge_runs`` and ``audit_trail`` feed the
     administration pages (:mod:`gateway.web.console.sources`; ``node_admin_sources(node,
     executor)`` gives them all); a page without its source says it is not configured.

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
-from gateway.rules.calendars import WorkingCalendar
+from gateway.rules.clock import Calendars
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.sessions import Session, SessionStore
 from gateway.web.console.sources import (
@@ -54,7 +54,16 @@ class UndeliveredItem:
 
 ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
 Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
-Calendars = Callable[[str], WorkingCalendar]
+CalendarsSource = Callable[[], Calendars]
+"""The node's current calendars and zones (rebuilt when it takes a new directory)."""
+
+
+def plain_calendars() -> Calendars:
+    """``holidays`` only, capitals' zones: for a console not attached to a node (tests)."""
+    return _PLAIN
+
+
+_PLAIN = Calendars()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +95,7 @@ class ConsoleContext:
     secure_cookies: bool
     clock: Callable[[], datetime]
     timezone: tzinfo
-    calendars: Calendars
+    calendars: CalendarsSource
     expiring_keys: ExpiringKeys | None
     undelivered: Undelivered | None
     admin: AdminSources = field(default_factory=lambda: AdminSources())
