@@ -242,3 +242,30 @@ def _view(node: Node, conversation_id: str) -> Any:
     with ThreadPoolExecutor(1) as executor:
         service = local_service.LocalNodeService(node, executor)
         return asyncio.run(service.conversation(conversation_id, actor=OPERATOR, purpose=None))
+
+
+def test_configured_extra_days_count_where_the_directory_publishes_none(
+    world: DemoWorld,
+) -> None:
+    """A node's [calendar] extra days (TOML date strings) move its due date; the peer, whose
+    configuration lacks them, keeps its own: only a published calendar makes both agree."""
+    start, _ = _window()
+    received_on = start.astimezone(ALMATY).date()
+    plain = KZ.add_working_days(received_on, 30)
+    with pair(world, "clock-configured") as (ru, kz):
+        kz_path = kz.config.path
+    with kz_path.open("a", encoding="utf-8") as toml:
+        toml.write(f'\n[calendar]\nextra_days_off = {{ KZ = ["{plain.isoformat()}"] }}\n')
+    ru = Node.from_config(NodeConfig.from_toml(node_config(world, "RU-FSSP", "clock-configured")))
+    kz = Node.from_config(NodeConfig.from_toml(kz_path))
+    try:
+        _pin(start, ru, kz)
+        header, _ = ru.submit(example("cis-enforcement.Request"), actor="test")
+        deliver(ru, kz, header.message_id)
+        assert _deadline(kz, header.conversation_id) == calendar_for(
+            "KZ", {plain}
+        ).add_working_days(received_on, 30)
+        assert _deadline(ru, header.conversation_id) == plain
+    finally:
+        ru.close()
+        kz.close()
