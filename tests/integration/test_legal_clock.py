@@ -31,7 +31,9 @@ from gateway.model.directory import PublishedCalendar
 from gateway.model.problems import DocumentRejected
 from gateway.rules.calendars import calendar_for
 from gateway.store.tables import conversations, late_answers
+from gateway.web.console.context import CONTEXT
 from gateway.web.metrics import GatewayMetrics, LateSide
+from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import OPERATOR, Signer, audit_rows, node_config
 
 ALMATY = ZoneInfo("Asia/Almaty")
@@ -269,3 +271,24 @@ def test_configured_extra_days_count_where_the_directory_publishes_none(
     finally:
         ru.close()
         kz.close()
+
+
+async def test_the_served_console_counts_with_the_nodes_calendars(world: DemoWorld) -> None:
+    """Under ``gateway serve`` the console used the plain ``holidays`` calendar, not the node's
+    configured days: now it asks the node for its calendars, and sees a new directory's."""
+    runtime = NodeRuntime(
+        Node.from_config(NodeConfig.from_toml(node_config(world, "KZ-MJ", "clock-console")))
+    )
+    await runtime.start(deliver=False, console=True)
+    try:
+        context = runtime.extra_runners[0].app[CONTEXT]
+        assert context.calendars() is runtime.node.calendars
+        runtime.node.update_directory(
+            dataclasses.replace(
+                runtime.node.directory, calendars=(PublishedCalendar("KZ", 9, frozenset()),)
+            )
+        )
+        assert context.calendars() is runtime.node.calendars
+        assert context.calendars().source("KZ").endswith("calendar KZ v9")
+    finally:
+        await runtime.stop()
