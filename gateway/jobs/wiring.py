@@ -162,6 +162,8 @@ def deadline_reminders_body(
     Days are counted by the one legal clock (gateway.rules.clock): ``calendars`` gives the
     node's (the directory's calendars and zones); without it, ``holidays`` plus this
     configuration's extra days."""
+    if days_before < 0:
+        raise ValueError(f"days_before must be 0 or more, not {days_before}")
     if calendars is None:
         built = Calendars.build(
             extra_days_off=config.calendar.extra_days_off,

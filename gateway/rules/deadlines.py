@@ -42,7 +42,7 @@ class Deadline:
     """Where the term comes from, e.g. ``CIS Art. 12`` or ``SC Art. 6.1``."""
     working_days: bool
     """True: the agreement's term counts working days (CIS); False: calendar days (SC).
-    Also the unit of :func:`working_days_left` and :func:`reminder_due`."""
+    Also the unit of :func:`working_days_left`."""
     shortened: bool
     """True: ``due`` is the shorter deadline the requesting party asked for."""
     counted_from: date
@@ -212,17 +212,3 @@ def working_days_left(deadline: Deadline, today: date, calendar: WorkingCalendar
         # the term has run out.
         return min(left, -1)
     return left
-
-
-def reminder_due(
-    deadline: Deadline,
-    today: date,
-    calendar: WorkingCalendar,
-    days_before: int = DEFAULT_REMINDER_DAYS_BEFORE,
-) -> bool:
-    """True from ``days_before`` days (the deadline's unit) before the due date on, overdue
-    included: the operator must answer or send a delay notice (CIS Art. 12; SC Art. 6.1).
-    Sending the reminder once is the caller's business."""
-    if days_before < 0:
-        raise ValueError(f"days_before must be 0 or more, not {days_before}")
-    return working_days_left(deadline, today, calendar) <= days_before
