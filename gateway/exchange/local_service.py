@@ -289,7 +289,10 @@ class LocalNodeService:
             if state is not None
             else None
         )
-        left = days_left(stored.agreement, stored.requested_party, stored.deadline, now, calendars)
+        # A paused term's due date moves on day by day: count from today's, not the stored one
+        # (written at the conversation's last step).
+        current = due.due if due is not None else stored.deadline
+        left = days_left(stored.agreement, stored.requested_party, current, now, calendars)
         return left, due.why if due is not None else None
 
     def _read_document(

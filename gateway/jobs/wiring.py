@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from gateway.config import NodeConfig
 from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.exchange.conversation import CLOCK_PAUSED_IN
 from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.jobs.purge import PurgeReport, run_purge
 from gateway.jobs.retention import PolicySet
@@ -59,6 +60,8 @@ REMINDER_DAYS_BEFORE = DEFAULT_REMINDER_DAYS_BEFORE
 REMINDER_HORIZON = timedelta(days=21)
 """Conversations read per reminder run: due within three weeks (5 working days are at most
 ~2 calendar weeks even across the longest holiday runs) or overdue; the rule then decides."""
+PAUSED_STATES = tuple(str(state) for state in CLOCK_PAUSED_IN)
+"""States whose term is paused (gateway.exchange.conversation.CLOCK_PAUSED_IN)."""
 REMINDER_PAGE = 500
 """Conversations read per query: bounded memory however many are open."""
 KEY_EXPIRY_WARNING_DAYS = 30
@@ -196,6 +199,9 @@ def deadline_reminders_body(
                     .where(
                         c.closed_at.is_(None),
                         c.deadline.is_not(None),
+                        # A paused term stands still (the requested party waits on the other):
+                        # no reminder until it runs again.
+                        c.state.not_in(PAUSED_STATES),
                         c.deadline <= latest_today + REMINDER_HORIZON,
                         c.conversation_id > after,
                     )

@@ -13,6 +13,7 @@ from gateway.jobs.wiring import deadline_reminders_body
 from gateway.rules.clock import Calendars
 from gateway.store import Store, audit
 from gateway.store import late_answers as late_store
+from gateway.store.tables import conversations
 from tests.purge.world import T0, add_conversation
 
 
@@ -48,3 +49,17 @@ def test_a_late_answer_is_reported_once(store: Store, ring: KekRing, node_toml: 
         assert late_store.count(conn) == 1
     assert [(e.details["due"], e.details["days_late"]) for e in events] == [("2027-02-16", 10)]
     assert events[0].actor == "job:deadline-reminders"
+
+
+def test_a_paused_term_is_not_reminded(store: Store, ring: KekRing, node_toml: Path) -> None:
+    config = NodeConfig.from_toml(node_toml)
+    with store.transaction() as conn:
+        paused, running = (add_conversation(conn, ring, T0) for _ in range(2))
+        for conv, state in ((paused, "awaiting-additional-info"), (running, "in-progress")):
+            conn.execute(
+                conversations.update()
+                .where(conversations.c.conversation_id == conv.conversation_id)
+                .values(state=state, deadline=T0.date() + timedelta(days=1))
+            )
+    sent = deadline_reminders_body(config, store, lambda: Calendars.build())(_run(T0))
+    assert [r.conversation_id for r in sent] == [running.conversation_id]
