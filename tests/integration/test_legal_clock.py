@@ -292,3 +292,72 @@ async def test_the_served_console_counts_with_the_nodes_calendars(world: DemoWor
         assert context.calendars().source("KZ").endswith("calendar KZ v9")
     finally:
         await runtime.stop()
+
+
+# --- a pause through real nodes -----------------------------------------------------------------
+
+
+def _months_ahead_pair(world: DemoWorld, tag: str) -> list[Node]:
+    """The pair with revocation checks off: the demo CRLs run out in days, the certificates in
+    two years, and this test needs a receipt weeks ahead (a due date a pause pushed to a
+    Saturday under the old rule)."""
+    nodes = []
+    for body in ("RU-FSSP", "KZ-MJ"):
+        path = node_config(world, body, tag)
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            text.replace("[trust]\n", "[trust]\nrequire_revocation_check = false\n", 1),
+            encoding="utf-8",
+        )
+        nodes.append(Node.from_config(NodeConfig.from_toml(path)))
+    assert not nodes[0].config.trust.require_revocation_check
+    return nodes
+
+
+def _saturday_under_the_old_rule() -> tuple[datetime, datetime, datetime]:
+    """Receipt R (10:00 Almaty), pause from R + 1 day to R + 1 + k days, where the old rule (the
+    30th working day plus k calendar days) fell on a Saturday."""
+    day = (datetime.now(UTC) + timedelta(days=7)).astimezone(ALMATY).date()
+    while True:
+        for k in (1, 2, 3):
+            if (KZ.add_working_days(day, 30) + timedelta(days=k)).weekday() == 5:
+                received = datetime.combine(day, time(10), ALMATY)
+                since = received + timedelta(days=1)
+                return received, since, since + timedelta(days=k)
+        day += timedelta(days=1)
+
+
+def test_a_pause_for_additional_information_counts_working_days(world: DemoWorld) -> None:
+    received, since, until = _saturday_under_the_old_rule()
+    ru, kz = _months_ahead_pair(world, "clock-pause")
+    try:
+        _pin(received, ru, kz)
+        request, _ = ru.submit(example("cis-enforcement.Request"), actor="test")
+        deliver(ru, kz, request.message_id)
+        to = {"conversation_id": request.conversation_id, "message_id": request.message_id}
+
+        _pin(since, ru, kz)
+        question, _ = kz.submit(
+            reply("cis-enforcement.AdditionalInfoRequest", to, "RU-FSSP"), actor="test"
+        )
+        deliver(kz, ru, question.message_id)
+
+        _pin(until, ru, kz)
+        asked = {"conversation_id": request.conversation_id, "message_id": question.message_id}
+        answer, _ = ru.submit(
+            reply("cis-enforcement.AdditionalInfoAnswer", asked, "KZ-MJ"), actor="test"
+        )
+        deliver(ru, kz, answer.message_id)
+
+        paused = KZ.working_days_between(
+            since.astimezone(ALMATY).date(), until.astimezone(ALMATY).date()
+        )
+        expected = KZ.add_working_days(received.astimezone(ALMATY).date(), 30 + paused)
+        assert KZ.is_working_day(expected)
+        for node in (ru, kz):
+            assert _deadline(node, request.conversation_id) == expected, node.body_id
+            view = _view(node, request.conversation_id)
+            assert view.deadline_why is not None and "приостановлен" in view.deadline_why
+    finally:
+        ru.close()
+        kz.close()
