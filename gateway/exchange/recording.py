@@ -250,6 +250,7 @@ def clock_facts(state: machine.Conversation, requested: str) -> ClockFacts:
         received_at=state.clock.started_at,
         pauses=tuple((p.since, p.until) for p in state.clock.pauses),
         requested_deadline=state.requested_deadline,
+        stopped_at=state.clock.stopped_at,
     )
 
 

@@ -190,6 +190,9 @@ class ClockFacts:
     """(since, until) of each pause; until None: still paused."""
     requested_deadline: date | None = None
     """A shorter term the requesting party asked for (CIS Art. 12 para. 2)."""
+    stopped_at: datetime | None = None
+    """When an answer, refusal or withdrawal stopped the clock: it ends a pause still open
+    (both nodes hold this instant; "now" differs between them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +231,8 @@ class DueDate:
 def due_date(facts: ClockFacts, calendars: Calendars, now: datetime) -> DueDate | None:
     """The due date of a conversation; None before its request's receipt.
 
-    ``now`` closes an open pause (the due date of a paused request moves on day by day).
+    ``now`` closes an open pause (the due date of a paused request moves on day by day),
+    unless the clock has stopped: then the stop closes it.
     """
     if facts.received_at is None:
         return None
@@ -237,10 +241,11 @@ def due_date(facts: ClockFacts, calendars: Calendars, now: datetime) -> DueDate 
     state = calendars.calendar_state_of(body)
     calendar = calendars.calendar(state)
     received_on = calendars.local_date(body, facts.received_at)
+    end = facts.stopped_at if facts.stopped_at is not None else now
     paused = sum(
         _paused_days(
             calendars.local_date(body, since),
-            calendars.local_date(body, until if until is not None else now),
+            calendars.local_date(body, until if until is not None else end),
             rule.working_days,
             calendar,
         )

@@ -218,6 +218,20 @@ def test_an_open_pause_runs_to_now() -> None:
     assert later.paused_days == first.paused_days + 3
 
 
+def test_a_stopped_clock_ends_an_open_pause_where_it_stopped() -> None:
+    """A refusal while paused: both nodes compute the same date, whatever their "now"."""
+    clock = Calendars.build(directory=DIRECTORY)
+    received = datetime(2026, 3, 2, 10, 0, tzinfo=MOSCOW)
+    stopped = received + timedelta(days=4)
+    facts = ClockFacts(
+        SC, "RU-VS", received, ((received + timedelta(days=1), None),), stopped_at=stopped
+    )
+    at_sender = due_date(facts, clock, stopped)
+    at_receiver = due_date(facts, clock, stopped + timedelta(days=2))
+    assert at_sender is not None and at_receiver is not None
+    assert at_sender.due == at_receiver.due and at_sender.paused_days == 3
+
+
 def test_a_requested_term_is_shortened_and_lengthened_by_pauses_in_its_unit() -> None:
     clock = Calendars.build(directory=DIRECTORY)
     received = datetime(2026, 3, 2, 10, 0, tzinfo=MOSCOW)
