@@ -33,7 +33,9 @@ from gateway.exchange import conversation as machine
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
     ConcurrentChange,
+    LateAnswer,
     check_unchanged,
+    late_answer_warning,
     load_state,
     message_header,
     record_verification,
@@ -99,15 +101,19 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             index=node.index,
             registry=node.registry,
             now=now,
+            calendars=node.calendars,
         )
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, node.seal_at(now), now))
         _check_size(signed)
         try:
-            _store_submitted(node, plan, stored, signed, actor, now)
+            late = _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
             continue
-        return plan.header, list(plan.warnings)
+        warnings = list(plan.warnings)
+        if late is not None:
+            warnings.append(late_answer_warning(late))
+        return plan.header, warnings
     raise ConcurrentChange
 
 
@@ -165,13 +171,13 @@ def _store_submitted(
     signed: bytes,
     actor: str,
     now: datetime,
-) -> None:
+) -> LateAnswer | None:
     header = plan.header
 
-    def write(conn: Connection) -> None:
+    def write(conn: Connection) -> LateAnswer | None:
         stored = check_unchanged(conn, header, snapshot)
-        store_step(
-            conn, node.config, header, plan.step, stored, plan.requesting, plan.requested, now
+        late = store_step(
+            conn, node.calendars, header, plan.step, stored, plan.requesting, plan.requested, now
         )
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)
         outbox_store.enqueue(conn, header.message_id, header.recipient, now)
@@ -183,8 +189,9 @@ def _store_submitted(
             subjects={"message": header.message_id, "conversation": header.conversation_id},
             details={"kind": header.kind, "agreement": header.agreement},
         )
+        return late
 
-    node.committer.run(write, key=header.message_id)
+    return node.committer.run(write, key=header.message_id)
 
 
 # --- deliver ---------------------------------------------------------------------------------
@@ -354,7 +361,7 @@ def _store_answer(
                 step = machine.Step(current, ())
             store_step(
                 conn,
-                node.config,
+                node.calendars,
                 header,
                 step,
                 stored,

@@ -75,7 +75,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
-from gateway.exchange.recording import ConcurrentChange
+from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
 from gateway.exchange.service import (
     ACCESS,
     Action,
@@ -90,7 +90,7 @@ from gateway.exchange.service import (
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
-from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, RejectionSource
+from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
 from gateway.web.server import (
     LowLevelError,
@@ -759,6 +759,8 @@ async def submit_message(request: web.Request) -> web.Response:
         raise
     # Labels are checked against the profiles' codes by GatewayMetrics itself.
     metrics.message_submitted(_header_code(document, "Agreement"), _header_code(document, "Kind"))
+    if any(w.get("code") == ANSWER_LATE for w in result.warnings):
+        metrics.answer_late(_header_code(document, "Agreement"), LateSide.SENT)
     location = (
         MESSAGE.format(message_id=result.message_id) if _UUID.fullmatch(result.message_id) else None
     )
