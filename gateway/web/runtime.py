@@ -1,8 +1,10 @@
 """A running node: the peer endpoint (mutual TLS), the local API and the delivery worker.
 
 ``gateway serve`` and ``gateway demo`` build a :class:`NodeRuntime` per node and ``await
-start()`` / ``await stop()`` it. The node's CPU work runs in a thread pool sized to the cores;
-the event loop only moves bytes.
+start()`` / ``await stop()`` it. The node's CPU work runs in thread pools sized to the cores;
+the event loop only moves bytes. Peer intake, the local side (API and console) and the node's
+own work (delivery, directory and key checks) each have a pool of their own, so that a case
+system saturating the API with large submissions cannot make peers wait (docs/transport.md).
 """
 
 from __future__ import annotations
@@ -61,8 +63,14 @@ LISTEN_BACKLOG = 1024
 """Connections the kernel queues before a worker accepts them: a burst of peers reconnecting."""
 
 EXECUTOR_THREADS = max(2, (os.cpu_count() or 2) * 2)
-"""Threads for signing, verifying, validation and the database: the crypto and libxml2 release
-the GIL, and database waits are I/O; twice the cores keeps both busy without thrashing."""
+"""Threads for signing, verifying, validation and the database, per pool of peer intake and of
+the node's own work: the crypto and libxml2 release the GIL, and database waits are I/O; twice
+the cores keeps both busy without thrashing."""
+
+API_EXECUTOR_THREADS = max(2, os.cpu_count() or 2)
+"""Threads for the local API's and the console's work: submissions (JSON to XML, schema,
+signing) and reads. At most this many submissions are processed at once; more wait in line
+for this pool only, never in front of a peer's document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,15 @@ class NodeRuntime:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="node")
     )
+    """The node's own work: delivery, directory and key checks."""
+    peer_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="peer")
+    )
+    """Peer intake: the receive pipeline of every document a peer POSTs."""
+    api_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(API_EXECUTOR_THREADS, thread_name_prefix="api")
+    )
+    """The local side: the API's and the console's submissions and reads."""
     worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:12]}")
     peer_server: RunningPeerServer | None = None
     api_runner: web.AppRunner | None = None
@@ -166,7 +183,7 @@ class NodeRuntime:
             sock=listeners.peer if listeners else None,
         )
         self.client = PeerClient(self.client_tls)
-        self.service = LocalNodeService(self.node, self.executor)
+        self.service = LocalNodeService(self.node, self.api_executor)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
         self.api_runner = await start_local_api(
             api,
@@ -220,7 +237,8 @@ class NodeRuntime:
             await self.peer_server.stop()
         if self.client is not None:
             await self.client.close()
-        self.executor.shutdown(wait=True)
+        for pool in (self.api_executor, self.peer_executor, self.executor):
+            pool.shutdown(wait=True)
         self.node.close()
 
     async def _start_console(self, sock: socket.socket | None = None) -> None:
@@ -243,10 +261,10 @@ class NodeRuntime:
             _WakingService(self.service, self._wake),  # type: ignore[arg-type]
             StoreUserDirectory(node.store),
             secure_cookies=False,
-            audit=store_audit(node.store, self.executor, node.clock),
+            audit=store_audit(node.store, self.api_executor, node.clock),
             timezone=ZoneInfo(node.config.node.timezone),
             config_hint=str(node.config.path),
-            **node_admin_sources(node, self.executor),
+            **node_admin_sources(node, self.api_executor),
         )
         config = node.config.console
         self.extra_runners.append(
@@ -377,7 +395,7 @@ class NodeRuntime:
 
     async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
+        outcome = await loop.run_in_executor(self.peer_executor, self.node.receive, sender, payload)
         if outcome.disposition is Disposition.ACCEPTED:
             self.metrics.message_received(outcome.agreement, outcome.kind)
         elif outcome.code:

@@ -5,7 +5,7 @@ says "не подключено" instead of failing, so the console runs (and is
 ``gateway serve`` wires them all at once with :func:`node_admin_sources`::
 
     app = make_console_app(runtime.service, StoreUserDirectory(node.store), ...,
-                           **node_admin_sources(node, runtime.executor))
+                           **node_admin_sources(node, runtime.api_executor))
 
 Every adapter runs its blocking work (database, key files) in the given executor: the event
 loop only renders pages. The sources only read; nothing here changes keys, holds or the trail.
