@@ -323,15 +323,13 @@ def _audit_refusal(
     node: Node, tls_body: str, claimed: Header | None, problem: Problem, now: datetime
 ) -> None:
     log.info("rejected a document from %s: %s", tls_body, problem.code)
-    with node.store.transaction() as conn:
-        audit.append(
-            conn,
-            now=now,
-            actor=f"peer:{tls_body}",
-            kind="message.rejected",
-            subjects={"message": claimed.message_id} if claimed else {},
-            details={"code": problem.code},
-        )
+    # Counted per peer, code and minute, not one audit row each (gateway.exchange.refusals).
+    node.refusals.record(
+        f"peer:{tls_body}",
+        problem.code,
+        now,
+        subjects={"message": claimed.message_id} if claimed else {},
+    )
 
 
 def _claimed_header(root: etree._Element) -> Header | None:

@@ -30,6 +30,7 @@ from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
+from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
@@ -174,7 +175,9 @@ class NodeRuntime:
             max_concurrent_per_peer=config.limits.peer_concurrent_requests,
             bytes_in_flight=config.limits.peer_bytes_in_flight,
         )
-        app = make_peer_app(self._identify_peer, self._pipeline, limits)
+        app = make_peer_app(
+            self._identify_peer, self._pipeline, limits, audit_refusal=self._audit_refusal
+        )
         self.peer_server = await run_peer_server(
             app,
             self.server_tls,
@@ -309,6 +312,7 @@ class NodeRuntime:
         while not self._stopping:
             await asyncio.sleep(self.directory_poll_seconds)
             await self._follow_keys()
+            await self._write_refusal_summaries()
             current = _mtime(path) if path is not None else seen
             if current == seen:
                 continue
@@ -321,6 +325,14 @@ class NodeRuntime:
                 continue
             await self.reload_directory(directory)
             log.info("directory version %s in force", directory.version)
+
+    async def _write_refusal_summaries(self) -> None:
+        """The minutes just over get their refusal summaries even when no refusal follows."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self.executor, self.node.refusals.flush)
+        except Exception as exc:  # the store is down: counted still, written next time
+            log.error("refusal summaries not written: %s", type(exc).__name__)
 
     def _crl_state(self) -> tuple[float, ...]:
         return tuple(_mtime(p) for p in self.node.config.trust.crl_files)
@@ -392,6 +404,13 @@ class NodeRuntime:
         except UnknownBody:
             return None
         return body.id
+
+    async def _audit_refusal(self, actor: str, code: str) -> None:
+        """A 403 or 413 of the peer endpoint, audited like the pipeline's refusals."""
+        record = functools.partial(
+            self.node.refusals.record, actor, str(code), self.node.clock(), kind=AT_ENDPOINT
+        )
+        await asyncio.get_running_loop().run_in_executor(self.peer_executor, record)
 
     async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
         loop = asyncio.get_running_loop()
