@@ -72,6 +72,7 @@ def campaign(
         except PropertyViolated as violation:
             tally.add("VIOLATION")
             tally.violations.append(str(violation)[:500])
+            print(f"VIOLATION: {str(violation)[:500]}", file=sys.stderr, flush=True)
 
     run()
     return tally

@@ -7,15 +7,17 @@ moves (the minutes are the node's)."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
-from gateway.exchange.refusals import SUMMARY_KIND, security_relevant
+from gateway.exchange.refusals import SECURITY_RELEVANT, SUMMARY_KIND, security_relevant
 from gateway.store import audit
 from tests.integration.exchange_world import audit_rows, node_config, row_counts
 
@@ -132,3 +134,10 @@ def test_the_runtime_flush_writes_a_quiet_minute_and_close_writes_the_rest(
 )
 def test_security_relevant_codes(code: str, relevant: bool) -> None:
     assert security_relevant(code) is relevant
+
+
+def test_docs_list_the_security_relevant_codes() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "transport.md").read_text(encoding="utf-8")
+    section = text.split("<!-- security-relevant codes:")[1].split("<!-- end -->")[0]
+    listed = set(re.findall(r"`([A-Z_]+)`", section.split("-->", 1)[1]))
+    assert listed == SECURITY_RELEVANT
