@@ -7,7 +7,8 @@ Drives a real node (a fresh demo world in a temporary folder) with the strategie
 * ``bytes``      arbitrary bytes to the receive path (what the peer endpoint runs);
 * ``mutations``  byte-level mutations of a valid signed envelope;
 * ``documents``  tree-level mutations of valid envelopes, signed with the sender's real keys;
-* ``api``        mutated JSON (and raw bodies) to ``POST /api/v1/messages`` of a running node.
+* ``api``        mutated JSON (and raw bodies) to ``POST /api/v1/messages`` of a running node;
+* ``console``    the console's forms (refuse, delay, purpose) with hostile values, signed in.
 
 Unlike the CI run (``tests/integration/test_fuzz.py``: 25 fixed examples each) the campaign
 does not stop at the first violation: it counts every outcome (``"422 SCHEMA_INVALID"``…) and
@@ -43,13 +44,15 @@ from tests.integration.fuzzing import (  # noqa: E402
     Tally,
     api_target,
     byte_mutation,
+    console_forms,
+    console_target,
     mutated_tree,
     receive_target,
     submission_bodies,
     world_for_fuzzing,
 )
 
-SURFACES = ("bytes", "mutations", "documents", "api")
+SURFACES = ("bytes", "mutations", "documents", "api", "console")
 
 
 def campaign(
@@ -112,6 +115,9 @@ def runs(args: argparse.Namespace, stack: ExitStack) -> Iterator[tuple[str, Tall
     if "api" in args.surface:
         api = stack.enter_context(api_target(world, "fuzz-api"))
         yield "api (sqlite)", campaign(submission_bodies(), api.check, args.examples, args.seed)
+    if "console" in args.surface:
+        console = stack.enter_context(console_target(world, "fuzz-console"))
+        yield "console (sqlite)", campaign(console_forms(), console.check, args.examples, args.seed)
 
 
 def main() -> int:

@@ -21,9 +21,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import http.client
+import http.cookiejar
 import json
 import re
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -366,7 +370,11 @@ class ApiTarget:
 
 
 @contextmanager
-def api_target(world: DemoWorld, tag: str, database_url: str = "") -> Iterator[ApiTarget]:
+def running_node(
+    world: DemoWorld, tag: str, database_url: str = "", *, console: bool = False
+) -> Iterator[NodeRuntime]:
+    """KZ-MJ as a running node (no delivery) on an event loop of its own thread, so that the
+    synchronous Hypothesis tests can talk to it over HTTP."""
     config = node_config(world, RECEIVER, tag, database_url=database_url, peer_port=0)
     runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
     loop = asyncio.new_event_loop()
@@ -376,14 +384,20 @@ def api_target(world: DemoWorld, tag: str, database_url: str = "") -> Iterator[A
     def run(coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    run(runtime.start(deliver=False, console=False))
+    run(runtime.start(deliver=False, console=console))
     try:
-        yield ApiTarget(runtime, create_token(runtime.node.store, datetime.now(UTC)))
+        yield runtime
     finally:
         run(runtime.stop())
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+@contextmanager
+def api_target(world: DemoWorld, tag: str, database_url: str = "") -> Iterator[ApiTarget]:
+    with running_node(world, tag, database_url) as runtime:
+        yield ApiTarget(runtime, create_token(runtime.node.store, datetime.now(UTC)))
 
 
 def world_for_fuzzing(root: Path) -> DemoWorld:
@@ -393,3 +407,123 @@ def world_for_fuzzing(root: Path) -> DemoWorld:
     from gateway.demo.setup import build_world
 
     return build_world(root, now=datetime.now(UTC) - timedelta(days=2))
+
+
+# --- the console --------------------------------------------------------------------------------
+
+CONSOLE_USER = "fuzz-operator"
+CONSOLE_PASSWORD = "fuzz-operator-password"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 303 is an answer to look at, not to follow
+
+
+@dataclass
+class ConsoleTarget:
+    """The console of a running node, signed in as an operator, with one received request
+    (a conversation its forms act on)."""
+
+    runtime: NodeRuntime
+    conversation_id: str
+    opener: urllib.request.OpenerDirector
+    csrf: str = ""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.runtime.console_port}"
+
+    def request(self, path: str, form: list[tuple[str, str]] | None = None) -> tuple[int, str]:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        try:
+            with self.opener.open(self.base + path, data=data, timeout=120) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8", "replace")
+
+    def sign_in(self) -> None:
+        _, page = self.request("/login")
+        token = _CSRF.search(page)
+        assert token, "the sign-in page has no CSRF token"
+        status, _ = self.request(
+            "/login",
+            [
+                ("username", CONSOLE_USER),
+                ("password", CONSOLE_PASSWORD),
+                ("csrf_token", token.group(1)),
+            ],
+        )
+        assert status == 303, status
+        _, page = self.request("/")
+        token = _CSRF.search(page)
+        assert token, "the dashboard has no CSRF token"
+        self.csrf = token.group(1)
+
+    def check(self, submission: tuple[str, list[tuple[str, str]]]) -> str:
+        """POST one form (the CSRF token added); its outcome, or PropertyViolated."""
+        path, form = submission
+        store = self.runtime.node.store
+        before = row_counts(store)
+        status, page = self.request(
+            path.format(c=self.conversation_id), [("csrf_token", self.csrf), *form]
+        )
+        if status >= 500:
+            raise PropertyViolated(f"console {status} at {path}: {page[:300]!r}")
+        if status not in (302, 303) and row_counts(store) != before:
+            raise PropertyViolated(f"console {status} at {path} but the store moved")
+        return f"{status} {path.split('/')[-1]}"
+
+
+FORM_TEXT = HOSTILE_TEXT.map(
+    lambda t: t.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+)
+"""Form fields arrive as UTF-8 bytes: a lone surrogate cannot be sent, its replacement can."""
+
+
+def console_forms() -> st.SearchStrategy[tuple[str, list[tuple[str, str]]]]:
+    """The forms an operator posts about a conversation, with hostile values."""
+    field = st.tuples(
+        st.sampled_from(
+            ["Ground", "Circumstances", "ConsultationsHeld", "Reason", "ExpectedDate", "purpose"]
+        ),
+        FORM_TEXT,
+    )
+    fields = st.lists(field, max_size=6)
+    refuse = st.tuples(st.just("/conversations/{c}/refuse"), fields)
+    delay = st.tuples(st.just("/conversations/{c}/actions/delay"), fields)
+    purpose = st.tuples(st.just("/conversations/{c}/purpose"), fields)
+    return st.one_of(refuse, delay, purpose)
+
+
+@contextmanager
+def console_target(world: DemoWorld, tag: str) -> Iterator[ConsoleTarget]:
+    from gateway.store import users
+    from gateway.web.console.passwords import hash_password
+
+    with running_node(world, tag, console=True) as runtime:
+        node = runtime.node
+        with node.store.transaction() as conn:
+            users.create(
+                conn,
+                CONSOLE_USER,
+                hash_password(CONSOLE_PASSWORD),
+                ["operator", "confidential-reader"],
+                datetime.now(UTC),
+            )
+        request = Signer.of(world, SENDER).document(
+            "cis-enforcement.Request", datetime.now(UTC), Recipient=RECEIVER
+        )
+        outcome = node.receive(SENDER, request)
+        assert outcome.disposition is Disposition.ACCEPTED, outcome.code
+        root = etree.fromstring(request)
+        conversation = root.findtext(
+            "{urn:cis-exchange:envelope:1}Header/{urn:cis-exchange:envelope:1}ConversationId"
+        )
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
+        )
+        target = ConsoleTarget(runtime, (conversation or "").strip(), opener)
+        target.sign_in()
+        yield target

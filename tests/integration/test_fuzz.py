@@ -1,5 +1,6 @@
 """Fuzzing a real node, bounded for CI (``benchmarks/fuzz.py`` runs the long campaign): the
-receive path with bytes and with mutated signed envelopes, and the local API's submissions.
+receive path with bytes and with mutated signed envelopes, the local API's submissions and the
+console's forms.
 Every input is answered without an escaping exception or a 5xx, every refusal has a code and
 leaves the store as it was. The receive path runs on SQLite and PostgreSQL."""
 
@@ -14,9 +15,12 @@ from hypothesis import strategies as st
 from gateway.demo.setup import DemoWorld
 from tests.integration.fuzzing import (
     ApiTarget,
+    ConsoleTarget,
     ReceiveTarget,
     api_target,
     byte_mutation,
+    console_forms,
+    console_target,
     mutated_tree,
     receive_target,
     submission_bodies,
@@ -45,6 +49,12 @@ def target(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[Receive
 @pytest.fixture(scope="module")
 def api(world: DemoWorld) -> Iterator[ApiTarget]:
     with api_target(world, "fuzz-api") as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def console(world: DemoWorld) -> Iterator[ConsoleTarget]:
+    with console_target(world, "fuzz-console") as target:
         yield target
 
 
@@ -91,3 +101,15 @@ def test_mutated_submissions_to_the_local_api_are_answered(api: ApiTarget) -> No
 
     run()
     assert len(set(outcomes)) > 2, outcomes
+
+
+def test_hostile_console_forms_are_answered(console: ConsoleTarget) -> None:
+    outcomes: list[str] = []
+
+    @BOUNDED
+    @given(console_forms())
+    def run(form: tuple[str, list[tuple[str, str]]]) -> None:
+        outcomes.append(console.check(form))
+
+    run()
+    assert len(set(outcomes)) > 1, outcomes
