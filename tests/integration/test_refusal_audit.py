@@ -17,9 +17,11 @@ import pytest
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
+from gateway.exchange.receiving import Disposition
 from gateway.exchange.refusals import SECURITY_RELEVANT, SUMMARY_KIND, security_relevant
 from gateway.store import audit
-from tests.integration.exchange_world import audit_rows, node_config, row_counts
+from gateway.xml.convert import to_bytes
+from tests.integration.exchange_world import ENV, Signer, audit_rows, node_config, row_counts
 
 GARBAGE = b"not a document"
 """Refused as XML_MALFORMED: routine, folded into the minute's summary."""
@@ -141,3 +143,24 @@ def test_docs_list_the_security_relevant_codes() -> None:
     section = text.split("<!-- security-relevant codes:")[1].split("<!-- end -->")[0]
     listed = set(re.findall(r"`([A-Z_]+)`", section.split("-->", 1)[1]))
     assert listed == SECURITY_RELEVANT
+
+
+def test_a_huge_claimed_message_id_is_refused_not_a_crash(
+    node: tuple[Node, Clock], world: DemoWorld
+) -> None:
+    """Found by benchmarks/fuzz.py: a document claiming a 5,000-character MessageId made the
+    refusal's audit event fail (subjects over 4 KiB), and the peer got 500 INTERNAL_ERROR."""
+    node, _ = node
+    root = Signer.of(world, "RU-FSSP").unsigned("cis-enforcement.Request", datetime.now(UTC))
+    root.find(f"{ENV}Header/{ENV}MessageId").text = "a" * 5000
+    before = row_counts(node.store)
+
+    outcome = node.receive("RU-FSSP", to_bytes(root))
+
+    # Unsigned: refused at its signatures, with the claimed header read to address the refusal.
+    assert outcome.disposition is Disposition.REFUSED
+    assert outcome.code == "SIGNATURE_FORMAT_FAILURE"
+    assert row_counts(node.store) == before
+    (event,) = audit_rows(node.store, "message.rejected")
+    assert event["subjects"] == {}  # not a UUID: not recorded
+    assert event["details"] == {"code": outcome.code}
