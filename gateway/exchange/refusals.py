@@ -109,15 +109,22 @@ class RefusalAudit:
                 self._folded[key] = 0
             closed = any(k.minute < key.minute for k in self._folded)
         if first:
-            with self._store.transaction() as conn:
-                audit.append(
-                    conn,
-                    now=at,
-                    actor=actor,
-                    kind=kind,
-                    subjects=subjects or {},
-                    details={"code": code},
-                )
+            try:
+                with self._store.transaction() as conn:
+                    audit.append(
+                        conn,
+                        now=at,
+                        actor=actor,
+                        kind=kind,
+                        subjects=subjects or {},
+                        details={"code": code},
+                    )
+            except Exception:
+                # Not written: the next refusal of the minute is the first again.
+                with self._lock:
+                    if self._folded.get(key) == 0:
+                        del self._folded[key]
+                raise
         if closed:
             self.flush(at)
 
