@@ -679,9 +679,14 @@ async def _read_json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
     raw = await request.read()  # the app's client_max_size stops a chunked body over the limit
     if len(raw) > JSON_PARSE_IN_THREAD_BYTES:
-        document = await asyncio.to_thread(parse_json_document, raw)
-    else:
-        document = parse_json_document(raw)
+        # The character check walks every string too: for a large body it would stall the
+        # loop (and the peer endpoint served on it) as long as the parse would.
+        return await asyncio.to_thread(_parsed_and_checked, raw)
+    return _parsed_and_checked(raw)
+
+
+def _parsed_and_checked(raw: bytes) -> dict[str, Any]:
+    document = parse_json_document(raw)
     check_xml_chars(document)
     return document
 
