@@ -316,6 +316,11 @@ def verify_trail(
     if problem is not None:
         seq, kind, reason = problem
         return TrailVerification(chain, count, seq, kind, reason)
+    from gateway.jobs.tombstone_check import check_tombstones
+
+    tombstone = check_tombstones(store)
+    if tombstone is not None:
+        return TrailVerification(chain, count, tombstone.seq, tombstone.kind, tombstone.reason)
     return TrailVerification(chain, count, None, "", "")
 
 

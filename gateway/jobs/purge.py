@@ -233,7 +233,15 @@ def run_purge(
     started = time.monotonic()
     run_id = str(uuid.uuid4())
     with store.transaction() as conn:
-        purge_store.start_run(conn, run_id, RUN_POLICY_LABEL, actor, now)
+        purge_store.start_run(
+            conn,
+            run_id,
+            RUN_POLICY_LABEL,
+            actor,
+            now,
+            policy_sha256=policies.sha256,
+            policy_source=policies.source,
+        )
         total = conn.execute(
             sa.select(sa.func.count()).select_from(purge_store.messages)
         ).scalar_one()
@@ -267,7 +275,7 @@ def run_purge(
     if progress is not None:
         progress(Progress(tally.examined, total, tally.purged))
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _finish(store, run_id, now, duration_ms, tally, seal, policies.source)
+    return _finish(store, run_id, now, duration_ms, tally, seal, policies)
 
 
 def _purge_one_batch(
@@ -293,7 +301,14 @@ def _purge_one_batch(
                     tally.held[decision.policy] += 1  # a hold placed since the scan
                 else:
                     tally.undelivered += 1
-            return purge_store.purge_batch(conn, decided, run_id=run_id, actor=actor, now=now)
+            return purge_store.purge_batch(
+                conn,
+                decided,
+                run_id=run_id,
+                actor=actor,
+                now=now,
+                policy_sha256=policies.policy_sha256(),
+            )
     except sa.exc.SQLAlchemyError as exc:
         code = type(exc).__name__
         tally.errors[code] += 1
@@ -308,7 +323,7 @@ def _finish(
     duration_ms: int,
     tally: _Tally,
     seal: SigningKey,
-    source: str,
+    policies: PolicySet | None,
     *,
     examined_known: bool = True,
 ) -> PurgeReport:
@@ -318,6 +333,7 @@ def _finish(
         run = purge_store.get_run(conn, run_id)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
+        tombstone_count, tombstones_sha256 = purge_store.run_tombstones_digest(conn, run_id)
         body = {
             "format": REPORT_FORMAT,
             "body_id": seal.body_id,
@@ -328,7 +344,13 @@ def _finish(
             "started_at": run.started_at.astimezone(UTC).isoformat(),
             "finished_at": finished_at.astimezone(UTC).isoformat(),
             "duration_ms": duration_ms,
-            "policy_source": source,
+            "policy_source": policies.source if policies else "unknown",
+            # The rule applied, bound to what it destroyed: an interrupted run closed later
+            # names the hash its start recorded.
+            "policy_set_sha256": policies.sha256 if policies else run.policy_sha256,
+            "policies": policies.periods() if policies else {},
+            "tombstones": tombstone_count,
+            "tombstones_sha256": tombstones_sha256,
             "examined": tally.examined if examined_known else None,
             "purged": sum(by_policy.values()),
             "purged_by_policy": by_policy,
@@ -390,7 +412,7 @@ def _close_interrupted(store: Store, now: datetime, seal: SigningKey) -> list[Pu
     for run_id in stale:
         log.warning("purge run %s was interrupted; closing it, this run finishes its work", run_id)
         tally = _Tally(errors=Counter({INTERRUPTED: 1}))
-        reports.append(_finish(store, run_id, now, 0, tally, seal, "unknown", examined_known=False))
+        reports.append(_finish(store, run_id, now, 0, tally, seal, None, examined_known=False))
     return reports
 
 
@@ -418,4 +440,25 @@ def verify_report(
     report = json.loads(stored.report)
     if check.ok and report.get("run_id") != run_id:
         return ReportCheck(run_id, False, "the signed report names another run", report)
+    if check.ok and "tombstones_sha256" in report:
+        problem = _check_run_tombstones(store, run_id, report)
+        if problem:
+            return ReportCheck(run_id, False, problem, report)
     return ReportCheck(run_id, check.ok, check.reason, report)
+
+
+def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) -> str:
+    """The run's tombstones recomputed against the signed report; on a mismatch, the chain's
+    bindings name the row. Empty when they agree."""
+    from gateway.jobs.tombstone_check import check_tombstones
+
+    with store.read() as conn:
+        count, digest = purge_store.run_tombstones_digest(conn, run_id)
+    if count == report.get("tombstones") and digest == report.get("tombstones_sha256"):
+        return ""
+    found = check_tombstones(store, run_id)
+    where = f"{found.reason}" if found else "a tombstone was edited, deleted or added"
+    return (
+        f"the run's tombstones ({count}) do not hash to what the report signed "
+        f"({report.get('tombstones')}): {where}"
+    )

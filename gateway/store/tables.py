@@ -293,7 +293,10 @@ purge_runs = sa.Table(
     sa.Column("purged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("held", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error_code", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
 )
+"""``policy_sha256``: SHA-256 (hex) of the retention policy set the run applied; the next run
+compares its own with it and audits a change (``retention.policy_changed``)."""
 
 tombstones = sa.Table(
     "tombstones",
@@ -313,9 +316,14 @@ tombstones = sa.Table(
     sa.Column(
         "purge_run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), nullable=False
     ),
+    sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
     sa.Index("ix_tombstones_conversation", "conversation_id"),
     sa.Index("ix_tombstones_run", "purge_run_id"),
 )
+"""What remains of a purged message. Each row is bound into the audit chain by the
+``purge.tombstones`` event of its batch (``gateway.store.purge.tombstone_leaf``), so that a row
+edited, deleted or inserted later is named by ``gateway audit verify``. ``policy_sha256``: of
+the retention policy that expired it (None for rows purged by hand or before 0006)."""
 
 audit_events = sa.Table(
     "audit_events",
@@ -393,6 +401,23 @@ disclosures = sa.Table(
 record of a disclosure outlives the purge of what was disclosed. The recipient's name and the
 stated purpose are personal data: they are sealed (``sealed``) under the store's disclosure key,
 and the recipient is findable only through a keyed HMAC (``recipient_tag``)."""
+
+job_slots = sa.Table(
+    "job_slots",
+    metadata,
+    sa.Column("job", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("slot", UtcDateTime, primary_key=True),
+    sa.Column("owner", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("duration_ms", sa.BigInteger, nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=True),
+)
+"""One row per scheduled run of a job: ``slot`` is the time it was scheduled for. The primary
+key makes a slot claimable once, by one process, ever: a second scheduler or a restart that
+picks the same slot finds the row and skips it. ``outcome``: running, succeeded, failed."""
 
 purge_reports = sa.Table(
     "purge_reports",
