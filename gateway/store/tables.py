@@ -402,23 +402,6 @@ record of a disclosure outlives the purge of what was disclosed. The recipient's
 stated purpose are personal data: they are sealed (``sealed``) under the store's disclosure key,
 and the recipient is findable only through a keyed HMAC (``recipient_tag``)."""
 
-job_slots = sa.Table(
-    "job_slots",
-    metadata,
-    sa.Column("job", sa.String(CODE_LENGTH), primary_key=True),
-    sa.Column("slot", UtcDateTime, primary_key=True),
-    sa.Column("owner", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("started_at", UtcDateTime, nullable=False),
-    sa.Column("finished_at", UtcDateTime, nullable=True),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("detail", sa.String(CODE_LENGTH), nullable=True),
-    sa.Column("duration_ms", sa.BigInteger, nullable=True),
-    sa.Column("count", sa.BigInteger, nullable=True),
-)
-"""One row per scheduled run of a job: ``slot`` is the time it was scheduled for. The primary
-key makes a slot claimable once, by one process, ever: a second scheduler or a restart that
-picks the same slot finds the row and skips it. ``outcome``: running, succeeded, failed."""
-
 purge_reports = sa.Table(
     "purge_reports",
     metadata,
