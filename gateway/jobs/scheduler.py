@@ -257,6 +257,15 @@ class ScheduleSettings:
             values["owner"] = raw["owner"]
         return cls(timezone=tz, **values)
 
+    def schedule_of(self, name: str) -> str:
+        """The job's schedule as configured: a crontab line (node time) or an interval."""
+        return {
+            PURGE: self.purge,
+            DEADLINE_REMINDERS: self.deadline_reminders,
+            KEY_EXPIRY_WARNINGS: self.key_expiry_warnings,
+            OUTBOX_RETRY: f"every {self.outbox_retry_seconds} s",
+        }[name]
+
 
 def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
     """A trigger from a five-field crontab expression (minute hour day month weekday), in the
@@ -306,6 +315,23 @@ def job_specs(settings: ScheduleSettings, bodies: Mapping[str, JobBody]) -> tupl
     return tuple(
         JobSpec(name, bodies[name], *triggers[name]) for name in JOB_NAMES if name in bodies
     )
+
+
+def stored_next_runs(engine: sa.Engine, table_prefix: str = TABLE_PREFIX) -> dict[str, datetime]:
+    """Each job's next run time as the job store holds it (shared by every process of the
+    node); empty when no scheduler has started yet. Read without starting APScheduler."""
+    table = sa.table(
+        f"{table_prefix}apscheduler", sa.column("id"), sa.column("next_run_time", sa.Float)
+    )
+    if not sa.inspect(engine).has_table(table.name):
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.next_run_time)).all()
+    return {
+        r.id: datetime.fromtimestamp(r.next_run_time, UTC)
+        for r in rows
+        if r.next_run_time is not None
+    }
 
 
 # --- APScheduler plumbing -----------------------------------------------------------------------
