@@ -89,3 +89,24 @@ def test_a_purge_run_is_listed_measured_and_never_replayed(
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("job\tschedule\tlast_slot\toutcome")
     assert "purge\t30 2 * * *\t" in out and "\tsucceeded\t" in out
+
+
+def test_every_job_metric_is_documented() -> None:
+    """docs/local-api.md's metrics table lists each job series the registry has, and no other."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = GatewayMetrics()
+    metrics.job_outcome(PURGE, "ran")
+    families = {
+        f.name
+        for f in text_string_to_metric_families(metrics.exposition().decode())
+        if f.name.startswith("gateway_job_") and not f.name.endswith("_created")
+    }
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "local-api.md").read_text("utf-8")
+    documented = {
+        cell.strip("` ").removesuffix("_total")
+        for line in doc.splitlines()
+        if line.startswith("| `gateway_job_")
+        for cell in [line.split("|")[1]]
+    }
+    assert families == documented
