@@ -11,14 +11,17 @@ Theory of operation
 2. **Purge** (:func:`run_purge`): expired messages go in batches of :data:`PURGE_BATCH`, one
    transaction each. The batch is locked and decided *again* on the locked facts (a hold
    placed since the scan wins), then tombstoned and destroyed (``store.purge.purge_batch``:
-   tombstone, audit event, wrapped data key deleted — crypto-shredding — then payload and
-   attachments). A kill at any point loses at most the open transaction: every message is
-   whole or tombstoned. A run found still ``running`` at the next start was interrupted: it is
-   closed as failed (``interrupted``) with a signed report of what it did; the new run then
-   purges the rest. Running twice purges nothing twice (idempotent).
+   tombstones bound into the audit chain a chunk per event, wrapped data keys deleted —
+   crypto-shredding — then payloads and attachments). A kill at any point loses at most the
+   open transaction: every message is whole or tombstoned. A run found still ``running`` at
+   the next start was interrupted: it is closed as failed (``interrupted``) with a signed
+   report of what it did; the new run then purges the rest. Running twice purges nothing
+   twice (idempotent).
 3. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
-   held and undelivered counts, duration, errors; canonical JSON signed with the body's seal
-   (``gateway.jobs.audit_checkpoints.sign_statement``) and stored (``purge_reports``).
+   held and undelivered counts, duration, errors, the policy set's hash and periods, the count
+   and SHA-256 of the run's tombstones (what :func:`verify_report` recomputes); canonical JSON
+   signed with the body's seal (``gateway.jobs.audit_checkpoints.sign_statement``) and stored
+   (``purge_reports``).
 
 The dry run (``plan`` alone) lists the same decisions the real run then executes.
 Callers take the ``purge`` job lock (the scheduler does; ``gateway purge`` does too): one run
@@ -50,6 +53,7 @@ from gateway.jobs.retention import (
     PolicySet,
     expires_at,
 )
+from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store
 from gateway.store import purge as purge_store
 from gateway.store.purge import LockedMessage, RetentionFacts
@@ -247,10 +251,13 @@ def run_purge(
         ).scalar_one()
     tally = _Tally()
     batch: list[str] = []
+    policy_hashes = policies.policy_sha256()
 
     def flush() -> None:
         if batch:
-            tally.purged += _purge_one_batch(store, policies, now, batch, run_id, actor, tally)
+            tally.purged += _purge_one_batch(
+                store, policies, policy_hashes, now, batch, run_id, actor, tally
+            )
             batch.clear()
             if on_batch is not None:
                 on_batch(tally.purged)
@@ -281,6 +288,7 @@ def run_purge(
 def _purge_one_batch(
     store: Store,
     policies: PolicySet,
+    policy_hashes: dict[str, str],
     now: datetime,
     ids: Sequence[str],
     run_id: str,
@@ -307,7 +315,7 @@ def _purge_one_batch(
                 run_id=run_id,
                 actor=actor,
                 now=now,
-                policy_sha256=policies.policy_sha256(),
+                policy_sha256=policy_hashes,
             )
     except sa.exc.SQLAlchemyError as exc:
         code = type(exc).__name__
@@ -450,8 +458,6 @@ def verify_report(
 def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) -> str:
     """The run's tombstones recomputed against the signed report; on a mismatch, the chain's
     bindings name the row. Empty when they agree."""
-    from gateway.jobs.tombstone_check import check_tombstones
-
     with store.read() as conn:
         count, digest = purge_store.run_tombstones_digest(conn, run_id)
     if count == report.get("tombstones") and digest == report.get("tombstones_sha256"):
