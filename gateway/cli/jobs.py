@@ -54,9 +54,11 @@ def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
     engine = sa.create_engine(config.database_url, poolclass=sa.NullPool)
     try:
         stored = stored_next_runs(engine)
-        slots.ensure_table(engine)
-        with engine.connect() as conn:
-            statuses = {s.job: s for s in slots.status(conn, JOB_NAMES)}
+        statuses = {name: slots.JobStatus(name, None, None, 0) for name in JOB_NAMES}
+        # A listing writes nothing: before any scheduler started, there are no slots yet.
+        if sa.inspect(engine).has_table(slots.SLOT_TABLE):
+            with engine.connect() as conn:
+                statuses.update((s.job, s) for s in slots.status(conn, JOB_NAMES))
     finally:
         engine.dispose()
     rows = []

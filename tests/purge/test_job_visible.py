@@ -110,3 +110,15 @@ def test_every_job_metric_is_documented() -> None:
         for cell in [line.split("|")[1]]
     }
     assert families == documented
+
+
+def test_jobs_list_before_any_run_writes_nothing(
+    store: Store, node_toml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlalchemy as sa
+
+    code = main(["jobs", "list", "--config", str(node_toml), "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and [r["job"] for r in rows] == list(JOB_NAMES)
+    assert all(r["last_outcome"] is None and r["next_run"] for r in rows)
+    assert not sa.inspect(store.engine).has_table(slots.SLOT_TABLE)
