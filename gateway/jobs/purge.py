@@ -223,11 +223,14 @@ def run_purge(
     batch_size: int = PURGE_BATCH,
     progress: Callable[[Progress], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    scheduled_for: datetime | None = None,
 ) -> PurgeReport:
     """Purge every message expired at ``now``; return the signed, stored report.
 
     ``now`` is the retention instant (and the tombstones' ``purged_at``); the run's duration is
-    measured, not derived from it. ``on_batch(purged_so_far)`` is called after each committed
+    measured, not derived from it. ``scheduled_for``: the slot of a scheduled run (the report
+    then tells a catch-up run from an on-time one); None for a run by hand.
+    ``on_batch(purged_so_far)`` is called after each committed
     batch (benchmarks sample memory there). The caller holds the ``purge`` job lock.
     """
     _check_now(now)
@@ -282,7 +285,9 @@ def run_purge(
     if progress is not None:
         progress(Progress(tally.examined, total, tally.purged))
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _finish(store, run_id, now, duration_ms, tally, seal, policies)
+    return _finish(
+        store, run_id, now, duration_ms, tally, seal, policies, scheduled_for=scheduled_for
+    )
 
 
 def _purge_one_batch(
@@ -334,6 +339,7 @@ def _finish(
     policies: PolicySet | None,
     *,
     examined_known: bool = True,
+    scheduled_for: datetime | None = None,
 ) -> PurgeReport:
     error_code = next(iter(tally.errors), None)
     finished_at = now + timedelta(milliseconds=duration_ms)
@@ -349,6 +355,7 @@ def _finish(
             "actor": run.actor,
             "state": "failed" if error_code else "finished",
             "retention_now": now.astimezone(UTC).isoformat(),
+            "scheduled_for": scheduled_for.astimezone(UTC).isoformat() if scheduled_for else None,
             "started_at": run.started_at.astimezone(UTC).isoformat(),
             "finished_at": finished_at.astimezone(UTC).isoformat(),
             "duration_ms": duration_ms,

@@ -19,6 +19,7 @@ from gateway.jobs import slots
 from gateway.jobs.scheduler import JOB_NAMES, PURGE, JobOutcome, Outcome
 from gateway.jobs.wiring import scheduler_for
 from gateway.store import Store
+from gateway.store import purge as purge_store
 from gateway.web.metrics import GatewayMetrics
 from tests.purge.purge_child import main
 from tests.purge.world import T0, add_conversation, after
@@ -58,6 +59,10 @@ def test_a_purge_run_is_listed_measured_and_never_replayed(
         keys.close()
     assert [(o.outcome, o.count) for o in outcomes] == [(Outcome.RAN, 4), (Outcome.SKIPPED, None)]
     assert "slot already taken" in outcomes[1].detail
+    with store.read() as conn:
+        (run,) = purge_store.list_runs(conn)
+        signed = json.loads(purge_store.get_report(conn, run.run_id).report)
+    assert signed["scheduled_for"] == RUN_AT.isoformat()  # a catch-up run can be told apart
     for outcome in outcomes:
         metrics.job_outcome(outcome.job, outcome.outcome.value)
 
