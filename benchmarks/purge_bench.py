@@ -13,6 +13,9 @@ Rows are generated fast and are not real documents: PostgreSQL makes them server
 ``generate_series``; SQLite takes bulk ``executemany`` inserts. The purge does not decrypt,
 so random bytes stand for ciphertexts and wrapped keys.
 
+``--statements``: also print, per store and binding, the time spent in each kind of SQL
+statement during the purge (client-side, round trip included; commits not counted).
+
 ``--binding``: how tombstones reach the audit chain. ``chunked`` is the gateway's own path
 (one ``purge.tombstones`` event per 64 tombstones); ``per-message`` is the former path, kept
 here only as the baseline (one ``message.purged`` event per message, swapped in for the
@@ -26,6 +29,7 @@ Prints a table and, as the very last line, one JSON object:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -40,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -111,6 +116,28 @@ def _per_message_events(
 
 
 @contextmanager
+def statement_times(engine: sa.Engine, into: dict[str, list[float]]) -> Iterator[None]:
+    """Seconds and calls per statement kind (its first four words) while the block runs."""
+
+    def before(conn: Any, _cursor: Any, _sql: str, *_rest: Any) -> None:
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        key = " ".join(sql.split()[:4])[:60]
+        entry = into.setdefault(key, [0.0, 0])
+        entry[0] += time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
+        entry[1] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+@contextmanager
 def binding(kind: str) -> Iterator[None]:
     """Run the purge with ``kind`` of tombstone binding (see the module's docstring)."""
     if kind == "chunked":
@@ -151,6 +178,8 @@ class Result:
     binding: str = "chunked"
     audit_events: int = 0
     """Events the run appended to the audit chain."""
+    statements: dict[str, list[float]] = field(default_factory=dict)
+    """``--statements``: statement kind → [seconds, calls] during the purge."""
     cpu_s: float = 0.0
     """This process's CPU time (user + system) during the purge: steadier than wall time on a
     shared machine (PostgreSQL's own work is not in it)."""
@@ -288,7 +317,13 @@ def _count(store: Store, table: sa.Table) -> int:
 
 
 def bench(
-    dialect: str, count: int, url: str, batch_size: int, seal_dir: Path, kind: str = "chunked"
+    dialect: str,
+    count: int,
+    url: str,
+    batch_size: int,
+    seal_dir: Path,
+    kind: str = "chunked",
+    statements: bool = False,
 ) -> Result:
     store = open_store(url)
     migrate(store.engine)
@@ -318,7 +353,10 @@ def bench(
     events_before = _count(store, audit_events)
     cpu_started = time.process_time()
     started = time.perf_counter()
-    with binding(kind):
+    timed = (
+        statement_times(store.engine, result.statements) if statements else contextlib.nullcontext()
+    )
+    with binding(kind), timed:
         report = run_purge(
             store, policies, NOW, seal=seal, actor="bench", batch_size=batch_size, on_batch=on_batch
         )
@@ -377,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=PURGE_BATCH)
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--binding", choices=(*BINDINGS, "both"), default="both")
+    parser.add_argument("--statements", action="store_true", help="time each kind of SQL statement")
     args = parser.parse_args(argv)
     dialects = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     kinds = list(BINDINGS) if args.binding == "both" else [args.binding]
@@ -406,14 +445,24 @@ def main(argv: list[str] | None = None) -> int:
             if dialect == "postgresql":
                 url, schema = _pg_schema_url(args.pg_url)
                 try:
-                    results.append(bench(dialect, count, url, args.batch_size, seal_dir, kind))
+                    results.append(
+                        bench(dialect, count, url, args.batch_size, seal_dir, kind, args.statements)
+                    )
                 finally:
                     _drop_schema(args.pg_url, schema)
             else:
                 url = f"sqlite:///{Path(tmp) / f'bench-{kind}.db'}"
-                results.append(bench(dialect, count, url, args.batch_size, seal_dir, kind))
+                results.append(
+                    bench(dialect, count, url, args.batch_size, seal_dir, kind, args.statements)
+                )
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
+    for r in results:
+        if r.statements:
+            print(f"\n{r.dialect}/{r.binding}: seconds  calls  statement")
+            top = sorted(r.statements.items(), key=lambda kv: -kv[1][0])[:12]
+            for sql, (seconds, calls) in top:
+                print(f"  {seconds:8.2f} {int(calls):6d}  {sql}")
     print(json.dumps({"purge": {f"{r.dialect}/{r.binding}": asdict(r) for r in results}}))
     return 0
 
