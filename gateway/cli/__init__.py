@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "disclose",
     "documents",
     "holds",
+    "jobs",
     "keys",
     "node",
     "purge",

@@ -129,6 +129,7 @@ class NodeRuntime:
     _tls_generation: int = 0
     _crl_mtimes: tuple[float, ...] = ()
     _expiry_checked_at: Any = None
+    _jobs_checked_at: Any = None
     _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
@@ -212,7 +213,11 @@ class NodeRuntime:
         if scheduler:
             from gateway.jobs.wiring import scheduler_for
 
-            self.scheduler = scheduler_for(config, self.node)
+            self.scheduler = scheduler_for(
+                config,
+                self.node,
+                on_outcome=lambda o: self.metrics.job_outcome(o.job, o.outcome.value),
+            )
             if self.scheduler is not None:
                 await self.scheduler.start()
         if deliver:
@@ -360,6 +365,7 @@ class NodeRuntime:
             log.error("TLS key generation cannot be used: %s", type(exc).__name__)
             identity = None
         await self._publish_key_expiry()
+        await self._publish_job_status()
         crls = self._crl_state()
         if identity is not None and identity.generation != self._tls_generation:
             await self.reload_tls()
@@ -369,6 +375,29 @@ class NodeRuntime:
             await loop.run_in_executor(self.executor, self.node.reload_crls)
             await self.reload_tls()
             log.info("certificate revocation lists reloaded")
+
+    async def _publish_job_status(self) -> None:
+        """Job gauges from the node-wide slot record (whichever process ran the job), at most
+        once a minute."""
+        if self.scheduler is None:
+            return
+        now = self.node.clock()
+        if self._jobs_checked_at and (now - self._jobs_checked_at).total_seconds() < 60:
+            return
+        self._jobs_checked_at = now
+        from gateway.jobs import slots
+        from gateway.jobs.scheduler import JOB_NAMES
+
+        def read() -> list[Any]:
+            with self.scheduler.engine.connect() as conn:
+                return slots.status(conn, JOB_NAMES)
+
+        try:
+            statuses = await asyncio.get_running_loop().run_in_executor(self.executor, read)
+        except Exception as exc:  # metrics must never stop the node
+            log.error("job status for metrics failed: %s", type(exc).__name__)
+            return
+        self.metrics.job_status(statuses)
 
     async def _publish_key_expiry(self) -> None:
         loop = asyncio.get_running_loop()
