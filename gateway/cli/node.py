@@ -97,6 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
             "--workers: нужен хотя бы один процесс", "USAGE", exit_code=ExitCode.USAGE
         )
     config = NodeConfig.from_toml(args.config)
+    _configure_logging(config)
     # Opened (and migrated) once here: every check of the configuration fails before a port is
     # bound, and the workers find the store at its current revision.
     node = Node.from_config(config)
@@ -105,6 +106,15 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     node.close()
     return _serve_workers(config, args.workers)
+
+
+def _configure_logging(config: NodeConfig) -> None:
+    from gateway.logs import configure
+
+    section = config.logging
+    configure(
+        node=config.node.body_id, level=section.level, fmt=section.format, levels=section.levels
+    )
 
 
 async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
