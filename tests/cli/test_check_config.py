@@ -122,3 +122,10 @@ def test_certificates_expired_or_ending_soon(world: DemoWorld, tmp_path: Path) -
     assert later["key seal"].state == "FAIL" and later["key seal"].code == "CERT_EXPIRED"
     soon = {f.check: f for f in run_checks(config, now=ends - timedelta(days=10))}
     assert soon["key seal"].state == "warn" and "дн." in soon["key seal"].detail
+
+
+def test_the_example_configuration_loads_with_every_section() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "node.example.toml"
+    config = NodeConfig.from_toml(example)
+    assert config.logging.format == "text" and config.database.password_file is None
+    assert config.keys.passphrase_file is None  # the secret's source is the systemd credential
