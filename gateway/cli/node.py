@@ -98,6 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     config = NodeConfig.from_toml(args.config)
     _configure_logging(config)
+    _log_check_findings(config)
     # Opened (and migrated) once here: every check of the configuration fails before a port is
     # bound, and the workers find the store at its current revision.
     node = Node.from_config(config)
@@ -115,6 +116,20 @@ def _configure_logging(config: NodeConfig) -> None:
     configure(
         node=config.node.body_id, level=section.level, fmt=section.format, levels=section.levels
     )
+
+
+def _log_check_findings(config: NodeConfig) -> None:
+    """``check-config``'s findings that are not ``ok``, logged before anything is bound (the
+    ports and the database are left to serve itself, which fails on them with its error line;
+    under systemd, ExecStartPre runs the whole check-config and refuses to start)."""
+    import logging
+
+    from gateway.cli.check import run_checks
+
+    log = logging.getLogger("gateway.check")
+    for finding in run_checks(config, skip=frozenset({"ports", "database"})):
+        if finding.state != "ok":
+            log.warning("%s", finding.line())
 
 
 async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:

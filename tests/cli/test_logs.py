@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,3 +118,16 @@ async def test_a_level_of_warning_leaves_out_the_access_log(
         ):
             assert response.status == 200
     assert "gateway.access" not in serve.output()
+
+
+async def test_serve_logs_what_check_config_would_fail(world: DemoWorld, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    shutil.copytree(world.nodes["RU-FSSP"].config_path.parent / "keys", keys)
+    (keys / "kek.key").chmod(0o640)
+    config = variant(world, tmp_path, **{"keys.dir": f'"{keys}"', "logging.format": '"json"'})
+    with serving(config) as serve:
+        pass
+    entries = [json.loads(line) for line in _log_lines(serve.output())]
+    (found,) = [e for e in entries if e["logger"] == "gateway.check"]
+    assert found["level"] == "WARNING" and "kek.key" in found["message"]
+    assert found["message"].endswith("[FILE_PERMISSIONS]")
