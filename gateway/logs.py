@@ -73,7 +73,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for name in FIELDS:
-            if name in record.__dict__:
+            if record.__dict__.get(name) is not None:
                 entry[name] = record.__dict__[name]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -322,7 +322,13 @@ def _rejection(
 def _audit_refusal(
     node: Node, tls_body: str, claimed: Header | None, problem: Problem, now: datetime
 ) -> None:
-    log.info("rejected a document from %s: %s", tls_body, problem.code)
+    message_id = claimed.message_id if claimed is not None else None
+    log.info(
+        "rejected a document from %s: %s",
+        tls_body,
+        problem.code,
+        extra={"peer": tls_body, "message_id": message_id},
+    )
     with node.store.transaction() as conn:
         audit.append(
             conn,

@@ -131,3 +131,28 @@ async def test_serve_logs_what_check_config_would_fail(world: DemoWorld, tmp_pat
     (found,) = [e for e in entries if e["logger"] == "gateway.check"]
     assert found["level"] == "WARNING" and "kek.key" in found["message"]
     assert found["message"].endswith("[FILE_PERMISSIONS]")
+
+
+def test_a_record_about_one_message_carries_its_id_in_json() -> None:
+    import io
+    import logging
+
+    from gateway.logs import configure
+
+    out = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure(node="KZ-MJ", fmt="json", stream=out)
+    try:
+        log = logging.getLogger("gateway.web.runtime")
+        ids = {"message_id": "6f3a1f8e-0000-4000-8000-000000000001", "peer": "RU-FSSP"}
+        log.info("delivery of %s to %s: %s", ids["message_id"], "RU-FSSP", "delivered", extra=ids)
+        log.info("rejected a document", extra={"peer": "RU-FSSP", "message_id": None})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("aiohttp.access").setLevel(logging.NOTSET)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["message_id"] == ids["message_id"] and first["peer"] == "RU-FSSP"
+    assert first["node"] == "KZ-MJ" and first["logger"] == "gateway.web.runtime"
+    assert "message_id" not in second and second["peer"] == "RU-FSSP"
