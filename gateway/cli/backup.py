@@ -80,6 +80,19 @@ def _backup(args: argparse.Namespace) -> int:
         )
     out.mkdir(mode=PRIVATE_DIR, parents=True)
     os.chmod(out, PRIVATE_DIR)  # whatever the umask
+    try:
+        manifest = _write_backup(config, out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # no half backup that looks like a whole one
+        raise
+    print(
+        f"резервная копия узла {config.node.body_id} (схема {manifest['revision']}, файлов "
+        f"{len(manifest['files'])}): {out}; храните её и пароль ключей раздельно"
+    )
+    return 0
+
+
+def _write_backup(config: NodeConfig, out: Path) -> dict[str, Any]:
     if _is_sqlite(config):
         revision = _backup_sqlite(_sqlite_path(config), out / SQLITE_FILE)
     else:
@@ -96,11 +109,7 @@ def _backup(args: argparse.Namespace) -> int:
         "files": {name: _sha256(out / name) for name in _files(out)},
     }
     _write_private(out / MANIFEST, json.dumps(manifest, indent=1).encode())
-    print(
-        f"резервная копия узла {config.node.body_id} (схема {revision}, файлов "
-        f"{len(manifest['files'])}): {out}; храните её и пароль ключей раздельно"
-    )
-    return 0
+    return manifest
 
 
 def _is_sqlite(config: NodeConfig) -> bool:

@@ -184,3 +184,13 @@ def test_postgresql_backup_with_pg_dump_and_restore_after_the_schema_is_gone(
 
     run = gateway("restore", "--config", str(restored), "--from", str(backup))
     assert run.code == ExitCode.USAGE and "[FILE_EXISTS]" in run.err, run.err
+
+
+def test_a_backup_of_a_node_without_a_store_leaves_no_folder(
+    world: DemoWorld, tmp_path: Path
+) -> None:
+    config = node_config(world, "KZ-MJ", "backup-never-started")
+    out = tmp_path / "backup"
+    run = gateway("backup", "--config", str(config), "--out", str(out))
+    assert run.code == ExitCode.UNAVAILABLE and "[FILE_NOT_FOUND]" in run.err, run.err
+    assert "Traceback" not in run.err and not out.exists()
