@@ -14,7 +14,7 @@ import os
 import socket
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 EXPIRY_WARNING = timedelta(days=30)
 """A certificate in use that ends sooner than this is a warning: order its successor now."""
+
+CRL_WARNING = timedelta(days=1)
+"""A CRL whose next issue is due sooner than this is a warning: check that it is fetched."""
 
 PRIVATE_MODE_BITS = stat.S_IRWXG | stat.S_IRWXO
 """A private key, a secret or the data folder must give its group and others nothing."""
@@ -108,6 +111,7 @@ def run_checks(
         _timezone,
         _data_dir,
         _trust_files,
+        _crls,
         _key_files,
         _secrets,
         _keys,
@@ -264,8 +268,10 @@ def _secrets(config: NodeConfig, now: datetime) -> Iterator[Finding]:
 
 def _keys(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.trust import TrustList
 
     keys = KeyStore.from_config(config)
+    trust = TrustList.from_config(config) if config.trust.ca_file is not None else None
     roles: list[tuple[str, Callable[[], Any]]] = [
         ("seal", lambda: keys.seal(at=now)),
         ("tls", lambda: keys.tls(at=now)),
@@ -283,9 +289,55 @@ def _keys(config: NodeConfig, now: datetime) -> Iterator[Finding]:
                     raise
                 yield failed(f"key {role}", explained.message_ru, explained.code)
                 continue
-            yield _certificate(f"key {role}", key.certificate, now)
+            finding = _certificate(f"key {role}", key.certificate, now)
+            if finding.state == "ok" and trust is not None:
+                finding = _chain(finding, trust, key, now)
+            yield finding
     finally:
         keys.close()
+
+
+def _chain(finding: Finding, trust: Any, key: Any, now: datetime) -> Finding:
+    """The key's certificate must chain to ``[trust] ca_file`` and not be revoked by the CRLs
+    of ``crl_files`` (what peers check of it): else every peer refuses what it signs."""
+    result = trust.validate(key.certificate, key.chain, moment=now, at=now)
+    if result.passed:
+        return replace(finding, detail=f"{finding.detail}, цепочка до [trust] ca_file верна")
+    return failed(
+        finding.check,
+        f"сертификат не проходит проверку по [trust] ca_file и crl_files: {result.message}",
+        "CERT_CHAIN",
+    )
+
+
+def _crls(config: NodeConfig, now: datetime) -> Iterator[Finding]:
+    """A CRL past its nextUpdate makes every certificate it covers INDETERMINATE (fail
+    closed): each peer's signatures would be refused until a fresh one is installed."""
+    from cryptography import x509
+
+    for path in config.trust.crl_files:
+        if not path.is_file():
+            continue  # trust-file has said so
+        data = path.read_bytes()
+        crl = (
+            x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+        )
+        next_update = crl.next_update_utc
+        if next_update is None:
+            yield warn("crl", f"{path}: без nextUpdate — свежесть не проверить")
+        elif next_update <= now:
+            stale = (
+                f"{path}: устарел {next_update:%Y-%m-%d %H:%M} UTC; установите свежий список "
+                "отзыва (узел подхватит его без перезапуска)"
+            )
+            if config.trust.require_revocation_check:
+                yield failed("crl", stale, "CRL_STALE")
+            else:
+                yield warn("crl", stale)
+        elif next_update - now < CRL_WARNING:
+            yield warn("crl", f"{path}: следующий выпуск до {next_update:%Y-%m-%d %H:%M} UTC")
+        else:
+            yield ok("crl", f"{path}: действует до {next_update:%Y-%m-%d %H:%M} UTC")
 
 
 def _certificate(check: str, certificate: Any, now: datetime) -> Finding:

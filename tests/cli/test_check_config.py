@@ -129,3 +129,23 @@ def test_the_example_configuration_loads_with_every_section() -> None:
     config = NodeConfig.from_toml(example)
     assert config.logging.format == "text" and config.database.password_file is None
     assert config.keys.passphrase_file is None  # the secret's source is the systemd credential
+
+
+def test_a_stale_crl_fails_when_revocation_is_required(world: DemoWorld, tmp_path: Path) -> None:
+    config = NodeConfig.from_toml(variant(world, tmp_path))
+    crl = x509.load_pem_x509_crl(config.trust.crl_files[0].read_bytes())
+    later = crl.next_update_utc + timedelta(hours=1)
+    stale = [f for f in run_checks(config, now=later) if f.check == "crl"]
+    assert stale and all(f.state == "FAIL" and f.code == "CRL_STALE" for f in stale), stale
+    fresh = [f for f in run_checks(config) if f.check == "crl"]
+    assert len(fresh) == len(config.trust.crl_files) and all(f.state == "ok" for f in fresh)
+
+
+def test_a_key_whose_certificate_does_not_chain_to_the_trusted_cas(
+    world: DemoWorld, tmp_path: Path
+) -> None:
+    other_ca = world.root / "trust" / "depositary-ca.pem"  # a CA, but not the bodies' one
+    run = _check(variant(world, tmp_path, **{"trust.ca_file": f'"{other_ca}"'}))
+    assert run.code == ExitCode.USAGE, run.out
+    keys = [x for x in _failures(run) if x.startswith("FAIL  key ")]
+    assert len(keys) == 4 and all(x.endswith("[CERT_CHAIN]") for x in keys), run.out
