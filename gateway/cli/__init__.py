@@ -26,6 +26,8 @@ from gateway.cli.errors import ExitCode, explain, fail
 
 COMMAND_MODULES = (
     "audit",
+    "backup",
+    "check",
     "disclose",
     "documents",
     "holds",

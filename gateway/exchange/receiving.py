@@ -340,9 +340,15 @@ def _rejection(
 def _audit_refusal(
     node: Node, tls_body: str, claimed: Header | None, problem: Problem, now: datetime
 ) -> None:
-    log.info("rejected a document from %s: %s", tls_body, problem.code)
+    subjects = _claimed_id(claimed)
+    log.info(
+        "rejected a document from %s: %s",
+        tls_body,
+        problem.code,
+        extra={"peer": tls_body, "message_id": subjects.get("message")},
+    )
     # Counted per peer, code and minute, not one audit row each (gateway.exchange.refusals).
-    node.refusals.record(f"peer:{tls_body}", problem.code, now, subjects=_claimed_id(claimed))
+    node.refusals.record(f"peer:{tls_body}", problem.code, now, subjects=subjects)
 
 
 def _claimed_id(claimed: Header | None) -> dict[str, str]:

@@ -87,6 +87,7 @@ from gateway.exchange.service import (
     PermissionDenied,
     PurposeRequired,
 )
+from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
@@ -1149,7 +1150,8 @@ def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Ap
 
 
 class LocalApiAccessLogger(AbstractAccessLogger):
-    """Access log lines with the route template, status and time only.
+    """Access log lines (:func:`gateway.logs.access`) with the route template, status and time
+    only.
 
     aiohttp's default line holds the request line, and so the query string, where a stated
     purpose (CIS Art. 9.1) may stand; that text belongs in the audit trail, not in a log file.
@@ -1158,7 +1160,7 @@ class LocalApiAccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = route_template(request) if isinstance(request, web.Request) else UNMATCHED_ROUTE
-        self.logger.info("%s %s %s %.1fms", request.method, route, response.status, time * 1000)
+        access("api", request.method, route, response.status, time)
 
 
 async def start_local_api(

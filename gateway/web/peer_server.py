@@ -36,7 +36,9 @@ from enum import StrEnum
 from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.abc import AbstractAccessLogger
 
+from gateway.logs import access
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
     PEER_HEADER_TIMEOUT,
@@ -358,6 +360,20 @@ async def _secure_headers(request: web.Request, response: web.StreamResponse) ->
 # --- running it ---------------------------------------------------------------------------------
 
 
+class PeerAccessLogger(AbstractAccessLogger):
+    """Access log lines (:func:`gateway.logs.access`) with the route, status, time and the
+    peer's body id (from its verified certificate): never its address's request line."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = "-"
+        peer = None
+        if isinstance(request, web.Request):
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "-"
+            peer = request.get(PEER_BODY_ID)
+        access("peer", request.method, route, response.status, time, peer=peer or "-")
+
+
 class _PeerSite(web.TCPSite):
     """A TCPSite whose TLS handshakes time out after ``TLS_HANDSHAKE_TIMEOUT`` (asyncio: 60 s)."""
 
@@ -453,6 +469,7 @@ async def run_peer_server(
         # Compressed bodies are refused (zip bombs); never inflate them.
         auto_decompress=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        access_log_class=PeerAccessLogger,
     )
     await runner.setup()
     site = _PeerSite(

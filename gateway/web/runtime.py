@@ -527,7 +527,12 @@ class NodeRuntime:
             # The destination left the directory, the message is gone…: record the failed
             # attempt (back-off, then dead letter) instead of leaving the row claimed, which
             # would retry it every lease for ever and never finish its attempts.
-            log.error("delivery of %s cannot start: %s", claim.message_id, type(exc).__name__)
+            log.error(
+                "delivery of %s cannot start: %s",
+                claim.message_id,
+                type(exc).__name__,
+                extra={"message_id": claim.message_id, "peer": claim.destination},
+            )
             failure = functools.partial(
                 self.node.record_failure, claim, OUTGOING_FAILED, retryable=True
             )
@@ -569,6 +574,13 @@ class NodeRuntime:
             DeliveryResult.REJECTED: DeliveryOutcome.REJECTED,
         }.get(result.outcome, DeliveryOutcome.RETRY)
         self.metrics.delivery(outcome)
+        log.info(
+            "delivery of %s to %s: %s",
+            claim.message_id,
+            claim.destination,
+            result.outcome.value,
+            extra={"message_id": claim.message_id, "peer": claim.destination},
+        )
         if result.outcome is DeliveryResult.REJECTED:
             self.metrics.message_rejected(result.code or "REJECTED", RejectionSource.BY_PEER)
         if result.outcome is DeliveryResult.DELIVERED:
