@@ -557,23 +557,71 @@ def cmd_activate(args: argparse.Namespace, *, now: datetime) -> int:
             f"{key.certificate.not_valid_before_utc:%Y-%m-%d %H:%M}.."
             f"{key.certificate.not_valid_after_utc:%Y-%m-%d %H:%M}, not at {at.isoformat()}"
         )
+    version = _check_published(config, store.stem(role, name, number), role, key, args.force)
     update_generations(
         store.directory,
         key_stem(role, name),
         lambda m: m.with_activation(number, at, now=now),
     )
-    _audit(
-        config,
-        now,
-        "key.activated",
-        {"key": store.stem(role, name, number)},
-        {"role": str(role), "generation": number, "at": at.isoformat()},
-    )
+    details: dict[str, Any] = {
+        "role": str(role),
+        "generation": number,
+        "at": at.isoformat(),
+        "directory_version": version,
+    }
+    if args.force:
+        details["forced"] = args.force[:200]
+    _audit(config, now, "key.activated", {"key": store.stem(role, name, number)}, details)
     print(f"{store.stem(role, name, number)} becomes active at {at.isoformat()}")
     print("every process of the node switches then, without restart")
     if role is KeyRole.TLS:
         print("the peer link takes the new TLS certificate for new connections at that time")
     return EXIT_OK
+
+
+_DIRECTORY_ROLE = {
+    KeyRole.SEAL: "seal",
+    KeyRole.TLS: "tls",
+    KeyRole.ENCRYPTION: "encryption",
+    KeyRole.OFFICIAL: "officials-ca",
+}
+
+
+def _check_published(
+    config: NodeConfig, stem: str, role: KeyRole, key: Any, force: str | None
+) -> int:
+    """Publish first, switch after: the directory version in force on this node must carry
+    the new certificate (peers pin it; what it signs before they have it is refused). Returns
+    that version. ``--force REASON`` switches anyway, audited (an emergency with no standby)."""
+    from gateway.exchange.directory import unpublished
+    from gateway.exchange.node import load_directory
+    from gateway.model.directory import CertificateRole
+
+    if config.trust.directory_file is None:
+        # Such a node exchanges nothing (the node refuses to start without a directory): there
+        # are no peers to wait for.
+        print(f"NOTE: {config.path}: no [trust] directory_file; publication not checked")
+        return 0
+    directory = load_directory(config, at=datetime.now(UTC))
+    why = unpublished(
+        directory, config.node.body_id, CertificateRole(_DIRECTORY_ROLE[role]), key.certificate
+    )
+    if not why:
+        return directory.version
+    if force:
+        print(f"WARNING: {stem}: {why}; activated anyway (--force: {force})")
+        print("peers refuse what it signs until they have a directory version listing it")
+        return directory.version
+    raise CommandError(
+        f"{stem} is not published: {why}. Publish first, switch after: "
+        f"`gateway keys publish --config {config.path}` to the depositary, "
+        "`gateway directory import` of the version that lists it on this node and on every "
+        "peer (check with `gateway directory show` there, or gateway_directory_version in "
+        "/metrics), then activate. To switch anyway (peers will refuse it until then): "
+        "--force REASON",
+        "KEY_NOT_PUBLISHED",
+        ExitCode.REFUSED,
+    )
 
 
 def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:

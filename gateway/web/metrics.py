@@ -15,6 +15,7 @@ anything else as :data:`OTHER`. The API's route label is the route *template*
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -159,7 +160,18 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self._directory_version = Gauge(
+            "gateway_directory_version",
+            "Version of the signed directory of bodies this node runs (compare across peers "
+            "before activating a newly published key: publish first, switch after).",
+            registry=r,
+        )
+
     # --- called by the node ----------------------------------------------------------------
+
+    def directory_in_force(self, version: Callable[[], int]) -> None:
+        """Read the directory version in force at every scrape (it changes without restart)."""
+        self._directory_version.set_function(version)
 
     def keys_expiring(self, days_left_by_role: dict[str, list[int]]) -> None:
         """Set the key-expiry gauges; roles are codes (seal, official, tls, encryption, kek)."""

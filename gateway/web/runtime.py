@@ -167,6 +167,7 @@ class NodeRuntime:
         )
         self.client = PeerClient(self.client_tls)
         self.service = LocalNodeService(self.node, self.executor)
+        self.metrics.directory_in_force(lambda: self.node.directory.version)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
         self.api_runner = await start_local_api(
             api,
