@@ -95,7 +95,7 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             now=now,
         )
         official = _official_for(node, plan, now)
-        signed = to_bytes(sign_envelope(plan.root, official, node.seal_at(now), now))
+        signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
         try:
             _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
@@ -128,6 +128,23 @@ def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:
             "Активируйте действующее поколение ключа уполномоченного лица "
             "(gateway keys list / keys activate) и отправьте документ снова.",
             "CIS Art. 11.3; SC Art. 5.1",
+        ) from None
+
+
+def _seal_for(node: Node, now: datetime) -> SigningKey:
+    """The seal generation active now; none (revoked, not yet replaced) refuses the
+    submission clearly instead of failing inside: nothing is stored, the case system resubmits
+    once a new generation is active (docs/key-rotation.md, emergency)."""
+    try:
+        return node.seal_at(now)
+    except KeyStoreError as exc:
+        raise reject(
+            "SEAL_KEY_UNAVAILABLE",
+            f"Документ не может быть скреплён печатью органа: ключ печати недоступен ({exc}).",
+            f"the body's seal cannot sign now: {exc}",
+            "Активируйте новое поколение ключа печати (gateway keys list / keys activate seal) "
+            "и отправьте документ снова.",
+            "CIS Art. 11.3",
         ) from None
 
 
