@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -676,9 +677,12 @@ def destroy_kek(keystore: KeyStore, store: Store, key_id: str, *, now: datetime)
         raise KekRotationError(f"KEK {key_id} is scheduled to become active; it stays")
     left = ring.left_service_at(key_id, now)
     if left is not None and now - left < DESTROY_GRACE:
+        # The time still to wait, to the second up (not the whole grace whatever is left).
+        remaining = timedelta(seconds=math.ceil((left + DESTROY_GRACE - now).total_seconds()))
         raise KekRotationError(
             f"KEK {key_id} left service at {left.isoformat()}; a process may still be wrapping "
-            f"under it. Wait {DESTROY_GRACE}, run `gateway keys rewrap`, then try again"
+            f"under it. Wait {remaining} more (until {(left + DESTROY_GRACE).isoformat()}), "
+            "run `gateway keys rewrap`, then try again"
         )
     with store.read() as conn:
         usage = kek_usage(conn)
