@@ -95,6 +95,13 @@ def test_activation_waits_for_the_directory_to_carry_the_certificate(tmp_path: P
         assert code == 0, out
 
         published = _publish_next_version(world, config)
+        # The demo nodes share the directory file: the peer's import of the same version says
+        # it is current (it failed with DIRECTORY_ROLLBACK on 9f5ab4f).
+        kz_config = str(world.nodes["KZ-MJ"].config_path)
+        next_file = str(world.root / "directory-next.xml")
+        code, out = _cli("directory", "import", "--config", kz_config, next_file)
+        assert code == 0, out
+        assert f"версии {published} уже установлен" in out
         code, out = _cli(
             "keys", "activate", "seal", "--generation", "2", "--at", "now", "--config", str(config)
         )
