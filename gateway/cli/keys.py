@@ -106,7 +106,13 @@ def register(subparsers: Any) -> None:
     _register_rotation(add)
 
     p = add("crl", "issue the demo CA's CRL (optionally revoking one of our certificates)")
-    p.add_argument("--revoke", metavar="ROLE[:NAME]", action="append", default=[])
+    p.add_argument(
+        "--revoke",
+        metavar="ROLE[:NAME]",
+        action="append",
+        default=[],
+        help="revoke the generation in force: the same as `keys revoke … --reason keyCompromise`",
+    )
     p.set_defaults(handler=_handler("cmd_crl"))
 
 

@@ -17,6 +17,8 @@ nothing and is ignored (the document then stays INDETERMINATE after a revocation
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from datetime import datetime
 
@@ -28,12 +30,14 @@ from gateway.crypto.report import ExistenceProof
 from gateway.model.problems import DocumentRejected
 from gateway.model.profiles import ENVELOPE_NAMESPACE
 from gateway.store import messages as msg_store
+from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
 from gateway.store.messages import Direction
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
 
 ENV = f"{{{ENVELOPE_NAMESPACE}}}"
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
 
 
 def proof_of_existence(
@@ -75,3 +79,27 @@ def _receipt_fields(root: etree._Element) -> dict[str, str]:
     if element is None:
         return {}
     return {etree.QName(c).localname: (c.text or "").strip() for c in element}
+
+
+def pending_signed_by(conn: Connection, certificate_der: bytes, keys: KekRing) -> int:
+    """How many documents waiting in the outbox carry a signature by ``certificate_der``: after
+    its revocation peers cannot tell when they were signed (no receipt yet), so they would
+    answer INDETERMINATE / REVOKED_NO_POE. Read before revoking a generation as superseded."""
+    count = 0
+    for message_id in outbox_store.pending_message_ids(conn):
+        try:
+            root = parse_untrusted(msg_store.read_document(conn, message_id, keys))
+        except (DocumentRejected, LookupError, AtRestError):
+            continue
+        if any(
+            _der(element.text) == certificate_der for element in root.iter(f"{DS}X509Certificate")
+        ):
+            count += 1
+    return count
+
+
+def _der(text: str | None) -> bytes:
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except binascii.Error:
+        return b""

@@ -270,3 +270,9 @@ def count_by_state(conn: Connection) -> dict[str, int]:
     """Outbox rows per state (for metrics and the console)."""
     rows = conn.execute(sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state))
     return {state: count for state, count in rows}
+
+
+def pending_message_ids(conn: Connection) -> list[str]:
+    """Messages still waiting to be delivered (what a key revocation would strand)."""
+    query = sa.select(outbox.c.message_id).where(outbox.c.state == OutboxState.PENDING.value)
+    return [row.message_id for row in conn.execute(query)]

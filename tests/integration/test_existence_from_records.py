@@ -57,7 +57,7 @@ def _deliver(ru: Node, kz: Node) -> str:
 @pytest.fixture(scope="module")
 def revoked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Two nodes; one delivered document and one never sent; then RU-FSSP's official key
-    (generation 1) revoked as superseded and the new CRL taken by both nodes."""
+    (generation 1) revoked and the new CRL taken by both nodes."""
     root = tmp_path_factory.mktemp("existence")
     world: DemoWorld = build_world(root, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
     configs = {b: world.nodes[b].config_path for b in ("RU-FSSP", "KZ-MJ")}
@@ -69,20 +69,17 @@ def revoked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         # second than the receipt for "revoked after the proof" to be decidable.
         time.sleep(1.1)
         ca = world.root / "pki" / "RU" / "ca"
-        code, out = _cli(
-            "keys",
-            "revoke",
-            "official:chief",
-            "--generation",
-            "1",
-            "--reason",
-            "superseded",
-            "--config",
-            str(configs["RU-FSSP"]),
-            "--demo-ca",
-            str(ca),
+        revoke = (
+            *("keys", "revoke", "official:chief", "--generation", "1"),
+            *("--config", str(configs["RU-FSSP"]), "--demo-ca", str(ca)),
         )
+        # "superseded" strands nothing: refused while a document it signed waits unsent.
+        code, out = _cli(*revoke, "--reason", "superseded")
+        assert code == 1 and "KEY_STILL_IN_USE" in out and "1 document(s)" in out, out
+        # The official lost the authority to sign: revoked at once, the stranded one named.
+        code, out = _cli(*revoke, "--reason", "privilegeWithdrawn")
         assert code == 0, out
+        assert "WARNING: 1 document(s) signed by it still wait in the outbox" in out
         shutil.copy(ca / "crl.pem", world.root / "trust" / "RU-crl.pem")
         for node in (ru, kz):
             node.reload_crls()
