@@ -44,6 +44,18 @@ STATE_LABELS: Mapping[str, str] = MappingProxyType(
 
 DIRECTION_LABELS: Mapping[str, str] = MappingProxyType({"in": "Получен", "out": "Отправлен"})
 
+KEY_STATUS_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "active": "действует",
+        "pending": "ожидает перехода",
+        "superseded": "заменён",
+        "revoked": "отозван",
+        "retired": "выведен из работы",
+        "destroyed": "уничтожен",
+    }
+)
+"""A key generation's status (``gateway keys list``), as the keys page shows it."""
+
 DELIVERY_LABELS: Mapping[str, str] = MappingProxyType(
     {"pending": "Ожидает доставки", "delivered": "Доставлен", "failed": "Не доставлен"}
 )

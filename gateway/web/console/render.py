@@ -88,6 +88,7 @@ def setup_templates(app: web.Application) -> None:
         STATE_LABELS=labels.STATE_LABELS,
         KIND_LABELS=labels.KIND_LABELS,
         DIRECTION_LABELS=labels.DIRECTION_LABELS,
+        KEY_STATUS_LABELS=labels.KEY_STATUS_LABELS,
         DELIVERY_LABELS=labels.DELIVERY_LABELS,
         VERIFICATION_LABELS=labels.VERIFICATION_LABELS,
         verification_label=labels.verification_label,
