@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
@@ -55,6 +56,39 @@ def _publish_next_version(world: DemoWorld, config: Path) -> int:
     code, out = _cli("directory", "import", "--config", str(config), str(next_file))
     assert code == 0, out
     return new.version
+
+
+def _plan_and_revoke(world: DemoWorld, config: Path, switch: datetime) -> None:
+    """seal.2 made, published and planned for ``switch``; tls.2 made and revoked."""
+    ca = str(world.root / "pki" / "RU" / "ca")
+    for role in ("seal", "tls"):
+        code, out = _cli("keys", "rotate", role, "--config", str(config), "--demo-ca", ca)
+        assert code == 0, out
+    _publish_next_version(world, config)
+    code, out = _cli(
+        "keys",
+        "activate",
+        "seal",
+        "--generation",
+        "2",
+        "--at",
+        switch.isoformat(),
+        "--config",
+        str(config),
+    )
+    assert code == 0, out
+    code, out = _cli(
+        "keys",
+        "revoke",
+        "tls",
+        "--generation",
+        "2",
+        "--reason",
+        "keyCompromise",
+        "--config",
+        str(config),
+    )
+    assert code == 0, out
 
 
 def test_activation_waits_for_the_directory_to_carry_the_certificate(tmp_path: Path) -> None:
@@ -168,5 +202,22 @@ async def test_the_directory_version_in_force_is_shown(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.05)
         assert f"gateway_directory_version {float(newer)}" in await scraped()
+
+        # The schedule too (issue #19, "a visible schedule"): a planned switch, a revocation.
+        switch = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+        await asyncio.get_running_loop().run_in_executor(
+            None, _plan_and_revoke, world, config, switch
+        )
+        samples = {
+            (sample.name, sample.labels["role"], sample.labels["generation"]): sample.value
+            for family in text_string_to_metric_families(await scraped())
+            if family.name.startswith("gateway_key_") and family.name.endswith("_timestamp_seconds")
+            for sample in family.samples
+        }
+        assert samples[("gateway_key_activation_timestamp_seconds", "seal", "2")] == (
+            switch.timestamp()
+        )
+        assert ("gateway_key_revocation_timestamp_seconds", "tls", "2") in samples
+        assert ("gateway_key_revocation_timestamp_seconds", "seal", "2") not in samples
     finally:
         await runtime.stop()
