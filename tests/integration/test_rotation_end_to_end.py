@@ -12,11 +12,13 @@ import contextlib
 import io
 import json
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from gateway.cli import main as gateway
@@ -64,7 +66,13 @@ async def _reverify(node: Node, message_id: str) -> dict[str, Any]:
         return await service.reverify(message_id, actor=OPERATOR, purpose=None)
 
 
-async def test_rotate_seal_and_official_then_revoke_the_old_generations(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reason", ["superseded", "keyCompromise"])
+async def test_rotate_seal_and_official_then_revoke_the_old_generations(
+    tmp_path: Path, reason: str
+) -> None:
+    """``superseded``: the scheduled rotation, made and published while traffic flows.
+    ``keyCompromise``: the emergency order with a standby made and published in advance —
+    switch to it at once, then revoke the compromised generation (docs/key-rotation.md)."""
     world: DemoWorld = build_world(tmp_path, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
     ru_config = world.nodes["RU-FSSP"].config_path
     kz_config = world.nodes["KZ-MJ"].config_path
@@ -112,15 +120,25 @@ async def test_rotate_seal_and_official_then_revoke_the_old_generations(tmp_path
         _cli("directory", "import", "--config", str(ru_config), str(next_file))
         return version
 
+    def make_and_publish() -> None:
+        """Doc steps 1 and 2: new generations, published, taken by every node."""
+        _cli("keys", "rotate", "seal", "--config", str(ru_config), "--demo-ca", str(ca))
+        _cli("keys", "rotate", "official:chief", "--config", str(ru_config), "--demo-ca", str(ca))
+        version = publish()
+        deadline = loop.time() + 30
+        while not ru.directory.version == version == kz.directory.version:
+            assert loop.time() < deadline, "the nodes did not take the new directory"
+            time.sleep(0.05)
+
+    emergency = reason == "keyCompromise"
+    if emergency:
+        await loop.run_in_executor(None, make_and_publish)  # the standby, before any trouble
     sender = asyncio.create_task(stream())
     try:
         await asyncio.sleep(1.0)
         old_seal = ru.seal  # generation 1, kept to forge with after its revocation
-        # Scheduled rotation of the seal and the official's key (doc steps 1-3).
-        _cli("keys", "rotate", "seal", "--config", str(ru_config), "--demo-ca", str(ca))
-        _cli("keys", "rotate", "official:chief", "--config", str(ru_config), "--demo-ca", str(ca))
-        version = await loop.run_in_executor(None, publish)
-        await wait_for(lambda: ru.directory.version == version == kz.directory.version)
+        if not emergency:
+            await loop.run_in_executor(None, make_and_publish)
         activate = ("--generation", "2", "--at", "now", "--config", str(ru_config))
         signed_by_old = list(sent)  # submitted, hence signed, before the switch
         _cli("keys", "activate", "seal", *activate)
@@ -138,7 +156,7 @@ async def test_rotate_seal_and_official_then_revoke_the_old_generations(tmp_path
                 "--generation",
                 "1",
                 "--reason",
-                "superseded",
+                reason,
                 "--config",
                 str(ru_config),
                 "--demo-ca",
