@@ -191,7 +191,9 @@ def _from_records(
                 data = messages.read_document(conn, message_id, ring)
             if hashlib.sha256(data).digest() != stored.document_sha256:
                 return data, None  # another document under a stored id: no record of it
-            return data, proof_of_existence(conn, message_id, stored.document_sha256, ring)
+            return data, proof_of_existence(
+                conn, message_id, stored.document_sha256, ring, stored.stored_at
+            )
     finally:
         store.dispose()
         keys.close()

@@ -417,10 +417,14 @@ class LocalNodeService:
             stored, document = self._read_document(message_id, actor, purpose)
             now = self.node.clock()
             with self.node.store.read() as conn:
-                # The node's own proof that the document existed (its receipt): a revocation
-                # or expiry after it leaves the signatures valid.
+                # The node's own proof that the document existed (receipt, audit
+                # checkpoint): a revocation or expiry after it leaves the signatures valid.
                 existence = proof_of_existence(
-                    conn, message_id, stored.document_sha256, self.node.kek_ring
+                    conn,
+                    message_id,
+                    stored.document_sha256,
+                    self.node.kek_ring,
+                    stored.stored_at,
                 )
             verified = verify_envelope(
                 parse_untrusted(document),

@@ -171,7 +171,13 @@ def _store_submitted(
             actor=actor,
             kind="message.submitted",
             subjects={"message": header.message_id, "conversation": header.conversation_id},
-            details={"kind": header.kind, "agreement": header.agreement},
+            # The digest binds the chain (and its signed checkpoints) to what was signed: a
+            # proof of existence (gateway.exchange.existence).
+            details={
+                "kind": header.kind,
+                "agreement": header.agreement,
+                "sha256": hashlib.sha256(signed).hexdigest(),
+            },
         )
 
     node.committer.run(write, key=header.message_id)

@@ -2,9 +2,10 @@
 
 On 9f5ab4f, after ``keys revoke official:chief`` a document signed and acknowledged before the
 revocation re-verified as INDETERMINATE / REVOKED_NO_POE on both nodes and in ``gateway verify``.
-The signed receipt of the exchange proves the document existed before the revocation: with it
-the signatures stay TOTAL_PASSED (no TSA), and the report names the receipt. A document without
-a receipt has no such proof and stays INDETERMINATE.
+The signed receipt of the exchange, or a signed audit checkpoint covering the event that stored the
+document, proves the document existed before the revocation: with it the signatures stay
+TOTAL_PASSED (no TSA), and the report names the evidence. A document with neither stays
+INDETERMINATE.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gateway.exchange import local_service
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
+from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.store import messages
 from tests.integration.exchange_world import OPERATOR, padded_request
 
@@ -64,7 +66,10 @@ def revoked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     ru, kz = (Node.from_config(NodeConfig.from_toml(configs[b])) for b in ("RU-FSSP", "KZ-MJ"))
     try:
         delivered = _deliver(ru, kz)
-        unsent, _ = ru.submit(padded_request(), actor="test")  # signed, stored, no receipt
+        # Not delivered, but covered by a signed audit checkpoint (the scheduled job's).
+        checkpointed, _ = ru.submit(padded_request(), actor="test")
+        create_checkpoint(ru.store, ru.seal, actor="job:audit-checkpoint", now=datetime.now(UTC))
+        unsent, _ = ru.submit(padded_request(), actor="test")  # signed, stored, nothing else
         # A CRL states revocation times to the second: the revocation must come in a later
         # second than the receipt for "revoked after the proof" to be decidable.
         time.sleep(1.1)
@@ -75,11 +80,11 @@ def revoked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         )
         # "superseded" strands nothing: refused while a document it signed waits unsent.
         code, out = _cli(*revoke, "--reason", "superseded")
-        assert code == 1 and "KEY_STILL_IN_USE" in out and "1 document(s)" in out, out
+        assert code == 1 and "KEY_STILL_IN_USE" in out and "2 document(s)" in out, out
         # The official lost the authority to sign: revoked at once, the stranded one named.
         code, out = _cli(*revoke, "--reason", "privilegeWithdrawn")
         assert code == 0, out
-        assert "WARNING: 1 document(s) signed by it still wait in the outbox" in out
+        assert "WARNING: 2 document(s) signed by it still wait in the outbox" in out
         shutil.copy(ca / "crl.pem", world.root / "trust" / "RU-crl.pem")
         for node in (ru, kz):
             node.reload_crls()
@@ -90,6 +95,7 @@ def revoked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "configs": configs,
             "delivered": delivered,
             "unsent": unsent.message_id,
+            "checkpointed": checkpointed.message_id,
         }
     finally:
         ru.close()
@@ -127,6 +133,14 @@ async def test_a_document_without_receipt_stays_indeterminate(revoked: dict[str,
     assert report["indication"] == "INDETERMINATE"
     assert official["sub_indication"] == "REVOKED_NO_POE"
     assert official["existence_evidence"] == ""
+
+
+async def test_a_signed_audit_checkpoint_proves_existence_too(revoked: dict[str, Any]) -> None:
+    report = await _reverify(revoked["ru"], revoked["checkpointed"])
+    official = _official(report)
+    assert report["indication"] == "TOTAL_PASSED", report
+    assert "audit checkpoint" in official["existence_evidence"], official
+    assert "message.submitted" in official["existence_evidence"]
 
 
 async def test_gateway_verify_uses_the_nodes_records(
