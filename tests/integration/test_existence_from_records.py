@@ -32,7 +32,7 @@ from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.store import messages
-from tests.integration.exchange_world import OPERATOR, padded_request
+from tests.integration.exchange_world import OPERATOR, node_config, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -56,13 +56,23 @@ def _deliver(ru: Node, kz: Node) -> str:
     return header.message_id
 
 
-@pytest.fixture(scope="module")
-def revoked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Two nodes; one delivered document and one never sent; then RU-FSSP's official key
-    (generation 1) revoked and the new CRL taken by both nodes."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def revoked(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """Two nodes (on SQLite, then on PostgreSQL); one delivered document, one covered by an
+    audit checkpoint, one with neither; then RU-FSSP's official key (generation 1) revoked and
+    the new CRL taken by both nodes."""
     root = tmp_path_factory.mktemp("existence")
     world: DemoWorld = build_world(root, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
-    configs = {b: world.nodes[b].config_path for b in ("RU-FSSP", "KZ-MJ")}
+    if request.param == "postgresql":
+        schema = request.getfixturevalue("pg_schema")
+        configs = {
+            b: node_config(world, b, "pg", database_url=schema(b.lower().replace("-", "_")))
+            for b in ("RU-FSSP", "KZ-MJ")
+        }
+    else:
+        configs = {b: world.nodes[b].config_path for b in ("RU-FSSP", "KZ-MJ")}
     ru, kz = (Node.from_config(NodeConfig.from_toml(configs[b])) for b in ("RU-FSSP", "KZ-MJ"))
     try:
         delivered = _deliver(ru, kz)
