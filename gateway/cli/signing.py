@@ -5,9 +5,11 @@
     gateway verify --config NODE.toml --message MESSAGE-ID [--json]
 
 ``verify`` consults the node's records (the store of ``--config``): when the node holds the
-document (same MessageId, same SHA-256) and its signed receipt, that receipt is the proof of
-existence that keeps the signatures valid after a later revocation or expiry of the signer's
-certificate (docs/key-rotation.md). ``--message`` verifies a stored document by its id.
+document (same MessageId, same SHA-256) and its signed receipt or an audit checkpoint after it,
+that is the proof of existence that keeps the signatures valid after a later revocation or
+expiry of the signer's certificate (docs/key-rotation.md). A file is verified without the
+records when they cannot be read (a note on stderr says so). ``--message`` verifies a stored
+document by its id.
 
 ``verify`` exits 0 only when every signature is TOTAL_PASSED, 1 otherwise, 2 on a
 configuration error, 3 when a file or token is unavailable (docs/operations.md).
@@ -150,44 +152,64 @@ def _from_records(
     config: NodeConfig, file: Path | None, message_id: str | None
 ) -> tuple[bytes, ExistenceProof | None]:
     """The document (from FILE or the store) and the node's proof of its existence, if the
-    node stores exactly this document (its MessageId and SHA-256) and holds its receipt."""
+    node stores exactly this document (its MessageId and SHA-256) and holds a proof. A FILE is
+    verified even when the records cannot be read (a note says so on stderr)."""
+    from gateway.model.problems import DocumentRejected
+    from gateway.xml.header import read_header
+    from gateway.xml.parsing import parse_untrusted
+
+    if file is None:
+        assert message_id is not None
+        return _stored(config, message_id, None)
+    data = file.read_bytes()
+    try:
+        message_id = read_header(parse_untrusted(data)).message_id
+    except (DocumentRejected, ValueError):
+        return data, None  # not readable: the verification says why
+    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
+        return data, None  # the node never ran: it has no records
+    try:
+        return _stored(config, message_id, data)
+    except CommandError:
+        return data, None  # the node does not store it: no record of it
+    except Exception as exc:  # records unreadable (database down, no KEK): verify without
+        print(
+            f"ПРИМЕЧАНИЕ: записи узла не прочитаны ({type(exc).__name__}: {exc}); "
+            "проверка без доказательства существования",
+            file=sys.stderr,
+        )
+        return data, None
+
+
+def _stored(
+    config: NodeConfig, message_id: str, data: bytes | None
+) -> tuple[bytes, ExistenceProof | None]:
+    """From the node's store: the document (``data`` if given, else the stored one) and its
+    proof of existence — None unless the stored document is exactly ``data``."""
     import hashlib
 
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.exchange.existence import proof_of_existence
-    from gateway.model.problems import DocumentRejected
     from gateway.store import messages, open_store
-    from gateway.xml.header import read_header
-    from gateway.xml.parsing import parse_untrusted
 
-    data = file.read_bytes() if file is not None else b""
-    if message_id is None:
-        try:
-            message_id = read_header(parse_untrusted(data)).message_id
-        except (DocumentRejected, ValueError):
-            return data, None  # not readable: the verification says why
     if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
-        if file is None:
-            raise CommandError(
-                f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
-                "NODE_NOT_INITIALISED",
-            )
-        return data, None
+        raise CommandError(
+            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
+            "NODE_NOT_INITIALISED",
+        )
     keys = KeyStore.from_config(config)
     store = open_store(config.database_url)
     try:
-        ring = load_kek_ring(keys)
         with store.read() as conn:
             stored = messages.get(conn, message_id)
             if stored is None:
-                if file is None:
-                    raise CommandError(
-                        f"--message {message_id}: узел не хранит такого сообщения",
-                        "MESSAGE_NOT_FOUND",
-                    )
-                return data, None
-            if file is None:
+                raise CommandError(
+                    f"--message {message_id}: узел не хранит такого сообщения",
+                    "MESSAGE_NOT_FOUND",
+                )
+            ring = load_kek_ring(keys)
+            if data is None:
                 data = messages.read_document(conn, message_id, ring)
             if hashlib.sha256(data).digest() != stored.document_sha256:
                 return data, None  # another document under a stored id: no record of it
