@@ -10,7 +10,7 @@
 Rotation (docs/key-rotation.md; every step is recorded in the audit trail):
 
     gateway keys rotate   ROLE[:NAME] --config NODE.toml [--demo-ca DIR]   new pending generation
-    gateway keys activate ROLE[:NAME] --generation N --at TIME --config NODE.toml
+    gateway keys activate ROLE[:NAME] --generation N --at TIME --config NODE.toml [--force REASON]
     gateway keys revoke   ROLE[:NAME] --generation N --reason R --config NODE.toml [--demo-ca DIR]
     gateway keys publish  --config NODE.toml [--json]    certificates for the next directory
     gateway keys rotate   kek --config NODE.toml [--store file|token] [--at TIME]
@@ -106,7 +106,13 @@ def register(subparsers: Any) -> None:
     _register_rotation(add)
 
     p = add("crl", "issue the demo CA's CRL (optionally revoking one of our certificates)")
-    p.add_argument("--revoke", metavar="ROLE[:NAME]", action="append", default=[])
+    p.add_argument(
+        "--revoke",
+        metavar="ROLE[:NAME]",
+        action="append",
+        default=[],
+        help="revoke the generation in force: the same as `keys revoke … --reason keyCompromise`",
+    )
     p.set_defaults(handler=_handler("cmd_crl"))
 
 
@@ -139,6 +145,12 @@ def _register_rotation(add: Any) -> None:
     p.add_argument("key", metavar="ROLE[:NAME]")
     p.add_argument("--generation", type=int, required=True)
     p.add_argument("--at", required=True, help="'now' or an ISO 8601 time with zone")
+    p.add_argument(
+        "--force",
+        default=None,
+        metavar="REASON",
+        help="activate although the directory in force does not list the certificate (audited)",
+    )
     p.set_defaults(handler=_handler("cmd_activate"))
 
     p = add("revoke", "stop a generation at once (and put it on the demo CA's CRL)")

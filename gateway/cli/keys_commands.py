@@ -302,10 +302,22 @@ def cmd_crl(args: argparse.Namespace, *, now: datetime) -> int:
     if ca is None:
         raise KeyStoreError(f"no demo CA in {store.demo_ca_dir}; only the demo CA issues CRLs here")
     for spec in args.revoke:
-        role, _, name = spec.partition(":")
-        certs = certificates.load_pem_certificates(store.cert_path(role, name).read_bytes())
-        ca.revoke(certs[0], at=now)
-        print(f"revoked {spec}: serial {certs[0].serial_number:x}")
+        # One path with `keys revoke`: the generation in force is revoked in the manifest too
+        # (the node stops signing with it at once), audited, and put on the CRL.
+        role, name = _parse_key(argparse.Namespace(key=spec, name=""))
+        number = store.active_generation(role, name, now)
+        revoke = argparse.Namespace(
+            config=args.config,
+            key=spec,
+            name="",
+            generation=number,
+            reason="keyCompromise",
+            at="now",
+            demo_ca=store.demo_ca_dir,
+        )
+        cmd_revoke(revoke, now=now)
+        ca = _demo_ca(store)
+        assert ca is not None
     ca.save(store.passphrase(), now=now)
     crl = x509.load_pem_x509_crl((store.demo_ca_dir / DemoCA.CRL_FILE).read_bytes())
     print(
@@ -557,23 +569,99 @@ def cmd_activate(args: argparse.Namespace, *, now: datetime) -> int:
             f"{key.certificate.not_valid_before_utc:%Y-%m-%d %H:%M}.."
             f"{key.certificate.not_valid_after_utc:%Y-%m-%d %H:%M}, not at {at.isoformat()}"
         )
+    version = _check_published(config, store.stem(role, name, number), role, key, args.force)
     update_generations(
         store.directory,
         key_stem(role, name),
         lambda m: m.with_activation(number, at, now=now),
     )
-    _audit(
-        config,
-        now,
-        "key.activated",
-        {"key": store.stem(role, name, number)},
-        {"role": str(role), "generation": number, "at": at.isoformat()},
-    )
+    details: dict[str, Any] = {
+        "role": str(role),
+        "generation": number,
+        "at": at.isoformat(),
+        "directory_version": version,
+    }
+    if args.force:
+        details["forced"] = args.force[:200]
+    _audit(config, now, "key.activated", {"key": store.stem(role, name, number)}, details)
     print(f"{store.stem(role, name, number)} becomes active at {at.isoformat()}")
     print("every process of the node switches then, without restart")
     if role is KeyRole.TLS:
         print("the peer link takes the new TLS certificate for new connections at that time")
     return EXIT_OK
+
+
+_DIRECTORY_ROLE = {
+    KeyRole.SEAL: "seal",
+    KeyRole.TLS: "tls",
+    KeyRole.ENCRYPTION: "encryption",
+    KeyRole.OFFICIAL: "officials-ca",
+}
+
+
+def _check_published(
+    config: NodeConfig, stem: str, role: KeyRole, key: Any, force: str | None
+) -> int:
+    """Publish first, switch after: the directory version in force on this node must carry
+    the new certificate (peers pin it; what it signs before they have it is refused). Returns
+    that version. ``--force REASON`` switches anyway, audited (an emergency with no standby)."""
+    from gateway.exchange.directory import unpublished
+    from gateway.exchange.node import load_directory
+    from gateway.model.directory import CertificateRole
+
+    if config.trust.directory_file is None:
+        # Such a node exchanges nothing (the node refuses to start without a directory): there
+        # are no peers to wait for.
+        print(f"NOTE: {config.path}: no [trust] directory_file; publication not checked")
+        return 0
+    directory = load_directory(config, at=datetime.now(UTC))
+    why = unpublished(
+        directory, config.node.body_id, CertificateRole(_DIRECTORY_ROLE[role]), key.certificate
+    )
+    if not why:
+        return directory.version
+    if force:
+        print(f"WARNING: {stem}: {why}; activated anyway (--force: {force})")
+        print("peers refuse what it signs until they have a directory version listing it")
+        return directory.version
+    raise CommandError(
+        f"{stem} is not published: {why}. Publish first, switch after: "
+        f"`gateway keys publish --config {config.path}` to the depositary, "
+        "`gateway directory import` of the version that lists it on this node and on every "
+        "peer (check with `gateway directory show` there, or gateway_directory_version in "
+        "/metrics), then activate. To switch anyway (peers will refuse it until then): "
+        "--force REASON",
+        "KEY_NOT_PUBLISHED",
+        ExitCode.REFUSED,
+    )
+
+
+def _pending_signed_by(
+    config: NodeConfig, store: KeyStore, role: KeyRole, name: str, number: int
+) -> int:
+    """Documents in the node's outbox signed by this generation (TLS and encryption sign
+    none); 0 when the node has no store yet."""
+    from gateway.crypto.kek_rotation import load_kek_ring
+    from gateway.exchange.existence import pending_signed_by
+    from gateway.store import outbox
+
+    if role in (KeyRole.TLS, KeyRole.ENCRYPTION):
+        return 0
+    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
+        return 0
+    certs = certificates.load_pem_certificates(store.cert_path(role, name, number).read_bytes())
+    if not certs:
+        return 0
+    node_store = _open_node_store(config)
+    try:
+        with node_store.read() as conn:
+            if not outbox.pending_message_ids(conn):
+                return 0  # nothing waits: the stored documents need not be opened
+            return pending_signed_by(
+                conn, certs[0].public_bytes(serialization.Encoding.DER), load_kek_ring(store)
+            )
+    finally:
+        node_store.dispose()
 
 
 def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
@@ -591,6 +679,21 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
     number = args.generation
     reason = RevocationReason(args.reason)
     stem = store.stem(role, name, number)
+    stranded = _pending_signed_by(config, store, role, name, number)
+    if stranded and reason in (
+        RevocationReason.SUPERSEDED,
+        RevocationReason.CESSATION_OF_OPERATION,
+    ):
+        # Nothing is compromised: no reason to strand documents no receipt covers yet.
+        raise CommandError(
+            f"{stem}: {stranded} document(s) signed by it still wait in the outbox; revoked now, "
+            "peers could not tell when they were signed (INDETERMINATE / REVOKED_NO_POE) and "
+            f"would refuse them. Run this command again once they are delivered (the peers' "
+            "receipts then prove when they were signed); a compromised key is revoked at once "
+            "with --reason keyCompromise.",
+            "KEY_STILL_IN_USE",
+            ExitCode.REFUSED,
+        )
     update_generations(
         store.directory,
         key_stem(role, name),
@@ -618,6 +721,16 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
         },
     )
     print(f"{stem} REVOKED at {at.isoformat()} ({reason.value}); nothing signs with it any more")
+    if role is not KeyRole.TLS:
+        print(
+            "documents it signed stay valid where a proof of existence is held (the exchange's "
+            "signed receipt on this node, an RFC 3161 timestamp); others turn INDETERMINATE"
+        )
+    if stranded:
+        print(
+            f"WARNING: {stranded} document(s) signed by it still wait in the outbox: peers "
+            "will refuse them; submit them again once a new generation is active"
+        )
     if serial and ca is not None and ca.directory is not None:
         print(f"demo CA CRL updated: {ca.directory / DemoCA.CRL_FILE} (serial {serial})")
         print("give the new CRL to every peer ([trust] crl_files)")

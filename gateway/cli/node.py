@@ -430,9 +430,14 @@ def _directory_import(args: argparse.Namespace) -> int:
     trust = TrustList.from_pem_files(config.trust.depositary_ca_file, require_revocation=False)
     data = args.file.read_bytes()
     new = verify_directory(data, trust, at=now)
-    current = load_directory(config, at=now) if config.trust.directory_file.exists() else None
-    check_update(current, new, now=now)
     target = config.trust.directory_file
+    if target.exists() and target.read_bytes() == data:
+        # The same signed document (demo nodes sharing one directory file, a repeated
+        # import): nothing to do, and not a rollback.
+        print(f"справочник версии {new.version} уже установлен: {target}")
+        return 0
+    current = load_directory(config, at=now) if target.exists() else None
+    check_update(current, new, now=now)
     temporary = target.with_suffix(".new")
     temporary.write_bytes(data)
     temporary.replace(target)  # atomic: a node reading it sees the old or the new, never half

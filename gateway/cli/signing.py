@@ -2,6 +2,14 @@
 
     gateway sign   --config NODE.toml FILE.xml [--no-official] [--official NAME] > SIGNED.xml
     gateway verify --config NODE.toml FILE.xml [--json] [--seal-only] [--expected-sender ID]
+    gateway verify --config NODE.toml --message MESSAGE-ID [--json]
+
+``verify`` consults the node's records (the store of ``--config``): when the node holds the
+document (same MessageId, same SHA-256) and its signed receipt or an audit checkpoint after it,
+that is the proof of existence that keeps the signatures valid after a later revocation or
+expiry of the signer's certificate (docs/key-rotation.md). A file is verified without the
+records when they cannot be read (a note on stderr says so). ``--message`` verifies a stored
+document by its id.
 
 ``verify`` exits 0 only when every signature is TOTAL_PASSED, 1 otherwise, 2 on a
 configuration error, 3 when a file or token is unavailable (docs/operations.md).
@@ -20,6 +28,7 @@ from gateway.cli.errors import CommandError, ExitCode, fail
 
 if TYPE_CHECKING:
     from gateway.config import NodeConfig
+    from gateway.crypto.report import ExistenceProof
 
 EXIT_OK = ExitCode.OK
 EXIT_FAILED = ExitCode.REFUSED
@@ -44,7 +53,13 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("verify", help="verify an envelope's signatures")
     p.add_argument("--config", required=True, type=Path, metavar="NODE.toml")
-    p.add_argument("file", type=Path, metavar="FILE.xml")
+    p.add_argument("file", type=Path, metavar="FILE.xml", nargs="?")
+    p.add_argument(
+        "--message",
+        default=None,
+        metavar="MESSAGE-ID",
+        help="verify the document the node stored under this id (instead of FILE.xml)",
+    )
     p.add_argument("--json", action="store_true", help="the full report as JSON")
     p.add_argument("--seal-only", action="store_true", help="do not require an official")
     p.add_argument("--expected-sender", default=None, metavar="BODY-ID")
@@ -110,15 +125,97 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.crypto.trust import TrustList
     from gateway.crypto.xades import verify_document
 
+    if (args.file is None) == (args.message is None):
+        raise CommandError(
+            "укажите либо FILE.xml, либо --message MESSAGE-ID (одно из двух)", "INVALID_ARGUMENT"
+        )
     at = _verification_time(args.at)
     config = NodeConfig.from_toml(args.config)
     trust = TrustList.from_config(config)
-    data = args.file.read_bytes()
+    data, existence = _from_records(config, args.file, args.message)
     verified = verify_document(
-        data, trust, at, expected_sender=args.expected_sender, require_official=not args.seal_only
+        data,
+        trust,
+        at,
+        expected_sender=args.expected_sender,
+        require_official=not args.seal_only,
+        existence=existence,
     )
     if args.json:
         print(json.dumps(verified.report.to_json(), ensure_ascii=False, indent=2, default=str))
     else:
         print(verified.report.summary())
     return EXIT_OK if verified.passed else EXIT_FAILED
+
+
+def _from_records(
+    config: NodeConfig, file: Path | None, message_id: str | None
+) -> tuple[bytes, ExistenceProof | None]:
+    """The document (from FILE or the store) and the node's proof of its existence, if the
+    node stores exactly this document (its MessageId and SHA-256) and holds a proof. A FILE is
+    verified even when the records cannot be read (a note says so on stderr)."""
+    from gateway.model.problems import DocumentRejected
+    from gateway.xml.header import read_header
+    from gateway.xml.parsing import parse_untrusted
+
+    if file is None:
+        assert message_id is not None
+        return _stored(config, message_id, None)
+    data = file.read_bytes()
+    try:
+        message_id = read_header(parse_untrusted(data)).message_id
+    except (DocumentRejected, ValueError):
+        return data, None  # not readable: the verification says why
+    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
+        return data, None  # the node never ran: it has no records
+    try:
+        return _stored(config, message_id, data)
+    except CommandError:
+        return data, None  # the node does not store it: no record of it
+    except Exception as exc:  # records unreadable (database down, no KEK): verify without
+        print(
+            f"ПРИМЕЧАНИЕ: записи узла не прочитаны ({type(exc).__name__}: {exc}); "
+            "проверка без доказательства существования",
+            file=sys.stderr,
+        )
+        return data, None
+
+
+def _stored(
+    config: NodeConfig, message_id: str, data: bytes | None
+) -> tuple[bytes, ExistenceProof | None]:
+    """From the node's store: the document (``data`` if given, else the stored one) and its
+    proof of existence — None unless the stored document is exactly ``data``."""
+    import hashlib
+
+    from gateway.crypto.kek_rotation import load_kek_ring
+    from gateway.crypto.keystore import KeyStore
+    from gateway.exchange.existence import proof_of_existence
+    from gateway.store import messages, open_store
+
+    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
+        raise CommandError(
+            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
+            "NODE_NOT_INITIALISED",
+        )
+    keys = KeyStore.from_config(config)
+    store = open_store(config.database_url)
+    try:
+        with store.read() as conn:
+            stored = messages.get(conn, message_id)
+            if stored is None:
+                raise CommandError(
+                    f"--message {message_id}: узел не хранит такого сообщения",
+                    "MESSAGE_NOT_FOUND",
+                )
+            ring = load_kek_ring(keys)
+            if data is None:
+                data = messages.read_document(conn, message_id, ring)
+            if hashlib.sha256(data).digest() != stored.document_sha256:
+                return data, None  # another document under a stored id: no record of it
+            return data, proof_of_existence(
+                conn, message_id, stored.document_sha256, ring, stored.stored_at
+            )
+    finally:
+        store.dispose()
+        keys.close()

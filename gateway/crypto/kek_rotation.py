@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -601,9 +602,12 @@ def destroy_kek(
         raise KekRotationError(f"KEK {key_id} is scheduled to become active; it stays")
     left = ring.left_service_at(key_id, now)
     if left is not None and now - left < DESTROY_GRACE:
+        # The time still to wait, to the second up (not the whole grace whatever is left).
+        remaining = timedelta(seconds=math.ceil((left + DESTROY_GRACE - now).total_seconds()))
         raise KekRotationError(
             f"KEK {key_id} left service at {left.isoformat()}; a process may still be wrapping "
-            f"under it. Wait {DESTROY_GRACE}, run `gateway keys rewrap`, then try again"
+            f"under it. Wait {remaining} more (until {(left + DESTROY_GRACE).isoformat()}), "
+            "run `gateway keys rewrap`, then try again"
         )
     if usage.get(key_id, 0):
         raise KekRotationError(

@@ -83,6 +83,11 @@ class SignatureReport:
     revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
     timestamp_time: datetime | None = None
     """RFC 3161 time (B-T) when present: proven existence at that time."""
+    existence_time: datetime | None = None
+    """When the node's own records prove the signature existed (:class:`ExistenceProof`);
+    set only when that proof decided the verdict (a revocation or expiry after it)."""
+    existence_evidence: str = ""
+    """Which record proved it (the peer's receipt, an audit checkpoint), for the reader."""
 
     @property
     def passed(self) -> bool:
@@ -92,6 +97,19 @@ class SignatureReport:
         sub = f"/{self.sub_indication}" if self.sub_indication else ""
         who = f" {self.signer_subject}" if self.signer_subject else ""
         return f"{self.role}: {self.indication}{sub}{who} — {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExistenceProof:
+    """Proof from the node's own records that a document (both its signatures) existed at
+    :attr:`time`: the peer's sealed receipt naming its SHA-256, or a signed audit checkpoint
+    covering the event that stored it. Weaker than an RFC 3161 timestamp (a timestamp, when
+    present, is used first), strong enough that a later revocation or expiry of the signer's
+    certificate does not make the document INDETERMINATE (issue #19)."""
+
+    time: datetime
+    evidence: str
+    """What proves it, in one phrase an operator can check (e.g. ``receipt M-… from KZ-MJ``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +207,8 @@ def _signature_from_json(data: dict[str, Any]) -> SignatureReport:
         ),
         revocation=RevocationStatus(data.get("revocation", RevocationStatus.NOT_CHECKED)),
         timestamp_time=_time(data.get("timestamp_time")),
+        existence_time=_time(data.get("existence_time")),
+        existence_evidence=data.get("existence_evidence", ""),
     )
 
 

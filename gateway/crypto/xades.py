@@ -54,6 +54,7 @@ from gateway.crypto.algorithms import DigestAlgorithm, SignatureMethod
 from gateway.crypto.keystore import KeyRole, SigningKey, WrongRole
 from gateway.crypto.report import (
     CertificateInfo,
+    ExistenceProof,
     Indication,
     RevocationStatus,
     SignatureReport,
@@ -545,6 +546,7 @@ class _Outcome:
     chain: tuple[CertificateInfo, ...] = ()
     revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
     timestamp_time: datetime | None = None
+    existence: ExistenceProof | None = None
 
     def fail(self, indication: Indication, sub: SubIndication, message: str) -> _Outcome:
         self.indication, self.sub, self.message = indication, sub, message
@@ -568,6 +570,8 @@ class _Outcome:
             chain=self.chain,
             revocation=self.revocation,
             timestamp_time=self.timestamp_time,
+            existence_time=self.existence.time if self.existence else None,
+            existence_evidence=self.existence.evidence if self.existence else "",
         )
 
 
@@ -589,6 +593,7 @@ def verify_document(
     at: datetime,
     expected_sender: str | None = None,
     require_official: bool = True,
+    existence: ExistenceProof | None = None,
 ) -> VerifiedDocument:
     """:func:`verify_envelope` over bytes: parse once with the hardened parser (a refusal is a
     FORMAT_FAILURE report), verify the tree. The report's ``document_sha256`` is the SHA-256
@@ -608,7 +613,7 @@ def verify_document(
             document_sha256=digest,
         )
         return VerifiedDocument(report)
-    verified = verify_envelope(root, trust, at, expected_sender, require_official)
+    verified = verify_envelope(root, trust, at, expected_sender, require_official, existence)
     return replace(verified, report=replace(verified.report, document_sha256=digest))
 
 
@@ -618,9 +623,16 @@ def verify_envelope(
     at: datetime,
     expected_sender: str | None = None,
     require_official: bool = True,
+    existence: ExistenceProof | None = None,
 ) -> VerifiedDocument:
     """Verify the seal (and official's signature) of an envelope parsed by
     :func:`gateway.xml.parsing.parse_untrusted`, at time ``at``.
+
+    ``existence``: the node's own proof that this document existed at some time (its
+    receipt, an audit checkpoint; looked up by ``gateway.exchange.existence``). When a
+    signer's certificate was revoked, or expired, after that time, the signature stays
+    valid and its report names the evidence; without it such a signature is INDETERMINATE
+    (REVOKED_NO_POE, OUT_OF_BOUNDS_NO_POE). An RFC 3161 timestamp is used first.
 
     ``expected_sender``: the body the transport authenticated (the peer's TLS certificate);
     the envelope's Sender must equal it. ``require_official``: False for machine documents
@@ -650,7 +662,7 @@ def verify_envelope(
     outcomes: list[_Outcome] = []
     official: _Outcome | None = None
     if has_official:
-        official, _ = _verify_signature(root, _OFFICIAL, trust, at)
+        official, _ = _verify_signature(root, _OFFICIAL, trust, at, existence)
         outcomes.append(official)
     elif require_official:
         outcomes.append(
@@ -661,7 +673,7 @@ def verify_envelope(
                 "(CIS Art. 11.3; SC Art. 5.1)",
             )
         )
-    seal, signed = _verify_signature(root, _SEAL, trust, at)
+    seal, signed = _verify_signature(root, _SEAL, trust, at, existence)
     outcomes.insert(0, seal)
     if not seal.ok:
         return done(outcomes)
@@ -929,14 +941,18 @@ def _read_shape(root: etree._Element, signature: etree._Element, role: _Role) ->
 
 
 def _verify_signature(
-    root: etree._Element, role: _Role, trust: TrustList, at: datetime
+    root: etree._Element,
+    role: _Role,
+    trust: TrustList,
+    at: datetime,
+    existence: ExistenceProof | None = None,
 ) -> tuple[_Outcome, bytes]:
     """One signature's verdict, and (for the seal) the canonical envelope it covers."""
     outcome = _Outcome(role.name)
     signature = root.find(f"{SIGNATURES}/{role.holder}/{DS_SIGNATURE}")
     assert signature is not None  # _check_signed_layout placed it
     try:
-        return outcome, _check_signature(root, signature, role, trust, at, outcome)
+        return outcome, _check_signature(root, signature, role, trust, at, outcome, existence)
     except _Refused as refused:
         outcome.fail(refused.indication, refused.sub, refused.message)
         return outcome, b""
@@ -949,6 +965,7 @@ def _check_signature(
     trust: TrustList,
     at: datetime,
     outcome: _Outcome,
+    existence: ExistenceProof | None = None,
 ) -> bytes:
     shape = _read_shape(root, signature, role)
     outcome.signature_algorithm = shape.method.value
@@ -1042,6 +1059,11 @@ def _check_signature(
     outcome.revocation = path.revocation
     if path.chain:
         outcome.chain = tuple(certificate_info(c) for c in path.chain)
+    # Without a timestamp, the node's own records may prove existence (never a later time
+    # than the timestamp would: a timestamp, when present, is the proof used).
+    record = existence if proven is None and existence is not None else None
+    if record is not None:
+        proven = certificates.utc(record.time)
     revoked_after_proof = (
         path.sub_indication is SubIndication.REVOKED_NO_POE
         and proven is not None
@@ -1050,9 +1072,13 @@ def _check_signature(
     )
     if not path.passed and not revoked_after_proof:
         assert path.sub_indication is not None
-        raise _Refused(path.indication, path.sub_indication, path.message)
+        message = path.message
+        if record is not None:
+            message += f"; the node's proof of existence ({record.evidence}) is not before it"
+        raise _Refused(path.indication, path.sub_indication, message)
     expires = leaf.not_valid_after_utc
-    if expires < at and (proven is None or proven > expires):
+    expired_after_proof = expires < at and proven is not None and proven <= expires
+    if expires < at and not expired_after_proof:
         raise _Refused(
             Indication.INDETERMINATE,
             SubIndication.OUT_OF_BOUNDS_NO_POE,
@@ -1065,6 +1091,18 @@ def _check_signature(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CONSTRAINTS_FAILURE,
             f"certificate cannot make the {role.name} signature: {mismatch}",
+        )
+    if record is not None and (revoked_after_proof or expired_after_proof):
+        # Only when the records decided the verdict: the report says what it rests on.
+        outcome.existence = record
+        outcome.message = (
+            f"signature valid: existed at {certificates.utc(record.time).isoformat()} "
+            f"({record.evidence}), before the "
+            + (
+                f"revocation at {path.revoked_at.isoformat()}"
+                if revoked_after_proof and path.revoked_at is not None
+                else f"expiry at {expires.isoformat()}"
+            )
         )
     return signed
 

@@ -35,6 +35,8 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from gateway.model.bodies import BODY_ID_PATTERN, BodyLevel
@@ -702,3 +704,37 @@ class DirectoryIndex:
 
 def _sha256(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
+
+
+# --- publish first, switch after ---------------------------------------------------------------
+
+
+def unpublished(
+    directory: Directory, body_id: str, role: CertificateRole, certificate: x509.Certificate
+) -> str:
+    """Why peers holding ``directory`` would refuse what ``certificate`` signs for ``body_id``
+    in ``role`` (empty when the directory carries it). Peers pin the seal, TLS and encryption
+    certificates themselves; an official's certificate must come from a CA the directory lists
+    as the body's officials' CA (CIS Art. 18). Used before a key generation is activated."""
+    body = next((b for b in directory.bodies if b.id == body_id), None)
+    if body is None:
+        return f"directory version {directory.version} does not list body {body_id}"
+    listed = [c for c in body.certificates if c.role is role]
+    if role is CertificateRole.OFFICIALS_CA:
+        for ca in listed:
+            try:
+                certificate.verify_directly_issued_by(x509.load_der_x509_certificate(ca.der))
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return ""
+        return (
+            f"directory version {directory.version} lists no officials' CA of {body_id} that "
+            f"issued this certificate (issuer {certificate.issuer.rfc4514_string()})"
+        )
+    sha256 = hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    if any(c.sha256 == sha256 for c in listed):
+        return ""
+    return (
+        f"directory version {directory.version} does not list this {role.value} certificate "
+        f"(sha256 {sha256}) for {body_id}"
+    )

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure, machine_codec
+from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
 from gateway.exchange.recording import clock_facts, record_verification
 from gateway.exchange.service import (
@@ -416,12 +417,23 @@ class LocalNodeService:
         def run() -> dict[str, Any]:
             stored, document = self._read_document(message_id, actor, purpose)
             now = self.node.clock()
+            with self.node.store.read() as conn:
+                # The node's own proof that the document existed (receipt, audit
+                # checkpoint): a revocation or expiry after it leaves the signatures valid.
+                existence = proof_of_existence(
+                    conn,
+                    message_id,
+                    stored.document_sha256,
+                    self.node.kek_ring,
+                    stored.stored_at,
+                )
             verified = verify_envelope(
                 parse_untrusted(document),
                 self.node.trust,
                 at=now,
                 expected_sender=stored.header.sender,
                 require_official=False,
+                existence=existence,
             )
             with self.node.store.transaction() as conn:
                 record_verification(

@@ -104,7 +104,7 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             calendars=node.calendars,
         )
         official = _official_for(node, plan, now)
-        signed = to_bytes(sign_envelope(plan.root, official, node.seal_at(now), now))
+        signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
         _check_size(signed)
         try:
             late = _store_submitted(node, plan, stored, signed, actor, now)
@@ -164,6 +164,23 @@ def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:
         ) from None
 
 
+def _seal_for(node: Node, now: datetime) -> SigningKey:
+    """The seal generation active now; none (revoked, not yet replaced) refuses the
+    submission clearly instead of failing inside: nothing is stored, the case system resubmits
+    once a new generation is active (docs/key-rotation.md, emergency)."""
+    try:
+        return node.seal_at(now)
+    except KeyStoreError as exc:
+        raise reject(
+            "SEAL_KEY_UNAVAILABLE",
+            f"Документ не может быть скреплён печатью органа: ключ печати недоступен ({exc}).",
+            f"the body's seal cannot sign now: {exc}",
+            "Активируйте новое поколение ключа печати (gateway keys list / keys activate seal) "
+            "и отправьте документ снова.",
+            "CIS Art. 11.3",
+        ) from None
+
+
 def _store_submitted(
     node: Node,
     plan: Plan,
@@ -187,7 +204,13 @@ def _store_submitted(
             actor=actor,
             kind="message.submitted",
             subjects={"message": header.message_id, "conversation": header.conversation_id},
-            details={"kind": header.kind, "agreement": header.agreement},
+            # The digest binds the chain (and its signed checkpoints) to what was signed: a
+            # proof of existence (gateway.exchange.existence).
+            details={
+                "kind": header.kind,
+                "agreement": header.agreement,
+                "sha256": hashlib.sha256(signed).hexdigest(),
+            },
         )
         return late
 

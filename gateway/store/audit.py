@@ -437,6 +437,18 @@ def checkpoints(
     ]
 
 
+def first_checkpoint_covering(conn: Connection, seq: int) -> tuple[int, datetime] | None:
+    """The id and time of the first stored checkpoint whose head is at or after event ``seq``
+    (it covers that event), or None."""
+    row = conn.execute(
+        sa.select(audit_checkpoints.c.id, audit_checkpoints.c.at)
+        .where(audit_checkpoints.c.seq >= seq)
+        .order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
+        .limit(1)
+    ).first()
+    return None if row is None else (row.id, row.at)
+
+
 def _event(row: Any) -> AuditEvent:
     return AuditEvent(
         row.seq,

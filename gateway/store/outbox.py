@@ -301,3 +301,9 @@ def attempts_of(conn: Connection, message_id: str) -> list[sa.Row[Any]]:
             .order_by(delivery_attempts.c.attempt)
         )
     )
+
+
+def pending_message_ids(conn: Connection) -> list[str]:
+    """Messages still waiting to be delivered (what a key revocation would strand)."""
+    query = sa.select(outbox.c.message_id).where(outbox.c.state == OutboxState.PENDING.value)
+    return [row.message_id for row in conn.execute(query)]

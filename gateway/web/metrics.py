@@ -15,12 +15,16 @@ anything else as :data:`OTHER`. The API's route label is the route *template*
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.profiles import PROFILES
@@ -113,6 +117,53 @@ def _code(value: str | None) -> str:
 
 def _body(value: str | None) -> str:
     return value if value is not None and BODY_ID_PATTERN.fullmatch(value) else OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledKey:
+    """One key generation's place in the schedule (labels: role and generation, codes only —
+    an official's key name may be a person's name and is never a label)."""
+
+    role: str
+    generation: int
+    activation_at: datetime | None
+    revoked_at: datetime | None
+
+
+class _KeyScheduleCollector(Collector):
+    """``gateway_key_activation_timestamp_seconds`` and ``…_revocation_…``, read at scrape."""
+
+    def __init__(self, entries: Callable[[], Iterable[ScheduledKey]]) -> None:
+        self.entries = entries
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        activation = GaugeMetricFamily(
+            "gateway_key_activation_timestamp_seconds",
+            "When a key generation becomes (or became) active by the schedule, Unix time.",
+            labels=("role", "generation"),
+        )
+        revocation = GaugeMetricFamily(
+            "gateway_key_revocation_timestamp_seconds",
+            "When a key generation was revoked, Unix time.",
+            labels=("role", "generation"),
+        )
+        try:
+            entries = list(self.entries())
+        except Exception:  # a scrape must never fail because a key file is being replaced
+            entries = []
+        seen: set[tuple[str, str, str]] = set()
+        for entry in entries:
+            labels = [entry.role, str(entry.generation)]
+            for family, when in (
+                (activation, entry.activation_at),
+                (revocation, entry.revoked_at),
+            ):
+                key = (family.name, *labels)
+                if when is not None and key not in seen:  # officials share role labels
+                    seen.add(key)
+                    family.add_metric(labels, when.timestamp())
+        yield activation
+        yield revocation
 
 
 class GatewayMetrics:
@@ -227,6 +278,13 @@ class GatewayMetrics:
             ("job",),
             registry=r,
         )
+        self._schedule: _KeyScheduleCollector | None = None
+        self._directory_version = Gauge(
+            "gateway_directory_version",
+            "Version of the signed directory of bodies this node runs (compare across peers "
+            "before activating a newly published key: publish first, switch after).",
+            registry=r,
+        )
 
     # --- called by the node ----------------------------------------------------------------
 
@@ -251,6 +309,18 @@ class GatewayMetrics:
                     self._job_last_duration.labels(job).set(last.duration_ms / 1000)
                 self._job_last_failed.labels(job).set(1 if last.outcome == "failed" else 0)
             self._job_failures.labels(job).set(status.failures)
+
+    def directory_in_force(self, version: Callable[[], int]) -> None:
+        """Read the directory version in force at every scrape (it changes without restart)."""
+        self._directory_version.set_function(version)
+
+    def key_schedule(self, entries: Callable[[], Iterable[ScheduledKey]]) -> None:
+        """Read the key generations' schedule at every scrape (``gateway keys activate`` and
+        ``revoke`` change it without restart)."""
+        if self._schedule is None:
+            self._schedule = _KeyScheduleCollector(entries)
+            self.registry.register(self._schedule)
+        self._schedule.entries = entries  # a restarted runtime reads its own node
 
     def keys_expiring(self, days_left_by_role: dict[str, list[int]]) -> None:
         """Set the key-expiry gauges; roles are codes (seal, official, tls, encryption, kek)."""

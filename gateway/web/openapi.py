@@ -427,7 +427,11 @@ def _paths() -> dict[str, Any]:
                 "operationId": "reverifyMessage",
                 "summary": "Verify the message's signatures again, now, with the trust and "
                 "revocation lists in force now; the result is recorded (purpose `reverify`) and "
-                "becomes the report the views show. Reading the message never re-verifies.",
+                "becomes the report the views show. Reading the message never re-verifies. The "
+                "node's proof that the document existed (the exchange's signed receipt, a signed "
+                "audit checkpoint) keeps a signature valid after a later revocation or expiry of "
+                "its certificate; such a signature names it in `existence_evidence` and "
+                "`existence_time`.",
                 "parameters": [*message_param, *_PURPOSE],
                 "responses": {
                     "201": {

@@ -37,7 +37,13 @@ from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
-from gateway.web.metrics import DeliveryOutcome, GatewayMetrics, LateSide, RejectionSource
+from gateway.web.metrics import (
+    DeliveryOutcome,
+    GatewayMetrics,
+    LateSide,
+    RejectionSource,
+    ScheduledKey,
+)
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 from gateway.web.server import ServerSettings
@@ -198,6 +204,8 @@ class NodeRuntime:
         )
         self.client = PeerClient(self.client_tls)
         self.service = LocalNodeService(self.node, self.api_executor)
+        self.metrics.directory_in_force(lambda: self.node.directory.version)
+        self.metrics.key_schedule(self._scheduled_keys)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
         self.api_runner = await start_local_api(
             api,
@@ -398,6 +406,14 @@ class NodeRuntime:
             log.error("job status for metrics failed: %s", type(exc).__name__)
             return
         self.metrics.job_status(statuses)
+
+    def _scheduled_keys(self) -> list[ScheduledKey]:
+        """Each key generation's planned activation and revocation, for ``/metrics``."""
+        return [
+            ScheduledKey(e.role, e.generation, e.activation_at, e.revoked_at)
+            for e in self.node.keys.entries(self.node.clock())
+            if e.role != "kek"
+        ]
 
     async def _publish_key_expiry(self) -> None:
         loop = asyncio.get_running_loop()

@@ -189,7 +189,15 @@ class ConsoleTestService:
         self._readable(message_id, actor, purpose, "reverify")
         report = {
             "indication": "TOTAL_PASSED",
-            "signatures": [{"role": "seal", "indication": "TOTAL_PASSED", "sub_indication": None}],
+            "signatures": [
+                {"role": "seal", "indication": "TOTAL_PASSED", "sub_indication": None},
+                {
+                    "role": "official",
+                    "indication": "TOTAL_PASSED",
+                    "sub_indication": None,
+                    "existence_evidence": "the peer's receipt R-1 sealed by KZ-MJ",
+                },
+            ],
             "recorded_at": "2027-03-01T09:30:00+00:00",
             "recorded_for": "reverify",
         }

@@ -5,7 +5,7 @@ purge runs (administrator), the audit trail's search with keyset paging and the 
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,19 @@ def _keys() -> list[KeyEntry]:
             "CN=KZ CA",
             NOW - timedelta(days=10),
             NOW + timedelta(days=355),
+        ),
+        KeyEntry(
+            "seal",
+            "",
+            "keys/seal.2.key.pem",
+            "ECDSA P-256",
+            "CN=KZ-MJ seal",
+            "CN=KZ CA",
+            NOW - timedelta(days=1),
+            NOW + timedelta(days=730),
+            generation=2,
+            status="pending",
+            activation_at=datetime(2026, 12, 1, 3, 0, tzinfo=UTC),
         ),
     ]
 
@@ -129,6 +142,10 @@ async def test_keys_page_lists_entries_and_rotation_commands(make_client, source
     assert "gateway keys rotate seal --config /etc/gateway/node.toml" in commands
     assert "gateway keys import seal /path/to/new-certificate.pem --generation 2" in commands
     assert "gateway keys activate tls --generation 2" in commands
+    # The schedule, in Russian (issue #19: English status words, no planned time).
+    pending = html.split('id="key-seal-g2"', 1)[1].split("</tr>", 1)[0]
+    assert "ожидает перехода" in pending and 'data-status="pending"' in pending
+    assert "действует с 01.12.2026" in pending, pending
 
 
 async def test_directory_page(make_client, sources) -> None:

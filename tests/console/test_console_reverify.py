@@ -27,6 +27,10 @@ async def test_the_page_shows_no_report_until_one_is_recorded_and_reverifies_on_
     assert 'id="recorded-report"' in after
     assert "повторная проверка" in after
     assert "Печать органа" in after
+    # The proof of existence a signature's validity rests on is named (issue #19); a report
+    # recorded without one (the seal here, or reports recorded before) shows none.
+    assert after.count('class="existence-evidence"') == 1
+    assert "the peer&#39;s receipt R-1 sealed by KZ-MJ" in after
 
 
 async def test_reverifying_without_the_csrf_token_is_refused(client, service, seeded) -> None:

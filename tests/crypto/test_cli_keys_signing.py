@@ -122,6 +122,10 @@ def test_demo_node_from_nothing_to_a_verified_document(
     # Revoking the seal through the demo CA's CRL makes the same document fail.
     code, out, _ = run(capsys, "keys", "crl", "--config", c, "--revoke", "seal")
     assert code == 0 and "1 revoked" in out
+    # One path with `keys revoke` (issue #19): the node stops signing with it too.
+    assert "seal REVOKED" in out and "keyCompromise" in out
+    code, _, err = run(capsys, "sign", "--config", c, str(unsigned))
+    assert code != 0 and "revoked" in err
     code, out, _ = run(capsys, "verify", "--config", c, str(signed))
     assert code == 1 and "REVOKED" in out
 

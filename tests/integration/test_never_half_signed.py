@@ -63,3 +63,33 @@ def test_a_revoked_official_refuses_the_submission_and_stores_nothing(tmp_path: 
         assert row_counts(node.store) == before, "nothing stored, nothing queued"
     finally:
         node.close()
+
+
+def test_a_revoked_active_seal_refuses_the_submission_clearly(tmp_path: Path) -> None:
+    """Issue #19: revoking the active seal answered 500; now a clear refusal, nothing stored."""
+    world = build_world(tmp_path, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
+    config = world.nodes["RU-FSSP"].config_path
+    node = Node.from_config(NodeConfig.from_toml(config))
+    try:
+        revoked = subprocess.run(
+            [
+                *(sys.executable, "-m", "gateway", "keys", "revoke", "seal"),
+                *("--generation", "1", "--reason", "keyCompromise", "--config", str(config)),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        before = row_counts(node.store)
+
+        with pytest.raises(DocumentRejected) as refused:
+            node.submit(padded_request(), actor="test")
+
+        problem = refused.value.problems[0]
+        assert problem.code == "SEAL_KEY_UNAVAILABLE"
+        assert "keys activate seal" in problem.remedy_ru
+        assert row_counts(node.store) == before, "nothing stored, nothing queued"
+    finally:
+        node.close()

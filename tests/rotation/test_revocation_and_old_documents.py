@@ -17,7 +17,7 @@ import pytest
 from gateway.cli import main
 from gateway.crypto.certificates import CertificateProfile, DemoCA
 from gateway.crypto.keystore import KeyRevoked, SigningKey
-from gateway.crypto.report import Indication, SubIndication
+from gateway.crypto.report import ExistenceProof, Indication, SignatureReport, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.store import audit, open_store
@@ -169,6 +169,69 @@ def test_old_document_verifies_at_its_time_after_rotation_and_expiry(
         Indication.INDETERMINATE,
         SubIndication.OUT_OF_BOUNDS_NO_POE,
     )
+
+    # The node's own record (a receipt) from before the expiry proves existence as well.
+    record = ExistenceProof(signed_at + timedelta(minutes=2), "receipt R-1 sealed by KZ-MJ")
+    seal_report = verify_document(
+        plain, trust_later, later, expected_sender=BODY, require_official=False, existence=record
+    ).report.signatures[0]
+    assert seal_report.passed, seal_report.message
+    assert seal_report.existence_evidence == "receipt R-1 sealed by KZ-MJ"
+    assert "expiry" in seal_report.message
+    too_late = ExistenceProof(signed_at + timedelta(minutes=30), "receipt after the expiry")
+    assert (
+        verify_document(
+            plain,
+            trust_later,
+            later,
+            expected_sender=BODY,
+            require_official=False,
+            existence=too_late,
+        )
+        .report.signatures[0]
+        .sub_indication
+        is SubIndication.OUT_OF_BOUNDS_NO_POE
+    )
+
+
+def test_a_record_of_existence_before_the_revocation_keeps_the_signature_valid(
+    node: NodeDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #19: the node's records (a receipt, an audit checkpoint) prove existence like a
+    timestamp does; one from after the revocation proves nothing; a timestamp is used first."""
+    ks = node.keystore()
+    signed_at = datetime.now(UTC) - timedelta(minutes=30)
+    plain = sign_document(envelope(), None, ks.seal(at=signed_at), signed_at)
+    cli(node, capsys, "rotate", "seal", "--demo-ca", str(node.ca_dir))
+    cli(node, capsys, "activate", "seal", "--generation", "2", "--at", "now")
+    cli(
+        node,
+        capsys,
+        *("revoke", "seal", "--generation", "1", "--reason", "superseded"),
+        *("--demo-ca", str(node.ca_dir)),
+    )
+    revoked_at = datetime.now(UTC)
+    trust = peer_trust(node)
+    verify_at = revoked_at + timedelta(minutes=1)
+
+    def seal(existence: ExistenceProof | None) -> SignatureReport:
+        return verify_document(
+            plain,
+            trust,
+            verify_at,
+            expected_sender=BODY,
+            require_official=False,
+            existence=existence,
+        ).report.signatures[0]
+
+    assert seal(None).sub_indication is SubIndication.REVOKED_NO_POE
+    before = seal(ExistenceProof(signed_at + timedelta(minutes=1), "receipt R-1"))
+    assert before.passed and before.existence_evidence == "receipt R-1"
+    assert before.existence_time == signed_at + timedelta(minutes=1)
+    assert "before the revocation" in before.message
+    after = seal(ExistenceProof(revoked_at + timedelta(seconds=5), "receipt R-2"))
+    assert after.sub_indication is SubIndication.REVOKED_NO_POE
+    assert "receipt R-2" in after.message and after.existence_evidence == ""
 
 
 def _profile_of(key: SigningKey) -> CertificateProfile:

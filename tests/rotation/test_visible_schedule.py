@@ -83,3 +83,24 @@ def test_the_commands_revoke_suggests_paste_as_they_are(
     listing = json.loads(_keys(node, capsys, "list", "--json"))
     seal2 = next(e for e in listing if e["role"] == "seal" and e["generation"] == 2)
     assert seal2["status"] == "active"
+
+
+async def test_the_console_lists_every_generation_and_the_retired_kek(
+    node: NodeDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue finding: the console's keys page omitted the old KEK (and showed English status
+    words, tests/console); its source now lists what `keys list` lists."""
+    from gateway.web.console.sources import keystore_entries
+
+    switch = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    _keys(node, capsys, "rotate", "seal", "--demo-ca", str(node.ca_dir))
+    _keys(node, capsys, "activate", "seal", "--generation", "2", "--at", switch.isoformat())
+    _keys(node, capsys, "generate", "kek")
+    _keys(node, capsys, "rotate", "kek")
+
+    entries = await keystore_entries(node.keystore())()
+
+    keks = sorted(e.status for e in entries if e.role == "kek")
+    assert keks == ["active", "retired"]
+    seal2 = next(e for e in entries if e.role == "seal" and e.generation == 2)
+    assert seal2.status == "pending" and seal2.activation_at == switch

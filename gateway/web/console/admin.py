@@ -66,8 +66,11 @@ class KeyRow:
 
     @property
     def key(self) -> str:
-        """``ROLE`` or ``ROLE:NAME`` as the key commands take it."""
-        return f"{self.entry.role}:{self.entry.name}" if self.entry.name else self.entry.role
+        """``ROLE`` or ``ROLE:NAME`` as the key commands take it (a KEK's name is its id,
+        which ``keys rotate kek`` does not take)."""
+        if self.entry.role == "kek" or not self.entry.name:
+            return str(self.entry.role)
+        return f"{self.entry.role}:{self.entry.name}"
 
     @property
     def row_id(self) -> str:

@@ -45,6 +45,18 @@ STATE_LABELS: Mapping[str, str] = MappingProxyType(
 
 DIRECTION_LABELS: Mapping[str, str] = MappingProxyType({"in": "Получен", "out": "Отправлен"})
 
+KEY_STATUS_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "active": "действует",
+        "pending": "ожидает перехода",
+        "superseded": "заменён",
+        "revoked": "отозван",
+        "retired": "выведен из работы",
+        "destroyed": "уничтожен",
+    }
+)
+"""A key generation's status (``gateway keys list``), as the keys page shows it."""
+
 DELIVERY_LABELS: Mapping[str, str] = MappingProxyType(
     {"pending": "Ожидает доставки", "delivered": "Доставлен", "failed": "Не доставлен"}
 )
@@ -122,15 +134,6 @@ KEY_ROLE_LABELS: Mapping[str, str] = MappingProxyType(
     }
 )
 """Key roles (``gateway.crypto.keystore.KeyRole``) and certificate roles of the directory."""
-
-KEY_STATUS_LABELS: Mapping[str, str] = MappingProxyType(
-    {
-        "pending": "ожидает перехода",
-        "active": "действует",
-        "superseded": "заменён",
-        "revoked": "отозван",
-    }
-)
 
 RESERVATION_LABELS: Mapping[str, str] = MappingProxyType(
     {

@@ -182,8 +182,32 @@ def store_purge_runs(store: Store, executor: Executor | None = None) -> PurgeRun
 
 
 def keystore_entries(keys: KeyStore, executor: Executor | None = None) -> KeyEntries:
+    """Every key generation and every KEK of the ring (the retired ones too, as
+    ``gateway keys list`` shows them), for the keys page."""
+
+    def listing() -> Sequence[KeyEntry]:
+        from gateway.crypto.kek_rotation import KekRotationError, ring_entries
+
+        now = _utc_now()
+        entries = [e for e in keys.entries(now) if e.role != "kek"]
+        try:
+            ring = ring_entries(keys, now)
+        except KekRotationError:
+            ring = []  # no KEK yet: `gateway keys rewrap` says what is wrong with a ring
+        return entries + [
+            KeyEntry(
+                role="kek",
+                name=r.key_id,
+                location=r.location,
+                algorithm="AES-256",
+                status=r.status,
+                activation_at=r.active_from,
+            )
+            for r in ring
+        ]
+
     async def entries() -> Sequence[KeyEntry]:
-        return await _run(executor, keys.entries)
+        return await _run(executor, listing)
 
     return entries
 

@@ -1,0 +1,193 @@
+"""Proof of existence from the node's own records (issue #19).
+
+A signature claims its signing time; only proof that the document existed at some moment
+keeps it valid after its signer's certificate is revoked (even "superseded") or expires. An
+RFC 3161 timestamp is such proof when a TSA is configured. Without one, the node still holds
+its own: the signed **receipt** of the exchange.
+
+- A message we sent and the peer accepted: the peer's receipt, sealed by the peer and verified
+  when it arrived (its report is recorded), names our message and the SHA-256 of exactly what
+  we sent. The receipt's recorded time is when the node had that proof.
+- A message we received: the receipt we sealed and sent back names its SHA-256; it was
+  recorded in the same transaction that stored the message.
+- Any message: the audit event that stored it (``message.submitted`` / ``message.received``)
+  names its SHA-256, and the first signed audit checkpoint at or after that event proves the
+  chain up to it — the event included — existed at the checkpoint's time. ``gateway audit
+  verify`` checks the chain and the checkpoints' signatures.
+
+The earliest proof held is used (the earlier, the more revocations it outlasts).
+
+The receipt must name the message and the SHA-256 of the stored document; anything else proves
+nothing and is ignored (the document then stays INDETERMINATE after a revocation).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from datetime import datetime, timedelta
+
+from lxml import etree
+from sqlalchemy.engine import Connection
+
+from gateway.crypto.at_rest import AtRestError, KekRing
+from gateway.crypto.report import ExistenceProof
+from gateway.model.problems import DocumentRejected
+from gateway.model.profiles import ENVELOPE_NAMESPACE
+from gateway.store import audit as audit_store
+from gateway.store import messages as msg_store
+from gateway.store import outbox as outbox_store
+from gateway.store import receipts as receipt_store
+from gateway.store.messages import Direction
+from gateway.xml.header import read_header
+from gateway.xml.parsing import parse_untrusted
+
+ENV = f"{{{ENVELOPE_NAMESPACE}}}"
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
+
+
+def proof_of_existence(
+    conn: Connection,
+    message_id: str,
+    document_sha256: bytes,
+    keys: KekRing,
+    stored_at: datetime | None = None,
+) -> ExistenceProof | None:
+    """The node's earliest proof that the document with ``document_sha256`` existed (its
+    receipt; with ``stored_at``, the audit checkpoint covering the event that stored it), or
+    None when the node holds none for it."""
+    proofs = [
+        proof
+        for proof in (
+            _receipt_proof(conn, message_id, document_sha256, keys),
+            _chain_proof(conn, message_id, document_sha256, stored_at) if stored_at else None,
+        )
+        if proof is not None
+    ]
+    return min(proofs, key=lambda proof: proof.time, default=None)
+
+
+def _receipt_proof(
+    conn: Connection, message_id: str, document_sha256: bytes, keys: KekRing
+) -> ExistenceProof | None:
+    receipt = receipt_store.get(conn, message_id)
+    if receipt is None or receipt.outcome is not receipt_store.ReceiptOutcome.ACCEPTED:
+        return None
+    try:
+        document = msg_store.read_document(conn, receipt.receipt_message_id, keys)
+        root = parse_untrusted(document)
+        header = read_header(root)
+    except (DocumentRejected, LookupError, AtRestError):
+        # A purged, shredded or altered receipt proves nothing.
+        return None
+    fields = _receipt_fields(root)
+    named = fields.get("ReceivedSha256", "")
+    if fields.get("ReceivedMessageId") != message_id or not hmac.compare_digest(
+        named.lower(), document_sha256.hex()
+    ):
+        return None
+    evidence = _evidence(receipt.receipt_message_id, header.sender, receipt.direction, receipt.at)
+    return ExistenceProof(time=receipt.at, evidence=evidence)
+
+
+STORING_EVENTS = frozenset({"message.submitted", "message.received"})
+CLOCK_DISORDER = timedelta(minutes=5)
+"""How far apart the times of neighbouring audit events may lie out of order (several
+processes append, each with its own reading of the clock)."""
+EVENTS_SCANNED = 20_000
+"""Events read at most after the search lands near the storing time (a busy minute's worth)."""
+
+
+def _chain_proof(
+    conn: Connection, message_id: str, document_sha256: bytes, stored_at: datetime
+) -> ExistenceProof | None:
+    """The first signed checkpoint covering the audit event that stored this document."""
+    event = _storing_event(conn, message_id, document_sha256.hex(), stored_at)
+    if event is None:
+        return None
+    checkpoint = audit_store.first_checkpoint_covering(conn, event.seq)
+    if checkpoint is None:
+        return None
+    checkpoint_id, checkpoint_at = checkpoint
+    return ExistenceProof(
+        time=checkpoint_at,
+        evidence=(
+            f"audit event {event.seq} ({event.kind}, naming the document's SHA-256) covered by "
+            f"the signed audit checkpoint {checkpoint_id} of {checkpoint_at.isoformat()}"
+        ),
+    )
+
+
+def _storing_event(
+    conn: Connection, message_id: str, sha256_hex: str, stored_at: datetime
+) -> audit_store.AuditEvent | None:
+    """The event that stored the message: found by bisecting the chain on time (events are in
+    seq order, their times nearly so), then reading forward a bounded stretch."""
+    last, _ = audit_store.head(conn)
+    low, high = 1, last + 1
+    since = stored_at - CLOCK_DISORDER
+    while low < high:
+        middle = (low + high) // 2
+        event = audit_store.event_at(conn, middle)
+        if event is None or event.at < since:
+            low = middle + 1
+        else:
+            high = middle
+    after, end = low - 1, min(last, low - 1 + EVENTS_SCANNED)
+    until = stored_at + CLOCK_DISORDER
+    while after < end:
+        page = audit_store.events_in_range(conn, after_seq=after, up_to_seq=end)
+        if not page:
+            return None
+        for event in page:
+            if event.at > until:
+                return None
+            if (
+                event.kind in STORING_EVENTS
+                and event.subjects.get("message") == message_id
+                and event.details.get("sha256") == sha256_hex
+            ):
+                return event
+        after = page[-1].seq
+    return None
+
+
+def _evidence(receipt_id: str, sealed_by: str, direction: Direction, at: datetime) -> str:
+    whose = "the peer's" if direction is Direction.IN else "our"
+    return (
+        f"{whose} receipt {receipt_id} sealed by {sealed_by}, naming the document's SHA-256, "
+        f"recorded {at.isoformat()}"
+    )
+
+
+def _receipt_fields(root: etree._Element) -> dict[str, str]:
+    body = root.find(f"{ENV}Body")
+    element = body[0] if body is not None and len(body) else None
+    if element is None:
+        return {}
+    return {etree.QName(c).localname: (c.text or "").strip() for c in element}
+
+
+def pending_signed_by(conn: Connection, certificate_der: bytes, keys: KekRing) -> int:
+    """How many documents waiting in the outbox carry a signature by ``certificate_der``: after
+    its revocation peers cannot tell when they were signed (no receipt yet), so they would
+    answer INDETERMINATE / REVOKED_NO_POE. Read before revoking a generation as superseded."""
+    count = 0
+    for message_id in outbox_store.pending_message_ids(conn):
+        try:
+            root = parse_untrusted(msg_store.read_document(conn, message_id, keys))
+        except (DocumentRejected, LookupError, AtRestError):
+            continue
+        if any(
+            _der(element.text) == certificate_der for element in root.iter(f"{DS}X509Certificate")
+        ):
+            count += 1
+    return count
+
+
+def _der(text: str | None) -> bytes:
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except binascii.Error:
+        return b""
