@@ -372,10 +372,15 @@ PROVISIONS: tuple[Provision, ...] = (
         "SC Art. 5.1 para. 2",
         SC,
         "Запросы могут быть переданы в устной форме с последующим письменным подтверждением",
-        "None: every request is a signed written document",
-        Status.MISSING,
-        (),
-        "no record of an oral request and no written confirmation of it (issue #12 item 4)",
+        "The written confirmation is a Request carrying `ConfirmsOralRequest` (when and how the "
+        "oral request was made, who received it, when confirmation was asked); the dates must "
+        "run in that order (`RULE_ORAL_REQUEST_DATES`); the term runs from the written "
+        "request's receipt",
+        Status.DONE,
+        (
+            _CONTENT + "test_oral_request_then_its_written_confirmation",
+            _SUPREME + "test_an_oral_request_is_confirmed_in_writing_and_its_dates_are_checked",
+        ),
     ),
     Provision(
         "SC Art. 5.2",

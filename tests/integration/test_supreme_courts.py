@@ -20,6 +20,7 @@ from gateway.store import conversations as conv_store
 from tests.integration.exchange_world import (
     Signer,
     audit_rows,
+    body_fields,
     conversation_state,
     header_field,
     node_config,
@@ -142,3 +143,19 @@ def test_an_urgent_request_notifies_at_once_and_its_expected_term_is_the_due_dat
         if r["subjects"].get("conversation") == header_field(request, "ConversationId")
     ]
     assert any(n["code"] == "URGENT_REQUEST_RECEIVED" for n in notices), notices
+
+
+def test_an_oral_request_is_confirmed_in_writing_and_its_dates_are_checked(
+    node: Node, court: Signer
+) -> None:
+    """SC Art. 5.1 para. 2: the written confirmation of an oral request is a request; one dated
+    before the oral request it confirms is refused at the node, naming the rule."""
+    template = "ru-kz-supreme-courts.Request-oral"
+    confirmation = _signed(court, template, {})
+    assert node.receive(REQUESTING, confirmation).disposition is Disposition.ACCEPTED
+    assert _stored(node, confirmation).state == "in-progress"
+    tomorrow = (now() + timedelta(days=1)).date().isoformat()
+    misdated = _signed(court, template, {"MadeOn": tomorrow, "ConfirmationAskedOn": tomorrow})
+    refused = node.receive(REQUESTING, misdated)
+    assert refused.disposition is Disposition.REFUSED
+    assert body_fields(refused.body)["Code"] == "RULE_ORAL_REQUEST_DATES"

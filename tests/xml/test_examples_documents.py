@@ -112,6 +112,7 @@ def test_invalid_examples_cover_every_content_rule() -> None:
         "RULE_ATTACHMENT_SIZE",
         "RULE_ATTACHMENT_DIGEST",
         "RULE_TRANSLATION_MISSING",
+        "RULE_ORAL_REQUEST_DATES",
     }
     assert rules <= codes
 
