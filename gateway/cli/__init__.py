@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "holds",
     "keys",
     "node",
+    "proceedings",
     "purge",
     "render",
     "signing",
