@@ -218,6 +218,35 @@ class LocalNodeService:
 
         return await self._run(run)
 
+    async def close_proceeding(
+        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
+    ) -> dict[str, Any]:
+        await self._allow(actor, Action.CLOSE_PROCEEDING, conversation_id)
+
+        def run() -> dict[str, Any]:
+            try:
+                with self.node.store.transaction() as conn:
+                    closed = conv_store.close_proceeding(
+                        conn,
+                        conversation_id,
+                        closed_at=closed_at,
+                        reference=reference,
+                        actor=actor.name[:64],
+                        now=self.node.clock(),
+                    )
+            except conv_store.ProceedingCloseRefused as refused:
+                if refused.code == "UNKNOWN_CONVERSATION":
+                    raise NotFound(str(refused)) from None
+                raise
+            assert closed.proceeding_closed_at is not None
+            return {
+                "conversation_id": closed.conversation_id,
+                "proceeding_closed_at": closed.proceeding_closed_at.isoformat(),
+                "reference": reference.strip(),
+            }
+
+        return await self._run(run)
+
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         await self._allow(actor, Action.READ_KEY_EXPIRY)
 

@@ -78,6 +78,8 @@ class Action(StrEnum):
     READ_DOCUMENT = "read-document"
     """A message's fields, its signed XML, PDF, verification report or receipt."""
     DISCLOSE = "disclose"
+    CLOSE_PROCEEDING = "close-proceeding"
+    """Mark a conversation's proceeding closed: its retention clock starts (CIS Art. 9.6)."""
     READ_KEY_EXPIRY = "read-key-expiry"
     OPEN_ADMINISTRATION = "open-administration"
     """The console's administration index."""
@@ -117,6 +119,7 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
             (Role.OPERATOR,), (Role.CONFIDENTIAL_READER,), "reading a document"
         ),
         Action.DISCLOSE: Access((Role.CONFIDENTIAL_READER,), what="disclosing a document"),
+        Action.CLOSE_PROCEEDING: Access((Role.OPERATOR,), what="marking a proceeding closed"),
         Action.READ_KEY_EXPIRY: Access(
             (Role.ADMINISTRATOR, Role.AUDITOR), what="reading key expiry"
         ),
@@ -303,6 +306,14 @@ class LocalService(Protocol):
     ) -> dict[str, Any]:
         """Disclose a document as the agreements allow (CIS Art. 9.2–9.3; SC Art. 8.2), or raise
         ``DisclosureRefused`` naming the article; needs confidential-reader; recorded."""
+        ...
+
+    async def close_proceeding(
+        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
+    ) -> dict[str, Any]:
+        """Mark the conversation's proceeding closed at ``closed_at`` (set once, audited):
+        retention counting from "proceeding-closed" starts (CIS Art. 9.6). Raises NotFound or
+        ``ProceedingCloseRefused`` naming the rule."""
         ...
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:

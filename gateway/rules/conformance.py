@@ -150,7 +150,8 @@ PROVISIONS: tuple[Provision, ...] = (
         "с согласия; взыскателю; защита; сведения о мерах защиты; сроки хранения",
         "Disclosure rule (parties of the proceeding, creditor, third parties only with the "
         "provider's consent exchanged between nodes); encryption at rest; protection-measures "
-        "inquiry; retention policies",
+        "inquiry; retention policies, counting from the proceeding's close once the case "
+        "system marks it (API, CLI; audited)",
         Status.PARTIAL,
         (
             _DISCLOSURE
@@ -162,10 +163,14 @@ PROVISIONS: tuple[Provision, ...] = (
             _MACHINE + "test_cis_protection_measures_inquiry_as_its_own_conversation_and_as_a_side",
             "tests/confidentiality/test_no_leak.py::"
             "test_confidential_documents_are_unreadable_in_the_database_and_on_disk",
+            "tests/purge/test_proceeding_closed.py::"
+            "test_marking_a_proceeding_closed_starts_its_retention_and_is_audited",
+            "tests/integration/test_proceeding_closed_api.py::"
+            "test_the_case_system_marks_the_proceeding_closed_once",
         ),
         "9.1: a purpose is required only to read confidential conversations and is kept only "
-        "as a hash (issue #12 item 8); 9.6: retention counted from the proceeding's close never "
-        "starts, no way to mark a proceeding closed (item 7)",
+        "as a hash (issue #12 item 8); 9.6: the console has no form to mark a proceeding "
+        "closed (the API and the CLI have)",
     ),
     Provision(
         "CIS Art. 10",

@@ -425,6 +425,48 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/conversations/{conversation_id}/proceeding-closed": {
+            "post": {
+                "operationId": "closeProceeding",
+                "summary": "Mark the conversation's proceeding closed (CIS Art. 9.6): retention "
+                "policies counting from `proceeding-closed` start at `closed_at`. Set once; "
+                "audited (`proceeding.closed`). 409 `PROCEEDING_ALREADY_CLOSED`; 422 "
+                "`PROCEEDING_CLOSED_IN_FUTURE`, `PROCEEDING_CLOSED_BEFORE_CONVERSATION`, "
+                "`PROCEEDING_REFERENCE`.",
+                "parameters": [_param("ConversationId")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "closed_at": {"type": "string", "format": "date-time"},
+                                    "reference": {"type": "string", "maxLength": 128},
+                                },
+                                "required": ["closed_at", "reference"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Marked: the conversation id, the date and the reference.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "409": _error("Marked closed already (PROCEEDING_ALREADY_CLOSED)."),
+                    "422": _error(
+                        "A date in the future or before the conversation, or no reference "
+                        "(PROCEEDING_CLOSED_IN_FUTURE, PROCEEDING_CLOSED_BEFORE_CONVERSATION, "
+                        "PROCEEDING_REFERENCE)."
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                    "404": _resp("NotFound"),
+                },
+            }
+        },
         "/api/v1/messages/{message_id}/disclosures": {
             "post": {
                 "operationId": "discloseMessage",
