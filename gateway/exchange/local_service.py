@@ -589,6 +589,7 @@ def _summary(c: conv_store.Conversation) -> ConversationSummary:
         deadline=c.deadline,
         opened_at=c.opened_at,
         updated_at=c.updated_at,
+        proceeding_closed_at=c.proceeding_closed_at,
     )
 
 

@@ -205,6 +205,8 @@ class ConversationSummary:
     deadline: date | None
     opened_at: datetime
     updated_at: datetime
+    proceeding_closed_at: datetime | None = None
+    """When the case system marked the proceeding closed (CIS Art. 9.6)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,8 +150,8 @@ PROVISIONS: tuple[Provision, ...] = (
         "с согласия; взыскателю; защита; сведения о мерах защиты; сроки хранения",
         "Disclosure rule (parties of the proceeding, creditor, third parties only with the "
         "provider's consent exchanged between nodes); encryption at rest; protection-measures "
-        "inquiry; retention policies, counting from the proceeding's close once the case "
-        "system marks it (API, CLI; audited)",
+        "inquiry; retention policies, counting from the proceeding's close once it is marked "
+        "(API, CLI, console; audited)",
         Status.PARTIAL,
         (
             _DISCLOSURE
@@ -167,10 +167,11 @@ PROVISIONS: tuple[Provision, ...] = (
             "test_marking_a_proceeding_closed_starts_its_retention_and_is_audited",
             "tests/integration/test_proceeding_closed_api.py::"
             "test_the_case_system_marks_the_proceeding_closed_once",
+            "tests/console/test_console_proceeding.py::"
+            "test_an_operator_marks_the_proceeding_closed_in_the_console_zone",
         ),
         "9.1: a purpose is required only to read confidential conversations and is kept only "
-        "as a hash (issue #12 item 8); 9.6: the console has no form to mark a proceeding "
-        "closed (the API and the CLI have)",
+        "as a hash (issue #12 item 8)",
     ),
     Provision(
         "CIS Art. 10",
