@@ -116,6 +116,11 @@ _SCHEMAS: dict[str, Any] = {
             "deadline": {"type": ["string", "null"], "format": "date"},
             "opened_at": _DATETIME,
             "updated_at": _DATETIME,
+            "proceeding_closed_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the proceeding was marked closed (CIS Art. 9.6); null: not.",
+            },
         }
     ),
     "Page": _object(
