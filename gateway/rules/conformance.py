@@ -548,10 +548,7 @@ PROVISIONS: tuple[Provision, ...] = (
         "`sc_termination_date`; new requests refused after; conversations begun before "
         "continue (a warning)",
         Status.DONE,
-        (
-            _IN_FORCE + "test_sc_termination_with_a_conversation_begun_before",
-            _REJECTIONS + "test_requests_received_before_a_withdrawal_are_completed_after_it",
-        ),
+        (_IN_FORCE + "test_sc_termination_with_a_conversation_begun_before",),
     ),
 )
 
