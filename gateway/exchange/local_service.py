@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
-from gateway.exchange import disclosure
+from gateway.exchange import disclosure, machine_codec
 from gateway.exchange.node import Node
 from gateway.exchange.recording import record_verification
 from gateway.exchange.service import (
@@ -51,7 +51,7 @@ from gateway.exchange.service import (
 from gateway.model.profiles import profile
 from gateway.rules.calendars import calendar_for
 from gateway.rules.deadlines import Deadline, working_days_left
-from gateway.store import audit, reports, tokens
+from gateway.store import audit, machines, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
 from gateway.store import purge as purge_store
@@ -279,6 +279,7 @@ class LocalNodeService:
                 stored_messages = msg_store.list_for_conversation(conn, conversation_id)
                 facts = _SummaryFacts.read(conn, [m.header.message_id for m in stored_messages])
                 purged = purge_store.tombstones_of(conn, conversation_id)
+                urgent = _urgent(conn, conversation_id)
                 messages = tuple(
                     sorted(
                         [
@@ -319,7 +320,7 @@ class LocalNodeService:
                         extra_working_days=calendar.extra_working_days.get(state, ()),
                     ),
                 )
-            return ConversationView(_summary(stored), messages, left)
+            return ConversationView(_summary(stored), messages, left, urgent)
 
         return await self._run(view)
 
@@ -574,6 +575,13 @@ def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:
         "recorded_at": recorded.recorded_at.isoformat(),
         "recorded_for": recorded.purpose.value,
     }
+
+
+def _urgent(conn: Any, conversation_id: str) -> bool:
+    """Whether the conversation's request was sent as urgent (SC Art. 5.2): a fact of its
+    machine, not a column (lists do not show it)."""
+    stored = machines.get(conn, conversation_id)
+    return stored is not None and machine_codec.loads(stored).urgent
 
 
 def _summary(c: conv_store.Conversation) -> ConversationSummary:

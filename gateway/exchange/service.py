@@ -243,6 +243,8 @@ class ConversationView:
     summary: ConversationSummary
     messages: tuple[MessageSummary, ...]
     working_days_left: int | None = None
+    urgent: bool = False
+    """The request was sent as urgent (SC Art. 5.2), as its machine recorded it."""
 
 
 @dataclass(frozen=True, slots=True)

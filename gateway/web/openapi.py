@@ -158,6 +158,10 @@ _SCHEMAS: dict[str, Any] = {
             "summary": _ref("ConversationSummary"),
             "messages": {"type": "array", "items": _ref("MessageSummary")},
             "working_days_left": {"type": ["integer", "null"]},
+            "urgent": {
+                "type": "boolean",
+                "description": "The request was sent as urgent (SC Art. 5.2).",
+            },
         }
     ),
     "MessageView": _object(

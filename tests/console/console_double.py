@@ -74,6 +74,8 @@ class ConsoleTestService:
         self.calls: list[str] = []
         self.reports: dict[str, dict[str, Any]] = {}
         self.closed_proceedings: list[tuple[str, datetime, str, str]] = []
+        self.urgent: set[str] = set()
+        """Conversations whose request was sent as urgent (SC Art. 5.2)."""
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -174,7 +176,9 @@ class ConsoleTestService:
                 key=lambda m: m.created,
             )
         )
-        return ConversationView(summary, messages, working_days_left=None)
+        return ConversationView(
+            summary, messages, working_days_left=None, urgent=conversation_id in self.urgent
+        )
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         self.calls.append("message")

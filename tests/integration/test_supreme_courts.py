@@ -5,7 +5,9 @@ execution (SC Art. 5.3), an urgent request (SC Art. 5.2) and its expected term (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,10 +16,12 @@ from gateway.config import NodeConfig
 from gateway.demo.play import reply
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.conversation import ProtocolError
+from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.store import conversations as conv_store
 from tests.integration.exchange_world import (
+    OPERATOR,
     Signer,
     audit_rows,
     body_fields,
@@ -143,6 +147,19 @@ def test_an_urgent_request_notifies_at_once_and_its_expected_term_is_the_due_dat
         if r["subjects"].get("conversation") == header_field(request, "ConversationId")
     ]
     assert any(n["code"] == "URGENT_REQUEST_RECEIVED" for n in notices), notices
+    # The conversation's view (API, console) marks it urgent; a plain request is not.
+    plain = _request(node, court)
+    with ThreadPoolExecutor(1) as executor:
+        service = LocalNodeService(node, executor)
+        views = [
+            asyncio.run(
+                service.conversation(
+                    header_field(document, "ConversationId"), actor=OPERATOR, purpose=None
+                )
+            )
+            for document in (request, plain)
+        ]
+    assert [view.urgent for view in views] == [True, False]
 
 
 def test_an_oral_request_is_confirmed_in_writing_and_its_dates_are_checked(

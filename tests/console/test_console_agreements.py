@@ -1,6 +1,7 @@
-"""The console's "proceeding closed" form (CIS Art. 9.6): an operator marks it once, the time
-read in the console's zone; the date then shows on the conversation page; refusals are pages
-that say why; other roles are refused."""
+"""What the agreements ask of the console beyond documents: the "proceeding closed" form (CIS
+Art. 9.6) — an operator marks it once, the time read in the console's zone, the date then shows on
+the conversation page, refusals are pages that say why, other roles are refused — and the mark of
+an urgent request (SC Art. 5.2)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,13 @@ async def test_only_an_operator_may_mark_it(client, service, seeded) -> None:
     )
     assert response.status == 403
     assert service.closed_proceedings == []
+
+
+async def test_an_urgent_request_is_marked_on_its_page(client, service, seeded) -> None:
+    """SC Art. 5.2: the request was sent as urgent; its page says so, others do not."""
+    service.urgent.add(seeded.sc)
+    await signed_in(client, "operator1")
+    urgent = await (await client.get(f"/conversations/{seeded.sc}")).text()
+    assert 'id="urgent-badge"' in urgent and "срочно" in urgent
+    plain = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert 'id="urgent-badge"' not in plain
