@@ -167,7 +167,7 @@ PROVISIONS: tuple[Provision, ...] = (
             "test_marking_a_proceeding_closed_starts_its_retention_and_is_audited",
             "tests/integration/test_proceeding_closed_api.py::"
             "test_the_case_system_marks_the_proceeding_closed_once",
-            "tests/console/test_console_proceeding.py::"
+            "tests/console/test_console_agreements.py::"
             "test_an_operator_marks_the_proceeding_closed_in_the_console_zone",
         ),
         "9.1: a purpose is required only to read confidential conversations and is kept only "
@@ -393,15 +393,18 @@ PROVISIONS: tuple[Provision, ...] = (
         SC,
         "В случаях, не терпящих отлагательства — техническими средствами коммуникации",
         "`<env:Urgency>urgent` is kept with the conversation; the requested operator is "
-        "notified on receipt (`URGENT_REQUEST_RECEIVED`); renditions mark it",
+        "notified on receipt (`URGENT_REQUEST_RECEIVED`); the conversation's view (API, "
+        "console page) and the PDF rendition mark it",
         Status.PARTIAL,
         (
             _MACHINE + "test_urgent_request_is_kept_and_its_receipt_notifies_at_once",
             _SUPREME
             + "test_an_urgent_request_notifies_at_once_and_its_expected_term_is_the_due_date",
+            "tests/console/test_console_agreements.py::test_an_urgent_request_is_marked_on_its_page",
         ),
-        "the reminder job does not remind urgent requests earlier and console lists neither mark "
-        "nor order them (urgency is not a column of the conversations table)",
+        "the reminder job does not remind urgent requests earlier, and the overview and the "
+        "list neither mark nor order them (urgency is a fact of the conversation's machine, not "
+        "a column of the conversations table)",
     ),
     Provision(
         "SC Art. 5.3",
