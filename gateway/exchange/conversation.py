@@ -19,11 +19,13 @@ send each; :data:`TRANSITIONS` says in which state. Main path of a request::
 
     IDLE --Request(R)--> SUBMITTED --Receipt(D)--> IN_PROGRESS --Response(D)--> ANSWERED
                                                       |   \\--Refusal(D, grounds)--> REFUSED
+                                                      |   \\--Refusal(D, partial)--> (same state)
                                                       |   \\--Withdrawal(R)-------> WITHDRAWN
        AdditionalInfoRequest(D) ⇄ AdditionalInfoAnswer(R)        AWAITING_ADDITIONAL_INFO
        Postponement(D) → PostponementDecision(R) accept|decline   POSTPONED
        ConfidentialityNotice(D) → ConfidentialityDecision(R) proceed|withdraw  CONFIDENTIALITY_HOLD
-       AuthenticityConfirmationRequest(D) → AuthenticityConfirmation(R)       AWAITING_AUTHENTICITY
+       AuthenticityConfirmationRequest(D) → AuthenticityConfirmation(R) confirmed|not-confirmed
+                                                                            AWAITING_AUTHENTICITY
 
 (R = requesting party, D = requested party.) While open, the requested party may send
 ``DelayNotice`` (recorded, no state change) and either party may run the *side conversations*
@@ -108,7 +110,9 @@ class State(StrEnum):
     ANSWERED = "answered"
     REFUSED = "refused"
     WITHDRAWN = "withdrawn"
-    """Withdrawn by the requesting party, or closed by its declining conditions/confidentiality."""
+    """Withdrawn by the requesting party, or closed by its answer: declining conditions or
+    confidentiality (CIS Art. 15, 16), or not confirming the request's authenticity or content
+    (SC Art. 5.3): a request its own sender does not stand behind is not executed."""
     REJECTED = "rejected"
     """The opening document was rejected by the peer's gateway (signature, schema): never began."""
     INFORMATION_SENT = "information-sent"
@@ -173,11 +177,17 @@ class Event:
     """Refusal: the circumstances preventing execution (CIS Art. 13; SC Art. 6.2). Required."""
     decision: str = ""
     """PostponementDecision: ``accept``/``decline``; ConfidentialityDecision: ``proceed``/
-    ``withdraw``; ConsentDecision: ``granted``/``refused``."""
+    ``withdraw``; ConsentDecision: ``granted``/``refused``; AuthenticityConfirmation:
+    ``confirmed``/``not-confirmed`` (SC Art. 5.3); Refusal: ``partial`` for a partial refusal
+    (SC Art. 6.2 "полностью или частично"), else empty or ``full``."""
     expected_by: date | None = None
     """DelayNotice: the date by which the requested party now expects to answer."""
     requested_deadline: date | None = None
-    """Request: a shorter deadline asked for (CIS Art. 12 para. 2; ``<env:RequestedDeadline>``)."""
+    """Request: a shorter deadline asked for (CIS Art. 12 para. 2; ``<env:RequestedDeadline>``),
+    or the term within which execution is expected (SC Art. 5.1 г), ``<sc:ExpectedBy>``): the
+    earlier of the two."""
+    urgent: bool = False
+    """Request: ``<env:Urgency>urgent`` (SC Art. 5.2 "в случаях, не терпящих отлагательства")."""
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -257,9 +267,16 @@ class Conversation:
     state: State = State.IDLE
     opening_message_id: str | None = None
     requested_deadline: date | None = None
+    """The shorter term the request asked for (see :attr:`Event.requested_deadline`)."""
+    urgent: bool = False
+    """The request was sent as urgent (SC Art. 5.2)."""
     clock: DeadlineClock = DeadlineClock()
     delays: tuple[DelayRecord, ...] = ()
     refusal_grounds: str = ""
+    """Grounds of the refusal that closed the conversation."""
+    partial_refusals: tuple[str, ...] = ()
+    """Message ids of partial refusals (SC Art. 6.2): the rest of the request is still executed
+    and answered by a Response."""
     last_change: LastChange | None = None
     resend_due: bool = False
     """The peer rejected :attr:`last_change`; the same kind may be sent again, corrected."""
@@ -402,6 +419,7 @@ _ROLE_RU = {Role.REQUESTING: "запрашивающей", Role.REQUESTED: "за
 # --- the table ---------------------------------------------------------------------------------
 
 _R, _D = Role.REQUESTING, Role.REQUESTED
+_SC = "ru-kz-supreme-courts"
 _ACKS = (("Receipt", _R), ("Receipt", _D), ("Rejection", _R), ("Rejection", _D))
 _CONSENT = (
     ("ConsentRequest", _R),
@@ -421,6 +439,9 @@ def _open(state: State, moves: dict[tuple[str, Role], State]) -> dict[tuple[str,
     row[("DelayNotice", _D)] = state
     row[("Withdrawal", _R)] = State.WITHDRAWN
     row[("Refusal", _D)] = State.REFUSED
+    # SC Art. 6.2: "полностью или частично отказано": a partial refusal leaves the rest of the
+    # request to be executed; the Response for the rest closes the conversation.
+    row[("Refusal:partial", _D)] = state
     row.update(moves)
     return row
 
@@ -476,7 +497,12 @@ _TABLE: dict[State, dict[tuple[str, Role], State]] = {
     ),
     State.AWAITING_AUTHENTICITY: _open(
         State.AWAITING_AUTHENTICITY,
-        {("AuthenticityConfirmation", _R): State.IN_PROGRESS},
+        {
+            ("AuthenticityConfirmation:confirmed", _R): State.IN_PROGRESS,
+            # SC Art. 5.3: confirmation was asked because the request's authenticity or content
+            # is in doubt; "not confirmed" means it is not the requesting party's: not executed.
+            ("AuthenticityConfirmation:not-confirmed", _R): State.WITHDRAWN,
+        },
     ),
     State.ANSWERED: _closed(State.ANSWERED, consent=True),
     State.REFUSED: _closed(State.REFUSED, consent=True),
@@ -510,9 +536,13 @@ _DECISIONS: Mapping[str, tuple[frozenset[str], str]] = MappingProxyType(
         "PostponementDecision": (frozenset({"accept", "decline"}), "CIS Art. 15"),
         "ConfidentialityDecision": (frozenset({"proceed", "withdraw"}), "CIS Art. 16"),
         "ConsentDecision": (frozenset({"granted", "refused"}), "CIS Art. 9.2; SC Art. 8.2"),
+        "AuthenticityConfirmation": (frozenset({"confirmed", "not-confirmed"}), "SC Art. 5.3"),
+        "Refusal": (frozenset({"", "full", "partial"}), "SC Art. 6.2"),
     }
 )
-_REFINED = frozenset({"PostponementDecision", "ConfidentialityDecision"})
+_REFINED = frozenset(
+    {"PostponementDecision", "ConfidentialityDecision", "AuthenticityConfirmation"}
+)
 
 _NOTICES: Mapping[str, tuple[Role, str, str]] = MappingProxyType(
     {
@@ -530,7 +560,12 @@ _NOTICES: Mapping[str, tuple[Role, str, str]] = MappingProxyType(
         "ConfidentialityDecision:proceed": (_D, "PROCEED_WITHOUT_CONFIDENTIALITY", "CIS Art. 16"),
         "ConfidentialityDecision:withdraw": (_D, "REQUEST_WITHDRAWN", "CIS Art. 16"),
         "AuthenticityConfirmationRequest": (_R, "AUTHENTICITY_CONFIRMATION_NEEDED", "SC Art. 5.3"),
-        "AuthenticityConfirmation": (_D, "AUTHENTICITY_CONFIRMED", "SC Art. 5.3"),
+        "AuthenticityConfirmation:confirmed": (_D, "AUTHENTICITY_CONFIRMED", "SC Art. 5.3"),
+        "AuthenticityConfirmation:not-confirmed": (
+            _D,
+            "AUTHENTICITY_NOT_CONFIRMED",
+            "SC Art. 5.3",
+        ),
         "UnsolicitedInformation": (_D, "UNSOLICITED_INFORMATION_RECEIVED", "SC Art. 7"),
         "ProtectionMeasuresAnswer": (_R, "PROTECTION_MEASURES_ANSWERED", "CIS Art. 9.5"),
     }
@@ -627,6 +662,8 @@ def _table_key(event: Event) -> str:
     accept and decline lead to different states."""
     if event.kind in _REFINED:
         return f"{event.kind}:{event.decision}"
+    if event.kind == "Refusal" and event.decision == "partial":
+        return "Refusal:partial"
     return event.kind
 
 
@@ -658,7 +695,14 @@ def _stay(
     """An event the table allows without a change of state: acks, delay notices, side talk."""
     effects: list[Effect] = []
     kind, sender = event.kind, event.sender
-    if kind == "DelayNotice":
+    if kind == "Refusal":  # partial (SC Art. 6.2): the rest goes on
+        conversation = replace(
+            conversation, partial_refusals=(*conversation.partial_refusals, event.message_id)
+        )
+        effects.append(
+            NotifyOperator(_R, "REQUEST_PARTIALLY_REFUSED", "SC Art. 6.2", event.message_id)
+        )
+    elif kind == "DelayNotice":
         record = DelayRecord(event.message_id, event.at, event.expected_by)
         conversation = replace(conversation, delays=(*conversation.delays, record))
         effects.append(_notice("DelayNotice", event))
@@ -746,6 +790,7 @@ def _move(
     if source is State.IDLE:
         changes["opening_message_id"] = event.message_id
         changes["requested_deadline"] = event.requested_deadline
+        changes["urgent"] = event.urgent
     if event.kind == "Refusal":
         changes["refusal_grounds"] = event.grounds.strip()
 
@@ -753,6 +798,9 @@ def _move(
         article = profile(conversation.agreement).deadline.article
         clock = replace(clock, started_at=at)
         effects.append(StartClock(at, article))
+        if conversation.urgent:  # SC Art. 5.2: the requested party's operator knows at once
+            urgency_article = "SC Art. 5.2" if conversation.agreement == _SC else ""
+            effects.append(NotifyOperator(_D, "URGENT_REQUEST_RECEIVED", urgency_article))
     elif target in CLOCK_PAUSED_IN and source not in CLOCK_PAUSED_IN and clock.started_at:
         clock = replace(clock, pauses=(*clock.pauses, Pause(target, at)))
         effects.append(PauseClock(at, target, CLOCK_PAUSED_IN[target]))

@@ -20,7 +20,7 @@ The shell writes an ``Accept`` only if the conversation is still in the snapshot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from lxml import etree
 
@@ -393,7 +393,6 @@ def event_of(header: Header, root: etree._Element, sender: machine.Role) -> mach
                 grounds.append(text)
             fields.setdefault(name, text)
     expected = fields.get("ExpectedDate")
-    decision = fields.get("Decision", "")
     return machine.Event(
         kind=header.kind,
         sender=sender,
@@ -401,10 +400,33 @@ def event_of(header: Header, root: etree._Element, sender: machine.Role) -> mach
         at=header.created,
         in_reply_to=header.in_reply_to,
         grounds=", ".join(grounds) or fields.get("Reasons", "") or fields.get("Circumstances", ""),
-        decision=_DECISIONS.get(decision, decision),
+        decision=_decision(header.kind, fields),
         expected_by=datetime.fromisoformat(expected).date() if expected else None,
-        requested_deadline=header.requested_deadline,
+        requested_deadline=_requested_term(header, fields),
+        urgent=header.urgency == "urgent",
     )
+
+
+def _decision(kind: str, fields: dict[str, str]) -> str:
+    """The machine's decision: the body's ``Decision``, a SC refusal's ``Extent`` (6.2), or an
+    authenticity confirmation's ``Confirmed`` (5.3) as ``confirmed``/``not-confirmed``."""
+    if kind == "AuthenticityConfirmation":
+        return "confirmed" if fields.get("Confirmed") in ("true", "1") else "not-confirmed"
+    if kind == "Refusal":
+        return fields.get("Extent", "")
+    decision = fields.get("Decision", "")
+    return _DECISIONS.get(decision, decision)
+
+
+def _requested_term(header: Header, fields: dict[str, str]) -> date | None:
+    """A request's shorter term: ``<env:RequestedDeadline>`` or, for a SC request, the term
+    within which execution is expected (SC Art. 5.1 г), ``ExpectedBy``; the earlier of the two.
+    The legal clock applies it only when it is shorter than the agreement's own (SC Art. 6.1:
+    30 days "если иное не было согласовано Сторонами")."""
+    terms = [header.requested_deadline] if header.requested_deadline else []
+    if header.kind == "Request" and fields.get("ExpectedBy"):
+        terms.append(date.fromisoformat(fields["ExpectedBy"]))
+    return min(terms, default=None)
 
 
 # --- problems --------------------------------------------------------------------------------

@@ -216,6 +216,35 @@ class LocalNodeService:
 
         return await self._run(run)
 
+    async def close_proceeding(
+        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
+    ) -> dict[str, Any]:
+        await self._allow(actor, Action.CLOSE_PROCEEDING, conversation_id)
+
+        def run() -> dict[str, Any]:
+            try:
+                with self.node.store.transaction() as conn:
+                    closed = conv_store.close_proceeding(
+                        conn,
+                        conversation_id,
+                        closed_at=closed_at,
+                        reference=reference,
+                        actor=actor.name[:64],
+                        now=self.node.clock(),
+                    )
+            except conv_store.ProceedingCloseRefused as refused:
+                if refused.code == "UNKNOWN_CONVERSATION":
+                    raise NotFound(str(refused)) from None
+                raise
+            assert closed.proceeding_closed_at is not None
+            return {
+                "conversation_id": closed.conversation_id,
+                "proceeding_closed_at": closed.proceeding_closed_at.isoformat(),
+                "reference": reference.strip(),
+            }
+
+        return await self._run(run)
+
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         await self._allow(actor, Action.READ_KEY_EXPIRY)
 
@@ -250,6 +279,7 @@ class LocalNodeService:
                     conn, conversation_id, [m.header.message_id for m in stored_messages]
                 )
                 purged = purge_store.tombstones_of(conn, conversation_id)
+                urgent = _urgent(conn, conversation_id)
                 messages = tuple(
                     sorted(
                         [
@@ -269,7 +299,7 @@ class LocalNodeService:
                         purpose,
                     )
             left, why = self._deadline_facts(stored)
-            return ConversationView(_summary(stored), messages, left, why)
+            return ConversationView(_summary(stored), messages, left, why, urgent)
 
         return await self._run(view)
 
@@ -562,6 +592,13 @@ def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:
     }
 
 
+def _urgent(conn: Any, conversation_id: str) -> bool:
+    """Whether the conversation's request was sent as urgent (SC Art. 5.2): a fact of its
+    machine, not a column (lists do not show it)."""
+    stored = machines.get(conn, conversation_id)
+    return stored is not None and machine_codec.loads(stored).urgent
+
+
 def _summary(c: conv_store.Conversation) -> ConversationSummary:
     return ConversationSummary(
         conversation_id=c.conversation_id,
@@ -575,6 +612,7 @@ def _summary(c: conv_store.Conversation) -> ConversationSummary:
         deadline=c.deadline,
         opened_at=c.opened_at,
         updated_at=c.updated_at,
+        proceeding_closed_at=c.proceeding_closed_at,
     )
 
 

@@ -51,6 +51,7 @@ def dumps(conversation: Conversation) -> str:
         "state": c.state.value,
         "opening_message_id": c.opening_message_id,
         "requested_deadline": _d(c.requested_deadline),
+        "urgent": c.urgent,
         "clock": {
             "started_at": _dt(c.clock.started_at),
             "stopped_at": _dt(c.clock.stopped_at),
@@ -58,6 +59,7 @@ def dumps(conversation: Conversation) -> str:
         },
         "delays": [[r.message_id, _dt(r.at), _d(r.expected_by)] for r in c.delays],
         "refused": bool(c.refusal_grounds),
+        "partial_refusals": list(c.partial_refusals),
         "last_change": (
             [c.last_change.message_id, c.last_change.key, c.last_change.sender.value]
             if c.last_change
@@ -82,6 +84,8 @@ def loads(text: str) -> Conversation:
         state=State(d["state"]),
         opening_message_id=d["opening_message_id"],
         requested_deadline=_pd(d["requested_deadline"]),
+        # Machines stored before urgency and partial refusals were kept have neither.
+        urgent=d.get("urgent", False),
         clock=DeadlineClock(
             started_at=_pdt(clock["started_at"]),
             stopped_at=_pdt(clock["stopped_at"]),
@@ -89,6 +93,7 @@ def loads(text: str) -> Conversation:
         ),
         delays=tuple(DelayRecord(m, _pdt(a), _pd(e)) for m, a, e in d["delays"]),  # type: ignore[arg-type]
         refusal_grounds=GROUNDS_KEPT_IN_DOCUMENT if d["refused"] else "",
+        partial_refusals=tuple(d.get("partial_refusals", ())),
         last_change=(
             LastChange(d["last_change"][0], d["last_change"][1], Role(d["last_change"][2]))
             if d["last_change"]

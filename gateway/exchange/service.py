@@ -78,6 +78,8 @@ class Action(StrEnum):
     READ_DOCUMENT = "read-document"
     """A message's fields, its signed XML, PDF, verification report or receipt."""
     DISCLOSE = "disclose"
+    CLOSE_PROCEEDING = "close-proceeding"
+    """Mark a conversation's proceeding closed: its retention clock starts (CIS Art. 9.6)."""
     READ_KEY_EXPIRY = "read-key-expiry"
     OPEN_ADMINISTRATION = "open-administration"
     """The console's administration index."""
@@ -117,6 +119,7 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
             (Role.OPERATOR,), (Role.CONFIDENTIAL_READER,), "reading a document"
         ),
         Action.DISCLOSE: Access((Role.CONFIDENTIAL_READER,), what="disclosing a document"),
+        Action.CLOSE_PROCEEDING: Access((Role.OPERATOR,), what="marking a proceeding closed"),
         Action.READ_KEY_EXPIRY: Access(
             (Role.ADMINISTRATOR, Role.AUDITOR), what="reading key expiry"
         ),
@@ -202,6 +205,8 @@ class ConversationSummary:
     deadline: date | None
     opened_at: datetime
     updated_at: datetime
+    proceeding_closed_at: datetime | None = None
+    """When the case system marked the proceeding closed (CIS Art. 9.6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +261,8 @@ class ConversationView:
     """In the term's unit, from the requested party's today (gateway.rules.clock)."""
     deadline_why: str | None = None
     """Which calendar, zone and pauses fixed the due date."""
+    urgent: bool = False
+    """The request was sent as urgent (SC Art. 5.2), as its machine recorded it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +328,14 @@ class LocalService(Protocol):
     ) -> dict[str, Any]:
         """Disclose a document as the agreements allow (CIS Art. 9.2–9.3; SC Art. 8.2), or raise
         ``DisclosureRefused`` naming the article; needs confidential-reader; recorded."""
+        ...
+
+    async def close_proceeding(
+        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
+    ) -> dict[str, Any]:
+        """Mark the conversation's proceeding closed at ``closed_at`` (set once, audited):
+        retention counting from "proceeding-closed" starts (CIS Art. 9.6). Raises NotFound or
+        ``ProceedingCloseRefused`` naming the rule."""
         ...
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:

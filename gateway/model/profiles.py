@@ -93,7 +93,11 @@ class AgreementProfile:
     deadline: DeadlineRule
     kinds: Mapping[str, MessageKind]
     continues_after_termination: bool
-    """SC Art. 13.2: conversations begun before termination continue."""
+    """Conversations begun while the agreement applied to both parties may be completed after a
+    withdrawal or termination takes effect; only new conversations are refused. SC Art. 13.2
+    says so outright; CIS Art. 24 lets a party leave only "урегулировав финансовые и иные
+    обязательства, возникшие за время действия настоящего Соглашения", and a request received
+    while it applied is such an obligation."""
     reservations: tuple[Reservation, ...] = field(default=())
 
     def kind(self, name: str) -> MessageKind:
@@ -126,7 +130,7 @@ CIS_ENFORCEMENT = AgreementProfile(
     language="ru",
     language_article="CIS Art. 19",
     deadline=DeadlineRule(30, True, CalendarOf.REQUESTED, "CIS Art. 12"),
-    continues_after_termination=False,
+    continues_after_termination=True,
     kinds=_kinds(
         MessageKind("Request", "Запрос", "CIS Art. 11", _R, opens_conversation=True),
         MessageKind("Response", "Ответ на запрос", "CIS Art. 4–8", _D),

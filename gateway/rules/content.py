@@ -25,6 +25,9 @@ Rules (codes are stable, docs/documents.md lists them):
 * ``RULE_ATTACHMENT_NAME_REPEATED`` / ``RULE_ATTACHMENT_TRANSLATION_MISSING`` /
   ``RULE_ATTACHMENT_TRANSLATION_TARGET`` — CIS Art. 19; SC Art. 11: an attachment in another
   language travels with its Russian translation, named by ``TranslationOf``.
+* ``RULE_ORAL_REQUEST_DATES`` — SC Art. 5.1 para. 2: a written confirmation of an oral request
+  comes after it: the oral request's date ≤ the day confirmation was asked ≤ the confirmation's
+  own creation date.
 
 :data:`CONTENT_RULES` is the table of them all; docs/documents.md is checked against it.
 """
@@ -36,7 +39,7 @@ import binascii
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from lxml import etree
 
@@ -116,6 +119,12 @@ CONTENT_RULES: tuple[ContentRule, ...] = (
         "RULE_TRANSLATION_MISSING",
         "SC Art. 5.1",
         "a document not originally in Russian carries its Russian translation",
+    ),
+    ContentRule(
+        "RULE_ORAL_REQUEST_DATES",
+        "SC Art. 5.1 para. 2",
+        "a request confirming an oral one (`ConfirmsOralRequest`): oral request ≤ confirmation "
+        "asked ≤ the confirmation's `Created` date",
     ),
 )
 
@@ -353,6 +362,42 @@ def check_translations(request: etree._Element) -> list[Problem]:
     return problems
 
 
+def check_oral_request(request: etree._Element) -> list[Problem]:
+    """SC Art. 5.1 para. 2: an oral request, then its written confirmation "по просьбе
+    запрашиваемой Стороны": the dates must run in that order. The written date is the
+    envelope's ``Created`` as its sender wrote it (its own offset)."""
+    oral = request.find(f"{_SC}ConfirmsOralRequest")
+    if oral is None:
+        return []
+    made_on = date.fromisoformat(_text(oral.find(f"{_SC}MadeOn")).strip())
+    asked_on = date.fromisoformat(_text(oral.find(f"{_SC}ConfirmationAskedOn")).strip())
+    created = request.getroottree().getroot().find(f"{_ENV}Header/{_ENV}Created")
+    written_on = datetime.fromisoformat(_text(created).strip().replace("Z", "+00:00")).date()
+    if made_on <= asked_on <= written_on:
+        return []
+    late_field = "MadeOn" if made_on > asked_on else "ConfirmationAskedOn"
+    return [
+        Problem(
+            code="RULE_ORAL_REQUEST_DATES",
+            path=_path(oral) + "/" + late_field,
+            article="SC Art. 5.1",
+            message_ru=(
+                f"Даты не по порядку: устный запрос {made_on.isoformat()}, просьба о письменном "
+                f"подтверждении {asked_on.isoformat()}, подтверждение составлено "
+                f"{written_on.isoformat()}."
+            ),
+            message_en=(
+                f"oral request {made_on}, confirmation asked {asked_on}, written {written_on}: "
+                "each must be on or before the next"
+            ),
+            remedy_ru=(
+                "Укажите дату устного запроса (MadeOn) и дату просьбы о подтверждении "
+                "(ConfirmationAskedOn) не позднее даты составления подтверждения."
+            ),
+        )
+    ]
+
+
 # ----- attachments (both profiles) -----
 
 
@@ -496,7 +541,7 @@ _KIND_RULES: dict[tuple[str, str], tuple[Callable[[etree._Element], list[Problem
         check_property_identified,
         check_questions,
     ),
-    (RU_KZ_SUPREME_COURTS.id, "Request"): (check_translations,),
+    (RU_KZ_SUPREME_COURTS.id, "Request"): (check_translations, check_oral_request),
 }
 
 

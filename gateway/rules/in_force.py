@@ -10,10 +10,14 @@ receipt. When the depositary publishes a different date, use the published one.
 
 * CIS: in force for a party from the entry-into-force date of its notification (Art. 22) or
   accession (Art. 23) until its withdrawal takes effect on the date stated in its notice, at least
-  3 months after the notice (Art. 24). Conversations do not outlive a withdrawal.
+  3 months after the notice (Art. 24). A party withdraws "урегулировав финансовые и иные
+  обязательства, возникшие за время действия настоящего Соглашения": a conversation begun while
+  the agreement applied is completed after the withdrawal (answer, refusal, delay notice,
+  additional information, withdrawal of the request); a new one is refused.
 * SC: in force from signature, 14 April 2026 (Art. 13.1); terminates 60 days after the other
-  party receives a notice (Art. 13.2); activities begun while it applied continue
-  (``profile.continues_after_termination``).
+  party receives a notice (Art. 13.2); activities begun while it applied continue.
+
+Both profiles set ``continues_after_termination``.
 """
 
 from __future__ import annotations
@@ -191,8 +195,9 @@ def agreement_in_force_problems(
     A party is bound when one of its participation rows for ``profile`` has
     ``in_force_from <= on < withdrawn_from``. Errors: ``AGREEMENT_NOT_IN_FORCE`` (no row, or not
     yet in force), ``AGREEMENT_WITHDRAWN`` (withdrawal or termination took effect). For a profile
-    whose conversations outlive termination (SC Art. 13.2), a ``conversation_started_on`` while
-    it applied gives the WARNING ``AGREEMENT_TERMINATED_CONVERSATION_CONTINUES`` instead.
+    whose conversations outlive withdrawal or termination (CIS Art. 24; SC Art. 13.2), a
+    ``conversation_started_on`` while it applied gives the WARNING
+    ``AGREEMENT_TERMINATED_CONVERSATION_CONTINUES`` instead.
     """
     rows = [p for p in participations if p.agreement == profile.id]
     problems: list[Problem] = []

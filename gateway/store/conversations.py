@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.store import audit
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import ID_LENGTH, conversations, debtor_tags
 
@@ -245,6 +246,94 @@ def mark_proceeding_closed(
         {"w_conversation_id": conversation_id, "proceeding_closed_at": at, "updated_at": now},
     )
     return result.rowcount == 1
+
+
+PROCEEDING_CLOSED_EVENT = "proceeding.closed"
+"""Audit kind of a proceeding marked closed (its retention clock starts)."""
+MAX_PROCEEDING_REFERENCE = 128
+"""The reference is the act that closed the proceeding (number and date), not prose: no
+personal data, like a legal hold's reason."""
+
+
+class ProceedingCloseRefused(ValueError):
+    """A proceeding cannot be marked closed as asked; :attr:`code` and the Russian message say
+    why and what to do. Nothing was changed."""
+
+    def __init__(self, code: str, message_ru: str, message_en: str) -> None:
+        self.code = code
+        self.message_ru = message_ru
+        super().__init__(message_en)
+
+
+def close_proceeding(
+    conn: Connection,
+    conversation_id: str,
+    *,
+    closed_at: datetime,
+    reference: str,
+    actor: str,
+    now: datetime,
+) -> Conversation:
+    """Mark the proceeding of a conversation closed at ``closed_at``, audited
+    (``proceeding.closed``), in the caller's transaction.
+
+    CIS Art. 9.6: information received is kept in the proceeding until it is destroyed under
+    the requesting party's law, so retention policies counting from ``proceeding-closed`` start
+    now. The date is set once: a second mark, a date in the future or before the conversation
+    began is refused (:class:`ProceedingCloseRefused`) and nothing changes.
+    """
+    if closed_at.tzinfo is None or closed_at.utcoffset() is None:
+        raise ValueError("closed_at must carry a time zone")
+    reference = reference.strip()
+    if not reference or len(reference) > MAX_PROCEEDING_REFERENCE:
+        raise ProceedingCloseRefused(
+            "PROCEEDING_REFERENCE",
+            f"Укажите основание закрытия производства (реквизиты акта, 1–"
+            f"{MAX_PROCEEDING_REFERENCE} знаков, без персональных данных).",
+            f"reference must be 1..{MAX_PROCEEDING_REFERENCE} characters (the act that closed "
+            "the proceeding, no personal data)",
+        )
+    stored = get(conn, conversation_id, for_update=True)
+    if stored is None:
+        raise ProceedingCloseRefused(
+            "UNKNOWN_CONVERSATION",
+            f"Переписка {conversation_id} не найдена: проверьте идентификатор.",
+            f"no stored conversation {conversation_id}",
+        )
+    if stored.proceeding_closed_at is not None:
+        when = stored.proceeding_closed_at.isoformat()
+        raise ProceedingCloseRefused(
+            "PROCEEDING_ALREADY_CLOSED",
+            f"Производство по переписке уже отмечено закрытым ({when}); дата не меняется, "
+            "иначе сдвинулся бы срок хранения (ст. 9.6 Соглашения СНГ).",
+            f"the proceeding was marked closed at {when} already; the date is set once",
+        )
+    if closed_at > now:
+        raise ProceedingCloseRefused(
+            "PROCEEDING_CLOSED_IN_FUTURE",
+            f"Дата закрытия производства ({closed_at.isoformat()}) ещё не наступила: отметьте "
+            "закрытие, когда оно состоится.",
+            f"closed_at {closed_at.isoformat()} is in the future",
+        )
+    if closed_at < stored.opened_at:
+        raise ProceedingCloseRefused(
+            "PROCEEDING_CLOSED_BEFORE_CONVERSATION",
+            f"Дата закрытия производства ({closed_at.isoformat()}) раньше начала переписки "
+            f"({stored.opened_at.isoformat()}): запрос направляется по открытому производству "
+            "(ст. 10 Соглашения СНГ); проверьте дату.",
+            f"closed_at {closed_at.isoformat()} is before the conversation began "
+            f"({stored.opened_at.isoformat()})",
+        )
+    mark_proceeding_closed(conn, conversation_id, closed_at, now)
+    audit.append(
+        conn,
+        now=now,
+        actor=actor,
+        kind=PROCEEDING_CLOSED_EVENT,
+        subjects={"conversation_id": conversation_id},
+        details={"closed_at": closed_at.isoformat(), "reference": reference},
+    )
+    return replace(stored, proceeding_closed_at=closed_at, updated_at=now)
 
 
 def _where(filters: ConversationFilter) -> list[sa.ColumnElement[bool]]:

@@ -8,6 +8,8 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     POST /api/v1/messages                           submit a document (JSON mirroring the XSD)
     GET  /api/v1/conversations                      list, filtered, keyset-paged
     GET  /api/v1/conversations/{conversation_id}    one conversation and its messages
+    POST /api/v1/conversations/{conversation_id}/proceeding-closed
+                                                    mark its proceeding closed (CIS Art. 9.6)
     GET  /api/v1/messages/{message_id}              one message as JSON
     GET  /api/v1/messages/{message_id}/xml          the signed document, byte-exact
     GET  /api/v1/messages/{message_id}/pdf          its signed PDF rendition
@@ -91,6 +93,7 @@ from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
+from gateway.store.conversations import ProceedingCloseRefused
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
 from gateway.web.server import (
@@ -117,6 +120,7 @@ MESSAGE_VERIFICATIONS = f"{MESSAGE}/verifications"
 MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
+CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
 OPENAPI = f"{API_PREFIX}/openapi.json"
 KEYS_EXPIRING = f"{API_PREFIX}/keys/expiring"
 HEALTHZ = "/healthz"
@@ -359,6 +363,15 @@ def _translate(exc: BaseException) -> ApiError | None:
                 "article": decision.article,
                 "remedy_ru": decision.remedy_ru,
             },
+        )
+    if isinstance(exc, ProceedingCloseRefused):
+        # The store's own words: they name the rule and the dates, never a document's content.
+        return ApiError(
+            409 if exc.code == "PROCEEDING_ALREADY_CLOSED" else 422,
+            exc.code,
+            str(exc),
+            exc.message_ru,
+            extra={"article": "CIS Art. 9.6"},
         )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
@@ -827,6 +840,42 @@ async def post_disclosure(request: web.Request) -> web.Response:
     return _json(result, status=201)
 
 
+PROCEEDING_CLOSED_FIELDS = frozenset({"closed_at", "reference"})
+
+
+async def post_proceeding_closed(request: web.Request) -> web.Response:
+    """Mark the conversation's proceeding closed (CIS Art. 9.6): the retention clock counting
+    from "proceeding-closed" starts at ``closed_at``. Set once; audited."""
+    _only_params(request, frozenset())
+    conversation_id = _path_id(request, "conversation_id")
+    body = await _read_json_body(request)
+    closed_at = _aware_datetime(body.get("closed_at"))
+    reference = body.get("reference")
+    if set(body) - PROCEEDING_CLOSED_FIELDS or closed_at is None or not isinstance(reference, str):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
+            "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
+            "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
+            "reference (реквизиты акта).",
+        )
+    result = await request.app[SERVICE].close_proceeding(
+        conversation_id, closed_at=closed_at, reference=reference, actor=request[ACTOR]
+    )
+    return _json(result)
+
+
+def _aware_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None and parsed.utcoffset() is not None else None
+
+
 async def get_expiring_keys(request: web.Request) -> web.Response:
     """Keys in use whose certificates end within 30 days (administrators, auditors)."""
     _only_params(request, frozenset())
@@ -990,6 +1039,13 @@ ROUTES: tuple[Route, ...] = (
         post_disclosure,
         Action.DISCLOSE,
         "disclose the document (CIS Art. 9.2–9.3; SC Art. 8.2) → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        CONVERSATION_PROCEEDING_CLOSED,
+        post_proceeding_closed,
+        Action.CLOSE_PROCEEDING,
+        "mark the proceeding closed: its retention clock starts (CIS Art. 9.6)",
     ),
     Route(
         hdrs.METH_GET,

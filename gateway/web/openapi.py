@@ -116,6 +116,11 @@ _SCHEMAS: dict[str, Any] = {
             "deadline": {"type": ["string", "null"], "format": "date"},
             "opened_at": _DATETIME,
             "updated_at": _DATETIME,
+            "proceeding_closed_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the proceeding was marked closed (CIS Art. 9.6); null: not.",
+            },
         }
     ),
     "Page": _object(
@@ -166,6 +171,10 @@ _SCHEMAS: dict[str, Any] = {
             "deadline_why": {
                 **_NULLABLE_STR,
                 "description": "Which calendar, zone and pauses fixed the due date.",
+            },
+            "urgent": {
+                "type": "boolean",
+                "description": "The request was sent as urgent (SC Art. 5.2).",
             },
         }
     ),
@@ -440,6 +449,48 @@ def _paths() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                     **_READ,
+                },
+            }
+        },
+        "/api/v1/conversations/{conversation_id}/proceeding-closed": {
+            "post": {
+                "operationId": "closeProceeding",
+                "summary": "Mark the conversation's proceeding closed (CIS Art. 9.6): retention "
+                "policies counting from `proceeding-closed` start at `closed_at`. Set once; "
+                "audited (`proceeding.closed`). 409 `PROCEEDING_ALREADY_CLOSED`; 422 "
+                "`PROCEEDING_CLOSED_IN_FUTURE`, `PROCEEDING_CLOSED_BEFORE_CONVERSATION`, "
+                "`PROCEEDING_REFERENCE`.",
+                "parameters": [_param("ConversationId")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "closed_at": {"type": "string", "format": "date-time"},
+                                    "reference": {"type": "string", "maxLength": 128},
+                                },
+                                "required": ["closed_at", "reference"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Marked: the conversation id, the date and the reference.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "409": _error("Marked closed already (PROCEEDING_ALREADY_CLOSED)."),
+                    "422": _error(
+                        "A date in the future or before the conversation, or no reference "
+                        "(PROCEEDING_CLOSED_IN_FUTURE, PROCEEDING_CLOSED_BEFORE_CONVERSATION, "
+                        "PROCEEDING_REFERENCE)."
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                    "404": _resp("NotFound"),
                 },
             }
         },

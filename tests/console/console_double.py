@@ -34,6 +34,7 @@ from gateway.exchange.service import (
 )
 from gateway.model.problems import DocumentRejected, Severity
 from gateway.rules.content import check_content
+from gateway.store.conversations import ProceedingCloseRefused
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.header import read_header
 from gateway.xml.validate import validate
@@ -72,6 +73,9 @@ class ConsoleTestService:
         self.denied: list[tuple[str, str]] = []
         self.calls: list[str] = []
         self.reports: dict[str, dict[str, Any]] = {}
+        self.closed_proceedings: list[tuple[str, datetime, str, str]] = []
+        self.urgent: set[str] = set()
+        """Conversations whose request was sent as urgent (SC Art. 5.2)."""
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -172,7 +176,9 @@ class ConsoleTestService:
                 key=lambda m: m.created,
             )
         )
-        return ConversationView(summary, messages, working_days_left=None)
+        return ConversationView(
+            summary, messages, working_days_left=None, urgent=conversation_id in self.urgent
+        )
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         self.calls.append("message")
@@ -264,6 +270,25 @@ class ConsoleTestService:
         xml = json.dumps(document, ensure_ascii=False).encode()
         self.messages[summary.message_id] = Stored(summary, header, document["body"], xml, receipt)
         return summary
+
+    async def close_proceeding(
+        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
+    ) -> dict[str, Any]:
+        """The node's rule in short: set once (the store's own refusal), unknown is NotFound."""
+        self.calls.append("close_proceeding")
+        self._need(actor, Action.CLOSE_PROCEEDING)
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            raise NotFound(conversation_id)
+        if conversation.proceeding_closed_at is not None:
+            raise ProceedingCloseRefused(
+                "PROCEEDING_ALREADY_CLOSED", "Производство уже отмечено закрытым.", "closed"
+            )
+        self.conversations[conversation_id] = replace(
+            conversation, proceeding_closed_at=closed_at, updated_at=self.now
+        )
+        self.closed_proceedings.append((conversation_id, closed_at, reference, actor.name))
+        return {"conversation_id": conversation_id}
 
     # --- inside -------------------------------------------------------------------------------
 

@@ -230,7 +230,7 @@ def test_sc_authenticity_confirmation_holds_the_request() -> None:
     )
     d.refuse(ev("Response", D, "x1", 6))  # nothing is disclosed before confirmation
     d.refuse(ev("AdditionalInfoRequest", D, "x2", 6))
-    d.refuse(ev("AuthenticityConfirmation", D, "x3", 6), UnknownKind)
+    d.refuse(ev("AuthenticityConfirmation", D, "x3", 6, decision="confirmed"), UnknownKind)
     d.step(
         ev("DelayNotice", D, "m4", 7),  # allowed while open; no date given, none recorded
         [NotifyOperator(R, "DELAY_ANNOUNCED", "CIS Art. 12; SC Art. 6.1", "m4")],
@@ -238,14 +238,14 @@ def test_sc_authenticity_confirmation_holds_the_request() -> None:
     )
     assert d.conversation.expected_by is None
     d.step(
-        ev("AuthenticityConfirmation", R, "m5", 29),
+        ev("AuthenticityConfirmation", R, "m5", 29, decision="confirmed"),
         [
             ResumeClock(at(29)),
             NotifyOperator(D, "AUTHENTICITY_CONFIRMED", "SC Art. 5.3", "m5"),
         ],
         state=State.IN_PROGRESS,
         clock=DeadlineClock(at(2), (Pause(State.AWAITING_AUTHENTICITY, at(5), at(29)),)),
-        last_change=LastChange("m5", "AuthenticityConfirmation", R),
+        last_change=LastChange("m5", "AuthenticityConfirmation:confirmed", R),
     )
     d.step(
         ev("Response", D, "m6", 50),
@@ -418,6 +418,8 @@ def _decisions(kind: str) -> list[str]:
         "PostponementDecision": ["accept", "decline"],
         "ConfidentialityDecision": ["proceed", "withdraw"],
         "ConsentDecision": ["granted"],
+        "AuthenticityConfirmation": ["confirmed", "not-confirmed"],
+        "Refusal": ["", "partial"],
     }.get(kind, [""])
 
 
@@ -435,11 +437,12 @@ def test_every_event_outside_the_table_is_refused_and_changes_nothing(
     for kind in PROFILES[agreement].kinds:
         for sender in (R, D):
             for decision in _decisions(kind):
-                key = (
-                    f"{kind}:{decision}"
-                    if kind in ("PostponementDecision", "ConfidentialityDecision")
-                    else kind
-                )
+                refined = kind in (
+                    "PostponementDecision",
+                    "ConfidentialityDecision",
+                    "AuthenticityConfirmation",
+                ) or (kind == "Refusal" and decision == "partial")
+                key = f"{kind}:{decision}" if refined else kind
                 if (key, sender) in row:
                     continue
                 event = ev(kind, sender, "illegal", 50, grounds="g", decision=decision)
@@ -494,3 +497,56 @@ def test_problem_for_a_rejection_names_state_kind_and_sender() -> None:
     assert problem.path == "/Envelope/Header/Kind"
     assert "DelayNotice" in problem.message_ru and "answered" in problem.message_ru
     assert "requested" in problem.message_en
+
+
+def test_sc_partial_refusal_stands_beside_the_response_for_the_rest() -> None:
+    """SC Art. 6.2: execution "может быть полностью или частично отказано"; a partial refusal
+    leaves the rest of the request to execute, and the Response for it closes the conversation."""
+    conversation = reach(SC, State.IN_PROGRESS)
+    partial = apply(conversation, ev("Refusal", D, "m1", 5, grounds="law", decision="partial"))
+    assert partial.conversation.state is State.IN_PROGRESS
+    assert partial.conversation.partial_refusals == ("m1",)
+    assert partial.conversation.refusal_grounds == ""
+    assert partial.conversation.clock.running
+    assert partial.effects == (NotifyOperator(R, "REQUEST_PARTIALLY_REFUSED", "SC Art. 6.2", "m1"),)
+    with pytest.raises(MissingField):  # a partial refusal states its reasons too
+        apply(partial.conversation, ev("Refusal", D, "x1", 6, decision="partial"))
+    answered = apply(partial.conversation, ev("Response", D, "m2", 7))
+    assert answered.conversation.state is State.ANSWERED
+    assert answered.conversation.partial_refusals == ("m1",)
+    assert StopClock(at(7), State.ANSWERED) in answered.effects
+    # A full refusal still closes it.
+    full = apply(conversation, ev("Refusal", D, "m3", 5, grounds="law", decision="full"))
+    assert full.conversation.state is State.REFUSED
+
+
+def test_sc_authenticity_not_confirmed_stops_execution() -> None:
+    """SC Art. 5.3: confirmation was asked because authenticity or content is in doubt; a
+    "not confirmed" answer closes the request instead of resuming its execution."""
+    conversation = reach(SC, State.AWAITING_AUTHENTICITY)
+    step = apply(conversation, ev("AuthenticityConfirmation", R, "m1", 9, decision="not-confirmed"))
+    assert step.conversation.state is State.WITHDRAWN
+    assert step.conversation.clock.stopped_at == at(9)
+    assert not step.conversation.clock.paused
+    assert step.effects == (
+        StopClock(at(9), State.WITHDRAWN),
+        NotifyOperator(D, "AUTHENTICITY_NOT_CONFIRMED", "SC Art. 5.3", "m1"),
+    )
+    with pytest.raises(UnexpectedMessage):  # nothing is executed after it
+        apply(step.conversation, ev("Response", D, "x1", 10))
+    with pytest.raises(MissingField):
+        apply(conversation, ev("AuthenticityConfirmation", R, "x2", 9, decision=""))
+
+
+def test_urgent_request_is_kept_and_its_receipt_notifies_at_once() -> None:
+    """SC Art. 5.2: "в случаях, не терпящих отлагательства"; the requested party's operator is
+    told the moment the urgent request is received."""
+    sent = apply(new_conversation("conv-1", SC), ev("Request", R, "m1", 0, urgent=True))
+    assert sent.conversation.urgent
+    received = apply(sent.conversation, ev("Receipt", D, "m2", 1))
+    assert received.effects == (
+        StartClock(at(1), "SC Art. 6.1"),
+        NotifyOperator(D, "URGENT_REQUEST_RECEIVED", "SC Art. 5.2"),
+    )
+    plain = reach(SC, State.IN_PROGRESS)
+    assert not plain.urgent

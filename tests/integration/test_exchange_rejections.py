@@ -31,11 +31,14 @@ from gateway.crypto.certificates import CertificateProfile, DemoCA, write_privat
 from gateway.crypto.keystore import KeyStore
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import verify_document
+from gateway.demo.play import reply
 from gateway.demo.setup import DEMO_PASSPHRASE, DEPOSITARY_ID, DemoWorld
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory, verify_directory
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition, ReceiveOutcome
+from gateway.jobs.scheduler import JobRun
+from gateway.jobs.wiring import deadline_reminders_body
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import (
     PeerClient,
@@ -49,6 +52,7 @@ from tests.integration.exchange_world import (
     Signer,
     audit_rows,
     body_fields,
+    conversation_state,
     header_field,
     node_config,
     row_counts,
@@ -418,6 +422,65 @@ async def test_a_party_not_in_force_is_refused(
         assert body_fields(answer.body)["RejectedMessageId"] == header_field(document, "MessageId")
         assert row_counts(node.store) == before
         assert_audited_rejection(receiver, audited, code)
+    finally:
+        node.close()
+
+
+async def test_requests_received_before_a_withdrawal_are_completed_after_it(
+    world: DemoWorld, receiver: Receiver, sender: Signer
+) -> None:
+    """CIS Art. 24: Kazakhstan's withdrawal takes effect today. Requests its node received
+    yesterday are still answered (delay notice, then response) and withdrawn by the requesting
+    party; a request sent today is refused. Both conversations close, so the reminder job,
+    run after their due date, flags neither."""
+    yesterday = now() - timedelta(days=1)
+    moment = [yesterday]
+    node = Node.from_config(NodeConfig.from_toml(receiver.config), clock=lambda: moment[0])
+    try:
+        _directory_with_kz(world, node, withdrawn_from=now().date())
+        answered, withdrawn = (
+            sender.document(REQUEST, yesterday, Recipient=RECEIVER) for _ in range(2)
+        )
+        for document in (answered, withdrawn):
+            assert node.receive(SENDER, document).disposition is Disposition.ACCEPTED
+        moment[0] = now()
+
+        late = sender.document(REQUEST, now(), Recipient=RECEIVER)
+        refused = node.receive(SENDER, late)
+        assert refused.disposition is Disposition.REFUSED
+        assert body_fields(refused.body)["Code"] == "AGREEMENT_WITHDRAWN"
+
+        answered_id = header_field(answered, "ConversationId")
+        for kind in ("DelayNotice", "Response"):
+            _, warnings = node.submit(
+                reply(
+                    f"cis-enforcement.{kind}",
+                    {
+                        "conversation_id": answered_id,
+                        "message_id": header_field(answered, "MessageId"),
+                    },
+                    SENDER,
+                ),
+                actor="operator-test",
+            )
+            assert {w.code for w in warnings} >= {"AGREEMENT_TERMINATED_CONVERSATION_CONTINUES"}
+        withdrawal = sender.document(
+            "cis-enforcement.Withdrawal",
+            now(),
+            Recipient=RECEIVER,
+            ConversationId=header_field(withdrawn, "ConversationId"),
+            InReplyTo=header_field(withdrawn, "MessageId"),
+        )
+        assert node.receive(SENDER, withdrawal).disposition is Disposition.ACCEPTED
+
+        assert conversation_state(node.store, answered_id) == "answered"
+        assert conversation_state(node.store, header_field(withdrawn, "ConversationId")) == (
+            "withdrawn"
+        )
+        after_due = now() + timedelta(days=90)
+        run = JobRun("deadline-reminders", after_due, after_due, "KZ-MJ@test:1")
+        flagged = {r.conversation_id for r in deadline_reminders_body(node.config, node.store)(run)}
+        assert not flagged & {answered_id, header_field(withdrawn, "ConversationId")}
     finally:
         node.close()
 

@@ -49,16 +49,28 @@ def test_cis_party_without_notification_or_row() -> None:
     assert [p.code for p in problems] == ["AGREEMENT_NOT_IN_FORCE"] * 2
 
 
-def test_cis_withdrawal_boundary_and_no_continuation() -> None:
+def test_cis_withdrawal_boundary_new_conversations_refused() -> None:
     rows = _cis_rows(kz_withdrawn_from=date(2027, 3, 1))
     assert agreement_in_force_problems(CIS, rows, "RU", "KZ", on=date(2027, 2, 28)) == []
     [p] = agreement_in_force_problems(CIS, rows, "RU", "KZ", on=date(2027, 3, 1))
     assert (p.code, p.article, p.severity) == ("AGREEMENT_WITHDRAWN", "CIS Art. 24", Severity.ERROR)
-    # The CIS agreement has no clause keeping conversations alive after withdrawal.
+    # One begun on the day the withdrawal took effect was never covered.
     [p] = agreement_in_force_problems(
-        CIS, rows, "RU", "KZ", on=date(2027, 3, 1), conversation_started_on=date(2027, 1, 10)
+        CIS, rows, "RU", "KZ", on=date(2027, 3, 2), conversation_started_on=date(2027, 3, 1)
     )
     assert p.code == "AGREEMENT_WITHDRAWN"
+
+
+def test_cis_withdrawal_lets_a_conversation_begun_before_be_completed() -> None:
+    # Art. 24: a party leaves "урегулировав ... обязательства, возникшие за время действия"; a
+    # request received on the last day in force is answered after the withdrawal took effect.
+    rows = _cis_rows(kz_withdrawn_from=date(2027, 3, 1))
+    problems = agreement_in_force_problems(
+        CIS, rows, "RU", "KZ", on=date(2027, 6, 1), conversation_started_on=date(2027, 2, 28)
+    )
+    assert [(p.code, p.article, p.severity) for p in problems] == [
+        ("AGREEMENT_TERMINATED_CONVERSATION_CONTINUES", "CIS Art. 24", Severity.WARNING)
+    ]
 
 
 def test_cis_rejoining_after_withdrawal() -> None:

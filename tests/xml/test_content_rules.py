@@ -118,6 +118,42 @@ def test_russian_original_needs_no_translation_but_kazakh_does() -> None:
     assert _codes(document) == []
 
 
+ORAL = load_json(VALID / "ru-kz-supreme-courts.Request-oral.json")
+
+
+@pytest.mark.parametrize(
+    ("made_on", "asked_on", "created", "codes"),
+    [
+        ("2026-11-23", "2026-11-23", "2026-11-23T09:30:00+03:00", []),  # all on one day
+        ("2026-11-20", "2026-11-23", "2026-11-24T09:30:00+03:00", []),
+        ("2026-11-24", "2026-11-23", "2026-11-24T09:30:00+03:00", ["RULE_ORAL_REQUEST_DATES"]),
+        ("2026-11-23", "2026-11-25", "2026-11-24T09:30:00+03:00", ["RULE_ORAL_REQUEST_DATES"]),
+        # Created is read in the sender's own offset: 23:30 in Moscow is still the 23rd there.
+        ("2026-11-23", "2026-11-23", "2026-11-23T23:30:00+03:00", []),
+        ("2026-11-24", "2026-11-24", "2026-11-23T23:30:00+03:00", ["RULE_ORAL_REQUEST_DATES"]),
+    ],
+)
+def test_oral_request_then_its_written_confirmation(
+    made_on: str, asked_on: str, created: str, codes: list[str]
+) -> None:
+    """SC Art. 5.1 para. 2: oral request, then the requested party asks, then it is written."""
+    document = copy.deepcopy(ORAL)
+    document["header"]["Created"] = created
+    oral = document["body"]["Request"]["ConfirmsOralRequest"]
+    oral.update(MadeOn=made_on, ConfirmationAskedOn=asked_on)
+    assert _codes(document) == codes
+
+
+def test_oral_request_dates_problem_names_the_field_and_article() -> None:
+    document = copy.deepcopy(ORAL)
+    document["body"]["Request"]["ConfirmsOralRequest"]["MadeOn"] = "2026-11-25"
+    root = json_to_xml(document)
+    [problem] = check_content(root, read_header(root))
+    assert problem.path == "/Envelope/Body/Request/ConfirmsOralRequest/MadeOn"
+    assert problem.article == "SC Art. 5.1"
+    assert "2026-11-25" in problem.message_ru
+
+
 def test_read_header_types() -> None:
     root = json_to_xml(REQUEST)
     header = read_header(root)

@@ -8,6 +8,7 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /conversations                                      list: filters, keyset pages
     GET  /conversations/{conversation_id}                    one conversation and its timeline
     POST /conversations/{conversation_id}/purpose            state a purpose (CIS Art. 9.1)
+    POST /conversations/{conversation_id}/proceeding-closed  mark the proceeding closed (9.6)
     GET  /conversations/{conversation_id}/messages/{message_id}          one message's fields
     GET  /conversations/{conversation_id}/messages/{message_id}/xml      signed XML
     GET  /conversations/{conversation_id}/messages/{message_id}/pdf      signed PDF rendition
@@ -36,7 +37,7 @@ from argon2 import PasswordHasher
 from gateway.exchange.service import LocalService
 from gateway.logs import access
 from gateway.model.problems import ConfigurationError
-from gateway.web.console import action_pages, admin, auth, pages
+from gateway.web.console import action_pages, admin, auth, pages, proceeding
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
@@ -159,6 +160,9 @@ def make_console_app(
     router.add_get("/conversations", pages.conversations, name="conversations", allow_head=False)
     router.add_get(CONVERSATION, pages.conversation, name="conversation", allow_head=False)
     router.add_post(CONVERSATION + "/purpose", pages.state_purpose, name="purpose")
+    router.add_post(
+        CONVERSATION + "/proceeding-closed", proceeding.close_proceeding, name="proceeding_closed"
+    )
     router.add_get(CONVERSATION + "/refuse", pages.refuse_form, name="refuse", allow_head=False)
     router.add_post(CONVERSATION + "/refuse", pages.refuse, name="refuse")
     router.add_get(ACTION, action_pages.action_form, name="action", allow_head=False)

@@ -1,0 +1,89 @@
+"""``gateway proceedings``: mark the proceeding of a conversation closed (CIS Art. 9.6).
+
+    gateway proceedings close --config NODE.toml --conversation ID \\
+        --closed-at 2027-03-01T10:00:00+03:00 --reference "постановление № 123 от 01.03.2027"
+
+Information received is kept in the proceeding until it is destroyed under the requesting
+party's law (CIS Art. 9.6): retention policies with ``counts_from = "proceeding-closed"`` start
+counting at the date given here. The date is set once; the act is recorded in the audit trail
+(``proceeding.closed``, with the reference and who ran the command). The reference names the
+act that closed the proceeding (at most 128 characters, no personal data). The case system does
+the same through the local API (``POST /api/v1/conversations/{id}/proceeding-closed``).
+
+Exit codes: 0 — marked; 1 — refused (already closed, a date in the future or before the
+conversation, no reference); 2 — bad arguments, configuration or an unknown conversation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.errors import ExitCode, fail, report
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "proceedings", help="производства: отметка о закрытии (начало срока хранения, ст. 9.6)"
+    )
+    sub = p.add_subparsers(dest="proceedings_command", required=True)
+    close = sub.add_parser("close", help="отметить производство по переписке закрытым")
+    close.add_argument("--config", required=True, type=Path)
+    close.add_argument("--conversation", required=True, help="идентификатор переписки (UUID)")
+    close.add_argument(
+        "--closed-at",
+        required=True,
+        help="когда производство закрыто: дата и время с часовым поясом (ISO 8601)",
+    )
+    close.add_argument(
+        "--reference", required=True, help="основание: реквизиты акта (до 128 знаков)"
+    )
+    close.set_defaults(handler=_close)
+
+
+def _close(args: argparse.Namespace) -> int:
+    from gateway.cli.purge import cli_actor
+    from gateway.config import NodeConfig
+    from gateway.model.problems import GatewayError
+    from gateway.store import conversations, migrate, open_store
+
+    try:
+        closed_at = datetime.fromisoformat(args.closed_at)
+    except ValueError:
+        closed_at = None
+    if closed_at is None or closed_at.tzinfo is None:
+        return fail(
+            f"--closed-at {args.closed_at!r}: нужны дата и время с часовым поясом, например "
+            "2027-03-01T10:00:00+03:00",
+            "USAGE",
+        )
+    try:
+        config = NodeConfig.from_toml(args.config)
+        store = open_store(config.database_url)
+        migrate(store.engine)
+    except (GatewayError, OSError) as exc:
+        return report(exc)
+    try:
+        with store.transaction() as conn:
+            conversations.close_proceeding(
+                conn,
+                args.conversation,
+                closed_at=closed_at,
+                reference=args.reference,
+                actor=cli_actor(),
+                now=datetime.now(UTC),
+            )
+    except conversations.ProceedingCloseRefused as refused:
+        unknown = refused.code == "UNKNOWN_CONVERSATION"
+        return fail(
+            refused.message_ru, refused.code, ExitCode.USAGE if unknown else ExitCode.REFUSED
+        )
+    finally:
+        store.dispose()
+    print(
+        f"производство по переписке {args.conversation} отмечено закрытым "
+        f"{closed_at.isoformat()}; срок хранения «proceeding-closed» считается от этой даты"
+    )
+    return int(ExitCode.OK)

@@ -1,0 +1,64 @@
+"""The console's "proceeding closed" form (CIS Art. 9.6): an operator records when the
+proceeding of a conversation was closed; retention policies counting from "proceeding-closed"
+start there. The node sets the date once and audits it (``proceeding.closed``); this module only
+reads the form and shows the node's refusal in Russian.
+
+    POST /conversations/{conversation_id}/proceeding-closed   closed_at (local), reference
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from aiohttp import web
+
+from gateway.exchange.service import Action
+from gateway.store.conversations import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
+from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.xmlchars import first_forbidden
+
+_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+"""What an HTML ``datetime-local`` input sends (seconds are not asked for)."""
+
+
+async def close_proceeding(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    actor = request[ACTOR]
+    require(actor, Action.CLOSE_PROCEEDING)
+    conversation_id = request.match_info["conversation_id"]
+    form = await request.post()
+    raw_at, reference = form.get("closed_at"), form.get("reference")
+    if not isinstance(raw_at, str) or not _LOCAL.fullmatch(raw_at.strip()):
+        return _refused(request, 400, "Укажите дату и время закрытия производства.")
+    if (
+        not isinstance(reference, str)
+        or not reference.strip()
+        or len(reference) > MAX_PROCEEDING_REFERENCE
+        or first_forbidden(reference) is not None
+    ):
+        return _refused(
+            request,
+            400,
+            f"Укажите основание: реквизиты акта о закрытии производства (1–"
+            f"{MAX_PROCEEDING_REFERENCE} знаков, без управляющих символов).",
+        )
+    # The operator enters the time as the console shows times: in the console's zone.
+    closed_at = datetime.fromisoformat(raw_at.strip()).replace(tzinfo=ctx.timezone)
+    try:
+        await ctx.service.close_proceeding(
+            conversation_id, closed_at=closed_at, reference=reference, actor=actor
+        )
+    except ProceedingCloseRefused as refused:
+        status = 409 if refused.code == "PROCEEDING_ALREADY_CLOSED" else 422
+        return _refused(request, status, refused.message_ru)
+    request[SESSION].flash = (
+        "Производство отмечено закрытым; срок хранения, отсчитываемый от закрытия "
+        "производства, начался (ст. 9.6 Соглашения СНГ)."
+    )
+    return see_other(request, "conversation", conversation_id=conversation_id)
+
+
+def _refused(request: web.Request, status: int, text: str) -> web.Response:
+    return error_page(request, status, "Производство не отмечено закрытым", text)
