@@ -421,3 +421,23 @@ audit_checkpoints = sa.Table(
 )
 """Signed audit chain heads: ``statement`` is canonical JSON of (body, seq, hash, time) signed
 by the body's seal, so that truncating the chain and rewriting its tail is detectable."""
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("session_hash", sa.LargeBinary(HASH_BYTES), primary_key=True),
+    sa.Column("csrf_token", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("username", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("roles", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("purposes", sa.Text, nullable=False),
+    sa.Column("flash", sa.Text, nullable=True),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
+)
+"""The console's sessions, shared by every process of a node (``gateway serve --workers N``,
+or several hosts behind a balancer). Keyed by the SHA-256 of the cookie's random id: a copy of
+the table signs nobody in. ``expires_at`` is the earlier of the idle and the absolute end, so
+one indexed comparison finds live rows and the ones to delete. ``purposes`` is JSON
+(conversation id -> purpose stated, when), the same text the audit trail records."""

@@ -69,11 +69,11 @@ the GIL, and database waits are I/O; twice the cores keeps both busy without thr
 class Listeners:
     """Sockets bound and listening before the worker processes were forked (``gateway serve
     --workers N``): each worker serves the same ports; the kernel gives each connection to one.
-    ``console`` is None in all but one worker: its sessions live in that process."""
+    The console too: its sessions are in the store, so any worker serves any signed-in user."""
 
     peer: socket.socket
     api: socket.socket
-    console: socket.socket | None
+    console: socket.socket
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -175,9 +175,7 @@ class NodeRuntime:
             sock=listeners.api if listeners else None,
             settings=server_settings(config.api),
         )
-        if listeners is not None:
-            console = listeners.console is not None
-        if console:
+        if console or listeners is not None:
             await self._start_console(listeners.console if listeners else None)
         if scheduler:
             from gateway.jobs.wiring import scheduler_for
@@ -228,6 +226,7 @@ class NodeRuntime:
         Plain HTTP on loopback by default; put a TLS-terminating proxy in front when operators
         reach it over a network (its cookies then need ``secure_cookies``)."""
         from gateway.web.console import (
+            SessionStore,
             StoreUserDirectory,
             make_console_app,
             node_console_sources,
@@ -241,6 +240,7 @@ class NodeRuntime:
         app = make_console_app(
             _WakingService(self.service, self._wake),  # type: ignore[arg-type]
             StoreUserDirectory(node.store),
+            sessions=SessionStore(node.store),
             secure_cookies=False,
             audit=store_audit(node.store, self.executor, node.clock),
             identity=node_identity(node),
