@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store import audit
+from gateway.store import conversations as conversation_store
 from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
     attachments,
@@ -504,9 +505,7 @@ def purge_messages(
             conn.execute(
                 debtor_tags.delete().where(debtor_tags.c.conversation_id == row.conversation_id)
             )
-            conn.execute(
-                conversations.delete().where(conversations.c.conversation_id == row.conversation_id)
-            )
+            conversation_store.delete(conn, [row.conversation_id])
         purged += 1
     conn.execute(
         purge_runs.update()
@@ -732,7 +731,7 @@ def purge_batch(
                 conversation_machines.c.conversation_id.in_(emptied)
             )
         )
-        conn.execute(conversations.delete().where(conversations.c.conversation_id.in_(emptied)))
+        conversation_store.delete(conn, emptied)
     conn.execute(
         purge_runs.update()
         .where(purge_runs.c.run_id == run_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gateway.exchange.service import (
@@ -213,6 +213,21 @@ class ConsoleTestService:
         if stored.receipt is None:
             raise NotFound(message_id)
         return stored.receipt
+
+    async def conversations_due(
+        self, states: tuple[str, ...], *, due_by: date, limit: int, actor: Actor
+    ) -> tuple[ConversationSummary, ...]:
+        self.calls.append("conversations_due")
+        self._need(actor, Action.LIST_CONVERSATIONS)
+        due = sorted(
+            (
+                c
+                for c in self.conversations.values()
+                if c.state in states and c.deadline is not None and c.deadline <= due_by
+            ),
+            key=lambda c: (c.deadline, c.opened_at, c.conversation_id),
+        )
+        return tuple(due[:limit])
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
         self.calls.append("counts_by_state")
