@@ -154,6 +154,13 @@ def _optional(**items: Any) -> dict[str, Any]:
 
 
 _YES_NO = (("yes", "Да"), ("no", "Нет"))
+_BOTH: Mapping[str, list[str]] = MappingProxyType(
+    {
+        "both": ["authenticity", "content"],
+        "both-topics": ["protection-measures", "retention-periods"],
+    }
+)
+"""A single choice standing for both values of a repeatable code (the schema allows two)."""
 _ATTACHMENT = (
     Field(
         "Attachment",
@@ -241,6 +248,43 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
                 "Decision": v["Decision"],
                 **_optional(Condition=v["Condition"], Reason=v["Reason"]),
             }
+        }
+
+    def authenticity_request(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "AuthenticityConfirmationRequest": {
+                "DoubtAbout": _BOTH.get(v["DoubtAbout"], [v["DoubtAbout"]]),
+                "Details": v["Details"],
+            }
+        }
+
+    def authenticity(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "AuthenticityConfirmation": {
+                "Confirmed": v["Confirmed"] == "yes",
+                "Statement": v["Statement"],
+                "ConfirmedBy": {"Name": v["ConfirmedByName"], "Position": v["ConfirmedByPosition"]},
+            }
+        }
+
+    def protection_inquiry(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "ProtectionMeasuresInquiry": {
+                "Topic": _BOTH.get(v["Topic"], [v["Topic"]]),
+                **_optional(Question=v["Question"]),
+            }
+        }
+
+    def protection_answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+        period = _optional(
+            Information=v["RetentionInformation"],
+            Term=v["RetentionTerm"],
+            LegalBasis=v["RetentionLegalBasis"],
+        )
+        return {
+            "ProtectionMeasuresAnswer": _optional(
+                Measures=v["Measures"], RetentionPeriod=[period] if period else None
+            )
         }
 
     def withdraw(v: Values, upload: Upload | None) -> dict[str, Any]:
@@ -478,6 +522,97 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             consent_decision,
         ),
         ActionSpec(
+            "authenticity-request",
+            "AuthenticityConfirmationRequest",
+            requested,
+            "Запрос подтверждения подлинности или содержания запроса",
+            "SC Art. 5.3",
+            (
+                Field(
+                    "DoubtAbout",
+                    "Что вызывает сомнение",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("authenticity", "Подлинность запроса"),
+                        ("content", "Содержание запроса"),
+                        ("both", "Подлинность и содержание запроса"),
+                    ),
+                ),
+                Field("Details", "В чём состоят сомнения", "textarea", required=True),
+            ),
+            authenticity_request,
+        ),
+        ActionSpec(
+            "authenticity-confirm",
+            "AuthenticityConfirmation",
+            requesting,
+            "Подтверждение подлинности запроса",
+            "SC Art. 5.3",
+            (
+                Field(
+                    "Confirmed",
+                    "Запрос подтверждается",
+                    "choice",
+                    required=True,
+                    choices=_YES_NO,
+                ),
+                Field("Statement", "Текст подтверждения", "textarea", required=True),
+                Field(
+                    "ConfirmedByName",
+                    "Кто подтверждает (фамилия, имя, отчество)",
+                    "text",
+                    required=True,
+                    elements=("ConfirmedBy",),
+                ),
+                Field("ConfirmedByPosition", "Должность", "text", required=True),
+            ),
+            authenticity,
+            reply_to=("AuthenticityConfirmationRequest",),
+        ),
+        ActionSpec(
+            "protection-inquiry",
+            "ProtectionMeasuresInquiry",
+            requesting,  # placeholder: either party may ask (see available_actions)
+            "Запрос сведений о мерах защиты информации и сроках её хранения",
+            "CIS Art. 9.5",
+            (
+                Field(
+                    "Topic",
+                    "О чём запрашиваются сведения",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("protection-measures", "О мерах защиты информации"),
+                        ("retention-periods", "О сроках хранения"),
+                        ("both-topics", "О мерах защиты и сроках хранения"),
+                    ),
+                ),
+                Field("Question", "Вопрос", "textarea"),
+            ),
+            protection_inquiry,
+        ),
+        ActionSpec(
+            "protection-answer",
+            "ProtectionMeasuresAnswer",
+            requested,  # placeholder: whoever was asked answers (see available_actions)
+            "Сведения о мерах защиты информации и сроках её хранения",
+            "CIS Art. 9.5",
+            (
+                Field("Measures", "Принимаемые меры защиты", "textarea", required=True),
+                Field(
+                    "RetentionInformation",
+                    "Какая информация хранится",
+                    "text",
+                    elements=("RetentionPeriod",),
+                ),
+                Field("RetentionTerm", "Срок хранения", "text"),
+                Field("RetentionLegalBasis", "Основание срока хранения", "text"),
+            ),
+            protection_answer,
+            reply_to=("ProtectionMeasuresInquiry",),
+        ),
+        ActionSpec(
             "withdraw",
             "Withdrawal",
             requesting,
@@ -497,8 +632,11 @@ SPECS: Mapping[str, Mapping[str, ActionSpec]] = MappingProxyType(
 """Agreement -> action name -> specification (only the kinds the agreement has)."""
 
 ACTION_NAMES = tuple(sorted({name for specs in SPECS.values() for name in specs}))
-SIDE_KINDS = frozenset({"ConsentRequest", "ConsentDecision"})
-"""Kinds either party sends (consent to disclosure runs beside the main conversation)."""
+SIDE_KINDS = frozenset(
+    {"ConsentRequest", "ConsentDecision", "ProtectionMeasuresInquiry", "ProtectionMeasuresAnswer"}
+)
+"""Kinds either party sends (consent to disclosure and the protection-measures inquiry run
+beside the main conversation)."""
 
 _NOT_CONTENT = frozenset({"Receipt", "Rejection"})
 
@@ -523,6 +661,22 @@ def pending_consents(view: ConversationView) -> tuple[MessageSummary, ...]:
         m
         for m in view.messages
         if m.kind == "ConsentRequest" and m.direction == "in" and m.message_id not in decided
+    )
+
+
+def pending_inquiries(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Protection-measures inquiries the other party sent that we have not answered yet."""
+    answered = {
+        m.in_reply_to
+        for m in view.messages
+        if m.kind == "ProtectionMeasuresAnswer" and m.direction == "out"
+    }
+    return tuple(
+        m
+        for m in view.messages
+        if m.kind == "ProtectionMeasuresInquiry"
+        and m.direction == "in"
+        and m.message_id not in answered
     )
 
 
@@ -552,6 +706,8 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
             if (spec.kind, side) not in row:
                 continue
             if spec.kind == "ConsentDecision" and not pending_consents(view):
+                continue
+            if spec.kind == "ProtectionMeasuresAnswer" and not pending_inquiries(view):
                 continue
         elif spec.decisions:
             if not allowed_decisions(spec, state, side) or spec.sender is not side:
