@@ -32,7 +32,7 @@ from gateway.web.console.actions import (
 )
 from gateway.xml.convert import json_to_xml
 from gateway.xml.validate import validate
-from tests.console.conftest import NOW, _summary, example, signed_in, uid
+from tests.console.conftest import NOW, _summary, csrf_of, example, signed_in, uid
 
 # One typed value per field name: what an operator would enter.
 TYPED: dict[str, str] = {
@@ -486,3 +486,43 @@ async def test_consent_decision_answers_the_pending_request(client, service, see
     [document] = service.submitted
     assert document["header"]["InReplyTo"] == uid("consent")
     assert document["body"]["ConsentDecision"]["Decision"] == "refused"
+
+
+async def test_disclosure_form_records_or_names_the_refusal(client, service, seeded) -> None:
+    """Offered to a confidential reader once a document was received; the node's rule decides:
+    an allowed disclosure is recorded, a refusal names the article and what to do."""
+    await signed_in(client, "operator1")  # may send, may not disclose
+    page = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert 'id="action-disclose"' not in page
+    assert (await client.get(f"/conversations/{seeded.cis}/actions/disclose")).status == 403
+    await client.post("/logout", data={"csrf_token": csrf_of(page)})
+
+    token = await signed_in(client, "reader1")
+    page = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert 'id="action-disclose"' in page
+    form = await (await client.get(f"/conversations/{seeded.cis}/actions/disclose")).text()
+    assert f'value="{seeded.cis_request}"' in form  # the received request is offered
+    typed = {
+        "csrf_token": token,
+        "MessageId": seeded.cis_request,
+        "Recipient": "Образцов Иван Иванович",
+        "Purpose": "Ознакомление должника с запросом по исполнительному производству.",
+    }
+    url = f"/conversations/{seeded.cis}/actions/disclose"
+    refused = await client.post(url, data={**typed, "Category": "third-party"})
+    assert refused.status == 409
+    html = await refused.text()
+    assert "ст. 9.2 Соглашения СНГ" in html and "Что сделать: запросите согласие" in html
+    assert "Образцов Иван Иванович" in html  # what was typed stays in the form
+    assert service.disclosed == []
+    done = await client.post(url, data={**typed, "Category": "debtor"}, allow_redirects=False)
+    assert done.status == 303
+    assert service.disclosed == [
+        {
+            "message_id": seeded.cis_request,
+            "recipient": "Образцов Иван Иванович",
+            "category": "debtor",
+        }
+    ]
+    shown = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert "Раскрытие записано" in shown

@@ -631,7 +631,41 @@ SPECS: Mapping[str, Mapping[str, ActionSpec]] = MappingProxyType(
 )
 """Agreement -> action name -> specification (only the kinds the agreement has)."""
 
-ACTION_NAMES = tuple(sorted({name for specs in SPECS.values() for name in specs}))
+DISCLOSURE = ActionSpec(
+    "disclose",
+    "",  # not a document sent to the other party: the node records the disclosure
+    Side.REQUESTING,  # placeholder: whoever received the document
+    "Раскрытие полученных сведений",
+    "",  # two agreements, two articles: the fields name them
+    (
+        Field("MessageId", "Какой полученный документ раскрывается", "message", required=True),
+        Field("Recipient", "Кому раскрываются сведения", "text", required=True),
+        Field(
+            "Category",
+            "Получатель",
+            "choice",
+            required=True,
+            choices=(
+                ("debtor", "Должник (ст. 9.2 Соглашения СНГ)"),
+                ("creditor", "Взыскатель (ст. 9.3 Соглашения СНГ)"),
+                ("third-party", "Иное лицо — только с согласием предоставившей стороны"),
+            ),
+            hint_ru="По Соглашению Верховных Судов (ст. 8.2) любое раскрытие — только с "
+            "предварительного письменного согласия.",
+        ),
+        Field("Purpose", "Цель раскрытия", "textarea", required=True),
+    ),
+    lambda v, upload: {},
+    submit_ru="Записать раскрытие",
+)
+"""Disclosure of a received document to others (CIS Art. 9.2–9.3; SC Art. 8.2): a form like
+the others, but the node records it (``LocalService.disclose``) instead of sending anything;
+the node's rule decides, and a refusal comes back naming the article and what to do (e.g. ask
+consent first)."""
+
+ACTION_NAMES = tuple(
+    sorted({name for specs in SPECS.values() for name in specs} | {DISCLOSURE.name})
+)
 SIDE_KINDS = frozenset(
     {"ConsentRequest", "ConsentDecision", "ProtectionMeasuresInquiry", "ProtectionMeasuresAnswer"}
 )
@@ -716,6 +750,12 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
             continue
         result.append(spec)
     return tuple(result)
+
+
+def disclosure_offered(view: ConversationView) -> bool:
+    """The disclosure form is offered once the other party has sent us a document with content:
+    only received information is disclosed under the agreements' rules."""
+    return our_side(view) is not None and bool(received_content(view))
 
 
 def message_choices(

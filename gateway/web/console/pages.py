@@ -41,7 +41,12 @@ from gateway.model.bodies import BODY_ID_PATTERN, state_of
 from gateway.model.problems import ConfigurationError, DocumentRejected
 from gateway.model.profiles import PROFILES
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE, Deadline, working_days_left
-from gateway.web.console.actions import ACTION_NAMES, available_actions
+from gateway.web.console.actions import (
+    ACTION_NAMES,
+    DISCLOSURE,
+    available_actions,
+    disclosure_offered,
+)
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
@@ -341,6 +346,14 @@ def _may_refuse(actor: Actor, view: ConversationView) -> bool:
     )
 
 
+def _actions(actor: Actor, view: ConversationView) -> tuple[Any, ...]:
+    """The forms this user may open on this conversation now."""
+    actions = available_actions(view) if may(actor, Action.SUBMIT) else ()
+    if may(actor, Action.DISCLOSE) and disclosure_offered(view):
+        actions = (*actions, DISCLOSURE)
+    return actions
+
+
 async def conversation(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     view, locked = await _conversation(request, conversation_id)
@@ -364,7 +377,7 @@ async def conversation(request: web.Request) -> web.Response:
             "left": left,
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
-            "actions": available_actions(view) if may(request[ACTOR], Action.SUBMIT) else (),
+            "actions": _actions(request[ACTOR], view),
             "can_read": not view.summary.confidential
             or (
                 may(request[ACTOR], Action.READ_DOCUMENT, confidential=True)
