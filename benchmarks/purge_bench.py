@@ -40,8 +40,8 @@ if str(REPO_ROOT) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from gateway.config import KeysSection  # noqa: E402
-from gateway.crypto.certificates import build_demo_pki  # noqa: E402
 from gateway.crypto.keystore import KeyStore  # noqa: E402
+from gateway.demo.pki import build_demo_pki  # noqa: E402
 from gateway.jobs.purge import PURGE_BATCH, run_purge  # noqa: E402
 from gateway.jobs.retention import parse_policies  # noqa: E402
 from gateway.store import Store, migrate, open_store  # noqa: E402

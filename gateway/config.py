@@ -13,19 +13,20 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.model.bodies import BODY_ID_PATTERN
-from gateway.model.problems import ConfigurationError
-from gateway.web.limits import (
+from gateway.model.limits import (
     BODY_BYTES_IN_FLIGHT,
     MAX_MESSAGE_BYTES,
     PEER_BURST,
     PEER_CONCURRENT_REQUESTS,
     PEER_RATE_PER_SECOND,
 )
+from gateway.model.problems import ConfigurationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,17 @@ class ListenSection:
     host: str = "127.0.0.1"
     port: int = 0
     """0: pick a free port (tests, demo)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSection(ListenSection):
+    """The peer endpoint's listener ([peer])."""
+
+    reuse_port: bool = False
+    """Bind with SO_REUSEPORT, so that another socket of the same user may hold or share the
+    port: a new ``gateway serve`` can start on the port before the old one stops (a restart
+    without refused peers), and a port the directory lists can be held while no node runs.
+    Off by default: any process of the same user could then take connections on the port."""
 
 
 MAX_SERVER_TIMEOUT = 3600.0
@@ -149,8 +161,10 @@ class LimitsSection:
 class CalendarSection:
     """Extra days off and transferred working days, per state, on top of ``holidays``."""
 
-    extra_days_off: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    extra_working_days: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_days_off: dict[str, tuple[date, ...]] = field(default_factory=dict)
+    extra_working_days: dict[str, tuple[date, ...]] = field(default_factory=dict)
+    """Dates as TOML dates (``2026-12-31``) or strings (``"2026-12-31"``): what
+    ``gateway.rules.calendars.calendar_for`` takes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +175,7 @@ class NodeConfig:
     database: DatabaseSection = DatabaseSection()
     keys: KeysSection = KeysSection()
     trust: TrustSection = TrustSection()
-    peer: ListenSection = ListenSection()
+    peer: PeerSection = PeerSection()
     api: ServerSection = ServerSection()
     console: ServerSection = ServerSection()
     tsa: TsaSection = TsaSection()
@@ -233,8 +247,9 @@ def _check_timezone(name: str, path: Path) -> None:
 
 
 def _section_type(f: dataclasses.Field[Any]) -> type:
-    hints = typing.get_type_hints(NodeConfig)
-    return hints[f.name]
+    hint = typing.get_type_hints(NodeConfig)[f.name]
+    assert isinstance(hint, type)  # every field of NodeConfig is a section class
+    return hint
 
 
 def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Path) -> Any:
@@ -262,6 +277,17 @@ def _load_section(section_type: type, raw: dict[str, Any], where: str, base: Pat
         raise ConfigurationError(f"{where}: {exc}") from None
 
 
+def _date(value: Any, where: str) -> date:
+    if type(value) is date:  # a TOML date; a date-time is not a day
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigurationError(f"{where}: {value!r} is not a date; write it as 2026-12-31")
+
+
 def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -282,6 +308,8 @@ def _coerce(hint: Any, value: Any, where: str, base: Path) -> Any:
             raise ConfigurationError(f"{where}: must be a table")
         _, item = typing.get_args(hint)
         return {k: _coerce(item, v, f"{where}.{k}", base) for k, v in value.items()}
+    if hint is date:
+        return _date(value, where)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigurationError(f"{where}: must be a number (seconds)")

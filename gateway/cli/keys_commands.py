@@ -703,7 +703,8 @@ class _RewrapPrinter:
 
 
 def cmd_rewrap(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.kek_rotation import DESTROY_GRACE, load_kek_ring, rewrap_all
+    from gateway.crypto.kek_rotation import DESTROY_GRACE, load_kek_ring
+    from gateway.store.keys import rewrap_all
 
     config, store = _store(args)
     ring = load_kek_ring(store)
@@ -748,11 +749,14 @@ def cmd_rewrap(args: argparse.Namespace, *, now: datetime) -> int:
 
 def cmd_destroy_kek(args: argparse.Namespace, *, now: datetime) -> int:
     from gateway.crypto.kek_rotation import destroy_kek
+    from gateway.store.keys import kek_usage
 
     config, store = _store(args)
     node_store = _open_node_store(config)
     try:
-        member = destroy_kek(store, node_store, args.key_id, now=now)
+        with node_store.read() as conn:
+            usage = kek_usage(conn)
+        member = destroy_kek(store, args.key_id, now=now, usage=usage)
         _audit(
             config,
             now,

@@ -150,7 +150,7 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
     from gateway.exchange.node import Node
     from gateway.web.runtime import Listeners, listen
 
-    peer = listen(config.peer.host, config.peer.port)
+    peer = listen(config.peer.host, config.peer.port, reuse_port=config.peer.reuse_port)
     api = listen(config.api.host, config.api.port)
     console = listen(config.console.host, config.console.port)
     children: list[int] = []

@@ -191,7 +191,7 @@ def signature_method_for(public_key: Any) -> tuple[SignatureMethod, DigestAlgori
     return SignatureMethod.RSA_SHA256, DigestAlgorithm.SHA256
 
 
-def cert_hash_for(public_key: Any) -> hashes.HashAlgorithm:
+def cert_hash_for(public_key: Any) -> hashes.SHA256 | hashes.SHA384:
     """Hash used when a CA key of this type signs certificates and CRLs."""
     if isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.name == "secp384r1":
         return hashes.SHA384()

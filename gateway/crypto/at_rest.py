@@ -319,7 +319,7 @@ class Pkcs11Kek:
                 f"({type(exc).__name__}); check the module path, the token label and the PIN"
             ) from None
         try:
-            self._key = self._session.get_key(
+            key = self._session.get_key(
                 object_class=pkcs11.ObjectClass.SECRET_KEY,
                 key_type=pkcs11.KeyType.AES,
                 label=key_label,
@@ -330,6 +330,16 @@ class Pkcs11Kek:
                 f"PKCS#11 token {token_label!r}: expected exactly one AES key labelled "
                 f"{key_label!r} ({type(exc).__name__}); create it with generate_pkcs11_kek"
             ) from None
+        # python-pkcs11 gives a key its wrap/unwrap methods only when CKA_WRAP/CKA_UNWRAP are set.
+        if not isinstance(key, pkcs11.types.WrapMixin) or not isinstance(
+            key, pkcs11.types.UnwrapMixin
+        ):
+            self._session.close()
+            raise AtRestError(
+                f"PKCS#11 token {token_label!r}: key {key_label!r} may not wrap and unwrap keys "
+                "(CKA_WRAP, CKA_UNWRAP); create it with generate_pkcs11_kek"
+            )
+        self._key = key
 
     @property
     def key_id(self) -> str:
@@ -349,6 +359,8 @@ class Pkcs11Kek:
                 }
             )
             try:
+                # A CKO_SECRET_KEY object is made a SecretKey by python-pkcs11.
+                assert isinstance(temp, p.types.SecretKey)
                 return bytes(self._key.wrap_key(temp, mechanism=p.Mechanism.AES_KEY_WRAP))
             finally:
                 temp.destroy()

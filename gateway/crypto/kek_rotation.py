@@ -14,12 +14,13 @@ Rotation, in order (each step is safe to repeat, and a crash between two steps l
    (default: now). Every process holding a :class:`LiveKekRing` notices within
    :data:`RING_REFRESH` (or at once, when it meets a data key wrapped under a KEK it does not
    know yet) and from then on wraps new data keys under the new KEK.
-2. :func:`rewrap_all` re-wraps every stored data key in batches, each its own transaction
-   (``gateway.store.keys.rewrap_batch``). Killed half-way, it is simply run again: what is done
-   is committed, the rest still names the old KEK, which is still loaded.
-3. :func:`destroy_kek` removes the old KEK once :func:`kek_usage` shows that no data key and no
-   store secret is wrapped under it and it left service more than :data:`DESTROY_GRACE` ago.
-   Backups made while it was in use then become unreadable: intended (crypto-shredding).
+2. ``gateway.store.keys.rewrap_all`` re-wraps every stored data key in batches, each its own
+   transaction (``gateway.store.keys.rewrap_batch``). Killed half-way, it is simply run again:
+   what is done is committed, the rest still names the old KEK, which is still loaded.
+3. :func:`destroy_kek` removes the old KEK once ``gateway.store.keys.kek_usage`` shows that no
+   data key and no store secret is wrapped under it and it left service more than
+   :data:`DESTROY_GRACE` ago. Backups made while it was in use then become unreadable: intended
+   (crypto-shredding). The store runs the SQL of steps 2 and 3; this module holds no SQL.
 
 Exception tree: :class:`KekRotationError` (a ``ConfigurationError``) for every refusal.
 """
@@ -32,13 +33,11 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
 
 from gateway.crypto import at_rest, certificates
 from gateway.crypto.at_rest import (
@@ -53,7 +52,6 @@ from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
     from gateway.crypto.keystore import KeyStore
-    from gateway.store.engine import Store
 
 _log = logging.getLogger(__name__)
 
@@ -72,8 +70,6 @@ to a newly activated KEK within this delay."""
 DESTROY_GRACE = timedelta(minutes=1)
 """A KEK that left service less than this ago may still be wrapping new data keys in a process
 that has not refreshed its ring yet; it is not destroyed before (12 × :data:`RING_REFRESH`)."""
-DEFAULT_PAUSE = 0.0
-"""Seconds between re-wrap batches; raise it on a busy node to leave the database room."""
 
 
 class KekRotationError(ConfigurationError):
@@ -540,7 +536,8 @@ def rotate_kek(
     scrypt_log2_n: int = at_rest.SCRYPT_LOG2_N,
 ) -> RotatedKek:
     """Make a new KEK (a file in the keys folder, or on the token) and schedule it active from
-    ``at`` (default ``now``). Nothing is re-wrapped yet: run :func:`rewrap_all` afterwards."""
+    ``at`` (default ``now``). Nothing is re-wrapped yet: run ``gateway.store.keys.rewrap_all``
+    afterwards."""
     now = certificates.utc(now)
     at = now if at is None else certificates.utc(at)
     if at < now - ACTIVATION_SKEW:
@@ -578,85 +575,13 @@ def rotate_kek(
     return RotatedKek(key_id, location, at, previous)
 
 
-def kek_usage(conn: Any) -> dict[str, int]:
-    """How many stored keys each KEK wraps: message data keys and the store's own secrets."""
-    from gateway.store.keys import count_by_kek
-    from gateway.store.tables import secret_keys
-
-    usage = dict(count_by_kek(conn))
-    for kek_id, n in conn.execute(
-        sa.select(secret_keys.c.kek_id, sa.func.count()).group_by(secret_keys.c.kek_id)
-    ):
-        usage[kek_id] = usage.get(kek_id, 0) + n
-    return usage
-
-
-@dataclass(frozen=True, slots=True)
-class RewrapProgress:
-    done: int
-    """Keys re-wrapped by this run so far."""
-    total: int
-    """Keys under another KEK than the active one when the run started (may grow if a lagging
-    process still wraps under the old KEK: ``done`` can pass it)."""
-    active: str
-
-
-@dataclass(frozen=True, slots=True)
-class RewrapResult:
-    rewrapped: int
-    active: str
-    usage: dict[str, int]
-    """Keys per KEK when the run ended: only the active one should remain."""
-    seconds: float
-
-    @property
-    def complete(self) -> bool:
-        return set(self.usage) <= {self.active}
-
-
-def rewrap_all(
-    store: Store,
-    ring: KekRing,
-    *,
-    clock: Callable[[], datetime],
-    batch_size: int | None = None,
-    pause: float = DEFAULT_PAUSE,
-    progress: Callable[[RewrapProgress], None] | None = None,
-) -> RewrapResult:
-    """Re-wrap every stored key under the ring's active KEK, one transaction per batch.
-
-    Resumable: after a crash, run it again; rows done stay done. Several processes may run it
-    at once on PostgreSQL (rows are taken with SKIP LOCKED).
-    """
-    from gateway.store.keys import MAX_REWRAP_BATCH, rewrap_batch
-
-    batch = batch_size or MAX_REWRAP_BATCH
-    started = time.monotonic()
-    with store.read() as conn:
-        usage = kek_usage(conn)
-    active = ring.active.key_id
-    total = sum(n for kek_id, n in usage.items() if kek_id != active)
-    done = 0
-    if progress is not None:
-        progress(RewrapProgress(0, total, active))
-    while True:
-        with store.transaction() as conn:
-            n = rewrap_batch(conn, ring, clock(), batch)
-        if n == 0:
-            break
-        done += n
-        if progress is not None:
-            progress(RewrapProgress(done, max(total, done), ring.active.key_id))
-        if pause > 0:
-            time.sleep(pause)
-    with store.read() as conn:
-        usage = kek_usage(conn)
-    return RewrapResult(done, ring.active.key_id, usage, time.monotonic() - started)
-
-
-def destroy_kek(keystore: KeyStore, store: Store, key_id: str, *, now: datetime) -> RingMember:
+def destroy_kek(
+    keystore: KeyStore, key_id: str, *, now: datetime, usage: Mapping[str, int]
+) -> RingMember:
     """Destroy a retired KEK: refused while it is active or scheduled, while any stored key is
-    wrapped under it (:func:`kek_usage`), or within :data:`DESTROY_GRACE` of leaving service.
+    wrapped under it (``usage``: keys per KEK as ``gateway.store.keys.kek_usage`` counted them
+    just before), or within :data:`DESTROY_GRACE` of leaving service. The count is passed in,
+    not read here: the store builds on this package, not the other way round.
 
     A file KEK is overwritten, flushed and unlinked (on copy-on-write or journaling storage an
     old copy of the blocks may survive: keep the keys folder on encrypted storage); a token
@@ -680,8 +605,6 @@ def destroy_kek(keystore: KeyStore, store: Store, key_id: str, *, now: datetime)
             f"KEK {key_id} left service at {left.isoformat()}; a process may still be wrapping "
             f"under it. Wait {DESTROY_GRACE}, run `gateway keys rewrap`, then try again"
         )
-    with store.read() as conn:
-        usage = kek_usage(conn)
     if usage.get(key_id, 0):
         raise KekRotationError(
             f"KEK {key_id} still wraps {usage[key_id]} stored key(s); run "

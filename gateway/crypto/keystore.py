@@ -57,7 +57,9 @@ from gateway.crypto import algorithms, certificates
 from gateway.crypto.pkcs11 import TokenError, TokenSession
 from gateway.crypto.rotation import (
     MANIFEST_SUFFIX,
+    GenerationInfo,
     KeyGenerations,
+    expiring_keys,
     generation_stem,
     manifest_path,
     read_generations,
@@ -193,8 +195,8 @@ class SigningKey:
         method, _ = algorithms.signature_method_for(self.certificate.public_key())
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             hash_alg = hashes.SHA384() if "384" in method.name else hashes.SHA256()
-            return self.private_key.sign(data, ec.ECDSA(hash_alg))
-        return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+            return bytes(self.private_key.sign(data, ec.ECDSA(hash_alg)))
+        return bytes(self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
     def pdf_signer(self) -> Any:
         """A pyHanko signer for PAdES: pyHanko's ``PKCS11Signer`` on a token, otherwise a
@@ -225,7 +227,9 @@ class SigningKey:
                 use_raw_mechanism=True,
             )
         return _loaded_simple_signer(
-            self.private_key, cert, SimpleCertificateStore.from_certs(chain)
+            self.private_key,
+            cert,
+            SimpleCertificateStore.from_certs(chain),  # type: ignore[no-untyped-call]
         )
 
 
@@ -245,9 +249,11 @@ def _loaded_simple_signer(private_key: Any, cert: Any, registry: Any) -> Any:
                 )
             if name == "rsassa_pss":
                 pad, hash_algo = process_pss_params(mechanism["parameters"])
-                return private_key.sign(data, pad, hash_algo)
-            return private_key.sign(
-                data, padding.PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+                return bytes(private_key.sign(data, pad, hash_algo))
+            return bytes(
+                private_key.sign(
+                    data, padding.PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm)
+                )
             )
 
     # SimpleSigner reads its signing_key only in the sign_raw replaced above: the secret is
@@ -306,22 +312,6 @@ class KeyEntry:
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "revocation_reason": self.revocation_reason or None,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationInfo:
-    """One generation of one key as the folder holds it (for publication and expiry checks)."""
-
-    role: str
-    name: str
-    generation: int
-    stem: str
-    """``seal.2``: the generation's file stem and token label."""
-    stem_base: str
-    """``seal``: the key's stem (and its manifest's)."""
-    manifest: KeyGenerations
-    certificate: x509.Certificate | None
-    chain: tuple[x509.Certificate, ...]
 
 
 def read_secret(
@@ -730,8 +720,6 @@ class KeyStore:
     def entries(self, now: datetime | None = None) -> list[KeyEntry]:
         """Every key of the folder, each generation with its status at ``now`` (and the demo
         CA and KEK files), for ``gateway keys list``."""
-        from gateway.crypto.rotation import expiring_keys  # rotation's checks use this class
-
         now = _now() if now is None else certificates.utc(now)
         expiring = {(e.role, e.name, e.generation) for e in expiring_keys(self, now)}
         found: list[KeyEntry] = []

@@ -106,7 +106,9 @@ def simple_signer_from(
     The chain is embedded in every signature so that a validator needs only the trust anchor.
     """
     der_key = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-    registry = SimpleCertificateStore.from_certs([_to_asn1(c) for c in chain])
+    registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+        [_to_asn1(c) for c in chain]
+    )
     return signers.SimpleSigner(
         signing_cert=_to_asn1(cert),
         signing_key=asn1_keys.PrivateKeyInfo.load(der_key),

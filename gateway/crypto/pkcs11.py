@@ -185,9 +185,11 @@ class TokenSession:
                 raise TokenError(f"token {self.token_label!r}: signing failed ({exc!r})") from None
 
 
-def _digest(data: bytes, algorithm: Any) -> tuple[bytes, hashes.HashAlgorithm]:
+def _digest(
+    data: bytes | bytearray | memoryview, algorithm: Any
+) -> tuple[bytes, hashes.HashAlgorithm]:
     if isinstance(algorithm, utils.Prehashed):
-        return data, algorithm._algorithm
+        return bytes(data), algorithm._algorithm
     h = hashes.Hash(algorithm)
     h.update(data)
     return h.finalize(), algorithm
@@ -213,7 +215,11 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
         """The session the key signs through."""
         return self._token
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(
+        self,
+        data: bytes | bytearray | memoryview,
+        signature_algorithm: ec.EllipticCurveSignatureAlgorithm,
+    ) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise TypeError("only ECDSA signatures")
         digest, _ = _digest(data, signature_algorithm.algorithm)

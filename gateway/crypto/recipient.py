@@ -385,7 +385,7 @@ def encrypt_for(document: bytes, recipient_certificates: Sequence[x509.Certifica
     content_info = asn1_cms.ContentInfo(
         {"content_type": "authenticated_enveloped_data", "content": enveloped}
     )
-    return content_info.dump()
+    return bytes(content_info.dump())
 
 
 def _check_recipient(certificate: x509.Certificate) -> _Recipient:
@@ -733,7 +733,7 @@ class _OurIdentity:
     description: str
 
     def matches_issuer_serial(self, value: asn1_cms.IssuerAndSerialNumber) -> bool:
-        return value["serial_number"].native == self.serial and value["issuer"] == self.issuer
+        return bool(value["serial_number"].native == self.serial and value["issuer"] == self.issuer)
 
     def matches_ski(self, value: bytes) -> bool:
         return self.subject_key_identifier is not None and value == self.subject_key_identifier

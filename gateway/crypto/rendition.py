@@ -205,7 +205,8 @@ def _local(el: etree._Element) -> str:
     tag = el.tag
     if not isinstance(tag, str):
         return ""
-    return etree.QName(tag).localname
+    name: str = etree.QName(tag).localname
+    return name
 
 
 def _env(root: etree._Element, *names: str) -> etree._Element | None:

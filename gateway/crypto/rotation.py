@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -55,9 +55,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from gateway.crypto import certificates
 from gateway.model.directory import BodyCertificate, CertificateRole, Directory
 from gateway.model.problems import ConfigurationError
-
-if TYPE_CHECKING:
-    from gateway.crypto.keystore import KeyStore
 
 MANIFEST_SUFFIX = ".generations.json"
 MANIFEST_FORMAT = "gateway-key-generations"
@@ -470,6 +467,44 @@ the CA that certifies them (``officials-ca``)."""
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationInfo:
+    """One generation of one key as the folder holds it (for publication and expiry checks):
+    what :meth:`KeyFolder.generation_infos` lists."""
+
+    role: str
+    name: str
+    generation: int
+    stem: str
+    """``seal.2``: the generation's file stem and token label."""
+    stem_base: str
+    """``seal``: the key's stem (and its manifest's)."""
+    manifest: KeyGenerations
+    certificate: x509.Certificate | None
+    chain: tuple[x509.Certificate, ...]
+
+
+class HasGeneration(Protocol):
+    @property
+    def generation(self) -> int: ...
+
+
+class KeyFolder(Protocol):
+    """What rotation reads of a keys folder. :class:`gateway.crypto.keystore.KeyStore` is one;
+    a protocol rather than that class because the keystore builds on this module (its
+    manifests), and an import back would close a cycle."""
+
+    def generation_infos(self) -> list[GenerationInfo]: ...
+
+    def generations(self, role: str, name: str = "") -> KeyGenerations: ...
+
+    def key_path(self, role: str, name: str = "", generation: int = 1) -> Path: ...
+
+    def cert_path(self, role: str, name: str = "", generation: int = 1) -> Path: ...
+
+    def tls(self, at: datetime | None = None) -> HasGeneration: ...
+
+
+@dataclass(frozen=True, slots=True)
 class PublishedCertificate:
     """One certificate the depositary must list for this body in the next directory version."""
 
@@ -543,7 +578,7 @@ def _published_status(
     return status
 
 
-def publication(keystore: KeyStore, now: datetime) -> list[PublishedCertificate]:
+def publication(keystore: KeyFolder, now: datetime) -> list[PublishedCertificate]:
     """Every certificate of this node the directory must list at ``now``: per role, the active
     generation, the pending ones (so peers accept them from the switch on) and the ones
     superseded less than :data:`SUPERSEDED_OVERLAP` ago; never a revoked or expired one."""
@@ -690,7 +725,7 @@ class TlsIdentity:
     """When to look again (None: nothing scheduled)."""
 
 
-def tls_identity(keystore: KeyStore, at: datetime) -> TlsIdentity:
+def tls_identity(keystore: KeyFolder, at: datetime) -> TlsIdentity:
     """The TLS generation in force at ``at``, refusing a revoked one (``KeyRevoked``). The
     peer link builds ``server_context``/``client_context`` from these files and swaps them in
     when :attr:`TlsIdentity.generation` differs from the one it runs with."""
@@ -732,7 +767,7 @@ class ExpiringKey:
 
 
 def expiring_keys(
-    keystore: KeyStore, now: datetime, within: timedelta = EXPIRY_WARNING
+    keystore: KeyFolder, now: datetime, within: timedelta = EXPIRY_WARNING
 ) -> list[ExpiringKey]:
     """Active or pending keys whose certificate ends before ``now + within`` (or already has),
     soonest first — for ``gateway keys list``, the scheduled check, /metrics and the API.

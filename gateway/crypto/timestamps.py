@@ -52,7 +52,7 @@ def _signature_value_bytes(signature: etree._Element) -> bytes:
     value = signature.find(f"{{{DS_NS}}}SignatureValue")
     if value is None:
         raise ValueError("the signature has no SignatureValue")
-    return etree.tostring(value, method="c14n", exclusive=True, with_comments=False)
+    return bytes(etree.tostring(value, method="c14n", exclusive=True, with_comments=False))
 
 
 def add_signature_timestamp(signature: etree._Element, timestamper: Any) -> None:

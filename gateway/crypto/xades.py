@@ -134,7 +134,7 @@ def _problem(code: str, path: str, en: str, ru: str, remedy_ru: str = "") -> Pro
 
 def _c14n(element: etree._Element) -> bytes:
     """Exclusive C14N 1.0 without comments: the one canonicalization of the profile."""
-    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+    return bytes(etree.tostring(element, method="c14n", exclusive=True, with_comments=False))
 
 
 def _digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
@@ -234,7 +234,7 @@ def sign_document(
     with XML_* codes), sign, serialise. Never pretty-print the result."""
     root = parse_untrusted(envelope_bytes)
     sign_envelope(root, official, seal, signing_time, timestamper=timestamper)
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 
 def _sign_unchecked(
@@ -250,7 +250,7 @@ def _sign_unchecked(
     that build hostile documents call it.
     """
     _sign_tree(root, official, seal, certificates.utc(signing_time), timestamper)
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 
 def _sign_tree(
@@ -291,7 +291,7 @@ def _sign_role(
     # The data first: the seal's enveloped reference is the envelope as it is now, before its
     # own signature lands (what the enveloped-signature transform gives back to a verifier).
     parts_to_sign = [root] if role is _SEAL else [root.find(HEADER), root.find(BODY)]
-    data = [_c14n(part) for part in parts_to_sign]  # type: ignore[arg-type]
+    data = [_c14n(part) for part in parts_to_sign]
     signature = _placed_template(holder, role, key, signing_time, method, digest)
     signed_info, value, key_info, obj = signature
     props = obj[0][0]
@@ -475,7 +475,7 @@ def _check_unsigned_layout(root: etree._Element) -> str:
                     "Удалите комментарии и инструкции обработки перед подписанием",
                 )
             )
-    sender = root.findtext(f"{HEADER}/{SENDER}")
+    sender: str | None = root.findtext(f"{HEADER}/{SENDER}")
     if not sender:
         problems.append(
             _problem(
@@ -485,9 +485,9 @@ def _check_unsigned_layout(root: etree._Element) -> str:
                 "В заголовке не указан отправитель",
             )
         )
-    if problems:
+    if problems or not sender:  # no sender is among the problems
         raise SigningError(problems)
-    return sender.strip()  # type: ignore[union-attr]
+    return sender.strip()
 
 
 def _has_comment_or_pi(root: etree._Element) -> bool:
@@ -833,7 +833,7 @@ def _read_shape(root: etree._Element, signature: etree._Element, role: _Role) ->
         if set(reference.attrib) - {"Id", "URI", "Type"}:
             raise _format(f"reference {index + 1} carries unknown attributes")
         if reference.get("Id") and index < len(role.data_uris):
-            data_ids[reference.get("Id")] = index  # type: ignore[index]
+            data_ids[reference.get("Id")] = index
         holder, digest_method, digest_value = _children(
             reference,
             f"{_DS}Transforms",

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.config import KeysSection
 from gateway.crypto.at_rest import generate_file_kek
-from gateway.crypto.certificates import build_demo_pki
 from gateway.crypto.keystore import KeyStore
+from gateway.demo.pki import build_demo_pki
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.model.bodies import DEMO_BODIES, Body
@@ -43,6 +43,7 @@ from gateway.model.directory import (
     DirectoryBody,
 )
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation
+from gateway.rules.clock import DEFAULT_ZONES
 from gateway.rules.in_force import sc_participations
 
 DEMO_PASSPHRASE = b"demo-passphrase-NOT-FOR-PRODUCTION"
@@ -238,6 +239,9 @@ def _directory_body(
             BodyCertificate(CertificateRole.ENCRYPTION, cert("encryption")),
         ),
         calendar=body.state,
+        # Published, so both nodes take the day of receipt in the receiver's zone from the
+        # signed directory (gateway.rules.clock), not from a default.
+        zone=DEFAULT_ZONES.get(body.state, ""),
         reservations=reservations,
         participations=participations,
     )

@@ -668,18 +668,21 @@ def _stay(
         conversation, more = _rejected(conversation, event)
         effects.extend(more)
     elif kind in ("ConsentRequest", "ProtectionMeasuresInquiry"):
-        field = "pending_consents" if kind == "ConsentRequest" else "pending_inquiries"
-        pending: tuple[PendingSide, ...] = getattr(conversation, field)
+        consent = kind == "ConsentRequest"
+        pending = conversation.pending_consents if consent else conversation.pending_inquiries
         if len(pending) >= MAX_PENDING_SIDE_REQUESTS:
             raise fail(UnexpectedMessage, f"{MAX_PENDING_SIDE_REQUESTS} {kind}s already pending")
-        conversation = replace(
-            conversation, **{field: (*pending, PendingSide(event.message_id, sender))}
+        added = (*pending, PendingSide(event.message_id, sender))
+        conversation = (
+            replace(conversation, pending_consents=added)
+            if consent
+            else replace(conversation, pending_inquiries=added)
         )
         code = "CONSENT_REQUESTED" if kind == "ConsentRequest" else "PROTECTION_MEASURES_INQUIRY"
         effects.append(NotifyOperator(sender.other, code, "", event.message_id))
     elif kind in ("ConsentDecision", "ProtectionMeasuresAnswer"):
-        field = "pending_consents" if kind == "ConsentDecision" else "pending_inquiries"
-        pending = getattr(conversation, field)
+        consent = kind == "ConsentDecision"
+        pending = conversation.pending_consents if consent else conversation.pending_inquiries
         match = [p for p in pending if p.message_id == event.in_reply_to]
         if not match or match[0].sender is not sender.other:
             raise fail(
@@ -687,10 +690,14 @@ def _stay(
                 f"in_reply_to {event.in_reply_to!r} names no pending request of the other party",
             )
         rest = tuple(p for p in pending if p.message_id != event.in_reply_to)
-        conversation = replace(conversation, **{field: rest})
-        if kind == "ConsentDecision":
-            record = ConsentRecord(match[0].message_id, event.decision, sender, event.at)
-            conversation = replace(conversation, consents=(*conversation.consents, record))
+        conversation = (
+            replace(conversation, pending_consents=rest)
+            if consent
+            else replace(conversation, pending_inquiries=rest)
+        )
+        if consent:
+            decided = ConsentRecord(match[0].message_id, event.decision, sender, event.at)
+            conversation = replace(conversation, consents=(*conversation.consents, decided))
             effects.append(
                 NotifyOperator(
                     sender.other,

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
 from lxml import etree
@@ -44,11 +45,12 @@ from gateway.model.directory import (
     CertificateRole,
     Directory,
     DirectoryBody,
+    PublishedCalendar,
 )
 from gateway.model.problems import DocumentRejected, GatewayError, Problem
 from gateway.model.profiles import Participation, Reservation
+from gateway.schemas import SCHEMA_DIR
 from gateway.xml.parsing import parse_untrusted
-from gateway.xml.schemas import SCHEMA_DIR
 
 DIRECTORY_SCHEMA = SCHEMA_DIR / "directory.xsd"
 
@@ -183,7 +185,54 @@ def directory_problems(directory: Directory) -> tuple[Problem, ...]:
                         "У каждого органа должны быть свои ключи печати, TLS и шифрования.",
                     )
                 )
+    problems.extend(_calendar_problems(directory))
     return tuple(problems)
+
+
+def _calendar_problems(directory: Directory) -> list[Problem]:
+    """A published calendar and zone must be usable by every node (CIS Art. 12): one calendar
+    per state, no date both a day off and a working day, zones the tz database knows."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for position, published in enumerate(directory.calendars, start=1):
+        where = f"/Directory/Calendars/StateCalendar[{position}]"
+        both = published.days_off & published.working_days
+        if published.state in seen or both:
+            what = (
+                f"state {published.state} has two calendars"
+                if published.state in seen
+                else f"{', '.join(d.isoformat() for d in sorted(both))} both off and working"
+            )
+            problems.append(
+                _problem(
+                    "DIRECTORY_CALENDAR_INVALID",
+                    where,
+                    f"Календарь {published.state} противоречив: {what}.",
+                    f"calendar {published.state}: {what}",
+                    "Оставьте один календарь на государство и каждую дату в одном списке.",
+                )
+            )
+        seen.add(published.state)
+    for position, body in enumerate(directory.bodies, start=1):
+        if body.zone and not _known_zone(body.zone):
+            problems.append(
+                _problem(
+                    "DIRECTORY_TIME_ZONE_UNKNOWN",
+                    f"/Directory/Bodies/Body[{position}]/TimeZone",
+                    f"Часовой пояс {body.zone} органа {body.id} неизвестен.",
+                    f"time zone {body.zone!r} of {body.id} is not in the tz database",
+                    "Укажите имя часового пояса IANA, например Asia/Almaty.",
+                )
+            )
+    return problems
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _body_problems(body: DirectoryBody, where: str) -> list[Problem]:
@@ -304,10 +353,20 @@ def build_directory_xml(directory: Directory) -> bytes:
     bodies = etree.SubElement(root, f"{_D}Bodies")
     for body in directory.bodies:
         _build_body(etree.SubElement(bodies, f"{_D}Body"), body)
+    if directory.calendars:
+        calendars = etree.SubElement(root, f"{_D}Calendars")
+        for published in directory.calendars:
+            item = etree.SubElement(calendars, f"{_D}StateCalendar")
+            item.set("state", published.state)
+            item.set("version", str(published.version))
+            for day in sorted(published.days_off):
+                _text(item, "DayOff", day.isoformat())
+            for day in sorted(published.working_days):
+                _text(item, "WorkingDay", day.isoformat())
     problems = validate_directory_tree(root)
     if problems:
         raise DocumentRejected(problems)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def _text(parent: etree._Element, name: str, value: str) -> etree._Element:
@@ -329,6 +388,8 @@ def _build_body(element: etree._Element, body: DirectoryBody) -> None:
         _text(names, "Name", name.text).set("lang", name.lang)
     _text(element, "Endpoint", body.endpoint)
     _text(element, "Calendar", body.calendar)
+    if body.zone:
+        _text(element, "TimeZone", body.zone)
     certificates = etree.SubElement(element, f"{_D}Certificates")
     for certificate in body.certificates:
         text = base64.b64encode(certificate.der).decode("ascii")
@@ -385,6 +446,21 @@ def parse_directory_xml(data: bytes) -> Directory:
             bodies=tuple(
                 _parse_body(element) for element in root.iterfind("dir:Bodies/dir:Body", _NS)
             ),
+            calendars=tuple(
+                PublishedCalendar(
+                    state=item.get("state", ""),
+                    version=int(item.get("version", "0")),
+                    days_off=frozenset(
+                        date.fromisoformat((day.text or "").strip())
+                        for day in item.iterfind("dir:DayOff", _NS)
+                    ),
+                    working_days=frozenset(
+                        date.fromisoformat((day.text or "").strip())
+                        for day in item.iterfind("dir:WorkingDay", _NS)
+                    ),
+                )
+                for item in root.iterfind("dir:Calendars/dir:StateCalendar", _NS)
+            ),
         )
     except ValueError as error:  # lexical forms XSD allows but Python does not (24:00:00)
         raise DocumentRejected(
@@ -422,6 +498,7 @@ def _parse_body(element: etree._Element) -> DirectoryBody:
         ),
         endpoint=_child_text(element, "Endpoint"),
         calendar=_child_text(element, "Calendar"),
+        zone=_child_text(element, "TimeZone"),
         certificates=tuple(
             BodyCertificate(CertificateRole(item.get("role", "")), _base64(item.text or ""))
             for item in element.iterfind("dir:Certificates/dir:Certificate", _NS)

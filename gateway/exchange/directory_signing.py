@@ -15,8 +15,10 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
-from signxml import SignatureConfiguration, XMLSigner, XMLVerifier, methods
+from signxml import methods
 from signxml.exceptions import InvalidInput, InvalidSignature
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.crypto import certificates
 from gateway.crypto.algorithms import signature_method_for
@@ -59,7 +61,7 @@ def sign_directory(directory_xml: bytes, depositary: SigningKey) -> bytes:
     signed = signer.sign(
         root, key=depositary.private_key, cert=[depositary.certificate, *depositary.chain]
     )
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 
 
 def verify_directory(data: bytes, depositary_trust: TrustList, *, at: datetime) -> Directory:
@@ -94,7 +96,7 @@ def verify_directory(data: bytes, depositary_trust: TrustList, *, at: datetime) 
     try:
         result = XMLVerifier().verify(
             data,
-            x509_cert=signer_cert.public_bytes(serialization.Encoding.PEM),
+            x509_cert=signer_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             expect_config=SignatureConfiguration(location="./", expect_references=1),
         )
     except (InvalidSignature, InvalidInput) as exc:

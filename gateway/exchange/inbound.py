@@ -32,6 +32,7 @@ from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.model.profiles import PROFILES, profile
 from gateway.rules.agreement import PartiesContext, agreement_problems
+from gateway.rules.clock import Calendars, requested_term_problems
 from gateway.rules.content import check_content
 from gateway.store import conversations as conv_store
 
@@ -93,6 +94,8 @@ class Accept:
     step: machine.Step
     """The conversation after the document and our Receipt; effects of both."""
     new_conversation: bool
+    warnings: tuple[Problem, ...] = ()
+    """Accepted, but the operator should know (a requested term that lapsed in transit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,7 @@ def judge(
     body_id: str,
     receipt_message_id: str,
     now: datetime,
+    calendars: Calendars,
 ) -> Verdict:
     """Decide on one document (see the module's theory of operation)."""
     header = received.header
@@ -230,6 +234,9 @@ def judge(
         ]
         if errors:
             return Refuse(errors[0])
+        term = _requested_term_problems(header, stored, requested, now, calendars)
+        if any(p.severity is Severity.ERROR for p in term):
+            return Refuse(next(p for p in term if p.severity is Severity.ERROR))
     except DocumentRejected as rejected:
         return Refuse(rejected.problems[0])
     try:
@@ -254,6 +261,30 @@ def judge(
         requested=requested,
         step=machine.Step(ack.conversation, (*step.effects, *ack.effects)),
         new_conversation=stored is None,
+        warnings=tuple(term),
+    )
+
+
+def _requested_term_problems(
+    header: Header,
+    stored: conv_store.Conversation | None,
+    requested: str,
+    now: datetime,
+    calendars: Calendars,
+) -> list[Problem]:
+    """CIS Art. 12 para. 2 at receipt: a shorter term asked in a new request, judged by the
+    requested party's date of receipt (``now``) and the request's creation. One already past
+    when the request was written is refused; one that lapsed in transit, or is not shorter, is
+    accepted with a warning and the agreement's term applies."""
+    if stored is not None or header.requested_deadline is None:
+        return []
+    return requested_term_problems(
+        header.agreement,
+        requested,
+        header.requested_deadline,
+        now,
+        calendars,
+        sent_at=header.created,
     )
 
 

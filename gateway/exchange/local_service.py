@@ -22,15 +22,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
-
-import sqlalchemy as sa
 
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
-from gateway.exchange import disclosure
+from gateway.exchange import disclosure, machine_codec
 from gateway.exchange.node import Node
-from gateway.exchange.recording import record_verification
+from gateway.exchange.recording import clock_facts, record_verification
 from gateway.exchange.service import (
     Action,
     Actor,
@@ -38,6 +35,7 @@ from gateway.exchange.service import (
     ConversationSummary,
     ConversationView,
     InvalidCursor,
+    LateFlag,
     MessageSummary,
     MessageView,
     NotFound,
@@ -48,16 +46,15 @@ from gateway.exchange.service import (
     access_refusal,
     may_at_all,
 )
-from gateway.model.profiles import profile
-from gateway.rules.calendars import calendar_for
-from gateway.rules.deadlines import Deadline, working_days_left
-from gateway.store import audit, reports, tokens
+from gateway.rules.clock import days_left, due_date
+from gateway.store import audit, machines, reports, tokens
 from gateway.store import conversations as conv_store
+from gateway.store import late_answers as late_store
 from gateway.store import messages as msg_store
+from gateway.store import outbox as outbox_store
 from gateway.store import purge as purge_store
 from gateway.store import receipts as receipt_store
 from gateway.store.reports import ReportPurpose
-from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
 
@@ -259,7 +256,9 @@ class LocalNodeService:
             reading = self.node.store.transaction if stored.confidential else self.node.store.read
             with reading() as conn:
                 stored_messages = msg_store.list_for_conversation(conn, conversation_id)
-                facts = _SummaryFacts.read(conn, [m.header.message_id for m in stored_messages])
+                facts = _SummaryFacts.read(
+                    conn, conversation_id, [m.header.message_id for m in stored_messages]
+                )
                 purged = purge_store.tombstones_of(conn, conversation_id)
                 messages = tuple(
                     sorted(
@@ -279,31 +278,31 @@ class LocalNodeService:
                         True,
                         purpose,
                     )
-            left = None
-            if stored.deadline is not None:
-                # Days in the agreement's unit (CIS: working days of the requested party's
-                # state; SC: calendar days), "today" in this node's time zone.
-                state = stored.requested_party[:2]
-                calendar = self.node.config.calendar
-                rule = profile(stored.agreement).deadline
-                left = working_days_left(
-                    Deadline(
-                        stored.deadline,
-                        rule.article,
-                        rule.working_days,
-                        False,
-                        stored.opened_at.date(),
-                    ),
-                    self.node.clock().astimezone(ZoneInfo(self.node.config.node.timezone)).date(),
-                    calendar_for(
-                        state,
-                        extra_days_off=calendar.extra_days_off.get(state, ()),
-                        extra_working_days=calendar.extra_working_days.get(state, ()),
-                    ),
-                )
-            return ConversationView(_summary(stored), messages, left)
+            left, why = self._deadline_facts(stored)
+            return ConversationView(_summary(stored), messages, left, why)
 
         return await self._run(view)
+
+    def _deadline_facts(self, stored: conv_store.Conversation) -> tuple[int | None, str | None]:
+        """Days left by the one legal clock (the requested party's zone, calendar and unit)
+        and the line saying which calendar, zone and pauses fixed the due date."""
+        if stored.deadline is None:
+            return None, None
+        calendars = self.node.calendars
+        with self.node.store.read() as conn:
+            text = machines.get(conn, stored.conversation_id)
+        state = machine_codec.loads(text) if text else None
+        now = self.node.clock()
+        due = (
+            due_date(clock_facts(state, stored.requested_party), calendars, now)
+            if state is not None
+            else None
+        )
+        # A paused term's due date moves on day by day: count from today's, not the stored one
+        # (written at the conversation's last step).
+        current = due.due if due is not None else stored.deadline
+        left = days_left(stored.agreement, stored.requested_party, current, now, calendars)
+        return left, due.why if due is not None else None
 
     def _read_document(
         self, message_id: str, actor: Actor, purpose: str | None
@@ -363,7 +362,9 @@ class LocalNodeService:
                 return self._purged_view(message_id, actor)
             converted = xml_to_json(parse_untrusted(document), self.node.registry)
             with self.node.store.read() as conn:
-                summary = _message_summary(stored, _SummaryFacts.read(conn, [message_id]))
+                summary = _message_summary(
+                    stored, _SummaryFacts.read(conn, stored.header.conversation_id, [message_id])
+                )
                 receipt = receipt_store.get(conn, message_id)
                 attempts = _attempts(conn, message_id)
                 recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
@@ -490,18 +491,19 @@ class _SummaryFacts:
 
     indications: dict[str, tuple[str, str | None]]
     deliveries: dict[str, str]
+    late: dict[str, LateFlag]
 
     @classmethod
-    def read(cls, conn: Any, message_ids: list[str]) -> _SummaryFacts:
-        deliveries: dict[str, str] = {}
-        if message_ids:
-            rows = conn.execute(
-                sa.select(outbox_table.c.message_id, outbox_table.c.state).where(
-                    outbox_table.c.message_id.in_(message_ids)
-                )
-            )
-            deliveries = {row.message_id: row.state for row in rows}
-        return cls(reports.report_indications(conn, message_ids), deliveries)
+    def read(cls, conn: Any, conversation_id: str, message_ids: list[str]) -> _SummaryFacts:
+        late = {
+            row.message_id: LateFlag(row.due, row.answered_on, row.days_late, row.working_days)
+            for row in late_store.of_conversations(conn, [conversation_id])
+        }
+        return cls(
+            reports.report_indications(conn, message_ids),
+            outbox_store.states_of(conn, message_ids),
+            late,
+        )
 
 
 def _message_summary(m: msg_store.StoredMessage, facts: _SummaryFacts) -> MessageSummary:
@@ -524,6 +526,7 @@ def _message_summary(m: msg_store.StoredMessage, facts: _SummaryFacts) -> Messag
             else None
         ),
         verification=recorded[0] if recorded else None,
+        late=facts.late.get(m.header.message_id),
     )
 
 
@@ -575,14 +578,7 @@ def _summary(c: conv_store.Conversation) -> ConversationSummary:
 
 
 def _attempts(conn: Any, message_id: str) -> tuple[dict[str, Any], ...]:
-    from gateway.store.tables import delivery_attempts
-
-    rows = conn.execute(
-        delivery_attempts.select()
-        .join(outbox_table, outbox_table.c.id == delivery_attempts.c.outbox_id)
-        .where(outbox_table.c.message_id == message_id)
-        .order_by(delivery_attempts.c.attempt)
-    )
+    rows = outbox_store.attempts_of(conn, message_id)
     return tuple(
         {
             "attempt": r.attempt,

@@ -39,6 +39,7 @@ from gateway.exchange.directory_signing import verify_directory
 from gateway.model.directory import CertificateRole, Directory
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem
+from gateway.rules.clock import Calendars
 from gateway.store import Store, open_store
 from gateway.store import outbox as outbox_store
 from gateway.store.engine import migrate
@@ -85,6 +86,7 @@ class Node:
         self.directory = directory
         self.index = DirectoryIndex.of(directory)
         self.trust = self._trust_from(directory)
+        self.calendars = self._calendars_from(directory)
         self.committer = GroupCommitter(store)
         """Received documents' writes, committed together under load (group commit)."""
 
@@ -136,6 +138,15 @@ class Node:
             body_anchors=body_anchors,
         )
 
+    def _calendars_from(self, directory: Directory) -> Calendars:
+        """The one legal clock's calendars and zones (gateway.rules.clock): built once per
+        directory, shared by the node, its services, console and jobs."""
+        return Calendars.build(
+            extra_days_off=self.config.calendar.extra_days_off,
+            extra_working_days=self.config.calendar.extra_working_days,
+            directory=directory,
+        )
+
     def reload_crls(self) -> None:
         """Re-read the configured CRLs (a certificate was revoked) and rebuild the trust."""
         self._crls = _load_crls(self.config)
@@ -146,6 +157,7 @@ class Node:
         self.directory = directory
         self.index = DirectoryIndex.of(directory)
         self.trust = self._trust_from(directory)
+        self.calendars = self._calendars_from(directory)
 
     # --- the work, delegated ------------------------------------------------------------------
 

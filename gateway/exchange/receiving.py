@@ -33,6 +33,7 @@ from gateway.exchange import documents, inbound
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
 from gateway.exchange.recording import (
     ConcurrentChange,
+    LateAnswer,
     check_unchanged,
     load_state,
     message_header,
@@ -87,6 +88,8 @@ class ReceiveOutcome:
     agreement: str = ""
     kind: str = ""
     """Of the accepted document (codes, for metrics)."""
+    late: bool = False
+    """An answer after the due date without a delay notice (recorded as ``answer.late``)."""
 
 
 XML = "application/xml"
@@ -128,6 +131,7 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
             body_id=node.body_id,
             receipt_message_id=receipt_json["header"]["MessageId"],
             now=now,
+            calendars=node.calendars,
         )
         if isinstance(verdict, Replay):
             return _replay(node, verdict)
@@ -135,7 +139,7 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
             return _refused(node, tls_body, claimed, verdict, now)
         receipt = node.sign_machine_document(receipt_json, now)
         try:
-            _store_accepted(node, received, snapshot, verdict, receipt_json, receipt, now)
+            late = _store_accepted(node, received, snapshot, verdict, receipt_json, receipt, now)
         except ConcurrentChange:
             continue
         except IntegrityError:
@@ -154,6 +158,7 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
             XML,
             agreement=received.header.agreement,
             kind=received.header.kind,
+            late=late is not None,
         )
     return _refused(node, tls_body, claimed, Refuse(ConcurrentChange().problems[0]), now)
 
@@ -209,15 +214,15 @@ def _store_accepted(
     receipt_json: dict[str, object],
     receipt: bytes,
     now: datetime,
-) -> None:
+) -> LateAnswer | None:
     header = received.header
     receipt_header = _receipt_header(receipt_json)
 
-    def write(conn: Connection) -> None:
+    def write(conn: Connection) -> LateAnswer | None:
         stored = check_unchanged(conn, header, snapshot.conversation)
-        store_step(
+        late = store_step(
             conn,
-            node.config,
+            node.calendars,
             header,
             verdict.step,
             stored,
@@ -255,10 +260,22 @@ def _store_accepted(
                 "sha256": received.sha256.hex(),
             },
         )
+        if verdict.warnings:
+            # Accepted with a warning the operator must see (a requested term that lapsed in
+            # transit: the agreement's term applies, CIS Art. 12 para. 2).
+            audit.append(
+                conn,
+                now=now,
+                actor="gateway",
+                kind="message.warnings",
+                subjects={"message": header.message_id, "conversation": header.conversation_id},
+                details={"codes": " ".join(p.code for p in verdict.warnings)},
+            )
+        return late
 
     # Committed together with other receives (one transaction, a savepoint each); the receipt
     # goes back only after this unit's commit.
-    node.committer.run(write, key=header.message_id)
+    return node.committer.run(write, key=header.message_id)
 
 
 def _receipt_header(receipt_json: dict[str, object]) -> Header:

@@ -10,24 +10,29 @@ the console and the reminder job read.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.report import ValidationReport
 from gateway.exchange import conversation as machine
 from gateway.exchange import machine_codec
 from gateway.exchange.inbound import TRY_AGAIN
 from gateway.model.envelope import Header
-from gateway.model.problems import DocumentRejected, Problem
-from gateway.model.profiles import profile
-from gateway.rules.calendars import calendar_for
-from gateway.rules.deadlines import deadline_for
+from gateway.model.problems import DocumentRejected, Problem, Severity
+from gateway.rules.clock import Calendars, ClockFacts, DueDate, days_late, due_date
 from gateway.store import audit, machines, reports
 from gateway.store import conversations as conv_store
+from gateway.store import late_answers as late_store
 from gateway.store import messages as msg_store
 from gateway.store.reports import ReportPurpose
+
+ANSWER_LATE = "ANSWER_LATE"
+"""Code of the warning a late answer's submission returns (and the metric counts)."""
+
+ANSWER_LATE_EVENT = "answer.late"
+"""Audit kind of the late-answer fact (its row: gateway.store.late_answers)."""
 
 
 class ConcurrentChange(DocumentRejected):
@@ -72,18 +77,20 @@ def check_unchanged(
 
 def store_step(
     conn: Any,
-    config: NodeConfig,
+    calendars: Calendars,
     header: Header,
     step: machine.Step,
     stored: conv_store.Conversation | None,
     requesting: str,
     requested: str,
     now: datetime,
-) -> None:
+) -> LateAnswer | None:
     """Persist the conversation after ``step`` and apply its effects, in the caller's
-    transaction. Raises :class:`ConcurrentChange` when another writer moved it meanwhile."""
+    transaction; record and return the late-answer fact when ``header`` is a late answer.
+    Raises :class:`ConcurrentChange` when another writer moved it meanwhile."""
     state = step.conversation
-    deadline = due_date(config, state, header.agreement, requested, now)
+    due = due_date(clock_facts(state, requested), calendars, now)
+    deadline = due.due if due is not None else None
     closed_at = now if state.closed else None
     if stored is None:
         conv_store.open_conversation(
@@ -132,6 +139,30 @@ def store_step(
             subjects={"conversation": header.conversation_id},
             details=details,
         )
+    late = late_answer(header, step, due, requested, calendars)
+    if late is not None:
+        late_store.record(
+            conn,
+            late_store.LateAnswerRow(
+                message_id=header.message_id,
+                conversation_id=header.conversation_id,
+                kind=header.kind,
+                due=late.due,
+                answered_on=late.answered_on,
+                days_late=late.days_late,
+                working_days=late.working_days,
+                recorded_at=now,
+            ),
+        )
+        audit.append(
+            conn,
+            now=now,
+            actor="gateway",
+            kind=ANSWER_LATE_EVENT,
+            subjects={"conversation": header.conversation_id, "message": header.message_id},
+            details=late.details(),
+        )
+    return late
 
 
 def effect_events(effects: Iterable[machine.Effect]) -> list[tuple[str, dict[str, Any]]]:
@@ -166,26 +197,86 @@ def effect_events(effects: Iterable[machine.Effect]) -> list[tuple[str, dict[str
     return events
 
 
-def due_date(
-    config: NodeConfig, state: machine.Conversation, agreement: str, requested: str, now: datetime
-) -> Any:
-    """The due date: the agreement's rule counted from the request's receipt (CIS Art. 12:
-    30 working days by the requested party's calendar; SC Art. 6.1: 30 days), shifted by
-    the days the clock was paused while the requested party waited on the other side."""
-    clock = state.clock
-    if clock.started_at is None:
-        return None
-    country = requested[:2]
-    calendar = calendar_for(
-        country,
-        extra_days_off=config.calendar.extra_days_off.get(country, ()),
-        extra_working_days=config.calendar.extra_working_days.get(country, ()),
+ANSWER_KINDS = frozenset({"Response", "Refusal"})
+"""Documents that execute a request or refuse it: the ones the term is about (CIS Art. 12)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LateAnswer:
+    """An answer after the due date without a delay notice covering it (CIS Art. 12 para. 3:
+    the requested party must say so "в возможно короткий срок"). Accepted, but flagged."""
+
+    due: date
+    answered_on: date
+    """The answer's creation, as a date in the requested party's zone."""
+    days_late: int
+    """In the term's unit (working days for CIS, calendar days for SC)."""
+    working_days: bool
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "due": self.due.isoformat(),
+            "answered_on": self.answered_on.isoformat(),
+            "days_late": self.days_late,
+            "unit": "working-days" if self.working_days else "days",
+        }
+
+
+def late_answer_warning(late: LateAnswer) -> Problem:
+    """What the case system is told when it submits a late answer: sent, but flagged."""
+    unit = "раб. дн." if late.working_days else "дн."
+    return Problem(
+        code=ANSWER_LATE,
+        path="/Envelope/Header/Created",
+        message_ru=(
+            f"Ответ направлен {late.answered_on.isoformat()}, позже срока исполнения "
+            f"{late.due.isoformat()} на {late.days_late} {unit}, без уведомления о задержке."
+        ),
+        message_en=(
+            f"answer of {late.answered_on} is {late.days_late} day(s) after the due date "
+            f"{late.due} with no delay notice; sent and flagged as late"
+        ),
+        remedy_ru="Если исполнение задерживается, направляйте уведомление о задержке заранее.",
+        article="CIS Art. 12; SC Art. 6.1",
+        severity=Severity.WARNING,
     )
-    due = deadline_for(
-        profile(agreement), clock.started_at.date(), calendar, state.requested_deadline
-    ).due
-    paused_days = sum(((p.until or now) - p.since).days for p in clock.pauses)
-    return due + timedelta(days=paused_days)
+
+
+def clock_facts(state: machine.Conversation, requested: str) -> ClockFacts:
+    """What the legal clock needs from the machine (both nodes hold the same)."""
+    return ClockFacts(
+        agreement=state.agreement,
+        requested_party=requested,
+        received_at=state.clock.started_at,
+        pauses=tuple((p.since, p.until) for p in state.clock.pauses),
+        requested_deadline=state.requested_deadline,
+        stopped_at=state.clock.stopped_at,
+    )
+
+
+def late_answer(
+    header: Header,
+    step: machine.Step,
+    due: DueDate | None,
+    requested: str,
+    calendars: Calendars,
+) -> LateAnswer | None:
+    """The late-answer fact of ``header`` if it is an answer that stopped the clock after the
+    due date with no delay notice announcing it; None otherwise."""
+    if due is None or header.kind not in ANSWER_KINDS:
+        return None
+    if not any(isinstance(e, machine.StopClock) for e in step.effects):
+        return None
+    late = days_late(header.agreement, requested, due.due, header.created, calendars)
+    if late == 0:
+        return None
+    answered_on = calendars.local_date(requested, header.created)
+    for notice in step.conversation.delays:
+        if notice.at <= header.created and (
+            notice.expected_by is None or notice.expected_by >= answered_on
+        ):
+            return None  # announced: the requesting party knew and when to expect it
+    return LateAnswer(due.due, answered_on, late, due.working_days)
 
 
 def record_verification(

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
@@ -34,7 +33,9 @@ from gateway.exchange import conversation as machine
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
     ConcurrentChange,
+    LateAnswer,
     check_unchanged,
+    late_answer_warning,
     load_state,
     message_header,
     record_verification,
@@ -44,6 +45,7 @@ from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 from gateway.exchange.submission import Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole
 from gateway.model.envelope import Header
+from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import audit
 from gateway.store import conversations as conv_store
@@ -51,7 +53,6 @@ from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
 from gateway.store.reports import ReportPurpose
-from gateway.store.tables import outbox as outbox_table
 from gateway.xml.convert import to_bytes
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
@@ -70,6 +71,13 @@ DECISION_ATTEMPTS = 3
 DELIVERY_LEASE = timedelta(minutes=2)
 """How long a worker holds an outbox row: well above one delivery's time limit, so a live worker
 never loses its row, and short enough that a crashed worker's rows go out again soon."""
+
+ENCRYPTION_ROOM = 64 * 1024
+"""Bytes of MAX_MESSAGE_BYTES kept free for the CMS wrapping of a confidential document (its
+recipients' keys and the AEAD tag: under 4 KiB for the most recipients encrypt_for takes)."""
+
+MAX_SUBMITTED_BYTES = MAX_MESSAGE_BYTES - ENCRYPTION_ROOM
+"""Largest signed document a submission may make: one the peer endpoint accepts on the wire."""
 
 RATE_LIMIT_SPREAD_SECONDS = 1.0
 """Jitter added to a peer's Retry-After, so workers told the same time do not return at once."""
@@ -93,15 +101,40 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             index=node.index,
             registry=node.registry,
             now=now,
+            calendars=node.calendars,
         )
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, node.seal_at(now), now))
+        _check_size(signed)
         try:
-            _store_submitted(node, plan, stored, signed, actor, now)
+            late = _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
             continue
-        return plan.header, list(plan.warnings)
+        warnings = list(plan.warnings)
+        if late is not None:
+            warnings.append(late_answer_warning(late))
+        return plan.header, warnings
     raise ConcurrentChange
+
+
+def _check_size(signed: bytes) -> None:
+    """Refuse now what every peer would refuse (413) on each delivery until the dead letter."""
+    if len(signed) <= MAX_SUBMITTED_BYTES:
+        return
+    raise DocumentRejected(
+        [
+            Problem(
+                code="MESSAGE_TOO_LARGE",
+                path="/Envelope",
+                message_ru=f"Подписанный документ занимает {len(signed)} байт, а узлы принимают "
+                f"не больше {MAX_SUBMITTED_BYTES} байт: получатель его не примет.",
+                message_en=f"the signed document is {len(signed)} bytes; peers accept at most "
+                f"{MAX_SUBMITTED_BYTES}",
+                remedy_ru="Разделите вложения между несколькими документами переписки "
+                "(например, ответ и дополнительная информация) или уменьшите файлы.",
+            )
+        ]
+    )
 
 
 def _snapshot(
@@ -138,13 +171,13 @@ def _store_submitted(
     signed: bytes,
     actor: str,
     now: datetime,
-) -> None:
+) -> LateAnswer | None:
     header = plan.header
 
-    def write(conn: Connection) -> None:
+    def write(conn: Connection) -> LateAnswer | None:
         stored = check_unchanged(conn, header, snapshot)
-        store_step(
-            conn, node.config, header, plan.step, stored, plan.requesting, plan.requested, now
+        late = store_step(
+            conn, node.calendars, header, plan.step, stored, plan.requesting, plan.requested, now
         )
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)
         outbox_store.enqueue(conn, header.message_id, header.recipient, now)
@@ -156,8 +189,9 @@ def _store_submitted(
             subjects={"message": header.message_id, "conversation": header.conversation_id},
             details={"kind": header.kind, "agreement": header.agreement},
         )
+        return late
 
-    node.committer.run(write, key=header.message_id)
+    return node.committer.run(write, key=header.message_id)
 
 
 # --- deliver ---------------------------------------------------------------------------------
@@ -327,7 +361,7 @@ def _store_answer(
                 step = machine.Step(current, ())
             store_step(
                 conn,
-                node.config,
+                node.calendars,
                 header,
                 step,
                 stored,
@@ -389,9 +423,7 @@ def record_failure(
     now = node.clock()
     rand = random or system_random()
     with node.store.read() as conn:
-        created = conn.execute(
-            sa.select(outbox_table.c.created_at).where(outbox_table.c.id == claim.outbox_id)
-        ).scalar_one_or_none()
+        created = outbox_store.created_at(conn, claim.outbox_id)
     decision = next_attempt(
         failures=claim.attempt,
         created_at=created or now,

@@ -212,6 +212,19 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class LateFlag:
+    """An answer made after the due date with no delay notice covering it (CIS Art. 12
+    para. 3; SC Art. 6.1): accepted, and flagged on both sides."""
+
+    due: date
+    answered_on: date
+    """The answer's creation date in the requested party's zone."""
+    days_late: int
+    working_days: bool
+    """The unit of ``days_late``: working days (CIS) or calendar days (SC)."""
+
+
+@dataclass(frozen=True, slots=True)
 class MessageSummary:
     message_id: str
     conversation_id: str
@@ -231,6 +244,8 @@ class MessageSummary:
     """The ETSI indication recorded for the document's signatures (at receipt, or at the last
     explicit re-verification); None for a document this node signed and sent."""
     purged: bool = False
+    late: LateFlag | None = None
+    """Set on a late answer (gateway.store.late_answers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +253,9 @@ class ConversationView:
     summary: ConversationSummary
     messages: tuple[MessageSummary, ...]
     working_days_left: int | None = None
+    """In the term's unit, from the requested party's today (gateway.rules.clock)."""
+    deadline_why: str | None = None
+    """Which calendar, zone and pauses fixed the due date."""
 
 
 @dataclass(frozen=True, slots=True)

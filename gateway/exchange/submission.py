@@ -23,6 +23,7 @@ from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.model.profiles import PROFILES
 from gateway.rules.agreement import agreement_problems
+from gateway.rules.clock import Calendars, requested_term_problems
 from gateway.rules.content import check_content
 from gateway.store import conversations as conv_store
 from gateway.xml.convert import json_to_xml
@@ -82,6 +83,7 @@ def plan_submission(
     index: DirectoryIndex,
     registry: SchemaRegistry,
     now: datetime,
+    calendars: Calendars,
 ) -> Plan:
     """Build, validate and judge one outgoing document against the conversation as stored."""
     opens = draft.opens_conversation
@@ -111,6 +113,12 @@ def plan_submission(
         parties_context(index, header.agreement, requesting, requested, stored),
         now.date(),
     )
+    if stored is None:
+        # CIS Art. 12 para. 2: a shorter term must lie ahead, judged as the requested party
+        # will (its local date, its calendar), counting from today as the day it is sent.
+        found += requested_term_problems(
+            header.agreement, requested, header.requested_deadline, now, calendars
+        )
     errors = [p for p in found if p.severity is Severity.ERROR]
     if errors:
         raise DocumentRejected(errors)

@@ -12,7 +12,8 @@ app's cleanup contexts, and the jobs run:
   :data:`STUCK_AFTER` (a worker that stopped);
 * ``deadline-reminders`` — a ``deadline.reminder`` audit event (and a log line) per open
   conversation whose deadline is within :data:`REMINDER_DAYS_BEFORE` days (working days for
-  CIS, calendar days for SC) or overdue (``gateway.rules.deadlines.reminder_due``);
+  CIS, calendar days for SC) or overdue, counted by the one legal clock
+  (``gateway.rules.clock``), and a ``deadline.answered-late`` event once per late answer;
 * ``key-expiry-warnings`` — a ``key.expiring`` audit event and a warning per key whose
   certificate expires within :data:`KEY_EXPIRY_WARNING_DAYS` days (or has expired).
 
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 
 from gateway.config import NodeConfig
 from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.exchange.conversation import CLOCK_PAUSED_IN
 from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.jobs.purge import PurgeReport, run_purge
 from gateway.jobs.retention import PolicySet
@@ -44,15 +46,10 @@ from gateway.jobs.scheduler import (
     JobBody,
     JobRun,
 )
-from gateway.model.profiles import profile
-from gateway.rules.calendars import calendar_for
-from gateway.rules.deadlines import (
-    DEFAULT_REMINDER_DAYS_BEFORE,
-    Deadline,
-    reminder_due,
-    working_days_left,
-)
+from gateway.rules.clock import Calendars, days_left
+from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE
 from gateway.store import Store, audit
+from gateway.store import late_answers as late_store
 from gateway.store import outbox as outbox_store
 from gateway.store.tables import conversations, outbox
 
@@ -63,6 +60,8 @@ REMINDER_DAYS_BEFORE = DEFAULT_REMINDER_DAYS_BEFORE
 REMINDER_HORIZON = timedelta(days=21)
 """Conversations read per reminder run: due within three weeks (5 working days are at most
 ~2 calendar weeks even across the longest holiday runs) or overdue; the rule then decides."""
+PAUSED_STATES = tuple(str(state) for state in CLOCK_PAUSED_IN)
+"""States whose term is paused (gateway.exchange.conversation.CLOCK_PAUSED_IN)."""
 REMINDER_PAGE = 500
 """Conversations read per query: bounded memory however many are open."""
 KEY_EXPIRY_WARNING_DAYS = 30
@@ -77,6 +76,7 @@ class NodeLike(Protocol):
     store: Store
     keys: KeyStore
     body_id: str
+    calendars: Calendars
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,9 @@ class ReminderSent:
     conversation_id: str
     due: date
     days_left: int
-    """In the deadline's unit; negative: overdue."""
+    """In the deadline's unit; negative: overdue (for a late answer: minus the days late)."""
+    answered_late: bool = False
+    """A late answer's one-time report, not an open conversation's reminder."""
 
 
 def _now() -> datetime:
@@ -150,31 +152,37 @@ def outbox_sweep_body(store: Store) -> Callable[[JobRun], dict[str, int]]:
     return body
 
 
-def _deadline_of(row: Any) -> Deadline:
-    rule = profile(row.agreement).deadline
-    return Deadline(
-        due=row.deadline,
-        article=rule.article,
-        working_days=rule.working_days,
-        shortened=False,
-        counted_from=row.opened_at.date(),
-    )
-
-
 def deadline_reminders_body(
-    config: NodeConfig, store: Store, *, days_before: int = REMINDER_DAYS_BEFORE
+    config: NodeConfig,
+    store: Store,
+    calendars: Callable[[], Calendars] | None = None,
+    *,
+    days_before: int = REMINDER_DAYS_BEFORE,
 ) -> Callable[[JobRun], list[ReminderSent]]:
-    """Audit a reminder for each open conversation near or past its deadline."""
+    """Audit a reminder for each open conversation near or past its deadline, and one for each
+    late answer not reported yet (CIS Art. 12; SC Art. 6.1).
 
-    def calendar(state: str) -> Any:
-        return calendar_for(
-            state,
-            extra_days_off=config.calendar.extra_days_off.get(state, ()),
-            extra_working_days=config.calendar.extra_working_days.get(state, ()),
+    Days are counted by the one legal clock (gateway.rules.clock): ``calendars`` gives the
+    node's (the directory's calendars and zones); without it, ``holidays`` plus this
+    configuration's extra days."""
+    if days_before < 0:
+        raise ValueError(f"days_before must be 0 or more, not {days_before}")
+    if calendars is None:
+        built = Calendars.build(
+            extra_days_off=config.calendar.extra_days_off,
+            extra_working_days=config.calendar.extra_working_days,
         )
 
+        def calendars() -> Calendars:
+            return built
+
+    current = calendars
+
     def body(run: JobRun) -> list[ReminderSent]:
-        today = run.started_at.astimezone(_node_zone(config)).date()
+        clock = current()
+        # The widest "today" of any zone (UTC+14) bounds the read; each row is then counted
+        # from its requested party's own today.
+        latest_today = (run.started_at + timedelta(days=1)).date()
         sent: list[ReminderSent] = []
         after = ""
         c = conversations.c
@@ -187,12 +195,14 @@ def deadline_reminders_body(
                         c.requested_party,
                         c.requesting_party,
                         c.deadline,
-                        c.opened_at,
                     )
                     .where(
                         c.closed_at.is_(None),
                         c.deadline.is_not(None),
-                        c.deadline <= today + REMINDER_HORIZON,
+                        # A paused term stands still (the requested party waits on the other):
+                        # no reminder until it runs again.
+                        c.state.not_in(PAUSED_STATES),
+                        c.deadline <= latest_today + REMINDER_HORIZON,
                         c.conversation_id > after,
                     )
                     .order_by(c.conversation_id)
@@ -200,18 +210,15 @@ def deadline_reminders_body(
                 ).all()
             due_now = []
             for row in rows:
-                deadline = _deadline_of(row)
-                cal = calendar(row.requested_party[:2])
-                if reminder_due(deadline, today, cal, days_before):
-                    due_now.append((row, working_days_left(deadline, today, cal)))
+                left = days_left(
+                    row.agreement, row.requested_party, row.deadline, run.started_at, clock
+                )
+                if left <= days_before:
+                    due_now.append((row, left))
             if due_now:
                 with store.transaction() as conn:
                     for row, left in due_now:
-                        role = (
-                            "requested"
-                            if row.requested_party == config.node.body_id
-                            else ("requesting")
-                        )
+                        role = _role(config, row.requested_party)
                         audit.append(
                             conn,
                             now=run.started_at,
@@ -234,16 +241,51 @@ def deadline_reminders_body(
                             "OVERDUE" if left < 0 else f"{left} day(s) left",
                         )
             if len(rows) < REMINDER_PAGE:
-                return sent
+                break
             after = rows[-1].conversation_id
+        sent.extend(_report_late_answers(config, store, run))
+        return sent
 
     return body
 
 
-def _node_zone(config: NodeConfig) -> Any:
-    from zoneinfo import ZoneInfo
+def _role(config: NodeConfig, requested_party: str) -> str:
+    return "requested" if requested_party == config.node.body_id else "requesting"
 
-    return ZoneInfo(config.node.timezone)
+
+def _report_late_answers(config: NodeConfig, store: Store, run: JobRun) -> list[ReminderSent]:
+    """One ``deadline.answered-late`` reminder per late answer, once (the row is marked)."""
+    sent: list[ReminderSent] = []
+    while True:
+        with store.transaction() as conn:
+            rows = late_store.unreported(conn, REMINDER_PAGE)
+            for row in rows:
+                audit.append(
+                    conn,
+                    now=run.started_at,
+                    actor=_actor(DEADLINE_REMINDERS),
+                    kind="deadline.answered-late",
+                    subjects={"conversation_id": row.conversation_id, "message": row.message_id},
+                    details={
+                        "due": row.due.isoformat(),
+                        "answered_on": row.answered_on.isoformat(),
+                        "days_late": row.days_late,
+                        "kind": row.kind,
+                    },
+                )
+                sent.append(ReminderSent(row.conversation_id, row.due, -row.days_late, True))
+                log.warning(
+                    "late answer: %s in conversation %s made %s, %d day(s) after the due date "
+                    "%s, with no delay notice",
+                    row.kind,
+                    row.conversation_id,
+                    row.answered_on.isoformat(),
+                    row.days_late,
+                    row.due.isoformat(),
+                )
+            late_store.mark_reported(conn, [r.message_id for r in rows], run.started_at)
+        if len(rows) < REMINDER_PAGE:
+            return sent
 
 
 def key_expiry_body(
@@ -292,7 +334,7 @@ def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
     return {
         PURGE: purge_body(config, node.store, seal_at, policies),
         OUTBOX_RETRY: outbox_sweep_body(node.store),
-        DEADLINE_REMINDERS: deadline_reminders_body(config, node.store),
+        DEADLINE_REMINDERS: deadline_reminders_body(config, node.store, lambda: node.calendars),
         KEY_EXPIRY_WARNINGS: key_expiry_body(node.keys, node.store),
     }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from gateway.model.bodies import Body, BodyLevel
@@ -80,6 +80,9 @@ class DirectoryBody:
     """Several per role during a key rollover; at least one seal and one TLS certificate."""
     calendar: str
     """State code whose working days count for deadlines this body must meet (CIS Art. 12)."""
+    zone: str = ""
+    """IANA time zone where the body receives (``Asia/Almaty``): its day of receipt is the
+    local date there. Empty: the zone of its state's capital (gateway.rules.clock)."""
     reservations: tuple[Reservation, ...] = ()
     """Reservations and declarations of the body's state (CIS Art. 25; KZ on Art. 6 a))."""
     participations: tuple[Participation, ...] = ()
@@ -107,6 +110,25 @@ class DirectoryBody:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishedCalendar:
+    """A state's days off and transferred working days, as its party notified the depositary.
+
+    Both nodes count deadlines by the same published calendar (CIS Art. 12: the requested
+    party's working days), on top of the ``holidays`` package's weekends and holidays; a state
+    without one falls back to ``holidays`` plus each node's configuration.
+    """
+
+    state: str
+    """ISO 3166-1 alpha-2 code."""
+    version: int
+    """Bumped by the party with every change (a decree moving a day off)."""
+    days_off: frozenset[date] = frozenset()
+    """Days off the package may not know (decrees); they win over it."""
+    working_days: frozenset[date] = frozenset()
+    """Transferred working days (a working Saturday); they win over the package."""
+
+
+@dataclass(frozen=True, slots=True)
 class Directory:
     version: int
     """Strictly increasing with every publication; a node refuses anything not newer (rollback)."""
@@ -115,3 +137,5 @@ class Directory:
     depositary: str
     """Id of the publisher, e.g. ``CIS-EC`` (the CIS Executive Committee, CIS Art. 25 final)."""
     bodies: tuple[DirectoryBody, ...]
+    calendars: tuple[PublishedCalendar, ...] = ()
+    """Working calendars the parties published, at most one per state."""

@@ -22,6 +22,11 @@ Rules (codes are stable, docs/documents.md lists them):
   SHA-256 match its content.
 * ``RULE_TRANSLATION_MISSING`` — SC Art. 5.1: a document not originally in Russian comes with
   its Russian translation.
+* ``RULE_ATTACHMENT_NAME_REPEATED`` / ``RULE_ATTACHMENT_TRANSLATION_MISSING`` /
+  ``RULE_ATTACHMENT_TRANSLATION_TARGET`` — CIS Art. 19; SC Art. 11: an attachment in another
+  language travels with its Russian translation, named by ``TranslationOf``.
+
+:data:`CONTENT_RULES` is the table of them all; docs/documents.md is checked against it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from lxml import etree
@@ -48,6 +54,70 @@ from gateway.model.profiles import (
 INCOME_PERIOD_MAX_YEARS = 3
 """CIS Art. 7 para. 2: income information 'за период, указанный в запросе, но не более чем за
 3 года'."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRule:
+    """One row of docs/documents.md's table of content rules."""
+
+    code: str
+    article: str
+    rule: str
+
+
+CONTENT_RULES: tuple[ContentRule, ...] = (
+    ContentRule("RULE_LANGUAGE", "CIS Art. 19; SC Art. 11", "`Language` is `ru`"),
+    ContentRule("RULE_KIND_UNKNOWN", "", "`Kind` is a kind of the header's agreement"),
+    ContentRule(
+        "RULE_BODY_NAMESPACE", "", "the body's element is in the header agreement's namespace"
+    ),
+    ContentRule("RULE_KIND_MISMATCH", "", "the body's element is named as `Kind`"),
+    ContentRule(
+        "RULE_SENDER_IS_RECIPIENT",
+        "CIS Art. 1; SC Art. 5.1",
+        "sender and recipient are different bodies",
+    ),
+    ContentRule("RULE_INCOME_PERIOD_REVERSED", "CIS Art. 7", "income period `From` ≤ `To`"),
+    ContentRule(
+        "RULE_INCOME_PERIOD_TOO_LONG",
+        "CIS Art. 7",
+        "income period at most 3 years (from 2023-11-01 the last day is 2026-10-31)",
+    ),
+    ContentRule(
+        "RULE_PROPERTY_NOT_IDENTIFIED",
+        "CIS Art. 8",
+        "a location-of-property subject names each property with a description or identifiers",
+    ),
+    ContentRule(
+        "RULE_QUESTIONS_MISSING",
+        "CIS Art. 11.2",
+        "an explanations subject lists at least one question",
+    ),
+    ContentRule("RULE_ATTACHMENT_SIZE", "", "`Size` equals the decoded content's length"),
+    ContentRule("RULE_ATTACHMENT_DIGEST", "", "`Sha256` is the SHA-256 of the decoded content"),
+    ContentRule(
+        "RULE_ATTACHMENT_NAME_REPEATED",
+        "CIS Art. 19; SC Art. 11",
+        "the attachments of one list have different `FileName`s (`TranslationOf` names one)",
+    ),
+    ContentRule(
+        "RULE_ATTACHMENT_TRANSLATION_MISSING",
+        "CIS Art. 19; SC Art. 11",
+        "an attachment whose `Language` is not `ru` has a Russian translation in the same list "
+        "(an attachment whose `TranslationOf` is its `FileName`)",
+    ),
+    ContentRule(
+        "RULE_ATTACHMENT_TRANSLATION_TARGET",
+        "CIS Art. 19; SC Art. 11",
+        "`TranslationOf` names another attachment of the same list, and the translation is in "
+        "Russian",
+    ),
+    ContentRule(
+        "RULE_TRANSLATION_MISSING",
+        "SC Art. 5.1",
+        "a document not originally in Russian carries its Russian translation",
+    ),
+)
 
 _C = f"{{{COMMON_NAMESPACE}}}"
 _CIS = f"{{{CIS_ENFORCEMENT.namespace}}}"
@@ -70,6 +140,7 @@ def check_content(root: etree._Element, header: Header) -> tuple[Problem, ...]:
     for rule in _KIND_RULES.get((profile.id, header.kind), ()):
         problems += rule(body_element)
     problems += check_attachments(body_element)
+    problems += check_attachment_languages(body_element, profile)
     return tuple(problems)
 
 
@@ -320,6 +391,102 @@ def check_attachments(body_element: etree._Element) -> list[Problem]:
                     remedy_ru="Приложите файл заново; хеш вычисляется по исходным байтам файла.",
                 )
             )
+    return problems
+
+
+def check_attachment_languages(
+    body_element: etree._Element, profile: AgreementProfile
+) -> list[Problem]:
+    """An attachment in another language travels with its Russian translation (CIS Art. 19;
+    SC Art. 11): another attachment of the same list, in Russian, whose ``TranslationOf`` is its
+    ``FileName``. A missing ``Language`` means the agreement's language."""
+    # Each kind declares its own Attachments element (in its profile's namespace) of common
+    # Attachment items: a list is the Attachment children of one parent.
+    lists: dict[etree._Element, list[etree._Element]] = {}
+    for attachment in body_element.iter(f"{_C}Attachment"):
+        lists.setdefault(attachment.getparent(), []).append(attachment)
+    problems: list[Problem] = []
+    for attachments in lists.values():
+        problems += _check_attachment_list(attachments, profile)
+    return problems
+
+
+def _check_attachment_list(
+    attachments: list[etree._Element], profile: AgreementProfile
+) -> list[Problem]:
+    def field(attachment: etree._Element, name: str) -> str | None:
+        node = attachment.find(f"{_C}{name}")
+        return None if node is None else _text(node)
+
+    def problem(
+        code: str, attachment: etree._Element, name: str, ru: str, en: str, remedy: str
+    ) -> Problem:
+        return Problem(
+            code=code,
+            path=f"{_path(attachment)}/{name}",
+            article=profile.language_article,
+            message_ru=ru,
+            message_en=en,
+            remedy_ru=remedy,
+        )
+
+    problems: list[Problem] = []
+    by_name: dict[str, etree._Element] = {}
+    for attachment in attachments:
+        name = field(attachment, "FileName") or ""
+        if name in by_name:
+            problems.append(
+                problem(
+                    "RULE_ATTACHMENT_NAME_REPEATED",
+                    attachment,
+                    "FileName",
+                    f"Два вложения названы одинаково («{name}»): перевод не сможет указать, "
+                    "к какому из них он относится.",
+                    "two attachments of one list share a FileName",
+                    "Дайте вложениям разные имена файлов (FileName).",
+                )
+            )
+        by_name.setdefault(name, attachment)
+    translated: set[str] = set()
+    for attachment in attachments:
+        target = field(attachment, "TranslationOf")
+        if target is None:
+            continue
+        language = field(attachment, "Language") or profile.language
+        original = by_name.get(target)
+        if original is None or original is attachment or language != profile.language:
+            problems.append(
+                problem(
+                    "RULE_ATTACHMENT_TRANSLATION_TARGET",
+                    attachment,
+                    "TranslationOf",
+                    "Вложение объявлено переводом, но TranslationOf не называет другое вложение "
+                    "этого документа или сам перевод не на русском языке.",
+                    "TranslationOf names no other attachment of the list, or the translation is "
+                    "not in Russian",
+                    "Укажите в TranslationOf имя файла (FileName) переведённого вложения; язык "
+                    "перевода — ru.",
+                )
+            )
+            continue
+        translated.add(target)
+    for attachment in attachments:
+        language = field(attachment, "Language") or profile.language
+        name = field(attachment, "FileName") or ""
+        if language == profile.language or name in translated:
+            continue
+        problems.append(
+            problem(
+                "RULE_ATTACHMENT_TRANSLATION_MISSING",
+                attachment,
+                "Language",
+                f"Вложение «{name}» составлено не на русском языке ({language}), а его перевода "
+                "на русский язык среди вложений нет.",
+                f"attachment in {language!r} has no Russian translation among the attachments",
+                "Приложите перевод на русский язык отдельным вложением с TranslationOf = имени "
+                "файла оригинала.",
+            )
+        )
     return problems
 
 

@@ -42,7 +42,7 @@ class Deadline:
     """Where the term comes from, e.g. ``CIS Art. 12`` or ``SC Art. 6.1``."""
     working_days: bool
     """True: the agreement's term counts working days (CIS); False: calendar days (SC).
-    Also the unit of :func:`working_days_left` and :func:`reminder_due`."""
+    Also the unit of :func:`working_days_left`."""
     shortened: bool
     """True: ``due`` is the shorter deadline the requesting party asked for."""
     counted_from: date
@@ -50,11 +50,19 @@ class Deadline:
     the next day, so this day itself is not counted."""
 
 
-def _statutory_due(profile: AgreementProfile, received_on: date, calendar: WorkingCalendar) -> date:
+def _statutory_due(
+    profile: AgreementProfile, received_on: date, calendar: WorkingCalendar, paused: int = 0
+) -> date:
     rule = profile.deadline
     if rule.working_days:
-        return calendar.add_working_days(received_on, rule.days)
-    return calendar.next_working_day(received_on + timedelta(days=rule.days))
+        return calendar.add_working_days(received_on, rule.days + paused)
+    return calendar.next_working_day(received_on + timedelta(days=rule.days + paused))
+
+
+def _lengthened(day: date, paused: int, working: bool, calendar: WorkingCalendar) -> date:
+    if paused == 0:
+        return day
+    return calendar.add_working_days(day, paused) if working else day + timedelta(days=paused)
 
 
 def deadline_for(
@@ -62,22 +70,28 @@ def deadline_for(
     received_on: date,
     calendar: WorkingCalendar,
     requested_deadline: date | None = None,
+    paused: int = 0,
 ) -> Deadline:
     """The deadline of a request received on ``received_on``.
 
     ``calendar`` is the requested party's (``profile.deadline.calendar_of``). A
     ``requested_deadline`` counts only when the profile allows a shorter one, it is earlier than
     the agreement's deadline and not before ``received_on``; otherwise the agreement's applies.
+    ``paused``: days of the term's unit the clock stood still (gateway.rules.clock); they
+    lengthen the agreement's term and a requested one alike, so a working-day due date stays
+    a working day.
     """
     rule = profile.deadline
-    due = _statutory_due(profile, received_on, calendar)
+    due = _statutory_due(profile, received_on, calendar, paused)
     shortened = False
     if (
         requested_deadline is not None
         and rule.shorter_allowed
-        and received_on <= requested_deadline < due
+        and received_on <= requested_deadline
     ):
-        due, shortened = requested_deadline, True
+        asked = _lengthened(requested_deadline, paused, rule.working_days, calendar)
+        if asked < due:
+            due, shortened = asked, True
     return Deadline(
         due=due,
         article=rule.article,
@@ -198,17 +212,3 @@ def working_days_left(deadline: Deadline, today: date, calendar: WorkingCalendar
         # the term has run out.
         return min(left, -1)
     return left
-
-
-def reminder_due(
-    deadline: Deadline,
-    today: date,
-    calendar: WorkingCalendar,
-    days_before: int = DEFAULT_REMINDER_DAYS_BEFORE,
-) -> bool:
-    """True from ``days_before`` days (the deadline's unit) before the due date on, overdue
-    included: the operator must answer or send a delay notice (CIS Art. 12; SC Art. 6.1).
-    Sending the reminder once is the caller's business."""
-    if days_before < 0:
-        raise ValueError(f"days_before must be 0 or more, not {days_before}")
-    return working_days_left(deadline, today, calendar) <= days_before

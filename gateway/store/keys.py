@@ -6,11 +6,17 @@ in its own transaction; it is resumable at any point (what is done is done, the 
 names the old KEK) and safe to run from several processes (rows are taken with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL). When :func:`count_by_kek` shows no row under the old
 KEK, it can be retired and — once every backup made under it has expired — destroyed.
+:func:`rewrap_all` runs the batches to the end; :func:`kek_usage` counts what each KEK wraps
+(``gateway.crypto.kek_rotation.destroy_kek`` takes that count).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,11 +27,16 @@ from gateway.store import audit
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import message_keys, secret_keys
 
+if TYPE_CHECKING:
+    from gateway.store.engine import Store
+
 MAX_REWRAP_BATCH = 1000
 """Data keys re-wrapped per transaction: a FileKek wraps ~1M keys/s, a token far fewer; one
 batch should finish in well under a second on a PKCS#11 token."""
 DEBTOR_INDEX_KEY = "debtor-index"
 """Name of the secret behind ``at_rest.debtor_index_tag``."""
+DEFAULT_PAUSE = 0.0
+"""Seconds between re-wrap batches; raise it on a busy node to leave the database room."""
 
 
 def count_by_kek(conn: Connection) -> dict[str, int]:
@@ -84,6 +95,77 @@ def rewrap_batch(
             details={"data_keys": len(rows), "secrets": secrets_done},
         )
     return len(rows) + secrets_done
+
+
+def kek_usage(conn: Connection) -> dict[str, int]:
+    """How many stored keys each KEK wraps: message data keys and the store's own secrets."""
+    usage = dict(count_by_kek(conn))
+    for kek_id, n in conn.execute(
+        sa.select(secret_keys.c.kek_id, sa.func.count()).group_by(secret_keys.c.kek_id)
+    ):
+        usage[kek_id] = usage.get(kek_id, 0) + n
+    return usage
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapProgress:
+    done: int
+    """Keys re-wrapped by this run so far."""
+    total: int
+    """Keys under another KEK than the active one when the run started (may grow if a lagging
+    process still wraps under the old KEK: ``done`` can pass it)."""
+    active: str
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapResult:
+    rewrapped: int
+    active: str
+    usage: dict[str, int]
+    """Keys per KEK when the run ended: only the active one should remain."""
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return set(self.usage) <= {self.active}
+
+
+def rewrap_all(
+    store: Store,
+    ring: KekRing,
+    *,
+    clock: Callable[[], datetime],
+    batch_size: int | None = None,
+    pause: float = DEFAULT_PAUSE,
+    progress: Callable[[RewrapProgress], None] | None = None,
+) -> RewrapResult:
+    """Re-wrap every stored key under the ring's active KEK, one transaction per batch.
+
+    Resumable: after a crash, run it again; rows done stay done. Several processes may run it
+    at once on PostgreSQL (rows are taken with SKIP LOCKED).
+    """
+    batch = batch_size or MAX_REWRAP_BATCH
+    started = time.monotonic()
+    with store.read() as conn:
+        usage = kek_usage(conn)
+    active = ring.active.key_id
+    total = sum(n for kek_id, n in usage.items() if kek_id != active)
+    done = 0
+    if progress is not None:
+        progress(RewrapProgress(0, total, active))
+    while True:
+        with store.transaction() as conn:
+            n = rewrap_batch(conn, ring, clock(), batch)
+        if n == 0:
+            break
+        done += n
+        if progress is not None:
+            progress(RewrapProgress(done, max(total, done), ring.active.key_id))
+        if pause > 0:
+            time.sleep(pause)
+    with store.read() as conn:
+        usage = kek_usage(conn)
+    return RewrapResult(done, ring.active.key_id, usage, time.monotonic() - started)
 
 
 def debtor_index_key(conn: Connection, keys: KekRing, now: datetime) -> bytes:

@@ -11,9 +11,11 @@ outcome of the worker that took over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -270,3 +272,32 @@ def count_by_state(conn: Connection) -> dict[str, int]:
     """Outbox rows per state (for metrics and the console)."""
     rows = conn.execute(sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state))
     return {state: count for state, count in rows}
+
+
+def created_at(conn: Connection, outbox_id: int) -> datetime | None:
+    """When an outbox row was queued (the retry policy counts its give-up time from it)."""
+    return conn.execute(
+        sa.select(outbox.c.created_at).where(outbox.c.id == outbox_id)
+    ).scalar_one_or_none()
+
+
+def states_of(conn: Connection, message_ids: Sequence[str]) -> dict[str, str]:
+    """Delivery state per message id, for the messages of ``message_ids`` that were queued."""
+    if not message_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(outbox.c.message_id, outbox.c.state).where(outbox.c.message_id.in_(message_ids))
+    )
+    return {row.message_id: row.state for row in rows}
+
+
+def attempts_of(conn: Connection, message_id: str) -> list[sa.Row[Any]]:
+    """Every delivery attempt of a message, first first (the columns of ``delivery_attempts``)."""
+    return list(
+        conn.execute(
+            delivery_attempts.select()
+            .join(outbox, outbox.c.id == delivery_attempts.c.outbox_id)
+            .where(outbox.c.message_id == message_id)
+            .order_by(delivery_attempts.c.attempt)
+        )
+    )

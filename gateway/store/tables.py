@@ -273,6 +273,29 @@ receipts = sa.Table(
     sa.CheckConstraint("outcome IN ('accepted', 'rejected')", name="outcome"),
 )
 
+late_answers = sa.Table(
+    "late_answers",
+    metadata,
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("due", sa.Date, nullable=False),
+    sa.Column("answered_on", sa.Date, nullable=False),
+    sa.Column("days_late", sa.Integer, nullable=False),
+    sa.Column("working_days", sa.Boolean, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("reported_at", UtcDateTime, nullable=True),
+    sa.Index("ix_late_answers_conversation", "conversation_id"),
+    sa.Index("ix_late_answers_unreported", "reported_at"),
+)
+"""Answers (Response, Refusal) made after the due date with no delay notice covering them
+(CIS Art. 12 para. 3; SC Art. 6.1): accepted, flagged on both sides (gateway.rules.clock)."""
+
 legal_holds = sa.Table(
     "legal_holds",
     metadata,

@@ -33,6 +33,7 @@ Exceptions of the service and their answers::
     NotFound           404 NOT_FOUND
     PermissionDenied   403 FORBIDDEN           names the role needed (checked by the service)
     PurposeRequired    428 PURPOSE_REQUIRED    send X-Purpose (CIS Art. 9.1)
+    ConcurrentChange   503 TRY_AGAIN           nothing stored; Retry-After: 1
     DocumentRejected   422 DOCUMENT_REJECTED   with "problems": [Problem.to_json(), ...]
     ProtocolError      409 its own code        (PROTOCOL_UNEXPECTED_MESSAGE, ...) with "problems"
 
@@ -74,6 +75,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
+from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
 from gateway.exchange.service import (
     ACCESS,
     Action,
@@ -88,7 +90,7 @@ from gateway.exchange.service import (
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
-from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, RejectionSource
+from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
 from gateway.web.server import (
     LowLevelError,
@@ -128,7 +130,7 @@ network (docs/local-api.md)."""
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """Largest JSON document the case system may POST (16 MiB). A peer accepts envelopes up to
-gateway.web.limits.MAX_MESSAGE_BYTES (16 MiB); the XML form of a document is larger than its
+gateway.model.limits.MAX_MESSAGE_BYTES (16 MiB); the XML form of a document is larger than its
 JSON form (closing tags, namespaces, signatures), so a bigger JSON could never be delivered.
 The whole body is held in memory while it is converted, which bounds one request's memory."""
 
@@ -232,6 +234,10 @@ class ErrorCode(StrEnum):
     Transfer-Encoding, a broken chunk...); the message names the rule, never the bytes (400)."""
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     """The request head did not arrive within the header timeout; the connection closes (408)."""
+    TRY_AGAIN = "TRY_AGAIN"
+    """The conversation kept changing under the submission (other documents of it were being
+    stored at the same moment) more times than the node retries; nothing was stored. Submit the
+    same document again after ``Retry-After`` seconds (503)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); the log has the exception's type and stack, never its message."""
 
@@ -312,6 +318,17 @@ def _translate(exc: BaseException) -> ApiError | None:
     """The API error for an exception of the service, or None when it is not one of them."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ConcurrentChange):
+        # Not a verdict on the document: the same bytes succeed once the conversation is quiet.
+        return ApiError(
+            503,
+            ErrorCode.TRY_AGAIN,
+            "the conversation changed while the document was being stored; nothing was stored,"
+            " submit it again",
+            "Переписка менялась во время сохранения документа; ничего не сохранено,"
+            " отправьте документ повторно.",
+            headers={hdrs.RETRY_AFTER: "1"},
+        )
     if isinstance(exc, DocumentRejected):
         return ApiError(
             422,
@@ -735,11 +752,15 @@ async def submit_message(request: web.Request) -> web.Response:
         raise
     try:
         result = await request.app[SERVICE].submit(document, actor=request[ACTOR])
+    except ConcurrentChange:
+        raise  # busy, not refused: not counted as a rejection
     except DocumentRejected as rejected:
         metrics.message_rejected(rejected.code, RejectionSource.LOCAL)
         raise
     # Labels are checked against the profiles' codes by GatewayMetrics itself.
     metrics.message_submitted(_header_code(document, "Agreement"), _header_code(document, "Kind"))
+    if any(w.get("code") == ANSWER_LATE for w in result.warnings):
+        metrics.answer_late(_header_code(document, "Agreement"), LateSide.SENT)
     location = (
         MESSAGE.format(message_id=result.message_id) if _UUID.fullmatch(result.message_id) else None
     )

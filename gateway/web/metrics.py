@@ -59,6 +59,15 @@ class DeliveryOutcome(StrEnum):
     """The outbox gave up (gateway.exchange.retry.DeadLetter); an operator was alerted."""
 
 
+class LateSide(StrEnum):
+    """Which way a late answer went (CIS Art. 12; SC Art. 6.1)."""
+
+    SENT = "sent"
+    """Our operator answered after the due date with no delay notice."""
+    RECEIVED = "received"
+    """The peer's answer came after the due date with no delay notice."""
+
+
 class RejectionSource(StrEnum):
     """Whose document was refused, and by whom."""
 
@@ -138,6 +147,12 @@ class GatewayMetrics:
             ("outcome",),
             registry=r,
         )
+        self._answers_late = Counter(
+            "gateway_answers_late",
+            "Responses and refusals made after the due date with no delay notice, by side.",
+            ("agreement", "side"),
+            registry=r,
+        )
         self._hop_latency = Histogram(
             "gateway_hop_latency_seconds",
             "Seconds from sending a document to a peer to receiving its signed receipt.",
@@ -182,6 +197,10 @@ class GatewayMetrics:
     ) -> None:
         """One document was refused; ``code`` is the first problem's stable code."""
         self._rejected.labels(RejectionSource(source).value, _code(code)).inc()
+
+    def answer_late(self, agreement: str, side: LateSide) -> None:
+        """One answer accepted but flagged late (recorded in gateway.store.late_answers)."""
+        self._answers_late.labels(_agreement(agreement), LateSide(side).value).inc()
 
     def delivery(self, outcome: DeliveryOutcome) -> None:
         """One delivery attempt to a peer ended with ``outcome``."""

@@ -146,13 +146,27 @@ _SCHEMAS: dict[str, Any] = {
             },
             "verification": {**_STR, "description": "ETSI indication when stored."},
             "purged": {"type": "boolean"},
+            "late": {
+                "type": ["object", "null"],
+                "description": "A Response or Refusal made after the due date with no delay "
+                "notice covering it (CIS Art. 12; SC Art. 6.1): due, answered_on (the requested "
+                "party's local date), days_late, working_days (the unit of days_late).",
+            },
         }
     ),
     "ConversationView": _object(
         {
             "summary": _ref("ConversationSummary"),
             "messages": {"type": "array", "items": _ref("MessageSummary")},
-            "working_days_left": {"type": ["integer", "null"]},
+            "working_days_left": {
+                "type": ["integer", "null"],
+                "description": "Days left in the term's unit (working days for CIS, calendar "
+                "days for SC), from the requested party's local today.",
+            },
+            "deadline_why": {
+                **_NULLABLE_STR,
+                "description": "Which calendar, zone and pauses fixed the due date.",
+            },
         }
     ),
     "MessageView": _object(

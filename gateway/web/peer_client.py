@@ -24,13 +24,13 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
+from gateway.model.limits import MAX_RESPONSE_BYTES
 from gateway.model.problems import GatewayError
 from gateway.web.limits import (
     CLIENT_CONNECT_TIMEOUT,
     CLIENT_CONNECTIONS_PER_PEER,
     CLIENT_KEEPALIVE_TIMEOUT,
     CLIENT_TOTAL_TIMEOUT,
-    MAX_RESPONSE_BYTES,
 )
 from gateway.web.peer_server import MESSAGES_PATH, READ_CHUNK_BYTES, XML_CONTENT_TYPE
 

@@ -341,11 +341,13 @@ class _PeerSite(web.TCPSite):
         *args: object,
         handshake_timeout: float,
         sock: socket.socket | None = None,
+        reuse_port: bool = False,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._handshake_timeout = handshake_timeout
         self._listening = sock
+        self._share_port = reuse_port
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
@@ -356,7 +358,7 @@ class _PeerSite(web.TCPSite):
         where: dict[str, Any] = (
             {"sock": self._listening}
             if self._listening is not None
-            else {"host": self._host, "port": self._port}
+            else {"host": self._host, "port": self._port, "reuse_port": self._share_port}
         )
         self._server = await asyncio.get_running_loop().create_server(
             server,
@@ -407,9 +409,11 @@ async def run_peer_server(
     keepalive_timeout: float = SERVER_KEEPALIVE_TIMEOUT,
     header_timeout: float = PEER_HEADER_TIMEOUT,
     sock: socket.socket | None = None,
+    reuse_port: bool = False,
 ) -> RunningPeerServer:
     """Serve ``app`` over TLS with ``ssl_context`` (a server context, usually a
-    :class:`~gateway.web.tls.ReloadableContext`) on ``host:port``; port 0 picks a free one."""
+    :class:`~gateway.web.tls.ReloadableContext`) on ``host:port``; port 0 picks a free one.
+    ``reuse_port``: bind with SO_REUSEPORT (gateway.config.PeerSection.reuse_port)."""
     if ssl_context.protocol != ssl.PROTOCOL_TLS_SERVER:
         raise ValueError("the peer endpoint needs a server-side context (tls.server_context)")
     if ssl_context.verify_mode != ssl.CERT_REQUIRED:
@@ -433,6 +437,7 @@ async def run_peer_server(
         ssl_context=ssl_context,
         handshake_timeout=handshake_timeout,
         sock=sock,
+        reuse_port=reuse_port,
     )
     try:
         await site.start()

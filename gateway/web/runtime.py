@@ -33,7 +33,7 @@ from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
-from gateway.web.metrics import DeliveryOutcome, GatewayMetrics, RejectionSource
+from gateway.web.metrics import DeliveryOutcome, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 from gateway.web.server import ServerSettings
@@ -76,9 +76,9 @@ class Listeners:
     console: socket.socket
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one (read it back from the socket)."""
-    return socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    return socket.create_server((host, port), backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
 
 
 @dataclass
@@ -164,6 +164,7 @@ class NodeRuntime:
             config.peer.host,
             config.peer.port,
             sock=listeners.peer if listeners else None,
+            reuse_port=config.peer.reuse_port,
         )
         self.client = PeerClient(self.client_tls)
         self.service = LocalNodeService(self.node, self.executor)
@@ -245,6 +246,7 @@ class NodeRuntime:
             audit=store_audit(node.store, self.executor, node.clock),
             identity=node_identity(node),
             clock=node.clock,
+            calendars=lambda: node.calendars,
             config_hint=str(node.config.path),
             **node_console_sources(node, self.executor),
         )
@@ -380,6 +382,8 @@ class NodeRuntime:
         outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
         if outcome.disposition is Disposition.ACCEPTED:
             self.metrics.message_received(outcome.agreement, outcome.kind)
+            if outcome.late:
+                self.metrics.answer_late(outcome.agreement, LateSide.RECEIVED)
         elif outcome.code:
             self.metrics.message_rejected(outcome.code, RejectionSource.RECEIVED)
         return http_status(outcome), outcome.body, outcome.content_type

@@ -31,15 +31,16 @@ from datetime import date, datetime
 from typing import Any
 
 from lxml import etree
+from xmlschema import XMLSchema10
 from xmlschema.validators import (
     XsdAtomicBuiltin,
     XsdAtomicRestriction,
+    XsdComplexType,
     XsdElement,
     XsdGroup,
 )
 
 from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
-from gateway.xml.schemas import PREFIXES, PROFILE_PREFIX, SchemaRegistry
 
 _ENV = f"{{{ENVELOPE_NAMESPACE}}}"
 _XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -111,22 +112,27 @@ class DocumentPlan:
     """By agreement: the prefixes declared on the root, as the reference declares them."""
 
 
-def compile_plan(registry: SchemaRegistry) -> DocumentPlan:
-    """Walk the schema's components once. Use ``registry.document_plan`` (cached)."""
+def compile_plan(schema: XMLSchema10, nsmaps: Mapping[str, Mapping[str, str]]) -> DocumentPlan:
+    """Walk the schema's components once; ``nsmaps``: by agreement, the prefixes to declare on
+    the root. Use ``SchemaRegistry.document_plan`` (cached), which passes both: the registry
+    imports this module, so this one takes values rather than the registry."""
     compiler = _Compiler()
-    maps = registry.xmlschema.maps
+    maps = schema.maps
     envelope = maps.elements[_ENVELOPE_TAG]
-    header = next(e for e in envelope.type.content.iter_elements() if e.name == _HEADER_TAG)
+    envelope_type = envelope.type
+    # envelope.xsd declares the Envelope with element-only content (Header, Body, Signatures).
+    assert isinstance(envelope_type, XsdComplexType) and isinstance(envelope_type.content, XsdGroup)
+    header = next(e for e in envelope_type.content.iter_elements() if e.name == _HEADER_TAG)
     kinds: dict[tuple[str, str], ChildPlan] = {}
     for agreement, profile in PROFILES.items():
         for element in maps.elements.values():
             if isinstance(element, XsdElement) and element.target_namespace == profile.namespace:
                 kinds[(agreement, element.local_name)] = compiler.child(element)
-    nsmaps = {
-        agreement: {p: PREFIXES[p] for p in ("env", "c", prefix)}
-        for agreement, prefix in PROFILE_PREFIX.items()
-    }
-    return DocumentPlan(header=compiler.complex(header.type), kinds=kinds, nsmaps=nsmaps)
+    return DocumentPlan(
+        header=compiler.complex(header.type),
+        kinds=kinds,
+        nsmaps={agreement: dict(nsmap) for agreement, nsmap in nsmaps.items()},
+    )
 
 
 def build(plan: DocumentPlan, document: Any) -> etree._Element | None:
@@ -162,7 +168,7 @@ def build(plan: DocumentPlan, document: Any) -> etree._Element | None:
 def _element(parent: etree._Element, child: ChildPlan, value: Any) -> None:
     node = etree.SubElement(parent, child.tag)
     content = child.content
-    if type(content) is LeafPlan:
+    if isinstance(content, LeafPlan):
         node.text = content.text(value)
     elif value is None:
         _fill(node, content, {})  # xmlschema writes an empty element for null
@@ -184,7 +190,7 @@ def _fill(node: etree._Element, plan: ComplexPlan, value: Mapping[str, Any]) -> 
         for name in plan.required:
             if name not in value:
                 raise _Unmappable
-    elif not _group_allows(plan.model, _counts(value, children), children):
+    elif plan.model is None or not _group_allows(plan.model, _counts(value, children), children):
         raise _Unmappable
     for name, child in children.items():
         if name not in value:
@@ -285,13 +291,10 @@ class _Compiler:
         if plan.unsupported is None:
             plan.model, plan.unsupported = self._group(xsd_type.content, plan)
         model = plan.model
-        if (
-            model is not None
-            and not model.choice
-            and not model.optional
-            and all(isinstance(p, str) for p in model.particles)
-        ):
-            plan.required = tuple(n for n in model.particles if plan.children[n].min_occurs)
+        if model is not None and not model.choice and not model.optional:
+            names = [p for p in model.particles if isinstance(p, str)]
+            if len(names) == len(model.particles):  # a flat sequence of elements
+                plan.required = tuple(n for n in names if plan.children[n].min_occurs)
         return plan
 
     def _group(self, group: Any, plan: ComplexPlan) -> tuple[GroupPlan | None, str | None]:
@@ -348,7 +351,7 @@ def _leaf(xsd_type: Any) -> LeafPlan:
     """The text of a simple value, by the steps of xmlschema's ``raw_encode``: normalise
     (outermost type first), then the builtin's conversion (``from_python`` for booleans and
     integers; for strings, the normalised text if ``to_python`` accepts it)."""
-    chain = []
+    chain: list[XsdAtomicRestriction | XsdAtomicBuiltin] = []
     current = xsd_type
     while not isinstance(current, XsdAtomicBuiltin):
         if not isinstance(current, XsdAtomicRestriction) or current.is_list() or current.is_union():
@@ -365,7 +368,7 @@ def _leaf(xsd_type: Any) -> LeafPlan:
     if xsd_type.is_derived(maps.types[f"{_XS}integer"]):
         return LeafPlan(_integer_text(builtin.from_python, builtin.instance_types))
     to_python = None if builtin.to_python is str else builtin.to_python
-    quick = _QUICK_ACCEPT.get(builtin.name)
+    quick = _QUICK_ACCEPT.get(builtin.name or "")
     return LeafPlan(_string_text(normalisers, to_python, quick))
 
 
@@ -413,13 +416,14 @@ def _string_text(
     def text(value: Any) -> str:
         if type(value) is not str:
             raise _Unmappable
+        result: str = value
         for normalise in normalisers:
-            value = normalise(value)
+            result = normalise(result)
         if to_python is not None and not (
-            (quick is not None and quick(value)) or _accepts(to_python, value)
+            (quick is not None and quick(result)) or _accepts(to_python, result)
         ):
             raise _Unmappable  # xmlschema writes an empty element for it
-        return value
+        return result
 
     return text
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import xmlschema
 from lxml import etree
-from xmlschema.validators import XsdElement
+from xmlschema.validators import XsdComplexType, XsdElement, XsdGroup
 
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
@@ -77,6 +77,8 @@ def xml_to_json(root: etree._Element, registry: SchemaRegistry | None = None) ->
                 )
             ]
         ) from None
+    # Strict validation raised on any error, so to_dict returned the decoded mapping alone.
+    assert isinstance(decoded, dict)
     header = {k: v for k, v in decoded["Header"].items() if not k.startswith("@")}
     body = {k: v for k, v in decoded["Body"].items() if not k.startswith("@")}
     return {"header": header, "body": body}
@@ -140,16 +142,20 @@ def json_to_xml_reference(
     }
     if problems:
         raise DocumentRejected(problems)
-    encoded, _errors = registry.xmlschema.encode(
+    encoded = registry.xmlschema.encode(
         data, path=envelope.name, validation="lax", decimal_type=str
     )
-    # Errors from a lax encoding are reported by validating the result, with paths into the XML.
+    # A lax encoding returns (tree, errors). Its errors are reported by validating the result,
+    # with paths into the XML.
+    assert isinstance(encoded, tuple)
+    encoded = encoded[0]
     return _with_prefixes(encoded, PROFILE_PREFIX[agreement])
 
 
 def to_bytes(root: etree._Element, *, pretty: bool = False) -> bytes:
     """Serialise with an XML declaration, UTF-8. Never pretty-print a signed document."""
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=pretty)
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=pretty)
+    return data
 
 
 def canonical(root: etree._Element) -> bytes:
@@ -160,7 +166,8 @@ def canonical(root: etree._Element) -> bytes:
             node.text = None
         if node.tail is not None and not node.tail.strip():
             node.tail = None
-    return etree.tostring(stripped, method="c14n", exclusive=True)
+    data: bytes = etree.tostring(stripped, method="c14n", exclusive=True)
+    return data
 
 
 def _split(
@@ -217,10 +224,18 @@ def _split(
 
 
 def _child(element: XsdElement, name: str) -> XsdElement:
-    for child in element.type.content.iter_elements():
-        if isinstance(child, XsdElement) and child.local_name == name:
+    for child in _element_children(element):
+        if child.local_name == name:
             return child
     raise KeyError(name)
+
+
+def _element_children(element: XsdElement) -> list[XsdElement]:
+    """The child elements a complex type's content declares (none for a simple type)."""
+    xsd_type = element.type
+    if not isinstance(xsd_type, XsdComplexType) or not isinstance(xsd_type.content, XsdGroup):
+        return []
+    return [c for c in xsd_type.content.iter_elements() if isinstance(c, XsdElement)]
 
 
 def _qualify(value: Any, element: XsdElement, path: str, problems: list[Problem]) -> Any:
@@ -234,7 +249,7 @@ def _qualify(value: Any, element: XsdElement, path: str, problems: list[Problem]
         if value is not None or xsd_type.is_simple():
             _check_json_type(value, xsd_type, path, problems)
         return value
-    if xsd_type.is_simple() or not hasattr(xsd_type.content, "iter_elements"):
+    if not isinstance(xsd_type, XsdComplexType) or not isinstance(xsd_type.content, XsdGroup):
         problems.append(
             _json_problem(
                 "JSON_EXPECTED_VALUE",
@@ -245,11 +260,7 @@ def _qualify(value: Any, element: XsdElement, path: str, problems: list[Problem]
             )
         )
         return None
-    children = {
-        child.local_name: child
-        for child in xsd_type.content.iter_elements()
-        if isinstance(child, XsdElement)
-    }
+    children = {child.local_name: child for child in _element_children(element)}
     qualified: dict[str, Any] = {}
     for key, item in value.items():
         child = children.get(key)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.model.profiles import PROFILES
 from gateway.model.zones import zone_label
@@ -96,6 +96,7 @@ LABELS_RU: dict[str, str] = {
     "Title": "Наименование",
     "MediaType": "Тип",
     "FileName": "Имя файла",
+    "TranslationOf": "Перевод файла",
     "Size": "Размер, байт",
     "Sha256": "SHA-256",
     "Content": "Содержание запроса",
@@ -356,7 +357,7 @@ def field_type(decl: XsdElement | None) -> FieldType:
     """The type of a leaf element by its declaration; an undeclared element is text."""
     if decl is None:
         return FieldType.TEXT
-    xsd_type = decl.type
+    xsd_type: Any = decl.type  # xmlschema's unions of simple and complex types
     if xsd_type.is_complex():
         if not xsd_type.has_simple_content():
             return FieldType.TEXT
@@ -377,11 +378,14 @@ def child_declaration(decl: XsdElement | None, name: str) -> XsdElement | None:
     """The declaration of the child ``name`` (local name) of an element declared ``decl``, or
     None (unknown, or ``decl`` is None). Children of one type have distinct local names in
     our schemas, so a JSON key (a local name) finds its declaration as an XML tag does."""
-    if decl is None or not decl.type.is_complex() or decl.type.has_simple_content():
+    if decl is None:
         return None
-    for child in decl.type.content.iter_elements():
+    xsd_type: Any = decl.type  # xmlschema's unions of simple and complex types
+    if not xsd_type.is_complex() or xsd_type.has_simple_content():
+        return None
+    for child in xsd_type.content.iter_elements():
         if child.local_name == name:
-            return child
+            return cast("XsdElement", child)
     return None
 
 

@@ -12,7 +12,8 @@ from lxml import etree
 
 def local_name(element: etree._Element) -> str:
     """The element's name without its namespace."""
-    return etree.QName(element).localname
+    name: str = etree.QName(element).localname
+    return name
 
 
 def element_path(element: etree._Element) -> str:

@@ -31,6 +31,7 @@ from gateway.schemas import SCHEMA_DIR
 
 if TYPE_CHECKING:  # imported when first compiled: ~0.1 s that `gateway validate` need not pay
     import xmlschema
+    from xmlschema.validators import XsdElement
 
     from gateway.xml.builder import DocumentPlan
 
@@ -45,6 +46,12 @@ PREFIXES: dict[str, str] = {
 """The prefixes the gateway writes (any prefix is accepted on input)."""
 
 PROFILE_PREFIX: dict[str, str] = {"cis-enforcement": "cis", "ru-kz-supreme-courts": "sc"}
+
+ROOT_NSMAPS: dict[str, dict[str, str]] = {
+    agreement: {p: PREFIXES[p] for p in ("env", "c", prefix)}
+    for agreement, prefix in PROFILE_PREFIX.items()
+}
+"""By agreement: the prefixes declared on a document's root, as the reference declares them."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,9 @@ class SchemaRegistry:
     @cached_property
     def document_plan(self) -> DocumentPlan:
         """The JSON → XML plan compiled from :attr:`xmlschema` (gateway.xml.builder)."""
-        from gateway.xml.builder import compile_plan  # the builder imports this module
+        from gateway.xml.builder import compile_plan  # only when a plan is wanted
 
-        return compile_plan(self)
+        return compile_plan(self.xmlschema, ROOT_NSMAPS)
 
     @cached_property
     def _local(self) -> threading.local:
@@ -106,11 +113,11 @@ class SchemaRegistry:
         schema.validate(root)
         return [f"line {e.line}: {e.message}" for e in schema.error_log]
 
-    def kind_element(self, profile: AgreementProfile, kind: str) -> xmlschema.XsdElement | None:
+    def kind_element(self, profile: AgreementProfile, kind: str) -> XsdElement | None:
         """The global element of a kind in the profile's namespace, if declared."""
         return self.xmlschema.maps.elements.get(f"{{{profile.namespace}}}{kind}")
 
-    def envelope_element(self) -> xmlschema.XsdElement:
+    def envelope_element(self) -> XsdElement:
         return self.xmlschema.maps.elements[f"{{{ENVELOPE_NAMESPACE}}}Envelope"]
 
 

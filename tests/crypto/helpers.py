@@ -13,9 +13,10 @@ from pathlib import Path
 from cryptography import x509
 
 from gateway.config import KeysSection
-from gateway.crypto.certificates import CertificateProfile, DemoPKI, build_demo_pki
+from gateway.crypto.certificates import CertificateProfile
 from gateway.crypto.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.trust import TrustList
+from gateway.demo.pki import DemoPKI, build_demo_pki
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 """Pinned time: the PKI is built at NOW, documents are signed at NOW, verified a minute later."""

@@ -11,8 +11,8 @@ from fpdf import FPDF
 from gateway.config import KeysSection
 from gateway.crypto import pades
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import build_demo_pki
 from gateway.crypto.keystore import KeyStore
+from gateway.demo.pki import build_demo_pki
 from tests.crypto.helpers import PASSPHRASE, SENDER
 
 

@@ -10,10 +10,10 @@ import pytest
 from lxml import etree
 
 from gateway.config import KeysSection
-from gateway.crypto.certificates import build_demo_pki
 from gateway.crypto.keystore import KeyStore
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
+from gateway.demo.pki import build_demo_pki
 from gateway.model.bodies import DEMO_BODIES
 from gateway.model.profiles import profile
 from gateway.schemas import SCHEMA_DIR

@@ -31,10 +31,10 @@ from signxml.xades import (
 
 from gateway.config import KeysSection
 from gateway.crypto import algorithms, xades
-from gateway.crypto.certificates import DemoPKI, build_demo_pki
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.crypto.report import SubIndication
 from gateway.crypto.trust import TrustList
+from gateway.demo.pki import DemoPKI, build_demo_pki
 from gateway.model.bodies import DEMO_BODIES
 from gateway.model.profiles import profile
 from gateway.schemas import VALID_EXAMPLES_DIR

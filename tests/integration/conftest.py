@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from gateway.demo.setup import DemoWorld, NodePorts, build_world
 from gateway.model.bodies import DEMO_BODIES
+from tests.integration.exchange_world import write_toml
 from tests.tooling import IN_CI
 
 WORLD_AGE = timedelta(days=2)
@@ -30,35 +32,39 @@ PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@12
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
     """The four demo bodies (RU-FSSP, KZ-MJ, RU-VS, KZ-VS), built once (~5 s).
 
     Modules start and stop nodes of this world many times (in-process and as ``gateway serve``
-    processes), so its directory lists fixed peer ports, reserved by :func:`reserve_port`."""
-    ports = {body.id: NodePorts(peer=reserve_port()) for body in DEMO_BODIES}
-    return build_world(
-        tmp_path_factory.mktemp("world"), now=datetime.now(UTC) - WORLD_AGE, ports=ports
-    )
+    processes), so its directory lists fixed peer ports: each is held for the whole session by
+    :func:`hold_port`, and the nodes bind it beside the holder (``[peer] reuse_port``)."""
+    held = {body.id: hold_port() for body in DEMO_BODIES}
+    try:
+        ports = {body_id: NodePorts(peer=sock.getsockname()[1]) for body_id, sock in held.items()}
+        built = build_world(
+            tmp_path_factory.mktemp("world"), now=datetime.now(UTC) - WORLD_AGE, ports=ports
+        )
+        for node in built.nodes.values():
+            raw = tomllib.loads(node.config_path.read_text(encoding="utf-8"))
+            raw["peer"]["reuse_port"] = True
+            write_toml(node.config_path, raw)
+        yield built
+    finally:
+        for sock in held.values():
+            sock.close()
 
 
-def reserve_port() -> int:
-    """A loopback port no other socket will be given for a minute, yet free for a server.
+def hold_port() -> socket.socket:
+    """A loopback port (bound to port 0, read back) kept from every other socket until closed.
 
-    Binding port 0 and closing leaves a window in which any process may take the port. Instead
-    the port is left in TIME_WAIT by a connection the listening side closes first: the kernel
-    then hands it to nobody asking for port 0, while a server binding it with SO_REUSEADDR (as
-    asyncio's servers do) gets it at once."""
-    with socket.socket() as listener:
-        # The TIME_WAIT entry keeps this flag: only then may a SO_REUSEADDR server bind over it.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = int(listener.getsockname()[1])
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            accepted, _ = listener.accept()
-            accepted.close()  # the server side closes first: its end goes to TIME_WAIT
-            client.recv(1)
-    return port
+    The socket is bound with SO_REUSEPORT and never listens: a node's server binding the port
+    with SO_REUSEPORT too (same user) joins it, and only listening sockets are given
+    connections, so a peer finds the port refused while no node runs, as it would in the field.
+    Any other bind of the port, port 0 included, passes it by."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @pytest.fixture(scope="session")

@@ -104,14 +104,19 @@ def node_config(
     raw["console"]["port"] = 0
     if database_url:
         raw["database"] = {"url": database_url}
+    path = source.with_name(f"node-{tag}.toml")
+    write_toml(path, raw)
+    return path
+
+
+def write_toml(path: Path, raw: dict[str, dict[str, Any]]) -> None:
+    """Write a node configuration of plain tables (what tomllib read back) to ``path``."""
     lines = []
     for section, table in raw.items():
         lines.append(f"[{section}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
         lines.append("")
-    path = source.with_name(f"node-{tag}.toml")
     path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 def counts_and_scan(store: Store) -> tuple[dict[Any, int], dict[Any, int]]:

@@ -30,7 +30,7 @@ from lxml import etree
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
-from gateway.web.limits import MAX_MESSAGE_BYTES
+from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError, messages_url
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (

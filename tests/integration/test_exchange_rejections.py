@@ -36,7 +36,7 @@ from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory, verify_directory
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition, ReceiveOutcome
-from gateway.web.limits import MAX_MESSAGE_BYTES
+from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import (
     PeerClient,
     PeerResponse,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import KeysSection
-from gateway.crypto.certificates import build_demo_pki
 from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.demo.pki import build_demo_pki
 from gateway.store import Store
 from tests.purge.world import BODY, PASSPHRASE, T0
 from tests.store.conftest import (  # noqa: F401 - fixtures used by name

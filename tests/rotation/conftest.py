@@ -24,8 +24,9 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms
-from gateway.crypto.certificates import DemoCA, DemoPKI, build_demo_pki
+from gateway.crypto.certificates import DemoCA
 from gateway.crypto.keystore import KeyStore
+from gateway.demo.pki import DemoPKI, build_demo_pki
 
 BODY = "RU-FSSP"
 PEER = "KZ-MJ"

@@ -22,18 +22,17 @@ import sqlalchemy as sa
 
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing, WrappedKey
-from gateway.crypto.certificates import DemoPKI
 from gateway.crypto.kek_rotation import (
     DESTROY_GRACE,
     KekRotationError,
     destroy_kek,
-    kek_usage,
     load_kek_ring,
     read_ring,
-    rewrap_all,
     rotate_kek,
 )
+from gateway.demo.pki import DemoPKI
 from gateway.store import Store, conversations, messages, migrate, open_store
+from gateway.store.keys import kek_usage, rewrap_all
 from gateway.store.messages import MessageHeader
 from gateway.store.tables import message_keys
 from gateway.store.tables import messages as messages_table
@@ -216,6 +215,12 @@ def run_to_end(node: NodeDir, batch: int, env: dict[str, str] | None = None) -> 
     return done.stdout
 
 
+def usage_of(store: Store) -> dict[str, int]:
+    """Keys per KEK as the store counts them now: what destroy_kek decides on."""
+    with store.read() as conn:
+        return kek_usage(conn)
+
+
 def test_rewrap_of_ten_thousand_messages_survives_sigkill(
     file_node: tuple[NodeDir, Store],
 ) -> None:
@@ -236,7 +241,7 @@ def test_rewrap_of_ten_thousand_messages_survives_sigkill(
     assert reported >= 2_000
     assert usage[rotated.key_id] >= reported and usage[old] > 0, usage  # really half-way
     with pytest.raises(KekRotationError, match="still wraps"):
-        destroy_kek(ks, store, old, now=now + DESTROY_GRACE * 2)
+        destroy_kek(ks, old, now=now + DESTROY_GRACE * 2, usage=usage_of(store))
     # Half-way, every message still opens: rows name the KEK that wraps them.
     assert_all_readable(store, load_kek_ring(node.keystore()), ids)
 
@@ -248,14 +253,14 @@ def test_rewrap_of_ten_thousand_messages_survives_sigkill(
     assert_all_readable(store, ring_of_a_running_node, ids)
 
     with pytest.raises(KekRotationError, match="left service"):
-        destroy_kek(ks, store, old, now=now + DESTROY_GRACE / 2)
-    destroy_kek(ks, store, old, now=now + DESTROY_GRACE * 2)
+        destroy_kek(ks, old, now=now + DESTROY_GRACE / 2, usage=usage_of(store))
+    destroy_kek(ks, old, now=now + DESTROY_GRACE * 2, usage=usage_of(store))
     assert not (node.keys_dir / "kek.key").exists()
     fresh = load_kek_ring(node.keystore())
     assert fresh.key_ids == {rotated.key_id}
     assert_all_readable(store, fresh, ids)
     with pytest.raises(KekRotationError, match="active"):
-        destroy_kek(ks, store, rotated.key_id, now=now + DESTROY_GRACE * 2)
+        destroy_kek(ks, rotated.key_id, now=now + DESTROY_GRACE * 2, usage=usage_of(store))
 
 
 def test_switch_at_a_scheduled_time_without_restart(file_node: tuple[NodeDir, Store]) -> None:
@@ -329,8 +334,8 @@ def test_rotation_with_keks_on_a_softhsm_token(demo_pki: DemoPKI, tmp_path: Path
         assert_all_readable(store, ring, ids)
 
         later = now + DESTROY_GRACE * 2
-        destroy_kek(ks, store, file_kek, now=later)
-        destroy_kek(ks, store, first.key_id, now=later)
+        destroy_kek(ks, file_kek, now=later, usage=usage_of(store))
+        destroy_kek(ks, first.key_id, now=later, usage=usage_of(store))
         import pkcs11
 
         with ks.token().lock:

@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.cli import main
-from gateway.crypto.certificates import DemoPKI
 from gateway.crypto.keystore import KeyRole
 from gateway.crypto.rotation import (
     GenerationStatus,
@@ -26,6 +25,7 @@ from gateway.crypto.rotation import (
 )
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
+from gateway.demo.pki import DemoPKI
 from gateway.exchange.directory import (
     DirectoryIndex,
     build_directory_xml,

@@ -12,7 +12,6 @@ from gateway.rules.calendars import calendar_for
 from gateway.rules.deadlines import (
     Deadline,
     deadline_for,
-    reminder_due,
     requested_deadline_problems,
     working_days_left,
 )
@@ -210,14 +209,3 @@ def test_sc_days_left_are_calendar_days() -> None:
     d = deadline_for(SC, date(2026, 11, 16), cal)  # due Thu 17 Dec 2026
     assert working_days_left(d, date(2026, 12, 12), cal) == 5  # a Saturday counts
     assert working_days_left(d, date(2026, 12, 20), cal) == -3
-
-
-def test_reminder_due() -> None:
-    cal = calendar_for("RU")
-    d = deadline_for(CIS, date(2026, 12, 25), cal)  # due Tue 16 Feb 2027
-    assert not reminder_due(d, date(2027, 2, 8), cal)  # 6 working days left
-    assert reminder_due(d, date(2027, 2, 9), cal)  # 5 left
-    assert reminder_due(d, date(2027, 2, 20), cal)  # overdue still reminds
-    assert not reminder_due(d, date(2027, 2, 12), cal, days_before=1)  # 2 left
-    with pytest.raises(ValueError, match="days_before"):
-        reminder_due(d, date(2027, 2, 9), cal, days_before=-1)

@@ -131,3 +131,31 @@ def test_concurrent_workers_never_share_a_row(store: Store, ring: KekRing) -> No
             conn.execute(sa.select(sa.func.count()).select_from(delivery_attempts)).scalar_one()
             == total
         )
+
+
+def test_what_the_exchange_reads_of_the_outbox(store: Store, ring: KekRing) -> None:
+    """created_at, states_of and attempts_of: the reads the exchange layer makes through the
+    store instead of the outbox's tables."""
+    ids = _queue(store, ring, 2)
+    with store.read() as conn:
+        queued = [outbox.get(conn, i).message_id for i in ids]
+        assert outbox.created_at(conn, ids[1]) == NOW + timedelta(seconds=1)
+        assert outbox.created_at(conn, 10**9) is None
+        assert outbox.states_of(conn, []) == {}
+        assert outbox.states_of(conn, [*queued, "not-queued"]) == dict.fromkeys(queued, "pending")
+    later = NOW + timedelta(seconds=10)
+    with store.transaction() as conn:
+        first, second = outbox.claim_due(conn, "w1", later, 10, LEASE)
+        assert outbox.mark_failed(conn, first, later, "PEER_UNREACHABLE", later + LEASE)
+        assert outbox.mark_delivered(conn, second, later, http_status=200)
+    with store.transaction() as conn:
+        (again,) = outbox.claim_due(conn, "w1", later + LEASE, 10, LEASE)
+        assert outbox.mark_delivered(conn, again, later + LEASE, http_status=200)
+    with store.read() as conn:
+        assert outbox.states_of(conn, queued) == dict.fromkeys(queued, "delivered")
+        attempts = outbox.attempts_of(conn, queued[0])
+        assert outbox.attempts_of(conn, "not-queued") == []
+    assert [(a.attempt, a.outcome, a.error_code) for a in attempts] == [
+        (1, "failed", "PEER_UNREACHABLE"),
+        (2, "delivered", None),
+    ]

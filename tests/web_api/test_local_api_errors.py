@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
+from gateway.exchange.recording import ConcurrentChange
 from gateway.exchange.service import Actor, MessageView
-from gateway.web.local_api import MAX_JSON_BYTES, SECURITY_HEADERS, make_local_api_app
+from gateway.web.local_api import MAX_JSON_BYTES, SECURITY_HEADERS, ErrorCode, make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from tests.web_api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth
 from tests.web_api.service_double import InMemoryService
@@ -73,3 +75,29 @@ async def test_raw_utf8_purpose_header(
     writer.close()
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
     assert service.audit[-1].purpose == purpose
+
+
+class BusyService(InMemoryService):
+    """The conversation changes under every attempt, as under heavy concurrent traffic."""
+
+    async def submit(self, document, *, actor):
+        raise ConcurrentChange
+
+
+async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(aiohttp_client):
+    metrics = GatewayMetrics()
+    client = await aiohttp_client(make_local_api_app(BusyService(ACTORS, NOW), metrics))
+    response = await client.post(
+        "/api/v1/messages", json={"any": "document"}, headers=auth(OPERATOR)
+    )
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.json())["error"]["code"] == "TRY_AGAIN"
+    exposition = metrics.exposition().decode()
+    assert "gateway_messages_rejected_total{" not in exposition
+
+
+def test_every_error_code_is_in_the_docs_table():
+    table = (Path(__file__).parents[2] / "docs" / "local-api.md").read_text(encoding="utf-8")
+    missing = [code.value for code in ErrorCode if f"| `{code.value}` |" not in table]
+    assert missing == []

@@ -292,11 +292,12 @@ async def start_server() -> AsyncIterator[StartServer]:
         pipeline,
         limits: PeerLimits | None = None,
         clock=None,
+        port: int = 0,
         **kwargs,
     ) -> RunningPeerServer:
         extra = {"clock": clock} if clock is not None else {}
         app = make_peer_app(identify, pipeline, limits, **extra)
-        server = await run_peer_server(app, ssl_context, "127.0.0.1", 0, **kwargs)
+        server = await run_peer_server(app, ssl_context, "127.0.0.1", port, **kwargs)
         running.append(server)
         return server
 

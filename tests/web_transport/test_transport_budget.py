@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from gateway.model.limits import BODY_BYTES_IN_FLIGHT, MAX_MESSAGE_BYTES
 from gateway.web.budget import ByteBudget, NoRoom
-from gateway.web.limits import BODY_BYTES_IN_FLIGHT, MAX_MESSAGE_BYTES, PeerLimits
+from gateway.web.limits import PeerLimits
 from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError, messages_url
 from gateway.web.peer_server import BODY_BUDGET
 
@@ -233,8 +234,8 @@ def test_the_budget_is_configured_in_the_limits_section(tmp_path) -> None:
 def test_per_peer_limits_are_configured_in_the_limits_section(tmp_path) -> None:
     """Defaults let a body send over 1,000 requests/s; a node may set its own."""
     from gateway.config import NodeConfig
+    from gateway.model.limits import PEER_BURST, PEER_CONCURRENT_REQUESTS, PEER_RATE_PER_SECOND
     from gateway.model.problems import ConfigurationError
-    from gateway.web.limits import PEER_BURST, PEER_CONCURRENT_REQUESTS, PEER_RATE_PER_SECOND
 
     path = tmp_path / "node.toml"
     node = {"body_id": "RU-FSSP"}

@@ -128,3 +128,41 @@ def test_client_refuses_a_context_that_does_not_check_hosts(pki: Pki) -> None:
 def test_messages_url_joins_the_endpoint_path() -> None:
     assert messages_url("https://kz.example:8443") == "https://kz.example:8443/exchange/v1/messages"
     assert messages_url("https://kz.example/") == "https://kz.example/exchange/v1/messages"
+
+
+async def test_a_port_held_for_the_directory_refuses_until_a_node_shares_it(
+    pki: Pki, directory, pipeline: RecordingPipeline, start_server
+) -> None:
+    # The integration world's way of keeping the ports its directory lists ([peer] reuse_port).
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        url = messages_url(f"https://127.0.0.1:{port}")
+        async with PeerClient(pki.client_context("kz")) as client:
+            with pytest.raises(PeerTransportError) as refused:
+                await client.post_message(url, b"<m/>")
+            assert refused.value.code is TransportErrorCode.CONNECT_FAILED
+        with pytest.raises(OSError):  # without SO_REUSEPORT the held port is taken
+            await start_server(pki.server_context("ru"), directory, pipeline, port=port)
+        server = await start_server(
+            pki.server_context("ru"), directory, pipeline, port=port, reuse_port=True
+        )
+        assert server.port == port
+        async with PeerClient(pki.client_context("kz")) as client:
+            assert (await client.post_message(url, b"<m/>")).status == 200
+
+
+async def test_a_second_server_takes_over_the_port_before_the_first_stops(
+    pki: Pki, directory, pipeline: RecordingPipeline, start_server
+) -> None:
+    old = await start_server(pki.server_context("ru"), directory, pipeline, reuse_port=True)
+    new = await start_server(
+        pki.server_context("ru"), directory, pipeline, port=old.port, reuse_port=True
+    )
+    await old.stop()
+    async with PeerClient(pki.client_context("kz")) as client:
+        for _ in range(5):  # fresh connections all land on the server still running
+            answer = await client.post_message(messages_url(new.url), b"<m/>")
+            assert answer.status == 200
+    assert len(pipeline.calls) == 5

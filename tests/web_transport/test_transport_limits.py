@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.model.limits import PEER_BURST, PEER_RATE_PER_SECOND
 from gateway.web.limits import (
-    PEER_BURST,
-    PEER_RATE_PER_SECOND,
     PerPeerRateLimiter,
     RateDecision,
     TokenBucket,

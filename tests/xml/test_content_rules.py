@@ -153,3 +153,71 @@ def test_read_header_refuses_a_tree_without_header() -> None:
     root.remove(root[0])
     with pytest.raises(ValueError, match="Header"):
         read_header(root)
+
+
+def _named(content: bytes, name: str, **extra: str) -> dict:
+    attachment = _attachment(content)
+    attachment["FileName"] = name
+    # Language and TranslationOf come right after FileName in the schema's order.
+    ordered = {k: attachment[k] for k in ("Title", "MediaType", "FileName")}
+    ordered.update(extra)
+    ordered.update({k: attachment[k] for k in ("Size", "Sha256", "Content")})
+    return ordered
+
+
+def _cis_problems(*attachments: dict) -> list[tuple[str, str, str]]:
+    document = copy.deepcopy(REQUEST)
+    document["body"]["Request"]["Attachments"]["Attachment"] = list(attachments)
+    root = json_to_xml(document)
+    assert validate(root) == ()
+    return [
+        (p.code, p.article, p.path.rsplit("/", 1)[-1])
+        for p in check_content(root, read_header(root))
+    ]
+
+
+def test_attachment_in_another_language_needs_its_russian_translation() -> None:
+    original = _named(b"kk text", "akt-kk.pdf", Language="kk")
+    assert _cis_problems(original) == [
+        ("RULE_ATTACHMENT_TRANSLATION_MISSING", "CIS Art. 19", "Language")
+    ]
+    translation = _named(b"ru text", "akt-ru.pdf", Language="ru", TranslationOf="akt-kk.pdf")
+    assert _cis_problems(original, translation) == []
+    # Without Language a translation is taken as Russian, the agreement's language.
+    implicit = _named(b"ru text", "akt-ru.pdf", TranslationOf="akt-kk.pdf")
+    assert _cis_problems(original, implicit) == []
+
+
+@pytest.mark.parametrize(
+    ("translation", "codes"),
+    [
+        # names itself
+        (
+            {"Language": "ru", "TranslationOf": "akt-ru.pdf"},
+            ["RULE_ATTACHMENT_TRANSLATION_TARGET", "RULE_ATTACHMENT_TRANSLATION_MISSING"],
+        ),
+        # names no attachment of the list
+        (
+            {"Language": "ru", "TranslationOf": "other.pdf"},
+            ["RULE_ATTACHMENT_TRANSLATION_TARGET", "RULE_ATTACHMENT_TRANSLATION_MISSING"],
+        ),
+        # a "translation" that is not in Russian
+        (
+            {"Language": "en", "TranslationOf": "akt-kk.pdf"},
+            [
+                "RULE_ATTACHMENT_TRANSLATION_TARGET",
+                "RULE_ATTACHMENT_TRANSLATION_MISSING",
+                "RULE_ATTACHMENT_TRANSLATION_MISSING",
+            ],
+        ),
+    ],
+)
+def test_a_translation_must_name_another_attachment_and_be_russian(translation, codes) -> None:
+    original = _named(b"kk text", "akt-kk.pdf", Language="kk")
+    found = _cis_problems(original, _named(b"x", "akt-ru.pdf", **translation))
+    assert [code for code, _, _ in found] == codes
+
+
+def test_two_attachments_with_one_name_are_refused() -> None:
+    found = _cis_problems(_named(b"a", "same.pdf"), _named(b"b", "same.pdf"))
+    assert found == [("RULE_ATTACHMENT_NAME_REPEATED", "CIS Art. 19", "FileName")]

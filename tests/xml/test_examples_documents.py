@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from gateway.model.profiles import PROFILES
+from gateway.rules.content import CONTENT_RULES
 from gateway.xml.convert import canonical, json_to_xml, to_bytes, xml_to_json
 from gateway.xml.parsing import parse_untrusted
 from tests.tooling import require_tool
@@ -99,21 +101,14 @@ def test_invalid_example_fails_with_its_code(name: str, code: str) -> None:
 
 def test_invalid_examples_cover_every_content_rule() -> None:
     codes = set(expected_invalid().values())
-    rules = {
-        "RULE_LANGUAGE",
-        "RULE_KIND_UNKNOWN",
-        "RULE_BODY_NAMESPACE",
-        "RULE_KIND_MISMATCH",
-        "RULE_SENDER_IS_RECIPIENT",
-        "RULE_INCOME_PERIOD_REVERSED",
-        "RULE_INCOME_PERIOD_TOO_LONG",
-        "RULE_PROPERTY_NOT_IDENTIFIED",
-        "RULE_QUESTIONS_MISSING",
-        "RULE_ATTACHMENT_SIZE",
-        "RULE_ATTACHMENT_DIGEST",
-        "RULE_TRANSLATION_MISSING",
-    }
-    assert rules <= codes
+    assert {rule.code for rule in CONTENT_RULES} <= codes
+
+
+def test_docs_table_of_content_rules_is_the_code_table() -> None:
+    documents = (Path(__file__).parents[2] / "docs" / "documents.md").read_text(encoding="utf-8")
+    table = documents[documents.index("### Content rules") :]
+    rows = [line for line in table.splitlines() if line.startswith("| `RULE_")]
+    assert rows == [f"| `{r.code}` | {r.article} | {r.rule} |" for r in CONTENT_RULES]
 
 
 def test_valid_examples_dir_holds_only_pairs() -> None:

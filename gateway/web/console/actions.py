@@ -46,7 +46,7 @@ MAX_LINES = 50
 
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 """Largest file one form uploads. Base64 makes it ~7 MB inside the signed document, which must
-stay under the peer endpoint's 16 MiB message limit (gateway.web.limits.MAX_MESSAGE_BYTES) with
+stay under the peer endpoint's 16 MiB message limit (gateway.model.limits.MAX_MESSAGE_BYTES) with
 room for the rest of the document, and under the schema's 7,000,000-byte attachment size."""
 
 DEFAULT_MEDIA_TYPE = "application/octet-stream"

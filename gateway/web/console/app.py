@@ -35,18 +35,18 @@ from argon2 import PasswordHasher
 
 from gateway.exchange.service import LocalService
 from gateway.model.problems import ConfigurationError
-from gateway.rules.calendars import calendar_for
 from gateway.web.console import action_pages, admin, auth, pages
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
     AdminSources,
     Audit,
-    Calendars,
+    CalendarsSource,
     ConsoleContext,
     ExpiringKeys,
     NodeIdentity,
     Undelivered,
+    plain_calendars,
     utc_now,
 )
 from gateway.web.console.passwords import PasswordChecker
@@ -78,7 +78,7 @@ def make_console_app(
     audit: Audit,
     identity: NodeIdentity,
     clock: Callable[[], datetime] = utc_now,
-    calendars: Calendars = calendar_for,
+    calendars: CalendarsSource = plain_calendars,
     expiring_keys: ExpiringKeys | None = None,
     undelivered: Undelivered | None = None,
     key_entries: KeyEntries | None = None,
@@ -99,8 +99,9 @@ def make_console_app(
     responses HSTS). ``audit(actor, event, details)`` receives every sign-in, failure,
     lock-out, sign-out, refused CSRF token and stated purpose. ``identity`` names the node's
     body on every page and gives the zone every time is shown in (and "today"); ``clock`` sets
-    "now" (tests pin it); ``calendars`` gives a state's working calendar (pass one with the
-    node's configured extra days). ``expiring_keys`` and ``undelivered`` feed the dashboard;
+    "now" (tests pin it); ``calendars`` gives the node's legal-clock calendars and zones
+    (gateway.rules.clock; the runtime passes the node's). ``expiring_keys`` and
+    ``undelivered`` feed the dashboard;
     ``key_entries``, ``directory``, ``retention``, ``holds``, ``purge_runs`` and
     ``audit_trail`` the administration pages (:mod:`gateway.web.console.sources`;
     ``node_console_sources(node, executor)`` gives them all). Every source is required: a

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
-from gateway.rules.calendars import WorkingCalendar
+from gateway.rules.clock import Calendars
 from gateway.web.console.identity import NodeIdentity
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.sessions import Session, SessionStore
@@ -30,7 +30,16 @@ Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 """``audit(actor, event, details)``: appends to the node's hash-chained audit trail."""
 
 
-Calendars = Callable[[str], WorkingCalendar]
+CalendarsSource = Callable[[], Calendars]
+"""The node's current calendars and zones (rebuilt when it takes a new directory)."""
+
+
+def plain_calendars() -> Calendars:
+    """``holidays`` only, capitals' zones: for a console not attached to a node (tests)."""
+    return _PLAIN
+
+
+_PLAIN = Calendars()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +71,7 @@ class ConsoleContext:
     secure_cookies: bool
     clock: Callable[[], datetime]
     identity: NodeIdentity
-    calendars: Calendars
+    calendars: CalendarsSource
     expiring_keys: ExpiringKeys
     undelivered: Undelivered
     admin: AdminSources

@@ -37,10 +37,11 @@ from gateway.exchange.service import (
     PurposeRequired,
     may,
 )
-from gateway.model.bodies import BODY_ID_PATTERN, state_of
+from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import ConfigurationError, DocumentRejected
 from gateway.model.profiles import PROFILES
-from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE, Deadline, working_days_left
+from gateway.rules.clock import days_left as clock_days_left
+from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE
 from gateway.web.console.actions import (
     ACTION_NAMES,
     DISCLOSURE,
@@ -124,23 +125,22 @@ class DaysLeft:
 
 
 def days_left(request: web.Request, summary: ConversationSummary) -> DaysLeft | None:
-    """Days left until the conversation's due date, by the requested party's calendar."""
+    """Days left until the conversation's due date by the one legal clock
+    (gateway.rules.clock): the requested party's calendar, zone and the term's unit."""
     if summary.deadline is None or summary.state in CLOSED_STATES:
         return None
     profile = PROFILES.get(summary.agreement)
     if profile is None:
         return None
     ctx = request.app[CONTEXT]
-    deadline = Deadline(
-        due=summary.deadline,
-        article=profile.deadline.article,
-        working_days=profile.deadline.working_days,
-        shortened=False,
-        counted_from=summary.deadline,
-    )
     try:
-        calendar = ctx.calendars(state_of(summary.requested_party))
-        days = working_days_left(deadline, ctx.today(), calendar)
+        days = clock_days_left(
+            summary.agreement,
+            summary.requested_party,
+            summary.deadline,
+            ctx.clock(),
+            ctx.calendars(),
+        )
     except (ValueError, ConfigurationError):
         return None
     return DaysLeft(days, profile.deadline.working_days)
