@@ -1,5 +1,5 @@
 """Purge benchmark: ``.venv/bin/python benchmarks/purge_bench.py [--db sqlite|postgresql|both]
-[--count N] [--quick] [--batch-size N] [--pg-url URL]``.
+[--count N] [--quick] [--batch-size N] [--pg-url URL] [--binding chunked|per-message|both]``.
 
 Fills a fresh store with N expired messages (default 100,000 on SQLite, 1,000,000 on
 PostgreSQL; ``--quick``: 10,000 each), two per conversation, each with a small payload, a
@@ -13,13 +13,23 @@ Rows are generated fast and are not real documents: PostgreSQL makes them server
 ``generate_series``; SQLite takes bulk ``executemany`` inserts. The purge does not decrypt,
 so random bytes stand for ciphertexts and wrapped keys.
 
+``--statements``: also print, per store and binding, the time spent in each kind of SQL
+statement during the purge (client-side, round trip included; commits not counted).
+
+``--binding``: how tombstones reach the audit chain. ``chunked`` is the gateway's own path
+(one ``purge.tombstones`` event per 64 tombstones); ``per-message`` is the former path, kept
+here only as the baseline (one ``message.purged`` event per message, swapped in for the
+binding step of ``gateway.store.purge.purge_batch``); ``both`` (default) runs each on a fresh
+store in the same process, so the two figures share the machine's state.
+
 Prints a table and, as the very last line, one JSON object:
-``{"purge": {"sqlite": {...}, "postgresql": {...}}}``.
+``{"purge": {"sqlite/chunked": {...}, "postgresql/per-message": {...}, ...}}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -29,9 +39,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -44,9 +57,11 @@ from gateway.crypto.keystore import KeyStore  # noqa: E402
 from gateway.demo.pki import build_demo_pki  # noqa: E402
 from gateway.jobs.purge import PURGE_BATCH, run_purge  # noqa: E402
 from gateway.jobs.retention import parse_policies  # noqa: E402
-from gateway.store import Store, migrate, open_store  # noqa: E402
+from gateway.store import Store, audit, migrate, open_store  # noqa: E402
+from gateway.store import purge as purge_store  # noqa: E402
 from gateway.store.tables import (  # noqa: E402
     attachments,
+    audit_events,
     conversations,
     message_keys,
     messages,
@@ -66,6 +81,74 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 PASSPHRASE = b"purge-benchmark-passphrase"
 POLICY = '[[policy]]\nname = "bench-received"\ncounts_from = "received"\nkeep = "5 years"\n'
 MARKS = (0.10, 0.50, 1.00)
+BINDINGS = ("chunked", "per-message")
+
+
+def _per_message_events(
+    conn: sa.Connection, ids: Sequence[str], *, run_id: str, actor: str, now: datetime
+) -> None:
+    """The former binding, for the baseline: one ``message.purged`` event per message."""
+    rows = conn.execute(
+        sa.select(
+            tombstones.c.message_id,
+            tombstones.c.conversation_id,
+            tombstones.c.policy,
+            tombstones.c.document_sha256,
+        ).where(tombstones.c.message_id.in_(ids))
+    ).all()
+    audit.append_many(
+        conn,
+        now=now,
+        actor=actor,
+        entries=[
+            (
+                "message.purged",
+                {
+                    "message_id": r.message_id,
+                    "conversation_id": r.conversation_id,
+                    "purge_run_id": run_id,
+                },
+                {"policy": r.policy, "document_sha256": r.document_sha256.hex()},
+            )
+            for r in rows
+        ],
+    )
+
+
+@contextmanager
+def statement_times(engine: sa.Engine, into: dict[str, list[float]]) -> Iterator[None]:
+    """Seconds and calls per statement kind (its first four words) while the block runs."""
+
+    def before(conn: Any, _cursor: Any, _sql: str, *_rest: Any) -> None:
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        key = " ".join(sql.split()[:4])[:60]
+        entry = into.setdefault(key, [0.0, 0])
+        entry[0] += time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
+        entry[1] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+@contextmanager
+def binding(kind: str) -> Iterator[None]:
+    """Run the purge with ``kind`` of tombstone binding (see the module's docstring)."""
+    if kind == "chunked":
+        yield
+        return
+    own = purge_store._bind
+    purge_store._bind = _per_message_events
+    try:
+        yield
+    finally:
+        purge_store._bind = own
 
 
 def rss_mib() -> float:
@@ -92,6 +175,14 @@ class Result:
     purged: int = 0
     left: int = 0
     batch_size: int = PURGE_BATCH
+    binding: str = "chunked"
+    audit_events: int = 0
+    """Events the run appended to the audit chain."""
+    statements: dict[str, list[float]] = field(default_factory=dict)
+    """``--statements``: statement kind → [seconds, calls] during the purge."""
+    cpu_s: float = 0.0
+    """This process's CPU time (user + system) during the purge: steadier than wall time on a
+    shared machine (PostgreSQL's own work is not in it)."""
 
 
 def _generate_sqlite(store: Store, count: int) -> None:
@@ -225,10 +316,18 @@ def _count(store: Store, table: sa.Table) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
-def bench(dialect: str, count: int, url: str, batch_size: int, seal_dir: Path) -> Result:
+def bench(
+    dialect: str,
+    count: int,
+    url: str,
+    batch_size: int,
+    seal_dir: Path,
+    kind: str = "chunked",
+    statements: bool = False,
+) -> Result:
     store = open_store(url)
     migrate(store.engine)
-    result = Result(dialect, count, batch_size=batch_size)
+    result = Result(dialect, count, batch_size=batch_size, binding=kind)
     started = time.perf_counter()
     (_generate_postgres if dialect == "postgresql" else _generate_sqlite)(store, count)
     result.generate_s = time.perf_counter() - started
@@ -251,11 +350,19 @@ def bench(dialect: str, count: int, url: str, batch_size: int, seal_dir: Path) -
                 "elapsed_s": round(time.perf_counter() - started, 1),
             }
 
+    events_before = _count(store, audit_events)
+    cpu_started = time.process_time()
     started = time.perf_counter()
-    report = run_purge(
-        store, policies, NOW, seal=seal, actor="bench", batch_size=batch_size, on_batch=on_batch
+    timed = (
+        statement_times(store.engine, result.statements) if statements else contextlib.nullcontext()
     )
+    with binding(kind), timed:
+        report = run_purge(
+            store, policies, NOW, seal=seal, actor="bench", batch_size=batch_size, on_batch=on_batch
+        )
     result.purge_s = time.perf_counter() - started
+    result.cpu_s = time.process_time() - cpu_started
+    result.audit_events = _count(store, audit_events) - events_before
     result.purged = report.purged
     result.per_s = report.purged / result.purge_s if result.purge_s else 0.0
     result.left = _count(store, messages) + _count(store, message_keys)
@@ -284,14 +391,16 @@ def _drop_schema(base: str, schema: str) -> None:
 
 def table(results: list[Result]) -> str:
     lines = [
-        f"{'store':<11}{'messages':>10}{'generate s':>12}{'purge s':>10}{'msg/s':>9}"
+        f"{'store':<11}{'binding':<12}{'messages':>10}{'events':>9}{'generate s':>12}"
+        f"{'purge s':>10}{'cpu s':>8}{'msg/s':>9}"
         f"{'RSS start':>11}{'RSS 10%':>9}{'RSS 50%':>9}{'RSS 100%':>10}{'peak':>8}"
     ]
     for r in results:
         mem = [r.memory_at.get(k, {}).get("rss_mib", float("nan")) for k in ("10%", "50%", "100%")]
         peak = r.memory_at.get("100%", {}).get("peak_mib", float("nan"))
         lines.append(
-            f"{r.dialect:<11}{r.count:>10,}{r.generate_s:>12.1f}{r.purge_s:>10.1f}"
+            f"{r.dialect:<11}{r.binding:<12}{r.count:>10,}{r.audit_events:>9,}"
+            f"{r.generate_s:>12.1f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}"
             f"{r.per_s:>9,.0f}{r.rss_start_mib:>10.1f}M{mem[0]:>8.1f}M{mem[1]:>8.1f}M"
             f"{mem[2]:>9.1f}M{peak:>7.1f}M"
         )
@@ -305,8 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK:,} messages per store")
     parser.add_argument("--batch-size", type=int, default=PURGE_BATCH)
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--binding", choices=(*BINDINGS, "both"), default="both")
+    parser.add_argument("--statements", action="store_true", help="time each kind of SQL statement")
     args = parser.parse_args(argv)
     dialects = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    kinds = list(BINDINGS) if args.binding == "both" else [args.binding]
     results = []
     with tempfile.TemporaryDirectory(prefix="purge-bench-") as tmp:
         pki = build_demo_pki(
@@ -317,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             roles=("seal",),
         )
         seal_dir = pki.body_dirs["RU-FSSP"]
-        for dialect in dialects:
+        for dialect, kind in [(d, k) for d in dialects for k in kinds]:
             count = args.count or (
                 QUICK
                 if args.quick
@@ -326,20 +438,32 @@ def main(argv: list[str] | None = None) -> int:
                 else DEFAULT_SQLITE
             )
             print(
-                f"{dialect}: generating {count:,} expired messages …", file=sys.stderr, flush=True
+                f"{dialect}/{kind}: generating {count:,} expired messages …",
+                file=sys.stderr,
+                flush=True,
             )
             if dialect == "postgresql":
                 url, schema = _pg_schema_url(args.pg_url)
                 try:
-                    results.append(bench(dialect, count, url, args.batch_size, seal_dir))
+                    results.append(
+                        bench(dialect, count, url, args.batch_size, seal_dir, kind, args.statements)
+                    )
                 finally:
                     _drop_schema(args.pg_url, schema)
             else:
-                url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-                results.append(bench(dialect, count, url, args.batch_size, seal_dir))
+                url = f"sqlite:///{Path(tmp) / f'bench-{kind}.db'}"
+                results.append(
+                    bench(dialect, count, url, args.batch_size, seal_dir, kind, args.statements)
+                )
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
-    print(json.dumps({"purge": {r.dialect: asdict(r) for r in results}}))
+    for r in results:
+        if r.statements:
+            print(f"\n{r.dialect}/{r.binding}: seconds  calls  statement")
+            top = sorted(r.statements.items(), key=lambda kv: -kv[1][0])[:12]
+            for sql, (seconds, calls) in top:
+                print(f"  {seconds:8.2f} {int(calls):6d}  {sql}")
+    print(json.dumps({"purge": {f"{r.dialect}/{r.binding}": asdict(r) for r in results}}))
     return 0
 
 

@@ -3,12 +3,15 @@
 Unknown sections or keys, missing mandatory keys and wrongly typed values are refused with a
 :class:`~gateway.model.problems.ConfigurationError` naming the file, the key and what to do.
 Relative paths are relative to the configuration file's folder. Secrets (key passphrases,
-PKCS#11 PINs) are never in this file: it names the environment variable or file holding them.
+PKCS#11 PINs, the database password) are never in this file: it names the file or environment
+variable holding them, or they come as systemd credentials (:mod:`gateway.credentials`); a
+password written into ``[database] url`` is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -16,8 +19,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway import credentials
+from gateway.logs import FORMATS as LOG_FORMATS
+from gateway.logs import LEVELS as LOG_LEVELS
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.limits import (
     BODY_BYTES_IN_FLIGHT,
@@ -42,7 +49,19 @@ class NodeSection:
 @dataclass(frozen=True, slots=True)
 class DatabaseSection:
     url: str = ""
-    """SQLAlchemy URL. Empty: SQLite file ``gateway.db`` in ``node.data_dir``."""
+    """SQLAlchemy URL without a password. Empty: SQLite file ``gateway.db`` in
+    ``node.data_dir``."""
+    password_env: str = "GATEWAY_DB_PASSWORD"  # noqa: S105 - a variable name, not a secret
+    """Environment variable holding the database password (if the server asks for one)."""
+    password_file: Path | None = None
+    """Or a file holding it (first line); wins over the credential and the variable."""
+
+    def __post_init__(self) -> None:
+        if urlsplit(self.url).password is not None:
+            raise ConfigurationError(
+                "url holds a password, which must not be written in NODE.toml; remove it from "
+                f"the URL and {credentials.sources('password', self.password_env, 'database')}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +75,8 @@ class KeysSection:
     """PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so); keys then live on the token."""
     pkcs11_token_label: str = ""
     pkcs11_pin_env: str = "GATEWAY_PKCS11_PIN"
+    pkcs11_pin_file: Path | None = None
+    """Or a file holding the PIN (first line); wins over the credential and the variable."""
     official: str = ""
     """Name of the official key used for outgoing signatures (``keys/official-<name>``)."""
 
@@ -158,6 +179,29 @@ class LimitsSection:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggingSection:
+    """What ``gateway serve`` logs, and how (gateway.logs; docs/operations.md, Logs)."""
+
+    format: str = "text"
+    """``text`` (one readable line) or ``json`` (JSON Lines for a log collector)."""
+    level: str = "INFO"
+    """Least level written: DEBUG, INFO (with the access log), WARNING, ERROR."""
+    levels: dict[str, str] = field(default_factory=dict)
+    """Levels of single loggers, e.g. ``"gateway.access" = "WARNING"`` (no access log)."""
+
+    def __post_init__(self) -> None:
+        if self.format not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"format = {self.format!r}: one of {', '.join(map(repr, LOG_FORMATS))}"
+            )
+        for name, level in {"level": self.level, **self.levels}.items():
+            if level not in LOG_LEVELS:
+                raise ConfigurationError(
+                    f"{name} = {level!r}: one of {', '.join(LOG_LEVELS)} (upper case)"
+                )
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarSection:
     """Extra days off and transferred working days, per state, on top of ``holidays``."""
 
@@ -181,6 +225,7 @@ class NodeConfig:
     tsa: TsaSection = TsaSection()
     limits: LimitsSection = LimitsSection()
     calendar: CalendarSection = field(default_factory=CalendarSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
     extra: dict[str, Any] = field(default_factory=dict)
     """Sections owned by later layers (retention, scheduler), validated by them."""
 
@@ -190,9 +235,19 @@ class NodeConfig:
 
     @property
     def database_url(self) -> str:
-        if self.database.url:
+        """The URL to connect with: ``[database] url`` with the password from its source
+        (file, systemd credential, variable) when there is one. Never log or print it."""
+        if not self.database.url:
+            return f"sqlite:///{self.node.data_dir / 'gateway.db'}"
+        found = credentials.find_secret(
+            key="password",
+            file=self.database.password_file,
+            env=self.database.password_env,
+            environ=os.environ,
+        )
+        if found is None:
             return self.database.url
-        return f"sqlite:///{self.node.data_dir / 'gateway.db'}"
+        return _with_password(self.database.url, found[0].decode("utf-8"))
 
     @classmethod
     def from_toml(cls, path: str | Path) -> NodeConfig:
@@ -232,6 +287,15 @@ class NodeConfig:
             )
         _check_timezone(kwargs["node"].timezone, path)
         return cls(extra=extra, **kwargs)
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` (an RFC 1738 database URL, as SQLAlchemy reads it) with ``password`` set,
+    percent-encoded: the configuration stays free of the database library."""
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{hostport}"))
 
 
 def _check_timezone(name: str, path: Path) -> None:

@@ -26,9 +26,12 @@ from gateway.cli.errors import ExitCode, explain, fail
 
 COMMAND_MODULES = (
     "audit",
+    "backup",
+    "check",
     "disclose",
     "documents",
     "holds",
+    "jobs",
     "keys",
     "node",
     "purge",

@@ -97,6 +97,8 @@ def _serve(args: argparse.Namespace) -> int:
             "--workers: нужен хотя бы один процесс", "USAGE", exit_code=ExitCode.USAGE
         )
     config = NodeConfig.from_toml(args.config)
+    _configure_logging(config)
+    _log_check_findings(config)
     # Opened (and migrated) once here: every check of the configuration fails before a port is
     # bound, and the workers find the store at its current revision.
     node = Node.from_config(config)
@@ -105,6 +107,29 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     node.close()
     return _serve_workers(config, args.workers)
+
+
+def _configure_logging(config: NodeConfig) -> None:
+    from gateway.logs import configure
+
+    section = config.logging
+    configure(
+        node=config.node.body_id, level=section.level, fmt=section.format, levels=section.levels
+    )
+
+
+def _log_check_findings(config: NodeConfig) -> None:
+    """``check-config``'s findings that are not ``ok``, logged before anything is bound (the
+    ports and the database are left to serve itself, which fails on them with its error line;
+    under systemd, ExecStartPre runs the whole check-config and refuses to start)."""
+    import logging
+
+    from gateway.cli.check import run_checks
+
+    log = logging.getLogger("gateway.check")
+    for finding in run_checks(config, skip=frozenset({"ports", "database"})):
+        if finding.state != "ok":
+            log.warning("%s", finding.line())
 
 
 async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:

@@ -20,9 +20,10 @@ callers ask per use (``keys.seal(at=now)``) instead of keeping the key object, s
 scheduled switch or a revocation takes effect in every process without restart.
 
 On a token the key's label is its stem (``seal``, ``official-ivanov``); the certificate stays in
-the folder. The passphrase comes from ``[keys] passphrase_file`` or the variable named by
-``passphrase_env``, the PIN from the variable named by ``pkcs11_pin_env`` — never from the
-configuration file itself.
+the folder. The passphrase comes from ``[keys] passphrase_file``, the systemd credential
+``key-passphrase`` or the variable named by ``passphrase_env``; the PIN from
+``pkcs11_pin_file``, the credential ``pkcs11-pin`` or the variable named by ``pkcs11_pin_env``
+(:mod:`gateway.credentials`) — never from the configuration file itself.
 
 Each key is loaded once and kept (loading an RSA key costs ~40 ms of checks, FACTS.md).
 
@@ -53,6 +54,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from gateway import credentials
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.pkcs11 import TokenError, TokenSession
 from gateway.crypto.rotation import (
@@ -315,29 +317,24 @@ class KeyEntry:
 
 
 def read_secret(
-    *, file: Path | None, env: str, environ: Mapping[str, str], what: str, config_key: str
+    *,
+    file: Path | None,
+    env: str,
+    environ: Mapping[str, str],
+    what: str,
+    config_key: str,
 ) -> bytes:
-    """A secret from a file (first line) or else an environment variable; never empty."""
-    if file is not None:
-        try:
-            first = file.read_bytes().splitlines()
-        except FileNotFoundError:
-            raise PassphraseMissing(
-                f"{what}: [keys] {config_key}_file {file} does not exist; create it (mode 0600) "
-                "with the passphrase on its first line"
-            ) from None
-        if not first or not first[0]:
-            raise PassphraseMissing(
-                f"{what}: {file} is empty; put the passphrase on its first line"
-            )
-        return first[0]
-    value = environ.get(env, "")
-    if not value:
+    """A secret from its file (first line), systemd credential or environment variable
+    (:func:`gateway.credentials.find_secret`); never empty."""
+    try:
+        found = credentials.find_secret(key=config_key, file=file, env=env, environ=environ)
+    except credentials.SecretMissing as exc:
+        raise PassphraseMissing(f"{what}: {exc}") from None
+    if found is None:
         raise PassphraseMissing(
-            f"{what}: environment variable {env} is not set; export it, or set "
-            f"[keys] {config_key}_file to a file holding it"
+            f"{what}: not found; {credentials.sources(config_key, env, 'keys')}"
         )
-    return value.encode("utf-8")
+    return found[0]
 
 
 class KeyStore:
@@ -385,12 +382,13 @@ class KeyStore:
             if self._token is None:
                 if self.keys.pkcs11_module is None:
                     raise KeyStoreError("no PKCS#11 token configured: set [keys] pkcs11_module")
-                pin = self._environ.get(self.keys.pkcs11_pin_env, "")
-                if not pin:
-                    raise PassphraseMissing(
-                        f"PKCS#11 PIN: environment variable {self.keys.pkcs11_pin_env} is not set; "
-                        "export it with the token's user PIN"
-                    )
+                pin = read_secret(
+                    file=self.keys.pkcs11_pin_file,
+                    env=self.keys.pkcs11_pin_env,
+                    environ=self._environ,
+                    what="PKCS#11 PIN",
+                    config_key="pkcs11_pin",
+                ).decode("utf-8")
                 try:
                     self._token = TokenSession.open(
                         Path(self.keys.pkcs11_module), self.keys.pkcs11_token_label, pin
@@ -648,11 +646,13 @@ class KeyStore:
             key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
         except (ValueError, TypeError) as exc:
             if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
-                source = (
-                    f"the file {self.keys.passphrase_file}"
-                    if self.keys.passphrase_file
-                    else f"the variable {self.keys.passphrase_env}"
+                found = credentials.find_secret(
+                    key="passphrase",
+                    file=self.keys.passphrase_file,
+                    env=self.keys.passphrase_env,
+                    environ=self._environ,
                 )
+                source = found[1] if found else "?"
                 raise BadPassphrase(
                     f"{stem} key {path}: the passphrase from {source} does not decrypt it; "
                     "set the passphrase the key was written with"

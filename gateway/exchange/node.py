@@ -36,6 +36,7 @@ from gateway.crypto.xades import sign_envelope
 from gateway.exchange import receiving, sending
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.directory_signing import verify_directory
+from gateway.exchange.refusals import RefusalAudit
 from gateway.model.directory import CertificateRole, Directory
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem
@@ -89,6 +90,8 @@ class Node:
         self.calendars = self._calendars_from(directory)
         self.committer = GroupCommitter(store)
         """Received documents' writes, committed together under load (group commit)."""
+        self.refusals = RefusalAudit(store, clock)
+        """Peers' refused documents and requests, audited per peer, code and minute."""
 
     @property
     def seal(self) -> SigningKey:
@@ -116,6 +119,10 @@ class Node:
         )
 
     def close(self) -> None:
+        try:
+            self.refusals.flush(everything=True)
+        except Exception as exc:  # a store already gone must not keep the node from closing
+            log.error("refusal summaries not written at close: %s", type(exc).__name__)
         self.store.dispose()
         self.keys.close()
 

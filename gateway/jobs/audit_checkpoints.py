@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway.crypto import algorithms
 from gateway.crypto.keystore import SigningKey
+from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store
 from gateway.store import audit as audit_store
 
@@ -316,6 +317,9 @@ def verify_trail(
     if problem is not None:
         seq, kind, reason = problem
         return TrailVerification(chain, count, seq, kind, reason)
+    tombstone = check_tombstones(store)
+    if tombstone is not None:
+        return TrailVerification(chain, count, tombstone.seq, tombstone.kind, tombstone.reason)
     return TrailVerification(chain, count, None, "", "")
 
 

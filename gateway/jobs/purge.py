@@ -11,14 +11,17 @@ Theory of operation
 2. **Purge** (:func:`run_purge`): expired messages go in batches of :data:`PURGE_BATCH`, one
    transaction each. The batch is locked and decided *again* on the locked facts (a hold
    placed since the scan wins), then tombstoned and destroyed (``store.purge.purge_batch``:
-   tombstone, audit event, wrapped data key deleted — crypto-shredding — then payload and
-   attachments). A kill at any point loses at most the open transaction: every message is
-   whole or tombstoned. A run found still ``running`` at the next start was interrupted: it is
-   closed as failed (``interrupted``) with a signed report of what it did; the new run then
-   purges the rest. Running twice purges nothing twice (idempotent).
+   tombstones bound into the audit chain a chunk per event, wrapped data keys deleted —
+   crypto-shredding — then payloads and attachments). A kill at any point loses at most the
+   open transaction: every message is whole or tombstoned. A run found still ``running`` at
+   the next start was interrupted: it is closed as failed (``interrupted``) with a signed
+   report of what it did; the new run then purges the rest. Running twice purges nothing
+   twice (idempotent).
 3. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
-   held and undelivered counts, duration, errors; canonical JSON signed with the body's seal
-   (``gateway.jobs.audit_checkpoints.sign_statement``) and stored (``purge_reports``).
+   held and undelivered counts, duration, errors, the policy set's hash and periods, the count
+   and SHA-256 of the run's tombstones (what :func:`verify_report` recomputes); canonical JSON
+   signed with the body's seal (``gateway.jobs.audit_checkpoints.sign_statement``) and stored
+   (``purge_reports``).
 
 The dry run (``plan`` alone) lists the same decisions the real run then executes.
 Callers take the ``purge`` job lock (the scheduler does; ``gateway purge`` does too): one run
@@ -50,6 +53,7 @@ from gateway.jobs.retention import (
     PolicySet,
     expires_at,
 )
+from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store
 from gateway.store import purge as purge_store
 from gateway.store.purge import LockedMessage, RetentionFacts
@@ -219,11 +223,14 @@ def run_purge(
     batch_size: int = PURGE_BATCH,
     progress: Callable[[Progress], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    scheduled_for: datetime | None = None,
 ) -> PurgeReport:
     """Purge every message expired at ``now``; return the signed, stored report.
 
     ``now`` is the retention instant (and the tombstones' ``purged_at``); the run's duration is
-    measured, not derived from it. ``on_batch(purged_so_far)`` is called after each committed
+    measured, not derived from it. ``scheduled_for``: the slot of a scheduled run (the report
+    then tells a catch-up run from an on-time one); None for a run by hand.
+    ``on_batch(purged_so_far)`` is called after each committed
     batch (benchmarks sample memory there). The caller holds the ``purge`` job lock.
     """
     _check_now(now)
@@ -233,16 +240,27 @@ def run_purge(
     started = time.monotonic()
     run_id = str(uuid.uuid4())
     with store.transaction() as conn:
-        purge_store.start_run(conn, run_id, RUN_POLICY_LABEL, actor, now)
+        purge_store.start_run(
+            conn,
+            run_id,
+            RUN_POLICY_LABEL,
+            actor,
+            now,
+            policy_sha256=policies.sha256,
+            policy_source=policies.source,
+        )
         total = conn.execute(
             sa.select(sa.func.count()).select_from(purge_store.messages)
         ).scalar_one()
     tally = _Tally()
     batch: list[str] = []
+    policy_hashes = policies.policy_sha256()
 
     def flush() -> None:
         if batch:
-            tally.purged += _purge_one_batch(store, policies, now, batch, run_id, actor, tally)
+            tally.purged += _purge_one_batch(
+                store, policies, policy_hashes, now, batch, run_id, actor, tally
+            )
             batch.clear()
             if on_batch is not None:
                 on_batch(tally.purged)
@@ -267,12 +285,15 @@ def run_purge(
     if progress is not None:
         progress(Progress(tally.examined, total, tally.purged))
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _finish(store, run_id, now, duration_ms, tally, seal, policies.source)
+    return _finish(
+        store, run_id, now, duration_ms, tally, seal, policies, scheduled_for=scheduled_for
+    )
 
 
 def _purge_one_batch(
     store: Store,
     policies: PolicySet,
+    policy_hashes: dict[str, str],
     now: datetime,
     ids: Sequence[str],
     run_id: str,
@@ -293,7 +314,14 @@ def _purge_one_batch(
                     tally.held[decision.policy] += 1  # a hold placed since the scan
                 else:
                     tally.undelivered += 1
-            return purge_store.purge_batch(conn, decided, run_id=run_id, actor=actor, now=now)
+            return purge_store.purge_batch(
+                conn,
+                decided,
+                run_id=run_id,
+                actor=actor,
+                now=now,
+                policy_sha256=policy_hashes,
+            )
     except sa.exc.SQLAlchemyError as exc:
         code = type(exc).__name__
         tally.errors[code] += 1
@@ -308,9 +336,10 @@ def _finish(
     duration_ms: int,
     tally: _Tally,
     seal: SigningKey,
-    source: str,
+    policies: PolicySet | None,
     *,
     examined_known: bool = True,
+    scheduled_for: datetime | None = None,
 ) -> PurgeReport:
     error_code = next(iter(tally.errors), None)
     finished_at = now + timedelta(milliseconds=duration_ms)
@@ -318,6 +347,7 @@ def _finish(
         run = purge_store.get_run(conn, run_id)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
+        tombstone_count, tombstones_sha256 = purge_store.run_tombstones_digest(conn, run_id)
         body = {
             "format": REPORT_FORMAT,
             "body_id": seal.body_id,
@@ -325,10 +355,17 @@ def _finish(
             "actor": run.actor,
             "state": "failed" if error_code else "finished",
             "retention_now": now.astimezone(UTC).isoformat(),
+            "scheduled_for": scheduled_for.astimezone(UTC).isoformat() if scheduled_for else None,
             "started_at": run.started_at.astimezone(UTC).isoformat(),
             "finished_at": finished_at.astimezone(UTC).isoformat(),
             "duration_ms": duration_ms,
-            "policy_source": source,
+            "policy_source": policies.source if policies else "unknown",
+            # The rule applied, bound to what it destroyed: an interrupted run closed later
+            # names the hash its start recorded.
+            "policy_set_sha256": policies.sha256 if policies else run.policy_sha256,
+            "policies": policies.periods() if policies else {},
+            "tombstones": tombstone_count,
+            "tombstones_sha256": tombstones_sha256,
             "examined": tally.examined if examined_known else None,
             "purged": sum(by_policy.values()),
             "purged_by_policy": by_policy,
@@ -390,7 +427,7 @@ def _close_interrupted(store: Store, now: datetime, seal: SigningKey) -> list[Pu
     for run_id in stale:
         log.warning("purge run %s was interrupted; closing it, this run finishes its work", run_id)
         tally = _Tally(errors=Counter({INTERRUPTED: 1}))
-        reports.append(_finish(store, run_id, now, 0, tally, seal, "unknown", examined_known=False))
+        reports.append(_finish(store, run_id, now, 0, tally, seal, None, examined_known=False))
     return reports
 
 
@@ -418,4 +455,23 @@ def verify_report(
     report = json.loads(stored.report)
     if check.ok and report.get("run_id") != run_id:
         return ReportCheck(run_id, False, "the signed report names another run", report)
+    if check.ok and "tombstones_sha256" in report:
+        problem = _check_run_tombstones(store, run_id, report)
+        if problem:
+            return ReportCheck(run_id, False, problem, report)
     return ReportCheck(run_id, check.ok, check.reason, report)
+
+
+def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) -> str:
+    """The run's tombstones recomputed against the signed report; on a mismatch, the chain's
+    bindings name the row. Empty when they agree."""
+    with store.read() as conn:
+        count, digest = purge_store.run_tombstones_digest(conn, run_id)
+    if count == report.get("tombstones") and digest == report.get("tombstones_sha256"):
+        return ""
+    found = check_tombstones(store, run_id)
+    where = f"{found.reason}" if found else "a tombstone was edited, deleted or added"
+    return (
+        f"the run's tombstones ({count}) do not hash to what the report signed "
+        f"({report.get('tombstones')}): {where}"
+    )

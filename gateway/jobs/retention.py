@@ -31,6 +31,8 @@ Evaluation (:func:`expires_at`) is pure: no clock, no I/O; ``now`` is the caller
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import tomllib
@@ -161,6 +163,26 @@ class RetentionPolicy:
             and _party_matches(self.parties, facts.party)
         )
 
+    def canonical(self) -> dict[str, object]:
+        """What decides the policy's effect (not its line in the file): hashed into reports
+        and tombstones, so that the rule applied is bound to what it destroyed."""
+        return {
+            "name": self.name,
+            "counts_from": self.counts_from.value,
+            "keep": str(self.keep),
+            "agreements": sorted(self.agreements),
+            "kinds": sorted(self.kinds),
+            "directions": sorted(d.value for d in self.directions),
+            "parties": sorted(self.parties),
+            "basis": self.basis,
+            "below_minimum_reason": self.below_minimum_reason,
+        }
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of :meth:`canonical` as canonical JSON."""
+        return _digest(self.canonical())
+
 
 @dataclass(frozen=True, slots=True)
 class MessageFacts:
@@ -218,12 +240,33 @@ class PolicySet:
         """The node's policies, from its ``[retention]`` section (:func:`load_retention`)."""
         return load_retention(config.extra.get("retention"), config.path)
 
+    @property
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the whole set in its written order (first match wins, so order is
+        part of the rule): a changed file with the same effect-free edits (comments, lines)
+        keeps its hash."""
+        return _digest({"policies": [p.canonical() for p in self.policies]})
+
+    def periods(self) -> dict[str, str]:
+        """Each policy's period and what it counts from (``5 years after conversation-closed``),
+        for the signed report."""
+        return {p.name: f"{p.keep} after {p.counts_from.value}" for p in self.policies}
+
+    def policy_sha256(self) -> dict[str, str]:
+        """Each policy's name → its SHA-256 (what tombstones record)."""
+        return {p.name: p.sha256 for p in self.policies}
+
     def select(self, facts: MessageFacts) -> RetentionPolicy | None:
         """The first policy, in the written order, that matches ``facts``."""
         for policy in self.policies:
             if policy.matches(facts):
                 return policy
         return None
+
+
+def _digest(obj: Mapping[str, Any]) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def expires_at(policy_set: PolicySet, facts: MessageFacts, events: ConversationEvents) -> Expiry:

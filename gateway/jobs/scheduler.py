@@ -23,6 +23,11 @@ Theory of operation
   run is normally picked up by one of them; when two pick the same run (APScheduler 3 does
   not coordinate schedulers), the job lock (:mod:`gateway.jobs.locks`) lets one run it and the
   other logs the skip. Every run of every job goes through the lock, on SQLite too.
+* **Once per slot**: after taking the lock, a run claims its slot — the job and the time it
+  was scheduled for — in ``jobs_slots`` (:mod:`gateway.jobs.slots`), whose primary key lets
+  one claim win. A second process that picks the same run after the first released the lock,
+  or a restart that replays it, finds the slot taken and skips it: timing no longer matters.
+  The row then records the outcome, duration and count (``gateway jobs list``, ``/metrics``).
 * Job bodies never run on the scheduler's bookkeeping path: a custom executor dispatches by
   job name to this instance's bodies, takes the lock in a worker thread, runs sync bodies in a
   thread and ``async`` bodies on the loop. (APScheduler 3 itself reads and updates its job
@@ -64,6 +69,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.config import NodeConfig
+from gateway.jobs import slots
 from gateway.jobs.locks import DEFAULT_LEASE, JobLock, advisory_key
 from gateway.jobs.retention import SourceLines
 from gateway.model.problems import ConfigurationError
@@ -155,6 +161,8 @@ class JobOutcome:
     finished_at: datetime
     detail: str = ""
     """For SKIPPED: who holds the lock; for FAILED: the exception's type and message."""
+    count: int | None = None
+    """What a run handled, when its body says (messages purged, sweeps, reminders sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +257,15 @@ class ScheduleSettings:
             values["owner"] = raw["owner"]
         return cls(timezone=tz, **values)
 
+    def schedule_of(self, name: str) -> str:
+        """The job's schedule as configured: a crontab line (node time) or an interval."""
+        return {
+            PURGE: self.purge,
+            DEADLINE_REMINDERS: self.deadline_reminders,
+            KEY_EXPIRY_WARNINGS: self.key_expiry_warnings,
+            OUTBOX_RETRY: f"every {self.outbox_retry_seconds} s",
+        }[name]
+
 
 def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
     """A trigger from a five-field crontab expression (minute hour day month weekday), in the
@@ -298,6 +315,23 @@ def job_specs(settings: ScheduleSettings, bodies: Mapping[str, JobBody]) -> tupl
     return tuple(
         JobSpec(name, bodies[name], *triggers[name]) for name in JOB_NAMES if name in bodies
     )
+
+
+def stored_next_runs(engine: sa.Engine, table_prefix: str = TABLE_PREFIX) -> dict[str, datetime]:
+    """Each job's next run time as the job store holds it (shared by every process of the
+    node); empty when no scheduler has started yet. Read without starting APScheduler."""
+    table = sa.table(
+        f"{table_prefix}apscheduler", sa.column("id"), sa.column("next_run_time", sa.Float)
+    )
+    if not sa.inspect(engine).has_table(table.name):
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.next_run_time)).all()
+    return {
+        r.id: datetime.fromtimestamp(r.next_run_time, UTC)
+        for r in rows
+        if r.next_run_time is not None
+    }
 
 
 # --- APScheduler plumbing -----------------------------------------------------------------------
@@ -547,6 +581,7 @@ class GatewayScheduler:
 
     async def start(self) -> None:
         """Open the job store, (re)install the jobs keeping missed runs, begin running."""
+        await asyncio.to_thread(slots.ensure_table, self.engine)
         self.apscheduler.start(paused=True)
         stored = {job.id: job for job in self.apscheduler.get_jobs()}
         for name, spec in self._specs.items():
@@ -630,11 +665,49 @@ class GatewayScheduler:
             self._report(lock.name, scheduled_for, Outcome.FAILED, now, detail)
             raise
 
+    def _claim(self, lock: JobLock, scheduled_for: datetime) -> datetime | None:
+        """Claim the slot under the lock; its start time, or None when it was done before (the
+        lock is then released and the skip reported)."""
+        started = self._clock()
+        try:
+            done_by = slots.claim(self.engine, lock.name, scheduled_for, self.owner, started)
+        except Exception:
+            lock.release()
+            raise
+        if done_by is not None:
+            lock.release()
+            self._skipped(lock.name, scheduled_for, lock, f"slot already taken by {done_by}")
+            return None
+        return started
+
+    def _finish_slot(
+        self,
+        name: str,
+        scheduled_for: datetime,
+        outcome: str,
+        detail: str = "",
+        count: int | None = None,
+    ) -> None:
+        try:
+            slots.finish(
+                self.engine,
+                name,
+                scheduled_for,
+                outcome=outcome,
+                finished_at=self._clock(),
+                detail=detail,
+                count=count,
+            )
+        except Exception:  # the run is done; only its record is missing
+            log.exception("job %r: could not record how its slot ended", name)
+
     def _run_sync(self, spec: JobSpec, lock: JobLock, scheduled_for: datetime) -> None:
         if not self._acquire(lock, scheduled_for):
             self._skipped(spec.name, scheduled_for, lock)
             return
-        started = self._clock()
+        started = self._claim(lock, scheduled_for)
+        if started is None:
+            return
         try:
             result = spec.body(JobRun(spec.name, scheduled_for, started, self.owner))
             if inspect.isawaitable(result):
@@ -642,43 +715,65 @@ class GatewayScheduler:
                     result.close()
                 raise TypeError(f"job {spec.name!r}: a sync body returned an awaitable")
         except Exception as exc:
+            self._finish_slot(spec.name, scheduled_for, slots.FAILED, type(exc).__name__)
             self._failed(spec.name, scheduled_for, started, exc)
             raise
         finally:
             lock.release()
-        self._ran(spec.name, scheduled_for, started)
+        count = count_of(result)
+        self._finish_slot(spec.name, scheduled_for, slots.SUCCEEDED, count=count)
+        self._ran(spec.name, scheduled_for, started, count)
 
     async def _run_async(self, spec: JobSpec, lock: JobLock, scheduled_for: datetime) -> None:
         if not await asyncio.to_thread(self._acquire, lock, scheduled_for):
             self._skipped(spec.name, scheduled_for, lock)
             return
-        started = self._clock()
+        started = await asyncio.to_thread(self._claim, lock, scheduled_for)
+        if started is None:
+            return
         try:
-            await spec.body(JobRun(spec.name, scheduled_for, started, self.owner))
+            result = await spec.body(JobRun(spec.name, scheduled_for, started, self.owner))
         except Exception as exc:
+            await asyncio.to_thread(
+                self._finish_slot, spec.name, scheduled_for, slots.FAILED, type(exc).__name__
+            )
             self._failed(spec.name, scheduled_for, started, exc)
             raise
         finally:
             await asyncio.to_thread(lock.release)
-        self._ran(spec.name, scheduled_for, started)
+        count = count_of(result)
+        await asyncio.to_thread(
+            self._finish_slot, spec.name, scheduled_for, slots.SUCCEEDED, "", count
+        )
+        self._ran(spec.name, scheduled_for, started, count)
 
-    def _skipped(self, name: str, scheduled_for: datetime, lock: JobLock) -> None:
-        holder = lock.held_by or "another node"
+    def _skipped(
+        self, name: str, scheduled_for: datetime, lock: JobLock, why: str | None = None
+    ) -> None:
+        holder = why or lock.held_by or "another node"
         # DEBUG: with several processes or nodes on one database, every run time but one is a
         # skip by design (~1,900 lines a day at WARNING); the run itself is logged where it ran.
         log.debug(
-            "job %r (scheduled for %s) skipped on %s: its lock is held by %s",
+            "job %r (scheduled for %s) skipped on %s: %s",
             name,
             scheduled_for.isoformat(),
             self.owner,
-            holder,
+            why or f"its lock is held by {holder}",
         )
         now = self._clock()
         self._report(name, scheduled_for, Outcome.SKIPPED, now, holder)
 
-    def _ran(self, name: str, scheduled_for: datetime, started: datetime) -> None:
-        log.info("job %r (scheduled for %s) ran on %s", name, scheduled_for.isoformat(), self.owner)
-        self._report(name, scheduled_for, Outcome.RAN, started)
+    def _ran(
+        self, name: str, scheduled_for: datetime, started: datetime, count: int | None = None
+    ) -> None:
+        log.info(
+            "job %r (scheduled for %s) ran on %s%s",
+            name,
+            scheduled_for.isoformat(),
+            self.owner,
+            "" if count is None else f": {count} handled",
+        )
+        self._report(name, scheduled_for, Outcome.RAN, started, count=count)
 
     def _failed(
         self, name: str, scheduled_for: datetime, started: datetime, exc: Exception
@@ -699,15 +794,30 @@ class GatewayScheduler:
         outcome: Outcome,
         started: datetime,
         detail: str = "",
+        count: int | None = None,
     ) -> None:
         if self._on_outcome is None:
             return
         try:
             self._on_outcome(
-                JobOutcome(name, scheduled_for, outcome, started, self._clock(), detail)
+                JobOutcome(name, scheduled_for, outcome, started, self._clock(), detail, count)
             )
         except Exception:
             log.exception("job outcome listener failed for %r", name)
+
+
+def count_of(result: Any) -> int | None:
+    """What a body's result says it handled: a purge report's purged messages, a list's length,
+    a mapping's summed counts; None when it says nothing countable."""
+    purged = getattr(result, "purged", None)
+    if isinstance(purged, int):
+        return purged
+    if isinstance(result, Mapping):
+        values = [v for v in result.values() if isinstance(v, int) and not isinstance(v, bool)]
+        return sum(values) if values else None
+    if isinstance(result, list | tuple):
+        return len(result)
+    return None
 
 
 def scheduler_context(

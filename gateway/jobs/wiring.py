@@ -109,7 +109,12 @@ def purge_body(
 
     def body(run: JobRun) -> PurgeReport:
         report = run_purge(
-            store, policies, run.started_at, seal=seal_at(_now()), actor=_actor(PURGE)
+            store,
+            policies,
+            run.started_at,
+            seal=seal_at(_now()),
+            actor=_actor(PURGE),
+            scheduled_for=run.scheduled_for,
         )
         create_checkpoint(store, seal_at(_now()), actor=_actor(PURGE), now=run.started_at)
         if not store.checkpoint_wal():

@@ -1,11 +1,19 @@
 """Retention: legal holds, purge runs, tombstones, crypto-shredding (CIS Art. 9.6).
 
-Deleting is proving. Purging a message, in one transaction: write its tombstone (message id,
-kind, parties, dates, SHA-256 of the signed document, policy, purge run id), append a
-``message.purged`` audit event, destroy its wrapped data key (crypto-shredding), delete its
-verification reports, attachments, outbox rows, receipt link and the message; when it was the
-conversation's last message, the conversation and its debtor tags go too. A message is
-therefore either whole or tombstoned, never half-deleted.
+Deleting is proving. Purging a batch of messages, in one transaction: write their tombstones
+(message id, kind, parties, dates, SHA-256 of the signed document, policy and its hash, purge
+run id), bind them into the audit chain (``purge.tombstones`` events, below), destroy their
+wrapped data keys (crypto-shredding), delete their verification reports, attachments, outbox
+rows, receipt links and the messages; a conversation left without messages goes with its
+debtor tags. A message is therefore either whole or tombstoned, never half-deleted.
+
+Binding: each tombstone row has a leaf hash (:func:`tombstone_leaf`: SHA-256 of its columns as
+canonical JSON). A batch's tombstones, in message-id order, are recorded in chunks of
+:data:`LEAVES_PER_EVENT`, one ``purge.tombstones`` audit event per chunk, whose details list
+each message id with the first 16 hex digits of its leaf (to name the row that changed) and the
+SHA-256 over the chunk's full leaves (what makes a forged row fail even if its short tag was
+matched). One event per chunk instead of one per message: 1 M purged messages write ~16 k
+events, not 1 M (benchmarks/purge_bench.py).
 
 The retention policy (what is old enough) belongs to ``gateway.jobs``; this module offers the
 facts it decides on (:func:`scan`: kind, direction, parties, stored and closed dates, hold,
@@ -17,9 +25,11 @@ row like :func:`lock_batch` does, so a hold and a purge batch never cross.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +61,13 @@ MAX_PURGE_BATCH = 500
 """Messages deleted per transaction: long enough to amortise the commit, short enough that a
 SQLite writer lock is held for well under a second and other work goes on between batches."""
 PURGE_ACTOR_PREFIX = "purge:"
+TOMBSTONES_EVENT = "purge.tombstones"
+LEAVES_PER_EVENT = 64
+"""Tombstones per ``purge.tombstones`` event: 64 × (id + 16-digit tag) stays well under the
+audit's 4 KiB details limit."""
+TAG_HEX = 16
+"""Hex digits of a leaf hash listed per message: enough to name the edited row; the chunk's
+full SHA-256 is what a forger would have to match."""
 
 
 class LegalHoldActive(Exception):
@@ -93,6 +110,9 @@ class Tombstone:
     document_sha256: bytes
     policy: str
     purge_run_id: str
+    policy_sha256: str | None = None
+    """SHA-256 of the retention policy that expired it (None: purged by hand, or before the
+    policy was recorded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +127,8 @@ class PurgeRun:
     purged: int
     held: int
     error_code: str | None
+    policy_sha256: str | None = None
+    """Of the policy set the run applied (None: a run by hand, or before 0006)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,11 +379,47 @@ def count_held(conn: Connection, stored_before: datetime) -> int:
     ).scalar_one()
 
 
-def start_run(conn: Connection, run_id: str, policy: str, actor: str, now: datetime) -> None:
-    """Record the start of a purge run."""
+def start_run(
+    conn: Connection,
+    run_id: str,
+    policy: str,
+    actor: str,
+    now: datetime,
+    *,
+    policy_sha256: str | None = None,
+    policy_source: str = "",
+) -> None:
+    """Record the start of a purge run. ``policy_sha256``: of the policy set it applies; when it
+    differs from the last run's, a ``retention.policy_changed`` event records old and new
+    hashes first (a changed period is then visible in the trail, not only in its effect)."""
+    if policy_sha256 is not None:
+        previous = conn.execute(
+            sa.select(purge_runs.c.policy_sha256)
+            .where(purge_runs.c.policy_sha256.is_not(None))
+            .order_by(purge_runs.c.started_at.desc())
+            .limit(1)
+        ).scalar()
+        if previous != policy_sha256:
+            audit.append(
+                conn,
+                now=now,
+                actor=actor,
+                kind="retention.policy_changed",
+                subjects={"purge_run_id": run_id},
+                details={
+                    "old_sha256": previous,
+                    "new_sha256": policy_sha256,
+                    "source": policy_source[-200:],
+                },
+            )
     conn.execute(
         purge_runs.insert().values(
-            run_id=run_id, policy=policy, actor=actor, started_at=now, state="running"
+            run_id=run_id,
+            policy=policy,
+            actor=actor,
+            started_at=now,
+            state="running",
+            policy_sha256=policy_sha256,
         )
     )
     audit.append(
@@ -370,7 +428,7 @@ def start_run(conn: Connection, run_id: str, policy: str, actor: str, now: datet
         actor=actor,
         kind="purge.started",
         subjects={"purge_run_id": run_id},
-        details={"policy": policy},
+        details={"policy": policy, "policy_sha256": policy_sha256},
     )
 
 
@@ -423,13 +481,16 @@ def get_run(conn: Connection, run_id: str) -> PurgeRun | None:
         row.purged,
         row.held,
         row.error_code,
+        row.policy_sha256,
     )
 
 
 def purge_messages(
     conn: Connection, message_ids: Sequence[str], *, run_id: str, policy: str, now: datetime
 ) -> int:
-    """Tombstone and delete these messages in the caller's transaction; return how many.
+    """Tombstone and delete these messages under ``policy`` in the caller's transaction (a
+    purge by hand); return how many. The same path as the nightly job (:func:`lock_batch`,
+    :func:`purge_batch`).
 
     Ids already gone are skipped. A message under a legal hold raises
     :class:`LegalHoldActive` (the caller's transaction then rolls back whole).
@@ -441,78 +502,10 @@ def purge_messages(
     ).first()
     if run is None or run.state != "running":
         raise ValueError(f"purge run {run_id} is not running; start_run first")
-    purged = 0
-    for message_id in message_ids:
-        row = conn.execute(
-            sa.select(messages).where(messages.c.message_id == message_id).with_for_update()
-        ).first()
-        if row is None:
-            continue
-        if active_holds(conn, row.conversation_id):
-            raise LegalHoldActive(
-                f"message {message_id}: conversation {row.conversation_id} is under a legal "
-                "hold; release the hold before purging"
-            )
-        conn.execute(
-            tombstones.insert().values(
-                message_id=row.message_id,
-                conversation_id=row.conversation_id,
-                direction=row.direction,
-                agreement=row.agreement,
-                kind=row.kind,
-                sender=row.sender,
-                recipient=row.recipient,
-                created=row.created,
-                stored_at=row.stored_at,
-                purged_at=now,
-                document_sha256=row.document_sha256,
-                policy=policy,
-                purge_run_id=run_id,
-            )
-        )
-        audit.append(
-            conn,
-            now=now,
-            actor=run.actor,
-            kind="message.purged",
-            subjects={
-                "message_id": row.message_id,
-                "conversation_id": row.conversation_id,
-                "purge_run_id": run_id,
-            },
-            details={"policy": policy, "document_sha256": row.document_sha256.hex()},
-        )
-        # Crypto-shredding first: without the data key the ciphertext is noise everywhere.
-        conn.execute(message_keys.delete().where(message_keys.c.message_id == message_id))
-        forget_data_keys(conn, [message_id])
-        conn.execute(
-            verification_reports.delete().where(verification_reports.c.message_id == message_id)
-        )
-        conn.execute(attachments.delete().where(attachments.c.message_id == message_id))
-        outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id == message_id)
-        conn.execute(
-            delivery_attempts.delete().where(delivery_attempts.c.outbox_id.in_(outbox_ids))
-        )
-        conn.execute(outbox.delete().where(outbox.c.message_id == message_id))
-        conn.execute(receipts.delete().where(receipts.c.message_id == message_id))
-        conn.execute(messages.delete().where(messages.c.message_id == message_id))
-        remaining = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(messages)
-            .where(messages.c.conversation_id == row.conversation_id)
-        ).scalar_one()
-        if remaining == 0:
-            conn.execute(
-                debtor_tags.delete().where(debtor_tags.c.conversation_id == row.conversation_id)
-            )
-            conversation_store.delete(conn, [row.conversation_id])
-        purged += 1
-    conn.execute(
-        purge_runs.update()
-        .where(purge_runs.c.run_id == run_id)
-        .values(purged=purge_runs.c.purged + purged)
+    locked = lock_batch(conn, message_ids)
+    return purge_batch(
+        conn, [(message, policy) for message in locked], run_id=run_id, actor=run.actor, now=now
     )
-    return purged
 
 
 def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
@@ -520,6 +513,10 @@ def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
     row = conn.execute(sa.select(tombstones).where(tombstones.c.message_id == message_id)).first()
     if row is None:
         return None
+    return _tombstone(row)
+
+
+def _tombstone(row: Any) -> Tombstone:
     return Tombstone(**{f: getattr(row, f) for f in Tombstone.__dataclass_fields__})
 
 
@@ -530,7 +527,114 @@ def tombstones_of(conn: Connection, conversation_id: str) -> list[Tombstone]:
         .where(tombstones.c.conversation_id == conversation_id)
         .order_by(tombstones.c.created, tombstones.c.message_id)
     )
-    return [Tombstone(**{f: getattr(r, f) for f in Tombstone.__dataclass_fields__}) for r in rows]
+    return [_tombstone(r) for r in rows]
+
+
+# --- binding tombstones into the audit chain -----------------------------------------------
+
+
+def _time_text(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def tombstone_leaf(t: Tombstone) -> bytes:
+    """SHA-256 of every column of a tombstone as canonical JSON (times UTC to the
+    microsecond, the document hash in hex): any edit of the row changes it."""
+    fields: dict[str, Any] = {}
+    for name in Tombstone.__dataclass_fields__:
+        value = getattr(t, name)
+        if isinstance(value, datetime):
+            value = _time_text(value)
+        elif isinstance(value, bytes):
+            value = value.hex()
+        fields[name] = value
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def leaves_digest(leaves: Sequence[bytes]) -> str:
+    """SHA-256 (hex) over leaf hashes in order: a chunk's, or a whole run's (message-id order)."""
+    digest = hashlib.sha256()
+    for leaf in leaves:
+        digest.update(leaf)
+    return digest.hexdigest()
+
+
+def tombstones_by_ids(conn: Connection, message_ids: Sequence[str]) -> dict[str, Tombstone]:
+    """These messages' tombstones by message id (ids without one are absent)."""
+    if not message_ids:
+        return {}
+    rows = conn.execute(sa.select(tombstones).where(tombstones.c.message_id.in_(message_ids)))
+    return {r.message_id: _tombstone(r) for r in rows}
+
+
+def run_tombstones(
+    conn: Connection, run_id: str, *, after: str = "", limit: int = MAX_SCAN_BATCH
+) -> list[Tombstone]:
+    """A run's tombstones in message-id order, after message id ``after`` (a page)."""
+    rows = conn.execute(
+        sa.select(tombstones)
+        .where(tombstones.c.purge_run_id == run_id, tombstones.c.message_id > after)
+        .order_by(tombstones.c.message_id)
+        .limit(limit)
+    )
+    return [_tombstone(r) for r in rows]
+
+
+def run_tombstones_digest(conn: Connection, run_id: str) -> tuple[int, str]:
+    """``(count, SHA-256 over the leaves in message-id order)`` of a run's tombstones, read a
+    page at a time: what the signed report states and ``verify-report`` recomputes."""
+    digest = hashlib.sha256()
+    count, after = 0, ""
+    while page := run_tombstones(conn, run_id, after=after):
+        for t in page:
+            digest.update(tombstone_leaf(t))
+        count += len(page)
+        after = page[-1].message_id
+    return count, digest.hexdigest()
+
+
+def tombstone_counts(conn: Connection) -> dict[str, int]:
+    """Tombstones stored per purge run."""
+    rows = conn.execute(
+        sa.select(tombstones.c.purge_run_id, sa.func.count()).group_by(tombstones.c.purge_run_id)
+    )
+    return {run_id: count for run_id, count in rows}
+
+
+def parse_bound_leaves(listing: str) -> list[tuple[str, str]]:
+    """``[(message_id, leaf tag)]`` from a ``purge.tombstones`` event's ``leaves`` detail."""
+    pairs = []
+    for item in listing.split(","):
+        message_id, _, tag = item.partition(":")
+        pairs.append((message_id, tag))
+    return pairs
+
+
+def _bind(conn: Connection, ids: Sequence[str], *, run_id: str, actor: str, now: datetime) -> None:
+    """Record the tombstones just written for ``ids`` in the audit chain, a chunk per event
+    (read back from the table, so the leaves are what a verifier will recompute)."""
+    written = tombstones_by_ids(conn, ids)
+    ordered = [written[i] for i in sorted(written)]
+    entries: list[audit.AuditEntry] = []
+    for start in range(0, len(ordered), LEAVES_PER_EVENT):
+        chunk = ordered[start : start + LEAVES_PER_EVENT]
+        leaves = [tombstone_leaf(t) for t in chunk]
+        entries.append(
+            (
+                TOMBSTONES_EVENT,
+                {"purge_run_id": run_id},
+                {
+                    "count": len(chunk),
+                    "leaves": ",".join(
+                        f"{t.message_id}:{leaf.hex()[:TAG_HEX]}"
+                        for t, leaf in zip(chunk, leaves, strict=True)
+                    ),
+                    "sha256": leaves_digest(leaves),
+                },
+            )
+        )
+    audit.append_many(conn, now=now, actor=actor, entries=entries)
 
 
 # --- set-based purge (the nightly job) ----------------------------------------------------------
@@ -620,12 +724,14 @@ def purge_batch(
     run_id: str,
     actor: str,
     now: datetime,
+    policy_sha256: Mapping[str, str] | None = None,
 ) -> int:
     """Tombstone and destroy these messages (each with the policy that expired it) in the
     caller's transaction, set-based; return how many.
 
-    ``decided`` comes from :func:`lock_batch` in the same transaction. Each message gets its
-    tombstone and a ``message.purged`` audit event; then its wrapped data key is deleted
+    ``decided`` comes from :func:`lock_batch` in the same transaction; ``policy_sha256`` maps
+    a policy name to its hash (recorded in the tombstone). Each message gets its tombstone,
+    bound into the audit chain (``purge.tombstones``); then its wrapped data key is deleted
     (crypto-shredding), then attachments, outbox rows, receipt link and the message row; a
     conversation left without messages goes with its debtor tags. All of it commits together
     or not at all, so a message is whole or tombstoned, never half.
@@ -669,6 +775,7 @@ def purge_batch(
                     "document_sha256",
                     "policy",
                     "purge_run_id",
+                    "policy_sha256",
                 ],
                 sa.select(
                     m.message_id,
@@ -684,26 +791,15 @@ def purge_batch(
                     m.document_sha256,
                     sa.bindparam("policy", policy, type_=tombstones.c.policy.type),
                     sa.bindparam("run_id", run_id, type_=tombstones.c.purge_run_id.type),
+                    sa.bindparam(
+                        "policy_sha256",
+                        (policy_sha256 or {}).get(policy),
+                        type_=tombstones.c.policy_sha256.type,
+                    ),
                 ).where(m.message_id.in_(policy_ids)),
             )
         )
-    audit.append_many(
-        conn,
-        now=now,
-        actor=actor,
-        entries=[
-            (
-                "message.purged",
-                {
-                    "message_id": locked.facts.message_id,
-                    "conversation_id": locked.facts.conversation_id,
-                    "purge_run_id": run_id,
-                },
-                {"policy": policy, "document_sha256": locked.document_sha256.hex()},
-            )
-            for locked, policy in decided
-        ],
-    )
+    _bind(conn, ids, run_id=run_id, actor=actor, now=now)
     # Crypto-shredding first: without the data key the ciphertext is noise everywhere,
     # backups included.
     conn.execute(message_keys.delete().where(message_keys.c.message_id.in_(ids)))
@@ -731,7 +827,7 @@ def purge_batch(
                 conversation_machines.c.conversation_id.in_(emptied)
             )
         )
-        conversation_store.delete(conn, emptied)
+        conversation_store.delete(conn, emptied)  # counted out of conversation_counts
     conn.execute(
         purge_runs.update()
         .where(purge_runs.c.run_id == run_id)
@@ -776,6 +872,7 @@ def list_runs(conn: Connection, limit: int = 50) -> list[PurgeRun]:
             r.purged,
             r.held,
             r.error_code,
+            r.policy_sha256,
         )
         for r in rows
     ]

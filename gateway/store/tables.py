@@ -321,7 +321,10 @@ purge_runs = sa.Table(
     sa.Column("purged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("held", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error_code", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
 )
+"""``policy_sha256``: SHA-256 (hex) of the retention policy set the run applied; the next run
+compares its own with it and audits a change (``retention.policy_changed``)."""
 
 tombstones = sa.Table(
     "tombstones",
@@ -341,9 +344,14 @@ tombstones = sa.Table(
     sa.Column(
         "purge_run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), nullable=False
     ),
+    sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
     sa.Index("ix_tombstones_conversation", "conversation_id"),
     sa.Index("ix_tombstones_run", "purge_run_id"),
 )
+"""What remains of a purged message. Each row is bound into the audit chain by the
+``purge.tombstones`` event of its batch (``gateway.store.purge.tombstone_leaf``), so that a row
+edited, deleted or inserted later is named by ``gateway audit verify``. ``policy_sha256``: of
+the retention policy that expired it (None for rows purged by hand or before 0006)."""
 
 audit_events = sa.Table(
     "audit_events",

@@ -87,6 +87,7 @@ from gateway.exchange.service import (
     PermissionDenied,
     PurposeRequired,
 )
+from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
@@ -679,9 +680,14 @@ async def _read_json_body(request: web.Request) -> dict[str, Any]:
         raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
     raw = await request.read()  # the app's client_max_size stops a chunked body over the limit
     if len(raw) > JSON_PARSE_IN_THREAD_BYTES:
-        document = await asyncio.to_thread(parse_json_document, raw)
-    else:
-        document = parse_json_document(raw)
+        # The character check walks every string too: for a large body it would stall the
+        # loop (and the peer endpoint served on it) as long as the parse would.
+        return await asyncio.to_thread(_parsed_and_checked, raw)
+    return _parsed_and_checked(raw)
+
+
+def _parsed_and_checked(raw: bytes) -> dict[str, Any]:
+    document = parse_json_document(raw)
     check_xml_chars(document)
     return document
 
@@ -1144,7 +1150,8 @@ def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Ap
 
 
 class LocalApiAccessLogger(AbstractAccessLogger):
-    """Access log lines with the route template, status and time only.
+    """Access log lines (:func:`gateway.logs.access`) with the route template, status and time
+    only.
 
     aiohttp's default line holds the request line, and so the query string, where a stated
     purpose (CIS Art. 9.1) may stand; that text belongs in the audit trail, not in a log file.
@@ -1153,7 +1160,7 @@ class LocalApiAccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = route_template(request) if isinstance(request, web.Request) else UNMATCHED_ROUTE
-        self.logger.info("%s %s %s %.1fms", request.method, route, response.status, time * 1000)
+        access("api", request.method, route, response.status, time)
 
 
 async def start_local_api(

@@ -15,7 +15,9 @@ anything else as :data:`OTHER`. The API's route label is the route *template*
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -32,6 +34,20 @@ UNMATCHED_ROUTE = "unmatched"
 CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 """Shape of a stable problem/error code (``RULE_INCOME_PERIOD_TOO_LONG``): upper case, digits,
 underscores. A value of another shape is not a code and is recorded as :data:`OTHER`."""
+
+JOB_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+"""Job names are short codes (gateway.jobs.locks.JOB_NAME_PATTERN)."""
+JOB_OUTCOMES = frozenset({"ran", "skipped", "failed"})
+
+
+class JobStatusLike(Protocol):
+    """``gateway.jobs.slots.JobStatus`` (web does not import jobs at module level)."""
+
+    job: str
+    last: Any
+    last_success: Any
+    failures: int
+
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -174,7 +190,67 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self._job_runs = Counter(
+            "gateway_job_runs",
+            "Scheduled job runs seen by this process, by job and outcome (ran, skipped, failed).",
+            ("job", "outcome"),
+            registry=r,
+        )
+        self._job_last_success = Gauge(
+            "gateway_job_last_success_timestamp_seconds",
+            "When the job last finished successfully (any process of the node); alert when "
+            "the purge's is older than a day and a bit.",
+            ("job",),
+            registry=r,
+        )
+        self._job_last_duration = Gauge(
+            "gateway_job_last_duration_seconds",
+            "Duration of the job's last finished run (any process of the node).",
+            ("job",),
+            registry=r,
+        )
+        self._job_last_count = Gauge(
+            "gateway_job_last_count",
+            "What the job's last successful run handled (the purge: messages purged).",
+            ("job",),
+            registry=r,
+        )
+        self._job_last_failed = Gauge(
+            "gateway_job_last_run_failed",
+            "1 when the job's last finished run failed, else 0.",
+            ("job",),
+            registry=r,
+        )
+        self._job_failures = Gauge(
+            "gateway_job_failed_slots",
+            "Failed runs among the job's recent slots (the newest 200 kept).",
+            ("job",),
+            registry=r,
+        )
+
     # --- called by the node ----------------------------------------------------------------
+
+    def job_outcome(self, job: str, outcome: str) -> None:
+        """One scheduled run ended in this process (``ran``, ``skipped``, ``failed``)."""
+        job_label = job if JOB_PATTERN.fullmatch(job) else OTHER
+        outcome_label = outcome if outcome in JOB_OUTCOMES else OTHER
+        self._job_runs.labels(job_label, outcome_label).inc()
+
+    def job_status(self, statuses: Sequence[JobStatusLike]) -> None:
+        """Set the per-job gauges from the node-wide record (``gateway.jobs.slots.status``)."""
+        for status in statuses:
+            job = status.job if JOB_PATTERN.fullmatch(status.job) else OTHER
+            success = status.last_success
+            if success is not None and success.finished_at is not None:
+                self._job_last_success.labels(job).set(success.finished_at.timestamp())
+                if success.count is not None:
+                    self._job_last_count.labels(job).set(success.count)
+            last = status.last
+            if last is not None and last.finished_at is not None:
+                if last.duration_ms is not None:
+                    self._job_last_duration.labels(job).set(last.duration_ms / 1000)
+                self._job_last_failed.labels(job).set(1 if last.outcome == "failed" else 0)
+            self._job_failures.labels(job).set(status.failures)
 
     def keys_expiring(self, days_left_by_role: dict[str, list[int]]) -> None:
         """Set the key-expiry gauges; roles are codes (seal, official, tls, encryption, kek)."""

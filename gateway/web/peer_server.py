@@ -36,7 +36,9 @@ from enum import StrEnum
 from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.abc import AbstractAccessLogger
 
+from gateway.logs import access
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
     PEER_HEADER_TIMEOUT,
@@ -70,6 +72,10 @@ IdentifyPeer = Callable[[bytes], str | None]
 
 Pipeline = Callable[[str, bytes], Awaitable[tuple[int, bytes, str]]]
 """``(sender body id, payload) -> (status, response body, content type)``: the receive pipeline."""
+
+AuditRefusal = Callable[[str, "PeerErrorCode"], Awaitable[None]]
+"""``(actor, code) -> None``: audit a refusal the endpoint made itself (403, 413); ``actor`` is
+``peer:<body id>``, or ``peer-unknown:<address>`` when the certificate names no body."""
 
 PEER_BODY_ID = web.RequestKey("peer_body_id", str)
 """The body id of the peer that sent the request, set by the identity middleware."""
@@ -114,6 +120,10 @@ _STATUS_OF = {
     PeerErrorCode.BAD_REQUEST: 400,
     PeerErrorCode.INTERNAL_ERROR: 500,
 }
+
+AUDITED_AT_ENDPOINT = frozenset({PeerErrorCode.PEER_UNKNOWN, PeerErrorCode.MESSAGE_TOO_LARGE})
+"""The endpoint's own refusals that reach the audit trail (gateway.exchange.refusals: per peer,
+code and minute); the others are the peer's pace (429, 503) or plain mistakes, logged only."""
 
 _CODE_OF_HTTP_STATUS = {
     404: PeerErrorCode.NOT_FOUND,
@@ -160,23 +170,38 @@ def make_peer_app(
     limits: PeerLimits | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    audit_refusal: AuditRefusal | None = None,
 ) -> web.Application:
     """The peer endpoint as an aiohttp application (serve it alone on the mTLS site).
 
     ``identify_peer`` maps the verified client certificate to a body id (None: 403).
     ``pipeline`` receives ``(sender body id, payload bytes)`` and returns the response.
     ``clock`` is monotonic seconds for the rate limiter; tests pin it.
+    ``audit_refusal`` audits the refusals of :data:`AUDITED_AT_ENDPOINT` before they are sent.
     """
     limits = limits or PeerLimits()
+
+    async def audited(request: web.Request, code: PeerErrorCode) -> web.Response:
+        if audit_refusal is not None and code in AUDITED_AT_ENDPOINT:
+            peer = request.get(PEER_BODY_ID)
+            actor = f"peer:{peer}" if peer else f"peer-unknown:{request.remote or '?'}"
+            try:
+                await audit_refusal(actor[:64], code)
+            except Exception as exc:  # the refusal goes out even when its audit failed
+                logger.error("auditing a refusal failed: %s", type(exc).__name__)
+        return refusal(code, retry_after=None)
 
     @web.middleware
     async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except PeerRefused as refused:
+            if refused.code in AUDITED_AT_ENDPOINT:
+                return await audited(request, refused.code)
             return refusal(refused.code, retry_after=refused.retry_after)
         except web.HTTPException as exc:
-            return refusal(_CODE_OF_HTTP_STATUS.get(exc.status, PeerErrorCode.BAD_REQUEST))
+            code = _CODE_OF_HTTP_STATUS.get(exc.status, PeerErrorCode.BAD_REQUEST)
+            return await audited(request, code)
         except Exception as exc:
             # The peer learns only that it was our fault. The log gets the exception's type and
             # stack but not its message, which may quote a confidential document (DESIGN.md:
@@ -276,10 +301,12 @@ def make_peer_app(
             logger.exception("identify_peer failed")
             return refusal(PeerErrorCode.INTERNAL_ERROR)
         if not known:
-            return refusal(PeerErrorCode.PEER_UNKNOWN)
+            return await audited(request, PeerErrorCode.PEER_UNKNOWN)
         declared = request.content_length
         if declared is not None and declared > limits.max_message_bytes:
-            return refusal(PeerErrorCode.MESSAGE_TOO_LARGE)
+            assert cert_der is not None
+            request[PEER_BODY_ID] = identify_peer(cert_der) or ""
+            return await audited(request, PeerErrorCode.MESSAGE_TOO_LARGE)
         if request.version == HttpVersion11:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # the interim answer is not part of the response
@@ -331,6 +358,20 @@ async def _secure_headers(request: web.Request, response: web.StreamResponse) ->
 
 
 # --- running it ---------------------------------------------------------------------------------
+
+
+class PeerAccessLogger(AbstractAccessLogger):
+    """Access log lines (:func:`gateway.logs.access`) with the route, status, time and the
+    peer's body id (from its verified certificate): never its address's request line."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = "-"
+        peer = None
+        if isinstance(request, web.Request):
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "-"
+            peer = request.get(PEER_BODY_ID)
+        access("peer", request.method, route, response.status, time, peer=peer or "-")
 
 
 class _PeerSite(web.TCPSite):
@@ -428,6 +469,7 @@ async def run_peer_server(
         # Compressed bodies are refused (zip bombs); never inflate them.
         auto_decompress=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        access_log_class=PeerAccessLogger,
     )
     await runner.setup()
     site = _PeerSite(

@@ -1,8 +1,10 @@
 """A running node: the peer endpoint (mutual TLS), the local API and the delivery worker.
 
 ``gateway serve`` and ``gateway demo`` build a :class:`NodeRuntime` per node and ``await
-start()`` / ``await stop()`` it. The node's CPU work runs in a thread pool sized to the cores;
-the event loop only moves bytes.
+start()`` / ``await stop()`` it. The node's CPU work runs in thread pools sized to the cores;
+the event loop only moves bytes. Peer intake, the local side (API and console) and the node's
+own work (delivery, directory and key checks) each have a pool of their own, so that a case
+system saturating the API with large submissions cannot make peers wait (docs/transport.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +31,7 @@ from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
+from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
@@ -61,8 +65,21 @@ LISTEN_BACKLOG = 1024
 """Connections the kernel queues before a worker accepts them: a burst of peers reconnecting."""
 
 EXECUTOR_THREADS = max(2, (os.cpu_count() or 2) * 2)
-"""Threads for signing, verifying, validation and the database: the crypto and libxml2 release
-the GIL, and database waits are I/O; twice the cores keeps both busy without thrashing."""
+"""Threads for signing, verifying, validation and the database, per pool of peer intake and of
+the node's own work: the crypto and libxml2 release the GIL, and database waits are I/O; twice
+the cores keeps both busy without thrashing."""
+
+GIL_SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while others wait (CPython's default: 0.005). A peer's
+document passes hundreds of points where its thread gives the GIL up (libxml2, OpenSSL, the
+database) and must wait to take it back; with the API's threads converting large submissions
+in Python, each wait costs up to the interval. Measured on 2 cores with the API's pool full of
+seconds-long submissions: a peer's receipt took ~3 s at 5 ms, ~1.1 s at 1 ms (0.4 s idle)."""
+
+API_EXECUTOR_THREADS = max(2, os.cpu_count() or 2)
+"""Threads for the local API's and the console's work: submissions (JSON to XML, schema,
+signing) and reads. At most this many submissions are processed at once; more wait in line
+for this pool only, never in front of a peer's document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +105,15 @@ class NodeRuntime:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="node")
     )
+    """The node's own work: delivery, directory and key checks."""
+    peer_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="peer")
+    )
+    """Peer intake: the receive pipeline of every document a peer POSTs."""
+    api_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(API_EXECUTOR_THREADS, thread_name_prefix="api")
+    )
+    """The local side: the API's and the console's submissions and reads."""
     worker_id: str = field(default_factory=lambda: f"w-{uuid.uuid4().hex[:12]}")
     peer_server: RunningPeerServer | None = None
     api_runner: web.AppRunner | None = None
@@ -103,6 +129,7 @@ class NodeRuntime:
     _tls_generation: int = 0
     _crl_mtimes: tuple[float, ...] = ()
     _expiry_checked_at: Any = None
+    _jobs_checked_at: Any = None
     _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
@@ -150,6 +177,7 @@ class NodeRuntime:
         self, *, deliver: bool, console: bool, scheduler: bool, listeners: Listeners | None
     ) -> None:
         config = self.node.config
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # process-wide: one node per process
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
         limits = PeerLimits(
@@ -157,7 +185,9 @@ class NodeRuntime:
             max_concurrent_per_peer=config.limits.peer_concurrent_requests,
             bytes_in_flight=config.limits.peer_bytes_in_flight,
         )
-        app = make_peer_app(self._identify_peer, self._pipeline, limits)
+        app = make_peer_app(
+            self._identify_peer, self._pipeline, limits, audit_refusal=self._audit_refusal
+        )
         self.peer_server = await run_peer_server(
             app,
             self.server_tls,
@@ -167,7 +197,7 @@ class NodeRuntime:
             reuse_port=config.peer.reuse_port,
         )
         self.client = PeerClient(self.client_tls)
-        self.service = LocalNodeService(self.node, self.executor)
+        self.service = LocalNodeService(self.node, self.api_executor)
         api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
         self.api_runner = await start_local_api(
             api,
@@ -181,7 +211,11 @@ class NodeRuntime:
         if scheduler:
             from gateway.jobs.wiring import scheduler_for
 
-            self.scheduler = scheduler_for(config, self.node)
+            self.scheduler = scheduler_for(
+                config,
+                self.node,
+                on_outcome=lambda o: self.metrics.job_outcome(o.job, o.outcome.value),
+            )
             if self.scheduler is not None:
                 await self.scheduler.start()
         if deliver:
@@ -219,7 +253,8 @@ class NodeRuntime:
             await self.peer_server.stop()
         if self.client is not None:
             await self.client.close()
-        self.executor.shutdown(wait=True)
+        for pool in (self.api_executor, self.peer_executor, self.executor):
+            pool.shutdown(wait=True)
         self.node.close()
 
     async def _start_console(self, sock: socket.socket | None = None) -> None:
@@ -243,12 +278,12 @@ class NodeRuntime:
             StoreUserDirectory(node.store),
             sessions=SessionStore(node.store),
             secure_cookies=False,
-            audit=store_audit(node.store, self.executor, node.clock),
+            audit=store_audit(node.store, self.api_executor, node.clock),
             identity=node_identity(node),
             clock=node.clock,
             calendars=lambda: node.calendars,
             config_hint=str(node.config.path),
-            **node_console_sources(node, self.executor),
+            **node_console_sources(node, self.api_executor),
         )
         config = node.config.console
         self.extra_runners.append(
@@ -293,6 +328,7 @@ class NodeRuntime:
         while not self._stopping:
             await asyncio.sleep(self.directory_poll_seconds)
             await self._follow_keys()
+            await self._write_refusal_summaries()
             current = _mtime(path) if path is not None else seen
             if current == seen:
                 continue
@@ -305,6 +341,14 @@ class NodeRuntime:
                 continue
             await self.reload_directory(directory)
             log.info("directory version %s in force", directory.version)
+
+    async def _write_refusal_summaries(self) -> None:
+        """The minutes just over get their refusal summaries even when no refusal follows."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self.executor, self.node.refusals.flush)
+        except Exception as exc:  # the store is down: counted still, written next time
+            log.error("refusal summaries not written: %s", type(exc).__name__)
 
     def _crl_state(self) -> tuple[float, ...]:
         return tuple(_mtime(p) for p in self.node.config.trust.crl_files)
@@ -321,6 +365,7 @@ class NodeRuntime:
             log.error("TLS key generation cannot be used: %s", type(exc).__name__)
             identity = None
         await self._publish_key_expiry()
+        await self._publish_job_status()
         crls = self._crl_state()
         if identity is not None and identity.generation != self._tls_generation:
             await self.reload_tls()
@@ -330,6 +375,29 @@ class NodeRuntime:
             await loop.run_in_executor(self.executor, self.node.reload_crls)
             await self.reload_tls()
             log.info("certificate revocation lists reloaded")
+
+    async def _publish_job_status(self) -> None:
+        """Job gauges from the node-wide slot record (whichever process ran the job), at most
+        once a minute."""
+        if self.scheduler is None:
+            return
+        now = self.node.clock()
+        if self._jobs_checked_at and (now - self._jobs_checked_at).total_seconds() < 60:
+            return
+        self._jobs_checked_at = now
+        from gateway.jobs import slots
+        from gateway.jobs.scheduler import JOB_NAMES
+
+        def read() -> list[Any]:
+            with self.scheduler.engine.connect() as conn:
+                return slots.status(conn, JOB_NAMES)
+
+        try:
+            statuses = await asyncio.get_running_loop().run_in_executor(self.executor, read)
+        except Exception as exc:  # metrics must never stop the node
+            log.error("job status for metrics failed: %s", type(exc).__name__)
+            return
+        self.metrics.job_status(statuses)
 
     async def _publish_key_expiry(self) -> None:
         loop = asyncio.get_running_loop()
@@ -377,9 +445,16 @@ class NodeRuntime:
             return None
         return body.id
 
+    async def _audit_refusal(self, actor: str, code: str) -> None:
+        """A 403 or 413 of the peer endpoint, audited like the pipeline's refusals."""
+        record = functools.partial(
+            self.node.refusals.record, actor, str(code), self.node.clock(), kind=AT_ENDPOINT
+        )
+        await asyncio.get_running_loop().run_in_executor(self.peer_executor, record)
+
     async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
+        outcome = await loop.run_in_executor(self.peer_executor, self.node.receive, sender, payload)
         if outcome.disposition is Disposition.ACCEPTED:
             self.metrics.message_received(outcome.agreement, outcome.kind)
             if outcome.late:
@@ -452,7 +527,12 @@ class NodeRuntime:
             # The destination left the directory, the message is gone…: record the failed
             # attempt (back-off, then dead letter) instead of leaving the row claimed, which
             # would retry it every lease for ever and never finish its attempts.
-            log.error("delivery of %s cannot start: %s", claim.message_id, type(exc).__name__)
+            log.error(
+                "delivery of %s cannot start: %s",
+                claim.message_id,
+                type(exc).__name__,
+                extra={"message_id": claim.message_id, "peer": claim.destination},
+            )
             failure = functools.partial(
                 self.node.record_failure, claim, OUTGOING_FAILED, retryable=True
             )
@@ -494,6 +574,13 @@ class NodeRuntime:
             DeliveryResult.REJECTED: DeliveryOutcome.REJECTED,
         }.get(result.outcome, DeliveryOutcome.RETRY)
         self.metrics.delivery(outcome)
+        log.info(
+            "delivery of %s to %s: %s",
+            claim.message_id,
+            claim.destination,
+            result.outcome.value,
+            extra={"message_id": claim.message_id, "peer": claim.destination},
+        )
         if result.outcome is DeliveryResult.REJECTED:
             self.metrics.message_rejected(result.code or "REJECTED", RejectionSource.BY_PEER)
         if result.outcome is DeliveryResult.DELIVERED:

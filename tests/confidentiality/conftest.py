@@ -34,6 +34,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
 DEBUG_LOGGERS = (
     "aiohttp",
     "aiohttp.access",
+    "gateway.access",
     "aiohttp.client",
     "aiohttp.internal",
     "aiohttp.server",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,6 +170,34 @@ def test_missing_token_key_and_wrong_pin(token: Token, token_keys: KeyStore) -> 
     with pytest.raises(KeyStoreError, match="wrong PIN"):
         token_store(token, pin="0000").seal()
     assert token_keys.seal().on_token  # logs in again with the right PIN
+
+
+def test_the_pin_from_a_file_or_a_systemd_credential(
+    token: Token, token_keys: KeyStore, tmp_path: Path
+) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "pkcs11-pin").write_text(PIN)
+    section = KeysSection(
+        dir=token.keys_dir,
+        official="chief",
+        pkcs11_module=Path(MODULE),
+        pkcs11_token_label=token.label,
+    )
+    wrong = {"GATEWAY_PKCS11_PIN": "0000", "GATEWAY_KEY_PASSPHRASE": PASSPHRASE}
+    from_file = dataclasses.replace(section, pkcs11_pin_file=pin_file)
+    from_credential = {**wrong, "CREDENTIALS_DIRECTORY": str(credentials)}
+    for store in (
+        KeyStore(from_file, SENDER, environ=wrong),
+        KeyStore(section, SENDER, environ=from_credential),
+    ):
+        try:
+            assert store.seal().on_token  # logged in: the wrong variable was not used
+        finally:
+            store.close()
 
 
 def test_cli_generates_on_the_token(

@@ -1,7 +1,7 @@
 """Hostile and broken input at a running node's peer endpoint: each refused with its code, nothing
 stored changing (row counts of messages, conversations, outbox, receipts, delivery attempts), and
-the refusal in the audit trail (or, where the node never sees the document — TLS, 403, 413 —
-in its log).
+the refusal in the audit trail (403 and 413 of the endpoint as ``peer.refused``; a failed TLS
+handshake, where no HTTP request exists, in the log only).
 
 The receiver is KZ-MJ, a real :class:`~gateway.web.runtime.NodeRuntime` on its directory port;
 crafted bytes are POSTed over mutual TLS with :class:`~gateway.web.peer_client.PeerClient`,
@@ -489,6 +489,7 @@ async def test_a_certificate_not_in_the_directory_gets_403(
     ca = DemoCA.load(world.root / "pki" / "RU" / "ca", DEMO_PASSPHRASE)
     keys_dir = _tls_identity(ca, tmp_path)
     before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+    endpoint = len(audit_rows(receiver.node.store, "peer.refused"))
 
     with caplog.at_level(logging.WARNING, logger="gateway.web.peer_server"):
         async with PeerClient(tls_client(keys_dir, world)) as unlisted:
@@ -501,14 +502,19 @@ async def test_a_certificate_not_in_the_directory_gets_403(
     assert failed.value.response is not None
     assert failed.value.response.body.strip() == b"PEER_UNKNOWN"
     assert row_counts(receiver.node.store) == before
-    # Refused before the pipeline: logged, not an audit event (see the report).
+    # Refused before the pipeline: not a document's rejection, but audited as the endpoint's
+    # refusal of an unknown peer (per address, code and minute: gateway.exchange.refusals).
     assert rejections_so_far(receiver) == audited
     assert any("peer not in the directory refused" in r.getMessage() for r in caplog.records)
+    (event,) = audit_rows(receiver.node.store, "peer.refused")[endpoint:]
+    assert event["actor"] == "peer-unknown:127.0.0.1"
+    assert event["details"] == {"code": "PEER_UNKNOWN"}
 
 
 async def test_an_oversize_body_gets_413(receiver: Receiver, sender_client: PeerClient) -> None:
     payload = b"<" + b"x" * MAX_MESSAGE_BYTES
     before, audited = row_counts(receiver.node.store), rejections_so_far(receiver)
+    endpoint = len(audit_rows(receiver.node.store, "peer.refused"))
 
     with pytest.raises(PeerTransportError) as failed:
         await sender_client.post_message(receiver.url, payload)
@@ -519,6 +525,9 @@ async def test_an_oversize_body_gets_413(receiver: Receiver, sender_client: Peer
     assert not failed.value.retryable
     assert row_counts(receiver.node.store) == before
     assert rejections_so_far(receiver) == audited
+    (event,) = audit_rows(receiver.node.store, "peer.refused")[endpoint:]
+    assert event["actor"] == f"peer:{SENDER}"
+    assert event["details"] == {"code": "MESSAGE_TOO_LARGE"}
 
 
 def _tls_identity(ca: DemoCA, folder: Path) -> Path:

@@ -367,7 +367,11 @@ def test_two_nodes_triggering_the_same_run_never_overlap_and_the_skip_is_logged(
     assert len(ran) == len(fires) and len(skipped) == len(fires)
     skip_logs = [r for r in caplog.records if "skipped on" in r.getMessage()]
     assert len(skip_logs) == len(fires)
-    assert all("its lock is held by" in r.getMessage() for r in skip_logs)
+    # The loser finds the lock held or, when it gets the lock after the winner, the slot taken.
+    assert all(
+        "its lock is held by" in r.getMessage() or "slot already taken by" in r.getMessage()
+        for r in skip_logs
+    )
     # The lock's loser is expected in this layout: told at DEBUG, never as a WARNING.
     assert all(r.levelno == logging.DEBUG for r in skip_logs)
 
@@ -401,6 +405,78 @@ def test_two_nodes_sharing_the_job_table_run_each_time_at_most_once(
     scheduled = [r.scheduled_for for r in rows]
     assert len(scheduled) == len(set(scheduled)), "a run time ran twice"
     assert len(scheduled) == 2  # both run times ran, once each
+
+
+def test_a_slot_runs_once_even_when_the_loser_gets_the_lock_after_the_winner(
+    runs_table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #20 (a second run of the same slot was stopped only by timing): with an instant
+    body, the node that lost the race takes the lock as soon as the winner releases it, and
+    used to run the same slot again. The slot row (``jobs_slots``) now stops it, and records
+    the one run's outcome."""
+    from gateway.jobs import slots
+
+    url = runs_table
+    first_fire = datetime.now(UTC) + timedelta(seconds=0.6)
+    fires = [first_fire, first_fire + timedelta(seconds=1.0)]
+
+    def trigger() -> IntervalTrigger:
+        return IntervalTrigger(seconds=1.0, start_date=fires[0], end_date=fires[-1])
+
+    outcomes: list[JobOutcome] = []
+    errors: list[BaseException] = []
+    run_id = secrets.token_hex(3)
+    with caplog.at_level(logging.DEBUG, logger="gateway.jobs.scheduler"):
+        threads = [
+            _run_node_in_thread(
+                url, owner, trigger, f"jobs_{owner}_{run_id}_", 2.4, 0.0, outcomes, errors
+            )
+            for owner in ("gw1", "gw2")
+        ]
+        for thread in threads:
+            thread.join(timeout=20)
+    assert not errors, errors
+    rows = _assert_never_overlapping(url)
+    assert sorted(r.scheduled_for for r in rows) == [f.timestamp() for f in fires]
+    assert len([o for o in outcomes if o.outcome is Outcome.RAN]) == len(fires)
+    assert len([o for o in outcomes if o.outcome is Outcome.SKIPPED]) == len(fires)
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            recorded = slots.slots(conn, PURGE)
+    finally:
+        engine.dispose()
+    assert sorted(r.slot for r in recorded) == fires
+    assert {r.outcome for r in recorded} == {slots.SUCCEEDED}
+    assert all(r.finished_at is not None and r.duration_ms is not None for r in recorded)
+
+
+def test_a_claimed_slot_is_refused_to_a_restarted_process(db_url: str) -> None:
+    """A restart (or a clock step) that replays a slot already run finds it claimed."""
+    from gateway.jobs import slots
+
+    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
+    try:
+        slots.ensure_table(engine)
+        slots.ensure_table(engine)  # idempotent: every process calls it at start
+        slot = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
+        assert slots.claim(engine, PURGE, slot, "gw1", slot) is None
+        assert slots.claim(engine, PURGE, slot, "gw2", slot) == "gw1"
+        slots.finish(
+            engine,
+            PURGE,
+            slot,
+            outcome=slots.SUCCEEDED,
+            finished_at=slot + timedelta(seconds=3),
+            count=7,
+        )
+        assert slots.claim(engine, PURGE, slot, "gw1-restarted", slot) == "gw1"
+        with engine.connect() as conn:
+            (status,) = slots.status(conn, [PURGE])
+        assert status.last_success is not None and status.last_success.count == 7
+        assert status.last_success.duration_ms == 3000 and status.failures == 0
+    finally:
+        engine.dispose()
 
 
 # --- inside the service -------------------------------------------------------------------------

@@ -89,6 +89,8 @@ def _reset_postgres(store: Store) -> None:
         for table in reversed(metadata.sorted_tables):
             conn.execute(table.delete())
         conn.execute(audit_head.insert().values(id=1, seq=0, hash=bytes(32)))
+        # The scheduler's own tables (created on first use, outside the store's schema).
+        conn.execute(sa.text("DROP TABLE IF EXISTS jobs_slots, jobs_apscheduler"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

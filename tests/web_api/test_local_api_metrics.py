@@ -134,7 +134,7 @@ async def test_access_log_holds_no_query(caplog, unused_tcp_port: int, seeded: S
     app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
     runner = await start_local_api(app, "127.0.0.1", unused_tcp_port)
     try:
-        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        with caplog.at_level(logging.INFO, logger="gateway.access"):
             async with aiohttp.ClientSession() as session:
                 url = f"http://127.0.0.1:{unused_tcp_port}/api/v1/messages/{seeded.plain_message}"
                 async with session.get(
@@ -143,6 +143,6 @@ async def test_access_log_holds_no_query(caplog, unused_tcp_port: int, seeded: S
                     assert response.status == 404
     finally:
         await runner.cleanup()
-    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    assert lines == [f"GET /api/v1/messages/{{message_id}} 404 {lines[0].split()[-1]}"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert lines == [f"api GET /api/v1/messages/{{message_id}} 404 {lines[0].split()[-1]}"]
     assert all(MARKER not in line and seeded.plain_message not in line for line in lines)

@@ -34,6 +34,7 @@ from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
 from gateway.exchange.service import LocalService
+from gateway.logs import access
 from gateway.model.problems import ConfigurationError
 from gateway.web.console import action_pages, admin, auth, pages
 from gateway.web.console.actions import ACTION_NAMES
@@ -199,9 +200,7 @@ class ConsoleAccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         name = auth.route_name(request) if isinstance(request, web.Request) else None
-        self.logger.info(
-            "%s %s %s %.1fms", request.method, name or "-", response.status, time * 1000
-        )
+        access("console", request.method, name or "-", response.status, time)
 
 
 def low_level_error_page(app: web.Application, error: LowLevelError) -> web.Response:

@@ -7,7 +7,7 @@ with :func:`node_console_sources`::
 
     app = make_console_app(runtime.service, StoreUserDirectory(node.store),
                            sessions=SessionStore(node.store), ...,
-                           **node_console_sources(node, runtime.executor))
+                           **node_console_sources(node, runtime.api_executor))
 
 Every adapter runs its blocking work (database, key files) in the given executor: the event
 loop only renders pages. The sources only read; nothing here changes keys, holds or the trail.

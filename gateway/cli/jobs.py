@@ -1,0 +1,121 @@
+"""``gateway jobs list``: the node's scheduled jobs, their last run and their next one.
+
+    gateway jobs list --config NODE.toml [--json]
+
+Reads the store only (the job store's next run times, ``jobs_slots``): it works while
+``gateway serve`` runs, and shows the runs of every process of the node. Exit codes: 0 — listed;
+1 — the last run of some job failed (so that a monitoring check can call it); 2 — bad
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.errors import ExitCode, report
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("jobs", help="плановые задания узла: последний и следующий запуск")
+    sub = p.add_subparsers(dest="jobs_command", required=True)
+    ls = sub.add_parser(
+        "list", help="каждое задание: расписание, последний запуск и его исход, следующий запуск"
+    )
+    ls.add_argument("--config", required=True, type=Path, help="TOML-файл узла")
+    ls.add_argument("--json", action="store_true", help="вывод в JSON (строка на задание)")
+    ls.set_defaults(handler=_list)
+
+
+def _time(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).isoformat(timespec="seconds") if at else None
+
+
+def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
+    """What ``jobs list`` prints, one mapping per job (also for the console and tests)."""
+    import sqlalchemy as sa
+
+    from gateway.jobs import slots
+    from gateway.jobs.scheduler import (
+        JOB_NAMES,
+        ScheduleSettings,
+        job_specs,
+        scheduled_job_placeholder,
+        stored_next_runs,
+    )
+
+    settings = ScheduleSettings.from_config(config)
+    specs = {
+        s.name: s for s in job_specs(settings, dict.fromkeys(JOB_NAMES, scheduled_job_placeholder))
+    }
+    engine = sa.create_engine(config.database_url, poolclass=sa.NullPool)
+    try:
+        stored = stored_next_runs(engine)
+        statuses = {name: slots.JobStatus(name, None, None, 0) for name in JOB_NAMES}
+        # A listing writes nothing: before any scheduler started, there are no slots yet.
+        if sa.inspect(engine).has_table(slots.SLOT_TABLE):
+            with engine.connect() as conn:
+                statuses.update((s.job, s) for s in slots.status(conn, JOB_NAMES))
+    finally:
+        engine.dispose()
+    rows = []
+    for name in JOB_NAMES:
+        status = statuses[name]
+        last, success = status.last, status.last_success
+        next_run = stored.get(name) or specs[name].trigger.get_next_fire_time(None, now)
+        rows.append(
+            {
+                "job": name,
+                "schedule": settings.schedule_of(name),
+                "enabled": settings.enabled,
+                "last_slot": _time(last.slot) if last else None,
+                "last_started": _time(last.started_at) if last else None,
+                "last_finished": _time(last.finished_at) if last else None,
+                "last_outcome": last.outcome if last else None,
+                "last_owner": last.owner if last else None,
+                "last_count": last.count if last else None,
+                "last_detail": last.detail if last else None,
+                "last_success": _time(success.finished_at) if success else None,
+                "failures": status.failures,
+                "next_run": _time(next_run) if settings.enabled else None,
+            }
+        )
+    return rows
+
+
+def _list(args: argparse.Namespace) -> int:
+    from gateway.config import NodeConfig
+    from gateway.model.problems import GatewayError
+
+    try:
+        config = NodeConfig.from_toml(args.config)
+        rows = job_rows(config, datetime.now(UTC))
+    except (GatewayError, OSError) as exc:
+        return report(exc)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        print("job\tschedule\tlast_slot\toutcome\tstarted\tfinished\tcount\tlast_success\tnext_run")
+        for r in rows:
+            print(
+                "\t".join(
+                    str(v if v is not None else "-")
+                    for v in (
+                        r["job"],
+                        r["schedule"],
+                        r["last_slot"],
+                        r["last_outcome"],
+                        r["last_started"],
+                        r["last_finished"],
+                        r["last_count"],
+                        r["last_success"],
+                        r["next_run"] if r["enabled"] else "disabled",
+                    )
+                )
+            )
+    failed = any(r["last_outcome"] == "failed" for r in rows)
+    return ExitCode.REFUSED if failed else ExitCode.OK

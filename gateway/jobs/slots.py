@@ -1,0 +1,180 @@
+"""Scheduled job slots: each run time of each job is claimed once, by one process, ever.
+
+A slot is the time a job was scheduled for (``JobRun.scheduled_for``). The job lock keeps two
+processes from running a job *at the same time*; the slot row keeps them (or a restart, or a
+clock step) from running the same *slot* twice: the primary key ``(job, slot)`` lets exactly one
+insert win, whatever the timing. The row then records how the run ended, which is what
+``gateway jobs list`` and the job metrics read — node-wide, whichever process ran it.
+
+A process killed during a run leaves its slot ``running``: that slot is not run again (the
+next slot is; the purge resumes an interrupted run by itself), and ``jobs list`` shows it.
+
+The table (``jobs_slots``) belongs to the scheduler like ``jobs_locks``: prefixed apart from
+the store's tables and created on first use, so that it exists wherever a scheduler runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.store.tables import UtcDateTime
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+KEEP_SLOTS = 200
+"""Rows kept per job: weeks of the daily jobs, an hour or two of the outbox sweep."""
+MAX_DETAIL = 64
+SLOT_TABLE = "jobs_slots"
+
+_metadata = sa.MetaData()
+job_slots = sa.Table(
+    SLOT_TABLE,
+    _metadata,
+    sa.Column("job", sa.String(64), primary_key=True),
+    sa.Column("slot", UtcDateTime, primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.String(MAX_DETAIL), nullable=True),
+    sa.Column("duration_ms", sa.BigInteger, nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=True),
+)
+"""The primary key ``(job, slot)`` is what makes a slot claimable once."""
+
+
+def ensure_table(engine: Engine) -> None:
+    """Create ``jobs_slots`` if missing (IF NOT EXISTS: two processes may race here)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.CreateTable(job_slots, if_not_exists=True))
+    except sa.exc.DBAPIError:
+        # PostgreSQL: a concurrent CREATE … IF NOT EXISTS may still collide in its catalog.
+        if not sa.inspect(engine).has_table(SLOT_TABLE):
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRow:
+    job: str
+    slot: datetime
+    owner: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    detail: str | None
+    duration_ms: int | None
+    count: int | None
+    """What the run handled (messages purged, sends retried…), when the job says."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One job as ``jobs list`` and the metrics show it."""
+
+    job: str
+    last: SlotRow | None
+    last_success: SlotRow | None
+    failures: int
+    """Failed slots among the kept rows."""
+
+
+def claim(engine: Engine, job: str, slot: datetime, owner: str, now: datetime) -> str | None:
+    """Claim ``slot`` of ``job`` for ``owner`` in a transaction of its own. None: claimed now;
+    otherwise the owner that claimed it before (the caller skips the run)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                job_slots.insert().values(
+                    job=job, slot=slot, owner=owner[:64], started_at=now, outcome=RUNNING
+                )
+            )
+        return None
+    except sa.exc.IntegrityError:
+        with engine.connect() as conn:
+            holder = conn.execute(
+                sa.select(job_slots.c.owner).where(job_slots.c.job == job, job_slots.c.slot == slot)
+            ).scalar()
+        return holder or "another process"
+
+
+def finish(
+    engine: Engine,
+    job: str,
+    slot: datetime,
+    *,
+    outcome: str,
+    finished_at: datetime,
+    detail: str = "",
+    count: int | None = None,
+) -> None:
+    """Record how a claimed slot ended, and keep the newest :data:`KEEP_SLOTS` rows of the job."""
+    with engine.begin() as conn:
+        started = conn.execute(
+            sa.select(job_slots.c.started_at).where(
+                job_slots.c.job == job, job_slots.c.slot == slot
+            )
+        ).scalar()
+        duration = max(0, int((finished_at - started).total_seconds() * 1000)) if started else None
+        conn.execute(
+            job_slots.update()
+            .where(job_slots.c.job == job, job_slots.c.slot == slot)
+            .values(
+                finished_at=finished_at,
+                outcome=outcome,
+                detail=detail[:MAX_DETAIL] or None,
+                duration_ms=duration,
+                count=count,
+            )
+        )
+        oldest_kept = conn.execute(
+            sa.select(job_slots.c.slot)
+            .where(job_slots.c.job == job)
+            .order_by(job_slots.c.slot.desc())
+            .offset(KEEP_SLOTS - 1)
+            .limit(1)
+        ).scalar()
+        if oldest_kept is not None:
+            conn.execute(
+                job_slots.delete().where(job_slots.c.job == job, job_slots.c.slot < oldest_kept)
+            )
+
+
+def _row(r: object) -> SlotRow:
+    return SlotRow(**{f: getattr(r, f) for f in SlotRow.__dataclass_fields__})
+
+
+def slots(conn: Connection, job: str, limit: int = 20) -> list[SlotRow]:
+    """The job's newest slots, newest first."""
+    rows = conn.execute(
+        sa.select(job_slots)
+        .where(job_slots.c.job == job)
+        .order_by(job_slots.c.slot.desc())
+        .limit(limit)
+    )
+    return [_row(r) for r in rows]
+
+
+def status(conn: Connection, jobs: Sequence[str]) -> list[JobStatus]:
+    """Last run, last success and failures of each job (a few indexed reads per job)."""
+    found = []
+    for job in jobs:
+        newest = slots(conn, job, limit=1)
+        success = conn.execute(
+            sa.select(job_slots)
+            .where(job_slots.c.job == job, job_slots.c.outcome == SUCCEEDED)
+            .order_by(job_slots.c.slot.desc())
+            .limit(1)
+        ).first()
+        failures = conn.execute(
+            sa.select(sa.func.count()).where(job_slots.c.job == job, job_slots.c.outcome == FAILED)
+        ).scalar_one()
+        last = newest[0] if newest else None
+        found.append(JobStatus(job, last, _row(success) if success else None, failures))
+    return found
