@@ -1,5 +1,6 @@
-"""Conversation counts per state, agreement and parties, filled from the conversations; an
-index for the near-deadline list by state and due date.
+"""Conversation counts by state, agreement and parties; the near-deadline index.
+
+The counts start from one scan of the conversations; the index orders open states by due date.
 
 Revision ID: c2_conversation_counts
 Revises: c2_console_sessions
