@@ -61,7 +61,11 @@ from gateway.exchange.node import Node  # noqa: E402
 from gateway.exchange.service import Actor, ConversationFilter, Role  # noqa: E402
 from gateway.store.engine import migrate, open_store  # noqa: E402
 from gateway.store.tables import conversations  # noqa: E402
-from gateway.web.console import StoreUserDirectory, make_console_app  # noqa: E402
+from gateway.web.console import (  # noqa: E402
+    SessionStore,
+    StoreUserDirectory,
+    make_console_app,
+)
 from gateway.web.console.pages import PAGE_SIZE  # noqa: E402
 from gateway.web.console.passwords import hash_password  # noqa: E402
 
@@ -238,7 +242,12 @@ async def measure(node: Node, repeat: int) -> dict[str, dict[str, float]]:
             "bench", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=datetime.now(UTC)
         )
     app = make_console_app(
-        service, users, secure_cookies=False, audit=_audit, password_hasher=CHEAP_HASHER
+        service,
+        users,
+        sessions=SessionStore(node.store),
+        secure_cookies=False,
+        audit=_audit,
+        password_hasher=CHEAP_HASHER,
     )
     app.middlewares.append(_timing)
     app[SERVER_TIME] = {}

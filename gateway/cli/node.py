@@ -25,8 +25,8 @@ def register(subparsers: Any) -> None:
         "--workers",
         type=int,
         default=1,
-        help="processes serving the node's ports (default 1); the first also runs the console "
-        "and the scheduler",
+        help="processes serving the node's ports, the console's included (default 1); the first "
+        "also runs the scheduler",
     )
     serve.set_defaults(handler=_serve)
 
@@ -163,8 +163,8 @@ async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
 
 def _serve_workers(config: NodeConfig, workers: int) -> int:
     """Bind the node's ports once, then fork ``workers`` processes that all serve them (each
-    with its own interpreter, so CPU work is not serialised by one GIL). The first worker also
-    serves the console (its sessions live in that process) and runs the scheduler. A worker that
+    with its own interpreter, so CPU work is not serialised by one GIL). Every worker serves
+    the console (sessions are in the store); the first also runs the scheduler. A worker that
     dies stops the others: the service manager restarts the node whole."""
     import asyncio
     import contextlib
@@ -184,7 +184,7 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
         if pid == 0:  # the worker
             status = 0
             try:
-                listeners = Listeners(peer, api, console if number == 0 else None)
+                listeners = Listeners(peer, api, console)
                 asyncio.run(
                     _serve_worker(Node.from_config(config), listeners, scheduler=number == 0)
                 )
@@ -197,7 +197,8 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
     print(
         f"узел {config.node.body_id}: {workers} процесса(ов), peer "
         f"https://{config.peer.host}:{peer.getsockname()[1]}, "
-        f"API http://{config.api.host}:{api.getsockname()[1]}/api/v1",
+        f"API http://{config.api.host}:{api.getsockname()[1]}/api/v1, "
+        f"консоль http://{config.console.host}:{console.getsockname()[1]}",
         flush=True,
     )
     stopping = False

@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from gateway.crypto.rotation import expiring_keys
@@ -173,6 +173,17 @@ class LocalNodeService:
             )
 
         return await self._run(page)
+
+    async def conversations_due(
+        self, states: tuple[str, ...], *, due_by: date, limit: int, actor: Actor
+    ) -> tuple[ConversationSummary, ...]:
+        await self._allow(actor, Action.LIST_CONVERSATIONS)
+
+        def due() -> tuple[ConversationSummary, ...]:
+            with self.node.store.read() as conn:
+                return tuple(_summary(c) for c in conv_store.due_by(conn, states, due_by, limit))
+
+        return await self._run(due)
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
         await self._allow(actor, Action.COUNT_CONVERSATIONS)

@@ -323,6 +323,13 @@ class LocalService(Protocol):
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]: ...
 
+    async def conversations_due(
+        self, states: tuple[str, ...], *, due_by: date, limit: int, actor: Actor
+    ) -> tuple[ConversationSummary, ...]:
+        """Conversations in ``states`` due on or before ``due_by``, soonest due first, across
+        states (the overview's near-deadline list)."""
+        ...
+
     async def disclose(
         self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
     ) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.model.problems import ConfigurationError
-from gateway.store import audit
+from gateway.store import audit, counts
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the single write lock: longer than any store
@@ -334,6 +334,7 @@ def open_store(
             f"[database] url: {backend!r} is not supported; use sqlite or postgresql+psycopg"
         )
     audit.install(engine)
+    counts.install(engine)
     return Store(engine, threading.RLock() if backend == "sqlite" else None)
 
 

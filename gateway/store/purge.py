@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.store import audit
+from gateway.store import conversations as conversation_store
 from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
     attachments,
@@ -826,7 +827,7 @@ def purge_batch(
                 conversation_machines.c.conversation_id.in_(emptied)
             )
         )
-        conn.execute(conversations.delete().where(conversations.c.conversation_id.in_(emptied)))
+        conversation_store.delete(conn, emptied)  # counted out of conversation_counts
     conn.execute(
         purge_runs.update()
         .where(purge_runs.c.run_id == run_id)

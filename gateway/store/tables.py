@@ -93,6 +93,11 @@ conversations = sa.Table(
         )
     ),
     sa.Index("ix_conversations_deadline", "deadline", "opened_at", "conversation_id", "state"),
+    # The overview's near-deadline list: open states only, by due date (closed conversations
+    # with long-past due dates, most of a million, are never walked).
+    sa.Index(
+        "ix_conversations_state_deadline", "state", "deadline", "opened_at", "conversation_id"
+    ),
 )
 
 conversation_machines = sa.Table(
@@ -452,3 +457,37 @@ audit_checkpoints = sa.Table(
 )
 """Signed audit chain heads: ``statement`` is canonical JSON of (body, seq, hash, time) signed
 by the body's seal, so that truncating the chain and rewriting its tail is detectable."""
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("session_hash", sa.LargeBinary(HASH_BYTES), primary_key=True),
+    sa.Column("csrf_token", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("username", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("roles", sa.String(255), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("purposes", sa.Text, nullable=False),
+    sa.Column("flash", sa.Text, nullable=True),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
+)
+"""The console's sessions, shared by every process of a node (``gateway serve --workers N``,
+or several hosts behind a balancer). Keyed by the SHA-256 of the cookie's random id: a copy of
+the table signs nobody in. ``expires_at`` is the earlier of the idle and the absolute end, so
+one indexed comparison finds live rows and the ones to delete. ``purposes`` is JSON
+(conversation id -> purpose stated, when), the same text the audit trail records."""
+
+conversation_counts = sa.Table(
+    "conversation_counts",
+    metadata,
+    sa.Column("state", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("agreement", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("requesting_party", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("requested_party", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+"""How many conversations there are per state, agreement and pair of parties (the direction:
+a node is the requesting or the requested party), kept by :mod:`gateway.store.counts` in the
+same transaction as each conversation opened, moved or purged. The console's overview reads
+these few rows instead of counting a million."""

@@ -92,11 +92,11 @@ for this pool only, never in front of a peer's document."""
 class Listeners:
     """Sockets bound and listening before the worker processes were forked (``gateway serve
     --workers N``): each worker serves the same ports; the kernel gives each connection to one.
-    ``console`` is None in all but one worker: its sessions live in that process."""
+    The console too: its sessions are in the store, so any worker serves any signed-in user."""
 
     peer: socket.socket
     api: socket.socket
-    console: socket.socket | None
+    console: socket.socket
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -214,9 +214,7 @@ class NodeRuntime:
             sock=listeners.api if listeners else None,
             settings=server_settings(config.api),
         )
-        if listeners is not None:
-            console = listeners.console is not None
-        if console:
+        if console or listeners is not None:
             await self._start_console(listeners.console if listeners else None)
         if scheduler:
             from gateway.jobs.wiring import scheduler_for
@@ -272,6 +270,7 @@ class NodeRuntime:
         Plain HTTP on loopback by default; put a TLS-terminating proxy in front when operators
         reach it over a network (its cookies then need ``secure_cookies``)."""
         from gateway.web.console import (
+            SessionStore,
             StoreUserDirectory,
             make_console_app,
             node_console_sources,
@@ -285,6 +284,7 @@ class NodeRuntime:
         app = make_console_app(
             _WakingService(self.service, self._wake),  # type: ignore[arg-type]
             StoreUserDirectory(node.store),
+            sessions=SessionStore(node.store),
             secure_cookies=False,
             audit=store_audit(node.store, self.api_executor, node.clock),
             identity=node_identity(node),

@@ -27,7 +27,12 @@ from gateway.demo.setup import build_world
 from gateway.exchange.node import Node
 from gateway.exchange.service import Role
 from gateway.store import tokens
-from gateway.web.console import StoreUserDirectory, make_console_app, start_console
+from gateway.web.console import (
+    SessionStore,
+    StoreUserDirectory,
+    make_console_app,
+    start_console,
+)
 from gateway.web.console.identity import node_identity
 from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import node_console_sources, store_audit
@@ -152,6 +157,7 @@ async def _start(world_root: Path, body_id: str, config_path: Path) -> NodeConso
     app = make_console_app(
         runtime.service,
         directory,
+        sessions=SessionStore(node.store),
         secure_cookies=False,
         audit=audit,
         identity=node_identity(node),

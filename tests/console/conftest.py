@@ -28,6 +28,7 @@ from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store.engine import Store, migrate, open_store
 from gateway.web.console import NodeIdentity, StoreUserDirectory, make_console_app
 from gateway.web.console.passwords import hash_password
+from gateway.web.console.sessions import SessionStore
 from gateway.web.console.sources import (
     StoreAuditTrail,
     store_holds,
@@ -269,8 +270,8 @@ IDENTITY = NodeIdentity.of("KZ-MJ", "Министерство юстиции Р�
 
 
 def store_sources(store: Store, config_path: Path) -> dict[str, Any]:
-    """Every source a console needs, over a real store (empty: no keys, no directory loaded,
-    the default retention policies); a test passes its own to replace any of them."""
+    """Every source a console needs and its sessions, over a real store (empty: no keys, no
+    directory loaded, the default retention policies); a test passes its own to replace any."""
 
     async def no_keys() -> list[Any]:
         return []
@@ -282,6 +283,7 @@ def store_sources(store: Store, config_path: Path) -> dict[str, Any]:
         return load_retention(None, config_path)
 
     return {
+        "sessions": SessionStore(store),
         "expiring_keys": no_keys,
         "undelivered": store_undelivered(store),
         "key_entries": no_keys,

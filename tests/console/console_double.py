@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from gateway.exchange.disclosure import Decision, DisclosureRefused
 from gateway.exchange.service import (
     Action,
     Actor,
@@ -70,6 +71,7 @@ class ConsoleTestService:
         self.messages: dict[str, Stored] = {}
         self.reads: list[Read] = []
         self.submitted: list[dict[str, Any]] = []
+        self.disclosed: list[dict[str, Any]] = []
         self.denied: list[tuple[str, str]] = []
         self.calls: list[str] = []
         self.reports: dict[str, dict[str, Any]] = {}
@@ -227,6 +229,50 @@ class ConsoleTestService:
         if stored.receipt is None:
             raise NotFound(message_id)
         return stored.receipt
+
+    async def disclose(
+        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
+    ) -> dict[str, Any]:
+        """Records the call; a third party is refused as the node's rule refuses it without a
+        consent (the rule itself is tested in tests/confidentiality)."""
+        self.calls.append("disclose")
+        self._need(actor, Action.DISCLOSE)
+        if category == "third-party":
+            raise DisclosureRefused(
+                Decision(
+                    False,
+                    "CIS Art. 9.2",
+                    "третьему лицу — только с согласием предоставившей стороны",
+                    "DISCLOSURE_CONSENT_REQUIRED",
+                    "запросите согласие (форма «Запрос согласия»)",
+                )
+            )
+        self.disclosed.append(
+            {"message_id": message_id, "recipient": recipient, "category": category}
+        )
+        return {
+            "disclosure_id": "d-1",
+            "message_id": message_id,
+            "article": "CIS Art. 9.2",
+            "code": "DISCLOSURE_ALLOWED",
+            "conditions": [],
+            "procedure": [],
+        }
+
+    async def conversations_due(
+        self, states: tuple[str, ...], *, due_by: date, limit: int, actor: Actor
+    ) -> tuple[ConversationSummary, ...]:
+        self.calls.append("conversations_due")
+        self._need(actor, Action.LIST_CONVERSATIONS)
+        due = sorted(
+            (
+                c
+                for c in self.conversations.values()
+                if c.state in states and c.deadline is not None and c.deadline <= due_by
+            ),
+            key=lambda c: (c.deadline, c.opened_at, c.conversation_id),
+        )
+        return tuple(due[:limit])
 
     async def counts_by_state(self, *, actor: Actor) -> dict[str, int]:
         self.calls.append("counts_by_state")

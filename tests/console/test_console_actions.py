@@ -20,6 +20,7 @@ from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
 from gateway.web.console.actions import (
     MAX_ATTACHMENT_BYTES,
+    SIDE_KINDS,
     SPECS,
     Upload,
     available_actions,
@@ -31,7 +32,7 @@ from gateway.web.console.actions import (
 )
 from gateway.xml.convert import json_to_xml
 from gateway.xml.validate import validate
-from tests.console.conftest import NOW, _summary, example, signed_in, uid
+from tests.console.conftest import NOW, _summary, csrf_of, example, signed_in, uid
 
 # One typed value per field name: what an operator would enter.
 TYPED: dict[str, str] = {
@@ -53,6 +54,17 @@ TYPED: dict[str, str] = {
     "Purpose": "Включение сведений в конкурсную массу по делу № А40-000001/2026.",
     "ProvidedInMessageId": "",
     "ConsentRequestId": "",
+    "DoubtAbout": "both",
+    "Details": "Запрос поступил также по электронной почте с другого адреса.",
+    "Confirmed": "yes",
+    "Statement": "Подтверждаем, что запрос направлен Верховным Судом Российской Федерации.",
+    "ConfirmedByName": "Образцов Пётр Петрович",
+    "ConfirmedByPosition": "Начальник управления международного сотрудничества",
+    "Topic": "both-topics",
+    "Measures": "Сведения хранятся в зашифрованном виде; доступ — только у исполнителя.",
+    "RetentionInformation": "Материалы исполнительного производства",
+    "RetentionTerm": "5 лет после окончания производства",
+    "RetentionLegalBasis": "",
 }
 
 
@@ -130,6 +142,18 @@ STATE_FOR: dict[str, tuple[str, Side, tuple[tuple[str, str], ...]]] = {
         (("Response", "out"), ("ConsentRequest", "in")),
     ),
     "withdraw": ("in-progress", Side.REQUESTING, ()),
+    "authenticity-request": ("in-progress", Side.REQUESTED, ()),
+    "authenticity-confirm": (
+        "awaiting-authenticity",
+        Side.REQUESTING,
+        (("AuthenticityConfirmationRequest", "in"),),
+    ),
+    "protection-inquiry": ("in-progress", Side.REQUESTING, ()),
+    "protection-answer": (
+        "in-progress",
+        Side.REQUESTED,
+        (("ProtectionMeasuresInquiry", "in"),),
+    ),
 }
 
 CASES = [(a, name) for a in PROFILES for name in SPECS[a]]
@@ -181,17 +205,36 @@ def test_offered_actions_follow_the_protocol_table() -> None:
     for agreement in PROFILES:
         for state in State:
             for side in Side:
-                extra = (("ConsentRequest", "in"),)
+                extra = (("ConsentRequest", "in"), ("ProtectionMeasuresInquiry", "in"))
                 view = _view(agreement, state.value, side, *extra)
                 offered = {s.name for s in available_actions(view)}
                 row = TRANSITIONS[state]
                 for spec in SPECS[agreement].values():
                     keys = [f"{spec.kind}:{d}" for d in spec.decisions] or [spec.kind]
-                    sender_ok = spec.kind in {"ConsentRequest", "ConsentDecision"} or (
-                        spec.sender is side
-                    )
+                    sender_ok = spec.kind in SIDE_KINDS or spec.sender is side
                     expected = sender_ok and any((k, side) in row for k in keys)
                     assert (spec.name in offered) == expected, (agreement, state, side, spec.name)
+
+
+def test_protection_answer_only_while_an_inquiry_is_unanswered() -> None:
+    asked = _view(
+        "cis-enforcement", "in-progress", Side.REQUESTED, ("ProtectionMeasuresInquiry", "in")
+    )
+    assert "protection-answer" in {s.name for s in available_actions(asked)}
+    answered = _view(
+        "cis-enforcement",
+        "in-progress",
+        Side.REQUESTED,
+        ("ProtectionMeasuresInquiry", "in"),
+        ("ProtectionMeasuresAnswer", "out"),
+    )
+    inquiry = next(m for m in answered.messages if m.kind == "ProtectionMeasuresInquiry")
+    reply = replace(answered.messages[-1], in_reply_to=inquiry.message_id)
+    answered = replace(answered, messages=(*answered.messages[:-1], reply))
+    assert "protection-answer" not in {s.name for s in available_actions(answered)}
+    # Authenticity (SC Art. 5.3) is a supreme-courts form only.
+    assert "authenticity-request" not in SPECS["cis-enforcement"]
+    assert "protection-inquiry" not in SPECS["ru-kz-supreme-courts"]
 
 
 def test_nothing_is_offered_on_closed_main_path() -> None:
@@ -443,3 +486,43 @@ async def test_consent_decision_answers_the_pending_request(client, service, see
     [document] = service.submitted
     assert document["header"]["InReplyTo"] == uid("consent")
     assert document["body"]["ConsentDecision"]["Decision"] == "refused"
+
+
+async def test_disclosure_form_records_or_names_the_refusal(client, service, seeded) -> None:
+    """Offered to a confidential reader once a document was received; the node's rule decides:
+    an allowed disclosure is recorded, a refusal names the article and what to do."""
+    await signed_in(client, "operator1")  # may send, may not disclose
+    page = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert 'id="action-disclose"' not in page
+    assert (await client.get(f"/conversations/{seeded.cis}/actions/disclose")).status == 403
+    await client.post("/logout", data={"csrf_token": csrf_of(page)})
+
+    token = await signed_in(client, "reader1")
+    page = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert 'id="action-disclose"' in page
+    form = await (await client.get(f"/conversations/{seeded.cis}/actions/disclose")).text()
+    assert f'value="{seeded.cis_request}"' in form  # the received request is offered
+    typed = {
+        "csrf_token": token,
+        "MessageId": seeded.cis_request,
+        "Recipient": "Образцов Иван Иванович",
+        "Purpose": "Ознакомление должника с запросом по исполнительному производству.",
+    }
+    url = f"/conversations/{seeded.cis}/actions/disclose"
+    refused = await client.post(url, data={**typed, "Category": "third-party"})
+    assert refused.status == 409
+    html = await refused.text()
+    assert "ст. 9.2 Соглашения СНГ" in html and "Что сделать: запросите согласие" in html
+    assert "Образцов Иван Иванович" in html  # what was typed stays in the form
+    assert service.disclosed == []
+    done = await client.post(url, data={**typed, "Category": "debtor"}, allow_redirects=False)
+    assert done.status == 303
+    assert service.disclosed == [
+        {
+            "message_id": seeded.cis_request,
+            "recipient": "Образцов Иван Иванович",
+            "category": "debtor",
+        }
+    ]
+    shown = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert "Раскрытие записано" in shown

@@ -38,6 +38,7 @@ from gateway.exchange.documents import complete_header
 from gateway.exchange.node import Node
 from gateway.exchange.service import Actor, Role
 from gateway.store import Store, open_store, tokens
+from gateway.store import conversations as conv_store
 from gateway.store.engine import migrate
 from gateway.store.tables import (
     audit_events,
@@ -116,6 +117,17 @@ def write_toml(path: Path, raw: dict[str, dict[str, Any]]) -> None:
         lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def counts_and_scan(store: Store) -> tuple[dict[Any, int], dict[Any, int]]:
+    """The conversation counts the node kept at each commit, and the same counted by a scan,
+    by (state, agreement, requesting party, requested party): equal whenever the node is right."""
+    c = conversations.c
+    key = (c.state, c.agreement, c.requesting_party, c.requested_party)
+    with store.read() as conn:
+        counted = conv_store.count_by_key(conn)
+        rows = conn.execute(sa.select(*key, sa.func.count()).group_by(*key)).all()
+    return counted, {(r[0], r[1], r[2], r[3]): r[4] for r in rows}
 
 
 def open_node_store(config_path: Path) -> Store:

@@ -17,7 +17,12 @@ from gateway.crypto.xades import verify_document
 from gateway.demo import play as demo_play
 from gateway.demo.setup import DemoWorld
 from gateway.store import messages as msg_store
-from tests.integration.exchange_world import conversation_state, header_field, node_config
+from tests.integration.exchange_world import (
+    conversation_state,
+    counts_and_scan,
+    header_field,
+    node_config,
+)
 
 # (sender, recipient, kind, state on both sides once the step's receipt came back)
 EXPECTED_STEPS = [
@@ -62,6 +67,7 @@ async def test_demo_scenario_runs_end_to_end(
                     conversation_state(receiving.store, conversation),
                 ),
                 "same_bytes": sent == received,
+                "counts": (counts_and_scan(sending.store), counts_and_scan(receiving.store)),
                 "trust": receiving.trust,
             }
         )
@@ -78,6 +84,8 @@ async def test_demo_scenario_runs_end_to_end(
     for step, (*_, state) in zip(steps, EXPECTED_STEPS, strict=True):
         assert step["states"] == (state, state), step
         assert step["same_bytes"], "the receiver stores the bytes the sender signed"
+        for counted, scanned in step["counts"]:  # kept at each commit on SQLite, as a scan
+            assert counted == scanned, step
 
     exchanged = sorted((tmp_path / "exchanged").glob("*.xml"))
     assert len(exchanged) == len(EXPECTED_STEPS)

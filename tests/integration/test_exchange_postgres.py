@@ -1,5 +1,6 @@
 """Two ``gateway serve`` processes of the same body on one PostgreSQL database, under load: every
-message is delivered exactly once, and no message is ever in flight from both at once.
+message is delivered exactly once, and no message is ever in flight from both at once; the
+conversation counts kept at each commit equal a scan.
 
 RU-FSSP runs twice (one peer port each; the directory names the first), sharing a schema: both
 take submissions through their local APIs and both deliver from the one outbox, claiming rows with
@@ -29,6 +30,7 @@ from gateway.web.peer_client import RETRYABLE_STATUSES
 from tests.integration.exchange_world import (
     ServeProcess,
     audit_rows,
+    counts_and_scan,
     create_token,
     node_config,
     open_node_store,
@@ -154,6 +156,10 @@ async def test_two_processes_of_one_body_deliver_each_message_once(
             receiver_store, sa.select(messages.c.in_reply_to).where(messages.c.kind == "Receipt")
         )
         assert sorted(r.in_reply_to for r in receipts_signed) == sorted(submitted)
+        # The counts kept at each commit, by two processes at once, equal a scan on both sides.
+        for store in (sender_store, receiver_store):
+            counted, scanned = counts_and_scan(store)
+            assert counted == scanned
     finally:
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
         sender_store.dispose()

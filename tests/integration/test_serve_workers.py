@@ -1,5 +1,6 @@
 """`gateway serve --workers 2`: the ports are bound once and served by two forked workers; a
-peer's document is received and receipted; SIGTERM stops every worker (no orphan is left)."""
+peer's document is received and receipted; the console answers on its port; SIGTERM stops every
+worker (no orphan is left)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ async def test_two_workers_serve_the_node_and_stop_together(world: DemoWorld) ->
         line = serve.output()
         peer = int(re.search(r"peer https://[^:]+:(\d+)", line).group(1))
         api = int(re.search(r"API http://[^:]+:(\d+)", line).group(1))
+        console = int(re.search(r"консоль http://[^:]+:(\d+)", line).group(1))
         deadline = time.monotonic() + 30
         while len(children_of(serve.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -45,6 +47,9 @@ async def test_two_workers_serve_the_node_and_stop_together(world: DemoWorld) ->
         async with aiohttp.ClientSession() as http:
             for _ in range(4):  # connections land on either worker
                 async with http.get(f"http://127.0.0.1:{api}/healthz") as response:
+                    assert response.status == 200
+                # Every worker serves the console (sessions are in the store).
+                async with http.get(f"http://127.0.0.1:{console}/login") as response:
                     assert response.status == 200
 
         document = Signer.of(world, "RU-FSSP").document(

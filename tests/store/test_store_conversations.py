@@ -204,3 +204,78 @@ def test_debtor_tags_find_conversations(store: Store) -> None:
         )
         assert [c.conversation_id for c in found] == [b, a]
         assert [c.conversation_id for c in conversations.find_by_debtor(conn, other)] == [a]
+
+
+def _scan(store: Store) -> dict[tuple[str, str, str, str], int]:
+    scanned: dict[tuple[str, str, str, str], int] = {}
+    with store.read() as conn:
+        for c in _all(conn):
+            key = (c.state, c.agreement, c.requesting_party, c.requested_party)
+            scanned[key] = scanned.get(key, 0) + 1
+    return scanned
+
+
+def test_counts_equal_a_scan_after_opens_moves_rollbacks_and_purges(store: Store) -> None:
+    """The counts table follows every change in its own transaction: opened, moved (and moved
+    again in one transaction), a unit of a batch undone, a whole transaction rolled back,
+    conversations purged; it always equals a scan, and the overview's count reads it."""
+    everything = _populate(store, 60, seed=5)
+    rng = random.Random(5)
+    with store.transaction() as conn:
+        for c in everything[:20]:
+            new = rng.choice(STATES)
+            assert conversations.transition(
+                conn, c.conversation_id, expected_state=c.state, new_state=new, now=NOW
+            )
+            assert conversations.transition(
+                conn, c.conversation_id, expected_state=new, new_state="closed", now=NOW
+            )
+        # A compare-and-set that fails changes no count.
+        assert not conversations.transition(
+            conn, everything[20].conversation_id, expected_state="nope", new_state="x", now=NOW
+        )
+    with store.batch() as batch:
+        with batch.unit("kept") as conn:
+            factory.open_conversation(conn, NOW, agreement="ru-kz-supreme-courts")
+        with batch.unit("undone") as conn:
+            factory.open_conversation(conn, NOW, state="answered")
+            conversations.transition(
+                conn,
+                everything[30].conversation_id,
+                expected_state=everything[30].state,
+                new_state="overdue",
+                now=NOW,
+            )
+            raise RuntimeError("this unit fails")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        factory.open_conversation(conn, NOW)
+        raise RuntimeError("the whole transaction fails")
+    with store.transaction() as conn:
+        gone = [c.conversation_id for c in everything[40:50]]
+        assert conversations.delete(conn, gone) == 10
+    scanned = _scan(store)
+    assert sum(scanned.values()) == 60 + 1 - 10
+    with store.read() as conn:
+        assert conversations.count_by_key(conn) == scanned
+        by_state: dict[str, int] = {}
+        for (state, *_), n in scanned.items():
+            by_state[state] = by_state.get(state, 0) + n
+        assert conversations.count_by_state(conn) == by_state
+
+
+def test_due_by_orders_by_due_date_across_states(store: Store) -> None:
+    everything = _populate(store, 80, seed=13)
+    states = ("received", "overdue")
+    due = date(2026, 12, 15)
+    expected = sorted(
+        (
+            c
+            for c in everything
+            if c.state in states and c.deadline is not None and c.deadline <= due
+        ),
+        key=lambda c: (c.deadline, c.opened_at, c.conversation_id),
+    )
+    assert len({c.state for c in expected}) == 2  # the list mixes states
+    with store.read() as conn:
+        got = conversations.due_by(conn, states, due, limit=10)
+    assert [c.conversation_id for c in got] == [c.conversation_id for c in expected[:10]]

@@ -2,9 +2,10 @@
 
 Public API::
 
-    make_console_app(service, users, *, secure_cookies, audit, ...) -> web.Application
+    make_console_app(service, users, *, sessions, secure_cookies, audit, ...) -> web.Application
     start_console(app, host, port, ssl_context) -> web.AppRunner
     UserDirectory (protocol), StoreUserDirectory(store)
+    SessionStore(store)                          (sessions shared by every console process)
     hash_password(password) -> str
     node_console_sources(node, executor) -> dict   (every source, keywords for make_console_app)
     NodeIdentity.of(body_id, body_name, iana_zone)  (whose console, and its zone)
@@ -14,6 +15,7 @@ Public API::
 from gateway.web.console.app import make_console_app, start_console
 from gateway.web.console.identity import NodeIdentity, node_identity
 from gateway.web.console.passwords import hash_password
+from gateway.web.console.sessions import SessionStore
 from gateway.web.console.sources import (
     AuditQuery,
     AuditTrail,
@@ -29,6 +31,7 @@ __all__ = [
     "AuditTrail",
     "ExpiringKey",
     "NodeIdentity",
+    "SessionStore",
     "StoreUserDirectory",
     "UndeliveredItem",
     "UserDirectory",

@@ -16,9 +16,11 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from gateway.exchange.conversation import ProtocolError
+from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import Action, ConversationView
 from gateway.model.problems import DocumentRejected
 from gateway.web.console.actions import (
+    DISCLOSURE,
     MAX_ATTACHMENT_BYTES,
     SPECS,
     ActionForm,
@@ -29,12 +31,13 @@ from gateway.web.console.actions import (
     choices_of,
     clean_file_name,
     clean_media_type,
+    disclosure_offered,
     problems_by_field,
     read_action_form,
 )
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
-from gateway.web.console.labels import STATE_LABELS, label
+from gateway.web.console.labels import STATE_LABELS, article_ru, label
 from gateway.web.console.pages import _conversation, _problem_text
 from gateway.web.console.render import format_datetime, render
 
@@ -70,7 +73,7 @@ async def _actionable(request: web.Request) -> tuple[ActionSpec, ConversationVie
     actor = request[ACTOR]
     conversation_id = request.match_info["conversation_id"]
     name = request.match_info["action"]
-    require(actor, Action.SUBMIT)
+    require(actor, Action.DISCLOSE if name == DISCLOSURE.name else Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
         return render(
@@ -84,6 +87,15 @@ async def _actionable(request: web.Request) -> tuple[ActionSpec, ConversationVie
             },
             status=200 if locked and locked.needs_purpose else 403,
         )
+    if name == DISCLOSURE.name:
+        if not disclosure_offered(view):
+            return error_page(
+                request,
+                409,
+                "Раскрывать нечего",
+                "В переписке нет документов, полученных от другой стороны.",
+            )
+        return DISCLOSURE, view
     spec = SPECS.get(view.summary.agreement, {}).get(name)
     if spec is None:
         raise web.HTTPNotFound()
@@ -149,6 +161,8 @@ async def action(request: web.Request) -> web.Response:
     form = read_action_form(spec, view, fields, upload, upload_error)
     if form.errors:
         return _page(request, spec, view, form, status=422)
+    if spec is DISCLOSURE:
+        return await _disclose(request, view, form)
     document = build_document(spec, view, form, ctx.clock())
     try:
         result = await ctx.service.submit(document, actor=request[ACTOR])
@@ -167,6 +181,36 @@ async def action(request: web.Request) -> web.Response:
     notice = f"«{spec.title_ru}» принят к отправке (сообщение {result.message_id})."
     if result.warnings:
         notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
+    request[SESSION].flash = notice
+    return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
+
+
+async def _disclose(request: web.Request, view: ConversationView, form: ActionForm) -> web.Response:
+    """Ask the node to record the disclosure; its rule decides (a refusal names the article
+    and what to do, next to the form as typed)."""
+    ctx = request.app[CONTEXT]
+    values = form.values
+    try:
+        done = await ctx.service.disclose(
+            values["MessageId"],
+            recipient=values["Recipient"],
+            category=values["Category"],
+            purpose=values["Purpose"],
+            actor=request[ACTOR],
+        )
+    except DisclosureRefused as refused:
+        decision = refused.decision
+        text = f"Раскрытие не допускается ({article_ru(decision.article)}): {decision.reason_ru}"
+        if decision.remedy_ru:
+            text += f" Что сделать: {decision.remedy_ru}"
+        return _page(request, DISCLOSURE, view, form, general=(text,), status=409)
+    notice = (
+        f"Раскрытие записано (№ {done['disclosure_id']}, основание: {article_ru(done['article'])})."
+    )
+    if done.get("conditions"):
+        notice += " Сообщите получателю условия согласия: " + "; ".join(done["conditions"]) + "."
+    if done.get("procedure"):
+        notice += " Порядок получения сведений взыскателем: " + "; ".join(done["procedure"]) + "."
     request[SESSION].flash = notice
     return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
 

@@ -154,6 +154,13 @@ def _optional(**items: Any) -> dict[str, Any]:
 
 
 _YES_NO = (("yes", "Да"), ("no", "Нет"))
+_BOTH: Mapping[str, list[str]] = MappingProxyType(
+    {
+        "both": ["authenticity", "content"],
+        "both-topics": ["protection-measures", "retention-periods"],
+    }
+)
+"""A single choice standing for both values of a repeatable code (the schema allows two)."""
 _ATTACHMENT = (
     Field(
         "Attachment",
@@ -241,6 +248,43 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
                 "Decision": v["Decision"],
                 **_optional(Condition=v["Condition"], Reason=v["Reason"]),
             }
+        }
+
+    def authenticity_request(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "AuthenticityConfirmationRequest": {
+                "DoubtAbout": _BOTH.get(v["DoubtAbout"], [v["DoubtAbout"]]),
+                "Details": v["Details"],
+            }
+        }
+
+    def authenticity(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "AuthenticityConfirmation": {
+                "Confirmed": v["Confirmed"] == "yes",
+                "Statement": v["Statement"],
+                "ConfirmedBy": {"Name": v["ConfirmedByName"], "Position": v["ConfirmedByPosition"]},
+            }
+        }
+
+    def protection_inquiry(v: Values, upload: Upload | None) -> dict[str, Any]:
+        return {
+            "ProtectionMeasuresInquiry": {
+                "Topic": _BOTH.get(v["Topic"], [v["Topic"]]),
+                **_optional(Question=v["Question"]),
+            }
+        }
+
+    def protection_answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+        period = _optional(
+            Information=v["RetentionInformation"],
+            Term=v["RetentionTerm"],
+            LegalBasis=v["RetentionLegalBasis"],
+        )
+        return {
+            "ProtectionMeasuresAnswer": _optional(
+                Measures=v["Measures"], RetentionPeriod=[period] if period else None
+            )
         }
 
     def withdraw(v: Values, upload: Upload | None) -> dict[str, Any]:
@@ -478,6 +522,97 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             consent_decision,
         ),
         ActionSpec(
+            "authenticity-request",
+            "AuthenticityConfirmationRequest",
+            requested,
+            "Запрос подтверждения подлинности или содержания запроса",
+            "SC Art. 5.3",
+            (
+                Field(
+                    "DoubtAbout",
+                    "Что вызывает сомнение",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("authenticity", "Подлинность запроса"),
+                        ("content", "Содержание запроса"),
+                        ("both", "Подлинность и содержание запроса"),
+                    ),
+                ),
+                Field("Details", "В чём состоят сомнения", "textarea", required=True),
+            ),
+            authenticity_request,
+        ),
+        ActionSpec(
+            "authenticity-confirm",
+            "AuthenticityConfirmation",
+            requesting,
+            "Подтверждение подлинности запроса",
+            "SC Art. 5.3",
+            (
+                Field(
+                    "Confirmed",
+                    "Запрос подтверждается",
+                    "choice",
+                    required=True,
+                    choices=_YES_NO,
+                ),
+                Field("Statement", "Текст подтверждения", "textarea", required=True),
+                Field(
+                    "ConfirmedByName",
+                    "Кто подтверждает (фамилия, имя, отчество)",
+                    "text",
+                    required=True,
+                    elements=("ConfirmedBy",),
+                ),
+                Field("ConfirmedByPosition", "Должность", "text", required=True),
+            ),
+            authenticity,
+            reply_to=("AuthenticityConfirmationRequest",),
+        ),
+        ActionSpec(
+            "protection-inquiry",
+            "ProtectionMeasuresInquiry",
+            requesting,  # placeholder: either party may ask (see available_actions)
+            "Запрос сведений о мерах защиты информации и сроках её хранения",
+            "CIS Art. 9.5",
+            (
+                Field(
+                    "Topic",
+                    "О чём запрашиваются сведения",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("protection-measures", "О мерах защиты информации"),
+                        ("retention-periods", "О сроках хранения"),
+                        ("both-topics", "О мерах защиты и сроках хранения"),
+                    ),
+                ),
+                Field("Question", "Вопрос", "textarea"),
+            ),
+            protection_inquiry,
+        ),
+        ActionSpec(
+            "protection-answer",
+            "ProtectionMeasuresAnswer",
+            requested,  # placeholder: whoever was asked answers (see available_actions)
+            "Сведения о мерах защиты информации и сроках её хранения",
+            "CIS Art. 9.5",
+            (
+                Field("Measures", "Принимаемые меры защиты", "textarea", required=True),
+                Field(
+                    "RetentionInformation",
+                    "Какая информация хранится",
+                    "text",
+                    elements=("RetentionPeriod",),
+                ),
+                Field("RetentionTerm", "Срок хранения", "text"),
+                Field("RetentionLegalBasis", "Основание срока хранения", "text"),
+            ),
+            protection_answer,
+            reply_to=("ProtectionMeasuresInquiry",),
+        ),
+        ActionSpec(
             "withdraw",
             "Withdrawal",
             requesting,
@@ -496,9 +631,46 @@ SPECS: Mapping[str, Mapping[str, ActionSpec]] = MappingProxyType(
 )
 """Agreement -> action name -> specification (only the kinds the agreement has)."""
 
-ACTION_NAMES = tuple(sorted({name for specs in SPECS.values() for name in specs}))
-SIDE_KINDS = frozenset({"ConsentRequest", "ConsentDecision"})
-"""Kinds either party sends (consent to disclosure runs beside the main conversation)."""
+DISCLOSURE = ActionSpec(
+    "disclose",
+    "",  # not a document sent to the other party: the node records the disclosure
+    Side.REQUESTING,  # placeholder: whoever received the document
+    "Раскрытие полученных сведений",
+    "",  # two agreements, two articles: the fields name them
+    (
+        Field("MessageId", "Какой полученный документ раскрывается", "message", required=True),
+        Field("Recipient", "Кому раскрываются сведения", "text", required=True),
+        Field(
+            "Category",
+            "Получатель",
+            "choice",
+            required=True,
+            choices=(
+                ("debtor", "Должник (ст. 9.2 Соглашения СНГ)"),
+                ("creditor", "Взыскатель (ст. 9.3 Соглашения СНГ)"),
+                ("third-party", "Иное лицо — только с согласием предоставившей стороны"),
+            ),
+            hint_ru="По Соглашению Верховных Судов (ст. 8.2) любое раскрытие — только с "
+            "предварительного письменного согласия.",
+        ),
+        Field("Purpose", "Цель раскрытия", "textarea", required=True),
+    ),
+    lambda v, upload: {},
+    submit_ru="Записать раскрытие",
+)
+"""Disclosure of a received document to others (CIS Art. 9.2–9.3; SC Art. 8.2): a form like
+the others, but the node records it (``LocalService.disclose``) instead of sending anything;
+the node's rule decides, and a refusal comes back naming the article and what to do (e.g. ask
+consent first)."""
+
+ACTION_NAMES = tuple(
+    sorted({name for specs in SPECS.values() for name in specs} | {DISCLOSURE.name})
+)
+SIDE_KINDS = frozenset(
+    {"ConsentRequest", "ConsentDecision", "ProtectionMeasuresInquiry", "ProtectionMeasuresAnswer"}
+)
+"""Kinds either party sends (consent to disclosure and the protection-measures inquiry run
+beside the main conversation)."""
 
 _NOT_CONTENT = frozenset({"Receipt", "Rejection"})
 
@@ -523,6 +695,22 @@ def pending_consents(view: ConversationView) -> tuple[MessageSummary, ...]:
         m
         for m in view.messages
         if m.kind == "ConsentRequest" and m.direction == "in" and m.message_id not in decided
+    )
+
+
+def pending_inquiries(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Protection-measures inquiries the other party sent that we have not answered yet."""
+    answered = {
+        m.in_reply_to
+        for m in view.messages
+        if m.kind == "ProtectionMeasuresAnswer" and m.direction == "out"
+    }
+    return tuple(
+        m
+        for m in view.messages
+        if m.kind == "ProtectionMeasuresInquiry"
+        and m.direction == "in"
+        and m.message_id not in answered
     )
 
 
@@ -553,6 +741,8 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
                 continue
             if spec.kind == "ConsentDecision" and not pending_consents(view):
                 continue
+            if spec.kind == "ProtectionMeasuresAnswer" and not pending_inquiries(view):
+                continue
         elif spec.decisions:
             if not allowed_decisions(spec, state, side) or spec.sender is not side:
                 continue
@@ -560,6 +750,12 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
             continue
         result.append(spec)
     return tuple(result)
+
+
+def disclosure_offered(view: ConversationView) -> bool:
+    """The disclosure form is offered once the other party has sent us a document with content:
+    only received information is disclosed under the agreements' rules."""
+    return our_side(view) is not None and bool(received_content(view))
 
 
 def message_choices(

@@ -75,6 +75,7 @@ def make_console_app(
     service: LocalService,
     users: UserDirectory,
     *,
+    sessions: SessionStore,
     secure_cookies: bool,
     audit: Audit,
     identity: NodeIdentity,
@@ -93,7 +94,9 @@ def make_console_app(
 ) -> web.Application:
     """The operator and administrator console (Russian, server-rendered, no JavaScript).
 
-    ``service`` is the node; ``users`` who may sign in; ``secure_cookies`` True whenever the
+    ``service`` is the node; ``users`` who may sign in; ``sessions`` the node's session table
+    (``SessionStore(store)``: every console process on the same store shares sign-ins);
+    ``secure_cookies`` True whenever the
     console is served over TLS (cookies then carry ``Secure`` and the ``__Host-`` prefix, and
     responses HSTS). ``audit(actor, event, details)`` receives every sign-in, failure,
     lock-out, sign-out, refused CSRF token and stated purpose. ``identity`` names the node's
@@ -133,7 +136,7 @@ def make_console_app(
         service=service,
         users=users,
         audit=audit,
-        sessions=SessionStore(),
+        sessions=sessions,
         passwords=PasswordChecker(password_hasher),
         secure_cookies=secure_cookies,
         clock=clock,

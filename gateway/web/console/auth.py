@@ -190,7 +190,7 @@ async def session_middleware(request: web.Request, handler: _Handler) -> web.Str
     ctx = request.app[CONTEXT]
     now = ctx.clock()
     session_id = request.cookies.get(ctx.cookie_name)
-    session = ctx.sessions.get(session_id, now)
+    session = await ctx.sessions.get(session_id, now)
     if session is not None and session_id is not None:
         request[SESSION] = session
         request[SESSION_ID] = session_id
@@ -207,16 +207,21 @@ async def session_middleware(request: web.Request, handler: _Handler) -> web.Str
         token = form.get("csrf_token")
         if not isinstance(token, str) or not session.csrf_ok(token):
             return await _refuse_csrf(request, ctx, "bad-token")
-    if name in PUBLIC_ROUTES:
+    if name not in PUBLIC_ROUTES:
+        if session is None or session.username is None:
+            raise web.HTTPSeeOther(request.app.router["login"].url_for())
+        user = await ctx.users.get(session.username)
+        if user is None or user.disabled:
+            await ctx.sessions.drop(session_id)
+            raise web.HTTPSeeOther(request.app.router["login"].url_for())
+        request[ACTOR] = Actor(user.username, roles_of(user))
+    try:
         return await handler(request)
-    if session is None or session.username is None:
-        raise web.HTTPSeeOther(request.app.router["login"].url_for())
-    user = await ctx.users.get(session.username)
-    if user is None or user.disabled:
-        ctx.sessions.drop(session_id)
-        raise web.HTTPSeeOther(request.app.router["login"].url_for())
-    request[ACTOR] = Actor(user.username, roles_of(user))
-    return await handler(request)
+    finally:
+        # A purpose stated or a flash set or shown: written for the session's next request,
+        # whichever process serves it.
+        if SESSION in request and SESSION_ID in request:
+            await ctx.sessions.save(request[SESSION_ID], request[SESSION])
 
 
 def add_security_headers(response: web.StreamResponse, *, secure: bool) -> None:
@@ -259,8 +264,9 @@ async def login_page(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(request.app.router["dashboard"].url_for())
     if session is None:
         # An anonymous session carries the sign-in form's CSRF token.
-        session_id, session = ctx.sessions.new(ctx.clock())
+        session_id, session = await ctx.sessions.new(ctx.clock())
         request[SESSION] = session
+        request[SESSION_ID] = session_id
         response = render(request, "login.html", {"error": None, "username": ""})
         _set_cookie(response, ctx, session_id)
         return response
@@ -330,9 +336,9 @@ async def login(request: web.Request) -> web.Response:
         )
     await ctx.users.record_success(user.username, now=now)
     # A new id at sign-in: an id planted before sign-in (session fixation) is worth nothing.
-    ctx.sessions.drop(request.get(SESSION_ID))
+    await ctx.sessions.drop(request.get(SESSION_ID))
     roles = roles_of(user)
-    session_id, _ = ctx.sessions.new(now, username=user.username, roles=roles)
+    session_id, _ = await ctx.sessions.new(now, username=user.username, roles=roles)
     await ctx.audit(
         user.username,
         "console.signed_in",
@@ -345,7 +351,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    ctx.sessions.drop(request.get(SESSION_ID))
+    await ctx.sessions.drop(request.get(SESSION_ID))
     await ctx.audit(request[ACTOR].name, "console.signed_out", {"remote": request.remote or ""})
     response = see_other(request, "login")
     response.del_cookie(ctx.cookie_name, path="/", secure=ctx.secure_cookies, samesite="Strict")

@@ -42,7 +42,12 @@ from gateway.model.problems import ConfigurationError, DocumentRejected
 from gateway.model.profiles import PROFILES
 from gateway.rules.clock import days_left as clock_days_left
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE
-from gateway.web.console.actions import ACTION_NAMES, available_actions
+from gateway.web.console.actions import (
+    ACTION_NAMES,
+    DISCLOSURE,
+    available_actions,
+    disclosure_offered,
+)
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
@@ -152,19 +157,18 @@ async def dashboard(request: web.Request) -> web.Response:
     # refuse the rest and record each refusal, a dozen on every view of this page.
     may_count = may(actor, Action.COUNT_CONVERSATIONS)
     may_list = may(actor, Action.LIST_CONVERSATIONS)
-    # The count and the deadline lists go to the node at once: the page takes the longest of
-    # them (the count, a scan of every conversation), not their sum.
-    counted, *pages = await asyncio.gather(
+    # The count and the deadline list go to the node at once: the page takes the longer of
+    # them, and both are cheap (the count reads the counts table, the list one index walk).
+    counted, due = await asyncio.gather(
         ctx.service.counts_by_state(actor=actor) if may_count else _nothing(),
-        *(
-            ctx.service.list_conversations(
-                ConversationFilter(state=state.value, deadline_before=horizon),
-                after=None,
-                limit=DASHBOARD_DEADLINE_ROWS,
-                actor=actor,
-            )
-            for state in (DEADLINE_STATES if may_list else ())
-        ),
+        ctx.service.conversations_due(
+            tuple(state.value for state in DEADLINE_STATES),
+            due_by=horizon,
+            limit=DASHBOARD_DEADLINE_ROWS,
+            actor=actor,
+        )
+        if may_list
+        else _nothing(),
         return_exceptions=True,
     )
     counts: dict[str, int] | None
@@ -175,18 +179,14 @@ async def dashboard(request: web.Request) -> web.Response:
     else:
         counts = counted
     near: list[tuple[ConversationSummary, DaysLeft]] = []
-    deadlines_denied = not may_list
-    for page in pages:
-        if isinstance(page, PermissionDenied):
-            deadlines_denied = True
-            continue
-        if isinstance(page, BaseException):
-            raise page
-        for summary in page.items:
-            left = days_left(request, summary)
-            if left is not None and left.css:
-                near.append((summary, left))
-    near.sort(key=lambda item: (item[1].days, item[0].conversation_id))
+    deadlines_denied = due is None or isinstance(due, PermissionDenied)
+    if isinstance(due, BaseException) and not deadlines_denied:
+        raise due
+    # Soonest due first, across states (the node's order); days left are shown beside.
+    for summary in due if isinstance(due, tuple) else ():
+        left = days_left(request, summary)
+        if left is not None and left.css:
+            near.append((summary, left))
     # Asked only of users whose roles allow it (None: the page says so, as for the counts).
     keys = await ctx.expiring_keys() if may(actor, Action.READ_KEY_EXPIRY) else None
     undelivered = await ctx.undelivered(actor) if may_list else None
@@ -346,6 +346,14 @@ def _may_refuse(actor: Actor, view: ConversationView) -> bool:
     )
 
 
+def _actions(actor: Actor, view: ConversationView) -> tuple[Any, ...]:
+    """The forms this user may open on this conversation now."""
+    actions = available_actions(view) if may(actor, Action.SUBMIT) else ()
+    if may(actor, Action.DISCLOSE) and disclosure_offered(view):
+        actions = (*actions, DISCLOSURE)
+    return actions
+
+
 async def conversation(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     view, locked = await _conversation(request, conversation_id)
@@ -369,7 +377,7 @@ async def conversation(request: web.Request) -> web.Response:
             "left": left,
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
-            "actions": available_actions(view) if may(request[ACTOR], Action.SUBMIT) else (),
+            "actions": _actions(request[ACTOR], view),
             "can_read": not view.summary.confidential
             or (
                 may(request[ACTOR], Action.READ_DOCUMENT, confidential=True)

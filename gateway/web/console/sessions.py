@@ -1,27 +1,31 @@
-"""Server-side sessions and their CSRF tokens.
+"""Server-side sessions and their CSRF tokens, in the store (shared by every process).
 
 The browser holds only a random session id (256 bits) in a cookie; everything else — who
 signed in, the CSRF token, the purposes stated for confidential conversations — stays on the
-server, keyed by the SHA-256 of the id (a memory dump then shows no usable cookie). A session
-ends after :data:`IDLE_TIMEOUT` without requests, after :data:`ABSOLUTE_TIMEOUT` whatever
-happens, or at sign-out. A fresh id is issued at sign-in (no session fixation).
+server, in the store's ``console_sessions`` table keyed by the SHA-256 of the id (a copy of the
+table or a memory dump shows no usable cookie). Every process of a node (``gateway serve
+--workers N``, or several hosts behind a balancer on one PostgreSQL) therefore knows every
+session: no sticky routing. A session ends after :data:`IDLE_TIMEOUT` without requests, after
+:data:`ABSOLUTE_TIMEOUT` whatever happens, or at sign-out. A fresh id is issued at sign-in (no
+session fixation).
 
 Anonymous sessions exist only to carry the CSRF token of the sign-in form; they are short-lived
 and the first to go when the table is full.
-
-Sessions live in this process's memory: a restart signs everyone out, which is acceptable for
-a console, and several console processes need sticky routing (docs/console.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.exchange.service import Role
+from gateway.store import console_sessions as rows
+from gateway.store.engine import Store
 
 SESSION_ID_BYTES = 32
 """256 random bits: an id cannot be guessed, however many sessions exist."""
@@ -43,7 +47,12 @@ reads of it in the same session; after that the user states it again."""
 
 MAX_SESSIONS = 10_000
 """Sessions held at once. A node has tens of users; the bound stops a flood of sign-in page
-requests from growing memory without end (anonymous sessions are evicted first)."""
+requests from growing the table without end (anonymous sessions are evicted first)."""
+
+TOUCH_EVERY = timedelta(minutes=1)
+"""A session's last request is written at most this often (not on every page view): the idle
+timeout then ends a session between IDLE_TIMEOUT - TOUCH_EVERY and IDLE_TIMEOUT after its last
+request, and reading a page costs no write."""
 
 MAX_PURPOSES_PER_SESSION = 100
 """Confidential conversations one session keeps a stated purpose for at once."""
@@ -67,6 +76,8 @@ class Session:
     """Conversation id -> (stated purpose, when it was stated)."""
     flash: str | None = None
     """A one-time notice for the next page (e.g. "refusal sent")."""
+    stored: tuple[str, str | None] = field(default=("{}", None), repr=False, compare=False)
+    """Purposes (JSON) and flash as last read or written: what a request changed is saved."""
 
     @property
     def signed_in(self) -> bool:
@@ -97,21 +108,64 @@ class Session:
         message, self.flash = self.flash, None
         return message
 
+    def changes(self) -> dict[str, str | None]:
+        """The columns this request changed (purposes stated or expired, a flash set or shown)."""
+        purposes, flash = _purposes_text(self.purposes), self.flash
+        changed: dict[str, str | None] = {}
+        if purposes != self.stored[0]:
+            changed["purposes"] = purposes
+        if flash != self.stored[1]:
+            changed["flash"] = flash
+        return changed
+
+
+def _purposes_text(purposes: dict[str, tuple[str, datetime]]) -> str:
+    return json.dumps(
+        {cid: [purpose, at.isoformat()] for cid, (purpose, at) in sorted(purposes.items())},
+        ensure_ascii=False,
+    )
+
+
+def _purposes(text: str) -> dict[str, tuple[str, datetime]]:
+    return {
+        cid: (purpose, datetime.fromisoformat(at))
+        for cid, (purpose, at) in json.loads(text).items()
+    }
+
+
+def _expires(session: Session) -> datetime:
+    if not session.signed_in:
+        return session.created + ANONYMOUS_TIMEOUT
+    return min(session.last_seen + IDLE_TIMEOUT, session.created + ABSOLUTE_TIMEOUT)
+
+
+def _roles_text(roles: frozenset[Role]) -> str:
+    return ",".join(sorted(role.value for role in roles))
+
+
+def _roles(text: str) -> frozenset[Role]:
+    known = {role.value: role for role in Role}
+    return frozenset(known[r] for r in text.split(",") if r in known)
+
 
 class SessionStore:
-    """Sessions of one console process."""
+    """The node's console sessions in its store. Each call runs in a worker thread (the
+    store's engine is synchronous)."""
 
-    def __init__(self) -> None:
-        self._sessions: dict[bytes, Session] = {}
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    def __len__(self) -> int:
-        return len(self._sessions)
+    async def count(self) -> int:
+        return await asyncio.to_thread(self._count)
 
-    def new(
+    def _count(self) -> int:
+        with self.store.read() as conn:
+            return rows.count(conn)
+
+    async def new(
         self, now: datetime, *, username: str | None = None, roles: frozenset[Role] = frozenset()
     ) -> tuple[str, Session]:
-        """A new session and its id (the cookie value, not kept here)."""
-        self._make_room(now)
+        """A new session and its id (the cookie value, of which only the hash is stored)."""
         session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         session = Session(
             csrf_token=secrets.token_urlsafe(CSRF_TOKEN_BYTES),
@@ -120,41 +174,71 @@ class SessionStore:
             username=username,
             roles=roles,
         )
-        self._sessions[_key(session_id)] = session
+        row = rows.SessionRow(
+            session_hash=_key(session_id),
+            csrf_token=session.csrf_token,
+            username=username,
+            roles=_roles_text(roles),
+            created_at=now,
+            last_seen=now,
+            expires_at=_expires(session),
+            purposes=session.stored[0],
+            flash=None,
+        )
+        await asyncio.to_thread(self._insert, row, now)
         return session_id, session
 
-    def get(self, session_id: str | None, now: datetime) -> Session | None:
+    def _insert(self, row: rows.SessionRow, now: datetime) -> None:
+        with self.store.transaction() as conn:
+            rows.delete_expired(conn, now)
+            if rows.count(conn) >= MAX_SESSIONS:
+                excess = rows.count(conn) - MAX_SESSIONS + 1
+                if excess > 0:
+                    rows.evict(conn, excess)
+            rows.insert(conn, row)
+
+    async def get(self, session_id: str | None, now: datetime) -> Session | None:
         """The live session of ``session_id`` (touched), or None (unknown or expired)."""
         if not session_id:
             return None
-        key = _key(session_id)
-        session = self._sessions.get(key)
-        if session is None:
+        return await asyncio.to_thread(self._get, _key(session_id), now)
+
+    def _get(self, key: bytes, now: datetime) -> Session | None:
+        with self.store.read() as conn:
+            row = rows.live(conn, key, now)
+        if row is None:
             return None
-        if self._expired(session, now):
-            del self._sessions[key]
-            return None
-        session.last_seen = now
+        session = Session(
+            csrf_token=row.csrf_token,
+            created=row.created_at,
+            last_seen=row.last_seen,
+            username=row.username,
+            roles=_roles(row.roles),
+            purposes=_purposes(row.purposes),
+            flash=row.flash,
+            stored=(row.purposes, row.flash),
+        )
+        if now - session.last_seen >= TOUCH_EVERY:
+            session.last_seen = now
+            with self.store.transaction() as conn:
+                rows.update(conn, key, last_seen=now, expires_at=_expires(session))
         return session
 
-    def drop(self, session_id: str | None) -> None:
+    async def save(self, session_id: str, session: Session) -> None:
+        """Write what the request changed in ``session`` (nothing when it changed nothing)."""
+        changes = session.changes()
+        if changes:
+            await asyncio.to_thread(self._update, _key(session_id), changes)
+            session.stored = (_purposes_text(session.purposes), session.flash)
+
+    def _update(self, key: bytes, changes: dict[str, str | None]) -> None:
+        with self.store.transaction() as conn:
+            rows.update(conn, key, **changes)
+
+    async def drop(self, session_id: str | None) -> None:
         if session_id:
-            self._sessions.pop(_key(session_id), None)
+            await asyncio.to_thread(self._delete, _key(session_id))
 
-    @staticmethod
-    def _expired(session: Session, now: datetime) -> bool:
-        if not session.signed_in:
-            return now - session.created > ANONYMOUS_TIMEOUT
-        return now - session.last_seen > IDLE_TIMEOUT or now - session.created > ABSOLUTE_TIMEOUT
-
-    def _make_room(self, now: datetime) -> None:
-        if len(self._sessions) < MAX_SESSIONS:
-            return
-        for key in [k for k, s in self._sessions.items() if self._expired(s, now)]:
-            del self._sessions[key]
-        if len(self._sessions) < MAX_SESSIONS:
-            return
-        # Still full: drop the oldest anonymous sessions, then the least recently used ones.
-        victims = sorted(self._sessions.items(), key=lambda kv: (kv[1].signed_in, kv[1].last_seen))
-        for key, _ in victims[: len(self._sessions) - MAX_SESSIONS + 1]:
-            del self._sessions[key]
+    def _delete(self, key: bytes) -> None:
+        with self.store.transaction() as conn:
+            rows.delete(conn, key)

@@ -5,7 +5,8 @@ ready adapters over a node.
 them. ``gateway serve`` (and the demo, which runs the same node runtime) wires them all at once
 with :func:`node_console_sources`::
 
-    app = make_console_app(runtime.service, StoreUserDirectory(node.store), ...,
+    app = make_console_app(runtime.service, StoreUserDirectory(node.store),
+                           sessions=SessionStore(node.store), ...,
                            **node_console_sources(node, runtime.api_executor))
 
 Every adapter runs its blocking work (database, key files) in the given executor: the event
