@@ -6,17 +6,17 @@ an urgent request (SC Art. 5.2)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from gateway.web.console import NodeIdentity
 from tests.console.conftest import MakeClient, signed_in
 
-ALMATY = ZoneInfo("Asia/Almaty")
+ALMATY_NODE = NodeIdentity.of("KZ-MJ", "Министерство юстиции Республики Казахстан", "Asia/Almaty")
 
 
 async def test_an_operator_marks_the_proceeding_closed_in_the_console_zone(
     make_client: MakeClient, service, seeded
 ) -> None:
-    client = await make_client(timezone=ALMATY)
+    client = await make_client(identity=ALMATY_NODE)
     token = await signed_in(client, "operator1")
     page = await (await client.get(f"/conversations/{seeded.cis}")).text()
     assert 'id="proceeding-form"' in page and 'id="summary-proceeding-closed"' not in page

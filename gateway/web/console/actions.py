@@ -746,10 +746,19 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
         elif spec.decisions:
             if not allowed_decisions(spec, state, side) or spec.sender is not side:
                 continue
-        elif spec.sender is not side or (spec.kind, side) not in row:
+        elif spec.sender is not side or not _kind_allowed(row, spec.kind, side):
             continue
         result.append(spec)
     return tuple(result)
+
+
+def _kind_allowed(row: Mapping[tuple[str, Side], State], kind: str, side: Side) -> bool:
+    """The kind may be sent now: as such, or with one of the decisions the machine reads from
+    its content (``AuthenticityConfirmation:confirmed``, ``Refusal:partial``) that the form's
+    own fields choose."""
+    return (kind, side) in row or any(
+        key.startswith(f"{kind}:") and who is side for key, who in row
+    )
 
 
 def disclosure_offered(view: ConversationView) -> bool:
