@@ -26,6 +26,7 @@ from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
 
+from gateway.crashpoints import crash_point
 from gateway.crypto.keystore import KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_envelope, verify_envelope
@@ -103,10 +104,12 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, node.seal_at(now), now))
         _check_size(signed)
+        crash_point("submit.signed")
         try:
             _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
             continue
+        crash_point("submit.committed")
         return plan.header, list(plan.warnings)
     raise ConcurrentChange
 
@@ -183,6 +186,7 @@ def _store_submitted(
             subjects={"message": header.message_id, "conversation": header.conversation_id},
             details={"kind": header.kind, "agreement": header.agreement},
         )
+        crash_point("submit.write")
 
     node.committer.run(write, key=header.message_id)
 
@@ -227,7 +231,10 @@ class Outgoing:
 def claim_due(node: Node, worker_id: str, limit: int) -> list[outbox_store.Claim]:
     now = node.clock()
     with node.store.transaction() as conn:
-        return outbox_store.claim_due(conn, worker_id, now, limit, DELIVERY_LEASE)
+        claims = outbox_store.claim_due(conn, worker_id, now, limit, DELIVERY_LEASE)
+    if claims:
+        crash_point("claim.committed")
+    return claims
 
 
 def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
@@ -394,8 +401,10 @@ def _store_answer(
             subjects={"message": claim.message_id, "receipt": header.message_id},
             details={"peer": claim.destination, "code": code or ""},
         )
+        crash_point("record.write")
 
     node.committer.run(write, key=claim.message_id)
+    crash_point("record.committed")
 
 
 def record_failure(

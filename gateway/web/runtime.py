@@ -23,6 +23,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from gateway.config import ServerSection
+from gateway.crashpoints import crash_point
 from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
@@ -380,6 +381,7 @@ class NodeRuntime:
         loop = asyncio.get_running_loop()
         outcome = await loop.run_in_executor(self.executor, self.node.receive, sender, payload)
         if outcome.disposition is Disposition.ACCEPTED:
+            crash_point("receipt.answering")
             self.metrics.message_received(outcome.agreement, outcome.kind)
         elif outcome.code:
             self.metrics.message_rejected(outcome.code, RejectionSource.RECEIVED)
@@ -456,6 +458,7 @@ class NodeRuntime:
             await loop.run_in_executor(self.executor, failure)
             self.metrics.delivery(DeliveryOutcome.RETRY)
             return
+        crash_point("deliver.posting")
         try:
             response = await self.client.post_message(
                 messages_url(outgoing.endpoint), outgoing.wire
@@ -477,6 +480,7 @@ class NodeRuntime:
                 await loop.run_in_executor(self.executor, failure)
                 self.metrics.delivery(DeliveryOutcome.RETRY)
                 return
+        crash_point("deliver.answered")
         record = functools.partial(
             self.node.record_answer,
             claim,
