@@ -29,7 +29,10 @@ import subprocess
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -112,9 +115,7 @@ def test_crash_point_loses_and_duplicates_nothing(
     victim = POINT_VICTIMS[point]
     processes: dict[str, ServeProcess] = {}
     try:
-        for body in (RECEIVER, SENDER):
-            armed = {ENV_VAR: point} if body == victim else {}
-            processes[body] = start_serve(configs[body], env=armed)
+        processes.update(_start_both(configs, victim, point))
         accepted = _submit(processes[SENDER].api_url, token)
 
         killed = processes[victim]
@@ -129,24 +130,47 @@ def test_crash_point_loses_and_duplicates_nothing(
         processes[victim] = start_serve(configs[victim])
         _await_deliveries(stores[SENDER])
     finally:
-        for process in processes.values():
-            process.stop()
+        _stop_all(processes.values())
 
     try:
         stored = _check_sender(stores[SENDER], accepted)
         _check_receiver(stores[RECEIVER], stored, stores[SENDER])
-        for body, path in configs.items():
-            verified = subprocess.run(
+        verifying = {
+            body: subprocess.Popen(
                 [str(GATEWAY), "audit", "verify", "--config", str(path)],
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
-                timeout=120,
-                check=False,
             )
-            assert verified.returncode == 0, f"{body}: {verified.stdout}{verified.stderr}"
+            for body, path in configs.items()
+        }
+        for body, verifier in verifying.items():
+            output, _ = verifier.communicate(timeout=120)
+            assert verifier.returncode == 0, f"{body}: {output}"
     finally:
         for store in stores.values():
             store.dispose()
+
+
+def _start_both(configs: dict[str, Path], victim: str, point: str) -> dict[str, ServeProcess]:
+    """Both nodes, started side by side (a start is mostly imports and keys: seconds each);
+    the victim armed. Whatever started is stopped again if the other fails."""
+    with ThreadPoolExecutor(len(configs)) as pool:
+        futures = {
+            body: pool.submit(start_serve, path, env={ENV_VAR: point} if body == victim else {})
+            for body, path in configs.items()
+        }
+    started = {body: f.result() for body, f in futures.items() if f.exception() is None}
+    failed = [f.exception() for f in futures.values() if f.exception() is not None]
+    if failed:
+        _stop_all(started.values())
+        raise failed[0]  # type: ignore[misc]
+    return started
+
+
+def _stop_all(processes: Iterable[ServeProcess]) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(ServeProcess.stop, processes))
 
 
 def _submit(api_url: str, token: str) -> list[str]:
