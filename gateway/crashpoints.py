@@ -8,9 +8,10 @@ costs one string comparison.
 
 Each point sits where a crash could lose, duplicate or half-apply something: inside a write
 transaction before its commit, just after a commit before the answer leaves, between a peer's
-answer and its recording. ``tests/integration/test_crash_points.py`` kills a node at each one,
-restarts it and checks that every accepted document arrives exactly once, with its receipt and
-report, and that the audit chain verifies. ``docs/operations.md`` lists the points (a test
+answer and its recording. ``tests/integration/test_crash_points.py`` kills a node at each of the
+exchange's points, restarts it and checks that every accepted document arrives exactly once, with
+its receipt and report, and that the audit chain verifies; ``tests/purge`` and
+``tests/rotation`` kill the purge and the KEK re-wrap at theirs. ``docs/operations.md`` lists the points (a test
 compares that list, this table and the calls in ``gateway/``).
 """
 
@@ -45,6 +46,11 @@ POINTS: dict[str, str] = {
     # group commit (every write above that goes through it)
     "commit.batch": "a batch of units written, before its commit: every unit is undone",
     "commit.done": "a batch committed, its callers not told: each unit is kept once",
+    # purge (gateway/store/purge.py) and KEK re-wrap (gateway/store/keys.py)
+    "purge.batch": "a batch tombstoned and deleted, before commit: every message stays whole, "
+    "the next run closes the killed one and purges them",
+    "rewrap.batch": "a batch re-wrapped, before commit: the keys stay under the old KEK",
+    "rewrap.committed": "a batch re-wrapped and committed: it stays done, the next run goes on",
 }
 """Every crash point and what a crash there must leave behind."""
 

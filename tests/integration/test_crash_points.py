@@ -104,8 +104,19 @@ WAIT_SECONDS = 90.0
 """Upper bound for each thing awaited (the kill, the deliveries) on a loaded 2-core machine."""
 
 
-def test_every_point_has_a_victim() -> None:
-    assert set(POINT_VICTIMS) == set(POINTS)
+ELSEWHERE: dict[str, tuple[str, str]] = {
+    "purge.batch": ("`gateway purge`", "tests/purge/test_purge_crash_point.py"),
+    "rewrap.batch": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
+    "rewrap.committed": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
+}
+"""Points outside the exchange: the command killed there, and the test that kills it."""
+
+
+def test_every_point_is_exercised() -> None:
+    assert set(POINT_VICTIMS).isdisjoint(ELSEWHERE)
+    assert set(POINT_VICTIMS) | set(ELSEWHERE) == set(POINTS)
+    for point, (_, test) in ELSEWHERE.items():
+        assert f'"{point}"' in (ROOT / test).read_text("utf-8"), f"{test} does not kill {point}"
 
 
 def test_every_point_is_placed_once_and_documented() -> None:
@@ -121,9 +132,10 @@ def test_every_point_is_placed_once_and_documented() -> None:
     assert calls == Counter(set(POINTS)), "each point called exactly once in gateway/"
     doc = (ROOT / "docs" / "operations.md").read_text("utf-8")
     section = doc.split("## Crash points", 1)[1].split("\n## ", 1)[0]
-    documented = re.findall(r"^\| `([a-z]+\.[a-z]+)` \| (\S+) \|", section, re.MULTILINE)
-    role = {SENDER: "sender", RECEIVER: "receiver"}
-    assert documented == [(p, role[POINT_VICTIMS[p]]) for p in POINTS], (
+    documented = re.findall(r"^\| `([a-z]+\.[a-z]+)` \| ([^|]+?) \|", section, re.MULTILINE)
+    killed = {SENDER: "sender", RECEIVER: "receiver"}
+    killed |= {point: command for point, (command, _) in ELSEWHERE.items()}
+    assert documented == [(p, killed[POINT_VICTIMS.get(p, p)]) for p in POINTS], (
         "docs/operations.md lists each point, in the table's order, with the node it kills"
     )
 
