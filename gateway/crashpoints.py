@@ -11,8 +11,8 @@ transaction before its commit, just after a commit before the answer leaves, bet
 answer and its recording. ``tests/integration/test_crash_points.py`` kills a node at each of the
 exchange's points, restarts it and checks that every accepted document arrives exactly once, with
 its receipt and report, and that the audit chain verifies; ``tests/purge`` and
-``tests/rotation`` kill the purge and the KEK re-wrap at theirs. ``docs/operations.md`` lists the points (a test
-compares that list, this table and the calls in ``gateway/``).
+``tests/rotation`` kill the purge and the KEK re-wrap at theirs. ``docs/operations.md`` lists
+the points (a test compares that list, this table and the calls in ``gateway/``).
 """
 
 from __future__ import annotations
