@@ -51,6 +51,11 @@ POINTS: dict[str, str] = {
     "the next run closes the killed one and purges them",
     "rewrap.batch": "a batch re-wrapped, before commit: the keys stay under the old KEK",
     "rewrap.committed": "a batch re-wrapped and committed: it stays done, the next run goes on",
+    # directory swap (gateway directory import, gateway/cli/node.py)
+    "directory.written": "the new directory written beside the old, not swapped in: the old "
+    "stays, importing again installs the new",
+    "directory.swapped": "swapped in, not audited: importing the same file again writes its "
+    "audit event, once",
 }
 """Every crash point and what a crash there must leave behind."""
 

@@ -108,6 +108,14 @@ ELSEWHERE: dict[str, tuple[str, str]] = {
     "purge.batch": ("`gateway purge`", "tests/purge/test_purge_crash_point.py"),
     "rewrap.batch": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
     "rewrap.committed": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
+    "directory.written": (
+        "`gateway directory import`",
+        "tests/integration/test_directory_crash_points.py",
+    ),
+    "directory.swapped": (
+        "`gateway directory import`",
+        "tests/integration/test_directory_crash_points.py",
+    ),
 }
 """Points outside the exchange: the command killed there, and the test that kills it."""
 
