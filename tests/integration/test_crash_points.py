@@ -85,9 +85,9 @@ POINT_VICTIMS: dict[str, str] = {
 """The node each point kills: the one whose code path reaches it first."""
 
 FULL_MATRIX = os.environ.get("GATEWAY_CRASH_MATRIX", "") == "full"
-"""``GATEWAY_CRASH_MATRIX=full``: every point on both stores (30 cases, ~20 min on a loaded
-2-core machine). Otherwise every point once, the stores alternating down the table (15 cases,
-both stores covered): what CI runs."""
+"""``GATEWAY_CRASH_MATRIX=full``: every point on both stores (30 cases). Otherwise every point
+once, the stores alternating down the table (15 cases, both stores covered; ~5 min on a shared
+2-core machine): what CI runs."""
 
 CASES = [
     pytest.param(dialect, point, id=f"{dialect}-{point}")
