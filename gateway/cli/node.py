@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import CommandError, ExitCode
+from gateway.crashpoints import crash_point
 
 if TYPE_CHECKING:
     from gateway.config import NodeConfig
@@ -432,32 +433,50 @@ def _directory_import(args: argparse.Namespace) -> int:
     data = args.file.read_bytes()
     new = verify_directory(data, trust, at=now)
     target = config.trust.directory_file
-    if target.exists() and target.read_bytes() == data:
-        # The same signed document (demo nodes sharing one directory file, a repeated
-        # import): nothing to do, and not a rollback.
+    current = load_directory(config, at=now) if target.exists() else None
+    if current is not None and current.version == new.version and target.read_bytes() == data:
+        # Installed already (demo nodes sharing one directory file, a repeated import). An
+        # import killed between the swap and its audit event (directory.swapped) is completed
+        # by importing the same file again: the event is written once.
+        _audit_directory_change(config, new.version, now)
         print(f"справочник версии {new.version} уже установлен: {target}")
         return 0
-    current = load_directory(config, at=now) if target.exists() else None
     check_update(current, new, now=now)
     temporary = target.with_suffix(".new")
     temporary.write_bytes(data)
+    crash_point("directory.written")
     temporary.replace(target)  # atomic: a node reading it sees the old or the new, never half
+    crash_point("directory.swapped")
     _audit_directory_change(config, new.version, now)
     print(f"справочник версии {new.version} принят и установлен: {target}")
     return 0
 
 
 def _audit_directory_change(config: NodeConfig, version: int, now: datetime) -> None:
+    """Audit the installation of ``version``, once: an import repeated after a crash adds no
+    second event."""
     from gateway.store import audit, migrate, open_store
 
     store = open_store(config.database_url)
     migrate(store.engine)
     with store.transaction() as conn:
-        audit.append(
-            conn,
-            now=now,
-            actor="cli",
-            kind="directory.imported",
-            details={"version": version},
-        )
+        if version not in _imported_versions(conn):
+            audit.append(
+                conn,
+                now=now,
+                actor="cli",
+                kind="directory.imported",
+                details={"version": version},
+            )
     store.dispose()
+
+
+def _imported_versions(conn: Any) -> set[Any]:
+    from gateway.store import audit
+
+    versions: set[Any] = set()
+    after = 0
+    while found := audit.events(conn, after, kinds=("directory.imported",)):
+        versions |= {event.details.get("version") for event in found}
+        after = found[-1].seq
+    return versions

@@ -28,6 +28,7 @@ from lxml import etree
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from gateway.crashpoints import crash_point
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound
@@ -116,6 +117,7 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
         received = _verified(node, tls_body, root, payload, encrypted, now)
     except DocumentRejected as rejected:
         return _refused(node, tls_body, claimed, Refuse(rejected.problems[0]), now)
+    crash_point("receive.verified")
     for _ in range(DECISION_ATTEMPTS):
         snapshot = _snapshot(node, received.header)
         receipt_json = documents.receipt_json(
@@ -139,6 +141,7 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
         if isinstance(verdict, Refuse):
             return _refused(node, tls_body, claimed, verdict, now)
         receipt = node.sign_machine_document(receipt_json, now)
+        crash_point("receipt.signed")
         try:
             late = _store_accepted(node, received, snapshot, verdict, receipt_json, receipt, now)
         except ConcurrentChange:
@@ -153,6 +156,7 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
             # of this unit was committed; decide again, then tell the sender to retry.
             log.warning("storing a received document failed: %s", type(error.orig).__name__)
             continue
+        crash_point("receive.committed")
         return ReceiveOutcome(
             Disposition.ACCEPTED,
             receipt,
@@ -272,6 +276,7 @@ def _store_accepted(
                 subjects={"message": header.message_id, "conversation": header.conversation_id},
                 details={"codes": " ".join(p.code for p in verdict.warnings)},
             )
+        crash_point("receive.write")
         return late
 
     # Committed together with other receives (one transaction, a savepoint each); the receipt

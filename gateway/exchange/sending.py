@@ -26,6 +26,7 @@ from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
 
+from gateway.crashpoints import crash_point
 from gateway.crypto.keystore import KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_envelope, verify_envelope
@@ -106,10 +107,12 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
         _check_size(signed)
+        crash_point("submit.signed")
         try:
             late = _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
             continue
+        crash_point("submit.committed")
         warnings = list(plan.warnings)
         if late is not None:
             warnings.append(late_answer_warning(late))
@@ -212,6 +215,7 @@ def _store_submitted(
                 "sha256": hashlib.sha256(signed).hexdigest(),
             },
         )
+        crash_point("submit.write")
         return late
 
     return node.committer.run(write, key=header.message_id)
@@ -257,7 +261,10 @@ class Outgoing:
 def claim_due(node: Node, worker_id: str, limit: int) -> list[outbox_store.Claim]:
     now = node.clock()
     with node.store.transaction() as conn:
-        return outbox_store.claim_due(conn, worker_id, now, limit, DELIVERY_LEASE)
+        claims = outbox_store.claim_due(conn, worker_id, now, limit, DELIVERY_LEASE)
+    if claims:
+        crash_point("claim.committed")
+    return claims
 
 
 def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
@@ -424,8 +431,10 @@ def _store_answer(
             subjects={"message": claim.message_id, "receipt": header.message_id},
             details={"peer": claim.destination, "code": code or ""},
         )
+        crash_point("record.write")
 
     node.committer.run(write, key=claim.message_id)
+    crash_point("record.committed")
 
 
 def record_failure(

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from gateway.crashpoints import crash_point
 from gateway.store.engine import Store
 
 T = TypeVar("T")
@@ -97,6 +98,8 @@ class GroupCommitter:
                         unit.result = unit.work(conn)
                 for unit, outcome in zip(batch, shared.outcomes, strict=True):
                     unit.error = outcome.error
+                crash_point("commit.batch")
+            crash_point("commit.done")
         except BaseException as exc:  # the commit (or the connection) failed: every unit did
             for unit in batch:
                 unit.error = exc

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.crashpoints import crash_point
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing, WrappedKey
 from gateway.store import audit
@@ -156,8 +157,11 @@ def rewrap_all(
     while True:
         with store.transaction() as conn:
             n = rewrap_batch(conn, ring, clock(), batch)
+            if n:
+                crash_point("rewrap.batch")
         if n == 0:
             break
+        crash_point("rewrap.committed")
         done += n
         if progress is not None:
             progress(RewrapProgress(done, max(total, done), ring.active.key_id))

@@ -35,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.crashpoints import crash_point
 from gateway.store import audit
 from gateway.store import conversations as conversation_store
 from gateway.store.messages import forget_data_keys
@@ -833,6 +834,7 @@ def purge_batch(
         .where(purge_runs.c.run_id == run_id)
         .values(purged=purge_runs.c.purged + len(ids))
     )
+    crash_point("purge.batch")
     return len(ids)
 
 

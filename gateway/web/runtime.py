@@ -26,6 +26,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from gateway.config import ServerSection
+from gateway.crashpoints import crash_point
 from gateway.crypto.rotation import expiring_keys, tls_identity
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
@@ -472,6 +473,7 @@ class NodeRuntime:
         loop = asyncio.get_running_loop()
         outcome = await loop.run_in_executor(self.peer_executor, self.node.receive, sender, payload)
         if outcome.disposition is Disposition.ACCEPTED:
+            crash_point("receipt.answering")
             self.metrics.message_received(outcome.agreement, outcome.kind)
             if outcome.late:
                 self.metrics.answer_late(outcome.agreement, LateSide.RECEIVED)
@@ -555,6 +557,7 @@ class NodeRuntime:
             await loop.run_in_executor(self.executor, failure)
             self.metrics.delivery(DeliveryOutcome.RETRY)
             return
+        crash_point("deliver.posting")
         try:
             response = await self.client.post_message(
                 messages_url(outgoing.endpoint), outgoing.wire
@@ -576,6 +579,7 @@ class NodeRuntime:
                 await loop.run_in_executor(self.executor, failure)
                 self.metrics.delivery(DeliveryOutcome.RETRY)
                 return
+        crash_point("deliver.answered")
         record = functools.partial(
             self.node.record_answer,
             claim,

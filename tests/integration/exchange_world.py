@@ -284,15 +284,16 @@ class ServeProcess:
                 self.kill()
 
 
-def start_serve(config: Path, *options: str) -> ServeProcess:
-    """Start ``gateway serve --config [OPTIONS]`` and wait until it says it listens."""
+def start_serve(config: Path, *options: str, env: dict[str, str] | None = None) -> ServeProcess:
+    """Start ``gateway serve --config [OPTIONS]`` and wait until it says it listens; ``env``
+    adds to the environment (``GATEWAY_CRASH_AT``, say)."""
     log = config.with_suffix(f".{time.monotonic_ns()}.log")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(GATEWAY), "serve", "--config", str(config), *options],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     serve = ServeProcess(config, process, log)
     deadline = time.monotonic() + SERVE_START_SECONDS
