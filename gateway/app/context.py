@@ -53,7 +53,11 @@ class AppContext:
     def open(cls, config_path: Path, actor: Actor | None = None) -> AppContext:
         """Read the node's TOML, open its database and migrate it to the code's schema.
         ``actor`` defaults to :func:`command_line_actor`."""
-        config = NodeConfig.from_toml(config_path)
+        return cls.from_config(NodeConfig.from_toml(config_path), actor)
+
+    @classmethod
+    def from_config(cls, config: NodeConfig, actor: Actor | None = None) -> AppContext:
+        """As :meth:`open`, for a configuration already read."""
         store = open_store(config.database_url)
         try:
             migrate(store.engine)
