@@ -84,3 +84,12 @@ class AppContext:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def serving_context(
+    store: Store, config: NodeConfig | None = None, clock: Callable[[], datetime] = _utc_now
+) -> AppContext:
+    """The context of a server over the store it holds. Its own actor has no role, so nothing
+    runs for the server itself by mistake: each request names its actor with
+    :meth:`AppContext.acting_as`."""
+    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock)
