@@ -69,13 +69,11 @@ def _say(message: str) -> None:
 
 
 def _open(path: Path) -> tuple[NodeConfig, Any]:
-    from gateway.config import NodeConfig
-    from gateway.store import migrate, open_store
+    from gateway.app.context import AppContext
 
-    config = NodeConfig.from_toml(path)
-    store = open_store(config.database_url)
-    migrate(store.engine)
-    return config, store
+    ctx = AppContext.open(path)
+    assert ctx.config is not None
+    return ctx.config, ctx.store
 
 
 def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:

@@ -97,6 +97,7 @@ def _uuid(text: str) -> object:
 
 
 def _disclose(args: argparse.Namespace) -> int:
+    from gateway.app.context import AppContext
     from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
@@ -107,7 +108,6 @@ def _disclose(args: argparse.Namespace) -> int:
         disclose,
     )
     from gateway.model.problems import GatewayError
-    from gateway.store import migrate, open_store
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
@@ -144,9 +144,12 @@ def _disclose(args: argparse.Namespace) -> int:
             "NODE_NOT_INITIALISED",
             ExitCode.UNAVAILABLE,
         )
-    store = open_store(config.database_url)
     try:
-        migrate(store.engine)
+        store = AppContext.from_config(config).store
+    except BaseException:
+        keys.close()
+        raise
+    try:
         result = disclose(
             store,
             ring,
@@ -194,11 +197,12 @@ def _disclose(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from gateway.app.context import AppContext
     from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.model.problems import GatewayError
-    from gateway.store import audit, disclosures, migrate, open_store
+    from gateway.store import audit, disclosures
 
     if args.message is not None:
         try:
@@ -221,10 +225,13 @@ def _list(args: argparse.Namespace) -> int:
             "NODE_NOT_INITIALISED",
             ExitCode.UNAVAILABLE,
         )
-    store = open_store(config.database_url)
+    try:
+        store = AppContext.from_config(config).store
+    except BaseException:
+        keys.close()
+        raise
     now = datetime.now(UTC)
     try:
-        migrate(store.engine)
         with store.transaction() as conn:
             if args.message is not None:
                 records = disclosures.list_for_message(conn, message_id)

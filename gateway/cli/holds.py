@@ -4,8 +4,9 @@
     gateway holds release --config NODE.toml --conversation ID --reason "…"
     gateway holds list    --config NODE.toml [--all] [--conversation ID]
 
-Placing and releasing are administrators' acts: each is recorded in the audit trail
-(``hold.placed`` / ``hold.released``, with the reason and who ran the command). The reason is
+Placing and releasing are administrators' acts, done by :mod:`gateway.app.admin` as the local
+API's ``/api/v1/holds`` routes do them: each is recorded in the audit trail (``hold.placed`` /
+``hold.released``, with the reason and who ran the command). The reason is
 the order or case reference (at most 128 characters, no personal data).
 
 Exit codes: 0 — done; 1 — nothing to release; 2 — bad arguments, configuration or an unknown
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,78 +53,56 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _open(path: Path) -> Any:
-    from gateway.config import NodeConfig
-    from gateway.store import migrate, open_store
-
-    config = NodeConfig.from_toml(path)
-    store = open_store(config.database_url)
-    migrate(store.engine)
-    return store
-
-
 def _place(args: argparse.Namespace) -> int:
-    from gateway.cli.purge import cli_actor
+    from gateway.app import admin
+    from gateway.app.context import AppContext
     from gateway.model.problems import GatewayError
-    from gateway.store import purge
 
     try:
-        store = _open(args.config)
+        ctx = AppContext.open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        with store.transaction() as conn:
-            hold_id = purge.place_hold(
-                conn, args.conversation, args.reason, cli_actor(), datetime.now(UTC)
-            )
-    except purge.HoldRefused as exc:
-        return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
-    finally:
-        store.dispose()
+    with ctx:
+        try:
+            hold_id = admin.place_hold(ctx, args.conversation, args.reason)
+        except admin.HoldRefused as exc:
+            return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
     print(f"запрет {hold_id} на уничтожение переписки {args.conversation} поставлен")
     return EXIT_OK
 
 
 def _release(args: argparse.Namespace) -> int:
-    from gateway.cli.purge import cli_actor
+    from gateway.app import admin
+    from gateway.app.context import AppContext
     from gateway.model.problems import GatewayError
-    from gateway.store import purge
 
     try:
-        store = _open(args.config)
+        ctx = AppContext.open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        with store.transaction() as conn:
-            released = purge.release_conversation_holds(
-                conn, args.conversation, cli_actor(), datetime.now(UTC), args.reason
-            )
-    except purge.HoldRefused as exc:
-        return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
-    finally:
-        store.dispose()
-    if not released:
-        _say(f"действующих запретов на переписку {args.conversation} нет")
-        return EXIT_NOTHING
+    with ctx:
+        try:
+            released = admin.release_holds(ctx, args.conversation, args.reason)
+        except admin.HoldRefused as exc:
+            return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
+        except admin.NoActiveHold:
+            _say(f"действующих запретов на переписку {args.conversation} нет")
+            return EXIT_NOTHING
     print(f"сняты запреты {', '.join(map(str, released))} с переписки {args.conversation}")
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
+    from gateway.app import admin
+    from gateway.app.context import AppContext
     from gateway.model.problems import GatewayError
-    from gateway.store import purge
 
     try:
-        store = _open(args.config)
+        ctx = AppContext.open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        with store.read() as conn:
-            holds = purge.list_holds(
-                conn, active_only=not args.all, conversation_id=args.conversation
-            )
-    finally:
-        store.dispose()
+    with ctx:
+        holds = admin.list_holds(ctx, active_only=not args.all, conversation_id=args.conversation)
     print("hold_id\tconversation_id\treason\tplaced_by\tplaced_at\treleased_by\treleased_at")
     for h in holds:
         released_at = h.released_at.isoformat() if h.released_at else "-"

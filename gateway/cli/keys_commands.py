@@ -373,12 +373,10 @@ def _actor() -> str:
 
 
 def _open_node_store(config: NodeConfig) -> Any:
-    from gateway.store import migrate, open_store
+    from gateway.app.context import AppContext
 
     config.node.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(config.database_url)
-    migrate(store.engine)
-    return store
+    return AppContext.from_config(config).store
 
 
 def _audit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,57 +244,28 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _tokens_add(args: argparse.Namespace) -> int:
-    import secrets
+    from gateway.app import admin
+    from gateway.app.context import AppContext
 
-    from gateway.config import NodeConfig
-    from gateway.store import audit, migrate, open_store, tokens
-
-    config = NodeConfig.from_toml(args.config)
-    store = open_store(config.database_url)
-    migrate(store.engine)
-    token = secrets.token_urlsafe(32)
-    now = datetime.now(UTC)
-    if args.expires_in_days is not None and args.expires_in_days < 1:
-        raise CommandError(
-            "--expires-in-days: не меньше 1 (или без ключа: до отзыва)",
-            "INVALID_ARGUMENT",
-            exit_code=ExitCode.USAGE,
-        )
-    expires = (
-        now + timedelta(days=args.expires_in_days) if args.expires_in_days is not None else None
-    )
-    with store.transaction() as conn:
-        token_id = tokens.create(
-            conn, token, label=args.label, scopes=args.role, now=now, expires_at=expires
-        )
-        audit.append(
-            conn,
-            now=now,
-            actor="cli",
-            kind="token.created",
-            subjects={"token": str(token_id)},
-            details={
-                "label": args.label[:64],
-                "roles": ",".join(sorted(args.role)),
-                "expires_at": expires.isoformat() if expires else None,
-            },
-        )
-    store.dispose()
-    print(token)
+    with AppContext.open(args.config) as ctx:
+        try:
+            issued = admin.add_token(ctx, args.label, args.role, args.expires_in_days)
+        except admin.TokenRefused as exc:
+            raise CommandError(
+                f"{exc} (--label, --role, --expires-in-days)",
+                "INVALID_ARGUMENT",
+                exit_code=ExitCode.USAGE,
+            ) from None
+    print(issued.token)
     return 0
 
 
 def _tokens_list(args: argparse.Namespace) -> int:
-    from gateway.config import NodeConfig
-    from gateway.store import open_store, tokens
+    from gateway.app import admin
+    from gateway.app.context import AppContext
 
-    config = NodeConfig.from_toml(args.config)
-    store = open_store(config.database_url)
-    try:
-        with store.read() as conn:
-            found = tokens.list_tokens(conn)
-    finally:
-        store.dispose()
+    with AppContext.open(args.config) as ctx:
+        found = admin.list_tokens(ctx)
     now = datetime.now(UTC)
     rows = [
         {
@@ -328,32 +299,18 @@ def _tokens_list(args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:
-    from gateway.config import NodeConfig
-    from gateway.store import audit, open_store, tokens
+    from gateway.app import admin
+    from gateway.app.context import AppContext
 
-    config = NodeConfig.from_toml(args.config)
-    store = open_store(config.database_url)
-    now = datetime.now(UTC)
-    try:
-        with store.transaction() as conn:
-            revoked = tokens.revoke(conn, args.token_id, now)
-            if revoked:
-                audit.append(
-                    conn,
-                    now=now,
-                    actor="cli",
-                    kind="token.revoked",
-                    subjects={"token": str(args.token_id)},
-                    details={},
-                )
-    finally:
-        store.dispose()
-    if not revoked:
-        raise CommandError(
-            f"токена {args.token_id} нет или он уже отозван (см. gateway tokens list)",
-            "TOKEN_NOT_FOUND",
-            exit_code=ExitCode.REFUSED,
-        )
+    with AppContext.open(args.config) as ctx:
+        try:
+            admin.revoke_token(ctx, args.token_id)
+        except admin.TokenRefused:
+            raise CommandError(
+                f"токена {args.token_id} нет или он уже отозван (см. gateway tokens list)",
+                "TOKEN_NOT_FOUND",
+                exit_code=ExitCode.REFUSED,
+            ) from None
     print(f"токен {args.token_id} отозван: запросы с ним получают 401 сразу")
     return 0
 
@@ -455,10 +412,10 @@ def _directory_import(args: argparse.Namespace) -> int:
 def _audit_directory_change(config: NodeConfig, version: int, now: datetime) -> None:
     """Audit the installation of ``version``, once: an import repeated after a crash adds no
     second event."""
-    from gateway.store import audit, migrate, open_store
+    from gateway.app.context import AppContext
+    from gateway.store import audit
 
-    store = open_store(config.database_url)
-    migrate(store.engine)
+    store = AppContext.from_config(config).store
     with store.transaction() as conn:
         if version not in _imported_versions(conn):
             audit.append(

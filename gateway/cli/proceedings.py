@@ -44,10 +44,10 @@ def register(subparsers: Any) -> None:
 
 
 def _close(args: argparse.Namespace) -> int:
+    from gateway.app.context import AppContext
     from gateway.cli.purge import cli_actor
-    from gateway.config import NodeConfig
     from gateway.model.problems import GatewayError
-    from gateway.store import conversations, migrate, open_store
+    from gateway.store import conversations
 
     try:
         closed_at = datetime.fromisoformat(args.closed_at)
@@ -60,9 +60,7 @@ def _close(args: argparse.Namespace) -> int:
             "USAGE",
         )
     try:
-        config = NodeConfig.from_toml(args.config)
-        store = open_store(config.database_url)
-        migrate(store.engine)
+        store = AppContext.open(args.config).store
     except (GatewayError, OSError) as exc:
         return report(exc)
     try:

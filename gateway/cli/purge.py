@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,23 +86,17 @@ def parse_now(text: str | None) -> datetime:
 
 def cli_actor() -> str:
     """``cli:<login>``: who ran a command, for the audit trail."""
-    import getpass
+    from gateway.app.context import command_line_actor
 
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        user = f"uid-{os.getuid()}"
-    return f"cli:{user}"[:64]
+    return command_line_actor().name
 
 
 def _open(args: argparse.Namespace) -> tuple[NodeConfig, Any]:
-    from gateway.config import NodeConfig
-    from gateway.store import migrate, open_store
+    from gateway.app.context import AppContext
 
-    config = NodeConfig.from_toml(args.config)
-    store = open_store(config.database_url)
-    migrate(store.engine)
-    return config, store
+    ctx = AppContext.open(args.config)
+    assert ctx.config is not None
+    return ctx.config, ctx.store
 
 
 def _seal_certificates(config: NodeConfig) -> list[Any]:

@@ -87,28 +87,14 @@ def _guard(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         import asyncio
 
-        from gateway.config import NodeConfig
-        from gateway.store.engine import migrate, open_store
+        from gateway.app.context import AppContext
         from gateway.web.console.users import StoreUserDirectory
 
-        config = NodeConfig.from_toml(args.config)
-        store = open_store(config.database_url)
-        try:
-            migrate(store.engine)
-            directory = StoreUserDirectory(store, audit_actor=_cli_actor())
+        with AppContext.open(args.config) as ctx:
+            directory = StoreUserDirectory(ctx.store, audit_actor=ctx.actor.name)
             return int(asyncio.run(handler(args, directory, datetime.now(UTC))))
-        finally:
-            store.dispose()
 
     return run
-
-
-def _cli_actor() -> str:
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = "unknown"
-    return f"cli:{login}"[:64]
 
 
 def read_password(password_file: Path | None) -> str:

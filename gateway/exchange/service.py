@@ -87,6 +87,13 @@ class Action(StrEnum):
     """The console's key, directory, retention and legal-hold pages."""
     READ_AUDIT = "read-audit"
     """The console's audit trail page and its chain verification."""
+    LIST_HOLDS = "list-holds"
+    """Legal holds on purging (CIS Art. 9.6): the API's GET /holds, the console's holds page,
+    ``gateway holds list``."""
+    MANAGE_HOLDS = "manage-holds"
+    """Place or release a legal hold (gateway.app.admin)."""
+    MANAGE_TOKENS = "manage-tokens"
+    """Add, list or revoke the local API's tokens (gateway.app.admin)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +135,9 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
         ),
         Action.READ_CONFIGURATION: Access((Role.ADMINISTRATOR,), what="reading configuration"),
         Action.READ_AUDIT: Access((Role.AUDITOR,), what="reading the audit trail"),
+        Action.LIST_HOLDS: Access((Role.ADMINISTRATOR,), what="listing legal holds"),
+        Action.MANAGE_HOLDS: Access((Role.ADMINISTRATOR,), what="placing or releasing holds"),
+        Action.MANAGE_TOKENS: Access((Role.ADMINISTRATOR,), what="managing API tokens"),
     }
 )
 """The one table of who may do what: the node enforces it, the console and the docs follow it."""

@@ -18,11 +18,18 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     POST /api/v1/messages/{message_id}/verifications verify again now; recorded
     POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
     GET  /api/v1/keys/expiring                      keys ending within 30 days
+    GET  /api/v1/holds                              legal holds on purging (CIS Art. 9.6)
+    POST /api/v1/conversations/{conversation_id}/holds
+                                                    place a legal hold
+    POST /api/v1/conversations/{conversation_id}/holds/release
+                                                    release the conversation's holds
     GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
 
 Each route names its :class:`~gateway.exchange.service.Action`; who may take it is the one table
-:data:`gateway.exchange.service.ACCESS`, enforced by the node. :func:`roles_table` renders the
-docs' route table from both and :func:`openapi_document` adds the roles to the OpenAPI.
+:data:`gateway.exchange.service.ACCESS`, enforced by the node (the holds routes: by
+:mod:`gateway.app.admin`, which ``gateway holds`` and the console call too). :func:`roles_table`
+renders the docs' route table from both and :func:`openapi_document` adds the roles to the
+OpenAPI.
 
 Middlewares, outermost first::
 
@@ -75,6 +82,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from gateway.app import admin
+from gateway.app.context import AppContext
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -123,6 +132,9 @@ CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
 OPENAPI = f"{API_PREFIX}/openapi.json"
 KEYS_EXPIRING = f"{API_PREFIX}/keys/expiring"
+HOLDS = f"{API_PREFIX}/holds"
+CONVERSATION_HOLDS = f"{CONVERSATION}/holds"
+CONVERSATION_HOLDS_RELEASE = f"{CONVERSATION}/holds/release"
 HEALTHZ = "/healthz"
 METRICS_PATH = "/metrics"
 
@@ -197,6 +209,8 @@ SECURITY_HEADERS: Mapping[str, str] = {
 SERVICE = web.AppKey("local_service", LocalService)
 METRICS = web.AppKey("gateway_metrics", GatewayMetrics)
 OPENAPI_BYTES = web.AppKey("openapi_bytes", bytes)
+ADMIN = web.AppKey("app_context", AppContext)
+"""The application layer's context over the node's store; each request acts as its token."""
 ACTOR = web.RequestKey("actor", Actor)
 """Who is asking, set by the authentication middleware on every non-public route."""
 
@@ -243,6 +257,14 @@ class ErrorCode(StrEnum):
     """The conversation kept changing under the submission (other documents of it were being
     stored at the same moment) more times than the node retries; nothing was stored. Submit the
     same document again after ``Retry-After`` seconds (503)."""
+    HOLD_REFUSED = "HOLD_REFUSED"
+    """A legal hold cannot be placed: no such stored conversation, or the reason is not 1..128
+    characters (422)."""
+    NO_ACTIVE_HOLD = "NO_ACTIVE_HOLD"
+    """Releasing found no active hold on the conversation; nothing changed (409)."""
+    ADMINISTRATION_UNAVAILABLE = "ADMINISTRATION_UNAVAILABLE"
+    """This API was started without the administration service (a test double of the node);
+    the node's own API always has it (503)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); the log has the exception's type and stack, never its message."""
 
@@ -372,6 +394,23 @@ def _translate(exc: BaseException) -> ApiError | None:
             str(exc),
             exc.message_ru,
             extra={"article": "CIS Art. 9.6"},
+        )
+    if isinstance(exc, admin.HoldRefused):
+        # The store's words name the rule (length, unknown id), never the reason sent.
+        return ApiError(
+            422,
+            ErrorCode.HOLD_REFUSED,
+            str(exc),
+            "Запрет не поставлен: переписки с таким идентификатором нет или основание не "
+            "1..128 знаков (реквизиты решения, без персональных данных).",
+            extra={"article": "CIS Art. 9.6"},
+        )
+    if isinstance(exc, admin.NoActiveHold):
+        return ApiError(
+            409,
+            ErrorCode.NO_ACTIVE_HOLD,
+            "no active legal hold on this conversation; nothing changed",
+            "Действующих запретов на эту переписку нет; ничего не изменено.",
         )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
@@ -883,6 +922,79 @@ async def get_expiring_keys(request: web.Request) -> web.Response:
     return _json({"keys": keys})
 
 
+HOLD_FIELDS = frozenset({"reason"})
+
+
+def _admin_context(request: web.Request) -> AppContext:
+    """The application context acting as this request's actor (its token)."""
+    base = request.app.get(ADMIN)
+    if base is None:
+        raise ApiError(
+            503,
+            ErrorCode.ADMINISTRATION_UNAVAILABLE,
+            "this API runs without the administration service",
+            "Этот API запущен без службы администрирования.",
+        )
+    return base.acting_as(request[ACTOR])
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # The admin service is synchronous (one store transaction): off the event loop.
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+
+
+async def _hold_reason(request: web.Request) -> str:
+    body = await _read_json_body(request)
+    reason = body.get("reason")
+    if set(body) - HOLD_FIELDS or not isinstance(reason, str):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"reason": "…"}: the order or case reference (1..128 characters, no personal '
+            "data)",
+            "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
+        )
+    return reason
+
+
+async def get_holds(request: web.Request) -> web.Response:
+    """Legal holds, newest first: active ones, or every one with ``all=yes``; one
+    conversation's with ``conversation_id``."""
+    _only_params(request, frozenset({"all", "conversation_id"}))
+    everything = _choice("all", request.query.get("all", "no"), frozenset({"yes", "no"}))
+    conversation_id = request.query.get("conversation_id")
+    if conversation_id is not None and not _UUID.fullmatch(conversation_id):
+        raise _bad_parameter("conversation_id", "a UUID in lower case", "UUID в нижнем регистре")
+    holds = await _in_thread(
+        admin.list_holds,
+        _admin_context(request),
+        active_only=everything == "no",
+        conversation_id=conversation_id,
+    )
+    return _json({"holds": holds})
+
+
+async def post_hold(request: web.Request) -> web.Response:
+    """Put the conversation under a legal hold (CIS Art. 9.6): nothing of it is purged until
+    released. Audited (``hold.placed``)."""
+    _only_params(request, frozenset())
+    conversation_id = _path_id(request, "conversation_id")
+    reason = await _hold_reason(request)
+    hold_id = await _in_thread(admin.place_hold, _admin_context(request), conversation_id, reason)
+    return _json({"hold_id": hold_id, "conversation_id": conversation_id}, status=201)
+
+
+async def post_hold_release(request: web.Request) -> web.Response:
+    """Release every active hold on the conversation. Audited (``hold.released``)."""
+    _only_params(request, frozenset())
+    conversation_id = _path_id(request, "conversation_id")
+    reason = await _hold_reason(request)
+    released = await _in_thread(
+        admin.release_holds, _admin_context(request), conversation_id, reason
+    )
+    return _json({"released": released, "conversation_id": conversation_id})
+
+
 async def get_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
@@ -1054,6 +1166,23 @@ ROUTES: tuple[Route, ...] = (
         Action.READ_KEY_EXPIRY,
         "keys whose certificates end within 30 days",
     ),
+    Route(
+        hdrs.METH_GET, HOLDS, get_holds, Action.LIST_HOLDS, "legal holds on purging, newest first"
+    ),
+    Route(
+        hdrs.METH_POST,
+        CONVERSATION_HOLDS,
+        post_hold,
+        Action.MANAGE_HOLDS,
+        "place a legal hold: nothing of it is purged (CIS Art. 9.6) → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        CONVERSATION_HOLDS_RELEASE,
+        post_hold_release,
+        Action.MANAGE_HOLDS,
+        "release the conversation's legal holds",
+    ),
     Route(hdrs.METH_GET, OPENAPI, get_openapi, None, "this API's OpenAPI 3.1 description"),
     Route(hdrs.METH_GET, HEALTHZ, get_health, None, '`{"status": "ok"}` when the node answers'),
     Route(hdrs.METH_GET, METRICS_PATH, get_metrics, None, "Prometheus text; labels are codes only"),
@@ -1186,11 +1315,15 @@ def openapi_document() -> dict[str, Any]:
     return spec
 
 
-def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Application:
+def make_local_api_app(
+    service: LocalService, metrics: GatewayMetrics, admin_context: AppContext | None = None
+) -> web.Application:
     """The local API as an aiohttp application (serve it alone on its own site, e.g. loopback).
 
     ``service`` is the node (:class:`LocalService`); ``metrics`` is shared with the node, which
-    records receipts and deliveries in it, and is exposed at ``GET /metrics``.
+    records receipts and deliveries in it, and is exposed at ``GET /metrics``;
+    ``admin_context`` is the application layer's context over the node's store, for the
+    administration routes (without it they answer 503 ADMINISTRATION_UNAVAILABLE).
     """
     app = web.Application(
         middlewares=[_measure, _errors, _authenticate],
@@ -1199,6 +1332,8 @@ def make_local_api_app(service: LocalService, metrics: GatewayMetrics) -> web.Ap
     app[SERVICE] = service
     app[METRICS] = metrics
     app[OPENAPI_BYTES] = json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
+    if admin_context is not None:
+        app[ADMIN] = admin_context
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.on_response_prepare.append(_security_headers)

@@ -194,6 +194,20 @@ _SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "LegalHold": _object(
+        {
+            "hold_id": {"type": "integer"},
+            "conversation_id": _UUID,
+            "reference": {
+                "type": "string",
+                "description": "The reason: an order or case reference.",
+            },
+            "placed_by": _STR,
+            "placed_at": _DATETIME,
+            "released_by": _NULLABLE_STR,
+            "released_at": {"type": ["string", "null"], "format": "date-time"},
+        }
+    ),
     "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
 }
 
@@ -260,6 +274,26 @@ _READ = {
     "428": _resp("PurposeRequired"),
 }
 _PURPOSE = [_param("PurposeHeader"), _param("PurposeQuery")]
+_HOLD_REASON = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "reason": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "description": "The order or case reference (no personal data).",
+                    }
+                },
+                "required": ["reason"],
+                "additionalProperties": False,
+            }
+        }
+    },
+}
 
 
 def _download(media_type: str, description: str) -> dict[str, Any]:
@@ -566,6 +600,89 @@ def _paths() -> dict[str, Any]:
                         },
                     },
                     **_COMMON,
+                },
+            }
+        },
+        "/api/v1/holds": {
+            "get": {
+                "operationId": "listHolds",
+                "summary": "Legal holds on purging (CIS Art. 9.6), newest first: the active ones, "
+                "or every one with `all=yes`; one conversation's with `conversation_id`. "
+                "Administrators.",
+                "parameters": [
+                    _query("all", {"type": "string", "enum": ["yes", "no"]}, "Released too."),
+                    _query("conversation_id", _UUID, "Only this conversation's holds."),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Each hold: id, conversation, reference (the reason), who "
+                        "placed it and when, who released it and when (null while active).",
+                        "content": {
+                            "application/json": {
+                                "schema": _object(
+                                    {"holds": {"type": "array", "items": _ref("LegalHold")}},
+                                    ["holds"],
+                                )
+                            }
+                        },
+                    },
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/conversations/{conversation_id}/holds": {
+            "post": {
+                "operationId": "placeHold",
+                "summary": "Put the conversation under a legal hold (CIS Art. 9.6): nothing of it "
+                "is purged until released. Audited (`hold.placed`). 422 `HOLD_REFUSED`: no such "
+                "stored conversation, or the reason is not 1..128 characters.",
+                "parameters": [_param("ConversationId")],
+                "requestBody": _HOLD_REASON,
+                "responses": {
+                    "201": {
+                        "description": "Placed: the hold's id and the conversation id.",
+                        "content": {
+                            "application/json": {
+                                "schema": _object(
+                                    {"hold_id": {"type": "integer"}, "conversation_id": _UUID},
+                                    ["hold_id", "conversation_id"],
+                                )
+                            }
+                        },
+                    },
+                    "422": _error("No such conversation or a bad reason (HOLD_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/conversations/{conversation_id}/holds/release": {
+            "post": {
+                "operationId": "releaseHolds",
+                "summary": "Release every active legal hold on the conversation. Audited "
+                "(`hold.released`, with the reason). 409 `NO_ACTIVE_HOLD`: there was none.",
+                "parameters": [_param("ConversationId")],
+                "requestBody": _HOLD_REASON,
+                "responses": {
+                    "200": {
+                        "description": "The released holds' ids.",
+                        "content": {
+                            "application/json": {
+                                "schema": _object(
+                                    {
+                                        "released": {"type": "array", "items": {"type": "integer"}},
+                                        "conversation_id": _UUID,
+                                    },
+                                    ["released", "conversation_id"],
+                                )
+                            }
+                        },
+                    },
+                    "409": _error("No active hold on the conversation (NO_ACTIVE_HOLD)."),
+                    "422": _error("A reason over 128 characters (HOLD_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
                 },
             }
         },

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from gateway.app.context import serving_context
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.rotation import expiring_keys, tls_identity
@@ -207,7 +208,11 @@ class NodeRuntime:
         self.service = LocalNodeService(self.node, self.api_executor)
         self.metrics.directory_in_force(lambda: self.node.directory.version)
         self.metrics.key_schedule(self._scheduled_keys)
-        api = make_local_api_app(_WakingService(self.service, self._wake), self.metrics)
+        api = make_local_api_app(
+            _WakingService(self.service, self._wake),
+            self.metrics,
+            serving_context(self.node.store, config, self.node.clock),
+        )
         self.api_runner = await start_local_api(
             api,
             config.api.host,

@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
+from gateway.app.context import serving_context
 from gateway.exchange.service import ConversationSummary, Role
 from gateway.jobs.retention import load_retention
 from gateway.schemas import VALID_EXAMPLES_DIR
@@ -31,7 +32,7 @@ from gateway.web.console.passwords import hash_password
 from gateway.web.console.sessions import SessionStore
 from gateway.web.console.sources import (
     StoreAuditTrail,
-    store_holds,
+    admin_holds,
     store_purge_runs,
     store_undelivered,
 )
@@ -289,7 +290,7 @@ def store_sources(store: Store, config_path: Path) -> dict[str, Any]:
         "key_entries": no_keys,
         "directory": no_directory,
         "retention": retention,
-        "holds": store_holds(store),
+        "holds": admin_holds(serving_context(store)),
         "purge_runs": store_purge_runs(store),
         "audit_trail": StoreAuditTrail(store),
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from gateway.app.context import serving_context
 from gateway.crypto.keystore import KeyEntry
 from gateway.jobs.retention import load_retention
 from gateway.model.bodies import BodyLevel
@@ -23,7 +24,7 @@ from gateway.store.engine import open_store
 from gateway.store.tables import audit_events, legal_holds
 from gateway.web.console import make_console_app
 from gateway.web.console.admin import AUDIT_PAGE_SIZE
-from gateway.web.console.sources import StoreAuditTrail, store_holds, store_purge_runs
+from gateway.web.console.sources import StoreAuditTrail, admin_holds, store_purge_runs
 from tests.console.conftest import IDENTITY, NOW, signed_in, store_sources, uid
 
 ADMIN_PAGES = ("/admin/keys", "/admin/directory", "/admin/retention", "/admin/holds")
@@ -110,7 +111,7 @@ def sources(store, tmp_path: Path):
         "key_entries": key_entries,
         "directory": directory,
         "retention": retention,
-        "holds": store_holds(store),
+        "holds": admin_holds(serving_context(store)),
         "purge_runs": store_purge_runs(store),
         "audit_trail": StoreAuditTrail(store),
         "config_hint": "/etc/gateway/node.toml",

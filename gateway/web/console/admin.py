@@ -2,7 +2,9 @@
 (role ``administrator``); the audit trail and its verification (role ``auditor``).
 
 All of them only read, from the sources injected into :func:`make_console_app` (see
-:mod:`gateway.web.console.sources`; the console does not start without them). Changing
+:mod:`gateway.web.console.sources`; the console does not start without them); the holds page
+reads through :func:`gateway.app.admin.list_holds`, as ``gateway holds list`` and the local API
+do. Changing
 keys, holds or policies stays with the CLI (the key page shows the commands), so a stolen
 console session cannot rotate a seal or lift a hold.
 """
@@ -149,7 +151,7 @@ async def holds(request: web.Request) -> web.Response:
     _require(request, Action.READ_CONFIGURATION)
     ctx = request.app[CONTEXT]
     show_released = request.query.get("released") == "yes"
-    hold_list = await ctx.admin.holds(not show_released)
+    hold_list = await ctx.admin.holds(request[ACTOR], not show_released)
     runs = await ctx.admin.purge_runs(PURGE_RUNS_SHOWN)
     return render(
         request,

@@ -25,6 +25,8 @@ from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
+from gateway.app import admin
+from gateway.app.context import AppContext, serving_context
 from gateway.crypto.keystore import KeyEntry, KeyStore
 from gateway.crypto.rotation import expiring_keys
 from gateway.exchange.service import Actor
@@ -74,8 +76,9 @@ DirectorySource = Callable[[], Awaitable[Directory | None]]
 """The verified directory of bodies the node works with now."""
 RetentionSource = Callable[[], Awaitable[PolicySet]]
 """The node's retention policies (``PolicySet.from_config``)."""
-HoldsSource = Callable[[bool], Awaitable[Sequence[LegalHold]]]
-"""Legal holds, newest first; the argument: active ones only."""
+HoldsSource = Callable[[Actor, bool], Awaitable[Sequence[LegalHold]]]
+"""Legal holds, newest first, as the actor may see them (:func:`admin_holds`); the second
+argument: active ones only."""
 PurgeRunsSource = Callable[[int], Awaitable[Sequence[PurgeRun]]]
 """The latest purge runs, newest first; the argument: how many."""
 
@@ -160,11 +163,13 @@ def _event(row: Any) -> AuditEvent:
     )
 
 
-def store_holds(store: Store, executor: Executor | None = None) -> HoldsSource:
-    async def holds(active_only: bool) -> Sequence[LegalHold]:
+def admin_holds(context: AppContext, executor: Executor | None = None) -> HoldsSource:
+    """The holds page reads through the admin service, as ``gateway holds list`` and the local
+    API's ``GET /api/v1/holds`` do: the same role check, the same rows."""
+
+    async def holds(actor: Actor, active_only: bool) -> Sequence[LegalHold]:
         def read() -> list[LegalHold]:
-            with store.read() as conn:
-                return purge_store.list_holds(conn, active_only=active_only)
+            return admin.list_holds(context.acting_as(actor), active_only=active_only)
 
         return await _run(executor, read)
 
@@ -326,7 +331,7 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
         "key_entries": keystore_entries(node.keys, executor),
         "directory": directory,
         "retention": retention,
-        "holds": store_holds(node.store, executor),
+        "holds": admin_holds(serving_context(node.store, node.config, node.clock), executor),
         "purge_runs": store_purge_runs(node.store, executor),
         "audit_trail": StoreAuditTrail(node.store, executor),
     }

@@ -1,0 +1,95 @@
+"""One context for every use case: the node's configuration, its store and who acts.
+
+The command line opens it from a configuration file (:meth:`AppContext.open`: the store is
+migrated to the code's schema first, as every command needs); the servers build one over the
+store they already hold and name each request's actor with :meth:`AppContext.acting_as`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from gateway.config import NodeConfig
+from gateway.exchange.service import Actor, Role
+from gateway.store import Store, migrate, open_store
+
+ACTOR_CHARS = 64
+"""The audit trail's actor column holds a code of at most 64 characters."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def command_line_actor() -> Actor:
+    """``cli:<login>`` with every role: whoever runs a command on the node's host already holds
+    its configuration and database credentials, so a role check could not stop them; the
+    audit trail still records who it was."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        login = f"uid-{os.getuid()}"
+    return Actor(name=f"cli:{login}"[:ACTOR_CHARS], roles=frozenset(Role))
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What a use case runs with. Close it (or use ``with``) when it opened the store."""
+
+    store: Store
+    actor: Actor
+    config: NodeConfig | None = None
+    clock: Callable[[], datetime] = _utc_now
+    owns_store: bool = field(default=False, repr=False)
+    """True when :meth:`open` created the store: :meth:`close` disposes of it."""
+
+    @classmethod
+    def open(cls, config_path: Path, actor: Actor | None = None) -> AppContext:
+        """Read the node's TOML, open its database and migrate it to the code's schema.
+        ``actor`` defaults to :func:`command_line_actor`."""
+        return cls.from_config(NodeConfig.from_toml(config_path), actor)
+
+    @classmethod
+    def from_config(cls, config: NodeConfig, actor: Actor | None = None) -> AppContext:
+        """As :meth:`open`, for a configuration already read."""
+        store = open_store(config.database_url)
+        try:
+            migrate(store.engine)
+        except BaseException:
+            store.dispose()
+            raise
+        return cls(store, actor or command_line_actor(), config, owns_store=True)
+
+    def acting_as(self, actor: Actor) -> AppContext:
+        """The same store and configuration for another actor (one request of a server)."""
+        return replace(self, actor=actor, owns_store=False)
+
+    def close(self) -> None:
+        if self.owns_store:
+            self.store.dispose()
+
+    def __enter__(self) -> AppContext:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def serving_context(
+    store: Store, config: NodeConfig | None = None, clock: Callable[[], datetime] = _utc_now
+) -> AppContext:
+    """The context of a server over the store it holds. Its own actor has no role, so nothing
+    runs for the server itself by mistake: each request names its actor with
+    :meth:`AppContext.acting_as`."""
+    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock)
