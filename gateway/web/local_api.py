@@ -17,6 +17,8 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/messages/{message_id}/report       the verification report (as recorded)
     POST /api/v1/messages/{message_id}/verifications verify again now; recorded
     POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
+    POST /api/v1/messages/{message_id}/original/sent      its original posted (CIS Art. 10 ¶1)
+    POST /api/v1/messages/{message_id}/original/received  its original received
     GET  /api/v1/keys/expiring                      keys ending within 30 days
     GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
 
@@ -93,6 +95,9 @@ from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
+from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
+from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
+from gateway.rules.originals import OriginalRefused
 from gateway.store.conversations import ProceedingCloseRefused
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -118,6 +123,8 @@ MESSAGE_RECEIPT = f"{MESSAGE}/receipt"
 MESSAGE_REPORT = f"{MESSAGE}/report"
 MESSAGE_VERIFICATIONS = f"{MESSAGE}/verifications"
 MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
+MESSAGE_ORIGINAL_SENT = f"{MESSAGE}/original/sent"
+MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
@@ -372,6 +379,15 @@ def _translate(exc: BaseException) -> ApiError | None:
             str(exc),
             exc.message_ru,
             extra={"article": "CIS Art. 9.6"},
+        )
+    if isinstance(exc, OriginalRefused):
+        # The rule's own words: they name the field, the rule and the dates, nothing else.
+        return ApiError(
+            409 if exc.code in ORIGINAL_CONFLICTS else 422,
+            exc.code,
+            str(exc),
+            exc.message_ru,
+            extra={"field": exc.field, "article": ORIGINAL_ARTICLE},
         )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
@@ -866,6 +882,59 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
     return _json(result)
 
 
+async def post_original_sent(request: web.Request) -> web.Response:
+    """Mark the original of our document posted (CIS Art. 10 ¶1): ``sent_on`` (the node's
+    date) and ``tracking`` (carrier and tracking number). Set once; audited."""
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    body = await _read_json_body(request)
+    sent_on = _iso_date(body.get("sent_on"))
+    tracking = body.get("tracking")
+    if set(body) - {"sent_on", "tracking"} or sent_on is None or not isinstance(tracking, str):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
+            "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
+            "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
+            "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
+        )
+    result = await request.app[SERVICE].original_sent(
+        message_id, sent_on=sent_on, tracking=tracking, actor=request[ACTOR]
+    )
+    return _json(result)
+
+
+async def post_original_received(request: web.Request) -> web.Response:
+    """Mark the original of a document received (``received_on``, the node's date): here for
+    one received, at the other party for ours. Set once; audited."""
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    body = await _read_json_body(request)
+    received_on = _iso_date(body.get("received_on"))
+    if set(body) - {"received_on"} or received_on is None:
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
+            "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
+            "Соглашения СНГ.",
+        )
+    result = await request.app[SERVICE].original_received(
+        message_id, received_on=received_on, actor=request[ACTOR]
+    )
+    return _json(result)
+
+
+def _iso_date(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def _aware_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or len(value) > 64:
         return None
@@ -1039,6 +1108,20 @@ ROUTES: tuple[Route, ...] = (
         post_disclosure,
         Action.DISCLOSE,
         "disclose the document (CIS Art. 9.2–9.3; SC Art. 8.2) → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_ORIGINAL_SENT,
+        post_original_sent,
+        Action.RECORD_ORIGINAL,
+        "mark the document's original sent by post, with its tracking number (CIS Art. 10 ¶1)",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_ORIGINAL_RECEIVED,
+        post_original_received,
+        Action.RECORD_ORIGINAL,
+        "mark the document's original received (CIS Art. 10 ¶1)",
     ),
     Route(
         hdrs.METH_POST,
