@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from gateway.model.profiles import CIS_ENFORCEMENT, PROFILES
+from gateway.rules.calendars import WorkingCalendar
 
 ARTICLE = "CIS Art. 10 ¶1"
 ARTICLE_RU = "ч. 1 ст. 10 Соглашения СНГ"
@@ -29,6 +30,17 @@ DEFAULT_SEND_WITHIN_DAYS = 10
 sent before the reminder job flags it. The agreement says only "в разумный срок" (a reasonable
 time): two working weeks is this project's choice, set per node in ``[originals]
 send_within_days``."""
+
+MAX_SEND_WITHIN_DAYS = 60
+"""An upper bound on the setting: three months is no longer "reasonable" for a letter."""
+
+
+def send_by(created_on: date, within_days: int, calendar: WorkingCalendar) -> date:
+    """The last day to post the original of a document created on ``created_on``: the
+    ``within_days``-th working day after it in the sender's calendar. The reminder job flags
+    our documents whose original is not marked sent when this day has passed."""
+    return calendar.add_working_days(created_on, within_days)
+
 
 MAX_TRACKING = 40
 TRACKING_PATTERN = re.compile(r"^[0-9A-Za-zА-Яа-яЁё][0-9A-Za-zА-Яа-яЁё ./-]*$")
