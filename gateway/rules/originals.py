@@ -92,8 +92,9 @@ class MessageFacts:
 
 def check_tracking(tracking: str) -> str:
     """The tracking number trimmed, or :class:`OriginalRefused` naming the field."""
-    value = " ".join(tracking.split())
-    if not value or len(value) > MAX_TRACKING or not TRACKING_PATTERN.match(value):
+    # Runs of spaces collapse; any other white space (a newline, a tab) is refused, not rewritten.
+    value = re.sub(" {2,}", " ", tracking.strip(" "))
+    if not value or len(value) > MAX_TRACKING or not TRACKING_PATTERN.fullmatch(value):
         raise OriginalRefused(
             "ORIGINAL_TRACKING",
             "tracking",
@@ -124,8 +125,9 @@ def _not_future(value: date, today: date, field: str) -> None:
             "ORIGINAL_DATE_IN_FUTURE",
             field,
             f"{field}: дата {value.isoformat()} ещё не наступила (сегодня {today.isoformat()}); "
-            "отметьте, когда это произойдёт.",
-            f"{field} {value.isoformat()} is in the future (today is {today.isoformat()})",
+            f"отметьте, когда это произойдёт ({ARTICLE_RU}).",
+            f"{field} {value.isoformat()} is in the future (today is {today.isoformat()}; "
+            f"{ARTICLE})",
         )
 
 
@@ -150,8 +152,9 @@ def check_sent(
             "ORIGINAL_ALREADY_SENT",
             "sent_on",
             f"Отправка оригинала уже отмечена ({already_sent.isoformat()}); отметка делается "
-            "один раз.",
-            f"the original was marked sent on {already_sent.isoformat()} already; set once",
+            f"один раз ({ARTICLE_RU}).",
+            f"the original was marked sent on {already_sent.isoformat()} already; set once "
+            f"({ARTICLE})",
         )
     _not_future(sent_on, today, "sent_on")
     if sent_on < message.created_on:
@@ -192,8 +195,9 @@ def check_received(
             "ORIGINAL_ALREADY_RECEIVED",
             "received_on",
             f"Получение оригинала уже отмечено ({already_received.isoformat()}); отметка "
-            "делается один раз.",
-            f"the original was marked received on {already_received.isoformat()} already",
+            f"делается один раз ({ARTICLE_RU}).",
+            f"the original was marked received on {already_received.isoformat()} already; set "
+            f"once ({ARTICLE})",
         )
     _not_future(received_on, today, "received_on")
     floor, what_ru, what_en = message.created_on, "создания электронного документа", "created"
