@@ -133,6 +133,11 @@ def _cli(run: Running, *argv: str) -> int:
     return int(args.handler(args))
 
 
+def _listed(run: Running, capsys: pytest.CaptureFixture[str], conversation_id: str) -> str:
+    assert _cli(run, "list", "--conversation", conversation_id) == 0
+    return capsys.readouterr().out
+
+
 async def _console(
     run: Running, conversation_id: str, message_id: str, what: str, form: dict[str, str]
 ) -> tuple[int, str]:
@@ -187,6 +192,15 @@ async def test_api_cli_and_console_record_the_same_original(
     assert details == [{"sent_on": today, "tracking": tracking}] * 3
     received = [_events(run.node, "original.received", m) for m in (api_in, cli_in, console_out)]
     assert [e[0]["details"] for e in received] == [{"received_on": today}] * 3
+    # The CLI's list shows what the three recorded, and which of ours still waits to be posted.
+    pending, _ = _ours(run.node)
+    capsys.readouterr()
+    assert _cli(run, "list", "--conversation", console_cid) == 0
+    assert f"{console_out} Request (наш, " in capsys.readouterr().out
+    assert f"отправлен {today} {tracking}, получен {today}" in _listed(run, capsys, console_cid)
+    assert _cli(run, "list", "--not-sent") == 0
+    not_sent = capsys.readouterr().out
+    assert pending in not_sent and api_out not in not_sent and api_in not in not_sent
     actors = {_events(run.node, "original.sent", m)[0]["actor"] for m in (api_out, console_out)}
     assert actors == {"token:integration", "clerk"}
 
