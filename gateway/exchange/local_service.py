@@ -312,6 +312,8 @@ class LocalNodeService:
         def run() -> list[dict[str, Any]]:
             self._check(actor, Action.RECORD_ORIGINAL, subject=conversation_id)
             with self.node.store.read() as conn:
+                if conv_store.get(conn, conversation_id) is None:
+                    raise NotFound(f"conversation {conversation_id}")
                 return [
                     r.to_json() for r in originals_store.of_conversations(conn, [conversation_id])
                 ]

@@ -17,7 +17,8 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/messages/{message_id}/report       the verification report (as recorded)
     POST /api/v1/messages/{message_id}/verifications verify again now; recorded
     POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
-    POST /api/v1/messages/{message_id}/original/sent      its original posted (CIS Art. 10 ¶1)
+    GET  /api/v1/conversations/{conversation_id}/originals  originals by post (CIS Art. 10 ¶1)
+    POST /api/v1/messages/{message_id}/original/sent      its original posted
     POST /api/v1/messages/{message_id}/original/received  its original received
     GET  /api/v1/keys/expiring                      keys ending within 30 days
     GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
@@ -128,6 +129,7 @@ MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
+CONVERSATION_ORIGINALS = f"{CONVERSATION}/originals"
 OPENAPI = f"{API_PREFIX}/openapi.json"
 KEYS_EXPIRING = f"{API_PREFIX}/keys/expiring"
 HEALTHZ = "/healthz"
@@ -882,6 +884,15 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
     return _json(result)
 
 
+async def get_originals(request: web.Request) -> web.Response:
+    """The conversation's documents followed by an original by post (CIS Art. 10 ¶1), with
+    what is recorded of each (dates and tracking numbers only)."""
+    _only_params(request, frozenset())
+    conversation_id = _path_id(request, "conversation_id")
+    found = await request.app[SERVICE].originals(conversation_id, actor=request[ACTOR])
+    return _json({"conversation_id": conversation_id, "originals": found})
+
+
 async def post_original_sent(request: web.Request) -> web.Response:
     """Mark the original of our document posted (CIS Art. 10 ¶1): ``sent_on`` (the node's
     date) and ``tracking`` (carrier and tracking number). Set once; audited."""
@@ -1108,6 +1119,13 @@ ROUTES: tuple[Route, ...] = (
         post_disclosure,
         Action.DISCLOSE,
         "disclose the document (CIS Art. 9.2–9.3; SC Art. 8.2) → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        CONVERSATION_ORIGINALS,
+        get_originals,
+        Action.RECORD_ORIGINAL,
+        "the conversation's originals by post: sent on, tracking number, received on",
     ),
     Route(
         hdrs.METH_POST,

@@ -494,6 +494,23 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/conversations/{conversation_id}/originals": {
+            "get": {
+                "operationId": "getOriginals",
+                "summary": "The conversation's documents followed by an original by post (CIS "
+                "Art. 10 para. 1): for each, `message_id`, `kind`, `direction`, `created`, "
+                "`sent_on`, `tracking`, `received_on` (null until marked).",
+                "parameters": [_param("ConversationId")],
+                "responses": {
+                    "200": {
+                        "description": "`{conversation_id, originals: [...]}`.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_COMMON,
+                    "404": _resp("NotFound"),
+                },
+            }
+        },
         "/api/v1/messages/{message_id}/original/sent": {
             "post": {
                 "operationId": "markOriginalSent",

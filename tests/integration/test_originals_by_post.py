@@ -192,6 +192,18 @@ async def test_api_cli_and_console_record_the_same_original(
     assert details == [{"sent_on": today, "tracking": tracking}] * 3
     received = [_events(run.node, "original.received", m) for m in (api_in, cli_in, console_out)]
     assert [e[0]["details"] for e in received] == [{"received_on": today}] * 3
+    # The API's list of the conversation's originals says the same.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{run.api}/conversations/{console_cid}/originals", headers=run.headers) as r,
+    ):
+        listed = await r.json()
+    assert r.status == 200
+    assert [
+        (o["message_id"], o["direction"], o["sent_on"], o["tracking"], o["received_on"])
+        for o in listed["originals"]
+    ] == [(console_out, "out", today, tracking, today)]
+
     # The CLI's list shows what the three recorded, and which of ours still waits to be posted.
     pending, _ = _ours(run.node)
     capsys.readouterr()
@@ -258,6 +270,11 @@ async def test_refusals_name_the_field_and_the_article_and_change_nothing(
     got, answer = await _api(run, missing, "received", {"received_on": today.isoformat()})
     assert (got, answer["error"]["code"]) == (404, "NOT_FOUND")
     assert _cli(run, "received", "--message", missing, "--received-on", today.isoformat()) == 2
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{run.api}/conversations/{missing}/originals", headers=run.headers) as r,
+    ):
+        assert (r.status, (await r.json())["error"]["code"]) == (404, "NOT_FOUND")
 
 
 async def test_the_reminder_flags_an_original_not_sent_in_time(running: Running) -> None:
