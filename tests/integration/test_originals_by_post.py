@@ -20,6 +20,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 
 from gateway.cli import originals as originals_cli
+from gateway.cli.check import run_checks
 from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
@@ -305,7 +306,20 @@ async def test_the_reminder_flags_an_original_not_sent_in_time(running: Running)
         config, extra={**config.extra, "originals": {"send_within_days": 1}}
     )
     assert send_within_days(short) == 1
+    only = frozenset(  # every check of gateway check-config but the originals'
+        {"timezone", "data-dir", "trust-files", "crls", "key-files", "secrets", "keys"}
+        | {"directory", "database", "ports"}
+    )
     for bad in ({"send_within_days": 0}, {"send_within_days": 61}, {"within": 5}):
         wrong = dataclasses.replace(config, extra={**config.extra, "originals": bad})
         with pytest.raises(ConfigurationError, match="send_within_days"):
             deadline_reminders_body(wrong, run.node.store)
+        # gateway check-config says so before the node starts.
+        [finding] = run_checks(wrong, skip=only)
+        assert (finding.check, finding.state, finding.code) == (
+            "originals",
+            "FAIL",
+            "CONFIG_INVALID",
+        )
+    [finding] = run_checks(short, skip=only)
+    assert (finding.check, finding.state) == ("originals", "ok") and "1 раб. дн." in finding.detail
