@@ -263,7 +263,7 @@ class NodeConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], path: Path) -> NodeConfig:
         known = {f.name: f for f in dataclasses.fields(cls) if f.name not in {"path", "extra"}}
-        extra_sections = {"retention", "scheduler", "api_tokens", "users"}
+        extra_sections = {"retention", "scheduler", "api_tokens", "users", "originals"}
         kwargs: dict[str, Any] = {"path": path}
         extra: dict[str, Any] = {}
         for name, value in raw.items():

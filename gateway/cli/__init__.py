@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "jobs",
     "keys",
     "node",
+    "originals",
     "proceedings",
     "purge",
     "render",

@@ -109,6 +109,7 @@ def run_checks(
     now = now or datetime.now(UTC)
     checks: list[Callable[[NodeConfig, datetime], Iterator[Finding]]] = [
         _timezone,
+        _originals,
         _data_dir,
         _trust_files,
         _crls,
@@ -131,6 +132,17 @@ def run_checks(
                 yield failed(name, f"{type(exc).__name__}: {exc}", "INTERNAL", ExitCode.INTERNAL)
             else:
                 yield failed(name, explained.message_ru, explained.code, explained.exit_code)
+
+
+def _originals(config: NodeConfig, now: datetime) -> Iterator[Finding]:
+    """``[originals] send_within_days``: read as the reminder job reads it (a bad value stops
+    ``gateway serve``'s scheduler)."""
+    from gateway.jobs.wiring import send_within_days
+
+    days = send_within_days(config)
+    yield ok(
+        "originals", f"оригинал почтой — в течение {days} раб. дн. (ч. 1 ст. 10 Соглашения СНГ)"
+    )
 
 
 def _timezone(config: NodeConfig, now: datetime) -> Iterator[Finding]:

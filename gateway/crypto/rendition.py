@@ -82,7 +82,7 @@ MAX_FIELDS = 20_000
 """Refuse to render a document with more elements and attributes than this. The largest valid
 document (a Response with 20 results of 100 assets of a few fields each) stays well below; fpdf2
 lays out ~1,000 rows a second, so the limit keeps a hostile document from tying up a worker for
-minutes. The XML original is unaffected."""
+minutes. The signed XML document is unaffected."""
 
 MAX_INDENT_LEVELS = 6
 """Sections nest deeper than this only visually flatten: past six levels (24 mm) the label
@@ -91,7 +91,7 @@ column would become too narrow to read on A4. A CIS Response nests six deep."""
 MAX_VALUE_CHARS = 50_000
 """A single field longer than this is cut with a visible note. 50,000 is the schema's
 ``c:LongText`` (the operative part of a judgment), so a valid document is never cut; a longer
-value can only come from an invalid one, and the XML original keeps it whole."""
+value can only come from an invalid one, and the signed XML document keeps it whole."""
 
 LONG_VALUE_CHARS = 1_200
 """Values longer than this leave the label/value table and run full width below their label:

@@ -22,6 +22,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
@@ -48,10 +49,12 @@ from gateway.exchange.service import (
     may_at_all,
 )
 from gateway.rules.clock import days_left, due_date
+from gateway.rules.originals import OriginalRefused
 from gateway.store import audit, machines, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import late_answers as late_store
 from gateway.store import messages as msg_store
+from gateway.store import originals as originals_store
 from gateway.store import outbox as outbox_store
 from gateway.store import purge as purge_store
 from gateway.store import receipts as receipt_store
@@ -255,6 +258,71 @@ class LocalNodeService:
             }
 
         return await self._run(run)
+
+    # --- the original by post (CIS Art. 10 para. 1) -----------------------------------------
+
+    def _original(self, record: Callable[..., originals_store.OriginalRow]) -> dict[str, Any]:
+        try:
+            with self.node.store.transaction() as conn:
+                row = record(conn)
+        except OriginalRefused as refused:
+            if refused.code == "UNKNOWN_MESSAGE":
+                raise NotFound(str(refused)) from None
+            raise
+        return row.to_json()
+
+    async def original_sent(
+        self, message_id: str, *, sent_on: date, tracking: str, actor: Actor
+    ) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            self._check(actor, Action.RECORD_ORIGINAL, subject=message_id)
+            return self._original(
+                lambda conn: originals_store.mark_sent(
+                    conn,
+                    message_id,
+                    sent_on=sent_on,
+                    tracking=tracking,
+                    actor=actor.name[:64],
+                    now=self.node.clock(),
+                    zone=self._zone(),
+                )
+            )
+
+        return await self._run(run)
+
+    async def original_received(
+        self, message_id: str, *, received_on: date, actor: Actor
+    ) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            self._check(actor, Action.RECORD_ORIGINAL, subject=message_id)
+            return self._original(
+                lambda conn: originals_store.mark_received(
+                    conn,
+                    message_id,
+                    received_on=received_on,
+                    actor=actor.name[:64],
+                    now=self.node.clock(),
+                    zone=self._zone(),
+                )
+            )
+
+        return await self._run(run)
+
+    async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            self._check(actor, Action.RECORD_ORIGINAL, subject=conversation_id)
+            with self.node.store.read() as conn:
+                if conv_store.get(conn, conversation_id) is None:
+                    raise NotFound(f"conversation {conversation_id}")
+                return [
+                    r.to_json() for r in originals_store.of_conversations(conn, [conversation_id])
+                ]
+
+        return await self._run(run)
+
+    def _zone(self) -> ZoneInfo:
+        """The node's own zone: the dates of the post are this office's dates."""
+        return ZoneInfo(self.node.config.node.timezone)
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         await self._allow(actor, Action.READ_KEY_EXPIRY)

@@ -80,6 +80,9 @@ class Action(StrEnum):
     DISCLOSE = "disclose"
     CLOSE_PROCEEDING = "close-proceeding"
     """Mark a conversation's proceeding closed: its retention clock starts (CIS Art. 9.6)."""
+    RECORD_ORIGINAL = "record-original"
+    """Mark a document's original sent by post (with its tracking number) or received (CIS
+    Art. 10 para. 1)."""
     READ_KEY_EXPIRY = "read-key-expiry"
     OPEN_ADMINISTRATION = "open-administration"
     """The console's administration index."""
@@ -127,6 +130,7 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
         ),
         Action.DISCLOSE: Access((Role.CONFIDENTIAL_READER,), what="disclosing a document"),
         Action.CLOSE_PROCEEDING: Access((Role.OPERATOR,), what="marking a proceeding closed"),
+        Action.RECORD_ORIGINAL: Access((Role.OPERATOR,), what="recording an original by post"),
         Action.READ_KEY_EXPIRY: Access(
             (Role.ADMINISTRATOR, Role.AUDITOR), what="reading key expiry"
         ),
@@ -353,6 +357,25 @@ class LocalService(Protocol):
         """Mark the conversation's proceeding closed at ``closed_at`` (set once, audited):
         retention counting from "proceeding-closed" starts (CIS Art. 9.6). Raises NotFound or
         ``ProceedingCloseRefused`` naming the rule."""
+        ...
+
+    async def original_sent(
+        self, message_id: str, *, sent_on: date, tracking: str, actor: Actor
+    ) -> dict[str, Any]:
+        """Mark the original of our document sent by post on ``sent_on`` with ``tracking``
+        (CIS Art. 10 para. 1; set once, audited). Raises NotFound or ``OriginalRefused``
+        naming the field and the rule."""
+        ...
+
+    async def original_received(
+        self, message_id: str, *, received_on: date, actor: Actor
+    ) -> dict[str, Any]:
+        """Mark the original of a document received on ``received_on`` (set once, audited)."""
+        ...
+
+    async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
+        """The conversation's documents that have an original by post, with what is recorded
+        of it (dates and tracking only: no content)."""
         ...
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:

@@ -14,6 +14,9 @@ app's cleanup contexts, and the jobs run:
   conversation whose deadline is within :data:`REMINDER_DAYS_BEFORE` days (working days for
   CIS, calendar days for SC) or overdue, counted by the one legal clock
   (``gateway.rules.clock``), and a ``deadline.answered-late`` event once per late answer;
+  and an ``original.not-sent`` event (daily, until marked) per document of ours whose paper
+  original is not marked sent within ``[originals] send_within_days`` working days (CIS Art. 10
+  para. 1, "в разумный срок"; gateway.rules.originals);
 * ``key-expiry-warnings`` — a ``key.expiring`` audit event and a warning per key whose
   certificate expires within :data:`KEY_EXPIRY_WARNING_DAYS` days (or has expired).
 
@@ -28,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -46,10 +50,20 @@ from gateway.jobs.scheduler import (
     JobBody,
     JobRun,
 )
+from gateway.model.problems import ConfigurationError
 from gateway.rules.clock import Calendars, days_left
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE
+from gateway.rules.originals import (
+    ARTICLE as ORIGINAL_ARTICLE,
+)
+from gateway.rules.originals import (
+    DEFAULT_SEND_WITHIN_DAYS,
+    MAX_SEND_WITHIN_DAYS,
+    send_by,
+)
 from gateway.store import Store, audit
 from gateway.store import late_answers as late_store
+from gateway.store import originals as originals_store
 from gateway.store import outbox as outbox_store
 from gateway.store.tables import conversations, outbox
 
@@ -87,6 +101,9 @@ class ReminderSent:
     """In the deadline's unit; negative: overdue (for a late answer: minus the days late)."""
     answered_late: bool = False
     """A late answer's one-time report, not an open conversation's reminder."""
+    original_of: str = ""
+    """The message whose original by post is not marked sent (``due``: the last day to post
+    it), not a deadline."""
 
 
 def _now() -> datetime:
@@ -172,6 +189,7 @@ def deadline_reminders_body(
     configuration's extra days."""
     if days_before < 0:
         raise ValueError(f"days_before must be 0 or more, not {days_before}")
+    within = send_within_days(config)
     if calendars is None:
         built = Calendars.build(
             extra_days_off=config.calendar.extra_days_off,
@@ -249,6 +267,7 @@ def deadline_reminders_body(
                 break
             after = rows[-1].conversation_id
         sent.extend(_report_late_answers(config, store, run))
+        sent.extend(_remind_originals(config, store, run, clock, within))
         return sent
 
     return body
@@ -291,6 +310,76 @@ def _report_late_answers(config: NodeConfig, store: Store, run: JobRun) -> list[
             late_store.mark_reported(conn, [r.message_id for r in rows], run.started_at)
         if len(rows) < REMINDER_PAGE:
             return sent
+
+
+def send_within_days(config: NodeConfig) -> int:
+    """``[originals] send_within_days``: working days to post a document's original (CIS Art.
+    10 para. 1 says "в разумный срок"; the default is this project's choice)."""
+    section = config.extra.get("originals", {})
+    unknown = set(section) - {"send_within_days"} if isinstance(section, dict) else {"?"}
+    value = section.get("send_within_days", DEFAULT_SEND_WITHIN_DAYS) if not unknown else None
+    if (
+        unknown
+        or isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_SEND_WITHIN_DAYS
+    ):
+        raise ConfigurationError(
+            f"{config.path}: [originals] takes only send_within_days, a whole number of working "
+            f"days from 1 to {MAX_SEND_WITHIN_DAYS} (default {DEFAULT_SEND_WITHIN_DAYS}): how "
+            f"long the original may take to be posted ({ORIGINAL_ARTICLE}, «в разумный срок»)"
+        )
+    return value
+
+
+ORIGINALS_PAGE = 1000
+"""Documents read per reminder run, oldest first: bounded memory; the rest wait a day."""
+
+
+def _remind_originals(
+    config: NodeConfig, store: Store, run: JobRun, clock: Calendars, within: int
+) -> list[ReminderSent]:
+    """An ``original.not-sent`` reminder per document of ours whose original is not marked
+    sent by its :func:`~gateway.rules.originals.send_by` day, counted in this node's calendar
+    and zone. Repeated each run until it is marked: a letter not posted stays a duty."""
+    zone = ZoneInfo(config.node.timezone)
+    today = run.started_at.astimezone(zone).date()
+    calendar = clock.calendar(clock.calendar_state_of(config.node.body_id))
+    # Working days are never fewer than calendar days: nothing newer can be overdue.
+    with store.read() as conn:
+        rows = originals_store.not_sent(
+            conn, run.started_at - timedelta(days=within), ORIGINALS_PAGE
+        )
+    overdue = []
+    for row in rows:
+        due = send_by(row.created.astimezone(zone).date(), within, calendar)
+        if today > due:
+            overdue.append((row, due))
+    if not overdue:
+        return []
+    sent: list[ReminderSent] = []
+    with store.transaction() as conn:
+        for row, due in overdue:
+            audit.append(
+                conn,
+                now=run.started_at,
+                actor=_actor(DEADLINE_REMINDERS),
+                kind="original.not-sent",
+                subjects={"conversation_id": row.conversation_id, "message": row.message_id},
+                details={"kind": row.kind, "send_by": due.isoformat(), "days": within},
+            )
+            left = -calendar.working_days_between(due, today)
+            sent.append(ReminderSent(row.conversation_id, due, left, original_of=row.message_id))
+            log.warning(
+                "original by post: %s %s in conversation %s was to be posted by %s (%s); "
+                "mark it sent: gateway originals sent",
+                row.kind,
+                row.message_id,
+                row.conversation_id,
+                due.isoformat(),
+                ORIGINAL_ARTICLE,
+            )
+    return sent
 
 
 def key_expiry_body(

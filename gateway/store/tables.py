@@ -296,6 +296,25 @@ late_answers = sa.Table(
 """Answers (Response, Refusal) made after the due date with no delay notice covering them
 (CIS Art. 12 para. 3; SC Art. 6.1): accepted, flagged on both sides (gateway.rules.clock)."""
 
+originals = sa.Table(
+    "originals",
+    metadata,
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("sent_on", sa.Date, nullable=True),
+    sa.Column("tracking", sa.String(40), nullable=True),
+    sa.Column("received_on", sa.Date, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_originals_conversation", "conversation_id"),
+)
+"""The paper original of a document sent by post after it (CIS Art. 10 para. 1): when it was
+sent and its tracking number, when it was received (gateway.store.originals)."""
+
 legal_holds = sa.Table(
     "legal_holds",
     metadata,

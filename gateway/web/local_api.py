@@ -17,6 +17,9 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/messages/{message_id}/report       the verification report (as recorded)
     POST /api/v1/messages/{message_id}/verifications verify again now; recorded
     POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
+    GET  /api/v1/conversations/{conversation_id}/originals  originals by post (CIS Art. 10 ¶1)
+    POST /api/v1/messages/{message_id}/original/sent      its original posted
+    POST /api/v1/messages/{message_id}/original/received  its original received
     GET  /api/v1/keys/expiring                      keys ending within 30 days
     GET  /api/v1/holds                              legal holds on purging (CIS Art. 9.6)
     POST /api/v1/conversations/{conversation_id}/holds
@@ -102,6 +105,9 @@ from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
+from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
+from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
+from gateway.rules.originals import OriginalRefused
 from gateway.store.conversations import ProceedingCloseRefused
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -127,9 +133,12 @@ MESSAGE_RECEIPT = f"{MESSAGE}/receipt"
 MESSAGE_REPORT = f"{MESSAGE}/report"
 MESSAGE_VERIFICATIONS = f"{MESSAGE}/verifications"
 MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
+MESSAGE_ORIGINAL_SENT = f"{MESSAGE}/original/sent"
+MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
+CONVERSATION_ORIGINALS = f"{CONVERSATION}/originals"
 OPENAPI = f"{API_PREFIX}/openapi.json"
 KEYS_EXPIRING = f"{API_PREFIX}/keys/expiring"
 HOLDS = f"{API_PREFIX}/holds"
@@ -411,6 +420,15 @@ def _translate(exc: BaseException) -> ApiError | None:
             ErrorCode.NO_ACTIVE_HOLD,
             "no active legal hold on this conversation; nothing changed",
             "Действующих запретов на эту переписку нет; ничего не изменено.",
+        )
+    if isinstance(exc, OriginalRefused):
+        # The rule's own words: they name the field, the rule and the dates, nothing else.
+        return ApiError(
+            409 if exc.code in ORIGINAL_CONFLICTS else 422,
+            exc.code,
+            str(exc),
+            exc.message_ru,
+            extra={"field": exc.field, "article": ORIGINAL_ARTICLE},
         )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
@@ -905,6 +923,68 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
     return _json(result)
 
 
+async def get_originals(request: web.Request) -> web.Response:
+    """The conversation's documents followed by an original by post (CIS Art. 10 ¶1), with
+    what is recorded of each (dates and tracking numbers only)."""
+    _only_params(request, frozenset())
+    conversation_id = _path_id(request, "conversation_id")
+    found = await request.app[SERVICE].originals(conversation_id, actor=request[ACTOR])
+    return _json({"conversation_id": conversation_id, "originals": found})
+
+
+async def post_original_sent(request: web.Request) -> web.Response:
+    """Mark the original of our document posted (CIS Art. 10 ¶1): ``sent_on`` (the node's
+    date) and ``tracking`` (carrier and tracking number). Set once; audited."""
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    body = await _read_json_body(request)
+    sent_on = _iso_date(body.get("sent_on"))
+    tracking = body.get("tracking")
+    if set(body) - {"sent_on", "tracking"} or sent_on is None or not isinstance(tracking, str):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
+            "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
+            "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
+            "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
+        )
+    result = await request.app[SERVICE].original_sent(
+        message_id, sent_on=sent_on, tracking=tracking, actor=request[ACTOR]
+    )
+    return _json(result)
+
+
+async def post_original_received(request: web.Request) -> web.Response:
+    """Mark the original of a document received (``received_on``, the node's date): here for
+    one received, at the other party for ours. Set once; audited."""
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    body = await _read_json_body(request)
+    received_on = _iso_date(body.get("received_on"))
+    if set(body) - {"received_on"} or received_on is None:
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
+            "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
+            "Соглашения СНГ.",
+        )
+    result = await request.app[SERVICE].original_received(
+        message_id, received_on=received_on, actor=request[ACTOR]
+    )
+    return _json(result)
+
+
+def _iso_date(value: Any) -> date | None:
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def _aware_datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or len(value) > 64:
         return None
@@ -1151,6 +1231,27 @@ ROUTES: tuple[Route, ...] = (
         post_disclosure,
         Action.DISCLOSE,
         "disclose the document (CIS Art. 9.2–9.3; SC Art. 8.2) → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        CONVERSATION_ORIGINALS,
+        get_originals,
+        Action.RECORD_ORIGINAL,
+        "the conversation's originals by post: sent on, tracking number, received on",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_ORIGINAL_SENT,
+        post_original_sent,
+        Action.RECORD_ORIGINAL,
+        "mark the document's original sent by post, with its tracking number (CIS Art. 10 ¶1)",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_ORIGINAL_RECEIVED,
+        post_original_received,
+        Action.RECORD_ORIGINAL,
+        "mark the document's original received (CIS Art. 10 ¶1)",
     ),
     Route(
         hdrs.METH_POST,

@@ -528,6 +528,105 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/conversations/{conversation_id}/originals": {
+            "get": {
+                "operationId": "getOriginals",
+                "summary": "The conversation's documents followed by an original by post (CIS "
+                "Art. 10 para. 1): for each, `message_id`, `kind`, `direction`, `created`, "
+                "`sent_on`, `tracking`, `received_on` (null until marked).",
+                "parameters": [_param("ConversationId")],
+                "responses": {
+                    "200": {
+                        "description": "`{conversation_id, originals: [...]}`.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_COMMON,
+                    "404": _resp("NotFound"),
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/original/sent": {
+            "post": {
+                "operationId": "markOriginalSent",
+                "summary": "Mark the original of a document this node sent as posted (CIS Art. 10 "
+                "para. 1): the date (the node's) and the carrier's tracking number. Set once; "
+                "audited (`original.sent`).",
+                "parameters": [_param("MessageId")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "sent_on": {"type": "string", "format": "date"},
+                                    "tracking": {"type": "string", "maxLength": 40},
+                                },
+                                "required": ["sent_on", "tracking"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Marked: the document's record of its original.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "409": _error("Marked sent already (ORIGINAL_ALREADY_SENT)."),
+                    "422": _error(
+                        "A date in the future or before the document, a bad tracking number, a "
+                        "received document or one with no original (ORIGINAL_DATE_IN_FUTURE, "
+                        "ORIGINAL_SENT_BEFORE_DOCUMENT, ORIGINAL_TRACKING, ORIGINAL_NOT_OURS, "
+                        "ORIGINAL_NOT_REQUIRED); `field` names the field."
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                    "404": _resp("NotFound"),
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/original/received": {
+            "post": {
+                "operationId": "markOriginalReceived",
+                "summary": "Mark the original of a document received (CIS Art. 10 para. 1): here "
+                "for a document received, at the other party for one of ours. Set once; audited "
+                "(`original.received`).",
+                "parameters": [_param("MessageId")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"received_on": {"type": "string", "format": "date"}},
+                                "required": ["received_on"],
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Marked: the document's record of its original.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "409": _error(
+                        "Marked received already, or ours not marked sent yet "
+                        "(ORIGINAL_ALREADY_RECEIVED, ORIGINAL_NOT_SENT)."
+                    ),
+                    "422": _error(
+                        "A date in the future or before the document or its dispatch, or a "
+                        "document with no original (ORIGINAL_DATE_IN_FUTURE, "
+                        "ORIGINAL_RECEIVED_TOO_EARLY, ORIGINAL_NOT_REQUIRED); `field` names the "
+                        "field."
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                    "404": _resp("NotFound"),
+                },
+            }
+        },
         "/api/v1/messages/{message_id}/disclosures": {
             "post": {
                 "operationId": "discloseMessage",

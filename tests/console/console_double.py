@@ -336,6 +336,13 @@ class ConsoleTestService:
         self.closed_proceedings.append((conversation_id, closed_at, reference, actor.name))
         return {"conversation_id": conversation_id}
 
+    async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
+        """None recorded here: the originals by post are tested against a real node
+        (tests/integration/test_originals_by_post.py)."""
+        self.calls.append("originals")
+        self._need(actor, Action.RECORD_ORIGINAL)
+        return []
+
     # --- inside -------------------------------------------------------------------------------
 
     def _refuse(self, actor: Actor, refusal: Exception) -> None:

@@ -9,6 +9,8 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /conversations/{conversation_id}                    one conversation and its timeline
     POST /conversations/{conversation_id}/purpose            state a purpose (CIS Art. 9.1)
     POST /conversations/{conversation_id}/proceeding-closed  mark the proceeding closed (9.6)
+    POST /conversations/{conversation_id}/messages/{message_id}/original/sent      original
+    POST /conversations/{conversation_id}/messages/{message_id}/original/received  by post (10)
     GET  /conversations/{conversation_id}/messages/{message_id}          one message's fields
     GET  /conversations/{conversation_id}/messages/{message_id}/xml      signed XML
     GET  /conversations/{conversation_id}/messages/{message_id}/pdf      signed PDF rendition
@@ -37,7 +39,7 @@ from argon2 import PasswordHasher
 from gateway.exchange.service import LocalService
 from gateway.logs import access
 from gateway.model.problems import ConfigurationError
-from gateway.web.console import action_pages, admin, auth, pages, proceeding
+from gateway.web.console import action_pages, admin, auth, originals, pages, proceeding
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
@@ -165,6 +167,16 @@ def make_console_app(
     router.add_post(CONVERSATION + "/purpose", pages.state_purpose, name="purpose")
     router.add_post(
         CONVERSATION + "/proceeding-closed", proceeding.close_proceeding, name="proceeding_closed"
+    )
+    router.add_post(
+        MESSAGE + "/original/sent",
+        originals.original_sent,
+        name="original_sent",
+    )
+    router.add_post(
+        MESSAGE + "/original/received",
+        originals.original_received,
+        name="original_received",
     )
     router.add_get(CONVERSATION + "/refuse", pages.refuse_form, name="refuse", allow_head=False)
     router.add_post(CONVERSATION + "/refuse", pages.refuse, name="refuse")

@@ -42,6 +42,7 @@ from gateway.model.problems import ConfigurationError, DocumentRejected
 from gateway.model.profiles import PROFILES
 from gateway.rules.clock import days_left as clock_days_left
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE
+from gateway.rules.originals import AGREEMENTS_WITH_ORIGINAL
 from gateway.web.console.actions import (
     ACTION_NAMES,
     DISCLOSURE,
@@ -372,6 +373,7 @@ async def conversation(request: web.Request) -> web.Response:
         request,
         "conversation.html",
         {
+            "originals": await _originals(request, view),
             "view": view,
             "summary": view.summary,
             "left": left,
@@ -385,6 +387,17 @@ async def conversation(request: web.Request) -> web.Response:
             ),
         },
     )
+
+
+async def _originals(request: web.Request, view: ConversationView) -> list[dict[str, Any]]:
+    """The documents of this conversation followed by an original by post (CIS Art. 10 para.
+    1) with what is recorded of it, for an operator; none under other agreements."""
+    actor = request[ACTOR]
+    if view.summary.agreement not in AGREEMENTS_WITH_ORIGINAL or not may(
+        actor, Action.RECORD_ORIGINAL
+    ):
+        return []
+    return await request.app[CONTEXT].service.originals(view.summary.conversation_id, actor=actor)
 
 
 def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
