@@ -112,12 +112,28 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             late = _store_submitted(node, plan, stored, signed, actor, now)
         except ConcurrentChange:
             continue
+        except msg_store.MessageAlreadyStored:
+            raise _already_stored(plan) from None
         crash_point("submit.committed")
         warnings = list(plan.warnings)
         if late is not None:
             warnings.append(late_answer_warning(late))
         return plan.header, warnings
     raise ConcurrentChange
+
+
+def _already_stored(plan: Plan) -> machine.DuplicateMessage:
+    """A resubmission of a document already stored (the answer to the first one was lost): the
+    same refusal the conversation gives a repeated id, so the case system reads it one way."""
+    header = plan.header
+    return machine.DuplicateMessage(
+        plan.step.conversation.state,
+        header.kind,
+        role(header.sender, plan.requesting),
+        f"message {header.message_id} is already stored: it was submitted before; read it with "
+        "GET /api/v1/messages/{message_id}",
+        path="/Envelope/Header/MessageId",
+    )
 
 
 def _check_size(signed: bytes) -> None:

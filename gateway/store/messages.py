@@ -260,6 +260,10 @@ def insert_received(
     return ReceiveOutcome.CONFLICT
 
 
+class MessageAlreadyStored(ValueError):
+    """A document this node signed carries a message id already stored (a resubmission)."""
+
+
 def insert_sent(
     conn: Connection,
     header: MessageHeader,
@@ -270,10 +274,11 @@ def insert_sent(
 ) -> None:
     """Store a document this node signed, before it is queued in the outbox (same transaction).
 
-    Raises ``ValueError`` if the message id is already stored: ids this node makes are new.
+    Raises :class:`MessageAlreadyStored` if the message id is already stored (a case system
+    submitting the same document again with its own MessageId).
     """
     if not _insert(conn, header, Direction.OUT, document, keys, now, attachment_list):
-        raise ValueError(f"message id {header.message_id} is already stored; make a new UUID")
+        raise MessageAlreadyStored(f"message id {header.message_id} is already stored")
 
 
 def _header(row: sa.Row) -> MessageHeader:
