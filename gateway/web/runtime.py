@@ -35,6 +35,7 @@ from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
+from gateway.store.engine import storage_fault
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import (
@@ -515,8 +516,12 @@ class NodeRuntime:
             return await loop.run_in_executor(
                 self.executor, self.node.claim_due, self.worker_id, limit
             )
-        except Exception:  # a database hiccup must not stop delivery for good
-            log.exception("claiming due deliveries failed")
+        except Exception as exc:  # a database hiccup must not stop delivery for good
+            fault = storage_fault(exc)
+            if fault is None:
+                log.exception("claiming due deliveries failed")
+            else:  # not a bug: one line, the worker claims again at its next poll
+                log.error("claiming due deliveries failed: the store is %s; retrying", fault)
             return []
 
     async def _deliver_logged(self, claim: outbox_store.Claim) -> None:
@@ -524,8 +529,12 @@ class NodeRuntime:
             await self._deliver(claim)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a bug must not stop delivery for good; it is logged with type
-            log.exception("delivery of one row failed")
+        except Exception as exc:  # a bug must not stop delivery for good; it is logged with type
+            fault = storage_fault(exc)
+            if fault is None:
+                log.exception("delivery of one row failed")
+            else:  # the claim's lease runs out and the row is delivered again: nothing is lost
+                log.error("delivery of one row failed: the store is %s; retried later", fault)
 
     async def deliver_once(self) -> int:
         """Claim due outbox rows and deliver them concurrently; the number handled (tests)."""
