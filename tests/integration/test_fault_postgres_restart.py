@@ -25,6 +25,7 @@ REQUEST = "cis-enforcement.Request"
 WAIT_SECONDS = 120.0
 """Upper bound for each thing awaited (submissions after the restart, the deliveries: a
 delivery that failed in the outage is retried after the backoff's first step, ~10 s)."""
+LOAD_BACKOFF_SECONDS = 0.2
 OUTAGE_SECONDS = 2.0
 """How long the database stays down while the load runs."""
 
@@ -40,7 +41,10 @@ class Load:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.answers.append(call(self.url, self.token, example(REQUEST)))
+            answer = call(self.url, self.token, example(REQUEST))
+            self.answers.append(answer)
+            if answer.status == 503:  # a case system backs off (less briefly: Retry-After)
+                time.sleep(LOAD_BACKOFF_SECONDS)
 
     def start(self) -> None:
         self._thread.start()
