@@ -20,11 +20,12 @@ The shell writes an ``Accept`` only if the conversation is still in the snapshot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from lxml import etree
 
 from gateway.crypto.report import SubIndication, ValidationReport
+from gateway.crypto.trust import CLOCK_SKEW as CLOCK_SKEW_TOLERANCE
 from gateway.exchange import conversation as machine
 from gateway.exchange.directory import DirectoryIndex, UnknownBody
 from gateway.model.directory import CertificateRole
@@ -39,6 +40,14 @@ from gateway.store import conversations as conv_store
 ENV = "{urn:cis-exchange:envelope:1}"
 
 TRY_AGAIN = "TRY_AGAIN"
+
+MAX_CLOCK_SKEW = CLOCK_SKEW_TOLERANCE
+"""How far in our future a document's ``Created`` (and its signatures' claimed signing time, see
+gateway.crypto.trust) may lie. Nodes' clocks drift and NTP steps them by seconds; a document from
+minutes ahead of us means one of the two clocks is wrong, and deadlines counted from it would be
+wrong with it. Refused as ``CLOCK_SKEW``, naming both times."""
+
+CLOCK_SKEW = "CLOCK_SKEW"
 """Code of the transient refusals (a concurrent change): the sender must retry."""
 
 TRUST_LAG = frozenset({"SEAL_NOT_IN_DIRECTORY", "SIGNATURE_TRY_LATER"})
@@ -183,6 +192,10 @@ def check_pinned_seal(index: DirectoryIndex, sender: str, report: ValidationRepo
 
 def signature_failure(report: ValidationReport) -> DocumentRejected:
     failure = report.first_failure
+    claimed = failure.claimed_signing_time if failure else None
+    if claimed is not None and claimed > report.validated_at + MAX_CLOCK_SKEW:
+        # Not a bad key or a tampered document: the sender's clock and ours disagree.
+        return DocumentRejected([_clock_skew(claimed, report.validated_at)])
     sub = failure.sub_indication if failure else SubIndication.FORMAT_FAILURE
     return reject(
         f"SIGNATURE_{sub}",
@@ -221,6 +234,8 @@ def judge(
         if snapshot.receipt_message_id is None:  # stored, its receipt not yet: in flight
             return Refuse(_problem(TRY_AGAIN, "Документ обрабатывается.", "being processed", ""))
         return Replay(snapshot.receipt_message_id)
+    if header.created > now + MAX_CLOCK_SKEW:
+        return Refuse(_clock_skew(header.created, now))
     try:
         state, stored = _conversation(received, snapshot, body_id)
         _check_encrypted_if_confidential(header, stored, received.encrypted)
@@ -430,6 +445,22 @@ def _requested_term(header: Header, fields: dict[str, str]) -> date | None:
 
 
 # --- problems --------------------------------------------------------------------------------
+
+
+def _clock_skew(created: datetime, now: datetime) -> Problem:
+    """The sender's clock (or ours) is off by more than :data:`MAX_CLOCK_SKEW`: both times are
+    named so that either operator can tell which clock to fix."""
+    created_at = f"{created.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+    our_time = f"{now.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+    minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+    return _problem(
+        CLOCK_SKEW,
+        f"Документ создан {created_at}, а часы узла-получателя показывают {our_time}: "
+        f"расхождение больше {minutes} мин.",
+        f"the document was created at {created_at}, the receiving node's clock says {our_time}: "
+        f"more than {minutes} min apart",
+        "Сверьте часы обоих узлов с NTP (timedatectl status) и отправьте документ повторно.",
+    )
 
 
 def _problem(code: str, ru: str, en: str, remedy: str, article: str = "") -> Problem:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
@@ -216,6 +217,35 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection (on shutdown)."""
         self.engine.dispose()
+
+
+class StorageFault(StrEnum):
+    """Why the store could not do its work, when it is the store's state and not the request:
+    the answer is 503 (try again later), never 500."""
+
+    FULL = "full"
+    """SQLite could not write: the disk (or the process's file-size limit) is full, or the write
+    failed with an I/O error. The transaction was rolled back; nothing was half-written."""
+    UNAVAILABLE = "unavailable"
+    """The database server is unreachable, restarting or shutting down (PostgreSQL), or the
+    connection died under the transaction. Nothing of the transaction was committed."""
+
+
+def storage_fault(exc: BaseException) -> StorageFault | None:
+    """The :class:`StorageFault` behind ``exc``, or None when ``exc`` is not one (a constraint
+    violation, a programming error: those stay errors of their own)."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
+    name = getattr(exc.orig, "sqlite_errorname", None)
+    if name is not None:
+        # SQLITE_FULL on ENOSPC; SQLITE_IOERR_WRITE (and its kin) on EFBIG, EIO.
+        full = name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR")
+        return StorageFault.FULL if full else None
+    if exc.connection_invalidated or isinstance(
+        exc, sa.exc.OperationalError | sa.exc.InterfaceError
+    ):
+        return StorageFault.UNAVAILABLE
+    return None
 
 
 def _sqlite_setup(engine: Engine) -> None:

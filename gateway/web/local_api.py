@@ -46,6 +46,9 @@ Exceptions of the service and their answers::
     PermissionDenied   403 FORBIDDEN           names the role needed (checked by the service)
     PurposeRequired    428 PURPOSE_REQUIRED    send X-Purpose (CIS Art. 9.1)
     ConcurrentChange   503 TRY_AGAIN           nothing stored; Retry-After: 1
+    StorageFault.FULL  503 STORAGE_FULL        SQLite could not write; nothing stored; Retry-After
+    StorageFault.UNAVAILABLE
+                       503 DATABASE_UNAVAILABLE  the database restarts; nothing stored; Retry-After
     DocumentRejected   422 DOCUMENT_REJECTED   with "problems": [Problem.to_json(), ...]
     ProtocolError      409 its own code        (PROTOCOL_UNEXPECTED_MESSAGE, ...) with "problems"
 
@@ -109,6 +112,7 @@ from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
 from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
 from gateway.rules.originals import OriginalRefused
 from gateway.store.conversations import ProceedingCloseRefused
+from gateway.store.engine import StorageFault, storage_fault
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
 from gateway.web.server import (
@@ -274,6 +278,13 @@ class ErrorCode(StrEnum):
     ADMINISTRATION_UNAVAILABLE = "ADMINISTRATION_UNAVAILABLE"
     """This API was started without the administration service (a test double of the node);
     the node's own API always has it (503)."""
+    STORAGE_FULL = "STORAGE_FULL"
+    """The node could not write to its SQLite store: the disk is full (or a write failed).
+    Nothing was stored; the operator frees space in the data folder, then the same request
+    succeeds (503, ``Retry-After``)."""
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    """The database server is unreachable or restarting; nothing was stored. The node
+    reconnects by itself: send the same request again after ``Retry-After`` seconds (503)."""
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); the log has the exception's type and stack, never its message."""
 
@@ -350,10 +361,47 @@ _HTTP_ERRORS: Mapping[int, tuple[ErrorCode, str, str]] = {
 }
 
 
+STORAGE_RETRY_AFTER_SECONDS = 5
+"""A restarting PostgreSQL is back within seconds; space freed on a disk takes longer, but a
+retry costs one refused request."""
+
+
+def _storage_error(fault: StorageFault) -> ApiError:
+    """503 for the store's state, never a verdict on the request. Logged (once per request, one
+    line, no stack: the cause is outside the code) for the operator's alerting."""
+    retry = {hdrs.RETRY_AFTER: str(STORAGE_RETRY_AFTER_SECONDS)}
+    if fault is StorageFault.FULL:
+        logger.error("local API: the store could not write (disk full?); nothing was stored")
+        return ApiError(
+            503,
+            ErrorCode.STORAGE_FULL,
+            "the node could not write to its store (disk full); nothing was stored. The "
+            "node's operator must free space in its data folder; then submit the same document"
+            " again",
+            "Узел не смог записать в своё хранилище (диск заполнен); ничего не сохранено. "
+            "Администратору узла нужно освободить место в каталоге данных; затем отправьте "
+            "тот же документ повторно.",
+            headers=retry,
+        )
+    logger.error("local API: the database is unavailable; nothing was stored")
+    return ApiError(
+        503,
+        ErrorCode.DATABASE_UNAVAILABLE,
+        "the node's database is unavailable (restarting?); nothing was stored. The node "
+        "reconnects by itself: send the same request again",
+        "База данных узла недоступна (перезапускается?); ничего не сохранено. Узел "
+        "переподключится сам: повторите тот же запрос.",
+        headers=retry,
+    )
+
+
 def _translate(exc: BaseException) -> ApiError | None:
     """The API error for an exception of the service, or None when it is not one of them."""
     if isinstance(exc, ApiError):
         return exc
+    fault = storage_fault(exc)
+    if fault is not None:
+        return _storage_error(fault)
     if isinstance(exc, ConcurrentChange):
         # Not a verdict on the document: the same bytes succeed once the conversation is quiet.
         return ApiError(

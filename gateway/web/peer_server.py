@@ -39,6 +39,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
 from gateway.logs import access
+from gateway.store.engine import storage_fault
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
     PEER_HEADER_TIMEOUT,
@@ -101,12 +102,18 @@ class PeerErrorCode(StrEnum):
     BUSY = "BUSY"
     """No room for the body among those in flight within the wait (503); retry after
     ``Retry-After`` seconds."""
+    UNAVAILABLE = "UNAVAILABLE"
+    """Our store cannot take the document now (the database restarting, the disk full): nothing
+    was stored (503); retry after ``Retry-After`` seconds."""
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     BAD_REQUEST = "BAD_REQUEST"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); retry later. Details are in our log only."""
 
+
+STORE_UNAVAILABLE_RETRY_AFTER = 5
+"""Seconds a peer waits after 503 UNAVAILABLE: a restarting database is back within seconds."""
 
 _STATUS_OF = {
     PeerErrorCode.PEER_UNKNOWN: 403,
@@ -115,6 +122,7 @@ _STATUS_OF = {
     PeerErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     PeerErrorCode.TIMEOUT: 503,
     PeerErrorCode.BUSY: 503,
+    PeerErrorCode.UNAVAILABLE: 503,
     PeerErrorCode.NOT_FOUND: 404,
     PeerErrorCode.METHOD_NOT_ALLOWED: 405,
     PeerErrorCode.BAD_REQUEST: 400,
@@ -203,6 +211,16 @@ def make_peer_app(
             code = _CODE_OF_HTTP_STATUS.get(exc.status, PeerErrorCode.BAD_REQUEST)
             return await audited(request, code)
         except Exception as exc:
+            fault = storage_fault(exc)
+            if fault is not None:  # the store's state, not a bug: one line, no stack
+                logger.error(
+                    "peer request failed: peer=%s the store is %s; answered 503",
+                    request.get(PEER_BODY_ID),
+                    fault,
+                )
+                return refusal(
+                    PeerErrorCode.UNAVAILABLE, retry_after=str(STORE_UNAVAILABLE_RETRY_AFTER)
+                )
             # The peer learns only that it was our fault. The log gets the exception's type and
             # stack but not its message, which may quote a confidential document (DESIGN.md:
             # confidential everywhere, logs included); the pipeline logs its own errors.

@@ -34,9 +34,10 @@ from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
 from gateway.exchange.refusals import AT_ENDPOINT
-from gateway.exchange.sending import Answer, DeliveryResult
+from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
+from gateway.store.engine import storage_fault
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import (
@@ -522,17 +523,41 @@ class NodeRuntime:
             return await loop.run_in_executor(
                 self.executor, self.node.claim_due, self.worker_id, limit
             )
-        except Exception:  # a database hiccup must not stop delivery for good
-            log.exception("claiming due deliveries failed")
+        except Exception as exc:  # a database hiccup must not stop delivery for good
+            fault = storage_fault(exc)
+            if fault is None:
+                log.exception("claiming due deliveries failed")
+            else:  # not a bug: one line, the worker claims again at its next poll
+                log.error("claiming due deliveries failed: the store is %s; retrying", fault)
             return []
 
     async def _deliver_logged(self, claim: outbox_store.Claim) -> None:
-        try:
-            await self._deliver(claim)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug must not stop delivery for good; it is logged with type
-            log.exception("delivery of one row failed")
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + DELIVERY_LEASE.total_seconds() / 2
+        while True:
+            try:
+                await self._deliver(claim)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not stop delivery for good; logged with type
+                fault = storage_fault(exc)
+                if fault is None:
+                    log.exception("delivery of one row failed")
+                    return
+                if loop.time() + STORE_FAULT_RETRY_SECONDS > give_up:
+                    # The row stays claimed until its lease ends, then goes out again (the
+                    # peer answers a resend with the same receipt): nothing is lost.
+                    log.error("delivery of one row failed: the store is %s; retried later", fault)
+                    return
+            # The database restarting or the disk full: the row is still ours for most of its
+            # lease, so try it again soon rather than wait for the lease to end.
+            log.warning(
+                "delivery of one row failed: the store is %s; trying again in %s s",
+                fault,
+                STORE_FAULT_RETRY_SECONDS,
+            )
+            await asyncio.sleep(STORE_FAULT_RETRY_SECONDS)
 
     async def deliver_once(self) -> int:
         """Claim due outbox rows and deliver them concurrently; the number handled (tests)."""
@@ -613,6 +638,9 @@ class NodeRuntime:
 
 
 HTTP_TOO_MANY_REQUESTS = 429
+
+STORE_FAULT_RETRY_SECONDS = 2.0
+"""A delivery stopped by the store (PostgreSQL restarting: seconds) is tried again this soon."""
 
 _STATUS_OF_DISPOSITION = {
     Disposition.ACCEPTED: 200,
