@@ -49,8 +49,10 @@ AXE_JS = """async () => {
 }"""
 
 
-def _axe_script() -> Path:
-    """axe-core's script, or a failure (a skip outside CI) saying how to install it."""
+@pytest.fixture(scope="module")
+def axe_script() -> Path:
+    """axe-core's script, or a failure (a skip outside CI) saying how to install it; checked
+    before the nodes start."""
     if AXE_SCRIPT.is_file():
         return AXE_SCRIPT
     message = f"{AXE_SCRIPT} not found: run `npm ci --prefix {AXE_DIR}` (.ci/run does)"
@@ -95,8 +97,10 @@ async def _check(page: Any, url: str, name: str, script: Path) -> list[str]:
     return problems
 
 
-async def test_main_pages_fit_small_screens_and_pass_axe(nodes: Nodes, csp_free_context) -> None:
-    script = _axe_script()
+async def test_main_pages_fit_small_screens_and_pass_axe(
+    axe_script: Path, nodes: Nodes, csp_free_context
+) -> None:
+    script = axe_script
     ctx, _ = csp_free_context
     request = await nodes.submit_request()
     cid = request["conversation_id"]
