@@ -23,9 +23,9 @@ What it does:
 Prints a table, and as the last line one JSON object::
 
     {"rows": 1000000, "load_s": …, "pages": {"first": {"p50_ms": …, "p95_ms": …, "max_ms": …},
-     "500th": {…}, "overview": {…}}, "target_ms": 300, "ok": true}
+     "500th": {…}, "overview": {…}}, "target_ms": 50, "ok": true}
 
-Exit status 0 when the first and the 500th page stay under the target at p95, else 1.
+Exit status 0 when the overview and both pages stay within the target at p95, else 1.
 """
 
 from __future__ import annotations
@@ -60,19 +60,22 @@ from gateway.exchange.local_service import LocalNodeService  # noqa: E402
 from gateway.exchange.node import Node  # noqa: E402
 from gateway.exchange.service import Actor, ConversationFilter, Role  # noqa: E402
 from gateway.store.engine import migrate, open_store  # noqa: E402
-from gateway.store.tables import conversations  # noqa: E402
+from gateway.store.tables import conversation_counts, conversations  # noqa: E402
 from gateway.web.console import (  # noqa: E402
     SessionStore,
     StoreUserDirectory,
     make_console_app,
 )
+from gateway.web.console.identity import node_identity  # noqa: E402
 from gateway.web.console.pages import PAGE_SIZE  # noqa: E402
 from gateway.web.console.passwords import hash_password  # noqa: E402
+from gateway.web.console.sources import node_console_sources  # noqa: E402
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DATABASE = "gw_console_bench"
-TARGET_MS = 300.0
-"""The console's budget for one page at a million conversations (the issue's target)."""
+TARGET_MS = 50.0
+"""The console's budget at p95 for the overview and one list page at a million conversations
+(issue 15's target)."""
 PAGE_NUMBER = 500
 COPY_BATCH = 100_000
 """Rows per COPY buffer: a few MB of text, flushed as it fills."""
@@ -172,10 +175,18 @@ def load(url: str, count: int, newest: datetime) -> float:
                     _log(f"  loaded {n:,} rows")
             copy.write(buffer.getvalue())
         conn.commit()
-    _log("  building the indexes")
+    _log("  building the indexes and the counts")
     with engine.begin() as conn:
         for index in conversations.indexes:
             index.create(conn)
+        # COPY bypasses the store, so the counts the overview reads start from one scan, as
+        # migration 0009 starts them on an existing store.
+        keys = ("state", "agreement", "requesting_party", "requested_party")
+        grouped = sa.select(
+            *(conversations.c[k] for k in keys), sa.func.count().label("n")
+        ).group_by(*(conversations.c[k] for k in keys))
+        conn.execute(conversation_counts.delete())
+        conn.execute(conversation_counts.insert().from_select([*keys, "n"], grouped))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("ANALYZE conversations"))
     engine.dispose()
@@ -247,7 +258,9 @@ async def measure(node: Node, repeat: int) -> dict[str, dict[str, float]]:
         sessions=SessionStore(node.store),
         secure_cookies=False,
         audit=_audit,
+        identity=node_identity(node),
         password_hasher=CHEAP_HASHER,
+        **node_console_sources(node, executor),
     )
     app.middlewares.append(_timing)
     app[SERVER_TIME] = {}
@@ -325,9 +338,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<12}{stats['p50_ms']:>10.1f}{stats['p95_ms']:>10.1f}"
             f"{stats['max_ms']:>10.1f}{stats['n']:>6}"
         )
-    ok = all(results[k]["p95_ms"] < TARGET_MS for k in ("first", "500th"))
+    ok = all(stats["p95_ms"] <= TARGET_MS for stats in results.values())
     print(
-        f"target: under {TARGET_MS:.0f} ms at p95 for the first and the 500th page: "
+        f"target: at most {TARGET_MS:.0f} ms at p95 for the overview and both pages: "
         + ("met" if ok else "NOT MET")
     )
     print(
