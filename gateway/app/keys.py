@@ -43,6 +43,7 @@ from gateway.crypto.kek_rotation import (
     DESTROY_GRACE,
     KekRotationError,
     RingEntry,
+    RotatedKek,
     destroy_kek,
     load_kek_ring,
     read_ring,
@@ -110,14 +111,6 @@ class Rotated:
     """The new key in words (``EC P-256``)."""
     demo_ca: bool
     """True: certified by the demo CA; False: a certificate request waits for a real CA."""
-
-
-@dataclass(frozen=True, slots=True)
-class RotatedKek:
-    key_id: str
-    location: str
-    active_from: datetime
-    previous: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,7 +577,7 @@ def rotate_kek_ring(
             "location": "token" if on_token else "file",
         },
     )
-    return RotatedKek(rotated.key_id, rotated.location, rotated.active_from, rotated.previous)
+    return rotated
 
 
 def rewrap(
