@@ -8,4 +8,6 @@ the same stored rows, the same audit event.
     context   :class:`~gateway.app.context.AppContext`: the configuration, the store (migrated)
               and the actor a use case runs for
     admin     administration: legal holds (place, release, list), API tokens (add, list, revoke)
+    keys      key rotation: rotate, activate, revoke, publish, KEK rotate, rewrap, destroy, list
+    users     the console's users: add, disable, list
 """

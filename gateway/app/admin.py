@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.app.context import ACTOR_CHARS, AppContext
-from gateway.exchange.service import Action, PermissionDenied, Role, access_refusal
+from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.exchange.service import Action, Role
 from gateway.store import audit, purge, tokens
 from gateway.store.purge import HoldRefused, LegalHold
 from gateway.store.tokens import ApiToken
@@ -64,31 +64,13 @@ class IssuedToken:
     expires_at: datetime | None
 
 
-def _require(ctx: AppContext, action: Action, subject: str = "") -> None:
-    """Return if the actor may take ``action``; else record the refusal and raise it."""
-    refusal = access_refusal(ctx.actor, action)
-    if refusal is None:
-        return
-    if isinstance(refusal, PermissionDenied):
-        with ctx.store.transaction() as conn:
-            audit.append(
-                conn,
-                now=ctx.clock(),
-                actor=ctx.actor.name[:ACTOR_CHARS],
-                kind="access.denied",
-                subjects={"subject": subject} if subject else {},
-                details={"needed": str(refusal.needed), "what": refusal.what[:64]},
-            )
-    raise refusal
-
-
 # --- legal holds (CIS Art. 9.6) ----------------------------------------------------------------
 
 
 def place_hold(ctx: AppContext, conversation_id: str, reason: str) -> int:
     """Put the conversation under a legal hold; return the hold's id. Raises
     :class:`HoldRefused` for an unknown conversation or a reason outside 1..128 characters."""
-    _require(ctx, Action.MANAGE_HOLDS, conversation_id)
+    require(ctx, Action.MANAGE_HOLDS, conversation_id)
     with ctx.store.transaction() as conn:
         return purge.place_hold(
             conn, conversation_id, reason, ctx.actor.name[:ACTOR_CHARS], ctx.clock()
@@ -98,7 +80,7 @@ def place_hold(ctx: AppContext, conversation_id: str, reason: str) -> int:
 def release_holds(ctx: AppContext, conversation_id: str, reason: str) -> list[int]:
     """Release every active hold on the conversation; return their ids. Raises
     :class:`NoActiveHold` when there was none (nothing recorded)."""
-    _require(ctx, Action.MANAGE_HOLDS, conversation_id)
+    require(ctx, Action.MANAGE_HOLDS, conversation_id)
     with ctx.store.transaction() as conn:
         released = purge.release_conversation_holds(
             conn, conversation_id, ctx.actor.name[:ACTOR_CHARS], ctx.clock(), reason
@@ -112,7 +94,7 @@ def list_holds(
     ctx: AppContext, *, active_only: bool = True, conversation_id: str | None = None
 ) -> list[LegalHold]:
     """Holds, newest first: active ones only unless ``active_only`` is False."""
-    _require(ctx, Action.LIST_HOLDS)
+    require(ctx, Action.LIST_HOLDS)
     with ctx.store.read() as conn:
         return purge.list_holds(conn, active_only=active_only, conversation_id=conversation_id)
 
@@ -125,7 +107,7 @@ def add_token(
 ) -> IssuedToken:
     """Create a token for the local API with these roles; it is returned once, only its hash
     is kept."""
-    _require(ctx, Action.MANAGE_TOKENS)
+    require(ctx, Action.MANAGE_TOKENS)
     role_set = sorted(set(roles))
     unknown = [r for r in role_set if r not in Role._value2member_map_]
     if not role_set or unknown:
@@ -160,7 +142,7 @@ def add_token(
 
 def list_tokens(ctx: AppContext) -> list[ApiToken]:
     """Every token (never the token itself: only its hash is stored), oldest first."""
-    _require(ctx, Action.MANAGE_TOKENS)
+    require(ctx, Action.MANAGE_TOKENS)
     with ctx.store.read() as conn:
         return tokens.list_tokens(conn)
 
@@ -168,7 +150,7 @@ def list_tokens(ctx: AppContext) -> list[ApiToken]:
 def revoke_token(ctx: AppContext, token_id: int) -> None:
     """Stop a token at once. Raises :class:`TokenRefused` when it is unknown or already
     revoked (nothing recorded)."""
-    _require(ctx, Action.MANAGE_TOKENS, f"token:{token_id}")
+    require(ctx, Action.MANAGE_TOKENS, f"token:{token_id}")
     now = ctx.clock()
     with ctx.store.transaction() as conn:
         if not tokens.revoke(conn, token_id, now):

@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.config import NodeConfig
-from gateway.exchange.service import Actor, Role
-from gateway.store import Store, migrate, open_store
+from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
+from gateway.store import Store, audit, migrate, open_store
 
 ACTOR_CHARS = 64
 """The audit trail's actor column holds a code of at most 64 characters."""
@@ -93,3 +93,22 @@ def serving_context(
     runs for the server itself by mistake: each request names its actor with
     :meth:`AppContext.acting_as`."""
     return AppContext(store, Actor(name="node", roles=frozenset()), config, clock)
+
+
+def require(ctx: AppContext, action: Action, subject: str = "") -> None:
+    """Return if the actor may take ``action``; else record the refusal (``access.denied``)
+    and raise it. Every use case of the application layer starts here."""
+    refusal = access_refusal(ctx.actor, action)
+    if refusal is None:
+        return
+    if isinstance(refusal, PermissionDenied):
+        with ctx.store.transaction() as conn:
+            audit.append(
+                conn,
+                now=ctx.clock(),
+                actor=ctx.actor.name[:ACTOR_CHARS],
+                kind="access.denied",
+                subjects={"subject": subject} if subject else {},
+                details={"needed": str(refusal.needed), "what": refusal.what[:64]},
+            )
+    raise refusal

@@ -6,8 +6,9 @@
 
 The password never comes from the command line (it would sit in the shell history and in
 ``ps``): it is read from ``--password-file`` (first line), else from the environment variable
-GATEWAY_USER_PASSWORD, else from a prompt (typed twice, not echoed). Adding and disabling are
-recorded in the audit trail as done by ``cli:<login name>``.
+GATEWAY_USER_PASSWORD, else from a prompt (typed twice, not echoed). The acts themselves are
+:mod:`gateway.app.users`: adding and disabling are recorded in the audit trail as done by
+``cli:<login name>``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import getpass
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import ExitCode, fail
 
 if TYPE_CHECKING:
-    from gateway.web.console.users import StoreUserDirectory
+    from gateway.app.context import AppContext
 
 EXIT_OK = ExitCode.OK
 EXIT_FAILED = ExitCode.REFUSED
@@ -82,17 +82,14 @@ def register(subparsers: Any) -> None:
 
 
 def _guard(handler: Any) -> Any:
-    """Open the store and the user directory for ``handler``; failures reach gateway.cli.main."""
+    """Open the node's context for ``handler`` (a thin adapter over :mod:`gateway.app.users`);
+    failures reach gateway.cli.main."""
 
     def run(args: argparse.Namespace) -> int:
-        import asyncio
-
         from gateway.app.context import AppContext
-        from gateway.web.console.users import StoreUserDirectory
 
         with AppContext.open(args.config) as ctx:
-            directory = StoreUserDirectory(ctx.store, audit_actor=ctx.actor.name)
-            return int(asyncio.run(handler(args, directory, datetime.now(UTC))))
+            return int(handler(args, ctx))
 
     return run
 
@@ -119,8 +116,9 @@ def read_password(password_file: Path | None) -> str:
     return first
 
 
-async def _add(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
-    from gateway.exchange.service import Role
+def _add(args: argparse.Namespace, ctx: AppContext) -> int:
+    from gateway.app import users
+    from gateway.store import users as user_table
     from gateway.web.console.passwords import hash_password, password_problem
 
     try:
@@ -134,33 +132,41 @@ async def _add(args: argparse.Namespace, directory: StoreUserDirectory, now: dat
         )
     except ValueError as exc:
         return fail(str(exc), "PASSWORD_MISSING", ExitCode.USAGE)
-    if await directory.get(args.username) is not None:
+    try:
+        users.new_user_roles(args.username, args.role)
+    except users.UserRefused as exc:
+        return fail(str(exc), exc.code, EXIT_FAILED)
+    with ctx.store.read() as conn:
+        taken = user_table.get_by_username(conn, args.username) is not None
+    if taken:  # before hashing: a taken name is said at once
         return fail(f"имя {args.username!r} уже занято", "USERNAME_TAKEN", EXIT_FAILED)
     problem = password_problem(password)
     if problem is not None:
         return fail(str(problem), "PASSWORD_WEAK", EXIT_FAILED)
-    import asyncio
-
-    password_hash = await asyncio.to_thread(hash_password, password)
     try:
-        user = await directory.add(
-            args.username, password_hash, [Role(r) for r in args.role], now=now
-        )
-    except ValueError as exc:
-        return fail(str(exc), "USER_INVALID", EXIT_FAILED)
+        user = users.add_user(ctx, args.username, hash_password(password), args.role)
+    except users.UserRefused as exc:
+        return fail(str(exc), exc.code, EXIT_FAILED)
     print(f"Пользователь {user.username} добавлен; роли: {', '.join(sorted(user.roles))}")
     return EXIT_OK
 
 
-async def _disable(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
-    if not await directory.disable(args.username, now=now):
+def _disable(args: argparse.Namespace, ctx: AppContext) -> int:
+    from gateway.app import users
+
+    try:
+        users.disable_user(ctx, args.username)
+    except users.UserRefused:
         return fail(f"пользователя {args.username!r} нет", "USER_NOT_FOUND", EXIT_FAILED)
     print(f"Пользователь {args.username} отключён")
     return EXIT_OK
 
 
-async def _list(args: argparse.Namespace, directory: StoreUserDirectory, now: datetime) -> int:
-    users = await directory.list()
+def _list(args: argparse.Namespace, ctx: AppContext) -> int:
+    from gateway.app import users as app_users
+
+    users = app_users.list_users(ctx)
+    now = ctx.clock()
     if args.json:
         rows = [
             {

@@ -97,6 +97,11 @@ class Action(StrEnum):
     """Place or release a legal hold (gateway.app.admin)."""
     MANAGE_TOKENS = "manage-tokens"
     """Add, list or revoke the local API's tokens (gateway.app.admin)."""
+    MANAGE_KEYS = "manage-keys"
+    """Rotate, activate, revoke or publish a key generation; rotate a KEK, re-wrap, destroy
+    (gateway.app.keys). Only the command line offers these acts for now."""
+    MANAGE_USERS = "manage-users"
+    """Add, disable or list the console's users (gateway.app.users)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,8 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
         Action.LIST_HOLDS: Access((Role.ADMINISTRATOR,), what="listing legal holds"),
         Action.MANAGE_HOLDS: Access((Role.ADMINISTRATOR,), what="placing or releasing holds"),
         Action.MANAGE_TOKENS: Access((Role.ADMINISTRATOR,), what="managing API tokens"),
+        Action.MANAGE_KEYS: Access((Role.ADMINISTRATOR,), what="managing keys"),
+        Action.MANAGE_USERS: Access((Role.ADMINISTRATOR,), what="managing console users"),
     }
 )
 """The one table of who may do what: the node enforces it, the console and the docs follow it."""

@@ -20,7 +20,7 @@ from gateway.app import admin
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.cli import main as gateway
 from gateway.exchange.local_service import LocalNodeService
-from gateway.exchange.service import Actor, Role
+from gateway.exchange.service import Actor, PermissionDenied, Role
 from gateway.store import Store, conversations
 from gateway.store.tables import api_tokens, audit_events, legal_holds
 from gateway.web.console.sources import admin_holds
@@ -227,7 +227,7 @@ async def test_holds_need_the_administrator_role_everywhere(
     assert denied[0]["subjects"] == {"subject": cid}
 
     console_source = admin_holds(serving_context(store))
-    with pytest.raises(admin.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         await console_source(Actor("operator1", frozenset({Role.OPERATOR})), True)
 
 

@@ -98,7 +98,7 @@ def _directory() -> Directory:
 
 @pytest.fixture
 def sources(store, tmp_path: Path):
-    async def key_entries():
+    async def key_entries(actor):
         return _keys()
 
     async def directory():

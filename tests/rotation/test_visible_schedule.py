@@ -90,6 +90,8 @@ async def test_the_console_lists_every_generation_and_the_retired_kek(
 ) -> None:
     """Issue finding: the console's keys page omitted the old KEK (and showed English status
     words, tests/console); its source now lists what `keys list` lists."""
+    from gateway.app.context import AppContext
+    from gateway.exchange.service import Actor, Role
     from gateway.web.console.sources import keystore_entries
 
     switch = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
@@ -98,7 +100,9 @@ async def test_the_console_lists_every_generation_and_the_retired_kek(
     _keys(node, capsys, "generate", "kek")
     _keys(node, capsys, "rotate", "kek")
 
-    entries = await keystore_entries(node.keystore())()
+    administrator = Actor(name="console:admin", roles=frozenset({Role.ADMINISTRATOR}))
+    with AppContext.from_config(node.config) as ctx:
+        entries = await keystore_entries(ctx, node.keystore())(administrator)
 
     keks = sorted(e.status for e in entries if e.role == "kek")
     assert keks == ["active", "retired"]

@@ -110,7 +110,7 @@ async def keys(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     source = ctx.admin.key_entries
     now = ctx.clock()
-    rows = [KeyRow(e, e.days_to_expiry(now)) for e in await source()]
+    rows = [KeyRow(e, e.days_to_expiry(now)) for e in await source(request[ACTOR])]
     return render(
         request,
         "admin_keys.html",

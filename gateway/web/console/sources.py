@@ -11,6 +11,8 @@ with :func:`node_console_sources`::
 
 Every adapter runs its blocking work (database, key files) in the given executor: the event
 loop only renders pages. The sources only read; nothing here changes keys, holds or the trail.
+The keys and holds pages read through the application layer (:mod:`gateway.app`) as the
+signed-in user.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from gateway.app import admin
+from gateway.app import keys as app_keys
 from gateway.app.context import AppContext, serving_context
 from gateway.crypto.keystore import KeyEntry, KeyStore
 from gateway.crypto.rotation import expiring_keys
@@ -70,8 +73,8 @@ class UndeliveredItem:
 
 ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
 Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
-KeyEntries = Callable[[], Awaitable[Sequence[KeyEntry]]]
-"""The node's keys and certificates (``KeyStore.entries``)."""
+KeyEntries = Callable[[Actor], Awaitable[Sequence[KeyEntry]]]
+"""The node's keys and certificates as the actor may see them (:func:`keystore_entries`)."""
 DirectorySource = Callable[[], Awaitable[Directory | None]]
 """The verified directory of bodies the node works with now."""
 RetentionSource = Callable[[], Awaitable[PolicySet]]
@@ -187,33 +190,18 @@ def store_purge_runs(store: Store, executor: Executor | None = None) -> PurgeRun
     return runs
 
 
-def keystore_entries(keys: KeyStore, executor: Executor | None = None) -> KeyEntries:
-    """Every key generation and every KEK of the ring (the retired ones too, as
-    ``gateway keys list`` shows them), for the keys page."""
+def keystore_entries(
+    context: AppContext, keys: KeyStore, executor: Executor | None = None
+) -> KeyEntries:
+    """Every key generation and every KEK of the ring (the retired ones too), for the keys
+    page: read through :func:`gateway.app.keys.list_keys` as the console's user, as ``gateway
+    keys list`` reads it."""
 
-    def listing() -> Sequence[KeyEntry]:
-        from gateway.crypto.kek_rotation import KekRotationError, ring_entries
+    async def entries(actor: Actor) -> Sequence[KeyEntry]:
+        def read() -> list[KeyEntry]:
+            return app_keys.list_keys(context.acting_as(actor), keys).all_entries()
 
-        now = _utc_now()
-        entries = [e for e in keys.entries(now) if e.role != "kek"]
-        try:
-            ring = ring_entries(keys, now)
-        except KekRotationError:
-            ring = []  # no KEK yet: `gateway keys rewrap` says what is wrong with a ring
-        return entries + [
-            KeyEntry(
-                role="kek",
-                name=r.key_id,
-                location=r.location,
-                algorithm="AES-256",
-                status=r.status,
-                activation_at=r.active_from,
-            )
-            for r in ring
-        ]
-
-    async def entries() -> Sequence[KeyEntry]:
-        return await _run(executor, listing)
+        return await _run(executor, read)
 
     return entries
 
@@ -319,6 +307,8 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
     :class:`gateway.exchange.node.Node`, as keywords for
     :func:`gateway.web.console.make_console_app`."""
 
+    serving = serving_context(node.store, node.config, node.clock)
+
     async def directory() -> Directory | None:
         return node.directory  # swapped whole on reload: reading it is atomic
 
@@ -328,10 +318,10 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
     return {
         "expiring_keys": keystore_expiring(node.keys, node.clock, executor),
         "undelivered": store_undelivered(node.store, executor),
-        "key_entries": keystore_entries(node.keys, executor),
+        "key_entries": keystore_entries(serving, node.keys, executor),
         "directory": directory,
         "retention": retention,
-        "holds": admin_holds(serving_context(node.store, node.config, node.clock), executor),
+        "holds": admin_holds(serving, executor),
         "purge_runs": store_purge_runs(node.store, executor),
         "audit_trail": StoreAuditTrail(node.store, executor),
     }

@@ -9,24 +9,19 @@ is synchronous. Records are the store's :class:`gateway.store.users.User`.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy.exc
 
+from gateway.app.users import USERNAME_PATTERN, new_user_roles
 from gateway.exchange.service import Role
-from gateway.store import audit
 from gateway.store import users as user_table
 from gateway.store.engine import Store
 from gateway.store.users import User
 
 __all__ = ["USERNAME_PATTERN", "StoreUserDirectory", "User", "UserDirectory", "roles_of"]
-
-USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-"""A username: 2-64 lower-case Latin letters, digits, ``.``, ``_``, ``-`` (it is the actor's
-name in the audit trail, whose column holds 64 characters, and it is typed at sign-in)."""
 
 
 def roles_of(user: User) -> frozenset[Role]:
@@ -68,13 +63,14 @@ class UserDirectory(Protocol):
 
 
 class StoreUserDirectory:
-    """:class:`UserDirectory` over the store's ``users`` table (SQLite or PostgreSQL)."""
+    """:class:`UserDirectory` over the store's ``users`` table (SQLite or PostgreSQL).
 
-    def __init__(self, store: Store, *, audit_actor: str | None = None) -> None:
+    Its ``add`` and ``disable`` record nothing in the audit trail: they seed users where no
+    one acts (tests, the demo). An administrator's act goes through :mod:`gateway.app.users`
+    (``gateway users``), which checks the role and records it."""
+
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.audit_actor = audit_actor
-        """When set (``gateway users`` passes ``cli:<login>``), adding and disabling a user
-        append ``user.added`` / ``user.disabled`` to the audit trail in the same transaction."""
 
     async def get(self, username: str) -> User | None:
         if not USERNAME_PATTERN.fullmatch(username):
@@ -88,14 +84,7 @@ class StoreUserDirectory:
     async def add(
         self, username: str, password_hash: str, roles: Iterable[Role], *, now: datetime
     ) -> User:
-        if not USERNAME_PATTERN.fullmatch(username):
-            raise ValueError(
-                f"username {username!r}: 2-64 characters of a-z, 0-9, '.', '_', '-', "
-                "starting with a letter or digit"
-            )
-        role_names = sorted({Role(r).value for r in roles})
-        if not role_names:
-            raise ValueError("a user needs at least one role")
+        role_names = new_user_roles(username, roles)  # raises UserRefused, a ValueError
         return await asyncio.to_thread(self._add, username, password_hash, role_names, now)
 
     def _add(self, username: str, password_hash: str, roles: list[str], now: datetime) -> User:
@@ -103,15 +92,6 @@ class StoreUserDirectory:
             with self.store.transaction() as conn:
                 user_id = user_table.create(conn, username, password_hash, roles, now)
                 user = user_table.get(conn, user_id)
-                if self.audit_actor is not None:
-                    audit.append(
-                        conn,
-                        now=now,
-                        actor=self.audit_actor,
-                        kind="user.added",
-                        subjects={"username": username},
-                        details={"roles": ",".join(roles)},
-                    )
         except sqlalchemy.exc.IntegrityError:
             raise ValueError(f"username {username!r} is taken") from None
         assert user is not None
@@ -126,14 +106,6 @@ class StoreUserDirectory:
             if user is None:
                 return False
             user_table.set_disabled(conn, user.user_id, True, now)
-            if self.audit_actor is not None:
-                audit.append(
-                    conn,
-                    now=now,
-                    actor=self.audit_actor,
-                    kind="user.disabled",
-                    subjects={"username": username},
-                )
             return True
 
     async def list(self) -> list[User]:
