@@ -78,6 +78,13 @@ class Reservation:
     issuer_kinds: frozenset[str] = frozenset()
     """For ``non-application``: the issuer kinds excluded, of ``court``, ``authority``,
     ``official``, ``notary`` (the enforcement document's issuer, CIS Art. 1)."""
+    scope: frozenset[str] = frozenset()
+    """For a partial ``non-application`` (CIS Art. 25 para. 2, "конкретные положения"): the
+    request subjects it covers (the XSD's ``Subject`` element names or ``AssetKind`` values);
+    empty: the whole request."""
+    since: date | None = None
+    """When the declaration took effect for the state, as the depositary published it; None:
+    since the agreement took effect for it."""
 
 
 @dataclass(frozen=True, slots=True)
