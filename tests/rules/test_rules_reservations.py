@@ -194,7 +194,7 @@ def test_refusal_on_art25_must_match_the_declaration() -> None:
     assert refusal_problems(CIS, [AM_PARTIAL], "RU", "AM", [ART25], covered) == []
 
 
-def test_reciprocity_note_where_the_declaring_state_is_the_requesting_party() -> None:
+def test_reciprocity_note_where_the_requesting_state_declared() -> None:
     # The refusing state (RU) applies Armenia's own declaration towards Armenia.
     [note] = refusal_problems(CIS, [AM_ART25], "AM", "RU", [ART25], ("notary", {"Location"}))
     assert (note.code, note.severity) == ("RESERVATION_RECIPROCITY", Severity.WARNING)
