@@ -354,10 +354,13 @@ def refusal_grounds_for(
     requesting_state: str,
     requested_state: str,
     issuer_kind: str | None,
+    subjects: set[str] | None = None,
 ) -> tuple[RefusalGround, ...]:
     """Grounds for refusal (CIS Art. 13) that a declaration supports for this request: one per
-    Art. 25 declaration of either party covering ``issuer_kind``. Limiting reservations (KZ on
-    Art. 6 а)) limit the answer and give no ground. Empty when ``issuer_kind`` is None."""
+    Art. 25 declaration of either party covering ``issuer_kind`` (and, given ``subjects``,
+    every one of them: a partial declaration supports no refusal of the rest). Limiting
+    reservations (KZ on Art. 6 а)) limit the answer and give no ground. Empty when
+    ``issuer_kind`` is None."""
     _check_issuer(issuer_kind)
     if issuer_kind is None:
         return ()
@@ -379,6 +382,7 @@ def refusal_grounds_for(
         )
         for r in declared
         if issuer_kind in r.issuer_kinds
+        and (subjects is None or all(_covered(i, r.scope) for i in request_items(subjects)))
     )
 
 

@@ -165,6 +165,10 @@ def test_partial_declaration_covers_only_the_items_it_names() -> None:
     assert "bank-accounts" in part.message_ru and "Location" not in part.message_ru
     # None covered: nothing.
     assert reservation_problems(CIS, [AM_PARTIAL], "RU", "AM", "notary", {"Location"}) == []
+    # The console's grounds: only where the declaration covers every subject.
+    assert refusal_grounds_for(CIS, [AM_PARTIAL], "RU", "AM", "notary", {"Location"}) == ()
+    [ground] = refusal_grounds_for(CIS, [AM_PARTIAL], "RU", "AM", "notary", {"real-estate"})
+    assert ground.reservation == AM_PARTIAL
 
 
 def test_refusal_citing_a_declaration_nobody_made_is_an_error() -> None:
