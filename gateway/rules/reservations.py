@@ -447,9 +447,11 @@ def refusal_problems(
                 Severity.ERROR,
             )
         ]
-    if request is None or request[0] is None:
+    if request is None:
         return []
     issuer_kind, subjects = request
+    if issuer_kind is None:
+        return []
     covering = [r for r in declared if issuer_kind in r.issuer_kinds]
     if not covering:
         states = ", ".join(sorted({r.state for r in declared}))
