@@ -106,6 +106,10 @@ class AgreementProfile:
     обязательства, возникшие за время действия настоящего Соглашения", and a request received
     while it applied is such an obligation."""
     reservations: tuple[Reservation, ...] = field(default=())
+    """The reservations the agreement's published text carries. The rules read reservations
+    from the signed directory; this copy is used only when the directory carries none for the
+    agreement (:func:`gateway.rules.reservations.reservations_in_use`), and the demo publishes
+    it in its directory."""
 
     def kind(self, name: str) -> MessageKind:
         try:
