@@ -49,8 +49,9 @@ from gateway.model.directory import (
     DirectoryBody,
     PublishedCalendar,
 )
-from gateway.model.problems import DocumentRejected, GatewayError, Problem
+from gateway.model.problems import ConfigurationError, DocumentRejected, GatewayError, Problem
 from gateway.model.profiles import Participation, Reservation
+from gateway.rules.reservations import validate_reservations
 from gateway.schemas import SCHEMA_DIR
 from gateway.xml.parsing import parse_untrusted
 
@@ -273,7 +274,20 @@ def _body_problems(body: DirectoryBody, where: str) -> list[Problem]:
     for position, certificate in enumerate(body.certificates, start=1):
         path = f"{where}/Certificates/Certificate[{position}]"
         problems.extend(_certificate_problems(body.id, certificate, path))
-    for reservation in body.reservations:
+    for position, reservation in enumerate(body.reservations, start=1):
+        try:
+            validate_reservations([reservation])
+        except ConfigurationError as error:
+            problems.append(
+                _problem(
+                    "DIRECTORY_RESERVATION_INVALID",
+                    f"{where}/Reservations/Reservation[{position}]",
+                    f"Оговорка {reservation.article} органа {body.id} не может быть применена: "
+                    f"{error}.",
+                    f"reservation {reservation.article} of body {body.id}: {error}",
+                    "Исправьте запись по опубликованному депозитарием тексту (CIS Art. 25).",
+                )
+            )
         if reservation.state != body.state:
             problems.append(
                 _problem(
@@ -403,9 +417,13 @@ def _build_body(element: etree._Element, body: DirectoryBody) -> None:
             item.set("agreement", reservation.agreement)
             item.set("code", reservation.code)
             item.set("article", reservation.article)
+            if reservation.since is not None:
+                item.set("since", reservation.since.isoformat())
             _text(item, "Text", reservation.text_ru)
             for issuer in sorted(reservation.issuer_kinds):
                 _text(item, "IssuerKind", issuer)
+            for subject in sorted(reservation.scope):
+                _text(item, "Scope", subject)
     participations = etree.SubElement(element, f"{_D}Participations")
     for participation in body.participations:
         item = etree.SubElement(participations, f"{_D}Participation")
@@ -515,6 +533,10 @@ def _parse_body(element: etree._Element) -> DirectoryBody:
                 issuer_kinds=frozenset(
                     (kind.text or "").strip() for kind in item.iterfind("dir:IssuerKind", _NS)
                 ),
+                scope=frozenset(
+                    (scope.text or "").strip() for scope in item.iterfind("dir:Scope", _NS)
+                ),
+                since=_date(item.get("since")),
             )
             for item in element.iterfind("dir:Reservations/dir:Reservation", _NS)
         ),
@@ -692,6 +714,13 @@ class DirectoryIndex:
             if p.in_force_from is not None
             and p.in_force_from <= on
             and (p.withdrawn_from is None or on < p.withdrawn_from)
+        )
+
+    def publishes_reservations(self, agreement: str) -> bool:
+        """The directory carries at least one reservation to ``agreement`` (else the rules fall
+        back to the profile's list, :func:`gateway.rules.reservations.reservations_in_use`)."""
+        return any(
+            r.agreement == agreement for body in self.directory.bodies for r in body.reservations
         )
 
     def reservations_of(self, body_id: str, agreement: str) -> tuple[Reservation, ...]:

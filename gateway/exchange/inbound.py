@@ -31,10 +31,11 @@ from gateway.exchange.directory import DirectoryIndex, UnknownBody
 from gateway.model.directory import CertificateRole
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
-from gateway.model.profiles import PROFILES, profile
+from gateway.model.profiles import PROFILES, Reservation, profile
 from gateway.rules.agreement import PartiesContext, agreement_problems
 from gateway.rules.clock import Calendars, requested_term_problems
 from gateway.rules.content import check_content
+from gateway.rules.reservations import REFUSAL_ERROR_CODES
 from gateway.store import conversations as conv_store
 
 ENV = "{urn:cis-exchange:envelope:1}"
@@ -90,6 +91,8 @@ class Snapshot:
     conversation: conv_store.Conversation | None = None
     state: machine.Conversation | None = None
     """The conversation's machine, decoded; None for a new conversation."""
+    request: tuple[str | None, set[str]] | None = None
+    """For a refusal: the refused request's issuer kind and subjects, None when unknown."""
 
 
 # --- verdicts --------------------------------------------------------------------------------
@@ -241,7 +244,9 @@ def judge(
         _check_encrypted_if_confidential(header, stored, received.encrypted)
         requesting = stored.requesting_party if stored else header.sender
         requested = stored.requested_party if stored else header.recipient
-        parties = parties_context(index, header.agreement, requesting, requested, stored)
+        parties = parties_context(
+            index, header.agreement, requesting, requested, stored, snapshot.request
+        )
         errors = [
             p
             for p in agreement_problems(received.root, header, parties, now.date())
@@ -358,8 +363,10 @@ def parties_context(
     requesting: str,
     requested: str,
     stored: conv_store.Conversation | None,
+    request: tuple[str | None, set[str]] | None = None,
 ) -> PartiesContext:
-    """The two bodies' participations and reservations from the directory."""
+    """The two bodies' participations and reservations from the directory; ``request``: for
+    a refusal, the refused request's facts."""
     participations, reservations = [], []
     for body_id in (requesting, requested):
         try:
@@ -372,16 +379,24 @@ def parties_context(
         requesting_body=requesting,
         requested_body=requested,
         participations=tuple(participations),
-        reservations=tuple(reservations),
+        reservations=_unique(reservations),
         conversation_started_on=stored.opened_at.date() if stored else None,
+        directory_has_reservations=index.publishes_reservations(agreement),
+        request=request,
     )
 
 
+def _unique(reservations: list[Reservation]) -> tuple[Reservation, ...]:
+    """Each state's reservation once, though every body of the state lists it."""
+    return tuple(dict.fromkeys(reservations))
+
+
 def _blocks(problem: Problem) -> bool:
-    """On receipt, only the agreement's not being in force refuses a document; a reservation
-    (Art. 25) is a ground the requested body's operator may refuse on (Art. 13), not the
-    gateway."""
-    return problem.code.startswith("AGREEMENT_")
+    """On receipt, the agreement's not being in force refuses a document, and so does a
+    refusal citing an Art. 25 declaration nobody made or that does not cover the request; a
+    request under a declaration is a ground the requested body's operator may refuse on
+    (Art. 13), not the gateway."""
+    return problem.code.startswith("AGREEMENT_") or problem.code in REFUSAL_ERROR_CODES
 
 
 # --- reading a document into the machine's terms --------------------------------------------

@@ -40,6 +40,7 @@ from gateway.exchange.recording import (
     load_state,
     message_header,
     record_verification,
+    refused_request_facts,
     store_step,
 )
 from gateway.model.envelope import Header, Urgency
@@ -203,11 +204,15 @@ def _snapshot(node: Node, header: Header) -> Snapshot:
         stored = msg_store.get(conn, header.message_id)
         receipt = receipt_store.get(conn, header.message_id) if stored is not None else None
         conversation, state = load_state(conn, header.conversation_id)
+        request = None
+        if header.kind == "Refusal" and conversation is not None:
+            request = refused_request_facts(conn, header.conversation_id, node.kek_ring)
     return Snapshot(
         stored_sha256=stored.document_sha256 if stored is not None else None,
         receipt_message_id=receipt.receipt_message_id if receipt is not None else None,
         conversation=conversation,
         state=state,
+        request=request,
     )
 
 

@@ -21,12 +21,14 @@ from gateway.exchange import machine_codec
 from gateway.exchange.inbound import TRY_AGAIN
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
+from gateway.rules.agreement import request_facts
 from gateway.rules.clock import Calendars, ClockFacts, DueDate, days_late, due_date
 from gateway.store import audit, machines, reports
 from gateway.store import conversations as conv_store
 from gateway.store import late_answers as late_store
 from gateway.store import messages as msg_store
 from gateway.store.reports import ReportPurpose
+from gateway.xml.parsing import parse_untrusted
 
 ANSWER_LATE = "ANSWER_LATE"
 """Code of the warning a late answer's submission returns (and the metric counts)."""
@@ -61,6 +63,23 @@ def load_state(
         return None, None
     text = machines.get(conn, conversation_id)
     return stored, machine_codec.loads(text) if text else None
+
+
+def refused_request_facts(
+    conn: Any, conversation_id: str, keys: KekRing
+) -> tuple[str | None, set[str]] | None:
+    """The issuer kind and subjects of the conversation's Request, for judging a refusal's
+    Art. 25 ground (:func:`gateway.rules.reservations.refusal_problems`); None when no Request
+    is stored here or it can no longer be read (purged, its key shredded)."""
+    for message in msg_store.list_for_conversation(conn, conversation_id):
+        if message.header.kind != "Request":
+            continue
+        try:
+            document = msg_store.read_document(conn, message.header.message_id, keys)
+        except (msg_store.MessageGone, msg_store.KeyShredded):
+            return None
+        return request_facts(parse_untrusted(document))
+    return None
 
 
 def check_unchanged(

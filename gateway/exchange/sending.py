@@ -40,10 +40,11 @@ from gateway.exchange.recording import (
     load_state,
     message_header,
     record_verification,
+    refused_request_facts,
     store_step,
 )
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
-from gateway.exchange.submission import Plan, draft_of, plan_submission
+from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole
 from gateway.model.envelope import Header
 from gateway.model.limits import MAX_MESSAGE_BYTES
@@ -93,7 +94,7 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
     now = node.clock()
     draft = draft_of(document)
     for _ in range(DECISION_ATTEMPTS):
-        stored, state = _snapshot(node, draft.conversation_id)
+        stored, state, request = _snapshot(node, draft)
         plan = plan_submission(
             draft,
             stored,
@@ -103,6 +104,7 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             registry=node.registry,
             now=now,
             calendars=node.calendars,
+            request=request,
         )
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
@@ -157,12 +159,21 @@ def _check_size(signed: bytes) -> None:
 
 
 def _snapshot(
-    node: Node, conversation_id: str | None
-) -> tuple[conv_store.Conversation | None, machine.Conversation | None]:
-    if conversation_id is None:
-        return None, None
+    node: Node, draft: Draft
+) -> tuple[
+    conv_store.Conversation | None,
+    machine.Conversation | None,
+    tuple[str | None, set[str]] | None,
+]:
+    """The conversation as stored and, for a refusal, the refused request's facts."""
+    if draft.conversation_id is None:
+        return None, None, None
     with node.store.read() as conn:
-        return load_state(conn, conversation_id)
+        stored, state = load_state(conn, draft.conversation_id)
+        request = None
+        if draft.is_refusal and stored is not None:
+            request = refused_request_facts(conn, draft.conversation_id, node.kek_ring)
+    return stored, state, request
 
 
 def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:

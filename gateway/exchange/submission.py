@@ -46,6 +46,10 @@ class Draft:
         return bool(kind and kind.opens_conversation)
 
     @property
+    def is_refusal(self) -> bool:
+        return self.header.get("Kind") == "Refusal"
+
+    @property
     def conversation_id(self) -> str | None:
         value = self.header.get("ConversationId")
         return str(value) if value else None
@@ -84,8 +88,10 @@ def plan_submission(
     registry: SchemaRegistry,
     now: datetime,
     calendars: Calendars,
+    request: tuple[str | None, set[str]] | None = None,
 ) -> Plan:
-    """Build, validate and judge one outgoing document against the conversation as stored."""
+    """Build, validate and judge one outgoing document against the conversation as stored.
+    ``request``: for a refusal, the refused request's facts (Art. 25 ground, CIS Art. 13)."""
     opens = draft.opens_conversation
     if not opens and stored is None:
         raise reject(
@@ -110,7 +116,7 @@ def plan_submission(
     found += agreement_problems(
         root,
         header,
-        parties_context(index, header.agreement, requesting, requested, stored),
+        parties_context(index, header.agreement, requesting, requested, stored, request),
         now.date(),
     )
     if stored is None:

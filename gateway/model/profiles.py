@@ -78,6 +78,13 @@ class Reservation:
     issuer_kinds: frozenset[str] = frozenset()
     """For ``non-application``: the issuer kinds excluded, of ``court``, ``authority``,
     ``official``, ``notary`` (the enforcement document's issuer, CIS Art. 1)."""
+    scope: frozenset[str] = frozenset()
+    """For a partial ``non-application`` (CIS Art. 25 para. 2, "конкретные положения"): the
+    request subjects it covers (the XSD's ``Subject`` element names or ``AssetKind`` values);
+    empty: the whole request."""
+    since: date | None = None
+    """When the declaration took effect for the state, as the depositary published it; None:
+    since the agreement took effect for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,10 @@ class AgreementProfile:
     обязательства, возникшие за время действия настоящего Соглашения", and a request received
     while it applied is such an obligation."""
     reservations: tuple[Reservation, ...] = field(default=())
+    """The reservations the agreement's published text carries. The rules read reservations
+    from the signed directory; this copy is used only when the directory carries none for the
+    agreement (:func:`gateway.rules.reservations.reservations_in_use`), and the demo publishes
+    it in its directory."""
 
     def kind(self, name: str) -> MessageKind:
         try:

@@ -6,7 +6,6 @@ Content rules that need nothing but the document are in :mod:`gateway.rules.cont
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,7 +16,12 @@ from gateway.model.envelope import Header
 from gateway.model.problems import Problem
 from gateway.model.profiles import Participation, Reservation, profile
 from gateway.rules.in_force import agreement_in_force_problems
-from gateway.rules.reservations import reservation_problems
+from gateway.rules.reservations import (
+    in_effect,
+    refusal_problems,
+    reservation_problems,
+    reservations_in_use,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,11 @@ class PartiesContext:
     conversation_started_on: date | None = None
     """For a reply: when the conversation began (SC Art. 13.2: begun before termination, it
     continues)."""
+    directory_has_reservations: bool = True
+    """The directory carries at least one reservation for the agreement; when it carries none,
+    the profile's list is used instead (:func:`gateway.rules.reservations.reservations_in_use`)."""
+    request: tuple[str | None, set[str]] | None = None
+    """For a refusal: the refused request's facts (:func:`request_facts`), None when unknown."""
 
 
 def request_facts(root: etree._Element) -> tuple[str | None, set[str]]:
@@ -72,23 +81,39 @@ def agreement_problems(
         on,
         conversation_started_on=parties.conversation_started_on,
     )
+    reservations = in_effect(
+        reservations_in_use(
+            agreement.reservations,
+            parties.reservations,
+            directory_has_any=parties.directory_has_reservations,
+        ),
+        on,
+    )
     if header.kind == "Request":
         issuer_kind, subjects = request_facts(root)
         problems += reservation_problems(
+            agreement, reservations, requesting_state, requested_state, issuer_kind, subjects
+        )
+    elif header.kind == "Refusal":
+        problems += refusal_problems(
             agreement,
-            _all_reservations(agreement.reservations, parties.reservations),
+            reservations,
             requesting_state,
             requested_state,
-            issuer_kind,
-            subjects,
+            refusal_grounds(root),
+            parties.request,
         )
     return problems
 
 
-def _all_reservations(
-    known: Iterable[Reservation], declared: Iterable[Reservation]
-) -> tuple[Reservation, ...]:
-    seen: dict[tuple[str, str, str], Reservation] = {}
-    for r in (*known, *declared):
-        seen.setdefault((r.state, r.code, r.article), r)
-    return tuple(seen.values())
+def refusal_grounds(root: etree._Element) -> list[str]:
+    """The ``Ground`` values of a Refusal."""
+    body = next((c for c in root.iterchildren() if etree.QName(c).localname == "Body"), None)
+    refusal = body[0] if body is not None and len(body) else None
+    if refusal is None:
+        return []
+    return [
+        (child.text or "").strip()
+        for child in refusal
+        if isinstance(child.tag, str) and etree.QName(child).localname == "Ground"
+    ]

@@ -54,6 +54,7 @@ _CORE = "tests/exchange/test_exchange_core.py::"
 _IN_FORCE = "tests/rules/test_rules_in_force.py::"
 _DEADLINES = "tests/rules/test_rules_deadlines.py::"
 _RESERVATIONS = "tests/rules/test_rules_reservations.py::"
+_RESERVATION_NODES = "tests/integration/test_reservations_exchange.py::"
 _DISCLOSURE = "tests/confidentiality/test_disclosure_rule.py::"
 _CONFIDENTIAL = "tests/integration/test_exchange_confidential.py::"
 _REJECTIONS = "tests/integration/test_exchange_rejections.py::"
@@ -352,29 +353,43 @@ PROVISIONS: tuple[Provision, ...] = (
         CIS,
         "Заявление о неприменении (полностью или в части) к документам несудебных органов и "
         "нотариальным",
-        "A declaration of either party covering the issuer kind is an error on sending and a "
-        "refusal ground offered to the operator",
-        Status.PARTIAL,
+        "Declarations are read item by item from the signed directory (issuer kinds, the "
+        "subjects a partial one covers, since when). A request wholly under a declaration of "
+        "either party is an error on sending, partly under one a warning naming the covered "
+        "subjects; a refusal citing Art. 25 when neither party declared, or the declaration "
+        "does not cover the issuer or (alone) every subject, is refused on submit and on "
+        "receipt; the reciprocity note where only the requesting state declared",
+        Status.DONE,
         (
             _RESERVATIONS + "test_art25_declaration_by_either_party_is_an_error",
             _RESERVATIONS + "test_art25_declaration_not_covering_the_issuer",
+            _RESERVATIONS + "test_partial_declaration_covers_only_the_items_it_names",
+            _RESERVATIONS + "test_refusal_citing_a_declaration_nobody_made_is_an_error",
+            _RESERVATIONS + "test_refusal_on_art25_must_match_the_declaration",
+            _RESERVATIONS + "test_a_declaration_applies_from_its_date",
             _RESERVATIONS + "test_validate_reservations",
+            _RESERVATION_NODES + "test_a_refusal_citing_a_declaration_nobody_made",
+            _RESERVATION_NODES + "test_a_partial_declaration_covers_only_what_it_names",
+            _RESERVATION_NODES + "test_a_request_wholly_under_the_declaration_is_refused_on_submit",
+            "tests/exchange/test_directory.py::test_a_partial_declaration_round_trips_item_by_item",
         ),
-        "a partial declaration (para. 2) is treated as covering the whole request; "
-        "declarations are node data, not what the depositary publishes (issue #12 item 10)",
     ),
     Provision(
         "KZ reservation (CIS Art. 6 а))",
         CIS,
         "Казахстан применяет подпункт а) статьи 6 в части, не противоречащей его законодательству",
-        "A warning `RESERVATION_KZ_ART6A` when Kazakhstan is asked about bank accounts",
-        Status.PARTIAL,
+        "Read from the signed directory (the profile's copy only when the directory carries no "
+        "reservation at all): a warning `RESERVATION_KZ_ART6A` when Kazakhstan is asked about "
+        "bank accounts; when Kazakhstan asks, the reciprocity note `RESERVATION_RECIPROCITY` "
+        "(Vienna Convention 1969 Art. 21.1 b); the agreement is silent)",
+        Status.DONE,
         (
             _RESERVATIONS + "test_kazakh_reservation_on_bank_accounts_is_a_warning",
             _RESERVATIONS + "test_kazakh_reservation_only_when_kazakhstan_is_asked_about_accounts",
+            _RESERVATIONS + "test_reciprocity_note_where_the_requesting_state_declared",
+            _RESERVATIONS + "test_the_directory_is_the_source_the_profile_only_a_fallback",
+            _RESERVATION_NODES + "test_the_kazakh_reservation_comes_from_the_directory",
         ),
-        "hard-coded in the profile, not taken from what the depositary publishes; no "
-        "reciprocity note (issue #12 item 10)",
     ),
     Provision(
         "SC Art. 5.1",

@@ -37,7 +37,7 @@ from gateway.model.directory import (
     DirectoryBody,
 )
 from gateway.model.problems import DocumentRejected
-from gateway.model.profiles import CIS_ENFORCEMENT, Participation
+from gateway.model.profiles import CIS_ENFORCEMENT, Participation, Reservation
 from tests.tooling import require_tool
 
 ISSUED = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -123,6 +123,30 @@ def test_round_trip_is_exact_and_schema_valid() -> None:
     assert build_directory_xml(parsed) == data
 
 
+def test_a_partial_declaration_round_trips_item_by_item() -> None:
+    partial = Reservation(
+        state="KZ",
+        agreement="cis-enforcement",
+        code="non-application",
+        article="CIS Art. 25",
+        text_ru="Не применяет подпункт а) статьи 6 к нотариально заверенным документам.",
+        issuer_kinds=frozenset({"notary"}),
+        scope=frozenset({"bank-accounts", "Location"}),
+        since=date(2026, 3, 1),
+    )
+    kz = body("KZ-MJ")
+    original = directory(
+        bodies=(body("RU-FSSP"), replace(kz, reservations=(*kz.reservations, partial)))
+    )
+    data = build_directory_xml(original)
+    assert b'since="2026-03-01"' in data and b"<dir:Scope>Location</dir:Scope>" in data
+    parsed = parse_directory_xml(data)
+    assert parsed == original
+    assert parsed.bodies[1].reservations[1] == partial
+    assert DirectoryIndex.of(parsed).publishes_reservations("cis-enforcement")
+    assert not DirectoryIndex.of(parsed).publishes_reservations("ru-kz-supreme-courts")
+
+
 def test_xmllint_accepts_the_built_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
     xmllint = require_tool("xmllint", "libxml2-utils")
     import subprocess
@@ -161,6 +185,13 @@ def _mutate(xpath: str, action) -> bytes:  # type: ignore[no-untyped-def]
 def _set_text(value: str):  # type: ignore[no-untyped-def]
     def action(element) -> None:  # type: ignore[no-untyped-def]
         element.text = value
+
+    return action
+
+
+def _add_scope(value: str):  # type: ignore[no-untyped-def]
+    def action(element) -> None:  # type: ignore[no-untyped-def]
+        etree.SubElement(element, f"{{{NS['dir']}}}Scope").text = value
 
     return action
 
@@ -210,6 +241,19 @@ def _set_text(value: str):  # type: ignore[no-untyped-def]
             "//dir:Body[3]//dir:Participation[2]",
             lambda e: e.set("withdrawnFrom", "2026-01-01"),
             "DIRECTORY_PARTICIPATION_INVALID",
+        ),
+        # A partial Art. 25 scope names the request's subjects (cis-enforcement.xsd) only.
+        ("//dir:Body[2]//dir:Reservation[1]", _add_scope("Income"), "DIRECTORY_SCHEMA_INVALID"),
+        (
+            "//dir:Body[2]//dir:Reservation[1]",
+            lambda e: e.set("since", "2026-02-30"),
+            "DIRECTORY_SCHEMA_INVALID",
+        ),
+        # Kazakhstan's reservation limits Art. 6 а): a scope belongs to Art. 25 declarations.
+        (
+            "//dir:Body[2]//dir:Reservation[1]",
+            _add_scope("bank-accounts"),
+            "DIRECTORY_RESERVATION_INVALID",
         ),
     ],
 )

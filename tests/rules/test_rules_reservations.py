@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from gateway.model.problems import ConfigurationError, Severity
 from gateway.model.profiles import CIS_ENFORCEMENT, RU_KZ_SUPREME_COURTS, Reservation
 from gateway.rules.reservations import (
+    in_effect,
     refusal_grounds_for,
+    refusal_problems,
     reservation_problems,
+    reservations_in_use,
     validate_reservations,
 )
 
@@ -88,7 +93,9 @@ def test_kazakh_reservation_on_bank_accounts_is_a_warning() -> None:
 
 
 def test_kazakh_reservation_only_when_kazakhstan_is_asked_about_accounts() -> None:
-    assert reservation_problems(CIS, ALL, "KZ", "RU", "court", {"BankAccounts"}) == []
+    # Kazakhstan asking Russia: no limit on Russia's side, only the reciprocity note.
+    [note] = reservation_problems(CIS, ALL, "KZ", "RU", "court", {"BankAccounts"})
+    assert note.code != "RESERVATION_KZ_ART6A"
     assert reservation_problems(CIS, ALL, "RU", "KZ", "court", {"RealEstate"}) == []
     # The SC profile has no reservations, whatever is passed for it.
     assert reservation_problems(RU_KZ_SUPREME_COURTS, ALL, "RU", "KZ", None, {"BankAccounts"}) == []
@@ -124,3 +131,104 @@ def test_validate_reservations() -> None:
     ]:
         with pytest.raises(ConfigurationError, match=words):
             validate_reservations([bad])
+
+
+# A fictitious partial Art. 25 declaration (para. 2): Armenia does not apply the agreement to
+# notarised documents only as far as bank accounts and real estate are asked about.
+AM_PARTIAL = Reservation(
+    state="AM",
+    agreement=CIS.id,
+    code="non-application",
+    article="CIS Art. 25",
+    text_ru="Не применяет подпункты а) и б) статьи 6 к нотариально заверенным документам.",
+    issuer_kinds=frozenset({"notary"}),
+    scope=frozenset({"bank-accounts", "real-estate"}),
+)
+ART25 = "non-application-declaration"
+
+
+def test_partial_declaration_covers_only_the_items_it_names() -> None:
+    # Every item covered: as a full declaration, an error.
+    [full] = reservation_problems(
+        CIS, [AM_PARTIAL], "RU", "AM", "notary", {"Assets", "bank-accounts"}
+    )
+    assert (full.code, full.severity) == ("RESERVATION_ART25_NON_APPLICATION", Severity.ERROR)
+    # Some covered: a warning naming them; the rest must be executed.
+    [part] = reservation_problems(
+        CIS, [AM_PARTIAL], "RU", "AM", "notary", {"Assets", "bank-accounts", "Location"}
+    )
+    assert (part.code, part.severity, part.article) == (
+        "RESERVATION_ART25_PARTIAL",
+        Severity.WARNING,
+        "CIS Art. 25",
+    )
+    assert "bank-accounts" in part.message_ru and "Location" not in part.message_ru
+    # None covered: nothing.
+    assert reservation_problems(CIS, [AM_PARTIAL], "RU", "AM", "notary", {"Location"}) == []
+    # The console's grounds: only where the declaration covers every subject.
+    assert refusal_grounds_for(CIS, [AM_PARTIAL], "RU", "AM", "notary", {"Location"}) == ()
+    [ground] = refusal_grounds_for(CIS, [AM_PARTIAL], "RU", "AM", "notary", {"real-estate"})
+    assert ground.reservation == AM_PARTIAL
+
+
+def test_refusal_citing_a_declaration_nobody_made_is_an_error() -> None:
+    [p] = refusal_problems(CIS, CIS.reservations, "RU", "KZ", [ART25], ("notary", {"Location"}))
+    assert (p.code, p.severity, p.article, p.path) == (
+        "RESERVATION_ART25_UNDECLARED",
+        Severity.ERROR,
+        "CIS Art. 13, 25",
+        "/Envelope/Body/Refusal/Ground",
+    )
+    # Even without the request's facts, the declaration's absence is known from the directory.
+    assert [q.code for q in refusal_problems(CIS, (), "RU", "KZ", [ART25], None)] == [p.code]
+    # Other grounds are not this rule's.
+    assert refusal_problems(CIS, (), "RU", "KZ", ["security"], ("notary", set())) == []
+
+
+def test_refusal_on_art25_must_match_the_declaration() -> None:
+    [issuer] = refusal_problems(CIS, [AM_PARTIAL], "RU", "AM", [ART25], ("court", {"Location"}))
+    assert (issuer.code, issuer.severity) == ("RESERVATION_ART25_NOT_COVERED", Severity.ERROR)
+    facts = ("notary", {"Assets", "bank-accounts", "Location"})
+    [alone] = refusal_problems(CIS, [AM_PARTIAL], "RU", "AM", [ART25], facts)
+    assert (alone.code, alone.severity) == ("RESERVATION_ART25_OUT_OF_SCOPE", Severity.ERROR)
+    assert "Location" in alone.message_ru
+    [beside] = refusal_problems(CIS, [AM_PARTIAL], "RU", "AM", [ART25, "security"], facts)
+    assert (beside.code, beside.severity) == ("RESERVATION_ART25_OUT_OF_SCOPE", Severity.WARNING)
+    covered = ("notary", {"Assets", "real-estate"})
+    assert refusal_problems(CIS, [AM_PARTIAL], "RU", "AM", [ART25], covered) == []
+
+
+def test_reciprocity_note_where_the_requesting_state_declared() -> None:
+    # The refusing state (RU) applies Armenia's own declaration towards Armenia.
+    [note] = refusal_problems(CIS, [AM_ART25], "AM", "RU", [ART25], ("notary", {"Location"}))
+    assert (note.code, note.severity) == ("RESERVATION_RECIPROCITY", Severity.WARNING)
+    assert "21" in note.article and "AM" in note.message_ru and "RU" in note.message_ru
+    # Kazakhstan asking Russia about bank accounts: Russia may limit the answer in return.
+    [kz] = reservation_problems(CIS, CIS.reservations, "KZ", "RU", "court", {"bank-accounts"})
+    assert (kz.code, kz.severity) == ("RESERVATION_RECIPROCITY", Severity.WARNING)
+    assert kz.article.startswith("CIS Art. 6 а)")
+    # Asked about something else, no note.
+    assert reservation_problems(CIS, CIS.reservations, "KZ", "RU", "court", {"vehicles"}) == []
+
+
+def test_the_directory_is_the_source_the_profile_only_a_fallback() -> None:
+    assert reservations_in_use(CIS.reservations, [], directory_has_any=False) == CIS.reservations
+    assert reservations_in_use(CIS.reservations, [AM_ART25], directory_has_any=True) == (AM_ART25,)
+    # A directory publishing reservations but none for Kazakhstan: Kazakhstan has none.
+    assert reservations_in_use(CIS.reservations, [], directory_has_any=True) == ()
+
+
+def test_a_declaration_applies_from_its_date() -> None:
+    later = Reservation(**{**_fields(AM_ART25), "since": date(2026, 3, 1)})
+    assert in_effect([later], date(2026, 2, 28)) == ()
+    assert in_effect([later], date(2026, 3, 1)) == (later,)
+
+
+def test_scope_only_on_a_non_application_declaration() -> None:
+    bad = Reservation(**{**_fields(CIS.reservations[0]), "scope": frozenset({"bank-accounts"})})
+    with pytest.raises(ConfigurationError, match="scope"):
+        validate_reservations([bad])
+
+
+def _fields(r: Reservation) -> dict[str, object]:
+    return {name: getattr(r, name) for name in Reservation.__dataclass_fields__}
