@@ -75,8 +75,8 @@ peer from growing one conversation's state without end."""
 
 MAX_PENDING_SIDE_REQUESTS = 32
 """Consent requests, protection-measures inquiries or consultation requests awaiting an answer
-at once, per kind. A
-body asks for consent per third party (a court, a bank); dozens at once would be a fault."""
+at once, per kind. A body asks for consent per third party (a court, a bank); dozens at once
+would be a fault."""
 
 
 # --- roles, states -----------------------------------------------------------------------------
@@ -454,10 +454,16 @@ _CONSULTATION_ANSWER = (("ConsultationAnswer", _R), ("ConsultationAnswer", _D))
 def _open(state: State, moves: dict[tuple[str, Role], State]) -> dict[tuple[str, Role], State]:
     """Rows every open request state shares, plus the state's own moves."""
     row: dict[tuple[str, Role], State] = {
-        key: state for key in (*_ACKS, *_CONSENT, *_INQUIRY, *_INQUIRY_ANSWER, *_CONSULTATION)
+        key: state
+        for key in (
+            *_ACKS,
+            *_CONSENT,
+            *_INQUIRY,
+            *_INQUIRY_ANSWER,
+            *_CONSULTATION,
+            *_CONSULTATION_ANSWER,
+        )
     }
-    for key in _CONSULTATION_ANSWER:
-        row[key] = state
     row[("DelayNotice", _D)] = state
     row[("Withdrawal", _R)] = State.WITHDRAWN
     row[("Refusal", _D)] = State.REFUSED

@@ -16,7 +16,7 @@ from gateway.exchange.conversation import (
     apply,
 )
 from gateway.exchange.machine_codec import dumps, loads
-from tests.exchange.conversation_helpers import CIS, SC, D, R, ev, reach
+from tests.exchange.conversation_helpers import CIS, PATHS, SC, D, R, ev, reach
 
 _OPEN = [s for s in State if not s.closed and ("Withdrawal", R) in TRANSITIONS[s]]
 
@@ -24,7 +24,7 @@ _OPEN = [s for s in State if not s.closed and ("Withdrawal", R) in TRANSITIONS[s
 @pytest.mark.parametrize("state", [s for s in _OPEN if s is not State.SUBMITTED])
 def test_every_open_request_state_allows_a_consultation_and_stays(state: State) -> None:
     for agreement, asker in ((CIS, D), (SC, D), (SC, R)):
-        if state not in _reachable(agreement):
+        if state not in PATHS[agreement]:  # e.g. POSTPONED under SC
             continue
         conversation = reach(agreement, state)
         asked = apply(conversation, ev("ConsultationRequest", asker, "c1", 30))
@@ -97,12 +97,6 @@ def test_consultations_survive_the_store_codec() -> None:
     done = apply(both, ev("ConsultationAnswer", R, "c3", 7, in_reply_to="c1")).conversation
     assert loads(dumps(done)) == done
     assert done.pending_consultations == (PendingSide("c2", R),)
-
-
-def _reachable(agreement: str) -> set[State]:
-    from tests.exchange.conversation_helpers import PATHS
-
-    return set(PATHS[agreement])
 
 
 def _article(agreement: str) -> str:
