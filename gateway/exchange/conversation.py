@@ -258,8 +258,11 @@ class ConsultationRecord:
     (CIS Art. 13 para. 3, 15; SC Art. 9.2). The documents themselves hold what was said."""
 
     request_id: str
+    """The ConsultationRequest; for a record of an oral consultation nobody asked for in writing,
+    the record itself."""
     asked_by: Role
     answer_id: str
+    """The ConsultationAnswer, or the ConsultationRecord of a consultation held orally."""
     at: datetime
     """When the answer was created."""
 
@@ -448,7 +451,12 @@ _CONSENT = (
 _INQUIRY = (("ProtectionMeasuresInquiry", _R), ("ProtectionMeasuresInquiry", _D))
 _INQUIRY_ANSWER = (("ProtectionMeasuresAnswer", _R), ("ProtectionMeasuresAnswer", _D))
 _CONSULTATION = (("ConsultationRequest", _R), ("ConsultationRequest", _D))
-_CONSULTATION_ANSWER = (("ConsultationAnswer", _R), ("ConsultationAnswer", _D))
+_CONSULTATION_ANSWER = (
+    ("ConsultationAnswer", _R),
+    ("ConsultationAnswer", _D),
+    ("ConsultationRecord", _R),
+    ("ConsultationRecord", _D),
+)
 
 
 def _open(state: State, moves: dict[tuple[str, Role], State]) -> dict[tuple[str, Role], State]:
@@ -741,7 +749,7 @@ def _stay(
     elif kind == "Rejection":
         conversation, more = _rejected(conversation, event)
         effects.extend(more)
-    elif kind in ("ConsultationRequest", "ConsultationAnswer"):
+    elif kind in ("ConsultationRequest", "ConsultationAnswer", "ConsultationRecord"):
         conversation, effect = _consultation(conversation, event, fail)
         effects.append(effect)
     elif kind in ("ConsentRequest", "ProtectionMeasuresInquiry"):
@@ -806,20 +814,29 @@ def _consultation(
         )
         return replace(conversation, pending_consultations=added), notice
     match = [p for p in pending if p.message_id == event.in_reply_to]
-    if not match or match[0].sender is not event.sender.other:
+    if event.kind == "ConsultationRecord":
+        # The minutes of a consultation held orally, by either party: it settles the pending
+        # request it names, or stands alone (a consultation by telephone nobody asked in writing).
+        asked = match[0] if match else PendingSide(event.message_id, event.sender)
+    elif not match or match[0].sender is not event.sender.other:
         raise fail(
             UnexpectedMessage,
             f"in_reply_to {event.in_reply_to!r} names no pending consultation of the other party",
             article,
             "/Envelope/Header/InReplyTo",
         )
-    record = ConsultationRecord(match[0].message_id, match[0].sender, event.message_id, event.at)
+    else:
+        asked = match[0]
+    record = ConsultationRecord(asked.message_id, asked.sender, event.message_id, event.at)
     conversation = replace(
         conversation,
         pending_consultations=tuple(p for p in pending if p.message_id != event.in_reply_to),
         consultations=(*conversation.consultations, record),
     )
-    notice = NotifyOperator(event.sender.other, "CONSULTATION_ANSWERED", article, event.message_id)
+    code = (
+        "CONSULTATION_RECORDED" if event.kind == "ConsultationRecord" else "CONSULTATION_ANSWERED"
+    )
+    notice = NotifyOperator(event.sender.other, code, article, event.message_id)
     return conversation, notice
 
 

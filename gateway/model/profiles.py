@@ -183,6 +183,9 @@ CIS_ENFORCEMENT = AgreementProfile(
             _D,
         ),
         MessageKind("ConsultationAnswer", "Ответ в ходе консультаций", "CIS Art. 13, 15", _R),
+        MessageKind(
+            "ConsultationRecord", "Запись о проведённых консультациях", "CIS Art. 13, 15", _E
+        ),
         MessageKind("Withdrawal", "Отзыв запроса", "CIS Art. 11", _R),
         MessageKind(
             "Receipt", "Квитанция о получении", "CIS Art. 10", _E, signed_by_official=False
@@ -256,6 +259,7 @@ RU_KZ_SUPREME_COURTS = AgreementProfile(
             _E,
         ),
         MessageKind("ConsultationAnswer", "Ответ в ходе консультаций", "SC Art. 9.2", _E),
+        MessageKind("ConsultationRecord", "Запись о проведённых консультациях", "SC Art. 9.2", _E),
         MessageKind("Withdrawal", "Отзыв запроса", "SC Art. 5", _R),
         MessageKind(
             "Receipt", "Квитанция о получении", "SC Art. 5.1", _E, signed_by_official=False

@@ -28,8 +28,9 @@ Rules (codes are stable, docs/documents.md lists them):
 * ``RULE_ORAL_REQUEST_DATES`` — SC Art. 5.1 para. 2: a written confirmation of an oral request
   comes after it: the oral request's date ≤ the day confirmation was asked ≤ the confirmation's
   own creation date.
-* ``RULE_COST_COVERAGE_TERMS`` — SC Art. 9: a consultation answer that departs from "each party
-  bears its own costs" (the requesting party covers them, or they are shared) states the terms.
+* ``RULE_COST_COVERAGE_TERMS`` — SC Art. 9: a consultation answer or record that departs from
+  "each party bears its own costs" (the requesting party covers them, or they are shared) states
+  the terms.
 
 :data:`CONTENT_RULES` is the table of them all; docs/documents.md is checked against it.
 """
@@ -131,8 +132,8 @@ CONTENT_RULES: tuple[ContentRule, ...] = (
     ContentRule(
         "RULE_COST_COVERAGE_TERMS",
         "SC Art. 9",
-        "a consultation answer whose `CostCoverage` is `requesting-party` or `shared` states "
-        "`CoverageTerms`",
+        "a consultation answer or record whose `CostCoverage` is `requesting-party` or `shared` "
+        "states `CoverageTerms`",
     ),
 )
 
@@ -413,7 +414,8 @@ COVERAGE_NEEDING_TERMS = frozenset({"requesting-party", "shared"})
 
 
 def check_cost_coverage(answer: etree._Element) -> list[Problem]:
-    """SC Art. 9: a departure from each party bearing its own costs states its terms."""
+    """SC Art. 9: a departure from each party bearing its own costs states its terms (in a
+    ``ConsultationAnswer`` or a ``ConsultationRecord``)."""
     coverage = _text(answer.find(f"{_SC}CostCoverage")).strip()
     if coverage not in COVERAGE_NEEDING_TERMS or _text(answer.find(f"{_SC}CoverageTerms")).strip():
         return []
@@ -579,6 +581,7 @@ _KIND_RULES: dict[tuple[str, str], tuple[Callable[[etree._Element], list[Problem
     ),
     (RU_KZ_SUPREME_COURTS.id, "Request"): (check_translations, check_oral_request),
     (RU_KZ_SUPREME_COURTS.id, "ConsultationAnswer"): (check_cost_coverage,),
+    (RU_KZ_SUPREME_COURTS.id, "ConsultationRecord"): (check_cost_coverage,),
 }
 
 

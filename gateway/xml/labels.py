@@ -191,6 +191,10 @@ LABELS_RU: dict[str, str] = {
     "ProvidedInMessageId": "Предоставлено в сообщении",
     # consultations (CIS Art. 13, 15; SC Art. 9)
     "ProposedCondition": "Предлагаемое условие",
+    "HeldOn": "Дата проведения",
+    "Participants": "Участники",
+    "Outcome": "Итоги",
+    "AgreedCondition": "Согласованное условие",
     "EstimatedCosts": "Предполагаемые расходы",
     "Total": "Всего",
     "Breakdown": "Состав расходов",
@@ -260,6 +264,8 @@ _CONTEXT_LABELS_RU: dict[tuple[str, str], str] = {
     ("PropertyLocation", "Property"): "Имущество",
     ("RetentionPeriod", "Information"): "Сведения",
     ("ConsultationRequest", "Topic"): "Предмет консультаций",
+    ("ConsultationRecord", "Topic"): "Предмет консультаций",
+    ("ConsultationRecord", "Means"): "Способ проведения",
     ("ConsultationRequest", "Question"): "Вопрос",
 }
 """Labels keyed by (parent local name, local name), consulted before :data:`LABELS_RU`."""

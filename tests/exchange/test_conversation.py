@@ -469,6 +469,7 @@ def test_table_covers_every_state_and_closed_rows_never_leave() -> None:
                 "ConsentDecision",
                 "ProtectionMeasuresAnswer",
                 "ConsultationAnswer",
+                "ConsultationRecord",
             }
     assert set(CLOCK_PAUSED_IN) <= {s for s in State if not s.closed}
 

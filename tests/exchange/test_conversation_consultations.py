@@ -16,7 +16,7 @@ from gateway.exchange.conversation import (
     apply,
 )
 from gateway.exchange.machine_codec import dumps, loads
-from tests.exchange.conversation_helpers import CIS, PATHS, SC, D, R, ev, reach
+from tests.exchange.conversation_helpers import CIS, PATHS, SC, D, R, at, ev, reach
 
 _OPEN = [s for s in State if not s.closed and ("Withdrawal", R) in TRANSITIONS[s]]
 
@@ -101,3 +101,20 @@ def test_consultations_survive_the_store_codec() -> None:
 
 def _article(agreement: str) -> str:
     return "CIS Art. 13, 15" if agreement == CIS else "SC Art. 9.2"
+
+
+def test_a_record_of_an_oral_consultation_settles_the_request_it_names_or_stands_alone() -> None:
+    # Consultations are often held by telephone or video; the record, from either party, is
+    # what both conversations keep of them.
+    conversation = reach(CIS, State.POSTPONED)
+    asked = apply(conversation, ev("ConsultationRequest", D, "c1", 30)).conversation
+    settled = apply(asked, ev("ConsultationRecord", D, "c2", 31, in_reply_to="c1"))
+    assert settled.conversation.state is State.POSTPONED
+    assert settled.conversation.pending_consultations == ()
+    assert settled.conversation.consultations == (ConsultationRecord("c1", D, "c2", at(31)),)
+    assert settled.effects == (NotifyOperator(R, "CONSULTATION_RECORDED", "CIS Art. 13, 15", "c2"),)
+    alone = apply(settled.conversation, ev("ConsultationRecord", R, "c3", 32)).conversation
+    assert alone.consultations[-1] == ConsultationRecord("c3", R, "c3", at(32))
+    # A consultation held before a refusal may be recorded after it; the state stays.
+    refused = apply(reach(CIS, State.REFUSED), ev("ConsultationRecord", D, "c4", 33)).conversation
+    assert refused.state is State.REFUSED and len(refused.consultations) == 1
