@@ -239,7 +239,8 @@ PROVISIONS: tuple[Provision, ...] = (
         "ст. 25; уведомление об обстоятельствах; консультации до отказа",
         "Refusal with grounds from the XSD (required); the console offers the grounds the "
         "agreement and the declarations allow; before refusing, the requested party may send a "
-        "ConsultationRequest (topic `refusal`, para. 3) answered by a ConsultationAnswer, "
+        "ConsultationRequest (topic `refusal`, para. 3) answered by a ConsultationAnswer (or a "
+        "ConsultationRecord of one held orally), "
         "recorded in the conversation on both sides (an answer still pending is recorded after "
         "the refusal; 'при необходимости': a refusal without one is accepted)",
         Status.PARTIAL,
@@ -554,8 +555,9 @@ PROVISIONS: tuple[Provision, ...] = (
         SC,
         "Существенные расходы — консультации об условиях исполнения и покрытии расходов",
         "ConsultationRequest (topic `substantial-costs`, the estimated costs as amount and "
-        "currency, questions, proposed conditions) from either party, ConsultationAnswer with "
-        "the cost coverage agreed; beside the main state, recorded on both sides",
+        "currency, questions, proposed conditions) from either party, ConsultationAnswer or "
+        "ConsultationRecord (held orally) with the cost coverage agreed; beside the main state, "
+        "recorded on both sides",
         Status.DONE,
         _CONSULTATIONS,
     ),

@@ -25,6 +25,7 @@ from gateway.web.console.actions import (
     Upload,
     available_actions,
     build_document,
+    choices_of,
     clean_file_name,
     clean_media_type,
     problems_by_field,
@@ -73,6 +74,11 @@ TYPED: dict[str, str] = {
     "CostCoverage": "shared",
     "CoverageTerms": "Каждая Сторона несёт половину расходов на перевод.",
     "ConsultationRequestId": "",
+    "HeldOn": "2026-11-30",
+    "Means": "video-conference",
+    "Participants": "Примерова А. Б.; Образцов П. П.",
+    "Outcome": "Условия исполнения согласованы.",
+    "AgreedCondition": "Сведения не раскрываются взыскателю до 01.03.2027.",
 }
 
 
@@ -123,7 +129,7 @@ def _typed(spec_name: str, view: ConversationView) -> dict[str, str]:
             m.message_id for m in view.messages if m.kind == "ConsentRequest"
         )
         values["Reason"] = ""
-    if spec.kind == "ConsultationRequest":
+    if spec.kind in ("ConsultationRequest", "ConsultationRecord"):
         values["Topic"] = "refusal"
         values["Circumstances"] = "Исполнение противоречит законодательству запрашиваемой Стороны."
     if spec.kind == "ConsultationAnswer":
@@ -165,6 +171,7 @@ STATE_FOR: dict[str, tuple[str, Side, tuple[tuple[str, str], ...]]] = {
     ),
     "protection-inquiry": ("in-progress", Side.REQUESTING, ()),
     "consult": ("in-progress", Side.REQUESTED, ()),
+    "consult-record": ("postponed", Side.REQUESTING, (("Postponement", "in"),)),
     "consult-answer": (
         "in-progress",
         Side.REQUESTING,
@@ -596,3 +603,18 @@ def test_consultation_forms_refuse_a_bad_amount_and_shared_costs_without_terms()
     document = build_document(spec, asked, form, NOW)
     request = next(m for m in asked.messages if m.kind == "ConsultationRequest")
     assert document["header"]["InReplyTo"] == request.message_id
+
+
+def test_a_consultation_record_settles_an_open_consultation_of_either_party() -> None:
+    asked = _view("cis-enforcement", "in-progress", Side.REQUESTED, ("ConsultationRequest", "out"))
+    spec = SPECS["cis-enforcement"]["consult-record"]
+    assert spec in available_actions(asked)
+    [(request_id, _)] = choices_of(spec, asked, spec.fields[0])
+    typed = {**_typed("consult-record", asked), "ConsultationRequestId": request_id}
+    form = read_action_form(spec, asked, typed, None)
+    assert form.errors == {}
+    document = build_document(spec, asked, form, NOW)
+    assert document["header"]["InReplyTo"] == request_id
+    assert validate(json_to_xml(document)) == ()
+    closed = _view("cis-enforcement", "refused", Side.REQUESTED, ("ConsultationRequest", "out"))
+    assert spec in available_actions(closed)  # held before the refusal, recorded after it

@@ -128,6 +128,15 @@ def test_a_consultation_is_asked_answered_and_recorded_on_both_sides(
             answered,
         )
         assert isinstance(record, ConsultationRecord)
+    # Then one held by telephone or video, recorded by the requesting party on its own.
+    minutes = _reply(
+        requesting, requested, f"{agreement}.ConsultationRecord", request_id, conversation
+    )
+    for node in (requesting, requested):
+        machine = _machine(node, conversation)
+        assert machine.state.value == "in-progress"
+        assert machine.consultations[-1].answer_id == minutes
+        assert machine.consultations[-1].asked_by is Role.REQUESTING
 
 
 def test_cis_requesting_party_cannot_open_a_consultation_and_nothing_changes(

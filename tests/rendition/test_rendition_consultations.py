@@ -34,6 +34,16 @@ from tests.rendition.pdftools import page_texts, squeeze, write
             ],
         ),
         (
+            "ru-kz-supreme-courts.ConsultationRecord.xml",
+            [
+                "Запись о проведённых консультациях",
+                "Способ проведения",
+                "по телефону",
+                "Итоги",
+                "расходы покрывает запрашивающая Сторона",
+            ],
+        ),
+        (
             "ru-kz-supreme-courts.ConsultationAnswer.xml",
             [
                 "Ответ в ходе консультаций",

@@ -324,6 +324,19 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             )
         return {"ConsultationAnswer": body}
 
+    def consult_record(v: Values, upload: Upload | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "Topic": v["Topic"] if cis else "substantial-costs",
+            "HeldOn": v["HeldOn"].isoformat() if v["HeldOn"] else None,
+            "Means": v["Means"],
+            "Participants": v["Participants"],
+            "Outcome": v["Outcome"],
+            **_optional(AgreedCondition=v["AgreedCondition"]),
+        }
+        if not cis:
+            body.update(_optional(CostCoverage=v["CostCoverage"], CoverageTerms=v["CoverageTerms"]))
+        return {"ConsultationRecord": body}
+
     consultation_article = "CIS Art. 13, 15" if cis else "SC Art. 9.2"
     if cis:
         consultation_fields: tuple[Field, ...] = (
@@ -745,6 +758,38 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             consult_answer,
         ),
         ActionSpec(
+            "consult-record",
+            "ConsultationRecord",
+            requested,  # placeholder: either party records (see available_actions)
+            "Запись о проведённых консультациях",
+            consultation_article,
+            (
+                Field(
+                    "ConsultationRequestId",
+                    "Предложение о консультациях (если было)",
+                    "message",
+                ),
+                *(consultation_fields[:1] if cis else ()),
+                Field("HeldOn", "Дата проведения", "date", required=True),
+                Field(
+                    "Means",
+                    "Способ проведения",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("telephone", "По телефону"),
+                        ("video-conference", "По видеосвязи"),
+                        ("meeting", "На встрече"),
+                    ),
+                ),
+                Field("Participants", "Участники", "textarea", required=True),
+                Field("Outcome", "Итоги", "textarea", required=True),
+                Field("AgreedCondition", "Согласованные условия (каждое с новой строки)", "lines"),
+                *(() if cis else answer_fields[1:]),
+            ),
+            consult_record,
+        ),
+        ActionSpec(
             "withdraw",
             "Withdrawal",
             requesting,
@@ -806,6 +851,7 @@ SIDE_KINDS = frozenset(
         "ProtectionMeasuresAnswer",
         "ConsultationRequest",
         "ConsultationAnswer",
+        "ConsultationRecord",
     }
 )
 """Kinds run beside the main conversation (consent to disclosure, the protection-measures
@@ -867,6 +913,19 @@ def pending_consultations(view: ConversationView) -> tuple[MessageSummary, ...]:
     )
 
 
+def open_consultations(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Consultation requests of either party not yet answered or recorded: what a record of a
+    consultation held orally may settle."""
+    settled = {
+        m.in_reply_to
+        for m in view.messages
+        if m.kind in ("ConsultationAnswer", "ConsultationRecord")
+    }
+    return tuple(
+        m for m in view.messages if m.kind == "ConsultationRequest" and m.message_id not in settled
+    )
+
+
 def received_content(view: ConversationView) -> tuple[MessageSummary, ...]:
     """Documents the other party sent with content (what consent may be asked about)."""
     return tuple(m for m in view.messages if m.direction == "in" and m.kind not in _NOT_CONTENT)
@@ -900,6 +959,9 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
             if spec.kind == "ProtectionMeasuresAnswer" and not pending_inquiries(view):
                 continue
             if spec.kind == "ConsultationAnswer" and not pending_consultations(view):
+                continue
+            # After the request is closed, a record only settles a consultation still open.
+            if spec.kind == "ConsultationRecord" and state.closed and not open_consultations(view):
                 continue
         elif spec.decisions:
             if not allowed_decisions(spec, state, side) or spec.sender is not side:
@@ -944,6 +1006,8 @@ def message_choices(
         messages = pending_consents(view)
     elif spec.kind == "ConsultationAnswer":
         messages = pending_consultations(view)
+    elif spec.kind == "ConsultationRecord":
+        messages = open_consultations(view)
     else:
         messages = received_content(view)
     return tuple(
@@ -1114,12 +1178,8 @@ def _cross_checks(spec: ActionSpec, values: dict[str, Any], errors: dict[str, li
             )
         values["Amount"] = amount
     if (
-        spec.kind == "ConsultationAnswer"
-        and values.get("CostCoverage")
-        in (
-            "requesting-party",
-            "shared",
-        )
+        spec.kind in ("ConsultationAnswer", "ConsultationRecord")
+        and values.get("CostCoverage") in ("requesting-party", "shared")
         and not values.get("CoverageTerms")
     ):
         errors.setdefault("CoverageTerms", []).append(
@@ -1155,6 +1215,8 @@ def build_document(
         in_reply_to = form.values.get("ConsentRequestId") or None
     elif spec.kind == "ConsultationAnswer":
         in_reply_to = form.values.get("ConsultationRequestId") or None
+    elif spec.kind == "ConsultationRecord":
+        in_reply_to = form.values.get("ConsultationRequestId") or _opening(view)
     elif spec.kind == "ConsentRequest":
         in_reply_to = form.values.get("ProvidedInMessageId") or _opening(view)
     else:
