@@ -547,6 +547,7 @@ PROVISIONS: tuple[Provision, ...] = (
         Status.DONE,
         (
             _CONTENT + "test_costs_other_than_each_party_s_own_state_their_terms",
+            _CONTENT + "test_a_consultation_record_departing_from_art_9_1_states_its_terms",
             _ACTIONS + "test_consultation_forms_refuse_a_bad_amount_and_shared_costs_without_terms",
         ),
     ),

@@ -296,3 +296,10 @@ def test_cost_coverage_problem_names_the_field_and_article() -> None:
     assert problem.path == "/Envelope/Body/ConsultationAnswer/CoverageTerms"
     assert problem.article == "SC Art. 9"
     assert "shared" in problem.message_ru
+
+
+def test_a_consultation_record_departing_from_art_9_1_states_its_terms() -> None:
+    document = load_json(VALID / "ru-kz-supreme-courts.ConsultationRecord.json")
+    assert _codes(document) == []
+    document["body"]["ConsultationRecord"].pop("CoverageTerms")
+    assert _codes(document) == ["RULE_COST_COVERAGE_TERMS"]
