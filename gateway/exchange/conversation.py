@@ -29,8 +29,10 @@ send each; :data:`TRANSITIONS` says in which state. Main path of a request::
 
 (R = requesting party, D = requested party.) While open, the requested party may send
 ``DelayNotice`` (recorded, no state change) and either party may run the *side conversations*
-(consent to disclosure, protection-measures inquiry) without touching the main state. A closed
-state accepts only receipts, rejections, consent messages and answers to side inquiries still
+(consent to disclosure, protection-measures inquiry, consultations — CIS Art. 13 para. 3 and 15
+before a refusal or conditions, SC Art. 9.2 on substantial costs) without touching the main
+state; the profile says which side may ask for a consultation. A closed state accepts only
+receipts, rejections, consent messages and answers to side inquiries or consultations still
 pending — it never leaves itself. Anything else is a :class:`ProtocolError` naming the state,
 the kind and the sender; the conversation is immutable, so the caller's copy is unchanged.
 
@@ -72,8 +74,9 @@ one or two questions, a delay notice, the answer, consent); the bound stops a ho
 peer from growing one conversation's state without end."""
 
 MAX_PENDING_SIDE_REQUESTS = 32
-"""Consent requests or protection-measures inquiries awaiting an answer at once, per kind. A
-body asks for consent per third party (a court, a bank); dozens at once would be a fault."""
+"""Consent requests, protection-measures inquiries or consultation requests awaiting an answer
+at once, per kind. A body asks for consent per third party (a court, a bank); dozens at once
+would be a fault."""
 
 
 # --- roles, states -----------------------------------------------------------------------------
@@ -250,6 +253,21 @@ class ConsentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsultationRecord:
+    """A consultation held within the conversation: the question and the answer that closed it
+    (CIS Art. 13 para. 3, 15; SC Art. 9.2). The documents themselves hold what was said."""
+
+    request_id: str
+    """The ConsultationRequest; for a record of an oral consultation nobody asked for in writing,
+    the record itself."""
+    asked_by: Role
+    answer_id: str
+    """The ConsultationAnswer, or the ConsultationRecord of a consultation held orally."""
+    at: datetime
+    """When the answer was created."""
+
+
+@dataclass(frozen=True, slots=True)
 class LastChange:
     """The document that last changed the main state: the one a peer's rejection may undo."""
 
@@ -283,6 +301,9 @@ class Conversation:
     pending_consents: tuple[PendingSide, ...] = ()
     consents: tuple[ConsentRecord, ...] = ()
     pending_inquiries: tuple[PendingSide, ...] = ()
+    pending_consultations: tuple[PendingSide, ...] = ()
+    consultations: tuple[ConsultationRecord, ...] = ()
+    """Consultations answered, in order: the record a refusal or conditions can point to."""
     message_ids: frozenset[str] = frozenset()
     """Every message applied: a repeat is refused as :class:`DuplicateMessage`."""
     updated_at: datetime | None = None
@@ -429,12 +450,27 @@ _CONSENT = (
 )
 _INQUIRY = (("ProtectionMeasuresInquiry", _R), ("ProtectionMeasuresInquiry", _D))
 _INQUIRY_ANSWER = (("ProtectionMeasuresAnswer", _R), ("ProtectionMeasuresAnswer", _D))
+_CONSULTATION = (("ConsultationRequest", _R), ("ConsultationRequest", _D))
+_CONSULTATION_ANSWER = (
+    ("ConsultationAnswer", _R),
+    ("ConsultationAnswer", _D),
+    ("ConsultationRecord", _R),
+    ("ConsultationRecord", _D),
+)
 
 
 def _open(state: State, moves: dict[tuple[str, Role], State]) -> dict[tuple[str, Role], State]:
     """Rows every open request state shares, plus the state's own moves."""
     row: dict[tuple[str, Role], State] = {
-        key: state for key in (*_ACKS, *_CONSENT, *_INQUIRY, *_INQUIRY_ANSWER)
+        key: state
+        for key in (
+            *_ACKS,
+            *_CONSENT,
+            *_INQUIRY,
+            *_INQUIRY_ANSWER,
+            *_CONSULTATION,
+            *_CONSULTATION_ANSWER,
+        )
     }
     row[("DelayNotice", _D)] = state
     row[("Withdrawal", _R)] = State.WITHDRAWN
@@ -447,7 +483,9 @@ def _open(state: State, moves: dict[tuple[str, Role], State]) -> dict[tuple[str,
 
 
 def _closed(state: State, *, consent: bool) -> dict[tuple[str, Role], State]:
-    keys = (*_ACKS, *_CONSENT, *_INQUIRY_ANSWER) if consent else _ACKS
+    # A consultation still pending when the request closed may be answered: the record of it
+    # belongs with the refusal or conditions it preceded (CIS Art. 13 para. 3).
+    keys = (*_ACKS, *_CONSENT, *_INQUIRY_ANSWER, *_CONSULTATION_ANSWER) if consent else _ACKS
     return {key: state for key in keys}
 
 
@@ -711,6 +749,9 @@ def _stay(
     elif kind == "Rejection":
         conversation, more = _rejected(conversation, event)
         effects.extend(more)
+    elif kind in ("ConsultationRequest", "ConsultationAnswer", "ConsultationRecord"):
+        conversation, effect = _consultation(conversation, event, fail)
+        effects.append(effect)
     elif kind in ("ConsentRequest", "ProtectionMeasuresInquiry"):
         consent = kind == "ConsentRequest"
         pending = conversation.pending_consents if consent else conversation.pending_inquiries
@@ -758,6 +799,47 @@ def _stay(
     return conversation, effects
 
 
+def _consultation(
+    conversation: Conversation, event: Event, fail: _Fail
+) -> tuple[Conversation, NotifyOperator]:
+    """A consultation asked or answered: kept beside the main state, which it never moves."""
+    article = profile(conversation.agreement).kind(event.kind).article
+    pending = conversation.pending_consultations
+    if event.kind == "ConsultationRequest":
+        if len(pending) >= MAX_PENDING_SIDE_REQUESTS:
+            raise fail(UnexpectedMessage, f"{MAX_PENDING_SIDE_REQUESTS} consultations pending")
+        added = (*pending, PendingSide(event.message_id, event.sender))
+        notice = NotifyOperator(
+            event.sender.other, "CONSULTATION_REQUESTED", article, event.message_id
+        )
+        return replace(conversation, pending_consultations=added), notice
+    match = [p for p in pending if p.message_id == event.in_reply_to]
+    if event.kind == "ConsultationRecord":
+        # The minutes of a consultation held orally, by either party: it settles the pending
+        # request it names, or stands alone (a consultation by telephone nobody asked in writing).
+        asked = match[0] if match else PendingSide(event.message_id, event.sender)
+    elif not match or match[0].sender is not event.sender.other:
+        raise fail(
+            UnexpectedMessage,
+            f"in_reply_to {event.in_reply_to!r} names no pending consultation of the other party",
+            article,
+            "/Envelope/Header/InReplyTo",
+        )
+    else:
+        asked = match[0]
+    record = ConsultationRecord(asked.message_id, asked.sender, event.message_id, event.at)
+    conversation = replace(
+        conversation,
+        pending_consultations=tuple(p for p in pending if p.message_id != event.in_reply_to),
+        consultations=(*conversation.consultations, record),
+    )
+    code = (
+        "CONSULTATION_RECORDED" if event.kind == "ConsultationRecord" else "CONSULTATION_ANSWERED"
+    )
+    notice = NotifyOperator(event.sender.other, code, article, event.message_id)
+    return conversation, notice
+
+
 def _rejected(conversation: Conversation, event: Event) -> tuple[Conversation, list[Effect]]:
     """A peer's gateway refused one of the other party's documents without processing it."""
     target = event.in_reply_to
@@ -766,8 +848,14 @@ def _rejected(conversation: Conversation, event: Event) -> tuple[Conversation, l
         conversation = replace(conversation, resend_due=True)
     kept_consents = tuple(p for p in conversation.pending_consents if p.message_id != target)
     kept_inquiries = tuple(p for p in conversation.pending_inquiries if p.message_id != target)
+    kept_consultations = tuple(
+        p for p in conversation.pending_consultations if p.message_id != target
+    )
     conversation = replace(
-        conversation, pending_consents=kept_consents, pending_inquiries=kept_inquiries
+        conversation,
+        pending_consents=kept_consents,
+        pending_inquiries=kept_inquiries,
+        pending_consultations=kept_consultations,
     )
     return conversation, [
         NotifyOperator(event.sender.other, "DOCUMENT_REJECTED_BY_PEER", "", target or "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.exchange.conversation import (
     ConsentRecord,
+    ConsultationRecord,
     Conversation,
     DeadlineClock,
     DelayRecord,
@@ -69,6 +70,10 @@ def dumps(conversation: Conversation) -> str:
         "pending_consents": [[p.message_id, p.sender.value] for p in c.pending_consents],
         "consents": [[r.request_id, r.decision, r.decided_by.value, _dt(r.at)] for r in c.consents],
         "pending_inquiries": [[p.message_id, p.sender.value] for p in c.pending_inquiries],
+        "pending_consultations": [[p.message_id, p.sender.value] for p in c.pending_consultations],
+        "consultations": [
+            [r.request_id, r.asked_by.value, r.answer_id, _dt(r.at)] for r in c.consultations
+        ],
         "message_ids": sorted(c.message_ids),
         "updated_at": _dt(c.updated_at),
     }
@@ -106,6 +111,14 @@ def loads(text: str) -> Conversation:
             for r, dec, by, at in d["consents"]
         ),
         pending_inquiries=tuple(PendingSide(m, Role(s)) for m, s in d["pending_inquiries"]),
+        # Machines stored before consultations existed have none.
+        pending_consultations=tuple(
+            PendingSide(m, Role(s)) for m, s in d.get("pending_consultations", ())
+        ),
+        consultations=tuple(
+            ConsultationRecord(r, Role(by), a, _pdt(at))  # type: ignore[arg-type]
+            for r, by, a, at in d.get("consultations", ())
+        ),
         message_ids=frozenset(d["message_ids"]),
         updated_at=_pdt(d["updated_at"]),
     )

@@ -187,6 +187,16 @@ CIS_ENFORCEMENT = AgreementProfile(
             "CIS Art. 9.5",
             _E,
         ),
+        MessageKind(
+            "ConsultationRequest",
+            "Предложение о проведении консультаций",
+            "CIS Art. 13, 15",
+            _D,
+        ),
+        MessageKind("ConsultationAnswer", "Ответ в ходе консультаций", "CIS Art. 13, 15", _R),
+        MessageKind(
+            "ConsultationRecord", "Запись о проведённых консультациях", "CIS Art. 13, 15", _E
+        ),
         MessageKind("Withdrawal", "Отзыв запроса", "CIS Art. 11", _R),
         MessageKind(
             "Receipt", "Квитанция о получении", "CIS Art. 10", _E, signed_by_official=False
@@ -253,6 +263,14 @@ RU_KZ_SUPREME_COURTS = AgreementProfile(
             "ConsentRequest", "Запрос письменного согласия на раскрытие", "SC Art. 8.2", _E
         ),
         MessageKind("ConsentDecision", "Решение о согласии на раскрытие", "SC Art. 8.2", _E),
+        MessageKind(
+            "ConsultationRequest",
+            "Предложение о консультациях по расходам на исполнение запроса",
+            "SC Art. 9.2",
+            _E,
+        ),
+        MessageKind("ConsultationAnswer", "Ответ в ходе консультаций", "SC Art. 9.2", _E),
+        MessageKind("ConsultationRecord", "Запись о проведённых консультациях", "SC Art. 9.2", _E),
         MessageKind("Withdrawal", "Отзыв запроса", "SC Art. 5", _R),
         MessageKind(
             "Receipt", "Квитанция о получении", "SC Art. 5.1", _E, signed_by_official=False

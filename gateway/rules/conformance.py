@@ -60,6 +60,14 @@ _CONFIDENTIAL = "tests/integration/test_exchange_confidential.py::"
 _REJECTIONS = "tests/integration/test_exchange_rejections.py::"
 _SUPREME = "tests/integration/test_supreme_courts.py::"
 _REFUSAL_FORM = "tests/console/test_console_refusal.py::"
+_CONSULT = "tests/exchange/test_conversation_consultations.py::"
+_CONSULT_NODES = "tests/integration/test_exchange_consultations.py::"
+_ACTIONS = "tests/console/test_console_actions.py::"
+_CONSULTATIONS = (
+    _CONSULT + "test_every_open_request_state_allows_a_consultation_and_stays",
+    _CONSULT_NODES + "test_a_consultation_is_asked_answered_and_recorded_on_both_sides",
+    _ACTIONS + "test_consultations_are_offered_as_each_agreement_provides",
+)
 
 _CLOCK = "tests/rules/test_rules_clock.py::"
 _LEGAL_CLOCK = "tests/integration/test_legal_clock.py::"
@@ -241,15 +249,22 @@ PROVISIONS: tuple[Provision, ...] = (
         "Отказ: суверенитет, безопасность, законодательство, обязательства, заявление по "
         "ст. 25; уведомление об обстоятельствах; консультации до отказа",
         "Refusal with grounds from the XSD (required); the console offers the grounds the "
-        "agreement and the declarations allow",
-        Status.PARTIAL,
+        "agreement and the declarations allow; before refusing, the requested party may send a "
+        "ConsultationRequest (topic `refusal`, para. 3) answered by a ConsultationAnswer (or a "
+        "ConsultationRecord of one held orally), "
+        "recorded in the conversation on both sides (an answer still pending is recorded after "
+        "the refusal; 'при необходимости': a refusal without one is accepted)",
+        Status.DONE,
         (
             _MACHINE + "test_refusal_requires_grounds_and_records_them",
             _REFUSAL_FORM + "test_cis_refusal_is_submitted",
             _REFUSAL_FORM + "test_form_offers_the_agreement_s_grounds",
+            _CONSULT
+            + "test_a_refusal_after_consultation_keeps_the_record_and_a_late_answer_is_recorded",
+            *_CONSULTATIONS,
+            "tests/integration/test_reservations_exchange.py::"
+            "test_a_refusal_citing_a_declaration_nobody_made",
         ),
-        "consultations before a refusal (para. 3) are missing (issue #12 item 5); a refusal "
-        "citing an Art. 25 declaration nobody made is accepted (item 10)",
     ),
     Provision(
         "CIS Art. 14",
@@ -266,10 +281,17 @@ PROVISIONS: tuple[Provision, ...] = (
         "CIS Art. 15",
         CIS,
         "Отложение исполнения или условия исполнения после консультаций",
-        "Postponement and PostponementDecision accept/decline",
-        Status.PARTIAL,
-        (_MACHINE + "test_postponement_decision",),
-        "the consultations that precede conditions are missing (issue #12 item 5)",
+        "Postponement and PostponementDecision accept/decline; the consultations before them are "
+        "ConsultationRequest (topic `postponement-or-conditions`, sent by the requested party "
+        "only) and ConsultationAnswer, beside the main state, recorded on both sides",
+        Status.DONE,
+        (
+            _MACHINE + "test_postponement_decision",
+            _CONSULT + "test_cis_consultations_are_asked_by_the_requested_party_only",
+            _CONSULT_NODES
+            + "test_cis_requesting_party_cannot_open_a_consultation_and_nothing_changes",
+            *_CONSULTATIONS,
+        ),
     ),
     Provision(
         "CIS Art. 16",
@@ -544,19 +566,27 @@ PROVISIONS: tuple[Provision, ...] = (
         "SC Art. 9.1",
         SC,
         "Каждая Сторона несет свои расходы, если не договорятся об ином в конкретном случае",
-        "The gateway charges nothing between the parties",
-        Status.PARTIAL,
-        (),
-        "no record of a case-by-case cost agreement (issue #12 item 5)",
+        "The gateway charges nothing between the parties; a case-by-case agreement otherwise is "
+        "a ConsultationAnswer's `CostCoverage` (`each-party-own`, `requesting-party`, `shared`, "
+        "`not-agreed`), and one departing from the rule states its terms "
+        "(`RULE_COST_COVERAGE_TERMS`)",
+        Status.DONE,
+        (
+            _CONTENT + "test_costs_other_than_each_party_s_own_state_their_terms",
+            _CONTENT + "test_a_consultation_record_departing_from_art_9_1_states_its_terms",
+            _ACTIONS + "test_consultation_forms_refuse_a_bad_amount_and_shared_costs_without_terms",
+        ),
     ),
     Provision(
         "SC Art. 9.2",
         SC,
         "Существенные расходы — консультации об условиях исполнения и покрытии расходов",
-        "None",
-        Status.MISSING,
-        (),
-        "consultations on substantial costs are missing (issue #12 item 5)",
+        "ConsultationRequest (topic `substantial-costs`, the estimated costs as amount and "
+        "currency, questions, proposed conditions) from either party, ConsultationAnswer or "
+        "ConsultationRecord (held orally) with the cost coverage agreed; beside the main state, "
+        "recorded on both sides",
+        Status.DONE,
+        _CONSULTATIONS,
     ),
     Provision(
         "SC Art. 11",

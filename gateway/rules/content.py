@@ -28,6 +28,9 @@ Rules (codes are stable, docs/documents.md lists them):
 * ``RULE_ORAL_REQUEST_DATES`` — SC Art. 5.1 para. 2: a written confirmation of an oral request
   comes after it: the oral request's date ≤ the day confirmation was asked ≤ the confirmation's
   own creation date.
+* ``RULE_COST_COVERAGE_TERMS`` — SC Art. 9: a consultation answer or record that departs from
+  "each party bears its own costs" (the requesting party covers them, or they are shared) states
+  the terms.
 
 :data:`CONTENT_RULES` is the table of them all; docs/documents.md is checked against it.
 """
@@ -125,6 +128,12 @@ CONTENT_RULES: tuple[ContentRule, ...] = (
         "SC Art. 5.1 para. 2",
         "a request confirming an oral one (`ConfirmsOralRequest`): oral request ≤ confirmation "
         "asked ≤ the confirmation's `Created` date",
+    ),
+    ContentRule(
+        "RULE_COST_COVERAGE_TERMS",
+        "SC Art. 9",
+        "a consultation answer or record whose `CostCoverage` is `requesting-party` or `shared` "
+        "states `CoverageTerms`",
     ),
 )
 
@@ -398,6 +407,35 @@ def check_oral_request(request: etree._Element) -> list[Problem]:
     ]
 
 
+COVERAGE_NEEDING_TERMS = frozenset({"requesting-party", "shared"})
+"""SC Art. 9.1: each party bears its own costs "если Стороны не договорятся об ином в каждом
+конкретном случае"; an agreement otherwise must say what was agreed (Art. 9.2 "порядка покрытия
+расходов")."""
+
+
+def check_cost_coverage(answer: etree._Element) -> list[Problem]:
+    """SC Art. 9: a departure from each party bearing its own costs states its terms (in a
+    ``ConsultationAnswer`` or a ``ConsultationRecord``)."""
+    coverage = _text(answer.find(f"{_SC}CostCoverage")).strip()
+    if coverage not in COVERAGE_NEEDING_TERMS or _text(answer.find(f"{_SC}CoverageTerms")).strip():
+        return []
+    return [
+        Problem(
+            code="RULE_COST_COVERAGE_TERMS",
+            path=_path(answer) + "/CoverageTerms",
+            article="SC Art. 9",
+            message_ru=(
+                f"Порядок покрытия расходов «{coverage}» отличается от общего правила ст. 9.1 "
+                "(каждая Сторона несёт свои расходы), но его условия не указаны."
+            ),
+            message_en=f"cost coverage {coverage!r} departs from Art. 9.1 but states no terms",
+            remedy_ru=(
+                "Укажите в CoverageTerms, какие расходы и в какой доле покрывает каждая Сторона."
+            ),
+        )
+    ]
+
+
 # ----- attachments (both profiles) -----
 
 
@@ -542,6 +580,8 @@ _KIND_RULES: dict[tuple[str, str], tuple[Callable[[etree._Element], list[Problem
         check_questions,
     ),
     (RU_KZ_SUPREME_COURTS.id, "Request"): (check_translations, check_oral_request),
+    (RU_KZ_SUPREME_COURTS.id, "ConsultationAnswer"): (check_cost_coverage,),
+    (RU_KZ_SUPREME_COURTS.id, "ConsultationRecord"): (check_cost_coverage,),
 }
 
 

@@ -189,6 +189,17 @@ LABELS_RU: dict[str, str] = {
     "LegalBasis": "Правовое основание",
     "Purpose": "Цель",
     "ProvidedInMessageId": "Предоставлено в сообщении",
+    # consultations (CIS Art. 13, 15; SC Art. 9)
+    "ProposedCondition": "Предлагаемое условие",
+    "HeldOn": "Дата проведения",
+    "Participants": "Участники",
+    "Outcome": "Итоги",
+    "AgreedCondition": "Согласованное условие",
+    "EstimatedCosts": "Предполагаемые расходы",
+    "Total": "Всего",
+    "Breakdown": "Состав расходов",
+    "CostCoverage": "Порядок покрытия расходов",
+    "CoverageTerms": "Условия покрытия расходов",
     # supreme courts (SC Art. 5-8)
     "RequestingParty": "Запрашивающая Сторона",
     "RequestedParty": "Запрашиваемая Сторона",
@@ -252,6 +263,10 @@ _CONTEXT_LABELS_RU: dict[tuple[str, str], str] = {
     ("ConfirmedBy", "Name"): "Ф. И. О.",
     ("PropertyLocation", "Property"): "Имущество",
     ("RetentionPeriod", "Information"): "Сведения",
+    ("ConsultationRequest", "Topic"): "Предмет консультаций",
+    ("ConsultationRecord", "Topic"): "Предмет консультаций",
+    ("ConsultationRecord", "Means"): "Способ проведения",
+    ("ConsultationRequest", "Question"): "Вопрос",
 }
 """Labels keyed by (parent local name, local name), consulted before :data:`LABELS_RU`."""
 
@@ -294,6 +309,13 @@ CODES_RU: dict[str, str] = {
     "court-administration": "организация работы судов",
     "international-cooperation": "международное сотрудничество",
     "consultation": "консультации",
+    "refusal": "до решения об отказе в исполнении (ст. 13)",
+    "postponement-or-conditions": "до отложения исполнения или определения условий (ст. 15)",
+    "substantial-costs": "существенные расходы на исполнение (ст. 9.2)",
+    "each-party-own": "каждая Сторона несёт свои расходы (ст. 9.1)",
+    "requesting-party": "расходы покрывает запрашивающая Сторона",
+    "shared": "расходы распределяются между Сторонами",
+    "not-agreed": "не согласовано",
     "full": "полностью",
     "partial": "частично",
     "authenticity": "подлинность",

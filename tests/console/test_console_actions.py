@@ -25,6 +25,7 @@ from gateway.web.console.actions import (
     Upload,
     available_actions,
     build_document,
+    choices_of,
     clean_file_name,
     clean_media_type,
     problems_by_field,
@@ -65,6 +66,19 @@ TYPED: dict[str, str] = {
     "RetentionInformation": "Материалы исполнительного производства",
     "RetentionTerm": "5 лет после окончания производства",
     "RetentionLegalBasis": "",
+    "Amount": "1 250 000,00",
+    "Currency": "KZT",
+    "Breakdown": "Перевод 340 страниц материалов дела.",
+    "ProposedCondition": "Исполнение в части материалов дела — после согласования расходов.",
+    "Answer": "Предлагаем разделить расходы на перевод поровну.",
+    "CostCoverage": "shared",
+    "CoverageTerms": "Каждая Сторона несёт половину расходов на перевод.",
+    "ConsultationRequestId": "",
+    "HeldOn": "2026-11-30",
+    "Means": "video-conference",
+    "Participants": "Примерова А. Б.; Образцов П. П.",
+    "Outcome": "Условия исполнения согласованы.",
+    "AgreedCondition": "Сведения не раскрываются взыскателю до 01.03.2027.",
 }
 
 
@@ -115,6 +129,13 @@ def _typed(spec_name: str, view: ConversationView) -> dict[str, str]:
             m.message_id for m in view.messages if m.kind == "ConsentRequest"
         )
         values["Reason"] = ""
+    if spec.kind in ("ConsultationRequest", "ConsultationRecord"):
+        values["Topic"] = "refusal"
+        values["Circumstances"] = "Исполнение противоречит законодательству запрашиваемой Стороны."
+    if spec.kind == "ConsultationAnswer":
+        values["ConsultationRequestId"] = next(
+            m.message_id for m in view.messages if m.kind == "ConsultationRequest"
+        )
     return values
 
 
@@ -149,6 +170,13 @@ STATE_FOR: dict[str, tuple[str, Side, tuple[tuple[str, str], ...]]] = {
         (("AuthenticityConfirmationRequest", "in"),),
     ),
     "protection-inquiry": ("in-progress", Side.REQUESTING, ()),
+    "consult": ("in-progress", Side.REQUESTED, ()),
+    "consult-record": ("postponed", Side.REQUESTING, (("Postponement", "in"),)),
+    "consult-answer": (
+        "in-progress",
+        Side.REQUESTING,
+        (("ConsultationRequest", "in"),),
+    ),
     "protection-answer": (
         "in-progress",
         Side.REQUESTED,
@@ -205,13 +233,20 @@ def test_offered_actions_follow_the_protocol_table() -> None:
     for agreement in PROFILES:
         for state in State:
             for side in Side:
-                extra = (("ConsentRequest", "in"), ("ProtectionMeasuresInquiry", "in"))
+                extra = (
+                    ("ConsentRequest", "in"),
+                    ("ProtectionMeasuresInquiry", "in"),
+                    ("ConsultationRequest", "in"),
+                )
                 view = _view(agreement, state.value, side, *extra)
                 offered = {s.name for s in available_actions(view)}
                 row = TRANSITIONS[state]
                 for spec in SPECS[agreement].values():
                     keys = [f"{spec.kind}:{d}" for d in spec.decisions] or [spec.kind]
                     sender_ok = spec.kind in SIDE_KINDS or spec.sender is side
+                    if spec.kind.startswith("Consultation"):  # the profile's direction
+                        direction = PROFILES[agreement].kind(spec.kind).direction.value
+                        sender_ok = direction in ("either", side.value)
                     # A form without a decision field may still send a kind the machine keys by
                     # a decision read from its content (AuthenticityConfirmation:confirmed).
                     by_content = not spec.decisions and any(
@@ -531,3 +566,55 @@ async def test_disclosure_form_records_or_names_the_refusal(client, service, see
     ]
     shown = await (await client.get(f"/conversations/{seeded.cis}")).text()
     assert "Раскрытие записано" in shown
+
+
+def test_consultations_are_offered_as_each_agreement_provides() -> None:
+    # CIS Art. 13 para. 3, 15: the requested party consults before refusing or setting
+    # conditions; SC Art. 9.2: either party may raise substantial costs.
+    for agreement, side, offered in (
+        ("cis-enforcement", Side.REQUESTED, True),
+        ("cis-enforcement", Side.REQUESTING, False),
+        ("ru-kz-supreme-courts", Side.REQUESTED, True),
+        ("ru-kz-supreme-courts", Side.REQUESTING, True),
+    ):
+        names = {s.name for s in available_actions(_view(agreement, "in-progress", side))}
+        assert ("consult" in names) is offered, (agreement, side)
+        assert "consult-answer" not in names  # nothing to answer yet
+    closed = _view("cis-enforcement", "refused", Side.REQUESTED)
+    assert "consult" not in {s.name for s in available_actions(closed)}
+    late = _view("cis-enforcement", "refused", Side.REQUESTING, ("ConsultationRequest", "in"))
+    assert "consult-answer" in {s.name for s in available_actions(late)}
+
+
+def test_consultation_forms_refuse_a_bad_amount_and_shared_costs_without_terms() -> None:
+    view = _view("ru-kz-supreme-courts", "in-progress", Side.REQUESTED)
+    spec = SPECS["ru-kz-supreme-courts"]["consult"]
+    typed = {**_typed("consult", view), "Amount": "около миллиона"}
+    assert set(read_action_form(spec, view, typed, None).errors) == {"Amount"}
+    asked = _view(
+        "ru-kz-supreme-courts", "in-progress", Side.REQUESTING, ("ConsultationRequest", "in")
+    )
+    spec = SPECS["ru-kz-supreme-courts"]["consult-answer"]
+    typed = {**_typed("consult-answer", asked), "CoverageTerms": ""}
+    assert set(read_action_form(spec, asked, typed, None).errors) == {"CoverageTerms"}
+    typed["CostCoverage"] = "each-party-own"
+    form = read_action_form(spec, asked, typed, None)
+    assert form.errors == {}
+    document = build_document(spec, asked, form, NOW)
+    request = next(m for m in asked.messages if m.kind == "ConsultationRequest")
+    assert document["header"]["InReplyTo"] == request.message_id
+
+
+def test_a_consultation_record_settles_an_open_consultation_of_either_party() -> None:
+    asked = _view("cis-enforcement", "in-progress", Side.REQUESTED, ("ConsultationRequest", "out"))
+    spec = SPECS["cis-enforcement"]["consult-record"]
+    assert spec in available_actions(asked)
+    [(request_id, _)] = choices_of(spec, asked, spec.fields[0])
+    typed = {**_typed("consult-record", asked), "ConsultationRequestId": request_id}
+    form = read_action_form(spec, asked, typed, None)
+    assert form.errors == {}
+    document = build_document(spec, asked, form, NOW)
+    assert document["header"]["InReplyTo"] == request_id
+    assert validate(json_to_xml(document)) == ()
+    closed = _view("cis-enforcement", "refused", Side.REQUESTED, ("ConsultationRequest", "out"))
+    assert spec in available_actions(closed)  # held before the refusal, recorded after it

@@ -468,6 +468,8 @@ def test_table_covers_every_state_and_closed_rows_never_leave() -> None:
                 "ConsentRequest",
                 "ConsentDecision",
                 "ProtectionMeasuresAnswer",
+                "ConsultationAnswer",
+                "ConsultationRecord",
             }
     assert set(CLOCK_PAUSED_IN) <= {s for s in State if not s.closed}
 

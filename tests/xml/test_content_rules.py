@@ -257,3 +257,49 @@ def test_a_translation_must_name_another_attachment_and_be_russian(translation, 
 def test_two_attachments_with_one_name_are_refused() -> None:
     found = _cis_problems(_named(b"a", "same.pdf"), _named(b"b", "same.pdf"))
     assert found == [("RULE_ATTACHMENT_NAME_REPEATED", "CIS Art. 19", "FileName")]
+
+
+COST_ANSWER = load_json(VALID / "ru-kz-supreme-courts.ConsultationAnswer.json")
+
+
+@pytest.mark.parametrize(
+    ("coverage", "terms", "codes"),
+    [
+        ("shared", "", ["RULE_COST_COVERAGE_TERMS"]),
+        ("requesting-party", "", ["RULE_COST_COVERAGE_TERMS"]),
+        ("requesting-party", "Запрашивающая Сторона возмещает расходы на перевод.", []),
+        ("each-party-own", "", []),  # SC Art. 9.1's own rule needs no terms
+        ("not-agreed", "", []),
+        ("", "", []),
+    ],
+)
+def test_costs_other_than_each_party_s_own_state_their_terms(
+    coverage: str, terms: str, codes: list[str]
+) -> None:
+    """SC Art. 9: each party bears its own costs unless they agree otherwise in the case."""
+    document = copy.deepcopy(COST_ANSWER)
+    answer = document["body"]["ConsultationAnswer"]
+    answer.pop("CoverageTerms")
+    answer.pop("CostCoverage")
+    if coverage:
+        answer["CostCoverage"] = coverage
+    if terms:
+        answer["CoverageTerms"] = terms
+    assert _codes(document) == codes
+
+
+def test_cost_coverage_problem_names_the_field_and_article() -> None:
+    document = copy.deepcopy(COST_ANSWER)
+    document["body"]["ConsultationAnswer"].pop("CoverageTerms")
+    root = json_to_xml(document)
+    [problem] = check_content(root, read_header(root))
+    assert problem.path == "/Envelope/Body/ConsultationAnswer/CoverageTerms"
+    assert problem.article == "SC Art. 9"
+    assert "shared" in problem.message_ru
+
+
+def test_a_consultation_record_departing_from_art_9_1_states_its_terms() -> None:
+    document = load_json(VALID / "ru-kz-supreme-courts.ConsultationRecord.json")
+    assert _codes(document) == []
+    document["body"]["ConsultationRecord"].pop("CoverageTerms")
+    assert _codes(document) == ["RULE_COST_COVERAGE_TERMS"]

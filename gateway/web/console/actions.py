@@ -61,6 +61,9 @@ MAX_TITLE_CHARS = 500
 
 _BODY_PATH = "/Envelope/Body/"
 
+_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,15})\.[0-9]{2}")
+"""The schema's ``c:Amount``: digits, a point, two decimals."""
+
 
 # --- specifications ----------------------------------------------------------------------------
 
@@ -289,6 +292,118 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
 
     def withdraw(v: Values, upload: Upload | None) -> dict[str, Any]:
         return {"Withdrawal": {"Reason": v["Reason"]}}
+
+    def consult(v: Values, upload: Upload | None) -> dict[str, Any]:
+        if cis:
+            return {
+                "ConsultationRequest": {
+                    "Topic": v["Topic"],
+                    "Circumstances": v["Circumstances"],
+                    "Question": v["Question"],
+                    **_optional(ProposedCondition=v["ProposedCondition"]),
+                }
+            }
+        total = {"Amount": v["Amount"], "Currency": v["Currency"]}
+        return {
+            "ConsultationRequest": {
+                "Topic": "substantial-costs",
+                "EstimatedCosts": {"Total": total, **_optional(Breakdown=v["Breakdown"])},
+                "Question": v["Question"],
+                **_optional(ProposedCondition=v["ProposedCondition"]),
+            }
+        }
+
+    def consult_answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+        if cis:
+            body = {"Answer": v["Answer"], **_attachments(upload, v["AttachmentTitle"])}
+        else:
+            body = _optional(
+                Answer=v["Answer"],
+                CostCoverage=v["CostCoverage"],
+                CoverageTerms=v["CoverageTerms"],
+            )
+        return {"ConsultationAnswer": body}
+
+    def consult_record(v: Values, upload: Upload | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "Topic": v["Topic"] if cis else "substantial-costs",
+            "HeldOn": v["HeldOn"].isoformat() if v["HeldOn"] else None,
+            "Means": v["Means"],
+            "Participants": v["Participants"],
+            "Outcome": v["Outcome"],
+            **_optional(AgreedCondition=v["AgreedCondition"]),
+        }
+        if not cis:
+            body.update(_optional(CostCoverage=v["CostCoverage"], CoverageTerms=v["CoverageTerms"]))
+        return {"ConsultationRecord": body}
+
+    consultation_article = "CIS Art. 13, 15" if cis else "SC Art. 9.2"
+    if cis:
+        consultation_fields: tuple[Field, ...] = (
+            Field(
+                "Topic",
+                "Предмет консультаций",
+                "choice",
+                required=True,
+                choices=(
+                    ("refusal", "До решения об отказе в исполнении запроса (ст. 13)"),
+                    (
+                        "postponement-or-conditions",
+                        "До отложения исполнения или определения условий (ст. 15)",
+                    ),
+                ),
+            ),
+            Field(
+                "Circumstances",
+                "Обстоятельства, препятствующие исполнению",
+                "textarea",
+                required=True,
+            ),
+        )
+        answer_fields: tuple[Field, ...] = (
+            Field("Answer", "Ответ", "textarea", required=True),
+            *_ATTACHMENT,
+        )
+    else:
+        consultation_fields = (
+            Field(
+                "Amount",
+                "Предполагаемые расходы, сумма",
+                "text",
+                required=True,
+                hint_ru="С двумя знаками после точки, например 1250000.00.",
+                elements=("EstimatedCosts",),
+            ),
+            Field(
+                "Currency",
+                "Валюта",
+                "choice",
+                required=True,
+                choices=(("KZT", "тенге (KZT)"), ("RUB", "российский рубль (RUB)")),
+            ),
+            Field("Breakdown", "Состав расходов", "textarea"),
+        )
+        answer_fields = (
+            Field("Answer", "Ответ", "textarea", required=True),
+            Field(
+                "CostCoverage",
+                "Порядок покрытия расходов",
+                "choice",
+                choices=(
+                    ("each-party-own", "Каждая Сторона несёт свои расходы (ст. 9.1)"),
+                    ("requesting-party", "Расходы покрывает запрашивающая Сторона"),
+                    ("shared", "Расходы распределяются между Сторонами"),
+                    ("not-agreed", "Не согласовано"),
+                ),
+            ),
+            Field(
+                "CoverageTerms",
+                "Условия покрытия расходов",
+                "textarea",
+                hint_ru="Обязательно, если расходы покрывает запрашивающая Сторона или они "
+                "распределяются (ст. 9 Соглашения Верховных Судов).",
+            ),
+        )
 
     information_label = (
         "Сведения, полученные при исполнении запроса (ст. 4–8 Соглашения СНГ)"
@@ -613,6 +728,68 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             reply_to=("ProtectionMeasuresInquiry",),
         ),
         ActionSpec(
+            "consult",
+            "ConsultationRequest",
+            requested,  # SC: either party may ask (see available_actions)
+            "Предложение о проведении консультаций" if cis else "Консультации о расходах",
+            consultation_article,
+            (
+                *consultation_fields,
+                Field("Question", "Вопросы (каждый с новой строки)", "lines", required=True),
+                Field("ProposedCondition", "Предлагаемые условия (каждое с новой строки)", "lines"),
+            ),
+            consult,
+        ),
+        ActionSpec(
+            "consult-answer",
+            "ConsultationAnswer",
+            requesting,  # SC: whoever was asked answers (see available_actions)
+            "Ответ в ходе консультаций",
+            consultation_article,
+            (
+                Field(
+                    "ConsultationRequestId",
+                    "Предложение о консультациях",
+                    "message",
+                    required=True,
+                ),
+                *answer_fields,
+            ),
+            consult_answer,
+        ),
+        ActionSpec(
+            "consult-record",
+            "ConsultationRecord",
+            requested,  # placeholder: either party records (see available_actions)
+            "Запись о проведённых консультациях",
+            consultation_article,
+            (
+                Field(
+                    "ConsultationRequestId",
+                    "Предложение о консультациях (если было)",
+                    "message",
+                ),
+                *(consultation_fields[:1] if cis else ()),
+                Field("HeldOn", "Дата проведения", "date", required=True),
+                Field(
+                    "Means",
+                    "Способ проведения",
+                    "choice",
+                    required=True,
+                    choices=(
+                        ("telephone", "По телефону"),
+                        ("video-conference", "По видеосвязи"),
+                        ("meeting", "На встрече"),
+                    ),
+                ),
+                Field("Participants", "Участники", "textarea", required=True),
+                Field("Outcome", "Итоги", "textarea", required=True),
+                Field("AgreedCondition", "Согласованные условия (каждое с новой строки)", "lines"),
+                *(() if cis else answer_fields[1:]),
+            ),
+            consult_record,
+        ),
+        ActionSpec(
             "withdraw",
             "Withdrawal",
             requesting,
@@ -667,10 +844,18 @@ ACTION_NAMES = tuple(
     sorted({name for specs in SPECS.values() for name in specs} | {DISCLOSURE.name})
 )
 SIDE_KINDS = frozenset(
-    {"ConsentRequest", "ConsentDecision", "ProtectionMeasuresInquiry", "ProtectionMeasuresAnswer"}
+    {
+        "ConsentRequest",
+        "ConsentDecision",
+        "ProtectionMeasuresInquiry",
+        "ProtectionMeasuresAnswer",
+        "ConsultationRequest",
+        "ConsultationAnswer",
+        "ConsultationRecord",
+    }
 )
-"""Kinds either party sends (consent to disclosure and the protection-measures inquiry run
-beside the main conversation)."""
+"""Kinds run beside the main conversation (consent to disclosure, the protection-measures
+inquiry, consultations); the agreement's profile says which side may send each."""
 
 _NOT_CONTENT = frozenset({"Receipt", "Rejection"})
 
@@ -714,6 +899,33 @@ def pending_inquiries(view: ConversationView) -> tuple[MessageSummary, ...]:
     )
 
 
+def pending_consultations(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Consultation requests the other party sent that we have not answered yet."""
+    answered = {
+        m.in_reply_to
+        for m in view.messages
+        if m.kind == "ConsultationAnswer" and m.direction == "out"
+    }
+    return tuple(
+        m
+        for m in view.messages
+        if m.kind == "ConsultationRequest" and m.direction == "in" and m.message_id not in answered
+    )
+
+
+def open_consultations(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Consultation requests of either party not yet answered or recorded: what a record of a
+    consultation held orally may settle."""
+    settled = {
+        m.in_reply_to
+        for m in view.messages
+        if m.kind in ("ConsultationAnswer", "ConsultationRecord")
+    }
+    return tuple(
+        m for m in view.messages if m.kind == "ConsultationRequest" and m.message_id not in settled
+    )
+
+
 def received_content(view: ConversationView) -> tuple[MessageSummary, ...]:
     """Documents the other party sent with content (what consent may be asked about)."""
     return tuple(m for m in view.messages if m.direction == "in" and m.kind not in _NOT_CONTENT)
@@ -739,9 +951,17 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
         if spec.kind in SIDE_KINDS:
             if (spec.kind, side) not in row:
                 continue
+            consultation = spec.kind in ("ConsultationRequest", "ConsultationAnswer")
+            if consultation and not _profile_allows(view, spec.kind, side):
+                continue
             if spec.kind == "ConsentDecision" and not pending_consents(view):
                 continue
             if spec.kind == "ProtectionMeasuresAnswer" and not pending_inquiries(view):
+                continue
+            if spec.kind == "ConsultationAnswer" and not pending_consultations(view):
+                continue
+            # After the request is closed, a record only settles a consultation still open.
+            if spec.kind == "ConsultationRecord" and state.closed and not open_consultations(view):
                 continue
         elif spec.decisions:
             if not allowed_decisions(spec, state, side) or spec.sender is not side:
@@ -750,6 +970,13 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
             continue
         result.append(spec)
     return tuple(result)
+
+
+def _profile_allows(view: ConversationView, kind: str, side: Side) -> bool:
+    """The agreement lets this side send the kind (CIS consultations: the requested party asks,
+    Art. 13 para. 3, 15; SC Art. 9.2: either)."""
+    direction = PROFILES[view.summary.agreement].kind(kind).direction
+    return direction.value in ("either", side.value)
 
 
 def _kind_allowed(row: Mapping[tuple[str, Side], State], kind: str, side: Side) -> bool:
@@ -775,8 +1002,14 @@ def message_choices(
 ) -> tuple[tuple[str, str], ...]:
     """(message id, label) a ``message`` field offers: the kind's title and its time as
     ``shown_at`` writes it (the console passes the node's zone)."""
-    consent = spec.kind == "ConsentDecision"
-    messages = pending_consents(view) if consent else received_content(view)
+    if spec.kind == "ConsentDecision":
+        messages = pending_consents(view)
+    elif spec.kind == "ConsultationAnswer":
+        messages = pending_consultations(view)
+    elif spec.kind == "ConsultationRecord":
+        messages = open_consultations(view)
+    else:
+        messages = received_content(view)
     return tuple(
         (m.message_id, f"{_kind_title(m.kind)} от {shown_at(m.created)}") for m in messages
     )
@@ -937,6 +1170,21 @@ def _cross_checks(spec: ActionSpec, values: dict[str, Any], errors: dict[str, li
             errors.setdefault("Circumstances", []).append(
                 "Опишите обстоятельства, до устранения которых исполнение отложено."
             )
+    if spec.kind == "ConsultationRequest" and values.get("Amount"):
+        amount = values["Amount"].replace(" ", "").replace("\u00a0", "").replace(",", ".")
+        if not _AMOUNT.fullmatch(amount):
+            errors.setdefault("Amount", []).append(
+                "Сумма цифрами с двумя знаками после точки, например 1250000.00."
+            )
+        values["Amount"] = amount
+    if (
+        spec.kind in ("ConsultationAnswer", "ConsultationRecord")
+        and values.get("CostCoverage") in ("requesting-party", "shared")
+        and not values.get("CoverageTerms")
+    ):
+        errors.setdefault("CoverageTerms", []).append(
+            "Укажите условия покрытия расходов (ст. 9 Соглашения Верховных Судов)."
+        )
     refused = spec.kind == "ConsentDecision" and values.get("Decision") == "refused"
     if refused and values.get("Condition"):
         errors.setdefault("Condition", []).append("Условия указываются только при согласии.")
@@ -965,6 +1213,10 @@ def build_document(
     side = our_side(view) or spec.sender
     if spec.kind == "ConsentDecision":
         in_reply_to = form.values.get("ConsentRequestId") or None
+    elif spec.kind == "ConsultationAnswer":
+        in_reply_to = form.values.get("ConsultationRequestId") or None
+    elif spec.kind == "ConsultationRecord":
+        in_reply_to = form.values.get("ConsultationRequestId") or _opening(view)
     elif spec.kind == "ConsentRequest":
         in_reply_to = form.values.get("ProvidedInMessageId") or _opening(view)
     else:
