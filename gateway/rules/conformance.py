@@ -107,14 +107,14 @@ PROVISIONS: tuple[Provision, ...] = (
         "Сведения, справки, документы от сторон и органов; разъяснения по вопросам запроса; "
         "выписки без перевода и безвозмездно",
         "Subjects `Documents` and `Explanations`; explanations must list their questions "
-        "(`RULE_QUESTIONS_MISSING`)",
-        Status.PARTIAL,
+        "(`RULE_QUESTIONS_MISSING`); an attachment marked `RegisterExtract` travels without "
+        "translation (para. 3), any other one in another language needs its Russian translation",
+        Status.DONE,
         (
             _CONTENT + "test_questions_rule_applies_to_every_explanations_subject",
             _EXAMPLES + "test_invalid_example_fails_with_its_code",
+            _CONTENT + "test_a_cis_register_extract_travels_without_translation",
         ),
-        "extracts are sent without translation only because attachments carry no language at "
-        "all; nothing records that an attachment is an untranslated extract (issue #12 item 9)",
     ),
     Provision(
         "CIS Art. 6",

@@ -110,7 +110,8 @@ CONTENT_RULES: tuple[ContentRule, ...] = (
         "RULE_ATTACHMENT_TRANSLATION_MISSING",
         "CIS Art. 19; SC Art. 11",
         "an attachment whose `Language` is not `ru` has a Russian translation in the same list "
-        "(an attachment whose `TranslationOf` is its `FileName`)",
+        "(an attachment whose `TranslationOf` is its `FileName`), unless under CIS it is a "
+        "register extract (`RegisterExtract`, CIS Art. 5 para. 3)",
     ),
     ContentRule(
         "RULE_ATTACHMENT_TRANSLATION_TARGET",
@@ -136,6 +137,9 @@ CONTENT_RULES: tuple[ContentRule, ...] = (
         "states `CoverageTerms`",
     ),
 )
+
+TRUE = frozenset({"true", "1"})
+"""xs:boolean's two spellings of true."""
 
 _C = f"{{{COMMON_NAMESPACE}}}"
 _CIS = f"{{{CIS_ENFORCEMENT.namespace}}}"
@@ -482,7 +486,9 @@ def check_attachment_languages(
 ) -> list[Problem]:
     """An attachment in another language travels with its Russian translation (CIS Art. 19;
     SC Art. 11): another attachment of the same list, in Russian, whose ``TranslationOf`` is its
-    ``FileName``. A missing ``Language`` means the agreement's language."""
+    ``FileName``. A missing ``Language`` means the agreement's language. Under CIS, extracts
+    from registers and databases and documents confirming rights travel without translation
+    (Art. 5 para. 3): ``RegisterExtract`` true."""
     # Each kind declares its own Attachments element (in its profile's namespace) of common
     # Attachment items: a list is the Attachment children of one parent.
     lists: dict[etree._Element, list[etree._Element]] = {}
@@ -558,6 +564,8 @@ def _check_attachment_list(
         name = field(attachment, "FileName") or ""
         if language == profile.language or name in translated:
             continue
+        if profile.id == CIS_ENFORCEMENT.id and field(attachment, "RegisterExtract") in TRUE:
+            continue  # CIS Art. 5 para. 3: register extracts travel without translation
         problems.append(
             problem(
                 "RULE_ATTACHMENT_TRANSLATION_MISSING",

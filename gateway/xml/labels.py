@@ -97,6 +97,7 @@ LABELS_RU: dict[str, str] = {
     "MediaType": "Тип",
     "FileName": "Имя файла",
     "TranslationOf": "Перевод файла",
+    "RegisterExtract": "Выписка из реестра (без перевода)",
     "ConfirmsOralRequest": "Письменное подтверждение устного запроса",
     "MadeOn": "Дата устного запроса",
     "Means": "Способ передачи",

@@ -191,7 +191,7 @@ def test_read_header_refuses_a_tree_without_header() -> None:
         read_header(root)
 
 
-def _named(content: bytes, name: str, **extra: str) -> dict:
+def _named(content: bytes, name: str, **extra: object) -> dict:
     attachment = _attachment(content)
     attachment["FileName"] = name
     # Language and TranslationOf come right after FileName in the schema's order.
@@ -303,3 +303,13 @@ def test_a_consultation_record_departing_from_art_9_1_states_its_terms() -> None
     assert _codes(document) == []
     document["body"]["ConsultationRecord"].pop("CoverageTerms")
     assert _codes(document) == ["RULE_COST_COVERAGE_TERMS"]
+
+
+def test_a_cis_register_extract_travels_without_translation() -> None:
+    # CIS Art. 5 para. 3: register extracts are forwarded without translation.
+    extract = _named(b"kk extract", "vypiska-kk.pdf", Language="kk", RegisterExtract=True)
+    assert _cis_problems(extract) == []
+    not_marked = _named(b"kk extract", "vypiska-kk.pdf", Language="kk", RegisterExtract=False)
+    assert [code for code, _, _ in _cis_problems(not_marked)] == [
+        "RULE_ATTACHMENT_TRANSLATION_MISSING"
+    ]
