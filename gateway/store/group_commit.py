@@ -4,10 +4,11 @@ Theory of operation. Each receive ends with a short write (message, receipt, rep
 Written one transaction each, every document pays a ``BEGIN``, an audit-head update and a
 commit (on PostgreSQL a WAL flush). Here the first thread to arrive becomes the *leader*: it
 takes every unit waiting, runs them in one :meth:`Store.batch` (a savepoint per unit, so one
-unit's failure undoes only that unit) and commits once; the others wait for their unit's
-outcome. When its own unit is done the leader hands the lead to the next waiting thread, so no
-caller serves others for long. Nothing waits on a timer: under light load a batch is one unit
-and costs what a plain transaction costs; under load batches grow by themselves.
+unit's failure undoes only that unit; a unit alone needs none) and commits once; the others
+wait for their unit's outcome. When its own unit is done the leader hands the lead to the
+next waiting thread, so no caller serves others for long. Nothing waits on a timer: under
+light load a batch is one unit and costs what a plain transaction costs; under load batches
+grow by themselves.
 
 A unit's result is returned to its caller only after the batch committed: the caller may then
 answer its peer (a receipt is sent only for what is durable).
@@ -92,14 +93,10 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:
         try:
-            with self._store.batch() as shared:
-                for unit in batch:
-                    with shared.unit(unit.key) as conn:
-                        unit.result = unit.work(conn)
-                for unit, outcome in zip(batch, shared.outcomes, strict=True):
-                    unit.error = outcome.error
-                crash_point("commit.batch")
-            crash_point("commit.done")
+            if len(batch) == 1:
+                self._commit_alone(batch[0])
+            else:
+                self._commit_shared(batch)
         except BaseException as exc:  # the commit (or the connection) failed: every unit did
             for unit in batch:
                 unit.error = exc
@@ -110,6 +107,26 @@ class GroupCommitter:
             for unit in batch:
                 unit.done.set()
             self._changed.notify_all()
+
+    def _commit_alone(self, unit: _Unit[Any]) -> None:
+        """A unit alone in its batch (any light load) runs in a plain transaction: no savepoint
+        to open and release, since rolling the transaction back undoes exactly this unit. Its
+        exception reaches :meth:`_commit`, which records it as the unit's outcome, as a
+        savepoint's rollback would have."""
+        with self._store.transaction() as conn:
+            unit.result = unit.work(conn)
+            crash_point("commit.batch")
+        crash_point("commit.done")
+
+    def _commit_shared(self, batch: list[_Unit[Any]]) -> None:
+        with self._store.batch() as shared:
+            for unit in batch:
+                with shared.unit(unit.key) as conn:
+                    unit.result = unit.work(conn)
+            for unit, outcome in zip(batch, shared.outcomes, strict=True):
+                unit.error = outcome.error
+            crash_point("commit.batch")
+        crash_point("commit.done")
 
 
 __all__ = ["MAX_UNITS_PER_BATCH", "GroupCommitter"]
