@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -93,10 +94,9 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:
         try:
-            if len(batch) == 1:
-                self._commit_alone(batch[0])
-            else:
-                self._commit_shared(batch)
+            with self._written(batch):
+                crash_point("commit.batch")
+            crash_point("commit.done")
         except BaseException as exc:  # the commit (or the connection) failed: every unit did
             for unit in batch:
                 unit.error = exc
@@ -108,25 +108,28 @@ class GroupCommitter:
                 unit.done.set()
             self._changed.notify_all()
 
-    def _commit_alone(self, unit: _Unit[Any]) -> None:
-        """A unit alone in its batch (any light load) runs in a plain transaction: no savepoint
-        to open and release, since rolling the transaction back undoes exactly this unit. Its
-        exception reaches :meth:`_commit`, which records it as the unit's outcome, as a
-        savepoint's rollback would have."""
-        with self._store.transaction() as conn:
-            unit.result = unit.work(conn)
-            crash_point("commit.batch")
-        crash_point("commit.done")
+    @contextmanager
+    def _written(self, batch: list[_Unit[Any]]) -> Iterator[None]:
+        """Run the batch's units in one transaction; the caller's block runs after them, just
+        before the commit.
 
-    def _commit_shared(self, batch: list[_Unit[Any]]) -> None:
+        A unit alone (any light load) runs in a plain transaction: no savepoint to open and
+        release, since rolling the transaction back undoes exactly this unit. Its exception
+        reaches :meth:`_commit`, which records it as the unit's outcome, as a savepoint's
+        rollback would have."""
+        if len(batch) == 1:
+            (unit,) = batch
+            with self._store.transaction() as conn:
+                unit.result = unit.work(conn)
+                yield
+            return
         with self._store.batch() as shared:
             for unit in batch:
                 with shared.unit(unit.key) as conn:
                     unit.result = unit.work(conn)
             for unit, outcome in zip(batch, shared.outcomes, strict=True):
                 unit.error = outcome.error
-            crash_point("commit.batch")
-        crash_point("commit.done")
+            yield
 
 
 __all__ = ["MAX_UNITS_PER_BATCH", "GroupCommitter"]
