@@ -58,10 +58,7 @@ def load_state(
     conn: Any, conversation_id: str, *, for_update: bool = False
 ) -> tuple[conv_store.Conversation | None, machine.Conversation | None]:
     """A conversation's row and decoded machine (None, None when it is not known here)."""
-    stored = conv_store.get(conn, conversation_id, for_update=for_update)
-    if stored is None:
-        return None, None
-    text = machines.get(conn, conversation_id)
+    stored, text = conv_store.get_with_machine(conn, conversation_id, for_update=for_update)
     return stored, machine_codec.loads(text) if text else None
 
 

@@ -268,12 +268,11 @@ def check_income_periods(request: etree._Element) -> list[Problem]:
             continue
         start = date.fromisoformat(_text(period.find(f"{_C}From")).strip())
         end = date.fromisoformat(_text(period.find(f"{_C}To")).strip())
-        path = _path(period)
         if start > end:
             problems.append(
                 Problem(
                     code="RULE_INCOME_PERIOD_REVERSED",
-                    path=path,
+                    path=_path(period),
                     article="CIS Art. 7",
                     message_ru=f"Начало периода ({start}) позже его окончания ({end}).",
                     message_en=f"period starts {start}, after its end {end}",
@@ -285,7 +284,7 @@ def check_income_periods(request: etree._Element) -> list[Problem]:
             problems.append(
                 Problem(
                     code="RULE_INCOME_PERIOD_TOO_LONG",
-                    path=path,
+                    path=_path(period),
                     article="CIS Art. 7",
                     message_ru=(
                         f"Сведения о доходах запрашиваются не более чем за "
@@ -455,12 +454,11 @@ def check_attachments(body_element: etree._Element) -> list[Problem]:
             data = base64.b64decode("".join(_text(content).split()), validate=True)
         except (binascii.Error, ValueError):
             continue  # the schema's base64Binary check reports it
-        path = _path(attachment)
         if int(_text(size_node).strip()) != len(data):
             problems.append(
                 Problem(
                     code="RULE_ATTACHMENT_SIZE",
-                    path=path + "/Size",
+                    path=_path(attachment) + "/Size",
                     message_ru=f"Указанный размер вложения ({_text(size_node).strip()} байт) не "
                     f"совпадает с фактическим ({len(data)} байт).",
                     message_en=f"declared size {_text(size_node).strip()} != content {len(data)}",
@@ -471,7 +469,7 @@ def check_attachments(body_element: etree._Element) -> list[Problem]:
             problems.append(
                 Problem(
                     code="RULE_ATTACHMENT_DIGEST",
-                    path=path + "/Sha256",
+                    path=_path(attachment) + "/Sha256",
                     message_ru="Хеш SHA-256 вложения не совпадает с его содержимым: файл "
                     "повреждён или подменён.",
                     message_en="attachment SHA-256 does not match its content",
@@ -623,7 +621,9 @@ def _ancestors(node: etree._Element) -> Iterator[etree._Element]:
 
 
 def _path(node: etree._Element) -> str:
-    """``/Envelope/Body/Request/Subjects/Location[2]`` (as gateway.xml.paths writes it)."""
+    """``/Envelope/Body/Request/Subjects/Location[2]`` (as gateway.xml.paths writes it).
+
+    It walks every ancestor's siblings: build it for a problem being reported, not ahead."""
     parts = []
     for item in _ancestors(node):
         name = etree.QName(item).localname

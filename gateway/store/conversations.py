@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.store import audit, counts
 from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import ID_LENGTH, conversations, debtor_tags
+from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, debtor_tags
 
 MAX_PAGE_SIZE = 200
 """A console page larger than this is a scrape, not a page."""
@@ -163,6 +163,34 @@ def get(conn: Connection, conversation_id: str, *, for_update: bool = False) -> 
     stmt = _GET_FOR_UPDATE if for_update else _GET
     row = conn.execute(stmt, {"conversation_id": conversation_id}).first()
     return _row(row) if row else None
+
+
+_GET_WITH_MACHINE = (
+    sa.select(*_COLUMNS, conversation_machines.c.machine)
+    .select_from(
+        conversations.outerjoin(
+            conversation_machines,
+            conversation_machines.c.conversation_id == conversations.c.conversation_id,
+        )
+    )
+    .where(conversations.c.conversation_id == sa.bindparam("conversation_id"))
+)
+# Only the conversation's row is locked: PostgreSQL refuses FOR UPDATE on the nullable side of
+# an outer join, and the machine's row is written only under the conversation's lock anyway.
+_GET_WITH_MACHINE_FOR_UPDATE = _GET_WITH_MACHINE.with_for_update(of=conversations)
+
+
+def get_with_machine(
+    conn: Connection, conversation_id: str, *, for_update: bool = False
+) -> tuple[Conversation | None, str | None]:
+    """The conversation and its state machine's JSON (``gateway.store.machines``) in one
+    statement: (None, None) when the conversation is unknown, (row, None) when it has no
+    machine stored. ``for_update`` locks the conversation's row as :func:`get` does."""
+    stmt = _GET_WITH_MACHINE_FOR_UPDATE if for_update else _GET_WITH_MACHINE
+    row = conn.execute(stmt, {"conversation_id": conversation_id}).first()
+    if row is None:
+        return None, None
+    return _row(row[:-1]), row[-1]
 
 
 _UNCHANGED: Any = object()

@@ -4,10 +4,11 @@ Theory of operation. Each receive ends with a short write (message, receipt, rep
 Written one transaction each, every document pays a ``BEGIN``, an audit-head update and a
 commit (on PostgreSQL a WAL flush). Here the first thread to arrive becomes the *leader*: it
 takes every unit waiting, runs them in one :meth:`Store.batch` (a savepoint per unit, so one
-unit's failure undoes only that unit) and commits once; the others wait for their unit's
-outcome. When its own unit is done the leader hands the lead to the next waiting thread, so no
-caller serves others for long. Nothing waits on a timer: under light load a batch is one unit
-and costs what a plain transaction costs; under load batches grow by themselves.
+unit's failure undoes only that unit; a unit alone needs none) and commits once; the others
+wait for their unit's outcome. When its own unit is done the leader hands the lead to the
+next waiting thread, so no caller serves others for long. Nothing waits on a timer: under
+light load a batch is one unit and costs what a plain transaction costs; under load batches
+grow by themselves.
 
 A unit's result is returned to its caller only after the batch committed: the caller may then
 answer its peer (a receipt is sent only for what is durable).
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -92,12 +94,7 @@ class GroupCommitter:
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:
         try:
-            with self._store.batch() as shared:
-                for unit in batch:
-                    with shared.unit(unit.key) as conn:
-                        unit.result = unit.work(conn)
-                for unit, outcome in zip(batch, shared.outcomes, strict=True):
-                    unit.error = outcome.error
+            with self._written(batch):
                 crash_point("commit.batch")
             crash_point("commit.done")
         except BaseException as exc:  # the commit (or the connection) failed: every unit did
@@ -110,6 +107,29 @@ class GroupCommitter:
             for unit in batch:
                 unit.done.set()
             self._changed.notify_all()
+
+    @contextmanager
+    def _written(self, batch: list[_Unit[Any]]) -> Iterator[None]:
+        """Run the batch's units in one transaction; the caller's block runs after them, just
+        before the commit.
+
+        A unit alone (any light load) runs in a plain transaction: no savepoint to open and
+        release, since rolling the transaction back undoes exactly this unit. Its exception
+        reaches :meth:`_commit`, which records it as the unit's outcome, as a savepoint's
+        rollback would have."""
+        if len(batch) == 1:
+            (unit,) = batch
+            with self._store.transaction() as conn:
+                unit.result = unit.work(conn)
+                yield
+            return
+        with self._store.batch() as shared:
+            for unit in batch:
+                with shared.unit(unit.key) as conn:
+                    unit.result = unit.work(conn)
+            for unit, outcome in zip(batch, shared.outcomes, strict=True):
+                unit.error = outcome.error
+            yield
 
 
 __all__ = ["MAX_UNITS_PER_BATCH", "GroupCommitter"]

@@ -52,6 +52,21 @@ def test_machine_put_is_one_statement_and_replaces(store: Store) -> None:
         assert machines.get(conn, factory.new_id()) is None
 
 
+def test_conversation_and_machine_are_read_in_one_statement(store: Store) -> None:
+    with store.transaction() as conn:
+        bare = factory.open_conversation(conn, NOW)
+        with_machine = factory.open_conversation(conn, NOW)
+        machines.put(conn, with_machine, '{"v":3}', NOW)
+    for for_update in (False, True):
+        with store.transaction() as conn, _statements(store) as seen:
+            stored, text = conversations.get_with_machine(conn, with_machine, for_update=for_update)
+            assert stored == conversations.get(conn, with_machine) and text == '{"v":3}'
+            assert len(seen) == 2  # the joined read, then get's own for the comparison
+            stored, text = conversations.get_with_machine(conn, bare, for_update=for_update)
+            assert stored is not None and stored.conversation_id == bare and text is None
+            assert conversations.get_with_machine(conn, factory.new_id()) == (None, None)
+
+
 def _receive(conn, ring: KekRing, cid: str) -> str:
     head = factory.header(cid, NOW - timedelta(minutes=5))
     outcome = messages.insert_received(
