@@ -1,5 +1,6 @@
-"""Originals by post: per document, when its paper original was sent (with the tracking
-number) and received (CIS Art. 10 para. 1).
+"""Originals by post (CIS Art. 10 para. 1).
+
+Per document: when its paper original was sent (with the tracking number) and received.
 
 Revision ID: 0010
 Revises: 0009
