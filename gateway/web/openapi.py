@@ -229,8 +229,8 @@ _RESPONSES: dict[str, Any] = {
     "Forbidden": _error("The token lacks the role named in error.role (FORBIDDEN)."),
     "NotFound": _error("No such conversation or message (NOT_FOUND)."),
     "PurposeRequired": _error(
-        "Confidential document: state the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, "
-        "CIS Art. 9.1)."
+        "Reading a document's content (any conversation) or a confidential conversation: state "
+        "the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, CIS Art. 9.1)."
     ),
     "InternalError": _error("The node's fault (INTERNAL_ERROR); details in its log only."),
 }

@@ -15,6 +15,7 @@ the service records. Without it, values read «скрыто».
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from gateway.exchange.service import (
     PermissionDenied,
     PurposeRequired,
     may,
+    may_at_all,
 )
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import ConfigurationError, DocumentRejected
@@ -312,6 +314,8 @@ class Locked:
 
 CONFIDENTIAL_READERS = ACCESS[Action.READ_DOCUMENT].confidential or ()
 """Who may read a confidential document once a purpose is stated (from the one table)."""
+READERS = ACCESS[Action.READ_DOCUMENT].roles
+"""Who may read any other document once a purpose is stated (CIS Art. 9.1)."""
 
 
 def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
@@ -378,11 +382,11 @@ async def conversation(request: web.Request) -> web.Response:
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
             "actions": _actions(request[ACTOR], view),
-            "can_read": not view.summary.confidential
-            or (
-                may(request[ACTOR], Action.READ_DOCUMENT, confidential=True)
-                and _purpose(request, conversation_id) is not None
+            "may_read": may(
+                request[ACTOR], Action.READ_DOCUMENT, confidential=view.summary.confidential
             ),
+            "can_read": _purpose(request, conversation_id) is not None
+            and may(request[ACTOR], Action.READ_DOCUMENT, confidential=view.summary.confidential),
         },
     )
 
@@ -420,13 +424,14 @@ async def state_purpose(request: web.Request) -> web.Response:
     form = await request.post()
     next_page = form.get("next", "")
     message_id = next_page if isinstance(next_page, str) and _UUID.fullmatch(next_page) else None
-    if not may(actor, Action.READ_CONVERSATION, confidential=True):
+    if not may_at_all(actor, Action.READ_DOCUMENT):
         await ctx.audit(actor.name, "console.purpose_refused", {"conversation_id": conversation_id})
         return error_page(
             request,
             403,
             "Доступ запрещён",
-            f"Читать конфиденциальные документы может только пользователь с ролью "
+            "Читать документы может только пользователь с ролью "
+            f"«{label(ROLE_LABELS, READERS[0])}» или "
             f"«{label(ROLE_LABELS, CONFIDENTIAL_READERS[0])}».",
         )
     purpose, error = clean_purpose(form.get("purpose"))
@@ -443,10 +448,15 @@ async def state_purpose(request: web.Request) -> web.Response:
             status=400,
         )
     request[SESSION].state_purpose(conversation_id, purpose, ctx.clock())
+    # The text itself is sealed in each read it covers (document.read); here only its digest,
+    # so the statement can be matched to those reads without the words in clear.
     await ctx.audit(
         actor.name,
         "console.purpose_stated",
-        {"conversation_id": conversation_id, "purpose": purpose},
+        {
+            "conversation_id": conversation_id,
+            "purpose_sha256": hashlib.sha256(purpose.encode()).hexdigest(),
+        },
     )
     if message_id is not None:
         return see_other(request, "message", conversation_id=conversation_id, message_id=message_id)
@@ -497,6 +507,9 @@ async def message(request: web.Request) -> web.Response:
         # Not even asked of the service: the user could not see it anyway (the service would
         # refuse and audit a refusal the user never tried).
         locked = _locked(actor)
+    elif purpose is None and not summary.purged:
+        # Every document's content is read for a stated purpose (CIS Art. 9.1): the form first.
+        locked = Locked(may(actor, Action.READ_DOCUMENT), label(ROLE_LABELS, READERS[0]))
     else:
         try:
             message_view = await ctx.service.message(message_id, actor=actor, purpose=purpose)
