@@ -37,7 +37,6 @@ from gateway.exchange.service import (
     PermissionDenied,
     PurposeRequired,
     may,
-    may_at_all,
 )
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.problems import ConfigurationError, DocumentRejected
@@ -417,6 +416,17 @@ def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+async def _may_state_purpose(request: web.Request, actor: Actor, conversation_id: str) -> bool:
+    """A purpose is stated only by someone who may then read: a confidential reader, or an
+    operator on a conversation the node shows them (not a confidential one)."""
+    if may(actor, Action.READ_DOCUMENT, confidential=True):
+        return True
+    if not may(actor, Action.READ_DOCUMENT):
+        return False
+    view, _ = await _conversation(request, conversation_id)
+    return view is not None and not view.summary.confidential
+
+
 async def state_purpose(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
@@ -424,14 +434,13 @@ async def state_purpose(request: web.Request) -> web.Response:
     form = await request.post()
     next_page = form.get("next", "")
     message_id = next_page if isinstance(next_page, str) and _UUID.fullmatch(next_page) else None
-    if not may_at_all(actor, Action.READ_DOCUMENT):
+    if not await _may_state_purpose(request, actor, conversation_id):
         await ctx.audit(actor.name, "console.purpose_refused", {"conversation_id": conversation_id})
         return error_page(
             request,
             403,
             "Доступ запрещён",
-            "Читать документы может только пользователь с ролью "
-            f"«{label(ROLE_LABELS, READERS[0])}» или "
+            f"Читать документы этой переписки может только пользователь с ролью "
             f"«{label(ROLE_LABELS, CONFIDENTIAL_READERS[0])}».",
         )
     purpose, error = clean_purpose(form.get("purpose"))
