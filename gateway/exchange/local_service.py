@@ -433,9 +433,10 @@ class LocalNodeService:
             tombstone = purge_store.get_tombstone(conn, message_id)
         if tombstone is None:
             raise NotFound(f"message {message_id}")
-        # A tombstone holds no personal data (kind, bodies, dates, digest): a reader's role
-        # is enough, whatever the conversation's confidentiality was.
-        self._check(actor, Action.READ_DOCUMENT, subject=message_id)
+        # A tombstone holds no personal data (kind, bodies, dates, digest): it is metadata, as
+        # a conversation's list of messages is: a reader's role is enough, no purpose needed,
+        # whatever the conversation's confidentiality was.
+        self._check(actor, Action.READ_CONVERSATION, subject=message_id)
         return MessageView(
             summary=_tombstone_summary(tombstone),
             header={

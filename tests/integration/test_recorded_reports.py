@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -103,7 +104,8 @@ async def test_reverifying_is_an_explicit_action_whose_result_is_recorded(
     kz_api: tuple[str, dict[str, str]], delivered: str
 ) -> None:
     base, headers = kz_api
-    async with aiohttp.ClientSession(headers=headers) as http:
+    stated = {**headers, "X-Purpose": quote(READ_PURPOSE)}
+    async with aiohttp.ClientSession(headers=stated) as http:
         async with http.post(f"{base}/messages/{delivered}/verifications") as response:
             assert response.status == 201, await response.text()
             made = await response.json()
