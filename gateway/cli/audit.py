@@ -1,12 +1,19 @@
 """``gateway audit``: check, export and checkpoint the hash-chained audit trail.
 
     gateway audit verify --config NODE.toml [--checkpoint FILE]...
-    gateway audit export --config NODE.toml [--from A] [--to B] --out FILE
+    gateway audit show --config NODE.toml [--from A] [--to B] [--kind KIND] [--purposes]
+    gateway audit export --config NODE.toml [--from A] [--to B] --out FILE [--purposes]
     gateway audit checkpoint --config NODE.toml [--out FILE]
     gateway audit verify-export FILE [--checkpoint FILE]
 
 ``--from``/``--to`` are event numbers (``120``) or ISO 8601 times (``2026-11-01``); a time range
 is ``from <= at < to``, a number range ``from <= seq <= to``.
+
+``--purposes`` opens the purposes stated for reads (CIS Art. 9.1), sealed under the KEK ring in
+each read's event (gateway.store.read_purposes), for an auditor: it needs the ``auditor`` role
+(the command line's actor holds every role) and the node's keys, says on stderr how many it
+opened, and is itself an audit event (``audit.purposes.read``). In an export the text goes in
+each line's ``purpose`` field, beside ``details``, so the hashes still check.
 
 Exit codes: 0 — intact / done; 1 — tampering found (the event's seq and the kind are printed);
 2 — bad arguments or configuration.
@@ -29,6 +36,10 @@ if TYPE_CHECKING:
 EXIT_OK = ExitCode.OK
 EXIT_TAMPERED = ExitCode.REFUSED
 EXPORT_FORMAT = "gateway-audit-export/1"
+PURPOSES_HELP = (
+    "расшифровать цели ознакомления (ст. 9.1 Соглашения СНГ) для аудитора; "
+    "нужны ключи узла, расшифровка записывается в журнал"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -46,11 +57,19 @@ def register(subparsers: Any) -> None:
         help="файл контрольных точек, хранимый вне узла (можно несколько)",
     )
     ver.set_defaults(handler=_verify)
+    show = sub.add_parser("show", help="показать события журнала (цели ознакомления — аудитору)")
+    show.add_argument("--config", required=True, type=Path)
+    show.add_argument("--from", dest="start", help="номер события или время ISO 8601")
+    show.add_argument("--to", dest="end", help="номер события или время ISO 8601")
+    show.add_argument("--kind", help="только события этого вида (document.read)")
+    show.add_argument("--purposes", action="store_true", help=PURPOSES_HELP)
+    show.set_defaults(handler=_show)
     exp = sub.add_parser("export", help="выгрузить участок журнала (JSON Lines с хешами)")
     exp.add_argument("--config", required=True, type=Path)
     exp.add_argument("--from", dest="start", help="номер события или время ISO 8601")
     exp.add_argument("--to", dest="end", help="номер события или время ISO 8601")
     exp.add_argument("--out", required=True, type=Path, help="файл (не перезаписывается)")
+    exp.add_argument("--purposes", action="store_true", help=PURPOSES_HELP)
     exp.set_defaults(handler=_export)
     cp = sub.add_parser("checkpoint", help="подписать печатью текущую вершину цепочки")
     cp.add_argument("--config", required=True, type=Path)
@@ -137,6 +156,11 @@ def _export(args: argparse.Namespace) -> int:
         config, store = _open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
+    try:
+        purposes = _PurposeReader.open(config) if args.purposes else None
+    except (GatewayError, OSError) as exc:
+        store.dispose()
+        return report(exc)
     written = 0
     try:
         with open(args.out, "x", encoding="utf-8") as out, store.read() as conn:
@@ -152,6 +176,7 @@ def _export(args: argparse.Namespace) -> int:
                         "hash_rule": "sha256(prev_hash || canonical_json({seq, at, actor, kind, "
                         "subjects, details})); canonical: sorted keys, no spaces, UTF-8; at: "
                         "UTC ISO 8601 with microseconds",
+                        "purposes_decrypted": purposes is not None,
                     },
                     ensure_ascii=False,
                 )
@@ -163,34 +188,165 @@ def _export(args: argparse.Namespace) -> int:
                     conn, after_seq=after, up_to_seq=seq_to, since=time_from, until=time_to
                 )
                 for e in page:
-                    out.write(_event_line(e) + "\n")
+                    out.write(_event_line(e, purposes.text(e) if purposes else None) + "\n")
                     written += 1
                 if len(page) < audit.VERIFY_BATCH:
                     break
                 after = page[-1].seq
+        if purposes is not None:
+            purposes.record(store, "export")
     except FileExistsError:
         return fail(f"файл {args.out} уже есть; он не перезаписывается", "FILE_EXISTS")
     finally:
         store.dispose()
+        if purposes is not None:
+            purposes.close()
     _say(f"выгружено событий: {written} → {args.out}")
     return EXIT_OK
 
 
-def _event_line(e: Any) -> str:
-    return json.dumps(
-        {
-            "seq": e.seq,
-            "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"),
-            "actor": e.actor,
-            "kind": e.kind,
-            "subjects": dict(e.subjects),
-            "details": dict(e.details),
-            "prev_hash": e.prev_hash.hex(),
-            "hash": e.hash.hex(),
-        },
-        ensure_ascii=False,
-        sort_keys=True,
-    )
+def _event_line(e: Any, purpose: str | None = None) -> str:
+    line = {
+        "seq": e.seq,
+        "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": e.actor,
+        "kind": e.kind,
+        "subjects": dict(e.subjects),
+        "details": dict(e.details),
+        "prev_hash": e.prev_hash.hex(),
+        "hash": e.hash.hex(),
+    }
+    if purpose is not None:
+        # Beside the details, not in them: the hash covers the sealed text, which stays.
+        line["purpose"] = purpose
+    return json.dumps(line, ensure_ascii=False, sort_keys=True)
+
+
+class _PurposeReader:
+    """Opens the purposes sealed in read events for an auditor and counts what it opened."""
+
+    def __init__(self, keys: Any, ring: Any) -> None:
+        self.keys = keys
+        self.ring = ring
+        self.opened = 0
+        self.unreadable = 0
+
+    @classmethod
+    def open(cls, config: NodeConfig) -> _PurposeReader:
+        """Refuse unless the command line's actor may read the audit trail; load the KEK ring."""
+        from gateway.app.context import command_line_actor
+        from gateway.crypto.kek_rotation import load_kek_ring
+        from gateway.crypto.keystore import KeyStore
+        from gateway.exchange.service import Action, access_refusal
+
+        refusal = access_refusal(command_line_actor(), Action.READ_AUDIT)
+        if refusal is not None:
+            raise refusal
+        keys = KeyStore.from_config(config)
+        try:
+            return cls(keys, load_kek_ring(keys))
+        except BaseException:
+            keys.close()
+            raise
+
+    def text(self, e: Any) -> str | None:
+        """The event's purpose in clear; None when it records none; a note when it cannot be
+        opened (altered, or sealed under a KEK since destroyed)."""
+        from gateway.store import read_purposes
+
+        if not read_purposes.has_sealed_purpose(e.details):
+            return None
+        try:
+            purpose = read_purposes.open_purpose(
+                e.details, self.ring, kind=e.kind, actor=e.actor, subjects=e.subjects
+            )
+        except read_purposes.PurposeUnreadable as exc:
+            self.unreadable += 1
+            return f"[не читается: {exc}]"
+        self.opened += 1
+        return purpose
+
+    def record(self, store: Any, command: str) -> None:
+        """Reading the purposes is a use of personal data too: recorded, and said."""
+        from gateway.app.context import command_line_actor
+        from gateway.store import audit
+
+        with store.transaction() as conn:
+            audit.append(
+                conn,
+                now=datetime.now(UTC),
+                actor=command_line_actor().name,
+                kind="audit.purposes.read",
+                subjects={},
+                details={
+                    "command": command,
+                    "opened": self.opened,
+                    "unreadable": self.unreadable,
+                },
+            )
+        _say(
+            f"цели ознакомления расшифрованы для аудитора: {self.opened}"
+            + (f", не читаются: {self.unreadable}" if self.unreadable else "")
+            + " (записано в журнал: audit.purposes.read)"
+        )
+
+    def close(self) -> None:
+        self.keys.close()
+
+
+def _show(args: argparse.Namespace) -> int:
+    from gateway.model.problems import GatewayError
+    from gateway.store import audit
+
+    try:
+        seq_from, time_from = _bound(args.start)
+        seq_to, time_to = _bound(args.end)
+    except ValueError:
+        return fail(
+            "--from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
+            "INVALID_ARGUMENT",
+        )
+    try:
+        config, store = _open(args.config)
+    except (GatewayError, OSError) as exc:
+        return report(exc)
+    try:
+        purposes = _PurposeReader.open(config) if args.purposes else None
+    except (GatewayError, OSError) as exc:
+        store.dispose()
+        return report(exc)
+    try:
+        with store.read() as conn:
+            after = (seq_from - 1) if seq_from else 0
+            while True:
+                page = audit.events_in_range(
+                    conn, after_seq=after, up_to_seq=seq_to, since=time_from, until=time_to
+                )
+                for e in page:
+                    if args.kind is None or e.kind == args.kind:
+                        _print_event(e, purposes.text(e) if purposes else None)
+                if len(page) < audit.VERIFY_BATCH:
+                    break
+                after = page[-1].seq
+        if purposes is not None:
+            purposes.record(store, "show")
+    finally:
+        store.dispose()
+        if purposes is not None:
+            purposes.close()
+    return EXIT_OK
+
+
+def _print_event(e: Any, purpose: str | None) -> None:
+    subjects = " ".join(f"{k}={v}" for k, v in sorted(e.subjects.items()))
+    from gateway.store.read_purposes import SEALED_KEY
+
+    shown = {k: ("(sealed)" if k == SEALED_KEY else v) for k, v in e.details.items()}
+    details = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+    at = e.at.astimezone(UTC).isoformat(timespec="seconds")
+    print(f"{e.seq} {at} {e.actor} {e.kind} {subjects} {details}".replace("  ", " "))
+    if purpose is not None:
+        print(f"    цель ознакомления (расшифрована): {purpose}")
 
 
 def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from fpdf import FPDF
@@ -59,6 +60,11 @@ def reply(template: str, to: dict[str, Any], recipient: str) -> dict[str, Any]:
         ConversationId=to["conversation_id"], InReplyTo=to["message_id"], Recipient=recipient
     )
     return document
+
+
+DEMO_PURPOSE = quote("Демонстрация обмена: проверка доставленного документа и квитанции")
+"""The purpose the demo states for every read of a document's content (CIS Art. 9.1; the local
+API requires one and records it sealed in the audit trail). Percent-encoded: a header is ASCII."""
 
 
 class Demo:
@@ -124,7 +130,7 @@ class Demo:
         self, body_id: str, method: str, path: str, *, json_body: Any = None, raw: bool = False
     ) -> Any:
         assert self.http is not None
-        headers = {"Authorization": f"Bearer {self.tokens[body_id]}", "X-Purpose": "demo"}
+        headers = {"Authorization": f"Bearer {self.tokens[body_id]}", "X-Purpose": DEMO_PURPOSE}
         async with self.http.request(
             method, self._api(body_id) + path, json=json_body, headers=headers
         ) as response:

@@ -8,7 +8,10 @@ event loop). Roles are enforced here, once, for the API and the console alike, b
   (CIS Art. 9.4);
 * reading a confidential conversation (its list of messages: kinds, times, parties, digests)
   or any of its documents needs ``confidential-reader`` and a stated purpose (CIS Art. 9.1,
-  16; SC Art. 8), and every such read is an audit event with the purpose's digest;
+  16; SC Art. 8);
+* reading any document's content (its fields, signed XML, PDF, receipt, a re-verification)
+  needs a stated purpose, confidential or not (CIS Art. 9.1); every such read is an audit
+  event with the purpose sealed in it (``gateway.store.read_purposes``);
 * submitting needs ``operator``.
 A refusal is itself audited.
 """
@@ -16,7 +19,6 @@ A refusal is itself audited.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -50,7 +52,7 @@ from gateway.exchange.service import (
 )
 from gateway.rules.clock import days_left, due_date
 from gateway.rules.originals import OriginalRefused
-from gateway.store import audit, machines, reports, tokens
+from gateway.store import audit, machines, read_purposes, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import late_answers as late_store
 from gateway.store import messages as msg_store
@@ -439,18 +441,23 @@ class LocalNodeService:
         confidential: bool,
         purpose: str | None,
     ) -> None:
+        """Record a read with its stated purpose: the purpose's digest and its text sealed
+        under the KEK ring inside the chained event (gateway.store.read_purposes), so an
+        auditor can read it and nobody can change it unnoticed."""
+        name = actor.name[:64]
+        details: dict[str, str | bool] = {"confidential": confidential}
+        details.update(
+            read_purposes.purpose_details(
+                purpose or "", self.node.kek_ring, kind=kind, actor=name, subjects=subjects
+            )
+        )
         audit.append(
             conn,
             now=self.node.clock(),
-            actor=actor.name[:64],
+            actor=name,
             kind=kind,
             subjects=subjects,
-            details={
-                "confidential": confidential,
-                # The purpose is the reader's words: kept as a digest here; the console
-                # records it in full in the audit export it signs.
-                "purpose_sha256": hashlib.sha256((purpose or "").encode()).hexdigest(),
-            },
+            details=details,
         )
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
@@ -494,9 +501,10 @@ class LocalNodeService:
             tombstone = purge_store.get_tombstone(conn, message_id)
         if tombstone is None:
             raise NotFound(f"message {message_id}")
-        # A tombstone holds no personal data (kind, bodies, dates, digest): a reader's role
-        # is enough, whatever the conversation's confidentiality was.
-        self._check(actor, Action.READ_DOCUMENT, subject=message_id)
+        # A tombstone holds no personal data (kind, bodies, dates, digest): it is metadata, as
+        # a conversation's list of messages is: a reader's role is enough, no purpose needed,
+        # whatever the conversation's confidentiality was.
+        self._check(actor, Action.READ_CONVERSATION, subject=message_id)
         return MessageView(
             summary=_tombstone_summary(tombstone),
             header={

@@ -63,7 +63,8 @@ class InvalidCursor(GatewayError):
 
 
 class PurposeRequired(GatewayError):
-    """Reading a confidential document needs a stated purpose (CIS Art. 9.1)."""
+    """Reading a document's content, or a confidential conversation, needs a stated purpose
+    (CIS Art. 9.1)."""
 
 
 class Action(StrEnum):
@@ -116,10 +117,17 @@ class Access:
     not change who may."""
     what: str = ""
     """The action in words, for refusals and the audit trail."""
+    purpose_always: bool = False
+    """True: a stated purpose is needed whatever the subject's confidentiality (CIS Art. 9.1:
+    information is used only for the purposes it was provided for; every document is personal
+    data). False: only a confidential subject needs one."""
 
     @property
     def purpose_for_confidential(self) -> bool:
         return self.confidential is not None
+
+    def needs_purpose(self, confidential: bool) -> bool:
+        return self.purpose_always or (confidential and self.purpose_for_confidential)
 
 
 ACCESS: Mapping[Action, Access] = MappingProxyType(
@@ -131,7 +139,10 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
             (Role.OPERATOR,), (Role.CONFIDENTIAL_READER,), "reading a conversation"
         ),
         Action.READ_DOCUMENT: Access(
-            (Role.OPERATOR,), (Role.CONFIDENTIAL_READER,), "reading a document"
+            (Role.OPERATOR,),
+            (Role.CONFIDENTIAL_READER,),
+            "reading a document",
+            purpose_always=True,
         ),
         Action.DISCLOSE: Access((Role.CONFIDENTIAL_READER,), what="disclosing a document"),
         Action.CLOSE_PROCEEDING: Access((Role.OPERATOR,), what="marking a proceeding closed"),
@@ -183,9 +194,10 @@ def access_refusal(
     if not any(actor.has(role) for role in roles):
         what = f"{access.what} (confidential)" if confidential else access.what
         return PermissionDenied(roles[0], what)
-    if confidential and access.purpose_for_confidential and not (purpose and purpose.strip()):
+    if access.needs_purpose(confidential) and not (purpose and purpose.strip()):
+        subject = "a confidential subject" if confidential else "a document's content"
         return PurposeRequired(
-            f"{access.what}: a confidential subject is read only for a stated purpose "
+            f"{access.what}: {subject} is read only for a stated purpose "
             "(CIS Art. 9.1); give it in X-Purpose"
         )
     return None

@@ -160,8 +160,10 @@ PROVISIONS: tuple[Provision, ...] = (
         "Disclosure rule (parties of the proceeding, creditor, third parties only with the "
         "provider's consent exchanged between nodes); encryption at rest; protection-measures "
         "inquiry; retention policies, counting from the proceeding's close once it is marked "
-        "(API, CLI, console; audited)",
-        Status.PARTIAL,
+        "(API, CLI, console; audited); a stated purpose for every read of a document's content, "
+        "sealed under the KEK ring in the chained audit event and opened for auditors "
+        "(`gateway audit show --purposes`)",
+        Status.DONE,
         (
             _DISCLOSURE
             + "test_cis_third_party_without_consent_is_refused_naming_art_9_2_and_the_remedy",
@@ -178,9 +180,10 @@ PROVISIONS: tuple[Provision, ...] = (
             "test_the_case_system_marks_the_proceeding_closed_once",
             "tests/console/test_console_agreements.py::"
             "test_an_operator_marks_the_proceeding_closed_in_the_console_zone",
+            "tests/integration/test_read_purposes.py::"
+            "test_every_read_states_a_purpose_sealed_in_the_audit_trail",
+            "tests/web_api/test_local_api_confidential.py::test_plain_message_needs_a_purpose_too",
         ),
-        "9.1: a purpose is required only to read confidential conversations and is kept only "
-        "as a hash (issue #12 item 8)",
     ),
     Provision(
         "CIS Art. 10",

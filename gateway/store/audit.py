@@ -20,6 +20,8 @@ longer matches its content), a deleted one (a gap in ``seq``, or the head ahead 
 event), an inserted or reordered one (``prev_hash`` not the previous event's hash).
 
 Details and subjects are codes and ids only: never a name, a birth date or a document's text.
+The one piece of a person's words, the purpose stated for a read (CIS Art. 9.1), is recorded
+only sealed under the KEK ring (gateway.store.read_purposes).
 """
 
 from __future__ import annotations

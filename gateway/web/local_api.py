@@ -241,7 +241,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     """The token's actor lacks the role the action needs; ``role`` names it (403)."""
     PURPOSE_REQUIRED = "PURPOSE_REQUIRED"
-    """A confidential document is read without a stated purpose (428; CIS Art. 9.1)."""
+    """A document's content (or a confidential conversation) is read without a stated purpose
+    (428; CIS Art. 9.1)."""
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     INVALID_JSON = "INVALID_JSON"
@@ -498,9 +499,9 @@ def _translate(exc: BaseException) -> ApiError | None:
         return ApiError(
             428,
             ErrorCode.PURPOSE_REQUIRED,
-            "the document is confidential: state the purpose of reading it in the X-Purpose "
+            "reading a document's content needs a stated purpose: give it in the X-Purpose "
             "header or the 'purpose' query parameter (CIS Art. 9.1)",
-            "Документ конфиденциален: укажите цель ознакомления в заголовке X-Purpose или "
+            "Для ознакомления с документом укажите цель в заголовке X-Purpose или "
             "параметре purpose (ст. 9.1 Соглашения СНГ).",
         )
     if isinstance(exc, NotFound):
@@ -1344,6 +1345,8 @@ def _roles_cell(action: Action | None) -> str:
         return "none"
     access = ACCESS[action]
     cell = " or ".join(f"`{role}`" for role in access.roles)
+    if access.purpose_always:
+        cell += " + stated purpose (audited)"
     if access.confidential is not None:
         readers = " or ".join(f"`{role}`" for role in access.confidential)
         cell += f"; confidential: {readers} + stated purpose (audited)"
@@ -1455,6 +1458,8 @@ def openapi_document() -> dict[str, Any]:
             continue
         access = ACCESS[route.action]
         roles: dict[str, Any] = {"any_of": [str(r) for r in access.roles]}
+        if access.purpose_always:
+            roles["purpose_required"] = True
         if access.confidential is not None:
             roles["confidential"] = {
                 "any_of": [str(r) for r in access.confidential],

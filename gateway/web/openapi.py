@@ -229,8 +229,8 @@ _RESPONSES: dict[str, Any] = {
     "Forbidden": _error("The token lacks the role named in error.role (FORBIDDEN)."),
     "NotFound": _error("No such conversation or message (NOT_FOUND)."),
     "PurposeRequired": _error(
-        "Confidential document: state the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, "
-        "CIS Art. 9.1)."
+        "Reading a document's content (any conversation) or a confidential conversation: state "
+        "the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, CIS Art. 9.1)."
     ),
     "InternalError": _error("The node's fault (INTERNAL_ERROR); details in its log only."),
 }
@@ -254,8 +254,9 @@ _PARAMETERS: dict[str, Any] = {
         "in": "header",
         "required": False,
         "schema": {"type": "string", "maxLength": 500},
-        "description": "Why a confidential document is read (CIS Art. 9.1); recorded in the "
-        "audit trail. UTF-8, plain or percent-encoded.",
+        "description": "Why a document's content (or a confidential conversation) is read "
+        "(CIS Art. 9.1); required for every such read, recorded encrypted in the audit trail. "
+        "UTF-8, plain or percent-encoded.",
     },
     "PurposeQuery": {
         "name": "purpose",
@@ -442,8 +443,8 @@ def _paths() -> dict[str, Any]:
         "/api/v1/messages/{message_id}/receipt": {
             "get": {
                 "operationId": "getMessageReceipt",
-                "summary": "The signed receipt for the message (in a confidential conversation: "
-                "confidential-reader and a stated purpose, as for the message).",
+                "summary": "The signed receipt for the message (a stated purpose, and in a "
+                "confidential conversation confidential-reader, as for the message).",
                 "parameters": [*message_param, *_PURPOSE],
                 "responses": {
                     "200": _download("application/xml", "The signed receipt."),

@@ -45,9 +45,14 @@ async def test_refusal_round_trip(nodes: Nodes, context) -> None:
     assert await kz.locator("#action-respond").count() == 1
     assert await kz.locator("#action-withdraw").count() == 0  # RU's to send, not ours
     await screenshot(kz, "conversation")
+    # Every document's content is read for a stated purpose (CIS Art. 9.1).
+    await kz.fill("#purpose", "Исполнительное производство № 7510-26, исполнение запроса.")
+    await kz.click("#purpose-submit")
+    await kz.locator("#timeline").wait_for()
     opening = kz.locator("#timeline a[id^=open-]").first
     await opening.click()
     await kz.locator("#message-body").wait_for()
+    assert await kz.locator("#masked-notice").count() == 0
     await screenshot(kz, "message")
     await kz.go_back()
 

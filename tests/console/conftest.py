@@ -377,5 +377,22 @@ async def signed_in(client: TestClient, username: str) -> str:
     return csrf_of(await page.text())
 
 
+READ_PURPOSE = "Исполнительное производство № 1234/26/77001-ИП: проверка ответа"
+"""A purpose stated before reading a document's content (CIS Art. 9.1)."""
+
+
+async def reading_as(client: TestClient, username: str, conversation_id: str) -> str:
+    """Sign in and state a purpose for ``conversation_id`` (every document's content is read
+    for one); a CSRF token of the session."""
+    token = await signed_in(client, username)
+    response = await client.post(
+        f"/conversations/{conversation_id}/purpose",
+        data={"csrf_token": token, "purpose": READ_PURPOSE},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    return token
+
+
 def copy_of(document: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(document)

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.exchange.disclosure import Decision, DisclosureRefused
 from gateway.exchange.service import (
+    ACCESS,
     Action,
     Actor,
     ConversationFilter,
@@ -380,7 +381,7 @@ class ConsoleTestService:
         refusal = access_refusal(actor, action, confidential=confidential, purpose=purpose)
         if refusal is not None:
             self._refuse(actor, refusal)
-        if confidential:
+        if ACCESS[action].needs_purpose(confidential):
             self.reads.append(Read(actor.name, what, target, purpose))
 
 

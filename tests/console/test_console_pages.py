@@ -3,6 +3,7 @@ message, masking of confidential values and the purpose form (CIS Art. 9.1)."""
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import re
 from datetime import timedelta
@@ -12,7 +13,7 @@ from gateway.web.console import ExpiringKey, NodeIdentity, UndeliveredItem
 from gateway.web.console.pages import PAGE_SIZE
 from gateway.web.console.render import MASK
 from gateway.web.console.sessions import PURPOSE_VALID_FOR
-from tests.console.conftest import NOW, csrf_of, seed_many, signed_in
+from tests.console.conftest import NOW, READ_PURPOSE, csrf_of, reading_as, seed_many, signed_in
 
 _ROW = re.compile(r'<tr id="conversation-([0-9a-f-]{36})"')
 
@@ -142,10 +143,21 @@ async def test_bad_filters_are_named_in_russian(client, service, seeded) -> None
 
 
 async def test_conversation_timeline(client, service, seeded) -> None:
-    await signed_in(client, "operator1")
+    token = await signed_in(client, "operator1")
+    # Metadata without a purpose; the documents' links once one is stated (CIS Art. 9.1).
     response = await client.get(f"/conversations/{seeded.cis}")
     html = await response.text()
     assert response.status == 200
+    assert 'id="purpose-form"' in html
+    assert f'id="xml-{seeded.cis_request}"' not in html
+    assert service.reads == []
+    await client.post(
+        f"/conversations/{seeded.cis}/purpose",
+        data={"csrf_token": token, "purpose": READ_PURPOSE},
+        allow_redirects=False,
+    )
+    html = await (await client.get(f"/conversations/{seeded.cis}")).text()
+    assert 'id="purpose-form"' not in html
     row = _row(html, f"message-{seeded.cis_request}")
     assert "Запрос" in row and "Получен" in row and "Подписи действительны" in row
     assert f'id="xml-{seeded.cis_request}"' in row and f'id="pdf-{seeded.cis_request}"' in row
@@ -163,8 +175,15 @@ async def test_unknown_conversation_is_404(client, seeded) -> None:
 
 
 async def test_downloads(client, service, seeded) -> None:
-    await signed_in(client, "operator1")
+    token = await signed_in(client, "operator1")
     base = f"/conversations/{seeded.cis}/messages/{seeded.cis_request}"
+    assert (await client.get(f"{base}/xml")).status == 403  # no purpose stated: nothing read
+    assert service.reads == []
+    await client.post(
+        f"/conversations/{seeded.cis}/purpose",
+        data={"csrf_token": token, "purpose": READ_PURPOSE},
+        allow_redirects=False,
+    )
     xml = await client.get(f"{base}/xml")
     assert xml.status == 200 and xml.content_type == "application/xml"
     assert await xml.read() == service.messages[seeded.cis_request].xml
@@ -188,8 +207,13 @@ async def test_message_of_another_conversation_is_404(client, seeded) -> None:
 # --- one message, masking and the purpose ------------------------------------------------------
 
 
-async def test_message_shows_its_fields_in_russian(client, seeded) -> None:
+async def test_message_shows_its_fields_in_russian(client, service, seeded) -> None:
     await signed_in(client, "operator1")
+    url = f"/conversations/{seeded.cis}/messages/{seeded.cis_request}"
+    locked = await (await client.get(url)).text()
+    assert 'id="purpose-form"' in locked and "Должник" not in locked
+    assert service.reads == []  # not even asked of the node without a purpose
+    await reading_as(client, "operator1", seeded.cis)
     html = await (
         await client.get(f"/conversations/{seeded.cis}/messages/{seeded.cis_request}")
     ).text()
@@ -258,7 +282,10 @@ async def test_reader_states_a_purpose_then_reads(client, service, audit, seeded
     assert ("message", seeded.secret_request, purpose) in reads
     assert ("xml", seeded.secret_request, purpose) in reads
     [(actor, details)] = audit.of("console.purpose_stated")
-    assert actor == "reader1" and details == {"conversation_id": seeded.secret, "purpose": purpose}
+    assert actor == "reader1" and details == {
+        "conversation_id": seeded.secret,
+        "purpose_sha256": hashlib.sha256(purpose.encode()).hexdigest(),
+    }
 
 
 async def test_purpose_covers_only_its_conversation(client, service, seeded) -> None:
@@ -322,7 +349,7 @@ async def test_the_node_and_its_zone_on_every_page(make_client, seeded) -> None:
     assert 'id="node-identity"' in login
     assert "Федеральная служба судебных приставов" in login and "RU-FSSP" in login
     assert "Москва, UTC+3" in login
-    await signed_in(client, "operator1")
+    await reading_as(client, "operator1", seeded.cis)
     page = await (await client.get(f"/conversations/{seeded.cis}")).text()
     assert "Федеральная служба судебных приставов" in page
     # Opened 20 days before NOW (10:00 UTC): 13:00 in Moscow, and the page says so.

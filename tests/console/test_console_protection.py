@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.console.conftest import SCRIPT, csrf_of, sign_in, signed_in
+from tests.console.conftest import SCRIPT, csrf_of, reading_as, sign_in, signed_in
 
 
 async def test_post_without_csrf_token_is_refused(client, audit) -> None:
@@ -141,7 +141,7 @@ async def test_pages_carry_no_script(client, seeded) -> None:
 
 
 async def test_document_text_is_escaped(client, seeded) -> None:
-    await signed_in(client, "operator1")
+    await reading_as(client, "operator1", seeded.cis)
     html = await (
         await client.get(f"/conversations/{seeded.cis}/messages/{seeded.cis_request}")
     ).text()

@@ -3,13 +3,13 @@ result the node records is what the page shows afterwards."""
 
 from __future__ import annotations
 
-from tests.console.conftest import signed_in
+from tests.console.conftest import reading_as, signed_in
 
 
 async def test_the_page_shows_no_report_until_one_is_recorded_and_reverifies_on_request(
     client, service, seeded
 ) -> None:
-    token = await signed_in(client, "operator1")
+    token = await reading_as(client, "operator1", seeded.cis)
     page = f"/conversations/{seeded.cis}/messages/{seeded.cis_request}"
     before = await (await client.get(page)).text()
     assert 'id="no-report"' in before

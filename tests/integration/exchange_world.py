@@ -318,6 +318,8 @@ def serving(config: Path, *options: str) -> Iterator[ServeProcess]:
 
 OPERATOR = Actor("operator-test", frozenset({Role.OPERATOR}))
 """A case system's operator, as the local service sees it."""
+READ_PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: проверка ответа"
+"""The purpose stated for reading a document's content (CIS Art. 9.1)."""
 
 
 @contextmanager

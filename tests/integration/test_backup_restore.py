@@ -24,12 +24,18 @@ from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from tests.cli.conftest import gateway
-from tests.integration.exchange_world import OPERATOR, node_config, node_pair, padded_request
+from tests.integration.exchange_world import (
+    OPERATOR,
+    READ_PURPOSE,
+    node_config,
+    node_pair,
+    padded_request,
+)
 
 
 async def _bodies(node: Node, message_ids: list[str]) -> dict[str, Any]:
     service = LocalNodeService(node, ThreadPoolExecutor(1))
-    views = {m: await service.message(m, actor=OPERATOR, purpose=None) for m in message_ids}
+    views = {m: await service.message(m, actor=OPERATOR, purpose=READ_PURPOSE) for m in message_ids}
     return {m: view.body for m, view in views.items()}
 
 

@@ -32,7 +32,7 @@ from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.store import messages
-from tests.integration.exchange_world import OPERATOR, node_config, padded_request
+from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -115,7 +115,7 @@ def revoked(
 async def _reverify(node: Node, message_id: str) -> dict[str, Any]:
     with ThreadPoolExecutor(1) as executor:
         service = local_service.LocalNodeService(node, executor)
-        return await service.reverify(message_id, actor=OPERATOR, purpose=None)
+        return await service.reverify(message_id, actor=OPERATOR, purpose=READ_PURPOSE)
 
 
 def _official(report: dict[str, Any]) -> dict[str, Any]:

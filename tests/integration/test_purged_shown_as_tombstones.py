@@ -18,7 +18,7 @@ from gateway.exchange.receiving import Disposition
 from gateway.exchange.service import NotFound
 from gateway.jobs.purge import run_purge
 from gateway.jobs.retention import parse_policies
-from tests.integration.exchange_world import OPERATOR, node_pair, padded_request
+from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_pair, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -35,7 +35,7 @@ async def test_a_purged_message_is_answered_with_its_tombstone(nodes: tuple[Node
     (claim,) = [c for c in ru.claim_due("w") if c.message_id == header.message_id]
     assert kz.receive(ru.body_id, ru.outgoing(claim).wire).disposition is Disposition.ACCEPTED
     service = LocalNodeService(kz, ThreadPoolExecutor(1))
-    before = await service.message(header.message_id, actor=OPERATOR, purpose=None)
+    before = await service.message(header.message_id, actor=OPERATOR, purpose=READ_PURPOSE)
     assert before.tombstone is None and not before.summary.purged
 
     policies = parse_policies(
@@ -51,7 +51,7 @@ async def test_a_purged_message_is_answered_with_its_tombstone(nodes: tuple[Node
     )
     assert sum(report.purged_by_policy.values()) >= 1
 
-    view = await service.message(header.message_id, actor=OPERATOR, purpose=None)
+    view = await service.message(header.message_id, actor=OPERATOR, purpose=READ_PURPOSE)
     assert view.summary.purged and view.body is None
     assert view.summary.kind == "Request" and view.summary.sender == "RU-FSSP"
     assert view.summary.document_sha256 == before.summary.document_sha256

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -17,7 +18,13 @@ from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.web.runtime import NodeRuntime
-from tests.integration.exchange_world import OPERATOR, create_token, node_pair, padded_request
+from tests.integration.exchange_world import (
+    OPERATOR,
+    READ_PURPOSE,
+    create_token,
+    node_pair,
+    padded_request,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,7 +71,7 @@ async def test_the_report_is_recorded_at_receipt_and_views_never_verify_again(
         raise AssertionError("a view verified the document again")
 
     monkeypatch.setattr(local_service, "verify_envelope", no_verification)
-    view = await service.message(delivered, actor=OPERATOR, purpose=None)
+    view = await service.message(delivered, actor=OPERATOR, purpose=READ_PURPOSE)
 
     assert view.summary.verification == "TOTAL_PASSED"
     assert view.report["recorded_for"] == "receipt"
@@ -84,11 +91,11 @@ async def test_the_receipt_the_sender_got_has_its_report_recorded(
 ) -> None:
     ru, _ = nodes
     service = local_service.LocalNodeService(ru, _inline())
-    sent = await service.message(delivered, actor=OPERATOR, purpose=None)
+    sent = await service.message(delivered, actor=OPERATOR, purpose=READ_PURPOSE)
     assert sent.summary.verification is None  # signed here: no report of its own
     assert sent.report == {}
     receipt_id = sent.receipt["receipt_message_id"]  # type: ignore[index]
-    receipt = await service.message(receipt_id, actor=OPERATOR, purpose=None)
+    receipt = await service.message(receipt_id, actor=OPERATOR, purpose=READ_PURPOSE)
     assert receipt.summary.verification == "TOTAL_PASSED"
     assert receipt.report["recorded_for"] == "receipt"
 
@@ -97,7 +104,8 @@ async def test_reverifying_is_an_explicit_action_whose_result_is_recorded(
     kz_api: tuple[str, dict[str, str]], delivered: str
 ) -> None:
     base, headers = kz_api
-    async with aiohttp.ClientSession(headers=headers) as http:
+    stated = {**headers, "X-Purpose": quote(READ_PURPOSE)}
+    async with aiohttp.ClientSession(headers=stated) as http:
         async with http.post(f"{base}/messages/{delivered}/verifications") as response:
             assert response.status == 201, await response.text()
             made = await response.json()

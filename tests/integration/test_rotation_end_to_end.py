@@ -37,7 +37,7 @@ from gateway.store import receipts as receipt_store
 from gateway.store.tables import outbox as outbox_table
 from gateway.web.runtime import NodeRuntime
 from tests.crypto.helpers import envelope
-from tests.integration.exchange_world import OPERATOR, padded_request
+from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, padded_request
 from tests.integration.test_directory_reload import _depositary
 
 SEND_INTERVAL = 0.15
@@ -63,7 +63,7 @@ def _undelivered(node: Node) -> list[Any]:
 async def _reverify(node: Node, message_id: str) -> dict[str, Any]:
     with ThreadPoolExecutor(1) as executor:
         service = local_service.LocalNodeService(node, executor)
-        return await service.reverify(message_id, actor=OPERATOR, purpose=None)
+        return await service.reverify(message_id, actor=OPERATOR, purpose=READ_PURPOSE)
 
 
 @pytest.mark.parametrize("reason", ["superseded", "keyCompromise"])

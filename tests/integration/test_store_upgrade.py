@@ -24,7 +24,7 @@ from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.store import current_revision, migrate, open_store
 from tests.cli.conftest import gateway
-from tests.integration.exchange_world import OPERATOR, node_config, padded_request
+from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
 
 FIRST_REVISION = "0001"
 
@@ -101,7 +101,7 @@ def _advance_sequences(conn: sa.Connection, table: sa.Table) -> None:
 
 async def _bodies(node: Node, ids: list[str]) -> dict[str, Any]:
     service = LocalNodeService(node, ThreadPoolExecutor(1))
-    return {m: (await service.message(m, actor=OPERATOR, purpose=None)).body for m in ids}
+    return {m: (await service.message(m, actor=OPERATOR, purpose=READ_PURPOSE)).body for m in ids}
 
 
 def _upgrade_and_read(world: DemoWorld, source_url: str, ids: list[str], target: Path) -> None:

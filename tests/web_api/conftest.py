@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -41,6 +42,15 @@ ACTORS = {
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+READ_PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: проверка ответа"
+"""The purpose stated for reading a document's content (CIS Art. 9.1)."""
+
+
+def reading(token: str) -> dict[str, str]:
+    """Headers of a read of a document's content: the token and a stated purpose."""
+    return {**auth(token), "X-Purpose": quote(READ_PURPOSE)}
 
 
 def example(name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from gateway.exchange.conversation import DuplicateMessage, State
 from gateway.exchange.conversation import Role as PartyRole
 from gateway.exchange.service import (
+    ACCESS,
     Action,
     Actor,
     ConversationFilter,
@@ -269,7 +270,7 @@ class InMemoryService:
         refusal = access_refusal(actor, action, confidential=confidential, purpose=purpose)
         if refusal is not None:
             raise refusal
-        if confidential:
+        if ACCESS[action].needs_purpose(confidential):
             self.audit.append(Read(actor.name, what, target, purpose))
 
 

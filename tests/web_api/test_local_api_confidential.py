@@ -85,13 +85,35 @@ async def test_confidential_conversation_needs_purpose(
     assert service.audit[-1].action == "conversation"
 
 
-async def test_plain_message_needs_no_purpose(client: TestClient, seeded: Seeded):
-    response = await client.get(f"/api/v1/messages/{seeded.plain_message}", headers=auth(OPERATOR))
+@pytest.mark.parametrize("suffix", READS)
+async def test_plain_message_needs_a_purpose_too(
+    client: TestClient, seeded: Seeded, service: InMemoryService, suffix: str
+):
+    """CIS Art. 9.1 holds for every document, not only confidential ones: its content is
+    read for a stated purpose; without one nothing is read and nothing audited as a read."""
+    path = f"/api/v1/messages/{seeded.plain_message}{suffix}"
+    refused = await client.get(path, headers=auth(OPERATOR))
+    assert refused.status == 428
+    assert (await refused.json())["error"]["code"] == "PURPOSE_REQUIRED"
+    assert service.audit == []
+    response = await client.get(path, headers={**auth(OPERATOR), "X-Purpose": quote(PURPOSE)})
     assert response.status == 200
-    view = await response.json()
-    assert view["summary"]["message_id"] == seeded.plain_message
-    assert view["header"]["MessageId"] == seeded.plain_message
-    assert "Request" in view["body"]
+    assert [(r.actor, r.target, r.purpose) for r in service.audit] == [
+        ("case-system", seeded.plain_message, PURPOSE)
+    ]
+    if suffix == "":
+        view = await response.json()
+        assert view["summary"]["message_id"] == seeded.plain_message
+        assert "Request" in view["body"]
+
+
+async def test_plain_conversation_needs_no_purpose(
+    client: TestClient, seeded: Seeded, service: InMemoryService
+):
+    """Metadata only (kinds, times, parties): no purpose, no read recorded."""
+    path = f"/api/v1/conversations/{seeded.plain_conversation}"
+    assert (await client.get(path, headers=auth(OPERATOR))).status == 200
+    assert service.audit == []
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.web_api.conftest import OPERATOR, READER, Seeded, auth
+from tests.web_api.conftest import OPERATOR, READER, Seeded, auth, reading
 from tests.web_api.service_double import FAKE_PDF, InMemoryService
 
 
@@ -22,14 +22,14 @@ def _assert_download(response, media_type: str, filename: str) -> None:
 
 async def test_xml_is_byte_exact(client: TestClient, seeded: Seeded, service: InMemoryService):
     message_id = seeded.plain_message
-    response = await client.get(f"/api/v1/messages/{message_id}/xml", headers=auth(OPERATOR))
+    response = await client.get(f"/api/v1/messages/{message_id}/xml", headers=reading(OPERATOR))
     _assert_download(response, "application/xml", f"{message_id}.xml")
     assert await response.read() == service.messages[message_id].xml
 
 
 async def test_pdf(client: TestClient, seeded: Seeded):
     message_id = seeded.plain_message
-    response = await client.get(f"/api/v1/messages/{message_id}/pdf", headers=auth(OPERATOR))
+    response = await client.get(f"/api/v1/messages/{message_id}/pdf", headers=reading(OPERATOR))
     _assert_download(response, "application/pdf", f"{message_id}.pdf")
     assert await response.read() == FAKE_PDF
 
@@ -54,14 +54,14 @@ async def test_receipt(client: TestClient, seeded: Seeded):
     assert await response.read() == seeded.receipt
 
     none_yet = await client.get(
-        f"/api/v1/messages/{seeded.plain_message}/receipt", headers=auth(OPERATOR)
+        f"/api/v1/messages/{seeded.plain_message}/receipt", headers=reading(OPERATOR)
     )
     assert none_yet.status == 404
 
 
 async def test_report(client: TestClient, seeded: Seeded):
     response = await client.get(
-        f"/api/v1/messages/{seeded.plain_message}/report", headers=auth(OPERATOR)
+        f"/api/v1/messages/{seeded.plain_message}/report", headers=reading(OPERATOR)
     )
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/json")

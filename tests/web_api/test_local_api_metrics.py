@@ -22,7 +22,7 @@ from gateway.web.metrics import (
     GatewayMetrics,
     RejectionSource,
 )
-from tests.web_api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth
+from tests.web_api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth, reading
 from tests.web_api.service_double import InMemoryService
 
 MARKER = "Ivanov-Ivan-4242"
@@ -69,7 +69,7 @@ async def test_exposition_names_and_code_only_labels(
     client: TestClient, seeded: Seeded, metrics: GatewayMetrics
 ):
     # Traffic with ids, values and hostile text in paths, queries and headers.
-    await client.get(f"/api/v1/messages/{seeded.plain_message}", headers=auth(OPERATOR))
+    await client.get(f"/api/v1/messages/{seeded.plain_message}", headers=reading(OPERATOR))
     await client.get(
         f"/api/v1/messages/{seeded.confidential_message}/xml",
         headers={**auth(READER), "X-Purpose": quote(MARKER)},

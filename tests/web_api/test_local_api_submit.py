@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from gateway.web.local_api import MAX_JSON_BYTES
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
-from tests.web_api.conftest import EXAMPLES, OPERATOR, auth, example, fresh
+from tests.web_api.conftest import EXAMPLES, OPERATOR, auth, example, fresh, reading
 from tests.web_api.service_double import InMemoryService
 
 PROBLEM_KEYS = {"code", "path", "message_ru", "message_en", "remedy_ru", "article", "severity"}
@@ -32,7 +32,7 @@ async def test_submit_is_202_and_stored_byte_exact(client: TestClient, service: 
     assert response.headers["Location"] == f"/api/v1/messages/{message_id}"
     assert response.headers["Cache-Control"] == "no-store"
 
-    xml = await client.get(f"/api/v1/messages/{message_id}/xml", headers=auth(OPERATOR))
+    xml = await client.get(f"/api/v1/messages/{message_id}/xml", headers=reading(OPERATOR))
     assert await xml.read() == service.messages[message_id].xml
 
 

@@ -137,8 +137,8 @@ async def errors_middleware(request: web.Request, handler: _Handler) -> web.Stre
             request,
             403,
             "Нужна цель ознакомления",
-            "Документ конфиденциален: откройте переписку и укажите цель ознакомления "
-            "(ст. 9.1 Соглашения СНГ).",
+            "Документы читаются для указанной цели: откройте переписку и укажите цель "
+            "ознакомления (ст. 9.1 Соглашения СНГ).",
         )
     except Exception as exc:
         # Type and stack only: an exception's message may quote a document.

@@ -15,6 +15,7 @@ the service records. Without it, values read «скрыто».
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -313,6 +314,8 @@ class Locked:
 
 CONFIDENTIAL_READERS = ACCESS[Action.READ_DOCUMENT].confidential or ()
 """Who may read a confidential document once a purpose is stated (from the one table)."""
+READERS = ACCESS[Action.READ_DOCUMENT].roles
+"""Who may read any other document once a purpose is stated (CIS Art. 9.1)."""
 
 
 def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
@@ -380,11 +383,11 @@ async def conversation(request: web.Request) -> web.Response:
             "purpose_stated": _purpose(request, conversation_id) is not None,
             "may_refuse": _may_refuse(request[ACTOR], view),
             "actions": _actions(request[ACTOR], view),
-            "can_read": not view.summary.confidential
-            or (
-                may(request[ACTOR], Action.READ_DOCUMENT, confidential=True)
-                and _purpose(request, conversation_id) is not None
+            "may_read": may(
+                request[ACTOR], Action.READ_DOCUMENT, confidential=view.summary.confidential
             ),
+            "can_read": _purpose(request, conversation_id) is not None
+            and may(request[ACTOR], Action.READ_DOCUMENT, confidential=view.summary.confidential),
         },
     )
 
@@ -426,6 +429,17 @@ def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+async def _may_state_purpose(request: web.Request, actor: Actor, conversation_id: str) -> bool:
+    """A purpose is stated only by someone who may then read: a confidential reader, or an
+    operator on a conversation the node shows them (not a confidential one)."""
+    if may(actor, Action.READ_DOCUMENT, confidential=True):
+        return True
+    if not may(actor, Action.READ_DOCUMENT):
+        return False
+    view, _ = await _conversation(request, conversation_id)
+    return view is not None and not view.summary.confidential
+
+
 async def state_purpose(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
@@ -433,13 +447,13 @@ async def state_purpose(request: web.Request) -> web.Response:
     form = await request.post()
     next_page = form.get("next", "")
     message_id = next_page if isinstance(next_page, str) and _UUID.fullmatch(next_page) else None
-    if not may(actor, Action.READ_CONVERSATION, confidential=True):
+    if not await _may_state_purpose(request, actor, conversation_id):
         await ctx.audit(actor.name, "console.purpose_refused", {"conversation_id": conversation_id})
         return error_page(
             request,
             403,
             "Доступ запрещён",
-            f"Читать конфиденциальные документы может только пользователь с ролью "
+            f"Читать документы этой переписки может только пользователь с ролью "
             f"«{label(ROLE_LABELS, CONFIDENTIAL_READERS[0])}».",
         )
     purpose, error = clean_purpose(form.get("purpose"))
@@ -456,10 +470,15 @@ async def state_purpose(request: web.Request) -> web.Response:
             status=400,
         )
     request[SESSION].state_purpose(conversation_id, purpose, ctx.clock())
+    # The text itself is sealed in each read it covers (document.read); here only its digest,
+    # so the statement can be matched to those reads without the words in clear.
     await ctx.audit(
         actor.name,
         "console.purpose_stated",
-        {"conversation_id": conversation_id, "purpose": purpose},
+        {
+            "conversation_id": conversation_id,
+            "purpose_sha256": hashlib.sha256(purpose.encode()).hexdigest(),
+        },
     )
     if message_id is not None:
         return see_other(request, "message", conversation_id=conversation_id, message_id=message_id)
@@ -510,6 +529,9 @@ async def message(request: web.Request) -> web.Response:
         # Not even asked of the service: the user could not see it anyway (the service would
         # refuse and audit a refusal the user never tried).
         locked = _locked(actor)
+    elif purpose is None and not summary.purged:
+        # Every document's content is read for a stated purpose (CIS Art. 9.1): the form first.
+        locked = Locked(may(actor, Action.READ_DOCUMENT), label(ROLE_LABELS, READERS[0]))
     else:
         try:
             message_view = await ctx.service.message(message_id, actor=actor, purpose=purpose)
