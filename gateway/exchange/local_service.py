@@ -360,7 +360,6 @@ class LocalNodeService:
                     conn, conversation_id, [m.header.message_id for m in stored_messages]
                 )
                 purged = purge_store.tombstones_of(conn, conversation_id)
-                urgent = _urgent(conn, conversation_id)
                 messages = tuple(
                     sorted(
                         [
@@ -380,7 +379,7 @@ class LocalNodeService:
                         purpose,
                     )
             left, why = self._deadline_facts(stored)
-            return ConversationView(_summary(stored), messages, left, why, urgent)
+            return ConversationView(_summary(stored), messages, left, why, stored.urgent)
 
         return await self._run(view)
 
@@ -679,13 +678,6 @@ def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:
     }
 
 
-def _urgent(conn: Any, conversation_id: str) -> bool:
-    """Whether the conversation's request was sent as urgent (SC Art. 5.2): a fact of its
-    machine, not a column (lists do not show it)."""
-    stored = machines.get(conn, conversation_id)
-    return stored is not None and machine_codec.loads(stored).urgent
-
-
 def _summary(c: conv_store.Conversation) -> ConversationSummary:
     return ConversationSummary(
         conversation_id=c.conversation_id,
@@ -700,6 +692,7 @@ def _summary(c: conv_store.Conversation) -> ConversationSummary:
         opened_at=c.opened_at,
         updated_at=c.updated_at,
         proceeding_closed_at=c.proceeding_closed_at,
+        urgent=c.urgent,
     )
 
 

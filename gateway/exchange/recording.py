@@ -120,6 +120,7 @@ def store_step(
             confidential=header.confidential,
             deadline=deadline,
             now=now,
+            urgent=state.urgent,
         )
         if state.closed:
             conv_store.transition(

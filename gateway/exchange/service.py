@@ -240,6 +240,8 @@ class ConversationSummary:
     updated_at: datetime
     proceeding_closed_at: datetime | None = None
     """When the case system marked the proceeding closed (CIS Art. 9.6)."""
+    urgent: bool = False
+    """Its request was sent as urgent (SC Art. 5.2)."""
 
 
 @dataclass(frozen=True, slots=True)

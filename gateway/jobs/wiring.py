@@ -218,6 +218,7 @@ def deadline_reminders_body(
                         c.requested_party,
                         c.requesting_party,
                         c.deadline,
+                        c.urgent,
                     )
                     .where(
                         c.closed_at.is_(None),
@@ -225,7 +226,8 @@ def deadline_reminders_body(
                         # A paused term stands still (the requested party waits on the other):
                         # no reminder until it runs again.
                         c.state.not_in(PAUSED_STATES),
-                        c.deadline <= latest_today + REMINDER_HORIZON,
+                        # SC Art. 5.2: an urgent request is reminded at every run while open.
+                        sa.or_(c.urgent, c.deadline <= latest_today + REMINDER_HORIZON),
                         c.conversation_id > after,
                     )
                     .order_by(c.conversation_id)
@@ -236,7 +238,7 @@ def deadline_reminders_body(
                 left = days_left(
                     row.agreement, row.requested_party, row.deadline, run.started_at, clock
                 )
-                if left <= days_before:
+                if row.urgent or left <= days_before:
                     due_now.append((row, left))
             if due_now:
                 with store.transaction() as conn:
@@ -253,6 +255,7 @@ def deadline_reminders_body(
                                 "days_left": left,
                                 "overdue": left < 0,
                                 "role": role,
+                                "urgent": row.urgent,
                             },
                         )
                         sent.append(ReminderSent(row.conversation_id, row.deadline, left))
@@ -261,7 +264,8 @@ def deadline_reminders_body(
                             row.deadline.isoformat(),
                             row.conversation_id,
                             role,
-                            "OVERDUE" if left < 0 else f"{left} day(s) left",
+                            ("URGENT, " if row.urgent else "")
+                            + ("OVERDUE" if left < 0 else f"{left} day(s) left"),
                         )
             if len(rows) < REMINDER_PAGE:
                 break

@@ -448,19 +448,19 @@ PROVISIONS: tuple[Provision, ...] = (
         "SC Art. 5.2",
         SC,
         "В случаях, не терпящих отлагательства — техническими средствами коммуникации",
-        "`<env:Urgency>urgent` is kept with the conversation; the requested operator is "
-        "notified on receipt (`URGENT_REQUEST_RECEIVED`); the conversation's view (API, "
-        "console page) and the PDF rendition mark it",
-        Status.PARTIAL,
+        "`<env:Urgency>urgent` is kept with the conversation (a column, read by lists); the "
+        "requested operator is notified on receipt (`URGENT_REQUEST_RECEIVED`); the "
+        "conversation's view, the conversation list and the dashboard's near-deadline list "
+        "(API, console) and the PDF rendition mark it; the reminder job names it at every run "
+        "while it is open",
+        Status.DONE,
         (
             _MACHINE + "test_urgent_request_is_kept_and_its_receipt_notifies_at_once",
             _SUPREME
             + "test_an_urgent_request_notifies_at_once_and_its_expected_term_is_the_due_date",
+            _SUPREME + "test_an_urgent_request_is_marked_in_lists_and_reminded_at_every_run",
             "tests/console/test_console_agreements.py::test_an_urgent_request_is_marked_on_its_page",
         ),
-        "the reminder job does not remind urgent requests earlier, and the overview and the "
-        "list neither mark nor order them (urgency is a fact of the conversation's machine, not "
-        "a column of the conversations table)",
     ),
     Provision(
         "SC Art. 5.3",

@@ -53,6 +53,8 @@ class Conversation:
     """When it reached a closed state (a retention period may count from it)."""
     proceeding_closed_at: datetime | None
     """When the case system reported the proceeding (or court case) closed."""
+    urgent: bool = False
+    """Its request was sent as urgent (SC Art. 5.2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ def open_conversation(
     confidential: bool,
     deadline: date | None,
     now: datetime,
+    urgent: bool = False,
 ) -> bool:
     """Create the conversation if it does not exist; True if this call created it."""
     created = insert_if_absent(
@@ -144,6 +147,7 @@ def open_conversation(
             opened_at=now,
             updated_at=now,
             version=1,
+            urgent=urgent,
         ),
     )
     if created:

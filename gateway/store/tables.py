@@ -78,6 +78,8 @@ conversations = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("closed_at", UtcDateTime, nullable=True),
     sa.Column("proceeding_closed_at", UtcDateTime, nullable=True),
+    # SC Art. 5.2: a request "в случаях, не терпящих отлагательства"; read by lists and reminders.
+    sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
     # Each filter leads an index that ends in the page order, then ``state``: a page is one
     # index range walked backwards, and counting by state under a filter reads only the index.
     sa.Index("ix_conversations_page", "opened_at", "conversation_id"),

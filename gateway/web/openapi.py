@@ -121,6 +121,11 @@ _SCHEMAS: dict[str, Any] = {
                 "format": "date-time",
                 "description": "When the proceeding was marked closed (CIS Art. 9.6); null: not.",
             },
+            "urgent": {
+                "type": "boolean",
+                "description": "Its request was sent as urgent (SC Art. 5.2); reminded at every "
+                "run of the reminder job while open.",
+            },
         }
     ),
     "Page": _object(

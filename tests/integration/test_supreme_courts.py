@@ -19,6 +19,9 @@ from gateway.exchange.conversation import ProtocolError
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
+from gateway.exchange.service import ConversationFilter
+from gateway.jobs.scheduler import JobRun
+from gateway.jobs.wiring import deadline_reminders_body
 from gateway.store import conversations as conv_store
 from tests.integration.exchange_world import (
     OPERATOR,
@@ -176,3 +179,32 @@ def test_an_oral_request_is_confirmed_in_writing_and_its_dates_are_checked(
     refused = node.receive(REQUESTING, misdated)
     assert refused.disposition is Disposition.REFUSED
     assert body_fields(refused.body)["Code"] == "RULE_ORAL_REQUEST_DATES"
+
+
+def test_an_urgent_request_is_marked_in_lists_and_reminded_at_every_run(
+    node: Node, court: Signer
+) -> None:
+    """SC Art. 5.2: the list (API, console) marks an urgent request, and the reminder job names
+    it at every run while it is open — not only in the last days before its due date."""
+    urgent = _request(node, court, Urgency="urgent")
+    plain = _request(node, court)
+    ids = [header_field(document, "ConversationId") for document in (urgent, plain)]
+    with ThreadPoolExecutor(1) as executor:
+        service = LocalNodeService(node, executor)
+        page = asyncio.run(
+            service.list_conversations(ConversationFilter(), after=None, limit=200, actor=OPERATOR)
+        )
+    marked = {item.conversation_id: item.urgent for item in page.items}
+    assert [marked[i] for i in ids] == [True, False]
+
+    # Weeks before either due date (30 days), only the urgent one is reminded.
+    soon = now() + timedelta(days=1)
+    run = JobRun("deadline-reminders", soon, soon, "KZ-VS@test:1")
+    reminded = {r.conversation_id for r in deadline_reminders_body(node.config, node.store)(run)}
+    assert ids[0] in reminded and ids[1] not in reminded
+    details = [
+        r["details"]
+        for r in audit_rows(node.store, "deadline.reminder")
+        if r["subjects"].get("conversation_id") == ids[0]
+    ]
+    assert details and details[-1]["urgent"] is True
