@@ -229,7 +229,8 @@ def test_replies_point_at_what_they_answer() -> None:
 
 def test_offered_actions_follow_the_protocol_table() -> None:
     """For every state and side: an action is offered iff the table has its kind (or one of
-    its decisions) for that side — never something the node would refuse as unexpected."""
+    its decisions) for that side and the agreement lets that side send it — never something the
+    node would refuse (a CIS consent request comes from the requesting party only)."""
     for agreement in PROFILES:
         for state in State:
             for side in Side:
@@ -244,7 +245,7 @@ def test_offered_actions_follow_the_protocol_table() -> None:
                 for spec in SPECS[agreement].values():
                     keys = [f"{spec.kind}:{d}" for d in spec.decisions] or [spec.kind]
                     sender_ok = spec.kind in SIDE_KINDS or spec.sender is side
-                    if spec.kind.startswith("Consultation"):  # the profile's direction
+                    if spec.kind in SIDE_KINDS:  # the profile's direction: what the node takes
                         direction = PROFILES[agreement].kind(spec.kind).direction.value
                         sender_ok = direction in ("either", side.value)
                     # A form without a decision field may still send a kind the machine keys by
@@ -278,7 +279,10 @@ def test_protection_answer_only_while_an_inquiry_is_unanswered() -> None:
 
 
 def test_nothing_is_offered_on_closed_main_path() -> None:
+    # CIS Art. 9.2: consent to disclose is asked by the party that received the information.
     view = _view("cis-enforcement", "refused", Side.REQUESTED)
+    assert available_actions(view) == ()
+    view = _view("cis-enforcement", "refused", Side.REQUESTING)
     assert {s.name for s in available_actions(view)} == {"consent-request"}
     view = _view("cis-enforcement", "rejected", Side.REQUESTING)
     assert available_actions(view) == ()

@@ -951,8 +951,9 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
         if spec.kind in SIDE_KINDS:
             if (spec.kind, side) not in row:
                 continue
-            consultation = spec.kind in ("ConsultationRequest", "ConsultationAnswer")
-            if consultation and not _profile_allows(view, spec.kind, side):
+            # The machine's table lets either side send these; the agreement may not (CIS
+            # consultations: the requested party asks; CIS consent: the requesting party asks).
+            if not _profile_allows(view, spec.kind, side):
                 continue
             if spec.kind == "ConsentDecision" and not pending_consents(view):
                 continue
@@ -974,7 +975,7 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
 
 def _profile_allows(view: ConversationView, kind: str, side: Side) -> bool:
     """The agreement lets this side send the kind (CIS consultations: the requested party asks,
-    Art. 13 para. 3, 15; SC Art. 9.2: either)."""
+    Art. 13 para. 3, 15; SC Art. 9.2: either; the profile's direction of every kind)."""
     direction = PROFILES[view.summary.agreement].kind(kind).direction
     return direction.value in ("either", side.value)
 
