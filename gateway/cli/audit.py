@@ -140,13 +140,13 @@ def _bound(text: str | None) -> tuple[int | None, datetime | None]:
     return None, (value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
-def _export(args: argparse.Namespace) -> int:
+def _open_range(args: argparse.Namespace) -> Any:
+    """``--from``/``--to``, the store and (``--purposes``) the purpose reader of ``audit export``
+    and ``audit show``; or the exit code of the error already reported."""
     from gateway.model.problems import GatewayError
-    from gateway.store import audit
 
     try:
-        seq_from, time_from = _bound(args.start)
-        seq_to, time_to = _bound(args.end)
+        start, end = _bound(args.start), _bound(args.end)
     except ValueError:
         return fail(
             "--from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
@@ -161,6 +161,16 @@ def _export(args: argparse.Namespace) -> int:
     except (GatewayError, OSError) as exc:
         store.dispose()
         return report(exc)
+    return start, end, config, store, purposes
+
+
+def _export(args: argparse.Namespace) -> int:
+    from gateway.store import audit
+
+    opened = _open_range(args)
+    if isinstance(opened, int):
+        return opened
+    (seq_from, time_from), (seq_to, time_to), config, store, purposes = opened
     written = 0
     try:
         with open(args.out, "x", encoding="utf-8") as out, store.read() as conn:
@@ -295,26 +305,12 @@ class _PurposeReader:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from gateway.model.problems import GatewayError
     from gateway.store import audit
 
-    try:
-        seq_from, time_from = _bound(args.start)
-        seq_to, time_to = _bound(args.end)
-    except ValueError:
-        return fail(
-            "--from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
-            "INVALID_ARGUMENT",
-        )
-    try:
-        config, store = _open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    try:
-        purposes = _PurposeReader.open(config) if args.purposes else None
-    except (GatewayError, OSError) as exc:
-        store.dispose()
-        return report(exc)
+    opened = _open_range(args)
+    if isinstance(opened, int):
+        return opened
+    (seq_from, time_from), (seq_to, time_to), _config, store, purposes = opened
     try:
         with store.read() as conn:
             after = (seq_from - 1) if seq_from else 0
