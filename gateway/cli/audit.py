@@ -381,7 +381,7 @@ def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:
 
 
 def _verify_export(args: argparse.Namespace) -> int:
-    from gateway.jobs.audit_checkpoints import verify_statement
+    from gateway.crypto.statements import verify_statement
 
     try:
         lines = args.file.read_text(encoding="utf-8").splitlines()

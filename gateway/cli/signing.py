@@ -189,7 +189,7 @@ def _stored(
     import hashlib
 
     from gateway.crypto.kek_rotation import load_kek_ring
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keystore import KeyRole, KeyStore
     from gateway.exchange.existence import proof_of_existence
     from gateway.store import messages, open_store
 
@@ -214,7 +214,12 @@ def _stored(
             if hashlib.sha256(data).digest() != stored.document_sha256:
                 return data, None  # another document under a stored id: no record of it
             return data, proof_of_existence(
-                conn, message_id, stored.document_sha256, ring, stored.stored_at
+                conn,
+                message_id,
+                stored.document_sha256,
+                ring,
+                stored.stored_at,
+                keys.generation_certificates(KeyRole.SEAL),
             )
     finally:
         store.dispose()

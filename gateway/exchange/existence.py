@@ -12,8 +12,10 @@ its own: the signed **receipt** of the exchange.
   recorded in the same transaction that stored the message.
 - Any message: the audit event that stored it (``message.submitted`` / ``message.received``)
   names its SHA-256, and the first signed audit checkpoint at or after that event proves the
-  chain up to it — the event included — existed at the checkpoint's time. ``gateway audit
-  verify`` checks the chain and the checkpoints' signatures.
+  chain up to it — the event included — existed at the checkpoint's time. The lookup trusts
+  no row for that: the checkpoint's statement must be signed by one of this body's seal
+  generations, and the stored events from the storing one to the signed head must be intact
+  and end in the signed hash; the time is the signed one.
 
 The earliest proof held is used (the earlier, the more revocations it outlasts).
 
@@ -26,13 +28,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
 
 from gateway.crypto.at_rest import AtRestError, KekRing
 from gateway.crypto.report import ExistenceProof
+from gateway.crypto.statements import CHECKPOINT_FORMAT, verify_statement
 from gateway.model.problems import DocumentRejected
 from gateway.model.profiles import ENVELOPE_NAMESPACE
 from gateway.store import audit as audit_store
@@ -53,16 +59,20 @@ def proof_of_existence(
     document_sha256: bytes,
     keys: KekRing,
     stored_at: datetime | None = None,
+    seal_certificates: Sequence[x509.Certificate] = (),
 ) -> ExistenceProof | None:
     """The node's earliest proof that the document with ``document_sha256`` existed (its
-    receipt; with ``stored_at``, the audit checkpoint covering the event that stored it), or
-    None when the node holds none for it."""
+    receipt; with ``stored_at`` and this body's ``seal_certificates``, every generation, the
+    signed audit checkpoint covering the event that stored it), or None when the node holds
+    none for it."""
+    chain = (
+        _chain_proof(conn, message_id, document_sha256, stored_at, seal_certificates)
+        if stored_at and seal_certificates
+        else None
+    )
     proofs = [
         proof
-        for proof in (
-            _receipt_proof(conn, message_id, document_sha256, keys),
-            _chain_proof(conn, message_id, document_sha256, stored_at) if stored_at else None,
-        )
+        for proof in (_receipt_proof(conn, message_id, document_sha256, keys), chain)
         if proof is not None
     ]
     return min(proofs, key=lambda proof: proof.time, default=None)
@@ -99,24 +109,65 @@ EVENTS_SCANNED = 20_000
 """Events read at most after the search lands near the storing time (a busy minute's worth)."""
 
 
+CHECKPOINTS_TRIED = 3
+"""Checkpoints claiming to cover the event that are examined (a forged or broken one is
+passed over for the next)."""
+EVENTS_LINKED = 200_000
+"""Events at most between the storing event and a checkpoint's head whose links are checked
+per lookup (checkpoints are taken often enough that this is far more than a day's traffic)."""
+
+
 def _chain_proof(
-    conn: Connection, message_id: str, document_sha256: bytes, stored_at: datetime
+    conn: Connection,
+    message_id: str,
+    document_sha256: bytes,
+    stored_at: datetime,
+    seal_certificates: Sequence[x509.Certificate],
 ) -> ExistenceProof | None:
     """The first signed checkpoint covering the audit event that stored this document."""
     event = _storing_event(conn, message_id, document_sha256.hex(), stored_at)
     if event is None:
         return None
-    checkpoint = audit_store.first_checkpoint_covering(conn, event.seq)
-    if checkpoint is None:
-        return None
-    checkpoint_id, checkpoint_at = checkpoint
-    return ExistenceProof(
-        time=checkpoint_at,
-        evidence=(
-            f"audit event {event.seq} ({event.kind}, naming the document's SHA-256) covered by "
-            f"the signed audit checkpoint {checkpoint_id} of {checkpoint_at.isoformat()}"
-        ),
+    for checkpoint in audit_store.checkpoints_covering(conn, event.seq, CHECKPOINTS_TRIED):
+        signed = _signed_head(checkpoint, seal_certificates)
+        if signed is None:
+            continue
+        seq, digest, at = signed
+        if seq < event.seq or not audit_store.chain_reaches(
+            conn, event.seq, seq, digest, EVENTS_LINKED
+        ):
+            continue
+        return ExistenceProof(
+            time=at,
+            evidence=(
+                f"audit event {event.seq} ({event.kind}, naming the document's SHA-256) covered "
+                f"by the signed audit checkpoint {checkpoint.checkpoint_id} of {at.isoformat()}"
+            ),
+        )
+    return None
+
+
+def _signed_head(
+    checkpoint: audit_store.StoredCheckpoint, seal_certificates: Sequence[x509.Certificate]
+) -> tuple[int, bytes, datetime] | None:
+    """``(seq, hash, time)`` as this body's seal signed them, or None: the row's own columns
+    can be edited apart from the signed statement, so only the statement counts."""
+    check = verify_statement(
+        checkpoint.statement, checkpoint.signature, checkpoint.certificate, seal_certificates
     )
+    if not check.ok:
+        return None
+    try:
+        signed = json.loads(checkpoint.statement)
+        if signed.get("format") != CHECKPOINT_FORMAT:
+            return None
+        return (
+            int(signed["seq"]),
+            bytes.fromhex(signed["hash"]),
+            datetime.fromisoformat(signed["at"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _storing_event(

@@ -26,6 +26,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from gateway.crypto.keystore import KeyRole
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure, machine_codec
@@ -542,6 +543,7 @@ class LocalNodeService:
                     stored.document_sha256,
                     self.node.kek_ring,
                     stored.stored_at,
+                    self.node.keys.generation_certificates(KeyRole.SEAL),
                 )
             verified = verify_envelope(
                 parse_untrusted(document),

@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from cryptography import x509
 
 from gateway.crypto.keystore import SigningKey
-from gateway.jobs.audit_checkpoints import sign_statement, verify_statement
+from gateway.crypto.statements import sign_statement, verify_statement
 from gateway.jobs.retention import (
     ConversationEvents,
     Expiry,

@@ -439,16 +439,55 @@ def checkpoints(
     ]
 
 
-def first_checkpoint_covering(conn: Connection, seq: int) -> tuple[int, datetime] | None:
-    """The id and time of the first stored checkpoint whose head is at or after event ``seq``
-    (it covers that event), or None."""
-    row = conn.execute(
-        sa.select(audit_checkpoints.c.id, audit_checkpoints.c.at)
+def checkpoints_covering(conn: Connection, seq: int, limit: int = 3) -> list[StoredCheckpoint]:
+    """The first stored checkpoints whose head is at or after event ``seq`` (they claim to
+    cover that event), earliest head first. Claims only: the caller checks the signature and
+    the chain between (:func:`chain_reaches`)."""
+    rows = conn.execute(
+        sa.select(audit_checkpoints)
         .where(audit_checkpoints.c.seq >= seq)
         .order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
-        .limit(1)
-    ).first()
-    return None if row is None else (row.id, row.at)
+        .limit(limit)
+    )
+    return [
+        StoredCheckpoint(r.id, r.seq, r.hash, r.at, r.statement, r.signature, r.certificate)
+        for r in rows
+    ]
+
+
+def chain_reaches(
+    conn: Connection, from_seq: int, to_seq: int, to_hash: bytes, max_events: int
+) -> bool:
+    """Whether the stored events ``from_seq..to_seq`` are intact and linked (each hash matches
+    its content and names its predecessor's) and end in ``to_hash``: then a signature over
+    ``(to_seq, to_hash)`` covers event ``from_seq`` as stored. False beyond ``max_events``
+    (the caller's bound on work per lookup; ``audit verify`` walks everything)."""
+    if to_seq < from_seq or to_seq - from_seq >= max_events:
+        return False
+    prev: bytes | None = None
+    expected = from_seq
+    while expected <= to_seq:
+        rows = conn.execute(
+            sa.select(audit_events)
+            .where(audit_events.c.seq >= expected, audit_events.c.seq <= to_seq)
+            .order_by(audit_events.c.seq)
+            .limit(VERIFY_BATCH)
+        ).all()
+        if not rows:
+            return False
+        for row in rows:
+            if row.seq != expected or (prev is not None and row.prev_hash != prev):
+                return False
+            try:
+                digest = event_hash(
+                    row.prev_hash, row.seq, row.at, row.actor, row.kind, row.subjects, row.details
+                )
+            except ValueError:
+                return False
+            if digest != row.hash:
+                return False
+            prev, expected = row.hash, expected + 1
+    return prev == to_hash
 
 
 def _event(row: Any) -> AuditEvent:

@@ -17,21 +17,24 @@ import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
+from gateway.crypto.statements import sign_statement
 from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange import local_service
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.jobs.audit_checkpoints import create_checkpoint
-from gateway.store import messages
+from gateway.store import audit, messages
+from gateway.store.tables import audit_checkpoints, audit_events
 from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -151,6 +154,66 @@ async def test_a_signed_audit_checkpoint_proves_existence_too(revoked: dict[str,
     assert report["indication"] == "TOTAL_PASSED", report
     assert "audit checkpoint" in official["existence_evidence"], official
     assert "message.submitted" in official["existence_evidence"]
+
+
+@contextlib.contextmanager
+def _altered(node: Node, table: Any, where: Any, **values: Any) -> Iterator[None]:
+    """Rows of ``table`` changed behind the node's back for the block, then put back."""
+    with node.store.transaction() as conn:
+        before = [dict(r._mapping) for r in conn.execute(sa.select(table).where(where))]
+        assert before, "nothing to alter"
+        conn.execute(sa.update(table).where(where).values(**values))
+    try:
+        yield
+    finally:
+        with node.store.transaction() as conn:
+            for row in before:
+                conn.execute(sa.update(table).where(where).values(**row))
+
+
+async def test_a_checkpoint_not_signed_by_this_bodys_seal_proves_nothing(
+    revoked: dict[str, Any],
+) -> None:
+    ru, kz = revoked["ru"], revoked["kz"]
+    with ru.store.read() as conn:
+        (checkpoint,) = audit.checkpoints(conn)
+    # The same statement, signed by another body's seal and stored beside it.
+    forged = sign_statement(kz.seal, json.loads(checkpoint.statement))
+    with _altered(
+        ru,
+        audit_checkpoints,
+        audit_checkpoints.c.id == checkpoint.checkpoint_id,
+        signature=forged.signature,
+        certificate=forged.certificate,
+    ):
+        report = await _reverify(ru, revoked["checkpointed"])
+    assert report["indication"] == "INDETERMINATE", report
+    assert _official(report)["existence_evidence"] == ""
+
+
+async def test_a_checkpoint_proves_only_the_chain_it_signed(revoked: dict[str, Any]) -> None:
+    """An event between the storing one and the checkpoint's head rewritten: the signed hash
+    no longer covers what is stored, so the checkpoint is no proof (the time columns of the
+    row were never trusted either: only the signed statement)."""
+    ru: Node = revoked["ru"]
+    with ru.store.read() as conn:
+        (checkpoint,) = audit.checkpoints(conn)
+    with _altered(ru, audit_events, audit_events.c.seq == checkpoint.seq, actor="someone-else"):
+        report = await _reverify(ru, revoked["checkpointed"])
+    assert report["indication"] == "INDETERMINATE", report
+    # The row's own time edited to an hour earlier: the proof keeps the signed time.
+    earlier = checkpoint.at - timedelta(hours=1)
+    with _altered(
+        ru,
+        audit_checkpoints,
+        audit_checkpoints.c.id == checkpoint.checkpoint_id,
+        at=earlier,
+    ):
+        report = await _reverify(ru, revoked["checkpointed"])
+    official = _official(report)
+    assert report["indication"] == "TOTAL_PASSED", report
+    signed_at = json.loads(checkpoint.statement)["at"]
+    assert datetime.fromisoformat(official["existence_time"]) == datetime.fromisoformat(signed_at)
 
 
 async def test_gateway_verify_uses_the_nodes_records(
