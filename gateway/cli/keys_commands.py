@@ -425,8 +425,9 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
         )
     if done.stranded:
         print(
-            f"WARNING: {done.stranded} document(s) signed by it still wait in the outbox: peers "
-            "will refuse them; submit them again once a new generation is active"
+            f"WARNING: {done.stranded} document(s) signed by it still wait in the outbox: each "
+            "is signed again by the generation in force when it is delivered (audited as "
+            "message.resigned); while none is active they wait (SIGNER_REVOKED_NO_SUCCESSOR)"
         )
     if done.crl_file is not None:
         print(f"demo CA CRL updated: {done.crl_file} (serial {done.crl_serial})")

@@ -223,6 +223,34 @@ def sign_envelope(
     return _sign_tree(root, official, seal, signing_time, timestamper)
 
 
+def signer_certificates(root: etree._Element) -> dict[KeyRole, bytes]:
+    """DER of the signer's certificate (the first in its KeyInfo) of each role present in an
+    envelope we signed: which generations signed it, read without verifying (the node's own
+    stored documents; a peer's are verified by :func:`verify_envelope`)."""
+    found: dict[KeyRole, bytes] = {}
+    signatures = root.find(SIGNATURES)
+    if signatures is None:
+        return found
+    for role, key_role in ((_OFFICIAL, KeyRole.OFFICIAL), (_SEAL, KeyRole.SEAL)):
+        holder = signatures.find(role.holder)
+        first = None if holder is None else next(holder.iter(f"{_DS}X509Certificate"), None)
+        if first is not None and first.text:
+            found[key_role] = b64decode("".join(first.text.split()))
+    return found
+
+
+def resign_envelope(
+    root: etree._Element, official: SigningKey | None, seal: SigningKey, signing_time: datetime
+) -> etree._Element:
+    """Drop the envelope's signatures and sign it again: a document we signed that waits in
+    the outbox when a generation that signed it is revoked (compromise) goes out under the
+    generations in force now instead of being refused by every peer. Header and body stay
+    byte for byte; only the signatures (and their signing time) change."""
+    for signatures in root.findall(SIGNATURES):
+        root.remove(signatures)
+    return sign_envelope(root, official, seal, signing_time)
+
+
 def sign_document(
     envelope_bytes: bytes,
     official: SigningKey | None,

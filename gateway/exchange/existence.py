@@ -101,7 +101,7 @@ def _receipt_proof(
     return ExistenceProof(time=receipt.at, evidence=evidence)
 
 
-STORING_EVENTS = frozenset({"message.submitted", "message.received"})
+STORING_EVENTS = frozenset({"message.submitted", "message.received", "message.resigned"})
 CLOCK_DISORDER = timedelta(minutes=5)
 """How far apart the times of neighbouring audit events may lie out of order (several
 processes append, each with its own reading of the clock)."""

@@ -20,16 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from sqlalchemy.engine import Connection
 
 from gateway.crashpoints import crash_point
-from gateway.crypto.keystore import KeyStoreError, SigningKey
+from gateway.crypto.keystore import KeyRole, KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
-from gateway.crypto.xades import sign_envelope, verify_envelope
+from gateway.crypto.xades import (
+    resign_envelope,
+    sign_envelope,
+    signer_certificates,
+    verify_envelope,
+)
 from gateway.exchange import conversation as machine
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
@@ -283,6 +290,16 @@ class Outgoing:
     """What goes over the connection: the signed document, or its CMS encryption."""
     signed: bytes
     """The signed document itself: the receipt's SHA-256 must be of these bytes."""
+    resigned: bool = False
+    """Signed again just now: a generation that signed it was revoked while it waited."""
+
+
+class SignerRevoked(Exception):
+    """A document waiting in the outbox was signed by a generation revoked since, and no
+    generation of that role can sign it again now: it stays in the outbox (the attempt is
+    retried with back-off) until one is active — never sent under a revoked signature."""
+
+    code = "SIGNER_REVOKED_NO_SUCCESSOR"
 
 
 def claim_due(node: Node, worker_id: str, limit: int) -> list[outbox_store.Claim]:
@@ -304,11 +321,12 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
         document = msg_store.read_document(conn, claim.message_id, node.kek_ring)
         stored = msg_store.get(conn, claim.message_id)
         conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
+    document, resigned = _signed_in_force(node, claim.message_id, document)
     confidential = bool(stored and stored.header.confidential) or bool(
         conversation and conversation.confidential
     )
     if not confidential:
-        return Outgoing(body.endpoint, document, document)
+        return Outgoing(body.endpoint, document, document, resigned)
     certificates = [
         x509.load_der_x509_certificate(c.der)
         for c in body.certificates
@@ -322,7 +340,83 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
             "Запросите у депозитария справочник с сертификатом шифрования органа.",
             "CIS Art. 16; SC Art. 8",
         )
-    return Outgoing(body.endpoint, encrypt_for(document, certificates), document)
+    return Outgoing(body.endpoint, encrypt_for(document, certificates), document, resigned)
+
+
+def _signed_in_force(node: Node, message_id: str, document: bytes) -> tuple[bytes, bool]:
+    """The document to send: as stored, or — when a seal or official generation that signed
+    it has been revoked since (docs/key-rotation.md, emergency) — signed again by the
+    generations in force now, stored in place of the old one and audited
+    (``message.resigned``), before anything leaves. Without revocations nothing is parsed."""
+    now = node.clock()
+    revoked = _revoked_generations(node, now)
+    if not revoked:
+        return document, False
+    root = parse_untrusted(document)
+    signers = signer_certificates(root)
+    stale = sorted(revoked[der] for der in signers.values() if der in revoked)
+    if not stale:
+        return document, False
+    try:
+        official = (
+            node.keys.official(node.config.keys.official or None, at=now)
+            if KeyRole.OFFICIAL in signers
+            else None
+        )
+        seal = node.seal_at(now)
+    except KeyStoreError as exc:
+        raise SignerRevoked(
+            f"message {message_id} was signed by {', '.join(stale)}, revoked since, and no "
+            f"generation in force can sign it again ({exc}); it waits in the outbox"
+        ) from None
+    resigned = to_bytes(resign_envelope(root, official, seal, now))
+    with node.store.transaction() as conn:
+        previous = msg_store.replace_sent_document(conn, message_id, resigned, node.kek_ring)
+        audit.append(
+            conn,
+            now=now,
+            actor="gateway",
+            kind="message.resigned",
+            subjects={"message": message_id},
+            details={
+                "revoked": ", ".join(stale),
+                "previous_sha256": previous.hex(),
+                # Binds the chain to the document now stored: its proof of existence.
+                "sha256": hashlib.sha256(resigned).hexdigest(),
+            },
+        )
+    log.warning(
+        "message %s signed again before delivery: %s revoked",
+        message_id,
+        ", ".join(stale),
+        extra={"message_id": message_id},
+    )
+    return resigned, True
+
+
+def _revoked_generations(node: Node, now: datetime) -> dict[bytes, str]:
+    """Certificate (DER) → stem of this node's seal and official generations revoked by
+    ``now``: one ``stat`` per manifest when none is (the usual case)."""
+    found: dict[bytes, str] = {}
+    official = node.config.keys.official
+    for key_role, name in ((KeyRole.SEAL, ""), (KeyRole.OFFICIAL, official)):
+        if key_role is KeyRole.OFFICIAL and not official:
+            continue
+        for generation in node.keys.generations(key_role, name).generations:
+            if generation.revoked_at is None or generation.revoked_at > now:
+                continue
+            der = _certificate_der(node.keys.cert_path(key_role, name, generation.number))
+            if der:
+                found[der] = node.keys.stem(key_role, name, generation.number)
+    return found
+
+
+def _certificate_der(path: Path) -> bytes:
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    return x509.load_pem_x509_certificate(text).public_bytes(serialization.Encoding.DER)
 
 
 def record_answer(

@@ -281,6 +281,36 @@ def insert_sent(
         raise MessageAlreadyStored(f"message id {header.message_id} is already stored")
 
 
+def replace_sent_document(
+    conn: Connection, message_id: str, document: bytes, keys: KekRing
+) -> bytes:
+    """Put ``document`` in place of the stored document of a message this node sent, under
+    the message's own data key; return the SHA-256 of the document it replaces. Only for a
+    document signed again before it left (its signer's generation was revoked): header and
+    body are unchanged, so every clear fact of the row stays true."""
+    previous = conn.execute(
+        sa.select(messages.c.document_sha256).where(
+            messages.c.message_id == message_id, messages.c.direction == Direction.OUT.value
+        )
+    ).scalar_one_or_none()
+    if previous is None:
+        raise MessageGone(f"message {message_id} is not stored as sent by this node")
+    nonce, ciphertext = at_rest.encrypt_part(
+        data_key(conn, message_id, keys), document, at_rest.payload_aad(message_id)
+    )
+    conn.execute(
+        messages.update()
+        .where(messages.c.message_id == message_id)
+        .values(
+            payload_nonce=nonce,
+            payload=ciphertext,
+            document_sha256=hashlib.sha256(document).digest(),
+            document_size=len(document),
+        )
+    )
+    return bytes(previous)
+
+
 def _header(row: sa.Row) -> MessageHeader:
     return MessageHeader(
         message_id=row.message_id,

@@ -214,6 +214,11 @@ class GatewayMetrics:
             ("outcome",),
             registry=r,
         )
+        self._resigned = Counter(
+            "gateway_messages_resigned",
+            "Documents signed again before delivery: a generation that signed them was revoked.",
+            registry=r,
+        )
         self._answers_late = Counter(
             "gateway_answers_late",
             "Responses and refusals made after the due date with no delay notice, by side.",
@@ -343,6 +348,10 @@ class GatewayMetrics:
     ) -> None:
         """One document was refused; ``code`` is the first problem's stable code."""
         self._rejected.labels(RejectionSource(source).value, _code(code)).inc()
+
+    def message_resigned(self) -> None:
+        """One waiting document was signed again by the generations in force (a revocation)."""
+        self._resigned.inc()
 
     def answer_late(self, agreement: str, side: LateSide) -> None:
         """One answer accepted but flagged late (recorded in gateway.store.late_answers)."""

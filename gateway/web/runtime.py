@@ -34,7 +34,7 @@ from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
 from gateway.exchange.refusals import AT_ENDPOINT
-from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult
+from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult, SignerRevoked
 from gateway.model.directory import CertificateRole
 from gateway.store import outbox as outbox_store
 from gateway.store.engine import storage_fault
@@ -572,21 +572,22 @@ class NodeRuntime:
         try:
             outgoing = await loop.run_in_executor(self.executor, self.node.outgoing, claim)
         except Exception as exc:
-            # The destination left the directory, the message is gone…: record the failed
-            # attempt (back-off, then dead letter) instead of leaving the row claimed, which
-            # would retry it every lease for ever and never finish its attempts.
+            # The destination left the directory, the message is gone, its signer was revoked
+            # with no successor yet…: record the failed attempt (back-off, then dead letter)
+            # instead of leaving the row claimed, which would retry it every lease for ever.
             log.error(
                 "delivery of %s cannot start: %s",
                 claim.message_id,
-                type(exc).__name__,
+                exc if isinstance(exc, SignerRevoked) else type(exc).__name__,
                 extra={"message_id": claim.message_id, "peer": claim.destination},
             )
-            failure = functools.partial(
-                self.node.record_failure, claim, OUTGOING_FAILED, retryable=True
-            )
+            code = SignerRevoked.code if isinstance(exc, SignerRevoked) else OUTGOING_FAILED
+            failure = functools.partial(self.node.record_failure, claim, code, retryable=True)
             await loop.run_in_executor(self.executor, failure)
             self.metrics.delivery(DeliveryOutcome.RETRY)
             return
+        if outgoing.resigned:
+            self.metrics.message_resigned()
         crash_point("deliver.posting")
         try:
             response = await self.client.post_message(
