@@ -1,6 +1,8 @@
 """docs/key-rotation.md end to end on two running nodes with traffic throughout (issue #19):
-the seal and the official's key rotated (publish first, switch after), then the old
-generations revoked as superseded. 0 requests lost, every one delivered with a signed receipt;
+the seal, the official's key and (scheduled) the TLS key rotated (publish first, switch
+after), the store's KEK rotated with every data key re-wrapped, then the old generations
+revoked as superseded — or, in the emergency, switched to a standby and revoked. 0 requests
+lost, every one delivered with a signed receipt;
 documents exchanged before the revocation still verify as TOTAL_PASSED on both nodes — without
 a TSA, with the receipt named as the evidence; a new signature with a revoked key is refused.
 """
@@ -34,6 +36,7 @@ from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node
 from gateway.store import messages, outbox
 from gateway.store import receipts as receipt_store
+from gateway.store.keys import kek_usage
 from gateway.store.tables import outbox as outbox_table
 from gateway.web.runtime import NodeRuntime
 from tests.crypto.helpers import envelope
@@ -125,17 +128,19 @@ async def test_rotate_seal_and_official_then_revoke_the_old_generations(
         _cli("directory", "import", "--config", str(ru_config), str(next_file))
         return version
 
+    emergency = reason == "keyCompromise"
+    rotated = ("seal", "official:chief") if emergency else ("seal", "official:chief", "tls")
+
     def make_and_publish() -> None:
         """Doc steps 1 and 2: new generations, published, taken by every node."""
-        _cli("keys", "rotate", "seal", "--config", str(ru_config), "--demo-ca", str(ca))
-        _cli("keys", "rotate", "official:chief", "--config", str(ru_config), "--demo-ca", str(ca))
+        for key in rotated:
+            _cli("keys", "rotate", key, "--config", str(ru_config), "--demo-ca", str(ca))
         version = publish()
         deadline = loop.time() + 30
         while not ru.directory.version == version == kz.directory.version:
             assert loop.time() < deadline, "the nodes did not take the new directory"
             time.sleep(0.05)
 
-    emergency = reason == "keyCompromise"
     if emergency:
         await loop.run_in_executor(None, make_and_publish)  # the standby, before any trouble
     sender = asyncio.create_task(stream())
@@ -146,8 +151,15 @@ async def test_rotate_seal_and_official_then_revoke_the_old_generations(
             await loop.run_in_executor(None, make_and_publish)
         activate = ("--generation", "2", "--at", "now", "--config", str(ru_config))
         signed_by_old = list(sent)  # submitted, hence signed, before the switch
-        _cli("keys", "activate", "seal", *activate)
-        _cli("keys", "activate", "official:chief", *activate)
+        for key in rotated:
+            _cli("keys", "activate", key, *activate)
+        if not emergency:
+            # The store's KEK too (docs/key-rotation.md, "KEK rotation"), traffic flowing.
+            old_kek = ru.kek_ring.active.key_id
+            _cli("keys", "rotate", "kek", "--config", str(ru_config))
+            await wait_for(lambda: ru.kek_ring.active.key_id != old_kek, 10.0)
+            _cli("keys", "rewrap", "--config", str(ru_config))
+            await wait_for(lambda: runtimes[0]._tls_generation == 2)
         await asyncio.sleep(1.0)
         # Everything signed by generation 1 has left the outbox (doc step 4 waits 30 days):
         # those very documents, not a count that later ones could make up.
@@ -189,6 +201,12 @@ async def test_rotate_seal_and_official_then_revoke_the_old_generations(
         with kz.store.read() as conn:
             assert all(messages.get(conn, m) is not None for m in sent)
         assert len(sent) > len(signed_by_old) >= 3
+        if not emergency:
+            # Every stored data key under the new KEK, every document readable through it.
+            with ru.store.read() as conn:
+                assert set(kek_usage(conn)) == {ru.kek_ring.active.key_id}
+                for message_id in sent:
+                    assert messages.read_document(conn, message_id, ru.kek_ring)
 
         for node in (ru, kz):
             node.reload_crls()  # the runtimes did too; here for the direct calls below
