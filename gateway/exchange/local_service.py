@@ -33,6 +33,7 @@ from gateway.exchange import disclosure, machine_codec
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
 from gateway.exchange.recording import clock_facts, record_verification
+from gateway.exchange.sending import ResendRefused, opens_conversation
 from gateway.exchange.service import (
     Action,
     Actor,
@@ -61,6 +62,7 @@ from gateway.store import originals as originals_store
 from gateway.store import outbox as outbox_store
 from gateway.store import purge as purge_store
 from gateway.store import receipts as receipt_store
+from gateway.store import resends as resend_store
 from gateway.store.reports import ReportPurpose
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
@@ -146,6 +148,44 @@ class LocalNodeService:
             state=stored.state if stored else "",
             warnings=tuple(w.to_json() for w in warnings),
         )
+
+    async def resend(
+        self, message_id: str, document: dict[str, Any] | None, *, actor: Actor
+    ) -> SubmitResult:
+        def resend() -> tuple[Any, list[Any], conv_store.Conversation | None]:
+            self._check(actor, Action.SUBMIT)
+            source = document if document is not None else self._as_submitted(message_id)
+            header, warnings = self.node.submit(source, actor=actor.name[:64], resending=message_id)
+            return header, warnings, self._conversation(header.conversation_id)
+
+        header, warnings, stored = await self._run(resend)
+        return SubmitResult(
+            message_id=header.message_id,
+            conversation_id=header.conversation_id,
+            state=stored.state if stored else "",
+            warnings=tuple(w.to_json() for w in warnings),
+        )
+
+    def _as_submitted(self, message_id: str) -> dict[str, Any]:
+        """A stored document of ours in the JSON a case system submits: what the node filled
+        in (id, sender, creation time) left for the node to fill again. Nothing is shown."""
+        try:
+            with self.node.store.read() as conn:
+                document = msg_store.read_document(conn, message_id, self.node.kek_ring)
+        except LookupError:
+            raise ResendRefused(
+                "NOT_RESENDABLE",
+                f"message {message_id} is not stored (never sent, or purged)",
+                f"Сообщение {message_id} не хранится (не отправлялось или уничтожено).",
+            ) from None
+        converted = xml_to_json(parse_untrusted(document), self.node.registry)
+        node_fills = {"MessageId", "Sender", "Created"}
+        with self.node.store.read() as conn:
+            stored = msg_store.get(conn, message_id)
+        if stored is not None and opens_conversation(stored):
+            node_fills.add("ConversationId")  # its conversation was closed by the refusal
+        header = {k: v for k, v in converted["header"].items() if k not in node_fills}
+        return {"header": header, "body": converted["body"]}
 
     def _conversation(self, conversation_id: str) -> conv_store.Conversation | None:
         with self.node.store.read() as conn:
@@ -474,6 +514,8 @@ class LocalNodeService:
                 receipt = receipt_store.get(conn, message_id)
                 attempts = _attempts(conn, message_id)
                 recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
+                resent_as = resend_store.resent_as(conn, message_id)
+                resent_from = resend_store.resent_from(conn, message_id)
             return MessageView(
                 summary=summary,
                 header=converted["header"],
@@ -490,6 +532,8 @@ class LocalNodeService:
                     else None
                 ),
                 delivery_attempts=attempts,
+                resent_as=resent_as,
+                resent_from=resent_from,
             )
 
         return await self._run(view)

@@ -171,8 +171,10 @@ class Node:
     def receive(self, tls_body: str, payload: bytes) -> receiving.ReceiveOutcome:
         return receiving.receive(self, tls_body, payload)
 
-    def submit(self, document: dict[str, Any], *, actor: str) -> tuple[Header, list[Problem]]:
-        return sending.submit(self, document, actor=actor)
+    def submit(
+        self, document: dict[str, Any], *, actor: str, resending: str | None = None
+    ) -> tuple[Header, list[Problem]]:
+        return sending.submit(self, document, actor=actor, resending=resending)
 
     def claim_due(self, worker_id: str, limit: int = DELIVERY_BATCH) -> list[outbox_store.Claim]:
         return sending.claim_due(self, worker_id, limit)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -56,11 +56,13 @@ from gateway.model.directory import CertificateRole
 from gateway.model.envelope import Header
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
+from gateway.model.profiles import PROFILES
 from gateway.store import audit
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
+from gateway.store import resends as resend_store
 from gateway.store.reports import ReportPurpose
 from gateway.xml.convert import to_bytes
 from gateway.xml.header import read_header
@@ -95,11 +97,18 @@ RATE_LIMIT_SPREAD_SECONDS = 1.0
 # --- submit ----------------------------------------------------------------------------------
 
 
-def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header, list[Problem]]:
+def submit(
+    node: Node, document: dict[str, Any], *, actor: str, resending: str | None = None
+) -> tuple[Header, list[Problem]]:
     """Turn the case system's JSON into a signed document and queue it; return its header
-    and the warnings. Raises DocumentRejected or ProtocolError, storing nothing."""
+    and the warnings. Raises DocumentRejected or ProtocolError, storing nothing.
+
+    ``resending``: the id of a document of ours that the peer refused for good or whose
+    delivery was given up; the new one replaces it (same conversation, kind and recipient, a
+    new MessageId), linked to it in the same transaction (:class:`ResendRefused` otherwise)."""
     now = node.clock()
     draft = draft_of(document)
+    original = _resendable(node, resending, draft) if resending else None
     for _ in range(DECISION_ATTEMPTS):
         stored, state, request = _snapshot(node, draft)
         plan = plan_submission(
@@ -113,12 +122,14 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             calendars=node.calendars,
             request=request,
         )
+        if original is not None:
+            _check_resend_matches(plan.header, original)
         official = _official_for(node, plan, now)
         signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
         _check_size(signed)
         crash_point("submit.signed")
         try:
-            late = _store_submitted(node, plan, stored, signed, actor, now)
+            late = _store_submitted(node, plan, stored, signed, actor, now, original)
         except ConcurrentChange:
             continue
         except msg_store.MessageAlreadyStored:
@@ -218,6 +229,112 @@ def _seal_for(node: Node, now: datetime) -> SigningKey:
         ) from None
 
 
+class ResendRefused(Exception):
+    """A resend the node will not make: the original is not ours, not refused for good,
+    already resent, or the new document is not its replacement. Nothing was stored."""
+
+    CONFLICTS = frozenset({"NOT_RESENDABLE", "ALREADY_RESENT"})
+    """Codes about the original's state (409); the others are about the new document (422)."""
+
+    def __init__(self, code: str, message: str, message_ru: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message_ru = message_ru
+
+
+def _resendable(node: Node, original_id: str, draft: Draft) -> msg_store.StoredMessage:
+    """The original, if it may be replaced now (read before planning; checked again, under
+    lock, in the write)."""
+    with node.store.read() as conn:
+        original = msg_store.get(conn, original_id)
+        states = outbox_store.states_of(conn, [original_id])
+        replaced_by = resend_store.resent_as(conn, original_id)
+    if original is None or original.direction is not msg_store.Direction.OUT:
+        raise ResendRefused(
+            "NOT_RESENDABLE",
+            f"message {original_id} is not a document this node sent",
+            f"Сообщение {original_id} не отправлялось этим узлом: повторно отправить нечего.",
+        )
+    _check_final(original_id, states.get(original_id))
+    if replaced_by is not None:
+        _already_resent(original_id, replaced_by)
+    if opens_conversation(original) and draft.header.get("ConversationId") == (
+        original.header.conversation_id
+    ):
+        raise ResendRefused(
+            "RESEND_MISMATCH",
+            "header.ConversationId: the refused document opened its conversation, which the "
+            "refusal closed (rejected); its resend opens a new one: leave ConversationId out",
+            "header.ConversationId: отклонённый документ открывал переписку, и она закрыта "
+            "отказом; повторная отправка открывает новую — не указывайте ConversationId.",
+        )
+    for field, old in (("Kind", original.header.kind), ("Recipient", original.header.recipient)):
+        if draft.header.get(field, old) != old:
+            _mismatch(field, old)
+    given = draft.header.get("MessageId")
+    if given == original_id:
+        raise ResendRefused(
+            "RESEND_MISMATCH",
+            "header.MessageId: a resend is a new message; leave MessageId out or give a new one",
+            "header.MessageId: повторная отправка — новое сообщение; не указывайте MessageId "
+            "или укажите новый.",
+        )
+    return original
+
+
+def _check_final(original_id: str, state: str | None) -> None:
+    if state != outbox_store.OutboxState.FAILED.value:
+        raise ResendRefused(
+            "NOT_RESENDABLE",
+            f"message {original_id} is {state or 'not in the outbox'}: only a document the "
+            "peer refused for good or whose delivery was given up (dead letter) is resent",
+            f"Сообщение {original_id} в состоянии «{state or 'нет в очереди'}»: повторно "
+            "отправляется только документ, отклонённый получателем окончательно или не "
+            "доставленный после всех попыток.",
+        )
+
+
+def _already_resent(original_id: str, replaced_by: str) -> NoReturn:
+    raise ResendRefused(
+        "ALREADY_RESENT",
+        f"message {original_id} was already resent as {replaced_by}; resend that one if it "
+        "was refused too",
+        f"Сообщение {original_id} уже отправлено повторно как {replaced_by}; если отклонено и "
+        "оно, отправьте повторно его.",
+    )
+
+
+def opens_conversation(message: msg_store.StoredMessage) -> bool:
+    """Whether the message's kind opens a conversation (a Request, say): refused by the peer's
+    gateway, it closes its conversation as rejected, and its resend opens a new one."""
+    agreement = PROFILES.get(message.header.agreement)
+    kind = agreement.kinds.get(message.header.kind) if agreement else None
+    return bool(kind and kind.opens_conversation)
+
+
+def _check_resend_matches(header: Header, original: msg_store.StoredMessage) -> None:
+    """A resend replaces its original: same kind and recipient, and the same conversation
+    unless the original opened it (see :func:`opens_conversation`)."""
+    was = original.header
+    same = [
+        ("Kind", header.kind, was.kind),
+        ("Recipient", header.recipient, was.recipient),
+    ]
+    if not opens_conversation(original):
+        same.insert(0, ("ConversationId", header.conversation_id, was.conversation_id))
+    for field, new, old in same:
+        if new != old:
+            _mismatch(field, old)
+
+
+def _mismatch(field: str, old: str) -> NoReturn:
+    raise ResendRefused(
+        "RESEND_MISMATCH",
+        f"header.{field}: a resend must keep the original's {field} ({old})",
+        f"header.{field}: повторная отправка должна сохранить {field} исходного документа ({old}).",
+    )
+
+
 def _store_submitted(
     node: Node,
     plan: Plan,
@@ -225,6 +342,7 @@ def _store_submitted(
     signed: bytes,
     actor: str,
     now: datetime,
+    original: msg_store.StoredMessage | None = None,
 ) -> LateAnswer | None:
     header = plan.header
 
@@ -233,6 +351,8 @@ def _store_submitted(
         late = store_step(
             conn, node.calendars, header, plan.step, stored, plan.requesting, plan.requested, now
         )
+        if original is not None:  # after the step: a resend may open its conversation
+            _link_resend(conn, header, original.header.message_id, actor, now)
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)
         outbox_store.enqueue(conn, header.message_id, header.recipient, now)
         audit.append(
@@ -253,6 +373,30 @@ def _store_submitted(
         return late
 
     return node.committer.run(write, key=header.message_id)
+
+
+def _link_resend(
+    conn: Connection, header: Header, original_id: str, actor: str, now: datetime
+) -> None:
+    """Under the original's outbox row lock: still final, not resent meanwhile; then the
+    link and its audit event, in the transaction that stores the new document."""
+    _check_final(original_id, outbox_store.lock_state(conn, original_id))
+    try:
+        resend_store.record(conn, header.message_id, original_id, header.conversation_id, now)
+    except resend_store.AlreadyResent as exc:
+        _already_resent(original_id, exc.resent_as)
+    audit.append(
+        conn,
+        now=now,
+        actor=actor,
+        kind="message.resent",
+        subjects={
+            "message": header.message_id,
+            "original": original_id,
+            "conversation": header.conversation_id,
+        },
+        details={"kind": header.kind},
+    )
 
 
 # --- deliver ---------------------------------------------------------------------------------

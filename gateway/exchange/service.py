@@ -312,6 +312,10 @@ class MessageView:
     tombstone: dict[str, Any] | None = None
     """For a purged message (CIS Art. 9.6): when, under which policy and in which run it was
     destroyed; the summary keeps its kind, parties, dates and SHA-256. None otherwise."""
+    resent_as: str | None = None
+    """The message that replaced this one after the peer refused it (a resend), if any."""
+    resent_from: str | None = None
+    """The refused message this one replaced, if it is a resend."""
 
 
 class LocalService(Protocol):
@@ -333,6 +337,13 @@ class LocalService(Protocol):
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         """Raises PurposeRequired / PermissionDenied for confidential documents as needed."""
+
+    async def resend(
+        self, message_id: str, document: dict[str, Any] | None, *, actor: Actor
+    ) -> SubmitResult:
+        """Send a document the peer refused for good (or gave up delivering) again, as a new
+        message linked to it: ``document`` corrected, or None for the same content."""
+        ...
 
     async def reverify(
         self, message_id: str, *, actor: Actor, purpose: str | None

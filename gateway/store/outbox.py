@@ -303,6 +303,14 @@ def attempts_of(conn: Connection, message_id: str) -> list[sa.Row[Any]]:
     )
 
 
+def lock_state(conn: Connection, message_id: str) -> str | None:
+    """The state of the message's outbox row, locked until the transaction ends (FOR UPDATE
+    on PostgreSQL; SQLite's writer holds the whole store), or None without a row."""
+    return conn.execute(
+        sa.select(outbox.c.state).where(outbox.c.message_id == message_id).with_for_update()
+    ).scalar_one_or_none()
+
+
 def pending_message_ids(conn: Connection) -> list[str]:
     """Messages still waiting to be delivered (what a key revocation would strand)."""
     query = sa.select(outbox.c.message_id).where(outbox.c.state == OutboxState.PENDING.value)

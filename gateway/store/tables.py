@@ -298,6 +298,24 @@ late_answers = sa.Table(
 """Answers (Response, Refusal) made after the due date with no delay notice covering them
 (CIS Art. 12 para. 3; SC Art. 6.1): accepted, flagged on both sides (gateway.rules.clock)."""
 
+resends = sa.Table(
+    "resends",
+    metadata,
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("original_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("resent_at", UtcDateTime, nullable=False),
+)
+"""A document the node sent again, corrected or not, as a new message after the peer refused
+the original for good (signed Rejection) or its delivery was given up (dead letter): the new
+message (``message_id``) and the one it replaces (``original_id``, each resent at most once).
+Local only: the peer sees an ordinary new message."""
+
 originals = sa.Table(
     "originals",
     metadata,

@@ -16,6 +16,7 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/messages/{message_id}/receipt      the signed receipt of it
     GET  /api/v1/messages/{message_id}/report       the verification report (as recorded)
     POST /api/v1/messages/{message_id}/verifications verify again now; recorded
+    POST /api/v1/messages/{message_id}/resend       send a refused document again, as a new message
     POST /api/v1/messages/{message_id}/disclosures  disclose it (CIS Art. 9.2–9.3; SC Art. 8.2)
     GET  /api/v1/conversations/{conversation_id}/originals  originals by post (CIS Art. 10 ¶1)
     POST /api/v1/messages/{message_id}/original/sent      its original posted
@@ -93,6 +94,7 @@ from gateway.app.context import AppContext
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
+from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
     ACCESS,
     Action,
@@ -136,6 +138,7 @@ MESSAGE_PDF = f"{MESSAGE}/pdf"
 MESSAGE_RECEIPT = f"{MESSAGE}/receipt"
 MESSAGE_REPORT = f"{MESSAGE}/report"
 MESSAGE_VERIFICATIONS = f"{MESSAGE}/verifications"
+MESSAGE_RESEND = f"{MESSAGE}/resend"
 MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
 MESSAGE_ORIGINAL_SENT = f"{MESSAGE}/original/sent"
 MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
@@ -469,6 +472,14 @@ def _translate(exc: BaseException) -> ApiError | None:
             ErrorCode.NO_ACTIVE_HOLD,
             "no active legal hold on this conversation; nothing changed",
             "Действующих запретов на эту переписку нет; ничего не изменено.",
+        )
+    if isinstance(exc, ResendRefused):
+        # Our own words: they name the message ids, the field and the state, nothing else.
+        return ApiError(
+            409 if exc.code in ResendRefused.CONFLICTS else 422,
+            exc.code,
+            str(exc),
+            exc.message_ru,
         )
     if isinstance(exc, OriginalRefused):
         # The rule's own words: they name the field, the rule and the dates, nothing else.
@@ -1151,6 +1162,20 @@ async def post_message_verification(request: web.Request) -> web.Response:
     return _json(report, status=201)
 
 
+async def post_message_resend(request: web.Request) -> web.Response:
+    """Send a document the peer refused for good (or whose delivery was given up) again, as a
+    new message linked to it: the body is the corrected document (the JSON of a submission);
+    an empty body resends the same content."""
+    _only_params(request, frozenset())
+    message_id = _path_id(request, "message_id")
+    document = await _read_json_body(request) if request.can_read_body else None
+    result = await request.app[SERVICE].resend(message_id, document, actor=request[ACTOR])
+    location = (
+        MESSAGE.format(message_id=result.message_id) if _UUID.fullmatch(result.message_id) else None
+    )
+    return _json(result, status=202, headers={hdrs.LOCATION: location} if location else None)
+
+
 def _download(content: bytes, media_type: str, message_id: str, suffix: str) -> web.Response:
     # The file name is the message id (a checked UUID) and a fixed suffix: never a field value,
     # which could carry a name or path characters.
@@ -1273,6 +1298,14 @@ ROUTES: tuple[Route, ...] = (
         post_message_verification,
         Action.READ_DOCUMENT,
         "verify the signatures again now; the result is recorded → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_RESEND,
+        post_message_resend,
+        Action.SUBMIT,
+        "send a document the peer refused (or a dead letter) again as a new message, linked "
+        "to it; body: the corrected document, or empty for the same content → 202",
     ),
     Route(
         hdrs.METH_POST,

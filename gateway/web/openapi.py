@@ -197,6 +197,14 @@ _SCHEMAS: dict[str, Any] = {
                 "purge_run_id; the summary keeps kind, parties, dates and SHA-256 (purged: true). "
                 "A purged message is answered 200 with its tombstone, never 404.",
             },
+            "resent_as": {
+                **_NULLABLE_STR,
+                "description": "The new message that replaced this refused one (a resend).",
+            },
+            "resent_from": {
+                **_NULLABLE_STR,
+                "description": "The refused message this one replaced, if it is a resend.",
+            },
         }
     ),
     "LegalHold": _object(
@@ -489,6 +497,42 @@ def _paths() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                     **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/resend": {
+            "post": {
+                "operationId": "resendMessage",
+                "summary": "Send a document the peer refused for good (signed Rejection) or whose "
+                "delivery was given up (dead letter) again, as a new message linked to it "
+                "(`message.resent`; `resent_as` / `resent_from` on the two messages). Body: the "
+                "corrected document (same Kind and Recipient; same ConversationId unless the "
+                "original opened its conversation; no MessageId or a new one), or empty for the "
+                "same content. Each original is resent once.",
+                "parameters": [*message_param],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("Document")}},
+                },
+                "responses": {
+                    "202": {
+                        "description": "The new message, accepted for sending.",
+                        "headers": {"Location": {"schema": _STR}},
+                        "content": {"application/json": {"schema": _ref("SubmitResult")}},
+                    },
+                    "409": _error(
+                        "NOT_RESENDABLE (not ours, not stored, or not refused for good), "
+                        "ALREADY_RESENT (names the new message), or the conversation does not "
+                        "allow the document now (PROTOCOL_* codes).",
+                        "Rejected",
+                    ),
+                    "422": _error(
+                        "RESEND_MISMATCH (names the header field), or the document is refused "
+                        "as a submission would be (DOCUMENT_REJECTED, INVALID_CHARACTER).",
+                        "Rejected",
+                    ),
+                    "400": _resp("BadRequest"),
+                    **_COMMON,
                 },
             }
         },

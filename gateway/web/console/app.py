@@ -191,6 +191,7 @@ def make_console_app(
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
     router.add_post(MESSAGE + "/verify", pages.reverify, name="message_verify")
+    router.add_post(MESSAGE + "/resend", pages.resend, name="message_resend")
     router.add_get(MESSAGE + "/xml", pages.message_xml, name="message_xml", allow_head=False)
     router.add_get(MESSAGE + "/pdf", pages.message_pdf, name="message_pdf", allow_head=False)
     router.add_get(MESSAGE + "/receipt", pages.receipt_xml, name="receipt_xml", allow_head=False)

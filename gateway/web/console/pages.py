@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from gateway.exchange.conversation import CLOSED_STATES, ProtocolError, State
+from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
     ACCESS,
     Action,
@@ -572,6 +573,31 @@ async def reverify(request: web.Request) -> web.Response:
         conversation_id=conversation_id, message_id=message_id
     )
     raise web.HTTPSeeOther(str(location.with_fragment("verification")))
+
+
+async def resend(request: web.Request) -> web.Response:
+    """Send a document the peer refused for good (or a dead letter) again, same content, as a
+    new message linked to it (corrections go through the case system and the API)."""
+    conversation_id, message_id, _purpose_text = await _message_in_reach(request)
+    try:
+        result = await request.app[CONTEXT].service.resend(message_id, None, actor=request[ACTOR])
+    except ResendRefused as refused:
+        status = 409 if refused.code in ResendRefused.CONFLICTS else 422
+        return error_page(request, status, "Документ не отправлен повторно", refused.message_ru)
+    except DocumentRejected as rejected:
+        text = " ".join(_problem_text(p) for p in rejected.problems)
+        return error_page(request, 422, "Документ не отправлен повторно", text)
+    except ProtocolError as exc:
+        return error_page(
+            request, 409, "Документ не отправлен повторно", _problem_text(exc.problem())
+        )
+    request[SESSION].flash = (
+        f"Документ отправлен повторно как новое сообщение {result.message_id}; "
+        f"исходное {message_id} связано с ним."
+    )
+    return see_other(
+        request, "message", conversation_id=conversation_id, message_id=result.message_id
+    )
 
 
 async def _message_in_reach(request: web.Request) -> tuple[str, str, str | None]:
