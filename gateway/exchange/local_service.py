@@ -134,31 +134,29 @@ class LocalNodeService:
     # --- submit ----------------------------------------------------------------------------
 
     async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
+        return await self._submit(lambda: document, actor, resending=None)
+
+    async def resend(
+        self, message_id: str, document: dict[str, Any] | None, *, actor: Actor
+    ) -> SubmitResult:
+        def source() -> dict[str, Any]:
+            return document if document is not None else self._as_submitted(message_id)
+
+        return await self._submit(source, actor, resending=message_id)
+
+    async def _submit(
+        self, source: Callable[[], dict[str, Any]], actor: Actor, *, resending: str | None
+    ) -> SubmitResult:
         def submit() -> tuple[Any, list[Any], conv_store.Conversation | None]:
             self._check(actor, Action.SUBMIT)
-            header, warnings = self.node.submit(document, actor=actor.name[:64])
+            header, warnings = self.node.submit(
+                source(), actor=actor.name[:64], resending=resending
+            )
             return header, warnings, self._conversation(header.conversation_id)
 
         # One hand-off to the executor for the check, the submission and the read: a database
         # call must not block the event loop (DESIGN.md), and each hand-off costs a wake-up.
         header, warnings, stored = await self._run(submit)
-        return SubmitResult(
-            message_id=header.message_id,
-            conversation_id=header.conversation_id,
-            state=stored.state if stored else "",
-            warnings=tuple(w.to_json() for w in warnings),
-        )
-
-    async def resend(
-        self, message_id: str, document: dict[str, Any] | None, *, actor: Actor
-    ) -> SubmitResult:
-        def resend() -> tuple[Any, list[Any], conv_store.Conversation | None]:
-            self._check(actor, Action.SUBMIT)
-            source = document if document is not None else self._as_submitted(message_id)
-            header, warnings = self.node.submit(source, actor=actor.name[:64], resending=message_id)
-            return header, warnings, self._conversation(header.conversation_id)
-
-        header, warnings, stored = await self._run(resend)
         return SubmitResult(
             message_id=header.message_id,
             conversation_id=header.conversation_id,

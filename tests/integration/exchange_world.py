@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from lxml import etree
 
@@ -320,6 +321,19 @@ OPERATOR = Actor("operator-test", frozenset({Role.OPERATOR}))
 """A case system's operator, as the local service sees it."""
 READ_PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: проверка ответа"
 """The purpose stated for reading a document's content (CIS Art. 9.1)."""
+
+
+def pair_configs(world: DemoWorld, request: pytest.FixtureRequest) -> dict[str, Path]:
+    """RU-FSSP's and KZ-MJ's configuration files on the store ``request.param`` names
+    (``sqlite``: the world's own; ``postgresql``: a schema each, via ``pg_schema``)."""
+    bodies = ("RU-FSSP", "KZ-MJ")
+    if request.param != "postgresql":
+        return {b: world.nodes[b].config_path for b in bodies}
+    schema = request.getfixturevalue("pg_schema")
+    return {
+        b: node_config(world, b, "pg", database_url=schema(b.lower().replace("-", "_")))
+        for b in bodies
+    }
 
 
 @contextmanager

@@ -35,7 +35,12 @@ from gateway.exchange.sending import Answer, DeliveryResult
 from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.store import audit, messages
 from gateway.store.tables import audit_checkpoints, audit_events
-from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
+from tests.integration.exchange_world import (
+    OPERATOR,
+    READ_PURPOSE,
+    padded_request,
+    pair_configs,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -68,14 +73,7 @@ def revoked(
     the new CRL taken by both nodes."""
     root = tmp_path_factory.mktemp("existence")
     world: DemoWorld = build_world(root, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
-    if request.param == "postgresql":
-        schema = request.getfixturevalue("pg_schema")
-        configs = {
-            b: node_config(world, b, "pg", database_url=schema(b.lower().replace("-", "_")))
-            for b in ("RU-FSSP", "KZ-MJ")
-        }
-    else:
-        configs = {b: world.nodes[b].config_path for b in ("RU-FSSP", "KZ-MJ")}
+    configs = pair_configs(world, request)
     ru, kz = (Node.from_config(NodeConfig.from_toml(configs[b])) for b in ("RU-FSSP", "KZ-MJ"))
     try:
         delivered = _deliver(ru, kz)

@@ -32,20 +32,18 @@ from gateway.web.console import StoreUserDirectory
 from gateway.web.console.passwords import hash_password
 from gateway.web.runtime import NodeRuntime
 from tests.console.conftest import CHEAP_HASHER, PASSWORD
-from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
+from tests.integration.exchange_world import (
+    OPERATOR,
+    READ_PURPOSE,
+    padded_request,
+    pair_configs,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     world = build_world(tmp_path / "world", now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
-    if request.param == "postgresql":
-        schema = request.getfixturevalue("pg_schema")
-        configs = {
-            b: node_config(world, b, "pg", database_url=schema(b.lower().replace("-", "_")))
-            for b in ("RU-FSSP", "KZ-MJ")
-        }
-    else:
-        configs = {b: world.nodes[b].config_path for b in ("RU-FSSP", "KZ-MJ")}
+    configs = pair_configs(world, request)
     ru, kz = (Node.from_config(NodeConfig.from_toml(configs[b])) for b in ("RU-FSSP", "KZ-MJ"))
     try:
         yield ru, kz

@@ -36,7 +36,7 @@ from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult, SignerRevoked
 from gateway.store import audit, messages
 from gateway.xml.parsing import parse_untrusted
-from tests.integration.exchange_world import node_config, padded_request
+from tests.integration.exchange_world import padded_request, pair_configs
 from tests.integration.test_directory_reload import _depositary
 
 ENV = "{urn:cis-exchange:envelope:1}"
@@ -85,14 +85,7 @@ def _der(node: Node, role: KeyRole, name: str, generation: int) -> bytes:
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path / "world"
     world = build_world(root, now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
-    if request.param == "postgresql":
-        schema = request.getfixturevalue("pg_schema")
-        configs = {
-            b: node_config(world, b, "pg", database_url=schema(b.lower().replace("-", "_")))
-            for b in ("RU-FSSP", "KZ-MJ")
-        }
-    else:
-        configs = {b: world.nodes[b].config_path for b in ("RU-FSSP", "KZ-MJ")}
+    configs = pair_configs(world, request)
     yield {"world": world, "configs": configs, "ca": world.root / "pki" / "RU" / "ca"}
 
 
