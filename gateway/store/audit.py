@@ -12,8 +12,8 @@ commits or rolls back together with what it records (a rolled-back savepoint dro
 queued inside it), the chain cannot fork (the head lock is held until commit, ``seq`` is the
 primary key), and the head is locked only for the last moments of a transaction instead of
 from its first append on. The hook is installed on the engine by ``open_store``
-(:func:`install`), so every commit path flushes: ``Store.transaction``, ``Store.batch``,
-``Connection.commit``.
+(:func:`install`, through ``gateway.store.txqueue``), so every commit path flushes:
+``Store.transaction``, ``Store.batch``, ``Connection.commit``.
 
 :func:`verify` walks the chain and reports the first break: a modified event (its hash no
 longer matches its content), a deleted one (a gap in ``seq``, or the head ahead of the last
@@ -28,17 +28,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.store.tables import CODE_LENGTH, audit_checkpoints, audit_events, audit_head
+from gateway.store.txqueue import Queued, TransactionQueue
 
 GENESIS_HASH = bytes(32)
 MAX_DETAILS_BYTES = 4096
@@ -163,80 +162,31 @@ class _Pending:
     details: str
 
 
-@dataclass(slots=True)
-class _Queue:
-    """What one transaction has appended so far."""
-
-    read_only: bool
-    pending: list[_Pending] = field(default_factory=list)
-    marks: list[int] = field(default_factory=list)
-    """Queue length when each open savepoint began, innermost last."""
-
-
-# Keyed by the SQLAlchemy Connection (not ``Connection.info``, which belongs to the pooled
-# DBAPI connection and is unreachable once a dead connection is invalidated).
-_QUEUES: weakref.WeakKeyDictionary[Connection, _Queue] = weakref.WeakKeyDictionary()
-
 READ_ONLY_OPTION = "gateway_read_only"
 """Execution option that ``Store.read()`` sets: appends there are refused at once."""
+
+
+def _write_queued(conn: Connection, pending: list[_Pending]) -> None:
+    _write(conn, pending)
+
+
+_QUEUE: TransactionQueue[_Pending] = TransactionQueue(_write_queued)
 
 
 def install(engine: Engine) -> None:
     """Make audit appends on ``engine`` queue in their transaction and reach the chain in one
     write just before it commits (``gateway.store.open_store`` calls this). Idempotent."""
-    if event.contains(engine, "commit", _flush_on_commit):
-        return
-    event.listen(engine, "begin", _on_begin)
-    event.listen(engine, "commit", _flush_on_commit)
-    event.listen(engine, "rollback", _on_rollback)
-    event.listen(engine, "savepoint", _on_savepoint)
-    event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
-    event.listen(engine, "release_savepoint", _on_release_savepoint)
+    _QUEUE.install(engine)
 
 
-def _on_begin(conn: Connection) -> None:
-    _QUEUES[conn] = _Queue(bool(conn.get_execution_options().get(READ_ONLY_OPTION, False)))
-
-
-def _on_rollback(conn: Connection) -> None:
-    # The change the events record is undone: so are the events.
-    _QUEUES.pop(conn, None)
-
-
-def _on_savepoint(conn: Connection, _name: str | None) -> None:
-    # SQLAlchemy names its savepoints after this event fires, and nests them strictly (one
-    # context manager inside another), so a stack of queue lengths is enough.
-    queue = _QUEUES.get(conn)
-    if queue is not None:
-        queue.marks.append(len(queue.pending))
-
-
-def _on_rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    queue = _QUEUES.get(conn)
-    if queue is not None and queue.marks:
-        del queue.pending[queue.marks.pop() :]
-
-
-def _on_release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    queue = _QUEUES.get(conn)
-    if queue is not None and queue.marks:
-        queue.marks.pop()
-
-
-def _flush_on_commit(conn: Connection) -> None:
-    queue = _QUEUES.pop(conn, None)
-    if queue is not None and queue.pending:
-        _write(conn, queue.pending)
-
-
-def _queue(conn: Connection) -> _Queue:
-    queue = _QUEUES.get(conn) if conn.in_transaction() else None
+def _queue(conn: Connection) -> Queued[_Pending]:
+    queue = _QUEUE.queued(conn)
     if queue is None:
         raise AuditError(
             "audit events are appended inside a write transaction of a store opened with "
             "gateway.store.open_store (store.transaction() or store.batch())"
         )
-    if queue.read_only:
+    if conn.get_execution_options().get(READ_ONLY_OPTION, False):
         raise AuditError(
             "audit event appended in a read-only transaction (store.read()): it would be lost; "
             "record it in store.transaction() or store.batch()"
@@ -281,7 +231,7 @@ def append(
     The event is checked now (bad details raise here) and queued; every event queued in the
     transaction is chained and written in one go just before commit, under one lock of the
     chain head. Its seq is therefore known only after commit (:func:`flush` writes early)."""
-    _queue(conn).pending.append(_entry(now, actor, kind, subjects, details))
+    _queue(conn).items.append(_entry(now, actor, kind, subjects, details))
 
 
 AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
@@ -295,7 +245,7 @@ def append_many(
     (a purge batch records hundreds of events)."""
     queue = _queue(conn)
     checked = [_entry(now, actor, kind, subjects, details) for kind, subjects, details in entries]
-    queue.pending.extend(checked)
+    queue.items.extend(checked)
 
 
 def flush(conn: Connection) -> int | None:
@@ -303,13 +253,13 @@ def flush(conn: Connection) -> int | None:
     nothing was queued). Takes the head lock until commit: only for a caller that must know
     its event's seq before committing."""
     queue = _queue(conn)
-    if not queue.pending:
+    if not queue.items:
         return None
     if any(queue.marks):
         # Written inside the savepoint, events queued before it would vanish with it.
         raise AuditError("audit.flush inside a savepoint opened after earlier appends")
-    seq = _write(conn, queue.pending)
-    queue.pending.clear()
+    seq = _write(conn, queue.items)
+    queue.items.clear()
     # What is written now is undone by a savepoint rollback in the database itself; what is
     # queued from here on belongs to every open savepoint.
     queue.marks = [0 for _ in queue.marks]
