@@ -5,6 +5,11 @@ seal; a node accepts a directory only when that signature verifies, the signer's
 chains to the configured depositary trust anchor and names the directory's ``Depositary``,
 and the version is newer than the one it holds (:func:`gateway.exchange.directory.check_update`).
 Only the bytes the signature covers are parsed — never the document as received.
+
+The signature is canonicalised with **exclusive C14N**, the envelopes' one C14N (SMEV 3's
+choice, which .NET's SignedXml and the JavaScript XAdES stacks implement), so any peer's
+stack verifies the directory too. Versions signed before with C14N 1.1 still verify (a node
+reloads the version it holds); any other canonicalisation or transform is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +35,11 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.xml.parsing import parse_untrusted
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 C14N_11 = "http://www.w3.org/2006/12/xml-c14n11"
+"""Signed with it before exclusive C14N: accepted when verifying, never used to sign."""
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+ALLOWED_C14N = frozenset({EXC_C14N, C14N_11})
 
 
 def _rejected(code: str, ru: str, en: str) -> DocumentRejected:
@@ -56,7 +65,7 @@ def sign_directory(directory_xml: bytes, depositary: SigningKey) -> bytes:
         method=methods.enveloped,
         signature_algorithm=signature_method,
         digest_algorithm=digest,
-        c14n_algorithm=C14N_11,
+        c14n_algorithm=EXC_C14N,
     )
     signed = signer.sign(
         root, key=depositary.private_key, cert=[depositary.certificate, *depositary.chain]
@@ -93,6 +102,7 @@ def verify_directory(data: bytes, depositary_trust: TrustList, *, at: datetime) 
             f"сертификату депозитария): {path.sub_indication}.",
             f"the directory's signer does not chain to the depositary anchor: {path.message}",
         )
+    _check_algorithms(root)
     try:
         result = XMLVerifier().verify(
             data,
@@ -116,6 +126,31 @@ def verify_directory(data: bytes, depositary_trust: TrustList, *, at: datetime) 
             f"signed by {signer_body}, but the directory names {directory.depositary}",
         )
     return directory
+
+
+def _check_algorithms(root: etree._Element) -> None:
+    """One canonicalisation for SignedInfo and the reference, enveloped first: what we sign,
+    or what we signed before (C14N 1.1). Anything else is refused before verifying."""
+    signed_info = root.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo")
+    methods_found = [
+        element.get("Algorithm", "")
+        for element in (
+            []
+            if signed_info is None
+            else [
+                *signed_info.findall(f"{{{DS}}}CanonicalizationMethod"),
+                *signed_info.iterfind(f"{{{DS}}}Reference/{{{DS}}}Transforms/{{{DS}}}Transform"),
+            ]
+        )
+    ]
+    c14n = {m for m in methods_found if m != ENVELOPED}
+    if len(c14n) != 1 or not c14n <= ALLOWED_C14N or ENVELOPED not in methods_found:
+        raise _rejected(
+            "DIRECTORY_SIGNATURE_INVALID",
+            "Подпись справочника использует недопустимую каноникализацию.",
+            "the directory's signature must be enveloped with exclusive C14N (or C14N 1.1 "
+            f"for versions signed before); found {sorted(set(methods_found))}",
+        )
 
 
 def _b64(text: str) -> bytes:
