@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway import credentials
-from gateway.crypto import algorithms, certificates
+from gateway.crypto import algorithms, certificates, gost
 from gateway.crypto.pkcs11 import TokenError, TokenSession
 from gateway.crypto.rotation import (
     MANIFEST_SUFFIX,
@@ -185,7 +185,7 @@ class SigningKey:
     @property
     def algorithm(self) -> str:
         """``EC P-256``, ``RSA-3072``…"""
-        return algorithms.describe_key(self.certificate.public_key())
+        return algorithms.describe_key(certificates.public_key_of(self.certificate))
 
     @property
     def on_token(self) -> bool:
@@ -193,8 +193,11 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` with the key's default scheme (ECDSA, DER-encoded, with the curve's
-        hash; RSA PKCS#1 v1.5 with SHA-256) — for receipts and other non-XML uses."""
-        method, _ = algorithms.signature_method_for(self.certificate.public_key())
+        hash; RSA PKCS#1 v1.5 with SHA-256; GOST ``s || r`` with Streebog) — for receipts and
+        other non-XML uses."""
+        method, _ = algorithms.signature_method_for(certificates.public_key_of(self.certificate))
+        if isinstance(self.private_key, gost.GostPrivateKey):
+            return self.private_key.sign(data)
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             hash_alg = hashes.SHA384() if "384" in method.name else hashes.SHA256()
             return bytes(self.private_key.sign(data, ec.ECDSA(hash_alg)))
@@ -592,7 +595,9 @@ class KeyStore:
                     f"`gateway keys generate {role}{' --name ' + name if name else ''} "
                     "--config NODE.toml`"
                 )
-            if not certificates.same_public_key(private_key.public_key(), certificate.public_key()):
+            if not certificates.same_public_key(
+                private_key.public_key(), certificates.public_key_of(certificate)
+            ):
                 raise WrongRole(
                     f"{role} key {stem!r}: the certificate {self.cert_path(role, name, number)} "
                     "was issued "
@@ -643,7 +648,7 @@ class KeyStore:
     def read_private_key_file(self, path: Path, stem: str) -> Any:
         passphrase = self.passphrase()
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
+            key = certificates.load_pem_private_key(path.read_bytes(), passphrase)
         except (ValueError, TypeError) as exc:
             if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
                 found = credentials.find_secret(
@@ -660,8 +665,10 @@ class KeyStore:
             raise KeyStoreError(
                 f"{stem} key {path}: not a PEM PKCS#8 private key ({exc})"
             ) from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise KeyStoreError(f"{stem} key {path}: only EC and RSA keys are supported")
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
+        ):
+            raise KeyStoreError(f"{stem} key {path}: only EC, RSA and GOST keys are supported")
         try:
             algorithms.check_public_key(key.public_key())
         except algorithms.WeakAlgorithm as exc:
@@ -781,7 +788,7 @@ def _entry_for(role: str, name: str, location: str, cert: x509.Certificate) -> K
         role=role,
         name=name,
         location=location,
-        algorithm=algorithms.describe_key(cert.public_key()),
+        algorithm=algorithms.describe_key(certificates.public_key_of(cert)),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
         not_before=cert.not_valid_before_utc,

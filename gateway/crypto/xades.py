@@ -139,7 +139,7 @@ def _c14n(element: etree._Element) -> bytes:
 
 
 def _digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
-    return hashlib.new(algorithm.hashlib_name, data).digest()
+    return algorithm.digest(data)
 
 
 def _envelope_without(root: etree._Element, signature: etree._Element) -> bytes:
@@ -285,7 +285,9 @@ def _sign_role(
 
     ``method`` / ``digest`` override the algorithms chosen for the key: for tests that make
     what a careless peer would send (SHA-1, RSA-PSS)."""
-    chosen_method, chosen_digest = algorithms.signature_method_for(key.certificate.public_key())
+    chosen_method, chosen_digest = algorithms.signature_method_for(
+        certificates.public_key_of(key.certificate)
+    )
     method = method or chosen_method
     digest = digest or chosen_digest
     holder = etree.SubElement(signatures, role.holder)
@@ -1144,7 +1146,7 @@ def _signer(der: bytes) -> _Signer:
     signer = _SIGNERS.get(der)
     if signer is None:
         cert = _certificate(der)
-        public_key = cert.public_key()
+        public_key = certificates.public_key_of(cert)
         try:
             algorithms.check_public_key(public_key)
             weakness = ""
