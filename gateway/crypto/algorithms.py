@@ -12,7 +12,8 @@ Policy (CIS Art. 11.3; SC Art. 5.1 require signatures that can be relied upon):
 * refused everywhere, with :class:`WeakAlgorithm`: SHA-1, MD5, DSA, short keys, other curves.
 
 GOST is not in ``cryptography``: :mod:`gateway.crypto.gost` does it (gostcrypto, MIT).
-Which of these a body signs with and accepts is its :class:`Suite` list in the directory.
+Which of these a body signs with and accepts is its suite list in the directory
+(:class:`gateway.model.directory.Suite`, :func:`suite_of`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from gateway.crypto import gost
+from gateway.model.directory import Suite
 
 
 class SignatureMethod(StrEnum):
@@ -153,26 +155,6 @@ class KeySpec(StrEnum):
 DEFAULT_KEY_SPEC = KeySpec.EC_P256
 
 
-class Suite(StrEnum):
-    """An algorithm suite a body signs with or accepts, as the directory names it (issue 18).
-
-    A suite is a family of :class:`SignatureMethod` s: ``ecdsa`` is ECDSA P-256/SHA-256 (and
-    P-384/SHA-384, accepted before suites existed), ``rsa-pkcs1`` and ``rsa-pss`` RSA with
-    SHA-256 (and SHA-384/-512), ``gost2012-256`` / ``gost2012-512`` GOST R 34.10-2012 with
-    Streebog of the same size."""
-
-    ECDSA = "ecdsa"
-    RSA_PKCS1 = "rsa-pkcs1"
-    RSA_PSS = "rsa-pss"
-    GOST_2012_256 = "gost2012-256"
-    GOST_2012_512 = "gost2012-512"
-
-
-LEGACY_SUITES = frozenset({Suite.ECDSA, Suite.RSA_PKCS1, Suite.RSA_PSS})
-"""What a body whose directory entry names no suites signs with and accepts: the suites the
-gateway had before suites were data (backward compatible)."""
-
-
 def suite_of(method: SignatureMethod) -> Suite:
     """The suite a signature method belongs to."""
     name = method.name
@@ -183,6 +165,15 @@ def suite_of(method: SignatureMethod) -> Suite:
     if name.endswith("RSA_MGF1"):
         return Suite.RSA_PSS
     return Suite.RSA_PKCS1
+
+
+def suite_name(method_uri: str) -> str:
+    """The suite of a signature method URI for reports (``gost2012-256``), or the URI itself
+    when it is none we know (a refused algorithm is still named)."""
+    try:
+        return suite_of(SignatureMethod(method_uri)).value
+    except ValueError:
+        return method_uri or "?"
 
 
 def suite_for_key(public_key: Any) -> Suite:

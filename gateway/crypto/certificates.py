@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -163,6 +163,21 @@ def public_key_of(certificate: x509.Certificate) -> Any:
     if gost.is_gost_certificate(certificate):
         return gost.public_key_of(certificate)
     return certificate.public_key()
+
+
+def directly_issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Is ``child`` named and signed by ``issuer`` (GOST or not)?"""
+    if child.issuer != issuer.subject:
+        return False
+    if gost.is_gost_certificate(issuer):
+        return gost.signature_verifies(child, gost.public_key_of(issuer))
+    if gost.is_gost_signed(child):
+        return False
+    try:
+        child.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _key_identifier(public_key: Any) -> x509.SubjectKeyIdentifier:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -67,6 +67,7 @@ from gateway.crypto.rotation import (
     read_generations,
     split_generation_stem,
 )
+from gateway.model.directory import Suite
 from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
@@ -203,6 +204,12 @@ class SigningKey:
             return bytes(self.private_key.sign(data, ec.ECDSA(hash_alg)))
         return bytes(self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
+    @property
+    def pades_capable(self) -> bool:
+        """Whether PAdES (pyHanko) can sign with this key: not with GOST, which pyHanko's CMS
+        does not know (renditions of GOST bodies are not signed; docs/keys-and-signatures.md)."""
+        return not gost.is_gost_certificate(self.certificate)
+
     def pdf_signer(self) -> Any:
         """A pyHanko signer for PAdES: pyHanko's ``PKCS11Signer`` on a token, otherwise a
         ``SimpleSigner`` that reuses the loaded key (pyHanko's own reloads it per signature).
@@ -216,6 +223,11 @@ class SigningKey:
         def to_asn1(c: x509.Certificate) -> asn1_x509.Certificate:
             return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
 
+        if not self.pades_capable:
+            raise KeyStoreError(
+                f"{self.role} key {self.location}: PAdES signatures with GOST R 34.10-2012 are "
+                "not supported (pyHanko has no GOST); the XML document itself is signed with GOST"
+            )
         cert = to_asn1(self.certificate)
         chain = [to_asn1(c) for c in self.chain]
         if self.on_token:
@@ -543,6 +555,43 @@ class KeyStore:
             )
         return self.load(role, name, at=at)
 
+    def signing_key_for(
+        self,
+        role: KeyRole | str,
+        name: str = "",
+        *,
+        at: datetime,
+        suites: Collection[Suite],
+    ) -> SigningKey:
+        """The key of ``role``/``name`` to sign at ``at`` for a recipient accepting ``suites``:
+        the generation in force when its suite is one of them; else, during a rotation from
+        one suite to another, the newest generation that was activated, is not revoked and
+        whose certificate is valid at ``at`` and of such a suite (the overlap: the old suite
+        serves peers that do not accept the new one yet). Raises :class:`KeyStoreError` naming
+        the suites when there is none."""
+        key = self.signing_key(role, name, at=at)
+        if _suite(key) in suites:
+            return key
+        manifest = self.generations(role, name)
+        for generation in sorted(manifest.generations, key=lambda g: -g.number):
+            number = generation.number
+            if manifest.revoked_at(number, at) or not manifest.ever_active_before(number, at):
+                continue
+            try:
+                candidate = self._load_generation(KeyRole(role), name, number)
+            except KeyStoreError:
+                continue
+            cert = candidate.certificate
+            valid = cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+            if valid and _suite(candidate) in suites:
+                return candidate
+        raise KeyStoreError(
+            f"{key_stem(role, name)}: no usable generation signs with "
+            f"{' or '.join(suites) or '(no suite)'}; the one in force signs with {_suite(key)}. "
+            "Generate a key of an accepted suite (gateway keys rotate … --algorithm) and "
+            "activate it"
+        )
+
     def load(
         self,
         role: KeyRole | str,
@@ -776,6 +825,10 @@ class KeyStore:
             cert = x509.load_pem_x509_certificate(ca_cert.read_bytes())
             found.append(_entry_for("demo-ca", "", str(self.demo_ca_dir), cert))
         return found
+
+
+def _suite(key: SigningKey) -> Suite:
+    return algorithms.suite_for_key(certificates.public_key_of(key.certificate))
 
 
 def _now() -> datetime:

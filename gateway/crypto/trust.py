@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -371,7 +371,7 @@ class TrustList:
                 (
                     c
                     for c in candidates
-                    if c.subject == child.issuer and c not in chain and _issued(child, c)
+                    if c not in chain and certificates.directly_issued_by(child, c)
                 ),
                 None,
             )
@@ -447,19 +447,6 @@ class TrustList:
 
 MAX_GOST_PATH = 5
 """Longest GOST path built (leaf, intermediates, anchor): national PKIs have two or three."""
-
-
-def _issued(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Does ``issuer``'s key verify ``child``'s signature?"""
-    if gost.is_gost_certificate(issuer):
-        return gost.signature_verifies(child, gost.public_key_of(issuer))
-    if gost.is_gost_signed(child):
-        return False
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def _ca_problem(ca: x509.Certificate, moment: datetime, below: int) -> str:

@@ -27,7 +27,7 @@ from lxml import etree
 from sqlalchemy.engine import Connection
 
 from gateway.crashpoints import crash_point
-from gateway.crypto.keystore import KeyStoreError, SigningKey
+from gateway.crypto.keystore import KeyRole, KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_envelope, verify_envelope
 from gateway.exchange import conversation as machine
@@ -45,7 +45,7 @@ from gateway.exchange.recording import (
 )
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
-from gateway.model.directory import CertificateRole
+from gateway.model.directory import CertificateRole, Suite
 from gateway.model.envelope import Header
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
@@ -106,8 +106,9 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             calendars=node.calendars,
             request=request,
         )
-        official = _official_for(node, plan, now)
-        signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
+        suites = common_suites(node, plan.header.recipient)
+        official = _official_for(node, plan, now, suites)
+        signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now, suites), now))
         _check_size(signed)
         crash_point("submit.signed")
         try:
@@ -176,13 +177,39 @@ def _snapshot(
     return stored, state, request
 
 
-def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:
+def common_suites(node: Node, recipient: str) -> tuple[Suite, ...]:
+    """Suites this body signs with that ``recipient`` accepts, as the directory publishes them
+    (docs/keys-and-signatures.md, "Suites"); none refuses the submission, naming both lists."""
+    signs_with = node.index.body(node.body_id).signing_suites
+    accepted = node.index.body(recipient).accepted_suites
+    common = tuple(s for s in signs_with if s in accepted)
+    if not common:
+        raise reject(
+            "SIGNATURE_SUITE_NOT_ACCEPTED",
+            f"Орган {recipient} не принимает ни один набор алгоритмов подписи, которым "
+            f"подписывает этот орган ({', '.join(signs_with)}); он принимает: "
+            f"{', '.join(accepted)}.",
+            f"{recipient} accepts {', '.join(accepted)}; this body signs with "
+            f"{', '.join(signs_with)} (directory, Suites)",
+            "Опубликуйте через депозитария набор, который принимает получатель, и создайте "
+            "ключи этого набора (docs/keys-and-signatures.md).",
+            "CIS Art. 11.3",
+        )
+    return common
+
+
+def _official_for(
+    node: Node, plan: Plan, now: datetime, suites: tuple[Suite, ...]
+) -> SigningKey | None:
     """The official's key when the kind needs it: never send a document half-signed
     (CIS Art. 11.3): without a usable official's key the submission is refused, clearly."""
     if not plan.signed_by_official:
         return None
     try:
-        return node.keys.official(node.config.keys.official or None, at=now)
+        name = node.config.keys.official or node.keys.keys.official
+        if not name:
+            return node.keys.official(None, at=now)  # raises: no official key configured
+        return node.keys.signing_key_for(KeyRole.OFFICIAL, name, at=now, suites=suites)
     except KeyStoreError as exc:
         raise reject(
             "OFFICIAL_KEY_UNAVAILABLE",
@@ -194,12 +221,12 @@ def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:
         ) from None
 
 
-def _seal_for(node: Node, now: datetime) -> SigningKey:
+def _seal_for(node: Node, now: datetime, suites: tuple[Suite, ...]) -> SigningKey:
     """The seal generation active now; none (revoked, not yet replaced) refuses the
     submission clearly instead of failing inside: nothing is stored, the case system resubmits
     once a new generation is active (docs/key-rotation.md, emergency)."""
     try:
-        return node.seal_at(now)
+        return node.keys.signing_key_for(KeyRole.SEAL, at=now, suites=suites)
     except KeyStoreError as exc:
         raise reject(
             "SEAL_KEY_UNAVAILABLE",
