@@ -3,8 +3,9 @@
 Why ``gostcrypto``: it is MIT-licensed and pure Python (``pygost`` is GPLv3, which an
 Apache-2.0 project cannot ship; OpenSSL's GOST engine is C but reachable only through the
 system libcrypto, not through ``cryptography``'s own). It is slow — see
-docs/keys-and-signatures.md, "GOST" — so Streebog goes through the system libcrypto's GOST
-provider when it is installed (:mod:`gateway.crypto.streebog_native`), and tokens
+docs/keys-and-signatures.md, "GOST" — so signatures and Streebog go through the system
+libcrypto's GOST engine and provider when they are installed
+(:mod:`gateway.crypto.gost_native`), and tokens
 (PKCS#11, ``CKM_GOSTR3410_WITH_GOSTR3411_12_256``) are the production path for keys.
 
 Byte orders (checked against ``openssl dgst -engine gost`` in tests/crypto/test_gost_interop.py):
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.padding import PKCS7
 from gostcrypto import gosthash, gostsignature
 
-from gateway.crypto import streebog_native
+from gateway.crypto import gost_native
 
 KEY_OIDS = {256: "1.2.643.7.1.1.1.1", 512: "1.2.643.7.1.1.1.2"}
 """id-tc26-gost3410-12-256 / -512: the key algorithm in SubjectPublicKeyInfo and PKCS#8."""
@@ -72,7 +73,7 @@ class GostError(ValueError):
 
 def streebog(data: bytes, bits: int) -> bytes:
     """GOST R 34.11-2012 of ``data`` (256 or 512 bits), as the hash function outputs it."""
-    native = streebog_native.digest(data, bits)
+    native = gost_native.digest(data, bits)
     if native is not None:
         return native
     return bytes(gosthash.new(f"streebog{bits}", data=data).digest())
@@ -116,6 +117,11 @@ class GostPublicKey:
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """Does ``signature`` (``s || r``, RFC 4491) sign ``data`` with Streebog of our size?"""
+        if len(signature) != self.bits // 4:
+            return False
+        native = gost_native.verify(self.spki_der(), self.bits, signature, data)
+        if native is not None:
+            return native
         return self.verify_digest(signature, streebog(data, self.bits))
 
     def verify_digest(self, signature: bytes, digest: bytes) -> bool:
@@ -133,20 +139,7 @@ class GostPublicKey:
             return False
 
     def spki_der(self) -> bytes:
-        size = self.bits // 8
-        raw = self.point[:size][::-1] + self.point[size:][::-1]
-        # The digest parameter set is named for both sizes, as OpenSSL's engine writes it.
-        params = [
-            core.ObjectIdentifier(self.paramset),
-            core.ObjectIdentifier(DIGEST_OIDS[self.bits]),
-        ]
-        algorithm = _sequence(
-            core.ObjectIdentifier(KEY_OIDS[self.bits]).dump(),
-            _sequence(*(p.dump() for p in params)),
-        )
-        return _sequence(
-            algorithm, core.BitString.load(_bit_string(core.OctetString(raw).dump())).dump()
-        )
+        return _spki_der(self.paramset, self.point)
 
     def public_bytes(self, encoding: serialization.Encoding, fmt: Any = None) -> bytes:
         der = self.spki_der()
@@ -176,6 +169,26 @@ class GostPublicKey:
         return cls(paramset, raw[:size][::-1] + raw[size:][::-1])
 
 
+@functools.lru_cache(maxsize=256)
+def _spki_der(paramset: str, point: bytes) -> bytes:
+    """SubjectPublicKeyInfo of a GOST key (cached: the native verifier looks keys up by it)."""
+    bits = _paramset_bits(paramset)
+    size = bits // 8
+    raw = point[:size][::-1] + point[size:][::-1]
+    # The digest parameter set is named for both sizes, as OpenSSL's engine writes it.
+    params = [
+        core.ObjectIdentifier(paramset),
+        core.ObjectIdentifier(DIGEST_OIDS[bits]),
+    ]
+    algorithm = _sequence(
+        core.ObjectIdentifier(KEY_OIDS[bits]).dump(),
+        _sequence(*(p.dump() for p in params)),
+    )
+    return _sequence(
+        algorithm, core.BitString.load(_bit_string(core.OctetString(raw).dump())).dump()
+    )
+
+
 class GostPrivateKey:
     """A software GOST R 34.10-2012 private key (tests, the demo; production keys live on a
     token). Duck-types ``cryptography``'s private keys where the gateway uses them:
@@ -186,6 +199,7 @@ class GostPrivateKey:
         self.bits = _paramset_bits(paramset)
         self._secret = secret
         self._public: GostPublicKey | None = None
+        self._der: bytes | None = None
 
     @classmethod
     def generate(cls, bits: int) -> GostPrivateKey:
@@ -208,12 +222,21 @@ class GostPrivateKey:
 
     def sign(self, data: bytes) -> bytes:
         """``s || r`` (RFC 4491 §2.2.2) over Streebog of ``data``."""
+        native = gost_native.sign(self._pkcs8(), self.bits, data)
+        if native is not None:
+            return native
         return self.sign_digest(streebog(data, self.bits))
 
     def sign_digest(self, digest: bytes) -> bytes:
         size = self.bits // 8
         r_s = bytes(_curve(self.paramset).sign(self._secret_bytes(), bytearray(digest[::-1])))
         return r_s[size:] + r_s[:size]
+
+    def _pkcs8(self) -> bytes:
+        # Kept: the native signer parses (and caches) the key by these bytes.
+        if self._der is None:
+            self._der = self.pkcs8_der()
+        return self._der
 
     def pkcs8_der(self) -> bytes:
         public = self.public_key()

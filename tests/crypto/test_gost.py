@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from gateway.crypto import algorithms, certificates, gost, streebog_native
+from gateway.crypto import algorithms, certificates, gost, gost_native
 from gateway.crypto.algorithms import KeySpec, SignatureMethod, Suite
 from gateway.crypto.keystore import KeyRole, SigningKey
 from gateway.crypto.report import Indication, SubIndication
@@ -76,10 +76,32 @@ def test_streebog_matches_openssl_and_pure_python(
         out = _openssl("dgst", "-engine", "gost", f"-md_gost12_{bits}", "data", cwd=tmp_path)
         expected = out.stdout.split("= ")[-1].strip()
         assert gost.streebog(data, bits).hex() == expected
-        monkeypatch.setenv(streebog_native.DISABLE_ENV, "0")
+        monkeypatch.setenv(gost_native.DISABLE_ENV, "0")
         assert gost.streebog(data, bits).hex() == expected
-        monkeypatch.delenv(streebog_native.DISABLE_ENV)
-    assert streebog_native.available(), "libengine-gost-openssl provides gostprov.so here"
+        monkeypatch.delenv(gost_native.DISABLE_ENV)
+    assert gost_native.available(), "libengine-gost-openssl provides gostprov.so here"
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+def test_native_and_pure_python_signatures_agree(
+    bits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The libcrypto path (OpenSSL's GOST engine) and gostcrypto verify each other's
+    signatures, and both refuse a changed one."""
+    assert gost_native.available(), "libengine-gost-openssl is installed here (.ci/run)"
+    key = gost.GostPrivateKey.generate(bits)
+    data = envelope()
+    native = key.sign(data)
+    monkeypatch.setenv(gost_native.DISABLE_ENV, "0")
+    pure = key.sign(data)
+    assert key.public_key().verify(native, data)
+    forged = bytearray(native)
+    forged[1] ^= 1
+    assert not key.public_key().verify(bytes(forged), data)
+    monkeypatch.delenv(gost_native.DISABLE_ENV)
+    assert key.public_key().verify(pure, data)
+    assert not key.public_key().verify(bytes(forged), data)
+    assert not key.public_key().verify(pure, data + b" ")
 
 
 def test_gost_round_trip_reports_the_suite(gost_pki: CryptoPKI, signed: bytes) -> None:
