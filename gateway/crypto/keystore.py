@@ -197,8 +197,8 @@ class SigningKey:
         hash; RSA PKCS#1 v1.5 with SHA-256; GOST ``s || r`` with Streebog) — for receipts and
         other non-XML uses."""
         method, _ = algorithms.signature_method_for(certificates.public_key_of(self.certificate))
-        if isinstance(self.private_key, gost.GostPrivateKey):
-            return self.private_key.sign(data)
+        if gost.is_gost_certificate(self.certificate):  # in memory or on a token
+            return bytes(self.private_key.sign(data))
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             hash_alg = hashes.SHA384() if "384" in method.name else hashes.SHA256()
             return bytes(self.private_key.sign(data, ec.ECDSA(hash_alg)))

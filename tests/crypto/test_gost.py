@@ -13,11 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from gateway.crypto import algorithms, certificates, gost, gost_native
+from gateway.crypto import algorithms, certificates, gost, gost_native, pkcs11
 from gateway.crypto.algorithms import KeySpec, SignatureMethod, Suite
 from gateway.crypto.keystore import KeyRole, SigningKey
 from gateway.crypto.report import Indication, SubIndication
@@ -34,6 +35,7 @@ from tests.crypto.helpers import (
     CryptoPKI,
     envelope,
 )
+from tests.tooling import softhsm_token
 
 OPENSSL = shutil.which("openssl")
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
@@ -371,3 +373,25 @@ def test_openssl_made_ca_and_keys_are_accepted(tmp_path: Path) -> None:
     trust = TrustList.from_certificates([ca_cert], [crl])
     verified = verify_document(doc, trust, at, require_official=False)
     assert verified.passed, verified.report.signatures
+
+
+def test_token_gost_key_decoding_and_mechanisms() -> None:
+    """What a GOST token gives (CKA_VALUE little-endian X || Y, CKA_GOSTR3410_PARAMS) reads as
+    the key the certificate carries; the mechanisms are TC26's vendor values."""
+    for bits in (256, 512):
+        public = gost.GostPrivateKey.generate(bits).public_key()
+        size = bits // 8
+        value = public.point[:size][::-1] + public.point[size:][::-1]
+        params = core.ObjectIdentifier(public.paramset).dump()
+        assert pkcs11.gost_public_key(value, params) == public
+    assert pkcs11.GOST_SIGN_MECHANISMS == {256: 0xD4321008, 512: 0xD4321009}
+
+
+def test_softhsm_has_no_gost_mechanism_and_says_so() -> None:
+    """Debian's SoftHSM2 has no GOST mechanism (not even GOST 2001): the token path cannot be
+    exercised here. The gateway notices and refuses clearly instead of failing inside."""
+    module, label, pin = softhsm_token("gw-spare-2")
+    token = pkcs11.TokenSession.open(Path(module), label, pin)
+    assert not token.supports_gost(256) and not token.supports_gost(512)
+    with pytest.raises(pkcs11.TokenError, match="vendor's tool"):
+        token.generate("seal-gost", KeySpec.GOST_256)
