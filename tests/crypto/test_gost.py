@@ -18,9 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from gateway.config import KeysSection
 from gateway.crypto import algorithms, certificates, gost, gost_native, pkcs11
 from gateway.crypto.algorithms import KeySpec, SignatureMethod, Suite
-from gateway.crypto.keystore import KeyRole, SigningKey
+from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.keystore import KeyStore
 from gateway.crypto.report import Indication, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import _sign_unchecked, sign_document, verify_document
@@ -228,151 +230,101 @@ def test_gost_key_file_is_openssl_readable(gost_pki: CryptoPKI, tmp_path: Path) 
     assert theirs == ours.public_key()
 
 
+OPENSSL_CNF = """[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[seal]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,nonRepudiation
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[crl]
+database = index.txt
+default_md = md_gost12_256
+default_crl_days = 7
+"""
+"""The commands of docs/keys-and-signatures.md, "Interop with OpenSSL's GOST engine"."""
+
+OPENSSL_PASS = PASSPHRASE.replace(" ", "_")
+"""The key store's passphrase, as one word for ``-passout pass:``."""
+
+OPENSSL_PKI = (
+    "genpkey -engine gost -algorithm gost2012_256 -pkeyopt paramset:A -out ca.key",
+    "req -engine gost -new -x509 -key ca.key -md_gost12_256 -days 3650 -subj /O=GOST-CA/CN=GOST-CA"
+    " -config gost.cnf -extensions ca -out ca.pem",
+    "genpkey -engine gost -algorithm gost2012_256 -pkeyopt paramset:A -out seal.key",
+    f"req -engine gost -new -key seal.key -md_gost12_256 -config gost.cnf"
+    f" -subj /C=RU/O=Test/2.5.4.97={SENDER}/CN=seal -out seal.csr",
+    "x509 -engine gost -req -in seal.csr -CA ca.pem -CAkey ca.key -md_gost12_256 -days 365"
+    " -set_serial 7 -extfile gost.cnf -extensions seal -out seal.pem",
+    f"pkcs8 -engine gost -topk8 -v2 aes-256-cbc -in seal.key -passout pass:{OPENSSL_PASS}"
+    " -out seal.key.pem",
+    "ca -engine gost -gencrl -keyfile ca.key -cert ca.pem -config gost.cnf -name crl -out crl.pem",
+)
+
+
 def test_openssl_made_ca_and_keys_are_accepted(tmp_path: Path) -> None:
-    """A CA and a body's seal made with ``openssl req -engine gost``: the key store loads the key,
-    we sign with it, and the chain validates with the CA's GOST CRL."""
-    run = lambda *a: _openssl(*a, cwd=tmp_path)  # noqa: E731
-    (tmp_path / "ca.cnf").write_text(
-        "[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\n"
-        "keyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n"
-        "[seal]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
-    )
-    assert (
-        run(
-            "genpkey",
-            "-engine",
-            "gost",
-            "-algorithm",
-            "gost2012_256",
-            "-pkeyopt",
-            "paramset:A",
-            "-out",
-            "ca.key",
-        ).returncode
-        == 0
-    )
-    r = run(
-        "req",
-        "-engine",
-        "gost",
-        "-new",
-        "-x509",
-        "-key",
-        "ca.key",
-        "-md_gost12_256",
-        "-days",
-        "3650",
-        "-subj",
-        "/O=Test GOST CA/CN=Test GOST CA",
-        "-config",
-        "ca.cnf",
-        "-extensions",
-        "ca",
-        "-out",
-        "ca.pem",
-    )
-    assert r.returncode == 0, r.stderr
-    assert (
-        run(
-            "genpkey",
-            "-engine",
-            "gost",
-            "-algorithm",
-            "gost2012_256",
-            "-pkeyopt",
-            "paramset:A",
-            "-out",
-            "seal.key",
-        ).returncode
-        == 0
-    )
-    r = run(
-        "req",
-        "-engine",
-        "gost",
-        "-new",
-        "-key",
-        "seal.key",
-        "-md_gost12_256",
-        "-config",
-        "ca.cnf",
-        "-subj",
-        f"/C=RU/O=Test/2.5.4.97={SENDER}/CN={SENDER} seal",
-        "-out",
-        "seal.csr",
-    )
-    assert r.returncode == 0, r.stderr
-    r = run(
-        "x509",
-        "-engine",
-        "gost",
-        "-req",
-        "-in",
-        "seal.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-md_gost12_256",
-        "-days",
-        "365",
-        "-set_serial",
-        "7",
-        "-extfile",
-        "ca.cnf",
-        "-extensions",
-        "seal",
-        "-out",
-        "seal.pem",
-    )
-    assert r.returncode == 0, r.stderr
+    """A CA and a body's seal made with ``openssl req -engine gost``: the key store loads the
+    key (encrypted by OpenSSL) as the body's seal, we sign with it, and the chain validates
+    with the CA's GOST CRL from ``openssl ca``."""
+    (tmp_path / "gost.cnf").write_text(OPENSSL_CNF)
+    (tmp_path / "index.txt").write_text("")
+    for command in OPENSSL_PKI:
+        done = _openssl(*command.split(), cwd=tmp_path)
+        assert done.returncode == 0, (command, done.stderr)
     ca_cert = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
     seal_cert = x509.load_pem_x509_certificate((tmp_path / "seal.pem").read_bytes())
-    key = certificates.load_pem_private_key((tmp_path / "seal.key").read_bytes(), None)
-    assert isinstance(key, gost.GostPrivateKey)
-    assert key.public_key() == certificates.public_key_of(seal_cert)
     assert gost.signature_verifies(seal_cert, gost.public_key_of(ca_cert))
-
-    seal = SigningKey(
-        role=KeyRole.SEAL,
-        name="",
-        certificate=seal_cert,
-        chain=(ca_cert,),
-        private_key=key,
-        location=str(tmp_path / "seal.key"),
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "seal.key.pem").write_bytes((tmp_path / "seal.key.pem").read_bytes())
+    (keys / "seal.crt.pem").write_bytes(certificates.pem_bundle([seal_cert, ca_cert]))
+    store = KeyStore(
+        KeysSection(dir=keys),
+        SENDER,
+        environ={"GATEWAY_KEY_PASSPHRASE": OPENSSL_PASS},
     )
-    doc = sign_document(
-        envelope(),
-        None,
-        seal,
-        certificates.utc(seal_cert.not_valid_before_utc) + timedelta(minutes=1),
-    )
-    at = seal_cert.not_valid_before_utc + timedelta(minutes=2)
-    # A CRL from openssl ca, signed with GOST, current at ``at``.
-    (tmp_path / "index.txt").write_text("")
-    (tmp_path / "crl.cnf").write_text(
-        "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ndefault_md=md_gost12_256\ndefault_crl_days=7\n"
-    )
-    r = run(
-        "ca",
-        "-engine",
-        "gost",
-        "-gencrl",
-        "-keyfile",
-        "ca.key",
-        "-cert",
-        "ca.pem",
-        "-config",
-        "crl.cnf",
-        "-out",
-        "crl.pem",
-    )
-    assert r.returncode == 0, r.stderr
+    at = seal_cert.not_valid_before_utc + timedelta(minutes=1)
+    seal = store.seal(at=at)
+    assert isinstance(seal.private_key, gost.GostPrivateKey)
+    assert seal.algorithm == "GOST 2012-256"
+    doc = sign_document(envelope(), None, seal, at)
     crl = x509.load_pem_x509_crl((tmp_path / "crl.pem").read_bytes())
+    assert gost.is_gost_signed(crl)
     trust = TrustList.from_certificates([ca_cert], [crl])
-    verified = verify_document(doc, trust, at, require_official=False)
+    verified = verify_document(doc, trust, at + timedelta(minutes=1), require_official=False)
     assert verified.passed, verified.report.signatures
+
+
+def test_gost_path_needs_a_ca_to_issue(gost_pki: CryptoPKI) -> None:
+    """A certificate issued by the seal (a valid GOST signature, but cA=FALSE) has no path;
+    nor has one whose issuer's signature does not verify."""
+    seal = gost_pki.store().seal()
+    rogue_ca = DemoCA(key=seal.private_key, certificate=seal.certificate)
+    profile = CertificateProfile(role="seal", body_id=SENDER, common_name="rogue")
+    rogue = rogue_ca.issue(
+        algorithms.generate_private_key(
+            KeySpec.GOST_256
+            if gost.public_key_of(seal.certificate).bits == 256
+            else KeySpec.GOST_512
+        ).public_key(),
+        profile,
+        now=NOW,
+    )
+    trust = gost_pki.trust()
+    result = trust.validate(rogue, [seal.certificate], moment=NOW, at=VERIFY_AT)
+    assert result.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
+    assert "not a CA" in result.message
+    forged = bytearray(seal.certificate.public_bytes(serialization.Encoding.DER))
+    forged[-5] ^= 1
+    bad = x509.load_der_x509_certificate(bytes(forged))
+    result = trust.validate(bad, [], moment=NOW, at=VERIFY_AT)
+    assert result.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
+    assert trust.validate(seal.certificate, [], moment=NOW, at=VERIFY_AT).passed
 
 
 def test_token_gost_key_decoding_and_mechanisms() -> None:
