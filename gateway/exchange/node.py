@@ -212,7 +212,7 @@ class Node:
         one (a rotation's overlap); else the seal in force — the answer goes out regardless,
         and a peer that does not accept it says so with its own code."""
         try:
-            suites = sending.common_suites(self, recipient)
+            suites = sending.common_suites(self.index, self.body_id, recipient)
             return self.keys.signing_key_for(KeyRole.SEAL, at=at, suites=suites)
         except (DocumentRejected, KeyStoreError, UnknownBody):
             return self.seal_at(at)

@@ -31,6 +31,7 @@ from gateway.crypto.keystore import KeyRole, KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_envelope, verify_envelope
 from gateway.exchange import conversation as machine
+from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
     ConcurrentChange,
@@ -106,7 +107,7 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
             calendars=node.calendars,
             request=request,
         )
-        suites = common_suites(node, plan.header.recipient)
+        suites = common_suites(node.index, node.body_id, plan.header.recipient)
         official = _official_for(node, plan, now, suites)
         signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now, suites), now))
         _check_size(signed)
@@ -177,11 +178,11 @@ def _snapshot(
     return stored, state, request
 
 
-def common_suites(node: Node, recipient: str) -> tuple[Suite, ...]:
-    """Suites this body signs with that ``recipient`` accepts, as the directory publishes them
+def common_suites(index: DirectoryIndex, sender: str, recipient: str) -> tuple[Suite, ...]:
+    """Suites ``sender`` signs with that ``recipient`` accepts, as the directory publishes them
     (docs/keys-and-signatures.md, "Suites"); none refuses the submission, naming both lists."""
-    signs_with = node.index.body(node.body_id).signing_suites
-    accepted = node.index.body(recipient).accepted_suites
+    signs_with = index.body(sender).signing_suites
+    accepted = index.body(recipient).accepted_suites
     common = tuple(s for s in signs_with if s in accepted)
     if not common:
         raise reject(
@@ -189,7 +190,7 @@ def common_suites(node: Node, recipient: str) -> tuple[Suite, ...]:
             f"Орган {recipient} не принимает ни один набор алгоритмов подписи, которым "
             f"подписывает этот орган ({', '.join(signs_with)}); он принимает: "
             f"{', '.join(accepted)}.",
-            f"{recipient} accepts {', '.join(accepted)}; this body signs with "
+            f"{recipient} accepts {', '.join(accepted)}; {sender} signs with "
             f"{', '.join(signs_with)} (directory, Suites)",
             "Опубликуйте через депозитария набор, который принимает получатель, и создайте "
             "ключи этого набора (docs/keys-and-signatures.md).",

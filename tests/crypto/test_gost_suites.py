@@ -26,6 +26,8 @@ from gateway.exchange.directory import (
     build_directory_xml,
     parse_directory_xml,
 )
+from gateway.exchange.sending import common_suites
+from gateway.jobs.audit_checkpoints import sign_statement, verify_statement
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import (
     LEGACY_SUITES,
@@ -211,3 +213,33 @@ def test_rotation_from_ecdsa_to_gost_with_overlap(gost_world, tmp_path: Path) ->
     with pytest.raises(KeyStoreError, match="ecdsa"):
         store.signing_key_for("seal", at=later, suites=LEGACY_SUITES)
     assert store.signing_key_for("seal", at=later, suites=(suite,)).certificate == cert
+
+
+def test_a_sender_refuses_to_submit_without_a_common_suite() -> None:
+    """The submitting node finds the suites both publish; none refuses before signing."""
+    der = b"\x30\x03\x02\x01\x01"
+    sender = _body(SENDER, der, signs_with=(Suite.GOST_2012_256, Suite.ECDSA))
+    gost_only = _body(RECIPIENT, der, accepts=(Suite.GOST_2012_512, Suite.GOST_2012_256))
+    index = DirectoryIndex.of(_directory(sender, gost_only))
+    assert common_suites(index, SENDER, RECIPIENT) == (Suite.GOST_2012_256,)
+    legacy = DirectoryIndex.of(_directory(sender, _body(RECIPIENT, der)))
+    assert common_suites(legacy, SENDER, RECIPIENT) == (Suite.ECDSA,)
+    only_512 = _body(RECIPIENT, der, accepts=(Suite.GOST_2012_512,))
+    with pytest.raises(DocumentRejected) as refused:
+        common_suites(DirectoryIndex.of(_directory(sender, only_512)), SENDER, RECIPIENT)
+    assert refused.value.problems[0].code == "SIGNATURE_SUITE_NOT_ACCEPTED"
+
+
+def test_audit_statements_sign_and_verify_with_a_gost_seal(gost_world) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoints and other detached statements are sealed with GOST like any seal."""
+    _, pki = gost_world
+    seal = _store(pki.body_dirs[SENDER]).seal()
+    statement = sign_statement(seal, {"checkpoint": 1, "head": "ab" * 32})
+    check = verify_statement(
+        statement.statement, statement.signature, statement.certificate, [seal.certificate]
+    )
+    assert check.ok, check.reason
+    forged = verify_statement(
+        statement.statement.replace("ab", "ac", 1), statement.signature, statement.certificate
+    )
+    assert not forged.ok
