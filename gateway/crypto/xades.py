@@ -35,6 +35,7 @@ mistaken for success: a :class:`VerifiedDocument` carries its
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
 from base64 import b64decode, b64encode
@@ -140,6 +141,14 @@ def _c14n(element: etree._Element) -> bytes:
 
 def _digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
     return algorithm.digest(data)
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate_digest(algorithm: DigestAlgorithm, der: bytes) -> bytes:
+    """A KeyInfo certificate's digest for SigningCertificateV2: every document of a peer
+    carries the same few certificates, and Streebog in pure Python (no GOST engine) costs
+    milliseconds per certificate."""
+    return algorithm.digest(der)
 
 
 def _envelope_without(root: etree._Element, signature: etree._Element) -> bytes:
@@ -1008,7 +1017,9 @@ def _check_signature(
     # SigningCertificateV2: the first Cert is the signer's; others must be in KeyInfo.
     for index, (digest, expected) in enumerate(shape.cert_digests):
         candidates = shape.certificates_der[:1] if index == 0 else shape.certificates_der
-        if not any(hmac.compare_digest(_digest(digest, der), expected) for der in candidates):
+        if not any(
+            hmac.compare_digest(_certificate_digest(digest, der), expected) for der in candidates
+        ):
             raise _Refused(
                 Indication.TOTAL_FAILED,
                 SubIndication.HASH_FAILURE,
