@@ -303,15 +303,6 @@ def load_pem_private_key(data: bytes, passphrase: bytes | None) -> GostPrivateKe
     return GostPrivateKey.from_pkcs8(der)
 
 
-def is_gost_pkcs8_pem(data: bytes, passphrase: bytes | None) -> bool:
-    """Whether ``data`` holds a GOST PKCS#8 key (the keystore tries ``cryptography`` first)."""
-    try:
-        load_pem_private_key(data, passphrase)
-    except GostError:
-        return False
-    return True
-
-
 _PBKDF2_ROUNDS = 100_000
 """PBKDF2-HMAC-SHA256 rounds for a key file: the node reads its keys at every start and the
 demo several times; the passphrase is a generated secret, not a person's password."""
