@@ -282,6 +282,9 @@ def build_csr(private_key: Any, profile: CertificateProfile) -> x509.Certificate
     builder = x509.CertificateSigningRequestBuilder().subject_name(profile.subject())
     for extension, critical in profile.extensions(public_key):
         builder = builder.add_extension(extension, critical=critical)
+    if isinstance(public_key, gost.GostPublicKey):  # in memory or on a token
+        stand_in = builder.sign(_stand_in(), hashes.SHA256())
+        return gost.resign_csr(stand_in.public_bytes(serialization.Encoding.DER), private_key)
     return builder.sign(private_key, algorithms.cert_hash_for(public_key))
 
 
@@ -488,9 +491,14 @@ class DemoCA:
         validity: timedelta = END_ENTITY_VALIDITY,
     ) -> x509.Certificate:
         """Certify a request after checking its self-signature."""
-        if not csr.is_signature_valid:
+        if gost.is_gost_signed(csr):
+            public_key: Any = gost.csr_public_key(csr)
+            valid = gost.signature_verifies(csr, public_key)
+        else:
+            public_key, valid = csr.public_key(), csr.is_signature_valid
+        if not valid:
             raise ValueError("certificate request: its signature does not verify")
-        return self.issue(csr.public_key(), profile, now=now, validity=validity)
+        return self.issue(public_key, profile, now=now, validity=validity)
 
     def revoke(self, certificate: x509.Certificate | int, *, at: datetime) -> None:
         serial = certificate if isinstance(certificate, int) else certificate.serial_number

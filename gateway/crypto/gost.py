@@ -25,7 +25,7 @@ import functools
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from asn1crypto import algos, core, keys, pem
 from cryptography import x509
@@ -369,7 +369,9 @@ def is_gost_certificate(cert: x509.Certificate) -> bool:
     return cert.public_key_algorithm_oid.dotted_string in KEY_OIDS.values()
 
 
-def is_gost_signed(item: x509.Certificate | x509.CertificateRevocationList) -> bool:
+def is_gost_signed(
+    item: x509.Certificate | x509.CertificateRevocationList | x509.CertificateSigningRequest,
+) -> bool:
     return item.signature_algorithm_oid.dotted_string in SIGNATURE_OIDS.values()
 
 
@@ -382,23 +384,42 @@ def public_key_of(cert: x509.Certificate) -> GostPublicKey:
     return GostPublicKey.from_spki(spki)
 
 
+def csr_public_key(csr: x509.CertificateSigningRequest) -> GostPublicKey:
+    """The GOST key a certificate request asks to certify."""
+    return GostPublicKey.from_spki(_children(csr.tbs_certrequest_bytes)[2])
+
+
 def signature_verifies(
-    item: x509.Certificate | x509.CertificateRevocationList, issuer_key: GostPublicKey
+    item: x509.Certificate | x509.CertificateRevocationList | x509.CertificateSigningRequest,
+    issuer_key: GostPublicKey,
 ) -> bool:
-    """Does a GOST-signed certificate or CRL verify with the issuer's GOST key?"""
+    """Does a GOST-signed certificate, CRL or request verify with the issuer's GOST key (the
+    request's own)?"""
     bits = {v: k for k, v in SIGNATURE_OIDS.items()}.get(item.signature_algorithm_oid.dotted_string)
     if bits is None or bits != issuer_key.bits:
         return False
-    tbs = (
-        item.tbs_certificate_bytes
-        if isinstance(item, x509.Certificate)
-        else item.tbs_certlist_bytes
-    )
+    if isinstance(item, x509.Certificate):
+        tbs = item.tbs_certificate_bytes
+    elif isinstance(item, x509.CertificateRevocationList):
+        tbs = item.tbs_certlist_bytes
+    else:
+        tbs = item.tbs_certrequest_bytes
     return issuer_key.verify(item.signature, tbs)
 
 
+class GostSigner(Protocol):
+    """A GOST private key in memory (:class:`GostPrivateKey`) or on a token
+    (``gateway.crypto.pkcs11.TokenGostPrivateKey``)."""
+
+    bits: int
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> GostPublicKey: ...
+
+
 def resign_certificate(
-    der: bytes, issuer_key: GostPrivateKey, subject_key: GostPublicKey | None
+    der: bytes, issuer_key: GostSigner, subject_key: GostPublicKey | None
 ) -> x509.Certificate:
     """``der`` (built by ``cryptography`` with a stand-in key) signed with GOST instead, its
     SubjectPublicKeyInfo replaced by ``subject_key`` when the subject's key is GOST too.
@@ -413,7 +434,7 @@ def resign_certificate(
     return x509.load_der_x509_certificate(_signed(_sequence(*tbs), issuer_key))
 
 
-def resign_crl(der: bytes, issuer_key: GostPrivateKey) -> x509.CertificateRevocationList:
+def resign_crl(der: bytes, issuer_key: GostSigner) -> x509.CertificateRevocationList:
     """A CRL built by ``cryptography`` with a stand-in key, signed with GOST instead."""
     tbs = _children(_children(der)[0])
     offset = 1 if tbs[0][:1] == b"\x02" else 0  # version INTEGER, present in v2 CRLs
@@ -421,7 +442,15 @@ def resign_crl(der: bytes, issuer_key: GostPrivateKey) -> x509.CertificateRevoca
     return x509.load_der_x509_crl(_signed(_sequence(*tbs), issuer_key))
 
 
-def _signed(tbs: bytes, key: GostPrivateKey) -> bytes:
+def resign_csr(der: bytes, key: GostSigner) -> x509.CertificateSigningRequest:
+    """A certificate request built by ``cryptography`` with a stand-in key, for ``key``'s
+    GOST public key and self-signed with it (PKCS#10: version, subject, SPKI, attributes)."""
+    info = _children(_children(der)[0])
+    info[2] = key.public_key().spki_der()
+    return x509.load_der_x509_csr(_signed(_sequence(*info), key))
+
+
+def _signed(tbs: bytes, key: GostSigner) -> bytes:
     signature = core.BitString.load(_bit_string(key.sign(tbs))).dump()
     return _sequence(tbs, _algorithm(key.bits), signature)
 

@@ -347,3 +347,24 @@ def test_softhsm_has_no_gost_mechanism_and_says_so() -> None:
     assert not token.supports_gost(256) and not token.supports_gost(512)
     with pytest.raises(pkcs11.TokenError, match="vendor's tool"):
         token.generate("seal-gost", KeySpec.GOST_256)
+
+
+def test_gost_certificate_request_for_a_national_ca(gost_pki: CryptoPKI, tmp_path: Path) -> None:
+    """`gateway keys csr` for a GOST key: a PKCS#10 request self-signed with GOST, which
+    OpenSSL verifies and the demo CA certifies."""
+    key = gost_pki.store().seal().private_key
+    profile = CertificateProfile(role="seal", body_id=SENDER, organization="Test")
+    csr = certificates.build_csr(key, profile)
+    assert gost.is_gost_signed(csr)
+    assert gost.csr_public_key(csr) == key.public_key()
+    (tmp_path / "seal.csr").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    checked = _openssl(
+        "req", "-engine", "gost", "-in", "seal.csr", "-verify", "-noout", cwd=tmp_path
+    )
+    assert "verify OK" in (checked.stdout + checked.stderr), checked.stderr
+    cert = gost_pki.pki.ca.issue_from_csr(csr, profile, now=NOW)
+    assert certificates.public_key_of(cert) == key.public_key()
+    forged = bytearray(csr.public_bytes(serialization.Encoding.DER))
+    forged[-4] ^= 1
+    with pytest.raises(ValueError, match="does not verify"):
+        gost_pki.pki.ca.issue_from_csr(x509.load_der_x509_csr(bytes(forged)), profile, now=NOW)
