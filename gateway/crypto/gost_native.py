@@ -70,6 +70,7 @@ def _load() -> _Native | None:
         ("d2i_PUBKEY", c_void_p, (c_void_p, POINTER(c_char_p), c_long)),
         ("d2i_AutoPrivateKey", c_void_p, (c_void_p, POINTER(c_char_p), c_long)),
         ("EVP_PKEY_free", None, (c_void_p,)),
+        ("EVP_PKEY_up_ref", c_int, (c_void_p,)),
         ("EVP_MD_CTX_new", c_void_p, ()),
         ("EVP_MD_CTX_free", None, (c_void_p,)),
         ("EVP_DigestSignInit", c_int, (c_void_p, c_void_p, c_void_p, c_void_p, c_void_p)),
@@ -121,6 +122,8 @@ def available() -> bool:
 
 
 def _key(native: _Native, der: bytes, private: bool) -> int | None:
+    """The parsed key of ``der``, with a reference of the caller's own (free it after use:
+    another thread may empty the cache meanwhile)."""
     with _LOCK:
         pkey = _KEYS.get(der)
         if pkey is None:
@@ -135,6 +138,7 @@ def _key(native: _Native, der: bytes, private: bool) -> int | None:
                     native.lib.EVP_PKEY_free(old)
                 _KEYS.clear()
             _KEYS[der] = pkey
+        native.lib.EVP_PKEY_up_ref(pkey)
         return pkey
 
 
@@ -173,6 +177,7 @@ def sign(pkcs8: bytes, bits: int, data: bytes) -> bytes | None:
         return out.raw[: size.value]
     finally:
         lib.EVP_MD_CTX_free(ctx)
+        lib.EVP_PKEY_free(pkey)
         lib.ERR_clear_error()
 
 
@@ -192,4 +197,5 @@ def verify(spki: bytes, bits: int, signature: bytes, data: bytes) -> bool | None
         return bool(lib.EVP_DigestVerify(ctx, signature, len(signature), data, len(data)) == 1)
     finally:
         lib.EVP_MD_CTX_free(ctx)
+        lib.EVP_PKEY_free(pkey)
         lib.ERR_clear_error()
