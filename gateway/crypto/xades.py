@@ -13,7 +13,8 @@ Layout (docs/architecture.md, "Signatures"; CIS Art. 11.3; SC Art. 5.1)::
 
 Both signatures follow OUR strict XAdES-BES profile (docs/keys-and-signatures.md, "The signature
 profile"), made and checked here on lxml trees with lxml's exclusive C14N, hashlib and
-``cryptography`` — no general-purpose XML-DSig engine. Every reference names its transforms
+``cryptography`` (GOST R 34.10-2012 and Streebog through :mod:`gateway.crypto.gost`) — no
+general-purpose XML-DSig engine. Every reference names its transforms
 (exclusive C14N; the seal's whole-envelope reference: enveloped-signature, then exclusive
 C14N), and SignedInfo is canonicalised with exclusive C14N. The verifier accepts exactly that
 shape — the number, URIs and order of the references, their transforms, the one C14N, the
