@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,31 +31,51 @@ from typing import Any
 from gateway.schemas import VALID_EXAMPLES_DIR
 
 EXAMPLE = VALID_EXAMPLES_DIR / "cis-enforcement.Request.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Who exchanges in a hop measurement, and what."""
+
+    sender: str
+    receiver: str
+    example: Path
+
+
+PAIRS = {
+    # The CIS enforcement pair signs with ECDSA P-256 (the demo's default).
+    "ecdsa": Pair("RU-FSSP", "KZ-MJ", EXAMPLE),
+    # The supreme courts sign with GOST R 34.10-2012 / Streebog-256 (gateway/demo/setup.py).
+    "gost2012-256": Pair(
+        "RU-VS", "KZ-VS", VALID_EXAMPLES_DIR / "ru-kz-supreme-courts.Request.json"
+    ),
+}
+"""Hop measurements per signature suite (issue 18: the GOST row beside the ECDSA one)."""
 DOCUMENT_BYTES = 10_000
 """The issue's document size: the request as the case system's JSON makes it, before the two
 XAdES signatures (with their certificate chains) add about 7 KB on the wire."""
 PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def request_document() -> dict[str, Any]:
-    document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+def request_document(pair: Pair = PAIRS["ecdsa"]) -> dict[str, Any]:
+    document = json.loads(pair.example.read_text(encoding="utf-8"))
     for key in ("MessageId", "ConversationId", "Created", "RequestedDeadline"):
         document["header"].pop(key, None)
     request = document["body"]["Request"]
     # Pad the free-text field to the issue's 10 KB.
     filler = " Дополнительные обстоятельства дела изложены в приложенных материалах."
-    while _unsigned_size(document) < DOCUMENT_BYTES:
+    while _unsigned_size(document, pair.sender) < DOCUMENT_BYTES:
         request["OtherInformation"] += filler
     return document
 
 
-def _unsigned_size(document: dict[str, Any]) -> int:
+def _unsigned_size(document: dict[str, Any], sender: str) -> int:
     from gateway.exchange.documents import complete_header
     from gateway.xml.convert import json_to_xml, to_bytes
 
     draft = dict(document)
     draft["header"] = complete_header(
-        document["header"], sender="RU-FSSP", now=datetime.now(UTC), opens_conversation=True
+        document["header"], sender=sender, now=datetime.now(UTC), opens_conversation=True
     )
     return len(to_bytes(json_to_xml(draft)))
 
@@ -110,33 +131,41 @@ def _pg_schema(label: str) -> tuple[str, Any]:
 
 
 def measure_gateway_hop(
-    store: str, hops: int, *, processes: int = 1, rate: float | None = None
+    store: str,
+    hops: int,
+    *,
+    processes: int = 1,
+    rate: float | None = None,
+    suite: str = "ecdsa",
 ) -> dict[str, float]:
     """Run one measurement; ``store`` is ``sqlite`` or ``postgresql``; ``processes`` the worker
     processes of each node (``gateway serve --workers``); ``rate`` an offered load in hops/s
-    (None: closed loop, CLOSED_LOOP_WINDOW requests outstanding)."""
+    (None: closed loop, CLOSED_LOOP_WINDOW requests outstanding); ``suite`` a key of
+    :data:`PAIRS` (which pair of demo bodies exchanges, hence which signatures)."""
+    pair = PAIRS[suite]
     from gateway.demo.setup import build_world
 
     cleanups = []
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
-        world = build_world(Path(tmp), now=datetime.now(UTC), bodies=("RU-FSSP", "KZ-MJ"))
+        bodies = (pair.sender, pair.receiver)
+        world = build_world(Path(tmp), now=datetime.now(UTC), bodies=bodies)
         if store == "postgresql":
-            for body in ("RU-FSSP", "KZ-MJ"):
+            for body in bodies:
                 url, drop = _pg_schema(body.lower().replace("-", "_"))
                 cleanups.append(drop)
                 _with_database(world.nodes[body].config_path, url)
-        sender_config = world.nodes["RU-FSSP"].config_path
-        receiver = _serve(world.nodes["KZ-MJ"].config_path, processes)
+        sender_config = world.nodes[pair.sender].config_path
+        receiver = _serve(world.nodes[pair.receiver].config_path, processes)
         sender = None
         try:
             # The receiver binds a free port (port 0) and says which; the depositary then
             # lists it in the directory the sender loads.
-            _publish_peer_port(world, "KZ-MJ", _bound_port(receiver, "peer https"))
+            _publish_peer_port(world, pair.receiver, _bound_port(receiver, "peer https"))
             token, database_url = _operator_token(sender_config)
             sender = _serve(sender_config, processes)
             api = f"http://127.0.0.1:{_bound_port(sender, 'API http')}/api/v1"
             return asyncio.run(
-                _hops(api, token, database_url, hops, rate, sender.pid, receiver.pid)
+                _hops(api, token, database_url, hops, rate, sender.pid, receiver.pid, pair)
             )
         finally:
             for process in (sender, receiver):
@@ -268,12 +297,13 @@ async def _hops(
     rate: float | None,
     sender_pid: int,
     receiver_pid: int,
+    pair: Pair,
 ) -> dict[str, float]:
     """Post the case system's JSON to the sender's local API and time each hop until the
     sender has verified and recorded the receiver's signed Receipt."""
     import aiohttp
 
-    document = request_document()
+    document = request_document(pair)
     watch = _ReceiptWatch(database_url, asyncio.get_running_loop())
     latencies: list[float] = []
     try:

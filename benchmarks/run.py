@@ -81,6 +81,19 @@ def register_gateway_hops() -> None:
                 kind="store",
                 parallel=False,
             )
+    # The same hop signed with GOST R 34.10-2012 (the supreme courts' pair; issue 18).
+    register(
+        "gateway sqlite gost",
+        reported_measurement(
+            "gateway hop (GOST 2012-256)",
+            "sqlite",
+            partial(measure_gateway_hop, "sqlite", processes=1, suite="gost2012-256"),
+            processes=1,
+            variant="gost2012-256",
+        ),
+        kind="store",
+        parallel=False,
+    )
     offered = f"offered {OFFERED_RATE:.0f}/s"
     register(
         "gateway sqlite offered",

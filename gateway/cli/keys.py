@@ -31,7 +31,7 @@ KEY_ROLES = ("seal", "official", "tls", "encryption", "kek")
 """The values of :class:`gateway.crypto.keystore.KeyRole` (tests/cli checks they agree): named
 here so that building the parser does not load the cryptography stack."""
 
-KEY_SPECS = ("ec-p256", "ec-p384", "rsa-3072", "rsa-4096")
+KEY_SPECS = ("ec-p256", "ec-p384", "rsa-3072", "rsa-4096", "gost-256", "gost-512")
 """The values of :class:`gateway.crypto.algorithms.KeySpec`."""
 
 DEFAULT_KEY_SPEC = "ec-p256"

@@ -209,7 +209,7 @@ def cmd_import(args: argparse.Namespace, *, now: datetime) -> int:
         key = store.token().private_key(stem)
     else:
         raise KeyStoreError(f"no {role} key to match: {key_path} does not exist")
-    if not certificates.same_public_key(key.public_key(), leaf.public_key()):
+    if not certificates.same_public_key(key.public_key(), certificates.public_key_of(leaf)):
         raise KeyStoreError(
             f"{args.certificate} was issued for another key than "
             f"{store.location(role, name, generation)}"

@@ -122,6 +122,7 @@ def _verification_time(text: str | None) -> datetime:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.config import NodeConfig
+    from gateway.crypto.algorithms import suite_name
     from gateway.crypto.trust import TrustList
     from gateway.crypto.xades import verify_document
 
@@ -141,10 +142,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         require_official=not args.seal_only,
         existence=existence,
     )
+    suites = {s.role: suite_name(s.signature_algorithm) for s in verified.report.signatures}
     if args.json:
-        print(json.dumps(verified.report.to_json(), ensure_ascii=False, indent=2, default=str))
+        data = verified.report.to_json()
+        data["suites"] = suites
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
     else:
         print(verified.report.summary())
+        print("suites: " + ", ".join(f"{role}: {suite}" for role, suite in suites.items()))
     return EXIT_OK if verified.passed else EXIT_FAILED
 
 

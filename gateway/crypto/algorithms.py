@@ -6,20 +6,20 @@ key generation (:mod:`gateway.crypto.certificates`), path validation (:mod:`gate
 Policy (CIS Art. 11.3; SC Art. 5.1 require signatures that can be relied upon):
 
 * verify: ECDSA on P-256 / P-384 with SHA-256 / SHA-384; RSA PKCS#1 v1.5 and RSA-PSS with
-  keys of at least 2048 bits; digests SHA-256, SHA-384, SHA-512;
-* generate: EC P-256 (default), EC P-384, RSA with at least 3072 bits;
+  keys of at least 2048 bits; GOST R 34.10-2012 (256 and 512 bits) with GOST R 34.11-2012
+  (Streebog), under the SMEV 3 URIs; digests SHA-256, SHA-384, SHA-512, Streebog-256/-512;
+* generate: EC P-256 (default), EC P-384, RSA with at least 3072 bits, GOST 2012-256/-512;
 * refused everywhere, with :class:`WeakAlgorithm`: SHA-1, MD5, DSA, short keys, other curves.
 
-GOST R 34.10-2012 (Russia's SMEV, Kazakhstan's NCA) is not in ``cryptography``; a provider
-that brings it (e.g. through a GOST-enabled engine) registers its algorithm URIs with
-:func:`register_provider` — nothing else in the gateway needs to change.
+GOST is not in ``cryptography``: :mod:`gateway.crypto.gost` does it (gostcrypto, MIT).
+Which of these a body signs with and accepts is its suite list in the directory
+(:class:`gateway.model.directory.Suite`, :func:`suite_of`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+
+from gateway.crypto import gost
+from gateway.model.directory import Suite
 
 
 class SignatureMethod(StrEnum):
@@ -46,6 +49,9 @@ class SignatureMethod(StrEnum):
     SHA256_RSA_MGF1 = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
     SHA384_RSA_MGF1 = "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1"
     SHA512_RSA_MGF1 = "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1"
+    # SMEV 3 / CryptoPro (draft-smirnov-xmldsig, R 1323565.1.033-2020).
+    GOST_2012_256 = "urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34102012-gostr34112012-256"
+    GOST_2012_512 = "urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34102012-gostr34112012-512"
     # Known only to be refused by name (tests make such signatures the way a careless peer would).
     ECDSA_SHA1 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1"
     RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
@@ -57,12 +63,17 @@ class DigestAlgorithm(StrEnum):
     SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
     SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
     SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+    STREEBOG_256 = "urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34112012-256"
+    STREEBOG_512 = "urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34112012-512"
     SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 
-    @property
-    def hashlib_name(self) -> str:
-        """The name :func:`hashlib.new` knows: ``sha256``…"""
-        return self.name.lower()
+    def digest(self, data: bytes) -> bytes:
+        """The digest of ``data`` (Streebog through :mod:`gateway.crypto.gost`)."""
+        if self is DigestAlgorithm.STREEBOG_256:
+            return gost.streebog(data, 256)
+        if self is DigestAlgorithm.STREEBOG_512:
+            return gost.streebog(data, 512)
+        return hashlib.new(self.name.lower(), data).digest()
 
 
 RSA_MIN_VERIFY_BITS = 2048
@@ -86,12 +97,20 @@ ACCEPTED_SIGNATURE_METHODS = frozenset(
         SignatureMethod.SHA256_RSA_MGF1,
         SignatureMethod.SHA384_RSA_MGF1,
         SignatureMethod.SHA512_RSA_MGF1,
+        SignatureMethod.GOST_2012_256,
+        SignatureMethod.GOST_2012_512,
     }
 )
 """XML-DSig signature methods a peer's signature may use."""
 
 ACCEPTED_DIGESTS = frozenset(
-    {DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
+    {
+        DigestAlgorithm.SHA256,
+        DigestAlgorithm.SHA384,
+        DigestAlgorithm.SHA512,
+        DigestAlgorithm.STREEBOG_256,
+        DigestAlgorithm.STREEBOG_512,
+    }
 )
 """XML-DSig digest methods (references, signing-certificate digests)."""
 
@@ -113,10 +132,16 @@ class KeySpec(StrEnum):
     EC_P384 = "ec-p384"
     RSA_3072 = "rsa-3072"
     RSA_4096 = "rsa-4096"
+    GOST_256 = "gost-256"
+    GOST_512 = "gost-512"
 
     @property
     def is_rsa(self) -> bool:
         return self.value.startswith("rsa")
+
+    @property
+    def gost_bits(self) -> int:
+        return int(self.value.split("-")[1]) if self.value.startswith("gost") else 0
 
     @property
     def rsa_bits(self) -> int:
@@ -130,8 +155,38 @@ class KeySpec(StrEnum):
 DEFAULT_KEY_SPEC = KeySpec.EC_P256
 
 
-def generate_private_key(spec: KeySpec) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+def suite_of(method: SignatureMethod) -> Suite:
+    """The suite a signature method belongs to."""
+    name = method.name
+    if name.startswith("GOST"):
+        return Suite.GOST_2012_512 if name.endswith("512") else Suite.GOST_2012_256
+    if name.startswith("ECDSA"):
+        return Suite.ECDSA
+    if name.endswith("RSA_MGF1"):
+        return Suite.RSA_PSS
+    return Suite.RSA_PKCS1
+
+
+def suite_name(method_uri: str) -> str:
+    """The suite of a signature method URI for reports (``gost2012-256``), or the URI itself
+    when it is none we know (a refused algorithm is still named)."""
+    try:
+        return suite_of(SignatureMethod(method_uri)).value
+    except ValueError:
+        return method_uri or "?"
+
+
+def suite_for_key(public_key: Any) -> Suite:
+    """The suite a key signs with (RSA keys sign PKCS#1 v1.5, :func:`signature_method_for`)."""
+    return suite_of(signature_method_for(public_key)[0])
+
+
+def generate_private_key(
+    spec: KeySpec,
+) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey:
     """A fresh private key of ``spec`` (software; tokens generate their own, see pkcs11.py)."""
+    if spec.gost_bits:
+        return gost.GostPrivateKey.generate(spec.gost_bits)
     if spec.is_rsa:
         if spec.rsa_bits < RSA_MIN_GENERATE_BITS:
             raise WeakAlgorithm(
@@ -151,6 +206,8 @@ def describe_key(public_key: Any) -> str:
         )
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"RSA-{public_key.key_size}"
+    if isinstance(public_key, gost.GostPublicKey):
+        return f"GOST 2012-{public_key.bits}"
     return type(public_key).__name__
 
 
@@ -172,9 +229,11 @@ def check_public_key(public_key: Any, *, for_signing: bool = False) -> None:
                 f"RSA key of {public_key.key_size} bits is too short; at least {minimum} required"
             )
         return
-    if type(public_key).__name__ in _PROVIDER_KEY_TYPES:
-        return
-    raise WeakAlgorithm(f"key type {type(public_key).__name__} is not accepted (EC or RSA only)")
+    if isinstance(public_key, gost.GostPublicKey):
+        return  # only known parameter sets can be read (gost.PARAMSETS)
+    raise WeakAlgorithm(
+        f"key type {type(public_key).__name__} is not accepted (EC, RSA or GOST 2012 only)"
+    )
 
 
 def signature_method_for(public_key: Any) -> tuple[SignatureMethod, DigestAlgorithm]:
@@ -188,6 +247,10 @@ def signature_method_for(public_key: Any) -> tuple[SignatureMethod, DigestAlgori
         if public_key.curve.name == "secp384r1":
             return SignatureMethod.ECDSA_SHA384, DigestAlgorithm.SHA384
         return SignatureMethod.ECDSA_SHA256, DigestAlgorithm.SHA256
+    if isinstance(public_key, gost.GostPublicKey):
+        if public_key.bits == 512:
+            return SignatureMethod.GOST_2012_512, DigestAlgorithm.STREEBOG_512
+        return SignatureMethod.GOST_2012_256, DigestAlgorithm.STREEBOG_256
     return SignatureMethod.RSA_SHA256, DigestAlgorithm.SHA256
 
 
@@ -241,8 +304,11 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 
 
 def _scheme(method: SignatureMethod) -> tuple[str, hashes.HashAlgorithm]:
-    """(``ecdsa`` | ``rsa`` | ``pss``, hash) of an XML-DSig signature method."""
+    """(``ecdsa`` | ``rsa`` | ``pss`` | ``gost``, hash) of an XML-DSig signature method (for
+    GOST the hash is a placeholder: Streebog is not in ``cryptography``)."""
     name = method.name.lower()
+    if name.startswith("gost"):
+        return "gost", hashes.SHA256()
     if name.endswith("_rsa_mgf1"):
         return "pss", _HASHES[name.removesuffix("_rsa_mgf1")]()
     kind, digest = name.split("_", 1)
@@ -260,8 +326,11 @@ def _coordinate_bytes(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKe
 def xmldsig_sign(private_key: Any, method: SignatureMethod, data: bytes) -> bytes:
     """Sign ``data`` (a canonical SignedInfo) the XML-DSig way: ECDSA as raw ``r || s``
     (RFC 4050 / RFC 6931, each integer padded to the curve's size), RSA PKCS#1 v1.5, or
-    RSA-PSS with MGF1 of the same hash and a salt as long as the hash (RFC 6931, 2.3.10)."""
+    RSA-PSS with MGF1 of the same hash and a salt as long as the hash (RFC 6931, 2.3.10), or
+    GOST R 34.10-2012 as ``s || r`` big-endian (see :func:`gost_signature_value`)."""
     kind, hash_alg = _scheme(method)
+    if kind == "gost":
+        return gost_signature_value(private_key.sign(data))
     if kind == "ecdsa":
         der = private_key.sign(data, ec.ECDSA(hash_alg))
         r, s = decode_dss_signature(der)
@@ -277,6 +346,9 @@ def xmldsig_verify(public_key: Any, method: SignatureMethod, value: bytes, data:
     """Check an XML-DSig signature value made as :func:`xmldsig_sign` makes it; raise
     :class:`SignatureMismatch` when it does not verify or does not fit the key."""
     kind, hash_alg = _scheme(method)
+    if kind == "gost":
+        _verify_gost(public_key, method, value, data)
+        return
     try:
         if kind == "ecdsa":
             if not isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -303,37 +375,27 @@ def xmldsig_verify(public_key: Any, method: SignatureMethod, value: bytes, data:
         raise SignatureMismatch("the signature value does not verify") from None
 
 
-# --- the provider seam (GOST R 34.10-2012 and other national algorithms) -----------------------
+# --- GOST R 34.10-2012 in XML-DSig ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class AlgorithmProvider:
-    """Algorithms brought by a provider the ``cryptography`` package does not have."""
-
-    name: str
-    """E.g. ``gost-2012`` — shown in reports."""
-    signature_methods: frozenset[str]
-    """XML-DSig signature method URIs, e.g.
-    ``urn:ietf:params:xml:ns:cpxmlsec:algorithms:gostr34102012-gostr34112012-256``."""
-    digest_methods: frozenset[str]
-    key_type_names: frozenset[str]
-    """Class names of the provider's public-key objects (:func:`check_public_key` admits
-    them)."""
-    verify: Callable[[bytes, bytes, str, Any], None]
-    """``verify(signature, data, method_uri, public_key)``; raises on a bad signature."""
+def gost_signature_value(signature: bytes) -> bytes:
+    """The ds:SignatureValue bytes of a GOST signature: ``s || r``, each big-endian and as long
+    as the key — the octet string of RFC 4491 §2.2.2, which R 1323565.1.033-2020 (the CryptoPro
+    XML-DSig profile SMEV 3 follows) takes over unchanged. Our signers already produce it (as
+    OpenSSL's engine does), so this is the identity; it is kept as a function so the choice has
+    one place (docs/keys-and-signatures.md, "GOST")."""
+    return signature
 
 
-_PROVIDERS: dict[str, AlgorithmProvider] = {}
-_PROVIDER_KEY_TYPES: set[str] = set()
-
-
-def register_provider(provider: AlgorithmProvider) -> None:
-    """Register a provider of national algorithms (GOST). XAdES verification of those URIs
-    needs the matching verifier hook too; until a provider is registered they are refused."""
-    _PROVIDERS[provider.name] = provider
-    _PROVIDER_KEY_TYPES.update(provider.key_type_names)
-
-
-def providers() -> tuple[AlgorithmProvider, ...]:
-    """Registered providers (none by default)."""
-    return tuple(_PROVIDERS.values())
+def _verify_gost(public_key: Any, method: SignatureMethod, value: bytes, data: bytes) -> None:
+    if not isinstance(public_key, gost.GostPublicKey):
+        raise SignatureMismatch(f"{method.value} needs a GOST R 34.10-2012 key")
+    bits = 512 if method is SignatureMethod.GOST_2012_512 else 256
+    if public_key.bits != bits:
+        raise SignatureMismatch(f"{method.value} needs a {bits}-bit key, not {public_key.bits}")
+    if len(value) != bits // 4:
+        raise SignatureMismatch(
+            f"a GOST {bits} value is {bits // 4} bytes (s || r), not {len(value)}"
+        )
+    if not public_key.verify(value, data):
+        raise SignatureMismatch("the signature value does not verify")

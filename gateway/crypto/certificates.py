@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.crypto import algorithms
+from gateway.crypto import algorithms, gost
 from gateway.crypto.algorithms import KeySpec
 from gateway.model.bodies import BODY_ID_PATTERN, DEMO_BODIES, state_of
 
@@ -156,6 +157,71 @@ def _demo_body_name(body_id: str) -> str:
     return next((b.name_ru for b in DEMO_BODIES if b.id == body_id), "")
 
 
+def public_key_of(certificate: x509.Certificate) -> Any:
+    """The certificate's public key: ``cryptography``'s for EC and RSA, a
+    :class:`~gateway.crypto.gost.GostPublicKey` for GOST (``cryptography`` cannot load those)."""
+    if gost.is_gost_certificate(certificate):
+        return gost.public_key_of(certificate)
+    return certificate.public_key()
+
+
+def directly_issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Is ``child`` named and signed by ``issuer`` (GOST or not)?"""
+    if child.issuer != issuer.subject:
+        return False
+    if gost.is_gost_certificate(issuer):
+        return gost.signature_verifies(child, gost.public_key_of(issuer))
+    if gost.is_gost_signed(child):
+        return False
+    try:
+        child.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _key_identifier(public_key: Any) -> x509.SubjectKeyIdentifier:
+    if isinstance(public_key, gost.GostPublicKey):
+        return x509.SubjectKeyIdentifier(public_key.key_identifier())
+    return x509.SubjectKeyIdentifier.from_public_key(public_key)
+
+
+def _authority_key_identifier(public_key: Any) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier(_key_identifier(public_key).digest, None, None)
+
+
+_STAND_IN_KEYS: dict[str, ec.EllipticCurvePrivateKey] = {}
+
+
+def _stand_in() -> ec.EllipticCurvePrivateKey:
+    """``cryptography``'s builders need a key they know: GOST certificates and CRLs are built
+    with this one, then re-signed (:func:`gost.resign_certificate`)."""
+    if "key" not in _STAND_IN_KEYS:
+        _STAND_IN_KEYS["key"] = ec.generate_private_key(ec.SECP256R1())
+    return _STAND_IN_KEYS["key"]
+
+
+def _signed_certificate(
+    builder: x509.CertificateBuilder, issuer_key: Any, subject_key: Any
+) -> x509.Certificate:
+    """``builder`` (without its public key) signed by ``issuer_key`` — with GOST when it is a
+    GOST key, putting a GOST ``subject_key`` in place of the stand-in."""
+    gost_subject = isinstance(subject_key, gost.GostPublicKey)
+    gost_issuer = isinstance(issuer_key, gost.GostPrivateKey)
+    if gost_subject != gost_issuer:
+        # One GOST PKI beside the others, as the national CAs run them: no mixed paths.
+        raise ValueError(
+            "the demo CA certifies GOST keys with a GOST CA and EC/RSA keys with an EC/RSA CA; "
+            "create the CA with --algorithm of the same family (gateway keys init-ca)"
+        )
+    if gost_issuer:
+        builder = builder.public_key(_stand_in().public_key())
+        der = builder.sign(_stand_in(), hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        return gost.resign_certificate(der, issuer_key, subject_key)
+    builder = builder.public_key(subject_key)
+    return builder.sign(issuer_key, algorithms.cert_hash_for(issuer_key.public_key()))
+
+
 def body_id_of(certificate: x509.Certificate) -> str:
     """The certificate's ``organizationIdentifier`` (our body id), or ``""`` when absent."""
     values = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)
@@ -216,7 +282,24 @@ def build_csr(private_key: Any, profile: CertificateProfile) -> x509.Certificate
     builder = x509.CertificateSigningRequestBuilder().subject_name(profile.subject())
     for extension, critical in profile.extensions(public_key):
         builder = builder.add_extension(extension, critical=critical)
+    if isinstance(public_key, gost.GostPublicKey):  # in memory or on a token
+        stand_in = builder.sign(_stand_in(), hashes.SHA256())
+        return gost.resign_csr(stand_in.public_bytes(serialization.Encoding.DER), private_key)
     return builder.sign(private_key, algorithms.cert_hash_for(public_key))
+
+
+def load_pem_private_key(data: bytes, passphrase: bytes | None) -> Any:
+    """A PKCS#8 / traditional PEM key: ``cryptography``'s loader, then the GOST one (keys
+    ``openssl genpkey -engine gost`` writes, and ours)."""
+    try:
+        return serialization.load_pem_private_key(data, passphrase)
+    except UnsupportedAlgorithm:
+        return gost.load_pem_private_key(data, passphrase)
+    except ValueError as exc:
+        try:
+            return gost.load_pem_private_key(data, passphrase)
+        except gost.GostError:
+            raise exc from None
 
 
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -266,7 +349,7 @@ def write_secret_file(path: Path, data: bytes) -> None:
 class DemoCA:
     """A one-level certification authority for the demo and tests. NOT FOR PRODUCTION."""
 
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
     certificate: x509.Certificate
     directory: Path | None = None
     """Where :meth:`save` writes (``ca.key.pem``, ``ca.crt.pem``, ``revoked.json``, ``crl.pem``)."""
@@ -297,11 +380,10 @@ class DemoCA:
             ]
         )
         public_key = key.public_key()
-        certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(subject)
-            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + validity)
@@ -316,17 +398,18 @@ class DemoCA:
                 ),
                 critical=True,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .sign(key, algorithms.cert_hash_for(public_key))
+            .add_extension(_key_identifier(public_key), critical=False)
         )
+        certificate = _signed_certificate(builder, key, public_key)
         return cls(key=key, certificate=certificate, directory=directory)
 
     @classmethod
     def load(cls, directory: Path, passphrase: bytes) -> DemoCA:
         """Load a CA written by :meth:`save`."""
         key_path = directory / cls.KEY_FILE
+        key: Any
         try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), passphrase)
+            key = load_pem_private_key(key_path.read_bytes(), passphrase)
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"{key_path}: no demo CA here; run `gateway keys init-ca --config NODE.toml`"
@@ -335,8 +418,10 @@ class DemoCA:
             raise ValueError(
                 f"{key_path}: cannot decrypt the demo CA key with the node's passphrase"
             ) from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise ValueError(f"{key_path}: not an EC or RSA key")
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
+        ):
+            raise ValueError(f"{key_path}: not an EC, RSA or GOST key")
         certificate = x509.load_pem_x509_certificate((directory / cls.CERT_FILE).read_bytes())
         revoked: dict[int, datetime] = {}
         revoked_path = directory / cls.REVOKED_FILE
@@ -386,19 +471,16 @@ class DemoCA:
             x509.CertificateBuilder()
             .subject_name(profile.subject())
             .issuer_name(self.certificate.subject)
-            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before or now - BACKDATE)
             # Never beyond the CA's own life: such a certificate would not validate anyway.
             .not_valid_after(min(not_after or now + validity, self.certificate.not_valid_after_utc))
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_public), critical=False
-            )
+            .add_extension(_key_identifier(public_key), critical=False)
+            .add_extension(_authority_key_identifier(ca_public), critical=False)
         )
         for extension, critical in profile.extensions(public_key):
             builder = builder.add_extension(extension, critical=critical)
-        return builder.sign(self.key, algorithms.cert_hash_for(ca_public))
+        return _signed_certificate(builder, self.key, public_key)
 
     def issue_from_csr(
         self,
@@ -409,9 +491,14 @@ class DemoCA:
         validity: timedelta = END_ENTITY_VALIDITY,
     ) -> x509.Certificate:
         """Certify a request after checking its self-signature."""
-        if not csr.is_signature_valid:
+        if gost.is_gost_signed(csr):
+            public_key: Any = gost.csr_public_key(csr)
+            valid = gost.signature_verifies(csr, public_key)
+        else:
+            public_key, valid = csr.public_key(), csr.is_signature_valid
+        if not valid:
             raise ValueError("certificate request: its signature does not verify")
-        return self.issue(csr.public_key(), profile, now=now, validity=validity)
+        return self.issue(public_key, profile, now=now, validity=validity)
 
     def revoke(self, certificate: x509.Certificate | int, *, at: datetime) -> None:
         serial = certificate if isinstance(certificate, int) else certificate.serial_number
@@ -426,16 +513,18 @@ class DemoCA:
             .issuer_name(self.certificate.subject)
             .last_update(now)
             .next_update(now + next_update_in)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
+            .add_extension(_authority_key_identifier(self.key.public_key()), critical=False)
             .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
         )
         for serial, when in sorted(self.revoked.items()):
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
             )
+        if isinstance(self.key, gost.GostPrivateKey):
+            der = builder.sign(_stand_in(), hashes.SHA256()).public_bytes(
+                serialization.Encoding.DER
+            )
+            return gost.resign_crl(der, self.key)
         return builder.sign(self.key, algorithms.cert_hash_for(self.key.public_key()))
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway import credentials
-from gateway.crypto import algorithms, certificates
+from gateway.crypto import algorithms, certificates, gost
 from gateway.crypto.pkcs11 import TokenError, TokenSession
 from gateway.crypto.rotation import (
     MANIFEST_SUFFIX,
@@ -67,6 +67,7 @@ from gateway.crypto.rotation import (
     read_generations,
     split_generation_stem,
 )
+from gateway.model.directory import Suite
 from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class SigningKey:
     @property
     def algorithm(self) -> str:
         """``EC P-256``, ``RSA-3072``…"""
-        return algorithms.describe_key(self.certificate.public_key())
+        return algorithms.describe_key(certificates.public_key_of(self.certificate))
 
     @property
     def on_token(self) -> bool:
@@ -193,12 +194,21 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` with the key's default scheme (ECDSA, DER-encoded, with the curve's
-        hash; RSA PKCS#1 v1.5 with SHA-256) — for receipts and other non-XML uses."""
-        method, _ = algorithms.signature_method_for(self.certificate.public_key())
+        hash; RSA PKCS#1 v1.5 with SHA-256; GOST ``s || r`` with Streebog) — for receipts and
+        other non-XML uses."""
+        method, _ = algorithms.signature_method_for(certificates.public_key_of(self.certificate))
+        if gost.is_gost_certificate(self.certificate):  # in memory or on a token
+            return bytes(self.private_key.sign(data))
         if isinstance(self.private_key, ec.EllipticCurvePrivateKey):
             hash_alg = hashes.SHA384() if "384" in method.name else hashes.SHA256()
             return bytes(self.private_key.sign(data, ec.ECDSA(hash_alg)))
         return bytes(self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+    @property
+    def pades_capable(self) -> bool:
+        """Whether PAdES (pyHanko) can sign with this key: not with GOST, which pyHanko's CMS
+        does not know (renditions of GOST bodies are not signed; docs/keys-and-signatures.md)."""
+        return not gost.is_gost_certificate(self.certificate)
 
     def pdf_signer(self) -> Any:
         """A pyHanko signer for PAdES: pyHanko's ``PKCS11Signer`` on a token, otherwise a
@@ -213,6 +223,11 @@ class SigningKey:
         def to_asn1(c: x509.Certificate) -> asn1_x509.Certificate:
             return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
 
+        if not self.pades_capable:
+            raise KeyStoreError(
+                f"{self.role} key {self.location}: PAdES signatures with GOST R 34.10-2012 are "
+                "not supported (pyHanko has no GOST); the XML document itself is signed with GOST"
+            )
         cert = to_asn1(self.certificate)
         chain = [to_asn1(c) for c in self.chain]
         if self.on_token:
@@ -540,6 +555,43 @@ class KeyStore:
             )
         return self.load(role, name, at=at)
 
+    def signing_key_for(
+        self,
+        role: KeyRole | str,
+        name: str = "",
+        *,
+        at: datetime,
+        suites: Collection[Suite],
+    ) -> SigningKey:
+        """The key of ``role``/``name`` to sign at ``at`` for a recipient accepting ``suites``:
+        the generation in force when its suite is one of them; else, during a rotation from
+        one suite to another, the newest generation that was activated, is not revoked and
+        whose certificate is valid at ``at`` and of such a suite (the overlap: the old suite
+        serves peers that do not accept the new one yet). Raises :class:`KeyStoreError` naming
+        the suites when there is none."""
+        key = self.signing_key(role, name, at=at)
+        if _suite(key) in suites:
+            return key
+        manifest = self.generations(role, name)
+        for generation in sorted(manifest.generations, key=lambda g: -g.number):
+            number = generation.number
+            if manifest.revoked_at(number, at) or not manifest.ever_active_before(number, at):
+                continue
+            try:
+                candidate = self._load_generation(KeyRole(role), name, number)
+            except KeyStoreError:
+                continue
+            cert = candidate.certificate
+            valid = cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+            if valid and _suite(candidate) in suites:
+                return candidate
+        raise KeyStoreError(
+            f"{key_stem(role, name)}: no usable generation signs with "
+            f"{' or '.join(suites) or '(no suite)'}; the one in force signs with {_suite(key)}. "
+            "Generate a key of an accepted suite (gateway keys rotate … --algorithm) and "
+            "activate it"
+        )
+
     def load(
         self,
         role: KeyRole | str,
@@ -592,7 +644,9 @@ class KeyStore:
                     f"`gateway keys generate {role}{' --name ' + name if name else ''} "
                     "--config NODE.toml`"
                 )
-            if not certificates.same_public_key(private_key.public_key(), certificate.public_key()):
+            if not certificates.same_public_key(
+                private_key.public_key(), certificates.public_key_of(certificate)
+            ):
                 raise WrongRole(
                     f"{role} key {stem!r}: the certificate {self.cert_path(role, name, number)} "
                     "was issued "
@@ -643,7 +697,7 @@ class KeyStore:
     def read_private_key_file(self, path: Path, stem: str) -> Any:
         passphrase = self.passphrase()
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
+            key = certificates.load_pem_private_key(path.read_bytes(), passphrase)
         except (ValueError, TypeError) as exc:
             if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
                 found = credentials.find_secret(
@@ -660,8 +714,10 @@ class KeyStore:
             raise KeyStoreError(
                 f"{stem} key {path}: not a PEM PKCS#8 private key ({exc})"
             ) from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise KeyStoreError(f"{stem} key {path}: only EC and RSA keys are supported")
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
+        ):
+            raise KeyStoreError(f"{stem} key {path}: only EC, RSA and GOST keys are supported")
         try:
             algorithms.check_public_key(key.public_key())
         except algorithms.WeakAlgorithm as exc:
@@ -771,6 +827,10 @@ class KeyStore:
         return found
 
 
+def _suite(key: SigningKey) -> Suite:
+    return algorithms.suite_for_key(certificates.public_key_of(key.certificate))
+
+
 def _now() -> datetime:
     """The clock, read only where a caller gave no time (tests always give one)."""
     return datetime.now(UTC)
@@ -781,7 +841,7 @@ def _entry_for(role: str, name: str, location: str, cert: x509.Certificate) -> K
         role=role,
         name=name,
         location=location,
-        algorithm=algorithms.describe_key(cert.public_key()),
+        algorithm=algorithms.describe_key(certificates.public_key_of(cert)),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
         not_before=cert.not_valid_before_utc,

@@ -8,6 +8,12 @@ never leaves the token. Hashing is done in software, the signature on the token 
 digest will do. PAdES uses pyHanko's own :class:`~pyhanko.sign.pkcs11.PKCS11Signer` on the
 same session.
 
+GOST R 34.10-2012 keys (:class:`TokenGostPrivateKey`) sign with the TC26 mechanisms
+``CKM_GOSTR3410_WITH_GOSTR3411_12_256`` / ``_512`` (vendor range ``0xD4321000``, R 1323565.1.012):
+the token hashes with Streebog and signs, as certified tokens (Rutoken, JaCarta, CryptoPro HSM)
+expose them. SoftHSM2 as Debian builds it has no GOST mechanism at all, so this path is tested
+against the constants and the key decoding only (docs/keys-and-signatures.md, "GOST on tokens").
+
 A PKCS#11 session must not run two operations at once, so every token call takes the
 session's lock: signatures from several executor threads are serialised, not corrupted.
 """
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
+from asn1crypto import core
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
@@ -31,7 +38,16 @@ from pkcs11.util.ec import (
 )
 from pkcs11.util.rsa import encode_rsa_public_key
 
+from gateway.crypto import gost
 from gateway.crypto.algorithms import KeySpec
+
+TC26_VENDOR = 0xD4321000
+"""CK_VENDOR_PKCS11_RU_TEAM_TC26: the vendor range of the GOST 2012 PKCS#11 extensions."""
+CKK_GOSTR3410_512 = TC26_VENDOR | 0x003
+GOST_KEY_TYPES = {int(KeyType.GOSTR3410): 256, CKK_GOSTR3410_512: 512}
+"""Key types of GOST 2012 keys: CKK_GOSTR3410 (256-bit, also 2001) and CKK_GOSTR3410_512."""
+GOST_SIGN_MECHANISMS = {256: TC26_VENDOR | 0x008, 512: TC26_VENDOR | 0x009}
+"""CKM_GOSTR3410_WITH_GOSTR3411_12_256 / _512: sign ``data`` with Streebog inside the token."""
 
 _CURVE_OIDS = {"ec-p256": "1.2.840.10045.3.1.7", "ec-p384": "1.3.132.0.34"}
 
@@ -127,10 +143,18 @@ class TokenSession:
             )
         return bool(found)
 
-    def generate(self, label: str, spec: KeySpec) -> TokenEcPrivateKey | TokenRsaPrivateKey:
+    def generate(self, label: str, spec: KeySpec) -> TokenPrivateKey:
         """Generate a non-extractable key pair labelled ``label`` on the token."""
         if self.has_key(label):
             raise TokenError(f"token {self.token_label!r} already holds a key labelled {label!r}")
+        if spec.gost_bits:
+            # Certified GOST tokens generate keys with their vendor's tool and parameters
+            # (the key's CKA_GOSTR3410_PARAMS); the gateway uses such a key by its label.
+            raise TokenError(
+                f"GOST keys are generated with the token vendor's tool; give the key the label "
+                f"{label!r} and the gateway signs with it (CKM_GOSTR3410_WITH_GOSTR3411_12_"
+                f"{spec.gost_bits})"
+            )
         with self.lock:
             if spec.is_rsa:
                 self.session.generate_keypair(
@@ -153,8 +177,17 @@ class TokenSession:
                 )
         return self.private_key(label)
 
-    def private_key(self, label: str) -> TokenEcPrivateKey | TokenRsaPrivateKey:
-        """The token key labelled ``label``, as a ``cryptography`` private key."""
+    def supports_gost(self, bits: int) -> bool:
+        """Whether the token offers ``CKM_GOSTR3410_WITH_GOSTR3411_12_<bits>``."""
+        with self.lock:
+            mechanisms = self.token.slot.get_mechanisms()
+        return GOST_SIGN_MECHANISMS[bits] in {int(m) for m in mechanisms}
+
+    def private_key(
+        self, label: str
+    ) -> TokenEcPrivateKey | TokenRsaPrivateKey | TokenGostPrivateKey:
+        """The token key labelled ``label``, as a ``cryptography`` private key (GOST: as a key
+        our GOST code takes, :class:`TokenGostPrivateKey`)."""
         with self.lock:
             try:
                 private = self.session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
@@ -164,6 +197,18 @@ class TokenSession:
                     f"token {self.token_label!r} holds no key labelled {label!r}; "
                     f"run `gateway keys generate` for it"
                 ) from None
+            key_type = int(private[Attribute.KEY_TYPE])
+            if key_type in GOST_KEY_TYPES:
+                gost_key = gost_public_key(
+                    bytes(public[Attribute.VALUE]), bytes(public[Attribute.GOSTR3410_PARAMS])
+                )
+                if not self.supports_gost(gost_key.bits):
+                    raise TokenError(
+                        f"token {self.token_label!r}: key {label!r} is GOST "
+                        f"{gost_key.bits} but the token lacks "
+                        f"CKM_GOSTR3410_WITH_GOSTR3411_12_{gost_key.bits}"
+                    )
+                return TokenGostPrivateKey(self, private, gost_key, label)
             if private.key_type == KeyType.EC:
                 der = encode_ec_public_key(public)
             elif private.key_type == KeyType.RSA:
@@ -177,7 +222,9 @@ class TokenSession:
             return TokenRsaPrivateKey(self, private, public_key, label)
         raise TokenError(f"token key {label!r}: unexpected public key type")
 
-    def _sign(self, private: Any, data: bytes, mechanism: Mechanism, param: Any = None) -> bytes:
+    def _sign(
+        self, private: Any, data: bytes, mechanism: Mechanism | int, param: Any = None
+    ) -> bytes:
         with self.lock:
             try:
                 return bytes(private.sign(data, mechanism=mechanism, mechanism_param=param))
@@ -310,4 +357,49 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
         return self
 
 
-TokenPrivateKey = TokenEcPrivateKey | TokenRsaPrivateKey
+def gost_public_key(value: bytes, params: bytes) -> gost.GostPublicKey:
+    """The GOST public key of a token's CKA_VALUE (``X || Y``, little-endian, PKCS#11 v2.40
+    §2.55) and CKA_GOSTR3410_PARAMS (the DER OID of the curve's parameter set)."""
+    paramset = core.ObjectIdentifier.load(params).dotted
+    bits = gost.PARAMSETS.get(paramset, (0, ""))[0]
+    if not bits or len(value) != bits // 4:
+        raise TokenError(f"token GOST key: parameter set {paramset} with {len(value)} key bytes")
+    size = bits // 8
+    return gost.GostPublicKey(paramset, value[:size][::-1] + value[size:][::-1])
+
+
+class TokenGostPrivateKey:
+    """A GOST R 34.10-2012 key on a token; signs as :class:`gateway.crypto.gost.GostPrivateKey`
+    does (``sign(data)`` → ``s || r``), with the private key never leaving the token."""
+
+    def __init__(
+        self, token: TokenSession, handle: Any, public: gost.GostPublicKey, label: str
+    ) -> None:
+        self._token = token
+        self._handle = handle
+        self._public = public
+        self.label = label
+        self.bits = public.bits
+
+    @property
+    def token(self) -> TokenSession:
+        return self._token
+
+    def sign(self, data: bytes) -> bytes:
+        """``s || r`` over Streebog of ``data``, hashed and signed on the token: PKCS#11 gives
+        the signature as ``s || r`` big-endian (v2.40 §2.55.4), the order of RFC 4491."""
+        return self._token._sign(self._handle, data, GOST_SIGN_MECHANISMS[self.bits])
+
+    def public_key(self) -> gost.GostPublicKey:
+        return self._public
+
+    private_bytes = _not_exportable
+
+    def __copy__(self) -> TokenGostPrivateKey:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> TokenGostPrivateKey:
+        return self
+
+
+TokenPrivateKey = TokenEcPrivateKey | TokenRsaPrivateKey | TokenGostPrivateKey

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from gateway.crypto import algorithms
+from gateway.crypto import algorithms, certificates, gost
 from gateway.crypto.keystore import SigningKey
 
 CHECKPOINT_FORMAT = "gateway-audit-checkpoint/1"
@@ -70,6 +70,9 @@ def _verify_raw(public_key: Any, data: bytes, signature: bytes) -> None:
         public_key.verify(signature, data, ec.ECDSA(hash_alg))
     elif isinstance(public_key, rsa.RSAPublicKey):
         public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(public_key, gost.GostPublicKey):
+        if not public_key.verify(signature, data):
+            raise InvalidSignature("GOST signature does not verify")
     else:
         raise InvalidSignature(f"unsupported key type {type(public_key).__name__}")
 
@@ -89,15 +92,15 @@ def verify_statement(
         return StatementCheck(False, "the stored certificate is not readable DER", "")
     signer = cert.subject.rfc4514_string()
     try:
-        _verify_raw(cert.public_key(), statement.encode("utf-8"), signature)
+        _verify_raw(certificates.public_key_of(cert), statement.encode("utf-8"), signature)
     except (InvalidSignature, ValueError) as exc:
         return StatementCheck(False, f"signature does not verify ({exc or 'invalid'})", signer)
     if expected:
-        spki = cert.public_key().public_bytes(
+        spki = certificates.public_key_of(cert).public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         known = {
-            c.public_key().public_bytes(
+            certificates.public_key_of(c).public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
             )
             for c in expected

@@ -48,10 +48,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.crypto import algorithms, certificates
+from gateway.crypto import algorithms, certificates, gost
 from gateway.crypto.report import CertificateInfo, Indication, RevocationStatus, SubIndication
 from gateway.model.problems import ConfigurationError
 
@@ -338,10 +339,51 @@ class TrustList:
             c.not_valid_before_utc <= moment <= c.not_valid_after_utc for c in chain
         ):
             return chain
-        verifier = self._builder.time(moment).build_client_verifier()
-        chain = tuple(verifier.verify(certificate, list(intermediates)).chain)
+        if any(gost.is_gost_certificate(c) or gost.is_gost_signed(c) for c in key):
+            chain = self._gost_path(certificate, intermediates, moment)
+        else:
+            verifier = self._builder.time(moment).build_client_verifier()
+            chain = tuple(verifier.verify(certificate, list(intermediates)).chain)
         _remember(self._paths, key, chain)
         return chain
+
+    def _gost_path(
+        self,
+        certificate: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        moment: datetime,
+    ) -> tuple[x509.Certificate, ...]:
+        """The path of a GOST certificate, which ``cryptography``'s verifier cannot check: up
+        by issuer name, each signature verified with gostcrypto, each CA valid at ``moment``,
+        a CA by its basic constraints (within its path length) and allowed to sign
+        certificates by its key usage, ending at a trust anchor (RFC 5280 §6.1, the rules the
+        verifier applies to EC and RSA paths). Raises ``VerificationError`` like it."""
+        chain = [certificate]
+        candidates = [*intermediates, *self.anchors]
+        anchors = set(self.anchors)
+        while chain[-1] not in anchors:
+            if len(chain) > MAX_GOST_PATH:
+                raise x509.verification.VerificationError(
+                    f"no path within {MAX_GOST_PATH} certificates"
+                )
+            child = chain[-1]
+            issuer = next(
+                (
+                    c
+                    for c in candidates
+                    if c not in chain and certificates.directly_issued_by(child, c)
+                ),
+                None,
+            )
+            if issuer is None:
+                raise x509.verification.VerificationError(
+                    f"no trusted issuer verifies {child.subject.rfc4514_string()}"
+                )
+            problem = _ca_problem(issuer, moment, len(chain) - 1)
+            if problem:
+                raise x509.verification.VerificationError(problem)
+            chain.append(issuer)
+        return tuple(chain)
 
     def _revocation(
         self, subject: x509.Certificate, issuer: x509.Certificate, at: datetime
@@ -395,10 +437,36 @@ class TrustList:
                 return False
         except x509.ExtensionNotFound:
             pass
+        if gost.is_gost_certificate(issuer):
+            return gost.signature_verifies(crl, gost.public_key_of(issuer))
         try:
             return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, UnsupportedAlgorithm):
             return False
+
+
+MAX_GOST_PATH = 5
+"""Longest GOST path built (leaf, intermediates, anchor): national PKIs have two or three."""
+
+
+def _ca_problem(ca: x509.Certificate, moment: datetime, below: int) -> str:
+    """Why ``ca`` cannot issue at ``moment`` with ``below`` CA certificates under it (empty when
+    it can)."""
+    who = ca.subject.rfc4514_string()
+    if not ca.not_valid_before_utc <= moment <= ca.not_valid_after_utc:
+        return f"CA {who} is not valid at {moment.isoformat()}"
+    try:
+        constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return f"{who} has no basic constraints: it is not a CA"
+    if not constraints.ca:
+        return f"{who} is not a CA (basicConstraints cA=FALSE)"
+    if constraints.path_length is not None and below > constraints.path_length:
+        return f"CA {who} allows {constraints.path_length} CAs below it, not {below}"
+    usage = certificates.key_usage_of(ca)
+    if usage is not None and not usage.key_cert_sign:
+        return f"CA {who} may not sign certificates (keyUsage lacks keyCertSign)"
+    return ""
 
 
 K = TypeVar("K")
@@ -421,9 +489,13 @@ _KNOWN_CRL_EXTENSIONS = frozenset(
 def _weakness(cert: x509.Certificate) -> str:
     """Why ``cert`` breaks our algorithm policy (empty when it does not)."""
     try:
-        algorithms.check_public_key(cert.public_key())
-    except algorithms.WeakAlgorithm as exc:
+        algorithms.check_public_key(certificates.public_key_of(cert))
+    except (algorithms.WeakAlgorithm, gost.GostError) as exc:
         return f"{cert.subject.rfc4514_string()}: {exc}"
+    except UnsupportedAlgorithm as exc:
+        return f"{cert.subject.rfc4514_string()}: {exc}"
+    if gost.is_gost_signed(cert):
+        return ""
     try:
         hash_algorithm = cert.signature_hash_algorithm
     except Exception:

@@ -13,7 +13,8 @@ Layout (docs/architecture.md, "Signatures"; CIS Art. 11.3; SC Art. 5.1)::
 
 Both signatures follow OUR strict XAdES-BES profile (docs/keys-and-signatures.md, "The signature
 profile"), made and checked here on lxml trees with lxml's exclusive C14N, hashlib and
-``cryptography`` — no general-purpose XML-DSig engine. Every reference names its transforms
+``cryptography`` (GOST R 34.10-2012 and Streebog through :mod:`gateway.crypto.gost`) — no
+general-purpose XML-DSig engine. Every reference names its transforms
 (exclusive C14N; the seal's whole-envelope reference: enveloped-signature, then exclusive
 C14N), and SignedInfo is canonicalised with exclusive C14N. The verifier accepts exactly that
 shape — the number, URIs and order of the references, their transforms, the one C14N, the
@@ -35,6 +36,7 @@ mistaken for success: a :class:`VerifiedDocument` carries its
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
 from base64 import b64decode, b64encode
@@ -139,7 +141,15 @@ def _c14n(element: etree._Element) -> bytes:
 
 
 def _digest(algorithm: DigestAlgorithm, data: bytes) -> bytes:
-    return hashlib.new(algorithm.hashlib_name, data).digest()
+    return algorithm.digest(data)
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate_digest(algorithm: DigestAlgorithm, der: bytes) -> bytes:
+    """A KeyInfo certificate's digest for SigningCertificateV2: every document of a peer
+    carries the same few certificates, and Streebog in pure Python (no GOST engine) costs
+    milliseconds per certificate."""
+    return algorithm.digest(der)
 
 
 def _envelope_without(root: etree._Element, signature: etree._Element) -> bytes:
@@ -313,7 +323,9 @@ def _sign_role(
 
     ``method`` / ``digest`` override the algorithms chosen for the key: for tests that make
     what a careless peer would send (SHA-1, RSA-PSS)."""
-    chosen_method, chosen_digest = algorithms.signature_method_for(key.certificate.public_key())
+    chosen_method, chosen_digest = algorithms.signature_method_for(
+        certificates.public_key_of(key.certificate)
+    )
     method = method or chosen_method
     digest = digest or chosen_digest
     holder = etree.SubElement(signatures, role.holder)
@@ -1034,7 +1046,9 @@ def _check_signature(
     # SigningCertificateV2: the first Cert is the signer's; others must be in KeyInfo.
     for index, (digest, expected) in enumerate(shape.cert_digests):
         candidates = shape.certificates_der[:1] if index == 0 else shape.certificates_der
-        if not any(hmac.compare_digest(_digest(digest, der), expected) for der in candidates):
+        if not any(
+            hmac.compare_digest(_certificate_digest(digest, der), expected) for der in candidates
+        ):
             raise _Refused(
                 Indication.TOTAL_FAILED,
                 SubIndication.HASH_FAILURE,
@@ -1172,7 +1186,7 @@ def _signer(der: bytes) -> _Signer:
     signer = _SIGNERS.get(der)
     if signer is None:
         cert = _certificate(der)
-        public_key = cert.public_key()
+        public_key = certificates.public_key_of(cert)
         try:
             algorithms.check_public_key(public_key)
             weakness = ""

@@ -25,6 +25,7 @@ import aiohttp
 from fpdf import FPDF
 
 from gateway.config import NodeConfig
+from gateway.crypto.algorithms import suite_name
 from gateway.crypto.pades import sign_pdf, verify_pdf
 from gateway.crypto.xades import verify_document
 from gateway.demo.setup import NodePorts, publish_endpoints
@@ -199,8 +200,17 @@ class Demo:
             expected_sender=sender,
             require_official=False,
         )
-        signers = ", ".join(f"{s.role}: {s.indication}" for s in verified.report.signatures)
+        signers = ", ".join(
+            f"{s.role}: {s.indication}, {suite_name(s.signature_algorithm)}"
+            for s in verified.report.signatures
+        )
         self.out(f"    проверка подписей получателем: {verified.report.indication} ({signers})")
+        if not self.runtimes[sender].node.seal.pades_capable:
+            self.out(
+                "    PDF-копия (PAdES) не формируется: подпись PDF по ГОСТ пока не "
+                "поддерживается (pyHanko), см. docs/keys-and-signatures.md"
+            )
+            return
         pdf = await self._call(sender, "GET", f"/messages/{message_id}/pdf", raw=True)
         renditions = self.workdir / "renditions"
         renditions.mkdir(exist_ok=True)

@@ -29,24 +29,34 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.config import KeysSection
+from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.at_rest import generate_file_kek
+from gateway.crypto.certificates import ROLES_SIGNING
 from gateway.crypto.keystore import KeyStore
 from gateway.demo.pki import build_demo_pki
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.model.bodies import DEMO_BODIES, Body
 from gateway.model.directory import (
+    LEGACY_SUITES,
     BodyCertificate,
     BodyName,
     CertificateRole,
     Directory,
     DirectoryBody,
+    Suite,
 )
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.rules.clock import DEFAULT_ZONES
 from gateway.rules.in_force import sc_participations
 
 DEMO_PASSPHRASE = b"demo-passphrase-NOT-FOR-PRODUCTION"
+
+GOST_DEMO_BODIES = ("RU-VS", "KZ-VS")
+"""The demo's pair that exchanges with GOST R 34.10-2012 (the two supreme courts): their
+directory entries sign with ``gost2012-256``; the other bodies keep ECDSA."""
+
+_DER = serialization.Encoding.DER
 """Protects the demo's key files. A real node takes its passphrase from a secret store."""
 
 DEPOSITARY_ID = "BY-CISEXCOM"
@@ -112,6 +122,20 @@ def build_world(
         )
         for state in states
     }
+    # The supreme courts sign with GOST R 34.10-2012 (issue 18): a GOST demo CA per state
+    # certifies their seal and officials; TLS and encryption stay EC (from the state's CA).
+    gost_pkis = {
+        state: build_demo_pki(
+            root / "pki" / f"{state}-gost",
+            ids,
+            now=now,
+            passphrase=DEMO_PASSPHRASE,
+            spec=KeySpec.GOST_256,
+            roles=ROLES_SIGNING,
+        )
+        for state in states
+        if (ids := [b.id for b in chosen if b.state == state and b.id in GOST_DEMO_BODIES])
+    }
     depositary = build_demo_pki(
         root / "pki" / "depositary",
         [DEPOSITARY_ID],
@@ -119,7 +143,9 @@ def build_world(
         passphrase=DEMO_PASSPHRASE,
         roles=("seal",),
     )
-    for name, pki in [*pkis.items(), ("depositary", depositary)]:
+    trust_names = [*states, *(f"{state}-gost" for state in gost_pkis)]
+    named = [*pkis.items(), *((f"{s}-gost", p) for s, p in gost_pkis.items())]
+    for name, pki in [*named, ("depositary", depositary)]:
         shutil.copy(pki.ca_file, trust / f"{name}-ca.pem")
         shutil.copy(pki.crl_file, trust / f"{name}-crl.pem")
 
@@ -130,6 +156,9 @@ def build_world(
         node_dir = root / body.id
         keys_dir = node_dir / "keys"
         shutil.copytree(pki.body_dirs[body.id], keys_dir)
+        gost_pki = gost_pkis.get(body.state) if body.id in GOST_DEMO_BODIES else None
+        if gost_pki is not None:  # its GOST seal and officials replace the EC ones
+            shutil.copytree(gost_pki.body_dirs[body.id], keys_dir, dirs_exist_ok=True)
         generate_file_kek(keys_dir / "kek.key", DEMO_PASSPHRASE)
         (node_dir / "passphrase").write_bytes(DEMO_PASSPHRASE)
         (node_dir / "passphrase").chmod(0o600)
@@ -142,9 +171,17 @@ def build_world(
             chosen_ports.console,
         )
         nodes[body.id] = node
-        directory_bodies.append(_directory_body(body, keys_dir, pki.ca.certificate, node))
+        directory_bodies.append(
+            _directory_body(
+                body,
+                keys_dir,
+                pki.ca.certificate,
+                node,
+                gost_pki.ca.certificate if gost_pki is not None else None,
+            )
+        )
 
-    all_trust = b"".join((trust / f"{s}-ca.pem").read_bytes() for s in states)
+    all_trust = b"".join((trust / f"{name}-ca.pem").read_bytes() for name in trust_names)
     (trust / "bodies-ca.pem").write_bytes(all_trust)
     directory = Directory(
         version=1,
@@ -155,7 +192,7 @@ def build_world(
     directory_file = root / "directory.xml"
     _write_signed(directory_file, directory, _depositary_seal(root))
     for node in nodes.values():
-        node.config_path.write_text(_node_toml(node, states), encoding="utf-8")
+        node.config_path.write_text(_node_toml(node, trust_names), encoding="utf-8")
     return DemoWorld(root=root, nodes=nodes, directory_file=directory_file)
 
 
@@ -208,8 +245,15 @@ def _write_ports(config_path: Path, ports: NodePorts) -> None:
 
 
 def _directory_body(
-    body: Body, keys_dir: Path, ca_cert: x509.Certificate, node: DemoNode
+    body: Body,
+    keys_dir: Path,
+    ca_cert: x509.Certificate,
+    node: DemoNode,
+    gost_ca: x509.Certificate | None = None,
 ) -> DirectoryBody:
+    """The body's directory entry; with ``gost_ca`` it signs with GOST 2012-256 (its officials'
+    CA and seal from that CA) and accepts GOST and the legacy suites."""
+
     def cert(role: str) -> bytes:
         pem = (keys_dir / f"{role}.crt.pem").read_bytes()
         return x509.load_pem_x509_certificates(pem)[0].public_bytes(serialization.Encoding.DER)
@@ -222,6 +266,11 @@ def _directory_body(
     reservations = (
         tuple(r for r in CIS_ENFORCEMENT.reservations if r.state == body.state)
         if CIS_ENFORCEMENT.id in body.agreements
+        else ()
+    )
+    gost_certificates = (
+        (BodyCertificate(CertificateRole.OFFICIALS_CA, gost_ca.public_bytes(_DER)),)
+        if gost_ca is not None
         else ()
     )
     return DirectoryBody(
@@ -237,6 +286,7 @@ def _directory_body(
             ),
             BodyCertificate(CertificateRole.TLS, cert("tls")),
             BodyCertificate(CertificateRole.ENCRYPTION, cert("encryption")),
+            *gost_certificates,
         ),
         calendar=body.state,
         # Published, so both nodes take the day of receipt in the receiver's zone from the
@@ -244,11 +294,15 @@ def _directory_body(
         zone=DEFAULT_ZONES.get(body.state, ""),
         reservations=reservations,
         participations=participations,
+        signs_with=(Suite.GOST_2012_256,) if gost_ca is not None else (),
+        accepts=(Suite.GOST_2012_256, Suite.GOST_2012_512, *LEGACY_SUITES)
+        if gost_ca is not None
+        else (),
     )
 
 
-def _node_toml(node: DemoNode, states: list[str]) -> str:
-    crls = ", ".join(f'"../trust/{s}-crl.pem"' for s in states)
+def _node_toml(node: DemoNode, trust_names: list[str]) -> str:
+    crls = ", ".join(f'"../trust/{name}-crl.pem"' for name in trust_names)
     return f"""# DEMO node configuration for {node.body_id} — NOT FOR PRODUCTION.
 [node]
 body_id = "{node.body_id}"

@@ -35,10 +35,10 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from gateway.crypto import certificates
 from gateway.model.bodies import BODY_ID_PATTERN, BodyLevel
 from gateway.model.directory import (
     DIRECTORY_NAMESPACE,
@@ -48,6 +48,7 @@ from gateway.model.directory import (
     Directory,
     DirectoryBody,
     PublishedCalendar,
+    Suite,
 )
 from gateway.model.problems import ConfigurationError, DocumentRejected, GatewayError, Problem
 from gateway.model.profiles import Participation, Reservation
@@ -432,6 +433,12 @@ def _build_body(element: etree._Element, body: DirectoryBody) -> None:
             item.set("inForceFrom", participation.in_force_from.isoformat())
         if participation.withdrawn_from is not None:
             item.set("withdrawnFrom", participation.withdrawn_from.isoformat())
+    if body.signs_with or body.accepts:
+        suites = etree.SubElement(element, f"{_D}Suites")
+        for suite in body.signing_suites:
+            _text(suites, "SignsWith", suite.value)
+        for suite in body.accepted_suites:
+            _text(suites, "Accepts", suite.value)
 
 
 # --- parse -------------------------------------------------------------------------------------
@@ -548,6 +555,14 @@ def _parse_body(element: etree._Element) -> DirectoryBody:
                 withdrawn_from=_date(item.get("withdrawnFrom")),
             )
             for item in element.iterfind("dir:Participations/dir:Participation", _NS)
+        ),
+        signs_with=tuple(
+            Suite((item.text or "").strip())
+            for item in element.iterfind("dir:Suites/dir:SignsWith", _NS)
+        ),
+        accepts=tuple(
+            Suite((item.text or "").strip())
+            for item in element.iterfind("dir:Suites/dir:Accepts", _NS)
         ),
     )
 
@@ -751,11 +766,8 @@ def unpublished(
     listed = [c for c in body.certificates if c.role is role]
     if role is CertificateRole.OFFICIALS_CA:
         for ca in listed:
-            try:
-                certificate.verify_directly_issued_by(x509.load_der_x509_certificate(ca.der))
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            return ""
+            if certificates.directly_issued_by(certificate, x509.load_der_x509_certificate(ca.der)):
+                return ""
         return (
             f"directory version {directory.version} lists no officials' CA of {body_id} that "
             f"issued this certificate (issuer {certificate.issuer.rfc4514_string()})"

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 
 from lxml import etree
 
+from gateway.crypto import algorithms
 from gateway.crypto.report import SubIndication, ValidationReport
 from gateway.crypto.trust import CLOCK_SKEW as CLOCK_SKEW_TOLERANCE
 from gateway.exchange import conversation as machine
@@ -152,6 +153,7 @@ def check_envelope(received: Received, index: DirectoryIndex, body_id: str) -> N
             "Отправьте документ на узел органа-получателя по справочнику органов.",
         )
     check_pinned_seal(index, header.sender, report)
+    check_suites(index, header.sender, body_id, report)
     agreement = PROFILES.get(header.agreement)
     kind = agreement.kinds.get(header.kind) if agreement else None
     if agreement is None or kind is None:
@@ -191,6 +193,37 @@ def check_pinned_seal(index: DirectoryIndex, sender: str, report: ValidationRepo
             "Опубликуйте сертификат печати через депозитария (новая версия справочника).",
             "CIS Art. 18",
         )
+
+
+def check_suites(
+    index: DirectoryIndex, sender: str, recipient: str, report: ValidationReport
+) -> None:
+    """Every signature must use a suite the recipient accepts and the sender signs with, as
+    the directory publishes them (docs/keys-and-signatures.md, "Suites")."""
+    accepted = index.body(recipient).accepted_suites
+    signs_with = index.body(sender).signing_suites
+    for signature in report.signatures:
+        suite = algorithms.suite_of(algorithms.SignatureMethod(signature.signature_algorithm))
+        if suite not in accepted:
+            raise reject(
+                "SIGNATURE_SUITE_NOT_ACCEPTED",
+                f"Подпись ({signature.role}) выполнена по набору алгоритмов {suite}, который "
+                f"орган {recipient} не принимает (принимает: {', '.join(accepted)}).",
+                f"the {signature.role} signature uses suite {suite}; {recipient} accepts only "
+                f"{', '.join(accepted)} (directory, Suites/Accepts)",
+                "Подпишите документ ключом из набора, который принимает получатель.",
+                "CIS Art. 11.3",
+            )
+        if suite not in signs_with:
+            raise reject(
+                "SIGNATURE_SUITE_NOT_PUBLISHED",
+                f"Подпись ({signature.role}) выполнена по набору {suite}, которого нет среди "
+                f"наборов органа {sender} в справочнике ({', '.join(signs_with)}).",
+                f"the {signature.role} signature uses suite {suite}, which {sender} does not "
+                f"publish in Suites/SignsWith ({', '.join(signs_with)})",
+                "Опубликуйте набор через депозитария или подпишите ключом опубликованного набора.",
+                "CIS Art. 18",
+            )
 
 
 def signature_failure(report: ValidationReport) -> DocumentRejected:

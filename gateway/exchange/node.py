@@ -27,14 +27,14 @@ from cryptography.hazmat.primitives import hashes
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.kek_rotation import load_kek_ring
-from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.keystore import KeyRole, KeyStore, KeyStoreError, SigningKey
 from gateway.crypto.pades import sign_pdf
 from gateway.crypto.rendition import render_pdf
 from gateway.crypto.report import ValidationReport
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_envelope
 from gateway.exchange import receiving, sending
-from gateway.exchange.directory import DirectoryIndex
+from gateway.exchange.directory import DirectoryIndex, UnknownBody
 from gateway.exchange.directory_signing import verify_directory
 from gateway.exchange.refusals import RefusalAudit
 from gateway.model.directory import CertificateRole, Directory
@@ -206,7 +206,18 @@ class Node:
         problems = validate(root, self.registry)
         if problems:
             raise DocumentRejected(problems)
-        return to_bytes(sign_envelope(root, None, self.seal_at(now), now))
+        recipient = str(document.get("header", {}).get("Recipient", ""))
+        return to_bytes(sign_envelope(root, None, self._machine_seal(recipient, now), now))
+
+    def _machine_seal(self, recipient: str, at: datetime) -> SigningKey:
+        """The seal for a Receipt or Rejection: of a suite the peer accepts when this body has
+        one (a rotation's overlap); else the seal in force — the answer goes out regardless,
+        and a peer that does not accept it says so with its own code."""
+        try:
+            suites = sending.common_suites(self.index, self.body_id, recipient)
+            return self.keys.signing_key_for(KeyRole.SEAL, at=at, suites=suites)
+        except (DocumentRejected, KeyStoreError, UnknownBody):
+            return self.seal_at(at)
 
     # --- renditions ---------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from gateway.crypto.xades import (
     verify_envelope,
 )
 from gateway.exchange import conversation as machine
+from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
 from gateway.exchange.recording import (
     ConcurrentChange,
@@ -52,7 +53,7 @@ from gateway.exchange.recording import (
 )
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
-from gateway.model.directory import CertificateRole
+from gateway.model.directory import CertificateRole, Suite
 from gateway.model.envelope import Header
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
@@ -124,8 +125,9 @@ def submit(
         )
         if original is not None:
             _check_resend_matches(plan.header, original)
-        official = _official_for(node, plan, now)
-        signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now), now))
+        suites = common_suites(node.index, node.body_id, plan.header.recipient)
+        official = _official_for(node, plan, now, suites)
+        signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now, suites), now))
         _check_size(signed)
         crash_point("submit.signed")
         try:
@@ -194,13 +196,39 @@ def _snapshot(
     return stored, state, request
 
 
-def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:
+def common_suites(index: DirectoryIndex, sender: str, recipient: str) -> tuple[Suite, ...]:
+    """Suites ``sender`` signs with that ``recipient`` accepts, as the directory publishes them
+    (docs/keys-and-signatures.md, "Suites"); none refuses the submission, naming both lists."""
+    signs_with = index.body(sender).signing_suites
+    accepted = index.body(recipient).accepted_suites
+    common = tuple(s for s in signs_with if s in accepted)
+    if not common:
+        raise reject(
+            "SIGNATURE_SUITE_NOT_ACCEPTED",
+            f"Орган {recipient} не принимает ни один набор алгоритмов подписи, которым "
+            f"подписывает этот орган ({', '.join(signs_with)}); он принимает: "
+            f"{', '.join(accepted)}.",
+            f"{recipient} accepts {', '.join(accepted)}; {sender} signs with "
+            f"{', '.join(signs_with)} (directory, Suites)",
+            "Опубликуйте через депозитария набор, который принимает получатель, и создайте "
+            "ключи этого набора (docs/keys-and-signatures.md).",
+            "CIS Art. 11.3",
+        )
+    return common
+
+
+def _official_for(
+    node: Node, plan: Plan, now: datetime, suites: tuple[Suite, ...]
+) -> SigningKey | None:
     """The official's key when the kind needs it: never send a document half-signed
     (CIS Art. 11.3): without a usable official's key the submission is refused, clearly."""
     if not plan.signed_by_official:
         return None
     try:
-        return node.keys.official(node.config.keys.official or None, at=now)
+        name = node.config.keys.official or node.keys.keys.official
+        if not name:
+            return node.keys.official(None, at=now)  # raises: no official key configured
+        return node.keys.signing_key_for(KeyRole.OFFICIAL, name, at=now, suites=suites)
     except KeyStoreError as exc:
         raise reject(
             "OFFICIAL_KEY_UNAVAILABLE",
@@ -212,12 +240,12 @@ def _official_for(node: Node, plan: Plan, now: datetime) -> SigningKey | None:
         ) from None
 
 
-def _seal_for(node: Node, now: datetime) -> SigningKey:
+def _seal_for(node: Node, now: datetime, suites: tuple[Suite, ...]) -> SigningKey:
     """The seal generation active now; none (revoked, not yet replaced) refuses the
     submission clearly instead of failing inside: nothing is stored, the case system resubmits
     once a new generation is active (docs/key-rotation.md, emergency)."""
     try:
-        return node.seal_at(now)
+        return node.keys.signing_key_for(KeyRole.SEAL, at=now, suites=suites)
     except KeyStoreError as exc:
         raise reject(
             "SEAL_KEY_UNAVAILABLE",
@@ -465,7 +493,7 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
         document = msg_store.read_document(conn, claim.message_id, node.kek_ring)
         stored = msg_store.get(conn, claim.message_id)
         conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
-    document, resigned = _signed_in_force(node, claim.message_id, document)
+    document, resigned = _signed_in_force(node, claim.message_id, claim.destination, document)
     confidential = bool(stored and stored.header.confidential) or bool(
         conversation and conversation.confidential
     )
@@ -487,7 +515,9 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
     return Outgoing(body.endpoint, encrypt_for(document, certificates), document, resigned)
 
 
-def _signed_in_force(node: Node, message_id: str, document: bytes) -> tuple[bytes, bool]:
+def _signed_in_force(
+    node: Node, message_id: str, destination: str, document: bytes
+) -> tuple[bytes, bool]:
     """The document to send: as stored, or — when a seal or official generation that signed
     it has been revoked since (docs/key-rotation.md, emergency) — signed again by the
     generations in force now, stored in place of the old one and audited
@@ -502,13 +532,17 @@ def _signed_in_force(node: Node, message_id: str, document: bytes) -> tuple[byte
     if not stale:
         return document, False
     try:
+        suites = common_suites(node.index, node.body_id, destination)
+        official_name = node.config.keys.official
         official = (
-            node.keys.official(node.config.keys.official or None, at=now)
-            if KeyRole.OFFICIAL in signers
+            node.keys.signing_key_for(KeyRole.OFFICIAL, official_name, at=now, suites=suites)
+            if KeyRole.OFFICIAL in signers and official_name
             else None
         )
-        seal = node.seal_at(now)
-    except KeyStoreError as exc:
+        if KeyRole.OFFICIAL in signers and official is None:
+            raise KeyStoreError("no official key configured ([keys] official)")
+        seal = node.keys.signing_key_for(KeyRole.SEAL, at=now, suites=suites)
+    except (KeyStoreError, DocumentRejected) as exc:
         raise SignerRevoked(
             f"message {message_id} was signed by {', '.join(stale)}, revoked since, and no "
             f"generation in force can sign it again ({exc}); it waits in the outbox"

@@ -34,6 +34,26 @@ class CertificateRole(StrEnum):
     """Documents to this body may be encrypted to this certificate's key."""
 
 
+class Suite(StrEnum):
+    """An algorithm suite a body signs with or accepts, as the directory names it.
+
+    ``ecdsa``: ECDSA P-256/SHA-256 (and P-384/SHA-384); ``rsa-pkcs1`` / ``rsa-pss``: RSA
+    PKCS#1 v1.5 / PSS with SHA-256 (and SHA-384/-512); ``gost2012-256`` / ``gost2012-512``:
+    GOST R 34.10-2012 with Streebog of the same size (SMEV 3 URIs). Which XML-DSig methods
+    belong to which suite: :func:`gateway.crypto.algorithms.suite_of`."""
+
+    ECDSA = "ecdsa"
+    RSA_PKCS1 = "rsa-pkcs1"
+    RSA_PSS = "rsa-pss"
+    GOST_2012_256 = "gost2012-256"
+    GOST_2012_512 = "gost2012-512"
+
+
+LEGACY_SUITES = (Suite.ECDSA, Suite.RSA_PKCS1, Suite.RSA_PSS)
+"""What a body whose directory entry names no suites signs with and accepts: the suites the
+gateway had before suites were published (older directories stay valid and mean the same)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BodyCertificate:
     role: CertificateRole
@@ -87,6 +107,19 @@ class DirectoryBody:
     """Reservations and declarations of the body's state (CIS Art. 25; KZ on Art. 6 a))."""
     participations: tuple[Participation, ...] = ()
     """One per agreement the body exchanges under, with its dates (CIS Art. 22–24; SC Art. 13)."""
+    signs_with: tuple[Suite, ...] = ()
+    """Suites the body's seal and officials sign with, several during a rotation from one
+    suite to another. Empty: :data:`LEGACY_SUITES`."""
+    accepts: tuple[Suite, ...] = ()
+    """Suites the body accepts on documents it receives. Empty: :data:`LEGACY_SUITES`."""
+
+    @property
+    def signing_suites(self) -> tuple[Suite, ...]:
+        return self.signs_with or LEGACY_SUITES
+
+    @property
+    def accepted_suites(self) -> tuple[Suite, ...]:
+        return self.accepts or LEGACY_SUITES
 
     def name(self, lang: str = "ru") -> str:
         """The name in ``lang``, else the first published one."""

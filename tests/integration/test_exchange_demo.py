@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from gateway.crypto.algorithms import suite_name
 from gateway.crypto.xades import verify_document
 from gateway.demo import play as demo_play
-from gateway.demo.setup import DemoWorld
+from gateway.demo.setup import GOST_DEMO_BODIES, DemoWorld
 from gateway.store import messages as msg_store
 from tests.integration.exchange_world import (
     conversation_state,
@@ -102,6 +103,14 @@ async def test_demo_scenario_runs_end_to_end(
         assert verified.report.passed, (path.name, verified.report.summary())
         roles = {s.role for s in verified.report.signatures}
         assert roles == {"seal", "official"}
+        # The supreme courts exchange with GOST 2012-256 (their directory suites); the others
+        # keep ECDSA.
+        expected_suite = "gost2012-256" if step["sender"] in GOST_DEMO_BODIES else "ecdsa"
+        assert {suite_name(s.signature_algorithm) for s in verified.report.signatures} == {
+            expected_suite
+        }, path.name
+    assert "seal: TOTAL_PASSED, gost2012-256" in "\n".join(lines)
+    # PAdES cannot sign with GOST (pyHanko): renditions are made for the ECDSA bodies only.
     renditions = sorted((tmp_path / "renditions").glob("*.pdf"))
-    assert len(renditions) == len(EXPECTED_STEPS)
+    assert len(renditions) == sum(1 for s in EXPECTED_STEPS if s[0] not in GOST_DEMO_BODIES)
     assert all(p.read_bytes().startswith(b"%PDF") for p in renditions)

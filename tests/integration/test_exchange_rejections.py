@@ -39,6 +39,7 @@ from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition, ReceiveOutcome
 from gateway.jobs.scheduler import JobRun
 from gateway.jobs.wiring import deadline_reminders_body
+from gateway.model.directory import DirectoryBody, Suite
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import (
     PeerClient,
@@ -362,19 +363,25 @@ async def test_a_seal_not_listed_in_the_directory_is_refused(
 def _directory_with_kz(world: DemoWorld, node: Node, **participation: date) -> Node:
     """``node`` given a newer directory, signed by the depositary, whose KZ participation in the
     CIS agreement has the given dates."""
-    bodies = []
-    for body in node.directory.bodies:
-        if body.state == "KZ":
-            body = dataclasses.replace(
-                body,
-                participations=tuple(
-                    dataclasses.replace(p, **participation)
-                    if p.agreement == "cis-enforcement"
-                    else p
-                    for p in body.participations
-                ),
-            )
-        bodies.append(body)
+    return _directory_changed(
+        world,
+        node,
+        lambda body: dataclasses.replace(
+            body,
+            participations=tuple(
+                dataclasses.replace(p, **participation) if p.agreement == "cis-enforcement" else p
+                for p in body.participations
+            ),
+        ),
+    )
+
+
+def _directory_changed(
+    world: DemoWorld, node: Node, change: Callable[[DirectoryBody], DirectoryBody]
+) -> Node:
+    """``node`` given a newer directory, signed by the depositary, with ``change`` applied to
+    every Kazakh body."""
+    bodies = [change(body) if body.state == "KZ" else body for body in node.directory.bodies]
     newer = dataclasses.replace(
         node.directory, version=node.directory.version + 1, issued_at=now(), bodies=tuple(bodies)
     )
@@ -422,6 +429,34 @@ async def test_a_party_not_in_force_is_refused(
         assert body_fields(answer.body)["RejectedMessageId"] == header_field(document, "MessageId")
         assert row_counts(node.store) == before
         assert_audited_rejection(receiver, audited, code)
+    finally:
+        node.close()
+
+
+async def test_a_signature_suite_the_recipient_does_not_accept_is_refused(
+    world: DemoWorld, receiver: Receiver, sender: Signer
+) -> None:
+    """Straight into the pipeline: a directory in which KZ-MJ accepts GOST only; RU-FSSP's
+    ECDSA-signed document is refused with the suite code, nothing stored (issue 18)."""
+    node = Node.from_config(NodeConfig.from_toml(receiver.config))
+    try:
+        _directory_changed(
+            world,
+            node,
+            lambda body: dataclasses.replace(
+                body, accepts=(Suite.GOST_2012_256, Suite.GOST_2012_512)
+            ),
+        )
+        document = sender.document(REQUEST, now(), Recipient=RECEIVER)
+        before, audited = row_counts(node.store), rejections_so_far(receiver)
+
+        answer = node.receive(SENDER, document)
+
+        assert answer.disposition is Disposition.REFUSED
+        fields = body_fields(answer.body)
+        assert fields["Code"] == "SIGNATURE_SUITE_NOT_ACCEPTED"
+        assert row_counts(node.store) == before
+        assert_audited_rejection(receiver, audited, "SIGNATURE_SUITE_NOT_ACCEPTED")
     finally:
         node.close()
 
