@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from gateway.config import NodeConfig
+from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.exchange.conversation import CLOCK_PAUSED_IN
 from gateway.jobs.audit_checkpoints import create_checkpoint
@@ -91,6 +92,7 @@ class NodeLike(Protocol):
     keys: KeyStore
     body_id: str
     calendars: Calendars
+    kek_ring: KekRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,7 @@ def purge_body(
     store: Store,
     seal_at: Callable[[datetime], SigningKey],
     policies: PolicySet,
+    kek_ring: KekRing | None = None,
 ) -> Callable[[JobRun], PurgeReport]:
     """The nightly purge, then the daily signed audit checkpoint, each signed with the seal
     generation active when it signs (``seal_at``): a rotation or a revocation between two runs
@@ -132,6 +135,7 @@ def purge_body(
             seal=seal_at(_now()),
             actor=_actor(PURGE),
             scheduled_for=run.scheduled_for,
+            keys=kek_ring,
         )
         create_checkpoint(store, seal_at(_now()), actor=_actor(PURGE), now=run.started_at)
         if not store.checkpoint_wal():
@@ -430,7 +434,7 @@ def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
         return node.keys.seal(at=at)
 
     return {
-        PURGE: purge_body(config, node.store, seal_at, policies),
+        PURGE: purge_body(config, node.store, seal_at, policies, node.kek_ring),
         OUTBOX_RETRY: outbox_sweep_body(node.store),
         DEADLINE_REMINDERS: deadline_reminders_body(config, node.store, lambda: node.calendars),
         KEY_EXPIRY_WARNINGS: key_expiry_body(node.keys, node.store),

@@ -29,6 +29,7 @@ class _Node:
     store: Store
     keys: KeyStore
     body_id: str
+    kek_ring: KekRing
 
 
 def _run(job: str, at: datetime) -> JobRun:
@@ -47,7 +48,7 @@ def test_purge_body_purges_and_checkpoints(
         add_conversation(conn, ring, T0, count=4)
     keys = _keys(config)
     try:
-        bodies = job_bodies(config, _Node(store, keys, "RU-FSSP"))
+        bodies = job_bodies(config, _Node(store, keys, "RU-FSSP", ring))
         assert set(bodies) == set(JOB_NAMES)
         report = bodies["purge"](_run("purge", after(T0, days=400)))
     finally:
@@ -122,11 +123,11 @@ def test_outbox_sweep_reports_stuck_rows(store: Store, ring: KekRing) -> None:
     assert counts["stuck"] == 1 and counts.get("pending") == 1
 
 
-def test_scheduler_for_wires_four_jobs(store: Store, node_toml: Path) -> None:
+def test_scheduler_for_wires_four_jobs(store: Store, ring: KekRing, node_toml: Path) -> None:
     config = NodeConfig.from_toml(node_toml)
     keys = _keys(config)
     try:
-        scheduler = scheduler_for(config, _Node(store, keys, "RU-FSSP"))
+        scheduler = scheduler_for(config, _Node(store, keys, "RU-FSSP", ring))
         assert scheduler is not None
         assert sorted(scheduler._specs) == sorted(JOB_NAMES)
         scheduler.engine.dispose()
@@ -137,6 +138,9 @@ def test_scheduler_for_wires_four_jobs(store: Store, node_toml: Path) -> None:
     disabled.write_text(node_toml.read_text() + "\n[scheduler]\nenabled = false\n")
     keys = _keys(config)
     try:
-        assert scheduler_for(NodeConfig.from_toml(disabled), _Node(store, keys, "RU-FSSP")) is None
+        assert (
+            scheduler_for(NodeConfig.from_toml(disabled), _Node(store, keys, "RU-FSSP", ring))
+            is None
+        )
     finally:
         keys.close()

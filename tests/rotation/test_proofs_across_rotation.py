@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.cli import main
+from gateway.crypto.kek_rotation import load_kek_ring
 from gateway.jobs.scheduler import JobRun
 from gateway.jobs.wiring import PURGE, job_bodies
 from gateway.store import migrate, open_store
@@ -22,6 +23,7 @@ from tests.rotation.conftest import BODY, NodeDir
 class _Node:
     def __init__(self, store, keys) -> None:
         self.store, self.keys, self.body_id = store, keys, BODY
+        self.kek_ring = load_kek_ring(keys)
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
