@@ -28,7 +28,7 @@ from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing, WrappedKey
 from gateway.store import audit, period_keys
 from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import message_keys, messages, secret_keys
+from gateway.store.tables import audit_events, message_keys, messages, secret_keys
 
 if TYPE_CHECKING:
     from gateway.store.engine import Store
@@ -125,6 +125,48 @@ def kek_usage(conn: Connection) -> dict[str, int]:
         for kek_id, n in source.items():
             usage[kek_id] = usage.get(kek_id, 0) + n
     return usage
+
+
+@dataclass(frozen=True, slots=True)
+class UnderKek:
+    """What one KEK still wraps or sealed, as ``gateway keys destroy-kek`` tells it."""
+
+    period_keys: int
+    data_keys: int
+    """Message data keys from before migration 0012, not yet moved under a period key."""
+    secrets: int
+    audit_purposes: int
+    """Audit events whose stated read purpose was sealed under it: readable only with it."""
+
+    @property
+    def wrapped(self) -> int:
+        """Stored keys that would become unreadable: destroying is refused while any remain."""
+        return self.period_keys + self.data_keys + self.secrets
+
+    def describe(self) -> str:
+        return (
+            f"{self.period_keys} retention period key(s), {self.data_keys} message data key(s) "
+            f"from before period keys, {self.secrets} store secret(s)"
+        )
+
+
+def under_kek(conn: Connection, kek_id: str) -> UnderKek:
+    """Count what ``kek_id`` wraps (period keys, old-shape data keys, secrets) and the audit
+    events whose sealed purpose names it (``v1.<kek id>.…``, gateway.store.read_purposes)."""
+    purposes = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(audit_events)
+        .where(audit_events.c.details.contains(f"v1.{kek_id}.", autoescape=True))
+    ).scalar_one()
+    secrets_n = conn.execute(
+        sa.select(sa.func.count()).select_from(secret_keys).where(secret_keys.c.kek_id == kek_id)
+    ).scalar_one()
+    return UnderKek(
+        period_keys.kek_usage(conn).get(kek_id, 0),
+        count_by_kek(conn).get(kek_id, 0),
+        secrets_n,
+        purposes,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,3 +74,43 @@ def test_rotation_rewraps_period_keys_and_moves_old_rows_in_resumable_batches(
             assert messages.read_document(conn, mid, only_new) == factory.signed_document(mid)
         assert keys.debtor_index_key(conn, only_new, NOW) == index_key
         assert [e.kind for e in audit.events(conn)] == ["key.rewrapped"] * len(done)
+
+
+def test_what_a_kek_still_wraps_or_sealed_is_counted_for_destroy_kek(store: Store) -> None:
+    """``destroy-kek`` names what would die with the KEK: period keys and the like block it,
+    audit purposes sealed under it are warned about (they become unreadable)."""
+    from gateway.store.read_purposes import purpose_details
+
+    old = FileKek("kek-old", secrets.token_bytes(32))
+    new = FileKek("kek-new", secrets.token_bytes(32))
+    cid = factory.new_id()
+    with store.transaction() as conn:
+        factory.open_conversation(conn, NOW, cid)
+        h = factory.header(cid, NOW)
+        messages.insert_received(
+            conn, h, factory.signed_document(h.message_id), KekRing.single(old), NOW
+        )
+        subjects = {"message_id": h.message_id}
+        audit.append(
+            conn,
+            now=NOW,
+            actor="reader1",
+            kind="document.read",
+            subjects=subjects,
+            details=purpose_details(
+                "case 12/2026",
+                KekRing.single(old),
+                kind="document.read",
+                actor="reader1",
+                subjects=subjects,
+            ),
+        )
+    with store.read() as conn:  # audit events are written when their transaction commits
+        under = keys.under_kek(conn, "kek-old")
+    assert (under.period_keys, under.data_keys, under.secrets) == (1, 0, 0)
+    assert under.audit_purposes == 1 and under.wrapped == 1
+    assert under.describe().startswith("1 retention period key(s), 0 message data key(s)")
+    with store.transaction() as conn:
+        keys.rewrap_batch(conn, KekRing([old, new], "kek-new"), NOW)
+        after = keys.under_kek(conn, "kek-old")
+    assert after.wrapped == 0 and after.audit_purposes == 1
