@@ -276,6 +276,7 @@ def run_purge(
             now,
             policy_sha256=policies.sha256,
             policy_source=policies.source,
+            below_minimum=policies.below_minimum(),
         )
         total = conn.execute(
             sa.select(sa.func.count()).select_from(purge_store.messages)
