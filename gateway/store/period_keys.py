@@ -186,7 +186,7 @@ def data_key_of(row: Any, keys: KekRing) -> bytes:
     return at_rest.unwrap_data_key(WrappedKey(key.key_id, row.wrapped_dek), key)
 
 
-def data_key_columns() -> sa.Select:
+def data_key_columns() -> sa.Select[Any]:
     """``message_keys`` joined to its period key: what :func:`data_key_of` reads."""
     return sa.select(
         message_keys.c.message_id,

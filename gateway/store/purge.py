@@ -439,13 +439,15 @@ def recorded_policy_set(conn: Connection) -> str | None:
         .limit(1)
     ).scalar()
     if details is not None:
-        return json.loads(details).get("new_sha256")
-    return conn.execute(
+        recorded = json.loads(details).get("new_sha256")
+        return recorded if isinstance(recorded, str) else None
+    previous: str | None = conn.execute(
         sa.select(purge_runs.c.policy_sha256)
         .where(purge_runs.c.policy_sha256.is_not(None))
         .order_by(purge_runs.c.started_at.desc())
         .limit(1)
     ).scalar()
+    return previous
 
 
 def record_policy_set(
