@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -26,6 +27,7 @@ from gateway.store.tables import attachments, message_keys
 from gateway.store.tables import messages as messages_table
 from gateway.store.tables import period_keys as period_keys_table
 from tests.purge.world import T0, add_conversation, after, document, one_policy
+from tests.tooling import softhsm_token
 
 RUN_AT = after(T0, days=370)
 """Week A (T0) is expired under "1 year after received"; week B (T0 + 30 days) is not."""
@@ -180,6 +182,22 @@ def _copy(store: Store, tmp_path: Path, name: str) -> tuple[list[bytes], bytes]:
 def test_a_copy_taken_right_after_a_purge_opens_no_purged_message(
     store: Store, ring: KekRing, seal: SigningKey, tmp_path: Path
 ) -> None:
+    _purge_and_copy(store, ring, seal, tmp_path)
+
+
+def test_with_the_kek_on_a_softhsm_token(store: Store, seal: SigningKey, tmp_path: Path) -> None:
+    """The same with the KEK on a PKCS#11 token: the period keys are wrapped on the token, and
+    the token's KEK opens nothing purged from a copy either."""
+    module, label, pin = softhsm_token("gw-spare-1")
+    key_id = at_rest.generate_pkcs11_kek(module, label, pin, f"kek-shred-{secrets.token_hex(4)}")
+    kek = at_rest.Pkcs11Kek(module, label, pin, key_id)
+    try:
+        _purge_and_copy(store, KekRing.single(kek), seal, tmp_path)
+    finally:
+        kek.close()
+
+
+def _purge_and_copy(store: Store, ring: KekRing, seal: SigningKey, tmp_path: Path) -> None:
     with store.transaction() as conn:
         purged = add_conversation(conn, ring, T0, count=3)
         held = add_conversation(conn, ring, after(T0, hours=1), count=2)  # same week
