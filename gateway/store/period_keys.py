@@ -12,7 +12,8 @@ wrapped data keys survive: the KEK alone no longer opens them.
 The week of storage, not of expiry: a message's expiry is decided by the retention policies at
 each purge (it can count from the conversation's or the proceeding's closing, not known when
 the message is stored). Messages of one week expire at different times, so a period key may be
-*dirty*: some of its messages were purged after it was made. After its batches, each purge run
+*dirty*: some of its week's messages were purged after it was made (it records how many
+tombstones its week had when it was made). After its batches, each purge run
 calls :func:`shred_dirty_periods`: the survivors of a dirty period (kept, held, undelivered)
 are re-wrapped under a fresh *generation* of the same week's key, and the dirty generations,
 now empty, are deleted (``retention.period_key_destroyed`` audit event each). A period whose
@@ -80,6 +81,10 @@ class PeriodKeyRow:
     kek_id: str
     wrapped_key: bytes
     created_at: datetime
+    purged_before: int
+    """Tombstones of its week when it was made: more now means a message of the week was purged
+    since, perhaps one under this key (a count, not a time: ``purge --now`` may be any instant,
+    and tombstones are never deleted)."""
 
 
 _cache: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
@@ -109,7 +114,9 @@ def _forget(key_ids: Sequence[str]) -> None:
 
 
 def _row(r: Any) -> PeriodKeyRow:
-    return PeriodKeyRow(r.key_id, r.period, r.generation, r.kek_id, r.wrapped_key, r.created_at)
+    return PeriodKeyRow(
+        r.key_id, r.period, r.generation, r.kek_id, r.wrapped_key, r.created_at, r.purged_before
+    )
 
 
 def _generations(conn: Connection, period: str, *, lock: str | None = None) -> list[PeriodKeyRow]:
@@ -143,6 +150,7 @@ def _new_generation(
             "kek_id": wrapped.kek_id,
             "wrapped_key": wrapped.blob,
             "created_at": now,
+            "purged_before": _purged_in(conn, period),
         },
     )
 
@@ -261,28 +269,25 @@ class ShredResult:
     """Surviving data keys re-wrapped out of a destroyed key into a newer generation."""
 
 
-def _last_purge(conn: Connection, period: str) -> datetime | None:
+def _purged_in(conn: Connection, period: str) -> int:
+    """Tombstones of messages stored in the week (an index-only count on PostgreSQL)."""
     start, end = period_bounds(period)
-    return conn.execute(
-        sa.select(sa.func.max(tombstones.c.purged_at)).where(
-            tombstones.c.stored_at >= start, tombstones.c.stored_at < end
-        )
-    ).scalar()
+    count: int = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(tombstones)
+        .where(tombstones.c.stored_at >= start, tombstones.c.stored_at < end)
+    ).scalar_one()
+    return count
 
 
 def dirty_periods(conn: Connection) -> list[str]:
-    """Weeks with a key generation made before the last purge of one of their messages."""
-    oldest = conn.execute(
-        sa.select(period_keys.c.period, sa.func.min(period_keys.c.created_at))
+    """Weeks with a key generation made before a message of the week was purged."""
+    lowest = conn.execute(
+        sa.select(period_keys.c.period, sa.func.min(period_keys.c.purged_before))
         .group_by(period_keys.c.period)
         .order_by(period_keys.c.period)
     ).all()
-    dirty = []
-    for period, created in oldest:
-        last = _last_purge(conn, period)
-        if last is not None and last > created:
-            dirty.append(period)
-    return dirty
+    return [period for period, seen in lowest if _purged_in(conn, period) > seen]
 
 
 def _shred_step(
@@ -291,8 +296,8 @@ def _shred_step(
     """One transaction's worth for one period: carry up to :data:`CARRY_BATCH` survivors out of
     its dirty generations, or, when none is left, delete them. ``(carried, destroyed)``."""
     gens = _generations(conn, period, lock="update")
-    last = _last_purge(conn, period)
-    dirty = [g for g in gens if last is not None and last > g.created_at]
+    purged = _purged_in(conn, period)
+    dirty = [g for g in gens if purged > g.purged_before]
     if not dirty:
         return 0, []
     dirty_ids = [g.key_id for g in dirty]

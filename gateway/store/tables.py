@@ -175,11 +175,13 @@ period_keys = sa.Table(
     sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_key", sa.LargeBinary(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("purged_before", sa.Integer, nullable=False),
     sa.UniqueConstraint("period", "generation", name="uq_period_keys_period_generation"),
 )
 """Retention period keys (``gateway.store.period_keys``): one random AES-256 key per storage
 week (``2026-W49``) and generation, wrapped by the KEK ring; the data keys of the messages
-stored that week are wrapped under it. Deleting a row destroys every data key under it."""
+stored that week are wrapped under it. Deleting a row destroys every data key under it.
+``purged_before``: tombstones of the week when the key was made (more now: the key is dirty)."""
 
 attachments = sa.Table(
     "attachments",

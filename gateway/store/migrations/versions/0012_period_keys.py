@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("kek_id", sa.String(length=64), nullable=False),
         sa.Column("wrapped_key", sa.LargeBinary(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("purged_before", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key_id", name=op.f("pk_period_keys")),
         sa.UniqueConstraint("period", "generation", name="uq_period_keys_period_generation"),
     )
