@@ -60,7 +60,14 @@ from gateway.crypto.rotation import (
 )
 from gateway.exchange.service import Action
 from gateway.store import audit
-from gateway.store.keys import RewrapProgress, RewrapResult, kek_usage, rewrap_all
+from gateway.store.keys import (
+    RewrapProgress,
+    RewrapResult,
+    UnderKek,
+    kek_usage,
+    rewrap_all,
+    under_kek,
+)
 
 __all__ = [
     "DESTROY_GRACE",
@@ -609,12 +616,24 @@ def rewrap(
     return Rewrapped(result, sorted(k for k in ring.key_ids if k != result.active))
 
 
+def sealed_under(ctx: AppContext, key_id: str) -> UnderKek:
+    """What a KEK still wraps or sealed (``destroy-kek`` warns before it destroys)."""
+    require(ctx, Action.MANAGE_KEYS, f"kek:{key_id}"[:64])
+    with ctx.store.read() as conn:
+        return under_kek(conn, key_id)
+
+
 def destroy(ctx: AppContext, keys: KeyStore, key_id: str) -> str:
-    """Destroy a retired KEK once no stored key is wrapped under it; return where it was."""
+    """Destroy a retired KEK once no stored key is wrapped under it; return where it was.
+    Audit purposes sealed under it become unreadable: the ``kek.destroyed`` event counts them
+    (``purposes_unreadable``)."""
     require(ctx, Action.MANAGE_KEYS, f"kek:{key_id}"[:64])
     with ctx.store.read() as conn:
         usage = kek_usage(conn)
-    member = destroy_kek(keys, key_id, now=ctx.clock(), usage=usage)
-    location = "token" if member.token_label else "file"
-    _record(ctx, "kek.destroyed", {"kek_id": member.key_id}, {"location": location})
+        under = under_kek(conn, key_id)
+    member = destroy_kek(keys, key_id, now=ctx.clock(), usage=usage, usage_detail=under.describe())
+    details: dict[str, object] = {"location": "token" if member.token_label else "file"}
+    if under.audit_purposes:
+        details["purposes_unreadable"] = under.audit_purposes
+    _record(ctx, "kek.destroyed", {"kek_id": member.key_id}, details)
     return member.key_id

@@ -225,6 +225,7 @@ def _real_run(
     as_json: bool,
     batch_size: int | None = None,
 ) -> int:
+    from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.jobs.locks import job_lock
     from gateway.jobs.purge import PURGE_BATCH, run_purge
@@ -239,9 +240,19 @@ def _real_run(
     try:
         seal = keys.seal()
     except (GatewayError, OSError) as exc:
+        keys.close()
         return fail(
             f"печать органа не загружена ({exc}); отчёт о запуске нечем подписать",
             "SEAL_UNAVAILABLE",
+        )
+    try:
+        ring = load_kek_ring(keys)
+    except (GatewayError, OSError) as exc:
+        keys.close()
+        return fail(
+            f"ключ шифрования узла (KEK) не загружен ({exc}); без него ключи периодов "
+            "хранения нечем уничтожить (docs/purge-and-audit.md)",
+            "KEK_UNAVAILABLE",
         )
     printer = _ProgressPrinter(sys.stderr)
     try:
@@ -260,6 +271,13 @@ def _real_run(
                 actor=cli_actor(),
                 progress=printer,
                 batch_size=batch_size,
+                keys=ring,
+            )
+        if not store.checkpoint_wal():
+            print(
+                "журнал SQLite занят читателем: удалённые строки уйдут из gateway.db-wal при "
+                "следующей контрольной точке SQLite",
+                file=sys.stderr,
             )
     finally:
         printer.done()

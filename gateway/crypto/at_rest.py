@@ -12,9 +12,12 @@ wrap (RFC 3394, NIST SP 800-38F) for a :class:`FileKek`, the same mechanism on t
 :class:`Pkcs11Kek`. Each wrapped DEK records the KEK's id, so a :class:`KekRing` of several
 KEKs (one active) lets old rows be opened while new rows and re-wrapping use the active one.
 
-Destroying a message's wrapped DEK (crypto-shredding) makes its ciphertext unreadable
-wherever a copy of it lives; a backup's copy of the wrapped DEK dies with the KEK that wrapped
-it, once that KEK is rotated out and destroyed.
+The store puts one more key between the two: a message's DEK is wrapped under the
+*retention period key* of its week of storage, an AES key that the KEK wraps in turn
+(``gateway.store.period_keys``). Destroying that period key after a purge (crypto-shredding)
+makes every copy of the purged messages' wrapped DEKs useless, whatever copy of the store they
+live in; a backup made before, which also holds the wrapped period key, dies with the KEK that
+wrapped it, once that KEK is rotated out and destroyed.
 
 Recipes (safe): :func:`seal_payload` / :func:`open_payload`, :func:`generate_file_kek` /
 :func:`load_file_kek`, :func:`debtor_index_tag`. Lower layer (hazardous: the caller must

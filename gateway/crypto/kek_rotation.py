@@ -577,11 +577,17 @@ def rotate_kek(
 
 
 def destroy_kek(
-    keystore: KeyStore, key_id: str, *, now: datetime, usage: Mapping[str, int]
+    keystore: KeyStore,
+    key_id: str,
+    *,
+    now: datetime,
+    usage: Mapping[str, int],
+    usage_detail: str = "",
 ) -> RingMember:
     """Destroy a retired KEK: refused while it is active or scheduled, while any stored key is
     wrapped under it (``usage``: keys per KEK as ``gateway.store.keys.kek_usage`` counted them
-    just before), or within :data:`DESTROY_GRACE` of leaving service. The count is passed in,
+    just before; ``usage_detail`` says what they are), or within :data:`DESTROY_GRACE` of
+    leaving service. The count is passed in,
     not read here: the store builds on this package, not the other way round.
 
     A file KEK is overwritten, flushed and unlinked (on copy-on-write or journaling storage an
@@ -610,8 +616,9 @@ def destroy_kek(
             "run `gateway keys rewrap`, then try again"
         )
     if usage.get(key_id, 0):
+        detail = f" ({usage_detail})" if usage_detail else ""
         raise KekRotationError(
-            f"KEK {key_id} still wraps {usage[key_id]} stored key(s); run "
+            f"KEK {key_id} still wraps {usage[key_id]} stored key(s){detail}; run "
             "`gateway keys rewrap --config NODE.toml` until none remain"
         )
 

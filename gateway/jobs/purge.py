@@ -17,7 +17,11 @@ Theory of operation
    the next start was interrupted: it is closed as failed (``interrupted``) with a signed
    report of what it did; the new run then purges the rest. Running twice purges nothing
    twice (idempotent).
-3. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
+3. **Shred** (:func:`shred_periods`, once after the batches): every retention period key some
+   of whose messages were just purged is destroyed, after the data keys it still wraps (kept,
+   held, undelivered messages of the same week) are re-wrapped under a new generation: no
+   copy of the store can then open the purged messages' data keys with the KEK.
+4. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
    held and undelivered counts, duration, errors, the policy set's hash and periods, the count
    and SHA-256 of the run's tombstones (what :func:`verify_report` recomputes); canonical JSON
    signed with the body's seal (``gateway.jobs.audit_checkpoints.sign_statement``) and stored
@@ -43,6 +47,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from cryptography import x509
 
+from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.crypto.statements import sign_statement, verify_statement
 from gateway.jobs.retention import (
@@ -54,8 +59,9 @@ from gateway.jobs.retention import (
     expires_at,
 )
 from gateway.jobs.tombstone_check import check_tombstones
-from gateway.store import Store
+from gateway.store import Store, period_keys
 from gateway.store import purge as purge_store
+from gateway.store.period_keys import ShredResult
 from gateway.store.purge import LockedMessage, RetentionFacts
 
 log = logging.getLogger(__name__)
@@ -211,6 +217,23 @@ class _Tally:
     undelivered: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     purged: int = 0
+    shredded: ShredResult | None = None
+    """Period keys this run destroyed (None: the run did not shred)."""
+
+
+def shred_periods(store: Store, keys: KekRing, *, actor: str, now: datetime) -> ShredResult:
+    """Once per run, after its batches: destroy every retention period key some of whose
+    messages were purged, after carrying its survivors (kept, held, undelivered) into a new
+    generation of the same week's key (``gateway.store.period_keys``). Separate from the
+    batches on purpose: a batch deletes rows, this step destroys keys."""
+    result = period_keys.shred_dirty_periods(store, keys, actor=actor, now=now)
+    if result.destroyed:
+        log.info(
+            "purge: %d period key(s) destroyed, %d kept data key(s) re-wrapped out of them",
+            len(result.destroyed),
+            result.carried,
+        )
+    return result
 
 
 def run_purge(
@@ -224,8 +247,13 @@ def run_purge(
     progress: Callable[[Progress], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
     scheduled_for: datetime | None = None,
+    keys: KekRing | None = None,
 ) -> PurgeReport:
     """Purge every message expired at ``now``; return the signed, stored report.
+
+    ``keys``: the node's KEK ring. With it, the run ends by destroying the retention period
+    keys its purges emptied (:func:`shred_periods`); without it (tests of the batches alone)
+    the wrapped data keys are deleted but no period key is destroyed.
 
     ``now`` is the retention instant (and the tombstones' ``purged_at``); the run's duration is
     measured, not derived from it. ``scheduled_for``: the slot of a scheduled run (the report
@@ -248,6 +276,7 @@ def run_purge(
             now,
             policy_sha256=policies.sha256,
             policy_source=policies.source,
+            below_minimum=policies.below_minimum(),
         )
         total = conn.execute(
             sa.select(sa.func.count()).select_from(purge_store.messages)
@@ -282,6 +311,8 @@ def run_purge(
             if len(batch) >= batch_size:
                 flush()
     flush()
+    if keys is not None:
+        tally.shredded = shred_periods(store, keys, actor=actor, now=now)
     if progress is not None:
         progress(Progress(tally.examined, total, tally.purged))
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -372,6 +403,10 @@ def _finish(
             "held_by_policy": dict(tally.held),
             "undelivered": tally.undelivered,
             "errors": dict(tally.errors),
+            "period_keys_destroyed": (
+                list(tally.shredded.destroyed) if tally.shredded is not None else None
+            ),
+            "data_keys_carried": tally.shredded.carried if tally.shredded is not None else None,
         }
         signed = sign_statement(seal, body)
         purge_store.store_report(

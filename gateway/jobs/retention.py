@@ -252,6 +252,10 @@ class PolicySet:
         for the signed report."""
         return {p.name: f"{p.keep} after {p.counts_from.value}" for p in self.policies}
 
+    def below_minimum(self) -> dict[str, str]:
+        """Each policy allowed below the node's minimum → the reason it states."""
+        return {p.name: p.below_minimum_reason for p in self.policies if p.below_minimum_reason}
+
     def policy_sha256(self) -> dict[str, str]:
         """Each policy's name → its SHA-256 (what tombstones record)."""
         return {p.name: p.sha256 for p in self.policies}

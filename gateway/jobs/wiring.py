@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from gateway.config import NodeConfig
+from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.exchange.conversation import CLOCK_PAUSED_IN
 from gateway.jobs.audit_checkpoints import create_checkpoint
@@ -65,6 +66,7 @@ from gateway.store import Store, audit
 from gateway.store import late_answers as late_store
 from gateway.store import originals as originals_store
 from gateway.store import outbox as outbox_store
+from gateway.store import purge as purge_store
 from gateway.store.tables import conversations, outbox
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class NodeLike(Protocol):
     keys: KeyStore
     body_id: str
     calendars: Calendars
+    kek_ring: KekRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,24 +117,53 @@ def _actor(job: str) -> str:
     return f"job:{job}"
 
 
+def record_policies(store: Store, policies: PolicySet, *, actor: str, now: datetime) -> bool:
+    """Audit the policy set if it is not the one last recorded (``retention.policy_changed``
+    with old and new hashes); True if it changed."""
+    with store.transaction() as conn:
+        changed = purge_store.record_policy_set(
+            conn,
+            policies.sha256,
+            source=policies.source,
+            actor=actor,
+            now=now,
+            below_minimum=policies.below_minimum(),
+        )
+    if changed:
+        log.warning(
+            "retention policies changed (%s): now %s; audited", policies.source, policies.sha256
+        )
+    return changed
+
+
 def purge_body(
     config: NodeConfig,
     store: Store,
     seal_at: Callable[[datetime], SigningKey],
-    policies: PolicySet,
+    kek_ring: KekRing | None = None,
 ) -> Callable[[JobRun], PurgeReport]:
     """The nightly purge, then the daily signed audit checkpoint, each signed with the seal
     generation active when it signs (``seal_at``): a rotation or a revocation between two runs
-    is followed, never a generation taken when ``serve`` started."""
+    is followed, never a generation taken when ``serve`` started.
+
+    The policy file is read again before each run (``job_bodies`` checked it when ``serve``
+    started; inline ``[[retention.policy]]`` tables are part of the node's configuration and
+    change with a restart): an edited file takes effect at the next run, and its change is
+    audited then, before anything is destroyed under it. A file that no longer loads fails the
+    run (the job's failure is counted and logged); it is never replaced by the old set in
+    silence."""
 
     def body(run: JobRun) -> PurgeReport:
+        current = PolicySet.from_config(config)
+        record_policies(store, current, actor=_actor(PURGE), now=_now())
         report = run_purge(
             store,
-            policies,
+            current,
             run.started_at,
             seal=seal_at(_now()),
             actor=_actor(PURGE),
             scheduled_for=run.scheduled_for,
+            keys=kek_ring,
         )
         create_checkpoint(store, seal_at(_now()), actor=_actor(PURGE), now=run.started_at)
         if not store.checkpoint_wal():
@@ -425,12 +457,13 @@ def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
     bad policy file or a missing seal stops ``gateway serve`` at start, not at 02:30."""
     policies = PolicySet.from_config(config)
     node.keys.seal()  # a missing seal stops `serve` now; each run takes the generation in force
+    record_policies(node.store, policies, actor=_actor(PURGE), now=_now())
 
     def seal_at(at: datetime) -> SigningKey:
         return node.keys.seal(at=at)
 
     return {
-        PURGE: purge_body(config, node.store, seal_at, policies),
+        PURGE: purge_body(config, node.store, seal_at, node.kek_ring),
         OUTBOX_RETRY: outbox_sweep_body(node.store),
         DEADLINE_REMINDERS: deadline_reminders_body(config, node.store, lambda: node.calendars),
         KEY_EXPIRY_WARNINGS: key_expiry_body(node.keys, node.store),

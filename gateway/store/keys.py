@@ -1,10 +1,12 @@
 """Wrapped keys in the store: KEK rotation (re-wrapping) and the debtor index key.
 
 Rotation: load the new KEK into the ring as active (the old one stays loaded), then call
-:func:`rewrap_batch` until it returns 0. Each batch re-wraps data keys still under another KEK,
-in its own transaction; it is resumable at any point (what is done is done, the rest still
-names the old KEK) and safe to run from several processes (rows are taken with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL). When :func:`count_by_kek` shows no row under the old
+:func:`rewrap_batch` until it returns 0. Each batch re-wraps the retention period keys
+(``gateway.store.period_keys``: a few rows, the messages' data keys under them stay as they
+are) and moves data keys still wrapped directly by a KEK (rows from before 0012) under their
+period key, in its own transaction; it is resumable at any point (what is done is done, the
+rest still names the old KEK) and safe to run from several processes (rows are taken with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL). When :func:`kek_usage` shows nothing under the old
 KEK, it can be retired and — once every backup made under it has expired — destroyed.
 :func:`rewrap_all` runs the batches to the end; :func:`kek_usage` counts what each KEK wraps
 (``gateway.crypto.kek_rotation.destroy_kek`` takes that count).
@@ -24,9 +26,9 @@ from sqlalchemy.engine import Connection
 from gateway.crashpoints import crash_point
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing, WrappedKey
-from gateway.store import audit
+from gateway.store import audit, period_keys
 from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import message_keys, secret_keys
+from gateway.store.tables import audit_events, message_keys, messages, secret_keys
 
 if TYPE_CHECKING:
     from gateway.store.engine import Store
@@ -41,9 +43,12 @@ DEFAULT_PAUSE = 0.0
 
 
 def count_by_kek(conn: Connection) -> dict[str, int]:
-    """How many message data keys are wrapped under each KEK id."""
+    """How many message data keys are wrapped directly under each KEK id: rows from before
+    migration 0012 not yet moved under their period key (the others are under a period key)."""
     rows = conn.execute(
-        sa.select(message_keys.c.kek_id, sa.func.count()).group_by(message_keys.c.kek_id)
+        sa.select(message_keys.c.kek_id, sa.func.count())
+        .where(message_keys.c.period_key_id.is_(None))
+        .group_by(message_keys.c.kek_id)
     )
     return {kek_id: n for kek_id, n in rows}
 
@@ -51,29 +56,35 @@ def count_by_kek(conn: Connection) -> dict[str, int]:
 def rewrap_batch(
     conn: Connection, keys: KekRing, now: datetime, limit: int = MAX_REWRAP_BATCH
 ) -> int:
-    """Re-wrap up to ``limit`` keys not under the ring's active KEK; return how many.
+    """Re-wrap what is under another KEK than the ring's active one; return how many keys.
 
-    Also re-wraps the store's own secrets (the debtor index key). A key under a KEK the ring
-    does not hold raises ``at_rest.UnknownKek``: load the old KEK too while rotating.
+    The period keys (a few rows: one per storage week and generation) are re-wrapped under the
+    active KEK, not the messages' data keys under them. A data key still wrapped directly by a
+    KEK (a row from before migration 0012) is moved under its week's period key, up to
+    ``limit`` per batch. Also re-wraps the store's own secrets (the debtor index key). A key
+    under a KEK the ring does not hold raises ``at_rest.UnknownKek``: load the old KEK too
+    while rotating.
     """
     if not 1 <= limit <= MAX_REWRAP_BATCH:
         raise ValueError(f"limit must be 1..{MAX_REWRAP_BATCH}, got {limit}")
     active = keys.active.key_id
+    period_done = period_keys.rewrap_under_active(conn, keys)
     rows = conn.execute(
-        sa.select(message_keys.c.message_id, message_keys.c.kek_id, message_keys.c.wrapped_dek)
-        .where(message_keys.c.kek_id != active)
+        sa.select(
+            message_keys.c.message_id,
+            message_keys.c.kek_id,
+            message_keys.c.wrapped_dek,
+            messages.c.stored_at,
+        )
+        .join(messages, messages.c.message_id == message_keys.c.message_id)
+        .where(message_keys.c.period_key_id.is_(None))
         .order_by(message_keys.c.message_id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=message_keys, skip_locked=True)
     ).all()
     for row in rows:
         dek = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), keys)
-        wrapped = at_rest.wrap_data_key(dek, keys)
-        conn.execute(
-            message_keys.update()
-            .where(message_keys.c.message_id == row.message_id, message_keys.c.kek_id == row.kek_id)
-            .values(kek_id=wrapped.kek_id, wrapped_dek=wrapped.blob, wrapped_at=now)
-        )
+        period_keys.move_into_period(conn, row.message_id, dek, row.stored_at, keys, now)
     secrets_done = 0
     for row in conn.execute(
         sa.select(secret_keys).where(secret_keys.c.kek_id != active).with_for_update()
@@ -86,26 +97,76 @@ def rewrap_batch(
             .values(kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
         )
         secrets_done += 1
-    if rows or secrets_done:
+    if rows or secrets_done or period_done:
         audit.append(
             conn,
             now=now,
             actor="job:key-rotation",
             kind="key.rewrapped",
             subjects={"kek_id": active},
-            details={"data_keys": len(rows), "secrets": secrets_done},
+            details={"data_keys": len(rows), "period_keys": period_done, "secrets": secrets_done},
         )
-    return len(rows) + secrets_done
+    return len(rows) + secrets_done + period_done
 
 
 def kek_usage(conn: Connection) -> dict[str, int]:
-    """How many stored keys each KEK wraps: message data keys and the store's own secrets."""
+    """How many stored keys each KEK wraps directly: period keys, message data keys from before
+    migration 0012 not yet moved under a period key, and the store's own secrets."""
     usage = dict(count_by_kek(conn))
-    for kek_id, n in conn.execute(
-        sa.select(secret_keys.c.kek_id, sa.func.count()).group_by(secret_keys.c.kek_id)
+    for source in (
+        period_keys.kek_usage(conn),
+        {
+            kek_id: n
+            for kek_id, n in conn.execute(
+                sa.select(secret_keys.c.kek_id, sa.func.count()).group_by(secret_keys.c.kek_id)
+            )
+        },
     ):
-        usage[kek_id] = usage.get(kek_id, 0) + n
+        for kek_id, n in source.items():
+            usage[kek_id] = usage.get(kek_id, 0) + n
     return usage
+
+
+@dataclass(frozen=True, slots=True)
+class UnderKek:
+    """What one KEK still wraps or sealed, as ``gateway keys destroy-kek`` tells it."""
+
+    period_keys: int
+    data_keys: int
+    """Message data keys from before migration 0012, not yet moved under a period key."""
+    secrets: int
+    audit_purposes: int
+    """Audit events whose stated read purpose was sealed under it: readable only with it."""
+
+    @property
+    def wrapped(self) -> int:
+        """Stored keys that would become unreadable: destroying is refused while any remain."""
+        return self.period_keys + self.data_keys + self.secrets
+
+    def describe(self) -> str:
+        return (
+            f"{self.period_keys} retention period key(s), {self.data_keys} message data key(s) "
+            f"from before period keys, {self.secrets} store secret(s)"
+        )
+
+
+def under_kek(conn: Connection, kek_id: str) -> UnderKek:
+    """Count what ``kek_id`` wraps (period keys, old-shape data keys, secrets) and the audit
+    events whose sealed purpose names it (``v1.<kek id>.…``, gateway.store.read_purposes)."""
+    purposes = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(audit_events)
+        .where(audit_events.c.details.contains(f"v1.{kek_id}.", autoescape=True))
+    ).scalar_one()
+    secrets_n = conn.execute(
+        sa.select(sa.func.count()).select_from(secret_keys).where(secret_keys.c.kek_id == kek_id)
+    ).scalar_one()
+    return UnderKek(
+        period_keys.kek_usage(conn).get(kek_id, 0),
+        count_by_kek(conn).get(kek_id, 0),
+        secrets_n,
+        purposes,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 Each message gets its own data key (``gateway.crypto.at_rest``). The signed document and every
 attachment are sealed under it with associated data naming the message id and the part, and
-the data key is stored wrapped by the active KEK in ``message_keys``. Only header facts that
-are not personal data (ids, agreement, kind, body ids, dates, the confidentiality flag, the
-SHA-256 of the signed document for tombstones) stay in clear.
+the data key is stored in ``message_keys``, wrapped under the retention period key of the
+week it was stored in (``gateway.store.period_keys``; itself wrapped by the KEK). Only header
+facts that are not personal data (ids, agreement, kind, body ids, dates, the confidentiality
+flag, the SHA-256 of the signed document for tombstones) stay in clear.
 
 Receiving is idempotent by message id across processes: the insert is
 ``INSERT … ON CONFLICT (message_id) DO NOTHING``; a second copy of the same id reports
@@ -26,7 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Transaction
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.crypto.at_rest import KekRing
+from gateway.store import period_keys
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import attachments, message_keys, messages, tombstones
 
@@ -105,7 +107,7 @@ _DIGESTS = tuple(
     sa.select(table.c.document_sha256).where(table.c.message_id == sa.bindparam("message_id"))
     for table in (messages, tombstones)
 )
-_DATA_KEY = sa.select(message_keys.c.kek_id, message_keys.c.wrapped_dek).where(
+_DATA_KEY = period_keys.data_key_columns().where(
     message_keys.c.message_id == sa.bindparam("message_id")
 )
 _PAYLOAD = sa.select(messages.c.payload_nonce, messages.c.payload).where(
@@ -196,15 +198,9 @@ def _insert(
         # Checked after the insert so that a purge committing meanwhile is seen too.
         conn.execute(_DELETE_MESSAGE, {"message_id": header.message_id})
         return False
-    wrapped = at_rest.wrap_data_key(dek, keys)
     conn.execute(
         _INSERT_KEY,
-        {
-            "message_id": header.message_id,
-            "kek_id": wrapped.kek_id,
-            "wrapped_dek": wrapped.blob,
-            "wrapped_at": now,
-        },
+        {"message_id": header.message_id, **period_keys.wrap_message_key(conn, dek, keys, now)},
     )
     _remember_key(conn, header.message_id, dek)
     if attachment_list:
@@ -366,7 +362,12 @@ def data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     row = conn.execute(_DATA_KEY, {"message_id": message_id}).first()
     if row is None:
         raise KeyShredded(f"message {message_id}: its data key was destroyed (purged)")
-    return at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), keys)
+    try:
+        return period_keys.data_key_of(row, keys)
+    except period_keys.PeriodKeyDestroyed:
+        raise KeyShredded(
+            f"message {message_id}: its retention period key was destroyed (purged)"
+        ) from None
 
 
 def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:

@@ -41,6 +41,7 @@ from gateway.store import conversations as conversation_store
 from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
     attachments,
+    audit_events,
     conversation_machines,
     conversations,
     debtor_tags,
@@ -389,30 +390,21 @@ def start_run(
     *,
     policy_sha256: str | None = None,
     policy_source: str = "",
+    below_minimum: Mapping[str, str] | None = None,
 ) -> None:
     """Record the start of a purge run. ``policy_sha256``: of the policy set it applies; when it
     differs from the last run's, a ``retention.policy_changed`` event records old and new
     hashes first (a changed period is then visible in the trail, not only in its effect)."""
     if policy_sha256 is not None:
-        previous = conn.execute(
-            sa.select(purge_runs.c.policy_sha256)
-            .where(purge_runs.c.policy_sha256.is_not(None))
-            .order_by(purge_runs.c.started_at.desc())
-            .limit(1)
-        ).scalar()
-        if previous != policy_sha256:
-            audit.append(
-                conn,
-                now=now,
-                actor=actor,
-                kind="retention.policy_changed",
-                subjects={"purge_run_id": run_id},
-                details={
-                    "old_sha256": previous,
-                    "new_sha256": policy_sha256,
-                    "source": policy_source[-200:],
-                },
-            )
+        record_policy_set(
+            conn,
+            policy_sha256,
+            source=policy_source,
+            actor=actor,
+            now=now,
+            subjects={"purge_run_id": run_id},
+            below_minimum=below_minimum,
+        )
     conn.execute(
         purge_runs.insert().values(
             run_id=run_id,
@@ -431,6 +423,67 @@ def start_run(
         subjects={"purge_run_id": run_id},
         details={"policy": policy, "policy_sha256": policy_sha256},
     )
+
+
+POLICY_CHANGED_EVENT = "retention.policy_changed"
+
+
+def recorded_policy_set(conn: Connection) -> str | None:
+    """The policy set hash last recorded: by the latest ``retention.policy_changed`` event
+    (``serve`` start, a reload, a run), else by the latest run (stores from before 0007 did
+    not audit it)."""
+    details = conn.execute(
+        sa.select(audit_events.c.details)
+        .where(audit_events.c.kind == POLICY_CHANGED_EVENT)
+        .order_by(audit_events.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    if details is not None:
+        recorded = json.loads(details).get("new_sha256")
+        return recorded if isinstance(recorded, str) else None
+    previous: str | None = conn.execute(
+        sa.select(purge_runs.c.policy_sha256)
+        .where(purge_runs.c.policy_sha256.is_not(None))
+        .order_by(purge_runs.c.started_at.desc())
+        .limit(1)
+    ).scalar()
+    return previous
+
+
+def record_policy_set(
+    conn: Connection,
+    policy_sha256: str,
+    *,
+    source: str,
+    actor: str,
+    now: datetime,
+    subjects: Mapping[str, str] | None = None,
+    below_minimum: Mapping[str, str] | None = None,
+) -> bool:
+    """Audit ``retention.policy_changed`` (old and new hashes, the source, and each policy
+    below the minimum with its stated reason) when ``policy_sha256`` is not the set last
+    recorded; True if it was. Called at ``serve`` start, when the job reloads the policies,
+    and at each run's start, so that a changed period shows in the trail before anything is
+    destroyed under it."""
+    previous = recorded_policy_set(conn)
+    if previous == policy_sha256:
+        return False
+    details: dict[str, audit.JsonScalar] = {
+        "old_sha256": previous,
+        "new_sha256": policy_sha256,
+        "source": source[-200:],
+    }
+    if below_minimum:
+        details["below_minimum"] = json.dumps(dict(below_minimum), ensure_ascii=False)[:1000]
+    audit.append(
+        conn,
+        now=now,
+        actor=actor,
+        kind=POLICY_CHANGED_EVENT,
+        subjects=dict(subjects or {}),
+        details=details,
+    )
+    return True
 
 
 def finish_run(

@@ -157,8 +157,31 @@ message_keys = sa.Table(
     sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_dek", sa.LargeBinary(64), nullable=False),
     sa.Column("wrapped_at", UtcDateTime, nullable=False),
+    sa.Column("period_key_id", sa.String(CODE_LENGTH), nullable=True),
     sa.Index("ix_message_keys_kek", "kek_id", "message_id"),
+    sa.Index("ix_message_keys_period", "period_key_id"),
 )
+"""``kek_id``: the key that wrapped ``wrapped_dek`` — a retention period key (then also in
+``period_key_id``) or, for a row written before 0012 and not yet re-wrapped, a KEK (then
+``period_key_id`` is NULL). No foreign key to ``period_keys``: a row whose period key was
+destroyed is what a shredded message looks like until the purge deletes it."""
+
+period_keys = sa.Table(
+    "period_keys",
+    metadata,
+    sa.Column("key_id", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("period", sa.String(16), nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("purged_before", sa.Integer, nullable=False),
+    sa.UniqueConstraint("period", "generation", name="uq_period_keys_period_generation"),
+)
+"""Retention period keys (``gateway.store.period_keys``): one random AES-256 key per storage
+week (``2026-W49``) and generation, wrapped by the KEK ring; the data keys of the messages
+stored that week are wrapped under it. Deleting a row destroys every data key under it.
+``purged_before``: tombstones of the week when the key was made (more now: the key is dirty)."""
 
 attachments = sa.Table(
     "attachments",
@@ -386,6 +409,7 @@ tombstones = sa.Table(
     sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
     sa.Index("ix_tombstones_conversation", "conversation_id"),
     sa.Index("ix_tombstones_run", "purge_run_id"),
+    sa.Index("ix_tombstones_stored_at", "stored_at"),
 )
 """What remains of a purged message. Each row is bound into the audit chain by the
 ``purge.tombstones`` event of its batch (``gateway.store.purge.tombstone_leaf``), so that a row

@@ -279,3 +279,57 @@ def test_users_add_disable_list_record_the_same_from_cli_and_app(
         app_users.add_user(_ctx(store, node_toml, OPERATOR), "sidorov", digest, [Role.OPERATOR])
     assert len(_events(store, "user.added")) == 2 and len(_events(store, "user.disabled")) == 2
     assert [e["actor"] for e in _events(store, "access.denied")] == [OPERATOR.name]
+
+
+def test_destroy_kek_warns_of_what_is_sealed_under_it_and_records_it(
+    store: Store, node: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #20: a stated read purpose sealed under the KEK dies with it (warned, counted in
+    ``kek.destroyed``); a period key still under it blocks the destruction, named as such."""
+    from gateway.crypto.kek_rotation import load_kek_ring
+    from gateway.store import audit, messages
+    from gateway.store.read_purposes import purpose_details
+    from tests.store import factory
+
+    config, _ = node
+    ctx, keys = _ctx(store, config), _keys(config)
+    _cli("keys", "generate", "kek", "--config", str(config))
+    ring = load_kek_ring(keys)
+    old = ring.active.key_id
+    now = datetime.now(UTC)
+    with store.transaction() as conn:
+        cid = factory.new_id()
+        factory.open_conversation(conn, now, cid)
+        h = factory.header(cid, now)
+        messages.insert_received(conn, h, factory.signed_document(h.message_id), ring, now)
+        subjects = {"message_id": h.message_id}
+        details = purpose_details(
+            "case 12/2026", ring, kind="document.read", actor="reader1", subjects=subjects
+        )
+        audit.append(
+            conn,
+            now=now,
+            actor="reader1",
+            kind="document.read",
+            subjects=subjects,
+            details=details,
+        )
+    _cli("keys", "rotate", "kek", "--config", str(config))
+    later = AppContext(
+        store,
+        command_line_actor(),
+        ctx.config,
+        clock=lambda: datetime.now(UTC) + app_keys.DESTROY_GRACE + timedelta(seconds=1),
+    )
+    capsys.readouterr()
+    with pytest.raises(app_keys.KekRotationError, match=r"1 retention period key\(s\)"):
+        app_keys.destroy(later, keys, old)
+    assert gateway(["keys", "destroy-kek", old, "--config", str(config)]) != 0
+    err = capsys.readouterr().err
+    assert "still wraps 1 retention period key(s)" in err
+    assert "read purposes of 1 audit event(s)" in err
+
+    _cli("keys", "rewrap", "--config", str(config))
+    assert app_keys.destroy(later, keys, old) == old
+    [destroyed] = _events(store, "kek.destroyed")
+    assert destroyed["details"] == {"location": "file", "purposes_unreadable": 1}

@@ -18,11 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from gateway.config import NodeConfig
+from gateway.crypto import at_rest
+from gateway.crypto.kek_rotation import load_kek_ring
+from gateway.crypto.keystore import KeyStore
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
-from gateway.store import current_revision, migrate, open_store
+from gateway.store import Store, current_revision, migrate, open_store, period_keys
 from tests.cli.conftest import gateway
 from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
 
@@ -58,10 +61,28 @@ def _received(world: DemoWorld, tag: str, urls: dict[str, str]) -> tuple[str, li
         kz.close()
 
 
-def _copy_into_first_revision(source_url: str, target_url: str) -> int:
+def _keys_as_before_period_keys(source: Store, config: NodeConfig) -> dict[str, dict[str, Any]]:
+    """Each message's data key wrapped directly by the node's KEK, as 0001 stored it (today's
+    code wraps it under a retention period key, a table 0001 did not have)."""
+    keys = KeyStore.from_config(config)
+    try:
+        ring = load_kek_ring(keys)
+        with source.read() as conn:
+            rows = conn.execute(period_keys.data_key_columns()).all()
+        old_shape = {}
+        for row in rows:
+            wrapped = at_rest.wrap_data_key(period_keys.data_key_of(row, ring), ring)
+            old_shape[row.message_id] = {"kek_id": wrapped.kek_id, "wrapped_dek": wrapped.blob}
+        return old_shape
+    finally:
+        keys.close()
+
+
+def _copy_into_first_revision(source_url: str, target_url: str, config: NodeConfig) -> int:
     """Copy every row of the 0001 tables from a store at head into one at 0001; rows copied."""
     source, target = open_store(source_url), open_store(target_url)
     try:
+        old_keys = _keys_as_before_period_keys(source, config)
         migrate(target.engine, FIRST_REVISION)
         assert current_revision(target.engine) == FIRST_REVISION
         old = sa.MetaData()
@@ -75,6 +96,8 @@ def _copy_into_first_revision(source_url: str, target_url: str) -> int:
                     continue
                 columns = [new.tables[table.name].c[c.name] for c in table.columns]
                 rows = [dict(r) for r in read.execute(sa.select(*columns)).mappings()]
+                if table.name == "message_keys":
+                    rows = [{**r, **old_keys[r["message_id"]]} for r in rows]
                 write.execute(table.delete())  # the rows 0001 seeds (the audit chain's head)
                 if rows:
                     write.execute(table.insert(), rows)
@@ -133,7 +156,7 @@ def test_a_sqlite_store_of_the_first_revision_upgrades_and_reads(world: DemoWorl
     source_url, ids = _received(world, "upgrade-sqlite", {})
     target = node_config(world, "KZ-MJ", "upgrade-old-sqlite")
     config = NodeConfig.from_toml(target)
-    assert _copy_into_first_revision(source_url, config.database_url) > len(ids)
+    assert _copy_into_first_revision(source_url, config.database_url, config) > len(ids)
     _upgrade_and_read(world, source_url, ids, target)
 
 
@@ -144,5 +167,5 @@ def test_a_postgresql_store_of_the_first_revision_upgrades_and_reads(
     source_url, ids = _received(world, "upgrade-pg", urls)
     old_url = pg_schema("upgrade-old")
     target = node_config(world, "KZ-MJ", "upgrade-old-pg", database_url=old_url)
-    assert _copy_into_first_revision(source_url, old_url) > len(ids)
+    assert _copy_into_first_revision(source_url, old_url, NodeConfig.from_toml(target)) > len(ids)
     _upgrade_and_read(world, source_url, ids, target)

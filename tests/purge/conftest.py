@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import KeysSection
+from gateway.crypto.at_rest import KekRing, generate_file_kek
+from gateway.crypto.kek_rotation import load_kek_ring
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.demo.pki import build_demo_pki
 from gateway.store import Store
@@ -18,7 +20,6 @@ from tests.store.conftest import (  # noqa: F401 - fixtures used by name
     pg_admin,
     pg_schema_factory,
     pg_session_store,
-    ring,
     sqlite_template,
     store,
 )
@@ -33,7 +34,26 @@ def seal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     body_dir = pki.body_dirs[BODY]
     (body_dir / "passphrase").write_text(PASSPHRASE + "\n", encoding="utf-8")
+    # The node's KEK, so that `gateway purge` (and `serve`'s job) can destroy period keys.
+    generate_file_kek(
+        body_dir / "kek.key", PASSPHRASE.encode(), key_id="kek-test-1", scrypt_log2_n=14
+    )
     return body_dir
+
+
+@pytest.fixture(scope="session")
+def node_ring(seal_dir: Path) -> Iterator[KekRing]:
+    keys = KeyStore(
+        KeysSection(dir=seal_dir, passphrase_file=seal_dir / "passphrase"), BODY, environ={}
+    )
+    yield load_kek_ring(keys)
+    keys.close()
+
+
+@pytest.fixture
+def ring(node_ring: KekRing) -> KekRing:
+    """The node's own KEK ring: what the tests store under is what the commands open."""
+    return node_ring
 
 
 @pytest.fixture(scope="session")

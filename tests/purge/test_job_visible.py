@@ -32,6 +32,7 @@ class _Node:
     store: Store
     keys: KeyStore
     body_id: str
+    kek_ring: KekRing
 
 
 def test_a_purge_run_is_listed_measured_and_never_replayed(
@@ -44,7 +45,10 @@ def test_a_purge_run_is_listed_measured_and_never_replayed(
     metrics = GatewayMetrics()
     keys = KeyStore.from_config(config)
     scheduler = scheduler_for(
-        config, _Node(store, keys, "RU-FSSP"), clock=lambda: RUN_AT, on_outcome=outcomes.append
+        config,
+        _Node(store, keys, "RU-FSSP", ring),
+        clock=lambda: RUN_AT,
+        on_outcome=outcomes.append,
     )
     assert scheduler is not None
     try:

@@ -3,9 +3,12 @@ key-expiry warnings, the outbox sweep; ``scheduler_for`` wires all four."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
@@ -29,6 +32,7 @@ class _Node:
     store: Store
     keys: KeyStore
     body_id: str
+    kek_ring: KekRing
 
 
 def _run(job: str, at: datetime) -> JobRun:
@@ -47,7 +51,7 @@ def test_purge_body_purges_and_checkpoints(
         add_conversation(conn, ring, T0, count=4)
     keys = _keys(config)
     try:
-        bodies = job_bodies(config, _Node(store, keys, "RU-FSSP"))
+        bodies = job_bodies(config, _Node(store, keys, "RU-FSSP", ring))
         assert set(bodies) == set(JOB_NAMES)
         report = bodies["purge"](_run("purge", after(T0, days=400)))
     finally:
@@ -122,11 +126,11 @@ def test_outbox_sweep_reports_stuck_rows(store: Store, ring: KekRing) -> None:
     assert counts["stuck"] == 1 and counts.get("pending") == 1
 
 
-def test_scheduler_for_wires_four_jobs(store: Store, node_toml: Path) -> None:
+def test_scheduler_for_wires_four_jobs(store: Store, ring: KekRing, node_toml: Path) -> None:
     config = NodeConfig.from_toml(node_toml)
     keys = _keys(config)
     try:
-        scheduler = scheduler_for(config, _Node(store, keys, "RU-FSSP"))
+        scheduler = scheduler_for(config, _Node(store, keys, "RU-FSSP", ring))
         assert scheduler is not None
         assert sorted(scheduler._specs) == sorted(JOB_NAMES)
         scheduler.engine.dispose()
@@ -137,6 +141,67 @@ def test_scheduler_for_wires_four_jobs(store: Store, node_toml: Path) -> None:
     disabled.write_text(node_toml.read_text() + "\n[scheduler]\nenabled = false\n")
     keys = _keys(config)
     try:
-        assert scheduler_for(NodeConfig.from_toml(disabled), _Node(store, keys, "RU-FSSP")) is None
+        assert (
+            scheduler_for(NodeConfig.from_toml(disabled), _Node(store, keys, "RU-FSSP", ring))
+            is None
+        )
+    finally:
+        keys.close()
+
+
+def _policy_file(path: Path, keep: str, reason: str = "") -> None:
+    extra = f'below_minimum_reason = "{reason}"\n' if reason else ""
+    path.write_text(
+        f'[[policy]]\nname = "p"\ncounts_from = "received"\nkeep = "{keep}"\n{extra}',
+        encoding="utf-8",
+    )
+
+
+def test_policy_file_changes_are_audited_at_start_and_at_each_reload(
+    store: Store, ring: KekRing, node_toml: Path, tmp_path: Path
+) -> None:
+    """Issue #20 item 4: every change of the policy file leaves ``retention.policy_changed``
+    with old and new hashes — when ``serve`` starts (the job bodies load it) and when the purge
+    job reads it again before a run — and a period below the minimum carries its reason."""
+    from gateway.jobs.retention import load_policy_file
+    from gateway.model.problems import ConfigurationError
+
+    file = tmp_path / "retention.toml"
+    _policy_file(file, "1 year")
+    text = node_toml.read_text(encoding="utf-8")
+    text = text[: text.index("[[retention.policy]]")] + f'[retention]\npolicy_file = "{file}"\n'
+    node_toml.write_text(text, encoding="utf-8")
+    config = NodeConfig.from_toml(node_toml)
+
+    def changes() -> list[dict[str, object]]:
+        with store.read() as conn:
+            found = audit.events(conn, kinds=["retention.policy_changed"])
+        return [dict(e.details) for e in found]
+
+    keys = _keys(config)
+    node = _Node(store, keys, "RU-FSSP", ring)
+    try:
+        first = load_policy_file(file).sha256
+        job_bodies(config, node)  # `serve` starts
+        assert [(c["old_sha256"], c["new_sha256"]) for c in changes()] == [(None, first)]
+        bodies = job_bodies(config, node)  # restarted, file unchanged: nothing new
+        assert len(changes()) == 1
+
+        _policy_file(file, "2 years")  # edited while `serve` runs
+        second = load_policy_file(file).sha256
+        bodies["purge"](_run("purge", after(T0, days=400)))
+        assert [(c["old_sha256"], c["new_sha256"]) for c in changes()][1:] == [(first, second)]
+
+        _policy_file(file, "30 days", reason="court order 5/2027 shortens it")
+        third = load_policy_file(file).sha256
+        bodies["purge"](_run("purge", after(T0, days=401)))
+        last = changes()[-1]
+        assert (last["old_sha256"], last["new_sha256"]) == (second, third)
+        assert json.loads(str(last["below_minimum"])) == {"p": "court order 5/2027 shortens it"}
+        assert len(changes()) == 3  # each change once, not again by the run's start
+
+        file.write_text("[[policy]]\nname = 'p'\n", encoding="utf-8")  # broken
+        with pytest.raises(ConfigurationError):
+            bodies["purge"](_run("purge", after(T0, days=402)))
     finally:
         keys.close()

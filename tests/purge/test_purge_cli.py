@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from gateway.crypto.at_rest import KekRing
 from gateway.store import Store, audit
+from gateway.store import purge as purge_store
 from gateway.store.tables import tombstones
 from tests.purge.purge_child import main
 from tests.purge.world import T0, add_conversation, after
@@ -50,6 +51,13 @@ def test_dry_run_then_run_then_runs(store: Store, ring: KekRing, node_toml: Path
     assert gone == {d["message_id"] for d in listed}
     assert young.message_ids[0] not in gone
     run_id = out.split()[1].rstrip(":")
+    with store.read() as conn:
+        signed = json.loads(purge_store.get_report(conn, run_id).report)
+    # The week the old messages were stored in lost its period key (issue #20, item 2); the
+    # young message's week kept its own. SQLite's log was emptied after the run.
+    assert len(signed["period_keys_destroyed"]) == 1 and signed["data_keys_carried"] == 0
+    if store.dialect == "sqlite":
+        assert Path(f"{store.engine.url.database}-wal").stat().st_size == 0
 
     code, out, _ = _run(capsys, "purge", "runs", "--config", cfg)
     assert code == 0 and f"{run_id}\t" in out and "\tfinished\t9\t" in out and "signed" in out

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.crypto.at_rest import KekRing
 from gateway.crypto.kek_rotation import (
     DESTROY_GRACE,
     KekRotationError,
@@ -31,7 +31,7 @@ from gateway.crypto.kek_rotation import (
     rotate_kek,
 )
 from gateway.demo.pki import DemoPKI
-from gateway.store import Store, conversations, messages, migrate, open_store
+from gateway.store import Store, conversations, messages, migrate, open_store, period_keys
 from gateway.store.keys import kek_usage, rewrap_all
 from gateway.store.messages import MessageHeader
 from gateway.store.tables import message_keys
@@ -136,18 +136,18 @@ def assert_all_readable(store: Store, ring: KekRing, ids: list[str]) -> None:
     """Every stored message opens with the ring (all of them in bulk; a sample through the
     store's own reader)."""
     with store.read() as conn:
+        keyed = period_keys.data_key_columns().subquery()
         rows = conn.execute(
             sa.select(
-                messages_table.c.message_id,
                 messages_table.c.payload_nonce,
                 messages_table.c.payload,
-                message_keys.c.kek_id,
-                message_keys.c.wrapped_dek,
-            ).join(message_keys, message_keys.c.message_id == messages_table.c.message_id)
+                keyed,
+            ).join(keyed, keyed.c.message_id == messages_table.c.message_id)
         ).all()
         assert len(rows) == len(ids)
         for row in rows:
-            dek = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), ring)
+            # A data key under its week's period key, or (rows of the old shape) under a KEK.
+            dek = period_keys.data_key_of(row, ring)
             plain = at_rest.decrypt_part(
                 dek, row.payload_nonce, row.payload, at_rest.payload_aad(row.message_id)
             )
@@ -239,7 +239,9 @@ def test_rewrap_of_ten_thousand_messages_survives_sigkill(
     with store.read() as conn:
         usage = kek_usage(conn)
     assert reported >= 2_000
-    assert usage[rotated.key_id] >= reported and usage[old] > 0, usage  # really half-way
+    # Really half-way: the period key went first, part of the old rows moved under it.
+    legacy = 10_000 - VIA_INSERT_SENT
+    assert usage[rotated.key_id] == 1 and 0 < usage[old] <= legacy + 1 - reported, usage
     with pytest.raises(KekRotationError, match="still wraps"):
         destroy_kek(ks, old, now=now + DESTROY_GRACE * 2, usage=usage_of(store))
     # Half-way, every message still opens: rows name the KEK that wraps them.
@@ -248,7 +250,8 @@ def test_rewrap_of_ten_thousand_messages_survives_sigkill(
     out = run_to_end(node, batch=1000)
     assert "re-wrapped" in out
     with store.read() as conn:
-        assert kek_usage(conn) == {rotated.key_id: 10_000}
+        # One period key (every message was stored this week) wraps all 10 000 data keys.
+        assert kek_usage(conn) == {rotated.key_id: 1}
     # The running node's ring never saw the rotation happen: it loads the new KEK on demand.
     assert_all_readable(store, ring_of_a_running_node, ids)
 
@@ -280,9 +283,10 @@ def test_switch_at_a_scheduled_time_without_restart(file_node: tuple[NodeDir, St
     assert ring.active.key_id == rotated.key_id  # no file change needed: the time came
     ids += fill(store, ring, 5, clock[0])
     with store.read() as conn:
-        assert kek_usage(conn) == {old: 5, rotated.key_id: 5}
+        # The ten data keys are under this week's period key, which the old KEK still wraps.
+        assert kek_usage(conn) == {old: 1}
     result = rewrap_all(store, ring, clock=lambda: clock[0], batch_size=3)
-    assert result.complete and result.rewrapped == 5
+    assert result.complete and result.rewrapped == 1  # the period key, not ten messages
     assert_all_readable(store, ring, ids)
     with store.read() as conn:
         from gateway.store import audit
@@ -332,7 +336,7 @@ def test_rotation_with_keks_on_a_softhsm_token(demo_pki: DemoPKI, tmp_path: Path
         ring.refresh(force=True)
         assert ring.active.key_id == second.key_id
         result = rewrap_all(store, ring, clock=lambda: now)
-        assert result.complete and result.rewrapped == TOKEN_MESSAGES
+        assert result.complete and result.rewrapped == 1  # the week's period key
         assert_all_readable(store, ring, ids)
 
         later = now + DESTROY_GRACE * 2

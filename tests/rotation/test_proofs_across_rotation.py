@@ -5,6 +5,7 @@ and the verifiers take every seal generation of this node from its manifest."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.cli import main
+from gateway.crypto.at_rest import FileKek, KekRing
 from gateway.jobs.scheduler import JobRun
 from gateway.jobs.wiring import PURGE, job_bodies
 from gateway.store import migrate, open_store
@@ -22,6 +24,8 @@ from tests.rotation.conftest import BODY, NodeDir
 class _Node:
     def __init__(self, store, keys) -> None:
         self.store, self.keys, self.body_id = store, keys, BODY
+        # No message is stored here: a KEK of its own is enough for the purge's shredding.
+        self.kek_ring = KekRing.single(FileKek("kek-test", secrets.token_bytes(32)))
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
