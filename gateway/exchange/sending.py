@@ -32,6 +32,7 @@ from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_envelope, verify_envelope
 from gateway.exchange import conversation as machine
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
+from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -226,6 +227,8 @@ def _store_submitted(
         late = store_step(
             conn, node.calendars, header, plan.step, stored, plan.requesting, plan.requested, now
         )
+        if stored is None:
+            record_listing(conn, node.kek_ring, header.conversation_id, plan.root, now)
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)
         outbox_store.enqueue(conn, header.message_id, header.recipient, now)
         audit.append(

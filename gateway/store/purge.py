@@ -43,7 +43,6 @@ from gateway.store.tables import (
     attachments,
     conversation_machines,
     conversations,
-    debtor_tags,
     delivery_attempts,
     legal_holds,
     message_keys,
@@ -52,6 +51,7 @@ from gateway.store.tables import (
     purge_reports,
     purge_runs,
     receipts,
+    search_tags,
     tombstones,
     verification_reports,
 )
@@ -822,7 +822,7 @@ def purge_batch(
     )
     emptied = [cid for cid in touched if cid not in still_used]
     if emptied:
-        conn.execute(debtor_tags.delete().where(debtor_tags.c.conversation_id.in_(emptied)))
+        conn.execute(search_tags.delete().where(search_tags.c.conversation_id.in_(emptied)))
         conn.execute(
             conversation_machines.delete().where(
                 conversation_machines.c.conversation_id.in_(emptied)

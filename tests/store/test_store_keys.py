@@ -25,7 +25,7 @@ def test_rotation_rewraps_in_resumable_batches(store: Store) -> None:
                 conn, h, factory.signed_document(h.message_id), KekRing.single(old), NOW
             )
             ids.append(h.message_id)
-        index_key = keys.debtor_index_key(conn, KekRing.single(old), NOW)
+        index_key = keys.search_secret(conn, KekRing.single(old), NOW)
         assert keys.count_by_kek(conn) == {"kek-old": 25}
     ring = KekRing([old, new], active_id="kek-new")
     # Only the new KEK loaded: re-wrapping cannot read the old rows.
@@ -50,5 +50,5 @@ def test_rotation_rewraps_in_resumable_batches(store: Store) -> None:
         only_new = KekRing.single(new)
         for mid in ids:
             assert messages.read_document(conn, mid, only_new) == factory.signed_document(mid)
-        assert keys.debtor_index_key(conn, only_new, NOW) == index_key
+        assert keys.search_secret(conn, only_new, NOW) == index_key
         assert [e.kind for e in audit.events(conn)] == ["key.rewrapped"] * len(done)
