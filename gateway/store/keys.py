@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 MAX_REWRAP_BATCH = 1000
 """Data keys re-wrapped per transaction: a FileKek wraps ~1M keys/s, a token far fewer; one
 batch should finish in well under a second on a PKCS#11 token."""
-SEARCH_SECRET = "search-index"
+SEARCH_INDEX_KEY_NAME = "search-index"
 """Name of the secret the search index keys derive from (``at_rest.search_keys``)."""
 DEFAULT_PAUSE = 0.0
 """Seconds between re-wrap batches; raise it on a busy node to leave the database room."""
@@ -176,7 +176,7 @@ def stored_search_secret(conn: Connection) -> WrappedKey | None:
     """The search index's secret as stored (wrapped by the KEK); None before its first use."""
     row = conn.execute(
         sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
-            secret_keys.c.name == SEARCH_SECRET
+            secret_keys.c.name == SEARCH_INDEX_KEY_NAME
         )
     ).first()
     return WrappedKey(row.kek_id, row.wrapped_key) if row is not None else None
@@ -187,7 +187,7 @@ def search_secret(conn: Connection, keys: KekRing, now: datetime) -> bytes:
     display), kept wrapped by the KEK; made on first use (that first call must be in a write
     transaction)."""
     select = sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
-        secret_keys.c.name == SEARCH_SECRET
+        secret_keys.c.name == SEARCH_INDEX_KEY_NAME
     )
     row = conn.execute(select).first()
     if row is None:
@@ -198,7 +198,7 @@ def search_secret(conn: Connection, keys: KekRing, now: datetime) -> bytes:
             secret_keys,
             ["name"],
             {
-                "name": SEARCH_SECRET,
+                "name": SEARCH_INDEX_KEY_NAME,
                 "kek_id": wrapped.kek_id,
                 "wrapped_key": wrapped.blob,
                 "created_at": now,
