@@ -6,7 +6,9 @@ for conversations recorded before the index existed (``gateway.exchange.listing.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
@@ -21,6 +24,7 @@ from gateway.exchange import listing
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.service import Actor, ConversationFilter, Role
+from gateway.store import audit
 from gateway.store.tables import conversations, search_tags
 from tests.integration.exchange_world import OPERATOR, node_config
 
@@ -29,11 +33,16 @@ READER = Actor("reader-test", frozenset({Role.OPERATOR, Role.CONFIDENTIAL_READER
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def node(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[Node]:
+    yield from _node(request, world)
+
+
+def _node(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[Node]:
     url = ""
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_schema")("search")
     path = node_config(world, "RU-FSSP", f"search-{request.param}", database_url=url, peer_port=0)
     node = Node.from_config(NodeConfig.from_toml(path))
+    node.config_path = path  # type: ignore[attr-defined]  # for the command line
     try:
         yield node
     finally:
@@ -132,10 +141,14 @@ async def test_conversations_recorded_before_the_index_are_reindexed(node: Node)
             conn.execute(search_tags.delete())
             conn.execute(conversations.update().values(display=None, display_nonce=None))
         assert await _found(service, "Старов") == []
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert gateway(["conversations", "reindex", "--config", str(node.config_path)]) == 0
+        assert out.getvalue().startswith("проиндексировано переписок: ")  # this one and earlier
         with node.store.transaction() as conn:
-            done = listing.reindex(conn, node.kek_ring, "", 100, node.clock())
-            assert made.conversation_id in done
             assert listing.reindex(conn, node.kek_ring, "", 100, node.clock()) == []
+        with node.store.read() as conn:
+            assert [e.details for e in audit.events(conn) if e.kind == "conversations.reindexed"]
         found = await _found(service, "300/26/77001-ИП")
         assert [(c.conversation_id, c.debtor) for c in found] == [
             (made.conversation_id, "Старов И. В.")
