@@ -30,7 +30,7 @@ from lxml import etree
 
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing, SearchKeys, WrappedKey
-from gateway.rules.listing import listing_facts
+from gateway.rules.listing import ListingFacts, listing_facts
 from gateway.store import conversations as conv_store
 from gateway.store import keys as key_store
 from gateway.store import messages as msg_store
@@ -61,12 +61,24 @@ def record_listing(
     caller's write transaction."""
     facts = listing_facts(opening)
     keys = _keys(conn, ring, now)
+    nonce, sealed = seal_display(keys, conversation_id, facts)
+    conv_store.set_listing(conn, conversation_id, nonce, sealed, tags_of(keys, facts))
+
+
+def seal_display(
+    keys: SearchKeys, conversation_id: str, facts: ListingFacts
+) -> tuple[bytes, bytes]:
+    """``(nonce, sealed)`` of the list's values, bound to the conversation."""
     plain = json.dumps({"case": facts.case_number, "debtor": facts.debtor}, ensure_ascii=False)
-    nonce, sealed = at_rest.encrypt_part(keys.display, plain.encode(), _aad(conversation_id))
+    return at_rest.encrypt_part(keys.display, plain.encode(), _aad(conversation_id))
+
+
+def tags_of(keys: SearchKeys, facts: ListingFacts) -> list[bytes]:
+    """The search tags of a conversation: its debtor's names and its case number."""
     tags = [at_rest.search_tag(keys.tag, "debtor", name) for name in facts.debtor_names]
     if facts.case_number:
         tags.append(at_rest.search_tag(keys.tag, "case", facts.case_number))
-    conv_store.set_listing(conn, conversation_id, nonce, sealed, tags)
+    return tags
 
 
 def search_tags(conn: Any, ring: KekRing, query: str) -> tuple[bytes, ...]:
