@@ -13,8 +13,9 @@ the KEK — from which HKDF derives the tag key and the display key
 like the KEK itself.
 
 Confidential conversations (CIS Art. 16; SC Art. 8.1): a user without ``confidential-reader``
-gets neither value (``hidden``) and the sealed value is not opened for them; a search by tag
-still lists the row (its existence is metadata, which the list shows anyway), never its values.
+gets neither value (``hidden``: the row shows «скрыто») and the sealed value is not opened for
+them; their searches leave confidential conversations out, since a hit alone would tell which
+debtor or case a confidential conversation is about.
 """
 
 from __future__ import annotations

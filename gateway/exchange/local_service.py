@@ -162,6 +162,14 @@ class LocalNodeService:
                 cursor = conv_store.Cursor.decode(after) if after else None
             except ValueError as exc:
                 raise InvalidCursor(str(exc)) from None
+            reader = actor.has(Role.CONFIDENTIAL_READER)
+            confidential = filters.confidential
+            if filters.search and not reader:
+                # A hit would tell that a confidential conversation is about this debtor or
+                # case (CIS Art. 16; SC Art. 8.1): a search covers only what the user may read.
+                if confidential:
+                    return Page(items=(), next_cursor=None)
+                confidential = False
             with self.node.store.read() as conn:
                 tags = None
                 if filters.search:
@@ -172,7 +180,7 @@ class LocalNodeService:
                     state=filters.state,
                     kind=filters.kind,
                     deadline_to=filters.deadline_before,
-                    confidential=filters.confidential,
+                    confidential=confidential,
                     tags=tags,
                 )
                 result = conv_store.list_page(conn, store_filter, cursor, limit)
