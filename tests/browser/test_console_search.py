@@ -8,6 +8,7 @@ and sees the masked debtor. No page may log a browser error."""
 from __future__ import annotations
 
 import copy
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,14 +35,19 @@ async def _search(page: Any, query: str) -> None:
 
 async def test_search_by_case_number_and_debtor(nodes: Nodes, context) -> None:
     ctx, _ = context
-    plain = await nodes.submit_request(document=_request("Поисков", "777/26/77001-ИП"))
+    near = (date.today() + timedelta(days=3)).isoformat()  # on the overview's deadline list
+    plain = await nodes.submit_request(
+        document=_request("Поисков", "777/26/77001-ИП"), requested_deadline=near
+    )
     await nodes.submit_request(document=_request("Другов", "778/26/77001-ИП"))
     secret = await nodes.submit_request(
         document=_request("Секретов", "779/26/77001-ИП"), confidential=True
     )
     cid, secret_cid = plain["conversation_id"], secret["conversation_id"]
 
-    page = await sign_in(ctx, nodes.kz, "operator")
+    page = await sign_in(ctx, nodes.kz, "operator")  # on the overview
+    shown = await page.locator(f"#deadline-case-{plain['conversation_id']}").inner_text()
+    assert shown == "777/26/77001-ИП · Поисков И. В."
     await page.goto(f"{nodes.kz.url}/conversations")
     await _search(page, "777/26/77001-ип")
     rows = page.locator("#conversations-table tbody tr")
