@@ -384,6 +384,13 @@ def _paths() -> dict[str, Any]:
                         {"type": "string", "enum": ["cis-enforcement", "ru-kz-supreme-courts"]},
                         "Agreement id.",
                     ),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": 200},
+                        "A case number or a debtor's name, found through the keyed index "
+                        "(exact after normalisation: case, ё/е, spaces, dashes); confidential "
+                        "conversations only for confidential-reader.",
+                    ),
                     _query("body", {"type": "string"}, "Either party's body id, e.g. RU-FSSP."),
                     _query("state", {"type": "string"}, "Conversation state, e.g. in-progress."),
                     _query("kind", {"type": "string"}, "The opening kind, e.g. Request."),

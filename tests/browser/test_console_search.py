@@ -80,6 +80,18 @@ async def test_search_by_case_number_and_debtor(nodes: Nodes, context) -> None:
     assert await reader.locator(f"#debtor-{secret_cid}").inner_text() == "Секретов И. В."
     assert await reader.locator(f"#case-{secret_cid}").inner_text() == "779/26/77001-ИП"
 
+    # The local API searches the same way (a case system's token).
+    async with nodes.http.get(
+        f"{nodes.kz.api}/conversations",
+        params={"q": "поисков"},
+        headers={"Authorization": f"Bearer {nodes.kz.token}"},
+    ) as response:
+        assert response.status == 200
+        items = (await response.json())["items"]
+    assert [(i["conversation_id"], i["case_number"], i["debtor"]) for i in items] == [
+        (cid, "777/26/77001-ИП", "Поисков И. В.")
+    ]
+
     # The sender's console indexes what it sent the same way.
     sender = await sign_in(ctx, nodes.ru, "operator")
     await sender.goto(f"{nodes.ru.url}/conversations?{urlencode({'q': 'Поисков'})}")
