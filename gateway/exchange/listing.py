@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ MAX_SEARCH_CHARS = 200
 _AAD_DOMAIN = "gateway:conversation-display:v1"
 _CACHE: dict[tuple[str, bytes], SearchKeys] = {}
 _CACHE_LOCK = threading.Lock()
+_BY_ENGINE: weakref.WeakKeyDictionary[Any, SearchKeys] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +87,9 @@ def tags_of(keys: SearchKeys, facts: ListingFacts) -> list[bytes]:
 def search_tags(conn: Any, ring: KekRing, query: str) -> tuple[bytes, ...]:
     """The tags a typed search matches: as a case number and as a debtor's name (either may
     be what was typed). Empty when nothing was ever indexed or the text normalises to nothing."""
-    stored = key_store.stored_search_secret(conn)
-    if stored is None:
+    keys = _read_keys(conn, ring)
+    if keys is None:
         return ()
-    keys = _derive(stored, ring)
     tags = []
     for field in ("case", "debtor"):
         try:
@@ -106,8 +107,7 @@ def listings(
     may_read_confidential: bool,
 ) -> dict[str, Listing]:
     """Each conversation's list values for a user (by id), opened from the sealed display."""
-    stored = key_store.stored_search_secret(conn)
-    keys = _derive(stored, ring) if stored is not None else None
+    keys = _read_keys(conn, ring)
     shown: dict[str, Listing] = {}
     for c in items:
         if c.confidential and not may_read_confidential:
@@ -153,6 +153,20 @@ def _keys(conn: Any, ring: KekRing, now: datetime) -> SearchKeys:
         stored = key_store.stored_search_secret(conn)
         assert stored is not None
     return _derive(stored, ring)
+
+
+def _read_keys(conn: Any, ring: KekRing) -> SearchKeys | None:
+    """The keys for reading, None before anything was indexed. The secret of a store never
+    changes (a KEK rotation re-wraps the same secret), so once found it is kept per engine and a
+    page reads no key row."""
+    engine = conn.engine
+    keys = _BY_ENGINE.get(engine)
+    if keys is None:
+        stored = key_store.stored_search_secret(conn)
+        if stored is None:
+            return None
+        keys = _BY_ENGINE.setdefault(engine, _derive(stored, ring))
+    return keys
 
 
 def _derive(stored: WrappedKey, ring: KekRing) -> SearchKeys:
