@@ -8,6 +8,8 @@ the same stored rows, the same audit event.
     context   :class:`~gateway.app.context.AppContext`: the configuration, the store (migrated)
               and the actor a use case runs for
     admin     administration: legal holds (place, release, list), API tokens (add, list, revoke)
+    conversations  the list's case numbers, debtors and search index for older conversations
+    jobs      the scheduled jobs' last runs (the console's jobs page)
     keys      key rotation: rotate, activate, revoke, publish, KEK rotate, rewrap, destroy, list
     users     the console's users: add, disable, list
 """

@@ -20,7 +20,7 @@ live in; a backup made before, which also holds the wrapped period key, dies wit
 wrapped it, once that KEK is rotated out and destroyed.
 
 Recipes (safe): :func:`seal_payload` / :func:`open_payload`, :func:`generate_file_kek` /
-:func:`load_file_kek`, :func:`debtor_index_tag`. Lower layer (hazardous: the caller must
+:func:`load_file_kek`, :func:`search_tag`. Lower layer (hazardous: the caller must
 choose associated data that binds the ciphertext to its place): :func:`new_data_key`,
 :func:`encrypt_part`, :func:`decrypt_part`, :func:`wrap_data_key`, :func:`unwrap_data_key`.
 
@@ -46,12 +46,13 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
@@ -84,7 +85,12 @@ SCRYPT_P = 1
 KEK_FILE_MAX_BYTES = 4096
 """A KEK file is a few hundred bytes; anything far larger is not ours."""
 
-_DEBTOR_TAG_DOMAIN = b"gateway:debtor-index:v1\x00"
+_SEARCH_TAG_DOMAIN = b"gateway:search-index:v1\x00"
+_SEARCH_TAG_INFO = b"gateway:search-index:v1:tag"
+_DISPLAY_INFO = b"gateway:search-index:v1:display"
+_DASHES = re.compile(r"[\-‐‑‒–—―]")
+SearchField = Literal["debtor", "case"]
+"""What a search tag indexes: a debtor's name or a case (proceeding) number."""
 _PAYLOAD_AAD_DOMAIN = "gateway:payload:v1"
 
 
@@ -481,6 +487,16 @@ class SealedPayload:
     kek_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SearchKeys:
+    """Keys of the conversation search index (:func:`search_keys`)."""
+
+    tag: bytes
+    """HMAC key of the debtor and case-number tags."""
+    display: bytes
+    """AES-256-GCM key of the list's sealed display values."""
+
+
 def _as_ring(keys: KeyEncryptionKey | KekRing) -> KekRing:
     return keys if isinstance(keys, KekRing) else KekRing.single(keys)
 
@@ -562,16 +578,41 @@ def normalise_debtor_name(full_name: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def debtor_index_tag(index_key: bytes, full_name: str, birth_date: date) -> bytes:
-    """HMAC-SHA-256 of the normalised name and birth date under the node's secret index key.
+def normalise_case_number(number: str) -> str:
+    """The form of a case (proceeding) number the search index hashes: NFKC, case-folded,
+    ``ё`` → ``е``, every dash one ``-``, ``№`` and all spaces removed — so «184512/26/77039-ИП»,
+    «184512/26/77039 – ип» and «№184512/26/77039-ИП» find the same conversation."""
+    # «№» goes before NFKC, which would make it «No».
+    text = unicodedata.normalize("NFKC", number.replace("№", "")).casefold().replace("ё", "е")
+    text = _DASHES.sub("-", text)
+    return _SPACES.sub("", text)
 
-    Lets the store find conversations about the same debtor without keeping the name: without
-    the index key the tag says nothing, and it cannot be reversed by guessing names.
+
+def search_keys(secret: bytes) -> SearchKeys:
+    """The search index's tag key and the list's display key, derived (HKDF-SHA-256, distinct
+    ``info``) from the node's one search secret, so neither key serves two purposes."""
+    if len(secret) != DATA_KEY_BYTES:
+        raise AtRestError(f"the search secret is {DATA_KEY_BYTES} bytes")
+    return SearchKeys(_hkdf(secret, _SEARCH_TAG_INFO), _hkdf(secret, _DISPLAY_INFO))
+
+
+def search_tag(tag_key: bytes, field: SearchField, value: str) -> bytes:
+    """HMAC-SHA-256 of a normalised debtor name or case number under the node's tag key.
+
+    Lets the store find conversations by debtor or case number without keeping either: without
+    the key the tag says nothing, and it cannot be reversed by guessing names. ``field`` is in
+    the MAC's input, so a name and a case number that normalise alike never share a tag.
     """
-    if len(index_key) != DATA_KEY_BYTES:
-        raise AtRestError(f"the debtor index key is {DATA_KEY_BYTES} bytes")
-    name = normalise_debtor_name(full_name)
-    if not name:
-        raise AtRestError("a debtor's name is empty after normalisation; nothing to index")
-    message = _DEBTOR_TAG_DOMAIN + name.encode("utf-8") + b"\x00" + birth_date.isoformat().encode()
-    return hmac.new(index_key, message, hashlib.sha256).digest()
+    if len(tag_key) != DATA_KEY_BYTES:
+        raise AtRestError(f"the search tag key is {DATA_KEY_BYTES} bytes")
+    text = normalise_case_number(value) if field == "case" else normalise_debtor_name(value)
+    if not text:
+        raise AtRestError(f"the {field} is empty after normalisation; nothing to index")
+    message = _SEARCH_TAG_DOMAIN + field.encode() + b"\x00" + text.encode("utf-8")
+    return hmac.new(tag_key, message, hashlib.sha256).digest()
+
+
+def _hkdf(secret: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=DATA_KEY_BYTES, salt=None, info=info).derive(
+        secret
+    )

@@ -639,7 +639,7 @@ def apply(conversation: Conversation, event: Event) -> Step:
     kind = agreement.kinds.get(event.kind)
     if kind is None:
         raise fail(UnknownKind, f"not a message kind of {agreement.id}")
-    if kind.direction is not Direction.EITHER and kind.direction.value != event.sender.value:
+    if not _direction_allows(kind.direction, event.sender):
         raise fail(UnknownKind, f"only the {kind.direction} party may send it", kind.article)
     _check_fields(event, fail)
     key = _table_key(event)
@@ -652,7 +652,7 @@ def apply(conversation: Conversation, event: Event) -> Step:
         )
         return Step(_seen(changed, event), ())
 
-    target = TRANSITIONS[state].get((key, event.sender))
+    target = _target(state, key, event.sender)
     if target is None:
         raise fail(UnexpectedMessage, "no such transition", kind.article)
 
@@ -695,14 +695,45 @@ def _check_fields(event: Event, fail: _Fail) -> None:
         )
 
 
+def may_send(
+    agreement: str, state: State, kind: str, sender: Role, decision: str | None = None
+) -> bool:
+    """Whether ``sender`` may send ``kind`` now, in a conversation under ``agreement`` in
+    ``state``: the agreement has the kind and lets that side send it, and the table of
+    transitions has it in this state — the checks :func:`apply` makes (the node) and what the
+    console asks before offering a form. ``decision`` (``accept``, ``partial``, …) asks about the
+    kind with that decision; None: with any decision the kind allows (a form whose own fields
+    choose it). The rest is the document's content, judged when it is sent."""
+    spec = profile(agreement).kinds.get(kind)
+    if spec is None or not _direction_allows(spec.direction, sender):
+        return False
+    if decision is not None:
+        return _target(state, _key(kind, decision), sender) is not None
+    return _target(state, kind, sender) is not None or any(
+        key.startswith(f"{kind}:") and who is sender for key, who in TRANSITIONS[state]
+    )
+
+
+def _direction_allows(direction: Direction, sender: Role) -> bool:
+    return direction is Direction.EITHER or direction.value == sender.value
+
+
+def _target(state: State, key: str, sender: Role) -> State | None:
+    return TRANSITIONS[state].get((key, sender))
+
+
 def _table_key(event: Event) -> str:
+    return _key(event.kind, event.decision)
+
+
+def _key(kind: str, decision: str) -> str:
     """The table's event name: the kind, refined by the decision for decision kinds, because
     accept and decline lead to different states."""
-    if event.kind in _REFINED:
-        return f"{event.kind}:{event.decision}"
-    if event.kind == "Refusal" and event.decision == "partial":
+    if kind in _REFINED:
+        return f"{kind}:{decision}"
+    if kind == "Refusal" and decision == "partial":
         return "Refusal:partial"
-    return event.kind
+    return kind
 
 
 def _is_resend(conversation: Conversation, event: Event, key: str) -> bool:

@@ -19,7 +19,7 @@ A refusal is itself audited.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from gateway.crypto.keystore import KeyRole
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
-from gateway.exchange import disclosure, machine_codec
+from gateway.exchange import disclosure, listing, machine_codec
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
 from gateway.exchange.recording import clock_facts, record_verification
@@ -201,22 +201,45 @@ class LocalNodeService:
                 cursor = conv_store.Cursor.decode(after) if after else None
             except ValueError as exc:
                 raise InvalidCursor(str(exc)) from None
-            store_filter = conv_store.ConversationFilter(
-                agreement=filters.agreement,
-                party=filters.body,
-                state=filters.state,
-                kind=filters.kind,
-                deadline_to=filters.deadline_before,
-                confidential=filters.confidential,
-            )
+            reader = actor.has(Role.CONFIDENTIAL_READER)
+            confidential = filters.confidential
+            if filters.search and not reader:
+                # A hit would tell that a confidential conversation is about this debtor or
+                # case (CIS Art. 16; SC Art. 8.1): a search covers only what the user may read.
+                if confidential:
+                    return Page(items=(), next_cursor=None)
+                confidential = False
             with self.node.store.read() as conn:
+                tags = None
+                if filters.search:
+                    tags = listing.search_tags(conn, self.node.kek_ring, filters.search)
+                store_filter = conv_store.ConversationFilter(
+                    agreement=filters.agreement,
+                    party=filters.body,
+                    state=filters.state,
+                    kind=filters.kind,
+                    deadline_to=filters.deadline_before,
+                    confidential=confidential,
+                    tags=tags,
+                )
                 result = conv_store.list_page(conn, store_filter, cursor, limit)
+                shown = self._listings(conn, result.items, actor)
             return Page(
-                items=tuple(_summary(c) for c in result.items),
+                items=tuple(_summary(c, shown.get(c.conversation_id)) for c in result.items),
                 next_cursor=result.next_cursor.encode() if result.next_cursor else None,
             )
 
         return await self._run(page)
+
+    def _listings(
+        self, conn: Any, items: Iterable[conv_store.Conversation], actor: Actor
+    ) -> dict[str, listing.Listing]:
+        return listing.listings(
+            conn,
+            self.node.kek_ring,
+            items,
+            may_read_confidential=actor.has(Role.CONFIDENTIAL_READER),
+        )
 
     async def conversations_due(
         self, states: tuple[str, ...], *, due_by: date, limit: int, actor: Actor
@@ -225,7 +248,9 @@ class LocalNodeService:
 
         def due() -> tuple[ConversationSummary, ...]:
             with self.node.store.read() as conn:
-                return tuple(_summary(c) for c in conv_store.due_by(conn, states, due_by, limit))
+                items = conv_store.due_by(conn, states, due_by, limit)
+                shown = self._listings(conn, items, actor)
+            return tuple(_summary(c, shown.get(c.conversation_id)) for c in items)
 
         return await self._run(due)
 
@@ -399,6 +424,7 @@ class LocalNodeService:
                     conn, conversation_id, [m.header.message_id for m in stored_messages]
                 )
                 purged = purge_store.tombstones_of(conn, conversation_id)
+                shown = self._listings(conn, [stored], actor).get(conversation_id)
                 messages = tuple(
                     sorted(
                         [
@@ -418,7 +444,7 @@ class LocalNodeService:
                         purpose,
                     )
             left, why = self._deadline_facts(stored)
-            return ConversationView(_summary(stored), messages, left, why, stored.urgent)
+            return ConversationView(_summary(stored, shown), messages, left, why, stored.urgent)
 
         return await self._run(view)
 
@@ -722,7 +748,10 @@ def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:
     }
 
 
-def _summary(c: conv_store.Conversation) -> ConversationSummary:
+def _summary(
+    c: conv_store.Conversation, shown: listing.Listing | None = None
+) -> ConversationSummary:
+    shown = shown or listing.Listing()
     return ConversationSummary(
         conversation_id=c.conversation_id,
         agreement=c.agreement,
@@ -737,6 +766,9 @@ def _summary(c: conv_store.Conversation) -> ConversationSummary:
         updated_at=c.updated_at,
         proceeding_closed_at=c.proceeding_closed_at,
         urgent=c.urgent,
+        case_number=shown.case_number,
+        debtor=shown.debtor,
+        hidden=shown.hidden,
     )
 
 

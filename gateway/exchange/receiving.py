@@ -33,6 +33,7 @@ from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any,
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
+from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -240,6 +241,8 @@ def _store_accepted(
             verdict.requested,
             now,
         )
+        if stored is None:
+            record_listing(conn, node.kek_ring, header.conversation_id, received.root, now)
         outcome = msg_store.insert_received(
             conn, message_header(header), received.payload, node.kek_ring, now
         )

@@ -40,6 +40,7 @@ from gateway.crypto.xades import (
 from gateway.exchange import conversation as machine
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
+from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -379,6 +380,8 @@ def _store_submitted(
         late = store_step(
             conn, node.calendars, header, plan.step, stored, plan.requesting, plan.requested, now
         )
+        if stored is None:
+            record_listing(conn, node.kek_ring, header.conversation_id, plan.root, now)
         if original is not None:  # after the step: a resend may open its conversation
             _link_resend(conn, header, original.header.message_id, actor, now)
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)

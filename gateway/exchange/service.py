@@ -223,6 +223,9 @@ class ConversationFilter:
     """The opening kind."""
     deadline_before: date | None = None
     confidential: bool | None = None
+    search: str | None = None
+    """A case number or a debtor's name, found through the keyed index (exact after
+    normalisation: case, ё/е, spaces, dashes; see gateway.exchange.listing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,14 @@ class ConversationSummary:
     """When the case system marked the proceeding closed (CIS Art. 9.6)."""
     urgent: bool = False
     """Its request was sent as urgent (SC Art. 5.2)."""
+    case_number: str | None = None
+    """The proceeding's number from the opening document (CIS); None when it has none."""
+    debtor: str | None = None
+    """The debtor, masked for the list (gateway.rules.listing): «Фамилия И. О.» or an
+    organisation's name; None when the document names none."""
+    hidden: bool = False
+    """Confidential and the caller lacks confidential-reader: case number and debtor are
+    withheld (CIS Art. 16; SC Art. 8.1)."""
 
 
 @dataclass(frozen=True, slots=True)

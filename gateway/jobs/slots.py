@@ -9,44 +9,47 @@ insert win, whatever the timing. The row then records how the run ended, which i
 A process killed during a run leaves its slot ``running``: that slot is not run again (the
 next slot is; the purge resumes an interrupted run by itself), and ``jobs list`` shows it.
 
-The table (``jobs_slots``) belongs to the scheduler like ``jobs_locks``: prefixed apart from
+The table (``jobs_slots``, defined with its reads in :mod:`gateway.store.job_slots`) belongs to
+the scheduler like ``jobs_locks``: prefixed apart from
 the store's tables and created on first use, so that it exists wherever a scheduler runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from gateway.store.tables import UtcDateTime
-
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-KEEP_SLOTS = 200
-"""Rows kept per job: weeks of the daily jobs, an hour or two of the outbox sweep."""
-MAX_DETAIL = 64
-SLOT_TABLE = "jobs_slots"
-
-_metadata = sa.MetaData()
-job_slots = sa.Table(
+from gateway.store.job_slots import (
+    FAILED,
+    KEEP_SLOTS,
+    MAX_DETAIL,
+    RUNNING,
     SLOT_TABLE,
-    _metadata,
-    sa.Column("job", sa.String(64), primary_key=True),
-    sa.Column("slot", UtcDateTime, primary_key=True),
-    sa.Column("owner", sa.String(64), nullable=False),
-    sa.Column("started_at", UtcDateTime, nullable=False),
-    sa.Column("finished_at", UtcDateTime, nullable=True),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("detail", sa.String(MAX_DETAIL), nullable=True),
-    sa.Column("duration_ms", sa.BigInteger, nullable=True),
-    sa.Column("count", sa.BigInteger, nullable=True),
+    SUCCEEDED,
+    JobStatus,
+    SlotRow,
+    job_slots,
+    slots,
+    status,
 )
-"""The primary key ``(job, slot)`` is what makes a slot claimable once."""
+
+__all__ = [
+    "FAILED",
+    "RUNNING",
+    "SLOT_TABLE",
+    "SUCCEEDED",
+    "JobStatus",
+    "SlotRow",
+    "claim",
+    "ensure_table",
+    "finish",
+    "slots",
+    "status",
+]
+"""The table and its reads live in :mod:`gateway.store.job_slots`; claiming and finishing a
+slot, the scheduler's acts, here."""
 
 
 def ensure_table(engine: Engine) -> None:
@@ -58,31 +61,6 @@ def ensure_table(engine: Engine) -> None:
         # PostgreSQL: a concurrent CREATE … IF NOT EXISTS may still collide in its catalog.
         if not sa.inspect(engine).has_table(SLOT_TABLE):
             raise
-
-
-@dataclass(frozen=True, slots=True)
-class SlotRow:
-    job: str
-    slot: datetime
-    owner: str
-    started_at: datetime
-    finished_at: datetime | None
-    outcome: str
-    detail: str | None
-    duration_ms: int | None
-    count: int | None
-    """What the run handled (messages purged, sends retried…), when the job says."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobStatus:
-    """One job as ``jobs list`` and the metrics show it."""
-
-    job: str
-    last: SlotRow | None
-    last_success: SlotRow | None
-    failures: int
-    """Failed slots among the kept rows."""
 
 
 def claim(engine: Engine, job: str, slot: datetime, owner: str, now: datetime) -> str | None:
@@ -144,37 +122,3 @@ def finish(
             conn.execute(
                 job_slots.delete().where(job_slots.c.job == job, job_slots.c.slot < oldest_kept)
             )
-
-
-def _row(r: object) -> SlotRow:
-    return SlotRow(**{f: getattr(r, f) for f in SlotRow.__dataclass_fields__})
-
-
-def slots(conn: Connection, job: str, limit: int = 20) -> list[SlotRow]:
-    """The job's newest slots, newest first."""
-    rows = conn.execute(
-        sa.select(job_slots)
-        .where(job_slots.c.job == job)
-        .order_by(job_slots.c.slot.desc())
-        .limit(limit)
-    )
-    return [_row(r) for r in rows]
-
-
-def status(conn: Connection, jobs: Sequence[str]) -> list[JobStatus]:
-    """Last run, last success and failures of each job (a few indexed reads per job)."""
-    found = []
-    for job in jobs:
-        newest = slots(conn, job, limit=1)
-        success = conn.execute(
-            sa.select(job_slots)
-            .where(job_slots.c.job == job, job_slots.c.outcome == SUCCEEDED)
-            .order_by(job_slots.c.slot.desc())
-            .limit(1)
-        ).first()
-        failures = conn.execute(
-            sa.select(sa.func.count()).where(job_slots.c.job == job, job_slots.c.outcome == FAILED)
-        ).scalar_one()
-        last = newest[0] if newest else None
-        found.append(JobStatus(job, last, _row(success) if success else None, failures))
-    return found

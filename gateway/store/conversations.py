@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.store import audit, counts
 from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, debtor_tags
+from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, search_tags
 
 MAX_PAGE_SIZE = 200
 """A console page larger than this is a scrape, not a page."""
@@ -55,6 +55,10 @@ class Conversation:
     """When the case system reported the proceeding (or court case) closed."""
     urgent: bool = False
     """Its request was sent as urgent (SC Art. 5.2)."""
+    display_nonce: bytes | None = None
+    display: bytes | None = None
+    """The list's case number and masked debtor, sealed (``gateway.exchange.listing``);
+    None: not indexed yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,8 @@ class ConversationFilter:
     deadline_to: date | None = None
     """Deadline on or before this date."""
     confidential: bool | None = None
+    tags: tuple[bytes, ...] | None = None
+    """Only conversations indexed under one of these search tags (debtor or case number)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +422,16 @@ def _where(filters: ConversationFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(c.deadline <= filters.deadline_to)
     if filters.confidential is not None:
         clauses.append(c.confidential == filters.confidential)
+    if filters.tags is not None:
+        # A semi-join from the tag's primary key: the few tagged conversations are found first
+        # and sorted, instead of walking the page index and probing each row.
+        clauses.append(
+            c.conversation_id.in_(
+                sa.select(search_tags.c.conversation_id).where(
+                    search_tags.c.tag.in_(list(filters.tags))
+                )
+            )
+        )
     return clauses
 
 
@@ -508,24 +524,33 @@ def count_by_key(conn: Connection) -> dict[counts.Key, int]:
     return counts.read(conn)
 
 
-def add_debtor_tags(conn: Connection, conversation_id: str, tags: Iterable[bytes]) -> None:
-    """Index the conversation under these debtor tags (``at_rest.debtor_index_tag``)."""
+def set_listing(
+    conn: Connection, conversation_id: str, nonce: bytes, display: bytes, tags: Iterable[bytes]
+) -> None:
+    """Record the conversation's sealed list display and index it under its search tags
+    (``at_rest.search_tag``), in the caller's write transaction; again is harmless."""
+    conn.execute(
+        conversations.update()
+        .where(conversations.c.conversation_id == conversation_id)
+        .values(display_nonce=nonce, display=display)
+    )
     for tag in set(tags):
         insert_if_absent(
             conn,
-            debtor_tags,
+            search_tags,
             ["tag", "conversation_id"],
             {"tag": tag, "conversation_id": conversation_id},
         )
 
 
-def find_by_debtor(conn: Connection, tag: bytes, limit: int = MAX_PAGE_SIZE) -> list[Conversation]:
-    """Conversations indexed under this debtor tag, newest first."""
+def unindexed(conn: Connection, after: str, limit: int) -> list[str]:
+    """Ids of conversations without a list display (made before it existed), in id order
+    strictly after ``after``: the reindexing command's batches."""
+    c = conversations.c
     rows = conn.execute(
-        sa.select(*_COLUMNS)
-        .join(debtor_tags, debtor_tags.c.conversation_id == conversations.c.conversation_id)
-        .where(debtor_tags.c.tag == tag)
-        .order_by(conversations.c.opened_at.desc(), conversations.c.conversation_id.desc())
+        sa.select(c.conversation_id)
+        .where(c.display.is_(None), c.conversation_id > after)
+        .order_by(c.conversation_id)
         .limit(limit)
     )
-    return [_row(r) for r in rows]
+    return list(rows.scalars())

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 MAX_REWRAP_BATCH = 1000
 """Data keys re-wrapped per transaction: a FileKek wraps ~1M keys/s, a token far fewer; one
 batch should finish in well under a second on a PKCS#11 token."""
-DEBTOR_INDEX_KEY = "debtor-index"
-"""Name of the secret behind ``at_rest.debtor_index_tag``."""
+SEARCH_INDEX_KEY_NAME = "search-index"
+"""Name of the secret the search index keys derive from (``at_rest.search_keys``)."""
 DEFAULT_PAUSE = 0.0
 """Seconds between re-wrap batches; raise it on a busy node to leave the database room."""
 
@@ -233,11 +233,22 @@ def rewrap_all(
     return RewrapResult(done, ring.active.key_id, usage, time.monotonic() - started)
 
 
-def debtor_index_key(conn: Connection, keys: KekRing, now: datetime) -> bytes:
-    """The node's secret key for debtor tags, kept wrapped by the KEK; made on first use (that
-    first call must be in a write transaction)."""
+def stored_search_secret(conn: Connection) -> WrappedKey | None:
+    """The search index's secret as stored (wrapped by the KEK); None before its first use."""
+    row = conn.execute(
+        sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
+            secret_keys.c.name == SEARCH_INDEX_KEY_NAME
+        )
+    ).first()
+    return WrappedKey(row.kek_id, row.wrapped_key) if row is not None else None
+
+
+def search_secret(conn: Connection, keys: KekRing, now: datetime) -> bytes:
+    """The node's secret behind the search index (debtor and case tags, the list's sealed
+    display), kept wrapped by the KEK; made on first use (that first call must be in a write
+    transaction)."""
     select = sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
-        secret_keys.c.name == DEBTOR_INDEX_KEY
+        secret_keys.c.name == SEARCH_INDEX_KEY_NAME
     )
     row = conn.execute(select).first()
     if row is None:
@@ -248,7 +259,7 @@ def debtor_index_key(conn: Connection, keys: KekRing, now: datetime) -> bytes:
             secret_keys,
             ["name"],
             {
-                "name": DEBTOR_INDEX_KEY,
+                "name": SEARCH_INDEX_KEY_NAME,
                 "kek_id": wrapped.kek_id,
                 "wrapped_key": wrapped.blob,
                 "created_at": now,

@@ -44,7 +44,6 @@ from gateway.store.tables import (
     audit_events,
     conversation_machines,
     conversations,
-    debtor_tags,
     delivery_attempts,
     legal_holds,
     message_keys,
@@ -53,6 +52,7 @@ from gateway.store.tables import (
     purge_reports,
     purge_runs,
     receipts,
+    search_tags,
     tombstones,
     verification_reports,
 )
@@ -875,7 +875,7 @@ def purge_batch(
     )
     emptied = [cid for cid in touched if cid not in still_used]
     if emptied:
-        conn.execute(debtor_tags.delete().where(debtor_tags.c.conversation_id.in_(emptied)))
+        conn.execute(search_tags.delete().where(search_tags.c.conversation_id.in_(emptied)))
         conn.execute(
             conversation_machines.delete().where(
                 conversation_machines.c.conversation_id.in_(emptied)

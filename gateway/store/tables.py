@@ -2,7 +2,8 @@
 
 Rule for every column outside an encrypted payload: it holds no personal data in clear. Parties
 are body ids (``RU-FSSP``), kinds and states are codes, dates are dates; a debtor is findable
-only through a keyed HMAC tag (``debtor_tags``), never by name.
+only through a keyed HMAC tag (``search_tags``), never by name, and the list's case number and
+debtor are a sealed display value (``conversations.display``), never clear text.
 
 Indexes are chosen for the console's keyset pages at a million rows: every filter column leads
 a composite index that ends with the page order ``(opened_at, conversation_id)``.
@@ -80,6 +81,10 @@ conversations = sa.Table(
     sa.Column("proceeding_closed_at", UtcDateTime, nullable=True),
     # SC Art. 5.2: a request "в случаях, не терпящих отлагательства"; read by lists and reminders.
     sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # The list's case number and masked debtor, sealed at record time under the search index's
+    # display key (gateway.exchange.listing); NULL: not indexed yet (made before migration 0012).
+    sa.Column("display_nonce", sa.LargeBinary(12), nullable=True),
+    sa.Column("display", sa.LargeBinary, nullable=True),
     # Each filter leads an index that ends in the page order, then ``state``: a page is one
     # index range walked backwards, and counting by state under a filter reads only the index.
     sa.Index("ix_conversations_page", "opened_at", "conversation_id"),
@@ -223,8 +228,8 @@ The ETSI indication and sub-indication stay in clear for list views; the full re
 subjects are officials' personal data) is encrypted under the message's own data key, so
 shredding the message shreds its reports."""
 
-debtor_tags = sa.Table(
-    "debtor_tags",
+search_tags = sa.Table(
+    "search_tags",
     metadata,
     sa.Column("tag", sa.LargeBinary(HASH_BYTES), primary_key=True),
     sa.Column(
@@ -233,8 +238,10 @@ debtor_tags = sa.Table(
         sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Index("ix_debtor_tags_conversation", "conversation_id"),
+    sa.Index("ix_search_tags_conversation", "conversation_id"),
 )
+"""The conversation search index: HMAC tags of the debtor's name and of the case number
+(``gateway.crypto.at_rest.search_tag``) → conversation. A tag, not a name."""
 
 secret_keys = sa.Table(
     "secret_keys",

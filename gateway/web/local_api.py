@@ -723,8 +723,10 @@ def _choice(name: str, value: str, allowed: frozenset[str]) -> str:
 
 
 _LIST_PARAMS = frozenset(
-    {"agreement", "body", "state", "kind", "deadline_before", "confidential", "after", "limit"}
+    {"q", "agreement", "body", "state", "kind", "deadline_before", "confidential", "after", "limit"}
 )
+MAX_SEARCH_CHARS = 200
+"""A case number or a debtor's name (an organisation's name may be long)."""
 
 
 def conversation_query(request: web.Request) -> tuple[ConversationFilter, str | None, int]:
@@ -779,6 +781,14 @@ def conversation_query(request: web.Request) -> tuple[ConversationFilter, str | 
                 f"должен быть целым числом от 1 до {MAX_PAGE_LIMIT}.",
             )
         limit = int(raw)
+    search = q.get("q")
+    if search is not None and not 0 < len(search.strip()) <= MAX_SEARCH_CHARS:
+        raise _bad_parameter(
+            "q",
+            f"must be a case number or a debtor's name, 1 to {MAX_SEARCH_CHARS} characters",
+            f"должен быть номером производства или именем должника, от 1 до {MAX_SEARCH_CHARS} "
+            "знаков.",
+        )
     filters = ConversationFilter(
         agreement=agreement,
         body=body,
@@ -786,6 +796,7 @@ def conversation_query(request: web.Request) -> tuple[ConversationFilter, str | 
         kind=kind,
         deadline_before=deadline_before,
         confidential=confidential,
+        search=search.strip() if search else None,
     )
     return filters, after, limit
 

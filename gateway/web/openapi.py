@@ -126,6 +126,21 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "Its request was sent as urgent (SC Art. 5.2); reminded at every "
                 "run of the reminder job while open.",
             },
+            "case_number": {
+                **_NULLABLE_STR,
+                "description": "The proceeding's number from the opening document (CIS); null: "
+                "none, or hidden.",
+            },
+            "debtor": {
+                **_NULLABLE_STR,
+                "description": "The debtor, masked (surname and initials, or an organisation's "
+                "name); null: none, or hidden.",
+            },
+            "hidden": {
+                "type": "boolean",
+                "description": "Confidential and the caller lacks confidential-reader: case "
+                "number and debtor withheld (CIS Art. 16; SC Art. 8.1).",
+            },
         }
     ),
     "Page": _object(
@@ -376,6 +391,13 @@ def _paths() -> dict[str, Any]:
                         "agreement",
                         {"type": "string", "enum": ["cis-enforcement", "ru-kz-supreme-courts"]},
                         "Agreement id.",
+                    ),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": 200},
+                        "A case number or a debtor's name, found through the keyed index "
+                        "(exact after normalisation: case, ё/е, spaces, dashes); confidential "
+                        "conversations only for confidential-reader.",
                     ),
                     _query("body", {"type": "string"}, "Either party's body id, e.g. RU-FSSP."),
                     _query("state", {"type": "string"}, "Conversation state, e.g. in-progress."),

@@ -92,11 +92,16 @@ class Nodes:
     http: aiohttp.ClientSession
 
     async def submit_request(
-        self, *, confidential: bool = False, requested_deadline: str | None = None
+        self,
+        *,
+        confidential: bool = False,
+        requested_deadline: str | None = None,
+        document: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A request from RU-FSSP to KZ-MJ through RU's local API (as a case system sends it);
-        returns the API's answer once KZ has stored the request."""
-        document = example("cis-enforcement.Request")
+        """A request from RU-FSSP to KZ-MJ through RU's local API (as a case system sends it;
+        the example request unless ``document`` is given); returns the API's answer once KZ
+        has stored the request."""
+        document = document or example("cis-enforcement.Request")
         document["header"]["Confidential"] = confidential
         if requested_deadline is not None:
             document["header"]["RequestedDeadline"] = requested_deadline

@@ -25,6 +25,7 @@ from argon2 import PasswordHasher
 from gateway.app.context import serving_context
 from gateway.exchange.service import ConversationSummary, Role
 from gateway.jobs.retention import load_retention
+from gateway.jobs.scheduler import ScheduleSettings
 from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store.engine import Store, migrate, open_store
 from gateway.web.console import NodeIdentity, StoreUserDirectory, make_console_app
@@ -33,6 +34,7 @@ from gateway.web.console.sessions import SessionStore
 from gateway.web.console.sources import (
     StoreAuditTrail,
     admin_holds,
+    app_job_runs,
     store_purge_runs,
     store_undelivered,
 )
@@ -292,6 +294,7 @@ def store_sources(store: Store, config_path: Path) -> dict[str, Any]:
         "retention": retention,
         "holds": admin_holds(serving_context(store)),
         "purge_runs": store_purge_runs(store),
+        "job_runs": app_job_runs(serving_context(store), ScheduleSettings(UTC)),
         "audit_trail": StoreAuditTrail(store),
     }
 

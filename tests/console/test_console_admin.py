@@ -13,7 +13,9 @@ import sqlalchemy as sa
 
 from gateway.app.context import serving_context
 from gateway.crypto.keystore import KeyEntry
+from gateway.jobs import slots
 from gateway.jobs.retention import load_retention
+from gateway.jobs.scheduler import ScheduleSettings
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import BodyName, Directory, DirectoryBody
 from gateway.model.problems import ConfigurationError
@@ -24,10 +26,15 @@ from gateway.store.engine import open_store
 from gateway.store.tables import audit_events, legal_holds
 from gateway.web.console import make_console_app
 from gateway.web.console.admin import AUDIT_PAGE_SIZE
-from gateway.web.console.sources import StoreAuditTrail, admin_holds, store_purge_runs
+from gateway.web.console.sources import (
+    StoreAuditTrail,
+    admin_holds,
+    app_job_runs,
+    store_purge_runs,
+)
 from tests.console.conftest import IDENTITY, NOW, signed_in, store_sources, uid
 
-ADMIN_PAGES = ("/admin/keys", "/admin/directory", "/admin/retention", "/admin/holds")
+ADMIN_PAGES = ("/admin/keys", "/admin/directory", "/admin/retention", "/admin/holds", "/admin/jobs")
 
 
 @pytest.fixture
@@ -113,6 +120,7 @@ def sources(store, tmp_path: Path):
         "retention": retention,
         "holds": admin_holds(serving_context(store)),
         "purge_runs": store_purge_runs(store),
+        "job_runs": app_job_runs(serving_context(store), ScheduleSettings(UTC)),
         "audit_trail": StoreAuditTrail(store),
         "config_hint": "/etc/gateway/node.toml",
     }
@@ -331,3 +339,54 @@ async def test_administration_pages_read_in_russian(make_client, sources, store)
     await signed_in(client, "admin1")
     retention = await (await client.get("/admin/retention")).text()
     assert "5 лет" in retention and "завершения переписки" in retention
+
+
+async def test_scheduled_jobs_with_their_last_runs(make_client, sources, store) -> None:
+    """#20 item 5: each job's last run and how it ended, from ``jobs_slots`` as the scheduler
+    records them (claimed and finished by the scheduler's own functions)."""
+    slots.ensure_table(store.engine)
+    slot = NOW - timedelta(hours=3)
+    assert slots.claim(store.engine, "purge", slot, "host-1:42", slot) is None
+    slots.finish(
+        store.engine,
+        "purge",
+        slot,
+        outcome=slots.SUCCEEDED,
+        finished_at=slot + timedelta(seconds=4),
+        count=17,
+    )
+    failed = NOW - timedelta(minutes=1)
+    assert slots.claim(store.engine, "deadline-reminders", failed, "host-2:7", failed) is None
+    slots.finish(
+        store.engine,
+        "deadline-reminders",
+        failed,
+        outcome=slots.FAILED,
+        finished_at=failed,
+        detail="OperationalError",
+    )
+    client = await make_client(**sources)
+    await signed_in(client, "admin1")
+    html = await (await client.get("/admin")).text()
+    assert 'id="admin-jobs"' in html
+    response = await client.get("/admin/jobs")
+    html = await response.text()
+    assert response.status == 200
+    assert 'id="job-purge" data-outcome="succeeded"' in html
+    assert "Уничтожение по срокам хранения" in html and "30 2 * * *" in html
+    assert re.search(r'id="job-outcome-purge">успешно<', html)
+    assert ">17<" in html and "4.0 с" in html
+    assert 'id="job-deadline-reminders" data-outcome="failed" class="overdue"' in html
+    assert "ошибка (OperationalError)" in html
+    assert 'id="job-outbox-retry" data-outcome="never"' in html and "не запускалось" in html
+    for code in ("succeeded", "failed", "deadline-reminders</td>", "key-expiry-warnings</td>"):
+        assert code not in html.replace('data-outcome="succeeded"', "").replace(
+            'data-outcome="failed"', ""
+        )
+
+
+async def test_jobs_page_is_for_administrators(make_client, sources) -> None:
+    client = await make_client(**sources)
+    await signed_in(client, "operator1")
+    response = await client.get("/admin/jobs")
+    assert response.status == 403

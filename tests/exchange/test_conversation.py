@@ -552,3 +552,42 @@ def test_urgent_request_is_kept_and_its_receipt_notifies_at_once() -> None:
     )
     plain = reach(SC, State.IN_PROGRESS)
     assert not plain.urgent
+
+
+@pytest.mark.parametrize("agreement", [CIS, SC])
+def test_may_send_is_what_apply_takes(agreement: str) -> None:
+    """The console offers a form by ``may_send`` and the node takes a document by ``apply``:
+    for every reachable state, kind, side and decision they agree on what may be sent now
+    (``apply`` may still refuse a document's content, never its kind in that state)."""
+    from gateway.exchange.conversation import (
+        _DECISIONS,
+        UnexpectedMessage,
+        UnknownKind,
+        may_send,
+    )
+    from gateway.model.profiles import profile
+
+    checked = 0
+    for state in PATHS[agreement]:
+        conversation = reach(agreement, state)
+        for kind in profile(agreement).kinds:
+            decisions = sorted(_DECISIONS[kind][0]) if kind in _DECISIONS else [""]
+            for sender in (R, D):
+                for decision in decisions:
+                    event = ev(kind, sender, "new", 50, grounds="основания", decision=decision)
+                    allowed = may_send(agreement, state, kind, sender, decision)
+                    try:
+                        apply(conversation, event)
+                        taken = True
+                    except UnknownKind:
+                        taken = False
+                    except UnexpectedMessage as exc:
+                        taken = "no such transition" not in str(exc)
+                    except ProtocolError:
+                        taken = True  # its content, not its kind
+                    assert allowed == taken, (state, kind, sender, decision)
+                    checked += 1
+                # Without a decision: sendable with some decision.
+                any_decision = any(may_send(agreement, state, kind, sender, d) for d in decisions)
+                assert may_send(agreement, state, kind, sender) == any_decision
+    assert checked > 200

@@ -92,7 +92,8 @@ def _copy_into_first_revision(source_url: str, target_url: str, config: NodeConf
         copied = 0
         with source.engine.connect() as read, target.engine.begin() as write:
             for table in old.sorted_tables:
-                if table.name == "alembic_version":
+                # debtor_tags (0001, never written) gave way to search_tags in 0012.
+                if table.name == "alembic_version" or table.name not in new.tables:
                     continue
                 columns = [new.tables[table.name].c[c.name] for c in table.columns]
                 rows = [dict(r) for r in read.execute(sa.select(*columns)).mappings()]
@@ -140,6 +141,11 @@ def _upgrade_and_read(world: DemoWorld, source_url: str, ids: list[str], target:
         assert asyncio.run(_bodies(node, ids)) == with_source
     finally:
         node.close()
+    # The list's case numbers and debtors need the KEK, which the migration lacks.
+    reindexed = gateway("conversations", "reindex", "--config", str(target))
+    assert (
+        reindexed.code == 0 and reindexed.out.strip() == f"проиндексировано переписок: {len(ids)}"
+    )
 
 
 async def _read(world: DemoWorld, url: str, ids: list[str]) -> dict[str, Any]:

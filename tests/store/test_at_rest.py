@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import secrets
 import stat
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,12 @@ from gateway.crypto.at_rest import (
     KekRing,
     KeyEncryptionKey,
     UnknownKek,
-    debtor_index_tag,
     generate_file_kek,
     load_file_kek,
     open_payload,
     payload_aad,
     seal_payload,
+    search_tag,
 )
 from tests.tooling import softhsm_token as prepared_token
 
@@ -169,16 +168,21 @@ def test_bad_key_ids_refused() -> None:
             FileKek(bad, secrets.token_bytes(32))
 
 
-def test_debtor_tag_normalises_and_depends_on_key() -> None:
-    key = secrets.token_bytes(32)
-    born = date(1981, 4, 17)
-    tag = debtor_index_tag(key, "Семёнов  Пётр-Иванович", born)
-    assert tag == debtor_index_tag(key, "СЕМЕНОВ Петр Иванович ", born)
-    assert tag != debtor_index_tag(key, "Семенов Петр Иванович", date(1981, 4, 18))
-    assert tag != debtor_index_tag(secrets.token_bytes(32), "Семенов Петр Иванович", born)
+def test_search_tags_normalise_and_depend_on_key_and_field() -> None:
+    keys = at_rest.search_keys(secrets.token_bytes(32))
+    tag = search_tag(keys.tag, "debtor", "Семёнов  Пётр-Иванович")
+    assert tag == search_tag(keys.tag, "debtor", "СЕМЕНОВ Петр Иванович ")
+    assert tag != search_tag(keys.tag, "debtor", "Семенов Петр")
+    assert tag != search_tag(
+        at_rest.search_keys(secrets.token_bytes(32)).tag, "debtor", "Семенов Петр Иванович"
+    )
     assert "семенов".encode() not in tag and len(tag) == 32
+    case = search_tag(keys.tag, "case", "184512/26/77039-ИП")
+    assert case == search_tag(keys.tag, "case", "№ 184512/26/77039 – ип")
+    assert case != search_tag(keys.tag, "debtor", "184512/26/77039-ИП")
+    assert keys.tag != keys.display
     with pytest.raises(at_rest.AtRestError, match="empty"):
-        debtor_index_tag(key, " -- ", born)
+        search_tag(keys.tag, "debtor", " -- ")
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy.engine import Connection
 
-from gateway.crypto.at_rest import debtor_index_tag
+from gateway.crypto import at_rest
 from gateway.store import Store, conversations
 from gateway.store.conversations import ConversationFilter, Cursor
 from tests.store import factory
@@ -186,24 +187,35 @@ def test_transition_is_compare_and_set(store: Store) -> None:
     )
 
 
-def test_debtor_tags_find_conversations(store: Store) -> None:
-    key = secrets.token_bytes(32)
-    born = date(1981, 4, 17)
-    tag = debtor_index_tag(key, factory.DEBTOR_NAME, born)
-    other = debtor_index_tag(key, "Другой Должник", born)
+def _tagged(conn: Connection, *tags: bytes) -> list[str]:
+    page = conversations.list_page(conn, conversations.ConversationFilter(tags=tags))
+    return [c.conversation_id for c in page.items]
+
+
+def test_search_tags_find_conversations_and_the_display_is_kept(store: Store) -> None:
+    key = at_rest.search_keys(secrets.token_bytes(32)).tag
+    tag = at_rest.search_tag(key, "debtor", factory.DEBTOR_NAME)
+    other = at_rest.search_tag(key, "debtor", "Другой Должник")
+    case = at_rest.search_tag(key, "case", "184512/26/77039-ИП")
     with store.transaction() as conn:
         a = factory.open_conversation(conn, NOW)
         b = factory.open_conversation(conn, NOW + timedelta(minutes=1))
-        factory.open_conversation(conn, NOW)
-        conversations.add_debtor_tags(conn, a, [tag, tag, other])
-        conversations.add_debtor_tags(conn, b, [tag])
-        conversations.add_debtor_tags(conn, b, [tag])  # idempotent
+        c = factory.open_conversation(conn, NOW)
+        conversations.set_listing(conn, a, b"n" * 12, b"sealed-a", [tag, tag, other])
+        conversations.set_listing(conn, b, b"m" * 12, b"sealed-b", [tag, case])
+        conversations.set_listing(conn, b, b"m" * 12, b"sealed-b", [tag, case])  # again: harmless
     with store.read() as conn:
-        found = conversations.find_by_debtor(
-            conn, debtor_index_tag(key, "қасымов ерлан маратұлы", born)
+        assert _tagged(conn, at_rest.search_tag(key, "debtor", "қасымов ерлан маратұлы")) == [b, a]
+        assert _tagged(conn, other) == [a]
+        assert _tagged(conn, case, other) == [b, a]
+        assert _tagged(conn, at_rest.search_tag(key, "case", "1")) == []
+        stored = conversations.get(conn, b)
+        assert stored is not None and (stored.display_nonce, stored.display) == (
+            b"m" * 12,
+            b"sealed-b",
         )
-        assert [c.conversation_id for c in found] == [b, a]
-        assert [c.conversation_id for c in conversations.find_by_debtor(conn, other)] == [a]
+        assert conversations.unindexed(conn, "", 10) == [c]
+        assert conversations.unindexed(conn, c, 10) == []
 
 
 def _scan(store: Store) -> dict[tuple[str, str, str, str], int]:

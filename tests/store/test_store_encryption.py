@@ -137,11 +137,11 @@ def test_shredded_key_makes_content_unreadable(store: Store, ring: KekRing) -> N
         assert messages.read_document(conn, m2, ring) == factory.signed_document(m2)
 
 
-def test_debtor_index_key_is_stable_and_wrapped(store: Store, ring: KekRing) -> None:
+def test_search_secret_is_stable_and_wrapped(store: Store, ring: KekRing) -> None:
     with store.transaction() as conn:
-        first = keys.debtor_index_key(conn, ring, NOW)
+        first = keys.search_secret(conn, ring, NOW)
     with store.transaction() as conn:
-        again = keys.debtor_index_key(conn, ring, NOW)
+        again = keys.search_secret(conn, ring, NOW)
         stored = conn.execute(sa.text("SELECT wrapped_key FROM secret_keys")).scalar_one()
     assert first == again and len(first) == 32
     assert first not in bytes(stored)

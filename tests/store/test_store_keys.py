@@ -38,7 +38,7 @@ def test_rotation_rewraps_period_keys_and_moves_old_rows_in_resumable_batches(
                 conn, h, factory.signed_document(h.message_id), KekRing.single(old), NOW
             )
             ids.append(h.message_id)
-        index_key = keys.debtor_index_key(conn, KekRing.single(old), NOW)
+        index_key = keys.search_secret(conn, KekRing.single(old), NOW)
         # The 25 data keys are under one period key (this week's), which the KEK wraps.
         assert keys.count_by_kek(conn) == {}
         assert keys.kek_usage(conn) == {"kek-old": 2}  # the period key, the debtor index key
@@ -72,7 +72,7 @@ def test_rotation_rewraps_period_keys_and_moves_old_rows_in_resumable_batches(
         only_new = KekRing.single(new)
         for mid in ids:
             assert messages.read_document(conn, mid, only_new) == factory.signed_document(mid)
-        assert keys.debtor_index_key(conn, only_new, NOW) == index_key
+        assert keys.search_secret(conn, only_new, NOW) == index_key
         assert [e.kind for e in audit.events(conn)] == ["key.rewrapped"] * len(done)
 
 

@@ -25,7 +25,7 @@ def _conversation(store: Store, ring: KekRing, stored_at, count: int = 2) -> tup
     ids = []
     with store.transaction() as conn:
         factory.open_conversation(conn, stored_at, cid)
-        conversations.add_debtor_tags(conn, cid, [b"t" * 32])
+        conversations.set_listing(conn, cid, b"n" * 12, b"sealed", [b"t" * 32])
         for _ in range(count):
             h = factory.header(cid, stored_at)
             messages.insert_received(
@@ -81,7 +81,8 @@ def test_purge_tombstones_and_shreds(store: Store, ring: KekRing) -> None:
             assert (tomb.kind, tomb.sender, tomb.recipient) == ("Request", "KZ-MJ", "RU-FSSP")
             assert tomb.created == OLD and tomb.purged_at == NOW and tomb.purge_run_id == "run-1"
         assert conversations.get(conn, cid) is None  # last message gone: conversation gone
-        assert conversations.find_by_debtor(conn, b"t" * 32)[0].conversation_id != cid
+        tagged = conversations.list_page(conn, conversations.ConversationFilter(tags=(b"t" * 32,)))
+        assert cid not in [c.conversation_id for c in tagged.items]
         assert receipts.get(conn, old_ids[0]) is None
         run = purge.get_run(conn, "run-1")
         assert (run.state, run.purged) == ("finished", 2)

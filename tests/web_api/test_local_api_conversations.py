@@ -78,6 +78,8 @@ async def test_filters_reach_the_service(client: TestClient, seeded: Seeded):
         ({"confidential": "yes"}, "confidential"),
         ({"after": MARKER + "!"}, "after"),
         ({"after": "a" * 513}, "after"),
+        ({"q": "   "}, "q"),
+        ({"q": MARKER * 20}, "q"),
     ],
 )
 async def test_bad_parameter_is_400_naming_it(client: TestClient, params, parameter: str):

@@ -6,9 +6,10 @@ confidentiality cannot be kept, the requesting party's decisions, consent to dis
 withdrawal. (The refusal has its own module, :mod:`gateway.web.console.refusal`.)
 
 Which actions a page offers is derived, never listed by hand: our role in the conversation
-(we sent its opening document: requesting; we received it: requested) and the protocol's
-:data:`gateway.exchange.conversation.TRANSITIONS` for the conversation's state say which kinds
-(and which decisions) we may send now; the agreement's profile says which kinds exist.
+(we sent its opening document: requesting; we received it: requested) and the node's own rule,
+:func:`gateway.exchange.conversation.may_send` (the agreement's kinds and who may send each, the
+table of transitions for the conversation's state), say which kinds (and which decisions) we
+may send now — the same function the node applies when the document is submitted.
 
 The form's fields are named after the XSD elements (the document shapes mirror
 ``gateway/schemas/examples/valid/*.json``), so a problem the node reports at
@@ -30,8 +31,8 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from gateway.exchange.conversation import TRANSITIONS, State
 from gateway.exchange.conversation import Role as Side
+from gateway.exchange.conversation import State, may_send
 from gateway.exchange.service import ConversationView, MessageSummary
 from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
@@ -931,13 +932,17 @@ def received_content(view: ConversationView) -> tuple[MessageSummary, ...]:
     return tuple(m for m in view.messages if m.direction == "in" and m.kind not in _NOT_CONTENT)
 
 
-def allowed_decisions(spec: ActionSpec, state: State, side: Side) -> tuple[str, ...]:
-    row = TRANSITIONS.get(state, {})
-    return tuple(d for d in spec.decisions if (f"{spec.kind}:{d}", side) in row)
+def allowed_decisions(
+    spec: ActionSpec, agreement: str, state: State, side: Side
+) -> tuple[str, ...]:
+    return tuple(d for d in spec.decisions if may_send(agreement, state, spec.kind, side, d))
 
 
 def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
-    """The actions the conversation's state and our role allow now, in the form's order."""
+    """The actions the conversation's state and our role allow now, in the form's order: the
+    node's own rule (:func:`gateway.exchange.conversation.may_send`), then what only the
+    conversation's documents tell (an undecided consent request to decide, an unanswered
+    inquiry or consultation to answer)."""
     side = our_side(view)
     try:
         state = State(view.summary.state)
@@ -945,16 +950,12 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
         return ()
     if side is None:
         return ()
-    row = TRANSITIONS.get(state, {})
+    agreement = view.summary.agreement
     result = []
-    for spec in SPECS.get(view.summary.agreement, {}).values():
+    for spec in SPECS.get(agreement, {}).values():
+        if not may_send(agreement, state, spec.kind, side):
+            continue
         if spec.kind in SIDE_KINDS:
-            if (spec.kind, side) not in row:
-                continue
-            # The machine's table lets either side send these; the agreement may not (CIS
-            # consultations: the requested party asks; CIS consent: the requesting party asks).
-            if not _profile_allows(view, spec.kind, side):
-                continue
             if spec.kind == "ConsentDecision" and not pending_consents(view):
                 continue
             if spec.kind == "ProtectionMeasuresAnswer" and not pending_inquiries(view):
@@ -964,29 +965,12 @@ def available_actions(view: ConversationView) -> tuple[ActionSpec, ...]:
             # After the request is closed, a record only settles a consultation still open.
             if spec.kind == "ConsultationRecord" and state.closed and not open_consultations(view):
                 continue
-        elif spec.decisions:
-            if not allowed_decisions(spec, state, side) or spec.sender is not side:
-                continue
-        elif spec.sender is not side or not _kind_allowed(row, spec.kind, side):
+        elif spec.sender is not side or (
+            spec.decisions and not allowed_decisions(spec, agreement, state, side)
+        ):
             continue
         result.append(spec)
     return tuple(result)
-
-
-def _profile_allows(view: ConversationView, kind: str, side: Side) -> bool:
-    """The agreement lets this side send the kind (CIS consultations: the requested party asks,
-    Art. 13 para. 3, 15; SC Art. 9.2: either; the profile's direction of every kind)."""
-    direction = PROFILES[view.summary.agreement].kind(kind).direction
-    return direction.value in ("either", side.value)
-
-
-def _kind_allowed(row: Mapping[tuple[str, Side], State], kind: str, side: Side) -> bool:
-    """The kind may be sent now: as such, or with one of the decisions the machine reads from
-    its content (``AuthenticityConfirmation:confirmed``, ``Refusal:partial``) that the form's
-    own fields choose."""
-    return (kind, side) in row or any(
-        key.startswith(f"{kind}:") and who is side for key, who in row
-    )
 
 
 def disclosure_offered(view: ConversationView) -> bool:
@@ -1041,7 +1025,8 @@ def choices_of(
             state = State(view.summary.state)
         except ValueError:
             return ()
-        allowed = set(allowed_decisions(spec, state, side)) if side else set()
+        agreement = view.summary.agreement
+        allowed = set(allowed_decisions(spec, agreement, state, side)) if side else set()
         return tuple(c for c in item.choices if c[0] in allowed)
     return item.choices
 

@@ -160,6 +160,12 @@ async def holds(request: web.Request) -> web.Response:
     )
 
 
+async def jobs(request: web.Request) -> web.Response:
+    _require(request, Action.READ_CONFIGURATION)
+    ctx = request.app[CONTEXT]
+    return render(request, "admin_jobs.html", {"jobs": await ctx.admin.job_runs(request[ACTOR])})
+
+
 # --- audit -------------------------------------------------------------------------------------
 
 

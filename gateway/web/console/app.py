@@ -18,7 +18,8 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /conversations/{conversation_id}/refuse, POST the same         refusal form
     GET  /conversations/{conversation_id}/actions/{action}, POST the same  other documents
     GET  /admin                                              administration index
-    GET  /admin/keys, /admin/directory, /admin/retention, /admin/holds   (administrator)
+    GET  /admin/keys, /admin/directory, /admin/retention, /admin/holds, /admin/jobs
+                                                                     (administrator)
     GET  /admin/audit, POST /admin/audit/verify              audit trail (auditor)
     GET  /static/{filename}                                  CSS
 """
@@ -60,6 +61,7 @@ from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,
     HoldsSource,
+    JobRunsSource,
     KeyEntries,
     PurgeRunsSource,
     RetentionSource,
@@ -90,6 +92,7 @@ def make_console_app(
     retention: RetentionSource | None = None,
     holds: HoldsSource | None = None,
     purge_runs: PurgeRunsSource | None = None,
+    job_runs: JobRunsSource | None = None,
     audit_trail: AuditTrail | None = None,
     config_hint: str = "node.toml",
     password_hasher: PasswordHasher | None = None,
@@ -106,8 +109,8 @@ def make_console_app(
     "now" (tests pin it); ``calendars`` gives the node's legal-clock calendars and zones
     (gateway.rules.clock; the runtime passes the node's). ``expiring_keys`` and
     ``undelivered`` feed the dashboard;
-    ``key_entries``, ``directory``, ``retention``, ``holds``, ``purge_runs`` and
-    ``audit_trail`` the administration pages (:mod:`gateway.web.console.sources`;
+    ``key_entries``, ``directory``, ``retention``, ``holds``, ``purge_runs``, ``job_runs``
+    and ``audit_trail`` the administration pages (:mod:`gateway.web.console.sources`;
     ``node_console_sources(node, executor)`` gives them all). Every source is required: a
     console missing one raises :class:`~gateway.model.problems.ConfigurationError` here, at
     start, instead of serving a page that cannot show what it is for.
@@ -123,8 +126,10 @@ def make_console_app(
         retention=retention,
         holds=holds,
         purge_runs=purge_runs,
+        job_runs=job_runs,
         audit_trail=audit_trail,
     )
+    assert job_runs is not None
     assert expiring_keys is not None and undelivered is not None
     assert key_entries is not None and directory is not None and retention is not None
     assert holds is not None and purge_runs is not None and audit_trail is not None
@@ -152,6 +157,7 @@ def make_console_app(
             retention=retention,
             holds=holds,
             purge_runs=purge_runs,
+            job_runs=job_runs,
             audit_trail=audit_trail,
             config_hint=config_hint,
         ),
@@ -187,6 +193,7 @@ def make_console_app(
     router.add_get("/admin/directory", admin.directory, name="admin_directory", allow_head=False)
     router.add_get("/admin/retention", admin.retention, name="admin_retention", allow_head=False)
     router.add_get("/admin/holds", admin.holds, name="admin_holds", allow_head=False)
+    router.add_get("/admin/jobs", admin.jobs, name="admin_jobs", allow_head=False)
     router.add_get("/admin/audit", admin.audit, name="admin_audit", allow_head=False)
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)

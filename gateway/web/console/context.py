@@ -19,6 +19,7 @@ from gateway.web.console.sources import (
     DirectorySource,
     ExpiringKeys,
     HoldsSource,
+    JobRunsSource,
     KeyEntries,
     PurgeRunsSource,
     RetentionSource,
@@ -52,6 +53,7 @@ class AdminSources:
     retention: RetentionSource
     holds: HoldsSource
     purge_runs: PurgeRunsSource
+    job_runs: JobRunsSource
     audit_trail: AuditTrail
     config_hint: str = "node.toml"
     """The node configuration's path as the key rotation commands show it."""

@@ -296,6 +296,20 @@ PURGE_STATE_LABELS: Mapping[str, str] = MappingProxyType(
     {"running": "выполняется", "finished": "завершён", "failed": "прерван"}
 )
 
+JOB_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "purge": "Уничтожение по срокам хранения (и контрольные точки журнала)",
+        "outbox-retry": "Повторная отправка недоставленных документов",
+        "deadline-reminders": "Напоминания о сроках исполнения",
+        "key-expiry-warnings": "Предупреждения об истечении ключей и сертификатов",
+    }
+)
+"""The scheduler's jobs (``gateway.jobs.scheduler.JOB_NAMES``)."""
+
+JOB_OUTCOME_LABELS: Mapping[str, str] = MappingProxyType(
+    {"running": "выполняется", "succeeded": "успешно", "failed": "ошибка"}
+)
+
 _KNOWN_BODIES: Mapping[str, str] = MappingProxyType({b.id: b.name_ru for b in DEMO_BODIES})
 
 

@@ -90,6 +90,8 @@ MAX_CURSOR_CHARS = 512
 """Cursors are the service's own keyset tokens (tens of characters)."""
 
 MAX_FILTER_CHARS = 64
+MAX_SEARCH_CHARS = 200
+"""A case number or a debtor's name (an organisation's name may be long)."""
 """Longest filter value looked at (codes and dates are far shorter)."""
 
 _CURSOR = re.compile(r"^[A-Za-z0-9\-._~+/=]+$")
@@ -232,10 +234,10 @@ def read_filters(query: Mapping[str, str]) -> Filters:
     """The list's filters from the query string; empty fields mean "any"."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for name in ("agreement", "body", "state", "kind", "deadline_before", "confidential"):
+    for name in ("q", "agreement", "body", "state", "kind", "deadline_before", "confidential"):
         raw = query.get(name, "")
         if isinstance(raw, str) and raw.strip():
-            values[name] = raw.strip()[:MAX_FILTER_CHARS]
+            values[name] = raw.strip()[: MAX_SEARCH_CHARS if name == "q" else MAX_FILTER_CHARS]
     if "agreement" in values and values["agreement"] not in PROFILES:
         errors["agreement"] = "Выберите соглашение из списка."
     if "state" in values and values["state"] not in {s.value for s in State}:
@@ -266,6 +268,7 @@ def read_filters(query: Mapping[str, str]) -> Filters:
         kind=values.get("kind") if "kind" not in errors else None,
         deadline_before=deadline_before,
         confidential=confidential,
+        search=values.get("q"),
     )
     return Filters(values, conversation_filter, after, errors)
 

@@ -134,6 +134,8 @@ def setup_templates(app: web.Application) -> None:
         period_ru=labels.period_ru,
         AUDIT_EVENT_LABELS=labels.AUDIT_EVENT_LABELS,
         PURGE_STATE_LABELS=labels.PURGE_STATE_LABELS,
+        JOB_LABELS=labels.JOB_LABELS,
+        JOB_OUTCOME_LABELS=labels.JOB_OUTCOME_LABELS,
         SUB_INDICATION_LABELS=labels.SUB_INDICATION_LABELS,
         DELIVERY_ERROR_LABELS=labels.DELIVERY_ERROR_LABELS,
         AUDIT_FIELD_LABELS=labels.AUDIT_FIELD_LABELS,

@@ -23,11 +23,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from gateway.app import admin
+from gateway.app import jobs as app_jobs
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext, serving_context
 from gateway.crypto.keystore import KeyEntry, KeyStore
@@ -39,9 +40,13 @@ from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
 from gateway.store.audit import AuditEvent, AuditVerification
 from gateway.store.engine import Store
+from gateway.store.job_slots import JobStatus
 from gateway.store.outbox import OutboxState
 from gateway.store.purge import LegalHold, PurgeRun
 from gateway.store.tables import audit_events, messages, outbox
+
+if TYPE_CHECKING:  # the scheduler (and APScheduler) is imported when a node wires it
+    from gateway.jobs.scheduler import ScheduleSettings
 
 T = TypeVar("T")
 
@@ -71,6 +76,18 @@ class UndeliveredItem:
     """A stable error code, never text from the peer."""
 
 
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """A scheduled job, its schedule and its last run (filled in by the node)."""
+
+    job: str
+    schedule: str
+    """A crontab line in the node's zone, or an interval (``every 30 s``)."""
+    enabled: bool
+    status: JobStatus
+    """Last run and last success (``jobs_slots``); ``last`` None: never ran."""
+
+
 ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
 Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
 KeyEntries = Callable[[Actor], Awaitable[Sequence[KeyEntry]]]
@@ -78,6 +95,8 @@ KeyEntries = Callable[[Actor], Awaitable[Sequence[KeyEntry]]]
 DirectorySource = Callable[[], Awaitable[Directory | None]]
 """The verified directory of bodies the node works with now."""
 RetentionSource = Callable[[], Awaitable[PolicySet]]
+JobRunsSource = Callable[[Actor], Awaitable[Sequence[JobRun]]]
+"""Each scheduled job with its last run, as the actor may see them (:func:`app_job_runs`)."""
 """The node's retention policies (``PolicySet.from_config``)."""
 HoldsSource = Callable[[Actor, bool], Awaitable[Sequence[LegalHold]]]
 """Legal holds, newest first, as the actor may see them (:func:`admin_holds`); the second
@@ -302,10 +321,33 @@ def keystore_expiring(
     return expiring
 
 
+def app_job_runs(
+    context: AppContext, schedules: ScheduleSettings, executor: Executor | None = None
+) -> JobRunsSource:
+    """The node's scheduled jobs (purge, outbox retries, deadline reminders, key expiry
+    warnings) with their schedules (``[scheduler]``) and their last runs, read through
+    :func:`gateway.app.jobs.job_runs` as the console's user, as ``gateway jobs list`` shows."""
+
+    from gateway.jobs.scheduler import JOB_NAMES
+
+    async def runs(actor: Actor) -> Sequence[JobRun]:
+        def read() -> list[JobRun]:
+            found = app_jobs.job_runs(context.acting_as(actor), JOB_NAMES)
+            return [
+                JobRun(s.job, schedules.schedule_of(s.job), schedules.enabled, s) for s in found
+            ]
+
+        return await _run(executor, read)
+
+    return runs
+
+
 def node_console_sources(node: Any, executor: Executor | None = None) -> dict[str, Any]:
     """Every source of the dashboard and the administration pages of a
     :class:`gateway.exchange.node.Node`, as keywords for
     :func:`gateway.web.console.make_console_app`."""
+
+    from gateway.jobs.scheduler import ScheduleSettings
 
     serving = serving_context(node.store, node.config, node.clock)
 
@@ -323,5 +365,6 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
         "retention": retention,
         "holds": admin_holds(serving, executor),
         "purge_runs": store_purge_runs(node.store, executor),
+        "job_runs": app_job_runs(serving, ScheduleSettings.from_config(node.config), executor),
         "audit_trail": StoreAuditTrail(node.store, executor),
     }

@@ -1,0 +1,18 @@
+"""Scheduled jobs as the console and ``gateway jobs list`` show them: each job's last run and
+how it ended (``jobs_slots``, node-wide: whichever process ran it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.app.context import AppContext, require
+from gateway.exchange.service import Action
+from gateway.store.job_slots import JobStatus, last_runs
+
+
+def job_runs(ctx: AppContext, jobs: Sequence[str]) -> list[JobStatus]:
+    """Last run, last success and failures kept of each of ``jobs``, in their order; a job that
+    never ran has none. Administrators (it is the node's configuration at work)."""
+    require(ctx, Action.READ_CONFIGURATION, "jobs")
+    with ctx.store.read() as conn:
+        return last_runs(conn, jobs)
