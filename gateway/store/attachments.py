@@ -218,10 +218,12 @@ def link(
     message_key: bytes,
     attachment_ids: Sequence[str],
     keys: KekRing,
+    metas: Sequence[AttachmentMeta] | None = None,
 ) -> None:
     """Make the staged attachments the message's, in order: each part key re-wrapped under
     the message's data key (in the transaction that stores the message). Ordinals continue
-    after those the message already has."""
+    after those the message already has. ``metas``: the signed header's name, type and
+    language, replacing what was staged (a received part arrives without them)."""
     first = conn.execute(
         sa.select(sa.func.count())
         .select_from(attachments)
@@ -234,6 +236,9 @@ def link(
         if row is None or not row.complete or row.message_id is not None:
             raise AttachmentNotFound(f"attachment {attachment_id} cannot be linked")
         part_key = _staged_key(row, keys)
+        meta_nonce, meta = row.meta_nonce, row.meta
+        if metas is not None:
+            meta_nonce, meta = _seal_meta(part_key, attachment_id, metas[ordinal - first])
         done = conn.execute(
             attachments.update()
             .where(attachments.c.attachment_id == attachment_id, attachments.c.message_id.is_(None))
@@ -241,6 +246,8 @@ def link(
                 message_id=message_id,
                 ordinal=ordinal,
                 kek_id=None,
+                meta_nonce=meta_nonce,
+                meta=meta,
                 wrapped_key=segments.wrap_part_key(
                     message_key, message_id, attachment_id, part_key
                 ),
@@ -248,6 +255,17 @@ def link(
         )
         if done.rowcount != 1:
             raise AttachmentNotFound(f"attachment {attachment_id} was linked meanwhile")
+
+
+def parts_of(conn: Connection, message_id: str) -> tuple[tuple[str, int], ...]:
+    """``(attachment id, size)`` of the message's attachments in order, without decrypting: what
+    a delivery sends beside the XML (one indexed query; none found for most messages)."""
+    rows = conn.execute(
+        sa.select(attachments.c.attachment_id, attachments.c.size)
+        .where(attachments.c.message_id == message_id)
+        .order_by(attachments.c.ordinal)
+    )
+    return tuple((r.attachment_id, r.size) for r in rows)
 
 
 def _part_key(conn: Connection, row: sa.Row, keys: KekRing) -> bytes:
