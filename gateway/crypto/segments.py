@@ -160,12 +160,14 @@ class SegmentWriter:
         assert self._buffer is not None and self._hash is not None
         self._hash.update(data)
         self.size += len(data)
-        self._buffer += data
+        pending = memoryview(bytes(self._buffer) + data if self._buffer else data)
         out: list[tuple[int, bytes]] = []
+        start = 0
         # A segment is sealed only once a byte beyond it arrived: the last one must be final.
-        while len(self._buffer) > SEGMENT_BYTES:
-            out.append(self._seal(bytes(self._buffer[:SEGMENT_BYTES]), final=False))
-            del self._buffer[:SEGMENT_BYTES]
+        while len(pending) - start > SEGMENT_BYTES:
+            out.append(self._seal(bytes(pending[start : start + SEGMENT_BYTES]), final=False))
+            start += SEGMENT_BYTES
+        self._buffer = bytearray(pending[start:])
         return out
 
     def finish(self) -> tuple[tuple[int, bytes], bytes]:
