@@ -76,12 +76,13 @@ def floor_seconds(size: int) -> float:
     return time.perf_counter() - started
 
 
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM of a live process, in MB (1e6 bytes)."""
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """A live process's peak resident memory (``VmHWM``; ``VmRSS``: the current), in MB
+    (1e6 bytes)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError(f"no VmHWM for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 async def _upload(http: Any, api: str, token: str, size: int) -> tuple[str, str]:
