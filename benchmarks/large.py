@@ -4,8 +4,9 @@ The case system uploads the file to the sender's local API (streamed), submits a
 lists it, the sender signs and delivers the XML with the file as a streamed part, the receiver
 checks the part's size and SHA-256 against the signed list while storing it encrypted, answers
 with its signed Receipt; then the file is downloaded from the receiver's API (streamed) and
-compared. Each node is its own ``gateway serve`` process; their peak resident memory (VmHWM)
-is read from /proc before they stop.
+compared. Each node is its own ``gateway serve`` process; their resident memory (VmRSS) is
+sampled from /proc every 20 ms during the exchange (``max_rss_mb_*``), beside what it was just
+before (``rss_mb_*_before``) and the start-up's own peak (VmHWM, ``startup_peak_rss_mb_*``).
 
 The same run's floor for those bytes is measured too: generating them, SHA-256 and AES-GCM in
 64 KiB segments in this process, once (what any node must at least do per pass).
@@ -29,6 +30,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -83,6 +85,32 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024 / 1e6
     raise RuntimeError(f"no {field} for process {pid}")
+
+
+class RssSampler:
+    """The highest resident memory (VmRSS) of some processes, sampled every 20 ms while the
+    exchange runs: VmHWM also holds the start-up's peak (imports, migrations, the directory's
+    verification), which the file never reaches and which would hide what it costs."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peaks = {name: peak_rss_mb(pid, "VmRSS") for name, pid in pids.items()}
+        self.at_start = dict(self.peaks)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            for name, pid in self.pids.items():
+                self.peaks[name] = max(self.peaks[name], peak_rss_mb(pid, "VmRSS"))
 
 
 async def _upload(http: Any, api: str, token: str, size: int) -> tuple[str, str]:
@@ -216,11 +244,14 @@ def run(
             sender_api = f"http://127.0.0.1:{_ports(sender)[1]}/api/v1"
             if on_ready is not None:
                 on_ready(sender.pid, receiver.pid)
-            result = asyncio.run(
-                _exchange(sender_api, receiver_api, (sender_token, receiver_token), size)
-            )
-            result["max_rss_mb_sender"] = round(peak_rss_mb(sender.pid), 1)
-            result["max_rss_mb_receiver"] = round(peak_rss_mb(receiver.pid), 1)
+            with RssSampler({"sender": sender.pid, "receiver": receiver.pid}) as rss:
+                result = asyncio.run(
+                    _exchange(sender_api, receiver_api, (sender_token, receiver_token), size)
+                )
+            for side, pid in (("sender", sender.pid), ("receiver", receiver.pid)):
+                result[f"max_rss_mb_{side}"] = round(rss.peaks[side], 1)
+                result[f"rss_mb_{side}_before"] = round(rss.at_start[side], 1)
+                result[f"startup_peak_rss_mb_{side}"] = round(peak_rss_mb(pid), 1)
         finally:
             for process in (sender, receiver):
                 if process is not None:

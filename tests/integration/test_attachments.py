@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import re
 import tomllib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -33,12 +34,15 @@ from gateway.demo.setup import DemoWorld
 from gateway.exchange.attachments import stage_stream
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.node import Node
+from gateway.exchange.service import Role
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
 from gateway.model.problems import DocumentRejected
 from gateway.store import attachments as attachment_store
 from gateway.store import messages
 from gateway.store.attachments import AttachmentMeta
 from gateway.store.tables import attachment_segments, attachments
+from gateway.web.console import StoreUserDirectory
+from gateway.web.console.passwords import hash_password
 from gateway.web.peer_client import (
     PartPayload,
     PeerClient,
@@ -47,6 +51,7 @@ from gateway.web.peer_client import (
     messages_url,
 )
 from gateway.web.runtime import NodeRuntime
+from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import (
     Signer,
     body_fields,
@@ -65,6 +70,7 @@ RECEIVER = "KZ-MJ"
 SENDER = "RU-FSSP"
 LIMIT = 4_000_000
 """The receiver's [limits] max_message_bytes and max_attachment_bytes in these tests."""
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 CONTENT = bytes(range(256)) * 2000 + b"%PDF-1.7 tail"  # 512 KB and a bit: several segments
 
 
@@ -78,6 +84,7 @@ class Receiver:
     url: str
     api: str
     token: str
+    console: str
 
     @property
     def node(self) -> Node:
@@ -98,14 +105,17 @@ async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIte
     config = node_config(world, RECEIVER, f"attach-{request.param}", database_url=database_url)
     _limited(config)
     runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False, console=False)
+    await runtime.start(deliver=False, console=True)
     token = create_token(runtime.node.store, now())
+    users = StoreUserDirectory(runtime.node.store)
+    await users.add("clerk", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=now())
     try:
         yield Receiver(
             runtime,
             messages_url(f"https://127.0.0.1:{runtime.peer_port}"),
             f"http://127.0.0.1:{runtime.api_port}/api/v1",
             token,
+            f"http://127.0.0.1:{runtime.console_port}",
         )
     finally:
         await runtime.stop()
@@ -185,6 +195,34 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
         assert response.status == 200, await response.text()
         assert response.headers["X-Content-SHA256"] == hashlib.sha256(CONTENT).hexdigest()
         assert await response.read() == CONTENT
+    # And through the console: listed on the message page with its signed digest, streamed.
+    conversation_id = header_field(envelope, "ConversationId")
+    page, downloaded = await _console_download(receiver, conversation_id, message_id)
+    assert 'id="attachments-beside"' in page and hashlib.sha256(CONTENT).hexdigest() in page
+    assert downloaded == CONTENT
+
+
+async def _console_download(
+    receiver: Receiver, conversation_id: str, message_id: str
+) -> tuple[str, bytes]:
+    """Sign in as the clerk, state a purpose, open the message page, follow its file link."""
+    console = f"{receiver.console}/conversations/{conversation_id}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{receiver.console}/login") as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        login = {"username": "clerk", "password": PASSWORD, "csrf_token": token}
+        async with http.post(f"{receiver.console}/login", data=login, allow_redirects=False) as r:
+            assert r.status == 303
+        async with http.get(console) as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        stated = {"csrf_token": token, "purpose": "Исполнительное производство № 1/26: проверка"}
+        async with http.post(f"{console}/purpose", data=stated, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+        async with http.get(f"{console}/messages/{message_id}") as page:
+            text = await page.text()
+        async with http.get(f"{console}/messages/{message_id}/attachments/1") as file:
+            assert file.status == 200
+            return text, await file.read()
 
 
 async def test_a_tampered_part_is_refused_and_nothing_is_stored(
