@@ -340,7 +340,10 @@ def make_peer_app(
         if declared is not None and declared > limits.max_delivery_bytes + DELIVERY_FRAMING_BYTES:
             raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)  # before a byte is read
         budget = request.app[BODY_BUDGET]
-        reader = await request.multipart()
+        try:
+            reader = await request.multipart()
+        except (ValueError, AssertionError):  # no boundary, or not multipart after all
+            raise PeerRefused(PeerErrorCode.BAD_REQUEST) from None
         reserved = min(declared or limits.max_message_bytes, limits.max_message_bytes)
         try:
             async with budget.hold(reserved, limits.room_wait):
