@@ -34,8 +34,10 @@ from gateway.crypto.at_rest import KekRing, WrappedKey
 from gateway.store.messages import data_key
 from gateway.store.tables import attachment_segments, attachments
 
-READ_BATCH_SEGMENTS = 16
-"""Segments read per query when streaming out (1 MiB of plaintext)."""
+READ_BATCH_SEGMENTS = 32
+"""Segments read per query when streaming out (2 MiB of plaintext): on PostgreSQL 1 MiB per
+read transaction streamed at ~13 MB/s, 4 MiB at ~21 MB/s but with +60 MB resident; two
+batches are in memory at once."""
 
 STAGED_LIFETIME = timedelta(days=1)
 """An upload not referenced by a submission within a day is deleted."""
