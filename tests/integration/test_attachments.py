@@ -355,3 +355,27 @@ async def test_the_recipients_published_limit_refuses_at_submit(world: DemoWorld
         assert info.attachment_id == staged.attachment_id and info.size == len(CONTENT)
     finally:
         node.close()
+
+
+async def test_a_confidential_document_with_attachments_is_refused_at_submit(
+    world: DemoWorld,
+) -> None:
+    node = Node.from_config(NodeConfig.from_toml(node_config(world, SENDER, "attach-conf")))
+    try:
+        staged = await stage_stream(
+            node.store,
+            node.kek_ring,
+            AttachmentMeta("scan.pdf", "application/pdf"),
+            _bytes(b"%PDF-1.7 secret"),
+            limit=LIMIT,
+            now=now(),
+        )
+        document = padded_request() | {"attachments": [staged.attachment_id]}
+        document["header"] = {**document["header"], "Confidential": True}
+        before = row_counts(node.store)
+        with pytest.raises(DocumentRejected) as refused:
+            node.submit(document, actor="operator-test")
+        assert [p.code for p in refused.value.problems] == ["ATTACHMENTS_CONFIDENTIAL"]
+        assert row_counts(node.store) == before
+    finally:
+        node.close()
