@@ -28,6 +28,8 @@ from gateway.logs import LEVELS as LOG_LEVELS
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.limits import (
     BODY_BYTES_IN_FLIGHT,
+    DEFAULT_MAX_ATTACHMENT_BYTES,
+    DEFAULT_MAX_DELIVERY_BYTES,
     MAX_MESSAGE_BYTES,
     PEER_BURST,
     PEER_CONCURRENT_REQUESTS,
@@ -158,6 +160,12 @@ class LimitsSection:
     """Requests one peer may make at once above that rate (the bucket's capacity)."""
     peer_concurrent_requests: int = PEER_CONCURRENT_REQUESTS
     """Requests one peer body may have in flight at once."""
+    max_message_bytes: int = DEFAULT_MAX_DELIVERY_BYTES
+    """Largest delivery (signed XML and attachment parts) this node accepts; publish the same
+    value in the directory (``<Limits><MaxMessageBytes>``) so that senders refuse at once."""
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    """Largest single attachment this node accepts (uploads and deliveries); published as
+    ``<Limits><MaxAttachmentBytes>``."""
 
     def __post_init__(self) -> None:
         if (
@@ -169,6 +177,11 @@ class LimitsSection:
                 "peer_rate_per_second must be above 0, peer_burst and peer_concurrent_requests "
                 f"at least 1 (defaults {PEER_RATE_PER_SECOND:g}, {PEER_BURST}, "
                 f"{PEER_CONCURRENT_REQUESTS}: a body can send over 1,000 requests/s)"
+            )
+        if self.max_message_bytes < 1 or self.max_attachment_bytes < 1:
+            raise ConfigurationError(
+                "[limits] max_message_bytes and max_attachment_bytes must be at least 1 "
+                f"(default {DEFAULT_MAX_DELIVERY_BYTES}: 2 GiB each)"
             )
         if self.peer_bytes_in_flight < MAX_MESSAGE_BYTES:
             raise ConfigurationError(

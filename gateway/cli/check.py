@@ -392,6 +392,25 @@ def _directory(config: NodeConfig, now: datetime) -> Iterator[Finding]:
         )
         return
     yield ok("directory", detail)
+    yield _limits(config, next(b for b in directory.bodies if b.id == config.node.body_id))
+
+
+def _limits(config: NodeConfig, body: Any) -> Finding:
+    """The node enforces its [limits]; senders refuse by what the directory publishes: when
+    they differ, peers send what this node refuses (or refuse what it would take)."""
+    ours = (config.limits.max_message_bytes, config.limits.max_attachment_bytes)
+    published = (body.max_message_bytes, body.max_attachment_bytes)
+    if ours != published:
+        return warn(
+            "limits",
+            f"[limits] max_message_bytes, max_attachment_bytes = {ours[0]}, {ours[1]}, а "
+            f"справочник публикует для {body.id} {published[0]}, {published[1]} "
+            "(Limits/MaxMessageBytes, MaxAttachmentBytes): согласуйте с депозитарием "
+            "(docs/attachments.md)",
+        )
+    return ok(
+        "limits", f"доставка до {ours[0]} байт, вложение до {ours[1]} байт, как в справочнике"
+    )
 
 
 def _database(config: NodeConfig, now: datetime) -> Iterator[Finding]:

@@ -665,6 +665,8 @@ def _header_rows(header: etree._Element | None) -> list[tuple[str, str]]:
     extra: list[tuple[str, str]] = []
     for child, label in _numbered(_elements(header)):
         name = _local(child)
+        if name == "Attachments":
+            continue  # listed in their own section (_beside_rows)
         if name in _HEADER_ORDER and name not in by_name:
             by_name[name] = _text(child)
         else:
@@ -691,6 +693,29 @@ def _header_rows(header: etree._Element | None) -> list[tuple[str, str]]:
             continue  # the signature's reference target (#header), not a field of the document
         extra.append((f"{label_for(etree.QName(key).localname)} (атрибут)", _format_value(value)))
     return rows + extra
+
+
+_BESIDE_LABELS = {
+    "Name": "Имя файла",
+    "MediaType": "Тип",
+    "Language": "Язык",
+    "Size": "Размер, байт",
+    "Sha256": "SHA-256",
+}
+
+
+def _beside_rows(header: etree._Element | None) -> list[list[tuple[str, str]]]:
+    """The signed header's list of attachments sent beside the XML (docs/attachments.md)."""
+    listed = _env(header, "Attachments") if header is not None else None
+    if listed is None:
+        return []
+    return [
+        [
+            (_BESIDE_LABELS.get(_local(field), _local(field)), _clean(_text(field)))
+            for field in _elements(item)
+        ]
+        for item in _elements(listed)
+    ]
 
 
 def _titles(header: etree._Element | None) -> tuple[str, str]:
@@ -790,6 +815,18 @@ def render_pdf(
                 ("Размер, байт", att.size or "—"),
                 ("SHA-256", att.sha256 or "—"),
             ]
+            writer.rows(rows, 1)
+
+    beside = _beside_rows(header)
+    if beside:
+        writer.section("Вложения, переданные рядом с документом")
+        writer.paragraph(
+            "Файлы переданы отдельными частями той же доставки; размер и SHA-256 подписаны "
+            "в заголовке и проверены при получении.",
+            8,
+        )
+        for number, rows in enumerate(beside, start=1):
+            writer.section(f"№ {number}. {rows[0][1]}", 1)
             writer.rows(rows, 1)
 
     _signature_section(writer, _signatures(root), report)

@@ -50,6 +50,7 @@ from gateway.model.directory import (
     PublishedCalendar,
     Suite,
 )
+from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_DELIVERY_BYTES
 from gateway.model.problems import ConfigurationError, DocumentRejected, GatewayError, Problem
 from gateway.model.profiles import Participation, Reservation
 from gateway.rules.reservations import validate_reservations
@@ -407,6 +408,14 @@ def _build_body(element: etree._Element, body: DirectoryBody) -> None:
     _text(element, "Calendar", body.calendar)
     if body.zone:
         _text(element, "TimeZone", body.zone)
+    limits = {
+        "MaxMessageBytes": (body.max_message_bytes, DEFAULT_MAX_DELIVERY_BYTES),
+        "MaxAttachmentBytes": (body.max_attachment_bytes, DEFAULT_MAX_ATTACHMENT_BYTES),
+    }
+    if any(value != default for value, default in limits.values()):
+        published = etree.SubElement(element, f"{_D}Limits")
+        for tag, (value, _default) in limits.items():
+            _text(published, tag, str(value))
     certificates = etree.SubElement(element, f"{_D}Certificates")
     for certificate in body.certificates:
         text = base64.b64encode(certificate.der).decode("ascii")
@@ -526,6 +535,12 @@ def _parse_body(element: etree._Element) -> DirectoryBody:
         endpoint=_child_text(element, "Endpoint"),
         calendar=_child_text(element, "Calendar"),
         zone=_child_text(element, "TimeZone"),
+        max_message_bytes=int(
+            _child_text(element, "Limits/dir:MaxMessageBytes") or DEFAULT_MAX_DELIVERY_BYTES
+        ),
+        max_attachment_bytes=int(
+            _child_text(element, "Limits/dir:MaxAttachmentBytes") or DEFAULT_MAX_ATTACHMENT_BYTES
+        ),
         certificates=tuple(
             BodyCertificate(CertificateRole(item.get("role", "")), _base64(item.text or ""))
             for item in element.iterfind("dir:Certificates/dir:Certificate", _NS)

@@ -30,6 +30,7 @@ HEADER_ORDER = (
     "Urgency",
     "RequestedDeadline",
     "Language",
+    "Attachments",
 )
 """``<env:Header>``'s sequence in envelope.xsd."""
 

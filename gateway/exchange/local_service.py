@@ -19,7 +19,7 @@ A refusal is itself audited.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,6 +30,7 @@ from gateway.crypto.keystore import KeyRole
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure, listing, machine_codec
+from gateway.exchange.attachments import read_stream, stage_stream
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
 from gateway.exchange.recording import clock_facts, record_verification
@@ -54,6 +55,7 @@ from gateway.exchange.service import (
 )
 from gateway.rules.clock import days_left, due_date
 from gateway.rules.originals import OriginalRefused
+from gateway.store import attachments as attachment_store
 from gateway.store import audit, machines, read_purposes, reports, tokens
 from gateway.store import conversations as conv_store
 from gateway.store import late_answers as late_store
@@ -63,6 +65,7 @@ from gateway.store import outbox as outbox_store
 from gateway.store import purge as purge_store
 from gateway.store import receipts as receipt_store
 from gateway.store import resends as resend_store
+from gateway.store.attachments import AttachmentInfo, AttachmentMeta
 from gateway.store.reports import ReportPurpose
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
@@ -653,6 +656,60 @@ class LocalNodeService:
             return self.node.render(document)
 
         return await self._run(pdf)
+
+    # --- attachments (docs/attachments.md) ---------------------------------------------------
+
+    async def upload_attachment(
+        self, meta: AttachmentMeta, chunks: AsyncIterator[bytes], *, actor: Actor
+    ) -> dict[str, Any]:
+        """Stream an upload into the store (hashed and sealed as it comes); its id, size and
+        SHA-256 for the submission that sends it. A broken or oversized upload leaves nothing."""
+        await self._allow(actor, Action.SUBMIT)
+        limit = self.node.config.limits.max_attachment_bytes
+        staged = await stage_stream(
+            self.node.store,
+            self.node.kek_ring,
+            meta,
+            chunks,
+            limit=limit,
+            now=self.node.clock(),
+            executor=self.executor,
+        )
+
+        def record() -> None:
+            with self.node.store.transaction() as conn:
+                audit.append(
+                    conn,
+                    now=self.node.clock(),
+                    actor=actor.name[:64],
+                    kind="attachment.uploaded",
+                    subjects={"attachment": staged.attachment_id},
+                    details={"size": staged.size, "sha256": staged.sha256.hex()},
+                )
+
+        await self._run(record)
+        return {
+            "attachment_id": staged.attachment_id,
+            "size": staged.size,
+            "sha256": staged.sha256.hex(),
+        }
+
+    async def open_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> tuple[AttachmentInfo, AsyncIterator[bytes]]:
+        """The message's attachment ``number`` (1-based, the signed list's order) and its bytes
+        as a stream; same access and audit as reading the document itself."""
+
+        def open_it() -> attachment_store.Reader:
+            self._read_document(message_id, actor, purpose)  # role, purpose, audited read
+            with self.node.store.read() as conn:
+                listed = attachment_store.parts_of(conn, message_id)
+                if not 1 <= number <= len(listed):
+                    raise NotFound(f"attachment {number} of message {message_id}")
+                return attachment_store.reader(conn, listed[number - 1][0], self.node.kek_ring)
+
+        opened = await self._run(open_it)
+        return opened.info, read_stream(self.node.store, opened, self.executor)
 
     async def receipt_xml(
         self, message_id: str, *, actor: Actor, purpose: str | None = None

@@ -17,7 +17,7 @@ No HTTP status appears here: the web layer maps the typed outcomes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from gateway.crypto.report import ValidationReport
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_envelope
 from gateway.exchange import receiving, sending
+from gateway.exchange.attachments import StagedPart
 from gateway.exchange.directory import DirectoryIndex, UnknownBody
 from gateway.exchange.directory_signing import verify_directory
 from gateway.exchange.refusals import RefusalAudit
@@ -168,8 +169,10 @@ class Node:
 
     # --- the work, delegated ------------------------------------------------------------------
 
-    def receive(self, tls_body: str, payload: bytes) -> receiving.ReceiveOutcome:
-        return receiving.receive(self, tls_body, payload)
+    def receive(
+        self, tls_body: str, payload: bytes, parts: Sequence[StagedPart] = ()
+    ) -> receiving.ReceiveOutcome:
+        return receiving.receive(self, tls_body, payload, parts)
 
     def submit(
         self, document: dict[str, Any], *, actor: str, resending: str | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +33,7 @@ from gateway.crashpoints import crash_point
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound
+from gateway.exchange.attachments import StagedPart
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
 from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
@@ -46,9 +48,11 @@ from gateway.exchange.recording import (
 )
 from gateway.model.envelope import Header, Urgency
 from gateway.model.problems import DocumentRejected, Problem
+from gateway.store import attachments as attachment_store
 from gateway.store import audit
 from gateway.store import messages as msg_store
 from gateway.store import receipts as receipt_store
+from gateway.store.attachments import AttachmentMeta
 from gateway.store.reports import ReportPurpose
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
@@ -100,8 +104,42 @@ XML = "application/xml"
 TEXT = "text/plain"
 
 
-def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
-    """Process one document a peer sent; always answers, never raises for the peer's faults."""
+def parts_problem(header: Header, parts: Sequence[StagedPart]) -> Problem | None:
+    """The parts must be exactly the signed list, in order: same count, sizes and digests."""
+    listed = header.attachments
+    if len(parts) != len(listed):
+        return _mismatch(
+            "/Envelope/Header/Attachments",
+            f"the header lists {len(listed)} attachments; the delivery carried {len(parts)}",
+        )
+    for number, (ref, part) in enumerate(zip(listed, parts, strict=True), start=1):
+        if ref.size != part.size or ref.sha256 != part.sha256.hex():
+            return _mismatch(
+                f"/Envelope/Header/Attachments/Attachment[{number}]",
+                f"part {number} is {part.size} bytes with SHA-256 {part.sha256.hex()}; the "
+                f"signed header says {ref.size} bytes, {ref.sha256}",
+            )
+    return None
+
+
+def _mismatch(path: str, en: str) -> Problem:
+    return Problem(
+        code="ATTACHMENT_MISMATCH",
+        path=path,
+        message_ru="Вложения доставки не совпадают с подписанным перечнем (размер или "
+        "SHA-256): документ не принят, ничего не сохранено.",
+        message_en=en,
+        remedy_ru="Отправитель должен отправить документ снова; если повторяется — "
+        "вложение изменено в пути или в хранилище отправителя.",
+    )
+
+
+def receive(
+    node: Node, tls_body: str, payload: bytes, parts: Sequence[StagedPart] = ()
+) -> ReceiveOutcome:
+    """Process one document a peer sent; always answers, never raises for the peer's faults.
+    ``parts``: its attachments, staged; linked to the message if it is accepted (the caller
+    discards them otherwise)."""
     now = node.clock()
     encrypted = is_encrypted(payload)
     try:
@@ -119,6 +157,9 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
         received = _verified(node, tls_body, root, payload, encrypted, now)
     except DocumentRejected as rejected:
         return _refused(node, tls_body, claimed, Refuse(rejected.problems[0]), now)
+    mismatch = parts_problem(received.header, parts)
+    if mismatch is not None:
+        return _refused(node, tls_body, claimed, Refuse(mismatch), now)
     crash_point("receive.verified")
     for _ in range(DECISION_ATTEMPTS):
         snapshot = _snapshot(node, received.header)
@@ -145,7 +186,9 @@ def receive(node: Node, tls_body: str, payload: bytes) -> ReceiveOutcome:
         receipt = node.sign_machine_document(receipt_json, now)
         crash_point("receipt.signed")
         try:
-            late = _store_accepted(node, received, snapshot, verdict, receipt_json, receipt, now)
+            late = _store_accepted(
+                node, received, snapshot, verdict, receipt_json, receipt, now, parts
+            )
         except ConcurrentChange:
             continue
         except IntegrityError:
@@ -225,6 +268,7 @@ def _store_accepted(
     receipt_json: dict[str, object],
     receipt: bytes,
     now: datetime,
+    parts: Sequence[StagedPart] = (),
 ) -> LateAnswer | None:
     header = received.header
     receipt_header = _receipt_header(receipt_json)
@@ -248,6 +292,16 @@ def _store_accepted(
         )
         if outcome is not msg_store.ReceiveOutcome.INSERTED:
             raise ConcurrentChange  # another process stored it first: decide again
+        if parts:
+            message_key = msg_store.data_key(conn, header.message_id, node.kek_ring)
+            attachment_store.link(
+                conn,
+                header.message_id,
+                message_key,
+                [p.attachment_id for p in parts],
+                node.kek_ring,
+                [AttachmentMeta(a.name, a.media_type, a.language) for a in header.attachments],
+            )
         record_verification(
             conn, header.message_id, received.report, ReportPurpose.RECEIPT, now, node.kek_ring
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -55,10 +55,11 @@ from gateway.exchange.recording import (
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole, Suite
-from gateway.model.envelope import Header
-from gateway.model.limits import MAX_MESSAGE_BYTES
+from gateway.model.envelope import AttachmentRef, Header
+from gateway.model.limits import MAX_MESSAGE_BYTES, delivery_problems
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
+from gateway.store import attachments as attachment_store
 from gateway.store import audit
 from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
@@ -111,6 +112,7 @@ def submit(
     now = node.clock()
     draft = draft_of(document)
     original = _resendable(node, resending, draft) if resending else None
+    refs = _uploaded(node, draft.attachment_ids)
     for _ in range(DECISION_ATTEMPTS):
         stored, state, request = _snapshot(node, draft)
         plan = plan_submission(
@@ -123,16 +125,26 @@ def submit(
             now=now,
             calendars=node.calendars,
             request=request,
+            attachments=refs,
         )
         if original is not None:
             _check_resend_matches(plan.header, original)
         suites = common_suites(node.index, node.body_id, plan.header.recipient)
         official = _official_for(node, plan, now, suites)
         signed = to_bytes(sign_envelope(plan.root, official, _seal_for(node, now, suites), now))
-        _check_size(signed)
+        _check_size(node, plan.header, signed)
         crash_point("submit.signed")
         try:
-            late = _store_submitted(node, plan, stored, signed, actor, now, original)
+            late = _store_submitted(
+                node,
+                plan,
+                stored,
+                signed,
+                actor,
+                now,
+                original=original,
+                attachment_ids=draft.attachment_ids,
+            )
         except ConcurrentChange:
             continue
         except msg_store.MessageAlreadyStored:
@@ -159,24 +171,41 @@ def _already_stored(plan: Plan) -> machine.DuplicateMessage:
     )
 
 
-def _check_size(signed: bytes) -> None:
-    """Refuse now what every peer would refuse (413) on each delivery until the dead letter."""
-    if len(signed) <= MAX_SUBMITTED_BYTES:
-        return
-    raise DocumentRejected(
-        [
-            Problem(
-                code="MESSAGE_TOO_LARGE",
-                path="/Envelope",
-                message_ru=f"Подписанный документ занимает {len(signed)} байт, а узлы принимают "
-                f"не больше {MAX_SUBMITTED_BYTES} байт: получатель его не примет.",
-                message_en=f"the signed document is {len(signed)} bytes; peers accept at most "
-                f"{MAX_SUBMITTED_BYTES}",
-                remedy_ru="Разделите вложения между несколькими документами переписки "
-                "(например, ответ и дополнительная информация) или уменьшите файлы.",
-            )
-        ]
+def _uploaded(node: Node, attachment_ids: Sequence[str]) -> list[AttachmentRef]:
+    """The signed header's list for the uploads a submission names (refused if one is not an
+    uploaded, unsent attachment)."""
+    if not attachment_ids:
+        return []  # the small-document path: no query
+    try:
+        with node.store.read() as conn:
+            found = attachment_store.staged(conn, attachment_ids, node.kek_ring)
+    except attachment_store.AttachmentNotFound as exc:
+        raise reject(
+            "ATTACHMENT_UNKNOWN",
+            "Вложение не найдено среди загруженных и ещё не отправленных.",
+            str(exc),
+            "Загрузите файл (POST /api/v1/attachments) и укажите его id один раз.",
+        ) from None
+    return [
+        AttachmentRef(a.meta.name, a.meta.media_type, a.meta.language, a.size, a.sha256.hex())
+        for a in found
+    ]
+
+
+def _check_size(node: Node, header: Header, signed: bytes) -> None:
+    """Refuse now what the recipient would refuse (413) on each delivery until the dead
+    letter: its published limits (directory), the same check its door runs."""
+    recipient = node.index.body(header.recipient)
+    problems = delivery_problems(
+        header.recipient,
+        len(signed),
+        [a.size for a in header.attachments],
+        max_xml_bytes=MAX_SUBMITTED_BYTES,
+        max_message_bytes=recipient.max_message_bytes,
+        max_attachment_bytes=recipient.max_attachment_bytes,
     )
+    if problems:
+        raise DocumentRejected(problems)
 
 
 def _snapshot(
@@ -278,6 +307,7 @@ def _resendable(node: Node, original_id: str, draft: Draft) -> msg_store.StoredM
         original = msg_store.get(conn, original_id)
         states = outbox_store.states_of(conn, [original_id])
         replaced_by = resend_store.resent_as(conn, original_id)
+        with_parts = bool(attachment_store.parts_of(conn, original_id))
     if original is None or original.direction is not msg_store.Direction.OUT:
         raise ResendRefused(
             "NOT_RESENDABLE",
@@ -285,6 +315,15 @@ def _resendable(node: Node, original_id: str, draft: Draft) -> msg_store.StoredM
             f"Сообщение {original_id} не отправлялось этим узлом: повторно отправить нечего.",
         )
     _check_final(original_id, states.get(original_id))
+    if with_parts:
+        raise ResendRefused(
+            "NOT_RESENDABLE",
+            f"message {original_id} carries attachments, which belong to it alone: upload them "
+            "again and submit the document anew (POST /api/v1/attachments, then "
+            "POST /api/v1/messages)",
+            f"К сообщению {original_id} приложены файлы, они принадлежат только ему: загрузите "
+            "их заново и отправьте документ как новый.",
+        )
     if replaced_by is not None:
         _already_resent(original_id, replaced_by)
     if opens_conversation(original) and draft.header.get("ConversationId") == (
@@ -371,7 +410,9 @@ def _store_submitted(
     signed: bytes,
     actor: str,
     now: datetime,
+    *,
     original: msg_store.StoredMessage | None = None,
+    attachment_ids: Sequence[str] = (),
 ) -> LateAnswer | None:
     header = plan.header
 
@@ -385,6 +426,11 @@ def _store_submitted(
         if original is not None:  # after the step: a resend may open its conversation
             _link_resend(conn, header, original.header.message_id, actor, now)
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)
+        if attachment_ids:
+            message_key = msg_store.data_key(conn, header.message_id, node.kek_ring)
+            attachment_store.link(
+                conn, header.message_id, message_key, attachment_ids, node.kek_ring
+            )
         outbox_store.enqueue(conn, header.message_id, header.recipient, now)
         audit.append(
             conn,
@@ -465,6 +511,8 @@ class Outgoing:
     """What goes over the connection: the signed document, or its CMS encryption."""
     signed: bytes
     """The signed document itself: the receipt's SHA-256 must be of these bytes."""
+    attachments: tuple[tuple[str, int], ...] = ()
+    """``(attachment id, size)`` of the parts that go beside it, in order."""
     resigned: bool = False
     """Signed again just now: a generation that signed it was revoked while it waited."""
 
@@ -494,6 +542,7 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
     body = node.index.body(claim.destination)
     with node.store.read() as conn:
         document = msg_store.read_document(conn, claim.message_id, node.kek_ring)
+        parts = attachment_store.parts_of(conn, claim.message_id)
         stored = msg_store.get(conn, claim.message_id)
         conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
     document, resigned = _signed_in_force(node, claim.message_id, claim.destination, document)
@@ -501,7 +550,7 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
         conversation and conversation.confidential
     )
     if not confidential:
-        return Outgoing(body.endpoint, document, document, resigned)
+        return Outgoing(body.endpoint, document, document, parts, resigned)
     certificates = [
         x509.load_der_x509_certificate(c.der)
         for c in body.certificates
@@ -515,7 +564,7 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
             "Запросите у депозитария справочник с сертификатом шифрования органа.",
             "CIS Art. 16; SC Art. 8",
         )
-    return Outgoing(body.endpoint, encrypt_for(document, certificates), document, resigned)
+    return Outgoing(body.endpoint, encrypt_for(document, certificates), document, resigned=resigned)
 
 
 def _signed_in_force(

@@ -9,6 +9,7 @@ Errors are raised as :class:`~gateway.model.problems.DocumentRejected` (invalid)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from gateway.exchange import conversation as machine
 from gateway.exchange import documents
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import event_of, parties_context, reject, role
-from gateway.model.envelope import Header
+from gateway.model.envelope import AttachmentRef, Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.model.profiles import PROFILES
 from gateway.rules.agreement import agreement_problems
@@ -38,6 +39,8 @@ class Draft:
 
     header: dict[str, Any]
     body: Any
+    attachment_ids: tuple[str, ...] = ()
+    """Uploaded attachments (POST /api/v1/attachments) to send beside the XML, in order."""
 
     @property
     def opens_conversation(self) -> bool:
@@ -75,7 +78,33 @@ def draft_of(document: Any) -> Draft:
             'the document must be a JSON object {"header": {...}, "body": {...}}',
             "См. docs/documents.md: форма JSON документа.",
         )
-    return Draft(dict(document["header"]), document.get("body"))
+    return Draft(
+        dict(document["header"]), document.get("body"), _attachment_ids(document.get("attachments"))
+    )
+
+
+MAX_ATTACHMENTS = 50
+"""As many as ``env:Attachments`` takes (envelope.xsd)."""
+
+
+def _attachment_ids(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) and v for v in value)
+        or len(set(value)) != len(value)
+        or len(value) > MAX_ATTACHMENTS
+    ):
+        raise reject(
+            "JSON_SHAPE",
+            "Поле attachments — список различных идентификаторов загруженных вложений "
+            f"(не больше {MAX_ATTACHMENTS}).",
+            f"attachments must be a list of distinct attachment ids (at most {MAX_ATTACHMENTS})",
+            "Загрузите файлы через POST /api/v1/attachments и перечислите их id "
+            "(docs/attachments.md).",
+        )
+    return tuple(value)
 
 
 def plan_submission(
@@ -89,9 +118,11 @@ def plan_submission(
     now: datetime,
     calendars: Calendars,
     request: tuple[str | None, set[str]] | None = None,
+    attachments: Sequence[AttachmentRef] = (),
 ) -> Plan:
     """Build, validate and judge one outgoing document against the conversation as stored.
-    ``request``: for a refusal, the refused request's facts (Art. 25 ground, CIS Art. 13)."""
+    ``request``: for a refusal, the refused request's facts (Art. 25 ground, CIS Art. 13).
+    ``attachments``: the uploads the draft names, listed in the signed header."""
     opens = draft.opens_conversation
     if not opens and stored is None:
         raise reject(
@@ -105,6 +136,8 @@ def plan_submission(
     )
     if stored is not None:
         completed["Confidential"] = stored.confidential or bool(completed.get("Confidential"))
+    if attachments:
+        completed["Attachments"] = {"Attachment": [_listed(a) for a in attachments]}
     root = json_to_xml({"header": completed, "body": draft.body}, registry)
     problems = validate(root, registry)
     if problems:
@@ -125,6 +158,8 @@ def plan_submission(
         found += requested_term_problems(
             header.agreement, requested, header.requested_deadline, now, calendars
         )
+    if attachments and header.confidential:
+        found.append(_confidential_attachments())
     errors = [p for p in found if p.severity is Severity.ERROR]
     if errors:
         raise DocumentRejected(errors)
@@ -139,4 +174,27 @@ def plan_submission(
         step=step,
         signed_by_official=kind.signed_by_official,
         warnings=tuple(p for p in found if p.severity is Severity.WARNING),
+    )
+
+
+def _listed(ref: AttachmentRef) -> dict[str, Any]:
+    item: dict[str, Any] = {"Name": ref.name, "MediaType": ref.media_type}
+    if ref.language:
+        item["Language"] = ref.language
+    return item | {"Size": ref.size, "Sha256": ref.sha256}
+
+
+def _confidential_attachments() -> Problem:
+    # The parts travel under TLS only; a confidential document is also encrypted to the
+    # recipient (CMS), and its parts are not yet: refuse rather than send them weaker.
+    return Problem(
+        code="ATTACHMENTS_CONFIDENTIAL",
+        path="/Envelope/Header/Attachments",
+        message_ru="Вложения рядом с XML пока не передаются в конфиденциальной переписке: "
+        "они не шифруются для получателя.",
+        message_en="attachments beside the XML are not sent in confidential conversations yet "
+        "(they are not encrypted to the recipient)",
+        remedy_ru="Включите файлы в документ (Attachments/Content, до 7 000 000 байт) или "
+        "отправьте их в неконфиденциальной переписке.",
+        article="CIS Art. 16; SC Art. 8.1",
     )

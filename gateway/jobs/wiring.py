@@ -63,6 +63,7 @@ from gateway.rules.originals import (
     send_by,
 )
 from gateway.store import Store, audit
+from gateway.store import attachments as attachment_store
 from gateway.store import late_answers as late_store
 from gateway.store import originals as originals_store
 from gateway.store import outbox as outbox_store
@@ -178,9 +179,15 @@ def purge_body(
 
 
 def outbox_sweep_body(store: Store) -> Callable[[JobRun], dict[str, int]]:
-    """Report the outbox (the delivery worker retries by itself); warn about stuck rows."""
+    """Report the outbox (the delivery worker retries by itself); warn about stuck rows.
+    Also delete uploads never submitted within a day (docs/attachments.md): one indexed query
+    when there are none."""
 
     def body(run: JobRun) -> dict[str, int]:
+        with store.transaction() as conn:
+            swept = attachment_store.sweep_staged(conn, run.started_at)
+        if swept:
+            log.info("attachments: %d upload(s) never submitted were deleted", swept)
         with store.read() as conn:
             counts = outbox_store.count_by_state(conn)
             stuck = conn.execute(
@@ -191,7 +198,7 @@ def outbox_sweep_body(store: Store) -> Callable[[JobRun], dict[str, int]]:
                     outbox.c.next_attempt_at < run.started_at - STUCK_AFTER,
                 )
             ).scalar_one()
-        counts = {**counts, "stuck": stuck}
+        counts = {**counts, "stuck": stuck, "uploads_deleted": swept}
         if stuck:
             log.warning(
                 "outbox: %d message(s) due for over %s are still pending: is the delivery "

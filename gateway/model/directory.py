@@ -16,6 +16,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from gateway.model.bodies import Body, BodyLevel
+from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_DELIVERY_BYTES
 from gateway.model.profiles import Participation, Reservation
 
 DIRECTORY_NAMESPACE = "urn:cis-exchange:directory:1"
@@ -103,6 +104,10 @@ class DirectoryBody:
     zone: str = ""
     """IANA time zone where the body receives (``Asia/Almaty``): its day of receipt is the
     local date there. Empty: the zone of its state's capital (gateway.rules.clock)."""
+    max_message_bytes: int = DEFAULT_MAX_DELIVERY_BYTES
+    """Largest delivery (signed XML and attachment parts) the body's node accepts."""
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    """Largest single attachment the body's node accepts."""
     reservations: tuple[Reservation, ...] = ()
     """Reservations and declarations of the body's state (CIS Art. 25; KZ on Art. 6 a))."""
     participations: tuple[Participation, ...] = ()

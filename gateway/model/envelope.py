@@ -19,6 +19,18 @@ class Urgency(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    """One ``<env:Attachments>/<env:Attachment>``: a file sent beside the XML, as signed."""
+
+    name: str
+    media_type: str
+    language: str | None
+    size: int
+    sha256: str
+    """64 lower-case hex digits."""
+
+
+@dataclass(frozen=True, slots=True)
 class Header:
     """The fields of ``<env:Header>``, typed."""
 
@@ -46,3 +58,5 @@ class Header:
     agreement's own deadline."""
     language: str
     """Language of the document; the agreements require ``ru`` (CIS Art. 19; SC Art. 11)."""
+    attachments: tuple[AttachmentRef, ...] = ()
+    """Files sent beside the XML as parts of the same delivery (docs/attachments.md)."""

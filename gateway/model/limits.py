@@ -7,13 +7,27 @@ configuration need not import the transport.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from gateway.model.problems import Problem
+
 # --- sizes -------------------------------------------------------------------------------------
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-"""Largest envelope a peer may POST (16 MiB). A request with its documents is tens of kilobytes;
-the rest of the room is for attachments (scans of enforcement documents, base64 inside the XML,
-+33 %). The whole body is held in memory while its signatures are checked, so this bounds the
+"""Largest signed XML envelope a peer may POST (16 MiB); attachments beside it are bounded by
+DEFAULT_MAX_DELIVERY_BYTES / the published limits instead. A request with its documents is
+tens of kilobytes; the rest of the room is for small attachments inline (base64, +33 %). The
+whole XML is held in memory while its signatures are checked, so this bounds the
 memory one request can take; BODY_BYTES_IN_FLIGHT bounds all of them together."""
+
+DEFAULT_MAX_DELIVERY_BYTES = 2 * 1024**3
+"""Largest delivery a body accepts by default (2 GiB): the signed XML and every attachment part
+together. Each body publishes its own in the directory (``<Limits><MaxMessageBytes>``);
+senders refuse at submission what the recipient would refuse (docs/attachments.md)."""
+
+DEFAULT_MAX_ATTACHMENT_BYTES = 2 * 1024**3
+"""Largest single attachment a body accepts by default (2 GiB, ``<MaxAttachmentBytes>``).
+Attachments stream through bounded memory, so these bound disk and time, not memory."""
 
 BODY_BYTES_IN_FLIGHT = 24 * 1024 * 1024
 """Bytes of request bodies the peer endpoint holds at once, all peers together, from the moment a
@@ -52,3 +66,65 @@ PEER_CONCURRENT_REQUESTS = 32
 """Requests one peer body may have in flight at once: enough for the sender's delivery pipeline
 (DELIVERIES_IN_FLIGHT over CLIENT_CONNECTIONS_PER_PEER kept-alive connections) to keep both
 sides busy. Memory is bounded separately, by the bytes in flight across all peers."""
+
+# --- one delivery ------------------------------------------------------------------------------
+
+DELIVERY_FRAMING_BYTES = 64 * 1024
+"""Room a receiver allows above the published MaxMessageBytes for the multipart framing of a
+delivery (boundaries and part headers: under 200 bytes a part, at most 51 parts)."""
+
+
+def delivery_problems(
+    recipient: str,
+    xml_bytes: int,
+    part_sizes: Sequence[int],
+    *,
+    max_xml_bytes: int,
+    max_message_bytes: int,
+    max_attachment_bytes: int,
+) -> list[Problem]:
+    """What the recipient would refuse about a delivery's sizes: the one check the sender runs
+    at submission and the receiver at its door (with its own limits), so both agree."""
+    problems = []
+    if xml_bytes > max_xml_bytes:
+        problems.append(
+            Problem(
+                code="MESSAGE_TOO_LARGE",
+                path="/Envelope",
+                message_ru=f"Подписанный документ занимает {xml_bytes} байт, а узлы принимают "
+                f"не больше {max_xml_bytes} байт: получатель его не примет.",
+                message_en=f"the signed document is {xml_bytes} bytes; peers accept at most "
+                f"{max_xml_bytes}",
+                remedy_ru="Передайте большие файлы вложениями рядом с документом "
+                "(POST /api/v1/attachments, docs/attachments.md), а не внутри XML.",
+            )
+        )
+    for number, size in enumerate(part_sizes, start=1):
+        if size > max_attachment_bytes:
+            problems.append(
+                Problem(
+                    code="ATTACHMENT_TOO_LARGE",
+                    path=f"/Envelope/Header/Attachments/Attachment[{number}]/Size",
+                    message_ru=f"Вложение № {number} занимает {size} байт, а {recipient} "
+                    f"принимает вложения не больше {max_attachment_bytes} байт "
+                    "(справочник органов, Limits/MaxAttachmentBytes).",
+                    message_en=f"attachment {number} is {size} bytes; {recipient} publishes "
+                    f"MaxAttachmentBytes = {max_attachment_bytes}",
+                    remedy_ru="Разделите файл или отправьте его несколькими документами.",
+                )
+            )
+    total = xml_bytes + sum(part_sizes)
+    if total > max_message_bytes:
+        problems.append(
+            Problem(
+                code="MESSAGE_TOO_LARGE",
+                path="/Envelope/Header/Attachments",
+                message_ru=f"Документ с вложениями занимает {total} байт, а {recipient} "
+                f"принимает не больше {max_message_bytes} байт "
+                "(справочник органов, Limits/MaxMessageBytes).",
+                message_en=f"the delivery is {total} bytes; {recipient} publishes "
+                f"MaxMessageBytes = {max_message_bytes}",
+                remedy_ru="Разделите вложения между несколькими документами переписки.",
+            )
+        )
+    return problems

@@ -1,11 +1,12 @@
 """Messages received and sent, kept byte-exact as signed, encrypted at rest.
 
-Each message gets its own data key (``gateway.crypto.at_rest``). The signed document and every
-attachment are sealed under it with associated data naming the message id and the part, and
-the data key is stored in ``message_keys``, wrapped under the retention period key of the
-week it was stored in (``gateway.store.period_keys``; itself wrapped by the KEK). Only header
-facts that are not personal data (ids, agreement, kind, body ids, dates, the confidentiality
-flag, the SHA-256 of the signed document for tombstones) stay in clear.
+Each message gets its own data key (``gateway.crypto.at_rest``). The signed document is sealed
+under it, and so are its attachments' part keys (``gateway.store.attachments``), with
+associated data naming the message id and the part; the data key is stored in
+``message_keys``, wrapped under the retention period key of the week it was stored in
+(``gateway.store.period_keys``; itself wrapped by the KEK). Only header facts that are not
+personal data (ids, agreement, kind, body ids, dates, the confidentiality flag, the SHA-256 of
+the signed document for tombstones) stay in clear.
 
 Receiving is idempotent by message id across processes: the insert is
 ``INSERT … ON CONFLICT (message_id) DO NOTHING``; a second copy of the same id reports
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,10 +31,7 @@ from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing
 from gateway.store import period_keys
 from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import attachments, message_keys, messages, tombstones
-
-MAX_ATTACHMENTS = 100
-"""A message with more attachments than this is not something a peer sends in good faith."""
+from gateway.store.tables import message_keys, messages, tombstones
 
 
 class Direction(StrEnum):
@@ -77,12 +75,6 @@ class MessageHeader:
 
 
 @dataclass(frozen=True, slots=True)
-class Attachment:
-    media_type: str
-    content: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class StoredMessage:
     header: MessageHeader
     direction: Direction
@@ -92,13 +84,8 @@ class StoredMessage:
     document_size: int
 
 
-def _attachment_part(ordinal: int) -> str:
-    return f"attachment:{ordinal}"
-
-
 # Hot-path statements, built once (building one per call cost more than running it).
 _INSERT_KEY = message_keys.insert()
-_INSERT_ATTACHMENTS = attachments.insert()
 _DELETE_MESSAGE = messages.delete().where(messages.c.message_id == sa.bindparam("message_id"))
 _TOMBSTONED = sa.select(tombstones.c.message_id).where(
     tombstones.c.message_id == sa.bindparam("message_id")
@@ -168,10 +155,7 @@ def _insert(
     document: bytes,
     keys: KekRing,
     now: datetime,
-    attachment_list: Sequence[Attachment],
 ) -> bool:
-    if len(attachment_list) > MAX_ATTACHMENTS:
-        raise ValueError(f"{len(attachment_list)} attachments; at most {MAX_ATTACHMENTS}")
     dek = at_rest.new_data_key()
     nonce, ciphertext = at_rest.encrypt_part(dek, document, at_rest.payload_aad(header.message_id))
     row = {
@@ -203,23 +187,6 @@ def _insert(
         {"message_id": header.message_id, **period_keys.wrap_message_key(conn, dek, keys, now)},
     )
     _remember_key(conn, header.message_id, dek)
-    if attachment_list:
-        rows = []
-        for ordinal, att in enumerate(attachment_list):
-            a_nonce, a_cipher = at_rest.encrypt_part(
-                dek, att.content, at_rest.payload_aad(header.message_id, _attachment_part(ordinal))
-            )
-            rows.append(
-                {
-                    "message_id": header.message_id,
-                    "ordinal": ordinal,
-                    "media_type": att.media_type,
-                    "size": len(att.content),
-                    "nonce": a_nonce,
-                    "ciphertext": a_cipher,
-                }
-            )
-        conn.execute(_INSERT_ATTACHMENTS, rows)
     return True
 
 
@@ -241,7 +208,6 @@ def insert_received(
     document: bytes,
     keys: KekRing,
     now: datetime,
-    attachment_list: Sequence[Attachment] = (),
 ) -> ReceiveOutcome:
     """Store a verified, received signed document exactly as its bytes came, once per id.
 
@@ -249,7 +215,7 @@ def insert_received(
     transaction). Safe to call from several processes at once for the same id. A message
     purged earlier (it has a tombstone) counts as stored: a replay is a duplicate, not new.
     """
-    if _insert(conn, header, Direction.IN, document, keys, now, attachment_list):
+    if _insert(conn, header, Direction.IN, document, keys, now):
         return ReceiveOutcome.INSERTED
     if _stored_digest(conn, header.message_id) == hashlib.sha256(document).digest():
         return ReceiveOutcome.DUPLICATE
@@ -266,14 +232,13 @@ def insert_sent(
     document: bytes,
     keys: KekRing,
     now: datetime,
-    attachment_list: Sequence[Attachment] = (),
 ) -> None:
     """Store a document this node signed, before it is queued in the outbox (same transaction).
 
     Raises :class:`MessageAlreadyStored` if the message id is already stored (a case system
     submitting the same document again with its own MessageId).
     """
-    if not _insert(conn, header, Direction.OUT, document, keys, now, attachment_list):
+    if not _insert(conn, header, Direction.OUT, document, keys, now):
         raise MessageAlreadyStored(f"message id {header.message_id} is already stored")
 
 
@@ -380,27 +345,3 @@ def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     return at_rest.decrypt_part(
         dek, row.payload_nonce, row.payload, at_rest.payload_aad(message_id)
     )
-
-
-def read_attachments(conn: Connection, message_id: str, keys: KekRing) -> list[Attachment]:
-    """The message's attachments in order, decrypted."""
-    rows = conn.execute(
-        sa.select(attachments)
-        .where(attachments.c.message_id == message_id)
-        .order_by(attachments.c.ordinal)
-    ).all()
-    if not rows:
-        return []
-    dek = data_key(conn, message_id, keys)
-    return [
-        Attachment(
-            r.media_type,
-            at_rest.decrypt_part(
-                dek,
-                r.nonce,
-                r.ciphertext,
-                at_rest.payload_aad(message_id, _attachment_part(r.ordinal)),
-            ),
-        )
-        for r in rows
-    ]

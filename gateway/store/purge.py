@@ -36,11 +36,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.crashpoints import crash_point
+from gateway.store import attachments as attachment_store
 from gateway.store import audit
 from gateway.store import conversations as conversation_store
 from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
-    attachments,
     audit_events,
     conversation_machines,
     conversations,
@@ -859,7 +859,7 @@ def purge_batch(
     conn.execute(message_keys.delete().where(message_keys.c.message_id.in_(ids)))
     forget_data_keys(conn, ids)
     conn.execute(verification_reports.delete().where(verification_reports.c.message_id.in_(ids)))
-    conn.execute(attachments.delete().where(attachments.c.message_id.in_(ids)))
+    attachment_store.delete_for_messages(conn, ids)
     outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id.in_(ids))
     conn.execute(delivery_attempts.delete().where(delivery_attempts.c.outbox_id.in_(outbox_ids)))
     conn.execute(outbox.delete().where(outbox.c.message_id.in_(ids)))

@@ -191,18 +191,46 @@ stored that week are wrapped under it. Deleting a row destroys every data key un
 attachments = sa.Table(
     "attachments",
     metadata,
+    sa.Column("attachment_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column(
         "message_id",
         sa.String(ID_LENGTH),
         sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    sa.Column("ordinal", sa.Integer, nullable=True),
+    sa.Column("complete", sa.Boolean(), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.LargeBinary(HASH_BYTES), nullable=True),
+    sa.Column("segment_prefix", sa.LargeBinary(8), nullable=False),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("wrapped_key", sa.LargeBinary(96), nullable=False),
+    sa.Column("meta_nonce", sa.LargeBinary(12), nullable=False),
+    sa.Column("meta", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("message_id", "ordinal"),
+    sa.Index("ix_attachments_unlinked", "message_id", "created_at"),
+)
+"""One attachment: staged (``message_id`` NULL: an upload not yet submitted, or a part still
+streaming in from a peer; its part key wrapped by the KEK ``kek_id``) or a message's
+(``kek_id`` NULL: its part key wrapped by the message's data key). Name, media type and
+language are sealed in ``meta`` (a file name can name a person); size and SHA-256 are the
+signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segments)."""
+
+attachment_segments = sa.Table(
+    "attachment_segments",
+    metadata,
+    sa.Column(
+        "attachment_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("attachments.attachment_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("ordinal", sa.Integer, primary_key=True),
-    sa.Column("media_type", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("nonce", sa.LargeBinary(12), nullable=False),
+    sa.Column("segment_no", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
+"""An attachment's bytes as AES-GCM segments of 64 KiB, in the database so that backups,
+purge and crypto-shredding cover them like every other part of a message."""
 
 verification_reports = sa.Table(
     "verification_reports",

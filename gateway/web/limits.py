@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from gateway.model.limits import (
     BODY_BYTES_IN_FLIGHT,
     BODY_ROOM_WAIT,
+    DEFAULT_MAX_ATTACHMENT_BYTES,
+    DEFAULT_MAX_DELIVERY_BYTES,
     MAX_MESSAGE_BYTES,
     PEER_BURST,
     PEER_CONCURRENT_REQUESTS,
@@ -22,6 +24,17 @@ from gateway.model.limits import (
 )
 
 # --- times (seconds) ---------------------------------------------------------------------------
+
+MIN_TRANSFER_BYTES_PER_SECOND = 1024 * 1024
+"""Slowest transfer a delivery with attachments is allowed: its time limit (and the sender's
+timeout) grows by its Content-Length at this rate above REQUEST_TIME_LIMIT, so 1 GiB may take
+17 minutes more, while a small document keeps the plain limit."""
+
+
+def time_limit_for(base: float, content_length: int | None) -> float:
+    """The time a request of ``content_length`` bytes may take."""
+    return base + (content_length or 0) / MIN_TRANSFER_BYTES_PER_SECOND
+
 
 REQUEST_TIME_LIMIT = 60.0
 """Time from the request's headers to our answer: reading the body and the receive pipeline.
@@ -142,6 +155,11 @@ class PeerLimits:
     """The limits one peer endpoint enforces; defaults are the named constants above."""
 
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    """The signed XML (the whole body of a delivery without attachments)."""
+    max_delivery_bytes: int = DEFAULT_MAX_DELIVERY_BYTES
+    """A delivery with attachments: XML and parts ([limits] max_message_bytes, published)."""
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    """One attachment part ([limits] max_attachment_bytes, published)."""
     rate: TokenBucket = field(default_factory=TokenBucket)
     max_concurrent_per_peer: int = PEER_CONCURRENT_REQUESTS
     request_time_limit: float = REQUEST_TIME_LIMIT

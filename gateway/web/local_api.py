@@ -76,7 +76,7 @@ import socket
 import time
 import traceback
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
@@ -84,6 +84,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
+import aiohttp
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import PayloadEncodingError
@@ -91,6 +92,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app import admin
 from gateway.app.context import AppContext
+from gateway.exchange.attachments import PartTooLarge
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -108,11 +110,13 @@ from gateway.exchange.service import (
 )
 from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
+from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
 from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
 from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
 from gateway.rules.originals import OriginalRefused
+from gateway.store.attachments import AttachmentMeta
 from gateway.store.conversations import ProceedingCloseRefused
 from gateway.store.engine import StorageFault, storage_fault
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
@@ -142,6 +146,8 @@ MESSAGE_RESEND = f"{MESSAGE}/resend"
 MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
 MESSAGE_ORIGINAL_SENT = f"{MESSAGE}/original/sent"
 MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
+MESSAGE_ATTACHMENT = f"{MESSAGE}/attachments/{{number}}"
+ATTACHMENTS = f"{API_PREFIX}/attachments"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
@@ -226,6 +232,7 @@ SERVICE = web.AppKey("local_service", LocalService)
 METRICS = web.AppKey("gateway_metrics", GatewayMetrics)
 OPENAPI_BYTES = web.AppKey("openapi_bytes", bytes)
 ADMIN = web.AppKey("app_context", AppContext)
+ATTACHMENT_LIMIT = web.AppKey("max_attachment_bytes", int)
 """The application layer's context over the node's store; each request acts as its token."""
 ACTOR = web.RequestKey("actor", Actor)
 """Who is asking, set by the authentication middleware on every non-public route."""
@@ -262,6 +269,12 @@ class ErrorCode(StrEnum):
     """A string of the JSON body holds a character XML 1.0 does not allow (a control
     character, a lone surrogate); ``problems`` names each field by JSON Pointer (422)."""
     BAD_REQUEST = "BAD_REQUEST"
+    ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
+    """An upload over ``[limits] max_attachment_bytes`` (413): refused on its Content-Length
+    before a byte is read, or as soon as a chunked body passes it; nothing is kept."""
+    UPLOAD_INCOMPLETE = "UPLOAD_INCOMPLETE"
+    """The upload ended before its Content-Length (the connection broke); nothing is kept:
+    upload the file again (400)."""
     DISCLOSURE_REFUSED = "DISCLOSURE_REFUSED"
     """The disclosure is not allowed (403); ``article``, ``rule`` and ``remedy_ru`` say why
     and what to do (CIS Art. 9.2–9.3, 16; SC Art. 8.2)."""
@@ -1225,6 +1238,115 @@ async def get_message_receipt(request: web.Request) -> web.Response:
     return _download(content, XML_MEDIA_TYPE, message_id, ".receipt.xml")
 
 
+# --- attachments (docs/attachments.md) ---------------------------------------------------------
+
+UPLOAD_READ_BYTES = 256 * 1024
+"""Bytes read from an upload's body at a time."""
+
+_FILE_NAME = re.compile(r'[^/\\:*?"<>|\x00-\x1f]{1,255}')
+_MEDIA_TYPE = re.compile(r"[a-z]+/[a-z0-9][a-z0-9.+\-]{0,90}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def _upload_meta(request: web.Request) -> AttachmentMeta:
+    _only_params(request, frozenset({"name", "media_type", "language"}))
+    name = request.query.get("name", "")
+    media_type = request.query.get("media_type") or request.content_type
+    language = request.query.get("language")
+    if not _FILE_NAME.fullmatch(name) or name.strip() != name:
+        raise _bad_parameter(
+            "name",
+            'the file name: 1..255 characters, no folders, none of / \\ : * ? " < > |',
+            'имя файла: 1..255 знаков, без папок и знаков / \\ : * ? " < > |',
+        )
+    if not _MEDIA_TYPE.fullmatch(media_type):
+        raise _bad_parameter(
+            "media_type", "a media type such as application/pdf", "тип вида application/pdf"
+        )
+    if language is not None and not _LANGUAGE.fullmatch(language):
+        raise _bad_parameter("language", "ISO 639 code in lower case", "код ISO 639, строчными")
+    return AttachmentMeta(name, media_type, language)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        ErrorCode.ATTACHMENT_TOO_LARGE,
+        f"the attachment is over this node's limit of {limit} bytes ([limits] "
+        "max_attachment_bytes)",
+        f"Вложение больше предела узла ({limit} байт, [limits] max_attachment_bytes): "
+        "разделите файл.",
+    )
+
+
+async def _exactly(request: web.Request, declared: int | None) -> AsyncIterator[bytes]:
+    """The body's chunks; an upload that ends before its Content-Length is an error (so that
+    nothing half-uploaded is ever kept as if whole)."""
+    total = 0
+    try:
+        async for chunk in request.content.iter_chunked(UPLOAD_READ_BYTES):
+            total += len(chunk)
+            yield chunk
+    except (aiohttp.ClientPayloadError, ConnectionError) as exc:
+        raise _incomplete(total, declared) from exc
+    if declared is not None and total != declared:
+        raise _incomplete(total, declared)
+
+
+def _incomplete(total: int, declared: int | None) -> ApiError:
+    return ApiError(
+        400,
+        ErrorCode.UPLOAD_INCOMPLETE,
+        f"the upload ended after {total} of {declared} bytes; nothing was kept: upload again",
+        f"Загрузка прервалась ({total} из {declared} байт); ничего не сохранено: загрузите "
+        "файл снова.",
+    )
+
+
+async def post_attachment(request: web.Request) -> web.Response:
+    """Stream one file into the node (hashed and encrypted as it arrives, never held whole);
+    → 201 with its id, size and SHA-256, to list in a submission's ``attachments``."""
+    meta = _upload_meta(request)
+    limit = request.app[ATTACHMENT_LIMIT]
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)  # before a byte of the body is read
+    try:
+        result = await request.app[SERVICE].upload_attachment(
+            meta, _exactly(request, declared), actor=request[ACTOR]
+        )
+    except PartTooLarge:
+        raise _too_large(limit) from None
+    return _json(result, status=201)
+
+
+async def get_message_attachment(request: web.Request) -> web.StreamResponse:
+    """The message's attachment ``number`` (1-based, as listed in its signed header),
+    streamed; the same role, purpose and audit as reading the document."""
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    raw = request.match_info["number"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise _bad_parameter("number", "1..50", "от 1 до 50")
+    info, chunks = await request.app[SERVICE].open_attachment(
+        message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    response = web.StreamResponse(
+        headers={
+            hdrs.CONTENT_TYPE: info.meta.media_type,
+            # Never the file's own name (it may name a person or carry path characters).
+            hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}.{raw}"',
+            "X-Content-SHA256": info.sha256.hex(),
+        }
+    )
+    response.content_length = info.size
+    await response.prepare(request)
+    async for piece in chunks:
+        await response.write(piece)
+    await response.write_eof()
+    return response
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json")
 
@@ -1274,7 +1396,21 @@ ROUTES: tuple[Route, ...] = (
         Action.READ_CONVERSATION,
         "one conversation and its messages",
     ),
+    Route(
+        hdrs.METH_POST,
+        ATTACHMENTS,
+        post_attachment,
+        Action.SUBMIT,
+        "upload one attachment (raw body, streamed) → 201 with its id",
+    ),
     Route(hdrs.METH_GET, MESSAGE, get_message, Action.READ_DOCUMENT, "one message as JSON"),
+    Route(
+        hdrs.METH_GET,
+        MESSAGE_ATTACHMENT,
+        get_message_attachment,
+        Action.READ_DOCUMENT,
+        "one attachment of the message, streamed",
+    ),
     Route(
         hdrs.METH_GET,
         MESSAGE_XML,
@@ -1514,7 +1650,11 @@ def openapi_document() -> dict[str, Any]:
 
 
 def make_local_api_app(
-    service: LocalService, metrics: GatewayMetrics, admin_context: AppContext | None = None
+    service: LocalService,
+    metrics: GatewayMetrics,
+    admin_context: AppContext | None = None,
+    *,
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> web.Application:
     """The local API as an aiohttp application (serve it alone on its own site, e.g. loopback).
 
@@ -1529,6 +1669,7 @@ def make_local_api_app(
     )
     app[SERVICE] = service
     app[METRICS] = metrics
+    app[ATTACHMENT_LIMIT] = max_attachment_bytes
     app[OPENAPI_BYTES] = json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
     if admin_context is not None:
         app[ADMIN] = admin_context

@@ -475,6 +475,73 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/attachments": {
+            "post": {
+                "operationId": "uploadAttachment",
+                "summary": "Upload one file to send beside a document (raw body, streamed, "
+                "hashed and encrypted as it arrives); list its id in the submission's "
+                "attachments (docs/attachments.md).",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 255},
+                        "description": "The file name as the recipient will see it.",
+                    },
+                    _query("media_type", _STR, "e.g. application/pdf (else Content-Type)."),
+                    _query("language", _STR, "ISO 639 code of the file's language."),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "responses": {
+                    "201": {
+                        "description": "Stored, not yet sent: its id, size and SHA-256.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "attachment_id": _STR,
+                                        "size": {"type": "integer"},
+                                        "sha256": _STR,
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "413": _error("Over [limits] max_attachment_bytes (ATTACHMENT_TOO_LARGE)."),
+                    "400": _error(
+                        "A bad name, type or language (INVALID_PARAMETER), or the upload "
+                        "ended early (UPLOAD_INCOMPLETE): nothing is kept."
+                    ),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/attachments/{number}": {
+            "get": {
+                "operationId": "getMessageAttachment",
+                "summary": "One attachment of the message (1-based, the signed list's order), "
+                "streamed; X-Content-SHA256 gives its signed digest.",
+                "parameters": [
+                    *message_param,
+                    {
+                        "name": "number",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 50},
+                    },
+                    *_PURPOSE,
+                ],
+                "responses": {
+                    "200": _download("application/octet-stream", "The file, as signed."),
+                    **_READ,
+                },
+            }
+        },
         "/api/v1/messages/{message_id}/receipt": {
             "get": {
                 "operationId": "getMessageReceipt",

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -31,8 +33,14 @@ from gateway.web.limits import (
     CLIENT_CONNECTIONS_PER_PEER,
     CLIENT_KEEPALIVE_TIMEOUT,
     CLIENT_TOTAL_TIMEOUT,
+    time_limit_for,
 )
-from gateway.web.peer_server import MESSAGES_PATH, READ_CHUNK_BYTES, XML_CONTENT_TYPE
+from gateway.web.peer_server import (
+    MESSAGES_PATH,
+    PART_CONTENT_TYPE,
+    READ_CHUNK_BYTES,
+    XML_CONTENT_TYPE,
+)
 
 USER_AGENT = "cis-exchange-gateway"
 """No version numbers: they only help an attacker."""
@@ -173,19 +181,32 @@ class PeerClient:
             self._sessions[key] = session
         return session
 
-    async def post_message(self, endpoint_url: str, payload: bytes) -> PeerResponse:
-        """POST ``payload`` (an envelope, ``application/xml``) to ``endpoint_url``.
+    async def post_message(
+        self, endpoint_url: str, payload: bytes, parts: Sequence[PartPayload] = ()
+    ) -> PeerResponse:
+        """POST ``payload`` (an envelope, ``application/xml``) to ``endpoint_url``; with
+        ``parts``, one ``multipart/mixed`` delivery: the envelope, then each part streamed.
 
         Returns the peer's 2xx answer; raises :class:`PeerTransportError` otherwise.
         """
         url = _checked_endpoint(endpoint_url)
         session = self._session_for(url)
+        data: Any = payload
+        headers = {"Content-Type": XML_CONTENT_TYPE}
+        timeout = None  # the session's
+        if parts:
+            data, headers = _delivery(payload, parts)
+            timeout = aiohttp.ClientTimeout(
+                total=time_limit_for(self._timeout.total or 0.0, data.size),
+                connect=self._timeout.connect,
+            )
         try:
             async with session.post(
                 url,
-                data=payload,
-                headers={"Content-Type": XML_CONTENT_TYPE},
+                data=data,
+                headers=headers,
                 allow_redirects=False,
+                **({"timeout": timeout} if timeout is not None else {}),
             ) as resp:
                 body = await self._read_limited(resp, endpoint_url)
                 answer = PeerResponse(resp.status, body, resp.content_type)
@@ -239,6 +260,24 @@ class PeerClient:
                 raise too_large
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+class PartPayload(aiohttp.payload.AsyncIterablePayload):
+    """One attachment part of a delivery: its bytes come from ``chunks`` as they are sent
+    (decrypted from the store batch by batch); its size is known, so the delivery carries a
+    Content-Length the receiver can refuse before reading."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], size: int) -> None:
+        super().__init__(chunks, content_type=PART_CONTENT_TYPE)
+        self._size = size
+
+
+def _delivery(payload: bytes, parts: Sequence[PartPayload]) -> tuple[Any, dict[str, str]]:
+    writer = aiohttp.MultipartWriter("mixed")
+    writer.append(payload, {"Content-Type": XML_CONTENT_TYPE})
+    for part in parts:
+        writer.append_payload(part)
+    return writer, {"Content-Type": writer.content_type}
 
 
 def _checked_endpoint(endpoint_url: str) -> URL:

@@ -30,15 +30,17 @@ import socket
 import ssl
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from aiohttp import HttpVersion11, hdrs, web
+from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
+from gateway.exchange.attachments import PartTooLarge, StagedPart
 from gateway.logs import access
+from gateway.model.limits import DELIVERY_FRAMING_BYTES
 from gateway.store.engine import storage_fault
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
@@ -50,6 +52,7 @@ from gateway.web.limits import (
     TLS_HANDSHAKE_TIMEOUT,
     PeerLimits,
     PerPeerRateLimiter,
+    time_limit_for,
 )
 from gateway.web.server import GuardedAppRunner, LowLevelError, ServerSettings
 
@@ -57,6 +60,31 @@ logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/exchange/v1/messages"
 XML_CONTENT_TYPE = "application/xml"
+DELIVERY_CONTENT_TYPE = "multipart/mixed"
+"""A delivery with attachments: the signed XML first, then each attachment part in the order
+of the header's list (docs/attachments.md)."""
+PART_CONTENT_TYPE = "application/octet-stream"
+PART_READ_BYTES = 256 * 1024
+
+
+class PartSink(Protocol):
+    """Where a delivery's attachment parts go: staged in the store as they stream in, then
+    handed with the XML to the receive pipeline (which links or refuses them)."""
+
+    async def stage(self, chunks: AsyncIterator[bytes], limit: int) -> StagedPart:
+        """Hash, seal and store a part; raises PartTooLarge over ``limit``."""
+        ...
+
+    async def discard(self, attachment_ids: list[str]) -> None:
+        """Delete staged parts not linked to a message."""
+        ...
+
+    async def receive(
+        self, sender: str, payload: bytes, parts: Sequence[StagedPart]
+    ) -> tuple[int, bytes, str]:
+        """The receive pipeline for a document with its staged parts."""
+        ...
+
 
 TRIM_AFTER_BYTES = 1024 * 1024
 """After a body at least this large is answered, the C heap's free pages go back to the system
@@ -179,6 +207,7 @@ def make_peer_app(
     *,
     clock: Callable[[], float] = time.monotonic,
     audit_refusal: AuditRefusal | None = None,
+    parts: PartSink | None = None,
 ) -> web.Application:
     """The peer endpoint as an aiohttp application (serve it alone on the mTLS site).
 
@@ -186,6 +215,7 @@ def make_peer_app(
     ``pipeline`` receives ``(sender body id, payload bytes)`` and returns the response.
     ``clock`` is monotonic seconds for the rate limiter; tests pin it.
     ``audit_refusal`` audits the refusals of :data:`AUDITED_AT_ENDPOINT` before they are sent.
+    ``parts`` takes deliveries with attachments (``multipart/mixed``); without it they get 415.
     """
     limits = limits or PeerLimits()
 
@@ -235,7 +265,10 @@ def make_peer_app(
 
     @web.middleware
     async def _time_limit(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        deadline = asyncio.timeout(limits.request_time_limit)
+        # A delivery with attachments may take longer, in proportion to its declared size.
+        deadline = asyncio.timeout(
+            time_limit_for(limits.request_time_limit, request.content_length)
+        )
         try:
             async with deadline:
                 return await handler(request)
@@ -274,10 +307,12 @@ def make_peer_app(
                 del in_flight[peer]
 
     async def receive_message(request: web.Request) -> web.StreamResponse:
-        if request.content_type != XML_CONTENT_TYPE:
-            raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
         if request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
             # A compressed body could expand far past the size limit (a zip bomb).
+            raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
+        if request.content_type == DELIVERY_CONTENT_TYPE and parts is not None:
+            return await receive_delivery(request, parts)
+        if request.content_type != XML_CONTENT_TYPE:
             raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
         declared = request.content_length
         if declared is not None and declared > limits.max_message_bytes:
@@ -298,6 +333,45 @@ def make_peer_app(
             logger.warning("no room for a body of %s bytes: peer=%s", reserved, peer)
             raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
         # As a header, so that a content type with parameters (charset) passes as it is.
+        return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: content_type})
+
+    async def receive_delivery(request: web.Request, sink: PartSink) -> web.StreamResponse:
+        declared = request.content_length
+        if declared is not None and declared > limits.max_delivery_bytes + DELIVERY_FRAMING_BYTES:
+            raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)  # before a byte is read
+        budget = request.app[BODY_BUDGET]
+        try:
+            reader = await request.multipart()
+        except (ValueError, AssertionError):  # no boundary, or not multipart after all
+            raise PeerRefused(PeerErrorCode.BAD_REQUEST) from None
+        reserved = min(declared or limits.max_message_bytes, limits.max_message_bytes)
+        try:
+            async with budget.hold(reserved, limits.room_wait):
+                payload = await _read_xml_part(reader, limits.max_message_bytes)
+        except NoRoom:
+            raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
+        staged: list[StagedPart] = []
+        try:
+            room = limits.max_delivery_bytes - len(payload)
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or len(staged) >= MAX_PARTS:
+                    raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+                limit = min(limits.max_attachment_bytes, room)
+                try:
+                    staged.append(await sink.stage(_chunks_of(part), limit))
+                except PartTooLarge:
+                    raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE) from None
+                room -= staged[-1].size
+            # Verification holds the XML (only) in memory again: its own size of the budget.
+            async with budget.hold(min(len(payload), budget.capacity), limits.room_wait):
+                status, body, content_type = await sink.receive(
+                    request[PEER_BODY_ID], payload, staged
+                )
+        except NoRoom:
+            raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
+        finally:
+            # Refused, replayed or failed: nothing of the delivery stays (linked parts do).
+            await sink.discard([p.attachment_id for p in staged])
         return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: content_type})
 
     app = web.Application(
@@ -321,7 +395,10 @@ def make_peer_app(
         if not known:
             return await audited(request, PeerErrorCode.PEER_UNKNOWN)
         declared = request.content_length
-        if declared is not None and declared > limits.max_message_bytes:
+        most = limits.max_message_bytes
+        if request.content_type == DELIVERY_CONTENT_TYPE and parts is not None:
+            most = limits.max_delivery_bytes + DELIVERY_FRAMING_BYTES
+        if declared is not None and declared > most:
             assert cert_der is not None
             request[PEER_BODY_ID] = identify_peer(cert_der) or ""
             return await audited(request, PeerErrorCode.MESSAGE_TOO_LARGE)
@@ -336,6 +413,34 @@ def make_peer_app(
 
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+MAX_PARTS = 50
+"""As many as the header's list takes (envelope.xsd)."""
+
+
+async def _read_xml_part(reader: MultipartReader, max_bytes: int) -> bytes:
+    """The delivery's first part, the signed XML, refused over ``max_bytes``."""
+    part = await reader.next()
+    if not isinstance(part, BodyPartReader) or part.headers.get(hdrs.CONTENT_TYPE) != (
+        XML_CONTENT_TYPE
+    ):
+        raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await part.read_chunk(PART_READ_BYTES):
+        total += len(chunk)
+        if total > max_bytes:
+            raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _chunks_of(part: BodyPartReader) -> AsyncIterator[bytes]:
+    if part.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
+        raise PeerRefused(PeerErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    while chunk := await part.read_chunk(PART_READ_BYTES):
+        yield chunk
 
 
 async def _read_limited(request: web.Request, max_bytes: int) -> bytes:

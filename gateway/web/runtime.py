@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from gateway.app.context import serving_context
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.rotation import expiring_keys, tls_identity
+from gateway.exchange.attachments import StagedPart, discard, read_stream, stage_stream
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
@@ -36,7 +38,9 @@ from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
 from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult, SignerRevoked
 from gateway.model.directory import CertificateRole
+from gateway.store import attachments as attachment_store
 from gateway.store import outbox as outbox_store
+from gateway.store.attachments import AttachmentMeta
 from gateway.store.engine import storage_fault
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
@@ -47,7 +51,7 @@ from gateway.web.metrics import (
     RejectionSource,
     ScheduledKey,
 )
-from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
+from gateway.web.peer_client import PartPayload, PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 from gateway.web.server import ServerSettings
 from gateway.web.tls import ReloadableContext, client_context, server_context
@@ -193,9 +197,15 @@ class NodeRuntime:
             rate=TokenBucket(config.limits.peer_rate_per_second, config.limits.peer_burst),
             max_concurrent_per_peer=config.limits.peer_concurrent_requests,
             bytes_in_flight=config.limits.peer_bytes_in_flight,
+            max_delivery_bytes=config.limits.max_message_bytes,
+            max_attachment_bytes=config.limits.max_attachment_bytes,
         )
         app = make_peer_app(
-            self._identify_peer, self._pipeline, limits, audit_refusal=self._audit_refusal
+            self._identify_peer,
+            self._pipeline,
+            limits,
+            audit_refusal=self._audit_refusal,
+            parts=_NodeParts(self),
         )
         self.peer_server = await run_peer_server(
             app,
@@ -213,6 +223,7 @@ class NodeRuntime:
             _WakingService(self.service, self._wake),
             self.metrics,
             serving_context(self.node.store, config, self.node.clock),
+            max_attachment_bytes=config.limits.max_attachment_bytes,
         )
         self.api_runner = await start_local_api(
             api,
@@ -475,9 +486,12 @@ class NodeRuntime:
         )
         await asyncio.get_running_loop().run_in_executor(self.peer_executor, record)
 
-    async def _pipeline(self, sender: str, payload: bytes) -> tuple[int, bytes, str]:
+    async def _pipeline(
+        self, sender: str, payload: bytes, parts: Sequence[StagedPart] = ()
+    ) -> tuple[int, bytes, str]:
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self.peer_executor, self.node.receive, sender, payload)
+        receive = functools.partial(self.node.receive, sender, payload, parts)
+        outcome = await loop.run_in_executor(self.peer_executor, receive)
         if outcome.disposition is Disposition.ACCEPTED:
             crash_point("receipt.answering")
             self.metrics.message_received(outcome.agreement, outcome.kind)
@@ -559,6 +573,17 @@ class NodeRuntime:
             )
             await asyncio.sleep(STORE_FAULT_RETRY_SECONDS)
 
+    async def _part_bytes(self, attachment_id: str) -> AsyncIterator[bytes]:
+        """One attachment's bytes for a delivery, decrypted from the store as they are sent."""
+
+        def open_it() -> attachment_store.Reader:
+            with self.node.store.read() as conn:
+                return attachment_store.reader(conn, attachment_id, self.node.kek_ring)
+
+        opened = await asyncio.get_running_loop().run_in_executor(self.executor, open_it)
+        async for piece in read_stream(self.node.store, opened, self.executor):
+            yield piece
+
     async def deliver_once(self) -> int:
         """Claim due outbox rows and deliver them concurrently; the number handled (tests)."""
         claims = await self._claim(DELIVERIES_IN_FLIGHT)
@@ -591,7 +616,9 @@ class NodeRuntime:
         crash_point("deliver.posting")
         try:
             response = await self.client.post_message(
-                messages_url(outgoing.endpoint), outgoing.wire
+                messages_url(outgoing.endpoint),
+                outgoing.wire,
+                [PartPayload(self._part_bytes(a), size) for a, size in outgoing.attachments],
             )
             status, body = response.status, response.body
         except PeerTransportError as error:
@@ -690,6 +717,39 @@ def _mtime(path: Any) -> float:
         return float(path.stat().st_mtime_ns)
     except FileNotFoundError:
         return 0.0
+
+
+class _NodeParts:
+    """The peer endpoint's :class:`PartSink`: parts staged in this node's store, then the
+    receive pipeline with them."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+
+    async def stage(self, chunks: AsyncIterator[bytes], limit: int) -> StagedPart:
+        node = self.runtime.node
+        # A part's name and type are the signed header's: the store's copy is a placeholder
+        # until the part is linked (the message keeps the signed list).
+        return await stage_stream(
+            node.store,
+            node.kek_ring,
+            RECEIVED_PART,
+            chunks,
+            limit=limit,
+            now=node.clock(),
+            executor=self.runtime.peer_executor,
+        )
+
+    async def discard(self, attachment_ids: list[str]) -> None:
+        await discard(self.runtime.node.store, attachment_ids, self.runtime.peer_executor)
+
+    async def receive(
+        self, sender: str, payload: bytes, parts: Sequence[StagedPart]
+    ) -> tuple[int, bytes, str]:
+        return await self.runtime._pipeline(sender, payload, parts)
+
+
+RECEIVED_PART = AttachmentMeta("part", "application/octet-stream")
 
 
 class _WakingService:

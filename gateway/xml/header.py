@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from gateway.model.envelope import Header, Urgency
+from gateway.model.envelope import AttachmentRef, Header, Urgency
 from gateway.model.profiles import ENVELOPE_NAMESPACE
 
 _NS = {"env": ENVELOPE_NAMESPACE}
@@ -51,4 +51,24 @@ def read_header(root: etree._Element) -> Header:
         urgency=Urgency(required("Urgency")),
         requested_deadline=None if deadline is None else date.fromisoformat(deadline.strip()),
         language=required("Language"),
+        attachments=_attachments(header),
     )
+
+
+def _attachments(header: etree._Element) -> tuple[AttachmentRef, ...]:
+    def text(item: etree._Element, name: str) -> str | None:
+        node = item.find(f"env:{name}", _NS)
+        return None if node is None else (node.text or "")
+
+    refs = []
+    for item in header.iterfind("env:Attachments/env:Attachment", _NS):
+        refs.append(
+            AttachmentRef(
+                name=text(item, "Name") or "",
+                media_type=text(item, "MediaType") or "",
+                language=text(item, "Language"),
+                size=int((text(item, "Size") or "").strip()),
+                sha256=text(item, "Sha256") or "",
+            )
+        )
+    return tuple(refs)

@@ -54,7 +54,14 @@ def test_a_good_node_passes_every_check(world: DemoWorld, tmp_path: Path) -> Non
     for expected in ("config", "timezone", "data-dir", "trust-file", "private-key-file"):
         assert expected in checks, run.out
     assert "directory" in checks and "database" in checks and "secret" in checks
+    assert "limits" in checks  # [limits] as the directory publishes them (the defaults)
     assert sum(line.startswith("ok    key ") for line in lines) == 4  # seal, tls, enc, official
+
+
+def test_limits_other_than_the_published_ones_warn(world: DemoWorld, tmp_path: Path) -> None:
+    run = _check(variant(world, tmp_path, **{"limits.max_attachment_bytes": "1000000"}))
+    (line,) = [line for line in run.out.splitlines() if " limits:" in line]
+    assert line.startswith("warn  limits:") and "1000000" in line and "2147483648" in line
 
 
 def test_a_private_key_others_may_read(world: DemoWorld, tmp_path: Path) -> None:

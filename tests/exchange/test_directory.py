@@ -147,6 +147,20 @@ def test_a_partial_declaration_round_trips_item_by_item() -> None:
     assert not DirectoryIndex.of(parsed).publishes_reservations("ru-kz-supreme-courts")
 
 
+def test_published_limits_round_trip_and_default_to_2_gib() -> None:
+    kz = replace(body("KZ-MJ"), max_message_bytes=500_000_000, max_attachment_bytes=100_000_000)
+    original = directory(bodies=(body("RU-FSSP"), kz))
+    data = build_directory_xml(original)
+    assert b"<dir:MaxAttachmentBytes>100000000</dir:MaxAttachmentBytes>" in data
+    assert data.count(b"<dir:Limits>") == 1  # a body at the defaults publishes none
+    parsed = parse_directory_xml(data)
+    assert parsed == original
+    assert (parsed.bodies[0].max_message_bytes, parsed.bodies[0].max_attachment_bytes) == (
+        2 * 1024**3,
+        2 * 1024**3,
+    )
+
+
 def test_xmllint_accepts_the_built_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
     xmllint = require_tool("xmllint", "libxml2-utils")
     import subprocess

@@ -14,10 +14,12 @@ from sqlalchemy.engine import Connection
 from gateway.crypto.at_rest import KekRing
 from gateway.jobs.retention import PolicySet, parse_policies
 from gateway.store import Store, conversations, messages, outbox
-from gateway.store.messages import Attachment, MessageHeader
-from gateway.store.tables import attachments, message_keys, tombstones
+from gateway.store import attachments as attachment_store
+from gateway.store.messages import MessageHeader
+from gateway.store.tables import attachment_segments, attachments, message_keys, tombstones
 from gateway.store.tables import conversations as conversations_table
 from gateway.store.tables import messages as messages_table
+from tests.store import factory
 
 BODY = "RU-FSSP"
 PEER = "KZ-MJ"
@@ -88,11 +90,12 @@ def add_conversation(
             created=stored_at,
             confidential=False,
         )
-        atts = [Attachment("application/pdf", b"%PDF-" + mid.encode())] if with_attachment else []
         if direction == "in":
-            messages.insert_received(conn, header, document(mid), ring, stored_at, atts)
+            messages.insert_received(conn, header, document(mid), ring, stored_at)
         else:
-            messages.insert_sent(conn, header, document(mid), ring, stored_at, atts)
+            messages.insert_sent(conn, header, document(mid), ring, stored_at)
+        if with_attachment:
+            factory.add_attachment(conn, mid, b"%PDF-" + mid.encode(), ring, stored_at)
         ids.append(mid)
     if closed_at or proceeding_closed_at:
         conn.execute(
@@ -127,7 +130,7 @@ def state_of(store: Store, ring: KekRing, message_id: str) -> str:
         ).first()
         if row and key and not stone:
             doc = messages.read_document(conn, message_id, ring)
-            read_atts = messages.read_attachments(conn, message_id, ring)
+            read_atts = attachment_store.for_message(conn, message_id, ring)
             if doc != document(message_id) or len(read_atts) != atts:
                 return "HALF: content differs"
             return "whole"
@@ -152,6 +155,7 @@ def bulk_messages(
     from gateway.store.tables import messages as msg_t
 
     conv_rows, msg_rows, key_rows, att_rows, ids = [], [], [], [], []
+    segment_rows: list[dict[str, object]] = []
     cid = ""
     for i in range(count):
         if i % per_conversation == 0:
@@ -205,23 +209,17 @@ def bulk_messages(
                 "wrapped_at": stored_at,
             }
         )
-        content = b"%PDF-" + mid.encode()
-        a_nonce, a_ct = at_rest.encrypt_part(dek, content, at_rest.payload_aad(mid, "attachment:0"))
-        att_rows.append(
-            {
-                "message_id": mid,
-                "ordinal": 0,
-                "media_type": "application/pdf",
-                "size": len(content),
-                "nonce": a_nonce,
-                "ciphertext": a_ct,
-            }
+        att_row, att_segments = factory.attachment_rows(
+            mid, dek, b"%PDF-" + mid.encode(), stored_at
         )
+        att_rows.append(att_row)
+        segment_rows.extend(att_segments)
     with store.transaction() as conn:
         conn.execute(conv_t.insert(), conv_rows)
         conn.execute(msg_t.insert(), msg_rows)
         conn.execute(message_keys.insert(), key_rows)
         conn.execute(attachments.insert(), att_rows)
+        conn.execute(attachment_segments.insert(), segment_rows)
     return ids
 
 
@@ -252,6 +250,9 @@ def states_of(store: Store, ring: KekRing, ids: list[str]) -> dict[str, str]:
         atts = {
             r.message_id: r for r in conn.execute(sa.select(attachments)) if r.message_id in wanted
         }
+        segs: dict[str, list[sa.Row]] = {}
+        for seg in conn.execute(sa.select(attachment_segments)):
+            segs.setdefault(seg.attachment_id, []).append(seg)
         stones = dict(
             conn.execute(sa.select(tombstones.c.message_id, tombstones.c.document_sha256)).all()
         )
@@ -263,9 +264,7 @@ def states_of(store: Store, ring: KekRing, ids: list[str]) -> dict[str, str]:
             doc = at_rest.decrypt_part(
                 dek, row.payload_nonce, row.payload, at_rest.payload_aad(mid)
             )
-            content = at_rest.decrypt_part(
-                dek, att.nonce, att.ciphertext, at_rest.payload_aad(mid, "attachment:0")
-            )
+            content = factory.open_attachment_row(att, segs.get(att.attachment_id, []), dek)
             ok = doc == document(mid) and content == b"%PDF-" + mid.encode()
             result[mid] = "whole" if ok else "HALF: content differs"
         elif stone is not None and not row and not key and not att:

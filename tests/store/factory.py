@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from gateway.store import conversations
+from gateway.crypto import segments
+from gateway.crypto.at_rest import KekRing
+from gateway.store import attachments, conversations, messages
+from gateway.store.attachments import AttachmentMeta
 from gateway.store.messages import MessageHeader
 
 # Byte-exactness matters: CRLF, a tab, trailing spaces, Cyrillic, an odd attribute order.
@@ -75,3 +79,67 @@ def open_conversation(
     values.update(overrides)
     conversations.open_conversation(conn, conversation_id=cid, now=now, **values)
     return cid
+
+
+def add_attachment(
+    conn: Connection,
+    message_id: str,
+    content: bytes,
+    ring: KekRing,
+    now: datetime,
+    meta: AttachmentMeta | None = None,
+) -> str:
+    """Stage ``content`` as an attachment and link it to the stored message; its id."""
+    meta = meta or AttachmentMeta("file.pdf", "application/pdf")
+    staging = attachments.begin(conn, meta, ring, now)
+    attachments.write(conn, staging, content)
+    attachments.finish(conn, staging)
+    key = messages.data_key(conn, message_id, ring)
+    attachments.link(conn, message_id, key, [staging.attachment_id], ring)
+    return staging.attachment_id
+
+
+def read_attachment(conn: Connection, attachment_id: str, ring: KekRing) -> bytes:
+    opened = attachments.reader(conn, attachment_id, ring)
+    return b"".join(
+        b"".join(opened.batch(conn, first))
+        for first in range(0, opened.segment_count, attachments.READ_BATCH_SEGMENTS)
+    )
+
+
+def attachment_rows(
+    message_id: str, dek: bytes, content: bytes, now: datetime
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """The rows of one linked attachment under the message's data key (bulk inserts)."""
+    attachment_id = new_id()
+    key, prefix = segments.new_part_key(), segments.new_prefix()
+    writer = segments.SegmentWriter(key, prefix, attachment_id)
+    sealed = writer.feed(content)
+    last, digest = writer.finish()
+    meta_nonce, meta = attachments._seal_meta(key, attachment_id, AttachmentMeta("a.pdf", "a/b"))
+    row: dict[str, object] = {
+        "attachment_id": attachment_id,
+        "message_id": message_id,
+        "ordinal": 0,
+        "complete": True,
+        "size": len(content),
+        "sha256": digest,
+        "segment_prefix": prefix,
+        "kek_id": None,
+        "wrapped_key": segments.wrap_part_key(dek, message_id, attachment_id, key),
+        "meta_nonce": meta_nonce,
+        "meta": meta,
+        "created_at": now,
+    }
+    segs: list[dict[str, object]] = [
+        {"attachment_id": attachment_id, "segment_no": n, "ciphertext": c}
+        for n, c in [*sealed, last]
+    ]
+    return row, segs
+
+
+def open_attachment_row(row: Any, segment_rows: list[Any], dek: bytes) -> bytes:
+    """Decrypt an attachment from its rows with the message's data key (bulk checks)."""
+    key = segments.unwrap_part_key(dek, row.message_id, row.attachment_id, row.wrapped_key)
+    ordered = sorted((s.segment_no, s.ciphertext) for s in segment_rows)
+    return b"".join(segments.open_stream(key, row.segment_prefix, row.attachment_id, ordered))

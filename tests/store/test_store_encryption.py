@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from gateway.crypto.at_rest import DecryptionFailed, KekRing
 from gateway.store import Store, keys, messages
-from gateway.store.messages import Attachment
+from gateway.store import attachments as attachment_store
+from gateway.store.attachments import AttachmentMeta
 from gateway.store.tables import attachments, message_keys, metadata
 from gateway.store.tables import messages as messages_table
 from tests.store import factory
@@ -35,8 +36,14 @@ def _store_two(store: Store, ring: KekRing) -> tuple[str, str]:
         factory.open_conversation(conn, NOW, cid)
         for h in (a, b):
             doc = factory.signed_document(h.message_id)
-            messages.insert_received(
-                conn, h, doc, ring, NOW, [Attachment("text/plain", factory.DEBTOR_NAME.encode())]
+            messages.insert_received(conn, h, doc, ring, NOW)
+            factory.add_attachment(
+                conn,
+                h.message_id,
+                factory.DEBTOR_NAME.encode() * 5000,
+                ring,
+                NOW,
+                AttachmentMeta(f"{factory.DEBTOR_NAME}.txt", "text/plain"),
             )
     return a.message_id, b.message_id
 
@@ -117,14 +124,14 @@ def test_swapped_rows_are_refused(store: Store, ring: KekRing) -> None:
     _set(store, message_keys, k2, wrapped_dek=dek1)
     with store.read() as conn, pytest.raises(DecryptionFailed):
         messages.read_document(conn, m2, ring)  # m1's ciphertext and key, presented as m2
-    # Attachments are bound to their ordinal and message too.
-    a1 = attachments.c.message_id == m1
+    # Attachments are bound to their message too: m1's wrapped part key moved onto m2's
+    # attachment does not open under m2's data key.
+    a1, a2 = attachments.c.message_id == m1, attachments.c.message_id == m2
     with store.read() as conn:
         assert messages.read_document(conn, m1, ring) == factory.signed_document(m1)
-    att = _column(store, attachments, "ciphertext", a1)
-    _set(store, attachments, attachments.c.message_id == m2, ciphertext=att)
+    _set(store, attachments, a2, wrapped_key=_column(store, attachments, "wrapped_key", a1))
     with store.read() as conn, pytest.raises(DecryptionFailed):
-        messages.read_attachments(conn, m2, ring)
+        attachment_store.for_message(conn, m2, ring)
 
 
 def test_shredded_key_makes_content_unreadable(store: Store, ring: KekRing) -> None:

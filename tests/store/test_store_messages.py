@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from gateway.crypto.at_rest import FileKek, KekRing
 from gateway.store import Store, messages, open_store
-from gateway.store.messages import Attachment, Direction, ReceiveOutcome
+from gateway.store.messages import Direction, ReceiveOutcome
 from gateway.store.tables import message_keys
 from tests.store import factory
 from tests.store.conftest import NOW
@@ -22,17 +22,15 @@ def test_round_trip_is_byte_exact(store: Store, ring: KekRing) -> None:
     cid = factory.new_id()
     head = factory.header(cid, NOW - timedelta(minutes=5))
     document = factory.signed_document(head.message_id)
-    files = [
-        Attachment("application/pdf", b"%PDF-1.7\n\x00\xff" * 50),
-        Attachment("image/png", b""),
-    ]
+    files = [b"%PDF-1.7\n\x00\xff" * 50, b""]
     with store.transaction() as conn:
         factory.open_conversation(conn, NOW, cid)
-        outcome = messages.insert_received(conn, head, document, ring, NOW, files)
+        outcome = messages.insert_received(conn, head, document, ring, NOW)
+        ids = [factory.add_attachment(conn, head.message_id, f, ring, NOW) for f in files]
     assert outcome is ReceiveOutcome.INSERTED
     with store.read() as conn:
         assert messages.read_document(conn, head.message_id, ring) == document
-        assert messages.read_attachments(conn, head.message_id, ring) == files
+        assert [factory.read_attachment(conn, i, ring) for i in ids] == files
         stored = messages.get(conn, head.message_id)
     assert stored is not None
     assert stored.header == head

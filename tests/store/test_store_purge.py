@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from gateway.crypto.at_rest import KekRing
 from gateway.store import Store, audit, conversations, messages, outbox, purge, receipts
-from gateway.store.messages import Attachment, Direction
+from gateway.store.messages import Direction
 from gateway.store.receipts import ReceiptOutcome
-from gateway.store.tables import attachments, message_keys
+from gateway.store.tables import attachment_segments, attachments, message_keys
 from tests.store import factory
 from tests.store.conftest import NOW
 
@@ -29,13 +29,9 @@ def _conversation(store: Store, ring: KekRing, stored_at, count: int = 2) -> tup
         for _ in range(count):
             h = factory.header(cid, stored_at)
             messages.insert_received(
-                conn,
-                h,
-                factory.signed_document(h.message_id),
-                ring,
-                stored_at,
-                [Attachment("a/b", b"x")],
+                conn, h, factory.signed_document(h.message_id), ring, stored_at
             )
+            factory.add_attachment(conn, h.message_id, b"x", ring, stored_at)
             ids.append(h.message_id)
     return cid, ids
 
@@ -94,6 +90,7 @@ def test_purge_tombstones_and_shreds(store: Store, ring: KekRing) -> None:
             assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
     assert _count(store, message_keys) == len(young_ids)
     assert _count(store, attachments) == len(young_ids)
+    assert _count(store, attachment_segments) == len(young_ids)  # the purged ones' went too
 
 
 def test_legal_hold_blocks_purge(store: Store, ring: KekRing) -> None:

@@ -14,6 +14,8 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /conversations/{conversation_id}/messages/{message_id}          one message's fields
     GET  /conversations/{conversation_id}/messages/{message_id}/xml      signed XML
     GET  /conversations/{conversation_id}/messages/{message_id}/pdf      signed PDF rendition
+    GET  /conversations/{conversation_id}/messages/{message_id}/attachments/{number}  a file sent
+         beside the XML, streamed
     GET  /conversations/{conversation_id}/messages/{message_id}/receipt  signed receipt
     GET  /conversations/{conversation_id}/refuse, POST the same         refusal form
     GET  /conversations/{conversation_id}/actions/{action}, POST the same  other documents
@@ -202,6 +204,12 @@ def make_console_app(
     router.add_get(MESSAGE + "/xml", pages.message_xml, name="message_xml", allow_head=False)
     router.add_get(MESSAGE + "/pdf", pages.message_pdf, name="message_pdf", allow_head=False)
     router.add_get(MESSAGE + "/receipt", pages.receipt_xml, name="receipt_xml", allow_head=False)
+    router.add_get(
+        MESSAGE + "/attachments/{number}",
+        pages.message_attachment,
+        name="message_attachment",
+        allow_head=False,
+    )
     router.add_static("/static", STATIC_DIR, name="static", follow_symlinks=False)
     app.on_response_prepare.append(auth.security_headers)
     return app

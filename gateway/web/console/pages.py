@@ -561,6 +561,7 @@ async def message(request: web.Request) -> web.Response:
             "summary": summary,
             "view": message_view,
             "rows": rows,
+            "beside": _beside(message_view),
             "locked": locked,
             "purged": summary.purged or (message_view is not None and body is None),
         },
@@ -636,6 +637,38 @@ async def _download(request: web.Request, what: str) -> web.Response:
         content_type=media_type,
         headers={hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}{suffix}"'},
     )
+
+
+def _beside(view: Any) -> list[dict[str, Any]]:
+    """The files sent beside the XML, as its signed header lists them (docs/attachments.md)."""
+    listed = (view.header.get("Attachments") or {}).get("Attachment") if view else None
+    if isinstance(listed, dict):
+        listed = [listed]
+    return [{"number": n, **item} for n, item in enumerate(listed or [], start=1)]
+
+
+async def message_attachment(request: web.Request) -> web.StreamResponse:
+    """One file sent beside the XML, streamed (same reading rights, purpose and audit as the
+    document); the file name is the message id and the number, never the sent name."""
+    _, message_id, purpose = await _message_in_reach(request)
+    raw = request.match_info["number"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise web.HTTPNotFound()
+    info, chunks = await request.app[CONTEXT].service.open_attachment(
+        message_id, int(raw), actor=request[ACTOR], purpose=purpose
+    )
+    response = web.StreamResponse(
+        headers={
+            hdrs.CONTENT_TYPE: info.meta.media_type,
+            hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}.{raw}"',
+        }
+    )
+    response.content_length = info.size
+    await response.prepare(request)
+    async for piece in chunks:
+        await response.write(piece)
+    await response.write_eof()
+    return response
 
 
 async def message_xml(request: web.Request) -> web.Response:

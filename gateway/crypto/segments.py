@@ -1,0 +1,185 @@
+"""Streaming AEAD for attachments at rest: 64 KiB segments, each sealed on its own.
+
+Every attachment has its own random *part key*. Segment ``n`` is AES-256-GCM under that key
+with the nonce ``prefix (8 random bytes) || n (4 bytes, big endian)`` and the associated data
+``domain || attachment id || n || final flag``. So:
+
+* a segment moved to another place (reordered) or into another attachment fails to open;
+* a stream cut after a non-final segment fails, because that segment was sealed with
+  ``final = 0`` and is opened as the last one with ``final = 1`` (truncation is detected);
+* nothing after the final segment is accepted.
+
+The part key is itself wrapped (AES-GCM) under the *message data key* once the attachment
+belongs to a message (:func:`wrap_part_key`), so destroying the message's data key (purge,
+crypto-shredding) makes its attachments unreadable with it. Before that (an upload not yet
+referenced by a submission, or a part still streaming in from a peer) the part key is wrapped
+by the KEK ring like a message's data key (``at_rest.wrap_data_key``).
+
+Why a part key under the message key, and not the message key itself: an upload is encrypted
+while it streams in, before the submission that makes the message (and its data key) exists.
+Re-encrypting a gigabyte at submission would double the work; re-wrapping 32 bytes does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.crypto.at_rest import DecryptionFailed
+
+SEGMENT_BYTES = 64 * 1024
+"""Plaintext bytes per segment: large enough that the 16-byte tag and one database row per
+segment cost little (0.02 %), small enough that a reader holds a few of them at a time."""
+
+PREFIX_BYTES = 8
+TAG_BYTES = 16
+PART_KEY_BYTES = 32
+MAX_SEGMENTS = 2**32
+"""The counter is 4 bytes: 256 TiB per attachment, far above any published limit."""
+
+_SEGMENT_DOMAIN = b"cis-exchange/attachment-segment/1"
+_PART_KEY_DOMAIN = b"cis-exchange/attachment-part-key/1"
+
+
+def new_part_key() -> bytes:
+    return secrets.token_bytes(PART_KEY_BYTES)
+
+
+def new_prefix() -> bytes:
+    return secrets.token_bytes(PREFIX_BYTES)
+
+
+def _nonce(prefix: bytes, number: int) -> bytes:
+    if not 0 <= number < MAX_SEGMENTS:
+        raise ValueError(f"segment number {number} out of range")
+    return prefix + struct.pack(">I", number)
+
+
+def _aad(attachment_id: str, number: int, final: bool) -> bytes:
+    return b"\x00".join(
+        (_SEGMENT_DOMAIN, attachment_id.encode(), struct.pack(">QB", number, int(final)))
+    )
+
+
+def seal_segment(
+    key: bytes, prefix: bytes, attachment_id: str, number: int, plaintext: bytes, final: bool
+) -> bytes:
+    """One segment's ciphertext (with its tag)."""
+    if len(plaintext) > SEGMENT_BYTES:
+        raise ValueError(f"segment of {len(plaintext)} bytes; at most {SEGMENT_BYTES}")
+    return AESGCM(key).encrypt(
+        _nonce(prefix, number), plaintext, _aad(attachment_id, number, final)
+    )
+
+
+def open_segment(
+    key: bytes, prefix: bytes, attachment_id: str, number: int, ciphertext: bytes, final: bool
+) -> bytes:
+    try:
+        return AESGCM(key).decrypt(
+            _nonce(prefix, number), ciphertext, _aad(attachment_id, number, final)
+        )
+    except (InvalidTag, ValueError):
+        raise DecryptionFailed(
+            f"attachment {attachment_id}, segment {number}: stored ciphertext failed "
+            "authentication (altered, moved, or the stream was cut); restore it from a backup"
+        ) from None
+
+
+def open_stream(
+    key: bytes, prefix: bytes, attachment_id: str, segments: Iterable[tuple[int, bytes]]
+) -> Iterator[bytes]:
+    """The plaintext of ``(number, ciphertext)`` segments in order; refuses a gap, a reorder
+    or a stream that ends before its final segment (:class:`DecryptionFailed`)."""
+    pending: tuple[int, bytes] | None = None
+    for expected, (number, ciphertext) in enumerate(segments):
+        if number != expected:
+            raise DecryptionFailed(
+                f"attachment {attachment_id}: segment {number} where {expected} was expected"
+            )
+        if pending is not None:
+            yield open_segment(key, prefix, attachment_id, pending[0], pending[1], final=False)
+        pending = (number, ciphertext)
+    if pending is None:
+        raise DecryptionFailed(f"attachment {attachment_id}: no segment stored")
+    yield open_segment(key, prefix, attachment_id, pending[0], pending[1], final=True)
+
+
+def _part_key_aad(message_id: str, attachment_id: str) -> bytes:
+    return b"\x00".join((_PART_KEY_DOMAIN, message_id.encode(), attachment_id.encode()))
+
+
+def wrap_part_key(
+    message_key: bytes, message_id: str, attachment_id: str, part_key: bytes
+) -> bytes:
+    """``nonce || AES-GCM(message data key, part key)``, bound to the message and attachment."""
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(message_key).encrypt(
+        nonce, part_key, _part_key_aad(message_id, attachment_id)
+    )
+
+
+def unwrap_part_key(
+    message_key: bytes, message_id: str, attachment_id: str, wrapped: bytes
+) -> bytes:
+    try:
+        return AESGCM(message_key).decrypt(
+            wrapped[:12], wrapped[12:], _part_key_aad(message_id, attachment_id)
+        )
+    except (InvalidTag, ValueError):
+        raise DecryptionFailed(
+            f"attachment {attachment_id}: its key does not open under message {message_id}'s "
+            "data key (altered or moved to another message)"
+        ) from None
+
+
+@dataclass
+class SegmentWriter:
+    """Hashes and seals a stream as it comes: :meth:`feed` returns the segments complete so
+    far, :meth:`finish` the last one. Holds at most one segment of plaintext."""
+
+    key: bytes
+    prefix: bytes
+    attachment_id: str
+    size: int = 0
+    _next: int = 0
+    _buffer: bytearray | None = None
+    _hash: hashlib._Hash | None = None
+
+    def __post_init__(self) -> None:
+        self._buffer = bytearray()
+        self._hash = hashlib.sha256()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        assert self._buffer is not None and self._hash is not None
+        self._hash.update(data)
+        self.size += len(data)
+        pending = memoryview(bytes(self._buffer) + data if self._buffer else data)
+        out: list[tuple[int, bytes]] = []
+        start = 0
+        # A segment is sealed only once a byte beyond it arrived: the last one must be final.
+        while len(pending) - start > SEGMENT_BYTES:
+            out.append(self._seal(bytes(pending[start : start + SEGMENT_BYTES]), final=False))
+            start += SEGMENT_BYTES
+        self._buffer = bytearray(pending[start:])
+        return out
+
+    def finish(self) -> tuple[tuple[int, bytes], bytes]:
+        """The final segment and the SHA-256 of everything fed."""
+        assert self._buffer is not None and self._hash is not None
+        last = self._seal(bytes(self._buffer), final=True)
+        self._buffer = bytearray()
+        return last, self._hash.digest()
+
+    def _seal(self, plaintext: bytes, *, final: bool) -> tuple[int, bytes]:
+        number = self._next
+        self._next += 1
+        return number, seal_segment(
+            self.key, self.prefix, self.attachment_id, number, plaintext, final
+        )

@@ -1,0 +1,381 @@
+"""Attachments beside the XML (docs/attachments.md), on real nodes over mutual TLS.
+
+KZ-MJ receives in this process (a :class:`NodeRuntime` on SQLite and on PostgreSQL); RU-FSSP's
+real keys sign the envelope and its TLS identity posts the multipart delivery:
+
+* a delivery whose part matches the signed list is accepted and stored encrypted, readable
+  back byte for byte with the signed name and type;
+* a part changed in transit (same size, other bytes) is refused with ATTACHMENT_MISMATCH and
+  nothing of the delivery is stored;
+* a declared Content-Length over the receiver's limit is refused with 413 before the body is
+  read (the body never comes: the refusal must not wait for it);
+* an upload to the local API that breaks off is refused and leaves nothing; the same file
+  uploaded again is accepted; an upload declaring more than the limit gets 413 at once;
+* a submission whose attachment the recipient's published limit refuses is refused at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import re
+import tomllib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from gateway.config import NodeConfig
+from gateway.demo.setup import DemoWorld
+from gateway.exchange.attachments import stage_stream
+from gateway.exchange.directory import DirectoryIndex
+from gateway.exchange.node import Node
+from gateway.exchange.service import Role
+from gateway.model.limits import DELIVERY_FRAMING_BYTES
+from gateway.model.problems import DocumentRejected
+from gateway.store import attachments as attachment_store
+from gateway.store import messages
+from gateway.store.attachments import AttachmentMeta
+from gateway.store.tables import attachment_segments, attachments
+from gateway.web.console import StoreUserDirectory
+from gateway.web.console.passwords import hash_password
+from gateway.web.peer_client import (
+    PartPayload,
+    PeerClient,
+    PeerResponse,
+    PeerTransportError,
+    messages_url,
+)
+from gateway.web.runtime import NodeRuntime
+from tests.console.conftest import CHEAP_HASHER, PASSWORD
+from tests.integration.exchange_world import (
+    Signer,
+    body_fields,
+    create_token,
+    header_field,
+    node_config,
+    padded_request,
+    row_counts,
+    tls_client,
+    write_toml,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+RECEIVER = "KZ-MJ"
+SENDER = "RU-FSSP"
+LIMIT = 4_000_000
+"""The receiver's [limits] max_message_bytes and max_attachment_bytes in these tests."""
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CONTENT = bytes(range(256)) * 2000 + b"%PDF-1.7 tail"  # 512 KB and a bit: several segments
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass
+class Receiver:
+    runtime: NodeRuntime
+    url: str
+    api: str
+    token: str
+    console: str
+
+    @property
+    def node(self) -> Node:
+        return self.runtime.node
+
+
+def _limited(config_path: object) -> None:
+    raw = tomllib.loads(config_path.read_text(encoding="utf-8"))  # type: ignore[attr-defined]
+    raw["limits"] = {"max_message_bytes": LIMIT, "max_attachment_bytes": LIMIT}
+    write_toml(config_path, raw)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
+async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
+    database_url = ""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_schema")("attachments")
+    config = node_config(world, RECEIVER, f"attach-{request.param}", database_url=database_url)
+    _limited(config)
+    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
+    await runtime.start(deliver=False, console=True)
+    token = create_token(runtime.node.store, now())
+    users = StoreUserDirectory(runtime.node.store)
+    await users.add("clerk", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=now())
+    try:
+        yield Receiver(
+            runtime,
+            messages_url(f"https://127.0.0.1:{runtime.peer_port}"),
+            f"http://127.0.0.1:{runtime.api_port}/api/v1",
+            token,
+            f"http://127.0.0.1:{runtime.console_port}",
+        )
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def sender(world: DemoWorld) -> Signer:
+    return Signer.of(world, SENDER)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(world: DemoWorld) -> AsyncIterator[PeerClient]:
+    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
+        yield c
+
+
+def _listed(content: bytes) -> dict[str, object]:
+    return {
+        "Attachment": [
+            {
+                "Name": "исполнительный лист.pdf",
+                "MediaType": "application/pdf",
+                "Size": len(content),
+                "Sha256": hashlib.sha256(content).hexdigest(),
+            }
+        ]
+    }
+
+
+async def _bytes(content: bytes) -> AsyncIterator[bytes]:
+    for at in range(0, len(content), 100_000):
+        yield content[at : at + 100_000]
+
+
+async def _deliver(client: PeerClient, url: str, envelope: bytes, part: bytes) -> PeerResponse:
+    try:
+        return await client.post_message(url, envelope, [PartPayload(_bytes(part), len(part))])
+    except PeerTransportError as error:
+        assert error.response is not None, error
+        return error.response
+
+
+def _count(receiver: Receiver, table: sa.Table) -> int:
+    with receiver.node.store.read() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+async def test_a_matching_part_is_stored_encrypted_and_reads_back(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
+    answer = await _deliver(client, receiver.url, envelope, CONTENT)
+    assert answer.status == 200, answer.body[:300]
+    assert body_fields(answer.body)["ReceivedSha256"] == hashlib.sha256(envelope).hexdigest()
+    message_id = header_field(envelope, "MessageId")
+    with receiver.node.store.read() as conn:
+        (info,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
+        opened = attachment_store.reader(conn, info.attachment_id, receiver.node.kek_ring)
+        stored = b"".join(
+            b"".join(opened.batch(conn, first))
+            for first in range(0, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
+        )
+        ciphertexts = b"".join(
+            r.ciphertext for r in conn.execute(sa.select(attachment_segments.c.ciphertext))
+        )
+    assert stored == CONTENT
+    assert info.meta == AttachmentMeta("исполнительный лист.pdf", "application/pdf", None)
+    assert CONTENT[:4096] not in ciphertexts  # encrypted at rest
+    # Downloaded through the API, streamed, with the signed digest.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{receiver.api}/messages/{message_id}/attachments/1",
+            headers={"Authorization": f"Bearer {receiver.token}", "X-Purpose": "Проверка ИП 1"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        assert response.headers["X-Content-SHA256"] == hashlib.sha256(CONTENT).hexdigest()
+        assert await response.read() == CONTENT
+    # And through the console: listed on the message page with its signed digest, streamed.
+    conversation_id = header_field(envelope, "ConversationId")
+    page, downloaded = await _console_download(receiver, conversation_id, message_id)
+    assert 'id="attachments-beside"' in page and hashlib.sha256(CONTENT).hexdigest() in page
+    assert downloaded == CONTENT
+
+
+async def _console_download(
+    receiver: Receiver, conversation_id: str, message_id: str
+) -> tuple[str, bytes]:
+    """Sign in as the clerk, state a purpose, open the message page, follow its file link."""
+    console = f"{receiver.console}/conversations/{conversation_id}"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{receiver.console}/login") as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        login = {"username": "clerk", "password": PASSWORD, "csrf_token": token}
+        async with http.post(f"{receiver.console}/login", data=login, allow_redirects=False) as r:
+            assert r.status == 303
+        async with http.get(console) as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        stated = {"csrf_token": token, "purpose": "Исполнительное производство № 1/26: проверка"}
+        async with http.post(f"{console}/purpose", data=stated, allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+        async with http.get(f"{console}/messages/{message_id}") as page:
+            text = await page.text()
+        async with http.get(f"{console}/messages/{message_id}/attachments/1") as file:
+            assert file.status == 200
+            return text, await file.read()
+
+
+async def test_a_tampered_part_is_refused_and_nothing_is_stored(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
+    tampered = bytearray(CONTENT)
+    tampered[300_000] ^= 0x01  # one bit, same size: only the digest can tell
+    before = _count(receiver, attachments), _count(receiver, attachment_segments)
+    answer = await _deliver(client, receiver.url, envelope, bytes(tampered))
+    assert answer.status == 422, answer.body[:300]
+    assert body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
+    # Nothing of the delivery is kept: no message of its id, no attachment, no segment.
+    assert (_count(receiver, attachments), _count(receiver, attachment_segments)) == before
+    with receiver.node.store.read() as conn:
+        assert messages.get(conn, header_field(envelope, "MessageId")) is None
+
+
+async def test_a_part_missing_from_the_signed_list_is_refused(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    envelope = sender.document("cis-enforcement.Request", now())  # lists no attachment
+    before = _count(receiver, attachments)
+    answer = await _deliver(client, receiver.url, envelope, CONTENT)
+    assert answer.status == 422 and body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
+    assert _count(receiver, attachments) == before
+
+
+async def test_content_length_over_the_limit_is_refused_before_reading(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
+    never = asyncio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        await never.wait()  # the rest never comes: a refusal after reading would hang
+        yield b""
+
+    async def post() -> PeerTransportError:
+        with pytest.raises(PeerTransportError) as raised:
+            declared = LIMIT + DELIVERY_FRAMING_BYTES  # with the XML: over limit and framing
+            await client.post_message(receiver.url, envelope, [PartPayload(stalled(), declared)])
+        return raised.value
+
+    error = await asyncio.wait_for(post(), 30)
+    assert error.status == 413 and not error.retryable
+    assert error.response is not None and b"MESSAGE_TOO_LARGE" in error.response.body
+
+
+async def _raw_upload(api_port: int, token: str, declared: int, sent: bytes) -> None:
+    """An upload that declares ``declared`` bytes, sends ``sent`` and hangs up."""
+    _reader, writer = await asyncio.open_connection("127.0.0.1", api_port)
+    writer.write(
+        (
+            "POST /api/v1/attachments?name=scan.pdf&media_type=application/pdf HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        ).encode()
+        + sent
+    )
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_an_interrupted_upload_leaves_nothing_and_a_new_one_succeeds(
+    receiver: Receiver,
+) -> None:
+    before = _count(receiver, attachments)
+    await _raw_upload(receiver.runtime.api_port, receiver.token, len(CONTENT), CONTENT[:200_000])
+    for _ in range(50):  # the node notices the broken connection and discards
+        if _count(receiver, attachments) == before:
+            break
+        await asyncio.sleep(0.1)
+    assert _count(receiver, attachments) == before
+    headers = {"Authorization": f"Bearer {receiver.token}"}
+    query = "name=scan.pdf&media_type=application/pdf"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{receiver.api}/attachments?{query}", data=CONTENT, headers=headers
+        ) as response:
+            answer = await response.json()
+            assert response.status == 201, answer
+        assert answer["size"] == len(CONTENT)
+        assert answer["sha256"] == hashlib.sha256(CONTENT).hexdigest()
+        # Declared over the limit: 413 before the body is read.
+        async with http.post(
+            f"{receiver.api}/attachments?{query}",
+            data=b"x",
+            headers={**headers, "Content-Length": str(LIMIT + 1)},
+        ) as response:
+            assert response.status == 413
+            assert (await response.json())["error"]["code"] == "ATTACHMENT_TOO_LARGE"
+    assert _count(receiver, attachments) == before + 1
+
+
+async def test_the_recipients_published_limit_refuses_at_submit(world: DemoWorld) -> None:
+    config = node_config(world, SENDER, "attach-submit")
+    node = Node.from_config(NodeConfig.from_toml(config))
+    try:
+        directory = node.index.directory
+        bodies = tuple(
+            dataclasses.replace(b, max_attachment_bytes=len(CONTENT) - 1) if b.id == RECEIVER else b
+            for b in directory.bodies
+        )
+        node.index = DirectoryIndex.of(dataclasses.replace(directory, bodies=bodies))
+        staged = await stage_stream(
+            node.store,
+            node.kek_ring,
+            AttachmentMeta("scan.pdf", "application/pdf"),
+            _bytes(CONTENT),
+            limit=LIMIT,
+            now=now(),
+        )
+        before = row_counts(node.store)
+        document = padded_request() | {"attachments": [staged.attachment_id]}
+        with pytest.raises(DocumentRejected) as refused:
+            node.submit(document, actor="operator-test")
+        assert [p.code for p in refused.value.problems] == ["ATTACHMENT_TOO_LARGE"]
+        assert "MaxAttachmentBytes" in refused.value.problems[0].message_en
+        assert row_counts(node.store) == before  # nothing stored, nothing queued
+        # Within the limit the same upload goes: listed in the signed header, linked.
+        node.index = DirectoryIndex.of(directory)
+        header, _ = node.submit(document, actor="operator-test")
+        assert [a.sha256 for a in header.attachments] == [staged.sha256.hex()]
+        with node.store.read() as conn:
+            (info,) = attachment_store.for_message(conn, header.message_id, node.kek_ring)
+        assert info.attachment_id == staged.attachment_id and info.size == len(CONTENT)
+    finally:
+        node.close()
+
+
+async def test_a_confidential_document_with_attachments_is_refused_at_submit(
+    world: DemoWorld,
+) -> None:
+    node = Node.from_config(NodeConfig.from_toml(node_config(world, SENDER, "attach-conf")))
+    try:
+        staged = await stage_stream(
+            node.store,
+            node.kek_ring,
+            AttachmentMeta("scan.pdf", "application/pdf"),
+            _bytes(b"%PDF-1.7 secret"),
+            limit=LIMIT,
+            now=now(),
+        )
+        document = padded_request() | {"attachments": [staged.attachment_id]}
+        document["header"] = {**document["header"], "Confidential": True}
+        before = row_counts(node.store)
+        with pytest.raises(DocumentRejected) as refused:
+            node.submit(document, actor="operator-test")
+        assert [p.code for p in refused.value.problems] == ["ATTACHMENTS_CONFIDENTIAL"]
+        assert row_counts(node.store) == before
+    finally:
+        node.close()
