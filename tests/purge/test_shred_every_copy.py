@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto import at_rest
+from gateway.crypto import at_rest, segments
 from gateway.crypto.at_rest import FileKek, KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.jobs.purge import run_purge
@@ -40,8 +40,9 @@ class Captured:
     message_id: str
     nonce: bytes
     ciphertext: bytes
-    attachment_nonce: bytes
-    attachment_ciphertext: bytes
+    attachment_id: str
+    wrapped_part_key: bytes
+    """The attachment's part key, wrapped by the message's data key (its segments' key)."""
     wrapped_dek: bytes
     period_key_id: str
     wrapped_period_key: bytes
@@ -55,7 +56,7 @@ def _capture(store: Store, message_id: str) -> Captured:
             )
         ).one()
         a = conn.execute(
-            sa.select(attachments.c.nonce, attachments.c.ciphertext).where(
+            sa.select(attachments.c.attachment_id, attachments.c.wrapped_key).where(
                 attachments.c.message_id == message_id
             )
         ).one()
@@ -73,8 +74,8 @@ def _capture(store: Store, message_id: str) -> Captured:
         message_id,
         m.payload_nonce,
         m.payload,
-        a.nonce,
-        a.ciphertext,
+        a.attachment_id,
+        a.wrapped_key,
         k.wrapped_dek,
         k.period_key_id,
         p.wrapped_key,
@@ -111,17 +112,20 @@ def _readable(blobs: list[bytes], ring: KekRing, victims: list[Captured]) -> set
     opened = set()
     for victim in victims:
         for dek in deks:
-            for nonce, ciphertext, part in (
-                (victim.nonce, victim.ciphertext, "document"),
-                (victim.attachment_nonce, victim.attachment_ciphertext, "attachment:0"),
-            ):
-                try:
-                    at_rest.decrypt_part(
-                        dek, nonce, ciphertext, at_rest.payload_aad(victim.message_id, part)
-                    )
-                except at_rest.DecryptionFailed:
-                    continue
+            try:
+                at_rest.decrypt_part(
+                    dek, victim.nonce, victim.ciphertext, at_rest.payload_aad(victim.message_id)
+                )
                 opened.add(victim.message_id)
+            except at_rest.DecryptionFailed:
+                pass
+            try:  # the attachment's segments open with its part key
+                segments.unwrap_part_key(
+                    dek, victim.message_id, victim.attachment_id, victim.wrapped_part_key
+                )
+                opened.add(victim.message_id)
+            except at_rest.DecryptionFailed:
+                pass
     return opened
 
 
@@ -321,7 +325,7 @@ def test_rows_from_before_period_keys_are_shredded_once_rewrapped(
         assert victim.wrapped_period_key not in raw
 
 
-def _ciphertexts(store: Store, mid: str) -> tuple[bytes, bytes, bytes, bytes]:
+def _ciphertexts(store: Store, mid: str) -> tuple[bytes, bytes, str, bytes]:
     with store.read() as conn:
         m = conn.execute(
             sa.select(messages_table.c.payload_nonce, messages_table.c.payload).where(
@@ -329,8 +333,8 @@ def _ciphertexts(store: Store, mid: str) -> tuple[bytes, bytes, bytes, bytes]:
             )
         ).one()
         a = conn.execute(
-            sa.select(attachments.c.nonce, attachments.c.ciphertext).where(
+            sa.select(attachments.c.attachment_id, attachments.c.wrapped_key).where(
                 attachments.c.message_id == mid
             )
         ).one()
-    return m.payload_nonce, m.payload, a.nonce, a.ciphertext
+    return m.payload_nonce, m.payload, a.attachment_id, a.wrapped_key
