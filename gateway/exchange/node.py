@@ -45,6 +45,7 @@ from gateway.store import Store, open_store
 from gateway.store import outbox as outbox_store
 from gateway.store.engine import migrate
 from gateway.store.group_commit import GroupCommitter
+from gateway.store.idempotency import IdempotencyKey
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import SchemaRegistry, default_registry
 from gateway.xml.validate import validate
@@ -171,8 +172,14 @@ class Node:
     def receive(self, tls_body: str, payload: bytes) -> receiving.ReceiveOutcome:
         return receiving.receive(self, tls_body, payload)
 
-    def submit(self, document: dict[str, Any], *, actor: str) -> tuple[Header, list[Problem]]:
-        return sending.submit(self, document, actor=actor)
+    def submit(
+        self,
+        document: dict[str, Any],
+        *,
+        actor: str,
+        idempotency: IdempotencyKey | None = None,
+    ) -> tuple[Header, list[Problem]]:
+        return sending.submit(self, document, actor=actor, idempotency=idempotency)
 
     def claim_due(self, worker_id: str, limit: int = DELIVERY_BATCH) -> list[outbox_store.Claim]:
         return sending.claim_due(self, worker_id, limit)

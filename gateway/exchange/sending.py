@@ -51,6 +51,7 @@ from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import audit
 from gateway.store import conversations as conv_store
+from gateway.store import idempotency as idem_store
 from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
@@ -88,9 +89,17 @@ RATE_LIMIT_SPREAD_SECONDS = 1.0
 # --- submit ----------------------------------------------------------------------------------
 
 
-def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header, list[Problem]]:
+def submit(
+    node: Node,
+    document: dict[str, Any],
+    *,
+    actor: str,
+    idempotency: idem_store.IdempotencyKey | None = None,
+) -> tuple[Header, list[Problem]]:
     """Turn the case system's JSON into a signed document and queue it; return its header
-    and the warnings. Raises DocumentRejected or ProtocolError, storing nothing."""
+    and the warnings. Raises DocumentRejected or ProtocolError, storing nothing. With
+    ``idempotency`` the key and the answer are stored in the same transaction (KeyTaken if a
+    submission with that key was stored meanwhile: nothing of this one is kept)."""
     now = node.clock()
     draft = draft_of(document)
     for _ in range(DECISION_ATTEMPTS):
@@ -111,17 +120,32 @@ def submit(node: Node, document: dict[str, Any], *, actor: str) -> tuple[Header,
         _check_size(signed)
         crash_point("submit.signed")
         try:
-            late = _store_submitted(node, plan, stored, signed, actor, now)
+            late = _store_submitted(node, plan, stored, signed, actor, now, idempotency)
         except ConcurrentChange:
             continue
         except msg_store.MessageAlreadyStored:
             raise _already_stored(plan) from None
         crash_point("submit.committed")
-        warnings = list(plan.warnings)
-        if late is not None:
-            warnings.append(late_answer_warning(late))
-        return plan.header, warnings
+        return plan.header, _warnings(plan, late)
     raise ConcurrentChange
+
+
+def _warnings(plan: Plan, late: LateAnswer | None) -> list[Problem]:
+    warnings = list(plan.warnings)
+    if late is not None:
+        warnings.append(late_answer_warning(late))
+    return warnings
+
+
+def submitted_answer(header: Header, state: str, warnings: list[Problem]) -> dict[str, Any]:
+    """What the local API answers a submission (its SubmitResult as JSON): kept with an
+    idempotency key so that a retry gets the same answer."""
+    return {
+        "message_id": header.message_id,
+        "conversation_id": header.conversation_id,
+        "state": state,
+        "warnings": [w.to_json() for w in warnings],
+    }
 
 
 def _already_stored(plan: Plan) -> machine.DuplicateMessage:
@@ -218,6 +242,7 @@ def _store_submitted(
     signed: bytes,
     actor: str,
     now: datetime,
+    idempotency: idem_store.IdempotencyKey | None,
 ) -> LateAnswer | None:
     header = plan.header
 
@@ -242,6 +267,11 @@ def _store_submitted(
                 "sha256": hashlib.sha256(signed).hexdigest(),
             },
         )
+        if idempotency is not None:
+            answer = submitted_answer(
+                header, str(plan.step.conversation.state), _warnings(plan, late)
+            )
+            idem_store.record(conn, idempotency, answer, now)
         crash_point("submit.write")
         return late
 

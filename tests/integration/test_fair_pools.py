@@ -32,9 +32,10 @@ RECEIVER = "KZ-MJ"
 SENDER = "RU-FSSP"
 SUBMISSIONS = API_EXECUTOR_THREADS * 2
 """Enough to fill the API's pool twice over: half of them wait in its line."""
-IDENTIFIERS = 8000
-"""Identifiers in each submission: ~300 KB of JSON that takes a second or more of CPU to
-convert and validate before its 422 (as a hostile or broken case system sends)."""
+FILLER_CHARS = 6_000_000
+"""Characters of free text in each submission: 12 MB of JSON (under the 16 MiB cap, within the
+shape bounds of gateway.web.json_shape) that takes about a second of CPU to check, convert and
+validate before its 422 (over the field's length), as a hostile or broken case system sends."""
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -67,8 +68,7 @@ async def receiver(world: DemoWorld) -> AsyncIterator[NodeRuntime]:
 def heavy_submission() -> dict[str, Any]:
     document = example("cis-enforcement.Request")
     document["header"]["Recipient"] = SENDER
-    individual = document["body"]["Request"]["Debtor"]["Individual"]
-    individual["OtherIdentifier"] = [{"Kind": "ИНН", "Value": str(i)} for i in range(IDENTIFIERS)]
+    document["body"]["Request"]["OtherInformation"] = "Ф" * FILLER_CHARS
     return document
 
 
