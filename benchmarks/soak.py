@@ -171,7 +171,7 @@ async def _offer(hop: Any, rate: float, minutes: int, pids: list[int]) -> list[M
             await asyncio.sleep(RSS_SAMPLE_SECONDS)
 
     sampler = asyncio.create_task(sample())
-    number = 0
+    number = shown = 0
     while (due := start + number / rate) < end:
         delay = due - time.perf_counter()
         if delay > 0:
@@ -182,9 +182,9 @@ async def _offer(hop: Any, rate: float, minutes: int, pids: list[int]) -> list[M
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         number += 1
-        if number % max(1, int(rate * 60)) == 0:
-            done = int((due - start) // 60)
-            print(f"  {json.dumps(results[done - 1].figures(done) if done else {})}", flush=True)
+        if (now_minute := int((due - start) // 60)) > shown:
+            shown = now_minute  # the minute before is offered in full (its last hops may run)
+            print(f"  {json.dumps(results[shown - 1].figures(shown))}", flush=True)
     await sampler
     await asyncio.gather(*tasks)
     return results
