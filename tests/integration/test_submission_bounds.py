@@ -24,6 +24,7 @@ from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
+from gateway.store import audit
 from gateway.store import idempotency as idem_store
 from gateway.store.tables import idempotency_keys, messages, outbox
 from gateway.web.json_shape import MAX_ARRAY_ITEMS, MAX_DEPTH, MAX_VALUES
@@ -188,6 +189,14 @@ async def test_concurrent_retries_with_one_key_store_one_document(
     assert {status for status, _, _ in answers} == {202}, answers
     assert len({answer["message_id"] for _, answer, _ in answers}) == 1
     assert counts(runtime) == (before[0] + 1, before[1] + 1)
+    with runtime.node.store.read() as conn:  # the losers' units were undone, audit included
+        assert audit.verify(conn).intact
+        submitted = [
+            e
+            for e in audit.events(conn, kinds=("message.submitted",))
+            if e.subjects["message"] == answers[0][1]["message_id"]
+        ]
+    assert len(submitted) == 1
 
 
 async def test_a_key_is_kept_for_its_time_only(node: tuple[NodeRuntime, str]) -> None:
