@@ -12,8 +12,10 @@ both nodes (their processes summed, sampled every RSS_SAMPLE_SECONDS). At the en
 RSS growth (mean of the last minute against the first) and p99 drift (last minute's p99 against
 the first's); the last line is JSON.
 
-    PYTHONPATH=$PWD python -m benchmarks.soak --minutes 10
-    PYTHONPATH=$PWD python -m benchmarks.soak --minutes 2 --store postgresql --max-rate 40
+    .venv/bin/python benchmarks/soak.py --minutes 10
+    .venv/bin/python benchmarks/soak.py --minutes 2 --store postgresql --max-rate 40
+
+(``--minute-seconds`` shortens the "minute" for a smoke run: tests/benchmarks/test_soak.py.)
 
 Goal (#14): 0 errors, RSS growth under 10 %.
 """
@@ -25,6 +27,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,7 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.gateway_hop import (
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.gateway_hop import (  # noqa: E402
     CLOSED_LOOP_WINDOW,
     _bound_port,
     _closed_loop,
@@ -127,7 +134,7 @@ async def _soak(
             max_rate = args.max_rate or await _measure_max(hop)
             rate = max_rate * args.load
             print(f"maximum {max_rate:.1f} hops/s; soaking at {rate:.1f} hops/s", flush=True)
-            minutes = await _offer(hop, rate, args.minutes, pids)
+            minutes = await _offer(hop, rate, args.minutes, args.minute_seconds, pids)
     finally:
         watch.close()
     return _summary(minutes, max_rate, rate, args)
@@ -148,27 +155,30 @@ async def _measure_max(hop: Any) -> float:
     return len(done) / (time.perf_counter() - started)
 
 
-async def _offer(hop: Any, rate: float, minutes: int, pids: list[int]) -> list[Minute]:
-    """Open loop at ``rate`` for ``minutes``; each hop's outcome lands in its start minute."""
+async def _offer(
+    hop: Any, rate: float, minutes: int, minute: float, pids: list[int]
+) -> list[Minute]:
+    """Open loop at ``rate`` for ``minutes`` of ``minute`` seconds; each hop's outcome lands in
+    the minute it started in."""
     results = [Minute() for _ in range(minutes)]
     start = time.perf_counter()
-    end = start + minutes * 60
+    end = start + minutes * minute
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(minute: Minute) -> None:
+    async def one(into: Minute) -> None:
         try:
-            minute.latencies.append(await hop())
+            into.latencies.append(await hop())
         except Exception as exc:  # every failure is a soak error, counted and shown once
-            if not minute.errors:
+            if not into.errors:
                 print(f"  error: {type(exc).__name__}: {exc}", flush=True)
-            minute.errors += 1
+            into.errors += 1
 
     async def sample() -> None:
         while (now := time.perf_counter()) < end:
-            results[min(minutes - 1, int((now - start) // 60))].rss_mb.append(
+            results[min(minutes - 1, int((now - start) // minute))].rss_mb.append(
                 sum(rss_mb(pid) for pid in pids)
             )
-            await asyncio.sleep(RSS_SAMPLE_SECONDS)
+            await asyncio.sleep(min(RSS_SAMPLE_SECONDS, minute / 4))
 
     sampler = asyncio.create_task(sample())
     number = shown = 0
@@ -176,13 +186,13 @@ async def _offer(hop: Any, rate: float, minutes: int, pids: list[int]) -> list[M
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        minute = results[int((due - start) // 60)]
-        minute.started += 1
-        task = asyncio.create_task(one(minute))
+        current = results[int((due - start) // minute)]
+        current.started += 1
+        task = asyncio.create_task(one(current))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         number += 1
-        if (now_minute := int((due - start) // 60)) > shown:
+        if (now_minute := int((due - start) // minute)) > shown:
             shown = now_minute  # the minute before is offered in full (its last hops may run)
             print(f"  {json.dumps(results[shown - 1].figures(shown))}", flush=True)
     await sampler
@@ -252,14 +262,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cleanup()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--load", type=float, default=0.8, help="share of the maximum offered")
     parser.add_argument("--max-rate", type=float, default=0.0, help="skip the measurement")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1, help="gateway serve --workers")
-    args = parser.parse_args()
+    parser.add_argument("--minute-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     if args.minutes < 1 or not 0 < args.load <= 1:
         parser.error("--minutes must be at least 1 and --load in (0, 1]")
     print(f"load average at start: {load_average()} on {os.cpu_count()} CPUs", flush=True)
