@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -171,6 +171,10 @@ class LocalNodeService:
                 if remembered is None:
                     raise ConcurrentChange from None
                 return remembered
+            if key is not None:
+                first = self._remembered(key)  # word for word what a retry will get
+                if first is not None:
+                    return replace(first, replayed=False)
             stored = self._conversation(header.conversation_id)
             return SubmitResult(
                 message_id=header.message_id,
@@ -194,8 +198,9 @@ class LocalNodeService:
             return None
         if found.request_sha256 != key.request_sha256:
             raise IdempotencyKeyReused(
-                "this Idempotency-Key was used for a different document within "
-                f"{idem_store.KEY_TTL}; nothing was stored: send a new document with a new key"
+                "this Idempotency-Key was used for a different document within the last "
+                f"{idem_store.KEY_TTL.total_seconds() / 3600:.0f} hours; nothing was stored: "
+                "send a new document with a new key"
             )
         answer = found.answer
         return SubmitResult(

@@ -59,6 +59,8 @@ def shape_problem(document: Any) -> ShapeProblem | None:
         if isinstance(value, Mapping | list) and depth > MAX_DEPTH:
             return ShapeProblem(pointer, "MAX_DEPTH", MAX_DEPTH)
         if isinstance(value, Mapping):
+            if values + len(stack) + len(value) > MAX_VALUES:  # each child is one more value
+                return ShapeProblem(pointer, "MAX_VALUES", MAX_VALUES)
             children = [(v, f"{pointer}/{_escape(str(k))}") for k, v in value.items()]
         elif isinstance(value, list):
             if len(value) > MAX_ARRAY_ITEMS:
