@@ -952,6 +952,8 @@ async def submit_message(request: web.Request) -> web.Response:
     except ApiError as error:
         if error.code == ErrorCode.INVALID_CHARACTER:
             metrics.message_rejected(XML_CHAR_PROBLEM, RejectionSource.LOCAL)
+        elif error.code == ErrorCode.DOCUMENT_TOO_COMPLEX:
+            metrics.message_rejected(error.extra["problems"][0]["code"], RejectionSource.LOCAL)
         raise
     try:
         result = await request.app[SERVICE].submit(

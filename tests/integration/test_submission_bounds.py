@@ -106,6 +106,12 @@ async def test_a_hostile_array_is_refused_before_any_conversion(
     assert str(MAX_ARRAY_ITEMS) in answer["error"]["message"]
     assert used < 10, f"{used:.1f} s of CPU for a refusal (65 s on 9f5ab4f)"
     assert counts(runtime) == before
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{runtime.api_port}/metrics") as response,
+    ):
+        exposition = await response.text()
+    assert 'gateway_messages_rejected_total{code="MAX_ARRAY_ITEMS",source="local"}' in exposition
 
 
 @pytest.mark.parametrize(
