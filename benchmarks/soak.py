@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +71,8 @@ class Minute:
     """What one minute of the soak saw (hops counted in the minute they started)."""
 
     started: int = 0
-    errors: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    """Failed hops by kind: ``timeout``, ``HTTP 503 DATABASE_UNAVAILABLE``, an exception's name."""
     latencies: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
 
@@ -79,7 +81,8 @@ class Minute:
         return {
             "minute": number,
             "hops": self.started,
-            "errors": self.errors,
+            "errors": sum(self.errors.values()),
+            "error_kinds": dict(self.errors),
             "p50_ms": round(statistics.median(ordered) * 1000, 1) if ordered else None,
             "p99_ms": round(_p99(ordered) * 1000, 1) if ordered else None,
             "rss_mb": round(statistics.fmean(self.rss_mb), 1) if self.rss_mb else None,
@@ -127,7 +130,8 @@ async def _soak(
                 async with http.post(f"{api}/messages", json=document) as response:
                     body = await response.json()
                     if response.status != 202:
-                        raise RuntimeError(f"{response.status} {body.get('code')}")
+                        code = (body.get("error") or {}).get("code")
+                        raise RuntimeError(f"HTTP {response.status} {code}")
                 finished = await asyncio.wait_for(watch.expect(body["message_id"]), HOP_TIMEOUT)
                 return finished - started
 
@@ -168,10 +172,11 @@ async def _offer(
     async def one(into: Minute) -> None:
         try:
             into.latencies.append(await hop())
-        except Exception as exc:  # every failure is a soak error, counted and shown once
+        except Exception as exc:  # every failure is a soak error, counted by kind
+            kind = "timeout" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
             if not into.errors:
-                print(f"  error: {type(exc).__name__}: {exc}", flush=True)
-            into.errors += 1
+                print(f"  error: {kind}", flush=True)
+            into.errors[kind[:80]] += 1
 
     async def sample() -> None:
         while (now := time.perf_counter()) < end:
@@ -221,7 +226,8 @@ def _summary(
         "max_hops_per_s": round(max_rate, 1),
         "offered_hops_per_s": round(rate, 1),
         "hops": sum(m.started for m in minutes),
-        "errors": sum(m.errors for m in minutes),
+        "errors": sum(sum(m.errors.values()) for m in minutes),
+        "error_kinds": dict(sum((m.errors for m in minutes), Counter())),
         "rss_first_mb": first["rss_mb"],
         "rss_last_mb": last["rss_mb"],
         "rss_growth_pct": growth,

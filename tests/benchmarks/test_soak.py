@@ -15,7 +15,7 @@ def test_a_short_soak_reports_every_figure(capsys: pytest.CaptureFixture[str]) -
     code = soak.main(["--minutes", "2", "--minute-seconds", "6", "--max-rate", "5"])
     lines = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert code == 0 and summary["errors"] == 0, lines
+    assert code == 0 and summary["errors"] == 0 and summary["error_kinds"] == {}, lines
     assert summary["offered_hops_per_s"] == 4.0  # 80 % of the given maximum
     assert summary["hops"] == 48  # 4 hops/s for two minutes of 6 s
     assert [m["minute"] for m in summary["per_minute"]] == [1, 2]
