@@ -11,8 +11,9 @@ transaction before its commit, just after a commit before the answer leaves, bet
 answer and its recording. ``tests/integration/test_crash_points.py`` kills a node at each of the
 exchange's points, restarts it and checks that every accepted document arrives exactly once, with
 its receipt and report, and that the audit chain verifies; ``tests/purge`` and
-``tests/rotation`` kill the purge and the KEK re-wrap at theirs. ``docs/operations.md`` lists
-the points (a test compares that list, this table and the calls in ``gateway/``).
+``tests/rotation`` kill the purge, the KEK re-wrap and the key rotation at theirs.
+``docs/operations.md`` lists the points (a test compares that list, this table and the calls
+in ``gateway/``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ POINTS: dict[str, str] = {
     # purge (gateway/store/purge.py) and KEK re-wrap (gateway/store/keys.py)
     "purge.batch": "a batch tombstoned and deleted, before commit: every message stays whole, "
     "the next run closes the killed one and purges them",
+    "purge.committed": "a batch committed, the next not begun: it stays purged, the next run "
+    "closes the killed one and purges the rest, each message once",
     "rewrap.batch": "a batch re-wrapped, before commit: the keys stay under the old KEK",
     "rewrap.committed": "a batch re-wrapped and committed: it stays done, the next run goes on",
+    # key rotation (gateway keys rotate / activate, gateway/app/keys.py)
+    "rotation.generated": "a new generation's files and manifest written, not audited: "
+    "rotating again audits that generation once and makes no second one",
+    "rotation.activated": "the switch written in the manifest, not audited: activating again "
+    "(the same generation and time) writes its audit event once",
     # directory swap (gateway directory import, gateway/cli/node.py)
     "directory.written": "the new directory written beside the old, not swapped in: the old "
     "stays, importing again installs the new",

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.app.context import ACTOR_CHARS, AppContext, require
 from gateway.config import NodeConfig
+from gateway.crashpoints import crash_point
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import CertificateProfile, DemoCA
@@ -52,10 +53,12 @@ from gateway.crypto.kek_rotation import (
 )
 from gateway.crypto.keystore import KeyEntry, KeyRole, KeyStore, KeyStoreError, key_stem
 from gateway.crypto.rotation import (
+    Activation,
     KeyGenerations,
     PublishedCertificate,
     RevocationReason,
     publication,
+    read_generations,
     update_generations,
 )
 from gateway.exchange.service import Action
@@ -306,6 +309,9 @@ def rotate(
     )
     if where == "token" and not keys.uses_token:
         raise KeyStoreError("--store token: set [keys] pkcs11_module and pkcs11_token_label")
+    killed = _unaudited_generation(ctx, keys, role, name)
+    if killed is not None:
+        return killed
     made: dict[str, Any] = {}
 
     def add_generation(manifest: KeyGenerations) -> KeyGenerations:
@@ -334,19 +340,73 @@ def rotate(
         return updated
 
     update_generations(keys.directory, key_stem(role, name), add_generation)
+    crash_point("rotation.generated")
+    _record_rotation(ctx, role, made["number"], made["stem"], where, made.get("sha256"))
+    return Rotated(role, name, made["number"], made["stem"], made["algorithm"], ca is not None)
+
+
+def _record_rotation(
+    ctx: AppContext, role: KeyRole, number: int, stem: str, where: str, sha256: str | None
+) -> None:
     _record(
         ctx,
         "key.rotated",
-        {"key": made["stem"]},
+        {"key": stem},
         {
             "role": str(role),
-            "generation": made["number"],
+            "generation": number,
             "location": "token" if where == "token" else "file",
-            "certificate_sha256": made.get("sha256"),
-            "demo_ca": ca is not None,
+            "certificate_sha256": sha256,
+            "demo_ca": sha256 is not None,
         },
     )
-    return Rotated(role, name, made["number"], made["stem"], made["algorithm"], ca is not None)
+
+
+def _audited(ctx: AppContext, kind: str, stem: str, **details: Any) -> bool:
+    """Whether the trail holds a ``kind`` event about key ``stem`` with these details."""
+    with ctx.store.read() as conn:
+        after = 0
+        while found := audit.events(conn, after, kinds=(kind,)):
+            for event in found:
+                if event.subjects.get("key") == stem and all(
+                    event.details.get(k) == v for k, v in details.items()
+                ):
+                    return True
+            after = found[-1].seq
+    return False
+
+
+def _unaudited_generation(
+    ctx: AppContext, keys: KeyStore, role: KeyRole, name: str
+) -> Rotated | None:
+    """The generation a killed rotation left (its files and manifest written, its key.rotated
+    event not: crash point ``rotation.generated``). Rotating again records that event, once,
+    and hands back that generation instead of making a second one."""
+    manifest = read_generations(keys.directory, key_stem(role, name))
+    newest = max(g.number for g in manifest.generations)
+    if (
+        newest == 1
+        or manifest.generation(newest).revoked_at is not None
+        or any(a.generation == newest for a in manifest.activations)
+    ):
+        return None
+    stem = keys.stem(role, name, newest)
+    if _audited(ctx, "key.rotated", stem):
+        return None
+    cert_path = keys.cert_path(role, name, newest)
+    public_key: Any
+    sha256 = None
+    if cert_path.exists():
+        cert = certificates.load_pem_certificates(cert_path.read_bytes())[0]
+        sha256, public_key = cert.fingerprint(hashes.SHA256()).hex(), cert.public_key()
+    else:
+        csr = x509.load_pem_x509_csr(keys.csr_path(role, name, newest).read_bytes())
+        public_key = csr.public_key()
+    where = "token" if keys.location(role, name, newest).startswith("pkcs11:") else "file"
+    _record_rotation(ctx, role, newest, stem, where, sha256)
+    return Rotated(
+        role, name, newest, stem, algorithms.describe_key(public_key), sha256 is not None
+    )
 
 
 def certificate_imported(
@@ -427,11 +487,20 @@ def activate(
             f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}, not at {at.isoformat()}"
         )
     version, notes = _check_published(config, stem, role, cert, force)
-    update_generations(
-        keys.directory,
-        key_stem(role, name),
-        lambda m: m.with_activation(generation, at, now=now),
+    at = certificates.utc(at)
+    planned = (
+        Activation(generation, at)
+        in read_generations(keys.directory, key_stem(role, name)).activations
     )
+    if planned and _audited(ctx, "key.activated", stem, at=at.isoformat()):
+        return Activated(stem, at, version, notes)  # a repeat: nothing to change or record
+    if not planned:  # else a killed activation (rotation.activated): only its event is missing
+        update_generations(
+            keys.directory,
+            key_stem(role, name),
+            lambda m: m.with_activation(generation, at, now=now),
+        )
+        crash_point("rotation.activated")
     details: dict[str, Any] = {
         "role": str(role),
         "generation": generation,

@@ -19,10 +19,12 @@ A refusal is itself audited.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -33,7 +35,7 @@ from gateway.exchange import disclosure, listing, machine_codec
 from gateway.exchange.attachments import read_stream, stage_stream
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
-from gateway.exchange.recording import clock_facts, record_verification
+from gateway.exchange.recording import ConcurrentChange, clock_facts, record_verification
 from gateway.exchange.sending import ResendRefused, opens_conversation
 from gateway.exchange.service import (
     Action,
@@ -41,6 +43,7 @@ from gateway.exchange.service import (
     ConversationFilter,
     ConversationSummary,
     ConversationView,
+    IdempotencyKeyReused,
     InvalidCursor,
     LateFlag,
     MessageSummary,
@@ -58,6 +61,7 @@ from gateway.rules.originals import OriginalRefused
 from gateway.store import attachments as attachment_store
 from gateway.store import audit, machines, read_purposes, reports, tokens
 from gateway.store import conversations as conv_store
+from gateway.store import idempotency as idem_store
 from gateway.store import late_answers as late_store
 from gateway.store import messages as msg_store
 from gateway.store import originals as originals_store
@@ -72,6 +76,17 @@ from gateway.xml.parsing import parse_untrusted
 
 T = TypeVar("T")
 
+PRUNE_EVERY = timedelta(minutes=10)
+"""How often a submission with an Idempotency-Key also deletes the keys past their time: one
+indexed delete now and then keeps the table at a day's keys without a job of its own."""
+
+
+def _request_sha256(document: dict[str, Any]) -> str:
+    """The digest a key is bound to: of the document's canonical JSON (keys sorted, no
+    whitespace), so the same document sent again matches whatever its formatting."""
+    canonical = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 class LocalNodeService:
     """Implements :class:`~gateway.exchange.service.LocalService` over a :class:`Node`."""
@@ -79,6 +94,7 @@ class LocalNodeService:
     def __init__(self, node: Node, executor: Executor) -> None:
         self.node = node
         self.executor = executor
+        self._keys_pruned: datetime | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -136,30 +152,85 @@ class LocalNodeService:
 
     # --- submit ----------------------------------------------------------------------------
 
-    async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
-        return await self._submit(lambda: document, actor, resending=None)
+    async def submit(
+        self, document: dict[str, Any], *, actor: Actor, idempotency_key: str | None = None
+    ) -> SubmitResult:
+        key = None
+        if idempotency_key is not None:
+            key = idem_store.IdempotencyKey(
+                actor.name[:64], idempotency_key, _request_sha256(document)
+            )
+
+        def submit() -> SubmitResult:
+            self._check(actor, Action.SUBMIT)
+            if key is not None:
+                remembered = self._remembered(key)
+                if remembered is not None:
+                    return remembered
+            try:
+                header, warnings = self.node.submit(
+                    document, actor=actor.name[:64], idempotency=key
+                )
+            except idem_store.KeyTaken:
+                # The same key's submission was stored while this one was being signed.
+                remembered = self._remembered(key) if key is not None else None
+                if remembered is None:
+                    raise ConcurrentChange from None
+                return remembered
+            if key is not None:
+                first = self._remembered(key)  # word for word what a retry will get
+                if first is not None:
+                    return replace(first, replayed=False)
+            return self._submitted(header, warnings)
+
+        # One hand-off to the executor for the check, the submission and the read: a database
+        # call must not block the event loop (DESIGN.md), and each hand-off costs a wake-up.
+        return await self._run(submit)
+
+    def _remembered(self, key: idem_store.IdempotencyKey) -> SubmitResult | None:
+        """The answer kept for ``key`` (replayed), None if there is none; a kept key of another
+        body is IdempotencyKeyReused. Expired keys are pruned here, at most every PRUNE_EVERY."""
+        now = self.node.clock()
+        self._prune_keys(now)
+        with self.node.store.read() as conn:
+            found = idem_store.find(conn, key, now)
+        if found is None:
+            return None
+        if found.request_sha256 != key.request_sha256:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different document within the last "
+                f"{idem_store.KEY_TTL.total_seconds() / 3600:.0f} hours; nothing was stored: "
+                "send a new document with a new key"
+            )
+        answer = found.answer
+        return SubmitResult(
+            message_id=answer["message_id"],
+            conversation_id=answer["conversation_id"],
+            state=answer["state"],
+            warnings=tuple(answer["warnings"]),
+            replayed=True,
+        )
+
+    def _prune_keys(self, now: datetime) -> None:
+        if self._keys_pruned is not None and now - self._keys_pruned < PRUNE_EVERY:
+            return
+        self._keys_pruned = now
+        with self.node.store.transaction() as conn:
+            idem_store.prune(conn, now)
 
     async def resend(
         self, message_id: str, document: dict[str, Any] | None, *, actor: Actor
     ) -> SubmitResult:
-        def source() -> dict[str, Any]:
-            return document if document is not None else self._as_submitted(message_id)
-
-        return await self._submit(source, actor, resending=message_id)
-
-    async def _submit(
-        self, source: Callable[[], dict[str, Any]], actor: Actor, *, resending: str | None
-    ) -> SubmitResult:
-        def submit() -> tuple[Any, list[Any], conv_store.Conversation | None]:
+        def resend() -> SubmitResult:
             self._check(actor, Action.SUBMIT)
-            header, warnings = self.node.submit(
-                source(), actor=actor.name[:64], resending=resending
-            )
-            return header, warnings, self._conversation(header.conversation_id)
+            source = document if document is not None else self._as_submitted(message_id)
+            header, warnings = self.node.submit(source, actor=actor.name[:64], resending=message_id)
+            return self._submitted(header, warnings)
 
-        # One hand-off to the executor for the check, the submission and the read: a database
-        # call must not block the event loop (DESIGN.md), and each hand-off costs a wake-up.
-        header, warnings, stored = await self._run(submit)
+        return await self._run(resend)
+
+    def _submitted(self, header: Any, warnings: list[Any]) -> SubmitResult:
+        stored = self._conversation(header.conversation_id)
         return SubmitResult(
             message_id=header.message_id,
             conversation_id=header.conversation_id,

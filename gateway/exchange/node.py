@@ -46,6 +46,7 @@ from gateway.store import Store, open_store
 from gateway.store import outbox as outbox_store
 from gateway.store.engine import migrate
 from gateway.store.group_commit import GroupCommitter
+from gateway.store.idempotency import IdempotencyKey
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import SchemaRegistry, default_registry
 from gateway.xml.validate import validate
@@ -175,9 +176,16 @@ class Node:
         return receiving.receive(self, tls_body, payload, parts)
 
     def submit(
-        self, document: dict[str, Any], *, actor: str, resending: str | None = None
+        self,
+        document: dict[str, Any],
+        *,
+        actor: str,
+        resending: str | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> tuple[Header, list[Problem]]:
-        return sending.submit(self, document, actor=actor, resending=resending)
+        return sending.submit(
+            self, document, actor=actor, resending=resending, idempotency=idempotency
+        )
 
     def claim_due(self, worker_id: str, limit: int = DELIVERY_BATCH) -> list[outbox_store.Claim]:
         return sending.claim_due(self, worker_id, limit)

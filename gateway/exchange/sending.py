@@ -62,6 +62,7 @@ from gateway.model.profiles import PROFILES
 from gateway.store import attachments as attachment_store
 from gateway.store import audit
 from gateway.store import conversations as conv_store
+from gateway.store import idempotency as idem_store
 from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
@@ -101,14 +102,21 @@ RATE_LIMIT_SPREAD_SECONDS = 1.0
 
 
 def submit(
-    node: Node, document: dict[str, Any], *, actor: str, resending: str | None = None
+    node: Node,
+    document: dict[str, Any],
+    *,
+    actor: str,
+    resending: str | None = None,
+    idempotency: idem_store.IdempotencyKey | None = None,
 ) -> tuple[Header, list[Problem]]:
     """Turn the case system's JSON into a signed document and queue it; return its header
     and the warnings. Raises DocumentRejected or ProtocolError, storing nothing.
 
     ``resending``: the id of a document of ours that the peer refused for good or whose
     delivery was given up; the new one replaces it (same conversation, kind and recipient, a
-    new MessageId), linked to it in the same transaction (:class:`ResendRefused` otherwise)."""
+    new MessageId), linked to it in the same transaction (:class:`ResendRefused` otherwise).
+    With ``idempotency`` the key and the answer are stored in the same transaction (KeyTaken
+    if a submission with that key was stored meanwhile: nothing of this one is kept)."""
     now = node.clock()
     draft = draft_of(document)
     original = _resendable(node, resending, draft) if resending else None
@@ -144,17 +152,33 @@ def submit(
                 now,
                 original=original,
                 attachment_ids=draft.attachment_ids,
+                idempotency=idempotency,
             )
         except ConcurrentChange:
             continue
         except msg_store.MessageAlreadyStored:
             raise _already_stored(plan) from None
         crash_point("submit.committed")
-        warnings = list(plan.warnings)
-        if late is not None:
-            warnings.append(late_answer_warning(late))
-        return plan.header, warnings
+        return plan.header, _warnings(plan, late)
     raise ConcurrentChange
+
+
+def _warnings(plan: Plan, late: LateAnswer | None) -> list[Problem]:
+    warnings = list(plan.warnings)
+    if late is not None:
+        warnings.append(late_answer_warning(late))
+    return warnings
+
+
+def submitted_answer(header: Header, state: str, warnings: list[Problem]) -> dict[str, Any]:
+    """What the local API answers a submission (its SubmitResult as JSON): kept with an
+    idempotency key so that a retry gets the same answer."""
+    return {
+        "message_id": header.message_id,
+        "conversation_id": header.conversation_id,
+        "state": state,
+        "warnings": [w.to_json() for w in warnings],
+    }
 
 
 def _already_stored(plan: Plan) -> machine.DuplicateMessage:
@@ -413,6 +437,7 @@ def _store_submitted(
     *,
     original: msg_store.StoredMessage | None = None,
     attachment_ids: Sequence[str] = (),
+    idempotency: idem_store.IdempotencyKey | None = None,
 ) -> LateAnswer | None:
     header = plan.header
 
@@ -446,6 +471,11 @@ def _store_submitted(
                 "sha256": hashlib.sha256(signed).hexdigest(),
             },
         )
+        if idempotency is not None:
+            answer = submitted_answer(
+                header, str(plan.step.conversation.state), _warnings(plan, late)
+            )
+            idem_store.record(conn, idempotency, answer, now)
         crash_point("submit.write")
         return late
 

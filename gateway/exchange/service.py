@@ -62,6 +62,11 @@ class InvalidCursor(GatewayError):
     """The ``after`` cursor is not one of ours; start again from the first page."""
 
 
+class IdempotencyKeyReused(GatewayError):
+    """The submission's ``Idempotency-Key`` was given, within its time, to a different body:
+    nothing is stored (a new document needs a new key)."""
+
+
 class PurposeRequired(GatewayError):
     """Reading a document's content, or a confidential conversation, needs a stated purpose
     (CIS Art. 9.1)."""
@@ -211,6 +216,9 @@ class SubmitResult:
     """The conversation's state after the message was accepted for sending."""
     warnings: tuple[dict[str, str], ...] = ()
     """Problems of severity warning (e.g. the Kazakh reservation on Art. 6 a)), as JSON."""
+    replayed: bool = False
+    """The answer given before to the same ``Idempotency-Key`` and body: nothing new stored.
+    Not part of the answer's body (the API says it in a header)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +342,12 @@ class LocalService(Protocol):
 
     async def authenticate_token(self, token: str) -> Actor | None: ...
 
-    async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
-        """Convert (JSON mirrors the XSD), validate, apply the rules, sign, store and queue."""
+    async def submit(
+        self, document: dict[str, Any], *, actor: Actor, idempotency_key: str | None = None
+    ) -> SubmitResult:
+        """Convert (JSON mirrors the XSD), validate, apply the rules, sign, store and queue.
+        With ``idempotency_key`` the first answer to that key and body is given again
+        (``replayed``) and nothing is stored twice; another body is IdempotencyKeyReused."""
         ...
 
     async def list_conversations(

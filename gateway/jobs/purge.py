@@ -47,6 +47,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from cryptography import x509
 
+from gateway.crashpoints import crash_point
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.crypto.statements import sign_statement, verify_statement
@@ -345,7 +346,7 @@ def _purge_one_batch(
                     tally.held[decision.policy] += 1  # a hold placed since the scan
                 else:
                     tally.undelivered += 1
-            return purge_store.purge_batch(
+            purged = purge_store.purge_batch(
                 conn,
                 decided,
                 run_id=run_id,
@@ -358,6 +359,8 @@ def _purge_one_batch(
         tally.errors[code] += 1
         log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(ids), code)
         return 0
+    crash_point("purge.committed")
+    return purged
 
 
 def _finish(

@@ -589,3 +589,18 @@ conversation_counts = sa.Table(
 a node is the requesting or the requested party), kept by :mod:`gateway.store.counts` in the
 same transaction as each conversation opened, moved or purged. The console's overview reads
 these few rows instead of counting a million."""
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), primary_key=True),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
+)
+"""The ``Idempotency-Key`` of each submission accepted with one (:mod:`gateway.store.idempotency`),
+per actor (``scope``): the SHA-256 of the request as submitted and the answer given (JSON),
+written in the submission's own transaction, so a retry after a lost answer (or a crash between
+commit and answer) gets that answer and stores nothing twice. Kept for KEY_TTL."""

@@ -102,6 +102,7 @@ from gateway.exchange.service import (
     Action,
     Actor,
     ConversationFilter,
+    IdempotencyKeyReused,
     InvalidCursor,
     LocalService,
     NotFound,
@@ -119,6 +120,7 @@ from gateway.rules.originals import OriginalRefused
 from gateway.store.attachments import AttachmentMeta
 from gateway.store.conversations import ProceedingCloseRefused
 from gateway.store.engine import StorageFault, storage_fault
+from gateway.web.json_shape import shape_problem
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
 from gateway.web.server import (
@@ -268,6 +270,13 @@ class ErrorCode(StrEnum):
     INVALID_CHARACTER = "INVALID_CHARACTER"
     """A string of the JSON body holds a character XML 1.0 does not allow (a control
     character, a lone surrogate); ``problems`` names each field by JSON Pointer (422)."""
+    DOCUMENT_TOO_COMPLEX = "DOCUMENT_TOO_COMPLEX"
+    """The JSON body breaks a bound on its shape (an array over 100 items, nesting over 32
+    levels, over 5,000 values: gateway.web.json_shape); ``problems`` names the field and the
+    bound. No valid document comes near them; nothing was converted (422)."""
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    """The ``Idempotency-Key`` was used within the last 24 hours for a different body; nothing
+    was stored. Use a new key for a new document (422)."""
     BAD_REQUEST = "BAD_REQUEST"
     ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
     """An upload over ``[limits] max_attachment_bytes`` (413): refused on its Content-Length
@@ -419,6 +428,14 @@ def _translate(exc: BaseException) -> ApiError | None:
     fault = storage_fault(exc)
     if fault is not None:
         return _storage_error(fault)
+    if isinstance(exc, IdempotencyKeyReused):
+        return ApiError(
+            422,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            str(exc),
+            "Этот Idempotency-Key уже использован для другого документа (ключи хранятся "
+            "24 часа); ничего не сохранено. Для нового документа нужен новый ключ.",
+        )
     if isinstance(exc, ConcurrentChange):
         # Not a verdict on the document: the same bytes succeed once the conversation is quiet.
         return ApiError(
@@ -842,8 +859,44 @@ async def _read_json_body(request: web.Request) -> dict[str, Any]:
 
 def _parsed_and_checked(raw: bytes) -> dict[str, Any]:
     document = parse_json_document(raw)
+    check_json_shape(document)
     check_xml_chars(document)
     return document
+
+
+_SHAPE_RULES = {
+    "MAX_ARRAY_ITEMS": ("holds more than {limit} items", "содержит больше {limit} элементов"),
+    "MAX_DEPTH": ("is nested deeper than {limit} levels", "вложен глубже {limit} уровней"),
+    "MAX_VALUES": (
+        "is where the document passes {limit} values in all",
+        "— здесь документ превышает {limit} значений",
+    ),
+}
+
+
+def check_json_shape(document: Mapping[str, Any]) -> None:
+    """A 422 ``DOCUMENT_TOO_COMPLEX`` naming the field and the bound, before any conversion:
+    the CPU a submission may take is bounded by its shape (gateway.web.json_shape)."""
+    found = shape_problem(document)
+    if found is None:
+        return
+    en, ru = (text.format(limit=found.limit) for text in _SHAPE_RULES[found.rule])
+    where = found.pointer or "the document"
+    problem = Problem(
+        code=found.rule,
+        path=found.pointer,
+        message_en=f"{where} {en} ({found.rule}); the schemas allow no document this large",
+        message_ru=f"Поле {where} {ru} ({found.rule}): схемы не допускают такого документа.",
+        remedy_ru="Проверьте, как система формирует документ: повторяющихся элементов не "
+        "больше, чем допускает схема (не больше 100).",
+    )
+    raise ApiError(
+        422,
+        ErrorCode.DOCUMENT_TOO_COMPLEX,
+        f"{where} {en} ({found.rule}); nothing was converted: send a document the schema allows",
+        f"Поле {where} {ru} ({found.rule}); документ не обработан.",
+        extra={"problems": [problem.to_json()]},
+    )
 
 
 XML_CHAR_PROBLEM = "XML_CHAR_NOT_ALLOWED"
@@ -901,6 +954,31 @@ def _header_code(document: Mapping[str, Any], name: str) -> str:
 # --- handlers ----------------------------------------------------------------------------------
 
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
+"""Visible ASCII: a UUID, a ULID or the case system's own request number all fit."""
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's ``Idempotency-Key``, None without one; a 400 naming the header if it is
+    repeated or not 1..200 visible ASCII characters."""
+    values = request.headers.getall(IDEMPOTENCY_KEY, [])
+    if not values:
+        return None
+    if len(values) > 1 or not _IDEMPOTENCY_KEY.fullmatch(values[0]):
+        raise ApiError(
+            400,
+            ErrorCode.INVALID_PARAMETER,
+            f"the {IDEMPOTENCY_KEY} header must be given once, 1..{MAX_IDEMPOTENCY_KEY_CHARS} "
+            "visible ASCII characters (a UUID, say)",
+            f"Заголовок {IDEMPOTENCY_KEY} указывается один раз: от 1 до "
+            f"{MAX_IDEMPOTENCY_KEY_CHARS} видимых символов ASCII (например, UUID).",
+        )
+    return values[0]
+
+
 async def submit_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset())
     metrics = request.app[METRICS]
@@ -909,22 +987,30 @@ async def submit_message(request: web.Request) -> web.Response:
     except ApiError as error:
         if error.code == ErrorCode.INVALID_CHARACTER:
             metrics.message_rejected(XML_CHAR_PROBLEM, RejectionSource.LOCAL)
+        elif error.code == ErrorCode.DOCUMENT_TOO_COMPLEX:
+            metrics.message_rejected(error.extra["problems"][0]["code"], RejectionSource.LOCAL)
         raise
     try:
-        result = await request.app[SERVICE].submit(document, actor=request[ACTOR])
+        result = await request.app[SERVICE].submit(
+            document, actor=request[ACTOR], idempotency_key=idempotency_key(request)
+        )
     except ConcurrentChange:
         raise  # busy, not refused: not counted as a rejection
     except DocumentRejected as rejected:
         metrics.message_rejected(rejected.code, RejectionSource.LOCAL)
         raise
     # Labels are checked against the profiles' codes by GatewayMetrics itself.
-    metrics.message_submitted(_header_code(document, "Agreement"), _header_code(document, "Kind"))
-    if any(w.get("code") == ANSWER_LATE for w in result.warnings):
-        metrics.answer_late(_header_code(document, "Agreement"), LateSide.SENT)
-    location = (
-        MESSAGE.format(message_id=result.message_id) if _UUID.fullmatch(result.message_id) else None
-    )
-    return _json(result, status=202, headers={hdrs.LOCATION: location} if location else None)
+    if not result.replayed:
+        agreement = _header_code(document, "Agreement")
+        metrics.message_submitted(agreement, _header_code(document, "Kind"))
+        if any(w.get("code") == ANSWER_LATE for w in result.warnings):
+            metrics.answer_late(agreement, LateSide.SENT)
+    headers = {IDEMPOTENT_REPLAYED: "true"} if result.replayed else {}
+    if _UUID.fullmatch(result.message_id):
+        headers[hdrs.LOCATION] = MESSAGE.format(message_id=result.message_id)
+    answer = to_jsonable(result)
+    del answer["replayed"]  # said by the header: a replay's body is the first answer's
+    return _json(answer, status=202, headers=headers)
 
 
 async def list_conversations(request: web.Request) -> web.Response:

@@ -286,6 +286,15 @@ _PARAMETERS: dict[str, Any] = {
         "(CIS Art. 9.1); required for every such read, recorded encrypted in the audit trail. "
         "UTF-8, plain or percent-encoded.",
     },
+    "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+        "description": "Makes a retry safe for a document without its own MessageId: the same "
+        "key and body within 24 hours get the first answer again (Idempotent-Replayed: true) "
+        "and nothing is stored twice; another body is 422 IDEMPOTENCY_KEY_REUSED.",
+    },
     "PurposeQuery": {
         "name": "purpose",
         "in": "query",
@@ -355,6 +364,7 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "operationId": "submitMessage",
                 "summary": "Submit a document: converted, validated, signed, queued.",
+                "parameters": [_param("IdempotencyKey")],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("Document")}},
@@ -362,7 +372,13 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "202": {
                         "description": "Accepted for sending; warnings listed.",
-                        "headers": {"Location": {"schema": _STR}},
+                        "headers": {
+                            "Location": {"schema": _STR},
+                            "Idempotent-Replayed": {
+                                "schema": {"type": "string", "enum": ["true"]},
+                                "description": "Present on the first answer given again.",
+                            },
+                        },
                         "content": {"application/json": {"schema": _ref("SubmitResult")}},
                     },
                     "409": _error(
@@ -374,7 +390,9 @@ def _paths() -> dict[str, Any]:
                     "422": _error(
                         "The document breaks the schema or the rules (DOCUMENT_REJECTED), or a "
                         "string holds a character XML 1.0 does not allow (INVALID_CHARACTER; "
-                        "problems name each field by JSON Pointer).",
+                        "problems name each field by JSON Pointer), or the JSON breaks a shape "
+                        "bound (DOCUMENT_TOO_COMPLEX), or the Idempotency-Key was used for "
+                        "another body (IDEMPOTENCY_KEY_REUSED).",
                         "Rejected",
                     ),
                     "400": _resp("BadRequest"),

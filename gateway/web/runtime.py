@@ -762,7 +762,10 @@ class _WakingService:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def submit(self, document: dict[str, Any], *, actor: Any) -> Any:
-        result = await self._inner.submit(document, actor=actor)
-        self._wake.set()
+    async def submit(
+        self, document: dict[str, Any], *, actor: Any, idempotency_key: str | None = None
+    ) -> Any:
+        result = await self._inner.submit(document, actor=actor, idempotency_key=idempotency_key)
+        if not result.replayed:  # a replay queued nothing
+            self._wake.set()
         return result

@@ -85,7 +85,9 @@ class ConsoleTestService:
     async def authenticate_token(self, token: str) -> Actor | None:
         return None
 
-    async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
+    async def submit(
+        self, document: dict[str, Any], *, actor: Actor, idempotency_key: str | None = None
+    ) -> SubmitResult:
         self.calls.append("submit")
         self._need(actor, Action.SUBMIT)
         root = json_to_xml(document)

@@ -1,6 +1,6 @@
 """``gateway directory import`` killed at its crash points (gateway/crashpoints.py), then run
 again with the same file: the node ends on the new directory with one ``directory.imported``
-event, never on a half-written file, and the audit chain verifies.
+event, never on a half-written file, and the audit chain verifies. SQLite and PostgreSQL.
 
 ``directory.written``: the new file written beside the old, not swapped in (the old stays).
 ``directory.swapped``: swapped in, not yet audited (the repeated import writes the event,
@@ -56,12 +56,14 @@ def _gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("point", ["directory.written", "directory.swapped"])
 def test_directory_import_killed_then_repeated_installs_once(
-    world: DemoWorld, tmp_path: Path, point: str
+    world: DemoWorld, tmp_path: Path, point: str, dialect: str, request: pytest.FixtureRequest
 ) -> None:
-    tag = f"dir-{point.replace('.', '-')}"
-    config_path = node_config(world, "KZ-MJ", tag)
+    tag = f"dir-{dialect}-{point.replace('.', '-')}"
+    url = request.getfixturevalue("pg_schema")("dir") if dialect == "postgresql" else ""
+    config_path = node_config(world, "KZ-MJ", tag, database_url=url)
     # A directory file of its own: the world's is shared by the session's other tests.
     raw = tomllib.loads(config_path.read_text("utf-8"))
     private = tmp_path / "directory.xml"

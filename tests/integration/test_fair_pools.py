@@ -30,11 +30,12 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 RECEIVER = "KZ-MJ"
 SENDER = "RU-FSSP"
-SUBMISSIONS = API_EXECUTOR_THREADS * 2
-"""Enough to fill the API's pool twice over: half of them wait in its line."""
-IDENTIFIERS = 8000
-"""Identifiers in each submission: ~300 KB of JSON that takes a second or more of CPU to
-convert and validate before its 422 (as a hostile or broken case system sends)."""
+SUBMISSIONS = API_EXECUTOR_THREADS * 4
+"""Enough to fill the API's pool four times over: three quarters of them wait in its line."""
+FILLER_CHARS = 6_000_000
+"""Characters of free text in each submission: 12 MB of JSON (under the 16 MiB cap, within the
+shape bounds of gateway.web.json_shape) that takes about a second of CPU to check, convert and
+validate before its 422 (over the field's length), as a hostile or broken case system sends."""
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -67,8 +68,7 @@ async def receiver(world: DemoWorld) -> AsyncIterator[NodeRuntime]:
 def heavy_submission() -> dict[str, Any]:
     document = example("cis-enforcement.Request")
     document["header"]["Recipient"] = SENDER
-    individual = document["body"]["Request"]["Debtor"]["Individual"]
-    individual["OtherIdentifier"] = [{"Kind": "ИНН", "Value": str(i)} for i in range(IDENTIFIERS)]
+    document["body"]["Request"]["OtherInformation"] = "Ф" * FILLER_CHARS
     return document
 
 
@@ -108,5 +108,8 @@ async def test_peer_intake_answers_while_the_api_is_saturated(
     assert answer.status == 200  # a signed receipt, not 503 TIMEOUT
     assert b"Receipt" in answer.body
     assert statuses == [422] * SUBMISSIONS  # each submission was processed to its answer
-    # The peer was answered before any of the submissions, which were all in the API's pool.
-    assert finished[0] == "peer", finished
+    # Every submission was in the API's pool before the peer sent; the peer was answered while
+    # most of them still waited there. (With one shared pool the peer's work queued behind
+    # all of them and came last. A submission's CPU is bounded, about a second here, so the
+    # first ones may finish while the peer's TLS handshake and checks run.)
+    assert finished.index("peer") <= SUBMISSIONS // 2, finished

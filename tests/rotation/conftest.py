@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,14 +24,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from gateway.config import NodeConfig
-from gateway.crypto import algorithms
+from gateway.crypto import algorithms, at_rest
 from gateway.crypto.certificates import DemoCA
 from gateway.crypto.keystore import KeyStore
 from gateway.demo.pki import DemoPKI, build_demo_pki
+from gateway.store import Store, migrate, open_store
+from tests.store.conftest import pg_admin, pg_schema_factory  # noqa: F401 - fixtures by name
 
 BODY = "RU-FSSP"
 PEER = "KZ-MJ"
 PASSPHRASE = b"rotation-test-passphrase"
+CRASH_TEST_SCRYPT = 14
+"""scrypt cost of the crash tests' file KEK: 16 MiB, fast (the production default is slower)."""
 PKI_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 """The PKI is made an hour before the run: CLI steps at the wall clock fall in its validity."""
 
@@ -134,3 +139,25 @@ def make_tsa(ca: DemoCA, *, at: datetime) -> DummyTimeStamper:
         tsa_key=asn1_keys.PrivateKeyInfo.load(der_key),
         fixed_dt=at,
     )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def node_on_each_store(
+    request: pytest.FixtureRequest, demo_pki: DemoPKI, tmp_path: Path
+) -> Iterator[tuple[NodeDir, Store]]:
+    """A node folder whose store is SQLite or a fresh PostgreSQL schema (migrated), with a file
+    KEK: for the crash-point tests, which run on both stores."""
+    node = make_node(demo_pki, tmp_path)
+    at_rest.generate_file_kek(
+        node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=CRASH_TEST_SCRYPT
+    )
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_schema_factory")()
+        with node.config_path.open("a", encoding="utf-8") as config:
+            config.write(f'\n[database]\nurl = "{url}"\n')
+    else:
+        (node.root / "data").mkdir(exist_ok=True)
+    store = open_store(node.config.database_url)
+    migrate(store.engine)
+    yield node, store
+    store.dispose()

@@ -1,7 +1,8 @@
 """SIGKILL at the re-wrap's named crash points (gateway/crashpoints.py): inside a batch's
 transaction (``rewrap.batch``: the batch is undone) and just after its commit
 (``rewrap.committed``: the batch stays done). Every message opens with the ring at each step, the
-audit chain is intact, and running ``gateway keys rewrap`` again finishes the work."""
+audit chain is intact, and running ``gateway keys rewrap`` again finishes the work. SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from gateway.crypto.kek_rotation import load_kek_ring, rotate_kek
 from gateway.store import Store, audit
 from gateway.store.keys import count_by_kek, kek_usage
 from tests.rotation.conftest import NodeDir
-from tests.rotation.test_kek_rotation import (  # noqa: F401 - file_node is a fixture
+from tests.rotation.test_kek_rotation import (
     FAST_SCRYPT,
     VIA_INSERT_SENT,
     assert_all_readable,
-    file_node,
     fill,
     rewrap_command,
     run_to_end,
@@ -34,11 +34,11 @@ BATCH = 50
 
 @pytest.mark.parametrize(("point", "moved"), [("rewrap.batch", 0), ("rewrap.committed", BATCH)])
 def test_rewrap_killed_at_a_crash_point_resumes(
-    file_node: tuple[NodeDir, Store],  # noqa: F811
+    node_on_each_store: tuple[NodeDir, Store],
     point: str,
     moved: int,
 ) -> None:
-    node, store = file_node
+    node, store = node_on_each_store
     now = datetime.now(UTC)
     keys = node.keystore()
     old = load_kek_ring(keys).active.key_id

@@ -77,7 +77,9 @@ class InMemoryService:
     async def authenticate_token(self, token: str) -> Actor | None:
         return self.tokens.get(token)
 
-    async def submit(self, document: dict[str, Any], *, actor: Actor) -> SubmitResult:
+    async def submit(
+        self, document: dict[str, Any], *, actor: Actor, idempotency_key: str | None = None
+    ) -> SubmitResult:
         _need(actor, Action.SUBMIT)
         stored, warnings = self._accept(document, direction="out", receipt=None)
         return SubmitResult(

@@ -80,7 +80,7 @@ async def test_raw_utf8_purpose_header(
 class BusyService(InMemoryService):
     """The conversation changes under every attempt, as under heavy concurrent traffic."""
 
-    async def submit(self, document, *, actor):
+    async def submit(self, document, *, actor, idempotency_key=None):
         raise ConcurrentChange
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from gateway.web.limits import PEER_HEADER_TIMEOUT
 from gateway.web.peer_client import messages_url
 
@@ -32,9 +34,14 @@ async def _silent_client(url: str, pki: Pki, body: str, first_bytes: bytes) -> t
     return answer, time.monotonic() - started
 
 
-async def test_a_peer_that_never_sends_its_head_is_cut_off(pki, directory, pipeline, start_server):
+@pytest.mark.parametrize("client", ["kz", "unlisted"])
+async def test_a_peer_that_never_sends_its_head_is_cut_off(
+    pki, directory, pipeline, start_server, client
+):
+    """A listed peer, and one whose certificate is from a directory CA but names a body the
+    directory lacks (BY-MJ): both are cut off at the header timeout."""
     server = await start_server(pki.server_context("ru"), directory, pipeline, header_timeout=SHORT)
-    answer, took = await _silent_client(messages_url(server.url), pki, "kz", b"")
+    answer, took = await _silent_client(messages_url(server.url), pki, client, b"")
     assert answer.split(b"\r\n", 1)[0].endswith(b" 503 Service Unavailable"), answer[:200]
     assert b"TIMEOUT" in answer
     assert b"X-Content-Type-Options: nosniff" in answer
