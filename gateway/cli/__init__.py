@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "audit",
     "backup",
     "check",
+    "db",
     "disclose",
     "documents",
     "holds",

@@ -324,9 +324,10 @@ PROGRESS_WIDTH = 40
 
 @contextmanager
 def _context(args: argparse.Namespace) -> Iterator[tuple[AppContext, KeyStore]]:
-    """The node's context (store migrated, actor ``cli:<login>``) and its key folder."""
+    """The node's context (store at the current schema, actor ``cli:<login>``) and its keys."""
     config = NodeConfig.from_toml(args.config)
-    config.node.data_dir.mkdir(parents=True, exist_ok=True)  # a first SQLite store lives there
+    # A first SQLite store lives there; the node's account alone lists it.
+    config.node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = KeyStore.from_config(config)
     with AppContext.from_config(config) as ctx:
         yield ctx, keys

@@ -89,7 +89,10 @@ def register(subparsers: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
 
+    from gateway.cli.check import refuse_on_failure
+    from gateway.cli.db import upgrade_store
     from gateway.config import NodeConfig
     from gateway.exchange.node import Node
 
@@ -99,9 +102,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     config = NodeConfig.from_toml(args.config)
     _configure_logging(config)
-    _log_check_findings(config)
-    # Opened (and migrated) once here: every check of the configuration fails before a port is
-    # bound, and the workers find the store at its current revision.
+    # check-config's every check before anything is bound or written: a node that would fail
+    # later (a key, the directory, a port, the clock) does not half start.
+    refuse_on_failure(config)
+    upgrade_store(config, logging.getLogger("gateway.store").info)
+    # Opened once here, so the workers find the store at its current revision.
     node = Node.from_config(config)
     if args.workers == 1:
         asyncio.run(_serve_worker(node, None, scheduler=True))
@@ -117,20 +122,6 @@ def _configure_logging(config: NodeConfig) -> None:
     configure(
         node=config.node.body_id, level=section.level, fmt=section.format, levels=section.levels
     )
-
-
-def _log_check_findings(config: NodeConfig) -> None:
-    """``check-config``'s findings that are not ``ok``, logged before anything is bound (the
-    ports and the database are left to serve itself, which fails on them with its error line;
-    under systemd, ExecStartPre runs the whole check-config and refuses to start)."""
-    import logging
-
-    from gateway.cli.check import run_checks
-
-    log = logging.getLogger("gateway.check")
-    for finding in run_checks(config, skip=frozenset({"ports", "database"})):
-        if finding.state != "ok":
-            log.warning("%s", finding.line())
 
 
 async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
