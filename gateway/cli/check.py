@@ -145,6 +145,7 @@ def run_checks(
         _directory,
         _database,
         _clock,
+        _https,
         _ports,
     ]
     for check in checks:
@@ -544,6 +545,42 @@ def _kernel_clock_unsynchronised() -> bool:
         return bool(libc.adjtimex(buffer) == time_error)
     except (OSError, AttributeError):
         return False
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _https(config: NodeConfig, now: datetime) -> Iterator[Finding]:
+    """``[api]``/``[console]`` HTTPS: the pair loads, the key is private, the certificate is
+    in force; without it, a listener off loopback sends tokens and passwords in clear."""
+    from cryptography import x509
+
+    from gateway.crypto.keystore import KeyStore
+    from gateway.web.tls import local_server_context
+
+    for name in ("api", "console"):
+        section = getattr(config, name)
+        check = f"https {name}"
+        if section.tls_cert_file is None or section.tls_key_file is None:
+            if section.host in LOOPBACK_HOSTS:
+                yield ok(check, f"выключен ({section.host}: только эта машина)")
+            else:
+                yield warn(
+                    check,
+                    f"[{name}] host = {section.host} без tls_cert_file: токены и пароли идут "
+                    "открытым текстом; задайте tls_cert_file и tls_key_file",
+                )
+            continue
+        keys = KeyStore.from_config(config)
+        try:
+            local_server_context(
+                section.tls_cert_file, section.tls_key_file, password=keys.passphrase
+            )
+        finally:
+            keys.close()
+        yield _private(section.tls_key_file, f"{check} key", "chmod 600")
+        certificate = x509.load_pem_x509_certificate(section.tls_cert_file.read_bytes())
+        yield _certificate(check, certificate, now)
 
 
 def _ports(config: NodeConfig, now: datetime) -> Iterator[Finding]:

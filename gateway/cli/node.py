@@ -135,14 +135,14 @@ async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
     await runtime.start(scheduler=scheduler, listeners=listeners)
     if listeners is None:
         console = (
-            f", консоль http://{config.console.host}:{runtime.console_port}"
+            f", консоль {_scheme(config.console)}://{config.console.host}:{runtime.console_port}"
             if runtime.console_port is not None
             else ""
         )
         # The bound ports, not the configured ones: port 0 in NODE.toml picks free ones.
         print(
             f"узел {node.body_id}: peer https://{config.peer.host}:{runtime.peer_port}, "
-            f"API http://{config.api.host}:{runtime.api_port}/api/v1{console}",
+            f"API {_scheme(config.api)}://{config.api.host}:{runtime.api_port}/api/v1{console}",
             flush=True,
         )
     stop = asyncio.Event()
@@ -189,8 +189,8 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
     print(
         f"узел {config.node.body_id}: {workers} процесса(ов), peer "
         f"https://{config.peer.host}:{peer.getsockname()[1]}, "
-        f"API http://{config.api.host}:{api.getsockname()[1]}/api/v1, "
-        f"консоль http://{config.console.host}:{console.getsockname()[1]}",
+        f"API {_scheme(config.api)}://{config.api.host}:{api.getsockname()[1]}/api/v1, "
+        f"консоль {_scheme(config.console)}://{config.console.host}:{console.getsockname()[1]}",
         flush=True,
     )
     stopping = False
@@ -212,6 +212,10 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
             failed = True
             stop_all()
     return 1 if failed else 0
+
+
+def _scheme(section: Any) -> str:
+    return "https" if section.tls else "http"
 
 
 def _demo(args: argparse.Namespace) -> int:
