@@ -181,12 +181,18 @@ def cmd_csr(args: argparse.Namespace, *, now: datetime) -> int:
         key = _new_key(args, store, force=False)
     csr = certificates.build_csr(key, profile)
     path = store.csr_path(role, name)
-    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    print(f"certificate request: {path}")
-    print(f"subject: {csr.subject.rfc4514_string()}")
+    pem = csr.public_bytes(serialization.Encoding.PEM)
+    path.write_bytes(pem)
+    # The request itself on stdout, so `gateway keys csr seal … > seal.csr` is what the CA
+    # (and openssl) reads; what was done goes to stderr.
+    sys.stdout.write(pem.decode("ascii"))
+    sys.stdout.flush()
+    print(f"certificate request: {path}", file=sys.stderr)
+    print(f"subject: {csr.subject.rfc4514_string()}", file=sys.stderr)
     print(
         f"then: gateway keys import {role} CERT.pem --config {args.config}"
-        + (f" --name {name}" if name else "")
+        + (f" --name {name}" if name else ""),
+        file=sys.stderr,
     )
     return EXIT_OK
 
