@@ -44,7 +44,7 @@ POSTGRES_IMAGE = "docker.io/library/postgres:15-bookworm"
 BASE_IMAGE = "localhost/gateway-bookworm-base:latest"
 NODE_UID = 10001
 BODIES = {"RU-FSSP": "ru_fssp", "KZ-MJ": "kz_mj"}
-DB_PASSWORD = "pod-pair-test-only"  # noqa: S105 - a throwaway database in a test pod
+DB_PASSWORD = "pod-pair-test-only"
 START_SECONDS = 300.0
 PURPOSE = "%D0%9F%D1%80%D0%BE%D0%B2%D0%B5%D1%80%D0%BA%D0%B0"  # "Проверка", percent-encoded
 
@@ -198,7 +198,7 @@ def wait_healthy(port: int) -> None:
     deadline = time.monotonic() + START_SECONDS
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
                 return
         except (urllib.error.URLError, ConnectionError):
             if time.monotonic() > deadline:
