@@ -24,10 +24,12 @@ from tests.cli.test_errors import assert_error
 from tests.integration.exchange_world import serving
 
 
-def _https_pair(folder: Path, passphrase: bytes) -> tuple[Path, Path]:
+def _https_pair(
+    folder: Path, passphrase: bytes, subject: str = "RU-FSSP console"
+) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and its key, encrypted with the node's key passphrase."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "RU-FSSP console")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()

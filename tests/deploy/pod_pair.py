@@ -54,6 +54,19 @@ def sh(*argv: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in argv], check=True, text=True, **kwargs)
 
 
+def sandbox_conf(work: Path) -> Path:
+    """podman settings for a CI machine that is itself a container: a process there may lower
+    its rlimits but not raise them (podman's default raises them), and crun refuses hybrid
+    cgroups where runc runs (tested on the CI machine; docs/operations.md, Container)."""
+    conf = work / "containers.conf"
+    runtime = '[engine]\nruntime = "runc"\n' if shutil.which("runc") else ""
+    conf.write_text(
+        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]\n' + runtime,
+        encoding="utf-8",
+    )
+    return conf
+
+
 def debootstrap_base(work: Path) -> str:
     """A Debian bookworm image with python3 (3.11) and venv, from the Debian mirror."""
     rootfs = work / "rootfs"
@@ -261,6 +274,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the pod running")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gw-pod-"))
+    os.environ.setdefault("CONTAINERS_CONF", str(sandbox_conf(work)))
     root = (args.root or work / "pair").resolve()
     if not args.no_build:
         build_images(work, args.base or debootstrap_base(work))
