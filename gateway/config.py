@@ -128,8 +128,21 @@ class ServerSection(ListenSection):
     closed (a client trickling header bytes must not hold a socket for minutes)."""
     keepalive_timeout: float | None = None
     """Idle seconds before a keep-alive connection is closed."""
+    tls_cert_file: Path | None = None
+    """PEM certificate (chain) to serve HTTPS with; with ``tls_key_file``. The console's
+    cookies are then ``Secure`` (``__Host-`` prefix). Unset: plain HTTP (loopback only)."""
+    tls_key_file: Path | None = None
+    """Its private key, PEM; if encrypted, with the node's key passphrase ([keys])."""
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigurationError(
+                "tls_cert_file and tls_key_file go together: set both (HTTPS) or neither"
+            )
         for name in ("header_timeout", "keepalive_timeout"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= MAX_SERVER_TIMEOUT:

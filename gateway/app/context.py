@@ -1,8 +1,9 @@
 """One context for every use case: the node's configuration, its store and who acts.
 
-The command line opens it from a configuration file (:meth:`AppContext.open`: the store is
-migrated to the code's schema first, as every command needs); the servers build one over the
-store they already hold and name each request's actor with :meth:`AppContext.acting_as`.
+The command line opens it from a configuration file (:meth:`AppContext.open`: a new store gets
+the code's schema; one at another revision is refused until ``gateway db upgrade``); the
+servers build one over the store they already hold and name each request's actor with
+:meth:`AppContext.acting_as`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from types import TracebackType
 
 from gateway.config import NodeConfig
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
-from gateway.store import Store, audit, migrate, open_store
+from gateway.store import Store, audit, open_current, open_store
 
 ACTOR_CHARS = 64
 """The audit trail's actor column holds a code of at most 64 characters."""
@@ -51,7 +52,7 @@ class AppContext:
 
     @classmethod
     def open(cls, config_path: Path, actor: Actor | None = None) -> AppContext:
-        """Read the node's TOML, open its database and migrate it to the code's schema.
+        """Read the node's TOML and open its database (:func:`gateway.store.open_current`).
         ``actor`` defaults to :func:`command_line_actor`."""
         return cls.from_config(NodeConfig.from_toml(config_path), actor)
 
@@ -60,7 +61,7 @@ class AppContext:
         """As :meth:`open`, for a configuration already read."""
         store = open_store(config.database_url)
         try:
-            migrate(store.engine)
+            open_current(store.engine)
         except BaseException:
             store.dispose()
             raise

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "backup",
     "check",
     "conversations",
+    "db",
     "disclose",
     "documents",
     "holds",

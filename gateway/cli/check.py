@@ -4,6 +4,9 @@ One line per check (``ok``, ``warn`` or ``FAIL``, the check's name, what was fou
 failure, what to do and the error code); then, if anything failed, the usual error line and the
 exit code of the first failure (2: NODE.toml must change, 3: a file, the database or a port is
 unavailable). Nothing is changed: the database is not migrated, no file is created.
+
+``gateway serve`` runs the same checks (:func:`refuse_on_failure`) before it binds anything or
+touches the store, and does not start if one fails.
 """
 
 from __future__ import annotations
@@ -88,6 +91,29 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def refuse_on_failure(config: NodeConfig) -> None:
+    """``gateway serve``'s pre-flight: every check, warnings logged; on a failure each ``FAIL``
+    is logged and :class:`CommandError` names the first (its code and exit code) and how many
+    there were, so the node does not half start."""
+    import logging
+
+    log = logging.getLogger("gateway.check")
+    failures = []
+    for finding in run_checks(config):
+        if finding.state == "FAIL":
+            log.error("%s", finding.line())
+            failures.append(finding)
+        elif finding.state == "warn":
+            log.warning("%s", finding.line())
+    if failures:
+        first = failures[0]
+        others = len(failures) - 1
+        more = f" (и ещё {others}: см. gateway check-config)" if others else ""
+        raise CommandError(
+            f"узел не запущен: {first.check}: {first.detail}{more}", first.code, first.exit_code
+        )
+
+
 def _printed(finding: Finding) -> Finding:
     print(finding.line(), flush=True)
     return finding
@@ -118,6 +144,8 @@ def run_checks(
         _keys,
         _directory,
         _database,
+        _clock,
+        _https,
         _ports,
     ]
     for check in checks:
@@ -414,33 +442,164 @@ def _limits(config: NodeConfig, body: Any) -> Finding:
 
 
 def _database(config: NodeConfig, now: datetime) -> Iterator[Finding]:
-    from importlib.resources import files
-
-    from alembic.script import ScriptDirectory
-
-    from gateway.store import current_revision, open_store
+    from gateway.store import SchemaState, StoreNotCurrent, open_store, schema_status
 
     if (
         config.database_url.startswith("sqlite")
         and not (config.node.data_dir / "gateway.db").exists()
     ):
-        yield ok("database", "SQLite-файл будет создан при первом запуске")
+        yield ok("database", "SQLite-файла нет: gateway db upgrade (или serve) создаст его")
         return
     store = open_store(config.database_url)
     try:
-        revision = current_revision(store.engine)
+        status = schema_status(store.engine)
     finally:
         store.dispose()
-    head = ScriptDirectory(str(files("gateway.store") / "migrations")).get_current_head()
     kind = store.engine.dialect.name
-    if revision == head:
-        yield ok("database", f"{kind} доступна, схема {revision} (последняя)")
-    elif revision is None:
-        yield ok("database", f"{kind} доступна, пуста: gateway serve создаст схему")
-    else:
+    if status.state is SchemaState.CURRENT:
+        yield ok("database", f"{kind} доступна, схема {status.current} (последняя)")
+    elif status.state is SchemaState.EMPTY:
+        yield ok("database", f"{kind} доступна, пуста: gateway db upgrade (или serve) создаст её")
+    elif status.state is SchemaState.BEHIND:
         yield warn(
-            "database", f"{kind} доступна, схема {revision}; gateway serve обновит до {head}"
+            "database",
+            f"{kind} доступна, схема {status.current}, последняя {status.head}: сделайте "
+            "резервную копию и выполните gateway db upgrade (serve обновит её сам)",
         )
+    else:
+        error = StoreNotCurrent(status)
+        yield failed("database", str(error), error.code, ExitCode.UNAVAILABLE)
+
+
+def _clock(config: NodeConfig, now: datetime) -> Iterator[Finding]:
+    """The host's clock, without asking a time server (a node may have no route to one):
+
+    * PostgreSQL: the database server's clock (``SELECT now()``), a second machine's;
+    * the signed directory's ``IssuedAt``: the depositary signed it, so it cannot be later
+      than now;
+    * the modification times of the node's own files (NODE.toml, directory, key manifest,
+      store): a clock set back leaves them in the future;
+    * the kernel's NTP state (``adjtimex``): unsynchronised is a warning only.
+
+    Peers refuse documents signed more than :data:`gateway.crypto.trust.CLOCK_SKEW` off
+    their clock, so that is the limit."""
+    from gateway.crypto.trust import CLOCK_SKEW
+
+    limit = int(CLOCK_SKEW.total_seconds() // 60)
+    found = False
+    for source, moment in _clock_references(config, now):
+        found = True
+        skew = now - moment
+        if source.startswith("mtime") and skew < -CLOCK_SKEW:
+            yield warn(
+                "clock",
+                f"{source} изменён {moment:%Y-%m-%d %H:%M:%S} UTC, позже, чем сейчас: часы "
+                "переводили назад?",
+            )
+        elif not source.startswith("mtime") and abs(skew) > CLOCK_SKEW:
+            yield failed(
+                "clock",
+                f"часы узла расходятся с {source} на {int(skew.total_seconds())} с (допустимо "
+                f"{limit} мин): узлы-партнёры отклонят его подписи; настройте синхронизацию "
+                "времени (chrony, systemd-timesyncd)",
+                "CLOCK_SKEW",
+                ExitCode.UNAVAILABLE,
+            )
+        else:
+            yield ok("clock", f"{source}: расхождение {int(skew.total_seconds())} с")
+    if _kernel_clock_unsynchronised():
+        yield warn("clock", "ядро сообщает: часы не синхронизированы (NTP не работает?)")
+    elif not found:
+        yield ok("clock", "сверять не с чем")
+
+
+def _clock_references(config: NodeConfig, now: datetime) -> Iterator[tuple[str, datetime]]:
+    if not config.database_url.startswith("sqlite"):
+        import sqlalchemy as sa
+
+        from gateway.store import open_store
+
+        store = open_store(config.database_url)
+        try:
+            with store.engine.connect() as conn:
+                moment = conn.execute(sa.text("SELECT now()")).scalar_one()
+        finally:
+            store.dispose()
+        yield "часами сервера PostgreSQL", moment.astimezone(UTC)
+    if config.trust.directory_file is not None and config.trust.directory_file.is_file():
+        from gateway.exchange.directory import parse_directory_xml
+        from gateway.exchange.node import load_directory
+
+        try:
+            claimed = parse_directory_xml(config.trust.directory_file.read_bytes()).issued_at
+            # Verified as of the time it claims: the depositary's signature vouches for it.
+            issued = load_directory(config, at=claimed).issued_at
+        except Exception:  # the directory check has said what is wrong
+            issued = None
+        if issued is not None and issued > now:
+            # Only a directory signed "in the future" says the clock is behind: an old one
+            # is merely old.
+            yield "IssuedAt справочника органов", issued
+    for path in (
+        config.path,
+        config.trust.directory_file,
+        config.keys.dir,
+        config.node.data_dir / "gateway.db",
+    ):
+        if path is not None and path.exists():
+            moment = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            yield f"mtime {path}", moment
+
+
+def _kernel_clock_unsynchronised() -> bool:
+    """``adjtimex`` read-only (Linux): TIME_ERROR (5) means the kernel's clock is not kept in
+    sync by NTP. Anywhere else, or if the call fails: unknown, not a finding."""
+    import ctypes
+    import ctypes.util
+
+    time_error = 5
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        buffer = ctypes.create_string_buffer(512)  # struct timex; modes 0: only reads
+        return bool(libc.adjtimex(buffer) == time_error)
+    except (OSError, AttributeError):
+        return False
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _https(config: NodeConfig, now: datetime) -> Iterator[Finding]:
+    """``[api]``/``[console]`` HTTPS: the pair loads, the key is private, the certificate is
+    in force; without it, a listener off loopback sends tokens and passwords in clear."""
+    from cryptography import x509
+
+    from gateway.crypto.keystore import KeyStore
+    from gateway.web.tls import local_server_context
+
+    for name in ("api", "console"):
+        section = getattr(config, name)
+        check = f"https {name}"
+        if section.tls_cert_file is None or section.tls_key_file is None:
+            if section.host in LOOPBACK_HOSTS:
+                yield ok(check, f"выключен ({section.host}: только эта машина)")
+            else:
+                yield warn(
+                    check,
+                    f"[{name}] host = {section.host} без tls_cert_file: токены и пароли идут "
+                    "открытым текстом; задайте tls_cert_file и tls_key_file",
+                )
+            continue
+        keys = KeyStore.from_config(config)
+        try:
+            local_server_context(
+                section.tls_cert_file, section.tls_key_file, password=keys.passphrase
+            )
+        finally:
+            keys.close()
+        yield _private(section.tls_key_file, f"{check} key", "chmod 600")
+        certificate = x509.load_pem_x509_certificate(section.tls_cert_file.read_bytes())
+        yield _certificate(check, certificate, now)
 
 
 def _ports(config: NodeConfig, now: datetime) -> Iterator[Finding]:
@@ -452,6 +611,10 @@ def _ports(config: NodeConfig, now: datetime) -> Iterator[Finding]:
         # A test bind only, closed at once: the node binds the port itself when it starts.
         with socket.socket(socket.AF_INET6 if ":" in section.host else socket.AF_INET) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if getattr(section, "reuse_port", False):
+                # As the node binds it: a port held or served with SO_REUSEPORT by this
+                # account is free to it (a restart beside the old process).
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 s.bind((section.host, section.port))
             except OSError as exc:

@@ -69,7 +69,7 @@ def explain(exc: BaseException) -> CommandError | None:
     """
     if isinstance(exc, CommandError):
         return exc
-    for explainer in (_gateway_error, _database_error, _os_error, _zone_error):
+    for explainer in (_gateway_error, _schema_error, _database_error, _os_error, _zone_error):
         found = explainer(exc)
         if found is not None:
             return found
@@ -92,6 +92,15 @@ def _gateway_error(exc: BaseException) -> CommandError | None:
             f"токен PKCS#11 недоступен: {_one_line(exc)}", "TOKEN_UNAVAILABLE", ExitCode.UNAVAILABLE
         )
     return None
+
+
+def _schema_error(exc: BaseException) -> CommandError | None:
+    engine = sys.modules.get("gateway.store.engine")
+    if engine is None or not isinstance(exc, engine.StoreNotCurrent):
+        return None
+    # 3, not 2: neither the command line nor NODE.toml is wrong; the database is not usable
+    # by this version until it is upgraded (or the newer gateway is installed).
+    return CommandError(_one_line(exc), exc.code, ExitCode.UNAVAILABLE)
 
 
 def _database_error(exc: BaseException) -> CommandError | None:

@@ -181,12 +181,18 @@ def cmd_csr(args: argparse.Namespace, *, now: datetime) -> int:
         key = _new_key(args, store, force=False)
     csr = certificates.build_csr(key, profile)
     path = store.csr_path(role, name)
-    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    print(f"certificate request: {path}")
-    print(f"subject: {csr.subject.rfc4514_string()}")
+    pem = csr.public_bytes(serialization.Encoding.PEM)
+    path.write_bytes(pem)
+    # The request itself on stdout, so `gateway keys csr seal … > seal.csr` is what the CA
+    # (and openssl) reads; what was done goes to stderr.
+    sys.stdout.write(pem.decode("ascii"))
+    sys.stdout.flush()
+    print(f"certificate request: {path}", file=sys.stderr)
+    print(f"subject: {csr.subject.rfc4514_string()}", file=sys.stderr)
     print(
         f"then: gateway keys import {role} CERT.pem --config {args.config}"
-        + (f" --name {name}" if name else "")
+        + (f" --name {name}" if name else ""),
+        file=sys.stderr,
     )
     return EXIT_OK
 
@@ -324,9 +330,10 @@ PROGRESS_WIDTH = 40
 
 @contextmanager
 def _context(args: argparse.Namespace) -> Iterator[tuple[AppContext, KeyStore]]:
-    """The node's context (store migrated, actor ``cli:<login>``) and its key folder."""
+    """The node's context (store at the current schema, actor ``cli:<login>``) and its keys."""
     config = NodeConfig.from_toml(args.config)
-    config.node.data_dir.mkdir(parents=True, exist_ok=True)  # a first SQLite store lives there
+    # A first SQLite store lives there; the node's account alone lists it.
+    config.node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys = KeyStore.from_config(config)
     with AppContext.from_config(config) as ctx:
         yield ctx, keys

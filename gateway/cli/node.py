@@ -89,7 +89,10 @@ def register(subparsers: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
 
+    from gateway.cli.check import refuse_on_failure
+    from gateway.cli.db import upgrade_store
     from gateway.config import NodeConfig
     from gateway.exchange.node import Node
 
@@ -99,9 +102,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     config = NodeConfig.from_toml(args.config)
     _configure_logging(config)
-    _log_check_findings(config)
-    # Opened (and migrated) once here: every check of the configuration fails before a port is
-    # bound, and the workers find the store at its current revision.
+    # check-config's every check before anything is bound or written: a node that would fail
+    # later (a key, the directory, a port, the clock) does not half start.
+    refuse_on_failure(config)
+    upgrade_store(config, logging.getLogger("gateway.store").info)
+    # Opened once here, so the workers find the store at its current revision.
     node = Node.from_config(config)
     if args.workers == 1:
         asyncio.run(_serve_worker(node, None, scheduler=True))
@@ -119,20 +124,6 @@ def _configure_logging(config: NodeConfig) -> None:
     )
 
 
-def _log_check_findings(config: NodeConfig) -> None:
-    """``check-config``'s findings that are not ``ok``, logged before anything is bound (the
-    ports and the database are left to serve itself, which fails on them with its error line;
-    under systemd, ExecStartPre runs the whole check-config and refuses to start)."""
-    import logging
-
-    from gateway.cli.check import run_checks
-
-    log = logging.getLogger("gateway.check")
-    for finding in run_checks(config, skip=frozenset({"ports", "database"})):
-        if finding.state != "ok":
-            log.warning("%s", finding.line())
-
-
 async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
     import asyncio
     import signal
@@ -144,14 +135,14 @@ async def _serve_worker(node: Any, listeners: Any, *, scheduler: bool) -> None:
     await runtime.start(scheduler=scheduler, listeners=listeners)
     if listeners is None:
         console = (
-            f", консоль http://{config.console.host}:{runtime.console_port}"
+            f", консоль {_scheme(config.console)}://{config.console.host}:{runtime.console_port}"
             if runtime.console_port is not None
             else ""
         )
         # The bound ports, not the configured ones: port 0 in NODE.toml picks free ones.
         print(
             f"узел {node.body_id}: peer https://{config.peer.host}:{runtime.peer_port}, "
-            f"API http://{config.api.host}:{runtime.api_port}/api/v1{console}",
+            f"API {_scheme(config.api)}://{config.api.host}:{runtime.api_port}/api/v1{console}",
             flush=True,
         )
     stop = asyncio.Event()
@@ -198,8 +189,8 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
     print(
         f"узел {config.node.body_id}: {workers} процесса(ов), peer "
         f"https://{config.peer.host}:{peer.getsockname()[1]}, "
-        f"API http://{config.api.host}:{api.getsockname()[1]}/api/v1, "
-        f"консоль http://{config.console.host}:{console.getsockname()[1]}",
+        f"API {_scheme(config.api)}://{config.api.host}:{api.getsockname()[1]}/api/v1, "
+        f"консоль {_scheme(config.console)}://{config.console.host}:{console.getsockname()[1]}",
         flush=True,
     )
     stopping = False
@@ -221,6 +212,10 @@ def _serve_workers(config: NodeConfig, workers: int) -> int:
             failed = True
             stop_all()
     return 1 if failed else 0
+
+
+def _scheme(section: Any) -> str:
+    return "https" if section.tls else "http"
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -67,12 +67,12 @@ def _record(args: argparse.Namespace, mark: Callable[..., Any], what_ru: str) ->
     from gateway.config import NodeConfig
     from gateway.model.problems import GatewayError
     from gateway.rules.originals import OriginalRefused
-    from gateway.store import migrate, open_store
+    from gateway.store import open_current, open_store
 
     try:
         config = NodeConfig.from_toml(args.config)
         store = open_store(config.database_url)
-        migrate(store.engine)
+        open_current(store.engine)
     except (GatewayError, OSError) as exc:
         return report(exc)
     try:
@@ -139,12 +139,12 @@ def _line(row: Any) -> str:
 def _list(args: argparse.Namespace) -> int:
     from gateway.config import NodeConfig
     from gateway.model.problems import GatewayError
-    from gateway.store import migrate, open_store, originals
+    from gateway.store import open_current, open_store, originals
 
     try:
         config = NodeConfig.from_toml(args.config)
         store = open_store(config.database_url)
-        migrate(store.engine)
+        open_current(store.engine)
     except (GatewayError, OSError) as exc:
         return report(exc)
     try:

@@ -44,7 +44,7 @@ from gateway.model.problems import DocumentRejected, Problem
 from gateway.rules.clock import Calendars
 from gateway.store import Store, open_store
 from gateway.store import outbox as outbox_store
-from gateway.store.engine import migrate
+from gateway.store.engine import open_current
 from gateway.store.group_commit import GroupCommitter
 from gateway.store.idempotency import IdempotencyKey
 from gateway.xml.convert import json_to_xml, to_bytes
@@ -109,12 +109,14 @@ class Node:
 
     @classmethod
     def from_config(cls, config: NodeConfig, *, clock: Callable[[], datetime] = utc_now) -> Node:
-        """Open keys, store (migrated) and the verified directory named by the configuration."""
+        """Open keys, store and the verified directory named by the configuration. A new store
+        gets the schema; one at another revision is refused (:func:`gateway.store.open_current`:
+        ``gateway serve`` upgrades it first, and says so)."""
         keys = KeyStore.from_config(config)
         ring = load_kek_ring(keys)
-        config.node.data_dir.mkdir(parents=True, exist_ok=True)
+        config.node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = open_store(config.database_url)
-        migrate(store.engine)
+        open_current(store.engine)
         directory = load_directory(config, at=clock())
         return cls(
             config=config, keys=keys, store=store, kek_ring=ring, directory=directory, clock=clock

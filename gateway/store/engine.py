@@ -396,3 +396,86 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+class SchemaState(StrEnum):
+    """Where a store's schema stands against this code's newest revision."""
+
+    CURRENT = "current"
+    EMPTY = "empty"
+    """No schema yet: a new store."""
+    BEHIND = "behind"
+    """An older revision of this code's chain: ``gateway db upgrade`` brings it to head."""
+    UNKNOWN = "unknown"
+    """A revision this code does not know: written by a newer gateway."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    current: str | None
+    head: str
+    state: SchemaState
+    pending: tuple[str, ...] = ()
+    """Revisions ``gateway db upgrade`` would apply, oldest first."""
+
+
+class StoreNotCurrent(Exception):
+    """The store's schema is not the one this code reads; ``code`` is the stable error code."""
+
+    def __init__(self, status: SchemaStatus) -> None:
+        self.status = status
+        if status.state is SchemaState.UNKNOWN:
+            self.code = "STORE_NEWER_THAN_GATEWAY"
+            message = (
+                f"схема хранилища {status.current} неизвестна этой версии шлюза (последняя "
+                f"{status.head}): её обновил более новый шлюз; установите его"
+            )
+        else:
+            self.code = "STORE_UPGRADE_NEEDED"
+            message = (
+                f"схема хранилища {status.current} старше кода ({status.head}); выполните "
+                "gateway db upgrade --config NODE.toml (или запустите gateway serve)"
+            )
+        super().__init__(message)
+
+
+def head_revision() -> str:
+    """This code's newest schema revision."""
+    head = _scripts().get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def _scripts() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(files("gateway.store") / "migrations"))
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    """The store's revision against this code's head, without changing anything."""
+    from alembic.script.revision import ResolutionError
+
+    scripts = _scripts()
+    head = scripts.get_current_head()
+    current = current_revision(engine)
+    if current == head:
+        return SchemaStatus(current, head, SchemaState.CURRENT)
+    try:
+        pending = [r.revision for r in scripts.iterate_revisions(head, current)]
+    except ResolutionError:  # "No such revision": one a newer gateway wrote
+        return SchemaStatus(current, head, SchemaState.UNKNOWN)
+    state = SchemaState.EMPTY if current is None else SchemaState.BEHIND
+    return SchemaStatus(current, head, state, tuple(reversed(pending)))
+
+
+def open_current(engine: Engine) -> None:
+    """Make sure the store is at this code's schema before a command uses it: a new (empty)
+    store gets the schema; an older or newer one raises :class:`StoreNotCurrent`, because
+    changing a schema that holds data is left to ``gateway db upgrade`` and ``gateway serve``
+    (an operator decides when, after a backup)."""
+    status = schema_status(engine)
+    if status.state is SchemaState.EMPTY:
+        migrate(engine)
+    elif status.state is not SchemaState.CURRENT:
+        raise StoreNotCurrent(status)

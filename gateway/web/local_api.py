@@ -73,6 +73,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import time
 import traceback
 import unicodedata
@@ -1786,11 +1787,13 @@ async def start_local_api(
     sock: socket.socket | None = None,
     *,
     settings: ServerSettings | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> web.AppRunner:
     """Serve ``app`` on ``host:port`` (0: a free port, see ``runner.addresses``) with the
     purpose-safe access log, the request-head timeout of ``settings`` and the API's JSON
     errors even for requests aiohttp's parser refuses; ``await runner.cleanup()`` stops it.
-    Bind to loopback or a private interface: the API has no TLS of its own."""
+    Without ``ssl_context`` (``[api] tls_cert_file``) bind to loopback only: tokens and
+    documents would cross the network in clear."""
     metrics = app[METRICS]
 
     def error_response(error: LowLevelError) -> web.Response:
@@ -1804,6 +1807,7 @@ async def start_local_api(
         port,
         settings=settings or ServerSettings(),
         error_response=error_response,
+        ssl_context=ssl_context,
         sock=sock,
         access_log_class=LocalApiAccessLogger,
     )

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -54,7 +55,12 @@ from gateway.web.metrics import (
 from gateway.web.peer_client import PartPayload, PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 from gateway.web.server import ServerSettings
-from gateway.web.tls import ReloadableContext, client_context, server_context
+from gateway.web.tls import (
+    ReloadableContext,
+    client_context,
+    local_server_context,
+    server_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +237,7 @@ class NodeRuntime:
             config.api.port,
             sock=listeners.api if listeners else None,
             settings=server_settings(config.api),
+            ssl_context=self._local_tls(config.api),
         )
         if console or listeners is not None:
             await self._start_console(listeners.console if listeners else None)
@@ -283,10 +290,23 @@ class NodeRuntime:
             pool.shutdown(wait=True)
         self.node.close()
 
+    def _local_tls(self, section: ServerSection) -> ssl.SSLContext | None:
+        """HTTPS for ``[api]``/``[console]`` when ``tls_cert_file`` is set (else plain HTTP,
+        for loopback)."""
+        if section.tls_cert_file is None or section.tls_key_file is None:
+            return None
+        keys = self.node.keys
+        return local_server_context(
+            section.tls_cert_file,
+            section.tls_key_file,
+            # Asked only for an encrypted key; a node on a PKCS#11 token may have no passphrase.
+            password=keys.passphrase,
+        )
+
     async def _start_console(self, sock: socket.socket | None = None) -> None:
-        """The operators' console on ``[console]`` (local side only, never the peer endpoint).
-        Plain HTTP on loopback by default; put a TLS-terminating proxy in front when operators
-        reach it over a network (its cookies then need ``secure_cookies``)."""
+        """The operators' console on ``[console]`` (local side only, never the peer endpoint):
+        HTTPS with ``Secure`` cookies when ``[console] tls_cert_file`` is set, else plain HTTP
+        for loopback (or behind a TLS-terminating proxy)."""
         from gateway.web.console import (
             SessionStore,
             StoreUserDirectory,
@@ -303,7 +323,7 @@ class NodeRuntime:
             _WakingService(self.service, self._wake),  # type: ignore[arg-type]
             StoreUserDirectory(node.store),
             sessions=SessionStore(node.store),
-            secure_cookies=False,
+            secure_cookies=node.config.console.tls,
             audit=store_audit(node.store, self.api_executor, node.clock),
             identity=node_identity(node),
             clock=node.clock,
@@ -314,7 +334,12 @@ class NodeRuntime:
         config = node.config.console
         self.extra_runners.append(
             await start_console(
-                app, config.host, config.port, None, sock, settings=server_settings(config)
+                app,
+                config.host,
+                config.port,
+                self._local_tls(config),
+                sock,
+                settings=server_settings(config),
             )
         )
 

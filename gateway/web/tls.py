@@ -123,6 +123,31 @@ def server_context(
     return ctx
 
 
+def local_server_context(
+    cert_file: Path, key_file: Path, *, password: Password = None
+) -> ssl.SSLContext:
+    """HTTPS for the local API and the console (``[api]``/``[console]`` ``tls_cert_file``):
+    the same protocol and cipher policy as the peer link, but no client certificate (browsers
+    and case systems sign in with a password or a token)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = MINIMUM_VERSION
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    try:
+        ctx.load_cert_chain(cert_file, key_file, password=password)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"tls_cert_file/tls_key_file: file {exc.filename or cert_file} not found"
+        ) from None
+    except ssl.SSLError as exc:
+        raise ConfigurationError(
+            f"tls_cert_file {cert_file} with tls_key_file {key_file}: cannot be loaded "
+            f"({exc.reason or exc}); check that the key matches the certificate and, if it is "
+            "encrypted, that it uses the node's key passphrase"
+        ) from None
+    return ctx
+
+
 def client_context(
     cert_file: Path,
     key_file: Path,

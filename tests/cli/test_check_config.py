@@ -7,16 +7,20 @@ from __future__ import annotations
 import re
 import shutil
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from gateway.cli.check import run_checks
 from gateway.cli.errors import ExitCode
 from gateway.config import NodeConfig
+from gateway.crypto.trust import CLOCK_SKEW
 from gateway.demo.setup import DemoWorld
+from gateway.exchange.node import load_directory
 from tests.cli.conftest import Run, gateway, variant
+from tests.cli.test_errors import _require_postgres
 
 LINE = re.compile(r"^(ok|warn|FAIL)\s+\S[^:]*: .+$")
 
@@ -156,3 +160,37 @@ def test_a_key_whose_certificate_does_not_chain_to_the_trusted_cas(
     assert run.code == ExitCode.USAGE, run.out
     keys = [x for x in _failures(run) if x.startswith("FAIL  key ")]
     assert len(keys) == 4 and all(x.endswith("[CERT_CHAIN]") for x in keys), run.out
+
+
+def _clock(config: Path, now: datetime) -> list[tuple[str, str]]:
+    found = run_checks(NodeConfig.from_toml(config), now, skip=frozenset({"ports"}))
+    return [(f.state, f.detail) for f in found if f.check == "clock"]
+
+
+@pytest.mark.postgres
+def test_a_clock_off_the_database_servers_fails(world: DemoWorld, tmp_path: Path) -> None:
+    _require_postgres()
+    url = '"postgresql+psycopg://postgres@127.0.0.1:5432/test"'
+    config = variant(world, tmp_path, **{"database.url": url})
+    now = datetime.now(UTC)
+    assert ("ok", "часами сервера PostgreSQL") in [
+        (s, d.split(":")[0]) for s, d in _clock(config, now)
+    ]
+    ahead = _clock(config, now + CLOCK_SKEW + timedelta(minutes=1))
+    assert [s for s, d in ahead if "PostgreSQL" in d] == ["FAIL"], ahead
+    real = _check(config)
+    assert not [line for line in _failures(real) if "clock" in line], real.out
+
+
+def test_a_clock_behind_the_directorys_signature_fails(world: DemoWorld, tmp_path: Path) -> None:
+    config = variant(world, tmp_path)
+    issued = NodeConfig.from_toml(config)
+    directory = load_directory(issued, at=datetime.now(UTC))
+    behind = _clock(config, directory.issued_at - CLOCK_SKEW - timedelta(minutes=1))
+    (failure,) = [d for s, d in behind if s == "FAIL"]
+    assert "IssuedAt" in failure and "[CLOCK_SKEW]" not in failure
+    run = run_checks(issued, directory.issued_at - timedelta(hours=1), skip=frozenset({"ports"}))
+    (finding,) = [f for f in run if f.check == "clock" and f.state == "FAIL"]
+    assert finding.code == "CLOCK_SKEW" and finding.exit_code == ExitCode.UNAVAILABLE
+    # A clock set back leaves the node's own files "in the future": a warning.
+    assert any(s == "warn" and "mtime" in d for s, d in behind), behind

@@ -54,6 +54,23 @@ def test_missing_directory_file(world: DemoWorld, tmp_path: Path) -> None:
         assert str(missing) in run.err
 
 
+def test_missing_depositary_ca_is_named_by_its_setting(world: DemoWorld, tmp_path: Path) -> None:
+    missing = tmp_path / "depositary-ca.pem"
+    config = variant(world, tmp_path, **{"trust.depositary_ca_file": f'"{missing}"'})
+    run = gateway("serve", "--config", str(config))
+    assert_error(run, ExitCode.UNAVAILABLE, "FILE_NOT_FOUND")
+    assert "[trust] depositary_ca_file" in run.err and str(missing) in run.err
+    unset = variant(world, tmp_path)
+    text = unset.read_text("utf-8").splitlines()
+    unset.write_text(
+        "\n".join(line for line in text if not line.startswith("depositary_ca_file")),
+        encoding="utf-8",
+    )
+    run = gateway("directory", "show", "--config", str(unset))
+    assert_error(run, ExitCode.USAGE, "CONFIG_INVALID")
+    assert "depositary_ca_file" in run.err
+
+
 def _require_postgres() -> None:
     import sqlalchemy as sa
 
@@ -100,7 +117,7 @@ def test_sqlite_file_that_cannot_be_opened(world: DemoWorld, tmp_path: Path) -> 
 
 def test_bad_time_zone_is_a_configuration_error(world: DemoWorld, tmp_path: Path) -> None:
     config = variant(world, tmp_path, **{"node.timezone": '"Europe/Atlantis"'})
-    for command in (("serve",), ("users", "list"), ("directory", "show")):
+    for command in (("serve",), ("users", "list"), ("directory", "show"), ("keys", "list")):
         run = gateway(*command, "--config", str(config))
         assert_error(run, ExitCode.USAGE, "CONFIG_INVALID")
         assert "Europe/Atlantis" in run.err and "timezone" in run.err

@@ -13,9 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.cli.errors import ExitCode
 from gateway.demo.setup import DemoWorld
 from gateway.web.peer_client import PeerClient, PeerTransportError, messages_url
-from tests.cli.conftest import variant
+from tests.cli.conftest import gateway, variant
+from tests.cli.test_errors import assert_error
 from tests.integration.exchange_world import serving, tls_client
 
 SECRET_QUERY = "purpose-SECRET-4711"
@@ -120,17 +122,22 @@ async def test_a_level_of_warning_leaves_out_the_access_log(
     assert "gateway.access" not in serve.output()
 
 
-async def test_serve_logs_what_check_config_would_fail(world: DemoWorld, tmp_path: Path) -> None:
+def test_serve_refuses_to_start_on_what_check_config_fails(
+    world: DemoWorld, tmp_path: Path
+) -> None:
     keys = tmp_path / "keys"
     shutil.copytree(world.nodes["RU-FSSP"].config_path.parent / "keys", keys)
     (keys / "kek.key").chmod(0o640)
     config = variant(world, tmp_path, **{"keys.dir": f'"{keys}"', "logging.format": '"json"'})
-    with serving(config) as serve:
-        pass
-    entries = [json.loads(line) for line in _log_lines(serve.output())]
-    (found,) = [e for e in entries if e["logger"] == "gateway.check"]
-    assert found["level"] == "WARNING" and "kek.key" in found["message"]
-    assert found["message"].endswith("[FILE_PERMISSIONS]")
+    run = gateway("serve", "--config", str(config))
+    assert_error(run, ExitCode.USAGE, "FILE_PERMISSIONS")
+    assert "kek.key" in run.err and "узел не запущен" in run.err
+    # Logged as the JSON the collector reads, before anything was bound or written.
+    entries = [json.loads(line) for line in run.err.splitlines() if line.startswith("{")]
+    (found,) = [e for e in entries if e["logger"] == "gateway.check" and e["level"] == "ERROR"]
+    assert "kek.key" in found["message"] and found["message"].endswith("[FILE_PERMISSIONS]")
+    assert "peer https://" not in run.out
+    assert not (tmp_path / "data").exists()  # the store was not created
 
 
 def test_a_record_about_one_message_carries_its_id_in_json() -> None:

@@ -76,7 +76,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_installed_wheel_runs_demo_validate_verify(installed: Path, tmp_path: Path) -> None:
+def test_installed_wheel_runs_demo_validate_convert_verify(installed: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     where = _run(
@@ -95,6 +95,14 @@ def test_installed_wheel_runs_demo_validate_verify(installed: Path, tmp_path: Pa
         installed / "gateway", "validate", examples / "cis-enforcement.Request.xml", cwd=elsewhere
     )
     assert "документ корректен" in valid.stdout
+    converted = _run(
+        installed / "gateway",
+        "convert",
+        "Request",
+        examples / "cis-enforcement.Request.json",
+        cwd=elsewhere,
+    )
+    assert converted.stdout.lstrip().startswith("<"), converted.stdout[:200]
 
     demo = _run(
         installed / "gateway",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,6 +137,16 @@ def test_csr_and_import_for_a_national_ca(node: Path, capsys: pytest.CaptureFixt
     assert code == 0
     csr = x509.load_pem_x509_csr((node.parent / "keys/seal.csr.pem").read_bytes())
     assert csr.is_signature_valid
+    # `gateway keys csr seal > seal.csr`: stdout is the request itself, and openssl takes it.
+    assert out.encode("ascii") == (node.parent / "keys/seal.csr.pem").read_bytes()
+    (node.parent / "seal.csr").write_text(out, encoding="ascii")
+    verified = subprocess.run(
+        ["openssl", "req", "-in", str(node.parent / "seal.csr"), "-noout", "-verify"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
     assert (
         csr.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_IDENTIFIER)[0].value == SENDER
     )

@@ -134,7 +134,8 @@ def counts_and_scan(store: Store) -> tuple[dict[Any, int], dict[Any, int]]:
 def open_node_store(config_path: Path) -> Store:
     """The store a node with this configuration uses, migrated."""
     config = NodeConfig.from_toml(config_path)
-    config.node.data_dir.mkdir(parents=True, exist_ok=True)
+    # 0700, as the gateway makes it: gateway serve refuses a data folder others may list.
+    config.node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(config.database_url)
     migrate(store.engine)
     return store

@@ -1,6 +1,6 @@
 """A store created at the first schema revision (0001), holding messages as that schema held
-them, is upgraded to the newest revision by the gateway (``gateway audit verify`` opens and
-migrates it) and its data reads: the audit trail verifies and every message decrypts. On SQLite
+them, is refused by ``gateway audit verify`` until ``gateway db upgrade`` brings it to the newest
+revision; then its data reads: the audit trail verifies and every message decrypts. On SQLite
 and on PostgreSQL.
 
 The old rows are made by a node of today and copied, column by column of the 0001 tables, into a
@@ -132,7 +132,12 @@ def _upgrade_and_read(world: DemoWorld, source_url: str, ids: list[str], target:
     with_source = asyncio.run(_read(world, source_url, ids))
     assert all(body is not None for body in with_source.values())
 
-    audit = gateway("audit", "verify", "--config", str(target))  # opens and migrates the store
+    # Only an explicit upgrade changes a store that holds data; other commands refuse it.
+    refused = gateway("audit", "verify", "--config", str(target))
+    assert refused.code == 3 and "[STORE_UPGRADE_NEEDED]" in refused.err, refused
+    upgrade = gateway("db", "upgrade", "--config", str(target))
+    assert upgrade.code == 0 and "обновлена до" in upgrade.out, upgrade
+    audit = gateway("audit", "verify", "--config", str(target))
     assert audit.code == 0, audit.out + audit.err
     node = Node.from_config(NodeConfig.from_toml(target))
     try:
