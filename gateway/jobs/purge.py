@@ -10,18 +10,24 @@ Theory of operation
    outbox (undelivered); those are counted, not purged.
 2. **Purge** (:func:`run_purge`): expired messages go in batches of :data:`PURGE_BATCH`, one
    transaction each. The batch is locked and decided *again* on the locked facts (a hold
-   placed since the scan wins), then tombstoned and destroyed (``store.purge.purge_batch``:
-   tombstones bound into the audit chain a chunk per event, wrapped data keys deleted —
-   crypto-shredding — then payloads and attachments). A kill at any point loses at most the
-   open transaction: every message is whole or tombstoned. A run found still ``running`` at
-   the next start was interrupted: it is closed as failed (``interrupted``) with a signed
-   report of what it did; the new run then purges the rest. Running twice purges nothing
-   twice (idempotent).
+   placed since the scan wins), then tombstoned and destroyed set-based
+   (``store.purge.purge_batch``: tombstones in one bulk insert, bound by ONE ``purge.batch``
+   audit event carrying their count and hash, wrapped data keys deleted — crypto-shredding —
+   then every row of the messages, one statement per table over the id set). A kill at any
+   point loses at most the open transaction: every message is whole or tombstoned (crash
+   points ``purge.batch`` inside a batch, ``purge.committed`` between two). A run found still
+   ``running`` at the next start was interrupted: it is closed as failed (``interrupted``)
+   with a signed report of what it did; the new run then purges the rest. Running twice
+   purges nothing twice (idempotent).
 3. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
-   held and undelivered counts, duration, errors, the policy set's hash and periods, the count
-   and SHA-256 of the run's tombstones (what :func:`verify_report` recomputes); canonical JSON
-   signed with the body's seal (``gateway.jobs.audit_checkpoints.sign_statement``) and stored
-   (``purge_reports``).
+   held and undelivered counts, duration, errors, the policy set's hash and periods, the
+   run's tombstone and batch counts and ``tombstones_sha256``, the SHA-256 over its batch
+   digests in batch order (``store.purge.runs_digest``; what :func:`verify_report` recomputes
+   from the rows); canonical JSON signed with the body's seal
+   (``gateway.jobs.audit_checkpoints.sign_statement``) and stored (``purge_reports``).
+
+Crypto-shredding of whole periods (destroying a period's wrapping key once none of its
+messages is kept) belongs after the batches and before the report, in :func:`run_purge`.
 
 The dry run (``plan`` alone) lists the same decisions the real run then executes.
 Callers take the ``purge`` job lock (the scheduler does; ``gateway purge`` does too): one run
@@ -43,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from cryptography import x509
 
+from gateway.crashpoints import crash_point
 from gateway.crypto.keystore import SigningKey
 from gateway.jobs.audit_checkpoints import sign_statement, verify_statement
 from gateway.jobs.retention import (
@@ -56,20 +63,23 @@ from gateway.jobs.retention import (
 from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store
 from gateway.store import purge as purge_store
-from gateway.store.purge import LockedMessage, RetentionFacts
+from gateway.store.purge import LockedMessage, PurgedBatch, RetentionFacts
 
 log = logging.getLogger(__name__)
 
 SCAN_PAGE = purge_store.MAX_SCAN_BATCH
 """Facts read per query while planning: a few hundred KiB, whatever the store's size."""
-PURGE_BATCH = 200
-"""Messages destroyed per transaction. Short transactions keep SQLite's single writer free
-for receiving (a batch commits in tens of milliseconds) and bound what a kill can undo;
-larger batches gained under 10 % in the benchmark (benchmarks/purge_bench.py)."""
+PURGE_BATCH = purge_store.MAX_PURGE_BATCH
+"""Messages destroyed per transaction. A batch's statements each work on its whole id set,
+so its cost is mostly per message; 1,000 amortises the per-batch statements and the commit
+while a batch still holds SQLite's single writer for a fraction of a second
+(benchmarks/purge_bench.py)."""
 MAX_BATCH_ERRORS = 10
 """A run that failed this many batches stops: the database is likely unwell, and the next
 run resumes where this one stopped."""
-REPORT_FORMAT = "gateway-purge-report/1"
+REPORT_FORMAT = "gateway-purge-report/2"
+"""/2: ``tombstones_sha256`` is over the run's batch digests (``store.purge.runs_digest``);
+/1 (before 0012) was over every leaf in message-id order: still verified."""
 RUN_POLICY_LABEL = "retention-policies"
 """``purge_runs.policy`` of a run that applies the whole policy set (per-policy counts are
 in the tombstones and the report)."""
@@ -211,6 +221,9 @@ class _Tally:
     undelivered: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     purged: int = 0
+    batch_digests: list[bytes] | None = field(default_factory=list)
+    """Each committed batch's digest, in batch order (the report's ``tombstones_sha256``);
+    None for a run closed after an interruption: recomputed from its rows then."""
 
 
 def run_purge(
@@ -258,10 +271,16 @@ def run_purge(
 
     def flush() -> None:
         if batch:
-            tally.purged += _purge_one_batch(
+            done = _purge_one_batch(
                 store, policies, policy_hashes, now, batch, run_id, actor, tally
             )
             batch.clear()
+            if done.count:
+                tally.purged += done.count
+                assert tally.batch_digests is not None
+                tally.batch_digests.append(done.sha256)
+            # Between two batches: the last one committed, the next not begun.
+            crash_point("purge.committed")
             if on_batch is not None:
                 on_batch(tally.purged)
 
@@ -299,7 +318,7 @@ def _purge_one_batch(
     run_id: str,
     actor: str,
     tally: _Tally,
-) -> int:
+) -> PurgedBatch:
     try:
         with store.transaction() as conn:
             locked = purge_store.lock_batch(conn, ids)
@@ -326,7 +345,7 @@ def _purge_one_batch(
         code = type(exc).__name__
         tally.errors[code] += 1
         log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(ids), code)
-        return 0
+        return PurgedBatch(0, 0, b"")
 
 
 def _finish(
@@ -347,7 +366,14 @@ def _finish(
         run = purge_store.get_run(conn, run_id)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
-        tombstone_count, tombstones_sha256 = purge_store.run_tombstones_digest(conn, run_id)
+        if tally.batch_digests is None:
+            tombstone_count, batches, tombstones_sha256 = purge_store.run_digest_from_rows(
+                conn, run_id
+            )
+        else:
+            tombstone_count = tally.purged
+            batches = len(tally.batch_digests)
+            tombstones_sha256 = purge_store.runs_digest(tally.batch_digests)
         body = {
             "format": REPORT_FORMAT,
             "body_id": seal.body_id,
@@ -365,6 +391,7 @@ def _finish(
             "policy_set_sha256": policies.sha256 if policies else run.policy_sha256,
             "policies": policies.periods() if policies else {},
             "tombstones": tombstone_count,
+            "batches": batches,
             "tombstones_sha256": tombstones_sha256,
             "examined": tally.examined if examined_known else None,
             "purged": sum(by_policy.values()),
@@ -426,7 +453,7 @@ def _close_interrupted(store: Store, now: datetime, seal: SigningKey) -> list[Pu
     reports = []
     for run_id in stale:
         log.warning("purge run %s was interrupted; closing it, this run finishes its work", run_id)
-        tally = _Tally(errors=Counter({INTERRUPTED: 1}))
+        tally = _Tally(errors=Counter({INTERRUPTED: 1}), batch_digests=None)
         reports.append(_finish(store, run_id, now, 0, tally, seal, None, examined_known=False))
     return reports
 
@@ -466,7 +493,10 @@ def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) 
     """The run's tombstones recomputed against the signed report; on a mismatch, the chain's
     bindings name the row. Empty when they agree."""
     with store.read() as conn:
-        count, digest = purge_store.run_tombstones_digest(conn, run_id)
+        if report.get("format") == "gateway-purge-report/1":
+            count, digest = purge_store.run_tombstones_digest(conn, run_id)
+        else:
+            count, _batches, digest = purge_store.run_digest_from_rows(conn, run_id)
     if count == report.get("tombstones") and digest == report.get("tombstones_sha256"):
         return ""
     found = check_tombstones(store, run_id)

@@ -1,6 +1,7 @@
 """The few places where SQLite and PostgreSQL need different SQL, in one module.
 
-Everything else in the store is the same statement on both. Here: ``INSERT … ON CONFLICT DO
+Everything else in the store is the same statement on both. Here: a set of ids as one
+parameter (:func:`in_text_set`), ``INSERT … ON CONFLICT DO
 NOTHING`` and ``INSERT … ON CONFLICT DO UPDATE`` (both support them, through their own
 SQLAlchemy constructs). Row locks (``FOR UPDATE [SKIP LOCKED]``) are written once with
 ``with_for_update``: SQLAlchemy leaves them out on SQLite, where a ``BEGIN IMMEDIATE``
@@ -14,6 +15,7 @@ dialect and table, and kept in :data:`_BUILT`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,3 +84,22 @@ def upsert(
         )
         _BUILT[key] = stmt
     conn.execute(stmt, dict(values))
+
+
+def in_text_set(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
+    """``column`` is one of ``values``, sent as ONE parameter whatever their number:
+    ``= ANY(:array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(:json))`` on SQLite.
+
+    A plain ``IN (…)`` of thousands of values costs a bound parameter each (SQLAlchemy
+    processes every one, and SQLite caps their number); set-based statements over a purge
+    batch use this instead.
+    """
+    items = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(
+            sa.bindparam(None, items, type_=postgresql.ARRAY(sa.String()), unique=True)
+        )
+    listed = sa.func.json_each(
+        sa.bindparam(None, json.dumps(items), type_=sa.Text(), unique=True)
+    ).table_valued("value")
+    return column.in_(sa.select(listed.c.value))

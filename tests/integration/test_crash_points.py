@@ -106,6 +106,7 @@ WAIT_SECONDS = 90.0
 
 ELSEWHERE: dict[str, tuple[str, str]] = {
     "purge.batch": ("`gateway purge`", "tests/purge/test_purge_crash_point.py"),
+    "purge.committed": ("`gateway purge`", "tests/purge/test_purge_crash_point.py"),
     "rewrap.batch": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
     "rewrap.committed": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
     "directory.written": (

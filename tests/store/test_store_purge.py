@@ -87,7 +87,7 @@ def test_purge_tombstones_and_shreds(store: Store, ring: KekRing) -> None:
         assert (run.state, run.purged) == ("finished", 2)
         kinds = [e.kind for e in audit.events(conn)]
         # One binding event per purged batch (two batches here), not one per message.
-        assert kinds == ["purge.started", "purge.tombstones", "purge.tombstones", "purge.finished"]
+        assert kinds == ["purge.started", "purge.batch", "purge.batch", "purge.finished"]
         assert audit.verify(conn).intact
         for mid in young_ids:
             assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
