@@ -42,7 +42,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -158,6 +158,15 @@ def plan(
     """Walk the store; yield a :class:`Decision` per expired message, and after each page the
     count of messages examined in it (for progress). Each page is its own short read
     transaction; memory holds one page."""
+    for item in _expired(store, policies, now, page):
+        yield item if isinstance(item, int) else item[1]
+
+
+def _expired(
+    store: Store, policies: PolicySet, now: datetime, page: int = SCAN_PAGE
+) -> Iterator[tuple[RetentionFacts, Decision] | int]:
+    """:func:`plan`, each decision with the facts it was made on (the run reuses it when the
+    locked facts are the same)."""
     _check_now(now)
     after = 0
     while True:
@@ -166,7 +175,7 @@ def plan(
         for f in facts:
             decision = decide(policies, f, now)
             if decision is not None:
-                yield decision
+                yield f, decision
         if facts:
             yield len(facts)
         if len(facts) < page:
@@ -266,7 +275,7 @@ def run_purge(
             sa.select(sa.func.count()).select_from(purge_store.messages)
         ).scalar_one()
     tally = _Tally()
-    batch: list[str] = []
+    batch: dict[str, tuple[RetentionFacts, Decision]] = {}
     policy_hashes = policies.policy_sha256()
 
     def flush() -> None:
@@ -284,7 +293,7 @@ def run_purge(
             if on_batch is not None:
                 on_batch(tally.purged)
 
-    for item in plan(store, policies, now):
+    for item in _expired(store, policies, now):
         if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
             break
         if isinstance(item, int):
@@ -292,12 +301,13 @@ def run_purge(
             if progress is not None:
                 progress(Progress(tally.examined, total, tally.purged))
             continue
-        if item.action == Action.HELD:
-            tally.held[item.policy] += 1
-        elif item.action == Action.UNDELIVERED:
+        facts, decision = item
+        if decision.action == Action.HELD:
+            tally.held[decision.policy] += 1
+        elif decision.action == Action.UNDELIVERED:
             tally.undelivered += 1
         else:
-            batch.append(item.message_id)
+            batch[facts.message_id] = item
             if len(batch) >= batch_size:
                 flush()
     flush()
@@ -314,17 +324,22 @@ def _purge_one_batch(
     policies: PolicySet,
     policy_hashes: dict[str, str],
     now: datetime,
-    ids: Sequence[str],
+    scanned: Mapping[str, tuple[RetentionFacts, Decision]],
     run_id: str,
     actor: str,
     tally: _Tally,
 ) -> PurgedBatch:
     try:
         with store.transaction() as conn:
-            locked = purge_store.lock_batch(conn, ids)
+            locked = purge_store.lock_batch(conn, list(scanned))
             decided: list[tuple[LockedMessage, str]] = []
             for message in locked:
-                decision = decide(policies, message.facts, now)
+                facts, earlier = scanned[message.facts.message_id]
+                # Decided again only if something changed since the scan (a hold placed, the
+                # conversation closed or reopened): the same facts give the same decision.
+                decision = (
+                    earlier if facts == message.facts else decide(policies, message.facts, now)
+                )
                 if decision is None:
                     continue  # no longer expired (e.g. a proceeding reopened): kept
                 if decision.action == Action.PURGE:
@@ -344,7 +359,7 @@ def _purge_one_batch(
     except sa.exc.SQLAlchemyError as exc:
         code = type(exc).__name__
         tally.errors[code] += 1
-        log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(ids), code)
+        log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(scanned), code)
         return PurgedBatch(0, 0, b"")
 
 
