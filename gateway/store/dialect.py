@@ -117,14 +117,22 @@ def in_text_set(conn: Connection, column: sa.ColumnElement[Any], values: Sequenc
     return column.in_(sa.select(listed.c.value))
 
 
-def plan_for_keyed_batch(conn: Connection) -> None:
-    """For the rest of this transaction, plan statements as the key lookups they are: a purge
-    batch reads and deletes at most a thousand rows by key, out of millions. PostgreSQL's
-    planner, given a set of a thousand ids, estimated a sequential scan of ``messages`` cheaper
-    than the index at 100,000 rows (1 %) and chose it for every batch; and a plan that looks
-    that costly is JIT-compiled on each run, which takes longer than the batch's work.
+def keyed_batch_settings(conn: Connection) -> None:
+    """Settings for the rest of this transaction, a purge batch: at most a thousand rows read
+    and deleted by key out of millions, short, and redone by the next run if lost.
+
+    * Plan as key lookups: given a set of a thousand ids, PostgreSQL's planner estimated a
+      sequential scan of ``messages`` cheaper than the index at 100,000 rows (1 %) and chose
+      it for every batch; and a plan that looks that costly is JIT-compiled on each run, which
+      takes longer than the batch's work.
+    * Commit without waiting for the WAL flush (``synchronous_commit = off``): a server crash
+      may undo the last few batches' commits — never half of one, they stay atomic — and the
+      next run purges those messages again; the run's report commits synchronously, which
+      flushes every batch before it. SQLite's ``synchronous=NORMAL`` (engine.py) already
+      commits so.
+
     ``SET LOCAL`` ends with the transaction. Nothing to do on SQLite (it probes the index for
     ``IN (SELECT …)``)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        conn.exec_driver_sql("SET LOCAL jit = off")
+        for setting in ("enable_seqscan = off", "jit = off", "synchronous_commit = off"):
+            conn.exec_driver_sql(f"SET LOCAL {setting}")

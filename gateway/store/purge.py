@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from gateway.crashpoints import crash_point
 from gateway.store import audit
 from gateway.store import conversations as conversation_store
-from gateway.store.dialect import in_text_set, plan_for_keyed_batch
+from gateway.store.dialect import in_text_set, keyed_batch_settings
 from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
     attachments,
@@ -788,7 +788,7 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
         raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
     if not message_ids:
         return []
-    plan_for_keyed_batch(conn)
+    keyed_batch_settings(conn)
     in_batch = in_text_set(conn, messages.c.message_id, message_ids)
     if conn.dialect.name == "postgresql":
         conn.execute(
