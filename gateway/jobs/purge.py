@@ -311,6 +311,8 @@ def run_purge(
             if len(batch) >= batch_size:
                 flush()
     flush()
+    # Destroying a whole period's wrapping key (crypto-shredding by period) belongs here:
+    # after every batch of the run committed, before the report states what was destroyed.
     if progress is not None:
         progress(Progress(tally.examined, total, tally.purged))
     duration_ms = int((time.monotonic() - started) * 1000)
