@@ -136,7 +136,8 @@ def _misaligned(
         event.seq,
         "tombstone-deleted",
         missing,
-        f"{named}: its tombstone is gone ({len(rows)} rows, the chain recorded {recorded})",
+        f"{named}: its tombstone is gone from the batch, deleted or moved ({len(rows)} rows, "
+        f"the chain recorded {recorded})",
     )
 
 
