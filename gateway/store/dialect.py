@@ -108,7 +108,7 @@ def in_text_set(conn: Connection, column: sa.ColumnElement[Any], values: Sequenc
         return column == sa.any_(
             sa.func.string_to_array(
                 sa.bindparam(None, joined, type_=sa.Text(), unique=True),
-                sa.func.chr(31),
+                sa.literal_column("chr(31)"),
             )
         )
     listed = sa.func.json_each(
