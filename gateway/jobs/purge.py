@@ -39,12 +39,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -183,6 +186,69 @@ def _expired(
         after = facts[-1].position
 
 
+SCAN_AHEAD_PAGES = 2
+"""Pages of decisions the reader thread may hold ready: the batch writer never waits for the
+scan, and memory holds at most this many pages more."""
+_END = object()
+
+
+class _ScanAhead:
+    """:func:`_expired` run by a reader thread, up to :data:`SCAN_AHEAD_PAGES` pages ahead.
+
+    While the run's thread waits on the database for a batch's statements, the reader reads
+    and decides the next pages on its own connection: the client's work and the database's
+    overlap instead of taking turns (on PostgreSQL the server works on another core; on
+    SQLite the engine releases the GIL while it runs a statement). The reader only ever reads,
+    in short transactions of its own, ahead of the batches: what it yields is decided again
+    under the batch's locks when anything changed since."""
+
+    def __init__(self, store: Store, policies: PolicySet, now: datetime) -> None:
+        self._pages: queue.Queue[object] = queue.Queue(maxsize=SCAN_AHEAD_PAGES)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(store, policies, now), name="purge-scan", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, store: Store, policies: PolicySet, now: datetime) -> None:
+        page: list[tuple[RetentionFacts, Decision] | int] = []
+        try:
+            for item in _expired(store, policies, now):
+                page.append(item)
+                if isinstance(item, int):  # the end of a page
+                    if not self._put(page):
+                        return
+                    page = []
+            self._put(page)
+        except BaseException as exc:  # handed to the run's thread, which raises it
+            self._put(exc)
+        finally:
+            self._put(_END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._pages.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[RetentionFacts, Decision] | int]:
+        try:
+            while (page := self._pages.get()) is not _END:
+                if isinstance(page, BaseException):
+                    raise page
+                yield from cast(list[tuple[RetentionFacts, Decision] | int], page)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the reader (the run stops early, or has read everything) and wait for it."""
+        self._stopping.set()
+        self._thread.join()
+
+
 def _check_now(now: datetime) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now={now!r} is naive; pass an aware time (UTC)")
@@ -293,23 +359,27 @@ def run_purge(
             if on_batch is not None:
                 on_batch(tally.purged)
 
-    for item in _expired(store, policies, now):
-        if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
-            break
-        if isinstance(item, int):
-            tally.examined += item
-            if progress is not None:
-                progress(Progress(tally.examined, total, tally.purged))
-            continue
-        facts, decision = item
-        if decision.action == Action.HELD:
-            tally.held[decision.policy] += 1
-        elif decision.action == Action.UNDELIVERED:
-            tally.undelivered += 1
-        else:
-            batch[facts.message_id] = item
-            if len(batch) >= batch_size:
-                flush()
+    ahead = _ScanAhead(store, policies, now)
+    try:
+        for item in ahead:
+            if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+                break
+            if isinstance(item, int):
+                tally.examined += item
+                if progress is not None:
+                    progress(Progress(tally.examined, total, tally.purged))
+                continue
+            facts, decision = item
+            if decision.action == Action.HELD:
+                tally.held[decision.policy] += 1
+            elif decision.action == Action.UNDELIVERED:
+                tally.undelivered += 1
+            else:
+                batch[facts.message_id] = item
+                if len(batch) >= batch_size:
+                    flush()
+    finally:
+        ahead.stop()
     flush()
     # Destroying a whole period's wrapping key (crypto-shredding by period) belongs here:
     # after every batch of the run committed, before the report states what was destroyed.
