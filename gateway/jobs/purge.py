@@ -8,7 +8,8 @@ Theory of operation
    closed, proceeding closed — plus its period, against the caller's ``now``). An expired
    message is purged unless its conversation is under a legal hold or it still waits in the
    outbox (undelivered); those are counted, not purged.
-2. **Purge** (:func:`run_purge`): expired messages go in batches of :data:`PURGE_BATCH`, one
+2. **Purge** (:func:`run_purge`): the plan runs in a reader thread up to two pages ahead
+   (:class:`_ScanAhead`), and expired messages go in batches of :data:`PURGE_BATCH`, one
    transaction each. The batch is locked and decided *again* on the locked facts (a hold
    placed since the scan wins), then tombstoned and destroyed set-based
    (``store.purge.purge_batch``: tombstones in one bulk insert, bound by ONE ``purge.batch``
