@@ -1,36 +1,32 @@
 """Purge benchmark: ``.venv/bin/python benchmarks/purge_bench.py [--db sqlite|postgresql|both]
-[--count N] [--quick] [--batch-size N] [--pg-url URL] [--binding chunked|per-message|both]``.
+[--count N] [--quick] [--batch-size N] [--pg-url URL] [--statements]``.
 
-Fills a fresh store with N expired messages (default 100,000 on SQLite, 1,000,000 on
-PostgreSQL; ``--quick``: 10,000 each), two per conversation, each with a small payload, a
-wrapped-key row and an attachment row, then runs the real purge (``gateway.jobs.purge.run_purge``,
-signed report included) and measures wall time, throughput and memory. Memory is the process's
-resident set (``/proc/self/statm``) and its peak (``getrusage`` maxrss), sampled after every
-committed batch and printed at 10 %, 50 % and 100 % of the run: flat means the purge streams.
-(tracemalloc would double the run time; RSS is what an operator sees.)
+Fills a fresh store with N expired messages (default 1,000,000 per store; ``--quick``: 10,000),
+two per conversation, each with a small payload, a wrapped-key row and an attachment row, then
+runs the real purge (``gateway.jobs.purge.run_purge``: set-based batches, one ``purge.batch``
+audit event per batch, signed report included) and measures wall time, throughput and memory.
+Memory is the process's resident set (``/proc/self/statm``) and its peak (``getrusage``
+maxrss), sampled after every committed batch and printed at 10 %, 50 % and 100 % of the run:
+flat means the purge streams. (tracemalloc would double the run time; RSS is what an operator
+sees.)
 
-Rows are generated fast and are not real documents: PostgreSQL makes them server-side with
-``generate_series``; SQLite takes bulk ``executemany`` inserts. The purge does not decrypt,
-so random bytes stand for ciphertexts and wrapped keys.
+Rows are generated server-side and are not real documents: PostgreSQL makes them with
+``generate_series``, SQLite with a recursive common table expression (``randomblob``), a few
+statements per 250,000 messages. The purge does not decrypt, so random bytes stand for
+ciphertexts and wrapped keys.
 
-``--statements``: also print, per store and binding, the time spent in each kind of SQL
-statement during the purge (client-side, round trip included; commits not counted).
+``--statements``: also print, per store, the time spent in each kind of SQL statement during
+the purge (client-side, round trip included; commits not counted).
 
-``--binding``: how tombstones reach the audit chain. ``chunked`` is the gateway's own path
-(one ``purge.tombstones`` event per 64 tombstones); ``per-message`` is the former path, kept
-here only as the baseline (one ``message.purged`` event per message, swapped in for the
-binding step of ``gateway.store.purge.purge_batch``); ``both`` (default) runs each on a fresh
-store in the same process, so the two figures share the machine's state.
-
-Prints a table and, as the very last line, one JSON object:
-``{"purge": {"sqlite/chunked": {...}, "postgresql/per-message": {...}, ...}}``.
+Prints a table, then one JSON line per store, the last line last:
+``{"store": "postgresql", "messages": 1000000, "seconds": 52.1, "rss_mib": 95.0, ...}``
+(``seconds``: the purge's wall time, generation not included).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import resource
@@ -38,8 +34,7 @@ import secrets
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,62 +52,25 @@ from gateway.crypto.keystore import KeyStore  # noqa: E402
 from gateway.demo.pki import build_demo_pki  # noqa: E402
 from gateway.jobs.purge import PURGE_BATCH, run_purge  # noqa: E402
 from gateway.jobs.retention import parse_policies  # noqa: E402
-from gateway.store import Store, audit, migrate, open_store  # noqa: E402
-from gateway.store import purge as purge_store  # noqa: E402
+from gateway.store import Store, migrate, open_store  # noqa: E402
 from gateway.store.tables import (  # noqa: E402
-    attachments,
+    UtcDateTime,
     audit_events,
-    conversations,
     message_keys,
     messages,
     tombstones,
 )
 
-DEFAULT_SQLITE = 100_000
-DEFAULT_POSTGRES = 1_000_000
+DEFAULT_COUNT = 1_000_000
 QUICK = 10_000
-SQLITE_INSERT_CHUNK = 20_000
-"""Rows per executemany on SQLite: one transaction each, a few MB of parameters."""
-PG_INSERT_CHUNK = 250_000
-"""Messages per server-side INSERT … SELECT on PostgreSQL: keeps each statement's WAL modest."""
+INSERT_CHUNK = 250_000
+"""Messages per server-side INSERT … SELECT: keeps each statement's WAL and memory modest."""
 PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STORED_AT = datetime(2020, 1, 15, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 PASSPHRASE = b"purge-benchmark-passphrase"
 POLICY = '[[policy]]\nname = "bench-received"\ncounts_from = "received"\nkeep = "5 years"\n'
 MARKS = (0.10, 0.50, 1.00)
-BINDINGS = ("chunked", "per-message")
-
-
-def _per_message_events(
-    conn: sa.Connection, ids: Sequence[str], *, run_id: str, actor: str, now: datetime
-) -> None:
-    """The former binding, for the baseline: one ``message.purged`` event per message."""
-    rows = conn.execute(
-        sa.select(
-            tombstones.c.message_id,
-            tombstones.c.conversation_id,
-            tombstones.c.policy,
-            tombstones.c.document_sha256,
-        ).where(tombstones.c.message_id.in_(ids))
-    ).all()
-    audit.append_many(
-        conn,
-        now=now,
-        actor=actor,
-        entries=[
-            (
-                "message.purged",
-                {
-                    "message_id": r.message_id,
-                    "conversation_id": r.conversation_id,
-                    "purge_run_id": run_id,
-                },
-                {"policy": r.policy, "document_sha256": r.document_sha256.hex()},
-            )
-            for r in rows
-        ],
-    )
 
 
 @contextmanager
@@ -135,20 +93,6 @@ def statement_times(engine: sa.Engine, into: dict[str, list[float]]) -> Iterator
     finally:
         sa.event.remove(engine, "before_cursor_execute", before)
         sa.event.remove(engine, "after_cursor_execute", after)
-
-
-@contextmanager
-def binding(kind: str) -> Iterator[None]:
-    """Run the purge with ``kind`` of tombstone binding (see the module's docstring)."""
-    if kind == "chunked":
-        yield
-        return
-    own = purge_store._bind
-    purge_store._bind = _per_message_events
-    try:
-        yield
-    finally:
-        purge_store._bind = own
 
 
 def rss_mib() -> float:
@@ -175,90 +119,62 @@ class Result:
     purged: int = 0
     left: int = 0
     batch_size: int = PURGE_BATCH
-    binding: str = "chunked"
     audit_events: int = 0
     """Events the run appended to the audit chain."""
     statements: dict[str, list[float]] = field(default_factory=dict)
     """``--statements``: statement kind → [seconds, calls] during the purge."""
     cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
+    """PostgreSQL only: CPU time of the server processes serving this run's connections
+    (``/proc``, the server being local). With ``cpu_s``, what the purge costs whatever else
+    the machine is doing."""
     """This process's CPU time (user + system) during the purge: steadier than wall time on a
     shared machine (PostgreSQL's own work is not in it)."""
 
 
+_SQLITE_SERIES = "WITH RECURSIVE g(n) AS (SELECT :lo UNION ALL SELECT n + 1 FROM g WHERE n < :hi) "
+
+
 def _generate_sqlite(store: Store, count: int) -> None:
-    for start in range(0, count, SQLITE_INSERT_CHUNK):
-        n = min(SQLITE_INSERT_CHUNK, count - start)
-        convs, msgs, keys, atts = [], [], [], []
-        cid = ""
-        for i in range(start, start + n):
-            if i % 2 == 0:
-                cid = str(uuid.UUID(int=i // 2 + 1))
-                convs.append(
-                    {
-                        "conversation_id": cid,
-                        "agreement": "cis-enforcement",
-                        "requesting_party": "KZ-MJ",
-                        "requested_party": "RU-FSSP",
-                        "opening_kind": "Request",
-                        "last_kind": "Request",
-                        "state": "answered",
-                        "confidential": False,
-                        "deadline": None,
-                        "opened_at": STORED_AT,
-                        "updated_at": STORED_AT,
-                        "version": 1,
-                    }
-                )
-            mid = str(uuid.UUID(int=(1 << 64) + i))
-            payload = secrets.token_bytes(64)
-            msgs.append(
-                {
-                    "message_id": mid,
-                    "conversation_id": cid,
-                    "in_reply_to": None,
-                    "direction": "in",
-                    "agreement": "cis-enforcement",
-                    "kind": "Request" if i % 2 == 0 else "Response",
-                    "sender": "KZ-MJ",
-                    "recipient": "RU-FSSP",
-                    "created": STORED_AT,
-                    "stored_at": STORED_AT,
-                    "confidential": False,
-                    "document_sha256": hashlib.sha256(payload).digest(),
-                    "document_size": 64,
-                    "payload_nonce": payload[:12],
-                    "payload": payload,
-                }
-            )
-            keys.append(
-                {
-                    "message_id": mid,
-                    "kek_id": "bench-kek",
-                    "wrapped_dek": payload[:40],
-                    "wrapped_at": STORED_AT,
-                }
-            )
-            atts.append(
-                {
-                    "message_id": mid,
-                    "ordinal": 0,
-                    "media_type": "application/pdf",
-                    "size": 16,
-                    "nonce": payload[:12],
-                    "ciphertext": payload[:32],
-                }
-            )
+    at = sa.bindparam("at", STORED_AT, type_=UtcDateTime())
+    for start in range(0, count, INSERT_CHUNK):
+        params = {"lo": start, "hi": min(count, start + INSERT_CHUNK) - 1}
         with store.transaction() as conn:
-            conn.execute(conversations.insert(), convs)
-            conn.execute(messages.insert(), msgs)
-            conn.execute(message_keys.insert(), keys)
-            conn.execute(attachments.insert(), atts)
+            for sql in (
+                "INSERT INTO conversations (conversation_id, agreement, requesting_party, "
+                "requested_party, opening_kind, last_kind, state, confidential, opened_at, "
+                "updated_at, version) "
+                "SELECT printf('00000000-0000-4000-8000-%012x', n / 2), 'cis-enforcement', "
+                "'KZ-MJ', 'RU-FSSP', 'Request', 'Request', 'answered', 0, :at, :at, 1 "
+                "FROM g WHERE n % 2 = 0",
+                "INSERT INTO messages (message_id, conversation_id, direction, agreement, kind, "
+                "sender, recipient, created, stored_at, confidential, document_sha256, "
+                "document_size, payload_nonce, payload) "
+                "SELECT printf('00000000-0000-4000-9000-%012x', n), "
+                "printf('00000000-0000-4000-8000-%012x', n / 2), 'in', "
+                "'cis-enforcement', CASE WHEN n % 2 = 0 THEN 'Request' ELSE 'Response' END, "
+                "'KZ-MJ', 'RU-FSSP', :at, :at, 0, randomblob(32), 64, randomblob(12), "
+                "randomblob(64) FROM g",
+                "INSERT INTO message_keys (message_id, kek_id, wrapped_dek, wrapped_at) "
+                "SELECT printf('00000000-0000-4000-9000-%012x', n), 'bench-kek', randomblob(40), "
+                ":at FROM g",
+                "INSERT INTO attachments (message_id, ordinal, media_type, size, nonce, "
+                "ciphertext) SELECT printf('00000000-0000-4000-9000-%012x', n), 0, "
+                "'application/pdf', 16, randomblob(12), "
+                "randomblob(32) FROM g",
+            ):
+                statement = sa.text(_SQLITE_SERIES + sql)
+                if ":at" in sql:
+                    statement = statement.bindparams(at)
+                conn.execute(statement, params)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
 
 
 def _generate_postgres(store: Store, count: int) -> None:
     at = STORED_AT.isoformat()
-    for start in range(0, count, PG_INSERT_CHUNK):
-        lo, hi = start, min(count, start + PG_INSERT_CHUNK) - 1
+    for start in range(0, count, INSERT_CHUNK):
+        lo, hi = start, min(count, start + INSERT_CHUNK) - 1
         params = {"lo": lo, "hi": hi, "at": at}
         with store.transaction() as conn:
             conn.execute(
@@ -311,6 +227,36 @@ def _generate_postgres(store: Store, count: int) -> None:
         conn.execute(sa.text("ANALYZE"))
 
 
+class _BackendCpu:
+    """CPU seconds spent by the PostgreSQL backends of an engine's connections since this was
+    made: each connection's backend pid is asked once, at checkout."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.start: dict[int, float] = {}
+        with engine.connect() as conn:
+            self._note(conn.connection.dbapi_connection)
+        sa.event.listen(engine, "checkout", lambda dbapi, _record, _proxy: self._note(dbapi))
+
+    def _note(self, dbapi: Any) -> None:
+        with dbapi.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        dbapi.rollback()  # leave the connection idle, as the pool handed it out
+        self.start.setdefault(pid, _proc_cpu(pid))
+
+    def spent(self) -> float:
+        return sum(_proc_cpu(pid) - start for pid, start in self.start.items())
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _count(store: Store, table: sa.Table) -> int:
     with store.read() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -322,12 +268,11 @@ def bench(
     url: str,
     batch_size: int,
     seal_dir: Path,
-    kind: str = "chunked",
     statements: bool = False,
 ) -> Result:
     store = open_store(url)
     migrate(store.engine)
-    result = Result(dialect, count, batch_size=batch_size, binding=kind)
+    result = Result(dialect, count, batch_size=batch_size)
     started = time.perf_counter()
     (_generate_postgres if dialect == "postgresql" else _generate_sqlite)(store, count)
     result.generate_s = time.perf_counter() - started
@@ -351,17 +296,19 @@ def bench(
             }
 
     events_before = _count(store, audit_events)
+    backends = _BackendCpu(store.engine) if dialect == "postgresql" else None
     cpu_started = time.process_time()
     started = time.perf_counter()
     timed = (
         statement_times(store.engine, result.statements) if statements else contextlib.nullcontext()
     )
-    with binding(kind), timed:
+    with timed:
         report = run_purge(
             store, policies, NOW, seal=seal, actor="bench", batch_size=batch_size, on_batch=on_batch
         )
     result.purge_s = time.perf_counter() - started
     result.cpu_s = time.process_time() - cpu_started
+    result.server_cpu_s = backends.spent() if backends is not None else 0.0
     result.audit_events = _count(store, audit_events) - events_before
     result.purged = report.purged
     result.per_s = report.purged / result.purge_s if result.purge_s else 0.0
@@ -391,34 +338,46 @@ def _drop_schema(base: str, schema: str) -> None:
 
 def table(results: list[Result]) -> str:
     lines = [
-        f"{'store':<11}{'binding':<12}{'messages':>10}{'events':>9}{'generate s':>12}"
-        f"{'purge s':>10}{'cpu s':>8}{'msg/s':>9}"
+        f"{'store':<11}{'messages':>10}{'events':>9}{'generate s':>12}"
+        f"{'purge s':>10}{'cpu s':>8}{'srv cpu':>8}{'msg/s':>9}"
         f"{'RSS start':>11}{'RSS 10%':>9}{'RSS 50%':>9}{'RSS 100%':>10}{'peak':>8}"
     ]
     for r in results:
         mem = [r.memory_at.get(k, {}).get("rss_mib", float("nan")) for k in ("10%", "50%", "100%")]
         peak = r.memory_at.get("100%", {}).get("peak_mib", float("nan"))
         lines.append(
-            f"{r.dialect:<11}{r.binding:<12}{r.count:>10,}{r.audit_events:>9,}"
-            f"{r.generate_s:>12.1f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}"
+            f"{r.dialect:<11}{r.count:>10,}{r.audit_events:>9,}"
+            f"{r.generate_s:>12.1f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}{r.server_cpu_s:>8.1f}"
             f"{r.per_s:>9,.0f}{r.rss_start_mib:>10.1f}M{mem[0]:>8.1f}M{mem[1]:>8.1f}M"
             f"{mem[2]:>9.1f}M{peak:>7.1f}M"
         )
     return "\n".join(lines)
 
 
+def summary(r: Result) -> dict[str, Any]:
+    """The JSON line of one store: the figures the goal is stated in first, then the rest."""
+    end = r.memory_at.get("100%", {})
+    return {
+        "store": r.dialect,
+        "messages": r.purged,
+        "seconds": round(r.purge_s, 1),
+        "rss_mib": end.get("rss_mib"),
+        "peak_rss_mib": end.get("peak_mib"),
+        "load_average": os.getloadavg()[0],
+    } | asdict(r)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--count", type=int, help="messages (overrides the per-store defaults)")
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="messages per store")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK:,} messages per store")
     parser.add_argument("--batch-size", type=int, default=PURGE_BATCH)
     parser.add_argument("--pg-url", default=PG_URL)
-    parser.add_argument("--binding", choices=(*BINDINGS, "both"), default="both")
     parser.add_argument("--statements", action="store_true", help="time each kind of SQL statement")
     args = parser.parse_args(argv)
     dialects = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    kinds = list(BINDINGS) if args.binding == "both" else [args.binding]
+    count = QUICK if args.quick else args.count
     results = []
     with tempfile.TemporaryDirectory(prefix="purge-bench-") as tmp:
         pki = build_demo_pki(
@@ -429,41 +388,33 @@ def main(argv: list[str] | None = None) -> int:
             roles=("seal",),
         )
         seal_dir = pki.body_dirs["RU-FSSP"]
-        for dialect, kind in [(d, k) for d in dialects for k in kinds]:
-            count = args.count or (
-                QUICK
-                if args.quick
-                else DEFAULT_POSTGRES
-                if dialect == "postgresql"
-                else DEFAULT_SQLITE
-            )
+        for dialect in dialects:
             print(
-                f"{dialect}/{kind}: generating {count:,} expired messages …",
-                file=sys.stderr,
-                flush=True,
+                f"{dialect}: generating {count:,} expired messages …", file=sys.stderr, flush=True
             )
             if dialect == "postgresql":
                 url, schema = _pg_schema_url(args.pg_url)
                 try:
                     results.append(
-                        bench(dialect, count, url, args.batch_size, seal_dir, kind, args.statements)
+                        bench(dialect, count, url, args.batch_size, seal_dir, args.statements)
                     )
                 finally:
                     _drop_schema(args.pg_url, schema)
             else:
-                url = f"sqlite:///{Path(tmp) / f'bench-{kind}.db'}"
+                url = f"sqlite:///{Path(tmp) / 'bench.db'}"
                 results.append(
-                    bench(dialect, count, url, args.batch_size, seal_dir, kind, args.statements)
+                    bench(dialect, count, url, args.batch_size, seal_dir, args.statements)
                 )
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
     for r in results:
         if r.statements:
-            print(f"\n{r.dialect}/{r.binding}: seconds  calls  statement")
+            print(f"\n{r.dialect}: seconds  calls  statement")
             top = sorted(r.statements.items(), key=lambda kv: -kv[1][0])[:12]
             for sql, (seconds, calls) in top:
                 print(f"  {seconds:8.2f} {int(calls):6d}  {sql}")
-    print(json.dumps({"purge": {f"{r.dialect}/{r.binding}": asdict(r) for r in results}}))
+    for r in results:
+        print(json.dumps(summary(r)))
     return 0
 
 

@@ -50,8 +50,9 @@ POINTS: dict[str, str] = {
     # purge (gateway/store/purge.py) and KEK re-wrap (gateway/store/keys.py)
     "purge.batch": "a batch tombstoned and deleted, before commit: every message stays whole, "
     "the next run closes the killed one and purges them",
-    "purge.committed": "a batch committed, the next not begun: it stays purged, the next run "
-    "closes the killed one and purges the rest, each message once",
+    "purge.committed": "a batch committed, the next not begun: its messages stay tombstoned "
+    "and bound, the rest whole; the next run closes the killed one and purges the rest, none "
+    "twice",
     "rewrap.batch": "a batch re-wrapped, before commit: the keys stay under the old KEK",
     "rewrap.committed": "a batch re-wrapped and committed: it stays done, the next run goes on",
     # key rotation (gateway keys rotate / activate, gateway/app/keys.py)

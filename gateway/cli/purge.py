@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="сообщений в одной транзакции (1–500; по умолчанию 200)",
+        help="сообщений в одной транзакции (1–1000; по умолчанию 1000)",
     )
     p.set_defaults(handler=_purge)
     sub = p.add_subparsers(dest="purge_command")

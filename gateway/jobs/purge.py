@@ -8,24 +8,28 @@ Theory of operation
    closed, proceeding closed — plus its period, against the caller's ``now``). An expired
    message is purged unless its conversation is under a legal hold or it still waits in the
    outbox (undelivered); those are counted, not purged.
-2. **Purge** (:func:`run_purge`): expired messages go in batches of :data:`PURGE_BATCH`, one
+2. **Purge** (:func:`run_purge`): the plan runs in a reader thread up to two pages ahead
+   (:class:`_ScanAhead`), and expired messages go in batches of :data:`PURGE_BATCH`, one
    transaction each. The batch is locked and decided *again* on the locked facts (a hold
-   placed since the scan wins), then tombstoned and destroyed (``store.purge.purge_batch``:
-   tombstones bound into the audit chain a chunk per event, wrapped data keys deleted —
-   crypto-shredding — then payloads and attachments). A kill at any point loses at most the
-   open transaction: every message is whole or tombstoned. A run found still ``running`` at
-   the next start was interrupted: it is closed as failed (``interrupted``) with a signed
-   report of what it did; the new run then purges the rest. Running twice purges nothing
-   twice (idempotent).
+   placed since the scan wins), then tombstoned and destroyed set-based
+   (``store.purge.purge_batch``: tombstones in one bulk insert, bound by ONE ``purge.batch``
+   audit event carrying their count and hash, wrapped data keys deleted — crypto-shredding —
+   then every row of the messages, one statement per table over the id set). A kill at any
+   point loses at most the open transaction: every message is whole or tombstoned (crash
+   points ``purge.batch`` inside a batch, ``purge.committed`` between two). A run found still
+   ``running`` at the next start was interrupted: it is closed as failed (``interrupted``)
+   with a signed report of what it did; the new run then purges the rest. Running twice
+   purges nothing twice (idempotent).
 3. **Shred** (:func:`shred_periods`, once after the batches): every retention period key some
    of whose messages were just purged is destroyed, after the data keys it still wraps (kept,
    held, undelivered messages of the same week) are re-wrapped under a new generation: no
    copy of the store can then open the purged messages' data keys with the KEK.
 4. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
-   held and undelivered counts, duration, errors, the policy set's hash and periods, the count
-   and SHA-256 of the run's tombstones (what :func:`verify_report` recomputes); canonical JSON
-   signed with the body's seal (``gateway.jobs.audit_checkpoints.sign_statement``) and stored
-   (``purge_reports``).
+   held and undelivered counts, duration, errors, the policy set's hash and periods, the
+   run's tombstone and batch counts and ``tombstones_sha256``, the SHA-256 over its batch
+   digests in batch order (``store.purge.runs_digest``; what :func:`verify_report` recomputes
+   from the rows); canonical JSON signed with the body's seal
+   (``gateway.crypto.statements.sign_statement``) and stored (``purge_reports``).
 
 The dry run (``plan`` alone) lists the same decisions the real run then executes.
 Callers take the ``purge`` job lock (the scheduler does; ``gateway purge`` does too): one run
@@ -37,12 +41,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from cryptography import x509
@@ -63,20 +70,23 @@ from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store, period_keys
 from gateway.store import purge as purge_store
 from gateway.store.period_keys import ShredResult
-from gateway.store.purge import LockedMessage, RetentionFacts
+from gateway.store.purge import LockedMessage, PurgedBatch, RetentionFacts
 
 log = logging.getLogger(__name__)
 
 SCAN_PAGE = purge_store.MAX_SCAN_BATCH
 """Facts read per query while planning: a few hundred KiB, whatever the store's size."""
-PURGE_BATCH = 200
-"""Messages destroyed per transaction. Short transactions keep SQLite's single writer free
-for receiving (a batch commits in tens of milliseconds) and bound what a kill can undo;
-larger batches gained under 10 % in the benchmark (benchmarks/purge_bench.py)."""
+PURGE_BATCH = purge_store.MAX_PURGE_BATCH
+"""Messages destroyed per transaction. A batch's statements each work on its whole id set,
+so its cost is mostly per message; 1,000 amortises the per-batch statements and the commit
+while a batch still holds SQLite's single writer for a fraction of a second
+(benchmarks/purge_bench.py)."""
 MAX_BATCH_ERRORS = 10
 """A run that failed this many batches stops: the database is likely unwell, and the next
 run resumes where this one stopped."""
-REPORT_FORMAT = "gateway-purge-report/1"
+REPORT_FORMAT = "gateway-purge-report/2"
+"""/2: ``tombstones_sha256`` is over the run's batch digests (``store.purge.runs_digest``);
+/1 (before 0012) was over every leaf in message-id order: still verified."""
 RUN_POLICY_LABEL = "retention-policies"
 """``purge_runs.policy`` of a run that applies the whole policy set (per-policy counts are
 in the tombstones and the report)."""
@@ -155,6 +165,15 @@ def plan(
     """Walk the store; yield a :class:`Decision` per expired message, and after each page the
     count of messages examined in it (for progress). Each page is its own short read
     transaction; memory holds one page."""
+    for item in _expired(store, policies, now, page):
+        yield item if isinstance(item, int) else item[1]
+
+
+def _expired(
+    store: Store, policies: PolicySet, now: datetime, page: int = SCAN_PAGE
+) -> Iterator[tuple[RetentionFacts, Decision] | int]:
+    """:func:`plan`, each decision with the facts it was made on (the run reuses it when the
+    locked facts are the same)."""
     _check_now(now)
     after = 0
     while True:
@@ -163,12 +182,75 @@ def plan(
         for f in facts:
             decision = decide(policies, f, now)
             if decision is not None:
-                yield decision
+                yield f, decision
         if facts:
             yield len(facts)
         if len(facts) < page:
             return
         after = facts[-1].position
+
+
+SCAN_AHEAD_PAGES = 2
+"""Pages of decisions the reader thread may hold ready: the batch writer never waits for the
+scan, and memory holds at most this many pages more."""
+_END = object()
+
+
+class _ScanAhead:
+    """:func:`_expired` run by a reader thread, up to :data:`SCAN_AHEAD_PAGES` pages ahead.
+
+    While the run's thread waits on the database for a batch's statements, the reader reads
+    and decides the next pages on its own connection: the client's work and the database's
+    overlap instead of taking turns (on PostgreSQL the server works on another core; on
+    SQLite the engine releases the GIL while it runs a statement). The reader only ever reads,
+    in short transactions of its own, ahead of the batches: what it yields is decided again
+    under the batch's locks when anything changed since."""
+
+    def __init__(self, store: Store, policies: PolicySet, now: datetime) -> None:
+        self._pages: queue.Queue[object] = queue.Queue(maxsize=SCAN_AHEAD_PAGES)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(store, policies, now), name="purge-scan", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, store: Store, policies: PolicySet, now: datetime) -> None:
+        page: list[tuple[RetentionFacts, Decision] | int] = []
+        try:
+            for item in _expired(store, policies, now):
+                page.append(item)
+                if isinstance(item, int):  # the end of a page
+                    if not self._put(page):
+                        return
+                    page = []
+            self._put(page)
+        except BaseException as exc:  # handed to the run's thread, which raises it
+            self._put(exc)
+        finally:
+            self._put(_END)
+
+    def _put(self, item: object) -> bool:
+        while not self._stopping.is_set():
+            try:
+                self._pages.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[RetentionFacts, Decision] | int]:
+        try:
+            while (page := self._pages.get()) is not _END:
+                if isinstance(page, BaseException):
+                    raise page
+                yield from cast(list[tuple[RetentionFacts, Decision] | int], page)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the reader (the run stops early, or has read everything) and wait for it."""
+        self._stopping.set()
+        self._thread.join()
 
 
 def _check_now(now: datetime) -> None:
@@ -218,6 +300,9 @@ class _Tally:
     undelivered: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     purged: int = 0
+    batch_digests: list[bytes] | None = field(default_factory=list)
+    """Each committed batch's digest, in batch order (the report's ``tombstones_sha256``);
+    None for a run closed after an interruption: recomputed from its rows then."""
     shredded: ShredResult | None = None
     """Period keys this run destroyed (None: the run did not shred)."""
 
@@ -283,34 +368,45 @@ def run_purge(
             sa.select(sa.func.count()).select_from(purge_store.messages)
         ).scalar_one()
     tally = _Tally()
-    batch: list[str] = []
+    batch: dict[str, tuple[RetentionFacts, Decision]] = {}
     policy_hashes = policies.policy_sha256()
 
     def flush() -> None:
         if batch:
-            tally.purged += _purge_one_batch(
+            done = _purge_one_batch(
                 store, policies, policy_hashes, now, batch, run_id, actor, tally
             )
             batch.clear()
+            if done.count:
+                tally.purged += done.count
+                assert tally.batch_digests is not None
+                tally.batch_digests.append(done.sha256)
+            # Between two batches: the last one committed, the next not begun.
+            crash_point("purge.committed")
             if on_batch is not None:
                 on_batch(tally.purged)
 
-    for item in plan(store, policies, now):
-        if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
-            break
-        if isinstance(item, int):
-            tally.examined += item
-            if progress is not None:
-                progress(Progress(tally.examined, total, tally.purged))
-            continue
-        if item.action == Action.HELD:
-            tally.held[item.policy] += 1
-        elif item.action == Action.UNDELIVERED:
-            tally.undelivered += 1
-        else:
-            batch.append(item.message_id)
-            if len(batch) >= batch_size:
-                flush()
+    ahead = _ScanAhead(store, policies, now)
+    try:
+        for item in ahead:
+            if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+                break
+            if isinstance(item, int):
+                tally.examined += item
+                if progress is not None:
+                    progress(Progress(tally.examined, total, tally.purged))
+                continue
+            facts, decision = item
+            if decision.action == Action.HELD:
+                tally.held[decision.policy] += 1
+            elif decision.action == Action.UNDELIVERED:
+                tally.undelivered += 1
+            else:
+                batch[facts.message_id] = item
+                if len(batch) >= batch_size:
+                    flush()
+    finally:
+        ahead.stop()
     flush()
     if keys is not None:
         tally.shredded = shred_periods(store, keys, actor=actor, now=now)
@@ -327,17 +423,22 @@ def _purge_one_batch(
     policies: PolicySet,
     policy_hashes: dict[str, str],
     now: datetime,
-    ids: Sequence[str],
+    scanned: Mapping[str, tuple[RetentionFacts, Decision]],
     run_id: str,
     actor: str,
     tally: _Tally,
-) -> int:
+) -> PurgedBatch:
     try:
         with store.transaction() as conn:
-            locked = purge_store.lock_batch(conn, ids)
+            locked = purge_store.lock_batch(conn, list(scanned))
             decided: list[tuple[LockedMessage, str]] = []
             for message in locked:
-                decision = decide(policies, message.facts, now)
+                facts, earlier = scanned[message.facts.message_id]
+                # Decided again only if something changed since the scan (a hold placed, the
+                # conversation closed or reopened): the same facts give the same decision.
+                decision = (
+                    earlier if facts == message.facts else decide(policies, message.facts, now)
+                )
                 if decision is None:
                     continue  # no longer expired (e.g. a proceeding reopened): kept
                 if decision.action == Action.PURGE:
@@ -346,7 +447,7 @@ def _purge_one_batch(
                     tally.held[decision.policy] += 1  # a hold placed since the scan
                 else:
                     tally.undelivered += 1
-            purged = purge_store.purge_batch(
+            return purge_store.purge_batch(
                 conn,
                 decided,
                 run_id=run_id,
@@ -357,10 +458,8 @@ def _purge_one_batch(
     except sa.exc.SQLAlchemyError as exc:
         code = type(exc).__name__
         tally.errors[code] += 1
-        log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(ids), code)
-        return 0
-    crash_point("purge.committed")
-    return purged
+        log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(scanned), code)
+        return PurgedBatch(0, 0, b"")
 
 
 def _finish(
@@ -381,7 +480,14 @@ def _finish(
         run = purge_store.get_run(conn, run_id)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
-        tombstone_count, tombstones_sha256 = purge_store.run_tombstones_digest(conn, run_id)
+        if tally.batch_digests is None:
+            tombstone_count, batches, tombstones_sha256 = purge_store.run_digest_from_rows(
+                conn, run_id
+            )
+        else:
+            tombstone_count = tally.purged
+            batches = len(tally.batch_digests)
+            tombstones_sha256 = purge_store.runs_digest(tally.batch_digests)
         body = {
             "format": REPORT_FORMAT,
             "body_id": seal.body_id,
@@ -399,6 +505,7 @@ def _finish(
             "policy_set_sha256": policies.sha256 if policies else run.policy_sha256,
             "policies": policies.periods() if policies else {},
             "tombstones": tombstone_count,
+            "batches": batches,
             "tombstones_sha256": tombstones_sha256,
             "examined": tally.examined if examined_known else None,
             "purged": sum(by_policy.values()),
@@ -464,7 +571,7 @@ def _close_interrupted(store: Store, now: datetime, seal: SigningKey) -> list[Pu
     reports = []
     for run_id in stale:
         log.warning("purge run %s was interrupted; closing it, this run finishes its work", run_id)
-        tally = _Tally(errors=Counter({INTERRUPTED: 1}))
+        tally = _Tally(errors=Counter({INTERRUPTED: 1}), batch_digests=None)
         reports.append(_finish(store, run_id, now, 0, tally, seal, None, examined_known=False))
     return reports
 
@@ -504,7 +611,10 @@ def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) 
     """The run's tombstones recomputed against the signed report; on a mismatch, the chain's
     bindings name the row. Empty when they agree."""
     with store.read() as conn:
-        count, digest = purge_store.run_tombstones_digest(conn, run_id)
+        if report.get("format") == "gateway-purge-report/1":
+            count, digest = purge_store.run_tombstones_digest(conn, run_id)
+        else:
+            count, _batches, digest = purge_store.run_digest_from_rows(conn, run_id)
     if count == report.get("tombstones") and digest == report.get("tombstones_sha256"):
         return ""
     found = check_tombstones(store, run_id)

@@ -31,6 +31,7 @@ Evaluation (:func:`expires_at`) is pure: no clock, no I/O; ``now`` is the caller
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import logging
@@ -38,12 +39,10 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
-
-from dateutil.relativedelta import relativedelta
 
 from gateway.config import NodeConfig
 from gateway.model.bodies import BODY_ID_PATTERN
@@ -125,8 +124,17 @@ class Period:
     unit: PeriodUnit
 
     def after(self, start: datetime) -> datetime:
-        """The instant ``self`` after ``start``, counted in UTC."""
-        return start.astimezone(UTC) + relativedelta(**{self.unit.value: self.amount})
+        """The instant ``self`` after ``start``, counted in UTC (what ``dateutil``'s
+        ``relativedelta`` gives, done by hand: the purge asks this for every stored message,
+        and relativedelta cost ten times more)."""
+        start = start.astimezone(UTC)
+        if self.unit is PeriodUnit.DAYS:
+            return start + timedelta(days=self.amount)
+        months = start.month - 1 + self.amount * (12 if self.unit is PeriodUnit.YEARS else 1)
+        year, month = start.year + months // 12, months % 12 + 1
+        return start.replace(
+            year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1])
+        )
 
     def __str__(self) -> str:
         unit = self.unit.value[:-1] if self.amount == 1 else self.unit.value

@@ -1,6 +1,7 @@
 """The few places where SQLite and PostgreSQL need different SQL, in one module.
 
-Everything else in the store is the same statement on both. Here: ``INSERT … ON CONFLICT DO
+Everything else in the store is the same statement on both. Here: a set of ids as one
+parameter (:func:`in_text_set`), ``INSERT … ON CONFLICT DO
 NOTHING`` and ``INSERT … ON CONFLICT DO UPDATE`` (both support them, through their own
 SQLAlchemy constructs). Row locks (``FOR UPDATE [SKIP LOCKED]``) are written once with
 ``with_for_update``: SQLAlchemy leaves them out on SQLite, where a ``BEGIN IMMEDIATE``
@@ -14,6 +15,7 @@ dialect and table, and kept in :data:`_BUILT`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -82,3 +84,55 @@ def upsert(
         )
         _BUILT[key] = stmt
     conn.execute(stmt, dict(values))
+
+
+_SET_SEPARATOR = "\x1f"
+"""Joins a set's values into one text parameter (ASCII unit separator: no id contains it)."""
+
+
+def in_text_set(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[str]) -> Any:
+    """``column`` is one of ``values``, sent as ONE text parameter whatever their number:
+    ``= ANY(string_to_array(:joined, US))`` on PostgreSQL, ``IN (SELECT value FROM
+    json_each(:json))`` on SQLite.
+
+    A plain ``IN (…)`` of thousands of values costs a bound parameter each (SQLAlchemy and
+    the driver process every one, and SQLite caps their number), and even a text array is
+    quoted element by element by the driver; set-based statements over a purge batch send
+    the set as one string instead.
+    """
+    items = list(values)
+    if conn.dialect.name == "postgresql":
+        joined = _SET_SEPARATOR.join(items)
+        if joined.count(_SET_SEPARATOR) != max(len(items) - 1, 0):
+            raise ValueError("an id in the set contains the unit separator (0x1F)")
+        return column == sa.any_(
+            sa.func.string_to_array(
+                sa.bindparam(None, joined, type_=sa.Text(), unique=True),
+                sa.literal_column("chr(31)"),
+            )
+        )
+    listed = sa.func.json_each(
+        sa.bindparam(None, json.dumps(items), type_=sa.Text(), unique=True)
+    ).table_valued("value")
+    return column.in_(sa.select(listed.c.value))
+
+
+def keyed_batch_settings(conn: Connection) -> None:
+    """Settings for the rest of this transaction, a purge batch: at most a thousand rows read
+    and deleted by key out of millions, short, and redone by the next run if lost.
+
+    * Plan as key lookups: given a set of a thousand ids, PostgreSQL's planner estimated a
+      sequential scan of ``messages`` cheaper than the index at 100,000 rows (1 %) and chose
+      it for every batch; and a plan that looks that costly is JIT-compiled on each run, which
+      takes longer than the batch's work.
+    * Commit without waiting for the WAL flush (``synchronous_commit = off``): a server crash
+      may undo the last few batches' commits — never half of one, they stay atomic — and the
+      next run purges those messages again; the run's report commits synchronously, which
+      flushes every batch before it. SQLite's ``synchronous=NORMAL`` (engine.py) already
+      commits so.
+
+    ``SET LOCAL`` ends with the transaction. Nothing to do on SQLite (it probes the index for
+    ``IN (SELECT …)``)."""
+    if conn.dialect.name == "postgresql":
+        for setting in ("enable_seqscan = off", "jit = off", "synchronous_commit = off"):
+            conn.exec_driver_sql(f"SET LOCAL {setting}")

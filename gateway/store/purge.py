@@ -1,36 +1,37 @@
 """Retention: legal holds, purge runs, tombstones, crypto-shredding (CIS Art. 9.6).
 
-Deleting is proving. Purging a batch of messages, in one transaction: write their tombstones
-(message id, kind, parties, dates, SHA-256 of the signed document, policy and its hash, purge
-run id), bind them into the audit chain (``purge.tombstones`` events, below), destroy their
-wrapped data keys (crypto-shredding), delete their verification reports, attachments, outbox
-rows, receipt links and the messages; a conversation left without messages goes with its
-debtor tags. A message is therefore either whole or tombstoned, never half-deleted.
+Deleting is proving. Purging a batch of messages, in one transaction (:func:`purge_batch`):
+write their tombstones (message id, kind, parties, dates, SHA-256 of the signed document,
+policy and its hash, purge run id and batch number) with one bulk insert, bind them into the
+audit chain with ONE ``purge.batch`` event, destroy their wrapped data keys
+(crypto-shredding), delete every other row of theirs and the messages, each with one statement
+over the batch's id set; a conversation left without messages goes with its debtor tags. A
+message is therefore either whole or tombstoned, never half-deleted.
 
 Binding: each tombstone row has a leaf hash (:func:`tombstone_leaf`: SHA-256 of its columns as
-canonical JSON). A batch's tombstones, in message-id order, are recorded in chunks of
-:data:`LEAVES_PER_EVENT`, one ``purge.tombstones`` audit event per chunk, whose details list
-each message id with the first 16 hex digits of its leaf (to name the row that changed) and the
-SHA-256 over the chunk's full leaves (what makes a forged row fail even if its short tag was
-matched). One event per chunk instead of one per message: 1 M purged messages write ~16 k
-events, not 1 M (benchmarks/purge_bench.py).
+canonical JSON). A batch's ``purge.batch`` event carries its number, its count, its first and
+last message id, :func:`batch_digest` (SHA-256 over a header naming run, batch and count, then
+the leaves in message-id order) and a short tag of each leaf (:func:`batch_tags`, to name the
+row that changed). One event per batch: 1 M purged messages write ~1 k events
+(benchmarks/purge_bench.py). ``gateway.jobs.tombstone_check`` recomputes every batch.
 
 The retention policy (what is old enough) belongs to ``gateway.jobs``; this module offers the
 facts it decides on (:func:`scan`: kind, direction, parties, stored and closed dates, hold,
 pending delivery), a simple cut-off query (:func:`candidates`) and does the deleting, one
-batch per transaction: :func:`lock_batch` then :func:`purge_batch` (set-based, what the nightly
-job uses), or :func:`purge_messages` (one message at a time). Legal holds lock the conversation
-row like :func:`lock_batch` does, so a hold and a purge batch never cross.
+batch per transaction: :func:`lock_batch` then :func:`purge_batch` (what the nightly job
+uses), or :func:`purge_messages` (the same for a list of ids, by hand). Legal holds lock the
+conversation row like :func:`lock_batch` does, so a hold and a purge batch never cross.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -39,6 +40,7 @@ from gateway.crashpoints import crash_point
 from gateway.store import attachments as attachment_store
 from gateway.store import audit
 from gateway.store import conversations as conversation_store
+from gateway.store.dialect import in_text_set, keyed_batch_settings
 from gateway.store.messages import forget_data_keys
 from gateway.store.tables import (
     audit_events,
@@ -59,17 +61,23 @@ from gateway.store.tables import (
 
 MAX_SCAN_BATCH = 5000
 """Messages examined per retention scan query: facts only (no payload), a few hundred KiB."""
-MAX_PURGE_BATCH = 500
-"""Messages deleted per transaction: long enough to amortise the commit, short enough that a
-SQLite writer lock is held for well under a second and other work goes on between batches."""
+MAX_PURGE_BATCH = 1000
+"""Messages deleted per transaction: each statement of a batch works on the whole id set, so
+a batch costs about what one message did; 1,000 holds a SQLite writer well under a second
+(benchmarks/purge_bench.py) and keeps a batch event's tags within the audit's details limit."""
 PURGE_ACTOR_PREFIX = "purge:"
-TOMBSTONES_EVENT = "purge.tombstones"
-LEAVES_PER_EVENT = 64
-"""Tombstones per ``purge.tombstones`` event: 64 × (id + 16-digit tag) stays well under the
-audit's 4 KiB details limit."""
-TAG_HEX = 16
-"""Hex digits of a leaf hash listed per message: enough to name the edited row; the chunk's
-full SHA-256 is what a forger would have to match."""
+BATCH_EVENT = "purge.batch"
+BATCH_DIGEST_FORMAT = "gateway-purge-batch/1"
+"""First line of what :func:`batch_digest` hashes: names the encoding, so a later one differs."""
+TAG_BYTES = 2
+"""Bytes of each leaf listed (base64) in a batch event: enough to name the edited row (a
+chance edit keeps its tag once in 65,536; the batch digest still fails then); 1,000 rows take
+2,668 characters of the 4 KiB details."""
+CHUNK_EVENT = "purge.tombstones"
+"""Runs before 0017 bound 64 tombstones per event, listed by id (:func:`parse_bound_leaves`);
+still verified, no longer written."""
+CHUNK_TAG_HEX = 16
+"""Hex digits of a leaf listed per message in a chunk event."""
 
 
 class LegalHoldActive(Exception):
@@ -97,8 +105,7 @@ class LegalHold:
     released_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Tombstone:
+class Tombstone(NamedTuple):
     message_id: str
     conversation_id: str
     direction: str
@@ -117,6 +124,9 @@ class Tombstone:
     policy was recorded)."""
 
 
+_TOMBSTONE_FIELDS = Tombstone._fields
+
+
 @dataclass(frozen=True, slots=True)
 class PurgeRun:
     run_id: str
@@ -133,9 +143,10 @@ class PurgeRun:
     """Of the policy set the run applied (None: a run by hand, or before 0006)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RetentionFacts:
-    """One stored message as the retention job sees it: clear facts only, no payload."""
+class RetentionFacts(NamedTuple):
+    """One stored message as the retention job sees it: clear facts only, no payload. (A
+    tuple: the purge makes two per stored message, and a frozen dataclass cost four times
+    more to build.)"""
 
     position: int
     """Keyset position: pass the last one as ``after`` to get the next batch."""
@@ -356,19 +367,19 @@ def scan(conn: Connection, after: int = 0, limit: int = MAX_SCAN_BATCH) -> list[
 def _facts(r: Any) -> RetentionFacts:
     """One row of :func:`_facts_query` as the retention rule's input."""
     return RetentionFacts(
-        position=r.id,
-        message_id=r.message_id,
-        conversation_id=r.conversation_id,
-        agreement=r.agreement,
-        kind=r.kind,
-        direction=r.direction,
-        sender=r.sender,
-        recipient=r.recipient,
-        stored_at=r.stored_at,
-        conversation_closed_at=r.closed_at,
-        proceeding_closed_at=r.proceeding_closed_at,
-        held=bool(r.held),
-        pending_delivery=bool(r.pending_delivery),
+        r.id,
+        r.message_id,
+        r.conversation_id,
+        r.agreement,
+        r.kind,
+        r.direction,
+        r.sender,
+        r.recipient,
+        r.stored_at,
+        r.closed_at,
+        r.proceeding_closed_at,
+        bool(r.held),
+        bool(r.pending_delivery),
     )
 
 
@@ -559,7 +570,7 @@ def purge_messages(
     locked = lock_batch(conn, message_ids)
     return purge_batch(
         conn, [(message, policy) for message in locked], run_id=run_id, actor=run.actor, now=now
-    )
+    ).count
 
 
 def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
@@ -571,7 +582,7 @@ def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
 
 
 def _tombstone(row: Any) -> Tombstone:
-    return Tombstone(**{f: getattr(row, f) for f in Tombstone.__dataclass_fields__})
+    return Tombstone(*(getattr(row, f) for f in _TOMBSTONE_FIELDS))
 
 
 def tombstones_of(conn: Connection, conversation_id: str) -> list[Tombstone]:
@@ -587,27 +598,71 @@ def tombstones_of(conn: Connection, conversation_id: str) -> list[Tombstone]:
 # --- binding tombstones into the audit chain -----------------------------------------------
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+"""``json.dumps(…, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, its encoder
+built once (``dumps`` with arguments builds one per call)."""
+
+
 def _time_text(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    if at.tzinfo is not UTC:  # the store hands out UTC already: no conversion per column
+        at = at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")
 
 
 def tombstone_leaf(t: Tombstone) -> bytes:
-    """SHA-256 of every column of a tombstone as canonical JSON (times UTC to the
-    microsecond, the document hash in hex): any edit of the row changes it."""
+    """SHA-256 of every column of a tombstone as canonical JSON (sorted keys, no spaces, UTF-8;
+    times UTC ISO 8601 to the microsecond, the document hash in hex): any edit of the row
+    changes it."""
     fields: dict[str, Any] = {}
-    for name in Tombstone.__dataclass_fields__:
-        value = getattr(t, name)
+    for name, value in zip(_TOMBSTONE_FIELDS, t, strict=True):
         if isinstance(value, datetime):
             value = _time_text(value)
         elif isinstance(value, bytes):
             value = value.hex()
         fields[name] = value
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).digest()
+    return hashlib.sha256(_CANONICAL_JSON(fields).encode("utf-8")).digest()
+
+
+def batch_digest(run_id: str, batch: int, leaves: Sequence[bytes]) -> bytes:
+    """The hash a ``purge.batch`` event carries over its batch's purged ids and tombstones:
+
+    ``SHA-256("gateway-purge-batch/1\\n" run_id "\\n" batch "\\n" count "\\n" leaf_1 … leaf_n)``
+
+    the header in UTF-8 (``batch`` and ``count`` in decimal), then each tombstone's 32-byte
+    :func:`tombstone_leaf` in message-id order (the leaf covers the message id, so the ids are
+    hashed with their rows). The run, the batch number and the count are inside, so a batch's
+    rows cannot be moved to another batch or run, or shortened, without changing it.
+    """
+    digest = hashlib.sha256(f"{BATCH_DIGEST_FORMAT}\n{run_id}\n{batch}\n{len(leaves)}\n".encode())
+    for leaf in leaves:
+        digest.update(leaf)
+    return digest.digest()
+
+
+def batch_tags(leaves: Sequence[bytes]) -> str:
+    """Base64 of the first :data:`TAG_BYTES` of each leaf, in order: lets a verifier name the
+    row that differs; the batch digest is what a forger would have to match."""
+    return base64.b64encode(b"".join(leaf[:TAG_BYTES] for leaf in leaves)).decode("ascii")
+
+
+def split_tags(tags: str) -> list[bytes]:
+    """The per-row tags of a ``purge.batch`` event, in message-id order."""
+    raw = base64.b64decode(tags.encode("ascii"), validate=True) if tags else b""
+    return [raw[i : i + TAG_BYTES] for i in range(0, len(raw), TAG_BYTES)]
+
+
+def runs_digest(batch_digests: Sequence[bytes]) -> str:
+    """What a signed report states over a run's tombstones: SHA-256 (hex) over its batch
+    digests (:func:`batch_digest`, 32 bytes each) in batch-number order."""
+    digest = hashlib.sha256()
+    for one in batch_digests:
+        digest.update(one)
+    return digest.hexdigest()
 
 
 def leaves_digest(leaves: Sequence[bytes]) -> str:
-    """SHA-256 (hex) over leaf hashes in order: a chunk's, or a whole run's (message-id order)."""
+    """SHA-256 (hex) over leaf hashes in order: what a ``purge.tombstones`` chunk event and a
+    ``gateway-purge-report/1`` carried (runs before 0017; read only to verify them)."""
     digest = hashlib.sha256()
     for leaf in leaves:
         digest.update(leaf)
@@ -618,8 +673,64 @@ def tombstones_by_ids(conn: Connection, message_ids: Sequence[str]) -> dict[str,
     """These messages' tombstones by message id (ids without one are absent)."""
     if not message_ids:
         return {}
-    rows = conn.execute(sa.select(tombstones).where(tombstones.c.message_id.in_(message_ids)))
+    rows = conn.execute(
+        sa.select(tombstones).where(in_text_set(conn, tombstones.c.message_id, message_ids))
+    )
     return {r.message_id: _tombstone(r) for r in rows}
+
+
+def batch_tombstones(conn: Connection, run_id: str, batch: int) -> list[Tombstone]:
+    """A batch's tombstones in message-id order (sorted here, not by the database's
+    collation, so that the order is the one :func:`batch_digest` was computed in)."""
+    rows = conn.execute(
+        sa.select(tombstones).where(
+            tombstones.c.purge_run_id == run_id, tombstones.c.purge_batch == batch
+        )
+    )
+    return sorted((_tombstone(r) for r in rows), key=lambda t: t.message_id)
+
+
+def run_batches(conn: Connection, run_id: str) -> list[int]:
+    """The batch numbers a run's tombstones carry, ascending (rows before 0017 carry none)."""
+    return list(
+        conn.execute(
+            sa.select(tombstones.c.purge_batch)
+            .where(tombstones.c.purge_run_id == run_id, tombstones.c.purge_batch.is_not(None))
+            .distinct()
+            .order_by(tombstones.c.purge_batch)
+        ).scalars()
+    )
+
+
+def run_digest_from_rows(conn: Connection, run_id: str) -> tuple[int, int, str]:
+    """``(tombstones, batches, digest)`` of a run recomputed from its rows, a batch at a time:
+    what ``verify-report`` checks a ``gateway-purge-report/2`` against, and what closes a run
+    that was interrupted (its batch digests were not kept)."""
+    digests = []
+    for batch in run_batches(conn, run_id):
+        rows = batch_tombstones(conn, run_id, batch)
+        digests.append(batch_digest(run_id, batch, [tombstone_leaf(t) for t in rows]))
+    # Every row of the run is counted, in a batch or not: one slipped in without a batch
+    # number changes the count.
+    count = sum(batch_counts(conn, run_id).values())
+    return count, len(digests), runs_digest(digests)
+
+
+def unbatched_tombstones(
+    conn: Connection, run_id: str, *, after: str = "", limit: int = MAX_SCAN_BATCH
+) -> list[Tombstone]:
+    """A run's tombstones without a batch number, in message-id order, after ``after``."""
+    rows = conn.execute(
+        sa.select(tombstones)
+        .where(
+            tombstones.c.purge_run_id == run_id,
+            tombstones.c.purge_batch.is_(None),
+            tombstones.c.message_id > after,
+        )
+        .order_by(tombstones.c.message_id)
+        .limit(limit)
+    )
+    return [_tombstone(r) for r in rows]
 
 
 def run_tombstones(
@@ -636,8 +747,8 @@ def run_tombstones(
 
 
 def run_tombstones_digest(conn: Connection, run_id: str) -> tuple[int, str]:
-    """``(count, SHA-256 over the leaves in message-id order)`` of a run's tombstones, read a
-    page at a time: what the signed report states and ``verify-report`` recomputes."""
+    """``(count, SHA-256 over the leaves in message-id order)`` of a run's tombstones: what a
+    ``gateway-purge-report/1`` (before 0017) signed; read only to verify such reports."""
     digest = hashlib.sha256()
     count, after = 0, ""
     while page := run_tombstones(conn, run_id, after=after):
@@ -656,8 +767,18 @@ def tombstone_counts(conn: Connection) -> dict[str, int]:
     return {run_id: count for run_id, count in rows}
 
 
+def batch_counts(conn: Connection, run_id: str | None = None) -> dict[tuple[str, int | None], int]:
+    """Tombstones stored per (run, batch number); None: rows without a batch (before 0017)."""
+    stmt = sa.select(tombstones.c.purge_run_id, tombstones.c.purge_batch, sa.func.count()).group_by(
+        tombstones.c.purge_run_id, tombstones.c.purge_batch
+    )
+    if run_id is not None:
+        stmt = stmt.where(tombstones.c.purge_run_id == run_id)
+    return {(run, batch): count for run, batch, count in conn.execute(stmt)}
+
+
 def parse_bound_leaves(listing: str) -> list[tuple[str, str]]:
-    """``[(message_id, leaf tag)]`` from a ``purge.tombstones`` event's ``leaves`` detail."""
+    """``[(message_id, leaf tag)]`` from a ``purge.tombstones`` chunk event's ``leaves``."""
     pairs = []
     for item in listing.split(","):
         message_id, _, tag = item.partition(":")
@@ -665,37 +786,10 @@ def parse_bound_leaves(listing: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _bind(conn: Connection, ids: Sequence[str], *, run_id: str, actor: str, now: datetime) -> None:
-    """Record the tombstones just written for ``ids`` in the audit chain, a chunk per event
-    (read back from the table, so the leaves are what a verifier will recompute)."""
-    written = tombstones_by_ids(conn, ids)
-    ordered = [written[i] for i in sorted(written)]
-    entries: list[audit.AuditEntry] = []
-    for start in range(0, len(ordered), LEAVES_PER_EVENT):
-        chunk = ordered[start : start + LEAVES_PER_EVENT]
-        leaves = [tombstone_leaf(t) for t in chunk]
-        entries.append(
-            (
-                TOMBSTONES_EVENT,
-                {"purge_run_id": run_id},
-                {
-                    "count": len(chunk),
-                    "leaves": ",".join(
-                        f"{t.message_id}:{leaf.hex()[:TAG_HEX]}"
-                        for t, leaf in zip(chunk, leaves, strict=True)
-                    ),
-                    "sha256": leaves_digest(leaves),
-                },
-            )
-        )
-    audit.append_many(conn, now=now, actor=actor, entries=entries)
-
-
 # --- set-based purge (the nightly job) ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LockedMessage:
+class LockedMessage(NamedTuple):
     """A message locked for purging in the current transaction: its retention facts as they
     are now, and what its tombstone needs."""
 
@@ -704,7 +798,16 @@ class LockedMessage:
     document_sha256: bytes
 
 
-def _facts_query() -> sa.Select:
+class PurgedBatch(NamedTuple):
+    """What :func:`purge_batch` destroyed: the batch's number in its run, how many messages,
+    and the :func:`batch_digest` its ``purge.batch`` event carries (empty batch: 0, 0, b"")."""
+
+    batch: int
+    count: int
+    sha256: bytes
+
+
+def _facts_query() -> sa.Select[Any]:
     m, c = messages.c, conversations.c
     return sa.select(
         m.id,
@@ -738,37 +841,149 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
         raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
     if not message_ids:
         return []
-    conversation_ids = sorted(
-        set(
-            conn.execute(
-                sa.select(messages.c.conversation_id).where(messages.c.message_id.in_(message_ids))
-            ).scalars()
-        )
-    )
-    if not conversation_ids:
-        return []
-    conn.execute(
-        sa.select(conversations.c.conversation_id)
-        .where(conversations.c.conversation_id.in_(conversation_ids))
-        .order_by(conversations.c.conversation_id)
-        # FOR NO KEY UPDATE: serialises with holds and other batches, but does not stop a
-        # peer's message from being stored in the conversation (its foreign-key check).
-        .with_for_update(key_share=True)
-    ).all()
+    keyed_batch_settings(conn)
+    in_batch = in_text_set(conn, messages.c.message_id, message_ids)
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(conversations.c.conversation_id)
+            .where(
+                conversations.c.conversation_id.in_(
+                    sa.select(messages.c.conversation_id).where(in_batch)
+                )
+            )
+            .order_by(conversations.c.conversation_id)
+            # FOR NO KEY UPDATE: serialises with holds and other batches, but does not stop a
+            # peer's message from being stored in the conversation (its foreign-key check).
+            .with_for_update(key_share=True)
+        ).all()
     rows = conn.execute(
-        _facts_query()
-        .where(messages.c.message_id.in_(message_ids))
-        .order_by(messages.c.id)
-        .with_for_update(of=messages)
+        _facts_query().where(in_batch).order_by(messages.c.id).with_for_update(of=messages)
     ).all()
-    return [
-        LockedMessage(
-            _facts(r),
-            r.created,
-            r.document_sha256,
+    return [LockedMessage(_facts(r), r.created, r.document_sha256) for r in rows]
+
+
+MESSAGE_ROWS: tuple[tuple[sa.Table, str], ...] = (
+    (message_keys, "message_id"),
+    (verification_reports, "message_id"),
+    (receipts, "message_id"),
+)
+"""Every table holding a message's rows by its id, deleted by the batch's message-id set before
+the message itself (:func:`_delete_messages`). The wrapped data keys go first: without them the
+ciphertext is noise in every copy (crypto-shredding). Attachments and their segments go through
+``gateway.store.attachments.delete_for_messages`` (segments are keyed by attachment)."""
+
+
+def _delete_messages(conn: Connection, ids: Sequence[str]) -> None:
+    """Delete these messages and every row of theirs, one statement per table over the set."""
+    for table, column in MESSAGE_ROWS:
+        conn.execute(table.delete().where(in_text_set(conn, table.c[column], ids)))
+    forget_data_keys(conn, ids)
+    attachment_store.delete_for_messages(conn, ids)
+    outbox_ids = sa.select(outbox.c.id).where(in_text_set(conn, outbox.c.message_id, ids))
+    conn.execute(delivery_attempts.delete().where(delivery_attempts.c.outbox_id.in_(outbox_ids)))
+    conn.execute(outbox.delete().where(in_text_set(conn, outbox.c.message_id, ids)))
+    conn.execute(messages.delete().where(in_text_set(conn, messages.c.message_id, ids)))
+
+
+def _delete_emptied_conversations(conn: Connection, touched: Sequence[str]) -> None:
+    """A conversation left without messages goes, with its search tags and machine."""
+    still_used = set(
+        conn.execute(
+            sa.select(messages.c.conversation_id)
+            .where(in_text_set(conn, messages.c.conversation_id, touched))
+            .distinct()
+        ).scalars()
+    )
+    emptied = [cid for cid in touched if cid not in still_used]
+    if not emptied:
+        return
+    for table in (search_tags, conversation_machines):
+        conn.execute(table.delete().where(in_text_set(conn, table.c.conversation_id, emptied)))
+    conversation_store.delete(conn, emptied)  # counted out of conversation_counts
+
+
+def _next_batch(conn: Connection, run_id: str) -> int:
+    """The run's next batch number (its rows are locked by this transaction's writes; one
+    run is purged by one process at a time, under the job lock)."""
+    last = conn.execute(
+        sa.select(sa.func.max(tombstones.c.purge_batch)).where(tombstones.c.purge_run_id == run_id)
+    ).scalar()
+    return int(last or 0) + 1
+
+
+def _tombstone_of(
+    locked: LockedMessage, policy: str, *, run_id: str, now: datetime, policy_hash: str | None
+) -> Tombstone:
+    f = locked.facts
+    return Tombstone(
+        message_id=f.message_id,
+        conversation_id=f.conversation_id,
+        direction=f.direction,
+        agreement=f.agreement,
+        kind=f.kind,
+        sender=f.sender,
+        recipient=f.recipient,
+        created=locked.created,
+        stored_at=f.stored_at,
+        purged_at=now,
+        document_sha256=locked.document_sha256,
+        policy=policy,
+        purge_run_id=run_id,
+        policy_sha256=policy_hash,
+    )
+
+
+_TOMBSTONE_COPY = (
+    "message_id",
+    "conversation_id",
+    "direction",
+    "agreement",
+    "kind",
+    "sender",
+    "recipient",
+    "created",
+    "stored_at",
+    "document_sha256",
+)
+"""The tombstone's columns copied from the locked message row."""
+
+
+def _insert_tombstones(
+    conn: Connection,
+    decided: Sequence[tuple[LockedMessage, str]],
+    *,
+    run_id: str,
+    batch: int,
+    now: datetime,
+    policy_sha256: Mapping[str, str],
+) -> None:
+    """The batch's tombstones in bulk: one ``INSERT … SELECT`` from the locked message rows
+    per policy in the batch. The message's own columns never cross the wire; they are the
+    locked row's, the same the leaves were computed from."""
+    by_policy: dict[str, list[str]] = {}
+    for locked, policy in decided:
+        by_policy.setdefault(policy, []).append(locked.facts.message_id)
+    t = tombstones.c
+    for policy, ids in by_policy.items():
+        constants = {
+            "purged_at": now,
+            "policy": policy,
+            "purge_run_id": run_id,
+            "policy_sha256": policy_sha256.get(policy),
+            "purge_batch": batch,
+        }
+        conn.execute(
+            tombstones.insert().from_select(
+                [*_TOMBSTONE_COPY, *constants],
+                sa.select(
+                    *(messages.c[name] for name in _TOMBSTONE_COPY),
+                    *(
+                        sa.bindparam(f"t_{name}", value, type_=t[name].type)
+                        for name, value in constants.items()
+                    ),
+                ).where(in_text_set(conn, messages.c.message_id, ids)),
+            )
         )
-        for r in rows
-    ]
 
 
 def purge_batch(
@@ -779,21 +994,22 @@ def purge_batch(
     actor: str,
     now: datetime,
     policy_sha256: Mapping[str, str] | None = None,
-) -> int:
+) -> PurgedBatch:
     """Tombstone and destroy these messages (each with the policy that expired it) in the
-    caller's transaction, set-based; return how many.
+    caller's transaction, set-based.
 
     ``decided`` comes from :func:`lock_batch` in the same transaction; ``policy_sha256`` maps
-    a policy name to its hash (recorded in the tombstone). Each message gets its tombstone,
-    bound into the audit chain (``purge.tombstones``); then its wrapped data key is deleted
-    (crypto-shredding), then attachments, outbox rows, receipt link and the message row; a
-    conversation left without messages goes with its debtor tags. All of it commits together
-    or not at all, so a message is whole or tombstoned, never half.
+    a policy name to its hash (recorded in the tombstone). In order: the tombstones go in with
+    one bulk insert; ONE ``purge.batch`` audit event binds them (count, first and last id,
+    :func:`batch_digest`, per-row tags); then every row of the messages is deleted by the
+    id set (:data:`MESSAGE_ROWS`, wrapped data keys first: crypto-shredding), then the
+    messages; a conversation left without messages goes with its debtor tags. All of it
+    commits together or not at all, so a message is whole or tombstoned, never half.
     """
     if len(decided) > MAX_PURGE_BATCH:
         raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
     if not decided:
-        return 0
+        return PurgedBatch(0, 0, b"")
     for locked, _policy in decided:
         if locked.facts.held:
             raise LegalHoldActive(
@@ -805,90 +1021,43 @@ def purge_batch(
     run = conn.execute(sa.select(purge_runs.c.state).where(purge_runs.c.run_id == run_id)).first()
     if run is None or run.state != "running":
         raise ValueError(f"purge run {run_id} is not running; start_run first")
-    ids = [locked.facts.message_id for locked, _ in decided]
-    # INSERT … SELECT from the locked rows, one statement per policy in the batch: the
-    # tombstone copies the message's own columns, and no per-row parameters cross the wire.
-    by_policy: dict[str, list[str]] = {}
-    for locked, policy in decided:
-        by_policy.setdefault(policy, []).append(locked.facts.message_id)
-    m = messages.c
-    for policy, policy_ids in by_policy.items():
-        conn.execute(
-            tombstones.insert().from_select(
-                [
-                    "message_id",
-                    "conversation_id",
-                    "direction",
-                    "agreement",
-                    "kind",
-                    "sender",
-                    "recipient",
-                    "created",
-                    "stored_at",
-                    "purged_at",
-                    "document_sha256",
-                    "policy",
-                    "purge_run_id",
-                    "policy_sha256",
-                ],
-                sa.select(
-                    m.message_id,
-                    m.conversation_id,
-                    m.direction,
-                    m.agreement,
-                    m.kind,
-                    m.sender,
-                    m.recipient,
-                    m.created,
-                    m.stored_at,
-                    sa.bindparam("purged_at", now, type_=tombstones.c.purged_at.type),
-                    m.document_sha256,
-                    sa.bindparam("policy", policy, type_=tombstones.c.policy.type),
-                    sa.bindparam("run_id", run_id, type_=tombstones.c.purge_run_id.type),
-                    sa.bindparam(
-                        "policy_sha256",
-                        (policy_sha256 or {}).get(policy),
-                        type_=tombstones.c.policy_sha256.type,
-                    ),
-                ).where(m.message_id.in_(policy_ids)),
-            )
-        )
-    _bind(conn, ids, run_id=run_id, actor=actor, now=now)
-    # Crypto-shredding first: without the data key the ciphertext is noise everywhere,
-    # backups included.
-    conn.execute(message_keys.delete().where(message_keys.c.message_id.in_(ids)))
-    forget_data_keys(conn, ids)
-    conn.execute(verification_reports.delete().where(verification_reports.c.message_id.in_(ids)))
-    attachment_store.delete_for_messages(conn, ids)
-    outbox_ids = sa.select(outbox.c.id).where(outbox.c.message_id.in_(ids))
-    conn.execute(delivery_attempts.delete().where(delivery_attempts.c.outbox_id.in_(outbox_ids)))
-    conn.execute(outbox.delete().where(outbox.c.message_id.in_(ids)))
-    conn.execute(receipts.delete().where(receipts.c.message_id.in_(ids)))
-    conn.execute(messages.delete().where(messages.c.message_id.in_(ids)))
-    touched = sorted({locked.facts.conversation_id for locked, _ in decided})
-    still_used = set(
-        conn.execute(
-            sa.select(messages.c.conversation_id)
-            .where(messages.c.conversation_id.in_(touched))
-            .distinct()
-        ).scalars()
+    batch = _next_batch(conn, run_id)
+    hashes = policy_sha256 or {}
+    made = sorted(
+        (
+            _tombstone_of(locked, policy, run_id=run_id, now=now, policy_hash=hashes.get(policy))
+            for locked, policy in decided
+        ),
+        key=lambda t: t.message_id,
     )
-    emptied = [cid for cid in touched if cid not in still_used]
-    if emptied:
-        conn.execute(search_tags.delete().where(search_tags.c.conversation_id.in_(emptied)))
-        conn.execute(
-            conversation_machines.delete().where(
-                conversation_machines.c.conversation_id.in_(emptied)
-            )
-        )
-        conversation_store.delete(conn, emptied)  # counted out of conversation_counts
+    _insert_tombstones(conn, decided, run_id=run_id, batch=batch, now=now, policy_sha256=hashes)
+    leaves = [tombstone_leaf(t) for t in made]
+    digest = batch_digest(run_id, batch, leaves)
+    audit.append(
+        conn,
+        now=now,
+        actor=actor,
+        kind=BATCH_EVENT,
+        subjects={"purge_run_id": run_id},
+        details={
+            "batch": batch,
+            "count": len(made),
+            "first": made[0].message_id,
+            "last": made[-1].message_id,
+            "sha256": digest.hex(),
+            "tags": batch_tags(leaves),
+        },
+    )
+    ids = [t.message_id for t in made]
+    _delete_messages(conn, ids)
+    _delete_emptied_conversations(conn, sorted({t.conversation_id for t in made}))
     conn.execute(
         purge_runs.update()
         .where(purge_runs.c.run_id == run_id)
         .values(purged=purge_runs.c.purged + len(ids))
     )
     crash_point("purge.batch")
-    return len(ids)
+    return PurgedBatch(batch, len(ids), digest)
 
 
 def running_runs(conn: Connection) -> list[str]:

@@ -82,7 +82,7 @@ conversations = sa.Table(
     # SC Art. 5.2: a request "в случаях, не терпящих отлагательства"; read by lists and reminders.
     sa.Column("urgent", sa.Boolean(), nullable=False, server_default=sa.false()),
     # The list's case number and masked debtor, sealed at record time under the search index's
-    # display key (gateway.exchange.listing); NULL: not indexed yet (made before migration 0012).
+    # display key (gateway.exchange.listing); NULL: not indexed yet (made before migration 0013).
     sa.Column("display_nonce", sa.LargeBinary(12), nullable=True),
     sa.Column("display", sa.LargeBinary, nullable=True),
     # Each filter leads an index that ends in the page order, then ``state``: a page is one
@@ -442,14 +442,17 @@ tombstones = sa.Table(
         "purge_run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), nullable=False
     ),
     sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
+    sa.Column("purge_batch", sa.Integer, nullable=True),
     sa.Index("ix_tombstones_conversation", "conversation_id"),
     sa.Index("ix_tombstones_run", "purge_run_id"),
     sa.Index("ix_tombstones_stored_at", "stored_at"),
+    sa.Index("ix_tombstones_run_batch", "purge_run_id", "purge_batch"),
 )
 """What remains of a purged message. Each row is bound into the audit chain by the
-``purge.tombstones`` event of its batch (``gateway.store.purge.tombstone_leaf``), so that a row
-edited, deleted or inserted later is named by ``gateway audit verify``. ``policy_sha256``: of
-the retention policy that expired it (None for rows purged by hand or before 0006)."""
+``purge.batch`` event of its batch (``purge_batch``: the batch's number in its run; see
+``gateway.store.purge.batch_digest``), so that a row edited, deleted or inserted later is named
+by ``gateway audit verify``. ``policy_sha256``: of the retention policy that expired it (None
+for rows purged by hand or before 0006); ``purge_batch`` is None for rows purged before 0017."""
 
 audit_events = sa.Table(
     "audit_events",

@@ -173,3 +173,18 @@ def test_facts_from_a_store_row_with_plain_strings_match_like_enums() -> None:
     message = MessageFacts(**row)  # type: ignore[arg-type]
     assert message.party == "KZ-MJ"
     assert POLICIES.select(message).name == "kz-requests"  # type: ignore[union-attr]
+
+
+def test_period_after_is_relativedelta_over_nine_years_of_starts() -> None:
+    """``Period.after`` counts by hand what dateutil's relativedelta counted (month ends,
+    29 February, the time of day kept): the same instant for every day of 2019-2027 at a
+    time that moves through the day, for periods of 0 to 100 units."""
+    from dateutil.relativedelta import relativedelta
+
+    first = datetime(2019, 1, 1, tzinfo=UTC)
+    for day in range(365 * 9):
+        start = first + timedelta(days=day, minutes=37 * day, microseconds=day)
+        for unit in PeriodUnit:
+            for amount in (0, 1, 11, 12, 13, 18, 59, 100):
+                expected = start + relativedelta(**{unit.value: amount})
+                assert Period(amount, unit).after(start) == expected, (start, amount, unit)

@@ -84,7 +84,7 @@ def test_purge_tombstones_and_shreds(store: Store, ring: KekRing) -> None:
         assert (run.state, run.purged) == ("finished", 2)
         kinds = [e.kind for e in audit.events(conn)]
         # One binding event per purged batch (two batches here), not one per message.
-        assert kinds == ["purge.started", "purge.tombstones", "purge.tombstones", "purge.finished"]
+        assert kinds == ["purge.started", "purge.batch", "purge.batch", "purge.finished"]
         assert audit.verify(conn).intact
         for mid in young_ids:
             assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
@@ -194,3 +194,49 @@ def test_scan_gives_retention_facts(store: Store, ring: KekRing) -> None:
     assert first.held and not first.pending_delivery
     assert (last.direction, last.held, last.pending_delivery) == ("out", False, True)
     assert last.conversation_closed_at is None
+
+
+@pytest.mark.parametrize("count", [0, 1, 3000])
+def test_an_id_set_is_one_parameter_whatever_its_size(store: Store, count: int) -> None:
+    """The purge's statements send a batch's ids as one parameter (``dialect.in_text_set``):
+    any number of ids selects exactly those rows, with one bound value."""
+    from gateway.store.dialect import in_text_set
+    from gateway.store.tables import legal_holds
+
+    wanted = [f"conv-{i:05d}" for i in range(count)]
+    with store.transaction() as conn:
+        conn.execute(
+            legal_holds.insert(),
+            [
+                {"conversation_id": cid, "reference": "r", "placed_by": "t", "placed_at": NOW}
+                for cid in [*wanted, "conv-other"]
+            ],
+        )
+        condition = in_text_set(conn, legal_holds.c.conversation_id, wanted)
+        stmt = sa.select(legal_holds.c.conversation_id).where(condition)
+        assert len(stmt.compile(dialect=conn.dialect).params) == 1
+        assert sorted(conn.execute(stmt).scalars()) == wanted
+
+
+def test_an_id_with_the_set_separator_is_refused_or_kept_whole(store: Store) -> None:
+    """PostgreSQL joins the set with 0x1F: an id holding it is refused, never split; SQLite
+    sends JSON, where it is one element like any other."""
+    from gateway.store.dialect import in_text_set
+    from gateway.store.tables import legal_holds
+
+    odd = "a\x1fb"
+    with store.transaction() as conn:
+        conn.execute(
+            legal_holds.insert(),
+            [
+                {"conversation_id": cid, "reference": "r", "placed_by": "t", "placed_at": NOW}
+                for cid in (odd, "a", "b")
+            ],
+        )
+        if conn.dialect.name == "postgresql":
+            with pytest.raises(ValueError, match="unit separator"):
+                in_text_set(conn, legal_holds.c.conversation_id, [odd, "c"])
+        else:
+            condition = in_text_set(conn, legal_holds.c.conversation_id, [odd, "c"])
+            found = conn.execute(sa.select(legal_holds.c.conversation_id).where(condition))
+            assert list(found.scalars()) == [odd]
