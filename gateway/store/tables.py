@@ -444,7 +444,6 @@ tombstones = sa.Table(
     sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
     sa.Column("purge_batch", sa.Integer, nullable=True),
     sa.Index("ix_tombstones_conversation", "conversation_id"),
-    sa.Index("ix_tombstones_run", "purge_run_id"),
     sa.Index("ix_tombstones_stored_at", "stored_at"),
     sa.Index("ix_tombstones_run_batch", "purge_run_id", "purge_batch"),
 )
