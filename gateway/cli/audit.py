@@ -96,7 +96,7 @@ def _open(path: Path) -> tuple[NodeConfig, Any]:
 
 
 def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
-    from gateway.jobs.audit_checkpoints import parse_checkpoint_line
+    from gateway.app.audit_checkpoints import parse_checkpoint_line
 
     found = []
     for path in paths:
@@ -108,8 +108,8 @@ def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from gateway.app.audit_checkpoints import verify_trail
     from gateway.cli.purge import _seal_certificates
-    from gateway.jobs.audit_checkpoints import verify_trail
     from gateway.model.problems import GatewayError
 
     try:
@@ -381,7 +381,7 @@ def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:
 
 
 def _verify_export(args: argparse.Namespace) -> int:
-    from gateway.jobs.audit_checkpoints import verify_statement
+    from gateway.app.audit_checkpoints import verify_statement
 
     try:
         lines = args.file.read_text(encoding="utf-8").splitlines()
@@ -418,9 +418,9 @@ def _verify_export(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
+    from gateway.app.audit_checkpoints import checkpoint_file_line, create_checkpoint
     from gateway.cli.purge import cli_actor
     from gateway.crypto.keystore import KeyStore
-    from gateway.jobs.audit_checkpoints import checkpoint_file_line, create_checkpoint
     from gateway.model.problems import GatewayError
 
     try:

@@ -137,7 +137,7 @@ def run_checks(
 def _originals(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     """``[originals] send_within_days``: read as the reminder job reads it (a bad value stops
     ``gateway serve``'s scheduler)."""
-    from gateway.jobs.wiring import send_within_days
+    from gateway.app.scheduled import send_within_days
 
     days = send_within_days(config)
     yield ok(

@@ -38,7 +38,7 @@ def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
     """What ``jobs list`` prints, one mapping per job (also for the console and tests)."""
     import sqlalchemy as sa
 
-    from gateway.jobs import slots
+    from gateway.app import slots
     from gateway.jobs.scheduler import (
         JOB_NAMES,
         ScheduleSettings,

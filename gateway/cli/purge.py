@@ -123,7 +123,7 @@ def _purge(args: argparse.Namespace) -> int:
             f"--now {args.now!r} — не время ISO 8601 (например 2031-01-01T00:00:00Z)",
             "INVALID_ARGUMENT",
         )
-    from gateway.jobs.retention import PolicySet
+    from gateway.app.retention import PolicySet
 
     try:
         config, store = _open(args)
@@ -141,7 +141,7 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _dry_run(store: Any, policies: Any, now: datetime, *, as_json: bool) -> int:
-    from gateway.jobs.purge import Action, Decision, plan
+    from gateway.app.purge import Action, Decision, plan
 
     counts: dict[str, int] = {}
     examined = 0
@@ -225,9 +225,9 @@ def _real_run(
     as_json: bool,
     batch_size: int | None = None,
 ) -> int:
+    from gateway.app.locks import job_lock
+    from gateway.app.purge import PURGE_BATCH, run_purge
     from gateway.crypto.keystore import KeyStore
-    from gateway.jobs.locks import job_lock
-    from gateway.jobs.purge import PURGE_BATCH, run_purge
     from gateway.jobs.scheduler import PURGE, default_owner
     from gateway.model.problems import GatewayError
     from gateway.store.purge import MAX_PURGE_BATCH
@@ -340,7 +340,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _verify_report(args: argparse.Namespace) -> int:
-    from gateway.jobs.purge import verify_report
+    from gateway.app.purge import verify_report
     from gateway.model.problems import GatewayError
 
     try:

@@ -385,7 +385,7 @@ def events_in_range(
 
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
-    """A signed chain head as stored (``gateway.jobs.audit_checkpoints`` signs and checks it)."""
+    """A signed chain head as stored (``gateway.app.audit_checkpoints`` signs and checks it)."""
 
     checkpoint_id: int
     seq: int
@@ -525,7 +525,7 @@ def verify(conn: Connection) -> AuditVerification:
 
     Memory is flat: events are read :data:`VERIFY_BATCH` at a time. A chain rewritten from
     some event on with every hash recomputed is consistent here; only a signed checkpoint
-    (``gateway.jobs.audit_checkpoints``) reveals that.
+    (``gateway.app.audit_checkpoints``) reveals that.
     """
     expected_seq = 1
     prev = GENESIS_HASH

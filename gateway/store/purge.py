@@ -15,7 +15,7 @@ SHA-256 over the chunk's full leaves (what makes a forged row fail even if its s
 matched). One event per chunk instead of one per message: 1 M purged messages write ~16 k
 events, not 1 M (benchmarks/purge_bench.py).
 
-The retention policy (what is old enough) belongs to ``gateway.jobs``; this module offers the
+The retention policy (what is old enough) is ``gateway.app.retention``; this module offers the
 facts it decides on (:func:`scan`: kind, direction, parties, stored and closed dates, hold,
 pending delivery), a simple cut-off query (:func:`candidates`) and does the deleting, one
 batch per transaction: :func:`lock_batch` then :func:`purge_batch` (set-based, what the nightly
@@ -323,7 +323,7 @@ def scan(conn: Connection, after: int = 0, limit: int = MAX_SCAN_BATCH) -> list[
     """Every stored message's retention facts, in storage order, after position ``after``.
 
     The retention job walks the whole store with this, decides each message's expiry from its
-    policies (``gateway.jobs.retention``) and purges the expired ones in batches.
+    policies (``gateway.app.retention``) and purges the expired ones in batches.
     """
     if not 1 <= limit <= MAX_SCAN_BATCH:
         raise ValueError(f"limit must be 1..{MAX_SCAN_BATCH}, got {limit}")
@@ -369,6 +369,11 @@ def _facts(r: Any) -> RetentionFacts:
         held=bool(r.held),
         pending_delivery=bool(r.pending_delivery),
     )
+
+
+def count_messages(conn: Connection) -> int:
+    """Every stored message (a run's report states how many it looked at)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one())
 
 
 def count_held(conn: Connection, stored_before: datetime) -> int:

@@ -224,7 +224,7 @@ class NodeRuntime:
         if console or listeners is not None:
             await self._start_console(listeners.console if listeners else None)
         if scheduler:
-            from gateway.jobs.wiring import scheduler_for
+            from gateway.jobs.scheduler import scheduler_for
 
             self.scheduler = scheduler_for(
                 config,
@@ -400,7 +400,7 @@ class NodeRuntime:
         if self._jobs_checked_at and (now - self._jobs_checked_at).total_seconds() < 60:
             return
         self._jobs_checked_at = now
-        from gateway.jobs import slots
+        from gateway.app import slots
         from gateway.jobs.scheduler import JOB_NAMES
 
         def read() -> list[Any]:

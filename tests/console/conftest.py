@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 from gateway.app.context import serving_context
+from gateway.app.retention import load_retention
 from gateway.exchange.service import ConversationSummary, Role
-from gateway.jobs.retention import load_retention
 from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store.engine import Store, migrate, open_store
 from gateway.web.console import NodeIdentity, StoreUserDirectory, make_console_app

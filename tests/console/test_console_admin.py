@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app.context import serving_context
+from gateway.app.retention import load_retention
 from gateway.crypto.keystore import KeyEntry
-from gateway.jobs.retention import load_retention
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import BodyName, Directory, DirectoryBody
 from gateway.model.problems import ConfigurationError

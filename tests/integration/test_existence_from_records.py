@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from gateway.app.audit_checkpoints import create_checkpoint
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld, build_world
@@ -30,7 +31,6 @@ from gateway.exchange import local_service
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
-from gateway.jobs.audit_checkpoints import create_checkpoint
 from gateway.store import messages
 from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_config, padded_request
 

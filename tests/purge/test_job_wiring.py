@@ -7,18 +7,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import KeyStore, SigningKey
-from gateway.jobs.audit_checkpoints import verify_trail
-from gateway.jobs.scheduler import JOB_NAMES, JobRun
-from gateway.jobs.wiring import (
+from gateway.app.audit_checkpoints import verify_trail
+from gateway.app.scheduled import (
     deadline_reminders_body,
     job_bodies,
     key_expiry_body,
     outbox_sweep_body,
-    scheduler_for,
 )
+from gateway.config import NodeConfig
+from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
 from gateway.store import Store, audit
 from gateway.store.tables import conversations
 from tests.purge.world import T0, add_conversation, after, enqueue_pending

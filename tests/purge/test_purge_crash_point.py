@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.app.purge import run_purge
 from gateway.crashpoints import ENV_VAR
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
-from gateway.jobs.purge import run_purge
 from gateway.store import Store, audit, purge
 from tests.purge.world import T0, after, bulk_messages, one_policy, states_of
 

@@ -30,10 +30,10 @@ import sqlalchemy as sa
 from gateway.app import admin
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext, serving_context
+from gateway.app.retention import PolicySet
 from gateway.crypto.keystore import KeyEntry, KeyStore
 from gateway.crypto.rotation import expiring_keys
 from gateway.exchange.service import Actor
-from gateway.jobs.retention import PolicySet
 from gateway.model.directory import Directory
 from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store

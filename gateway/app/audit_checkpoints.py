@@ -11,7 +11,7 @@ in the database is found too (``gateway audit verify --checkpoint FILE``).
 
 Signatures here are *detached signatures over canonical JSON* (sorted keys, no spaces, UTF-8):
 the seal's default scheme (ECDSA with the curve's hash, DER-encoded; RSA PKCS#1 v1.5 SHA-256),
-what ``openssl dgst -sha256 -verify`` checks. Purge reports (``gateway.jobs.purge``) use the
+what ``openssl dgst -sha256 -verify`` checks. Purge reports (``gateway.app.purge``) use the
 same format. Verification returns a :class:`StatementCheck`; a failure cannot read as success.
 """
 
@@ -30,9 +30,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from gateway.app.tombstone_check import check_tombstones
 from gateway.crypto import algorithms
 from gateway.crypto.keystore import SigningKey
-from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store
 from gateway.store import audit as audit_store
 

@@ -20,7 +20,7 @@ Theory of operation
 3. **Report**: counts by policy (from the run's tombstones, so exact even across a resume),
    held and undelivered counts, duration, errors, the policy set's hash and periods, the count
    and SHA-256 of the run's tombstones (what :func:`verify_report` recomputes); canonical JSON
-   signed with the body's seal (``gateway.jobs.audit_checkpoints.sign_statement``) and stored
+   signed with the body's seal (``gateway.app.audit_checkpoints.sign_statement``) and stored
    (``purge_reports``).
 
 The dry run (``plan`` alone) lists the same decisions the real run then executes.
@@ -43,9 +43,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from cryptography import x509
 
-from gateway.crypto.keystore import SigningKey
-from gateway.jobs.audit_checkpoints import sign_statement, verify_statement
-from gateway.jobs.retention import (
+from gateway.app.audit_checkpoints import sign_statement, verify_statement
+from gateway.app.retention import (
     ConversationEvents,
     Expiry,
     MessageDirection,
@@ -53,7 +52,8 @@ from gateway.jobs.retention import (
     PolicySet,
     expires_at,
 )
-from gateway.jobs.tombstone_check import check_tombstones
+from gateway.app.tombstone_check import check_tombstones
+from gateway.crypto.keystore import SigningKey
 from gateway.store import Store
 from gateway.store import purge as purge_store
 from gateway.store.purge import LockedMessage, RetentionFacts
@@ -249,9 +249,7 @@ def run_purge(
             policy_sha256=policies.sha256,
             policy_source=policies.source,
         )
-        total = conn.execute(
-            sa.select(sa.func.count()).select_from(purge_store.messages)
-        ).scalar_one()
+        total = purge_store.count_messages(conn)
     tally = _Tally()
     batch: list[str] = []
     policy_hashes = policies.policy_sha256()

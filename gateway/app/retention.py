@@ -126,7 +126,8 @@ class Period:
 
     def after(self, start: datetime) -> datetime:
         """The instant ``self`` after ``start``, counted in UTC."""
-        return start.astimezone(UTC) + relativedelta(**{self.unit.value: self.amount})
+        moved: datetime = start.astimezone(UTC) + relativedelta(**{self.unit.value: self.amount})
+        return moved
 
     def __str__(self) -> str:
         unit = self.unit.value[:-1] if self.amount == 1 else self.unit.value
