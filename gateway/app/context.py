@@ -18,6 +18,23 @@ from types import TracebackType
 from gateway.config import NodeConfig
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
 from gateway.store import Store, audit, migrate, open_store
+from gateway.store.engine import StorageFault, storage_fault
+from gateway.store.outbox import Claim as OutboxClaim
+
+__all__ = [
+    "ACTOR_CHARS",
+    "AppContext",
+    "OutboxClaim",
+    "StorageFault",
+    "Store",
+    "command_line_actor",
+    "require",
+    "serving_context",
+    "storage_fault",
+]
+# Store, StorageFault, storage_fault and OutboxClaim are what the adapters may know of the
+# store: a handle to pass on, the two faults a server answers (full, unavailable) and the
+# delivery worker's claimed row. Everything else they reach through a use case here.
 
 ACTOR_CHARS = 64
 """The audit trail's actor column holds a code of at most 64 characters."""

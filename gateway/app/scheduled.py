@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from gateway.app.audit_checkpoints import create_checkpoint
-from gateway.app.purge import PurgeReport, run_purge
+from gateway.app.purge import PURGE_JOB, PurgeReport, run_purge
 from gateway.app.retention import PolicySet
 from gateway.config import NodeConfig
 from gateway.crypto.keystore import KeyStore, SigningKey
@@ -60,7 +60,7 @@ from gateway.store.tables import conversations, outbox
 
 log = logging.getLogger(__name__)
 
-PURGE = "purge"
+PURGE = PURGE_JOB
 OUTBOX_RETRY = "outbox-retry"
 DEADLINE_REMINDERS = "deadline-reminders"
 KEY_EXPIRY_WARNINGS = "key-expiry-warnings"

@@ -40,9 +40,7 @@ import asyncio
 import inspect
 import io
 import logging
-import os
 import pickle
-import socket
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -69,7 +67,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.app import slots
-from gateway.app.locks import DEFAULT_LEASE, JobLock, advisory_key
+from gateway.app.locks import DEFAULT_LEASE, JobLock, advisory_key, default_owner
 from gateway.app.retention import SourceLines
 from gateway.app.scheduled import (
     DEADLINE_REMINDERS,
@@ -274,11 +272,6 @@ def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
             "APScheduler from Monday = 0"
         )
     return CronTrigger.from_crontab(expr, timezone=tz)
-
-
-def default_owner(body_id: str) -> str:
-    """``RU-FSSP@host:pid``: names this process in locks and in the skip log of other nodes."""
-    return f"{body_id}@{socket.gethostname()}:{os.getpid()}"[:128]
 
 
 def job_specs(settings: ScheduleSettings, bodies: Mapping[str, JobBody]) -> tuple[JobSpec, ...]:

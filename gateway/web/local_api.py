@@ -89,7 +89,8 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app import admin
-from gateway.app.context import AppContext
+from gateway.app.context import AppContext, StorageFault, storage_fault
+from gateway.app.proceedings import ProceedingCloseRefused
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -111,8 +112,6 @@ from gateway.model.profiles import PROFILES
 from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
 from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
 from gateway.rules.originals import OriginalRefused
-from gateway.store.conversations import ProceedingCloseRefused
-from gateway.store.engine import StorageFault, storage_fault
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
 from gateway.web.server import (

@@ -38,8 +38,8 @@ from typing import Any
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
+from gateway.app.context import storage_fault
 from gateway.logs import access
-from gateway.store.engine import storage_fault
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
     PEER_HEADER_TIMEOUT,

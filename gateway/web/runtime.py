@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from gateway.app.context import serving_context
+from gateway.app.context import OutboxClaim, serving_context, storage_fault
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.rotation import expiring_keys, tls_identity
@@ -36,8 +36,6 @@ from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
 from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult
 from gateway.model.directory import CertificateRole
-from gateway.store import outbox as outbox_store
-from gateway.store.engine import storage_fault
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import (
@@ -517,7 +515,7 @@ class NodeRuntime:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _claim(self, limit: int) -> list[outbox_store.Claim]:
+    async def _claim(self, limit: int) -> list[OutboxClaim]:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
@@ -531,7 +529,7 @@ class NodeRuntime:
                 log.error("claiming due deliveries failed: the store is %s; retrying", fault)
             return []
 
-    async def _deliver_logged(self, claim: outbox_store.Claim) -> None:
+    async def _deliver_logged(self, claim: OutboxClaim) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + DELIVERY_LEASE.total_seconds() / 2
         while True:
@@ -565,7 +563,7 @@ class NodeRuntime:
         await asyncio.gather(*(self._deliver(c) for c in claims))
         return len(claims)
 
-    async def _deliver(self, claim: outbox_store.Claim) -> None:
+    async def _deliver(self, claim: OutboxClaim) -> None:
         loop = asyncio.get_running_loop()
         assert self.client is not None
         started = time.perf_counter()

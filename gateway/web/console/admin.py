@@ -152,7 +152,7 @@ async def holds(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     show_released = request.query.get("released") == "yes"
     hold_list = await ctx.admin.holds(request[ACTOR], not show_released)
-    runs = await ctx.admin.purge_runs(PURGE_RUNS_SHOWN)
+    runs = await ctx.admin.purge_runs(request[ACTOR], PURGE_RUNS_SHOWN)
     return render(
         request,
         "admin_holds.html",
@@ -234,7 +234,9 @@ async def audit(request: web.Request) -> web.Response:
     if filters.errors:
         return render(request, "admin_audit.html", context, status=400)
     found = list(
-        await trail.search(filters.query, before=filters.before, limit=AUDIT_PAGE_SIZE + 1)
+        await trail.search(
+            request[ACTOR], filters.query, before=filters.before, limit=AUDIT_PAGE_SIZE + 1
+        )
     )
     context["events"] = found[:AUDIT_PAGE_SIZE]
     if len(found) > AUDIT_PAGE_SIZE:
@@ -248,7 +250,7 @@ async def verify_audit(request: web.Request) -> web.Response:
     _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
-    result = await trail.verify()
+    result = await trail.verify(request[ACTOR])
     await ctx.audit(
         request[ACTOR].name,
         "console.audit_verified",

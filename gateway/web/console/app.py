@@ -36,6 +36,8 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
+from gateway.app.sessions import SessionStore
+from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import LocalService
 from gateway.logs import access
 from gateway.model.problems import ConfigurationError
@@ -55,7 +57,6 @@ from gateway.web.console.context import (
 )
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.render import STATIC_DIR, setup_templates
-from gateway.web.console.sessions import SessionStore
 from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,
@@ -64,7 +65,6 @@ from gateway.web.console.sources import (
     PurgeRunsSource,
     RetentionSource,
 )
-from gateway.web.console.users import UserDirectory
 from gateway.web.server import LowLevelError, ServerSettings, start_guarded_site
 
 _UUID = "{{{name}:[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}}}"

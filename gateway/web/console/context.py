@@ -9,11 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.app.sessions import Session, SessionStore
+from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
 from gateway.rules.clock import Calendars
 from gateway.web.console.identity import NodeIdentity
 from gateway.web.console.passwords import PasswordChecker
-from gateway.web.console.sessions import Session, SessionStore
 from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,
@@ -24,7 +25,6 @@ from gateway.web.console.sources import (
     RetentionSource,
     Undelivered,
 )
-from gateway.web.console.users import UserDirectory
 
 Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 """``audit(actor, event, details)``: appends to the node's hash-chained audit trail."""
