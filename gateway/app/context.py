@@ -17,7 +17,7 @@ from types import TracebackType
 
 from gateway.config import NodeConfig
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
-from gateway.store import Store, audit, migrate, open_store
+from gateway.store import Store, audit, open_migrated
 from gateway.store.engine import StorageFault, storage_fault
 from gateway.store.outbox import Claim as OutboxClaim
 
@@ -75,12 +75,7 @@ class AppContext:
     @classmethod
     def from_config(cls, config: NodeConfig, actor: Actor | None = None) -> AppContext:
         """As :meth:`open`, for a configuration already read."""
-        store = open_store(config.database_url)
-        try:
-            migrate(store.engine)
-        except BaseException:
-            store.dispose()
-            raise
+        store = open_migrated(config.database_url)
         return cls(store, actor or command_line_actor(), config, owns_store=True)
 
     def acting_as(self, actor: Actor) -> AppContext:

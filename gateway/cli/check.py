@@ -395,11 +395,7 @@ def _directory(config: NodeConfig, now: datetime) -> Iterator[Finding]:
 
 
 def _database(config: NodeConfig, now: datetime) -> Iterator[Finding]:
-    from importlib.resources import files
-
-    from alembic.script import ScriptDirectory
-
-    from gateway.store import current_revision, open_store
+    from gateway.app.database import head_revision, schema_state
 
     if (
         config.database_url.startswith("sqlite")
@@ -407,13 +403,8 @@ def _database(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     ):
         yield ok("database", "SQLite-файл будет создан при первом запуске")
         return
-    store = open_store(config.database_url)
-    try:
-        revision = current_revision(store.engine)
-    finally:
-        store.dispose()
-    head = ScriptDirectory(str(files("gateway.store") / "migrations")).get_current_head()
-    kind = store.engine.dialect.name
+    state = schema_state(config.database_url)
+    revision, head, kind = state.revision, head_revision(), state.dialect
     if revision == head:
         yield ok("database", f"{kind} доступна, схема {revision} (последняя)")
     elif revision is None:

@@ -20,9 +20,7 @@ configuration, unknown message, the output file exists).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +69,6 @@ def register(subparsers: Any) -> None:
     which.add_argument("--to", metavar="NAME", help="раскрытия этому получателю")
     q.add_argument("--show-recipients", action="store_true", help="расшифровать получателя и цель")
     q.set_defaults(handler=_list)
-
-
-def _actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container without passwd entry)
-        user = f"uid-{os.getuid()}"
-    return f"cli:{user}"[:64]
 
 
 def _write_exclusive(path: Path, data: bytes) -> None:
@@ -145,21 +135,21 @@ def _disclose(args: argparse.Namespace) -> int:
             ExitCode.UNAVAILABLE,
         )
     try:
-        store = AppContext.from_config(config).store
+        ctx = AppContext.from_config(config)
     except BaseException:
         keys.close()
         raise
     try:
         result = disclose(
-            store,
+            ctx.store,
             ring,
             body_id=config.node.body_id,
             message_id=message_id,
             recipient=args.to,
             category=RecipientCategory(args.category),
             purpose=args.purpose,
-            actor=_actor(),
-            now=datetime.now(UTC),
+            actor=ctx.actor.name,
+            now=ctx.clock(),
         )
     except DisclosureRefused as refused:
         d = refused.decision
@@ -170,7 +160,7 @@ def _disclose(args: argparse.Namespace) -> int:
     except DisclosureError as exc:
         return report(exc)
     finally:
-        store.dispose()
+        ctx.close()
         keys.close()
     try:
         _write_exclusive(target, result.document)
@@ -197,12 +187,12 @@ def _disclose(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from gateway.app import disclosures
     from gateway.app.context import AppContext
     from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.model.problems import GatewayError
-    from gateway.store import audit, disclosures
 
     if args.message is not None:
         try:
@@ -226,42 +216,24 @@ def _list(args: argparse.Namespace) -> int:
             ExitCode.UNAVAILABLE,
         )
     try:
-        store = AppContext.from_config(config).store
+        ctx = AppContext.from_config(config)
     except BaseException:
         keys.close()
         raise
-    now = datetime.now(UTC)
     try:
-        with store.transaction() as conn:
-            if args.message is not None:
-                records = disclosures.list_for_message(conn, message_id)
-            else:
-                records = disclosures.find_by_recipient(conn, ring, args.to, now)
-            opened = (
-                [disclosures.open_sealed(conn, ring, r.disclosure_id, now) for r in records]
-                if args.show_recipients
-                else []
+        with ctx:
+            found = disclosures.read(
+                ctx,
+                ring,
+                message_id=message_id if args.message is not None else None,
+                recipient=args.to,
+                show_recipients=bool(args.show_recipients),
             )
-            if args.to is not None or args.show_recipients:
-                # Searching by a person's name or reading the sealed names is itself a use of
-                # personal data (CIS Art. 9.1): recorded, by ids and counts only.
-                audit.append(
-                    conn,
-                    now=now,
-                    actor=_actor(),
-                    kind="disclosure.records.read",
-                    subjects={"message": message_id} if args.message is not None else {},
-                    details={
-                        "by_recipient": args.to is not None,
-                        "decrypted": bool(args.show_recipients),
-                        "records": len(records),
-                    },
-                )
     except disclosures.DisclosureStoreError as exc:
         return fail(str(exc), "DISCLOSURE_RECORD_INVALID", ExitCode.REFUSED)
     finally:
-        store.dispose()
         keys.close()
+    records, opened = found.records, found.opened
     if not records:
         print("раскрытий нет")
     for index, r in enumerate(records):

@@ -118,7 +118,6 @@ def read_password(password_file: Path | None) -> str:
 
 def _add(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app import users
-    from gateway.store import users as user_table
     from gateway.web.console.passwords import hash_password, password_problem
 
     try:
@@ -136,9 +135,7 @@ def _add(args: argparse.Namespace, ctx: AppContext) -> int:
         users.new_user_roles(args.username, args.role)
     except users.UserRefused as exc:
         return fail(str(exc), exc.code, EXIT_FAILED)
-    with ctx.store.read() as conn:
-        taken = user_table.get_by_username(conn, args.username) is not None
-    if taken:  # before hashing: a taken name is said at once
+    if users.username_taken(ctx, args.username):  # before hashing: a taken name is said at once
         return fail(f"имя {args.username!r} уже занято", "USERNAME_TAKEN", EXIT_FAILED)
     problem = password_problem(password)
     if problem is not None:

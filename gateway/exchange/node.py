@@ -41,9 +41,8 @@ from gateway.model.directory import CertificateRole, Directory
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.rules.clock import Calendars
-from gateway.store import Store, open_store
+from gateway.store import Store, open_migrated
 from gateway.store import outbox as outbox_store
-from gateway.store.engine import migrate
 from gateway.store.group_commit import GroupCommitter
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import SchemaRegistry, default_registry
@@ -109,11 +108,17 @@ class Node:
     def from_config(cls, config: NodeConfig, *, clock: Callable[[], datetime] = utc_now) -> Node:
         """Open keys, store (migrated) and the verified directory named by the configuration."""
         keys = KeyStore.from_config(config)
-        ring = load_kek_ring(keys)
-        config.node.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(config.database_url)
-        migrate(store.engine)
-        directory = load_directory(config, at=clock())
+        store = None
+        try:  # a failed start leaves no key file or database connection open
+            ring = load_kek_ring(keys)
+            config.node.data_dir.mkdir(parents=True, exist_ok=True)
+            store = open_migrated(config.database_url)
+            directory = load_directory(config, at=clock())
+        except BaseException:
+            if store is not None:
+                store.dispose()
+            keys.close()
+            raise
         return cls(
             config=config, keys=keys, store=store, kek_ring=ring, directory=directory, clock=clock
         )

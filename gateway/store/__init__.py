@@ -15,6 +15,6 @@ Several units of work (several received documents) share one commit with ``store
 a savepoint per unit; audit events are written once per transaction, at commit.
 """
 
-from gateway.store.engine import Store, current_revision, migrate, open_store
+from gateway.store.engine import Store, current_revision, migrate, open_migrated, open_store
 
-__all__ = ["Store", "current_revision", "migrate", "open_store"]
+__all__ = ["Store", "current_revision", "migrate", "open_migrated", "open_store"]

@@ -390,6 +390,18 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                 conn.commit()
 
 
+def open_migrated(database_url: str) -> Store:
+    """Open the node's store and migrate it to the code's schema: how every command and the
+    node open it (one place). Nothing is left open when the migration fails."""
+    store = open_store(database_url)
+    try:
+        migrate(store.engine)
+    except BaseException:
+        store.dispose()
+        raise
+    return store
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None: never migrated)."""
     from alembic.runtime.migration import MigrationContext
