@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.config import NodeConfig
+from gateway.crypto.keystore import KeyStore
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
 from gateway.store import Store, audit, open_migrated
 from gateway.store.engine import StorageFault, storage_fault
@@ -63,6 +64,9 @@ class AppContext:
     actor: Actor
     config: NodeConfig | None = None
     clock: Callable[[], datetime] = _utc_now
+    keys: KeyStore | None = None
+    """The node's keys, where the context was built over a running node (the servers): the
+    acts that sign (a purge run's report) use them. A command opens its own."""
     owns_store: bool = field(default=False, repr=False)
     """True when :meth:`open` created the store: :meth:`close` disposes of it."""
 
@@ -99,12 +103,15 @@ class AppContext:
 
 
 def serving_context(
-    store: Store, config: NodeConfig | None = None, clock: Callable[[], datetime] = _utc_now
+    store: Store,
+    config: NodeConfig | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+    keys: KeyStore | None = None,
 ) -> AppContext:
     """The context of a server over the store it holds. Its own actor has no role, so nothing
     runs for the server itself by mistake: each request names its actor with
     :meth:`AppContext.acting_as`."""
-    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock)
+    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock, keys)
 
 
 def require(ctx: AppContext, action: Action, subject: str = "") -> None:

@@ -510,7 +510,9 @@ class RunListing:
 
 def _policies(ctx: AppContext) -> PolicySet:
     if ctx.config is None:
-        raise PurgeRefused("the node's configuration is needed for its retention policies", "")
+        raise PurgeRefused(
+            "the node's configuration is needed for its retention policies", "CONFIG_INVALID"
+        )
     return PolicySet.from_config(ctx.config)
 
 
@@ -523,7 +525,7 @@ def plan_purge(ctx: AppContext, now: datetime) -> Iterator[Decision | int]:
 
 def run_purge_now(
     ctx: AppContext,
-    keys: KeyStore,
+    keys: KeyStore | None,
     now: datetime,
     *,
     batch_size: int = PURGE_BATCH,
@@ -531,9 +533,15 @@ def run_purge_now(
 ) -> PurgeReport:
     """Run the purge by hand under the node-wide purge lock (one run at a time across the
     node's processes), signed with the seal in force; the actor is recorded as the run's.
-    Raises :class:`PurgeRefused` or :class:`PurgeLocked`."""
+    ``keys``: the node's (None: the context's). Raises :class:`PurgeRefused` or
+    :class:`PurgeLocked`."""
     require(ctx, service.Action.RUN_PURGE)
     policies = _policies(ctx)
+    keys = keys or ctx.keys
+    if keys is None:
+        raise PurgeRefused(
+            "the node's keys are needed to sign the run's report", "SEAL_UNAVAILABLE"
+        )
     if not 1 <= batch_size <= MAX_PURGE_BATCH:
         raise PurgeRefused(f"batch_size: 1..{MAX_PURGE_BATCH} messages a transaction", "INVALID")
     try:

@@ -210,7 +210,7 @@ class NodeRuntime:
         api = make_local_api_app(
             _WakingService(self.service, self._wake),
             self.metrics,
-            serving_context(self.node.store, config, self.node.clock),
+            serving_context(self.node.store, config, self.node.clock, self.node.keys),
         )
         self.api_runner = await start_local_api(
             api,

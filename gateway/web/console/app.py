@@ -36,12 +36,21 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
+from gateway.app.context import AppContext
 from gateway.app.sessions import SessionStore
 from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import LocalService
 from gateway.logs import access
 from gateway.model.problems import ConfigurationError
-from gateway.web.console import action_pages, admin, auth, originals, pages, proceeding
+from gateway.web.console import (
+    action_pages,
+    admin,
+    admin_acts,
+    auth,
+    originals,
+    pages,
+    proceeding,
+)
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
@@ -91,6 +100,7 @@ def make_console_app(
     holds: HoldsSource | None = None,
     purge_runs: PurgeRunsSource | None = None,
     audit_trail: AuditTrail | None = None,
+    acts: AppContext | None = None,
     config_hint: str = "node.toml",
     password_hasher: PasswordHasher | None = None,
 ) -> web.Application:
@@ -153,6 +163,7 @@ def make_console_app(
             holds=holds,
             purge_runs=purge_runs,
             audit_trail=audit_trail,
+            acts=acts,
             config_hint=config_hint,
         ),
     )
@@ -188,6 +199,7 @@ def make_console_app(
     router.add_get("/admin/retention", admin.retention, name="admin_retention", allow_head=False)
     router.add_get("/admin/holds", admin.holds, name="admin_holds", allow_head=False)
     router.add_get("/admin/audit", admin.audit, name="admin_audit", allow_head=False)
+    admin_acts.add_routes(router)
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
     router.add_post(MESSAGE + "/verify", pages.reverify, name="message_verify")

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.app.context import AppContext
 from gateway.app.sessions import Session, SessionStore
 from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
@@ -53,6 +54,9 @@ class AdminSources:
     holds: HoldsSource
     purge_runs: PurgeRunsSource
     audit_trail: AuditTrail
+    acts: AppContext | None = None
+    """The node's context for the administrator's acts (:mod:`gateway.web.console.admin_acts`),
+    taken as the signed-in user; None: the console offers no acts (a test double)."""
     config_hint: str = "node.toml"
     """The node configuration's path as the key rotation commands show it."""
 

@@ -228,7 +228,7 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
     :class:`gateway.exchange.node.Node`, as keywords for
     :func:`gateway.web.console.make_console_app`."""
 
-    serving = serving_context(node.store, node.config, node.clock)
+    serving = serving_context(node.store, node.config, node.clock, node.keys)
 
     async def directory() -> Directory | None:
         return node.directory  # swapped whole on reload: reading it is atomic
@@ -245,4 +245,5 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
         "holds": admin_holds(serving, executor),
         "purge_runs": store_purge_runs(node.store, executor),
         "audit_trail": StoreAuditTrail(node.store, executor),
+        "acts": serving,
     }
