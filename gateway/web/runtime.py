@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +141,11 @@ class NodeRuntime:
     _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
+    _lifecycle: web.Application | None = None
+    """The application whose ``cleanup_ctx`` holds the running stages (:meth:`start`)."""
+    _listeners: Listeners | None = None
+    _deliver: bool = True
+    _released: bool = False
 
     @property
     def peer_port(self) -> int:
@@ -170,21 +176,66 @@ class NodeRuntime:
     ) -> None:
         """Serve the peer endpoint, the local API and (``console``) the console on their
         configured ports — port 0 binds a free one; read it back from :attr:`peer_port`,
-        :attr:`api_port`, :attr:`console_port`. If any part fails to start (a port in use),
-        what did start is stopped before the error propagates."""
+        :attr:`api_port`, :attr:`console_port`.
+
+        Each part is a stage of an aiohttp application's ``cleanup_ctx`` (:meth:`_stages`),
+        entered in order at its startup: if one fails (a port in use, a bad scheduler setting),
+        the stages already entered are left in reverse order — servers closed, the scheduler
+        and the tasks stopped, the pools shut down, the store disposed — before the error
+        propagates; :meth:`stop` leaves them the same way."""
+        lifecycle = web.Application()
+        lifecycle.cleanup_ctx.extend(
+            self._stages(deliver=deliver, console=console, scheduler=scheduler, listeners=listeners)
+        )
+        lifecycle.freeze()
+        self._lifecycle = lifecycle
         try:
-            await self._start(
-                deliver=deliver, console=console, scheduler=scheduler, listeners=listeners
-            )
+            await lifecycle.startup()
         except BaseException:
             await self.stop()
             raise
+        log.info(
+            "node %s: peer endpoint %s, local API %s:%s",
+            self.node.body_id,
+            self.peer_server.url if self.peer_server else "-",
+            self.node.config.api.host,
+            self.api_port,
+        )
 
-    async def _start(
+    def _stages(
         self, *, deliver: bool, console: bool, scheduler: bool, listeners: Listeners | None
-    ) -> None:
-        config = self.node.config
+    ) -> list[Callable[[web.Application], AsyncIterator[None]]]:
+        """The runtime's parts, outermost first: each sets one part up, yields while the node
+        runs, and releases it."""
+        stages = [self._own_stage, self._peer_stage, self._api_stage]
+        if console or listeners is not None:
+            stages.append(self._console_stage)
+        if scheduler:
+            stages.append(self._scheduler_stage)
+        stages.append(self._task_stage)
+        self._listeners, self._deliver = listeners, deliver
+        return stages
+
+    async def _own_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """What the runtime was given: its thread pools and the node (keys, store)."""
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # process-wide: one node per process
+        try:
+            yield
+        finally:
+            self._release_own()
+
+    def _release_own(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        for pool in (self.api_executor, self.peer_executor, self.executor):
+            pool.shutdown(wait=True)
+        self.node.close()
+
+    async def _peer_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """The peer endpoint (mutual TLS) and the client that delivers to peers."""
+        config = self.node.config
+        listeners = self._listeners
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
         limits = PeerLimits(
@@ -203,7 +254,18 @@ class NodeRuntime:
             sock=listeners.peer if listeners else None,
             reuse_port=config.peer.reuse_port,
         )
-        self.client = PeerClient(self.client_tls)
+        try:
+            self.client = PeerClient(self.client_tls)
+            try:
+                yield
+            finally:
+                await self.client.close()
+        finally:
+            await self.peer_server.stop()
+
+    async def _api_stage(self, _: web.Application) -> AsyncIterator[None]:
+        config = self.node.config
+        listeners = self._listeners
         self.service = LocalNodeService(self.node, self.api_executor)
         self.metrics.directory_in_force(lambda: self.node.directory.version)
         self.metrics.key_schedule(self._scheduled_keys)
@@ -219,56 +281,63 @@ class NodeRuntime:
             sock=listeners.api if listeners else None,
             settings=server_settings(config.api),
         )
-        if console or listeners is not None:
-            await self._start_console(listeners.console if listeners else None)
-        if scheduler:
-            from gateway.jobs.scheduler import scheduler_for
+        try:
+            yield
+        finally:
+            await self.api_runner.cleanup()
 
-            self.scheduler = scheduler_for(
-                config,
-                self.node,
-                on_outcome=lambda o: self.metrics.job_outcome(o.job, o.outcome.value),
-            )
-            if self.scheduler is not None:
-                await self.scheduler.start()
-        if deliver:
+    async def _console_stage(self, _: web.Application) -> AsyncIterator[None]:
+        listeners = self._listeners
+        try:
+            await self._start_console(listeners.console if listeners else None)
+            yield
+        finally:
+            for runner in self.extra_runners:
+                await runner.cleanup()
+
+    async def _scheduler_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """The nightly purge, reminders and key-expiry warnings (gateway.jobs)."""
+        from gateway.jobs.scheduler import scheduler_for
+
+        self.scheduler = scheduler_for(
+            self.node.config,
+            self.node,
+            on_outcome=lambda o: self.metrics.job_outcome(o.job, o.outcome.value),
+        )
+        if self.scheduler is None:
+            yield
+            return
+        await self.scheduler.start()
+        try:
+            yield
+        finally:
+            await self.scheduler.shutdown(SCHEDULER_SHUTDOWN_GRACE)
+
+    async def _task_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """The delivery worker and the directory watcher."""
+        if self._deliver:
             self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
         # Taken now, not when the task first runs: a file replaced in between must count.
-        path = config.trust.directory_file
+        path = self.node.config.trust.directory_file
         self._watcher = asyncio.create_task(
             self._watch_directory(_mtime(path) if path else 0.0), name="directory-watch"
         )
-        log.info(
-            "node %s: peer endpoint %s, local API %s:%s",
-            self.node.body_id,
-            self.peer_server.url,
-            config.api.host,
-            self.api_port,
-        )
+        try:
+            yield
+        finally:
+            for task in (self._watcher, self._worker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def stop(self) -> None:
+        """Leave every stage entered, innermost first (once; a second call does nothing)."""
         self._stopping = True
-        if self.scheduler is not None:
-            await self.scheduler.shutdown(SCHEDULER_SHUTDOWN_GRACE)
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        for runner in self.extra_runners:
-            await runner.cleanup()
-        if self.api_runner is not None:
-            await self.api_runner.cleanup()
-        if self.peer_server is not None:
-            await self.peer_server.stop()
-        if self.client is not None:
-            await self.client.close()
-        for pool in (self.api_executor, self.peer_executor, self.executor):
-            pool.shutdown(wait=True)
-        self.node.close()
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            await lifecycle.cleanup()
+        self._release_own()  # also when it never started: the node was handed to it
 
     async def _start_console(self, sock: socket.socket | None = None) -> None:
         """The operators' console on ``[console]`` (local side only, never the peer endpoint).
