@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography import x509
 
 from gateway.app.audit_checkpoints import (
@@ -37,7 +36,6 @@ from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes
 from gateway.store.audit import AuditEvent, AuditVerification, event_hash
-from gateway.store.tables import audit_events
 
 __all__ = [
     "SEALED_KEY",
@@ -83,36 +81,16 @@ def search(
 ) -> list[AuditEvent]:
     """Events matching ``query`` with ``seq < before``, newest first, at most ``limit``."""
     require(ctx, Action.READ_AUDIT)
-    stmt = sa.select(audit_events)
-    if before is not None:
-        stmt = stmt.where(audit_events.c.seq < before)
-    if query.kind:
-        if query.kind.endswith("."):
-            stmt = stmt.where(audit_events.c.kind.startswith(query.kind, autoescape=True))
-        else:
-            stmt = stmt.where(audit_events.c.kind == query.kind)
-    if query.actor:
-        stmt = stmt.where(audit_events.c.actor == query.actor)
-    if query.since is not None:
-        stmt = stmt.where(audit_events.c.at >= query.since)
-    if query.until is not None:
-        stmt = stmt.where(audit_events.c.at < query.until)
-    stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit)
     with ctx.store.read() as conn:
-        return [_event(row) for row in conn.execute(stmt)]
-
-
-def _event(row: Any) -> AuditEvent:
-    return AuditEvent(
-        row.seq,
-        row.at,
-        row.actor,
-        row.kind,
-        json.loads(row.subjects),
-        json.loads(row.details),
-        row.prev_hash,
-        row.hash,
-    )
+        return audit_store.search(
+            conn,
+            kind=query.kind,
+            actor=query.actor,
+            since=query.since,
+            until=query.until,
+            before=before,
+            limit=limit,
+        )
 
 
 def verify_chain(ctx: AppContext) -> AuditVerification:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import ExitCode, fail, report
+
+if TYPE_CHECKING:
+    from gateway.app.context import AppContext
 
 EXIT_DISCLOSED = ExitCode.OK
 EXIT_REFUSED = ExitCode.REFUSED
@@ -87,17 +90,12 @@ def _uuid(text: str) -> object:
 
 
 def _disclose(args: argparse.Namespace) -> int:
-    from gateway.app.context import AppContext
-    from gateway.config import NodeConfig
-    from gateway.crypto.kek_rotation import load_kek_ring
-    from gateway.crypto.keystore import KeyStore
     from gateway.exchange.disclosure import (
         DisclosureError,
         DisclosureRefused,
         RecipientCategory,
         disclose,
     )
-    from gateway.model.problems import GatewayError
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
@@ -121,29 +119,15 @@ def _disclose(args: argparse.Namespace) -> int:
             f"файл {target} уже есть; он не перезаписывается — укажите другой --out",
             "FILE_EXISTS",
         )
-    try:
-        config = NodeConfig.from_toml(args.config)
-        keys = KeyStore.from_config(config)
-        ring = load_kek_ring(keys)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
-        keys.close()
-        return fail(
-            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
-            "NODE_NOT_INITIALISED",
-            ExitCode.UNAVAILABLE,
-        )
-    try:
-        ctx = AppContext.from_config(config)
-    except BaseException:
-        keys.close()
-        raise
+    opened = _open_node(args.config)
+    if isinstance(opened, int):
+        return opened
+    ctx, keys, ring = opened
     try:
         result = disclose(
             ctx.store,
             ring,
-            body_id=config.node.body_id,
+            body_id=ctx.config.node.body_id,  # type: ignore[union-attr] # from_config sets it
             message_id=message_id,
             recipient=args.to,
             category=RecipientCategory(args.category),
@@ -186,24 +170,16 @@ def _disclose(args: argparse.Namespace) -> int:
     return EXIT_DISCLOSED
 
 
-def _list(args: argparse.Namespace) -> int:
-    from gateway.app import disclosures
+def _open_node(path: Path) -> tuple[AppContext, Any, Any] | int:
+    """The node's context, key store and KEK ring; or the exit code of the error reported."""
     from gateway.app.context import AppContext
     from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.model.problems import GatewayError
 
-    if args.message is not None:
-        try:
-            message_id = str(_uuid(args.message))
-        except ValueError:
-            return fail(
-                "--message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
-                "INVALID_ARGUMENT",
-            )
     try:
-        config = NodeConfig.from_toml(args.config)
+        config = NodeConfig.from_toml(path)
         keys = KeyStore.from_config(config)
         ring = load_kek_ring(keys)
     except (GatewayError, OSError) as exc:
@@ -216,10 +192,27 @@ def _list(args: argparse.Namespace) -> int:
             ExitCode.UNAVAILABLE,
         )
     try:
-        ctx = AppContext.from_config(config)
+        return AppContext.from_config(config), keys, ring
     except BaseException:
         keys.close()
         raise
+
+
+def _list(args: argparse.Namespace) -> int:
+    from gateway.app import disclosures
+
+    if args.message is not None:
+        try:
+            message_id = str(_uuid(args.message))
+        except ValueError:
+            return fail(
+                "--message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
+                "INVALID_ARGUMENT",
+            )
+    opened = _open_node(args.config)
+    if isinstance(opened, int):
+        return opened
+    ctx, keys, ring = opened
     try:
         with ctx:
             found = disclosures.read(

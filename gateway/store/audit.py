@@ -464,6 +464,36 @@ def _event(row: Any) -> AuditEvent:
     )
 
 
+def search(
+    conn: Connection,
+    *,
+    kind: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    limit: int = VERIFY_BATCH,
+) -> list[AuditEvent]:
+    """Events with ``seq < before``, newest first, at most ``limit``: of one ``kind`` (or, ending
+    in a dot, one family: ``console.``), one ``actor``, ``since <= at < until``."""
+    stmt = sa.select(audit_events)
+    if before is not None:
+        stmt = stmt.where(audit_events.c.seq < before)
+    if kind:
+        if kind.endswith("."):
+            stmt = stmt.where(audit_events.c.kind.startswith(kind, autoescape=True))
+        else:
+            stmt = stmt.where(audit_events.c.kind == kind)
+    if actor:
+        stmt = stmt.where(audit_events.c.actor == actor)
+    if since is not None:
+        stmt = stmt.where(audit_events.c.at >= since)
+    if until is not None:
+        stmt = stmt.where(audit_events.c.at < until)
+    stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit)
+    return [_event(row) for row in conn.execute(stmt)]
+
+
 def events(
     conn: Connection,
     after_seq: int = 0,

@@ -144,7 +144,7 @@ class NodeRuntime:
     _lifecycle: web.Application | None = None
     """The application whose ``cleanup_ctx`` holds the running stages (:meth:`start`)."""
     _listeners: Listeners | None = None
-    _deliver: bool = True
+    _delivering: bool = True
     _released: bool = False
 
     @property
@@ -213,7 +213,7 @@ class NodeRuntime:
         if scheduler:
             stages.append(self._scheduler_stage)
         stages.append(self._task_stage)
-        self._listeners, self._deliver = listeners, deliver
+        self._listeners, self._delivering = listeners, deliver
         return stages
 
     async def _own_stage(self, _: web.Application) -> AsyncIterator[None]:
@@ -315,7 +315,7 @@ class NodeRuntime:
 
     async def _task_stage(self, _: web.Application) -> AsyncIterator[None]:
         """The delivery worker and the directory watcher."""
-        if self._deliver:
+        if self._delivering:
             self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
         # Taken now, not when the task first runs: a file replaced in between must count.
         path = self.node.config.trust.directory_file

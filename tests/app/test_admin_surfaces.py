@@ -38,7 +38,7 @@ from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from tests.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
 from tests.console.console_double import ConsoleTestService
-from tests.purge.conftest import seal_dir, url_of  # noqa: F401 - fixture used by name
+from tests.purge.conftest import node_toml, seal_dir  # noqa: F401 - fixtures used by name
 from tests.purge.world import BODY
 
 API_LABEL = "case-system"
@@ -46,32 +46,6 @@ CONSOLE_USER = "console-admin"
 USER_PASSWORD = "Длинный-пароль-для-проверки-2027"
 
 SURFACES = ("cli", "api", "console")
-
-
-@pytest.fixture
-def node_toml(tmp_path: Path, store: Store, seal_dir: Path) -> Path:  # noqa: F811
-    path = tmp_path / "node.toml"
-    path.write_text(
-        f"""
-[node]
-body_id = "{BODY}"
-data_dir = "{tmp_path}"
-
-[database]
-url = "{url_of(store)}"
-
-[keys]
-dir = "{seal_dir}"
-passphrase_file = "{seal_dir / "passphrase"}"
-
-[[retention.policy]]
-name = "p"
-counts_from = "received"
-keep = "1 year"
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 @dataclass
@@ -108,7 +82,7 @@ class Surfaces:
 
 
 @pytest.fixture
-async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
+async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:  # noqa: F811
     config = NodeConfig.from_toml(node_toml)
     keys = KeyStore.from_config(config)
     clock = lambda: datetime.now(UTC)  # noqa: E731

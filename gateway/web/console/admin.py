@@ -2,11 +2,10 @@
 (role ``administrator``); the audit trail and its verification (role ``auditor``).
 
 All of them only read, from the sources injected into :func:`make_console_app` (see
-:mod:`gateway.web.console.sources`; the console does not start without them); the holds page
-reads through :func:`gateway.app.admin.list_holds`, as ``gateway holds list`` and the local API
-do. Changing
-keys, holds or policies stays with the CLI (the key page shows the commands), so a stolen
-console session cannot rotate a seal or lift a hold.
+:mod:`gateway.web.console.sources`; the console does not start without them), each through
+:mod:`gateway.app` as the signed-in user. The administrator's acts (holds, purge, tokens,
+users) are :mod:`gateway.web.console.admin_acts`; changing keys or policies stays with the CLI
+(the key page shows the commands), so a stolen console session cannot rotate a seal.
 """
 
 from __future__ import annotations
