@@ -89,9 +89,12 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app import admin, users
+from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
 from gateway.app.proceedings import ProceedingCloseRefused
+from gateway.crypto.keystore import KeyRole, KeyStoreError
+from gateway.crypto.rotation import RevocationReason
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -154,6 +157,9 @@ TOKEN_REVOKE = f"{API_PREFIX}/tokens/{{token_id}}/revoke"
 USERS = f"{API_PREFIX}/users"
 USER_DISABLE = f"{API_PREFIX}/users/{{username}}/disable"
 PURGE_RUNS = f"{API_PREFIX}/purge-runs"
+KEY_GENERATION = f"{API_PREFIX}/keys/{{role}}/generations/{{generation}}"
+KEY_ACTIVATE = f"{KEY_GENERATION}/activate"
+KEY_REVOKE = f"{KEY_GENERATION}/revoke"
 HEALTHZ = "/healthz"
 METRICS_PATH = "/metrics"
 
@@ -288,6 +294,10 @@ class ErrorCode(StrEnum):
     USER_REFUSED = "USER_REFUSED"
     """A console user cannot be added or disabled: ``rule`` says why (``USERNAME_TAKEN``,
     ``USER_INVALID``, ``USER_NOT_FOUND``, ``PASSWORD_WEAK``) (409, 404 or 422)."""
+    KEY_REFUSED = "KEY_REFUSED"
+    """A key generation cannot be activated or revoked as asked (not published, certificate not
+    valid then, unknown generation, documents waiting for a routine revocation...); the message
+    names the rule and what to do (422)."""
     PURGE_LOCKED = "PURGE_LOCKED"
     """Another process of the node is running the purge; this run did not start (409)."""
     PURGE_REFUSED = "PURGE_REFUSED"
@@ -1259,6 +1269,96 @@ async def post_purge_run(request: web.Request) -> web.Response:
     )
 
 
+ACTIVATE_FIELDS = frozenset({"name", "at", "force"})
+REVOKE_FIELDS = frozenset({"name", "reason", "at"})
+
+
+def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
+    """The node's context (as the token's actor), its key store, the role and generation."""
+    ctx = _admin_context(request)
+    if ctx.keys is None:
+        raise ApiError(
+            503,
+            ErrorCode.ADMINISTRATION_UNAVAILABLE,
+            "this API runs without the node's keys",
+            "Этот API запущен без ключей узла.",
+        )
+    role = request.match_info["role"]
+    if role not in KeyRole._value2member_map_ or role == KeyRole.KEK:
+        raise _bad_parameter(
+            "role", "seal, official, tls or encryption", "seal, official, tls или encryption"
+        )
+    generation = request.match_info["generation"]
+    if not generation.isdigit() or len(generation) > 6:
+        raise _bad_parameter("generation", "a generation's number", "номер поколения ключа")
+    return ctx, ctx.keys, KeyRole(role), int(generation)
+
+
+async def _key_act(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await _in_thread(fn, *args)
+    except KeyStoreError as exc:
+        # Our own words about the key's manifest and certificate: rules and stems, no secret.
+        raise ApiError(
+            422,
+            ErrorCode.KEY_REFUSED,
+            str(exc),
+            "Ключ не изменён: " + str(exc),
+            extra={"rule": getattr(exc, "code", "")},
+        ) from None
+
+
+def _key_body_error(shape: str) -> ApiError:
+    return ApiError(400, ErrorCode.BAD_REQUEST, f"send {shape}", f"Укажите {shape}.")
+
+
+async def post_key_activate(request: web.Request) -> web.Response:
+    """Schedule the switch to a generation at ``at`` (gateway.app.keys.activate), once the
+    directory in force lists its certificate (or ``force`` says why not). Audited
+    (``key.activated``)."""
+    _only_params(request, frozenset())
+    ctx, keys, role, generation = _key_target(request)
+    body = await _read_json_body(request)
+    name, at, force = body.get("name", ""), body.get("at"), body.get("force")
+    if (
+        set(body) - ACTIVATE_FIELDS
+        or not isinstance(name, str)
+        or not isinstance(at, str)
+        or not (force is None or isinstance(force, str))
+    ):
+        raise _key_body_error('{"at": "now" or ISO 8601, "name": "…", "force": "why"}')
+
+    def act() -> app_keys.Activated:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.activate(ctx, keys, role, name, generation, when, force=force)
+
+    done = await _key_act(act)
+    return _json({"key": done.stem, "at": done.at.isoformat(), "notes": done.notes})
+
+
+async def post_key_revoke(request: web.Request) -> web.Response:
+    """Stop a generation now (gateway.app.keys.revoke). Audited (``key.revoked``)."""
+    _only_params(request, frozenset())
+    ctx, keys, role, generation = _key_target(request)
+    body = await _read_json_body(request)
+    name, reason, at = body.get("name", ""), body.get("reason"), body.get("at", "now")
+    if (
+        set(body) - REVOKE_FIELDS
+        or not isinstance(name, str)
+        or reason not in RevocationReason._value2member_map_
+        or not isinstance(at, str)
+    ):
+        reasons = ", ".join(RevocationReason)
+        raise _key_body_error(f'{{"reason": one of {reasons}, "name": "…", "at": "now"}}')
+
+    def act() -> app_keys.Revoked:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.revoke(ctx, keys, role, name, generation, RevocationReason(reason), when)
+
+    done = await _key_act(act)
+    return _json({"key": done.stem, "at": done.at.isoformat(), "reason": done.reason.value})
+
+
 async def get_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
@@ -1479,6 +1579,20 @@ ROUTES: tuple[Route, ...] = (
         post_user_disable,
         Action.MANAGE_USERS,
         "disable a console user",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEY_ACTIVATE,
+        post_key_activate,
+        Action.MANAGE_KEYS,
+        "schedule a key generation's switch (once published) → 200",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEY_REVOKE,
+        post_key_revoke,
+        Action.MANAGE_KEYS,
+        "revoke a key generation now",
     ),
     Route(
         hdrs.METH_POST,

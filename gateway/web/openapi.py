@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.crypto.rotation import RevocationReason
+
 API_VERSION = "1.0.0"
 
 _REF = "#/components/schemas/"
@@ -231,6 +233,17 @@ def _answer(description: str, properties: dict[str, Any]) -> dict[str, Any]:
 
 def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+_KEY_PATH = [
+    {
+        "name": "role",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["seal", "official", "tls", "encryption"]},
+    },
+    {"name": "generation", "in": "path", "required": True, "schema": {"type": "string"}},
+]
 
 
 def _error(description: str, schema: str = "Error") -> dict[str, Any]:
@@ -889,6 +902,51 @@ def _paths() -> dict[str, Any]:
                         "Disabled.", {"username": _STR, "disabled": {"type": "boolean"}}
                     ),
                     "404": _error("No such user (USER_REFUSED, rule USER_NOT_FOUND)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/{role}/generations/{generation}/activate": {
+            "post": {
+                "operationId": "activateKey",
+                "summary": "Schedule the switch to a key generation at `at` (`now` or ISO 8601), "
+                "once the directory in force lists its certificate (or `force` says why not). "
+                "Audited (`key.activated`). 422 `KEY_REFUSED`. Administrators.",
+                "parameters": _KEY_PATH,
+                "requestBody": _json_body(
+                    {"at": _STR, "name": _STR, "force": _STR},
+                    ["at"],
+                ),
+                "responses": {
+                    "200": _answer(
+                        "Scheduled: the generation's stem, when, and notes for the operator.",
+                        {"key": _STR, "at": _STR, "notes": {"type": "array", "items": _STR}},
+                    ),
+                    "422": _error("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/{role}/generations/{generation}/revoke": {
+            "post": {
+                "operationId": "revokeKey",
+                "summary": "Revoke a key generation now (or earlier, with `at`); a routine reason "
+                "is refused while documents it signed wait in the outbox. Audited "
+                "(`key.revoked`). 422 `KEY_REFUSED`. Administrators.",
+                "parameters": _KEY_PATH,
+                "requestBody": _json_body(
+                    {
+                        "reason": {"type": "string", "enum": [str(r) for r in RevocationReason]},
+                        "name": _STR,
+                        "at": _STR,
+                    },
+                    ["reason"],
+                ),
+                "responses": {
+                    "200": _answer("Revoked.", {"key": _STR, "at": _STR, "reason": _STR}),
+                    "422": _error("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },

@@ -4,9 +4,9 @@ the three record are compared — the same event codes, the same subjects' names
 details (but for the ids that name which hold, token, user or run it was) — with each surface's
 own actor (``cli:<login>``, ``token:<label>``, ``console-admin``). On SQLite and PostgreSQL.
 
-Key rotation stays a command on the node's host (no API route, no console form: a stolen token
-or session must not rotate or revoke a seal); tests/app/test_keys_users_adapters.py compares the
-command line with the app function for it."""
+Making a key generation (``gateway keys rotate``) stays a command on the node's host;
+activating and revoking one are compared here (the CLI's revocation without ``--demo-ca``, as the
+API and the console have no CA)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,11 +23,12 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app import admin
+from gateway.app import keys as app_keys
 from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keystore import KeyRole, KeyStore
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.service import Role
 from gateway.store import Store, conversations
@@ -38,14 +39,27 @@ from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from tests.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
 from tests.console.console_double import ConsoleTestService
-from tests.purge.conftest import node_toml, seal_dir  # noqa: F401 - fixtures used by name
-from tests.purge.world import BODY
+from tests.rotation.conftest import BODY, demo_pki, make_node  # noqa: F401 - fixture used by name
 
 API_LABEL = "case-system"
 CONSOLE_USER = "console-admin"
 USER_PASSWORD = "Длинный-пароль-для-проверки-2027"
 
 SURFACES = ("cli", "api", "console")
+
+
+@pytest.fixture
+def node_toml(demo_pki: Any, tmp_path: Path, store: Store) -> Path:  # noqa: F811
+    """A node folder with its own copy of the demo PKI's keys (rotations stay in the test), on
+    the test's store, with one catch-all retention policy."""
+    made = make_node(demo_pki, tmp_path / "node")
+    url = store.engine.url.render_as_string(hide_password=False)
+    with made.config_path.open("a", encoding="utf-8") as toml:
+        toml.write(
+            f'\n[database]\nurl = "{url}"\n\n[[retention.policy]]\nname = "p"\n'
+            'counts_from = "received"\nkeep = "1 year"\n'
+        )
+    return made.config_path
 
 
 @dataclass
@@ -56,6 +70,7 @@ class Surfaces:
     config: Path
     ctx: AppContext
     """The command line's context, for setting up (its events are left out of each act's)."""
+    keys: KeyStore
     api: Any
     api_token: str
     console: Any
@@ -82,7 +97,7 @@ class Surfaces:
 
 
 @pytest.fixture
-async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:  # noqa: F811
+async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
     config = NodeConfig.from_toml(node_toml)
     keys = KeyStore.from_config(config)
     clock = lambda: datetime.now(UTC)  # noqa: E731
@@ -114,7 +129,7 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:  
         )
     )
     csrf = await signed_in(console, CONSOLE_USER)
-    yield Surfaces(store, node_toml, ctx, api, token, console, csrf)
+    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf)
     keys.close()
 
 
@@ -263,6 +278,36 @@ async def _disable_user(s: Surfaces, surface: str, username: str) -> None:
         await s.post_console(f"/admin/users/{username}/disable", {})
 
 
+def _new_seal(s: Surfaces, surface: str) -> int:
+    """A new pending seal generation, certified by the node's demo CA."""
+    ca = s.config.parent / "ca"
+    return app_keys.rotate(s.ctx, s.keys, KeyRole.SEAL, demo_ca=ca).generation
+
+
+KEY_AT = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
+
+
+async def _activate_key(s: Surfaces, surface: str, generation: int) -> None:
+    if surface == "cli":
+        s.cli("keys", "activate", "seal", "--generation", str(generation), "--at", KEY_AT)
+    elif surface == "api":
+        await s.post_api(f"/keys/seal/generations/{generation}/activate", {"at": KEY_AT})
+    else:
+        form = {"role": "seal", "generation": str(generation), "at": KEY_AT}
+        await s.post_console("/admin/keys/activate", form)
+
+
+async def _revoke_key(s: Surfaces, surface: str, generation: int) -> None:
+    if surface == "cli":
+        s.cli("keys", "revoke", "seal", "--generation", str(generation), "--reason", "superseded")
+    elif surface == "api":
+        body = {"reason": "superseded"}
+        await s.post_api(f"/keys/seal/generations/{generation}/revoke", body)
+    else:
+        form = {"role": "seal", "generation": str(generation), "reason": "superseded"}
+        await s.post_console("/admin/keys/revoke", form)
+
+
 async def _run_purge(s: Surfaces, surface: str, _: Any) -> None:
     if surface == "cli":
         s.cli("purge")
@@ -281,6 +326,8 @@ CASES = {
     "token-revoke": Case(("token.revoked",), _a_token, _revoke_token),
     "user-add": Case(("user.added",), lambda s, surface: f"clerk-{surface}", _add_user),
     "user-disable": Case(("user.disabled",), _a_user, _disable_user),
+    "key-activate": Case(("key.activated",), _new_seal, _activate_key, frozenset({"generation"})),
+    "key-revoke": Case(("key.revoked",), _new_seal, _revoke_key, frozenset({"generation", "at"})),
     "purge-run": Case(
         ("purge.started", "purge.finished"),
         lambda s, surface: None,

@@ -2,11 +2,11 @@
 revoke), console users (add, disable) and a purge run now. One page, ``/admin/acts``, holds the
 forms and lists the tokens and users.
 
-Each form calls the same function of :mod:`gateway.app` as ``gateway holds|tokens|users|purge``
+Each form calls the same function of :mod:`gateway.app` as ``gateway holds|tokens|users|keys|purge``
 and the local API, as the signed-in user: the same role check, the same rows, the same audit
 event (``tests/app/test_admin_surfaces.py``). The session middleware has checked the form's CSRF
-token before a handler runs. Keys are not changed here: rotating or revoking a key stays a
-command on the node's host (docs/key-rotation.md).
+token before a handler runs. A key generation is activated or revoked here; making one (``gateway
+keys rotate``) and the demo CA's CRL stay commands on the node's host (docs/key-rotation.md).
 
     GET  /admin/acts
     POST /admin/holds/place              conversation_id, reason
@@ -15,6 +15,8 @@ command on the node's host (docs/key-rotation.md).
     POST /admin/tokens/{token_id}/revoke
     POST /admin/users                    username, password, roles (several)
     POST /admin/users/{username}/disable
+    POST /admin/keys/activate            role, name, generation, at, force (optional)
+    POST /admin/keys/revoke              role, name, generation, reason
     POST /admin/purge-runs
 """
 
@@ -28,7 +30,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from gateway.app import admin, purge, users
+from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
+from gateway.crypto.keystore import KeyRole, KeyStoreError
+from gateway.crypto.rotation import RevocationReason
 from gateway.exchange.service import Action, Role, may
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
@@ -38,6 +43,8 @@ from gateway.web.console.render import render
 T = TypeVar("T")
 
 ROLE_CHOICES = tuple(str(role) for role in Role)
+KEY_ROLES = tuple(str(r) for r in KeyRole if r is not KeyRole.KEK)
+REVOCATION_REASONS = tuple(str(r) for r in RevocationReason)
 
 
 def _acts(request: web.Request) -> AppContext:
@@ -76,7 +83,14 @@ async def acts_page(request: web.Request, issued: admin.IssuedToken | None = Non
     return render(
         request,
         "admin_acts.html",
-        {"tokens": token_list, "users": user_list, "roles": ROLE_CHOICES, "issued": issued},
+        {
+            "tokens": token_list,
+            "users": user_list,
+            "roles": ROLE_CHOICES,
+            "key_roles": KEY_ROLES,
+            "reasons": REVOCATION_REASONS,
+            "issued": issued,
+        },
     )
 
 
@@ -159,6 +173,51 @@ async def disable_user(request: web.Request) -> web.Response:
     return _done(request, f"Пользователь {username} отключён.")
 
 
+def _key_form(form: Any) -> tuple[KeyRole, str, int] | None:
+    role, generation = _field(form, "role"), _field(form, "generation")
+    if role not in KEY_ROLES or not generation.isdigit() or len(generation) > 6:
+        return None
+    return KeyRole(role), _field(form, "name"), int(generation)
+
+
+async def activate_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target = _key_form(form)
+    if target is None:
+        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
+    ctx = _acts(request)
+    at, force = _field(form, "at") or "now", _field(form, "force") or None
+
+    def act() -> app_keys.Activated:
+        assert ctx.keys is not None
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.activate(ctx, ctx.keys, *target, when, force=force)
+
+    try:
+        done = await _call(act)
+    except KeyStoreError as refused:
+        return _refused(request, 422, f"Поколение ключа не введено: {refused}")
+    return _done(request, f"{done.stem} вводится в действие {done.at.isoformat()}.")
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target, reason = _key_form(form), _field(form, "reason")
+    if target is None or reason not in REVOCATION_REASONS:
+        return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
+    ctx = _acts(request)
+
+    def act() -> app_keys.Revoked:
+        assert ctx.keys is not None
+        return app_keys.revoke(ctx, ctx.keys, *target, RevocationReason(reason), ctx.clock())
+
+    try:
+        done = await _call(act)
+    except KeyStoreError as refused:
+        return _refused(request, 422, f"Поколение ключа не отозвано: {refused}")
+    return _done(request, f"{done.stem} отозван ({done.reason.value}).")
+
+
 async def run_purge(request: web.Request) -> web.Response:
     ctx = _acts(request)
     try:
@@ -178,4 +237,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/admin/tokens/{token_id}/revoke", revoke_token, name="admin_token_revoke")
     router.add_post("/admin/users", add_user, name="admin_user_add")
     router.add_post("/admin/users/{username}/disable", disable_user, name="admin_user_disable")
+    router.add_post("/admin/keys/activate", activate_key, name="admin_key_activate")
+    router.add_post("/admin/keys/revoke", revoke_key, name="admin_key_revoke")
     router.add_post("/admin/purge-runs", run_purge, name="admin_purge_run")
