@@ -186,12 +186,14 @@ async def activate_key(request: web.Request) -> web.Response:
     if target is None:
         return _refused(request, 422, "Укажите вид ключа и номер поколения.")
     ctx = _acts(request)
+    keys = ctx.keys
+    if keys is None:
+        return _refused(request, 503, "Консоль запущена без ключей узла.")
     at, force = _field(form, "at") or "now", _field(form, "force") or None
 
     def act() -> app_keys.Activated:
-        assert ctx.keys is not None
         when = app_keys.parse_time(at, ctx.clock())
-        return app_keys.activate(ctx, ctx.keys, *target, when, force=force)
+        return app_keys.activate(ctx, keys, *target, when, force=force)
 
     try:
         done = await _call(act)
@@ -206,10 +208,12 @@ async def revoke_key(request: web.Request) -> web.Response:
     if target is None or reason not in REVOCATION_REASONS:
         return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
     ctx = _acts(request)
+    keys = ctx.keys
+    if keys is None:
+        return _refused(request, 503, "Консоль запущена без ключей узла.")
 
     def act() -> app_keys.Revoked:
-        assert ctx.keys is not None
-        return app_keys.revoke(ctx, ctx.keys, *target, RevocationReason(reason), ctx.clock())
+        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
 
     try:
         done = await _call(act)
