@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli.context import with_context
 from gateway.cli.errors import ExitCode, fail, report
 
 if TYPE_CHECKING:
@@ -57,18 +58,18 @@ def register(subparsers: Any) -> None:
     runs = sub.add_parser("runs", help="последние запуски и их отчёты")
     runs.add_argument("--config", required=True, type=Path)
     runs.add_argument("--limit", type=int, default=20)
-    runs.set_defaults(handler=_runs)
+    runs.set_defaults(handler=with_context(_runs))
     rep = sub.add_parser("report", help="показать подписанный отчёт; --out — выгрузить")
     rep.add_argument("--config", required=True, type=Path)
     rep.add_argument("run_id", metavar="RUN_ID")
     rep.add_argument(
         "--out", type=Path, help="каталог: report.json, report.sig, seal.pem (для openssl)"
     )
-    rep.set_defaults(handler=_report)
+    rep.set_defaults(handler=with_context(_report))
     ver = sub.add_parser("verify-report", help="проверить подпись печатью под отчётом")
     ver.add_argument("--config", required=True, type=Path)
     ver.add_argument("run_id", metavar="RUN_ID")
-    ver.set_defaults(handler=_verify_report)
+    ver.set_defaults(handler=with_context(_verify_report))
 
 
 def _say(message: str) -> None:
@@ -260,16 +261,10 @@ def _real_run(
     return EXIT_OK if not report.errors else EXIT_FAILED
 
 
-def _runs(args: argparse.Namespace) -> int:
+def _runs(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app.purge import list_runs
-    from gateway.model.problems import GatewayError
 
-    try:
-        ctx = _open(args)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    with ctx:
-        listed = list_runs(ctx, limit=args.limit)
+    listed = list_runs(ctx, limit=args.limit)
     print("run_id\tstarted_at\tstate\tpurged\theld\terror\treport")
     for item in listed:
         r = item.run
@@ -280,19 +275,13 @@ def _runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace, ctx: AppContext) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     from gateway.app.purge import stored_report
-    from gateway.model.problems import GatewayError
 
-    try:
-        ctx = _open(args)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    with ctx:
-        stored = stored_report(ctx, args.run_id)
+    stored = stored_report(ctx, args.run_id)
     if stored is None:
         return fail(
             f"отчёта запуска {args.run_id} нет (gateway purge runs покажет запуски)",
@@ -314,21 +303,16 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _verify_report(args: argparse.Namespace) -> int:
+def _verify_report(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app.purge import check_report
     from gateway.model.problems import GatewayError
 
     try:
-        ctx = _open(args)
+        assert ctx.config is not None
+        expected = _seal_certificates(ctx.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    with ctx:
-        try:
-            assert ctx.config is not None
-            expected = _seal_certificates(ctx.config)
-        except (GatewayError, OSError) as exc:
-            return report(exc)
-        check = check_report(ctx, args.run_id, expected)
+    check = check_report(ctx, args.run_id, expected)
     if check.ok:
         print(
             f"отчёт запуска {args.run_id}: подпись печатью верна "

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli.context import with_context
 from gateway.cli.errors import ExitCode, fail
 
 if TYPE_CHECKING:
@@ -70,28 +71,15 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help=f"файл с паролем (первая строка); иначе переменная {PASSWORD_ENV} или запрос",
     )
-    p.set_defaults(handler=_guard(_add))
+    p.set_defaults(handler=with_context(_add))
 
     p = add_parser("disable", "отключить пользователя (его сеансы завершатся)")
     p.add_argument("username", metavar="USERNAME")
-    p.set_defaults(handler=_guard(_disable))
+    p.set_defaults(handler=with_context(_disable))
 
     p = add_parser("list", "список пользователей")
     p.add_argument("--json", action="store_true", help="в машиночитаемом виде (JSON)")
-    p.set_defaults(handler=_guard(_list))
-
-
-def _guard(handler: Any) -> Any:
-    """Open the node's context for ``handler`` (a thin adapter over :mod:`gateway.app.users`);
-    failures reach gateway.cli.main."""
-
-    def run(args: argparse.Namespace) -> int:
-        from gateway.app.context import AppContext
-
-        with AppContext.open(args.config) as ctx:
-            return int(handler(args, ctx))
-
-    return run
+    p.set_defaults(handler=with_context(_list))
 
 
 def read_password(password_file: Path | None) -> str:
