@@ -7,11 +7,12 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
@@ -192,50 +193,27 @@ def cmd_csr(args: argparse.Namespace, *, now: datetime) -> int:
 
 
 def cmd_import(args: argparse.Namespace, *, now: datetime) -> int:
-    config, store = _store(args)
     role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    generation = args.generation
-    certs = certificates.load_pem_certificates(args.certificate.read_bytes())
-    if not certs:
-        raise KeyStoreError(f"{args.certificate}: no PEM certificate in it")
-    leaf = certs[0]
-    if generation != 1:
-        store.generations(role, name).generation(generation)  # refuses an unknown generation
-    stem = store.stem(role, name, generation)
-    key_path = store.key_path(role, name, generation)
-    if key_path.exists():
-        key = store.read_private_key_file(key_path, stem)
-    elif store.uses_token:
-        key = store.token().private_key(stem)
-    else:
-        raise KeyStoreError(f"no {role} key to match: {key_path} does not exist")
-    if not certificates.same_public_key(key.public_key(), leaf.public_key()):
-        raise KeyStoreError(
-            f"{args.certificate} was issued for another key than "
-            f"{store.location(role, name, generation)}"
-        )
-    if certificates.body_id_of(leaf) != config.node.body_id:
-        raise KeyStoreError(
-            f"{args.certificate}: organizationIdentifier "
-            f"{certificates.body_id_of(leaf)!r} is not this node's body id "
-            f"{config.node.body_id!r}"
-        )
-    mismatch = certificates.role_mismatch(leaf, str(role))
-    if mismatch:
-        raise KeyStoreError(f"{args.certificate} cannot serve as {role}: {mismatch}")
-    if leaf.not_valid_after_utc < now:
-        raise KeyStoreError(f"{args.certificate} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
-    store.cert_path(role, name, generation).write_bytes(certificates.pem_bundle(certs))
-    if generation != 1:  # a rotation step: recorded like the others
-        with _context(args) as (ctx, _):
-            app_keys.certificate_imported(
-                ctx, store, role, name, generation, leaf.fingerprint(hashes.SHA256()).hex()
+    pem = args.certificate.read_bytes()
+    with _context(args) as (ctx, store):
+        try:
+            done = app_keys.import_certificate(
+                replace(ctx, clock=lambda: now),
+                store,
+                role,
+                name,
+                args.generation,
+                pem,
+                source=str(args.certificate),
             )
+        except app_keys.KeyRefused as exc:
+            raise _refused(exc) from exc
+    leaf = done.certificate
     print(
-        f"imported {stem}: {leaf.subject.rfc4514_string()} "
+        f"imported {done.stem}: {leaf.subject.rfc4514_string()} "
         f"(valid to {leaf.not_valid_after_utc:%Y-%m-%d})"
     )
-    if len(certs) == 1:
+    if done.chain_length == 1:
         print(
             "note: the file held no issuer certificates; signatures will carry only the "
             "signer's certificate (peers must know the issuing CA)"
