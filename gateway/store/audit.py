@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.store.commit_queue import CommitQueue
 from gateway.store.tables import CODE_LENGTH, audit_checkpoints, audit_events, audit_head
 
 GENESIS_HASH = bytes(32)
@@ -163,19 +162,12 @@ class _Pending:
     details: str
 
 
-@dataclass(slots=True)
-class _Queue:
-    """What one transaction has appended so far."""
-
-    read_only: bool
-    pending: list[_Pending] = field(default_factory=list)
-    marks: list[int] = field(default_factory=list)
-    """Queue length when each open savepoint began, innermost last."""
+def _write_at_commit(conn: Connection, pending: list[_Pending]) -> None:
+    _write(conn, pending)
 
 
-# Keyed by the SQLAlchemy Connection (not ``Connection.info``, which belongs to the pooled
-# DBAPI connection and is unreachable once a dead connection is invalidated).
-_QUEUES: weakref.WeakKeyDictionary[Connection, _Queue] = weakref.WeakKeyDictionary()
+_QUEUE: CommitQueue[_Pending] = CommitQueue(_write_at_commit)
+"""Each transaction's events, chained and written just before it commits."""
 
 READ_ONLY_OPTION = "gateway_read_only"
 """Execution option that ``Store.read()`` sets: appends there are refused at once."""
@@ -184,64 +176,22 @@ READ_ONLY_OPTION = "gateway_read_only"
 def install(engine: Engine) -> None:
     """Make audit appends on ``engine`` queue in their transaction and reach the chain in one
     write just before it commits (``gateway.store.open_store`` calls this). Idempotent."""
-    if event.contains(engine, "commit", _flush_on_commit):
-        return
-    event.listen(engine, "begin", _on_begin)
-    event.listen(engine, "commit", _flush_on_commit)
-    event.listen(engine, "rollback", _on_rollback)
-    event.listen(engine, "savepoint", _on_savepoint)
-    event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
-    event.listen(engine, "release_savepoint", _on_release_savepoint)
+    _QUEUE.install(engine)
 
 
-def _on_begin(conn: Connection) -> None:
-    _QUEUES[conn] = _Queue(bool(conn.get_execution_options().get(READ_ONLY_OPTION, False)))
-
-
-def _on_rollback(conn: Connection) -> None:
-    # The change the events record is undone: so are the events.
-    _QUEUES.pop(conn, None)
-
-
-def _on_savepoint(conn: Connection, _name: str | None) -> None:
-    # SQLAlchemy names its savepoints after this event fires, and nests them strictly (one
-    # context manager inside another), so a stack of queue lengths is enough.
-    queue = _QUEUES.get(conn)
-    if queue is not None:
-        queue.marks.append(len(queue.pending))
-
-
-def _on_rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    queue = _QUEUES.get(conn)
-    if queue is not None and queue.marks:
-        del queue.pending[queue.marks.pop() :]
-
-
-def _on_release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
-    queue = _QUEUES.get(conn)
-    if queue is not None and queue.marks:
-        queue.marks.pop()
-
-
-def _flush_on_commit(conn: Connection) -> None:
-    queue = _QUEUES.pop(conn, None)
-    if queue is not None and queue.pending:
-        _write(conn, queue.pending)
-
-
-def _queue(conn: Connection) -> _Queue:
-    queue = _QUEUES.get(conn) if conn.in_transaction() else None
-    if queue is None:
+def _queue(conn: Connection) -> list[_Pending]:
+    pending = _QUEUE.items(conn)
+    if pending is None:
         raise AuditError(
             "audit events are appended inside a write transaction of a store opened with "
             "gateway.store.open_store (store.transaction() or store.batch())"
         )
-    if queue.read_only:
+    if conn.get_execution_options().get(READ_ONLY_OPTION, False):
         raise AuditError(
             "audit event appended in a read-only transaction (store.read()): it would be lost; "
             "record it in store.transaction() or store.batch()"
         )
-    return queue
+    return pending
 
 
 def _entry(
@@ -281,7 +231,7 @@ def append(
     The event is checked now (bad details raise here) and queued; every event queued in the
     transaction is chained and written in one go just before commit, under one lock of the
     chain head. Its seq is therefore known only after commit (:func:`flush` writes early)."""
-    _queue(conn).pending.append(_entry(now, actor, kind, subjects, details))
+    _queue(conn).append(_entry(now, actor, kind, subjects, details))
 
 
 AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
@@ -293,26 +243,23 @@ def append_many(
 ) -> None:
     """Append several events by one actor at one time, in order, like :func:`append` each
     (a purge batch records hundreds of events)."""
-    queue = _queue(conn)
+    pending = _queue(conn)
     checked = [_entry(now, actor, kind, subjects, details) for kind, subjects, details in entries]
-    queue.pending.extend(checked)
+    pending.extend(checked)
 
 
 def flush(conn: Connection) -> int | None:
     """Write the events queued so far in this transaction now, returning the last seq (None if
     nothing was queued). Takes the head lock until commit: only for a caller that must know
     its event's seq before committing."""
-    queue = _queue(conn)
-    if not queue.pending:
+    pending = _queue(conn)
+    if not pending:
         return None
-    if any(queue.marks):
+    if _QUEUE.in_savepoint_after_items(conn):
         # Written inside the savepoint, events queued before it would vanish with it.
         raise AuditError("audit.flush inside a savepoint opened after earlier appends")
-    seq = _write(conn, queue.pending)
-    queue.pending.clear()
-    # What is written now is undone by a savepoint rollback in the database itself; what is
-    # queued from here on belongs to every open savepoint.
-    queue.marks = [0 for _ in queue.marks]
+    seq = _write(conn, pending)
+    _QUEUE.written_early(conn)
     return seq
 
 
