@@ -158,7 +158,12 @@ async def add_user(request: web.Request) -> web.Response:
     ctx = _acts(request)
     try:
         users.new_user_roles(username, roles)  # a bad name or role is said before hashing
-        user = await _call(users.add_user, ctx, username, hash_password(password), roles)
+        hasher = request.app[CONTEXT].passwords.hasher  # the console's own (tests: a cheap one)
+
+        def add() -> users.User:  # hashing costs tens of milliseconds: off the event loop
+            return users.add_user(ctx, username, hash_password(password, hasher), roles)
+
+        user = await _call(add)
     except users.UserRefused as refused:
         return _refused(request, 409 if refused.code == "USERNAME_TAKEN" else 422, str(refused))
     return _done(request, f"Пользователь {user.username} добавлен.")
