@@ -3,7 +3,7 @@
 
 Fills a fresh store with N expired messages (default 1,000,000 per store; ``--quick``: 10,000),
 two per conversation, each with a small payload, a wrapped-key row and an attachment row, then
-runs the real purge (``gateway.jobs.purge.run_purge``: set-based batches, one ``purge.batch``
+runs the real purge (``gateway.app.purge.run_purge``: set-based batches, one ``purge.batch``
 audit event per batch, signed report included) and measures wall time, throughput and memory.
 Memory is the process's resident set (``/proc/self/statm``) and its peak (``getrusage``
 maxrss), sampled after every committed batch and printed at 10 %, 50 % and 100 % of the run:
@@ -47,11 +47,11 @@ if str(REPO_ROOT) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
+from gateway.app.purge import PURGE_BATCH, run_purge  # noqa: E402
+from gateway.app.retention import parse_policies  # noqa: E402
 from gateway.config import KeysSection  # noqa: E402
 from gateway.crypto.keystore import KeyStore  # noqa: E402
 from gateway.demo.pki import build_demo_pki  # noqa: E402
-from gateway.jobs.purge import PURGE_BATCH, run_purge  # noqa: E402
-from gateway.jobs.retention import parse_policies  # noqa: E402
 from gateway.store import Store, migrate, open_store  # noqa: E402
 from gateway.store.tables import (  # noqa: E402
     UtcDateTime,

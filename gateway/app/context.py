@@ -17,8 +17,26 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.config import NodeConfig
+from gateway.crypto.keystore import KeyStore
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
-from gateway.store import Store, audit, open_current, open_store
+from gateway.store import Store, audit, open_current_store
+from gateway.store.engine import StorageFault, storage_fault
+from gateway.store.outbox import Claim as OutboxClaim
+
+__all__ = [
+    "ACTOR_CHARS",
+    "AppContext",
+    "OutboxClaim",
+    "StorageFault",
+    "Store",
+    "command_line_actor",
+    "require",
+    "serving_context",
+    "storage_fault",
+]
+# Store, StorageFault, storage_fault and OutboxClaim are what the adapters may know of the
+# store: a handle to pass on, the two faults a server answers (full, unavailable) and the
+# delivery worker's claimed row. Everything else they reach through a use case here.
 
 ACTOR_CHARS = 64
 """The audit trail's actor column holds a code of at most 64 characters."""
@@ -47,6 +65,9 @@ class AppContext:
     actor: Actor
     config: NodeConfig | None = None
     clock: Callable[[], datetime] = _utc_now
+    keys: KeyStore | None = None
+    """The node's keys, where the context was built over a running node (the servers): the
+    acts that sign (a purge run's report) use them. A command opens its own."""
     owns_store: bool = field(default=False, repr=False)
     """True when :meth:`open` created the store: :meth:`close` disposes of it."""
 
@@ -59,12 +80,7 @@ class AppContext:
     @classmethod
     def from_config(cls, config: NodeConfig, actor: Actor | None = None) -> AppContext:
         """As :meth:`open`, for a configuration already read."""
-        store = open_store(config.database_url)
-        try:
-            open_current(store.engine)
-        except BaseException:
-            store.dispose()
-            raise
+        store = open_current_store(config.database_url)
         return cls(store, actor or command_line_actor(), config, owns_store=True)
 
     def acting_as(self, actor: Actor) -> AppContext:
@@ -88,12 +104,15 @@ class AppContext:
 
 
 def serving_context(
-    store: Store, config: NodeConfig | None = None, clock: Callable[[], datetime] = _utc_now
+    store: Store,
+    config: NodeConfig | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+    keys: KeyStore | None = None,
 ) -> AppContext:
     """The context of a server over the store it holds. Its own actor has no role, so nothing
     runs for the server itself by mistake: each request names its actor with
     :meth:`AppContext.acting_as`."""
-    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock)
+    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock, keys)
 
 
 def require(ctx: AppContext, action: Action, subject: str = "") -> None:

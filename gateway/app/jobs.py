@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from gateway.app.context import AppContext, require
 from gateway.exchange.service import Action
 from gateway.store.job_slots import JobStatus, last_runs
+
+__all__ = ["JobStatus", "job_runs", "job_statuses_of"]
 
 
 def job_runs(ctx: AppContext, jobs: Sequence[str]) -> list[JobStatus]:
@@ -16,3 +20,14 @@ def job_runs(ctx: AppContext, jobs: Sequence[str]) -> list[JobStatus]:
     require(ctx, Action.READ_CONFIGURATION, "jobs")
     with ctx.store.read() as conn:
         return last_runs(conn, jobs)
+
+
+def job_statuses_of(database_url: str, jobs: Sequence[str]) -> dict[str, JobStatus]:
+    """As :func:`job_runs`, for ``gateway jobs list`` on a node's database URL: read on a
+    connection of its own, writing nothing (before any scheduler ran there are no slots)."""
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return {s.job: s for s in last_runs(conn, jobs)}
+    finally:
+        engine.dispose()

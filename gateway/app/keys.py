@@ -75,6 +75,7 @@ from gateway.store.keys import (
 __all__ = [
     "DESTROY_GRACE",
     "Activated",
+    "Imported",
     "KeyListing",
     "KeyRefused",
     "Revoked",
@@ -82,8 +83,8 @@ __all__ = [
     "Rotated",
     "RotatedKek",
     "activate",
-    "certificate_imported",
     "destroy",
+    "import_certificate",
     "list_keys",
     "parse_key",
     "parse_time",
@@ -409,18 +410,71 @@ def _unaudited_generation(
     )
 
 
-def certificate_imported(
-    ctx: AppContext, keys: KeyStore, role: KeyRole, name: str, generation: int, sha256: str
-) -> None:
-    """Record that a national CA's certificate was imported for a rotated generation (the
-    adapter has checked and written it)."""
+@dataclass(frozen=True, slots=True)
+class Imported:
+    stem: str
+    certificate: x509.Certificate
+    chain_length: int
+    """Certificates in the file: 1 means no issuer certificates came with it."""
+
+
+def import_certificate(
+    ctx: AppContext,
+    keys: KeyStore,
+    role: KeyRole,
+    name: str,
+    generation: int,
+    pem: bytes,
+    *,
+    source: str = "the certificate",
+) -> Imported:
+    """Install a CA's certificate (PEM, leaf first, then its issuers) for a key of this node:
+    it must certify that key, name this body, serve the role and not have expired. A rotated
+    generation's import is audited (``key.certificate.imported``); the first generation's is
+    the node's set-up (``gateway keys import``)."""
     require(ctx, Action.MANAGE_KEYS, key_stem(role, name))
-    _record(
-        ctx,
-        "key.certificate.imported",
-        {"key": keys.stem(role, name, generation)},
-        {"role": str(role), "generation": generation, "certificate_sha256": sha256},
-    )
+    config = _config(ctx)
+    certs = certificates.load_pem_certificates(pem)
+    if not certs:
+        raise KeyStoreError(f"{source}: no PEM certificate in it")
+    leaf = certs[0]
+    if generation != 1:
+        keys.generations(role, name).generation(generation)  # refuses an unknown generation
+    stem = keys.stem(role, name, generation)
+    key_path = keys.key_path(role, name, generation)
+    if key_path.exists():
+        key = keys.read_private_key_file(key_path, stem)
+    elif keys.uses_token:
+        key = keys.token().private_key(stem)
+    else:
+        raise KeyStoreError(f"no {role} key to match: {key_path} does not exist")
+    if not certificates.same_public_key(key.public_key(), certificates.public_key_of(leaf)):
+        raise KeyStoreError(
+            f"{source} was issued for another key than {keys.location(role, name, generation)}"
+        )
+    if certificates.body_id_of(leaf) != config.node.body_id:
+        raise KeyStoreError(
+            f"{source}: organizationIdentifier {certificates.body_id_of(leaf)!r} is not this "
+            f"node's body id {config.node.body_id!r}"
+        )
+    mismatch = certificates.role_mismatch(leaf, str(role))
+    if mismatch:
+        raise KeyStoreError(f"{source} cannot serve as {role}: {mismatch}")
+    if leaf.not_valid_after_utc < ctx.clock():
+        raise KeyStoreError(f"{source} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
+    keys.cert_path(role, name, generation).write_bytes(certificates.pem_bundle(certs))
+    if generation != 1:  # a rotation step: recorded like the others
+        _record(
+            ctx,
+            "key.certificate.imported",
+            {"key": stem},
+            {
+                "role": str(role),
+                "generation": generation,
+                "certificate_sha256": leaf.fingerprint(hashes.SHA256()).hex(),
+            },
+        )
+    return Imported(stem, leaf, len(certs))
 
 
 def _check_published(

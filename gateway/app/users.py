@@ -32,6 +32,7 @@ __all__ = [
     "disable_user",
     "list_users",
     "new_user_roles",
+    "username_taken",
 ]
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -118,3 +119,10 @@ def list_users(ctx: AppContext) -> list[User]:
     require(ctx, Action.MANAGE_USERS)
     with ctx.store.read() as conn:
         return user_table.list_users(conn)
+
+
+def username_taken(ctx: AppContext, username: str) -> bool:
+    """True when a user of that name exists: said before a password is hashed (slow)."""
+    require(ctx, Action.MANAGE_USERS, username[:64])
+    with ctx.store.read() as conn:
+        return user_table.get_by_username(conn, username) is not None

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.cli.errors import ExitCode, fail, report
 
 if TYPE_CHECKING:
-    from gateway.config import NodeConfig
+    from gateway.app.audit import PurposeReader
+    from gateway.app.context import AppContext
 
 EXIT_OK = ExitCode.OK
 EXIT_TAMPERED = ExitCode.REFUSED
@@ -87,16 +88,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _open(path: Path) -> tuple[NodeConfig, Any]:
+def _open(path: Path) -> AppContext:
     from gateway.app.context import AppContext
 
-    ctx = AppContext.open(path)
-    assert ctx.config is not None
-    return ctx.config, ctx.store
+    return AppContext.open(path)
 
 
 def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
-    from gateway.jobs.audit_checkpoints import parse_checkpoint_line
+    from gateway.app.audit_checkpoints import parse_checkpoint_line
 
     found = []
     for path in paths:
@@ -108,20 +107,22 @@ def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from gateway.app.audit import verify_with_checkpoints
     from gateway.cli.purge import _seal_certificates
-    from gateway.jobs.audit_checkpoints import verify_trail
     from gateway.model.problems import GatewayError
 
     try:
-        config, store = _open(args.config)
-        expected = _seal_certificates(config)
-        extra = _read_checkpoint_files(args.checkpoint)
+        ctx = _open(args.config)
     except (GatewayError, OSError, ValueError) as exc:
         return report(exc)
-    try:
-        result = verify_trail(store, expected, extra)
-    finally:
-        store.dispose()
+    with ctx:
+        try:
+            assert ctx.config is not None
+            expected = _seal_certificates(ctx.config)
+            extra = _read_checkpoint_files(args.checkpoint)
+        except (GatewayError, OSError, ValueError) as exc:
+            return report(exc)
+        result = verify_with_checkpoints(ctx, expected, extra)
     print(result.summary())
     if result.intact and result.checkpoints_checked == 0:
         _say(
@@ -141,8 +142,8 @@ def _bound(text: str | None) -> tuple[int | None, datetime | None]:
 
 
 def _open_range(args: argparse.Namespace) -> Any:
-    """``--from``/``--to``, the store and (``--purposes``) the purpose reader of ``audit export``
-    and ``audit show``; or the exit code of the error already reported."""
+    """``--from``/``--to``, the context and (``--purposes``) the purpose reader of ``audit
+    export`` and ``audit show``; or the exit code of the error already reported."""
     from gateway.model.problems import GatewayError
 
     try:
@@ -153,36 +154,70 @@ def _open_range(args: argparse.Namespace) -> Any:
             "INVALID_ARGUMENT",
         )
     try:
-        config, store = _open(args.config)
+        ctx = _open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
     try:
-        purposes = _PurposeReader.open(config) if args.purposes else None
+        purposes = _purpose_reader(ctx) if args.purposes else None
     except (GatewayError, OSError) as exc:
-        store.dispose()
+        ctx.close()
         return report(exc)
-    return start, end, config, store, purposes
+    return start, end, ctx, purposes
+
+
+def _purpose_reader(ctx: AppContext) -> tuple[PurposeReader, Any]:
+    """The reader of sealed purposes (refused unless the actor may read the trail) and the key
+    store holding its KEK ring, to close after."""
+    from gateway.app.audit import PurposeReader
+    from gateway.crypto.kek_rotation import load_kek_ring
+    from gateway.crypto.keystore import KeyStore
+
+    assert ctx.config is not None
+    keys = KeyStore.from_config(ctx.config)
+    try:
+        return PurposeReader(ctx, load_kek_ring(keys)), keys
+    except BaseException:
+        keys.close()
+        raise
+
+
+def _range(ctx: AppContext, start: Any, end: Any) -> Any:
+    from gateway.app.audit import events_in_range
+
+    (seq_from, time_from), (seq_to, time_to) = start, end
+    return events_in_range(ctx, seq_from=seq_from, seq_to=seq_to, since=time_from, until=time_to)
+
+
+def _said_purposes(reader: PurposeReader, command: str) -> None:
+    reader.record(command)
+    _say(
+        f"цели ознакомления расшифрованы для аудитора: {reader.opened}"
+        + (f", не читаются: {reader.unreadable}" if reader.unreadable else "")
+        + " (записано в журнал: audit.purposes.read)"
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
-    from gateway.store import audit
+    from gateway.app.audit import trail_head
 
     opened = _open_range(args)
     if isinstance(opened, int):
         return opened
-    (seq_from, time_from), (seq_to, time_to), config, store, purposes = opened
+    start, end, ctx, with_purposes = opened
+    purposes = with_purposes[0] if with_purposes else None
+    assert ctx.config is not None
     written = 0
     try:
-        with open(args.out, "x", encoding="utf-8") as out, store.read() as conn:
-            head_seq, head_hash = audit.head(conn)
+        with open(args.out, "x", encoding="utf-8") as out:
+            head = trail_head(ctx)
             out.write(
                 json.dumps(
                     {
                         "format": EXPORT_FORMAT,
-                        "body_id": config.node.body_id,
+                        "body_id": ctx.config.node.body_id,
                         "exported_at": datetime.now(UTC).isoformat(),
-                        "head_seq": head_seq,
-                        "head_hash": head_hash.hex(),
+                        "head_seq": head.seq,
+                        "head_hash": head.hash.hex(),
                         "hash_rule": "sha256(prev_hash || canonical_json({seq, at, actor, kind, "
                         "subjects, details})); canonical: sorted keys, no spaces, UTF-8; at: "
                         "UTC ISO 8601 with microseconds",
@@ -192,25 +227,17 @@ def _export(args: argparse.Namespace) -> int:
                 )
                 + "\n"
             )
-            after = (seq_from - 1) if seq_from else 0
-            while True:
-                page = audit.events_in_range(
-                    conn, after_seq=after, up_to_seq=seq_to, since=time_from, until=time_to
-                )
-                for e in page:
-                    out.write(_event_line(e, purposes.text(e) if purposes else None) + "\n")
-                    written += 1
-                if len(page) < audit.VERIFY_BATCH:
-                    break
-                after = page[-1].seq
+            for e in _range(ctx, start, end):
+                out.write(_event_line(e, purposes.text(e) if purposes else None) + "\n")
+                written += 1
         if purposes is not None:
-            purposes.record(store, "export")
+            _said_purposes(purposes, "export")
     except FileExistsError:
         return fail(f"файл {args.out} уже есть; он не перезаписывается", "FILE_EXISTS")
     finally:
-        store.dispose()
-        if purposes is not None:
-            purposes.close()
+        ctx.close()
+        if with_purposes:
+            with_purposes[1].close()
     _say(f"выгружено событий: {written} → {args.out}")
     return EXIT_OK
 
@@ -232,111 +259,29 @@ def _event_line(e: Any, purpose: str | None = None) -> str:
     return json.dumps(line, ensure_ascii=False, sort_keys=True)
 
 
-class _PurposeReader:
-    """Opens the purposes sealed in read events for an auditor and counts what it opened."""
-
-    def __init__(self, keys: Any, ring: Any) -> None:
-        self.keys = keys
-        self.ring = ring
-        self.opened = 0
-        self.unreadable = 0
-
-    @classmethod
-    def open(cls, config: NodeConfig) -> _PurposeReader:
-        """Refuse unless the command line's actor may read the audit trail; load the KEK ring."""
-        from gateway.app.context import command_line_actor
-        from gateway.crypto.kek_rotation import load_kek_ring
-        from gateway.crypto.keystore import KeyStore
-        from gateway.exchange.service import Action, access_refusal
-
-        refusal = access_refusal(command_line_actor(), Action.READ_AUDIT)
-        if refusal is not None:
-            raise refusal
-        keys = KeyStore.from_config(config)
-        try:
-            return cls(keys, load_kek_ring(keys))
-        except BaseException:
-            keys.close()
-            raise
-
-    def text(self, e: Any) -> str | None:
-        """The event's purpose in clear; None when it records none; a note when it cannot be
-        opened (altered, or sealed under a KEK since destroyed)."""
-        from gateway.store import read_purposes
-
-        if not read_purposes.has_sealed_purpose(e.details):
-            return None
-        try:
-            purpose = read_purposes.open_purpose(
-                e.details, self.ring, kind=e.kind, actor=e.actor, subjects=e.subjects
-            )
-        except read_purposes.PurposeUnreadable as exc:
-            self.unreadable += 1
-            return f"[не читается: {exc}]"
-        self.opened += 1
-        return purpose
-
-    def record(self, store: Any, command: str) -> None:
-        """Reading the purposes is a use of personal data too: recorded, and said."""
-        from gateway.app.context import command_line_actor
-        from gateway.store import audit
-
-        with store.transaction() as conn:
-            audit.append(
-                conn,
-                now=datetime.now(UTC),
-                actor=command_line_actor().name,
-                kind="audit.purposes.read",
-                subjects={},
-                details={
-                    "command": command,
-                    "opened": self.opened,
-                    "unreadable": self.unreadable,
-                },
-            )
-        _say(
-            f"цели ознакомления расшифрованы для аудитора: {self.opened}"
-            + (f", не читаются: {self.unreadable}" if self.unreadable else "")
-            + " (записано в журнал: audit.purposes.read)"
-        )
-
-    def close(self) -> None:
-        self.keys.close()
-
-
 def _show(args: argparse.Namespace) -> int:
-    from gateway.store import audit
-
     opened = _open_range(args)
     if isinstance(opened, int):
         return opened
-    (seq_from, time_from), (seq_to, time_to), _config, store, purposes = opened
+    start, end, ctx, with_purposes = opened
+    purposes = with_purposes[0] if with_purposes else None
     try:
-        with store.read() as conn:
-            after = (seq_from - 1) if seq_from else 0
-            while True:
-                page = audit.events_in_range(
-                    conn, after_seq=after, up_to_seq=seq_to, since=time_from, until=time_to
-                )
-                for e in page:
-                    if args.kind is None or e.kind == args.kind:
-                        _print_event(e, purposes.text(e) if purposes else None)
-                if len(page) < audit.VERIFY_BATCH:
-                    break
-                after = page[-1].seq
+        for e in _range(ctx, start, end):
+            if args.kind is None or e.kind == args.kind:
+                _print_event(e, purposes.text(e) if purposes else None)
         if purposes is not None:
-            purposes.record(store, "show")
+            _said_purposes(purposes, "show")
     finally:
-        store.dispose()
-        if purposes is not None:
-            purposes.close()
+        ctx.close()
+        if with_purposes:
+            with_purposes[1].close()
     return EXIT_OK
 
 
 def _print_event(e: Any, purpose: str | None) -> None:
-    subjects = " ".join(f"{k}={v}" for k, v in sorted(e.subjects.items()))
-    from gateway.store.read_purposes import SEALED_KEY
+    from gateway.app.audit import SEALED_KEY
 
+    subjects = " ".join(f"{k}={v}" for k, v in sorted(e.subjects.items()))
     shown = {k: ("(sealed)" if k == SEALED_KEY else v) for k, v in e.details.items()}
     details = json.dumps(shown, ensure_ascii=False, sort_keys=True)
     at = e.at.astimezone(UTC).isoformat(timespec="seconds")
@@ -345,42 +290,8 @@ def _print_event(e: Any, purpose: str | None) -> None:
         print(f"    цель ознакомления (расшифрована): {purpose}")
 
 
-def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:
-    """Re-check an exported segment: each event's hash from its content and its predecessor's
-    hash. Returns ``(events checked, broken seq or None, reason)``. The first event's own
-    ``prev_hash`` is taken on trust (it is the hash of the event before the segment)."""
-    from gateway.store.audit import event_hash
-
-    checked = 0
-    prev: tuple[int, bytes] | None = None
-    for line in lines[1:]:
-        if not line.strip():
-            continue
-        e = json.loads(line)
-        seq = int(e["seq"])
-        prev_hash = bytes.fromhex(e["prev_hash"])
-        if prev is not None:
-            if seq != prev[0] + 1:
-                return checked, prev[0] + 1, f"event {prev[0] + 1} is missing (deleted)"
-            if prev_hash != prev[1]:
-                return checked, seq, f"event {seq} does not follow event {seq - 1}"
-        digest = event_hash(
-            prev_hash,
-            seq,
-            datetime.fromisoformat(e["at"]),
-            e["actor"],
-            e["kind"],
-            json.dumps(e["subjects"]),
-            json.dumps(e["details"]),
-        )
-        if digest.hex() != e["hash"]:
-            return checked, seq, f"event {seq} was modified: its hash does not match its content"
-        prev = (seq, digest)
-        checked += 1
-    return checked, None, ""
-
-
 def _verify_export(args: argparse.Namespace) -> int:
+    from gateway.app.audit import verify_export_lines
     from gateway.crypto.statements import verify_statement
 
     try:
@@ -418,22 +329,26 @@ def _verify_export(args: argparse.Namespace) -> int:
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    from gateway.cli.purge import cli_actor
+    from gateway.app.audit import checkpoint as sign_head
+    from gateway.app.audit_checkpoints import checkpoint_file_line
     from gateway.crypto.keystore import KeyStore
-    from gateway.jobs.audit_checkpoints import checkpoint_file_line, create_checkpoint
     from gateway.model.problems import GatewayError
 
     try:
-        config, store = _open(args.config)
-        keys = KeyStore.from_config(config)
-        seal = keys.seal()
+        ctx = _open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        checkpoint = create_checkpoint(store, seal, actor=cli_actor(), now=datetime.now(UTC))
-    finally:
-        store.dispose()
-        keys.close()
+    with ctx:
+        assert ctx.config is not None
+        try:
+            keys = KeyStore.from_config(ctx.config)
+            seal = keys.seal()
+        except (GatewayError, OSError) as exc:
+            return report(exc)
+        try:
+            checkpoint = sign_head(ctx, seal)
+        finally:
+            keys.close()
     print(
         f"контрольная точка {checkpoint.checkpoint_id}: событие {checkpoint.seq}, хеш "
         f"{checkpoint.hash.hex()}, подписана печатью {seal.body_id}"

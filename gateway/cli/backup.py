@@ -187,13 +187,9 @@ def _backup_postgres(config: NodeConfig, target: Path) -> str | None:
     options, env = _libpq(config, dump=True)
     _create_private(target)
     _run_pg("pg_dump", ["--format=custom", "--no-owner", f"--file={target}", *options], env)
-    from gateway.store import current_revision, open_store
+    from gateway.app.database import schema_state
 
-    store = open_store(config.database_url)
-    try:
-        return current_revision(store.engine)
-    finally:
-        store.dispose()
+    return schema_state(config.database_url).revision
 
 
 def _run_pg(program: str, args: list[str], env: dict[str, str]) -> None:
@@ -301,7 +297,7 @@ def _checked_manifest(source: Path, body_id: str) -> dict[str, Any]:
 def _restore_sqlite(source: Path, target: Path) -> None:
     import sqlite3
 
-    from gateway.store.engine import prepare_sqlite_file
+    from gateway.app.database import prepare_sqlite_file
 
     for existing in (target, Path(f"{target}-wal")):
         if existing.exists() and existing.stat().st_size > 0:
@@ -320,14 +316,9 @@ def _restore_sqlite(source: Path, target: Path) -> None:
 
 
 def _restore_postgres(config: NodeConfig, dump: Path) -> None:
-    from gateway.store import current_revision, open_store
+    from gateway.app.database import schema_state
 
-    store = open_store(config.database_url)
-    try:
-        revision = current_revision(store.engine)
-    finally:
-        store.dispose()
-    if revision is not None:
+    if schema_state(config.database_url).revision is not None:
         raise CommandError(
             "в базе NODE.toml уже есть хранилище узла: восстановление ничего не перезаписывает; "
             "создайте пустую базу (createdb) и укажите её в [database] url",

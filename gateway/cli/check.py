@@ -165,7 +165,7 @@ def run_checks(
 def _originals(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     """``[originals] send_within_days``: read as the reminder job reads it (a bad value stops
     ``gateway serve``'s scheduler)."""
-    from gateway.jobs.wiring import send_within_days
+    from gateway.app.scheduled import send_within_days
 
     days = send_within_days(config)
     yield ok(
@@ -442,7 +442,7 @@ def _limits(config: NodeConfig, body: Any) -> Finding:
 
 
 def _database(config: NodeConfig, now: datetime) -> Iterator[Finding]:
-    from gateway.store import SchemaState, StoreNotCurrent, open_store, schema_status
+    from gateway.app.database import SchemaState, StoreNotCurrent, schema_status_of
 
     if (
         config.database_url.startswith("sqlite")
@@ -450,12 +450,7 @@ def _database(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     ):
         yield ok("database", "SQLite-файла нет: gateway db upgrade (или serve) создаст его")
         return
-    store = open_store(config.database_url)
-    try:
-        status = schema_status(store.engine)
-    finally:
-        store.dispose()
-    kind = store.engine.dialect.name
+    kind, status = schema_status_of(config.database_url)
     if status.state is SchemaState.CURRENT:
         yield ok("database", f"{kind} доступна, схема {status.current} (последняя)")
     elif status.state is SchemaState.EMPTY:
@@ -515,17 +510,9 @@ def _clock(config: NodeConfig, now: datetime) -> Iterator[Finding]:
 
 def _clock_references(config: NodeConfig, now: datetime) -> Iterator[tuple[str, datetime]]:
     if not config.database_url.startswith("sqlite"):
-        import sqlalchemy as sa
+        from gateway.app.database import server_clock
 
-        from gateway.store import open_store
-
-        store = open_store(config.database_url)
-        try:
-            with store.engine.connect() as conn:
-                moment = conn.execute(sa.text("SELECT now()")).scalar_one()
-        finally:
-            store.dispose()
-        yield "часами сервера PostgreSQL", moment.astimezone(UTC)
+        yield "часами сервера PostgreSQL", server_clock(config.database_url).astimezone(UTC)
     if config.trust.directory_file is not None and config.trust.directory_file.is_file():
         from gateway.exchange.directory import parse_directory_xml
         from gateway.exchange.node import load_directory

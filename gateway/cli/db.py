@@ -33,15 +33,11 @@ def register(subparsers: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from gateway.app.database import schema_status_of
     from gateway.config import NodeConfig
-    from gateway.store import open_store, schema_status
 
     config = NodeConfig.from_toml(args.config)
-    store = open_store(config.database_url)
-    try:
-        status = schema_status(store.engine)
-    finally:
-        store.dispose()
+    _dialect, status = schema_status_of(config.database_url)
     if args.json:
         print(
             json.dumps(
@@ -70,26 +66,8 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def upgrade_store(config: NodeConfig, say: Any) -> None:
-    """Bring ``config``'s store to the newest revision, telling ``say`` what was done; a store
-    written by a newer gateway is refused (:class:`gateway.store.StoreNotCurrent`)."""
-    from gateway.store import (
-        SchemaState,
-        StoreNotCurrent,
-        migrate,
-        open_store,
-        schema_status,
-    )
+    """Bring ``config``'s store to the newest revision, telling ``say`` what was done
+    (:func:`gateway.app.database.upgrade_store`)."""
+    from gateway.app.database import upgrade_store as upgrade
 
-    store = open_store(config.database_url)
-    try:
-        status = schema_status(store.engine)
-        if status.state is SchemaState.UNKNOWN:
-            raise StoreNotCurrent(status)
-        if status.state is SchemaState.CURRENT:
-            say(f"схема хранилища {status.current} — последняя, обновлять нечего")
-            return
-        say(f"схема хранилища {status.current or 'пуста'}: применяются {', '.join(status.pending)}")
-        migrate(store.engine)
-        say(f"схема хранилища обновлена до {status.head}")
-    finally:
-        store.dispose()
+    upgrade(config.database_url, say)

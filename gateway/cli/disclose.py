@@ -20,13 +20,14 @@ configuration, unknown message, the output file exists).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import ExitCode, fail, report
+
+if TYPE_CHECKING:
+    from gateway.app.context import AppContext
 
 EXIT_DISCLOSED = ExitCode.OK
 EXIT_REFUSED = ExitCode.REFUSED
@@ -73,14 +74,6 @@ def register(subparsers: Any) -> None:
     q.set_defaults(handler=_list)
 
 
-def _actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container without passwd entry)
-        user = f"uid-{os.getuid()}"
-    return f"cli:{user}"[:64]
-
-
 def _write_exclusive(path: Path, data: bytes) -> None:
     """Create ``path`` with mode 0600; refuse if it exists (never overwrite evidence)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -97,17 +90,12 @@ def _uuid(text: str) -> object:
 
 
 def _disclose(args: argparse.Namespace) -> int:
-    from gateway.app.context import AppContext
-    from gateway.config import NodeConfig
-    from gateway.crypto.kek_rotation import load_kek_ring
-    from gateway.crypto.keystore import KeyStore
     from gateway.exchange.disclosure import (
         DisclosureError,
         DisclosureRefused,
         RecipientCategory,
         disclose,
     )
-    from gateway.model.problems import GatewayError
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
@@ -131,35 +119,21 @@ def _disclose(args: argparse.Namespace) -> int:
             f"файл {target} уже есть; он не перезаписывается — укажите другой --out",
             "FILE_EXISTS",
         )
-    try:
-        config = NodeConfig.from_toml(args.config)
-        keys = KeyStore.from_config(config)
-        ring = load_kek_ring(keys)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
-        keys.close()
-        return fail(
-            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
-            "NODE_NOT_INITIALISED",
-            ExitCode.UNAVAILABLE,
-        )
-    try:
-        store = AppContext.from_config(config).store
-    except BaseException:
-        keys.close()
-        raise
+    opened = _open_node(args.config)
+    if isinstance(opened, int):
+        return opened
+    ctx, keys, ring = opened
     try:
         result = disclose(
-            store,
+            ctx.store,
             ring,
-            body_id=config.node.body_id,
+            body_id=ctx.config.node.body_id,  # type: ignore[union-attr] # from_config sets it
             message_id=message_id,
             recipient=args.to,
             category=RecipientCategory(args.category),
             purpose=args.purpose,
-            actor=_actor(),
-            now=datetime.now(UTC),
+            actor=ctx.actor.name,
+            now=ctx.clock(),
         )
     except DisclosureRefused as refused:
         d = refused.decision
@@ -170,7 +144,7 @@ def _disclose(args: argparse.Namespace) -> int:
     except DisclosureError as exc:
         return report(exc)
     finally:
-        store.dispose()
+        ctx.close()
         keys.close()
     try:
         _write_exclusive(target, result.document)
@@ -196,24 +170,16 @@ def _disclose(args: argparse.Namespace) -> int:
     return EXIT_DISCLOSED
 
 
-def _list(args: argparse.Namespace) -> int:
+def _open_node(path: Path) -> tuple[AppContext, Any, Any] | int:
+    """The node's context, key store and KEK ring; or the exit code of the error reported."""
     from gateway.app.context import AppContext
     from gateway.config import NodeConfig
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyStore
     from gateway.model.problems import GatewayError
-    from gateway.store import audit, disclosures
 
-    if args.message is not None:
-        try:
-            message_id = str(_uuid(args.message))
-        except ValueError:
-            return fail(
-                "--message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
-                "INVALID_ARGUMENT",
-            )
     try:
-        config = NodeConfig.from_toml(args.config)
+        config = NodeConfig.from_toml(path)
         keys = KeyStore.from_config(config)
         ring = load_kek_ring(keys)
     except (GatewayError, OSError) as exc:
@@ -226,42 +192,41 @@ def _list(args: argparse.Namespace) -> int:
             ExitCode.UNAVAILABLE,
         )
     try:
-        store = AppContext.from_config(config).store
+        return AppContext.from_config(config), keys, ring
     except BaseException:
         keys.close()
         raise
-    now = datetime.now(UTC)
-    try:
-        with store.transaction() as conn:
-            if args.message is not None:
-                records = disclosures.list_for_message(conn, message_id)
-            else:
-                records = disclosures.find_by_recipient(conn, ring, args.to, now)
-            opened = (
-                [disclosures.open_sealed(conn, ring, r.disclosure_id, now) for r in records]
-                if args.show_recipients
-                else []
+
+
+def _list(args: argparse.Namespace) -> int:
+    from gateway.app import disclosures
+
+    if args.message is not None:
+        try:
+            message_id = str(_uuid(args.message))
+        except ValueError:
+            return fail(
+                "--message должен быть UUID вида 8-4-4-4-12 шестнадцатеричных цифр",
+                "INVALID_ARGUMENT",
             )
-            if args.to is not None or args.show_recipients:
-                # Searching by a person's name or reading the sealed names is itself a use of
-                # personal data (CIS Art. 9.1): recorded, by ids and counts only.
-                audit.append(
-                    conn,
-                    now=now,
-                    actor=_actor(),
-                    kind="disclosure.records.read",
-                    subjects={"message": message_id} if args.message is not None else {},
-                    details={
-                        "by_recipient": args.to is not None,
-                        "decrypted": bool(args.show_recipients),
-                        "records": len(records),
-                    },
-                )
+    opened = _open_node(args.config)
+    if isinstance(opened, int):
+        return opened
+    ctx, keys, ring = opened
+    try:
+        with ctx:
+            found = disclosures.read(
+                ctx,
+                ring,
+                message_id=message_id if args.message is not None else None,
+                recipient=args.to,
+                show_recipients=bool(args.show_recipients),
+            )
     except disclosures.DisclosureStoreError as exc:
         return fail(str(exc), "DISCLOSURE_RECORD_INVALID", ExitCode.REFUSED)
     finally:
-        store.dispose()
         keys.close()
+    records, opened = found.records, found.opened
     if not records:
         print("раскрытий нет")
     for index, r in enumerate(records):

@@ -18,9 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.cli.errors import ExitCode, fail, report
+from gateway.cli.context import with_context
+from gateway.cli.errors import ExitCode, fail
+
+if TYPE_CHECKING:
+    from gateway.app.context import AppContext
 
 EXIT_OK = ExitCode.OK
 EXIT_NOTHING = ExitCode.REFUSED
@@ -41,68 +45,47 @@ def register(subparsers: Any) -> None:
         cmd.add_argument(
             "--reason", required=True, help="основание: реквизиты решения/дела (до 128 знаков)"
         )
-        cmd.set_defaults(handler=_place if name == "place" else _release)
+        cmd.set_defaults(handler=with_context(_place if name == "place" else _release))
     ls = sub.add_parser("list", help="действующие запреты (--all — и снятые)")
     ls.add_argument("--config", required=True, type=Path)
     ls.add_argument("--all", action="store_true")
     ls.add_argument("--conversation")
-    ls.set_defaults(handler=_list)
+    ls.set_defaults(handler=with_context(_list))
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _place(args: argparse.Namespace) -> int:
+def _place(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app import admin
-    from gateway.app.context import AppContext
-    from gateway.model.problems import GatewayError
 
     try:
-        ctx = AppContext.open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    with ctx:
-        try:
-            hold_id = admin.place_hold(ctx, args.conversation, args.reason)
-        except admin.HoldRefused as exc:
-            return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
+        hold_id = admin.place_hold(ctx, args.conversation, args.reason)
+    except admin.HoldRefused as exc:
+        return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
     print(f"запрет {hold_id} на уничтожение переписки {args.conversation} поставлен")
     return EXIT_OK
 
 
-def _release(args: argparse.Namespace) -> int:
+def _release(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app import admin
-    from gateway.app.context import AppContext
-    from gateway.model.problems import GatewayError
 
     try:
-        ctx = AppContext.open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    with ctx:
-        try:
-            released = admin.release_holds(ctx, args.conversation, args.reason)
-        except admin.HoldRefused as exc:
-            return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
-        except admin.NoActiveHold:
-            _say(f"действующих запретов на переписку {args.conversation} нет")
-            return EXIT_NOTHING
+        released = admin.release_holds(ctx, args.conversation, args.reason)
+    except admin.HoldRefused as exc:
+        return fail(str(exc), "HOLD_REFUSED", ExitCode.REFUSED)
+    except admin.NoActiveHold:
+        _say(f"действующих запретов на переписку {args.conversation} нет")
+        return EXIT_NOTHING
     print(f"сняты запреты {', '.join(map(str, released))} с переписки {args.conversation}")
     return EXIT_OK
 
 
-def _list(args: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app import admin
-    from gateway.app.context import AppContext
-    from gateway.model.problems import GatewayError
 
-    try:
-        ctx = AppContext.open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    with ctx:
-        holds = admin.list_holds(ctx, active_only=not args.all, conversation_id=args.conversation)
+    holds = admin.list_holds(ctx, active_only=not args.all, conversation_id=args.conversation)
     print("hold_id\tconversation_id\treason\tplaced_by\tplaced_at\treleased_by\treleased_at")
     for h in holds:
         released_at = h.released_at.isoformat() if h.released_at else "-"

@@ -38,6 +38,7 @@ def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
     """What ``jobs list`` prints, one mapping per job (also for the console and tests)."""
     import sqlalchemy as sa
 
+    from gateway.app.jobs import job_statuses_of
     from gateway.jobs.scheduler import (
         JOB_NAMES,
         ScheduleSettings,
@@ -45,7 +46,6 @@ def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
         scheduled_job_placeholder,
         stored_next_runs,
     )
-    from gateway.store import job_slots
 
     settings = ScheduleSettings.from_config(config)
     specs = {
@@ -54,11 +54,9 @@ def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
     engine = sa.create_engine(config.database_url, poolclass=sa.NullPool)
     try:
         stored = stored_next_runs(engine)
-        # A listing writes nothing: before any scheduler started, there are no slots yet.
-        with engine.connect() as conn:
-            statuses = {s.job: s for s in job_slots.last_runs(conn, JOB_NAMES)}
     finally:
         engine.dispose()
+    statuses = job_statuses_of(config.database_url, JOB_NAMES)
     rows = []
     for name in JOB_NAMES:
         status = statuses[name]

@@ -7,24 +7,22 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-
+from gateway.app import key_setup
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
 from gateway.cli.errors import CommandError, ExitCode, fail
 from gateway.config import NodeConfig
-from gateway.crypto import algorithms, certificates
+from gateway.crypto import algorithms
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import DEMO_LABEL, CertificateProfile, DemoCA
+from gateway.crypto.certificates import DEMO_LABEL, DemoCA
 from gateway.crypto.keystore import (
     KeyRole,
     KeyStore,
     KeyStoreError,
-    key_stem,
 )
 
 EXIT_OK = ExitCode.OK
@@ -52,33 +50,18 @@ def _demo_ca(store: KeyStore) -> DemoCA | None:
     return app_keys.demo_ca_of(store)
 
 
-def _profile(args: argparse.Namespace, config: NodeConfig, *, demo: bool) -> CertificateProfile:
-    role = args.role
-    if role == "official" and not (args.name and args.person and args.title):
-        raise KeyStoreError(
-            "an official's key needs --name (key name), --person (full name) and --title "
-            "(position): they go into the certificate (docs/architecture.md)"
-        )
-    dns = tuple(args.dns) + (certificates.DEMO_TLS_DNS_NAMES if demo else ())
-    ips = tuple(args.ip) + (certificates.DEMO_TLS_IP_ADDRESSES if demo else ())
-    return CertificateProfile(
-        role=role,
-        body_id=config.node.body_id,
-        common_name=args.person if role == "official" else "",
-        title=args.title if role == "official" else "",
-        demo=demo,
-        dns_names=tuple(dict.fromkeys(dns)) if role == "tls" else (),
-        ip_addresses=tuple(dict.fromkeys(ips)) if role == "tls" else (),
+def _target(args: argparse.Namespace) -> tuple[KeyRole, str, key_setup.Subject]:
+    """The key the options name and what its certificate says besides the body."""
+    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
+    subject = key_setup.Subject(
+        person=args.person or "", title=args.title or "", dns=tuple(args.dns), ips=tuple(args.ip)
     )
+    return role, name, subject
 
 
 def cmd_init_ca(args: argparse.Namespace, *, now: datetime) -> int:
     _, store = _store(args)
-    if (store.demo_ca_dir / DemoCA.KEY_FILE).exists():
-        raise KeyStoreError(f"{store.demo_ca_dir}: a demo CA already exists")
-    store.demo_ca_dir.mkdir(parents=True, exist_ok=True)
-    ca = DemoCA.create(now=now, name=args.name, spec=args.algorithm, directory=store.demo_ca_dir)
-    ca.save(store.passphrase(), now=now)
+    ca = key_setup.init_demo_ca(store, args.name, args.algorithm, now)
     print(f"*** {DEMO_LABEL} ***")
     print(f"demo CA: {ca.certificate.subject.rfc4514_string()}")
     print(f"certificate: {store.demo_ca_dir / DemoCA.CERT_FILE}")
@@ -88,107 +71,47 @@ def cmd_init_ca(args: argparse.Namespace, *, now: datetime) -> int:
     return EXIT_OK
 
 
-def _where(args: argparse.Namespace, store: KeyStore, role: str) -> str:
-    if args.store:
-        if args.store == "token" and not store.uses_token:
-            raise KeyStoreError("--store token: set [keys] pkcs11_module and pkcs11_token_label")
-        return str(args.store)
-    return "token" if store.uses_token and role != "tls" else "file"
-
-
-def _new_key(args: argparse.Namespace, store: KeyStore, *, force: bool) -> Any:
-    """Generate the private key in the file or on the token; return it."""
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    stem = key_stem(role, name)
-    where = _where(args, store, role)
-    key_path = store.key_path(role, name)
-    if where == "file":
-        if key_path.exists() and not force:
-            raise KeyStoreError(
-                f"{key_path} exists; pass --force to replace it (old signatures "
-                "stay verifiable with the old certificate)"
-            )
-        key = algorithms.generate_private_key(args.algorithm)
-        certificates.write_private_key(key_path, key, store.passphrase())
-        return key
-    token = store.token()
-    if token.has_key(stem):
-        raise KeyStoreError(f"token {store.keys.pkcs11_token_label!r} already holds {stem!r}")
-    return token.generate(stem, args.algorithm)
-
-
 def cmd_generate(args: argparse.Namespace, *, now: datetime) -> int:
     config, store = _store(args)
     if args.role == "kek":
-        return _generate_kek(store, force=args.force)
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    ca = _demo_ca(store)
-    profile = _profile(args, config, demo=ca is not None)
-    key = _new_key(args, store, force=args.force)
-    if ca is None:
-        csr = certificates.build_csr(key, profile)
-        store.csr_path(role, name).write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+        print(f"kek {key_setup.generate_kek(store)}: {store.kek_path}")
+        return EXIT_OK
+    role, name, subject = _target(args)
+    made = key_setup.generate(
+        config, store, role, name, args.algorithm, subject, now, where=args.store, force=args.force
+    )
+    if made.certificate is None:
         print(
-            f"key generated ({store.location(role, name)}); no demo CA here, so a request was "
-            f"written: {store.csr_path(role, name)}"
+            f"key generated ({made.location}); no demo CA here, so a request was "
+            f"written: {made.csr_path}"
         )
         print(
             "have it certified by your national CA, then run: gateway keys import "
             f"{role} CERT.pem --config {args.config}" + (f" --name {name}" if name else "")
         )
         return EXIT_OK
-    cert = ca.issue(key.public_key(), profile, now=now)
-    store.cert_path(role, name).write_bytes(certificates.pem_bundle([cert, ca.certificate]))
+    cert = made.certificate
     print(f"*** {DEMO_LABEL} *** certificate from the demo CA")
     print(
-        f"{role}{' ' + name if name else ''}: {algorithms.describe_key(key.public_key())}, "
+        f"{role}{' ' + name if name else ''}: {algorithms.describe_key(cert.public_key())}, "
         f"{cert.subject.rfc4514_string()}"
     )
-    print(f"key: {store.location(role, name)}  certificate: {store.cert_path(role, name)}")
-    return EXIT_OK
-
-
-def _generate_kek(store: KeyStore, *, force: bool) -> int:
-    # Imported here: the at-rest layer is needed only by this command.
-    from gateway.crypto.at_rest import generate_file_kek
-    from gateway.crypto.kek_rotation import ring_manifest_path
-
-    if ring_manifest_path(store.directory).exists():
-        raise KeyStoreError(
-            f"{ring_manifest_path(store.directory)} exists: this node's KEKs were rotated; "
-            "make a new one with `gateway keys rotate kek`"
-        )
-    if store.kek_path.exists():
-        raise KeyStoreError(
-            f"{store.kek_path} exists; replacing it would make stored data "
-            "unreadable (rotation re-wraps data keys; --force does not apply)"
-        )
-    store.directory.mkdir(parents=True, exist_ok=True)
-    key_id = generate_file_kek(store.kek_path, store.passphrase())
-    print(f"kek {key_id}: {store.kek_path}")
+    print(f"key: {made.location}  certificate: {store.cert_path(role, name)}")
     return EXIT_OK
 
 
 def cmd_csr(args: argparse.Namespace, *, now: datetime) -> int:
     config, store = _store(args)
-    role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    profile = _profile(args, config, demo=False)
-    if store.key_path(role, name).exists():
-        key = store.read_private_key_file(store.key_path(role, name), key_stem(role, name))
-    elif store.uses_token and store.token().has_key(key_stem(role, name)):
-        key = store.token().private_key(key_stem(role, name))
-    else:
-        key = _new_key(args, store, force=False)
-    csr = certificates.build_csr(key, profile)
-    path = store.csr_path(role, name)
-    pem = csr.public_bytes(serialization.Encoding.PEM)
-    path.write_bytes(pem)
+    role, name, subject = _target(args)
+    path, asked = key_setup.write_csr(
+        config, store, role, name, args.algorithm, subject, where=args.store
+    )
     # The request itself on stdout, so `gateway keys csr seal … > seal.csr` is what the CA
     # (and openssl) reads; what was done goes to stderr.
-    sys.stdout.write(pem.decode("ascii"))
+    sys.stdout.write(path.read_text(encoding="ascii"))
     sys.stdout.flush()
     print(f"certificate request: {path}", file=sys.stderr)
-    print(f"subject: {csr.subject.rfc4514_string()}", file=sys.stderr)
+    print(f"subject: {asked.rfc4514_string()}", file=sys.stderr)
     print(
         f"then: gateway keys import {role} CERT.pem --config {args.config}"
         + (f" --name {name}" if name else ""),
@@ -198,50 +121,27 @@ def cmd_csr(args: argparse.Namespace, *, now: datetime) -> int:
 
 
 def cmd_import(args: argparse.Namespace, *, now: datetime) -> int:
-    config, store = _store(args)
     role, name = KeyRole(args.role), args.name if args.role == "official" else ""
-    generation = args.generation
-    certs = certificates.load_pem_certificates(args.certificate.read_bytes())
-    if not certs:
-        raise KeyStoreError(f"{args.certificate}: no PEM certificate in it")
-    leaf = certs[0]
-    if generation != 1:
-        store.generations(role, name).generation(generation)  # refuses an unknown generation
-    stem = store.stem(role, name, generation)
-    key_path = store.key_path(role, name, generation)
-    if key_path.exists():
-        key = store.read_private_key_file(key_path, stem)
-    elif store.uses_token:
-        key = store.token().private_key(stem)
-    else:
-        raise KeyStoreError(f"no {role} key to match: {key_path} does not exist")
-    if not certificates.same_public_key(key.public_key(), certificates.public_key_of(leaf)):
-        raise KeyStoreError(
-            f"{args.certificate} was issued for another key than "
-            f"{store.location(role, name, generation)}"
-        )
-    if certificates.body_id_of(leaf) != config.node.body_id:
-        raise KeyStoreError(
-            f"{args.certificate}: organizationIdentifier "
-            f"{certificates.body_id_of(leaf)!r} is not this node's body id "
-            f"{config.node.body_id!r}"
-        )
-    mismatch = certificates.role_mismatch(leaf, str(role))
-    if mismatch:
-        raise KeyStoreError(f"{args.certificate} cannot serve as {role}: {mismatch}")
-    if leaf.not_valid_after_utc < now:
-        raise KeyStoreError(f"{args.certificate} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
-    store.cert_path(role, name, generation).write_bytes(certificates.pem_bundle(certs))
-    if generation != 1:  # a rotation step: recorded like the others
-        with _context(args) as (ctx, _):
-            app_keys.certificate_imported(
-                ctx, store, role, name, generation, leaf.fingerprint(hashes.SHA256()).hex()
+    pem = args.certificate.read_bytes()
+    with _context(args) as (ctx, store):
+        try:
+            done = app_keys.import_certificate(
+                replace(ctx, clock=lambda: now),
+                store,
+                role,
+                name,
+                args.generation,
+                pem,
+                source=str(args.certificate),
             )
+        except app_keys.KeyRefused as exc:
+            raise _refused(exc) from exc
+    leaf = done.certificate
     print(
-        f"imported {stem}: {leaf.subject.rfc4514_string()} "
+        f"imported {done.stem}: {leaf.subject.rfc4514_string()} "
         f"(valid to {leaf.not_valid_after_utc:%Y-%m-%d})"
     )
-    if len(certs) == 1:
+    if done.chain_length == 1:
         print(
             "note: the file held no issuer certificates; signatures will carry only the "
             "signer's certificate (peers must know the issuing CA)"
@@ -293,8 +193,7 @@ def cmd_list(args: argparse.Namespace, *, now: datetime) -> int:
 
 def cmd_crl(args: argparse.Namespace, *, now: datetime) -> int:
     _, store = _store(args)
-    ca = _demo_ca(store)
-    if ca is None:
+    if _demo_ca(store) is None:
         raise KeyStoreError(f"no demo CA in {store.demo_ca_dir}; only the demo CA issues CRLs here")
     for spec in args.revoke:
         # One path with `keys revoke`: the generation in force is revoked in the manifest too
@@ -311,14 +210,8 @@ def cmd_crl(args: argparse.Namespace, *, now: datetime) -> int:
             demo_ca=store.demo_ca_dir,
         )
         cmd_revoke(revoke, now=now)
-        ca = _demo_ca(store)
-        assert ca is not None
-    ca.save(store.passphrase(), now=now)
-    crl = x509.load_pem_x509_crl((store.demo_ca_dir / DemoCA.CRL_FILE).read_bytes())
-    print(
-        f"CRL: {store.demo_ca_dir / DemoCA.CRL_FILE} ({len(list(crl))} revoked, next update "
-        f"{crl.next_update_utc:%Y-%m-%d})"
-    )
+    path, revoked, next_update = key_setup.crl_state(store, now)
+    print(f"CRL: {path} ({revoked} revoked, next update {next_update:%Y-%m-%d})")
     return EXIT_OK
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import CommandError, ExitCode
-from gateway.crashpoints import crash_point
 
 if TYPE_CHECKING:
     from gateway.config import NodeConfig
@@ -311,11 +310,11 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
 
 
 def _directory_show(args: argparse.Namespace) -> int:
+    from gateway.app.directory import current_directory
     from gateway.config import NodeConfig
-    from gateway.exchange.node import load_directory
 
     config = NodeConfig.from_toml(args.config)
-    directory = load_directory(config, at=datetime.now(UTC))
+    directory = current_directory(config, datetime.now(UTC))
     if args.json:
         print(json.dumps(_directory_json(directory), ensure_ascii=False, indent=2))
         return 0
@@ -367,68 +366,14 @@ def _directory_json(directory: Any) -> dict[str, Any]:
 
 
 def _directory_import(args: argparse.Namespace) -> int:
-    from gateway.config import NodeConfig
-    from gateway.crypto.trust import TrustList
-    from gateway.exchange.directory import check_update
-    from gateway.exchange.directory_signing import verify_directory
-    from gateway.exchange.node import load_directory
-
-    config = NodeConfig.from_toml(args.config)
-    now = datetime.now(UTC)
-    if config.trust.depositary_ca_file is None or config.trust.directory_file is None:
-        raise CommandError(
-            f"{config.path}: в [trust] нужны depositary_ca_file и directory_file",
-            "CONFIG_INVALID",
-            ExitCode.USAGE,
-        )
-    trust = TrustList.from_pem_files(config.trust.depositary_ca_file, require_revocation=False)
-    data = args.file.read_bytes()
-    new = verify_directory(data, trust, at=now)
-    target = config.trust.directory_file
-    current = load_directory(config, at=now) if target.exists() else None
-    if current is not None and current.version == new.version and target.read_bytes() == data:
-        # Installed already (demo nodes sharing one directory file, a repeated import). An
-        # import killed between the swap and its audit event (directory.swapped) is completed
-        # by importing the same file again: the event is written once.
-        _audit_directory_change(config, new.version, now)
-        print(f"справочник версии {new.version} уже установлен: {target}")
-        return 0
-    check_update(current, new, now=now)
-    temporary = target.with_suffix(".new")
-    temporary.write_bytes(data)
-    crash_point("directory.written")
-    temporary.replace(target)  # atomic: a node reading it sees the old or the new, never half
-    crash_point("directory.swapped")
-    _audit_directory_change(config, new.version, now)
-    print(f"справочник версии {new.version} принят и установлен: {target}")
-    return 0
-
-
-def _audit_directory_change(config: NodeConfig, version: int, now: datetime) -> None:
-    """Audit the installation of ``version``, once: an import repeated after a crash adds no
-    second event."""
     from gateway.app.context import AppContext
-    from gateway.store import audit
+    from gateway.app.directory import import_directory
 
-    store = AppContext.from_config(config).store
-    with store.transaction() as conn:
-        if version not in _imported_versions(conn):
-            audit.append(
-                conn,
-                now=now,
-                actor="cli",
-                kind="directory.imported",
-                details={"version": version},
-            )
-    store.dispose()
-
-
-def _imported_versions(conn: Any) -> set[Any]:
-    from gateway.store import audit
-
-    versions: set[Any] = set()
-    after = 0
-    while found := audit.events(conn, after, kinds=("directory.imported",)):
-        versions |= {event.details.get("version") for event in found}
-        after = found[-1].seq
-    return versions
+    data = args.file.read_bytes()
+    with AppContext.open(args.config) as ctx:
+        imported = import_directory(ctx, data)
+    if imported.already:
+        print(f"справочник версии {imported.version} уже установлен: {imported.path}")
+    else:
+        print(f"справочник версии {imported.version} принят и установлен: {imported.path}")
+    return 0

@@ -11,7 +11,7 @@ signed and sealed paper original and records here the date and the carrier's tra
 the receiving office records when it arrived (or the sender, when the carrier reports
 delivery). Dates are the node's (``[node] timezone``). Each mark is set once and audited
 (``original.sent``, ``original.received``); the rules are gateway.rules.originals, the record
-gateway.store.originals — the same the local API and the console use.
+gateway.app.originals — the same store calls the local API and the console use.
 
 Exit codes: 0 — recorded or listed; 1 — refused (the message names the field and the article);
 2 — bad arguments, configuration or an unknown message.
@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import ExitCode, fail, report
+
+if TYPE_CHECKING:
+    from gateway.app.context import AppContext
 
 
 def register(subparsers: Any) -> None:
@@ -60,29 +63,18 @@ def _date(value: str) -> date | None:
         return None
 
 
-def _record(args: argparse.Namespace, mark: Callable[..., Any], what_ru: str) -> int:
-    from zoneinfo import ZoneInfo
-
-    from gateway.cli.purge import cli_actor
-    from gateway.config import NodeConfig
+def _record(args: argparse.Namespace, mark: Callable[[AppContext], Any], what_ru: str) -> int:
+    from gateway.app.context import AppContext
     from gateway.model.problems import GatewayError
     from gateway.rules.originals import OriginalRefused
-    from gateway.store import open_current, open_store
 
     try:
-        config = NodeConfig.from_toml(args.config)
-        store = open_store(config.database_url)
-        open_current(store.engine)
+        ctx = AppContext.open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
     try:
-        with store.transaction() as conn:
-            row = mark(
-                conn,
-                actor=cli_actor(),
-                now=datetime.now(UTC),
-                zone=ZoneInfo(config.node.timezone),
-            )
+        with ctx:
+            row = mark(ctx)
     except OriginalRefused as refused:
         unknown = refused.code == "UNKNOWN_MESSAGE"
         return fail(
@@ -90,38 +82,32 @@ def _record(args: argparse.Namespace, mark: Callable[..., Any], what_ru: str) ->
             refused.code,
             ExitCode.USAGE if unknown else ExitCode.REFUSED,
         )
-    finally:
-        store.dispose()
     print(f"документ {row.message_id}: {what_ru}; {_line(row)}")
     return int(ExitCode.OK)
 
 
 def _sent(args: argparse.Namespace) -> int:
-    from gateway.store import originals
+    from gateway.app import originals
 
     sent_on = _date(args.sent_on)
     if sent_on is None:
         return fail(f"--sent-on {args.sent_on!r}: нужна дата ГГГГ-ММ-ДД", "USAGE")
     return _record(
         args,
-        lambda conn, **kw: originals.mark_sent(
-            conn, args.message, sent_on=sent_on, tracking=args.tracking, **kw
-        ),
+        lambda ctx: originals.mark_sent(ctx, args.message, sent_on, args.tracking),
         "отправка оригинала отмечена",
     )
 
 
 def _received(args: argparse.Namespace) -> int:
-    from gateway.store import originals
+    from gateway.app import originals
 
     received_on = _date(args.received_on)
     if received_on is None:
         return fail(f"--received-on {args.received_on!r}: нужна дата ГГГГ-ММ-ДД", "USAGE")
     return _record(
         args,
-        lambda conn, **kw: originals.mark_received(
-            conn, args.message, received_on=received_on, **kw
-        ),
+        lambda ctx: originals.mark_received(ctx, args.message, received_on),
         "получение оригинала отмечено",
     )
 
@@ -137,21 +123,16 @@ def _line(row: Any) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from gateway.config import NodeConfig
+    from gateway.app.context import AppContext
+    from gateway.app.originals import list_originals
     from gateway.model.problems import GatewayError
-    from gateway.store import open_current, open_store, originals
 
     try:
-        config = NodeConfig.from_toml(args.config)
-        store = open_store(config.database_url)
-        open_current(store.engine)
+        ctx = AppContext.open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        with store.read() as conn:
-            rows = originals.listed(conn, args.conversation)
-    finally:
-        store.dispose()
+    with ctx:
+        rows = list_originals(ctx, args.conversation)
     if args.not_sent:
         rows = [r for r in rows if r.outgoing and r.sent_on is None]
     for row in rows:

@@ -17,7 +17,7 @@ conversation, no reference); 2 — bad arguments, configuration or an unknown co
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,8 @@ def register(subparsers: Any) -> None:
 
 def _close(args: argparse.Namespace) -> int:
     from gateway.app.context import AppContext
-    from gateway.cli.purge import cli_actor
+    from gateway.app.proceedings import ProceedingCloseRefused, close_proceeding
     from gateway.model.problems import GatewayError
-    from gateway.store import conversations
 
     try:
         closed_at = datetime.fromisoformat(args.closed_at)
@@ -60,26 +59,17 @@ def _close(args: argparse.Namespace) -> int:
             "USAGE",
         )
     try:
-        store = AppContext.open(args.config).store
+        ctx = AppContext.open(args.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
     try:
-        with store.transaction() as conn:
-            conversations.close_proceeding(
-                conn,
-                args.conversation,
-                closed_at=closed_at,
-                reference=args.reference,
-                actor=cli_actor(),
-                now=datetime.now(UTC),
-            )
-    except conversations.ProceedingCloseRefused as refused:
+        with ctx:
+            close_proceeding(ctx, args.conversation, closed_at, args.reference)
+    except ProceedingCloseRefused as refused:
         unknown = refused.code == "UNKNOWN_CONVERSATION"
         return fail(
             refused.message_ru, refused.code, ExitCode.USAGE if unknown else ExitCode.REFUSED
         )
-    finally:
-        store.dispose()
     print(
         f"производство по переписке {args.conversation} отмечено закрытым "
         f"{closed_at.isoformat()}; срок хранения «proceeding-closed» считается от этой даты"

@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli.context import with_context
 from gateway.cli.errors import ExitCode, fail, report
 
 if TYPE_CHECKING:
+    from gateway.app.context import AppContext
     from gateway.config import NodeConfig
 
 EXIT_OK = ExitCode.OK
@@ -56,18 +58,18 @@ def register(subparsers: Any) -> None:
     runs = sub.add_parser("runs", help="последние запуски и их отчёты")
     runs.add_argument("--config", required=True, type=Path)
     runs.add_argument("--limit", type=int, default=20)
-    runs.set_defaults(handler=_runs)
+    runs.set_defaults(handler=with_context(_runs))
     rep = sub.add_parser("report", help="показать подписанный отчёт; --out — выгрузить")
     rep.add_argument("--config", required=True, type=Path)
     rep.add_argument("run_id", metavar="RUN_ID")
     rep.add_argument(
         "--out", type=Path, help="каталог: report.json, report.sig, seal.pem (для openssl)"
     )
-    rep.set_defaults(handler=_report)
+    rep.set_defaults(handler=with_context(_report))
     ver = sub.add_parser("verify-report", help="проверить подпись печатью под отчётом")
     ver.add_argument("--config", required=True, type=Path)
     ver.add_argument("run_id", metavar="RUN_ID")
-    ver.set_defaults(handler=_verify_report)
+    ver.set_defaults(handler=with_context(_verify_report))
 
 
 def _say(message: str) -> None:
@@ -91,12 +93,10 @@ def cli_actor() -> str:
     return command_line_actor().name
 
 
-def _open(args: argparse.Namespace) -> tuple[NodeConfig, Any]:
+def _open(args: argparse.Namespace) -> AppContext:
     from gateway.app.context import AppContext
 
-    ctx = AppContext.open(args.config)
-    assert ctx.config is not None
-    return ctx.config, ctx.store
+    return AppContext.open(args.config)
 
 
 def _seal_certificates(config: NodeConfig) -> list[Any]:
@@ -123,32 +123,28 @@ def _purge(args: argparse.Namespace) -> int:
             f"--now {args.now!r} — не время ISO 8601 (например 2031-01-01T00:00:00Z)",
             "INVALID_ARGUMENT",
         )
-    from gateway.jobs.retention import PolicySet
-
     try:
-        config, store = _open(args)
-        policies = PolicySet.from_config(config)
+        ctx = _open(args)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        if args.dry_run:
-            return _dry_run(store, policies, now, as_json=args.json)
-        return _real_run(
-            config, store, policies, now, as_json=args.json, batch_size=args.batch_size
-        )
-    finally:
-        store.dispose()
+    with ctx:
+        try:
+            if args.dry_run:
+                return _dry_run(ctx, now, as_json=args.json)
+            return _real_run(ctx, now, as_json=args.json, batch_size=args.batch_size)
+        except GatewayError as exc:  # a bad retention policy
+            return report(exc)
 
 
-def _dry_run(store: Any, policies: Any, now: datetime, *, as_json: bool) -> int:
-    from gateway.jobs.purge import Action, Decision, plan
+def _dry_run(ctx: AppContext, now: datetime, *, as_json: bool) -> int:
+    from gateway.app.purge import Action, Decision, plan_purge
 
     counts: dict[str, int] = {}
     examined = 0
     if not as_json:
         print(f"# пробный запуск на {now.isoformat()}: ничего не удаляется")
         print("# message_id\tkind\tdirection\tparty\tpolicy\texpired_at\taction")
-    for item in plan(store, policies, now):
+    for item in plan_purge(ctx, now):
         if not isinstance(item, Decision):
             examined += item
             continue
@@ -217,68 +213,39 @@ class _ProgressPrinter:
 
 
 def _real_run(
-    config: NodeConfig,
-    store: Any,
-    policies: Any,
-    now: datetime,
-    *,
-    as_json: bool,
-    batch_size: int | None = None,
+    ctx: AppContext, now: datetime, *, as_json: bool, batch_size: int | None = None
 ) -> int:
-    from gateway.crypto.kek_rotation import load_kek_ring
+    from gateway.app.purge import (
+        MAX_PURGE_BATCH,
+        PURGE_BATCH,
+        PurgeLocked,
+        PurgeRefused,
+        run_purge_now,
+    )
     from gateway.crypto.keystore import KeyStore
-    from gateway.jobs.locks import job_lock
-    from gateway.jobs.purge import PURGE_BATCH, run_purge
-    from gateway.jobs.scheduler import PURGE, default_owner
-    from gateway.model.problems import GatewayError
-    from gateway.store.purge import MAX_PURGE_BATCH
 
+    assert ctx.config is not None
     batch_size = batch_size or PURGE_BATCH
     if not 1 <= batch_size <= MAX_PURGE_BATCH:
         return fail(f"--batch-size должно быть от 1 до {MAX_PURGE_BATCH}", "INVALID_ARGUMENT")
-    keys = KeyStore.from_config(config)
-    try:
-        seal = keys.seal()
-    except (GatewayError, OSError) as exc:
-        keys.close()
-        return fail(
-            f"печать органа не загружена ({exc}); отчёт о запуске нечем подписать",
-            "SEAL_UNAVAILABLE",
-        )
-    try:
-        ring = load_kek_ring(keys)
-    except (GatewayError, OSError) as exc:
-        keys.close()
-        return fail(
-            f"ключ шифрования узла (KEK) не загружен ({exc}); без него ключи периодов "
-            "хранения нечем уничтожить (docs/purge-and-audit.md)",
-            "KEK_UNAVAILABLE",
-        )
+    keys = KeyStore.from_config(ctx.config)
     printer = _ProgressPrinter(sys.stderr)
     try:
-        with job_lock(store.engine, PURGE, default_owner(config.node.body_id)) as acquired:
-            if not acquired:
-                return fail(
-                    "уничтожение уже выполняется на другом узле (блокировка purge занята)",
-                    "PURGE_LOCKED",
-                    EXIT_LOCKED,
-                )
-            report = run_purge(
-                store,
-                policies,
-                now,
-                seal=seal,
-                actor=cli_actor(),
-                progress=printer,
-                batch_size=batch_size,
-                keys=ring,
-            )
-        if not store.checkpoint_wal():
-            print(
-                "журнал SQLite занят читателем: удалённые строки уйдут из gateway.db-wal при "
-                "следующей контрольной точке SQLite",
-                file=sys.stderr,
-            )
+        report = run_purge_now(ctx, keys, now, batch_size=batch_size, progress=printer)
+    except PurgeRefused as refused:
+        what = (
+            "ключ шифрования узла (KEK) не загружен; без него ключи периодов хранения нечем "
+            "уничтожить (docs/purge-and-audit.md)"
+            if refused.code == "KEK_UNAVAILABLE"
+            else "печать органа не загружена; отчёт о запуске нечем подписать"
+        )
+        return fail(f"{what} ({refused})", refused.code)
+    except PurgeLocked:
+        return fail(
+            "уничтожение уже выполняется на другом узле (блокировка purge занята)",
+            "PURGE_LOCKED",
+            EXIT_LOCKED,
+        )
     finally:
         printer.done()
         keys.close()
@@ -297,45 +264,27 @@ def _real_run(
     return EXIT_OK if not report.errors else EXIT_FAILED
 
 
-def _runs(args: argparse.Namespace) -> int:
-    from gateway.model.problems import GatewayError
-    from gateway.store import purge as purge_store
+def _runs(args: argparse.Namespace, ctx: AppContext) -> int:
+    from gateway.app.purge import list_runs
 
-    try:
-        _config, store = _open(args)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    try:
-        with store.read() as conn:
-            runs = purge_store.list_runs(conn, limit=args.limit)
-            signed = {r.run_id: purge_store.get_report(conn, r.run_id) is not None for r in runs}
-    finally:
-        store.dispose()
+    listed = list_runs(ctx, limit=args.limit)
     print("run_id\tstarted_at\tstate\tpurged\theld\terror\treport")
-    for r in runs:
+    for item in listed:
+        r = item.run
         print(
             f"{r.run_id}\t{r.started_at.isoformat()}\t{r.state}\t{r.purged}\t{r.held}\t"
-            f"{r.error_code or '-'}\t{'signed' if signed[r.run_id] else 'none'}"
+            f"{r.error_code or '-'}\t{'signed' if item.signed else 'none'}"
         )
     return EXIT_OK
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace, ctx: AppContext) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from gateway.model.problems import GatewayError
-    from gateway.store import purge as purge_store
+    from gateway.app.purge import stored_report
 
-    try:
-        _config, store = _open(args)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    try:
-        with store.read() as conn:
-            stored = purge_store.get_report(conn, args.run_id)
-    finally:
-        store.dispose()
+    stored = stored_report(ctx, args.run_id)
     if stored is None:
         return fail(
             f"отчёта запуска {args.run_id} нет (gateway purge runs покажет запуски)",
@@ -357,19 +306,16 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _verify_report(args: argparse.Namespace) -> int:
-    from gateway.jobs.purge import verify_report
+def _verify_report(args: argparse.Namespace, ctx: AppContext) -> int:
+    from gateway.app.purge import check_report
     from gateway.model.problems import GatewayError
 
     try:
-        config, store = _open(args)
-        expected = _seal_certificates(config)
+        assert ctx.config is not None
+        expected = _seal_certificates(ctx.config)
     except (GatewayError, OSError) as exc:
         return report(exc)
-    try:
-        check = verify_report(store, args.run_id, expected)
-    finally:
-        store.dispose()
+    check = check_report(ctx, args.run_id, expected)
     if check.ok:
         print(
             f"отчёт запуска {args.run_id}: подпись печатью верна "

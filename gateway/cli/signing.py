@@ -191,12 +191,10 @@ def _stored(
 ) -> tuple[bytes, ExistenceProof | None]:
     """From the node's store: the document (``data`` if given, else the stored one) and its
     proof of existence — None unless the stored document is exactly ``data``."""
-    import hashlib
-
+    from gateway.app.context import AppContext
+    from gateway.app.existence import MessageNotStored, stored_with_proof
     from gateway.crypto.kek_rotation import load_kek_ring
     from gateway.crypto.keystore import KeyRole, KeyStore
-    from gateway.exchange.existence import proof_of_existence
-    from gateway.store import messages, open_store
 
     if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
         raise CommandError(
@@ -204,28 +202,18 @@ def _stored(
             "NODE_NOT_INITIALISED",
         )
     keys = KeyStore.from_config(config)
-    store = open_store(config.database_url)
     try:
-        with store.read() as conn:
-            stored = messages.get(conn, message_id)
-            if stored is None:
-                raise CommandError(
-                    f"--message {message_id}: узел не хранит такого сообщения",
-                    "MESSAGE_NOT_FOUND",
-                )
-            ring = load_kek_ring(keys)
-            if data is None:
-                data = messages.read_document(conn, message_id, ring)
-            if hashlib.sha256(data).digest() != stored.document_sha256:
-                return data, None  # another document under a stored id: no record of it
-            return data, proof_of_existence(
-                conn,
+        with AppContext.from_config(config) as ctx:
+            return stored_with_proof(
+                ctx,
+                load_kek_ring(keys),
                 message_id,
-                stored.document_sha256,
-                ring,
-                stored.stored_at,
+                data,
                 keys.generation_certificates(KeyRole.SEAL),
             )
+    except MessageNotStored:
+        raise CommandError(
+            f"--message {message_id}: узел не хранит такого сообщения", "MESSAGE_NOT_FOUND"
+        ) from None
     finally:
-        store.dispose()
         keys.close()

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli.context import with_context
 from gateway.cli.errors import ExitCode, fail
 
 if TYPE_CHECKING:
@@ -70,28 +71,15 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help=f"файл с паролем (первая строка); иначе переменная {PASSWORD_ENV} или запрос",
     )
-    p.set_defaults(handler=_guard(_add))
+    p.set_defaults(handler=with_context(_add))
 
     p = add_parser("disable", "отключить пользователя (его сеансы завершатся)")
     p.add_argument("username", metavar="USERNAME")
-    p.set_defaults(handler=_guard(_disable))
+    p.set_defaults(handler=with_context(_disable))
 
     p = add_parser("list", "список пользователей")
     p.add_argument("--json", action="store_true", help="в машиночитаемом виде (JSON)")
-    p.set_defaults(handler=_guard(_list))
-
-
-def _guard(handler: Any) -> Any:
-    """Open the node's context for ``handler`` (a thin adapter over :mod:`gateway.app.users`);
-    failures reach gateway.cli.main."""
-
-    def run(args: argparse.Namespace) -> int:
-        from gateway.app.context import AppContext
-
-        with AppContext.open(args.config) as ctx:
-            return int(handler(args, ctx))
-
-    return run
+    p.set_defaults(handler=with_context(_list))
 
 
 def read_password(password_file: Path | None) -> str:
@@ -118,7 +106,6 @@ def read_password(password_file: Path | None) -> str:
 
 def _add(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app import users
-    from gateway.store import users as user_table
     from gateway.web.console.passwords import hash_password, password_problem
 
     try:
@@ -136,9 +123,7 @@ def _add(args: argparse.Namespace, ctx: AppContext) -> int:
         users.new_user_roles(args.username, args.role)
     except users.UserRefused as exc:
         return fail(str(exc), exc.code, EXIT_FAILED)
-    with ctx.store.read() as conn:
-        taken = user_table.get_by_username(conn, args.username) is not None
-    if taken:  # before hashing: a taken name is said at once
+    if users.username_taken(ctx, args.username):  # before hashing: a taken name is said at once
         return fail(f"имя {args.username!r} уже занято", "USERNAME_TAKEN", EXIT_FAILED)
     problem = password_problem(password)
     if problem is not None:

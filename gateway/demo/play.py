@@ -24,14 +24,16 @@ from urllib.parse import quote
 import aiohttp
 from fpdf import FPDF
 
+from gateway.app import admin, users
+from gateway.app.context import AppContext
 from gateway.config import NodeConfig
 from gateway.crypto.algorithms import suite_name
 from gateway.crypto.pades import sign_pdf, verify_pdf
 from gateway.crypto.xades import verify_document
 from gateway.demo.setup import NodePorts, publish_endpoints
 from gateway.exchange.node import Node
+from gateway.exchange.service import Actor, Role
 from gateway.schemas import VALID_EXAMPLES_DIR
-from gateway.store import tokens, users
 from gateway.web.console import hash_password
 from gateway.web.runtime import DIRECTORY_POLL_SECONDS, NodeRuntime
 
@@ -84,18 +86,15 @@ class Demo:
     async def start(self, configs: dict[str, Path]) -> None:
         for body_id, path in configs.items():
             node = Node.from_config(NodeConfig.from_toml(path))
-            token = secrets.token_urlsafe(32)
-            with node.store.transaction() as conn:
-                tokens.create(conn, token, label="demo", scopes=DEMO_SCOPES, now=datetime.now(UTC))
+            # The demo sets its nodes up as their administrator would, audited as "demo".
+            ctx = AppContext(node.store, Actor(name="demo", roles=frozenset(Role)), node.config)
+            token = admin.add_token(ctx, "demo", DEMO_SCOPES).token
             token_file = path.parent / "api-token"
             token_file.write_text(token + "\n", encoding="ascii")
             token_file.chmod(0o600)
             self.tokens[body_id] = token
             password = secrets.token_urlsafe(12)
-            with node.store.transaction() as conn:
-                users.create(
-                    conn, DEMO_USER, hash_password(password), DEMO_SCOPES, datetime.now(UTC)
-                )
+            users.add_user(ctx, DEMO_USER, hash_password(password), DEMO_SCOPES)
             (path.parent / "console-password").write_text(password + "\n", encoding="ascii")
             (path.parent / "console-password").chmod(0o600)
             self.passwords[body_id] = password

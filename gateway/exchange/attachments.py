@@ -123,6 +123,13 @@ async def discard(store: Store, attachment_ids: list[str], executor: Executor | 
     await asyncio.shield(_off_loop(executor, delete))
 
 
+def open_reader(store: Store, attachment_id: str, keys: KekRing) -> attachment_store.Reader:
+    """What streaming one stored attachment out needs (its part key unwrapped, its segments'
+    count); the bytes follow with :func:`read_stream`."""
+    with store.read() as conn:
+        return attachment_store.reader(conn, attachment_id, keys)
+
+
 async def read_stream(
     store: Store, opened: attachment_store.Reader, executor: Executor | None = None
 ) -> AsyncIterator[bytes]:

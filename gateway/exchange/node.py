@@ -42,9 +42,8 @@ from gateway.model.directory import CertificateRole, Directory
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.rules.clock import Calendars
-from gateway.store import Store, open_store
+from gateway.store import Store, open_current_store
 from gateway.store import outbox as outbox_store
-from gateway.store.engine import open_current
 from gateway.store.group_commit import GroupCommitter
 from gateway.store.idempotency import IdempotencyKey
 from gateway.xml.convert import json_to_xml, to_bytes
@@ -113,11 +112,17 @@ class Node:
         gets the schema; one at another revision is refused (:func:`gateway.store.open_current`:
         ``gateway serve`` upgrades it first, and says so)."""
         keys = KeyStore.from_config(config)
-        ring = load_kek_ring(keys)
-        config.node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        store = open_store(config.database_url)
-        open_current(store.engine)
-        directory = load_directory(config, at=clock())
+        store = None
+        try:  # a failed start leaves no key file or database connection open
+            ring = load_kek_ring(keys)
+            config.node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            store = open_current_store(config.database_url)
+            directory = load_directory(config, at=clock())
+        except BaseException:
+            if store is not None:
+                store.dispose()
+            keys.close()
+            raise
         return cls(
             config=config, keys=keys, store=store, kek_ring=ring, directory=directory, clock=clock
         )

@@ -108,6 +108,10 @@ class Action(StrEnum):
     (gateway.app.keys). Only the command line offers these acts for now."""
     MANAGE_USERS = "manage-users"
     """Add, disable or list the console's users (gateway.app.users)."""
+    IMPORT_DIRECTORY = "import-directory"
+    """Install a new signed directory of bodies (gateway.app.directory)."""
+    RUN_PURGE = "run-purge"
+    """Run the retention purge now, besides its nightly run (gateway.app.purge)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,8 @@ ACCESS: Mapping[Action, Access] = MappingProxyType(
         Action.MANAGE_TOKENS: Access((Role.ADMINISTRATOR,), what="managing API tokens"),
         Action.MANAGE_KEYS: Access((Role.ADMINISTRATOR,), what="managing keys"),
         Action.MANAGE_USERS: Access((Role.ADMINISTRATOR,), what="managing console users"),
+        Action.IMPORT_DIRECTORY: Access((Role.ADMINISTRATOR,), what="importing the directory"),
+        Action.RUN_PURGE: Access((Role.ADMINISTRATOR,), what="running the purge"),
     }
 )
 """The one table of who may do what: the node enforces it, the console and the docs follow it."""

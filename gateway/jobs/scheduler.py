@@ -21,10 +21,10 @@ Theory of operation
   ``replace_existing`` alone would recompute it from now and silently drop the missed run).
 * **One node at a time**: several nodes on one PostgreSQL share the job store table, so each
   run is normally picked up by one of them; when two pick the same run (APScheduler 3 does
-  not coordinate schedulers), the job lock (:mod:`gateway.jobs.locks`) lets one run it and the
+  not coordinate schedulers), the job lock (:mod:`gateway.app.locks`) lets one run it and the
   other logs the skip. Every run of every job goes through the lock, on SQLite too.
 * **Once per slot**: after taking the lock, a run claims its slot — the job and the time it
-  was scheduled for — in ``jobs_slots`` (:mod:`gateway.jobs.slots`), whose primary key lets
+  was scheduled for — in ``jobs_slots`` (:mod:`gateway.app.slots`), whose primary key lets
   one claim win. A second process that picks the same run after the first released the lock,
   or a restart that replays it, finds the slot taken and skips it: timing no longer matters.
   The row then records the outcome, duration and count (``gateway jobs list``, ``/metrics``).
@@ -40,9 +40,7 @@ import asyncio
 import inspect
 import io
 import logging
-import os
 import pickle
-import socket
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -68,10 +66,20 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from gateway.app import slots
+from gateway.app.locks import DEFAULT_LEASE, JobLock, advisory_key, default_owner
+from gateway.app.retention import SourceLines
+from gateway.app.scheduled import (
+    DEADLINE_REMINDERS,
+    JOB_NAMES,
+    KEY_EXPIRY_WARNINGS,
+    OUTBOX_RETRY,
+    PURGE,
+    JobRun,
+    NodeLike,
+    job_bodies,
+)
 from gateway.config import NodeConfig
-from gateway.jobs import slots
-from gateway.jobs.locks import DEFAULT_LEASE, JobLock, advisory_key
-from gateway.jobs.retention import SourceLines
 from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
@@ -79,11 +87,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PURGE = "purge"
-OUTBOX_RETRY = "outbox-retry"
-DEADLINE_REMINDERS = "deadline-reminders"
-KEY_EXPIRY_WARNINGS = "key-expiry-warnings"
-JOB_NAMES = (PURGE, OUTBOX_RETRY, DEADLINE_REMINDERS, KEY_EXPIRY_WARNINGS)
 
 TABLE_PREFIX = "jobs_"
 """Prefix of the scheduler's own tables (job store, SQLite locks): apart from the store's."""
@@ -126,20 +129,6 @@ def _utcnow() -> datetime:
 
 
 # --- what a job body gets, and what came of a run -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class JobRun:
-    """Passed to a job body: which run this is. Bodies use ``scheduled_for`` or ``started_at``
-    as their ``now`` (the purge uses ``started_at``), never the clock directly."""
-
-    job: str
-    scheduled_for: datetime
-    """The run time the trigger fired for (the latest missed one after a catch-up)."""
-    started_at: datetime
-    """When the body started, after the lock was taken (UTC)."""
-    owner: str
-    """This node, as named in the lock (``RU-FSSP@host:pid``)."""
 
 
 JobBody = Callable[[JobRun], Awaitable[Any] | Any]
@@ -283,11 +272,6 @@ def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
             "APScheduler from Monday = 0"
         )
     return CronTrigger.from_crontab(expr, timezone=tz)
-
-
-def default_owner(body_id: str) -> str:
-    """``RU-FSSP@host:pid``: names this process in locks and in the skip log of other nodes."""
-    return f"{body_id}@{socket.gethostname()}:{os.getpid()}"[:128]
 
 
 def job_specs(settings: ScheduleSettings, bodies: Mapping[str, JobBody]) -> tuple[JobSpec, ...]:
@@ -831,3 +815,10 @@ def scheduler_context(
         await scheduler.shutdown()
 
     return context
+
+
+def scheduler_for(config: NodeConfig, node: NodeLike, **kwargs: Any) -> GatewayScheduler | None:
+    """The node's scheduler with the real job bodies (gateway.app.scheduled), or None when
+    ``[scheduler] enabled = false``. ``kwargs`` go to :class:`GatewayScheduler` (``on_outcome``,
+    ``clock``)."""
+    return GatewayScheduler.from_config(config, job_bodies(config, node), **kwargs)

@@ -24,6 +24,7 @@ from gateway.store.engine import (
     head_revision,
     migrate,
     open_current,
+    open_current_store,
     open_store,
     schema_status,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "head_revision",
     "migrate",
     "open_current",
+    "open_current_store",
     "open_store",
     "schema_status",
 ]

@@ -12,8 +12,8 @@ commits or rolls back together with what it records (a rolled-back savepoint dro
 queued inside it), the chain cannot fork (the head lock is held until commit, ``seq`` is the
 primary key), and the head is locked only for the last moments of a transaction instead of
 from its first append on. The hook is installed on the engine by ``open_store``
-(:func:`install`, through ``gateway.store.txqueue``), so every commit path flushes:
-``Store.transaction``, ``Store.batch``, ``Connection.commit``.
+(:func:`install`), so every commit path flushes: ``Store.transaction``, ``Store.batch``,
+``Connection.commit``.
 
 :func:`verify` walks the chain and reports the first break: a modified event (its hash no
 longer matches its content), a deleted one (a gap in ``seq``, or the head ahead of the last
@@ -36,8 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.store.commit_queue import CommitQueue
 from gateway.store.tables import CODE_LENGTH, audit_checkpoints, audit_events, audit_head
-from gateway.store.txqueue import Queued, TransactionQueue
 
 GENESIS_HASH = bytes(32)
 MAX_DETAILS_BYTES = 4096
@@ -162,15 +162,15 @@ class _Pending:
     details: str
 
 
-READ_ONLY_OPTION = "gateway_read_only"
-"""Execution option that ``Store.read()`` sets: appends there are refused at once."""
-
-
-def _write_queued(conn: Connection, pending: list[_Pending]) -> None:
+def _write_at_commit(conn: Connection, pending: list[_Pending]) -> None:
     _write(conn, pending)
 
 
-_QUEUE: TransactionQueue[_Pending] = TransactionQueue(_write_queued)
+_QUEUE: CommitQueue[_Pending] = CommitQueue(_write_at_commit)
+"""Each transaction's events, chained and written just before it commits."""
+
+READ_ONLY_OPTION = "gateway_read_only"
+"""Execution option that ``Store.read()`` sets: appends there are refused at once."""
 
 
 def install(engine: Engine) -> None:
@@ -179,9 +179,9 @@ def install(engine: Engine) -> None:
     _QUEUE.install(engine)
 
 
-def _queue(conn: Connection) -> Queued[_Pending]:
-    queue = _QUEUE.queued(conn)
-    if queue is None:
+def _queue(conn: Connection) -> list[_Pending]:
+    pending = _QUEUE.items(conn)
+    if pending is None:
         raise AuditError(
             "audit events are appended inside a write transaction of a store opened with "
             "gateway.store.open_store (store.transaction() or store.batch())"
@@ -191,7 +191,7 @@ def _queue(conn: Connection) -> Queued[_Pending]:
             "audit event appended in a read-only transaction (store.read()): it would be lost; "
             "record it in store.transaction() or store.batch()"
         )
-    return queue
+    return pending
 
 
 def _entry(
@@ -231,7 +231,7 @@ def append(
     The event is checked now (bad details raise here) and queued; every event queued in the
     transaction is chained and written in one go just before commit, under one lock of the
     chain head. Its seq is therefore known only after commit (:func:`flush` writes early)."""
-    _queue(conn).items.append(_entry(now, actor, kind, subjects, details))
+    _queue(conn).append(_entry(now, actor, kind, subjects, details))
 
 
 AuditEntry = tuple[str, Mapping[str, str], Mapping[str, JsonScalar]]
@@ -243,26 +243,23 @@ def append_many(
 ) -> None:
     """Append several events by one actor at one time, in order, like :func:`append` each
     (a purge batch records hundreds of events)."""
-    queue = _queue(conn)
+    pending = _queue(conn)
     checked = [_entry(now, actor, kind, subjects, details) for kind, subjects, details in entries]
-    queue.items.extend(checked)
+    pending.extend(checked)
 
 
 def flush(conn: Connection) -> int | None:
     """Write the events queued so far in this transaction now, returning the last seq (None if
     nothing was queued). Takes the head lock until commit: only for a caller that must know
     its event's seq before committing."""
-    queue = _queue(conn)
-    if not queue.items:
+    pending = _queue(conn)
+    if not pending:
         return None
-    if any(queue.marks):
+    if _QUEUE.in_savepoint_after_items(conn):
         # Written inside the savepoint, events queued before it would vanish with it.
         raise AuditError("audit.flush inside a savepoint opened after earlier appends")
-    seq = _write(conn, queue.items)
-    queue.items.clear()
-    # What is written now is undone by a savepoint rollback in the database itself; what is
-    # queued from here on belongs to every open savepoint.
-    queue.marks = [0 for _ in queue.marks]
+    seq = _write(conn, pending)
+    _QUEUE.written_early(conn)
     return seq
 
 
@@ -335,7 +332,7 @@ def events_in_range(
 
 @dataclass(frozen=True, slots=True)
 class StoredCheckpoint:
-    """A signed chain head as stored (``gateway.jobs.audit_checkpoints`` signs and checks it)."""
+    """A signed chain head as stored (``gateway.app.audit_checkpoints`` signs and checks it)."""
 
     checkpoint_id: int
     seq: int
@@ -453,6 +450,36 @@ def _event(row: Any) -> AuditEvent:
     )
 
 
+def search(
+    conn: Connection,
+    *,
+    kind: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    limit: int = VERIFY_BATCH,
+) -> list[AuditEvent]:
+    """Events with ``seq < before``, newest first, at most ``limit``: of one ``kind`` (or, ending
+    in a dot, one family: ``console.``), one ``actor``, ``since <= at < until``."""
+    stmt = sa.select(audit_events)
+    if before is not None:
+        stmt = stmt.where(audit_events.c.seq < before)
+    if kind:
+        if kind.endswith("."):
+            stmt = stmt.where(audit_events.c.kind.startswith(kind, autoescape=True))
+        else:
+            stmt = stmt.where(audit_events.c.kind == kind)
+    if actor:
+        stmt = stmt.where(audit_events.c.actor == actor)
+    if since is not None:
+        stmt = stmt.where(audit_events.c.at >= since)
+    if until is not None:
+        stmt = stmt.where(audit_events.c.at < until)
+    stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit)
+    return [_event(row) for row in conn.execute(stmt)]
+
+
 def events(
     conn: Connection,
     after_seq: int = 0,
@@ -514,7 +541,7 @@ def verify(conn: Connection) -> AuditVerification:
 
     Memory is flat: events are read :data:`VERIFY_BATCH` at a time. A chain rewritten from
     some event on with every hash recomputed is consistent here; only a signed checkpoint
-    (``gateway.jobs.audit_checkpoints``) reveals that.
+    (``gateway.app.audit_checkpoints``) reveals that.
     """
     expected_seq = 1
     prev = GENESIS_HASH

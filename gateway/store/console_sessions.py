@@ -1,7 +1,7 @@
 """The console's sessions table: rows keyed by the SHA-256 of the session id.
 
 Policy (timeouts, how many sessions, what a session holds) is the web layer's
-(:mod:`gateway.web.console.sessions`); these functions only read and write rows, with the time
+(:mod:`gateway.app.sessions`); these functions only read and write rows, with the time
 and the expiry passed in.
 """
 

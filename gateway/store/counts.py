@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.store.commit_queue import CommitQueue
 from gateway.store.dialect import _insert_construct
 from gateway.store.tables import conversation_counts as table
-from gateway.store.txqueue import TransactionQueue
 
 Key = tuple[str, str, str, str]
 """(state, agreement, requesting party, requested party)."""
@@ -29,7 +29,24 @@ _BUILT: dict[str, Any] = {}
 _KEY_COLUMNS = ("state", "agreement", "requesting_party", "requested_party")
 
 
-def _flush(conn: Connection, deltas: list[tuple[Key, int]]) -> None:
+def install(engine: Engine) -> None:
+    """Make count deltas on ``engine`` reach the table at commit (``open_store`` calls it)."""
+    _QUEUE.install(engine)
+
+
+def add(conn: Connection, key: Key, delta: int) -> None:
+    """Count ``delta`` conversations more (or fewer) under ``key`` when this transaction
+    commits."""
+    deltas = _QUEUE.items(conn)
+    if deltas is None:
+        raise RuntimeError(
+            "conversation counts change inside a write transaction of a store opened with "
+            "gateway.store.open_store"
+        )
+    deltas.append((key, delta))
+
+
+def _flush_on_commit(conn: Connection, deltas: list[tuple[Key, int]]) -> None:
     summed: Counter[Key] = Counter()
     for key, delta in deltas:
         summed[key] += delta
@@ -48,26 +65,6 @@ def _flush(conn: Connection, deltas: list[tuple[Key, int]]) -> None:
         conn.execute(_upsert(conn), rows)
 
 
-_QUEUE: TransactionQueue[tuple[Key, int]] = TransactionQueue(_flush)
-
-
-def install(engine: Engine) -> None:
-    """Make count deltas on ``engine`` reach the table at commit (``open_store`` calls it)."""
-    _QUEUE.install(engine)
-
-
-def add(conn: Connection, key: Key, delta: int) -> None:
-    """Count ``delta`` conversations more (or fewer) under ``key`` when this transaction
-    commits."""
-    queue = _QUEUE.queued(conn)
-    if queue is None:
-        raise RuntimeError(
-            "conversation counts change inside a write transaction of a store opened with "
-            "gateway.store.open_store"
-        )
-    queue.items.append((key, delta))
-
-
 def _upsert(conn: Connection) -> Any:
     stmt = _BUILT.get(conn.dialect.name)
     if stmt is None:
@@ -84,3 +81,7 @@ def read(conn: Connection) -> dict[Key, int]:
     """Every non-zero count by key."""
     rows = conn.execute(sa.select(table).where(table.c.n != 0))
     return {(r.state, r.agreement, r.requesting_party, r.requested_party): r.n for r in rows}
+
+
+_QUEUE: CommitQueue[tuple[Key, int]] = CommitQueue(_flush_on_commit)
+"""Each transaction's deltas, summed and written just before it commits."""

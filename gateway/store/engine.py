@@ -390,6 +390,19 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                 conn.commit()
 
 
+def open_current_store(database_url: str) -> Store:
+    """Open the node's store for use (:func:`open_current`: a new store gets the schema, one at
+    another revision is refused until ``gateway db upgrade``): how every command and the node
+    open it, in one place. Nothing is left open when it fails."""
+    store = open_store(database_url)
+    try:
+        open_current(store.engine)
+    except BaseException:
+        store.dispose()
+        raise
+    return store
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None: never migrated)."""
     from alembic.runtime.migration import MigrationContext

@@ -1,5 +1,5 @@
 """The record of scheduled job runs (``jobs_slots``): which slot of which job ran, by whom,
-how it ended. The scheduler (:mod:`gateway.jobs.slots`) claims and finishes slots; this module
+how it ended. The scheduler (:mod:`gateway.app.slots`) claims and finishes slots; this module
 holds the table and the reads, so that the application layer (the console, ``gateway jobs
 list``, the metrics) reads runs through the store like everything else.
 

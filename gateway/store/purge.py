@@ -13,9 +13,9 @@ canonical JSON). A batch's ``purge.batch`` event carries its number, its count, 
 last message id, :func:`batch_digest` (SHA-256 over a header naming run, batch and count, then
 the leaves in message-id order) and a short tag of each leaf (:func:`batch_tags`, to name the
 row that changed). One event per batch: 1 M purged messages write ~1 k events
-(benchmarks/purge_bench.py). ``gateway.jobs.tombstone_check`` recomputes every batch.
+(benchmarks/purge_bench.py). ``gateway.app.tombstone_check`` recomputes every batch.
 
-The retention policy (what is old enough) belongs to ``gateway.jobs``; this module offers the
+The retention policy (what is old enough) is ``gateway.app.retention``; this module offers the
 facts it decides on (:func:`scan`: kind, direction, parties, stored and closed dates, hold,
 pending delivery), a simple cut-off query (:func:`candidates`) and does the deleting, one
 batch per transaction: :func:`lock_batch` then :func:`purge_batch` (what the nightly job
@@ -335,7 +335,7 @@ def scan(conn: Connection, after: int = 0, limit: int = MAX_SCAN_BATCH) -> list[
     """Every stored message's retention facts, in storage order, after position ``after``.
 
     The retention job walks the whole store with this, decides each message's expiry from its
-    policies (``gateway.jobs.retention``) and purges the expired ones in batches.
+    policies (``gateway.app.retention``) and purges the expired ones in batches.
     """
     if not 1 <= limit <= MAX_SCAN_BATCH:
         raise ValueError(f"limit must be 1..{MAX_SCAN_BATCH}, got {limit}")
@@ -381,6 +381,11 @@ def _facts(r: Any) -> RetentionFacts:
         bool(r.held),
         bool(r.pending_delivery),
     )
+
+
+def count_messages(conn: Connection) -> int:
+    """Every stored message (a run's report states how many it looked at)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one())
 
 
 def count_held(conn: Connection, stored_before: datetime) -> int:

@@ -91,9 +91,14 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from gateway.app import admin
-from gateway.app.context import AppContext
-from gateway.exchange.attachments import PartTooLarge
+from gateway.app import admin, users
+from gateway.app import keys as app_keys
+from gateway.app import purge as app_purge
+from gateway.app.context import AppContext, StorageFault, storage_fault
+from gateway.app.proceedings import ProceedingCloseRefused
+from gateway.crypto.keystore import KeyRole, KeyStoreError
+from gateway.crypto.rotation import RevocationReason
+from gateway.exchange.attachments import AttachmentMeta, PartTooLarge
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -118,9 +123,7 @@ from gateway.model.profiles import PROFILES
 from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
 from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
 from gateway.rules.originals import OriginalRefused
-from gateway.store.attachments import AttachmentMeta
-from gateway.store.conversations import ProceedingCloseRefused
-from gateway.store.engine import StorageFault, storage_fault
+from gateway.web.console.passwords import hash_password, password_problem
 from gateway.web.json_shape import shape_problem
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -160,6 +163,14 @@ KEYS_EXPIRING = f"{API_PREFIX}/keys/expiring"
 HOLDS = f"{API_PREFIX}/holds"
 CONVERSATION_HOLDS = f"{CONVERSATION}/holds"
 CONVERSATION_HOLDS_RELEASE = f"{CONVERSATION}/holds/release"
+TOKENS = f"{API_PREFIX}/tokens"
+TOKEN_REVOKE = f"{API_PREFIX}/tokens/{{token_id}}/revoke"
+USERS = f"{API_PREFIX}/users"
+USER_DISABLE = f"{API_PREFIX}/users/{{username}}/disable"
+PURGE_RUNS = f"{API_PREFIX}/purge-runs"
+KEY_GENERATION = f"{API_PREFIX}/keys/{{role}}/generations/{{generation}}"
+KEY_ACTIVATE = f"{KEY_GENERATION}/activate"
+KEY_REVOKE = f"{KEY_GENERATION}/revoke"
 HEALTHZ = "/healthz"
 METRICS_PATH = "/metrics"
 
@@ -302,6 +313,20 @@ class ErrorCode(StrEnum):
     characters (422)."""
     NO_ACTIVE_HOLD = "NO_ACTIVE_HOLD"
     """Releasing found no active hold on the conversation; nothing changed (409)."""
+    TOKEN_REFUSED = "TOKEN_REFUSED"  # noqa: S105 - an error code, not a secret
+    """A token cannot be added (label, roles, expiry) or revoked (unknown, already revoked);
+    the message names the field (422)."""
+    USER_REFUSED = "USER_REFUSED"
+    """A console user cannot be added or disabled: ``rule`` says why (``USERNAME_TAKEN``,
+    ``USER_INVALID``, ``USER_NOT_FOUND``, ``PASSWORD_WEAK``) (409, 404 or 422)."""
+    KEY_REFUSED = "KEY_REFUSED"
+    """A key generation cannot be activated or revoked as asked (not published, certificate not
+    valid then, unknown generation, documents waiting for a routine revocation...); the message
+    names the rule and what to do (422)."""
+    PURGE_LOCKED = "PURGE_LOCKED"
+    """Another process of the node is running the purge; this run did not start (409)."""
+    PURGE_REFUSED = "PURGE_REFUSED"
+    """The purge cannot run: no seal to sign its report, or a bad retention policy (503)."""
     ADMINISTRATION_UNAVAILABLE = "ADMINISTRATION_UNAVAILABLE"
     """This API was started without the administration service (a test double of the node);
     the node's own API always has it (503)."""
@@ -496,6 +521,28 @@ def _translate(exc: BaseException) -> ApiError | None:
             "Запрет не поставлен: переписки с таким идентификатором нет или основание не "
             "1..128 знаков (реквизиты решения, без персональных данных).",
             extra={"article": "CIS Art. 9.6"},
+        )
+    if isinstance(exc, admin.TokenRefused):
+        return ApiError(422, ErrorCode.TOKEN_REFUSED, str(exc), "Токен не изменён: " + str(exc))
+    if isinstance(exc, users.UserRefused):
+        status = {"USERNAME_TAKEN": 409, "USER_NOT_FOUND": 404}.get(exc.code, 422)
+        return ApiError(
+            status,
+            ErrorCode.USER_REFUSED,
+            str(exc),
+            "Пользователь не изменён: " + str(exc),
+            extra={"rule": exc.code},
+        )
+    if isinstance(exc, app_purge.PurgeLocked):
+        return ApiError(
+            409,
+            ErrorCode.PURGE_LOCKED,
+            "the purge is running on another process of the node; this run did not start",
+            "Уничтожение уже выполняется; этот запуск не начат.",
+        )
+    if isinstance(exc, app_purge.PurgeRefused):
+        return ApiError(
+            503, ErrorCode.PURGE_REFUSED, str(exc), "Уничтожение не запущено: " + str(exc)
         )
     if isinstance(exc, admin.NoActiveHold):
         return ApiError(
@@ -1246,6 +1293,196 @@ async def post_hold_release(request: web.Request) -> web.Response:
     return _json({"released": released, "conversation_id": conversation_id})
 
 
+TOKEN_FIELDS = frozenset({"label", "roles", "expires_in_days"})
+USER_FIELDS = frozenset({"username", "password", "roles"})
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+async def post_token(request: web.Request) -> web.Response:
+    """Add a token for this API (gateway.app.admin.add_token); it is answered once, only its
+    hash is kept. Audited (``token.created``)."""
+    _only_params(request, frozenset())
+    body = await _read_json_body(request)
+    label, roles, days = body.get("label"), body.get("roles"), body.get("expires_in_days")
+    if (
+        set(body) - TOKEN_FIELDS
+        or not isinstance(label, str)
+        or not _strings(roles)
+        or not (days is None or (isinstance(days, int) and not isinstance(days, bool)))
+    ):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"label": "…", "roles": ["…"], "expires_in_days": N or null}',
+            "Укажите label, roles и (необязательно) expires_in_days.",
+        )
+    issued = await _in_thread(admin.add_token, _admin_context(request), label, roles, days)
+    expires = issued.expires_at.isoformat() if issued.expires_at else None
+    return _json(
+        {"token_id": issued.token_id, "token": issued.token, "expires_at": expires}, status=201
+    )
+
+
+async def post_token_revoke(request: web.Request) -> web.Response:
+    """Stop a token at once (gateway.app.admin.revoke_token). Audited (``token.revoked``)."""
+    _only_params(request, frozenset())
+    raw = request.match_info["token_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise _bad_parameter("token_id", "a token's number", "номер токена")
+    await _in_thread(admin.revoke_token, _admin_context(request), int(raw))
+    return _json({"token_id": int(raw), "revoked": True})
+
+
+async def post_user(request: web.Request) -> web.Response:
+    """Add a console user (gateway.app.users.add_user); the password is checked and hashed
+    here, as the console and ``gateway users add`` do. Audited (``user.added``)."""
+    _only_params(request, frozenset())
+    body = await _read_json_body(request)
+    username, password, roles = body.get("username"), body.get("password"), body.get("roles")
+    if (
+        set(body) - USER_FIELDS
+        or not isinstance(username, str)
+        or not isinstance(password, str)
+        or not _strings(roles)
+    ):
+        raise ApiError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'send {"username": "…", "password": "…", "roles": ["…"]}',
+            "Укажите username, password и roles.",
+        )
+    problem = password_problem(password)
+    if problem is not None:
+        raise users.UserRefused(f"password: {problem}", "PASSWORD_WEAK")
+    ctx = _admin_context(request)
+
+    def add() -> users.User:  # hashing costs tens of milliseconds: off the event loop too
+        return users.add_user(ctx, username, hash_password(password), roles)
+
+    user = await _in_thread(add)
+    return _json({"username": user.username, "roles": sorted(user.roles)}, status=201)
+
+
+async def post_user_disable(request: web.Request) -> web.Response:
+    """Disable a console user (gateway.app.users.disable_user). Audited (``user.disabled``)."""
+    _only_params(request, frozenset())
+    username = request.match_info["username"]
+    if not users.USERNAME_PATTERN.fullmatch(username):
+        raise _bad_parameter("username", "a console user's name", "имя пользователя консоли")
+    await _in_thread(users.disable_user, _admin_context(request), username)
+    return _json({"username": username, "disabled": True})
+
+
+async def post_purge_run(request: web.Request) -> web.Response:
+    """Run the retention purge now (gateway.app.purge.run_purge_now), signed with the node's
+    seal, under the node-wide purge lock. Audited (``purge.started``, ``purge.finished``)."""
+    _only_params(request, frozenset())
+    ctx = _admin_context(request)
+    report = await _in_thread(app_purge.run_purge_now, ctx, None, ctx.clock())
+    return _json(
+        {
+            "run_id": report.run_id,
+            "state": report.state,
+            "purged": report.purged,
+            "errors": report.errors,
+        },
+        status=201,
+    )
+
+
+ACTIVATE_FIELDS = frozenset({"name", "at", "force"})
+REVOKE_FIELDS = frozenset({"name", "reason", "at"})
+
+
+def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
+    """The node's context (as the token's actor), its key store, the role and generation."""
+    ctx = _admin_context(request)
+    if ctx.keys is None:
+        raise ApiError(
+            503,
+            ErrorCode.ADMINISTRATION_UNAVAILABLE,
+            "this API runs without the node's keys",
+            "Этот API запущен без ключей узла.",
+        )
+    role = request.match_info["role"]
+    if role not in KeyRole._value2member_map_ or role == KeyRole.KEK:
+        raise _bad_parameter(
+            "role", "seal, official, tls or encryption", "seal, official, tls или encryption"
+        )
+    generation = request.match_info["generation"]
+    if not generation.isdigit() or len(generation) > 6:
+        raise _bad_parameter("generation", "a generation's number", "номер поколения ключа")
+    return ctx, ctx.keys, KeyRole(role), int(generation)
+
+
+async def _key_act(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await _in_thread(fn, *args)
+    except KeyStoreError as exc:
+        # Our own words about the key's manifest and certificate: rules and stems, no secret.
+        raise ApiError(
+            422,
+            ErrorCode.KEY_REFUSED,
+            str(exc),
+            "Ключ не изменён: " + str(exc),
+            extra={"rule": getattr(exc, "code", "")},
+        ) from None
+
+
+def _key_body_error(shape: str) -> ApiError:
+    return ApiError(400, ErrorCode.BAD_REQUEST, f"send {shape}", f"Укажите {shape}.")
+
+
+async def post_key_activate(request: web.Request) -> web.Response:
+    """Schedule the switch to a generation at ``at`` (gateway.app.keys.activate), once the
+    directory in force lists its certificate (or ``force`` says why not). Audited
+    (``key.activated``)."""
+    _only_params(request, frozenset())
+    ctx, keys, role, generation = _key_target(request)
+    body = await _read_json_body(request)
+    name, at, force = body.get("name", ""), body.get("at"), body.get("force")
+    if (
+        set(body) - ACTIVATE_FIELDS
+        or not isinstance(name, str)
+        or not isinstance(at, str)
+        or not (force is None or isinstance(force, str))
+    ):
+        raise _key_body_error('{"at": "now" or ISO 8601, "name": "…", "force": "why"}')
+
+    def act() -> app_keys.Activated:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.activate(ctx, keys, role, name, generation, when, force=force)
+
+    done = await _key_act(act)
+    return _json({"key": done.stem, "at": done.at.isoformat(), "notes": done.notes})
+
+
+async def post_key_revoke(request: web.Request) -> web.Response:
+    """Stop a generation now (gateway.app.keys.revoke). Audited (``key.revoked``)."""
+    _only_params(request, frozenset())
+    ctx, keys, role, generation = _key_target(request)
+    body = await _read_json_body(request)
+    name, reason, at = body.get("name", ""), body.get("reason"), body.get("at", "now")
+    if (
+        set(body) - REVOKE_FIELDS
+        or not isinstance(name, str)
+        or reason not in RevocationReason._value2member_map_
+        or not isinstance(at, str)
+    ):
+        reasons = ", ".join(RevocationReason)
+        raise _key_body_error(f'{{"reason": one of {reasons}, "name": "…", "at": "now"}}')
+
+    def act() -> app_keys.Revoked:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.revoke(ctx, keys, role, name, generation, RevocationReason(reason), when)
+
+    done = await _key_act(act)
+    return _json({"key": done.stem, "at": done.at.isoformat(), "reason": done.reason.value})
+
+
 async def get_message(request: web.Request) -> web.Response:
     _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
@@ -1599,6 +1836,39 @@ ROUTES: tuple[Route, ...] = (
         post_hold_release,
         Action.MANAGE_HOLDS,
         "release the conversation's legal holds",
+    ),
+    Route(
+        hdrs.METH_POST, TOKENS, post_token, Action.MANAGE_TOKENS, "add an API token (shown once)"
+    ),
+    Route(hdrs.METH_POST, TOKEN_REVOKE, post_token_revoke, Action.MANAGE_TOKENS, "revoke a token"),
+    Route(hdrs.METH_POST, USERS, post_user, Action.MANAGE_USERS, "add a console user → 201"),
+    Route(
+        hdrs.METH_POST,
+        USER_DISABLE,
+        post_user_disable,
+        Action.MANAGE_USERS,
+        "disable a console user",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEY_ACTIVATE,
+        post_key_activate,
+        Action.MANAGE_KEYS,
+        "schedule a key generation's switch (once published) → 200",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEY_REVOKE,
+        post_key_revoke,
+        Action.MANAGE_KEYS,
+        "revoke a key generation now",
+    ),
+    Route(
+        hdrs.METH_POST,
+        PURGE_RUNS,
+        post_purge_run,
+        Action.RUN_PURGE,
+        "run the retention purge now (CIS Art. 9.6); its signed report is stored → 201",
     ),
     Route(hdrs.METH_GET, OPENAPI, get_openapi, None, "this API's OpenAPI 3.1 description"),
     Route(hdrs.METH_GET, HEALTHZ, get_health, None, '`{"status": "ok"}` when the node answers'),

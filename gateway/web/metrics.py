@@ -40,12 +40,12 @@ CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 underscores. A value of another shape is not a code and is recorded as :data:`OTHER`."""
 
 JOB_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-"""Job names are short codes (gateway.jobs.locks.JOB_NAME_PATTERN)."""
+"""Job names are short codes (gateway.app.locks.JOB_NAME_PATTERN)."""
 JOB_OUTCOMES = frozenset({"ran", "skipped", "failed"})
 
 
 class JobStatusLike(Protocol):
-    """``gateway.jobs.slots.JobStatus`` (web does not import jobs at module level)."""
+    """``gateway.app.slots.JobStatus`` (web does not import jobs at module level)."""
 
     job: str
     last: Any
@@ -300,7 +300,7 @@ class GatewayMetrics:
         self._job_runs.labels(job_label, outcome_label).inc()
 
     def job_status(self, statuses: Sequence[JobStatusLike]) -> None:
-        """Set the per-job gauges from the node-wide record (``gateway.jobs.slots.status``)."""
+        """Set the per-job gauges from the node-wide record (``gateway.app.slots.status``)."""
         for status in statuses:
             job = status.job if JOB_PATTERN.fullmatch(status.job) else OTHER
             success = status.last_success

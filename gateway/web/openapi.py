@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.crypto.rotation import RevocationReason
+
 API_VERSION = "1.0.0"
 
 _REF = "#/components/schemas/"
@@ -238,6 +240,33 @@ _SCHEMAS: dict[str, Any] = {
     ),
     "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
 }
+
+
+def _json_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {**_object(properties, required), "additionalProperties": False}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _answer(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _object(properties)}},
+    }
+
+
+def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+_KEY_PATH = [
+    {
+        "name": "role",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["seal", "official", "tls", "encryption"]},
+    },
+    {"name": "generation", "in": "path", "required": True, "schema": {"type": "string"}},
+]
 
 
 def _error(description: str, schema: str = "Error") -> dict[str, Any]:
@@ -939,6 +968,163 @@ def _paths() -> dict[str, Any]:
                     "422": _error("A reason over 128 characters (HOLD_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/tokens": {
+            "post": {
+                "operationId": "addToken",
+                "summary": "Add a token for this API with these roles; it is answered once, only "
+                "its SHA-256 is kept. Audited (`token.created`). 422 `TOKEN_REFUSED`: a bad "
+                "label, role or expiry. Administrators.",
+                "requestBody": _json_body(
+                    {
+                        "label": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "roles": {"type": "array", "items": _STR, "minItems": 1},
+                        "expires_in_days": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    ["label", "roles"],
+                ),
+                "responses": {
+                    "201": _answer(
+                        "The token (shown once), its number and expiry.",
+                        {
+                            "token_id": {"type": "integer"},
+                            "token": _STR,
+                            "expires_at": _NULLABLE_STR,
+                        },
+                    ),
+                    "422": _error("A bad label, role or expiry (TOKEN_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/tokens/{token_id}/revoke": {
+            "post": {
+                "operationId": "revokeToken",
+                "summary": "Stop a token at once. Audited (`token.revoked`). 422 `TOKEN_REFUSED`: "
+                "unknown or already revoked. Administrators.",
+                "parameters": [_path("token_id", {"type": "string", "pattern": "^[0-9]{1,18}$"})],
+                "responses": {
+                    "200": _answer(
+                        "Revoked.",
+                        {"token_id": {"type": "integer"}, "revoked": {"type": "boolean"}},
+                    ),
+                    "422": _error("Unknown or already revoked (TOKEN_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/users": {
+            "post": {
+                "operationId": "addUser",
+                "summary": "Add a console user with these roles; the password must pass the "
+                "console's rules and is stored hashed. Audited (`user.added`). `USER_REFUSED` "
+                "(409 taken, 422 invalid or weak). Administrators.",
+                "requestBody": _json_body(
+                    {
+                        "username": _STR,
+                        "password": _STR,
+                        "roles": {"type": "array", "items": _STR, "minItems": 1},
+                    },
+                    ["username", "password", "roles"],
+                ),
+                "responses": {
+                    "201": _answer(
+                        "Added.", {"username": _STR, "roles": {"type": "array", "items": _STR}}
+                    ),
+                    "409": _error("The name is taken (USER_REFUSED, rule USERNAME_TAKEN)."),
+                    "422": _error("A bad name, role or a weak password (USER_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/users/{username}/disable": {
+            "post": {
+                "operationId": "disableUser",
+                "summary": "Disable a console user: sign-in refused, open sessions end. Audited "
+                "(`user.disabled`). 404 `USER_REFUSED`: no such user. Administrators.",
+                "parameters": [_path("username", {"type": "string", "maxLength": 64})],
+                "responses": {
+                    "200": _answer(
+                        "Disabled.", {"username": _STR, "disabled": {"type": "boolean"}}
+                    ),
+                    "404": _error("No such user (USER_REFUSED, rule USER_NOT_FOUND)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/{role}/generations/{generation}/activate": {
+            "post": {
+                "operationId": "activateKey",
+                "summary": "Schedule the switch to a key generation at `at` (`now` or ISO 8601), "
+                "once the directory in force lists its certificate (or `force` says why not). "
+                "Audited (`key.activated`). 422 `KEY_REFUSED`. Administrators.",
+                "parameters": _KEY_PATH,
+                "requestBody": _json_body(
+                    {"at": _STR, "name": _STR, "force": _STR},
+                    ["at"],
+                ),
+                "responses": {
+                    "200": _answer(
+                        "Scheduled: the generation's stem, when, and notes for the operator.",
+                        {"key": _STR, "at": _STR, "notes": {"type": "array", "items": _STR}},
+                    ),
+                    "422": _error("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/{role}/generations/{generation}/revoke": {
+            "post": {
+                "operationId": "revokeKey",
+                "summary": "Revoke a key generation now (or earlier, with `at`); a routine reason "
+                "is refused while documents it signed wait in the outbox. Audited "
+                "(`key.revoked`). 422 `KEY_REFUSED`. Administrators.",
+                "parameters": _KEY_PATH,
+                "requestBody": _json_body(
+                    {
+                        "reason": {"type": "string", "enum": [str(r) for r in RevocationReason]},
+                        "name": _STR,
+                        "at": _STR,
+                    },
+                    ["reason"],
+                ),
+                "responses": {
+                    "200": _answer("Revoked.", {"key": _STR, "at": _STR, "reason": _STR}),
+                    "422": _error("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/purge-runs": {
+            "post": {
+                "operationId": "runPurge",
+                "summary": "Run the retention purge now (CIS Art. 9.6), signed with the node's "
+                "seal, under the node-wide purge lock. Audited (`purge.started`, "
+                "`purge.finished`). 409 `PURGE_LOCKED`; 503 `PURGE_REFUSED`. Administrators.",
+                "responses": {
+                    "201": _answer(
+                        "The run: its id, state, how many were purged, failed batches by code.",
+                        {
+                            "run_id": _STR,
+                            "state": _STR,
+                            "purged": {"type": "integer"},
+                            "errors": {
+                                "type": "object",
+                                "additionalProperties": {"type": "integer"},
+                            },
+                        },
+                    ),
+                    "409": _error("The purge runs elsewhere on the node (PURGE_LOCKED)."),
+                    "503": _error("No seal or a bad retention policy (PURGE_REFUSED)."),
+                    **_COMMON,
                 },
             }
         },

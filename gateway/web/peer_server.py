@@ -38,10 +38,10 @@ from typing import Any, Protocol
 from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
+from gateway.app.context import storage_fault
 from gateway.exchange.attachments import PartTooLarge, StagedPart
 from gateway.logs import access
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
-from gateway.store.engine import storage_fault
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
 from gateway.web.limits import (
     PEER_HEADER_TIMEOUT,

@@ -19,7 +19,7 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,11 +27,18 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from gateway.app.context import serving_context
+from gateway.app.context import OutboxClaim, serving_context, storage_fault
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.rotation import expiring_keys, tls_identity
-from gateway.exchange.attachments import StagedPart, discard, read_stream, stage_stream
+from gateway.exchange.attachments import (
+    AttachmentMeta,
+    StagedPart,
+    discard,
+    open_reader,
+    read_stream,
+    stage_stream,
+)
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
@@ -39,10 +46,6 @@ from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
 from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult, SignerRevoked
 from gateway.model.directory import CertificateRole
-from gateway.store import attachments as attachment_store
-from gateway.store import outbox as outbox_store
-from gateway.store.attachments import AttachmentMeta
-from gateway.store.engine import storage_fault
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
 from gateway.web.metrics import (
@@ -152,6 +155,11 @@ class NodeRuntime:
     _watcher: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
+    _lifecycle: web.Application | None = None
+    """The application whose ``cleanup_ctx`` holds the running stages (:meth:`start`)."""
+    _listeners: Listeners | None = None
+    _delivering: bool = True
+    _released: bool = False
 
     @property
     def peer_port(self) -> int:
@@ -182,21 +190,66 @@ class NodeRuntime:
     ) -> None:
         """Serve the peer endpoint, the local API and (``console``) the console on their
         configured ports — port 0 binds a free one; read it back from :attr:`peer_port`,
-        :attr:`api_port`, :attr:`console_port`. If any part fails to start (a port in use),
-        what did start is stopped before the error propagates."""
+        :attr:`api_port`, :attr:`console_port`.
+
+        Each part is a stage of an aiohttp application's ``cleanup_ctx`` (:meth:`_stages`),
+        entered in order at its startup: if one fails (a port in use, a bad scheduler setting),
+        the stages already entered are left in reverse order — servers closed, the scheduler
+        and the tasks stopped, the pools shut down, the store disposed — before the error
+        propagates; :meth:`stop` leaves them the same way."""
+        lifecycle = web.Application()
+        lifecycle.cleanup_ctx.extend(
+            self._stages(deliver=deliver, console=console, scheduler=scheduler, listeners=listeners)
+        )
+        lifecycle.freeze()
+        self._lifecycle = lifecycle
         try:
-            await self._start(
-                deliver=deliver, console=console, scheduler=scheduler, listeners=listeners
-            )
+            await lifecycle.startup()
         except BaseException:
             await self.stop()
             raise
+        log.info(
+            "node %s: peer endpoint %s, local API %s:%s",
+            self.node.body_id,
+            self.peer_server.url if self.peer_server else "-",
+            self.node.config.api.host,
+            self.api_port,
+        )
 
-    async def _start(
+    def _stages(
         self, *, deliver: bool, console: bool, scheduler: bool, listeners: Listeners | None
-    ) -> None:
-        config = self.node.config
+    ) -> list[Callable[[web.Application], AsyncIterator[None]]]:
+        """The runtime's parts, outermost first: each sets one part up, yields while the node
+        runs, and releases it."""
+        stages = [self._own_stage, self._peer_stage, self._api_stage]
+        if console or listeners is not None:
+            stages.append(self._console_stage)
+        if scheduler:
+            stages.append(self._scheduler_stage)
+        stages.append(self._task_stage)
+        self._listeners, self._delivering = listeners, deliver
+        return stages
+
+    async def _own_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """What the runtime was given: its thread pools and the node (keys, store)."""
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # process-wide: one node per process
+        try:
+            yield
+        finally:
+            self._release_own()
+
+    def _release_own(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        for pool in (self.api_executor, self.peer_executor, self.executor):
+            pool.shutdown(wait=True)
+        self.node.close()
+
+    async def _peer_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """The peer endpoint (mutual TLS) and the client that delivers to peers."""
+        config = self.node.config
+        listeners = self._listeners
         self.server_tls = ReloadableContext(self._tls_context(server_context))
         self.client_tls = ReloadableContext(self._tls_context(client_context))
         limits = PeerLimits(
@@ -221,14 +274,25 @@ class NodeRuntime:
             sock=listeners.peer if listeners else None,
             reuse_port=config.peer.reuse_port,
         )
-        self.client = PeerClient(self.client_tls)
+        try:
+            self.client = PeerClient(self.client_tls)
+            try:
+                yield
+            finally:
+                await self.client.close()
+        finally:
+            await self.peer_server.stop()
+
+    async def _api_stage(self, _: web.Application) -> AsyncIterator[None]:
+        config = self.node.config
+        listeners = self._listeners
         self.service = LocalNodeService(self.node, self.api_executor)
         self.metrics.directory_in_force(lambda: self.node.directory.version)
         self.metrics.key_schedule(self._scheduled_keys)
         api = make_local_api_app(
             _WakingService(self.service, self._wake),
             self.metrics,
-            serving_context(self.node.store, config, self.node.clock),
+            serving_context(self.node.store, config, self.node.clock, self.node.keys),
             max_attachment_bytes=config.limits.max_attachment_bytes,
         )
         self.api_runner = await start_local_api(
@@ -239,56 +303,63 @@ class NodeRuntime:
             settings=server_settings(config.api),
             ssl_context=self._local_tls(config.api),
         )
-        if console or listeners is not None:
-            await self._start_console(listeners.console if listeners else None)
-        if scheduler:
-            from gateway.jobs.wiring import scheduler_for
+        try:
+            yield
+        finally:
+            await self.api_runner.cleanup()
 
-            self.scheduler = scheduler_for(
-                config,
-                self.node,
-                on_outcome=lambda o: self.metrics.job_outcome(o.job, o.outcome.value),
-            )
-            if self.scheduler is not None:
-                await self.scheduler.start()
-        if deliver:
+    async def _console_stage(self, _: web.Application) -> AsyncIterator[None]:
+        listeners = self._listeners
+        try:
+            await self._start_console(listeners.console if listeners else None)
+            yield
+        finally:
+            for runner in self.extra_runners:
+                await runner.cleanup()
+
+    async def _scheduler_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """The nightly purge, reminders and key-expiry warnings (gateway.jobs)."""
+        from gateway.jobs.scheduler import scheduler_for
+
+        self.scheduler = scheduler_for(
+            self.node.config,
+            self.node,
+            on_outcome=lambda o: self.metrics.job_outcome(o.job, o.outcome.value),
+        )
+        if self.scheduler is None:
+            yield
+            return
+        await self.scheduler.start()
+        try:
+            yield
+        finally:
+            await self.scheduler.shutdown(SCHEDULER_SHUTDOWN_GRACE)
+
+    async def _task_stage(self, _: web.Application) -> AsyncIterator[None]:
+        """The delivery worker and the directory watcher."""
+        if self._delivering:
             self._worker = asyncio.create_task(self._deliver_forever(), name="delivery")
         # Taken now, not when the task first runs: a file replaced in between must count.
-        path = config.trust.directory_file
+        path = self.node.config.trust.directory_file
         self._watcher = asyncio.create_task(
             self._watch_directory(_mtime(path) if path else 0.0), name="directory-watch"
         )
-        log.info(
-            "node %s: peer endpoint %s, local API %s:%s",
-            self.node.body_id,
-            self.peer_server.url,
-            config.api.host,
-            self.api_port,
-        )
+        try:
+            yield
+        finally:
+            for task in (self._watcher, self._worker):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def stop(self) -> None:
+        """Leave every stage entered, innermost first (once; a second call does nothing)."""
         self._stopping = True
-        if self.scheduler is not None:
-            await self.scheduler.shutdown(SCHEDULER_SHUTDOWN_GRACE)
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        for runner in self.extra_runners:
-            await runner.cleanup()
-        if self.api_runner is not None:
-            await self.api_runner.cleanup()
-        if self.peer_server is not None:
-            await self.peer_server.stop()
-        if self.client is not None:
-            await self.client.close()
-        for pool in (self.api_executor, self.peer_executor, self.executor):
-            pool.shutdown(wait=True)
-        self.node.close()
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            await lifecycle.cleanup()
+        self._release_own()  # also when it never started: the node was handed to it
 
     def _local_tls(self, section: ServerSection) -> ssl.SSLContext | None:
         """HTTPS for ``[api]``/``[console]`` when ``tls_cert_file`` is set (else plain HTTP,
@@ -436,7 +507,7 @@ class NodeRuntime:
         if self._jobs_checked_at and (now - self._jobs_checked_at).total_seconds() < 60:
             return
         self._jobs_checked_at = now
-        from gateway.jobs import slots
+        from gateway.app import slots
         from gateway.jobs.scheduler import JOB_NAMES
 
         def read() -> list[Any]:
@@ -556,7 +627,7 @@ class NodeRuntime:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _claim(self, limit: int) -> list[outbox_store.Claim]:
+    async def _claim(self, limit: int) -> list[OutboxClaim]:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
@@ -570,7 +641,7 @@ class NodeRuntime:
                 log.error("claiming due deliveries failed: the store is %s; retrying", fault)
             return []
 
-    async def _deliver_logged(self, claim: outbox_store.Claim) -> None:
+    async def _deliver_logged(self, claim: OutboxClaim) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + DELIVERY_LEASE.total_seconds() / 2
         while True:
@@ -601,11 +672,9 @@ class NodeRuntime:
     async def _part_bytes(self, attachment_id: str) -> AsyncIterator[bytes]:
         """One attachment's bytes for a delivery, decrypted from the store as they are sent."""
 
-        def open_it() -> attachment_store.Reader:
-            with self.node.store.read() as conn:
-                return attachment_store.reader(conn, attachment_id, self.node.kek_ring)
-
-        opened = await asyncio.get_running_loop().run_in_executor(self.executor, open_it)
+        opened = await asyncio.get_running_loop().run_in_executor(
+            self.executor, open_reader, self.node.store, attachment_id, self.node.kek_ring
+        )
         async for piece in read_stream(self.node.store, opened, self.executor):
             yield piece
 
@@ -615,7 +684,7 @@ class NodeRuntime:
         await asyncio.gather(*(self._deliver(c) for c in claims))
         return len(claims)
 
-    async def _deliver(self, claim: outbox_store.Claim) -> None:
+    async def _deliver(self, claim: OutboxClaim) -> None:
         loop = asyncio.get_running_loop()
         assert self.client is not None
         started = time.perf_counter()

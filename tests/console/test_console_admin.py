@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from gateway.app import slots
 from gateway.app.context import serving_context
+from gateway.app.retention import load_retention
 from gateway.crypto.keystore import KeyEntry
-from gateway.jobs import slots
-from gateway.jobs.retention import load_retention
 from gateway.jobs.scheduler import ScheduleSettings
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import BodyName, Directory, DirectoryBody

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from gateway.app.sessions import ABSOLUTE_TIMEOUT, IDLE_TIMEOUT
 from gateway.web.console.auth import LOCKOUT_DURATION, MAX_FAILED_ATTEMPTS
-from gateway.web.console.sessions import ABSOLUTE_TIMEOUT, IDLE_TIMEOUT
 from tests.console.conftest import NOW, PASSWORD, csrf_of, sign_in, signed_in
 
 

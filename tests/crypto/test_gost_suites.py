@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from gateway.app.audit_checkpoints import sign_statement, verify_statement
 from gateway.config import KeysSection
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
@@ -27,7 +28,6 @@ from gateway.exchange.directory import (
     parse_directory_xml,
 )
 from gateway.exchange.sending import common_suites
-from gateway.jobs.audit_checkpoints import sign_statement, verify_statement
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import (
     LEGACY_SUITES,

@@ -25,6 +25,7 @@ import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from gateway.app.scheduled import deadline_reminders_body
 from gateway.config import KeysSection, NodeConfig
 from gateway.crypto import algorithms
 from gateway.crypto.certificates import CertificateProfile, DemoCA, write_private_key
@@ -38,7 +39,6 @@ from gateway.exchange.directory_signing import sign_directory, verify_directory
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition, ReceiveOutcome
 from gateway.jobs.scheduler import JobRun
-from gateway.jobs.wiring import deadline_reminders_body
 from gateway.model.directory import DirectoryBody, Suite
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import (

@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from gateway.app.scheduled import deadline_reminders_body, send_within_days
 from gateway.cli import originals as originals_cli
 from gateway.cli.check import run_checks
 from gateway.config import NodeConfig
@@ -28,7 +29,6 @@ from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.service import Role
 from gateway.jobs.scheduler import DEADLINE_REMINDERS, JobRun
-from gateway.jobs.wiring import deadline_reminders_body, send_within_days
 from gateway.model.problems import ConfigurationError
 from gateway.store.tables import originals
 from gateway.web.console import StoreUserDirectory

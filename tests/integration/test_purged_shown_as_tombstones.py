@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app.purge import run_purge
+from gateway.app.retention import parse_policies
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.service import NotFound
-from gateway.jobs.purge import run_purge
-from gateway.jobs.retention import parse_policies
 from tests.integration.exchange_world import OPERATOR, READ_PURPOSE, node_pair, padded_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from gateway.app.audit import verify_export_lines
 from gateway.cli import main as gateway
-from gateway.cli.audit import verify_export_lines
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.local_service import LocalNodeService

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.app.scheduled import deadline_reminders_body
 from gateway.config import NodeConfig
 from gateway.demo.play import reply
 from gateway.demo.setup import DemoWorld
@@ -21,7 +22,6 @@ from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.service import ConversationFilter
 from gateway.jobs.scheduler import JobRun
-from gateway.jobs.wiring import deadline_reminders_body
 from gateway.store import conversations as conv_store
 from tests.integration.exchange_world import (
     OPERATOR,

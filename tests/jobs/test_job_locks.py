@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.jobs.locks import JobLock, advisory_key, job_lock, job_locks
+from gateway.app.locks import JobLock, advisory_key, job_lock, job_locks
 
 T0 = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
 

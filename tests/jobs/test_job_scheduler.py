@@ -414,7 +414,7 @@ def test_a_slot_runs_once_even_when_the_loser_gets_the_lock_after_the_winner(
     body, the node that lost the race takes the lock as soon as the winner releases it, and
     used to run the same slot again. The slot row (``jobs_slots``) now stops it, and records
     the one run's outcome."""
-    from gateway.jobs import slots
+    from gateway.app import slots
 
     url = runs_table
     first_fire = datetime.now(UTC) + timedelta(seconds=0.6)
@@ -453,7 +453,7 @@ def test_a_slot_runs_once_even_when_the_loser_gets_the_lock_after_the_winner(
 
 def test_a_claimed_slot_is_refused_to_a_restarted_process(db_url: str) -> None:
     """A restart (or a clock step) that replays a slot already run finds it claimed."""
-    from gateway.jobs import slots
+    from gateway.app import slots
 
     engine = sa.create_engine(db_url, poolclass=sa.NullPool)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.jobs.retention import (
+from gateway.app.retention import (
     DEFAULT_POLICIES,
     ConversationEvents,
     Expiry,

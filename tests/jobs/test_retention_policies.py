@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import NodeConfig
-from gateway.jobs.retention import (
+from gateway.app.retention import (
     DEFAULT_POLICIES,
     MessageDirection,
     Period,
@@ -20,6 +19,7 @@ from gateway.jobs.retention import (
     load_retention,
     parse_policies,
 )
+from gateway.config import NodeConfig
 from gateway.model.problems import ConfigurationError
 from gateway.model.profiles import PROFILES
 from tests.jobs.policy_texts import GOOD
@@ -215,7 +215,7 @@ def test_no_retention_section_uses_the_defaults_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = _node_config(tmp_path, "")
-    with caplog.at_level(logging.WARNING, logger="gateway.jobs.retention"):
+    with caplog.at_level(logging.WARNING, logger="gateway.app.retention"):
         policies = load_retention(config.extra.get("retention"), config.path)
     assert policies is DEFAULT_POLICIES and policies.is_default
     assert "CIS Art. 9.6" in caplog.text
@@ -285,7 +285,7 @@ def test_a_shorter_period_with_a_stated_reason_is_kept_with_the_policy() -> None
 
 
 def test_a_node_sets_its_own_minimum(tmp_path: Path) -> None:
-    from gateway.jobs.retention import load_retention
+    from gateway.app.retention import load_retention
 
     config = tmp_path / "node.toml"
     config.write_text('[node]\nbody_id = "RU-FSSP"\n', encoding="utf-8")

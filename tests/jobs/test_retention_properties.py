@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.jobs.retention import MessageDirection, MessageFacts, parse_policies
+from gateway.app.retention import MessageDirection, MessageFacts, parse_policies
 from gateway.model.problems import ConfigurationError
 from gateway.model.profiles import PROFILES
 

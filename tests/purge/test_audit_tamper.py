@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.keystore import SigningKey
-from gateway.jobs.audit_checkpoints import (
+from gateway.app.audit_checkpoints import (
     checkpoint_file_line,
     create_checkpoint,
     verify_trail,
 )
+from gateway.crypto.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store.tables import audit_checkpoints, audit_events, audit_head
 from tests.purge.purge_child import audit_main

@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import KeyStore, SigningKey
-from gateway.jobs.audit_checkpoints import verify_trail
-from gateway.jobs.scheduler import JOB_NAMES, JobRun
-from gateway.jobs.wiring import (
+from gateway.app.audit_checkpoints import verify_trail
+from gateway.app.scheduled import (
     deadline_reminders_body,
     job_bodies,
     key_expiry_body,
     outbox_sweep_body,
-    scheduler_for,
 )
+from gateway.config import NodeConfig
+from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
 from gateway.store import Store, audit
 from gateway.store.tables import conversations
 from tests.purge.world import T0, add_conversation, after, enqueue_pending
@@ -163,7 +162,7 @@ def test_policy_file_changes_are_audited_at_start_and_at_each_reload(
     """Issue #20 item 4: every change of the policy file leaves ``retention.policy_changed``
     with old and new hashes — when ``serve`` starts (the job bodies load it) and when the purge
     job reads it again before a run — and a period below the minimum carries its reason."""
-    from gateway.jobs.retention import load_policy_file
+    from gateway.app.retention import load_policy_file
     from gateway.model.problems import ConfigurationError
 
     file = tmp_path / "retention.toml"

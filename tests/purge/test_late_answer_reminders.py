@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from gateway.app.scheduled import deadline_reminders_body
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
 from gateway.jobs.scheduler import JobRun
-from gateway.jobs.wiring import deadline_reminders_body
 from gateway.rules.clock import Calendars
 from gateway.store import Store, audit
 from gateway.store import late_answers as late_store

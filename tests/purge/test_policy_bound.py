@@ -10,9 +10,9 @@ import json
 
 import sqlalchemy as sa
 
+from gateway.app.purge import run_purge
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
-from gateway.jobs.purge import run_purge
 from gateway.store import Store, audit
 from gateway.store.tables import tombstones
 from tests.purge.world import T0, add_conversation, after, one_policy, policies

@@ -9,9 +9,9 @@ import threading
 
 import sqlalchemy as sa
 
+from gateway.app.purge import MAX_BATCH_ERRORS, run_purge
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
-from gateway.jobs.purge import MAX_BATCH_ERRORS, run_purge
 from gateway.store import Store
 from tests.purge.world import T0, after, bulk_messages, one_policy, states_of
 

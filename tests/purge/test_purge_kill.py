@@ -13,9 +13,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from gateway.app.purge import run_purge
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
-from gateway.jobs.purge import run_purge
 from gateway.store import Store, audit, purge
 from gateway.store.tables import tombstones
 from tests.purge.world import T0, after, bulk_messages, one_policy, states_of

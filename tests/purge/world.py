@@ -11,8 +11,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.app.retention import PolicySet, parse_policies
 from gateway.crypto.at_rest import KekRing
-from gateway.jobs.retention import PolicySet, parse_policies
 from gateway.store import Store, conversations, messages, outbox
 from gateway.store import attachments as attachment_store
 from gateway.store.messages import MessageHeader

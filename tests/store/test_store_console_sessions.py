@@ -10,16 +10,16 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.exchange.service import Role
-from gateway.store import Store
-from gateway.store.tables import console_sessions
-from gateway.web.console import sessions as module
-from gateway.web.console.sessions import (
+from gateway.app import sessions as module
+from gateway.app.sessions import (
     ANONYMOUS_TIMEOUT,
     IDLE_TIMEOUT,
     TOUCH_EVERY,
     SessionStore,
 )
+from gateway.exchange.service import Role
+from gateway.store import Store
+from gateway.store.tables import console_sessions
 from tests.store.conftest import NOW
 
 CONVERSATION = "0b6c3f0e-6a51-4d0f-8f0e-7f1d2c3b4a59"

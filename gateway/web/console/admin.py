@@ -2,11 +2,10 @@
 (role ``administrator``); the audit trail and its verification (role ``auditor``).
 
 All of them only read, from the sources injected into :func:`make_console_app` (see
-:mod:`gateway.web.console.sources`; the console does not start without them); the holds page
-reads through :func:`gateway.app.admin.list_holds`, as ``gateway holds list`` and the local API
-do. Changing
-keys, holds or policies stays with the CLI (the key page shows the commands), so a stolen
-console session cannot rotate a seal or lift a hold.
+:mod:`gateway.web.console.sources`; the console does not start without them), each through
+:mod:`gateway.app` as the signed-in user. The administrator's acts (holds, purge, tokens,
+users) are :mod:`gateway.web.console.admin_acts`; changing keys or policies stays with the CLI
+(the key page shows the commands), so a stolen console session cannot rotate a seal.
 """
 
 from __future__ import annotations
@@ -152,7 +151,7 @@ async def holds(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     show_released = request.query.get("released") == "yes"
     hold_list = await ctx.admin.holds(request[ACTOR], not show_released)
-    runs = await ctx.admin.purge_runs(PURGE_RUNS_SHOWN)
+    runs = await ctx.admin.purge_runs(request[ACTOR], PURGE_RUNS_SHOWN)
     return render(
         request,
         "admin_holds.html",
@@ -240,7 +239,9 @@ async def audit(request: web.Request) -> web.Response:
     if filters.errors:
         return render(request, "admin_audit.html", context, status=400)
     found = list(
-        await trail.search(filters.query, before=filters.before, limit=AUDIT_PAGE_SIZE + 1)
+        await trail.search(
+            request[ACTOR], filters.query, before=filters.before, limit=AUDIT_PAGE_SIZE + 1
+        )
     )
     context["events"] = found[:AUDIT_PAGE_SIZE]
     if len(found) > AUDIT_PAGE_SIZE:
@@ -254,7 +255,7 @@ async def verify_audit(request: web.Request) -> web.Response:
     _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
-    result = await trail.verify()
+    result = await trail.verify(request[ACTOR])
     await ctx.audit(
         request[ACTOR].name,
         "console.audit_verified",

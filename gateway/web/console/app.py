@@ -39,10 +39,21 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
+from gateway.app.context import AppContext
+from gateway.app.sessions import SessionStore
+from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import LocalService
 from gateway.logs import access
 from gateway.model.problems import ConfigurationError
-from gateway.web.console import action_pages, admin, auth, originals, pages, proceeding
+from gateway.web.console import (
+    action_pages,
+    admin,
+    admin_acts,
+    auth,
+    originals,
+    pages,
+    proceeding,
+)
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
     CONTEXT,
@@ -58,7 +69,6 @@ from gateway.web.console.context import (
 )
 from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.render import STATIC_DIR, setup_templates
-from gateway.web.console.sessions import SessionStore
 from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,
@@ -68,7 +78,6 @@ from gateway.web.console.sources import (
     PurgeRunsSource,
     RetentionSource,
 )
-from gateway.web.console.users import UserDirectory
 from gateway.web.server import LowLevelError, ServerSettings, start_guarded_site
 
 _UUID = "{{{name}:[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}}}"
@@ -96,6 +105,7 @@ def make_console_app(
     purge_runs: PurgeRunsSource | None = None,
     job_runs: JobRunsSource | None = None,
     audit_trail: AuditTrail | None = None,
+    acts: AppContext | None = None,
     config_hint: str = "node.toml",
     password_hasher: PasswordHasher | None = None,
 ) -> web.Application:
@@ -161,6 +171,7 @@ def make_console_app(
             purge_runs=purge_runs,
             job_runs=job_runs,
             audit_trail=audit_trail,
+            acts=acts,
             config_hint=config_hint,
         ),
     )
@@ -197,6 +208,7 @@ def make_console_app(
     router.add_get("/admin/holds", admin.holds, name="admin_holds", allow_head=False)
     router.add_get("/admin/jobs", admin.jobs, name="admin_jobs", allow_head=False)
     router.add_get("/admin/audit", admin.audit, name="admin_audit", allow_head=False)
+    admin_acts.add_routes(router)
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
     router.add_post(MESSAGE + "/verify", pages.reverify, name="message_verify")

@@ -9,11 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.app.context import AppContext
+from gateway.app.sessions import Session, SessionStore
+from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
 from gateway.rules.clock import Calendars
 from gateway.web.console.identity import NodeIdentity
 from gateway.web.console.passwords import PasswordChecker
-from gateway.web.console.sessions import Session, SessionStore
 from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,
@@ -25,7 +27,6 @@ from gateway.web.console.sources import (
     RetentionSource,
     Undelivered,
 )
-from gateway.web.console.users import UserDirectory
 
 Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 """``audit(actor, event, details)``: appends to the node's hash-chained audit trail."""
@@ -55,6 +56,9 @@ class AdminSources:
     purge_runs: PurgeRunsSource
     job_runs: JobRunsSource
     audit_trail: AuditTrail
+    acts: AppContext | None = None
+    """The node's context for the administrator's acts (:mod:`gateway.web.console.admin_acts`),
+    taken as the signed-in user; None: the console offers no acts (a test double)."""
     config_hint: str = "node.toml"
     """The node configuration's path as the key rotation commands show it."""
 

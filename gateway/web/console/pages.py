@@ -8,7 +8,7 @@ person needs on top: masking of confidential values for anyone who has not state
 Confidential conversations (CIS Art. 16; SC Art. 8.1): a user with the role
 ``confidential-reader`` states the purpose of reading in a form (POST, CSRF-checked); the
 console keeps it in the server-side session for that conversation for
-:data:`~gateway.web.console.sessions.PURPOSE_VALID_FOR` and passes it with every read, which
+:data:`~gateway.app.sessions.PURPOSE_VALID_FOR` and passes it with every read, which
 the service records. Without it, values read «скрыто».
 """
 

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from aiohttp import web
 
+from gateway.app.proceedings import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
 from gateway.exchange.service import Action
-from gateway.store.conversations import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.xmlchars import first_forbidden

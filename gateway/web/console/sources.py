@@ -11,39 +11,51 @@ with :func:`node_console_sources`::
 
 Every adapter runs its blocking work (database, key files) in the given executor: the event
 loop only renders pages. The sources only read; nothing here changes keys, holds or the trail.
-The keys and holds pages read through the application layer (:mod:`gateway.app`) as the
-signed-in user.
+Every source reads through the application layer (:mod:`gateway.app`), as the signed-in user
+where it has one: the same role check and the same rows as ``gateway`` commands and the API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import sqlalchemy as sa
-
 from gateway.app import admin
+from gateway.app import audit as app_audit
 from gateway.app import jobs as app_jobs
 from gateway.app import keys as app_keys
-from gateway.app.context import AppContext, serving_context
+from gateway.app import purge as app_purge
+from gateway.app.admin import LegalHold
+from gateway.app.audit import AuditEvent, AuditQuery, AuditVerification
+from gateway.app.context import AppContext, Store, serving_context
+from gateway.app.outbox import UNDELIVERED_ROWS, UndeliveredItem, undelivered
+from gateway.app.purge import PurgeRun
+from gateway.app.retention import PolicySet
 from gateway.crypto.keystore import KeyEntry, KeyStore
 from gateway.crypto.rotation import expiring_keys
 from gateway.exchange.service import Actor
-from gateway.jobs.retention import PolicySet
 from gateway.model.directory import Directory
-from gateway.store import audit as audit_store
-from gateway.store import purge as purge_store
-from gateway.store.audit import AuditEvent, AuditVerification
-from gateway.store.engine import Store
-from gateway.store.job_slots import JobStatus
-from gateway.store.outbox import OutboxState
-from gateway.store.purge import LegalHold, PurgeRun
-from gateway.store.tables import audit_events, messages, outbox
+
+__all__ = [
+    "AuditQuery",
+    "AuditTrail",
+    "ExpiringKey",
+    "JobRun",
+    "StoreAuditTrail",
+    "UndeliveredItem",
+    "admin_holds",
+    "app_job_runs",
+    "keystore_entries",
+    "keystore_expiring",
+    "node_console_sources",
+    "store_audit",
+    "store_purge_runs",
+    "store_undelivered",
+]
 
 if TYPE_CHECKING:  # the scheduler (and APScheduler) is imported when a node wires it
     from gateway.jobs.scheduler import ScheduleSettings
@@ -61,19 +73,19 @@ class ExpiringKey:
     not_after: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class UndeliveredItem:
-    """An outbox entry not yet delivered (filled in by the node)."""
-
-    message_id: str
-    conversation_id: str
-    destination: str
-    state: str
-    """``pending`` or ``failed``."""
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None = None
-    """A stable error code, never text from the peer."""
+ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
+Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
+KeyEntries = Callable[[Actor], Awaitable[Sequence[KeyEntry]]]
+"""The node's keys and certificates as the actor may see them (:func:`keystore_entries`)."""
+DirectorySource = Callable[[], Awaitable[Directory | None]]
+"""The verified directory of bodies the node works with now."""
+RetentionSource = Callable[[], Awaitable[PolicySet]]
+"""The node's retention policies (``PolicySet.from_config``)."""
+HoldsSource = Callable[[Actor, bool], Awaitable[Sequence[LegalHold]]]
+"""Legal holds, newest first, as the actor may see them (:func:`admin_holds`); the second
+argument: active ones only."""
+PurgeRunsSource = Callable[[Actor, int], Awaitable[Sequence[PurgeRun]]]
+"""The latest purge runs, newest first, as the actor may see them; the argument: how many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,48 +96,23 @@ class JobRun:
     schedule: str
     """A crontab line in the node's zone, or an interval (``every 30 s``)."""
     enabled: bool
-    status: JobStatus
+    status: app_jobs.JobStatus
     """Last run and last success (``jobs_slots``); ``last`` None: never ran."""
 
 
-ExpiringKeys = Callable[[], Awaitable[Sequence[ExpiringKey]]]
-Undelivered = Callable[[Actor], Awaitable[Sequence[UndeliveredItem]]]
-KeyEntries = Callable[[Actor], Awaitable[Sequence[KeyEntry]]]
-"""The node's keys and certificates as the actor may see them (:func:`keystore_entries`)."""
-DirectorySource = Callable[[], Awaitable[Directory | None]]
-"""The verified directory of bodies the node works with now."""
-RetentionSource = Callable[[], Awaitable[PolicySet]]
 JobRunsSource = Callable[[Actor], Awaitable[Sequence[JobRun]]]
 """Each scheduled job with its last run, as the actor may see them (:func:`app_job_runs`)."""
-"""The node's retention policies (``PolicySet.from_config``)."""
-HoldsSource = Callable[[Actor, bool], Awaitable[Sequence[LegalHold]]]
-"""Legal holds, newest first, as the actor may see them (:func:`admin_holds`); the second
-argument: active ones only."""
-PurgeRunsSource = Callable[[int], Awaitable[Sequence[PurgeRun]]]
-"""The latest purge runs, newest first; the argument: how many."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuditQuery:
-    """The audit page's filters (each optional)."""
-
-    kind: str | None = None
-    """An event code (``console.signed_in``) or, ending in a dot, a family (``console.``)."""
-    actor: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    """Exclusive."""
 
 
 class AuditTrail(Protocol):
     async def search(
-        self, query: AuditQuery, *, before: int | None, limit: int
+        self, actor: Actor, query: AuditQuery, *, before: int | None, limit: int
     ) -> Sequence[AuditEvent]:
         """Events matching ``query`` with ``seq < before``, newest first, at most ``limit``."""
         ...
 
-    async def verify(self) -> AuditVerification:
-        """Walk the whole chain (:func:`gateway.store.audit.verify`)."""
+    async def verify(self, actor: Actor) -> AuditVerification:
+        """Walk the whole chain (:func:`gateway.app.audit.verify_chain`)."""
         ...
 
 
@@ -134,55 +121,28 @@ async def _run(executor: Executor | None, fn: Callable[[], T]) -> T:
 
 
 class StoreAuditTrail:
-    """:class:`AuditTrail` over a node's store (read-only queries)."""
+    """:class:`AuditTrail` over a node's store, through :mod:`gateway.app.audit` as the
+    signed-in user (``gateway audit`` reads the same way)."""
 
     def __init__(self, store: Store, executor: Executor | None = None) -> None:
-        self.store = store
+        self.context = serving_context(store)
         self.executor = executor
 
     async def search(
-        self, query: AuditQuery, *, before: int | None, limit: int
+        self, actor: Actor, query: AuditQuery, *, before: int | None, limit: int
     ) -> Sequence[AuditEvent]:
         def find() -> list[AuditEvent]:
-            stmt = sa.select(audit_events)
-            if before is not None:
-                stmt = stmt.where(audit_events.c.seq < before)
-            if query.kind:
-                if query.kind.endswith("."):
-                    stmt = stmt.where(audit_events.c.kind.startswith(query.kind, autoescape=True))
-                else:
-                    stmt = stmt.where(audit_events.c.kind == query.kind)
-            if query.actor:
-                stmt = stmt.where(audit_events.c.actor == query.actor)
-            if query.since is not None:
-                stmt = stmt.where(audit_events.c.at >= query.since)
-            if query.until is not None:
-                stmt = stmt.where(audit_events.c.at < query.until)
-            stmt = stmt.order_by(audit_events.c.seq.desc()).limit(limit)
-            with self.store.read() as conn:
-                return [_event(row) for row in conn.execute(stmt)]
+            return app_audit.search(
+                self.context.acting_as(actor), query, before=before, limit=limit
+            )
 
         return await _run(self.executor, find)
 
-    async def verify(self) -> AuditVerification:
+    async def verify(self, actor: Actor) -> AuditVerification:
         def check() -> AuditVerification:
-            with self.store.read() as conn:
-                return audit_store.verify(conn)
+            return app_audit.verify_chain(self.context.acting_as(actor))
 
         return await _run(self.executor, check)
-
-
-def _event(row: Any) -> AuditEvent:
-    return AuditEvent(
-        row.seq,
-        row.at,
-        row.actor,
-        row.kind,
-        json.loads(row.subjects),
-        json.loads(row.details),
-        row.prev_hash,
-        row.hash,
-    )
 
 
 def admin_holds(context: AppContext, executor: Executor | None = None) -> HoldsSource:
@@ -199,10 +159,13 @@ def admin_holds(context: AppContext, executor: Executor | None = None) -> HoldsS
 
 
 def store_purge_runs(store: Store, executor: Executor | None = None) -> PurgeRunsSource:
-    async def runs(limit: int) -> Sequence[PurgeRun]:
+    """The latest purge runs through :func:`gateway.app.purge.list_runs`, as ``gateway purge
+    runs`` lists them."""
+    context = serving_context(store)
+
+    async def runs(actor: Actor, limit: int) -> Sequence[PurgeRun]:
         def read() -> list[PurgeRun]:
-            with store.read() as conn:
-                return purge_store.list_runs(conn, limit=limit)
+            return [item.run for item in app_purge.list_runs(context.acting_as(actor), limit)]
 
         return await _run(executor, read)
 
@@ -235,72 +198,33 @@ def store_audit(
     clock: Callable[[], datetime] = _utc_now,
 ) -> Callable[[str, str, dict[str, Any]], Awaitable[None]]:
     """The console's ``audit`` callback appending to the node's hash-chained trail (each event
-    in a transaction of its own, kind ``console.*``, details as the console gives them);
-    ``clock`` is the node's (tests pin it)."""
+    in a transaction of its own, kind ``console.*``, details as the console gives them;
+    :func:`gateway.app.audit.record`); ``clock`` is the node's (tests pin it)."""
+    context = serving_context(store, clock=clock)
 
     async def append(actor: str, event: str, details: dict[str, Any]) -> None:
         def write() -> None:
-            with store.transaction() as conn:
-                audit_store.append(
-                    conn,
-                    now=clock(),
-                    actor=actor[:64],
-                    kind=event,
-                    details=details,
-                )
+            who = context.acting_as(Actor(name=actor, roles=frozenset()))
+            app_audit.record(who, event, details)
 
         await _run(executor, write)
 
     return append
 
 
-UNDELIVERED_ROWS = 50
-"""Outbox entries the dashboard lists, the next due first: a screenful; the metrics count all."""
-
-
 def store_undelivered(
     store: Store, executor: Executor | None = None, limit: int = UNDELIVERED_ROWS
 ) -> Undelivered:
-    """The dashboard's undelivered documents: outbox entries pending or given up, with the
-    conversation each belongs to, the next due first (the outbox's due index)."""
+    """The dashboard's undelivered documents (:func:`gateway.app.outbox.undelivered`)."""
+    context = serving_context(store)
 
-    stmt = (
-        sa.select(
-            outbox.c.message_id,
-            messages.c.conversation_id,
-            outbox.c.destination,
-            outbox.c.state,
-            outbox.c.attempts,
-            outbox.c.next_attempt_at,
-            outbox.c.last_error,
-        )
-        .join(messages, messages.c.message_id == outbox.c.message_id)
-        .where(outbox.c.state.in_((OutboxState.PENDING.value, OutboxState.FAILED.value)))
-        .order_by(outbox.c.state.desc(), outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-    )
-
-    async def undelivered(actor: Actor) -> Sequence[UndeliveredItem]:
+    async def listed(actor: Actor) -> Sequence[UndeliveredItem]:
         def read() -> list[UndeliveredItem]:
-            with store.read() as conn:
-                return [
-                    UndeliveredItem(
-                        message_id=row.message_id,
-                        conversation_id=row.conversation_id,
-                        destination=row.destination,
-                        state=row.state,
-                        attempts=row.attempts,
-                        next_attempt_at=row.next_attempt_at
-                        if row.state == OutboxState.PENDING.value
-                        else None,
-                        last_error=row.last_error,
-                    )
-                    for row in conn.execute(stmt)
-                ]
+            return undelivered(context.acting_as(actor), limit)
 
         return await _run(executor, read)
 
-    return undelivered
+    return listed
 
 
 def keystore_expiring(
@@ -349,7 +273,7 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
 
     from gateway.jobs.scheduler import ScheduleSettings
 
-    serving = serving_context(node.store, node.config, node.clock)
+    serving = serving_context(node.store, node.config, node.clock, node.keys)
 
     async def directory() -> Directory | None:
         return node.directory  # swapped whole on reload: reading it is atomic
@@ -367,4 +291,5 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
         "purge_runs": store_purge_runs(node.store, executor),
         "job_runs": app_job_runs(serving, ScheduleSettings.from_config(node.config), executor),
         "audit_trail": StoreAuditTrail(node.store, executor),
+        "acts": serving,
     }

@@ -23,9 +23,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gateway.app.context import Store
 from gateway.exchange.service import Role
 from gateway.store import console_sessions as rows
-from gateway.store.engine import Store
 
 SESSION_ID_BYTES = 32
 """256 random bits: an id cannot be guessed, however many sessions exist."""

@@ -9,16 +9,17 @@ is synchronous. Records are the store's :class:`gateway.store.users.User`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy.exc
 
+from gateway.app.context import Store
 from gateway.app.users import USERNAME_PATTERN, new_user_roles
 from gateway.exchange.service import Role
 from gateway.store import users as user_table
-from gateway.store.engine import Store
 from gateway.store.users import User
 
 __all__ = ["USERNAME_PATTERN", "StoreUserDirectory", "User", "UserDirectory", "roles_of"]
@@ -111,7 +112,7 @@ class StoreUserDirectory:
     async def list(self) -> list[User]:
         return await asyncio.to_thread(self._list)
 
-    def _list(self) -> list[User]:
+    def _list(self) -> builtins.list[User]:
         with self.store.read() as conn:
             return user_table.list_users(conn)
 

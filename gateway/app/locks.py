@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +71,11 @@ job_locks = sa.Table(
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def default_owner(body_id: str) -> str:
+    """``RU-FSSP@host:pid``: names this process in locks and in the skip log of other nodes."""
+    return f"{body_id}@{socket.gethostname()}:{os.getpid()}"[:128]
 
 
 def advisory_key(schema: str, name: str) -> int:

@@ -54,11 +54,9 @@ from typing import cast
 import sqlalchemy as sa
 from cryptography import x509
 
-from gateway.crashpoints import crash_point
-from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import SigningKey
-from gateway.crypto.statements import sign_statement, verify_statement
-from gateway.jobs.retention import (
+from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.locks import default_owner, job_lock
+from gateway.app.retention import (
     ConversationEvents,
     Expiry,
     MessageDirection,
@@ -66,14 +64,32 @@ from gateway.jobs.retention import (
     PolicySet,
     expires_at,
 )
-from gateway.jobs.tombstone_check import check_tombstones
+from gateway.app.tombstone_check import check_tombstones
+from gateway.crashpoints import crash_point
+from gateway.crypto.at_rest import KekRing
+from gateway.crypto.kek_rotation import load_kek_ring
+from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.statements import sign_statement, verify_statement
+from gateway.exchange import service
+from gateway.model.problems import GatewayError
 from gateway.store import Store, period_keys
 from gateway.store import purge as purge_store
 from gateway.store.period_keys import ShredResult
-from gateway.store.purge import LockedMessage, PurgedBatch, RetentionFacts
+from gateway.store.purge import (
+    LockedMessage,
+    PurgedBatch,
+    PurgeRun,
+    RetentionFacts,
+    StoredReport,
+)
 
 log = logging.getLogger(__name__)
 
+PURGE_JOB = "purge"
+"""The purge's lock name: the scheduled job's (gateway.app.scheduled.PURGE)."""
+
+MAX_PURGE_BATCH = purge_store.MAX_PURGE_BATCH
+"""The largest batch a run may be asked for (the store's bound)."""
 SCAN_PAGE = purge_store.MAX_SCAN_BATCH
 """Facts read per query while planning: a few hundred KiB, whatever the store's size."""
 PURGE_BATCH = purge_store.MAX_PURGE_BATCH
@@ -364,9 +380,7 @@ def run_purge(
             policy_source=policies.source,
             below_minimum=policies.below_minimum(),
         )
-        total = conn.execute(
-            sa.select(sa.func.count()).select_from(purge_store.messages)
-        ).scalar_one()
+        total = purge_store.count_messages(conn)
     tally = _Tally()
     batch: dict[str, tuple[RetentionFacts, Decision]] = {}
     policy_hashes = policies.policy_sha256()
@@ -623,3 +637,124 @@ def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) 
         f"the run's tombstones ({count}) do not hash to what the report signed "
         f"({report.get('tombstones')}): {where}"
     )
+
+
+# --- the use cases of the command line, the local API and the console -------------------------
+
+
+class PurgeRefused(ValueError):
+    """A purge cannot be run as asked (a bad batch size, no seal to sign its report); the
+    message names the field and what to do. Nothing was changed."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PurgeLocked(RuntimeError):
+    """Another process of the node holds the purge lock: that run goes on, this one did not
+    start."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunListing:
+    run: PurgeRun
+    signed: bool
+    """A signed report is stored for the run."""
+
+
+def _policies(ctx: AppContext) -> PolicySet:
+    if ctx.config is None:
+        raise PurgeRefused(
+            "the node's configuration is needed for its retention policies", "CONFIG_INVALID"
+        )
+    return PolicySet.from_config(ctx.config)
+
+
+def plan_purge(ctx: AppContext, now: datetime) -> Iterator[Decision | int]:
+    """What a run at ``now`` would purge, keep held or keep undelivered, and why (``gateway
+    purge --dry-run``); ints are progress counts of messages examined."""
+    require(ctx, service.Action.READ_CONFIGURATION)
+    return plan(ctx.store, _policies(ctx), now)
+
+
+def run_purge_now(
+    ctx: AppContext,
+    keys: KeyStore | None,
+    now: datetime,
+    *,
+    batch_size: int = PURGE_BATCH,
+    progress: Callable[[Progress], None] | None = None,
+) -> PurgeReport:
+    """Run the purge by hand under the node-wide purge lock (one run at a time across the
+    node's processes), signed with the seal in force; the actor is recorded as the run's.
+    ``keys``: the node's (None: the context's). Raises :class:`PurgeRefused` or
+    :class:`PurgeLocked`."""
+    require(ctx, service.Action.RUN_PURGE)
+    policies = _policies(ctx)
+    keys = keys or ctx.keys
+    if keys is None:
+        raise PurgeRefused(
+            "the node's keys are needed to sign the run's report", "SEAL_UNAVAILABLE"
+        )
+    if not 1 <= batch_size <= MAX_PURGE_BATCH:
+        raise PurgeRefused(f"batch_size: 1..{MAX_PURGE_BATCH} messages a transaction", "INVALID")
+    try:
+        seal = keys.seal()
+    except (GatewayError, OSError) as exc:
+        raise PurgeRefused(
+            f"the seal is not loaded ({exc}): the run's report could not be signed",
+            "SEAL_UNAVAILABLE",
+        ) from exc
+    try:
+        ring = load_kek_ring(keys)
+    except (GatewayError, OSError) as exc:
+        raise PurgeRefused(
+            f"the node's KEK is not loaded ({exc}): the retention period keys could not be "
+            "destroyed (docs/purge-and-audit.md)",
+            "KEK_UNAVAILABLE",
+        ) from exc
+    assert ctx.config is not None
+    owner = default_owner(ctx.config.node.body_id)
+    with job_lock(ctx.store.engine, PURGE_JOB, owner) as acquired:
+        if not acquired:
+            raise PurgeLocked("the purge runs on another process of the node (lock purge)")
+        report = run_purge(
+            ctx.store,
+            policies,
+            now,
+            seal=seal,
+            actor=ctx.actor.name[:ACTOR_CHARS],
+            progress=progress,
+            batch_size=batch_size,
+            keys=ring,
+        )
+    if not ctx.store.checkpoint_wal():
+        log.warning(
+            "the SQLite log is held by a reader: the purged rows leave gateway.db-wal at its "
+            "next checkpoint"
+        )
+    return report
+
+
+def list_runs(ctx: AppContext, limit: int = 20) -> list[RunListing]:
+    """The latest purge runs, newest first, each with whether its signed report is stored."""
+    require(ctx, service.Action.READ_CONFIGURATION)
+    with ctx.store.read() as conn:
+        runs = purge_store.list_runs(conn, limit=limit)
+        return [RunListing(r, purge_store.get_report(conn, r.run_id) is not None) for r in runs]
+
+
+def stored_report(ctx: AppContext, run_id: str) -> StoredReport | None:
+    """The run's signed report as stored (bytes signed, signature, certificate), or None."""
+    require(ctx, service.Action.READ_AUDIT, run_id)
+    with ctx.store.read() as conn:
+        return purge_store.get_report(conn, run_id)
+
+
+def check_report(
+    ctx: AppContext, run_id: str, expected: Sequence[x509.Certificate] = ()
+) -> ReportCheck:
+    """:func:`verify_report` as a use case (``gateway purge verify-report``)."""
+    require(ctx, service.Action.READ_AUDIT, run_id)
+    return verify_report(ctx.store, run_id, expected)

@@ -25,6 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
+from gateway.app.tombstone_check import check_tombstones
 from gateway.crypto.keystore import SigningKey
 from gateway.crypto.statements import (
     CHECKPOINT_FORMAT,
@@ -33,7 +34,6 @@ from gateway.crypto.statements import (
     sign_statement,
     verify_statement,
 )
-from gateway.jobs.tombstone_check import check_tombstones
 from gateway.store import Store
 from gateway.store import audit as audit_store
 

@@ -1,10 +1,10 @@
-"""The real bodies of the node's scheduled jobs, wired into :class:`GatewayScheduler`.
+"""The real bodies of the node's scheduled jobs: use cases the scheduler (gateway.jobs) runs.
 
-``gateway serve`` calls :func:`scheduler_for` with the node's configuration and its node object
-(anything with ``store``, ``keys`` and ``body_id``), adds ``scheduler_context(scheduler)`` to the
-app's cleanup contexts, and the jobs run:
+``gateway serve`` calls ``gateway.jobs.scheduler.scheduler_for`` with the node's configuration
+and its node object (anything with ``store``, ``keys`` and ``body_id``); it wires
+:func:`job_bodies` into the scheduler, and the jobs run:
 
-* ``purge`` — the nightly purge with its signed report (``gateway.jobs.purge``), then a signed
+* ``purge`` — the nightly purge with its signed report (``gateway.app.purge``), then a signed
   audit checkpoint (the periodic checkpoint: once a day, after the purge's events);
 * ``outbox-retry`` — a sweep that only *reports*: the runtime's delivery worker already
   retries due outbox rows on its own (it polls ``claim_due`` and honours each row's back-off),
@@ -35,22 +35,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from gateway.app.audit_checkpoints import create_checkpoint
+from gateway.app.purge import PURGE_JOB, PurgeReport, run_purge
+from gateway.app.retention import PolicySet
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.exchange.conversation import CLOCK_PAUSED_IN
-from gateway.jobs.audit_checkpoints import create_checkpoint
-from gateway.jobs.purge import PurgeReport, run_purge
-from gateway.jobs.retention import PolicySet
-from gateway.jobs.scheduler import (
-    DEADLINE_REMINDERS,
-    KEY_EXPIRY_WARNINGS,
-    OUTBOX_RETRY,
-    PURGE,
-    GatewayScheduler,
-    JobBody,
-    JobRun,
-)
 from gateway.model.problems import ConfigurationError
 from gateway.rules.clock import Calendars, days_left
 from gateway.rules.deadlines import DEFAULT_REMINDER_DAYS_BEFORE
@@ -71,6 +62,13 @@ from gateway.store import purge as purge_store
 from gateway.store.tables import conversations, outbox
 
 log = logging.getLogger(__name__)
+
+PURGE = PURGE_JOB
+OUTBOX_RETRY = "outbox-retry"
+DEADLINE_REMINDERS = "deadline-reminders"
+KEY_EXPIRY_WARNINGS = "key-expiry-warnings"
+JOB_NAMES = (PURGE, OUTBOX_RETRY, DEADLINE_REMINDERS, KEY_EXPIRY_WARNINGS)
+"""The node's jobs; each body audits as ``job:<name>``."""
 
 REMINDER_DAYS_BEFORE = DEFAULT_REMINDER_DAYS_BEFORE
 """5 working days: time to answer or send a delay notice (CIS Art. 12 para. 3)."""
@@ -95,6 +93,20 @@ class NodeLike(Protocol):
     body_id: str
     calendars: Calendars
     kek_ring: KekRing
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """Passed to a job body: which run this is. Bodies use ``scheduled_for`` or ``started_at``
+    as their ``now`` (the purge uses ``started_at``), never the clock directly."""
+
+    job: str
+    scheduled_for: datetime
+    """The run time the trigger fired for (the latest missed one after a catch-up)."""
+    started_at: datetime
+    """When the body started, after the lock was taken (UTC)."""
+    owner: str
+    """This node, as named in the lock (``RU-FSSP@host:pid``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,7 +471,7 @@ def key_expiry_body(
     return body
 
 
-def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
+def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, Callable[[JobRun], Any]]:
     """The four bodies for ``node``. Loads the retention policies and the seal now, so that a
     bad policy file or a missing seal stops ``gateway serve`` at start, not at 02:30."""
     policies = PolicySet.from_config(config)
@@ -475,9 +487,3 @@ def job_bodies(config: NodeConfig, node: NodeLike) -> dict[str, JobBody]:
         DEADLINE_REMINDERS: deadline_reminders_body(config, node.store, lambda: node.calendars),
         KEY_EXPIRY_WARNINGS: key_expiry_body(node.keys, node.store),
     }
-
-
-def scheduler_for(config: NodeConfig, node: NodeLike, **kwargs: Any) -> GatewayScheduler | None:
-    """The node's scheduler with the real job bodies, or None when ``[scheduler] enabled =
-    false``. ``kwargs`` go to :class:`GatewayScheduler` (``on_outcome``, ``clock``)."""
-    return GatewayScheduler.from_config(config, job_bodies(config, node), **kwargs)

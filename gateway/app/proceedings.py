@@ -1,0 +1,40 @@
+"""Marking a conversation's proceeding closed (CIS Art. 9.6) as a use case: ``gateway proceedings
+close``. The local API and the console reach the same store call through the local service
+(:meth:`gateway.exchange.local_service.LocalNodeService.close_proceeding`); both raise
+:class:`ProceedingCloseRefused` with the rule's code and Russian message.
+
+Audit event written (by the store, in the same transaction)::
+
+    proceeding.closed   subjects conversation_id; details closed_at, reference
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.exchange.service import Action
+from gateway.store import conversations
+from gateway.store.conversations import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
+
+__all__ = ["MAX_PROCEEDING_REFERENCE", "ProceedingCloseRefused", "close_proceeding"]
+
+
+def close_proceeding(
+    ctx: AppContext, conversation_id: str, closed_at: datetime, reference: str
+) -> datetime:
+    """Record when the proceeding was closed; return the stored instant. Raises
+    :class:`ProceedingCloseRefused` (unknown conversation, already closed, a bad date or
+    reference); nothing is changed then."""
+    require(ctx, Action.CLOSE_PROCEEDING, conversation_id)
+    with ctx.store.transaction() as conn:
+        closed = conversations.close_proceeding(
+            conn,
+            conversation_id,
+            closed_at=closed_at,
+            reference=reference,
+            actor=ctx.actor.name[:ACTOR_CHARS],
+            now=ctx.clock(),
+        )
+    assert closed.proceeding_closed_at is not None
+    return closed.proceeding_closed_at

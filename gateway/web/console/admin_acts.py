@@ -1,0 +1,251 @@
+"""The administrator's acts in the console: legal holds (place, release), API tokens (add,
+revoke), console users (add, disable) and a purge run now. One page, ``/admin/acts``, holds the
+forms and lists the tokens and users.
+
+Each form calls the same function of :mod:`gateway.app` as ``gateway holds|tokens|users|keys|purge``
+and the local API, as the signed-in user: the same role check, the same rows, the same audit
+event (``tests/app/test_admin_surfaces.py``). The session middleware has checked the form's CSRF
+token before a handler runs. A key generation is activated or revoked here; making one (``gateway
+keys rotate``) and the demo CA's CRL stay commands on the node's host (docs/key-rotation.md).
+
+    GET  /admin/acts
+    POST /admin/holds/place              conversation_id, reason
+    POST /admin/holds/release            conversation_id, reason
+    POST /admin/tokens                   label, roles (several), expires_in_days (optional)
+    POST /admin/tokens/{token_id}/revoke
+    POST /admin/users                    username, password, roles (several)
+    POST /admin/users/{username}/disable
+    POST /admin/keys/activate            role, name, generation, at, force (optional)
+    POST /admin/keys/revoke              role, name, generation, reason
+    POST /admin/purge-runs
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gateway.app import admin, purge, users
+from gateway.app import keys as app_keys
+from gateway.app.context import AppContext
+from gateway.crypto.keystore import KeyRole, KeyStoreError
+from gateway.crypto.rotation import RevocationReason
+from gateway.exchange.service import Action, Role, may
+from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.passwords import hash_password, password_problem
+from gateway.web.console.render import render
+
+T = TypeVar("T")
+
+ROLE_CHOICES = tuple(str(role) for role in Role)
+KEY_ROLES = tuple(str(r) for r in KeyRole if r is not KeyRole.KEK)
+REVOCATION_REASONS = tuple(str(r) for r in RevocationReason)
+
+
+def _acts(request: web.Request) -> AppContext:
+    """The node's context as the signed-in user."""
+    base = request.app[CONTEXT].admin.acts
+    if base is None:
+        raise web.HTTPServiceUnavailable(text="administration is not available in this console")
+    return base.acting_as(request[ACTOR])
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    # One store transaction (or a purge run): off the event loop.
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _refused(request: web.Request, status: int, text: str) -> web.Response:
+    return error_page(request, status, "Действие не выполнено", text)
+
+
+def _done(request: web.Request, text: str) -> web.Response:
+    request[SESSION].flash = text
+    return see_other(request, "admin_acts")
+
+
+async def acts_page(request: web.Request, issued: admin.IssuedToken | None = None) -> web.Response:
+    actor = request[ACTOR]
+    require(actor, Action.OPEN_ADMINISTRATION)
+    ctx = _acts(request)
+    token_list = await _call(admin.list_tokens, ctx) if may(actor, Action.MANAGE_TOKENS) else []
+    user_list = await _call(users.list_users, ctx) if may(actor, Action.MANAGE_USERS) else []
+    return render(
+        request,
+        "admin_acts.html",
+        {
+            "tokens": token_list,
+            "users": user_list,
+            "roles": ROLE_CHOICES,
+            "key_roles": KEY_ROLES,
+            "reasons": REVOCATION_REASONS,
+            "issued": issued,
+        },
+    )
+
+
+async def place_hold(request: web.Request) -> web.Response:
+    form = await request.post()
+    conversation_id = _field(form, "conversation_id")
+    try:
+        hold_id = await _call(
+            admin.place_hold, _acts(request), conversation_id, _field(form, "reason")
+        )
+    except admin.HoldRefused as refused:
+        return _refused(request, 422, f"Запрет не наложен: {refused}")
+    return _done(request, f"Запрет № {hold_id} на уничтожение переписки наложен.")
+
+
+async def release_holds(request: web.Request) -> web.Response:
+    form = await request.post()
+    conversation_id = _field(form, "conversation_id")
+    try:
+        released = await _call(
+            admin.release_holds, _acts(request), conversation_id, _field(form, "reason")
+        )
+    except admin.NoActiveHold:
+        return _refused(request, 409, "Действующих запретов на эту переписку нет.")
+    except admin.HoldRefused as refused:
+        return _refused(request, 422, f"Запрет не снят: {refused}")
+    return _done(request, f"Сняты запреты: {', '.join(map(str, released))}.")
+
+
+async def add_token(request: web.Request) -> web.Response:
+    form = await request.post()
+    roles = [r for r in form.getall("roles", []) if isinstance(r, str)]
+    days_text = _field(form, "expires_in_days")
+    if days_text and not days_text.isdigit():
+        return _refused(request, 422, "Срок действия — целое число дней (или пусто: бессрочно).")
+    days = int(days_text) if days_text else None
+    try:
+        issued = await _call(admin.add_token, _acts(request), _field(form, "label"), roles, days)
+    except admin.TokenRefused as refused:
+        return _refused(request, 422, f"Токен не создан: {refused}")
+    # Shown once, on this page only: never put in a redirect, the session or the log.
+    return await acts_page(request, issued)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    raw = request.match_info["token_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        return _refused(request, 404, "Такого токена нет.")
+    try:
+        await _call(admin.revoke_token, _acts(request), int(raw))
+    except admin.TokenRefused as refused:
+        return _refused(request, 422, f"Токен не отозван: {refused}")
+    return _done(request, f"Токен № {raw} отозван.")
+
+
+async def add_user(request: web.Request) -> web.Response:
+    form = await request.post()
+    username, password = _field(form, "username"), form.get("password")
+    roles = [r for r in form.getall("roles", []) if isinstance(r, str)]
+    if not isinstance(password, str):
+        return _refused(request, 422, "Укажите пароль.")
+    problem = password_problem(password)
+    if problem is not None:
+        return _refused(request, 422, f"Пароль не подходит: {problem}")
+    ctx = _acts(request)
+    try:
+        users.new_user_roles(username, roles)  # a bad name or role is said before hashing
+        hasher = request.app[CONTEXT].passwords.hasher  # the console's own (tests: a cheap one)
+
+        def add() -> users.User:  # hashing costs tens of milliseconds: off the event loop
+            return users.add_user(ctx, username, hash_password(password, hasher), roles)
+
+        user = await _call(add)
+    except users.UserRefused as refused:
+        return _refused(request, 409 if refused.code == "USERNAME_TAKEN" else 422, str(refused))
+    return _done(request, f"Пользователь {user.username} добавлен.")
+
+
+async def disable_user(request: web.Request) -> web.Response:
+    username = request.match_info["username"]
+    try:
+        await _call(users.disable_user, _acts(request), username)
+    except users.UserRefused:
+        return _refused(request, 404, f"Пользователя {username} нет.")
+    return _done(request, f"Пользователь {username} отключён.")
+
+
+def _key_form(form: Any) -> tuple[KeyRole, str, int] | None:
+    role, generation = _field(form, "role"), _field(form, "generation")
+    if role not in KEY_ROLES or not generation.isdigit() or len(generation) > 6:
+        return None
+    return KeyRole(role), _field(form, "name"), int(generation)
+
+
+async def activate_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target = _key_form(form)
+    if target is None:
+        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
+    ctx = _acts(request)
+    keys = ctx.keys
+    if keys is None:
+        return _refused(request, 503, "Консоль запущена без ключей узла.")
+    at, force = _field(form, "at") or "now", _field(form, "force") or None
+
+    def act() -> app_keys.Activated:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.activate(ctx, keys, *target, when, force=force)
+
+    try:
+        done = await _call(act)
+    except KeyStoreError as refused:
+        return _refused(request, 422, f"Поколение ключа не введено: {refused}")
+    return _done(request, f"{done.stem} вводится в действие {done.at.isoformat()}.")
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target, reason = _key_form(form), _field(form, "reason")
+    if target is None or reason not in REVOCATION_REASONS:
+        return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
+    ctx = _acts(request)
+    keys = ctx.keys
+    if keys is None:
+        return _refused(request, 503, "Консоль запущена без ключей узла.")
+
+    def act() -> app_keys.Revoked:
+        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
+
+    try:
+        done = await _call(act)
+    except KeyStoreError as refused:
+        return _refused(request, 422, f"Поколение ключа не отозвано: {refused}")
+    return _done(request, f"{done.stem} отозван ({done.reason.value}).")
+
+
+async def run_purge(request: web.Request) -> web.Response:
+    ctx = _acts(request)
+    try:
+        report = await _call(purge.run_purge_now, ctx, None, ctx.clock())
+    except purge.PurgeLocked:
+        return _refused(request, 409, "Уничтожение уже выполняется; этот запуск не начат.")
+    except purge.PurgeRefused as refused:
+        return _refused(request, 503, f"Уничтожение не запущено: {refused}")
+    return _done(request, f"Запуск {report.run_id}: {report.state}, уничтожено {report.purged}.")
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/admin/acts", acts_page, name="admin_acts", allow_head=False)
+    router.add_post("/admin/holds/place", place_hold, name="admin_hold_place")
+    router.add_post("/admin/holds/release", release_holds, name="admin_hold_release")
+    router.add_post("/admin/tokens", add_token, name="admin_token_add")
+    router.add_post("/admin/tokens/{token_id}/revoke", revoke_token, name="admin_token_revoke")
+    router.add_post("/admin/users", add_user, name="admin_user_add")
+    router.add_post("/admin/users/{username}/disable", disable_user, name="admin_user_disable")
+    router.add_post("/admin/keys/activate", activate_key, name="admin_key_activate")
+    router.add_post("/admin/keys/revoke", revoke_key, name="admin_key_revoke")
+    router.add_post("/admin/purge-runs", run_purge, name="admin_purge_run")

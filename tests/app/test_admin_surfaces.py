@@ -1,0 +1,380 @@
+"""Every administrative act is reachable from the command line, the local API and the console,
+and each surface goes through the same function of gateway.app: for each act, the audit events
+the three record are compared — the same event codes, the same subjects' names and the same
+details (but for the ids that name which hold, token, user or run it was) — with each surface's
+own actor (``cli:<login>``, ``token:<label>``, ``console-admin``). On SQLite and PostgreSQL.
+
+Making a key generation (``gateway keys rotate``) stays a command on the node's host;
+activating and revoking one are compared here (the CLI's revocation without ``--demo-ca``, as the
+API and the console have no CA)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.app import admin
+from gateway.app import keys as app_keys
+from gateway.app import users as app_users
+from gateway.app.context import AppContext, command_line_actor, serving_context
+from gateway.cli import main as gateway
+from gateway.config import NodeConfig
+from gateway.crypto.keystore import KeyRole, KeyStore
+from gateway.exchange.local_service import LocalNodeService
+from gateway.exchange.service import Role
+from gateway.store import Store, conversations
+from gateway.store.tables import audit_events
+from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
+from gateway.web.console.passwords import hash_password
+from gateway.web.local_api import make_local_api_app
+from gateway.web.metrics import GatewayMetrics
+from tests.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
+from tests.console.console_double import ConsoleTestService
+from tests.rotation.conftest import BODY, demo_pki, make_node  # noqa: F401 - fixture used by name
+
+API_LABEL = "case-system"
+CONSOLE_USER = "console-admin"
+USER_PASSWORD = "Длинный-пароль-для-проверки-2027"
+
+SURFACES = ("cli", "api", "console")
+
+
+@pytest.fixture
+def node_toml(demo_pki: Any, tmp_path: Path, store: Store) -> Path:  # noqa: F811
+    """A node folder with its own copy of the demo PKI's keys (rotations stay in the test), on
+    the test's store, with one catch-all retention policy."""
+    made = make_node(demo_pki, tmp_path / "node")
+    url = store.engine.url.render_as_string(hide_password=False)
+    with made.config_path.open("a", encoding="utf-8") as toml:
+        toml.write(
+            f'\n[database]\nurl = "{url}"\n\n[[retention.policy]]\nname = "p"\n'
+            'counts_from = "received"\nkeep = "1 year"\n'
+        )
+    return made.config_path
+
+
+@dataclass
+class Surfaces:
+    """One node's three ways in, over one store."""
+
+    store: Store
+    config: Path
+    ctx: AppContext
+    """The command line's context, for setting up (its events are left out of each act's)."""
+    keys: KeyStore
+    api: Any
+    api_token: str
+    console: Any
+    csrf: str
+
+    def cli(self, *argv: str) -> None:
+        code = gateway([*argv[:2], "--config", str(self.config), *argv[2:]])
+        assert code == 0, argv
+
+    async def post_api(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = await self.api.post(
+            f"/api/v1{path}",
+            json=body if body is not None else {},
+            headers={"Authorization": f"Bearer {self.api_token}"},
+        )
+        assert response.status in (200, 201), await response.text()
+        return await response.json()
+
+    async def post_console(self, path: str, form: dict[str, Any]) -> None:
+        response = await self.console.post(
+            path, data={**form, "csrf_token": self.csrf}, allow_redirects=False
+        )
+        assert response.status in (200, 303), await response.text()
+
+
+@pytest.fixture
+async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
+    config = NodeConfig.from_toml(node_toml)
+    keys = KeyStore.from_config(config)
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    serving = serving_context(store, config, clock, keys)
+    ctx = AppContext(store, command_line_actor(), config)
+
+    node = SimpleNamespace(store=store, clock=clock)
+    service = LocalNodeService(node, None)  # type: ignore[arg-type]
+    api = await aiohttp_client(make_local_api_app(service, GatewayMetrics(), serving))
+    token = admin.add_token(ctx, API_LABEL, [str(Role.ADMINISTRATOR)]).token
+
+    directory = StoreUserDirectory(store)
+    await directory.add(
+        CONSOLE_USER,
+        hash_password(PASSWORD, CHEAP_HASHER),
+        [Role.ADMINISTRATOR],
+        now=clock(),
+    )
+    console = await aiohttp_client(
+        make_console_app(
+            ConsoleTestService(clock()),
+            directory,
+            secure_cookies=False,
+            audit=store_audit(store),
+            identity=IDENTITY,
+            password_hasher=CHEAP_HASHER,
+            acts=serving,
+            **store_sources(store, node_toml),
+        )
+    )
+    csrf = await signed_in(console, CONSOLE_USER)
+    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf)
+    keys.close()
+
+
+def _conversation(store: Store) -> str:
+    cid = str(uuid.uuid4())
+    with store.transaction() as conn:
+        conversations.open_conversation(
+            conn,
+            conversation_id=cid,
+            agreement="cis-enforcement",
+            requesting_party="KZ-MJ",
+            requested_party=BODY,
+            opening_kind="Request",
+            state="received",
+            confidential=False,
+            deadline=None,
+            now=datetime.now(UTC),
+        )
+    return cid
+
+
+def _last_seq(store: Store) -> int:
+    with store.read() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(audit_events.c.seq), 0))
+            ).scalar_one()
+        )
+
+
+def _events_after(store: Store, seq: int, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(audit_events)
+            .where(audit_events.c.seq > seq, audit_events.c.kind.in_(kinds))
+            .order_by(audit_events.c.seq)
+        ).all()
+    return [
+        {
+            "kind": r.kind,
+            "actor": r.actor,
+            "subjects": json.loads(r.subjects),
+            "details": json.loads(r.details),
+        }
+        for r in rows
+    ]
+
+
+# --- the acts: each takes the surfaces and one surface's name; a setup gives its subject --------
+
+Act = Callable[[Surfaces, str, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Case:
+    kinds: tuple[str, ...]
+    """The events the act records, in order."""
+    setup: Callable[[Surfaces, str], Any]
+    act: Act
+    varying: frozenset[str] = frozenset()
+    """Detail keys whose values name which one it was (a run's report digest, an expiry time)."""
+
+
+async def _place_hold(s: Surfaces, surface: str, cid: str) -> None:
+    reason = "определение № А40-1/2027"
+    if surface == "cli":
+        s.cli("holds", "place", "--conversation", cid, "--reason", reason)
+    elif surface == "api":
+        await s.post_api(f"/conversations/{cid}/holds", {"reason": reason})
+    else:
+        await s.post_console("/admin/holds/place", {"conversation_id": cid, "reason": reason})
+
+
+def _held(s: Surfaces, surface: str) -> str:
+    cid = _conversation(s.store)
+    admin.place_hold(s.ctx, cid, "определение № 1")
+    return cid
+
+
+async def _release_hold(s: Surfaces, surface: str, cid: str) -> None:
+    reason = "определение № 2 об отмене"
+    if surface == "cli":
+        s.cli("holds", "release", "--conversation", cid, "--reason", reason)
+    elif surface == "api":
+        await s.post_api(f"/conversations/{cid}/holds/release", {"reason": reason})
+    else:
+        await s.post_console("/admin/holds/release", {"conversation_id": cid, "reason": reason})
+
+
+async def _add_token(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli(
+            "tokens", "add", "--label", "reports", "--role", "operator", "--expires-in-days", "30"
+        )
+    elif surface == "api":
+        await s.post_api(
+            "/tokens", {"label": "reports", "roles": ["operator"], "expires_in_days": 30}
+        )
+    else:
+        await s.post_console(
+            "/admin/tokens", {"label": "reports", "roles": "operator", "expires_in_days": "30"}
+        )
+
+
+def _a_token(s: Surfaces, surface: str) -> int:
+    return admin.add_token(s.ctx, f"old-{surface}", ["operator"]).token_id
+
+
+async def _revoke_token(s: Surfaces, surface: str, token_id: int) -> None:
+    if surface == "cli":
+        s.cli("tokens", "revoke", str(token_id))
+    elif surface == "api":
+        await s.post_api(f"/tokens/{token_id}/revoke")
+    else:
+        await s.post_console(f"/admin/tokens/{token_id}/revoke", {})
+
+
+async def _add_user(s: Surfaces, surface: str, username: str) -> None:
+    if surface == "cli":
+        password_file = s.config.parent / f"password-{surface}"
+        password_file.write_text(USER_PASSWORD + "\n", encoding="utf-8")
+        s.cli("users", "add", username, "--role", "operator", "--password-file", str(password_file))
+    elif surface == "api":
+        await s.post_api(
+            "/users", {"username": username, "password": USER_PASSWORD, "roles": ["operator"]}
+        )
+    else:
+        await s.post_console(
+            "/admin/users",
+            {"username": username, "password": USER_PASSWORD, "roles": "operator"},
+        )
+
+
+def _a_user(s: Surfaces, surface: str) -> str:
+    username = f"clerk-{surface}"
+    app_users.add_user(s.ctx, username, hash_password(USER_PASSWORD, CHEAP_HASHER), ["operator"])
+    return username
+
+
+async def _disable_user(s: Surfaces, surface: str, username: str) -> None:
+    if surface == "cli":
+        s.cli("users", "disable", username)
+    elif surface == "api":
+        await s.post_api(f"/users/{username}/disable")
+    else:
+        await s.post_console(f"/admin/users/{username}/disable", {})
+
+
+def _new_seal(s: Surfaces, surface: str) -> int:
+    """A new pending seal generation, certified by the node's demo CA."""
+    ca = s.config.parent / "ca"
+    return app_keys.rotate(s.ctx, s.keys, KeyRole.SEAL, demo_ca=ca).generation
+
+
+KEY_AT = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat()
+
+
+async def _activate_key(s: Surfaces, surface: str, generation: int) -> None:
+    if surface == "cli":
+        s.cli("keys", "activate", "seal", "--generation", str(generation), "--at", KEY_AT)
+    elif surface == "api":
+        await s.post_api(f"/keys/seal/generations/{generation}/activate", {"at": KEY_AT})
+    else:
+        form = {"role": "seal", "generation": str(generation), "at": KEY_AT}
+        await s.post_console("/admin/keys/activate", form)
+
+
+async def _revoke_key(s: Surfaces, surface: str, generation: int) -> None:
+    if surface == "cli":
+        s.cli("keys", "revoke", "seal", "--generation", str(generation), "--reason", "superseded")
+    elif surface == "api":
+        body = {"reason": "superseded"}
+        await s.post_api(f"/keys/seal/generations/{generation}/revoke", body)
+    else:
+        form = {"role": "seal", "generation": str(generation), "reason": "superseded"}
+        await s.post_console("/admin/keys/revoke", form)
+
+
+async def _run_purge(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli("purge")
+    elif surface == "api":
+        await s.post_api("/purge-runs")
+    else:
+        await s.post_console("/admin/purge-runs", {})
+
+
+CASES = {
+    "hold-place": Case(("hold.placed",), lambda s, surface: _conversation(s.store), _place_hold),
+    "hold-release": Case(("hold.released",), _held, _release_hold),
+    "token-create": Case(
+        ("token.created",), lambda s, surface: None, _add_token, frozenset({"expires_at"})
+    ),
+    "token-revoke": Case(("token.revoked",), _a_token, _revoke_token),
+    "user-add": Case(("user.added",), lambda s, surface: f"clerk-{surface}", _add_user),
+    "user-disable": Case(("user.disabled",), _a_user, _disable_user),
+    "key-activate": Case(("key.activated",), _new_seal, _activate_key, frozenset({"generation"})),
+    "key-revoke": Case(("key.revoked",), _new_seal, _revoke_key, frozenset({"generation", "at"})),
+    "purge-run": Case(
+        ("purge.started", "purge.finished"),
+        lambda s, surface: None,
+        _run_purge,
+        frozenset({"report_sha256"}),
+    ),
+}
+
+ACTORS = {"api": f"token:{API_LABEL}", "console": CONSOLE_USER}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_each_act_records_the_same_from_cli_api_and_console(
+    surfaces: Surfaces, name: str
+) -> None:
+    case = CASES[name]
+    recorded: dict[str, list[dict[str, Any]]] = {}
+    for surface in SURFACES:
+        subject = case.setup(surfaces, surface)
+        before = _last_seq(surfaces.store)
+        await case.act(surfaces, surface, subject)
+        recorded[surface] = _events_after(surfaces.store, before, case.kinds)
+
+    expected_actor = {**ACTORS, "cli": command_line_actor().name}
+    for surface, events in recorded.items():
+        assert [e["kind"] for e in events] == list(case.kinds), (surface, events)
+        assert {e["actor"] for e in events} == {expected_actor[surface]}, (surface, events)
+        for key in case.varying:  # a varying detail is there, with a value
+            assert any(e["details"].get(key) is not None for e in events), (key, events)
+
+    def comparable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What must be equal: kind, the subjects' names, the details but for the varying
+        ones; the subjects' values name this surface's hold, token, user or run."""
+        return [
+            {
+                "kind": e["kind"],
+                "subjects": sorted(e["subjects"]),
+                "details": {k: v for k, v in e["details"].items() if k not in case.varying},
+            }
+            for e in events
+        ]
+
+    assert (
+        comparable(recorded["cli"])
+        == comparable(recorded["api"])
+        == comparable(recorded["console"])
+    ), recorded
+    # Each surface acted on its own subject: the three are not one event seen three times.
+    subjects = [json.dumps(recorded[s][0]["subjects"], sort_keys=True) for s in SURFACES]
+    assert len(set(subjects)) == 3, subjects
