@@ -59,6 +59,8 @@ def node_toml(demo_pki: Any, tmp_path: Path, store: Store) -> Path:  # noqa: F81
             f'\n[database]\nurl = "{url}"\n\n[[retention.policy]]\nname = "p"\n'
             'counts_from = "received"\nkeep = "1 year"\n'
         )
+    # The node's KEK: a purge run destroys retention period keys under it.
+    assert gateway(["keys", "generate", "kek", "--config", str(made.config_path)]) == 0
     return made.config_path
 
 

@@ -58,7 +58,7 @@ def test_a_document_over_the_message_limit_is_refused_at_submission(
         (problem,) = refused.value.problems
         assert problem.code == "MESSAGE_TOO_LARGE"
         assert str(MAX_SUBMITTED_BYTES) in problem.message_en
-        assert "Разделите вложения" in problem.remedy_ru
+        assert "вложениями рядом с документом" in problem.remedy_ru
         assert row_counts(node.store) == before  # nothing stored, nothing queued
     finally:
         node.close()
