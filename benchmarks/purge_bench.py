@@ -50,7 +50,7 @@ import sqlalchemy as sa  # noqa: E402
 from gateway.app.purge import PURGE_BATCH, run_purge  # noqa: E402
 from gateway.app.retention import parse_policies  # noqa: E402
 from gateway.config import KeysSection  # noqa: E402
-from gateway.crypto.keystore import KeyStore  # noqa: E402
+from gateway.crypto.keys.keystore import KeyStore  # noqa: E402
 from gateway.demo.pki import build_demo_pki  # noqa: E402
 from gateway.store import Store, migrate, open_store  # noqa: E402
 from gateway.store.tables import (  # noqa: E402

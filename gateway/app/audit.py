@@ -31,7 +31,7 @@ from gateway.app.audit_checkpoints import (
 )
 from gateway.app.context import ACTOR_CHARS, AppContext, require
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes

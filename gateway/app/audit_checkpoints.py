@@ -26,7 +26,7 @@ from typing import Any
 from cryptography import x509
 
 from gateway.app.tombstone_check import check_tombstones
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.crypto.statements import (
     CHECKPOINT_FORMAT,
     SignedStatement,

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
 from gateway.store import Store, audit, open_current_store
 from gateway.store.engine import StorageFault, storage_fault

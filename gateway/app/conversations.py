@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.app.context import ACTOR_CHARS, AppContext, require
-from gateway.crypto.kek_rotation import load_kek_ring
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.kek_ring import load_kek_ring
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.exchange import listing
 from gateway.exchange.service import Action
 from gateway.store import audit

@@ -23,7 +23,7 @@ from gateway.config import NodeConfig
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import CertificateProfile, DemoCA
-from gateway.crypto.keystore import KeyRole, KeyStore, KeyStoreError, key_stem
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError, key_stem
 
 __all__ = [
     "Generated",
@@ -168,7 +168,7 @@ def generate_kek(keys: KeyStore) -> str:
     """The node's first file KEK; its key id. A node whose KEKs were rotated, or that has one,
     is refused: replacing it would make stored data unreadable."""
     from gateway.crypto.at_rest import generate_file_kek
-    from gateway.crypto.kek_rotation import ring_manifest_path
+    from gateway.crypto.keys.kek_ring import ring_manifest_path
 
     if ring_manifest_path(keys.directory).exists():
         raise KeyStoreError(

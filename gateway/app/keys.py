@@ -2,7 +2,7 @@
 (docs/key-rotation.md).
 
 Each function takes an :class:`~gateway.app.context.AppContext` and the node's
-:class:`~gateway.crypto.keystore.KeyStore`, checks the actor's role (:data:`Action.MANAGE_KEYS`
+:class:`~gateway.crypto.keys.keystore.KeyStore`, checks the actor's role (:data:`Action.MANAGE_KEYS`
 changes keys, :data:`Action.READ_CONFIGURATION` lists them), changes the key folder and records
 the act in the audit trail as done by the context's actor. ``gateway keys`` is a thin adapter
 over them (it parses and prints); the console's keys page lists through :func:`list_keys`. No
@@ -40,7 +40,16 @@ from gateway.crashpoints import crash_point
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import CertificateProfile, DemoCA
-from gateway.crypto.kek_rotation import (
+from gateway.crypto.keys.generations import (
+    Activation,
+    KeyGenerations,
+    PublishedCertificate,
+    RevocationReason,
+    publication,
+    read_generations,
+    update_generations,
+)
+from gateway.crypto.keys.kek_ring import (
     DESTROY_GRACE,
     KekRotationError,
     RingEntry,
@@ -51,16 +60,7 @@ from gateway.crypto.kek_rotation import (
     ring_entries,
     rotate_kek,
 )
-from gateway.crypto.keystore import KeyEntry, KeyRole, KeyStore, KeyStoreError, key_stem
-from gateway.crypto.rotation import (
-    Activation,
-    KeyGenerations,
-    PublishedCertificate,
-    RevocationReason,
-    publication,
-    read_generations,
-    update_generations,
-)
+from gateway.crypto.keys.keystore import KeyEntry, KeyRole, KeyStore, KeyStoreError, key_stem
 from gateway.exchange.service import Action
 from gateway.store import audit
 from gateway.store.keys import (

@@ -40,7 +40,7 @@ from gateway.app.purge import PURGE_JOB, PurgeReport, run_purge
 from gateway.app.retention import PolicySet
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.exchange.conversation import CLOCK_PAUSED_IN
 from gateway.model.problems import ConfigurationError
 from gateway.rules.clock import Calendars, days_left

@@ -169,8 +169,8 @@ def _purpose_reader(ctx: AppContext) -> tuple[PurposeReader, Any]:
     """The reader of sealed purposes (refused unless the actor may read the trail) and the key
     store holding its KEK ring, to close after."""
     from gateway.app.audit import PurposeReader
-    from gateway.crypto.kek_rotation import load_kek_ring
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.kek_ring import load_kek_ring
+    from gateway.crypto.keys.keystore import KeyStore
 
     assert ctx.config is not None
     keys = KeyStore.from_config(ctx.config)
@@ -331,7 +331,7 @@ def _verify_export(args: argparse.Namespace) -> int:
 def _checkpoint(args: argparse.Namespace) -> int:
     from gateway.app.audit import checkpoint as sign_head
     from gateway.app.audit_checkpoints import checkpoint_file_line
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.model.problems import GatewayError
 
     try:

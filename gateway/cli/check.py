@@ -253,7 +253,7 @@ def _trust_files(config: NodeConfig, now: datetime) -> Iterator[Finding]:
 
 
 def _key_files(config: NodeConfig, now: datetime) -> Iterator[Finding]:
-    from gateway.crypto.keystore import KEY_SUFFIX
+    from gateway.crypto.keys.keystore import KEY_SUFFIX
 
     folder = config.keys.dir
     if not folder.is_dir():
@@ -307,7 +307,7 @@ def _secrets(config: NodeConfig, now: datetime) -> Iterator[Finding]:
 
 
 def _keys(config: NodeConfig, now: datetime) -> Iterator[Finding]:
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.crypto.trust import TrustList
 
     keys = KeyStore.from_config(config)
@@ -561,7 +561,7 @@ def _https(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     in force; without it, a listener off loopback sends tokens and passwords in clear."""
     from cryptography import x509
 
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.web.tls import local_server_context
 
     for name in ("api", "console"):

@@ -34,7 +34,7 @@ def _reindex(args: argparse.Namespace) -> int:
     from gateway.app import conversations
     from gateway.app.context import AppContext
     from gateway.config import NodeConfig
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.model.problems import GatewayError
 
     try:

@@ -174,8 +174,8 @@ def _open_node(path: Path) -> tuple[AppContext, Any, Any] | int:
     """The node's context, key store and KEK ring; or the exit code of the error reported."""
     from gateway.app.context import AppContext
     from gateway.config import NodeConfig
-    from gateway.crypto.kek_rotation import load_kek_ring
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.kek_ring import load_kek_ring
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.model.problems import GatewayError
 
     try:

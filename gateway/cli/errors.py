@@ -86,7 +86,7 @@ def _gateway_error(exc: BaseException) -> CommandError | None:
         return CommandError(_one_line(exc), "CONFIG_INVALID", ExitCode.USAGE)
     if isinstance(exc, problems_module.GatewayError):
         return CommandError(_one_line(exc), "REFUSED", ExitCode.REFUSED)
-    pkcs11 = sys.modules.get("gateway.crypto.pkcs11")
+    pkcs11 = sys.modules.get("gateway.crypto.keys.pkcs11")
     if pkcs11 is not None and isinstance(exc, pkcs11.TokenError):
         return CommandError(
             f"токен PKCS#11 недоступен: {_one_line(exc)}", "TOKEN_UNAVAILABLE", ExitCode.UNAVAILABLE

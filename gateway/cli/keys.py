@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 KEY_ROLES = ("seal", "official", "tls", "encryption", "kek")
-"""The values of :class:`gateway.crypto.keystore.KeyRole` (tests/cli checks they agree): named
+"""The values of :class:`gateway.crypto.keys.keystore.KeyRole` (tests/cli checks they agree): named
 here so that building the parser does not load the cryptography stack."""
 
 KEY_SPECS = ("ec-p256", "ec-p384", "rsa-3072", "rsa-4096", "gost-256", "gost-512")
@@ -45,7 +45,7 @@ REVOCATION_REASONS = (
     "cessationOfOperation",
     "privilegeWithdrawn",
 )
-"""The values of :class:`gateway.crypto.rotation.RevocationReason`."""
+"""The values of :class:`gateway.crypto.keys.generations.RevocationReason`."""
 
 
 def register(subparsers: Any) -> None:

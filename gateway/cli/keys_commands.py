@@ -19,7 +19,7 @@ from gateway.config import NodeConfig
 from gateway.crypto import algorithms
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import DEMO_LABEL, DemoCA
-from gateway.crypto.keystore import (
+from gateway.crypto.keys.keystore import (
     KeyRole,
     KeyStore,
     KeyStoreError,
@@ -296,7 +296,7 @@ def cmd_activate(args: argparse.Namespace, *, now: datetime) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
-    from gateway.crypto.rotation import RevocationReason
+    from gateway.crypto.keys.generations import RevocationReason
 
     role, name = _parse_key(args)
     at = app_keys.parse_time(args.at, now)

@@ -102,7 +102,7 @@ def _open(args: argparse.Namespace) -> AppContext:
 def _seal_certificates(config: NodeConfig) -> list[Any]:
     """Every seal generation of this node (from the key manifest): a report or checkpoint made
     before a rotation was signed by an earlier generation and must still verify."""
-    from gateway.crypto.keystore import KeyRole, KeyStore
+    from gateway.crypto.keys.keystore import KeyRole, KeyStore
 
     keys = KeyStore.from_config(config)
     try:
@@ -222,7 +222,7 @@ def _real_run(
         PurgeRefused,
         run_purge_now,
     )
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
 
     assert ctx.config is not None
     batch_size = batch_size or PURGE_BATCH

@@ -23,9 +23,9 @@ def register(subparsers: Any) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from gateway.config import NodeConfig
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.crypto.pades import sign_pdf
-    from gateway.crypto.rendition import render_pdf
+    from gateway.render.rendition import render_pdf
 
     config = NodeConfig.from_toml(args.config)
     keys = KeyStore.from_config(config)

@@ -82,7 +82,7 @@ def _timestamper(config: NodeConfig) -> Any:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     from gateway.config import NodeConfig
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
     from gateway.crypto.xades import sign_document
     from gateway.model.problems import DocumentRejected
 
@@ -193,8 +193,8 @@ def _stored(
     proof of existence — None unless the stored document is exactly ``data``."""
     from gateway.app.context import AppContext
     from gateway.app.existence import MessageNotStored, stored_with_proof
-    from gateway.crypto.kek_rotation import load_kek_ring
-    from gateway.crypto.keystore import KeyRole, KeyStore
+    from gateway.crypto.keys.kek_ring import load_kek_ring
+    from gateway.crypto.keys.keystore import KeyRole, KeyStore
 
     if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
         raise CommandError(

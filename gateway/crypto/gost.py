@@ -409,7 +409,7 @@ def signature_verifies(
 
 class GostSigner(Protocol):
     """A GOST private key in memory (:class:`GostPrivateKey`) or on a token
-    (``gateway.crypto.pkcs11.TokenGostPrivateKey``)."""
+    (``gateway.crypto.keys.pkcs11.TokenGostPrivateKey``)."""
 
     bits: int
 

@@ -276,7 +276,7 @@ class _SoftwareOaep:
 
 
 def _cannot_use(key: Any, operation: str, seam: str) -> ConfigurationError:
-    # E.g. gateway.crypto.pkcs11's token keys, which sign but do not (yet) decrypt.
+    # E.g. gateway.crypto.keys.pkcs11's token keys, which sign but do not (yet) decrypt.
     return ConfigurationError(
         f"the encryption key ({type(key).__name__}) cannot do {operation}: a key on a token "
         f"needs an adapter implementing gateway.crypto.recipient.{seam}"

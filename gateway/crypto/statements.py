@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway.crypto import algorithms, certificates, gost
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 
 CHECKPOINT_FORMAT = "gateway-audit-checkpoint/1"
 """Names an audit checkpoint statement's layout, so a later layout can never be read as this

@@ -53,7 +53,7 @@ from lxml import etree
 
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import DigestAlgorithm, SignatureMethod
-from gateway.crypto.keystore import KeyRole, SigningKey, WrongRole
+from gateway.crypto.keys.keystore import KeyRole, SigningKey, WrongRole
 from gateway.crypto.report import (
     CertificateInfo,
     ExistenceProof,
@@ -223,7 +223,7 @@ def sign_envelope(
     ``signing_time`` is the claimed xades:SigningTime (never read from the clock here).
     ``timestamper`` (a pyHanko ``TimeStamper``) adds an RFC 3161 SignatureTimeStamp to each
     signature (XAdES-T / B-T). Raises :class:`SigningError` for an envelope that cannot be
-    signed and :class:`~gateway.crypto.keystore.WrongRole` for a key that must not sign it.
+    signed and :class:`~gateway.crypto.keys.keystore.WrongRole` for a key that must not sign it.
     """
     signing_time = certificates.utc(signing_time)
     sender = _check_unsigned_layout(root)

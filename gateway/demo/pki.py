@@ -1,5 +1,5 @@
 """The demo PKI: a demo CA and, for each body, its keys and certificates laid out in a keys
-folder as :class:`~gateway.crypto.keystore.KeyStore` reads them. NOT FOR PRODUCTION.
+folder as :class:`~gateway.crypto.keys.keystore.KeyStore` reads them. NOT FOR PRODUCTION.
 
 It lives with the demo, above ``gateway.crypto``: it writes key folders through the keystore,
 and the keystore builds on ``gateway.crypto.certificates`` (which holds the demo CA itself).
@@ -23,7 +23,7 @@ from gateway.crypto.certificates import (
     DemoCA,
     DemoOfficial,
 )
-from gateway.crypto.keystore import write_file_key
+from gateway.crypto.keys.keystore import write_file_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def build_demo_pki(
     roles: Sequence[str] = ROLES_CERTIFIED,
 ) -> DemoPKI:
     """Build a demo CA in ``directory/ca`` and, for each body, keys and certificates in
-    ``directory/<BODY-ID>`` laid out as :class:`~gateway.crypto.keystore.KeyStore` reads them.
+    ``directory/<BODY-ID>`` laid out as :class:`~gateway.crypto.keys.keystore.KeyStore` reads them.
     NOT FOR PRODUCTION."""
     ca = DemoCA.create(now=now, spec=spec, directory=directory / "ca")
     ca.directory.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]

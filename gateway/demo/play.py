@@ -243,7 +243,7 @@ def register_extract_pdf(node: Node) -> bytes:
     """A signed register extract, as a requested body attaches to its answer (CIS Art. 5)."""
     from importlib import resources
 
-    font = resources.files("gateway.crypto.fonts") / "DejaVuSans.ttf"
+    font = resources.files("gateway.render.fonts") / "DejaVuSans.ttf"
     pdf = FPDF()
     pdf.add_page()
     with resources.as_file(font) as path:

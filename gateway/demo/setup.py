@@ -32,7 +32,7 @@ from gateway.config import KeysSection
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.at_rest import generate_file_kek
 from gateway.crypto.certificates import ROLES_SIGNING
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.pki import build_demo_pki
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory

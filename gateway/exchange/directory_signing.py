@@ -27,7 +27,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.crypto import certificates
 from gateway.crypto.algorithms import signature_method_for
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.crypto.trust import TrustList
 from gateway.exchange.directory import parse_directory_xml
 from gateway.model.directory import Directory

@@ -28,8 +28,8 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from gateway.crypto.keystore import KeyRole
-from gateway.crypto.rotation import expiring_keys
+from gateway.crypto.keys.generations import expiring_keys
+from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure, listing, machine_codec
 from gateway.exchange.attachments import read_stream, stage_stream

@@ -26,10 +26,9 @@ from cryptography.hazmat.primitives import hashes
 
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.kek_rotation import load_kek_ring
-from gateway.crypto.keystore import KeyRole, KeyStore, KeyStoreError, SigningKey
+from gateway.crypto.keys.kek_ring import load_kek_ring
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError, SigningKey
 from gateway.crypto.pades import sign_pdf
-from gateway.crypto.rendition import render_pdf
 from gateway.crypto.report import ValidationReport
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_envelope
@@ -41,6 +40,7 @@ from gateway.exchange.refusals import RefusalAudit
 from gateway.model.directory import CertificateRole, Directory
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem
+from gateway.render.rendition import render_pdf
 from gateway.rules.clock import Calendars
 from gateway.store import Store, open_current_store
 from gateway.store import outbox as outbox_store

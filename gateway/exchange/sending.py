@@ -29,7 +29,7 @@ from lxml import etree
 from sqlalchemy.engine import Connection
 
 from gateway.crashpoints import crash_point
-from gateway.crypto.keystore import KeyRole, KeyStoreError, SigningKey
+from gateway.crypto.keys.keystore import KeyRole, KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import (
     resign_envelope,

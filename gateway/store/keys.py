@@ -9,7 +9,7 @@ rest still names the old KEK) and safe to run from several processes (rows are t
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL). When :func:`kek_usage` shows nothing under the old
 KEK, it can be retired and — once every backup made under it has expired — destroyed.
 :func:`rewrap_all` runs the batches to the end; :func:`kek_usage` counts what each KEK wraps
-(``gateway.crypto.kek_rotation.destroy_kek`` takes that count).
+(``gateway.crypto.keys.kek_ring.destroy_kek`` takes that count).
 """
 
 from __future__ import annotations

@@ -96,8 +96,8 @@ from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
 from gateway.app.proceedings import ProceedingCloseRefused
-from gateway.crypto.keystore import KeyRole, KeyStoreError
-from gateway.crypto.rotation import RevocationReason
+from gateway.crypto.keys.generations import RevocationReason
+from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.attachments import AttachmentMeta, PartTooLarge
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.crypto.rotation import RevocationReason
+from gateway.crypto.keys.generations import RevocationReason
 
 API_VERSION = "1.0.0"
 

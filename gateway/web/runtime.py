@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.app.context import OutboxClaim, serving_context, storage_fault
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
-from gateway.crypto.rotation import expiring_keys, tls_identity
+from gateway.crypto.keys.generations import expiring_keys, tls_identity
 from gateway.exchange.attachments import (
     AttachmentMeta,
     StagedPart,

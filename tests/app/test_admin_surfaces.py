@@ -28,7 +28,7 @@ from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyRole, KeyStore
+from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.service import Role
 from gateway.store import Store, conversations

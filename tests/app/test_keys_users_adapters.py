@@ -18,8 +18,8 @@ from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyRole, KeyStore
-from gateway.crypto.rotation import RevocationReason
+from gateway.crypto.keys.generations import RevocationReason
+from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.service import Actor, PermissionDenied, Role
 from gateway.store import Store
 from gateway.web.console.passwords import hash_password
@@ -286,7 +286,7 @@ def test_destroy_kek_warns_of_what_is_sealed_under_it_and_records_it(
 ) -> None:
     """Issue #20: a stated read purpose sealed under the KEK dies with it (warned, counted in
     ``kek.destroyed``); a period key still under it blocks the destruction, named as such."""
-    from gateway.crypto.kek_rotation import load_kek_ring
+    from gateway.crypto.keys.kek_ring import load_kek_ring
     from gateway.store import audit, messages
     from gateway.store.read_purposes import purpose_details
     from tests.store import factory

@@ -42,7 +42,7 @@ def _contracts() -> list[dict[str, Any]]:
 
 
 def _layers_contract() -> dict[str, Any]:
-    (layers,) = [c for c in _contracts() if c["type"] == "layers"]
+    (layers,) = [c for c in _contracts() if c["id"] == "layers"]
     return layers
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from gateway.cli.errors import ExitCode
 from gateway.config import KeysSection, NodeConfig
 from gateway.credentials import CREDENTIALS_DIRECTORY
-from gateway.crypto.keystore import BadPassphrase, KeyStore, PassphraseMissing
+from gateway.crypto.keys.keystore import BadPassphrase, KeyStore, PassphraseMissing
 from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld
 from gateway.model.problems import ConfigurationError
 from tests.cli.conftest import gateway, variant

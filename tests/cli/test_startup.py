@@ -47,8 +47,8 @@ def test_help_loads_no_third_party_package() -> None:
 def test_parser_choices_match_the_enums_they_stand_for() -> None:
     # The parser spells these out so that it need not import cryptography or the console.
     from gateway.crypto.algorithms import DEFAULT_KEY_SPEC, KeySpec
-    from gateway.crypto.keystore import KeyRole
-    from gateway.crypto.rotation import RevocationReason
+    from gateway.crypto.keys.generations import RevocationReason
+    from gateway.crypto.keys.keystore import KeyRole
     from gateway.exchange.service import Role
     from gateway.web.console.labels import ROLE_LABELS
 

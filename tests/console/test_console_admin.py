@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from gateway.app import slots
 from gateway.app.context import serving_context
 from gateway.app.retention import load_retention
-from gateway.crypto.keystore import KeyEntry
+from gateway.crypto.keys.keystore import KeyEntry
 from gateway.jobs.scheduler import ScheduleSettings
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import BodyName, Directory, DirectoryBody

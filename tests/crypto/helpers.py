@@ -14,7 +14,7 @@ from cryptography import x509
 
 from gateway.config import KeysSection
 from gateway.crypto.certificates import CertificateProfile
-from gateway.crypto.keystore import KeyRole, KeyStore, SigningKey
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.trust import TrustList
 from gateway.demo.pki import DemoPKI, build_demo_pki
 

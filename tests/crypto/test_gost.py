@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.config import KeysSection
-from gateway.crypto import algorithms, certificates, gost, gost_native, pkcs11
+from gateway.crypto import algorithms, certificates, gost, gost_native
 from gateway.crypto.algorithms import KeySpec, SignatureMethod, Suite
 from gateway.crypto.certificates import CertificateProfile, DemoCA
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys import pkcs11
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.crypto.report import Indication, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import _sign_unchecked, sign_document, verify_document

@@ -17,8 +17,8 @@ from gateway.config import KeysSection
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import CertificateProfile, DemoCA
-from gateway.crypto.keystore import KeyRole, KeyStore, KeyStoreError
-from gateway.crypto.rotation import RevocationReason, update_generations
+from gateway.crypto.keys.generations import RevocationReason, update_generations
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.demo.pki import build_demo_pki
 from gateway.exchange import inbound

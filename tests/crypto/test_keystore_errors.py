@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config import KeysSection
 from gateway.crypto import algorithms, certificates
-from gateway.crypto.keystore import (
+from gateway.crypto.keys.keystore import (
     BadPassphrase,
     KeyNotFound,
     KeyRole,

@@ -11,7 +11,7 @@ from fpdf import FPDF
 from gateway.config import KeysSection
 from gateway.crypto import pades
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.pki import build_demo_pki
 from tests.crypto.helpers import PASSPHRASE, SENDER
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from gateway.config import KeysSection
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import CertificateProfile, pem_bundle
-from gateway.crypto.keystore import KeyStore, KeyStoreError
+from gateway.crypto.keys.keystore import KeyStore, KeyStoreError
 from gateway.crypto.xades import sign_document, verify_document
 from tests.crypto.helpers import NOW, PASSPHRASE, SENDER, VERIFY_AT, CryptoPKI, envelope
 from tests.tooling import SOFTHSM_PIN, require_file, require_tool, softhsm_token
@@ -237,7 +237,7 @@ def test_token_key_signs_a_pdf_that_validates(token_keys: KeyStore) -> None:
 
     from gateway.crypto import pades
     from gateway.crypto.certificates import DemoCA
-    from gateway.crypto.keystore import SigningKey
+    from gateway.crypto.keys.keystore import SigningKey
     from tests.crypto.test_pdf_signer_seam import _pdf
 
     # pyHanko signs with the clock's time: certify the token's seal key at the clock's time.

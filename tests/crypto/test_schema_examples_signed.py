@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from gateway.config import KeysSection
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.demo.pki import build_demo_pki

@@ -31,7 +31,7 @@ from signxml.xades import (
 
 from gateway.config import KeysSection
 from gateway.crypto import algorithms, xades
-from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.report import SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.demo.pki import DemoPKI, build_demo_pki

@@ -14,7 +14,7 @@ from lxml import etree
 from gateway.crypto import xades
 from gateway.crypto.algorithms import DigestAlgorithm, SignatureMethod
 from gateway.crypto.certificates import CertificateProfile, DemoCA
-from gateway.crypto.keystore import WrongRole
+from gateway.crypto.keys.keystore import WrongRole
 from gateway.crypto.report import Indication, RevocationStatus, SignatureInvalid, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import SigningError, sign_document, verify_document
@@ -687,7 +687,7 @@ def test_pretty_printed_signature_whitespace_is_part_of_the_seal(
 def _rsa_seal(test_pki: CryptoPKI):  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from gateway.crypto.keystore import KeyRole, SigningKey
+    from gateway.crypto.keys.keystore import KeyRole, SigningKey
 
     key = rsa.generate_private_key(65537, 2048)
     current = test_pki.store().seal()

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from lxml import etree
 
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.xades import sign_document
 from gateway.demo.play import example
 from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld

@@ -22,7 +22,7 @@ import pytest
 
 from gateway.config import KeysSection, NodeConfig
 from gateway.crashpoints import ENV_VAR
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.setup import DEMO_PASSPHRASE, DEPOSITARY_ID, DemoWorld
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory

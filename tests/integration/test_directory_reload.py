@@ -7,7 +7,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from gateway.config import KeysSection, NodeConfig
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.setup import DEMO_PASSPHRASE, DEPOSITARY_ID, DemoWorld
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyStore
-from gateway.crypto.rotation import directory_with_publication, published_from_json
+from gateway.crypto.keys.generations import directory_with_publication, published_from_json
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory

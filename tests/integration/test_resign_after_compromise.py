@@ -25,8 +25,8 @@ from lxml import etree
 
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
-from gateway.crypto.keystore import KeyRole
-from gateway.crypto.rotation import directory_with_publication, published_from_json
+from gateway.crypto.keys.generations import directory_with_publication, published_from_json
+from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.xades import signer_certificates
 from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.directory import build_directory_xml

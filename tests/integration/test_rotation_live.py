@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
-from gateway.crypto.rotation import directory_with_publication, published_from_json
+from gateway.crypto.keys.generations import directory_with_publication, published_from_json
 from gateway.crypto.xades import verify_document
 from gateway.demo.play import publish_bound_endpoints
 from gateway.demo.setup import DemoWorld, build_world

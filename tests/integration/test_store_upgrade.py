@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from gateway.config import NodeConfig
 from gateway.crypto import at_rest
-from gateway.crypto.kek_rotation import load_kek_ring
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.kek_ring import load_kek_ring
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node

@@ -11,8 +11,8 @@ import pytest
 
 from gateway.config import KeysSection
 from gateway.crypto.at_rest import KekRing, generate_file_kek
-from gateway.crypto.kek_rotation import load_kek_ring
-from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.keys.kek_ring import load_kek_ring
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.demo.pki import build_demo_pki
 from gateway.store import Store
 from tests.purge.world import BODY, PASSPHRASE, T0

@@ -15,7 +15,7 @@ from gateway.app.audit_checkpoints import (
     create_checkpoint,
     verify_trail,
 )
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store.tables import audit_checkpoints, audit_events, audit_head
 from tests.purge.purge_child import audit_main

@@ -19,7 +19,7 @@ from gateway.app.scheduled import (
 )
 from gateway.config import NodeConfig
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import KeyStore, SigningKey
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
 from gateway.store import Store, audit
 from gateway.store.tables import conversations

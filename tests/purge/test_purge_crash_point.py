@@ -20,7 +20,7 @@ from gateway.app.purge import run_purge, verify_report
 from gateway.app.tombstone_check import check_tombstones
 from gateway.crashpoints import ENV_VAR
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import messages, tombstones
 from tests.purge.world import T0, after, bulk_messages, one_policy, states_of

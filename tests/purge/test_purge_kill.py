@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from gateway.app.purge import run_purge
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import tombstones
 from tests.purge.world import T0, after, bulk_messages, one_policy, states_of

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from gateway.app.purge import Action, Decision, plan, run_purge, verify_report
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import conversations, purge_reports, purge_runs, tombstones
 from tests.purge.world import T0, add_conversation, after, enqueue_pending, one_policy, state_of

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from gateway.app.audit_checkpoints import verify_trail
 from gateway.app.purge import run_purge
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store
 from gateway.store.tables import audit_events, purge_reports
 from tests.purge.world import T0, after, one_policy

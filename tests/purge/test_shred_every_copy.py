@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from gateway.app.purge import run_purge
 from gateway.crypto import at_rest, segments
 from gateway.crypto.at_rest import FileKek, KekRing
-from gateway.crypto.keystore import SigningKey
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, messages, period_keys
 from gateway.store import purge as purge_store
 from gateway.store.tables import attachments, message_keys

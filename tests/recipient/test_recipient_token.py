@@ -70,7 +70,7 @@ def test_a_token_key_refuses_what_is_not_for_it(probe: dict[str, Any], curve: st
 
 
 def test_a_token_signing_key_without_ecdh_is_a_configuration_error(probe: dict[str, Any]) -> None:
-    # gateway.crypto.pkcs11.TokenEcPrivateKey signs but refuses exchange(): decrypt must say
+    # gateway.crypto.keys.pkcs11.TokenEcPrivateKey signs but refuses exchange(): decrypt must say
     # so (and name the seam), not blame the document.
     outcome = probe["pkcs11-signing-key"]
     assert outcome.startswith("ConfigurationError: ")

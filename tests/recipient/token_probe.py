@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.crypto.pkcs11 import TokenSession
+from gateway.crypto.keys.pkcs11 import TokenSession
 from gateway.crypto.recipient import KeyAgreementKey, decrypt, encrypt_for
 from tests.recipient.conftest import RecipientCA
 
@@ -105,7 +105,7 @@ def main(module: str, label: str, pin: str) -> dict[str, Any]:
         impostor = ca.issue(stranger.public_key(), f"token {curve_name}", serial)
         for_impostor = encrypt_for(DOCUMENT, [impostor])
         results[f"{curve_name}:impostor"] = outcome(for_impostor, key, certificate)
-    # The signing-key class of gateway.crypto.pkcs11 refuses ECDH today: that must surface
+    # The signing-key class of gateway.crypto.keys.pkcs11 refuses ECDH today: that must surface
     # as a configuration error naming the seam, not as a damaged document.
     from gateway.crypto.algorithms import KeySpec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.crypto.rendition import render_pdf
+from gateway.render.rendition import render_pdf
 from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.rendition.conftest import AT
 from tests.rendition.pdftools import page_texts, squeeze, write

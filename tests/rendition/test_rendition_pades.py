@@ -29,8 +29,8 @@ from gateway.crypto.pades import (
     simple_signer_from,
     verify_pdf,
 )
-from gateway.crypto.rendition import render_pdf
 from gateway.crypto.report import Indication, RevocationStatus, SubIndication
+from gateway.render.rendition import render_pdf
 from tests.rendition import samples
 from tests.rendition.conftest import AT, Pki
 from tests.rendition.pdftools import write

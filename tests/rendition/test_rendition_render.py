@@ -14,9 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from gateway.crypto.rendition import CONFIDENTIAL_MARK, MAX_FIELDS, render_pdf
 from gateway.crypto.report import Indication, SignatureReport, ValidationReport
 from gateway.model.problems import DocumentRejected
+from gateway.render.rendition import CONFIDENTIAL_MARK, MAX_FIELDS, render_pdf
 from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.rendition import samples
 from tests.rendition.conftest import AT, Pki

@@ -26,7 +26,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms, at_rest
 from gateway.crypto.certificates import DemoCA
-from gateway.crypto.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.pki import DemoPKI, build_demo_pki
 from gateway.store import Store, migrate, open_store
 from tests.store.conftest import pg_admin, pg_schema_factory  # noqa: F401 - fixtures by name

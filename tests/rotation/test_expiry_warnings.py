@@ -10,7 +10,7 @@ import pytest
 from gateway.cli import main
 from gateway.crypto import certificates
 from gateway.crypto.certificates import CertificateProfile
-from gateway.crypto.rotation import GenerationStatus, expiring_keys, tls_identity
+from gateway.crypto.keys.generations import GenerationStatus, expiring_keys, tls_identity
 from tests.rotation.conftest import BODY, NodeDir
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.crypto.rotation import (
+from gateway.crypto.keys.generations import (
     GenerationStatus,
     KeyGenerations,
     RevocationReason,

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import KekRing
-from gateway.crypto.kek_rotation import (
+from gateway.crypto.keys.kek_ring import (
     DESTROY_GRACE,
     KekRotationError,
     destroy_kek,

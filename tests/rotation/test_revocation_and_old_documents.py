@@ -16,7 +16,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.crypto.certificates import CertificateProfile, DemoCA
-from gateway.crypto.keystore import KeyRevoked, SigningKey
+from gateway.crypto.keys.keystore import KeyRevoked, SigningKey
 from gateway.crypto.report import ExistenceProof, Indication, SignatureReport, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document

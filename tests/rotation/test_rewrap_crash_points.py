@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway.crashpoints import ENV_VAR
-from gateway.crypto.kek_rotation import load_kek_ring, rotate_kek
+from gateway.crypto.keys.kek_ring import load_kek_ring, rotate_kek
 from gateway.store import Store, audit
 from gateway.store.keys import count_by_kek, kek_usage
 from tests.rotation.conftest import NodeDir

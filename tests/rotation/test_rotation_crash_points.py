@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from gateway.crashpoints import ENV_VAR
-from gateway.crypto.rotation import Activation, read_generations
+from gateway.crypto.keys.generations import Activation, read_generations
 from gateway.store import Store, audit
 from tests.rotation.conftest import NodeDir
 

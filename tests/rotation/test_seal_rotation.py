@@ -14,8 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.cli import main
-from gateway.crypto.keystore import KeyRole
-from gateway.crypto.rotation import (
+from gateway.crypto.keys.generations import (
     GenerationStatus,
     RotationError,
     directory_with_certificates,
@@ -23,6 +22,7 @@ from gateway.crypto.rotation import (
     publication,
     published_from_json,
 )
+from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.demo.pki import DemoPKI

@@ -32,8 +32,8 @@ from aiohttp import web
 from gateway.app import admin, purge, users
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
-from gateway.crypto.keystore import KeyRole, KeyStoreError
-from gateway.crypto.rotation import RevocationReason
+from gateway.crypto.keys.generations import RevocationReason
+from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.service import Action, Role, may
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require

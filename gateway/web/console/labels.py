@@ -133,7 +133,7 @@ KEY_ROLE_LABELS: Mapping[str, str] = MappingProxyType(
         "kek": "Ключ шифрования хранимых данных",
     }
 )
-"""Key roles (``gateway.crypto.keystore.KeyRole``) and certificate roles of the directory."""
+"""Key roles (``gateway.crypto.keys.keystore.KeyRole``) and certificate roles of the directory."""
 
 RESERVATION_LABELS: Mapping[str, str] = MappingProxyType(
     {

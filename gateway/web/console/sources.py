@@ -35,8 +35,8 @@ from gateway.app.context import AppContext, Store, serving_context
 from gateway.app.outbox import UNDELIVERED_ROWS, UndeliveredItem, undelivered
 from gateway.app.purge import PurgeRun
 from gateway.app.retention import PolicySet
-from gateway.crypto.keystore import KeyEntry, KeyStore
-from gateway.crypto.rotation import expiring_keys
+from gateway.crypto.keys.generations import expiring_keys
+from gateway.crypto.keys.keystore import KeyEntry, KeyStore
 from gateway.exchange.service import Actor
 from gateway.model.directory import Directory
 
@@ -231,7 +231,7 @@ def keystore_expiring(
     keys: KeyStore, clock: Callable[[], datetime], executor: Executor | None = None
 ) -> ExpiringKeys:
     """The dashboard's keys and certificates ending within the warning period
-    (:func:`gateway.crypto.rotation.expiring_keys`, as ``gateway keys list`` flags them)."""
+    (:func:`gateway.crypto.keys.generations.expiring_keys`, as ``gateway keys list`` flags them)."""
 
     async def expiring() -> Sequence[ExpiringKey]:
         def read() -> list[ExpiringKey]:

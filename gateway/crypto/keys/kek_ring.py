@@ -47,12 +47,12 @@ from gateway.crypto.at_rest import (
     KekRing,
     KeyEncryptionKey,
 )
-from gateway.crypto.pkcs11 import TokenError, TokenSession
-from gateway.crypto.rotation import ACTIVATION_SKEW, locked, write_json_atomically
+from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
+from gateway.crypto.keys.generations import ACTIVATION_SKEW, locked, write_json_atomically
 from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
-    from gateway.crypto.keystore import KeyStore
+    from gateway.crypto.keys.keystore import KeyStore
 
 _log = logging.getLogger(__name__)
 

@@ -391,7 +391,7 @@ def _signatures(root: etree._Element) -> list[_SignatureInfo]:
 
 
 _FONT_FILES = (("", "DejaVuSans.ttf"), ("B", "DejaVuSans-Bold.ttf"))
-"""Regular and bold DejaVu Sans, shipped as package data in :mod:`gateway.crypto.fonts`."""
+"""Regular and bold DejaVu Sans, shipped as package data in :mod:`gateway.render.fonts`."""
 
 
 def _add_fonts(pdf: FPDF) -> None:
@@ -401,7 +401,7 @@ def _add_fonts(pdf: FPDF) -> None:
     not shared between documents: fpdf2 subsets the font object in place when it writes the
     file, and a deep copy of it still shares fontTools' tables (checked with fpdf2 2.8.9).
     """
-    fonts = resources.files("gateway.crypto.fonts")
+    fonts = resources.files("gateway.render.fonts")
     for style, name in _FONT_FILES:
         # as_file: a real path even when the package is installed as a zip.
         with resources.as_file(fonts / name) as path:

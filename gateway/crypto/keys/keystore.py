@@ -12,7 +12,7 @@ Layout of ``[keys] dir`` (one file name stem per key: the role, or ``official-<n
     kek.key                   symmetric key-encryption key (gateway.crypto.at_rest)
     demo-ca/                  the demo CA, when ``gateway keys init-ca`` made one
 
-Rotation (:mod:`gateway.crypto.rotation`) adds generations beside a key: ``seal.2.key.pem``,
+Rotation (:mod:`gateway.crypto.keys.generations`) adds generations beside a key: ``seal.2.key.pem``,
 ``seal.2.crt.pem`` (token label ``seal.2``) and the manifest ``seal.generations.json`` saying
 which generation is active when and which are revoked. Every call that hands out a key takes
 ``at`` (default: now) and returns the generation active at that time, refusing a revoked one;
@@ -56,8 +56,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway import credentials
 from gateway.crypto import algorithms, certificates, gost
-from gateway.crypto.pkcs11 import TokenError, TokenSession
-from gateway.crypto.rotation import (
+from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
+from gateway.crypto.keys.generations import (
     MANIFEST_SUFFIX,
     GenerationInfo,
     KeyGenerations,
@@ -173,11 +173,11 @@ class SigningKey:
     """Issuer certificates, signer's issuer first (included in signatures)."""
     private_key: Any
     """A ``cryptography`` private key — for a token key, a proxy whose ``sign()`` calls the
-    token (:mod:`gateway.crypto.pkcs11`)."""
+    token (:mod:`gateway.crypto.keys.pkcs11`)."""
     location: str
     """``/path/seal.key.pem`` or ``pkcs11:<token>/<label>``: where the key lives."""
     generation: int = 1
-    """Which generation of the key this is (:mod:`gateway.crypto.rotation`)."""
+    """Which generation of the key this is (:mod:`gateway.crypto.keys.generations`)."""
 
     @property
     def body_id(self) -> str:
@@ -606,7 +606,7 @@ class KeyStore:
         role = KeyRole(role)
         if role is KeyRole.KEK:
             raise WrongRole(
-                "the kek is a symmetric key: use gateway.crypto.kek_rotation.load_kek_ring, "
+                "the kek is a symmetric key: use gateway.crypto.keys.kek_ring.load_kek_ring, "
                 f"not the key store's load ({self.kek_path})"
             )
         at = _now() if at is None else certificates.utc(at)

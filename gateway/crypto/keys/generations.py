@@ -489,7 +489,7 @@ class HasGeneration(Protocol):
 
 
 class KeyFolder(Protocol):
-    """What rotation reads of a keys folder. :class:`gateway.crypto.keystore.KeyStore` is one;
+    """What rotation reads of a keys folder. :class:`gateway.crypto.keys.keystore.KeyStore` is one;
     a protocol rather than that class because the keystore builds on this module (its
     manifests), and an import back would close a cycle."""
 
