@@ -30,7 +30,7 @@ from gateway.app.audit_checkpoints import (
     verify_trail,
 )
 from gateway.app.context import ACTOR_CHARS, AppContext, require
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.app.context import ACTOR_CHARS, AppContext, require
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.exchange.service import Action
 from gateway.store import audit, disclosures
 from gateway.store.disclosures import DisclosureRecord, DisclosureStoreError, SealedFacts

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from cryptography import x509
 
 from gateway.app.context import AppContext
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
 from gateway.exchange.existence import proof_of_existence
 from gateway.store import messages

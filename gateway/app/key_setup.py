@@ -167,7 +167,7 @@ def write_csr(
 def generate_kek(keys: KeyStore) -> str:
     """The node's first file KEK; its key id. A node whose KEKs were rotated, or that has one,
     is refused: replacing it would make stored data unreadable."""
-    from gateway.crypto.at_rest import generate_file_kek
+    from gateway.crypto.keys.kek import generate_file_kek
     from gateway.crypto.keys.kek_ring import ring_manifest_path
 
     if ring_manifest_path(keys.directory).exists():

@@ -66,7 +66,7 @@ from gateway.app.retention import (
 )
 from gateway.app.tombstone_check import check_tombstones
 from gateway.crashpoints import crash_point
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.statements import sign_statement, verify_statement

@@ -39,7 +39,7 @@ from gateway.app.audit_checkpoints import create_checkpoint
 from gateway.app.purge import PURGE_JOB, PurgeReport, run_purge
 from gateway.app.retention import PolicySet
 from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.exchange.conversation import CLOCK_PAUSED_IN
 from gateway.model.problems import ConfigurationError

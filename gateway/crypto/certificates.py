@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.crypto import algorithms, gost
 from gateway.crypto.algorithms import KeySpec
+from gateway.crypto.files import write_atomically
 from gateway.model.bodies import BODY_ID_PATTERN, DEMO_BODIES, state_of
 
 DEMO_LABEL = "DEMO — NOT FOR PRODUCTION"
@@ -333,13 +333,9 @@ def write_private_key(path: Path, key: Any, passphrase: bytes) -> None:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 (never world-readable, even for a moment)."""
+    """Create or replace ``path`` with mode 0600 (never world-readable, even for a moment)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_atomically(path, data)
 
 
 # --- the demo CA ---------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.config import KeysSection
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.at_rest import generate_file_kek
 from gateway.crypto.certificates import ROLES_SIGNING
+from gateway.crypto.keys.kek import generate_file_kek
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.pki import build_demo_pki
 from gateway.exchange.directory import build_directory_xml

@@ -54,7 +54,8 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.crypto.at_rest import KekRing, normalise_debtor_name
+from gateway.crypto.at_rest import normalise_debtor_name
+from gateway.crypto.keys.kek import KekRing
 from gateway.exchange import machine_codec
 from gateway.exchange.conversation import ConsentRecord, Conversation, Role, new_conversation
 from gateway.model.problems import GatewayError

@@ -36,7 +36,8 @@ from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
 
-from gateway.crypto.at_rest import AtRestError, KekRing
+from gateway.crypto.at_rest import AtRestError
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
 from gateway.crypto.statements import CHECKPOINT_FORMAT, verify_statement
 from gateway.model.problems import DocumentRejected

@@ -31,7 +31,8 @@ from typing import Any
 from lxml import etree
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing, SearchKeys, WrappedKey
+from gateway.crypto.at_rest import SearchKeys, WrappedKey
+from gateway.crypto.keys.kek import KekRing
 from gateway.rules.listing import ListingFacts, listing_facts
 from gateway.store import conversations as conv_store
 from gateway.store import keys as key_store

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError, SigningKey
 from gateway.crypto.pades import sign_pdf

@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection
 
 from gateway.crypto import at_rest, segments
-from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.crypto.at_rest import WrappedKey
+from gateway.crypto.keys.kek import KekRing
 from gateway.store.messages import data_key
 from gateway.store.tables import attachment_segments, attachments
 

@@ -36,7 +36,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Connection
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.crypto.at_rest import WrappedKey
+from gateway.crypto.keys.kek import KekRing
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import CODE_LENGTH, disclosures, secret_keys
 

@@ -25,7 +25,8 @@ from sqlalchemy.engine import Connection
 
 from gateway.crashpoints import crash_point
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing, WrappedKey
+from gateway.crypto.at_rest import WrappedKey
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import audit, period_keys
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import audit_events, message_keys, messages, secret_keys

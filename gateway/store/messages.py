@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Transaction
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import period_keys
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import message_keys, messages, tombstones

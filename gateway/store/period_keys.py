@@ -41,7 +41,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import FileKek, KekRing, WrappedKey
+from gateway.crypto.at_rest import WrappedKey
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.store import audit
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import message_keys, period_keys, tombstones

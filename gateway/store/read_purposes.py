@@ -21,7 +21,8 @@ import json
 from collections.abc import Mapping
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing, SealedPayload
+from gateway.crypto.at_rest import SealedPayload
+from gateway.crypto.keys.kek import KekRing
 
 SEALED_KEY = "purpose_sealed"
 """The details key holding the sealed purpose."""

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import Indication, SubIndication
 from gateway.store.messages import data_key
 from gateway.store.tables import verification_reports

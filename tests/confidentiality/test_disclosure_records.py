@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import FileKek, KekRing, UnknownKek
+from gateway.crypto.at_rest import UnknownKek
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.store import Store, disclosures, keys
 from gateway.store.tables import disclosures as table
 from gateway.store.tables import secret_keys

@@ -218,7 +218,7 @@ async def test_sender_killed_mid_delivery_delivers_exactly_once(
 
 
 def _kek_ring(config: Path):  # type: ignore[no-untyped-def]
-    from gateway.crypto.at_rest import KekRing, load_file_kek
+    from gateway.crypto.keys.kek import KekRing, load_file_kek
     from gateway.crypto.keys.keystore import KeyStore
 
     keys = KeyStore.from_config(NodeConfig.from_toml(config))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import KeysSection
-from gateway.crypto.at_rest import KekRing, generate_file_kek
+from gateway.crypto.keys.kek import KekRing, generate_file_kek
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.demo.pki import build_demo_pki

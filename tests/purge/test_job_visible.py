@@ -14,7 +14,7 @@ import pytest
 
 from gateway.app import slots
 from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.jobs.scheduler import JOB_NAMES, PURGE, JobOutcome, Outcome, scheduler_for
 from gateway.store import Store

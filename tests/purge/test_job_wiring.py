@@ -18,7 +18,7 @@ from gateway.app.scheduled import (
     outbox_sweep_body,
 )
 from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
 from gateway.store import Store, audit

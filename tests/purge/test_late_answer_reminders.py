@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gateway.app.scheduled import deadline_reminders_body
 from gateway.config import NodeConfig
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.jobs.scheduler import JobRun
 from gateway.rules.clock import Calendars
 from gateway.store import Store, audit

@@ -11,7 +11,7 @@ import json
 import sqlalchemy as sa
 
 from gateway.app.purge import run_purge
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store.tables import tombstones

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app.purge import Decision, plan
 from gateway.cli import proceedings
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, audit
 from gateway.store import conversations as conv_store
 from tests.purge.world import T0, add_conversation, after, one_policy

@@ -10,7 +10,7 @@ import threading
 import sqlalchemy as sa
 
 from gateway.app.purge import MAX_BATCH_ERRORS, run_purge
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store
 from tests.purge.world import T0, after, bulk_messages, one_policy, states_of

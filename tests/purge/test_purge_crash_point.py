@@ -19,7 +19,7 @@ from gateway.app.audit_checkpoints import verify_trail
 from gateway.app.purge import run_purge, verify_report
 from gateway.app.tombstone_check import check_tombstones
 from gateway.crashpoints import ENV_VAR
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import messages, tombstones

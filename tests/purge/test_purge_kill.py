@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from gateway.app.purge import run_purge
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import tombstones

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app.purge import Action, Decision, plan, run_purge, verify_report
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import conversations, purge_reports, purge_runs, tombstones

@@ -19,8 +19,9 @@ import sqlalchemy as sa
 
 from gateway.app.purge import run_purge
 from gateway.crypto import at_rest, segments
-from gateway.crypto.at_rest import FileKek, KekRing
+from gateway.crypto.keys.kek import FileKek, KekRing, TokenKek, generate_token_kek
 from gateway.crypto.keys.keystore import SigningKey
+from gateway.crypto.keys.pkcs11 import TokenSession
 from gateway.store import Store, messages, period_keys
 from gateway.store import purge as purge_store
 from gateway.store.tables import attachments, message_keys
@@ -193,12 +194,9 @@ def test_with_the_kek_on_a_softhsm_token(store: Store, seal: SigningKey, tmp_pat
     """The same with the KEK on a PKCS#11 token: the period keys are wrapped on the token, and
     the token's KEK opens nothing purged from a copy either."""
     module, label, pin = softhsm_token("gw-spare-1")
-    key_id = at_rest.generate_pkcs11_kek(module, label, pin, f"kek-shred-{secrets.token_hex(4)}")
-    kek = at_rest.Pkcs11Kek(module, label, pin, key_id)
-    try:
-        _purge_and_copy(store, KekRing.single(kek), seal, tmp_path)
-    finally:
-        kek.close()
+    token = TokenSession.open(Path(module), label, pin)
+    kek = TokenKek(token, generate_token_kek(token, f"kek-shred-{secrets.token_hex(4)}"))
+    _purge_and_copy(store, KekRing.single(kek), seal, tmp_path)
 
 
 def _purge_and_copy(store: Store, ring: KekRing, seal: SigningKey, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gateway.app.retention import PolicySet, parse_policies
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, conversations, messages, outbox
 from gateway.store import attachments as attachment_store
 from gateway.store.messages import MessageHeader

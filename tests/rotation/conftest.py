@@ -24,8 +24,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from gateway.config import NodeConfig
-from gateway.crypto import algorithms, at_rest
+from gateway.crypto import algorithms
 from gateway.crypto.certificates import DemoCA
+from gateway.crypto.keys.kek import generate_file_kek
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.pki import DemoPKI, build_demo_pki
 from gateway.store import Store, migrate, open_store
@@ -148,9 +149,7 @@ def node_on_each_store(
     """A node folder whose store is SQLite or a fresh PostgreSQL schema (migrated), with a file
     KEK: for the crash-point tests, which run on both stores."""
     node = make_node(demo_pki, tmp_path)
-    at_rest.generate_file_kek(
-        node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=CRASH_TEST_SCRYPT
-    )
+    generate_file_kek(node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=CRASH_TEST_SCRYPT)
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_schema_factory")()
         with node.config_path.open("a", encoding="utf-8") as config:

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing, generate_file_kek
 from gateway.crypto.keys.kek_ring import (
     DESTROY_GRACE,
     KekRotationError,
@@ -58,7 +58,7 @@ def node_store(node: NodeDir) -> Store:
 @pytest.fixture
 def file_node(demo_pki: DemoPKI, tmp_path: Path) -> Iterator[tuple[NodeDir, Store]]:
     node = make_node(demo_pki, tmp_path)
-    at_rest.generate_file_kek(node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
+    generate_file_kek(node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
     store = node_store(node)
     yield node, store
     store.dispose()
@@ -298,9 +298,9 @@ def test_switch_at_a_scheduled_time_without_restart(file_node: tuple[NodeDir, St
 def test_ring_without_manifest_and_broken_rings(tmp_path: Path) -> None:
     with pytest.raises(KekRotationError, match="no KEK"):
         read_ring(tmp_path)
-    at_rest.generate_file_kek(tmp_path / "kek.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
+    generate_file_kek(tmp_path / "kek.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
     assert len(read_ring(tmp_path).members) == 1
-    at_rest.generate_file_kek(tmp_path / "kek-x.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
+    generate_file_kek(tmp_path / "kek-x.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
     with pytest.raises(KekRotationError, match="naming the active one"):
         read_ring(tmp_path)
     (tmp_path / "kek.ring.json").write_text(
@@ -316,7 +316,7 @@ def test_rotation_with_keks_on_a_softhsm_token(demo_pki: DemoPKI, tmp_path: Path
     """File KEK → token KEK (re-wrap killed half-way and resumed) → a second token KEK."""
     module, label, pin = softhsm_token("gw-rotation")
     node = make_node(demo_pki, tmp_path, token=(module, label, pin))
-    at_rest.generate_file_kek(node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
+    generate_file_kek(node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=FAST_SCRYPT)
     environ = {PIN_ENV: pin}
     env = {**os.environ, PIN_ENV: pin}
     store = node_store(node)

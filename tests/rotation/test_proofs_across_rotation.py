@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.app.scheduled import PURGE, job_bodies
 from gateway.cli import main
-from gateway.crypto.at_rest import FileKek, KekRing
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.jobs.scheduler import JobRun
 from gateway.store import migrate, open_store
 from gateway.store import purge as purge_store

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import FileKek, KekRing
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.store import Store, migrate, open_store
 from gateway.store.tables import audit_head, metadata
 from tests.tooling import IN_CI

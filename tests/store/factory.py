@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from gateway.crypto import segments
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import attachments, conversations, messages
 from gateway.store.attachments import AttachmentMeta
 from gateway.store.messages import MessageHeader

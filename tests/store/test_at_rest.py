@@ -12,21 +12,27 @@ import pytest
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import (
     DecryptionFailed,
-    FileKek,
     KekFileError,
-    KekRing,
     KeyEncryptionKey,
     UnknownKek,
-    generate_file_kek,
-    load_file_kek,
     open_payload,
     payload_aad,
     seal_payload,
     search_tag,
 )
+from gateway.crypto.keys import kek as keks
+from gateway.crypto.keys.kek import (
+    FileKek,
+    KekRing,
+    TokenKek,
+    generate_file_kek,
+    generate_token_kek,
+    load_file_kek,
+)
+from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
 from tests.tooling import softhsm_token as prepared_token
 
-FAST = at_rest.SCRYPT_MIN_LOG2_N  # the cheapest scrypt the loader accepts keeps tests quick
+FAST = keks.SCRYPT_MIN_LOG2_N  # the cheapest scrypt the loader accepts keeps tests quick
 PASS = b"correct horse battery staple"
 
 
@@ -93,7 +99,7 @@ def test_file_kek_not_json_or_huge(tmp_path: Path) -> None:
     path.write_bytes(b"\x00garbage")
     with pytest.raises(KekFileError, match="not JSON"):
         load_file_kek(path, PASS)
-    path.write_bytes(b" " * (at_rest.KEK_FILE_MAX_BYTES + 1))
+    path.write_bytes(b" " * (keks.KEK_FILE_MAX_BYTES + 1))
     with pytest.raises(KekFileError, match="too large"):
         load_file_kek(path, PASS)
     with pytest.raises(KekFileError, match="cannot read"):
@@ -190,41 +196,39 @@ def softhsm_token() -> tuple[str, str, str]:
     return prepared_token("gw-kek")
 
 
-def test_pkcs11_kek_on_softhsm(softhsm_token: tuple[str, str, str]) -> None:
+def test_token_kek_on_softhsm(softhsm_token: tuple[str, str, str]) -> None:
     module, label, pin = softhsm_token
-    key_id = at_rest.generate_pkcs11_kek(module, label, pin, "kek-hsm-1")
-    kek = at_rest.Pkcs11Kek(module, label, pin, key_id)
-    try:
-        assert isinstance(kek, KeyEncryptionKey)
-        sealed = seal_payload(b"on the token", kek, payload_aad("m-1"))
-        assert sealed.kek_id == "kek-hsm-1"
-        assert open_payload(sealed, kek, payload_aad("m-1")) == b"on the token"
-        bad = bytearray(sealed.wrapped_dek)
-        bad[5] ^= 1
-        with pytest.raises(DecryptionFailed):
-            open_payload(
-                at_rest.SealedPayload(sealed.ciphertext, sealed.nonce, bytes(bad), sealed.kek_id),
-                kek,
-                payload_aad("m-1"),
-            )
-        # Mixed ring: a file KEK's rows re-wrapped under the token and opened again.
-        file_kek = _kek()
-        old = seal_payload(b"file-wrapped", file_kek, b"a")
-        ring = KekRing([file_kek, kek], active_id=kek.key_id)
-        dek = at_rest.unwrap_data_key(at_rest.WrappedKey(old.kek_id, old.wrapped_dek), ring)
-        rewrapped = at_rest.wrap_data_key(dek, ring)
-        assert rewrapped.kek_id == kek.key_id
-        moved = at_rest.SealedPayload(old.ciphertext, old.nonce, rewrapped.blob, rewrapped.kek_id)
-        assert open_payload(moved, KekRing.single(kek), b"a") == b"file-wrapped"
-    finally:
-        kek.close()
+    token = TokenSession.open(Path(module), label, pin)
+    key_id = generate_token_kek(token, f"kek-hsm-{secrets.token_hex(4)}")
+    kek = TokenKek(token, key_id)
+    assert isinstance(kek, KeyEncryptionKey)
+    sealed = seal_payload(b"on the token", kek, payload_aad("m-1"))
+    assert sealed.kek_id == key_id
+    assert open_payload(sealed, kek, payload_aad("m-1")) == b"on the token"
+    bad = bytearray(sealed.wrapped_dek)
+    bad[5] ^= 1
+    with pytest.raises(DecryptionFailed):
+        open_payload(
+            at_rest.SealedPayload(sealed.ciphertext, sealed.nonce, bytes(bad), sealed.kek_id),
+            kek,
+            payload_aad("m-1"),
+        )
+    # Mixed ring: a file KEK's rows re-wrapped under the token and opened again.
+    file_kek = _kek()
+    old = seal_payload(b"file-wrapped", file_kek, b"a")
+    ring = KekRing([file_kek, kek], active_id=kek.key_id)
+    dek = at_rest.unwrap_data_key(at_rest.WrappedKey(old.kek_id, old.wrapped_dek), ring)
+    rewrapped = at_rest.wrap_data_key(dek, ring)
+    assert rewrapped.kek_id == kek.key_id
+    moved = at_rest.SealedPayload(old.ciphertext, old.nonce, rewrapped.blob, rewrapped.kek_id)
+    assert open_payload(moved, KekRing.single(kek), b"a") == b"file-wrapped"
     with pytest.raises(at_rest.AtRestError, match="exactly one AES key"):
-        at_rest.Pkcs11Kek(module, label, pin, "no-such-key")
+        TokenKek(token, "no-such-key")
+    with pytest.raises(at_rest.AtRestError, match="already holds"):
+        generate_token_kek(token, key_id)
 
 
-def test_pkcs11_wrong_pin_is_a_clear_error(softhsm_token: tuple[str, str, str]) -> None:
-    module, label, _ = softhsm_token
-    with pytest.raises(at_rest.AtRestError, match="cannot open a session"):
-        at_rest.Pkcs11Kek(module, label, "0000", "kek-any")
-    with pytest.raises(at_rest.AtRestError, match="cannot open a session"):
-        at_rest.Pkcs11Kek(module, "no-such-token", "1234", "kek-any")
+def test_token_kek_wrong_token_is_a_clear_error(softhsm_token: tuple[str, str, str]) -> None:
+    module, _, pin = softhsm_token
+    with pytest.raises(TokenError, match="no PKCS#11 token labelled"):
+        TokenSession.open(Path(module), "no-such-token", pin)

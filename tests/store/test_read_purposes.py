@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from gateway.crypto.at_rest import FileKek, KekRing
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.store.read_purposes import (
     DIGEST_KEY,
     SEALED_KEY,

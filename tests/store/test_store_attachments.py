@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.crypto import segments
-from gateway.crypto.at_rest import DecryptionFailed, KekRing
+from gateway.crypto.at_rest import DecryptionFailed
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, attachments, messages
 from gateway.store.attachments import AttachmentMeta, AttachmentNotFound
 from gateway.store.tables import attachment_segments, message_keys

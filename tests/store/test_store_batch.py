@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, audit, messages, open_store
 from gateway.store.tables import conversations, message_keys, receipts
 from tests.store import factory

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import DecryptionFailed, KekRing
+from gateway.crypto.at_rest import DecryptionFailed
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, keys, messages
 from gateway.store import attachments as attachment_store
 from gateway.store.attachments import AttachmentMeta

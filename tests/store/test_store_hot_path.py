@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, conversations, machines, messages, outbox, purge, reports
 from gateway.store.tables import conversation_machines
 from tests.store import factory

@@ -6,7 +6,8 @@ import secrets
 
 import pytest
 
-from gateway.crypto.at_rest import FileKek, KekRing, UnknownKek
+from gateway.crypto.at_rest import UnknownKek
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.store import Store, audit, keys, messages
 from gateway.store.tables import message_keys
 from tests.store import factory

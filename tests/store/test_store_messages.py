@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import FileKek, KekRing
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.store import Store, messages, open_store
 from gateway.store.messages import Direction, ReceiveOutcome
 from gateway.store.tables import message_keys

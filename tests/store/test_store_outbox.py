@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, messages, outbox
 from gateway.store.outbox import OutboxState
 from gateway.store.tables import delivery_attempts

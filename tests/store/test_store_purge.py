@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import KekRing
+from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, audit, conversations, messages, outbox, purge, receipts
 from gateway.store.messages import Direction
 from gateway.store.receipts import ReceiptOutcome

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from gateway.crypto.at_rest import DecryptionFailed, FileKek, KekRing
+from gateway.crypto.at_rest import DecryptionFailed
+from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.crypto.report import (
     CertificateInfo,
     Indication,

@@ -53,6 +53,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.crypto import certificates
+from gateway.crypto.files import check_format, locked, parse_json, write_json_atomically
 from gateway.model.directory import BodyCertificate, CertificateRole, Directory
 from gateway.model.problems import ConfigurationError
 
@@ -295,13 +296,9 @@ class KeyGenerations:
     @classmethod
     def from_json(cls, doc: Any, where: str) -> KeyGenerations:
         """Parse a manifest, refusing anything malformed (the message names the field)."""
-        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
-            raise RotationError(f"{where}: 'format' must be {MANIFEST_FORMAT!r}")
-        if doc.get("version") != MANIFEST_VERSION:
-            raise RotationError(
-                f"{where}: version {doc.get('version')!r} is not supported (this gateway "
-                f"reads version {MANIFEST_VERSION})"
-            )
+        doc = check_format(
+            doc, where, format=MANIFEST_FORMAT, version=MANIFEST_VERSION, error=RotationError
+        )
         _only_keys(doc, {"format", "version", "stem", "generations", "activations"}, where)
         stem = doc.get("stem")
         if not isinstance(stem, str) or not stem or "." in stem or "/" in stem:
@@ -398,51 +395,18 @@ def read_generations(directory: Path, stem: str) -> KeyGenerations:
         raw = path.read_bytes()
     except FileNotFoundError:
         return KeyGenerations.original(stem)
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise RotationError(f"{path}: {len(raw)} bytes is too large for a key manifest")
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise RotationError(f"{path}: not JSON; restore it from the backup of the keys") from None
+    doc = parse_json(
+        path,
+        raw,
+        limit=MAX_MANIFEST_BYTES,
+        what="a key manifest",
+        remedy="restore it from the backup of the keys",
+        error=RotationError,
+    )
     manifest = KeyGenerations.from_json(doc, str(path))
     if manifest.stem != stem:
         raise RotationError(f"{path}: names key {manifest.stem!r}, expected {stem!r}")
     return manifest
-
-
-def write_json_atomically(path: Path, doc: Any) -> None:
-    """Write ``doc`` so that readers see the old file or the new one, never a mix."""
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(doc, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    # The rename itself must reach the disk too, or a crash could bring the old file back.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-@contextlib.contextmanager
-def locked(directory: Path, name: str) -> Iterator[None]:
-    """An exclusive advisory lock on ``directory/.<name>.lock`` for a read-modify-write."""
-    lock_path = Path(directory) / f".{name}.lock"
-    fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def update_generations(

@@ -41,14 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.crypto import at_rest, certificates
-from gateway.crypto.at_rest import (
-    DATA_KEY_BYTES,
-    DecryptionFailed,
-    KekRing,
-    KeyEncryptionKey,
-)
+from gateway.crypto.at_rest import KeyEncryptionKey
+from gateway.crypto.files import check_format, locked, parse_json, write_json_atomically
+from gateway.crypto.keys import kek
+from gateway.crypto.keys.generations import ACTIVATION_SKEW
+from gateway.crypto.keys.kek import KekRing, TokenKek, generate_token_kek
 from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
-from gateway.crypto.keys.generations import ACTIVATION_SKEW, locked, write_json_atomically
 from gateway.model.problems import ConfigurationError
 
 if TYPE_CHECKING:
@@ -75,109 +73,6 @@ that has not refreshed its ring yet; it is not destroyed before (12 × :data:`RI
 
 class KekRotationError(ConfigurationError):
     """A KEK rotation step was refused; the message says why and what to do."""
-
-
-# --- a KEK on the token, sharing the process's login -----------------------------------------
-
-
-class TokenKek:
-    """An AES KEK on the PKCS#11 token, used through the process's shared logged-in session.
-
-    ``at_rest.Pkcs11Kek`` logs in by itself, and a token allows one login per process: two of
-    them (old and new KEK during a rotation), or one beside token-held signing keys, fail with
-    CKR_USER_ALREADY_LOGGED_IN. This class wraps and unwraps the same way (``CKM_AES_KEY_WRAP``,
-    RFC 3394), so either reads what the other wrote.
-    """
-
-    def __init__(self, token: TokenSession, key_label: str) -> None:
-        import pkcs11
-
-        self._p = pkcs11
-        self._token = token
-        self._key_id = at_rest._check_key_id(key_label)
-        with token.lock:
-            try:
-                self._key = token.session.get_key(
-                    object_class=pkcs11.ObjectClass.SECRET_KEY,
-                    key_type=pkcs11.KeyType.AES,
-                    label=key_label,
-                )
-            except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as exc:
-                raise KekRotationError(
-                    f"PKCS#11 token {token.token_label!r}: expected exactly one AES key labelled "
-                    f"{key_label!r} ({type(exc).__name__}); is kek.ring.json from this token?"
-                ) from None
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
-
-    def wrap(self, dek: bytes) -> bytes:
-        p = self._p
-        if len(dek) != DATA_KEY_BYTES:
-            raise at_rest.AtRestError(f"a data key is {DATA_KEY_BYTES} bytes, got {len(dek)}")
-        with self._token.lock:
-            temp = self._token.session.create_object(
-                {
-                    p.Attribute.CLASS: p.ObjectClass.SECRET_KEY,
-                    p.Attribute.KEY_TYPE: p.KeyType.AES,
-                    p.Attribute.VALUE: dek,
-                    p.Attribute.TOKEN: False,
-                    p.Attribute.EXTRACTABLE: True,
-                    p.Attribute.SENSITIVE: False,
-                }
-            )
-            try:
-                return bytes(self._key.wrap_key(temp, mechanism=p.Mechanism.AES_KEY_WRAP))
-            finally:
-                temp.destroy()
-
-    def unwrap(self, blob: bytes) -> bytes:
-        p = self._p
-        with self._token.lock:
-            try:
-                temp = self._key.unwrap_key(
-                    p.ObjectClass.SECRET_KEY,
-                    p.KeyType.AES,
-                    blob,
-                    mechanism=p.Mechanism.AES_KEY_WRAP,
-                    store=False,
-                    template={p.Attribute.EXTRACTABLE: True, p.Attribute.SENSITIVE: False},
-                )
-            except p.PKCS11Error:
-                raise DecryptionFailed(
-                    f"the token refused to unwrap a data key under KEK {self._key_id!r}: "
-                    "the wrapped key was altered or belongs to another KEK"
-                ) from None
-            try:
-                return bytes(temp[p.Attribute.VALUE])
-            finally:
-                temp.destroy()
-
-    def __repr__(self) -> str:
-        return f"TokenKek(key_id={self._key_id!r})"
-
-
-def generate_token_kek(token: TokenSession, key_label: str) -> str:
-    """A non-extractable AES-256 KEK on the token, labelled ``key_label``; return its id."""
-    import pkcs11
-
-    with token.lock:
-        if list(token.session.get_objects({pkcs11.Attribute.LABEL: key_label})):
-            raise KekRotationError(f"token {token.token_label!r} already holds {key_label!r}")
-        token.session.generate_key(
-            pkcs11.KeyType.AES,
-            DATA_KEY_BYTES * 8,
-            label=at_rest._check_key_id(key_label),
-            store=True,
-            template={
-                pkcs11.Attribute.EXTRACTABLE: False,
-                pkcs11.Attribute.SENSITIVE: True,
-                pkcs11.Attribute.WRAP: True,
-                pkcs11.Attribute.UNWRAP: True,
-            },
-        )
-    return key_label
 
 
 # --- the ring manifest -------------------------------------------------------------------------
@@ -259,10 +154,9 @@ class RingManifest:
 
     @classmethod
     def from_json(cls, doc: Any, where: str) -> RingManifest:
-        if not isinstance(doc, dict) or doc.get("format") != RING_FORMAT:
-            raise KekRotationError(f"{where}: 'format' must be {RING_FORMAT!r}")
-        if doc.get("version") != RING_VERSION:
-            raise KekRotationError(f"{where}: version {doc.get('version')!r} is not supported")
+        doc = check_format(
+            doc, where, format=RING_FORMAT, version=RING_VERSION, error=KekRotationError
+        )
         if set(doc) - {"format", "version", "keks", "activations"}:
             raise KekRotationError(f"{where}: unknown fields {sorted(set(doc) - {'format'})}")
         keks, acts = doc.get("keks"), doc.get("activations")
@@ -282,7 +176,7 @@ class RingManifest:
             }:
                 raise KekRotationError(f"{at}: must be an object with known fields")
             key_id = item.get("key_id")
-            if not isinstance(key_id, str) or not at_rest.KEY_ID_PATTERN.match(key_id):
+            if not isinstance(key_id, str) or not kek.KEY_ID_PATTERN.match(key_id):
                 raise KekRotationError(f"{at}.key_id is missing or malformed")
             file, label = item.get("file"), item.get("token_label")
             if (file is None) == (label is None):
@@ -292,7 +186,7 @@ class RingManifest:
             ):
                 raise KekRotationError(f"{at}.file must be a file name like kek-….key")
             if label is not None and (
-                not isinstance(label, str) or not at_rest.KEY_ID_PATTERN.match(label)
+                not isinstance(label, str) or not kek.KEY_ID_PATTERN.match(label)
             ):
                 raise KekRotationError(f"{at}.token_label is malformed")
             members.append(
@@ -346,11 +240,11 @@ def _file_key_id(path: Path) -> str:
     """The id a KEK file declares (in clear; authenticated when the file is loaded)."""
     try:
         raw = path.read_bytes()
-        doc = json.loads(raw) if len(raw) <= at_rest.KEK_FILE_MAX_BYTES else None
+        doc = json.loads(raw) if len(raw) <= kek.KEK_FILE_MAX_BYTES else None
     except (OSError, ValueError):
         doc = None
     key_id = doc.get("key_id") if isinstance(doc, dict) else None
-    if not isinstance(key_id, str) or not at_rest.KEY_ID_PATTERN.match(key_id):
+    if not isinstance(key_id, str) or not kek.KEY_ID_PATTERN.match(key_id):
         raise KekRotationError(f"{path}: not a KEK file (no valid 'key_id')")
     return key_id
 
@@ -377,12 +271,14 @@ def read_ring(directory: Path) -> RingManifest:
         return RingManifest(
             (RingMember(key_id, file=files[0].name),), (RingActivation(key_id, None),)
         )
-    if len(raw) > MAX_RING_MANIFEST_BYTES:
-        raise KekRotationError(f"{path}: too large for a ring manifest")
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise KekRotationError(f"{path}: not JSON; restore it from the keys' backup") from None
+    doc = parse_json(
+        path,
+        raw,
+        limit=MAX_RING_MANIFEST_BYTES,
+        what="a ring manifest",
+        remedy="restore it from the keys' backup",
+        error=KekRotationError,
+    )
     return RingManifest.from_json(doc, str(path))
 
 
@@ -405,13 +301,13 @@ def _token(keystore: KeyStore) -> TokenSession:
 
 def _load_member(keystore: KeyStore, member: RingMember) -> KeyEncryptionKey:
     if member.file is not None:
-        kek = at_rest.load_file_kek(keystore.directory / member.file, keystore.passphrase())
-        if kek.key_id != member.key_id:
+        loaded = kek.load_file_kek(keystore.directory / member.file, keystore.passphrase())
+        if loaded.key_id != member.key_id:
             raise KekRotationError(
-                f"{member.file} holds KEK {kek.key_id!r} but {RING_MANIFEST} says "
+                f"{member.file} holds KEK {loaded.key_id!r} but {RING_MANIFEST} says "
                 f"{member.key_id!r}; restore the keys folder from one backup"
             )
-        return kek
+        return loaded
     assert member.token_label is not None
     return TokenKek(_token(keystore), member.token_label)
 
@@ -534,7 +430,7 @@ def rotate_kek(
     now: datetime,
     at: datetime | None = None,
     on_token: bool = False,
-    scrypt_log2_n: int = at_rest.SCRYPT_LOG2_N,
+    scrypt_log2_n: int = kek.SCRYPT_LOG2_N,
 ) -> RotatedKek:
     """Make a new KEK (a file in the keys folder, or on the token) and schedule it active from
     ``at`` (default ``now``). Nothing is re-wrapped yet: run ``gateway.store.keys.rewrap_all``
@@ -563,7 +459,7 @@ def rotate_kek(
             location = f"pkcs11:{keystore.keys.pkcs11_token_label}/{key_id}"
         else:
             path = directory / f"{key_id}.key"
-            at_rest.generate_file_kek(
+            kek.generate_file_kek(
                 path, keystore.passphrase(), key_id=key_id, scrypt_log2_n=scrypt_log2_n
             )
             member = RingMember(key_id, file=path.name, created_at=now)
