@@ -22,7 +22,8 @@ from gateway.app.keys import demo_ca_of
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError, key_stem
 
 __all__ = [

@@ -39,7 +39,8 @@ from gateway.config import NodeConfig
 from gateway.crashpoints import crash_point
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.generations import (
     Activation,
     KeyGenerations,

@@ -18,7 +18,8 @@ from gateway.cli.errors import CommandError, ExitCode, fail
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import DEMO_LABEL, DemoCA
+from gateway.crypto.certificates import DEMO_LABEL
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import (
     KeyRole,
     KeyStore,

@@ -1,4 +1,4 @@
-"""Certificate profiles, requests (CSR) and the demo certification authority.
+"""Certificate profiles, requests (CSR), reading and writing certificates and keys.
 
 Profile (docs/architecture.md, "Certificates"): the body id is the subject's
 ``organizationIdentifier`` (OID 2.5.4.97); an official's certificate has the person's name as
@@ -14,18 +14,16 @@ encryption    keyEncipherment (RSA) / keyAgreement (EC)   —
 CA            keyCertSign, cRLSign                        —
 ============  ==========================================  =============================
 
-:class:`DemoCA` is for the demo and the tests only: its subject and every certificate it issues
-say ``DEMO — NOT FOR PRODUCTION``. Production keys are certified by a national CA through
-:func:`build_csr` and ``gateway keys import``.
+Production keys are certified by a national CA through :func:`build_csr` and
+``gateway keys import``; the demo CA (:mod:`gateway.crypto.demo_ca`) certifies demo keys.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +34,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.crypto import algorithms, gost
-from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.files import write_atomically
 from gateway.model.bodies import BODY_ID_PATTERN, DEMO_BODIES, state_of
 
 DEMO_LABEL = "DEMO — NOT FOR PRODUCTION"
 """Put in the subject of every demo certificate so nobody mistakes one for a real one."""
-
-CA_VALIDITY = timedelta(days=3650)
-"""Demo CA lifetime: outlives every certificate it issues."""
-
-END_ENTITY_VALIDITY = timedelta(days=730)
-"""Demo end-entity lifetime: two years, the common term of national signing certificates."""
-
-CRL_VALIDITY = timedelta(days=7)
-"""Demo CRL nextUpdate: a week, like the national CAs' published CRLs."""
-
-BACKDATE = timedelta(minutes=5)
-"""notBefore is set this much before ``now``: tolerates small clock differences between nodes."""
 
 DEMO_TLS_DNS_NAMES = ("localhost",)
 DEMO_TLS_IP_ADDRESSES = ("127.0.0.1",)
@@ -111,7 +96,7 @@ class CertificateProfile:
     def extensions(self, public_key: Any) -> list[tuple[x509.ExtensionType, bool]]:
         """(extension, critical) pairs proper to the role."""
         is_rsa = isinstance(public_key, rsa.RSAPublicKey)
-        usage = dict.fromkeys(_KEY_USAGE_FLAGS, False)
+        usage = dict.fromkeys(KEY_USAGE_FLAGS, False)
         extensions: list[tuple[x509.ExtensionType, bool]] = [
             (x509.BasicConstraints(ca=False, path_length=None), True),
         ]
@@ -140,7 +125,7 @@ class CertificateProfile:
         return extensions
 
 
-_KEY_USAGE_FLAGS = (
+KEY_USAGE_FLAGS = (
     "digital_signature",
     "content_commitment",
     "key_encipherment",
@@ -180,46 +165,15 @@ def directly_issued_by(child: x509.Certificate, issuer: x509.Certificate) -> boo
     return True
 
 
-def _key_identifier(public_key: Any) -> x509.SubjectKeyIdentifier:
-    if isinstance(public_key, gost.GostPublicKey):
-        return x509.SubjectKeyIdentifier(public_key.key_identifier())
-    return x509.SubjectKeyIdentifier.from_public_key(public_key)
-
-
-def _authority_key_identifier(public_key: Any) -> x509.AuthorityKeyIdentifier:
-    return x509.AuthorityKeyIdentifier(_key_identifier(public_key).digest, None, None)
-
-
 _STAND_IN_KEYS: dict[str, ec.EllipticCurvePrivateKey] = {}
 
 
-def _stand_in() -> ec.EllipticCurvePrivateKey:
+def stand_in_key() -> ec.EllipticCurvePrivateKey:
     """``cryptography``'s builders need a key they know: GOST certificates and CRLs are built
     with this one, then re-signed (:func:`gost.resign_certificate`)."""
     if "key" not in _STAND_IN_KEYS:
         _STAND_IN_KEYS["key"] = ec.generate_private_key(ec.SECP256R1())
     return _STAND_IN_KEYS["key"]
-
-
-def _signed_certificate(
-    builder: x509.CertificateBuilder, issuer_key: Any, subject_key: Any
-) -> x509.Certificate:
-    """``builder`` (without its public key) signed by ``issuer_key`` — with GOST when it is a
-    GOST key, putting a GOST ``subject_key`` in place of the stand-in."""
-    gost_subject = isinstance(subject_key, gost.GostPublicKey)
-    gost_issuer = isinstance(issuer_key, gost.GostPrivateKey)
-    if gost_subject != gost_issuer:
-        # One GOST PKI beside the others, as the national CAs run them: no mixed paths.
-        raise ValueError(
-            "the demo CA certifies GOST keys with a GOST CA and EC/RSA keys with an EC/RSA CA; "
-            "create the CA with --algorithm of the same family (gateway keys init-ca)"
-        )
-    if gost_issuer:
-        builder = builder.public_key(_stand_in().public_key())
-        der = builder.sign(_stand_in(), hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-        return gost.resign_certificate(der, issuer_key, subject_key)
-    builder = builder.public_key(subject_key)
-    return builder.sign(issuer_key, algorithms.cert_hash_for(issuer_key.public_key()))
 
 
 def body_id_of(certificate: x509.Certificate) -> str:
@@ -283,23 +237,36 @@ def build_csr(private_key: Any, profile: CertificateProfile) -> x509.Certificate
     for extension, critical in profile.extensions(public_key):
         builder = builder.add_extension(extension, critical=critical)
     if isinstance(public_key, gost.GostPublicKey):  # in memory or on a token
-        stand_in = builder.sign(_stand_in(), hashes.SHA256())
+        stand_in = builder.sign(stand_in_key(), hashes.SHA256())
         return gost.resign_csr(stand_in.public_bytes(serialization.Encoding.DER), private_key)
     return builder.sign(private_key, algorithms.cert_hash_for(public_key))
 
 
-def load_pem_private_key(data: bytes, passphrase: bytes | None) -> Any:
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
+"""The private keys the gateway signs and certifies with."""
+
+
+class UnsupportedKey(ValueError):
+    """The PEM holds a private key of another kind than EC, RSA or GOST."""
+
+
+def load_pem_private_key(data: bytes, passphrase: bytes | None) -> PrivateKey:
     """A PKCS#8 / traditional PEM key: ``cryptography``'s loader, then the GOST one (keys
-    ``openssl genpkey -engine gost`` writes, and ours)."""
+    ``openssl genpkey -engine gost`` writes, and ours). :class:`UnsupportedKey` for a key
+    that is not EC, RSA or GOST; ``ValueError`` / ``TypeError`` for what does not load."""
+    key: Any
     try:
-        return serialization.load_pem_private_key(data, passphrase)
+        key = serialization.load_pem_private_key(data, passphrase)
     except UnsupportedAlgorithm:
-        return gost.load_pem_private_key(data, passphrase)
+        key = gost.load_pem_private_key(data, passphrase)
     except ValueError as exc:
         try:
-            return gost.load_pem_private_key(data, passphrase)
+            key = gost.load_pem_private_key(data, passphrase)
         except gost.GostError:
             raise exc from None
+    if not isinstance(key, PrivateKey):
+        raise UnsupportedKey("only EC, RSA and GOST keys are supported")
+    return key
 
 
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -336,214 +303,6 @@ def write_secret_file(path: Path, data: bytes) -> None:
     """Create or replace ``path`` with mode 0600 (never world-readable, even for a moment)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, data)
-
-
-# --- the demo CA ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class DemoCA:
-    """A one-level certification authority for the demo and tests. NOT FOR PRODUCTION."""
-
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
-    certificate: x509.Certificate
-    directory: Path | None = None
-    """Where :meth:`save` writes (``ca.key.pem``, ``ca.crt.pem``, ``revoked.json``, ``crl.pem``)."""
-    revoked: dict[int, datetime] = field(default_factory=dict)
-    """Serial number → revocation time."""
-
-    KEY_FILE = "ca.key.pem"
-    CERT_FILE = "ca.crt.pem"
-    REVOKED_FILE = "revoked.json"
-    CRL_FILE = "crl.pem"
-
-    @classmethod
-    def create(
-        cls,
-        *,
-        now: datetime,
-        name: str = "Gateway demo CA",
-        spec: KeySpec = algorithms.DEFAULT_KEY_SPEC,
-        validity: timedelta = CA_VALIDITY,
-        directory: Path | None = None,
-    ) -> DemoCA:
-        """A new self-signed demo CA; its subject says DEMO — NOT FOR PRODUCTION."""
-        key = algorithms.generate_private_key(spec)
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEMO_LABEL),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"{name} — {DEMO_LABEL}"),
-            ]
-        )
-        public_key = key.public_key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
-            .not_valid_after(now + validity)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    **{
-                        **dict.fromkeys(_KEY_USAGE_FLAGS, False),
-                        "key_cert_sign": True,
-                        "crl_sign": True,
-                    }
-                ),
-                critical=True,
-            )
-            .add_extension(_key_identifier(public_key), critical=False)
-        )
-        certificate = _signed_certificate(builder, key, public_key)
-        return cls(key=key, certificate=certificate, directory=directory)
-
-    @classmethod
-    def load(cls, directory: Path, passphrase: bytes) -> DemoCA:
-        """Load a CA written by :meth:`save`."""
-        key_path = directory / cls.KEY_FILE
-        key: Any
-        try:
-            key = load_pem_private_key(key_path.read_bytes(), passphrase)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{key_path}: no demo CA here; run `gateway keys init-ca --config NODE.toml`"
-            ) from None
-        except (ValueError, TypeError):
-            raise ValueError(
-                f"{key_path}: cannot decrypt the demo CA key with the node's passphrase"
-            ) from None
-        if not isinstance(
-            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
-        ):
-            raise ValueError(f"{key_path}: not an EC, RSA or GOST key")
-        certificate = x509.load_pem_x509_certificate((directory / cls.CERT_FILE).read_bytes())
-        revoked: dict[int, datetime] = {}
-        revoked_path = directory / cls.REVOKED_FILE
-        if revoked_path.exists():
-            for serial, when in json.loads(revoked_path.read_text("utf-8")).items():
-                revoked[int(serial, 16)] = datetime.fromisoformat(when)
-        return cls(key=key, certificate=certificate, directory=directory, revoked=revoked)
-
-    def save(self, passphrase: bytes, *, now: datetime | None = None) -> None:
-        """Write key (encrypted), certificate, revocation list; ``now`` also writes ``crl.pem``."""
-        if self.directory is None:
-            raise ValueError("DemoCA.save needs a directory")
-        write_private_key(self.directory / self.KEY_FILE, self.key, passphrase)
-        (self.directory / self.CERT_FILE).write_bytes(
-            self.certificate.public_bytes(serialization.Encoding.PEM)
-        )
-        (self.directory / self.REVOKED_FILE).write_text(
-            json.dumps({f"{s:x}": t.isoformat() for s, t in self.revoked.items()}, indent=1),
-            encoding="utf-8",
-        )
-        if now is not None:
-            (self.directory / self.CRL_FILE).write_bytes(
-                self.crl(now=now).public_bytes(serialization.Encoding.PEM)
-            )
-
-    @property
-    def is_demo(self) -> bool:
-        return DEMO_LABEL in self.certificate.subject.rfc4514_string()
-
-    def issue(
-        self,
-        public_key: Any,
-        profile: CertificateProfile,
-        *,
-        now: datetime,
-        validity: timedelta = END_ENTITY_VALIDITY,
-        not_before: datetime | None = None,
-        not_after: datetime | None = None,
-    ) -> x509.Certificate:
-        """Certify ``public_key`` with ``profile``. ``not_before``/``not_after`` override the
-        period (tests build expired and not-yet-valid certificates with them)."""
-        algorithms.check_public_key(public_key)
-        if not profile.demo:
-            profile = _with_demo(profile)
-        ca_public = self.key.public_key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(profile.subject())
-            .issuer_name(self.certificate.subject)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - BACKDATE)
-            # Never beyond the CA's own life: such a certificate would not validate anyway.
-            .not_valid_after(min(not_after or now + validity, self.certificate.not_valid_after_utc))
-            .add_extension(_key_identifier(public_key), critical=False)
-            .add_extension(_authority_key_identifier(ca_public), critical=False)
-        )
-        for extension, critical in profile.extensions(public_key):
-            builder = builder.add_extension(extension, critical=critical)
-        return _signed_certificate(builder, self.key, public_key)
-
-    def issue_from_csr(
-        self,
-        csr: x509.CertificateSigningRequest,
-        profile: CertificateProfile,
-        *,
-        now: datetime,
-        validity: timedelta = END_ENTITY_VALIDITY,
-    ) -> x509.Certificate:
-        """Certify a request after checking its self-signature."""
-        if gost.is_gost_signed(csr):
-            public_key: Any = gost.csr_public_key(csr)
-            valid = gost.signature_verifies(csr, public_key)
-        else:
-            public_key, valid = csr.public_key(), csr.is_signature_valid
-        if not valid:
-            raise ValueError("certificate request: its signature does not verify")
-        return self.issue(public_key, profile, now=now, validity=validity)
-
-    def revoke(self, certificate: x509.Certificate | int, *, at: datetime) -> None:
-        serial = certificate if isinstance(certificate, int) else certificate.serial_number
-        self.revoked[serial] = at
-
-    def crl(
-        self, *, now: datetime, next_update_in: timedelta = CRL_VALIDITY
-    ) -> x509.CertificateRevocationList:
-        """A CRL of everything revoked so far, issued at ``now``."""
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(self.certificate.subject)
-            .last_update(now)
-            .next_update(now + next_update_in)
-            .add_extension(_authority_key_identifier(self.key.public_key()), critical=False)
-            .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
-        )
-        for serial, when in sorted(self.revoked.items()):
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
-            )
-        if isinstance(self.key, gost.GostPrivateKey):
-            der = builder.sign(_stand_in(), hashes.SHA256()).public_bytes(
-                serialization.Encoding.DER
-            )
-            return gost.resign_crl(der, self.key)
-        return builder.sign(self.key, algorithms.cert_hash_for(self.key.public_key()))
-
-
-def _with_demo(profile: CertificateProfile) -> CertificateProfile:
-    return replace(profile, demo=True)
-
-
-# --- a whole demo PKI ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DemoOfficial:
-    """An authorised person to create a key for."""
-
-    name: str
-    """Key name (``ivanov``): the file is ``official-ivanov``."""
-    person: str
-    """CN: the person's full name."""
-    title: str
-    """The position."""
-
-
-DEFAULT_OFFICIALS = (DemoOfficial("chief", "Иванов Иван Иванович", "Начальник отдела"),)
 
 
 def utc(dt: datetime) -> datetime:

@@ -1,8 +1,8 @@
 """The demo PKI: a demo CA and, for each body, its keys and certificates laid out in a keys
 folder as :class:`~gateway.crypto.keys.keystore.KeyStore` reads them. NOT FOR PRODUCTION.
 
-It lives with the demo, above ``gateway.crypto``: it writes key folders through the keystore,
-and the keystore builds on ``gateway.crypto.certificates`` (which holds the demo CA itself).
+It lives with the demo, above ``gateway.crypto``: it writes key folders through the keystore.
+The demo CA itself is ``gateway.crypto.demo_ca`` (the node's key commands use it too).
 """
 
 from __future__ import annotations
@@ -15,15 +15,28 @@ from pathlib import Path
 from gateway.crypto import algorithms
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import (
-    DEFAULT_OFFICIALS,
     DEMO_TLS_DNS_NAMES,
     DEMO_TLS_IP_ADDRESSES,
     ROLES_CERTIFIED,
     CertificateProfile,
-    DemoCA,
-    DemoOfficial,
 )
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import write_file_key
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOfficial:
+    """An authorised person to create a key for."""
+
+    name: str
+    """Key name (``ivanov``): the file is ``official-ivanov``."""
+    person: str
+    """CN: the person's full name."""
+    title: str
+    """The position."""
+
+
+DEFAULT_OFFICIALS = (DemoOfficial("chief", "Иванов Иван Иванович", "Начальник отдела"),)
 
 
 @dataclass(frozen=True, slots=True)

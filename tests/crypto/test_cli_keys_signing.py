@@ -11,7 +11,8 @@ import pytest
 from cryptography import x509
 
 from gateway.cli import main
-from gateway.crypto.certificates import DEMO_LABEL, CertificateProfile, DemoCA, pem_bundle
+from gateway.crypto.certificates import DEMO_LABEL, CertificateProfile, pem_bundle
+from gateway.crypto.demo_ca import DemoCA
 from tests.crypto.helpers import PASSPHRASE, SENDER, envelope
 
 CONFIG = """

@@ -21,7 +21,8 @@ from lxml import etree
 from gateway.config import KeysSection
 from gateway.crypto import algorithms, certificates, gost, gost_native
 from gateway.crypto.algorithms import KeySpec, SignatureMethod, Suite
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys import pkcs11
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.crypto.report import Indication, SubIndication

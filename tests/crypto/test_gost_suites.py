@@ -16,7 +16,8 @@ from gateway.app.audit_checkpoints import sign_statement, verify_statement
 from gateway.config import KeysSection
 from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.generations import RevocationReason, update_generations
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.crypto.xades import sign_document, verify_document

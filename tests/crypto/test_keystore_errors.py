@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import KeysSection
-from gateway.crypto import algorithms, certificates
+from gateway.crypto import algorithms
+from gateway.crypto.demo_ca import END_ENTITY_VALIDITY
 from gateway.crypto.keys.keystore import (
     BadPassphrase,
     KeyNotFound,
@@ -128,7 +129,7 @@ def test_listing(test_pki: CryptoPKI) -> None:
     seal = entries[("seal", "")]
     assert seal.algorithm == "EC P-256"
     assert "2.5.4.97=RU-FSSP" in seal.subject
-    assert seal.days_to_expiry(NOW) == certificates.END_ENTITY_VALIDITY.days
+    assert seal.days_to_expiry(NOW) == END_ENTITY_VALIDITY.days
     assert seal.to_json(NOW)["location"].endswith("seal.key.pem")
 
 

@@ -236,7 +236,7 @@ def test_token_key_signs_a_pdf_that_validates(token_keys: KeyStore) -> None:
     from datetime import UTC, datetime
 
     from gateway.crypto import pades
-    from gateway.crypto.certificates import DemoCA
+    from gateway.crypto.demo_ca import DemoCA
     from gateway.crypto.keys.keystore import SigningKey
     from tests.crypto.test_pdf_signer_seam import _pdf
 

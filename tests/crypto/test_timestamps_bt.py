@@ -20,7 +20,8 @@ from lxml import etree
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from gateway.crypto import algorithms, xades
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.report import SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.report import Indication, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import verify_document

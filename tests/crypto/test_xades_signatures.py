@@ -13,7 +13,8 @@ from lxml import etree
 
 from gateway.crypto import xades
 from gateway.crypto.algorithms import DigestAlgorithm, SignatureMethod
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import WrongRole
 from gateway.crypto.report import Indication, RevocationStatus, SignatureInvalid, SubIndication
 from gateway.crypto.trust import TrustList

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from gateway.app.scheduled import deadline_reminders_body
 from gateway.config import KeysSection, NodeConfig
 from gateway.crypto import algorithms
-from gateway.crypto.certificates import CertificateProfile, DemoCA, write_private_key
+from gateway.crypto.certificates import CertificateProfile, write_private_key
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import verify_document

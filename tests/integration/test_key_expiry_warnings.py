@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway.config import NodeConfig
-from gateway.crypto.certificates import END_ENTITY_VALIDITY
+from gateway.crypto.demo_ca import END_ENTITY_VALIDITY
 from gateway.demo.setup import build_world
 from gateway.exchange.node import Node
 from gateway.store import tokens

@@ -25,7 +25,7 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms
-from gateway.crypto.certificates import DemoCA
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.kek import generate_file_kek
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.demo.pki import DemoPKI, build_demo_pki

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.cli import main
-from gateway.crypto.certificates import CertificateProfile, DemoCA
+from gateway.crypto.certificates import CertificateProfile
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import KeyRevoked, SigningKey
 from gateway.crypto.report import ExistenceProof, Indication, SignatureReport, SubIndication
 from gateway.crypto.trust import TrustList

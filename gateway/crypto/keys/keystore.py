@@ -56,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway import credentials
 from gateway.crypto import algorithms, certificates, gost
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
 from gateway.crypto.keys.generations import (
     MANIFEST_SUFFIX,
@@ -698,6 +699,10 @@ class KeyStore:
         passphrase = self.passphrase()
         try:
             key = certificates.load_pem_private_key(path.read_bytes(), passphrase)
+        except certificates.UnsupportedKey:
+            raise KeyStoreError(
+                f"{stem} key {path}: only EC, RSA and GOST keys are supported"
+            ) from None
         except (ValueError, TypeError) as exc:
             if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
                 found = credentials.find_secret(
@@ -714,10 +719,6 @@ class KeyStore:
             raise KeyStoreError(
                 f"{stem} key {path}: not a PEM PKCS#8 private key ({exc})"
             ) from None
-        if not isinstance(
-            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | gost.GostPrivateKey
-        ):
-            raise KeyStoreError(f"{stem} key {path}: only EC, RSA and GOST keys are supported")
         try:
             algorithms.check_public_key(key.public_key())
         except algorithms.WeakAlgorithm as exc:
@@ -820,7 +821,7 @@ class KeyStore:
                         role="kek", name="", location=str(path), algorithm="AES-256 (symmetric)"
                     )
                 )
-        ca_cert = self.demo_ca_dir / certificates.DemoCA.CERT_FILE
+        ca_cert = self.demo_ca_dir / DemoCA.CERT_FILE
         if ca_cert.exists():
             cert = x509.load_pem_x509_certificate(ca_cert.read_bytes())
             found.append(_entry_for("demo-ca", "", str(self.demo_ca_dir), cert))
