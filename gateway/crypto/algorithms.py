@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -264,33 +264,34 @@ def cert_hash_for(public_key: Any) -> hashes.SHA256 | hashes.SHA384:
 @functools.lru_cache(maxsize=64)
 def check_signature_method(uri: str | None) -> SignatureMethod:
     """The accepted signature method named by ``uri``, or :class:`WeakAlgorithm` saying why not."""
-    if not uri:
-        raise WeakAlgorithm("SignatureMethod has no Algorithm")
-    if any(weak in uri.lower() for weak in WEAK_NAMES):
-        raise WeakAlgorithm(f"signature method {uri} uses SHA-1 or MD5, which are refused")
-    try:
-        method = SignatureMethod(uri)
-    except ValueError:
-        raise WeakAlgorithm(f"signature method {uri} is not accepted") from None
-    if method not in ACCEPTED_SIGNATURE_METHODS:
-        raise WeakAlgorithm(f"signature method {uri} is not accepted")
-    return method
+    return _accepted(
+        uri, SignatureMethod, ACCEPTED_SIGNATURE_METHODS, "SignatureMethod", "signature method"
+    )
 
 
 @functools.lru_cache(maxsize=64)
 def check_digest(uri: str | None) -> DigestAlgorithm:
     """The accepted digest named by ``uri``, or :class:`WeakAlgorithm` saying why not."""
+    return _accepted(uri, DigestAlgorithm, ACCEPTED_DIGESTS, "DigestMethod", "digest")
+
+
+_Named = TypeVar("_Named", SignatureMethod, DigestAlgorithm)
+
+
+def _accepted(
+    uri: str | None, kind: type[_Named], accepted: frozenset[_Named], element: str, what: str
+) -> _Named:
     if not uri:
-        raise WeakAlgorithm("DigestMethod has no Algorithm")
+        raise WeakAlgorithm(f"{element} has no Algorithm")
     if any(weak in uri.lower() for weak in WEAK_NAMES):
-        raise WeakAlgorithm(f"digest {uri} is SHA-1 or MD5, which are refused")
+        raise WeakAlgorithm(f"{what} {uri} uses SHA-1 or MD5, which are refused")
     try:
-        digest = DigestAlgorithm(uri)
+        named = kind(uri)
     except ValueError:
-        raise WeakAlgorithm(f"digest {uri} is not accepted") from None
-    if digest not in ACCEPTED_DIGESTS:
-        raise WeakAlgorithm(f"digest {uri} is not accepted")
-    return digest
+        raise WeakAlgorithm(f"{what} {uri} is not accepted") from None
+    if named not in accepted:
+        raise WeakAlgorithm(f"{what} {uri} is not accepted")
+    return named
 
 
 # --- XML-DSig signature values ---------------------------------------------------------------

@@ -58,7 +58,6 @@ from gateway.crypto.report import (
     CertificateInfo,
     ExistenceProof,
     Indication,
-    RevocationStatus,
     SignatureReport,
     SubIndication,
     ValidationReport,
@@ -570,49 +569,25 @@ class VerifiedDocument:
         return self.report.passed
 
 
-@dataclass(slots=True)
 class _Outcome:
-    """One signature's verdict while it is being built."""
+    """One signature's verdict while it is being built: the report so far, replaced field by
+    field."""
 
-    role: str
-    indication: Indication = Indication.TOTAL_PASSED
-    sub: SubIndication | None = None
-    message: str = "signature valid"
-    subject: str = ""
-    body_id: str = ""
-    signing_time: datetime | None = None
-    signature_algorithm: str = ""
-    digest_algorithm: str = ""
-    chain: tuple[CertificateInfo, ...] = ()
-    revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
-    timestamp_time: datetime | None = None
-    existence: ExistenceProof | None = None
+    __slots__ = ("report",)
+
+    def __init__(self, role: str) -> None:
+        self.report = SignatureReport(role, Indication.TOTAL_PASSED, None, "signature valid")
+
+    def set(self, **fields: Any) -> None:
+        self.report = replace(self.report, **fields)
 
     def fail(self, indication: Indication, sub: SubIndication, message: str) -> _Outcome:
-        self.indication, self.sub, self.message = indication, sub, message
+        self.set(indication=indication, sub_indication=sub, message=message)
         return self
 
     @property
     def ok(self) -> bool:
-        return self.indication is Indication.TOTAL_PASSED
-
-    def report(self) -> SignatureReport:
-        return SignatureReport(
-            role=self.role,
-            indication=self.indication,
-            sub_indication=self.sub,
-            message=self.message,
-            signer_subject=self.subject,
-            signer_body_id=self.body_id,
-            claimed_signing_time=self.signing_time,
-            signature_algorithm=self.signature_algorithm,
-            digest_algorithm=self.digest_algorithm,
-            chain=self.chain,
-            revocation=self.revocation,
-            timestamp_time=self.timestamp_time,
-            existence_time=self.existence.time if self.existence else None,
-            existence_evidence=self.existence.evidence if self.existence else "",
-        )
+        return self.report.passed
 
 
 class _Refused(Exception):
@@ -648,7 +623,7 @@ def verify_document(
             f"refused before verification: {exc}",
         )
         report = ValidationReport(
-            signatures=(outcome.report(),),
+            signatures=(outcome.report,),
             validated_at=certificates.utc(at),
             document_sha256=digest,
         )
@@ -683,7 +658,7 @@ def verify_envelope(
     at = certificates.utc(at)
 
     def done(outcomes: Sequence[_Outcome], signed: bytes = b"") -> VerifiedDocument:
-        report = ValidationReport(signatures=tuple(o.report() for o in outcomes), validated_at=at)
+        report = ValidationReport(signatures=tuple(o.report for o in outcomes), validated_at=at)
         # What was signed goes out only with a passing report: nobody reads a failed document.
         if report.passed:
             return VerifiedDocument(report, signed, root)
@@ -1008,8 +983,8 @@ def _check_signature(
     existence: ExistenceProof | None = None,
 ) -> bytes:
     shape = _read_shape(root, signature, role)
-    outcome.signature_algorithm = shape.method.value
-    outcome.digest_algorithm = shape.references[0][1].value
+    outcome.set(signature_algorithm=shape.method.value)
+    outcome.set(digest_algorithm=shape.references[0][1].value)
 
     try:
         signer = _signer(shape.certificates_der[0])
@@ -1021,9 +996,9 @@ def _check_signature(
             f"unreadable certificate in KeyInfo: {exc}",
         ) from None
     leaf, public_key = signer.certificate, signer.public_key
-    outcome.chain = (signer.info, *(certificate_info(c) for c in intermediates))
-    outcome.subject = signer.info.subject
-    outcome.body_id = signer.body_id
+    outcome.set(chain=(signer.info, *(certificate_info(c) for c in intermediates)))
+    outcome.set(signer_subject=signer.info.subject)
+    outcome.set(signer_body_id=signer.body_id)
     if signer.weakness:
         raise _Refused(
             Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, signer.weakness
@@ -1070,7 +1045,7 @@ def _check_signature(
             f"the {role.name} signature claims the role {shape.claimed_role!r}",
         )
     claimed = _claimed_time(shape.signing_time)
-    outcome.signing_time = claimed
+    outcome.set(claimed_signing_time=claimed)
     if claimed > at + CLOCK_SKEW:
         raise _Refused(
             Indication.TOTAL_FAILED,
@@ -1085,7 +1060,7 @@ def _check_signature(
         assert stamp.sub_indication is not None
         raise _Refused(stamp.indication, stamp.sub_indication, f"timestamp: {stamp.message}")
     proven = stamp.time if stamp.proves_existence else None
-    outcome.timestamp_time = proven
+    outcome.set(timestamp_time=proven)
     if proven is not None and claimed > proven + CLOCK_SKEW:
         raise _Refused(
             Indication.TOTAL_FAILED,
@@ -1096,11 +1071,11 @@ def _check_signature(
 
     # The certificate path at the claimed signing time, with the CRLs known now.
     path = trust.validate(
-        leaf, intermediates, moment=min(claimed, at), at=at, body_id=outcome.body_id
+        leaf, intermediates, moment=min(claimed, at), at=at, body_id=outcome.report.signer_body_id
     )
-    outcome.revocation = path.revocation
+    outcome.set(revocation=path.revocation)
     if path.chain:
-        outcome.chain = tuple(certificate_info(c) for c in path.chain)
+        outcome.set(chain=tuple(certificate_info(c) for c in path.chain))
     # Without a timestamp, the node's own records may prove existence (never a later time
     # than the timestamp would: a timestamp, when present, is the proof used).
     record = existence if proven is None and existence is not None else None
@@ -1136,15 +1111,18 @@ def _check_signature(
         )
     if record is not None and (revoked_after_proof or expired_after_proof):
         # Only when the records decided the verdict: the report says what it rests on.
-        outcome.existence = record
-        outcome.message = (
-            f"signature valid: existed at {certificates.utc(record.time).isoformat()} "
-            f"({record.evidence}), before the "
-            + (
-                f"revocation at {path.revoked_at.isoformat()}"
-                if revoked_after_proof and path.revoked_at is not None
-                else f"expiry at {expires.isoformat()}"
-            )
+        outcome.set(
+            existence_time=record.time,
+            existence_evidence=record.evidence,
+            message=(
+                f"signature valid: existed at {certificates.utc(record.time).isoformat()} "
+                f"({record.evidence}), before the "
+                + (
+                    f"revocation at {path.revoked_at.isoformat()}"
+                    if revoked_after_proof and path.revoked_at is not None
+                    else f"expiry at {expires.isoformat()}"
+                )
+            ),
         )
     return signed
 
@@ -1225,10 +1203,10 @@ def _check_sender(outcome: _Outcome, sender: str, expected_sender: str | None) -
             SubIndication.SIG_CONSTRAINTS_FAILURE,
             f"envelope Sender {sender!r} is not the expected sender {expected_sender!r}",
         )
-    elif outcome.body_id != sender:
+    elif (body_id := outcome.report.signer_body_id) != sender:
         outcome.fail(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CONSTRAINTS_FAILURE,
-            f"signer belongs to {outcome.body_id or '(no organizationIdentifier)'!r}, "
+            f"signer belongs to {body_id or '(no organizationIdentifier)'!r}, "
             f"but the envelope's Sender is {sender!r}",
         )

@@ -53,6 +53,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.crypto import certificates
+from gateway.crypto.keys import schedule
 from gateway.crypto.files import check_format, locked, parse_json, write_json_atomically
 from gateway.model.directory import BodyCertificate, CertificateRole, Directory
 from gateway.model.problems import ConfigurationError
@@ -170,14 +171,7 @@ class KeyGenerations:
 
     def active_at(self, at: datetime) -> int | None:
         """The generation the schedule names at ``at`` (None: none activated yet)."""
-        at = certificates.utc(at)
-        chosen: Activation | None = None
-        for activation in self.activations:
-            if activation.at is not None and activation.at > at:
-                continue
-            # The later time wins; at equal times the one recorded later wins.
-            if chosen is None or _order(activation) >= _order(chosen):
-                chosen = activation
+        chosen = schedule.current(self.activations, at)
         return None if chosen is None else chosen.generation
 
     def revoked_at(self, number: int, at: datetime) -> bool:
@@ -196,15 +190,7 @@ class KeyGenerations:
         at = certificates.utc(at)
         if self.active_at(at) == number or not self.ever_active_before(number, at):
             return None
-        ordered = sorted((a for a in self.activations if a.at is None or a.at <= at), key=_order)
-        end: datetime | None = None
-        active = False
-        for activation in ordered:
-            if activation.generation == number:
-                active, end = True, None
-            elif active:
-                active, end = False, activation.at
-        return end
+        return schedule.left_service(self.activations, at, lambda a: a.generation == number)
 
     def status(self, number: int, at: datetime) -> GenerationStatus:
         if self.revoked_at(number, at):
@@ -282,14 +268,14 @@ class KeyGenerations:
             "generations": [
                 {
                     "generation": g.number,
-                    "created_at": _time_text(g.created_at),
-                    "revoked_at": _time_text(g.revoked_at),
+                    "created_at": schedule.time_text(g.created_at),
+                    "revoked_at": schedule.time_text(g.revoked_at),
                     "reason": g.reason.value if g.reason else None,
                 }
                 for g in self.generations
             ],
             "activations": [
-                {"generation": a.generation, "at": _time_text(a.at)} for a in self.activations
+                {"generation": a.generation, "at": schedule.time_text(a.at)} for a in self.activations
             ],
         }
 
@@ -319,8 +305,8 @@ class KeyGenerations:
             generations.append(
                 Generation(
                     _number(item.get("generation"), f"{at}.generation"),
-                    _time(item.get("created_at"), f"{at}.created_at"),
-                    _time(item.get("revoked_at"), f"{at}.revoked_at"),
+                    schedule.parse_time(item.get("created_at"), f"{at}.created_at", RotationError),
+                    schedule.parse_time(item.get("revoked_at"), f"{at}.revoked_at", RotationError),
                     parsed_reason,
                 )
             )
@@ -336,30 +322,8 @@ class KeyGenerations:
             number = _number(item.get("generation"), f"{at}.generation")
             if number not in numbers:
                 raise RotationError(f"{at}.generation {number} is not among 'generations'")
-            activations.append(Activation(number, _time(item.get("at"), f"{at}.at")))
+            activations.append(Activation(number, schedule.parse_time(item.get("at"), f"{at}.at", RotationError)))
         return cls(stem, tuple(generations), tuple(activations))
-
-
-def _order(activation: Activation) -> tuple[int, float]:
-    return (0, 0.0) if activation.at is None else (1, activation.at.timestamp())
-
-
-def _time_text(value: datetime | None) -> str | None:
-    return None if value is None else certificates.utc(value).isoformat()
-
-
-def _time(value: Any, where: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise RotationError(f"{where} must be an ISO 8601 time or null")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise RotationError(f"{where} {value!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise RotationError(f"{where} {value!r} has no time zone")
-    return certificates.utc(parsed)
 
 
 def _number(value: Any, where: str) -> int:

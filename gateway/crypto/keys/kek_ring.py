@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.crypto import at_rest, certificates
 from gateway.crypto.at_rest import KeyEncryptionKey
 from gateway.crypto.files import check_format, locked, parse_json, write_json_atomically
-from gateway.crypto.keys import kek
+from gateway.crypto.keys import kek, schedule
 from gateway.crypto.keys.generations import ACTIVATION_SKEW
 from gateway.crypto.keys.kek import KekRing, TokenKek, generate_token_kek
 from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
@@ -110,13 +110,7 @@ class RingManifest:
         )
 
     def active_at(self, at: datetime) -> str | None:
-        at = certificates.utc(at)
-        chosen: RingActivation | None = None
-        for a in self.activations:
-            if a.at is not None and a.at > at:
-                continue
-            if chosen is None or _order(a) >= _order(chosen):
-                chosen = a
+        chosen = schedule.current(self.activations, at)
         return None if chosen is None else chosen.key_id
 
     def next_switch_after(self, at: datetime) -> datetime | None:
@@ -126,14 +120,7 @@ class RingManifest:
 
     def left_service_at(self, key_id: str, at: datetime) -> datetime | None:
         """When ``key_id`` stopped being active (None: active, or never was)."""
-        at = certificates.utc(at)
-        active, end = False, None
-        for a in sorted((a for a in self.activations if a.at is None or a.at <= at), key=_order):
-            if a.key_id == key_id:
-                active, end = True, None
-            elif active:
-                active, end = False, a.at
-        return end
+        return schedule.left_service(self.activations, at, lambda a: a.key_id == key_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,12 +131,12 @@ class RingManifest:
                     "key_id": m.key_id,
                     "file": m.file,
                     "token_label": m.token_label,
-                    "created_at": _iso(m.created_at),
-                    "destroyed_at": _iso(m.destroyed_at),
+                    "created_at": schedule.time_text(m.created_at),
+                    "destroyed_at": schedule.time_text(m.destroyed_at),
                 }
                 for m in self.members
             ],
-            "activations": [{"key_id": a.key_id, "at": _iso(a.at)} for a in self.activations],
+            "activations": [{"key_id": a.key_id, "at": schedule.time_text(a.at)} for a in self.activations],
         }
 
     @classmethod
@@ -194,8 +181,8 @@ class RingManifest:
                     key_id,
                     file,
                     label,
-                    _parse_time(item.get("created_at"), f"{at}.created_at"),
-                    _parse_time(item.get("destroyed_at"), f"{at}.destroyed_at"),
+                    schedule.parse_time(item.get("created_at"), f"{at}.created_at", KekRotationError),
+                    schedule.parse_time(item.get("destroyed_at"), f"{at}.destroyed_at", KekRotationError),
                 )
             )
         ids = [m.key_id for m in members]
@@ -208,28 +195,8 @@ class RingManifest:
                 raise KekRotationError(f"{at}: must be {{'key_id': …, 'at': …}}")
             if item["key_id"] not in ids:
                 raise KekRotationError(f"{at}.key_id {item['key_id']!r} is not in 'keks'")
-            activations.append(RingActivation(item["key_id"], _parse_time(item["at"], f"{at}.at")))
+            activations.append(RingActivation(item["key_id"], schedule.parse_time(item["at"], f"{at}.at", KekRotationError)))
         return cls(tuple(members), tuple(activations))
-
-
-def _order(a: RingActivation) -> tuple[int, float]:
-    return (0, 0.0) if a.at is None else (1, a.at.timestamp())
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else certificates.utc(value).isoformat()
-
-
-def _parse_time(value: Any, where: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise KekRotationError(f"{where} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise KekRotationError(f"{where} has no time zone")
-    return certificates.utc(parsed)
 
 
 def ring_manifest_path(directory: Path) -> Path:
@@ -578,7 +545,7 @@ class RingEntry:
             "key_id": self.key_id,
             "location": self.location,
             "status": self.status,
-            "active_from": _iso(self.active_from),
+            "active_from": schedule.time_text(self.active_from),
             "stored_keys": self.stored_keys,
         }
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import pkcs11
 from asn1crypto import core
@@ -50,6 +50,9 @@ GOST_SIGN_MECHANISMS = {256: TC26_VENDOR | 0x008, 512: TC26_VENDOR | 0x009}
 """CKM_GOSTR3410_WITH_GOSTR3411_12_256 / _512: sign ``data`` with Streebog inside the token."""
 
 _CURVE_OIDS = {"ec-p256": "1.2.840.10045.3.1.7", "ec-p384": "1.3.132.0.34"}
+
+P = TypeVar("P")
+"""The public half of a token key."""
 
 _LIBRARIES: dict[str, Any] = {}
 _LIBRARIES_LOCK = threading.RLock()
@@ -246,12 +249,11 @@ def _not_exportable(*_: Any, **__: Any) -> Any:
     raise TypeError("a token key cannot be exported")
 
 
-class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
-    """An EC key on a token, usable wherever ``cryptography`` expects a private key."""
+class _OnToken(Generic[P]):
+    """What every token key shares: the session and handle it signs through, its public half,
+    and no way out (copies are the same key; export raises)."""
 
-    def __init__(
-        self, token: TokenSession, handle: Any, public: ec.EllipticCurvePublicKey, label: str
-    ):
+    def __init__(self, token: TokenSession, handle: Any, public: P, label: str) -> None:
         self._token = token
         self._handle = handle
         self._public = public
@@ -261,6 +263,21 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
     def token(self) -> TokenSession:
         """The session the key signs through."""
         return self._token
+
+    def public_key(self) -> P:
+        return self._public
+
+    private_bytes = _not_exportable
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Self:
+        return self
+
+
+class TokenEcPrivateKey(_OnToken[ec.EllipticCurvePublicKey], ec.EllipticCurvePrivateKey):
+    """An EC key on a token, usable wherever ``cryptography`` expects a private key."""
 
     def sign(
         self,
@@ -273,9 +290,6 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
         raw = self._token._sign(self._handle, digest, Mechanism.ECDSA)
         return encode_ecdsa_signature(raw)
 
-    def public_key(self) -> ec.EllipticCurvePublicKey:
-        return self._public
-
     @property
     def curve(self) -> ec.EllipticCurve:
         return self._public.curve
@@ -286,13 +300,6 @@ class TokenEcPrivateKey(ec.EllipticCurvePrivateKey):
 
     exchange = _not_exportable
     private_numbers = _not_exportable
-    private_bytes = _not_exportable
-
-    def __copy__(self) -> TokenEcPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> TokenEcPrivateKey:
-        return self
 
 
 _PKCS11_HASH = {
@@ -309,19 +316,8 @@ _DIGEST_INFO = {
 }
 
 
-class TokenRsaPrivateKey(rsa.RSAPrivateKey):
+class TokenRsaPrivateKey(_OnToken[rsa.RSAPublicKey], rsa.RSAPrivateKey):
     """An RSA key on a token, usable wherever ``cryptography`` expects a private key."""
-
-    def __init__(self, token: TokenSession, handle: Any, public: rsa.RSAPublicKey, label: str):
-        self._token = token
-        self._handle = handle
-        self._public = public
-        self.label = label
-
-    @property
-    def token(self) -> TokenSession:
-        """The session the key signs through."""
-        return self._token
 
     def sign(self, data: bytes, padding: asym_padding.AsymmetricPadding, algorithm: Any) -> bytes:
         padding_ = padding
@@ -339,22 +335,12 @@ class TokenRsaPrivateKey(rsa.RSAPrivateKey):
             )
         raise TypeError("only PKCS#1 v1.5 and PSS padding")
 
-    def public_key(self) -> rsa.RSAPublicKey:
-        return self._public
-
     @property
     def key_size(self) -> int:
         return self._public.key_size
 
     decrypt = _not_exportable
     private_numbers = _not_exportable
-    private_bytes = _not_exportable
-
-    def __copy__(self) -> TokenRsaPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> TokenRsaPrivateKey:
-        return self
 
 
 def gost_public_key(value: bytes, params: bytes) -> gost.GostPublicKey:
@@ -368,38 +354,21 @@ def gost_public_key(value: bytes, params: bytes) -> gost.GostPublicKey:
     return gost.GostPublicKey(paramset, value[:size][::-1] + value[size:][::-1])
 
 
-class TokenGostPrivateKey:
+class TokenGostPrivateKey(_OnToken[gost.GostPublicKey]):
     """A GOST R 34.10-2012 key on a token; signs as :class:`gateway.crypto.gost.GostPrivateKey`
     does (``sign(data)`` → ``s || r``), with the private key never leaving the token."""
 
     def __init__(
         self, token: TokenSession, handle: Any, public: gost.GostPublicKey, label: str
     ) -> None:
-        self._token = token
-        self._handle = handle
-        self._public = public
-        self.label = label
+        super().__init__(token, handle, public, label)
         self.bits = public.bits
-
-    @property
-    def token(self) -> TokenSession:
-        return self._token
 
     def sign(self, data: bytes) -> bytes:
         """``s || r`` over Streebog of ``data``, hashed and signed on the token: PKCS#11 gives
         the signature as ``s || r`` big-endian (v2.40 §2.55.4), the order of RFC 4491."""
         return self._token._sign(self._handle, data, GOST_SIGN_MECHANISMS[self.bits])
 
-    def public_key(self) -> gost.GostPublicKey:
-        return self._public
-
-    private_bytes = _not_exportable
-
-    def __copy__(self) -> TokenGostPrivateKey:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> TokenGostPrivateKey:
-        return self
 
 
 TokenPrivateKey = TokenEcPrivateKey | TokenRsaPrivateKey | TokenGostPrivateKey
