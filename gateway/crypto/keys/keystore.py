@@ -9,7 +9,7 @@ Layout of ``[keys] dir`` (one file name stem per key: the role, or ``official-<n
     official-ivanov.crt.pem
     tls.key.pem / tls.crt.pem
     encryption.key.pem / encryption.crt.pem
-    kek.key                   symmetric key-encryption key (gateway.crypto.at_rest)
+    kek.key                   symmetric key-encryption key (gateway.crypto.keys.kek)
     demo-ca/                  the demo CA, when ``gateway keys init-ca`` made one
 
 Rotation (:mod:`gateway.crypto.keys.generations`) adds generations beside a key: ``seal.2.key.pem``,
