@@ -22,10 +22,12 @@ below the trust anchor needs a CRL in ``crls`` or the verdict is INDETERMINATE/T
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from io import BytesIO
+from typing import Any, ParamSpec, TypeVar
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -55,6 +57,9 @@ from gateway.crypto.report import (
     SignatureReport,
     SubIndication,
 )
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = [
     "MAX_PDF_BYTES",
@@ -139,7 +144,14 @@ async def async_sign_pdf(
     location: str,
     timestamper: TimeStamper | None = None,
 ) -> bytes:
-    """Async form of :func:`sign_pdf`, for callers already inside an event loop."""
+    """Sign ``pdf`` with a PAdES signature in an invisible field and return the signed bytes.
+
+    PAdES B-B; with ``timestamper`` (an RFC 3161 client, e.g. pyHanko's ``HTTPTimeStamper``)
+    PAdES B-T. The signing time is the signer's clock (it is what the signature claims).
+    ``reason`` and ``location`` land in the signature dictionary, shown by PDF readers.
+    For callers inside an event loop; :func:`sign_pdf` is the blocking form.
+    Raises pyHanko's ``SigningError`` when the PDF cannot be read or the signer fails.
+    """
     out = BytesIO()
     try:
         writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=True)
@@ -147,26 +159,6 @@ async def async_sign_pdf(
     except (PdfError, SigningError) as exc:
         raise SigningError(f"PAdES signing failed: {exc}") from exc
     return out.getvalue()
-
-
-def sign_pdf(
-    pdf: bytes,
-    signer: signers.Signer,
-    *,
-    reason: str,
-    location: str,
-    timestamper: TimeStamper | None = None,
-) -> bytes:
-    """Sign ``pdf`` with a PAdES signature in an invisible field and return the signed bytes.
-
-    PAdES B-B; with ``timestamper`` (an RFC 3161 client, e.g. pyHanko's ``HTTPTimeStamper``)
-    PAdES B-T. The signing time is the signer's clock (it is what the signature claims).
-    ``reason`` and ``location`` land in the signature dictionary, shown by PDF readers.
-    Raises pyHanko's ``SigningError`` when the PDF cannot be read or the signer fails.
-    """
-    return asyncio.run(
-        async_sign_pdf(pdf, signer, reason=reason, location=location, timestamper=timestamper)
-    )
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -359,7 +351,20 @@ async def async_verify_pdf(
     *,
     crls: Sequence[x509.CertificateRevocationList] | None = (),
 ) -> tuple[SignatureReport, ...]:
-    """Async form of :func:`verify_pdf`, for callers already inside an event loop."""
+    """Validate every signature of ``pdf`` at time ``at`` against ``trust_roots``.
+
+    Returns one report per signature (role ``pades``), never an empty tuple: an unreadable or
+    unsigned PDF gives one TOTAL_FAILED/FORMAT_FAILURE report. A signature passes only if the
+    signed bytes are intact, the signature value checks, the chain ends in ``trust_roots``,
+    revocation is established from ``crls`` (fail closed: ``crls=()`` with a chain that needs a
+    CRL gives INDETERMINATE/TRY_LATER; ``crls=None`` skips revocation and says so), and nothing
+    but later signatures, validation data or form filling was added after signing.
+
+    For callers inside an event loop; :func:`verify_pdf` is the blocking form.
+
+    The signer's body is ``signer_body_id`` (its ``organizationIdentifier``); checking that it
+    is the expected body is the caller's business.
+    """
     if at.tzinfo is None:
         raise ValueError("at must be timezone-aware (e.g. datetime.now(UTC))")
     if not trust_roots:
@@ -414,23 +419,19 @@ async def _verify_one(
         return _failed(f"{sig.field_name}: malformed signature ({type(exc).__name__})")
 
 
-def verify_pdf(
-    pdf: bytes,
-    trust_roots: Sequence[x509.Certificate],
-    at: datetime,
-    *,
-    crls: Sequence[x509.CertificateRevocationList] | None = (),
-) -> tuple[SignatureReport, ...]:
-    """Validate every signature of ``pdf`` at time ``at`` against ``trust_roots``.
+def _blocking(
+    coroutine_function: Callable[_P, Coroutine[Any, Any, _R]], name: str
+) -> Callable[_P, _R]:
+    """The blocking form of ``coroutine_function`` (``asyncio.run``), for callers outside an
+    event loop."""
 
-    Returns one report per signature (role ``pades``), never an empty tuple: an unreadable or
-    unsigned PDF gives one TOTAL_FAILED/FORMAT_FAILURE report. A signature passes only if the
-    signed bytes are intact, the signature value checks, the chain ends in ``trust_roots``,
-    revocation is established from ``crls`` (fail closed: ``crls=()`` with a chain that needs a
-    CRL gives INDETERMINATE/TRY_LATER; ``crls=None`` skips revocation and says so), and nothing
-    but later signatures, validation data or form filling was added after signing.
+    @functools.wraps(coroutine_function)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return asyncio.run(coroutine_function(*args, **kwargs))
 
-    The signer's body is ``signer_body_id`` (its ``organizationIdentifier``); checking that it
-    is the expected body is the caller's business.
-    """
-    return asyncio.run(async_verify_pdf(pdf, trust_roots, at, crls=crls))
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+sign_pdf = _blocking(async_sign_pdf, "sign_pdf")
+verify_pdf = _blocking(async_verify_pdf, "verify_pdf")
