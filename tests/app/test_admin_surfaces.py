@@ -37,9 +37,9 @@ from gateway.web.console import StoreUserDirectory, make_console_app, store_audi
 from gateway.web.console.passwords import hash_password
 from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
-from tests.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
-from tests.console.console_double import ConsoleTestService
-from tests.rotation.conftest import BODY, demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.crypto.rotation.conftest import BODY, demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
+from tests.web.console.console_double import ConsoleTestService
 
 API_LABEL = "case-system"
 CONSOLE_USER = "console-admin"

@@ -25,7 +25,7 @@ from gateway.store import Store
 from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import keystore_entries
 from tests.app.test_admin_adapters import _events
-from tests.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.crypto.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
 
 ADMINISTRATOR = Actor(name="console:admin", roles=frozenset({Role.ADMINISTRATOR}))
 OPERATOR = Actor(name="console:operator", roles=frozenset({Role.OPERATOR}))

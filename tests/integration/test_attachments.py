@@ -51,7 +51,6 @@ from gateway.web.peer_client import (
     messages_url,
 )
 from gateway.web.runtime import NodeRuntime
-from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import (
     Signer,
     body_fields,
@@ -63,6 +62,7 @@ from tests.integration.exchange_world import (
     tls_client,
     write_toml,
 )
+from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -23,13 +23,13 @@ import aiohttp
 
 from gateway.demo.setup import DemoWorld
 from tests.cli.test_https import _https_pair
-from tests.console.conftest import csrf_of
 from tests.integration.exchange_world import (
     GATEWAY,
     padded_request,
     serving,
     write_toml,
 )
+from tests.web.console.conftest import csrf_of
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 SECTION = "Two nodes on PostgreSQL, step by step"

@@ -15,7 +15,7 @@ from gateway.crypto.kek_rotation import load_kek_ring
 from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.demo.pki import build_demo_pki
 from gateway.store import Store
-from tests.purge.world import BODY, PASSPHRASE, T0
+from tests.app.purge.world import BODY, PASSPHRASE, T0
 from tests.store.conftest import (  # noqa: F401 - fixtures used by name
     pg_admin,
     pg_schema_factory,

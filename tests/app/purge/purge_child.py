@@ -1,4 +1,4 @@
-"""``python -m tests.purge.purge_child ARGS``: the ``gateway`` command with only this task's
+"""``python -m tests.app.purge.purge_child ARGS``: the ``gateway`` command with only this task's
 commands registered (purge, holds, audit, jobs), so tests do not depend on the other commands."""
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from gateway.app.audit_checkpoints import (
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store.tables import audit_checkpoints, audit_events, audit_head
-from tests.purge.purge_child import audit_main
-from tests.purge.world import T0
+from tests.app.purge.purge_child import audit_main
+from tests.app.purge.world import T0
 
 
 def _append(store: Store, count: int, start: int = 0) -> None:

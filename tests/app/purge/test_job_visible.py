@@ -20,8 +20,8 @@ from gateway.jobs.scheduler import JOB_NAMES, PURGE, JobOutcome, Outcome, schedu
 from gateway.store import Store
 from gateway.store import purge as purge_store
 from gateway.web.metrics import GatewayMetrics
-from tests.purge.purge_child import main
-from tests.purge.world import T0, add_conversation, after
+from tests.app.purge.purge_child import main
+from tests.app.purge.world import T0, add_conversation, after
 
 RUN_AT = after(T0, days=400)
 
@@ -110,7 +110,7 @@ def test_every_job_metric_is_documented() -> None:
         for f in text_string_to_metric_families(metrics.exposition().decode())
         if f.name.startswith("gateway_job_") and not f.name.endswith("_created")
     }
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "local-api.md").read_text("utf-8")
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "local-api.md").read_text("utf-8")
     documented = {
         cell.strip("` ").removesuffix("_total")
         for line in doc.splitlines()

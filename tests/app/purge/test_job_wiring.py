@@ -23,7 +23,7 @@ from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
 from gateway.store import Store, audit
 from gateway.store.tables import conversations
-from tests.purge.world import T0, add_conversation, after, enqueue_pending
+from tests.app.purge.world import T0, add_conversation, after, enqueue_pending
 
 
 @dataclass

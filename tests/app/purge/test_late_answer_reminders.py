@@ -14,7 +14,7 @@ from gateway.rules.clock import Calendars
 from gateway.store import Store, audit
 from gateway.store import late_answers as late_store
 from gateway.store.tables import conversations
-from tests.purge.world import T0, add_conversation
+from tests.app.purge.world import T0, add_conversation
 
 
 def _run(at: datetime) -> JobRun:

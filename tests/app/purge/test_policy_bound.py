@@ -15,7 +15,7 @@ from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store.tables import tombstones
-from tests.purge.world import T0, add_conversation, after, one_policy, policies
+from tests.app.purge.world import T0, add_conversation, after, one_policy, policies
 
 NOW = after(T0, days=800)
 

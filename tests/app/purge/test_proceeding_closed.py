@@ -15,7 +15,7 @@ from gateway.cli import proceedings
 from gateway.crypto.at_rest import KekRing
 from gateway.store import Store, audit
 from gateway.store import conversations as conv_store
-from tests.purge.world import T0, add_conversation, after, one_policy
+from tests.app.purge.world import T0, add_conversation, after, one_policy
 
 
 def _gateway(*argv: str) -> int:

@@ -13,7 +13,7 @@ from gateway.app.purge import MAX_BATCH_ERRORS, run_purge
 from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store
-from tests.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
 
 SQLITE_REFUSAL = (
     "CREATE TRIGGER refuse_purge BEFORE DELETE ON messages "

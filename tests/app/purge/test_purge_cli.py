@@ -14,8 +14,8 @@ from gateway.crypto.at_rest import KekRing
 from gateway.store import Store, audit
 from gateway.store import purge as purge_store
 from gateway.store.tables import tombstones
-from tests.purge.purge_child import main
-from tests.purge.world import T0, add_conversation, after
+from tests.app.purge.purge_child import main
+from tests.app.purge.world import T0, add_conversation, after
 
 NOW = after(T0, days=500)
 

@@ -23,7 +23,7 @@ from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import messages, tombstones
-from tests.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
 
 MESSAGES = 30
 """Three batches of ten: the kill comes inside the first."""
@@ -56,7 +56,7 @@ def _purge_killed_at(point: str, node_toml: Path, now: datetime) -> subprocess.C
         [
             sys.executable,
             "-m",
-            "tests.purge.purge_child",
+            "tests.app.purge.purge_child",
             "purge",
             "--config",
             str(node_toml),
@@ -68,7 +68,7 @@ def _purge_killed_at(point: str, node_toml: Path, now: datetime) -> subprocess.C
         capture_output=True,
         text=True,
         env={**os.environ, ENV_VAR: point},
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         timeout=120,
         check=False,
     )

@@ -18,7 +18,7 @@ from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import tombstones
-from tests.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
 
 MESSAGES = 2000
 KILL_AFTER_TOMBSTONES = 200
@@ -40,7 +40,7 @@ def test_sigkill_mid_purge_leaves_nothing_half_deleted(
         [
             sys.executable,
             "-m",
-            "tests.purge.purge_child",
+            "tests.app.purge.purge_child",
             "purge",
             "--config",
             str(node_toml),
@@ -51,7 +51,7 @@ def test_sigkill_mid_purge_leaves_nothing_half_deleted(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     try:
         deadline = time.monotonic() + CHILD_TIMEOUT_S

@@ -14,7 +14,7 @@ from gateway.crypto.at_rest import KekRing
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import conversations, purge_reports, purge_runs, tombstones
-from tests.purge.world import T0, add_conversation, after, enqueue_pending, one_policy, state_of
+from tests.app.purge.world import T0, add_conversation, after, enqueue_pending, one_policy, state_of
 
 TICK = timedelta(microseconds=1)
 

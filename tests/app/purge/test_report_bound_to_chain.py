@@ -14,7 +14,7 @@ from gateway.app.purge import run_purge
 from gateway.crypto.keystore import SigningKey
 from gateway.store import Store
 from gateway.store.tables import audit_events, purge_reports
-from tests.purge.world import T0, after, one_policy
+from tests.app.purge.world import T0, after, one_policy
 
 
 def _run(store: Store, seal: SigningKey) -> str:

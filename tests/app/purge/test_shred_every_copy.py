@@ -26,7 +26,7 @@ from gateway.store import purge as purge_store
 from gateway.store.tables import attachments, message_keys
 from gateway.store.tables import messages as messages_table
 from gateway.store.tables import period_keys as period_keys_table
-from tests.purge.world import T0, add_conversation, after, document, one_policy
+from tests.app.purge.world import T0, add_conversation, after, document, one_policy
 from tests.tooling import softhsm_token
 
 RUN_AT = after(T0, days=370)

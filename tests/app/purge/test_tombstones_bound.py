@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from gateway.crypto.at_rest import KekRing
 from gateway.store import Store, audit, purge
 from gateway.store.tables import audit_events, tombstones
-from tests.purge.purge_child import main
-from tests.purge.world import T0, add_conversation, after
+from tests.app.purge.purge_child import main
+from tests.app.purge.world import T0, add_conversation, after
 
 NOW = after(T0, days=500)
 CONVERSATIONS = 40

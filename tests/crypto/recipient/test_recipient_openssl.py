@@ -15,7 +15,7 @@ from gateway.crypto.recipient import (
     encrypt_for,
     is_encrypted,
 )
-from tests.recipient.conftest import KINDS, Party
+from tests.crypto.recipient.conftest import KINDS, Party
 from tests.tooling import require_tool
 
 DOCUMENT = (

@@ -21,7 +21,7 @@ from gateway.crypto.recipient import (
     is_encrypted,
 )
 from gateway.model.problems import ConfigurationError
-from tests.recipient.conftest import KINDS, Party, RecipientCA, new_key
+from tests.crypto.recipient.conftest import KINDS, Party, RecipientCA, new_key
 
 DOCUMENT = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'

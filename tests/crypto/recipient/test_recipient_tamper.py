@@ -24,7 +24,7 @@ from gateway.crypto.recipient import (
     decrypt,
     encrypt_for,
 )
-from tests.recipient.conftest import KINDS, Party, RecipientCA
+from tests.crypto.recipient.conftest import KINDS, Party, RecipientCA
 
 DOCUMENT = (
     b"<env:Envelope xmlns:env='urn:cis-exchange:envelope:1'>" + b"x" * 300 + b"</env:Envelope>"

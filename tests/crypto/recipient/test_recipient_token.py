@@ -21,7 +21,7 @@ from tests.tooling import require_file, require_tool
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "2468"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         env=env,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "tests.recipient.token_probe", MODULE, "recipient", PIN],
+        [sys.executable, "-m", "tests.crypto.recipient.token_probe", MODULE, "recipient", PIN],
         capture_output=True,
         text=True,
         env=env,

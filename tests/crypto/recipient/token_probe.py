@@ -4,7 +4,8 @@ A child process because SoftHSM reads its token directory once, when the module 
 initialised in a process: a token created after that (ours, or another test module's) is not
 seen. In a process of its own the token is always fresh and nothing else is disturbed.
 
-Usage: ``python -m tests.recipient.token_probe MODULE TOKEN_LABEL PIN`` (``SOFTHSM2_CONF`` set);
+Usage: ``python -m tests.crypto.recipient.token_probe MODULE TOKEN_LABEL PIN``
+(``SOFTHSM2_CONF`` set);
 prints one JSON object: scenario name → outcome.
 """
 
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.crypto.pkcs11 import TokenSession
 from gateway.crypto.recipient import KeyAgreementKey, decrypt, encrypt_for
-from tests.recipient.conftest import RecipientCA
+from tests.crypto.recipient.conftest import RecipientCA
 
 CURVE_OIDS = {"secp256r1": "1.2.840.10045.3.1.7", "secp384r1": "1.3.132.0.34"}
 DOCUMENT = b"<env:Envelope xmlns:env='urn:cis-exchange:envelope:1'>token</env:Envelope>"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from gateway.crypto.rendition import render_pdf
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.rendition.conftest import AT
-from tests.rendition.pdftools import page_texts, squeeze, write
+from tests.crypto.rendition.conftest import AT
+from tests.crypto.rendition.pdftools import page_texts, squeeze, write
 
 ENV = "urn:cis-exchange:envelope:1"
 DIGEST = hashlib.sha256(b"scan").hexdigest()

@@ -31,9 +31,9 @@ from gateway.crypto.pades import (
 )
 from gateway.crypto.rendition import render_pdf
 from gateway.crypto.report import Indication, RevocationStatus, SubIndication
-from tests.rendition import samples
-from tests.rendition.conftest import AT, Pki
-from tests.rendition.pdftools import write
+from tests.crypto.rendition import samples
+from tests.crypto.rendition.conftest import AT, Pki
+from tests.crypto.rendition.pdftools import write
 from tests.tooling import require_tool
 
 REASON = "Визуализация электронного документа (CIS Art. 10)"

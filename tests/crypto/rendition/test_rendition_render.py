@@ -18,9 +18,9 @@ from gateway.crypto.rendition import CONFIDENTIAL_MARK, MAX_FIELDS, render_pdf
 from gateway.crypto.report import Indication, SignatureReport, ValidationReport
 from gateway.model.problems import DocumentRejected
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.rendition import samples
-from tests.rendition.conftest import AT, Pki
-from tests.rendition.pdftools import page_texts, squeeze, without_furniture, write
+from tests.crypto.rendition import samples
+from tests.crypto.rendition.conftest import AT, Pki
+from tests.crypto.rendition.pdftools import page_texts, squeeze, without_furniture, write
 
 EXAMPLES = sorted(VALID_EXAMPLES_DIR.glob("*.xml"))
 

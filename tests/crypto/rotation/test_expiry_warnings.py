@@ -11,7 +11,7 @@ from gateway.cli import main
 from gateway.crypto import certificates
 from gateway.crypto.certificates import CertificateProfile
 from gateway.crypto.rotation import GenerationStatus, expiring_keys, tls_identity
-from tests.rotation.conftest import BODY, NodeDir
+from tests.crypto.rotation.conftest import BODY, NodeDir
 
 
 def shorten_seal(node: NodeDir, now: datetime, days: int) -> None:

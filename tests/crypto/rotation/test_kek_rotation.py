@@ -36,7 +36,7 @@ from gateway.store.keys import kek_usage, rewrap_all
 from gateway.store.messages import MessageHeader
 from gateway.store.tables import message_keys
 from gateway.store.tables import messages as messages_table
-from tests.rotation.conftest import BODY, PASSPHRASE, PEER, NodeDir, make_node
+from tests.crypto.rotation.conftest import BODY, PASSPHRASE, PEER, NodeDir, make_node
 from tests.tooling import softhsm_token
 
 FAST_SCRYPT = 14
@@ -185,7 +185,7 @@ def kill_midway(node: NodeDir, total: int, batch: int, env: dict[str, str] | Non
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     reported = 0
     assert process.stdout is not None
@@ -209,7 +209,7 @@ def run_to_end(node: NodeDir, batch: int, env: dict[str, str] | None = None) -> 
         text=True,
         env=env,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

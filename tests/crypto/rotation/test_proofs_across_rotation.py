@@ -18,7 +18,7 @@ from gateway.crypto.at_rest import FileKek, KekRing
 from gateway.jobs.scheduler import JobRun
 from gateway.store import migrate, open_store
 from gateway.store import purge as purge_store
-from tests.rotation.conftest import BODY, NodeDir
+from tests.crypto.rotation.conftest import BODY, NodeDir
 
 
 class _Node:

@@ -22,7 +22,7 @@ from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.store import audit, open_store
 from tests.crypto.helpers import envelope
-from tests.rotation.conftest import BODY, NodeDir, make_tsa
+from tests.crypto.rotation.conftest import BODY, NodeDir, make_tsa
 
 
 def cli(node: NodeDir, capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -18,8 +18,8 @@ from gateway.crashpoints import ENV_VAR
 from gateway.crypto.kek_rotation import load_kek_ring, rotate_kek
 from gateway.store import Store, audit
 from gateway.store.keys import count_by_kek, kek_usage
-from tests.rotation.conftest import NodeDir
-from tests.rotation.test_kek_rotation import (
+from tests.crypto.rotation.conftest import NodeDir
+from tests.crypto.rotation.test_kek_rotation import (
     FAST_SCRYPT,
     VIA_INSERT_SENT,
     assert_all_readable,
@@ -51,7 +51,7 @@ def test_rewrap_killed_at_a_crash_point_resumes(
         capture_output=True,
         text=True,
         env={**os.environ, ENV_VAR: point},
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         timeout=120,
         check=False,
     )

@@ -25,9 +25,9 @@ import pytest
 from gateway.crashpoints import ENV_VAR
 from gateway.crypto.rotation import Activation, read_generations
 from gateway.store import Store, audit
-from tests.rotation.conftest import NodeDir
+from tests.crypto.rotation.conftest import NodeDir
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CLI = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
 
 

@@ -43,7 +43,7 @@ from gateway.model.directory import (
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.store import audit, open_store
 from tests.crypto.helpers import envelope
-from tests.rotation.conftest import BODY, PEER, NodeDir, make_node
+from tests.crypto.rotation.conftest import BODY, PEER, NodeDir, make_node
 from tests.tooling import softhsm_token
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.cli import main
-from tests.rotation.conftest import NodeDir
+from tests.crypto.rotation.conftest import NodeDir
 
 
 def _keys(node: NodeDir, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -89,7 +89,7 @@ async def test_the_console_lists_every_generation_and_the_retired_kek(
     node: NodeDir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue finding: the console's keys page omitted the old KEK (and showed English status
-    words, tests/console); its source now lists what `keys list` lists."""
+    words, tests/web/console); its source now lists what `keys list` lists."""
     from gateway.app.context import AppContext
     from gateway.exchange.service import Actor, Role
     from gateway.web.console.sources import keystore_entries

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gateway.demo.setup import DemoWorld, build_world
-from tests.confidentiality.harness import BODIES, Pair, start_pair, stop_pair
-from tests.confidentiality.leakcheck import CapturingHandler
+from tests.integration.confidentiality.harness import BODIES, Pair, start_pair, stop_pair
+from tests.integration.confidentiality.leakcheck import CapturingHandler
 
 
 @pytest.fixture(scope="module")

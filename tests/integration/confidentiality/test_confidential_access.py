@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.confidentiality.harness import Pair
+from tests.integration.confidentiality.harness import Pair
 
 
 async def test_confidential_document_needs_role_then_purpose_and_every_step_is_audited(

@@ -14,8 +14,8 @@ from gateway.cli import main as cli_main
 from gateway.demo.play import reply
 from gateway.demo.setup import DemoWorld
 from gateway.store import disclosures
-from tests.confidentiality.harness import Pair
-from tests.confidentiality.leakcheck import found_in_bytes
+from tests.integration.confidentiality.harness import Pair
+from tests.integration.confidentiality.leakcheck import found_in_bytes
 
 TRUSTEE = "Арбитражный управляющий Образцова Мария Сергеевна"
 PURPOSE = "Включение сведений об имуществе должника в конкурсную массу"

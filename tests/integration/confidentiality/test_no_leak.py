@@ -9,8 +9,8 @@ import json
 from typing import Any
 
 from gateway.demo.play import example
-from tests.confidentiality.harness import BODIES, Pair, confidential
-from tests.confidentiality.leakcheck import (
+from tests.integration.confidentiality.harness import BODIES, Pair, confidential
+from tests.integration.confidentiality.leakcheck import (
     CapturingHandler,
     files_under,
     found_in_bytes,

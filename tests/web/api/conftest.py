@@ -24,7 +24,7 @@ from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import default_registry
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.service_double import InMemoryService
 
 EXAMPLES = EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

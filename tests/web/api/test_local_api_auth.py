@@ -6,7 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.web.local_api import MAX_TOKEN_CHARS, SECURITY_HEADERS
-from tests.web_api.conftest import AUDITOR, OPERATOR, Seeded, auth, example, fresh
+from tests.web.api.conftest import AUDITOR, OPERATOR, Seeded, auth, example, fresh
 
 PROTECTED = [
     ("GET", "/api/v1/conversations"),

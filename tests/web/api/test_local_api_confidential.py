@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.web.local_api import MAX_PURPOSE_CHARS
-from tests.web_api.conftest import OPERATOR, READER, Seeded, auth
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import OPERATOR, READER, Seeded, auth
+from tests.web.api.service_double import InMemoryService
 
 PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: розыск имущества должника"
 

@@ -6,7 +6,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.web.local_api import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
-from tests.web_api.conftest import OPERATOR, READER, Seeded, auth
+from tests.web.api.conftest import OPERATOR, READER, Seeded, auth
 
 LIST = "/api/v1/conversations"
 MARKER = "Zyxwvut4242"

@@ -7,8 +7,8 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.web_api.conftest import OPERATOR, READER, Seeded, auth, reading
-from tests.web_api.service_double import FAKE_PDF, InMemoryService
+from tests.web.api.conftest import OPERATOR, READER, Seeded, auth, reading
+from tests.web.api.service_double import FAKE_PDF, InMemoryService
 
 
 def _assert_download(response, media_type: str, filename: str) -> None:

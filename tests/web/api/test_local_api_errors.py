@@ -13,8 +13,8 @@ from gateway.exchange.recording import ConcurrentChange
 from gateway.exchange.service import Actor, MessageView
 from gateway.web.local_api import MAX_JSON_BYTES, SECURITY_HEADERS, ErrorCode, make_local_api_app
 from gateway.web.metrics import GatewayMetrics
-from tests.web_api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth
+from tests.web.api.service_double import InMemoryService
 
 MARKER = "Petrov-Petr-4242"
 
@@ -98,6 +98,6 @@ async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(aio
 
 
 def test_every_error_code_is_in_the_docs_table():
-    table = (Path(__file__).parents[2] / "docs" / "local-api.md").read_text(encoding="utf-8")
+    table = (Path(__file__).parents[3] / "docs" / "local-api.md").read_text(encoding="utf-8")
     missing = [code.value for code in ErrorCode if f"| `{code.value}` |" not in table]
     assert missing == []

@@ -22,8 +22,8 @@ from gateway.web.metrics import (
     GatewayMetrics,
     RejectionSource,
 )
-from tests.web_api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth, reading
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth, reading
+from tests.web.api.service_double import InMemoryService
 
 MARKER = "Ivanov-Ivan-4242"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")

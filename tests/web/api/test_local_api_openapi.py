@@ -12,8 +12,8 @@ from gateway.exchange.service import ACCESS
 from gateway.web.local_api import PUBLIC_PATHS, ROUTES, make_local_api_app, openapi_document
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.openapi import build_openapi
-from tests.web_api.conftest import ACTORS, NOW
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import ACTORS, NOW
+from tests.web.api.service_double import InMemoryService
 
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 

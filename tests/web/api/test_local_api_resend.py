@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.web_api.test_local_api_roles import OneNode, _submit, node  # noqa: F401
+from tests.web.api.test_local_api_roles import OneNode, _submit, node  # noqa: F401
 
 
 async def test_resend_answers_like_a_submission_and_links_both(node: OneNode) -> None:  # noqa: F811

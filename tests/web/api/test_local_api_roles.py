@@ -24,7 +24,7 @@ from gateway.store import audit, tokens
 from gateway.web.local_api import ROUTES, roles_table
 from gateway.web.runtime import NodeRuntime
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "local-api.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "local-api.md"
 PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: розыск имущества"
 
 

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient
 from gateway.web.local_api import MAX_JSON_BYTES
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
-from tests.web_api.conftest import EXAMPLES, OPERATOR, auth, example, fresh, reading
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import EXAMPLES, OPERATOR, auth, example, fresh, reading
+from tests.web.api.service_double import InMemoryService
 
 PROBLEM_KEYS = {"code", "path", "message_ru", "message_en", "remedy_ru", "article", "severity"}
 MARKER = "Zyxwvut-Секрет-4242"

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from gateway.web.local_api import SECURITY_HEADERS
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.xmlchars import first_forbidden
-from tests.web_api.conftest import OPERATOR, READER, Seeded, auth, example, fresh
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import OPERATOR, READER, Seeded, auth, example, fresh
+from tests.web.api.service_double import InMemoryService
 
 SURNAME = "/body/Request/Debtor/Individual/Surname"
 

@@ -21,8 +21,8 @@ from gateway.web.local_api import start_local_api as start
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.runtime import server_settings
 from gateway.web.server import HEADER_TIMEOUT, ServerSettings
-from tests.web_api.conftest import ACTORS, NOW, OPERATOR
-from tests.web_api.service_double import InMemoryService
+from tests.web.api.conftest import ACTORS, NOW, OPERATOR
+from tests.web.api.service_double import InMemoryService
 
 MARKER = "Zyxwvut-4242"
 """Bytes of the request that no answer or log line may quote."""

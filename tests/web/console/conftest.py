@@ -39,7 +39,7 @@ from gateway.web.console.sources import (
     store_undelivered,
 )
 from gateway.xml.schemas import default_registry
-from tests.console.console_double import ConsoleTestService
+from tests.web.console.console_double import ConsoleTestService
 
 EXAMPLES = VALID_EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

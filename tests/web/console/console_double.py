@@ -237,7 +237,7 @@ class ConsoleTestService:
         self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
     ) -> dict[str, Any]:
         """Records the call; a third party is refused as the node's rule refuses it without a
-        consent (the rule itself is tested in tests/confidentiality)."""
+        consent (the rule itself is tested in tests/integration/confidentiality)."""
         self.calls.append("disclose")
         self._need(actor, Action.DISCLOSE)
         if category == "third-party":

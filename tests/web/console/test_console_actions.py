@@ -33,7 +33,7 @@ from gateway.web.console.actions import (
 )
 from gateway.xml.convert import json_to_xml
 from gateway.xml.validate import validate
-from tests.console.conftest import NOW, _summary, csrf_of, example, signed_in, uid
+from tests.web.console.conftest import NOW, _summary, csrf_of, example, signed_in, uid
 
 # One typed value per field name: what an operator would enter.
 TYPED: dict[str, str] = {

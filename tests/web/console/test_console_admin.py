@@ -32,7 +32,7 @@ from gateway.web.console.sources import (
     app_job_runs,
     store_purge_runs,
 )
-from tests.console.conftest import IDENTITY, NOW, signed_in, store_sources, uid
+from tests.web.console.conftest import IDENTITY, NOW, signed_in, store_sources, uid
 
 ADMIN_PAGES = ("/admin/keys", "/admin/directory", "/admin/retention", "/admin/holds", "/admin/jobs")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gateway.web.console import NodeIdentity
-from tests.console.conftest import MakeClient, signed_in
+from tests.web.console.conftest import MakeClient, signed_in
 
 ALMATY_NODE = NodeIdentity.of("KZ-MJ", "Министерство юстиции Республики Казахстан", "Asia/Almaty")
 

@@ -9,7 +9,7 @@ from datetime import date
 
 from gateway.exchange.service import LateFlag
 from gateway.rules.clock import Calendars
-from tests.console.conftest import signed_in
+from tests.web.console.conftest import signed_in
 
 
 async def test_days_left_count_the_calendars_days_off(make_client, seeded) -> None:

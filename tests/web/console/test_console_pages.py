@@ -13,7 +13,7 @@ from gateway.app.sessions import PURPOSE_VALID_FOR
 from gateway.web.console import ExpiringKey, NodeIdentity, UndeliveredItem
 from gateway.web.console.pages import PAGE_SIZE
 from gateway.web.console.render import MASK
-from tests.console.conftest import NOW, READ_PURPOSE, csrf_of, reading_as, seed_many, signed_in
+from tests.web.console.conftest import NOW, READ_PURPOSE, csrf_of, reading_as, seed_many, signed_in
 
 _ROW = re.compile(r'<tr id="conversation-([0-9a-f-]{36})"')
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.console.conftest import SCRIPT, csrf_of, reading_as, sign_in, signed_in
+from tests.web.console.conftest import SCRIPT, csrf_of, reading_as, sign_in, signed_in
 
 
 async def test_post_without_csrf_token_is_refused(client, audit) -> None:

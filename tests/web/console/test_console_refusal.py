@@ -10,7 +10,7 @@ from gateway.web.console.refusal import EXTENTS, REFUSAL_GROUNDS, problems_by_fi
 from gateway.xml.convert import json_to_xml
 from gateway.xml.schemas import PREFIXES, default_registry
 from gateway.xml.validate import validate
-from tests.console.conftest import signed_in
+from tests.web.console.conftest import signed_in
 
 PROFILE_NS = {"cis-enforcement": PREFIXES["cis"], "ru-kz-supreme-courts": PREFIXES["sc"]}
 

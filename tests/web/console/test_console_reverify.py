@@ -3,7 +3,7 @@ result the node records is what the page shows afterwards."""
 
 from __future__ import annotations
 
-from tests.console.conftest import reading_as, signed_in
+from tests.web.console.conftest import reading_as, signed_in
 
 
 async def test_the_page_shows_no_report_until_one_is_recorded_and_reverifies_on_request(

@@ -13,7 +13,7 @@ import pytest
 from gateway.web.console import make_console_app, start_console
 from gateway.web.console.auth import CONTENT_SECURITY_POLICY
 from gateway.web.server import ServerSettings
-from tests.console.conftest import CHEAP_HASHER, IDENTITY, store_sources
+from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, store_sources
 
 MARKER = "Zyxwvut-4242"
 QUICK = ServerSettings(header_timeout=0.5, keepalive_timeout=30)

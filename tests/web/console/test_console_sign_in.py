@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from gateway.app.sessions import ABSOLUTE_TIMEOUT, IDLE_TIMEOUT
 from gateway.web.console.auth import LOCKOUT_DURATION, MAX_FAILED_ATTEMPTS
-from tests.console.conftest import NOW, PASSWORD, csrf_of, sign_in, signed_in
+from tests.web.console.conftest import NOW, PASSWORD, csrf_of, sign_in, signed_in
 
 
 def _cookie_header(response, name_part: str) -> str:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway.web.console import make_console_app, start_console
-from tests.console.conftest import CHEAP_HASHER, IDENTITY, NOW, PASSWORD, csrf_of, store_sources
+from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, NOW, PASSWORD, csrf_of, store_sources
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.conftest import signed_in
+from tests.web.console.conftest import signed_in
 
 HOSTILE = ["\u0000", "\u0001", "\u001b", "\uffff"]
 
