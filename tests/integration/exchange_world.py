@@ -49,6 +49,7 @@ from gateway.store.tables import (
     outbox,
     receipts,
 )
+from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError
 from gateway.web.tls import client_context
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.parsing import parse_untrusted
@@ -213,6 +214,16 @@ def tls_client(keys_dir: Path, world: DemoWorld, *, cert: str = "tls.crt.pem") -
 
 
 # --- what a store holds ---------------------------------------------------------------------------
+
+
+async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
+    """The peer's answer whatever its status (a refusal's body included)."""
+    try:
+        return await client.post_message(url, payload)
+    except PeerTransportError as error:
+        if error.response is None:
+            raise
+        return error.response
 
 
 def row_counts(store: Store) -> dict[str, int]:

@@ -59,7 +59,6 @@ from tests.integration.exchange_world import (
     node_config,
     padded_request,
     row_counts,
-    tls_client,
     write_toml,
 )
 from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
@@ -121,17 +120,6 @@ async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIte
         await runtime.stop()
 
 
-@pytest.fixture(scope="module")
-def sender(world: DemoWorld) -> Signer:
-    return Signer.of(world, SENDER)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(world: DemoWorld) -> AsyncIterator[PeerClient]:
-    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
-        yield c
-
-
 def _listed(content: bytes) -> dict[str, object]:
     return {
         "Attachment": [
@@ -164,10 +152,10 @@ def _count(receiver: Receiver, table: sa.Table) -> int:
 
 
 async def test_a_matching_part_is_stored_encrypted_and_reads_back(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
-    answer = await _deliver(client, receiver.url, envelope, CONTENT)
+    answer = await _deliver(sender_client, receiver.url, envelope, CONTENT)
     assert answer.status == 200, answer.body[:300]
     assert body_fields(answer.body)["ReceivedSha256"] == hashlib.sha256(envelope).hexdigest()
     message_id = header_field(envelope, "MessageId")
@@ -226,13 +214,13 @@ async def _console_download(
 
 
 async def test_a_tampered_part_is_refused_and_nothing_is_stored(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
     tampered = bytearray(CONTENT)
     tampered[300_000] ^= 0x01  # one bit, same size: only the digest can tell
     before = _count(receiver, attachments), _count(receiver, attachment_segments)
-    answer = await _deliver(client, receiver.url, envelope, bytes(tampered))
+    answer = await _deliver(sender_client, receiver.url, envelope, bytes(tampered))
     assert answer.status == 422, answer.body[:300]
     assert body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
     # Nothing of the delivery is kept: no message of its id, no attachment, no segment.
@@ -242,17 +230,17 @@ async def test_a_tampered_part_is_refused_and_nothing_is_stored(
 
 
 async def test_a_part_missing_from_the_signed_list_is_refused(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now())  # lists no attachment
     before = _count(receiver, attachments)
-    answer = await _deliver(client, receiver.url, envelope, CONTENT)
+    answer = await _deliver(sender_client, receiver.url, envelope, CONTENT)
     assert answer.status == 422 and body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
     assert _count(receiver, attachments) == before
 
 
 async def test_content_length_over_the_limit_is_refused_before_reading(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
     never = asyncio.Event()
@@ -265,7 +253,9 @@ async def test_content_length_over_the_limit_is_refused_before_reading(
     async def post() -> PeerTransportError:
         with pytest.raises(PeerTransportError) as raised:
             declared = LIMIT + DELIVERY_FRAMING_BYTES  # with the XML: over limit and framing
-            await client.post_message(receiver.url, envelope, [PartPayload(stalled(), declared)])
+            await sender_client.post_message(
+                receiver.url, envelope, [PartPayload(stalled(), declared)]
+            )
         return raised.value
 
     error = await asyncio.wait_for(post(), 30)

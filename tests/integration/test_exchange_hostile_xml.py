@@ -31,7 +31,7 @@ from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
 from gateway.model.limits import MAX_MESSAGE_BYTES
-from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError, messages_url
+from gateway.web.peer_client import PeerClient, PeerResponse, messages_url
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
     Signer,
@@ -39,6 +39,7 @@ from tests.integration.exchange_world import (
     body_fields,
     header_field,
     node_config,
+    post,
     row_counts,
     serving,
     tls_client,
@@ -58,16 +59,6 @@ MEMORY_CEILING = 512 * 1024 * 1024
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
-    """The peer's answer whatever its status."""
-    try:
-        return await client.post_message(url, payload)
-    except PeerTransportError as error:
-        if error.response is None:
-            raise
-        return error.response
 
 
 def refusal_code(answer: PeerResponse) -> str:
@@ -103,17 +94,6 @@ async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIte
         yield Receiver(runtime, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
     finally:
         await runtime.stop()
-
-
-@pytest.fixture(scope="module")
-def sender(world: DemoWorld) -> Signer:
-    return Signer.of(world, SENDER)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sender_client(world: DemoWorld) -> AsyncIterator[PeerClient]:
-    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
-        yield c
 
 
 Placing = Callable[[bytes], bytes]

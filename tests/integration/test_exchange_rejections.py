@@ -56,6 +56,7 @@ from tests.integration.exchange_world import (
     conversation_state,
     header_field,
     node_config,
+    post,
     row_counts,
     tls_client,
 )
@@ -92,30 +93,8 @@ async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIte
         await runtime.stop()
 
 
-@pytest.fixture(scope="module")
-def sender(world: DemoWorld) -> Signer:
-    return Signer.of(world, SENDER)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sender_client(world: DemoWorld) -> AsyncIterator[PeerClient]:
-    """RU-FSSP's own TLS identity, as its node would connect."""
-    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
-        yield c
-
-
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
-    """The peer's answer whatever its status (a refusal's body included)."""
-    try:
-        return await client.post_message(url, payload)
-    except PeerTransportError as error:
-        if error.response is None:
-            raise
-        return error.response
 
 
 def assert_signed_rejection(

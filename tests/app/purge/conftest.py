@@ -16,13 +16,6 @@ from gateway.crypto.keystore import KeyStore, SigningKey
 from gateway.demo.pki import build_demo_pki
 from gateway.store import Store
 from tests.app.purge.world import BODY, PASSPHRASE, T0
-from tests.store.conftest import (  # noqa: F401 - fixtures used by name
-    pg_admin,
-    pg_schema_factory,
-    pg_session_store,
-    sqlite_template,
-    store,
-)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +63,7 @@ def url_of(opened: Store) -> str:
 
 
 @pytest.fixture
-def node_toml(tmp_path: Path, store: Store, seal_dir: Path) -> Path:  # noqa: F811
+def node_toml(tmp_path: Path, store: Store, seal_dir: Path) -> Path:
     """A node configuration on the test store; one catch-all policy 'p': 1 year after received."""
     path = tmp_path / "node.toml"
     path.write_text(

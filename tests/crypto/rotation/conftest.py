@@ -29,7 +29,6 @@ from gateway.crypto.certificates import DemoCA
 from gateway.crypto.keystore import KeyStore
 from gateway.demo.pki import DemoPKI, build_demo_pki
 from gateway.store import Store, migrate, open_store
-from tests.store.conftest import pg_admin, pg_schema_factory  # noqa: F401 - fixtures by name
 
 BODY = "RU-FSSP"
 PEER = "KZ-MJ"
@@ -152,7 +151,7 @@ def node_on_each_store(
         node.keys_dir / "kek.key", PASSPHRASE, scrypt_log2_n=CRASH_TEST_SCRYPT
     )
     if request.param == "postgresql":
-        url = request.getfixturevalue("pg_schema_factory")()
+        url = request.getfixturevalue("pg_schema")("rotation")
         with node.config_path.open("a", encoding="utf-8") as config:
             config.write(f'\n[database]\nurl = "{url}"\n')
     else:

@@ -1,4 +1,4 @@
-"""Fixtures: a running pair of nodes per test (fresh world, fresh databases)."""
+"""Fixtures: a running pair of nodes per test (a copy of the module's world, fresh databases)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from gateway.demo.setup import DemoWorld, build_world
-from tests.integration.confidentiality.harness import BODIES, Pair, start_pair, stop_pair
+from tests.integration.confidentiality.harness import (
+    BODIES,
+    Pair,
+    copy_world,
+    start_pair,
+    stop_pair,
+)
 from tests.integration.confidentiality.leakcheck import CapturingHandler
 
 
@@ -23,8 +29,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    running = await start_pair(tmp_path / "world")
+async def pair(world: DemoWorld, tmp_path: Path) -> AsyncIterator[Pair]:
+    """Two nodes on fresh databases, on a copy of the module's world (built once)."""
+    running = await start_pair(copy_world(world, tmp_path / "world"))
     try:
         yield running
     finally:
@@ -91,14 +98,3 @@ def debug_logs() -> Iterator[CapturingHandler]:
             logger.disabled = disabled
             if handler in logger.handlers:
                 logger.removeHandler(handler)
-
-
-# The store's fixtures (SQLite and PostgreSQL, a KEK ring) serve the disclosure-record tests too.
-from tests.store.conftest import (  # noqa: E402, F401
-    pg_admin,
-    pg_schema_factory,
-    pg_session_store,
-    ring,
-    sqlite_template,
-    store,
-)

@@ -3,7 +3,8 @@
 The world (PKI, KEKs, signed directory, node configurations) comes from
 ``gateway.demo.setup.build_world``; each node runs as ``gateway.web.runtime.NodeRuntime``.
 Certificates are issued at the real current time because the TLS handshake checks them against
-the system clock; the rule tests that need a pinned clock are in ``test_disclosure_rule.py``.
+the system clock; the rule tests that need a pinned clock are in
+``tests/exchange/test_disclosure_rule.py``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import asyncio
 import copy
 import json
 import secrets
+import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import aiohttp
 
 from gateway.config import NodeConfig
 from gateway.demo.play import ADOPT_POLL_SECONDS, example, publish_bound_endpoints, reply
-from gateway.demo.setup import DemoWorld, build_world
+from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
 from gateway.store import audit, tokens
 from gateway.web.runtime import NodeRuntime
@@ -125,8 +127,24 @@ class Pair:
             return audit.events(conn, after_seq=0, limit=audit.VERIFY_BATCH)
 
 
-async def start_pair(root: Path) -> Pair:
-    world = build_world(root, now=datetime.now(UTC), bodies=BODIES)
+def copy_world(template: DemoWorld, root: Path) -> DemoWorld:
+    """A copy of a world whose nodes never ran (its paths are relative): fresh databases at the
+    cost of a file copy, not of new keys and certificates."""
+    shutil.copytree(template.root, root)
+    moved = {
+        body_id: replace(node, config_path=root / node.config_path.relative_to(template.root))
+        for body_id, node in template.nodes.items()
+    }
+    return replace(
+        template,
+        root=root,
+        nodes=moved,
+        directory_file=root / template.directory_file.relative_to(template.root),
+    )
+
+
+async def start_pair(world: DemoWorld) -> Pair:
+    """Start both nodes of ``world`` (never run before) and publish their bound endpoints."""
     runtimes: dict[str, NodeRuntime] = {}
     http = aiohttp.ClientSession()
     pair = Pair(world, runtimes, http)
