@@ -48,7 +48,6 @@ from gateway.web.peer_client import (
     PeerClient,
     PeerResponse,
     PeerTransportError,
-    messages_url,
 )
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
@@ -58,6 +57,7 @@ from tests.integration.exchange_world import (
     header_field,
     node_config,
     padded_request,
+    receiving,
     row_counts,
     write_toml,
 )
@@ -98,26 +98,18 @@ def _limited(config_path: object) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("attachments")
-    config = node_config(world, RECEIVER, f"attach-{request.param}", database_url=database_url)
-    _limited(config)
-    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False, console=True)
-    token = create_token(runtime.node.store, now())
-    users = StoreUserDirectory(runtime.node.store)
-    await users.add("clerk", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=now())
-    try:
+    async with receiving(request, world, "attachments", configure=_limited) as running:
+        runtime = running.runtime
+        token = create_token(runtime.node.store, now())
+        users = StoreUserDirectory(runtime.node.store)
+        await users.add("clerk", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=now())
         yield Receiver(
             runtime,
-            messages_url(f"https://127.0.0.1:{runtime.peer_port}"),
+            running.url,
             f"http://127.0.0.1:{runtime.api_port}/api/v1",
             token,
             f"http://127.0.0.1:{runtime.console_port}",
         )
-    finally:
-        await runtime.stop()
 
 
 def _listed(content: bytes) -> dict[str, object]:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -27,19 +26,18 @@ import pytest
 import pytest_asyncio
 from lxml import etree
 
-from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
-from gateway.exchange.node import Node
 from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.web.peer_client import PeerClient, PeerResponse, messages_url
-from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
+    Receiver,
     Signer,
     audit_rows,
     body_fields,
     header_field,
     node_config,
     post,
+    receiving,
     row_counts,
     serving,
     tls_client,
@@ -72,28 +70,10 @@ def refusal_code(answer: PeerResponse) -> str:
 # --- 1. comments and processing instructions ---
 
 
-@dataclasses.dataclass
-class Receiver:
-    runtime: NodeRuntime
-    url: str
-
-    @property
-    def node(self) -> Node:
-        return self.runtime.node
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("hostile")
-    config = node_config(world, RECEIVER, f"hostile-{request.param}", database_url=database_url)
-    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False, console=False)
-    try:
-        yield Receiver(runtime, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
-    finally:
-        await runtime.stop()
+    async with receiving(request, world, "hostile", console=False) as running:
+        yield running
 
 
 Placing = Callable[[bytes], bytes]

@@ -46,17 +46,17 @@ from gateway.web.peer_client import (
     PeerResponse,
     PeerTransportError,
     TransportErrorCode,
-    messages_url,
 )
-from gateway.web.runtime import NodeRuntime, http_status
+from gateway.web.runtime import http_status
 from tests.integration.exchange_world import (
+    Receiver,
     Signer,
     audit_rows,
     body_fields,
     conversation_state,
     header_field,
-    node_config,
     post,
+    receiving,
     row_counts,
     tls_client,
 )
@@ -68,29 +68,10 @@ SENDER = "RU-FSSP"
 REQUEST = "cis-enforcement.Request"
 
 
-@dataclasses.dataclass
-class Receiver:
-    runtime: NodeRuntime
-    config: Path
-    url: str
-
-    @property
-    def node(self) -> Node:
-        return self.runtime.node
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("rejections")
-    config = node_config(world, RECEIVER, f"rejections-{request.param}", database_url=database_url)
-    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False)
-    try:
-        yield Receiver(runtime, config, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
-    finally:
-        await runtime.stop()
+    async with receiving(request, world, "rejections") as running:
+        yield running
 
 
 def now() -> datetime:
