@@ -10,8 +10,8 @@ Each point sits where a crash could lose, duplicate or half-apply something: ins
 transaction before its commit, just after a commit before the answer leaves, between a peer's
 answer and its recording. ``tests/integration/test_crash_points.py`` kills a node at each of the
 exchange's points, restarts it and checks that every accepted document arrives exactly once, with
-its receipt and report, and that the audit chain verifies; ``tests/purge`` and
-``tests/rotation`` kill the purge, the KEK re-wrap and the key rotation at theirs.
+its receipt and report, and that the audit chain verifies; ``tests/app/purge`` and
+``tests/crypto/rotation`` kill the purge, the KEK re-wrap and the key rotation at theirs.
 ``docs/operations.md`` lists the points (a test compares that list, this table and the calls
 in ``gateway/``).
 """

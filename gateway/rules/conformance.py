@@ -55,14 +55,14 @@ _IN_FORCE = "tests/rules/test_rules_in_force.py::"
 _DEADLINES = "tests/rules/test_rules_deadlines.py::"
 _RESERVATIONS = "tests/rules/test_rules_reservations.py::"
 _RESERVATION_NODES = "tests/integration/test_reservations_exchange.py::"
-_DISCLOSURE = "tests/confidentiality/test_disclosure_rule.py::"
+_DISCLOSURE = "tests/exchange/test_disclosure_rule.py::"
 _CONFIDENTIAL = "tests/integration/test_exchange_confidential.py::"
 _REJECTIONS = "tests/integration/test_exchange_rejections.py::"
 _SUPREME = "tests/integration/test_supreme_courts.py::"
-_REFUSAL_FORM = "tests/console/test_console_refusal.py::"
+_REFUSAL_FORM = "tests/web/console/test_console_refusal.py::"
 _CONSULT = "tests/exchange/test_conversation_consultations.py::"
 _CONSULT_NODES = "tests/integration/test_exchange_consultations.py::"
-_ACTIONS = "tests/console/test_console_actions.py::"
+_ACTIONS = "tests/web/console/test_console_actions.py::"
 _CONSULTATIONS = (
     _CONSULT + "test_every_open_request_state_allows_a_consultation_and_stays",
     _CONSULT_NODES + "test_a_consultation_is_asked_answered_and_recorded_on_both_sides",
@@ -169,20 +169,20 @@ PROVISIONS: tuple[Provision, ...] = (
             + "test_cis_third_party_without_consent_is_refused_naming_art_9_2_and_the_remedy",
             _DISCLOSURE + "test_cis_parties_of_the_proceeding_need_no_consent",
             _DISCLOSURE + "test_cis_creditor_disclosure_names_the_extent_of_art_9_3",
-            "tests/confidentiality/test_disclosure_exchange.py::"
+            "tests/integration/confidentiality/test_disclosure_exchange.py::"
             "test_third_party_disclosure_needs_the_providers_consent_exchanged_between_nodes",
             _MACHINE + "test_cis_protection_measures_inquiry_as_its_own_conversation_and_as_a_side",
-            "tests/confidentiality/test_no_leak.py::"
+            "tests/integration/confidentiality/test_no_leak.py::"
             "test_confidential_documents_are_unreadable_in_the_database_and_on_disk",
-            "tests/purge/test_proceeding_closed.py::"
+            "tests/app/purge/test_proceeding_closed.py::"
             "test_marking_a_proceeding_closed_starts_its_retention_and_is_audited",
             "tests/integration/test_proceeding_closed_api.py::"
             "test_the_case_system_marks_the_proceeding_closed_once",
-            "tests/console/test_console_agreements.py::"
+            "tests/web/console/test_console_agreements.py::"
             "test_an_operator_marks_the_proceeding_closed_in_the_console_zone",
             "tests/integration/test_read_purposes.py::"
             "test_every_read_states_a_purpose_sealed_in_the_audit_trail",
-            "tests/web_api/test_local_api_confidential.py::test_plain_message_needs_a_purpose_too",
+            "tests/web/api/test_local_api_confidential.py::test_plain_message_needs_a_purpose_too",
         ),
     ),
     Provision(
@@ -236,7 +236,7 @@ PROVISIONS: tuple[Provision, ...] = (
             _DEADLINES + "test_cis_hand_checked_due_dates",
             _DEADLINES + "test_shorter_requested_deadline_replaces_the_agreements",
             _MACHINE + "test_cis_request_with_additional_info_delay_answer_and_consent",
-            "tests/purge/test_job_wiring.py::test_deadline_reminders",
+            "tests/app/purge/test_job_wiring.py::test_deadline_reminders",
             _CLOCK + "test_both_nodes_agree_on_every_due_date_of_a_year",
             _CLOCK + "test_a_pause_is_counted_in_working_days_and_the_due_date_is_a_working_day",
             _LEGAL_CLOCK + "test_the_day_of_receipt_is_the_requested_partys_local_date",
@@ -459,7 +459,7 @@ PROVISIONS: tuple[Provision, ...] = (
             _SUPREME
             + "test_an_urgent_request_notifies_at_once_and_its_expected_term_is_the_due_date",
             _SUPREME + "test_an_urgent_request_is_marked_in_lists_and_reminded_at_every_run",
-            "tests/console/test_console_agreements.py::test_an_urgent_request_is_marked_on_its_page",
+            "tests/web/console/test_console_agreements.py::test_an_urgent_request_is_marked_on_its_page",
         ),
     ),
     Provision(
@@ -559,7 +559,7 @@ PROVISIONS: tuple[Provision, ...] = (
         "Encryption at rest, retention policies with a national minimum, audit chain",
         Status.DONE,
         (
-            "tests/confidentiality/test_no_leak.py::"
+            "tests/integration/confidentiality/test_no_leak.py::"
             "test_confidential_documents_are_unreadable_in_the_database_and_on_disk",
             "tests/jobs/test_retention_policies.py::"
             "test_a_period_below_the_minimum_is_refused_naming_the_line_and_what_to_do",

@@ -20,7 +20,7 @@ aiohttp hard-wires its ``RequestHandler`` class in ``web.Server.__call__``;
 :func:`start_guarded_site` (or the runner with any ``web.TCPSite`` subclass). It depends on
 aiohttp internals named in comments below (``RequestHandler._messages``, ``_waiter``,
 ``_request_count``, ``_ErrInfo``, ``Server._kwargs``); the tests in
-tests/web_api/test_server_guard.py break first if an aiohttp upgrade changes them.
+tests/web/api/test_server_guard.py break first if an aiohttp upgrade changes them.
 """
 
 from __future__ import annotations

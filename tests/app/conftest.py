@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from gateway.store import Store
-from tests.store.conftest import (  # noqa: F401 - fixtures used by name
-    pg_admin,
-    pg_schema_factory,
-    pg_session_store,
-    sqlite_template,
-    store,
-)
 
 
 @pytest.fixture
-def node_toml(tmp_path: Path, store: Store) -> Path:  # noqa: F811
+def node_toml(tmp_path: Path, store: Store) -> Path:
     path = tmp_path / "node.toml"
     url = store.engine.url.render_as_string(hide_password=False)
     path.write_text(

@@ -6,11 +6,7 @@ are compared, on SQLite and PostgreSQL. The API runs the node's real token check
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,62 +15,19 @@ import sqlalchemy as sa
 from gateway.app import admin
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.cli import main as gateway
-from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.service import Actor, PermissionDenied, Role
-from gateway.store import Store, conversations
-from gateway.store.tables import api_tokens, audit_events, legal_holds
+from gateway.store import Store
+from gateway.store.tables import api_tokens, legal_holds
 from gateway.web.console.sources import admin_holds
-from gateway.web.local_api import make_local_api_app
-from gateway.web.metrics import GatewayMetrics
+from tests.app.surfaces import audit_of, local_api, received_conversation
 
 ADMIN_LABEL = "case-system"
-
-
-def _conversation(store: Store) -> str:
-    cid = str(uuid.uuid4())
-    with store.transaction() as conn:
-        conversations.open_conversation(
-            conn,
-            conversation_id=cid,
-            agreement="cis-enforcement",
-            requesting_party="KZ-MJ",
-            requested_party="RU-FSSP",
-            opening_kind="Request",
-            state="received",
-            confidential=False,
-            deadline=None,
-            now=datetime.now(UTC),
-        )
-    return cid
 
 
 def _token(store: Store, *roles: Role, label: str = ADMIN_LABEL) -> str:
     """A real token in the store, added through the admin service."""
     with_all = AppContext(store, command_line_actor())
     return admin.add_token(with_all, label, [str(r) for r in roles]).token
-
-
-async def _api(aiohttp_client: Any, store: Store) -> Any:
-    node = SimpleNamespace(store=store, clock=lambda: datetime.now(UTC))
-    service = LocalNodeService(node, None)  # type: ignore[arg-type]
-    app = make_local_api_app(service, GatewayMetrics(), serving_context(store))
-    return await aiohttp_client(app)
-
-
-def _events(store: Store, kind: str) -> list[dict[str, Any]]:
-    with store.read() as conn:
-        rows = conn.execute(
-            sa.select(audit_events).where(audit_events.c.kind == kind).order_by(audit_events.c.seq)
-        ).all()
-    return [
-        {
-            "kind": r.kind,
-            "actor": r.actor,
-            "subjects": json.loads(r.subjects),
-            "details": json.loads(r.details),
-        }
-        for r in rows
-    ]
 
 
 def _hold_rows(store: Store) -> dict[str, Any]:
@@ -95,11 +48,11 @@ def _same_event_but_for(event: dict[str, Any], cid: str, hold_id: int) -> dict[s
 async def test_placing_a_hold_records_the_same_from_cli_and_api(
     aiohttp_client: Any, store: Store, node_toml: Path
 ) -> None:
-    by_cli, by_api = _conversation(store), _conversation(store)
+    by_cli, by_api = received_conversation(store), received_conversation(store)
     reason = "определение № А40-1/2027"
     assert _cli("holds", "place", "--config", str(node_toml), "--conversation", by_cli,
                 "--reason", reason) == 0  # fmt: skip
-    client = await _api(aiohttp_client, store)
+    client = await local_api(aiohttp_client, store)
     token = _token(store, Role.ADMINISTRATOR)
     response = await client.post(
         f"/api/v1/conversations/{by_api}/holds",
@@ -117,7 +70,7 @@ async def test_placing_a_hold_records_the_same_from_cli_and_api(
     for row in (cli_row, api_row):
         assert row.reference == reason and row.released_at is None and row.released_by is None
 
-    cli_event, api_event = _events(store, "hold.placed")
+    cli_event, api_event = audit_of(store, "hold.placed")
     assert cli_event["actor"] == cli_row.placed_by and api_event["actor"] == api_row.placed_by
     assert _same_event_but_for(cli_event, by_cli, cli_row.id) == _same_event_but_for(
         api_event, by_api, api_row.id
@@ -128,13 +81,13 @@ async def test_placing_a_hold_records_the_same_from_cli_and_api(
 async def test_releasing_holds_records_the_same_from_cli_and_api(
     aiohttp_client: Any, store: Store, node_toml: Path
 ) -> None:
-    by_cli, by_api = _conversation(store), _conversation(store)
+    by_cli, by_api = received_conversation(store), received_conversation(store)
     ctx = AppContext(store, command_line_actor())
     held = {cid: admin.place_hold(ctx, cid, "определение № 1") for cid in (by_cli, by_api)}
     lifted = "определение № 2 об отмене"
     assert _cli("holds", "release", "--config", str(node_toml), "--conversation", by_cli,
                 "--reason", lifted) == 0  # fmt: skip
-    client = await _api(aiohttp_client, store)
+    client = await local_api(aiohttp_client, store)
     token = _token(store, Role.ADMINISTRATOR)
     response = await client.post(
         f"/api/v1/conversations/{by_api}/holds/release",
@@ -149,7 +102,7 @@ async def test_releasing_holds_records_the_same_from_cli_and_api(
     assert rows[by_api].released_by == f"token:{ADMIN_LABEL}"
     assert rows[by_cli].released_at is not None and rows[by_api].released_at is not None
 
-    cli_event, api_event = _events(store, "hold.released")
+    cli_event, api_event = audit_of(store, "hold.released")
     assert cli_event["actor"] == rows[by_cli].released_by
     assert api_event["actor"] == rows[by_api].released_by
     assert _same_event_but_for(cli_event, by_cli, held[by_cli]) == _same_event_but_for(
@@ -166,14 +119,14 @@ async def test_releasing_holds_records_the_same_from_cli_and_api(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert again.status == 409 and (await again.json())["error"]["code"] == "NO_ACTIVE_HOLD"
-    assert len(_events(store, "hold.released")) == 2
+    assert len(audit_of(store, "hold.released")) == 2
 
 
 async def test_listing_holds_is_the_same_from_cli_api_and_console(
     aiohttp_client: Any, store: Store, node_toml: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ctx = AppContext(store, command_line_actor())
-    kept, lifted = _conversation(store), _conversation(store)
+    kept, lifted = received_conversation(store), received_conversation(store)
     admin.place_hold(ctx, kept, "определение № 3")
     admin.place_hold(ctx, lifted, "определение № 4")
     admin.release_holds(ctx, lifted, "отменено")
@@ -185,7 +138,7 @@ async def test_listing_holds_is_the_same_from_cli_api_and_console(
         lines = capsys.readouterr().out.splitlines()[1:]
         by_cli = [(int(f[0]), f[1], f[2]) for f in (line.split("\t") for line in lines)]
 
-        client = await _api(aiohttp_client, store)
+        client = await local_api(aiohttp_client, store)
         token = _token(store, Role.ADMINISTRATOR, label=f"lister-{everything}")
         query = "?all=yes" if everything else ""
         response = await client.get(
@@ -211,8 +164,8 @@ async def test_listing_holds_is_the_same_from_cli_api_and_console(
 async def test_holds_need_the_administrator_role_everywhere(
     aiohttp_client: Any, store: Store
 ) -> None:
-    cid = _conversation(store)
-    client = await _api(aiohttp_client, store)
+    cid = received_conversation(store)
+    client = await local_api(aiohttp_client, store)
     operator = _token(store, Role.OPERATOR, label="operator-system")
     headers = {"Authorization": f"Bearer {operator}"}
     placed = await client.post(f"/api/v1/conversations/{cid}/holds", json={"reason": "x"},
@@ -222,7 +175,7 @@ async def test_holds_need_the_administrator_role_everywhere(
     listed = await client.get("/api/v1/holds", headers=headers)
     assert listed.status == 403
     assert _hold_rows(store) == {}
-    denied = _events(store, "access.denied")
+    denied = audit_of(store, "access.denied")
     assert [e["actor"] for e in denied] == ["token:operator-system"] * 2
     assert denied[0]["subjects"] == {"subject": cid}
 
@@ -250,7 +203,7 @@ def test_tokens_record_the_same_from_cli_and_the_service(
     assert cli_row.expires_at is None and service_row.expires_at is None
     assert printed.encode() not in cli_row.token_hash  # only a hash is stored
 
-    created = _events(store, "token.created")
+    created = audit_of(store, "token.created")
     assert [e["actor"] for e in created] == [command_line_actor().name] * 2
     assert [e["subjects"] for e in created] == [
         {"token": str(cli_row.id)},
@@ -263,7 +216,7 @@ def test_tokens_record_the_same_from_cli_and_the_service(
 
     assert _cli("tokens", "revoke", "--config", str(node_toml), str(cli_row.id)) == 0
     admin.revoke_token(AppContext(store, command_line_actor()), service_row.id)
-    revoked = _events(store, "token.revoked")
+    revoked = audit_of(store, "token.revoked")
     assert [(e["actor"], e["subjects"], e["details"]) for e in revoked] == [
         (command_line_actor().name, {"token": str(cli_row.id)}, {}),
         (command_line_actor().name, {"token": str(service_row.id)}, {}),
@@ -271,4 +224,4 @@ def test_tokens_record_the_same_from_cli_and_the_service(
     with pytest.raises(admin.TokenRefused):
         admin.revoke_token(AppContext(store, command_line_actor()), service_row.id)
     assert _cli("tokens", "revoke", "--config", str(node_toml), str(cli_row.id)) == 1
-    assert len(_events(store, "token.revoked")) == 2
+    assert len(audit_of(store, "token.revoked")) == 2

@@ -11,12 +11,10 @@ API and the console have no CA)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,17 +27,15 @@ from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
-from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.service import Role
-from gateway.store import Store, conversations
+from gateway.store import Store
 from gateway.store.tables import audit_events
 from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
 from gateway.web.console.passwords import hash_password
-from gateway.web.local_api import make_local_api_app
-from gateway.web.metrics import GatewayMetrics
-from tests.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
-from tests.console.console_double import ConsoleTestService
-from tests.rotation.conftest import BODY, demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.app.surfaces import audit_of, local_api, received_conversation
+from tests.crypto.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
+from tests.web.console.console_double import ConsoleTestService
 
 API_LABEL = "case-system"
 CONSOLE_USER = "console-admin"
@@ -106,9 +102,7 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
     serving = serving_context(store, config, clock, keys)
     ctx = AppContext(store, command_line_actor(), config)
 
-    node = SimpleNamespace(store=store, clock=clock)
-    service = LocalNodeService(node, None)  # type: ignore[arg-type]
-    api = await aiohttp_client(make_local_api_app(service, GatewayMetrics(), serving))
+    api = await local_api(aiohttp_client, store, serving)
     token = admin.add_token(ctx, API_LABEL, [str(Role.ADMINISTRATOR)]).token
 
     directory = StoreUserDirectory(store)
@@ -135,24 +129,6 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
     keys.close()
 
 
-def _conversation(store: Store) -> str:
-    cid = str(uuid.uuid4())
-    with store.transaction() as conn:
-        conversations.open_conversation(
-            conn,
-            conversation_id=cid,
-            agreement="cis-enforcement",
-            requesting_party="KZ-MJ",
-            requested_party=BODY,
-            opening_kind="Request",
-            state="received",
-            confidential=False,
-            deadline=None,
-            now=datetime.now(UTC),
-        )
-    return cid
-
-
 def _last_seq(store: Store) -> int:
     with store.read() as conn:
         return int(
@@ -160,24 +136,6 @@ def _last_seq(store: Store) -> int:
                 sa.select(sa.func.coalesce(sa.func.max(audit_events.c.seq), 0))
             ).scalar_one()
         )
-
-
-def _events_after(store: Store, seq: int, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-    with store.read() as conn:
-        rows = conn.execute(
-            sa.select(audit_events)
-            .where(audit_events.c.seq > seq, audit_events.c.kind.in_(kinds))
-            .order_by(audit_events.c.seq)
-        ).all()
-    return [
-        {
-            "kind": r.kind,
-            "actor": r.actor,
-            "subjects": json.loads(r.subjects),
-            "details": json.loads(r.details),
-        }
-        for r in rows
-    ]
 
 
 # --- the acts: each takes the surfaces and one surface's name; a setup gives its subject --------
@@ -206,7 +164,7 @@ async def _place_hold(s: Surfaces, surface: str, cid: str) -> None:
 
 
 def _held(s: Surfaces, surface: str) -> str:
-    cid = _conversation(s.store)
+    cid = received_conversation(s.store)
     admin.place_hold(s.ctx, cid, "определение № 1")
     return cid
 
@@ -320,7 +278,9 @@ async def _run_purge(s: Surfaces, surface: str, _: Any) -> None:
 
 
 CASES = {
-    "hold-place": Case(("hold.placed",), lambda s, surface: _conversation(s.store), _place_hold),
+    "hold-place": Case(
+        ("hold.placed",), lambda s, surface: received_conversation(s.store), _place_hold
+    ),
     "hold-release": Case(("hold.released",), _held, _release_hold),
     "token-create": Case(
         ("token.created",), lambda s, surface: None, _add_token, frozenset({"expires_at"})
@@ -351,7 +311,7 @@ async def test_each_act_records_the_same_from_cli_api_and_console(
         subject = case.setup(surfaces, surface)
         before = _last_seq(surfaces.store)
         await case.act(surfaces, surface, subject)
-        recorded[surface] = _events_after(surfaces.store, before, case.kinds)
+        recorded[surface] = audit_of(surfaces.store, *case.kinds, after=before)
 
     expected_actor = {**ACTORS, "cli": command_line_actor().name}
     for surface, events in recorded.items():

@@ -24,8 +24,8 @@ from gateway.exchange.service import Actor, PermissionDenied, Role
 from gateway.store import Store
 from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import keystore_entries
-from tests.app.test_admin_adapters import _events
-from tests.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.app.surfaces import audit_of
+from tests.crypto.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
 
 ADMINISTRATOR = Actor(name="console:admin", roles=frozenset({Role.ADMINISTRATOR}))
 OPERATOR = Actor(name="console:operator", roles=frozenset({Role.OPERATOR}))
@@ -90,7 +90,7 @@ def test_rotate_activate_revoke_record_the_same_from_cli_and_app(
     made = app_keys.rotate(ctx, keys, KeyRole.SEAL, demo_ca=ca)
     assert made.generation == 3 and made.stem == "seal.3" and made.demo_ca
     assert _status(keys, 2)[0] == _status(keys, 3)[0] == "pending"
-    by_cli, by_app = _events(store, "key.rotated")
+    by_cli, by_app = audit_of(store, "key.rotated")
     assert by_cli["subjects"] == {"key": "seal.2"} and by_app["subjects"] == {"key": "seal.3"}
     assert by_cli["actor"] == by_app["actor"] == command_line_actor().name
     assert by_cli["details"]["generation"] == 2 and by_app["details"]["generation"] == 3
@@ -109,7 +109,7 @@ def test_rotate_activate_revoke_record_the_same_from_cli_and_app(
     assert done.stem == "seal.3" and done.directory_version == 0 and done.notes
     # A new plan replaces the future one, whichever adapter made either.
     assert (_status(keys, 2)[1], _status(keys, 3)[1]) == (None, later.isoformat())
-    by_cli, by_app = _events(store, "key.activated")
+    by_cli, by_app = audit_of(store, "key.activated")
     assert (by_cli["details"]["at"], by_app["details"]["at"]) == (
         at.isoformat(),
         later.isoformat(),
@@ -132,7 +132,7 @@ def test_rotate_activate_revoke_record_the_same_from_cli_and_app(
     assert revoked.crl_serial and not revoked.still_active
     assert _status(keys, 2)[0] == _status(keys, 3)[0] == "revoked"
     assert _status(keys, 2)[2] == _status(keys, 3)[2] == "superseded"
-    by_cli, by_app = _events(store, "key.revoked")
+    by_cli, by_app = audit_of(store, "key.revoked")
     assert by_cli["details"]["crl_serial"] and by_app["details"]["crl_serial"]
     assert _but(by_cli, "generation", "at", "crl_serial") == _but(
         by_app, "generation", "at", "crl_serial"
@@ -141,7 +141,7 @@ def test_rotate_activate_revoke_record_the_same_from_cli_and_app(
     # Publish: the same certificates, the same event.
     _cli("keys", "publish", "--json", "--config", str(config))
     published = app_keys.publish(ctx, keys)
-    by_cli, by_app = _events(store, "key.publication.exported")
+    by_cli, by_app = audit_of(store, "key.publication.exported")
     assert by_cli == by_app
     assert by_app["details"]["certificates"] == len(published)
 
@@ -154,7 +154,7 @@ def test_kek_rotation_and_rewrap_record_the_same_from_cli_and_app(
     _cli("keys", "generate", "kek", "--config", str(config))
     _cli("keys", "rotate", "kek", "--config", str(config))
     second = app_keys.rotate_kek_ring(ctx, keys)
-    by_cli, by_app = _events(store, "kek.rotated")
+    by_cli, by_app = audit_of(store, "kek.rotated")
     assert by_app["subjects"] == {"kek_id": second.key_id}
     assert by_app["details"]["previous"] == by_cli["subjects"]["kek_id"]
     assert _but(by_cli, "previous", "active_from") == _but(by_app, "previous", "active_from")
@@ -165,7 +165,7 @@ def test_kek_rotation_and_rewrap_record_the_same_from_cli_and_app(
     again = app_keys.rewrap(ctx, keys)
     assert again.result.complete and again.result.active == second.key_id
     assert len(again.retired) == 2
-    by_cli, by_app = _events(store, "kek.rewrap.finished")
+    by_cli, by_app = audit_of(store, "kek.rewrap.finished")
     assert by_cli == by_app  # nothing was stored, so both runs re-wrapped 0 keys
 
     # Destroying waits DESTROY_GRACE after the switch: refused now by either adapter.
@@ -180,7 +180,7 @@ def test_kek_rotation_and_rewrap_record_the_same_from_cli_and_app(
         clock=lambda: datetime.now(UTC) + app_keys.DESTROY_GRACE + timedelta(seconds=1),
     )
     assert app_keys.destroy(later, keys, old) == old
-    [destroyed] = _events(store, "kek.destroyed")
+    [destroyed] = audit_of(store, "kek.destroyed")
     assert destroyed["subjects"] == {"kek_id": old}
     assert destroyed["details"] == {"location": "file"}
 
@@ -208,7 +208,7 @@ async def test_key_listing_is_the_same_from_cli_app_and_console(
     # An operator may not read the key schedule: refused and recorded, whoever asks.
     with pytest.raises(PermissionDenied):
         await keystore_entries(ctx, keys)(OPERATOR)
-    [denied] = _events(store, "access.denied")
+    [denied] = audit_of(store, "access.denied")
     assert denied["actor"] == OPERATOR.name
 
 
@@ -229,11 +229,11 @@ def test_key_acts_need_the_administrator_role(store: Store, node: tuple[Path, Pa
             datetime.now(UTC),
         )
     assert _status(keys, 1) == before and keys.generations("seal").next_number == 2
-    denied = _events(store, "access.denied")
+    denied = audit_of(store, "access.denied")
     assert [(e["actor"], e["subjects"]) for e in denied] == [
         (OPERATOR.name, {"subject": "seal"})
     ] * 2
-    assert _events(store, "key.rotated") == _events(store, "key.revoked") == []
+    assert audit_of(store, "key.rotated") == audit_of(store, "key.revoked") == []
 
 
 def test_users_add_disable_list_record_the_same_from_cli_and_app(
@@ -246,7 +246,7 @@ def test_users_add_disable_list_record_the_same_from_cli_and_app(
     ctx = _ctx(store, node_toml)
     digest = hash_password("длинный-пароль-оператора")
     app_users.add_user(ctx, "petrov", digest, [Role.AUDITOR, Role.OPERATOR])
-    by_cli, by_app = _events(store, "user.added")
+    by_cli, by_app = audit_of(store, "user.added")
     assert by_cli["subjects"] == {"username": "ivanova"}
     assert by_app["subjects"] == {"username": "petrov"}
     assert _but(by_cli) == _but(by_app)
@@ -254,7 +254,7 @@ def test_users_add_disable_list_record_the_same_from_cli_and_app(
 
     _cli("users", "disable", "ivanova", "--config", str(node_toml))
     app_users.disable_user(ctx, "petrov")
-    by_cli, by_app = _events(store, "user.disabled")
+    by_cli, by_app = audit_of(store, "user.disabled")
     assert _but(by_cli) == _but(by_app) and by_app["subjects"] == {"username": "petrov"}
 
     capsys.readouterr()
@@ -277,8 +277,8 @@ def test_users_add_disable_list_record_the_same_from_cli_and_app(
     assert missing.value.code == "USER_NOT_FOUND"
     with pytest.raises(PermissionDenied):
         app_users.add_user(_ctx(store, node_toml, OPERATOR), "sidorov", digest, [Role.OPERATOR])
-    assert len(_events(store, "user.added")) == 2 and len(_events(store, "user.disabled")) == 2
-    assert [e["actor"] for e in _events(store, "access.denied")] == [OPERATOR.name]
+    assert len(audit_of(store, "user.added")) == 2 and len(audit_of(store, "user.disabled")) == 2
+    assert [e["actor"] for e in audit_of(store, "access.denied")] == [OPERATOR.name]
 
 
 def test_destroy_kek_warns_of_what_is_sealed_under_it_and_records_it(
@@ -331,5 +331,5 @@ def test_destroy_kek_warns_of_what_is_sealed_under_it_and_records_it(
 
     _cli("keys", "rewrap", "--config", str(config))
     assert app_keys.destroy(later, keys, old) == old
-    [destroyed] = _events(store, "kek.destroyed")
+    [destroyed] = audit_of(store, "kek.destroyed")
     assert destroyed["details"] == {"location": "file", "purposes_unreadable": 1}

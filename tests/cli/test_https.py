@@ -4,64 +4,24 @@ session cookie is ``Secure`` (``__Host-`` prefix), and ``check-config`` checks t
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import ssl
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.cli.errors import ExitCode
 from gateway.demo.setup import DemoWorld
 from tests.cli.conftest import gateway, variant
 from tests.cli.test_errors import assert_error
+from tests.https import https_client, loopback_certificate
 from tests.integration.exchange_world import serving
-
-
-def _https_pair(
-    folder: Path, passphrase: bytes, subject: str = "RU-FSSP console"
-) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, encrypted with the node's key passphrase."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=90))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "https.crt.pem", folder / "https.key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(passphrase),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
 
 
 def _https_config(world: DemoWorld, tmp_path: Path) -> tuple[Path, Path]:
     node_dir = world.nodes["RU-FSSP"].config_path.parent
     passphrase = (node_dir / "passphrase").read_bytes().splitlines()[0]
-    cert, key = _https_pair(tmp_path, passphrase)
+    cert, key = loopback_certificate(tmp_path, passphrase=passphrase)
     pair = {"tls_cert_file": f'"{cert}"', "tls_key_file": f'"{key}"'}
     settings = {f"{site}.{k}": v for site in ("api", "console") for k, v in pair.items()}
     return variant(world, tmp_path, **settings), cert
@@ -79,10 +39,7 @@ async def test_api_and_console_over_https_with_secure_cookies(
         first = serve.output()
         api = re.search(r"API (https://\S+)/api/v1", first).group(1)
         console = re.search(r"консоль (https://\S+)", first).group(1)
-        client = ssl.create_default_context(cafile=str(cert))
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=client), cookie_jar=aiohttp.CookieJar(unsafe=True)
-        ) as https:
+        async with https_client(cert) as https:
             async with https.get(f"{api}/healthz") as response:
                 assert response.status == 200
             async with https.get(f"{console}/login") as page:

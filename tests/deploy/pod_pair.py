@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from gateway.demo.setup import NodePorts, build_world  # noqa: E402
+from gateway.demo.setup import (  # noqa: E402
+    DemoWorld,
+    NodePorts,
+    build_world,
+    publish_endpoints,
+)
+from gateway.exchange.directory import parse_directory_xml  # noqa: E402
 
 POD_FILE = REPO / "deploy" / "gateway-pod.yaml"
 POD_ROOT = "/srv/gateway-pair"
@@ -104,34 +109,13 @@ def build_images(work: Path, base: str) -> None:
     )
 
 
-def free_port() -> int:
-    """A port below the kernel's ephemeral range that nothing listens on now.
+def lay_out(root: Path) -> DemoWorld:
+    """The host folder the pod file mounts: each node's NODE.toml, keys, trust and secrets.
 
-    The one place that picks a port by trying it: the directory must name each node's ports
-    before the containers start, and they run as another user, so a held SO_REUSEPORT socket
-    (the integration tests' way) cannot be shared with them. Below the ephemeral range, no
-    outgoing connection (the nodes' own to PostgreSQL) can take it in between."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(1000):
-        port = random.randrange(low // 2, low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            if port not in TAKEN:
-                TAKEN.add(port)
-                return port
-    raise RuntimeError("no free port below the ephemeral range")
-
-
-TAKEN: set[int] = set()
-
-
-def lay_out(root: Path) -> dict[str, NodePorts]:
-    """The host folder the pod file mounts: each node's NODE.toml, keys, trust and secrets."""
-    ports = {body: NodePorts(free_port(), free_port(), free_port()) for body in BODIES}
-    world = build_world(root / "world", now=datetime.now(UTC), ports=ports, bodies=tuple(BODIES))
+    Every port is 0: each node binds free ones and prints them (``bound_ports``); the directory
+    is then re-issued with the bound peer endpoints (``publish``). No port is picked by trying
+    it, which another process could take in between."""
+    world = build_world(root / "world", now=datetime.now(UTC), bodies=tuple(BODIES))
     secret = root / "postgres" / "secret"
     secret.mkdir(parents=True)
     (secret / "database-password").write_text(DB_PASSWORD + "\n", encoding="ascii")
@@ -150,7 +134,6 @@ def lay_out(root: Path) -> dict[str, NodePorts]:
         shutil.copy(source / "passphrase", node / "passphrase")
         (node / "database-password").write_text(DB_PASSWORD + "\n", encoding="ascii")
         crls = ", ".join(f'"trust/{s}-crl.pem"' for s in states)
-        p = ports[body]
         (node / "node.toml").write_text(
             f"""[node]
 body_id = "{body}"
@@ -174,22 +157,77 @@ directory_file = "directory.xml"
 
 [peer]
 host = "127.0.0.1"
-port = {p.peer}
+port = 0
 
 [api]
 host = "127.0.0.1"
-port = {p.api}
+port = 0
 
 [console]
 host = "127.0.0.1"
-port = {p.console}
+port = 0
 """,
             encoding="utf-8",
         )
         for path in (node, *node.rglob("*")):
             os.chown(path, NODE_UID, NODE_UID)
             path.chmod(0o700 if path.is_dir() else 0o600)
+    return world
+
+
+BOUND = re.compile(
+    r"узел (?P<body>\S+): (?:\d+ процесса\(ов\), )?peer https://[^:]+:(?P<peer>\d+), "
+    r"API https?://[^:]+:(?P<api>\d+)/api/v1, консоль https?://[^:]+:(?P<console>\d+)"
+)
+"""The line ``gateway serve`` prints once it listens (one worker or several): the ports it
+bound."""
+
+
+def container(body: str) -> str:
+    return f"gateway-pair-{body.lower()}"
+
+
+def logs(body: str) -> str:
+    done = subprocess.run(["podman", "logs", container(body)], capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+def bound_ports() -> dict[str, NodePorts]:
+    """Each node's ports, read back from its start line (the last one: a node started before
+    PostgreSQL exits and is started again, on other ports)."""
+    deadline = time.monotonic() + START_SECONDS
+    ports: dict[str, NodePorts] = {}
+    while len(ports) < len(BODIES):
+        for body in BODIES:
+            lines = [m for m in BOUND.finditer(logs(body)) if m["body"] == body]
+            if lines:
+                last = lines[-1]
+                ports[body] = NodePorts(int(last["peer"]), int(last["api"]), int(last["console"]))
+        if len(ports) < len(BODIES):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no start line from {sorted(set(BODIES) - set(ports))}")
+            time.sleep(1)
     return ports
+
+
+def publish(world: DemoWorld, root: Path, ports: dict[str, NodePorts]) -> None:
+    """Re-issue the directory with the bound peer endpoints, put it in each node's folder and
+    wait until both nodes have it in force (their directory watcher, as for a depositary's
+    update)."""
+    directory = parse_directory_xml(world.directory_file.read_bytes())
+    new = publish_endpoints(world.root, directory, ports, now=datetime.now(UTC))
+    for body in BODIES:
+        staged = root / body / "directory.xml.new"
+        shutil.copy(world.root / "directory.xml", staged)
+        os.chown(staged, NODE_UID, NODE_UID)
+        staged.chmod(0o600)
+        staged.replace(root / body / "directory.xml")  # atomic: never half a file
+    deadline = time.monotonic() + START_SECONDS
+    for body in BODIES:
+        while f"directory version {new.version} in force" not in logs(body):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{body} did not take directory version {new.version}")
+            time.sleep(1)
 
 
 def api(port: int, method: str, path: str, token: str, body: Any = None) -> Any:
@@ -220,11 +258,10 @@ def wait_healthy(port: int) -> None:
 
 
 def token(body: str) -> str:
-    container = f"gateway-pair-{body.lower()}"
     done = sh(
         "podman",
         "exec",
-        container,
+        container(body),
         "gateway",
         "tokens",
         "add",
@@ -278,11 +315,13 @@ def main() -> int:
     root = (args.root or work / "pair").resolve()
     if not args.no_build:
         build_images(work, args.base or debootstrap_base(work))
-    ports = lay_out(root)
+    world = lay_out(root)
     pod_file = work / "gateway-pod.yaml"
     pod_file.write_text(POD_FILE.read_text("utf-8").replace(POD_ROOT, str(root)), "utf-8")
     sh("podman", "kube", "play", pod_file)
     try:
+        ports = bound_ports()
+        publish(world, root, ports)
         exchange(ports)
     except BaseException:
         for container in ("postgres", "ru-fssp", "kz-mj"):

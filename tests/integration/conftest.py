@@ -1,34 +1,28 @@
 """One demo world per test session (PKI per state, depositary, signed directory, node configs);
 each module runs its nodes on a data folder (or PostgreSQL schema) of its own.
 
-PostgreSQL comes from ``GATEWAY_TEST_PG_URL`` (default: the local trust-auth server, database
-``test``); each use gets a fresh schema, dropped afterwards. Without a reachable server the
-PostgreSQL tests are skipped locally and fail in CI (``CI=true``).
+PostgreSQL schemas come from ``pg_schema`` (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import socket
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
+import pytest_asyncio
 
 from gateway.demo.setup import DemoWorld, NodePorts, build_world
 from gateway.model.bodies import DEMO_BODIES
-from tests.integration.exchange_world import write_toml
-from tests.tooling import IN_CI
+from gateway.web.peer_client import PeerClient
+from tests.integration.exchange_world import Signer, tls_client, write_toml
 
 WORLD_AGE = timedelta(days=2)
 """The world's PKI is made this long before the tests run, so that a certificate can be valid at
 a signing time in the past and expired now (its CA must be valid then too). Well inside the demo
 CRLs' week of validity, which TLS and signature checks need (fail closed)."""
-
-PG_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -67,38 +61,15 @@ def hold_port() -> socket.socket:
     return sock
 
 
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(PG_URL, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        message = (
-            f"PostgreSQL at {PG_URL} is not reachable ({type(exc.orig).__name__}); "
-            "start it or set GATEWAY_TEST_PG_URL"
-        )
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(scope="module")
-def pg_schema(pg_admin: sa.Engine) -> Iterator[Callable[[str], str]]:
-    """Make fresh schemas: ``pg_schema("sender")`` → a database URL working in it. Every
-    schema made is dropped when the module is done."""
-    made: list[str] = []
+def sender(world: DemoWorld) -> Signer:
+    """RU-FSSP's signing keys: documents as its node would sign them."""
+    return Signer.of(world, "RU-FSSP")
 
-    def make(label: str) -> str:
-        schema = f"gw_integration_{label}_{os.getpid()}_{secrets.token_hex(4)}"
-        with pg_admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        made.append(schema)
-        return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
-    yield make
-    with pg_admin.begin() as conn:
-        for schema in made:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sender_client(world: DemoWorld) -> AsyncIterator[PeerClient]:
+    """RU-FSSP's own TLS identity, as its node would connect."""
+    keys = world.nodes["RU-FSSP"].config_path.parent / "keys"
+    async with PeerClient(tls_client(keys, world)) as client:
+        yield client

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -49,6 +49,8 @@ from gateway.store.tables import (
     outbox,
     receipts,
 )
+from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError, messages_url
+from gateway.web.runtime import NodeRuntime
 from gateway.web.tls import client_context
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.parsing import parse_untrusted
@@ -213,6 +215,54 @@ def tls_client(keys_dir: Path, world: DemoWorld, *, cert: str = "tls.crt.pem") -
 
 
 # --- what a store holds ---------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """KZ-MJ's node, running: what a module's tests send to (``url``) and look into."""
+
+    runtime: NodeRuntime
+    config: Path
+    url: str
+
+    @property
+    def node(self) -> Node:
+        return self.runtime.node
+
+
+@contextlib.asynccontextmanager
+async def receiving(
+    request: pytest.FixtureRequest,
+    world: DemoWorld,
+    tag: str,
+    *,
+    configure: Callable[[Path], None] | None = None,
+    console: bool = True,
+) -> AsyncIterator[Receiver]:
+    """KZ-MJ's node on the store ``request.param`` names (``sqlite`` or ``postgresql``, a
+    schema of its own), delivery off; ``configure`` edits its NODE.toml before it starts."""
+    database_url = ""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_schema")(tag)
+    config = node_config(world, "KZ-MJ", f"{tag}-{request.param}", database_url=database_url)
+    if configure is not None:
+        configure(config)
+    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
+    await runtime.start(deliver=False, console=console)
+    try:
+        yield Receiver(runtime, config, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
+    finally:
+        await runtime.stop()
+
+
+async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
+    """The peer's answer whatever its status (a refusal's body included)."""
+    try:
+        return await client.post_message(url, payload)
+    except PeerTransportError as error:
+        if error.response is None:
+            raise
+        return error.response
 
 
 def row_counts(store: Store) -> dict[str, int]:

@@ -48,10 +48,8 @@ from gateway.web.peer_client import (
     PeerClient,
     PeerResponse,
     PeerTransportError,
-    messages_url,
 )
 from gateway.web.runtime import NodeRuntime
-from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import (
     Signer,
     body_fields,
@@ -59,10 +57,11 @@ from tests.integration.exchange_world import (
     header_field,
     node_config,
     padded_request,
+    receiving,
     row_counts,
-    tls_client,
     write_toml,
 )
+from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -99,37 +98,18 @@ def _limited(config_path: object) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("attachments")
-    config = node_config(world, RECEIVER, f"attach-{request.param}", database_url=database_url)
-    _limited(config)
-    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False, console=True)
-    token = create_token(runtime.node.store, now())
-    users = StoreUserDirectory(runtime.node.store)
-    await users.add("clerk", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=now())
-    try:
+    async with receiving(request, world, "attachments", configure=_limited) as running:
+        runtime = running.runtime
+        token = create_token(runtime.node.store, now())
+        users = StoreUserDirectory(runtime.node.store)
+        await users.add("clerk", hash_password(PASSWORD, CHEAP_HASHER), (Role.OPERATOR,), now=now())
         yield Receiver(
             runtime,
-            messages_url(f"https://127.0.0.1:{runtime.peer_port}"),
+            running.url,
             f"http://127.0.0.1:{runtime.api_port}/api/v1",
             token,
             f"http://127.0.0.1:{runtime.console_port}",
         )
-    finally:
-        await runtime.stop()
-
-
-@pytest.fixture(scope="module")
-def sender(world: DemoWorld) -> Signer:
-    return Signer.of(world, SENDER)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(world: DemoWorld) -> AsyncIterator[PeerClient]:
-    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
-        yield c
 
 
 def _listed(content: bytes) -> dict[str, object]:
@@ -164,10 +144,10 @@ def _count(receiver: Receiver, table: sa.Table) -> int:
 
 
 async def test_a_matching_part_is_stored_encrypted_and_reads_back(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
-    answer = await _deliver(client, receiver.url, envelope, CONTENT)
+    answer = await _deliver(sender_client, receiver.url, envelope, CONTENT)
     assert answer.status == 200, answer.body[:300]
     assert body_fields(answer.body)["ReceivedSha256"] == hashlib.sha256(envelope).hexdigest()
     message_id = header_field(envelope, "MessageId")
@@ -226,13 +206,13 @@ async def _console_download(
 
 
 async def test_a_tampered_part_is_refused_and_nothing_is_stored(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
     tampered = bytearray(CONTENT)
     tampered[300_000] ^= 0x01  # one bit, same size: only the digest can tell
     before = _count(receiver, attachments), _count(receiver, attachment_segments)
-    answer = await _deliver(client, receiver.url, envelope, bytes(tampered))
+    answer = await _deliver(sender_client, receiver.url, envelope, bytes(tampered))
     assert answer.status == 422, answer.body[:300]
     assert body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
     # Nothing of the delivery is kept: no message of its id, no attachment, no segment.
@@ -242,17 +222,17 @@ async def test_a_tampered_part_is_refused_and_nothing_is_stored(
 
 
 async def test_a_part_missing_from_the_signed_list_is_refused(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now())  # lists no attachment
     before = _count(receiver, attachments)
-    answer = await _deliver(client, receiver.url, envelope, CONTENT)
+    answer = await _deliver(sender_client, receiver.url, envelope, CONTENT)
     assert answer.status == 422 and body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
     assert _count(receiver, attachments) == before
 
 
 async def test_content_length_over_the_limit_is_refused_before_reading(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
     never = asyncio.Event()
@@ -265,7 +245,9 @@ async def test_content_length_over_the_limit_is_refused_before_reading(
     async def post() -> PeerTransportError:
         with pytest.raises(PeerTransportError) as raised:
             declared = LIMIT + DELIVERY_FRAMING_BYTES  # with the XML: over limit and framing
-            await client.post_message(receiver.url, envelope, [PartPayload(stalled(), declared)])
+            await sender_client.post_message(
+                receiver.url, envelope, [PartPayload(stalled(), declared)]
+            )
         return raised.value
 
     error = await asyncio.wait_for(post(), 30)

@@ -22,8 +22,8 @@ from gateway.store.tables import console_sessions
 from gateway.web.console import StoreUserDirectory
 from gateway.web.console.auth import MAX_FAILED_ATTEMPTS
 from gateway.web.console.passwords import hash_password
-from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import node_config, open_node_store, start_serve
+from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 pytestmark = [pytest.mark.postgres]
 

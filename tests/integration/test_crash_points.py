@@ -105,17 +105,20 @@ WAIT_SECONDS = 90.0
 
 
 ELSEWHERE: dict[str, tuple[str, str]] = {
-    "purge.batch": ("`gateway purge`", "tests/purge/test_purge_crash_point.py"),
-    "purge.committed": ("`gateway purge`", "tests/purge/test_purge_crash_point.py"),
-    "rewrap.batch": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
-    "rewrap.committed": ("`gateway keys rewrap`", "tests/rotation/test_rewrap_crash_points.py"),
+    "purge.batch": ("`gateway purge`", "tests/app/purge/test_purge_crash_point.py"),
+    "purge.committed": ("`gateway purge`", "tests/app/purge/test_purge_crash_point.py"),
+    "rewrap.batch": ("`gateway keys rewrap`", "tests/crypto/rotation/test_rewrap_crash_points.py"),
+    "rewrap.committed": (
+        "`gateway keys rewrap`",
+        "tests/crypto/rotation/test_rewrap_crash_points.py",
+    ),
     "rotation.generated": (
         "`gateway keys rotate`",
-        "tests/rotation/test_rotation_crash_points.py",
+        "tests/crypto/rotation/test_rotation_crash_points.py",
     ),
     "rotation.activated": (
         "`gateway keys activate`",
-        "tests/rotation/test_rotation_crash_points.py",
+        "tests/crypto/rotation/test_rotation_crash_points.py",
     ),
     "directory.written": (
         "`gateway directory import`",

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -27,18 +26,18 @@ import pytest
 import pytest_asyncio
 from lxml import etree
 
-from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
-from gateway.exchange.node import Node
 from gateway.model.limits import MAX_MESSAGE_BYTES
-from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError, messages_url
-from gateway.web.runtime import NodeRuntime
+from gateway.web.peer_client import PeerClient, PeerResponse, messages_url
 from tests.integration.exchange_world import (
+    Receiver,
     Signer,
     audit_rows,
     body_fields,
     header_field,
     node_config,
+    post,
+    receiving,
     row_counts,
     serving,
     tls_client,
@@ -60,16 +59,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
-    """The peer's answer whatever its status."""
-    try:
-        return await client.post_message(url, payload)
-    except PeerTransportError as error:
-        if error.response is None:
-            raise
-        return error.response
-
-
 def refusal_code(answer: PeerResponse) -> str:
     """The code of a refusal: a plain-text code (400) or a signed Rejection's (422)."""
     if answer.status == 422:
@@ -81,39 +70,10 @@ def refusal_code(answer: PeerResponse) -> str:
 # --- 1. comments and processing instructions ---
 
 
-@dataclasses.dataclass
-class Receiver:
-    runtime: NodeRuntime
-    url: str
-
-    @property
-    def node(self) -> Node:
-        return self.runtime.node
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("hostile")
-    config = node_config(world, RECEIVER, f"hostile-{request.param}", database_url=database_url)
-    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False, console=False)
-    try:
-        yield Receiver(runtime, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
-    finally:
-        await runtime.stop()
-
-
-@pytest.fixture(scope="module")
-def sender(world: DemoWorld) -> Signer:
-    return Signer.of(world, SENDER)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sender_client(world: DemoWorld) -> AsyncIterator[PeerClient]:
-    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
-        yield c
+    async with receiving(request, world, "hostile", console=False) as running:
+        yield running
 
 
 Placing = Callable[[bytes], bytes]

@@ -47,16 +47,17 @@ from gateway.web.peer_client import (
     PeerResponse,
     PeerTransportError,
     TransportErrorCode,
-    messages_url,
 )
-from gateway.web.runtime import NodeRuntime, http_status
+from gateway.web.runtime import http_status
 from tests.integration.exchange_world import (
+    Receiver,
     Signer,
     audit_rows,
     body_fields,
     conversation_state,
     header_field,
-    node_config,
+    post,
+    receiving,
     row_counts,
     tls_client,
 )
@@ -68,55 +69,14 @@ SENDER = "RU-FSSP"
 REQUEST = "cis-enforcement.Request"
 
 
-@dataclasses.dataclass
-class Receiver:
-    runtime: NodeRuntime
-    config: Path
-    url: str
-
-    @property
-    def node(self) -> Node:
-        return self.runtime.node
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("rejections")
-    config = node_config(world, RECEIVER, f"rejections-{request.param}", database_url=database_url)
-    runtime = NodeRuntime(Node.from_config(NodeConfig.from_toml(config)))
-    await runtime.start(deliver=False)
-    try:
-        yield Receiver(runtime, config, messages_url(f"https://127.0.0.1:{runtime.peer_port}"))
-    finally:
-        await runtime.stop()
-
-
-@pytest.fixture(scope="module")
-def sender(world: DemoWorld) -> Signer:
-    return Signer.of(world, SENDER)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sender_client(world: DemoWorld) -> AsyncIterator[PeerClient]:
-    """RU-FSSP's own TLS identity, as its node would connect."""
-    async with PeerClient(tls_client(world.nodes[SENDER].config_path.parent / "keys", world)) as c:
-        yield c
+    async with receiving(request, world, "rejections") as running:
+        yield running
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def post(client: PeerClient, url: str, payload: bytes) -> PeerResponse:
-    """The peer's answer whatever its status (a refusal's body included)."""
-    try:
-        return await client.post_message(url, payload)
-    except PeerTransportError as error:
-        if error.response is None:
-            raise
-        return error.response
 
 
 def assert_signed_rejection(

@@ -22,14 +22,14 @@ from typing import Any
 import aiohttp
 
 from gateway.demo.setup import DemoWorld
-from tests.cli.test_https import _https_pair
-from tests.console.conftest import csrf_of
+from tests.https import loopback_certificate
 from tests.integration.exchange_world import (
     GATEWAY,
     padded_request,
     serving,
     write_toml,
 )
+from tests.web.console.conftest import csrf_of
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 SECTION = "Two nodes on PostgreSQL, step by step"
@@ -65,7 +65,7 @@ def node_folder(world: DemoWorld, body: str, folder: Path, database_url: str) ->
     passphrase = Path(raw["keys"]["passphrase_file"]).read_bytes().splitlines()[0]
     folder.mkdir(mode=0o700)
     # Each its own name: a client trusting both finds each issuer by it.
-    cert, key = _https_pair(folder, passphrase, f"{body} console")
+    cert, key = loopback_certificate(folder, subject=f"{body} console", passphrase=passphrase)
     for site in ("api", "console"):
         raw[site]["port"] = 0
         raw[site]["tls_cert_file"] = str(cert)

@@ -34,7 +34,6 @@ from gateway.store.tables import originals
 from gateway.web.console import StoreUserDirectory
 from gateway.web.console.passwords import hash_password
 from gateway.web.runtime import NodeRuntime
-from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import (
     Signer,
     audit_rows,
@@ -42,6 +41,7 @@ from tests.integration.exchange_world import (
     header_field,
     node_config,
 )
+from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

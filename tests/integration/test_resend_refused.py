@@ -31,13 +31,13 @@ from gateway.store import audit, outbox
 from gateway.web.console import StoreUserDirectory
 from gateway.web.console.passwords import hash_password
 from gateway.web.runtime import NodeRuntime
-from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import (
     OPERATOR,
     READ_PURPOSE,
     padded_request,
     pair_configs,
 )
+from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

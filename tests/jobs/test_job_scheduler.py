@@ -253,6 +253,10 @@ RUNS_TABLE = sa.Table(
     sa.Column("ended", sa.Float, nullable=False),
 )
 BODY_SECONDS = 0.5
+# A node's scheduler and its first database connection can take over a second to start on a
+# loaded machine; a run time that passes before then is a misfire, not the race under test.
+START_MARGIN = timedelta(seconds=2.0)
+NODE_SECONDS = START_MARGIN.total_seconds() + 2.5
 """Long enough that the other node's attempt at the same run time finds the lock taken, well
 inside the 1 s interval so that a node is never still busy with the previous run."""
 
@@ -340,7 +344,7 @@ def test_two_nodes_triggering_the_same_run_never_overlap_and_the_skip_is_logged(
     worst case of a shared table, where both may pick a run up); only the lock stands between
     them."""
     url = runs_table
-    first_fire = datetime.now(UTC) + timedelta(seconds=0.6)
+    first_fire = datetime.now(UTC) + START_MARGIN
     fires = [first_fire, first_fire + timedelta(seconds=1.0)]
 
     def trigger() -> IntervalTrigger:
@@ -352,7 +356,14 @@ def test_two_nodes_triggering_the_same_run_never_overlap_and_the_skip_is_logged(
     with caplog.at_level(logging.DEBUG, logger="gateway.jobs.scheduler"):
         threads = [
             _run_node_in_thread(
-                url, owner, trigger, f"jobs_{owner}_{run_id}_", 2.4, BODY_SECONDS, outcomes, errors
+                url,
+                owner,
+                trigger,
+                f"jobs_{owner}_{run_id}_",
+                NODE_SECONDS,
+                BODY_SECONDS,
+                outcomes,
+                errors,
             )
             for owner in ("gw1", "gw2")
         ]
@@ -382,7 +393,7 @@ def test_two_nodes_sharing_the_job_table_run_each_time_at_most_once(
     """The production layout: one job table for all nodes. Whoever picks a run time up runs
     it; the other either does not see it (already moved on) or is stopped by the lock."""
     url = runs_table
-    start = datetime.now(UTC) + timedelta(seconds=0.6)
+    start = datetime.now(UTC) + START_MARGIN
 
     def trigger() -> IntervalTrigger:
         # A run still going when the next comes due is dropped by APScheduler (max_instances
@@ -395,7 +406,7 @@ def test_two_nodes_sharing_the_job_table_run_each_time_at_most_once(
     errors: list[BaseException] = []
     prefix = f"jobs_shared_{secrets.token_hex(3)}_"
     threads = [
-        _run_node_in_thread(url, owner, trigger, prefix, 2.0, 0.2, outcomes, errors)
+        _run_node_in_thread(url, owner, trigger, prefix, NODE_SECONDS, 0.2, outcomes, errors)
         for owner in ("gw1", "gw2")
     ]
     for thread in threads:
@@ -417,7 +428,7 @@ def test_a_slot_runs_once_even_when_the_loser_gets_the_lock_after_the_winner(
     from gateway.app import slots
 
     url = runs_table
-    first_fire = datetime.now(UTC) + timedelta(seconds=0.6)
+    first_fire = datetime.now(UTC) + START_MARGIN
     fires = [first_fire, first_fire + timedelta(seconds=1.0)]
 
     def trigger() -> IntervalTrigger:
@@ -429,7 +440,7 @@ def test_a_slot_runs_once_even_when_the_loser_gets_the_lock_after_the_winner(
     with caplog.at_level(logging.DEBUG, logger="gateway.jobs.scheduler"):
         threads = [
             _run_node_in_thread(
-                url, owner, trigger, f"jobs_{owner}_{run_id}_", 2.4, 0.0, outcomes, errors
+                url, owner, trigger, f"jobs_{owner}_{run_id}_", NODE_SECONDS, 0.0, outcomes, errors
             )
             for owner in ("gw1", "gw2")
         ]

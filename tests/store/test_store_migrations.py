@@ -20,7 +20,7 @@ from gateway.store.tables import audit_head, metadata
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
-    return request.getfixturevalue("pg_schema_factory")()
+    return request.getfixturevalue("pg_schema")("migrations")
 
 
 def test_migrate_from_empty_to_head(empty_url: str) -> None:

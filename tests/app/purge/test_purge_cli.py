@@ -1,0 +1,122 @@
+"""The commands: ``gateway purge --dry-run`` lists exactly what ``gateway purge`` then
+deletes; plain progress lines off a terminal; runs listed with signed reports; holds placed and
+released through the command are audited and respected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.crypto.keys.kek import KekRing
+from gateway.store import Store, audit
+from gateway.store import purge as purge_store
+from gateway.store.tables import tombstones
+from tests.app.purge.purge_child import main
+from tests.app.purge.world import T0, add_conversation, after
+
+NOW = after(T0, days=500)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_dry_run_then_run_then_runs(store: Store, ring: KekRing, node_toml: Path, capsys) -> None:
+    with store.transaction() as conn:
+        old = [add_conversation(conn, ring, T0, count=3) for _ in range(3)]
+        young = add_conversation(conn, ring, after(T0, days=300))
+    cfg = str(node_toml)
+    code, out, _ = _run(
+        capsys, "purge", "--config", cfg, "--dry-run", "--now", NOW.isoformat(), "--json"
+    )
+    assert code == 0
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert {d["message_id"] for d in listed} == {m for c in old for m in c.message_ids}
+    assert {(d["policy"], d["action"], d["kind"]) for d in listed} == {
+        ("p", "purge", "Request"),
+        ("p", "purge", "Receipt"),
+    }
+    assert all(d["expired_at"] == after(T0, days=365).isoformat() for d in listed)
+
+    code, out, err = _run(capsys, "purge", "--config", cfg, "--now", NOW.isoformat())
+    assert code == 0, err
+    assert "purge: просмотрено 11/11 (100%)" in err  # plain lines: stderr is not a terminal
+    with store.read() as conn:
+        gone = set(conn.execute(sa.select(tombstones.c.message_id)).scalars())
+    assert gone == {d["message_id"] for d in listed}
+    assert young.message_ids[0] not in gone
+    run_id = out.split()[1].rstrip(":")
+    with store.read() as conn:
+        signed = json.loads(purge_store.get_report(conn, run_id).report)
+    # The week the old messages were stored in lost its period key (issue #20, item 2); the
+    # young message's week kept its own. SQLite's log was emptied after the run.
+    assert len(signed["period_keys_destroyed"]) == 1 and signed["data_keys_carried"] == 0
+    if store.dialect == "sqlite":
+        assert Path(f"{store.engine.url.database}-wal").stat().st_size == 0
+
+    code, out, _ = _run(capsys, "purge", "runs", "--config", cfg)
+    assert code == 0 and f"{run_id}\t" in out and "\tfinished\t9\t" in out and "signed" in out
+    code, out, _ = _run(capsys, "purge", "verify-report", "--config", cfg, run_id)
+    assert code == 0 and "подпись печатью верна" in out
+
+
+def test_holds_commands(store: Store, ring: KekRing, node_toml: Path, capsys) -> None:
+    with store.transaction() as conn:
+        conv = add_conversation(conn, ring, T0)
+    cfg, cid = str(node_toml), conv.conversation_id
+    code, out, _ = _run(
+        capsys,
+        "holds",
+        "place",
+        "--config",
+        cfg,
+        "--conversation",
+        cid,
+        "--reason",
+        "решение суда № 2-15/2027",
+    )
+    assert code == 0
+    code, out, _ = _run(capsys, "holds", "list", "--config", cfg)
+    assert cid in out and "решение суда № 2-15/2027" in out
+    code, out, _ = _run(capsys, "purge", "--config", cfg, "--dry-run", "--now", NOW.isoformat())
+    assert out.count("\theld") == 2 and "\tpurge" not in out
+    code, out, _ = _run(
+        capsys,
+        "holds",
+        "release",
+        "--config",
+        cfg,
+        "--conversation",
+        cid,
+        "--reason",
+        "отменено 3/2027",
+    )
+    assert code == 0
+    code, _, err = _run(
+        capsys, "holds", "release", "--config", cfg, "--conversation", cid, "--reason", "again"
+    )
+    assert code == 1 and "нет" in err
+    code, _, err = _run(
+        capsys,
+        "holds",
+        "place",
+        "--config",
+        cfg,
+        "--conversation",
+        "00000000-0000-4000-8000-000000000000",
+        "--reason",
+        "x",
+    )
+    assert code == 1 and "no stored conversation" in err  # refused (docs/operations.md)
+    with store.read() as conn:
+        events = [e for e in audit.events(conn) if e.kind.startswith("hold.")]
+    assert [(e.kind, e.details["reason"]) for e in events] == [
+        ("hold.placed", "решение суда № 2-15/2027"),
+        ("hold.released", "отменено 3/2027"),
+    ]
+    assert all(e.actor.startswith("cli:") for e in events)

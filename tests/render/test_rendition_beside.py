@@ -1,0 +1,37 @@
+"""The rendition lists the attachments sent beside the XML (docs/attachments.md): name, type,
+language, size and SHA-256 as signed in the header, in their own section."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from gateway.render.rendition import render_pdf
+from gateway.schemas import VALID_EXAMPLES_DIR
+from tests.crypto.rendition.conftest import AT
+from tests.crypto.rendition.pdftools import page_texts, squeeze, write
+
+ENV = "urn:cis-exchange:envelope:1"
+DIGEST = hashlib.sha256(b"scan").hexdigest()
+
+
+def test_attachments_beside_the_xml_are_listed(tmp_path: Path) -> None:
+    source = (VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml").read_text(encoding="utf-8")
+    listed = (
+        f'<env:Attachments xmlns:env="{ENV}"><env:Attachment>'
+        "<env:Name>исполнительный-лист.pdf</env:Name><env:MediaType>application/pdf"
+        "</env:MediaType><env:Language>kk</env:Language><env:Size>1073741824</env:Size>"
+        f"<env:Sha256>{DIGEST}</env:Sha256></env:Attachment></env:Attachments>"
+    )
+    envelope = source.replace("</env:Header>", listed + "</env:Header>", 1).encode()
+    assert listed.encode() in envelope
+    pdf = render_pdf(envelope, generated_at=AT)
+    text = squeeze(" ".join(page_texts(write(tmp_path, "beside.pdf", pdf))))
+    for expected in (
+        "Вложения, переданные рядом с документом",
+        "исполнительный-лист.pdf",
+        "application/pdf",
+        "1073741824",
+        DIGEST[:32],
+    ):
+        assert squeeze(expected) in text, expected
