@@ -9,7 +9,8 @@ What it does:
 1. creates a dedicated database (``gw_console_bench`` on the local server; ``--admin-url``
    names the server) and migrates it with the gateway's own migrations;
 2. bulk-loads ``--rows`` conversations with ``COPY … FROM STDIN`` (two agreements, four
-   bodies, every state, deadlines spread over a year, one opened every 30 seconds);
+   bodies, one opened every 30 seconds: those of the last 60 days in every state, older ones
+   closed; each due 42 days after it opened, so most of a million are closed and due long ago);
 3. builds a real node over it (a demo world's KZ-MJ configuration with ``[database] url``
    pointing at that database: keys, directory, migrations as ``gateway serve`` would) and its
    :class:`~gateway.exchange.local_service.LocalNodeService`;
@@ -103,6 +104,14 @@ STATES = (
     "rejected",
 )
 """Weighted like a year of traffic: most requests end answered."""
+CLOSED = ("answered", "answered", "answered", "refused", "withdrawn", "rejected")
+"""The states of conversations opened before :data:`OPEN_DAYS`."""
+OPEN_DAYS = 60
+"""Conversations opened in the last 60 days may still be open; older ones are closed."""
+TERM_DAYS = 42
+"""Due 42 calendar days after opening (about 30 working days, CIS Art. 12)."""
+LAYOUT = 2
+"""The rows' layout, in the manifest: ``--reuse`` refuses a database loaded with another."""
 PAIRS = (
     ("cis-enforcement", "RU-FSSP", "KZ-MJ"),
     ("cis-enforcement", "KZ-MJ", "RU-FSSP"),
@@ -163,14 +172,15 @@ def _rows(start: int, stop: int, newest: datetime, keys: SearchKeys) -> tuple[st
     """COPY text of rows ``start``..``stop`` of the conversations (conversation_id, agreement,
     parties, kinds, state, confidential, deadline, opened_at, updated_at, the sealed display)
     and of their search tags."""
-    start_day = newest.date()
+    recent = OPEN_DAYS * 24 * 3600 // 30
     lines: list[str] = []
     tags: list[str] = []
     for i in range(start, stop):
         agreement, requesting, requested = PAIRS[i % len(PAIRS)]
-        state = STATES[(i * 7) % len(STATES)]
-        opened = (newest - timedelta(seconds=30 * i)).isoformat()
-        deadline = start_day + timedelta(days=(i * 13) % 365 - 30)
+        state = STATES[(i * 7) % len(STATES)] if i < recent else CLOSED[(i * 7) % len(CLOSED)]
+        opened_at = newest - timedelta(seconds=30 * i)
+        opened = opened_at.isoformat()
+        deadline = opened_at.date() + timedelta(days=TERM_DAYS)
         confidential = "t" if i % 17 == 0 else "f"
         cid = str(_cid(i))
         row = facts(i)
@@ -445,6 +455,11 @@ def reused(args: argparse.Namespace, workdir: Path) -> tuple[Path, int]:
     if not manifest_path.exists():
         raise Refused(f"--reuse: no kept benchmark at {manifest_path}; {again}")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("layout") != LAYOUT:
+        raise Refused(
+            f"--reuse: database {args.database} was loaded with another layout of rows "
+            f"({manifest.get('layout', 1)}, this benchmark loads {LAYOUT}); {again}"
+        )
     url = _server_url(args.admin_url, args.database)
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     try:
@@ -532,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 manifest = {
                     "database": args.database,
                     "rows": args.rows,
+                    "layout": LAYOUT,
                     "config": str(config_path),
                 }
                 _manifest_path(workdir).write_text(json.dumps(manifest), encoding="utf-8")
