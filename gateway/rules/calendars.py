@@ -35,7 +35,7 @@ at most ~45 calendar days even over the Russian New Year holidays); a walk longe
 years means a broken calendar (say, every day configured as a day off), not a real term."""
 
 MAX_COUNT_SPAN_DAYS = 25 * 366
-"""Longest span :meth:`WorkingCalendar.working_days_between` counts (~10 ms). Wider than any
+"""Longest span :meth:`WorkingCalendar.working_days_between` counts. Wider than any
 conversation's life, so a reminder job counting days overdue never trips on an old one; a
 wider span is a wrong date, refused rather than walked."""
 
@@ -161,11 +161,30 @@ class WorkingCalendar:
                 f"calendar {self.state}: {start.isoformat()}..{end.isoformat()} spans {span} "
                 f"days, more than the {MAX_COUNT_SPAN_DAYS} a count may cover"
             )
-        return sum(self.is_working_day(start + timedelta(days=i)) for i in range(1, span + 1))
+        try:
+            return (
+                sum(_working_days_by_day(self, year)[-1] for year in range(start.year, end.year))
+                + _working_days_by_day(self, end.year)[end.timetuple().tm_yday]
+                - _working_days_by_day(self, start.year)[start.timetuple().tm_yday]
+            )
+        except ValueError:  # a year without the package's data: count the days one by one
+            return sum(self.is_working_day(start + timedelta(days=i)) for i in range(1, span + 1))
 
     def next_working_day(self, d: date) -> date:
         """``d`` if it is a working day, else the first working day after it (ГК РФ ст. 193)."""
         return d if self.is_working_day(d) else self.add_working_days(d, 1)
+
+
+@lru_cache(maxsize=_YEAR_CACHE_SIZE)
+def _working_days_by_day(calendar: WorkingCalendar, year: int) -> tuple[int, ...]:
+    """Working days of ``calendar`` among the first ``k`` days of ``year``, for each ``k`` (0 to
+    the year's length): a count between two dates is then two look-ups a year, not a walk of
+    every day (the console counts days left for each row it shows)."""
+    first = date(year, 1, 1)
+    counts = [0]
+    for i in range((date(year + 1, 1, 1) - first).days):
+        counts.append(counts[-1] + calendar.is_working_day(first + timedelta(days=i)))
+    return tuple(counts)
 
 
 def calendar_for(

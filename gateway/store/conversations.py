@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -492,17 +493,44 @@ def due_by(
     conn: Connection, states: Iterable[str], due_by: date, limit: int = MAX_PAGE_SIZE
 ) -> list[Conversation]:
     """Conversations in ``states`` due on or before ``due_by``, soonest due first (then the
-    oldest): one walk of the deadline index, across states."""
+    oldest), across states.
+
+    Each state's soonest ``limit`` are read from the state's range of the (state, due date)
+    index and merged: the walk never meets the closed conversations, most of a million and
+    most due long ago, which one walk of the due-date index filtering by state would step
+    over before reaching the first open one."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}, got {limit}")
+    chosen = tuple(sorted(set(states)))
+    if not chosen:
+        return []
+    rows = conn.execute(_due_statement(chosen), {"due_by": due_by, "limit": limit})
+    return [_row(r) for r in rows]
+
+
+@lru_cache(maxsize=16)
+def _due_statement(states: tuple[str, ...]) -> sa.Select[Any]:
+    """:func:`due_by`'s statement for ``states``, built once: building and keying a union of a
+    subquery a state costs SQLAlchemy ~5 ms of CPU a call, running the cached one ~0.7 ms (at a
+    million rows, on PostgreSQL)."""
     c = conversations.c
-    rows = conn.execute(
-        sa.select(*_COLUMNS)
-        .where(c.deadline <= due_by, c.state.in_(list(states)))
-        .order_by(c.deadline, c.opened_at, c.conversation_id)
+    due_by, limit = sa.bindparam("due_by", type_=sa.Date), sa.bindparam("limit", type_=sa.Integer)
+    per_state = [
+        sa.select(
+            sa.select(*_COLUMNS)
+            .where(c.state == state, c.deadline <= due_by)
+            .order_by(c.deadline, c.opened_at, c.conversation_id)
+            .limit(limit)
+            .subquery()
+        )
+        for state in states
+    ]
+    merged = sa.union_all(*per_state).subquery("due")
+    return (
+        sa.select(merged)
+        .order_by(merged.c.deadline, merged.c.opened_at, merged.c.conversation_id)
         .limit(limit)
     )
-    return [_row(r) for r in rows]
 
 
 def _from_counts(conn: Connection, filters: ConversationFilter) -> dict[str, int]:

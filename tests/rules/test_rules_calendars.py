@@ -172,3 +172,24 @@ def test_calendar_is_value_like() -> None:
     b = calendar_for("RU", extra_days_off=(date(2026, 11, 30),))
     assert a == b
     assert hash(a) == hash(b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    state=st.sampled_from(["RU", "KZ"]),
+    start=st.dates(min_value=date(2020, 1, 1), max_value=date(2031, 12, 31)),
+    days=st.integers(min_value=-800, max_value=800),
+    overrides=st.booleans(),
+)
+def test_count_by_year_tables_equals_counting_day_by_day(
+    state: str, start: date, days: int, overrides: bool
+) -> None:
+    """The count read from per-year tables is the count of every day walked one by one."""
+    off = [start + timedelta(days=3), date(2026, 12, 31)] if overrides else []
+    work = [start + timedelta(days=5 - start.weekday() % 7 + 7)] if overrides else []
+    cal = calendar_for(state, extra_days_off=off, extra_working_days=set(work) - set(off))
+    end = start + timedelta(days=days)
+    low, high = min(start, end), max(start, end)
+    walked = sum(cal.is_working_day(low + timedelta(days=i)) for i in range((high - low).days))
+    walked += cal.is_working_day(high) - cal.is_working_day(low)
+    assert cal.working_days_between(start, end) == (walked if end >= start else -walked)

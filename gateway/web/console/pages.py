@@ -162,9 +162,10 @@ async def dashboard(request: web.Request) -> web.Response:
     # refuse the rest and record each refusal, a dozen on every view of this page.
     may_count = may(actor, Action.COUNT_CONVERSATIONS)
     may_list = may(actor, Action.LIST_CONVERSATIONS)
-    # The count and the deadline list go to the node at once: the page takes the longer of
-    # them, and both are cheap (the count reads the counts table, the list one index walk).
-    counted, due = await asyncio.gather(
+    # The four sources are asked at once: the page takes the longest of them, not their sum
+    # (each is a hand-off to a worker thread, which on a busy machine waits for a core). All are
+    # cheap: the counts table, one index range a state, the key files, the outbox's due index.
+    counted, due, keys, undelivered = await asyncio.gather(
         ctx.service.counts_by_state(actor=actor) if may_count else _nothing(),
         ctx.service.conversations_due(
             tuple(state.value for state in DEADLINE_STATES),
@@ -174,8 +175,14 @@ async def dashboard(request: web.Request) -> web.Response:
         )
         if may_list
         else _nothing(),
+        # Asked only of users whose roles allow it (None: the page says so, as for the counts).
+        ctx.expiring_keys() if may(actor, Action.READ_KEY_EXPIRY) else _nothing(),
+        ctx.undelivered(actor) if may_list else _nothing(),
         return_exceptions=True,
     )
+    for failed in (keys, undelivered):
+        if isinstance(failed, BaseException):
+            raise failed
     counts: dict[str, int] | None
     if counted is None or isinstance(counted, PermissionDenied):
         counts = None
@@ -192,9 +199,6 @@ async def dashboard(request: web.Request) -> web.Response:
         left = days_left(request, summary)
         if left is not None and left.css:
             near.append((summary, left))
-    # Asked only of users whose roles allow it (None: the page says so, as for the counts).
-    keys = await ctx.expiring_keys() if may(actor, Action.READ_KEY_EXPIRY) else None
-    undelivered = await ctx.undelivered(actor) if may_list else None
     return render(
         request,
         "dashboard.html",

@@ -112,6 +112,7 @@ def setup_templates(app: web.Application) -> None:
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the templates are the package's: no stat of each file per page
     )
     env.filters["dt"] = format_datetime
     env.filters["isodt"] = format_iso_datetime
