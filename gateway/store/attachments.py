@@ -310,18 +310,10 @@ class Reader:
     def batch(self, conn: Connection, first: int) -> list[bytes]:
         """Plaintext of up to :data:`READ_BATCH_SEGMENTS` segments from ``first``."""
         last = min(first + READ_BATCH_SEGMENTS, self.segment_count)
-        rows = conn.execute(
-            sa.select(attachment_segments.c.segment_no, attachment_segments.c.ciphertext)
-            .where(
-                attachment_segments.c.attachment_id == self.info.attachment_id,
-                attachment_segments.c.segment_no >= first,
-                attachment_segments.c.segment_no < last,
-            )
-            .order_by(attachment_segments.c.segment_no)
-        ).all()
         out = []
-        for expected, row in zip(range(first, last), rows, strict=False):
-            if row.segment_no != expected:
+        stored = _segment_rows(conn, self.info.attachment_id, first, last)
+        for expected, (number, ciphertext) in zip(range(first, last), stored, strict=False):
+            if number != expected:
                 break
             out.append(
                 segments.open_segment(
@@ -329,7 +321,7 @@ class Reader:
                     self.prefix,
                     self.info.attachment_id,
                     expected,
-                    row.ciphertext,
+                    ciphertext,
                     final=expected == self.segment_count - 1,
                 )
             )
@@ -339,6 +331,37 @@ class Reader:
                 "all stored (the stream was cut); restore it from a backup"
             )
         return out
+
+
+def _segment_rows(
+    conn: Connection, attachment_id: str, first: int, last: int
+) -> list[tuple[int, bytes]]:
+    """``(segment number, ciphertext)`` from ``first`` to before ``last``, in order.
+
+    PostgreSQL: through the driver's cursor in *binary* format, in the caller's transaction.
+    SQLAlchemy asks psycopg for text, in which the server hex-encodes a ``bytea`` and the client
+    decodes it: twice the bytes on the wire and ~2 s of client CPU per GB; binary reads
+    100 MB of 64 KiB segments at ~420 MB/s, text at ~80 MB/s (docs/attachments.md)."""
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(
+                "SELECT segment_no, ciphertext FROM attachment_segments WHERE attachment_id = %s "
+                "AND segment_no >= %s AND segment_no < %s ORDER BY segment_no",
+                (attachment_id, first, last),
+            )
+            return [(int(number), bytes(ciphertext)) for number, ciphertext in cursor]
+    rows = conn.execute(
+        sa.select(attachment_segments.c.segment_no, attachment_segments.c.ciphertext)
+        .where(
+            attachment_segments.c.attachment_id == attachment_id,
+            attachment_segments.c.segment_no >= first,
+            attachment_segments.c.segment_no < last,
+        )
+        .order_by(attachment_segments.c.segment_no)
+    )
+    return [(row.segment_no, row.ciphertext) for row in rows]
 
 
 def reader(conn: Connection, attachment_id: str, keys: KekRing) -> Reader:
