@@ -15,7 +15,8 @@ The same run's floor for those bytes is measured too: generating them, SHA-256 a
     python -m benchmarks.large --bytes 100000000 --store postgresql
 
 The last line is JSON: bytes, seconds, max_rss_mb_sender, max_rss_mb_receiver, floor_seconds,
-floor_mb_s, mb_s.
+floor_mb_s, mb_s; per phase (upload, delivery, download) its seconds and each node's CPU
+seconds; loadavg.
 """
 
 from __future__ import annotations
