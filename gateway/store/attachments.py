@@ -16,6 +16,7 @@ killed mid-stream) are deleted by :func:`discard` and, after :data:`STAGED_LIFET
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import secrets
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,10 +36,15 @@ from gateway.crypto.at_rest import KekRing, WrappedKey
 from gateway.store.messages import data_key
 from gateway.store.tables import attachment_segments, attachments
 
+if TYPE_CHECKING:
+    from _typeshed import WritableBuffer
+
 READ_BATCH_SEGMENTS = 32
 """Segments read per query when streaming out (2 MiB of plaintext): on PostgreSQL 1 MiB per
 read transaction streamed at ~13 MB/s, 4 MiB at ~21 MB/s but with +60 MB resident; two
 batches are in memory at once."""
+
+_BATCH_BYTES = READ_BATCH_SEGMENTS * segments.SEGMENT_BYTES
 
 STAGED_LIFETIME = timedelta(days=1)
 """An upload not referenced by a submission within a day is deleted."""
@@ -386,3 +393,53 @@ def stream(
         with read() as conn:
             pieces = opened.batch(conn, first)
         yield b"".join(pieces)
+
+
+class SegmentFile(io.RawIOBase):
+    """A complete attachment as a read-only, seekable binary file, for a reader that needs
+    random access (pyHanko reads a PDF from its end: its cross-reference table). Holds one
+    batch of plaintext (:data:`READ_BATCH_SEGMENTS` segments, 2 MiB), each batch read in its
+    own short read transaction and authenticated as a stream's are (the last segment opened
+    as final: a cut file fails as it does streamed). Wrap it in :class:`io.BufferedReader`."""
+
+    def __init__(
+        self, read: Callable[[], AbstractContextManager[Connection]], opened: Reader
+    ) -> None:
+        super().__init__()
+        self._read = read
+        self._opened = opened
+        self._position = 0
+        self._first = -1
+        self._batch = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._opened.info.size}
+        if whence not in base or base[whence] + offset < 0:
+            raise ValueError(f"cannot seek to {offset} from {whence}")
+        self._position = base[whence] + offset
+        return self._position
+
+    def readinto(self, buffer: WritableBuffer) -> int:
+        if self._position >= self._opened.info.size:
+            return 0
+        first = self._position // _BATCH_BYTES * READ_BATCH_SEGMENTS
+        if first != self._first:
+            self._batch, self._first = b"", -1  # a failed read leaves nothing half-cached
+            with self._read() as conn:
+                self._batch = b"".join(self._opened.batch(conn, first))
+            self._first = first
+        at = self._position - first * segments.SEGMENT_BYTES
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), len(self._batch) - at)
+        target[:count] = self._batch[at : at + count]
+        self._position += count
+        return count
