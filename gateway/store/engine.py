@@ -6,10 +6,9 @@ SQLite (the embedded default) is set up on every connection for a gateway: write
 overwritten, not left in free pages). With WAL, ``NORMAL`` syncs the log at checkpoints, not at
 every commit: a committed transaction survives the process crashing (the log is in the OS's
 hands), and after a power cut or kernel crash the database is consistent but may lack the last
-transactions before it. The log is checkpointed every 64 MiB rather than every 4 MiB
-(:data:`SQLITE_WAL_CHECKPOINT_PAGES`). Every write transaction starts with ``BEGIN IMMEDIATE``:
-SQLite then has exactly one writer at a time, which is what makes outbox claims and audit
-appends safe there without row locks.
+transactions before it. Every write transaction starts with ``BEGIN IMMEDIATE``: SQLite then
+has exactly one writer at a time, which is what makes outbox claims and audit appends safe
+there without row locks.
 
 PostgreSQL (``postgresql+psycopg://…``) serves several gateway processes on one database;
 there the repositories use row locks (``FOR UPDATE [SKIP LOCKED]``) in the same statements.
@@ -53,14 +52,6 @@ from gateway.store import audit, counts
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for the single write lock: longer than any store
 transaction (a purge batch, a re-wrap batch), short enough to surface a stuck process."""
-SQLITE_WAL_CHECKPOINT_PAGES = 16384
-"""The log is copied into the database (a checkpoint: two fsyncs) once it holds this many pages
-(64 MiB of 4 KiB pages), not SQLite's default 1,000 (4 MiB). An attachment's segments pass
-through the log: at 4 MiB a checkpoint came every two 2 MiB write batches and a 100 MB file
-was written at ~110 MB/s; at 64 MiB at ~225 MB/s (docs/attachments.md, "Measured")."""
-SQLITE_WAL_KEPT_BYTES = 64 * 1024 * 1024
-"""After a checkpoint the log file is cut back to at most this size (a large attachment can
-grow it past :data:`SQLITE_WAL_CHECKPOINT_PAGES` while a reader holds the checkpoint back)."""
 POSTGRES_POOL_SIZE = 10
 """Connections kept per process: the executor that runs store calls is about this size."""
 POSTGRES_IDLE_PING_SECONDS = 30.0
@@ -269,8 +260,6 @@ def _sqlite_setup(engine: Engine) -> None:
             f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA secure_delete=ON",
-            f"PRAGMA wal_autocheckpoint={SQLITE_WAL_CHECKPOINT_PAGES}",
-            f"PRAGMA journal_size_limit={SQLITE_WAL_KEPT_BYTES}",
         ):
             cursor.execute(pragma)
         cursor.close()

@@ -58,8 +58,6 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
                     "busy_timeout",
                     "secure_delete",
                     "synchronous",
-                    "wal_autocheckpoint",
-                    "journal_size_limit",
                 )
             }
         assert pragmas == {
@@ -68,8 +66,6 @@ def test_sqlite_connection_settings(tmp_path: Path) -> None:
             "busy_timeout": 30000,
             "secure_delete": 1,
             "synchronous": 1,  # NORMAL: see docs/store.md on durability
-            "wal_autocheckpoint": 16384,  # 64 MiB: attachments pass through the log
-            "journal_size_limit": 64 * 1024 * 1024,
         }
     finally:
         store.dispose()
