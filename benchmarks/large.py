@@ -15,7 +15,8 @@ The same run's floor for those bytes is measured too: generating them, SHA-256 a
     python -m benchmarks.large --bytes 100000000 --store postgresql
 
 The last line is JSON: bytes, seconds, max_rss_mb_sender, max_rss_mb_receiver, floor_seconds,
-floor_mb_s, mb_s.
+floor_mb_s, mb_s; per phase (upload, delivery, download) its seconds and each node's CPU
+seconds; loadavg.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -53,6 +55,9 @@ PIECE = 1024 * 1024
 SEGMENT = 64 * 1024
 PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: проверка вложения"
 DELIVERY_WAIT_SECONDS = 3600.0
+POLL_SECONDS = 0.02
+"""How often the receiver's API is asked whether the file arrived: a short wait, so that the
+figure is the delivery's and not the poll's."""
 
 
 def _block() -> bytes:
@@ -146,13 +151,16 @@ async def _submit(
     return str(answer["message_id"])
 
 
-async def _download(http: Any, api: str, token: str, message_id: str) -> tuple[int, str]:
+async def _download(
+    http: Any, api: str, token: str, message_id: str, delivered: Callable[[], None]
+) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}", "X-Purpose": PURPOSE}
     deadline = time.monotonic() + DELIVERY_WAIT_SECONDS
     url = f"{api}/messages/{message_id}/attachments/1"
     while True:
         async with http.get(url, headers=headers) as response:
             if response.status == 200:
+                delivered()
                 digest, size = hashlib.sha256(), 0
                 async for chunk in response.content.iter_chunked(PIECE):
                     digest.update(chunk)
@@ -160,29 +168,46 @@ async def _download(http: Any, api: str, token: str, message_id: str) -> tuple[i
                 return size, digest.hexdigest()
             assert response.status == 404, await response.text()
         assert time.monotonic() < deadline, "the delivery did not arrive in time"
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def cpu_seconds(pid: int) -> float:
+    """A live process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _exchange(
-    sender_api: str, receiver_api: str, tokens: tuple[str, str], size: int
+    sender_api: str, receiver_api: str, tokens: tuple[str, str], size: int, pids: dict[str, int]
 ) -> dict[str, Any]:
+    """The exchange, timed by phase: upload (to the sender's API), delivery (submission,
+    signing, the streamed delivery, the receiver's checks, until the receiver's API serves the
+    file), download (from the receiver's API); and each node's CPU seconds per phase."""
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     document = request_document()  # made before the clock starts: the case system's part
+    marks: list[tuple[float, dict[str, float]]] = []
+
+    def mark() -> None:
+        marks.append((time.perf_counter(), {n: cpu_seconds(p) for n, p in pids.items()}))
+
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        started = time.perf_counter()
+        mark()
         attachment_id, sha256 = await _upload(http, sender_api, tokens[0], size)
-        uploaded = time.perf_counter()
+        mark()
         message_id = await _submit(http, sender_api, tokens[0], attachment_id, document)
-        got_size, got_sha256 = await _download(http, receiver_api, tokens[1], message_id)
-        finished = time.perf_counter()
+        got_size, got_sha256 = await _download(http, receiver_api, tokens[1], message_id, mark)
+        mark()
     assert (got_size, got_sha256) == (size, sha256), "the downloaded file differs"
-    return {
-        "seconds": round(finished - started, 2),
-        "upload_seconds": round(uploaded - started, 2),
-        "message_id": message_id,
-    }
+    result: dict[str, Any] = {"seconds": round(marks[-1][0] - marks[0][0], 2)}
+    for phase, (before, after) in zip(
+        ("upload", "delivery", "download"), itertools.pairwise(marks), strict=True
+    ):
+        result[f"{phase}_seconds"] = round(after[0] - before[0], 2)
+        for name in pids:
+            result[f"{phase}_cpu_s_{name}"] = round(after[1][name] - before[1][name], 2)
+    return result | {"message_id": message_id}
 
 
 def _serve(config: Path, log: Path) -> subprocess.Popen[str]:
@@ -246,7 +271,13 @@ def run(
                 on_ready(sender.pid, receiver.pid)
             with RssSampler({"sender": sender.pid, "receiver": receiver.pid}) as rss:
                 result = asyncio.run(
-                    _exchange(sender_api, receiver_api, (sender_token, receiver_token), size)
+                    _exchange(
+                        sender_api,
+                        receiver_api,
+                        (sender_token, receiver_token),
+                        size,
+                        {"sender": sender.pid, "receiver": receiver.pid},
+                    )
                 )
             for side, pid in (("sender", sender.pid), ("receiver", receiver.pid)):
                 result[f"max_rss_mb_{side}"] = round(rss.peaks[side], 1)
@@ -275,6 +306,7 @@ def main() -> None:
         "mb_s": round(mb / result["seconds"], 1),
         "store": args.store,
         "cpus": os.cpu_count(),
+        "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
     print(
         f"{mb:.0f} MB end to end in {result['seconds']} s ({result['mb_s']} MB/s); floor "

@@ -9,6 +9,7 @@ batches (:data:`WRITE_BATCH_BYTES`) of one attachment are in memory.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -128,6 +129,13 @@ def open_reader(store: Store, attachment_id: str, keys: KekRing) -> attachment_s
     count); the bytes follow with :func:`read_stream`."""
     with store.read() as conn:
         return attachment_store.reader(conn, attachment_id, keys)
+
+
+def open_file(store: Store, opened: attachment_store.Reader) -> io.BufferedReader:
+    """An opened attachment as a seekable, read-only binary file (64 KiB buffer over one
+    2 MiB batch of plaintext): for readers that need random access, such as verifying a
+    signed PDF (``gateway.crypto.pades.verify_pdf``). Blocking: call it off the event loop."""
+    return io.BufferedReader(attachment_store.SegmentFile(store.read, opened), 64 * 1024)
 
 
 async def read_stream(

@@ -26,7 +26,7 @@ from gateway.store.tables import messages
 from gateway.xml.header import read_header
 from gateway.xml.labels import CODES_RU, LANGUAGES_RU
 from tests.browser.conftest import PASSWORD, NodeConsole, Nodes, screenshot
-from tests.crypto.rendition.pdftools import page_texts, squeeze, write
+from tests.render.pdftools import page_texts, squeeze, write
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from gateway.render.rendition import render_pdf
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.crypto.rendition.conftest import AT
-from tests.crypto.rendition.pdftools import page_texts, squeeze, write
+from tests.render.conftest import AT
+from tests.render.pdftools import page_texts, squeeze, write
 
 ENV = "urn:cis-exchange:envelope:1"
 DIGEST = hashlib.sha256(b"scan").hexdigest()

@@ -9,8 +9,8 @@ import pytest
 
 from gateway.render.rendition import render_pdf
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.crypto.rendition.conftest import AT
-from tests.crypto.rendition.pdftools import page_texts, squeeze, write
+from tests.render.conftest import AT
+from tests.render.pdftools import page_texts, squeeze, write
 
 
 @pytest.mark.parametrize(

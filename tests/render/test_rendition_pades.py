@@ -31,9 +31,9 @@ from gateway.crypto.pades import (
 )
 from gateway.crypto.report import Indication, RevocationStatus, SubIndication
 from gateway.render.rendition import render_pdf
-from tests.crypto.rendition import samples
-from tests.crypto.rendition.conftest import AT, Pki
-from tests.crypto.rendition.pdftools import write
+from tests.render import samples
+from tests.render.conftest import AT, Pki
+from tests.render.pdftools import write
 from tests.tooling import require_tool
 
 REASON = "Визуализация электронного документа (CIS Art. 10)"

@@ -18,9 +18,9 @@ from gateway.crypto.report import Indication, SignatureReport, ValidationReport
 from gateway.model.problems import DocumentRejected
 from gateway.render.rendition import CONFIDENTIAL_MARK, MAX_FIELDS, render_pdf
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.crypto.rendition import samples
-from tests.crypto.rendition.conftest import AT, Pki
-from tests.crypto.rendition.pdftools import page_texts, squeeze, without_furniture, write
+from tests.render import samples
+from tests.render.conftest import AT, Pki
+from tests.render.pdftools import page_texts, squeeze, without_furniture, write
 
 EXAMPLES = sorted(VALID_EXAMPLES_DIR.glob("*.xml"))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -88,3 +89,38 @@ def test_postgres_keeps_url_options_and_sets_lock_timeout(pg_session_store) -> N
     with pg_session_store.read() as conn:
         assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "30s"
         assert conn.exec_driver_sql("SHOW search_path").scalar().startswith("gw_test_")
+
+
+def test_attachment_segments_are_stored_out_of_line_uncompressed_and_the_change_reverses(
+    empty_url: str,
+) -> None:
+    """0018: PostgreSQL stores segment ciphertext EXTERNAL (no pglz attempt on bytes that never
+    compress); down before it and up again on both stores."""
+    store = open_store(empty_url)
+    storage = sa.text(
+        "SELECT attstorage FROM pg_attribute WHERE attrelid = 'attachment_segments'::regclass "
+        "AND attname = 'ciphertext'"
+    )
+
+    def stored_as() -> str | None:
+        if store.dialect != "postgresql":
+            return None
+        with store.read() as conn:
+            return str(conn.execute(storage).scalar_one())
+
+    try:
+        migrate(store.engine)
+        assert stored_as() in (None, "e")
+        with store.engine.connect() as conn, conn.begin():
+            config = _alembic_config(conn)
+            (revision,) = [
+                r
+                for r in ScriptDirectory.from_config(config).walk_revisions()
+                if r.module.__file__ and "segments_stored_uncompressed" in r.module.__file__
+            ]
+            command.downgrade(config, str(revision.down_revision))
+        assert stored_as() in (None, "x")
+        migrate(store.engine)
+        assert stored_as() in (None, "e")
+    finally:
+        store.dispose()
