@@ -95,7 +95,7 @@ from gateway.app import admin, users
 from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
-from gateway.app.proceedings import ProceedingCloseRefused
+from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keystore import KeyRole, KeyStoreError
 from gateway.crypto.rotation import RevocationReason
 from gateway.exchange.attachments import AttachmentMeta, PartTooLarge
@@ -118,12 +118,8 @@ from gateway.exchange.service import (
 from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES
-from gateway.model.problems import DocumentRejected, Problem
+from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
-from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
-from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
-from gateway.rules.originals import OriginalRefused
-from gateway.web.console.passwords import hash_password, password_problem
 from gateway.web.json_shape import shape_problem
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -133,6 +129,7 @@ from gateway.web.server import (
     describe,
     match_info_of,
     start_guarded_site,
+    stream_attachment,
 )
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
@@ -503,14 +500,11 @@ def _translate(exc: BaseException) -> ApiError | None:
                 "remedy_ru": decision.remedy_ru,
             },
         )
-    if isinstance(exc, ProceedingCloseRefused):
-        # The store's own words: they name the rule and the dates, never a document's content.
+    if isinstance(exc, Refused):
+        # The rule's own words (a record of an original, a proceeding's closing): they name the
+        # field, the rule and the dates, never a document's content.
         return ApiError(
-            409 if exc.code == "PROCEEDING_ALREADY_CLOSED" else 422,
-            exc.code,
-            str(exc),
-            exc.message_ru,
-            extra={"article": "CIS Art. 9.6"},
+            409 if exc.conflict else 422, exc.code, str(exc), exc.message_ru, extra=exc.extra
         )
     if isinstance(exc, admin.HoldRefused):
         # The store's words name the rule (length, unknown id), never the reason sent.
@@ -558,15 +552,6 @@ def _translate(exc: BaseException) -> ApiError | None:
             exc.code,
             str(exc),
             exc.message_ru,
-        )
-    if isinstance(exc, OriginalRefused):
-        # The rule's own words: they name the field, the rule and the dates, nothing else.
-        return ApiError(
-            409 if exc.code in ORIGINAL_CONFLICTS else 422,
-            exc.code,
-            str(exc),
-            exc.message_ru,
-            extra={"field": exc.field, "article": ORIGINAL_ARTICLE},
         )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
@@ -1535,31 +1520,26 @@ def _download(content: bytes, media_type: str, message_id: str, suffix: str) -> 
     )
 
 
-async def get_message_xml(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].message_xml(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _download(content, XML_MEDIA_TYPE, message_id, ".xml")
+def _message_file(
+    read: Callable[[LocalService], Callable[..., Awaitable[bytes]]], media_type: str, suffix: str
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler downloading one file of a message — its signed XML, its PDF rendition, its
+    Receipt — read by ``read(service)`` under the stated purpose."""
+
+    async def handler(request: web.Request) -> web.Response:
+        _only_params(request, frozenset({"purpose"}))
+        message_id = _path_id(request, "message_id")
+        content = await read(request.app[SERVICE])(
+            message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+        )
+        return _download(content, media_type, message_id, suffix)
+
+    return handler
 
 
-async def get_message_pdf(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].message_pdf(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _download(content, PDF_MEDIA_TYPE, message_id, ".pdf")
-
-
-async def get_message_receipt(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].receipt_xml(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _download(content, XML_MEDIA_TYPE, message_id, ".receipt.xml")
+get_message_xml = _message_file(lambda s: s.message_xml, XML_MEDIA_TYPE, ".xml")
+get_message_pdf = _message_file(lambda s: s.message_pdf, PDF_MEDIA_TYPE, ".pdf")
+get_message_receipt = _message_file(lambda s: s.receipt_xml, XML_MEDIA_TYPE, ".receipt.xml")
 
 
 # --- attachments (docs/attachments.md) ---------------------------------------------------------
@@ -1655,20 +1635,7 @@ async def get_message_attachment(request: web.Request) -> web.StreamResponse:
     info, chunks = await request.app[SERVICE].open_attachment(
         message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
     )
-    response = web.StreamResponse(
-        headers={
-            hdrs.CONTENT_TYPE: info.meta.media_type,
-            # Never the file's own name (it may name a person or carry path characters).
-            hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}.{raw}"',
-            "X-Content-SHA256": info.sha256.hex(),
-        }
-    )
-    response.content_length = info.size
-    await response.prepare(request)
-    async for piece in chunks:
-        await response.write(piece)
-    await response.write_eof()
-    return response
+    return await stream_attachment(request, info, chunks, message_id, int(raw))
 
 
 async def get_openapi(request: web.Request) -> web.Response:

@@ -26,15 +26,15 @@ from gateway.app import admin
 from gateway.app import keys as app_keys
 from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor, serving_context
-from gateway.cli import main as gateway
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.crypto.keystore import KeyRole, KeyStore
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.service import Role
+from gateway.main import main as gateway
 from gateway.store import Store, conversations
 from gateway.store.tables import audit_events
 from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
-from gateway.web.console.passwords import hash_password
 from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from tests.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.cli import main
 from gateway.crypto.certificates import DEMO_LABEL, CertificateProfile, DemoCA, pem_bundle
+from gateway.main import main
 from tests.crypto.helpers import PASSPHRASE, SENDER, envelope
 
 CONFIG = """

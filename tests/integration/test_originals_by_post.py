@@ -19,20 +19,20 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from gateway.app.scheduled import deadline_reminders_body, send_within_days
+from gateway.app.checks import run_checks
+from gateway.app.passwords import hash_password
+from gateway.app.scheduled import DEADLINE_REMINDERS, deadline_reminders_body, send_within_days
 from gateway.cli import originals as originals_cli
-from gateway.cli.check import run_checks
 from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.service import Role
-from gateway.jobs.scheduler import DEADLINE_REMINDERS, JobRun
+from gateway.jobs.scheduler import JobRun
 from gateway.model.problems import ConfigurationError
 from gateway.store.tables import originals
 from gateway.web.console import StoreUserDirectory
-from gateway.web.console.passwords import hash_password
 from gateway.web.runtime import NodeRuntime
 from tests.console.conftest import CHEAP_HASHER, PASSWORD
 from tests.integration.exchange_world import (

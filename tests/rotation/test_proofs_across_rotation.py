@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.app.scheduled import PURGE, job_bodies
-from gateway.cli import main
 from gateway.crypto.at_rest import FileKek, KekRing
 from gateway.jobs.scheduler import JobRun
+from gateway.main import main
 from gateway.store import migrate, open_store
 from gateway.store import purge as purge_store
 from tests.rotation.conftest import BODY, NodeDir
