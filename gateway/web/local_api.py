@@ -601,6 +601,11 @@ def _translate(exc: BaseException) -> ApiError | None:
     return None
 
 
+def _bad_body(message: str, message_ru: str) -> ApiError:
+    """400 for a JSON body that is not what the route takes: the message shows what to send."""
+    return ApiError(400, ErrorCode.BAD_REQUEST, message, message_ru)
+
+
 # --- JSON --------------------------------------------------------------------------------------
 
 
@@ -1079,9 +1084,7 @@ async def post_disclosure(request: web.Request) -> web.Response:
         isinstance(body.get(k), str) and 0 < len(body[k]) <= MAX_DISCLOSURE_FIELD_CHARS
         for k in DISCLOSURE_FIELDS
     ):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
             f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
             "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
@@ -1112,9 +1115,7 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
     closed_at = _aware_datetime(body.get("closed_at"))
     reference = body.get("reference")
     if set(body) - PROCEEDING_CLOSED_FIELDS or closed_at is None or not isinstance(reference, str):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
             "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
             "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
@@ -1144,9 +1145,7 @@ async def post_original_sent(request: web.Request) -> web.Response:
     sent_on = _iso_date(body.get("sent_on"))
     tracking = body.get("tracking")
     if set(body) - {"sent_on", "tracking"} or sent_on is None or not isinstance(tracking, str):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
             "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
             "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
@@ -1166,9 +1165,7 @@ async def post_original_received(request: web.Request) -> web.Response:
     body = await _read_json_body(request)
     received_on = _iso_date(body.get("received_on"))
     if set(body) - {"received_on"} or received_on is None:
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
             "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
             "Соглашения СНГ.",
@@ -1230,9 +1227,7 @@ async def _hold_reason(request: web.Request) -> str:
     body = await _read_json_body(request)
     reason = body.get("reason")
     if set(body) - HOLD_FIELDS or not isinstance(reason, str):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"reason": "…"}: the order or case reference (1..128 characters, no personal '
             "data)",
             "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
@@ -1298,9 +1293,7 @@ async def post_token(request: web.Request) -> web.Response:
         or not _strings(roles)
         or not (days is None or (isinstance(days, int) and not isinstance(days, bool)))
     ):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"label": "…", "roles": ["…"], "expires_in_days": N or null}',
             "Укажите label, roles и (необязательно) expires_in_days.",
         )
@@ -1333,9 +1326,7 @@ async def post_user(request: web.Request) -> web.Response:
         or not isinstance(password, str)
         or not _strings(roles)
     ):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"username": "…", "password": "…", "roles": ["…"]}',
             "Укажите username, password и roles.",
         )
