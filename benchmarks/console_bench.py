@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from gateway.app.passwords import hash_password  # noqa: E402
 from gateway.config import NodeConfig  # noqa: E402
 from gateway.crypto.at_rest import SearchKeys, search_keys  # noqa: E402
 from gateway.demo.setup import build_world  # noqa: E402
@@ -78,7 +79,6 @@ from gateway.web.console import (  # noqa: E402
 )
 from gateway.web.console.identity import node_identity  # noqa: E402
 from gateway.web.console.pages import PAGE_SIZE  # noqa: E402
-from gateway.web.console.passwords import hash_password  # noqa: E402
 from gateway.web.console.sources import node_console_sources  # noqa: E402
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

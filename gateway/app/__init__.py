@@ -17,7 +17,14 @@ the same stored rows, the same audit event.
     purge         the retention purge: plan, run now, runs, signed reports (retention: the
                   policies; tombstone_check, audit_checkpoints: what binds them to the trail)
     audit         the trail: search, verify, export/show ranges, checkpoints, read purposes
-    scheduled     the scheduled jobs' bodies (locks, slots: one node runs each)
+    scheduled     the scheduled jobs' bodies (locks, slots: one node runs each); schedule:
+                  ``[scheduler]`` read and checked, each job's trigger and next run
+    checks        the node's pre-flight (``gateway check-config``, ``gateway serve``)
+    backup        a node's state in one private folder, and back (``gateway backup|restore``)
+    documents     check a document, convert JSON to XML (``gateway validate|convert``)
+    renditions    a document file's signed PDF rendition (``gateway render``)
+    passwords, tls  the console's password rules and hashing; the servers' TLS contexts
+    failures      what kind of failure an exception is: code, Russian text, exit code
     directory, originals, proceedings, disclosures, existence, outbox, database
                   the other acts and reads the adapters share
 """

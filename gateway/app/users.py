@@ -3,7 +3,7 @@
 Each function takes an :class:`~gateway.app.context.AppContext`, checks the actor's role
 (:data:`Action.MANAGE_USERS`) and records a change in the audit trail in the transaction that
 makes it. The password arrives hashed: choosing and hashing it (strength rules, scrypt) is the
-console's business (:mod:`gateway.web.console.passwords`), done by the adapter before the call.
+console's business (:mod:`gateway.app.passwords`), done by the adapter before the call.
 
 Audit events written here::
 

@@ -1,4 +1,6 @@
-"""The ``gateway`` command.
+"""The ``gateway`` command's parts: a module a group of commands, each parsing its arguments,
+calling the application layer (:mod:`gateway.app`) and printing. ``gateway.main`` puts them
+together with the commands that start the servers (``serve``, ``demo``) into the program.
 
 Each module named in :data:`COMMAND_MODULES` defines ``register(subparsers)`` and adds its
 commands, so a layer's commands live next to each other, not in one big file. Every handler
@@ -9,7 +11,7 @@ beyond the standard library at module level; a handler imports its stack (lxml, 
 SQLAlchemy, aiohttp, the PDF libraries) when it runs. ``gateway --help`` therefore loads no
 third-party package (tests/cli/test_startup.py keeps it so).
 
-Failures reach :func:`main` as exceptions and leave it as one line, ``ошибка: … [CODE]``, with
+Failures reach :func:`run` as exceptions and leave it as one line, ``ошибка: … [CODE]``, with
 the exit code of :mod:`gateway.cli.errors`; ``--debug`` adds the traceback.
 """
 
@@ -43,7 +45,8 @@ COMMAND_MODULES = (
     "signing",
     "users",
 )
-"""Modules of this package that add commands, in the order ``--help`` lists their groups."""
+"""Modules of this package that add commands, in the order ``--help`` lists their groups
+(``gateway.main.COMMAND_MODULES`` adds its own among them)."""
 
 DISTRIBUTION = "cis-exchange-gateway"
 """The name ``pip`` knows the gateway by (pyproject.toml)."""
@@ -71,7 +74,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"ошибка: неверный вызов: {message} [USAGE]\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of the commands that ``modules`` (full module names) register."""
     parser = _Parser(
         prog="gateway",
         description="Secure document-exchange gateway (CIS enforcement; RU-KZ supreme courts).",
@@ -89,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the traceback of a failure too (or set GATEWAY_DEBUG=1)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for name in modules:
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -105,9 +109,8 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``gateway`` command; returns the exit code (never raises for a failure)."""
-    parser = build_parser()
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Run one command of ``parser``; returns the exit code (never raises for a failure)."""
     args = parser.parse_args(argv)
     previous_umask = os.umask(PRIVATE_UMASK)
     try:
@@ -135,7 +138,3 @@ def _report(exc: Exception, *, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     return fail(explained.message_ru, explained.code, explained.exit_code)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

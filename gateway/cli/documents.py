@@ -1,4 +1,5 @@
-"""Document commands: ``gateway convert`` (JSON → XML) and ``gateway validate`` (XML).
+"""Document commands: ``gateway convert`` (JSON → XML) and ``gateway validate`` (XML), over
+:mod:`gateway.app.documents`.
 
 Exit codes (docs/operations.md): 0 — valid; 1 — the document is invalid, or not JSON at all
 (problems are printed with their codes); 3 — the file cannot be read (missing, no permission).
@@ -9,60 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.errors import ExitCode, fail
 
 if TYPE_CHECKING:  # the XML stack loads when a command runs, not for ``gateway --help``
-    from lxml import etree
-
-    from gateway.model.envelope import Header
     from gateway.model.problems import Problem
 
 EXIT_VALID = ExitCode.OK
 EXIT_INVALID = ExitCode.REFUSED
 EXIT_UNREADABLE = ExitCode.UNAVAILABLE
 """A file that cannot be read is a missing dependency (exit code 3), like every command's."""
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentCheck:
-    """Outcome of checking one document: schema first, then the content rules."""
-
-    problems: tuple[Problem, ...]
-    header: Header | None = None
-    """Read only when the document passed the schema."""
-
-    @property
-    def valid(self) -> bool:
-        return not any(p.severity == "error" for p in self.problems)
-
-
-def check_tree(root: etree._Element) -> DocumentCheck:
-    """Schema, then (if the schema passes) the content rules."""
-    from gateway.rules.content import check_content
-    from gateway.xml.header import read_header
-    from gateway.xml.validate import validate
-
-    problems = validate(root)
-    if problems:
-        return DocumentCheck(problems)
-    header = read_header(root)
-    return DocumentCheck(check_content(root, header), header)
-
-
-def check_bytes(data: bytes) -> DocumentCheck:
-    """Parse (hardened), then :func:`check_tree`."""
-    from gateway.model.problems import DocumentRejected
-    from gateway.xml.parsing import parse_untrusted
-
-    try:
-        root = parse_untrusted(data)
-    except DocumentRejected as rejected:
-        return DocumentCheck(rejected.problems)
-    return check_tree(root)
 
 
 def register(subparsers: Any) -> None:
@@ -117,8 +76,8 @@ def _report_unreadable(
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from gateway.model.problems import DocumentRejected, Problem
-    from gateway.xml.convert import json_to_xml, to_bytes
+    from gateway.app.documents import convert
+    from gateway.model.problems import Problem
     from gateway.xml.parsing import MAX_DOCUMENT_BYTES
 
     data = _read(args.file, args.json)
@@ -139,51 +98,17 @@ def _convert(args: argparse.Namespace) -> int:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         _report_unreadable(args.file, f"не JSON: {error}", args.json, "JSON_SYNTAX")
         return EXIT_INVALID
-    mismatch = _kind_mismatch(args.kind, document)
-    if mismatch:
-        return _print_problems(args.file, (mismatch,), args.json, stream=sys.stderr)
-    try:
-        root = json_to_xml(document)
-    except DocumentRejected as rejected:
-        return _print_problems(args.file, rejected.problems, args.json, stream=sys.stderr)
-    result = check_tree(root)
-    if not result.valid:
+    result = convert(args.kind, document)
+    if result.xml is None:
         return _print_problems(args.file, result.problems, args.json, stream=sys.stderr)
-    sys.stdout.buffer.write(to_bytes(root, pretty=True))
+    sys.stdout.buffer.write(result.xml)
     sys.stdout.flush()
     return EXIT_VALID
 
 
-def _kind_mismatch(kind_argument: str, document: Any) -> Problem | None:
-    from gateway.model.problems import Problem
-    from gateway.model.profiles import PROFILES
-
-    agreement, _, kind = kind_argument.rpartition(":")
-    header = document.get("header") if isinstance(document, dict) else None
-    body = document.get("body") if isinstance(document, dict) else None
-    header = header if isinstance(header, dict) else {}
-    body_kinds = list(body) if isinstance(body, dict) else []
-    wrong: list[str] = []
-    if agreement and agreement not in PROFILES:
-        wrong.append(f"неизвестное соглашение «{agreement}» (допустимы: {', '.join(PROFILES)})")
-    if agreement and header.get("Agreement") != agreement:
-        wrong.append(f"в header.Agreement указано «{header.get('Agreement')}»")
-    if header.get("Kind") != kind:
-        wrong.append(f"в header.Kind указано «{header.get('Kind')}»")
-    if body_kinds != [kind]:
-        wrong.append(f"в body — {', '.join(body_kinds) or 'ничего'}")
-    if not wrong:
-        return None
-    return Problem(
-        code="JSON_KIND_MISMATCH",
-        path="/header/Kind",
-        message_ru=f"Ожидался документ вида «{kind_argument}», но " + "; ".join(wrong) + ".",
-        message_en=f"expected kind {kind_argument!r}; the JSON says otherwise",
-        remedy_ru="Укажите в команде вид, совпадающий с header.Kind и ключом body.",
-    )
-
-
 def _validate(args: argparse.Namespace) -> int:
+    from gateway.app.documents import check_bytes
+
     data = _read(args.file, args.json)
     if data is None:
         return EXIT_UNREADABLE

@@ -30,59 +30,8 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(handler=_list)
 
 
-def _time(at: datetime | None) -> str | None:
-    return at.astimezone(UTC).isoformat(timespec="seconds") if at else None
-
-
-def job_rows(config: Any, now: datetime) -> list[dict[str, Any]]:
-    """What ``jobs list`` prints, one mapping per job (also for the console and tests)."""
-    import sqlalchemy as sa
-
-    from gateway.app.jobs import job_statuses_of
-    from gateway.jobs.scheduler import (
-        JOB_NAMES,
-        ScheduleSettings,
-        job_specs,
-        scheduled_job_placeholder,
-        stored_next_runs,
-    )
-
-    settings = ScheduleSettings.from_config(config)
-    specs = {
-        s.name: s for s in job_specs(settings, dict.fromkeys(JOB_NAMES, scheduled_job_placeholder))
-    }
-    engine = sa.create_engine(config.database_url, poolclass=sa.NullPool)
-    try:
-        stored = stored_next_runs(engine)
-    finally:
-        engine.dispose()
-    statuses = job_statuses_of(config.database_url, JOB_NAMES)
-    rows = []
-    for name in JOB_NAMES:
-        status = statuses[name]
-        last, success = status.last, status.last_success
-        next_run = stored.get(name) or specs[name].trigger.get_next_fire_time(None, now)
-        rows.append(
-            {
-                "job": name,
-                "schedule": settings.schedule_of(name),
-                "enabled": settings.enabled,
-                "last_slot": _time(last.slot) if last else None,
-                "last_started": _time(last.started_at) if last else None,
-                "last_finished": _time(last.finished_at) if last else None,
-                "last_outcome": last.outcome if last else None,
-                "last_owner": last.owner if last else None,
-                "last_count": last.count if last else None,
-                "last_detail": last.detail if last else None,
-                "last_success": _time(success.finished_at) if success else None,
-                "failures": status.failures,
-                "next_run": _time(next_run) if settings.enabled else None,
-            }
-        )
-    return rows
-
-
 def _list(args: argparse.Namespace) -> int:
+    from gateway.app.jobs import job_rows
     from gateway.config import NodeConfig
     from gateway.model.problems import GatewayError
 

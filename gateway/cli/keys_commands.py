@@ -14,7 +14,7 @@ from typing import Any
 from gateway.app import key_setup
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
-from gateway.cli.errors import CommandError, ExitCode, fail
+from gateway.cli.errors import ExitCode, Failure, fail
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms
 from gateway.crypto.algorithms import KeySpec
@@ -39,7 +39,7 @@ def run(handler: Any, args: argparse.Namespace) -> int:
     try:
         return int(handler(args, now=datetime.now(UTC)))
     except ValueError as exc:
-        raise CommandError(str(exc), "INVALID_ARGUMENT", ExitCode.USAGE) from exc
+        raise Failure(str(exc), "INVALID_ARGUMENT", ExitCode.USAGE) from exc
 
 
 def _store(args: argparse.Namespace) -> tuple[NodeConfig, KeyStore]:
@@ -237,8 +237,8 @@ def _parse_key(args: argparse.Namespace) -> tuple[KeyRole, str]:
     return app_keys.parse_key(str(args.key), getattr(args, "name", ""))
 
 
-def _refused(exc: app_keys.KeyRefused) -> CommandError:
-    return CommandError(str(exc), exc.code, ExitCode.REFUSED)
+def _refused(exc: app_keys.KeyRefused) -> Failure:
+    return Failure(str(exc), exc.code, ExitCode.REFUSED)
 
 
 def cmd_rotate(args: argparse.Namespace, *, now: datetime) -> int:

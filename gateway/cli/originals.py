@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.errors import ExitCode, fail, report
+from gateway.cli.errors import ExitCode, fail
 
 if TYPE_CHECKING:
     from gateway.app.context import AppContext
@@ -64,24 +64,12 @@ def _date(value: str) -> date | None:
 
 
 def _record(args: argparse.Namespace, mark: Callable[[AppContext], Any], what_ru: str) -> int:
+    """Run ``mark`` on the node; a refusal (:class:`gateway.rules.originals.OriginalRefused`)
+    is reported by :func:`gateway.cli.run` like every failure, naming the field."""
     from gateway.app.context import AppContext
-    from gateway.model.problems import GatewayError
-    from gateway.rules.originals import OriginalRefused
 
-    try:
-        ctx = AppContext.open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    try:
-        with ctx:
-            row = mark(ctx)
-    except OriginalRefused as refused:
-        unknown = refused.code == "UNKNOWN_MESSAGE"
-        return fail(
-            f"{refused.field}: {refused.message_ru}",
-            refused.code,
-            ExitCode.USAGE if unknown else ExitCode.REFUSED,
-        )
+    with AppContext.open(args.config) as ctx:
+        row = mark(ctx)
     print(f"документ {row.message_id}: {what_ru}; {_line(row)}")
     return int(ExitCode.OK)
 
@@ -125,13 +113,8 @@ def _line(row: Any) -> str:
 def _list(args: argparse.Namespace) -> int:
     from gateway.app.context import AppContext
     from gateway.app.originals import list_originals
-    from gateway.model.problems import GatewayError
 
-    try:
-        ctx = AppContext.open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    with ctx:
+    with AppContext.open(args.config) as ctx:
         rows = list_originals(ctx, args.conversation)
     if args.not_sent:
         rows = [r for r in rows if r.outgoing and r.sent_on is None]

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.errors import ExitCode, fail, report
+from gateway.cli.errors import ExitCode, fail
 
 
 def register(subparsers: Any) -> None:
@@ -45,8 +45,7 @@ def register(subparsers: Any) -> None:
 
 def _close(args: argparse.Namespace) -> int:
     from gateway.app.context import AppContext
-    from gateway.app.proceedings import ProceedingCloseRefused, close_proceeding
-    from gateway.model.problems import GatewayError
+    from gateway.app.proceedings import close_proceeding
 
     try:
         closed_at = datetime.fromisoformat(args.closed_at)
@@ -58,18 +57,9 @@ def _close(args: argparse.Namespace) -> int:
             "2027-03-01T10:00:00+03:00",
             "USAGE",
         )
-    try:
-        ctx = AppContext.open(args.config)
-    except (GatewayError, OSError) as exc:
-        return report(exc)
-    try:
-        with ctx:
-            close_proceeding(ctx, args.conversation, closed_at, args.reference)
-    except ProceedingCloseRefused as refused:
-        unknown = refused.code == "UNKNOWN_CONVERSATION"
-        return fail(
-            refused.message_ru, refused.code, ExitCode.USAGE if unknown else ExitCode.REFUSED
-        )
+    # A refusal (ProceedingCloseRefused) is reported by gateway.cli.run like every failure.
+    with AppContext.open(args.config) as ctx:
+        close_proceeding(ctx, args.conversation, closed_at, args.reference)
     print(
         f"производство по переписке {args.conversation} отмечено закрытым "
         f"{closed_at.isoformat()}; срок хранения «proceeding-closed» считается от этой даты"

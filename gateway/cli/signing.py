@@ -11,8 +11,9 @@ expiry of the signer's certificate (docs/key-rotation.md). A file is verified wi
 records when they cannot be read (a note on stderr says so). ``--message`` verifies a stored
 document by its id.
 
-``verify`` exits 0 only when every signature is TOTAL_PASSED, 1 otherwise, 2 on a
-configuration error, 3 when a file or token is unavailable (docs/operations.md).
+The work is :mod:`gateway.app.signing`'s. ``verify`` exits 0 only when every signature is
+TOTAL_PASSED, 1 otherwise, 2 on a configuration error, 3 when a file or token is unavailable
+(docs/operations.md).
 """
 
 from __future__ import annotations
@@ -22,13 +23,9 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.cli.errors import CommandError, ExitCode, fail
-
-if TYPE_CHECKING:
-    from gateway.config import NodeConfig
-    from gateway.crypto.report import ExistenceProof
+from gateway.cli.errors import ExitCode, Failure, fail
 
 EXIT_OK = ExitCode.OK
 EXIT_FAILED = ExitCode.REFUSED
@@ -72,28 +69,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_verify)
 
 
-def _timestamper(config: NodeConfig) -> Any:
-    if not config.tsa.url:
-        return None
-    from pyhanko.sign.timestamps import HTTPTimeStamper
-
-    return HTTPTimeStamper(config.tsa.url)
-
-
 def cmd_sign(args: argparse.Namespace) -> int:
+    from gateway.app.signing import sign_file
     from gateway.config import NodeConfig
-    from gateway.crypto.keys.keystore import KeyStore
-    from gateway.crypto.xades import sign_document
     from gateway.model.problems import DocumentRejected
 
     config = NodeConfig.from_toml(args.config)
-    store = KeyStore.from_config(config)
-    official = None if args.no_official else store.official(args.official)
-    seal = store.seal()
-    data = args.file.read_bytes()
     try:
-        signed = sign_document(
-            data, official, seal, datetime.now(UTC), timestamper=_timestamper(config)
+        signed = sign_file(
+            config,
+            args.file.read_bytes(),
+            datetime.now(UTC),
+            official=None if args.no_official else (args.official or ""),
         )
     except DocumentRejected as exc:
         for problem in exc.problems[1:]:
@@ -113,7 +100,7 @@ def _verification_time(text: str | None) -> datetime:
     except ValueError:
         at = None
     if at is None or at.tzinfo is None:
-        raise CommandError(
+        raise Failure(
             f"--at {text!r}: нужно время ISO 8601 с часовым поясом, например 2026-11-23T10:00:00Z",
             "INVALID_ARGUMENT",
         )
@@ -121,28 +108,24 @@ def _verification_time(text: str | None) -> datetime:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from gateway.app.signing import verify_file
     from gateway.config import NodeConfig
-    from gateway.crypto.algorithms import suite_name
-    from gateway.crypto.trust import TrustList
-    from gateway.crypto.xades import verify_document
 
     if (args.file is None) == (args.message is None):
-        raise CommandError(
+        raise Failure(
             "укажите либо FILE.xml, либо --message MESSAGE-ID (одно из двух)", "INVALID_ARGUMENT"
         )
     at = _verification_time(args.at)
     config = NodeConfig.from_toml(args.config)
-    trust = TrustList.from_config(config)
-    data, existence = _from_records(config, args.file, args.message)
-    verified = verify_document(
-        data,
-        trust,
+    verified, suites = verify_file(
+        config,
+        args.file.read_bytes() if args.file is not None else None,
+        args.message,
         at,
         expected_sender=args.expected_sender,
         require_official=not args.seal_only,
-        existence=existence,
+        note=lambda text: print(text, file=sys.stderr),
     )
-    suites = {s.role: suite_name(s.signature_algorithm) for s in verified.report.signatures}
     if args.json:
         data = verified.report.to_json()
         data["suites"] = suites
@@ -151,69 +134,3 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(verified.report.summary())
         print("suites: " + ", ".join(f"{role}: {suite}" for role, suite in suites.items()))
     return EXIT_OK if verified.passed else EXIT_FAILED
-
-
-def _from_records(
-    config: NodeConfig, file: Path | None, message_id: str | None
-) -> tuple[bytes, ExistenceProof | None]:
-    """The document (from FILE or the store) and the node's proof of its existence, if the
-    node stores exactly this document (its MessageId and SHA-256) and holds a proof. A FILE is
-    verified even when the records cannot be read (a note says so on stderr)."""
-    from gateway.model.problems import DocumentRejected
-    from gateway.xml.header import read_header
-    from gateway.xml.parsing import parse_untrusted
-
-    if file is None:
-        assert message_id is not None
-        return _stored(config, message_id, None)
-    data = file.read_bytes()
-    try:
-        message_id = read_header(parse_untrusted(data)).message_id
-    except (DocumentRejected, ValueError):
-        return data, None  # not readable: the verification says why
-    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
-        return data, None  # the node never ran: it has no records
-    try:
-        return _stored(config, message_id, data)
-    except CommandError:
-        return data, None  # the node does not store it: no record of it
-    except Exception as exc:  # records unreadable (database down, no KEK): verify without
-        print(
-            f"ПРИМЕЧАНИЕ: записи узла не прочитаны ({type(exc).__name__}: {exc}); "
-            "проверка без доказательства существования",
-            file=sys.stderr,
-        )
-        return data, None
-
-
-def _stored(
-    config: NodeConfig, message_id: str, data: bytes | None
-) -> tuple[bytes, ExistenceProof | None]:
-    """From the node's store: the document (``data`` if given, else the stored one) and its
-    proof of existence — None unless the stored document is exactly ``data``."""
-    from gateway.app.context import AppContext
-    from gateway.app.existence import MessageNotStored, stored_with_proof
-    from gateway.crypto.keys.kek_ring import load_kek_ring
-    from gateway.crypto.keys.keystore import KeyRole, KeyStore
-
-    if config.database_url.startswith("sqlite") and not config.node.data_dir.is_dir():
-        raise CommandError(
-            f"каталога данных {config.node.data_dir} нет: узел ещё не запускался",
-            "NODE_NOT_INITIALISED",
-        )
-    keys = KeyStore.from_config(config)
-    try:
-        with AppContext.from_config(config) as ctx:
-            return stored_with_proof(
-                ctx,
-                load_kek_ring(keys),
-                message_id,
-                data,
-                keys.generation_certificates(KeyRole.SEAL),
-            )
-    except MessageNotStored:
-        raise CommandError(
-            f"--message {message_id}: узел не хранит такого сообщения", "MESSAGE_NOT_FOUND"
-        ) from None
-    finally:
-        keys.close()

@@ -84,7 +84,7 @@ def register(subparsers: Any) -> None:
 
 def read_password(password_file: Path | None) -> str:
     """The new user's password: file, environment or prompt (never an argument)."""
-    from gateway.web.console.passwords import MAX_PASSWORD_CHARS
+    from gateway.app.passwords import MAX_PASSWORD_CHARS
 
     if password_file is not None:
         with password_file.open(encoding="utf-8") as stream:
@@ -106,7 +106,7 @@ def read_password(password_file: Path | None) -> str:
 
 def _add(args: argparse.Namespace, ctx: AppContext) -> int:
     from gateway.app import users
-    from gateway.web.console.passwords import hash_password, password_problem
+    from gateway.app.passwords import hash_password, password_problem
 
     try:
         password = read_password(args.password_file)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -26,6 +26,7 @@ from fpdf import FPDF
 
 from gateway.app import admin, users
 from gateway.app.context import AppContext
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.crypto.algorithms import suite_name
 from gateway.crypto.pades import sign_pdf, verify_pdf
@@ -34,8 +35,6 @@ from gateway.demo.setup import NodePorts, publish_endpoints
 from gateway.exchange.node import Node
 from gateway.exchange.service import Actor, Role
 from gateway.schemas import VALID_EXAMPLES_DIR
-from gateway.web.console import hash_password
-from gateway.web.runtime import DIRECTORY_POLL_SECONDS, NodeRuntime
 
 EXAMPLES = VALID_EXAMPLES_DIR
 DELIVERY_WAIT_SECONDS = 30.0
@@ -70,11 +69,30 @@ DEMO_PURPOSE = quote("Демонстрация обмена: проверка д
 API requires one and records it sealed in the audit trail). Percent-encoded: a header is ASCII."""
 
 
+class ServedNode(Protocol):
+    """A node serving its ports (``gateway.web.runtime.NodeRuntime``): what the demo needs of it."""
+
+    node: Node
+    peer_port: int | None
+    api_port: int | None
+    console_port: int | None
+    directory_poll_seconds: float
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+Serve = Callable[[Node], ServedNode]
+"""Makes a node's runtime (``gateway demo`` passes ``NodeRuntime``: the demo imports no server)."""
+
+
 class Demo:
-    def __init__(self, workdir: Path, out: Callable[[str], None] = print) -> None:
+    def __init__(self, workdir: Path, serve: Serve, out: Callable[[str], None] = print) -> None:
         self.workdir = workdir
+        self.serve = serve
         self.out = out
-        self.runtimes: dict[str, NodeRuntime] = {}
+        self.runtimes: dict[str, ServedNode] = {}
         self.tokens: dict[str, str] = {}
         self.passwords: dict[str, str] = {}
         self.http: aiohttp.ClientSession | None = None
@@ -84,6 +102,7 @@ class Demo:
     # --- nodes -------------------------------------------------------------------------------
 
     async def start(self, configs: dict[str, Path]) -> None:
+        poll_seconds: dict[str, float] = {}
         for body_id, path in configs.items():
             node = Node.from_config(NodeConfig.from_toml(path))
             # The demo sets its nodes up as their administrator would, audited as "demo".
@@ -99,12 +118,14 @@ class Demo:
             (path.parent / "console-password").chmod(0o600)
             self.passwords[body_id] = password
             # A quick directory watcher until the bound endpoints are published (below).
-            runtime = NodeRuntime(node, directory_poll_seconds=ADOPT_POLL_SECONDS)
+            runtime = self.serve(node)
+            poll_seconds[body_id] = runtime.directory_poll_seconds
+            runtime.directory_poll_seconds = ADOPT_POLL_SECONDS
             await runtime.start()
             self.runtimes[body_id] = runtime
         await publish_bound_endpoints(self.runtimes)
         for body_id, runtime in self.runtimes.items():
-            runtime.directory_poll_seconds = DIRECTORY_POLL_SECONDS
+            runtime.directory_poll_seconds = poll_seconds[body_id]
             config = runtime.node.config
             self.out(
                 f"  узел {body_id}: peer https://{config.peer.host}:{runtime.peer_port} (mTLS), "
@@ -216,7 +237,7 @@ class Demo:
         (renditions / f"{step:02d}-{sender}-{message_id}.pdf").write_bytes(pdf)
 
 
-async def publish_bound_endpoints(runtimes: Mapping[str, NodeRuntime]) -> None:
+async def publish_bound_endpoints(runtimes: Mapping[str, ServedNode]) -> None:
     """Nodes configured with port 0 bound free ports: re-issue their demo world's directory
     with them (:func:`gateway.demo.setup.publish_endpoints`) and wait until every node runs on
     it (each takes it through its directory watcher; start them with a short
@@ -287,11 +308,12 @@ def with_attachment(document: dict[str, Any], pdf: bytes) -> dict[str, Any]:
 async def play(
     workdir: Path,
     configs: dict[str, Path],
+    serve: Serve,
     out: Callable[[str], None],
     *,
     keep_running: bool = False,
 ) -> int:
-    demo = Demo(workdir, out)
+    demo = Demo(workdir, serve, out)
     out("Запуск узлов:")
     try:
         await demo.start(configs)
@@ -384,12 +406,14 @@ async def _until_interrupted(demo: Demo, out: Callable[[str], None]) -> None:
     await stop.wait()
 
 
-def run(workdir: Path, configs: dict[str, Path], *, keep_running: bool = False) -> int:
+def run(
+    workdir: Path, configs: dict[str, Path], serve: Serve, *, keep_running: bool = False
+) -> int:
     def out(line: str) -> None:
         print(line, flush=True)
 
     try:
-        return asyncio.run(play(workdir, configs, out, keep_running=keep_running))
+        return asyncio.run(play(workdir, configs, serve, out, keep_running=keep_running))
     except RuntimeError as exc:
         print(f"демо остановлено: {exc}", file=sys.stderr)
         return 1

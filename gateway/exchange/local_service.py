@@ -287,15 +287,7 @@ class LocalNodeService:
                 tags = None
                 if filters.search:
                     tags = listing.search_tags(conn, self.node.kek_ring, filters.search)
-                store_filter = conv_store.ConversationFilter(
-                    agreement=filters.agreement,
-                    party=filters.body,
-                    state=filters.state,
-                    kind=filters.kind,
-                    deadline_to=filters.deadline_before,
-                    confidential=confidential,
-                    tags=tags,
-                )
+                store_filter = replace(filters, confidential=confidential, tags=tags)
                 result = conv_store.list_page(conn, store_filter, cursor, limit)
                 shown = self._listings(conn, result.items, actor)
             return Page(
@@ -518,7 +510,7 @@ class LocalNodeService:
                         purpose,
                     )
             left, why = self._deadline_facts(stored)
-            return ConversationView(_summary(stored, shown), messages, left, why, stored.urgent)
+            return ConversationView(_summary(stored, shown), messages, left, why)
 
         return await self._run(view)
 

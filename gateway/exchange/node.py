@@ -242,16 +242,28 @@ class Node:
     def render(self, document: bytes) -> bytes:
         """The signed PDF rendition of a stored document (PAdES, the body's seal): the
         "original" of CIS Art. 10. Costly (fonts, PAdES): never on the receive path."""
-        pdf = render_pdf(document, generated_at=self.clock())
-        signer = self.seal.pdf_signer()
-        try:
-            return sign_pdf(
-                pdf, signer, reason="Электронная копия документа обмена", location=self.body_id
-            )
-        finally:
-            session = getattr(signer, "pkcs11_session", None)
-            if session is not None:
-                session.close()
+        return signed_rendition(document, self.seal, self.body_id, self.clock())
+
+
+def signed_rendition(
+    document: bytes, seal: SigningKey, body_id: str, at: datetime, timestamper: Any = None
+) -> bytes:
+    """The PDF rendition of ``document`` signed PAdES with ``seal`` (B-T with a
+    ``timestamper``, pyHanko's): what the local API serves and ``gateway render`` writes."""
+    pdf = render_pdf(document, generated_at=at)
+    signer = seal.pdf_signer()
+    try:
+        return sign_pdf(
+            pdf,
+            signer,
+            reason="Электронная копия документа обмена",
+            location=body_id,
+            timestamper=timestamper,
+        )
+    finally:
+        session = getattr(signer, "pkcs11_session", None)
+        if session is not None:
+            session.close()
 
 
 def _load_crls(config: NodeConfig) -> list[Any]:

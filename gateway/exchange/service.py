@@ -25,6 +25,9 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from gateway.model.problems import GatewayError
+from gateway.store.conversations import ConversationFilter
+
+__all__ = ["ConversationFilter"]  # the list's filter is the store's: one class from API to SQL
 
 
 class Role(StrEnum):
@@ -228,21 +231,6 @@ class SubmitResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ConversationFilter:
-    agreement: str | None = None
-    body: str | None = None
-    """Either party's body id."""
-    state: str | None = None
-    kind: str | None = None
-    """The opening kind."""
-    deadline_before: date | None = None
-    confidential: bool | None = None
-    search: str | None = None
-    """A case number or a debtor's name, found through the keyed index (exact after
-    normalisation: case, ё/е, spaces, dashes; see gateway.exchange.listing)."""
-
-
-@dataclass(frozen=True, slots=True)
 class ConversationSummary:
     conversation_id: str
     agreement: str
@@ -321,8 +309,11 @@ class ConversationView:
     """In the term's unit, from the requested party's today (gateway.rules.clock)."""
     deadline_why: str | None = None
     """Which calendar, zone and pauses fixed the due date."""
-    urgent: bool = False
-    """The request was sent as urgent (SC Art. 5.2), as its machine recorded it."""
+
+    @property
+    def urgent(self) -> bool:
+        """The request was sent as urgent (SC Art. 5.2): the summary's."""
+        return self.summary.urgent
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from apscheduler.events import (
@@ -63,18 +63,13 @@ from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway.app import slots
 from gateway.app.locks import DEFAULT_LEASE, JobLock, advisory_key, default_owner
-from gateway.app.retention import SourceLines
+from gateway.app.schedule import TABLE_PREFIX, ScheduleSettings
 from gateway.app.scheduled import (
-    DEADLINE_REMINDERS,
     JOB_NAMES,
-    KEY_EXPIRY_WARNINGS,
     OUTBOX_RETRY,
-    PURGE,
     JobRun,
     NodeLike,
     job_bodies,
@@ -88,18 +83,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-TABLE_PREFIX = "jobs_"
-"""Prefix of the scheduler's own tables (job store, SQLite locks): apart from the store's."""
-DEFAULT_PURGE_CRON = "30 2 * * *"
-"""02:30 node time: after midnight's day change, before the working day (and its traffic)."""
-DEFAULT_DEADLINE_REMINDERS_CRON = "0 8 * * *"
-"""08:00: the reminder is waiting when the operators start work."""
-DEFAULT_KEY_EXPIRY_CRON = "0 7 * * *"
-DEFAULT_OUTBOX_RETRY_SECONDS = 30
-"""The sweep only picks rows whose back-off has passed; 30 s keeps the added delay small."""
-MIN_OUTBOX_RETRY_SECONDS = 5
-"""Below this the sweep would mostly find nothing and keep the database busy."""
-MAX_LOCK_LEASE_SECONDS = 24 * 3600
 DAILY_MISFIRE_GRACE_SECONDS: int | None = None
 """No limit: a purge (or reminder, or warning) run late is always better than none, and
 ``coalesce`` makes the catch-up a single run however many were missed."""
@@ -112,16 +95,6 @@ single writer (or a slow PostgreSQL connect) rather than lose a nightly run at o
 JOB_STORE_DB_TIMEOUT_SECONDS = 5
 """APScheduler 3 reads and updates its job table on the event loop: a database that does not
 answer may stall the service this long at most. APScheduler then retries after 10 s."""
-
-_SCHEDULER_KEYS = {
-    "enabled",
-    "purge",
-    "deadline_reminders",
-    "key_expiry_warnings",
-    "outbox_retry_seconds",
-    "lock_lease_seconds",
-    "owner",
-}
 
 
 def _utcnow() -> datetime:
@@ -165,157 +138,24 @@ class JobSpec:
     """Several missed runs become one. Only tests turn this off."""
 
 
-# --- configuration ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleSettings:
-    """The ``[scheduler]`` section (``NodeConfig.extra["scheduler"]``), checked."""
-
-    timezone: ZoneInfo
-    """From ``[node] timezone``: cron times are node-local."""
-    enabled: bool = True
-    purge: str = DEFAULT_PURGE_CRON
-    deadline_reminders: str = DEFAULT_DEADLINE_REMINDERS_CRON
-    key_expiry_warnings: str = DEFAULT_KEY_EXPIRY_CRON
-    outbox_retry_seconds: int = DEFAULT_OUTBOX_RETRY_SECONDS
-    lock_lease_seconds: int = int(DEFAULT_LEASE.total_seconds())
-    owner: str = ""
-    """This node's name in locks and logs; empty: ``<body id>@<host>:<pid>``."""
-
-    @classmethod
-    def from_config(cls, config: NodeConfig) -> ScheduleSettings:
-        """Read and check ``[scheduler]``; :class:`ConfigurationError` names file, line, key."""
-        try:
-            tz = ZoneInfo(config.node.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(
-                f"{config.path}: [node] timezone {config.node.timezone!r} is not an IANA time "
-                "zone name (e.g. Europe/Moscow, Asia/Almaty)"
-            ) from None
-        raw = config.extra.get("scheduler") or {}
-        lines = SourceLines.read(config.path)
-
-        def fail(key: str | None, reason: str) -> ConfigurationError:
-            line = lines.key(("scheduler",), None, key) if key else lines.header(("scheduler",))
-            where = f"{config.path}:{line}" if line else str(config.path)
-            return ConfigurationError(f"{where}: [scheduler] {reason}")
-
-        if not isinstance(raw, dict):
-            raise fail(None, "must be a table")
-        for key in raw:
-            if key not in _SCHEDULER_KEYS:
-                raise fail(
-                    key, f"unknown key {key!r}; known keys: {', '.join(sorted(_SCHEDULER_KEYS))}"
-                )
-        values: dict[str, Any] = {}
-        for key in ("purge", "deadline_reminders", "key_expiry_warnings"):
-            if key in raw:
-                expr = raw[key]
-                if not isinstance(expr, str):
-                    raise fail(key, f'{key} must be a crontab string such as "30 2 * * *"')
-                try:
-                    cron_trigger(expr, tz)
-                except ValueError as exc:
-                    raise fail(
-                        key,
-                        f"{key} = {expr!r} is not a crontab expression (minute hour day month "
-                        f'weekday, e.g. "30 2 * * *"): {exc}',
-                    ) from None
-                values[key] = expr
-        for key, low, high in (
-            ("outbox_retry_seconds", MIN_OUTBOX_RETRY_SECONDS, 3600),
-            ("lock_lease_seconds", 60, MAX_LOCK_LEASE_SECONDS),
-        ):
-            if key in raw:
-                value = raw[key]
-                if (
-                    not isinstance(value, int)
-                    or isinstance(value, bool)
-                    or not low <= value <= high
-                ):
-                    raise fail(key, f"{key} must be a whole number of seconds from {low} to {high}")
-                values[key] = value
-        if "enabled" in raw:
-            if not isinstance(raw["enabled"], bool):
-                raise fail("enabled", "enabled must be true or false")
-            values["enabled"] = raw["enabled"]
-        if "owner" in raw:
-            if not isinstance(raw["owner"], str) or not 0 < len(raw["owner"]) <= 100:
-                raise fail("owner", "owner must be a name of 1-100 characters (e.g. gw1)")
-            values["owner"] = raw["owner"]
-        return cls(timezone=tz, **values)
-
-    def schedule_of(self, name: str) -> str:
-        """The job's schedule as configured: a crontab line (node time) or an interval."""
-        return {
-            PURGE: self.purge,
-            DEADLINE_REMINDERS: self.deadline_reminders,
-            KEY_EXPIRY_WARNINGS: self.key_expiry_warnings,
-            OUTBOX_RETRY: f"every {self.outbox_retry_seconds} s",
-        }[name]
-
-
-def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
-    """A trigger from a five-field crontab expression (minute hour day month weekday), in the
-    node's time zone. Raises ValueError.
-
-    Weekdays must be names (``mon-fri``) or ``*``: crontab counts 0 = Sunday, APScheduler 3's
-    ``from_crontab`` counts 0 = Monday, so ``1-5`` would silently mean Tuesday to Saturday.
-    """
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"{len(fields)} fields instead of 5")
-    if any(c.isdigit() for c in fields[4]):
-        raise ValueError(
-            "write weekdays as names (mon-fri, sat,sun): crontab numbers them from Sunday = 0, "
-            "APScheduler from Monday = 0"
-        )
-    return CronTrigger.from_crontab(expr, timezone=tz)
-
-
 def job_specs(settings: ScheduleSettings, bodies: Mapping[str, JobBody]) -> tuple[JobSpec, ...]:
     """The node's jobs, for the bodies given (a job without a body is not scheduled here)."""
     unknown = set(bodies) - set(JOB_NAMES)
     if unknown:
         raise ValueError(f"unknown job(s) {sorted(unknown)}; known: {', '.join(JOB_NAMES)}")
-    tz = settings.timezone
-    triggers: dict[str, tuple[BaseTrigger, int | None]] = {
-        PURGE: (cron_trigger(settings.purge, tz), DAILY_MISFIRE_GRACE_SECONDS),
-        DEADLINE_REMINDERS: (
-            cron_trigger(settings.deadline_reminders, tz),
-            DAILY_MISFIRE_GRACE_SECONDS,
-        ),
-        KEY_EXPIRY_WARNINGS: (
-            cron_trigger(settings.key_expiry_warnings, tz),
-            DAILY_MISFIRE_GRACE_SECONDS,
-        ),
-        # A sweep missed by more than its interval is superseded by the next one.
-        OUTBOX_RETRY: (
-            IntervalTrigger(seconds=settings.outbox_retry_seconds, timezone=tz),
-            settings.outbox_retry_seconds,
-        ),
-    }
+    # A sweep missed by more than its interval is superseded by the next one; a daily job
+    # run late is always better than none.
+    grace = {OUTBOX_RETRY: settings.outbox_retry_seconds}
     return tuple(
-        JobSpec(name, bodies[name], *triggers[name]) for name in JOB_NAMES if name in bodies
+        JobSpec(
+            name,
+            bodies[name],
+            settings.trigger_of(name),
+            grace.get(name, DAILY_MISFIRE_GRACE_SECONDS),
+        )
+        for name in JOB_NAMES
+        if name in bodies
     )
-
-
-def stored_next_runs(engine: sa.Engine, table_prefix: str = TABLE_PREFIX) -> dict[str, datetime]:
-    """Each job's next run time as the job store holds it (shared by every process of the
-    node); empty when no scheduler has started yet. Read without starting APScheduler."""
-    table = sa.table(
-        f"{table_prefix}apscheduler", sa.column("id"), sa.column("next_run_time", sa.Float)
-    )
-    if not sa.inspect(engine).has_table(table.name):
-        return {}
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.id, table.c.next_run_time)).all()
-    return {
-        r.id: datetime.fromtimestamp(r.next_run_time, UTC)
-        for r in rows
-        if r.next_run_time is not None
-    }
 
 
 # --- APScheduler plumbing -----------------------------------------------------------------------

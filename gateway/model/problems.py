@@ -9,13 +9,16 @@ Exception tree::
     GatewayError
     ├── DocumentRejected      one or more Problems with a document (schema, rules, parsing)
     └── ConfigurationError    a node's configuration or a policy file is wrong
+
+    Refused (a ValueError)    an act the node will not do as asked; nothing changed
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import Any, ClassVar
 
 
 class Severity(StrEnum):
@@ -71,3 +74,26 @@ class DocumentRejected(GatewayError):
 
 class ConfigurationError(GatewayError):
     """The node's configuration (or a policy file) is wrong; the message names file, line, key."""
+
+
+class Refused(ValueError):
+    """An act the node will not do as asked (a record of an original, a proceeding's closing);
+    nothing was changed. :attr:`code` is stable (for programs), ``str()`` the English message,
+    :attr:`message_ru` says why and what to do (CIS Art. 19), :attr:`extra` what an answer
+    carries besides (the field, the article). :attr:`conflict`: the record's own state is the
+    cause (HTTP 409), not the input (422) — the local API and the console map it once."""
+
+    CONFLICTS: ClassVar[frozenset[str]] = frozenset()
+    """The codes the record's state causes; each kind of refusal lists its own."""
+
+    def __init__(
+        self, code: str, message: str, message_ru: str, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message_ru = message_ru
+        self.extra: Mapping[str, Any] = dict(extra or {})
+
+    @property
+    def conflict(self) -> bool:
+        return self.code in self.CONFLICTS

@@ -130,6 +130,22 @@ def _kinds(*kinds: MessageKind) -> Mapping[str, MessageKind]:
 
 _R, _D, _E = Direction.REQUESTING, Direction.REQUESTED, Direction.EITHER
 
+
+def _answers(article: str) -> tuple[MessageKind, MessageKind]:
+    """The node's own answers to every document, sealed without an official's signature: the
+    Receipt and the Rejection (the same in every agreement but for the article)."""
+    return (
+        MessageKind("Receipt", "Квитанция о получении", article, _E, signed_by_official=False),
+        MessageKind(
+            "Rejection",
+            "Уведомление об отклонении документа",
+            article,
+            _E,
+            signed_by_official=False,
+        ),
+    )
+
+
 CIS_ENFORCEMENT = AgreementProfile(
     id="cis-enforcement",
     title_ru=(
@@ -198,16 +214,7 @@ CIS_ENFORCEMENT = AgreementProfile(
             "ConsultationRecord", "Запись о проведённых консультациях", "CIS Art. 13, 15", _E
         ),
         MessageKind("Withdrawal", "Отзыв запроса", "CIS Art. 11", _R),
-        MessageKind(
-            "Receipt", "Квитанция о получении", "CIS Art. 10", _E, signed_by_official=False
-        ),
-        MessageKind(
-            "Rejection",
-            "Уведомление об отклонении документа",
-            "CIS Art. 10",
-            _E,
-            signed_by_official=False,
-        ),
+        *_answers("CIS Art. 10"),
     ),
     reservations=(
         Reservation(
@@ -272,16 +279,7 @@ RU_KZ_SUPREME_COURTS = AgreementProfile(
         MessageKind("ConsultationAnswer", "Ответ в ходе консультаций", "SC Art. 9.2", _E),
         MessageKind("ConsultationRecord", "Запись о проведённых консультациях", "SC Art. 9.2", _E),
         MessageKind("Withdrawal", "Отзыв запроса", "SC Art. 5", _R),
-        MessageKind(
-            "Receipt", "Квитанция о получении", "SC Art. 5.1", _E, signed_by_official=False
-        ),
-        MessageKind(
-            "Rejection",
-            "Уведомление об отклонении документа",
-            "SC Art. 5.1",
-            _E,
-            signed_by_official=False,
-        ),
+        *_answers("SC Art. 5.1"),
     ),
 )
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from gateway.model.problems import Refused
 from gateway.model.profiles import CIS_ENFORCEMENT, PROFILES
 from gateway.rules.calendars import WorkingCalendar
 
@@ -67,15 +68,15 @@ CONFLICTS = frozenset({"ORIGINAL_ALREADY_SENT", "ORIGINAL_ALREADY_RECEIVED", "OR
 """Refusal codes the record's own state causes (HTTP 409); the others are bad input (422)."""
 
 
-class OriginalRefused(ValueError):
+class OriginalRefused(Refused):
     """A record of the original cannot be made as asked. :attr:`code`, :attr:`field` and the
     Russian message say why and what to do; nothing was changed."""
 
+    CONFLICTS = CONFLICTS
+
     def __init__(self, code: str, field: str, message_ru: str, message_en: str) -> None:
-        self.code = code
+        super().__init__(code, message_en, message_ru, {"field": field, "article": ARTICLE})
         self.field = field
-        self.message_ru = message_ru
-        super().__init__(message_en)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.model.problems import Refused
 from gateway.store import audit, counts
 from gateway.store.dialect import insert_if_absent
 from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, search_tags
@@ -64,19 +65,24 @@ class Conversation:
 
 @dataclass(frozen=True, slots=True)
 class ConversationFilter:
-    """Console filters; ``None`` means "any". All given filters must hold (AND)."""
+    """What a list of conversations is filtered on (the local API, the console, the store);
+    ``None`` means "any". All given filters must hold (AND)."""
 
     agreement: str | None = None
-    party: str | None = None
-    """Body id on either side (requesting or requested)."""
+    body: str | None = None
+    """Either party's body id (requesting or requested)."""
     state: str | None = None
     kind: str | None = None
     """The opening kind."""
     deadline_from: date | None = None
     """Deadline on or after this date (conversations without a deadline are left out)."""
-    deadline_to: date | None = None
+    deadline_before: date | None = None
     """Deadline on or before this date."""
     confidential: bool | None = None
+    search: str | None = None
+    """A case number or a debtor's name, found through the keyed index (exact after
+    normalisation: case, ё/е, spaces, dashes; see gateway.exchange.listing). The local
+    service turns it into ``tags``; the store reads only those."""
     tags: tuple[bytes, ...] | None = None
     """Only conversations indexed under one of these search tags (debtor or case number)."""
 
@@ -323,14 +329,14 @@ MAX_PROCEEDING_REFERENCE = 128
 personal data, like a legal hold's reason."""
 
 
-class ProceedingCloseRefused(ValueError):
+class ProceedingCloseRefused(Refused):
     """A proceeding cannot be marked closed as asked; :attr:`code` and the Russian message say
     why and what to do. Nothing was changed."""
 
+    CONFLICTS = frozenset({"PROCEEDING_ALREADY_CLOSED"})
+
     def __init__(self, code: str, message_ru: str, message_en: str) -> None:
-        self.code = code
-        self.message_ru = message_ru
-        super().__init__(message_en)
+        super().__init__(code, message_en, message_ru, {"article": "CIS Art. 9.6"})
 
 
 def close_proceeding(
@@ -409,9 +415,9 @@ def _where(filters: ConversationFilter) -> list[sa.ColumnElement[bool]]:
     clauses: list[sa.ColumnElement[bool]] = []
     if filters.agreement is not None:
         clauses.append(c.agreement == filters.agreement)
-    if filters.party is not None:
+    if filters.body is not None:
         clauses.append(
-            sa.or_(c.requesting_party == filters.party, c.requested_party == filters.party)
+            sa.or_(c.requesting_party == filters.body, c.requested_party == filters.body)
         )
     if filters.state is not None:
         clauses.append(c.state == filters.state)
@@ -419,8 +425,8 @@ def _where(filters: ConversationFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(c.opening_kind == filters.kind)
     if filters.deadline_from is not None:
         clauses.append(c.deadline >= filters.deadline_from)
-    if filters.deadline_to is not None:
-        clauses.append(c.deadline <= filters.deadline_to)
+    if filters.deadline_before is not None:
+        clauses.append(c.deadline <= filters.deadline_before)
     if filters.confidential is not None:
         clauses.append(c.confidential == filters.confidential)
     if filters.tags is not None:
@@ -476,14 +482,14 @@ def count_by_state(
     Filters on the agreement, a party and the state are answered from the counts table
     (:mod:`gateway.store.counts`: a few rows, whatever the number of conversations); others
     count the conversations themselves."""
-    if replace(filters, agreement=None, party=None, state=None) == ConversationFilter():
+    if replace(filters, agreement=None, body=None, state=None, search=None) == ConversationFilter():
         return _from_counts(conn, filters)
     # Under another filter, grouping by an expression rather than the bare column keeps
     # SQLite's planner from walking the whole state index (to skip a sort) and makes it search
     # the filter's covering index instead: ~3 s → ~0.03 s for a rare kind at a million rows.
     # With no filter but the state, the state index is the right walk. PostgreSQL
     # hash-aggregates either way.
-    only_state = replace(filters, state=None) == ConversationFilter()
+    only_state = replace(filters, state=None, search=None) == ConversationFilter()
     state = conversations.c.state if only_state else (conversations.c.state + "").label("state")
     rows = conn.execute(sa.select(state, sa.func.count()).where(*_where(filters)).group_by(state))
     return {state: count for state, count in rows}
@@ -538,7 +544,7 @@ def _from_counts(conn: Connection, filters: ConversationFilter) -> dict[str, int
     for (state, agreement, requesting, requested), n in counts.read(conn).items():
         if filters.agreement is not None and agreement != filters.agreement:
             continue
-        if filters.party is not None and filters.party not in (requesting, requested):
+        if filters.body is not None and filters.body not in (requesting, requested):
             continue
         if filters.state is not None and state != filters.state:
             continue

@@ -95,7 +95,7 @@ from gateway.app import admin, users
 from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
-from gateway.app.proceedings import ProceedingCloseRefused
+from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keys.generations import RevocationReason
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.attachments import AttachmentMeta, PartTooLarge
@@ -118,12 +118,8 @@ from gateway.exchange.service import (
 from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES
-from gateway.model.problems import DocumentRejected, Problem
+from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
-from gateway.rules.originals import ARTICLE as ORIGINAL_ARTICLE
-from gateway.rules.originals import CONFLICTS as ORIGINAL_CONFLICTS
-from gateway.rules.originals import OriginalRefused
-from gateway.web.console.passwords import hash_password, password_problem
 from gateway.web.json_shape import shape_problem
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -133,6 +129,7 @@ from gateway.web.server import (
     describe,
     match_info_of,
     start_guarded_site,
+    stream_attachment,
 )
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
@@ -503,14 +500,11 @@ def _translate(exc: BaseException) -> ApiError | None:
                 "remedy_ru": decision.remedy_ru,
             },
         )
-    if isinstance(exc, ProceedingCloseRefused):
-        # The store's own words: they name the rule and the dates, never a document's content.
+    if isinstance(exc, Refused):
+        # The rule's own words (a record of an original, a proceeding's closing): they name the
+        # field, the rule and the dates, never a document's content.
         return ApiError(
-            409 if exc.code == "PROCEEDING_ALREADY_CLOSED" else 422,
-            exc.code,
-            str(exc),
-            exc.message_ru,
-            extra={"article": "CIS Art. 9.6"},
+            409 if exc.conflict else 422, exc.code, str(exc), exc.message_ru, extra=exc.extra
         )
     if isinstance(exc, admin.HoldRefused):
         # The store's words name the rule (length, unknown id), never the reason sent.
@@ -559,15 +553,6 @@ def _translate(exc: BaseException) -> ApiError | None:
             str(exc),
             exc.message_ru,
         )
-    if isinstance(exc, OriginalRefused):
-        # The rule's own words: they name the field, the rule and the dates, nothing else.
-        return ApiError(
-            409 if exc.code in ORIGINAL_CONFLICTS else 422,
-            exc.code,
-            str(exc),
-            exc.message_ru,
-            extra={"field": exc.field, "article": ORIGINAL_ARTICLE},
-        )
     if isinstance(exc, InvalidCursor):
         return _bad_parameter(
             "after",
@@ -614,6 +599,11 @@ def _translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, web.HTTPException) and 400 <= exc.status < 500:
         return ApiError(exc.status, ErrorCode.BAD_REQUEST, "bad request", "Неверный запрос.")
     return None
+
+
+def _bad_body(message: str, message_ru: str) -> ApiError:
+    """400 for a JSON body that is not what the route takes: the message shows what to send."""
+    return ApiError(400, ErrorCode.BAD_REQUEST, message, message_ru)
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -1094,9 +1084,7 @@ async def post_disclosure(request: web.Request) -> web.Response:
         isinstance(body.get(k), str) and 0 < len(body[k]) <= MAX_DISCLOSURE_FIELD_CHARS
         for k in DISCLOSURE_FIELDS
     ):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
             f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
             "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
@@ -1127,9 +1115,7 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
     closed_at = _aware_datetime(body.get("closed_at"))
     reference = body.get("reference")
     if set(body) - PROCEEDING_CLOSED_FIELDS or closed_at is None or not isinstance(reference, str):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
             "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
             "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
@@ -1159,9 +1145,7 @@ async def post_original_sent(request: web.Request) -> web.Response:
     sent_on = _iso_date(body.get("sent_on"))
     tracking = body.get("tracking")
     if set(body) - {"sent_on", "tracking"} or sent_on is None or not isinstance(tracking, str):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
             "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
             "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
@@ -1181,9 +1165,7 @@ async def post_original_received(request: web.Request) -> web.Response:
     body = await _read_json_body(request)
     received_on = _iso_date(body.get("received_on"))
     if set(body) - {"received_on"} or received_on is None:
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
             "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
             "Соглашения СНГ.",
@@ -1245,9 +1227,7 @@ async def _hold_reason(request: web.Request) -> str:
     body = await _read_json_body(request)
     reason = body.get("reason")
     if set(body) - HOLD_FIELDS or not isinstance(reason, str):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"reason": "…"}: the order or case reference (1..128 characters, no personal '
             "data)",
             "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
@@ -1313,9 +1293,7 @@ async def post_token(request: web.Request) -> web.Response:
         or not _strings(roles)
         or not (days is None or (isinstance(days, int) and not isinstance(days, bool)))
     ):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"label": "…", "roles": ["…"], "expires_in_days": N or null}',
             "Укажите label, roles и (необязательно) expires_in_days.",
         )
@@ -1348,9 +1326,7 @@ async def post_user(request: web.Request) -> web.Response:
         or not isinstance(password, str)
         or not _strings(roles)
     ):
-        raise ApiError(
-            400,
-            ErrorCode.BAD_REQUEST,
+        raise _bad_body(
             'send {"username": "…", "password": "…", "roles": ["…"]}',
             "Укажите username, password и roles.",
         )
@@ -1535,31 +1511,26 @@ def _download(content: bytes, media_type: str, message_id: str, suffix: str) -> 
     )
 
 
-async def get_message_xml(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].message_xml(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _download(content, XML_MEDIA_TYPE, message_id, ".xml")
+def _message_file(
+    read: Callable[[LocalService], Callable[..., Awaitable[bytes]]], media_type: str, suffix: str
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler downloading one file of a message — its signed XML, its PDF rendition, its
+    Receipt — read by ``read(service)`` under the stated purpose."""
+
+    async def handler(request: web.Request) -> web.Response:
+        _only_params(request, frozenset({"purpose"}))
+        message_id = _path_id(request, "message_id")
+        content = await read(request.app[SERVICE])(
+            message_id, actor=request[ACTOR], purpose=stated_purpose(request)
+        )
+        return _download(content, media_type, message_id, suffix)
+
+    return handler
 
 
-async def get_message_pdf(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].message_pdf(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _download(content, PDF_MEDIA_TYPE, message_id, ".pdf")
-
-
-async def get_message_receipt(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    content = await request.app[SERVICE].receipt_xml(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _download(content, XML_MEDIA_TYPE, message_id, ".receipt.xml")
+get_message_xml = _message_file(lambda s: s.message_xml, XML_MEDIA_TYPE, ".xml")
+get_message_pdf = _message_file(lambda s: s.message_pdf, PDF_MEDIA_TYPE, ".pdf")
+get_message_receipt = _message_file(lambda s: s.receipt_xml, XML_MEDIA_TYPE, ".receipt.xml")
 
 
 # --- attachments (docs/attachments.md) ---------------------------------------------------------
@@ -1655,20 +1626,7 @@ async def get_message_attachment(request: web.Request) -> web.StreamResponse:
     info, chunks = await request.app[SERVICE].open_attachment(
         message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
     )
-    response = web.StreamResponse(
-        headers={
-            hdrs.CONTENT_TYPE: info.meta.media_type,
-            # Never the file's own name (it may name a person or carry path characters).
-            hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}.{raw}"',
-            "X-Content-SHA256": info.sha256.hex(),
-        }
-    )
-    response.content_length = info.size
-    await response.prepare(request)
-    async for piece in chunks:
-        await response.write(piece)
-    await response.write_eof()
-    return response
+    return await stream_attachment(request, info, chunks, message_id, int(raw))
 
 
 async def get_openapi(request: web.Request) -> web.Response:

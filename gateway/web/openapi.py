@@ -194,10 +194,6 @@ _SCHEMAS: dict[str, Any] = {
                 **_NULLABLE_STR,
                 "description": "Which calendar, zone and pauses fixed the due date.",
             },
-            "urgent": {
-                "type": "boolean",
-                "description": "The request was sent as urgent (SC Art. 5.2).",
-            },
         }
     ),
     "MessageView": _object(
@@ -247,6 +243,14 @@ def _json_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+def _object_answer(description: str) -> dict[str, Any]:
+    """A JSON object answer, its keys named by the description."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+
+
 def _answer(description: str, properties: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": description,
@@ -269,27 +273,28 @@ _KEY_PATH = [
 ]
 
 
-def _error(description: str, schema: str = "Error") -> dict[str, Any]:
+def _returns(description: str, schema: str = "Error") -> dict[str, Any]:
+    """An answer whose JSON is the named schema (an error unless another is named)."""
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
 _RESPONSES: dict[str, Any] = {
-    "BadRequest": _error(
+    "BadRequest": _returns(
         "A parameter, header or the JSON is malformed (INVALID_PARAMETER, "
         "INVALID_JSON), or the HTTP request itself (MALFORMED_REQUEST: refused by the HTTP "
         "parser, in this same shape); the message names which, never the value."
     ),
     "Unauthorized": {
-        **_error("No bearer token, or an unknown one (UNAUTHENTICATED)."),
+        **_returns("No bearer token, or an unknown one (UNAUTHENTICATED)."),
         "headers": {"WWW-Authenticate": {"schema": _STR}},
     },
-    "Forbidden": _error("The token lacks the role named in error.role (FORBIDDEN)."),
-    "NotFound": _error("No such conversation or message (NOT_FOUND)."),
-    "PurposeRequired": _error(
+    "Forbidden": _returns("The token lacks the role named in error.role (FORBIDDEN)."),
+    "NotFound": _returns("No such conversation or message (NOT_FOUND)."),
+    "PurposeRequired": _returns(
         "Reading a document's content (any conversation) or a confidential conversation: state "
         "the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, CIS Art. 9.1)."
     ),
-    "InternalError": _error("The node's fault (INTERNAL_ERROR); details in its log only."),
+    "InternalError": _returns("The node's fault (INTERNAL_ERROR); details in its log only."),
 }
 
 _PARAMETERS: dict[str, Any] = {
@@ -410,13 +415,13 @@ def _paths() -> dict[str, Any]:
                         },
                         "content": {"application/json": {"schema": _ref("SubmitResult")}},
                     },
-                    "409": _error(
+                    "409": _returns(
                         "The conversation does not allow this document now (PROTOCOL_* codes).",
                         "Rejected",
                     ),
-                    "413": _error("Body over 16 MiB (BODY_TOO_LARGE)."),
-                    "415": _error("Not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)."),
-                    "422": _error(
+                    "413": _returns("Body over 16 MiB (BODY_TOO_LARGE)."),
+                    "415": _returns("Not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)."),
+                    "422": _returns(
                         "The document breaks the schema or the rules (DOCUMENT_REJECTED), or a "
                         "string holds a character XML 1.0 does not allow (INVALID_CHARACTER; "
                         "problems name each field by JSON Pointer), or the JSON breaks a shape "
@@ -463,10 +468,7 @@ def _paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {
-                    "200": {
-                        "description": "One page.",
-                        "content": {"application/json": {"schema": _ref("Page")}},
-                    },
+                    "200": _returns("One page.", "Page"),
                     "400": _resp("BadRequest"),
                     **_COMMON,
                 },
@@ -478,10 +480,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "One conversation with its messages.",
                 "parameters": [_param("ConversationId"), *_PURPOSE],
                 "responses": {
-                    "200": {
-                        "description": "The conversation.",
-                        "content": {"application/json": {"schema": _ref("ConversationView")}},
-                    },
+                    "200": _returns("The conversation.", "ConversationView"),
                     **_READ,
                 },
             }
@@ -492,10 +491,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "One message as JSON (header, body, report, receipt, deliveries).",
                 "parameters": [*message_param, *_PURPOSE],
                 "responses": {
-                    "200": {
-                        "description": "The message.",
-                        "content": {"application/json": {"schema": _ref("MessageView")}},
-                    },
+                    "200": _returns("The message.", "MessageView"),
                     **_READ,
                 },
             }
@@ -559,8 +555,8 @@ def _paths() -> dict[str, Any]:
                             }
                         },
                     },
-                    "413": _error("Over [limits] max_attachment_bytes (ATTACHMENT_TOO_LARGE)."),
-                    "400": _error(
+                    "413": _returns("Over [limits] max_attachment_bytes (ATTACHMENT_TOO_LARGE)."),
+                    "400": _returns(
                         "A bad name, type or language (INVALID_PARAMETER), or the upload "
                         "ended early (UPLOAD_INCOMPLETE): nothing is kept."
                     ),
@@ -607,10 +603,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "The verification report of the message's signatures.",
                 "parameters": [*message_param, *_PURPOSE],
                 "responses": {
-                    "200": {
-                        "description": "The report.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
+                    "200": _object_answer("The report."),
                     **_READ,
                 },
             }
@@ -627,11 +620,9 @@ def _paths() -> dict[str, Any]:
                 "`existence_time`.",
                 "parameters": [*message_param, *_PURPOSE],
                 "responses": {
-                    "201": {
-                        "description": "The report just recorded, with `recorded_at` and "
-                        "`recorded_for`.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
+                    "201": _object_answer(
+                        "The report just recorded, with `recorded_at` and `recorded_for`."
+                    ),
                     **_READ,
                 },
             }
@@ -656,13 +647,13 @@ def _paths() -> dict[str, Any]:
                         "headers": {"Location": {"schema": _STR}},
                         "content": {"application/json": {"schema": _ref("SubmitResult")}},
                     },
-                    "409": _error(
+                    "409": _returns(
                         "NOT_RESENDABLE (not ours, not stored, or not refused for good), "
                         "ALREADY_RESENT (names the new message), or the conversation does not "
                         "allow the document now (PROTOCOL_* codes).",
                         "Rejected",
                     ),
-                    "422": _error(
+                    "422": _returns(
                         "RESEND_MISMATCH (names the header field), or the document is refused "
                         "as a submission would be (DOCUMENT_REJECTED, INVALID_CHARACTER).",
                         "Rejected",
@@ -681,29 +672,19 @@ def _paths() -> dict[str, Any]:
                 "`PROCEEDING_CLOSED_IN_FUTURE`, `PROCEEDING_CLOSED_BEFORE_CONVERSATION`, "
                 "`PROCEEDING_REFERENCE`.",
                 "parameters": [_param("ConversationId")],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "closed_at": {"type": "string", "format": "date-time"},
-                                    "reference": {"type": "string", "maxLength": 128},
-                                },
-                                "required": ["closed_at", "reference"],
-                                "additionalProperties": False,
-                            }
-                        }
+                "requestBody": _json_body(
+                    {
+                        "closed_at": {"type": "string", "format": "date-time"},
+                        "reference": {"type": "string", "maxLength": 128},
                     },
-                },
+                    ["closed_at", "reference"],
+                ),
                 "responses": {
-                    "200": {
-                        "description": "Marked: the conversation id, the date and the reference.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "409": _error("Marked closed already (PROCEEDING_ALREADY_CLOSED)."),
-                    "422": _error(
+                    "200": _object_answer(
+                        "Marked: the conversation id, the date and the reference."
+                    ),
+                    "409": _returns("Marked closed already (PROCEEDING_ALREADY_CLOSED)."),
+                    "422": _returns(
                         "A date in the future or before the conversation, or no reference "
                         "(PROCEEDING_CLOSED_IN_FUTURE, PROCEEDING_CLOSED_BEFORE_CONVERSATION, "
                         "PROCEEDING_REFERENCE)."
@@ -722,10 +703,7 @@ def _paths() -> dict[str, Any]:
                 "`sent_on`, `tracking`, `received_on` (null until marked).",
                 "parameters": [_param("ConversationId")],
                 "responses": {
-                    "200": {
-                        "description": "`{conversation_id, originals: [...]}`.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
+                    "200": _object_answer("`{conversation_id, originals: [...]}`."),
                     **_COMMON,
                     "404": _resp("NotFound"),
                 },
@@ -738,29 +716,17 @@ def _paths() -> dict[str, Any]:
                 "para. 1): the date (the node's) and the carrier's tracking number. Set once; "
                 "audited (`original.sent`).",
                 "parameters": [_param("MessageId")],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "sent_on": {"type": "string", "format": "date"},
-                                    "tracking": {"type": "string", "maxLength": 40},
-                                },
-                                "required": ["sent_on", "tracking"],
-                                "additionalProperties": False,
-                            }
-                        }
+                "requestBody": _json_body(
+                    {
+                        "sent_on": {"type": "string", "format": "date"},
+                        "tracking": {"type": "string", "maxLength": 40},
                     },
-                },
+                    ["sent_on", "tracking"],
+                ),
                 "responses": {
-                    "200": {
-                        "description": "Marked: the document's record of its original.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "409": _error("Marked sent already (ORIGINAL_ALREADY_SENT)."),
-                    "422": _error(
+                    "200": _object_answer("Marked: the document's record of its original."),
+                    "409": _returns("Marked sent already (ORIGINAL_ALREADY_SENT)."),
+                    "422": _returns(
                         "A date in the future or before the document, a bad tracking number, a "
                         "received document or one with no original (ORIGINAL_DATE_IN_FUTURE, "
                         "ORIGINAL_SENT_BEFORE_DOCUMENT, ORIGINAL_TRACKING, ORIGINAL_NOT_OURS, "
@@ -779,29 +745,16 @@ def _paths() -> dict[str, Any]:
                 "for a document received, at the other party for one of ours. Set once; audited "
                 "(`original.received`).",
                 "parameters": [_param("MessageId")],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"received_on": {"type": "string", "format": "date"}},
-                                "required": ["received_on"],
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
+                "requestBody": _json_body(
+                    {"received_on": {"type": "string", "format": "date"}}, ["received_on"]
+                ),
                 "responses": {
-                    "200": {
-                        "description": "Marked: the document's record of its original.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "409": _error(
+                    "200": _object_answer("Marked: the document's record of its original."),
+                    "409": _returns(
                         "Marked received already, or ours not marked sent yet "
                         "(ORIGINAL_ALREADY_RECEIVED, ORIGINAL_NOT_SENT)."
                     ),
-                    "422": _error(
+                    "422": _returns(
                         "A date in the future or before the document or its dispatch, or a "
                         "document with no original (ORIGINAL_DATE_IN_FUTURE, "
                         "ORIGINAL_RECEIVED_TOO_EARLY, ORIGINAL_NOT_REQUIRED); `field` names the "
@@ -820,32 +773,22 @@ def _paths() -> dict[str, Any]:
                 "the creditor or debtor as the agreement allows, to a third party only with the "
                 "providing body's consent. Needs confidential-reader; recorded and audited.",
                 "parameters": [*message_param],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "recipient": {"type": "string", "maxLength": 500},
-                                    "category": {
-                                        "type": "string",
-                                        "enum": ["creditor", "debtor", "third-party"],
-                                    },
-                                    "purpose": {"type": "string", "maxLength": 500},
-                                },
-                                "required": ["recipient", "category", "purpose"],
-                                "additionalProperties": False,
-                            }
-                        }
+                "requestBody": _json_body(
+                    {
+                        "recipient": {"type": "string", "maxLength": 500},
+                        "category": {
+                            "type": "string",
+                            "enum": ["creditor", "debtor", "third-party"],
+                        },
+                        "purpose": {"type": "string", "maxLength": 500},
                     },
-                },
+                    ["recipient", "category", "purpose"],
+                ),
                 "responses": {
-                    "201": {
-                        "description": "Disclosed and recorded: the disclosure id, the article "
-                        "that allows it, conditions of the consent, the creditor's procedure.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
+                    "201": _object_answer(
+                        "Disclosed and recorded: the disclosure id, the article "
+                        "that allows it, conditions of the consent, the creditor's procedure."
+                    ),
                     **_READ,
                 },
             }
@@ -855,12 +798,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getOpenApi",
                 "summary": "This description.",
                 "security": [],
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
+                "responses": {"200": _object_answer("OpenAPI 3.1.")},
             }
         },
         "/api/v1/keys/expiring": {
@@ -936,7 +874,7 @@ def _paths() -> dict[str, Any]:
                             }
                         },
                     },
-                    "422": _error("No such conversation or a bad reason (HOLD_REFUSED)."),
+                    "422": _returns("No such conversation or a bad reason (HOLD_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -964,8 +902,8 @@ def _paths() -> dict[str, Any]:
                             }
                         },
                     },
-                    "409": _error("No active hold on the conversation (NO_ACTIVE_HOLD)."),
-                    "422": _error("A reason over 128 characters (HOLD_REFUSED)."),
+                    "409": _returns("No active hold on the conversation (NO_ACTIVE_HOLD)."),
+                    "422": _returns("A reason over 128 characters (HOLD_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -994,7 +932,7 @@ def _paths() -> dict[str, Any]:
                             "expires_at": _NULLABLE_STR,
                         },
                     ),
-                    "422": _error("A bad label, role or expiry (TOKEN_REFUSED)."),
+                    "422": _returns("A bad label, role or expiry (TOKEN_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1011,7 +949,7 @@ def _paths() -> dict[str, Any]:
                         "Revoked.",
                         {"token_id": {"type": "integer"}, "revoked": {"type": "boolean"}},
                     ),
-                    "422": _error("Unknown or already revoked (TOKEN_REFUSED)."),
+                    "422": _returns("Unknown or already revoked (TOKEN_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1035,8 +973,8 @@ def _paths() -> dict[str, Any]:
                     "201": _answer(
                         "Added.", {"username": _STR, "roles": {"type": "array", "items": _STR}}
                     ),
-                    "409": _error("The name is taken (USER_REFUSED, rule USERNAME_TAKEN)."),
-                    "422": _error("A bad name, role or a weak password (USER_REFUSED)."),
+                    "409": _returns("The name is taken (USER_REFUSED, rule USERNAME_TAKEN)."),
+                    "422": _returns("A bad name, role or a weak password (USER_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1052,7 +990,7 @@ def _paths() -> dict[str, Any]:
                     "200": _answer(
                         "Disabled.", {"username": _STR, "disabled": {"type": "boolean"}}
                     ),
-                    "404": _error("No such user (USER_REFUSED, rule USER_NOT_FOUND)."),
+                    "404": _returns("No such user (USER_REFUSED, rule USER_NOT_FOUND)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1074,7 +1012,7 @@ def _paths() -> dict[str, Any]:
                         "Scheduled: the generation's stem, when, and notes for the operator.",
                         {"key": _STR, "at": _STR, "notes": {"type": "array", "items": _STR}},
                     ),
-                    "422": _error("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1097,7 +1035,7 @@ def _paths() -> dict[str, Any]:
                 ),
                 "responses": {
                     "200": _answer("Revoked.", {"key": _STR, "at": _STR, "reason": _STR}),
-                    "422": _error("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1122,8 +1060,8 @@ def _paths() -> dict[str, Any]:
                             },
                         },
                     ),
-                    "409": _error("The purge runs elsewhere on the node (PURGE_LOCKED)."),
-                    "503": _error("No seal or a bad retention policy (PURGE_REFUSED)."),
+                    "409": _returns("The purge runs elsewhere on the node (PURGE_LOCKED)."),
+                    "503": _returns("No seal or a bad retention policy (PURGE_REFUSED)."),
                     **_COMMON,
                 },
             }
@@ -1133,12 +1071,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getHealth",
                 "summary": "Liveness.",
                 "security": [],
-                "responses": {
-                    "200": {
-                        "description": "The node answers.",
-                        "content": {"application/json": {"schema": _ref("Health")}},
-                    }
-                },
+                "responses": {"200": _returns("The node answers.", "Health")},
             }
         },
         "/metrics": {

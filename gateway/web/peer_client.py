@@ -115,8 +115,8 @@ def messages_url(base_url: str) -> str:
 class PeerClient:
     """Delivers payloads to peers over mutual TLS, keeping connections alive per peer.
 
-    ``ssl_context`` comes from :func:`gateway.web.tls.client_context` (or a
-    :class:`~gateway.web.tls.ReloadableContext` around one). Use ``async with`` or :meth:`close`.
+    ``ssl_context`` comes from :func:`gateway.app.tls.client_context` (or a
+    :class:`~gateway.app.tls.ReloadableContext` around one). Use ``async with`` or :meth:`close`.
     """
 
     def __init__(

@@ -576,7 +576,7 @@ async def run_peer_server(
     reuse_port: bool = False,
 ) -> RunningPeerServer:
     """Serve ``app`` over TLS with ``ssl_context`` (a server context, usually a
-    :class:`~gateway.web.tls.ReloadableContext`) on ``host:port``; port 0 picks a free one.
+    :class:`~gateway.app.tls.ReloadableContext`) on ``host:port``; port 0 picks a free one.
     ``reuse_port``: bind with SO_REUSEPORT (gateway.config.PeerSection.reuse_port)."""
     if ssl_context.protocol != ssl.PROTOCOL_TLS_SERVER:
         raise ValueError("the peer endpoint needs a server-side context (tls.server_context)")

@@ -28,6 +28,12 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from gateway.app.context import OutboxClaim, serving_context, storage_fault
+from gateway.app.tls import (
+    ReloadableContext,
+    client_context,
+    local_server_context,
+    server_context,
+)
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.keys.generations import expiring_keys, tls_identity
@@ -58,12 +64,6 @@ from gateway.web.metrics import (
 from gateway.web.peer_client import PartPayload, PeerClient, PeerTransportError, messages_url
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 from gateway.web.server import ServerSettings
-from gateway.web.tls import (
-    ReloadableContext,
-    client_context,
-    local_server_context,
-    server_context,
-)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,12 @@ SCHEDULER_SHUTDOWN_GRACE = 30.0
 DELIVERIES_IN_FLIGHT = 32
 """Deliveries a worker keeps going at once: enough to fill the kept-alive connections to the
 peers (CLIENT_CONNECTIONS_PER_PEER each) while their answers are verified and recorded."""
+
+SchedulerFactory = Callable[..., Any]
+"""What runs the node's jobs: called with the node's configuration, the node and
+``on_outcome``; returns a scheduler (``start()``, ``shutdown(grace)``, ``engine``) or None when
+``[scheduler] enabled = false``. ``gateway.jobs.scheduler.scheduler_for``, wired by the command
+that serves (the servers do not import the scheduler)."""
 
 DIRECTORY_POLL_SECONDS = 5.0
 """How soon a node notices a newly imported directory file."""
@@ -185,12 +191,13 @@ class NodeRuntime:
         *,
         deliver: bool = True,
         console: bool = True,
-        scheduler: bool = False,
+        scheduler: SchedulerFactory | None = None,
         listeners: Listeners | None = None,
     ) -> None:
         """Serve the peer endpoint, the local API and (``console``) the console on their
         configured ports — port 0 binds a free one; read it back from :attr:`peer_port`,
-        :attr:`api_port`, :attr:`console_port`.
+        :attr:`api_port`, :attr:`console_port`. ``scheduler`` runs the node's jobs
+        (``gateway.jobs.scheduler.scheduler_for``, given by ``gateway serve``); none by default.
 
         Each part is a stage of an aiohttp application's ``cleanup_ctx`` (:meth:`_stages`),
         entered in order at its startup: if one fails (a port in use, a bad scheduler setting),
@@ -217,15 +224,20 @@ class NodeRuntime:
         )
 
     def _stages(
-        self, *, deliver: bool, console: bool, scheduler: bool, listeners: Listeners | None
+        self,
+        *,
+        deliver: bool,
+        console: bool,
+        scheduler: SchedulerFactory | None,
+        listeners: Listeners | None,
     ) -> list[Callable[[web.Application], AsyncIterator[None]]]:
         """The runtime's parts, outermost first: each sets one part up, yields while the node
         runs, and releases it."""
         stages = [self._own_stage, self._peer_stage, self._api_stage]
         if console or listeners is not None:
             stages.append(self._console_stage)
-        if scheduler:
-            stages.append(self._scheduler_stage)
+        if scheduler is not None:
+            stages.append(functools.partial(self._scheduler_stage, scheduler))
         stages.append(self._task_stage)
         self._listeners, self._delivering = listeners, deliver
         return stages
@@ -317,10 +329,10 @@ class NodeRuntime:
             for runner in self.extra_runners:
                 await runner.cleanup()
 
-    async def _scheduler_stage(self, _: web.Application) -> AsyncIterator[None]:
+    async def _scheduler_stage(
+        self, scheduler_for: SchedulerFactory, _: web.Application
+    ) -> AsyncIterator[None]:
         """The nightly purge, reminders and key-expiry warnings (gateway.jobs)."""
-        from gateway.jobs.scheduler import scheduler_for
-
         self.scheduler = scheduler_for(
             self.node.config,
             self.node,
@@ -508,7 +520,7 @@ class NodeRuntime:
             return
         self._jobs_checked_at = now
         from gateway.app import slots
-        from gateway.jobs.scheduler import JOB_NAMES
+        from gateway.app.scheduled import JOB_NAMES
 
         def read() -> list[Any]:
             with self.scheduler.engine.connect() as conn:

@@ -30,7 +30,7 @@ import logging
 import socket
 import ssl
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,3 +314,24 @@ async def start_guarded_site(
         await runner.cleanup()
         raise
     return runner
+
+
+async def stream_attachment(
+    request: web.Request, info: Any, chunks: AsyncIterator[bytes], message_id: str, number: int
+) -> web.StreamResponse:
+    """A message's attachment streamed as the local API and the console serve it: named by the
+    message id and the number, never the file's own name (it may name a person or carry path
+    characters); its SHA-256 in ``X-Content-SHA256``."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": info.meta.media_type,
+            "Content-Disposition": f'attachment; filename="{message_id}.{number}"',
+            "X-Content-SHA256": info.sha256.hex(),
+        }
+    )
+    response.content_length = info.size
+    await response.prepare(request)
+    async for piece in chunks:
+        await response.write(piece)
+    await response.write_eof()
+    return response

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from gateway.app import admin
 from gateway.app.context import AppContext, command_line_actor, serving_context
-from gateway.cli import main as gateway
 from gateway.exchange.service import Actor, PermissionDenied, Role
+from gateway.main import main as gateway
 from gateway.store import Store
 from gateway.store.tables import api_tokens, legal_holds
 from gateway.web.console.sources import admin_holds

@@ -24,16 +24,20 @@ from gateway.app import admin
 from gateway.app import keys as app_keys
 from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor, serving_context
-from gateway.cli import main as gateway
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.service import Role
+from gateway.main import main as gateway
 from gateway.store import Store
 from gateway.store.tables import audit_events
 from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
-from gateway.web.console.passwords import hash_password
 from tests.app.surfaces import audit_of, local_api, received_conversation
-from tests.crypto.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.crypto.rotation.conftest import (  # noqa: F401 - fixture used by name
+    BODY,
+    demo_pki,
+    make_node,
+)
 from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
 from tests.web.console.console_double import ConsoleTestService
 

@@ -16,13 +16,13 @@ import pytest
 from gateway.app import keys as app_keys
 from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor
-from gateway.cli import main as gateway
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.crypto.keys.generations import RevocationReason
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.service import Actor, PermissionDenied, Role
+from gateway.main import main as gateway
 from gateway.store import Store
-from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import keystore_entries
 from tests.app.surfaces import audit_of
 from tests.crypto.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name

@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
 
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.demo.play import ADOPT_POLL_SECONDS, example, publish_bound_endpoints
 from gateway.demo.setup import build_world
@@ -34,7 +35,6 @@ from gateway.web.console import (
     start_console,
 )
 from gateway.web.console.identity import node_identity
-from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import node_console_sources, store_audit
 from gateway.web.runtime import NodeRuntime
 from tests.tooling import require_tool

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.cli.check import run_checks
+from gateway.app.checks import run_checks
 from gateway.cli.errors import ExitCode
 from gateway.config import NodeConfig
 from gateway.crypto.trust import CLOCK_SKEW

@@ -11,8 +11,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from gateway.cli import build_parser
 from gateway.credentials import CREDENTIAL_NAMES
+from gateway.main import build_parser
 from tests.cli.conftest import GATEWAY
 from tests.tooling import require_tool
 

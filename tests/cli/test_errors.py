@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli.errors import CommandError, ExitCode, explain
+from gateway.cli.errors import ExitCode, Failure, explain
 from gateway.demo.setup import DemoWorld
 from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.cli.conftest import Run, gateway, variant
@@ -188,7 +188,7 @@ def test_version(tmp_path: Path) -> None:
 
 def test_explain_leaves_bugs_alone() -> None:
     assert explain(RuntimeError("a bug")) is None
-    refused = CommandError("нет", "SOME_CODE", ExitCode.REFUSED)
+    refused = Failure("нет", "SOME_CODE", ExitCode.REFUSED)
     assert explain(refused) is refused
     assert explain(FileNotFoundError(2, "No such file", "/x")).code == "FILE_NOT_FOUND"
 

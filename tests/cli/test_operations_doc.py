@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.cli.check import run_checks
+from gateway.app.checks import run_checks
 from gateway.config import NodeConfig
 from gateway.credentials import CREDENTIAL_NAMES
 from gateway.demo.setup import DemoWorld

@@ -31,7 +31,7 @@ HEAVY = (
 def test_help_loads_no_third_party_package() -> None:
     script = (
         "import json, sys\n"
-        "from gateway.cli import build_parser\n"
+        "from gateway.main import build_parser\n"
         "build_parser().format_help()\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )

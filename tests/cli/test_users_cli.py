@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
-from gateway.cli import main
 from gateway.config import NodeConfig
+from gateway.main import main
 from gateway.store import audit
 from gateway.store.engine import open_store
 from gateway.web.console import StoreUserDirectory

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from gateway.cli import main
 from gateway.crypto.certificates import DEMO_LABEL, CertificateProfile, pem_bundle
 from gateway.crypto.demo_ca import DemoCA
+from gateway.main import main
 from tests.crypto.helpers import PASSPHRASE, SENDER, envelope
 
 CONFIG = """

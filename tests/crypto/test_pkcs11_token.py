@@ -207,7 +207,7 @@ def test_cli_generates_on_the_token(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gateway.cli import main
+    from gateway.main import main
 
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "key-rotation.md"

@@ -30,6 +30,7 @@ import pytest
 import sqlalchemy as sa
 from lxml import etree
 
+from gateway.app.tls import client_context
 from gateway.config import NodeConfig
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.xades import sign_document
@@ -51,7 +52,6 @@ from gateway.store.tables import (
 )
 from gateway.web.peer_client import PeerClient, PeerResponse, PeerTransportError, messages_url
 from gateway.web.runtime import NodeRuntime
-from gateway.web.tls import client_context
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.parsing import parse_untrusted
 from gateway.xml.schemas import default_registry

@@ -499,8 +499,8 @@ def console_forms() -> st.SearchStrategy[tuple[str, list[tuple[str, str]]]]:
 
 @contextmanager
 def console_target(world: DemoWorld, tag: str) -> Iterator[ConsoleTarget]:
+    from gateway.app.passwords import hash_password
     from gateway.store import users
-    from gateway.web.console.passwords import hash_password
 
     with running_node(world, tag, console=True) as runtime:
         node = runtime.node

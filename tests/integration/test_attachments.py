@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.attachments import stage_stream
@@ -42,7 +43,6 @@ from gateway.store import messages
 from gateway.store.attachments import AttachmentMeta
 from gateway.store.tables import attachment_segments, attachments
 from gateway.web.console import StoreUserDirectory
-from gateway.web.console.passwords import hash_password
 from gateway.web.peer_client import (
     PartPayload,
     PeerClient,

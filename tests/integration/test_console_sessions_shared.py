@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from yarl import URL
 
+from gateway.app.passwords import hash_password
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.service import Role
 from gateway.store.tables import console_sessions
 from gateway.web.console import StoreUserDirectory
 from gateway.web.console.auth import MAX_FAILED_ATTEMPTS
-from gateway.web.console.passwords import hash_password
 from tests.integration.exchange_world import node_config, open_node_store, start_serve
 from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 

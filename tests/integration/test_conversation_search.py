@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
@@ -24,6 +23,7 @@ from gateway.exchange import listing
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.service import Actor, ConversationFilter, Role
+from gateway.main import main as gateway
 from gateway.store import audit
 from gateway.store.tables import conversations, search_tags
 from tests.integration.exchange_world import OPERATOR, node_config

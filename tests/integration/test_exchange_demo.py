@@ -18,6 +18,7 @@ from gateway.crypto.xades import verify_document
 from gateway.demo import play as demo_play
 from gateway.demo.setup import GOST_DEMO_BODIES, DemoWorld
 from gateway.store import messages as msg_store
+from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
     conversation_state,
     counts_and_scan,
@@ -76,7 +77,7 @@ async def test_demo_scenario_runs_end_to_end(
 
     monkeypatch.setattr(demo_play.Demo, "send", observed_send)
     lines: list[str] = []
-    status = await demo_play.play(tmp_path, configs, lines.append)
+    status = await demo_play.play(tmp_path, configs, NodeRuntime, lines.append)
 
     assert status == 0, "\n".join(lines)
     assert [(s["sender"], s["recipient"], s["kind"]) for s in steps] == [

@@ -25,7 +25,6 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app.audit_checkpoints import create_checkpoint
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.statements import sign_statement
 from gateway.demo.setup import DemoWorld, build_world
@@ -33,6 +32,7 @@ from gateway.exchange import local_service
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult
+from gateway.main import main as gateway
 from gateway.store import audit, messages
 from gateway.store.tables import audit_checkpoints, audit_events
 from tests.integration.exchange_world import (

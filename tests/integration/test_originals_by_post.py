@@ -5,7 +5,6 @@ original not marked sent within ``[originals] send_within_days`` working days.""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -19,20 +18,20 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from gateway.app.scheduled import deadline_reminders_body, send_within_days
-from gateway.cli import originals as originals_cli
-from gateway.cli.check import run_checks
+from gateway.app.checks import run_checks
+from gateway.app.passwords import hash_password
+from gateway.app.scheduled import DEADLINE_REMINDERS, deadline_reminders_body, send_within_days
 from gateway.config import NodeConfig
 from gateway.demo.play import example
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.service import Role
-from gateway.jobs.scheduler import DEADLINE_REMINDERS, JobRun
+from gateway.jobs.scheduler import JobRun
+from gateway.main import main
 from gateway.model.problems import ConfigurationError
 from gateway.store.tables import originals
 from gateway.web.console import StoreUserDirectory
-from gateway.web.console.passwords import hash_password
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
     Signer,
@@ -128,10 +127,8 @@ async def _api(run: Running, message_id: str, what: str, body: dict[str, str]) -
 
 
 def _cli(run: Running, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="gateway")
-    originals_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["originals", argv[0], "--config", str(run.config), *argv[1:]])
-    return int(args.handler(args))
+    """``gateway originals …`` in this process, through the one boundary that reports failures."""
+    return main(["originals", argv[0], "--config", str(run.config), *argv[1:]])
 
 
 def _listed(run: Running, capsys: pytest.CaptureFixture[str], conversation_id: str) -> str:

@@ -19,7 +19,6 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.keys.generations import directory_with_publication, published_from_json
 from gateway.crypto.keys.keystore import KeyStore
@@ -27,6 +26,7 @@ from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node, load_directory
+from gateway.main import main as gateway
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import audit_rows, open_node_store
 from tests.integration.test_directory_reload import _depositary

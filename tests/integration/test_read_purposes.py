@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app.audit import verify_export_lines
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.service import PurposeRequired
+from gateway.main import main as gateway
 from gateway.store import audit
 from gateway.store.read_purposes import SEALED_KEY
 from gateway.store.tables import audit_events

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.demo.setup import build_world
 from gateway.exchange import local_service
@@ -29,7 +30,6 @@ from gateway.exchange.sending import Answer, DeliveryResult, ResendRefused
 from gateway.exchange.service import Role
 from gateway.store import audit, outbox
 from gateway.web.console import StoreUserDirectory
-from gateway.web.console.passwords import hash_password
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
     OPERATOR,

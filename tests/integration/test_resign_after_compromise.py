@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.keys.generations import directory_with_publication, published_from_json
 from gateway.crypto.keys.keystore import KeyRole
@@ -34,6 +33,7 @@ from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node, load_directory
 from gateway.exchange.receiving import Disposition
 from gateway.exchange.sending import Answer, DeliveryResult, SignerRevoked
+from gateway.main import main as gateway
 from gateway.store import audit, messages
 from gateway.xml.parsing import parse_untrusted
 from tests.integration.exchange_world import padded_request, pair_configs

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.keys.generations import directory_with_publication, published_from_json
 from gateway.crypto.report import Indication, SubIndication
@@ -34,6 +33,7 @@ from gateway.exchange import local_service
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node
+from gateway.main import main as gateway
 from gateway.store import messages, outbox
 from gateway.store import receipts as receipt_store
 from gateway.store.keys import kek_usage

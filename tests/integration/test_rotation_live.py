@@ -21,7 +21,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.cli import main as gateway
 from gateway.config import NodeConfig
 from gateway.crypto.keys.generations import directory_with_publication, published_from_json
 from gateway.crypto.xades import verify_document
@@ -30,6 +29,7 @@ from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.node import Node
+from gateway.main import main as gateway
 from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store import messages, outbox
 from gateway.store.tables import messages as messages_table

@@ -19,16 +19,16 @@ import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from gateway.app.schedule import ScheduleSettings
+from gateway.app.scheduled import PURGE
 from gateway.config import NodeConfig
 from gateway.jobs.scheduler import (
     JOB_NAMES,
-    PURGE,
     GatewayScheduler,
     JobOutcome,
     JobRun,
     JobSpec,
     Outcome,
-    ScheduleSettings,
     job_specs,
 )
 from gateway.model.problems import ConfigurationError

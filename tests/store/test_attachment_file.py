@@ -21,8 +21,8 @@ from gateway.exchange.attachments import open_file
 from gateway.render.rendition import render_pdf
 from gateway.store import Store, attachments
 from gateway.store.tables import attachment_segments
-from tests.rendition import samples
-from tests.rendition.conftest import AT, make_pki
+from tests.render import samples
+from tests.render.conftest import AT, make_pki
 from tests.store.test_store_attachments import _staged
 
 SEG = segments.SEGMENT_BYTES

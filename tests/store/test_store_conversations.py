@@ -58,14 +58,17 @@ def _expected(rows, f: ConversationFilter):
     def keep(c) -> bool:
         return (
             (f.agreement is None or c.agreement == f.agreement)
-            and (f.party is None or f.party in (c.requesting_party, c.requested_party))
+            and (f.body is None or f.body in (c.requesting_party, c.requested_party))
             and (f.state is None or c.state == f.state)
             and (f.kind is None or c.opening_kind == f.kind)
             and (
                 f.deadline_from is None
                 or (c.deadline is not None and c.deadline >= f.deadline_from)
             )
-            and (f.deadline_to is None or (c.deadline is not None and c.deadline <= f.deadline_to))
+            and (
+                f.deadline_before is None
+                or (c.deadline is not None and c.deadline <= f.deadline_before)
+            )
             and (f.confidential is None or c.confidential == f.confidential)
         )
 
@@ -77,12 +80,12 @@ def _expected(rows, f: ConversationFilter):
 FILTERS = [
     ConversationFilter(),
     ConversationFilter(state="overdue"),
-    ConversationFilter(party="KZ-MJ"),
+    ConversationFilter(body="KZ-MJ"),
     ConversationFilter(agreement="ru-kz-supreme-courts", confidential=True),
-    ConversationFilter(kind="ProtectionMeasuresInquiry", party="BY-MJ"),
-    ConversationFilter(deadline_from=date(2026, 12, 10), deadline_to=date(2026, 12, 20)),
-    ConversationFilter(state="received", deadline_to=date(2026, 12, 15), confidential=False),
-    ConversationFilter(party="XX-NONE"),
+    ConversationFilter(kind="ProtectionMeasuresInquiry", body="BY-MJ"),
+    ConversationFilter(deadline_from=date(2026, 12, 10), deadline_before=date(2026, 12, 20)),
+    ConversationFilter(state="received", deadline_before=date(2026, 12, 15), confidential=False),
+    ConversationFilter(body="XX-NONE"),
 ]
 
 

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.documents import check_bytes, check_tree
+from gateway.app.documents import check_bytes, check_tree
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.schemas import SCHEMA_DIR
 from gateway.xml.convert import json_to_xml

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.main import main
 from tests.xml.helpers import INVALID, REPO, VALID
 
 REQUEST_JSON = VALID / "cis-enforcement.Request.json"

@@ -12,11 +12,11 @@ Public API::
     store_audit(store, executor, clock) -> audit callback over the node's audit trail
 """
 
+from gateway.app.passwords import hash_password
 from gateway.app.sessions import SessionStore
 from gateway.app.user_directory import StoreUserDirectory, UserDirectory
 from gateway.web.console.app import make_console_app, start_console
 from gateway.web.console.identity import NodeIdentity, node_identity
-from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import (
     AuditQuery,
     AuditTrail,

@@ -177,6 +177,40 @@ _ATTACHMENT = (
 )
 
 
+def _decision(
+    name: str,
+    kind: str,
+    title_ru: str,
+    article: str,
+    decisions: dict[str, tuple[str, str]],
+    *,
+    reply_to: str,
+) -> ActionSpec:
+    """The requesting side's decision on what the requested side asked (``reply_to``): one
+    choice and a comment. ``decisions``: the protocol's decision (the table key) → the value
+    the document carries and the choice's label."""
+
+    def build(v: Values, upload: Upload | None) -> dict[str, Any]:
+        value = decisions[v["Decision"]][0]
+        return {kind: {"Decision": value, **_optional(Comment=v["Comment"])}}
+
+    choices = tuple((key, label) for key, (_, label) in decisions.items())
+    return ActionSpec(
+        name,
+        kind,
+        Side.REQUESTING,
+        title_ru,
+        article,
+        (
+            Field("Decision", "Решение", "choice", required=True, choices=choices),
+            Field("Comment", "Комментарий", "textarea"),
+        ),
+        build,
+        decisions=tuple(decisions),
+        reply_to=(reply_to,),
+    )
+
+
 def _specs(agreement: str) -> tuple[ActionSpec, ...]:
     cis = agreement == "cis-enforcement"
     requesting, requested = Side.REQUESTING, Side.REQUESTED
@@ -224,17 +258,6 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
 
     def confidentiality(v: Values, upload: Upload | None) -> dict[str, Any]:
         return {"ConfidentialityNotice": {"Reason": v["Reason"]}}
-
-    def postponement_decision(v: Values, upload: Upload | None) -> dict[str, Any]:
-        return {
-            "PostponementDecision": {"Decision": v["Decision"], **_optional(Comment=v["Comment"])}
-        }
-
-    def confidentiality_decision(v: Values, upload: Upload | None) -> dict[str, Any]:
-        decision = "proceed-without-confidentiality" if v["Decision"] == "proceed" else "withdraw"
-        return {
-            "ConfidentialityDecision": {"Decision": decision, **_optional(Comment=v["Comment"])}
-        }
 
     def consent_request(v: Values, upload: Upload | None) -> dict[str, Any]:
         return {
@@ -550,51 +573,30 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             ),
             confidentiality,
         ),
-        ActionSpec(
+        _decision(
             "postponement-decision",
             "PostponementDecision",
-            requesting,
             "Решение по отложению или условиям исполнения",
             "CIS Art. 15",
-            (
-                Field(
-                    "Decision",
-                    "Решение",
-                    "choice",
-                    required=True,
-                    choices=(
-                        ("accept", "Согласиться (исполнение продолжается)"),
-                        ("decline", "Не соглашаться (запрос отзывается)"),
-                    ),
-                ),
-                Field("Comment", "Комментарий", "textarea"),
-            ),
-            postponement_decision,
-            decisions=("accept", "decline"),
-            reply_to=("Postponement",),
+            {
+                "accept": ("accept", "Согласиться (исполнение продолжается)"),
+                "decline": ("decline", "Не соглашаться (запрос отзывается)"),
+            },
+            reply_to="Postponement",
         ),
-        ActionSpec(
+        _decision(
             "confidentiality-decision",
             "ConfidentialityDecision",
-            requesting,
             "Решение: исполнять без сохранения конфиденциальности или отозвать",
             "CIS Art. 16",
-            (
-                Field(
-                    "Decision",
-                    "Решение",
-                    "choice",
-                    required=True,
-                    choices=(
-                        ("proceed", "Исполнять без сохранения конфиденциальности"),
-                        ("withdraw", "Отозвать запрос"),
-                    ),
+            {
+                "proceed": (
+                    "proceed-without-confidentiality",
+                    "Исполнять без сохранения конфиденциальности",
                 ),
-                Field("Comment", "Комментарий", "textarea"),
-            ),
-            confidentiality_decision,
-            decisions=("proceed", "withdraw"),
-            reply_to=("ConfidentialityNotice",),
+                "withdraw": ("withdraw", "Отозвать запрос"),
+            },
+            reply_to="ConfidentialityNotice",
         ),
         ActionSpec(
             "consent-request",

@@ -32,12 +32,12 @@ from aiohttp import web
 from gateway.app import admin, purge, users
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
+from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keys.generations import RevocationReason
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.service import Action, Role, may
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
-from gateway.web.console.passwords import hash_password, password_problem
 from gateway.web.console.render import render
 
 T = TypeVar("T")

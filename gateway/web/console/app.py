@@ -40,6 +40,7 @@ from aiohttp.abc import AbstractAccessLogger
 from argon2 import PasswordHasher
 
 from gateway.app.context import AppContext
+from gateway.app.passwords import PasswordChecker
 from gateway.app.sessions import SessionStore
 from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import LocalService
@@ -67,7 +68,6 @@ from gateway.web.console.context import (
     plain_calendars,
     utc_now,
 )
-from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.render import STATIC_DIR, setup_templates
 from gateway.web.console.sources import (
     AuditTrail,

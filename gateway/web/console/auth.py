@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
+from gateway.app.passwords import MAX_PASSWORD_CHARS
 from gateway.app.user_directory import USERNAME_PATTERN, roles_of
 from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
 from gateway.web.console.actions import MAX_ATTACHMENT_BYTES
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
 from gateway.web.console.labels import ROLE_LABELS, label
-from gateway.web.console.passwords import MAX_PASSWORD_CHARS
 from gateway.web.console.render import render
 from gateway.web.server import match_info_of
 

@@ -10,12 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app.context import AppContext
+from gateway.app.passwords import PasswordChecker
 from gateway.app.sessions import Session, SessionStore
 from gateway.app.user_directory import UserDirectory
 from gateway.exchange.service import Action, Actor, LocalService, access_refusal
 from gateway.rules.clock import Calendars
 from gateway.web.console.identity import NodeIdentity
-from gateway.web.console.passwords import PasswordChecker
 from gateway.web.console.sources import (
     AuditTrail,
     DirectorySource,

@@ -16,7 +16,7 @@ from datetime import date
 from aiohttp import web
 
 from gateway.exchange.service import Action, NotFound
-from gateway.rules.originals import ARTICLE_RU, CONFLICTS, MAX_TRACKING, OriginalRefused
+from gateway.rules.originals import ARTICLE_RU, MAX_TRACKING, OriginalRefused
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 
@@ -80,7 +80,7 @@ async def original_received(request: web.Request) -> web.Response:
 
 
 def _status(refused: OriginalRefused) -> int:
-    return 409 if refused.code in CONFLICTS else 422
+    return 409 if refused.conflict else 422
 
 
 def _refused(request: web.Request, status: int, text: str) -> web.Response:

@@ -64,6 +64,7 @@ from gateway.web.console.refusal import (
     read_refusal_form,
 )
 from gateway.web.console.render import field_rows, render
+from gateway.web.server import stream_attachment
 from gateway.web.xmlchars import first_forbidden
 
 PAGE_SIZE = 50
@@ -661,18 +662,7 @@ async def message_attachment(request: web.Request) -> web.StreamResponse:
     info, chunks = await request.app[CONTEXT].service.open_attachment(
         message_id, int(raw), actor=request[ACTOR], purpose=purpose
     )
-    response = web.StreamResponse(
-        headers={
-            hdrs.CONTENT_TYPE: info.meta.media_type,
-            hdrs.CONTENT_DISPOSITION: f'attachment; filename="{message_id}.{raw}"',
-        }
-    )
-    response.content_length = info.size
-    await response.prepare(request)
-    async for piece in chunks:
-        await response.write(piece)
-    await response.write_eof()
-    return response
+    return await stream_attachment(request, info, chunks, message_id, int(raw))
 
 
 async def message_xml(request: web.Request) -> web.Response:

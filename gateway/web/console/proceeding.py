@@ -51,8 +51,7 @@ async def close_proceeding(request: web.Request) -> web.Response:
             conversation_id, closed_at=closed_at, reference=reference, actor=actor
         )
     except ProceedingCloseRefused as refused:
-        status = 409 if refused.code == "PROCEEDING_ALREADY_CLOSED" else 422
-        return _refused(request, status, refused.message_ru)
+        return _refused(request, 409 if refused.conflict else 422, refused.message_ru)
     request[SESSION].flash = (
         "Производство отмечено закрытым; срок хранения, отсчитываемый от закрытия "
         "производства, начался (ст. 9.6 Соглашения СНГ)."

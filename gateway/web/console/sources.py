@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # the scheduler (and APScheduler) is imported when a node wires it
-    from gateway.jobs.scheduler import ScheduleSettings
+    from gateway.app.schedule import ScheduleSettings
 
 T = TypeVar("T")
 
@@ -252,7 +252,7 @@ def app_job_runs(
     warnings) with their schedules (``[scheduler]``) and their last runs, read through
     :func:`gateway.app.jobs.job_runs` as the console's user, as ``gateway jobs list`` shows."""
 
-    from gateway.jobs.scheduler import JOB_NAMES
+    from gateway.app.scheduled import JOB_NAMES
 
     async def runs(actor: Actor) -> Sequence[JobRun]:
         def read() -> list[JobRun]:
@@ -271,7 +271,7 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
     :class:`gateway.exchange.node.Node`, as keywords for
     :func:`gateway.web.console.make_console_app`."""
 
-    from gateway.jobs.scheduler import ScheduleSettings
+    from gateway.app.schedule import ScheduleSettings
 
     serving = serving_context(node.store, node.config, node.clock, node.keys)
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from gateway.app import slots
+from gateway.app.scheduled import PURGE
 from gateway.config import NodeConfig
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore
-from gateway.jobs.scheduler import JOB_NAMES, PURGE, JobOutcome, Outcome, scheduler_for
+from gateway.jobs.scheduler import JOB_NAMES, JobOutcome, Outcome, scheduler_for
 from gateway.store import Store
 from gateway.store import purge as purge_store
 from gateway.web.metrics import GatewayMetrics

@@ -4,25 +4,22 @@ PostgreSQL (the ``store`` fixture)."""
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.app.purge import Decision, plan
-from gateway.cli import proceedings
 from gateway.crypto.keys.kek import KekRing
+from gateway.main import main
 from gateway.store import Store, audit
 from gateway.store import conversations as conv_store
 from tests.app.purge.world import T0, add_conversation, after, one_policy
 
 
 def _gateway(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="gateway")
-    proceedings.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return int(args.handler(args))
+    """The command in this process, through the one boundary that reports failures."""
+    return main(list(argv))
 
 
 def _close(node_toml: Path, cid: str, closed_at: datetime, reference: str = "пост. № 5") -> int:

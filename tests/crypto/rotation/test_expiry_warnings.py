@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.cli import main
 from gateway.crypto import certificates
 from gateway.crypto.certificates import CertificateProfile
 from gateway.crypto.keys.generations import GenerationStatus, expiring_keys, tls_identity
+from gateway.main import main
 from tests.crypto.rotation.conftest import BODY, NodeDir
 
 

@@ -156,7 +156,7 @@ def assert_all_readable(store: Store, ring: KekRing, ids: list[str]) -> None:
             assert messages.read_document(conn, mid, ring) == document(mid)
 
 
-KEYS_CLI = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+KEYS_CLI = "import sys; from gateway.main import main; sys.exit(main(sys.argv[1:]))"
 """``gateway …`` in a child process of this interpreter (the dispatcher imports a command's
 stack only when it runs, so starting it costs what ``keys`` needs, not the PDF or console)."""
 

@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.app.scheduled import PURGE, job_bodies
-from gateway.cli import main
 from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.jobs.scheduler import JobRun
+from gateway.main import main
 from gateway.store import migrate, open_store
 from gateway.store import purge as purge_store
 from tests.crypto.rotation.conftest import BODY, NodeDir

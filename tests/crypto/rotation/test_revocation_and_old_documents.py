@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.cli import main
 from gateway.crypto.certificates import CertificateProfile
 from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import KeyRevoked, SigningKey
 from gateway.crypto.report import ExistenceProof, Indication, SignatureReport, SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
+from gateway.main import main
 from gateway.store import audit, open_store
 from tests.crypto.helpers import envelope
 from tests.crypto.rotation.conftest import BODY, NodeDir, make_tsa

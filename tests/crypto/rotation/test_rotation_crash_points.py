@@ -28,7 +28,7 @@ from gateway.store import Store, audit
 from tests.crypto.rotation.conftest import NodeDir
 
 ROOT = Path(__file__).resolve().parents[3]
-CLI = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from gateway.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 def gateway(node: NodeDir, *args: str, point: str = "") -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from gateway.cli import main
 from gateway.crypto.keys.generations import (
     GenerationStatus,
     RotationError,
@@ -32,6 +31,7 @@ from gateway.exchange.directory import (
     check_update,
     parse_directory_xml,
 )
+from gateway.main import main
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import (
     BodyCertificate,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.cli import main
+from gateway.main import main
 from tests.crypto.rotation.conftest import NodeDir
 
 

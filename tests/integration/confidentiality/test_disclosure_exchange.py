@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main as cli_main
 from gateway.demo.play import reply
 from gateway.demo.setup import DemoWorld
+from gateway.main import main as cli_main
 from gateway.store import disclosures
 from tests.integration.confidentiality.harness import Pair
 from tests.integration.confidentiality.leakcheck import found_in_bytes

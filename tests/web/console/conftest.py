@@ -23,14 +23,14 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 from gateway.app.context import serving_context
+from gateway.app.passwords import hash_password
 from gateway.app.retention import load_retention
+from gateway.app.schedule import ScheduleSettings
 from gateway.app.sessions import SessionStore
 from gateway.exchange.service import ConversationSummary, Role
-from gateway.jobs.scheduler import ScheduleSettings
 from gateway.schemas import VALID_EXAMPLES_DIR
 from gateway.store.engine import Store, migrate, open_store
 from gateway.web.console import NodeIdentity, StoreUserDirectory, make_console_app
-from gateway.web.console.passwords import hash_password
 from gateway.web.console.sources import (
     StoreAuditTrail,
     admin_holds,

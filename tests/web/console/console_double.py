@@ -181,9 +181,8 @@ class ConsoleTestService:
                 key=lambda m: m.created,
             )
         )
-        return ConversationView(
-            summary, messages, working_days_left=None, urgent=conversation_id in self.urgent
-        )
+        summary = replace(summary, urgent=conversation_id in self.urgent)
+        return ConversationView(summary, messages, working_days_left=None)
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         self.calls.append("message")

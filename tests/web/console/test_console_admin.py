@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from gateway.app import slots
 from gateway.app.context import serving_context
 from gateway.app.retention import load_retention
+from gateway.app.schedule import ScheduleSettings
 from gateway.crypto.keys.keystore import KeyEntry
-from gateway.jobs.scheduler import ScheduleSettings
 from gateway.model.bodies import BodyLevel
 from gateway.model.directory import BodyName, Directory, DirectoryBody
 from gateway.model.problems import ConfigurationError

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.web import tls
+from gateway.app import tls
 from gateway.web.limits import PeerLimits
 from gateway.web.peer_server import RunningPeerServer, make_peer_app, run_peer_server
 

@@ -21,6 +21,7 @@ import pytest
 from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld, build_world
 from gateway.exchange.node import Node
+from gateway.jobs.scheduler import scheduler_for
 from gateway.web.runtime import NodeRuntime
 
 
@@ -82,7 +83,7 @@ async def test_a_failed_start_releases_everything(
     with runtime.node.store.read():
         pass
     with pytest.raises(Exception) as failed:
-        await runtime.start(console=True, scheduler=True)
+        await runtime.start(console=True, scheduler=scheduler_for)
     if stage == "scheduler":
         assert "[scheduler]" in str(failed.value)
     else:
@@ -99,7 +100,7 @@ async def test_a_started_node_stops_releasing_everything(world: DemoWorld, tmp_p
     config = NodeConfig.from_toml(world.nodes["RU-FSSP"].config_path)
     config = replace(config, node=replace(config.node, data_dir=tmp_path / "data"))
     runtime = NodeRuntime(Node.from_config(config))
-    await runtime.start(console=True, scheduler=True)
+    await runtime.start(console=True, scheduler=scheduler_for)
     assert runtime.console_port and runtime.scheduler is not None
     assert _sockets() > sockets_before + 2  # peer, API and console listening at least
     assert asyncio.all_tasks() - tasks_before - {asyncio.current_task()}

@@ -8,13 +8,13 @@ import socket
 import aiohttp
 import pytest
 
+from gateway.app.tls import ReloadableContext
 from gateway.web.peer_client import (
     PeerClient,
     PeerTransportError,
     TransportErrorCode,
     messages_url,
 )
-from gateway.web.tls import ReloadableContext
 
 from .conftest import Pki, RecordingPipeline
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.web import tls
+from gateway.app import tls
 
 from .conftest import KEY_PASSPHRASE, Pki, RecordingPipeline
 from .test_transport_mtls import CLOSED_WITHOUT_ANSWER, raw_exchange

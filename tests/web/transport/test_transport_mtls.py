@@ -7,8 +7,8 @@ import ssl
 
 import pytest
 
+from gateway.app.tls import ReloadableContext
 from gateway.web.peer_client import PeerClient, PeerTransportError, TransportErrorCode, messages_url
-from gateway.web.tls import ReloadableContext
 
 from .conftest import KEY_PASSPHRASE, Pki, RecordingPipeline, directory_of
 

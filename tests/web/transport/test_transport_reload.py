@@ -7,8 +7,8 @@ import ssl
 import aiohttp
 import pytest
 
+from gateway.app.tls import ReloadableContext
 from gateway.web.peer_client import PeerClient, messages_url
-from gateway.web.tls import ReloadableContext
 
 from .conftest import Pki, RecordingPipeline, directory_of
 from .test_transport_mtls import CLOSED_WITHOUT_ANSWER, raw_exchange

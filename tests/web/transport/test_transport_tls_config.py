@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app import tls
+from gateway.app.tls import ReloadableContext
 from gateway.model.problems import ConfigurationError
-from gateway.web import tls
-from gateway.web.tls import ReloadableContext
 
 from .conftest import KEY_PASSPHRASE, Pki
 
