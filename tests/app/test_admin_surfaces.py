@@ -34,8 +34,8 @@ from gateway.web.console import StoreUserDirectory, make_console_app, store_audi
 from gateway.web.console.passwords import hash_password
 from tests.app.surfaces import audit_of, local_api, received_conversation
 from tests.crypto.rotation.conftest import demo_pki, make_node  # noqa: F401 - fixture used by name
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
-from tests.web.console.console_double import ConsoleTestService
 
 API_LABEL = "case-system"
 CONSOLE_USER = "console-admin"
@@ -114,7 +114,7 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
     )
     console = await aiohttp_client(
         make_console_app(
-            ConsoleTestService(clock()),
+            LocalServiceDouble(clock()),
             directory,
             secure_cookies=False,
             audit=store_audit(store),

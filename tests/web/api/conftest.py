@@ -24,7 +24,7 @@ from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import default_registry
-from tests.web.api.service_double import InMemoryService
+from tests.doubles.local_service import LocalServiceDouble
 
 EXAMPLES = EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -87,7 +87,7 @@ def _schemas_compiled() -> None:
     default_registry()  # ~2 s once, not inside the first test's timing
 
 
-def seed(service: InMemoryService) -> Seeded:
+def seed(service: LocalServiceDouble) -> Seeded:
     request = example("cis-enforcement.Request")
     plain = fresh(request, "plain")
     secret = fresh(request, "secret", confidential=True)
@@ -134,19 +134,19 @@ def _run(coroutine: Awaitable[Any]) -> Any:
 
 
 @pytest.fixture
-def service() -> InMemoryService:
-    return InMemoryService(ACTORS, NOW)
+def service() -> LocalServiceDouble:
+    return LocalServiceDouble(NOW, ACTORS)
 
 
 @pytest.fixture(scope="session")
-def _seeded_once() -> tuple[InMemoryService, Seeded]:
+def _seeded_once() -> tuple[LocalServiceDouble, Seeded]:
     # Conversion and validation take ~40 ms a document: seed once, copy the state per test.
-    template = InMemoryService(ACTORS, NOW)
+    template = LocalServiceDouble(NOW, ACTORS)
     return template, seed(template)
 
 
 @pytest.fixture
-def seeded(service: InMemoryService, _seeded_once: tuple[InMemoryService, Seeded]) -> Seeded:
+def seeded(service: LocalServiceDouble, _seeded_once: tuple[LocalServiceDouble, Seeded]) -> Seeded:
     template, ids = _seeded_once
     service.conversations = dict(template.conversations)
     service.messages = dict(template.messages)
@@ -161,7 +161,7 @@ def metrics() -> GatewayMetrics:
 @pytest.fixture
 async def client(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
-    service: InMemoryService,
+    service: LocalServiceDouble,
     metrics: GatewayMetrics,
 ) -> TestClient:
     """A real server on 127.0.0.1 (pytest-aiohttp) serving the local API over the double."""

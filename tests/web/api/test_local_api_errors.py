@@ -13,13 +13,13 @@ from gateway.exchange.recording import ConcurrentChange
 from gateway.exchange.service import Actor, MessageView
 from gateway.web.local_api import MAX_JSON_BYTES, SECURITY_HEADERS, ErrorCode, make_local_api_app
 from gateway.web.metrics import GatewayMetrics
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth
-from tests.web.api.service_double import InMemoryService
 
 MARKER = "Petrov-Petr-4242"
 
 
-class BrokenService(InMemoryService):
+class BrokenService(LocalServiceDouble):
     """Fails the way a bug would: an exception whose message quotes a document."""
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
@@ -27,7 +27,7 @@ class BrokenService(InMemoryService):
 
 
 async def test_unexpected_error_is_500_without_detail(aiohttp_client, caplog):
-    client = await aiohttp_client(make_local_api_app(BrokenService(ACTORS, NOW), GatewayMetrics()))
+    client = await aiohttp_client(make_local_api_app(BrokenService(NOW, ACTORS), GatewayMetrics()))
     with caplog.at_level(logging.ERROR, logger="gateway.web.local_api"):
         response = await client.get(
             "/api/v1/messages/00000000-0000-4000-8000-000000000000", headers=auth(OPERATOR)
@@ -59,7 +59,7 @@ async def test_streamed_body_over_the_limit_is_413(client: TestClient):
 
 
 async def test_raw_utf8_purpose_header(
-    client: TestClient, seeded: Seeded, service: InMemoryService
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble
 ):
     # curl sends a header's UTF-8 bytes as they are; the API takes them as well as %-encoding.
     purpose = "Розыск имущества должника"
@@ -74,10 +74,10 @@ async def test_raw_utf8_purpose_header(
     answer = await reader.read()
     writer.close()
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
-    assert service.audit[-1].purpose == purpose
+    assert service.reads[-1].purpose == purpose
 
 
-class BusyService(InMemoryService):
+class BusyService(LocalServiceDouble):
     """The conversation changes under every attempt, as under heavy concurrent traffic."""
 
     async def submit(self, document, *, actor, idempotency_key=None):
@@ -86,7 +86,7 @@ class BusyService(InMemoryService):
 
 async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(aiohttp_client):
     metrics = GatewayMetrics()
-    client = await aiohttp_client(make_local_api_app(BusyService(ACTORS, NOW), metrics))
+    client = await aiohttp_client(make_local_api_app(BusyService(NOW, ACTORS), metrics))
     response = await client.post(
         "/api/v1/messages", json={"any": "document"}, headers=auth(OPERATOR)
     )

@@ -12,14 +12,14 @@ from gateway.exchange.service import ACCESS
 from gateway.web.local_api import PUBLIC_PATHS, ROUTES, make_local_api_app, openapi_document
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.openapi import build_openapi
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW
-from tests.web.api.service_double import InMemoryService
 
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 
 
 def _router_operations() -> set[tuple[str, str]]:
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), GatewayMetrics())
     operations = set()
     for route in app.router.routes():
         assert route.resource is not None

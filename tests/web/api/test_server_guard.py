@@ -21,8 +21,8 @@ from gateway.web.local_api import start_local_api as start
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.runtime import server_settings
 from gateway.web.server import HEADER_TIMEOUT, ServerSettings
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW, OPERATOR
-from tests.web.api.service_double import InMemoryService
 
 MARKER = "Zyxwvut-4242"
 """Bytes of the request that no answer or log line may quote."""
@@ -37,7 +37,7 @@ def metrics() -> GatewayMetrics:
 
 @pytest.fixture
 async def api(metrics: GatewayMetrics) -> AsyncIterator[tuple[str, int]]:
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), metrics)
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), metrics)
     runner = await start(app, "127.0.0.1", 0, settings=QUICK)
     try:
         host, port = runner.addresses[0][:2]
@@ -188,7 +188,7 @@ def test_defaults() -> None:
 async def test_an_error_outside_the_handlers_is_500_in_the_contract(caplog) -> None:
     """A failure outside the error middleware (here an outer middleware of a test) still
     answers JSON with the headers, and the log has its type, not its message."""
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), GatewayMetrics())
 
     @web.middleware
     async def broken(request: web.Request, handler: Any) -> web.StreamResponse:

@@ -39,7 +39,7 @@ from gateway.web.console.sources import (
     store_undelivered,
 )
 from gateway.xml.schemas import default_registry
-from tests.web.console.console_double import ConsoleTestService
+from tests.doubles.local_service import LocalServiceDouble
 
 EXAMPLES = VALID_EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -140,7 +140,7 @@ def _request(name: str, seed: str, *, confidential: bool = False) -> dict[str, A
     return doc
 
 
-def seed(service: ConsoleTestService) -> Seeded:
+def seed(service: LocalServiceDouble) -> Seeded:
     cis = _request("cis-enforcement.Request", "cis")
     body = cis["body"]["Request"]
     body["OtherInformation"] = SCRIPT  # must come out escaped, never run
@@ -204,7 +204,7 @@ def seed(service: ConsoleTestService) -> Seeded:
     )
 
 
-def seed_many(service: ConsoleTestService, count: int) -> list[str]:
+def seed_many(service: LocalServiceDouble, count: int) -> list[str]:
     """``count`` more conversations (metadata only), newest first in the returned list."""
     ids = []
     for i in range(count):
@@ -310,12 +310,12 @@ def audit() -> AuditLog:
 
 
 @pytest.fixture
-def service() -> ConsoleTestService:
-    return ConsoleTestService(NOW)
+def service() -> LocalServiceDouble:
+    return LocalServiceDouble(NOW)
 
 
 @pytest.fixture
-def seeded(service: ConsoleTestService) -> Seeded:
+def seeded(service: LocalServiceDouble) -> Seeded:
     return seed(service)
 
 
@@ -325,7 +325,7 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 @pytest.fixture
 def make_client(
     aiohttp_client: Any,
-    service: ConsoleTestService,
+    service: LocalServiceDouble,
     users: StoreUserDirectory,
     console_store: Store,
     clock: Clock,
