@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +18,10 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app.context import AppContext, serving_context
 from gateway.exchange.service import Actor, Role
 from gateway.schemas import EXAMPLES_DIR
+from gateway.store.engine import migrate, open_store
 from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from gateway.xml.convert import json_to_xml, to_bytes
@@ -153,6 +155,16 @@ def seeded(service: LocalServiceDouble, _seeded_once: tuple[LocalServiceDouble, 
     return ids
 
 
+@pytest.fixture(scope="session")
+def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
+    """The application context the API's administration routes act through, over a migrated
+    SQLite store (these tests administer nothing: tests/app does, over a node's store)."""
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('api-store') / 'gateway.db'}")
+    migrate(store.engine)
+    yield serving_context(store)
+    store.dispose()
+
+
 @pytest.fixture
 def metrics() -> GatewayMetrics:
     return GatewayMetrics()
@@ -163,6 +175,7 @@ async def client(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     service: LocalServiceDouble,
     metrics: GatewayMetrics,
+    serving: AppContext,
 ) -> TestClient:
     """A real server on 127.0.0.1 (pytest-aiohttp) serving the local API over the double."""
-    return await aiohttp_client(make_local_api_app(service, metrics))
+    return await aiohttp_client(make_local_api_app(service, metrics, serving))

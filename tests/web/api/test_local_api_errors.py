@@ -26,8 +26,9 @@ class BrokenService(LocalServiceDouble):
         raise RuntimeError(f"debtor {MARKER} could not be decrypted")
 
 
-async def test_unexpected_error_is_500_without_detail(aiohttp_client, caplog):
-    client = await aiohttp_client(make_local_api_app(BrokenService(NOW, ACTORS), GatewayMetrics()))
+async def test_unexpected_error_is_500_without_detail(aiohttp_client, caplog, serving):
+    app = make_local_api_app(BrokenService(NOW, ACTORS), GatewayMetrics(), serving)
+    client = await aiohttp_client(app)
     with caplog.at_level(logging.ERROR, logger="gateway.web.local_api"):
         response = await client.get(
             "/api/v1/messages/00000000-0000-4000-8000-000000000000", headers=auth(OPERATOR)
@@ -84,9 +85,11 @@ class BusyService(LocalServiceDouble):
         raise ConcurrentChange
 
 
-async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(aiohttp_client):
+async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(
+    aiohttp_client, serving
+):
     metrics = GatewayMetrics()
-    client = await aiohttp_client(make_local_api_app(BusyService(NOW, ACTORS), metrics))
+    client = await aiohttp_client(make_local_api_app(BusyService(NOW, ACTORS), metrics, serving))
     response = await client.post(
         "/api/v1/messages", json={"any": "document"}, headers=auth(OPERATOR)
     )
