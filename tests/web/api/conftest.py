@@ -1,5 +1,8 @@
 """Fixtures of the local API tests: the in-memory service, seeded, behind a real aiohttp server.
 
+The service is the one double of the node's seam, tests/doubles/local_service.py (the console's
+tests use it too); the routes that need a running node are tested on one (test_local_api_roles).
+
 Time is pinned (``NOW``); documents are the schema's own examples (gateway/schemas/examples/valid),
 given fresh ids where a test needs many conversations.
 """

@@ -1,5 +1,6 @@
-"""Fixtures of the console tests: a real SQLite store for users, the in-memory service, a real
-aiohttp server on loopback and a client with a cookie jar (plain HTTP requests, no browser).
+"""Fixtures of the console tests: a real SQLite store for users, the in-memory service
+(tests/doubles/local_service.py, shared with the API's tests), a real aiohttp server on loopback
+and a client with a cookie jar (plain HTTP requests, no browser).
 
 Time is pinned: ``NOW`` is Monday 23 November 2026, 10:00 UTC; the clock moves only when a test
 moves it. Passwords are hashed with a deliberately cheap argon2 (tests only).
