@@ -324,9 +324,6 @@ class ErrorCode(StrEnum):
     """Another process of the node is running the purge; this run did not start (409)."""
     PURGE_REFUSED = "PURGE_REFUSED"
     """The purge cannot run: no seal to sign its report, or a bad retention policy (503)."""
-    ADMINISTRATION_UNAVAILABLE = "ADMINISTRATION_UNAVAILABLE"
-    """This API was started without the administration service (a test double of the node);
-    the node's own API always has it (503)."""
     STORAGE_FULL = "STORAGE_FULL"
     """The node could not write to its SQLite store: the disk is full (or a write failed).
     Nothing was stored; the operator frees space in the data folder, then the same request
@@ -1207,15 +1204,7 @@ HOLD_FIELDS = frozenset({"reason"})
 
 def _admin_context(request: web.Request) -> AppContext:
     """The application context acting as this request's actor (its token)."""
-    base = request.app.get(ADMIN)
-    if base is None:
-        raise ApiError(
-            503,
-            ErrorCode.ADMINISTRATION_UNAVAILABLE,
-            "this API runs without the administration service",
-            "Этот API запущен без службы администрирования.",
-        )
-    return base.acting_as(request[ACTOR])
+    return request.app[ADMIN].acting_as(request[ACTOR])
 
 
 async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -1376,13 +1365,8 @@ REVOKE_FIELDS = frozenset({"name", "reason", "at"})
 def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
     """The node's context (as the token's actor), its key store, the role and generation."""
     ctx = _admin_context(request)
-    if ctx.keys is None:
-        raise ApiError(
-            503,
-            ErrorCode.ADMINISTRATION_UNAVAILABLE,
-            "this API runs without the node's keys",
-            "Этот API запущен без ключей узла.",
-        )
+    if ctx.keys is None:  # the running node always passes its keys (gateway.web.runtime)
+        raise RuntimeError("the local API's context was built without the node's keys")
     role = request.match_info["role"]
     if role not in KeyRole._value2member_map_ or role == KeyRole.KEK:
         raise _bad_parameter(
@@ -1967,7 +1951,7 @@ def openapi_document() -> dict[str, Any]:
 def make_local_api_app(
     service: LocalService,
     metrics: GatewayMetrics,
-    admin_context: AppContext | None = None,
+    admin_context: AppContext,
     *,
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> web.Application:
@@ -1976,7 +1960,7 @@ def make_local_api_app(
     ``service`` is the node (:class:`LocalService`); ``metrics`` is shared with the node, which
     records receipts and deliveries in it, and is exposed at ``GET /metrics``;
     ``admin_context`` is the application layer's context over the node's store, for the
-    administration routes (without it they answer 503 ADMINISTRATION_UNAVAILABLE).
+    administration routes (the node's keys in it for the key routes).
     """
     app = web.Application(
         middlewares=[_measure, _errors, _authenticate],
@@ -1986,8 +1970,7 @@ def make_local_api_app(
     app[METRICS] = metrics
     app[ATTACHMENT_LIMIT] = max_attachment_bytes
     app[OPENAPI_BYTES] = json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode()
-    if admin_context is not None:
-        app[ADMIN] = admin_context
+    app[ADMIN] = admin_context
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.on_response_prepare.append(_security_headers)

@@ -38,8 +38,8 @@ from tests.crypto.rotation.conftest import (  # noqa: F401 - fixture used by nam
     demo_pki,
     make_node,
 )
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
-from tests.web.console.console_double import ConsoleTestService
 
 API_LABEL = "case-system"
 CONSOLE_USER = "console-admin"
@@ -118,7 +118,7 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
     )
     console = await aiohttp_client(
         make_console_app(
-            ConsoleTestService(clock()),
+            LocalServiceDouble(clock()),
             directory,
             secure_cookies=False,
             audit=store_audit(store),

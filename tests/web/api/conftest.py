@@ -1,5 +1,8 @@
 """Fixtures of the local API tests: the in-memory service, seeded, behind a real aiohttp server.
 
+The service is the one double of the node's seam, tests/doubles/local_service.py (the console's
+tests use it too); the routes that need a running node are tested on one (test_local_api_roles).
+
 Time is pinned (``NOW``); documents are the schema's own examples (gateway/schemas/examples/valid),
 given fresh ids where a test needs many conversations.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,13 +21,15 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app.context import AppContext, serving_context
 from gateway.exchange.service import Actor, Role
 from gateway.schemas import EXAMPLES_DIR
+from gateway.store.engine import migrate, open_store
 from gateway.web.local_api import make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.schemas import default_registry
-from tests.web.api.service_double import InMemoryService
+from tests.doubles.local_service import LocalServiceDouble
 
 EXAMPLES = EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -87,7 +92,7 @@ def _schemas_compiled() -> None:
     default_registry()  # ~2 s once, not inside the first test's timing
 
 
-def seed(service: InMemoryService) -> Seeded:
+def seed(service: LocalServiceDouble) -> Seeded:
     request = example("cis-enforcement.Request")
     plain = fresh(request, "plain")
     secret = fresh(request, "secret", confidential=True)
@@ -134,23 +139,33 @@ def _run(coroutine: Awaitable[Any]) -> Any:
 
 
 @pytest.fixture
-def service() -> InMemoryService:
-    return InMemoryService(ACTORS, NOW)
+def service() -> LocalServiceDouble:
+    return LocalServiceDouble(NOW, ACTORS)
 
 
 @pytest.fixture(scope="session")
-def _seeded_once() -> tuple[InMemoryService, Seeded]:
+def _seeded_once() -> tuple[LocalServiceDouble, Seeded]:
     # Conversion and validation take ~40 ms a document: seed once, copy the state per test.
-    template = InMemoryService(ACTORS, NOW)
+    template = LocalServiceDouble(NOW, ACTORS)
     return template, seed(template)
 
 
 @pytest.fixture
-def seeded(service: InMemoryService, _seeded_once: tuple[InMemoryService, Seeded]) -> Seeded:
+def seeded(service: LocalServiceDouble, _seeded_once: tuple[LocalServiceDouble, Seeded]) -> Seeded:
     template, ids = _seeded_once
     service.conversations = dict(template.conversations)
     service.messages = dict(template.messages)
     return ids
+
+
+@pytest.fixture(scope="session")
+def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
+    """The application context the API's administration routes act through, over a migrated
+    SQLite store (these tests administer nothing: tests/app does, over a node's store)."""
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('api-store') / 'gateway.db'}")
+    migrate(store.engine)
+    yield serving_context(store)
+    store.dispose()
 
 
 @pytest.fixture
@@ -161,8 +176,9 @@ def metrics() -> GatewayMetrics:
 @pytest.fixture
 async def client(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
-    service: InMemoryService,
+    service: LocalServiceDouble,
     metrics: GatewayMetrics,
+    serving: AppContext,
 ) -> TestClient:
     """A real server on 127.0.0.1 (pytest-aiohttp) serving the local API over the double."""
-    return await aiohttp_client(make_local_api_app(service, metrics))
+    return await aiohttp_client(make_local_api_app(service, metrics, serving))

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.web.local_api import MAX_PURPOSE_CHARS
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import OPERATOR, READER, Seeded, auth
-from tests.web.api.service_double import InMemoryService
 
 PURPOSE = "Исполнительное производство № 12345/26/77001-ИП: розыск имущества должника"
 
@@ -35,7 +35,7 @@ async def test_without_the_role_is_403(client: TestClient, seeded: Seeded, suffi
 
 @pytest.mark.parametrize("suffix", READS)
 async def test_without_purpose_is_428(
-    client: TestClient, seeded: Seeded, service: InMemoryService, suffix: str
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble, suffix: str
 ):
     response = await client.get(_message(seeded, suffix), headers=auth(READER))
     assert response.status == 428
@@ -44,28 +44,28 @@ async def test_without_purpose_is_428(
     assert "X-Purpose" in error["message"] and "9.1" in error["message"]
     blank = await client.get(_message(seeded, suffix), headers={**auth(READER), "X-Purpose": "   "})
     assert blank.status == 428
-    assert service.audit == []
+    assert service.reads == []
 
 
 @pytest.mark.parametrize("suffix", READS)
 async def test_purpose_in_header_is_passed_decoded(
-    client: TestClient, seeded: Seeded, service: InMemoryService, suffix: str
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble, suffix: str
 ):
     headers = {**auth(READER), "X-Purpose": quote(PURPOSE)}
     response = await client.get(_message(seeded, suffix), headers=headers)
     assert response.status == 200
-    assert [(r.actor, r.target, r.purpose) for r in service.audit] == [
+    assert [(r.actor, r.target, r.purpose) for r in service.reads] == [
         ("reader", seeded.confidential_message, PURPOSE)
     ]
 
 
-async def test_purpose_in_query(client: TestClient, seeded: Seeded, service: InMemoryService):
+async def test_purpose_in_query(client: TestClient, seeded: Seeded, service: LocalServiceDouble):
     response = await client.get(
         _message(seeded, ""), params={"purpose": PURPOSE}, headers=auth(READER)
     )
     assert response.status == 200
     assert (await response.json())["summary"]["confidential"] is True
-    assert service.audit[-1].purpose == PURPOSE
+    assert service.reads[-1].purpose == PURPOSE
 
     both = await client.get(
         _message(seeded, ""),
@@ -76,18 +76,18 @@ async def test_purpose_in_query(client: TestClient, seeded: Seeded, service: InM
 
 
 async def test_confidential_conversation_needs_purpose(
-    client: TestClient, seeded: Seeded, service: InMemoryService
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble
 ):
     path = f"/api/v1/conversations/{seeded.confidential_conversation}"
     assert (await client.get(path, headers=auth(READER))).status == 428
     ok = await client.get(path, headers={**auth(READER), "X-Purpose": quote(PURPOSE)})
     assert ok.status == 200
-    assert service.audit[-1].action == "conversation"
+    assert service.reads[-1].action == "conversation"
 
 
 @pytest.mark.parametrize("suffix", READS)
 async def test_plain_message_needs_a_purpose_too(
-    client: TestClient, seeded: Seeded, service: InMemoryService, suffix: str
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble, suffix: str
 ):
     """CIS Art. 9.1 holds for every document, not only confidential ones: its content is
     read for a stated purpose; without one nothing is read and nothing audited as a read."""
@@ -95,10 +95,10 @@ async def test_plain_message_needs_a_purpose_too(
     refused = await client.get(path, headers=auth(OPERATOR))
     assert refused.status == 428
     assert (await refused.json())["error"]["code"] == "PURPOSE_REQUIRED"
-    assert service.audit == []
+    assert service.reads == []
     response = await client.get(path, headers={**auth(OPERATOR), "X-Purpose": quote(PURPOSE)})
     assert response.status == 200
-    assert [(r.actor, r.target, r.purpose) for r in service.audit] == [
+    assert [(r.actor, r.target, r.purpose) for r in service.reads] == [
         ("case-system", seeded.plain_message, PURPOSE)
     ]
     if suffix == "":
@@ -108,12 +108,12 @@ async def test_plain_message_needs_a_purpose_too(
 
 
 async def test_plain_conversation_needs_no_purpose(
-    client: TestClient, seeded: Seeded, service: InMemoryService
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble
 ):
     """Metadata only (kinds, times, parties): no purpose, no read recorded."""
     path = f"/api/v1/conversations/{seeded.plain_conversation}"
     assert (await client.get(path, headers=auth(OPERATOR))).status == 200
-    assert service.audit == []
+    assert service.reads == []
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ async def test_plain_conversation_needs_no_purpose(
     ],
 )
 async def test_bad_purpose_is_400(
-    client: TestClient, seeded: Seeded, service: InMemoryService, headers, params
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble, headers, params
 ):
     response = await client.get(
         _message(seeded, ""), headers={**auth(READER), **headers}, params=params
@@ -136,4 +136,4 @@ async def test_bad_purpose_is_400(
     text = await response.text()
     assert (await response.json())["error"]["code"] == "INVALID_PARAMETER"
     assert "скрытая" not in text and "другая" not in text
-    assert service.audit == []
+    assert service.reads == []

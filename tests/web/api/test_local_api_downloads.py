@@ -7,8 +7,8 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.doubles.local_service import FAKE_PDF, LocalServiceDouble
 from tests.web.api.conftest import OPERATOR, READER, Seeded, auth, reading
-from tests.web.api.service_double import FAKE_PDF, InMemoryService
 
 
 def _assert_download(response, media_type: str, filename: str) -> None:
@@ -20,7 +20,7 @@ def _assert_download(response, media_type: str, filename: str) -> None:
     assert response.headers["X-Frame-Options"] == "DENY"
 
 
-async def test_xml_is_byte_exact(client: TestClient, seeded: Seeded, service: InMemoryService):
+async def test_xml_is_byte_exact(client: TestClient, seeded: Seeded, service: LocalServiceDouble):
     message_id = seeded.plain_message
     response = await client.get(f"/api/v1/messages/{message_id}/xml", headers=reading(OPERATOR))
     _assert_download(response, "application/xml", f"{message_id}.xml")

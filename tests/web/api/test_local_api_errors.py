@@ -13,21 +13,22 @@ from gateway.exchange.recording import ConcurrentChange
 from gateway.exchange.service import Actor, MessageView
 from gateway.web.local_api import MAX_JSON_BYTES, SECURITY_HEADERS, ErrorCode, make_local_api_app
 from gateway.web.metrics import GatewayMetrics
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth
-from tests.web.api.service_double import InMemoryService
 
 MARKER = "Petrov-Petr-4242"
 
 
-class BrokenService(InMemoryService):
+class BrokenService(LocalServiceDouble):
     """Fails the way a bug would: an exception whose message quotes a document."""
 
     async def message(self, message_id: str, *, actor: Actor, purpose: str | None) -> MessageView:
         raise RuntimeError(f"debtor {MARKER} could not be decrypted")
 
 
-async def test_unexpected_error_is_500_without_detail(aiohttp_client, caplog):
-    client = await aiohttp_client(make_local_api_app(BrokenService(ACTORS, NOW), GatewayMetrics()))
+async def test_unexpected_error_is_500_without_detail(aiohttp_client, caplog, serving):
+    app = make_local_api_app(BrokenService(NOW, ACTORS), GatewayMetrics(), serving)
+    client = await aiohttp_client(app)
     with caplog.at_level(logging.ERROR, logger="gateway.web.local_api"):
         response = await client.get(
             "/api/v1/messages/00000000-0000-4000-8000-000000000000", headers=auth(OPERATOR)
@@ -59,7 +60,7 @@ async def test_streamed_body_over_the_limit_is_413(client: TestClient):
 
 
 async def test_raw_utf8_purpose_header(
-    client: TestClient, seeded: Seeded, service: InMemoryService
+    client: TestClient, seeded: Seeded, service: LocalServiceDouble
 ):
     # curl sends a header's UTF-8 bytes as they are; the API takes them as well as %-encoding.
     purpose = "Розыск имущества должника"
@@ -74,19 +75,21 @@ async def test_raw_utf8_purpose_header(
     answer = await reader.read()
     writer.close()
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
-    assert service.audit[-1].purpose == purpose
+    assert service.reads[-1].purpose == purpose
 
 
-class BusyService(InMemoryService):
+class BusyService(LocalServiceDouble):
     """The conversation changes under every attempt, as under heavy concurrent traffic."""
 
     async def submit(self, document, *, actor, idempotency_key=None):
         raise ConcurrentChange
 
 
-async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(aiohttp_client):
+async def test_submission_losing_every_race_is_503_try_again_not_a_rejection(
+    aiohttp_client, serving
+):
     metrics = GatewayMetrics()
-    client = await aiohttp_client(make_local_api_app(BusyService(ACTORS, NOW), metrics))
+    client = await aiohttp_client(make_local_api_app(BusyService(NOW, ACTORS), metrics, serving))
     response = await client.post(
         "/api/v1/messages", json={"any": "document"}, headers=auth(OPERATOR)
     )

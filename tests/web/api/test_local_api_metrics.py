@@ -22,8 +22,8 @@ from gateway.web.metrics import (
     GatewayMetrics,
     RejectionSource,
 )
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth, reading
-from tests.web.api.service_double import InMemoryService
 
 MARKER = "Ivanov-Ivan-4242"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
@@ -111,10 +111,12 @@ async def test_exposition_names_and_code_only_labels(
     assert 'gateway_hop_latency_seconds_count{peer="other"} 1.0' in text
 
 
-async def test_each_app_has_its_own_registry(aiohttp_client):
+async def test_each_app_has_its_own_registry(aiohttp_client, serving):
     first, second = GatewayMetrics(), GatewayMetrics()
     assert first.registry is not REGISTRY and first.registry is not second.registry
-    client = await aiohttp_client(make_local_api_app(InMemoryService(ACTORS, NOW), first))
+    client = await aiohttp_client(
+        make_local_api_app(LocalServiceDouble(NOW, ACTORS), first, serving)
+    )
     await client.get("/healthz")
     assert b'route="/healthz"' in first.exposition()
     assert b'route="/healthz"' not in second.exposition()
@@ -127,11 +129,11 @@ def _global_exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-async def test_access_log_holds_no_query(caplog, unused_tcp_port: int, seeded: Seeded):
+async def test_access_log_holds_no_query(caplog, unused_tcp_port: int, seeded: Seeded, serving):
     # A purpose sent in the query string must not reach the access log (CIS Art. 9.1 texts
     # belong in the audit trail).
     # An empty service: the read is a 404, which is logged like any answer.
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), GatewayMetrics(), serving)
     runner = await start_local_api(app, "127.0.0.1", unused_tcp_port)
     try:
         with caplog.at_level(logging.INFO, logger="gateway.access"):

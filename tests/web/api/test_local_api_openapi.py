@@ -8,18 +8,19 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate as validate_spec
 
+from gateway.app.context import AppContext
 from gateway.exchange.service import ACCESS
 from gateway.web.local_api import PUBLIC_PATHS, ROUTES, make_local_api_app, openapi_document
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.openapi import build_openapi
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW
-from tests.web.api.service_double import InMemoryService
 
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 
 
-def _router_operations() -> set[tuple[str, str]]:
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
+def _router_operations(serving: AppContext) -> set[tuple[str, str]]:
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), GatewayMetrics(), serving)
     operations = set()
     for route in app.router.routes():
         assert route.resource is not None
@@ -36,8 +37,8 @@ def _described_operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
-def test_every_route_is_described_and_vice_versa():
-    router = _router_operations()
+def test_every_route_is_described_and_vice_versa(serving: AppContext):
+    router = _router_operations(serving)
     assert len(router) == len(ROUTES)
     assert router == _described_operations(build_openapi())
 

@@ -9,15 +9,15 @@ from aiohttp.test_utils import TestClient
 from gateway.web.local_api import MAX_JSON_BYTES
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import EXAMPLES, OPERATOR, auth, example, fresh, reading
-from tests.web.api.service_double import InMemoryService
 
 PROBLEM_KEYS = {"code", "path", "message_ru", "message_en", "remedy_ru", "article", "severity"}
 MARKER = "Zyxwvut-Секрет-4242"
 """A value no error may echo."""
 
 
-async def test_submit_is_202_and_stored_byte_exact(client: TestClient, service: InMemoryService):
+async def test_submit_is_202_and_stored_byte_exact(client: TestClient, service: LocalServiceDouble):
     document = fresh(example("cis-enforcement.Request"), "submit")
     response = await client.post("/api/v1/messages", json=document, headers=auth(OPERATOR))
     assert response.status == 202

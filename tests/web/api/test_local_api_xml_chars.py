@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from gateway.web.local_api import SECURITY_HEADERS
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.xmlchars import first_forbidden
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import OPERATOR, READER, Seeded, auth, example, fresh
-from tests.web.api.service_double import InMemoryService
 
 SURNAME = "/body/Request/Debtor/Individual/Surname"
 
@@ -27,7 +27,7 @@ def _with_surname(value: str) -> dict:
     [("\u0000", "U+0000"), ("\u0001", "U+0001"), ("\u001b", "U+001B"), ("\ufffe", "U+FFFE")],
 )
 async def test_control_character_in_a_field_is_422_naming_the_field(
-    client: TestClient, service: InMemoryService, char: str, name: str
+    client: TestClient, service: LocalServiceDouble, char: str, name: str
 ) -> None:
     response = await client.post(
         "/api/v1/messages", json=_with_surname(f"Пет{char}ров"), headers=auth(OPERATOR)

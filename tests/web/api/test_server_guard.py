@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.app.context import AppContext
 from gateway.config import NodeConfig
 from gateway.model.problems import ConfigurationError
 from gateway.web.local_api import SECURITY_HEADERS, SERVER_HEADER, make_local_api_app
@@ -21,8 +22,8 @@ from gateway.web.local_api import start_local_api as start
 from gateway.web.metrics import GatewayMetrics
 from gateway.web.runtime import server_settings
 from gateway.web.server import HEADER_TIMEOUT, ServerSettings
+from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW, OPERATOR
-from tests.web.api.service_double import InMemoryService
 
 MARKER = "Zyxwvut-4242"
 """Bytes of the request that no answer or log line may quote."""
@@ -36,8 +37,8 @@ def metrics() -> GatewayMetrics:
 
 
 @pytest.fixture
-async def api(metrics: GatewayMetrics) -> AsyncIterator[tuple[str, int]]:
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), metrics)
+async def api(metrics: GatewayMetrics, serving: AppContext) -> AsyncIterator[tuple[str, int]]:
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), metrics, serving)
     runner = await start(app, "127.0.0.1", 0, settings=QUICK)
     try:
         host, port = runner.addresses[0][:2]
@@ -185,10 +186,12 @@ def test_defaults() -> None:
         ServerSettings(header_timeout=0)
 
 
-async def test_an_error_outside_the_handlers_is_500_in_the_contract(caplog) -> None:
+async def test_an_error_outside_the_handlers_is_500_in_the_contract(
+    caplog, serving: AppContext
+) -> None:
     """A failure outside the error middleware (here an outer middleware of a test) still
     answers JSON with the headers, and the log has its type, not its message."""
-    app = make_local_api_app(InMemoryService(ACTORS, NOW), GatewayMetrics())
+    app = make_local_api_app(LocalServiceDouble(NOW, ACTORS), GatewayMetrics(), serving)
 
     @web.middleware
     async def broken(request: web.Request, handler: Any) -> web.StreamResponse:

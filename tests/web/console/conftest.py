@@ -1,5 +1,6 @@
-"""Fixtures of the console tests: a real SQLite store for users, the in-memory service, a real
-aiohttp server on loopback and a client with a cookie jar (plain HTTP requests, no browser).
+"""Fixtures of the console tests: a real SQLite store for users, the in-memory service
+(tests/doubles/local_service.py, shared with the API's tests), a real aiohttp server on loopback
+and a client with a cookie jar (plain HTTP requests, no browser).
 
 Time is pinned: ``NOW`` is Monday 23 November 2026, 10:00 UTC; the clock moves only when a test
 moves it. Passwords are hashed with a deliberately cheap argon2 (tests only).
@@ -39,7 +40,7 @@ from gateway.web.console.sources import (
     store_undelivered,
 )
 from gateway.xml.schemas import default_registry
-from tests.web.console.console_double import ConsoleTestService
+from tests.doubles.local_service import LocalServiceDouble
 
 EXAMPLES = VALID_EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -140,7 +141,7 @@ def _request(name: str, seed: str, *, confidential: bool = False) -> dict[str, A
     return doc
 
 
-def seed(service: ConsoleTestService) -> Seeded:
+def seed(service: LocalServiceDouble) -> Seeded:
     cis = _request("cis-enforcement.Request", "cis")
     body = cis["body"]["Request"]
     body["OtherInformation"] = SCRIPT  # must come out escaped, never run
@@ -204,7 +205,7 @@ def seed(service: ConsoleTestService) -> Seeded:
     )
 
 
-def seed_many(service: ConsoleTestService, count: int) -> list[str]:
+def seed_many(service: LocalServiceDouble, count: int) -> list[str]:
     """``count`` more conversations (metadata only), newest first in the returned list."""
     ids = []
     for i in range(count):
@@ -310,12 +311,12 @@ def audit() -> AuditLog:
 
 
 @pytest.fixture
-def service() -> ConsoleTestService:
-    return ConsoleTestService(NOW)
+def service() -> LocalServiceDouble:
+    return LocalServiceDouble(NOW)
 
 
 @pytest.fixture
-def seeded(service: ConsoleTestService) -> Seeded:
+def seeded(service: LocalServiceDouble) -> Seeded:
     return seed(service)
 
 
@@ -325,7 +326,7 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 @pytest.fixture
 def make_client(
     aiohttp_client: Any,
-    service: ConsoleTestService,
+    service: LocalServiceDouble,
     users: StoreUserDirectory,
     console_store: Store,
     clock: Clock,
