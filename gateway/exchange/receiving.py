@@ -35,7 +35,6 @@ from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound
 from gateway.exchange.attachments import StagedPart
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
-from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -284,9 +283,8 @@ def _store_accepted(
             verdict.requesting,
             verdict.requested,
             now,
+            opening=(node.kek_ring, received.root),
         )
-        if stored is None:
-            record_listing(conn, node.kek_ring, header.conversation_id, received.root, now)
         outcome = msg_store.insert_received(
             conn, message_header(header), received.payload, node.kek_ring, now
         )
