@@ -120,19 +120,23 @@ def _row(r: Any) -> PeriodKeyRow:
     )
 
 
+_GENERATIONS = (
+    sa.select(period_keys)
+    .where(period_keys.c.period == sa.bindparam("period"))
+    .order_by(period_keys.c.generation)
+)
+# Built once (building and keying the statement per call cost several times its execution).
+_GENERATIONS_LOCKED = {
+    None: _GENERATIONS,
+    # FOR KEY SHARE: the purge's shredding (FOR UPDATE) waits for this transaction, and then
+    # sees the data key wrapped here as a survivor to carry.
+    "share": _GENERATIONS.with_for_update(read=True, key_share=True),
+    "update": _GENERATIONS.with_for_update(),
+}
+
+
 def _generations(conn: Connection, period: str, *, lock: str | None = None) -> list[PeriodKeyRow]:
-    stmt = (
-        sa.select(period_keys)
-        .where(period_keys.c.period == period)
-        .order_by(period_keys.c.generation)
-    )
-    if lock == "share":
-        # FOR KEY SHARE: the purge's shredding (FOR UPDATE) waits for this transaction, and
-        # then sees the data key wrapped here as a survivor to carry.
-        stmt = stmt.with_for_update(read=True, key_share=True)
-    elif lock == "update":
-        stmt = stmt.with_for_update()
-    return [_row(r) for r in conn.execute(stmt)]
+    return [_row(r) for r in conn.execute(_GENERATIONS_LOCKED[lock], {"period": period})]
 
 
 def _new_generation(
