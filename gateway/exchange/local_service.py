@@ -245,10 +245,6 @@ class LocalNodeService:
         header = {k: v for k, v in converted["header"].items() if k not in node_fills}
         return {"header": header, "body": converted["body"]}
 
-    def _conversation(self, conversation_id: str) -> conv_store.Conversation | None:
-        with self.node.store.read() as conn:
-            return conv_store.get(conn, conversation_id)
-
     # --- reading -----------------------------------------------------------------------------
 
     async def list_conversations(
