@@ -162,11 +162,34 @@ class ValidationReport:
             raise SignatureInvalid(self)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+"""Per class, its dataclass field names (None: not a dataclass): ``fields()`` per value cost
+more than the rest of the walk."""
+
+
+def _field_names(cls: type, value: Any) -> tuple[str, ...] | None:
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = (
+            tuple(f.name for f in fields(value))
+            if is_dataclass(value) and not isinstance(value, type)
+            else None
+        )
+        _FIELD_NAMES[cls] = names
+        return names
+
+
 def _jsonable(value: Any) -> Any:
     # Walks the frozen dataclasses directly: dataclasses.asdict deep-copies every value first,
     # which cost ~1 ms per report on the receive path.
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    cls = type(value)
+    if cls in _PLAIN:
+        return value
+    names = _field_names(cls, value)
+    if names is not None:
+        return {name: _jsonable(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, StrEnum):

@@ -46,6 +46,8 @@ _AAD_DOMAIN = "gateway:conversation-display:v1"
 _CACHE: dict[tuple[str, bytes], SearchKeys] = {}
 _CACHE_LOCK = threading.Lock()
 _BY_ENGINE: weakref.WeakKeyDictionary[Any, SearchKeys] = weakref.WeakKeyDictionary()
+_MADE_IN: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+"""Per engine, the transaction that made the search secret (not kept until another reads it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,22 @@ class Listing:
 def record_listing(
     conn: Any, ring: KekRing, conversation_id: str, opening: etree._Element, now: datetime
 ) -> None:
-    """Seal the list facts of ``opening`` into its conversation and index its tags, in the
-    caller's write transaction."""
+    """Seal the list facts of ``opening`` into its (existing) conversation and index its tags,
+    in the caller's write transaction."""
+    made = listed(conn, ring, conversation_id, opening, now)
+    conv_store.set_listing(conn, conversation_id, made.nonce, made.sealed, made.tags)
+
+
+def listed(
+    conn: Any, ring: KekRing, conversation_id: str, opening: etree._Element, now: datetime
+) -> conv_store.Listed:
+    """The sealed list facts of ``opening`` and its tags, for the conversation it opens
+    (``conversations.open_conversation(listing=…)`` writes them with the row), in the caller's
+    write transaction."""
     facts = listing_facts(opening)
     keys = _keys(conn, ring, now)
     nonce, sealed = seal_display(keys, conversation_id, facts)
-    conv_store.set_listing(conn, conversation_id, nonce, sealed, tags_of(keys, facts))
+    return conv_store.Listed(nonce, sealed, tuple(tags_of(keys, facts)))
 
 
 def seal_display(
@@ -148,9 +160,19 @@ def _aad(conversation_id: str) -> bytes:
 
 
 def _keys(conn: Any, ring: KekRing, now: datetime) -> SearchKeys:
+    """The keys for writing, the secret made on first use. Found stored, they are kept per
+    engine like :func:`_read_keys` (no key row read per conversation opened) — unless this
+    very transaction made the secret: it could still roll back."""
+    engine = conn.engine
+    keys = _BY_ENGINE.get(engine)
+    if keys is not None:
+        return keys
     stored = key_store.stored_search_secret(conn)
+    if stored is not None and _MADE_IN.get(engine) is not conn.get_transaction():
+        return _BY_ENGINE.setdefault(engine, _derive(stored, ring))
     if stored is None:
         key_store.search_secret(conn, ring, now)  # made here, in the caller's write
+        _MADE_IN[engine] = conn.get_transaction()
         stored = key_store.stored_search_secret(conn)
         assert stored is not None
     return _derive(stored, ring)

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from gateway.crypto.keys.generations import expiring_keys
 from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.xades import verify_envelope
-from gateway.exchange import disclosure, listing, machine_codec
+from gateway.exchange import disclosure, listing, machine_codec, sending
 from gateway.exchange.attachments import read_stream, stage_stream
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
@@ -104,10 +104,14 @@ class LocalNodeService:
 
     async def authenticate_token(self, token: str) -> Actor | None:
         def find() -> Actor | None:
-            with self.node.store.transaction() as conn:  # marks the token used
-                found = tokens.find_active(conn, token, self.node.clock())
+            now = self.node.clock()
+            with self.node.store.read() as conn:
+                found = tokens.find(conn, token, now)
             if found is None:
                 return None
+            if tokens.needs_use_mark(found, now):  # the last use, to the minute
+                with self.node.store.transaction() as conn:
+                    tokens.mark_used(conn, found.token_id, now)
             roles = frozenset(Role(s) for s in found.scopes if s in Role._value2member_map_)
             return Actor(name=f"token:{found.label}", roles=roles)
 
@@ -168,8 +172,8 @@ class LocalNodeService:
                 if remembered is not None:
                     return remembered
             try:
-                header, warnings = self.node.submit(
-                    document, actor=actor.name[:64], idempotency=key
+                submitted = sending.submit(
+                    self.node, document, actor=actor.name[:64], idempotency=key
                 )
             except idem_store.KeyTaken:
                 # The same key's submission was stored while this one was being signed.
@@ -177,11 +181,8 @@ class LocalNodeService:
                 if remembered is None:
                     raise ConcurrentChange from None
                 return remembered
-            if key is not None:
-                first = self._remembered(key)  # word for word what a retry will get
-                if first is not None:
-                    return replace(first, replayed=False)
-            return self._submitted(header, warnings)
+            # The answer just stored with the key, word for word what a retry will get.
+            return _submit_result(submitted.answer(), replayed=False)
 
         # One hand-off to the executor for the check, the submission and the read: a database
         # call must not block the event loop (DESIGN.md), and each hand-off costs a wake-up.
@@ -202,14 +203,7 @@ class LocalNodeService:
                 f"{idem_store.KEY_TTL.total_seconds() / 3600:.0f} hours; nothing was stored: "
                 "send a new document with a new key"
             )
-        answer = found.answer
-        return SubmitResult(
-            message_id=answer["message_id"],
-            conversation_id=answer["conversation_id"],
-            state=answer["state"],
-            warnings=tuple(answer["warnings"]),
-            replayed=True,
-        )
+        return _submit_result(found.answer, replayed=True)
 
     def _prune_keys(self, now: datetime) -> None:
         if self._keys_pruned is not None and now - self._keys_pruned < PRUNE_EVERY:
@@ -224,19 +218,12 @@ class LocalNodeService:
         def resend() -> SubmitResult:
             self._check(actor, Action.SUBMIT)
             source = document if document is not None else self._as_submitted(message_id)
-            header, warnings = self.node.submit(source, actor=actor.name[:64], resending=message_id)
-            return self._submitted(header, warnings)
+            submitted = sending.submit(
+                self.node, source, actor=actor.name[:64], resending=message_id
+            )
+            return _submit_result(submitted.answer(), replayed=False)
 
         return await self._run(resend)
-
-    def _submitted(self, header: Any, warnings: list[Any]) -> SubmitResult:
-        stored = self._conversation(header.conversation_id)
-        return SubmitResult(
-            message_id=header.message_id,
-            conversation_id=header.conversation_id,
-            state=stored.state if stored else "",
-            warnings=tuple(w.to_json() for w in warnings),
-        )
 
     def _as_submitted(self, message_id: str) -> dict[str, Any]:
         """A stored document of ours in the JSON a case system submits: what the node filled
@@ -244,6 +231,7 @@ class LocalNodeService:
         try:
             with self.node.store.read() as conn:
                 document = msg_store.read_document(conn, message_id, self.node.kek_ring)
+                stored = msg_store.get(conn, message_id)
         except LookupError:
             raise ResendRefused(
                 "NOT_RESENDABLE",
@@ -252,16 +240,10 @@ class LocalNodeService:
             ) from None
         converted = xml_to_json(parse_untrusted(document), self.node.registry)
         node_fills = {"MessageId", "Sender", "Created"}
-        with self.node.store.read() as conn:
-            stored = msg_store.get(conn, message_id)
         if stored is not None and opens_conversation(stored):
             node_fills.add("ConversationId")  # its conversation was closed by the refusal
         header = {k: v for k, v in converted["header"].items() if k not in node_fills}
         return {"header": header, "body": converted["body"]}
-
-    def _conversation(self, conversation_id: str) -> conv_store.Conversation | None:
-        with self.node.store.read() as conn:
-            return conv_store.get(conn, conversation_id)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -909,6 +891,17 @@ def _attempts(conn: Any, message_id: str) -> tuple[dict[str, Any], ...]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _submit_result(answer: dict[str, Any], *, replayed: bool) -> SubmitResult:
+    """A submission's answer (as :meth:`sending.Submitted.answer` makes and keeps it)."""
+    return SubmitResult(
+        message_id=answer["message_id"],
+        conversation_id=answer["conversation_id"],
+        state=answer["state"],
+        warnings=tuple(answer["warnings"]),
+        replayed=replayed,
+    )
 
 
 __all__ = ["LocalNodeService"]

@@ -190,9 +190,10 @@ class Node:
         resending: str | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> tuple[Header, list[Problem]]:
-        return sending.submit(
+        submitted = sending.submit(
             self, document, actor=actor, resending=resending, idempotency=idempotency
         )
+        return submitted.header, submitted.warnings
 
     def claim_due(self, worker_id: str, limit: int = DELIVERY_BATCH) -> list[outbox_store.Claim]:
         return sending.claim_due(self, worker_id, limit)

@@ -35,7 +35,6 @@ from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound
 from gateway.exchange.attachments import StagedPart
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
-from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -154,7 +153,7 @@ def receive(
         return ReceiveOutcome(Disposition.UNREADABLE, problem.code.encode(), TEXT, problem.code)
     claimed = _claimed_header(root)
     try:
-        received = _verified(node, tls_body, root, payload, encrypted, now)
+        received = _verified(node, tls_body, root, payload, encrypted, now, claimed)
     except DocumentRejected as rejected:
         return _refused(node, tls_body, claimed, Refuse(rejected.problems[0]), now)
     mismatch = parts_problem(received.header, parts)
@@ -219,9 +218,16 @@ def _decrypt(node: Node, cms: bytes) -> bytes:
 
 
 def _verified(
-    node: Node, tls_body: str, root: etree._Element, payload: bytes, encrypted: bool, now: datetime
+    node: Node,
+    tls_body: str,
+    root: etree._Element,
+    payload: bytes,
+    encrypted: bool,
+    now: datetime,
+    claimed: Header | None,
 ) -> Received:
-    """Signatures, schema and the envelope's own checks, all on the one parsed tree."""
+    """Signatures, schema and the envelope's own checks, all on the one parsed tree.
+    ``claimed``: the header as read from that tree before (not read again)."""
     # The transport's identity is compared with the Sender below, with its own code
     # (SENDER_MISMATCH); the signature check binds signer body and Sender.
     verified = verify_envelope(root, node.trust, at=now, require_official=False)
@@ -232,7 +238,7 @@ def _verified(
         raise DocumentRejected(problems)
     received = Received(
         tls_body=tls_body,
-        header=read_header(root),
+        header=claimed if claimed is not None else read_header(root),
         root=root,
         report=verified.report,
         payload=payload,
@@ -284,9 +290,8 @@ def _store_accepted(
             verdict.requesting,
             verdict.requested,
             now,
+            opening=(node.kek_ring, received.root),
         )
-        if stored is None:
-            record_listing(conn, node.kek_ring, header.conversation_id, received.root, now)
         outcome = msg_store.insert_received(
             conn, message_header(header), received.payload, node.kek_ring, now
         )

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from lxml import etree
+
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ValidationReport
 from gateway.exchange import conversation as machine
 from gateway.exchange import machine_codec
 from gateway.exchange.inbound import TRY_AGAIN
+from gateway.exchange.listing import listed
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.rules.agreement import request_facts
@@ -82,7 +85,11 @@ def refused_request_facts(
 def check_unchanged(
     conn: Any, header: Header, snapshot: conv_store.Conversation | None
 ) -> conv_store.Conversation | None:
-    """Lock the conversation and make sure it is still as the decision saw it."""
+    """Lock the conversation and make sure it is still as the decision saw it. A conversation
+    the decision saw as new is not read: its insert in :func:`store_step` is the check (a row
+    made meanwhile makes it insert nothing, which raises :class:`ConcurrentChange`)."""
+    if snapshot is None:
+        return None
     current = conv_store.get(conn, header.conversation_id, for_update=True)
     if (current is None) != (snapshot is None):
         raise ConcurrentChange
@@ -100,16 +107,20 @@ def store_step(
     requesting: str,
     requested: str,
     now: datetime,
+    *,
+    opening: tuple[KekRing, etree._Element] | None = None,
 ) -> LateAnswer | None:
     """Persist the conversation after ``step`` and apply its effects, in the caller's
     transaction; record and return the late-answer fact when ``header`` is a late answer.
-    Raises :class:`ConcurrentChange` when another writer moved it meanwhile."""
+    ``opening``: the node's KEK ring and the document's tree, whose list display and tags go in
+    with the row of a conversation ``header`` opens. Raises :class:`ConcurrentChange` when
+    another writer moved it meanwhile."""
     state = step.conversation
     due = due_date(clock_facts(state, requested), calendars, now)
     deadline = due.due if due is not None else None
     closed_at = now if state.closed else None
     if stored is None:
-        conv_store.open_conversation(
+        opened = conv_store.open_conversation(
             conn,
             conversation_id=header.conversation_id,
             agreement=header.agreement,
@@ -121,7 +132,14 @@ def store_step(
             deadline=deadline,
             now=now,
             urgent=state.urgent,
+            listing=(
+                listed(conn, opening[0], header.conversation_id, opening[1], now)
+                if opening is not None
+                else None
+            ),
         )
+        if not opened:
+            raise ConcurrentChange  # made by another writer since the decision saw none
         if state.closed:
             conv_store.transition(
                 conn,

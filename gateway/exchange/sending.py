@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +41,6 @@ from gateway.crypto.xades import (
 from gateway.exchange import conversation as machine
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
-from gateway.exchange.listing import record_listing
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -101,6 +101,19 @@ RATE_LIMIT_SPREAD_SECONDS = 1.0
 # --- submit ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A stored submission: its header, its warnings and the conversation's state after it."""
+
+    header: Header
+    warnings: list[Problem]
+    state: str
+
+    def answer(self) -> dict[str, Any]:
+        """What the local API answers (kept word for word with an idempotency key)."""
+        return submitted_answer(self.header, self.state, self.warnings)
+
+
 def submit(
     node: Node,
     document: dict[str, Any],
@@ -108,9 +121,10 @@ def submit(
     actor: str,
     resending: str | None = None,
     idempotency: idem_store.IdempotencyKey | None = None,
-) -> tuple[Header, list[Problem]]:
-    """Turn the case system's JSON into a signed document and queue it; return its header
-    and the warnings. Raises DocumentRejected or ProtocolError, storing nothing.
+) -> Submitted:
+    """Turn the case system's JSON into a signed document and queue it; return its header,
+    the warnings and the state it left its conversation in. Raises DocumentRejected or
+    ProtocolError, storing nothing.
 
     ``resending``: the id of a document of ours that the peer refused for good or whose
     delivery was given up; the new one replaces it (same conversation, kind and recipient, a
@@ -159,7 +173,7 @@ def submit(
         except msg_store.MessageAlreadyStored:
             raise _already_stored(plan) from None
         crash_point("submit.committed")
-        return plan.header, _warnings(plan, late)
+        return Submitted(plan.header, _warnings(plan, late), str(plan.step.conversation.state))
     raise ConcurrentChange
 
 
@@ -444,10 +458,16 @@ def _store_submitted(
     def write(conn: Connection) -> LateAnswer | None:
         stored = check_unchanged(conn, header, snapshot)
         late = store_step(
-            conn, node.calendars, header, plan.step, stored, plan.requesting, plan.requested, now
+            conn,
+            node.calendars,
+            header,
+            plan.step,
+            stored,
+            plan.requesting,
+            plan.requested,
+            now,
+            opening=(node.kek_ring, plan.root),
         )
-        if stored is None:
-            record_listing(conn, node.kek_ring, header.conversation_id, plan.root, now)
         if original is not None:  # after the step: a resend may open its conversation
             _link_resend(conn, header, original.header.message_id, actor, now)
         msg_store.insert_sent(conn, message_header(header), signed, node.kek_ring, now)
@@ -472,10 +492,8 @@ def _store_submitted(
             },
         )
         if idempotency is not None:
-            answer = submitted_answer(
-                header, str(plan.step.conversation.state), _warnings(plan, late)
-            )
-            idem_store.record(conn, idempotency, answer, now)
+            answer = Submitted(header, _warnings(plan, late), str(plan.step.conversation.state))
+            idem_store.record(conn, idempotency, answer.answer(), now)
         crash_point("submit.write")
         return late
 
@@ -573,12 +591,8 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
     with node.store.read() as conn:
         document = msg_store.read_document(conn, claim.message_id, node.kek_ring)
         parts = attachment_store.parts_of(conn, claim.message_id)
-        stored = msg_store.get(conn, claim.message_id)
-        conversation = conv_store.get(conn, stored.header.conversation_id) if stored else None
+        confidential = msg_store.is_confidential(conn, claim.message_id)
     document, resigned = _signed_in_force(node, claim.message_id, claim.destination, document)
-    confidential = bool(stored and stored.header.confidential) or bool(
-        conversation and conversation.confidential
-    )
     if not confidential:
         return Outgoing(body.endpoint, document, document, parts, resigned)
     certificates = [
@@ -654,20 +668,43 @@ def _signed_in_force(
     return resigned, True
 
 
+_RevokedKey = tuple[tuple[Any, ...], frozenset[tuple[str, str, int]]]
+_REVOKED: weakref.WeakKeyDictionary[Node, tuple[_RevokedKey, dict[bytes, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per node, the last revoked set found and what it was found for: the manifests as read (the
+key store reads a manifest again, as a new object, when its file's stat changes) and the
+generations revoked by then. Certificates are read and parsed only when either changes."""
+
+
 def _revoked_generations(node: Node, now: datetime) -> dict[bytes, str]:
     """Certificate (DER) → stem of this node's seal and official generations revoked by
-    ``now``: one ``stat`` per manifest when none is (the usual case)."""
-    found: dict[bytes, str] = {}
+    ``now``: one ``stat`` per manifest, and no file read while the manifests and the revoked
+    generations stay the same."""
     official = node.config.keys.official
-    for key_role, name in ((KeyRole.SEAL, ""), (KeyRole.OFFICIAL, official)):
-        if key_role is KeyRole.OFFICIAL and not official:
-            continue
-        for generation in node.keys.generations(key_role, name).generations:
-            if generation.revoked_at is None or generation.revoked_at > now:
-                continue
-            der = _certificate_der(node.keys.cert_path(key_role, name, generation.number))
-            if der:
-                found[der] = node.keys.stem(key_role, name, generation.number)
+    keys = [(KeyRole.SEAL, "")] + ([(KeyRole.OFFICIAL, official)] if official else [])
+    manifests = tuple(node.keys.generations(key_role, name) for key_role, name in keys)
+    revoked = frozenset(
+        (str(key_role), name, generation.number)
+        for (key_role, name), manifest in zip(keys, manifests, strict=True)
+        for generation in manifest.generations
+        if generation.revoked_at is not None and generation.revoked_at <= now
+    )
+    if not revoked:
+        return {}
+    cached = _REVOKED.get(node)
+    if (
+        cached is not None
+        and cached[0][1] == revoked
+        and all(a is b for a, b in zip(cached[0][0], manifests, strict=True))
+    ):
+        return cached[1]
+    found: dict[bytes, str] = {}
+    for key_role, name, number in sorted(revoked):
+        der = _certificate_der(node.keys.cert_path(key_role, name, number))
+        if der:
+            found[der] = node.keys.stem(key_role, name, number)
+    _REVOKED[node] = ((manifests, revoked), found)
     return found
 
 

@@ -45,25 +45,22 @@ class PartiesContext:
 def request_facts(root: etree._Element) -> tuple[str | None, set[str]]:
     """The enforcement document's issuer kind and the subjects a Request asks about
     (subject element names and asset kinds), for the reservation rules."""
-    issuer_kind: str | None = None
-    subjects: set[str] = set()
     body = next((c for c in root.iterchildren() if etree.QName(c).localname == "Body"), None)
     request = body[0] if body is not None and len(body) else None
     if request is None or etree.QName(request).localname != "Request":
-        return None, subjects
-    for node in request.iter():
-        if not isinstance(node.tag, str):
-            continue
-        name = etree.QName(node).localname
-        parent = node.getparent()
-        parent_name = etree.QName(parent).localname if parent is not None else ""
-        if name == "Kind" and parent_name == "Issuer":
-            issuer_kind = (node.text or "").strip() or None
-        elif parent_name == "Subject":
-            subjects.add(name)
-        elif name == "Kind" and parent_name == "Assets":
-            subjects.add((node.text or "").strip())
+        return None, set()
+    # Three compiled XPath searches (C) instead of a Python walk naming every element.
+    issuers = _ISSUER_KINDS(request)
+    issuer_kind = ((issuers[-1].text or "").strip() or None) if issuers else None
+    subjects = {etree.QName(node).localname for node in _SUBJECT_ITEMS(request)}
+    subjects.update((node.text or "").strip() for node in _ASSET_KINDS(request))
     return issuer_kind, subjects
+
+
+_ISSUER_KINDS = etree.XPath(".//*[local-name()='Issuer']/*[local-name()='Kind']")
+"""The last in document order is the issuer's kind."""
+_SUBJECT_ITEMS = etree.XPath(".//*[local-name()='Subject']/*")
+_ASSET_KINDS = etree.XPath(".//*[local-name()='Assets']/*[local-name()='Kind']")
 
 
 def agreement_problems(

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.model.problems import Refused
 from gateway.store import audit, counts
-from gateway.store.dialect import insert_if_absent
+from gateway.store.dialect import insert_all_if_absent, insert_if_absent
 from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, search_tags
 
 MAX_PAGE_SIZE = 200
@@ -141,8 +141,12 @@ def open_conversation(
     deadline: date | None,
     now: datetime,
     urgent: bool = False,
+    listing: Listed | None = None,
 ) -> bool:
-    """Create the conversation if it does not exist; True if this call created it."""
+    """Create the conversation if it does not exist; True if this call created it. With
+    ``listing`` the sealed list display goes in with the row and its tags beside it (what
+    :func:`set_listing` records, without a second write of the row)."""
+    shown = {} if listing is None else {"display_nonce": listing.nonce, "display": listing.sealed}
     created = insert_if_absent(
         conn,
         conversations,
@@ -161,10 +165,13 @@ def open_conversation(
             updated_at=now,
             version=1,
             urgent=urgent,
+            **shown,
         ),
     )
     if created:
         counts.add(conn, (state, agreement, requesting_party, requested_party), +1)
+        if listing is not None:
+            _index(conn, conversation_id, listing.tags)
     return created
 
 
@@ -568,13 +575,27 @@ def set_listing(
         .where(conversations.c.conversation_id == conversation_id)
         .values(display_nonce=nonce, display=display)
     )
-    for tag in set(tags):
-        insert_if_absent(
-            conn,
-            search_tags,
-            ["tag", "conversation_id"],
-            {"tag": tag, "conversation_id": conversation_id},
-        )
+    _index(conn, conversation_id, tags)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A conversation's sealed list display and its search tags, as :func:`set_listing` takes
+    them (``gateway.exchange.listing`` makes them)."""
+
+    nonce: bytes
+    sealed: bytes
+    tags: tuple[bytes, ...]
+
+
+def _index(conn: Connection, conversation_id: str, tags: Iterable[bytes]) -> None:
+    """The conversation's search tags, in one statement; again is harmless."""
+    insert_all_if_absent(
+        conn,
+        search_tags,
+        ["tag", "conversation_id"],
+        [{"tag": tag, "conversation_id": conversation_id} for tag in sorted(set(tags))],
+    )
 
 
 def unindexed(conn: Connection, after: str, limit: int) -> list[str]:

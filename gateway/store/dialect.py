@@ -65,6 +65,43 @@ def insert_if_absent(
     return conn.execute(stmt, dict(values)).first() is not None
 
 
+def insert_all_if_absent(
+    conn: Connection,
+    table: sa.Table,
+    index_columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """:func:`insert_if_absent` for several rows in ONE statement (``INSERT … VALUES (…), (…)
+    ON CONFLICT (index_columns) DO NOTHING``), where one statement a row cost a round trip
+    each; which rows went in is not reported. Both stores take the same SQL; it is a text
+    statement because SQLAlchemy compiles a multi-row ``insert().values([…])`` again on every
+    execution (it is not cached), which cost more than the statements it saves."""
+    if not rows:
+        return
+    names = list(rows[0])
+    key = ("absent-all", conn.dialect.name, table, tuple(names), tuple(index_columns), len(rows))
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        # Identifiers from the table's own metadata (table.c[...] refuses any other name),
+        # quoted by the dialect; the values are bound parameters.
+        quote = conn.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(table.c[name].name) for name in names)
+        conflict = ", ".join(quote(table.c[name].name) for name in index_columns)
+        values = ", ".join(
+            "(" + ", ".join(f":{name}_{i}" for name in names) + ")" for i in range(len(rows))
+        )
+        sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES {values} "  # noqa: S608
+        stmt = sa.text(f"{sql}ON CONFLICT ({conflict}) DO NOTHING").bindparams(
+            *(
+                sa.bindparam(f"{name}_{i}", type_=table.c[name].type)
+                for i in range(len(rows))
+                for name in names
+            )
+        )
+        _BUILT[key] = stmt
+    conn.execute(stmt, {f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in names})
+
+
 def upsert(
     conn: Connection,
     table: sa.Table,

@@ -31,7 +31,8 @@ from gateway.crypto import at_rest
 from gateway.crypto.keys.kek import KekRing
 from gateway.store import period_keys
 from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import message_keys, messages, tombstones
+from gateway.store.tables import conversations, message_keys, messages, tombstones
+from gateway.store.tables import period_keys as period_key_rows
 
 
 class Direction(StrEnum):
@@ -97,8 +98,37 @@ _DIGESTS = tuple(
 _DATA_KEY = period_keys.data_key_columns().where(
     message_keys.c.message_id == sa.bindparam("message_id")
 )
-_PAYLOAD = sa.select(messages.c.payload_nonce, messages.c.payload).where(
-    messages.c.message_id == sa.bindparam("message_id")
+# The payload and its data key (joined to its period key) in one statement: a message's row
+# without a key row is a shredded one (``key_message_id`` NULL).
+_PAYLOAD_AND_KEY = (
+    sa.select(
+        messages.c.payload_nonce,
+        messages.c.payload,
+        message_keys.c.message_id.label("key_message_id"),
+        message_keys.c.kek_id,
+        message_keys.c.wrapped_dek,
+        message_keys.c.period_key_id,
+        period_key_rows.c.kek_id.label("pk_kek_id"),
+        period_key_rows.c.wrapped_key.label("pk_wrapped_key"),
+    )
+    .select_from(
+        messages.outerjoin(
+            message_keys, message_keys.c.message_id == messages.c.message_id
+        ).outerjoin(
+            period_key_rows,
+            period_key_rows.c.key_id == message_keys.c.period_key_id,
+        )
+    )
+    .where(messages.c.message_id == sa.bindparam("message_id"))
+)
+_CONFIDENTIAL = (
+    sa.select(messages.c.confidential, conversations.c.confidential.label("of_conversation"))
+    .select_from(
+        messages.outerjoin(
+            conversations, conversations.c.conversation_id == messages.c.conversation_id
+        )
+    )
+    .where(messages.c.message_id == sa.bindparam("message_id"))
 )
 
 # The data keys of messages stored in the connection's current innermost transaction (or
@@ -324,7 +354,11 @@ def data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     remembered = _remembered_key(conn, message_id)
     if remembered is not None:
         return remembered
-    row = conn.execute(_DATA_KEY, {"message_id": message_id}).first()
+    return _unwrapped(conn.execute(_DATA_KEY, {"message_id": message_id}).first(), message_id, keys)
+
+
+def _unwrapped(row: sa.Row | None, message_id: str, keys: KekRing) -> bytes:
+    """The data key of a row read with the ``message_keys`` and period key columns."""
     if row is None:
         raise KeyShredded(f"message {message_id}: its data key was destroyed (purged)")
     try:
@@ -338,10 +372,19 @@ def data_key(conn: Connection, message_id: str, keys: KekRing) -> bytes:
 def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     """The signed document, byte for byte as stored. Raises :class:`MessageGone`,
     :class:`KeyShredded`, or ``at_rest.DecryptionFailed`` if a stored byte was altered."""
-    row = conn.execute(_PAYLOAD, {"message_id": message_id}).first()
+    row = conn.execute(_PAYLOAD_AND_KEY, {"message_id": message_id}).first()
     if row is None:
         raise MessageGone(f"message {message_id} is not stored (never received, or purged)")
-    dek = data_key(conn, message_id, keys)
+    dek = _remembered_key(conn, message_id) or _unwrapped(
+        row if row.key_message_id is not None else None, message_id, keys
+    )
     return at_rest.decrypt_part(
         dek, row.payload_nonce, row.payload, at_rest.payload_aad(message_id)
     )
+
+
+def is_confidential(conn: Connection, message_id: str) -> bool:
+    """Whether the message is confidential: its own flag or its conversation's (CIS Art. 16;
+    SC Art. 8.1); False when it is not stored."""
+    row = conn.execute(_CONFIDENTIAL, {"message_id": message_id}).first()
+    return row is not None and bool(row.confidential or row.of_conversation)

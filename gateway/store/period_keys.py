@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Transaction
 
 from gateway.crypto import at_rest
 from gateway.crypto.at_rest import WrappedKey
@@ -120,19 +121,23 @@ def _row(r: Any) -> PeriodKeyRow:
     )
 
 
+_GENERATIONS = (
+    sa.select(period_keys)
+    .where(period_keys.c.period == sa.bindparam("period"))
+    .order_by(period_keys.c.generation)
+)
+# Built once (building and keying the statement per call cost several times its execution).
+_GENERATIONS_LOCKED = {
+    None: _GENERATIONS,
+    # FOR KEY SHARE: the purge's shredding (FOR UPDATE) waits for this transaction, and then
+    # sees the data key wrapped here as a survivor to carry.
+    "share": _GENERATIONS.with_for_update(read=True, key_share=True),
+    "update": _GENERATIONS.with_for_update(),
+}
+
+
 def _generations(conn: Connection, period: str, *, lock: str | None = None) -> list[PeriodKeyRow]:
-    stmt = (
-        sa.select(period_keys)
-        .where(period_keys.c.period == period)
-        .order_by(period_keys.c.generation)
-    )
-    if lock == "share":
-        # FOR KEY SHARE: the purge's shredding (FOR UPDATE) waits for this transaction, and
-        # then sees the data key wrapped here as a survivor to carry.
-        stmt = stmt.with_for_update(read=True, key_share=True)
-    elif lock == "update":
-        stmt = stmt.with_for_update()
-    return [_row(r) for r in conn.execute(stmt)]
+    return [_row(r) for r in conn.execute(_GENERATIONS_LOCKED[lock], {"period": period})]
 
 
 def _new_generation(
@@ -156,15 +161,35 @@ def _new_generation(
     )
 
 
+# The intake key read in the connection's current innermost transaction (or savepoint), so a
+# second message stored in it (a receive stores the document and its Receipt) reads no row
+# again: the first read's share lock holds the row until commit, so the key cannot be shredded
+# meanwhile. Valid only while the same transaction object is the innermost one.
+_INTAKE: weakref.WeakKeyDictionary[Connection, tuple[weakref.ref[Transaction], str, FileKek]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _innermost(conn: Connection) -> Transaction | None:
+    return conn.get_nested_transaction() or conn.get_transaction()
+
+
 def intake_key(conn: Connection, keys: KekRing, now: datetime) -> FileKek:
     """The key new data keys of ``now``'s week are wrapped under: the week's newest generation,
     made on first use (call it in a write transaction)."""
     period = period_of(now)
+    trans = _innermost(conn)
+    known = _INTAKE.get(conn)
+    if known is not None and trans is not None and known[0]() is trans and known[1] == period:
+        return known[2]
     for _ in range(3):
         gens = _generations(conn, period, lock="share")
         if gens:
             g = gens[-1]
-            return _open(g.key_id, g.kek_id, g.wrapped_key, keys)
+            key = _open(g.key_id, g.kek_id, g.wrapped_key, keys)
+            if trans is not None:
+                _INTAKE[conn] = (weakref.ref(trans), period, key)
+            return key
         newest = conn.execute(
             sa.select(sa.func.max(period_keys.c.generation)).where(period_keys.c.period == period)
         ).scalar()
@@ -333,6 +358,7 @@ def _shred_step(
         return len(survivors), []
     conn.execute(period_keys.delete().where(period_keys.c.key_id.in_(dirty_ids)))
     _forget(dirty_ids)
+    _INTAKE.pop(conn, None)
     audit.append_many(
         conn,
         now=now,

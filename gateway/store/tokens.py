@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -84,19 +84,43 @@ def create(
     ).scalar_one()
 
 
-def find_active(conn: Connection, token: str, now: datetime) -> ApiToken | None:
-    """The token if it exists, is not revoked and has not expired; marks it used."""
-    row = conn.execute(
-        sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash(token))
-    ).first()
+USE_MARKED_EVERY = timedelta(minutes=1)
+"""How often a token's last use is written: a request reads its token (a revocation or an
+expiry takes effect at once), but a write transaction per request only to move
+``last_used_at`` by milliseconds cost more than the request's own work; the last use is
+therefore to the minute."""
+
+_FIND = sa.select(api_tokens).where(api_tokens.c.token_hash == sa.bindparam("token_hash"))
+_MARK_USED = (
+    api_tokens.update()
+    .where(api_tokens.c.id == sa.bindparam("token_id"))
+    .values(last_used_at=sa.bindparam("now"))
+)
+
+
+def find(conn: Connection, token: str, now: datetime) -> ApiToken | None:
+    """The token if it exists, is not revoked and has not expired (a read)."""
+    row = conn.execute(_FIND, {"token_hash": token_hash(token)}).first()
     if row is None:
         return None
     found = _token(row)
-    if not found.active(now):
-        return None
-    conn.execute(
-        api_tokens.update().where(api_tokens.c.id == found.token_id).values(last_used_at=now)
-    )
+    return found if found.active(now) else None
+
+
+def needs_use_mark(found: ApiToken, now: datetime) -> bool:
+    """Whether :func:`mark_used` is due (never used, or not within :data:`USE_MARKED_EVERY`)."""
+    return found.last_used_at is None or now - found.last_used_at >= USE_MARKED_EVERY
+
+
+def mark_used(conn: Connection, token_id: int, now: datetime) -> None:
+    conn.execute(_MARK_USED, {"token_id": token_id, "now": now})
+
+
+def find_active(conn: Connection, token: str, now: datetime) -> ApiToken | None:
+    """The token if it exists, is not revoked and has not expired; marks it used."""
+    found = find(conn, token, now)
+    if found is not None:
+        mark_used(conn, found.token_id, now)
     return found
 
 

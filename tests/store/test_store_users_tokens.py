@@ -70,3 +70,26 @@ def test_tokens_store_only_hashes(store: Store) -> None:
         assert tokens.list_tokens(conn)[0].last_used_at == later
         assert tokens.revoke(conn, tid, later) and not tokens.revoke(conn, tid, later)
         assert tokens.find_active(conn, token, later) is None
+
+
+def test_a_request_writes_the_last_use_at_most_once_a_minute(store: Store) -> None:
+    """Reading a token is a read; its last use is written when it is due (never used, or a
+    minute since), so a busy case system's requests do not each commit a write. A revoked
+    token is refused at once all the same."""
+    token = secrets.token_urlsafe(32)
+    with store.transaction() as conn:
+        tid = tokens.create(conn, token, label="case-system", scopes=["send"], now=NOW)
+    with store.read() as conn:
+        found = tokens.find(conn, token, NOW)
+    assert found is not None and tokens.needs_use_mark(found, NOW)
+    with store.transaction() as conn:
+        tokens.mark_used(conn, tid, NOW)
+    soon, later = NOW + timedelta(seconds=59), NOW + tokens.USE_MARKED_EVERY
+    with store.read() as conn:
+        found = tokens.find(conn, token, soon)
+    assert found is not None and found.last_used_at == NOW
+    assert not tokens.needs_use_mark(found, soon) and tokens.needs_use_mark(found, later)
+    with store.transaction() as conn:
+        tokens.revoke(conn, tid, soon)
+    with store.read() as conn:
+        assert tokens.find(conn, token, soon) is None
