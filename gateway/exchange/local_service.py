@@ -32,7 +32,13 @@ from gateway.crypto.keystore import KeyRole
 from gateway.crypto.rotation import expiring_keys
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure, listing, machine_codec
-from gateway.exchange.attachments import read_stream, stage_stream
+from gateway.exchange.attachments import (
+    AttachmentCheck,
+    AttachmentCheckRefused,
+    read_stream,
+    stage_stream,
+    verify_pdf_in_place,
+)
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
 from gateway.exchange.recording import ConcurrentChange, clock_facts, record_verification
@@ -612,6 +618,11 @@ class LocalNodeService:
                 receipt = receipt_store.get(conn, message_id)
                 attempts = _attempts(conn, message_id)
                 recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
+                checks = (
+                    _attachment_checks(conn, message_id)
+                    if converted["header"].get("Attachments")
+                    else ()
+                )
                 resent_as = resend_store.resent_as(conn, message_id)
                 resent_from = resend_store.resent_from(conn, message_id)
             return MessageView(
@@ -619,6 +630,7 @@ class LocalNodeService:
                 header=converted["header"],
                 body=converted["body"],
                 report=_report_view(recorded),
+                attachment_checks=checks,
                 receipt=(
                     {
                         "receipt_message_id": receipt.receipt_message_id,
@@ -782,6 +794,60 @@ class LocalNodeService:
         opened = await self._run(open_it)
         return opened.info, read_stream(self.node.store, opened, self.executor)
 
+    async def verify_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> AttachmentCheck:
+        """Verify every signature of the message's signed PDF attachment ``number``, in place
+        (streamed from the store, never held whole), with the node's trust anchors and CRLs as
+        they are now; the verdict is recorded (audit ``attachment.verified``), and the message's
+        view shows the latest one per file. Same access as downloading the file. Raises
+        ``AttachmentCheckRefused`` for a file that is not a PDF, is not signed or failed
+        authentication in the store (recorded too)."""
+
+        def run() -> AttachmentCheck:
+            self._read_document(message_id, actor, purpose)  # role, purpose, audited read
+            with self.node.store.read() as conn:
+                listed = attachment_store.parts_of(conn, message_id)
+                if not 1 <= number <= len(listed):
+                    raise NotFound(f"attachment {number} of message {message_id}")
+                opened = attachment_store.reader(conn, listed[number - 1][0], self.node.kek_ring)
+            now = self.node.clock()
+            details: dict[str, str | int | None] = {
+                "number": number,
+                "sha256": opened.info.sha256.hex(),
+            }
+            try:
+                signatures = verify_pdf_in_place(self.node.store, opened, self.node.trust, now)
+            except AttachmentCheckRefused as refused:
+                details.update(indication=None, refused=refused.code)
+                self._record_check(actor, message_id, now, details)
+                raise
+            check = AttachmentCheck(message_id, number, opened.info.sha256.hex(), now, signatures)
+            sub = check.sub_indication
+            details.update(
+                indication=str(check.indication),
+                sub_indication=str(sub) if sub else None,
+                signatures=len(signatures),
+                signers=",".join(sorted({s.signer_body_id for s in signatures}))[:256],
+            )
+            self._record_check(actor, message_id, now, details)
+            return check
+
+        return await self._run(run)
+
+    def _record_check(
+        self, actor: Actor, message_id: str, now: datetime, details: dict[str, str | int | None]
+    ) -> None:
+        with self.node.store.transaction() as conn:
+            audit.append(
+                conn,
+                now=now,
+                actor=actor.name[:64],
+                kind=ATTACHMENT_VERIFIED,
+                subjects={"message": message_id},
+                details=details,
+            )
+
     async def receipt_xml(
         self, message_id: str, *, actor: Actor, purpose: str | None = None
     ) -> bytes:
@@ -862,6 +928,31 @@ def _tombstone_summary(tombstone: purge_store.Tombstone) -> MessageSummary:
         verification=None,
         purged=True,
     )
+
+
+ATTACHMENT_VERIFIED = "attachment.verified"
+"""The audit event recording a signed PDF attachment's verification: codes only (number,
+SHA-256, ETSI indication and sub-indication, signature count, signers' body ids, or the
+refusal's code); the message's view reads the latest one per attachment from it."""
+CHECKS_READ = 200
+"""Recorded checks read per message view: the latest of up to 50 files, each checked a few
+times; older ones stay in the audit trail."""
+
+
+def _attachment_checks(conn: Any, message_id: str) -> tuple[dict[str, Any], ...]:
+    """The latest recorded check of each attachment of the message, by number."""
+    latest: dict[int, dict[str, Any]] = {}
+    for event in audit.search(
+        conn, kind=ATTACHMENT_VERIFIED, subjects={"message": message_id}, limit=CHECKS_READ
+    ):
+        number = event.details.get("number")
+        if isinstance(number, int) and number not in latest:
+            latest[number] = {
+                **event.details,
+                "checked_at": event.at.isoformat(),
+                "checked_by": event.actor,
+            }
+    return tuple(latest[n] for n in sorted(latest))
 
 
 def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:

@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.model.problems import GatewayError
+
+if TYPE_CHECKING:
+    from gateway.exchange.attachments import AttachmentCheck
 
 
 class Role(StrEnum):
@@ -341,6 +344,10 @@ class MessageView:
     """The message that replaced this one after the peer refused it (a resend), if any."""
     resent_from: str | None = None
     """The refused message this one replaced, if it is a resend."""
+    attachment_checks: tuple[dict[str, Any], ...] = ()
+    """The latest recorded verification of each signed PDF attachment (by ``number``:
+    ``indication``, ``sub_indication``, ``signatures``, ``signers``, or ``refused`` with its
+    code; ``checked_at``, ``checked_by``); only for files someone asked to verify."""
 
 
 class LocalService(Protocol):
@@ -379,6 +386,14 @@ class LocalService(Protocol):
     ) -> dict[str, Any]:
         """Verify the stored document's signatures again now and record the result; the
         report as recorded. Same access as reading the document."""
+        ...
+
+    async def verify_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> AttachmentCheck:
+        """Verify the signed PDF attachment ``number`` streamed from the store and record the
+        verdict; ``AttachmentCheckRefused`` for a file not a PDF, unsigned or damaged. Same
+        access as downloading the file."""
         ...
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:

@@ -411,6 +411,9 @@ class SegmentFile(io.RawIOBase):
         self._position = 0
         self._first = -1
         self._batch = b""
+        self.failure: at_rest.DecryptionFailed | None = None
+        """The first authentication failure a read met, kept: a reader such as pyHanko may
+        catch it and carry on, and the caller must still learn the file was altered."""
 
     def readable(self) -> bool:
         return True
@@ -434,8 +437,12 @@ class SegmentFile(io.RawIOBase):
         first = self._position // _BATCH_BYTES * READ_BATCH_SEGMENTS
         if first != self._first:
             self._batch, self._first = b"", -1  # a failed read leaves nothing half-cached
-            with self._read() as conn:
-                self._batch = b"".join(self._opened.batch(conn, first))
+            try:
+                with self._read() as conn:
+                    self._batch = b"".join(self._opened.batch(conn, first))
+            except at_rest.DecryptionFailed as exc:
+                self.failure = self.failure or exc
+                raise
             self._first = first
         at = self._position - first * segments.SEGMENT_BYTES
         target = memoryview(buffer).cast("B")
