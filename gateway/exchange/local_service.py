@@ -619,7 +619,12 @@ class LocalNodeService:
                 attempts = _attempts(conn, message_id)
                 recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
                 checks = (
-                    _attachment_checks(conn, message_id)
+                    tuple(
+                        {"number": number, **check}
+                        for number, check in attachment_store.recorded_checks(
+                            conn, message_id, self.node.kek_ring
+                        ).items()
+                    )
                     if converted["header"].get("Attachments")
                     else ()
                 )
@@ -799,8 +804,9 @@ class LocalNodeService:
     ) -> AttachmentCheck:
         """Verify every signature of the message's signed PDF attachment ``number``, in place
         (streamed from the store, never held whole), with the node's trust anchors and CRLs as
-        they are now; the verdict is recorded (audit ``attachment.verified``), and the message's
-        view shows the latest one per file. Same access as downloading the file. Raises
+        they are now; the verdict is recorded (audit ``attachment.verified``, and in full sealed
+        with the file's name under its part key), and the message's view shows the latest one
+        per file. Same access as downloading the file. Raises
         ``AttachmentCheckRefused`` for a file that is not a PDF, is not signed or failed
         authentication in the store (recorded too)."""
 
@@ -816,35 +822,49 @@ class LocalNodeService:
                 "number": number,
                 "sha256": opened.info.sha256.hex(),
             }
+            recorded: dict[str, Any] = {
+                "sha256": opened.info.sha256.hex(),
+                "checked_at": now.isoformat(),
+                "checked_by": actor.name[:64],
+            }
             try:
                 signatures = verify_pdf_in_place(self.node.store, opened, self.node.trust, now)
             except AttachmentCheckRefused as refused:
                 details.update(indication=None, refused=refused.code)
-                self._record_check(actor, message_id, now, details)
+                self._record_check(actor, opened, details, {**recorded, "refused": refused.code})
                 raise
             check = AttachmentCheck(message_id, number, opened.info.sha256.hex(), now, signatures)
             sub = check.sub_indication
+            signers = ",".join(sorted({s.signer_body_id for s in signatures}))[:256]
             details.update(
                 indication=str(check.indication),
                 sub_indication=str(sub) if sub else None,
                 signatures=len(signatures),
-                signers=",".join(sorted({s.signer_body_id for s in signatures}))[:256],
+                signers=signers,
             )
-            self._record_check(actor, message_id, now, details)
+            self._record_check(
+                actor, opened, details, {**check.to_json(), **recorded, "signers": signers}
+            )
             return check
 
         return await self._run(run)
 
     def _record_check(
-        self, actor: Actor, message_id: str, now: datetime, details: dict[str, str | int | None]
+        self,
+        actor: Actor,
+        opened: attachment_store.Reader,
+        details: dict[str, str | int | None],
+        check: dict[str, Any],
     ) -> None:
+        """The audit event and the sealed verdict, in one transaction."""
         with self.node.store.transaction() as conn:
+            attachment_store.record_check(conn, opened, check)
             audit.append(
                 conn,
-                now=now,
+                now=self.node.clock(),
                 actor=actor.name[:64],
                 kind=ATTACHMENT_VERIFIED,
-                subjects={"message": message_id},
+                subjects={"message": str(opened.info.message_id)},
                 details=details,
             )
 
@@ -933,26 +953,8 @@ def _tombstone_summary(tombstone: purge_store.Tombstone) -> MessageSummary:
 ATTACHMENT_VERIFIED = "attachment.verified"
 """The audit event recording a signed PDF attachment's verification: codes only (number,
 SHA-256, ETSI indication and sub-indication, signature count, signers' body ids, or the
-refusal's code); the message's view reads the latest one per attachment from it."""
-CHECKS_READ = 200
-"""Recorded checks read per message view: the latest of up to 50 files, each checked a few
-times; older ones stay in the audit trail."""
-
-
-def _attachment_checks(conn: Any, message_id: str) -> tuple[dict[str, Any], ...]:
-    """The latest recorded check of each attachment of the message, by number."""
-    latest: dict[int, dict[str, Any]] = {}
-    for event in audit.search(
-        conn, kind=ATTACHMENT_VERIFIED, subjects={"message": message_id}, limit=CHECKS_READ
-    ):
-        number = event.details.get("number")
-        if isinstance(number, int) and number not in latest:
-            latest[number] = {
-                **event.details,
-                "checked_at": event.at.isoformat(),
-                "checked_by": event.actor,
-            }
-    return tuple(latest[n] for n in sorted(latest))
+refusal's code). The full verdict is kept sealed with the file's name and type
+(``attachments.record_check``), and the message's view shows the latest one per file."""
 
 
 def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:

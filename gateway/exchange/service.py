@@ -345,9 +345,10 @@ class MessageView:
     resent_from: str | None = None
     """The refused message this one replaced, if it is a resend."""
     attachment_checks: tuple[dict[str, Any], ...] = ()
-    """The latest recorded verification of each signed PDF attachment (by ``number``:
-    ``indication``, ``sub_indication``, ``signatures``, ``signers``, or ``refused`` with its
-    code; ``checked_at``, ``checked_by``); only for files someone asked to verify."""
+    """The latest recorded verification of each signed PDF attachment someone asked to verify:
+    ``number``, ``sha256``, ``checked_at``, ``checked_by`` and either the verdict
+    (``indication``, ``sub_indication``, ``signers``, ``signatures``) or ``refused`` (its
+    code)."""
 
 
 class LocalService(Protocol):

@@ -459,14 +459,10 @@ def search(
     until: datetime | None = None,
     before: int | None = None,
     limit: int = VERIFY_BATCH,
-    subjects: Mapping[str, str] | None = None,
 ) -> list[AuditEvent]:
     """Events with ``seq < before``, newest first, at most ``limit``: of one ``kind`` (or, ending
-    in a dot, one family: ``console.``), one ``actor``, ``since <= at < until``, about exactly
-    ``subjects``."""
+    in a dot, one family: ``console.``), one ``actor``, ``since <= at < until``."""
     stmt = sa.select(audit_events)
-    if subjects is not None:
-        stmt = stmt.where(audit_events.c.subjects == _canonical(dict(subjects)))
     if before is not None:
         stmt = stmt.where(audit_events.c.seq < before)
     if kind:
