@@ -465,6 +465,11 @@ async def test_a_signed_pdf_attachment_is_verified_streamed_and_recorded(
         "TOTAL_PASSED",
         SENDER,
     )
+    with receiver.node.store.read() as conn:  # kept sealed with the file's name, not in clear
+        sealed = conn.execute(
+            sa.select(attachments.c.meta).where(attachments.c.message_id == message_id)
+        ).scalar_one()
+    assert b"TOTAL_PASSED" not in sealed and SENDER.encode() not in sealed
     # The console: a button beside the file verifies it again, the page shows the result.
     page = await _console_verify(receiver, conversation_id, message_id)
     assert 'id="attachment-check-1"' in page and "Подписи действительны" in page, page
@@ -521,7 +526,16 @@ async def test_a_file_not_pdf_or_not_signed_is_refused_with_what_to_do(
     receiver: Receiver, sender: Signer, client: PeerClient
 ) -> None:
     for content, code in [(CONTENT, "ATTACHMENT_NOT_PDF"), (_pdf(), "ATTACHMENT_NOT_SIGNED")]:
-        _, message_id = await _delivered(receiver, sender, client, content)
+        conversation_id, message_id = await _delivered(receiver, sender, client, content)
         status, answer = await _verify(receiver, message_id)
         assert (status, answer["error"]["code"]) == (422, code), answer
         assert "Что сделать" in answer["error"]["message_ru"]
+    # The console says the same in Russian, and the message page then shows why.
+    message = f"{receiver.console}/conversations/{conversation_id}/messages/{message_id}"
+    async with _console(receiver, conversation_id) as http:
+        async with http.get(message) as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        async with http.post(f"{message}/attachments/1/verify", data={"csrf_token": token}) as r:
+            assert r.status == 422 and "PDF-файл не подписан" in await r.text()
+        async with http.get(message) as page:
+            assert "PDF не подписан — проверять нечего" in await page.text()
