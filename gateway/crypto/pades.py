@@ -89,6 +89,12 @@ SIGNATURE_FIELD = "GatewaySeal"
 
 ROLE = "pades"
 
+UNSIGNED = "the PDF carries no signature"
+"""The one report's message for a PDF without any signature (callers refusing such a file
+compare with it)."""
+UNREADABLE = "the file is not a readable PDF"
+"""How the one report's message begins for bytes pyHanko cannot read as a PDF."""
+
 _SEAL_KEY_USAGE = KeyUsageConstraints(
     # A seal certificate carries nonRepudiation (contentCommitment), digitalSignature or both,
     # depending on the issuing CA's profile; either one permits signing documents.
@@ -383,9 +389,9 @@ async def async_verify_pdf(
         reader = PdfFileReader(BytesIO(pdf) if isinstance(pdf, bytes) else pdf, strict=True)
         embedded = list(reader.embedded_regular_signatures)
     except Exception as exc:  # hostile bytes: any parser failure is a FORMAT_FAILURE
-        return (_failed(f"the file is not a readable PDF ({type(exc).__name__})"),)
+        return (_failed(f"{UNREADABLE} ({type(exc).__name__})"),)
     if not embedded:
-        return (_failed("the PDF carries no signature"),)
+        return (_failed(UNSIGNED),)
     if len(embedded) > MAX_SIGNATURES:
         return (_failed(f"the PDF carries {len(embedded)} signatures (> {MAX_SIGNATURES})"),)
     return tuple([await _verify_one(sig, trust_roots, at, crls) for sig in embedded])

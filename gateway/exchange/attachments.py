@@ -12,11 +12,14 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from gateway.crypto import at_rest, pades
 from gateway.crypto.keys.kek import KekRing
+from gateway.crypto.report import Indication, SignatureReport, SubIndication
+from gateway.crypto.trust import TrustList
 from gateway.model.problems import GatewayError
 from gateway.store import Store
 from gateway.store import attachments as attachment_store
@@ -161,3 +164,125 @@ async def read_stream(
     finally:
         if not ahead.done():
             ahead.cancel()
+
+
+# --- a signed PDF attachment verified in place -------------------------------------------------
+
+PDF_MAGIC = b"%PDF-"
+PDF_MAGIC_WITHIN = 1024
+"""A PDF's header must appear within its first 1,024 bytes (ISO 32000-1, annex H.3)."""
+
+
+class AttachmentCheckRefused(GatewayError):
+    """An attachment whose signatures cannot be verified at all: not a PDF, a PDF without a
+    signature, or a stored file that failed authentication. ``code``, English and Russian
+    text, and what to do."""
+
+    NOT_PDF = "ATTACHMENT_NOT_PDF"
+    UNSIGNED = "ATTACHMENT_NOT_SIGNED"
+    DAMAGED = "ATTACHMENT_DAMAGED"
+
+    def __init__(self, code: str, message: str, message_ru: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message_ru = message_ru
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentCheck:
+    """The verdict on a signed PDF attachment's signatures (PAdES, ETSI EN 319 102-1)."""
+
+    message_id: str
+    number: int
+    """1-based, the signed list's order."""
+    sha256: str
+    checked_at: datetime
+    signatures: tuple[SignatureReport, ...] = field(default=())
+
+    @property
+    def indication(self) -> Indication:
+        """The worst of the signatures' (every PDF checked here carries at least one)."""
+        order = [Indication.TOTAL_FAILED, Indication.INDETERMINATE, Indication.TOTAL_PASSED]
+        return min((s.indication for s in self.signatures), key=order.index)
+
+    @property
+    def sub_indication(self) -> SubIndication | None:
+        failed = next((s for s in self.signatures if not s.passed), None)
+        return failed.sub_indication if failed is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "number": self.number,
+            "sha256": self.sha256,
+            "checked_at": self.checked_at.isoformat(),
+            "indication": str(self.indication),
+            "sub_indication": str(self.sub_indication) if self.sub_indication else None,
+            "signatures": [
+                {
+                    "indication": str(s.indication),
+                    "sub_indication": str(s.sub_indication) if s.sub_indication else None,
+                    "message": s.message,
+                    "signer_subject": s.signer_subject,
+                    "signer_body_id": s.signer_body_id,
+                    "claimed_signing_time": (
+                        s.claimed_signing_time.isoformat() if s.claimed_signing_time else None
+                    ),
+                    "revocation": str(s.revocation),
+                }
+                for s in self.signatures
+            ],
+        }
+
+
+def verify_pdf_in_place(
+    store: Store, opened: attachment_store.Reader, trust: TrustList, at: datetime
+) -> tuple[SignatureReport, ...]:
+    """Every signature of a stored PDF attachment, verified in place (one 2 MiB batch of
+    plaintext held, :func:`open_file`) against ``trust``'s anchors and CRLs at ``at``.
+    Raises :class:`AttachmentCheckRefused` for a file that is not a PDF, carries no signature
+    or failed authentication in the store. Blocking: call it off the event loop."""
+    with open_file(store, opened) as file:
+        raw = file.raw
+        assert isinstance(raw, attachment_store.SegmentFile)
+        try:
+            head = file.read(PDF_MAGIC_WITHIN)
+        except at_rest.DecryptionFailed:
+            head = b""
+        if raw.failure is None and PDF_MAGIC not in head:
+            raise _not_pdf()
+        reports = (
+            pades.verify_pdf(file, list(trust.anchors), at, crls=list(trust.crls))
+            if raw.failure is None
+            else ()
+        )
+    if raw.failure is not None:
+        raise AttachmentCheckRefused(
+            AttachmentCheckRefused.DAMAGED,
+            f"the stored file failed authentication ({raw.failure}): it was altered or cut "
+            "in the store; restore the node's database from a backup or ask the sender again",
+            "Файл вложения в хранилище узла повреждён или изменён (не прошёл проверку "
+            "подлинности при чтении). Что сделать: восстановите базу узла из резервной копии "
+            "или запросите документ у отправителя повторно.",
+        )
+    if len(reports) == 1 and reports[0].message == pades.UNSIGNED:
+        raise AttachmentCheckRefused(
+            AttachmentCheckRefused.UNSIGNED,
+            "the PDF carries no signature: there is nothing to verify; ask the sender for a "
+            "signed copy if one is required",
+            "PDF-файл не подписан: проверять нечего. Что сделать: если нужна подписанная "
+            "копия, запросите её у отправителя.",
+        )
+    if len(reports) == 1 and reports[0].message.startswith(pades.UNREADABLE):
+        raise _not_pdf()
+    return reports
+
+
+def _not_pdf() -> AttachmentCheckRefused:
+    return AttachmentCheckRefused(
+        AttachmentCheckRefused.NOT_PDF,
+        "the attachment is not a PDF (no readable %PDF- header and structure): only signed "
+        "PDF files (PAdES) are verified; open the file with the program it was made for",
+        "Вложение не является PDF-файлом: проверяются только подписанные PDF (PAdES). "
+        "Что сделать: откройте файл программой, для которой он предназначен.",
+    )

@@ -32,7 +32,13 @@ from gateway.crypto.keys.generations import expiring_keys
 from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import disclosure, listing, machine_codec, sending
-from gateway.exchange.attachments import read_stream, stage_stream
+from gateway.exchange.attachments import (
+    AttachmentCheck,
+    AttachmentCheckRefused,
+    read_stream,
+    stage_stream,
+    verify_pdf_in_place,
+)
 from gateway.exchange.existence import proof_of_existence
 from gateway.exchange.node import Node
 from gateway.exchange.recording import ConcurrentChange, clock_facts, record_verification
@@ -586,6 +592,16 @@ class LocalNodeService:
                 receipt = receipt_store.get(conn, message_id)
                 attempts = _attempts(conn, message_id)
                 recorded = reports.latest_report(conn, message_id, self.node.kek_ring)
+                checks = (
+                    tuple(
+                        {"number": number, **check}
+                        for number, check in attachment_store.recorded_checks(
+                            conn, message_id, self.node.kek_ring
+                        ).items()
+                    )
+                    if converted["header"].get("Attachments")
+                    else ()
+                )
                 resent_as = resend_store.resent_as(conn, message_id)
                 resent_from = resend_store.resent_from(conn, message_id)
             return MessageView(
@@ -593,6 +609,7 @@ class LocalNodeService:
                 header=converted["header"],
                 body=converted["body"],
                 report=_report_view(recorded),
+                attachment_checks=checks,
                 receipt=(
                     {
                         "receipt_message_id": receipt.receipt_message_id,
@@ -756,6 +773,75 @@ class LocalNodeService:
         opened = await self._run(open_it)
         return opened.info, read_stream(self.node.store, opened, self.executor)
 
+    async def verify_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> AttachmentCheck:
+        """Verify every signature of the message's signed PDF attachment ``number``, in place
+        (streamed from the store, never held whole), with the node's trust anchors and CRLs as
+        they are now; the verdict is recorded (audit ``attachment.verified``, and in full sealed
+        with the file's name under its part key), and the message's view shows the latest one
+        per file. Same access as downloading the file. Raises
+        ``AttachmentCheckRefused`` for a file that is not a PDF, is not signed or failed
+        authentication in the store (recorded too)."""
+
+        def run() -> AttachmentCheck:
+            self._read_document(message_id, actor, purpose)  # role, purpose, audited read
+            with self.node.store.read() as conn:
+                listed = attachment_store.parts_of(conn, message_id)
+                if not 1 <= number <= len(listed):
+                    raise NotFound(f"attachment {number} of message {message_id}")
+                opened = attachment_store.reader(conn, listed[number - 1][0], self.node.kek_ring)
+            now = self.node.clock()
+            details: dict[str, str | int | None] = {
+                "number": number,
+                "sha256": opened.info.sha256.hex(),
+            }
+            recorded: dict[str, Any] = {
+                "sha256": opened.info.sha256.hex(),
+                "checked_at": now.isoformat(),
+                "checked_by": actor.name[:64],
+            }
+            try:
+                signatures = verify_pdf_in_place(self.node.store, opened, self.node.trust, now)
+            except AttachmentCheckRefused as refused:
+                details.update(indication=None, refused=refused.code)
+                self._record_check(actor, opened, details, {**recorded, "refused": refused.code})
+                raise
+            check = AttachmentCheck(message_id, number, opened.info.sha256.hex(), now, signatures)
+            sub = check.sub_indication
+            signers = ",".join(sorted({s.signer_body_id for s in signatures}))[:256]
+            details.update(
+                indication=str(check.indication),
+                sub_indication=str(sub) if sub else None,
+                signatures=len(signatures),
+                signers=signers,
+            )
+            self._record_check(
+                actor, opened, details, {**check.to_json(), **recorded, "signers": signers}
+            )
+            return check
+
+        return await self._run(run)
+
+    def _record_check(
+        self,
+        actor: Actor,
+        opened: attachment_store.Reader,
+        details: dict[str, str | int | None],
+        check: dict[str, Any],
+    ) -> None:
+        """The audit event and the sealed verdict, in one transaction."""
+        with self.node.store.transaction() as conn:
+            attachment_store.record_check(conn, opened, check)
+            audit.append(
+                conn,
+                now=self.node.clock(),
+                actor=actor.name[:64],
+                kind=ATTACHMENT_VERIFIED,
+                subjects={"message": str(opened.info.message_id)},
+                details=details,
+            )
+
     async def receipt_xml(
         self, message_id: str, *, actor: Actor, purpose: str | None = None
     ) -> bytes:
@@ -836,6 +922,13 @@ def _tombstone_summary(tombstone: purge_store.Tombstone) -> MessageSummary:
         verification=None,
         purged=True,
     )
+
+
+ATTACHMENT_VERIFIED = "attachment.verified"
+"""The audit event recording a signed PDF attachment's verification: codes only (number,
+SHA-256, ETSI indication and sub-indication, signature count, signers' body ids, or the
+refusal's code). The full verdict is kept sealed with the file's name and type
+(``attachments.record_check``), and the message's view shows the latest one per file."""
 
 
 def _report_view(recorded: reports.RecordedReport | None) -> dict[str, Any]:

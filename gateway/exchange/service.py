@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.model.problems import GatewayError
 from gateway.store.conversations import ConversationFilter
 
 __all__ = ["ConversationFilter"]  # the list's filter is the store's: one class from API to SQL
+
+if TYPE_CHECKING:
+    from gateway.exchange.attachments import AttachmentCheck
 
 
 class Role(StrEnum):
@@ -332,6 +335,11 @@ class MessageView:
     """The message that replaced this one after the peer refused it (a resend), if any."""
     resent_from: str | None = None
     """The refused message this one replaced, if it is a resend."""
+    attachment_checks: tuple[dict[str, Any], ...] = ()
+    """The latest recorded verification of each signed PDF attachment someone asked to verify:
+    ``number``, ``sha256``, ``checked_at``, ``checked_by`` and either the verdict
+    (``indication``, ``sub_indication``, ``signers``, ``signatures``) or ``refused`` (its
+    code)."""
 
 
 class LocalService(Protocol):
@@ -370,6 +378,14 @@ class LocalService(Protocol):
     ) -> dict[str, Any]:
         """Verify the stored document's signatures again now and record the result; the
         report as recorded. Same access as reading the document."""
+        ...
+
+    async def verify_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> AttachmentCheck:
+        """Verify the signed PDF attachment ``number`` streamed from the store and record the
+        verdict; ``AttachmentCheckRefused`` for a file not a PDF, unsigned or damaged. Same
+        access as downloading the file."""
         ...
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:

@@ -21,11 +21,11 @@ import json
 import math
 import secrets
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -86,22 +86,67 @@ def _meta_aad(attachment_id: str) -> bytes:
     return _META_DOMAIN + b"\x00" + attachment_id.encode()
 
 
-def _seal_meta(key: bytes, attachment_id: str, meta: AttachmentMeta) -> tuple[bytes, bytes]:
+def _seal_meta(
+    key: bytes,
+    attachment_id: str,
+    meta: AttachmentMeta,
+    check: Mapping[str, Any] | None = None,
+) -> tuple[bytes, bytes]:
     nonce = secrets.token_bytes(12)
-    text = json.dumps([meta.name, meta.media_type, meta.language]).encode()
+    sealed: list[Any] = [meta.name, meta.media_type, meta.language]
+    if check is not None:
+        sealed.append(dict(check))
+    text = json.dumps(sealed, ensure_ascii=False).encode()
     return nonce, AESGCM(key).encrypt(nonce, text, _meta_aad(attachment_id))
 
 
-def _open_meta(key: bytes, attachment_id: str, nonce: bytes, sealed: bytes) -> AttachmentMeta:
+def _open_sealed(
+    key: bytes, attachment_id: str, nonce: bytes, sealed: bytes
+) -> tuple[AttachmentMeta, dict[str, Any] | None]:
     try:
-        name, media_type, language = json.loads(
+        name, media_type, language, *check = json.loads(
             AESGCM(key).decrypt(nonce, sealed, _meta_aad(attachment_id))
         )
     except Exception:
         raise at_rest.DecryptionFailed(
             f"attachment {attachment_id}: its sealed name and type failed authentication"
         ) from None
-    return AttachmentMeta(name, media_type, language)
+    return AttachmentMeta(name, media_type, language), (check[0] if check else None)
+
+
+def _open_meta(key: bytes, attachment_id: str, nonce: bytes, sealed: bytes) -> AttachmentMeta:
+    return _open_sealed(key, attachment_id, nonce, sealed)[0]
+
+
+MAX_CHECK_BYTES = 64 * 1024
+"""A recorded check names a few signatures; more is not a check."""
+
+
+def record_check(conn: Connection, opened: Reader, check: Mapping[str, Any]) -> None:
+    """Keep ``check`` (the latest verification of the attachment's signatures, as JSON) sealed
+    with its name and type under its part key: encrypted, and destroyed with the message's
+    data key like the file itself. Replaces the one recorded before."""
+    if len(json.dumps(dict(check), ensure_ascii=False).encode()) > MAX_CHECK_BYTES:
+        raise ValueError(f"check: over {MAX_CHECK_BYTES} bytes")
+    attachment_id = opened.info.attachment_id
+    nonce, sealed = _seal_meta(opened.key, attachment_id, opened.info.meta, check)
+    conn.execute(
+        attachments.update()
+        .where(attachments.c.attachment_id == attachment_id)
+        .values(meta_nonce=nonce, meta=sealed)
+    )
+
+
+def recorded_checks(conn: Connection, message_id: str, keys: KekRing) -> dict[int, dict[str, Any]]:
+    """The latest recorded check of each of the message's attachments, by number (1-based,
+    the signed list's order); those never checked are absent."""
+    out: dict[int, dict[str, Any]] = {}
+    for number, row in enumerate(_rows_of(conn, message_id), start=1):
+        key = _part_key(conn, row, keys)
+        _, check = _open_sealed(key, row.attachment_id, row.meta_nonce, row.meta)
+        if check is not None:
+            out[number] = check
+    return out
 
 
 def begin(conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime) -> Staging:
@@ -286,15 +331,18 @@ def _part_key(conn: Connection, row: sa.Row, keys: KekRing) -> bytes:
     )
 
 
-def for_message(conn: Connection, message_id: str, keys: KekRing) -> list[AttachmentInfo]:
-    """The message's attachments in order (name, type, language decrypted)."""
-    rows = conn.execute(
+def _rows_of(conn: Connection, message_id: str) -> Sequence[sa.Row[Any]]:
+    return conn.execute(
         sa.select(attachments)
         .where(attachments.c.message_id == message_id)
         .order_by(attachments.c.ordinal)
     ).all()
+
+
+def for_message(conn: Connection, message_id: str, keys: KekRing) -> list[AttachmentInfo]:
+    """The message's attachments in order (name, type, language decrypted)."""
     out = []
-    for row in rows:
+    for row in _rows_of(conn, message_id):
         key = _part_key(conn, row, keys)
         meta = _open_meta(key, row.attachment_id, row.meta_nonce, row.meta)
         out.append(
@@ -412,6 +460,9 @@ class SegmentFile(io.RawIOBase):
         self._position = 0
         self._first = -1
         self._batch = b""
+        self.failure: at_rest.DecryptionFailed | None = None
+        """The first authentication failure a read met, kept: a reader such as pyHanko may
+        catch it and carry on, and the caller must still learn the file was altered."""
 
     def readable(self) -> bool:
         return True
@@ -435,8 +486,12 @@ class SegmentFile(io.RawIOBase):
         first = self._position // _BATCH_BYTES * READ_BATCH_SEGMENTS
         if first != self._first:
             self._batch, self._first = b"", -1  # a failed read leaves nothing half-cached
-            with self._read() as conn:
-                self._batch = b"".join(self._opened.batch(conn, first))
+            try:
+                with self._read() as conn:
+                    self._batch = b"".join(self._opened.batch(conn, first))
+            except at_rest.DecryptionFailed as exc:
+                self.failure = self.failure or exc
+                raise
             self._first = first
         at = self._position - first * segments.SEGMENT_BYTES
         target = memoryview(buffer).cast("B")

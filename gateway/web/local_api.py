@@ -98,7 +98,7 @@ from gateway.app.context import AppContext, StorageFault, storage_fault
 from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keys.generations import RevocationReason
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
-from gateway.exchange.attachments import AttachmentMeta, PartTooLarge
+from gateway.exchange.attachments import AttachmentCheckRefused, AttachmentMeta, PartTooLarge
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -150,6 +150,7 @@ MESSAGE_DISCLOSURES = f"{MESSAGE}/disclosures"
 MESSAGE_ORIGINAL_SENT = f"{MESSAGE}/original/sent"
 MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
 MESSAGE_ATTACHMENT = f"{MESSAGE}/attachments/{{number}}"
+MESSAGE_ATTACHMENT_VERIFICATIONS = f"{MESSAGE_ATTACHMENT}/verifications"
 ATTACHMENTS = f"{API_PREFIX}/attachments"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
@@ -541,6 +542,14 @@ def _translate(exc: BaseException) -> ApiError | None:
             ErrorCode.NO_ACTIVE_HOLD,
             "no active legal hold on this conversation; nothing changed",
             "Действующих запретов на эту переписку нет; ничего не изменено.",
+        )
+    if isinstance(exc, AttachmentCheckRefused):
+        # Our own words: the code, why and what to do; never the file's name or content.
+        return ApiError(
+            500 if exc.code == AttachmentCheckRefused.DAMAGED else 422,
+            exc.code,
+            str(exc),
+            exc.message_ru,
         )
     if isinstance(exc, ResendRefused):
         # Our own words: they name the message ids, the field and the state, nothing else.
@@ -1613,6 +1622,20 @@ async def get_message_attachment(request: web.Request) -> web.StreamResponse:
     return await stream_attachment(request, info, chunks, message_id, int(raw))
 
 
+async def post_attachment_verification(request: web.Request) -> web.Response:
+    """Verify the signatures of the message's signed PDF attachment ``number``, streamed from
+    the store, with the node's trust and CRLs now; the verdict is recorded → 201."""
+    _only_params(request, frozenset({"purpose"}))
+    message_id = _path_id(request, "message_id")
+    raw = request.match_info["number"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise _bad_parameter("number", "1..50", "от 1 до 50")
+    check = await request.app[SERVICE].verify_attachment(
+        message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _json(check.to_json(), status=201)
+
+
 async def get_openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_BYTES], content_type="application/json")
 
@@ -1676,6 +1699,13 @@ ROUTES: tuple[Route, ...] = (
         get_message_attachment,
         Action.READ_DOCUMENT,
         "one attachment of the message, streamed",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_ATTACHMENT_VERIFICATIONS,
+        post_attachment_verification,
+        Action.READ_DOCUMENT,
+        "verify a signed PDF attachment's signatures, streamed; recorded → 201",
     ),
     Route(
         hdrs.METH_GET,

@@ -393,6 +393,12 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 def _paths() -> dict[str, Any]:
     message_param = [_param("MessageId")]
+    attachment_number = {
+        "name": "number",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 50},
+    }
     return {
         "/api/v1/messages": {
             "post": {
@@ -569,18 +575,35 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getMessageAttachment",
                 "summary": "One attachment of the message (1-based, the signed list's order), "
                 "streamed; X-Content-SHA256 gives its signed digest.",
-                "parameters": [
-                    *message_param,
-                    {
-                        "name": "number",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 50},
-                    },
-                    *_PURPOSE,
-                ],
+                "parameters": [*message_param, attachment_number, *_PURPOSE],
                 "responses": {
                     "200": _download("application/octet-stream", "The file, as signed."),
+                    **_READ,
+                },
+            }
+        },
+        "/api/v1/messages/{message_id}/attachments/{number}/verifications": {
+            "post": {
+                "operationId": "verifyMessageAttachment",
+                "summary": "Verify every signature of a signed PDF attachment (PAdES), read in "
+                "place from the store (never held whole), with the node's trust anchors and "
+                "CRLs in force now; the verdict is recorded (audit `attachment.verified`) and "
+                "shown in the message's `attachment_checks`. Same role and purpose as "
+                "downloading the file.",
+                "parameters": [*message_param, attachment_number, *_PURPOSE],
+                "responses": {
+                    "201": _object_answer(
+                        "The verdict just recorded: `indication`, `sub_indication`, "
+                        "`checked_at`, `sha256` and one entry per signature."
+                    ),
+                    "422": _returns(
+                        "ATTACHMENT_NOT_PDF (not a PDF) or ATTACHMENT_NOT_SIGNED (a PDF "
+                        "without a signature): nothing to verify."
+                    ),
+                    "500": _returns(
+                        "ATTACHMENT_DAMAGED: the stored file failed authentication (altered "
+                        "or cut in the store); restore from a backup."
+                    ),
                     **_READ,
                 },
             }

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from gateway.exchange.attachments import AttachmentCheck, AttachmentCheckRefused
 from gateway.exchange.conversation import DuplicateMessage, State
 from gateway.exchange.conversation import Role as PartyRole
 from gateway.exchange.disclosure import Decision, DisclosureRefused
@@ -211,6 +212,19 @@ class LocalServiceDouble(LocalService):
         }
         self.messages[message_id] = replace(stored, report=report)
         return report
+
+    async def verify_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> AttachmentCheck:
+        """Refused as not a PDF: the double stores no files (verifying real PDF attachments is
+        tested on running nodes, tests/integration/test_attachments.py)."""
+        self.calls.append("verify_attachment")
+        self._readable(message_id, actor, purpose, "verify_attachment")
+        raise AttachmentCheckRefused(
+            AttachmentCheckRefused.NOT_PDF,
+            f"attachment {number} of message {message_id} is not a PDF",
+            f"Вложение {number} сообщения {message_id} — не PDF.",
+        )
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:
         self.calls.append("message_xml")

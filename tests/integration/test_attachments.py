@@ -11,26 +11,34 @@ real keys sign the envelope and its TLS identity posts the multipart delivery:
   read (the body never comes: the refusal must not wait for it);
 * an upload to the local API that breaks off is refused and leaves nothing; the same file
   uploaded again is accepted; an upload declaring more than the limit gets 413 at once;
-* a submission whose attachment the recipient's published limit refuses is refused at once.
+* a submission whose attachment the recipient's published limit refuses is refused at once;
+* a signed PDF beside the XML is verified on the receiver, read in place from its store, through
+  the API and the console, and the verdict recorded; one signed by a key outside the trust
+  anchors fails as NO_CERTIFICATE_CHAIN_FOUND; one altered in the store is refused as
+  ATTACHMENT_DAMAGED; a file that is not a PDF, or a PDF without a signature, is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import re
 import tomllib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from fpdf import FPDF
 
 from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
+from gateway.crypto.pades import async_sign_pdf, simple_signer_from
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.attachments import stage_stream
 from gateway.exchange.directory import DirectoryIndex
@@ -52,6 +60,7 @@ from gateway.web.peer_client import (
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
     Signer,
+    audit_rows,
     body_fields,
     create_token,
     header_field,
@@ -61,6 +70,7 @@ from tests.integration.exchange_world import (
     row_counts,
     write_toml,
 )
+from tests.render.conftest import make_pki
 from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -182,10 +192,11 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     assert downloaded == CONTENT
 
 
-async def _console_download(
-    receiver: Receiver, conversation_id: str, message_id: str
-) -> tuple[str, bytes]:
-    """Sign in as the clerk, state a purpose, open the message page, follow its file link."""
+@contextlib.asynccontextmanager
+async def _console(
+    receiver: Receiver, conversation_id: str
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """The clerk signed in to the console, a purpose stated for the conversation."""
     console = f"{receiver.console}/conversations/{conversation_id}"
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(f"{receiver.console}/login") as page:
@@ -198,9 +209,18 @@ async def _console_download(
         stated = {"csrf_token": token, "purpose": "Исполнительное производство № 1/26: проверка"}
         async with http.post(f"{console}/purpose", data=stated, allow_redirects=False) as r:
             assert r.status == 303, await r.text()
-        async with http.get(f"{console}/messages/{message_id}") as page:
+        yield http
+
+
+async def _console_download(
+    receiver: Receiver, conversation_id: str, message_id: str
+) -> tuple[str, bytes]:
+    """Sign in as the clerk, state a purpose, open the message page, follow its file link."""
+    message = f"{receiver.console}/conversations/{conversation_id}/messages/{message_id}"
+    async with _console(receiver, conversation_id) as http:
+        async with http.get(message) as page:
             text = await page.text()
-        async with http.get(f"{console}/messages/{message_id}/attachments/1") as file:
+        async with http.get(f"{message}/attachments/1") as file:
             assert file.status == 200
             return text, await file.read()
 
@@ -361,3 +381,143 @@ async def test_a_confidential_document_with_attachments_is_refused_at_submit(
         assert row_counts(node.store) == before
     finally:
         node.close()
+
+
+# --- a signed PDF beside the XML, verified on the receiving node, streamed --------------------
+
+
+def _pdf() -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.multi_cell(0, 8, "Register extract (test): vehicle JTNB11HK103000001.")
+    return bytes(pdf.output())
+
+
+async def _signed_by(sender: Signer) -> bytes:
+    return await async_sign_pdf(_pdf(), sender.seal.pdf_signer(), reason="Выписка", location=SENDER)
+
+
+async def _delivered(
+    receiver: Receiver, sender: Signer, client: PeerClient, content: bytes
+) -> tuple[str, str]:
+    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(content))
+    answer = await _deliver(client, receiver.url, envelope, content)
+    assert answer.status == 200, answer.body[:300]
+    return header_field(envelope, "ConversationId"), header_field(envelope, "MessageId")
+
+
+async def _verify(receiver: Receiver, message_id: str) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {receiver.token}", "X-Purpose": "Проверка ИП 1"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{receiver.api}/messages/{message_id}/attachments/1/verifications", headers=headers
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_a_signed_pdf_attachment_is_verified_streamed_and_recorded(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    signed = await _signed_by(sender)
+    conversation_id, message_id = await _delivered(receiver, sender, client, signed)
+    status, check = await _verify(receiver, message_id)
+    assert status == 201, check
+    assert check["indication"] == "TOTAL_PASSED", check
+    assert [s["signer_body_id"] for s in check["signatures"]] == [SENDER]
+    assert check["sha256"] == hashlib.sha256(signed).hexdigest()
+    # Recorded: audited, and the message's view shows it beside the file.
+    (event,) = [
+        e
+        for e in audit_rows(receiver.node.store, "attachment.verified")
+        if message_id in str(e["subjects"])
+    ]
+    assert event["details"]["indication"] == "TOTAL_PASSED"
+    headers = {"Authorization": f"Bearer {receiver.token}", "X-Purpose": "Проверка ИП 1"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{receiver.api}/messages/{message_id}", headers=headers) as response,
+    ):
+        view = await response.json()
+    (recorded,) = view["attachment_checks"]
+    assert (recorded["number"], recorded["indication"], recorded["signers"]) == (
+        1,
+        "TOTAL_PASSED",
+        SENDER,
+    )
+    with receiver.node.store.read() as conn:  # kept sealed with the file's name, not in clear
+        sealed = conn.execute(
+            sa.select(attachments.c.meta).where(attachments.c.message_id == message_id)
+        ).scalar_one()
+    assert b"TOTAL_PASSED" not in sealed and SENDER.encode() not in sealed
+    # The console: a button beside the file verifies it again, the page shows the result.
+    page = await _console_verify(receiver, conversation_id, message_id)
+    assert 'id="attachment-check-1"' in page and "Подписи действительны" in page, page
+
+
+async def _console_verify(receiver: Receiver, conversation_id: str, message_id: str) -> str:
+    """Press the button beside the file on the message page; the page it leads back to."""
+    message = f"{receiver.console}/conversations/{conversation_id}/messages/{message_id}"
+    async with _console(receiver, conversation_id) as http:
+        async with http.get(message) as page:
+            text = await page.text()
+            assert 'id="verify-attachment-1"' in text
+            token = _CSRF.search(text).group(1)  # type: ignore[union-attr]
+        async with http.post(f"{message}/attachments/1/verify", data={"csrf_token": token}) as page:
+            assert page.status == 200, await page.text()
+            return await page.text()
+
+
+async def test_a_pdf_signed_by_an_untrusted_key_fails_by_name(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    pki = make_pki()  # a CA the receiver does not trust
+    untrusted = simple_signer_from(pki.seal_key, pki.seal, [pki.ca])
+    signed = await async_sign_pdf(_pdf(), untrusted, reason="Выписка", location=SENDER)
+    _, message_id = await _delivered(receiver, sender, client, signed)
+    status, check = await _verify(receiver, message_id)
+    assert status == 201, check
+    assert check["indication"] != "TOTAL_PASSED"
+    assert check["sub_indication"] == "NO_CERTIFICATE_CHAIN_FOUND", check
+
+
+async def test_a_pdf_altered_in_storage_is_refused_as_damaged(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    signed = await _signed_by(sender)
+    _, message_id = await _delivered(receiver, sender, client, signed)
+    with receiver.node.store.transaction() as conn:
+        ((attachment_id, _),) = attachment_store.parts_of(conn, message_id)
+        where = (attachment_segments.c.attachment_id == attachment_id) & (
+            attachment_segments.c.segment_no == 0
+        )
+        sealed = bytearray(
+            conn.execute(sa.select(attachment_segments.c.ciphertext).where(where)).scalar_one()
+        )
+        sealed[len(sealed) // 2] ^= 0x01
+        conn.execute(attachment_segments.update().where(where).values(ciphertext=bytes(sealed)))
+    status, answer = await _verify(receiver, message_id)
+    assert status == 500, answer
+    assert answer["error"]["code"] == "ATTACHMENT_DAMAGED"
+    assert "резервной копии" in answer["error"]["message_ru"]
+
+
+async def test_a_file_not_pdf_or_not_signed_is_refused_with_what_to_do(
+    receiver: Receiver, sender: Signer, client: PeerClient
+) -> None:
+    for content, code in [(CONTENT, "ATTACHMENT_NOT_PDF"), (_pdf(), "ATTACHMENT_NOT_SIGNED")]:
+        conversation_id, message_id = await _delivered(receiver, sender, client, content)
+        status, answer = await _verify(receiver, message_id)
+        assert (status, answer["error"]["code"]) == (422, code), answer
+        assert "Что сделать" in answer["error"]["message_ru"]
+    # The console says the same in Russian, and the message page then shows why.
+    message = f"{receiver.console}/conversations/{conversation_id}/messages/{message_id}"
+    async with _console(receiver, conversation_id) as http:
+        async with http.get(message) as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        async with http.post(f"{message}/attachments/1/verify", data={"csrf_token": token}) as r:
+            assert r.status == 422 and "PDF-файл не подписан" in await r.text()
+        async with http.get(message) as page:
+            assert "PDF не подписан — проверять нечего" in await page.text()

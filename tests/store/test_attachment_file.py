@@ -17,7 +17,8 @@ from gateway.crypto.at_rest import DecryptionFailed
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.pades import MAX_PDF_BYTES, sign_pdf, simple_signer_from, verify_pdf
 from gateway.crypto.report import Indication
-from gateway.exchange.attachments import open_file
+from gateway.crypto.trust import TrustList
+from gateway.exchange.attachments import AttachmentCheckRefused, open_file, verify_pdf_in_place
 from gateway.render.rendition import render_pdf
 from gateway.store import Store, attachments
 from gateway.store.tables import attachment_segments
@@ -88,8 +89,8 @@ def test_a_signed_pdf_larger_than_the_in_memory_limit_is_verified_in_place(
     del signed
     tracemalloc.start()
     try:
-        with open_file(store, opened) as file:
-            (report,) = verify_pdf(file, [pki.ca], AT, crls=[pki.crl()])
+        # What the node's use case runs (LocalNodeService.verify_attachment): in place.
+        (report,) = verify_pdf_in_place(store, opened, TrustList([pki.ca], [pki.crl()]), AT)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -108,3 +109,27 @@ def test_a_pdf_altered_before_storing_fails_in_place(store: Store, ring: KekRing
     with open_file(store, _opened(store, ring, attachment_id)) as file:
         (report,) = verify_pdf(file, [pki.ca], AT, crls=[pki.crl()])
     assert report.indication is not Indication.TOTAL_PASSED, report
+
+
+def test_a_segment_altered_inside_the_signed_range_is_named_damaged(
+    store: Store, ring: KekRing
+) -> None:
+    """pyHanko swallows a read error while hashing the signed bytes (it reports a malformed
+    signature): the file remembers the authentication failure, and the check names it."""
+    pki = make_pki()
+    signer = simple_signer_from(pki.seal_key, pki.seal, [pki.ca])
+    signed = sign_pdf(_large_pdf(5 * 1024 * 1024), signer, reason="скан", location="Москва")
+    attachment_id = _staged(store, ring, signed, piece=1024 * 1024)
+    where = (attachment_segments.c.attachment_id == attachment_id) & (
+        attachment_segments.c.segment_no == 40  # in the second 2 MiB batch, mid-file
+    )
+    with store.transaction() as conn:
+        sealed = bytearray(
+            conn.execute(sa.select(attachment_segments.c.ciphertext).where(where)).scalar_one()
+        )
+        sealed[100] ^= 0x01
+        conn.execute(attachment_segments.update().where(where).values(ciphertext=bytes(sealed)))
+    opened = _opened(store, ring, attachment_id)
+    with pytest.raises(AttachmentCheckRefused) as refused:
+        verify_pdf_in_place(store, opened, TrustList([pki.ca], [pki.crl()]), AT)
+    assert refused.value.code == AttachmentCheckRefused.DAMAGED

@@ -14,6 +14,8 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /conversations/{conversation_id}/messages/{message_id}          one message's fields
     GET  /conversations/{conversation_id}/messages/{message_id}/xml      signed XML
     GET  /conversations/{conversation_id}/messages/{message_id}/pdf      signed PDF rendition
+    POST /conversations/{conversation_id}/messages/{message_id}/attachments/{number}/verify
+                                                             verify a signed PDF sent beside it
     GET  /conversations/{conversation_id}/messages/{message_id}/attachments/{number}  a file sent
          beside the XML, streamed
     GET  /conversations/{conversation_id}/messages/{message_id}/receipt  signed receipt
@@ -221,6 +223,11 @@ def make_console_app(
         pages.message_attachment,
         name="message_attachment",
         allow_head=False,
+    )
+    router.add_post(
+        MESSAGE + "/attachments/{number}/verify",
+        pages.verify_attachment,
+        name="message_attachment_verify",
     )
     router.add_static("/static", STATIC_DIR, name="static", follow_symlinks=False)
     app.on_response_prepare.append(auth.security_headers)

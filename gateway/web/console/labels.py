@@ -184,6 +184,7 @@ def kind_names(codes: object) -> str:
 AUDIT_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
     {
         "access.denied": "Отказ в доступе",
+        "attachment.verified": "Проверка подписей PDF-вложения",
         "audit.checkpoint": "Контрольная точка журнала",
         "console.account_locked": "Учётная запись временно заблокирована",
         "console.audit_verified": "Проверка целостности журнала",
@@ -318,6 +319,17 @@ def body_name(body_id: str) -> str:
     name = _KNOWN_BODIES.get(body_id)
     return f"{body_id} — {name}" if name else body_id
 
+
+ATTACHMENT_REFUSAL_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "ATTACHMENT_NOT_PDF": "файл не является PDF — проверять нечего",
+        "ATTACHMENT_NOT_SIGNED": "PDF не подписан — проверять нечего",
+        "ATTACHMENT_DAMAGED": (
+            "файл в хранилище повреждён или изменён — восстановите из резервной копии"
+        ),
+    }
+)
+"""Why a signed PDF attachment could not be verified (gateway.exchange.attachments)."""
 
 SUB_INDICATION_LABELS: Mapping[str, str] = MappingProxyType(
     {

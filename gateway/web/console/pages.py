@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from gateway.exchange.attachments import AttachmentCheckRefused
 from gateway.exchange.conversation import CLOSED_STATES, ProtocolError, State
 from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
@@ -649,7 +650,11 @@ def _beside(view: Any) -> list[dict[str, Any]]:
     listed = (view.header.get("Attachments") or {}).get("Attachment") if view else None
     if isinstance(listed, dict):
         listed = [listed]
-    return [{"number": n, **item} for n, item in enumerate(listed or [], start=1)]
+    checks = {c["number"]: c for c in view.attachment_checks} if view else {}
+    return [
+        {"number": n, **item, "check": checks.get(n)}
+        for n, item in enumerate(listed or [], start=1)
+    ]
 
 
 async def message_attachment(request: web.Request) -> web.StreamResponse:
@@ -663,6 +668,26 @@ async def message_attachment(request: web.Request) -> web.StreamResponse:
         message_id, int(raw), actor=request[ACTOR], purpose=purpose
     )
     return await stream_attachment(request, info, chunks, message_id, int(raw))
+
+
+async def verify_attachment(request: web.Request) -> web.Response:
+    """Verify the signatures of a signed PDF sent beside the document, read in place from the
+    store; the node records the verdict and the message page shows it beside the file."""
+    conversation_id, message_id, purpose = await _message_in_reach(request)
+    raw = request.match_info["number"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise web.HTTPNotFound()
+    try:
+        await request.app[CONTEXT].service.verify_attachment(
+            message_id, int(raw), actor=request[ACTOR], purpose=purpose
+        )
+    except AttachmentCheckRefused as refused:
+        status = 500 if refused.code == AttachmentCheckRefused.DAMAGED else 422
+        return error_page(request, status, "Подписи вложения не проверены", refused.message_ru)
+    location = request.app.router["message"].url_for(
+        conversation_id=conversation_id, message_id=message_id
+    )
+    raise web.HTTPSeeOther(str(location.with_fragment(f"attachment-check-{raw}")))
 
 
 async def message_xml(request: web.Request) -> web.Response:

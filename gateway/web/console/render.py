@@ -138,6 +138,7 @@ def setup_templates(app: web.Application) -> None:
         JOB_LABELS=labels.JOB_LABELS,
         JOB_OUTCOME_LABELS=labels.JOB_OUTCOME_LABELS,
         SUB_INDICATION_LABELS=labels.SUB_INDICATION_LABELS,
+        ATTACHMENT_REFUSAL_LABELS=labels.ATTACHMENT_REFUSAL_LABELS,
         DELIVERY_ERROR_LABELS=labels.DELIVERY_ERROR_LABELS,
         AUDIT_FIELD_LABELS=labels.AUDIT_FIELD_LABELS,
         audit_value=labels.audit_value,
