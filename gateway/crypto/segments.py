@@ -26,7 +26,8 @@ import hashlib
 import secrets
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,6 +46,20 @@ MAX_SEGMENTS = 2**32
 
 _SEGMENT_DOMAIN = b"cis-exchange/attachment-segment/1"
 _PART_KEY_DOMAIN = b"cis-exchange/attachment-part-key/1"
+
+
+RECORD_BYTES = SEGMENT_BYTES + TAG_BYTES
+"""One full sealed segment: what a confidential part carries on the wire per segment."""
+
+
+def segment_count(size: int) -> int:
+    """Segments of a ``size``-byte plaintext (an empty one still has its final segment)."""
+    return max(1, -(-size // SEGMENT_BYTES))
+
+
+def sealed_size(size: int) -> int:
+    """Bytes of a ``size``-byte plaintext's segments, tags included (as sent sealed)."""
+    return size + TAG_BYTES * segment_count(size)
 
 
 def new_part_key() -> bytes:
@@ -140,26 +155,36 @@ def unwrap_part_key(
 
 
 @dataclass
-class SegmentWriter:
+class _Counted:
+    """What both stream cutters keep: bytes seen and their SHA-256, the next segment's
+    number, and what is held back until more comes."""
+
+    size: int = field(default=0, init=False)
+    _next: int = field(default=0, init=False)
+    _buffer: bytearray = field(default_factory=bytearray, init=False)
+    _hash: Any = field(default_factory=hashlib.sha256, init=False)
+
+    def _count(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.size += len(data)
+
+    def _number(self) -> int:
+        number = self._next
+        self._next += 1
+        return number
+
+
+@dataclass
+class SegmentWriter(_Counted):
     """Hashes and seals a stream as it comes: :meth:`feed` returns the segments complete so
     far, :meth:`finish` the last one. Holds at most one segment of plaintext."""
 
     key: bytes
     prefix: bytes
     attachment_id: str
-    size: int = 0
-    _next: int = 0
-    _buffer: bytearray | None = None
-    _hash: hashlib._Hash | None = None
-
-    def __post_init__(self) -> None:
-        self._buffer = bytearray()
-        self._hash = hashlib.sha256()
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        assert self._buffer is not None and self._hash is not None
-        self._hash.update(data)
-        self.size += len(data)
+        self._count(data)
         pending = memoryview(bytes(self._buffer) + data if self._buffer else data)
         out: list[tuple[int, bytes]] = []
         start = 0
@@ -172,14 +197,36 @@ class SegmentWriter:
 
     def finish(self) -> tuple[tuple[int, bytes], bytes]:
         """The final segment and the SHA-256 of everything fed."""
-        assert self._buffer is not None and self._hash is not None
         last = self._seal(bytes(self._buffer), final=True)
         self._buffer = bytearray()
         return last, self._hash.digest()
 
     def _seal(self, plaintext: bytes, *, final: bool) -> tuple[int, bytes]:
-        number = self._next
-        self._next += 1
+        number = self._number()
         return number, seal_segment(
             self.key, self.prefix, self.attachment_id, number, plaintext, final
         )
+
+
+@dataclass
+class SegmentSplitter(_Counted):
+    """Cuts a stream of sealed segments, sent back to back (a confidential part on the wire),
+    into its :data:`RECORD_BYTES` records as it comes, hashing what it saw; opening them is
+    left to :func:`open_segment` once the key is known. Holds at most one record."""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._count(data)
+        self._buffer += data
+        out: list[tuple[int, bytes]] = []
+        start = 0
+        while len(self._buffer) - start >= RECORD_BYTES:
+            out.append((self._number(), bytes(self._buffer[start : start + RECORD_BYTES])))
+            start += RECORD_BYTES
+        del self._buffer[:start]
+        return out
+
+    def finish(self) -> tuple[list[tuple[int, bytes]], bytes]:
+        """The last, shorter record (if any) and the SHA-256 of the whole sealed stream."""
+        last = [(self._number(), bytes(self._buffer))] if self._buffer else []
+        self._buffer = bytearray()
+        return last, self._hash.digest()

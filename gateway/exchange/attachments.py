@@ -9,6 +9,7 @@ batches (:data:`WRITE_BATCH_BYTES`) of one attachment are in memory.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from gateway.crypto import at_rest, pades
+from gateway.crypto import at_rest, pades, segments
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import Indication, SignatureReport, SubIndication
 from gateway.crypto.trust import TrustList
@@ -63,13 +64,21 @@ async def stage_stream(
     now: datetime,
     executor: Executor | None = None,
     on_staged: Callable[[str], None] | None = None,
+    sealed: bool = False,
 ) -> StagedPart:
     """Hash, seal and store ``chunks`` as a staged attachment. Raises :class:`PartTooLarge` as
     soon as more than ``limit`` bytes came; on any failure (the client gone, the store down)
-    nothing of it is left. ``on_staged`` learns the id first (so a caller can discard it)."""
+    nothing of it is left. ``on_staged`` learns the id first (so a caller can discard it).
+    ``sealed``: the chunks are already sealed segments (a confidential conversation's part),
+    stored as they come; size and SHA-256 are then the sealed stream's, and ``limit`` is
+    raised by the segments' tags."""
+    if sealed:
+        limit = segments.sealed_size(limit)
 
-    def begin() -> attachment_store.Staging:
+    def begin() -> attachment_store.Staging | attachment_store.SealedStaging:
         with store.transaction() as conn:
+            if sealed:
+                return attachment_store.begin_sealed(conn, meta, keys, now)
             return attachment_store.begin(conn, meta, keys, now)
 
     staging = await _off_loop(executor, begin)
@@ -78,10 +87,15 @@ async def stage_stream(
 
     def write(data: bytes) -> None:
         with store.transaction() as conn:
-            attachment_store.write(conn, staging, data)
+            if isinstance(staging, attachment_store.SealedStaging):
+                attachment_store.write_sealed(conn, staging, data)
+            else:
+                attachment_store.write(conn, staging, data)
 
     def finish() -> tuple[int, bytes]:
         with store.transaction() as conn:
+            if isinstance(staging, attachment_store.SealedStaging):
+                return attachment_store.finish_sealed(conn, staging)
             return attachment_store.finish(conn, staging)
 
     pending: asyncio.Future[None] | None = None
@@ -164,6 +178,30 @@ async def read_stream(
     finally:
         if not ahead.done():
             ahead.cancel()
+
+
+async def read_sealed_stream(
+    store: Store, attachment_id: str, size: int, executor: Executor | None = None
+) -> AsyncIterator[bytes]:
+    """A stored attachment's segments as stored (sealed, never opened here: no decryption on
+    the sender), 2 MiB at a time, for a confidential delivery; ``size`` is the plaintext's."""
+
+    def batch(first: int) -> bytes:
+        with store.read() as conn:
+            return b"".join(attachment_store.sealed_segments(conn, attachment_id, first))
+
+    for first in range(0, segments.segment_count(size), attachment_store.READ_BATCH_SEGMENTS):
+        yield await _off_loop(executor, batch, first)
+
+
+def sealed_digest(store: Store, opened: attachment_store.Reader) -> bytes:
+    """Open every segment of a part received sealed (:func:`attachment_store.sealed_reader`)
+    and the SHA-256 of its plaintext; raises ``at_rest.DecryptionFailed`` for a segment
+    altered, moved or missing. One batch in memory; blocking."""
+    digest = hashlib.sha256()
+    for piece in attachment_store.stream(store.read, opened):
+        digest.update(piece)
+    return digest.digest()
 
 
 # --- a signed PDF attachment verified in place -------------------------------------------------

@@ -23,17 +23,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
 from lxml import etree
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.crashpoints import crash_point
+from gateway.crypto.at_rest import DecryptionFailed
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
+from gateway.crypto.segments import PART_KEY_BYTES, sealed_size
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound
-from gateway.exchange.attachments import StagedPart
+from gateway.exchange.attachments import StagedPart, sealed_digest
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
 from gateway.exchange.recording import (
     ConcurrentChange,
@@ -51,7 +54,7 @@ from gateway.store import attachments as attachment_store
 from gateway.store import audit
 from gateway.store import messages as msg_store
 from gateway.store import receipts as receipt_store
-from gateway.store.attachments import AttachmentMeta
+from gateway.store.attachments import AttachmentMeta, SealedKey
 from gateway.store.reports import ReportPurpose
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
@@ -103,8 +106,13 @@ XML = "application/xml"
 TEXT = "text/plain"
 
 
-def parts_problem(header: Header, parts: Sequence[StagedPart]) -> Problem | None:
-    """The parts must be exactly the signed list, in order: same count, sizes and digests."""
+def parts_problem(
+    header: Header, parts: Sequence[StagedPart], *, sealed: bool = False
+) -> Problem | None:
+    """The parts must be exactly the signed list, in order: same count, sizes and digests.
+    ``sealed`` (an encrypted delivery): each part must be listed sealed (``env:Sealed``) and
+    come as that many bytes of segments; its digest is checked once opened
+    (:func:`opened_parts`)."""
     listed = header.attachments
     if len(parts) != len(listed):
         return _mismatch(
@@ -112,6 +120,21 @@ def parts_problem(header: Header, parts: Sequence[StagedPart]) -> Problem | None
             f"the header lists {len(listed)} attachments; the delivery carried {len(parts)}",
         )
     for number, (ref, part) in enumerate(zip(listed, parts, strict=True), start=1):
+        path = f"/Envelope/Header/Attachments/Attachment[{number}]"
+        if sealed != (ref.sealing is not None):
+            return _mismatch(
+                path,
+                f"part {number}: an encrypted delivery's parts are listed sealed (env:Sealed), "
+                "a plain delivery's are not",
+            )
+        if sealed:
+            if part.size != sealed_size(ref.size):
+                return _mismatch(
+                    path,
+                    f"part {number} is {part.size} bytes of segments; {ref.size} signed bytes "
+                    f"seal to {sealed_size(ref.size)}",
+                )
+            continue
         if ref.size != part.size or ref.sha256 != part.sha256.hex():
             return _mismatch(
                 f"/Envelope/Header/Attachments/Attachment[{number}]",
@@ -119,6 +142,58 @@ def parts_problem(header: Header, parts: Sequence[StagedPart]) -> Problem | None
                 f"signed header says {ref.size} bytes, {ref.sha256}",
             )
     return None
+
+
+def opened_parts(
+    node: Node, header: Header, parts: Sequence[StagedPart]
+) -> list[SealedKey] | Problem:
+    """Each sealed part opened: its part key unwrapped with our encryption keys (as the
+    document was), every segment authenticated and the plaintext's SHA-256 compared with the
+    signed one. Reads the staged segments back once, a batch at a time."""
+    keys = _decryption_keys(node)
+    opened = []
+    for number, (ref, part) in enumerate(zip(header.attachments, parts, strict=True), start=1):
+        sealing = ref.sealing
+        assert sealing is not None
+        path = f"/Envelope/Header/Attachments/Attachment[{number}]/Sealed/WrappedKey"
+        try:
+            part_key = decrypt_with_any(sealing.wrapped_key, keys)
+        except RecipientEncryptionError as error:
+            return _key_unreadable(path, f"part {number}: {error}")
+        if len(part_key) != PART_KEY_BYTES:
+            return _key_unreadable(path, f"part {number}: a key of {len(part_key)} bytes")
+        reader = attachment_store.sealed_reader(
+            part.attachment_id, part_key, sealing.prefix, sealing.sealed_as, ref.size
+        )
+        try:
+            digest = sealed_digest(node.store, reader)
+        except DecryptionFailed as error:
+            return _mismatch(path.removesuffix("/Sealed/WrappedKey"), f"part {number}: {error}")
+        if digest.hex() != ref.sha256:
+            return _mismatch(
+                path.removesuffix("/Sealed/WrappedKey"),
+                f"part {number} opens to SHA-256 {digest.hex()}; the signed header says "
+                f"{ref.sha256}",
+            )
+        opened.append(
+            SealedKey(
+                part_key, sealing.prefix, sealing.sealed_as, ref.size, bytes.fromhex(ref.sha256)
+            )
+        )
+    return opened
+
+
+def _key_unreadable(path: str, en: str) -> Problem:
+    return Problem(
+        code="ATTACHMENT_KEY_UNREADABLE",
+        path=path,
+        message_ru="Ключ вложения конфиденциального документа не расшифровывается ключом "
+        "шифрования получателя: документ не принят, ничего не сохранено.",
+        message_en=en,
+        remedy_ru="Отправитель должен зашифровать ключ вложения для действующего сертификата "
+        "шифрования получателя из справочника органов и отправить документ снова.",
+        article="CIS Art. 16; SC Art. 8",
+    )
 
 
 def _mismatch(path: str, en: str) -> Problem:
@@ -156,9 +231,15 @@ def receive(
         received = _verified(node, tls_body, root, payload, encrypted, now, claimed)
     except DocumentRejected as rejected:
         return _refused(node, tls_body, claimed, Refuse(rejected.problems[0]), now)
-    mismatch = parts_problem(received.header, parts)
+    mismatch = parts_problem(received.header, parts, sealed=encrypted and bool(parts))
     if mismatch is not None:
         return _refused(node, tls_body, claimed, Refuse(mismatch), now)
+    sealed: list[SealedKey] = []
+    if encrypted and parts:
+        found = opened_parts(node, received.header, parts)
+        if isinstance(found, Problem):
+            return _refused(node, tls_body, claimed, Refuse(found), now)
+        sealed = found
     crash_point("receive.verified")
     for _ in range(DECISION_ATTEMPTS):
         snapshot = _snapshot(node, received.header)
@@ -186,7 +267,7 @@ def receive(
         crash_point("receipt.signed")
         try:
             late = _store_accepted(
-                node, received, snapshot, verdict, receipt_json, receipt, now, parts
+                node, received, snapshot, verdict, receipt_json, receipt, now, parts, sealed
             )
         except ConcurrentChange:
             continue
@@ -213,8 +294,11 @@ def receive(
 
 
 def _decrypt(node: Node, cms: bytes) -> bytes:
-    keys = [(k.private_key, k.certificate) for k in node.keys.decryption_keys()]
-    return decrypt_with_any(cms, keys)
+    return decrypt_with_any(cms, _decryption_keys(node))
+
+
+def _decryption_keys(node: Node) -> list[tuple[Any, x509.Certificate]]:
+    return [(k.private_key, k.certificate) for k in node.keys.decryption_keys()]
 
 
 def _verified(
@@ -275,6 +359,7 @@ def _store_accepted(
     receipt: bytes,
     now: datetime,
     parts: Sequence[StagedPart] = (),
+    sealed: Sequence[SealedKey] = (),
 ) -> LateAnswer | None:
     header = received.header
     receipt_header = _receipt_header(receipt_json)
@@ -306,6 +391,7 @@ def _store_accepted(
                 [p.attachment_id for p in parts],
                 node.kek_ring,
                 [AttachmentMeta(a.name, a.media_type, a.language) for a in header.attachments],
+                sealed,
             )
         record_verification(
             conn, header.message_id, received.report, ReportPurpose.RECEIPT, now, node.kek_ring

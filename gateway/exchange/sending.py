@@ -14,6 +14,7 @@ anything else is a failed attempt, retried with back-off until the dead letter.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import weakref
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Connection
 from gateway.crashpoints import crash_point
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError, SigningKey
 from gateway.crypto.recipient import encrypt_for
+from gateway.crypto.segments import sealed_size
 from gateway.crypto.xades import (
     resign_envelope,
     sign_envelope,
@@ -55,7 +57,7 @@ from gateway.exchange.recording import (
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
 from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole, Suite
-from gateway.model.envelope import AttachmentRef, Header
+from gateway.model.envelope import AttachmentRef, Header, PartSealing
 from gateway.model.limits import MAX_MESSAGE_BYTES, delivery_problems
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import PROFILES
@@ -148,6 +150,7 @@ def submit(
             calendars=node.calendars,
             request=request,
             attachments=refs,
+            seal=lambda recipient, listed: _sealed(node, draft.attachment_ids, recipient, listed),
         )
         if original is not None:
             _check_resend_matches(plan.header, original)
@@ -230,6 +233,23 @@ def _uploaded(node: Node, attachment_ids: Sequence[str]) -> list[AttachmentRef]:
     ]
 
 
+def _sealed(
+    node: Node, attachment_ids: Sequence[str], recipient: str, refs: Sequence[AttachmentRef]
+) -> list[AttachmentRef]:
+    """A confidential submission's list: each upload's part key encrypted to the recipient's
+    encryption certificates (CMS, as the document will be), with the segments' prefix and the
+    id they are bound to, so that the parts can go as stored and only the recipient opens them."""
+    certificates = encryption_certificates(node, recipient)
+    with node.store.read() as conn:
+        keys = [attachment_store.staged_sealing(conn, a, node.kek_ring) for a in attachment_ids]
+    return [
+        dataclasses.replace(
+            ref, sealing=PartSealing(prefix, attachment_id, encrypt_for(key, certificates))
+        )
+        for ref, attachment_id, (key, prefix) in zip(refs, attachment_ids, keys, strict=True)
+    ]
+
+
 def _check_size(node: Node, header: Header, signed: bytes) -> None:
     """Refuse now what the recipient would refuse (413) on each delivery until the dead
     letter: its published limits (directory), the same check its door runs."""
@@ -237,7 +257,8 @@ def _check_size(node: Node, header: Header, signed: bytes) -> None:
     problems = delivery_problems(
         header.recipient,
         len(signed),
-        [a.size for a in header.attachments],
+        # Sealed parts travel with their tags (16 bytes per 64 KiB): judged as the door will.
+        [sealed_size(a.size) if a.sealing else a.size for a in header.attachments],
         max_xml_bytes=MAX_SUBMITTED_BYTES,
         max_message_bytes=recipient.max_message_bytes,
         max_attachment_bytes=recipient.max_attachment_bytes,
@@ -563,6 +584,9 @@ class Outgoing:
     """``(attachment id, size)`` of the parts that go beside it, in order."""
     resigned: bool = False
     """Signed again just now: a generation that signed it was revoked while it waited."""
+    sealed_parts: bool = False
+    """The parts go as their stored segments, sealed under part keys the signed header wraps
+    to the recipient (a confidential document's: docs/attachments.md)."""
 
 
 class SignerRevoked(Exception):
@@ -595,20 +619,28 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
     document, resigned = _signed_in_force(node, claim.message_id, claim.destination, document)
     if not confidential:
         return Outgoing(body.endpoint, document, document, parts, resigned)
+    certificates = encryption_certificates(node, claim.destination)
+    wire = encrypt_for(document, certificates)
+    return Outgoing(body.endpoint, wire, document, parts, resigned, sealed_parts=True)
+
+
+def encryption_certificates(node: Node, body_id: str) -> list[x509.Certificate]:
+    """The body's encryption certificates from the signed directory: what a confidential
+    document and its parts' keys are encrypted to."""
     certificates = [
         x509.load_der_x509_certificate(c.der)
-        for c in body.certificates
+        for c in node.index.body(body_id).certificates
         if c.role is CertificateRole.ENCRYPTION
     ]
     if not certificates:
         raise reject(
             "NO_ENCRYPTION_CERTIFICATE",
-            f"В справочнике органов нет сертификата шифрования {claim.destination}.",
-            f"the directory lists no encryption certificate for {claim.destination}",
+            f"В справочнике органов нет сертификата шифрования {body_id}.",
+            f"the directory lists no encryption certificate for {body_id}",
             "Запросите у депозитария справочник с сертификатом шифрования органа.",
             "CIS Art. 16; SC Art. 8",
         )
-    return Outgoing(body.endpoint, encrypt_for(document, certificates), document, resigned=resigned)
+    return certificates
 
 
 def _signed_in_force(

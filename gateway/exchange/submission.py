@@ -9,7 +9,8 @@ Errors are raised as :class:`~gateway.model.problems.DocumentRejected` (invalid)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from gateway.exchange import conversation as machine
 from gateway.exchange import documents
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import event_of, parties_context, reject, role
-from gateway.model.envelope import AttachmentRef, Header
+from gateway.model.envelope import SEALED_FORMAT, AttachmentRef, Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.model.profiles import PROFILES
 from gateway.rules.agreement import agreement_problems
@@ -119,10 +120,13 @@ def plan_submission(
     calendars: Calendars,
     request: tuple[str | None, set[str]] | None = None,
     attachments: Sequence[AttachmentRef] = (),
+    seal: Callable[[str, Sequence[AttachmentRef]], Sequence[AttachmentRef]] | None = None,
 ) -> Plan:
     """Build, validate and judge one outgoing document against the conversation as stored.
     ``request``: for a refusal, the refused request's facts (Art. 25 ground, CIS Art. 13).
-    ``attachments``: the uploads the draft names, listed in the signed header."""
+    ``attachments``: the uploads the draft names, listed in the signed header. ``seal``: in a
+    confidential conversation, the list with each part key wrapped to the recipient (given
+    the recipient's id); the parts then travel sealed end to end, as the document does."""
     opens = draft.opens_conversation
     if not opens and stored is None:
         raise reject(
@@ -136,6 +140,10 @@ def plan_submission(
     )
     if stored is not None:
         completed["Confidential"] = stored.confidential or bool(completed.get("Confidential"))
+    if attachments and completed.get("Confidential"):
+        if seal is None:
+            raise ValueError("a confidential document's attachments must be sealed")
+        attachments = seal(str(completed["Recipient"]), attachments)
     if attachments:
         completed["Attachments"] = {"Attachment": [_listed(a) for a in attachments]}
     root = json_to_xml({"header": completed, "body": draft.body}, registry)
@@ -158,8 +166,6 @@ def plan_submission(
         found += requested_term_problems(
             header.agreement, requested, header.requested_deadline, now, calendars
         )
-    if attachments and header.confidential:
-        found.append(_confidential_attachments())
     errors = [p for p in found if p.severity is Severity.ERROR]
     if errors:
         raise DocumentRejected(errors)
@@ -181,20 +187,12 @@ def _listed(ref: AttachmentRef) -> dict[str, Any]:
     item: dict[str, Any] = {"Name": ref.name, "MediaType": ref.media_type}
     if ref.language:
         item["Language"] = ref.language
-    return item | {"Size": ref.size, "Sha256": ref.sha256}
-
-
-def _confidential_attachments() -> Problem:
-    # The parts travel under TLS only; a confidential document is also encrypted to the
-    # recipient (CMS), and its parts are not yet: refuse rather than send them weaker.
-    return Problem(
-        code="ATTACHMENTS_CONFIDENTIAL",
-        path="/Envelope/Header/Attachments",
-        message_ru="Вложения рядом с XML пока не передаются в конфиденциальной переписке: "
-        "они не шифруются для получателя.",
-        message_en="attachments beside the XML are not sent in confidential conversations yet "
-        "(they are not encrypted to the recipient)",
-        remedy_ru="Включите файлы в документ (Attachments/Content, до 7 000 000 байт) или "
-        "отправьте их в неконфиденциальной переписке.",
-        article="CIS Art. 16; SC Art. 8.1",
-    )
+    item |= {"Size": ref.size, "Sha256": ref.sha256}
+    if ref.sealing is not None:
+        item["Sealed"] = {
+            "Format": SEALED_FORMAT,
+            "SegmentPrefix": ref.sealing.prefix.hex().upper(),
+            "SealedAs": ref.sealing.sealed_as,
+            "WrappedKey": base64.b64encode(ref.sealing.wrapped_key).decode(),
+        }
+    return item

@@ -18,6 +18,22 @@ class Urgency(StrEnum):
     """Cannot wait (SC Art. 5.2)."""
 
 
+SEALED_FORMAT = "aes-256-gcm-segments-64k/1"
+"""``env:Sealed/env:Format``: the sender's at-rest segments (gateway.crypto.segments) as sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartSealing:
+    """``env:Attachment/env:Sealed``: how a confidential conversation's part is sealed."""
+
+    prefix: bytes
+    """The segments' 8-byte nonce prefix."""
+    sealed_as: str
+    """The id bound into each segment's associated data (the sender's attachment id)."""
+    wrapped_key: bytes
+    """The part key as CMS AuthEnvelopedData (DER) to the recipient's encryption certificates."""
+
+
 @dataclass(frozen=True, slots=True)
 class AttachmentRef:
     """One ``<env:Attachments>/<env:Attachment>``: a file sent beside the XML, as signed."""
@@ -28,6 +44,8 @@ class AttachmentRef:
     size: int
     sha256: str
     """64 lower-case hex digits."""
+    sealing: PartSealing | None = None
+    """Set in a confidential conversation: the part travels sealed end to end."""
 
 
 @dataclass(frozen=True, slots=True)

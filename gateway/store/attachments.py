@@ -16,6 +16,7 @@ killed mid-stream) are deleted by :func:`discard` and, after :data:`STAGED_LIFET
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -62,6 +63,9 @@ class AttachmentMeta:
     name: str
     media_type: str
     language: str | None = None
+    sealed_as: str | None = None
+    """A part received sealed (a confidential conversation's): the sender's attachment id its
+    segments are bound to, kept because they are stored as they came (not sealed again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +98,10 @@ def _seal_meta(
 ) -> tuple[bytes, bytes]:
     nonce = secrets.token_bytes(12)
     sealed: list[Any] = [meta.name, meta.media_type, meta.language]
-    if check is not None:
-        sealed.append(dict(check))
+    if check is not None or meta.sealed_as is not None:
+        sealed.append(dict(check) if check is not None else None)
+    if meta.sealed_as is not None:
+        sealed.append(meta.sealed_as)
     text = json.dumps(sealed, ensure_ascii=False).encode()
     return nonce, AESGCM(key).encrypt(nonce, text, _meta_aad(attachment_id))
 
@@ -104,14 +110,15 @@ def _open_sealed(
     key: bytes, attachment_id: str, nonce: bytes, sealed: bytes
 ) -> tuple[AttachmentMeta, dict[str, Any] | None]:
     try:
-        name, media_type, language, *check = json.loads(
+        name, media_type, language, *rest = json.loads(
             AESGCM(key).decrypt(nonce, sealed, _meta_aad(attachment_id))
         )
     except Exception:
         raise at_rest.DecryptionFailed(
             f"attachment {attachment_id}: its sealed name and type failed authentication"
         ) from None
-    return AttachmentMeta(name, media_type, language), (check[0] if check else None)
+    sealed_as = rest[1] if len(rest) > 1 else None
+    return AttachmentMeta(name, media_type, language, sealed_as), (rest[0] if rest else None)
 
 
 def _open_meta(key: bytes, attachment_id: str, nonce: bytes, sealed: bytes) -> AttachmentMeta:
@@ -173,6 +180,76 @@ def begin(conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime) 
         )
     )
     return Staging(attachment_id, segments.SegmentWriter(key, prefix, attachment_id))
+
+
+@dataclass(slots=True)
+class SealedStaging:
+    """A part arriving as sealed segments (a confidential conversation's): stored as they
+    come, opened only once the signed header's wrapped key is known (:func:`link`)."""
+
+    attachment_id: str
+    splitter: segments.SegmentSplitter
+
+
+def begin_sealed(
+    conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime
+) -> SealedStaging:
+    """A new staged attachment whose bytes are already sealed (:func:`write_sealed`)."""
+    return SealedStaging(begin(conn, meta, keys, now).attachment_id, segments.SegmentSplitter())
+
+
+def write_sealed(conn: Connection, staging: SealedStaging, data: bytes) -> None:
+    _insert_segments(conn, staging.attachment_id, staging.splitter.feed(data))
+
+
+def finish_sealed(conn: Connection, staging: SealedStaging) -> tuple[int, bytes]:
+    """The last record; ``(size, sha256)`` of the sealed stream as it came (the ciphertext)."""
+    last, digest = staging.splitter.finish()
+    _insert_segments(conn, staging.attachment_id, last)
+    conn.execute(
+        attachments.update()
+        .where(attachments.c.attachment_id == staging.attachment_id)
+        .values(complete=True, size=staging.splitter.size, sha256=digest)
+    )
+    return staging.splitter.size, digest
+
+
+@dataclass(frozen=True, slots=True)
+class SealedKey:
+    """What opens a part received sealed, from the signed header, checked (:func:`link`)."""
+
+    part_key: bytes
+    prefix: bytes
+    sealed_as: str
+    size: int
+    sha256: bytes
+    """Of the plaintext, as signed and as measured after opening every segment."""
+
+
+def staged_sealing(conn: Connection, attachment_id: str, keys: KekRing) -> tuple[bytes, bytes]:
+    """``(part key, segment prefix)`` of a complete, unsent upload: what a confidential
+    submission wraps to the recipient (:class:`AttachmentNotFound` otherwise)."""
+    row = conn.execute(
+        sa.select(attachments).where(attachments.c.attachment_id == attachment_id)
+    ).first()
+    if row is None or not row.complete or row.message_id is not None:
+        raise AttachmentNotFound(f"attachment {attachment_id} is not an uploaded, unsent one")
+    return _staged_key(row, keys), row.segment_prefix
+
+
+def sealed_segments(conn: Connection, attachment_id: str, first: int) -> list[bytes]:
+    """Up to :data:`READ_BATCH_SEGMENTS` stored segments from ``first``, as stored (sealed,
+    not opened): what a confidential delivery sends."""
+    rows = _segment_rows(conn, attachment_id, first, first + READ_BATCH_SEGMENTS)
+    return [ciphertext for _, ciphertext in rows]
+
+
+def sealed_reader(
+    attachment_id: str, key: bytes, prefix: bytes, sealed_as: str, size: int
+) -> Reader:
+    """A :class:`Reader` over a part staged sealed, once its key is known: to check it."""
+    meta = AttachmentMeta("", "", None, sealed_as)
+    return Reader(AttachmentInfo(attachment_id, meta, size, b"", None, None), key, prefix)
 
 
 def _insert_segments(conn: Connection, attachment_id: str, sealed: list[tuple[int, bytes]]) -> None:
@@ -274,11 +351,16 @@ def link(
     attachment_ids: Sequence[str],
     keys: KekRing,
     metas: Sequence[AttachmentMeta] | None = None,
+    sealed: Sequence[SealedKey | None] = (),
 ) -> None:
     """Make the staged attachments the message's, in order: each part key re-wrapped under
     the message's data key (in the transaction that stores the message). Ordinals continue
     after those the message already has. ``metas``: the signed header's name, type and
-    language, replacing what was staged (a received part arrives without them)."""
+    language, replacing what was staged (a received part arrives without them). ``sealed``:
+    for a part received sealed, its key, prefix and checked size and digest, which replace
+    the staging's (its segments stay as they came)."""
+    if sealed and metas is None:
+        raise ValueError("a part received sealed is linked with the signed header's metas")
     first = conn.execute(
         sa.select(sa.func.count())
         .select_from(attachments)
@@ -290,14 +372,26 @@ def link(
         ).first()
         if row is None or not row.complete or row.message_id is not None:
             raise AttachmentNotFound(f"attachment {attachment_id} cannot be linked")
-        part_key = _staged_key(row, keys)
+        opened = sealed[ordinal - first] if sealed else None
+        part_key = _staged_key(row, keys) if opened is None else opened.part_key
         meta_nonce, meta = row.meta_nonce, row.meta
         if metas is not None:
-            meta_nonce, meta = _seal_meta(part_key, attachment_id, metas[ordinal - first])
+            given = metas[ordinal - first]
+            if opened is not None:
+                given = dataclasses.replace(given, sealed_as=opened.sealed_as)
+            meta_nonce, meta = _seal_meta(part_key, attachment_id, given)
+        received: dict[str, Any] = {}
+        if opened is not None:
+            received = {
+                "segment_prefix": opened.prefix,
+                "size": opened.size,
+                "sha256": opened.sha256,
+            }
         done = conn.execute(
             attachments.update()
             .where(attachments.c.attachment_id == attachment_id, attachments.c.message_id.is_(None))
             .values(
+                **received,
                 message_id=message_id,
                 ordinal=ordinal,
                 kek_id=None,
@@ -363,6 +457,12 @@ class Reader:
     def segment_count(self) -> int:
         return max(1, math.ceil(self.info.size / segments.SEGMENT_BYTES))
 
+    @property
+    def sealed_as(self) -> str:
+        """The id its segments are bound to: its own, or the sender's for a part received
+        sealed."""
+        return self.info.meta.sealed_as or self.info.attachment_id
+
     def batch(self, conn: Connection, first: int) -> list[bytes]:
         """Plaintext of up to :data:`READ_BATCH_SEGMENTS` segments from ``first``."""
         last = min(first + READ_BATCH_SEGMENTS, self.segment_count)
@@ -375,7 +475,7 @@ class Reader:
                 segments.open_segment(
                     self.key,
                     self.prefix,
-                    self.info.attachment_id,
+                    self.sealed_as,
                     expected,
                     ciphertext,
                     final=expected == self.segment_count - 1,

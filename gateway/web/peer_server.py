@@ -39,6 +39,7 @@ from aiohttp import BodyPartReader, HttpVersion11, MultipartReader, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 
 from gateway.app.context import storage_fault
+from gateway.crypto.recipient import is_encrypted
 from gateway.exchange.attachments import PartTooLarge, StagedPart
 from gateway.logs import access
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
@@ -71,7 +72,9 @@ class PartSink(Protocol):
     """Where a delivery's attachment parts go: staged in the store as they stream in, then
     handed with the XML to the receive pipeline (which links or refuses them)."""
 
-    async def stage(self, chunks: AsyncIterator[bytes], limit: int) -> StagedPart:
+    async def stage(
+        self, chunks: AsyncIterator[bytes], limit: int, *, sealed: bool = False
+    ) -> StagedPart:
         """Hash, seal and store a part; raises PartTooLarge over ``limit``."""
         ...
 
@@ -351,6 +354,9 @@ def make_peer_app(
         except NoRoom:
             raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
         staged: list[StagedPart] = []
+        # A confidential document comes encrypted to us (CMS), and its parts as the sender's
+        # sealed segments: stored as they come, opened once the signed header is read.
+        sealed = is_encrypted(payload)
         try:
             room = limits.max_delivery_bytes - len(payload)
             while (part := await reader.next()) is not None:
@@ -358,7 +364,7 @@ def make_peer_app(
                     raise PeerRefused(PeerErrorCode.BAD_REQUEST)
                 limit = min(limits.max_attachment_bytes, room)
                 try:
-                    staged.append(await sink.stage(_chunks_of(part), limit))
+                    staged.append(await sink.stage(_chunks_of(part), limit, sealed=sealed))
                 except PartTooLarge:
                     raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE) from None
                 room -= staged[-1].size

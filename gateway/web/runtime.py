@@ -37,11 +37,13 @@ from gateway.app.tls import (
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.keys.generations import expiring_keys, tls_identity
+from gateway.crypto.segments import sealed_size
 from gateway.exchange.attachments import (
     AttachmentMeta,
     StagedPart,
     discard,
     open_reader,
+    read_sealed_stream,
     read_stream,
     stage_stream,
 )
@@ -681,9 +683,17 @@ class NodeRuntime:
             )
             await asyncio.sleep(STORE_FAULT_RETRY_SECONDS)
 
-    async def _part_bytes(self, attachment_id: str) -> AsyncIterator[bytes]:
-        """One attachment's bytes for a delivery, decrypted from the store as they are sent."""
-
+    async def _part_bytes(
+        self, attachment_id: str, size: int, sealed: bool
+    ) -> AsyncIterator[bytes]:
+        """One attachment's bytes for a delivery, decrypted from the store as they are sent;
+        ``sealed`` (a confidential document's): its stored segments as they are."""
+        if sealed:
+            async for piece in read_sealed_stream(
+                self.node.store, attachment_id, size, self.executor
+            ):
+                yield piece
+            return
         opened = await asyncio.get_running_loop().run_in_executor(
             self.executor, open_reader, self.node.store, attachment_id, self.node.kek_ring
         )
@@ -724,7 +734,13 @@ class NodeRuntime:
             response = await self.client.post_message(
                 messages_url(outgoing.endpoint),
                 outgoing.wire,
-                [PartPayload(self._part_bytes(a), size) for a, size in outgoing.attachments],
+                [
+                    PartPayload(
+                        self._part_bytes(a, size, outgoing.sealed_parts),
+                        sealed_size(size) if outgoing.sealed_parts else size,
+                    )
+                    for a, size in outgoing.attachments
+                ],
             )
             status, body = response.status, response.body
         except PeerTransportError as error:
@@ -832,7 +848,9 @@ class _NodeParts:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
 
-    async def stage(self, chunks: AsyncIterator[bytes], limit: int) -> StagedPart:
+    async def stage(
+        self, chunks: AsyncIterator[bytes], limit: int, *, sealed: bool = False
+    ) -> StagedPart:
         node = self.runtime.node
         # A part's name and type are the signed header's: the store's copy is a placeholder
         # until the part is linked (the message keeps the signed list).
@@ -844,6 +862,7 @@ class _NodeParts:
             limit=limit,
             now=node.clock(),
             executor=self.runtime.peer_executor,
+            sealed=sealed,
         )
 
     async def discard(self, attachment_ids: list[str]) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import date, datetime
 
 from lxml import etree
 
-from gateway.model.envelope import AttachmentRef, Header, Urgency
+from gateway.model.envelope import AttachmentRef, Header, PartSealing, Urgency
 from gateway.model.profiles import ENVELOPE_NAMESPACE
 
 _NS = {"env": ENVELOPE_NAMESPACE}
@@ -69,6 +70,21 @@ def _attachments(header: etree._Element) -> tuple[AttachmentRef, ...]:
                 language=text(item, "Language"),
                 size=int((text(item, "Size") or "").strip()),
                 sha256=text(item, "Sha256") or "",
+                sealing=_sealing(item.find("env:Sealed", _NS)),
             )
         )
     return tuple(refs)
+
+
+def _sealing(sealed: etree._Element | None) -> PartSealing | None:
+    if sealed is None:
+        return None
+
+    def text(name: str) -> str:
+        return "".join((sealed.findtext(f"env:{name}", "", _NS) or "").split())
+
+    return PartSealing(
+        prefix=bytes.fromhex(text("SegmentPrefix")),
+        sealed_as=text("SealedAs"),
+        wrapped_key=base64.b64decode(text("WrappedKey")),
+    )

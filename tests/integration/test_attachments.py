@@ -12,6 +12,12 @@ real keys sign the envelope and its TLS identity posts the multipart delivery:
 * an upload to the local API that breaks off is refused and leaves nothing; the same file
   uploaded again is accepted; an upload declaring more than the limit gets 413 at once;
 * a submission whose attachment the recipient's published limit refuses is refused at once;
+* a confidential conversation's attachment (RU-FSSP's node submits and prepares the delivery)
+  travels as the sender's sealed segments, its part key wrapped to KZ-MJ's encryption
+  certificate in the signed header: delivered, stored as it came (no plaintext on the wire or
+  at rest), downloadable by a confidential reader and refused (403, audited) to an operator; a
+  part altered in transit is refused (ATTACHMENT_MISMATCH), and a part key wrapped to another
+  certificate or altered is refused (ATTACHMENT_KEY_UNREADABLE);
 * a signed PDF beside the XML is verified on the receiver, read in place from its store, through
   the API and the console, and the verdict recorded; one signed by a key outside the trust
   anchors fails as NO_CERTIFICATE_CHAIN_FOUND; one altered in the store is refused as
@@ -21,33 +27,44 @@ real keys sign the envelope and its TLS identity posts the multipart delivery:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import hashlib
 import re
+import secrets
 import tomllib
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fpdf import FPDF
 
 from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
+from gateway.crypto import segments
 from gateway.crypto.pades import async_sign_pdf, simple_signer_from
+from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, encrypt_for
+from gateway.crypto.segments import sealed_size
 from gateway.demo.setup import DemoWorld
-from gateway.exchange.attachments import stage_stream
+from gateway.exchange.attachments import read_sealed_stream, stage_stream
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.node import Node
 from gateway.exchange.service import Role
+from gateway.model.directory import CertificateRole
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
 from gateway.model.problems import DocumentRejected
 from gateway.store import attachments as attachment_store
-from gateway.store import messages
+from gateway.store import messages, tokens
 from gateway.store.attachments import AttachmentMeta
 from gateway.store.tables import attachment_segments, attachments
 from gateway.web.console import StoreUserDirectory
@@ -359,28 +376,165 @@ async def test_the_recipients_published_limit_refuses_at_submit(world: DemoWorld
         node.close()
 
 
-async def test_a_confidential_document_with_attachments_is_refused_at_submit(
-    world: DemoWorld,
+# --- a confidential conversation's parts, sealed end to end -----------------------------------
+
+SECRET = b"%PDF-1.7 " + "Должник Иванов Иван Иванович, счёт 40817810000000000001. ".encode() * 9000
+"""Over 600 KB, so several 64 KiB segments; the phrase is what the scans look for."""
+SECRET_PHRASE = "Иванов Иван Иванович".encode()
+
+
+async def _gathered(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([c async for c in chunks])
+
+
+async def _confidential_submitted(world: DemoWorld, tag: str) -> tuple[Node, bytes, bytes, str]:
+    """RU-FSSP's node: SECRET uploaded, a confidential request naming it submitted; the
+    delivery's CMS and its one part as they go on the wire, and the message id."""
+    node = Node.from_config(NodeConfig.from_toml(node_config(world, SENDER, tag)))
+    staged = await stage_stream(
+        node.store,
+        node.kek_ring,
+        AttachmentMeta("должник.pdf", "application/pdf"),
+        _bytes(SECRET),
+        limit=LIMIT,
+        now=now(),
+    )
+    document = padded_request() | {"attachments": [staged.attachment_id]}
+    document["header"] = {**document["header"], "Confidential": True}
+    header, _ = node.submit(document, actor="operator-test")
+    (ref,) = header.attachments
+    assert ref.sealing is not None and ref.sealing.sealed_as == staged.attachment_id
+    assert (ref.size, ref.sha256) == (len(SECRET), hashlib.sha256(SECRET).hexdigest())
+    (claim,) = [c for c in node.claim_due("test") if c.message_id == header.message_id]
+    outgoing = node.outgoing(claim)
+    assert outgoing.sealed_parts and outgoing.attachments == ((staged.attachment_id, len(SECRET)),)
+    wire = await _gathered(read_sealed_stream(node.store, staged.attachment_id, len(SECRET)))
+    assert len(wire) == sealed_size(len(SECRET))
+    return node, outgoing.wire, wire, header.message_id
+
+
+def _refusal_code(answer: PeerResponse) -> str:
+    """A signed Rejection's code (encrypted documents are answered in clear XML)."""
+    return body_fields(answer.body)["Code"]
+
+
+async def test_a_confidential_attachment_travels_sealed_and_only_a_confidential_reader_reads_it(
+    world: DemoWorld, receiver: Receiver, sender_client: PeerClient
 ) -> None:
-    node = Node.from_config(NodeConfig.from_toml(node_config(world, SENDER, "attach-conf")))
-    try:
-        staged = await stage_stream(
-            node.store,
-            node.kek_ring,
-            AttachmentMeta("scan.pdf", "application/pdf"),
-            _bytes(b"%PDF-1.7 secret"),
-            limit=LIMIT,
-            now=now(),
+    node, envelope, wire, message_id = await _confidential_submitted(world, "conf-ok")
+    node.close()
+    assert SECRET_PHRASE not in wire and SECRET[:4096] not in wire  # sealed on the wire
+    assert SECRET_PHRASE not in envelope  # the document itself is CMS to the recipient
+    answer = await _deliver(sender_client, receiver.url, envelope, wire)
+    assert answer.status == 200, answer.body[:300]
+    with receiver.node.store.read() as conn:
+        (info,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
+        at_rest = b"".join(
+            r.ciphertext
+            for r in conn.execute(
+                sa.select(attachment_segments.c.ciphertext).where(
+                    attachment_segments.c.attachment_id == info.attachment_id
+                )
+            )
         )
-        document = padded_request() | {"attachments": [staged.attachment_id]}
-        document["header"] = {**document["header"], "Confidential": True}
-        before = row_counts(node.store)
-        with pytest.raises(DocumentRejected) as refused:
-            node.submit(document, actor="operator-test")
-        assert [p.code for p in refused.value.problems] == ["ATTACHMENTS_CONFIDENTIAL"]
-        assert row_counts(node.store) == before
-    finally:
-        node.close()
+    assert (info.size, info.sha256) == (len(SECRET), hashlib.sha256(SECRET).digest())
+    assert info.meta.name == "должник.pdf"
+    assert at_rest == wire  # stored as it came: no re-encryption, and no plaintext at rest
+    url = f"{receiver.api}/messages/{message_id}/attachments/1"
+    purpose = {"X-Purpose": "Исполнительное производство № 7/26: проверка"}
+    plain = f"integration-{secrets.token_hex(16)}"
+    with receiver.node.store.transaction() as conn:
+        tokens.create(conn, plain, label="plain", scopes=("operator",), now=now())
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {plain}"} | purpose
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 403, await response.text()
+            assert "confidential-reader" in await response.text()
+        headers = {"Authorization": f"Bearer {receiver.token}"} | purpose
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            assert await response.read() == SECRET
+    denied = audit_rows(receiver.node.store, "access.denied")
+    assert any(e["subjects"].get("subject") == message_id for e in denied), denied[-1:]
+    read = audit_rows(receiver.node.store, "document.read")
+    assert any(
+        e["subjects"].get("message") == message_id and e["details"].get("confidential")
+        for e in read
+    ), read[-1:]
+
+
+async def test_a_confidential_part_altered_in_transit_is_refused(
+    world: DemoWorld, receiver: Receiver, sender_client: PeerClient
+) -> None:
+    node, envelope, wire, message_id = await _confidential_submitted(world, "conf-tamper")
+    node.close()
+    tampered = bytearray(wire)
+    tampered[200_000] ^= 0x01
+    before = _count(receiver, attachments), _count(receiver, attachment_segments)
+    answer = await _deliver(sender_client, receiver.url, envelope, bytes(tampered))
+    assert answer.status == 422 and _refusal_code(answer) == "ATTACHMENT_MISMATCH"
+    assert (_count(receiver, attachments), _count(receiver, attachment_segments)) == before
+    with receiver.node.store.read() as conn:
+        assert messages.get(conn, message_id) is None
+
+
+def _stranger_certificate() -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not KZ-MJ")])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now() - timedelta(days=1))
+        .not_valid_after(now() + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+
+
+@pytest.mark.parametrize("wrong", ["key wrapped to another certificate", "wrapped key altered"])
+async def test_a_part_key_the_recipient_cannot_unwrap_is_refused(
+    wrong: str, receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """The sender's part key wrapped to a certificate KZ-MJ does not hold (so KZ-MJ cannot
+    read the part), or altered: refused by name, the whole document otherwise fine."""
+    ours = [
+        x509.load_der_x509_certificate(c.der)
+        for c in receiver.node.index.body(RECEIVER).certificates
+        if c.role is CertificateRole.ENCRYPTION
+    ]
+    part_key, prefix, sealed_as = segments.new_part_key(), segments.new_prefix(), str(uuid.uuid4())
+    writer = segments.SegmentWriter(part_key, prefix, sealed_as)
+    sealed = b"".join(c for _, c in writer.feed(SECRET))
+    last, _ = writer.finish()
+    sealed += last[1]
+    wrapped = bytearray(
+        encrypt_for(part_key, [_stranger_certificate()] if wrong.startswith("key") else ours)
+    )
+    if wrong == "wrapped key altered":
+        wrapped[-20] ^= 0x01
+    listed = _listed(SECRET)
+    listed["Attachment"][0]["Sealed"] = {  # type: ignore[index]
+        "Format": "aes-256-gcm-segments-64k/1",
+        "SegmentPrefix": prefix.hex(),
+        "SealedAs": sealed_as,
+        "WrappedKey": base64.b64encode(bytes(wrapped)).decode(),
+    }
+    signed = sender.document(
+        "cis-enforcement.Request", now(), Confidential=True, Attachments=listed
+    )
+    before = _count(receiver, attachments)
+    answer = await _deliver(sender_client, receiver.url, encrypt_for(signed, ours), sealed)
+    assert answer.status == 422, answer.body[:300]
+    assert _refusal_code(answer) == "ATTACHMENT_KEY_UNREADABLE"
+    assert _count(receiver, attachments) == before
+    with pytest.raises(RecipientEncryptionError):
+        decrypt_with_any(bytes(wrapped), _receiver_keys(receiver))
+
+
+def _receiver_keys(receiver: Receiver) -> list[tuple[Any, x509.Certificate]]:
+    return [(k.private_key, k.certificate) for k in receiver.node.keys.decryption_keys()]
 
 
 # --- a signed PDF beside the XML, verified on the receiving node, streamed --------------------
