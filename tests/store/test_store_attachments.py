@@ -170,3 +170,63 @@ def test_sweep_keeps_young_uploads(store: Store, ring: KekRing) -> None:
     with store.transaction() as conn:
         assert attachments.sweep_staged(conn, NOW + timedelta(hours=23)) == 0
         assert attachments.staged(conn, [attachment_id], ring)[0].size == 1
+
+
+@pytest.mark.parametrize("size", [0, SEG, 3 * SEG + 17])
+def test_a_part_received_sealed_is_stored_as_it_came_and_shredded_with_its_message(
+    store: Store, ring: KekRing, size: int
+) -> None:
+    """A confidential conversation's part: the sender's segments stored as they came (cut at
+    any boundary on the way), opened with the sender's key and id once linked; its check
+    recorded keeps that id; shredding the message key makes it unreadable."""
+    content = secrets.token_bytes(size)
+    key, prefix, sealed_as = segments.new_part_key(), segments.new_prefix(), factory.new_id()
+    writer = segments.SegmentWriter(key, prefix, sealed_as)
+    wire = b"".join(c for _, c in writer.feed(content)) + writer.finish()[0][1]
+    assert len(wire) == segments.sealed_size(size)
+    with store.transaction() as conn:
+        staging = attachments.begin_sealed(conn, AttachmentMeta("part", "x/y"), ring, NOW)
+    for at in range(0, len(wire), 9_999):  # boundaries unrelated to the segments'
+        with store.transaction() as conn:
+            attachments.write_sealed(conn, staging, wire[at : at + 9_999])
+    with store.transaction() as conn:
+        assert attachments.finish_sealed(conn, staging) == (
+            len(wire),
+            hashlib.sha256(wire).digest(),
+        )
+    attachment_id = staging.attachment_id
+    opened = attachments.sealed_reader(attachment_id, key, prefix, sealed_as, size)
+    assert b"".join(attachments.stream(store.read, opened)) == content
+    message_id = _message(store, ring)
+    checked = attachments.SealedKey(key, prefix, sealed_as, size, hashlib.sha256(content).digest())
+    with store.transaction() as conn:
+        message_key = messages.data_key(conn, message_id, ring)
+        attachments.link(
+            conn,
+            message_id,
+            message_key,
+            [attachment_id],
+            ring,
+            [AttachmentMeta("акт.pdf", "application/pdf")],
+            [checked],
+        )
+        stored = b"".join(
+            r.ciphertext
+            for r in conn.execute(
+                sa.select(attachment_segments.c.ciphertext)
+                .where(attachment_segments.c.attachment_id == attachment_id)
+                .order_by(attachment_segments.c.segment_no)
+            )
+        )
+    assert stored == wire
+    assert _read(store, ring, attachment_id) == content
+    with store.transaction() as conn:
+        attachments.record_check(conn, attachments.reader(conn, attachment_id, ring), {"v": 1})
+        (info,) = attachments.for_message(conn, message_id, ring)
+    assert info.meta == AttachmentMeta("акт.pdf", "application/pdf", None, sealed_as)
+    assert (info.size, info.sha256) == (size, checked.sha256)
+    assert _read(store, ring, attachment_id) == content  # the check kept the segments' id
+    with store.transaction() as conn:
+        conn.execute(message_keys.delete().where(message_keys.c.message_id == message_id))
+    with store.read() as conn, pytest.raises(messages.KeyShredded):
+        attachments.reader(conn, attachment_id, ring)
