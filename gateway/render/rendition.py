@@ -701,6 +701,7 @@ _BESIDE_LABELS = {
     "Language": "Язык",
     "Size": "Размер, байт",
     "Sha256": "SHA-256",
+    "Sealed": "Передан",
 }
 
 
@@ -711,11 +712,17 @@ def _beside_rows(header: etree._Element | None) -> list[list[tuple[str, str]]]:
         return []
     return [
         [
-            (_BESIDE_LABELS.get(_local(field), _local(field)), _clean(_text(field)))
+            (_BESIDE_LABELS.get(_local(field), _local(field)), _beside_value(field))
             for field in _elements(item)
         ]
         for item in _elements(listed)
     ]
+
+
+def _beside_value(field: etree._Element) -> str:
+    if _local(field) == "Sealed":  # its wrapped key is of no use on paper
+        return f"зашифрованным для получателя ({_text(_env(field, 'Format'))})"
+    return _clean(_text(field))
 
 
 def _titles(header: etree._Element | None) -> tuple[str, str]:
