@@ -349,9 +349,9 @@ async def _hops(
     }
 
 
-def _operator_token(config_path: Path) -> tuple[str, str]:
-    """A case-system token with the operator role (as `gateway tokens add` makes one) in the
-    sender's store, and that store's URL."""
+def _operator_token(config_path: Path, scopes: tuple[str, ...] = ("operator",)) -> tuple[str, str]:
+    """A case-system token with the operator role (as `gateway tokens add` makes one; or
+    ``scopes``) in the node's store, and that store's URL."""
     import secrets
 
     from gateway.config import NodeConfig
@@ -362,7 +362,7 @@ def _operator_token(config_path: Path) -> tuple[str, str]:
     migrate(store.engine)
     token = secrets.token_urlsafe(32)
     with store.transaction() as conn:
-        tokens.create(conn, token, label="benchmark", scopes=["operator"], now=datetime.now(UTC))
+        tokens.create(conn, token, label="benchmark", scopes=scopes, now=datetime.now(UTC))
     store.dispose()
     return token, config.database_url
 

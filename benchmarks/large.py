@@ -178,7 +178,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def _exchange(
-    sender_api: str, receiver_api: str, tokens: tuple[str, str], size: int, pids: dict[str, int]
+    sender_api: str,
+    receiver_api: str,
+    tokens: tuple[str, str],
+    size: int,
+    pids: dict[str, int],
+    confidential: bool = False,
 ) -> dict[str, Any]:
     """The exchange, timed by phase: upload (to the sender's API), delivery (submission,
     signing, the streamed delivery, the receiver's checks, until the receiver's API serves the
@@ -187,6 +192,8 @@ async def _exchange(
 
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     document = request_document()  # made before the clock starts: the case system's part
+    if confidential:  # the parts then travel sealed to the recipient (docs/attachments.md)
+        document["header"] = {**document["header"], "Confidential": True}
     marks: list[tuple[float, dict[str, float]]] = []
 
     def mark() -> None:
@@ -242,8 +249,10 @@ def run(
     *,
     store: str = "sqlite",
     on_ready: Callable[[int, int], None] | None = None,
+    confidential: bool = False,
 ) -> dict[str, Any]:
-    """One measurement; ``store`` is ``sqlite`` or ``postgresql``."""
+    """One measurement; ``store`` is ``sqlite`` or ``postgresql``; ``confidential``: in a
+    confidential conversation (the file sealed end to end, read by a confidential reader)."""
     from gateway.demo.setup import build_world
 
     cleanups = []
@@ -256,7 +265,8 @@ def run(
                 _with_database(world.nodes[body].config_path, url)
         sender_config = world.nodes["RU-FSSP"].config_path
         receiver_config = world.nodes["KZ-MJ"].config_path
-        receiver_token, _ = _operator_token(receiver_config)
+        readers = ("operator", "confidential-reader") if confidential else ("operator",)
+        receiver_token, _ = _operator_token(receiver_config, readers)
         logs = Path(os.environ.get("GATEWAY_LARGE_LOGS", tmp))
         receiver = _serve(receiver_config, logs / "receiver.log")
         sender = None
@@ -277,6 +287,7 @@ def run(
                         (sender_token, receiver_token),
                         size,
                         {"sender": sender.pid, "receiver": receiver.pid},
+                        confidential,
                     )
                 )
             for side, pid in (("sender", sender.pid), ("receiver", receiver.pid)):
@@ -296,8 +307,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--confidential", action="store_true", help="in a confidential conversation (sealed)"
+    )
     args = parser.parse_args()
-    result = run(args.bytes, store=args.store)
+    result = run(args.bytes, store=args.store, confidential=args.confidential)
     floor = floor_seconds(args.bytes)
     mb = args.bytes / 1e6
     result |= {
@@ -305,6 +319,7 @@ def main() -> None:
         "floor_mb_s": round(mb / floor, 1),
         "mb_s": round(mb / result["seconds"], 1),
         "store": args.store,
+        "confidential": args.confidential,
         "cpus": os.cpu_count(),
         "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
