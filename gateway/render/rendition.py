@@ -701,7 +701,6 @@ _BESIDE_LABELS = {
     "Language": "Язык",
     "Size": "Размер, байт",
     "Sha256": "SHA-256",
-    "Sealed": "Передан",
 }
 
 
@@ -712,7 +711,7 @@ def _beside_rows(header: etree._Element | None) -> list[list[tuple[str, str]]]:
         return []
     return [
         [
-            (_BESIDE_LABELS.get(_local(field), _local(field)), _beside_value(field))
+            (_BESIDE_LABELS.get(_local(field), label_for(_local(field))), _beside_value(field))
             for field in _elements(item)
         ]
         for item in _elements(listed)
@@ -721,7 +720,7 @@ def _beside_rows(header: etree._Element | None) -> list[list[tuple[str, str]]]:
 
 def _beside_value(field: etree._Element) -> str:
     if _local(field) == "Sealed":  # its wrapped key is of no use on paper
-        return f"зашифрованным для получателя ({_text(_env(field, 'Format'))})"
+        return "AES-256-GCM, сегменты по 64 КиБ; ключ файла — для сертификата получателя"
     return _clean(_text(field))
 
 

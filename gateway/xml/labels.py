@@ -105,6 +105,11 @@ LABELS_RU: dict[str, str] = {
     "ConfirmationAskedOn": "Дата просьбы о письменном подтверждении",
     "Size": "Размер, байт",
     "Sha256": "SHA-256",
+    "Sealed": "Зашифровано для получателя",
+    "Format": "Формат",
+    "SegmentPrefix": "Префикс nonce сегментов",
+    "SealedAs": "Идентификатор сегментов",
+    "WrappedKey": "Ключ файла, зашифрованный для получателя",
     "Content": "Содержание запроса",
     # CIS enforcement request (CIS Art. 11)
     "RequestingAuthority": "Запрашивающий орган",
@@ -328,6 +333,7 @@ CODES_RU: dict[str, str] = {
     "ru-kz-supreme-courts": "Соглашение Верховных Судов РФ и РК",
     "header": "реквизиты документа",
     "body": "содержание документа",
+    "aes-256-gcm-segments-64k/1": "AES-256-GCM, сегменты по 64 КиБ",
 }
 """Russian names of enumeration codes."""
 

@@ -53,5 +53,5 @@ def test_a_sealed_attachment_is_listed_without_its_wrapped_key(tmp_path: Path) -
     envelope = source.replace("</env:Header>", listed + "</env:Header>", 1).encode()
     pdf = render_pdf(envelope, generated_at=AT)
     text = squeeze(" ".join(page_texts(write(tmp_path, "sealed.pdf", pdf))))
-    assert squeeze("зашифрованным для получателя (aes-256-gcm-segments-64k/1)") in text
+    assert squeeze("Зашифровано для получателя AES-256-GCM, сегменты по 64 КиБ") in text
     assert "QUJDQUJD" not in text.replace(" ", "")
