@@ -553,10 +553,10 @@ async def _signed_by(sender: Signer) -> bytes:
 
 
 async def _delivered(
-    receiver: Receiver, sender: Signer, client: PeerClient, content: bytes
+    receiver: Receiver, sender: Signer, sender_client: PeerClient, content: bytes
 ) -> tuple[str, str]:
     envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(content))
-    answer = await _deliver(client, receiver.url, envelope, content)
+    answer = await _deliver(sender_client, receiver.url, envelope, content)
     assert answer.status == 200, answer.body[:300]
     return header_field(envelope, "ConversationId"), header_field(envelope, "MessageId")
 
@@ -573,10 +573,10 @@ async def _verify(receiver: Receiver, message_id: str) -> tuple[int, dict[str, A
 
 
 async def test_a_signed_pdf_attachment_is_verified_streamed_and_recorded(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     signed = await _signed_by(sender)
-    conversation_id, message_id = await _delivered(receiver, sender, client, signed)
+    conversation_id, message_id = await _delivered(receiver, sender, sender_client, signed)
     status, check = await _verify(receiver, message_id)
     assert status == 201, check
     assert check["indication"] == "TOTAL_PASSED", check
@@ -625,12 +625,12 @@ async def _console_verify(receiver: Receiver, conversation_id: str, message_id: 
 
 
 async def test_a_pdf_signed_by_an_untrusted_key_fails_by_name(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     pki = make_pki()  # a CA the receiver does not trust
     untrusted = simple_signer_from(pki.seal_key, pki.seal, [pki.ca])
     signed = await async_sign_pdf(_pdf(), untrusted, reason="Выписка", location=SENDER)
-    _, message_id = await _delivered(receiver, sender, client, signed)
+    _, message_id = await _delivered(receiver, sender, sender_client, signed)
     status, check = await _verify(receiver, message_id)
     assert status == 201, check
     assert check["indication"] != "TOTAL_PASSED"
@@ -638,10 +638,10 @@ async def test_a_pdf_signed_by_an_untrusted_key_fails_by_name(
 
 
 async def test_a_pdf_altered_in_storage_is_refused_as_damaged(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     signed = await _signed_by(sender)
-    _, message_id = await _delivered(receiver, sender, client, signed)
+    _, message_id = await _delivered(receiver, sender, sender_client, signed)
     with receiver.node.store.transaction() as conn:
         ((attachment_id, _),) = attachment_store.parts_of(conn, message_id)
         where = (attachment_segments.c.attachment_id == attachment_id) & (
@@ -659,10 +659,10 @@ async def test_a_pdf_altered_in_storage_is_refused_as_damaged(
 
 
 async def test_a_file_not_pdf_or_not_signed_is_refused_with_what_to_do(
-    receiver: Receiver, sender: Signer, client: PeerClient
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
     for content, code in [(CONTENT, "ATTACHMENT_NOT_PDF"), (_pdf(), "ATTACHMENT_NOT_SIGNED")]:
-        conversation_id, message_id = await _delivered(receiver, sender, client, content)
+        conversation_id, message_id = await _delivered(receiver, sender, sender_client, content)
         status, answer = await _verify(receiver, message_id)
         assert (status, answer["error"]["code"]) == (422, code), answer
         assert "Что сделать" in answer["error"]["message_ru"]
