@@ -361,3 +361,15 @@ def test_an_id_with_the_set_separator_is_refused_or_kept_whole(store: Store) -> 
             condition = in_text_set(conn, legal_holds.c.conversation_id, [odd, "c"])
             found = conn.execute(sa.select(legal_holds.c.conversation_id).where(condition))
             assert list(found.scalars()) == [odd]
+
+
+def test_a_purge_transaction_gets_a_larger_sqlite_page_cache(store: Store, ring: KekRing) -> None:
+    """SQLite: 64 MiB of page cache for the connection purging (the default 2 MiB re-read and
+    spilled index pages at a million messages); PostgreSQL settings are per transaction."""
+    _, ids = _conversation(store, ring, OLD)
+    with store.transaction() as conn:
+        purge.lock_batch(conn, ids)
+        if store.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
+        else:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
