@@ -9,14 +9,15 @@ Theory of operation
    message is purged unless its conversation is under a legal hold or it still waits in the
    outbox (undelivered); those are counted, not purged.
 2. **Purge** (:func:`run_purge`): the plan runs in a reader thread up to two pages ahead
-   (:class:`_ScanAhead`), and expired messages go in batches of :data:`PURGE_BATCH`, one
-   transaction each. The batch is locked and decided *again* on the locked facts (a hold
-   placed since the scan wins), then tombstoned and destroyed set-based
-   (``store.purge.purge_batch``: tombstones in one bulk insert, bound by ONE ``purge.batch``
-   audit event carrying their count and hash, wrapped data keys deleted — crypto-shredding —
-   then every row of the messages, one statement per table over the id set). A kill at any
-   point loses at most the open transaction: every message is whole or tombstoned (crash
-   points ``purge.batch`` inside a batch, ``purge.committed`` between two). A run found still
+   (:class:`_ScanAhead`), and expired messages go in transactions of :data:`PURGE_BATCH`
+   (10,000). The transaction's messages are locked and decided *again* on the locked facts (a
+   hold placed since the scan wins), then tombstoned and destroyed set-based
+   (``store.purge.purge_batch``: tombstones in bulk inserts, every 1,000 of them a batch bound
+   by ONE ``purge.batch`` audit event carrying their count and hash, wrapped data keys
+   deleted — crypto-shredding — then every row of the messages, one statement per table over
+   the transaction's id set). A kill at any point loses at most the open transaction: every
+   message is whole or tombstoned (crash points ``purge.batch`` inside a transaction,
+   ``purge.committed`` between two). A run found still
    ``running`` at the next start was interrupted: it is closed as failed (``interrupted``)
    with a signed report of what it did; the new run then purges the rest. Running twice
    purges nothing twice (idempotent).
@@ -88,15 +89,18 @@ log = logging.getLogger(__name__)
 PURGE_JOB = "purge"
 """The purge's lock name: the scheduled job's (gateway.app.scheduled.PURGE)."""
 
-MAX_PURGE_BATCH = purge_store.MAX_PURGE_BATCH
-"""The largest batch a run may be asked for (the store's bound)."""
+MAX_PURGE_BATCH = purge_store.MAX_PURGE_TRANSACTION
+"""The most messages a run may be asked to purge per transaction (the store's bound)."""
 SCAN_PAGE = purge_store.MAX_SCAN_BATCH
 """Facts read per query while planning: a few hundred KiB, whatever the store's size."""
-PURGE_BATCH = purge_store.MAX_PURGE_BATCH
-"""Messages destroyed per transaction. A batch's statements each work on its whole id set,
-so its cost is mostly per message; 1,000 amortises the per-batch statements and the commit
-while a batch still holds SQLite's single writer for a fraction of a second
-(benchmarks/purge_bench.py)."""
+PURGE_BATCH = purge_store.MAX_PURGE_TRANSACTION
+"""Messages destroyed per transaction, bound by one ``purge.batch`` event per
+``store.purge.MAX_PURGE_BATCH`` (1,000) of them. The transaction's statements each work on
+its whole id set, so the statements, their plans and the commit are shared by all; on SQLite
+the commit writes each index page it changed into the log once, and a million random ids
+touch most pages of every index in each transaction whatever its size: 10,000 a transaction
+writes a tenth of the pages 1,000 did. The price: SQLite's single writer is held for about a
+second (docs/purge-and-audit.md; benchmarks/purge_bench.py)."""
 MAX_BATCH_ERRORS = 10
 """A run that failed this many batches stops: the database is likely unwell, and the next
 run resumes where this one stopped."""
@@ -364,8 +368,8 @@ def run_purge(
     batch (benchmarks sample memory there). The caller holds the ``purge`` job lock.
     """
     _check_now(now)
-    if not 1 <= batch_size <= purge_store.MAX_PURGE_BATCH:
-        raise ValueError(f"batch_size must be 1..{purge_store.MAX_PURGE_BATCH}")
+    if not 1 <= batch_size <= MAX_PURGE_BATCH:
+        raise ValueError(f"batch_size must be 1..{MAX_PURGE_BATCH}")
     _close_interrupted(store, now, seal)
     started = time.monotonic()
     run_id = str(uuid.uuid4())
@@ -391,11 +395,11 @@ def run_purge(
                 store, policies, policy_hashes, now, batch, run_id, actor, tally
             )
             batch.clear()
-            if done.count:
-                tally.purged += done.count
+            for bound in done:
+                tally.purged += bound.count
                 assert tally.batch_digests is not None
-                tally.batch_digests.append(done.sha256)
-            # Between two batches: the last one committed, the next not begun.
+                tally.batch_digests.append(bound.sha256)
+            # Between two transactions: the last one committed, the next not begun.
             crash_point("purge.committed")
             if on_batch is not None:
                 on_batch(tally.purged)
@@ -441,7 +445,7 @@ def _purge_one_batch(
     run_id: str,
     actor: str,
     tally: _Tally,
-) -> PurgedBatch:
+) -> list[PurgedBatch]:
     try:
         with store.transaction() as conn:
             locked = purge_store.lock_batch(conn, list(scanned))
@@ -468,12 +472,13 @@ def _purge_one_batch(
                 actor=actor,
                 now=now,
                 policy_sha256=policy_hashes,
+                batch_size=min(len(scanned), purge_store.MAX_PURGE_BATCH),
             )
     except sa.exc.SQLAlchemyError as exc:
         code = type(exc).__name__
         tally.errors[code] += 1
         log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(scanned), code)
-        return PurgedBatch(0, 0, b"")
+        return []
 
 
 def _finish(

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="сообщений в одной транзакции (1–1000; по умолчанию 1000)",
+        help="сообщений в одной транзакции (1–10000; по умолчанию 10000)",
     )
     p.set_defaults(handler=_purge)
     sub = p.add_subparsers(dest="purge_command")

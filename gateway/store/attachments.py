@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 from gateway.crypto import at_rest, segments
 from gateway.crypto.at_rest import WrappedKey
 from gateway.crypto.keys.kek import KekRing
+from gateway.store.dialect import in_text_set
 from gateway.store.messages import data_key
 from gateway.store.tables import attachment_segments, attachments
 
@@ -297,9 +298,10 @@ def discard(conn: Connection, attachment_ids: Sequence[str]) -> None:
 
 def delete_for_messages(conn: Connection, message_ids: Sequence[str]) -> None:
     """The purge's hook: a purged message's attachments go with it, segments first."""
-    ids = sa.select(attachments.c.attachment_id).where(attachments.c.message_id.in_(message_ids))
+    theirs = in_text_set(conn, attachments.c.message_id, message_ids)  # one parameter, any count
+    ids = sa.select(attachments.c.attachment_id).where(theirs)
     conn.execute(attachment_segments.delete().where(attachment_segments.c.attachment_id.in_(ids)))
-    conn.execute(attachments.delete().where(attachments.c.message_id.in_(message_ids)))
+    conn.execute(attachments.delete().where(theirs))
 
 
 def sweep_staged(conn: Connection, now: datetime) -> int:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.model.problems import Refused
 from gateway.store import audit, counts
-from gateway.store.dialect import insert_all_if_absent, insert_if_absent
+from gateway.store.dialect import in_text_set, insert_all_if_absent, insert_if_absent
 from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, search_tags
 
 MAX_PAGE_SIZE = 200
@@ -309,7 +309,7 @@ def delete(conn: Connection, conversation_ids: Iterable[str]) -> int:
         return 0
     gone = conn.execute(
         conversations.delete()
-        .where(c.conversation_id.in_(ids))
+        .where(in_text_set(conn, c.conversation_id, ids))
         .returning(c.state, c.agreement, c.requesting_party, c.requested_party)
     ).all()
     for state, agreement, requesting, requested in gone:

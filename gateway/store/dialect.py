@@ -168,8 +168,18 @@ def keyed_batch_settings(conn: Connection) -> None:
       flushes every batch before it. SQLite's ``synchronous=NORMAL`` (engine.py) already
       commits so.
 
-    ``SET LOCAL`` ends with the transaction. Nothing to do on SQLite (it probes the index for
-    ``IN (SELECT …)``)."""
+    ``SET LOCAL`` ends with the transaction. On SQLite (which probes the index for ``IN (SELECT
+    …)`` by itself): a page cache of :data:`SQLITE_PURGE_CACHE_KIB` instead of the default 2 MiB
+    for this connection, so that a transaction's deletions spread over every index of a large
+    store are not read again, or spilled to the log, while it runs (a 100,000-message purge:
+    18.4 s of CPU instead of 23.2, benchmarks/purge_bench.py). It stays with the pooled
+    connection: a bounded 64 MiB more, once."""
     if conn.dialect.name == "postgresql":
         for setting in ("enable_seqscan = off", "jit = off", "synchronous_commit = off"):
             conn.exec_driver_sql(f"SET LOCAL {setting}")
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_PURGE_CACHE_KIB}")
+
+
+SQLITE_PURGE_CACHE_KIB = 65_536
+"""SQLite page cache of a connection that ran a purge transaction (:func:`keyed_batch_settings`)."""

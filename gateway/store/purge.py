@@ -62,9 +62,13 @@ from gateway.store.tables import (
 MAX_SCAN_BATCH = 5000
 """Messages examined per retention scan query: facts only (no payload), a few hundred KiB."""
 MAX_PURGE_BATCH = 1000
-"""Messages deleted per transaction: each statement of a batch works on the whole id set, so
-a batch costs about what one message did; 1,000 holds a SQLite writer well under a second
-(benchmarks/purge_bench.py) and keeps a batch event's tags within the audit's details limit."""
+"""Tombstones bound by one ``purge.batch`` event: keeps its tags within the audit's details
+limit (4 KiB). A transaction binds several batches (:data:`MAX_PURGE_TRANSACTION`)."""
+MAX_PURGE_TRANSACTION = 10_000
+"""Messages purged per transaction, in batches of :data:`MAX_PURGE_BATCH` bound by an event
+each. Each statement works on the whole id set, so the per-transaction costs (statements,
+plans, the commit, and on SQLite every index page rewritten into the log once per commit)
+are shared by up to this many messages (benchmarks/purge_bench.py)."""
 PURGE_ACTOR_PREFIX = "purge:"
 BATCH_EVENT = "purge.batch"
 BATCH_DIGEST_FORMAT = "gateway-purge-batch/1"
@@ -318,8 +322,8 @@ def candidates(
     agreement: str | None = None,
 ) -> list[str]:
     """Message ids stored before the cut-off, not held, not pending delivery; oldest first."""
-    if not 1 <= limit <= MAX_PURGE_BATCH:
-        raise ValueError(f"limit must be 1..{MAX_PURGE_BATCH}, got {limit}")
+    if not 1 <= limit <= MAX_PURGE_TRANSACTION:
+        raise ValueError(f"limit must be 1..{MAX_PURGE_TRANSACTION}, got {limit}")
     stmt = (
         sa.select(messages.c.message_id)
         .where(messages.c.stored_at < stored_before, _not_held(), _not_in_outbox())
@@ -565,17 +569,18 @@ def purge_messages(
     Ids already gone are skipped. A message under a legal hold raises
     :class:`LegalHoldActive` (the caller's transaction then rolls back whole).
     """
-    if len(message_ids) > MAX_PURGE_BATCH:
-        raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
+    if len(message_ids) > MAX_PURGE_TRANSACTION:
+        raise ValueError(f"at most {MAX_PURGE_TRANSACTION} messages per transaction")
     run = conn.execute(
         sa.select(purge_runs.c.actor, purge_runs.c.state).where(purge_runs.c.run_id == run_id)
     ).first()
     if run is None or run.state != "running":
         raise ValueError(f"purge run {run_id} is not running; start_run first")
     locked = lock_batch(conn, message_ids)
-    return purge_batch(
+    bound = purge_batch(
         conn, [(message, policy) for message in locked], run_id=run_id, actor=run.actor, now=now
-    ).count
+    )
+    return sum(b.count for b in bound)
 
 
 def get_tombstone(conn: Connection, message_id: str) -> Tombstone | None:
@@ -614,18 +619,54 @@ def _time_text(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
+_LEAF_KEYS = tuple(sorted(_TOMBSTONE_FIELDS))
+_LEAF_FIELDS = tuple(_TOMBSTONE_FIELDS.index(name) for name in _LEAF_KEYS)
+_LEAF_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _LEAF_KEYS) + "}"
+"""The canonical JSON of a tombstone with its values left out: the keys are fixed, so sorting
+them and writing the separators is done once, not per row (:func:`tombstone_leaf`)."""
+_json_string: Any = json.encoder.encode_basestring  # type: ignore[attr-defined]
+"""The C encoder of a JSON string (``ensure_ascii=False``): the same bytes as ``json.dumps``."""
+
+
+def _leaf_value(value: Any) -> str:
+    if value.__class__ is str:
+        return _json_string(value)  # type: ignore[no-any-return]
+    if value is None:
+        return "null"
+    if isinstance(value, datetime):
+        return _json_string(_time_text(value))  # type: ignore[no-any-return]
+    if isinstance(value, bytes):
+        return f'"{value.hex()}"'
+    return _CANONICAL_JSON(value)
+
+
 def tombstone_leaf(t: Tombstone) -> bytes:
     """SHA-256 of every column of a tombstone as canonical JSON (sorted keys, no spaces, UTF-8;
     times UTC ISO 8601 to the microsecond, the document hash in hex): any edit of the row
-    changes it."""
-    fields: dict[str, Any] = {}
-    for name, value in zip(_TOMBSTONE_FIELDS, t, strict=True):
-        if isinstance(value, datetime):
-            value = _time_text(value)
-        elif isinstance(value, bytes):
-            value = value.hex()
-        fields[name] = value
-    return hashlib.sha256(_CANONICAL_JSON(fields).encode("utf-8")).digest()
+    changes it. (Written through a template of the fixed keys: byte for byte what
+    ``json.dumps(…, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` of the columns
+    gives, tested; a million rows a run make the difference.)"""
+    q = _json_string
+    try:  # the column types of a stored row
+        text = _LEAF_TEMPLATE % (
+            q(t.agreement),
+            q(t.conversation_id),
+            q(_time_text(t.created)),
+            q(t.direction),
+            f'"{t.document_sha256.hex()}"',
+            q(t.kind),
+            q(t.message_id),
+            q(t.policy),
+            "null" if t.policy_sha256 is None else q(t.policy_sha256),
+            q(t.purge_run_id),
+            q(_time_text(t.purged_at)),
+            q(t.recipient),
+            q(t.sender),
+            q(_time_text(t.stored_at)),
+        )
+    except (TypeError, AttributeError):  # any other value: the general encoding
+        text = _LEAF_TEMPLATE % tuple(_leaf_value(t[i]) for i in _LEAF_FIELDS)
+    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def batch_digest(run_id: str, batch: int, leaves: Sequence[bytes]) -> bytes:
@@ -842,20 +883,19 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
     (no deadlock with another batch or :func:`place_hold`); SQLite's single writer
     (``BEGIN IMMEDIATE``) serialises the same way without row locks.
     """
-    if len(message_ids) > MAX_PURGE_BATCH:
-        raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
+    if len(message_ids) > MAX_PURGE_TRANSACTION:
+        raise ValueError(f"at most {MAX_PURGE_TRANSACTION} messages per transaction")
     if not message_ids:
         return []
     keyed_batch_settings(conn)
     in_batch = in_text_set(conn, messages.c.message_id, message_ids)
     if conn.dialect.name == "postgresql":
+        # ``= ANY(ARRAY(…))``: probe the conversations' key for each id; an ``IN (SELECT …)``
+        # was planned as a merge join walking every conversation's key, at each batch.
+        theirs = sa.select(messages.c.conversation_id).where(in_batch).scalar_subquery()
         conn.execute(
             sa.select(conversations.c.conversation_id)
-            .where(
-                conversations.c.conversation_id.in_(
-                    sa.select(messages.c.conversation_id).where(in_batch)
-                )
-            )
+            .where(conversations.c.conversation_id == sa.any_(sa.func.array(theirs)))
             .order_by(conversations.c.conversation_id)
             # FOR NO KEY UPDATE: serialises with holds and other batches, but does not stop a
             # peer's message from being stored in the conversation (its foreign-key check).
@@ -955,26 +995,24 @@ _TOMBSTONE_COPY = (
 
 def _insert_tombstones(
     conn: Connection,
-    decided: Sequence[tuple[LockedMessage, str]],
+    made: Sequence[Tombstone],
     *,
-    run_id: str,
     batch: int,
-    now: datetime,
-    policy_sha256: Mapping[str, str],
 ) -> None:
-    """The batch's tombstones in bulk: one ``INSERT … SELECT`` from the locked message rows
+    """One batch's tombstones in bulk: one ``INSERT … SELECT`` from the locked message rows
     per policy in the batch. The message's own columns never cross the wire; they are the
     locked row's, the same the leaves were computed from."""
-    by_policy: dict[str, list[str]] = {}
-    for locked, policy in decided:
-        by_policy.setdefault(policy, []).append(locked.facts.message_id)
+    by_policy: dict[tuple[str, str | None], list[str]] = {}
+    for t in made:
+        by_policy.setdefault((t.policy, t.policy_sha256), []).append(t.message_id)
     t = tombstones.c
-    for policy, ids in by_policy.items():
+    first = made[0]
+    for (policy, policy_hash), ids in by_policy.items():
         constants = {
-            "purged_at": now,
+            "purged_at": first.purged_at,
             "policy": policy,
-            "purge_run_id": run_id,
-            "policy_sha256": policy_sha256.get(policy),
+            "purge_run_id": first.purge_run_id,
+            "policy_sha256": policy_hash,
             "purge_batch": batch,
         }
         conn.execute(
@@ -999,22 +1037,27 @@ def purge_batch(
     actor: str,
     now: datetime,
     policy_sha256: Mapping[str, str] | None = None,
-) -> PurgedBatch:
+    batch_size: int = MAX_PURGE_BATCH,
+) -> list[PurgedBatch]:
     """Tombstone and destroy these messages (each with the policy that expired it) in the
-    caller's transaction, set-based.
+    caller's transaction, set-based; return the batches that bind them, in order.
 
-    ``decided`` comes from :func:`lock_batch` in the same transaction; ``policy_sha256`` maps
-    a policy name to its hash (recorded in the tombstone). In order: the tombstones go in with
-    one bulk insert; ONE ``purge.batch`` audit event binds them (count, first and last id,
-    :func:`batch_digest`, per-row tags); then every row of the messages is deleted by the
-    id set (:data:`MESSAGE_ROWS`, wrapped data keys first: crypto-shredding), then the
-    messages; a conversation left without messages goes with its debtor tags. All of it
-    commits together or not at all, so a message is whole or tombstoned, never half.
+    ``decided`` comes from :func:`lock_batch` in the same transaction (up to
+    :data:`MAX_PURGE_TRANSACTION`); ``policy_sha256`` maps a policy name to its hash (recorded
+    in the tombstone). In message-id order, every ``batch_size`` (≤ :data:`MAX_PURGE_BATCH`)
+    messages make a batch: its tombstones go in with one bulk insert and ONE ``purge.batch``
+    audit event binds them (count, first and last id, :func:`batch_digest`, per-row tags).
+    Then every row of all the messages is deleted by the id set (:data:`MESSAGE_ROWS`,
+    wrapped data keys first: crypto-shredding), then the messages; a conversation left without
+    messages goes with its debtor tags. All of it commits together or not at all, so a
+    message is whole or tombstoned, never half.
     """
-    if len(decided) > MAX_PURGE_BATCH:
-        raise ValueError(f"at most {MAX_PURGE_BATCH} messages per batch")
+    if len(decided) > MAX_PURGE_TRANSACTION:
+        raise ValueError(f"at most {MAX_PURGE_TRANSACTION} messages per transaction")
+    if not 1 <= batch_size <= MAX_PURGE_BATCH:
+        raise ValueError(f"batch_size must be 1..{MAX_PURGE_BATCH}")
     if not decided:
-        return PurgedBatch(0, 0, b"")
+        return []
     for locked, _policy in decided:
         if locked.facts.held:
             raise LegalHoldActive(
@@ -1026,7 +1069,7 @@ def purge_batch(
     run = conn.execute(sa.select(purge_runs.c.state).where(purge_runs.c.run_id == run_id)).first()
     if run is None or run.state != "running":
         raise ValueError(f"purge run {run_id} is not running; start_run first")
-    batch = _next_batch(conn, run_id)
+    first_batch = _next_batch(conn, run_id)
     hashes = policy_sha256 or {}
     made = sorted(
         (
@@ -1035,24 +1078,30 @@ def purge_batch(
         ),
         key=lambda t: t.message_id,
     )
-    _insert_tombstones(conn, decided, run_id=run_id, batch=batch, now=now, policy_sha256=hashes)
-    leaves = [tombstone_leaf(t) for t in made]
-    digest = batch_digest(run_id, batch, leaves)
-    audit.append(
-        conn,
-        now=now,
-        actor=actor,
-        kind=BATCH_EVENT,
-        subjects={"purge_run_id": run_id},
-        details={
-            "batch": batch,
-            "count": len(made),
-            "first": made[0].message_id,
-            "last": made[-1].message_id,
-            "sha256": digest.hex(),
-            "tags": batch_tags(leaves),
-        },
-    )
+    bound: list[PurgedBatch] = []
+    events: list[audit.AuditEntry] = []
+    for start in range(0, len(made), batch_size):
+        part = made[start : start + batch_size]
+        batch = first_batch + len(bound)
+        _insert_tombstones(conn, part, batch=batch)
+        leaves = [tombstone_leaf(t) for t in part]
+        digest = batch_digest(run_id, batch, leaves)
+        events.append(
+            (
+                BATCH_EVENT,
+                {"purge_run_id": run_id},
+                {
+                    "batch": batch,
+                    "count": len(part),
+                    "first": part[0].message_id,
+                    "last": part[-1].message_id,
+                    "sha256": digest.hex(),
+                    "tags": batch_tags(leaves),
+                },
+            )
+        )
+        bound.append(PurgedBatch(batch, len(part), digest))
+    audit.append_many(conn, now=now, actor=actor, entries=events)
     ids = [t.message_id for t in made]
     _delete_messages(conn, ids)
     _delete_emptied_conversations(conn, sorted({t.conversation_id for t in made}))
@@ -1062,7 +1111,7 @@ def purge_batch(
         .values(purged=purge_runs.c.purged + len(ids))
     )
     crash_point("purge.batch")
-    return PurgedBatch(batch, len(ids), digest)
+    return bound
 
 
 def running_runs(conn: Connection) -> list[str]:

@@ -368,6 +368,7 @@ resends = sa.Table(
         nullable=False,
     ),
     sa.Column("resent_at", UtcDateTime, nullable=False),
+    sa.Index("ix_resends_conversation", "conversation_id"),
 )
 """A document the node sent again, corrected or not, as a new message after the peer refused
 the original for good (signed Rejection) or its delivery was given up (dead letter): the new
@@ -502,6 +503,7 @@ api_tokens = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Index("ix_api_tokens_user", "user_id"),
 )
 
 disclosures = sa.Table(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from gateway.app.tombstone_check import check_tombstones
 from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, audit, conversations, messages, outbox, purge, receipts
 from gateway.store.messages import Direction
 from gateway.store.receipts import ReceiptOutcome
-from gateway.store.tables import attachment_segments, attachments, message_keys
+from gateway.store.tables import attachment_segments, attachments, audit_events, message_keys
 from tests.store import factory
 from tests.store.conftest import NOW
 
@@ -125,6 +127,125 @@ def test_batch_is_all_or_nothing(store: Store, ring: KekRing) -> None:
             assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
             assert purge.get_tombstone(conn, mid) is None
         assert audit.verify(conn).last_seq == 1  # only purge.started
+
+
+def _batch_events(store: Store) -> list[dict]:
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(audit_events.c.details)
+            .where(audit_events.c.kind == purge.BATCH_EVENT)
+            .order_by(audit_events.c.seq)
+        ).scalars()
+        return [json.loads(d) for d in rows]
+
+
+def _purge_in_batches(
+    conn: sa.Connection, ids: list[str], run_id: str, *, batch_size: int
+) -> list[purge.PurgedBatch]:
+    locked = purge.lock_batch(conn, ids)
+    return purge.purge_batch(
+        conn,
+        [(m, "p") for m in locked],
+        run_id=run_id,
+        actor="job:purge",
+        now=NOW,
+        batch_size=batch_size,
+    )
+
+
+def test_one_transaction_binds_several_batches(store: Store, ring: KekRing) -> None:
+    """A transaction of 5 messages in batches of 2: three ``purge.batch`` events (2, 2, 1),
+    numbered on, each over its own rows in message-id order; ``audit verify``'s tombstone
+    check and the run's digest recomputed from the rows agree with them."""
+    ids = [m for _ in range(3) for m in _conversation(store, ring, OLD, count=2)[1]][:5]
+    with store.transaction() as conn:
+        purge.start_run(conn, "run-t", "p", "job:purge", NOW)
+    with store.transaction() as conn:
+        bound = _purge_in_batches(conn, ids, "run-t", batch_size=2)
+    assert [(b.batch, b.count) for b in bound] == [(1, 2), (2, 2), (3, 1)]
+    events = _batch_events(store)
+    assert [(e["batch"], e["count"]) for e in events] == [(1, 2), (2, 2), (3, 1)]
+    ordered = sorted(ids)
+    assert [(e["first"], e["last"]) for e in events] == [
+        (ordered[0], ordered[1]),
+        (ordered[2], ordered[3]),
+        (ordered[4], ordered[4]),
+    ]
+    with store.read() as conn:
+        assert purge.batch_counts(conn, "run-t") == {
+            ("run-t", 1): 2,
+            ("run-t", 2): 2,
+            ("run-t", 3): 1,
+        }
+        assert [bytes.fromhex(e["sha256"]) for e in events] == [b.sha256 for b in bound]
+        assert purge.run_digest_from_rows(conn, "run-t") == (
+            5,
+            3,
+            purge.runs_digest([b.sha256 for b in bound]),
+        )
+        assert all(messages.get(conn, m) is None for m in ids)
+        audit.verify(conn)
+    assert check_tombstones(store, "run-t") is None
+
+
+def test_a_transaction_of_several_batches_is_all_or_nothing(store: Store, ring: KekRing) -> None:
+    ids = [m for _ in range(2) for m in _conversation(store, ring, OLD, count=2)[1]]
+    with store.transaction() as conn:
+        purge.start_run(conn, "run-u", "p", "job:purge", NOW)
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        assert len(_purge_in_batches(conn, ids, "run-u", batch_size=1)) == 4
+        raise RuntimeError("crash before commit")
+    assert _batch_events(store) == []
+    with store.read() as conn:
+        for mid in ids:
+            assert messages.read_document(conn, mid, ring) == factory.signed_document(mid)
+            assert purge.get_tombstone(conn, mid) is None
+
+
+def test_a_batch_binds_at_most_a_thousand(store: Store) -> None:
+    with store.transaction() as conn, pytest.raises(ValueError, match="batch_size"):
+        purge.purge_batch(conn, [], run_id="r", actor="a", now=NOW, batch_size=1001)
+    with store.transaction() as conn, pytest.raises(ValueError, match="10000"):
+        purge.lock_batch(conn, [str(i) for i in range(10_001)])
+
+
+_AWKWARD = ["", "a", "ё Ёж №", '"\\', "\x00\x1f\x7f", "\u2028\u2029", "😀 \U0010ffff", "\ud7ff"]
+
+
+@pytest.mark.parametrize("text", _AWKWARD)
+def test_a_leaf_is_the_canonical_json_of_the_row(text: str) -> None:
+    """The leaf is written through a template of the fixed keys: byte for byte the canonical
+    JSON (``json.dumps`` sorted, compact, UTF-8) the verifier and earlier runs used."""
+    at = NOW.astimezone(timezone(timedelta(hours=3))) + timedelta(microseconds=7)
+    for policy_hash in (None, text):
+        row = purge.Tombstone(
+            text,
+            text + "c",
+            "in",
+            text,
+            "Request",
+            text,
+            "RU-FSSP",
+            at,
+            NOW,
+            NOW,
+            bytes(range(32)),
+            text,
+            "run-" + text,
+            policy_hash,
+        )
+        fields = {
+            name: (
+                v.astimezone(UTC).isoformat(timespec="microseconds")
+                if isinstance(v, datetime)
+                else v.hex()
+                if isinstance(v, bytes)
+                else v
+            )
+            for name, v in zip(purge.Tombstone._fields, row, strict=True)
+        }
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert purge.tombstone_leaf(row) == hashlib.sha256(canonical.encode("utf-8")).digest()
 
 
 def test_pending_outbox_is_not_purged(store: Store, ring: KekRing) -> None:
@@ -240,3 +361,15 @@ def test_an_id_with_the_set_separator_is_refused_or_kept_whole(store: Store) -> 
             condition = in_text_set(conn, legal_holds.c.conversation_id, [odd, "c"])
             found = conn.execute(sa.select(legal_holds.c.conversation_id).where(condition))
             assert list(found.scalars()) == [odd]
+
+
+def test_a_purge_transaction_gets_a_larger_sqlite_page_cache(store: Store, ring: KekRing) -> None:
+    """SQLite: 64 MiB of page cache for the connection purging (the default 2 MiB re-read and
+    spilled index pages at a million messages); PostgreSQL settings are per transaction."""
+    _, ids = _conversation(store, ring, OLD)
+    with store.transaction() as conn:
+        purge.lock_batch(conn, ids)
+        if store.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
+        else:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
