@@ -35,14 +35,12 @@ from gateway.crypto.at_rest import DecryptionFailed
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
 from gateway.crypto.segments import PART_KEY_BYTES, sealed_size
 from gateway.crypto.xades import verify_envelope
-from gateway.exchange import documents, inbound
+from gateway.exchange import documents, inbound, machine_codec
 from gateway.exchange.attachments import StagedPart, sealed_digest
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
-    check_unchanged,
-    load_state,
     message_header,
     record_verification,
     refused_request_facts,
@@ -52,6 +50,7 @@ from gateway.model.envelope import Header, Urgency
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.store import attachments as attachment_store
 from gateway.store import audit
+from gateway.store import conversations as conv_store
 from gateway.store import messages as msg_store
 from gateway.store import receipts as receipt_store
 from gateway.store.attachments import AttachmentMeta, SealedKey
@@ -263,7 +262,8 @@ def receive(
             return _replay(node, verdict)
         if isinstance(verdict, Refuse):
             return _refused(node, tls_body, claimed, verdict, now)
-        receipt = node.sign_machine_document(receipt_json, now)
+        # Built from the header of a document that passed the schema: valid by construction.
+        receipt = node.sign_machine_document(receipt_json, now, schema_valid=True)
         crash_point("receipt.signed")
         try:
             late = _store_accepted(
@@ -335,17 +335,15 @@ def _verified(
 
 def _snapshot(node: Node, header: Header) -> Snapshot:
     with node.store.read() as conn:
-        stored = msg_store.get(conn, header.message_id)
-        receipt = receipt_store.get(conn, header.message_id) if stored is not None else None
-        conversation, state = load_state(conn, header.conversation_id)
+        read = conv_store.receive_snapshot(conn, header.message_id, header.conversation_id)
         request = None
-        if header.kind == "Refusal" and conversation is not None:
+        if header.kind == "Refusal" and read.conversation is not None:
             request = refused_request_facts(conn, header.conversation_id, node.kek_ring)
     return Snapshot(
-        stored_sha256=stored.document_sha256 if stored is not None else None,
-        receipt_message_id=receipt.receipt_message_id if receipt is not None else None,
-        conversation=conversation,
-        state=state,
+        stored_sha256=read.stored_sha256,
+        receipt_message_id=read.receipt_message_id,
+        conversation=read.conversation,
+        state=machine_codec.loads(read.machine) if read.machine else None,
         request=request,
     )
 
@@ -365,13 +363,12 @@ def _store_accepted(
     receipt_header = _receipt_header(receipt_json)
 
     def write(conn: Connection) -> LateAnswer | None:
-        stored = check_unchanged(conn, header, snapshot.conversation)
         late = store_step(
             conn,
             node.calendars,
             header,
             verdict.step,
-            stored,
+            snapshot.conversation,
             verdict.requesting,
             verdict.requested,
             now,

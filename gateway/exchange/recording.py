@@ -82,22 +82,6 @@ def refused_request_facts(
     return None
 
 
-def check_unchanged(
-    conn: Any, header: Header, snapshot: conv_store.Conversation | None
-) -> conv_store.Conversation | None:
-    """Lock the conversation and make sure it is still as the decision saw it. A conversation
-    the decision saw as new is not read: its insert in :func:`store_step` is the check (a row
-    made meanwhile makes it insert nothing, which raises :class:`ConcurrentChange`)."""
-    if snapshot is None:
-        return None
-    current = conv_store.get(conn, header.conversation_id, for_update=True)
-    if (current is None) != (snapshot is None):
-        raise ConcurrentChange
-    if current is not None and snapshot is not None and current.version != snapshot.version:
-        raise ConcurrentChange
-    return current
-
-
 def store_step(
     conn: Any,
     calendars: Calendars,
@@ -113,8 +97,10 @@ def store_step(
     """Persist the conversation after ``step`` and apply its effects, in the caller's
     transaction; record and return the late-answer fact when ``header`` is a late answer.
     ``opening``: the node's KEK ring and the document's tree, whose list display and tags go in
-    with the row of a conversation ``header`` opens. Raises :class:`ConcurrentChange` when
-    another writer moved it meanwhile."""
+    with the row of a conversation ``header`` opens. ``stored`` may be an unlocked snapshot:
+    the conversation's UPDATE checks its version (and a new one's INSERT that none was made),
+    so this raises :class:`ConcurrentChange` when another writer moved it since ``stored`` was
+    read; the machine's row is written after that UPDATE, under its lock."""
     state = step.conversation
     due = due_date(clock_facts(state, requested), calendars, now)
     deadline = due.due if due is not None else None
@@ -161,6 +147,7 @@ def store_step(
             # The flag of a request covers its whole conversation (CIS Art. 16; SC Art. 8.1).
             confidential=stored.confidential or header.confidential,
             closed_at=closed_at if state.closed and stored.closed_at is None else stored.closed_at,
+            expected_version=stored.version,
         )
         if not moved:
             raise ConcurrentChange

@@ -46,7 +46,6 @@ from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, rej
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
-    check_unchanged,
     late_answer_warning,
     load_state,
     message_header,
@@ -477,13 +476,12 @@ def _store_submitted(
     header = plan.header
 
     def write(conn: Connection) -> LateAnswer | None:
-        stored = check_unchanged(conn, header, snapshot)
         late = store_step(
             conn,
             node.calendars,
             header,
             plan.step,
-            stored,
+            snapshot,
             plan.requesting,
             plan.requested,
             now,

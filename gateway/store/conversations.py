@@ -26,7 +26,14 @@ from sqlalchemy.engine import Connection
 from gateway.model.problems import Refused
 from gateway.store import audit, counts
 from gateway.store.dialect import in_text_set, insert_all_if_absent, insert_if_absent
-from gateway.store.tables import ID_LENGTH, conversation_machines, conversations, search_tags
+from gateway.store.tables import (
+    ID_LENGTH,
+    conversation_machines,
+    conversations,
+    messages,
+    receipts,
+    search_tags,
+)
 
 MAX_PAGE_SIZE = 200
 """A console page larger than this is a scrape, not a page."""
@@ -217,10 +224,63 @@ def get_with_machine(
     return _row(row[:-1]), row[-1]
 
 
+_ONE_ROW = sa.select(sa.literal(1).label("one")).subquery("one_row")
+_RECEIVE_SNAPSHOT = sa.select(
+    sa.select(messages.c.document_sha256)
+    .where(messages.c.message_id == sa.bindparam("message_id"))
+    .scalar_subquery()
+    .label("stored_sha256"),
+    sa.select(receipts.c.receipt_message_id)
+    .where(receipts.c.message_id == sa.bindparam("message_id"))
+    .scalar_subquery()
+    .label("receipt_message_id"),
+    *_COLUMNS,
+    conversation_machines.c.machine,
+).select_from(
+    _ONE_ROW.outerjoin(
+        conversations, conversations.c.conversation_id == sa.bindparam("conversation_id")
+    ).outerjoin(
+        conversation_machines,
+        conversation_machines.c.conversation_id == conversations.c.conversation_id,
+    )
+)
+"""Always one row (a one-row table outer-joined to the conversation): the message's SHA-256 and
+receipt when it is stored, then :data:`_GET_WITH_MACHINE`'s columns, NULL for an unknown
+conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveSnapshot:
+    stored_sha256: bytes | None
+    """A message with this id is stored already: its SHA-256."""
+    receipt_message_id: str | None
+    """That message's receipt, when it has one."""
+    conversation: Conversation | None
+    machine: str | None
+    """The conversation's machine JSON (``gateway.store.machines``), when stored."""
+
+
+def receive_snapshot(conn: Connection, message_id: str, conversation_id: str) -> ReceiveSnapshot:
+    """What a receiver decides on, in one statement: whether the message is stored (and its
+    receipt), and its conversation with its machine (as :func:`get_with_machine`, unlocked)."""
+    row = conn.execute(
+        _RECEIVE_SNAPSHOT, {"message_id": message_id, "conversation_id": conversation_id}
+    ).one()
+    known = row[2] is not None
+    return ReceiveSnapshot(
+        stored_sha256=row[0],
+        receipt_message_id=row[1],
+        conversation=_row(row[2:-1]) if known else None,
+        machine=row[-1] if known else None,
+    )
+
+
 _UNCHANGED: Any = object()
 _TRANSITION_OPTIONAL = ("last_kind", "deadline", "confidential", "closed_at")
+_TRANSITION_KEYED = frozenset((*_TRANSITION_OPTIONAL, "w_expected_version"))
 _TRANSITIONS: dict[frozenset[str], sa.Update] = {}
-"""The compare-and-set UPDATE for each set of optional columns given (at most 16), built once."""
+"""The compare-and-set UPDATE for each set of optional columns given and whether the version is
+checked (at most 32), built once."""
 
 
 def _transition_statement(optional: frozenset[str]) -> sa.Update:
@@ -232,6 +292,11 @@ def _transition_statement(optional: frozenset[str]) -> sa.Update:
             .where(
                 c.conversation_id == sa.bindparam("w_conversation_id"),
                 c.state == sa.bindparam("w_expected_state"),
+                *(
+                    [c.version == sa.bindparam("w_expected_version")]
+                    if "w_expected_version" in optional
+                    else []
+                ),
             )
             .values(
                 version=c.version + 1,
@@ -268,11 +333,14 @@ def transition(
     deadline: date | None = _UNCHANGED,
     confidential: bool | None = None,
     closed_at: datetime | None = _UNCHANGED,
+    expected_version: int | None = None,
 ) -> bool:
     """Move the conversation from ``expected_state`` to ``new_state`` (compare-and-set).
 
-    False if it is not in ``expected_state`` any more (someone else moved it, or it does not
-    exist): the caller re-reads and re-decides. ``deadline``, ``confidential`` and
+    False if it is not in ``expected_state`` any more, or not at ``expected_version`` when it
+    is given (someone else moved it, or it does not exist): the caller re-reads and re-decides.
+    The UPDATE locks the row, so a decision made on an unlocked snapshot of version N is applied
+    only if nobody moved the conversation since. ``deadline``, ``confidential`` and
     ``closed_at`` (set it when entering a closed state) change only when given.
     """
     params: dict[str, Any] = {
@@ -281,6 +349,8 @@ def transition(
         "state": new_state,
         "updated_at": now,
     }
+    if expected_version is not None:
+        params["w_expected_version"] = expected_version
     if last_kind is not None:
         params["last_kind"] = last_kind
     if deadline is not _UNCHANGED:
@@ -289,7 +359,7 @@ def transition(
         params["confidential"] = confidential
     if closed_at is not _UNCHANGED:
         params["closed_at"] = closed_at
-    optional = frozenset(params.keys() & set(_TRANSITION_OPTIONAL))
+    optional = frozenset(params.keys() & _TRANSITION_KEYED)
     moved = conn.execute(_transition_statement(optional), params).first()
     if moved is None:
         return False

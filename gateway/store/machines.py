@@ -1,8 +1,9 @@
 """The conversation state machine's state, one JSON row per conversation.
 
 The JSON (:mod:`gateway.exchange.machine_codec`) holds ids, states, roles, instants and decision
-codes only — no personal data — so it is stored in clear next to the conversation row and read
-under the conversation's row lock (``conversations.get(..., for_update=True)``).
+codes only — no personal data — so it is stored in clear next to the conversation row and written
+under the conversation's row lock (taken by its version-checked UPDATE, its INSERT, or
+``conversations.get(..., for_update=True)``).
 """
 
 from __future__ import annotations

@@ -472,8 +472,27 @@ def _quick_date_time(value: str) -> bool:
     return int(zone_minutes) < 60 and zone <= 14 * 60
 
 
+_BASE64 = re.compile(
+    r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?"
+)
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})*")
+
+
+def _quick_base64(value: str) -> bool:
+    """Canonical base64 without spaces, a subset of what ``Base64Binary`` accepts: its pattern
+    allows a space after any character and took ~1 ms for a 10 KB embedded file."""
+    return _BASE64.fullmatch(value) is not None
+
+
+def _quick_hex(value: str) -> bool:
+    """What ``HexBinary`` accepts, once collapsed: pairs of hex digits."""
+    return _HEX.fullmatch(value) is not None
+
+
 _QUICK_ACCEPT: dict[str, Callable[[str], bool]] = {
     f"{_XS}date": _quick_date,
     f"{_XS}dateTime": _quick_date_time,
+    f"{_XS}base64Binary": _quick_base64,
+    f"{_XS}hexBinary": _quick_hex,
 }
 """Builtins whose values are checked by a fast subset before elementpath's parser."""

@@ -19,6 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -35,6 +36,7 @@ from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import verify_document
 from gateway.demo.play import reply
 from gateway.demo.setup import DEMO_PASSPHRASE, DEPOSITARY_ID, DemoWorld
+from gateway.exchange import receiving as receiving_module
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory, verify_directory
 from gateway.exchange.node import Node
@@ -42,6 +44,8 @@ from gateway.exchange.receiving import Disposition, ReceiveOutcome
 from gateway.jobs.scheduler import JobRun
 from gateway.model.directory import DirectoryBody, Suite
 from gateway.model.limits import MAX_MESSAGE_BYTES
+from gateway.store import conversations as conv_store
+from gateway.store import messages as msg_store
 from gateway.web.peer_client import (
     PeerClient,
     PeerResponse,
@@ -480,6 +484,56 @@ async def test_requests_received_before_a_withdrawal_are_completed_after_it(
         # are rightly reminded, the agreement's withdrawal notwithstanding.
         flagged = {r.conversation_id for r in reminders if not r.original_of}
         assert not flagged & {answered_id, header_field(withdrawn, "ConversationId")}
+    finally:
+        node.close()
+
+
+async def test_a_conversation_moved_after_the_snapshot_is_decided_again(
+    receiver: Receiver, sender: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write moves a known conversation only at the version its snapshot read (no locked
+    read first): a writer that moved it in between, here to the same state, makes the receive
+    decide again on a new snapshot, and the document is stored once."""
+    node = Node.from_config(NodeConfig.from_toml(receiver.config))
+    try:
+        request = sender.document(REQUEST, now(), Recipient=RECEIVER)
+        assert node.receive(SENDER, request).disposition is Disposition.ACCEPTED
+        conversation_id = header_field(request, "ConversationId")
+        with node.store.read() as conn:
+            before = conv_store.get(conn, conversation_id)
+        assert before is not None
+        taken = receiving_module._snapshot
+        snapshots: list[int | None] = []
+
+        def snapshot_then_a_concurrent_move(node_: Node, header: Any) -> Any:
+            snapshot = taken(node_, header)
+            snapshots.append(snapshot.conversation.version if snapshot.conversation else None)
+            if len(snapshots) == 1:
+                with node_.store.transaction() as conn:
+                    assert conv_store.transition(
+                        conn,
+                        conversation_id,
+                        expected_state=before.state,
+                        new_state=before.state,
+                        now=now(),
+                    )
+            return snapshot
+
+        monkeypatch.setattr(receiving_module, "_snapshot", snapshot_then_a_concurrent_move)
+        withdrawal = sender.document(
+            "cis-enforcement.Withdrawal",
+            now(),
+            Recipient=RECEIVER,
+            ConversationId=conversation_id,
+            InReplyTo=header_field(request, "MessageId"),
+        )
+        assert node.receive(SENDER, withdrawal).disposition is Disposition.ACCEPTED
+        assert snapshots == [before.version, before.version + 1]
+        with node.store.read() as conn:
+            after = conv_store.get(conn, conversation_id)
+            stored = msg_store.get(conn, header_field(withdrawal, "MessageId"))
+        assert after is not None and stored is not None
+        assert (after.state, after.version) == ("withdrawn", before.version + 2)
     finally:
         node.close()
 

@@ -190,6 +190,40 @@ def test_transition_is_compare_and_set(store: Store) -> None:
     )
 
 
+def test_a_decision_on_a_snapshot_applies_only_at_its_version(store: Store) -> None:
+    """The shells decide on an unlocked snapshot and let the UPDATE check its version: a writer
+    that moved the conversation meanwhile, even back to the same state, makes it apply nothing."""
+    with store.transaction() as conn:
+        cid = factory.open_conversation(conn, NOW)
+    with store.read() as conn:
+        snapshot = conversations.get(conn, cid)
+    assert snapshot is not None
+    later = NOW + timedelta(hours=1)
+    with store.transaction() as conn:  # another writer: same state, new version
+        assert conversations.transition(
+            conn, cid, expected_state=snapshot.state, new_state=snapshot.state, now=later
+        )
+    with store.transaction() as conn:
+        assert not conversations.transition(
+            conn,
+            cid,
+            expected_state=snapshot.state,
+            new_state="answered",
+            now=later,
+            expected_version=snapshot.version,
+        )
+        assert conversations.transition(
+            conn,
+            cid,
+            expected_state=snapshot.state,
+            new_state="answered",
+            now=later,
+            expected_version=snapshot.version + 1,
+        )
+        after = conversations.get(conn, cid)
+    assert after is not None and (after.state, after.version) == ("answered", 3)
+
+
 def _tagged(conn: Connection, *tags: bytes) -> list[str]:
     page = conversations.list_page(conn, conversations.ConversationFilter(tags=tags))
     return [c.conversation_id for c in page.items]

@@ -12,7 +12,16 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from gateway.crypto.keys.kek import KekRing
-from gateway.store import Store, conversations, machines, messages, outbox, purge, reports
+from gateway.store import (
+    Store,
+    conversations,
+    machines,
+    messages,
+    outbox,
+    purge,
+    receipts,
+    reports,
+)
 from gateway.store.tables import conversation_machines
 from tests.store import factory
 from tests.store.conftest import NOW
@@ -65,6 +74,38 @@ def test_conversation_and_machine_are_read_in_one_statement(store: Store) -> Non
             stored, text = conversations.get_with_machine(conn, bare, for_update=for_update)
             assert stored is not None and stored.conversation_id == bare and text is None
             assert conversations.get_with_machine(conn, factory.new_id()) == (None, None)
+
+
+def test_the_receivers_snapshot_is_one_statement(store: Store, ring: KekRing) -> None:
+    with store.transaction() as conn:
+        cid = factory.open_conversation(conn, NOW)
+        machines.put(conn, cid, '{"v":4}', NOW)
+        mid = _receive(conn, ring, cid)
+        answered = _receive(conn, ring, cid)
+        receipt_id = factory.new_id()
+        assert receipts.record(
+            conn,
+            message_id=answered,
+            receipt_message_id=receipt_id,
+            direction=messages.Direction.OUT,
+            outcome=receipts.ReceiptOutcome.ACCEPTED,
+            at=NOW,
+        )
+    with store.read() as conn, _statements(store) as seen:
+        new = conversations.receive_snapshot(conn, factory.new_id(), factory.new_id())
+        stored = conversations.receive_snapshot(conn, mid, cid)
+        receipted = conversations.receive_snapshot(conn, answered, cid)
+        expected_conversation = conversations.get(conn, cid)
+        expected_sha = messages.get(conn, mid)
+    assert len(seen) == 5  # one a snapshot, then the two reads it is compared with
+    assert all("AS stored_sha256" in s for s in seen[:3])
+    assert new == conversations.ReceiveSnapshot(None, None, None, None)
+    assert expected_sha is not None
+    assert stored == conversations.ReceiveSnapshot(
+        expected_sha.document_sha256, None, expected_conversation, '{"v":4}'
+    )
+    assert receipted.receipt_message_id == receipt_id
+    assert receipted.stored_sha256 is not None and receipted.conversation is not None
 
 
 def _receive(conn, ring: KekRing, cid: str) -> str:

@@ -3,6 +3,7 @@ writes; input it cannot map goes to the reference, so errors are reported as bef
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -11,7 +12,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from gateway.model.problems import DocumentRejected
-from gateway.xml.builder import ComplexPlan, _quick_date, _quick_date_time, build
+from gateway.xml.builder import (
+    ComplexPlan,
+    _quick_base64,
+    _quick_date,
+    _quick_date_time,
+    _quick_hex,
+    build,
+)
 from gateway.xml.convert import json_to_xml, json_to_xml_reference, to_bytes
 from gateway.xml.schemas import default_registry
 from tests.xml.helpers import INVALID, load_json, valid_json_files
@@ -261,3 +269,37 @@ def test_quick_date_accepts_only_what_xmlschema_accepts(value: str) -> None:
 def test_quick_date_time_accepts_only_what_xmlschema_accepts(value: str) -> None:
     if _quick_date_time(value):
         _TYPES[f"{_XS}dateTime"].to_python(value)
+
+
+@_MANY
+@given(
+    value=st.one_of(
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.text(alphabet="AQgwEIMUYckos048+/=xZ -", max_size=12),
+        st.builds(
+            lambda b, cut: base64.b64encode(b).decode()[:cut],
+            st.binary(min_size=1, max_size=12),
+            st.integers(0, 16),
+        ),
+    )
+)
+def test_quick_base64_accepts_exactly_the_canonical_values_xmlschema_accepts(value: str) -> None:
+    if _quick_base64(value):
+        _TYPES[f"{_XS}base64Binary"].to_python(value)
+    if " " not in value:  # the quick check leaves only spaced values to the reference
+        assert _quick_base64(value) == _accepted(f"{_XS}base64Binary", value)
+
+
+@_MANY
+@given(value=st.text(alphabet="0123456789abcdefABCDEFgG ", max_size=10))
+def test_quick_hex_accepts_exactly_what_xmlschema_accepts(value: str) -> None:
+    if " " not in value:
+        assert _quick_hex(value) == _accepted(f"{_XS}hexBinary", value)
+
+
+def _accepted(type_name: str, value: str) -> bool:
+    try:
+        _TYPES[type_name].to_python(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return False
+    return True
