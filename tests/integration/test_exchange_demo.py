@@ -48,9 +48,13 @@ async def test_demo_scenario_runs_end_to_end(
     original_send = demo_play.Demo.send
 
     async def observed_send(
-        self: demo_play.Demo, sender: str, document: dict[str, Any], title: str
+        self: demo_play.Demo,
+        sender: str,
+        document: dict[str, Any],
+        title: str,
+        attachments: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        result = await original_send(self, sender, document, title)
+        result = await original_send(self, sender, document, title, attachments)
         recipient = document["header"]["Recipient"]
         sending, receiving = self.runtimes[sender].node, self.runtimes[recipient].node
         conversation = result["conversation_id"]

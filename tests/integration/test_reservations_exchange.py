@@ -87,7 +87,8 @@ def _request(issuer: str, assets: list[str], location: bool) -> dict[str, Any]:
 
 def _send_request(ru: Node, kz: Node, document: dict[str, Any]) -> tuple[dict[str, str], list]:
     """RU-FSSP submits; KZ-MJ receives the very bytes RU-FSSP stored."""
-    header, warnings = submit(ru, document, actor="operator1")
+    submitted = submit(ru, document, actor="operator1")
+    header, warnings = submitted.header, submitted.warnings
     with ru.store.read() as conn:
         signed = msg_store.read_document(conn, header.message_id, ru.kek_ring)
     outcome = receive(kz, "RU-FSSP", signed)
@@ -155,9 +156,9 @@ def test_a_partial_declaration_covers_only_what_it_names(
     assert outcome.code == "RESERVATION_ART25_OUT_OF_SCOPE"
     assert conversation_state(ru.store, sent["conversation_id"]) == before
     # Beside another ground it is a warning, and the refusal goes out.
-    _, refusal_warnings = submit(
+    refusal_warnings = submit(
         kz, _refusal(sent, "non-application-declaration", "contrary-to-law"), actor="operator1"
-    )
+    ).warnings
     assert [w.code for w in refusal_warnings] == ["RESERVATION_ART25_OUT_OF_SCOPE"]
     assert conversation_state(kz.store, sent["conversation_id"]) == "refused"
 
@@ -175,12 +176,12 @@ def test_a_request_wholly_under_the_declaration_is_refused_on_submit(
 def test_the_kazakh_reservation_comes_from_the_directory(pair: tuple[Node, Node]) -> None:
     ru, kz = pair
     # The demo directory publishes Kazakhstan's reservation to Art. 6 а): RU asking KZ warns.
-    _, warnings = submit(ru, _request("court", ["bank-accounts"], False), actor="operator1")
+    warnings = submit(ru, _request("court", ["bank-accounts"], False), actor="operator1").warnings
     assert "RESERVATION_KZ_ART6A" in {w.code for w in warnings}
     # KZ asking RU about accounts: the reciprocity note.
     document = _request("court", ["bank-accounts"], False)
     document["header"]["Recipient"] = "RU-FSSP"
-    _, back = submit(kz, document, actor="operator1")
+    back = submit(kz, document, actor="operator1").warnings
     assert [w.code for w in back] == ["RESERVATION_RECIPROCITY"]
     # A directory publishing other reservations but not this one: no warning any more.
     for node in (ru, kz):
@@ -190,5 +191,5 @@ def test_the_kazakh_reservation_comes_from_the_directory(pair: tuple[Node, Node]
             for b in directory.bodies
         )
         node.index = DirectoryIndex.of(dataclasses.replace(directory, bodies=bodies))
-    _, none = submit(ru, _request("court", ["bank-accounts"], False), actor="operator1")
+    none = submit(ru, _request("court", ["bank-accounts"], False), actor="operator1").warnings
     assert not {w.code for w in none} & {"RESERVATION_KZ_ART6A", "RESERVATION_RECIPROCITY"}
