@@ -2,12 +2,14 @@
 export or show a range, sign a checkpoint, open the purposes stated for reads, and record the
 console's own events.
 
-``gateway audit`` and the console's audit page call these functions; what they print or render
-is theirs. Reading the trail needs the ``auditor`` role (:data:`Action.READ_AUDIT`); the command
-line's actor holds every role.
+``gateway audit``, the local API's ``/api/v1/audit/…`` and the console's audit page call these
+functions; what they print or render is theirs. Reading the trail needs the ``auditor`` role
+(:data:`Action.READ_AUDIT`); the command line's actor holds every role.
 
 Audit events written here::
 
+    audit.verified        details intact, events_checked, checkpoints_checked, broken_at,
+                          tampering
     audit.purposes.read   details command, opened, unreadable
     audit.checkpoint      (by :func:`gateway.app.audit_checkpoints.create_checkpoint`)
     console.*             the console's own events, as it names them (:func:`record`)
@@ -31,7 +33,7 @@ from gateway.app.audit_checkpoints import (
 )
 from gateway.app.context import ACTOR_CHARS, AppContext, require
 from gateway.crypto.keys.kek import KekRing
-from gateway.crypto.keys.keystore import SigningKey
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes
@@ -47,11 +49,11 @@ __all__ = [
     "checkpoint",
     "events_in_range",
     "record",
+    "seal_certificates",
     "search",
     "trail_head",
-    "verify_chain",
+    "verify",
     "verify_export_lines",
-    "verify_with_checkpoints",
 ]
 
 SEALED_KEY = read_purposes.SEALED_KEY
@@ -93,22 +95,47 @@ def search(
         )
 
 
-def verify_chain(ctx: AppContext) -> AuditVerification:
-    """Walk the whole hash chain (the console's "verify" button)."""
-    require(ctx, Action.READ_AUDIT)
-    with ctx.store.read() as conn:
-        return audit_store.verify(conn)
+def seal_certificates(ctx: AppContext) -> list[x509.Certificate]:
+    """Every seal generation of this node (from the key manifest): a report or checkpoint made
+    before a rotation was signed by an earlier generation and must still verify. From the
+    context's keys (a server's), else from its configuration's key folder (a command's); none
+    when it has neither."""
+    if ctx.keys is not None:
+        return ctx.keys.generation_certificates(KeyRole.SEAL)
+    if ctx.config is None:
+        return []
+    keys = KeyStore.from_config(ctx.config)
+    try:
+        return keys.generation_certificates(KeyRole.SEAL)
+    finally:
+        keys.close()
 
 
-def verify_with_checkpoints(
-    ctx: AppContext,
-    expected: Sequence[x509.Certificate] = (),
-    extra: Sequence[tuple[Checkpoint, str]] = (),
-) -> TrailVerification:
-    """The chain, every stored checkpoint and the ``extra`` ones kept off the node
-    (``gateway audit verify``)."""
+VERIFIED = "audit.verified"
+
+
+def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> TrailVerification:
+    """Verify the whole trail — the hash chain, every stored signed checkpoint against the
+    node's seal generations, and the ``extra`` checkpoints kept off the node (``gateway audit
+    verify --checkpoint``), the purge reports and the tombstones — and record that it was
+    verified, and with what outcome (``audit.verified``)."""
     require(ctx, Action.READ_AUDIT)
-    return verify_trail(ctx.store, expected, extra)
+    result = verify_trail(ctx.store, seal_certificates(ctx), extra)
+    with ctx.store.transaction() as conn:
+        audit_store.append(
+            conn,
+            now=ctx.clock(),
+            actor=ctx.actor.name[:ACTOR_CHARS],
+            kind=VERIFIED,
+            details={
+                "intact": result.intact,
+                "events_checked": result.chain.events_checked,
+                "checkpoints_checked": result.checkpoints_checked,
+                "broken_at": result.broken_at,
+                "tampering": result.tampering,
+            },
+        )
+    return result
 
 
 def checkpoint(ctx: AppContext, seal: SigningKey) -> Checkpoint:

@@ -1,6 +1,6 @@
 """``gateway audit``: check, export and checkpoint the hash-chained audit trail.
 
-    gateway audit verify --config NODE.toml [--checkpoint FILE]...
+    gateway audit verify --config NODE.toml [--checkpoint FILE]...    (recorded: audit.verified)
     gateway audit show --config NODE.toml [--from A] [--to B] [--kind KIND] [--purposes]
     gateway audit export --config NODE.toml [--from A] [--to B] --out FILE [--purposes]
     gateway audit checkpoint --config NODE.toml [--out FILE]
@@ -107,22 +107,19 @@ def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from gateway.app.audit import verify_with_checkpoints
-    from gateway.cli.purge import _seal_certificates
+    from gateway.app.audit import verify
     from gateway.model.problems import GatewayError
 
     try:
+        extra = _read_checkpoint_files(args.checkpoint)
         ctx = _open(args.config)
     except (GatewayError, OSError, ValueError) as exc:
         return report(exc)
     with ctx:
         try:
-            assert ctx.config is not None
-            expected = _seal_certificates(ctx.config)
-            extra = _read_checkpoint_files(args.checkpoint)
-        except (GatewayError, OSError, ValueError) as exc:
+            result = verify(ctx, extra)
+        except (GatewayError, OSError) as exc:  # the key folder's seal certificates
             return report(exc)
-        result = verify_with_checkpoints(ctx, expected, extra)
     print(result.summary())
     if result.intact and result.checkpoints_checked == 0:
         _say(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.keys.generations import RevocationReason
 
 API_VERSION = "1.0.0"
@@ -1019,6 +1020,109 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/keys/{role}/generations": {
+            "post": {
+                "operationId": "rotateKey",
+                "summary": "Make a new PENDING generation of a key, with the subject of the one "
+                "in force: certified by the node's demo CA if its keys folder holds one, else "
+                "with a certificate request written beside it (`gateway keys import` then). "
+                "Audited (`key.rotated`). 422 `KEY_REFUSED`. Administrators.",
+                "parameters": _KEY_PATH[:1],
+                "requestBody": _json_body(
+                    {
+                        "name": _STR,
+                        "algorithm": {"type": "string", "enum": [str(k) for k in KeySpec]},
+                    },
+                    [],
+                ),
+                "responses": {
+                    "201": _answer(
+                        "Made: its stem, number, algorithm, whether the demo CA certified it.",
+                        {
+                            "key": _STR,
+                            "generation": {"type": "integer"},
+                            "algorithm": _STR,
+                            "certified_by_demo_ca": {"type": "boolean"},
+                        },
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/publications": {
+            "post": {
+                "operationId": "publishKeys",
+                "summary": "The certificates the depositary must list in the next directory "
+                "version (PEM, with role, status and SHA-256). Audited "
+                "(`key.publication.exported`). Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "The certificates.",
+                        {
+                            "certificates": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "role": _STR,
+                                        "key": _STR,
+                                        "status": _STR,
+                                        "sha256": _STR,
+                                        "not_after": _STR,
+                                        "pem": _STR,
+                                    }
+                                ),
+                            }
+                        },
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/kek/rotations": {
+            "post": {
+                "operationId": "rotateKek",
+                "summary": "Rotate the KEK ring: a new KEK, in force from `at` (default now). "
+                "`confirm` must name the KEK in force (422 `KEY_REFUSED`, rule "
+                "`CONFIRMATION_MISMATCH`), so a replayed or mistaken request changes nothing. "
+                "Audited (`kek.rotated`); then POST /api/v1/kek/rewraps. Administrators.",
+                "requestBody": _json_body({"confirm": _STR, "at": _STR}, ["confirm"]),
+                "responses": {
+                    "201": _answer(
+                        "The new KEK, from when, and the one it replaces.",
+                        {"kek_id": _STR, "active_from": _STR, "previous": _NULLABLE_STR},
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/kek/rewraps": {
+            "post": {
+                "operationId": "rewrapKeys",
+                "summary": "Re-wrap every stored data key under the KEK in force (resumable: "
+                "run it again when `complete` is false). Audited "
+                "(`kek.rewrap.finished`). Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "How many were re-wrapped, and the KEKs nothing uses any more.",
+                        {
+                            "kek_id": _STR,
+                            "rewrapped": {"type": "integer"},
+                            "complete": {"type": "boolean"},
+                            "retired": {"type": "array", "items": _STR},
+                        },
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
         "/api/v1/keys/{role}/generations/{generation}/activate": {
             "post": {
                 "operationId": "activateKey",
@@ -1061,6 +1165,30 @@ def _paths() -> dict[str, Any]:
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/audit/verifications": {
+            "post": {
+                "operationId": "verifyAudit",
+                "summary": "Verify the whole audit trail now, as `gateway audit verify` does: the "
+                "hash chain, every stored signed checkpoint against the node's seal generations, "
+                "the purge reports and the tombstones. Recorded (`audit.verified`), intact or "
+                "not. Auditors.",
+                "responses": {
+                    "201": _answer(
+                        "The outcome: intact, or the first event where it breaks and how.",
+                        {
+                            "intact": {"type": "boolean"},
+                            "events_checked": {"type": "integer"},
+                            "last_seq": {"type": "integer"},
+                            "checkpoints_checked": {"type": "integer"},
+                            "broken_at": {"type": ["integer", "null"]},
+                            "tampering": _STR,
+                            "reason": _STR,
+                        },
+                    ),
+                    **_COMMON,
                 },
             }
         },
