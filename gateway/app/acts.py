@@ -247,13 +247,13 @@ ADMIN_ACTS: tuple[AdminAct, ...] = (
     ),
     AdminAct(
         "audit-export",
-        "gateway.app.audit.events_in_range",
+        "gateway.app.audit.export_lines",
         Action.READ_AUDIT,
-        (),
+        ("audit.exported",),
         "audit export",
-        None,
-        None,
-        only_here="API and console: not yet",
+        "GET /api/v1/audit/export",
+        "POST /admin/audit/export",
+        guard="the read purposes are opened (`--purposes`) on the command line only",
     ),
     AdminAct(
         "audit-checkpoint",

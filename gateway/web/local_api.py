@@ -134,6 +134,7 @@ from gateway.web.server import (
     start_guarded_site,
     stream_attachment,
 )
+from gateway.web.streaming import stream_lines
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ KEY_PUBLICATIONS = f"{API_PREFIX}/keys/publications"
 KEK_ROTATIONS = f"{API_PREFIX}/kek/rotations"
 KEK_REWRAPS = f"{API_PREFIX}/kek/rewraps"
 AUDIT_VERIFICATIONS = f"{API_PREFIX}/audit/verifications"
+AUDIT_EXPORT = f"{API_PREFIX}/audit/export"
 KEY_ACTIVATE = f"{KEY_GENERATION}/activate"
 KEY_REVOKE = f"{KEY_GENERATION}/revoke"
 HEALTHZ = "/healthz"
@@ -1395,6 +1397,29 @@ async def post_audit_verification(request: web.Request) -> web.Response:
     )
 
 
+def _audit_bound(request: web.Request, name: str) -> tuple[int | None, datetime | None]:
+    try:
+        return app_audit.parse_bound(request.query.get(name))
+    except ValueError:
+        raise _bad_parameter(
+            name,
+            "an event number or an ISO 8601 time (2026-11-01T00:00:00Z)",
+            "номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
+        ) from None
+
+
+async def get_audit_export(request: web.Request) -> web.StreamResponse:
+    """A segment of the audit trail as JSON Lines with its hashes (gateway.app.audit.
+    export_lines), ``from``/``to`` an event number or a time; checked away from the node by
+    ``gateway audit verify-export``. Recorded (``audit.exported``) once sent whole."""
+    _only_params(request, frozenset({"from", "to"}))
+    (seq_from, since), (seq_to, until) = _audit_bound(request, "from"), _audit_bound(request, "to")
+    lines = app_audit.export_lines(
+        _admin_context(request), seq_from=seq_from, seq_to=seq_to, since=since, until=until
+    )
+    return await stream_lines(request, lines, "audit-export.jsonl")
+
+
 ACTIVATE_FIELDS = frozenset({"name", "at", "force"})
 REVOKE_FIELDS = frozenset({"name", "reason", "at"})
 ROTATE_FIELDS = frozenset({"name", "algorithm"})
@@ -1989,6 +2014,13 @@ ROUTES: tuple[Route, ...] = (
         post_audit_verification,
         Action.READ_AUDIT,
         "verify the audit trail (chain, signed checkpoints, purge reports); recorded → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        AUDIT_EXPORT,
+        get_audit_export,
+        Action.READ_AUDIT,
+        "a segment of the audit trail as JSON Lines with its hashes; recorded",
     ),
     Route(
         hdrs.METH_POST,

@@ -1192,6 +1192,29 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/audit/export": {
+            "get": {
+                "operationId": "exportAudit",
+                "summary": "A segment of the audit trail as JSON Lines (`application/jsonl`): a "
+                "header (format `gateway-audit-export/1`, the node, the chain's head, the hash "
+                "rule), then one line per event with `prev_hash` and `hash`, as `gateway audit "
+                "export` writes it; `gateway audit verify-export FILE` checks it away from the "
+                "node. `from`/`to`: an event number (`from <= seq <= to`) or an ISO 8601 time "
+                "(`from <= at < to`). Recorded (`audit.exported`). Auditors.",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": _STR},
+                    {"name": "to", "in": "query", "schema": _STR},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The segment, streamed.",
+                        "content": {"application/jsonl": {"schema": {"type": "string"}}},
+                    },
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
         "/api/v1/purge-runs": {
             "post": {
                 "operationId": "runPurge",
