@@ -93,6 +93,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app import admin, users
 from gateway.app import audit as app_audit
+from gateway.app import directory as app_directory
 from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
@@ -177,6 +178,7 @@ KEK_ROTATIONS = f"{API_PREFIX}/kek/rotations"
 KEK_REWRAPS = f"{API_PREFIX}/kek/rewraps"
 AUDIT_VERIFICATIONS = f"{API_PREFIX}/audit/verifications"
 AUDIT_EXPORT = f"{API_PREFIX}/audit/export"
+DIRECTORY = f"{API_PREFIX}/directory"
 KEY_ACTIVATE = f"{KEY_GENERATION}/activate"
 KEY_REVOKE = f"{KEY_GENERATION}/revoke"
 HEALTHZ = "/healthz"
@@ -1312,6 +1314,25 @@ async def post_token(request: web.Request) -> web.Response:
     )
 
 
+async def get_tokens(request: web.Request) -> web.Response:
+    """Every token of this API, oldest first (gateway.app.admin.list_tokens): never the token
+    itself, only its label, roles and state."""
+    _only_params(request, frozenset())
+    ctx = _admin_context(request)
+    found = await _in_thread(admin.list_tokens, ctx)
+    now = ctx.clock()
+    return _json({"tokens": [admin.token_row(t, now) for t in found]})
+
+
+async def get_users(request: web.Request) -> web.Response:
+    """The console's users by name (gateway.app.users.list_users): never a password's hash."""
+    _only_params(request, frozenset())
+    ctx = _admin_context(request)
+    found = await _in_thread(users.list_users, ctx)
+    now = ctx.clock()
+    return _json({"users": [users.user_row(u, now) for u in found]})
+
+
 async def post_token_revoke(request: web.Request) -> web.Response:
     """Stop a token at once (gateway.app.admin.revoke_token). Audited (``token.revoked``)."""
     _only_params(request, frozenset())
@@ -1418,6 +1439,21 @@ async def get_audit_export(request: web.Request) -> web.StreamResponse:
         _admin_context(request), seq_from=seq_from, seq_to=seq_to, since=since, until=until
     )
     return await stream_lines(request, lines, "audit-export.jsonl")
+
+
+async def post_directory(request: web.Request) -> web.Response:
+    """Install a new version of the depositary's signed directory (the XML file, as the body):
+    gateway.app.directory.import_directory verifies its signature and that it follows the
+    installed one, swaps the file and records ``directory.imported``; the node takes it at
+    once. 201; 200 when that very file was installed already."""
+    _only_params(request, frozenset())
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
+    data = await request.read()
+    done = await _in_thread(app_directory.import_directory, _admin_context(request), data)
+    return _json(
+        {"version": done.version, "already": done.already}, status=200 if done.already else 201
+    )
 
 
 ACTIVATE_FIELDS = frozenset({"name", "at", "force"})
@@ -1957,7 +1993,21 @@ ROUTES: tuple[Route, ...] = (
     Route(
         hdrs.METH_POST, TOKENS, post_token, Action.MANAGE_TOKENS, "add an API token (shown once)"
     ),
+    Route(
+        hdrs.METH_GET,
+        TOKENS,
+        get_tokens,
+        Action.MANAGE_TOKENS,
+        "every token: label, roles, state (never the token)",
+    ),
     Route(hdrs.METH_POST, TOKEN_REVOKE, post_token_revoke, Action.MANAGE_TOKENS, "revoke a token"),
+    Route(
+        hdrs.METH_GET,
+        USERS,
+        get_users,
+        Action.MANAGE_USERS,
+        "the console's users: roles, state, last sign-in",
+    ),
     Route(hdrs.METH_POST, USERS, post_user, Action.MANAGE_USERS, "add a console user → 201"),
     Route(
         hdrs.METH_POST,
@@ -2021,6 +2071,13 @@ ROUTES: tuple[Route, ...] = (
         get_audit_export,
         Action.READ_AUDIT,
         "a segment of the audit trail as JSON Lines with its hashes; recorded",
+    ),
+    Route(
+        hdrs.METH_POST,
+        DIRECTORY,
+        post_directory,
+        Action.IMPORT_DIRECTORY,
+        "install a new version of the depositary's signed directory (XML body) → 201",
     ),
     Route(
         hdrs.METH_POST,

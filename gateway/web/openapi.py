@@ -934,6 +934,38 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/api/v1/tokens": {
+            "get": {
+                "operationId": "listTokens",
+                "summary": "Every token of this API, oldest first, as `gateway tokens list "
+                "--json` shows them: never the token itself. Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "The tokens.",
+                        {
+                            "tokens": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "id": {"type": "integer"},
+                                        "label": _STR,
+                                        "roles": {"type": "array", "items": _STR},
+                                        "state": {
+                                            "type": "string",
+                                            "enum": ["active", "expired", "revoked"],
+                                        },
+                                        "created_at": _STR,
+                                        "expires_at": _NULLABLE_STR,
+                                        "revoked_at": _NULLABLE_STR,
+                                        "last_used_at": _NULLABLE_STR,
+                                    }
+                                ),
+                            }
+                        },
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            },
             "post": {
                 "operationId": "addToken",
                 "summary": "Add a token for this API with these roles; it is answered once, only "
@@ -960,7 +992,7 @@ def _paths() -> dict[str, Any]:
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
-            }
+            },
         },
         "/api/v1/tokens/{token_id}/revoke": {
             "post": {
@@ -980,6 +1012,35 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/api/v1/users": {
+            "get": {
+                "operationId": "listUsers",
+                "summary": "The console's users by name, as `gateway users list --json` shows "
+                "them: never a password's hash. Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "The users.",
+                        {
+                            "users": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "username": _STR,
+                                        "roles": {"type": "array", "items": _STR},
+                                        "disabled": {"type": "boolean"},
+                                        "locked": {"type": "boolean"},
+                                        "locked_until": _NULLABLE_STR,
+                                        "failed_attempts": {"type": "integer"},
+                                        "created_at": _STR,
+                                        "last_login_at": _NULLABLE_STR,
+                                    }
+                                ),
+                            }
+                        },
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            },
             "post": {
                 "operationId": "addUser",
                 "summary": "Add a console user with these roles; the password must pass the "
@@ -1002,7 +1063,7 @@ def _paths() -> dict[str, Any]:
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
-            }
+            },
         },
         "/api/v1/users/{username}/disable": {
             "post": {
@@ -1210,6 +1271,35 @@ def _paths() -> dict[str, Any]:
                         "description": "The segment, streamed.",
                         "content": {"application/jsonl": {"schema": {"type": "string"}}},
                     },
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/directory": {
+            "post": {
+                "operationId": "importDirectory",
+                "summary": "Install a new version of the depositary's signed directory of bodies "
+                "(the XML file as the body), as `gateway directory import` does: its signature "
+                "must chain to `[trust] depositary_ca_file` and its version follow the installed "
+                "one (422 `DOCUMENT_REJECTED`, rules `DIRECTORY_*`, e.g. `DIRECTORY_ROLLBACK`). "
+                "The node takes it at once. Recorded (`directory.imported`). Administrators.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/xml": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "201": _answer(
+                        "Installed.",
+                        {"version": {"type": "integer"}, "already": {"type": "boolean"}},
+                    ),
+                    "200": _answer(
+                        "That very file was installed already.",
+                        {"version": {"type": "integer"}, "already": {"type": "boolean"}},
+                    ),
+                    "422": _returns(
+                        "Not installed (DOCUMENT_REJECTED): the problems name the rule.", "Rejected"
+                    ),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },

@@ -10,15 +10,17 @@ tests/app/test_admin_acts.py checks that each one the three surfaces offer has i
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 
 from gateway.app import admin
 from gateway.app import audit as app_audit
@@ -26,16 +28,30 @@ from gateway.app import keys as app_keys
 from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.app.passwords import hash_password
-from gateway.config import NodeConfig
+from gateway.config import KeysSection, NodeConfig
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
+from gateway.exchange.directory import build_directory_xml
+from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.service import Role
 from gateway.main import main as gateway
+from gateway.model.bodies import BodyLevel
+from gateway.model.directory import (
+    BodyCertificate,
+    BodyName,
+    CertificateRole,
+    Directory,
+    DirectoryBody,
+)
+from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.store import Store
 from gateway.store.tables import audit_events
 from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
 from tests.app.surfaces import audit_of, local_api, received_conversation
 from tests.crypto.rotation.conftest import (  # noqa: F401 - fixture used by name
     BODY,
+    PASSPHRASE,
+    PEER,
     demo_pki,
     make_node,
 )
@@ -50,11 +66,25 @@ SURFACES = ("cli", "api", "console")
 
 
 @pytest.fixture
-def node_toml(demo_pki: Any, tmp_path: Path, store: Store) -> Path:  # noqa: F811
+def node_toml(
+    demo_pki: Any,  # noqa: F811
+    tmp_path: Path,
+    store: Store,
+    request: pytest.FixtureRequest,
+) -> Path:
     """A node folder with its own copy of the demo PKI's keys (rotations stay in the test), on
     the test's store, with one catch-all retention policy."""
     made = make_node(demo_pki, tmp_path / "node")
     url = store.engine.url.render_as_string(hide_password=False)
+    if request.node.callspec.params.get("name") == "directory-import":
+        # The peer's seal signs the directories as their depositary. Only there: with a
+        # directory file, activating a key checks that the directory in force lists it.
+        text = made.config_path.read_text(encoding="utf-8").replace(
+            "[trust]\n",
+            f'[trust]\ndepositary_ca_file = "ca/{DemoCA.CERT_FILE}"\n'
+            'directory_file = "directory.xml"\n',
+        )
+        made.config_path.write_text(text, encoding="utf-8")
     with made.config_path.open("a", encoding="utf-8") as toml:
         toml.write(
             f'\n[database]\nurl = "{url}"\n\n[[retention.policy]]\nname = "p"\n'
@@ -78,6 +108,8 @@ class Surfaces:
     api_token: str
     console: Any
     csrf: str
+    peer_keys: Path
+    """The peer's key folder: its seal signs the directories (as the depositary)."""
 
     def cli(self, *argv: str) -> None:
         code = gateway([*argv[:2], "--config", str(self.config), *argv[2:]])
@@ -100,7 +132,12 @@ class Surfaces:
 
 
 @pytest.fixture
-async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
+async def surfaces(
+    aiohttp_client: Any,
+    store: Store,
+    node_toml: Path,
+    demo_pki: Any,  # noqa: F811
+) -> Any:
     config = NodeConfig.from_toml(node_toml)
     keys = KeyStore.from_config(config)
     clock = lambda: datetime.now(UTC)  # noqa: E731
@@ -130,7 +167,8 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
         )
     )
     csrf = await signed_in(console, CONSOLE_USER)
-    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf)
+    peer_keys = demo_pki.body_dirs[PEER]
+    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf, peer_keys)
     keys.close()
 
 
@@ -353,6 +391,62 @@ async def _export_audit(s: Surfaces, surface: str, _: Any) -> None:
     assert app_audit.verify_export(lines).intact, lines[:2]
 
 
+DIRECTORY_VERSIONS = {"cli": 1, "api": 2, "console": 3}
+
+
+def _a_directory(s: Surfaces, surface: str) -> bytes:
+    """Version 1, 2 or 3 of a directory of this node alone, signed by its depositary (the
+    peer's seal here)."""
+    version = DIRECTORY_VERSIONS[surface]
+
+    def der(role: KeyRole) -> bytes:
+        return s.keys.load(role, generation=1).certificate.public_bytes(serialization.Encoding.DER)
+
+    body = DirectoryBody(
+        id=BODY,
+        state="RU",
+        level=BodyLevel.CENTRAL,
+        names=(BodyName("ru", "ФССП России"),),
+        endpoint="https://127.0.0.1:4443",
+        certificates=(
+            BodyCertificate(CertificateRole.SEAL, der(KeyRole.SEAL)),
+            BodyCertificate(CertificateRole.TLS, der(KeyRole.TLS)),
+            BodyCertificate(CertificateRole.ENCRYPTION, der(KeyRole.ENCRYPTION)),
+        ),
+        calendar="RU",
+        participations=(Participation("RU", CIS_ENFORCEMENT.id, date(2026, 1, 1)),),
+    )
+    issued = datetime.now(UTC) - timedelta(minutes=10 - version)
+    directory = Directory(version=version, issued_at=issued, depositary=PEER, bodies=(body,))
+    section = KeysSection(dir=s.peer_keys)
+    peer = KeyStore(section, PEER, environ={section.passphrase_env: PASSPHRASE.decode()})
+    try:
+        return sign_directory(build_directory_xml(directory), peer.seal())
+    finally:
+        peer.close()
+
+
+async def _import_directory(s: Surfaces, surface: str, data: bytes) -> None:
+    if surface == "cli":
+        path = s.config.parent / f"directory-{surface}.xml"
+        path.write_bytes(data)
+        s.cli("directory", "import", str(path))
+    elif surface == "api":
+        response = await s.api.post(
+            "/api/v1/directory",
+            data=data,
+            headers={
+                "Authorization": f"Bearer {s.api_token}",
+                "Content-Type": "application/xml",
+            },
+        )
+        assert response.status == 201, await response.text()
+    else:
+        form = {"directory": io.BytesIO(data), "csrf_token": s.csrf}
+        response = await s.console.post("/admin/directory/import", data=form, allow_redirects=False)
+        assert response.status == 303, await response.text()
+
+
 async def _run_purge(s: Surfaces, surface: str, _: Any) -> None:
     if surface == "cli":
         s.cli("purge")
@@ -400,6 +494,13 @@ CASES = {
         lambda s, surface: None,
         _export_audit,
         frozenset({"events", "to_seq"}),
+        own_subject=False,
+    ),
+    "directory-import": Case(
+        ("directory.imported",),
+        _a_directory,
+        _import_directory,
+        frozenset({"version"}),
         own_subject=False,
     ),
     "purge-run": Case(

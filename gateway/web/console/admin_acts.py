@@ -1,7 +1,7 @@
 """The administrator's acts in the console: legal holds (place, release), API tokens (add,
 revoke), console users (add, disable), key generations (make, publish, activate, revoke), the
-KEK ring (rotate, re-wrap) and a purge run now. One page, ``/admin/acts``, holds the forms and
-lists the tokens and users.
+KEK ring (rotate, re-wrap), a new directory of bodies and a purge run now. One page,
+``/admin/acts``, holds the forms and lists the tokens and users.
 
 Each form calls the same function of :mod:`gateway.app` as ``gateway holds|tokens|users|keys|purge``
 and the local API, as the signed-in user: the same role check, the same rows, the same audit
@@ -23,6 +23,7 @@ and the demo CA's CRL stay commands on the node's host (docs/administration.md).
     POST /admin/keys/publish
     POST /admin/kek/rotate               confirm, at
     POST /admin/kek/rewrap
+    POST /admin/directory/import         directory (the signed XML file, multipart)
     POST /admin/purge-runs
 """
 
@@ -36,6 +37,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from gateway.app import admin, purge, users
+from gateway.app import directory as app_directory
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
 from gateway.app.passwords import hash_password, password_problem
@@ -43,6 +45,7 @@ from gateway.crypto.keys.generations import PublishedCertificate, RevocationReas
 from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
+from gateway.model.problems import DocumentRejected
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.render import render
@@ -306,6 +309,28 @@ async def rewrap(request: web.Request) -> web.Response:
     )
 
 
+MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
+"""A directory file the form takes: the local API's body limit."""
+
+
+async def import_directory(request: web.Request) -> web.Response:
+    form = await request.post()
+    upload = form.get("directory")
+    if not isinstance(upload, web.FileField):
+        return _refused(request, 422, "Выберите файл справочника (подписанный XML депозитария).")
+    data = upload.file.read(MAX_DIRECTORY_BYTES + 1)
+    if len(data) > MAX_DIRECTORY_BYTES:
+        return _refused(request, 413, f"Файл больше {MAX_DIRECTORY_BYTES} байт.")
+    try:
+        done = await _call(app_directory.import_directory, _acts(request), data)
+    except DocumentRejected as rejected:
+        reasons = "; ".join(p.message_ru for p in rejected.problems)
+        return _refused(request, 422, f"Справочник не установлен: {reasons}")
+    if done.already:
+        return _done(request, f"Справочник версии {done.version} уже установлен.")
+    return _done(request, f"Справочник версии {done.version} установлен; узел перешёл на него.")
+
+
 async def run_purge(request: web.Request) -> web.Response:
     ctx = _acts(request)
     try:
@@ -331,4 +356,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/admin/keys/publish", publish_keys, name="admin_key_publish")
     router.add_post("/admin/kek/rotate", rotate_kek, name="admin_kek_rotate")
     router.add_post("/admin/kek/rewrap", rewrap, name="admin_kek_rewrap")
+    router.add_post("/admin/directory/import", import_directory, name="admin_directory_import")
     router.add_post("/admin/purge-runs", run_purge, name="admin_purge_run")
