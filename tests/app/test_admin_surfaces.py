@@ -553,3 +553,26 @@ async def test_each_act_records_the_same_from_cli_api_and_console(
     # Each surface acted on its own subject: the three are not one event seen three times.
     subjects = [json.dumps(recorded[s][0]["subjects"], sort_keys=True) for s in SURFACES]
     assert len(set(subjects)) == (3 if case.own_subject else 1), subjects
+
+
+async def test_rotating_the_kek_remotely_must_name_the_one_in_force(surfaces: Surfaces) -> None:
+    """The API and the console refuse a KEK rotation whose ``confirm`` does not name the KEK in
+    force (a replayed or mistaken request): nothing rotates, nothing is recorded."""
+    in_force = _kek_in_force(surfaces, "api")
+    before = _last_seq(surfaces.store)
+    response = await surfaces.api.post(
+        "/api/v1/kek/rotations",
+        json={"confirm": "kek-0000000000000000"},
+        headers={"Authorization": f"Bearer {surfaces.api_token}"},
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "KEY_REFUSED" and error["rule"] == "CONFIRMATION_MISMATCH"
+    assert in_force in error["message"]  # says which to type
+    page = await surfaces.console.post(
+        "/admin/kek/rotate", data={"confirm": "", "csrf_token": surfaces.csrf}
+    )
+    assert page.status == 422
+    assert "KEK не заменён" in await page.text()
+    assert audit_of(surfaces.store, "kek.rotated", after=before) == []
+    assert _kek_in_force(surfaces, "api") == in_force
