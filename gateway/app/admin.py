@@ -40,6 +40,7 @@ __all__ = [
     "place_hold",
     "release_holds",
     "revoke_token",
+    "token_row",
 ]
 
 TOKEN_BYTES = 32
@@ -145,6 +146,22 @@ def list_tokens(ctx: AppContext) -> list[ApiToken]:
     require(ctx, Action.MANAGE_TOKENS)
     with ctx.store.read() as conn:
         return tokens.list_tokens(conn)
+
+
+def token_row(t: ApiToken, now: datetime) -> dict[str, object]:
+    """A token as ``gateway tokens list --json`` and the API's ``GET /api/v1/tokens`` show it
+    (never the token: only its hash is stored)."""
+    state = "revoked" if t.revoked_at is not None else "active" if t.active(now) else "expired"
+    return {
+        "id": t.token_id,
+        "label": t.label,
+        "roles": sorted(t.scopes),
+        "state": state,
+        "created_at": t.created_at.isoformat(),
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+        "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+        "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+    }
 
 
 def revoke_token(ctx: AppContext, token_id: int) -> None:

@@ -2,12 +2,15 @@
 export or show a range, sign a checkpoint, open the purposes stated for reads, and record the
 console's own events.
 
-``gateway audit`` and the console's audit page call these functions; what they print or render
-is theirs. Reading the trail needs the ``auditor`` role (:data:`Action.READ_AUDIT`); the command
-line's actor holds every role.
+``gateway audit``, the local API's ``/api/v1/audit/…`` and the console's audit page call these
+functions; what they print or render is theirs. Reading the trail needs the ``auditor`` role
+(:data:`Action.READ_AUDIT`); the command line's actor holds every role.
 
 Audit events written here::
 
+    audit.verified        details intact, events_checked, checkpoints_checked, broken_at,
+                          tampering
+    audit.exported        details events, from_seq, to_seq, purposes_decrypted
     audit.purposes.read   details command, opened, unreadable
     audit.checkpoint      (by :func:`gateway.app.audit_checkpoints.create_checkpoint`)
     console.*             the console's own events, as it names them (:func:`record`)
@@ -18,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -31,7 +34,8 @@ from gateway.app.audit_checkpoints import (
 )
 from gateway.app.context import ACTOR_CHARS, AppContext, require
 from gateway.crypto.keys.kek import KekRing
-from gateway.crypto.keys.keystore import SigningKey
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
+from gateway.crypto.statements import verify_statement
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes
@@ -46,12 +50,15 @@ __all__ = [
     "TrailHead",
     "checkpoint",
     "events_in_range",
+    "export_lines",
+    "parse_bound",
     "record",
+    "seal_certificates",
     "search",
     "trail_head",
-    "verify_chain",
+    "verify",
+    "verify_export",
     "verify_export_lines",
-    "verify_with_checkpoints",
 ]
 
 SEALED_KEY = read_purposes.SEALED_KEY
@@ -93,22 +100,47 @@ def search(
         )
 
 
-def verify_chain(ctx: AppContext) -> AuditVerification:
-    """Walk the whole hash chain (the console's "verify" button)."""
-    require(ctx, Action.READ_AUDIT)
-    with ctx.store.read() as conn:
-        return audit_store.verify(conn)
+def seal_certificates(ctx: AppContext) -> list[x509.Certificate]:
+    """Every seal generation of this node (from the key manifest): a report or checkpoint made
+    before a rotation was signed by an earlier generation and must still verify. From the
+    context's keys (a server's), else from its configuration's key folder (a command's); none
+    when it has neither."""
+    if ctx.keys is not None:
+        return ctx.keys.generation_certificates(KeyRole.SEAL)
+    if ctx.config is None:
+        return []
+    keys = KeyStore.from_config(ctx.config)
+    try:
+        return keys.generation_certificates(KeyRole.SEAL)
+    finally:
+        keys.close()
 
 
-def verify_with_checkpoints(
-    ctx: AppContext,
-    expected: Sequence[x509.Certificate] = (),
-    extra: Sequence[tuple[Checkpoint, str]] = (),
-) -> TrailVerification:
-    """The chain, every stored checkpoint and the ``extra`` ones kept off the node
-    (``gateway audit verify``)."""
+VERIFIED = "audit.verified"
+
+
+def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> TrailVerification:
+    """Verify the whole trail — the hash chain, every stored signed checkpoint against the
+    node's seal generations, and the ``extra`` checkpoints kept off the node (``gateway audit
+    verify --checkpoint``), the purge reports and the tombstones — and record that it was
+    verified, and with what outcome (``audit.verified``)."""
     require(ctx, Action.READ_AUDIT)
-    return verify_trail(ctx.store, expected, extra)
+    result = verify_trail(ctx.store, seal_certificates(ctx), extra)
+    with ctx.store.transaction() as conn:
+        audit_store.append(
+            conn,
+            now=ctx.clock(),
+            actor=ctx.actor.name[:ACTOR_CHARS],
+            kind=VERIFIED,
+            details={
+                "intact": result.intact,
+                "events_checked": result.chain.events_checked,
+                "checkpoints_checked": result.checkpoints_checked,
+                "broken_at": result.broken_at,
+                "tampering": result.tampering,
+            },
+        )
+    return result
 
 
 def checkpoint(ctx: AppContext, seal: SigningKey) -> Checkpoint:
@@ -147,13 +179,101 @@ def events_in_range(
         after = page[-1].seq
 
 
-def record(ctx: AppContext, kind: str, details: dict[str, Any]) -> None:
-    """Append one event of the actor's own doing (the console's ``console.*`` events), in a
-    transaction of its own. Recording what someone did needs no role."""
+def parse_bound(text: str | None) -> tuple[int | None, datetime | None]:
+    """One end of a range of the trail: an event number (``120``) or an ISO 8601 time
+    (``2026-11-01``; no zone means UTC). Raises ValueError for anything else."""
+    if text is None or not text.strip():
+        return None, None
+    if text.isdigit():
+        return int(text), None
+    value = datetime.fromisoformat(text)
+    return None, (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+EXPORT_FORMAT = "gateway-audit-export/1"
+EXPORTED = "audit.exported"
+HASH_RULE = (
+    "sha256(prev_hash || canonical_json({seq, at, actor, kind, subjects, details})); canonical: "
+    "sorted keys, no spaces, UTF-8; at: UTC ISO 8601 with microseconds"
+)
+
+
+def export_lines(
+    ctx: AppContext,
+    *,
+    seq_from: int | None = None,
+    seq_to: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    purposes: PurposeReader | None = None,
+) -> Iterator[str]:
+    """A segment of the trail as JSON Lines (no line ends): a header naming the node, the
+    chain's head and the hash rule, then one line per event with its hashes, so that
+    :func:`verify_export` checks it away from the node. With ``purposes`` each read's purpose
+    goes in clear beside its details (the hash covers the sealed text, which stays). When the
+    last line has been taken the export is recorded (``audit.exported``), and so is the opening
+    of purposes (``audit.purposes.read``)."""
+    require(ctx, Action.READ_AUDIT)
+    head = trail_head(ctx)
+    yield json.dumps(
+        {
+            "format": EXPORT_FORMAT,
+            "body_id": ctx.config.node.body_id if ctx.config is not None else None,
+            "exported_at": ctx.clock().isoformat(),
+            "head_seq": head.seq,
+            "head_hash": head.hash.hex(),
+            "hash_rule": HASH_RULE,
+            "purposes_decrypted": purposes is not None,
+        },
+        ensure_ascii=False,
+    )
+    written, first, last = 0, None, None
+    for e in events_in_range(ctx, seq_from=seq_from, seq_to=seq_to, since=since, until=until):
+        yield _event_line(e, purposes.text(e) if purposes else None)
+        written, first, last = written + 1, first or e.seq, e.seq
+    if purposes is not None:
+        purposes.record("export")
+    record_event(
+        ctx,
+        EXPORTED,
+        {
+            "events": written,
+            "from_seq": first,
+            "to_seq": last,
+            "purposes_decrypted": purposes is not None,
+        },
+    )
+
+
+def _event_line(e: AuditEvent, purpose: str | None = None) -> str:
+    line: dict[str, Any] = {
+        "seq": e.seq,
+        "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": e.actor,
+        "kind": e.kind,
+        "subjects": dict(e.subjects),
+        "details": dict(e.details),
+        "prev_hash": e.prev_hash.hex(),
+        "hash": e.hash.hex(),
+    }
+    if purpose is not None:
+        # Beside the details, not in them: the hash covers the sealed text, which stays.
+        line["purpose"] = purpose
+    return json.dumps(line, ensure_ascii=False, sort_keys=True)
+
+
+def record_event(ctx: AppContext, kind: str, details: dict[str, Any]) -> None:
+    """Append one event of the actor's doing, in a transaction of its own."""
     with ctx.store.transaction() as conn:
         audit_store.append(
             conn, now=ctx.clock(), actor=ctx.actor.name[:ACTOR_CHARS], kind=kind, details=details
         )
+
+
+def record(ctx: AppContext, kind: str, details: dict[str, Any]) -> None:
+    """Append one event of the actor's own doing (the console's ``console.*`` events), in a
+    transaction of its own. Recording what someone did needs no role."""
+    record_event(ctx, kind, details)
 
 
 class PurposeReader:
@@ -193,6 +313,47 @@ class PurposeReader:
                 subjects={},
                 details={"command": command, "opened": self.opened, "unreadable": self.unreadable},
             )
+
+
+@dataclass(frozen=True, slots=True)
+class ExportCheck:
+    checked: int
+    broken_at: int | None
+    """The first event that does not check (None: none)."""
+    reason: str
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None and not self.reason
+
+
+def verify_export(
+    lines: list[str], checkpoints: Sequence[tuple[Checkpoint, str]] = ()
+) -> ExportCheck:
+    """Check an exported segment away from the node (``gateway audit verify-export``): its
+    format, each event's hash, and each signed checkpoint kept off the node (its signature,
+    and the hash it signed where the segment holds that event: a tail rewritten since shows).
+    Raises ValueError when ``lines`` is not an export."""
+    header = json.loads(lines[0]) if lines else {}
+    if header.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"not a {EXPORT_FORMAT} file")
+    checked, broken, reason = verify_export_lines(lines)
+    if broken is not None:
+        return ExportCheck(checked, broken, reason)
+    events = (json.loads(line) for line in lines[1:] if line.strip())
+    hashes = {int(e["seq"]): e["hash"] for e in events}
+    for checkpoint, where in checkpoints:
+        signed = checkpoint.signed
+        check = verify_statement(signed.statement, signed.signature, signed.certificate)
+        if not check.ok:
+            return ExportCheck(checked, None, f"checkpoint {where}: {check.reason}")
+        if checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.hash.hex():
+            return ExportCheck(
+                checked,
+                checkpoint.seq,
+                f"checkpoint {where} signed another hash (the tail was rewritten)",
+            )
+    return ExportCheck(checked, None, "")
 
 
 def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:

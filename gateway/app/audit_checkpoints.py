@@ -158,6 +158,14 @@ class TrailVerification:
     def intact(self) -> bool:
         return self.broken_at is None
 
+    @property
+    def events_checked(self) -> int:
+        return self.chain.events_checked
+
+    @property
+    def last_seq(self) -> int:
+        return self.chain.last_seq
+
     def summary(self) -> str:
         if self.intact:
             return (

@@ -1,6 +1,8 @@
-"""Reading the record of disclosures (CIS Art. 9.1-9.3) as a use case: ``gateway disclose
-list``. Searching by a recipient's name or opening the sealed names is itself a use of personal
-data: recorded, by ids and counts only.
+"""Disclosing a received document and reading the record of disclosures (CIS Art. 9.1-9.3) as
+use cases: ``gateway disclose`` and ``gateway disclosures``. Searching by a recipient's name or
+opening the sealed names is itself a use of personal data: recorded, by ids and counts only.
+The local API and the console disclose through the node's service, which calls the same
+:func:`gateway.exchange.disclosure.disclose` (``document.disclosed`` / ``disclosure.refused``).
 
 Audit event written here::
 
@@ -14,11 +16,50 @@ from dataclasses import dataclass
 
 from gateway.app.context import ACTOR_CHARS, AppContext, require
 from gateway.crypto.keys.kek import KekRing
+from gateway.exchange import disclosure
+from gateway.exchange.disclosure import Disclosure, DisclosureRefused, RecipientCategory
 from gateway.exchange.service import Action
 from gateway.store import audit, disclosures
 from gateway.store.disclosures import DisclosureRecord, DisclosureStoreError, SealedFacts
 
-__all__ = ["DisclosureRecord", "DisclosureStoreError", "Disclosures", "SealedFacts", "read"]
+__all__ = [
+    "Disclosure",
+    "DisclosureRecord",
+    "DisclosureRefused",
+    "DisclosureStoreError",
+    "Disclosures",
+    "SealedFacts",
+    "disclose",
+    "read",
+]
+
+
+def disclose(
+    ctx: AppContext,
+    ring: KekRing,
+    message_id: str,
+    *,
+    recipient: str,
+    category: str,
+    purpose: str,
+) -> Disclosure:
+    """Judge whether the agreement allows handing the document to ``recipient``; record the
+    disclosure (recipient and purpose sealed under ``ring``) and return the signed document,
+    or record the refusal and raise :class:`DisclosureRefused`."""
+    require(ctx, Action.DISCLOSE, message_id)
+    if ctx.config is None:
+        raise ValueError("disclosing needs the node's configuration (its body id)")
+    return disclosure.disclose(
+        ctx.store,
+        ring,
+        body_id=ctx.config.node.body_id,
+        message_id=message_id,
+        recipient=recipient,
+        category=RecipientCategory(category),
+        purpose=purpose,
+        actor=ctx.actor.name[:ACTOR_CHARS],
+        now=ctx.clock(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,10 @@
 Each function takes an :class:`~gateway.app.context.AppContext` and the node's
 :class:`~gateway.crypto.keys.keystore.KeyStore`, checks the actor's role (:data:`Action.MANAGE_KEYS`
 changes keys, :data:`Action.READ_CONFIGURATION` lists them), changes the key folder and records
-the act in the audit trail as done by the context's actor. ``gateway keys`` is a thin adapter
-over them (it parses and prints); the console's keys page lists through :func:`list_keys`. No
-route of the local API changes keys: revoking or rotating a key stays a command on the node's
-host for now.
+the act in the audit trail as done by the context's actor. ``gateway keys``, the local API's
+``/api/v1/keys/…`` and ``/api/v1/kek/…`` routes and the console's ``/admin/acts`` forms are thin
+adapters over them (:data:`gateway.app.acts.ADMIN_ACTS` lists which reaches which); destroying a
+KEK stays a command on the node's host (docs/administration.md says why).
 
 Audit events written here::
 
@@ -686,14 +686,27 @@ def publish(ctx: AppContext, keys: KeyStore) -> list[PublishedCertificate]:
 
 
 def rotate_kek_ring(
-    ctx: AppContext, keys: KeyStore, *, at: datetime | None = None, where: str | None = None
+    ctx: AppContext,
+    keys: KeyStore,
+    *,
+    at: datetime | None = None,
+    where: str | None = None,
+    confirm: str | None = None,
 ) -> RotatedKek:
     """A new KEK, active from ``at`` (default now); stored data keys move to it by
-    :func:`rewrap`. ``where``: ``file`` or ``token`` (default: where the active one lives)."""
+    :func:`rewrap`. ``where``: ``file`` or ``token`` (default: where the active one lives).
+    ``confirm``: the remote surfaces (the local API, the console) pass what the administrator
+    typed, which must name the KEK in force, so that a replayed or mistaken request does not
+    rotate the ring; the command line, run at the node's host, passes None."""
     require(ctx, Action.MANAGE_KEYS, "kek")
     now = ctx.clock()
     ring = read_ring(keys.directory)
     active = ring.member(ring.active_at(now) or ring.members[-1].key_id)
+    if confirm is not None and confirm != active.key_id:
+        raise KeyRefused(
+            f"confirm: type the id of the KEK in force ({active.key_id}) to replace it",
+            "CONFIRMATION_MISMATCH",
+        )
     on_token = (where == "token") if where else active.token_label is not None
     if on_token and not keys.uses_token:
         raise KeyStoreError("--store token: set [keys] pkcs11_module and pkcs11_token_label")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 
 import sqlalchemy.exc
 
@@ -119,6 +120,21 @@ def list_users(ctx: AppContext) -> list[User]:
     require(ctx, Action.MANAGE_USERS)
     with ctx.store.read() as conn:
         return user_table.list_users(conn)
+
+
+def user_row(u: User, now: datetime) -> dict[str, object]:
+    """A user as ``gateway users list --json`` and the API's ``GET /api/v1/users`` show it
+    (never the password's hash)."""
+    return {
+        "username": u.username,
+        "roles": sorted(u.roles),
+        "disabled": u.disabled,
+        "locked": u.locked(now),
+        "locked_until": u.locked_until.isoformat() if u.locked_until else None,
+        "failed_attempts": u.failed_attempts,
+        "created_at": u.created_at.isoformat(),
+        "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+    }
 
 
 def username_taken(ctx: AppContext, username: str) -> bool:

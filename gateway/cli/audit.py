@@ -1,6 +1,6 @@
 """``gateway audit``: check, export and checkpoint the hash-chained audit trail.
 
-    gateway audit verify --config NODE.toml [--checkpoint FILE]...
+    gateway audit verify --config NODE.toml [--checkpoint FILE]...    (recorded: audit.verified)
     gateway audit show --config NODE.toml [--from A] [--to B] [--kind KIND] [--purposes]
     gateway audit export --config NODE.toml [--from A] [--to B] --out FILE [--purposes]
     gateway audit checkpoint --config NODE.toml [--out FILE]
@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 EXIT_OK = ExitCode.OK
 EXIT_TAMPERED = ExitCode.REFUSED
-EXPORT_FORMAT = "gateway-audit-export/1"
 PURPOSES_HELP = (
     "расшифровать цели ознакомления (ст. 9.1 Соглашения СНГ) для аудитора; "
     "нужны ключи узла, расшифровка записывается в журнал"
@@ -107,22 +106,19 @@ def _read_checkpoint_files(paths: list[Path]) -> list[tuple[Any, str]]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from gateway.app.audit import verify_with_checkpoints
-    from gateway.cli.purge import _seal_certificates
+    from gateway.app.audit import verify
     from gateway.model.problems import GatewayError
 
     try:
+        extra = _read_checkpoint_files(args.checkpoint)
         ctx = _open(args.config)
     except (GatewayError, OSError, ValueError) as exc:
         return report(exc)
     with ctx:
         try:
-            assert ctx.config is not None
-            expected = _seal_certificates(ctx.config)
-            extra = _read_checkpoint_files(args.checkpoint)
-        except (GatewayError, OSError, ValueError) as exc:
+            result = verify(ctx, extra)
+        except (GatewayError, OSError) as exc:  # the key folder's seal certificates
             return report(exc)
-        result = verify_with_checkpoints(ctx, expected, extra)
     print(result.summary())
     if result.intact and result.checkpoints_checked == 0:
         _say(
@@ -132,22 +128,14 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.intact else EXIT_TAMPERED
 
 
-def _bound(text: str | None) -> tuple[int | None, datetime | None]:
-    if text is None:
-        return None, None
-    if text.isdigit():
-        return int(text), None
-    value = datetime.fromisoformat(text)
-    return None, (value if value.tzinfo else value.replace(tzinfo=UTC))
-
-
 def _open_range(args: argparse.Namespace) -> Any:
     """``--from``/``--to``, the context and (``--purposes``) the purpose reader of ``audit
     export`` and ``audit show``; or the exit code of the error already reported."""
+    from gateway.app.audit import parse_bound
     from gateway.model.problems import GatewayError
 
     try:
-        start, end = _bound(args.start), _bound(args.end)
+        start, end = parse_bound(args.start), parse_bound(args.end)
     except ValueError:
         return fail(
             "--from/--to — номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
@@ -188,8 +176,7 @@ def _range(ctx: AppContext, start: Any, end: Any) -> Any:
     return events_in_range(ctx, seq_from=seq_from, seq_to=seq_to, since=time_from, until=time_to)
 
 
-def _said_purposes(reader: PurposeReader, command: str) -> None:
-    reader.record(command)
+def _said_purposes(reader: PurposeReader) -> None:
     _say(
         f"цели ознакомления расшифрованы для аудитора: {reader.opened}"
         + (f", не читаются: {reader.unreadable}" if reader.unreadable else "")
@@ -198,65 +185,32 @@ def _said_purposes(reader: PurposeReader, command: str) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from gateway.app.audit import trail_head
+    from gateway.app.audit import export_lines
 
     opened = _open_range(args)
     if isinstance(opened, int):
         return opened
-    start, end, ctx, with_purposes = opened
+    (seq_from, since), (seq_to, until), ctx, with_purposes = opened
     purposes = with_purposes[0] if with_purposes else None
-    assert ctx.config is not None
-    written = 0
+    written = -1  # the header is not an event
     try:
         with open(args.out, "x", encoding="utf-8") as out:
-            head = trail_head(ctx)
-            out.write(
-                json.dumps(
-                    {
-                        "format": EXPORT_FORMAT,
-                        "body_id": ctx.config.node.body_id,
-                        "exported_at": datetime.now(UTC).isoformat(),
-                        "head_seq": head.seq,
-                        "head_hash": head.hash.hex(),
-                        "hash_rule": "sha256(prev_hash || canonical_json({seq, at, actor, kind, "
-                        "subjects, details})); canonical: sorted keys, no spaces, UTF-8; at: "
-                        "UTC ISO 8601 with microseconds",
-                        "purposes_decrypted": purposes is not None,
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
+            lines = export_lines(
+                ctx, seq_from=seq_from, seq_to=seq_to, since=since, until=until, purposes=purposes
             )
-            for e in _range(ctx, start, end):
-                out.write(_event_line(e, purposes.text(e) if purposes else None) + "\n")
+            for line in lines:
+                out.write(line + "\n")
                 written += 1
         if purposes is not None:
-            _said_purposes(purposes, "export")
+            _said_purposes(purposes)
     except FileExistsError:
         return fail(f"файл {args.out} уже есть; он не перезаписывается", "FILE_EXISTS")
     finally:
         ctx.close()
         if with_purposes:
             with_purposes[1].close()
-    _say(f"выгружено событий: {written} → {args.out}")
+    _say(f"выгружено событий: {written} → {args.out} (записано в журнал: audit.exported)")
     return EXIT_OK
-
-
-def _event_line(e: Any, purpose: str | None = None) -> str:
-    line = {
-        "seq": e.seq,
-        "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": e.actor,
-        "kind": e.kind,
-        "subjects": dict(e.subjects),
-        "details": dict(e.details),
-        "prev_hash": e.prev_hash.hex(),
-        "hash": e.hash.hex(),
-    }
-    if purpose is not None:
-        # Beside the details, not in them: the hash covers the sealed text, which stays.
-        line["purpose"] = purpose
-    return json.dumps(line, ensure_ascii=False, sort_keys=True)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -270,7 +224,8 @@ def _show(args: argparse.Namespace) -> int:
             if args.kind is None or e.kind == args.kind:
                 _print_event(e, purposes.text(e) if purposes else None)
         if purposes is not None:
-            _said_purposes(purposes, "show")
+            purposes.record("show")
+            _said_purposes(purposes)
     finally:
         ctx.close()
         if with_purposes:
@@ -291,40 +246,20 @@ def _print_event(e: Any, purpose: str | None) -> None:
 
 
 def _verify_export(args: argparse.Namespace) -> int:
-    from gateway.app.audit import verify_export_lines
-    from gateway.crypto.statements import verify_statement
+    from gateway.app.audit import verify_export
 
     try:
         lines = args.file.read_text(encoding="utf-8").splitlines()
-        header = json.loads(lines[0])
-        if header.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"not a {EXPORT_FORMAT} file")
-        checkpoints = _read_checkpoint_files(args.checkpoint)
-        checked, broken, reason = verify_export_lines(lines)
+        checked = verify_export(lines, _read_checkpoint_files(args.checkpoint))
     except (OSError, ValueError, KeyError, IndexError) as exc:
         return report(exc)
-    if broken is not None:
-        print(f"участок журнала НАРУШЕН на событии {broken}: {reason}")
+    if checked.broken_at is not None:
+        print(f"участок журнала НАРУШЕН на событии {checked.broken_at}: {checked.reason}")
         return EXIT_TAMPERED
-    hashes = {}
-    for line in lines[1:]:
-        if line.strip():
-            e = json.loads(line)
-            hashes[int(e["seq"])] = e["hash"]
-    for checkpoint, where in checkpoints:
-        check = verify_statement(
-            checkpoint.signed.statement, checkpoint.signed.signature, checkpoint.signed.certificate
-        )
-        if not check.ok:
-            print(f"контрольная точка {where}: {check.reason}")
-            return EXIT_TAMPERED
-        if checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.hash.hex():
-            print(
-                f"участок журнала НАРУШЕН на событии {checkpoint.seq}: контрольная точка {where} "
-                "подписала другой хеш (хвост переписан)"
-            )
-            return EXIT_TAMPERED
-    print(f"участок журнала цел: {checked} событий")
+    if checked.reason:
+        print(checked.reason)
+        return EXIT_TAMPERED
+    print(f"участок журнала цел: {checked.checked} событий")
     return EXIT_OK
 
 

@@ -39,8 +39,12 @@ def _reindex(args: argparse.Namespace) -> int:
 
     try:
         config = NodeConfig.from_toml(args.config)
-        with AppContext.from_config(config) as ctx:
-            done = conversations.reindex(ctx, KeyStore.from_config(config))
+        keys = KeyStore.from_config(config)
+        try:
+            with AppContext.from_config(config) as ctx:
+                done = conversations.reindex(ctx, keys)
+        finally:
+            keys.close()
     except (GatewayError, OSError) as exc:
         return report(exc)
     print(f"проиндексировано переписок: {done}")

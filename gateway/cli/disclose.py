@@ -90,12 +90,8 @@ def _uuid(text: str) -> object:
 
 
 def _disclose(args: argparse.Namespace) -> int:
-    from gateway.exchange.disclosure import (
-        DisclosureError,
-        DisclosureRefused,
-        RecipientCategory,
-        disclose,
-    )
+    from gateway.app import disclosures
+    from gateway.exchange.disclosure import DisclosureError
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
@@ -124,18 +120,10 @@ def _disclose(args: argparse.Namespace) -> int:
         return opened
     ctx, keys, ring = opened
     try:
-        result = disclose(
-            ctx.store,
-            ring,
-            body_id=ctx.config.node.body_id,  # type: ignore[union-attr] # from_config sets it
-            message_id=message_id,
-            recipient=args.to,
-            category=RecipientCategory(args.category),
-            purpose=args.purpose,
-            actor=ctx.actor.name,
-            now=ctx.clock(),
+        result = disclosures.disclose(
+            ctx, ring, message_id, recipient=args.to, category=args.category, purpose=args.purpose
         )
-    except DisclosureRefused as refused:
+    except disclosures.DisclosureRefused as refused:
         d = refused.decision
         remedy = f"; что сделать: {d.remedy_ru}" if d.remedy_ru else ""
         return fail(

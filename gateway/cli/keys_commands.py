@@ -196,21 +196,26 @@ def cmd_crl(args: argparse.Namespace, *, now: datetime) -> int:
     _, store = _store(args)
     if _demo_ca(store) is None:
         raise KeyStoreError(f"no demo CA in {store.demo_ca_dir}; only the demo CA issues CRLs here")
-    for spec in args.revoke:
+    if args.revoke:
+        from gateway.crypto.keys.generations import RevocationReason
+
         # One path with `keys revoke`: the generation in force is revoked in the manifest too
         # (the node stops signing with it at once), audited, and put on the CRL.
-        role, name = _parse_key(argparse.Namespace(key=spec, name=""))
-        number = store.active_generation(role, name, now)
-        revoke = argparse.Namespace(
-            config=args.config,
-            key=spec,
-            name="",
-            generation=number,
-            reason="keyCompromise",
-            at="now",
-            demo_ca=store.demo_ca_dir,
-        )
-        cmd_revoke(revoke, now=now)
+        with _context(args) as (ctx, keys):
+            for spec in args.revoke:
+                role, name = app_keys.parse_key(spec)
+                number = keys.active_generation(role, name, now)
+                done = app_keys.revoke(
+                    ctx,
+                    keys,
+                    role,
+                    name,
+                    number,
+                    RevocationReason.KEY_COMPROMISE,
+                    now,
+                    demo_ca=keys.demo_ca_dir,
+                )
+                _print_revoked(done, role, name, args.config, keys.demo_ca_dir)
     path, revoked, next_update = key_setup.crl_state(store, now)
     print(f"CRL: {path} ({revoked} revoked, next update {next_update:%Y-%m-%d})")
     return EXIT_OK
@@ -315,6 +320,13 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
             )
         except app_keys.KeyRefused as exc:
             raise _refused(exc) from exc
+    _print_revoked(done, role, name, args.config, args.demo_ca)
+    return EXIT_OK
+
+
+def _print_revoked(
+    done: app_keys.Revoked, role: KeyRole, name: str, config: Any, demo_ca: Any
+) -> None:
     reason = done.reason.value
     print(
         f"{done.stem} REVOKED at {done.at.isoformat()} ({reason}); nothing signs with it any more"
@@ -337,19 +349,18 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
         print("ask the issuing CA to revoke the certificate and to publish its CRL")
     if done.still_active:
         spec = f"{role}{':' + name if name else ''}"
-        demo_ca = f" --demo-ca {args.demo_ca}" if args.demo_ca else ""
+        with_ca = f" --demo-ca {demo_ca}" if demo_ca else ""
         print(
             f"WARNING: it was the active generation: signing with {spec} is refused until a new "
             "generation is active:\n"
-            f"  gateway keys rotate {spec}{demo_ca} --config {args.config}\n"
+            f"  gateway keys rotate {spec}{with_ca} --config {config}\n"
             f"  gateway keys activate {spec} --generation {done.next_generation} --at now "
-            f"--config {args.config}"
+            f"--config {config}"
         )
     print(
         "publish the change (the depositary drops the revoked certificate):\n"
-        f"  gateway keys publish --config {args.config}"
+        f"  gateway keys publish --config {config}"
     )
-    return EXIT_OK
 
 
 def cmd_publish(args: argparse.Namespace, *, now: datetime) -> int:

@@ -84,25 +84,7 @@ def _tokens_list(args: argparse.Namespace) -> int:
     with AppContext.open(args.config) as ctx:
         found = admin.list_tokens(ctx)
     now = datetime.now(UTC)
-    rows = [
-        {
-            "id": t.token_id,
-            "label": t.label,
-            "roles": sorted(t.scopes),
-            "state": (
-                "revoked"
-                if t.revoked_at is not None
-                else "expired"
-                if not t.active(now)
-                else "active"
-            ),
-            "created_at": t.created_at.isoformat(),
-            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
-            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-        }
-        for t in found
-    ]
+    rows = [admin.token_row(t, now) for t in found]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0

@@ -24,7 +24,6 @@ from gateway.cli.errors import ExitCode, fail, report
 
 if TYPE_CHECKING:
     from gateway.app.context import AppContext
-    from gateway.config import NodeConfig
 
 EXIT_OK = ExitCode.OK
 EXIT_FAILED = ExitCode.REFUSED
@@ -97,18 +96,6 @@ def _open(args: argparse.Namespace) -> AppContext:
     from gateway.app.context import AppContext
 
     return AppContext.open(args.config)
-
-
-def _seal_certificates(config: NodeConfig) -> list[Any]:
-    """Every seal generation of this node (from the key manifest): a report or checkpoint made
-    before a rotation was signed by an earlier generation and must still verify."""
-    from gateway.crypto.keys.keystore import KeyRole, KeyStore
-
-    keys = KeyStore.from_config(config)
-    try:
-        return keys.generation_certificates(KeyRole.SEAL)
-    finally:
-        keys.close()
 
 
 def _purge(args: argparse.Namespace) -> int:
@@ -307,12 +294,12 @@ def _report(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _verify_report(args: argparse.Namespace, ctx: AppContext) -> int:
+    from gateway.app.audit import seal_certificates
     from gateway.app.purge import check_report
     from gateway.model.problems import GatewayError
 
     try:
-        assert ctx.config is not None
-        expected = _seal_certificates(ctx.config)
+        expected = seal_certificates(ctx)
     except (GatewayError, OSError) as exc:
         return report(exc)
     check = check_report(ctx, args.run_id, expected)

@@ -153,19 +153,7 @@ def _list(args: argparse.Namespace, ctx: AppContext) -> int:
     users = app_users.list_users(ctx)
     now = ctx.clock()
     if args.json:
-        rows = [
-            {
-                "username": u.username,
-                "roles": sorted(u.roles),
-                "disabled": u.disabled,
-                "locked": u.locked(now),
-                "locked_until": u.locked_until.isoformat() if u.locked_until else None,
-                "failed_attempts": u.failed_attempts,
-                "created_at": u.created_at.isoformat(),
-                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
-            }
-            for u in users
-        ]
+        rows = [app_users.user_row(u, now) for u in users]
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return EXIT_OK
     if not users:

@@ -111,7 +111,7 @@ class Action(StrEnum):
     """Add, list or revoke the local API's tokens (gateway.app.admin)."""
     MANAGE_KEYS = "manage-keys"
     """Rotate, activate, revoke or publish a key generation; rotate a KEK, re-wrap, destroy
-    (gateway.app.keys). Only the command line offers these acts for now."""
+    (gateway.app.keys; gateway.app.acts says which surface offers which)."""
     MANAGE_USERS = "manage-users"
     """Add, disable or list the console's users (gateway.app.users)."""
     IMPORT_DIRECTORY = "import-directory"

@@ -92,11 +92,15 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from gateway.app import admin, users
+from gateway.app import audit as app_audit
+from gateway.app import directory as app_directory
 from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
 from gateway.app.passwords import hash_password, password_problem
+from gateway.crypto.algorithms import DEFAULT_KEY_SPEC, KeySpec
 from gateway.crypto.keys.generations import RevocationReason
+from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.attachments import AttachmentCheckRefused, AttachmentMeta, PartTooLarge
 from gateway.exchange.conversation import ProtocolError, State
@@ -131,6 +135,7 @@ from gateway.web.server import (
     start_guarded_site,
     stream_attachment,
 )
+from gateway.web.streaming import stream_lines
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
@@ -166,7 +171,14 @@ TOKEN_REVOKE = f"{API_PREFIX}/tokens/{{token_id}}/revoke"
 USERS = f"{API_PREFIX}/users"
 USER_DISABLE = f"{API_PREFIX}/users/{{username}}/disable"
 PURGE_RUNS = f"{API_PREFIX}/purge-runs"
-KEY_GENERATION = f"{API_PREFIX}/keys/{{role}}/generations/{{generation}}"
+KEY_GENERATIONS = f"{API_PREFIX}/keys/{{role}}/generations"
+KEY_GENERATION = f"{KEY_GENERATIONS}/{{generation}}"
+KEY_PUBLICATIONS = f"{API_PREFIX}/keys/publications"
+KEK_ROTATIONS = f"{API_PREFIX}/kek/rotations"
+KEK_REWRAPS = f"{API_PREFIX}/kek/rewraps"
+AUDIT_VERIFICATIONS = f"{API_PREFIX}/audit/verifications"
+AUDIT_EXPORT = f"{API_PREFIX}/audit/export"
+DIRECTORY = f"{API_PREFIX}/directory"
 KEY_ACTIVATE = f"{KEY_GENERATION}/activate"
 KEY_REVOKE = f"{KEY_GENERATION}/revoke"
 HEALTHZ = "/healthz"
@@ -1302,6 +1314,25 @@ async def post_token(request: web.Request) -> web.Response:
     )
 
 
+async def get_tokens(request: web.Request) -> web.Response:
+    """Every token of this API, oldest first (gateway.app.admin.list_tokens): never the token
+    itself, only its label, roles and state."""
+    _only_params(request, frozenset())
+    ctx = _admin_context(request)
+    found = await _in_thread(admin.list_tokens, ctx)
+    now = ctx.clock()
+    return _json({"tokens": [admin.token_row(t, now) for t in found]})
+
+
+async def get_users(request: web.Request) -> web.Response:
+    """The console's users by name (gateway.app.users.list_users): never a password's hash."""
+    _only_params(request, frozenset())
+    ctx = _admin_context(request)
+    found = await _in_thread(users.list_users, ctx)
+    now = ctx.clock()
+    return _json({"users": [users.user_row(u, now) for u in found]})
+
+
 async def post_token_revoke(request: web.Request) -> web.Response:
     """Stop a token at once (gateway.app.admin.revoke_token). Audited (``token.revoked``)."""
     _only_params(request, frozenset())
@@ -1367,30 +1398,180 @@ async def post_purge_run(request: web.Request) -> web.Response:
     )
 
 
+async def post_audit_verification(request: web.Request) -> web.Response:
+    """Verify the whole audit trail now (gateway.app.audit.verify): the hash chain, the signed
+    checkpoints against the node's seal, the purge reports and the tombstones. Recorded
+    (``audit.verified``) → 201, intact or not."""
+    _only_params(request, frozenset())
+    result = await _in_thread(app_audit.verify, _admin_context(request))
+    return _json(
+        {
+            "intact": result.intact,
+            "events_checked": result.events_checked,
+            "last_seq": result.last_seq,
+            "checkpoints_checked": result.checkpoints_checked,
+            "broken_at": result.broken_at,
+            "tampering": result.tampering,
+            "reason": result.reason,
+        },
+        status=201,
+    )
+
+
+def _audit_bound(request: web.Request, name: str) -> tuple[int | None, datetime | None]:
+    try:
+        return app_audit.parse_bound(request.query.get(name))
+    except ValueError:
+        raise _bad_parameter(
+            name,
+            "an event number or an ISO 8601 time (2026-11-01T00:00:00Z)",
+            "номер события или время ISO 8601 (2026-11-01T00:00:00Z)",
+        ) from None
+
+
+async def get_audit_export(request: web.Request) -> web.StreamResponse:
+    """A segment of the audit trail as JSON Lines with its hashes (gateway.app.audit.
+    export_lines), ``from``/``to`` an event number or a time; checked away from the node by
+    ``gateway audit verify-export``. Recorded (``audit.exported``) once sent whole."""
+    _only_params(request, frozenset({"from", "to"}))
+    (seq_from, since), (seq_to, until) = _audit_bound(request, "from"), _audit_bound(request, "to")
+    lines = app_audit.export_lines(
+        _admin_context(request), seq_from=seq_from, seq_to=seq_to, since=since, until=until
+    )
+    return await stream_lines(request, lines, "audit-export.jsonl")
+
+
+async def post_directory(request: web.Request) -> web.Response:
+    """Install a new version of the depositary's signed directory (the XML file, as the body):
+    gateway.app.directory.import_directory verifies its signature and that it follows the
+    installed one, swaps the file and records ``directory.imported``; the node takes it at
+    once. 201; 200 when that very file was installed already."""
+    _only_params(request, frozenset())
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
+    data = await request.read()
+    done = await _in_thread(app_directory.import_directory, _admin_context(request), data)
+    return _json(
+        {"version": done.version, "already": done.already}, status=200 if done.already else 201
+    )
+
+
 ACTIVATE_FIELDS = frozenset({"name", "at", "force"})
 REVOKE_FIELDS = frozenset({"name", "reason", "at"})
+ROTATE_FIELDS = frozenset({"name", "algorithm"})
+KEK_ROTATE_FIELDS = frozenset({"at", "confirm"})
 
 
-def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
-    """The node's context (as the token's actor), its key store, the role and generation."""
+def _key_context(request: web.Request) -> tuple[AppContext, Any]:
+    """The node's context (as the token's actor) and its key store."""
     ctx = _admin_context(request)
     if ctx.keys is None:  # the running node always passes its keys (gateway.web.runtime)
         raise RuntimeError("the local API's context was built without the node's keys")
+    return ctx, ctx.keys
+
+
+def _key_role(request: web.Request) -> KeyRole:
     role = request.match_info["role"]
     if role not in KeyRole._value2member_map_ or role == KeyRole.KEK:
         raise _bad_parameter(
             "role", "seal, official, tls or encryption", "seal, official, tls или encryption"
         )
+    return KeyRole(role)
+
+
+async def post_key_rotation(request: web.Request) -> web.Response:
+    """A new PENDING generation of a key (gateway.app.keys.rotate): certified by the node's
+    demo CA if it has one in its keys folder, else with a certificate request beside it.
+    Audited (``key.rotated``)."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    role = _key_role(request)
+    body = await _read_json_body(request)
+    name, algorithm = body.get("name", ""), body.get("algorithm", str(DEFAULT_KEY_SPEC))
+    if (
+        set(body) - ROTATE_FIELDS
+        or not isinstance(name, str)
+        or algorithm not in KeySpec._value2member_map_
+    ):
+        specs = ", ".join(KeySpec)
+        raise _key_body_error(f'{{"name": "…", "algorithm": one of {specs}}}')
+    done = await _key_act(app_keys.rotate, ctx, keys, role, name, algorithm=KeySpec(algorithm))
+    return _json(
+        {
+            "key": done.stem,
+            "generation": done.generation,
+            "algorithm": done.algorithm,
+            "certified_by_demo_ca": done.demo_ca,
+        },
+        status=201,
+    )
+
+
+async def post_key_publication(request: web.Request) -> web.Response:
+    """The certificates the depositary must list in the next directory version
+    (gateway.app.keys.publish). Audited (``key.publication.exported``)."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    published = await _key_act(app_keys.publish, ctx, keys)
+    return _json({"certificates": [p.to_json() for p in published]})
+
+
+async def post_kek_rotation(request: web.Request) -> web.Response:
+    """A new KEK, active from ``at`` (gateway.app.keys.rotate_kek_ring); ``confirm`` must name
+    the KEK in force. Audited (``kek.rotated``); then POST /kek/rewraps."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    body = await _read_json_body(request)
+    at, confirm = body.get("at", "now"), body.get("confirm")
+    if set(body) - KEK_ROTATE_FIELDS or not isinstance(at, str) or not isinstance(confirm, str):
+        raise _key_body_error('{"confirm": "the id of the KEK in force", "at": "now"}')
+
+    def act() -> app_keys.RotatedKek:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.rotate_kek_ring(ctx, keys, at=when, confirm=confirm)
+
+    done = await _key_act(act)
+    return _json(
+        {
+            "kek_id": done.key_id,
+            "active_from": done.active_from.isoformat(),
+            "previous": done.previous,
+        },
+        status=201,
+    )
+
+
+async def post_kek_rewrap(request: web.Request) -> web.Response:
+    """Re-wrap every stored data key under the KEK in force (gateway.app.keys.rewrap;
+    resumable). Audited (``kek.rewrap.finished``)."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    done = await _key_act(app_keys.rewrap, ctx, keys)
+    result = done.result
+    return _json(
+        {
+            "kek_id": result.active,
+            "rewrapped": result.rewrapped,
+            "complete": result.complete,
+            "retired": done.retired,
+        }
+    )
+
+
+def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
+    """The node's context (as the token's actor), its key store, the role and generation."""
+    ctx, keys = _key_context(request)
+    role = _key_role(request)
     generation = request.match_info["generation"]
     if not generation.isdigit() or len(generation) > 6:
         raise _bad_parameter("generation", "a generation's number", "номер поколения ключа")
-    return ctx, ctx.keys, KeyRole(role), int(generation)
+    return ctx, keys, role, int(generation)
 
 
-async def _key_act(fn: Callable[..., Any], *args: Any) -> Any:
+async def _key_act(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
-        return await _in_thread(fn, *args)
-    except KeyStoreError as exc:
+        return await _in_thread(fn, *args, **kwargs)
+    except (KeyStoreError, KekRotationError) as exc:
         # Our own words about the key's manifest and certificate: rules and stems, no secret.
         raise ApiError(
             422,
@@ -1812,7 +1993,21 @@ ROUTES: tuple[Route, ...] = (
     Route(
         hdrs.METH_POST, TOKENS, post_token, Action.MANAGE_TOKENS, "add an API token (shown once)"
     ),
+    Route(
+        hdrs.METH_GET,
+        TOKENS,
+        get_tokens,
+        Action.MANAGE_TOKENS,
+        "every token: label, roles, state (never the token)",
+    ),
     Route(hdrs.METH_POST, TOKEN_REVOKE, post_token_revoke, Action.MANAGE_TOKENS, "revoke a token"),
+    Route(
+        hdrs.METH_GET,
+        USERS,
+        get_users,
+        Action.MANAGE_USERS,
+        "the console's users: roles, state, last sign-in",
+    ),
     Route(hdrs.METH_POST, USERS, post_user, Action.MANAGE_USERS, "add a console user → 201"),
     Route(
         hdrs.METH_POST,
@@ -1820,6 +2015,20 @@ ROUTES: tuple[Route, ...] = (
         post_user_disable,
         Action.MANAGE_USERS,
         "disable a console user",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEY_GENERATIONS,
+        post_key_rotation,
+        Action.MANAGE_KEYS,
+        "make a new pending generation of a key → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEY_PUBLICATIONS,
+        post_key_publication,
+        Action.MANAGE_KEYS,
+        "the certificates for the next directory version (PEM)",
     ),
     Route(
         hdrs.METH_POST,
@@ -1834,6 +2043,41 @@ ROUTES: tuple[Route, ...] = (
         post_key_revoke,
         Action.MANAGE_KEYS,
         "revoke a key generation now",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEK_ROTATIONS,
+        post_kek_rotation,
+        Action.MANAGE_KEYS,
+        "rotate the KEK ring; `confirm` names the KEK in force → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEK_REWRAPS,
+        post_kek_rewrap,
+        Action.MANAGE_KEYS,
+        "re-wrap the stored data keys under the KEK in force",
+    ),
+    Route(
+        hdrs.METH_POST,
+        AUDIT_VERIFICATIONS,
+        post_audit_verification,
+        Action.READ_AUDIT,
+        "verify the audit trail (chain, signed checkpoints, purge reports); recorded → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        AUDIT_EXPORT,
+        get_audit_export,
+        Action.READ_AUDIT,
+        "a segment of the audit trail as JSON Lines with its hashes; recorded",
+    ),
+    Route(
+        hdrs.METH_POST,
+        DIRECTORY,
+        post_directory,
+        Action.IMPORT_DIRECTORY,
+        "install a new version of the depositary's signed directory (XML body) → 201",
     ),
     Route(
         hdrs.METH_POST,

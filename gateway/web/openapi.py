@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.keys.generations import RevocationReason
 
 API_VERSION = "1.0.0"
@@ -933,6 +934,38 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/api/v1/tokens": {
+            "get": {
+                "operationId": "listTokens",
+                "summary": "Every token of this API, oldest first, as `gateway tokens list "
+                "--json` shows them: never the token itself. Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "The tokens.",
+                        {
+                            "tokens": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "id": {"type": "integer"},
+                                        "label": _STR,
+                                        "roles": {"type": "array", "items": _STR},
+                                        "state": {
+                                            "type": "string",
+                                            "enum": ["active", "expired", "revoked"],
+                                        },
+                                        "created_at": _STR,
+                                        "expires_at": _NULLABLE_STR,
+                                        "revoked_at": _NULLABLE_STR,
+                                        "last_used_at": _NULLABLE_STR,
+                                    }
+                                ),
+                            }
+                        },
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            },
             "post": {
                 "operationId": "addToken",
                 "summary": "Add a token for this API with these roles; it is answered once, only "
@@ -959,7 +992,7 @@ def _paths() -> dict[str, Any]:
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
-            }
+            },
         },
         "/api/v1/tokens/{token_id}/revoke": {
             "post": {
@@ -979,6 +1012,35 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/api/v1/users": {
+            "get": {
+                "operationId": "listUsers",
+                "summary": "The console's users by name, as `gateway users list --json` shows "
+                "them: never a password's hash. Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "The users.",
+                        {
+                            "users": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "username": _STR,
+                                        "roles": {"type": "array", "items": _STR},
+                                        "disabled": {"type": "boolean"},
+                                        "locked": {"type": "boolean"},
+                                        "locked_until": _NULLABLE_STR,
+                                        "failed_attempts": {"type": "integer"},
+                                        "created_at": _STR,
+                                        "last_login_at": _NULLABLE_STR,
+                                    }
+                                ),
+                            }
+                        },
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            },
             "post": {
                 "operationId": "addUser",
                 "summary": "Add a console user with these roles; the password must pass the "
@@ -1001,7 +1063,7 @@ def _paths() -> dict[str, Any]:
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
-            }
+            },
         },
         "/api/v1/users/{username}/disable": {
             "post": {
@@ -1014,6 +1076,109 @@ def _paths() -> dict[str, Any]:
                         "Disabled.", {"username": _STR, "disabled": {"type": "boolean"}}
                     ),
                     "404": _returns("No such user (USER_REFUSED, rule USER_NOT_FOUND)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/{role}/generations": {
+            "post": {
+                "operationId": "rotateKey",
+                "summary": "Make a new PENDING generation of a key, with the subject of the one "
+                "in force: certified by the node's demo CA if its keys folder holds one, else "
+                "with a certificate request written beside it (`gateway keys import` then). "
+                "Audited (`key.rotated`). 422 `KEY_REFUSED`. Administrators.",
+                "parameters": _KEY_PATH[:1],
+                "requestBody": _json_body(
+                    {
+                        "name": _STR,
+                        "algorithm": {"type": "string", "enum": [str(k) for k in KeySpec]},
+                    },
+                    [],
+                ),
+                "responses": {
+                    "201": _answer(
+                        "Made: its stem, number, algorithm, whether the demo CA certified it.",
+                        {
+                            "key": _STR,
+                            "generation": {"type": "integer"},
+                            "algorithm": _STR,
+                            "certified_by_demo_ca": {"type": "boolean"},
+                        },
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/keys/publications": {
+            "post": {
+                "operationId": "publishKeys",
+                "summary": "The certificates the depositary must list in the next directory "
+                "version (PEM, with role, status and SHA-256). Audited "
+                "(`key.publication.exported`). Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "The certificates.",
+                        {
+                            "certificates": {
+                                "type": "array",
+                                "items": _object(
+                                    {
+                                        "role": _STR,
+                                        "key": _STR,
+                                        "status": _STR,
+                                        "sha256": _STR,
+                                        "not_after": _STR,
+                                        "pem": _STR,
+                                    }
+                                ),
+                            }
+                        },
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/kek/rotations": {
+            "post": {
+                "operationId": "rotateKek",
+                "summary": "Rotate the KEK ring: a new KEK, in force from `at` (default now). "
+                "`confirm` must name the KEK in force (422 `KEY_REFUSED`, rule "
+                "`CONFIRMATION_MISMATCH`), so a replayed or mistaken request changes nothing. "
+                "Audited (`kek.rotated`); then POST /api/v1/kek/rewraps. Administrators.",
+                "requestBody": _json_body({"confirm": _STR, "at": _STR}, ["confirm"]),
+                "responses": {
+                    "201": _answer(
+                        "The new KEK, from when, and the one it replaces.",
+                        {"kek_id": _STR, "active_from": _STR, "previous": _NULLABLE_STR},
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/kek/rewraps": {
+            "post": {
+                "operationId": "rewrapKeys",
+                "summary": "Re-wrap every stored data key under the KEK in force (resumable: "
+                "run it again when `complete` is false). Audited "
+                "(`kek.rewrap.finished`). Administrators.",
+                "responses": {
+                    "200": _answer(
+                        "How many were re-wrapped, and the KEKs nothing uses any more.",
+                        {
+                            "kek_id": _STR,
+                            "rewrapped": {"type": "integer"},
+                            "complete": {"type": "boolean"},
+                            "retired": {"type": "array", "items": _STR},
+                        },
+                    ),
+                    "422": _returns("Refused as asked (KEY_REFUSED)."),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },
@@ -1059,6 +1224,82 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _answer("Revoked.", {"key": _STR, "at": _STR, "reason": _STR}),
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/audit/verifications": {
+            "post": {
+                "operationId": "verifyAudit",
+                "summary": "Verify the whole audit trail now, as `gateway audit verify` does: the "
+                "hash chain, every stored signed checkpoint against the node's seal generations, "
+                "the purge reports and the tombstones. Recorded (`audit.verified`), intact or "
+                "not. Auditors.",
+                "responses": {
+                    "201": _answer(
+                        "The outcome: intact, or the first event where it breaks and how.",
+                        {
+                            "intact": {"type": "boolean"},
+                            "events_checked": {"type": "integer"},
+                            "last_seq": {"type": "integer"},
+                            "checkpoints_checked": {"type": "integer"},
+                            "broken_at": {"type": ["integer", "null"]},
+                            "tampering": _STR,
+                            "reason": _STR,
+                        },
+                    ),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/v1/audit/export": {
+            "get": {
+                "operationId": "exportAudit",
+                "summary": "A segment of the audit trail as JSON Lines (`application/jsonl`): a "
+                "header (format `gateway-audit-export/1`, the node, the chain's head, the hash "
+                "rule), then one line per event with `prev_hash` and `hash`, as `gateway audit "
+                "export` writes it; `gateway audit verify-export FILE` checks it away from the "
+                "node. `from`/`to`: an event number (`from <= seq <= to`) or an ISO 8601 time "
+                "(`from <= at < to`). Recorded (`audit.exported`). Auditors.",
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": _STR},
+                    {"name": "to", "in": "query", "schema": _STR},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The segment, streamed.",
+                        "content": {"application/jsonl": {"schema": {"type": "string"}}},
+                    },
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
+        "/api/v1/directory": {
+            "post": {
+                "operationId": "importDirectory",
+                "summary": "Install a new version of the depositary's signed directory of bodies "
+                "(the XML file as the body), as `gateway directory import` does: its signature "
+                "must chain to `[trust] depositary_ca_file` and its version follow the installed "
+                "one (422 `DOCUMENT_REJECTED`, rules `DIRECTORY_*`, e.g. `DIRECTORY_ROLLBACK`). "
+                "The node takes it at once. Recorded (`directory.imported`). Administrators.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/xml": {"schema": {"type": "string"}}},
+                },
+                "responses": {
+                    "201": _answer(
+                        "Installed.",
+                        {"version": {"type": "integer"}, "already": {"type": "boolean"}},
+                    ),
+                    "200": _answer(
+                        "That very file was installed already.",
+                        {"version": {"type": "integer"}, "already": {"type": "boolean"}},
+                    ),
+                    "422": _returns(
+                        "Not installed (DOCUMENT_REJECTED): the problems name the rule.", "Rejected"
+                    ),
                     **_COMMON,
                     "400": _resp("BadRequest"),
                 },

@@ -4,37 +4,54 @@ the three record are compared — the same event codes, the same subjects' names
 details (but for the ids that name which hold, token, user or run it was) — with each surface's
 own actor (``cli:<login>``, ``token:<label>``, ``console-admin``). On SQLite and PostgreSQL.
 
-Making a key generation (``gateway keys rotate``) stays a command on the node's host;
-activating and revoking one are compared here (the CLI's revocation without ``--demo-ca``, as the
-API and the console have no CA)."""
+The key acts are compared without a demo CA (the CLI's rotation and revocation without
+``--demo-ca``): a new generation gets a certificate request. gateway.app.acts lists the acts;
+tests/app/test_admin_acts.py checks that each one the three surfaces offer has its case here."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 
 from gateway.app import admin
+from gateway.app import audit as app_audit
 from gateway.app import keys as app_keys
 from gateway.app import users as app_users
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.app.passwords import hash_password
-from gateway.config import NodeConfig
+from gateway.config import KeysSection, NodeConfig
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
+from gateway.exchange.directory import build_directory_xml
+from gateway.exchange.directory_signing import sign_directory
 from gateway.exchange.service import Role
 from gateway.main import main as gateway
+from gateway.model.bodies import BodyLevel
+from gateway.model.directory import (
+    BodyCertificate,
+    BodyName,
+    CertificateRole,
+    Directory,
+    DirectoryBody,
+)
+from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.store import Store
 from gateway.store.tables import audit_events
 from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
 from tests.app.surfaces import audit_of, local_api, received_conversation
 from tests.crypto.rotation.conftest import (  # noqa: F401 - fixture used by name
     BODY,
+    PASSPHRASE,
+    PEER,
     demo_pki,
     make_node,
 )
@@ -49,11 +66,25 @@ SURFACES = ("cli", "api", "console")
 
 
 @pytest.fixture
-def node_toml(demo_pki: Any, tmp_path: Path, store: Store) -> Path:  # noqa: F811
+def node_toml(
+    demo_pki: Any,  # noqa: F811
+    tmp_path: Path,
+    store: Store,
+    request: pytest.FixtureRequest,
+) -> Path:
     """A node folder with its own copy of the demo PKI's keys (rotations stay in the test), on
     the test's store, with one catch-all retention policy."""
     made = make_node(demo_pki, tmp_path / "node")
     url = store.engine.url.render_as_string(hide_password=False)
+    if request.node.callspec.params.get("name") == "directory-import":
+        # The peer's seal signs the directories as their depositary. Only there: with a
+        # directory file, activating a key checks that the directory in force lists it.
+        text = made.config_path.read_text(encoding="utf-8").replace(
+            "[trust]\n",
+            f'[trust]\ndepositary_ca_file = "ca/{DemoCA.CERT_FILE}"\n'
+            'directory_file = "directory.xml"\n',
+        )
+        made.config_path.write_text(text, encoding="utf-8")
     with made.config_path.open("a", encoding="utf-8") as toml:
         toml.write(
             f'\n[database]\nurl = "{url}"\n\n[[retention.policy]]\nname = "p"\n'
@@ -77,6 +108,8 @@ class Surfaces:
     api_token: str
     console: Any
     csrf: str
+    peer_keys: Path
+    """The peer's key folder: its seal signs the directories (as the depositary)."""
 
     def cli(self, *argv: str) -> None:
         code = gateway([*argv[:2], "--config", str(self.config), *argv[2:]])
@@ -99,7 +132,12 @@ class Surfaces:
 
 
 @pytest.fixture
-async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
+async def surfaces(
+    aiohttp_client: Any,
+    store: Store,
+    node_toml: Path,
+    demo_pki: Any,  # noqa: F811
+) -> Any:
     config = NodeConfig.from_toml(node_toml)
     keys = KeyStore.from_config(config)
     clock = lambda: datetime.now(UTC)  # noqa: E731
@@ -107,13 +145,13 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
     ctx = AppContext(store, command_line_actor(), config)
 
     api = await local_api(aiohttp_client, store, serving)
-    token = admin.add_token(ctx, API_LABEL, [str(Role.ADMINISTRATOR)]).token
+    token = admin.add_token(ctx, API_LABEL, [str(Role.ADMINISTRATOR), str(Role.AUDITOR)]).token
 
     directory = StoreUserDirectory(store)
     await directory.add(
         CONSOLE_USER,
         hash_password(PASSWORD, CHEAP_HASHER),
-        [Role.ADMINISTRATOR],
+        [Role.ADMINISTRATOR, Role.AUDITOR],
         now=clock(),
     )
     console = await aiohttp_client(
@@ -129,7 +167,8 @@ async def surfaces(aiohttp_client: Any, store: Store, node_toml: Path) -> Any:
         )
     )
     csrf = await signed_in(console, CONSOLE_USER)
-    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf)
+    peer_keys = demo_pki.body_dirs[PEER]
+    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf, peer_keys)
     keys.close()
 
 
@@ -155,6 +194,8 @@ class Case:
     act: Act
     varying: frozenset[str] = frozenset()
     """Detail keys whose values name which one it was (a run's report digest, an expiry time)."""
+    own_subject: bool = True
+    """Each surface acts on its own subject (False: the node's one, e.g. its publication)."""
 
 
 async def _place_hold(s: Surfaces, surface: str, cid: str) -> None:
@@ -272,6 +313,140 @@ async def _revoke_key(s: Surfaces, surface: str, generation: int) -> None:
         await s.post_console("/admin/keys/revoke", form)
 
 
+async def _rotate_key(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli("keys", "rotate", "seal")
+    elif surface == "api":
+        await s.post_api("/keys/seal/generations", {})
+    else:
+        await s.post_console("/admin/keys/rotate", {"role": "seal", "name": ""})
+
+
+async def _publish_keys(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli("keys", "publish")
+    elif surface == "api":
+        await s.post_api("/keys/publications")
+    else:
+        await s.post_console("/admin/keys/publish", {})
+
+
+def _kek_in_force(s: Surfaces, surface: str) -> str:
+    """The id of the KEK in force: what the API and the console must confirm."""
+    ring = app_keys.list_keys(s.ctx, s.keys).ring
+    return next(r.key_id for r in ring if r.status == "active")
+
+
+async def _rotate_kek(s: Surfaces, surface: str, kek_id: str) -> None:
+    if surface == "cli":
+        s.cli("keys", "rotate", "kek")
+    elif surface == "api":
+        await s.post_api("/kek/rotations", {"confirm": kek_id})
+    else:
+        await s.post_console("/admin/kek/rotate", {"confirm": kek_id, "at": "now"})
+
+
+def _new_kek(s: Surfaces, surface: str) -> None:
+    """A new KEK in force: each surface re-wraps under its own."""
+    app_keys.rotate_kek_ring(s.ctx, s.keys)
+
+
+async def _rewrap(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli("keys", "rewrap")
+    elif surface == "api":
+        await s.post_api("/kek/rewraps")
+    else:
+        await s.post_console("/admin/kek/rewrap", {})
+
+
+async def _verify_audit(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli("audit", "verify")
+    elif surface == "api":
+        await s.post_api("/audit/verifications")
+    else:
+        await s.post_console("/admin/audit/verify", {})
+
+
+async def _export_audit(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        s.cli("audit", "export", "--from", "1", "--out", str(s.config.parent / "audit.jsonl"))
+        lines = (s.config.parent / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    elif surface == "api":
+        response = await s.api.get(
+            "/api/v1/audit/export",
+            params={"from": "1"},
+            headers={"Authorization": f"Bearer {s.api_token}"},
+        )
+        assert response.status == 200, await response.text()
+        lines = (await response.text()).splitlines()
+    else:
+        response = await s.console.post(
+            "/admin/audit/export", data={"from": "1", "to": "", "csrf_token": s.csrf}
+        )
+        assert response.status == 200, await response.text()
+        lines = (await response.text()).splitlines()
+    # The same export, which checks away from the node.
+    assert app_audit.verify_export(lines).intact, lines[:2]
+
+
+DIRECTORY_VERSIONS = {"cli": 1, "api": 2, "console": 3}
+
+
+def _a_directory(s: Surfaces, surface: str) -> bytes:
+    """Version 1, 2 or 3 of a directory of this node alone, signed by its depositary (the
+    peer's seal here)."""
+    version = DIRECTORY_VERSIONS[surface]
+
+    def der(role: KeyRole) -> bytes:
+        return s.keys.load(role, generation=1).certificate.public_bytes(serialization.Encoding.DER)
+
+    body = DirectoryBody(
+        id=BODY,
+        state="RU",
+        level=BodyLevel.CENTRAL,
+        names=(BodyName("ru", "ФССП России"),),
+        endpoint="https://127.0.0.1:4443",
+        certificates=(
+            BodyCertificate(CertificateRole.SEAL, der(KeyRole.SEAL)),
+            BodyCertificate(CertificateRole.TLS, der(KeyRole.TLS)),
+            BodyCertificate(CertificateRole.ENCRYPTION, der(KeyRole.ENCRYPTION)),
+        ),
+        calendar="RU",
+        participations=(Participation("RU", CIS_ENFORCEMENT.id, date(2026, 1, 1)),),
+    )
+    issued = datetime.now(UTC) - timedelta(minutes=10 - version)
+    directory = Directory(version=version, issued_at=issued, depositary=PEER, bodies=(body,))
+    section = KeysSection(dir=s.peer_keys)
+    peer = KeyStore(section, PEER, environ={section.passphrase_env: PASSPHRASE.decode()})
+    try:
+        return sign_directory(build_directory_xml(directory), peer.seal())
+    finally:
+        peer.close()
+
+
+async def _import_directory(s: Surfaces, surface: str, data: bytes) -> None:
+    if surface == "cli":
+        path = s.config.parent / f"directory-{surface}.xml"
+        path.write_bytes(data)
+        s.cli("directory", "import", str(path))
+    elif surface == "api":
+        response = await s.api.post(
+            "/api/v1/directory",
+            data=data,
+            headers={
+                "Authorization": f"Bearer {s.api_token}",
+                "Content-Type": "application/xml",
+            },
+        )
+        assert response.status == 201, await response.text()
+    else:
+        form = {"directory": io.BytesIO(data), "csrf_token": s.csrf}
+        response = await s.console.post("/admin/directory/import", data=form, allow_redirects=False)
+        assert response.status == 303, await response.text()
+
+
 async def _run_purge(s: Surfaces, surface: str, _: Any) -> None:
     if surface == "cli":
         s.cli("purge")
@@ -294,6 +469,40 @@ CASES = {
     "user-disable": Case(("user.disabled",), _a_user, _disable_user),
     "key-activate": Case(("key.activated",), _new_seal, _activate_key, frozenset({"generation"})),
     "key-revoke": Case(("key.revoked",), _new_seal, _revoke_key, frozenset({"generation", "at"})),
+    "key-rotate": Case(
+        ("key.rotated",), lambda s, surface: None, _rotate_key, frozenset({"generation"})
+    ),
+    "key-publish": Case(
+        ("key.publication.exported",),
+        lambda s, surface: None,
+        _publish_keys,
+        own_subject=False,
+    ),
+    "kek-rotate": Case(
+        ("kek.rotated",), _kek_in_force, _rotate_kek, frozenset({"previous", "active_from"})
+    ),
+    "kek-rewrap": Case(("kek.rewrap.finished",), _new_kek, _rewrap),
+    "audit-verify": Case(
+        ("audit.verified",),
+        lambda s, surface: None,
+        _verify_audit,
+        frozenset({"events_checked"}),
+        own_subject=False,
+    ),
+    "audit-export": Case(
+        ("audit.exported",),
+        lambda s, surface: None,
+        _export_audit,
+        frozenset({"events", "to_seq"}),
+        own_subject=False,
+    ),
+    "directory-import": Case(
+        ("directory.imported",),
+        _a_directory,
+        _import_directory,
+        frozenset({"version"}),
+        own_subject=False,
+    ),
     "purge-run": Case(
         ("purge.started", "purge.finished"),
         lambda s, surface: None,
@@ -343,4 +552,27 @@ async def test_each_act_records_the_same_from_cli_api_and_console(
     ), recorded
     # Each surface acted on its own subject: the three are not one event seen three times.
     subjects = [json.dumps(recorded[s][0]["subjects"], sort_keys=True) for s in SURFACES]
-    assert len(set(subjects)) == 3, subjects
+    assert len(set(subjects)) == (3 if case.own_subject else 1), subjects
+
+
+async def test_rotating_the_kek_remotely_must_name_the_one_in_force(surfaces: Surfaces) -> None:
+    """The API and the console refuse a KEK rotation whose ``confirm`` does not name the KEK in
+    force (a replayed or mistaken request): nothing rotates, nothing is recorded."""
+    in_force = _kek_in_force(surfaces, "api")
+    before = _last_seq(surfaces.store)
+    response = await surfaces.api.post(
+        "/api/v1/kek/rotations",
+        json={"confirm": "kek-0000000000000000"},
+        headers={"Authorization": f"Bearer {surfaces.api_token}"},
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "KEY_REFUSED" and error["rule"] == "CONFIRMATION_MISMATCH"
+    assert in_force in error["message"]  # says which to type
+    page = await surfaces.console.post(
+        "/admin/kek/rotate", data={"confirm": "", "csrf_token": surfaces.csrf}
+    )
+    assert page.status == 422
+    assert "KEK не заменён" in await page.text()
+    assert audit_of(surfaces.store, "kek.rotated", after=before) == []
+    assert _kek_in_force(surfaces, "api") == in_force

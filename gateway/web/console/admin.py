@@ -1,11 +1,12 @@
 """Administration pages: keys, the directory of bodies, retention, legal holds and purge runs
-(role ``administrator``); the audit trail and its verification (role ``auditor``).
+(role ``administrator``); the audit trail, its verification and export (role ``auditor``).
 
-All of them only read, from the sources injected into :func:`make_console_app` (see
+The pages only read, from the sources injected into :func:`make_console_app` (see
 :mod:`gateway.web.console.sources`; the console does not start without them), each through
-:mod:`gateway.app` as the signed-in user. The administrator's acts (holds, purge, tokens,
-users) are :mod:`gateway.web.console.admin_acts`; changing keys or policies stays with the CLI
-(the key page shows the commands), so a stolen console session cannot rotate a seal.
+:mod:`gateway.app` as the signed-in user; verifying and exporting the trail are recorded by
+:mod:`gateway.app.audit`. The administrator's acts (holds, purge, tokens, users, key
+generations, the KEK ring) are :mod:`gateway.web.console.admin_acts`; destroying a KEK and
+changing policies stay with the CLI (docs/administration.md).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.app import audit as app_audit
 from gateway.exchange.service import Action
 from gateway.model.directory import CertificateRole
+from gateway.web.console.auth import error_page
 from gateway.web.console.context import ACTOR, CONTEXT, require
 from gateway.web.console.render import render
 from gateway.web.console.sources import AuditQuery
+from gateway.web.streaming import stream_lines
 
 AUDIT_PAGE_SIZE = 100
 """Audit events per page: a screenful with room to scan; deeper pages follow the cursor."""
@@ -255,17 +259,7 @@ async def verify_audit(request: web.Request) -> web.Response:
     _require(request, Action.READ_AUDIT)
     ctx = request.app[CONTEXT]
     trail = ctx.admin.audit_trail
-    result = await trail.verify(request[ACTOR])
-    await ctx.audit(
-        request[ACTOR].name,
-        "console.audit_verified",
-        {
-            "intact": result.intact,
-            "events_checked": result.events_checked,
-            "broken_at": result.broken_at,
-            "tampering": result.tampering,
-        },
-    )
+    result = await trail.verify(request[ACTOR])  # recorded there (audit.verified)
     return render(
         request,
         "admin_audit.html",
@@ -278,3 +272,29 @@ async def verify_audit(request: web.Request) -> web.Response:
             "verification": result,
         },
     )
+
+
+async def export_audit(request: web.Request) -> web.StreamResponse:
+    """A segment of the trail (``from``/``to``: an event number or an ISO 8601 time) as the
+    JSON Lines of ``gateway audit export``, through :func:`gateway.app.audit.export_lines` as
+    the signed-in user; recorded (``audit.exported``)."""
+    _require(request, Action.READ_AUDIT)
+    acts = request.app[CONTEXT].admin.acts
+    if acts is None:
+        raise web.HTTPServiceUnavailable(text="the audit export is not available in this console")
+    form = await request.post()
+    try:
+        (seq_from, since), (seq_to, until) = (
+            app_audit.parse_bound(str(form.get(name) or "")) for name in ("from", "to")
+        )
+    except ValueError:
+        return error_page(
+            request,
+            400,
+            "Выгрузка не выполнена",
+            "«С» и «по» — номер события или время ISO 8601 (2026-11-01T00:00:00Z).",
+        )
+    lines = app_audit.export_lines(
+        acts.acting_as(request[ACTOR]), seq_from=seq_from, seq_to=seq_to, since=since, until=until
+    )
+    return await stream_lines(request, lines, "audit-export.jsonl")

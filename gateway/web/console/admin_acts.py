@@ -1,12 +1,14 @@
 """The administrator's acts in the console: legal holds (place, release), API tokens (add,
-revoke), console users (add, disable) and a purge run now. One page, ``/admin/acts``, holds the
-forms and lists the tokens and users.
+revoke), console users (add, disable), key generations (make, publish, activate, revoke), the
+KEK ring (rotate, re-wrap), a new directory of bodies and a purge run now. One page,
+``/admin/acts``, holds the forms and lists the tokens and users.
 
 Each form calls the same function of :mod:`gateway.app` as ``gateway holds|tokens|users|keys|purge``
 and the local API, as the signed-in user: the same role check, the same rows, the same audit
-event (``tests/app/test_admin_surfaces.py``). The session middleware has checked the form's CSRF
-token before a handler runs. A key generation is activated or revoked here; making one (``gateway
-keys rotate``) and the demo CA's CRL stay commands on the node's host (docs/key-rotation.md).
+event (``tests/app/test_admin_surfaces.py``; :data:`gateway.app.acts.ADMIN_ACTS` lists them).
+The session middleware has checked the form's CSRF token before a handler runs. Rotating the KEK
+ring asks the administrator to type the id of the KEK in force (``confirm``). Destroying a KEK
+and the demo CA's CRL stay commands on the node's host (docs/administration.md).
 
     GET  /admin/acts
     POST /admin/holds/place              conversation_id, reason
@@ -17,6 +19,11 @@ keys rotate``) and the demo CA's CRL stay commands on the node's host (docs/key-
     POST /admin/users/{username}/disable
     POST /admin/keys/activate            role, name, generation, at, force (optional)
     POST /admin/keys/revoke              role, name, generation, reason
+    POST /admin/keys/rotate              role, name
+    POST /admin/keys/publish
+    POST /admin/kek/rotate               confirm, at
+    POST /admin/kek/rewrap
+    POST /admin/directory/import         directory (the signed XML file, multipart)
     POST /admin/purge-runs
 """
 
@@ -30,12 +37,15 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from gateway.app import admin, purge, users
+from gateway.app import directory as app_directory
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
 from gateway.app.passwords import hash_password, password_problem
-from gateway.crypto.keys.generations import RevocationReason
-from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
+from gateway.crypto.keys.generations import PublishedCertificate, RevocationReason
+from gateway.crypto.keys.kek_ring import KekRotationError
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
+from gateway.model.problems import DocumentRejected
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.render import render
@@ -74,7 +84,11 @@ def _done(request: web.Request, text: str) -> web.Response:
     return see_other(request, "admin_acts")
 
 
-async def acts_page(request: web.Request, issued: admin.IssuedToken | None = None) -> web.Response:
+async def acts_page(
+    request: web.Request,
+    issued: admin.IssuedToken | None = None,
+    published: list[PublishedCertificate] | None = None,
+) -> web.Response:
     actor = request[ACTOR]
     require(actor, Action.OPEN_ADMINISTRATION)
     ctx = _acts(request)
@@ -90,6 +104,7 @@ async def acts_page(request: web.Request, issued: admin.IssuedToken | None = Non
             "key_roles": KEY_ROLES,
             "reasons": REVOCATION_REASONS,
             "issued": issued,
+            "published": published,
         },
     )
 
@@ -227,6 +242,95 @@ async def revoke_key(request: web.Request) -> web.Response:
     return _done(request, f"{done.stem} отозван ({done.reason.value}).")
 
 
+NO_KEYS = "Консоль запущена без ключей узла."
+
+
+async def _with_keys(
+    request: web.Request, failed: str, fn: Callable[..., T], *args: Any
+) -> T | web.Response:
+    """``fn(ctx, keys, *args)`` off the event loop as the signed-in user; a refusal page
+    (beginning with ``failed``) when the console has no keys or the act is refused."""
+    ctx = _acts(request)
+    if ctx.keys is None:
+        return _refused(request, 503, NO_KEYS)
+    try:
+        return await _call(fn, ctx, ctx.keys, *args)
+    except (KeyStoreError, KekRotationError, ValueError) as refused:
+        return _refused(request, 422, f"{failed}: {refused}")
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    role, name = _field(form, "role"), _field(form, "name")
+    if role not in KEY_ROLES:
+        return _refused(request, 422, "Укажите вид ключа.")
+    done = await _with_keys(
+        request, "Новое поколение не создано", app_keys.rotate, KeyRole(role), name
+    )
+    if isinstance(done, web.Response):
+        return done
+    how = "сертификат выдан демо-УЦ" if done.demo_ca else "запрос сертификата записан на узле"
+    return _done(request, f"{done.stem}: новое поколение {done.generation} ожидает ({how}).")
+
+
+async def publish_keys(request: web.Request) -> web.Response:
+    published = await _with_keys(request, "Сертификаты не выгружены", app_keys.publish)
+    if isinstance(published, web.Response):
+        return published
+    return await acts_page(request, published=published)
+
+
+async def rotate_kek(request: web.Request) -> web.Response:
+    form = await request.post()
+    confirm, at = _field(form, "confirm"), _field(form, "at") or "now"
+
+    def act(ctx: AppContext, keys: KeyStore) -> app_keys.RotatedKek:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.rotate_kek_ring(ctx, keys, at=when, confirm=confirm)
+
+    done = await _with_keys(request, "KEK не заменён", act)
+    if isinstance(done, web.Response):
+        return done
+    return _done(
+        request,
+        f"KEK {done.key_id} действует с {done.active_from.isoformat()} (прежний: "
+        f"{done.previous}); перешифруйте ключи данных.",
+    )
+
+
+async def rewrap(request: web.Request) -> web.Response:
+    done = await _with_keys(request, "Ключи данных не перешифрованы", app_keys.rewrap)
+    if isinstance(done, web.Response):
+        return done
+    result = done.result
+    state = "все" if result.complete else "не все — повторите"
+    return _done(
+        request, f"Перешифровано ключей данных: {result.rewrapped} под {result.active} ({state})."
+    )
+
+
+MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
+"""A directory file the form takes: the local API's body limit."""
+
+
+async def import_directory(request: web.Request) -> web.Response:
+    form = await request.post()
+    upload = form.get("directory")
+    if not isinstance(upload, web.FileField):
+        return _refused(request, 422, "Выберите файл справочника (подписанный XML депозитария).")
+    data = upload.file.read(MAX_DIRECTORY_BYTES + 1)
+    if len(data) > MAX_DIRECTORY_BYTES:
+        return _refused(request, 413, f"Файл больше {MAX_DIRECTORY_BYTES} байт.")
+    try:
+        done = await _call(app_directory.import_directory, _acts(request), data)
+    except DocumentRejected as rejected:
+        reasons = "; ".join(p.message_ru for p in rejected.problems)
+        return _refused(request, 422, f"Справочник не установлен: {reasons}")
+    if done.already:
+        return _done(request, f"Справочник версии {done.version} уже установлен.")
+    return _done(request, f"Справочник версии {done.version} установлен; узел перешёл на него.")
+
+
 async def run_purge(request: web.Request) -> web.Response:
     ctx = _acts(request)
     try:
@@ -248,4 +352,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/admin/users/{username}/disable", disable_user, name="admin_user_disable")
     router.add_post("/admin/keys/activate", activate_key, name="admin_key_activate")
     router.add_post("/admin/keys/revoke", revoke_key, name="admin_key_revoke")
+    router.add_post("/admin/keys/rotate", rotate_key, name="admin_key_rotate")
+    router.add_post("/admin/keys/publish", publish_keys, name="admin_key_publish")
+    router.add_post("/admin/kek/rotate", rotate_kek, name="admin_kek_rotate")
+    router.add_post("/admin/kek/rewrap", rewrap, name="admin_kek_rewrap")
+    router.add_post("/admin/directory/import", import_directory, name="admin_directory_import")
     router.add_post("/admin/purge-runs", run_purge, name="admin_purge_run")

@@ -212,6 +212,7 @@ def make_console_app(
     router.add_get("/admin/audit", admin.audit, name="admin_audit", allow_head=False)
     admin_acts.add_routes(router)
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
+    router.add_post("/admin/audit/export", admin.export_audit, name="admin_audit_export")
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
     router.add_post(MESSAGE + "/verify", pages.reverify, name="message_verify")
     router.add_post(MESSAGE + "/resend", pages.resend, name="message_resend")

@@ -30,7 +30,8 @@ from gateway.app import jobs as app_jobs
 from gateway.app import keys as app_keys
 from gateway.app import purge as app_purge
 from gateway.app.admin import LegalHold
-from gateway.app.audit import AuditEvent, AuditQuery, AuditVerification
+from gateway.app.audit import AuditEvent, AuditQuery
+from gateway.app.audit_checkpoints import TrailVerification
 from gateway.app.context import AppContext, Store, serving_context
 from gateway.app.outbox import UNDELIVERED_ROWS, UndeliveredItem, undelivered
 from gateway.app.purge import PurgeRun
@@ -111,8 +112,8 @@ class AuditTrail(Protocol):
         """Events matching ``query`` with ``seq < before``, newest first, at most ``limit``."""
         ...
 
-    async def verify(self, actor: Actor) -> AuditVerification:
-        """Walk the whole chain (:func:`gateway.app.audit.verify_chain`)."""
+    async def verify(self, actor: Actor) -> TrailVerification:
+        """Verify the whole trail and record it (:func:`gateway.app.audit.verify`)."""
         ...
 
 
@@ -124,8 +125,11 @@ class StoreAuditTrail:
     """:class:`AuditTrail` over a node's store, through :mod:`gateway.app.audit` as the
     signed-in user (``gateway audit`` reads the same way)."""
 
-    def __init__(self, store: Store, executor: Executor | None = None) -> None:
-        self.context = serving_context(store)
+    def __init__(
+        self, store: Store, executor: Executor | None = None, context: AppContext | None = None
+    ) -> None:
+        self.context = context or serving_context(store)
+        """The node's (with its keys: checkpoints are checked against its seal)."""
         self.executor = executor
 
     async def search(
@@ -138,9 +142,9 @@ class StoreAuditTrail:
 
         return await _run(self.executor, find)
 
-    async def verify(self, actor: Actor) -> AuditVerification:
-        def check() -> AuditVerification:
-            return app_audit.verify_chain(self.context.acting_as(actor))
+    async def verify(self, actor: Actor) -> TrailVerification:
+        def check() -> TrailVerification:
+            return app_audit.verify(self.context.acting_as(actor))
 
         return await _run(self.executor, check)
 
@@ -290,6 +294,6 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
         "holds": admin_holds(serving, executor),
         "purge_runs": store_purge_runs(node.store, executor),
         "job_runs": app_job_runs(serving, ScheduleSettings.from_config(node.config), executor),
-        "audit_trail": StoreAuditTrail(node.store, executor),
+        "audit_trail": StoreAuditTrail(node.store, executor, serving),
         "acts": serving,
     }

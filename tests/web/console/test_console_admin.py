@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -32,6 +33,7 @@ from gateway.web.console.sources import (
     app_job_runs,
     store_purge_runs,
 )
+from tests.app.surfaces import audit_of
 from tests.web.console.conftest import IDENTITY, NOW, signed_in, store_sources, uid
 
 ADMIN_PAGES = ("/admin/keys", "/admin/directory", "/admin/retention", "/admin/holds", "/admin/jobs")
@@ -249,6 +251,11 @@ async def test_audit_search_filters_and_pages(make_client, sources, store) -> No
     assert 'id="error-kind"' in html and 'id="error-before"' in html and "<script>" not in html
 
 
+def _verified(store: Any) -> list[dict[str, Any]]:
+    """The trail's own record of each verification (gateway.app.audit.verify)."""
+    return audit_of(store, "audit.verified")
+
+
 async def test_verify_the_chain_intact_then_broken(make_client, sources, store, audit) -> None:
     with store.transaction() as conn:
         for i in range(5):
@@ -259,7 +266,7 @@ async def test_verify_the_chain_intact_then_broken(make_client, sources, store, 
     token = await signed_in(client, "auditor1")
     intact = await (await client.post("/admin/audit/verify", data={"csrf_token": token})).text()
     assert 'id="chain-intact"' in intact
-    assert audit.of("console.audit_verified")[-1][1]["intact"] is True
+    assert _verified(store)[-1]["details"]["intact"] is True
     with store.transaction() as conn:
         conn.execute(
             sa.update(audit_events).where(audit_events.c.seq == 3).values(actor="someone-else")
@@ -267,7 +274,8 @@ async def test_verify_the_chain_intact_then_broken(make_client, sources, store, 
     broken = await (await client.post("/admin/audit/verify", data={"csrf_token": token})).text()
     match = re.search(r'id="chain-broken" role="alert" data-broken-at="(\d+)"', broken)
     assert match and match.group(1) == "3"
-    assert audit.of("console.audit_verified")[-1][1]["broken_at"] == 3
+    assert _verified(store)[-1]["details"]["broken_at"] == 3
+    assert _verified(store)[-1]["actor"] == "auditor1"
     # Without the token the check is not run (a POST like any other).
     refused = await client.post("/admin/audit/verify", data={})
     assert refused.status == 403
