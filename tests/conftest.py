@@ -83,8 +83,11 @@ def pg_schema(pg_admin: sa.Engine) -> Iterator[Callable[..., str]]:
         return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
     yield make
-    with pg_admin.begin() as conn:
-        for schema in made:
+    # One transaction per schema: dropping a schema locks each of its tables, indexes and
+    # sequences until commit, and a run's few hundred schemas in one transaction exceeded
+    # PostgreSQL's shared lock table ("out of shared memory", max_locks_per_transaction).
+    for schema in made:
+        with pg_admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
