@@ -62,6 +62,29 @@ metadata = sa.MetaData(
     }
 )
 
+
+def _belongs_to(name: str, parent: str, **options: Any) -> sa.Column[str]:
+    """The id column of a row that belongs to ``parent`` (``table.column``) and goes with it:
+    deleting the parent deletes the row (``ON DELETE CASCADE``)."""
+    return sa.Column(
+        name, sa.String(ID_LENGTH), sa.ForeignKey(parent, ondelete="CASCADE"), **options
+    )
+
+
+def _message_header() -> tuple[sa.Column[Any], ...]:
+    """A message's header columns in clear, the same in ``messages`` and in the ``tombstones``
+    that keep them once the message is purged (fresh columns on each call: one table each)."""
+    return (
+        sa.Column("direction", sa.String(8), nullable=False),
+        sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
+        sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
+        sa.Column("sender", sa.String(CODE_LENGTH), nullable=False),
+        sa.Column("recipient", sa.String(CODE_LENGTH), nullable=False),
+        sa.Column("created", UtcDateTime, nullable=False),
+        sa.Column("stored_at", UtcDateTime, nullable=False),
+    )
+
+
 conversations = sa.Table(
     "conversations",
     metadata,
@@ -110,12 +133,7 @@ conversations = sa.Table(
 conversation_machines = sa.Table(
     "conversation_machines",
     metadata,
-    sa.Column(
-        "conversation_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _belongs_to("conversation_id", "conversations.conversation_id", primary_key=True),
     sa.Column("machine", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -133,13 +151,7 @@ messages = sa.Table(
         nullable=False,
     ),
     sa.Column("in_reply_to", sa.String(ID_LENGTH), nullable=True),
-    sa.Column("direction", sa.String(8), nullable=False),
-    sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("sender", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("recipient", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("created", UtcDateTime, nullable=False),
-    sa.Column("stored_at", UtcDateTime, nullable=False),
+    *_message_header(),
     sa.Column("confidential", sa.Boolean(), nullable=False),
     sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
     sa.Column("document_size", sa.Integer, nullable=False),
@@ -153,12 +165,7 @@ messages = sa.Table(
 message_keys = sa.Table(
     "message_keys",
     metadata,
-    sa.Column(
-        "message_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _belongs_to("message_id", "messages.message_id", primary_key=True),
     sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_dek", sa.LargeBinary(64), nullable=False),
     sa.Column("wrapped_at", UtcDateTime, nullable=False),
@@ -192,12 +199,7 @@ attachments = sa.Table(
     "attachments",
     metadata,
     sa.Column("attachment_id", sa.String(ID_LENGTH), primary_key=True),
-    sa.Column(
-        "message_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
-        nullable=True,
-    ),
+    _belongs_to("message_id", "messages.message_id", nullable=True),
     sa.Column("ordinal", sa.Integer, nullable=True),
     sa.Column("complete", sa.Boolean(), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
@@ -220,12 +222,7 @@ signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segmen
 attachment_segments = sa.Table(
     "attachment_segments",
     metadata,
-    sa.Column(
-        "attachment_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("attachments.attachment_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _belongs_to("attachment_id", "attachments.attachment_id", primary_key=True),
     sa.Column("segment_no", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
@@ -236,12 +233,7 @@ verification_reports = sa.Table(
     "verification_reports",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column(
-        "message_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _belongs_to("message_id", "messages.message_id", nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
     sa.Column("purpose", sa.String(16), nullable=False),
     sa.Column("indication", sa.String(CODE_LENGTH), nullable=False),
@@ -260,12 +252,7 @@ search_tags = sa.Table(
     "search_tags",
     metadata,
     sa.Column("tag", sa.LargeBinary(HASH_BYTES), primary_key=True),
-    sa.Column(
-        "conversation_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _belongs_to("conversation_id", "conversations.conversation_id", primary_key=True),
     sa.Index("ix_search_tags_conversation", "conversation_id"),
 )
 """The conversation search index: HMAC tags of the debtor's name and of the case number
@@ -284,12 +271,7 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column(
-        "message_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _belongs_to("message_id", "messages.message_id", nullable=False),
     sa.Column("destination", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -337,12 +319,7 @@ late_answers = sa.Table(
     "late_answers",
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
-    sa.Column(
-        "conversation_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _belongs_to("conversation_id", "conversations.conversation_id", nullable=False),
     sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("due", sa.Date, nullable=False),
     sa.Column("answered_on", sa.Date, nullable=False),
@@ -361,12 +338,7 @@ resends = sa.Table(
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("original_id", sa.String(ID_LENGTH), nullable=False, unique=True),
-    sa.Column(
-        "conversation_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _belongs_to("conversation_id", "conversations.conversation_id", nullable=False),
     sa.Column("resent_at", UtcDateTime, nullable=False),
     sa.Index("ix_resends_conversation", "conversation_id"),
 )
@@ -379,12 +351,7 @@ originals = sa.Table(
     "originals",
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
-    sa.Column(
-        "conversation_id",
-        sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _belongs_to("conversation_id", "conversations.conversation_id", nullable=False),
     sa.Column("sent_on", sa.Date, nullable=True),
     sa.Column("tracking", sa.String(40), nullable=True),
     sa.Column("received_on", sa.Date, nullable=True),
@@ -429,13 +396,7 @@ tombstones = sa.Table(
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
-    sa.Column("direction", sa.String(8), nullable=False),
-    sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("sender", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("recipient", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("created", UtcDateTime, nullable=False),
-    sa.Column("stored_at", UtcDateTime, nullable=False),
+    *_message_header(),
     sa.Column("purged_at", UtcDateTime, nullable=False),
     sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
     sa.Column("policy", sa.String(CODE_LENGTH), nullable=False),
