@@ -280,25 +280,8 @@ def list_holds(
 
 
 def active_holds(conn: Connection, conversation_id: str) -> list[LegalHold]:
-    """Holds on the conversation that are not released."""
-    rows = conn.execute(
-        sa.select(legal_holds).where(
-            legal_holds.c.conversation_id == conversation_id,
-            legal_holds.c.released_at.is_(None),
-        )
-    )
-    return [
-        LegalHold(
-            r.id,
-            r.conversation_id,
-            r.reference,
-            r.placed_by,
-            r.placed_at,
-            r.released_by,
-            r.released_at,
-        )
-        for r in rows
-    ]
+    """Holds on the conversation that are not released, newest first."""
+    return list_holds(conn, conversation_id=conversation_id)
 
 
 def _not_held() -> sa.ColumnElement[bool]:
@@ -343,27 +326,8 @@ def scan(conn: Connection, after: int = 0, limit: int = MAX_SCAN_BATCH) -> list[
     """
     if not 1 <= limit <= MAX_SCAN_BATCH:
         raise ValueError(f"limit must be 1..{MAX_SCAN_BATCH}, got {limit}")
-    m, c = messages.c, conversations.c
     rows = conn.execute(
-        sa.select(
-            m.id,
-            m.message_id,
-            m.conversation_id,
-            m.agreement,
-            m.kind,
-            m.direction,
-            m.sender,
-            m.recipient,
-            m.stored_at,
-            c.closed_at,
-            c.proceeding_closed_at,
-            (~_not_held()).label("held"),
-            (~_not_in_outbox()).label("pending_delivery"),
-        )
-        .join(conversations, c.conversation_id == m.conversation_id)
-        .where(m.id > after)
-        .order_by(m.id)
-        .limit(limit)
+        _facts_query().where(messages.c.id > after).order_by(messages.c.id).limit(limit)
     )
     return [_facts(r) for r in rows]
 
@@ -853,7 +817,8 @@ class PurgedBatch(NamedTuple):
     sha256: bytes
 
 
-def _facts_query() -> sa.Select[Any]:
+def _facts_query(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """The columns :func:`_facts` reads, then ``extra``, of each message with its conversation."""
     m, c = messages.c, conversations.c
     return sa.select(
         m.id,
@@ -865,12 +830,11 @@ def _facts_query() -> sa.Select[Any]:
         m.sender,
         m.recipient,
         m.stored_at,
-        m.created,
-        m.document_sha256,
         c.closed_at,
         c.proceeding_closed_at,
         (~_not_held()).label("held"),
         (~_not_in_outbox()).label("pending_delivery"),
+        *extra,
     ).join(conversations, c.conversation_id == m.conversation_id)
 
 
@@ -902,7 +866,10 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
             .with_for_update(key_share=True)
         ).all()
     rows = conn.execute(
-        _facts_query().where(in_batch).order_by(messages.c.id).with_for_update(of=messages)
+        _facts_query(messages.c.created, messages.c.document_sha256)
+        .where(in_batch)
+        .order_by(messages.c.id)
+        .with_for_update(of=messages)
     ).all()
     return [LockedMessage(_facts(r), r.created, r.document_sha256) for r in rows]
 
