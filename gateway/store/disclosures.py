@@ -36,10 +36,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import Connection
 
 from gateway.crypto import at_rest
-from gateway.crypto.at_rest import WrappedKey
 from gateway.crypto.keys.kek import KekRing
-from gateway.store.dialect import insert_if_absent
-from gateway.store.tables import CODE_LENGTH, disclosures, secret_keys
+from gateway.store import keys as store_keys
+from gateway.store.tables import CODE_LENGTH, disclosures
 
 DISCLOSURE_KEY = "disclosure-records"
 """Name of the secret in ``secret_keys`` behind the sealed recipients and their tags."""
@@ -102,26 +101,7 @@ def _derive(secret: bytes, info: bytes) -> bytes:
 
 def _keys(conn: Connection, keys: KekRing, now: datetime) -> _Keys:
     """The disclosure secret, made on first use (that call must be in a write transaction)."""
-    select = sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
-        secret_keys.c.name == DISCLOSURE_KEY
-    )
-    row = conn.execute(select).first()
-    if row is None:
-        wrapped = at_rest.wrap_data_key(at_rest.new_data_key(), keys)
-        # Two processes may make it at once: one insert wins, both read the winner's key.
-        insert_if_absent(
-            conn,
-            secret_keys,
-            ["name"],
-            {
-                "name": DISCLOSURE_KEY,
-                "kek_id": wrapped.kek_id,
-                "wrapped_key": wrapped.blob,
-                "created_at": now,
-            },
-        )
-        row = conn.execute(select).one()
-    secret = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_key), keys)
+    secret = store_keys.secret(conn, DISCLOSURE_KEY, keys, now)
     return _Keys(_derive(secret, _ENC_INFO), _derive(secret, _MAC_INFO))
 
 

@@ -86,18 +86,7 @@ def rewrap_batch(
     for row in rows:
         dek = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_dek), keys)
         period_keys.move_into_period(conn, row.message_id, dek, row.stored_at, keys, now)
-    secrets_done = 0
-    for row in conn.execute(
-        sa.select(secret_keys).where(secret_keys.c.kek_id != active).with_for_update()
-    ).all():
-        key = at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_key), keys)
-        wrapped = at_rest.wrap_data_key(key, keys)
-        conn.execute(
-            secret_keys.update()
-            .where(secret_keys.c.name == row.name)
-            .values(kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
-        )
-        secrets_done += 1
+    secrets_done = period_keys.rewrap_under_active(conn, keys, secret_keys)
     if rows or secrets_done or period_done:
         audit.append(
             conn,
@@ -234,24 +223,23 @@ def rewrap_all(
     return RewrapResult(done, ring.active.key_id, usage, time.monotonic() - started)
 
 
-def stored_search_secret(conn: Connection) -> WrappedKey | None:
-    """The search index's secret as stored (wrapped by the KEK); None before its first use."""
-    row = conn.execute(
-        sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
-            secret_keys.c.name == SEARCH_INDEX_KEY_NAME
-        )
-    ).first()
+def _secret(name: str) -> sa.Select[tuple[str, bytes]]:
+    return sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
+        secret_keys.c.name == name
+    )
+
+
+def stored_secret(conn: Connection, name: str) -> WrappedKey | None:
+    """One of the store's own secrets (``secret_keys``) as stored, wrapped by the KEK; None
+    before its first use."""
+    row = conn.execute(_secret(name)).first()
     return WrappedKey(row.kek_id, row.wrapped_key) if row is not None else None
 
 
-def search_secret(conn: Connection, keys: KekRing, now: datetime) -> bytes:
-    """The node's secret behind the search index (debtor and case tags, the list's sealed
-    display), kept wrapped by the KEK; made on first use (that first call must be in a write
-    transaction)."""
-    select = sa.select(secret_keys.c.kek_id, secret_keys.c.wrapped_key).where(
-        secret_keys.c.name == SEARCH_INDEX_KEY_NAME
-    )
-    row = conn.execute(select).first()
+def secret(conn: Connection, name: str, keys: KekRing, now: datetime) -> bytes:
+    """One of the store's own secrets (``secret_keys``), kept wrapped by the KEK; made on first
+    use (that first call must be in a write transaction)."""
+    row = conn.execute(_secret(name)).first()
     if row is None:
         wrapped = at_rest.wrap_data_key(at_rest.new_data_key(), keys)
         # Two processes may make it at once: one insert wins, both read the winner's key.
@@ -260,11 +248,23 @@ def search_secret(conn: Connection, keys: KekRing, now: datetime) -> bytes:
             secret_keys,
             ["name"],
             {
-                "name": SEARCH_INDEX_KEY_NAME,
+                "name": name,
                 "kek_id": wrapped.kek_id,
                 "wrapped_key": wrapped.blob,
                 "created_at": now,
             },
         )
-        row = conn.execute(select).one()
+        row = conn.execute(_secret(name)).one()
     return at_rest.unwrap_data_key(WrappedKey(row.kek_id, row.wrapped_key), keys)
+
+
+def stored_search_secret(conn: Connection) -> WrappedKey | None:
+    """The search index's secret as stored (wrapped by the KEK); None before its first use."""
+    return stored_secret(conn, SEARCH_INDEX_KEY_NAME)
+
+
+def search_secret(conn: Connection, keys: KekRing, now: datetime) -> bytes:
+    """The node's secret behind the search index (debtor and case tags, the list's sealed
+    display), kept wrapped by the KEK; made on first use (that first call must be in a write
+    transaction)."""
+    return secret(conn, SEARCH_INDEX_KEY_NAME, keys, now)

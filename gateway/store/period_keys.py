@@ -242,19 +242,19 @@ def kek_usage(conn: Connection) -> dict[str, int]:
     return {kek_id: n for kek_id, n in rows}
 
 
-def rewrap_under_active(conn: Connection, keys: KekRing) -> int:
+def rewrap_under_active(conn: Connection, keys: KekRing, table: sa.Table = period_keys) -> int:
     """Re-wrap the period keys not under the ring's active KEK (a KEK rotation: a few rows,
-    not every message); return how many."""
+    not every message); return how many. ``table``: also the store's own secrets
+    (``secret_keys``), wrapped the same way (``kek_id``, ``wrapped_key``, one-column key)."""
     active = keys.active.key_id
-    rows = conn.execute(
-        sa.select(period_keys).where(period_keys.c.kek_id != active).with_for_update()
-    ).all()
+    (row_key,) = table.primary_key.columns
+    rows = conn.execute(sa.select(table).where(table.c.kek_id != active).with_for_update()).all()
     for r in rows:
         key = at_rest.unwrap_data_key(WrappedKey(r.kek_id, r.wrapped_key), keys)
         wrapped = at_rest.wrap_data_key(key, keys)
         conn.execute(
-            period_keys.update()
-            .where(period_keys.c.key_id == r.key_id)
+            table.update()
+            .where(row_key == r._mapping[row_key])
             .values(kek_id=wrapped.kek_id, wrapped_key=wrapped.blob)
         )
     return len(rows)
