@@ -175,15 +175,20 @@ _FIELDS = tuple(f.name for f in fields(DisclosureRecord))
 _RECORD_COLUMNS = [c for c in disclosures.c if c.name not in {"id", "sealed", "sealed_nonce"}]
 
 
-def list_for_message(conn: Connection, message_id: str) -> list[DisclosureRecord]:
-    """Disclosures of one message, oldest first (no decryption)."""
+def _records(conn: Connection, where: sa.ColumnElement[bool]) -> list[DisclosureRecord]:
+    """The records ``where`` selects, oldest first, at most :data:`MAX_LIST`."""
     rows = conn.execute(
         sa.select(*_RECORD_COLUMNS)
-        .where(disclosures.c.message_id == message_id)
+        .where(where)
         .order_by(disclosures.c.disclosed_at, disclosures.c.id)
         .limit(MAX_LIST)
     )
     return [_record(r._mapping) for r in rows]
+
+
+def list_for_message(conn: Connection, message_id: str) -> list[DisclosureRecord]:
+    """Disclosures of one message, oldest first (no decryption)."""
+    return _records(conn, disclosures.c.message_id == message_id)
 
 
 def find_by_recipient(
@@ -194,13 +199,7 @@ def find_by_recipient(
     The first call on a new store creates the disclosure key: call it in a write transaction.
     """
     tag = _tag(_keys(conn, keys, now).mac, recipient)
-    rows = conn.execute(
-        sa.select(*_RECORD_COLUMNS)
-        .where(disclosures.c.recipient_tag == tag)
-        .order_by(disclosures.c.disclosed_at, disclosures.c.id)
-        .limit(MAX_LIST)
-    )
-    return [_record(r._mapping) for r in rows]
+    return _records(conn, disclosures.c.recipient_tag == tag)
 
 
 def open_sealed(conn: Connection, keys: KekRing, disclosure_id: str, now: datetime) -> SealedFacts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -104,17 +105,8 @@ def mark_sent(
         already_sent=row.sent_on if row else None,
         today=now.astimezone(zone).date(),
     )
-    values = {"sent_on": sent_on, "tracking": tracking, "updated_at": now}
-    _write(conn, message_id, conversation_id, row is not None, values)
-    audit.append(
-        conn,
-        now=now,
-        actor=actor,
-        kind=SENT_EVENT,
-        subjects={"conversation_id": conversation_id, "message": message_id},
-        details={"sent_on": sent_on.isoformat(), "tracking": tracking},
-    )
-    return get(conn, message_id)  # type: ignore[return-value]
+    values = {"sent_on": sent_on, "tracking": tracking}
+    return _write(conn, SENT_EVENT, message_id, conversation_id, row, values, actor, now)
 
 
 def mark_received(
@@ -138,29 +130,40 @@ def mark_received(
         already_received=row.received_on if row else None,
         today=now.astimezone(zone).date(),
     )
-    values = {"received_on": received_on, "updated_at": now}
-    _write(conn, message_id, conversation_id, row is not None, values)
-    audit.append(
-        conn,
-        now=now,
-        actor=actor,
-        kind=RECEIVED_EVENT,
-        subjects={"conversation_id": conversation_id, "message": message_id},
-        details={"received_on": received_on.isoformat()},
-    )
-    return get(conn, message_id)  # type: ignore[return-value]
+    values = {"received_on": received_on}
+    return _write(conn, RECEIVED_EVENT, message_id, conversation_id, row, values, actor, now)
 
 
 def _write(
-    conn: Connection, message_id: str, conversation_id: str, exists: bool, values: dict
-) -> None:
-    if exists:
+    conn: Connection,
+    event: str,
+    message_id: str,
+    conversation_id: str,
+    row: sa.Row | None,
+    values: dict[str, Any],
+    actor: str,
+    now: datetime,
+) -> OriginalRow:
+    """Write ``values`` into the original's row (``row``: as it was, None: made now), audit
+    ``event`` with them, and return the row as it now is."""
+    details = {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+    values = {**values, "updated_at": now}
+    if row is not None:
         conn.execute(originals.update().where(originals.c.message_id == message_id), values)
     else:
         conn.execute(
             originals.insert(),
             {"message_id": message_id, "conversation_id": conversation_id, **values},
         )
+    audit.append(
+        conn,
+        now=now,
+        actor=actor,
+        kind=event,
+        subjects={"conversation_id": conversation_id, "message": message_id},
+        details=details,
+    )
+    return get(conn, message_id)  # type: ignore[return-value]
 
 
 def _select() -> sa.Select:
