@@ -23,6 +23,8 @@ import ctypes
 import functools
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from ctypes import POINTER, byref, c_char_p, c_int, c_long, c_size_t, c_uint, c_void_p
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,19 @@ class _Native:
     """Key bits → ``EVP_MD*`` of Streebog from the provider (for digests)."""
     signing_digests: dict[int, int]
     """Key bits → ``EVP_MD*`` of Streebog from the engine (for signatures)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Signing:
+    """What one signature or its check uses (:func:`_signing_context`)."""
+
+    lib: ctypes.CDLL
+    ctx: int
+    """``EVP_MD_CTX*``."""
+    pkey: int
+    """``EVP_PKEY*``."""
+    md: int
+    """``EVP_MD*`` of the key's Streebog."""
 
 
 def _bind(lib: ctypes.CDLL, name: str, result: Any, *args: Any) -> None:
@@ -155,47 +170,47 @@ def digest(data: bytes, bits: int) -> bytes | None:
     return out.raw[: size.value]
 
 
-def sign(pkcs8: bytes, bits: int, data: bytes) -> bytes | None:
-    """``s || r`` over Streebog-``bits`` of ``data`` with the PKCS#8 key, or ``None``."""
+@contextmanager
+def _signing_context(der: bytes, bits: int, *, private: bool) -> Iterator[_Signing | None]:
+    """The key ``der`` (PKCS#8 if ``private``, else SubjectPublicKeyInfo) and a fresh digest
+    context for Streebog-``bits``, freed (and libcrypto's error queue cleared) on the way out;
+    ``None`` when libcrypto cannot."""
     native = _native()
-    if native is None:
-        return None
-    pkey = _key(native, pkcs8, private=True)
-    if pkey is None:
-        return None
+    pkey = None if native is None else _key(native, der, private=private)
+    if native is None or pkey is None:
+        yield None
+        return
     lib = native.lib
     ctx = lib.EVP_MD_CTX_new()
     try:
-        size = c_size_t(0)
-        if lib.EVP_DigestSignInit(ctx, None, native.signing_digests[bits], None, pkey) != 1:
-            return None
-        if lib.EVP_DigestSign(ctx, None, byref(size), data, len(data)) != 1:
-            return None
-        out = ctypes.create_string_buffer(size.value)
-        if lib.EVP_DigestSign(ctx, out, byref(size), data, len(data)) != 1:
-            return None
-        return out.raw[: size.value]
+        yield _Signing(lib, ctx, pkey, native.signing_digests[bits])
     finally:
         lib.EVP_MD_CTX_free(ctx)
         lib.EVP_PKEY_free(pkey)
         lib.ERR_clear_error()
+
+
+def sign(pkcs8: bytes, bits: int, data: bytes) -> bytes | None:
+    """``s || r`` over Streebog-``bits`` of ``data`` with the PKCS#8 key, or ``None``."""
+    with _signing_context(pkcs8, bits, private=True) as c:
+        if c is None:
+            return None
+        size = c_size_t(0)
+        if c.lib.EVP_DigestSignInit(c.ctx, None, c.md, None, c.pkey) != 1:
+            return None
+        if c.lib.EVP_DigestSign(c.ctx, None, byref(size), data, len(data)) != 1:
+            return None
+        out = ctypes.create_string_buffer(size.value)
+        if c.lib.EVP_DigestSign(c.ctx, out, byref(size), data, len(data)) != 1:
+            return None
+        return out.raw[: size.value]
 
 
 def verify(spki: bytes, bits: int, signature: bytes, data: bytes) -> bool | None:
     """Whether ``signature`` (``s || r``) signs ``data``; ``None`` when libcrypto cannot say."""
-    native = _native()
-    if native is None:
-        return None
-    pkey = _key(native, spki, private=False)
-    if pkey is None:
-        return None
-    lib = native.lib
-    ctx = lib.EVP_MD_CTX_new()
-    try:
-        if lib.EVP_DigestVerifyInit(ctx, None, native.signing_digests[bits], None, pkey) != 1:
+    with _signing_context(spki, bits, private=False) as c:
+        if c is None:
             return None
-        return bool(lib.EVP_DigestVerify(ctx, signature, len(signature), data, len(data)) == 1)
-    finally:
-        lib.EVP_MD_CTX_free(ctx)
-        lib.EVP_PKEY_free(pkey)
-        lib.ERR_clear_error()
+        if c.lib.EVP_DigestVerifyInit(c.ctx, None, c.md, None, c.pkey) != 1:
+            return None
+        return bool(c.lib.EVP_DigestVerify(c.ctx, signature, len(signature), data, len(data)) == 1)
