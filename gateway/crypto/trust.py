@@ -1,10 +1,11 @@
 """Trust anchors, CRLs and certification-path validation.
 
-A :class:`TrustList` holds the CA certificates this node trusts (from ``[trust] ca_file`` now;
-from the directory of bodies later, through :meth:`TrustList.from_certificates`) and the CRLs it
-knows. :meth:`TrustList.validate` builds and checks the path with ``cryptography``'s X.509
-verifier (Rust, RFC 5280 / Web PKI rules for CA certificates), checks every certificate of the
-path against the CRLs itself, and answers with an ETSI indication:
+A :class:`TrustList` holds the CA certificates this node trusts (from ``[trust] ca_file``, or
+from the directory of bodies with ``body_anchors``: body id → the CA certificates allowed to
+certify that body) and the CRLs it knows. :meth:`TrustList.validate` builds and checks the path
+with ``cryptography``'s X.509 verifier (Rust, RFC 5280 / Web PKI rules for CA certificates),
+checks every certificate of the path against the CRLs itself, and answers with an ETSI
+indication:
 
 =========================================  ===============================================
 what happened                              indication / sub-indication
@@ -154,19 +155,6 @@ class TrustList:
         # Facts about a certificate or a CRL that do not depend on time, worked out once.
         self._weak: dict[x509.Certificate, str] = {}
         self._crls_of: dict[x509.Certificate, tuple[x509.CertificateRevocationList, ...]] = {}
-
-    @classmethod
-    def from_certificates(
-        cls,
-        anchors: Iterable[x509.Certificate],
-        crls: Iterable[x509.CertificateRevocationList] = (),
-        *,
-        require_revocation: bool = True,
-        body_anchors: Mapping[str, Iterable[x509.Certificate]] | None = None,
-    ) -> TrustList:
-        """From certificate objects (the directory of bodies will feed this, with
-        ``body_anchors``: body id → the CA certificates allowed to certify that body)."""
-        return cls(anchors, crls, require_revocation=require_revocation, body_anchors=body_anchors)
 
     @classmethod
     def from_pem_files(

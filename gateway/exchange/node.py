@@ -147,7 +147,7 @@ class Node:
             ]
             body_anchors[body.id] = cas
         anchors = {a.fingerprint(_SHA256): a for cas in body_anchors.values() for a in cas}
-        return TrustList.from_certificates(
+        return TrustList(
             list(anchors.values()),
             crls=self._crls,
             require_revocation=self.config.trust.require_revocation_check,

@@ -62,7 +62,7 @@ class CryptoPKI:
 
     def trust(self, *, with_crl: bool = True, at: datetime = NOW) -> TrustList:
         crls = [self.pki.ca.crl(now=at)] if with_crl else []
-        return TrustList.from_certificates([self.pki.ca.certificate], crls)
+        return TrustList([self.pki.ca.certificate], crls)
 
     def reissued(self, key: SigningKey, *, not_before: datetime, not_after: datetime) -> SigningKey:
         """The same key with a new certificate for the given period."""

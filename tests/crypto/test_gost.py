@@ -192,13 +192,13 @@ def test_revoked_gost_certificate_by_gost_crl(gost_pki: CryptoPKI, signed: bytes
         ca.revoked = saved
     assert gost.is_gost_signed(crl)
     assert gost.signature_verifies(crl, gost.public_key_of(ca.certificate))
-    trust = TrustList.from_certificates([ca.certificate], [crl])
+    trust = TrustList([ca.certificate], [crl])
     report = verify_document(signed, trust, VERIFY_AT).report
     assert report.signatures[0].sub_indication is SubIndication.REVOKED
     # A CRL whose GOST signature does not verify is no proof: revocation unknown, fail closed.
     forged = bytearray(crl.public_bytes(serialization.Encoding.DER))
     forged[-3] ^= 1
-    bad = TrustList.from_certificates([ca.certificate], [x509.load_der_x509_crl(bytes(forged))])
+    bad = TrustList([ca.certificate], [x509.load_der_x509_crl(bytes(forged))])
     report = verify_document(signed, bad, VERIFY_AT).report
     assert report.signatures[0].sub_indication is SubIndication.TRY_LATER
 
@@ -297,7 +297,7 @@ def test_openssl_made_ca_and_keys_are_accepted(tmp_path: Path) -> None:
     doc = sign_document(envelope(), None, seal, at)
     crl = x509.load_pem_x509_crl((tmp_path / "crl.pem").read_bytes())
     assert gost.is_gost_signed(crl)
-    trust = TrustList.from_certificates([ca_cert], [crl])
+    trust = TrustList([ca_cert], [crl])
     verified = verify_document(doc, trust, at + timedelta(minutes=1), require_official=False)
     assert verified.passed, verified.report.signatures
 

@@ -152,7 +152,7 @@ def test_wrong_suite_for_the_recipient_is_refused(gost_world) -> None:  # type: 
 def certificates_trust(pki):  # type: ignore[no-untyped-def]
     from gateway.crypto.trust import TrustList
 
-    return TrustList.from_certificates([pki.ca.certificate], [pki.ca.crl(now=NOW)])
+    return TrustList([pki.ca.certificate], [pki.ca.crl(now=NOW)])
 
 
 def test_rotation_from_ecdsa_to_gost_with_overlap(gost_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

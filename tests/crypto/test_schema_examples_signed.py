@@ -41,7 +41,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, KeyStore
         )
         for body, path in pki.body_dirs.items()
     }
-    trust = TrustList.from_certificates([pki.ca.certificate], [pki.ca.crl(now=NOW)])
+    trust = TrustList([pki.ca.certificate], [pki.ca.crl(now=NOW)])
     return stores, trust
 
 

@@ -116,7 +116,7 @@ def test_timestamp_keeps_a_signature_valid_after_expiry(test_pki: CryptoPKI) -> 
     signed_at = NOW - timedelta(days=60)
     tsa = make_tsa(old_ca, now=NOW - timedelta(days=400), at=signed_at + timedelta(seconds=5))
     doc = xades._sign_unchecked(xades.parse_untrusted(envelope()), None, seal, signed_at, tsa)
-    trust = TrustList.from_certificates([old_ca.certificate], [old_ca.crl(now=NOW)])
+    trust = TrustList([old_ca.certificate], [old_ca.crl(now=NOW)])
     verified = verify_document(doc, trust, VERIFY_AT, require_official=False)
     assert verified.passed, verified.report.summary()
     assert verified.report.signatures[0].timestamp_time == signed_at + timedelta(seconds=5)

@@ -46,7 +46,7 @@ def test_revocation_is_judged_per_call_with_a_cached_path() -> None:
     cert = _seal_certificate(ca)
     revoked_at = NOW + timedelta(hours=1)
     ca.revoke(cert, at=revoked_at)
-    trust = TrustList.from_certificates([ca.certificate], [ca.crl(now=NOW + timedelta(hours=2))])
+    trust = TrustList([ca.certificate], [ca.crl(now=NOW + timedelta(hours=2))])
     at = NOW + timedelta(hours=3)
     before = trust.validate(cert, moment=NOW, at=at)
     assert before.sub_indication is SubIndication.REVOKED_NO_POE
@@ -57,7 +57,7 @@ def test_revocation_is_judged_per_call_with_a_cached_path() -> None:
     # The certificate was good under the trust list built before the revocation; the list
     # built with the new CRL, though it has that path cached, says revoked.
     clean = DemoCA(key=ca.key, certificate=ca.certificate)
-    earlier = TrustList.from_certificates([ca.certificate], [clean.crl(now=NOW)])
+    earlier = TrustList([ca.certificate], [clean.crl(now=NOW)])
     assert earlier.validate(cert, moment=NOW, at=NOW + timedelta(minutes=1)).passed
     assert trust.validate(cert, moment=NOW, at=at).sub_indication is SubIndication.REVOKED_NO_POE
 
@@ -66,10 +66,10 @@ def test_a_cached_path_gives_the_answer_of_a_fresh_build_at_every_moment() -> No
     # A CA valid for 10 days certifying a leaf valid for a year: after day 10 the path is gone.
     ca = DemoCA.create(now=NOW, validity=timedelta(days=10))
     cert = _seal_certificate(ca, not_before=NOW, not_after=NOW + timedelta(days=365))
-    cached = TrustList.from_certificates([ca.certificate], require_revocation=False)
+    cached = TrustList([ca.certificate], require_revocation=False)
     moments = [NOW + timedelta(days=d) for d in (1, 20, 2, -1, 5, 400)]
     for moment in moments:
-        fresh = TrustList.from_certificates([ca.certificate], require_revocation=False)
+        fresh = TrustList([ca.certificate], require_revocation=False)
         expected = fresh.validate(cert, moment=moment, at=moment)
         got = cached.validate(cert, moment=moment, at=moment)
         assert (got.indication, got.sub_indication, got.chain) == (

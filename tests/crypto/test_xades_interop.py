@@ -73,7 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, 
 
 
 def _trust(pki: DemoPKI) -> TrustList:
-    return TrustList.from_certificates([pki.ca.certificate], [pki.ca.crl(now=NOW)])
+    return TrustList([pki.ca.certificate], [pki.ca.crl(now=NOW)])
 
 
 def _keys_for(root: etree._Element, stores: dict[str, KeyStore]) -> tuple[Any, SigningKey]:

@@ -389,13 +389,13 @@ def test_expired_since_signing_without_timestamp(test_pki: CryptoPKI) -> None:
     )
     seal = replace(current, certificate=cert, chain=(old_ca.certificate,))
     doc = _sign_with_seal(test_pki, seal, NOW - timedelta(days=60))
-    trust = TrustList.from_certificates([old_ca.certificate], [old_ca.crl(now=NOW)])
+    trust = TrustList([old_ca.certificate], [old_ca.crl(now=NOW)])
     report = verify_document(doc, trust, VERIFY_AT, require_official=False).report
     assert report.signatures[0].indication is Indication.INDETERMINATE
     assert report.signatures[0].sub_indication is SubIndication.OUT_OF_BOUNDS_NO_POE
     # Judged at a time when the certificate was still valid (an archive re-check), it passes.
     then = NOW - timedelta(days=59)
-    old_trust = TrustList.from_certificates([old_ca.certificate], [old_ca.crl(now=then)])
+    old_trust = TrustList([old_ca.certificate], [old_ca.crl(now=then)])
     old = verify_document(doc, old_trust, then, require_official=False)
     assert old.passed, old.report.summary()
 
@@ -420,7 +420,7 @@ def test_signing_time_in_the_future(test_pki: CryptoPKI) -> None:
 def _trust_revoking(test_pki: CryptoPKI, cert, revoked_at) -> TrustList:  # type: ignore[no-untyped-def]
     ca = DemoCA(key=test_pki.pki.ca.key, certificate=test_pki.pki.ca.certificate)
     ca.revoke(cert, at=revoked_at)
-    return TrustList.from_certificates([ca.certificate], [ca.crl(now=VERIFY_AT)])
+    return TrustList([ca.certificate], [ca.crl(now=VERIFY_AT)])
 
 
 def test_revoked_before_signing(test_pki: CryptoPKI, signed: bytes) -> None:
@@ -454,7 +454,7 @@ def test_no_crl_fails_closed(test_pki: CryptoPKI, signed: bytes) -> None:
         verify_document(signed, stale, VERIFY_AT).report.signatures[0].sub_indication
         is SubIndication.TRY_LATER
     )
-    lax = TrustList.from_certificates([test_pki.pki.ca.certificate], require_revocation=False)
+    lax = TrustList([test_pki.pki.ca.certificate], require_revocation=False)
     verified = verify_document(signed, lax, VERIFY_AT)
     assert verified.passed
     assert verified.report.signatures[0].revocation is RevocationStatus.NOT_CHECKED
@@ -462,7 +462,7 @@ def test_no_crl_fails_closed(test_pki: CryptoPKI, signed: bytes) -> None:
 
 def test_untrusted_ca(signed: bytes) -> None:
     stranger = DemoCA.create(now=NOW)
-    trust = TrustList.from_certificates([stranger.certificate], [stranger.crl(now=NOW)])
+    trust = TrustList([stranger.certificate], [stranger.crl(now=NOW)])
     report = verify_document(signed, trust, VERIFY_AT).report
     assert report.indication is Indication.INDETERMINATE
     assert report.signatures[0].sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
@@ -507,11 +507,11 @@ def test_sign_refuses_wrong_roles_and_bad_envelopes(test_pki: CryptoPKI, signed:
 
 def test_ca_not_assigned_to_the_body(signed: bytes, test_pki: CryptoPKI) -> None:
     ca = test_pki.pki.ca
-    assigned = TrustList.from_certificates(
+    assigned = TrustList(
         [ca.certificate], [ca.crl(now=NOW)], body_anchors={SENDER: [ca.certificate]}
     )
     assert verify_document(signed, assigned, VERIFY_AT).passed
-    elsewhere = TrustList.from_certificates(
+    elsewhere = TrustList(
         [ca.certificate], [ca.crl(now=NOW)], body_anchors={RECIPIENT: [ca.certificate]}
     )
     report = verify_document(signed, elsewhere, VERIFY_AT).report

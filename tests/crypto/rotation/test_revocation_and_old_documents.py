@@ -54,7 +54,7 @@ def test_revocation_stops_signing_and_peers_refuse_new_signatures(
     stamped = sign_document(
         envelope(), None, old_seal, signed_at, timestamper=make_tsa(ca, at=signed_at)
     )
-    trust_then = TrustList.from_certificates([ca.certificate], [ca.crl(now=signed_at)])
+    trust_then = TrustList([ca.certificate], [ca.crl(now=signed_at)])
     assert verdict(plain, trust_then, signed_at + timedelta(minutes=1)) == (
         Indication.TOTAL_PASSED,
         None,
@@ -161,10 +161,10 @@ def test_old_document_verifies_at_its_time_after_rotation_and_expiry(
     cli(node, capsys, "activate", "seal", "--generation", "2", "--at", "now")
 
     at_its_time = signed_at + timedelta(minutes=1)
-    trust = TrustList.from_certificates([ca.certificate], [ca.crl(now=at_its_time)])
+    trust = TrustList([ca.certificate], [ca.crl(now=at_its_time)])
     assert verdict(plain, trust, at_its_time) == (Indication.TOTAL_PASSED, None)
     later = signed_at + timedelta(hours=2)  # the certificate expired meanwhile
-    trust_later = TrustList.from_certificates([ca.certificate], [ca.crl(now=later)])
+    trust_later = TrustList([ca.certificate], [ca.crl(now=later)])
     assert verdict(stamped, trust_later, later) == (Indication.TOTAL_PASSED, None)
     assert verdict(plain, trust_later, later) == (
         Indication.INDETERMINATE,

@@ -132,7 +132,7 @@ def test_rotate_activate_publish_and_sign(
 
     ca = node.ca()
     for doc, at in ((doc_before, before), (doc_after, after)):
-        trust = TrustList.from_certificates([ca.certificate], [ca.crl(now=at)])
+        trust = TrustList([ca.certificate], [ca.crl(now=at)])
         verified = verify_document(doc, trust, at + timedelta(seconds=30), expected_sender=BODY)
         assert verified.passed, verified.report.summary()
         seal_sha = verified.report.signatures[0].chain[0].sha256
@@ -245,7 +245,7 @@ def test_seal_rotation_onto_the_token(
     assert seal.generation == 2 and seal.location.endswith(f"{label}/seal.2")
     doc = sign_document(envelope(), None, seal, at)
     ca = node.ca()
-    trust = TrustList.from_certificates([ca.certificate], [ca.crl(now=at)])
+    trust = TrustList([ca.certificate], [ca.crl(now=at)])
     verified = verify_document(doc, trust, at + timedelta(seconds=5), require_official=False)
     assert verified.passed, verified.report.summary()
 
