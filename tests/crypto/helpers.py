@@ -6,6 +6,7 @@ official ("chief"), tls and encryption keys in the key store's layout; a CRL iss
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 from cryptography import x509
 
 from gateway.config import KeysSection
+from gateway.crypto import xades
 from gateway.crypto.certificates import CertificateProfile
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.trust import TrustList
 from gateway.demo.pki import DemoPKI, build_demo_pki
+from gateway.model.bodies import DEMO_BODIES
+from tests.tooling import require_tool
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 """Pinned time: the PKI is built at NOW, documents are signed at NOW, verified a minute later."""
@@ -102,3 +106,59 @@ def _title(cert: x509.Certificate) -> str:
 def build_test_pki(root: Path) -> CryptoPKI:
     pki = build_demo_pki(root, [SENDER, RECIPIENT], now=NOW, passphrase=PASSPHRASE.encode())
     return CryptoPKI(pki=pki, root=root)
+
+
+def demo_key_stores(root: Path) -> tuple[DemoPKI, dict[str, KeyStore]]:
+    """The demo bodies' PKI built at NOW under ``root``, and a key store of each body."""
+    pki = build_demo_pki(
+        root,
+        [b.id for b in DEMO_BODIES],
+        now=NOW,
+        passphrase=PASSPHRASE.encode(),
+        roles=("seal", "official"),
+    )
+    stores = {
+        body: KeyStore(
+            KeysSection(dir=path, official="chief"),
+            body,
+            environ={"GATEWAY_KEY_PASSPHRASE": PASSPHRASE},
+        )
+        for body, path in pki.body_dirs.items()
+    }
+    return pki, stores
+
+
+XMLSEC1_ID_ATTRIBUTES = [
+    argument
+    for tag in (
+        f"{xades.ENV_NS}:Header",
+        f"{xades.ENV_NS}:Body",
+        f"{xades.DS_NS}:KeyInfo",
+        f"{xades.XADES_NS}:SignedProperties",
+    )
+    for argument in ("--id-attr:Id", tag)
+]
+"""xmlsec1's arguments naming the ``Id`` attributes our references point at."""
+
+
+def xmlsec1_verify(document: Path, ca_file: Path, index: int) -> subprocess.CompletedProcess[str]:
+    """xmlsec1 (an independent implementation) verifying the ``index``-th signature (1-based) of
+    ``document`` against ``ca_file`` at VERIFY_AT."""
+    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
+    return subprocess.run(
+        [
+            xmlsec1,
+            "--verify",
+            "--trusted-pem",
+            str(ca_file),
+            *XMLSEC1_ID_ATTRIBUTES,
+            "--verification-time",
+            VERIFY_AT.strftime("%Y-%m-%d %H:%M:%S"),
+            "--node-xpath",
+            f"(//*[local-name()='Signature'])[{index}]",
+            str(document),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.config import KeysSection
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import sign_document, verify_document
-from gateway.demo.pki import build_demo_pki
-from gateway.model.bodies import DEMO_BODIES
 from gateway.model.profiles import profile
 from gateway.schemas import SCHEMA_DIR
-from tests.crypto.helpers import NOW, PASSPHRASE, VERIFY_AT
+from tests.crypto.helpers import NOW, VERIFY_AT, demo_key_stores
 from tests.tooling import require_tool
 
 SCHEMAS = SCHEMA_DIR
@@ -26,21 +23,7 @@ EXAMPLES = sorted((SCHEMAS / "examples" / "valid").glob("*.xml"))
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, KeyStore], TrustList]:
-    pki = build_demo_pki(
-        tmp_path_factory.mktemp("bodies"),
-        [b.id for b in DEMO_BODIES],
-        now=NOW,
-        passphrase=PASSPHRASE.encode(),
-        roles=("seal", "official"),
-    )
-    stores = {
-        body: KeyStore(
-            KeysSection(dir=path, official="chief"),
-            body,
-            environ={"GATEWAY_KEY_PASSPHRASE": PASSPHRASE},
-        )
-        for body, path in pki.body_dirs.items()
-    }
+    pki, stores = demo_key_stores(tmp_path_factory.mktemp("bodies"))
     trust = TrustList([pki.ca.certificate], [pki.ca.crl(now=NOW)])
     return stores, trust
 

@@ -29,16 +29,22 @@ from signxml.xades import (
     XAdESVerifier,
 )
 
-from gateway.config import KeysSection
 from gateway.crypto import algorithms, xades
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.report import SubIndication
 from gateway.crypto.trust import TrustList
-from gateway.demo.pki import DemoPKI, build_demo_pki
-from gateway.model.bodies import DEMO_BODIES
+from gateway.demo.pki import DemoPKI
 from gateway.model.profiles import profile
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.crypto.helpers import NOW, PASSPHRASE, SENDER, VERIFY_AT, envelope
+from tests.crypto.helpers import (
+    NOW,
+    SENDER,
+    VERIFY_AT,
+    XMLSEC1_ID_ATTRIBUTES,
+    demo_key_stores,
+    envelope,
+    xmlsec1_verify,
+)
 from tests.tooling import require_tool
 
 EXAMPLES = sorted(VALID_EXAMPLES_DIR.glob("*.xml"))
@@ -54,22 +60,7 @@ LOCATIONS = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, KeyStore]]:
-    pki = build_demo_pki(
-        tmp_path_factory.mktemp("interop"),
-        [b.id for b in DEMO_BODIES],
-        now=NOW,
-        passphrase=PASSPHRASE.encode(),
-        roles=("seal", "official"),
-    )
-    stores = {
-        body: KeyStore(
-            KeysSection(dir=path, official="chief"),
-            body,
-            environ={"GATEWAY_KEY_PASSPHRASE": PASSPHRASE},
-        )
-        for body, path in pki.body_dirs.items()
-    }
-    return pki, stores
+    return demo_key_stores(tmp_path_factory.mktemp("interop"))
 
 
 def _trust(pki: DemoPKI) -> TrustList:
@@ -102,40 +93,11 @@ def _signxml_verifies(signed: bytes, role: str, ca_file: Path) -> None:
     assert len(results) == references
 
 
-def _id_attrs() -> list[str]:
-    args = []
-    for tag in (
-        f"{xades.ENV_NS}:Header",
-        f"{xades.ENV_NS}:Body",
-        f"{xades.DS_NS}:KeyInfo",
-        f"{xades.XADES_NS}:SignedProperties",
-    ):
-        args += ["--id-attr:Id", tag]
-    return args
-
-
 def _xmlsec1_verifies(signed: bytes, role: str, ca_file: Path, tmp_path: Path) -> None:
-    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
     doc = tmp_path / f"{role}.xml"
     doc.write_bytes(signed)
     index = 1 if role == "official" or _roles(signed) == ["seal"] else LOCATIONS[role][2]
-    result = subprocess.run(
-        [
-            xmlsec1,
-            "--verify",
-            "--trusted-pem",
-            str(ca_file),
-            *_id_attrs(),
-            "--verification-time",
-            "2026-11-23 10:01:00",
-            "--node-xpath",
-            f"(//*[local-name()='Signature'])[{index}]",
-            str(doc),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = xmlsec1_verify(doc, ca_file, index)
     assert result.returncode == 0, result.stderr
 
 
@@ -259,7 +221,7 @@ def _xmlsec1_signed(
                 "--sign",
                 "--privkey-pem",
                 str(key_file),
-                *_id_attrs(),
+                *XMLSEC1_ID_ATTRIBUTES,
                 "--node-xpath",
                 f"(//*[local-name()='Signature'])[{index}]",
                 "--output",

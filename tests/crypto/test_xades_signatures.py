@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,8 +19,15 @@ from gateway.crypto.report import Indication, RevocationStatus, SignatureInvalid
 from gateway.crypto.trust import TrustList
 from gateway.crypto.xades import SigningError, sign_document, verify_document
 from gateway.model.problems import DocumentRejected
-from tests.crypto.helpers import NOW, RECIPIENT, SENDER, VERIFY_AT, CryptoPKI, envelope
-from tests.tooling import require_tool
+from tests.crypto.helpers import (
+    NOW,
+    RECIPIENT,
+    SENDER,
+    VERIFY_AT,
+    CryptoPKI,
+    envelope,
+    xmlsec1_verify,
+)
 
 NS = {"env": xades.ENV_NS, "ds": xades.DS_NS}
 
@@ -104,33 +110,9 @@ def test_seal_only_document(test_pki: CryptoPKI) -> None:
 def test_xmlsec1_verifies_each_signature(
     signed: bytes, test_pki: CryptoPKI, tmp_path: Path, index: int
 ) -> None:
-    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
     doc = tmp_path / "signed.xml"
     doc.write_bytes(signed)
-    result = subprocess.run(
-        [
-            xmlsec1,
-            "--verify",
-            "--trusted-pem",
-            str(test_pki.pki.ca_file),
-            "--id-attr:Id",
-            f"{xades.ENV_NS}:Header",
-            "--id-attr:Id",
-            f"{xades.ENV_NS}:Body",
-            "--id-attr:Id",
-            f"{xades.DS_NS}:KeyInfo",
-            "--id-attr:Id",
-            "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
-            "--verification-time",
-            "2026-11-23 10:01:00",
-            "--node-xpath",
-            f"(//*[local-name()='Signature'])[{index}]",
-            str(doc),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = xmlsec1_verify(doc, test_pki.pki.ca_file, index)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout + result.stderr
 
@@ -138,33 +120,9 @@ def test_xmlsec1_verifies_each_signature(
 def test_xmlsec1_rejects_a_tampered_body(
     signed: bytes, test_pki: CryptoPKI, tmp_path: Path
 ) -> None:
-    xmlsec1 = require_tool("xmlsec1", "xmlsec1")
     doc = tmp_path / "tampered.xml"
     doc.write_bytes(signed.replace("Запрос".encode(), "Подлог".encode()))
-    result = subprocess.run(
-        [
-            xmlsec1,
-            "--verify",
-            "--trusted-pem",
-            str(test_pki.pki.ca_file),
-            "--id-attr:Id",
-            f"{xades.ENV_NS}:Header",
-            "--id-attr:Id",
-            f"{xades.ENV_NS}:Body",
-            "--id-attr:Id",
-            f"{xades.DS_NS}:KeyInfo",
-            "--id-attr:Id",
-            "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
-            "--verification-time",
-            "2026-11-23 10:01:00",
-            "--node-xpath",
-            "(//*[local-name()='Signature'])[1]",
-            str(doc),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = xmlsec1_verify(doc, test_pki.pki.ca_file, 1)
     assert result.returncode != 0
 
 
