@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.config import NodeConfig
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
 from gateway.store import Store, audit, open_current_store
@@ -68,6 +69,9 @@ class AppContext:
     keys: KeyStore | None = None
     """The node's keys, where the context was built over a running node (the servers): the
     acts that sign (a purge run's report) use them. A command opens its own."""
+    kek_ring: KekRing | None = None
+    """The node's KEK ring, for the acts that open or seal what is stored under it (a
+    disclosure): the running node's own ring in the servers, the one a command loaded."""
     owns_store: bool = field(default=False, repr=False)
     """True when :meth:`open` created the store: :meth:`close` disposes of it."""
 
@@ -108,11 +112,12 @@ def serving_context(
     config: NodeConfig | None = None,
     clock: Callable[[], datetime] = _utc_now,
     keys: KeyStore | None = None,
+    kek_ring: KekRing | None = None,
 ) -> AppContext:
     """The context of a server over the store it holds. Its own actor has no role, so nothing
     runs for the server itself by mistake: each request names its actor with
     :meth:`AppContext.acting_as`."""
-    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock, keys)
+    return AppContext(store, Actor(name="node", roles=frozenset()), config, clock, keys, kek_ring)
 
 
 def require(ctx: AppContext, action: Action, subject: str = "") -> None:

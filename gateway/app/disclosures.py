@@ -1,10 +1,18 @@
 """Disclosing a received document and reading the record of disclosures (CIS Art. 9.1-9.3) as
-use cases: ``gateway disclose`` and ``gateway disclosures``. Searching by a recipient's name or
-opening the sealed names is itself a use of personal data: recorded, by ids and counts only.
-The local API and the console disclose through the node's service, which calls the same
-:func:`gateway.exchange.disclosure.disclose` (``document.disclosed`` / ``disclosure.refused``).
+use cases: ``gateway disclose`` and ``gateway disclosures``; the local API's ``POST
+/api/v1/messages/{message_id}/disclosures`` and the console's disclosure form call
+:func:`disclose` too, as their actor (``tests/app/test_case_surfaces.py`` compares the three).
+Searching by a recipient's name or opening the sealed names is itself a use of personal data:
+recorded, by ids and counts only. Both need the node's KEK ring in the context
+(:attr:`AppContext.kek_ring <gateway.app.context.AppContext.kek_ring>`).
 
-Audit event written here::
+Audit events written (by :func:`gateway.exchange.disclosure.disclose`)::
+
+    document.disclosed        subjects message, conversation, disclosure;
+                              details code, article, category, consent_request
+    disclosure.refused        subjects message, conversation; details code, article, category
+
+and here::
 
     disclosure.records.read   subjects message (when asked by message);
                               details by_recipient, decrypted, records
@@ -17,13 +25,19 @@ from dataclasses import dataclass
 from gateway.app.context import ACTOR_CHARS, AppContext, require
 from gateway.crypto.keys.kek import KekRing
 from gateway.exchange import disclosure
-from gateway.exchange.disclosure import Disclosure, DisclosureRefused, RecipientCategory
+from gateway.exchange.disclosure import (
+    Disclosure,
+    DisclosureError,
+    DisclosureRefused,
+    RecipientCategory,
+)
 from gateway.exchange.service import Action
 from gateway.store import audit, disclosures
 from gateway.store.disclosures import DisclosureRecord, DisclosureStoreError, SealedFacts
 
 __all__ = [
     "Disclosure",
+    "DisclosureError",
     "DisclosureRecord",
     "DisclosureRefused",
     "DisclosureStoreError",
@@ -34,9 +48,14 @@ __all__ = [
 ]
 
 
+def _ring(ctx: AppContext) -> KekRing:
+    if ctx.kek_ring is None:
+        raise ValueError("disclosures need the node's KEK ring in the context (kek_ring)")
+    return ctx.kek_ring
+
+
 def disclose(
     ctx: AppContext,
-    ring: KekRing,
     message_id: str,
     *,
     recipient: str,
@@ -44,14 +63,15 @@ def disclose(
     purpose: str,
 ) -> Disclosure:
     """Judge whether the agreement allows handing the document to ``recipient``; record the
-    disclosure (recipient and purpose sealed under ``ring``) and return the signed document,
-    or record the refusal and raise :class:`DisclosureRefused`."""
+    disclosure (recipient and purpose sealed under the node's KEK ring) and return the signed
+    document, or record the refusal and raise :class:`DisclosureRefused`; a message not
+    stored here (or of other bodies' conversation) raises :class:`DisclosureError`."""
     require(ctx, Action.DISCLOSE, message_id)
     if ctx.config is None:
         raise ValueError("disclosing needs the node's configuration (its body id)")
     return disclosure.disclose(
         ctx.store,
-        ring,
+        _ring(ctx),
         body_id=ctx.config.node.body_id,
         message_id=message_id,
         recipient=recipient,
@@ -71,7 +91,6 @@ class Disclosures:
 
 def read(
     ctx: AppContext,
-    ring: KekRing,
     *,
     message_id: str | None = None,
     recipient: str | None = None,
@@ -80,6 +99,7 @@ def read(
     """The disclosures of one message, or to one recipient (by the sealed name's keyed tag).
     Raises :class:`DisclosureStoreError` when a sealed record does not open."""
     require(ctx, Action.DISCLOSE, message_id or "")
+    ring = _ring(ctx)
     now = ctx.clock()
     with ctx.store.transaction() as conn:
         if message_id is not None:

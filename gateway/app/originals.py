@@ -1,7 +1,9 @@
 """The original by post (CIS Art. 10 para. 1) as use cases: ``gateway originals sent|received|
-list``. The local API and the console reach the same store calls through the local service
-(:class:`gateway.exchange.local_service.LocalNodeService`); both raise
-:class:`~gateway.rules.originals.OriginalRefused` naming the field and the rule.
+list``; the local API's ``POST /api/v1/messages/{message_id}/original/sent|received`` and the
+console's forms call :func:`mark_sent` and :func:`mark_received` as their actor (``tests/app/
+test_case_surfaces.py`` compares the three). A refusal is
+:class:`~gateway.rules.originals.OriginalRefused` naming the field and the rule
+(``UNKNOWN_MESSAGE``: the servers answer 404).
 
 Audit events written (by the store, in the same transaction)::
 

@@ -1,7 +1,8 @@
 """Marking a conversation's proceeding closed (CIS Art. 9.6) as a use case: ``gateway proceedings
-close``. The local API and the console reach the same store call through the local service
-(:meth:`gateway.exchange.local_service.LocalNodeService.close_proceeding`); both raise
-:class:`ProceedingCloseRefused` with the rule's code and Russian message.
+close``, the local API's ``POST /api/v1/conversations/{conversation_id}/proceeding-closed`` and
+the console's form call :func:`close_proceeding` as their actor (``tests/app/
+test_case_surfaces.py`` compares the three). A refusal is :class:`ProceedingCloseRefused` with
+the rule's code and Russian message (``UNKNOWN_CONVERSATION``: the servers answer 404).
 
 Audit event written (by the store, in the same transaction)::
 

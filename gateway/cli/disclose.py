@@ -91,7 +91,6 @@ def _uuid(text: str) -> object:
 
 def _disclose(args: argparse.Namespace) -> int:
     from gateway.app import disclosures
-    from gateway.exchange.disclosure import DisclosureError
 
     try:
         # A message id names the output file: only a canonical UUID may, no path in it.
@@ -118,10 +117,10 @@ def _disclose(args: argparse.Namespace) -> int:
     opened = _open_node(args.config)
     if isinstance(opened, int):
         return opened
-    ctx, keys, ring = opened
+    ctx, keys = opened
     try:
         result = disclosures.disclose(
-            ctx, ring, message_id, recipient=args.to, category=args.category, purpose=args.purpose
+            ctx, message_id, recipient=args.to, category=args.category, purpose=args.purpose
         )
     except disclosures.DisclosureRefused as refused:
         d = refused.decision
@@ -129,7 +128,7 @@ def _disclose(args: argparse.Namespace) -> int:
         return fail(
             f"раскрытие не допускается ({d.article}): {d.reason_ru}{remedy}", d.code, EXIT_REFUSED
         )
-    except DisclosureError as exc:
+    except disclosures.DisclosureError as exc:
         return report(exc)
     finally:
         ctx.close()
@@ -158,8 +157,11 @@ def _disclose(args: argparse.Namespace) -> int:
     return EXIT_DISCLOSED
 
 
-def _open_node(path: Path) -> tuple[AppContext, Any, Any] | int:
-    """The node's context, key store and KEK ring; or the exit code of the error reported."""
+def _open_node(path: Path) -> tuple[AppContext, Any] | int:
+    """The node's context (with its KEK ring) and key store; or the exit code of the error
+    reported."""
+    from dataclasses import replace
+
     from gateway.app.context import AppContext
     from gateway.config import NodeConfig
     from gateway.crypto.keys.kek_ring import load_kek_ring
@@ -180,7 +182,7 @@ def _open_node(path: Path) -> tuple[AppContext, Any, Any] | int:
             ExitCode.UNAVAILABLE,
         )
     try:
-        return AppContext.from_config(config), keys, ring
+        return replace(AppContext.from_config(config), kek_ring=ring), keys
     except BaseException:
         keys.close()
         raise
@@ -200,12 +202,11 @@ def _list(args: argparse.Namespace) -> int:
     opened = _open_node(args.config)
     if isinstance(opened, int):
         return opened
-    ctx, keys, ring = opened
+    ctx, keys = opened
     try:
         with ctx:
             found = disclosures.read(
                 ctx,
-                ring,
                 message_id=message_id if args.message is not None else None,
                 recipient=args.to,
                 show_recipients=bool(args.show_recipients),

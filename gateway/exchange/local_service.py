@@ -26,12 +26,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from gateway.crypto.keys.generations import expiring_keys
 from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.xades import verify_envelope
-from gateway.exchange import disclosure, listing, machine_codec, sending
+from gateway.exchange import listing, machine_codec, sending
 from gateway.exchange.attachments import (
     AttachmentCheck,
     AttachmentCheckRefused,
@@ -63,7 +62,6 @@ from gateway.exchange.service import (
     may_at_all,
 )
 from gateway.rules.clock import days_left, due_date
-from gateway.rules.originals import OriginalRefused
 from gateway.store import attachments as attachment_store
 from gateway.store import audit, machines, read_purposes, reports, tokens
 from gateway.store import conversations as conv_store
@@ -317,117 +315,6 @@ class LocalNodeService:
 
         return await self._run(counts)
 
-    async def disclose(
-        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
-    ) -> dict[str, Any]:
-        await self._allow(actor, Action.DISCLOSE, message_id)
-
-        def run() -> dict[str, Any]:
-            try:
-                done = disclosure.disclose(
-                    self.node.store,
-                    self.node.kek_ring,
-                    body_id=self.node.body_id,
-                    message_id=message_id,
-                    recipient=recipient,
-                    category=disclosure.RecipientCategory(category),
-                    purpose=purpose,
-                    actor=actor.name[:64],
-                    now=self.node.clock(),
-                )
-            except disclosure.DisclosureRefused:
-                raise
-            except disclosure.DisclosureError as exc:
-                raise NotFound(str(exc)) from None
-            return {
-                "disclosure_id": done.disclosure_id,
-                "message_id": done.message_id,
-                "article": done.decision.article,
-                "code": done.decision.code,
-                "conditions": list(done.conditions),
-                "procedure": list(done.procedure),
-            }
-
-        return await self._run(run)
-
-    async def close_proceeding(
-        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
-    ) -> dict[str, Any]:
-        await self._allow(actor, Action.CLOSE_PROCEEDING, conversation_id)
-
-        def run() -> dict[str, Any]:
-            try:
-                with self.node.store.transaction() as conn:
-                    closed = conv_store.close_proceeding(
-                        conn,
-                        conversation_id,
-                        closed_at=closed_at,
-                        reference=reference,
-                        actor=actor.name[:64],
-                        now=self.node.clock(),
-                    )
-            except conv_store.ProceedingCloseRefused as refused:
-                if refused.code == "UNKNOWN_CONVERSATION":
-                    raise NotFound(str(refused)) from None
-                raise
-            assert closed.proceeding_closed_at is not None
-            return {
-                "conversation_id": closed.conversation_id,
-                "proceeding_closed_at": closed.proceeding_closed_at.isoformat(),
-                "reference": reference.strip(),
-            }
-
-        return await self._run(run)
-
-    # --- the original by post (CIS Art. 10 para. 1) -----------------------------------------
-
-    def _original(self, record: Callable[..., originals_store.OriginalRow]) -> dict[str, Any]:
-        try:
-            with self.node.store.transaction() as conn:
-                row = record(conn)
-        except OriginalRefused as refused:
-            if refused.code == "UNKNOWN_MESSAGE":
-                raise NotFound(str(refused)) from None
-            raise
-        return row.to_json()
-
-    async def original_sent(
-        self, message_id: str, *, sent_on: date, tracking: str, actor: Actor
-    ) -> dict[str, Any]:
-        def run() -> dict[str, Any]:
-            self._check(actor, Action.RECORD_ORIGINAL, subject=message_id)
-            return self._original(
-                lambda conn: originals_store.mark_sent(
-                    conn,
-                    message_id,
-                    sent_on=sent_on,
-                    tracking=tracking,
-                    actor=actor.name[:64],
-                    now=self.node.clock(),
-                    zone=self._zone(),
-                )
-            )
-
-        return await self._run(run)
-
-    async def original_received(
-        self, message_id: str, *, received_on: date, actor: Actor
-    ) -> dict[str, Any]:
-        def run() -> dict[str, Any]:
-            self._check(actor, Action.RECORD_ORIGINAL, subject=message_id)
-            return self._original(
-                lambda conn: originals_store.mark_received(
-                    conn,
-                    message_id,
-                    received_on=received_on,
-                    actor=actor.name[:64],
-                    now=self.node.clock(),
-                    zone=self._zone(),
-                )
-            )
-
-        return await self._run(run)
-
     async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
         def run() -> list[dict[str, Any]]:
             self._check(actor, Action.RECORD_ORIGINAL, subject=conversation_id)
@@ -439,10 +326,6 @@ class LocalNodeService:
                 ]
 
         return await self._run(run)
-
-    def _zone(self) -> ZoneInfo:
-        """The node's own zone: the dates of the post are this office's dates."""
-        return ZoneInfo(self.node.config.node.timezone)
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:
         await self._allow(actor, Action.READ_KEY_EXPIRY)

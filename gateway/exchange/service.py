@@ -1,7 +1,9 @@
 """What the local side (API, console, CLI) may ask of a node: the seam between web and exchange.
 
-The node implements :class:`LocalService`; the local API and the console call only this. Views
-are plain frozen dataclasses, so the web layer never touches the store or the crypto directly.
+The node implements :class:`LocalService`; the local API and the console call this, and the use
+cases of :mod:`gateway.app` for the acts every surface shares with the command line (holds,
+tokens, users, keys; a proceeding closed, an original's marks, a disclosure). Views are plain
+frozen dataclasses, so the web layer never touches the store or the crypto directly.
 
 Roles (issue "Confidentiality"): ``operator`` works conversations; ``confidential-reader`` may
 read confidential documents (each read recorded with its stated purpose, CIS Art. 9.1);
@@ -343,7 +345,10 @@ class MessageView:
 
 
 class LocalService(Protocol):
-    """Implemented by the node; called by the local API, the console and the CLI."""
+    """Implemented by the node; called by the local API, the console and the CLI. The acts of
+    :mod:`gateway.app` (an administrator's; an operator's case acts: a proceeding closed, an
+    original's marks, a disclosure) are not here: the servers call those use cases, as the
+    command line does."""
 
     async def authenticate_token(self, token: str) -> Actor | None: ...
 
@@ -410,35 +415,6 @@ class LocalService(Protocol):
     ) -> tuple[ConversationSummary, ...]:
         """Conversations in ``states`` due on or before ``due_by``, soonest due first, across
         states (the overview's near-deadline list)."""
-        ...
-
-    async def disclose(
-        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
-    ) -> dict[str, Any]:
-        """Disclose a document as the agreements allow (CIS Art. 9.2–9.3; SC Art. 8.2), or raise
-        ``DisclosureRefused`` naming the article; needs confidential-reader; recorded."""
-        ...
-
-    async def close_proceeding(
-        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
-    ) -> dict[str, Any]:
-        """Mark the conversation's proceeding closed at ``closed_at`` (set once, audited):
-        retention counting from "proceeding-closed" starts (CIS Art. 9.6). Raises NotFound or
-        ``ProceedingCloseRefused`` naming the rule."""
-        ...
-
-    async def original_sent(
-        self, message_id: str, *, sent_on: date, tracking: str, actor: Actor
-    ) -> dict[str, Any]:
-        """Mark the original of our document sent by post on ``sent_on`` with ``tracking``
-        (CIS Art. 10 para. 1; set once, audited). Raises NotFound or ``OriginalRefused``
-        naming the field and the rule."""
-        ...
-
-    async def original_received(
-        self, message_id: str, *, received_on: date, actor: Actor
-    ) -> dict[str, Any]:
-        """Mark the original of a document received on ``received_on`` (set once, audited)."""
         ...
 
     async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The local API: how a body's own case system talks to its node (JSON over HTTP, bearer tokens).
 
-Everything a route does is one call of :class:`gateway.exchange.service.LocalService`; this module
+Everything a route does is one call of :class:`gateway.exchange.service.LocalService` or of a use
+case of :mod:`gateway.app` (an :class:`~gateway.app.context.AppContext` as its actor); this module
 only authenticates, checks the request's shape, maps the service's answers and exceptions to HTTP,
 adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
 ``GET /api/v1/openapi.json``)::
@@ -30,8 +31,10 @@ adds security headers and counts. Routes (``docs/local-api.md``; OpenAPI at
     GET  /api/v1/openapi.json, /healthz, /metrics   unauthenticated
 
 Each route names its :class:`~gateway.exchange.service.Action`; who may take it is the one table
-:data:`gateway.exchange.service.ACCESS`, enforced by the node (the holds routes: by
-:mod:`gateway.app.admin`, which ``gateway holds`` and the console call too). :func:`roles_table`
+:data:`gateway.exchange.service.ACCESS`, enforced by the node or, for the acts of
+:mod:`gateway.app` (holds, tokens, users, keys, ...; closing a proceeding, an original's marks, a
+disclosure: :mod:`gateway.web.case_acts`), by the use case the command line and the console call
+too. :func:`roles_table`
 renders the docs' route table from both and :func:`openapi_document` adds the roles to the
 OpenAPI.
 
@@ -94,7 +97,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from gateway.app import admin, users
 from gateway.app import audit as app_audit
 from gateway.app import directory as app_directory
+from gateway.app import disclosures as app_disclosures
 from gateway.app import keys as app_keys
+from gateway.app import originals as app_originals
+from gateway.app import proceedings as app_proceedings
 from gateway.app import purge as app_purge
 from gateway.app.context import AppContext, StorageFault, storage_fault
 from gateway.app.passwords import hash_password, password_problem
@@ -124,6 +130,7 @@ from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES
 from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
+from gateway.web.case_acts import run_case_act
 from gateway.web.json_shape import shape_problem
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -1111,14 +1118,25 @@ async def post_disclosure(request: web.Request) -> web.Response:
         raise _bad_parameter(
             "category", "one of creditor, debtor, third-party", "creditor, debtor или third-party"
         )
-    result = await request.app[SERVICE].disclose(
+    done = await run_case_act(
+        app_disclosures.disclose,
+        _admin_context(request),
         message_id,
         recipient=body["recipient"],
         category=body["category"],
         purpose=body["purpose"],
-        actor=request[ACTOR],
     )
-    return _json(result, status=201)
+    return _json(
+        {
+            "disclosure_id": done.disclosure_id,
+            "message_id": done.message_id,
+            "article": done.decision.article,
+            "code": done.decision.code,
+            "conditions": list(done.conditions),
+            "procedure": list(done.procedure),
+        },
+        status=201,
+    )
 
 
 PROCEEDING_CLOSED_FIELDS = frozenset({"closed_at", "reference"})
@@ -1139,10 +1157,20 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
             "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
             "reference (реквизиты акта).",
         )
-    result = await request.app[SERVICE].close_proceeding(
-        conversation_id, closed_at=closed_at, reference=reference, actor=request[ACTOR]
+    stored = await run_case_act(
+        app_proceedings.close_proceeding,
+        _admin_context(request),
+        conversation_id,
+        closed_at,
+        reference,
     )
-    return _json(result)
+    return _json(
+        {
+            "conversation_id": conversation_id,
+            "proceeding_closed_at": stored.isoformat(),
+            "reference": reference.strip(),
+        }
+    )
 
 
 async def get_originals(request: web.Request) -> web.Response:
@@ -1169,10 +1197,10 @@ async def post_original_sent(request: web.Request) -> web.Response:
             "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
             "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
         )
-    result = await request.app[SERVICE].original_sent(
-        message_id, sent_on=sent_on, tracking=tracking, actor=request[ACTOR]
+    row = await run_case_act(
+        app_originals.mark_sent, _admin_context(request), message_id, sent_on, tracking
     )
-    return _json(result)
+    return _json(row.to_json())
 
 
 async def post_original_received(request: web.Request) -> web.Response:
@@ -1188,10 +1216,10 @@ async def post_original_received(request: web.Request) -> web.Response:
             "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
             "Соглашения СНГ.",
         )
-    result = await request.app[SERVICE].original_received(
-        message_id, received_on=received_on, actor=request[ACTOR]
+    row = await run_case_act(
+        app_originals.mark_received, _admin_context(request), message_id, received_on
     )
-    return _json(result)
+    return _json(row.to_json())
 
 
 def _iso_date(value: Any) -> date | None:

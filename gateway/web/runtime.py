@@ -306,7 +306,9 @@ class NodeRuntime:
         api = make_local_api_app(
             _WakingService(self.service, self._wake),
             self.metrics,
-            serving_context(self.node.store, config, self.node.clock, self.node.keys),
+            serving_context(
+                self.node.store, config, self.node.clock, self.node.keys, self.node.kek_ring
+            ),
             max_attachment_bytes=config.limits.max_attachment_bytes,
         )
         self.api_runner = await start_local_api(

@@ -11,7 +11,6 @@ tests/app/test_admin_acts.py checks that each one the three surfaces offer has i
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from gateway.app import admin
@@ -45,9 +43,15 @@ from gateway.model.directory import (
 )
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.store import Store
-from gateway.store.tables import audit_events
-from gateway.web.console import StoreUserDirectory, make_console_app, store_audit
-from tests.app.surfaces import audit_of, local_api, received_conversation
+from tests.app.surfaces import Surfaces as ThreeSurfaces
+from tests.app.surfaces import (
+    audit_of,
+    compare_surfaces,
+    last_seq,
+    local_api,
+    received_conversation,
+    signed_in_console,
+)
 from tests.crypto.rotation.conftest import (  # noqa: F401 - fixture used by name
     BODY,
     PASSPHRASE,
@@ -56,13 +60,11 @@ from tests.crypto.rotation.conftest import (  # noqa: F401 - fixture used by nam
     make_node,
 )
 from tests.doubles.local_service import LocalServiceDouble
-from tests.web.console.conftest import CHEAP_HASHER, IDENTITY, PASSWORD, signed_in, store_sources
+from tests.web.console.conftest import CHEAP_HASHER
 
 API_LABEL = "case-system"
 CONSOLE_USER = "console-admin"
 USER_PASSWORD = "Длинный-пароль-для-проверки-2027"
-
-SURFACES = ("cli", "api", "console")
 
 
 @pytest.fixture
@@ -96,39 +98,14 @@ def node_toml(
 
 
 @dataclass
-class Surfaces:
-    """One node's three ways in, over one store."""
+class Surfaces(ThreeSurfaces):
+    """The node's three ways in, and what the key acts need."""
 
-    store: Store
-    config: Path
     ctx: AppContext
     """The command line's context, for setting up (its events are left out of each act's)."""
     keys: KeyStore
-    api: Any
-    api_token: str
-    console: Any
-    csrf: str
     peer_keys: Path
     """The peer's key folder: its seal signs the directories (as the depositary)."""
-
-    def cli(self, *argv: str) -> None:
-        code = gateway([*argv[:2], "--config", str(self.config), *argv[2:]])
-        assert code == 0, argv
-
-    async def post_api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = await self.api.post(
-            f"/api/v1{path}",
-            json=body if body is not None else {},
-            headers={"Authorization": f"Bearer {self.api_token}"},
-        )
-        assert response.status in (200, 201), await response.text()
-        return await response.json()
-
-    async def post_console(self, path: str, form: dict[str, Any]) -> None:
-        response = await self.console.post(
-            path, data={**form, "csrf_token": self.csrf}, allow_redirects=False
-        )
-        assert response.status in (200, 303), await response.text()
 
 
 @pytest.fixture
@@ -147,38 +124,17 @@ async def surfaces(
     api = await local_api(aiohttp_client, store, serving)
     token = admin.add_token(ctx, API_LABEL, [str(Role.ADMINISTRATOR), str(Role.AUDITOR)]).token
 
-    directory = StoreUserDirectory(store)
-    await directory.add(
-        CONSOLE_USER,
-        hash_password(PASSWORD, CHEAP_HASHER),
-        [Role.ADMINISTRATOR, Role.AUDITOR],
-        now=clock(),
+    console, csrf = await signed_in_console(
+        aiohttp_client,
+        store,
+        node_toml,
+        LocalServiceDouble(clock()),
+        serving,
+        (CONSOLE_USER, [Role.ADMINISTRATOR, Role.AUDITOR]),
     )
-    console = await aiohttp_client(
-        make_console_app(
-            LocalServiceDouble(clock()),
-            directory,
-            secure_cookies=False,
-            audit=store_audit(store),
-            identity=IDENTITY,
-            password_hasher=CHEAP_HASHER,
-            acts=serving,
-            **store_sources(store, node_toml),
-        )
-    )
-    csrf = await signed_in(console, CONSOLE_USER)
     peer_keys = demo_pki.body_dirs[PEER]
-    yield Surfaces(store, node_toml, ctx, keys, api, token, console, csrf, peer_keys)
+    yield Surfaces(store, node_toml, api, token, console, csrf, ctx, keys, peer_keys)
     keys.close()
-
-
-def _last_seq(store: Store) -> int:
-    with store.read() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(audit_events.c.seq), 0))
-            ).scalar_one()
-        )
 
 
 # --- the acts: each takes the surfaces and one surface's name; a setup gives its subject --------
@@ -519,47 +475,14 @@ async def test_each_act_records_the_same_from_cli_api_and_console(
     surfaces: Surfaces, name: str
 ) -> None:
     case = CASES[name]
-    recorded: dict[str, list[dict[str, Any]]] = {}
-    for surface in SURFACES:
-        subject = case.setup(surfaces, surface)
-        before = _last_seq(surfaces.store)
-        await case.act(surfaces, surface, subject)
-        recorded[surface] = audit_of(surfaces.store, *case.kinds, after=before)
-
-    expected_actor = {**ACTORS, "cli": command_line_actor().name}
-    for surface, events in recorded.items():
-        assert [e["kind"] for e in events] == list(case.kinds), (surface, events)
-        assert {e["actor"] for e in events} == {expected_actor[surface]}, (surface, events)
-        for key in case.varying:  # a varying detail is there, with a value
-            assert any(e["details"].get(key) is not None for e in events), (key, events)
-
-    def comparable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """What must be equal: kind, the subjects' names, the details but for the varying
-        ones; the subjects' values name this surface's hold, token, user or run."""
-        return [
-            {
-                "kind": e["kind"],
-                "subjects": sorted(e["subjects"]),
-                "details": {k: v for k, v in e["details"].items() if k not in case.varying},
-            }
-            for e in events
-        ]
-
-    assert (
-        comparable(recorded["cli"])
-        == comparable(recorded["api"])
-        == comparable(recorded["console"])
-    ), recorded
-    # Each surface acted on its own subject: the three are not one event seen three times.
-    subjects = [json.dumps(recorded[s][0]["subjects"], sort_keys=True) for s in SURFACES]
-    assert len(set(subjects)) == (3 if case.own_subject else 1), subjects
+    await compare_surfaces(surfaces, case, ACTORS, 3 if case.own_subject else 1)
 
 
 async def test_rotating_the_kek_remotely_must_name_the_one_in_force(surfaces: Surfaces) -> None:
     """The API and the console refuse a KEK rotation whose ``confirm`` does not name the KEK in
     force (a replayed or mistaken request): nothing rotates, nothing is recorded."""
     in_force = _kek_in_force(surfaces, "api")
-    before = _last_seq(surfaces.store)
+    before = last_seq(surfaces.store)
     response = await surfaces.api.post(
         "/api/v1/kek/rotations",
         json={"confirm": "kek-0000000000000000"},

@@ -27,7 +27,6 @@ from typing import Any
 from gateway.exchange.attachments import AttachmentCheck, AttachmentCheckRefused
 from gateway.exchange.conversation import DuplicateMessage, State
 from gateway.exchange.conversation import Role as PartyRole
-from gateway.exchange.disclosure import Decision, DisclosureRefused
 from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
     ACCESS,
@@ -50,7 +49,6 @@ from gateway.exchange.service import (
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.rules.content import check_content
-from gateway.store.conversations import ProceedingCloseRefused
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.header import read_header
 from gateway.xml.validate import validate
@@ -98,9 +96,6 @@ class LocalServiceDouble(LocalService):
         self.reads: list[Read] = []
         self.denied: list[tuple[str, str]] = []
         self.submitted: list[dict[str, Any]] = []
-        self.disclosed: list[dict[str, Any]] = []
-        self.closed_proceedings: list[tuple[str, datetime, str, str]] = []
-        self.originals_marked: list[tuple[str, str, date]] = []
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -267,72 +262,9 @@ class LocalServiceDouble(LocalService):
         )
         return tuple(due[:limit])
 
-    async def disclose(
-        self, message_id: str, *, recipient: str, category: str, purpose: str, actor: Actor
-    ) -> dict[str, Any]:
-        """A third party is refused as the node's rule refuses it without a consent (the rule
-        itself is tested in tests/integration/confidentiality); anything else is recorded."""
-        self.calls.append("disclose")
-        self._need(actor, Action.DISCLOSE)
-        if message_id not in self.messages:
-            raise NotFound(f"message {message_id}")
-        if category == "third-party":
-            raise DisclosureRefused(
-                Decision(
-                    False,
-                    "CIS Art. 9.2",
-                    "третьему лицу — только с согласием предоставившей стороны",
-                    "DISCLOSURE_CONSENT_REQUIRED",
-                    "запросите согласие (форма «Запрос согласия»)",
-                )
-            )
-        self.disclosed.append(
-            {"message_id": message_id, "recipient": recipient, "category": category}
-        )
-        return {
-            "disclosure_id": "d-1",
-            "message_id": message_id,
-            "article": "CIS Art. 9.2",
-            "code": "DISCLOSURE_ALLOWED",
-            "conditions": [],
-            "procedure": [],
-        }
-
-    async def close_proceeding(
-        self, conversation_id: str, *, closed_at: datetime, reference: str, actor: Actor
-    ) -> dict[str, Any]:
-        """The node's rule in short: set once (the store's own refusal), unknown is NotFound."""
-        self.calls.append("close_proceeding")
-        self._need(actor, Action.CLOSE_PROCEEDING)
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            raise NotFound(conversation_id)
-        if conversation.proceeding_closed_at is not None:
-            raise ProceedingCloseRefused(
-                "PROCEEDING_ALREADY_CLOSED", "Производство уже отмечено закрытым.", "closed"
-            )
-        self.conversations[conversation_id] = replace(
-            conversation, proceeding_closed_at=closed_at, updated_at=self.now
-        )
-        self.closed_proceedings.append((conversation_id, closed_at, reference, actor.name))
-        return {"conversation_id": conversation_id}
-
-    async def original_sent(
-        self, message_id: str, *, sent_on: date, tracking: str, actor: Actor
-    ) -> dict[str, Any]:
-        """Recorded, no rule applied: the originals by post are tested against a real node
-        (tests/integration/test_originals_by_post.py)."""
-        self.calls.append("original_sent")
-        return self._original(message_id, "sent", sent_on, actor)
-
-    async def original_received(
-        self, message_id: str, *, received_on: date, actor: Actor
-    ) -> dict[str, Any]:
-        self.calls.append("original_received")
-        return self._original(message_id, "received", received_on, actor)
-
     async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
-        """None listed (see :meth:`original_sent`)."""
+        """None listed: the originals by post are tested against a real node
+        (tests/integration/test_originals_by_post.py, tests/app/test_case_surfaces.py)."""
         self.calls.append("originals")
         self._need(actor, Action.RECORD_ORIGINAL)
         return []
@@ -451,13 +383,6 @@ class LocalServiceDouble(LocalService):
             confidential=existing.confidential or header.confidential,
             updated_at=self.now,
         )
-
-    def _original(self, message_id: str, what: str, on: date, actor: Actor) -> dict[str, Any]:
-        self._need(actor, Action.RECORD_ORIGINAL)
-        if message_id not in self.messages:
-            raise NotFound(f"message {message_id}")
-        self.originals_marked.append((message_id, what, on))
-        return {"message_id": message_id, what: on.isoformat()}
 
     def _refuse(self, actor: Actor, refusal: PermissionDenied | PurposeRequired) -> None:
         if isinstance(refusal, PermissionDenied):

@@ -15,10 +15,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
+from gateway.app import disclosures
 from gateway.exchange.conversation import ProtocolError
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import Action, ConversationView
 from gateway.model.problems import DocumentRejected
+from gateway.web.case_acts import run_case_act
 from gateway.web.console.actions import (
     DISCLOSURE,
     MAX_ATTACHMENT_BYTES,
@@ -36,7 +38,7 @@ from gateway.web.console.actions import (
     read_action_form,
 )
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.labels import STATE_LABELS, article_ru, label
 from gateway.web.console.pages import _conversation, _problem_text
 from gateway.web.console.render import format_datetime, render
@@ -186,17 +188,18 @@ async def action(request: web.Request) -> web.Response:
 
 
 async def _disclose(request: web.Request, view: ConversationView, form: ActionForm) -> web.Response:
-    """Ask the node to record the disclosure; its rule decides (a refusal names the article
-    and what to do, next to the form as typed)."""
-    ctx = request.app[CONTEXT]
+    """Record the disclosure through :func:`gateway.app.disclosures.disclose` (what ``gateway
+    disclose`` and the local API call); its rule decides (a refusal names the article and what
+    to do, next to the form as typed)."""
     values = form.values
     try:
-        done = await ctx.service.disclose(
+        done = await run_case_act(
+            disclosures.disclose,
+            acting_user(request),
             values["MessageId"],
             recipient=values["Recipient"],
             category=values["Category"],
             purpose=values["Purpose"],
-            actor=request[ACTOR],
         )
     except DisclosureRefused as refused:
         decision = refused.decision
@@ -204,13 +207,12 @@ async def _disclose(request: web.Request, view: ConversationView, form: ActionFo
         if decision.remedy_ru:
             text += f" Что сделать: {decision.remedy_ru}"
         return _page(request, DISCLOSURE, view, form, general=(text,), status=409)
-    notice = (
-        f"Раскрытие записано (№ {done['disclosure_id']}, основание: {article_ru(done['article'])})."
-    )
-    if done.get("conditions"):
-        notice += " Сообщите получателю условия согласия: " + "; ".join(done["conditions"]) + "."
-    if done.get("procedure"):
-        notice += " Порядок получения сведений взыскателем: " + "; ".join(done["procedure"]) + "."
+    article = article_ru(done.decision.article)
+    notice = f"Раскрытие записано (№ {done.disclosure_id}, основание: {article})."
+    if done.conditions:
+        notice += " Сообщите получателю условия согласия: " + "; ".join(done.conditions) + "."
+    if done.procedure:
+        notice += " Порядок получения сведений взыскателем: " + "; ".join(done.procedure) + "."
     request[SESSION].flash = notice
     return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
 

@@ -839,9 +839,9 @@ DISCLOSURE = ActionSpec(
     submit_ru="Записать раскрытие",
 )
 """Disclosure of a received document to others (CIS Art. 9.2–9.3; SC Art. 8.2): a form like
-the others, but the node records it (``LocalService.disclose``) instead of sending anything;
-the node's rule decides, and a refusal comes back naming the article and what to do (e.g. ask
-consent first)."""
+the others, but the node records it (:func:`gateway.app.disclosures.disclose`, as ``gateway
+disclose`` and the local API) instead of sending anything; the agreement's rule decides, and a
+refusal comes back naming the article and what to do (e.g. ask consent first)."""
 
 ACTION_NAMES = tuple(
     sorted({name for specs in SPECS.values() for name in specs} | {DISCLOSURE.name})

@@ -22,7 +22,7 @@ from gateway.app import audit as app_audit
 from gateway.exchange.service import Action
 from gateway.model.directory import CertificateRole
 from gateway.web.console.auth import error_page
-from gateway.web.console.context import ACTOR, CONTEXT, require
+from gateway.web.console.context import ACTOR, CONTEXT, acting_user, require
 from gateway.web.console.render import render
 from gateway.web.console.sources import AuditQuery
 from gateway.web.streaming import stream_lines
@@ -279,9 +279,7 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
     JSON Lines of ``gateway audit export``, through :func:`gateway.app.audit.export_lines` as
     the signed-in user; recorded (``audit.exported``)."""
     _require(request, Action.READ_AUDIT)
-    acts = request.app[CONTEXT].admin.acts
-    if acts is None:
-        raise web.HTTPServiceUnavailable(text="the audit export is not available in this console")
+    acts = acting_user(request)
     form = await request.post()
     try:
         (seq_from, since), (seq_to, until) = (
@@ -294,7 +292,5 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
             "Выгрузка не выполнена",
             "«С» и «по» — номер события или время ISO 8601 (2026-11-01T00:00:00Z).",
         )
-    lines = app_audit.export_lines(
-        acts.acting_as(request[ACTOR]), seq_from=seq_from, seq_to=seq_to, since=since, until=until
-    )
+    lines = app_audit.export_lines(acts, seq_from=seq_from, seq_to=seq_to, since=since, until=until)
     return await stream_lines(request, lines, "audit-export.jsonl")

@@ -47,7 +47,7 @@ from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
 from gateway.model.problems import DocumentRejected
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.render import render
 
 T = TypeVar("T")
@@ -55,14 +55,6 @@ T = TypeVar("T")
 ROLE_CHOICES = tuple(str(role) for role in Role)
 KEY_ROLES = tuple(str(r) for r in KeyRole if r is not KeyRole.KEK)
 REVOCATION_REASONS = tuple(str(r) for r in RevocationReason)
-
-
-def _acts(request: web.Request) -> AppContext:
-    """The node's context as the signed-in user."""
-    base = request.app[CONTEXT].admin.acts
-    if base is None:
-        raise web.HTTPServiceUnavailable(text="administration is not available in this console")
-    return base.acting_as(request[ACTOR])
 
 
 async def _call(fn: Callable[..., T], *args: Any) -> T:
@@ -91,7 +83,7 @@ async def acts_page(
 ) -> web.Response:
     actor = request[ACTOR]
     require(actor, Action.OPEN_ADMINISTRATION)
-    ctx = _acts(request)
+    ctx = acting_user(request)
     token_list = await _call(admin.list_tokens, ctx) if may(actor, Action.MANAGE_TOKENS) else []
     user_list = await _call(users.list_users, ctx) if may(actor, Action.MANAGE_USERS) else []
     return render(
@@ -114,7 +106,7 @@ async def place_hold(request: web.Request) -> web.Response:
     conversation_id = _field(form, "conversation_id")
     try:
         hold_id = await _call(
-            admin.place_hold, _acts(request), conversation_id, _field(form, "reason")
+            admin.place_hold, acting_user(request), conversation_id, _field(form, "reason")
         )
     except admin.HoldRefused as refused:
         return _refused(request, 422, f"Запрет не наложен: {refused}")
@@ -126,7 +118,7 @@ async def release_holds(request: web.Request) -> web.Response:
     conversation_id = _field(form, "conversation_id")
     try:
         released = await _call(
-            admin.release_holds, _acts(request), conversation_id, _field(form, "reason")
+            admin.release_holds, acting_user(request), conversation_id, _field(form, "reason")
         )
     except admin.NoActiveHold:
         return _refused(request, 409, "Действующих запретов на эту переписку нет.")
@@ -143,7 +135,9 @@ async def add_token(request: web.Request) -> web.Response:
         return _refused(request, 422, "Срок действия — целое число дней (или пусто: бессрочно).")
     days = int(days_text) if days_text else None
     try:
-        issued = await _call(admin.add_token, _acts(request), _field(form, "label"), roles, days)
+        issued = await _call(
+            admin.add_token, acting_user(request), _field(form, "label"), roles, days
+        )
     except admin.TokenRefused as refused:
         return _refused(request, 422, f"Токен не создан: {refused}")
     # Shown once, on this page only: never put in a redirect, the session or the log.
@@ -155,7 +149,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     if not raw.isdigit() or len(raw) > 18:
         return _refused(request, 404, "Такого токена нет.")
     try:
-        await _call(admin.revoke_token, _acts(request), int(raw))
+        await _call(admin.revoke_token, acting_user(request), int(raw))
     except admin.TokenRefused as refused:
         return _refused(request, 422, f"Токен не отозван: {refused}")
     return _done(request, f"Токен № {raw} отозван.")
@@ -170,7 +164,7 @@ async def add_user(request: web.Request) -> web.Response:
     problem = password_problem(password)
     if problem is not None:
         return _refused(request, 422, f"Пароль не подходит: {problem}")
-    ctx = _acts(request)
+    ctx = acting_user(request)
     try:
         users.new_user_roles(username, roles)  # a bad name or role is said before hashing
         hasher = request.app[CONTEXT].passwords.hasher  # the console's own (tests: a cheap one)
@@ -187,7 +181,7 @@ async def add_user(request: web.Request) -> web.Response:
 async def disable_user(request: web.Request) -> web.Response:
     username = request.match_info["username"]
     try:
-        await _call(users.disable_user, _acts(request), username)
+        await _call(users.disable_user, acting_user(request), username)
     except users.UserRefused:
         return _refused(request, 404, f"Пользователя {username} нет.")
     return _done(request, f"Пользователь {username} отключён.")
@@ -205,7 +199,7 @@ async def activate_key(request: web.Request) -> web.Response:
     target = _key_form(form)
     if target is None:
         return _refused(request, 422, "Укажите вид ключа и номер поколения.")
-    ctx = _acts(request)
+    ctx = acting_user(request)
     keys = ctx.keys
     if keys is None:
         return _refused(request, 503, "Консоль запущена без ключей узла.")
@@ -227,7 +221,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     target, reason = _key_form(form), _field(form, "reason")
     if target is None or reason not in REVOCATION_REASONS:
         return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
-    ctx = _acts(request)
+    ctx = acting_user(request)
     keys = ctx.keys
     if keys is None:
         return _refused(request, 503, "Консоль запущена без ключей узла.")
@@ -250,7 +244,7 @@ async def _with_keys(
 ) -> T | web.Response:
     """``fn(ctx, keys, *args)`` off the event loop as the signed-in user; a refusal page
     (beginning with ``failed``) when the console has no keys or the act is refused."""
-    ctx = _acts(request)
+    ctx = acting_user(request)
     if ctx.keys is None:
         return _refused(request, 503, NO_KEYS)
     try:
@@ -322,7 +316,7 @@ async def import_directory(request: web.Request) -> web.Response:
     if len(data) > MAX_DIRECTORY_BYTES:
         return _refused(request, 413, f"Файл больше {MAX_DIRECTORY_BYTES} байт.")
     try:
-        done = await _call(app_directory.import_directory, _acts(request), data)
+        done = await _call(app_directory.import_directory, acting_user(request), data)
     except DocumentRejected as rejected:
         reasons = "; ".join(p.message_ru for p in rejected.problems)
         return _refused(request, 422, f"Справочник не установлен: {reasons}")
@@ -332,7 +326,7 @@ async def import_directory(request: web.Request) -> web.Response:
 
 
 async def run_purge(request: web.Request) -> web.Response:
-    ctx = _acts(request)
+    ctx = acting_user(request)
     try:
         report = await _call(purge.run_purge_now, ctx, None, ctx.clock())
     except purge.PurgeLocked:

@@ -57,8 +57,10 @@ class AdminSources:
     job_runs: JobRunsSource
     audit_trail: AuditTrail
     acts: AppContext | None = None
-    """The node's context for the administrator's acts (:mod:`gateway.web.console.admin_acts`),
-    taken as the signed-in user; None: the console offers no acts (a test double)."""
+    """The node's context for the acts of :mod:`gateway.app` — the administrator's
+    (:mod:`gateway.web.console.admin_acts`) and the operator's case acts (a proceeding closed,
+    an original's marks, a disclosure) — taken as the signed-in user (:func:`acting_user`);
+    None: the console offers no acts (a test double)."""
     config_hint: str = "node.toml"
     """The node configuration's path as the key rotation commands show it."""
 
@@ -100,6 +102,15 @@ CONTEXT = web.AppKey("console_context", ConsoleContext)
 SESSION = web.RequestKey("console_session", Session)
 SESSION_ID = web.RequestKey("console_session_id", str)
 ACTOR = web.RequestKey("console_actor", Actor)
+
+
+def acting_user(request: web.Request) -> AppContext:
+    """The node's context (:attr:`AdminSources.acts`) as the signed-in user: what each act of
+    :mod:`gateway.app` the console takes runs with (503 without one)."""
+    base = request.app[CONTEXT].admin.acts
+    if base is None:
+        raise web.HTTPServiceUnavailable(text="this console was started without the node's acts")
+    return base.acting_as(request[ACTOR])
 
 
 def require(actor: Actor, action: Action) -> None:

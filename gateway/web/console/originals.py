@@ -1,8 +1,9 @@
 """The console's "original by post" forms (CIS Art. 10 para. 1): on a conversation's page an
 operator records when the paper original of our document was posted, with the carrier's
-tracking number, and when an original arrived. The node checks the rules, sets each date once
-and audits it (``original.sent``, ``original.received``); this module only reads the form and
-shows the node's refusal in Russian, naming the field and the article.
+tracking number, and when an original arrived. :mod:`gateway.app.originals` — what ``gateway
+originals`` and the local API call — checks the rules, sets each date once and audits it
+(``original.sent``, ``original.received``); this module only reads the form and shows the
+refusal in Russian, naming the field and the article.
 
     POST /conversations/{conversation_id}/messages/{message_id}/original/sent      sent_on, tracking
     POST /conversations/{conversation_id}/messages/{message_id}/original/received  received_on
@@ -15,10 +16,12 @@ from datetime import date
 
 from aiohttp import web
 
-from gateway.exchange.service import Action, NotFound
+from gateway.app import originals
+from gateway.exchange.service import Action
 from gateway.rules.originals import ARTICLE_RU, MAX_TRACKING, OriginalRefused
+from gateway.web.case_acts import run_case_act
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.context import ACTOR, SESSION, acting_user, require
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 """What an HTML ``date`` input sends."""
@@ -34,9 +37,7 @@ def _date(raw: object) -> date | None:
 
 
 async def original_sent(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    actor = request[ACTOR]
-    require(actor, Action.RECORD_ORIGINAL)
+    require(request[ACTOR], Action.RECORD_ORIGINAL)
     conversation_id = request.match_info["conversation_id"]
     form = await request.post()
     sent_on, tracking = _date(form.get("sent_on")), form.get("tracking")
@@ -45,21 +46,21 @@ async def original_sent(request: web.Request) -> web.Response:
     if not isinstance(tracking, str) or len(tracking) > MAX_TRACKING * 2:
         return _refused(request, 400, f"tracking: укажите трек-номер ({ARTICLE_RU}).")
     try:
-        await ctx.service.original_sent(
-            request.match_info["message_id"], sent_on=sent_on, tracking=tracking, actor=actor
+        await run_case_act(
+            originals.mark_sent,
+            acting_user(request),
+            request.match_info["message_id"],
+            sent_on,
+            tracking,
         )
     except OriginalRefused as refused:
         return _refused(request, _status(refused), f"{refused.field}: {refused.message_ru}")
-    except NotFound:
-        raise web.HTTPNotFound() from None
     request[SESSION].flash = f"Отправка оригинала почтой отмечена ({ARTICLE_RU})."
     return see_other(request, "conversation", conversation_id=conversation_id)
 
 
 async def original_received(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    actor = request[ACTOR]
-    require(actor, Action.RECORD_ORIGINAL)
+    require(request[ACTOR], Action.RECORD_ORIGINAL)
     conversation_id = request.match_info["conversation_id"]
     form = await request.post()
     received_on = _date(form.get("received_on"))
@@ -68,13 +69,14 @@ async def original_received(request: web.Request) -> web.Response:
             request, 400, f"received_on: укажите дату получения оригинала ({ARTICLE_RU})."
         )
     try:
-        await ctx.service.original_received(
-            request.match_info["message_id"], received_on=received_on, actor=actor
+        await run_case_act(
+            originals.mark_received,
+            acting_user(request),
+            request.match_info["message_id"],
+            received_on,
         )
     except OriginalRefused as refused:
         return _refused(request, _status(refused), f"{refused.field}: {refused.message_ru}")
-    except NotFound:
-        raise web.HTTPNotFound() from None
     request[SESSION].flash = f"Получение оригинала отмечено ({ARTICLE_RU})."
     return see_other(request, "conversation", conversation_id=conversation_id)
 

@@ -1,7 +1,8 @@
 """The console's "proceeding closed" form (CIS Art. 9.6): an operator records when the
 proceeding of a conversation was closed; retention policies counting from "proceeding-closed"
-start there. The node sets the date once and audits it (``proceeding.closed``); this module only
-reads the form and shows the node's refusal in Russian.
+start there. :func:`gateway.app.proceedings.close_proceeding` — what ``gateway proceedings close``
+and the local API call — sets the date once and audits it (``proceeding.closed``); this module
+only reads the form and shows the refusal in Russian.
 
     POST /conversations/{conversation_id}/proceeding-closed   closed_at (local), reference
 """
@@ -13,10 +14,11 @@ from datetime import datetime
 
 from aiohttp import web
 
-from gateway.app.proceedings import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
+from gateway.app import proceedings
 from gateway.exchange.service import Action
+from gateway.web.case_acts import run_case_act
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.xmlchars import first_forbidden
 
 _LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -35,22 +37,26 @@ async def close_proceeding(request: web.Request) -> web.Response:
     if (
         not isinstance(reference, str)
         or not reference.strip()
-        or len(reference) > MAX_PROCEEDING_REFERENCE
+        or len(reference) > proceedings.MAX_PROCEEDING_REFERENCE
         or first_forbidden(reference) is not None
     ):
         return _refused(
             request,
             400,
             f"Укажите основание: реквизиты акта о закрытии производства (1–"
-            f"{MAX_PROCEEDING_REFERENCE} знаков, без управляющих символов).",
+            f"{proceedings.MAX_PROCEEDING_REFERENCE} знаков, без управляющих символов).",
         )
     # The operator enters the time as the console shows times: in the console's zone.
     closed_at = datetime.fromisoformat(raw_at.strip()).replace(tzinfo=ctx.timezone)
     try:
-        await ctx.service.close_proceeding(
-            conversation_id, closed_at=closed_at, reference=reference, actor=actor
+        await run_case_act(
+            proceedings.close_proceeding,
+            acting_user(request),
+            conversation_id,
+            closed_at,
+            reference,
         )
-    except ProceedingCloseRefused as refused:
+    except proceedings.ProceedingCloseRefused as refused:
         return _refused(request, 409 if refused.conflict else 422, refused.message_ru)
     request[SESSION].flash = (
         "Производство отмечено закрытым; срок хранения, отсчитываемый от закрытия "

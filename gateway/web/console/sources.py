@@ -277,7 +277,7 @@ def node_console_sources(node: Any, executor: Executor | None = None) -> dict[st
 
     from gateway.app.schedule import ScheduleSettings
 
-    serving = serving_context(node.store, node.config, node.clock, node.keys)
+    serving = serving_context(node.store, node.config, node.clock, node.keys, node.kek_ring)
 
     async def directory() -> Directory | None:
         return node.directory  # swapped whole on reload: reading it is atomic

@@ -23,13 +23,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
-from gateway.app.context import serving_context
+from gateway.app.context import AppContext, serving_context
 from gateway.app.passwords import hash_password
 from gateway.app.retention import load_retention
 from gateway.app.schedule import ScheduleSettings
 from gateway.app.sessions import SessionStore
+from gateway.config import NodeConfig
+from gateway.crypto.keys.kek import KekRing
 from gateway.exchange.service import ConversationSummary, Role
 from gateway.schemas import VALID_EXAMPLES_DIR
+from gateway.store import messages
 from gateway.store.engine import Store, migrate, open_store
 from gateway.web.console import NodeIdentity, StoreUserDirectory, make_console_app
 from gateway.web.console.sources import (
@@ -41,6 +44,7 @@ from gateway.web.console.sources import (
 )
 from gateway.xml.schemas import default_registry
 from tests.doubles.local_service import LocalServiceDouble
+from tests.store import factory
 
 EXAMPLES = VALID_EXAMPLES_DIR
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -321,6 +325,31 @@ def seeded(service: LocalServiceDouble) -> Seeded:
 
 
 MakeClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def node_acts(
+    console_store: Store, clock: Clock, seeded: Seeded, ring: KekRing, tmp_path: Path
+) -> AppContext:
+    """The node's context for the console's acts (``make_client(acts=node_acts)``): the case
+    acts run through gateway.app on the console's store, which holds the double's CIS
+    conversation and its received request, at the console's clock, as KZ-MJ."""
+    config = tmp_path / "acts-node.toml"
+    config.write_text(
+        f'[node]\nbody_id = "KZ-MJ"\ndata_dir = "{tmp_path}"\n\n'
+        f'[database]\nurl = "{console_store.engine.url}"\n',
+        encoding="utf-8",
+    )
+    opened = NOW - timedelta(days=20)
+    with console_store.transaction() as conn:
+        factory.open_conversation(
+            conn, opened, seeded.cis, requesting_party="RU-FSSP", requested_party="KZ-MJ"
+        )
+        header = factory.header(
+            seeded.cis, opened, message_id=seeded.cis_request, sender="RU-FSSP", recipient="KZ-MJ"
+        )
+        messages.insert_received(conn, header, b"<Request/>", ring, opened)
+    return serving_context(console_store, NodeConfig.from_toml(config), clock=clock, kek_ring=ring)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from gateway.exchange.conversation import Role as Side
 from gateway.exchange.service import ConversationView, MessageSummary
 from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
+from gateway.store import audit, disclosures
 from gateway.web.console.actions import (
     MAX_ATTACHMENT_BYTES,
     SIDE_KINDS,
@@ -532,9 +533,13 @@ async def test_consent_decision_answers_the_pending_request(client, service, see
     assert document["body"]["ConsentDecision"]["Decision"] == "refused"
 
 
-async def test_disclosure_form_records_or_names_the_refusal(client, service, seeded) -> None:
-    """Offered to a confidential reader once a document was received; the node's rule decides:
-    an allowed disclosure is recorded, a refusal names the article and what to do."""
+async def test_disclosure_form_records_or_names_the_refusal(
+    make_client, seeded, node_acts, console_store, ring
+) -> None:
+    """Offered to a confidential reader once a document was received; the agreement's rule
+    decides (gateway.app.disclosures.disclose, as ``gateway disclose`` and the API): an allowed
+    disclosure is recorded, a refusal names the article and what to do."""
+    client = await make_client(acts=node_acts)
     await signed_in(client, "operator1")  # may send, may not disclose
     page = await (await client.get(f"/conversations/{seeded.cis}")).text()
     assert 'id="action-disclose"' not in page
@@ -556,20 +561,21 @@ async def test_disclosure_form_records_or_names_the_refusal(client, service, see
     refused = await client.post(url, data={**typed, "Category": "third-party"})
     assert refused.status == 409
     html = await refused.text()
-    assert "ст. 9.2 Соглашения СНГ" in html and "Что сделать: запросите согласие" in html
+    assert "ст. 9.2 Соглашения СНГ" in html and "Что сделать:" in html
     assert "Образцов Иван Иванович" in html  # what was typed stays in the form
-    assert service.disclosed == []
+    with console_store.read() as conn:
+        assert disclosures.list_for_message(conn, seeded.cis_request) == []
     done = await client.post(url, data={**typed, "Category": "debtor"}, allow_redirects=False)
     assert done.status == 303
-    assert service.disclosed == [
-        {
-            "message_id": seeded.cis_request,
-            "recipient": "Образцов Иван Иванович",
-            "category": "debtor",
-        }
-    ]
+    with console_store.read() as conn:
+        (record,) = disclosures.list_for_message(conn, seeded.cis_request)
+        sealed = disclosures.open_sealed(conn, ring, record.disclosure_id, NOW)
+        kinds = [(e.kind, e.actor) for e in audit.events(conn) if "disclos" in e.kind]
+    assert (record.category, record.article, record.actor) == ("debtor", "CIS Art. 9.2", "reader1")
+    assert sealed.recipient == "Образцов Иван Иванович"
+    assert kinds == [("disclosure.refused", "reader1"), ("document.disclosed", "reader1")]
     shown = await (await client.get(f"/conversations/{seeded.cis}")).text()
-    assert "Раскрытие записано" in shown
+    assert "Раскрытие записано" in shown and record.disclosure_id in shown
 
 
 def test_consultations_are_offered_as_each_agreement_provides() -> None:
