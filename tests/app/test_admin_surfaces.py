@@ -769,6 +769,10 @@ async def test_destroying_a_kek_remotely_must_acknowledge_its_warnings(surfaces:
     assert page.status == 422
     text = await page.text()
     assert "KEK не уничтожен" in text and "cannot be undone" in text
+    for kek_id in ("", "../kek", "kek-0000000000000000"):  # none, malformed, not in the ring
+        page = await surfaces.console.get("/admin/kek/destroy", params={"kek_id": kek_id})
+        assert page.status == 422, kek_id
+        assert 'id="kek-destroy-form"' not in await page.text()
 
     assert audit_of(surfaces.store, "kek.destroyed", after=before) == []
     ring = read_ring(surfaces.keys.directory)

@@ -47,6 +47,7 @@ from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
 from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keys.generations import PublishedCertificate, RevocationReason
+from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
@@ -339,7 +340,7 @@ async def import_certificate(request: web.Request) -> web.Response:
     )
 
 
-async def _destruction_page(
+def _destruction_page(
     request: web.Request, notice: app_keys.DestructionNotice, refusal: str = ""
 ) -> web.Response:
     return render(
@@ -350,19 +351,26 @@ async def _destruction_page(
     )
 
 
+NO_KEK_ID = "Укажите идентификатор выведенного KEK (kek-…), как на странице «Ключи»."
+
+
 async def kek_destruction(request: web.Request) -> web.Response:
     """The warnings of what destroying the KEK ends, then the form that destroys it."""
     kek_id = request.query.get("kek_id", "").strip()
+    if not KEK_ID_PATTERN.match(kek_id):
+        return _refused(request, 422, NO_KEK_ID)
     notice = await _with_keys(request, "KEK не уничтожен", app_keys.destruction_notice, kek_id)
     if isinstance(notice, web.Response):
         return notice
-    return await _destruction_page(request, notice)
+    return _destruction_page(request, notice)
 
 
 async def destroy_kek(request: web.Request) -> web.Response:
     form = await request.post()
     kek_id, confirm = _field(form, "kek_id"), _field(form, "confirm")
     acknowledge = _field(form, "acknowledge")
+    if not KEK_ID_PATTERN.match(kek_id):
+        return _refused(request, 422, NO_KEK_ID)
 
     def act(ctx: AppContext, keys: KeyStore) -> str | app_keys.DestructionUnconfirmed:
         try:
@@ -372,7 +380,7 @@ async def destroy_kek(request: web.Request) -> web.Response:
 
     done = await _with_keys(request, "KEK не уничтожен", act)
     if isinstance(done, app_keys.DestructionUnconfirmed):
-        return await _destruction_page(request, done.notice, str(done))
+        return _destruction_page(request, done.notice, str(done))
     if isinstance(done, web.Response):
         return done
     return _done(
