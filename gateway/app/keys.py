@@ -70,7 +70,6 @@ from gateway.store import audit
 from gateway.store.keys import (
     RewrapProgress,
     RewrapResult,
-    UnderKek,
     kek_usage,
     rewrap_all,
     under_kek,
@@ -434,7 +433,8 @@ class Imported:
 
 MAX_CERTIFICATE_BYTES = 256 * 1024
 """The largest certificate file :func:`import_certificate` takes: a certificate and its issuers
-are a few KiB each (the local API and the console refuse a larger body before reading it)."""
+are a few KiB each (the local API refuses a larger body before reading it, the console reads
+no more than a byte past it)."""
 
 
 def read_certificates(data: bytes, source: str) -> list[x509.Certificate]:
@@ -791,13 +791,6 @@ def rewrap(
     return Rewrapped(result, sorted(k for k in ring.key_ids if k != result.active))
 
 
-def sealed_under(ctx: AppContext, key_id: str) -> UnderKek:
-    """What a KEK still wraps or sealed (:func:`destruction_notice` warns of it)."""
-    require(ctx, Action.MANAGE_KEYS, f"kek:{key_id}"[:64])
-    with ctx.store.read() as conn:
-        return under_kek(conn, key_id)
-
-
 @dataclass(frozen=True, slots=True)
 class DestructionNotice:
     """What destroying a KEK does, told before it is done: ``gateway keys destroy-kek`` prints
@@ -821,7 +814,8 @@ def destruction_notice(ctx: AppContext, keys: KeyStore, key_id: str) -> Destruct
     member = read_ring(keys.directory).member(key_id)  # refuses a KEK not in the ring
     if member.destroyed_at is not None:
         raise KekRotationError(f"KEK {key_id} was destroyed at {member.destroyed_at.isoformat()}")
-    under = sealed_under(ctx, key_id)
+    with ctx.store.read() as conn:
+        under = under_kek(conn, key_id)  # what it still wraps or sealed
     config = ctx.config.path if ctx.config is not None else "NODE.toml"
     warnings = []
     if under.wrapped:
