@@ -19,8 +19,6 @@ from gateway.exchange.service import ACCESS, Action
 
 __all__ = ["ADMIN_ACTS", "AdminAct", "acts_table"]
 
-AT_THE_HOST = "at the node's host only"
-
 
 @dataclass(frozen=True, slots=True)
 class AdminAct:
@@ -179,9 +177,10 @@ ADMIN_ACTS: tuple[AdminAct, ...] = (
         Action.MANAGE_KEYS,
         ("key.certificate.imported",),
         "keys import",
-        None,
-        None,
-        only_here=AT_THE_HOST + ": the CA's certificate file arrives there, beside the request",
+        "POST /api/v1/keys/{role}/generations/{generation}/certificate",
+        "POST /admin/keys/import",
+        guard="only a certificate of that generation's key, naming this body, for the role, "
+        "not expired (PEM or DER, at most 256 KiB)",
     ),
     AdminAct(
         "kek-rotate",
@@ -208,11 +207,12 @@ ADMIN_ACTS: tuple[AdminAct, ...] = (
         Action.MANAGE_KEYS,
         ("kek.destroyed",),
         "keys destroy-kek",
-        None,
-        None,
-        guard="irreversible: backups under it and the read purposes it sealed become unreadable",
-        only_here=AT_THE_HOST + ": irreversible; the operator reads the warnings of what it "
-        "still seals on the terminal, next to the key files and backups (not met: #16)",
+        "POST /api/v1/kek/{kek_id}/destruction",
+        "POST /admin/kek/destroy",
+        guard="irreversible: backups under it and the read purposes it sealed become unreadable; "
+        "never the KEK in force; remotely, `confirm` names the KEK and `acknowledge` echoes "
+        "the warnings of what it still seals (`GET` the same path; the console's confirmation "
+        "page), else CONFIRMATION_MISMATCH",
     ),
     AdminAct(
         "purge-run",
@@ -259,9 +259,10 @@ ADMIN_ACTS: tuple[AdminAct, ...] = (
         Action.READ_AUDIT,
         ("audit.checkpoint",),
         "audit checkpoint",
-        None,
-        None,
-        only_here=AT_THE_HOST + " and the nightly job: the file it writes is kept off the node",
+        "POST /api/v1/audit/checkpoints",
+        "POST /admin/audit/checkpoint",
+        guard="the line is kept off the node: the command appends it to a file (`--out`), the "
+        "API answers it, the console hands it over as a file",
     ),
 )
 """Every administrative act, in the order docs/administration.md lists them."""

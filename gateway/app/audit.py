@@ -144,7 +144,9 @@ def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> Tra
 
 
 def checkpoint(ctx: AppContext, seal: SigningKey) -> Checkpoint:
-    """Sign the chain's head now (``gateway audit checkpoint``)."""
+    """Sign the chain's head now: ``gateway audit checkpoint`` appends its line
+    (:func:`~gateway.app.audit_checkpoints.checkpoint_file_line`) to a file kept off the node,
+    the local API and the console hand the line to their caller to keep there."""
     require(ctx, Action.READ_AUDIT)
     return create_checkpoint(ctx.store, seal, actor=ctx.actor.name[:ACTOR_CHARS], now=ctx.clock())
 

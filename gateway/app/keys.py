@@ -6,8 +6,9 @@ Each function takes an :class:`~gateway.app.context.AppContext` and the node's
 changes keys, :data:`Action.READ_CONFIGURATION` lists them), changes the key folder and records
 the act in the audit trail as done by the context's actor. ``gateway keys``, the local API's
 ``/api/v1/keys/…`` and ``/api/v1/kek/…`` routes and the console's ``/admin/acts`` forms are thin
-adapters over them (:data:`gateway.app.acts.ADMIN_ACTS` lists which reaches which); destroying a
-KEK stays a command on the node's host (docs/administration.md says why).
+adapters over them (:data:`gateway.app.acts.ADMIN_ACTS` lists which reaches which). Destroying a
+KEK from afar (the API, the console) must echo what :func:`destruction_notice` warned of
+(docs/administration.md).
 
 Audit events written here::
 
@@ -25,6 +26,8 @@ Audit events written here::
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,7 +70,6 @@ from gateway.store import audit
 from gateway.store.keys import (
     RewrapProgress,
     RewrapResult,
-    UnderKek,
     kek_usage,
     rewrap_all,
     under_kek,
@@ -75,7 +77,10 @@ from gateway.store.keys import (
 
 __all__ = [
     "DESTROY_GRACE",
+    "MAX_CERTIFICATE_BYTES",
     "Activated",
+    "DestructionNotice",
+    "DestructionUnconfirmed",
     "Imported",
     "KeyListing",
     "KeyRefused",
@@ -85,11 +90,13 @@ __all__ = [
     "RotatedKek",
     "activate",
     "destroy",
+    "destruction_notice",
     "import_certificate",
     "list_keys",
     "parse_key",
     "parse_time",
     "publish",
+    "read_certificates",
     "revoke",
     "rewrap",
     "rotate",
@@ -418,6 +425,39 @@ class Imported:
     chain_length: int
     """Certificates in the file: 1 means no issuer certificates came with it."""
 
+    @property
+    def sha256(self) -> str:
+        """The certificate's SHA-256 (hex), as ``key.certificate.imported`` records it."""
+        return self.certificate.fingerprint(hashes.SHA256()).hex()
+
+
+MAX_CERTIFICATE_BYTES = 256 * 1024
+"""The largest certificate file :func:`import_certificate` takes: a certificate and its issuers
+are a few KiB each (the local API refuses a larger body before reading it, the console reads
+no more than a byte past it)."""
+
+
+def read_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    """The certificates of a CA's answer: PEM (the certificate, then its issuers) or one DER
+    certificate. Refused, naming ``source``, when it is neither or too large."""
+    if len(data) > MAX_CERTIFICATE_BYTES:
+        raise KeyStoreError(
+            f"{source}: {len(data)} bytes, over the {MAX_CERTIFICATE_BYTES} a certificate file "
+            "may have; send the certificate the CA issued (then its issuers), nothing else"
+        )
+    try:
+        certs = certificates.load_pem_certificates(data)
+        if not certs and data:
+            certs = [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        certs = []
+    if not certs:
+        raise KeyStoreError(
+            f"{source}: no certificate in it (neither PEM nor DER); send the certificate the CA "
+            "issued for this key's request: PEM (the certificate, then its issuers) or DER"
+        )
+    return certs
+
 
 def import_certificate(
     ctx: AppContext,
@@ -425,19 +465,17 @@ def import_certificate(
     role: KeyRole,
     name: str,
     generation: int,
-    pem: bytes,
+    data: bytes,
     *,
     source: str = "the certificate",
 ) -> Imported:
-    """Install a CA's certificate (PEM, leaf first, then its issuers) for a key of this node:
-    it must certify that key, name this body, serve the role and not have expired. A rotated
-    generation's import is audited (``key.certificate.imported``); the first generation's is
-    the node's set-up (``gateway keys import``)."""
+    """Install a CA's certificate (PEM, leaf first, then its issuers; or one DER certificate)
+    for a key of this node: it must certify that key, name this body, serve the role and not
+    have expired. A rotated generation's import is audited (``key.certificate.imported``); the
+    first generation's is the node's set-up (``gateway keys import``)."""
     require(ctx, Action.MANAGE_KEYS, key_stem(role, name))
     config = _config(ctx)
-    certs = certificates.load_pem_certificates(pem)
-    if not certs:
-        raise KeyStoreError(f"{source}: no PEM certificate in it")
+    certs = read_certificates(data, source)
     leaf = certs[0]
     if generation != 1:
         keys.generations(role, name).generation(generation)  # refuses an unknown generation
@@ -753,18 +791,93 @@ def rewrap(
     return Rewrapped(result, sorted(k for k in ring.key_ids if k != result.active))
 
 
-def sealed_under(ctx: AppContext, key_id: str) -> UnderKek:
-    """What a KEK still wraps or sealed (``destroy-kek`` warns before it destroys)."""
+@dataclass(frozen=True, slots=True)
+class DestructionNotice:
+    """What destroying a KEK does, told before it is done: ``gateway keys destroy-kek`` prints
+    the warnings, the local API answers them (``GET /api/v1/kek/{kek_id}/destruction``), the
+    console shows them above its form."""
+
+    key_id: str
+    warnings: tuple[str, ...]
+    """What it still wraps (destroying is refused then), what becomes unreadable."""
+    acknowledge: str
+    """A digest of the KEK's id and the warnings: a remote caller sends it back to destroy,
+    so a request made without having read the warnings — or after they changed — is refused."""
+
+
+ACKNOWLEDGE_FORMAT = "gateway-kek-destruction/1"
+
+
+def destruction_notice(ctx: AppContext, keys: KeyStore, key_id: str) -> DestructionNotice:
+    """The warnings of what destroying ``key_id`` ends, and the value that acknowledges them."""
     require(ctx, Action.MANAGE_KEYS, f"kek:{key_id}"[:64])
+    member = read_ring(keys.directory).member(key_id)  # refuses a KEK not in the ring
+    if member.destroyed_at is not None:
+        raise KekRotationError(f"KEK {key_id} was destroyed at {member.destroyed_at.isoformat()}")
     with ctx.store.read() as conn:
-        return under_kek(conn, key_id)
+        under = under_kek(conn, key_id)  # what it still wraps or sealed
+    config = ctx.config.path if ctx.config is not None else "NODE.toml"
+    warnings = []
+    if under.wrapped:
+        warnings.append(
+            f"KEK {key_id} still wraps {under.describe()}: destroying it is refused until "
+            f"`gateway keys rewrap --config {config}` has moved them"
+        )
+    if under.audit_purposes:
+        warnings.append(
+            f"the read purposes of {under.audit_purposes} audit event(s) are sealed under KEK "
+            f"{key_id}: once it is destroyed they can no longer be read (their SHA-256 still can "
+            f"be compared); export them first with `gateway audit export --config {config} "
+            "--purposes --out FILE` if they must stay readable"
+        )
+    warnings.append(
+        f"destroying KEK {key_id} cannot be undone: backups made under it can no longer be "
+        "read, nor the retention period keys they hold"
+    )
+    digest = hashlib.sha256(
+        json.dumps([ACKNOWLEDGE_FORMAT, key_id, warnings], ensure_ascii=False).encode()
+    ).hexdigest()
+    return DestructionNotice(key_id, tuple(warnings), digest[:32])
 
 
-def destroy(ctx: AppContext, keys: KeyStore, key_id: str) -> str:
+class DestructionUnconfirmed(KeyRefused):
+    """A remote destruction that did not name the KEK or acknowledge the warnings as they are
+    now; ``notice`` holds them (the refusal shows them)."""
+
+    def __init__(self, message: str, notice: DestructionNotice) -> None:
+        super().__init__(message, "CONFIRMATION_MISMATCH")
+        self.notice = notice
+
+
+def destroy(
+    ctx: AppContext,
+    keys: KeyStore,
+    key_id: str,
+    *,
+    confirm: str | None = None,
+    acknowledge: str | None = None,
+) -> str:
     """Destroy a retired KEK once no stored key is wrapped under it; return where it was.
     Audit purposes sealed under it become unreadable: the ``kek.destroyed`` event counts them
-    (``purposes_unreadable``)."""
+    (``purposes_unreadable``). The KEK in force, or one scheduled, is never destroyed.
+
+    ``confirm`` and ``acknowledge``: the remote surfaces (the local API, the console) pass what
+    the administrator sent — the KEK's id again, and :attr:`DestructionNotice.acknowledge` of
+    the warnings they were shown — and a mismatch (CONFIRMATION_MISMATCH) changes nothing; the
+    command line, whose operator reads the warnings on the node's host, passes None."""
     require(ctx, Action.MANAGE_KEYS, f"kek:{key_id}"[:64])
+    if confirm is not None or acknowledge is not None:
+        notice = destruction_notice(ctx, keys, key_id)
+        if confirm != key_id:
+            raise DestructionUnconfirmed(
+                f"confirm: type the id of the KEK to destroy ({key_id}) to destroy it", notice
+            )
+        if acknowledge != notice.acknowledge:
+            raise DestructionUnconfirmed(
+                f"acknowledge: read the warnings of what KEK {key_id} still seals (they are "
+                "here, or changed since they were read) and send back their acknowledge value",
+                notice,
+            )
     with ctx.store.read() as conn:
         usage = kek_usage(conn)
         under = under_kek(conn, key_id)

@@ -91,7 +91,10 @@ def register(subparsers: Any) -> None:
     p = add("import", "import a certificate issued by a national CA for one of our keys")
     p.add_argument("role", choices=[r for r in KEY_ROLES if r != "kek"])
     p.add_argument(
-        "certificate", type=Path, metavar="CERT.pem", help="PEM: the certificate, then its issuers"
+        "certificate",
+        type=Path,
+        metavar="CERT.pem",
+        help="PEM (the certificate, then its issuers) or one DER certificate",
     )
     p.add_argument("--name", default="", help="official's key name")
     p.add_argument(

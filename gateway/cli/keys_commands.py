@@ -443,18 +443,10 @@ def cmd_rewrap(args: argparse.Namespace, *, now: datetime) -> int:
 
 def cmd_destroy_kek(args: argparse.Namespace, *, now: datetime) -> int:
     with _context(args) as (ctx, keys):
-        under = app_keys.sealed_under(ctx, args.key_id)
-        if under.wrapped:
-            print(f"warning: KEK {args.key_id} still wraps {under.describe()}", file=sys.stderr)
-        if under.audit_purposes:
-            print(
-                f"warning: the read purposes of {under.audit_purposes} audit event(s) are sealed "
-                f"under KEK {args.key_id}: once it is destroyed they can no longer be read "
-                "(their SHA-256 still can be compared); export them first with "
-                f"`gateway audit export --config {args.config} --purposes --out FILE` if they "
-                "must stay readable",
-                file=sys.stderr,
-            )
+        # The operator at the node's host reads the warnings here; the API and the console
+        # make their caller send them back acknowledged (gateway.app.keys.destroy).
+        for warning in app_keys.destruction_notice(ctx, keys, args.key_id).warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         key_id = app_keys.destroy(ctx, keys, args.key_id)
     print(
         f"KEK {key_id} destroyed; backups made under it can no longer be read, nor the retention "

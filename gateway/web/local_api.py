@@ -102,10 +102,12 @@ from gateway.app import keys as app_keys
 from gateway.app import originals as app_originals
 from gateway.app import proceedings as app_proceedings
 from gateway.app import purge as app_purge
+from gateway.app.audit_checkpoints import checkpoint_file_line
 from gateway.app.context import AppContext, StorageFault, storage_fault
 from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.algorithms import DEFAULT_KEY_SPEC, KeySpec
 from gateway.crypto.keys.generations import RevocationReason
+from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.attachments import AttachmentCheckRefused, AttachmentMeta, PartTooLarge
@@ -183,11 +185,14 @@ KEY_GENERATION = f"{KEY_GENERATIONS}/{{generation}}"
 KEY_PUBLICATIONS = f"{API_PREFIX}/keys/publications"
 KEK_ROTATIONS = f"{API_PREFIX}/kek/rotations"
 KEK_REWRAPS = f"{API_PREFIX}/kek/rewraps"
+KEK_DESTRUCTION = f"{API_PREFIX}/kek/{{kek_id}}/destruction"
 AUDIT_VERIFICATIONS = f"{API_PREFIX}/audit/verifications"
+AUDIT_CHECKPOINTS = f"{API_PREFIX}/audit/checkpoints"
 AUDIT_EXPORT = f"{API_PREFIX}/audit/export"
 DIRECTORY = f"{API_PREFIX}/directory"
 KEY_ACTIVATE = f"{KEY_GENERATION}/activate"
 KEY_REVOKE = f"{KEY_GENERATION}/revoke"
+KEY_CERTIFICATE = f"{KEY_GENERATION}/certificate"
 HEALTHZ = "/healthz"
 METRICS_PATH = "/metrics"
 
@@ -1469,6 +1474,41 @@ async def get_audit_export(request: web.Request) -> web.StreamResponse:
     return await stream_lines(request, lines, "audit-export.jsonl")
 
 
+JSONL = "application/jsonl"
+
+
+async def post_audit_checkpoint(request: web.Request) -> web.Response:
+    """Sign the audit chain's head with the node's seal now (gateway.app.audit.checkpoint, as
+    ``gateway audit checkpoint`` does) and answer the checkpoint line for the caller to keep off
+    the node (``gateway audit verify --checkpoint FILE`` checks the trail against it). Recorded
+    (``audit.checkpoint``) → 201: JSON with the line, or, asked with ``Accept:
+    application/jsonl``, the line itself as a file to save."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    done = await _key_act(lambda: app_audit.checkpoint(ctx, keys.seal()))
+    line = checkpoint_file_line(done)
+    # The file name is the checkpoint's number: nothing of the request.
+    disposition = f'attachment; filename="audit-checkpoint-{done.checkpoint_id}.jsonl"'
+    if JSONL in request.headers.get(hdrs.ACCEPT, ""):
+        return web.Response(
+            body=(line + "\n").encode("utf-8"),
+            status=201,
+            content_type=JSONL,
+            charset="utf-8",
+            headers={hdrs.CONTENT_DISPOSITION: disposition},
+        )
+    return _json(
+        {
+            "checkpoint_id": done.checkpoint_id,
+            "seq": done.seq,
+            "hash": done.hash.hex(),
+            "at": done.at.isoformat(),
+            "line": line,
+        },
+        status=201,
+    )
+
+
 async def post_directory(request: web.Request) -> web.Response:
     """Install a new version of the depositary's signed directory (the XML file, as the body):
     gateway.app.directory.import_directory verifies its signature and that it follows the
@@ -1586,6 +1626,105 @@ async def post_kek_rewrap(request: web.Request) -> web.Response:
     )
 
 
+KEK_DESTROY_FIELDS = frozenset({"confirm", "acknowledge"})
+
+
+def _kek_id(request: web.Request) -> str:
+    kek_id = request.match_info["kek_id"]
+    if not KEK_ID_PATTERN.match(kek_id):
+        raise _bad_parameter(
+            "kek_id",
+            "a KEK's id as `gateway keys list` shows it (kek-…)",
+            "идентификатор KEK, как его показывает `gateway keys list` (kek-…)",
+        )
+    return kek_id
+
+
+def _notice_json(notice: app_keys.DestructionNotice) -> dict[str, Any]:
+    return {
+        "kek_id": notice.key_id,
+        "warnings": list(notice.warnings),
+        "acknowledge": notice.acknowledge,
+    }
+
+
+async def get_kek_destruction(request: web.Request) -> web.Response:
+    """What destroying a retired KEK ends (gateway.app.keys.destruction_notice): the warnings
+    ``gateway keys destroy-kek`` prints, and the ``acknowledge`` value a POST must send back.
+    Changes nothing."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    notice = await _key_act(app_keys.destruction_notice, ctx, keys, _kek_id(request))
+    return _json(_notice_json(notice))
+
+
+async def post_kek_destruction(request: web.Request) -> web.Response:
+    """Destroy a retired KEK (gateway.app.keys.destroy): ``confirm`` must be its id and
+    ``acknowledge`` the value of the warnings as GET answered them; a mismatch is 422
+    CONFIRMATION_MISMATCH with the warnings as they are now. Irreversible. Audited
+    (``kek.destroyed``)."""
+    _only_params(request, frozenset())
+    ctx, keys = _key_context(request)
+    kek_id = _kek_id(request)
+    body = await _read_json_body(request)
+    confirm, acknowledge = body.get("confirm"), body.get("acknowledge")
+    if (
+        set(body) - KEK_DESTROY_FIELDS
+        or not isinstance(confirm, str)
+        or not isinstance(acknowledge, str)
+    ):
+        raise _key_body_error(
+            '{"confirm": "the id of the KEK", "acknowledge": "the value GET answered with '
+            'the warnings"}'
+        )
+    destroyed = await _key_act(
+        app_keys.destroy, ctx, keys, kek_id, confirm=confirm, acknowledge=acknowledge
+    )
+    return _json({"kek_id": destroyed, "destroyed": True})
+
+
+async def post_key_certificate(request: web.Request) -> web.Response:
+    """Install the certificate a CA issued for a generation's request
+    (gateway.app.keys.import_certificate, as ``gateway keys import`` does): the body is the
+    certificate, PEM (then its issuers) or DER, at most MAX_CERTIFICATE_BYTES; ``name``
+    (query) names an official's key. Audited (``key.certificate.imported``) → 201."""
+    _only_params(request, frozenset({"name"}))
+    ctx, keys, role, generation = _key_target(request)
+    name = request.query.get("name", "")
+    limit, declared = app_keys.MAX_CERTIFICATE_BYTES, request.content_length or 0
+    data = await request.content.read(limit + 1) if declared <= limit else b""
+    if declared > limit or len(data) > limit:  # refused before more is read
+        raise ApiError(
+            status=413,
+            code=ErrorCode.BODY_TOO_LARGE,
+            message=f"body (the certificate): over {limit} bytes; send the certificate the CA "
+            "issued (then its issuers), nothing else",
+            message_ru=f"Тело (сертификат) больше {limit} байт: передайте выданный УЦ "
+            "сертификат (и его издателей), ничего больше.",
+        )
+    done = await _key_act(
+        app_keys.import_certificate,
+        ctx,
+        keys,
+        role,
+        name,
+        generation,
+        data,
+        source="body (the certificate)",
+    )
+    leaf = done.certificate
+    return _json(
+        {
+            "key": done.stem,
+            "subject": leaf.subject.rfc4514_string(),
+            "not_after": leaf.not_valid_after_utc.isoformat(),
+            "certificate_sha256": done.sha256,
+            "chain_length": done.chain_length,
+        },
+        status=201,
+    )
+
+
 def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
     """The node's context (as the token's actor), its key store, the role and generation."""
     ctx, keys = _key_context(request)
@@ -1601,12 +1740,11 @@ async def _key_act(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await _in_thread(fn, *args, **kwargs)
     except (KeyStoreError, KekRotationError) as exc:
         # Our own words about the key's manifest and certificate: rules and stems, no secret.
+        extra: dict[str, Any] = {"rule": getattr(exc, "code", "")}
+        if isinstance(exc, app_keys.DestructionUnconfirmed):
+            extra.update(_notice_json(exc.notice))  # what was not acknowledged, as it is now
         raise ApiError(
-            422,
-            ErrorCode.KEY_REFUSED,
-            str(exc),
-            "Ключ не изменён: " + str(exc),
-            extra={"rule": getattr(exc, "code", "")},
+            422, ErrorCode.KEY_REFUSED, str(exc), "Ключ не изменён: " + str(exc), extra=extra
         ) from None
 
 
@@ -2074,6 +2212,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         hdrs.METH_POST,
+        KEY_CERTIFICATE,
+        post_key_certificate,
+        Action.MANAGE_KEYS,
+        "install the certificate a CA issued for a generation (PEM or DER body) → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
         KEK_ROTATIONS,
         post_kek_rotation,
         Action.MANAGE_KEYS,
@@ -2085,6 +2230,20 @@ ROUTES: tuple[Route, ...] = (
         post_kek_rewrap,
         Action.MANAGE_KEYS,
         "re-wrap the stored data keys under the KEK in force",
+    ),
+    Route(
+        hdrs.METH_GET,
+        KEK_DESTRUCTION,
+        get_kek_destruction,
+        Action.MANAGE_KEYS,
+        "what destroying a retired KEK ends: its warnings and their `acknowledge` value",
+    ),
+    Route(
+        hdrs.METH_POST,
+        KEK_DESTRUCTION,
+        post_kek_destruction,
+        Action.MANAGE_KEYS,
+        "destroy a retired KEK (irreversible); `confirm` its id, `acknowledge` its warnings",
     ),
     Route(
         hdrs.METH_POST,
@@ -2099,6 +2258,13 @@ ROUTES: tuple[Route, ...] = (
         get_audit_export,
         Action.READ_AUDIT,
         "a segment of the audit trail as JSON Lines with its hashes; recorded",
+    ),
+    Route(
+        hdrs.METH_POST,
+        AUDIT_CHECKPOINTS,
+        post_audit_checkpoint,
+        Action.READ_AUDIT,
+        "sign the audit chain's head now; the checkpoint line to keep off the node → 201",
     ),
     Route(
         hdrs.METH_POST,

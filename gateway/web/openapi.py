@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.keys.generations import RevocationReason
+from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 
 API_VERSION = "1.0.0"
 
@@ -272,6 +273,20 @@ _KEY_PATH = [
     },
     {"name": "generation", "in": "path", "required": True, "schema": {"type": "string"}},
 ]
+
+
+_KEK_ID = {
+    "name": "kek_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": KEK_ID_PATTERN.pattern},
+    "description": "A KEK's id, as `gateway keys list` shows it.",
+}
+_DESTRUCTION_NOTICE = {
+    "kek_id": _STR,
+    "warnings": {"type": "array", "items": _STR},
+    "acknowledge": _STR,
+}
 
 
 def _returns(description: str, schema: str = "Error") -> dict[str, Any]:
@@ -1184,6 +1199,87 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/kek/{kek_id}/destruction": {
+            "get": {
+                "operationId": "kekDestructionNotice",
+                "summary": "What destroying a retired KEK ends, as `gateway keys destroy-kek` "
+                "prints it: what it still wraps (destroying is refused then), the read purposes "
+                "sealed under it, the backups it leaves unreadable; and `acknowledge`, the value "
+                "of these warnings a POST must send back. Changes nothing. Administrators.",
+                "parameters": [_KEK_ID],
+                "responses": {
+                    "200": _answer(
+                        "The warnings and their acknowledge value.", _DESTRUCTION_NOTICE
+                    ),
+                    "422": _returns("No such KEK, or destroyed already (KEY_REFUSED)."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            },
+            "post": {
+                "operationId": "destroyKek",
+                "summary": "Destroy a retired KEK, irreversibly: `confirm` must be its id and "
+                "`acknowledge` the value GET answered with the warnings; a mismatch, or warnings "
+                "changed since, is 422 `KEY_REFUSED` rule `CONFIRMATION_MISMATCH` with the "
+                "warnings as they are now (`warnings`, `acknowledge`). Refused for the KEK in "
+                "force, one scheduled, one left within the grace, or one still wrapping stored "
+                "keys. Audited (`kek.destroyed`). Administrators.",
+                "parameters": [_KEK_ID],
+                "requestBody": _json_body(
+                    {"confirm": _STR, "acknowledge": _STR}, ["confirm", "acknowledge"]
+                ),
+                "responses": {
+                    "200": _answer(
+                        "Destroyed.", {"kek_id": _STR, "destroyed": {"type": "boolean"}}
+                    ),
+                    "422": _returns(
+                        "Refused as asked (KEY_REFUSED); `rule` CONFIRMATION_MISMATCH carries "
+                        "`warnings` and `acknowledge`."
+                    ),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            },
+        },
+        "/api/v1/keys/{role}/generations/{generation}/certificate": {
+            "post": {
+                "operationId": "importCertificate",
+                "summary": "Install the certificate a CA issued for a generation's request, as "
+                "`gateway keys import` does: the body is the certificate, PEM (the certificate, "
+                "then its issuers) or DER, at most 256 KiB (413 `BODY_TOO_LARGE`). It must "
+                "certify that generation's key, name this body, serve the role and not have "
+                "expired (422 `KEY_REFUSED`, the message names what and what to do). Audited "
+                "(`key.certificate.imported`; not for generation 1, the node's set-up). "
+                "`name` names an official's key. Administrators.",
+                "parameters": [
+                    *_KEY_PATH,
+                    _query("name", _STR, "An official's key name (role `official`)."),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        media: {"schema": {"type": "string"}}
+                        for media in ("application/x-pem-file", "application/pkix-cert")
+                    },
+                },
+                "responses": {
+                    "201": _answer(
+                        "Installed: the generation's stem and the certificate.",
+                        {
+                            "key": _STR,
+                            "subject": _STR,
+                            "not_after": _STR,
+                            "certificate_sha256": _STR,
+                            "chain_length": {"type": "integer"},
+                        },
+                    ),
+                    "413": _returns("Over 256 KiB (BODY_TOO_LARGE)."),
+                    "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
+                    **_COMMON,
+                    "400": _resp("BadRequest"),
+                },
+            }
+        },
         "/api/v1/keys/{role}/generations/{generation}/activate": {
             "post": {
                 "operationId": "activateKey",
@@ -1249,6 +1345,44 @@ def _paths() -> dict[str, Any]:
                             "reason": _STR,
                         },
                     ),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/v1/audit/checkpoints": {
+            "post": {
+                "operationId": "checkpointAudit",
+                "summary": "Sign the audit chain's head with the node's seal now, as `gateway "
+                "audit checkpoint` does, and answer the checkpoint line for the caller to keep "
+                "off the node (`gateway audit verify --checkpoint FILE` checks the trail against "
+                "it there). JSON with `line`; with `Accept: application/jsonl` the line itself, "
+                "as a file to save. Recorded (`audit.checkpoint`). Auditors.",
+                "responses": {
+                    "201": {
+                        "description": "The checkpoint and its line.",
+                        "headers": {
+                            "Content-Disposition": {
+                                "schema": _STR,
+                                "description": "with application/jsonl: attachment; "
+                                'filename="audit-checkpoint-<id>.jsonl"',
+                            }
+                        },
+                        "content": {
+                            "application/json": {
+                                "schema": _object(
+                                    {
+                                        "checkpoint_id": {"type": "integer"},
+                                        "seq": {"type": "integer"},
+                                        "hash": _STR,
+                                        "at": _STR,
+                                        "line": _STR,
+                                    }
+                                )
+                            },
+                            "application/jsonl": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "422": _returns("No seal to sign with (KEY_REFUSED)."),
                     **_COMMON,
                 },
             }

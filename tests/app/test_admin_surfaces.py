@@ -11,23 +11,29 @@ tests/app/test_admin_acts.py checks that each one the three surfaces offer has i
 from __future__ import annotations
 
 import io
+import json
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.app import admin
 from gateway.app import audit as app_audit
 from gateway.app import keys as app_keys
 from gateway.app import users as app_users
+from gateway.app.audit_checkpoints import parse_checkpoint_line
 from gateway.app.context import AppContext, command_line_actor, serving_context
 from gateway.app.passwords import hash_password
 from gateway.config import KeysSection, NodeConfig
+from gateway.crypto.certificates import CertificateProfile, pem_bundle
 from gateway.crypto.demo_ca import DemoCA
+from gateway.crypto.keys.kek_ring import read_ring, ring_manifest_path
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.directory import build_directory_xml
 from gateway.exchange.directory_signing import sign_directory
@@ -347,6 +353,130 @@ async def _export_audit(s: Surfaces, surface: str, _: Any) -> None:
     assert app_audit.verify_export(lines).intact, lines[:2]
 
 
+async def _checkpoint_audit(s: Surfaces, surface: str, _: Any) -> None:
+    if surface == "cli":
+        kept = s.config.parent / "checkpoints.jsonl"
+        s.cli("audit", "checkpoint", "--out", str(kept))
+        line = kept.read_text(encoding="utf-8").splitlines()[-1]
+    elif surface == "api":
+        line = (await s.post_api("/audit/checkpoints"))["line"]
+    else:
+        response = await s.console.post(
+            "/admin/audit/checkpoint", data={"csrf_token": s.csrf}, allow_redirects=False
+        )
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Disposition"].startswith("attachment;")
+        line = (await response.text()).strip()
+    # The same line, kept off the node, checks the trail there (gateway audit verify --checkpoint).
+    kept_off = parse_checkpoint_line(line, surface)
+    assert app_audit.verify(s.ctx, [(kept_off, surface)]).intact
+
+
+def _requested_seal(s: Surfaces, surface: str) -> tuple[int, bytes]:
+    """A new seal generation with a certificate request (no demo CA in the keys folder), and
+    the certificate the CA (the node's demo CA standing in) issued for it: PEM with its
+    issuer; DER alone for the API."""
+    generation = app_keys.rotate(s.ctx, s.keys, KeyRole.SEAL).generation
+    csr = x509.load_pem_x509_csr(s.keys.csr_path(KeyRole.SEAL, "", generation).read_bytes())
+    ca = DemoCA.load(s.config.parent / "ca", s.keys.passphrase())
+    cert = ca.issue_from_csr(
+        csr, CertificateProfile(role="seal", body_id=BODY), now=datetime.now(UTC)
+    )
+    if surface == "api":
+        return generation, cert.public_bytes(serialization.Encoding.DER)
+    return generation, pem_bundle([cert, ca.certificate])
+
+
+async def _import_certificate(s: Surfaces, surface: str, requested: tuple[int, bytes]) -> None:
+    generation, data = requested
+    if surface == "cli":
+        path = s.config.parent / f"seal-{generation}.pem"
+        path.write_bytes(data)
+        s.cli("keys", "import", "seal", str(path), "--generation", str(generation))
+    elif surface == "api":
+        response = await s.api.post(
+            f"/api/v1/keys/seal/generations/{generation}/certificate",
+            data=data,
+            headers={
+                "Authorization": f"Bearer {s.api_token}",
+                "Content-Type": "application/pkix-cert",
+            },
+        )
+        assert response.status == 201, await response.text()
+        assert (await response.json())["chain_length"] == 1
+    else:
+        form = {
+            "role": "seal",
+            "name": "",
+            "generation": str(generation),
+            "certificate": io.BytesIO(data),
+            "csrf_token": s.csrf,
+        }
+        response = await s.console.post("/admin/keys/import", data=form, allow_redirects=False)
+        assert response.status == 303, await response.text()
+    assert s.keys.load(KeyRole.SEAL, generation=generation).certificate is not None
+
+
+def _backdate_kek_switches(s: Surfaces) -> None:
+    """Move every KEK switch of the ring back past DESTROY_GRACE, as if the grace had passed
+    (the three surfaces act on the real clock)."""
+    ring = read_ring(s.keys.directory)
+    shift = app_keys.DESTROY_GRACE + timedelta(minutes=1)
+    activations = tuple(
+        replace(a, at=a.at - shift) if a.at is not None else a for a in ring.activations
+    )
+    ring_manifest_path(s.keys.directory).write_text(
+        json.dumps(replace(ring, activations=activations).to_json()), encoding="utf-8"
+    )
+
+
+def _retired_kek(s: Surfaces, surface: str) -> str:
+    """The KEK in force until now, retired: a new one rotated in, everything re-wrapped under
+    it, the grace passed."""
+    old = _kek_in_force(s, surface)
+    app_keys.rotate_kek_ring(s.ctx, s.keys)
+    assert app_keys.rewrap(s.ctx, s.keys).result.complete
+    _backdate_kek_switches(s)
+    return old
+
+
+async def _destruction_notice(s: Surfaces, kek_id: str) -> dict[str, Any]:
+    response = await s.api.get(
+        f"/api/v1/kek/{kek_id}/destruction", headers={"Authorization": f"Bearer {s.api_token}"}
+    )
+    assert response.status == 200, await response.text()
+    notice: dict[str, Any] = await response.json()
+    return notice
+
+
+async def _console_acknowledge(s: Surfaces, kek_id: str) -> str:
+    """The confirmation page: the warnings, then the form carrying their acknowledge value."""
+    page = await s.console.get("/admin/kek/destroy", params={"kek_id": kek_id})
+    text = await page.text()
+    assert page.status == 200, text
+    assert "cannot be undone" in text  # the warnings are on the page
+    found = re.search(r'id="kek-acknowledge" value="([0-9a-f]+)"', text)
+    assert found, text
+    return found.group(1)
+
+
+async def _destroy_kek(s: Surfaces, surface: str, kek_id: str) -> None:
+    if surface == "cli":
+        s.cli("keys", "destroy-kek", kek_id)
+    elif surface == "api":
+        notice = await _destruction_notice(s, kek_id)
+        body = {"confirm": kek_id, "acknowledge": notice["acknowledge"]}
+        assert await s.post_api(f"/kek/{kek_id}/destruction", body) == {
+            "kek_id": kek_id,
+            "destroyed": True,
+        }
+    else:
+        acknowledge = await _console_acknowledge(s, kek_id)
+        form = {"kek_id": kek_id, "confirm": kek_id, "acknowledge": acknowledge}
+        await s.post_console("/admin/kek/destroy", form)
+    assert read_ring(s.keys.directory).member(kek_id).destroyed_at is not None
+
+
 DIRECTORY_VERSIONS = {"cli": 1, "api": 2, "console": 3}
 
 
@@ -438,6 +568,19 @@ CASES = {
         ("kek.rotated",), _kek_in_force, _rotate_kek, frozenset({"previous", "active_from"})
     ),
     "kek-rewrap": Case(("kek.rewrap.finished",), _new_kek, _rewrap),
+    "kek-destroy": Case(("kek.destroyed",), _retired_kek, _destroy_kek),
+    "key-import": Case(
+        ("key.certificate.imported",),
+        _requested_seal,
+        _import_certificate,
+        frozenset({"generation", "certificate_sha256"}),
+    ),
+    "audit-checkpoint": Case(
+        ("audit.checkpoint",),
+        lambda s, surface: None,
+        _checkpoint_audit,
+        frozenset({"seq", "hash"}),
+    ),
     "audit-verify": Case(
         ("audit.verified",),
         lambda s, surface: None,
@@ -499,3 +642,114 @@ async def test_rotating_the_kek_remotely_must_name_the_one_in_force(surfaces: Su
     assert "KEK не заменён" in await page.text()
     assert audit_of(surfaces.store, "kek.rotated", after=before) == []
     assert _kek_in_force(surfaces, "api") == in_force
+
+
+async def test_destroying_a_kek_remotely_must_acknowledge_its_warnings(surfaces: Surfaces) -> None:
+    """The API and the console destroy a KEK only when ``confirm`` names it and ``acknowledge``
+    is the value of the warnings as they are now: a request that skipped them, or names another
+    KEK, is refused with the warnings; the KEK in force is refused whatever is sent. Nothing is
+    destroyed, nothing recorded."""
+    retired = _retired_kek(surfaces, "api")
+    in_force = _kek_in_force(surfaces, "api")
+    notice = await _destruction_notice(surfaces, retired)
+    assert any("cannot be undone" in w for w in notice["warnings"])
+    before = last_seq(surfaces.store)
+    auth = {"Authorization": f"Bearer {surfaces.api_token}"}
+
+    for body in (
+        {"confirm": retired, "acknowledge": "0" * 32},  # the warnings not read
+        {"confirm": in_force, "acknowledge": notice["acknowledge"]},  # another KEK named
+    ):
+        response = await surfaces.api.post(
+            f"/api/v1/kek/{retired}/destruction", json=body, headers=auth
+        )
+        assert response.status == 422
+        error = (await response.json())["error"]
+        assert error["code"] == "KEY_REFUSED" and error["rule"] == "CONFIRMATION_MISMATCH"
+        assert error["warnings"] == notice["warnings"]
+        assert error["acknowledge"] == notice["acknowledge"]
+
+    # The KEK in force: its own acknowledge value does not make it destroyable.
+    own = await _destruction_notice(surfaces, in_force)
+    response = await surfaces.api.post(
+        f"/api/v1/kek/{in_force}/destruction",
+        json={"confirm": in_force, "acknowledge": own["acknowledge"]},
+        headers=auth,
+    )
+    assert response.status == 422
+    assert "is the active one" in (await response.json())["error"]["message"]
+
+    # The console: a wrong id typed shows the confirmation page again, with the warnings.
+    acknowledge = await _console_acknowledge(surfaces, retired)
+    page = await surfaces.console.post(
+        "/admin/kek/destroy",
+        data={
+            "kek_id": retired,
+            "confirm": "kek-0000000000000000",
+            "acknowledge": acknowledge,
+            "csrf_token": surfaces.csrf,
+        },
+    )
+    assert page.status == 422
+    text = await page.text()
+    assert "KEK не уничтожен" in text and "cannot be undone" in text
+    for kek_id in ("", "../kek", "kek-0000000000000000"):  # none, malformed, not in the ring
+        page = await surfaces.console.get("/admin/kek/destroy", params={"kek_id": kek_id})
+        assert page.status == 422, kek_id
+        assert 'id="kek-destroy-form"' not in await page.text()
+
+    assert audit_of(surfaces.store, "kek.destroyed", after=before) == []
+    ring = read_ring(surfaces.keys.directory)
+    assert ring.member(retired).destroyed_at is None and ring.member(in_force).destroyed_at is None
+
+
+async def test_a_bad_certificate_is_refused_naming_the_field(surfaces: Surfaces) -> None:
+    """Not a certificate, one for another key, or a body over the limit: refused with the
+    field and what to send; the console refuses a form without its file. Nothing recorded."""
+    generation, _ = _requested_seal(surfaces, "api")
+    other, other_cert = _requested_seal(surfaces, "cli")  # the certificate of generation `other`
+    before = last_seq(surfaces.store)
+    url = f"/api/v1/keys/seal/generations/{generation}/certificate"
+    auth = {"Authorization": f"Bearer {surfaces.api_token}"}
+
+    response = await surfaces.api.post(url, data=b"not a certificate", headers=auth)
+    assert response.status == 422
+    message = (await response.json())["error"]["message"]
+    assert message.startswith("body (the certificate): no certificate in it")
+    assert "PEM" in message and "DER" in message
+
+    response = await surfaces.api.post(url, data=other_cert, headers=auth)
+    assert response.status == 422
+    assert "issued for another key" in (await response.json())["error"]["message"]
+
+    too_large = b"0" * (app_keys.MAX_CERTIFICATE_BYTES + 1)
+    response = await surfaces.api.post(url, data=too_large, headers=auth)
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "BODY_TOO_LARGE"
+
+    page = await surfaces.console.post(
+        "/admin/keys/import",
+        data={"role": "seal", "generation": str(other), "csrf_token": surfaces.csrf},
+    )
+    assert page.status == 422
+    assert "Выберите файл сертификата" in await page.text()
+    assert audit_of(surfaces.store, "key.certificate.imported", after=before) == []
+
+
+async def test_a_checkpoint_can_be_downloaded_as_its_file(surfaces: Surfaces) -> None:
+    """``Accept: application/jsonl``: the line itself, as the file `--out` writes, to save."""
+    response = await surfaces.api.post(
+        "/api/v1/audit/checkpoints",
+        headers={"Authorization": f"Bearer {surfaces.api_token}", "Accept": "application/jsonl"},
+    )
+    assert response.status == 201
+    assert response.content_type == "application/jsonl"
+    [line] = (await response.text()).splitlines()
+    checkpoint = parse_checkpoint_line(line, "download")
+    [recorded] = audit_of(surfaces.store, "audit.checkpoint")
+    number = recorded["subjects"]["checkpoint_id"]
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="audit-checkpoint-{number}.jsonl"'
+    )
+    assert recorded["details"] == {"seq": checkpoint.seq, "hash": checkpoint.hash.hex()}
+    assert app_audit.verify(surfaces.ctx, [(checkpoint, "download")]).intact

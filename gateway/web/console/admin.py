@@ -1,24 +1,28 @@
 """Administration pages: keys, the directory of bodies, retention, legal holds and purge runs
-(role ``administrator``); the audit trail, its verification and export (role ``auditor``).
+(role ``administrator``); the audit trail, its verification, export and signed checkpoints (role
+``auditor``).
 
 The pages only read, from the sources injected into :func:`make_console_app` (see
 :mod:`gateway.web.console.sources`; the console does not start without them), each through
 :mod:`gateway.app` as the signed-in user; verifying and exporting the trail are recorded by
 :mod:`gateway.app.audit`. The administrator's acts (holds, purge, tokens, users, key
-generations, the KEK ring) are :mod:`gateway.web.console.admin_acts`; destroying a KEK and
-changing policies stay with the CLI (docs/administration.md).
+generations, the KEK ring) are :mod:`gateway.web.console.admin_acts`; changing policies stays
+with the CLI (docs/administration.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.app import audit as app_audit
+from gateway.app.audit_checkpoints import checkpoint_file_line
+from gateway.crypto.keys.keystore import KeyStoreError
 from gateway.exchange.service import Action
 from gateway.model.directory import CertificateRole
 from gateway.web.console.auth import error_page
@@ -294,3 +298,30 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
         )
     lines = app_audit.export_lines(acts, seq_from=seq_from, seq_to=seq_to, since=since, until=until)
     return await stream_lines(request, lines, "audit-export.jsonl")
+
+
+async def checkpoint_audit(request: web.Request) -> web.Response:
+    """Sign the chain's head now (:func:`gateway.app.audit.checkpoint`, as ``gateway audit
+    checkpoint`` does) and hand the checkpoint line over as a file: the auditor keeps it off
+    the node, where ``gateway audit verify --checkpoint FILE`` checks the trail against it.
+    Recorded (``audit.checkpoint``)."""
+    _require(request, Action.READ_AUDIT)
+    acts = request.app[CONTEXT].admin.acts
+    keys = acts.keys if acts is not None else None
+    if acts is None or keys is None:
+        raise web.HTTPServiceUnavailable(text="checkpoints are not available in this console")
+    ctx = acts.acting_as(request[ACTOR])
+    try:
+        done = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: app_audit.checkpoint(ctx, keys.seal())
+        )
+    except KeyStoreError as exc:
+        return error_page(request, 503, "Контрольная точка не создана", f"Печать узла: {exc}")
+    # The file name is the checkpoint's number: nothing of the request.
+    name = f"audit-checkpoint-{done.checkpoint_id}.jsonl"
+    return web.Response(
+        body=(checkpoint_file_line(done) + "\n").encode("utf-8"),
+        content_type="application/jsonl",
+        charset="utf-8",
+        headers={hdrs.CONTENT_DISPOSITION: f'attachment; filename="{name}"'},
+    )

@@ -7,8 +7,10 @@ Each form calls the same function of :mod:`gateway.app` as ``gateway holds|token
 and the local API, as the signed-in user: the same role check, the same rows, the same audit
 event (``tests/app/test_admin_surfaces.py``; :data:`gateway.app.acts.ADMIN_ACTS` lists them).
 The session middleware has checked the form's CSRF token before a handler runs. Rotating the KEK
-ring asks the administrator to type the id of the KEK in force (``confirm``). Destroying a KEK
-and the demo CA's CRL stay commands on the node's host (docs/administration.md).
+ring asks the administrator to type the id of the KEK in force (``confirm``). Destroying a retired
+KEK goes through a page that shows what it still seals (``GET /admin/kek/destroy``): its form
+carries the warnings' ``acknowledge`` value and asks for the KEK's id again. The demo CA's CRL
+stays a command on the node's host (docs/administration.md).
 
     GET  /admin/acts
     POST /admin/holds/place              conversation_id, reason
@@ -21,8 +23,11 @@ and the demo CA's CRL stay commands on the node's host (docs/administration.md).
     POST /admin/keys/revoke              role, name, generation, reason
     POST /admin/keys/rotate              role, name
     POST /admin/keys/publish
+    POST /admin/keys/import              role, name, generation, certificate (PEM or DER file)
     POST /admin/kek/rotate               confirm, at
     POST /admin/kek/rewrap
+    GET  /admin/kek/destroy              kek_id: the warnings, then the form
+    POST /admin/kek/destroy              kek_id, confirm, acknowledge
     POST /admin/directory/import         directory (the signed XML file, multipart)
     POST /admin/purge-runs
 """
@@ -42,6 +47,7 @@ from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
 from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keys.generations import PublishedCertificate, RevocationReason
+from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
@@ -303,6 +309,81 @@ async def rewrap(request: web.Request) -> web.Response:
     )
 
 
+async def import_certificate(request: web.Request) -> web.Response:
+    form = await request.post()
+    target, upload = _key_form(form), form.get("certificate")
+    if target is None:
+        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
+    if not isinstance(upload, web.FileField):
+        return _refused(request, 422, "Выберите файл сертификата, выданного УЦ (PEM или DER).")
+    limit = app_keys.MAX_CERTIFICATE_BYTES
+    data = upload.file.read(limit + 1)  # more is refused, naming the limit, by the app
+    done = await _with_keys(
+        request,
+        "Сертификат не установлен",
+        app_keys.import_certificate,
+        *target,
+        data,
+    )
+    if isinstance(done, web.Response):
+        return done
+    return _done(
+        request,
+        f"Сертификат для {done.stem} установлен (действует до "
+        f"{done.certificate.not_valid_after_utc:%Y-%m-%d}).",
+    )
+
+
+def _destruction_page(
+    request: web.Request, notice: app_keys.DestructionNotice, refusal: str = ""
+) -> web.Response:
+    return render(
+        request,
+        "admin_kek_destroy.html",
+        {"notice": notice, "refusal": refusal},
+        status=422 if refusal else 200,
+    )
+
+
+NO_KEK_ID = "Укажите идентификатор выведенного KEK (kek-…), как на странице «Ключи»."
+
+
+async def kek_destruction(request: web.Request) -> web.Response:
+    """The warnings of what destroying the KEK ends, then the form that destroys it."""
+    kek_id = request.query.get("kek_id", "").strip()
+    if not KEK_ID_PATTERN.match(kek_id):
+        return _refused(request, 422, NO_KEK_ID)
+    notice = await _with_keys(request, "KEK не уничтожен", app_keys.destruction_notice, kek_id)
+    if isinstance(notice, web.Response):
+        return notice
+    return _destruction_page(request, notice)
+
+
+async def destroy_kek(request: web.Request) -> web.Response:
+    form = await request.post()
+    kek_id, confirm = _field(form, "kek_id"), _field(form, "confirm")
+    acknowledge = _field(form, "acknowledge")
+    if not KEK_ID_PATTERN.match(kek_id):
+        return _refused(request, 422, NO_KEK_ID)
+
+    def act(ctx: AppContext, keys: KeyStore) -> str | app_keys.DestructionUnconfirmed:
+        try:
+            return app_keys.destroy(ctx, keys, kek_id, confirm=confirm, acknowledge=acknowledge)
+        except app_keys.DestructionUnconfirmed as refused:
+            return refused  # the page again, with the warnings as they are now
+
+    done = await _with_keys(request, "KEK не уничтожен", act)
+    if isinstance(done, app_keys.DestructionUnconfirmed):
+        return _destruction_page(request, done.notice, str(done))
+    if isinstance(done, web.Response):
+        return done
+    return _done(
+        request,
+        f"KEK {done} уничтожен: резервные копии под ним больше не читаются, как и ключи "
+        "периодов хранения в них.",
+    )
+
+
 MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
 """A directory file the form takes: the local API's body limit."""
 
@@ -350,5 +431,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/admin/keys/publish", publish_keys, name="admin_key_publish")
     router.add_post("/admin/kek/rotate", rotate_kek, name="admin_kek_rotate")
     router.add_post("/admin/kek/rewrap", rewrap, name="admin_kek_rewrap")
+    router.add_post("/admin/keys/import", import_certificate, name="admin_key_import")
+    router.add_get(
+        "/admin/kek/destroy", kek_destruction, name="admin_kek_destroy", allow_head=False
+    )
+    router.add_post("/admin/kek/destroy", destroy_kek, name="admin_kek_destroy")
     router.add_post("/admin/directory/import", import_directory, name="admin_directory_import")
     router.add_post("/admin/purge-runs", run_purge, name="admin_purge_run")

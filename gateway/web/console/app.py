@@ -24,7 +24,7 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /admin                                              administration index
     GET  /admin/keys, /admin/directory, /admin/retention, /admin/holds, /admin/jobs
                                                                      (administrator)
-    GET  /admin/audit, POST /admin/audit/verify              audit trail (auditor)
+    GET  /admin/audit, POST /admin/audit/verify, /export, /checkpoint  audit trail (auditor)
     GET  /static/{filename}                                  CSS
 """
 
@@ -213,6 +213,9 @@ def make_console_app(
     admin_acts.add_routes(router)
     router.add_post("/admin/audit/verify", admin.verify_audit, name="admin_audit_verify")
     router.add_post("/admin/audit/export", admin.export_audit, name="admin_audit_export")
+    router.add_post(
+        "/admin/audit/checkpoint", admin.checkpoint_audit, name="admin_audit_checkpoint"
+    )
     router.add_get(MESSAGE, pages.message, name="message", allow_head=False)
     router.add_post(MESSAGE + "/verify", pages.reverify, name="message_verify")
     router.add_post(MESSAGE + "/resend", pages.resend, name="message_resend")
