@@ -66,25 +66,24 @@ def _harden(ctx: ssl.SSLContext) -> None:
 
 
 def _load_identity(
-    ctx: ssl.SSLContext,
-    cert_file: Path,
-    key_file: Path,
-    password: Password,
-    *,
-    setting: str = "TLS key role 'tls'",
-    fix_missing: str = "generate the node's keys or fix [keys] dir",
+    ctx: ssl.SSLContext, cert_file: Path, key_file: Path, password: Password, *, setting: str = ""
 ) -> None:
-    """Load our certificate and key; a :class:`ConfigurationError` names ``setting`` and says
-    what to do."""
+    """Load our certificate and key. ``setting``: the configuration naming the files (none: the
+    peer link's key in the node's key folder); a :class:`ConfigurationError` names it."""
+    name, fix_missing = (
+        (setting, "fix the path")
+        if setting
+        else ("TLS key role 'tls'", "generate the node's keys or fix [keys] dir")
+    )
     try:
         ctx.load_cert_chain(cert_file, key_file, password=password)
     except FileNotFoundError as exc:
         raise ConfigurationError(
-            f"{setting}: file {exc.filename or cert_file} not found; {fix_missing}"
+            f"{name}: file {exc.filename or cert_file} not found; {fix_missing}"
         ) from None
     except ssl.SSLError as exc:
         raise ConfigurationError(
-            f"{setting}: cannot load certificate {cert_file} with key {key_file} "
+            f"{name}: cannot load certificate {cert_file} with key {key_file} "
             f"({exc.reason or exc}): check that the key matches the certificate and, if it is "
             "encrypted, that it uses the node's key passphrase"
         ) from None
@@ -146,14 +145,7 @@ def local_server_context(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _policy(ctx)
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    _load_identity(
-        ctx,
-        cert_file,
-        key_file,
-        password,
-        setting="tls_cert_file/tls_key_file",
-        fix_missing="fix the path in [api] or [console]",
-    )
+    _load_identity(ctx, cert_file, key_file, password, setting="tls_cert_file/tls_key_file")
     return ctx
 
 
