@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.exchange.service import Action, Role
-from gateway.store import audit, purge, tokens
+from gateway.store import purge, tokens
 from gateway.store.purge import HoldRefused, LegalHold
 from gateway.store.tokens import ApiToken
 
@@ -73,9 +73,7 @@ def place_hold(ctx: AppContext, conversation_id: str, reason: str) -> int:
     :class:`HoldRefused` for an unknown conversation or a reason outside 1..128 characters."""
     require(ctx, Action.MANAGE_HOLDS, conversation_id)
     with ctx.store.transaction() as conn:
-        return purge.place_hold(
-            conn, conversation_id, reason, ctx.actor.name[:ACTOR_CHARS], ctx.clock()
-        )
+        return purge.place_hold(conn, conversation_id, reason, ctx.actor.code, ctx.clock())
 
 
 def release_holds(ctx: AppContext, conversation_id: str, reason: str) -> list[int]:
@@ -84,7 +82,7 @@ def release_holds(ctx: AppContext, conversation_id: str, reason: str) -> list[in
     require(ctx, Action.MANAGE_HOLDS, conversation_id)
     with ctx.store.transaction() as conn:
         released = purge.release_conversation_holds(
-            conn, conversation_id, ctx.actor.name[:ACTOR_CHARS], ctx.clock(), reason
+            conn, conversation_id, ctx.actor.code, ctx.clock(), reason
         )
     if not released:
         raise NoActiveHold(f"no active hold on conversation {conversation_id}")
@@ -126,17 +124,16 @@ def add_token(
         token_id = tokens.create(
             conn, token, label=label, scopes=role_set, now=now, expires_at=expires_at
         )
-        audit.append(
+        ctx.audit(
             conn,
-            now=now,
-            actor=ctx.actor.name[:ACTOR_CHARS],
-            kind="token.created",
+            "token.created",
             subjects={"token": str(token_id)},
             details={
                 "label": label,
                 "roles": ",".join(role_set),
                 "expires_at": expires_at.isoformat() if expires_at else None,
             },
+            now=now,
         )
     return IssuedToken(token_id, token, expires_at)
 
@@ -172,11 +169,9 @@ def revoke_token(ctx: AppContext, token_id: int) -> None:
     with ctx.store.transaction() as conn:
         if not tokens.revoke(conn, token_id, now):
             raise TokenRefused(f"token {token_id}: unknown or already revoked (see tokens list)")
-        audit.append(
+        ctx.audit(
             conn,
-            now=now,
-            actor=ctx.actor.name[:ACTOR_CHARS],
-            kind="token.revoked",
+            "token.revoked",
             subjects={"token": str(token_id)},
-            details={},
+            now=now,
         )

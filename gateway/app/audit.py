@@ -127,11 +127,9 @@ def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> Tra
     require(ctx, Action.READ_AUDIT)
     result = verify_trail(ctx.store, seal_certificates(ctx), extra)
     with ctx.store.transaction() as conn:
-        audit_store.append(
+        ctx.audit(
             conn,
-            now=ctx.clock(),
-            actor=ctx.actor.name[:ACTOR_CHARS],
-            kind=VERIFIED,
+            VERIFIED,
             details={
                 "intact": result.intact,
                 "events_checked": result.chain.events_checked,
@@ -267,9 +265,7 @@ def _event_line(e: AuditEvent, purpose: str | None = None) -> str:
 def record_event(ctx: AppContext, kind: str, details: dict[str, Any]) -> None:
     """Append one event of the actor's doing, in a transaction of its own."""
     with ctx.store.transaction() as conn:
-        audit_store.append(
-            conn, now=ctx.clock(), actor=ctx.actor.name[:ACTOR_CHARS], kind=kind, details=details
-        )
+        ctx.audit(conn, kind, details=details)
 
 
 def record(ctx: AppContext, kind: str, details: dict[str, Any]) -> None:
@@ -307,12 +303,9 @@ class PurposeReader:
     def record(self, command: str) -> None:
         """Reading the purposes is a use of personal data too: recorded."""
         with self.ctx.store.transaction() as conn:
-            audit_store.append(
+            self.ctx.audit(
                 conn,
-                now=self.ctx.clock(),
-                actor=self.ctx.actor.name[:ACTOR_CHARS],
-                kind="audit.purposes.read",
-                subjects={},
+                "audit.purposes.read",
                 details={"command": command, "opened": self.opened, "unreadable": self.unreadable},
             )
 

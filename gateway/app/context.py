@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from sqlalchemy.engine import Connection
+
 from gateway.config import NodeConfig
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore
-from gateway.exchange.service import Action, Actor, PermissionDenied, Role, access_refusal
+from gateway.exchange.service import ACTOR_CHARS, Action, Actor, Role, access_refusal, raise_refusal
 from gateway.store import Store, audit, open_current_store
+from gateway.store.audit import JsonScalar
 from gateway.store.engine import StorageFault, storage_fault
 from gateway.store.outbox import Claim as OutboxClaim
 
@@ -38,9 +41,6 @@ __all__ = [
 # Store, StorageFault, storage_fault and OutboxClaim are what the adapters may know of the
 # store: a handle to pass on, the two faults a server answers (full, unavailable) and the
 # delivery worker's claimed row. Everything else they reach through a use case here.
-
-ACTOR_CHARS = 64
-"""The audit trail's actor column holds a code of at most 64 characters."""
 
 
 def _utc_now() -> datetime:
@@ -87,6 +87,26 @@ class AppContext:
         store = open_current_store(config.database_url)
         return cls(store, actor or command_line_actor(), config, owns_store=True)
 
+    def audit(
+        self,
+        conn: Connection,
+        kind: str,
+        *,
+        subjects: Mapping[str, str] | None = None,
+        details: Mapping[str, JsonScalar] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Append one event of the actor's doing in ``conn``'s transaction, at ``now`` (by
+        default the clock's now)."""
+        audit.append(
+            conn,
+            now=self.clock() if now is None else now,
+            actor=self.actor.code,
+            kind=kind,
+            subjects=subjects,
+            details=details,
+        )
+
     def acting_as(self, actor: Actor) -> AppContext:
         """The same store and configuration for another actor (one request of a server)."""
         return replace(self, actor=actor, owns_store=False)
@@ -123,17 +143,4 @@ def serving_context(
 def require(ctx: AppContext, action: Action, subject: str = "") -> None:
     """Return if the actor may take ``action``; else record the refusal (``access.denied``)
     and raise it. Every use case of the application layer starts here."""
-    refusal = access_refusal(ctx.actor, action)
-    if refusal is None:
-        return
-    if isinstance(refusal, PermissionDenied):
-        with ctx.store.transaction() as conn:
-            audit.append(
-                conn,
-                now=ctx.clock(),
-                actor=ctx.actor.name[:ACTOR_CHARS],
-                kind="access.denied",
-                subjects={"subject": subject} if subject else {},
-                details={"needed": str(refusal.needed), "what": refusal.what[:64]},
-            )
-    raise refusal
+    raise_refusal(ctx, ctx.actor, access_refusal(ctx.actor, action), subject)

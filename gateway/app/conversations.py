@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore
 from gateway.exchange import listing
 from gateway.exchange.service import Action
-from gateway.store import audit
 
 REINDEX_BATCH = 500
 """Conversations per transaction: each opens one document; a batch stays well under a second."""
@@ -34,12 +33,9 @@ def reindex(
         if progress is not None:
             progress(done)
     with ctx.store.transaction() as conn:
-        audit.append(
+        ctx.audit(
             conn,
-            now=ctx.clock(),
-            actor=ctx.actor.name[:ACTOR_CHARS],
-            kind="conversations.reindexed",
-            subjects={},
+            "conversations.reindexed",
             details={"conversations": done},
         )
     return done

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.config import NodeConfig
 from gateway.crashpoints import crash_point
 from gateway.crypto.trust import TrustList
@@ -86,10 +86,9 @@ def _record_once(ctx: AppContext, version: int, now: datetime) -> None:
             seen |= {event.details.get("version") for event in found}
             after = found[-1].seq
         if version not in seen:
-            audit.append(
+            ctx.audit(
                 conn,
-                now=now,
-                actor=ctx.actor.name[:ACTOR_CHARS],
-                kind=IMPORTED,
+                IMPORTED,
                 details={"version": version},
+                now=now,
             )

@@ -37,7 +37,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.config import NodeConfig
 from gateway.crashpoints import crash_point
 from gateway.crypto import algorithms, certificates
@@ -163,15 +163,9 @@ class Rewrapped:
     """KEKs nothing uses any more: candidates for :func:`destroy`."""
 
 
-def _actor(ctx: AppContext) -> str:
-    return ctx.actor.name[:ACTOR_CHARS]
-
-
 def _record(ctx: AppContext, kind: str, subjects: dict[str, str], details: dict[str, Any]) -> None:
     with ctx.store.transaction() as conn:
-        audit.append(
-            conn, now=ctx.clock(), actor=_actor(ctx), kind=kind, subjects=subjects, details=details
-        )
+        ctx.audit(conn, kind, subjects=subjects, details=details)
 
 
 def _config(ctx: AppContext) -> NodeConfig:

@@ -55,7 +55,7 @@ from typing import cast
 import sqlalchemy as sa
 from cryptography import x509
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.app.locks import default_owner, job_lock
 from gateway.app.retention import (
     ConversationEvents,
@@ -729,7 +729,7 @@ def run_purge_now(
             policies,
             now,
             seal=seal,
-            actor=ctx.actor.name[:ACTOR_CHARS],
+            actor=ctx.actor.code,
             progress=progress,
             batch_size=batch_size,
             keys=ring,

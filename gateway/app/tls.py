@@ -49,30 +49,43 @@ Password = bytes | str | Callable[[], bytes | str] | None
 """Passphrase of an encrypted PKCS#8 key file, or a callable returning it (read at load time)."""
 
 
-def _harden(ctx: ssl.SSLContext) -> None:
+def _policy(ctx: ssl.SSLContext) -> None:
+    """The protocol and cipher policy every listener and client of the node has."""
     ctx.minimum_version = MINIMUM_VERSION
     ctx.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
     ctx.set_ciphers(TLS12_CIPHERS)
-    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+
+
+def _harden(ctx: ssl.SSLContext) -> None:
+    """The peer link's: the policy, no session tickets, strict certificates both ways."""
+    _policy(ctx)
+    ctx.options |= ssl.OP_NO_TICKET
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT
 
 
 def _load_identity(
-    ctx: ssl.SSLContext, cert_file: Path, key_file: Path, password: Password
+    ctx: ssl.SSLContext, cert_file: Path, key_file: Path, password: Password, *, setting: str = ""
 ) -> None:
+    """Load our certificate and key. ``setting``: the configuration naming the files (none: the
+    peer link's key in the node's key folder); a :class:`ConfigurationError` names it."""
+    name, fix_missing = (
+        (setting, "fix the path")
+        if setting
+        else ("TLS key role 'tls'", "generate the node's keys or fix [keys] dir")
+    )
     try:
         ctx.load_cert_chain(cert_file, key_file, password=password)
     except FileNotFoundError as exc:
         raise ConfigurationError(
-            f"TLS key role 'tls': file {exc.filename or cert_file} not found; "
-            "generate the node's keys or fix [keys] dir"
+            f"{name}: file {exc.filename or cert_file} not found; {fix_missing}"
         ) from None
     except ssl.SSLError as exc:
         raise ConfigurationError(
-            f"TLS key role 'tls': cannot load certificate {cert_file} with key {key_file} "
-            f"({exc.reason or exc}): check that the key matches the certificate and that the "
-            "passphrase is right"
+            f"{name}: cannot load certificate {cert_file} with key {key_file} "
+            f"({exc.reason or exc}): check that the key matches the certificate and, if it is "
+            "encrypted, that it uses the node's key passphrase"
         ) from None
 
 
@@ -130,21 +143,9 @@ def local_server_context(
     the same protocol and cipher policy as the peer link, but no client certificate (browsers
     and case systems sign in with a password or a token)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = MINIMUM_VERSION
-    ctx.set_ciphers(TLS12_CIPHERS)
-    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    try:
-        ctx.load_cert_chain(cert_file, key_file, password=password)
-    except FileNotFoundError as exc:
-        raise ConfigurationError(
-            f"tls_cert_file/tls_key_file: file {exc.filename or cert_file} not found"
-        ) from None
-    except ssl.SSLError as exc:
-        raise ConfigurationError(
-            f"tls_cert_file {cert_file} with tls_key_file {key_file}: cannot be loaded "
-            f"({exc.reason or exc}); check that the key matches the certificate and, if it is "
-            "encrypted, that it uses the node's key passphrase"
-        ) from None
+    _policy(ctx)
+    ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    _load_identity(ctx, cert_file, key_file, password, setting="tls_cert_file/tls_key_file")
     return ctx
 
 

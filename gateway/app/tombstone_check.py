@@ -141,6 +141,16 @@ def _misaligned(
     )
 
 
+def _gone(event: audit_store.AuditEvent, message_id: str, run_id: str) -> TombstoneProblem:
+    """A message ``event`` binds has no tombstone any more."""
+    return TombstoneProblem(
+        event.seq,
+        "tombstone-deleted",
+        message_id,
+        f"message {message_id} (purge run {run_id}): its tombstone is gone",
+    )
+
+
 def _check_chunk(
     conn: Connection, event: audit_store.AuditEvent, run_id: str
 ) -> TombstoneProblem | None:
@@ -150,12 +160,7 @@ def _check_chunk(
     for message_id, tag in pairs:
         tombstone = stored.get(message_id)
         if tombstone is None:
-            return TombstoneProblem(
-                event.seq,
-                "tombstone-deleted",
-                message_id,
-                f"message {message_id} (purge run {run_id}): its tombstone is gone",
-            )
+            return _gone(event, message_id, run_id)
         leaf = purge_store.tombstone_leaf(tombstone)
         if leaf.hex()[: purge_store.CHUNK_TAG_HEX] != tag:
             return TombstoneProblem(
@@ -184,12 +189,7 @@ def _check_legacy(
     message_id = event.subjects.get("message_id", "")
     tombstone = purge_store.tombstones_by_ids(conn, [message_id]).get(message_id)
     if tombstone is None:
-        return TombstoneProblem(
-            event.seq,
-            "tombstone-deleted",
-            message_id,
-            f"message {message_id} (purge run {run_id}): its tombstone is gone",
-        )
+        return _gone(event, message_id, run_id)
     if (
         tombstone.document_sha256.hex() != event.details.get("document_sha256")
         or tombstone.policy != event.details.get("policy")

@@ -19,9 +19,8 @@ from datetime import datetime
 
 import sqlalchemy.exc
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.exchange.service import Action, Role
-from gateway.store import audit
 from gateway.store import users as user_table
 from gateway.store.users import User
 
@@ -82,13 +81,12 @@ def add_user(
         with ctx.store.transaction() as conn:
             user_id = user_table.create(conn, username, password_hash, names, now)
             user = user_table.get(conn, user_id)
-            audit.append(
+            ctx.audit(
                 conn,
-                now=now,
-                actor=ctx.actor.name[:ACTOR_CHARS],
-                kind="user.added",
+                "user.added",
                 subjects={"username": username},
                 details={"roles": ",".join(names)},
+                now=now,
             )
     except sqlalchemy.exc.IntegrityError:
         raise UserRefused(f"username {username!r} is taken", "USERNAME_TAKEN") from None
@@ -106,12 +104,11 @@ def disable_user(ctx: AppContext, username: str) -> None:
         if user is None:
             raise UserRefused(f"no user {username!r} (see gateway users list)", "USER_NOT_FOUND")
         user_table.set_disabled(conn, user.user_id, True, now)
-        audit.append(
+        ctx.audit(
             conn,
-            now=now,
-            actor=ctx.actor.name[:ACTOR_CHARS],
-            kind="user.disabled",
+            "user.disabled",
             subjects={"username": username},
+            now=now,
         )
 
 

@@ -33,15 +33,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from lxml import etree
 from sqlalchemy.engine import Connection
 
 from gateway.crypto.at_rest import AtRestError
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
 from gateway.crypto.statements import CHECKPOINT_FORMAT, verify_statement
+from gateway.exchange.inbound import body_fields
 from gateway.model.problems import DocumentRejected
-from gateway.model.profiles import ENVELOPE_NAMESPACE
 from gateway.store import audit as audit_store
 from gateway.store import messages as msg_store
 from gateway.store import outbox as outbox_store
@@ -50,7 +49,6 @@ from gateway.store.messages import Direction
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
 
-ENV = f"{{{ENVELOPE_NAMESPACE}}}"
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 
 
@@ -92,7 +90,7 @@ def _receipt_proof(
     except (DocumentRejected, LookupError, AtRestError):
         # A purged, shredded or altered receipt proves nothing.
         return None
-    fields = _receipt_fields(root)
+    fields = body_fields(root)
     named = fields.get("ReceivedSha256", "")
     if fields.get("ReceivedMessageId") != message_id or not hmac.compare_digest(
         named.lower(), document_sha256.hex()
@@ -211,14 +209,6 @@ def _evidence(receipt_id: str, sealed_by: str, direction: Direction, at: datetim
         f"{whose} receipt {receipt_id} sealed by {sealed_by}, naming the document's SHA-256, "
         f"recorded {at.isoformat()}"
     )
-
-
-def _receipt_fields(root: etree._Element) -> dict[str, str]:
-    body = root.find(f"{ENV}Body")
-    element = body[0] if body is not None and len(body) else None
-    if element is None:
-        return {}
-    return {etree.QName(c).localname: (c.text or "").strip() for c in element}
 
 
 def pending_signed_by(conn: Connection, certificate_der: bytes, keys: KekRing) -> int:

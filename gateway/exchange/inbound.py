@@ -442,10 +442,23 @@ def role(body_id: str, requesting: str) -> machine.Role:
 _DECISIONS = {"proceed-without-confidentiality": "proceed"}
 
 
+def body_element(root: etree._Element) -> etree._Element | None:
+    """The document's body element (``env:Body``'s child); None when the body is empty."""
+    body = root.find(f"{ENV}Body")
+    return body[0] if body is not None and len(body) else None
+
+
+def body_fields(root: etree._Element) -> dict[str, str]:
+    """The body element's child texts by local name (of a repeated one, the last)."""
+    element = body_element(root)
+    if element is None:
+        return {}
+    return {etree.QName(c).localname: (c.text or "").strip() for c in element}
+
+
 def event_of(header: Header, root: etree._Element, sender: machine.Role) -> machine.Event:
     """The machine's event for a document: its kind, sender and the few fields it judges."""
-    body = root.find(f"{ENV}Body")
-    element = body[0] if body is not None and len(body) else None
+    element = body_element(root)
     fields: dict[str, str] = {}
     grounds: list[str] = []
     if element is not None:

@@ -55,11 +55,11 @@ from gateway.exchange.service import (
     MessageView,
     NotFound,
     Page,
-    PermissionDenied,
     Role,
     SubmitResult,
     access_refusal,
     may_at_all,
+    raise_refusal,
 )
 from gateway.rules.clock import days_left, due_date
 from gateway.store import attachments as attachment_store
@@ -121,17 +121,6 @@ class LocalNodeService:
 
         return await self._run(find)
 
-    def _audit_denial(self, actor: Actor, denied: PermissionDenied, subject: str) -> None:
-        with self.node.store.transaction() as conn:
-            audit.append(
-                conn,
-                now=self.node.clock(),
-                actor=actor.name[:64],
-                kind="access.denied",
-                subjects={"subject": subject} if subject else {},
-                details={"needed": str(denied.needed), "what": denied.what[:64]},
-            )
-
     def _check(
         self,
         actor: Actor,
@@ -143,11 +132,7 @@ class LocalNodeService:
     ) -> None:
         """Raise the refusal :data:`ACCESS` gives (a missing role audited), or return."""
         refusal = access_refusal(actor, action, confidential=confidential, purpose=purpose)
-        if refusal is None:
-            return
-        if isinstance(refusal, PermissionDenied):
-            self._audit_denial(actor, refusal, subject)
-        raise refusal
+        raise_refusal(self.node, actor, refusal, subject)
 
     def _check_at_all(self, actor: Actor, action: Action, subject: str = "") -> None:
         """Before a subject is looked up: refuse an actor who may not take ``action`` on any
@@ -165,9 +150,7 @@ class LocalNodeService:
     ) -> SubmitResult:
         key = None
         if idempotency_key is not None:
-            key = idem_store.IdempotencyKey(
-                actor.name[:64], idempotency_key, _request_sha256(document)
-            )
+            key = idem_store.IdempotencyKey(actor.code, idempotency_key, _request_sha256(document))
 
         def submit() -> SubmitResult:
             self._check(actor, Action.SUBMIT)
@@ -176,9 +159,7 @@ class LocalNodeService:
                 if remembered is not None:
                     return remembered
             try:
-                submitted = sending.submit(
-                    self.node, document, actor=actor.name[:64], idempotency=key
-                )
+                submitted = sending.submit(self.node, document, actor=actor.code, idempotency=key)
             except idem_store.KeyTaken:
                 # The same key's submission was stored while this one was being signed.
                 remembered = self._remembered(key) if key is not None else None
@@ -222,9 +203,7 @@ class LocalNodeService:
         def resend() -> SubmitResult:
             self._check(actor, Action.SUBMIT)
             source = document if document is not None else self._as_submitted(message_id)
-            submitted = sending.submit(
-                self.node, source, actor=actor.name[:64], resending=message_id
-            )
+            submitted = sending.submit(self.node, source, actor=actor.code, resending=message_id)
             return _submit_result(submitted.answer(), replayed=False)
 
         return await self._run(resend)
@@ -445,7 +424,7 @@ class LocalNodeService:
         """Record a read with its stated purpose: the purpose's digest and its text sealed
         under the KEK ring inside the chained event (gateway.store.read_purposes), so an
         auditor can read it and nobody can change it unnoticed."""
-        name = actor.name[:64]
+        name = actor.code
         details: dict[str, str | bool] = {"confidential": confidential}
         details.update(
             read_purposes.purpose_details(
@@ -581,7 +560,7 @@ class LocalNodeService:
                 audit.append(
                     conn,
                     now=now,
-                    actor=actor.name[:64],
+                    actor=actor.code,
                     kind="document.reverified",
                     subjects={"message": message_id},
                     details={"indication": str(verified.report.indication)},
@@ -626,7 +605,7 @@ class LocalNodeService:
                 audit.append(
                     conn,
                     now=self.node.clock(),
-                    actor=actor.name[:64],
+                    actor=actor.code,
                     kind="attachment.uploaded",
                     subjects={"attachment": staged.attachment_id},
                     details={"size": staged.size, "sha256": staged.sha256.hex()},
@@ -682,7 +661,7 @@ class LocalNodeService:
             recorded: dict[str, Any] = {
                 "sha256": opened.info.sha256.hex(),
                 "checked_at": now.isoformat(),
-                "checked_by": actor.name[:64],
+                "checked_by": actor.code,
             }
             try:
                 signatures = verify_pdf_in_place(self.node.store, opened, self.node.trust, now)
@@ -719,7 +698,7 @@ class LocalNodeService:
             audit.append(
                 conn,
                 now=self.node.clock(),
-                actor=actor.name[:64],
+                actor=actor.code,
                 kind=ATTACHMENT_VERIFIED,
                 subjects={"message": str(opened.info.message_id)},
                 details=details,

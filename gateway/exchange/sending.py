@@ -42,7 +42,14 @@ from gateway.crypto.xades import (
 )
 from gateway.exchange import conversation as machine
 from gateway.exchange.directory import DirectoryIndex
-from gateway.exchange.inbound import TRY_AGAIN, check_pinned_seal, event_of, reject, role
+from gateway.exchange.inbound import (
+    TRY_AGAIN,
+    body_fields,
+    check_pinned_seal,
+    event_of,
+    reject,
+    role,
+)
 from gateway.exchange.recording import (
     ConcurrentChange,
     LateAnswer,
@@ -78,8 +85,6 @@ if TYPE_CHECKING:
     from gateway.exchange.node import Node
 
 log = logging.getLogger(__name__)
-
-ENV = "{urn:cis-exchange:envelope:1}"
 
 DECISION_ATTEMPTS = 3
 """Times a submission is planned again when its conversation moved under it."""
@@ -777,7 +782,7 @@ def record_answer(
     if validate(root, node.registry):
         return record_failure(node, claim, "RECEIPT_INVALID", retryable=True)
     header = read_header(root)
-    fields = _answer_fields(root)
+    fields = body_fields(root)
     acknowledged = fields.get(
         "ReceivedMessageId" if claimed is Answer.RECEIPT else "RejectedMessageId"
     )
@@ -805,14 +810,6 @@ def record_answer(
     if accepted:
         return Delivered(claim.message_id, DeliveryResult.DELIVERED)
     return Delivered(claim.message_id, DeliveryResult.REJECTED, code)
-
-
-def _answer_fields(root: etree._Element) -> dict[str, str]:
-    body = root.find(f"{ENV}Body")
-    element = body[0] if body is not None and len(body) else None
-    if element is None:
-        return {}
-    return {etree.QName(c).localname: (c.text or "").strip() for c in element}
 
 
 def _store_answer(

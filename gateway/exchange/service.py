@@ -11,15 +11,16 @@ read confidential documents (each read recorded with its stated purpose, CIS Art
 
 Who may do what is one table, :data:`ACCESS` (action -> roles; for a confidential subject the
 roles that may read it, a stated purpose being required). The node
-(:class:`gateway.exchange.local_service.LocalNodeService`) enforces it with
-:func:`access_refusal`; the console asks :func:`may` to decide what to offer; the local API's
-route table names each route's action, and ``docs/local-api.md``'s role table is generated from
-both (``gateway.web.local_api.roles_table``, checked by a test).
+(:class:`gateway.exchange.local_service.LocalNodeService`) and the application layer enforce it
+with :func:`access_refusal` and :func:`raise_refusal`; the console asks :func:`may` to decide
+what to offer; the local API's route table names each route's action, and
+``docs/local-api.md``'s role table is generated from both (``gateway.web.local_api.roles_table``,
+checked by a test).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -27,12 +28,17 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.model.problems import GatewayError
+from gateway.store import Store, audit
 from gateway.store.conversations import ConversationFilter
 
 __all__ = ["ConversationFilter"]  # the list's filter is the store's: one class from API to SQL
 
 if TYPE_CHECKING:
     from gateway.exchange.attachments import AttachmentCheck
+
+
+ACTOR_CHARS = 64
+"""The audit trail's actor column holds a code of at most 64 characters."""
 
 
 class Role(StrEnum):
@@ -51,6 +57,11 @@ class Actor:
 
     def has(self, role: Role) -> bool:
         return role in self.roles
+
+    @property
+    def code(self) -> str:
+        """The name as the audit trail records it (at most :data:`ACTOR_CHARS` characters)."""
+        return self.name[:ACTOR_CHARS]
 
 
 class NotFound(GatewayError):
@@ -206,8 +217,8 @@ def may_at_all(actor: Actor, action: Action) -> bool:
 def access_refusal(
     actor: Actor, action: Action, *, confidential: bool = False, purpose: str | None = None
 ) -> PermissionDenied | PurposeRequired | None:
-    """None when ``actor`` may take ``action`` now; else the refusal to raise (the caller
-    audits a :class:`PermissionDenied` before raising it)."""
+    """None when ``actor`` may take ``action`` now; else the refusal to raise with
+    :func:`raise_refusal` (which audits a :class:`PermissionDenied`)."""
     access = ACCESS[action]
     roles = _roles_for(action, confidential)
     if not any(actor.has(role) for role in roles):
@@ -220,6 +231,37 @@ def access_refusal(
             "(CIS Art. 9.1); give it in X-Purpose"
         )
     return None
+
+
+class AccessLog(Protocol):
+    """Where a refused access is recorded: the node, or the application layer's context."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
+def raise_refusal(
+    log: AccessLog, actor: Actor, refusal: PermissionDenied | PurposeRequired | None, subject: str
+) -> None:
+    """Raise the refusal :func:`access_refusal` gave ``actor`` (a missing role first recorded in
+    ``log``'s store: ``access.denied``, in a transaction of its own); return when there is
+    none. ``subject``: what was asked for (an id), or empty."""
+    if refusal is None:
+        return
+    if isinstance(refusal, PermissionDenied):
+        with log.store.transaction() as conn:
+            audit.append(
+                conn,
+                now=log.clock(),
+                actor=actor.code,
+                kind="access.denied",
+                subjects={"subject": subject} if subject else {},
+                details={"needed": str(refusal.needed), "what": refusal.what[:64]},
+            )
+    raise refusal
 
 
 @dataclass(frozen=True, slots=True)
