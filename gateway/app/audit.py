@@ -32,7 +32,7 @@ from gateway.app.audit_checkpoints import (
     create_checkpoint,
     verify_trail,
 )
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import verify_statement
@@ -146,7 +146,7 @@ def checkpoint(ctx: AppContext, seal: SigningKey) -> Checkpoint:
     (:func:`~gateway.app.audit_checkpoints.checkpoint_file_line`) to a file kept off the node,
     the local API and the console hand the line to their caller to keep there."""
     require(ctx, Action.READ_AUDIT)
-    return create_checkpoint(ctx.store, seal, actor=ctx.actor.name[:ACTOR_CHARS], now=ctx.clock())
+    return create_checkpoint(ctx.store, seal, actor=ctx.actor.code, now=ctx.clock())
 
 
 def trail_head(ctx: AppContext) -> TrailHead:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.crypto.keys.kek import KekRing
 from gateway.exchange import disclosure
 from gateway.exchange.disclosure import (
@@ -77,7 +77,7 @@ def disclose(
         recipient=recipient,
         category=RecipientCategory(category),
         purpose=purpose,
-        actor=ctx.actor.name[:ACTOR_CHARS],
+        actor=ctx.actor.code,
         now=ctx.clock(),
     )
 
@@ -115,7 +115,7 @@ def read(
             audit.append(
                 conn,
                 now=now,
-                actor=ctx.actor.name[:ACTOR_CHARS],
+                actor=ctx.actor.code,
                 kind="disclosure.records.read",
                 subjects={"message": message_id} if message_id is not None else {},
                 details={

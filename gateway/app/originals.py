@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.exchange.service import Action
 from gateway.rules.originals import OriginalRefused
 from gateway.store import originals
@@ -39,7 +39,7 @@ def mark_sent(ctx: AppContext, message_id: str, sent_on: date, tracking: str) ->
             message_id,
             sent_on=sent_on,
             tracking=tracking,
-            actor=ctx.actor.name[:ACTOR_CHARS],
+            actor=ctx.actor.code,
             now=ctx.clock(),
             zone=_zone(ctx),
         )
@@ -53,7 +53,7 @@ def mark_received(ctx: AppContext, message_id: str, received_on: date) -> Origin
             conn,
             message_id,
             received_on=received_on,
-            actor=ctx.actor.name[:ACTOR_CHARS],
+            actor=ctx.actor.code,
             now=ctx.clock(),
             zone=_zone(ctx),
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.app.context import ACTOR_CHARS, AppContext, require
+from gateway.app.context import AppContext, require
 from gateway.exchange.service import Action
 from gateway.store import conversations
 from gateway.store.conversations import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
@@ -34,7 +34,7 @@ def close_proceeding(
             conversation_id,
             closed_at=closed_at,
             reference=reference,
-            actor=ctx.actor.name[:ACTOR_CHARS],
+            actor=ctx.actor.code,
             now=ctx.clock(),
         )
     assert closed.proceeding_closed_at is not None
