@@ -6,7 +6,8 @@ checks the part's size and SHA-256 against the signed list while storing it encr
 with its signed Receipt; then the file is downloaded from the receiver's API (streamed) and
 compared. Each node is its own ``gateway serve`` process; their resident memory (VmRSS) is
 sampled from /proc every 20 ms during the exchange (``max_rss_mb_*``), beside what it was just
-before (``rss_mb_*_before``) and the start-up's own peak (VmHWM, ``startup_peak_rss_mb_*``).
+before (``rss_mb_*_before``) and the process's peak over its whole life, start-up included (VmHWM,
+``lifetime_peak_rss_mb_*``).
 
 The same run's floor for those bytes is measured too: generating them, SHA-256 and AES-GCM in
 64 KiB segments in this process, once (what any node must at least do per pass).
@@ -94,8 +95,8 @@ def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
 
 class RssSampler:
     """The highest resident memory (VmRSS) of some processes, sampled every 20 ms while the
-    exchange runs: VmHWM also holds the start-up's peak (imports, migrations, the directory's
-    verification), which the file never reaches and which would hide what it costs."""
+    exchange runs: what the file costs, apart from the start-up (imports, migrations, the
+    directory's verification) that VmHWM, reported beside it, also holds."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -293,7 +294,7 @@ def run(
             for side, pid in (("sender", sender.pid), ("receiver", receiver.pid)):
                 result[f"max_rss_mb_{side}"] = round(rss.peaks[side], 1)
                 result[f"rss_mb_{side}_before"] = round(rss.at_start[side], 1)
-                result[f"startup_peak_rss_mb_{side}"] = round(peak_rss_mb(pid), 1)
+                result[f"lifetime_peak_rss_mb_{side}"] = round(peak_rss_mb(pid), 1)
         finally:
             for process in (sender, receiver):
                 if process is not None:
