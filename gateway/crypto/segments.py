@@ -230,3 +230,66 @@ class SegmentSplitter(_Counted):
         last = [(self._number(), bytes(self._buffer))] if self._buffer else []
         self._buffer = bytearray()
         return last, self._hash.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedStream:
+    """What :class:`SegmentOpener` found: the parameters it opened with, and either the
+    plaintext's SHA-256 or why the stream did not open."""
+
+    key: bytes
+    prefix: bytes
+    sealed_as: str
+    size: int
+    sha256: bytes | None
+    failure: str | None
+
+
+@dataclass
+class SegmentOpener:
+    """Opens a sealed part's records as they are stored (:class:`SegmentSplitter`'s, in
+    order) and hashes the plaintext: a receiver checks a confidential part in the pass that
+    stores it, not by reading it back. ``size`` is the plaintext's, as listed: it says which
+    segment is the final one. After the first record that fails it opens no more and keeps
+    the failure; holds no plaintext between records."""
+
+    key: bytes
+    prefix: bytes
+    sealed_as: str
+    size: int
+    _failure: str | None = field(default=None, init=False)
+    _opened: int = field(default=0, init=False)
+    _bytes: int = field(default=0, init=False)
+    _hash: Any = field(default_factory=hashlib.sha256, init=False)
+
+    def feed(self, records: Iterable[tuple[int, bytes]]) -> None:
+        count = segment_count(self.size)
+        for number, ciphertext in records:
+            if self._failure is not None:
+                return
+            if number != self._opened or number >= count:
+                self._failure = (
+                    f"segment {number} where {self._opened} of {count} was expected "
+                    f"({self.size} bytes seal to {count} segments)"
+                )
+                return
+            try:
+                plaintext = open_segment(
+                    self.key, self.prefix, self.sealed_as, number, ciphertext, number == count - 1
+                )
+            except DecryptionFailed as error:
+                self._failure = str(error)
+                return
+            self._hash.update(plaintext)
+            self._opened += 1
+            self._bytes += len(plaintext)
+
+    def finish(self) -> OpenedStream:
+        failure = self._failure
+        if failure is None and (self._opened, self._bytes) != (segment_count(self.size), self.size):
+            failure = (
+                f"{self._opened} segments of {self._bytes} bytes opened; the stream was cut "
+                f"before its final segment ({self.size} bytes listed)"
+            )
+        digest = self._hash.digest() if failure is None else None
+        return OpenedStream(self.key, self.prefix, self.sealed_as, self.size, digest, failure)
