@@ -39,6 +39,8 @@ class StagedPart:
     attachment_id: str
     size: int
     sha256: bytes
+    """Of the bytes as they came; of a part received sealed, its plaintext's as opened (empty
+    if it did not open)."""
     opened: segments.OpenedStream | None = None
     """A part received sealed: what opening its segments as they were stored found (the
     plaintext's SHA-256, with the key, prefix and id it opened with); None if it was not
@@ -74,8 +76,8 @@ async def stage_stream(
     soon as more than ``limit`` bytes came; on any failure (the client gone, the store down)
     nothing of it is left. ``on_staged`` learns the id first (so a caller can discard it).
     ``sealed``: the chunks are already sealed segments (a confidential conversation's part),
-    stored as they come; size and SHA-256 are then the sealed stream's, and ``limit`` is
-    raised by the segments' tags; ``opener`` (with ``sealed``) opens and hashes them in the
+    stored as they come; the size is then the sealed stream's, and ``limit`` is raised by the
+    segments' tags; ``opener`` (with ``sealed``) opens and hashes them in the
     same pass (:attr:`StagedPart.opened`)."""
     if sealed:
         limit = segments.sealed_size(limit)
@@ -97,11 +99,13 @@ async def stage_stream(
             else:
                 attachment_store.write(conn, staging, data)
 
-    def finish() -> tuple[int, bytes]:
+    def finish() -> StagedPart:
         with store.transaction() as conn:
             if isinstance(staging, attachment_store.SealedStaging):
-                return attachment_store.finish_sealed(conn, staging)
-            return attachment_store.finish(conn, staging)
+                size, opened = attachment_store.finish_sealed(conn, staging)
+                digest = opened.sha256 if opened is not None and opened.sha256 else b""
+                return StagedPart(staging.attachment_id, size, digest, opened)
+            return StagedPart(staging.attachment_id, *attachment_store.finish(conn, staging))
 
     pending: asyncio.Future[None] | None = None
     try:
@@ -124,17 +128,14 @@ async def stage_stream(
             pending = None
         if batch:
             await _off_loop(executor, write, b"".join(batch))
-        size, digest = await _off_loop(executor, finish)
+        staged = await _off_loop(executor, finish)
     except BaseException:
         if pending is not None:
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
         await discard(store, [staging.attachment_id], executor)
         raise
-    opened = None
-    if isinstance(staging, attachment_store.SealedStaging) and staging.opener is not None:
-        opened = staging.opener.finish()
-    return StagedPart(staging.attachment_id, size, digest, opened)
+    return staged
 
 
 async def discard(store: Store, attachment_ids: list[str], executor: Executor | None) -> None:

@@ -220,17 +220,24 @@ def write_sealed(conn: Connection, staging: SealedStaging, data: bytes) -> None:
     _store_sealed(conn, staging, staging.splitter.feed(data))
 
 
-def finish_sealed(conn: Connection, staging: SealedStaging) -> tuple[int, bytes]:
-    """The last record; ``(size, sha256)`` of the sealed stream as it came (the ciphertext).
-    What the opener found is ``staging.opener.finish()``."""
-    last, digest = staging.splitter.finish()
-    _store_sealed(conn, staging, last)
+def finish_sealed(
+    conn: Connection, staging: SealedStaging
+) -> tuple[int, segments.OpenedStream | None]:
+    """The last record; the size of the sealed stream as it came, and what opening it found
+    (None without an opener). The row keeps the plaintext's SHA-256 if it opened (the signed
+    one replaces it at :func:`link`); the ciphertext is not hashed: nothing would check it."""
+    _store_sealed(conn, staging, staging.splitter.finish())
+    opened = staging.opener.finish() if staging.opener is not None else None
     conn.execute(
         attachments.update()
         .where(attachments.c.attachment_id == staging.attachment_id)
-        .values(complete=True, size=staging.splitter.size, sha256=digest)
+        .values(
+            complete=True,
+            size=staging.splitter.size,
+            sha256=opened.sha256 if opened is not None else None,
+        )
     )
-    return staging.splitter.size, digest
+    return staging.splitter.size, opened
 
 
 @dataclass(frozen=True, slots=True)

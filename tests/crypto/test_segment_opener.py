@@ -100,3 +100,27 @@ def test_another_key_prefix_or_id_does_not_open(wrong: str) -> None:
         sealed_as = "another-id"
     opened = _opened(records, len(CONTENT), key=key, prefix=prefix, sealed_as=sealed_as)
     assert opened.failure is not None and "segment 0" in opened.failure
+
+
+@pytest.mark.parametrize("cut", [1, 1000, SEG - 1, SEG, SEG + 1, 3 * SEG])
+def test_the_writer_seals_the_same_segments_however_the_stream_is_cut(cut: int) -> None:
+    """Fed in pieces of ``cut`` bytes (within a segment, at its edge, across several), the
+    writer seals what it seals fed whole, and the opener opens it to the same digest."""
+    key, prefix = segments.new_part_key(), segments.new_prefix()
+    whole = segments.SegmentWriter(key, prefix, "id")
+    expected = [*whole.feed(CONTENT), whole.finish()[0]]
+    pieces = segments.SegmentWriter(key, prefix, "id")
+    records = [r for at in range(0, len(CONTENT), cut) for r in pieces.feed(CONTENT[at : at + cut])]
+    last, digest = pieces.finish()
+    assert [*records, last] == expected and digest == hashlib.sha256(CONTENT).digest()
+    opened = _opened(expected, len(CONTENT), key=key, prefix=prefix, sealed_as="id")
+    assert opened.sha256 == digest
+
+
+@pytest.mark.parametrize("cut", [1, 1000, segments.RECORD_BYTES, segments.RECORD_BYTES + 1])
+def test_the_splitter_cuts_the_same_records_however_the_stream_is_cut(cut: int) -> None:
+    *_, expected = _records(CONTENT)
+    wire = b"".join(c for _, c in expected)
+    splitter = segments.SegmentSplitter()
+    records = [r for at in range(0, len(wire), cut) for r in splitter.feed(wire[at : at + cut])]
+    assert [*records, *splitter.finish()] == expected and splitter.size == len(wire)
