@@ -83,7 +83,12 @@ def _aad(attachment_id: str, number: int, final: bool) -> bytes:
 
 
 def seal_segment(
-    key: bytes, prefix: bytes, attachment_id: str, number: int, plaintext: bytes, final: bool
+    key: bytes,
+    prefix: bytes,
+    attachment_id: str,
+    number: int,
+    plaintext: bytes | bytearray | memoryview,
+    final: bool,
 ) -> bytes:
     """One segment's ciphertext (with its tag)."""
     if len(plaintext) > SEGMENT_BYTES:
@@ -156,16 +161,14 @@ def unwrap_part_key(
 
 @dataclass
 class _Counted:
-    """What both stream cutters keep: bytes seen and their SHA-256, the next segment's
-    number, and what is held back until more comes."""
+    """What both stream cutters keep: bytes seen, the next segment's number, and what is held
+    back until more comes."""
 
     size: int = field(default=0, init=False)
     _next: int = field(default=0, init=False)
     _buffer: bytearray = field(default_factory=bytearray, init=False)
-    _hash: Any = field(default_factory=hashlib.sha256, init=False)
 
     def _count(self, data: bytes) -> None:
-        self._hash.update(data)
         self.size += len(data)
 
     def _number(self) -> int:
@@ -182,17 +185,30 @@ class SegmentWriter(_Counted):
     key: bytes
     prefix: bytes
     attachment_id: str
+    _hash: Any = field(default_factory=hashlib.sha256, init=False)
+
+    def _count(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.size += len(data)
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         self._count(data)
-        pending = memoryview(bytes(self._buffer) + data if self._buffer else data)
+        view = memoryview(data)
         out: list[tuple[int, bytes]] = []
-        start = 0
         # A segment is sealed only once a byte beyond it arrived: the last one must be final.
-        while len(pending) - start > SEGMENT_BYTES:
-            out.append(self._seal(bytes(pending[start : start + SEGMENT_BYTES]), final=False))
+        if self._buffer:  # the segment begun by the previous feed, completed from this one
+            need = SEGMENT_BYTES - len(self._buffer)
+            if len(view) <= need:
+                self._buffer += view
+                return out
+            self._buffer += view[:need]
+            out.append(self._seal(self._buffer, final=False))
+            view = view[need:]
+        start = 0
+        while len(view) - start > SEGMENT_BYTES:  # sealed from the caller's bytes, not copied
+            out.append(self._seal(view[start : start + SEGMENT_BYTES], final=False))
             start += SEGMENT_BYTES
-        self._buffer = bytearray(pending[start:])
+        self._buffer = bytearray(view[start:])
         return out
 
     def finish(self) -> tuple[tuple[int, bytes], bytes]:
@@ -201,7 +217,7 @@ class SegmentWriter(_Counted):
         self._buffer = bytearray()
         return last, self._hash.digest()
 
-    def _seal(self, plaintext: bytes, *, final: bool) -> tuple[int, bytes]:
+    def _seal(self, plaintext: bytes | bytearray | memoryview, *, final: bool) -> tuple[int, bytes]:
         number = self._number()
         return number, seal_segment(
             self.key, self.prefix, self.attachment_id, number, plaintext, final
@@ -211,22 +227,93 @@ class SegmentWriter(_Counted):
 @dataclass
 class SegmentSplitter(_Counted):
     """Cuts a stream of sealed segments, sent back to back (a confidential part on the wire),
-    into its :data:`RECORD_BYTES` records as it comes, hashing what it saw; opening them is
-    left to :func:`open_segment` once the key is known. Holds at most one record."""
+    into its :data:`RECORD_BYTES` records as it comes; opening (and hashing) them is
+    :class:`SegmentOpener`'s. Holds at most one record."""
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         self._count(data)
-        self._buffer += data
+        view = memoryview(data)
         out: list[tuple[int, bytes]] = []
+        if self._buffer:  # the record begun by the previous feed, completed from this one
+            need = RECORD_BYTES - len(self._buffer)
+            if len(view) < need:
+                self._buffer += view
+                return out
+            self._buffer += view[:need]
+            out.append((self._number(), bytes(self._buffer)))
+            view = view[need:]
         start = 0
-        while len(self._buffer) - start >= RECORD_BYTES:
-            out.append((self._number(), bytes(self._buffer[start : start + RECORD_BYTES])))
+        while len(view) - start >= RECORD_BYTES:  # one copy each, out of the caller's bytes
+            out.append((self._number(), bytes(view[start : start + RECORD_BYTES])))
             start += RECORD_BYTES
-        del self._buffer[:start]
+        self._buffer = bytearray(view[start:])
         return out
 
-    def finish(self) -> tuple[list[tuple[int, bytes]], bytes]:
-        """The last, shorter record (if any) and the SHA-256 of the whole sealed stream."""
+    def finish(self) -> list[tuple[int, bytes]]:
+        """The last, shorter record (if any)."""
         last = [(self._number(), bytes(self._buffer))] if self._buffer else []
         self._buffer = bytearray()
-        return last, self._hash.digest()
+        return last
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedStream:
+    """What :class:`SegmentOpener` found: the parameters it opened with, and either the
+    plaintext's SHA-256 or why the stream did not open."""
+
+    key: bytes
+    prefix: bytes
+    sealed_as: str
+    size: int
+    sha256: bytes | None
+    failure: str | None
+
+
+@dataclass
+class SegmentOpener:
+    """Opens a sealed part's records as they are stored (:class:`SegmentSplitter`'s, in
+    order) and hashes the plaintext: a receiver checks a confidential part in the pass that
+    stores it, not by reading it back. ``size`` is the plaintext's, as listed: it says which
+    segment is the final one. After the first record that fails it opens no more and keeps
+    the failure; holds no plaintext between records."""
+
+    key: bytes
+    prefix: bytes
+    sealed_as: str
+    size: int
+    _failure: str | None = field(default=None, init=False)
+    _opened: int = field(default=0, init=False)
+    _bytes: int = field(default=0, init=False)
+    _hash: Any = field(default_factory=hashlib.sha256, init=False)
+
+    def feed(self, records: Iterable[tuple[int, bytes]]) -> None:
+        count = segment_count(self.size)
+        for number, ciphertext in records:
+            if self._failure is not None:
+                return
+            if number != self._opened or number >= count:
+                self._failure = (
+                    f"segment {number} where {self._opened} of {count} was expected "
+                    f"({self.size} bytes seal to {count} segments)"
+                )
+                return
+            try:
+                plaintext = open_segment(
+                    self.key, self.prefix, self.sealed_as, number, ciphertext, number == count - 1
+                )
+            except DecryptionFailed as error:
+                self._failure = str(error)
+                return
+            self._hash.update(plaintext)
+            self._opened += 1
+            self._bytes += len(plaintext)
+
+    def finish(self) -> OpenedStream:
+        failure = self._failure
+        if failure is None and (self._opened, self._bytes) != (segment_count(self.size), self.size):
+            failure = (
+                f"{self._opened} segments of {self._bytes} bytes opened; the stream was cut "
+                f"before its final segment ({self.size} bytes listed)"
+            )
+        digest = self._hash.digest() if failure is None else None
+        return OpenedStream(self.key, self.prefix, self.sealed_as, self.size, digest, failure)

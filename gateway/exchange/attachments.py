@@ -9,7 +9,6 @@ batches (:data:`WRITE_BATCH_BYTES`) of one attachment are in memory.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -40,6 +39,12 @@ class StagedPart:
     attachment_id: str
     size: int
     sha256: bytes
+    """Of the bytes as they came; of a part received sealed, its plaintext's as opened (empty
+    if it did not open)."""
+    opened: segments.OpenedStream | None = None
+    """A part received sealed: what opening its segments as they were stored found (the
+    plaintext's SHA-256, with the key, prefix and id it opened with); None if it was not
+    opened (nothing claimed how)."""
 
 
 class PartTooLarge(GatewayError):
@@ -65,20 +70,22 @@ async def stage_stream(
     executor: Executor | None = None,
     on_staged: Callable[[str], None] | None = None,
     sealed: bool = False,
+    opener: segments.SegmentOpener | None = None,
 ) -> StagedPart:
     """Hash, seal and store ``chunks`` as a staged attachment. Raises :class:`PartTooLarge` as
     soon as more than ``limit`` bytes came; on any failure (the client gone, the store down)
     nothing of it is left. ``on_staged`` learns the id first (so a caller can discard it).
     ``sealed``: the chunks are already sealed segments (a confidential conversation's part),
-    stored as they come; size and SHA-256 are then the sealed stream's, and ``limit`` is
-    raised by the segments' tags."""
+    stored as they come; the size is then the sealed stream's, and ``limit`` is raised by the
+    segments' tags; ``opener`` (with ``sealed``) opens and hashes them in the
+    same pass (:attr:`StagedPart.opened`)."""
     if sealed:
         limit = segments.sealed_size(limit)
 
     def begin() -> attachment_store.Staging | attachment_store.SealedStaging:
         with store.transaction() as conn:
             if sealed:
-                return attachment_store.begin_sealed(conn, meta, keys, now)
+                return attachment_store.begin_sealed(conn, meta, keys, now, opener)
             return attachment_store.begin(conn, meta, keys, now)
 
     staging = await _off_loop(executor, begin)
@@ -92,11 +99,13 @@ async def stage_stream(
             else:
                 attachment_store.write(conn, staging, data)
 
-    def finish() -> tuple[int, bytes]:
+    def finish() -> StagedPart:
         with store.transaction() as conn:
             if isinstance(staging, attachment_store.SealedStaging):
-                return attachment_store.finish_sealed(conn, staging)
-            return attachment_store.finish(conn, staging)
+                size, opened = attachment_store.finish_sealed(conn, staging)
+                digest = opened.sha256 if opened is not None and opened.sha256 else b""
+                return StagedPart(staging.attachment_id, size, digest, opened)
+            return StagedPart(staging.attachment_id, *attachment_store.finish(conn, staging))
 
     pending: asyncio.Future[None] | None = None
     try:
@@ -119,14 +128,14 @@ async def stage_stream(
             pending = None
         if batch:
             await _off_loop(executor, write, b"".join(batch))
-        size, digest = await _off_loop(executor, finish)
+        staged = await _off_loop(executor, finish)
     except BaseException:
         if pending is not None:
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
         await discard(store, [staging.attachment_id], executor)
         raise
-    return StagedPart(staging.attachment_id, size, digest)
+    return staged
 
 
 async def discard(store: Store, attachment_ids: list[str], executor: Executor | None) -> None:
@@ -192,16 +201,6 @@ async def read_sealed_stream(
 
     for first in range(0, segments.segment_count(size), attachment_store.READ_BATCH_SEGMENTS):
         yield await _off_loop(executor, batch, first)
-
-
-def sealed_digest(store: Store, opened: attachment_store.Reader) -> bytes:
-    """Open every segment of a part received sealed (:func:`attachment_store.sealed_reader`)
-    and the SHA-256 of its plaintext; raises ``at_rest.DecryptionFailed`` for a segment
-    altered, moved or missing. One batch in memory; blocking."""
-    digest = hashlib.sha256()
-    for piece in attachment_store.stream(store.read, opened):
-        digest.update(piece)
-    return digest.digest()
 
 
 # --- a signed PDF attachment verified in place -------------------------------------------------

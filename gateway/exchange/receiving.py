@@ -16,6 +16,7 @@ The outcome is typed (:class:`ReceiveOutcome`); the web layer maps it to HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -31,12 +32,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.crashpoints import crash_point
-from gateway.crypto.at_rest import DecryptionFailed
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, is_encrypted
-from gateway.crypto.segments import PART_KEY_BYTES, sealed_size
+from gateway.crypto.segments import PART_KEY_BYTES, SegmentOpener, sealed_size
 from gateway.crypto.xades import verify_envelope
 from gateway.exchange import documents, inbound, machine_codec
-from gateway.exchange.attachments import StagedPart, sealed_digest
+from gateway.exchange.attachments import StagedPart
 from gateway.exchange.inbound import Accept, Received, Refuse, Replay, Snapshot
 from gateway.exchange.recording import (
     ConcurrentChange,
@@ -143,12 +143,40 @@ def parts_problem(
     return None
 
 
+def part_openers(node: Node, payload: bytes) -> list[SegmentOpener | None]:
+    """For a confidential document, read before its parts stream in: per listed part, what
+    opens its segments as the document claims (part key unwrapped with our encryption keys,
+    prefix, id, size), so that each is opened and hashed in the pass that stores it. Nothing
+    here is trusted: :func:`opened_parts` compares what opened each part with the signed
+    header once it is verified. Empty when the document cannot be read (:func:`receive`
+    refuses it then, with its own code); None for a part whose key does not unwrap."""
+    try:
+        header = _claimed_header(parse_untrusted(_decrypt(node, payload)))
+    except (DocumentRejected, RecipientEncryptionError):
+        return []
+    if header is None:
+        return []
+    keys = _decryption_keys(node)
+    openers: list[SegmentOpener | None] = []
+    for ref in header.attachments:
+        sealing, part_key = ref.sealing, None
+        if sealing is not None:
+            with contextlib.suppress(RecipientEncryptionError):
+                part_key = decrypt_with_any(sealing.wrapped_key, keys)
+        if sealing is None or part_key is None or len(part_key) != PART_KEY_BYTES:
+            openers.append(None)
+            continue
+        openers.append(SegmentOpener(part_key, sealing.prefix, sealing.sealed_as, ref.size))
+    return openers
+
+
 def opened_parts(
     node: Node, header: Header, parts: Sequence[StagedPart]
 ) -> list[SealedKey] | Problem:
-    """Each sealed part opened: its part key unwrapped with our encryption keys (as the
-    document was), every segment authenticated and the plaintext's SHA-256 compared with the
-    signed one. Reads the staged segments back once, a batch at a time."""
+    """Each sealed part checked: its part key unwrapped with our encryption keys (as the
+    document was), and every segment found authenticated, in order, under exactly that key,
+    prefix and id, its plaintext of the signed size and SHA-256 — as opened while the part was
+    stored (:func:`part_openers`; nothing is read back)."""
     keys = _decryption_keys(node)
     opened = []
     for number, (ref, part) in enumerate(zip(header.attachments, parts, strict=True), start=1):
@@ -161,17 +189,27 @@ def opened_parts(
             return _key_unreadable(path, f"part {number}: {error}")
         if len(part_key) != PART_KEY_BYTES:
             return _key_unreadable(path, f"part {number}: a key of {len(part_key)} bytes")
-        reader = attachment_store.sealed_reader(
-            part.attachment_id, part_key, sealing.prefix, sealing.sealed_as, ref.size
-        )
-        try:
-            digest = sealed_digest(node.store, reader)
-        except DecryptionFailed as error:
-            return _mismatch(path.removesuffix("/Sealed/WrappedKey"), f"part {number}: {error}")
-        if digest.hex() != ref.sha256:
+        found = part.opened
+        signed = (part_key, sealing.prefix, sealing.sealed_as, ref.size)
+        if found is None or (found.key, found.prefix, found.sealed_as, found.size) != signed:
+            # Only if our encryption keys changed while the part streamed in: let the sender
+            # try again rather than refuse it for good.
+            return Problem(
+                code=inbound.TRY_AGAIN,
+                path=path,
+                message_ru="Вложение не удалось открыть при приёме: повторите доставку.",
+                message_en=f"part {number} was not opened with the signed key as it arrived",
+                remedy_ru="Отправка будет повторена автоматически.",
+            )
+        if found.failure is not None:
+            return _mismatch(
+                path.removesuffix("/Sealed/WrappedKey"), f"part {number}: {found.failure}"
+            )
+        assert found.sha256 is not None
+        if found.sha256.hex() != ref.sha256:
             return _mismatch(
                 path.removesuffix("/Sealed/WrappedKey"),
-                f"part {number} opens to SHA-256 {digest.hex()}; the signed header says "
+                f"part {number} opens to SHA-256 {found.sha256.hex()}; the signed header says "
                 f"{ref.sha256}",
             )
         opened.append(

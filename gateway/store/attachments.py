@@ -186,33 +186,58 @@ def begin(conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime) 
 @dataclass(slots=True)
 class SealedStaging:
     """A part arriving as sealed segments (a confidential conversation's): stored as they
-    come, opened only once the signed header's wrapped key is known (:func:`link`)."""
+    come, and opened as they come by ``opener`` (the key and prefix the document claims, read
+    before the part streamed in), which hashes the plaintext; checked against the signed
+    header once it is verified, then kept with the checked key (:func:`link`)."""
 
     attachment_id: str
     splitter: segments.SegmentSplitter
+    opener: segments.SegmentOpener | None
 
 
 def begin_sealed(
-    conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime
+    conn: Connection,
+    meta: AttachmentMeta,
+    keys: KekRing,
+    now: datetime,
+    opener: segments.SegmentOpener | None = None,
 ) -> SealedStaging:
-    """A new staged attachment whose bytes are already sealed (:func:`write_sealed`)."""
-    return SealedStaging(begin(conn, meta, keys, now).attachment_id, segments.SegmentSplitter())
+    """A new staged attachment whose bytes are already sealed (:func:`write_sealed`);
+    ``opener``: None when nothing claims how to open it (the delivery is then refused)."""
+    attachment_id = begin(conn, meta, keys, now).attachment_id
+    return SealedStaging(attachment_id, segments.SegmentSplitter(), opener)
+
+
+def _store_sealed(
+    conn: Connection, staging: SealedStaging, records: list[tuple[int, bytes]]
+) -> None:
+    if staging.opener is not None:
+        staging.opener.feed(records)
+    _insert_segments(conn, staging.attachment_id, records)
 
 
 def write_sealed(conn: Connection, staging: SealedStaging, data: bytes) -> None:
-    _insert_segments(conn, staging.attachment_id, staging.splitter.feed(data))
+    _store_sealed(conn, staging, staging.splitter.feed(data))
 
 
-def finish_sealed(conn: Connection, staging: SealedStaging) -> tuple[int, bytes]:
-    """The last record; ``(size, sha256)`` of the sealed stream as it came (the ciphertext)."""
-    last, digest = staging.splitter.finish()
-    _insert_segments(conn, staging.attachment_id, last)
+def finish_sealed(
+    conn: Connection, staging: SealedStaging
+) -> tuple[int, segments.OpenedStream | None]:
+    """The last record; the size of the sealed stream as it came, and what opening it found
+    (None without an opener). The row keeps the plaintext's SHA-256 if it opened (the signed
+    one replaces it at :func:`link`); the ciphertext is not hashed: nothing would check it."""
+    _store_sealed(conn, staging, staging.splitter.finish())
+    opened = staging.opener.finish() if staging.opener is not None else None
     conn.execute(
         attachments.update()
         .where(attachments.c.attachment_id == staging.attachment_id)
-        .values(complete=True, size=staging.splitter.size, sha256=digest)
+        .values(
+            complete=True,
+            size=staging.splitter.size,
+            sha256=opened.sha256 if opened is not None else None,
+        )
     )
-    return staging.splitter.size, digest
+    return staging.splitter.size, opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,14 +268,6 @@ def sealed_segments(conn: Connection, attachment_id: str, first: int) -> list[by
     not opened): what a confidential delivery sends."""
     rows = _segment_rows(conn, attachment_id, first, first + READ_BATCH_SEGMENTS)
     return [ciphertext for _, ciphertext in rows]
-
-
-def sealed_reader(
-    attachment_id: str, key: bytes, prefix: bytes, sealed_as: str, size: int
-) -> Reader:
-    """A :class:`Reader` over a part staged sealed, once its key is known: to check it."""
-    meta = AttachmentMeta("", "", None, sealed_as)
-    return Reader(AttachmentInfo(attachment_id, meta, size, b"", None, None), key, prefix)
 
 
 def _insert_segments(conn: Connection, attachment_id: str, sealed: list[tuple[int, bytes]]) -> None:

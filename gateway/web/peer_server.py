@@ -40,6 +40,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from gateway.app.context import storage_fault
 from gateway.crypto.recipient import is_encrypted
+from gateway.crypto.segments import SegmentOpener
 from gateway.exchange.attachments import PartTooLarge, StagedPart
 from gateway.logs import access
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
@@ -72,10 +73,21 @@ class PartSink(Protocol):
     """Where a delivery's attachment parts go: staged in the store as they stream in, then
     handed with the XML to the receive pipeline (which links or refuses them)."""
 
+    async def openers(self, payload: bytes) -> Sequence[SegmentOpener | None]:
+        """For an encrypted document, before its parts: what opens each listed one as it is
+        stored (``gateway.exchange.receiving.part_openers``)."""
+        ...
+
     async def stage(
-        self, chunks: AsyncIterator[bytes], limit: int, *, sealed: bool = False
+        self,
+        chunks: AsyncIterator[bytes],
+        limit: int,
+        *,
+        sealed: bool = False,
+        opener: SegmentOpener | None = None,
     ) -> StagedPart:
-        """Hash, seal and store a part; raises PartTooLarge over ``limit``."""
+        """Hash, seal and store a part (``sealed``: store its segments as they come, opened
+        and hashed by ``opener``); raises PartTooLarge over ``limit``."""
         ...
 
     async def discard(self, attachment_ids: list[str]) -> None:
@@ -355,16 +367,24 @@ def make_peer_app(
             raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
         staged: list[StagedPart] = []
         # A confidential document comes encrypted to us (CMS), and its parts as the sender's
-        # sealed segments: stored as they come, opened once the signed header is read.
+        # sealed segments: stored as they come, and opened and hashed as they come with the
+        # keys the document claims (checked against its signed header once verified).
         sealed = is_encrypted(payload)
         try:
+            openers: Sequence[SegmentOpener | None] = ()
+            if sealed:  # decrypted and parsed: its own size of the budget again
+                async with budget.hold(min(len(payload), budget.capacity), limits.room_wait):
+                    openers = await sink.openers(payload)
             room = limits.max_delivery_bytes - len(payload)
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader) or len(staged) >= MAX_PARTS:
                     raise PeerRefused(PeerErrorCode.BAD_REQUEST)
                 limit = min(limits.max_attachment_bytes, room)
+                opener = openers[len(staged)] if len(staged) < len(openers) else None
                 try:
-                    staged.append(await sink.stage(_chunks_of(part), limit, sealed=sealed))
+                    staged.append(
+                        await sink.stage(_chunks_of(part), limit, sealed=sealed, opener=opener)
+                    )
                 except PartTooLarge:
                     raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE) from None
                 room -= staged[-1].size

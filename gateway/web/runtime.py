@@ -37,7 +37,7 @@ from gateway.app.tls import (
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.keys.generations import expiring_keys, tls_identity
-from gateway.crypto.segments import sealed_size
+from gateway.crypto.segments import SegmentOpener, sealed_size
 from gateway.exchange.attachments import (
     AttachmentMeta,
     StagedPart,
@@ -50,7 +50,7 @@ from gateway.exchange.attachments import (
 from gateway.exchange.directory import UnknownBody
 from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
-from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome
+from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome, part_openers
 from gateway.exchange.refusals import AT_ENDPOINT
 from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult, SignerRevoked
 from gateway.model.directory import CertificateRole
@@ -850,8 +850,19 @@ class _NodeParts:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.runtime = runtime
 
+    async def openers(self, payload: bytes) -> Sequence[SegmentOpener | None]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.runtime.peer_executor, part_openers, self.runtime.node, payload
+        )
+
     async def stage(
-        self, chunks: AsyncIterator[bytes], limit: int, *, sealed: bool = False
+        self,
+        chunks: AsyncIterator[bytes],
+        limit: int,
+        *,
+        sealed: bool = False,
+        opener: SegmentOpener | None = None,
     ) -> StagedPart:
         node = self.runtime.node
         # A part's name and type are the signed header's: the store's copy is a placeholder
@@ -865,6 +876,7 @@ class _NodeParts:
             now=node.clock(),
             executor=self.runtime.peer_executor,
             sealed=sealed,
+            opener=opener,
         )
 
     async def discard(self, attachment_ids: list[str]) -> None:

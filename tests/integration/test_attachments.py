@@ -493,12 +493,12 @@ def _stranger_certificate() -> x509.Certificate:
     )
 
 
-@pytest.mark.parametrize("wrong", ["key wrapped to another certificate", "wrapped key altered"])
-async def test_a_part_key_the_recipient_cannot_unwrap_is_refused(
-    wrong: str, receiver: Receiver, sender: Signer, sender_client: PeerClient
-) -> None:
-    """The sender's part key wrapped to a certificate KZ-MJ does not hold (so KZ-MJ cannot
-    read the part), or altered: refused by name, the whole document otherwise fine."""
+def _hand_sealed(
+    receiver: Receiver, sender: Signer, *, listed_as: bytes, wrong_key: str = ""
+) -> tuple[bytes, bytes, bytes]:
+    """SECRET sealed by hand as a confidential part to KZ-MJ, the signed header listing
+    ``listed_as``'s size and digest; ``wrong_key``: its part key wrapped to a stranger's
+    certificate or altered. The delivery's CMS, the part, the wrapped key."""
     ours = [
         x509.load_der_x509_certificate(c.der)
         for c in receiver.node.index.body(RECEIVER).certificates
@@ -510,11 +510,11 @@ async def test_a_part_key_the_recipient_cannot_unwrap_is_refused(
     last, _ = writer.finish()
     sealed += last[1]
     wrapped = bytearray(
-        encrypt_for(part_key, [_stranger_certificate()] if wrong.startswith("key") else ours)
+        encrypt_for(part_key, [_stranger_certificate()] if wrong_key.startswith("key") else ours)
     )
-    if wrong == "wrapped key altered":
+    if wrong_key == "wrapped key altered":
         wrapped[-20] ^= 0x01
-    listed = _listed(SECRET)
+    listed = _listed(listed_as)
     listed["Attachment"][0]["Sealed"] = {  # type: ignore[index]
         "Format": "aes-256-gcm-segments-64k/1",
         "SegmentPrefix": prefix.hex(),
@@ -524,13 +524,40 @@ async def test_a_part_key_the_recipient_cannot_unwrap_is_refused(
     signed = sender.document(
         "cis-enforcement.Request", now(), Confidential=True, Attachments=listed
     )
+    return encrypt_for(signed, ours), sealed, bytes(wrapped)
+
+
+@pytest.mark.parametrize("wrong", ["key wrapped to another certificate", "wrapped key altered"])
+async def test_a_part_key_the_recipient_cannot_unwrap_is_refused(
+    wrong: str, receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """The sender's part key wrapped to a certificate KZ-MJ does not hold (so KZ-MJ cannot
+    read the part), or altered: refused by name, the whole document otherwise fine."""
+    envelope, sealed, wrapped = _hand_sealed(receiver, sender, listed_as=SECRET, wrong_key=wrong)
     before = _count(receiver, attachments)
-    answer = await _deliver(sender_client, receiver.url, encrypt_for(signed, ours), sealed)
+    answer = await _deliver(sender_client, receiver.url, envelope, sealed)
     assert answer.status == 422, answer.body[:300]
     assert _refusal_code(answer) == "ATTACHMENT_KEY_UNREADABLE"
     assert _count(receiver, attachments) == before
     with pytest.raises(RecipientEncryptionError):
-        decrypt_with_any(bytes(wrapped), _receiver_keys(receiver))
+        decrypt_with_any(wrapped, _receiver_keys(receiver))
+
+
+async def test_a_sealed_part_whose_plaintext_is_not_the_signed_file_is_refused(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """Every segment authenticates under the signed key, but the sender signed the digest of
+    another file of the same size: the plaintext's SHA-256, taken while the part was stored,
+    refuses it, and nothing of it stays."""
+    other = bytearray(SECRET)
+    other[123_456] ^= 0x01
+    envelope, sealed, _ = _hand_sealed(receiver, sender, listed_as=bytes(other))
+    before = _count(receiver, attachments), _count(receiver, attachment_segments)
+    answer = await _deliver(sender_client, receiver.url, envelope, sealed)
+    assert answer.status == 422, answer.body[:300]
+    assert _refusal_code(answer) == "ATTACHMENT_MISMATCH"
+    assert hashlib.sha256(SECRET).hexdigest() in answer.body.decode()
+    assert (_count(receiver, attachments), _count(receiver, attachment_segments)) == before
 
 
 def _receiver_keys(receiver: Receiver) -> list[tuple[Any, x509.Certificate]]:

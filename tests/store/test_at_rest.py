@@ -56,6 +56,31 @@ def test_file_kek_round_trip_and_file_shape(tmp_path: Path) -> None:
     assert "key" not in repr(kek).lower().replace("key_id", "")
 
 
+def _peak_rss_mib() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def test_a_default_cost_kek_costs_the_process_no_scrypt_memory(tmp_path: Path) -> None:
+    """At the default cost (N = 2**17: 128 MiB) scrypt runs in a helper process, so unlocking
+    the KEK adds nothing to the node's peak resident memory (it made the ~270 MB start-up peak
+    of a node that serves with ~150 MB); the key it derives is the in-process one."""
+    path = tmp_path / "kek.json"
+    Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+    before = _peak_rss_mib()
+    key_id = generate_file_kek(path, PASS)
+    kek = load_file_kek(path, PASS)
+    grown = _peak_rss_mib() - before
+    assert grown < 32, f"unlocking a default-cost KEK raised the peak RSS by {grown:.0f} MiB"
+    assert json.loads(path.read_text())["kdf"]["log2_n"] == keks.SCRYPT_LOG2_N
+    assert kek.key_id == key_id
+    salt = secrets.token_bytes(16)
+    helper = keks._scrypt_in_helper(PASS, salt, FAST)
+    assert helper == keks._passphrase_key(PASS, salt, FAST)  # FAST runs in process
+    with pytest.raises(KekFileError, match="wrong passphrase"):
+        load_file_kek(path, b"not it")
+
+
 def test_file_kek_refuses_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "kek.json"
     generate_file_kek(path, PASS, scrypt_log2_n=FAST)

@@ -177,26 +177,25 @@ def test_a_part_received_sealed_is_stored_as_it_came_and_shredded_with_its_messa
     store: Store, ring: KekRing, size: int
 ) -> None:
     """A confidential conversation's part: the sender's segments stored as they came (cut at
-    any boundary on the way), opened with the sender's key and id once linked; its check
-    recorded keeps that id; shredding the message key makes it unreadable."""
+    any boundary on the way) and opened and hashed in that pass, then read with the sender's
+    key and id once linked; its check recorded keeps that id; shredding the message key makes
+    it unreadable."""
     content = secrets.token_bytes(size)
     key, prefix, sealed_as = segments.new_part_key(), segments.new_prefix(), factory.new_id()
     writer = segments.SegmentWriter(key, prefix, sealed_as)
     wire = b"".join(c for _, c in writer.feed(content)) + writer.finish()[0][1]
     assert len(wire) == segments.sealed_size(size)
+    opener = segments.SegmentOpener(key, prefix, sealed_as, size)
     with store.transaction() as conn:
-        staging = attachments.begin_sealed(conn, AttachmentMeta("part", "x/y"), ring, NOW)
+        staging = attachments.begin_sealed(conn, AttachmentMeta("part", "x/y"), ring, NOW, opener)
     for at in range(0, len(wire), 9_999):  # boundaries unrelated to the segments'
         with store.transaction() as conn:
             attachments.write_sealed(conn, staging, wire[at : at + 9_999])
     with store.transaction() as conn:
-        assert attachments.finish_sealed(conn, staging) == (
-            len(wire),
-            hashlib.sha256(wire).digest(),
-        )
+        stored_size, opened = attachments.finish_sealed(conn, staging)
     attachment_id = staging.attachment_id
-    opened = attachments.sealed_reader(attachment_id, key, prefix, sealed_as, size)
-    assert b"".join(attachments.stream(store.read, opened)) == content
+    assert stored_size == len(wire) and opened is not None  # opened and hashed as stored
+    assert (opened.failure, opened.sha256) == (None, hashlib.sha256(content).digest())
     message_id = _message(store, ring)
     checked = attachments.SealedKey(key, prefix, sealed_as, size, hashlib.sha256(content).digest())
     with store.transaction() as conn:

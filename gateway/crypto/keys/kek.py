@@ -50,7 +50,8 @@ KEK_FILE_FORMAT = "gateway-kek"
 KEK_FILE_VERSION = 1
 SCRYPT_LOG2_N = 17
 """scrypt cost N = 2**17, r = 8, p = 1 (OWASP's recommendation; ~128 MiB and ~0.3 s once per
-process start: the KEK is unlocked at start-up, not per message)."""
+process start: the KEK is unlocked at start-up, not per message; the memory is the helper
+process's, :data:`SCRYPT_IN_PROCESS_MAX_LOG2_N`)."""
 SCRYPT_MIN_LOG2_N = 14
 """A KEK file asking for less work than this is refused: someone weakened it."""
 SCRYPT_MAX_LOG2_N = 20
@@ -113,9 +114,60 @@ def _unb64(value: Any, where: str) -> bytes:
         raise KekFileError(f"{where} is not valid base64") from None
 
 
+SCRYPT_IN_PROCESS_MAX_LOG2_N = 14
+"""Up to this cost (16 MiB) scrypt runs in the calling process; above it in a helper process
+(:func:`_scrypt_in_helper`), so that its 128 MiB at the default cost are never part of the
+node's resident memory: not at start-up, where they made the node's one peak (~270 MB against
+the ~150 MB it serves with, docs/attachments.md), nor when a rotation adds a KEK to a serving
+node's ring while a large file streams through it."""
+
+_SCRYPT_HELPER = """
+import hashlib, sys
+log2_n, salt = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
+key = hashlib.scrypt(
+    sys.stdin.buffer.read(), salt=salt, n=2**log2_n, r=int(sys.argv[3]), p=int(sys.argv[4]),
+    maxmem=2**31 - 1, dklen=int(sys.argv[5]),
+)
+sys.stdout.buffer.write(key)
+"""
+"""The helper: the interpreter running the node, isolated (``-I``: no PYTHONPATH, user site or
+working directory on its path), with the standard library's scrypt (OpenSSL's, the same
+function as ``cryptography``'s). The passphrase goes in on its standard input, the key comes
+out on its standard output: neither is ever in an argument or the environment."""
+
+
+def _scrypt_in_helper(passphrase: bytes, salt: bytes, log2_n: int) -> bytes:
+    import subprocess
+    import sys
+
+    arguments = [str(log2_n), salt.hex(), str(SCRYPT_R), str(SCRYPT_P), str(DATA_KEY_BYTES)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", _SCRYPT_HELPER, *arguments],
+            input=passphrase,
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise KekFileError(
+            f"cannot start {sys.executable} to derive the KEK passphrase's key (scrypt): "
+            f"{exc.strerror}"
+        ) from None
+    if done.returncode != 0 or len(done.stdout) != DATA_KEY_BYTES:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        raise KekFileError(
+            f"deriving the KEK passphrase's key (scrypt, N=2**{log2_n}) failed in its helper "
+            f"process (exit code {done.returncode}{': ' + reason[0] if reason else ''}); "
+            f"scrypt at that cost needs {2**log2_n * 128 * SCRYPT_R // 2**20} MiB of memory"
+        )
+    return done.stdout
+
+
 def _passphrase_key(passphrase: bytes, salt: bytes, log2_n: int) -> bytes:
     if not passphrase:
         raise KekFileError("the KEK passphrase is empty: set it in the configured variable or file")
+    if log2_n > SCRYPT_IN_PROCESS_MAX_LOG2_N:
+        return _scrypt_in_helper(passphrase, salt, log2_n)
     kdf = Scrypt(salt=salt, length=DATA_KEY_BYTES, n=2**log2_n, r=SCRYPT_R, p=SCRYPT_P)
     return kdf.derive(passphrase)
 
