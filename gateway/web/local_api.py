@@ -106,7 +106,6 @@ from gateway.exchange.attachments import AttachmentCheckRefused, AttachmentMeta,
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
-from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
     ACCESS,
     Action,
@@ -511,8 +510,8 @@ def _translate(exc: BaseException) -> ApiError | None:
             },
         )
     if isinstance(exc, Refused):
-        # The rule's own words (a record of an original, a proceeding's closing): they name the
-        # field, the rule and the dates, never a document's content.
+        # The rule's own words (a record of an original, a proceeding's closing, a resend): they
+        # name the field, the rule, the dates and message ids, never a document's content.
         return ApiError(
             409 if exc.conflict else 422, exc.code, str(exc), exc.message_ru, extra=exc.extra
         )
@@ -559,14 +558,6 @@ def _translate(exc: BaseException) -> ApiError | None:
         # Our own words: the code, why and what to do; never the file's name or content.
         return ApiError(
             500 if exc.code == AttachmentCheckRefused.DAMAGED else 422,
-            exc.code,
-            str(exc),
-            exc.message_ru,
-        )
-    if isinstance(exc, ResendRefused):
-        # Our own words: they name the message ids, the field and the state, nothing else.
-        return ApiError(
-            409 if exc.code in ResendRefused.CONFLICTS else 422,
             exc.code,
             str(exc),
             exc.message_ru,

@@ -27,6 +27,7 @@ from aiohttp import hdrs, web
 from gateway.app.passwords import MAX_PASSWORD_CHARS
 from gateway.app.user_directory import USERNAME_PATTERN, roles_of
 from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
+from gateway.model.problems import Refused
 from gateway.web.console.actions import MAX_ATTACHMENT_BYTES
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
 from gateway.web.console.labels import ROLE_LABELS, label
@@ -98,10 +99,27 @@ def see_other(request: web.Request, name: str, **parts: str) -> web.Response:
     return web.Response(status=303, headers={hdrs.LOCATION: location})
 
 
+def back_to_conversation(request: web.Request, flash: str) -> web.Response:
+    """A 303 back to the page of the route's conversation, which says ``flash`` once."""
+    request[SESSION].flash = flash
+    conversation_id = request.match_info["conversation_id"]
+    return see_other(request, "conversation", conversation_id=conversation_id)
+
+
 def error_page(request: web.Request, status: int, title: str, text: str) -> web.Response:
     return render(
         request, "error.html", {"title": title, "text": text, "status": status}, status=status
     )
+
+
+def refused_page(
+    request: web.Request, title: str, refused: Refused, text: str | None = None
+) -> web.Response:
+    """The page for an act the node refused (:class:`Refused`): 409 when the record's own
+    state is the cause, else 422 — as the local API answers it; ``text``: the refusal's
+    Russian message unless given."""
+    status = 409 if refused.conflict else 422
+    return error_page(request, status, title, refused.message_ru if text is None else text)
 
 
 def route_name(request: web.Request) -> str | None:

@@ -11,17 +11,21 @@ shows the node's refusal in Russian, naming the field and the article.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date
+from typing import Any
 
 from aiohttp import web
 
-from gateway.exchange.service import Action, NotFound
+from gateway.exchange.service import Action
 from gateway.rules.originals import ARTICLE_RU, MAX_TRACKING, OriginalRefused
-from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.auth import back_to_conversation, error_page, refused_page
+from gateway.web.console.context import ACTOR, CONTEXT, require
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 """What an HTML ``date`` input sends."""
+
+_TITLE = "Отметка об оригинале не сделана"
 
 
 def _date(raw: object) -> date | None:
@@ -33,55 +37,54 @@ def _date(raw: object) -> date | None:
         return None
 
 
-async def original_sent(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    actor = request[ACTOR]
-    require(actor, Action.RECORD_ORIGINAL)
-    conversation_id = request.match_info["conversation_id"]
-    form = await request.post()
+def _sent(form: Any) -> dict[str, Any] | str:
+    """The posted dispatch (``sent_on``, ``tracking``), or what is wrong with the form."""
     sent_on, tracking = _date(form.get("sent_on")), form.get("tracking")
     if sent_on is None:
-        return _refused(request, 400, f"sent_on: укажите дату отправки оригинала ({ARTICLE_RU}).")
+        return f"sent_on: укажите дату отправки оригинала ({ARTICLE_RU})."
     if not isinstance(tracking, str) or len(tracking) > MAX_TRACKING * 2:
-        return _refused(request, 400, f"tracking: укажите трек-номер ({ARTICLE_RU}).")
+        return f"tracking: укажите трек-номер ({ARTICLE_RU})."
+    return {"sent_on": sent_on, "tracking": tracking}
+
+
+def _received(form: Any) -> dict[str, Any] | str:
+    """The posted arrival (``received_on``), or what is wrong with the form."""
+    received_on = _date(form.get("received_on"))
+    if received_on is None:
+        return f"received_on: укажите дату получения оригинала ({ARTICLE_RU})."
+    return {"received_on": received_on}
+
+
+async def _record(
+    request: web.Request,
+    read: Callable[[Any], dict[str, Any] | str],
+    record: Callable[..., Awaitable[Any]],
+    done: str,
+) -> web.Response:
+    """``record(message_id, **read(form), actor=…)`` of the node's service as the signed-in
+    user, then back to the conversation saying ``done``. A form ``read`` finds wrong is 400
+    (the node is not asked); the node's refusal names the field."""
+    actor = request[ACTOR]
+    require(actor, Action.RECORD_ORIGINAL)
+    fields = read(await request.post())
+    if isinstance(fields, str):
+        return error_page(request, 400, _TITLE, fields)
     try:
-        await ctx.service.original_sent(
-            request.match_info["message_id"], sent_on=sent_on, tracking=tracking, actor=actor
-        )
+        await record(request.match_info["message_id"], **fields, actor=actor)
     except OriginalRefused as refused:
-        return _refused(request, _status(refused), f"{refused.field}: {refused.message_ru}")
-    except NotFound:
-        raise web.HTTPNotFound() from None
-    request[SESSION].flash = f"Отправка оригинала почтой отмечена ({ARTICLE_RU})."
-    return see_other(request, "conversation", conversation_id=conversation_id)
+        return refused_page(request, _TITLE, refused, f"{refused.field}: {refused.message_ru}")
+    return back_to_conversation(request, f"{done} ({ARTICLE_RU}).")
+
+
+async def original_sent(request: web.Request) -> web.Response:
+    service = request.app[CONTEXT].service
+    return await _record(
+        request, _sent, service.original_sent, "Отправка оригинала почтой отмечена"
+    )
 
 
 async def original_received(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    actor = request[ACTOR]
-    require(actor, Action.RECORD_ORIGINAL)
-    conversation_id = request.match_info["conversation_id"]
-    form = await request.post()
-    received_on = _date(form.get("received_on"))
-    if received_on is None:
-        return _refused(
-            request, 400, f"received_on: укажите дату получения оригинала ({ARTICLE_RU})."
-        )
-    try:
-        await ctx.service.original_received(
-            request.match_info["message_id"], received_on=received_on, actor=actor
-        )
-    except OriginalRefused as refused:
-        return _refused(request, _status(refused), f"{refused.field}: {refused.message_ru}")
-    except NotFound:
-        raise web.HTTPNotFound() from None
-    request[SESSION].flash = f"Получение оригинала отмечено ({ARTICLE_RU})."
-    return see_other(request, "conversation", conversation_id=conversation_id)
-
-
-def _status(refused: OriginalRefused) -> int:
-    return 409 if refused.conflict else 422
-
-
-def _refused(request: web.Request, status: int, text: str) -> web.Response:
-    return error_page(request, status, "Отметка об оригинале не сделана", text)
+    service = request.app[CONTEXT].service
+    return await _record(
+        request, _received, service.original_received, "Получение оригинала отмечено"
+    )

@@ -52,7 +52,7 @@ from gateway.web.console.actions import (
     available_actions,
     disclosure_offered,
 )
-from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.auth import error_page, refused_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
 from gateway.web.console.refusal import (
@@ -350,6 +350,28 @@ async def _conversation(
     return view, None
 
 
+def locked_page(
+    request: web.Request,
+    conversation_id: str,
+    locked: Locked | None,
+    message_id: str | None = None,
+    next_page: str = "",
+) -> web.Response:
+    """The page of a conversation out of reach: the purpose form (200) when stating one opens
+    it, else 403 naming the role; ``next_page``: where the stated purpose leads back to."""
+    return render(
+        request,
+        "locked.html",
+        {
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "locked": locked,
+            "next": next_page,
+        },
+        status=200 if locked and locked.needs_purpose else 403,
+    )
+
+
 def _may_refuse(actor: Actor, view: ConversationView) -> bool:
     summary = view.summary
     return (
@@ -372,12 +394,7 @@ async def conversation(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {"conversation_id": conversation_id, "message_id": None, "locked": locked},
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked)
     # Counted here as on the overview and the list (the console's "today" in its time zone,
     # the agreement's unit), not taken from view.working_days_left: the same request must
     # never show two different counts on two pages.
@@ -525,12 +542,7 @@ async def message(request: web.Request) -> web.Response:
     message_id = request.match_info["message_id"]
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {"conversation_id": conversation_id, "message_id": message_id, "locked": locked},
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked, message_id)
     summary = _find(view, message_id)
     purpose = _purpose(request, conversation_id)
     confidential = summary.confidential or view.summary.confidential
@@ -592,8 +604,7 @@ async def resend(request: web.Request) -> web.Response:
     try:
         result = await request.app[CONTEXT].service.resend(message_id, None, actor=request[ACTOR])
     except ResendRefused as refused:
-        status = 409 if refused.code in ResendRefused.CONFLICTS else 422
-        return error_page(request, status, "Документ не отправлен повторно", refused.message_ru)
+        return refused_page(request, "Документ не отправлен повторно", refused)
     except DocumentRejected as rejected:
         text = " ".join(_problem_text(p) for p in rejected.problems)
         return error_page(request, 422, "Документ не отправлен повторно", text)
@@ -735,17 +746,7 @@ async def _refusable(request: web.Request) -> ConversationView | web.Response:
     require(actor, Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {
-                "conversation_id": conversation_id,
-                "message_id": None,
-                "locked": locked,
-                "next": "refuse",
-            },
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked, next_page="refuse")
     if not _may_refuse(actor, view):
         return error_page(
             request,

@@ -15,23 +15,24 @@ from aiohttp import web
 
 from gateway.app.proceedings import MAX_PROCEEDING_REFERENCE, ProceedingCloseRefused
 from gateway.exchange.service import Action
-from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.auth import back_to_conversation, error_page, refused_page
+from gateway.web.console.context import ACTOR, CONTEXT, require
 from gateway.web.xmlchars import first_forbidden
 
 _LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 """What an HTML ``datetime-local`` input sends (seconds are not asked for)."""
+
+_TITLE = "Производство не отмечено закрытым"
 
 
 async def close_proceeding(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
     require(actor, Action.CLOSE_PROCEEDING)
-    conversation_id = request.match_info["conversation_id"]
     form = await request.post()
     raw_at, reference = form.get("closed_at"), form.get("reference")
     if not isinstance(raw_at, str) or not _LOCAL.fullmatch(raw_at.strip()):
-        return _refused(request, 400, "Укажите дату и время закрытия производства.")
+        return _refused(request, "Укажите дату и время закрытия производства.")
     if (
         not isinstance(reference, str)
         or not reference.strip()
@@ -40,7 +41,6 @@ async def close_proceeding(request: web.Request) -> web.Response:
     ):
         return _refused(
             request,
-            400,
             f"Укажите основание: реквизиты акта о закрытии производства (1–"
             f"{MAX_PROCEEDING_REFERENCE} знаков, без управляющих символов).",
         )
@@ -48,16 +48,20 @@ async def close_proceeding(request: web.Request) -> web.Response:
     closed_at = datetime.fromisoformat(raw_at.strip()).replace(tzinfo=ctx.timezone)
     try:
         await ctx.service.close_proceeding(
-            conversation_id, closed_at=closed_at, reference=reference, actor=actor
+            request.match_info["conversation_id"],
+            closed_at=closed_at,
+            reference=reference,
+            actor=actor,
         )
     except ProceedingCloseRefused as refused:
-        return _refused(request, 409 if refused.conflict else 422, refused.message_ru)
-    request[SESSION].flash = (
+        return refused_page(request, _TITLE, refused)
+    return back_to_conversation(
+        request,
         "Производство отмечено закрытым; срок хранения, отсчитываемый от закрытия "
-        "производства, начался (ст. 9.6 Соглашения СНГ)."
+        "производства, начался (ст. 9.6 Соглашения СНГ).",
     )
-    return see_other(request, "conversation", conversation_id=conversation_id)
 
 
-def _refused(request: web.Request, status: int, text: str) -> web.Response:
-    return error_page(request, status, "Производство не отмечено закрытым", text)
+def _refused(request: web.Request, text: str) -> web.Response:
+    """400: the form itself is wrong (the node was not asked)."""
+    return error_page(request, 400, _TITLE, text)
