@@ -77,12 +77,12 @@ import ssl
 import time
 import traceback
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import aiohttp
@@ -138,6 +138,8 @@ from gateway.web.streaming import stream_lines
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # --- paths -------------------------------------------------------------------------------------
 
@@ -615,6 +617,27 @@ def _bad_body(message: str, message_ru: str) -> ApiError:
     return ApiError(400, ErrorCode.BAD_REQUEST, message, message_ru)
 
 
+async def _body_fields(
+    request: web.Request, readers: Mapping[str, Callable[[Any], Any]], send: str, send_ru: str
+) -> dict[str, Any]:
+    """The JSON body's fields, each read by its reader (None: not valid). A field missing or
+    not valid, or one the route does not take: 400 saying what to send."""
+    body = await _read_json_body(request)
+    values = {name: read(body.get(name)) for name, read in readers.items()}
+    if set(body) - set(readers) or any(value is None for value in values.values()):
+        raise _bad_body(send, send_ru)
+    return values
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _text(longest: int) -> Callable[[Any], str | None]:
+    """A reader of a string of 1..``longest`` characters."""
+    return lambda value: value if isinstance(value, str) and 0 < len(value) <= longest else None
+
+
 # --- JSON --------------------------------------------------------------------------------------
 
 
@@ -1068,16 +1091,21 @@ async def list_conversations(request: web.Request) -> web.Response:
     return _json(page)
 
 
-async def get_conversation(request: web.Request) -> web.Response:
+async def _read(
+    request: web.Request, name: str, read: Callable[[LocalService], Callable[..., Awaitable[T]]]
+) -> T:
+    """``read(service)`` of the path's ``name`` id as the token's actor, for the purpose stated
+    (the only query parameter such a route takes)."""
     _only_params(request, frozenset({"purpose"}))
-    conversation_id = _path_id(request, "conversation_id")
-    view = await request.app[SERVICE].conversation(
-        conversation_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    return await read(request.app[SERVICE])(
+        _path_id(request, name), actor=request[ACTOR], purpose=stated_purpose(request)
     )
-    return _json(view)
 
 
-DISCLOSURE_FIELDS = frozenset({"recipient", "category", "purpose"})
+async def get_conversation(request: web.Request) -> web.Response:
+    return _json(await _read(request, "conversation_id", lambda s: s.conversation))
+
+
 MAX_DISCLOSURE_FIELD_CHARS = 500
 """A recipient's name or a purpose: a sentence, not a document."""
 
@@ -1087,32 +1115,20 @@ async def post_disclosure(request: web.Request) -> web.Response:
     as the agreements say (a third party needs the providing body's consent); recorded."""
     _only_params(request, frozenset())
     message_id = _path_id(request, "message_id")
-    body = await _read_json_body(request)
-    unknown = set(body) - DISCLOSURE_FIELDS
-    if unknown or not all(
-        isinstance(body.get(k), str) and 0 < len(body[k]) <= MAX_DISCLOSURE_FIELD_CHARS
-        for k in DISCLOSURE_FIELDS
-    ):
-        raise _bad_body(
-            'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
-            f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
-            "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
-        )
-    if body["category"] not in {"creditor", "debtor", "third-party"}:
+    text = _text(MAX_DISCLOSURE_FIELD_CHARS)
+    fields = await _body_fields(
+        request,
+        {"recipient": text, "category": text, "purpose": text},
+        'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
+        f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
+        "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
+    )
+    if fields["category"] not in {"creditor", "debtor", "third-party"}:
         raise _bad_parameter(
             "category", "one of creditor, debtor, third-party", "creditor, debtor или third-party"
         )
-    result = await request.app[SERVICE].disclose(
-        message_id,
-        recipient=body["recipient"],
-        category=body["category"],
-        purpose=body["purpose"],
-        actor=request[ACTOR],
-    )
+    result = await request.app[SERVICE].disclose(message_id, **fields, actor=request[ACTOR])
     return _json(result, status=201)
-
-
-PROCEEDING_CLOSED_FIELDS = frozenset({"closed_at", "reference"})
 
 
 async def post_proceeding_closed(request: web.Request) -> web.Response:
@@ -1120,18 +1136,16 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
     from "proceeding-closed" starts at ``closed_at``. Set once; audited."""
     _only_params(request, frozenset())
     conversation_id = _path_id(request, "conversation_id")
-    body = await _read_json_body(request)
-    closed_at = _aware_datetime(body.get("closed_at"))
-    reference = body.get("reference")
-    if set(body) - PROCEEDING_CLOSED_FIELDS or closed_at is None or not isinstance(reference, str):
-        raise _bad_body(
-            'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
-            "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
-            "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
-            "reference (реквизиты акта).",
-        )
+    fields = await _body_fields(
+        request,
+        {"closed_at": _aware_datetime, "reference": _string},
+        'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
+        "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
+        "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
+        "reference (реквизиты акта).",
+    )
     result = await request.app[SERVICE].close_proceeding(
-        conversation_id, closed_at=closed_at, reference=reference, actor=request[ACTOR]
+        conversation_id, **fields, actor=request[ACTOR]
     )
     return _json(result)
 
@@ -1150,19 +1164,15 @@ async def post_original_sent(request: web.Request) -> web.Response:
     date) and ``tracking`` (carrier and tracking number). Set once; audited."""
     _only_params(request, frozenset())
     message_id = _path_id(request, "message_id")
-    body = await _read_json_body(request)
-    sent_on = _iso_date(body.get("sent_on"))
-    tracking = body.get("tracking")
-    if set(body) - {"sent_on", "tracking"} or sent_on is None or not isinstance(tracking, str):
-        raise _bad_body(
-            'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
-            "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
-            "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
-            "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
-        )
-    result = await request.app[SERVICE].original_sent(
-        message_id, sent_on=sent_on, tracking=tracking, actor=request[ACTOR]
+    fields = await _body_fields(
+        request,
+        {"sent_on": _iso_date, "tracking": _string},
+        'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
+        "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
+        "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
+        "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
     )
+    result = await request.app[SERVICE].original_sent(message_id, **fields, actor=request[ACTOR])
     return _json(result)
 
 
@@ -1171,16 +1181,14 @@ async def post_original_received(request: web.Request) -> web.Response:
     one received, at the other party for ours. Set once; audited."""
     _only_params(request, frozenset())
     message_id = _path_id(request, "message_id")
-    body = await _read_json_body(request)
-    received_on = _iso_date(body.get("received_on"))
-    if set(body) - {"received_on"} or received_on is None:
-        raise _bad_body(
-            'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
-            "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
-            "Соглашения СНГ.",
-        )
+    fields = await _body_fields(
+        request,
+        {"received_on": _iso_date},
+        'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
+        "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 Соглашения СНГ.",
+    )
     result = await request.app[SERVICE].original_received(
-        message_id, received_on=received_on, actor=request[ACTOR]
+        message_id, **fields, actor=request[ACTOR]
     )
     return _json(result)
 
@@ -1211,9 +1219,6 @@ async def get_expiring_keys(request: web.Request) -> web.Response:
     return _json({"keys": keys})
 
 
-HOLD_FIELDS = frozenset({"reason"})
-
-
 def _admin_context(request: web.Request) -> AppContext:
     """The application context acting as this request's actor (its token)."""
     return request.app[ADMIN].acting_as(request[ACTOR])
@@ -1225,15 +1230,13 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 async def _hold_reason(request: web.Request) -> str:
-    body = await _read_json_body(request)
-    reason = body.get("reason")
-    if set(body) - HOLD_FIELDS or not isinstance(reason, str):
-        raise _bad_body(
-            'send {"reason": "…"}: the order or case reference (1..128 characters, no personal '
-            "data)",
-            "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
-        )
-    return reason
+    fields = await _body_fields(
+        request,
+        {"reason": _string},
+        'send {"reason": "…"}: the order or case reference (1..128 characters, no personal data)',
+        "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
+    )
+    return str(fields["reason"])
 
 
 async def get_holds(request: web.Request) -> web.Response:
@@ -1305,23 +1308,26 @@ async def post_token(request: web.Request) -> web.Response:
     )
 
 
-async def get_tokens(request: web.Request) -> web.Response:
-    """Every token of this API, oldest first (gateway.app.admin.list_tokens): never the token
-    itself, only its label, roles and state."""
-    _only_params(request, frozenset())
-    ctx = _admin_context(request)
-    found = await _in_thread(admin.list_tokens, ctx)
-    now = ctx.clock()
-    return _json({"tokens": [admin.token_row(t, now) for t in found]})
+def _admin_rows(
+    key: str, listing: Callable[[AppContext], Sequence[Any]], row: Callable[[Any, datetime], Any]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler answering ``{key: [row(item, now), ...]}`` for ``listing(ctx)``."""
+
+    async def handler(request: web.Request) -> web.Response:
+        _only_params(request, frozenset())
+        ctx = _admin_context(request)
+        found = await _in_thread(listing, ctx)
+        now = ctx.clock()
+        return _json({key: [row(item, now) for item in found]})
+
+    return handler
 
 
-async def get_users(request: web.Request) -> web.Response:
-    """The console's users by name (gateway.app.users.list_users): never a password's hash."""
-    _only_params(request, frozenset())
-    ctx = _admin_context(request)
-    found = await _in_thread(users.list_users, ctx)
-    now = ctx.clock()
-    return _json({"users": [users.user_row(u, now) for u in found]})
+get_tokens = _admin_rows("tokens", admin.list_tokens, admin.token_row)
+"""Every token of this API, oldest first (gateway.app.admin.list_tokens): never the token
+itself, only its label, roles and state."""
+get_users = _admin_rows("users", users.list_users, users.user_row)
+"""The console's users by name (gateway.app.users.list_users): never a password's hash."""
 
 
 async def post_token_revoke(request: web.Request) -> web.Response:
@@ -1625,30 +1631,16 @@ async def post_key_revoke(request: web.Request) -> web.Response:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    view = await request.app[SERVICE].message(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _json(view)
+    return _json(await _read(request, "message_id", lambda s: s.message))
 
 
 async def get_message_report(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    view = await request.app[SERVICE].message(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
+    view = await _read(request, "message_id", lambda s: s.message)
     return _json(view.report)
 
 
 async def post_message_verification(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    report = await request.app[SERVICE].reverify(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _json(report, status=201)
+    return _json(await _read(request, "message_id", lambda s: s.reverify), status=201)
 
 
 async def post_message_resend(request: web.Request) -> web.Response:
@@ -1683,12 +1675,8 @@ def _message_file(
     Receipt — read by ``read(service)`` under the stated purpose."""
 
     async def handler(request: web.Request) -> web.Response:
-        _only_params(request, frozenset({"purpose"}))
-        message_id = _path_id(request, "message_id")
-        content = await read(request.app[SERVICE])(
-            message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-        )
-        return _download(content, media_type, message_id, suffix)
+        content = await _read(request, "message_id", read)
+        return _download(content, media_type, request.match_info["message_id"], suffix)
 
     return handler
 
