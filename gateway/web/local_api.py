@@ -1278,11 +1278,10 @@ async def post_hold_release(request: web.Request) -> web.Response:
 
 
 TOKEN_FIELDS = frozenset({"label", "roles", "expires_in_days"})
-USER_FIELDS = frozenset({"username", "password", "roles"})
 
 
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def _string_list(value: Any) -> list[str] | None:
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
 
 async def post_token(request: web.Request) -> web.Response:
@@ -1294,7 +1293,7 @@ async def post_token(request: web.Request) -> web.Response:
     if (
         set(body) - TOKEN_FIELDS
         or not isinstance(label, str)
-        or not _strings(roles)
+        or _string_list(roles) is None
         or not (days is None or (isinstance(days, int) and not isinstance(days, bool)))
     ):
         raise _bad_body(
@@ -1344,18 +1343,13 @@ async def post_user(request: web.Request) -> web.Response:
     """Add a console user (gateway.app.users.add_user); the password is checked and hashed
     here, as the console and ``gateway users add`` do. Audited (``user.added``)."""
     _only_params(request, frozenset())
-    body = await _read_json_body(request)
-    username, password, roles = body.get("username"), body.get("password"), body.get("roles")
-    if (
-        set(body) - USER_FIELDS
-        or not isinstance(username, str)
-        or not isinstance(password, str)
-        or not _strings(roles)
-    ):
-        raise _bad_body(
-            'send {"username": "…", "password": "…", "roles": ["…"]}',
-            "Укажите username, password и roles.",
-        )
+    fields = await _body_fields(
+        request,
+        {"username": _string, "password": _string, "roles": _string_list},
+        'send {"username": "…", "password": "…", "roles": ["…"]}',
+        "Укажите username, password и roles.",
+    )
+    username, password, roles = fields["username"], fields["password"], fields["roles"]
     problem = password_problem(password)
     if problem is not None:
         raise users.UserRefused(f"password: {problem}", "PASSWORD_WEAK")
