@@ -109,25 +109,24 @@ async def acts_page(
     )
 
 
-async def place_hold(request: web.Request) -> web.Response:
+async def _hold_act(request: web.Request, act: Callable[[AppContext, str, str], T]) -> T:
+    """``act(ctx, conversation_id, reason)`` with the form's values, as the signed-in user."""
     form = await request.post()
-    conversation_id = _field(form, "conversation_id")
+    conversation_id, reason = _field(form, "conversation_id"), _field(form, "reason")
+    return await _call(act, _acts(request), conversation_id, reason)
+
+
+async def place_hold(request: web.Request) -> web.Response:
     try:
-        hold_id = await _call(
-            admin.place_hold, _acts(request), conversation_id, _field(form, "reason")
-        )
+        hold_id = await _hold_act(request, admin.place_hold)
     except admin.HoldRefused as refused:
         return _refused(request, 422, f"Запрет не наложен: {refused}")
     return _done(request, f"Запрет № {hold_id} на уничтожение переписки наложен.")
 
 
 async def release_holds(request: web.Request) -> web.Response:
-    form = await request.post()
-    conversation_id = _field(form, "conversation_id")
     try:
-        released = await _call(
-            admin.release_holds, _acts(request), conversation_id, _field(form, "reason")
-        )
+        released = await _hold_act(request, admin.release_holds)
     except admin.NoActiveHold:
         return _refused(request, 409, "Действующих запретов на эту переписку нет.")
     except admin.HoldRefused as refused:
@@ -200,48 +199,6 @@ def _key_form(form: Any) -> tuple[KeyRole, str, int] | None:
     return KeyRole(role), _field(form, "name"), int(generation)
 
 
-async def activate_key(request: web.Request) -> web.Response:
-    form = await request.post()
-    target = _key_form(form)
-    if target is None:
-        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
-    ctx = _acts(request)
-    keys = ctx.keys
-    if keys is None:
-        return _refused(request, 503, "Консоль запущена без ключей узла.")
-    at, force = _field(form, "at") or "now", _field(form, "force") or None
-
-    def act() -> app_keys.Activated:
-        when = app_keys.parse_time(at, ctx.clock())
-        return app_keys.activate(ctx, keys, *target, when, force=force)
-
-    try:
-        done = await _call(act)
-    except KeyStoreError as refused:
-        return _refused(request, 422, f"Поколение ключа не введено: {refused}")
-    return _done(request, f"{done.stem} вводится в действие {done.at.isoformat()}.")
-
-
-async def revoke_key(request: web.Request) -> web.Response:
-    form = await request.post()
-    target, reason = _key_form(form), _field(form, "reason")
-    if target is None or reason not in REVOCATION_REASONS:
-        return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
-    ctx = _acts(request)
-    keys = ctx.keys
-    if keys is None:
-        return _refused(request, 503, "Консоль запущена без ключей узла.")
-
-    def act() -> app_keys.Revoked:
-        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
-
-    try:
-        done = await _call(act)
-    except KeyStoreError as refused:
-        return _refused(request, 422, f"Поколение ключа не отозвано: {refused}")
-    return _done(request, f"{done.stem} отозван ({done.reason.value}).")
-
-
 NO_KEYS = "Консоль запущена без ключей узла."
 
 
@@ -257,6 +214,38 @@ async def _with_keys(
         return await _call(fn, ctx, ctx.keys, *args)
     except (KeyStoreError, KekRotationError, ValueError) as refused:
         return _refused(request, 422, f"{failed}: {refused}")
+
+
+async def activate_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target = _key_form(form)
+    if target is None:
+        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
+    at, force = _field(form, "at") or "now", _field(form, "force") or None
+
+    def act(ctx: AppContext, keys: KeyStore) -> app_keys.Activated:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.activate(ctx, keys, *target, when, force=force)
+
+    done = await _with_keys(request, "Поколение ключа не введено", act)
+    if isinstance(done, web.Response):
+        return done
+    return _done(request, f"{done.stem} вводится в действие {done.at.isoformat()}.")
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target, reason = _key_form(form), _field(form, "reason")
+    if target is None or reason not in REVOCATION_REASONS:
+        return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
+
+    def act(ctx: AppContext, keys: KeyStore) -> app_keys.Revoked:
+        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
+
+    done = await _with_keys(request, "Поколение ключа не отозвано", act)
+    if isinstance(done, web.Response):
+        return done
+    return _done(request, f"{done.stem} отозван ({done.reason.value}).")
 
 
 async def rotate_key(request: web.Request) -> web.Response:
