@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -236,14 +237,32 @@ class Filters:
     errors: Mapping[str, str]
 
 
-def read_filters(query: Mapping[str, str]) -> Filters:
-    """The list's filters from the query string; empty fields mean "any"."""
+def filled_fields(query: Mapping[str, Any], longest: Mapping[str, int]) -> dict[str, str]:
+    """The query's non-empty fields among ``longest``'s names, stripped and cut to their
+    longest: a filter left empty means "any"."""
     values: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    for name in ("q", "agreement", "body", "state", "kind", "deadline_before", "confidential"):
+    for name, most in longest.items():
         raw = query.get(name, "")
         if isinstance(raw, str) and raw.strip():
-            values[name] = raw.strip()[: MAX_SEARCH_CHARS if name == "q" else MAX_FILTER_CHARS]
+            values[name] = raw.strip()[:most]
+    return values
+
+
+_FILTER_FIELDS: Mapping[str, int] = MappingProxyType(
+    {
+        "q": MAX_SEARCH_CHARS,
+        **dict.fromkeys(
+            ("agreement", "body", "state", "kind", "deadline_before", "confidential"),
+            MAX_FILTER_CHARS,
+        ),
+    }
+)
+
+
+def read_filters(query: Mapping[str, str]) -> Filters:
+    """The list's filters from the query string; empty fields mean "any"."""
+    values = filled_fields(query, _FILTER_FIELDS)
+    errors: dict[str, str] = {}
     if "agreement" in values and values["agreement"] not in PROFILES:
         errors["agreement"] = "Выберите соглашение из списка."
     if "state" in values and values["state"] not in {s.value for s in State}:
