@@ -75,7 +75,6 @@ import re
 import socket
 import ssl
 import time
-import traceback
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
@@ -130,6 +129,7 @@ from gateway.web.server import (
     LowLevelError,
     ServerSettings,
     describe,
+    log_failure,
     match_info_of,
     start_guarded_site,
     stream_attachment,
@@ -2126,13 +2126,7 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         error = _translate(exc)
         if error is not None:
             return error.response()
-        # The log gets the type and the stack, not the message: it may quote a document.
-        logger.error(
-            "local API request failed: route=%s error=%s\n%s",
-            route_template(request),
-            type(exc).__qualname__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        log_failure(logger, f"local API request failed: route={route_template(request)}", exc)
         return ApiError(
             500,
             ErrorCode.INTERNAL_ERROR,

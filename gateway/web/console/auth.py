@@ -15,7 +15,6 @@ password, disabled, locked) and takes the same time, so the page does not tell w
 from __future__ import annotations
 
 import logging
-import traceback
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -32,7 +31,7 @@ from gateway.web.console.actions import MAX_ATTACHMENT_BYTES
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
 from gateway.web.console.labels import ROLE_LABELS, label
 from gateway.web.console.render import render
-from gateway.web.server import match_info_of
+from gateway.web.server import log_failure, match_info_of
 
 logger = logging.getLogger(__name__)
 
@@ -159,13 +158,7 @@ async def errors_middleware(request: web.Request, handler: _Handler) -> web.Stre
             "ознакомления (ст. 9.1 Соглашения СНГ).",
         )
     except Exception as exc:
-        # Type and stack only: an exception's message may quote a document.
-        logger.error(
-            "console request failed: route=%s error=%s\n%s",
-            route_name(request),
-            type(exc).__qualname__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        log_failure(logger, f"console request failed: route={route_name(request)}", exc)
         return error_page(
             request, 500, "Внутренняя ошибка", "Подробности — в журнале узла. Повторите позже."
         )
