@@ -216,6 +216,14 @@ async def _with_keys(
         return _refused(request, 422, f"{failed}: {refused}")
 
 
+async def _key_act(
+    request: web.Request, failed: str, said: Callable[[T], str], fn: Callable[..., T], *args: Any
+) -> web.Response:
+    """:func:`_with_keys`, then back to the acts page saying ``said(result)``."""
+    done = await _with_keys(request, failed, fn, *args)
+    return done if isinstance(done, web.Response) else _done(request, said(done))
+
+
 async def activate_key(request: web.Request) -> web.Response:
     form = await request.post()
     target = _key_form(form)
@@ -227,10 +235,12 @@ async def activate_key(request: web.Request) -> web.Response:
         when = app_keys.parse_time(at, ctx.clock())
         return app_keys.activate(ctx, keys, *target, when, force=force)
 
-    done = await _with_keys(request, "Поколение ключа не введено", act)
-    if isinstance(done, web.Response):
-        return done
-    return _done(request, f"{done.stem} вводится в действие {done.at.isoformat()}.")
+    return await _key_act(
+        request,
+        "Поколение ключа не введено",
+        lambda done: f"{done.stem} вводится в действие {done.at.isoformat()}.",
+        act,
+    )
 
 
 async def revoke_key(request: web.Request) -> web.Response:
@@ -242,10 +252,12 @@ async def revoke_key(request: web.Request) -> web.Response:
     def act(ctx: AppContext, keys: KeyStore) -> app_keys.Revoked:
         return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
 
-    done = await _with_keys(request, "Поколение ключа не отозвано", act)
-    if isinstance(done, web.Response):
-        return done
-    return _done(request, f"{done.stem} отозван ({done.reason.value}).")
+    return await _key_act(
+        request,
+        "Поколение ключа не отозвано",
+        lambda done: f"{done.stem} отозван ({done.reason.value}).",
+        act,
+    )
 
 
 async def rotate_key(request: web.Request) -> web.Response:
@@ -253,13 +265,14 @@ async def rotate_key(request: web.Request) -> web.Response:
     role, name = _field(form, "role"), _field(form, "name")
     if role not in KEY_ROLES:
         return _refused(request, 422, "Укажите вид ключа.")
-    done = await _with_keys(
-        request, "Новое поколение не создано", app_keys.rotate, KeyRole(role), name
+
+    def said(done: app_keys.Rotated) -> str:
+        how = "сертификат выдан демо-УЦ" if done.demo_ca else "запрос сертификата записан на узле"
+        return f"{done.stem}: новое поколение {done.generation} ожидает ({how})."
+
+    return await _key_act(
+        request, "Новое поколение не создано", said, app_keys.rotate, KeyRole(role), name
     )
-    if isinstance(done, web.Response):
-        return done
-    how = "сертификат выдан демо-УЦ" if done.demo_ca else "запрос сертификата записан на узле"
-    return _done(request, f"{done.stem}: новое поколение {done.generation} ожидает ({how}).")
 
 
 async def publish_keys(request: web.Request) -> web.Response:
@@ -277,25 +290,23 @@ async def rotate_kek(request: web.Request) -> web.Response:
         when = app_keys.parse_time(at, ctx.clock())
         return app_keys.rotate_kek_ring(ctx, keys, at=when, confirm=confirm)
 
-    done = await _with_keys(request, "KEK не заменён", act)
-    if isinstance(done, web.Response):
-        return done
-    return _done(
-        request,
-        f"KEK {done.key_id} действует с {done.active_from.isoformat()} (прежний: "
-        f"{done.previous}); перешифруйте ключи данных.",
-    )
+    def said(done: app_keys.RotatedKek) -> str:
+        return (
+            f"KEK {done.key_id} действует с {done.active_from.isoformat()} (прежний: "
+            f"{done.previous}); перешифруйте ключи данных."
+        )
+
+    return await _key_act(request, "KEK не заменён", said, act)
+
+
+def _rewrapped(done: app_keys.Rewrapped) -> str:
+    result = done.result
+    state = "все" if result.complete else "не все — повторите"
+    return f"Перешифровано ключей данных: {result.rewrapped} под {result.active} ({state})."
 
 
 async def rewrap(request: web.Request) -> web.Response:
-    done = await _with_keys(request, "Ключи данных не перешифрованы", app_keys.rewrap)
-    if isinstance(done, web.Response):
-        return done
-    result = done.result
-    state = "все" if result.complete else "не все — повторите"
-    return _done(
-        request, f"Перешифровано ключей данных: {result.rewrapped} под {result.active} ({state})."
-    )
+    return await _key_act(request, "Ключи данных не перешифрованы", _rewrapped, app_keys.rewrap)
 
 
 MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
