@@ -15,6 +15,7 @@ from gateway.app import key_setup
 from gateway.app import keys as app_keys
 from gateway.app.context import AppContext
 from gateway.cli.errors import ExitCode, Failure, fail
+from gateway.cli.progress import ProgressPrinter
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms
 from gateway.crypto.algorithms import KeySpec
@@ -387,38 +388,18 @@ def _config_of(ctx: AppContext) -> NodeConfig:
     return ctx.config
 
 
-class _RewrapPrinter:
-    """A bar redrawn in place on a terminal; a line per tenth of the work otherwise."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last = -1
-
+class _RewrapPrinter(ProgressPrinter):
     def __call__(self, p: Any) -> None:
         share = 1.0 if p.total == 0 else min(p.done / p.total, 1.0)
-        if self.tty:
-            filled = int(share * PROGRESS_WIDTH)
-            bar = "#" * filled + "-" * (PROGRESS_WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {share:6.1%}  {p.done}/{p.total} keys re-wrapped")
-            self.stream.flush()
-            return
-        step = int(share * 10)
-        if step != self.last:
-            self.last = step
-            print(
-                f"rewrap: {p.done}/{p.total} ({share:.0%}) under {p.active}",
-                file=self.stream,
-                flush=True,
-            )
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+        self.show(
+            share,
+            f"{p.done}/{p.total} keys re-wrapped",
+            f"rewrap: {p.done}/{p.total} ({share:.0%}) under {p.active}",
+        )
 
 
 def cmd_rewrap(args: argparse.Namespace, *, now: datetime) -> int:
-    printer = _RewrapPrinter(sys.stdout)
+    printer = _RewrapPrinter(sys.stdout, PROGRESS_WIDTH)
     with _context(args) as (ctx, keys):
         done = app_keys.rewrap(
             ctx, keys, batch_size=args.batch_size, pause=args.pause, progress=printer

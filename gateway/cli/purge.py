@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.cli.context import with_context
 from gateway.cli.errors import ExitCode, fail, report
+from gateway.cli.progress import ProgressPrinter
 
 if TYPE_CHECKING:
     from gateway.app.context import AppContext
@@ -166,37 +167,14 @@ def _dry_run(ctx: AppContext, now: datetime, *, as_json: bool) -> int:
     return EXIT_OK
 
 
-class _ProgressPrinter:
-    """A bar redrawn in place on a terminal; a plain line per step otherwise (logs, pipes)."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last_line = -1
-
+class _PurgePrinter(ProgressPrinter):
     def __call__(self, p: Any) -> None:
-        total = max(p.total, p.examined, 1)
-        share = min(p.examined / total, 1.0)
-        if self.tty:
-            filled = int(share * PROGRESS_WIDTH)
-            bar = "#" * filled + "-" * (PROGRESS_WIDTH - filled)
-            self.stream.write(
-                f"\r[{bar}] {share:6.1%}  просмотрено {p.examined}/{p.total}, удалено {p.purged}"
-            )
-            self.stream.flush()
-            return
-        decile = int(share * 10)
-        if decile != self.last_line:
-            self.last_line = decile
-            print(
-                f"purge: просмотрено {p.examined}/{p.total} ({share:.0%}), удалено {p.purged}",
-                file=self.stream,
-                flush=True,
-            )
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+        share = min(p.examined / max(p.total, p.examined, 1), 1.0)
+        self.show(
+            share,
+            f"просмотрено {p.examined}/{p.total}, удалено {p.purged}",
+            f"purge: просмотрено {p.examined}/{p.total} ({share:.0%}), удалено {p.purged}",
+        )
 
 
 def _real_run(
@@ -216,7 +194,7 @@ def _real_run(
     if not 1 <= batch_size <= MAX_PURGE_BATCH:
         return fail(f"--batch-size должно быть от 1 до {MAX_PURGE_BATCH}", "INVALID_ARGUMENT")
     keys = KeyStore.from_config(ctx.config)
-    printer = _ProgressPrinter(sys.stderr)
+    printer = _PurgePrinter(sys.stderr, PROGRESS_WIDTH)
     try:
         report = run_purge_now(ctx, keys, now, batch_size=batch_size, progress=printer)
     except PurgeRefused as refused:

@@ -65,7 +65,7 @@ from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole, Suite
 from gateway.model.envelope import AttachmentRef, Header, PartSealing
 from gateway.model.limits import MAX_MESSAGE_BYTES, delivery_problems
-from gateway.model.problems import DocumentRejected, Problem
+from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
 from gateway.store import attachments as attachment_store
 from gateway.store import audit
@@ -350,17 +350,12 @@ def _seal_for(node: Node, now: datetime, suites: tuple[Suite, ...]) -> SigningKe
         ) from None
 
 
-class ResendRefused(Exception):
+class ResendRefused(Refused):
     """A resend the node will not make: the original is not ours, not refused for good,
     already resent, or the new document is not its replacement. Nothing was stored."""
 
     CONFLICTS = frozenset({"NOT_RESENDABLE", "ALREADY_RESENT"})
     """Codes about the original's state (409); the others are about the new document (422)."""
-
-    def __init__(self, code: str, message: str, message_ru: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message_ru = message_ru
 
 
 def _resendable(node: Node, original_id: str, draft: Draft) -> msg_store.StoredMessage:

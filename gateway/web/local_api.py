@@ -78,14 +78,13 @@ import re
 import socket
 import ssl
 import time
-import traceback
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import aiohttp
@@ -114,7 +113,6 @@ from gateway.exchange.attachments import AttachmentCheckRefused, AttachmentMeta,
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
-from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
     ACCESS,
     Action,
@@ -140,6 +138,7 @@ from gateway.web.server import (
     LowLevelError,
     ServerSettings,
     describe,
+    log_failure,
     match_info_of,
     start_guarded_site,
     stream_attachment,
@@ -148,6 +147,8 @@ from gateway.web.streaming import stream_lines
 from gateway.web.xmlchars import XML_CHAR_RULE, forbidden_strings, remedy_ru
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # --- paths -------------------------------------------------------------------------------------
 
@@ -523,8 +524,8 @@ def _translate(exc: BaseException) -> ApiError | None:
             },
         )
     if isinstance(exc, Refused):
-        # The rule's own words (a record of an original, a proceeding's closing): they name the
-        # field, the rule and the dates, never a document's content.
+        # The rule's own words (a record of an original, a proceeding's closing, a resend): they
+        # name the field, the rule, the dates and message ids, never a document's content.
         return ApiError(
             409 if exc.conflict else 422, exc.code, str(exc), exc.message_ru, extra=exc.extra
         )
@@ -571,14 +572,6 @@ def _translate(exc: BaseException) -> ApiError | None:
         # Our own words: the code, why and what to do; never the file's name or content.
         return ApiError(
             500 if exc.code == AttachmentCheckRefused.DAMAGED else 422,
-            exc.code,
-            str(exc),
-            exc.message_ru,
-        )
-    if isinstance(exc, ResendRefused):
-        # Our own words: they name the message ids, the field and the state, nothing else.
-        return ApiError(
-            409 if exc.code in ResendRefused.CONFLICTS else 422,
             exc.code,
             str(exc),
             exc.message_ru,
@@ -634,6 +627,27 @@ def _translate(exc: BaseException) -> ApiError | None:
 def _bad_body(message: str, message_ru: str) -> ApiError:
     """400 for a JSON body that is not what the route takes: the message shows what to send."""
     return ApiError(400, ErrorCode.BAD_REQUEST, message, message_ru)
+
+
+async def _body_fields(
+    request: web.Request, readers: Mapping[str, Callable[[Any], Any]], send: str, send_ru: str
+) -> dict[str, Any]:
+    """The JSON body's fields, each read by its reader (None: not valid). A field missing or
+    not valid, or one the route does not take: 400 saying what to send."""
+    body = await _read_json_body(request)
+    values = {name: read(body.get(name)) for name, read in readers.items()}
+    if set(body) - set(readers) or any(value is None for value in values.values()):
+        raise _bad_body(send, send_ru)
+    return values
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _text(longest: int) -> Callable[[Any], str | None]:
+    """A reader of a string of 1..``longest`` characters."""
+    return lambda value: value if isinstance(value, str) and 0 < len(value) <= longest else None
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -1089,16 +1103,21 @@ async def list_conversations(request: web.Request) -> web.Response:
     return _json(page)
 
 
-async def get_conversation(request: web.Request) -> web.Response:
+async def _read(
+    request: web.Request, name: str, read: Callable[[LocalService], Callable[..., Awaitable[T]]]
+) -> T:
+    """``read(service)`` of the path's ``name`` id as the token's actor, for the purpose stated
+    (the only query parameter such a route takes)."""
     _only_params(request, frozenset({"purpose"}))
-    conversation_id = _path_id(request, "conversation_id")
-    view = await request.app[SERVICE].conversation(
-        conversation_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    return await read(request.app[SERVICE])(
+        _path_id(request, name), actor=request[ACTOR], purpose=stated_purpose(request)
     )
-    return _json(view)
 
 
-DISCLOSURE_FIELDS = frozenset({"recipient", "category", "purpose"})
+async def get_conversation(request: web.Request) -> web.Response:
+    return _json(await _read(request, "conversation_id", lambda s: s.conversation))
+
+
 MAX_DISCLOSURE_FIELD_CHARS = 500
 """A recipient's name or a purpose: a sentence, not a document."""
 
@@ -1108,28 +1127,20 @@ async def post_disclosure(request: web.Request) -> web.Response:
     as the agreements say (a third party needs the providing body's consent); recorded."""
     _only_params(request, frozenset())
     message_id = _path_id(request, "message_id")
-    body = await _read_json_body(request)
-    unknown = set(body) - DISCLOSURE_FIELDS
-    if unknown or not all(
-        isinstance(body.get(k), str) and 0 < len(body[k]) <= MAX_DISCLOSURE_FIELD_CHARS
-        for k in DISCLOSURE_FIELDS
-    ):
-        raise _bad_body(
-            'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
-            f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
-            "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
-        )
-    if body["category"] not in {"creditor", "debtor", "third-party"}:
+    text = _text(MAX_DISCLOSURE_FIELD_CHARS)
+    fields = await _body_fields(
+        request,
+        {"recipient": text, "category": text, "purpose": text},
+        'send {"recipient": "…", "category": "creditor|debtor|third-party", "purpose": "…"}'
+        f" (each 1..{MAX_DISCLOSURE_FIELD_CHARS} characters, nothing else)",
+        "Укажите recipient, category (creditor, debtor или third-party) и purpose.",
+    )
+    if fields["category"] not in {"creditor", "debtor", "third-party"}:
         raise _bad_parameter(
             "category", "one of creditor, debtor, third-party", "creditor, debtor или third-party"
         )
     done = await run_case_act(
-        app_disclosures.disclose,
-        _admin_context(request),
-        message_id,
-        recipient=body["recipient"],
-        category=body["category"],
-        purpose=body["purpose"],
+        app_disclosures.disclose, _admin_context(request), message_id, **fields
     )
     return _json(
         {
@@ -1144,36 +1155,31 @@ async def post_disclosure(request: web.Request) -> web.Response:
     )
 
 
-PROCEEDING_CLOSED_FIELDS = frozenset({"closed_at", "reference"})
-
-
 async def post_proceeding_closed(request: web.Request) -> web.Response:
     """Mark the conversation's proceeding closed (CIS Art. 9.6): the retention clock counting
     from "proceeding-closed" starts at ``closed_at``. Set once; audited."""
     _only_params(request, frozenset())
     conversation_id = _path_id(request, "conversation_id")
-    body = await _read_json_body(request)
-    closed_at = _aware_datetime(body.get("closed_at"))
-    reference = body.get("reference")
-    if set(body) - PROCEEDING_CLOSED_FIELDS or closed_at is None or not isinstance(reference, str):
-        raise _bad_body(
-            'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
-            "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
-            "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
-            "reference (реквизиты акта).",
-        )
+    fields = await _body_fields(
+        request,
+        {"closed_at": _aware_datetime, "reference": _string},
+        'send {"closed_at": "2027-03-01T10:00:00+03:00", "reference": "…"}: when the '
+        "proceeding was closed (ISO 8601 with a time zone) and the act that closed it",
+        "Укажите closed_at (дата и время закрытия производства с часовым поясом) и "
+        "reference (реквизиты акта).",
+    )
     stored = await run_case_act(
         app_proceedings.close_proceeding,
         _admin_context(request),
         conversation_id,
-        closed_at,
-        reference,
+        fields["closed_at"],
+        fields["reference"],
     )
     return _json(
         {
             "conversation_id": conversation_id,
             "proceeding_closed_at": stored.isoformat(),
-            "reference": reference.strip(),
+            "reference": fields["reference"].strip(),
         }
     )
 
@@ -1192,19 +1198,15 @@ async def post_original_sent(request: web.Request) -> web.Response:
     date) and ``tracking`` (carrier and tracking number). Set once; audited."""
     _only_params(request, frozenset())
     message_id = _path_id(request, "message_id")
-    body = await _read_json_body(request)
-    sent_on = _iso_date(body.get("sent_on"))
-    tracking = body.get("tracking")
-    if set(body) - {"sent_on", "tracking"} or sent_on is None or not isinstance(tracking, str):
-        raise _bad_body(
-            'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
-            "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
-            "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
-            "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
-        )
-    row = await run_case_act(
-        app_originals.mark_sent, _admin_context(request), message_id, sent_on, tracking
+    fields = await _body_fields(
+        request,
+        {"sent_on": _iso_date, "tracking": _string},
+        'send {"sent_on": "2027-03-01", "tracking": "EMS RA123456789RU"}: the date the '
+        "original was posted and its carrier and tracking number (CIS Art. 10 ¶1)",
+        "Укажите sent_on (дата отправки оригинала, ГГГГ-ММ-ДД) и tracking (почтовая служба "
+        "и трек-номер), ч. 1 ст. 10 Соглашения СНГ.",
     )
+    row = await run_case_act(app_originals.mark_sent, _admin_context(request), message_id, **fields)
     return _json(row.to_json())
 
 
@@ -1213,16 +1215,14 @@ async def post_original_received(request: web.Request) -> web.Response:
     one received, at the other party for ours. Set once; audited."""
     _only_params(request, frozenset())
     message_id = _path_id(request, "message_id")
-    body = await _read_json_body(request)
-    received_on = _iso_date(body.get("received_on"))
-    if set(body) - {"received_on"} or received_on is None:
-        raise _bad_body(
-            'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
-            "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 "
-            "Соглашения СНГ.",
-        )
+    fields = await _body_fields(
+        request,
+        {"received_on": _iso_date},
+        'send {"received_on": "2027-03-10"}: the date the original arrived (CIS Art. 10 ¶1)',
+        "Укажите received_on (дата получения оригинала, ГГГГ-ММ-ДД), ч. 1 ст. 10 Соглашения СНГ.",
+    )
     row = await run_case_act(
-        app_originals.mark_received, _admin_context(request), message_id, received_on
+        app_originals.mark_received, _admin_context(request), message_id, **fields
     )
     return _json(row.to_json())
 
@@ -1253,9 +1253,6 @@ async def get_expiring_keys(request: web.Request) -> web.Response:
     return _json({"keys": keys})
 
 
-HOLD_FIELDS = frozenset({"reason"})
-
-
 def _admin_context(request: web.Request) -> AppContext:
     """The application context acting as this request's actor (its token)."""
     return request.app[ADMIN].acting_as(request[ACTOR])
@@ -1267,15 +1264,13 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 async def _hold_reason(request: web.Request) -> str:
-    body = await _read_json_body(request)
-    reason = body.get("reason")
-    if set(body) - HOLD_FIELDS or not isinstance(reason, str):
-        raise _bad_body(
-            'send {"reason": "…"}: the order or case reference (1..128 characters, no personal '
-            "data)",
-            "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
-        )
-    return reason
+    fields = await _body_fields(
+        request,
+        {"reason": _string},
+        'send {"reason": "…"}: the order or case reference (1..128 characters, no personal data)',
+        "Укажите reason: реквизиты решения или дела (до 128 знаков, без персональных данных).",
+    )
+    return str(fields["reason"])
 
 
 async def get_holds(request: web.Request) -> web.Response:
@@ -1317,11 +1312,10 @@ async def post_hold_release(request: web.Request) -> web.Response:
 
 
 TOKEN_FIELDS = frozenset({"label", "roles", "expires_in_days"})
-USER_FIELDS = frozenset({"username", "password", "roles"})
 
 
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def _string_list(value: Any) -> list[str] | None:
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
 
 async def post_token(request: web.Request) -> web.Response:
@@ -1333,7 +1327,7 @@ async def post_token(request: web.Request) -> web.Response:
     if (
         set(body) - TOKEN_FIELDS
         or not isinstance(label, str)
-        or not _strings(roles)
+        or _string_list(roles) is None
         or not (days is None or (isinstance(days, int) and not isinstance(days, bool)))
     ):
         raise _bad_body(
@@ -1347,23 +1341,26 @@ async def post_token(request: web.Request) -> web.Response:
     )
 
 
-async def get_tokens(request: web.Request) -> web.Response:
-    """Every token of this API, oldest first (gateway.app.admin.list_tokens): never the token
-    itself, only its label, roles and state."""
-    _only_params(request, frozenset())
-    ctx = _admin_context(request)
-    found = await _in_thread(admin.list_tokens, ctx)
-    now = ctx.clock()
-    return _json({"tokens": [admin.token_row(t, now) for t in found]})
+def _admin_rows(
+    key: str, listing: Callable[[AppContext], Sequence[Any]], row: Callable[[Any, datetime], Any]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler answering ``{key: [row(item, now), ...]}`` for ``listing(ctx)``."""
+
+    async def handler(request: web.Request) -> web.Response:
+        _only_params(request, frozenset())
+        ctx = _admin_context(request)
+        found = await _in_thread(listing, ctx)
+        now = ctx.clock()
+        return _json({key: [row(item, now) for item in found]})
+
+    return handler
 
 
-async def get_users(request: web.Request) -> web.Response:
-    """The console's users by name (gateway.app.users.list_users): never a password's hash."""
-    _only_params(request, frozenset())
-    ctx = _admin_context(request)
-    found = await _in_thread(users.list_users, ctx)
-    now = ctx.clock()
-    return _json({"users": [users.user_row(u, now) for u in found]})
+get_tokens = _admin_rows("tokens", admin.list_tokens, admin.token_row)
+"""Every token of this API, oldest first (gateway.app.admin.list_tokens): never the token
+itself, only its label, roles and state."""
+get_users = _admin_rows("users", users.list_users, users.user_row)
+"""The console's users by name (gateway.app.users.list_users): never a password's hash."""
 
 
 async def post_token_revoke(request: web.Request) -> web.Response:
@@ -1380,18 +1377,13 @@ async def post_user(request: web.Request) -> web.Response:
     """Add a console user (gateway.app.users.add_user); the password is checked and hashed
     here, as the console and ``gateway users add`` do. Audited (``user.added``)."""
     _only_params(request, frozenset())
-    body = await _read_json_body(request)
-    username, password, roles = body.get("username"), body.get("password"), body.get("roles")
-    if (
-        set(body) - USER_FIELDS
-        or not isinstance(username, str)
-        or not isinstance(password, str)
-        or not _strings(roles)
-    ):
-        raise _bad_body(
-            'send {"username": "…", "password": "…", "roles": ["…"]}',
-            "Укажите username, password и roles.",
-        )
+    fields = await _body_fields(
+        request,
+        {"username": _string, "password": _string, "roles": _string_list},
+        'send {"username": "…", "password": "…", "roles": ["…"]}',
+        "Укажите username, password и roles.",
+    )
+    username, password, roles = fields["username"], fields["password"], fields["roles"]
     problem = password_problem(password)
     if problem is not None:
         raise users.UserRefused(f"password: {problem}", "PASSWORD_WEAK")
@@ -1800,30 +1792,16 @@ async def post_key_revoke(request: web.Request) -> web.Response:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    view = await request.app[SERVICE].message(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _json(view)
+    return _json(await _read(request, "message_id", lambda s: s.message))
 
 
 async def get_message_report(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    view = await request.app[SERVICE].message(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
+    view = await _read(request, "message_id", lambda s: s.message)
     return _json(view.report)
 
 
 async def post_message_verification(request: web.Request) -> web.Response:
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    report = await request.app[SERVICE].reverify(
-        message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-    )
-    return _json(report, status=201)
+    return _json(await _read(request, "message_id", lambda s: s.reverify), status=201)
 
 
 async def post_message_resend(request: web.Request) -> web.Response:
@@ -1858,12 +1836,8 @@ def _message_file(
     Receipt — read by ``read(service)`` under the stated purpose."""
 
     async def handler(request: web.Request) -> web.Response:
-        _only_params(request, frozenset({"purpose"}))
-        message_id = _path_id(request, "message_id")
-        content = await read(request.app[SERVICE])(
-            message_id, actor=request[ACTOR], purpose=stated_purpose(request)
-        )
-        return _download(content, media_type, message_id, suffix)
+        content = await _read(request, "message_id", read)
+        return _download(content, media_type, request.match_info["message_id"], suffix)
 
     return handler
 
@@ -2347,13 +2321,7 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         error = _translate(exc)
         if error is not None:
             return error.response()
-        # The log gets the type and the stack, not the message: it may quote a document.
-        logger.error(
-            "local API request failed: route=%s error=%s\n%s",
-            route_template(request),
-            type(exc).__qualname__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        log_failure(logger, f"local API request failed: route={route_template(request)}", exc)
         return ApiError(
             500,
             ErrorCode.INTERNAL_ERROR,

@@ -362,6 +362,22 @@ _READ = {
     "428": _resp("PurposeRequired"),
 }
 _PURPOSE = [_param("PurposeHeader"), _param("PurposeQuery")]
+
+
+def _record_answers(done: str, conflict: str, invalid: str) -> dict[str, Any]:
+    """The answers of a record the node sets once (an original's dates, a proceeding's
+    closing): 200 ``done``; refused (:class:`gateway.model.problems.Refused`) 409 by the
+    record's state, ``conflict``, or 422 by the input, ``invalid``."""
+    return {
+        "200": _object_answer(done),
+        "409": _returns(conflict),
+        "422": _returns(invalid),
+        **_COMMON,
+        "400": _resp("BadRequest"),
+        "404": _resp("NotFound"),
+    }
+
+
 _HOLD_REASON = {
     "required": True,
     "content": {
@@ -718,20 +734,13 @@ def _paths() -> dict[str, Any]:
                     },
                     ["closed_at", "reference"],
                 ),
-                "responses": {
-                    "200": _object_answer(
-                        "Marked: the conversation id, the date and the reference."
-                    ),
-                    "409": _returns("Marked closed already (PROCEEDING_ALREADY_CLOSED)."),
-                    "422": _returns(
-                        "A date in the future or before the conversation, or no reference "
-                        "(PROCEEDING_CLOSED_IN_FUTURE, PROCEEDING_CLOSED_BEFORE_CONVERSATION, "
-                        "PROCEEDING_REFERENCE)."
-                    ),
-                    **_COMMON,
-                    "400": _resp("BadRequest"),
-                    "404": _resp("NotFound"),
-                },
+                "responses": _record_answers(
+                    "Marked: the conversation id, the date and the reference.",
+                    "Marked closed already (PROCEEDING_ALREADY_CLOSED).",
+                    "A date in the future or before the conversation, or no reference "
+                    "(PROCEEDING_CLOSED_IN_FUTURE, PROCEEDING_CLOSED_BEFORE_CONVERSATION, "
+                    "PROCEEDING_REFERENCE).",
+                ),
             }
         },
         "/api/v1/conversations/{conversation_id}/originals": {
@@ -762,19 +771,14 @@ def _paths() -> dict[str, Any]:
                     },
                     ["sent_on", "tracking"],
                 ),
-                "responses": {
-                    "200": _object_answer("Marked: the document's record of its original."),
-                    "409": _returns("Marked sent already (ORIGINAL_ALREADY_SENT)."),
-                    "422": _returns(
-                        "A date in the future or before the document, a bad tracking number, a "
-                        "received document or one with no original (ORIGINAL_DATE_IN_FUTURE, "
-                        "ORIGINAL_SENT_BEFORE_DOCUMENT, ORIGINAL_TRACKING, ORIGINAL_NOT_OURS, "
-                        "ORIGINAL_NOT_REQUIRED); `field` names the field."
-                    ),
-                    **_COMMON,
-                    "400": _resp("BadRequest"),
-                    "404": _resp("NotFound"),
-                },
+                "responses": _record_answers(
+                    "Marked: the document's record of its original.",
+                    "Marked sent already (ORIGINAL_ALREADY_SENT).",
+                    "A date in the future or before the document, a bad tracking number, a "
+                    "received document or one with no original (ORIGINAL_DATE_IN_FUTURE, "
+                    "ORIGINAL_SENT_BEFORE_DOCUMENT, ORIGINAL_TRACKING, ORIGINAL_NOT_OURS, "
+                    "ORIGINAL_NOT_REQUIRED); `field` names the field.",
+                ),
             }
         },
         "/api/v1/messages/{message_id}/original/received": {
@@ -787,22 +791,15 @@ def _paths() -> dict[str, Any]:
                 "requestBody": _json_body(
                     {"received_on": {"type": "string", "format": "date"}}, ["received_on"]
                 ),
-                "responses": {
-                    "200": _object_answer("Marked: the document's record of its original."),
-                    "409": _returns(
-                        "Marked received already, or ours not marked sent yet "
-                        "(ORIGINAL_ALREADY_RECEIVED, ORIGINAL_NOT_SENT)."
-                    ),
-                    "422": _returns(
-                        "A date in the future or before the document or its dispatch, or a "
-                        "document with no original (ORIGINAL_DATE_IN_FUTURE, "
-                        "ORIGINAL_RECEIVED_TOO_EARLY, ORIGINAL_NOT_REQUIRED); `field` names the "
-                        "field."
-                    ),
-                    **_COMMON,
-                    "400": _resp("BadRequest"),
-                    "404": _resp("NotFound"),
-                },
+                "responses": _record_answers(
+                    "Marked: the document's record of its original.",
+                    "Marked received already, or ours not marked sent yet "
+                    "(ORIGINAL_ALREADY_RECEIVED, ORIGINAL_NOT_SENT).",
+                    "A date in the future or before the document or its dispatch, or a "
+                    "document with no original (ORIGINAL_DATE_IN_FUTURE, "
+                    "ORIGINAL_RECEIVED_TOO_EARLY, ORIGINAL_NOT_REQUIRED); `field` names the "
+                    "field.",
+                ),
             }
         },
         "/api/v1/messages/{message_id}/disclosures": {

@@ -29,7 +29,6 @@ import logging
 import socket
 import ssl
 import time
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,7 +55,7 @@ from gateway.web.limits import (
     PerPeerRateLimiter,
     time_limit_for,
 )
-from gateway.web.server import GuardedAppRunner, LowLevelError, ServerSettings
+from gateway.web.server import GuardedAppRunner, LowLevelError, ServerSettings, log_failure
 
 logger = logging.getLogger(__name__)
 
@@ -266,15 +265,11 @@ def make_peer_app(
                 return refusal(
                     PeerErrorCode.UNAVAILABLE, retry_after=str(STORE_UNAVAILABLE_RETRY_AFTER)
                 )
-            # The peer learns only that it was our fault. The log gets the exception's type and
-            # stack but not its message, which may quote a confidential document (DESIGN.md:
-            # confidential everywhere, logs included); the pipeline logs its own errors.
-            logger.error(
-                "peer request failed: peer=%s path=%s error=%s\n%s",
-                request.get(PEER_BODY_ID),
-                request.path,
-                type(exc).__qualname__,
-                "".join(traceback.format_tb(exc.__traceback__)),
+            # The peer learns only that it was our fault; the pipeline logs its own errors.
+            log_failure(
+                logger,
+                f"peer request failed: peer={request.get(PEER_BODY_ID)} path={request.path}",
+                exc,
             )
             return refusal(PeerErrorCode.INTERNAL_ERROR)
 

@@ -41,6 +41,15 @@ from aiohttp.web_request import BaseRequest
 
 logger = logging.getLogger(__name__)
 
+
+def log_failure(log: logging.Logger, what: str, exc: BaseException | None) -> None:
+    """Log a request that failed on our side: ``what`` (which request), then the exception's
+    type and stack but never its message, which may quote a confidential document (DESIGN.md:
+    confidential everywhere, logs included)."""
+    stack = "".join(traceback.format_tb(exc.__traceback__)) if exc is not None else ""
+    log.error("%s error=%s\n%s", what, type(exc).__qualname__, stack)
+
+
 HEADER_TIMEOUT = 10.0
 """Seconds a client has to send a whole request head (request line and headers) from the
 moment the connection opens or the request's first byte arrives. A real client sends its head
@@ -224,12 +233,7 @@ class GuardedRequestHandler(RequestHandler):
         """The app's own error answer; the log gets the exception's type, never its text."""
         error = describe(status, exc)
         if error.status >= 500:
-            tb = "".join(traceback.format_tb(exc.__traceback__)) if exc is not None else ""
-            logger.error(
-                "request failed outside the app's handlers: error=%s\n%s",
-                type(exc).__qualname__,
-                tb,
-            )
+            log_failure(logger, "request failed outside the app's handlers:", exc)
         elif not isinstance(exc, HeaderTimeout):
             logger.info(
                 "malformed request refused: %s remote=%s", type(exc).__qualname__, request.remote

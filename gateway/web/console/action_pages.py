@@ -40,7 +40,7 @@ from gateway.web.console.actions import (
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.labels import STATE_LABELS, article_ru, label
-from gateway.web.console.pages import _conversation, _problem_text
+from gateway.web.console.pages import _conversation, _problem_text, locked_page
 from gateway.web.console.render import format_datetime, render
 
 READ_CHUNK = 64 * 1024
@@ -78,17 +78,7 @@ async def _actionable(request: web.Request) -> tuple[ActionSpec, ConversationVie
     require(actor, Action.DISCLOSE if name == DISCLOSURE.name else Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {
-                "conversation_id": conversation_id,
-                "message_id": None,
-                "locked": locked,
-                "next": f"action:{name}",
-            },
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked, next_page=f"action:{name}")
     if name == DISCLOSURE.name:
         if not disclosure_offered(view):
             return error_page(

@@ -25,7 +25,7 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import MappingProxyType
@@ -874,58 +874,43 @@ def our_side(view: ConversationView) -> Side | None:
     return None
 
 
-def pending_consents(view: ConversationView) -> tuple[MessageSummary, ...]:
-    """Consent requests the other party sent that we have not decided yet."""
-    decided = {
-        m.in_reply_to for m in view.messages if m.kind == "ConsentDecision" and m.direction == "out"
+def _unsettled(
+    view: ConversationView, kind: str, settled_by: Collection[str], *, received: bool = True
+) -> tuple[MessageSummary, ...]:
+    """The ``kind`` documents no ``settled_by`` document answers yet; ``received``: only those
+    the other party sent, settled only by what we sent."""
+    settled = {
+        m.in_reply_to
+        for m in view.messages
+        if m.kind in settled_by and (not received or m.direction == "out")
     }
     return tuple(
         m
         for m in view.messages
-        if m.kind == "ConsentRequest" and m.direction == "in" and m.message_id not in decided
+        if m.kind == kind and (not received or m.direction == "in") and m.message_id not in settled
     )
+
+
+def pending_consents(view: ConversationView) -> tuple[MessageSummary, ...]:
+    """Consent requests the other party sent that we have not decided yet."""
+    return _unsettled(view, "ConsentRequest", ("ConsentDecision",))
 
 
 def pending_inquiries(view: ConversationView) -> tuple[MessageSummary, ...]:
     """Protection-measures inquiries the other party sent that we have not answered yet."""
-    answered = {
-        m.in_reply_to
-        for m in view.messages
-        if m.kind == "ProtectionMeasuresAnswer" and m.direction == "out"
-    }
-    return tuple(
-        m
-        for m in view.messages
-        if m.kind == "ProtectionMeasuresInquiry"
-        and m.direction == "in"
-        and m.message_id not in answered
-    )
+    return _unsettled(view, "ProtectionMeasuresInquiry", ("ProtectionMeasuresAnswer",))
 
 
 def pending_consultations(view: ConversationView) -> tuple[MessageSummary, ...]:
     """Consultation requests the other party sent that we have not answered yet."""
-    answered = {
-        m.in_reply_to
-        for m in view.messages
-        if m.kind == "ConsultationAnswer" and m.direction == "out"
-    }
-    return tuple(
-        m
-        for m in view.messages
-        if m.kind == "ConsultationRequest" and m.direction == "in" and m.message_id not in answered
-    )
+    return _unsettled(view, "ConsultationRequest", ("ConsultationAnswer",))
 
 
 def open_consultations(view: ConversationView) -> tuple[MessageSummary, ...]:
     """Consultation requests of either party not yet answered or recorded: what a record of a
     consultation held orally may settle."""
-    settled = {
-        m.in_reply_to
-        for m in view.messages
-        if m.kind in ("ConsultationAnswer", "ConsultationRecord")
-    }
-    return tuple(
-        m for m in view.messages if m.kind == "ConsultationRequest" and m.message_id not in settled
+    return _unsettled(
+        view, "ConsultationRequest", ("ConsultationAnswer", "ConsultationRecord"), received=False
     )
 
 

@@ -27,6 +27,7 @@ from gateway.exchange.service import Action
 from gateway.model.directory import CertificateRole
 from gateway.web.console.auth import error_page
 from gateway.web.console.context import ACTOR, CONTEXT, acting_user, require
+from gateway.web.console.pages import filled_fields
 from gateway.web.console.render import render
 from gateway.web.console.sources import AuditQuery
 from gateway.web.streaming import stream_lines
@@ -43,6 +44,7 @@ needs weeks to issue a new certificate, and the directory must be republished wi
 
 MAX_FILTER_CHARS = 64
 """Audit kinds and actors are codes of at most 64 characters (``CODE_LENGTH``)."""
+_AUDIT_FILTERS = dict.fromkeys(("kind", "actor", "since", "until"), MAX_FILTER_CHARS)
 
 _CODE = re.compile(r"^[A-Za-z0-9._:@\-]+$")
 _SEQ = re.compile(r"^[1-9][0-9]{0,18}$")
@@ -195,12 +197,8 @@ def _moment(value: str, *, end: bool, tz: Any) -> datetime:
 
 def read_audit_filters(query: Any, tz: Any) -> AuditFilters:
     """The audit page's filters from the query string; empty means "any"."""
-    values: dict[str, str] = {}
+    values = filled_fields(query, _AUDIT_FILTERS)
     errors: dict[str, str] = {}
-    for name in ("kind", "actor", "since", "until"):
-        raw = query.get(name, "")
-        if isinstance(raw, str) and raw.strip():
-            values[name] = raw.strip()[:MAX_FILTER_CHARS]
     for name in ("kind", "actor"):
         if name in values and not _CODE.fullmatch(values[name]):
             errors[name] = "Допустимы латинские буквы, цифры и . _ : @ -"

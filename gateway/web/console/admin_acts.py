@@ -107,25 +107,24 @@ async def acts_page(
     )
 
 
-async def place_hold(request: web.Request) -> web.Response:
+async def _hold_act(request: web.Request, act: Callable[[AppContext, str, str], T]) -> T:
+    """``act(ctx, conversation_id, reason)`` with the form's values, as the signed-in user."""
     form = await request.post()
-    conversation_id = _field(form, "conversation_id")
+    conversation_id, reason = _field(form, "conversation_id"), _field(form, "reason")
+    return await _call(act, acting_user(request), conversation_id, reason)
+
+
+async def place_hold(request: web.Request) -> web.Response:
     try:
-        hold_id = await _call(
-            admin.place_hold, acting_user(request), conversation_id, _field(form, "reason")
-        )
+        hold_id = await _hold_act(request, admin.place_hold)
     except admin.HoldRefused as refused:
         return _refused(request, 422, f"Запрет не наложен: {refused}")
     return _done(request, f"Запрет № {hold_id} на уничтожение переписки наложен.")
 
 
 async def release_holds(request: web.Request) -> web.Response:
-    form = await request.post()
-    conversation_id = _field(form, "conversation_id")
     try:
-        released = await _call(
-            admin.release_holds, acting_user(request), conversation_id, _field(form, "reason")
-        )
+        released = await _hold_act(request, admin.release_holds)
     except admin.NoActiveHold:
         return _refused(request, 409, "Действующих запретов на эту переписку нет.")
     except admin.HoldRefused as refused:
@@ -200,48 +199,6 @@ def _key_form(form: Any) -> tuple[KeyRole, str, int] | None:
     return KeyRole(role), _field(form, "name"), int(generation)
 
 
-async def activate_key(request: web.Request) -> web.Response:
-    form = await request.post()
-    target = _key_form(form)
-    if target is None:
-        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
-    ctx = acting_user(request)
-    keys = ctx.keys
-    if keys is None:
-        return _refused(request, 503, "Консоль запущена без ключей узла.")
-    at, force = _field(form, "at") or "now", _field(form, "force") or None
-
-    def act() -> app_keys.Activated:
-        when = app_keys.parse_time(at, ctx.clock())
-        return app_keys.activate(ctx, keys, *target, when, force=force)
-
-    try:
-        done = await _call(act)
-    except KeyStoreError as refused:
-        return _refused(request, 422, f"Поколение ключа не введено: {refused}")
-    return _done(request, f"{done.stem} вводится в действие {done.at.isoformat()}.")
-
-
-async def revoke_key(request: web.Request) -> web.Response:
-    form = await request.post()
-    target, reason = _key_form(form), _field(form, "reason")
-    if target is None or reason not in REVOCATION_REASONS:
-        return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
-    ctx = acting_user(request)
-    keys = ctx.keys
-    if keys is None:
-        return _refused(request, 503, "Консоль запущена без ключей узла.")
-
-    def act() -> app_keys.Revoked:
-        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
-
-    try:
-        done = await _call(act)
-    except KeyStoreError as refused:
-        return _refused(request, 422, f"Поколение ключа не отозвано: {refused}")
-    return _done(request, f"{done.stem} отозван ({done.reason.value}).")
-
-
 NO_KEYS = "Консоль запущена без ключей узла."
 
 
@@ -259,18 +216,63 @@ async def _with_keys(
         return _refused(request, 422, f"{failed}: {refused}")
 
 
+async def _key_act(
+    request: web.Request, failed: str, said: Callable[[T], str], fn: Callable[..., T], *args: Any
+) -> web.Response:
+    """:func:`_with_keys`, then back to the acts page saying ``said(result)``."""
+    done = await _with_keys(request, failed, fn, *args)
+    return done if isinstance(done, web.Response) else _done(request, said(done))
+
+
+async def activate_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target = _key_form(form)
+    if target is None:
+        return _refused(request, 422, "Укажите вид ключа и номер поколения.")
+    at, force = _field(form, "at") or "now", _field(form, "force") or None
+
+    def act(ctx: AppContext, keys: KeyStore) -> app_keys.Activated:
+        when = app_keys.parse_time(at, ctx.clock())
+        return app_keys.activate(ctx, keys, *target, when, force=force)
+
+    return await _key_act(
+        request,
+        "Поколение ключа не введено",
+        lambda done: f"{done.stem} вводится в действие {done.at.isoformat()}.",
+        act,
+    )
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    form = await request.post()
+    target, reason = _key_form(form), _field(form, "reason")
+    if target is None or reason not in REVOCATION_REASONS:
+        return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
+
+    def act(ctx: AppContext, keys: KeyStore) -> app_keys.Revoked:
+        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
+
+    return await _key_act(
+        request,
+        "Поколение ключа не отозвано",
+        lambda done: f"{done.stem} отозван ({done.reason.value}).",
+        act,
+    )
+
+
 async def rotate_key(request: web.Request) -> web.Response:
     form = await request.post()
     role, name = _field(form, "role"), _field(form, "name")
     if role not in KEY_ROLES:
         return _refused(request, 422, "Укажите вид ключа.")
-    done = await _with_keys(
-        request, "Новое поколение не создано", app_keys.rotate, KeyRole(role), name
+
+    def said(done: app_keys.Rotated) -> str:
+        how = "сертификат выдан демо-УЦ" if done.demo_ca else "запрос сертификата записан на узле"
+        return f"{done.stem}: новое поколение {done.generation} ожидает ({how})."
+
+    return await _key_act(
+        request, "Новое поколение не создано", said, app_keys.rotate, KeyRole(role), name
     )
-    if isinstance(done, web.Response):
-        return done
-    how = "сертификат выдан демо-УЦ" if done.demo_ca else "запрос сертификата записан на узле"
-    return _done(request, f"{done.stem}: новое поколение {done.generation} ожидает ({how}).")
 
 
 async def publish_keys(request: web.Request) -> web.Response:
@@ -288,25 +290,23 @@ async def rotate_kek(request: web.Request) -> web.Response:
         when = app_keys.parse_time(at, ctx.clock())
         return app_keys.rotate_kek_ring(ctx, keys, at=when, confirm=confirm)
 
-    done = await _with_keys(request, "KEK не заменён", act)
-    if isinstance(done, web.Response):
-        return done
-    return _done(
-        request,
-        f"KEK {done.key_id} действует с {done.active_from.isoformat()} (прежний: "
-        f"{done.previous}); перешифруйте ключи данных.",
-    )
+    def said(done: app_keys.RotatedKek) -> str:
+        return (
+            f"KEK {done.key_id} действует с {done.active_from.isoformat()} (прежний: "
+            f"{done.previous}); перешифруйте ключи данных."
+        )
+
+    return await _key_act(request, "KEK не заменён", said, act)
+
+
+def _rewrapped(done: app_keys.Rewrapped) -> str:
+    result = done.result
+    state = "все" if result.complete else "не все — повторите"
+    return f"Перешифровано ключей данных: {result.rewrapped} под {result.active} ({state})."
 
 
 async def rewrap(request: web.Request) -> web.Response:
-    done = await _with_keys(request, "Ключи данных не перешифрованы", app_keys.rewrap)
-    if isinstance(done, web.Response):
-        return done
-    result = done.result
-    state = "все" if result.complete else "не все — повторите"
-    return _done(
-        request, f"Перешифровано ключей данных: {result.rewrapped} под {result.active} ({state})."
-    )
+    return await _key_act(request, "Ключи данных не перешифрованы", _rewrapped, app_keys.rewrap)
 
 
 async def import_certificate(request: web.Request) -> web.Response:

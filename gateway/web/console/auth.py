@@ -15,7 +15,6 @@ password, disabled, locked) and takes the same time, so the page does not tell w
 from __future__ import annotations
 
 import logging
-import traceback
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -27,11 +26,12 @@ from aiohttp import hdrs, web
 from gateway.app.passwords import MAX_PASSWORD_CHARS
 from gateway.app.user_directory import USERNAME_PATTERN, roles_of
 from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
+from gateway.model.problems import Refused
 from gateway.web.console.actions import MAX_ATTACHMENT_BYTES
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
 from gateway.web.console.labels import ROLE_LABELS, label
 from gateway.web.console.render import render
-from gateway.web.server import match_info_of
+from gateway.web.server import log_failure, match_info_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,27 @@ def see_other(request: web.Request, name: str, **parts: str) -> web.Response:
     return web.Response(status=303, headers={hdrs.LOCATION: location})
 
 
+def back_to_conversation(request: web.Request, flash: str) -> web.Response:
+    """A 303 back to the page of the route's conversation, which says ``flash`` once."""
+    request[SESSION].flash = flash
+    conversation_id = request.match_info["conversation_id"]
+    return see_other(request, "conversation", conversation_id=conversation_id)
+
+
 def error_page(request: web.Request, status: int, title: str, text: str) -> web.Response:
     return render(
         request, "error.html", {"title": title, "text": text, "status": status}, status=status
     )
+
+
+def refused_page(
+    request: web.Request, title: str, refused: Refused, text: str | None = None
+) -> web.Response:
+    """The page for an act the node refused (:class:`Refused`): 409 when the record's own
+    state is the cause, else 422 — as the local API answers it; ``text``: the refusal's
+    Russian message unless given."""
+    status = 409 if refused.conflict else 422
+    return error_page(request, status, title, refused.message_ru if text is None else text)
 
 
 def route_name(request: web.Request) -> str | None:
@@ -141,13 +158,7 @@ async def errors_middleware(request: web.Request, handler: _Handler) -> web.Stre
             "ознакомления (ст. 9.1 Соглашения СНГ).",
         )
     except Exception as exc:
-        # Type and stack only: an exception's message may quote a document.
-        logger.error(
-            "console request failed: route=%s error=%s\n%s",
-            route_name(request),
-            type(exc).__qualname__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
+        log_failure(logger, f"console request failed: route={route_name(request)}", exc)
         return error_page(
             request, 500, "Внутренняя ошибка", "Подробности — в журнале узла. Повторите позже."
         )

@@ -12,7 +12,9 @@ refusal in Russian, naming the field and the article.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from aiohttp import web
 
@@ -20,11 +22,13 @@ from gateway.app import originals
 from gateway.exchange.service import Action
 from gateway.rules.originals import ARTICLE_RU, MAX_TRACKING, OriginalRefused
 from gateway.web.case_acts import run_case_act
-from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, SESSION, acting_user, require
+from gateway.web.console.auth import back_to_conversation, error_page, refused_page
+from gateway.web.console.context import ACTOR, acting_user, require
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 """What an HTML ``date`` input sends."""
+
+_TITLE = "Отметка об оригинале не сделана"
 
 
 def _date(raw: object) -> date | None:
@@ -36,54 +40,49 @@ def _date(raw: object) -> date | None:
         return None
 
 
-async def original_sent(request: web.Request) -> web.Response:
-    require(request[ACTOR], Action.RECORD_ORIGINAL)
-    conversation_id = request.match_info["conversation_id"]
-    form = await request.post()
+def _sent(form: Any) -> dict[str, Any] | str:
+    """The posted dispatch (``sent_on``, ``tracking``), or what is wrong with the form."""
     sent_on, tracking = _date(form.get("sent_on")), form.get("tracking")
     if sent_on is None:
-        return _refused(request, 400, f"sent_on: укажите дату отправки оригинала ({ARTICLE_RU}).")
+        return f"sent_on: укажите дату отправки оригинала ({ARTICLE_RU})."
     if not isinstance(tracking, str) or len(tracking) > MAX_TRACKING * 2:
-        return _refused(request, 400, f"tracking: укажите трек-номер ({ARTICLE_RU}).")
+        return f"tracking: укажите трек-номер ({ARTICLE_RU})."
+    return {"sent_on": sent_on, "tracking": tracking}
+
+
+def _received(form: Any) -> dict[str, Any] | str:
+    """The posted arrival (``received_on``), or what is wrong with the form."""
+    received_on = _date(form.get("received_on"))
+    if received_on is None:
+        return f"received_on: укажите дату получения оригинала ({ARTICLE_RU})."
+    return {"received_on": received_on}
+
+
+async def _record(
+    request: web.Request,
+    read: Callable[[Any], dict[str, Any] | str],
+    record: Callable[..., Any],
+    done: str,
+) -> web.Response:
+    """``record(ctx, message_id, **read(form))`` of :mod:`gateway.app.originals` as the
+    signed-in user, then back to the conversation saying ``done``. A form ``read`` finds wrong
+    is 400 (the act is not taken); the act's refusal names the field."""
+    require(request[ACTOR], Action.RECORD_ORIGINAL)
+    fields = read(await request.post())
+    if isinstance(fields, str):
+        return error_page(request, 400, _TITLE, fields)
     try:
-        await run_case_act(
-            originals.mark_sent,
-            acting_user(request),
-            request.match_info["message_id"],
-            sent_on,
-            tracking,
-        )
+        await run_case_act(record, acting_user(request), request.match_info["message_id"], **fields)
     except OriginalRefused as refused:
-        return _refused(request, _status(refused), f"{refused.field}: {refused.message_ru}")
-    request[SESSION].flash = f"Отправка оригинала почтой отмечена ({ARTICLE_RU})."
-    return see_other(request, "conversation", conversation_id=conversation_id)
+        return refused_page(request, _TITLE, refused, f"{refused.field}: {refused.message_ru}")
+    return back_to_conversation(request, f"{done} ({ARTICLE_RU}).")
+
+
+async def original_sent(request: web.Request) -> web.Response:
+    return await _record(request, _sent, originals.mark_sent, "Отправка оригинала почтой отмечена")
 
 
 async def original_received(request: web.Request) -> web.Response:
-    require(request[ACTOR], Action.RECORD_ORIGINAL)
-    conversation_id = request.match_info["conversation_id"]
-    form = await request.post()
-    received_on = _date(form.get("received_on"))
-    if received_on is None:
-        return _refused(
-            request, 400, f"received_on: укажите дату получения оригинала ({ARTICLE_RU})."
-        )
-    try:
-        await run_case_act(
-            originals.mark_received,
-            acting_user(request),
-            request.match_info["message_id"],
-            received_on,
-        )
-    except OriginalRefused as refused:
-        return _refused(request, _status(refused), f"{refused.field}: {refused.message_ru}")
-    request[SESSION].flash = f"Получение оригинала отмечено ({ARTICLE_RU})."
-    return see_other(request, "conversation", conversation_id=conversation_id)
-
-
-def _status(refused: OriginalRefused) -> int:
-    return 409 if refused.conflict else 422
-
-
-def _refused(request: web.Request, status: int, text: str) -> web.Response:
-    return error_page(request, status, "Отметка об оригинале не сделана", text)
+    return await _record(
+        request, _received, originals.mark_received, "Получение оригинала отмечено"
+    )

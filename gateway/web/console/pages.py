@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -52,7 +53,7 @@ from gateway.web.console.actions import (
     available_actions,
     disclosure_offered,
 )
-from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.auth import error_page, refused_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
 from gateway.web.console.refusal import (
@@ -236,14 +237,32 @@ class Filters:
     errors: Mapping[str, str]
 
 
-def read_filters(query: Mapping[str, str]) -> Filters:
-    """The list's filters from the query string; empty fields mean "any"."""
+def filled_fields(query: Mapping[str, Any], longest: Mapping[str, int]) -> dict[str, str]:
+    """The query's non-empty fields among ``longest``'s names, stripped and cut to their
+    longest: a filter left empty means "any"."""
     values: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    for name in ("q", "agreement", "body", "state", "kind", "deadline_before", "confidential"):
+    for name, most in longest.items():
         raw = query.get(name, "")
         if isinstance(raw, str) and raw.strip():
-            values[name] = raw.strip()[: MAX_SEARCH_CHARS if name == "q" else MAX_FILTER_CHARS]
+            values[name] = raw.strip()[:most]
+    return values
+
+
+_FILTER_FIELDS: Mapping[str, int] = MappingProxyType(
+    {
+        "q": MAX_SEARCH_CHARS,
+        **dict.fromkeys(
+            ("agreement", "body", "state", "kind", "deadline_before", "confidential"),
+            MAX_FILTER_CHARS,
+        ),
+    }
+)
+
+
+def read_filters(query: Mapping[str, str]) -> Filters:
+    """The list's filters from the query string; empty fields mean "any"."""
+    values = filled_fields(query, _FILTER_FIELDS)
+    errors: dict[str, str] = {}
     if "agreement" in values and values["agreement"] not in PROFILES:
         errors["agreement"] = "Выберите соглашение из списка."
     if "state" in values and values["state"] not in {s.value for s in State}:
@@ -350,6 +369,28 @@ async def _conversation(
     return view, None
 
 
+def locked_page(
+    request: web.Request,
+    conversation_id: str,
+    locked: Locked | None,
+    message_id: str | None = None,
+    next_page: str = "",
+) -> web.Response:
+    """The page of a conversation out of reach: the purpose form (200) when stating one opens
+    it, else 403 naming the role; ``next_page``: where the stated purpose leads back to."""
+    return render(
+        request,
+        "locked.html",
+        {
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "locked": locked,
+            "next": next_page,
+        },
+        status=200 if locked and locked.needs_purpose else 403,
+    )
+
+
 def _may_refuse(actor: Actor, view: ConversationView) -> bool:
     summary = view.summary
     return (
@@ -372,12 +413,7 @@ async def conversation(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {"conversation_id": conversation_id, "message_id": None, "locked": locked},
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked)
     # Counted here as on the overview and the list (the console's "today" in its time zone,
     # the agreement's unit), not taken from view.working_days_left: the same request must
     # never show two different counts on two pages.
@@ -525,12 +561,7 @@ async def message(request: web.Request) -> web.Response:
     message_id = request.match_info["message_id"]
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {"conversation_id": conversation_id, "message_id": message_id, "locked": locked},
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked, message_id)
     summary = _find(view, message_id)
     purpose = _purpose(request, conversation_id)
     confidential = summary.confidential or view.summary.confidential
@@ -592,8 +623,7 @@ async def resend(request: web.Request) -> web.Response:
     try:
         result = await request.app[CONTEXT].service.resend(message_id, None, actor=request[ACTOR])
     except ResendRefused as refused:
-        status = 409 if refused.code in ResendRefused.CONFLICTS else 422
-        return error_page(request, status, "Документ не отправлен повторно", refused.message_ru)
+        return refused_page(request, "Документ не отправлен повторно", refused)
     except DocumentRejected as rejected:
         text = " ".join(_problem_text(p) for p in rejected.problems)
         return error_page(request, 422, "Документ не отправлен повторно", text)
@@ -735,17 +765,7 @@ async def _refusable(request: web.Request) -> ConversationView | web.Response:
     require(actor, Action.SUBMIT)
     view, locked = await _conversation(request, conversation_id)
     if view is None:
-        return render(
-            request,
-            "locked.html",
-            {
-                "conversation_id": conversation_id,
-                "message_id": None,
-                "locked": locked,
-                "next": "refuse",
-            },
-            status=200 if locked and locked.needs_purpose else 403,
-        )
+        return locked_page(request, conversation_id, locked, next_page="refuse")
     if not _may_refuse(actor, view):
         return error_page(
             request,
