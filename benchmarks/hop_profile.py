@@ -5,8 +5,10 @@ another), so each phase's CPU is measured alone: submit (JSON to a signed, queue
 claim, outgoing, receive (the peer's whole receive: parse, verify, validate, judge, store,
 sign the receipt) and record (the receipt verified and recorded). Prints CPU ms per hop and per
 phase, SQL statements per phase, and with ``--profile`` the functions that cost most (cProfile,
-by own time). The last line is JSON. It complements ``run.py``'s wall-clock figures: this is
-the profile behind them.
+by own time). With ``--calls`` it also counts the Python function calls of each phase (under
+cProfile, so its CPU figures are inflated): unlike CPU time, that count does not move with the
+machine's load, so it compares two trees on a busy machine. The last line is JSON. It
+complements ``run.py``'s wall-clock figures: this is the profile behind them.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="CPU of one hop, per phase, in one process")
     parser.add_argument("hops", nargs="?", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile top list")
+    parser.add_argument(
+        "--calls", action="store_true", help="also count Python function calls per phase"
+    )
     args = parser.parse_args(argv)
+    if args.profile and args.calls:
+        parser.error("--profile and --calls each run cProfile: choose one")
 
     from sqlalchemy import event
 
@@ -78,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
 
         for node in (sender, receiver):
             event.listen(node.store.engine, "before_cursor_execute", count_statement)
+        callers = {name: cProfile.Profile() for name in PHASES} if args.calls else {}
         for name in PHASES:
             owner = receiver if name == "receive" else sender
-            setattr(owner, name, _timed(getattr(owner, name), name, cpu, current))
+            work = getattr(owner, name)
+            if args.calls:
+                work = _counted(work, callers[name])
+            setattr(owner, name, _timed(work, name, cpu, current))
 
         profiler = cProfile.Profile()
         started = time.process_time()
@@ -96,11 +107,16 @@ def main(argv: list[str] | None = None) -> int:
 
     per_hop = {name: round(cpu[name] / args.hops * 1000, 2) for name in PHASES}
     sql = {name: round(statements[name] / args.hops, 1) for name in PHASES}
-    print(f"# {args.hops} hops in one process{' (under cProfile)' if args.profile else ''}")
-    print(f"{'phase':15} {'CPU ms/hop':>10} {'SQL statements':>15}")
+    calls = {name: round(pstats.Stats(callers[name]).total_calls / args.hops) for name in callers}
+    profiled = " (under cProfile)" if args.profile or args.calls else ""
+    print(f"# {args.hops} hops in one process{profiled}")
+    calls_head = f" {'Python calls':>13}" if calls else ""
+    print(f"{'phase':15} {'CPU ms/hop':>10} {'SQL statements':>15}{calls_head}")
     for name in PHASES:
-        print(f"{name:15} {per_hop[name]:10.2f} {sql[name]:15.1f}")
-    print(f"{'hop':15} {total / args.hops * 1000:10.2f} {sum(sql.values()):15.1f}")
+        calls_cell = f" {calls[name]:13d}" if calls else ""
+        print(f"{name:15} {per_hop[name]:10.2f} {sql[name]:15.1f}{calls_cell}")
+    calls_total = f" {sum(calls.values()):13d}" if calls else ""
+    print(f"{'hop':15} {total / args.hops * 1000:10.2f} {sum(sql.values()):15.1f}{calls_total}")
     if args.profile:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
@@ -112,10 +128,23 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_ms_per_hop": round(total / args.hops * 1000, 2),
                 "phases_cpu_ms": per_hop,
                 "phases_sql_statements": sql,
+                **({"phases_python_calls": calls} if calls else {}),
             }
         )
     )
     return 0
+
+
+def _counted(work: Callable[..., Any], profiler: cProfile.Profile) -> Callable[..., Any]:
+    @functools.wraps(work)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        profiler.enable()
+        try:
+            return work(*args, **kwargs)
+        finally:
+            profiler.disable()
+
+    return counted
 
 
 def _timed(

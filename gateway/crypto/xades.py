@@ -570,24 +570,41 @@ class VerifiedDocument:
 
 
 class _Outcome:
-    """One signature's verdict while it is being built: the report so far, replaced field by
-    field."""
+    """One signature's verdict while it is being built: its fields so far, made into a
+    :class:`SignatureReport` when read (not one frozen copy per field set)."""
 
-    __slots__ = ("report",)
+    __slots__ = ("_fields", "_report")
 
     def __init__(self, role: str) -> None:
-        self.report = SignatureReport(role, Indication.TOTAL_PASSED, None, "signature valid")
+        self._fields: dict[str, Any] = {
+            "role": role,
+            "indication": Indication.TOTAL_PASSED,
+            "sub_indication": None,
+            "message": "signature valid",
+        }
+        self._report: SignatureReport | None = None
 
     def set(self, **fields: Any) -> None:
-        self.report = replace(self.report, **fields)
+        self._fields.update(fields)
+        self._report = None
 
     def fail(self, indication: Indication, sub: SubIndication, message: str) -> _Outcome:
         self.set(indication=indication, sub_indication=sub, message=message)
         return self
 
     @property
+    def report(self) -> SignatureReport:
+        if self._report is None:
+            self._report = SignatureReport(**self._fields)
+        return self._report
+
+    @property
+    def signer_body_id(self) -> str:
+        return str(self._fields.get("signer_body_id", ""))
+
+    @property
     def ok(self) -> bool:
-        return self.report.passed
+        return self._fields["indication"] is Indication.TOTAL_PASSED
 
 
 class _Refused(Exception):
@@ -983,8 +1000,9 @@ def _check_signature(
     existence: ExistenceProof | None = None,
 ) -> bytes:
     shape = _read_shape(root, signature, role)
-    outcome.set(signature_algorithm=shape.method.value)
-    outcome.set(digest_algorithm=shape.references[0][1].value)
+    outcome.set(
+        signature_algorithm=shape.method.value, digest_algorithm=shape.references[0][1].value
+    )
 
     try:
         signer = _signer(shape.certificates_der[0])
@@ -996,9 +1014,11 @@ def _check_signature(
             f"unreadable certificate in KeyInfo: {exc}",
         ) from None
     leaf, public_key = signer.certificate, signer.public_key
-    outcome.set(chain=(signer.info, *(certificate_info(c) for c in intermediates)))
-    outcome.set(signer_subject=signer.info.subject)
-    outcome.set(signer_body_id=signer.body_id)
+    outcome.set(
+        chain=(signer.info, *(certificate_info(c) for c in intermediates)),
+        signer_subject=signer.info.subject,
+        signer_body_id=signer.body_id,
+    )
     if signer.weakness:
         raise _Refused(
             Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, signer.weakness
@@ -1071,7 +1091,7 @@ def _check_signature(
 
     # The certificate path at the claimed signing time, with the CRLs known now.
     path = trust.validate(
-        leaf, intermediates, moment=min(claimed, at), at=at, body_id=outcome.report.signer_body_id
+        leaf, intermediates, moment=min(claimed, at), at=at, body_id=outcome.signer_body_id
     )
     outcome.set(revocation=path.revocation)
     if path.chain:
@@ -1203,7 +1223,7 @@ def _check_sender(outcome: _Outcome, sender: str, expected_sender: str | None) -
             SubIndication.SIG_CONSTRAINTS_FAILURE,
             f"envelope Sender {sender!r} is not the expected sender {expected_sender!r}",
         )
-    elif (body_id := outcome.report.signer_body_id) != sender:
+    elif (body_id := outcome.signer_body_id) != sender:
         outcome.fail(
             Indication.TOTAL_FAILED,
             SubIndication.SIG_CONSTRAINTS_FAILURE,

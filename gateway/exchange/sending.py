@@ -611,9 +611,8 @@ def outgoing(node: Node, claim: outbox_store.Claim) -> Outgoing:
     the recipient node reads it, even where TLS ends before it."""
     body = node.index.body(claim.destination)
     with node.store.read() as conn:
-        document = msg_store.read_document(conn, claim.message_id, node.kek_ring)
+        document, confidential = msg_store.read_for_sending(conn, claim.message_id, node.kek_ring)
         parts = attachment_store.parts_of(conn, claim.message_id)
-        confidential = msg_store.is_confidential(conn, claim.message_id)
     document, resigned = _signed_in_force(node, claim.message_id, claim.destination, document)
     if not confidential:
         return Outgoing(body.endpoint, document, document, parts, resigned)

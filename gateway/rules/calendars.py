@@ -17,6 +17,7 @@ object (``expand=True`` populates new years on read).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -129,6 +130,12 @@ class WorkingCalendar:
         """
         if n < 0:
             raise ValueError(f"n must be 0 or more working days, not {n}")
+        try:
+            found = self._nth_working_day_by_counts(start, n)
+        except ValueError:  # a year without the package's data: walk the days one by one
+            found = None
+        if found is not None:
+            return found
         d = start
         remaining = n
         for _ in range(MAX_SCAN_DAYS):
@@ -143,6 +150,26 @@ class WorkingCalendar:
             f"calendar {self.state}: no {n} working days within {MAX_SCAN_DAYS} days of "
             f"{start.isoformat()}; check the calendar's extra days off"
         )
+
+    def _nth_working_day_by_counts(self, start: date, n: int) -> date | None:
+        """:meth:`add_working_days` by the per-year counts of :func:`_working_days_by_day`
+        (a search in each year the term crosses, not a walk of every day: a due date is
+        computed on every step of a conversation); None when it lies more than
+        :data:`MAX_SCAN_DAYS` days after ``start`` (the walk then reports it)."""
+        if n == 0:
+            return start
+        year, day_of_year = start.year, start.timetuple().tm_yday
+        wanted = _working_days_by_day(self, year)[day_of_year] + n
+        while True:
+            counts = _working_days_by_day(self, year)
+            if counts[-1] >= wanted:
+                # The first day of the year by which ``wanted`` working days have passed.
+                found = date(year, 1, 1) + timedelta(days=bisect_left(counts, wanted) - 1)
+                return found if (found - start).days <= MAX_SCAN_DAYS else None
+            wanted -= counts[-1]
+            year += 1
+            if (date(year, 1, 1) - start).days > MAX_SCAN_DAYS:
+                return None
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days ``d`` with ``start < d <= end``; when ``end < start``, minus the working

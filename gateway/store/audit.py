@@ -6,8 +6,10 @@ the first event's ``prev_hash`` is 32 zero bytes. ``audit_head`` holds the last 
 
 Appends are batched per transaction. :func:`append` checks an event and queues it on the
 transaction's connection; just before the transaction commits, every queued event is chained
-and written at once: one ``SELECT … FOR UPDATE`` of the head row (on SQLite the single
-``BEGIN IMMEDIATE`` writer already excludes others), one insert, one head update. So the event
+and written at once: one head update, one insert. The update moves the head from the one this
+process last wrote, in its ``WHERE`` (the row lock taken by the update, or on SQLite the single
+``BEGIN IMMEDIATE`` writer, excludes others); when that head is no longer current (another
+process appended) the head is first read with ``SELECT … FOR UPDATE``. So the event
 commits or rolls back together with what it records (a rolled-back savepoint drops the events
 queued inside it), the chain cannot fork (the head lock is held until commit, ``seq`` is the
 primary key), and the head is locked only for the last moments of a transaction instead of
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +63,17 @@ _MOVE_HEAD = (
     .where(audit_head.c.id == 1)
     .values(seq=sa.bindparam("seq"), hash=sa.bindparam("hash"))
 )
+_MOVE_HEAD_FROM = _MOVE_HEAD.where(
+    audit_head.c.seq == sa.bindparam("old_seq"), audit_head.c.hash == sa.bindparam("old_hash")
+)
+"""Moves the head only if it still is the one this process last wrote: the compare and the
+move in one statement, under the row's lock (PostgreSQL re-checks the condition on the row a
+concurrent writer committed; on SQLite the ``BEGIN IMMEDIATE`` writer is alone)."""
+
+_LAST_HEAD: weakref.WeakKeyDictionary[Engine, tuple[int, bytes]] = weakref.WeakKeyDictionary()
+"""Per engine, the head this process last wrote: a guess, never trusted. The next append moves
+the head from it with :data:`_MOVE_HEAD_FROM` and only reads the head when that moves nothing
+(another process appended, or the transaction that wrote it rolled back)."""
 
 
 class AuditError(Exception):
@@ -264,11 +278,36 @@ def flush(conn: Connection) -> int | None:
 
 
 def _write(conn: Connection, pending: Sequence[_Pending]) -> int:
-    """Chain ``pending`` after the head: one locked head read, one insert, one head update."""
-    head_row = conn.execute(_HEAD_FOR_UPDATE).first()
-    if head_row is None:
-        raise AuditError("audit_head row is missing: the store was not migrated")
-    seq, prev = head_row.seq, head_row.hash
+    """Chain ``pending`` after the head: one head update that checks the head is the one this
+    process last wrote, then one insert. When it is not, the head is read under lock first
+    (one statement more) and moved unconditionally."""
+    engine = conn.engine
+    guess = _LAST_HEAD.get(engine)
+    moved = False
+    if guess is not None:
+        rows, seq, last = _chained(pending, *guess)
+        step = {"seq": seq, "hash": last, "old_seq": guess[0], "old_hash": guess[1]}
+        moved = conn.execute(_MOVE_HEAD_FROM, step).rowcount == 1
+    if not moved:
+        head_row = conn.execute(_HEAD_FOR_UPDATE).first()
+        if head_row is None:
+            raise AuditError("audit_head row is missing: the store was not migrated")
+        rows, seq, last = _chained(pending, head_row.seq, head_row.hash)
+        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": last})
+    if len(rows) == 1:
+        conn.execute(_INSERT_ONE, rows)
+    else:
+        conn.execute(_INSERT_MANY, rows).all()
+    # Kept before commit: if the transaction rolls back, the next append's check misses and
+    # reads the head (a stale guess costs one statement, never a fork).
+    _LAST_HEAD[engine] = (seq, last)
+    return seq
+
+
+def _chained(
+    pending: Sequence[_Pending], seq: int, prev: bytes
+) -> tuple[list[dict[str, Any]], int, bytes]:
+    """The rows of ``pending`` chained after ``(seq, prev)``, the new head's seq and hash."""
     rows = []
     for item in pending:
         seq += 1
@@ -286,12 +325,7 @@ def _write(conn: Connection, pending: Sequence[_Pending]) -> int:
             }
         )
         prev = digest
-    if len(rows) == 1:
-        conn.execute(_INSERT_ONE, rows)
-    else:
-        conn.execute(_INSERT_MANY, rows).all()
-    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
-    return seq
+    return rows, seq, prev
 
 
 def head(conn: Connection) -> tuple[int, bytes]:

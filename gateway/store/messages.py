@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Transaction
@@ -100,35 +101,35 @@ _DATA_KEY = period_keys.data_key_columns().where(
 )
 # The payload and its data key (joined to its period key) in one statement: a message's row
 # without a key row is a shredded one (``key_message_id`` NULL).
-_PAYLOAD_AND_KEY = (
-    sa.select(
-        messages.c.payload_nonce,
-        messages.c.payload,
-        message_keys.c.message_id.label("key_message_id"),
-        message_keys.c.kek_id,
-        message_keys.c.wrapped_dek,
-        message_keys.c.period_key_id,
-        period_key_rows.c.kek_id.label("pk_kek_id"),
-        period_key_rows.c.wrapped_key.label("pk_wrapped_key"),
-    )
-    .select_from(
-        messages.outerjoin(
-            message_keys, message_keys.c.message_id == messages.c.message_id
-        ).outerjoin(
-            period_key_rows,
-            period_key_rows.c.key_id == message_keys.c.period_key_id,
-        )
-    )
-    .where(messages.c.message_id == sa.bindparam("message_id"))
+_PAYLOAD_COLUMNS = (
+    messages.c.payload_nonce,
+    messages.c.payload,
+    message_keys.c.message_id.label("key_message_id"),
+    message_keys.c.kek_id,
+    message_keys.c.wrapped_dek,
+    message_keys.c.period_key_id,
+    period_key_rows.c.kek_id.label("pk_kek_id"),
+    period_key_rows.c.wrapped_key.label("pk_wrapped_key"),
 )
-_CONFIDENTIAL = (
-    sa.select(messages.c.confidential, conversations.c.confidential.label("of_conversation"))
+_WITH_KEY = messages.outerjoin(
+    message_keys, message_keys.c.message_id == messages.c.message_id
+).outerjoin(period_key_rows, period_key_rows.c.key_id == message_keys.c.period_key_id)
+_BY_ID = messages.c.message_id == sa.bindparam("message_id")
+_PAYLOAD_AND_KEY = sa.select(*_PAYLOAD_COLUMNS).select_from(_WITH_KEY).where(_BY_ID)
+# The same and both confidentiality flags, the message's and its conversation's: what sending
+# needs, in one statement.
+_PAYLOAD_KEY_AND_FLAGS = (
+    sa.select(
+        *_PAYLOAD_COLUMNS,
+        messages.c.confidential,
+        conversations.c.confidential.label("of_conversation"),
+    )
     .select_from(
-        messages.outerjoin(
+        _WITH_KEY.outerjoin(
             conversations, conversations.c.conversation_id == messages.c.conversation_id
         )
     )
-    .where(messages.c.message_id == sa.bindparam("message_id"))
+    .where(_BY_ID)
 )
 
 # The data keys of messages stored in the connection's current innermost transaction (or
@@ -372,19 +373,26 @@ def _unwrapped(row: sa.Row | None, message_id: str, keys: KekRing) -> bytes:
 def read_document(conn: Connection, message_id: str, keys: KekRing) -> bytes:
     """The signed document, byte for byte as stored. Raises :class:`MessageGone`,
     :class:`KeyShredded`, or ``at_rest.DecryptionFailed`` if a stored byte was altered."""
-    row = conn.execute(_PAYLOAD_AND_KEY, {"message_id": message_id}).first()
+    return _decrypted(conn, _PAYLOAD_AND_KEY, message_id, keys)[0]
+
+
+def read_for_sending(conn: Connection, message_id: str, keys: KekRing) -> tuple[bytes, bool]:
+    """The signed document as :func:`read_document` reads it, and whether it is confidential:
+    its own flag or its conversation's (CIS Art. 16; SC Art. 8.1)."""
+    document, row = _decrypted(conn, _PAYLOAD_KEY_AND_FLAGS, message_id, keys)
+    return document, bool(row.confidential or row.of_conversation)
+
+
+def _decrypted(
+    conn: Connection, statement: sa.Select[Any], message_id: str, keys: KekRing
+) -> tuple[bytes, sa.Row[Any]]:
+    row = conn.execute(statement, {"message_id": message_id}).first()
     if row is None:
         raise MessageGone(f"message {message_id} is not stored (never received, or purged)")
     dek = _remembered_key(conn, message_id) or _unwrapped(
         row if row.key_message_id is not None else None, message_id, keys
     )
-    return at_rest.decrypt_part(
+    document = at_rest.decrypt_part(
         dek, row.payload_nonce, row.payload, at_rest.payload_aad(message_id)
     )
-
-
-def is_confidential(conn: Connection, message_id: str) -> bool:
-    """Whether the message is confidential: its own flag or its conversation's (CIS Art. 16;
-    SC Art. 8.1); False when it is not stored."""
-    row = conn.execute(_CONFIDENTIAL, {"message_id": message_id}).first()
-    return row is not None and bool(row.confidential or row.of_conversation)
+    return document, row

@@ -193,3 +193,25 @@ def test_count_by_year_tables_equals_counting_day_by_day(
     walked = sum(cal.is_working_day(low + timedelta(days=i)) for i in range((high - low).days))
     walked += cal.is_working_day(high) - cal.is_working_day(low)
     assert cal.working_days_between(start, end) == (walked if end >= start else -walked)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    state=st.sampled_from(["RU", "KZ"]),
+    start=st.dates(min_value=date(2020, 1, 1), max_value=date(2031, 12, 31)),
+    n=st.integers(min_value=0, max_value=400),
+    overrides=st.booleans(),
+)
+def test_add_by_year_tables_equals_walking_day_by_day(
+    state: str, start: date, n: int, overrides: bool
+) -> None:
+    """The n-th working day found in the per-year tables is the one a walk of every day finds,
+    across year ends and the node's overrides."""
+    off = [start + timedelta(days=2), date(2026, 12, 31)] if overrides else []
+    work = [start + timedelta(days=5 - start.weekday() % 7 + 7)] if overrides else []
+    cal = calendar_for(state, extra_days_off=off, extra_working_days=set(work) - set(off))
+    walked, remaining = start, n
+    while remaining:
+        walked += timedelta(days=1)
+        remaining -= cal.is_working_day(walked)
+    assert cal.add_working_days(start, n) == walked

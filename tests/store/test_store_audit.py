@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.store import Store, audit
+from gateway.store import Store, audit, open_store
 from gateway.store.tables import audit_events, audit_head
 from tests.store.conftest import NOW
 
@@ -267,13 +267,39 @@ def test_one_head_read_and_update_per_transaction(store: Store) -> None:
             entries=[("message.purged", {}, {"n": n}) for n in range(3)],
         )
         assert seen == []  # nothing is written before commit
-    assert seen == ["SELECT", "UPDATE"]
+    # The engine's first append reads the head (after a guess left by an earlier test's store
+    # on the same PostgreSQL engine, which moves nothing).
+    assert seen[-2:] == ["SELECT", "UPDATE"] and seen[:-2] in ([], ["UPDATE"])
     result = _verify(store)
     assert result.intact and result.last_seq == 8, result.reason
     with store.read() as conn:
         kinds = [(e.actor, e.kind, dict(e.details)) for e in audit.events(conn)]
     assert kinds[:2] == [("a0", "k", {"i": 0}), ("a1", "k", {"i": 1})]
     assert kinds[-1] == ("purge:p", "message.purged", {"n": 2})
+    with _statements_on(store, "audit_head") as seen, store.transaction() as conn:
+        audit.append(conn, now=NOW, actor="a", kind="k")
+    assert seen == ["UPDATE"]  # from the head this engine wrote, checked in the UPDATE
+    assert _verify(store).last_seq == 9
+
+
+def test_an_engine_appends_after_another_moved_the_head(store: Store) -> None:
+    """The head an engine last wrote is a guess: after another engine (another process) has
+    appended, the guess moves nothing, the head is read again and the chain stays one."""
+    other = open_store(store.engine.url.render_as_string(hide_password=False))
+    try:
+        _append(store, 2)
+        with other.transaction() as conn:
+            audit.append(conn, now=NOW, actor="other", kind="k")
+        with _statements_on(store, "audit_head") as seen:
+            _append(store, 1)
+        assert seen == ["UPDATE", "SELECT", "UPDATE"]  # the guess missed, the head was read
+        _append(store, 1)
+    finally:
+        other.dispose()
+    result = _verify(store)
+    assert result.intact and result.last_seq == 5, result.reason
+    with store.read() as conn:
+        assert [e.actor for e in audit.events(conn)][2] == "other"
 
 
 def test_chain_continues_rows_written_before_batching(store: Store) -> None:
