@@ -7,6 +7,13 @@ debtor are a sealed display value (``conversations.display``), never clear text.
 
 Indexes are chosen for the console's keyset pages at a million rows: every filter column leads
 a composite index that ends with the page order ``(opened_at, conversation_id)``.
+
+A message's and a conversation's own rows (keys, reports, attachments and their segments,
+outbox rows and their attempts; machine, search tags, late answers, resends, originals) name
+them without a foreign key (migration 0020): the code that stores a message writes them in its
+transaction, and the purge, the only code deleting messages and conversations, deletes them
+set-based itself (``gateway.store.purge``), where a foreign key cost one query per deleted
+row and table on PostgreSQL. ``messages.conversation_id`` keeps its foreign key.
 """
 
 from __future__ import annotations
@@ -113,7 +120,6 @@ conversation_machines = sa.Table(
     sa.Column(
         "conversation_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Column("machine", sa.Text, nullable=False),
@@ -156,7 +162,6 @@ message_keys = sa.Table(
     sa.Column(
         "message_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
@@ -195,7 +200,6 @@ attachments = sa.Table(
     sa.Column(
         "message_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
         nullable=True,
     ),
     sa.Column("ordinal", sa.Integer, nullable=True),
@@ -223,7 +227,6 @@ attachment_segments = sa.Table(
     sa.Column(
         "attachment_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("attachments.attachment_id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Column("segment_no", sa.Integer, primary_key=True, autoincrement=False),
@@ -239,7 +242,6 @@ verification_reports = sa.Table(
     sa.Column(
         "message_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
@@ -263,7 +265,6 @@ search_tags = sa.Table(
     sa.Column(
         "conversation_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
         primary_key=True,
     ),
     sa.Index("ix_search_tags_conversation", "conversation_id"),
@@ -287,7 +288,6 @@ outbox = sa.Table(
     sa.Column(
         "message_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("messages.message_id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("destination", sa.String(CODE_LENGTH), nullable=False),
@@ -308,9 +308,7 @@ delivery_attempts = sa.Table(
     "delivery_attempts",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column(
-        "outbox_id", sa.BigInteger, sa.ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("worker_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
@@ -340,7 +338,6 @@ late_answers = sa.Table(
     sa.Column(
         "conversation_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
@@ -364,7 +361,6 @@ resends = sa.Table(
     sa.Column(
         "conversation_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("resent_at", UtcDateTime, nullable=False),
@@ -382,7 +378,6 @@ originals = sa.Table(
     sa.Column(
         "conversation_id",
         sa.String(ID_LENGTH),
-        sa.ForeignKey("conversations.conversation_id", ondelete="CASCADE"),
         nullable=False,
     ),
     sa.Column("sent_on", sa.Date, nullable=True),
