@@ -130,7 +130,7 @@ def test_the_purged_rows_foreign_keys_are_dropped_and_the_change_reverses(
     empty_url: str,
 ) -> None:
     """0020: no foreign key points at the rows the purge deletes itself (their per-row
-    triggers); down to 0019 they come back with their cascades, rows kept; up again on both
+    triggers); down to 0019 they come back; up again on both
     stores."""
     store = open_store(empty_url)
 
