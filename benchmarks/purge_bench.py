@@ -12,12 +12,14 @@ purge is timed. Memory is the process's resident set (``/proc/self/statm``) and 
 and 100 % of the run: flat means the purge streams. (tracemalloc would double the run time;
 RSS is what an operator sees.)
 
-Rows are made in Python from a fixed seed, 10,000 messages at a time, and are not real
-documents (the purge does not decrypt: random bytes stand for ciphertexts and keys; ids are
-random, as uuid4 ones are). They are loaded with ``COPY … FROM STDIN`` on PostgreSQL and
-``executemany`` on SQLite, with the foreign-key checks off for the load only (PostgreSQL:
-``session_replication_role = replica`` when the user is a superuser, as the test server's
-``postgres`` is); 1 M messages load in a few minutes.
+On PostgreSQL the rows are made in Python from a fixed seed, 10,000 messages at a time, and
+loaded with ``COPY … FROM STDIN``, the foreign-key checks off for the load only
+(``session_replication_role = replica`` when the user is a superuser, as the test server's
+``postgres`` is). On SQLite they are made by SQLite itself (``INSERT … SELECT`` over a
+recursive count, ``randomblob``: no row crosses into Python) in a child process with a 1 GiB
+page cache (1 M rows made in Python, 2 MiB cache, took 2,072 s). They are not real documents
+(the purge does not decrypt: random bytes stand for ciphertexts and keys; ids are random, as
+uuid4 ones are).
 
 ``--statements``: also print, per store, the time spent in each kind of SQL statement during
 the purge (client-side, round trip included; commits not counted).
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -131,6 +134,8 @@ class Result:
     shared machine (PostgreSQL's own work is not in it)."""
 
 
+_SEED_CACHE_KIB = 1 << 20
+"""SQLite page cache of the loading connection (KiB): the store's indexes at 1 M fit."""
 _SEED_CHUNK = 10_000
 """Messages per seeding transaction (rows are made in Python and streamed, a chunk at a time)."""
 SEARCH_TAGS = 4
@@ -246,27 +251,85 @@ def _chunks(count: int) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
         yield _rows(lo, min(count, lo + _SEED_CHUNK), rng)
 
 
+_UUID_SQL = (
+    "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
+    "substr(lower(hex(randomblob(2))), 2) || '-8' || substr(lower(hex(randomblob(2))), 2) || "
+    "'-' || lower(hex(randomblob(6)))"
+)
+"""A random uuid4-shaped id in SQLite's SQL (each part its own random bytes)."""
+_SQLITE_LOAD = (
+    # Ids first: message, attachment and receipt ids per message n; one conversation per pair.
+    "CREATE TEMP TABLE seed_m (n INTEGER PRIMARY KEY, m TEXT, a TEXT, r TEXT)",
+    "CREATE TEMP TABLE seed_c (k INTEGER PRIMARY KEY, c TEXT)",
+    "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :count) "  # noqa: S608
+    f"INSERT INTO seed_m SELECT n, {_UUID_SQL}, {_UUID_SQL}, {_UUID_SQL} FROM s",
+    f"INSERT INTO seed_c SELECT n / 2, {_UUID_SQL} FROM seed_m WHERE n % 2 = 0",  # noqa: S608
+    "INSERT INTO conversations (conversation_id, agreement, requesting_party, requested_party, "
+    "opening_kind, last_kind, state, confidential, opened_at, updated_at, version, urgent) "
+    "SELECT c, 'cis-enforcement', 'KZ-MJ', 'RU-FSSP', 'Request', 'Response', 'answered', 0, "
+    ":at, :at, 2, 0 FROM seed_c ORDER BY k",
+    "INSERT INTO conversation_machines (conversation_id, machine, updated_at) "
+    'SELECT c, \'{"state":"answered"}\', :at FROM seed_c ORDER BY k',
+    "WITH RECURSIVE t(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM t WHERE i < :tags) "
+    "INSERT INTO search_tags (tag, conversation_id) SELECT randomblob(32), c FROM seed_c, t",
+    "INSERT INTO messages (message_id, conversation_id, direction, agreement, kind, sender, "
+    "recipient, created, stored_at, confidential, document_sha256, document_size, payload_nonce, "
+    "payload) SELECT m, c, 'in', 'cis-enforcement', "
+    "CASE WHEN n % 2 = 0 THEN 'Request' ELSE 'Response' END, 'KZ-MJ', 'RU-FSSP', :at, :at, 0, "
+    "randomblob(32), 64, randomblob(12), randomblob(64) "
+    "FROM seed_m JOIN seed_c ON k = n / 2 ORDER BY n",
+    "INSERT INTO message_keys (message_id, kek_id, wrapped_dek, wrapped_at) "
+    "SELECT m, 'bench-kek', randomblob(40), :at FROM seed_m ORDER BY n",
+    "INSERT INTO verification_reports (message_id, recorded_at, purpose, indication, "
+    "report_nonce, report) SELECT m, :at, 'receipt', 'TOTAL_PASSED', randomblob(12), "
+    "randomblob(48) FROM seed_m ORDER BY n",
+    "INSERT INTO receipts (message_id, receipt_message_id, direction, outcome, at) "
+    "SELECT m, r, 'out', 'accepted', :at FROM seed_m ORDER BY n",
+    "INSERT INTO attachments (attachment_id, message_id, ordinal, complete, size, sha256, "
+    "segment_prefix, wrapped_key, meta_nonce, meta, created_at) SELECT a, m, 0, 1, 16, "
+    "randomblob(32), randomblob(8), randomblob(60), randomblob(12), randomblob(40), :at "
+    "FROM seed_m ORDER BY n",
+    "INSERT INTO attachment_segments (attachment_id, segment_no, ciphertext) "
+    "SELECT a, 0, randomblob(32) FROM seed_m ORDER BY n",
+)
+"""The SQLite store's rows made by SQLite itself (``INSERT … SELECT``, no row crosses into
+Python): the same tables and shapes as :func:`_rows`, random ids and bytes from
+``randomblob``."""
+
+
 def _generate_sqlite(store: Store, count: int) -> None:
-    """``executemany`` per table and chunk on a connection of its own with the foreign keys
-    off (the rows are consistent by construction; the purge runs with them on)."""
-    url = store.engine.url.database
-    assert url is not None
+    """Fill the store in a child process (its 1 GiB page cache then never counts in this
+    process's RSS) with :data:`_SQLITE_LOAD`, the foreign keys off for the load (the rows are
+    consistent by construction; the purge runs with them on)."""
+    path = store.engine.url.database
+    assert path is not None
     stamp = UtcDateTime().bind_processor(store.engine.dialect)
     assert stamp is not None
-    at = stamp(STORED_AT)
-    db = sqlite3.connect(url, isolation_level=None)
+    loader = multiprocessing.get_context("fork").Process(
+        target=_load_sqlite, args=(path, stamp(STORED_AT), count)
+    )
+    loader.start()
+    loader.join()
+    if loader.exitcode != 0:
+        raise RuntimeError(f"loading the SQLite store failed (exit code {loader.exitcode})")
+
+
+def _load_sqlite(path: str, at: str, count: int) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA foreign_keys=OFF")
         db.execute("PRAGMA synchronous=OFF")
-        for rows in _chunks(count):
+        # Random ids land on random index pages: with the default 2 MiB cache every insert
+        # re-read and re-wrote pages (1 M rows made in Python took 2,072 s); 1 GiB keeps the
+        # indexes in memory.
+        db.execute(f"PRAGMA cache_size=-{_SEED_CACHE_KIB}")
+        db.execute("PRAGMA temp_store=MEMORY")
+        params = {"count": count, "at": at, "tags": SEARCH_TAGS}
+        for sql in _SQLITE_LOAD:
             db.execute("BEGIN")
-            for columns in _SEEDED:
-                names, marks = ", ".join(columns.names), ", ".join("?" * len(columns.names))
-                db.executemany(
-                    f"INSERT INTO {columns.table} ({names}) VALUES ({marks})",  # noqa: S608 (ours)
-                    ([at if v is STORED_AT else v for v in row] for row in rows[columns.table]),
-                )
+            db.execute(sql, {k: v for k, v in params.items() if f":{k}" in sql})
             db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.execute("ANALYZE")
     finally:
         db.close()

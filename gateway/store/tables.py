@@ -7,6 +7,13 @@ debtor are a sealed display value (``conversations.display``), never clear text.
 
 Indexes are chosen for the console's keyset pages at a million rows: every filter column leads
 a composite index that ends with the page order ``(opened_at, conversation_id)``.
+
+A message's and a conversation's own rows (keys, reports, attachments and their segments,
+outbox rows and their attempts; machine, search tags, late answers, resends, originals) name
+them without a foreign key (migration 0020): the code that stores a message writes them in its
+transaction, and the purge, the only code deleting messages and conversations, deletes them
+set-based itself (``gateway.store.purge``), where a foreign key cost one query per deleted
+row and table on PostgreSQL. ``messages.conversation_id`` keeps its foreign key.
 """
 
 from __future__ import annotations
@@ -61,14 +68,6 @@ metadata = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-
-
-def _belongs_to(name: str, parent: str, **options: Any) -> sa.Column[str]:
-    """The id column of a row that belongs to ``parent`` (``table.column``) and goes with it:
-    deleting the parent deletes the row (``ON DELETE CASCADE``)."""
-    return sa.Column(
-        name, sa.String(ID_LENGTH), sa.ForeignKey(parent, ondelete="CASCADE"), **options
-    )
 
 
 def _message_header() -> tuple[sa.Column[Any], ...]:
@@ -133,7 +132,7 @@ conversations = sa.Table(
 conversation_machines = sa.Table(
     "conversation_machines",
     metadata,
-    _belongs_to("conversation_id", "conversations.conversation_id", primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("machine", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -165,7 +164,7 @@ messages = sa.Table(
 message_keys = sa.Table(
     "message_keys",
     metadata,
-    _belongs_to("message_id", "messages.message_id", primary_key=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_dek", sa.LargeBinary(64), nullable=False),
     sa.Column("wrapped_at", UtcDateTime, nullable=False),
@@ -199,7 +198,7 @@ attachments = sa.Table(
     "attachments",
     metadata,
     sa.Column("attachment_id", sa.String(ID_LENGTH), primary_key=True),
-    _belongs_to("message_id", "messages.message_id", nullable=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=True),
     sa.Column("ordinal", sa.Integer, nullable=True),
     sa.Column("complete", sa.Boolean(), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
@@ -222,7 +221,7 @@ signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segmen
 attachment_segments = sa.Table(
     "attachment_segments",
     metadata,
-    _belongs_to("attachment_id", "attachments.attachment_id", primary_key=True),
+    sa.Column("attachment_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("segment_no", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
@@ -233,7 +232,7 @@ verification_reports = sa.Table(
     "verification_reports",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    _belongs_to("message_id", "messages.message_id", nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
     sa.Column("purpose", sa.String(16), nullable=False),
     sa.Column("indication", sa.String(CODE_LENGTH), nullable=False),
@@ -252,7 +251,7 @@ search_tags = sa.Table(
     "search_tags",
     metadata,
     sa.Column("tag", sa.LargeBinary(HASH_BYTES), primary_key=True),
-    _belongs_to("conversation_id", "conversations.conversation_id", primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Index("ix_search_tags_conversation", "conversation_id"),
 )
 """The conversation search index: HMAC tags of the debtor's name and of the case number
@@ -271,7 +270,7 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    _belongs_to("message_id", "messages.message_id", nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("destination", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -290,9 +289,7 @@ delivery_attempts = sa.Table(
     "delivery_attempts",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column(
-        "outbox_id", sa.BigInteger, sa.ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("worker_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
@@ -319,7 +316,7 @@ late_answers = sa.Table(
     "late_answers",
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
-    _belongs_to("conversation_id", "conversations.conversation_id", nullable=False),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("due", sa.Date, nullable=False),
     sa.Column("answered_on", sa.Date, nullable=False),
@@ -338,7 +335,7 @@ resends = sa.Table(
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("original_id", sa.String(ID_LENGTH), nullable=False, unique=True),
-    _belongs_to("conversation_id", "conversations.conversation_id", nullable=False),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("resent_at", UtcDateTime, nullable=False),
     sa.Index("ix_resends_conversation", "conversation_id"),
 )
@@ -351,7 +348,7 @@ originals = sa.Table(
     "originals",
     metadata,
     sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
-    _belongs_to("conversation_id", "conversations.conversation_id", nullable=False),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("sent_on", sa.Date, nullable=True),
     sa.Column("tracking", sa.String(40), nullable=True),
     sa.Column("received_on", sa.Date, nullable=True),

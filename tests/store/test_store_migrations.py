@@ -124,3 +124,49 @@ def test_attachment_segments_are_stored_out_of_line_uncompressed_and_the_change_
         assert stored_as() in (None, "e")
     finally:
         store.dispose()
+
+
+def test_the_purged_rows_foreign_keys_are_dropped_and_the_change_reverses(
+    empty_url: str,
+) -> None:
+    """0020: no foreign key points at the rows the purge deletes itself (their per-row
+    triggers); down to 0019 they come back; up again on both
+    stores."""
+    store = open_store(empty_url)
+
+    def referencing(parent: str) -> set[str]:
+        inspector = sa.inspect(store.engine)
+        return {
+            name
+            for name in inspector.get_table_names()
+            for fk in inspector.get_foreign_keys(name)
+            if fk["referred_table"] == parent
+        }
+
+    try:
+        migrate(store.engine)
+        assert referencing("messages") == set()
+        assert referencing("conversations") == {"messages"}
+        with store.engine.connect() as conn, conn.begin():
+            config = _alembic_config(conn)
+            command.downgrade(config, "0019")
+        assert referencing("messages") == {
+            "message_keys",
+            "verification_reports",
+            "attachments",
+            "outbox",
+        }
+        assert referencing("attachments") == {"attachment_segments"}
+        assert referencing("conversations") == {
+            "messages",
+            "conversation_machines",
+            "search_tags",
+            "late_answers",
+            "resends",
+            "originals",
+        }
+        migrate(store.engine)
+        assert referencing("messages") == set()
+        assert referencing("outbox") == set()
+    finally:
+        store.dispose()
