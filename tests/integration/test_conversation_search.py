@@ -132,7 +132,10 @@ async def test_search_by_case_number_and_debtor_masked_and_withheld(node: Node) 
     with node.store.read() as conn:
         rows = conn.execute(
             sa.select(conversations.c.display, search_tags.c.tag).select_from(
-                conversations.join(search_tags)
+                conversations.join(
+                    search_tags,
+                    search_tags.c.conversation_id == conversations.c.conversation_id,
+                )
             )
         ).all()
     blob = b"".join(bytes(v) for row in rows for v in row)
