@@ -26,10 +26,16 @@ UNKNOWN = frozenset({"UNKNOWN_CONVERSATION", "UNKNOWN_MESSAGE"})
 """The refusals' codes that mean the subject is not stored here (the store's rules)."""
 
 
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in the default executor: the application layer is synchronous (one
+    store transaction, or a purge run), so the API and the console call it off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+
+
 async def run_case_act(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in the default executor; an unknown subject is NotFound."""
+    """:func:`in_thread`; an unknown subject is NotFound."""
     try:
-        return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+        return await in_thread(fn, *args, **kwargs)
     except DisclosureRefused:
         raise
     except Refused as refused:

@@ -130,7 +130,7 @@ from gateway.model.bodies import BODY_ID_PATTERN
 from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES
 from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
-from gateway.web.case_acts import run_case_act
+from gateway.web.case_acts import in_thread, run_case_act
 from gateway.web.json_shape import shape_problem
 from gateway.web.metrics import UNMATCHED_ROUTE, GatewayMetrics, LateSide, RejectionSource
 from gateway.web.openapi import build_openapi
@@ -1258,11 +1258,6 @@ def _admin_context(request: web.Request) -> AppContext:
     return request.app[ADMIN].acting_as(request[ACTOR])
 
 
-async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    # The admin service is synchronous (one store transaction): off the event loop.
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
-
-
 async def _hold_reason(request: web.Request) -> str:
     fields = await _body_fields(
         request,
@@ -1281,7 +1276,7 @@ async def get_holds(request: web.Request) -> web.Response:
     conversation_id = request.query.get("conversation_id")
     if conversation_id is not None and not _UUID.fullmatch(conversation_id):
         raise _bad_parameter("conversation_id", "a UUID in lower case", "UUID в нижнем регистре")
-    holds = await _in_thread(
+    holds = await in_thread(
         admin.list_holds,
         _admin_context(request),
         active_only=everything == "no",
@@ -1296,7 +1291,7 @@ async def post_hold(request: web.Request) -> web.Response:
     _only_params(request, frozenset())
     conversation_id = _path_id(request, "conversation_id")
     reason = await _hold_reason(request)
-    hold_id = await _in_thread(admin.place_hold, _admin_context(request), conversation_id, reason)
+    hold_id = await in_thread(admin.place_hold, _admin_context(request), conversation_id, reason)
     return _json({"hold_id": hold_id, "conversation_id": conversation_id}, status=201)
 
 
@@ -1305,7 +1300,7 @@ async def post_hold_release(request: web.Request) -> web.Response:
     _only_params(request, frozenset())
     conversation_id = _path_id(request, "conversation_id")
     reason = await _hold_reason(request)
-    released = await _in_thread(
+    released = await in_thread(
         admin.release_holds, _admin_context(request), conversation_id, reason
     )
     return _json({"released": released, "conversation_id": conversation_id})
@@ -1334,7 +1329,7 @@ async def post_token(request: web.Request) -> web.Response:
             'send {"label": "…", "roles": ["…"], "expires_in_days": N or null}',
             "Укажите label, roles и (необязательно) expires_in_days.",
         )
-    issued = await _in_thread(admin.add_token, _admin_context(request), label, roles, days)
+    issued = await in_thread(admin.add_token, _admin_context(request), label, roles, days)
     expires = issued.expires_at.isoformat() if issued.expires_at else None
     return _json(
         {"token_id": issued.token_id, "token": issued.token, "expires_at": expires}, status=201
@@ -1349,7 +1344,7 @@ def _admin_rows(
     async def handler(request: web.Request) -> web.Response:
         _only_params(request, frozenset())
         ctx = _admin_context(request)
-        found = await _in_thread(listing, ctx)
+        found = await in_thread(listing, ctx)
         now = ctx.clock()
         return _json({key: [row(item, now) for item in found]})
 
@@ -1369,7 +1364,7 @@ async def post_token_revoke(request: web.Request) -> web.Response:
     raw = request.match_info["token_id"]
     if not raw.isdigit() or len(raw) > 18:
         raise _bad_parameter("token_id", "a token's number", "номер токена")
-    await _in_thread(admin.revoke_token, _admin_context(request), int(raw))
+    await in_thread(admin.revoke_token, _admin_context(request), int(raw))
     return _json({"token_id": int(raw), "revoked": True})
 
 
@@ -1392,7 +1387,7 @@ async def post_user(request: web.Request) -> web.Response:
     def add() -> users.User:  # hashing costs tens of milliseconds: off the event loop too
         return users.add_user(ctx, username, hash_password(password), roles)
 
-    user = await _in_thread(add)
+    user = await in_thread(add)
     return _json({"username": user.username, "roles": sorted(user.roles)}, status=201)
 
 
@@ -1402,7 +1397,7 @@ async def post_user_disable(request: web.Request) -> web.Response:
     username = request.match_info["username"]
     if not users.USERNAME_PATTERN.fullmatch(username):
         raise _bad_parameter("username", "a console user's name", "имя пользователя консоли")
-    await _in_thread(users.disable_user, _admin_context(request), username)
+    await in_thread(users.disable_user, _admin_context(request), username)
     return _json({"username": username, "disabled": True})
 
 
@@ -1411,7 +1406,7 @@ async def post_purge_run(request: web.Request) -> web.Response:
     seal, under the node-wide purge lock. Audited (``purge.started``, ``purge.finished``)."""
     _only_params(request, frozenset())
     ctx = _admin_context(request)
-    report = await _in_thread(app_purge.run_purge_now, ctx, None, ctx.clock())
+    report = await in_thread(app_purge.run_purge_now, ctx, None, ctx.clock())
     return _json(
         {
             "run_id": report.run_id,
@@ -1428,7 +1423,7 @@ async def post_audit_verification(request: web.Request) -> web.Response:
     checkpoints against the node's seal, the purge reports and the tombstones. Recorded
     (``audit.verified``) → 201, intact or not."""
     _only_params(request, frozenset())
-    result = await _in_thread(app_audit.verify, _admin_context(request))
+    result = await in_thread(app_audit.verify, _admin_context(request))
     return _json(
         {
             "intact": result.intact,
@@ -1510,7 +1505,7 @@ async def post_directory(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
     data = await request.read()
-    done = await _in_thread(app_directory.import_directory, _admin_context(request), data)
+    done = await in_thread(app_directory.import_directory, _admin_context(request), data)
     return _json(
         {"version": done.version, "already": done.already}, status=200 if done.already else 201
     )
@@ -1729,7 +1724,7 @@ def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
 
 async def _key_act(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
-        return await _in_thread(fn, *args, **kwargs)
+        return await in_thread(fn, *args, **kwargs)
     except (KeyStoreError, KekRotationError) as exc:
         # Our own words about the key's manifest and certificate: rules and stems, no secret.
         extra: dict[str, Any] = {"rule": getattr(exc, "code", "")}

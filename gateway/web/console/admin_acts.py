@@ -34,9 +34,7 @@ stays a command on the node's host (docs/administration.md).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -52,6 +50,7 @@ from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
 from gateway.model.problems import DocumentRejected
+from gateway.web.case_acts import in_thread
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.render import render
@@ -61,11 +60,6 @@ T = TypeVar("T")
 ROLE_CHOICES = tuple(str(role) for role in Role)
 KEY_ROLES = tuple(str(r) for r in KeyRole if r is not KeyRole.KEK)
 REVOCATION_REASONS = tuple(str(r) for r in RevocationReason)
-
-
-async def _call(fn: Callable[..., T], *args: Any) -> T:
-    # One store transaction (or a purge run): off the event loop.
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
 
 
 def _field(form: Any, name: str) -> str:
@@ -90,8 +84,8 @@ async def acts_page(
     actor = request[ACTOR]
     require(actor, Action.OPEN_ADMINISTRATION)
     ctx = acting_user(request)
-    token_list = await _call(admin.list_tokens, ctx) if may(actor, Action.MANAGE_TOKENS) else []
-    user_list = await _call(users.list_users, ctx) if may(actor, Action.MANAGE_USERS) else []
+    token_list = await in_thread(admin.list_tokens, ctx) if may(actor, Action.MANAGE_TOKENS) else []
+    user_list = await in_thread(users.list_users, ctx) if may(actor, Action.MANAGE_USERS) else []
     return render(
         request,
         "admin_acts.html",
@@ -111,7 +105,7 @@ async def _hold_act(request: web.Request, act: Callable[[AppContext, str, str], 
     """``act(ctx, conversation_id, reason)`` with the form's values, as the signed-in user."""
     form = await request.post()
     conversation_id, reason = _field(form, "conversation_id"), _field(form, "reason")
-    return await _call(act, acting_user(request), conversation_id, reason)
+    return await in_thread(act, acting_user(request), conversation_id, reason)
 
 
 async def place_hold(request: web.Request) -> web.Response:
@@ -140,7 +134,7 @@ async def add_token(request: web.Request) -> web.Response:
         return _refused(request, 422, "Срок действия — целое число дней (или пусто: бессрочно).")
     days = int(days_text) if days_text else None
     try:
-        issued = await _call(
+        issued = await in_thread(
             admin.add_token, acting_user(request), _field(form, "label"), roles, days
         )
     except admin.TokenRefused as refused:
@@ -154,7 +148,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     if not raw.isdigit() or len(raw) > 18:
         return _refused(request, 404, "Такого токена нет.")
     try:
-        await _call(admin.revoke_token, acting_user(request), int(raw))
+        await in_thread(admin.revoke_token, acting_user(request), int(raw))
     except admin.TokenRefused as refused:
         return _refused(request, 422, f"Токен не отозван: {refused}")
     return _done(request, f"Токен № {raw} отозван.")
@@ -177,7 +171,7 @@ async def add_user(request: web.Request) -> web.Response:
         def add() -> users.User:  # hashing costs tens of milliseconds: off the event loop
             return users.add_user(ctx, username, hash_password(password, hasher), roles)
 
-        user = await _call(add)
+        user = await in_thread(add)
     except users.UserRefused as refused:
         return _refused(request, 409 if refused.code == "USERNAME_TAKEN" else 422, str(refused))
     return _done(request, f"Пользователь {user.username} добавлен.")
@@ -186,7 +180,7 @@ async def add_user(request: web.Request) -> web.Response:
 async def disable_user(request: web.Request) -> web.Response:
     username = request.match_info["username"]
     try:
-        await _call(users.disable_user, acting_user(request), username)
+        await in_thread(users.disable_user, acting_user(request), username)
     except users.UserRefused:
         return _refused(request, 404, f"Пользователя {username} нет.")
     return _done(request, f"Пользователь {username} отключён.")
@@ -211,7 +205,7 @@ async def _with_keys(
     if ctx.keys is None:
         return _refused(request, 503, NO_KEYS)
     try:
-        return await _call(fn, ctx, ctx.keys, *args)
+        return await in_thread(fn, ctx, ctx.keys, *args)
     except (KeyStoreError, KekRotationError, ValueError) as refused:
         return _refused(request, 422, f"{failed}: {refused}")
 
@@ -397,7 +391,7 @@ async def import_directory(request: web.Request) -> web.Response:
     if len(data) > MAX_DIRECTORY_BYTES:
         return _refused(request, 413, f"Файл больше {MAX_DIRECTORY_BYTES} байт.")
     try:
-        done = await _call(app_directory.import_directory, acting_user(request), data)
+        done = await in_thread(app_directory.import_directory, acting_user(request), data)
     except DocumentRejected as rejected:
         reasons = "; ".join(p.message_ru for p in rejected.problems)
         return _refused(request, 422, f"Справочник не установлен: {reasons}")
@@ -409,7 +403,7 @@ async def import_directory(request: web.Request) -> web.Response:
 async def run_purge(request: web.Request) -> web.Response:
     ctx = acting_user(request)
     try:
-        report = await _call(purge.run_purge_now, ctx, None, ctx.clock())
+        report = await in_thread(purge.run_purge_now, ctx, None, ctx.clock())
     except purge.PurgeLocked:
         return _refused(request, 409, "Уничтожение уже выполняется; этот запуск не начат.")
     except purge.PurgeRefused as refused:
