@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,37 @@ class _Counted:
         self._next += 1
         return number
 
+    def _cut(
+        self,
+        data: bytes,
+        size: int,
+        emit: Callable[[bytearray | memoryview], tuple[int, bytes]],
+        *,
+        hold_full: bool,
+    ) -> list[tuple[int, bytes]]:
+        """Count ``data`` and cut the stream into ``size``-byte pieces as it comes: each piece
+        complete so far goes through ``emit``, the rest is held back for the next feed.
+        ``hold_full``: a complete piece is held too until a byte beyond it arrives (the
+        writer's last segment must be sealed final, so it cannot be sealed before the end)."""
+        self._count(data)
+        view = memoryview(data)
+        out: list[tuple[int, bytes]] = []
+        beyond = 1 if hold_full else 0  # bytes past a complete piece before it goes out
+        if self._buffer:  # the piece begun by the previous feed, completed from this one
+            need = size - len(self._buffer)
+            if len(view) < need + beyond:
+                self._buffer += view
+                return out
+            self._buffer += view[:need]
+            out.append(emit(self._buffer))
+            view = view[need:]
+        start = 0
+        while len(view) - start >= size + beyond:  # cut from the caller's bytes, not copied
+            out.append(emit(view[start : start + size]))
+            start += size
+        self._buffer = bytearray(view[start:])
+        return out
+
 
 @dataclass
 class SegmentWriter(_Counted):
@@ -192,24 +223,10 @@ class SegmentWriter(_Counted):
         self.size += len(data)
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self._count(data)
-        view = memoryview(data)
-        out: list[tuple[int, bytes]] = []
         # A segment is sealed only once a byte beyond it arrived: the last one must be final.
-        if self._buffer:  # the segment begun by the previous feed, completed from this one
-            need = SEGMENT_BYTES - len(self._buffer)
-            if len(view) <= need:
-                self._buffer += view
-                return out
-            self._buffer += view[:need]
-            out.append(self._seal(self._buffer, final=False))
-            view = view[need:]
-        start = 0
-        while len(view) - start > SEGMENT_BYTES:  # sealed from the caller's bytes, not copied
-            out.append(self._seal(view[start : start + SEGMENT_BYTES], final=False))
-            start += SEGMENT_BYTES
-        self._buffer = bytearray(view[start:])
-        return out
+        return self._cut(
+            data, SEGMENT_BYTES, lambda piece: self._seal(piece, final=False), hold_full=True
+        )
 
     def finish(self) -> tuple[tuple[int, bytes], bytes]:
         """The final segment and the SHA-256 of everything fed."""
@@ -231,23 +248,10 @@ class SegmentSplitter(_Counted):
     :class:`SegmentOpener`'s. Holds at most one record."""
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self._count(data)
-        view = memoryview(data)
-        out: list[tuple[int, bytes]] = []
-        if self._buffer:  # the record begun by the previous feed, completed from this one
-            need = RECORD_BYTES - len(self._buffer)
-            if len(view) < need:
-                self._buffer += view
-                return out
-            self._buffer += view[:need]
-            out.append((self._number(), bytes(self._buffer)))
-            view = view[need:]
-        start = 0
-        while len(view) - start >= RECORD_BYTES:  # one copy each, out of the caller's bytes
-            out.append((self._number(), bytes(view[start : start + RECORD_BYTES])))
-            start += RECORD_BYTES
-        self._buffer = bytearray(view[start:])
-        return out
+        # One copy each, out of the caller's bytes: the records outlive this feed.
+        return self._cut(
+            data, RECORD_BYTES, lambda piece: (self._number(), bytes(piece)), hold_full=False
+        )
 
     def finish(self) -> list[tuple[int, bytes]]:
         """The last, shorter record (if any)."""
