@@ -624,15 +624,7 @@ class LocalNodeService:
         """The message's attachment ``number`` (1-based, the signed list's order) and its bytes
         as a stream; same access and audit as reading the document itself."""
 
-        def open_it() -> attachment_store.Reader:
-            self._read_document(message_id, actor, purpose)  # role, purpose, audited read
-            with self.node.store.read() as conn:
-                listed = attachment_store.parts_of(conn, message_id)
-                if not 1 <= number <= len(listed):
-                    raise NotFound(f"attachment {number} of message {message_id}")
-                return attachment_store.reader(conn, listed[number - 1][0], self.node.kek_ring)
-
-        opened = await self._run(open_it)
+        opened = await self._run(self._open_part, message_id, number, actor, purpose)
         return opened.info, read_stream(self.node.store, opened, self.executor)
 
     async def verify_attachment(
@@ -647,12 +639,7 @@ class LocalNodeService:
         authentication in the store (recorded too)."""
 
         def run() -> AttachmentCheck:
-            self._read_document(message_id, actor, purpose)  # role, purpose, audited read
-            with self.node.store.read() as conn:
-                listed = attachment_store.parts_of(conn, message_id)
-                if not 1 <= number <= len(listed):
-                    raise NotFound(f"attachment {number} of message {message_id}")
-                opened = attachment_store.reader(conn, listed[number - 1][0], self.node.kek_ring)
+            opened = self._open_part(message_id, number, actor, purpose)
             now = self.node.clock()
             details: dict[str, str | int | None] = {
                 "number": number,
@@ -684,6 +671,18 @@ class LocalNodeService:
             return check
 
         return await self._run(run)
+
+    def _open_part(
+        self, message_id: str, number: int, actor: Actor, purpose: str | None
+    ) -> attachment_store.Reader:
+        """The reader of the message's attachment ``number`` (1-based, the signed list's
+        order), after the same access check and audited read as the document itself."""
+        self._read_document(message_id, actor, purpose)  # role, purpose, audited read
+        with self.node.store.read() as conn:
+            listed = attachment_store.parts_of(conn, message_id)
+            if not 1 <= number <= len(listed):
+                raise NotFound(f"attachment {number} of message {message_id}")
+            return attachment_store.reader(conn, listed[number - 1][0], self.node.kek_ring)
 
     def _record_check(
         self,
