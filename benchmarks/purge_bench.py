@@ -56,7 +56,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
-from gateway.app.purge import PURGE_BATCH, run_purge  # noqa: E402
+from gateway.app.purge import PURGE_BATCH, run_purge, writer_count  # noqa: E402
 from gateway.app.retention import parse_policies  # noqa: E402
 from gateway.config import KeysSection  # noqa: E402
 from gateway.crypto.keys.keystore import KeyStore  # noqa: E402
@@ -72,6 +72,7 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 PASSPHRASE = b"purge-benchmark-passphrase"
 POLICY = '[[policy]]\nname = "bench-received"\ncounts_from = "received"\nkeep = "5 years"\n'
 MARKS = (0.10, 0.50, 1.00)
+SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "work_mem")
 
 
 @contextmanager
@@ -121,6 +122,11 @@ class Result:
     left: int = 0
     """Rows of the seeded tables still there after the purge (0: everything went)."""
     batch_size: int = PURGE_BATCH
+    writers: int = 1
+    """Purge transactions in flight at once (``run_purge``'s ``writers``)."""
+    server_settings: dict[str, str] = field(default_factory=dict)
+    """PostgreSQL only: the server settings the figure depends on most (its buffer cache and
+    how much WAL it writes between checkpoints)."""
     audit_events: int = 0
     """Events the run appended to the audit chain."""
     statements: dict[str, list[float]] = field(default_factory=dict)
@@ -403,10 +409,16 @@ def bench(
     batch_size: int,
     seal_dir: Path,
     statements: bool = False,
+    writers: int | None = None,
 ) -> Result:
     store = open_store(url)
     migrate(store.engine)
-    result = Result(dialect, count, batch_size=batch_size)
+    result = Result(
+        dialect,
+        count,
+        batch_size=batch_size,
+        writers=writer_count(store) if writers is None else writers,
+    )
     started = time.perf_counter()
     (_generate_postgres if dialect == "postgresql" else _generate_sqlite)(store, count)
     result.generate_s = time.perf_counter() - started
@@ -429,6 +441,11 @@ def bench(
                 "elapsed_s": round(time.perf_counter() - started, 1),
             }
 
+    if dialect == "postgresql":
+        with store.read() as conn:
+            result.server_settings = {
+                name: conn.exec_driver_sql(f"SHOW {name}").scalar_one() for name in SERVER_SETTINGS
+            }
     events_before = _count(store, audit_events)
     backends = _BackendCpu(store.engine) if dialect == "postgresql" else None
     cpu_started = time.process_time()
@@ -438,7 +455,14 @@ def bench(
     )
     with timed:
         report = run_purge(
-            store, policies, NOW, seal=seal, actor="bench", batch_size=batch_size, on_batch=on_batch
+            store,
+            policies,
+            NOW,
+            seal=seal,
+            actor="bench",
+            batch_size=batch_size,
+            on_batch=on_batch,
+            writers=writers,
         )
     result.purge_s = time.perf_counter() - started
     result.cpu_s = time.process_time() - cpu_started
@@ -509,6 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=PURGE_BATCH)
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--statements", action="store_true", help="time each kind of SQL statement")
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=None,
+        help="purge transactions in flight (default: the store's, 2 on PostgreSQL, 1 on SQLite)",
+    )
     args = parser.parse_args(argv)
     dialects = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     count = QUICK if args.quick else args.count
@@ -530,14 +560,30 @@ def main(argv: list[str] | None = None) -> int:
                 url, schema = _pg_schema_url(args.pg_url)
                 try:
                     results.append(
-                        bench(dialect, count, url, args.batch_size, seal_dir, args.statements)
+                        bench(
+                            dialect,
+                            count,
+                            url,
+                            args.batch_size,
+                            seal_dir,
+                            args.statements,
+                            args.writers,
+                        )
                     )
                 finally:
                     _drop_schema(args.pg_url, schema)
             else:
                 url = f"sqlite:///{Path(tmp) / 'bench.db'}"
                 results.append(
-                    bench(dialect, count, url, args.batch_size, seal_dir, args.statements)
+                    bench(
+                        dialect,
+                        count,
+                        url,
+                        args.batch_size,
+                        seal_dir,
+                        args.statements,
+                        args.writers,
+                    )
                 )
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))

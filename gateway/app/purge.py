@@ -46,8 +46,9 @@ import queue
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -63,7 +64,8 @@ from gateway.app.retention import (
     MessageDirection,
     MessageFacts,
     PolicySet,
-    expires_at,
+    RetentionPolicy,
+    expiry_under,
 )
 from gateway.app.tombstone_check import check_tombstones
 from gateway.crashpoints import crash_point
@@ -103,7 +105,8 @@ writes a tenth of the pages 1,000 did. The price: SQLite's single writer is held
 second (docs/purge-and-audit.md; benchmarks/purge_bench.py)."""
 MAX_BATCH_ERRORS = 10
 """A run that failed this many batches stops: the database is likely unwell, and the next
-run resumes where this one stopped."""
+run resumes where this one stopped. (A transaction already in flight beside the last failed
+one still ends, so a run with two writers may count one more.)"""
 REPORT_FORMAT = "gateway-purge-report/2"
 """/2: ``tombstones_sha256`` is over the run's batch digests (``store.purge.runs_digest``);
 /1 (before 0012) was over every leaf in message-id order: still verified."""
@@ -138,24 +141,47 @@ class Decision:
     """:class:`Action` value."""
 
 
-def _expiry(policies: PolicySet, facts: RetentionFacts) -> Expiry:
-    return expires_at(
-        policies,
-        MessageFacts(
-            agreement=facts.agreement,
-            kind=facts.kind,
-            direction=MessageDirection(facts.direction),
-            sender=facts.sender,
-            recipient=facts.recipient,
-            stored_at=facts.stored_at,
-        ),
+PolicyChoice = dict[tuple[str, str, str, str], RetentionPolicy | None]
+"""The policy chosen per (agreement, kind, direction, party): what ``PolicySet.select``
+depends on. A store holds a handful of those for millions of messages, so a walk over it
+chooses once per combination (:func:`decide`'s ``chosen``)."""
+
+
+def _expiry(policies: PolicySet, facts: RetentionFacts, chosen: PolicyChoice | None) -> Expiry:
+    party = facts.sender if facts.direction == MessageDirection.IN else facts.recipient
+    key = (facts.agreement, facts.kind, facts.direction, party)
+    if chosen is not None and key in chosen:
+        policy = chosen[key]
+    else:
+        policy = policies.select(
+            MessageFacts(
+                agreement=facts.agreement,
+                kind=facts.kind,
+                direction=MessageDirection(facts.direction),
+                sender=facts.sender,
+                recipient=facts.recipient,
+                stored_at=facts.stored_at,
+            )
+        )
+        if chosen is not None:
+            chosen[key] = policy
+    return expiry_under(
+        policy,
+        facts.stored_at,
         ConversationEvents(facts.conversation_closed_at, facts.proceeding_closed_at),
     )
 
 
-def decide(policies: PolicySet, facts: RetentionFacts, now: datetime) -> Decision | None:
-    """The decision on one message at ``now``; None while it is not expired."""
-    expiry = _expiry(policies, facts)
+def decide(
+    policies: PolicySet,
+    facts: RetentionFacts,
+    now: datetime,
+    chosen: PolicyChoice | None = None,
+) -> Decision | None:
+    """The decision on one message at ``now``; None while it is not expired. ``chosen``: the
+    policies chosen so far under ``policies`` (filled as it goes), for a caller deciding many
+    messages."""
+    expiry = _expiry(policies, facts, chosen)
     if not expiry.expired(now):
         return None
     assert expiry.at is not None  # expired() implies a time
@@ -196,11 +222,12 @@ def _expired(
     locked facts are the same)."""
     _check_now(now)
     after = 0
+    chosen: PolicyChoice = {}
     while True:
         with store.read() as conn:
             facts = purge_store.scan(conn, after=after, limit=page)
         for f in facts:
-            decision = decide(policies, f, now)
+            decision = decide(policies, f, now, chosen)
             if decision is not None:
                 yield f, decision
         if facts:
@@ -320,11 +347,26 @@ class _Tally:
     undelivered: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     purged: int = 0
-    batch_digests: list[bytes] | None = field(default_factory=list)
-    """Each committed batch's digest, in batch order (the report's ``tombstones_sha256``);
-    None for a run closed after an interruption: recomputed from its rows then."""
+    batches: list[PurgedBatch] | None = field(default_factory=list)
+    """Each committed batch (its number and digest), in the order transactions committed; the
+    report's ``tombstones_sha256`` is over their digests in batch-number order. None for a run
+    closed after an interruption: recomputed from its rows then."""
     shredded: ShredResult | None = None
     """Period keys this run destroyed (None: the run did not shred)."""
+
+    def merge(self, outcome: _BatchOutcome) -> None:
+        """Count what one transaction did (the run's thread only)."""
+        self.held.update(outcome.held)
+        self.undelivered += outcome.undelivered
+        if outcome.error is not None:
+            self.errors[outcome.error] += 1
+        assert self.batches is not None
+        self.batches.extend(outcome.bound)
+        self.purged += sum(bound.count for bound in outcome.bound)
+
+    def batch_digests(self) -> list[bytes]:
+        assert self.batches is not None
+        return [bound.sha256 for bound in sorted(self.batches, key=lambda bound: bound.batch)]
 
 
 def shred_periods(store: Store, keys: KekRing, *, actor: str, now: datetime) -> ShredResult:
@@ -354,8 +396,12 @@ def run_purge(
     on_batch: Callable[[int], None] | None = None,
     scheduled_for: datetime | None = None,
     keys: KekRing | None = None,
+    writers: int | None = None,
 ) -> PurgeReport:
     """Purge every message expired at ``now``; return the signed, stored report.
+
+    ``writers``: purge transactions in flight at once (default :func:`writer_count`: 2 on
+    PostgreSQL, 1 on SQLite).
 
     ``keys``: the node's KEK ring. With it, the run ends by destroying the retention period
     keys its purges emptied (:func:`shred_periods`); without it (tests of the batches alone)
@@ -370,6 +416,9 @@ def run_purge(
     _check_now(now)
     if not 1 <= batch_size <= MAX_PURGE_BATCH:
         raise ValueError(f"batch_size must be 1..{MAX_PURGE_BATCH}")
+    writers = writer_count(store) if writers is None else writers
+    if not 1 <= writers <= PURGE_WRITERS:
+        raise ValueError(f"writers must be 1..{PURGE_WRITERS}")
     _close_interrupted(store, now, seal)
     started = time.monotonic()
     run_id = str(uuid.uuid4())
@@ -387,45 +436,44 @@ def run_purge(
         total = purge_store.count_messages(conn)
     tally = _Tally()
     batch: dict[str, tuple[RetentionFacts, Decision]] = {}
-    policy_hashes = policies.policy_sha256()
+    pool = _Writers(store, policies.policy_sha256(), policies, now, run_id, actor, writers)
 
-    def flush() -> None:
-        if batch:
-            done = _purge_one_batch(
-                store, policies, policy_hashes, now, batch, run_id, actor, tally
-            )
-            batch.clear()
-            for bound in done:
-                tally.purged += bound.count
-                assert tally.batch_digests is not None
-                tally.batch_digests.append(bound.sha256)
-            # Between two transactions: the last one committed, the next not begun.
-            crash_point("purge.committed")
-            if on_batch is not None:
-                on_batch(tally.purged)
+    def settle(outcome: _BatchOutcome) -> None:
+        tally.merge(outcome)
+        if on_batch is not None:
+            on_batch(tally.purged)
 
     ahead = _ScanAhead(store, policies, now)
     try:
-        for item in ahead:
-            if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
-                break
-            if isinstance(item, int):
-                tally.examined += item
-                if progress is not None:
-                    progress(Progress(tally.examined, total, tally.purged))
-                continue
-            facts, decision = item
-            if decision.action == Action.HELD:
-                tally.held[decision.policy] += 1
-            elif decision.action == Action.UNDELIVERED:
-                tally.undelivered += 1
-            else:
-                batch[facts.message_id] = item
-                if len(batch) >= batch_size:
-                    flush()
+        try:
+            for item in ahead:
+                if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+                    break
+                if isinstance(item, int):
+                    tally.examined += item
+                    if progress is not None:
+                        progress(Progress(tally.examined, total, tally.purged))
+                    continue
+                facts, decision = item
+                if decision.action == Action.HELD:
+                    tally.held[decision.policy] += 1
+                elif decision.action == Action.UNDELIVERED:
+                    tally.undelivered += 1
+                else:
+                    batch[facts.message_id] = item
+                    if len(batch) >= batch_size:
+                        pool.make_room(settle)
+                        if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+                            break
+                        pool.submit(dict(batch))
+                        batch.clear()
+        finally:
+            ahead.stop()
+        if batch and sum(tally.errors.values()) < MAX_BATCH_ERRORS:
+            pool.make_room(settle)
+            pool.submit(dict(batch))
     finally:
-        ahead.stop()
-    flush()
+        pool.close(settle)
     if keys is not None:
         tally.shredded = shred_periods(store, keys, actor=actor, now=now)
     if progress is not None:
@@ -436,16 +484,100 @@ def run_purge(
     )
 
 
+PURGE_WRITERS = 2
+"""Purge transactions in flight at once on PostgreSQL: while one waits on the server, the
+other's statements run on another core (the server's work per message is most of a
+purge's). Their batches never share a message; a conversation of both is locked by the first
+and waited for by the second, in id order (no deadlock); the audit head, the run's row and the
+state counts are written last, so the two serialise only at their ends. SQLite has one writer:
+one transaction at a time there."""
+
+
+def writer_count(store: Store) -> int:
+    """Purge transactions a run keeps in flight on this store by default."""
+    return PURGE_WRITERS if store.engine.dialect.name == "postgresql" else 1
+
+
+@dataclass(slots=True)
+class _BatchOutcome:
+    """What one purge transaction did (made in a writer thread, merged by the run's)."""
+
+    bound: list[PurgedBatch] = field(default_factory=list)
+    held: Counter[str] = field(default_factory=Counter)
+    undelivered: int = 0
+    error: str | None = None
+
+
+class _BatchNumbers:
+    """The run's batch numbers, handed out in order to the transactions as they decide how
+    many ``purge.batch`` events they bind (a transaction rolled back leaves a gap: the
+    report and ``audit verify`` go by the numbers the rows and events carry)."""
+
+    def __init__(self) -> None:
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> int:
+        with self._lock:
+            first, self._next = self._next, self._next + count
+            return first
+
+
+class _Writers:
+    """Purge transactions run by up to ``count`` threads, each on its own connection; results
+    are settled in submission order by the run's thread (its tally is never shared)."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy_hashes: dict[str, str],
+        policies: PolicySet,
+        now: datetime,
+        run_id: str,
+        actor: str,
+        count: int,
+    ) -> None:
+        self._job = (store, policies, policy_hashes, now, run_id, actor, _BatchNumbers())
+        self._count = count
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="purge-write")
+        self._pending: deque[Future[_BatchOutcome]] = deque()
+
+    def make_room(self, settle: Callable[[_BatchOutcome], None]) -> None:
+        """Settle the oldest transactions until another may start."""
+        while len(self._pending) >= self._count:
+            self._settle_oldest(settle)
+
+    def submit(self, scanned: dict[str, tuple[RetentionFacts, Decision]]) -> None:
+        """Start a transaction on these messages (after :meth:`make_room`)."""
+        self._pending.append(self._pool.submit(_purge_one_batch, *self._job, scanned))
+
+    def _settle_oldest(self, settle: Callable[[_BatchOutcome], None]) -> None:
+        outcome = self._pending.popleft().result()
+        # Between two transactions of the run: this one committed (or failed), none is open
+        # in this thread.
+        crash_point("purge.committed")
+        settle(outcome)
+
+    def close(self, settle: Callable[[_BatchOutcome], None]) -> None:
+        try:
+            while self._pending:
+                self._settle_oldest(settle)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 def _purge_one_batch(
     store: Store,
     policies: PolicySet,
     policy_hashes: dict[str, str],
     now: datetime,
-    scanned: Mapping[str, tuple[RetentionFacts, Decision]],
     run_id: str,
     actor: str,
-    tally: _Tally,
-) -> list[PurgedBatch]:
+    numbers: _BatchNumbers,
+    scanned: Mapping[str, tuple[RetentionFacts, Decision]],
+) -> _BatchOutcome:
+    outcome = _BatchOutcome()
+    events_per_batch = min(len(scanned), purge_store.MAX_PURGE_BATCH)
     try:
         with store.transaction() as conn:
             locked = purge_store.lock_batch(conn, list(scanned))
@@ -462,23 +594,28 @@ def _purge_one_batch(
                 if decision.action == Action.PURGE:
                     decided.append((message, decision.policy))
                 elif decision.action == Action.HELD:
-                    tally.held[decision.policy] += 1  # a hold placed since the scan
+                    outcome.held[decision.policy] += 1  # a hold placed since the scan
                 else:
-                    tally.undelivered += 1
-            return purge_store.purge_batch(
+                    outcome.undelivered += 1
+            outcome.bound = purge_store.purge_batch(
                 conn,
                 decided,
                 run_id=run_id,
                 actor=actor,
                 now=now,
                 policy_sha256=policy_hashes,
-                batch_size=min(len(scanned), purge_store.MAX_PURGE_BATCH),
+                batch_size=events_per_batch,
+                first_batch=numbers.take(-(-len(decided) // events_per_batch)),
             )
     except sa.exc.SQLAlchemyError as exc:
-        code = type(exc).__name__
-        tally.errors[code] += 1
-        log.error("purge run %s: a batch of %d failed (%s); continuing", run_id, len(scanned), code)
-        return []
+        outcome = _BatchOutcome(error=type(exc).__name__)
+        log.error(
+            "purge run %s: a batch of %d failed (%s); continuing",
+            run_id,
+            len(scanned),
+            outcome.error,
+        )
+    return outcome
 
 
 def _finish(
@@ -499,14 +636,14 @@ def _finish(
         run = purge_store.get_run(conn, run_id)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
-        if tally.batch_digests is None:
+        if tally.batches is None:
             tombstone_count, batches, tombstones_sha256 = purge_store.run_digest_from_rows(
                 conn, run_id
             )
         else:
             tombstone_count = tally.purged
-            batches = len(tally.batch_digests)
-            tombstones_sha256 = purge_store.runs_digest(tally.batch_digests)
+            batches = len(tally.batches)
+            tombstones_sha256 = purge_store.runs_digest(tally.batch_digests())
         body = {
             "format": REPORT_FORMAT,
             "body_id": seal.body_id,
@@ -590,7 +727,7 @@ def _close_interrupted(store: Store, now: datetime, seal: SigningKey) -> list[Pu
     reports = []
     for run_id in stale:
         log.warning("purge run %s was interrupted; closing it, this run finishes its work", run_id)
-        tally = _Tally(errors=Counter({INTERRUPTED: 1}), batch_digests=None)
+        tally = _Tally(errors=Counter({INTERRUPTED: 1}), batches=None)
         reports.append(_finish(store, run_id, now, 0, tally, seal, None, examined_known=False))
     return reports
 

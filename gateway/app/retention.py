@@ -288,11 +288,18 @@ def expires_at(policy_set: PolicySet, facts: MessageFacts, events: ConversationE
     Returns ``Expiry(None, name)`` while the policy's event has not happened, and
     ``Expiry(None, "")`` when no policy matches (a kind unknown to this version: kept).
     """
-    policy = policy_set.select(facts)
+    return expiry_under(policy_set.select(facts), facts.stored_at, events)
+
+
+def expiry_under(
+    policy: RetentionPolicy | None, stored_at: datetime, events: ConversationEvents
+) -> Expiry:
+    """:func:`expires_at` once the policy is chosen (``policy_set.select``): a caller deciding
+    many messages of the same few kinds and parties chooses once per kind and party."""
     if policy is None:
         return Expiry(None, "")
     start = {
-        RetentionEvent.RECEIVED: facts.stored_at,
+        RetentionEvent.RECEIVED: stored_at,
         RetentionEvent.CONVERSATION_CLOSED: events.conversation_closed_at,
         RetentionEvent.PROCEEDING_CLOSED: events.proceeding_closed_at,
     }[policy.counts_from]

@@ -26,6 +26,7 @@ conversation row like :func:`lock_batch` does, so a hold and a purge batch never
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -574,6 +575,13 @@ def _time_text(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
+@functools.lru_cache(maxsize=8)
+def _purged_at_json(at: datetime) -> str:
+    """The JSON text of a ``purged_at``: one instant for every tombstone of a run's
+    transaction, so written once, not per row."""
+    return _json_string(_time_text(at))  # type: ignore[no-any-return]
+
+
 _LEAF_KEYS = tuple(sorted(_TOMBSTONE_FIELDS))
 _LEAF_FIELDS = tuple(_TOMBSTONE_FIELDS.index(name) for name in _LEAF_KEYS)
 _LEAF_TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _LEAF_KEYS) + "}"
@@ -614,7 +622,7 @@ def tombstone_leaf(t: Tombstone) -> bytes:
             q(t.policy),
             "null" if t.policy_sha256 is None else q(t.policy_sha256),
             q(t.purge_run_id),
-            q(_time_text(t.purged_at)),
+            _purged_at_json(t.purged_at),
             q(t.recipient),
             q(t.sender),
             q(_time_text(t.stored_at)),
@@ -1011,6 +1019,7 @@ def purge_batch(
     now: datetime,
     policy_sha256: Mapping[str, str] | None = None,
     batch_size: int = MAX_PURGE_BATCH,
+    first_batch: int | None = None,
 ) -> list[PurgedBatch]:
     """Tombstone and destroy these messages (each with the policy that expired it) in the
     caller's transaction, set-based; return the batches that bind them, in order.
@@ -1042,7 +1051,8 @@ def purge_batch(
     run = conn.execute(sa.select(purge_runs.c.state).where(purge_runs.c.run_id == run_id)).first()
     if run is None or run.state != "running":
         raise ValueError(f"purge run {run_id} is not running; start_run first")
-    first_batch = _next_batch(conn, run_id)
+    if first_batch is None:
+        first_batch = _next_batch(conn, run_id)
     hashes = policy_sha256 or {}
     made = sorted(
         (
@@ -1074,10 +1084,12 @@ def purge_batch(
             )
         )
         bound.append(PurgedBatch(batch, len(part), digest))
-    audit.append_many(conn, now=now, actor=actor, entries=events)
     ids = [t.message_id for t in made]
     _delete_messages(conn, ids)
     _delete_emptied_conversations(conn, sorted({t.conversation_id for t in made}))
+    # The rows every transaction writes (the audit head, the run's count) go last: two purge
+    # transactions in flight wait for each other only from here to their commit.
+    audit.append_many(conn, now=now, actor=actor, entries=events)
     conn.execute(
         purge_runs.update()
         .where(purge_runs.c.run_id == run_id)

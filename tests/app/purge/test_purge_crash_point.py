@@ -77,10 +77,12 @@ def _purge_killed_at(point: str, node_toml: Path, now: datetime) -> subprocess.C
 def test_purge_killed_between_batches_resumes_without_loss_or_duplication(
     store: Store, ring: KekRing, seal: SigningKey, node_toml: Path
 ) -> None:
-    """SIGKILL at ``purge.committed``: the first batch committed, the second not begun. Its
-    ten messages stay tombstoned and bound, the other twenty whole; the next run closes the
-    killed run (its signed report counts the ten) and purges exactly the rest; a held
-    conversation's messages are kept by both; every tombstone once, chain and reports verify."""
+    """SIGKILL at ``purge.committed``: the first batch committed. On SQLite the second has not
+    begun; on PostgreSQL, with two purge transactions in flight, the second may have committed
+    too or be rolled back by the kill. The committed batches' messages stay tombstoned and
+    bound, the others whole; the next run closes the killed run (its signed report counts
+    them) and purges exactly the rest; a held conversation's messages are kept by both; every
+    tombstone once, chain and reports verify."""
     ids = bulk_messages(store, ring, MESSAGES, T0)
     held = ids[-2:]  # the last conversation (two messages per conversation)
     with store.transaction() as conn:
@@ -93,23 +95,26 @@ def test_purge_killed_between_batches_resumes_without_loss_or_duplication(
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
 
     states = states_of(store, ring, ids)
-    assert sorted(Counter(states.values()).items()) == [("tombstoned", 10), ("whole", 20)]
+    committed = Counter(states.values())["tombstoned"]
+    in_flight = 2 if store.engine.dialect.name == "postgresql" else 1
+    assert committed in range(10, 10 * in_flight + 1, 10), states
+    assert Counter(states.values()) == {"tombstoned": committed, "whole": MESSAGES - committed}
     with store.read() as conn:
         (killed_run,) = purge.running_runs(conn)
     assert check_tombstones(store) is None  # the committed batch is bound
 
     report = run_purge(store, one_policy("received", "1 year"), now, seal=seal, actor="job:purge")
-    assert report.purged == MESSAGES - 10 - len(held)
+    assert report.purged == MESSAGES - committed - len(held)
     states = states_of(store, ring, ids)
     assert {states[m] for m in held} == {"whole"}
     assert {m for m, s in states.items() if s == "tombstoned"} == set(ids) - set(held)
     with store.read() as conn:
         runs = Counter(conn.execute(sa.select(tombstones.c.purge_run_id)).scalars())
-        assert runs == {killed_run: 10, report.run_id: MESSAGES - 10 - len(held)}
+        assert runs == {killed_run: committed, report.run_id: MESSAGES - committed - len(held)}
         assert purge.running_runs(conn) == []
     trail = verify_trail(store)
     assert trail.broken_at is None, trail.reason
     for run_id in (killed_run, report.run_id):
         check = verify_report(store, run_id)
         assert check.ok, check.reason
-    assert verify_report(store, killed_run).report["tombstones"] == 10
+    assert verify_report(store, killed_run).report["tombstones"] == committed
