@@ -556,35 +556,16 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{dialect}: generating {count:,} expired messages …", file=sys.stderr, flush=True
             )
+            settings = (args.batch_size, seal_dir, args.statements, args.writers)
             if dialect == "postgresql":
                 url, schema = _pg_schema_url(args.pg_url)
                 try:
-                    results.append(
-                        bench(
-                            dialect,
-                            count,
-                            url,
-                            args.batch_size,
-                            seal_dir,
-                            args.statements,
-                            args.writers,
-                        )
-                    )
+                    results.append(bench(dialect, count, url, *settings))
                 finally:
                     _drop_schema(args.pg_url, schema)
             else:
                 url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-                results.append(
-                    bench(
-                        dialect,
-                        count,
-                        url,
-                        args.batch_size,
-                        seal_dir,
-                        args.statements,
-                        args.writers,
-                    )
-                )
+                results.append(bench(dialect, count, url, *settings))
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
     for r in results:
