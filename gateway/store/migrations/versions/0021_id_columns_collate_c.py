@@ -14,9 +14,10 @@ The order of these ids does not change on such a database: C.UTF-8 orders by cod
 which is UTF-8 byte order, so keyset pages (``message_id > :after ORDER BY message_id``)
 are the same. On a database created with a linguistic collation (``en_US``) the ids' order
 becomes byte order instead, the same in ``ORDER BY`` and in comparisons (both use the
-column's collation). For the ids the gateway stores that makes no difference either: message
-and conversation ids are canonical lower-case uuids (the envelope schema's pattern), whose
-hyphens stand at the same places in every id, and digits before ``a``–``f`` is both orders.
+column's collation). For the ids that are paged in order that makes no difference either:
+message and conversation ids are canonical lower-case uuids (the envelope schema's pattern),
+whose hyphens stand at the same places in every id, and both orders put digits before
+``a``–``f``; key ids are never ordered.
 The one order that is signed is safe anyway: a batch's tombstones are sorted in Python before
 they are digested (``gateway.store.purge.batch_tombstones``); the digest of a
 ``gateway-purge-report/1`` (before 0017) is read in the database's message-id order, which
