@@ -14,11 +14,6 @@ them without a foreign key (migration 0020): the code that stores a message writ
 transaction, and the purge, the only code deleting messages and conversations, deletes them
 set-based itself (``gateway.store.purge``), where a foreign key cost one query per deleted
 row and table on PostgreSQL. ``messages.conversation_id`` keeps its foreign key.
-
-Ids (of messages, conversations, attachments, disclosures, purge runs, keys) are
-:func:`id_string` columns: byte order (``COLLATE "C"``) on PostgreSQL, where a database's
-C.UTF-8 or linguistic collation made every index probe on them call ``strcoll`` (migration
-0021); SQLite compares text bytewise already.
 """
 
 from __future__ import annotations
@@ -35,15 +30,6 @@ CODE_LENGTH = 64
 """Kinds, states, agreement ids, body ids, policy names, error codes: short codes."""
 HASH_BYTES = 32
 """SHA-256 and HMAC-SHA-256 outputs."""
-
-
-def id_string(length: int) -> sa.String:
-    """A column of ids (``ID_LENGTH``) or key ids (``CODE_LENGTH``): ``varchar(length)``,
-    ``COLLATE "C"`` on PostgreSQL, so that its indexes compare bytes (migration 0021) and every
-    id column has the same collation, which a join or comparison of two of them needs to use
-    either side's index. SQLite's default BINARY collation is byte order already (and it has
-    no collation named "C")."""
-    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -101,7 +87,7 @@ def _message_header() -> tuple[sa.Column[Any], ...]:
 conversations = sa.Table(
     "conversations",
     metadata,
-    sa.Column("conversation_id", id_string(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("requesting_party", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("requested_party", sa.String(CODE_LENGTH), nullable=False),
@@ -146,7 +132,7 @@ conversations = sa.Table(
 conversation_machines = sa.Table(
     "conversation_machines",
     metadata,
-    sa.Column("conversation_id", id_string(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("machine", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -156,14 +142,14 @@ messages = sa.Table(
     "messages",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("message_id", id_string(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False, unique=True),
     sa.Column(
         "conversation_id",
-        id_string(ID_LENGTH),
+        sa.String(ID_LENGTH),
         sa.ForeignKey("conversations.conversation_id"),
         nullable=False,
     ),
-    sa.Column("in_reply_to", id_string(ID_LENGTH), nullable=True),
+    sa.Column("in_reply_to", sa.String(ID_LENGTH), nullable=True),
     *_message_header(),
     sa.Column("confidential", sa.Boolean(), nullable=False),
     sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
@@ -178,11 +164,11 @@ messages = sa.Table(
 message_keys = sa.Table(
     "message_keys",
     metadata,
-    sa.Column("message_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("kek_id", id_string(CODE_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_dek", sa.LargeBinary(64), nullable=False),
     sa.Column("wrapped_at", UtcDateTime, nullable=False),
-    sa.Column("period_key_id", id_string(CODE_LENGTH), nullable=True),
+    sa.Column("period_key_id", sa.String(CODE_LENGTH), nullable=True),
     sa.Index("ix_message_keys_kek", "kek_id", "message_id"),
     sa.Index("ix_message_keys_period", "period_key_id"),
 )
@@ -194,10 +180,10 @@ destroyed is what a shredded message looks like until the purge deletes it."""
 period_keys = sa.Table(
     "period_keys",
     metadata,
-    sa.Column("key_id", id_string(CODE_LENGTH), primary_key=True),
+    sa.Column("key_id", sa.String(CODE_LENGTH), primary_key=True),
     sa.Column("period", sa.String(16), nullable=False),
     sa.Column("generation", sa.Integer, nullable=False),
-    sa.Column("kek_id", id_string(CODE_LENGTH), nullable=False),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_key", sa.LargeBinary(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("purged_before", sa.Integer, nullable=False),
@@ -211,14 +197,14 @@ stored that week are wrapped under it. Deleting a row destroys every data key un
 attachments = sa.Table(
     "attachments",
     metadata,
-    sa.Column("attachment_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("message_id", id_string(ID_LENGTH), nullable=True),
+    sa.Column("attachment_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=True),
     sa.Column("ordinal", sa.Integer, nullable=True),
     sa.Column("complete", sa.Boolean(), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.LargeBinary(HASH_BYTES), nullable=True),
     sa.Column("segment_prefix", sa.LargeBinary(8), nullable=False),
-    sa.Column("kek_id", id_string(CODE_LENGTH), nullable=True),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=True),
     sa.Column("wrapped_key", sa.LargeBinary(96), nullable=False),
     sa.Column("meta_nonce", sa.LargeBinary(12), nullable=False),
     sa.Column("meta", sa.LargeBinary, nullable=False),
@@ -235,7 +221,7 @@ signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segmen
 attachment_segments = sa.Table(
     "attachment_segments",
     metadata,
-    sa.Column("attachment_id", id_string(ID_LENGTH), primary_key=True),
+    sa.Column("attachment_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("segment_no", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
@@ -246,7 +232,7 @@ verification_reports = sa.Table(
     "verification_reports",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("message_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
     sa.Column("purpose", sa.String(16), nullable=False),
     sa.Column("indication", sa.String(CODE_LENGTH), nullable=False),
@@ -265,7 +251,7 @@ search_tags = sa.Table(
     "search_tags",
     metadata,
     sa.Column("tag", sa.LargeBinary(HASH_BYTES), primary_key=True),
-    sa.Column("conversation_id", id_string(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Index("ix_search_tags_conversation", "conversation_id"),
 )
 """The conversation search index: HMAC tags of the debtor's name and of the case number
@@ -275,7 +261,7 @@ secret_keys = sa.Table(
     "secret_keys",
     metadata,
     sa.Column("name", sa.String(CODE_LENGTH), primary_key=True),
-    sa.Column("kek_id", id_string(CODE_LENGTH), nullable=False),
+    sa.Column("kek_id", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("wrapped_key", sa.LargeBinary(64), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
@@ -284,7 +270,7 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("message_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("destination", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -317,8 +303,8 @@ delivery_attempts = sa.Table(
 receipts = sa.Table(
     "receipts",
     metadata,
-    sa.Column("message_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("receipt_message_id", id_string(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("receipt_message_id", sa.String(ID_LENGTH), nullable=False, unique=True),
     sa.Column("direction", sa.String(8), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("code", sa.String(CODE_LENGTH), nullable=True),
@@ -329,8 +315,8 @@ receipts = sa.Table(
 late_answers = sa.Table(
     "late_answers",
     metadata,
-    sa.Column("message_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("conversation_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("kind", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("due", sa.Date, nullable=False),
     sa.Column("answered_on", sa.Date, nullable=False),
@@ -347,9 +333,9 @@ late_answers = sa.Table(
 resends = sa.Table(
     "resends",
     metadata,
-    sa.Column("message_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("original_id", id_string(ID_LENGTH), nullable=False, unique=True),
-    sa.Column("conversation_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("original_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("resent_at", UtcDateTime, nullable=False),
     sa.Index("ix_resends_conversation", "conversation_id"),
 )
@@ -361,8 +347,8 @@ Local only: the peer sees an ordinary new message."""
 originals = sa.Table(
     "originals",
     metadata,
-    sa.Column("message_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("conversation_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("sent_on", sa.Date, nullable=True),
     sa.Column("tracking", sa.String(40), nullable=True),
     sa.Column("received_on", sa.Date, nullable=True),
@@ -376,7 +362,7 @@ legal_holds = sa.Table(
     "legal_holds",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("conversation_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("reference", sa.String(128), nullable=False),
     sa.Column("placed_by", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("placed_at", UtcDateTime, nullable=False),
@@ -388,7 +374,7 @@ legal_holds = sa.Table(
 purge_runs = sa.Table(
     "purge_runs",
     metadata,
-    sa.Column("run_id", id_string(ID_LENGTH), primary_key=True),
+    sa.Column("run_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("policy", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("actor", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
@@ -405,14 +391,14 @@ compares its own with it and audits a change (``retention.policy_changed``)."""
 tombstones = sa.Table(
     "tombstones",
     metadata,
-    sa.Column("message_id", id_string(ID_LENGTH), primary_key=True),
-    sa.Column("conversation_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("message_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     *_message_header(),
     sa.Column("purged_at", UtcDateTime, nullable=False),
     sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
     sa.Column("policy", sa.String(CODE_LENGTH), nullable=False),
     sa.Column(
-        "purge_run_id", id_string(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), nullable=False
+        "purge_run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), nullable=False
     ),
     sa.Column("policy_sha256", sa.String(2 * HASH_BYTES), nullable=True),
     sa.Column("purge_batch", sa.Integer, nullable=True),
@@ -482,13 +468,13 @@ disclosures = sa.Table(
     "disclosures",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("disclosure_id", id_string(ID_LENGTH), nullable=False, unique=True),
-    sa.Column("message_id", id_string(ID_LENGTH), nullable=False),
-    sa.Column("conversation_id", id_string(ID_LENGTH), nullable=False),
+    sa.Column("disclosure_id", sa.String(ID_LENGTH), nullable=False, unique=True),
+    sa.Column("message_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("conversation_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("agreement", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("category", sa.String(16), nullable=False),
     sa.Column("article", sa.String(CODE_LENGTH), nullable=False),
-    sa.Column("consent_request_id", id_string(ID_LENGTH), nullable=True),
+    sa.Column("consent_request_id", sa.String(ID_LENGTH), nullable=True),
     sa.Column("actor", sa.String(CODE_LENGTH), nullable=False),
     sa.Column("disclosed_at", UtcDateTime, nullable=False),
     sa.Column("document_sha256", sa.LargeBinary(HASH_BYTES), nullable=False),
@@ -507,7 +493,7 @@ and the recipient is findable only through a keyed HMAC (``recipient_tag``)."""
 purge_reports = sa.Table(
     "purge_reports",
     metadata,
-    sa.Column("run_id", id_string(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), primary_key=True),
+    sa.Column("run_id", sa.String(ID_LENGTH), sa.ForeignKey("purge_runs.run_id"), primary_key=True),
     sa.Column("signed_at", UtcDateTime, nullable=False),
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("signature", sa.LargeBinary, nullable=False),

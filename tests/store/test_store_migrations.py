@@ -10,7 +10,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.model.problems import ConfigurationError
 from gateway.store import current_revision, migrate, open_store
@@ -169,120 +168,5 @@ def test_the_purged_rows_foreign_keys_are_dropped_and_the_change_reverses(
         migrate(store.engine)
         assert referencing("messages") == set()
         assert referencing("outbox") == set()
-    finally:
-        store.dispose()
-
-
-NOT_IDS = {("delivery_attempts", "worker_id")}
-"""Text columns named like ids that keep the database's collation: a delivery worker's process
-label, kept for the record, never compared or indexed (gateway.store.tables.id_string)."""
-
-
-def _named_like_ids() -> set[tuple[str, str]]:
-    return {
-        (table.name, column.name)
-        for table in metadata.sorted_tables
-        for column in table.columns
-        if isinstance(column.type, sa.String)
-        and (column.name.endswith("_id") or column.name == "in_reply_to")
-    }
-
-
-def _declared_in_byte_order() -> set[tuple[str, str]]:
-    dialect = postgresql.dialect()
-    return {
-        (table.name, column.name)
-        for table in metadata.sorted_tables
-        for column in table.columns
-        if 'COLLATE "C"' in str(column.type.compile(dialect=dialect))
-    }
-
-
-def test_every_id_column_is_declared_in_byte_order() -> None:
-    """tables.py: every text column named like an id (key ids included: ``kek_id``,
-    ``period_key_id``, ``key_id``) is an ``id_string``, ``COLLATE "C"`` on PostgreSQL and a
-    plain ``VARCHAR`` on SQLite, and no other column is."""
-    assert _named_like_ids() >= NOT_IDS
-    assert _declared_in_byte_order() == _named_like_ids() - NOT_IDS
-    assert {
-        str(metadata.tables[t].c[c].type.compile(dialect=sqlite.dialect()))
-        for t, c in _declared_in_byte_order()
-    } == {"VARCHAR(36)", "VARCHAR(64)"}
-
-
-def test_ids_compare_bytes_on_postgresql_only_and_the_change_reverses(empty_url: str) -> None:
-    """0021: on PostgreSQL every id column (``_named_like_ids`` less ``NOT_IDS``) gets the "C"
-    collation and nothing else changes (types, lengths, nullability, indexes, the three foreign
-    keys); on SQLite nothing changes at all. Down to 0020 the columns are back to the database's
-    default collation; up again on both stores."""
-    store = open_store(empty_url)
-    byte_order = {(t, c, "C") for t, c in _named_like_ids() - NOT_IDS}
-
-    def collated() -> set[tuple[str, str, str]]:
-        if store.dialect != "postgresql":
-            return set()
-        with store.read() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT table_name, column_name, collation_name "
-                    "FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND collation_name IS NOT NULL"
-                )
-            )
-            return {(t, c, n) for t, c, n in rows}
-
-    def schema() -> object:
-        """Everything but the collations: SQLite's table and index DDL; PostgreSQL's column types,
-        indexes and foreign keys."""
-        inspector = sa.inspect(store.engine)
-        names = sorted(set(inspector.get_table_names()) - {"alembic_version"})
-        with store.read() as conn:
-            if store.dialect == "sqlite":
-                return conn.execute(
-                    sa.text("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
-                ).all()
-            columns = conn.execute(
-                sa.text(
-                    "SELECT table_name, column_name, data_type, character_maximum_length, "
-                    "is_nullable FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() ORDER BY table_name, column_name"
-                )
-            ).all()
-            indexes = conn.execute(
-                sa.text(
-                    "SELECT indexname, indexdef FROM pg_indexes "
-                    "WHERE schemaname = current_schema() ORDER BY indexname"
-                )
-            ).all()
-        foreign_keys = sorted(
-            (
-                name,
-                fk["name"],
-                tuple(fk["constrained_columns"]),
-                fk["referred_table"],
-                tuple(fk["referred_columns"]),
-                sorted(fk["options"].items()),
-            )
-            for name in names
-            for fk in inspector.get_foreign_keys(name)
-        )
-        return columns, indexes, foreign_keys
-
-    try:
-        migrate(store.engine, "0020")
-        assert collated() == set()
-        before = schema()
-        migrate(store.engine)
-        if store.dialect == "postgresql":
-            assert collated() == byte_order
-        assert schema() == before
-        with store.engine.connect() as conn, conn.begin():
-            command.downgrade(_alembic_config(conn), "0020")
-        assert collated() == set()
-        assert schema() == before
-        migrate(store.engine)
-        if store.dialect == "postgresql":
-            assert collated() == byte_order
-        assert schema() == before
     finally:
         store.dispose()
