@@ -147,8 +147,9 @@ depends on. A store holds a handful of those for millions of messages, so a walk
 chooses once per combination (:func:`decide`'s ``chosen``)."""
 
 
-def _expiry(policies: PolicySet, facts: RetentionFacts, chosen: PolicyChoice | None) -> Expiry:
-    party = facts.sender if facts.direction == MessageDirection.IN else facts.recipient
+def _expiry(
+    policies: PolicySet, facts: RetentionFacts, party: str, chosen: PolicyChoice | None
+) -> Expiry:
     key = (facts.agreement, facts.kind, facts.direction, party)
     if chosen is not None and key in chosen:
         policy = chosen[key]
@@ -181,7 +182,8 @@ def decide(
     """The decision on one message at ``now``; None while it is not expired. ``chosen``: the
     policies chosen so far under ``policies`` (filled as it goes), for a caller deciding many
     messages."""
-    expiry = _expiry(policies, facts, chosen)
+    party = facts.sender if facts.direction == MessageDirection.IN else facts.recipient
+    expiry = _expiry(policies, facts, party, chosen)
     if not expiry.expired(now):
         return None
     assert expiry.at is not None  # expired() implies a time
@@ -192,7 +194,6 @@ def decide(
         if facts.pending_delivery
         else Action.PURGE
     )
-    party = facts.sender if facts.direction == MessageDirection.IN else facts.recipient
     return Decision(
         facts.message_id,
         facts.conversation_id,
@@ -354,6 +355,10 @@ class _Tally:
     shredded: ShredResult | None = None
     """Period keys this run destroyed (None: the run did not shred)."""
 
+    def stopped(self) -> bool:
+        """Too many batches failed: the run stops (:data:`MAX_BATCH_ERRORS`)."""
+        return sum(self.errors.values()) >= MAX_BATCH_ERRORS
+
     def merge(self, outcome: _BatchOutcome) -> None:
         """Count what one transaction did (the run's thread only)."""
         self.held.update(outcome.held)
@@ -436,7 +441,7 @@ def run_purge(
         total = purge_store.count_messages(conn)
     tally = _Tally()
     batch: dict[str, tuple[RetentionFacts, Decision]] = {}
-    pool = _Writers(store, policies.policy_sha256(), policies, now, run_id, actor, writers)
+    pool = _Writers(store, policies, now, run_id, actor, writers)
 
     def settle(outcome: _BatchOutcome) -> None:
         tally.merge(outcome)
@@ -447,7 +452,7 @@ def run_purge(
     try:
         try:
             for item in ahead:
-                if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+                if tally.stopped():
                     break
                 if isinstance(item, int):
                     tally.examined += item
@@ -463,13 +468,13 @@ def run_purge(
                     batch[facts.message_id] = item
                     if len(batch) >= batch_size:
                         pool.make_room(settle)
-                        if sum(tally.errors.values()) >= MAX_BATCH_ERRORS:
+                        if tally.stopped():
                             break
                         pool.submit(dict(batch))
                         batch.clear()
         finally:
             ahead.stop()
-        if batch and sum(tally.errors.values()) < MAX_BATCH_ERRORS:
+        if batch and not tally.stopped():
             pool.make_room(settle)
             pool.submit(dict(batch))
     finally:
@@ -530,14 +535,14 @@ class _Writers:
     def __init__(
         self,
         store: Store,
-        policy_hashes: dict[str, str],
         policies: PolicySet,
         now: datetime,
         run_id: str,
         actor: str,
         count: int,
     ) -> None:
-        self._job = (store, policies, policy_hashes, now, run_id, actor, _BatchNumbers())
+        hashes = policies.policy_sha256()  # once per run, not per transaction
+        self._job = (store, policies, hashes, now, run_id, actor, _BatchNumbers())
         self._count = count
         self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="purge-write")
         self._pending: deque[Future[_BatchOutcome]] = deque()
