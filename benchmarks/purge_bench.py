@@ -61,6 +61,7 @@ from gateway.app.retention import parse_policies  # noqa: E402
 from gateway.config import KeysSection  # noqa: E402
 from gateway.crypto.keys.keystore import KeyStore  # noqa: E402
 from gateway.demo.pki import build_demo_pki  # noqa: E402
+from gateway.model.ids import time_ordered_uuid  # noqa: E402
 from gateway.store import Store, migrate, open_store  # noqa: E402
 from gateway.store.tables import UtcDateTime, audit_events, metadata, tombstones  # noqa: E402
 
@@ -73,6 +74,7 @@ PASSPHRASE = b"purge-benchmark-passphrase"
 POLICY = '[[policy]]\nname = "bench-received"\ncounts_from = "received"\nkeep = "5 years"\n'
 MARKS = (0.10, 0.50, 1.00)
 SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "work_mem")
+IDS = ("time-ordered", "random")
 
 
 @contextmanager
@@ -124,6 +126,8 @@ class Result:
     batch_size: int = PURGE_BATCH
     writers: int = 1
     """Purge transactions in flight at once (``run_purge``'s ``writers``)."""
+    ids: str = "time-ordered"
+    """How the seeded ids were made (``--ids``)."""
     server_settings: dict[str, str] = field(default_factory=dict)
     """PostgreSQL only: the server settings the figure depends on most (its buffer cache and
     how much WAL it writes between checkpoints)."""
@@ -187,14 +191,19 @@ _SEEDED = (
 )
 
 
-def _rows(lo: int, hi: int, rng: random.Random) -> dict[str, list[tuple[Any, ...]]]:
+def _rows(lo: int, hi: int, rng: random.Random, ordered: bool) -> dict[str, list[tuple[Any, ...]]]:
     """Messages ``lo``..``hi - 1`` and everything of theirs, as rows per table: two messages
-    per conversation (a request and its answer), random uuid-shaped ids (their index order is
-    not their storage order, as in life), random bytes for every ciphertext and key."""
+    per conversation (a request and its answer), ids time-ordered as the node makes them
+    (``ordered``) or random uuid4 ones (a peer's stack may send those), random bytes for every
+    ciphertext and key."""
     out: dict[str, list[tuple[Any, ...]]] = {c.table: [] for c in _SEEDED}
     at, rand = STORED_AT, rng.randbytes
+    base_ms = int(STORED_AT.timestamp() * 1000)
 
     def uid() -> str:
+        if ordered:
+            # the node's own ids: time-ordered, one millisecond a message (gateway.model.ids)
+            return time_ordered_uuid(base_ms + n, rand(10))
         h = f"{rng.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:]}"
 
@@ -251,25 +260,46 @@ def _rows(lo: int, hi: int, rng: random.Random) -> dict[str, list[tuple[Any, ...
     return out
 
 
-def _chunks(count: int) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
+def _chunks(count: int, ordered: bool) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
     rng = random.Random(17)  # the same store every run
     for lo in range(0, count, _SEED_CHUNK):
-        yield _rows(lo, min(count, lo + _SEED_CHUNK), rng)
+        yield _rows(lo, min(count, lo + _SEED_CHUNK), rng, ordered)
 
 
-_UUID_SQL = (
+_RANDOM_ID_SQL = (
     "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || "
     "substr(lower(hex(randomblob(2))), 2) || '-8' || substr(lower(hex(randomblob(2))), 2) || "
     "'-' || lower(hex(randomblob(6)))"
 )
 """A random uuid4-shaped id in SQLite's SQL (each part its own random bytes)."""
-_SQLITE_LOAD = (
+_ORDERED_ID_SQL = (
+    "printf('%08x-%04x-7%03x-%04x-%012x', (:ms + n) >> 16, (:ms + n) & 65535, "
+    "abs(random()) % 4096, 32768 + abs(random()) % 16384, abs(random()) % 281474976710656)"
+)
+"""A time-ordered (version 7) id for message ``n`` in SQLite's SQL, one millisecond a message,
+as :func:`gateway.model.ids.time_ordered_uuid` makes them."""
+
+
+def _sqlite_load(ordered: bool) -> tuple[str, ...]:
+    """The SQLite store's rows made by SQLite itself (``INSERT … SELECT``, no row crosses into
+    Python): the same tables and shapes as :func:`_rows`, random bytes from ``randomblob``."""
+    new_id = _ORDERED_ID_SQL if ordered else _RANDOM_ID_SQL
+    return (
+        _SQLITE_SEED_IDS[0],
+        _SQLITE_SEED_IDS[1],
+        "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :count) "  # noqa: S608
+        f"INSERT INTO seed_m SELECT n, {new_id}, {new_id}, {new_id} FROM s",
+        f"INSERT INTO seed_c SELECT n / 2, {new_id} FROM seed_m WHERE n % 2 = 0",  # noqa: S608
+        *_SQLITE_LOAD,
+    )
+
+
+_SQLITE_SEED_IDS = (
     # Ids first: message, attachment and receipt ids per message n; one conversation per pair.
     "CREATE TEMP TABLE seed_m (n INTEGER PRIMARY KEY, m TEXT, a TEXT, r TEXT)",
     "CREATE TEMP TABLE seed_c (k INTEGER PRIMARY KEY, c TEXT)",
-    "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < :count) "  # noqa: S608
-    f"INSERT INTO seed_m SELECT n, {_UUID_SQL}, {_UUID_SQL}, {_UUID_SQL} FROM s",
-    f"INSERT INTO seed_c SELECT n / 2, {_UUID_SQL} FROM seed_m WHERE n % 2 = 0",  # noqa: S608
+)
+_SQLITE_LOAD = (
     "INSERT INTO conversations (conversation_id, agreement, requesting_party, requested_party, "
     "opening_kind, last_kind, state, confidential, opened_at, updated_at, version, urgent) "
     "SELECT c, 'cis-enforcement', 'KZ-MJ', 'RU-FSSP', 'Request', 'Response', 'answered', 0, "
@@ -298,21 +328,19 @@ _SQLITE_LOAD = (
     "INSERT INTO attachment_segments (attachment_id, segment_no, ciphertext) "
     "SELECT a, 0, randomblob(32) FROM seed_m ORDER BY n",
 )
-"""The SQLite store's rows made by SQLite itself (``INSERT … SELECT``, no row crosses into
-Python): the same tables and shapes as :func:`_rows`, random ids and bytes from
-``randomblob``."""
+"""The rows made from the seeded ids (:func:`_sqlite_load`)."""
 
 
-def _generate_sqlite(store: Store, count: int) -> None:
+def _generate_sqlite(store: Store, count: int, ordered: bool) -> None:
     """Fill the store in a child process (its 1 GiB page cache then never counts in this
-    process's RSS) with :data:`_SQLITE_LOAD`, the foreign keys off for the load (the rows are
+    process's RSS) with :func:`_sqlite_load`, the foreign keys off for the load (the rows are
     consistent by construction; the purge runs with them on)."""
     path = store.engine.url.database
     assert path is not None
     stamp = UtcDateTime().bind_processor(store.engine.dialect)
     assert stamp is not None
     loader = multiprocessing.get_context("fork").Process(
-        target=_load_sqlite, args=(path, stamp(STORED_AT), count)
+        target=_load_sqlite, args=(path, stamp(STORED_AT), count, ordered)
     )
     loader.start()
     loader.join()
@@ -320,7 +348,7 @@ def _generate_sqlite(store: Store, count: int) -> None:
         raise RuntimeError(f"loading the SQLite store failed (exit code {loader.exitcode})")
 
 
-def _load_sqlite(path: str, at: str, count: int) -> None:
+def _load_sqlite(path: str, at: str, count: int, ordered: bool) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA foreign_keys=OFF")
@@ -330,8 +358,9 @@ def _load_sqlite(path: str, at: str, count: int) -> None:
         # indexes in memory.
         db.execute(f"PRAGMA cache_size=-{_SEED_CACHE_KIB}")
         db.execute("PRAGMA temp_store=MEMORY")
-        params = {"count": count, "at": at, "tags": SEARCH_TAGS}
-        for sql in _SQLITE_LOAD:
+        ms = int(STORED_AT.timestamp() * 1000)
+        params = {"count": count, "at": at, "tags": SEARCH_TAGS, "ms": ms}
+        for sql in _sqlite_load(ordered):
             db.execute("BEGIN")
             db.execute(sql, {k: v for k, v in params.items() if f":{k}" in sql})
             db.execute("COMMIT")
@@ -341,7 +370,7 @@ def _load_sqlite(path: str, at: str, count: int) -> None:
         db.close()
 
 
-def _generate_postgres(store: Store, count: int) -> None:
+def _generate_postgres(store: Store, count: int, ordered: bool) -> None:
     """``COPY … FROM STDIN`` per table and chunk; as a superuser (the test server's
     ``postgres``) with the foreign-key triggers off for the load (``session_replication_role
     = replica``: the rows are consistent by construction; the purge runs with them on)."""
@@ -351,7 +380,7 @@ def _generate_postgres(store: Store, count: int) -> None:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         if cursor.fetchone()[0]:
             cursor.execute("SET session_replication_role = replica")
-        for rows in _chunks(count):
+        for rows in _chunks(count, ordered):
             for columns in _SEEDED:
                 with cursor.copy(
                     f"COPY {columns.table} ({', '.join(columns.names)}) FROM STDIN"
@@ -410,6 +439,7 @@ def bench(
     seal_dir: Path,
     statements: bool = False,
     writers: int | None = None,
+    ids: str = "time-ordered",
 ) -> Result:
     store = open_store(url)
     migrate(store.engine)
@@ -418,9 +448,11 @@ def bench(
         count,
         batch_size=batch_size,
         writers=writer_count(store) if writers is None else writers,
+        ids=ids,
     )
     started = time.perf_counter()
-    (_generate_postgres if dialect == "postgresql" else _generate_sqlite)(store, count)
+    generate = _generate_postgres if dialect == "postgresql" else _generate_sqlite
+    generate(store, count, ids == "time-ordered")
     result.generate_s = time.perf_counter() - started
     keys = KeyStore(
         KeysSection(dir=seal_dir),
@@ -539,6 +571,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="purge transactions in flight (default: the store's, 2 on PostgreSQL, 1 on SQLite)",
     )
+    parser.add_argument(
+        "--ids",
+        choices=IDS,
+        default=IDS[0],
+        help="message and conversation ids: time-ordered as the node makes them (default), or "
+        "random uuid4 ones as a peer on another stack may send",
+    )
     args = parser.parse_args(argv)
     dialects = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     count = QUICK if args.quick else args.count
@@ -556,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{dialect}: generating {count:,} expired messages …", file=sys.stderr, flush=True
             )
-            settings = (args.batch_size, seal_dir, args.statements, args.writers)
+            settings = (args.batch_size, seal_dir, args.statements, args.writers, args.ids)
             if dialect == "postgresql":
                 url, schema = _pg_schema_url(args.pg_url)
                 try:

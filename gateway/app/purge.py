@@ -39,16 +39,17 @@ at a time, or the interrupted-run recovery could close a live run.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import queue
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -74,6 +75,7 @@ from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.statements import sign_statement, verify_statement
 from gateway.exchange import service
+from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import GatewayError
 from gateway.store import Store, period_keys
 from gateway.store import purge as purge_store
@@ -114,6 +116,24 @@ RUN_POLICY_LABEL = "retention-policies"
 """``purge_runs.policy`` of a run that applies the whole policy set (per-policy counts are
 in the tombstones and the report)."""
 INTERRUPTED = "interrupted"
+PURGE_GC_THRESHOLD = 50_000
+"""The cyclic garbage collector's youngest-generation threshold while a run goes (Python's
+default is 700). A run allocates hundreds of container objects per message (rows, facts,
+decisions), almost all freed by reference counting; at 700 the collector ran a quarter of a
+million times per 300,000 messages and took a third of the run's CPU (docs/benchmarks.md).
+Process-wide while the run lasts, then restored: the other threads' young cycles wait for
+50,000 allocations instead of 700, a few megabytes at most."""
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Raise the collector's first threshold to :data:`PURGE_GC_THRESHOLD` for the block."""
+    first, *older = gc.get_threshold()
+    gc.set_threshold(max(first, PURGE_GC_THRESHOLD), *older)
+    try:
+        yield
+    finally:
+        gc.set_threshold(first, *older)
 
 
 class Action:
@@ -426,7 +446,7 @@ def run_purge(
         raise ValueError(f"writers must be 1..{PURGE_WRITERS}")
     _close_interrupted(store, now, seal)
     started = time.monotonic()
-    run_id = str(uuid.uuid4())
+    run_id = time_ordered_uuid()
     with store.transaction() as conn:
         purge_store.start_run(
             conn,
@@ -449,36 +469,37 @@ def run_purge(
             on_batch(tally.purged)
 
     ahead = _ScanAhead(store, policies, now)
-    try:
+    with fewer_collections():
         try:
-            for item in ahead:
-                if tally.stopped():
-                    break
-                if isinstance(item, int):
-                    tally.examined += item
-                    if progress is not None:
-                        progress(Progress(tally.examined, total, tally.purged))
-                    continue
-                facts, decision = item
-                if decision.action == Action.HELD:
-                    tally.held[decision.policy] += 1
-                elif decision.action == Action.UNDELIVERED:
-                    tally.undelivered += 1
-                else:
-                    batch[facts.message_id] = item
-                    if len(batch) >= batch_size:
-                        pool.make_room(settle)
-                        if tally.stopped():
-                            break
-                        pool.submit(dict(batch))
-                        batch.clear()
+            try:
+                for item in ahead:
+                    if tally.stopped():
+                        break
+                    if isinstance(item, int):
+                        tally.examined += item
+                        if progress is not None:
+                            progress(Progress(tally.examined, total, tally.purged))
+                        continue
+                    facts, decision = item
+                    if decision.action == Action.HELD:
+                        tally.held[decision.policy] += 1
+                    elif decision.action == Action.UNDELIVERED:
+                        tally.undelivered += 1
+                    else:
+                        batch[facts.message_id] = item
+                        if len(batch) >= batch_size:
+                            pool.make_room(settle)
+                            if tally.stopped():
+                                break
+                            pool.submit(dict(batch))
+                            batch.clear()
+            finally:
+                ahead.stop()
+            if batch and not tally.stopped():
+                pool.make_room(settle)
+                pool.submit(dict(batch))
         finally:
-            ahead.stop()
-        if batch and not tally.stopped():
-            pool.make_room(settle)
-            pool.submit(dict(batch))
-    finally:
-        pool.close(settle)
+            pool.close(settle)
     if keys is not None:
         tally.shredded = shred_periods(store, keys, actor=actor, now=now)
     if progress is not None:

@@ -44,7 +44,6 @@ Exception tree::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +57,7 @@ from gateway.crypto.at_rest import normalise_debtor_name
 from gateway.crypto.keys.kek import KekRing
 from gateway.exchange import machine_codec
 from gateway.exchange.conversation import ConsentRecord, Conversation, Role, new_conversation
+from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import GatewayError
 from gateway.model.profiles import CIS_ENFORCEMENT, AgreementProfile, profile
 from gateway.store import Store, audit, disclosures, machines
@@ -519,7 +519,7 @@ def disclose(
                 },
             )
         raise DisclosureRefused(decision)
-    disclosure_id = str(uuid.uuid4())
+    disclosure_id = time_ordered_uuid()
     with store.transaction() as conn:
         document = msg_store.read_document(conn, message_id, keys)
         disclosures.record(

@@ -6,11 +6,11 @@ Everything is built as the JSON form (it mirrors the XSD, docs/documents.md) and
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from gateway.model.envelope import Header
+from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
 
 REJECTION_REASON_LIMIT = 900
@@ -36,7 +36,8 @@ HEADER_ORDER = (
 
 
 def new_message_id() -> str:
-    return str(uuid.uuid4())
+    """A message or conversation id: time-ordered (:mod:`gateway.model.ids` says why)."""
+    return time_ordered_uuid()
 
 
 def _iso(at: datetime) -> str:

@@ -21,7 +21,6 @@ import io
 import json
 import math
 import secrets
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sqlalchemy.engine import Connection
 from gateway.crypto import at_rest, segments
 from gateway.crypto.at_rest import WrappedKey
 from gateway.crypto.keys.kek import KekRing
+from gateway.model.ids import time_ordered_uuid
 from gateway.store.dialect import in_text_set
 from gateway.store.messages import data_key
 from gateway.store.tables import attachment_segments, attachments
@@ -159,7 +159,7 @@ def recorded_checks(conn: Connection, message_id: str, keys: KekRing) -> dict[in
 
 def begin(conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime) -> Staging:
     """A new staged attachment; write its bytes with :func:`write`, then :func:`finish`."""
-    attachment_id = str(uuid.uuid4())
+    attachment_id = time_ordered_uuid()
     key = segments.new_part_key()
     prefix = segments.new_prefix()
     wrapped = at_rest.wrap_data_key(key, keys)

@@ -24,7 +24,6 @@ import base64
 import hashlib
 import re
 import unicodedata
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -34,6 +33,7 @@ from typing import Any
 from gateway.exchange.conversation import Role as Side
 from gateway.exchange.conversation import State, may_send
 from gateway.exchange.service import ConversationView, MessageSummary
+from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
 from gateway.web.xmlchars import field_error_ru, without_forbidden
@@ -1202,7 +1202,7 @@ def build_document(
         else (summary.requested_party, summary.requesting_party)
     )
     header: dict[str, Any] = {
-        "MessageId": str(uuid.uuid4()),
+        "MessageId": time_ordered_uuid(),
         "ConversationId": summary.conversation_id,
     }
     if in_reply_to:

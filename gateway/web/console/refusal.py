@@ -10,7 +10,6 @@ missing choice) and maps the service's problems back to the form's fields.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.exchange.service import ConversationView
+from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
 from gateway.web.xmlchars import field_error_ru, without_forbidden
 
@@ -186,7 +186,7 @@ def build_refusal(view: ConversationView, form: RefusalForm, now: datetime) -> d
     """
     summary = view.summary
     header: dict[str, Any] = {
-        "MessageId": str(uuid.uuid4()),
+        "MessageId": time_ordered_uuid(),
         "ConversationId": summary.conversation_id,
     }
     in_reply_to = opening_message_id(view)

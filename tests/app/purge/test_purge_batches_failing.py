@@ -9,11 +9,16 @@ import threading
 
 import sqlalchemy as sa
 
-from gateway.app.purge import MAX_BATCH_ERRORS, run_purge, writer_count
+from gateway.app.purge import MAX_BATCH_ERRORS, writer_count
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store
-from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import (
+    T0,
+    bulk_messages,
+    purge_received_after_a_year,
+    states_of,
+)
 
 SQLITE_REFUSAL = (
     "CREATE TRIGGER refuse_purge BEFORE DELETE ON messages "
@@ -38,12 +43,9 @@ def test_a_run_stops_after_too_many_failed_batches_and_its_reader_with_it(
     _run_all(store, POSTGRES_REFUSAL if postgres else SQLITE_REFUSAL)
     threads_before = set(threading.enumerate())
     try:
-        report = run_purge(
+        report = purge_received_after_a_year(
             store,
-            one_policy("received", "1 year"),
-            after(T0, days=800),
-            seal=seal,
-            actor="job:purge",
+            seal,
             batch_size=1,
         )
     finally:

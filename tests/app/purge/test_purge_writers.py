@@ -13,13 +13,18 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app.audit_checkpoints import verify_trail
-from gateway.app.purge import PURGE_WRITERS, run_purge, verify_report
+from gateway.app.purge import PURGE_WRITERS, verify_report
 from gateway.app.tombstone_check import check_tombstones
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store
 from gateway.store.tables import audit_events, conversations, tombstones
-from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import (
+    T0,
+    bulk_messages,
+    purge_received_after_a_year,
+    states_of,
+)
 
 MESSAGES = 24
 """Twelve conversations of two messages; transactions of one or three messages."""
@@ -32,12 +37,9 @@ def test_purge_transactions_in_flight_together_purge_each_message_once(
     store: Store, ring: KekRing, seal: SigningKey, writers: int, batch_size: int
 ) -> None:
     ids = bulk_messages(store, ring, MESSAGES, T0)
-    report = run_purge(
+    report = purge_received_after_a_year(
         store,
-        one_policy("received", "1 year"),
-        after(T0, days=800),
-        seal=seal,
-        actor="job:purge",
+        seal,
         batch_size=batch_size,
         writers=writers,
     )

@@ -7,12 +7,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gateway.app.purge import PurgeReport, run_purge
 from gateway.app.retention import PolicySet, parse_policies
 from gateway.crypto.keys.kek import KekRing
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, conversations, messages, outbox
 from gateway.store import attachments as attachment_store
 from gateway.store.messages import MessageHeader
@@ -143,6 +146,19 @@ def state_of(store: Store, ring: KekRing, message_id: str) -> str:
 
 def after(t: datetime, **kw: int) -> datetime:
     return t + timedelta(**kw)
+
+
+def purge_received_after_a_year(store: Store, seal: SigningKey, **options: Any) -> PurgeReport:
+    """The job's run, 800 days after :data:`T0`, under one policy: keep received messages a
+    year (``options``: :func:`run_purge`'s batch size, writers, callbacks)."""
+    return run_purge(
+        store,
+        one_policy("received", "1 year"),
+        after(T0, days=800),
+        seal=seal,
+        actor="job:purge",
+        **options,
+    )
 
 
 def bulk_messages(

@@ -1,0 +1,1 @@
+"""Tests of gateway.model: the protocol's plain values."""
