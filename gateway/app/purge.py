@@ -606,14 +606,18 @@ def _purge_one_batch(
     events_per_batch = min(len(scanned), purge_store.MAX_PURGE_BATCH)
     try:
         with store.transaction() as conn:
-            locked = purge_store.lock_batch(conn, list(scanned))
+            locked = purge_store.lock_batch(
+                conn, list(scanned), {mid: facts for mid, (facts, _) in scanned.items()}
+            )
             decided: list[tuple[LockedMessage, str]] = []
             for message in locked:
                 facts, earlier = scanned[message.facts.message_id]
                 # Decided again only if something changed since the scan (a hold placed, the
                 # conversation closed or reopened): the same facts give the same decision.
                 decision = (
-                    earlier if facts == message.facts else decide(policies, message.facts, now)
+                    earlier
+                    if facts is message.facts or facts == message.facts
+                    else decide(policies, message.facts, now)
                 )
                 if decision is None:
                     continue  # no longer expired (e.g. a proceeding reopened): kept

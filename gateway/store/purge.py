@@ -838,7 +838,16 @@ def _facts_query(*extra: sa.ColumnElement[Any]) -> sa.Select[Any]:
     ).join(conversations, c.conversation_id == m.conversation_id)
 
 
-def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessage]:
+_CHANGEABLE = slice(RetentionFacts._fields.index("conversation_closed_at"), None)
+"""The facts of a stored message that can change after it is stored: the last four
+(:func:`lock_batch` re-reads them)."""
+
+
+def lock_batch(
+    conn: Connection,
+    message_ids: Sequence[str],
+    scanned: Mapping[str, RetentionFacts] | None = None,
+) -> list[LockedMessage]:
     """Lock these messages (and their conversations) in the caller's write transaction and
     return their facts as they are now; ids no longer stored are left out.
 
@@ -846,6 +855,11 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
     conversation changed, since the scan is seen here. Conversations are locked in id order
     (no deadlock with another batch or :func:`place_hold`); SQLite's single writer
     (``BEGIN IMMEDIATE``) serialises the same way without row locks.
+
+    ``scanned``: the facts the scan read of these ids (:func:`scan`). Then only what can
+    change after a message is stored is read again — its conversation's closing times, a hold,
+    the outbox, and the document's hash (a document signed again before it left) — and the
+    message's own header facts are the scan's: they never change once stored.
     """
     if len(message_ids) > MAX_PURGE_TRANSACTION:
         raise ValueError(f"at most {MAX_PURGE_TRANSACTION} messages per transaction")
@@ -865,6 +879,8 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
             # peer's message from being stored in the conversation (its foreign-key check).
             .with_for_update(key_share=True)
         ).all()
+    if scanned is not None:
+        return _merge_changes(conn, in_batch, scanned)
     rows = conn.execute(
         _facts_query(messages.c.created, messages.c.document_sha256)
         .where(in_batch)
@@ -872,6 +888,38 @@ def lock_batch(conn: Connection, message_ids: Sequence[str]) -> list[LockedMessa
         .with_for_update(of=messages)
     ).all()
     return [LockedMessage(_facts(r), r[13], r[14]) for r in rows]
+
+
+def _merge_changes(
+    conn: Connection, in_batch: Any, scanned: Mapping[str, RetentionFacts]
+) -> list[LockedMessage]:
+    """:func:`lock_batch` given the scan's facts: the locked rows' changeable facts read, the
+    scan's facts kept where those are the same (most of the time: a tuple is then reused, not
+    rebuilt), replaced where not."""
+    m, c = messages.c, conversations.c
+    rows = conn.execute(
+        sa.select(
+            m.message_id,
+            c.closed_at,
+            c.proceeding_closed_at,
+            ~_not_held(),
+            ~_not_in_outbox(),
+            m.created,
+            m.document_sha256,
+        )
+        .join(conversations, c.conversation_id == m.conversation_id)
+        .where(in_batch)
+        .order_by(m.id)
+        .with_for_update(of=messages)
+    ).all()
+    locked = []
+    for message_id, closed_at, proceeding_closed_at, held, pending, created, sha256 in rows:
+        facts = scanned[message_id]
+        now = (closed_at, proceeding_closed_at, bool(held), bool(pending))
+        if now != facts[_CHANGEABLE]:
+            facts = RetentionFacts._make((*facts[: _CHANGEABLE.start], *now))
+        locked.append(LockedMessage(facts, created, sha256))
+    return locked
 
 
 MESSAGE_ROWS: tuple[tuple[sa.Table, str], ...] = (

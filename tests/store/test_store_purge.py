@@ -15,6 +15,8 @@ from gateway.store import Store, audit, conversations, messages, outbox, purge, 
 from gateway.store.messages import Direction
 from gateway.store.receipts import ReceiptOutcome
 from gateway.store.tables import attachment_segments, attachments, audit_events, message_keys
+from gateway.store.tables import conversations as conversations_table
+from gateway.store.tables import messages as messages_table
 from tests.store import factory
 from tests.store.conftest import NOW
 
@@ -373,3 +375,46 @@ def test_a_purge_transaction_gets_a_larger_sqlite_page_cache(store: Store, ring:
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
         else:
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+
+
+def test_lock_batch_given_the_scan_reads_again_only_what_can_change(
+    store: Store, ring: KekRing
+) -> None:
+    """Given the scan's facts, a batch's lock keeps each message's header facts (they never
+    change once stored) and reads again what can: the conversation's closing times, a hold,
+    the outbox, the document's hash. The result equals a full read; a message of which
+    nothing changed keeps the scan's very tuple."""
+    cid, ids = _conversation(store, ring, OLD, count=2)
+    _, untouched = _conversation(store, ring, OLD, count=1)
+    with store.read() as conn:
+        scanned = {facts.message_id: facts for facts in purge.scan(conn)}
+    signed_again = hashlib.sha256(b"signed again before it left").digest()
+    with store.transaction() as conn:
+        conn.execute(
+            sa.update(conversations_table)
+            .where(conversations_table.c.conversation_id == cid)
+            .values(closed_at=NOW, proceeding_closed_at=NOW - timedelta(days=1))
+        )
+        purge.place_hold(conn, cid, "order 7/2026", "admin", NOW)
+        outbox.enqueue(conn, ids[0], "KZ-MJ", NOW)
+        conn.execute(
+            sa.update(messages_table)
+            .where(messages_table.c.message_id == ids[1])
+            .values(document_sha256=signed_again)
+        )
+
+    with store.transaction() as conn:
+        batch = [*ids, *untouched]
+        merged = {m.facts.message_id: m for m in purge.lock_batch(conn, batch, scanned)}
+        full = {m.facts.message_id: m for m in purge.lock_batch(conn, batch)}
+
+    assert merged == full
+    first = merged[ids[0]].facts
+    assert (first.conversation_closed_at, first.proceeding_closed_at) == (
+        NOW,
+        NOW - timedelta(days=1),
+    )
+    assert first.held and first.pending_delivery
+    assert merged[ids[1]].facts.held and not merged[ids[1]].facts.pending_delivery
+    assert merged[ids[1]].document_sha256 == signed_again
+    assert merged[untouched[0]].facts is scanned[untouched[0]]
