@@ -63,7 +63,14 @@ from gateway.crypto.keys.keystore import KeyStore  # noqa: E402
 from gateway.demo.pki import build_demo_pki  # noqa: E402
 from gateway.model.ids import time_ordered_uuid  # noqa: E402
 from gateway.store import Store, migrate, open_store  # noqa: E402
-from gateway.store.tables import UtcDateTime, audit_events, metadata, tombstones  # noqa: E402
+from gateway.store.tables import (  # noqa: E402
+    UtcDateTime,
+    audit_events,
+    messages,
+    metadata,
+    outbox,
+    tombstones,
+)
 
 DEFAULT_COUNT = 1_000_000
 QUICK = 10_000
@@ -128,6 +135,8 @@ class Result:
     """Purge transactions in flight at once (``run_purge``'s ``writers``)."""
     ids: str = "time-ordered"
     """How the seeded ids were made (``--ids``)."""
+    pending: int = 0
+    """Messages left waiting in the outbox, so kept (``--pending``)."""
     server_settings: dict[str, str] = field(default_factory=dict)
     """PostgreSQL only: the server settings the figure depends on most (its buffer cache and
     how much WAL it writes between checkpoints)."""
@@ -440,6 +449,7 @@ def bench(
     statements: bool = False,
     writers: int | None = None,
     ids: str = "time-ordered",
+    pending: int = 0,
 ) -> Result:
     store = open_store(url)
     migrate(store.engine)
@@ -449,10 +459,12 @@ def bench(
         batch_size=batch_size,
         writers=writer_count(store) if writers is None else writers,
         ids=ids,
+        pending=pending,
     )
     started = time.perf_counter()
     generate = _generate_postgres if dialect == "postgresql" else _generate_sqlite
     generate(store, count, ids == "time-ordered")
+    _leave_undelivered(store, pending)
     result.generate_s = time.perf_counter() - started
     keys = KeyStore(
         KeysSection(dir=seal_dir),
@@ -465,7 +477,7 @@ def bench(
     marks = list(MARKS)
 
     def on_batch(purged: int) -> None:
-        while marks and purged >= marks[0] * count:
+        while marks and purged >= marks[0] * (count - pending):
             share = marks.pop(0)
             result.memory_at[f"{share:.0%}"] = {
                 "rss_mib": round(rss_mib(), 1),
@@ -503,10 +515,34 @@ def bench(
     result.purged = report.purged
     result.per_s = report.purged / result.purge_s if result.purge_s else 0.0
     result.left = sum(_count(store, metadata.tables[c.table]) for c in _SEEDED)
-    assert _count(store, tombstones) == count, "every message must have its tombstone"
+    assert _count(store, tombstones) == count - pending, "every message purged has its tombstone"
     keys.close()
     store.dispose()
     return result
+
+
+def _leave_undelivered(store: Store, pending: int) -> None:
+    """The first ``pending`` messages wait in the outbox (a peer down for a few days): the
+    purge keeps them, and every other message's check against the outbox must stay cheap."""
+    if not pending:
+        return
+    at = sa.bindparam("at", STORED_AT, type_=UtcDateTime())
+    with store.transaction() as conn:
+        conn.execute(
+            outbox.insert().from_select(
+                ["message_id", "destination", "state", "attempts", "next_attempt_at", "created_at"],
+                sa.select(
+                    messages.c.message_id,
+                    sa.literal("KZ-MJ"),
+                    sa.literal("pending"),
+                    sa.literal(0),
+                    at,
+                    at,
+                )
+                .order_by(messages.c.id)
+                .limit(pending),
+            )
+        )
 
 
 def _pg_schema_url(base: str) -> tuple[str, str]:
@@ -578,6 +614,12 @@ def main(argv: list[str] | None = None) -> int:
         help="message and conversation ids: time-ordered as the node makes them (default), or "
         "random uuid4 ones as a peer on another stack may send",
     )
+    parser.add_argument(
+        "--pending",
+        type=int,
+        default=0,
+        help="messages left waiting in the outbox (kept by the purge; a peer down for days)",
+    )
     args = parser.parse_args(argv)
     dialects = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     count = QUICK if args.quick else args.count
@@ -595,7 +637,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{dialect}: generating {count:,} expired messages …", file=sys.stderr, flush=True
             )
-            settings = (args.batch_size, seal_dir, args.statements, args.writers, args.ids)
+            settings = (
+                args.batch_size,
+                seal_dir,
+                args.statements,
+                args.writers,
+                args.ids,
+                args.pending,
+            )
             if dialect == "postgresql":
                 url, schema = _pg_schema_url(args.pg_url)
                 try:

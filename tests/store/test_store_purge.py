@@ -418,3 +418,58 @@ def test_lock_batch_given_the_scan_reads_again_only_what_can_change(
     assert merged[ids[1]].facts.held and not merged[ids[1]].facts.pending_delivery
     assert merged[ids[1]].document_sha256 == signed_again
     assert merged[untouched[0]].facts is scanned[untouched[0]]
+
+
+def _subplan_loops(plan: dict) -> list[int]:
+    """How many times each subquery of a PostgreSQL plan (EXPLAIN ANALYZE, JSON) ran."""
+    loops = []
+    for child in plan.get("Plans", []):
+        if child.get("Parent Relationship") == "SubPlan":
+            loops.append(child["Actual Loops"])
+        loops.extend(_subplan_loops(child))
+    return loops
+
+
+def test_the_scan_reads_the_holds_and_the_outbox_once_per_statement(
+    store: Store, ring: KekRing
+) -> None:
+    """Whether a message is held or undelivered is a lookup in a set read once per statement,
+    not a subquery run again for each message: with a correlated subquery SQLite walked every
+    pending outbox row for each message (2,000 pending: a scan of 50,000 took 16.9 s instead
+    of 0.6)."""
+    cid, ids = _conversation(store, ring, OLD, count=4)
+    with store.transaction() as conn:
+        for message_id in ids[:2]:
+            outbox.enqueue(conn, message_id, "KZ-MJ", NOW)
+        purge.place_hold(conn, cid, "order 7/2026", "admin", NOW)
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
+        statements.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        with store.read() as conn:
+            facts = purge.scan(conn)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+    assert [(f.held, f.pending_delivery) for f in facts] == [
+        (True, True),
+        (True, True),
+        (True, False),
+        (True, False),
+    ]
+    (statement, parameters) = next((s, p) for s, p in statements if "FROM messages" in s)
+    with store.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        cursor = raw.cursor()
+        if store.dialect == "sqlite":
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            details = [row[3] for row in cursor.fetchall()]
+            assert details and not [d for d in details if "CORRELATED" in d], details
+        else:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            (plan,) = cursor.fetchone()[0]
+            loops = _subplan_loops(plan["Plan"])
+            assert loops and max(loops) == 1, loops
+        cursor.close()
