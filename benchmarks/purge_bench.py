@@ -145,6 +145,9 @@ class Result:
     statements: dict[str, list[float]] = field(default_factory=dict)
     """``--statements``: statement kind → [seconds, calls] during the purge."""
     cpu_s: float = 0.0
+    scan_cpu_s: float = 0.0
+    """CPU of the purge's scan process (``gateway.app.purge.SCAN_PROCESS_FROM``), 0 when the
+    scan ran in a thread (then it is in ``cpu_s``)."""
     server_cpu_s: float = 0.0
     """PostgreSQL only: CPU time of the server processes serving this run's connections
     (``/proc``, the server being local). With ``cpu_s``, what the purge costs whatever else
@@ -435,6 +438,12 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's ended children (the scan process)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _count(store: Store, table: sa.Table) -> int:
     with store.read() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -493,6 +502,7 @@ def bench(
     events_before = _count(store, audit_events)
     backends = _BackendCpu(store.engine) if dialect == "postgresql" else None
     cpu_started = time.process_time()
+    children_started = _children_cpu()
     started = time.perf_counter()
     timed = (
         statement_times(store.engine, result.statements) if statements else contextlib.nullcontext()
@@ -510,6 +520,7 @@ def bench(
         )
     result.purge_s = time.perf_counter() - started
     result.cpu_s = time.process_time() - cpu_started
+    result.scan_cpu_s = _children_cpu() - children_started
     result.server_cpu_s = backends.spent() if backends is not None else 0.0
     result.audit_events = _count(store, audit_events) - events_before
     result.purged = report.purged
@@ -565,7 +576,7 @@ def _drop_schema(base: str, schema: str) -> None:
 def table(results: list[Result]) -> str:
     lines = [
         f"{'store':<11}{'messages':>10}{'events':>9}{'generate s':>12}"
-        f"{'purge s':>10}{'cpu s':>8}{'srv cpu':>8}{'msg/s':>9}"
+        f"{'purge s':>10}{'cpu s':>8}{'scan cpu':>9}{'srv cpu':>8}{'msg/s':>9}"
         f"{'RSS start':>11}{'RSS 10%':>9}{'RSS 50%':>9}{'RSS 100%':>10}{'peak':>8}"
     ]
     for r in results:
@@ -573,7 +584,8 @@ def table(results: list[Result]) -> str:
         peak = r.memory_at.get("100%", {}).get("peak_mib", float("nan"))
         lines.append(
             f"{r.dialect:<11}{r.count:>10,}{r.audit_events:>9,}"
-            f"{r.generate_s:>12.1f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}{r.server_cpu_s:>8.1f}"
+            f"{r.generate_s:>12.1f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}{r.scan_cpu_s:>9.1f}"
+            f"{r.server_cpu_s:>8.1f}"
             f"{r.per_s:>9,.0f}{r.rss_start_mib:>10.1f}M{mem[0]:>8.1f}M{mem[1]:>8.1f}M"
             f"{mem[2]:>9.1f}M{peak:>7.1f}M"
         )
