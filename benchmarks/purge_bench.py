@@ -122,6 +122,10 @@ class Result:
     dialect: str
     count: int
     generate_s: float = 0.0
+    calibration_s: float = 0.0
+    """CPU seconds of a fixed pure-Python loop (:func:`calibration`) just before the purge:
+    the machine's speed at the time. On a shared 2-core machine it moved by a third within a
+    quarter of an hour; compare runs by ``purge_s`` with this beside it."""
     purge_s: float = 0.0
     per_s: float = 0.0
     rss_start_mib: float = 0.0
@@ -438,6 +442,19 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+CALIBRATION_STEPS = 10_000_000
+
+
+def calibration() -> float:
+    """CPU seconds this process takes to add up :data:`CALIBRATION_STEPS` integers."""
+    started = time.process_time()
+    total = 0
+    for step in range(CALIBRATION_STEPS):
+        total += step
+    assert total == CALIBRATION_STEPS * (CALIBRATION_STEPS - 1) // 2
+    return time.process_time() - started
+
+
 def _children_cpu() -> float:
     """User + system CPU seconds of this process's ended children (the scan process)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -483,6 +500,7 @@ def bench(
     seal = keys.seal()
     policies = parse_policies(POLICY, Path("bench-policy.toml"))
     result.rss_start_mib = rss_mib()
+    result.calibration_s = calibration()
     marks = list(MARKS)
 
     def on_batch(purged: int) -> None:
@@ -576,7 +594,7 @@ def _drop_schema(base: str, schema: str) -> None:
 def table(results: list[Result]) -> str:
     lines = [
         f"{'store':<11}{'messages':>10}{'events':>9}{'generate s':>12}"
-        f"{'purge s':>10}{'cpu s':>8}{'scan cpu':>9}{'srv cpu':>8}{'msg/s':>9}"
+        f"{'calib s':>8}{'purge s':>10}{'cpu s':>8}{'scan cpu':>9}{'srv cpu':>8}{'msg/s':>9}"
         f"{'RSS start':>11}{'RSS 10%':>9}{'RSS 50%':>9}{'RSS 100%':>10}{'peak':>8}"
     ]
     for r in results:
@@ -584,7 +602,8 @@ def table(results: list[Result]) -> str:
         peak = r.memory_at.get("100%", {}).get("peak_mib", float("nan"))
         lines.append(
             f"{r.dialect:<11}{r.count:>10,}{r.audit_events:>9,}"
-            f"{r.generate_s:>12.1f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}{r.scan_cpu_s:>9.1f}"
+            f"{r.generate_s:>12.1f}{r.calibration_s:>8.2f}{r.purge_s:>10.1f}{r.cpu_s:>8.1f}"
+            f"{r.scan_cpu_s:>9.1f}"
             f"{r.server_cpu_s:>8.1f}"
             f"{r.per_s:>9,.0f}{r.rss_start_mib:>10.1f}M{mem[0]:>8.1f}M{mem[1]:>8.1f}M"
             f"{mem[2]:>9.1f}M{peak:>7.1f}M"
