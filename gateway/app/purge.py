@@ -339,7 +339,7 @@ class _ScanProcess:
     """:func:`_expired` run by a child process (``spawn``: a clean interpreter, never a fork
     of the node's threads) on its own connection, a page at a time through a pipe.
 
-    A page travels as plain tuples (:func:`_page_rows`): rebuilding them here costs a few
+    A page travels as plain tuples (:func:`_page_row`): rebuilding them here costs a few
     microseconds a message, where unpickling the facts and decisions as objects cost 17. The
     pipe's buffer is the read-ahead: the child waits in ``send`` until this side takes the
     page. The database URL, password included, goes through the pipe that ``spawn`` uses for
@@ -584,9 +584,9 @@ def run_purge(
 
     in_child = total >= scan_process_from and store.engine.dialect.name == "sqlite"
     walk = _ScanProcess if in_child else _ScanAhead
-    ahead = walk(store, policies, now)
     with fewer_collections():
         try:
+            ahead = walk(store, policies, now)
             try:
                 for item in ahead:
                     if tally.stopped():
