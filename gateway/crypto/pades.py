@@ -30,6 +30,7 @@ from io import BytesIO
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from asn1crypto import keys as asn1_keys
+from asn1crypto import parser as asn1_parser
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -403,6 +404,14 @@ async def _verify_one(
     at: datetime,
     crls: Sequence[x509.CertificateRevocationList] | None,
 ) -> SignatureReport:
+    if _padding_changed(sig.pkcs7_content):
+        return SignatureReport(
+            ROLE,
+            Indication.TOTAL_FAILED,
+            SubIndication.FORMAT_FAILURE,
+            f"{sig.field_name}: bytes were written into the signature's unused space after "
+            "signing (its /Contents padding is not zeros); ask the sender for a fresh copy",
+        )
     try:
         # A fresh context per signature: revocation and path caches must not leak between them.
         status = await async_validate_pdf_signature(
@@ -431,6 +440,15 @@ async def _verify_one(
         return SignatureReport(ROLE, indication, sub, f"{sig.field_name}: {exc.failure_message}")
     except Exception as exc:  # hostile signature structures must not crash the caller
         return _failed(f"{sig.field_name}: malformed signature ({type(exc).__name__})")
+
+
+def _padding_changed(contents: bytes) -> bool:
+    """``/Contents`` holds the signature's CMS object, then zeros up to the space reserved at
+    signing. It is the one part of the file the signature cannot cover, and a CMS parser stops
+    at the object's end: anything but zeros after it was put there after signing (a hidden
+    payload, or damage) and must not pass as signed."""
+    _class, _method, _tag, header, body, _trailer = asn1_parser.parse(contents, strict=False)
+    return any(contents[len(header) + len(body) :])
 
 
 def _blocking(

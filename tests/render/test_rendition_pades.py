@@ -197,6 +197,21 @@ def test_signing_garbage_raises_signing_error(pki: Pki) -> None:
         sign_pdf(b"%PDF-1.7 not really", signer, reason=REASON, location="Москва")
 
 
+def test_bytes_hidden_in_the_signature_padding_fail(signed: bytes, pki: Pki) -> None:
+    """``/Contents`` is the CMS object, then zeros: the one range no signature covers. A byte
+    written into those zeros (a hidden payload) must not pass as signed. Before the check,
+    one of the random mutations below landed there in a CI run and passed."""
+    start = signed.index(b"/Contents <") + len(b"/Contents <")
+    end = signed.index(b">", start)
+    assert signed[end - 8 : end] == b"00000000", "the padding is zeros as signed"
+    for hidden in (b"5", b"f"):
+        data = signed[: end - 1] + hidden + signed[end:]
+        (report,) = verify_pdf(data, [pki.ca], AT, crls=[pki.crl()])
+        assert report.indication is Indication.TOTAL_FAILED, report.summary()
+        assert report.sub_indication is SubIndication.FORMAT_FAILURE
+        assert "/Contents padding" in report.message
+
+
 def test_mutated_pdfs_never_pass_nor_crash(signed: bytes, pki: Pki) -> None:
     # Hostile input: random byte changes and truncations give a report, never an exception,
     # and never TOTAL_PASSED. Seeded, so a failure reproduces.
