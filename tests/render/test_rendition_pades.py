@@ -214,12 +214,15 @@ def test_bytes_hidden_in_the_signature_padding_fail(signed: bytes, pki: Pki) -> 
 
 def test_mutated_pdfs_never_pass_nor_crash(signed: bytes, pki: Pki) -> None:
     # Hostile input: random byte changes and truncations give a report, never an exception,
-    # and never TOTAL_PASSED. Seeded, so a failure reproduces.
+    # and never TOTAL_PASSED. Seeded, so a failure reproduces (for one signed file: its bytes
+    # differ per run and per fonttools release). Each change flips bits (XOR with 1..255): a
+    # random byte written over one may be the same byte, and an unchanged file passes, as it
+    # should — that, not a verifier gap, failed a fresh-clone CI once.
     rnd = random.Random(20261123)
     for round_ in range(12):
         data = bytearray(signed)
         for _ in range(rnd.randint(1, 5)):
-            data[rnd.randrange(len(data))] = rnd.randrange(256)
+            data[rnd.randrange(len(data))] ^= rnd.randrange(1, 256)
         if round_ % 3 == 0:
             data = data[: rnd.randrange(len(data))]
         reports = verify_pdf(bytes(data), [pki.ca], AT, crls=[pki.crl()])
