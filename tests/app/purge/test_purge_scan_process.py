@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
 import sqlalchemy as sa
 
 from gateway.app.audit_checkpoints import verify_trail
@@ -77,10 +78,6 @@ def test_a_run_stopped_early_ends_its_child(store: Store, ring: KekRing, seal: S
     def fail(_purged: int) -> None:
         raise RuntimeError("the caller's callback failed")
 
-    try:
+    with pytest.raises(RuntimeError, match="callback failed"):
         purge_received_after_a_year(store, seal, batch_size=4, scan_process_from=0, on_batch=fail)
-    except RuntimeError as exc:
-        assert "callback failed" in str(exc)
-    else:
-        raise AssertionError("the run should have raised")
     assert "purge-scan" not in _scanners()
