@@ -574,7 +574,6 @@ def run_purge(
         )
         total = purge_store.count_messages(conn)
     tally = _Tally()
-    batch: dict[str, tuple[RetentionFacts, Decision]] = {}
     pool = _Writers(store, policies, now, run_id, actor, writers)
 
     def settle(outcome: _BatchOutcome) -> None:
@@ -584,38 +583,16 @@ def run_purge(
 
     in_child = total >= scan_process_from and store.engine.dialect.name == "sqlite"
     walk = _ScanProcess if in_child else _ScanAhead
-    with fewer_collections():
-        try:
-            ahead = walk(store, policies, now)
+    try:
+        with fewer_collections():
             try:
-                for item in ahead:
-                    if tally.stopped():
-                        break
-                    if isinstance(item, int):
-                        tally.examined += item
-                        if progress is not None:
-                            progress(Progress(tally.examined, total, tally.purged))
-                        continue
-                    facts, decision = item
-                    if decision.action == Action.HELD:
-                        tally.held[decision.policy] += 1
-                    elif decision.action == Action.UNDELIVERED:
-                        tally.undelivered += 1
-                    else:
-                        batch[facts.message_id] = item
-                        if len(batch) >= batch_size:
-                            pool.make_room(settle)
-                            if tally.stopped():
-                                break
-                            pool.submit(dict(batch))
-                            batch.clear()
+                _drive(walk(store, policies, now), pool, settle, tally, batch_size, total, progress)
             finally:
-                ahead.stop()
-            if batch and not tally.stopped():
-                pool.make_room(settle)
-                pool.submit(dict(batch))
-        finally:
-            pool.close(settle)
+                pool.close(settle)
+    except Exception as exc:
+        tally.errors[f"stopped: {type(exc).__name__}"] += 1
+        _close_stopped(store, run_id, now, started, tally, seal, policies, scheduled_for)
+        raise
     if keys is not None:
         tally.shredded = shred_periods(store, keys, actor=actor, now=now)
     if progress is not None:
@@ -624,6 +601,77 @@ def run_purge(
     return _finish(
         store, run_id, now, duration_ms, tally, seal, policies, scheduled_for=scheduled_for
     )
+
+
+def _drive(
+    ahead: _ScanAhead | _ScanProcess,
+    pool: _Writers,
+    settle: Callable[[_BatchOutcome], None],
+    tally: _Tally,
+    batch_size: int,
+    total: int,
+    progress: Callable[[Progress], None] | None,
+) -> None:
+    """Hand the walk's expired messages to the writers, ``batch_size`` a transaction; count
+    the kept ones and the pages examined. Stops early when too many transactions failed."""
+    batch: dict[str, tuple[RetentionFacts, Decision]] = {}
+    try:
+        for item in ahead:
+            if isinstance(item, int):
+                tally.examined += item
+                if progress is not None:
+                    progress(Progress(tally.examined, total, tally.purged))
+                continue
+            facts, decision = item
+            if decision.action == Action.HELD:
+                tally.held[decision.policy] += 1
+            elif decision.action == Action.UNDELIVERED:
+                tally.undelivered += 1
+            else:
+                batch[facts.message_id] = item
+                if len(batch) >= batch_size:
+                    if not _submit(pool, batch, settle, tally):
+                        return
+                    batch = {}
+    finally:
+        ahead.stop()
+    if batch:
+        _submit(pool, batch, settle, tally)
+
+
+def _submit(
+    pool: _Writers,
+    batch: dict[str, tuple[RetentionFacts, Decision]],
+    settle: Callable[[_BatchOutcome], None],
+    tally: _Tally,
+) -> bool:
+    """Start a transaction on ``batch`` once a writer is free; False when the run stopped."""
+    pool.make_room(settle)
+    if tally.stopped():
+        return False
+    pool.submit(batch)
+    return True
+
+
+def _close_stopped(
+    store: Store,
+    run_id: str,
+    now: datetime,
+    started: float,
+    tally: _Tally,
+    seal: SigningKey,
+    policies: PolicySet,
+    scheduled_for: datetime | None,
+) -> None:
+    """The run stopped on an exception (its walk failed, a caller's callback raised): close it
+    now as failed, with a signed report of what its committed transactions purged, rather
+    than leave it ``running`` until the next run closes it as interrupted. When even that
+    fails (the database is gone), the next run does close it."""
+    duration_ms = int((time.monotonic() - started) * 1000)
+    try:
+        _finish(store, run_id, now, duration_ms, tally, seal, policies, scheduled_for=scheduled_for)
+    except Exception:
+        log.exception("purge run %s stopped and could not be closed; the next run will", run_id)
 
 
 PURGE_WRITERS = 2
@@ -731,9 +779,7 @@ def _purge_one_batch(
                 # Decided again only if something changed since the scan (a hold placed, the
                 # conversation closed or reopened): the same facts give the same decision.
                 decision = (
-                    earlier
-                    if facts is message.facts or facts == message.facts
-                    else decide(policies, message.facts, now)
+                    earlier if facts == message.facts else decide(policies, message.facts, now)
                 )
                 if decision is None:
                     continue  # no longer expired (e.g. a proceeding reopened): kept
