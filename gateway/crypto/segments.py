@@ -228,6 +228,36 @@ class SegmentWriter(_Counted):
             data, SEGMENT_BYTES, lambda piece: self._seal(piece, final=False), hold_full=True
         )
 
+    @classmethod
+    def resumed(
+        cls, key: bytes, prefix: bytes, attachment_id: str, stored: Iterable[bytes]
+    ) -> SegmentWriter:
+        """A writer that goes on after ``stored``, the first segments of the stream (each
+        full, none final: a resumable upload's parts so far). They are opened and hashed again,
+        because a SHA-256 in progress cannot be stored; a segment that does not open or is not
+        full raises :class:`DecryptionFailed`."""
+        writer = cls(key, prefix, attachment_id)
+        for number, ciphertext in enumerate(stored):
+            plaintext = open_segment(key, prefix, attachment_id, number, ciphertext, final=False)
+            if len(plaintext) != SEGMENT_BYTES:
+                raise DecryptionFailed(
+                    f"attachment {attachment_id}, segment {number}: {len(plaintext)} bytes "
+                    f"where a stored part holds only full segments of {SEGMENT_BYTES}"
+                )
+            writer._count(plaintext)
+            writer._next += 1
+        return writer
+
+    def seal_held(self) -> list[tuple[int, bytes]]:
+        """The full segment held back, sealed as not final, when the caller knows more of the
+        stream comes later (a resumable upload's part ended before the declared length); a
+        shorter remainder cannot be sealed before the end and stays held."""
+        if len(self._buffer) != SEGMENT_BYTES:
+            return []
+        held = self._seal(self._buffer, final=False)
+        self._buffer = bytearray()
+        return [held]
+
     def finish(self) -> tuple[tuple[int, bytes], bytes]:
         """The final segment and the SHA-256 of everything fed."""
         last = self._seal(bytes(self._buffer), final=True)

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from gateway.crypto import at_rest, pades, segments
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import Indication, SignatureReport, SubIndication
@@ -107,6 +110,25 @@ async def stage_stream(
                 return StagedPart(staging.attachment_id, size, digest, opened)
             return StagedPart(staging.attachment_id, *attachment_store.finish(conn, staging))
 
+    try:
+        await _write_batches(chunks, limit, write, executor)
+        staged = await _off_loop(executor, finish)
+    except BaseException:
+        await discard(store, [staging.attachment_id], executor)
+        raise
+    return staged
+
+
+async def _write_batches(
+    chunks: AsyncIterator[bytes],
+    limit: int,
+    write: Callable[[bytes], None],
+    executor: Executor | None,
+) -> None:
+    """``write`` (in the executor) each :data:`WRITE_BATCH_BYTES` of ``chunks`` while the
+    next batch is read; raises :class:`PartTooLarge` past ``limit`` bytes. On any failure the
+    batch being written is let finish (a thread cannot be stopped mid-transaction): what the
+    caller does next — discard the part, report how far it got — sees every write done."""
     pending: asyncio.Future[None] | None = None
     try:
         batch: list[bytes] = []
@@ -128,14 +150,104 @@ async def stage_stream(
             pending = None
         if batch:
             await _off_loop(executor, write, b"".join(batch))
-        staged = await _off_loop(executor, finish)
     except BaseException:
         if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        await discard(store, [staging.attachment_id], executor)
+            await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
         raise
-    return staged
+
+
+async def begin_upload(
+    store: Store,
+    keys: KekRing,
+    meta: AttachmentMeta,
+    length: int,
+    *,
+    now: datetime,
+    executor: Executor | None = None,
+) -> attachment_store.UploadState:
+    """A resumable upload of ``length`` bytes, nothing of it stored yet."""
+
+    def begin() -> attachment_store.UploadState:
+        with store.transaction() as conn:
+            staging = attachment_store.begin(conn, meta, keys, now, upload_length=length)
+            return attachment_store.UploadState(staging.attachment_id, length, 0, False, None)
+
+    return await _off_loop(executor, begin)
+
+
+def upload_state(store: Store, attachment_id: str) -> attachment_store.UploadState:
+    """Where a resumable upload stands (blocking: call it off the event loop)."""
+    with store.read() as conn:
+        return attachment_store.upload_state(conn, attachment_id)
+
+
+class UploadOffsetMismatch(GatewayError):
+    """A resumable upload's part does not start where the stored bytes end."""
+
+    def __init__(self, state: attachment_store.UploadState) -> None:
+        super().__init__(
+            f"the part starts at another offset than the {state.offset} bytes stored"
+            if not state.complete
+            else "the upload is already complete"
+        )
+        self.state = state
+
+
+async def append_stream(
+    store: Store,
+    keys: KekRing,
+    attachment_id: str,
+    offset: int,
+    chunks: AsyncIterator[bytes],
+    *,
+    executor: Executor | None = None,
+) -> tuple[attachment_store.UploadState, StagedPart | None]:
+    """Store the next part of a resumable upload, from ``offset`` (which must be where its
+    stored bytes end: :class:`UploadOffsetMismatch` otherwise). The part that reaches the
+    declared length completes the upload (its :class:`StagedPart` is returned); any other
+    keeps its whole segments — also when it breaks off — so that the next part starts where
+    :func:`upload_state` then says. Raises :class:`PartTooLarge` for bytes past the length
+    (those before it are kept)."""
+
+    def state_now() -> attachment_store.UploadState:
+        return upload_state(store, attachment_id)
+
+    def resume() -> tuple[attachment_store.Staging, attachment_store.UploadState]:
+        with store.read() as conn:
+            return attachment_store.resume(conn, attachment_id, keys)
+
+    state = await _off_loop(executor, state_now)
+    if state.complete or offset != state.offset:
+        raise UploadOffsetMismatch(state)  # before reading back what is stored
+    staging, state = await _off_loop(executor, resume)
+    if offset != state.offset:  # another part came in between
+        raise UploadOffsetMismatch(state)
+
+    def stored(work: Callable[[Connection], T]) -> T:
+        try:
+            with store.transaction() as conn:
+                return work(conn)
+        except sa.exc.IntegrityError:
+            # Another request stored these segments first (two parts sent at once).
+            raise UploadOffsetMismatch(state_now()) from None
+
+    def write(data: bytes) -> None:
+        stored(lambda conn: attachment_store.write(conn, staging, data))
+
+    def keep_held() -> None:
+        stored(lambda conn: attachment_store.write_held(conn, staging))
+
+    def finish() -> StagedPart:
+        return StagedPart(
+            staging.attachment_id, *stored(lambda conn: attachment_store.finish(conn, staging))
+        )
+
+    await _write_batches(chunks, state.length - state.offset, write, executor)
+    if staging.writer.size < state.length:
+        await _off_loop(executor, keep_held)
+        return await _off_loop(executor, state_now), None
+    staged = await _off_loop(executor, finish)
+    return await _off_loop(executor, state_now), staged
 
 
 async def discard(store: Store, attachment_ids: list[str], executor: Executor | None) -> None:

@@ -34,8 +34,13 @@ from gateway.exchange import listing, machine_codec, sending
 from gateway.exchange.attachments import (
     AttachmentCheck,
     AttachmentCheckRefused,
+    PartTooLarge,
+    StagedPart,
+    append_stream,
+    begin_upload,
     read_stream,
     stage_stream,
+    upload_state,
     verify_pdf_in_place,
 )
 from gateway.exchange.existence import proof_of_existence
@@ -600,6 +605,14 @@ class LocalNodeService:
             executor=self.executor,
         )
 
+        await self._record_upload(staged, actor)
+        return {
+            "attachment_id": staged.attachment_id,
+            "size": staged.size,
+            "sha256": staged.sha256.hex(),
+        }
+
+    async def _record_upload(self, staged: StagedPart, actor: Actor) -> None:
         def record() -> None:
             with self.node.store.transaction() as conn:
                 audit.append(
@@ -612,11 +625,57 @@ class LocalNodeService:
                 )
 
         await self._run(record)
-        return {
-            "attachment_id": staged.attachment_id,
-            "size": staged.size,
-            "sha256": staged.sha256.hex(),
-        }
+
+    async def begin_upload(
+        self, meta: AttachmentMeta, length: int, *, actor: Actor
+    ) -> dict[str, Any]:
+        """A resumable upload of ``length`` bytes (docs/attachments.md): its id, to send the
+        file's parts to with :meth:`append_upload`. Over the node's limit: :class:`PartTooLarge`."""
+        await self._allow(actor, Action.SUBMIT)
+        limit = self.node.config.limits.max_attachment_bytes
+        if length > limit:
+            raise PartTooLarge(limit)
+        state = await begin_upload(
+            self.node.store,
+            self.node.kek_ring,
+            meta,
+            length,
+            now=self.node.clock(),
+            executor=self.executor,
+        )
+        return _upload_json(state)
+
+    async def upload_status(self, attachment_id: str, *, actor: Actor) -> dict[str, Any]:
+        """Where a resumable upload stands: the next part starts at its ``offset``."""
+        await self._allow(actor, Action.SUBMIT)
+        try:
+            state = await self._run(upload_state, self.node.store, attachment_id)
+        except attachment_store.AttachmentNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return _upload_json(state)
+
+    async def append_upload(
+        self, attachment_id: str, offset: int, chunks: AsyncIterator[bytes], *, actor: Actor
+    ) -> dict[str, Any]:
+        """Store a resumable upload's next part, from ``offset``; the part that reaches the
+        declared length completes it (audited ``attachment.uploaded`` as a one-request upload
+        is). Raises ``UploadOffsetMismatch`` (the part starts elsewhere than the stored bytes
+        end, or the upload is complete) and :class:`PartTooLarge` (past the declared length)."""
+        await self._allow(actor, Action.SUBMIT)
+        try:
+            state, staged = await append_stream(
+                self.node.store,
+                self.node.kek_ring,
+                attachment_id,
+                offset,
+                chunks,
+                executor=self.executor,
+            )
+        except attachment_store.AttachmentNotFound as exc:
+            raise NotFound(str(exc)) from None
+        if staged is not None:
+            await self._record_upload(staged, actor)
+        return _upload_json(state)
 
     async def open_attachment(
         self, message_id: str, number: int, *, actor: Actor, purpose: str | None
@@ -859,3 +918,13 @@ def _submit_result(answer: dict[str, Any], *, replayed: bool) -> SubmitResult:
 
 
 __all__ = ["LocalNodeService"]
+
+
+def _upload_json(state: attachment_store.UploadState) -> dict[str, Any]:
+    return {
+        "attachment_id": state.attachment_id,
+        "length": state.length,
+        "offset": state.offset,
+        "complete": state.complete,
+        "sha256": state.sha256.hex() if state.sha256 is not None else None,
+    }

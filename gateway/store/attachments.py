@@ -157,8 +157,15 @@ def recorded_checks(conn: Connection, message_id: str, keys: KekRing) -> dict[in
     return out
 
 
-def begin(conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime) -> Staging:
-    """A new staged attachment; write its bytes with :func:`write`, then :func:`finish`."""
+def begin(
+    conn: Connection,
+    meta: AttachmentMeta,
+    keys: KekRing,
+    now: datetime,
+    upload_length: int | None = None,
+) -> Staging:
+    """A new staged attachment; write its bytes with :func:`write`, then :func:`finish`.
+    ``upload_length``: a resumable upload's declared whole length (:func:`resume`)."""
     attachment_id = time_ordered_uuid()
     key = segments.new_part_key()
     prefix = segments.new_prefix()
@@ -178,9 +185,85 @@ def begin(conn: Connection, meta: AttachmentMeta, keys: KekRing, now: datetime) 
             meta_nonce=meta_nonce,
             meta=sealed,
             created_at=now,
+            upload_length=upload_length,
         )
     )
     return Staging(attachment_id, segments.SegmentWriter(key, prefix, attachment_id))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadState:
+    """Where a resumable upload stands: ``offset`` bytes of its declared ``length`` are stored
+    (whole segments: the next part starts there); complete once the last part came, with the
+    file's SHA-256."""
+
+    attachment_id: str
+    length: int
+    offset: int
+    complete: bool
+    sha256: bytes | None
+
+
+def _resumable_row(conn: Connection, attachment_id: str) -> sa.Row[Any]:
+    row = conn.execute(
+        sa.select(attachments).where(
+            attachments.c.attachment_id == attachment_id,
+            attachments.c.message_id.is_(None),
+            attachments.c.upload_length.is_not(None),
+        )
+    ).first()
+    if row is None:
+        raise AttachmentNotFound(
+            f"attachment {attachment_id} is not a resumable upload still unsent (never created, "
+            "already sent, or deleted a day after it was created)"
+        )
+    return row
+
+
+def upload_state(conn: Connection, attachment_id: str) -> UploadState:
+    """A resumable, unsent upload's state (:class:`AttachmentNotFound` for anything else)."""
+    row = _resumable_row(conn, attachment_id)
+    if row.complete:
+        return UploadState(attachment_id, row.upload_length, row.size, True, row.sha256)
+    stored = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(attachment_segments)
+        .where(attachment_segments.c.attachment_id == attachment_id)
+    ).scalar_one()
+    return UploadState(
+        attachment_id, row.upload_length, stored * segments.SEGMENT_BYTES, False, None
+    )
+
+
+def resume(conn: Connection, attachment_id: str, keys: KekRing) -> tuple[Staging, UploadState]:
+    """A resumable upload reopened for its next part, where its stored segments end; they are
+    read back and hashed again a batch at a time (:meth:`SegmentWriter.resumed`)."""
+    state = upload_state(conn, attachment_id)
+    if state.complete:
+        raise AttachmentNotFound(f"attachment {attachment_id}: the upload is already complete")
+    row = _resumable_row(conn, attachment_id)
+    count = state.offset // segments.SEGMENT_BYTES
+
+    def stored() -> Iterator[bytes]:
+        for first in range(0, count, READ_BATCH_SEGMENTS):
+            last = min(first + READ_BATCH_SEGMENTS, count)
+            rows = _segment_rows(conn, attachment_id, first, last)
+            if [number for number, _ in rows] != list(range(first, last)):
+                raise at_rest.DecryptionFailed(
+                    f"attachment {attachment_id}: segments {first}..{last - 1} are not all "
+                    "stored; upload the file again"
+                )
+            yield from (ciphertext for _, ciphertext in rows)
+
+    key = _staged_key(row, keys)
+    writer = segments.SegmentWriter.resumed(key, row.segment_prefix, attachment_id, stored())
+    return Staging(attachment_id, writer), state
+
+
+def write_held(conn: Connection, staging: Staging) -> None:
+    """Store the full segment the writer holds back (a resumable upload's part ended before
+    the declared length: more comes, so it is not the final one)."""
+    _insert_segments(conn, staging.attachment_id, staging.writer.seal_held())
 
 
 @dataclass(slots=True)

@@ -209,6 +209,7 @@ attachments = sa.Table(
     sa.Column("meta_nonce", sa.LargeBinary(12), nullable=False),
     sa.Column("meta", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("upload_length", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("message_id", "ordinal"),
     sa.Index("ix_attachments_unlinked", "message_id", "created_at"),
 )
@@ -216,7 +217,9 @@ attachments = sa.Table(
 streaming in from a peer; its part key wrapped by the KEK ``kek_id``) or a message's
 (``kek_id`` NULL: its part key wrapped by the message's data key). Name, media type and
 language are sealed in ``meta`` (a file name can name a person); size and SHA-256 are the
-signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segments)."""
+signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segments).
+``upload_length``: the whole length a resumable upload declared (NULL: an upload in one request,
+or a part from a peer); until it is complete its bytes so far are its full, non-final segments."""
 
 attachment_segments = sa.Table(
     "attachment_segments",

@@ -109,7 +109,12 @@ from gateway.crypto.keys.generations import RevocationReason
 from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
-from gateway.exchange.attachments import AttachmentCheckRefused, AttachmentMeta, PartTooLarge
+from gateway.exchange.attachments import (
+    AttachmentCheckRefused,
+    AttachmentMeta,
+    PartTooLarge,
+    UploadOffsetMismatch,
+)
 from gateway.exchange.conversation import ProtocolError, State
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.recording import ANSWER_LATE, ConcurrentChange
@@ -167,6 +172,7 @@ MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
 MESSAGE_ATTACHMENT = f"{MESSAGE}/attachments/{{number}}"
 MESSAGE_ATTACHMENT_VERIFICATIONS = f"{MESSAGE_ATTACHMENT}/verifications"
 ATTACHMENTS = f"{API_PREFIX}/attachments"
+ATTACHMENT = f"{ATTACHMENTS}/{{attachment_id}}"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
 CONVERSATION = f"{API_PREFIX}/conversations/{{conversation_id}}"
 CONVERSATION_PROCEEDING_CLOSED = f"{CONVERSATION}/proceeding-closed"
@@ -318,7 +324,15 @@ class ErrorCode(StrEnum):
     before a byte is read, or as soon as a chunked body passes it; nothing is kept."""
     UPLOAD_INCOMPLETE = "UPLOAD_INCOMPLETE"
     """The upload ended before its Content-Length (the connection broke); nothing is kept:
-    upload the file again (400)."""
+    upload the file again (400). A resumable upload's part keeps its whole segments: ask the
+    upload for its ``offset`` and go on from there."""
+    UPLOAD_OFFSET_MISMATCH = "UPLOAD_OFFSET_MISMATCH"
+    """A resumable upload's part does not start where its stored bytes end (``offset`` says
+    where they do), or the upload is already complete (``complete``); nothing of the part was
+    stored (409)."""
+    UPLOAD_TOO_LONG = "UPLOAD_TOO_LONG"
+    """A resumable upload's part runs past the ``Upload-Length`` declared at its creation; the
+    bytes before it are kept (400)."""
     DISCLOSURE_REFUSED = "DISCLOSURE_REFUSED"
     """The disclosure is not allowed (403); ``article``, ``rule`` and ``remedy_ru`` say why
     and what to do (CIS Art. 9.2–9.3, 16; SC Art. 8.2)."""
@@ -1883,7 +1897,9 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-async def _exactly(request: web.Request, declared: int | None) -> AsyncIterator[bytes]:
+async def _exactly(
+    request: web.Request, declared: int | None, *, resumable: bool = False
+) -> AsyncIterator[bytes]:
     """The body's chunks; an upload that ends before its Content-Length is an error (so that
     nothing half-uploaded is ever kept as if whole)."""
     total = 0
@@ -1892,12 +1908,21 @@ async def _exactly(request: web.Request, declared: int | None) -> AsyncIterator[
             total += len(chunk)
             yield chunk
     except (aiohttp.ClientPayloadError, ConnectionError) as exc:
-        raise _incomplete(total, declared) from exc
+        raise _incomplete(total, declared, resumable) from exc
     if declared is not None and total != declared:
-        raise _incomplete(total, declared)
+        raise _incomplete(total, declared, resumable)
 
 
-def _incomplete(total: int, declared: int | None) -> ApiError:
+def _incomplete(total: int, declared: int | None, resumable: bool) -> ApiError:
+    if resumable:
+        return ApiError(
+            400,
+            ErrorCode.UPLOAD_INCOMPLETE,
+            f"the part ended after {total} of {declared} bytes; the upload keeps its whole "
+            "segments: GET it for the offset to go on from",
+            f"Часть прервалась ({total} из {declared} байт); загрузка хранит полные сегменты: "
+            "запросите её (GET), чтобы узнать, с какого байта продолжить.",
+        )
     return ApiError(
         400,
         ErrorCode.UPLOAD_INCOMPLETE,
@@ -1907,10 +1932,111 @@ def _incomplete(total: int, declared: int | None) -> ApiError:
     )
 
 
+UPLOAD_LENGTH = "Upload-Length"
+UPLOAD_OFFSET = "Upload-Offset"
+
+
+def _byte_count_header(request: web.Request, name: str, *, least: int) -> int:
+    raw = request.headers.getall(name, [])
+    if len(raw) != 1 or not raw[0].isascii() or not raw[0].isdigit() or len(raw[0]) > 19:
+        raise _bad_parameter(name, "one whole number of bytes", "одно целое число байт")
+    value = int(raw[0])
+    if value < least:
+        raise _bad_parameter(name, f"at least {least}", f"не меньше {least}")
+    return value
+
+
+def _no_such_upload() -> ApiError:
+    return ApiError(
+        404,
+        ErrorCode.NOT_FOUND,
+        "no such resumable upload still unsent (never created, already sent, or deleted a day "
+        "after it was created)",
+        "Такой возобновляемой загрузки нет (не создана, уже отправлена или удалена через сутки "
+        "после создания).",
+    )
+
+
+async def _begin_resumable(request: web.Request, meta: AttachmentMeta) -> web.Response:
+    """``POST /attachments`` with ``Upload-Length`` and no body: a resumable upload."""
+    length = _byte_count_header(request, UPLOAD_LENGTH, least=1)
+    if request.can_read_body:
+        raise _bad_parameter(
+            UPLOAD_LENGTH,
+            "creates a resumable upload and goes without a body: send the file's parts with "
+            "PATCH to the upload's address",
+            "создаёт возобновляемую загрузку и передаётся без тела: части файла отправляйте "
+            "запросом PATCH по адресу загрузки",
+        )
+    limit = request.app[ATTACHMENT_LIMIT]
+    try:
+        result = await request.app[SERVICE].begin_upload(meta, length, actor=request[ACTOR])
+    except PartTooLarge:
+        raise _too_large(limit) from None
+    response = _json(result, status=201)
+    response.headers[hdrs.LOCATION] = f"{ATTACHMENTS}/{result['attachment_id']}"
+    return response
+
+
+async def get_attachment_upload(request: web.Request) -> web.Response:
+    """Where a resumable upload stands: ``offset`` (the next part starts there), ``length``,
+    ``complete`` and, once complete, ``sha256``."""
+    _only_params(request, frozenset())
+    attachment_id = _path_id(request, "attachment_id")
+    try:
+        result = await request.app[SERVICE].upload_status(attachment_id, actor=request[ACTOR])
+    except NotFound:
+        raise _no_such_upload() from None
+    return _json(result)
+
+
+async def patch_attachment_upload(request: web.Request) -> web.Response:
+    """The next part of a resumable upload, from ``Upload-Offset`` (raw body, streamed); the
+    part that reaches the declared length completes it → 200 with the upload's state."""
+    _only_params(request, frozenset())
+    attachment_id = _path_id(request, "attachment_id")
+    offset = _byte_count_header(request, UPLOAD_OFFSET, least=0)
+    chunks = _exactly(request, request.content_length, resumable=True)
+    try:
+        result = await request.app[SERVICE].append_upload(
+            attachment_id, offset, chunks, actor=request[ACTOR]
+        )
+    except NotFound:
+        raise _no_such_upload() from None
+    except UploadOffsetMismatch as mismatch:
+        state = mismatch.state
+        raise ApiError(
+            409,
+            ErrorCode.UPLOAD_OFFSET_MISMATCH,
+            "the upload is already complete"
+            if state.complete
+            else f"the part starts at byte {offset}; the stored bytes end at {state.offset}: "
+            "send from there",
+            "Загрузка уже завершена."
+            if state.complete
+            else f"Часть начинается с байта {offset}, а сохранено {state.offset} байт: "
+            "продолжайте с этого места.",
+            extra={"offset": state.offset, "complete": state.complete},
+        ) from None
+    except PartTooLarge as too_long:
+        raise ApiError(
+            400,
+            ErrorCode.UPLOAD_TOO_LONG,
+            f"the part runs past the declared {UPLOAD_LENGTH} ({too_long.limit} bytes were "
+            "left); the bytes before it are kept: GET the upload for its offset",
+            f"Часть длиннее заявленного {UPLOAD_LENGTH} (оставалось {too_long.limit} байт); "
+            "сохранённое до этого места сохранено: запросите загрузку (GET), чтобы узнать "
+            "смещение.",
+        ) from None
+    return _json(result)
+
+
 async def post_attachment(request: web.Request) -> web.Response:
     """Stream one file into the node (hashed and encrypted as it arrives, never held whole);
     → 201 with its id, size and SHA-256, to list in a submission's ``attachments``."""
     meta = _upload_meta(request)
+    if UPLOAD_LENGTH in request.headers:
+        return await _begin_resumable(request, meta)
     limit = request.app[ATTACHMENT_LIMIT]
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -2006,7 +2132,22 @@ ROUTES: tuple[Route, ...] = (
         ATTACHMENTS,
         post_attachment,
         Action.SUBMIT,
-        "upload one attachment (raw body, streamed) → 201 with its id",
+        "upload one attachment (raw body, streamed) → 201 with its id; with "
+        "`Upload-Length` and no body, start a resumable upload",
+    ),
+    Route(
+        hdrs.METH_GET,
+        ATTACHMENT,
+        get_attachment_upload,
+        Action.SUBMIT,
+        "a resumable upload's state: the offset its next part starts at",
+    ),
+    Route(
+        hdrs.METH_PATCH,
+        ATTACHMENT,
+        patch_attachment_upload,
+        Action.SUBMIT,
+        "the next part of a resumable upload, from `Upload-Offset` (raw body, streamed)",
     ),
     Route(hdrs.METH_GET, MESSAGE, get_message, Action.READ_DOCUMENT, "one message as JSON"),
     Route(

@@ -289,6 +289,24 @@ _DESTRUCTION_NOTICE = {
 }
 
 
+_ATTACHMENT_ID = _path("attachment_id", _UUID)
+_UPLOAD_LENGTH = {
+    "name": "Upload-Length",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "Start a resumable upload of this many bytes (no body): its parts follow "
+    "with PATCH.",
+}
+_UPLOAD_STATE = {
+    "attachment_id": _UUID,
+    "length": {"type": "integer"},
+    "offset": {"type": "integer"},
+    "complete": {"type": "boolean"},
+    "sha256": _NULLABLE_STR,
+}
+
+
 def _returns(description: str, schema: str = "Error") -> dict[str, Any]:
     """An answer whose JSON is the named schema (an error unless another is named)."""
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
@@ -572,14 +590,18 @@ def _paths() -> dict[str, Any]:
                     },
                     _query("media_type", _STR, "e.g. application/pdf (else Content-Type)."),
                     _query("language", _STR, "ISO 639 code of the file's language."),
+                    _UPLOAD_LENGTH,
                 ],
                 "requestBody": {
-                    "required": True,
+                    "required": False,
+                    "description": "The file; none with Upload-Length (a resumable upload).",
                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
                 },
                 "responses": {
                     "201": {
-                        "description": "Stored, not yet sent: its id, size and SHA-256.",
+                        "description": "Stored, not yet sent: its id, size and SHA-256. With "
+                        "Upload-Length: a resumable upload created (Location: its address), "
+                        "answered as by GET on it.",
                         "content": {
                             "application/json": {
                                 "schema": {
@@ -601,6 +623,54 @@ def _paths() -> dict[str, Any]:
                     **_COMMON,
                 },
             }
+        },
+        "/api/v1/attachments/{attachment_id}": {
+            "get": {
+                "operationId": "getUpload",
+                "summary": "Where a resumable upload stands: the next part starts at `offset` "
+                "(whole 64 KiB segments are kept, also of a part that broke off).",
+                "parameters": [_ATTACHMENT_ID],
+                "responses": {
+                    "200": _answer("The upload's state.", _UPLOAD_STATE),
+                    "404": _returns("No such resumable upload still unsent (NOT_FOUND)."),
+                    **_COMMON,
+                },
+            },
+            "patch": {
+                "operationId": "appendUpload",
+                "summary": "The next part of a resumable upload (raw body, streamed), from "
+                "Upload-Offset; the part that reaches the declared length completes it "
+                '(docs/attachments.md, "Resumable uploads").',
+                "parameters": [
+                    _ATTACHMENT_ID,
+                    {
+                        "name": "Upload-Offset",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                        "description": "Where the part starts: the upload's `offset`.",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "responses": {
+                    "200": _answer("The upload's state after the part.", _UPLOAD_STATE),
+                    "400": _returns(
+                        "The part ran past Upload-Length (UPLOAD_TOO_LONG) or broke off "
+                        "(UPLOAD_INCOMPLETE): its whole segments are kept; a bad Upload-Offset "
+                        "(INVALID_PARAMETER)."
+                    ),
+                    "404": _returns("No such resumable upload still unsent (NOT_FOUND)."),
+                    "409": _returns(
+                        "The part does not start where the stored bytes end, or the upload "
+                        "is complete (UPLOAD_OFFSET_MISMATCH, with `offset` and `complete`); "
+                        "nothing of it was stored."
+                    ),
+                    **_COMMON,
+                },
+            },
         },
         "/api/v1/messages/{message_id}/attachments/{number}": {
             "get": {

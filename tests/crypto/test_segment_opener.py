@@ -1,6 +1,7 @@
 """A confidential part opened and hashed as it is stored (``segments.SegmentOpener``): any
 record altered, moved, missing or extra, or a stream cut at a segment boundary, is a failure
-named by the opener, never a digest."""
+named by the opener, never a digest. And a resumable upload's writer, rebuilt from its stored
+segments (``segments.SegmentWriter.resumed``), ends as one writer fed the whole file would."""
 
 from __future__ import annotations
 
@@ -124,3 +125,38 @@ def test_the_splitter_cuts_the_same_records_however_the_stream_is_cut(cut: int) 
     splitter = segments.SegmentSplitter()
     records = [r for at in range(0, len(wire), cut) for r in splitter.feed(wire[at : at + cut])]
     assert [*records, *splitter.finish()] == expected and splitter.size == len(wire)
+
+
+def test_a_resumed_writer_seals_and_hashes_as_one_writer_would() -> None:
+    """A resumable upload's later part: the writer rebuilt from the stored (full, non-final)
+    segments ends with the same segments and the same SHA-256 as one writer fed it all."""
+    key, prefix = segments.new_part_key(), segments.new_prefix()
+    data = secrets.token_bytes(5 * segments.SEGMENT_BYTES + 1234)
+    whole = segments.SegmentWriter(key, prefix, "upload")
+    expected = [*whole.feed(data), (last := whole.finish())[0]]
+
+    first = segments.SegmentWriter(key, prefix, "upload")
+    stored = first.feed(data[: 3 * segments.SEGMENT_BYTES]) + first.seal_held()
+    assert [number for number, _ in stored] == [0, 1, 2], "the held full segment is sealed too"
+    resumed = segments.SegmentWriter.resumed(key, prefix, "upload", (c for _, c in stored))
+    assert resumed.size == 3 * segments.SEGMENT_BYTES
+    rest = resumed.feed(data[3 * segments.SEGMENT_BYTES :])
+    final, digest = resumed.finish()
+    assert digest == last[1] == hashlib.sha256(data).digest()
+    # Sealing is randomised only by the key and prefix, so the segments are the same bytes.
+    assert [*stored, *rest, final] == expected
+
+
+def test_a_resumed_writer_refuses_stored_segments_altered_or_short() -> None:
+    key, prefix = segments.new_part_key(), segments.new_prefix()
+    writer = segments.SegmentWriter(key, prefix, "upload")
+    stored = [c for _, c in writer.feed(bytes(3 * segments.SEGMENT_BYTES))]
+    altered = [stored[0], bytes([stored[1][0] ^ 1]) + stored[1][1:]]
+    with pytest.raises(segments.DecryptionFailed, match="segment 1"):
+        segments.SegmentWriter.resumed(key, prefix, "upload", altered)
+    short = segments.seal_segment(key, prefix, "upload", 0, b"short", final=False)
+    with pytest.raises(segments.DecryptionFailed, match="only full segments"):
+        segments.SegmentWriter.resumed(key, prefix, "upload", [short])
+    final = segments.seal_segment(key, prefix, "upload", 0, bytes(segments.SEGMENT_BYTES), True)
+    with pytest.raises(segments.DecryptionFailed):
+        segments.SegmentWriter.resumed(key, prefix, "upload", [final])

@@ -11,6 +11,9 @@ real keys sign the envelope and its TLS identity posts the multipart delivery:
   read (the body never comes: the refusal must not wait for it);
 * an upload to the local API that breaks off is refused and leaves nothing; the same file
   uploaded again is accepted; an upload declaring more than the limit gets 413 at once;
+* a resumable upload whose part breaks off keeps its whole segments and goes on from the
+  offset it reports, completing the file byte for byte; two parts at once store one; a part
+  from elsewhere, past the declared length or to no such upload is refused by name;
 * a submission whose attachment the recipient's published limit refuses is refused at once;
 * a confidential conversation's attachment (RU-FSSP's node submits and prepares the delivery)
   travels as the sender's sealed segments, its part key wrapped to KZ-MJ's encryption
@@ -292,21 +295,24 @@ async def test_content_length_over_the_limit_is_refused_before_reading(
     assert error.response is not None and b"MESSAGE_TOO_LARGE" in error.response.body
 
 
-async def _raw_upload(api_port: int, token: str, declared: int, sent: bytes) -> None:
-    """An upload that declares ``declared`` bytes, sends ``sent`` and hangs up."""
+async def _hang_up_after(api_port: int, request_line: str, headers: str, sent: bytes) -> None:
+    """A request whose head promises more than ``sent``: it sends ``sent`` and hangs up."""
     _reader, writer = await asyncio.open_connection("127.0.0.1", api_port)
-    writer.write(
-        (
-            "POST /api/v1/attachments?name=scan.pdf&media_type=application/pdf HTTP/1.1\r\n"
-            f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Length: {declared}\r\n\r\n"
-        ).encode()
-        + sent
-    )
+    writer.write(f"{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode() + sent)
     await writer.drain()
     await asyncio.sleep(0.5)
     writer.close()
     await writer.wait_closed()
+
+
+async def _raw_upload(api_port: int, token: str, declared: int, sent: bytes) -> None:
+    """An upload that declares ``declared`` bytes, sends ``sent`` and hangs up."""
+    await _hang_up_after(
+        api_port,
+        "POST /api/v1/attachments?name=scan.pdf&media_type=application/pdf",
+        f"Authorization: Bearer {token}\r\nContent-Length: {declared}\r\n",
+        sent,
+    )
 
 
 async def test_an_interrupted_upload_leaves_nothing_and_a_new_one_succeeds(
@@ -338,6 +344,172 @@ async def test_an_interrupted_upload_leaves_nothing_and_a_new_one_succeeds(
             assert response.status == 413
             assert (await response.json())["error"]["code"] == "ATTACHMENT_TOO_LARGE"
     assert _count(receiver, attachments) == before + 1
+
+
+RESUMABLE = secrets.token_bytes(3_500_000)
+"""Over one write batch (2 MiB) and under the receiver's 4 MB limit."""
+
+
+async def _raw_part(api_port: int, token: str, path: str, offset: int, sent: bytes) -> None:
+    """A part that declares the whole rest of :data:`RESUMABLE`, sends ``sent`` and hangs up."""
+    await _hang_up_after(
+        api_port,
+        f"PATCH {path}",
+        f"Authorization: Bearer {token}\r\nUpload-Offset: {offset}\r\n"
+        f"Content-Length: {len(RESUMABLE) - offset}\r\n",
+        sent,
+    )
+
+
+def _stored_plaintext(receiver: Receiver, attachment_id: str) -> bytes:
+    node = receiver.node
+    with node.store.read() as conn:
+        reader = attachment_store.reader(conn, attachment_id, node.kek_ring)
+    return b"".join(attachment_store.stream(node.store.read, reader))
+
+
+async def test_a_resumable_upload_broken_off_goes_on_from_its_offset(receiver: Receiver) -> None:
+    """The case system declares the length, the first part breaks off after 2.5 MB: the node
+    keeps the whole segments it stored, says where they end, refuses a part from elsewhere,
+    and the rest completes the file byte for byte (hashed as one file, audited once)."""
+    headers = {"Authorization": f"Bearer {receiver.token}"}
+    query = "name=scan.pdf&media_type=application/pdf"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{receiver.api}/attachments?{query}",
+            headers={**headers, "Upload-Length": str(len(RESUMABLE))},
+        ) as response:
+            created = await response.json()
+            assert response.status == 201, created
+        upload = response.headers["Location"]
+        assert upload == f"/api/v1/attachments/{created['attachment_id']}"
+        assert (created["offset"], created["length"], created["complete"]) == (
+            0,
+            len(RESUMABLE),
+            False,
+        )
+        url = f"http://127.0.0.1:{receiver.runtime.api_port}{upload}"
+
+        await _raw_part(receiver.runtime.api_port, receiver.token, upload, 0, RESUMABLE[:2_500_000])
+        offset = 0
+        for _ in range(50):  # the node notices the broken connection and keeps what it wrote
+            async with http.get(url, headers=headers) as response:
+                state = await response.json()
+                assert response.status == 200, state
+            if (offset := state["offset"]) > 0:
+                break
+            await asyncio.sleep(0.1)
+        assert 0 < offset <= 2_500_000 and offset % segments.SEGMENT_BYTES == 0, offset
+        assert not state["complete"] and state["sha256"] is None
+
+        async with http.patch(
+            url, data=RESUMABLE, headers={**headers, "Upload-Offset": "0"}
+        ) as response:
+            refused = await response.json()
+            assert response.status == 409, refused
+        assert refused["error"]["code"] == "UPLOAD_OFFSET_MISMATCH"
+        assert (refused["error"]["offset"], refused["error"]["complete"]) == (offset, False)
+
+        async with http.patch(
+            url, data=RESUMABLE[offset:], headers={**headers, "Upload-Offset": str(offset)}
+        ) as response:
+            done = await response.json()
+            assert response.status == 200, done
+        assert done == {
+            "attachment_id": created["attachment_id"],
+            "length": len(RESUMABLE),
+            "offset": len(RESUMABLE),
+            "complete": True,
+            "sha256": hashlib.sha256(RESUMABLE).hexdigest(),
+        }
+        async with http.patch(
+            url, data=b"more", headers={**headers, "Upload-Offset": str(len(RESUMABLE))}
+        ) as response:
+            again = await response.json()
+            assert response.status == 409 and again["error"]["complete"] is True, again
+    assert _stored_plaintext(receiver, created["attachment_id"]) == RESUMABLE
+    uploaded = [
+        row
+        for row in audit_rows(receiver.node.store, "attachment.uploaded")
+        if row["subjects"].get("attachment") == created["attachment_id"]
+    ]
+    assert [row["details"] for row in uploaded] == [
+        {"size": len(RESUMABLE), "sha256": hashlib.sha256(RESUMABLE).hexdigest()}
+    ]
+
+
+async def test_two_parts_sent_at_once_store_one(receiver: Receiver) -> None:
+    """Two parts from the same offset at the same time (a client retrying too early): one
+    is stored, the other refused with where the stored bytes end; the file is whole once."""
+    headers = {"Authorization": f"Bearer {receiver.token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{receiver.api}/attachments?name=twice.pdf",
+            headers={**headers, "Upload-Length": str(len(RESUMABLE))},
+        ) as response:
+            url = f"{receiver.api}/attachments/{(await response.json())['attachment_id']}"
+
+        async def part() -> tuple[int, dict[str, Any]]:
+            async with http.patch(
+                url, data=_bytes(RESUMABLE), headers={**headers, "Upload-Offset": "0"}
+            ) as response:
+                return response.status, await response.json()
+
+        answers = await asyncio.gather(part(), part())
+    assert sorted(status for status, _ in answers) == [200, 409], answers
+    refused = next(answer for status, answer in answers if status == 409)
+    assert refused["error"]["code"] == "UPLOAD_OFFSET_MISMATCH"
+    done = next(answer for status, answer in answers if status == 200)
+    assert done["complete"] and done["sha256"] == hashlib.sha256(RESUMABLE).hexdigest()
+    assert _stored_plaintext(receiver, done["attachment_id"]) == RESUMABLE
+
+
+async def test_a_resumable_upload_refuses_what_it_cannot_take(receiver: Receiver) -> None:
+    """Over the limit at creation (413), a body with the creation (400), a part past the
+    declared length (400, the bytes before it kept), no such upload (404), a missing or
+    malformed Upload-Offset (400)."""
+    headers = {"Authorization": f"Bearer {receiver.token}"}
+    base = f"{receiver.api}/attachments"
+    async with aiohttp.ClientSession() as http:
+
+        async def call(method: str, url: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+            async with http.request(method, url, **kw) as response:
+                return response.status, await response.json()
+
+        status, answer = await call(
+            "POST", f"{base}?name=a.pdf", headers={**headers, "Upload-Length": str(LIMIT + 1)}
+        )
+        assert (status, answer["error"]["code"]) == (413, "ATTACHMENT_TOO_LARGE")
+        status, answer = await call(
+            "POST", f"{base}?name=a.pdf", data=b"x", headers={**headers, "Upload-Length": "1"}
+        )
+        assert (status, answer["error"]["parameter"]) == (400, "Upload-Length")
+        status, answer = await call(
+            "POST", f"{base}?name=a.pdf", headers={**headers, "Upload-Length": "-5"}
+        )
+        assert (status, answer["error"]["parameter"]) == (400, "Upload-Length")
+
+        status, created = await call(
+            "POST", f"{base}?name=a.pdf", headers={**headers, "Upload-Length": "100000"}
+        )
+        assert status == 201
+        url = f"{base}/{created['attachment_id']}"
+        status, answer = await call(
+            "PATCH", url, data=bytes(150_000), headers={**headers, "Upload-Offset": "0"}
+        )
+        assert (status, answer["error"]["code"]) == (400, "UPLOAD_TOO_LONG"), answer
+        status, state = await call("GET", url, headers=headers)
+        assert status == 200 and not state["complete"] and state["offset"] <= 100_000
+        for offset in (None, "x", "1e3", "-1"):
+            extra = {} if offset is None else {"Upload-Offset": offset}
+            status, answer = await call("PATCH", url, data=b"x", headers={**headers, **extra})
+            assert (status, answer["error"]["parameter"]) == (400, "Upload-Offset"), offset
+        status, answer = await call("GET", f"{base}/{uuid.uuid4()}", headers=headers)
+        assert (status, answer["error"]["code"]) == (404, "NOT_FOUND")
+        status, answer = await call(
+            "PATCH", f"{base}/{uuid.uuid4()}", data=b"x", headers={**headers, "Upload-Offset": "0"}
+        )
+        assert (status, answer["error"]["code"]) == (404, "NOT_FOUND")
 
 
 async def test_the_recipients_published_limit_refuses_at_submit(world: DemoWorld) -> None:
