@@ -124,18 +124,23 @@ async def _write_batches(
     limit: int,
     write: Callable[[bytes], None],
     executor: Executor | None,
+    keep: Callable[[bytes], None] | None = None,
 ) -> None:
     """``write`` (in the executor) each :data:`WRITE_BATCH_BYTES` of ``chunks`` while the
     next batch is read; raises :class:`PartTooLarge` past ``limit`` bytes. On any failure the
     batch being written is let finish (a thread cannot be stopped mid-transaction): what the
-    caller does next — discard the part, report how far it got — sees every write done."""
+    caller does next — discard the part, report how far it got — sees every write done.
+    ``keep``: on a failure, also given the bytes read since the last batch, up to ``limit``
+    (a resumable upload keeps what came before its connection broke or its length ran out);
+    its own failure is not raised."""
     pending: asyncio.Future[None] | None = None
+    batch: list[bytes] = []
     try:
-        batch: list[bytes] = []
         batched = total = 0
         async for chunk in chunks:
             total += len(chunk)
             if total > limit:
+                batch.append(chunk[: len(chunk) - (total - limit)])  # for ``keep`` only
                 raise PartTooLarge(limit)
             batch.append(chunk)
             batched += len(chunk)
@@ -153,6 +158,11 @@ async def _write_batches(
     except BaseException:
         if pending is not None:
             await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
+        if keep is not None:
+            rest = b"".join(batch)
+            await asyncio.gather(
+                asyncio.shield(_off_loop(executor, keep, rest)), return_exceptions=True
+            )
         raise
 
 
@@ -205,9 +215,9 @@ async def append_stream(
     """Store the next part of a resumable upload, from ``offset`` (which must be where its
     stored bytes end: :class:`UploadOffsetMismatch` otherwise). The part that reaches the
     declared length completes the upload (its :class:`StagedPart` is returned); any other
-    keeps its whole segments — also when it breaks off — so that the next part starts where
-    :func:`upload_state` then says. Raises :class:`PartTooLarge` for bytes past the length
-    (those before it are kept)."""
+    keeps every whole segment it brought — also when it breaks off — so that the next part
+    starts where :func:`upload_state` then says. Raises :class:`PartTooLarge` for bytes past
+    the length (those before it are kept)."""
 
     def state_now() -> attachment_store.UploadState:
         return upload_state(store, attachment_id)
@@ -223,28 +233,38 @@ async def append_stream(
     if offset != state.offset:  # another part came in between
         raise UploadOffsetMismatch(state)
 
+    overtaken: list[UploadOffsetMismatch] = []
+
     def stored(work: Callable[[Connection], T]) -> T:
+        if overtaken:  # what this part holds no longer follows the stored bytes
+            raise overtaken[0]
         try:
             with store.transaction() as conn:
                 return work(conn)
         except sa.exc.IntegrityError:
             # Another request stored these segments first (two parts sent at once).
-            raise UploadOffsetMismatch(state_now()) from None
+            overtaken.append(UploadOffsetMismatch(state_now()))
+            raise overtaken[0] from None
 
     def write(data: bytes) -> None:
         stored(lambda conn: attachment_store.write(conn, staging, data))
 
-    def keep_held() -> None:
-        stored(lambda conn: attachment_store.write_held(conn, staging))
+    def keep_rest(data: bytes) -> None:
+        def write_all(conn: Connection) -> None:
+            attachment_store.write(conn, staging, data)
+            if staging.writer.size < state.length:  # else what it holds is the final segment
+                attachment_store.write_held(conn, staging)
+
+        stored(write_all)
 
     def finish() -> StagedPart:
         return StagedPart(
             staging.attachment_id, *stored(lambda conn: attachment_store.finish(conn, staging))
         )
 
-    await _write_batches(chunks, state.length - state.offset, write, executor)
+    await _write_batches(chunks, state.length - state.offset, write, executor, keep_rest)
     if staging.writer.size < state.length:
-        await _off_loop(executor, keep_held)
+        await _off_loop(executor, keep_rest, b"")
         return await _off_loop(executor, state_now), None
     staged = await _off_loop(executor, finish)
     return await _off_loop(executor, state_now), staged
