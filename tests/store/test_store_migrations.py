@@ -126,6 +126,32 @@ def test_attachment_segments_are_stored_out_of_line_uncompressed_and_the_change_
         store.dispose()
 
 
+def test_the_tombstones_run_key_is_dropped_and_the_change_reverses(empty_url: str) -> None:
+    """0022: no per-row check of a tombstone's run (the reports' key stays); down to 0021 it
+    comes back; up again, on both stores."""
+    store = open_store(empty_url)
+
+    def referencing_runs() -> set[str]:
+        inspector = sa.inspect(store.engine)
+        return {
+            name
+            for name in inspector.get_table_names()
+            for fk in inspector.get_foreign_keys(name)
+            if fk["referred_table"] == "purge_runs"
+        }
+
+    try:
+        migrate(store.engine)
+        assert referencing_runs() == {"purge_reports"}
+        with store.engine.connect() as conn, conn.begin():
+            command.downgrade(_alembic_config(conn), "0021")
+        assert referencing_runs() == {"purge_reports", "tombstones"}
+        migrate(store.engine)
+        assert referencing_runs() == {"purge_reports"}
+    finally:
+        store.dispose()
+
+
 def test_the_purged_rows_foreign_keys_are_dropped_and_the_change_reverses(
     empty_url: str,
 ) -> None:

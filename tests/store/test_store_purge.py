@@ -473,3 +473,21 @@ def test_the_scan_reads_the_holds_and_the_outbox_once_per_statement(
             loops = _subplan_loops(plan["Plan"])
             assert loops and max(loops) == 1, loops
         cursor.close()
+
+
+@pytest.mark.parametrize("run", ["never started", "finished"])
+def test_tombstones_are_written_only_under_a_running_run(
+    store: Store, ring: KekRing, run: str
+) -> None:
+    """What stands for the tombstones' foreign key to their run (dropped in 0022): the purge
+    refuses to tombstone under a run that does not exist or no longer runs, and nothing of the
+    transaction is kept."""
+    _, ids = _conversation(store, ring, OLD)
+    if run == "finished":
+        with store.transaction() as conn:
+            purge.start_run(conn, "run-done", "cis-default", "job:purge", NOW)
+            purge.finish_run(conn, "run-done", NOW, held=0, error_code=None, report_sha256=None)
+    with pytest.raises(ValueError, match="is not running"), store.transaction() as conn:
+        _purge_in_batches(conn, ids, "run-done", batch_size=2)
+    assert _count(store, purge.tombstones) == 0
+    assert _count(store, messages_table) == len(ids)
