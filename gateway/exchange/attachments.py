@@ -229,7 +229,10 @@ async def append_stream(
     state = await _off_loop(executor, state_now)
     if state.complete or offset != state.offset:
         raise UploadOffsetMismatch(state)  # before reading back what is stored
-    staging, state = await _off_loop(executor, resume)
+    try:
+        staging, state = await _off_loop(executor, resume)
+    except attachment_store.AttachmentNotFound:  # completed (or sent) in between
+        raise UploadOffsetMismatch(await _off_loop(executor, state_now)) from None
     if offset != state.offset:  # another part came in between
         raise UploadOffsetMismatch(state)
 
