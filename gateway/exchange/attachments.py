@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -300,16 +300,22 @@ def open_file(store: Store, opened: attachment_store.Reader) -> io.BufferedReade
 
 
 async def read_stream(
-    store: Store, opened: attachment_store.Reader, executor: Executor | None = None
-) -> AsyncIterator[bytes]:
-    """The plaintext of an opened attachment, 1 MiB at a time, each batch its own short read
-    transaction; the next batch is decrypted while the caller sends this one."""
+    store: Store,
+    opened: attachment_store.Reader,
+    executor: Executor | None = None,
+    start: int = 0,
+) -> AsyncGenerator[bytes, None]:
+    """The plaintext of an opened attachment from byte ``start`` (a download resumed with
+    ``Range``), 2 MiB at a time, each batch its own short read transaction; the next batch is
+    decrypted while the caller sends this one. Reading starts at ``start``'s segment: the
+    segments before it are neither read nor decrypted."""
 
     def batch(first: int) -> bytes:
         with store.read() as conn:
             return b"".join(opened.batch(conn, first))
 
-    starts = range(0, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
+    first_segment, skip = divmod(start, segments.SEGMENT_BYTES)
+    starts = range(first_segment, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
     if not starts:
         return
     ahead = asyncio.ensure_future(_off_loop(executor, batch, starts[0]))
@@ -318,6 +324,8 @@ async def read_stream(
             data = await ahead
             if following is not None:
                 ahead = asyncio.ensure_future(_off_loop(executor, batch, following))
+            if skip:
+                data, skip = data[skip:], 0
             yield data
     finally:
         if not ahead.done():

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -679,12 +679,17 @@ class LocalNodeService:
 
     async def open_attachment(
         self, message_id: str, number: int, *, actor: Actor, purpose: str | None
-    ) -> tuple[AttachmentInfo, AsyncIterator[bytes]]:
-        """The message's attachment ``number`` (1-based, the signed list's order) and its bytes
-        as a stream; same access and audit as reading the document itself."""
+    ) -> tuple[AttachmentInfo, Callable[[int], AsyncGenerator[bytes, None]]]:
+        """The message's attachment ``number`` (1-based, the signed list's order) and what
+        streams its bytes from a given offset (0: the whole file; more: a download resumed);
+        same access and audit as reading the document itself."""
 
         opened = await self._run(self._open_part, message_id, number, actor, purpose)
-        return opened.info, read_stream(self.node.store, opened, self.executor)
+
+        def read_from(start: int) -> AsyncGenerator[bytes, None]:
+            return read_stream(self.node.store, opened, self.executor, start)
+
+        return opened.info, read_from
 
     async def verify_attachment(
         self, message_id: str, number: int, *, actor: Actor, purpose: str | None

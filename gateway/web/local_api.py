@@ -326,6 +326,9 @@ class ErrorCode(StrEnum):
     """The upload ended before its Content-Length (the connection broke); nothing is kept:
     upload the file again (400). A resumable upload's part keeps its whole segments: ask the
     upload for its ``offset`` and go on from there."""
+    RANGE_NOT_SATISFIABLE = "RANGE_NOT_SATISFIABLE"
+    """A download's ``Range`` starts at or past the file's end; ``Content-Range`` gives the
+    file's size (416)."""
     UPLOAD_OFFSET_MISMATCH = "UPLOAD_OFFSET_MISMATCH"
     """A resumable upload's part does not start where its stored bytes end (``offset`` says
     where they do), or the upload is already complete (``complete``); nothing of the part was
@@ -443,6 +446,11 @@ _HTTP_ERRORS: Mapping[int, tuple[ErrorCode, str, str]] = {
         ErrorCode.BODY_TOO_LARGE,
         f"the body is over {MAX_JSON_BYTES} bytes",
         f"Тело запроса больше {MAX_JSON_BYTES} байт.",
+    ),
+    416: (
+        ErrorCode.RANGE_NOT_SATISFIABLE,
+        "the Range starts at or past the file's end (Content-Range gives its size)",
+        "Запрошенный диапазон начинается за концом файла (размер — в Content-Range).",
     ),
 }
 
@@ -625,8 +633,9 @@ def _translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, web.HTTPException) and exc.status in _HTTP_ERRORS:
         code, en, ru = _HTTP_ERRORS[exc.status]
         headers = {}
-        if exc.status == 405 and hdrs.ALLOW in exc.headers:
-            headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+        for kept in (hdrs.ALLOW, hdrs.CONTENT_RANGE):
+            if kept in exc.headers:
+                headers[kept] = exc.headers[kept]
         return ApiError(exc.status, code, en, ru, headers=headers)
     if isinstance(exc, RequestPayloadError):
         # The parser found the body's framing broken while a handler read it (a bad chunk):
@@ -2058,10 +2067,10 @@ async def get_message_attachment(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["number"]
     if not raw.isdigit() or not 1 <= int(raw) <= 50:
         raise _bad_parameter("number", "1..50", "от 1 до 50")
-    info, chunks = await request.app[SERVICE].open_attachment(
+    info, read_from = await request.app[SERVICE].open_attachment(
         message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
     )
-    return await stream_attachment(request, info, chunks, message_id, int(raw))
+    return await stream_attachment(request, info, read_from, message_id, int(raw))
 
 
 async def post_attachment_verification(request: web.Request) -> web.Response:

@@ -676,10 +676,32 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getMessageAttachment",
                 "summary": "One attachment of the message (1-based, the signed list's order), "
-                "streamed; X-Content-SHA256 gives its signed digest.",
-                "parameters": [*message_param, attachment_number, *_PURPOSE],
+                "streamed; X-Content-SHA256 gives its signed digest (and, quoted, its ETag). "
+                "One byte range (Range: bytes=N-, N-M or -N) is answered 206: a broken "
+                "download goes on where it stopped (curl -C -).",
+                "parameters": [
+                    *message_param,
+                    attachment_number,
+                    *_PURPOSE,
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "required": False,
+                        "schema": _STR,
+                        "description": "One byte range; several, or an If-Range naming "
+                        "another ETag, get the whole file (200).",
+                    },
+                ],
                 "responses": {
                     "200": _download("application/octet-stream", "The file, as signed."),
+                    "206": _download(
+                        "application/octet-stream",
+                        "The bytes of the range asked for; Content-Range says which.",
+                    ),
+                    "416": _returns(
+                        "The range starts at or past the file's end (RANGE_NOT_SATISFIABLE); "
+                        "Content-Range: bytes */<size>."
+                    ),
                     **_READ,
                 },
             }

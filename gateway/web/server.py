@@ -30,11 +30,11 @@ import logging
 import socket
 import ssl
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import http_exceptions, web
+from aiohttp import hdrs, http_exceptions, web
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
@@ -320,22 +320,67 @@ async def start_guarded_site(
     return runner
 
 
+def _wanted_range(request: web.Request, size: int, etag: str) -> tuple[int, int] | None:
+    """The one byte range a download asks for, as ``(start, stop)``; None for the whole file:
+    no ``Range``, one this server does not serve (several ranges, another unit: RFC 9110 lets
+    it send the whole file instead), or an ``If-Range`` that names another file. Raises 416
+    for a range that starts at or past the end."""
+    if hdrs.RANGE not in request.headers:
+        return None
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and if_range != etag:
+        return None
+    try:
+        wanted = request.http_range
+    except ValueError:
+        return None
+    if wanted.start is not None and wanted.start >= size:
+        # Each app answers it in its own format (the local API: RANGE_NOT_SATISFIABLE).
+        raise web.HTTPRequestRangeNotSatisfiable(headers={hdrs.CONTENT_RANGE: f"bytes */{size}"})
+    start, stop, _ = wanted.indices(size)
+    return (start, stop) if stop > start else None
+
+
 async def stream_attachment(
-    request: web.Request, info: Any, chunks: AsyncIterator[bytes], message_id: str, number: int
+    request: web.Request,
+    info: Any,
+    read_from: Callable[[int], AsyncGenerator[bytes, None]],
+    message_id: str,
+    number: int,
 ) -> web.StreamResponse:
     """A message's attachment streamed as the local API and the console serve it: named by the
     message id and the number, never the file's own name (it may name a person or carry path
-    characters); its SHA-256 in ``X-Content-SHA256``."""
+    characters); its SHA-256 in ``X-Content-SHA256`` and, quoted, as its ``ETag`` (a stored
+    file never changes). One byte range (``Range: bytes=N-``, ``N-M``, ``-N``) is served as
+    206 Partial Content, so that a broken download goes on where it stopped (``curl -C -``);
+    only the segments from the range's start are read and decrypted."""
+    etag = f'"{info.sha256.hex()}"'
+    wanted = _wanted_range(request, info.size, etag)
+    start, stop = wanted if wanted is not None else (0, info.size)
     response = web.StreamResponse(
+        status=206 if wanted is not None else 200,
         headers={
             "Content-Type": info.meta.media_type,
             "Content-Disposition": f'attachment; filename="{message_id}.{number}"',
             "X-Content-SHA256": info.sha256.hex(),
-        }
+            hdrs.ETAG: etag,
+            hdrs.ACCEPT_RANGES: "bytes",
+        },
     )
-    response.content_length = info.size
+    if wanted is not None:
+        response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{info.size}"
+    response.content_length = stop - start
     await response.prepare(request)
-    async for piece in chunks:
-        await response.write(piece)
+    left = stop - start
+    pieces = read_from(start)
+    try:
+        async for piece in pieces:
+            if len(piece) >= left:
+                await response.write(piece[:left])
+                break
+            await response.write(piece)
+            left -= len(piece)
+    finally:
+        await pieces.aclose()
     await response.write_eof()
     return response

@@ -36,10 +36,12 @@ import dataclasses
 import hashlib
 import re
 import secrets
+import tempfile
 import tomllib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -91,6 +93,7 @@ from tests.integration.exchange_world import (
     write_toml,
 )
 from tests.render.conftest import make_pki
+from tests.tooling import require_tool
 from tests.web.console.conftest import CHEAP_HASHER, PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -204,12 +207,60 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     ):
         assert response.status == 200, await response.text()
         assert response.headers["X-Content-SHA256"] == hashlib.sha256(CONTENT).hexdigest()
+        assert response.headers["Accept-Ranges"] == "bytes"
         assert await response.read() == CONTENT
+    await _ranged_downloads(receiver, message_id, f'"{hashlib.sha256(CONTENT).hexdigest()}"')
     # And through the console: listed on the message page with its signed digest, streamed.
     conversation_id = header_field(envelope, "ConversationId")
     page, downloaded = await _console_download(receiver, conversation_id, message_id)
     assert 'id="attachments-beside"' in page and hashlib.sha256(CONTENT).hexdigest() in page
     assert downloaded == CONTENT
+    await _curl_resumes(receiver, message_id)
+
+
+async def _ranged_downloads(receiver: Receiver, message_id: str, etag: str) -> None:
+    """A download goes on where it broke off: one byte range is 206 with exactly those bytes
+    (from inside a segment, across segments, to the end, the last N); a range past the end is
+    416 naming the size; several ranges, or an If-Range naming another file, get it whole."""
+    url = f"{receiver.api}/messages/{message_id}/attachments/1"
+    asked = {"Authorization": f"Bearer {receiver.token}", "X-Purpose": "Проверка ИП 1"}
+    size = len(CONTENT)
+    async with aiohttp.ClientSession() as http:
+        for header, start, stop in (
+            ("bytes=100000-", 100_000, size),
+            ("bytes=65530-131080", 65_530, 131_081),
+            (f"bytes=-{size - 300_001}", 300_001, size),
+            ("bytes=0-0", 0, 1),
+        ):
+            async with http.get(url, headers={**asked, "Range": header}) as response:
+                assert response.status == 206, (header, await response.text())
+                assert response.headers["Content-Range"] == f"bytes {start}-{stop - 1}/{size}"
+                assert response.headers["ETag"] == etag
+                assert await response.read() == CONTENT[start:stop], header
+        async with http.get(url, headers={**asked, "Range": f"bytes={size}-"}) as response:
+            assert response.status == 416
+            assert response.headers["Content-Range"] == f"bytes */{size}"
+            assert (await response.json())["error"]["code"] == "RANGE_NOT_SATISFIABLE"
+        for whole in ({"Range": "bytes=0-1,5-6"}, {"Range": "bytes=5-", "If-Range": '"other"'}):
+            async with http.get(url, headers={**asked, **whole}) as response:
+                assert response.status == 200, whole
+                assert await response.read() == CONTENT
+
+
+async def _curl_resumes(receiver: Receiver, message_id: str) -> None:
+    """curl goes on with a broken download with ``-C -`` (``Range: bytes=<what it has>-``)."""
+    curl = require_tool("curl", "curl")
+    url = f"{receiver.api}/messages/{message_id}/attachments/1"
+    with tempfile.TemporaryDirectory() as folder:
+        partial = Path(folder) / "scan.pdf"
+        partial.write_bytes(CONTENT[:200_000])
+        done = await asyncio.create_subprocess_exec(
+            curl, "-sS", "-f", "-C", "-", "-o", str(partial), url,
+            "-H", f"Authorization: Bearer {receiver.token}",
+            "-H", "X-Purpose: Проверка ИП 1",
+        )  # fmt: skip
+        assert await done.wait() == 0
+        assert partial.read_bytes() == CONTENT
 
 
 @contextlib.asynccontextmanager

@@ -694,10 +694,10 @@ async def message_attachment(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["number"]
     if not raw.isdigit() or not 1 <= int(raw) <= 50:
         raise web.HTTPNotFound()
-    info, chunks = await request.app[CONTEXT].service.open_attachment(
+    info, read_from = await request.app[CONTEXT].service.open_attachment(
         message_id, int(raw), actor=request[ACTOR], purpose=purpose
     )
-    return await stream_attachment(request, info, chunks, message_id, int(raw))
+    return await stream_attachment(request, info, read_from, message_id, int(raw))
 
 
 async def verify_attachment(request: web.Request) -> web.Response:
