@@ -293,7 +293,14 @@ async def _console_download(
             text = await page.text()
         async with http.get(f"{message}/attachments/1") as file:
             assert file.status == 200
-            return text, await file.read()
+            whole = await file.read()
+        # The console serves a range too, and says past the end where the file ends.
+        async with http.get(f"{message}/attachments/1", headers={"Range": "bytes=10-19"}) as part:
+            assert (part.status, await part.read()) == (206, whole[10:20])
+        past_end = {"Range": f"bytes={len(whole)}-"}
+        async with http.get(f"{message}/attachments/1", headers=past_end) as past:
+            assert (past.status, past.headers["Content-Range"]) == (416, f"bytes */{len(whole)}")
+        return text, whole
 
 
 async def test_a_tampered_part_is_refused_and_nothing_is_stored(

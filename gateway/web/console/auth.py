@@ -89,6 +89,7 @@ _HTTP_ERRORS: Mapping[int, tuple[str, str]] = {
     404: ("Страница не найдена", "Такой страницы, переписки или сообщения нет."),
     405: ("Метод не допускается", "Этот адрес не принимает такой запрос."),
     413: ("Слишком большой запрос", "Форма содержит слишком много данных."),
+    416: ("Диапазон за концом файла", "Файл короче запрошенного места: скачайте его заново."),
 }
 
 
@@ -138,7 +139,10 @@ async def errors_middleware(request: web.Request, handler: _Handler) -> web.Stre
         if exc.status < 400:
             raise
         title, text = _HTTP_ERRORS.get(exc.status, ("Ошибка", "Запрос не выполнен."))
-        return error_page(request, exc.status, title, text)
+        page = error_page(request, exc.status, title, text)
+        if hdrs.CONTENT_RANGE in exc.headers:  # a 416 names the file's size
+            page.headers[hdrs.CONTENT_RANGE] = exc.headers[hdrs.CONTENT_RANGE]
+        return page
     except NotFound:
         title, text = _HTTP_ERRORS[404]
         return error_page(request, 404, title, text)
