@@ -222,7 +222,11 @@ def _resumable_row(conn: Connection, attachment_id: str) -> sa.Row[Any]:
 
 def upload_state(conn: Connection, attachment_id: str) -> UploadState:
     """A resumable, unsent upload's state (:class:`AttachmentNotFound` for anything else)."""
-    row = _resumable_row(conn, attachment_id)
+    return _state_of(conn, _resumable_row(conn, attachment_id))
+
+
+def _state_of(conn: Connection, row: sa.Row[Any]) -> UploadState:
+    attachment_id = row.attachment_id
     if row.complete:
         return UploadState(attachment_id, row.upload_length, row.size, True, row.sha256)
     stored = conn.execute(
@@ -238,10 +242,10 @@ def upload_state(conn: Connection, attachment_id: str) -> UploadState:
 def resume(conn: Connection, attachment_id: str, keys: KekRing) -> tuple[Staging, UploadState]:
     """A resumable upload reopened for its next part, where its stored segments end; they are
     read back and hashed again a batch at a time (:meth:`SegmentWriter.resumed`)."""
-    state = upload_state(conn, attachment_id)
+    row = _resumable_row(conn, attachment_id)
+    state = _state_of(conn, row)
     if state.complete:
         raise AttachmentNotFound(f"attachment {attachment_id}: the upload is already complete")
-    row = _resumable_row(conn, attachment_id)
     count = state.offset // segments.SEGMENT_BYTES
 
     def stored() -> Iterator[bytes]:
