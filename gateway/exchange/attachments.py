@@ -185,10 +185,13 @@ async def begin_upload(
     return await _off_loop(executor, begin)
 
 
-def upload_state(store: Store, attachment_id: str) -> attachment_store.UploadState:
-    """Where a resumable upload stands (blocking: call it off the event loop)."""
+def upload_state(
+    store: Store, attachment_id: str, held_for: str | None = None
+) -> attachment_store.UploadState:
+    """Where a resumable upload (or a part held for peer ``held_for``) stands (blocking: call
+    it off the event loop)."""
     with store.read() as conn:
-        return attachment_store.upload_state(conn, attachment_id)
+        return attachment_store.upload_state(conn, attachment_id, held_for)
 
 
 class UploadOffsetMismatch(GatewayError):
@@ -211,20 +214,22 @@ async def append_stream(
     chunks: AsyncIterator[bytes],
     *,
     executor: Executor | None = None,
+    held_for: str | None = None,
 ) -> tuple[attachment_store.UploadState, StagedPart | None]:
     """Store the next part of a resumable upload, from ``offset`` (which must be where its
     stored bytes end: :class:`UploadOffsetMismatch` otherwise). The part that reaches the
     declared length completes the upload (its :class:`StagedPart` is returned); any other
     keeps every whole segment it brought — also when it breaks off — so that the next part
     starts where :func:`upload_state` then says. Raises :class:`PartTooLarge` for bytes past
-    the length (those before it are kept)."""
+    the length (those before it are kept). ``held_for``: the part is one held for that
+    peer's delivery (:func:`stage_held`)."""
 
     def state_now() -> attachment_store.UploadState:
-        return upload_state(store, attachment_id)
+        return upload_state(store, attachment_id, held_for)
 
     def resume() -> tuple[attachment_store.Staging, attachment_store.UploadState]:
         with store.read() as conn:
-            return attachment_store.resume(conn, attachment_id, keys)
+            return attachment_store.resume(conn, attachment_id, keys, held_for)
 
     state = await _off_loop(executor, state_now)
     if state.complete or offset != state.offset:
@@ -271,6 +276,99 @@ async def append_stream(
         return await _off_loop(executor, state_now), None
     staged = await _off_loop(executor, finish)
     return await _off_loop(executor, state_now), staged
+
+
+# --- a peer's delivery that broke off, resumed ---------------------------------------------------
+
+HeldClaim = attachment_store.HeldClaim
+
+
+class HeldPartMissing(GatewayError):
+    """A delivery's part resumes from an offset at which this node holds nothing of it."""
+
+    def __init__(self, claim: HeldClaim, offset: int) -> None:
+        super().__init__(f"no part of {claim.length} bytes held at offset {offset} for the peer")
+        self.offset = offset
+
+
+class PartShort(GatewayError):
+    """A part ended (cleanly) before the length it declared: a malformed delivery."""
+
+
+def held_offset(store: Store, claim: HeldClaim) -> int | None:
+    """How many bytes of the part ``claim`` names this node holds for its peer (the furthest
+    of its held copies), None if none (blocking: call it off the event loop)."""
+    with store.read() as conn:
+        found = attachment_store.held_parts(conn, claim)
+    return found[0].offset if found else None
+
+
+async def stage_held(
+    store: Store,
+    keys: KekRing,
+    meta: AttachmentMeta,
+    claim: HeldClaim,
+    offset: int,
+    chunks: AsyncIterator[bytes],
+    *,
+    now: datetime,
+    on_staged: Callable[[str], None],
+    executor: Executor | None = None,
+) -> StagedPart:
+    """A peer's part that declared its length and SHA-256 (``claim``), stored so that a break
+    leaves its whole segments held for the retry: from 0 as a new held part, or from
+    ``offset``, continuing the held part that ends there (:class:`HeldPartMissing` if none).
+    ``on_staged`` learns the part's id before any byte is stored (the caller keeps it on a
+    break, discards it otherwise). Raises :class:`PartTooLarge` past the declared length and
+    :class:`PartShort` for a part that ends before it."""
+    if offset == 0:
+
+        def begin() -> str:
+            with store.transaction() as conn:
+                return attachment_store.begin(conn, meta, keys, now, held=claim).attachment_id
+
+        attachment_id = await _off_loop(executor, begin)
+    else:
+
+        def find() -> attachment_store.UploadState | None:
+            with store.read() as conn:
+                found = attachment_store.held_parts(conn, claim)
+            return next((state for state in found if state.offset == offset), None)
+
+        state = await _off_loop(executor, find)
+        if state is None:
+            raise HeldPartMissing(claim, offset)
+        attachment_id = state.attachment_id
+        if state.complete:  # the break came after this part: nothing of it to send again
+            on_staged(attachment_id)
+            async for chunk in chunks:
+                if chunk:
+                    raise PartTooLarge(claim.length)
+            assert state.sha256 is not None
+            return StagedPart(attachment_id, state.length, state.sha256)
+    on_staged(attachment_id)
+    try:
+        _, staged = await append_stream(
+            store, keys, attachment_id, offset, chunks, executor=executor, held_for=claim.peer
+        )
+    except UploadOffsetMismatch:  # another delivery took it on meanwhile
+        raise HeldPartMissing(claim, offset) from None
+    if staged is None:
+        raise PartShort(f"the part ended before its declared {claim.length} bytes")
+    return staged
+
+
+async def keep_held(
+    store: Store, peer: str, most_bytes: int, executor: Executor | None = None
+) -> None:
+    """After a delivery broke off: what it brought stays held, and the peer's oldest held
+    parts go until it holds at most ``most_bytes``."""
+
+    def trim() -> None:
+        with store.transaction() as conn:
+            attachment_store.trim_held(conn, peer, most_bytes)
+
+    await asyncio.shield(_off_loop(executor, trim))
 
 
 async def discard(store: Store, attachment_ids: list[str], executor: Executor | None) -> None:

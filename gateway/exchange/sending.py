@@ -578,8 +578,8 @@ class Outgoing:
     """What goes over the connection: the signed document, or its CMS encryption."""
     signed: bytes
     """The signed document itself: the receipt's SHA-256 must be of these bytes."""
-    attachments: tuple[tuple[str, int], ...] = ()
-    """``(attachment id, size)`` of the parts that go beside it, in order."""
+    attachments: tuple[attachment_store.Part, ...] = ()
+    """The parts that go beside it, in order."""
     resigned: bool = False
     """Signed again just now: a generation that signed it was revoked while it waited."""
     sealed_parts: bool = False

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -163,9 +163,13 @@ def begin(
     keys: KekRing,
     now: datetime,
     upload_length: int | None = None,
+    held: HeldClaim | None = None,
 ) -> Staging:
     """A new staged attachment; write its bytes with :func:`write`, then :func:`finish`.
-    ``upload_length``: a resumable upload's declared whole length (:func:`resume`)."""
+    ``upload_length``: a resumable upload's declared whole length (:func:`resume`); ``held``: a
+    peer's part held for its delivery's retry (its length is the claim's)."""
+    if held is not None:
+        upload_length = held.length
     attachment_id = time_ordered_uuid()
     key = segments.new_part_key()
     prefix = segments.new_prefix()
@@ -186,6 +190,8 @@ def begin(
             meta=sealed,
             created_at=now,
             upload_length=upload_length,
+            held_for=held.peer if held is not None else None,
+            claimed_sha256=held.sha256 if held is not None else None,
         )
     )
     return Staging(attachment_id, segments.SegmentWriter(key, prefix, attachment_id))
@@ -204,12 +210,28 @@ class UploadState:
     sha256: bytes | None
 
 
-def _resumable_row(conn: Connection, attachment_id: str) -> sa.Row[Any]:
+@dataclass(frozen=True, slots=True)
+class HeldClaim:
+    """A peer's part as its delivery declared it before the bytes (``Upload-Length``,
+    ``Repr-Digest``): what its held bytes are found by when the delivery is retried. Not
+    trusted: the part is compared with the signed header once the document is verified."""
+
+    peer: str
+    length: int
+    sha256: bytes
+
+
+def _resumable_row(conn: Connection, attachment_id: str, held_for: str | None) -> sa.Row[Any]:
+    # A case system's upload and a peer's held part never reach each other's paths.
+    holder = (
+        attachments.c.held_for.is_(None) if held_for is None else attachments.c.held_for == held_for
+    )
     row = conn.execute(
         sa.select(attachments).where(
             attachments.c.attachment_id == attachment_id,
             attachments.c.message_id.is_(None),
             attachments.c.upload_length.is_not(None),
+            holder,
         )
     ).first()
     if row is None:
@@ -220,9 +242,53 @@ def _resumable_row(conn: Connection, attachment_id: str) -> sa.Row[Any]:
     return row
 
 
-def upload_state(conn: Connection, attachment_id: str) -> UploadState:
-    """A resumable, unsent upload's state (:class:`AttachmentNotFound` for anything else)."""
-    return _state_of(conn, _resumable_row(conn, attachment_id))
+def upload_state(conn: Connection, attachment_id: str, held_for: str | None = None) -> UploadState:
+    """A resumable, unsent upload's state (:class:`AttachmentNotFound` for anything else);
+    ``held_for``: a part held for that peer's delivery instead."""
+    return _state_of(conn, _resumable_row(conn, attachment_id, held_for))
+
+
+def held_parts(conn: Connection, claim: HeldClaim) -> list[UploadState]:
+    """The parts held for ``claim``'s peer that match it (length and declared SHA-256),
+    furthest first: usually one, from the delivery that broke off."""
+    rows = conn.execute(
+        sa.select(attachments).where(
+            attachments.c.held_for == claim.peer,
+            attachments.c.claimed_sha256 == claim.sha256,
+            attachments.c.upload_length == claim.length,
+            attachments.c.message_id.is_(None),
+        )
+    ).all()
+    return sorted((_state_of(conn, r) for r in rows), key=lambda s: s.offset, reverse=True)
+
+
+def trim_held(conn: Connection, peer: str, most_bytes: int) -> int:
+    """Delete the peer's oldest held parts until what it holds is at most ``most_bytes``
+    (stored segments counted): a peer whose deliveries keep breaking off cannot fill the
+    store. How many were deleted."""
+    stored = (
+        sa.select(
+            attachments.c.attachment_id,
+            sa.func.count(attachment_segments.c.segment_no).label("segments"),
+        )
+        .select_from(
+            attachments.outerjoin(
+                attachment_segments,
+                attachment_segments.c.attachment_id == attachments.c.attachment_id,
+            )
+        )
+        .where(attachments.c.held_for == peer, attachments.c.message_id.is_(None))
+        .group_by(attachments.c.attachment_id, attachments.c.created_at)
+        .order_by(attachments.c.created_at.desc(), attachments.c.attachment_id.desc())
+    )
+    kept = 0
+    dropped = []
+    for row in conn.execute(stored):
+        kept += row.segments * segments.SEGMENT_BYTES
+        if kept > most_bytes:
+            dropped.append(row.attachment_id)
+    discard(conn, dropped)
+    return len(dropped)
 
 
 def _state_of(conn: Connection, row: sa.Row[Any]) -> UploadState:
@@ -239,10 +305,13 @@ def _state_of(conn: Connection, row: sa.Row[Any]) -> UploadState:
     )
 
 
-def resume(conn: Connection, attachment_id: str, keys: KekRing) -> tuple[Staging, UploadState]:
-    """A resumable upload reopened for its next part, where its stored segments end; they are
-    read back and hashed again a batch at a time (:meth:`SegmentWriter.resumed`)."""
-    row = _resumable_row(conn, attachment_id)
+def resume(
+    conn: Connection, attachment_id: str, keys: KekRing, held_for: str | None = None
+) -> tuple[Staging, UploadState]:
+    """A resumable upload (or a part held for ``held_for``) reopened for its next part, where
+    its stored segments end; they are read back and hashed again a batch at a time
+    (:meth:`SegmentWriter.resumed`)."""
+    row = _resumable_row(conn, attachment_id, held_for)
     state = _state_of(conn, row)
     if state.complete:
         raise AttachmentNotFound(f"attachment {attachment_id}: the upload is already complete")
@@ -345,7 +414,7 @@ def staged_sealing(conn: Connection, attachment_id: str, keys: KekRing) -> tuple
     row = conn.execute(
         sa.select(attachments).where(attachments.c.attachment_id == attachment_id)
     ).first()
-    if row is None or not row.complete or row.message_id is not None:
+    if row is None or not row.complete or row.message_id is not None or row.held_for:
         raise AttachmentNotFound(f"attachment {attachment_id} is not an uploaded, unsent one")
     return _staged_key(row, keys), row.segment_prefix
 
@@ -439,7 +508,7 @@ def staged(conn: Connection, attachment_ids: Sequence[str], keys: KekRing) -> li
     found = []
     for attachment_id in attachment_ids:
         row = rows.get(attachment_id)
-        if row is None or not row.complete or row.message_id is not None:
+        if row is None or not row.complete or row.message_id is not None or row.held_for:
             raise AttachmentNotFound(
                 f"attachment {attachment_id} is not an uploaded, unsent attachment: upload it "
                 "with POST /api/v1/attachments and reference it once"
@@ -500,6 +569,8 @@ def link(
                 **received,
                 message_id=message_id,
                 ordinal=ordinal,
+                held_for=None,
+                claimed_sha256=None,
                 kek_id=None,
                 meta_nonce=meta_nonce,
                 meta=meta,
@@ -512,19 +583,27 @@ def link(
             raise AttachmentNotFound(f"attachment {attachment_id} was linked meanwhile")
 
 
+class Part(NamedTuple):
+    """One attachment of a message as a delivery sends it beside the XML."""
+
+    attachment_id: str
+    size: int
+    sha256: bytes
+
+
 _PARTS_OF = (
-    sa.select(attachments.c.attachment_id, attachments.c.size)
+    sa.select(attachments.c.attachment_id, attachments.c.size, attachments.c.sha256)
     .where(attachments.c.message_id == sa.bindparam("message_id"))
     .order_by(attachments.c.ordinal)
 )
 """Built once: it runs on every delivery (building it cost ~150 µs of CPU a call)."""
 
 
-def parts_of(conn: Connection, message_id: str) -> tuple[tuple[str, int], ...]:
-    """``(attachment id, size)`` of the message's attachments in order, without decrypting: what
-    a delivery sends beside the XML (one indexed query; none found for most messages)."""
+def parts_of(conn: Connection, message_id: str) -> tuple[Part, ...]:
+    """The message's attachments in order, without decrypting: what a delivery sends beside
+    the XML (one indexed query; none found for most messages)."""
     rows = conn.execute(_PARTS_OF, {"message_id": message_id})
-    return tuple((r.attachment_id, r.size) for r in rows)
+    return tuple(Part(r.attachment_id, r.size, r.sha256) for r in rows)
 
 
 def _part_key(conn: Connection, row: sa.Row, keys: KekRing) -> bytes:

@@ -211,16 +211,23 @@ attachments = sa.Table(
     sa.Column("meta", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("upload_length", sa.BigInteger, nullable=True),
+    sa.Column("held_for", sa.String(CODE_LENGTH), nullable=True),
+    sa.Column("claimed_sha256", sa.LargeBinary(HASH_BYTES), nullable=True),
     sa.UniqueConstraint("message_id", "ordinal"),
     sa.Index("ix_attachments_unlinked", "message_id", "created_at"),
+    sa.Index("ix_attachments_held", "held_for", "claimed_sha256"),
 )
 """One attachment: staged (``message_id`` NULL: an upload not yet submitted, or a part still
 streaming in from a peer; its part key wrapped by the KEK ``kek_id``) or a message's
 (``kek_id`` NULL: its part key wrapped by the message's data key). Name, media type and
 language are sealed in ``meta`` (a file name can name a person); size and SHA-256 are the
 signed header's. The bytes are in ``attachment_segments`` (gateway.crypto.segments).
-``upload_length``: the whole length a resumable upload declared (NULL: an upload in one request,
-or a part from a peer); until it is complete its bytes so far are its full, non-final segments."""
+``upload_length``: the whole length a resumable upload or a peer's held part declared (NULL: an
+upload in one request, or a part from a peer that declared none); until it is complete its
+bytes so far are its full, non-final segments.
+``held_for``: the peer whose delivery brought the part, held for that delivery's retry (it
+declared ``upload_length`` and ``claimed_sha256`` before the bytes came); NULL once linked and
+for everything else (docs/attachments.md, "Resumable deliveries")."""
 
 attachment_segments = sa.Table(
     "attachment_segments",

@@ -16,6 +16,9 @@ Anything but a 2xx answer raises; the answer (a signed Rejection, say) is on ``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -38,9 +41,15 @@ from gateway.web.limits import (
 from gateway.web.peer_server import (
     MESSAGES_PATH,
     PART_CONTENT_TYPE,
+    PARTS_PATH,
     READ_CHUNK_BYTES,
+    REPR_DIGEST,
+    UPLOAD_LENGTH,
+    UPLOAD_OFFSET,
     XML_CONTENT_TYPE,
 )
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "cis-exchange-gateway"
 """No version numbers: they only help an attacker."""
@@ -103,13 +112,21 @@ class PeerTransportError(GatewayError):
         self.response = response
 
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-"""Statuses after which the same message may succeed later; other 4xx mean it never will."""
+RETRYABLE_STATUSES = frozenset({408, 416, 429, 500, 502, 503, 504})
+"""Statuses after which the same message may succeed later; other 4xx mean it never will
+(416: a resumed part the peer no longer holds; the retry asks again, or sends it whole)."""
 
 
 def messages_url(base_url: str) -> str:
     """The peer's message endpoint under its base URL from the directory."""
     return str(URL(base_url).with_path(MESSAGES_PATH))
+
+
+def held_part_url(base_url: str, sha256: bytes, length: int) -> str:
+    """Where the peer says how much it holds of a part (``GET``, docs/attachments.md)."""
+    return str(
+        URL(base_url).with_path(f"{PARTS_PATH}/{sha256.hex()}").with_query(length=str(length))
+    )
 
 
 class PeerClient:
@@ -243,6 +260,27 @@ class PeerClient:
                 TransportErrorCode.CONNECTION_LOST, endpoint_url, retryable=True
             ) from exc
 
+    async def held_offset(self, endpoint_url: str, sha256: bytes, length: int) -> int:
+        """How many bytes of a part (its SHA-256 and length) the peer holds from a delivery of
+        ours that broke off: where the retry's part may start. 0 when it holds none, or cannot
+        say (an older node, an error): the part then goes whole, as it always could."""
+        url = held_part_url(endpoint_url, sha256, length)
+        try:
+            _checked_endpoint(url)
+            async with self._session_for(URL(url)).get(url, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    return 0
+                offset = json.loads(await self._read_limited(resp, endpoint_url))["offset"]
+        except (PeerTransportError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            logger.info("asking %s for a held part failed: %s", endpoint_url, type(exc).__name__)
+            return 0
+        except (ValueError, KeyError, TypeError):
+            return 0
+        # Only ever where the bytes we send from start: an offset out of range is ignored.
+        if type(offset) is not int or not 0 <= offset <= length:
+            return 0
+        return offset
+
     async def _read_limited(self, resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
         limit = self._max_response_bytes
         too_large = PeerTransportError(
@@ -267,8 +305,27 @@ class PartPayload(aiohttp.payload.AsyncIterablePayload):
     (decrypted from the store batch by batch); its size is known, so the delivery carries a
     Content-Length the receiver can refuse before reading."""
 
-    def __init__(self, chunks: AsyncIterator[bytes], size: int) -> None:
-        super().__init__(chunks, content_type=PART_CONTENT_TYPE)
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        size: int,
+        *,
+        whole: tuple[int, bytes] | None = None,
+        offset: int = 0,
+    ) -> None:
+        """``size``: the bytes ``chunks`` brings. ``whole``: the whole part's length and
+        SHA-256, declared so that the peer holds what came if the delivery breaks off (a
+        resumable part); ``offset``: where ``chunks`` starts in it (a retry going on from
+        what the peer holds, :meth:`PeerClient.held_offset`)."""
+        headers = {}
+        if whole is not None:
+            length, sha256 = whole
+            headers = {
+                UPLOAD_LENGTH: str(length),
+                UPLOAD_OFFSET: str(offset),
+                REPR_DIGEST: f"sha-256=:{base64.b64encode(sha256).decode()}:",
+            }
+        super().__init__(chunks, content_type=PART_CONTENT_TYPE, headers=headers)
         self._size = size
 
 

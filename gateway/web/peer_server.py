@@ -1,6 +1,8 @@
 """The peer endpoint: where other nodes POST signed envelopes to us, over mutual TLS.
 
-One route, ``POST /exchange/v1/messages`` with ``Content-Type: application/xml``. What happens
+Two routes: ``POST /exchange/v1/messages`` with ``Content-Type: application/xml`` (or
+``multipart/mixed``, the XML and its attachment parts), and ``GET /exchange/v1/parts/{sha256}``,
+how much of a part of a delivery that broke off the node holds for its retry. What happens
 to the bytes is the receive pipeline's business (injected); this module only lets through
 requests from a peer the directory knows, at a rate, size and speed that cannot hurt the node.
 
@@ -25,7 +27,9 @@ them into signed Rejections later). Codes never change once published.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import re
 import socket
 import ssl
 import time
@@ -40,7 +44,13 @@ from aiohttp.abc import AbstractAccessLogger
 from gateway.app.context import storage_fault
 from gateway.crypto.recipient import is_encrypted
 from gateway.crypto.segments import SegmentOpener
-from gateway.exchange.attachments import PartTooLarge, StagedPart
+from gateway.exchange.attachments import (
+    HeldClaim,
+    HeldPartMissing,
+    PartShort,
+    PartTooLarge,
+    StagedPart,
+)
 from gateway.logs import access
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
 from gateway.web.budget import ByteBudget, NoRoom, give_back_freed_memory
@@ -60,6 +70,7 @@ from gateway.web.server import GuardedAppRunner, LowLevelError, ServerSettings, 
 logger = logging.getLogger(__name__)
 
 MESSAGES_PATH = "/exchange/v1/messages"
+PARTS_PATH = "/exchange/v1/parts"
 XML_CONTENT_TYPE = "application/xml"
 DELIVERY_CONTENT_TYPE = "multipart/mixed"
 """A delivery with attachments: the signed XML first, then each attachment part in the order
@@ -91,6 +102,25 @@ class PartSink(Protocol):
 
     async def discard(self, attachment_ids: list[str]) -> None:
         """Delete staged parts not linked to a message."""
+        ...
+
+    async def held(self, claim: HeldClaim) -> int | None:
+        """How many bytes of the part ``claim`` names are held for its peer (None: none)."""
+        ...
+
+    async def stage_held(
+        self,
+        claim: HeldClaim,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        on_staged: Callable[[str], None],
+    ) -> StagedPart:
+        """A part that declared its length and digest, from ``offset`` (0, or where its held
+        bytes end: ``gateway.exchange.attachments.stage_held``)."""
+        ...
+
+    async def keep(self, peer: str, most_bytes: int) -> None:
+        """A delivery broke off: its parts stay held; the peer's oldest go past ``most_bytes``."""
         ...
 
     async def receive(
@@ -152,6 +182,9 @@ class PeerErrorCode(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     """Our fault (500); retry later. Details are in our log only."""
+    PART_OFFSET_MISMATCH = "PART_OFFSET_MISMATCH"
+    """A part resumes (``Upload-Offset``) where we hold nothing of it (416): ask
+    ``GET /exchange/v1/parts/{sha256}`` again, or send the part whole."""
 
 
 STORE_UNAVAILABLE_RETRY_AFTER = 5
@@ -169,6 +202,7 @@ _STATUS_OF = {
     PeerErrorCode.METHOD_NOT_ALLOWED: 405,
     PeerErrorCode.BAD_REQUEST: 400,
     PeerErrorCode.INTERNAL_ERROR: 500,
+    PeerErrorCode.PART_OFFSET_MISMATCH: 416,
 }
 
 AUDITED_AT_ENDPOINT = frozenset({PeerErrorCode.PEER_UNKNOWN, PeerErrorCode.MESSAGE_TOO_LARGE})
@@ -254,6 +288,14 @@ def make_peer_app(
         except web.HTTPException as exc:
             code = _CODE_OF_HTTP_STATUS.get(exc.status, PeerErrorCode.BAD_REQUEST)
             return await audited(request, code)
+        except ConnectionError as exc:  # the peer's link went mid-request: nobody to answer
+            logger.warning(
+                "peer connection lost mid-request: peer=%s path=%s (%s)",
+                request.get(PEER_BODY_ID),
+                request.path,
+                type(exc).__name__,
+            )
+            return refusal(PeerErrorCode.BAD_REQUEST)
         except Exception as exc:
             fault = storage_fault(exc)
             if fault is not None:  # the store's state, not a bug: one line, no stack
@@ -361,6 +403,9 @@ def make_peer_app(
         except NoRoom:
             raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
         staged: list[StagedPart] = []
+        held: list[str] = []  # this delivery's parts that declared their length and digest
+        broken = False
+        peer = request[PEER_BODY_ID]
         # A confidential document comes encrypted to us (CMS), and its parts as the sender's
         # sealed segments: stored as they come, and opened and hashed as they come with the
         # keys the document claims (checked against its signed header once verified).
@@ -376,12 +421,25 @@ def make_peer_app(
                     raise PeerRefused(PeerErrorCode.BAD_REQUEST)
                 limit = min(limits.max_attachment_bytes, room)
                 opener = openers[len(staged)] if len(staged) < len(openers) else None
+                resumable = None if sealed else _part_claim(part, peer)
                 try:
-                    staged.append(
-                        await sink.stage(_chunks_of(part), limit, sealed=sealed, opener=opener)
-                    )
+                    if resumable is None:
+                        staged.append(
+                            await sink.stage(_chunks_of(part), limit, sealed=sealed, opener=opener)
+                        )
+                    else:
+                        claim, offset = resumable
+                        if claim.length > limit:
+                            raise PartTooLarge(limit)  # before a byte of it is read
+                        staged.append(
+                            await sink.stage_held(claim, offset, _chunks_of(part), held.append)
+                        )
                 except PartTooLarge:
                     raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE) from None
+                except HeldPartMissing:
+                    raise PeerRefused(PeerErrorCode.PART_OFFSET_MISMATCH) from None
+                except PartShort:
+                    raise PeerRefused(PeerErrorCode.BAD_REQUEST) from None
                 room -= staged[-1].size
             # Verification holds the XML (only) in memory again: its own size of the budget.
             async with budget.hold(min(len(payload), budget.capacity), limits.room_wait):
@@ -390,10 +448,29 @@ def make_peer_app(
                 )
         except NoRoom:
             raise PeerRefused(PeerErrorCode.BUSY, retry_after=str(RETRY_AFTER_NO_ROOM)) from None
+        except BREAKS:
+            broken = bool(held)  # the connection went, or the time limit came
+            raise
         finally:
-            # Refused, replayed or failed: nothing of the delivery stays (linked parts do).
-            await sink.discard([p.attachment_id for p in staged])
+            if broken:  # held for the retry, which asks GET /exchange/v1/parts/{sha256}
+                await sink.discard([p.attachment_id for p in staged if p.attachment_id not in held])
+                await sink.keep(peer, limits.max_delivery_bytes)
+            else:  # refused, replayed or failed: nothing of the delivery stays (linked parts do)
+                await sink.discard(list({*held, *(p.attachment_id for p in staged)}))
         return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: content_type})
+
+    async def held_part(request: web.Request) -> web.StreamResponse:
+        if parts is None:
+            raise PeerRefused(PeerErrorCode.NOT_FOUND)
+        digest = request.match_info["sha256"]
+        length = request.query.get("length", "")
+        if not _SHA256_HEX.fullmatch(digest) or not _DECIMAL.fullmatch(length):
+            raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+        claim = HeldClaim(request[PEER_BODY_ID], int(length), bytes.fromhex(digest))
+        offset = await parts.held(claim)
+        if offset is None:
+            raise PeerRefused(PeerErrorCode.NOT_FOUND)
+        return web.json_response({"length": claim.length, "offset": offset})
 
     app = web.Application(
         client_max_size=limits.max_message_bytes,
@@ -429,6 +506,7 @@ def make_peer_app(
         return None
 
     app.router.add_post(MESSAGES_PATH, receive_message, expect_handler=expect_continue)
+    app.router.add_get(PARTS_PATH + "/{sha256}", held_part, allow_head=False)
     app.on_response_prepare.append(_secure_headers)
     return app
 
@@ -438,6 +516,39 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_PARTS = 50
 """As many as the header's list takes (envelope.xsd)."""
+
+BREAKS = (ConnectionError, TimeoutError, asyncio.CancelledError)
+"""What ends a part's stream without a refusal: the peer's connection lost (aiohttp raises
+ConnectionResetError on a read), or the request's time limit (a cancellation inside it)."""
+
+UPLOAD_LENGTH = "Upload-Length"
+UPLOAD_OFFSET = "Upload-Offset"
+REPR_DIGEST = "Repr-Digest"
+"""A part's headers that make it resumable (docs/attachments.md, "Resumable deliveries"): its
+whole length, where this part's bytes start, and the whole part's SHA-256 (RFC 9530)."""
+
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SHA256_MEMBER = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")
+
+
+def _part_claim(part: BodyPartReader, peer: str) -> tuple[HeldClaim, int] | None:
+    """The part's declared length and digest and its first byte's offset; None for a part
+    that declares none (sent whole, not held on a break). Malformed: 400."""
+    length = part.headers.get(UPLOAD_LENGTH)
+    if length is None:
+        return None
+    offset = part.headers.get(UPLOAD_OFFSET, "0")
+    members = [m.strip() for m in part.headers.get(REPR_DIGEST, "").split(",")]
+    digests = [found.group(1) for m in members if (found := _SHA256_MEMBER.fullmatch(m))]
+    if (
+        not _DECIMAL.fullmatch(length)
+        or not _DECIMAL.fullmatch(offset)
+        or len(digests) != 1
+        or int(offset) > int(length)
+    ):
+        raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+    return HeldClaim(peer, int(length), base64.b64decode(digests[0])), int(offset)
 
 
 async def _read_xml_part(reader: MultipartReader, max_bytes: int) -> bytes:

@@ -40,11 +40,15 @@ from gateway.crypto.keys.generations import expiring_keys, tls_identity
 from gateway.crypto.segments import SegmentOpener, sealed_size
 from gateway.exchange.attachments import (
     AttachmentMeta,
+    HeldClaim,
     StagedPart,
     discard,
+    held_offset,
+    keep_held,
     open_reader,
     read_sealed_stream,
     read_stream,
+    stage_held,
     stage_stream,
 )
 from gateway.exchange.directory import UnknownBody
@@ -52,7 +56,13 @@ from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.receiving import XML, Disposition, ReceiveOutcome, part_openers
 from gateway.exchange.refusals import AT_ENDPOINT
-from gateway.exchange.sending import DELIVERY_LEASE, Answer, DeliveryResult, SignerRevoked
+from gateway.exchange.sending import (
+    DELIVERY_LEASE,
+    Answer,
+    DeliveryResult,
+    Outgoing,
+    SignerRevoked,
+)
 from gateway.model.directory import CertificateRole
 from gateway.web.limits import PeerLimits, TokenBucket
 from gateway.web.local_api import make_local_api_app, start_local_api
@@ -686,10 +696,11 @@ class NodeRuntime:
             await asyncio.sleep(STORE_FAULT_RETRY_SECONDS)
 
     async def _part_bytes(
-        self, attachment_id: str, size: int, sealed: bool
+        self, attachment_id: str, size: int, sealed: bool, start: int = 0
     ) -> AsyncIterator[bytes]:
-        """One attachment's bytes for a delivery, decrypted from the store as they are sent;
-        ``sealed`` (a confidential document's): its stored segments as they are."""
+        """One attachment's bytes for a delivery from byte ``start``, decrypted from the store
+        as they are sent; ``sealed`` (a confidential document's): its stored segments as they
+        are (always whole)."""
         if sealed:
             async for piece in read_sealed_stream(
                 self.node.store, attachment_id, size, self.executor
@@ -699,8 +710,39 @@ class NodeRuntime:
         opened = await asyncio.get_running_loop().run_in_executor(
             self.executor, open_reader, self.node.store, attachment_id, self.node.kek_ring
         )
-        async for piece in read_stream(self.node.store, opened, self.executor):
+        async for piece in read_stream(self.node.store, opened, self.executor, start):
             yield piece
+
+    async def _parts(self, claim: OutboxClaim, outgoing: Outgoing) -> list[PartPayload]:
+        """The delivery's parts. Each plain part declares its length and SHA-256, so that the
+        peer holds what came if the delivery breaks off; a retry asks the peer how much it
+        holds and sends each part from there (docs/attachments.md, "Resumable
+        deliveries"). A confidential document's sealed parts always go whole."""
+        if outgoing.sealed_parts:
+            return [
+                PartPayload(self._part_bytes(p.attachment_id, p.size, True), sealed_size(p.size))
+                for p in outgoing.attachments
+            ]
+        assert self.client is not None
+        offsets = [0] * len(outgoing.attachments)
+        if claim.attempt > 1:  # the first attempt has nothing to go on from: no round trip
+            offsets = list(
+                await asyncio.gather(
+                    *(
+                        self.client.held_offset(outgoing.endpoint, p.sha256, p.size)
+                        for p in outgoing.attachments
+                    )
+                )
+            )
+        return [
+            PartPayload(
+                self._part_bytes(p.attachment_id, p.size, False, offset),
+                p.size - offset,
+                whole=(p.size, p.sha256),
+                offset=offset,
+            )
+            for p, offset in zip(outgoing.attachments, offsets, strict=True)
+        ]
 
     async def deliver_once(self) -> int:
         """Claim due outbox rows and deliver them concurrently; the number handled (tests)."""
@@ -734,15 +776,7 @@ class NodeRuntime:
         crash_point("deliver.posting")
         try:
             response = await self.client.post_message(
-                messages_url(outgoing.endpoint),
-                outgoing.wire,
-                [
-                    PartPayload(
-                        self._part_bytes(a, size, outgoing.sealed_parts),
-                        sealed_size(size) if outgoing.sealed_parts else size,
-                    )
-                    for a, size in outgoing.attachments
-                ],
+                messages_url(outgoing.endpoint), outgoing.wire, await self._parts(claim, outgoing)
             )
             status, body = response.status, response.body
         except PeerTransportError as error:
@@ -881,6 +915,35 @@ class _NodeParts:
 
     async def discard(self, attachment_ids: list[str]) -> None:
         await discard(self.runtime.node.store, attachment_ids, self.runtime.peer_executor)
+
+    async def held(self, claim: HeldClaim) -> int | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.runtime.peer_executor, held_offset, self.runtime.node.store, claim
+        )
+
+    async def stage_held(
+        self,
+        claim: HeldClaim,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        on_staged: Callable[[str], None],
+    ) -> StagedPart:
+        node = self.runtime.node
+        return await stage_held(
+            node.store,
+            node.kek_ring,
+            RECEIVED_PART,
+            claim,
+            offset,
+            chunks,
+            now=node.clock(),
+            on_staged=on_staged,
+            executor=self.runtime.peer_executor,
+        )
+
+    async def keep(self, peer: str, most_bytes: int) -> None:
+        await keep_held(self.runtime.node.store, peer, most_bytes, self.runtime.peer_executor)
 
     async def receive(
         self, sender: str, payload: bytes, parts: Sequence[StagedPart]

@@ -11,6 +11,7 @@ nodes' own (SQLite files or PostgreSQL schemas).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -120,6 +121,27 @@ def write_toml(path: Path, raw: dict[str, dict[str, Any]]) -> None:
         lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def limit_attachments(config: Path, limit: int) -> None:
+    """Set a node configuration's ``[limits] max_message_bytes`` and ``max_attachment_bytes``."""
+    raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    raw["limits"] = {"max_message_bytes": limit, "max_attachment_bytes": limit}
+    write_toml(config, raw)
+
+
+def attachment_list(content: bytes, name: str = "исполнительный лист.pdf") -> dict[str, object]:
+    """The signed header's ``Attachments`` listing ``content`` as one PDF named ``name``."""
+    return {
+        "Attachment": [
+            {
+                "Name": name,
+                "MediaType": "application/pdf",
+                "Size": len(content),
+                "Sha256": hashlib.sha256(content).hexdigest(),
+            }
+        ]
+    }
 
 
 def counts_and_scan(store: Store) -> tuple[dict[Any, int], dict[Any, int]]:

@@ -37,7 +37,6 @@ import hashlib
 import re
 import secrets
 import tempfile
-import tomllib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -82,15 +81,16 @@ from gateway.web.peer_client import (
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
     Signer,
+    attachment_list,
     audit_rows,
     body_fields,
     create_token,
     header_field,
+    limit_attachments,
     node_config,
     padded_request,
     receiving,
     row_counts,
-    write_toml,
 )
 from tests.render.conftest import make_pki
 from tests.tooling import require_tool
@@ -123,15 +123,11 @@ class Receiver:
         return self.runtime.node
 
 
-def _limited(config_path: object) -> None:
-    raw = tomllib.loads(config_path.read_text(encoding="utf-8"))  # type: ignore[attr-defined]
-    raw["limits"] = {"max_message_bytes": LIMIT, "max_attachment_bytes": LIMIT}
-    write_toml(config_path, raw)  # type: ignore[arg-type]
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["sqlite", "postgresql"])
 async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIterator[Receiver]:
-    async with receiving(request, world, "attachments", configure=_limited) as running:
+    async with receiving(
+        request, world, "attachments", configure=lambda path: limit_attachments(path, LIMIT)
+    ) as running:
         runtime = running.runtime
         token = create_token(runtime.node.store, now())
         users = StoreUserDirectory(runtime.node.store)
@@ -143,19 +139,6 @@ async def receiver(request: pytest.FixtureRequest, world: DemoWorld) -> AsyncIte
             token,
             f"http://127.0.0.1:{runtime.console_port}",
         )
-
-
-def _listed(content: bytes) -> dict[str, object]:
-    return {
-        "Attachment": [
-            {
-                "Name": "исполнительный лист.pdf",
-                "MediaType": "application/pdf",
-                "Size": len(content),
-                "Sha256": hashlib.sha256(content).hexdigest(),
-            }
-        ]
-    }
 
 
 async def _bytes(content: bytes) -> AsyncIterator[bytes]:
@@ -179,7 +162,9 @@ def _count(receiver: Receiver, table: sa.Table) -> int:
 async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
-    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
+    envelope = sender.document(
+        "cis-enforcement.Request", now(), Attachments=attachment_list(CONTENT)
+    )
     answer = await _deliver(sender_client, receiver.url, envelope, CONTENT)
     assert answer.status == 200, answer.body[:300]
     assert body_fields(answer.body)["ReceivedSha256"] == hashlib.sha256(envelope).hexdigest()
@@ -306,7 +291,9 @@ async def _console_download(
 async def test_a_tampered_part_is_refused_and_nothing_is_stored(
     receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
-    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
+    envelope = sender.document(
+        "cis-enforcement.Request", now(), Attachments=attachment_list(CONTENT)
+    )
     tampered = bytearray(CONTENT)
     tampered[300_000] ^= 0x01  # one bit, same size: only the digest can tell
     before = _count(receiver, attachments), _count(receiver, attachment_segments)
@@ -332,7 +319,9 @@ async def test_a_part_missing_from_the_signed_list_is_refused(
 async def test_content_length_over_the_limit_is_refused_before_reading(
     receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
-    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(CONTENT))
+    envelope = sender.document(
+        "cis-enforcement.Request", now(), Attachments=attachment_list(CONTENT)
+    )
     never = asyncio.Event()
 
     async def stalled() -> AsyncIterator[bytes]:
@@ -647,7 +636,10 @@ async def _confidential_submitted(world: DemoWorld, tag: str) -> tuple[Node, byt
     assert (ref.size, ref.sha256) == (len(SECRET), hashlib.sha256(SECRET).hexdigest())
     (claim,) = [c for c in node.claim_due("test") if c.message_id == header.message_id]
     outgoing = node.outgoing(claim)
-    assert outgoing.sealed_parts and outgoing.attachments == ((staged.attachment_id, len(SECRET)),)
+    assert outgoing.sealed_parts
+    assert outgoing.attachments == (
+        (staged.attachment_id, len(SECRET), hashlib.sha256(SECRET).digest()),
+    )
     wire = await _gathered(read_sealed_stream(node.store, staged.attachment_id, len(SECRET)))
     assert len(wire) == sealed_size(len(SECRET))
     return node, outgoing.wire, wire, header.message_id
@@ -754,7 +746,7 @@ def _hand_sealed(
     )
     if wrong_key == "wrapped key altered":
         wrapped[-20] ^= 0x01
-    listed = _listed(listed_as)
+    listed = attachment_list(listed_as)
     listed["Attachment"][0]["Sealed"] = {  # type: ignore[index]
         "Format": "aes-256-gcm-segments-64k/1",
         "SegmentPrefix": prefix.hex(),
@@ -822,7 +814,9 @@ async def _signed_by(sender: Signer) -> bytes:
 async def _delivered(
     receiver: Receiver, sender: Signer, sender_client: PeerClient, content: bytes
 ) -> tuple[str, str]:
-    envelope = sender.document("cis-enforcement.Request", now(), Attachments=_listed(content))
+    envelope = sender.document(
+        "cis-enforcement.Request", now(), Attachments=attachment_list(content)
+    )
     answer = await _deliver(sender_client, receiver.url, envelope, content)
     assert answer.status == 200, answer.body[:300]
     return header_field(envelope, "ConversationId"), header_field(envelope, "MessageId")
@@ -910,7 +904,7 @@ async def test_a_pdf_altered_in_storage_is_refused_as_damaged(
     signed = await _signed_by(sender)
     _, message_id = await _delivered(receiver, sender, sender_client, signed)
     with receiver.node.store.transaction() as conn:
-        ((attachment_id, _),) = attachment_store.parts_of(conn, message_id)
+        ((attachment_id, _, _),) = attachment_store.parts_of(conn, message_id)
         where = (attachment_segments.c.attachment_id == attachment_id) & (
             attachment_segments.c.segment_no == 0
         )
