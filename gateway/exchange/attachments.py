@@ -140,7 +140,8 @@ async def _write_batches(
         async for chunk in chunks:
             total += len(chunk)
             if total > limit:
-                batch.append(chunk[: len(chunk) - (total - limit)])  # for ``keep`` only
+                if keep is not None:  # what fits is kept; nobody else wants the slice
+                    batch.append(chunk[: len(chunk) - (total - limit)])
                 raise PartTooLarge(limit)
             batch.append(chunk)
             batched += len(chunk)
