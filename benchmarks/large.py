@@ -256,9 +256,12 @@ def run(
     store: str = "sqlite",
     on_ready: Callable[[int, int], None] | None = None,
     confidential: bool = False,
+    route: Callable[[int], int] | None = None,
 ) -> dict[str, Any]:
     """One measurement; ``store`` is ``sqlite`` or ``postgresql``; ``confidential``: in a
-    confidential conversation (the file sealed end to end, read by a confidential reader)."""
+    confidential conversation (the file sealed end to end, read by a confidential reader).
+    ``route``: given the receiver's peer port, the port the directory lists for it instead
+    (a relay in between, ``benchmarks/resume.py``)."""
     from gateway.demo.setup import build_world
 
     cleanups = []
@@ -278,7 +281,7 @@ def run(
         sender = None
         try:
             peer_port, api_port = _ports(receiver)
-            _publish_peer_port(world, "KZ-MJ", peer_port)
+            _publish_peer_port(world, "KZ-MJ", route(peer_port) if route else peer_port)
             receiver_api = f"http://127.0.0.1:{api_port}/api/v1"
             sender_token, _ = _operator_token(sender_config)
             sender = _serve(sender_config, logs / "sender.log")

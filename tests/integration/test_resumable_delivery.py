@@ -94,6 +94,7 @@ class Relay:
                         if cut is not None and self.upstream[index] + len(data) > cut:
                             data = data[: cut - self.upstream[index]]
                             dst.write(data)
+                            await dst.drain()  # the bytes before the cut all go through
                             self.upstream[index] += len(data)
                             break
                         self.upstream[index] += len(data)
