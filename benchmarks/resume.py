@@ -10,10 +10,11 @@ delivery connection is what resuming saves.
 
     python -m benchmarks.resume                          # 1 GB, cut at 90 %
     python -m benchmarks.resume --bytes 200000000 --cut-at 0.5 --store postgresql
+    python -m benchmarks.resume --confidential           # the file as sealed records
 
 The last line is JSON: bytes, cut_at, baseline_connection_s, baseline_connection_bytes,
 first_attempt_s, first_attempt_bytes, retry_connection_s, retry_bytes, delivery_seconds
-(baseline, cut), store.
+(baseline, cut), store, confidential.
 """
 
 from __future__ import annotations
@@ -104,11 +105,14 @@ class Relay:
         await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
 
 
-def measure(size: int, cut_at: float, store: str = "sqlite") -> dict[str, Any]:
-    """The baseline and the cut exchange of ``size`` bytes, and what each connection carried."""
+def measure(
+    size: int, cut_at: float, store: str = "sqlite", confidential: bool = False
+) -> dict[str, Any]:
+    """The baseline and the cut exchange of ``size`` bytes, and what each connection carried;
+    ``confidential``: the file travels as sealed records (resumed as such)."""
     whole, cut = Relay(None), Relay(int(size * cut_at))
-    baseline = run(size, store=store, route=whole.start)
-    resumed = run(size, store=store, route=cut.start)
+    baseline = run(size, store=store, route=whole.start, confidential=confidential)
+    resumed = run(size, store=store, route=cut.start, confidential=confidential)
     delivery = max(whole.connections, key=lambda c: c.upstream)
     first, *retries = cut.connections
     retry = max(retries, key=lambda c: c.upstream)
@@ -123,6 +127,7 @@ def measure(size: int, cut_at: float, store: str = "sqlite") -> dict[str, Any]:
         "retry_bytes": retry.upstream,
         "delivery_seconds": [baseline["delivery_seconds"], resumed["delivery_seconds"]],
         "store": store,
+        "confidential": confidential,
         "cpus": os.cpu_count(),
         "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
@@ -133,8 +138,11 @@ def main() -> None:
     parser.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     parser.add_argument("--cut-at", type=float, default=0.9)
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--confidential", action="store_true", help="in a confidential conversation (sealed)"
+    )
     args = parser.parse_args()
-    result = measure(args.bytes, args.cut_at, args.store)
+    result = measure(args.bytes, args.cut_at, args.store, args.confidential)
     mb = args.bytes / 1e6
     print(f"{mb:.0f} MB, the first connection cut after {args.cut_at:.0%} of the file's bytes")
     print("| run | connection | MB towards the receiver | seconds |")

@@ -283,6 +283,15 @@ class SegmentSplitter(_Counted):
             data, RECORD_BYTES, lambda piece: (self._number(), bytes(piece)), hold_full=False
         )
 
+    @classmethod
+    def resumed(cls, count: int) -> SegmentSplitter:
+        """A splitter that goes on after ``count`` whole records (held from a delivery that
+        broke off; the caller has fed them to its opener)."""
+        splitter = cls()
+        splitter.size = count * RECORD_BYTES
+        splitter._next = count
+        return splitter
+
     def finish(self) -> list[tuple[int, bytes]]:
         """The last, shorter record (if any)."""
         last = [(self._number(), bytes(self._buffer))] if self._buffer else []

@@ -282,6 +282,7 @@ async def append_stream(
 # --- a peer's delivery that broke off, resumed ---------------------------------------------------
 
 HeldClaim = attachment_store.HeldClaim
+sealed_claim = attachment_store.sealed_claim
 
 
 class HeldPartMissing(GatewayError):
@@ -315,13 +316,19 @@ async def stage_held(
     now: datetime,
     on_staged: Callable[[str], None],
     executor: Executor | None = None,
+    opener: segments.SegmentOpener | None = None,
 ) -> StagedPart:
     """A peer's part that declared its length and SHA-256 (``claim``), stored so that a break
     leaves its whole segments held for the retry: from 0 as a new held part, or from
     ``offset``, continuing the held part that ends there (:class:`HeldPartMissing` if none).
     ``on_staged`` learns the part's id before any byte is stored (the caller keeps it on a
     break, discards it otherwise). Raises :class:`PartTooLarge` past the declared length and
-    :class:`PartShort` for a part that ends before it."""
+    :class:`PartShort` for a part that ends before it. With ``opener``, a part received
+    sealed (:func:`_stage_held_sealed`)."""
+    if opener is not None:
+        return await _stage_held_sealed(
+            store, keys, meta, claim, opener, offset, chunks, now, on_staged, executor
+        )
     if offset == 0:
 
         def begin() -> str:
@@ -357,6 +364,75 @@ async def stage_held(
     if staged is None:
         raise PartShort(f"the part ended before its declared {claim.length} bytes")
     return staged
+
+
+async def _stage_held_sealed(
+    store: Store,
+    keys: KekRing,
+    meta: AttachmentMeta,
+    claim: HeldClaim,
+    opener: segments.SegmentOpener,
+    offset: int,
+    chunks: AsyncIterator[bytes],
+    now: datetime,
+    on_staged: Callable[[str], None],
+    executor: Executor | None,
+) -> StagedPart:
+    """:func:`stage_held` for a part received sealed (``claim`` from
+    :func:`~gateway.store.attachments.sealed_claim`): its records stored as they come and
+    opened by ``opener``; a resumed one first feeds ``opener`` every record held, so the key
+    the retrying document claims must open what the broken delivery brought. A break keeps
+    every whole record that came."""
+    if offset % claim.unit and offset != claim.length:  # whole records, or held whole
+        raise HeldPartMissing(claim, offset)
+
+    def begin() -> tuple[attachment_store.SealedStaging, bool]:
+        with store.transaction() as conn:
+            return attachment_store.begin_sealed(conn, meta, keys, now, opener, claim), False
+
+    def resume() -> tuple[attachment_store.SealedStaging, bool] | None:
+        with store.read() as conn:
+            found = attachment_store.held_parts(conn, claim)
+            state = next((held for held in found if held.offset == offset), None)
+            if state is None:
+                return None
+            staging, _ = attachment_store.resume_sealed(conn, state.attachment_id, opener, claim)
+            return staging, state.complete
+
+    opened = await _off_loop(executor, begin if offset == 0 else resume)
+    if opened is None:
+        raise HeldPartMissing(claim, offset)
+    staging, complete = opened
+    on_staged(staging.attachment_id)
+
+    def stored(work: Callable[[Connection], T]) -> T:
+        try:
+            with store.transaction() as conn:
+                return work(conn)
+        except sa.exc.IntegrityError:  # another delivery resumed it first
+            raise HeldPartMissing(claim, offset) from None
+
+    def write(data: bytes) -> None:
+        stored(lambda conn: attachment_store.write_sealed(conn, staging, data))
+
+    if complete:  # the break came after this part: nothing of it to send again
+        async for chunk in chunks:
+            if chunk:
+                raise PartTooLarge(claim.length)
+        found = staging.opener.finish() if staging.opener is not None else None
+        digest = found.sha256 if found is not None and found.sha256 else b""
+        return StagedPart(staging.attachment_id, claim.length, digest, found)
+    # A break keeps the whole records of the bytes since the last batch too (``keep``).
+    await _write_batches(chunks, claim.length - offset, write, executor, write)
+    if staging.splitter.size < claim.length:
+        raise PartShort(f"the part ended before its declared {claim.length} bytes")
+
+    def finish() -> StagedPart:
+        size, found = stored(lambda conn: attachment_store.finish_sealed(conn, staging))
+        digest = found.sha256 if found is not None and found.sha256 else b""
+        return StagedPart(staging.attachment_id, size, digest, found)
+
+    return await _off_loop(executor, finish)
 
 
 async def keep_held(
@@ -432,16 +508,22 @@ async def read_stream(
 
 
 async def read_sealed_stream(
-    store: Store, attachment_id: str, size: int, executor: Executor | None = None
+    store: Store,
+    attachment_id: str,
+    size: int,
+    executor: Executor | None = None,
+    first_segment: int = 0,
 ) -> AsyncIterator[bytes]:
     """A stored attachment's segments as stored (sealed, never opened here: no decryption on
-    the sender), 2 MiB at a time, for a confidential delivery; ``size`` is the plaintext's."""
+    the sender), 2 MiB at a time, for a confidential delivery; ``size`` is the plaintext's;
+    ``first_segment``: where a resumed delivery goes on."""
 
     def batch(first: int) -> bytes:
         with store.read() as conn:
             return b"".join(attachment_store.sealed_segments(conn, attachment_id, first))
 
-    for first in range(0, segments.segment_count(size), attachment_store.READ_BATCH_SEGMENTS):
+    count = segments.segment_count(size)
+    for first in range(first_segment, count, attachment_store.READ_BATCH_SEGMENTS):
         yield await _off_loop(executor, batch, first)
 
 

@@ -17,6 +17,7 @@ killed mid-stream) are deleted by :func:`discard` and, after :data:`STAGED_LIFET
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -219,6 +220,24 @@ class HeldClaim:
     peer: str
     length: int
     sha256: bytes
+    sealed: bool = False
+    """A part received sealed (its records stored as they came): ``length`` is the sealed
+    stream's and ``sha256`` names its sealing (:func:`sealed_claim`), not its bytes."""
+
+    @property
+    def unit(self) -> int:
+        """What its held bytes are counted in: whole stored segments, or records as sent."""
+        return segments.RECORD_BYTES if self.sealed else segments.SEGMENT_BYTES
+
+
+_SEALED_PART_DOMAIN = b"cis-exchange/sealed-part/1\x00"
+
+
+def sealed_claim(peer: str, sealed_as: str, length: int) -> HeldClaim:
+    """The claim a sealed part is held by: its sender's id for it (the sealing's
+    ``sealed_as``, unique per uploaded file and fixing its part key) and its sealed length."""
+    name = hashlib.sha256(_SEALED_PART_DOMAIN + sealed_as.encode()).digest()
+    return HeldClaim(peer, length, name, sealed=True)
 
 
 def _resumable_row(conn: Connection, attachment_id: str, held_for: str | None) -> sa.Row[Any]:
@@ -259,7 +278,8 @@ def held_parts(conn: Connection, claim: HeldClaim) -> list[UploadState]:
             attachments.c.message_id.is_(None),
         )
     ).all()
-    return sorted((_state_of(conn, r) for r in rows), key=lambda s: s.offset, reverse=True)
+    states = (_state_of(conn, r, claim.unit) for r in rows)
+    return sorted(states, key=lambda s: s.offset, reverse=True)
 
 
 def trim_held(conn: Connection, peer: str, most_bytes: int) -> int:
@@ -291,7 +311,9 @@ def trim_held(conn: Connection, peer: str, most_bytes: int) -> int:
     return len(dropped)
 
 
-def _state_of(conn: Connection, row: sa.Row[Any]) -> UploadState:
+def _state_of(
+    conn: Connection, row: sa.Row[Any], unit: int = segments.SEGMENT_BYTES
+) -> UploadState:
     attachment_id = row.attachment_id
     if row.complete:
         return UploadState(attachment_id, row.upload_length, row.size, True, row.sha256)
@@ -300,9 +322,7 @@ def _state_of(conn: Connection, row: sa.Row[Any]) -> UploadState:
         .select_from(attachment_segments)
         .where(attachment_segments.c.attachment_id == attachment_id)
     ).scalar_one()
-    return UploadState(
-        attachment_id, row.upload_length, stored * segments.SEGMENT_BYTES, False, None
-    )
+    return UploadState(attachment_id, row.upload_length, stored * unit, False, None)
 
 
 def resume(
@@ -316,21 +336,43 @@ def resume(
     if state.complete:
         raise AttachmentNotFound(f"attachment {attachment_id}: the upload is already complete")
     count = state.offset // segments.SEGMENT_BYTES
-
-    def stored() -> Iterator[bytes]:
-        for first in range(0, count, READ_BATCH_SEGMENTS):
-            last = min(first + READ_BATCH_SEGMENTS, count)
-            rows = _segment_rows(conn, attachment_id, first, last)
-            if [number for number, _ in rows] != list(range(first, last)):
-                raise at_rest.DecryptionFailed(
-                    f"attachment {attachment_id}: segments {first}..{last - 1} are not all "
-                    "stored; upload the file again"
-                )
-            yield from (ciphertext for _, ciphertext in rows)
-
+    stored = (c for _, c in _stored_in_order(conn, attachment_id, count))
     key = _staged_key(row, keys)
-    writer = segments.SegmentWriter.resumed(key, row.segment_prefix, attachment_id, stored())
+    writer = segments.SegmentWriter.resumed(key, row.segment_prefix, attachment_id, stored)
     return Staging(attachment_id, writer), state
+
+
+def _stored_in_order(
+    conn: Connection, attachment_id: str, count: int
+) -> Iterator[tuple[int, bytes]]:
+    """The first ``count`` stored segments (or records), a batch at a time, each numbered."""
+    for first in range(0, count, READ_BATCH_SEGMENTS):
+        last = min(first + READ_BATCH_SEGMENTS, count)
+        rows = _segment_rows(conn, attachment_id, first, last)
+        if [number for number, _ in rows] != list(range(first, last)):
+            raise at_rest.DecryptionFailed(
+                f"attachment {attachment_id}: segments {first}..{last - 1} are not all "
+                "stored; send the file again"
+            )
+        yield from rows
+
+
+def resume_sealed(
+    conn: Connection, attachment_id: str, opener: segments.SegmentOpener, claim: HeldClaim
+) -> tuple[SealedStaging, UploadState]:
+    """A sealed part held for ``claim``'s peer reopened for the rest of its records: every
+    stored record is read back and fed to ``opener`` (the key the retrying document claims
+    must open what the broken delivery brought), and the splitter goes on after them."""
+    row = _resumable_row(conn, attachment_id, claim.peer)
+    state = _state_of(conn, row, claim.unit)
+    count = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(attachment_segments)
+        .where(attachment_segments.c.attachment_id == attachment_id)
+    ).scalar_one()
+    opener.feed(_stored_in_order(conn, attachment_id, count))  # a batch in memory at a time
+    splitter = segments.SegmentSplitter.resumed(count)
+    return SealedStaging(attachment_id, splitter, opener), state
 
 
 def write_held(conn: Connection, staging: Staging) -> None:
@@ -357,10 +399,12 @@ def begin_sealed(
     keys: KekRing,
     now: datetime,
     opener: segments.SegmentOpener | None = None,
+    held: HeldClaim | None = None,
 ) -> SealedStaging:
     """A new staged attachment whose bytes are already sealed (:func:`write_sealed`);
-    ``opener``: None when nothing claims how to open it (the delivery is then refused)."""
-    attachment_id = begin(conn, meta, keys, now).attachment_id
+    ``opener``: None when nothing claims how to open it (the delivery is then refused);
+    ``held``: held for the peer's retry if its delivery breaks off (:func:`sealed_claim`)."""
+    attachment_id = begin(conn, meta, keys, now, held=held).attachment_id
     return SealedStaging(attachment_id, segments.SegmentSplitter(), opener)
 
 

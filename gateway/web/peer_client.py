@@ -122,11 +122,13 @@ def messages_url(base_url: str) -> str:
     return str(URL(base_url).with_path(MESSAGES_PATH))
 
 
-def held_part_url(base_url: str, sha256: bytes, length: int) -> str:
-    """Where the peer says how much it holds of a part (``GET``, docs/attachments.md)."""
-    return str(
-        URL(base_url).with_path(f"{PARTS_PATH}/{sha256.hex()}").with_query(length=str(length))
+def held_part_url(base_url: str, name: bytes | str, length: int) -> str:
+    """Where the peer says how much it holds of a part (``GET``, docs/attachments.md): a plain
+    part named by its SHA-256, a sealed one by our id for it (the sealing's ``sealed_as``)."""
+    path = (
+        f"{PARTS_PATH}/{name.hex()}" if isinstance(name, bytes) else f"{PARTS_PATH}/sealed/{name}"
     )
+    return str(URL(base_url).with_path(path).with_query(length=str(length)))
 
 
 class PeerClient:
@@ -260,11 +262,12 @@ class PeerClient:
                 TransportErrorCode.CONNECTION_LOST, endpoint_url, retryable=True
             ) from exc
 
-    async def held_offset(self, endpoint_url: str, sha256: bytes, length: int) -> int:
-        """How many bytes of a part (its SHA-256 and length) the peer holds from a delivery of
-        ours that broke off: where the retry's part may start. 0 when it holds none, or cannot
-        say (an older node, an error): the part then goes whole, as it always could."""
-        url = held_part_url(endpoint_url, sha256, length)
+    async def held_offset(self, endpoint_url: str, name: bytes | str, length: int) -> int:
+        """How many bytes of a part (``name``: its SHA-256, or a sealed part's ``sealed_as``;
+        and its length as sent) the peer holds from a delivery of ours that broke off: where
+        the retry's part may start. 0 when it holds none, or cannot say (an older node, an
+        error): the part then goes whole, as it always could."""
+        url = held_part_url(endpoint_url, name, length)
         try:
             _checked_endpoint(url)
             async with self._session_for(URL(url)).get(url, allow_redirects=False) as resp:
@@ -310,21 +313,20 @@ class PartPayload(aiohttp.payload.AsyncIterablePayload):
         chunks: AsyncIterator[bytes],
         size: int,
         *,
-        whole: tuple[int, bytes] | None = None,
+        whole: tuple[int, bytes | None] | None = None,
         offset: int = 0,
     ) -> None:
         """``size``: the bytes ``chunks`` brings. ``whole``: the whole part's length and
-        SHA-256, declared so that the peer holds what came if the delivery breaks off (a
-        resumable part); ``offset``: where ``chunks`` starts in it (a retry going on from
-        what the peer holds, :meth:`PeerClient.held_offset`)."""
+        SHA-256 (None for a sealed part, named by its sealing), declared so that the peer
+        holds what came if the delivery breaks off (a resumable part); ``offset``: where
+        ``chunks`` starts in it (a retry going on from what the peer holds,
+        :meth:`PeerClient.held_offset`)."""
         headers = {}
         if whole is not None:
             length, sha256 = whole
-            headers = {
-                UPLOAD_LENGTH: str(length),
-                UPLOAD_OFFSET: str(offset),
-                REPR_DIGEST: f"sha-256=:{base64.b64encode(sha256).decode()}:",
-            }
+            headers = {UPLOAD_LENGTH: str(length), UPLOAD_OFFSET: str(offset)}
+            if sha256 is not None:
+                headers[REPR_DIGEST] = f"sha-256=:{base64.b64encode(sha256).decode()}:"
         super().__init__(chunks, content_type=PART_CONTENT_TYPE, headers=headers)
         self._size = size
 

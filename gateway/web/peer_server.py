@@ -43,13 +43,14 @@ from aiohttp.abc import AbstractAccessLogger
 
 from gateway.app.context import storage_fault
 from gateway.crypto.recipient import is_encrypted
-from gateway.crypto.segments import SegmentOpener
+from gateway.crypto.segments import SegmentOpener, sealed_size
 from gateway.exchange.attachments import (
     HeldClaim,
     HeldPartMissing,
     PartShort,
     PartTooLarge,
     StagedPart,
+    sealed_claim,
 )
 from gateway.logs import access
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
@@ -114,9 +115,11 @@ class PartSink(Protocol):
         offset: int,
         chunks: AsyncIterator[bytes],
         on_staged: Callable[[str], None],
+        opener: SegmentOpener | None = None,
     ) -> StagedPart:
-        """A part that declared its length and digest, from ``offset`` (0, or where its held
-        bytes end: ``gateway.exchange.attachments.stage_held``)."""
+        """A part that declared its length (and digest), from ``offset`` (0, or where its
+        held bytes end: ``gateway.exchange.attachments.stage_held``); with ``opener``, a
+        sealed one, held as its records came."""
         ...
 
     async def keep(self, peer: str, most_bytes: int) -> None:
@@ -421,7 +424,7 @@ def make_peer_app(
                     raise PeerRefused(PeerErrorCode.BAD_REQUEST)
                 limit = min(limits.max_attachment_bytes, room)
                 opener = openers[len(staged)] if len(staged) < len(openers) else None
-                resumable = None if sealed else _part_claim(part, peer)
+                resumable = _part_claim(part, peer, opener if sealed else None, sealed=sealed)
                 try:
                     if resumable is None:
                         staged.append(
@@ -429,10 +432,12 @@ def make_peer_app(
                         )
                     else:
                         claim, offset = resumable
-                        if claim.length > limit:
+                        if claim.length > (sealed_size(limit) if sealed else limit):
                             raise PartTooLarge(limit)  # before a byte of it is read
                         staged.append(
-                            await sink.stage_held(claim, offset, _chunks_of(part), held.append)
+                            await sink.stage_held(
+                                claim, offset, _chunks_of(part), held.append, opener
+                            )
                         )
                 except PartTooLarge:
                     raise PeerRefused(PeerErrorCode.MESSAGE_TOO_LARGE) from None
@@ -462,11 +467,20 @@ def make_peer_app(
     async def held_part(request: web.Request) -> web.StreamResponse:
         if parts is None:
             raise PeerRefused(PeerErrorCode.NOT_FOUND)
-        digest = request.match_info["sha256"]
         length = request.query.get("length", "")
-        if not _SHA256_HEX.fullmatch(digest) or not _DECIMAL.fullmatch(length):
+        if not _DECIMAL.fullmatch(length):
             raise PeerRefused(PeerErrorCode.BAD_REQUEST)
-        claim = HeldClaim(request[PEER_BODY_ID], int(length), bytes.fromhex(digest))
+        peer = request[PEER_BODY_ID]
+        if "sealed_as" in request.match_info:  # a sealed part: named by its sender's id
+            sealed_as = request.match_info["sealed_as"]
+            if not _UUID.fullmatch(sealed_as):
+                raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+            claim = sealed_claim(peer, sealed_as, int(length))
+        else:
+            digest = request.match_info["sha256"]
+            if not _SHA256_HEX.fullmatch(digest):
+                raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+            claim = HeldClaim(peer, int(length), bytes.fromhex(digest))
         offset = await parts.held(claim)
         if offset is None:
             raise PeerRefused(PeerErrorCode.NOT_FOUND)
@@ -507,6 +521,7 @@ def make_peer_app(
 
     app.router.add_post(MESSAGES_PATH, receive_message, expect_handler=expect_continue)
     app.router.add_get(PARTS_PATH + "/{sha256}", held_part, allow_head=False)
+    app.router.add_get(PARTS_PATH + "/sealed/{sealed_as}", held_part, allow_head=False)
     app.on_response_prepare.append(_secure_headers)
     return app
 
@@ -529,24 +544,30 @@ whole length, where this part's bytes start, and the whole part's SHA-256 (RFC 9
 
 _DECIMAL = re.compile(r"[0-9]{1,19}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHA256_MEMBER = re.compile(r"sha-256=:([A-Za-z0-9+/]{43}=):")
 
 
-def _part_claim(part: BodyPartReader, peer: str) -> tuple[HeldClaim, int] | None:
-    """The part's declared length and digest and its first byte's offset; None for a part
-    that declares none (sent whole, not held on a break). Malformed: 400."""
+def _part_claim(
+    part: BodyPartReader, peer: str, opener: SegmentOpener | None, *, sealed: bool
+) -> tuple[HeldClaim, int] | None:
+    """The part's declared length (and, plain, its digest) and its first byte's offset; None
+    for a part that declares none (sent whole, not held on a break), and for a sealed part
+    nothing claims how to open (refused once verified). A sealed part is named by the
+    sealing's ``sealed_as`` the document claims. Malformed: 400."""
     length = part.headers.get(UPLOAD_LENGTH)
-    if length is None:
+    if length is None or (sealed and opener is None):
         return None
     offset = part.headers.get(UPLOAD_OFFSET, "0")
+    if not _DECIMAL.fullmatch(length) or not _DECIMAL.fullmatch(offset):
+        raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+    if int(offset) > int(length):
+        raise PeerRefused(PeerErrorCode.BAD_REQUEST)
+    if opener is not None:
+        return sealed_claim(peer, opener.sealed_as, int(length)), int(offset)
     members = [m.strip() for m in part.headers.get(REPR_DIGEST, "").split(",")]
     digests = [found.group(1) for m in members if (found := _SHA256_MEMBER.fullmatch(m))]
-    if (
-        not _DECIMAL.fullmatch(length)
-        or not _DECIMAL.fullmatch(offset)
-        or len(digests) != 1
-        or int(offset) > int(length)
-    ):
+    if len(digests) != 1:
         raise PeerRefused(PeerErrorCode.BAD_REQUEST)
     return HeldClaim(peer, int(length), base64.b64decode(digests[0])), int(offset)
 

@@ -37,7 +37,7 @@ from gateway.app.tls import (
 from gateway.config import ServerSection
 from gateway.crashpoints import crash_point
 from gateway.crypto.keys.generations import expiring_keys, tls_identity
-from gateway.crypto.segments import SegmentOpener, sealed_size
+from gateway.crypto.segments import RECORD_BYTES, SegmentOpener, sealed_size
 from gateway.exchange.attachments import (
     AttachmentMeta,
     HeldClaim,
@@ -700,10 +700,12 @@ class NodeRuntime:
     ) -> AsyncIterator[bytes]:
         """One attachment's bytes for a delivery from byte ``start``, decrypted from the store
         as they are sent; ``sealed`` (a confidential document's): its stored segments as they
-        are (always whole)."""
+        are, from the record ``start`` begins."""
         if sealed:
+            if start >= sealed_size(size):  # held whole by the peer: nothing to send again
+                return
             async for piece in read_sealed_stream(
-                self.node.store, attachment_id, size, self.executor
+                self.node.store, attachment_id, size, self.executor, start // RECORD_BYTES
             ):
                 yield piece
             return
@@ -714,34 +716,38 @@ class NodeRuntime:
             yield piece
 
     async def _parts(self, claim: OutboxClaim, outgoing: Outgoing) -> list[PartPayload]:
-        """The delivery's parts. Each plain part declares its length and SHA-256, so that the
-        peer holds what came if the delivery breaks off; a retry asks the peer how much it
-        holds and sends each part from there (docs/attachments.md, "Resumable
-        deliveries"). A confidential document's sealed parts always go whole."""
-        if outgoing.sealed_parts:
-            return [
-                PartPayload(self._part_bytes(p.attachment_id, p.size, True), sealed_size(p.size))
-                for p in outgoing.attachments
-            ]
+        """The delivery's parts. Each declares its whole length (a plain one its SHA-256 too,
+        a sealed one is named by its sealing), so that the peer holds what came if the
+        delivery breaks off; a retry asks the peer how much it holds and sends each part from
+        there (docs/attachments.md, "Resumable deliveries")."""
         assert self.client is not None
+        sealed = outgoing.sealed_parts
+        # As sent: a sealed part is its records (each segment and its tag), counted so.
+        lengths = [sealed_size(p.size) if sealed else p.size for p in outgoing.attachments]
+        names: list[bytes | str] = [
+            p.attachment_id if sealed else p.sha256 for p in outgoing.attachments
+        ]
         offsets = [0] * len(outgoing.attachments)
         if claim.attempt > 1:  # the first attempt has nothing to go on from: no round trip
-            offsets = list(
-                await asyncio.gather(
-                    *(
-                        self.client.held_offset(outgoing.endpoint, p.sha256, p.size)
-                        for p in outgoing.attachments
-                    )
+            asked = await asyncio.gather(
+                *(
+                    self.client.held_offset(outgoing.endpoint, name, length)
+                    for name, length in zip(names, lengths, strict=True)
                 )
             )
+            # A sealed part goes on from a whole record only (or is held whole).
+            offsets = [
+                o if not sealed or o % RECORD_BYTES == 0 or o == length else 0
+                for o, length in zip(asked, lengths, strict=True)
+            ]
         return [
             PartPayload(
-                self._part_bytes(p.attachment_id, p.size, False, offset),
-                p.size - offset,
-                whole=(p.size, p.sha256),
+                self._part_bytes(p.attachment_id, p.size, sealed, offset),
+                length - offset,
+                whole=(length, None if sealed else p.sha256),
                 offset=offset,
             )
-            for p, offset in zip(outgoing.attachments, offsets, strict=True)
+            for p, length, offset in zip(outgoing.attachments, lengths, offsets, strict=True)
         ]
 
     async def deliver_once(self) -> int:
@@ -928,6 +934,7 @@ class _NodeParts:
         offset: int,
         chunks: AsyncIterator[bytes],
         on_staged: Callable[[str], None],
+        opener: SegmentOpener | None = None,
     ) -> StagedPart:
         node = self.runtime.node
         return await stage_held(
@@ -940,6 +947,7 @@ class _NodeParts:
             now=node.clock(),
             on_staged=on_staged,
             executor=self.runtime.peer_executor,
+            opener=opener,
         )
 
     async def keep(self, peer: str, most_bytes: int) -> None:

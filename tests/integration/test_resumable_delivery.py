@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from gateway.config import NodeConfig
 from gateway.crypto import segments
 from gateway.demo.setup import DemoWorld
-from gateway.exchange.attachments import HeldClaim, held_offset, stage_stream
+from gateway.exchange.attachments import HeldClaim, held_offset, sealed_claim, stage_stream
 from gateway.exchange.node import Node
 from gateway.store import attachments as attachment_store
 from gateway.store.attachments import AttachmentMeta
@@ -226,7 +226,13 @@ def _stored(node: Node, message_id: str) -> bytes:
     return b"".join(attachment_store.stream(node.store.read, reader))
 
 
-async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(pair: Pair) -> None:
+@pytest.mark.parametrize("confidential", [False, True], ids=["plain", "sealed"])
+async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(
+    pair: Pair, confidential: bool
+) -> None:
+    """``sealed``: a confidential conversation's file travels as the sender's sealed records;
+    they are held as they came and named by the sealing, and the retry's document must open
+    them (the receiver feeds every held record to its opener again)."""
     node = pair.sender.node
     staged = await stage_stream(
         node.store,
@@ -237,15 +243,21 @@ async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(pair: Pair
         now=now(),
     )
     document = padded_request() | {"attachments": [staged.attachment_id]}
+    document["header"] = {**document["header"], "Confidential": confidential}
     header, _ = node.submit(document, actor="operator-test")
+    length = segments.sealed_size(len(FILE)) if confidential else len(FILE)
+    claim = sealed_claim(SENDER, staged.attachment_id, length) if confidential else _claim(FILE)
+    assert pair.sender.client is not None
+    await pair.sender.client.drop_connections()  # the delivery opens the connection cut
+    connections = len(pair.relay.upstream)
     pair.relay.cut_after = CUT_AFTER
     assert await pair.sender.deliver_once() == 1
     with node.store.read() as conn:
         row = conn.execute(sa.select(outbox).where(outbox.c.message_id == header.message_id)).one()
     assert (row.state, row.attempts) == ("pending", 1), row  # the link went: to be retried
 
-    held = await _until_held(pair.node, _claim(FILE))
-    assert held % segments.SEGMENT_BYTES == 0 and 0 < held < CUT_AFTER
+    held = await _until_held(pair.node, claim)
+    assert held % claim.unit == 0 and 0 < held < CUT_AFTER
     with node.store.transaction() as conn:  # due now rather than after its back-off
         conn.execute(
             outbox.update()
@@ -258,8 +270,8 @@ async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(pair: Pair
     assert row.state == "delivered", row
     assert _stored(pair.node, header.message_id) == FILE
     # The retry asked, then sent only what was missing (and the XML, the framing, TLS).
-    resumed = sum(pair.relay.upstream[1:])
-    assert len(FILE) - held < resumed < len(FILE) - held + 200_000, (held, pair.relay.upstream)
+    resumed = sum(pair.relay.upstream[connections + 1 :])
+    assert length - held < resumed < length - held + 200_000, (held, pair.relay.upstream)
     assert _held_rows(pair.node) == []
 
 
