@@ -10,6 +10,7 @@ nodes' own (SQLite files or PostgreSQL schemas).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -20,26 +21,31 @@ import subprocess
 import sys
 import time
 import tomllib
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography import x509
 from lxml import etree
 
 from gateway.app.tls import client_context
 from gateway.config import NodeConfig
+from gateway.crypto import segments
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
+from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_document
 from gateway.demo.play import example
 from gateway.demo.setup import DEMO_PASSPHRASE, DemoWorld
 from gateway.exchange.documents import complete_header
 from gateway.exchange.node import Node
 from gateway.exchange.service import Actor, Role
+from gateway.model.directory import CertificateRole
 from gateway.store import Store, open_store, tokens
 from gateway.store import conversations as conv_store
 from gateway.store.engine import migrate
@@ -142,6 +148,62 @@ def attachment_list(content: bytes, name: str = "исполнительный л
             }
         ]
     }
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """How a confidential part is sealed by hand: its part key, segment prefix and the
+    sender's id for it (``sealed_as``)."""
+
+    part_key: bytes
+    prefix: bytes
+    sealed_as: str
+
+    @classmethod
+    def new(cls, sealed_as: str | None = None) -> Sealing:
+        return cls(segments.new_part_key(), segments.new_prefix(), sealed_as or str(uuid.uuid4()))
+
+    def seal(self, content: bytes) -> bytes:
+        """``content`` as the records a sender streams (every segment sealed, the last final)."""
+        writer = segments.SegmentWriter(self.part_key, self.prefix, self.sealed_as)
+        sealed = b"".join(c for _, c in writer.feed(content))
+        last, _ = writer.finish()
+        return sealed + last[1]
+
+
+def hand_sealed(
+    receiver: Node,
+    sender: Signer,
+    sealing: Sealing,
+    listed_as: bytes,
+    *,
+    wrapped_to: list[x509.Certificate] | None = None,
+    alter_wrapped: bool = False,
+) -> tuple[bytes, bytes, bytes]:
+    """A confidential request from ``sender`` to ``receiver``'s body listing ``listed_as``'s
+    size and digest, sealed with ``sealing``, its part key wrapped to the receiver's encryption
+    certificates (or ``wrapped_to``; ``alter_wrapped``: one bit of the wrapping flipped),
+    signed and encrypted to the receiver as a delivery goes: the CMS, the wrapped key and the
+    signed document."""
+    ours = [
+        x509.load_der_x509_certificate(c.der)
+        for c in receiver.index.body(receiver.body_id).certificates
+        if c.role is CertificateRole.ENCRYPTION
+    ]
+    wrapped = bytearray(encrypt_for(sealing.part_key, wrapped_to or ours))
+    if alter_wrapped:
+        wrapped[-20] ^= 0x01
+    listed = attachment_list(listed_as)
+    listed["Attachment"][0]["Sealed"] = {  # type: ignore[index]
+        "Format": "aes-256-gcm-segments-64k/1",
+        "SegmentPrefix": sealing.prefix.hex(),
+        "SealedAs": sealing.sealed_as,
+        "WrappedKey": base64.b64encode(bytes(wrapped)).decode(),
+    }
+    signed = sender.document(
+        "cis-enforcement.Request", datetime.now(UTC), Confidential=True, Attachments=listed
+    )
+    return encrypt_for(signed, ours), bytes(wrapped), signed
 
 
 def counts_and_scan(store: Store) -> tuple[dict[Any, int], dict[Any, int]]:

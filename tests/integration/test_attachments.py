@@ -30,7 +30,6 @@ real keys sign the envelope and its TLS identity posts the multipart delivery:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -57,14 +56,13 @@ from gateway.app.passwords import hash_password
 from gateway.config import NodeConfig
 from gateway.crypto import segments
 from gateway.crypto.pades import async_sign_pdf, simple_signer_from
-from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any, encrypt_for
+from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any
 from gateway.crypto.segments import sealed_size
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.attachments import read_sealed_stream, stage_stream
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.node import Node
 from gateway.exchange.service import Role
-from gateway.model.directory import CertificateRole
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
 from gateway.model.problems import DocumentRejected
 from gateway.store import attachments as attachment_store
@@ -80,11 +78,13 @@ from gateway.web.peer_client import (
 )
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
+    Sealing,
     Signer,
     attachment_list,
     audit_rows,
     body_fields,
     create_token,
+    hand_sealed,
     header_field,
     limit_attachments,
     node_config,
@@ -731,32 +731,16 @@ def _hand_sealed(
     """SECRET sealed by hand as a confidential part to KZ-MJ, the signed header listing
     ``listed_as``'s size and digest; ``wrong_key``: its part key wrapped to a stranger's
     certificate or altered. The delivery's CMS, the part, the wrapped key."""
-    ours = [
-        x509.load_der_x509_certificate(c.der)
-        for c in receiver.node.index.body(RECEIVER).certificates
-        if c.role is CertificateRole.ENCRYPTION
-    ]
-    part_key, prefix, sealed_as = segments.new_part_key(), segments.new_prefix(), str(uuid.uuid4())
-    writer = segments.SegmentWriter(part_key, prefix, sealed_as)
-    sealed = b"".join(c for _, c in writer.feed(SECRET))
-    last, _ = writer.finish()
-    sealed += last[1]
-    wrapped = bytearray(
-        encrypt_for(part_key, [_stranger_certificate()] if wrong_key.startswith("key") else ours)
+    sealing = Sealing.new()
+    envelope, wrapped, _ = hand_sealed(
+        receiver.node,
+        sender,
+        sealing,
+        listed_as,
+        wrapped_to=[_stranger_certificate()] if wrong_key.startswith("key") else None,
+        alter_wrapped=wrong_key == "wrapped key altered",
     )
-    if wrong_key == "wrapped key altered":
-        wrapped[-20] ^= 0x01
-    listed = attachment_list(listed_as)
-    listed["Attachment"][0]["Sealed"] = {  # type: ignore[index]
-        "Format": "aes-256-gcm-segments-64k/1",
-        "SegmentPrefix": prefix.hex(),
-        "SealedAs": sealed_as,
-        "WrappedKey": base64.b64encode(bytes(wrapped)).decode(),
-    }
-    signed = sender.document(
-        "cis-enforcement.Request", now(), Confidential=True, Attachments=listed
-    )
-    return encrypt_for(signed, ours), sealed, bytes(wrapped)
+    return envelope, sealing.seal(SECRET), wrapped
 
 
 @pytest.mark.parametrize("wrong", ["key wrapped to another certificate", "wrapped key altered"])

@@ -45,10 +45,12 @@ from gateway.store.tables import attachments, outbox
 from gateway.web.peer_client import PartPayload, PeerClient, PeerTransportError
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
+    Sealing,
     Signer,
     attachment_list,
     body_fields,
     create_token,
+    hand_sealed,
     header_field,
     limit_attachments,
     node_config,
@@ -159,9 +161,13 @@ def _claim(content: bytes, peer: str = SENDER) -> HeldClaim:
     return HeldClaim(peer, len(content), hashlib.sha256(content).digest())
 
 
-def _held_rows(node: Node) -> list[Any]:
+def _held_rows(node: Node, claim: HeldClaim | None = None) -> list[Any]:
+    """The attachments held for a peer (``claim``: those it names only)."""
+    held = sa.select(attachments).where(attachments.c.held_for.is_not(None))
+    if claim is not None:
+        held = held.where(attachments.c.claimed_sha256 == claim.sha256)
     with node.store.read() as conn:
-        return conn.execute(sa.select(attachments).where(attachments.c.held_for.is_not(None))).all()
+        return conn.execute(held).all()
 
 
 async def _until_held(node: Node, claim: HeldClaim) -> int:
@@ -272,7 +278,7 @@ async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(
     # The retry asked, then sent only what was missing (and the XML, the framing, TLS).
     resumed = sum(pair.relay.upstream[connections + 1 :])
     assert length - held < resumed < length - held + 200_000, (held, pair.relay.upstream)
-    assert _held_rows(pair.node) == []
+    assert _held_rows(pair.node, claim) == []
 
 
 async def _broken_delivery(
@@ -291,7 +297,7 @@ async def test_a_resumed_part_is_checked_whole_against_the_signed_list(
     altered = content[:held] + bytes(b ^ 0x5A for b in content[held:])
     answer = await _post(sender_client, pair.url, envelope, _part(altered, held, whole=content))
     assert answer.status == 422 and body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
-    assert _held_rows(pair.node) == []  # what was held went with the refused delivery
+    assert _held_rows(pair.node, _claim(content)) == []  # gone with the refused delivery
     # Sent again whole (the retry finds nothing held), it is accepted.
     assert held_offset(pair.node.store, _claim(content)) is None
     answer = await _post(sender_client, pair.url, envelope, _part(content))
@@ -315,7 +321,7 @@ async def test_what_is_held_for_one_peer_is_no_one_elses(
     answer = await _post(stranger_client, pair.url, envelope, _part(content, held))
     assert answer.status == 416 and answer.body == b"PART_OFFSET_MISMATCH\n"
     # The case system's API sees no held part and cannot send it as its own.
-    (row,) = _held_rows(pair.node)
+    (row,) = _held_rows(pair.node, _claim(content))
     token = create_token(pair.node.store, now())
     api = f"http://127.0.0.1:{pair.receiver.api_port}/api/v1"
     headers = {"Authorization": f"Bearer {token}"}
@@ -372,3 +378,41 @@ async def test_a_peer_holds_at_most_one_deliverys_worth(
     assert sum(held.values()) <= LIMIT, held
     assert held[files[-1]] > 0  # the latest is kept, the oldest went first
     assert held[files[0]] == 0 and len(rows) < len(files)
+
+
+def _sealed_part(sealed: bytes, offset: int = 0, fail_after: int | None = None) -> PartPayload:
+    return PartPayload(
+        _chunks(sealed[offset:], fail_after),
+        len(sealed) - offset,
+        whole=(len(sealed), None),
+        offset=offset,
+    )
+
+
+async def test_a_sealed_part_resumed_under_another_key_is_refused(
+    pair: Pair, sender: Signer, sender_client: PeerClient
+) -> None:
+    """The held records were sealed under the first document's part key; a document claiming
+    the same sealing's id with another key cannot take them on: the records it brings open,
+    the held ones do not, and the part is refused as any sealed part that does not open.
+    What was held goes with it; the first document, sent again whole, is accepted."""
+    content = secrets.token_bytes(3_000_000)
+    first = Sealing.new()
+    envelope, _, signed = hand_sealed(pair.node, sender, first, content)
+    sealed = first.seal(content)
+    with pytest.raises(PeerTransportError):
+        await sender_client.post_message(
+            pair.url, envelope, [_sealed_part(sealed, fail_after=2_000_000)]
+        )
+    claim = sealed_claim(SENDER, first.sealed_as, len(sealed))
+    held = await _until_held(pair.node, claim)
+    assert held % segments.RECORD_BYTES == 0
+    other = Sealing(segments.new_part_key(), first.prefix, first.sealed_as)
+    forged, _, _ = hand_sealed(pair.node, sender, other, content)
+    answer = await _post(sender_client, pair.url, forged, _sealed_part(other.seal(content), held))
+    assert answer.status == 422, answer.body[:300]
+    assert body_fields(answer.body)["Code"] == "ATTACHMENT_MISMATCH"
+    assert held_offset(pair.node.store, claim) is None  # what was held went with it
+    answer = await _post(sender_client, pair.url, envelope, _sealed_part(sealed))
+    assert answer.status == 200, answer.body[:300]
+    assert _stored(pair.node, header_field(signed, "MessageId")) == content
