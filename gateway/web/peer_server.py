@@ -291,14 +291,6 @@ def make_peer_app(
         except web.HTTPException as exc:
             code = _CODE_OF_HTTP_STATUS.get(exc.status, PeerErrorCode.BAD_REQUEST)
             return await audited(request, code)
-        except ConnectionError as exc:  # the peer's link went mid-request: nobody to answer
-            logger.warning(
-                "peer connection lost mid-request: peer=%s path=%s (%s)",
-                request.get(PEER_BODY_ID),
-                request.path,
-                type(exc).__name__,
-            )
-            return refusal(PeerErrorCode.BAD_REQUEST)
         except Exception as exc:
             fault = storage_fault(exc)
             if fault is not None:  # the store's state, not a bug: one line, no stack
@@ -310,6 +302,14 @@ def make_peer_app(
                 return refusal(
                     PeerErrorCode.UNAVAILABLE, retry_after=str(STORE_UNAVAILABLE_RETRY_AFTER)
                 )
+            if isinstance(exc, ConnectionError):  # the peer's link went: nobody to answer
+                logger.warning(
+                    "peer connection lost mid-request: peer=%s path=%s (%s)",
+                    request.get(PEER_BODY_ID),
+                    request.path,
+                    type(exc).__name__,
+                )
+                return refusal(PeerErrorCode.BAD_REQUEST)
             # The peer learns only that it was our fault; the pipeline logs its own errors.
             log_failure(
                 logger,
