@@ -219,6 +219,13 @@ class GatewayMetrics:
             "Documents signed again before delivery: a generation that signed them was revoked.",
             registry=r,
         )
+        self._resumed = Counter(
+            "gateway_delivery_bytes_resumed",
+            "Bytes of attachment parts a retried delivery did not send again: the peer held "
+            "them from the attempt that broke off.",
+            ("peer",),
+            registry=r,
+        )
         self._answers_late = Counter(
             "gateway_answers_late",
             "Responses and refusals made after the due date with no delay notice, by side.",
@@ -360,6 +367,11 @@ class GatewayMetrics:
     def delivery(self, outcome: DeliveryOutcome) -> None:
         """One delivery attempt to a peer ended with ``outcome``."""
         self._deliveries.labels(DeliveryOutcome(outcome).value).inc()
+
+    def delivery_resumed(self, peer: str, held: int) -> None:
+        """A retried delivery to ``peer`` went on from ``held`` bytes the peer kept."""
+        if held > 0:
+            self._resumed.labels(_body(peer)).inc(held)
 
     def hop_latency(self, seconds: float, peer: str | None = None) -> None:
         """Seconds from sending to the peer's receipt; ``peer`` is its body id (a code)."""

@@ -170,6 +170,14 @@ def _held_rows(node: Node, claim: HeldClaim | None = None) -> list[Any]:
         return conn.execute(held).all()
 
 
+def _resumed_bytes(runtime: NodeRuntime) -> float:
+    """``gateway_delivery_bytes_resumed_total{peer="KZ-MJ"}`` of the sender's /metrics."""
+    for line in runtime.metrics.exposition().decode().splitlines():
+        if line.startswith(f'gateway_delivery_bytes_resumed_total{{peer="{RECEIVER}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 async def _until_held(node: Node, claim: HeldClaim) -> int:
     """What the receiver holds of ``claim`` once it has noticed the broken connection and
     stored the last of what came (the same for three looks in a row)."""
@@ -256,6 +264,7 @@ async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(
     assert pair.sender.client is not None
     await pair.sender.client.drop_connections()  # the delivery opens the connection cut
     connections = len(pair.relay.upstream)
+    resumed_before = _resumed_bytes(pair.sender)
     pair.relay.cut_after = CUT_AFTER
     assert await pair.sender.deliver_once() == 1
     with node.store.read() as conn:
@@ -275,6 +284,7 @@ async def test_a_delivery_broken_off_goes_on_from_what_the_peer_holds(
         row = conn.execute(sa.select(outbox).where(outbox.c.message_id == header.message_id)).one()
     assert row.state == "delivered", row
     assert _stored(pair.node, header.message_id) == FILE
+    assert _resumed_bytes(pair.sender) == resumed_before + held  # counted for the operator
     # The retry asked, then sent only what was missing (and the XML, the framing, TLS).
     resumed = sum(pair.relay.upstream[connections + 1 :])
     assert length - held < resumed < length - held + 200_000, (held, pair.relay.upstream)

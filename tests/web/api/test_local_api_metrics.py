@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -148,3 +149,19 @@ async def test_access_log_holds_no_query(caplog, unused_tcp_port: int, seeded: S
     lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
     assert lines == [f"api GET /api/v1/messages/{{message_id}} 404 {lines[0].split()[-1]}"]
     assert all(MARKER not in line and seeded.plain_message not in line for line in lines)
+
+
+def test_every_metric_is_in_the_docs_table_and_no_other() -> None:
+    """docs/local-api.md's table of metrics is the registry's: each family by its exposed name
+    (a counter's ``_total``), the collectors added at start-up included."""
+    metrics = GatewayMetrics()
+    metrics.key_schedule(lambda: [])
+    metrics.directory_in_force(lambda: 1)
+    exposed = {
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in metrics.registry.collect()
+    }
+    text = (Path(__file__).parents[3] / "docs" / "local-api.md").read_text(encoding="utf-8")
+    table = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(gateway_[a-z_]+)` \|", table, flags=re.MULTILINE))
+    assert documented == exposed
