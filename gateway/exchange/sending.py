@@ -261,11 +261,12 @@ def _check_size(node: Node, header: Header, signed: bytes) -> None:
     problems = delivery_problems(
         header.recipient,
         len(signed),
-        # Sealed parts travel with their tags (16 bytes per 64 KiB): judged as the door will.
-        [sealed_size(a.size) if a.sealing else a.size for a in header.attachments],
+        [a.size for a in header.attachments],
         max_xml_bytes=MAX_SUBMITTED_BYTES,
         max_message_bytes=recipient.max_message_bytes,
         max_attachment_bytes=recipient.max_attachment_bytes,
+        # Sealed parts travel with their tags (16 bytes per 64 KiB): the door counts them.
+        wire_sizes=[sealed_size(a.size) if a.sealing else a.size for a in header.attachments],
     )
     if problems:
         raise DocumentRejected(problems)

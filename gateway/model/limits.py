@@ -82,9 +82,14 @@ def delivery_problems(
     max_xml_bytes: int,
     max_message_bytes: int,
     max_attachment_bytes: int,
+    wire_sizes: Sequence[int] | None = None,
 ) -> list[Problem]:
     """What the recipient would refuse about a delivery's sizes: the one check the sender runs
-    at submission and the receiver at its door (with its own limits), so both agree."""
+    at submission and the receiver at its door (with its own limits), so both agree.
+    ``part_sizes``: each file's own size, judged against MaxAttachmentBytes (the receiver
+    allows a sealed part its tags); ``wire_sizes``: what each takes on the wire (a sealed
+    part's records), judged in the total against MaxMessageBytes as the door counts bytes;
+    default the files' sizes."""
     problems = []
     if xml_bytes > max_xml_bytes:
         problems.append(
@@ -113,7 +118,7 @@ def delivery_problems(
                     remedy_ru="Разделите файл или отправьте его несколькими документами.",
                 )
             )
-    total = xml_bytes + sum(part_sizes)
+    total = xml_bytes + sum(part_sizes if wire_sizes is None else wire_sizes)
     if total > max_message_bytes:
         problems.append(
             Problem(
