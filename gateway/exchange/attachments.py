@@ -293,6 +293,12 @@ class HeldPartMissing(GatewayError):
         self.offset = offset
 
 
+UNREADABLE = (at_rest.DecryptionFailed, at_rest.UnknownKek)
+"""What reading back a held part can raise when its bytes are no longer usable (a segment
+altered or missing in the store, the KEK that wraps its key destroyed): the part is then
+dropped and the peer sends it whole."""
+
+
 class PartShort(GatewayError):
     """A part ended (cleanly) before the length it declared: a malformed delivery."""
 
@@ -361,6 +367,8 @@ async def stage_held(
         )
     except UploadOffsetMismatch:  # another delivery took it on meanwhile
         raise HeldPartMissing(claim, offset) from None
+    except UNREADABLE:  # what was held cannot be read back: the caller discards it
+        raise HeldPartMissing(claim, offset) from None
     if staged is None:
         raise PartShort(f"the part ended before its declared {claim.length} bytes")
     return staged
@@ -396,8 +404,17 @@ async def _stage_held_sealed(
             state = next((held for held in found if held.offset == offset), None)
             if state is None:
                 return None
-            staging, _ = attachment_store.resume_sealed(conn, state.attachment_id, opener, claim)
-            return staging, state.complete
+            try:
+                staging, _ = attachment_store.resume_sealed(
+                    conn, state.attachment_id, opener, claim
+                )
+            except UNREADABLE:  # a held record missing: nothing of it can be used
+                staging = None
+        if staging is None:
+            with store.transaction() as conn:
+                attachment_store.discard(conn, [state.attachment_id])
+            return None
+        return staging, state.complete
 
     opened = await _off_loop(executor, begin if offset == 0 else resume)
     if opened is None:

@@ -41,7 +41,7 @@ from gateway.exchange.attachments import HeldClaim, held_offset, sealed_claim, s
 from gateway.exchange.node import Node
 from gateway.store import attachments as attachment_store
 from gateway.store.attachments import AttachmentMeta
-from gateway.store.tables import attachments, outbox
+from gateway.store.tables import attachment_segments, attachments, outbox
 from gateway.web.peer_client import PartPayload, PeerClient, PeerTransportError
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
@@ -426,3 +426,28 @@ async def test_a_sealed_part_resumed_under_another_key_is_refused(
     answer = await _post(sender_client, pair.url, envelope, _sealed_part(sealed))
     assert answer.status == 200, answer.body[:300]
     assert _stored(pair.node, header_field(signed, "MessageId")) == content
+
+
+async def test_a_held_part_that_no_longer_reads_back_is_dropped_and_sent_whole(
+    pair: Pair, sender: Signer, sender_client: PeerClient
+) -> None:
+    """One held segment altered in the store: reading it back for the retry fails its tag, so
+    the retry is refused as holding nothing there (416) and the held bytes go; the part sent
+    whole is accepted."""
+    content = secrets.token_bytes(3_000_000)
+    envelope, held = await _broken_delivery(pair, sender, sender_client, content)
+    (row,) = _held_rows(pair.node, _claim(content))
+    third = sa.and_(
+        attachment_segments.c.attachment_id == row.attachment_id,
+        attachment_segments.c.segment_no == 3,
+    )
+    with pair.node.store.transaction() as conn:
+        stored = conn.execute(sa.select(attachment_segments.c.ciphertext).where(third)).scalar_one()
+        altered = bytes([stored[0] ^ 0x01]) + stored[1:]
+        conn.execute(attachment_segments.update().where(third).values(ciphertext=altered))
+    answer = await _post(sender_client, pair.url, envelope, _part(content, held))
+    assert answer.status == 416 and answer.body == b"PART_OFFSET_MISMATCH\n"
+    assert _held_rows(pair.node, _claim(content)) == []
+    answer = await _post(sender_client, pair.url, envelope, _part(content))
+    assert answer.status == 200, answer.body[:300]
+    assert _stored(pair.node, header_field(envelope, "MessageId")) == content
