@@ -6,7 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.web.peer_server import PeerErrorCode, refusal
+from gateway.web.peer_server import (
+    REPR_DIGEST,
+    UPLOAD_LENGTH,
+    UPLOAD_OFFSET,
+    PeerErrorCode,
+    refusal,
+)
 
 DOC = Path(__file__).parents[3] / "docs" / "transport.md"
 
@@ -30,3 +36,12 @@ def test_every_peer_refusal_code_is_documented_with_its_status() -> None:
     documented = _documented()
     sent = {code.value: {refusal(code).status} for code in PeerErrorCode}
     assert documented == sent
+
+
+def test_the_resumable_part_headers_documented_are_the_ones_sent_and_read() -> None:
+    """docs/attachments.md's table of a resumable part's headers names the code's constants."""
+    text = (DOC.parent / "attachments.md").read_text(encoding="utf-8")
+    section = text.split("## Resumable deliveries", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| part header | value |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Za-z-]+)` \|", table, flags=re.MULTILINE))
+    assert documented == {UPLOAD_LENGTH, UPLOAD_OFFSET, REPR_DIGEST}
