@@ -343,13 +343,7 @@ async def stage_held(
 
         attachment_id = await _off_loop(executor, begin)
     else:
-
-        def find() -> attachment_store.UploadState | None:
-            with store.read() as conn:
-                found = attachment_store.held_parts(conn, claim)
-            return next((state for state in found if state.offset == offset), None)
-
-        state = await _off_loop(executor, find)
+        state = await _off_loop(executor, _take, store, claim, offset)
         if state is None:
             raise HeldPartMissing(claim, offset)
         attachment_id = state.attachment_id
@@ -399,11 +393,10 @@ async def _stage_held_sealed(
             return attachment_store.begin_sealed(conn, meta, keys, now, opener, claim), False
 
     def resume() -> tuple[attachment_store.SealedStaging, bool] | None:
+        state = _take(store, claim, offset)
+        if state is None:
+            return None
         with store.read() as conn:
-            found = attachment_store.held_parts(conn, claim)
-            state = next((held for held in found if held.offset == offset), None)
-            if state is None:
-                return None
             try:
                 staging, _ = attachment_store.resume_sealed(
                     conn, state.attachment_id, opener, claim
@@ -452,14 +445,32 @@ async def _stage_held_sealed(
     return await _off_loop(executor, finish)
 
 
+def _take(store: Store, claim: HeldClaim, offset: int) -> attachment_store.UploadState | None:
+    """The held part of ``claim`` that ends at ``offset``, taken on by this retry (no other
+    retry gets it, no trim deletes it while it streams); None if there is none to take."""
+    with store.transaction() as conn:
+        found = attachment_store.held_parts(conn, claim)
+        state = next((held for held in found if held.offset == offset), None)
+        if state is None or not attachment_store.take_held(conn, state.attachment_id):
+            return None
+        return state
+
+
 async def keep_held(
-    store: Store, peer: str, most_bytes: int, executor: Executor | None = None
+    store: Store,
+    peer: str,
+    attachment_ids: list[str],
+    most_bytes: int,
+    *,
+    now: datetime,
+    executor: Executor | None = None,
 ) -> None:
-    """After a delivery broke off: what it brought stays held, and the peer's oldest held
-    parts go until it holds at most ``most_bytes``."""
+    """After a delivery broke off: what it brought is held since ``now`` for its retry, and
+    the peer's oldest held parts go until it holds at most ``most_bytes``."""
 
     def trim() -> None:
         with store.transaction() as conn:
+            attachment_store.hold(conn, attachment_ids, now)
             attachment_store.trim_held(conn, peer, most_bytes)
 
     await asyncio.shield(_off_loop(executor, trim))

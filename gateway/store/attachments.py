@@ -276,16 +276,47 @@ def held_parts(conn: Connection, claim: HeldClaim) -> list[UploadState]:
             attachments.c.claimed_sha256 == claim.sha256,
             attachments.c.upload_length == claim.length,
             attachments.c.message_id.is_(None),
+            attachments.c.held_since.is_not(None),  # not one streaming in or taken on now
         )
     ).all()
     states = (_state_of(conn, r, claim.unit) for r in rows)
     return sorted(states, key=lambda s: s.offset, reverse=True)
 
 
+def hold(conn: Connection, attachment_ids: Sequence[str], now: datetime) -> None:
+    """The parts of a delivery that broke off, held since ``now`` for its retry."""
+    if attachment_ids:
+        conn.execute(
+            attachments.update()
+            .where(
+                attachments.c.attachment_id.in_(list(attachment_ids)),
+                attachments.c.held_for.is_not(None),
+                attachments.c.message_id.is_(None),
+            )
+            .values(held_since=now)
+        )
+
+
+def take_held(conn: Connection, attachment_id: str) -> bool:
+    """A retry takes a held part on: no longer offered to another retry nor trimmed while it
+    streams. False if another took it first (one statement: only one can)."""
+    taken = conn.execute(
+        attachments.update()
+        .where(
+            attachments.c.attachment_id == attachment_id,
+            attachments.c.held_since.is_not(None),
+            attachments.c.message_id.is_(None),
+        )
+        .values(held_since=None)
+    )
+    return taken.rowcount == 1
+
+
 def trim_held(conn: Connection, peer: str, most_bytes: int) -> int:
     """Delete the peer's oldest held parts until what it holds is at most ``most_bytes``
     (stored segments counted): a peer whose deliveries keep breaking off cannot fill the
-    store. How many were deleted."""
+    store. Parts streaming in now (of deliveries not broken, or taken on by a retry) are
+    neither counted nor touched. How many were deleted."""
     stored = (
         sa.select(
             attachments.c.attachment_id,
@@ -297,9 +328,13 @@ def trim_held(conn: Connection, peer: str, most_bytes: int) -> int:
                 attachment_segments.c.attachment_id == attachments.c.attachment_id,
             )
         )
-        .where(attachments.c.held_for == peer, attachments.c.message_id.is_(None))
-        .group_by(attachments.c.attachment_id, attachments.c.created_at)
-        .order_by(attachments.c.created_at.desc(), attachments.c.attachment_id.desc())
+        .where(
+            attachments.c.held_for == peer,
+            attachments.c.message_id.is_(None),
+            attachments.c.held_since.is_not(None),
+        )
+        .group_by(attachments.c.attachment_id, attachments.c.held_since)
+        .order_by(attachments.c.held_since.desc(), attachments.c.attachment_id.desc())
     )
     kept = 0
     dropped = []
@@ -615,6 +650,7 @@ def link(
                 ordinal=ordinal,
                 held_for=None,
                 claimed_sha256=None,
+                held_since=None,
                 kek_id=None,
                 meta_nonce=meta_nonce,
                 meta=meta,

@@ -213,6 +213,7 @@ attachments = sa.Table(
     sa.Column("upload_length", sa.BigInteger, nullable=True),
     sa.Column("held_for", sa.String(CODE_LENGTH), nullable=True),
     sa.Column("claimed_sha256", sa.LargeBinary(HASH_BYTES), nullable=True),
+    sa.Column("held_since", UtcDateTime, nullable=True),
     sa.UniqueConstraint("message_id", "ordinal"),
     sa.Index("ix_attachments_unlinked", "message_id", "created_at"),
     sa.Index("ix_attachments_held", "held_for", "claimed_sha256"),
@@ -227,7 +228,9 @@ upload in one request, or a part from a peer that declared none); until it is co
 bytes so far are its full, non-final segments.
 ``held_for``: the peer whose delivery brought the part, held for that delivery's retry (it
 declared ``upload_length`` and ``claimed_sha256`` before the bytes came); NULL once linked and
-for everything else (docs/attachments.md, "Resumable deliveries")."""
+for everything else (docs/attachments.md, "Resumable deliveries"). ``held_since``: when that
+delivery broke off; NULL while the part streams in or a retry has taken it on (such a part is
+neither offered to another retry nor trimmed)."""
 
 attachment_segments = sa.Table(
     "attachment_segments",

@@ -122,8 +122,9 @@ class PartSink(Protocol):
         sealed one, held as its records came."""
         ...
 
-    async def keep(self, peer: str, most_bytes: int) -> None:
-        """A delivery broke off: its parts stay held; the peer's oldest go past ``most_bytes``."""
+    async def keep(self, peer: str, attachment_ids: list[str], most_bytes: int) -> None:
+        """A delivery broke off: its parts are held for the retry; the peer's oldest held
+        parts go past ``most_bytes``."""
         ...
 
     async def receive(
@@ -459,7 +460,7 @@ def make_peer_app(
         finally:
             if broken:  # held for the retry, which asks GET /exchange/v1/parts/{sha256}
                 await sink.discard([p.attachment_id for p in staged if p.attachment_id not in held])
-                await sink.keep(peer, limits.max_delivery_bytes)
+                await sink.keep(peer, held, limits.max_delivery_bytes)
             else:  # refused, replayed or failed: nothing of the delivery stays (linked parts do)
                 await sink.discard(list({*held, *(p.attachment_id for p in staged)}))
         return web.Response(status=status, body=body, headers={hdrs.CONTENT_TYPE: content_type})

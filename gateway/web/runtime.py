@@ -959,8 +959,16 @@ class _NodeParts:
             opener=opener,
         )
 
-    async def keep(self, peer: str, most_bytes: int) -> None:
-        await keep_held(self.runtime.node.store, peer, most_bytes, self.runtime.peer_executor)
+    async def keep(self, peer: str, attachment_ids: list[str], most_bytes: int) -> None:
+        node = self.runtime.node
+        await keep_held(
+            node.store,
+            peer,
+            attachment_ids,
+            most_bytes,
+            now=node.clock(),
+            executor=self.runtime.peer_executor,
+        )
 
     async def receive(
         self, sender: str, payload: bytes, parts: Sequence[StagedPart]

@@ -229,3 +229,42 @@ def test_a_part_received_sealed_is_stored_as_it_came_and_shredded_with_its_messa
         conn.execute(message_keys.delete().where(message_keys.c.message_id == message_id))
     with store.read() as conn, pytest.raises(messages.KeyShredded):
         attachments.reader(conn, attachment_id, ring)
+
+
+def _held_part(store: Store, ring: KekRing, content: bytes) -> str:
+    """A peer's part of ``content``'s claim, its first segments stored, still streaming."""
+    claim = attachments.HeldClaim("RU-FSSP", len(content), hashlib.sha256(content).digest())
+    with store.transaction() as conn:
+        staging = attachments.begin(conn, AttachmentMeta("part", "x/y"), ring, NOW, held=claim)
+        attachments.write(conn, staging, content[: 3 * SEG + 1])  # 3 segments stored
+    return staging.attachment_id
+
+
+def test_only_parts_held_since_a_break_are_offered_trimmed_and_taken_once(
+    store: Store, ring: KekRing
+) -> None:
+    """A part still streaming in (its delivery not broken) is neither offered to a retry nor
+    deleted by a trim another delivery's break runs; a part held since a break is, and a retry
+    takes it once."""
+    streaming_file, broken_file = secrets.token_bytes(5 * SEG), secrets.token_bytes(5 * SEG)
+    streaming = _held_part(store, ring, streaming_file)
+    broken = _held_part(store, ring, broken_file)
+
+    def claim(content: bytes) -> attachments.HeldClaim:
+        return attachments.HeldClaim("RU-FSSP", len(content), hashlib.sha256(content).digest())
+
+    with store.transaction() as conn:
+        assert attachments.held_parts(conn, claim(broken_file)) == []  # not broken yet
+        attachments.hold(conn, [broken], NOW)
+        (state,) = attachments.held_parts(conn, claim(broken_file))
+        assert (state.attachment_id, state.offset) == (broken, 3 * SEG)
+        assert attachments.held_parts(conn, claim(streaming_file)) == []
+        assert attachments.trim_held(conn, "RU-FSSP", 0) == 1  # the broken one only
+        rows = {r.attachment_id for r in conn.execute(sa.select(attachments_table))}
+    assert streaming in rows and broken not in rows
+    with store.transaction() as conn:
+        attachments.hold(conn, [streaming], NOW)
+        assert attachments.take_held(conn, streaming)
+        assert not attachments.take_held(conn, streaming)  # a second retry gets nothing
+        assert attachments.held_parts(conn, claim(streaming_file)) == []
+        assert attachments.trim_held(conn, "RU-FSSP", 0) == 0  # taken on: not trimmed
