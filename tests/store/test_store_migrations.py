@@ -198,24 +198,28 @@ def test_the_purged_rows_foreign_keys_are_dropped_and_the_change_reverses(
         store.dispose()
 
 
+HELD_COLUMNS = {"held_for", "claimed_sha256", "held_since"}
+
+
 def test_held_parts_columns_come_and_go(empty_url: str) -> None:
-    """0023: the attachments' ``held_for`` and ``claimed_sha256`` and their index; down to
-    0022 they go (a held part's row stays a staged attachment); up again, on both stores."""
+    """0023: the attachments' ``held_for``, ``claimed_sha256``, ``held_since`` and their index;
+    down to 0022 they go (a held part's row stays a staged attachment); up again, on both
+    stores."""
     store = open_store(empty_url)
 
     def held_columns() -> tuple[set[str], set[str]]:
         inspector = sa.inspect(store.engine)
         columns = {c["name"] for c in inspector.get_columns("attachments")}
         indexes = {i["name"] or "" for i in inspector.get_indexes("attachments")}
-        return columns & {"held_for", "claimed_sha256"}, indexes & {"ix_attachments_held"}
+        return columns & HELD_COLUMNS, indexes & {"ix_attachments_held"}
 
     try:
         migrate(store.engine)
-        assert held_columns() == ({"held_for", "claimed_sha256"}, {"ix_attachments_held"})
+        assert held_columns() == (HELD_COLUMNS, {"ix_attachments_held"})
         with store.engine.connect() as conn, conn.begin():
             command.downgrade(_alembic_config(conn), "0022")
         assert held_columns() == (set(), set())
         migrate(store.engine)
-        assert held_columns() == ({"held_for", "claimed_sha256"}, {"ix_attachments_held"})
+        assert held_columns() == (HELD_COLUMNS, {"ix_attachments_held"})
     finally:
         store.dispose()
