@@ -24,8 +24,13 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,10 +55,12 @@ class Connection:
 @dataclass
 class Relay:
     """A TCP relay in a thread of its own (the benchmark's event loop is busy with the
-    exchange); cuts its first connection after ``cut_after`` bytes towards the receiver."""
+    exchange); cuts its first connection after ``cut_after`` bytes towards the receiver.
+    ``on_retry`` is called when the second connection (the retry) opens."""
 
     cut_after: int | None
     connections: list[Connection] = field(default_factory=list)
+    on_retry: Callable[[], None] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, target: int) -> int:
@@ -84,6 +91,8 @@ class Relay:
         cut = self.cut_after if not self.connections else None
         connection = Connection(time.perf_counter())
         self.connections.append(connection)
+        if len(self.connections) == 2 and self.on_retry is not None:
+            self.on_retry()
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
@@ -105,14 +114,92 @@ class Relay:
         await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
 
 
+class RetryProfile:
+    """py-spy sampling the receiver from the moment the retry's connection opens, for
+    ``seconds``: where the retry's time goes on the receiver (collapsed stacks)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.receiver_pid = 0
+        self.output = Path(tempfile.mkdtemp(prefix="gw-resume-")) / "retry.txt"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def ready(self, sender_pid: int, receiver_pid: int) -> None:
+        self.receiver_pid = receiver_pid
+
+    def start(self) -> None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.process = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(self.receiver_pid),
+                "--duration",
+                str(int(self.seconds)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(self.output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def shares(self) -> dict[str, float]:
+        """The receiver's samples of the retry's request, by step (shares of their sum). The
+        download that follows in the window (``read_stream``'s batches) is left out."""
+        if self.process is not None:
+            self.process.wait(timeout=self.seconds + 30)
+        steps = {  # first match wins, in this order
+            "reading back what is held": ("resumed (", "resume_sealed ("),
+            "storing the rest": (
+                "write (gateway/exchange/attachments.py",
+                "write_sealed (",
+                "finish (gateway/exchange/attachments.py",
+            ),
+            "verifying and storing the document": ("_pipeline (",),
+            "reading the request (TLS, multipart, the question)": (
+                "receive_delivery (",
+                "held_part (",
+            ),
+        }
+        counts = dict.fromkeys(steps, 0)
+        lines = self.output.read_text().splitlines() if self.output.exists() else []
+        for line in lines:
+            stack, _, count = line.rpartition(" ")
+            step = next((k for k, names in steps.items() if any(n in stack for n in names)), "")
+            if step:
+                counts[step] += int(count)
+        total = sum(counts.values())
+        return {step: round(n / total, 3) if total else 0.0 for step, n in counts.items()}
+
+
 def measure(
-    size: int, cut_at: float, store: str = "sqlite", confidential: bool = False
+    size: int,
+    cut_at: float,
+    store: str = "sqlite",
+    confidential: bool = False,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """The baseline and the cut exchange of ``size`` bytes, and what each connection carried;
-    ``confidential``: the file travels as sealed records (resumed as such)."""
+    ``confidential``: the file travels as sealed records (resumed as such); ``profile``: also
+    sample the receiver during the retry (py-spy) and say where its time went."""
     whole, cut = Relay(None), Relay(int(size * cut_at))
+    sampler = RetryProfile(seconds=15) if profile else None
+    if sampler is not None:
+        cut.on_retry = sampler.start
     baseline = run(size, store=store, route=whole.start, confidential=confidential)
-    resumed = run(size, store=store, route=cut.start, confidential=confidential)
+    resumed = run(
+        size,
+        store=store,
+        route=cut.start,
+        confidential=confidential,
+        on_ready=sampler.ready if sampler is not None else None,
+    )
     delivery = max(whole.connections, key=lambda c: c.upstream)
     first, *retries = cut.connections
     retry = max(retries, key=lambda c: c.upstream)
@@ -128,6 +215,7 @@ def measure(
         "delivery_seconds": [baseline["delivery_seconds"], resumed["delivery_seconds"]],
         "store": store,
         "confidential": confidential,
+        **({"retry_profile": sampler.shares()} if sampler is not None else {}),
         "cpus": os.cpu_count(),
         "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
@@ -141,8 +229,11 @@ def main() -> None:
     parser.add_argument(
         "--confidential", action="store_true", help="in a confidential conversation (sealed)"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the receiver during the retry (py-spy)"
+    )
     args = parser.parse_args()
-    result = measure(args.bytes, args.cut_at, args.store, args.confidential)
+    result = measure(args.bytes, args.cut_at, args.store, args.confidential, args.profile)
     mb = args.bytes / 1e6
     print(f"{mb:.0f} MB, the first connection cut after {args.cut_at:.0%} of the file's bytes")
     print("| run | connection | MB towards the receiver | seconds |")
@@ -155,6 +246,8 @@ def main() -> None:
     for run_name, connection, key in rows:
         sent = result[f"{key}_bytes" if key != "retry_connection" else "retry_bytes"]
         print(f"| {run_name} | {connection} | {sent / 1e6:.1f} | {result[f'{key}_s']} |")
+    for step, share in result.get("retry_profile", {}).items():
+        print(f"the retry on the receiver: {share:.0%} {step}")
     print(json.dumps(result))
 
 
