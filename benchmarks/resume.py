@@ -119,6 +119,10 @@ class RetryProfile:
     ``seconds``: where the retry's time goes on the receiver (collapsed stacks)."""
 
     def __init__(self, seconds: float) -> None:
+        found = shutil.which("py-spy") or Path(sys.executable).with_name("py-spy")
+        if not Path(found).exists():  # fail now, not in the relay's thread mid-run
+            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+        self.py_spy = str(found)
         self.seconds = seconds
         self.receiver_pid = 0
         self.output = Path(tempfile.mkdtemp(prefix="gw-resume-")) / "retry.txt"
@@ -128,10 +132,9 @@ class RetryProfile:
         self.receiver_pid = receiver_pid
 
     def start(self) -> None:
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.process = subprocess.Popen(
             [
-                py_spy,
+                self.py_spy,
                 "record",
                 "--pid",
                 str(self.receiver_pid),
@@ -246,7 +249,10 @@ def main() -> None:
     for run_name, connection, key in rows:
         sent = result[f"{key}_bytes" if key != "retry_connection" else "retry_bytes"]
         print(f"| {run_name} | {connection} | {sent / 1e6:.1f} | {result[f'{key}_s']} |")
-    for step, share in result.get("retry_profile", {}).items():
+    shares = result.get("retry_profile", {})
+    if shares and not any(shares.values()):
+        print("the retry was over before py-spy sampled it: profile a larger file")
+    for step, share in shares.items() if any(shares.values()) else ():
         print(f"the retry on the receiver: {share:.0%} {step}")
     print(json.dumps(result))
 
