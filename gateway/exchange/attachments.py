@@ -49,6 +49,14 @@ class StagedPart:
     plaintext's SHA-256, with the key, prefix and id it opened with); None if it was not
     opened (nothing claimed how)."""
 
+    @classmethod
+    def sealed(
+        cls, attachment_id: str, size: int, opened: segments.OpenedStream | None
+    ) -> StagedPart:
+        """A part received sealed, of ``size`` bytes as it came, as ``opened`` found it."""
+        digest = opened.sha256 if opened is not None and opened.sha256 else b""
+        return cls(attachment_id, size, digest, opened)
+
 
 class PartTooLarge(GatewayError):
     """A stream ran over its limit; nothing of it is kept."""
@@ -105,9 +113,9 @@ async def stage_stream(
     def finish() -> StagedPart:
         with store.transaction() as conn:
             if isinstance(staging, attachment_store.SealedStaging):
-                size, opened = attachment_store.finish_sealed(conn, staging)
-                digest = opened.sha256 if opened is not None and opened.sha256 else b""
-                return StagedPart(staging.attachment_id, size, digest, opened)
+                return StagedPart.sealed(
+                    staging.attachment_id, *attachment_store.finish_sealed(conn, staging)
+                )
             return StagedPart(staging.attachment_id, *attachment_store.finish(conn, staging))
 
     try:
@@ -349,9 +357,7 @@ async def stage_held(
         attachment_id = state.attachment_id
         if state.complete:  # the break came after this part: nothing of it to send again
             on_staged(attachment_id)
-            async for chunk in chunks:
-                if chunk:
-                    raise PartTooLarge(claim.length)
+            await _nothing_more(chunks, claim)
             assert state.sha256 is not None
             return StagedPart(attachment_id, state.length, state.sha256)
     on_staged(attachment_id)
@@ -398,9 +404,7 @@ async def _stage_held_sealed(
             return None
         with store.read() as conn:
             try:
-                staging, _ = attachment_store.resume_sealed(
-                    conn, state.attachment_id, opener, claim
-                )
+                staging = attachment_store.resume_sealed(conn, state.attachment_id, opener, claim)
             except UNREADABLE:  # a held record missing: nothing of it can be used
                 staging = None
         if staging is None:
@@ -426,12 +430,9 @@ async def _stage_held_sealed(
         stored(lambda conn: attachment_store.write_sealed(conn, staging, data))
 
     if complete:  # the break came after this part: nothing of it to send again
-        async for chunk in chunks:
-            if chunk:
-                raise PartTooLarge(claim.length)
+        await _nothing_more(chunks, claim)
         found = staging.opener.finish() if staging.opener is not None else None
-        digest = found.sha256 if found is not None and found.sha256 else b""
-        return StagedPart(staging.attachment_id, claim.length, digest, found)
+        return StagedPart.sealed(staging.attachment_id, claim.length, found)
     # A break keeps the whole records of the bytes since the last batch too (``keep``).
     await _write_batches(chunks, claim.length - offset, write, executor, write)
     if staging.splitter.size < claim.length:
@@ -439,10 +440,16 @@ async def _stage_held_sealed(
 
     def finish() -> StagedPart:
         size, found = stored(lambda conn: attachment_store.finish_sealed(conn, staging))
-        digest = found.sha256 if found is not None and found.sha256 else b""
-        return StagedPart(staging.attachment_id, size, digest, found)
+        return StagedPart.sealed(staging.attachment_id, size, found)
 
     return await _off_loop(executor, finish)
+
+
+async def _nothing_more(chunks: AsyncIterator[bytes], claim: HeldClaim) -> None:
+    """A part resumed at its end must bring no byte more (:class:`PartTooLarge`)."""
+    async for chunk in chunks:
+        if chunk:
+            raise PartTooLarge(claim.length)
 
 
 def _take(store: Store, claim: HeldClaim, offset: int) -> attachment_store.UploadState | None:

@@ -394,20 +394,18 @@ def _stored_in_order(
 
 def resume_sealed(
     conn: Connection, attachment_id: str, opener: segments.SegmentOpener, claim: HeldClaim
-) -> tuple[SealedStaging, UploadState]:
+) -> SealedStaging:
     """A sealed part held for ``claim``'s peer reopened for the rest of its records: every
     stored record is read back and fed to ``opener`` (the key the retrying document claims
     must open what the broken delivery brought), and the splitter goes on after them."""
-    row = _resumable_row(conn, attachment_id, claim.peer)
-    state = _state_of(conn, row, claim.unit)
+    _resumable_row(conn, attachment_id, claim.peer)  # still held for this peer, unsent
     count = conn.execute(
         sa.select(sa.func.count())
         .select_from(attachment_segments)
         .where(attachment_segments.c.attachment_id == attachment_id)
     ).scalar_one()
     opener.feed(_stored_in_order(conn, attachment_id, count))  # a batch in memory at a time
-    splitter = segments.SegmentSplitter.resumed(count)
-    return SealedStaging(attachment_id, splitter, opener), state
+    return SealedStaging(attachment_id, segments.SegmentSplitter.resumed(count), opener)
 
 
 def write_held(conn: Connection, staging: Staging) -> None:

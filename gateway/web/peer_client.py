@@ -267,10 +267,9 @@ class PeerClient:
         and its length as sent) the peer holds from a delivery of ours that broke off: where
         the retry's part may start. 0 when it holds none, or cannot say (an older node, an
         error): the part then goes whole, as it always could."""
-        url = held_part_url(endpoint_url, name, length)
         try:
-            _checked_endpoint(url)
-            async with self._session_for(URL(url)).get(url, allow_redirects=False) as resp:
+            url = _checked_endpoint(held_part_url(endpoint_url, name, length))
+            async with self._session_for(url).get(url, allow_redirects=False) as resp:
                 if resp.status != 200:
                     return 0
                 offset = json.loads(await self._read_limited(resp, endpoint_url))["offset"]

@@ -740,15 +740,15 @@ class NodeRuntime:
                 o if not sealed or o % RECORD_BYTES == 0 or o == length else 0
                 for o, length in zip(asked, lengths, strict=True)
             ]
-            if sum(offsets):
+            if held := sum(offsets):
                 log.info(
                     "delivery of %s to %s goes on: %s bytes of its files are held by the peer",
                     claim.message_id,
                     claim.destination,
-                    sum(offsets),
+                    held,
                     extra={"message_id": claim.message_id, "peer": claim.destination},
                 )
-                self.metrics.delivery_resumed(claim.destination, sum(offsets))
+                self.metrics.delivery_resumed(claim.destination, held)
         return [
             PartPayload(
                 self._part_bytes(p.attachment_id, p.size, sealed, offset),
