@@ -38,6 +38,7 @@ from gateway.exchange.attachments import (
     StagedPart,
     append_stream,
     begin_upload,
+    discard,
     read_stream,
     stage_stream,
     upload_state,
@@ -611,6 +612,10 @@ class LocalNodeService:
             "size": staged.size,
             "sha256": staged.sha256.hex(),
         }
+
+    async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
+        await self._allow(actor, Action.SUBMIT)
+        await discard(self.node.store, [attachment_id], self.executor)
 
     async def _record_upload(self, staged: StagedPart, actor: Actor) -> None:
         def record() -> None:

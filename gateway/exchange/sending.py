@@ -61,7 +61,7 @@ from gateway.exchange.recording import (
     store_step,
 )
 from gateway.exchange.retry import DeadLetter, next_attempt, system_random
-from gateway.exchange.submission import Draft, Plan, draft_of, plan_submission
+from gateway.exchange.submission import Draft, ListedUpload, Plan, draft_of, plan_submission
 from gateway.model.directory import CertificateRole, Suite
 from gateway.model.envelope import AttachmentRef, Header, PartSealing
 from gateway.model.limits import MAX_MESSAGE_BYTES, delivery_problems
@@ -140,7 +140,7 @@ def submit(
     now = node.clock()
     draft = draft_of(document)
     original = _resendable(node, resending, draft) if resending else None
-    refs = _uploaded(node, draft.attachment_ids)
+    refs = _uploaded(node, draft.attachments)
     for _ in range(DECISION_ATTEMPTS):
         stored, state, request = _snapshot(node, draft)
         plan = plan_submission(
@@ -216,14 +216,14 @@ def _already_stored(plan: Plan) -> machine.DuplicateMessage:
     )
 
 
-def _uploaded(node: Node, attachment_ids: Sequence[str]) -> list[AttachmentRef]:
-    """The signed header's list for the uploads a submission names (refused if one is not an
-    uploaded, unsent attachment)."""
-    if not attachment_ids:
+def _uploaded(node: Node, listed: Sequence[ListedUpload]) -> list[AttachmentRef]:
+    """The signed header's list for the uploads a submission names, as the case system
+    describes them (refused if one is not an uploaded, unsent attachment)."""
+    if not listed:
         return []  # the small-document path: no query
     try:
         with node.store.read() as conn:
-            found = attachment_store.staged(conn, attachment_ids, node.kek_ring)
+            found = attachment_store.staged(conn, [a.attachment_id for a in listed], node.kek_ring)
     except attachment_store.AttachmentNotFound as exc:
         raise reject(
             "ATTACHMENT_UNKNOWN",
@@ -232,8 +232,17 @@ def _uploaded(node: Node, attachment_ids: Sequence[str]) -> list[AttachmentRef]:
             "Загрузите файл (POST /api/v1/attachments) и укажите его id один раз.",
         ) from None
     return [
-        AttachmentRef(a.meta.name, a.meta.media_type, a.meta.language, a.size, a.sha256.hex())
-        for a in found
+        AttachmentRef(
+            a.meta.name,
+            a.meta.media_type,
+            a.meta.language,
+            a.size,
+            a.sha256.hex(),
+            title=said.title,
+            translation_of=said.translation_of,
+            register_extract=said.register_extract,
+        )
+        for a, said in zip(found, listed, strict=True)
     ]
 
 

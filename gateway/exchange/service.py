@@ -20,7 +20,7 @@ checked by a test).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.model.problems import GatewayError
 from gateway.store import Store, audit
+from gateway.store.attachments import AttachmentMeta
 from gateway.store.conversations import ConversationFilter
 
 __all__ = ["ConversationFilter"]  # the list's filter is the store's: one class from API to SQL
@@ -433,6 +434,20 @@ class LocalService(Protocol):
         """Verify the signed PDF attachment ``number`` streamed from the store and record the
         verdict; ``AttachmentCheckRefused`` for a file not a PDF, unsigned or damaged. Same
         access as downloading the file."""
+        ...
+
+    async def upload_attachment(
+        self, meta: AttachmentMeta, chunks: AsyncIterator[bytes], *, actor: Actor
+    ) -> dict[str, Any]:
+        """Stream a file into the node (hashed and encrypted as it comes): its
+        ``attachment_id``, ``size`` and ``sha256``, to list in a submission's
+        ``attachments``. Over the node's limit: :class:`PartTooLarge`; a broken or oversized
+        upload leaves nothing."""
+        ...
+
+    async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
+        """Delete an upload no submission took (a form refused after its file was streamed
+        in); one already sent stays with its message."""
         ...
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:

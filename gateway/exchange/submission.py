@@ -35,13 +35,29 @@ from gateway.xml.validate import validate
 
 
 @dataclass(frozen=True, slots=True)
+class ListedUpload:
+    """One upload a submission sends beside the XML, with what the case system says of it
+    (docs/attachments.md): the signed header lists it so."""
+
+    attachment_id: str
+    title: str | None = None
+    translation_of: str | None = None
+    """The name of the upload of the same submission that this one translates into Russian."""
+    register_extract: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """The case system's document split into what the planner needs to look things up."""
 
     header: dict[str, Any]
     body: Any
-    attachment_ids: tuple[str, ...] = ()
+    attachments: tuple[ListedUpload, ...] = ()
     """Uploaded attachments (POST /api/v1/attachments) to send beside the XML, in order."""
+
+    @property
+    def attachment_ids(self) -> tuple[str, ...]:
+        return tuple(a.attachment_id for a in self.attachments)
 
     @property
     def opens_conversation(self) -> bool:
@@ -80,32 +96,70 @@ def draft_of(document: Any) -> Draft:
             "См. docs/documents.md: форма JSON документа.",
         )
     return Draft(
-        dict(document["header"]), document.get("body"), _attachment_ids(document.get("attachments"))
+        dict(document["header"]), document.get("body"), _listed_uploads(document.get("attachments"))
     )
 
 
 MAX_ATTACHMENTS = 50
 """As many as ``env:Attachments`` takes (envelope.xsd)."""
 
+_UPLOAD_TEXTS = ("title", "translation_of")
+_UPLOAD_KEYS = frozenset({"id", *_UPLOAD_TEXTS, "register_extract"})
 
-def _attachment_ids(value: Any) -> tuple[str, ...]:
+
+def _listed_uploads(value: Any) -> tuple[ListedUpload, ...]:
+    """``attachments``: each item an upload's id, or ``{"id", "title", "translation_of",
+    "register_extract"}`` (all but ``id`` optional)."""
     if value is None:
         return ()
-    if (
-        not isinstance(value, list)
-        or not all(isinstance(v, str) and v for v in value)
-        or len(set(value)) != len(value)
-        or len(value) > MAX_ATTACHMENTS
-    ):
-        raise reject(
-            "JSON_SHAPE",
-            "Поле attachments — список различных идентификаторов загруженных вложений "
-            f"(не больше {MAX_ATTACHMENTS}).",
-            f"attachments must be a list of distinct attachment ids (at most {MAX_ATTACHMENTS})",
-            "Загрузите файлы через POST /api/v1/attachments и перечислите их id "
-            "(docs/attachments.md).",
+    if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+        raise _bad_attachments(
+            f"список не длиннее {MAX_ATTACHMENTS}", f"a list of at most {MAX_ATTACHMENTS}"
         )
-    return tuple(value)
+    listed = tuple(_listed_upload(item, number) for number, item in enumerate(value, start=1))
+    ids = [item.attachment_id for item in listed]
+    if len(set(ids)) != len(ids):
+        raise _bad_attachments("каждое вложение один раз", "each upload once")
+    return listed
+
+
+def _listed_upload(item: Any, number: int) -> ListedUpload:
+    where_ru, where_en = f"элемент {number}: ", f"item {number}: "
+    if isinstance(item, str):
+        item = {"id": item}
+    if not isinstance(item, dict):
+        raise _bad_attachments(
+            where_ru + "строка id или объект {id, title, …}",
+            where_en + "an id string or an object {id, title, ...}",
+        )
+    unknown = sorted(set(item) - _UPLOAD_KEYS)
+    if unknown:
+        raise _bad_attachments(
+            where_ru + f"неизвестные поля {', '.join(unknown)}",
+            where_en + f"unknown fields {', '.join(unknown)}",
+        )
+    attachment_id, extract = item.get("id"), item.get("register_extract", False)
+    texts = {key: item.get(key) for key in _UPLOAD_TEXTS}
+    if not isinstance(attachment_id, str) or not attachment_id:
+        raise _bad_attachments(where_ru + "id — непустая строка", where_en + "id: a string")
+    for key, text in texts.items():
+        if text is not None and not isinstance(text, str):
+            raise _bad_attachments(where_ru + f"{key} — строка", where_en + f"{key}: a string")
+    if not isinstance(extract, bool):
+        raise _bad_attachments(
+            where_ru + "register_extract — true или false", where_en + "register_extract: a boolean"
+        )
+    return ListedUpload(attachment_id, texts["title"] or None, texts["translation_of"], extract)
+
+
+def _bad_attachments(rule_ru: str, rule_en: str) -> DocumentRejected:
+    return reject(
+        "JSON_SHAPE",
+        f"Поле attachments: {rule_ru}.",
+        f"attachments: {rule_en}",
+        "Загрузите файлы через POST /api/v1/attachments и перечислите их id, по желанию с "
+        "title, translation_of и register_extract (docs/attachments.md).",
+    )
 
 
 def plan_submission(
@@ -184,9 +238,16 @@ def plan_submission(
 
 
 def _listed(ref: AttachmentRef) -> dict[str, Any]:
-    item: dict[str, Any] = {"Name": ref.name, "MediaType": ref.media_type}
+    item: dict[str, Any] = {"Name": ref.name}
+    if ref.title:
+        item["Title"] = ref.title
+    item["MediaType"] = ref.media_type
     if ref.language:
         item["Language"] = ref.language
+    if ref.translation_of is not None:
+        item["TranslationOf"] = ref.translation_of
+    if ref.register_extract:
+        item["RegisterExtract"] = True
     item |= {"Size": ref.size, "Sha256": ref.sha256}
     if ref.sealing is not None:
         item["Sealed"] = {

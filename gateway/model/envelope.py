@@ -46,6 +46,13 @@ class AttachmentRef:
     """64 lower-case hex digits."""
     sealing: PartSealing | None = None
     """Set in a confidential conversation: the part travels sealed end to end."""
+    title: str | None = None
+    """What the file is, for the reader (absent: its name)."""
+    translation_of: str | None = None
+    """The name of the file of this list that this one translates into Russian (CIS Art. 19;
+    SC Art. 11)."""
+    register_extract: bool = False
+    """A register extract or a document confirming rights: no translation (CIS Art. 5 para. 3)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,9 @@ _LEGAL_CLOCK = "tests/integration/test_legal_clock.py::"
 _ATTACHMENT_LANGUAGES = (
     _CONTENT + "test_attachment_in_another_language_needs_its_russian_translation",
     _CONTENT + "test_a_translation_must_name_another_attachment_and_be_russian",
+    _CONTENT + "test_a_file_beside_the_xml_in_another_language_needs_its_russian_translation",
+    "tests/integration/test_attachments.py::"
+    "test_a_file_beside_the_xml_obeys_the_language_rule_and_carries_its_description",
 )
 
 PROVISIONS: tuple[Provision, ...] = (
@@ -114,6 +117,8 @@ PROVISIONS: tuple[Provision, ...] = (
             _CONTENT + "test_questions_rule_applies_to_every_explanations_subject",
             _EXAMPLES + "test_invalid_example_fails_with_its_code",
             _CONTENT + "test_a_cis_register_extract_travels_without_translation",
+            _CONTENT
+            + "test_a_register_extract_beside_the_xml_travels_without_translation_under_cis_only",
         ),
     ),
     Provision(
@@ -329,7 +334,8 @@ PROVISIONS: tuple[Provision, ...] = (
         CIS,
         "Стороны используют русский язык",
         "`RULE_LANGUAGE`: the document's language is Russian; an attachment in another "
-        "language travels with its Russian translation (`RULE_ATTACHMENT_TRANSLATION_*`)",
+        "language — inside the XML or beside it — travels with its Russian translation "
+        "(`RULE_ATTACHMENT_TRANSLATION_*`)",
         Status.DONE,
         (_EXAMPLES + "test_invalid_example_fails_with_its_code", *_ATTACHMENT_LANGUAGES),
     ),
@@ -595,8 +601,8 @@ PROVISIONS: tuple[Provision, ...] = (
         "SC Art. 11",
         SC,
         "Стороны пользуются русским языком",
-        "`RULE_LANGUAGE`; request documents and attachments not in Russian need a Russian "
-        "translation",
+        "`RULE_LANGUAGE`; request documents and attachments (inside the XML or beside it) not "
+        "in Russian need a Russian translation",
         Status.DONE,
         (
             _CONTENT + "test_russian_original_needs_no_translation_but_kazakh_does",

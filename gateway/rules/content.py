@@ -40,9 +40,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -163,6 +164,7 @@ def check_content(root: etree._Element, header: Header) -> tuple[Problem, ...]:
         problems += rule(body_element)
     problems += check_attachments(body_element)
     problems += check_attachment_languages(body_element, profile)
+    problems += check_beside_languages(root, profile)
     return tuple(problems)
 
 
@@ -494,15 +496,33 @@ def check_attachment_languages(
         lists.setdefault(attachment.getparent(), []).append(attachment)
     problems: list[Problem] = []
     for attachments in lists.values():
-        problems += _check_attachment_list(attachments, profile)
+        problems += _check_attachment_list(attachments, profile, _BODY_FIELDS)
     return problems
 
 
+def check_beside_languages(root: etree._Element, profile: AgreementProfile) -> list[Problem]:
+    """The same for the files beside the XML (the signed header's list, docs/attachments.md):
+    the agreements' language rule does not depend on how a file travels."""
+    listed = root.findall(f"{_ENV}Header/{_ENV}Attachments/{_ENV}Attachment")
+    return _check_attachment_list(listed, profile, _BESIDE_FIELDS) if listed else []
+
+
+_BODY_FIELDS = MappingProxyType(
+    {n: f"{_C}{n}" for n in ("FileName", "Language", "TranslationOf", "RegisterExtract")}
+)
+"""A body attachment's elements (common.xsd), by the names the language rule reads."""
+_BESIDE_FIELDS = MappingProxyType(
+    {n: f"{_ENV}{n}" for n in ("Language", "TranslationOf", "RegisterExtract")}
+    | {"FileName": f"{_ENV}Name"}
+)
+"""A file beside the XML (envelope.xsd): its name is ``Name``."""
+
+
 def _check_attachment_list(
-    attachments: list[etree._Element], profile: AgreementProfile
+    attachments: list[etree._Element], profile: AgreementProfile, tags: Mapping[str, str]
 ) -> list[Problem]:
     def field(attachment: etree._Element, name: str) -> str | None:
-        node = attachment.find(f"{_C}{name}")
+        node = attachment.find(tags[name])
         return None if node is None else _text(node)
 
     def problem(
@@ -510,7 +530,7 @@ def _check_attachment_list(
     ) -> Problem:
         return Problem(
             code=code,
-            path=f"{_path(attachment)}/{name}",
+            path=f"{_path(attachment)}/{etree.QName(tags[name]).localname}",
             article=profile.language_article,
             message_ru=ru,
             message_en=en,
@@ -551,8 +571,8 @@ def _check_attachment_list(
                     "этого документа или сам перевод не на русском языке.",
                     "TranslationOf names no other attachment of the list, or the translation is "
                     "not in Russian",
-                    "Укажите в TranslationOf имя файла (FileName) переведённого вложения; язык "
-                    "перевода — ru.",
+                    "Укажите в TranslationOf имя файла (FileName; у файла рядом с XML — "
+                    "translation_of в attachments) переведённого вложения; язык перевода — ru.",
                 )
             )
             continue
@@ -573,7 +593,7 @@ def _check_attachment_list(
                 "на русский язык среди вложений нет.",
                 f"attachment in {language!r} has no Russian translation among the attachments",
                 "Приложите перевод на русский язык отдельным вложением с TranslationOf = имени "
-                "файла оригинала.",
+                "файла оригинала (у файла рядом с XML — translation_of в attachments).",
             )
         )
     return problems

@@ -95,6 +95,37 @@ _SCHEMAS: dict[str, Any] = {
                 "minProperties": 1,
                 "maxProperties": 1,
             },
+            "attachments": {
+                "type": "array",
+                "maxItems": 50,
+                "description": "Uploads (POST /api/v1/attachments) sent beside the XML, in "
+                "order, listed in the signed header; each an id, or an object saying what the "
+                "file is (docs/attachments.md).",
+                "items": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "title": {"type": "string", "maxLength": 500},
+                                "translation_of": {
+                                    "type": "string",
+                                    "description": "The name of the file of this list that "
+                                    "this one translates into Russian (CIS Art. 19; SC Art. 11).",
+                                },
+                                "register_extract": {
+                                    "type": "boolean",
+                                    "description": "A register extract: no translation (CIS "
+                                    "Art. 5 para. 3).",
+                                },
+                            },
+                            "required": ["id"],
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+            },
         },
         "required": ["header", "body"],
         "additionalProperties": False,

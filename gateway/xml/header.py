@@ -71,6 +71,9 @@ def _attachments(header: etree._Element) -> tuple[AttachmentRef, ...]:
                 size=int((text(item, "Size") or "").strip()),
                 sha256=text(item, "Sha256") or "",
                 sealing=_sealing(item.find("env:Sealed", _NS)),
+                title=text(item, "Title"),
+                translation_of=text(item, "TranslationOf"),
+                register_extract=(text(item, "RegisterExtract") or "").strip() in ("true", "1"),
             )
         )
     return tuple(refs)

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from gateway.web.console.labels import KIND_LABELS
 from tests.browser.conftest import Nodes, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -21,6 +22,18 @@ REFUSED_WAIT_SECONDS = 20.0
 def _near_deadline() -> str:
     """A requested deadline three days ahead (CIS Art. 12 para. 2): near by any calendar."""
     return (date.today() + timedelta(days=3)).isoformat()
+
+
+async def _until_state(page, url: str, state: str) -> None:
+    """Reload the conversation's page until it shows ``state`` (what the peer sent arrived)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REFUSED_WAIT_SECONDS
+    while True:
+        await page.goto(url)
+        if await page.get_attribute("#summary-state", "data-state") == state:
+            return
+        assert loop.time() < deadline, f"{url} did not reach {state!r}"
+        await asyncio.sleep(0.3)
 
 
 async def test_refusal_round_trip(nodes: Nodes, context) -> None:
@@ -70,14 +83,7 @@ async def test_refusal_round_trip(nodes: Nodes, context) -> None:
 
     # RU-FSSP's operator sees the refusal arrive (the page is reloaded until it shows).
     ru = await sign_in(ctx, nodes.ru, "operator")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + REFUSED_WAIT_SECONDS
-    while True:
-        await ru.goto(f"{nodes.ru.url}/conversations/{cid}")
-        if await ru.get_attribute("#summary-state", "data-state") == "refused":
-            break
-        assert loop.time() < deadline, "the refusal did not arrive in RU's console"
-        await asyncio.sleep(0.3)
+    await _until_state(ru, f"{nodes.ru.url}/conversations/{cid}", "refused")
     assert await ru.locator("#timeline tr[id^=message-]").count() >= 2
     await screenshot(ru, "refusal-arrived")
 
@@ -187,3 +193,41 @@ async def test_administration_pages(nodes: Nodes, context) -> None:
     await auditor.click("#verify-chain")
     await auditor.locator("#chain-intact").wait_for()
     await screenshot(auditor, "admin-audit")
+
+
+async def test_an_answer_with_a_file_travels_beside_it(nodes: Nodes, context, tmp_path) -> None:
+    """KZ-MJ's operator answers with a scan chosen in the browser: the form streams it into the
+    node (CSRF token first, as Chromium posts the fields in order), it travels beside the
+    signed answer, and RU-FSSP's operator sees it listed with its title and downloads it."""
+    ctx, _ = context
+    request = await nodes.submit_request()
+    cid = request["conversation_id"]
+    scan = tmp_path / "akt-opisi.pdf"
+    content = b"%PDF-1.7\n" + bytes(range(256)) * 12_000  # ~3 MB: many 64 KiB segments
+    scan.write_bytes(content)
+    kz = await sign_in(ctx, nodes.kz, "operator")
+    await kz.goto(f"{nodes.kz.url}/conversations/{cid}")
+    await kz.click("#action-respond")
+    await kz.locator("#action-form").wait_for()
+    await kz.fill("#Summary", "Запрос исполнен, опись имущества прилагается.")
+    await kz.check("#Complete-yes")
+    await kz.fill("#Information", "Имущество описано 01.12.2026.")
+    await kz.fill("#AttachmentTitle", "Акт описи имущества")
+    await kz.set_input_files("#Attachment", str(scan))
+    await kz.click("#action-submit")
+    await kz.locator("#flash").wait_for()
+    assert "принят к отправке" in await kz.inner_text("#flash")
+
+    ru = await sign_in(ctx, nodes.ru, "operator")
+    await _until_state(ru, f"{nodes.ru.url}/conversations/{cid}", "answered")
+    await ru.fill("#purpose", "Исполнительное производство № 7510-26, получение ответа.")
+    await ru.click("#purpose-submit")
+    await ru.locator("#timeline").wait_for()
+    await ru.locator("#timeline a[id^=open-]", has_text=KIND_LABELS["Response"]).click()
+    await ru.locator("#attachments-beside").wait_for()
+    assert await ru.inner_text("#attachment-title-1") == "Акт описи имущества"
+    async with ru.expect_download() as download_info:
+        await ru.click("#download-attachment-1")
+    downloaded = await (await download_info.value).path()
+    assert downloaded is not None and downloaded.read_bytes() == content
+    await screenshot(ru, "answer-with-file")

@@ -19,14 +19,18 @@ method's signature with the protocol's.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from gateway.exchange.attachments import AttachmentCheck, AttachmentCheckRefused
+from gateway.exchange.attachments import AttachmentCheck, AttachmentCheckRefused, PartTooLarge
 from gateway.exchange.conversation import DuplicateMessage, State
 from gateway.exchange.conversation import Role as PartyRole
+from gateway.exchange.inbound import reject
 from gateway.exchange.sending import ResendRefused
 from gateway.exchange.service import (
     ACCESS,
@@ -46,9 +50,11 @@ from gateway.exchange.service import (
     access_refusal,
     may_at_all,
 )
+from gateway.exchange.submission import draft_of
 from gateway.model.envelope import Header
 from gateway.model.problems import DocumentRejected, Problem, Severity
 from gateway.rules.content import check_content
+from gateway.store.attachments import AttachmentMeta
 from gateway.xml.convert import json_to_xml, to_bytes
 from gateway.xml.header import read_header
 from gateway.xml.validate import validate
@@ -96,6 +102,11 @@ class LocalServiceDouble(LocalService):
         self.reads: list[Read] = []
         self.denied: list[tuple[str, str]] = []
         self.submitted: list[dict[str, Any]] = []
+        self.uploads: dict[str, tuple[AttachmentMeta, bytes]] = {}
+        """Uploads not sent yet, by id; a submission that names them moves them to
+        :attr:`sent_uploads`."""
+        self.sent_uploads: dict[str, tuple[AttachmentMeta, bytes]] = {}
+        self.upload_limit = 2 * 1024**3
 
     # --- the seam -----------------------------------------------------------------------------
 
@@ -107,14 +118,55 @@ class LocalServiceDouble(LocalService):
     ) -> SubmitResult:
         self.calls.append("submit")
         self._need(actor, Action.SUBMIT)
-        stored, warnings = self._accept(document, direction="out", receipt=None)
+        listed = self._listed_uploads(document)
+        signed = {"header": {**document["header"], **listed}, "body": document.get("body")}
+        stored, warnings = self._accept(signed, direction="out", receipt=None)
         self.submitted.append(document)
+        for attachment_id in draft_of(document).attachment_ids:
+            self.sent_uploads[attachment_id] = self.uploads.pop(attachment_id)
         return SubmitResult(
             stored.summary.message_id,
             stored.summary.conversation_id,
             self.conversations[stored.summary.conversation_id].state,
             tuple(w.to_json() for w in warnings),
         )
+
+    async def upload_attachment(
+        self, meta: AttachmentMeta, chunks: AsyncIterator[bytes], *, actor: Actor
+    ) -> dict[str, Any]:
+        """Kept in memory (a double's files are small), up to :attr:`upload_limit`."""
+        self.calls.append("upload_attachment")
+        self._need(actor, Action.SUBMIT)
+        content = bytearray()
+        async for chunk in chunks:
+            content += chunk
+            if len(content) > self.upload_limit:
+                raise PartTooLarge(self.upload_limit)
+        attachment_id = str(uuid.uuid4())
+        self.uploads[attachment_id] = (meta, bytes(content))
+        digest = hashlib.sha256(content).hexdigest()
+        return {"attachment_id": attachment_id, "size": len(content), "sha256": digest}
+
+    async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
+        self.calls.append("discard_upload")
+        self._need(actor, Action.SUBMIT)
+        self.uploads.pop(attachment_id, None)
+
+    def _listed_uploads(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The signed header's list of the uploads a submission names, as the node writes it
+        (so the schema and the language rule judge it); unknown ids refused as the node does."""
+        items = []
+        for said in draft_of(document).attachments:
+            if said.attachment_id not in self.uploads:
+                raise reject("ATTACHMENT_UNKNOWN", "Вложение не найдено.", "no such upload", "")
+            meta, content = self.uploads[said.attachment_id]
+            item: dict[str, Any] = {"Name": meta.name, "Title": said.title}
+            item["MediaType"] = meta.media_type
+            item |= {"Language": meta.language, "TranslationOf": said.translation_of}
+            item |= {"RegisterExtract": said.register_extract or None, "Size": len(content)}
+            item["Sha256"] = hashlib.sha256(content).hexdigest()
+            items.append({k: v for k, v in item.items() if v is not None})
+        return {"Attachments": {"Attachment": items}} if items else {}
 
     async def resend(
         self, message_id: str, document: dict[str, Any] | None, *, actor: Actor

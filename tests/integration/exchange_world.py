@@ -119,6 +119,23 @@ def node_config(
     return path
 
 
+@contextmanager
+def node_on_store(
+    request: pytest.FixtureRequest, world: DemoWorld, body_id: str, tag: str
+) -> Iterator[Node]:
+    """``body_id``'s node (no server: it submits, signs and receives in process) on the store
+    ``request.param`` names (``sqlite``: its own data folder; ``postgresql``: a schema)."""
+    database_url = ""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_schema")(tag)
+    config = node_config(world, body_id, f"{tag}-{request.param}", database_url=database_url)
+    node = Node.from_config(NodeConfig.from_toml(config))
+    try:
+        yield node
+    finally:
+        node.close()
+
+
 def write_toml(path: Path, raw: dict[str, dict[str, Any]]) -> None:
     """Write a node configuration of plain tables (what tomllib read back) to ``path``."""
     lines = []

@@ -37,7 +37,7 @@ import re
 import secrets
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ from tests.integration.exchange_world import (
     header_field,
     limit_attachments,
     node_config,
+    node_on_store,
     padded_request,
     receiving,
     row_counts,
@@ -171,11 +172,7 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     message_id = header_field(envelope, "MessageId")
     with receiver.node.store.read() as conn:
         (info,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
-        opened = attachment_store.reader(conn, info.attachment_id, receiver.node.kek_ring)
-        stored = b"".join(
-            b"".join(opened.batch(conn, first))
-            for first in range(0, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
-        )
+        stored = _stored_bytes(receiver, conn, info.attachment_id)
         ciphertexts = b"".join(
             r.ciphertext for r in conn.execute(sa.select(attachment_segments.c.ciphertext))
         )
@@ -201,6 +198,15 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     assert 'id="attachments-beside"' in page and hashlib.sha256(CONTENT).hexdigest() in page
     assert downloaded == CONTENT
     await _curl_resumes(receiver, message_id)
+
+
+def _stored_bytes(receiver: Receiver, conn: Any, attachment_id: str) -> bytes:
+    """A stored file, read back and decrypted from its segments."""
+    opened = attachment_store.reader(conn, attachment_id, receiver.node.kek_ring)
+    return b"".join(
+        b"".join(opened.batch(conn, first))
+        for first in range(0, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
+    )
 
 
 async def _ranged_downloads(receiver: Receiver, message_id: str, etag: str) -> None:
@@ -286,6 +292,62 @@ async def _console_download(
         async with http.get(f"{message}/attachments/1", headers=past_end) as past:
             assert (past.status, past.headers["Content-Range"]) == (416, f"bytes */{len(whole)}")
         return text, whole
+
+
+async def test_the_console_streams_a_file_beside_the_answer(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """An operator answers RU-FSSP's request in KZ-MJ's console with a 3 MB scan: the form is
+    streamed into the node (no 5 MB cap, no base64 in the XML), the answer lists the file,
+    titled, in its signed header, and the file is linked to the answer byte for byte."""
+    envelope = sender.document("cis-enforcement.Request", now())
+    assert (await _deliver_plain(sender_client, receiver.url, envelope)).status == 200
+    conversation_id = header_field(envelope, "ConversationId")
+    scan = secrets.token_bytes(3 * 1024 * 1024 + 17)
+    action = f"{receiver.console}/conversations/{conversation_id}/actions/respond"
+    async with _console(receiver, conversation_id) as http:
+        async with http.get(action) as page:
+            token = _CSRF.search(await page.text()).group(1)  # type: ignore[union-attr]
+        form = aiohttp.FormData()
+        form.add_field("csrf_token", token)
+        for key, value in {
+            "Summary": "Запрос исполнен.",
+            "Complete": "yes",
+            "Information": "Опись имущества прилагается.",
+            "AttachmentTitle": "Акт описи имущества",
+        }.items():
+            form.add_field(key, value)
+        form.add_field("Attachment", scan, filename="akt.pdf", content_type="application/pdf")
+        async with http.post(action, data=form) as answer:
+            page = await answer.text()
+            assert answer.status == 200 and "принят к отправке" in page, page[-2000:]
+        message_id = re.search(r"сообщение ([0-9a-f-]{36})", page).group(1)  # type: ignore[union-attr]
+        message = f"{receiver.console}/conversations/{conversation_id}/messages/{message_id}"
+        async with http.get(message) as shown:
+            listed = await shown.text()
+        assert 'id="attachment-title-1">Акт описи имущества</span>' in listed
+    with receiver.node.store.read() as conn:
+        (info,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
+        stored = _stored_bytes(receiver, conn, info.attachment_id)
+        unsent = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(attachments)
+            .where(attachments.c.message_id.is_(None), attachments.c.held_for.is_(None))
+        ).scalar_one()
+    assert stored == scan and info.meta.name == "akt.pdf" and unsent == 0
+    (claim,) = [c for c in receiver.node.claim_due("test") if c.message_id == message_id]
+    wire = receiver.node.outgoing(claim).wire
+    assert "<env:Title>Акт описи имущества</env:Title>".encode() in wire
+    assert hashlib.sha256(scan).hexdigest().encode() in wire
+    assert b"<c:Content>" not in wire and len(wire) < 64 * 1024  # the file is not inside
+
+
+async def _deliver_plain(client: PeerClient, url: str, envelope: bytes) -> PeerResponse:
+    try:
+        return await client.post_message(url, envelope, [])
+    except PeerTransportError as error:
+        assert error.response is not None, error
+        return error.response
 
 
 async def test_a_tampered_part_is_refused_and_nothing_is_stored(
@@ -603,6 +665,64 @@ async def test_the_recipients_published_limit_refuses_at_submit(world: DemoWorld
         assert info.attachment_id == staged.attachment_id and info.size == len(CONTENT)
     finally:
         node.close()
+
+
+# --- what the case system says of each file: title, translation, register extract ------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sender_node(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[Node]:
+    """RU-FSSP's node (no server: it submits and signs) on each store."""
+    with node_on_store(request, world, SENDER, "described") as node:
+        yield node
+
+
+async def _staged(node: Node, name: str, language: str | None = None) -> str:
+    meta = AttachmentMeta(name, "application/pdf", language)
+    staged = await stage_stream(
+        node.store, node.kek_ring, meta, _bytes(CONTENT), limit=LIMIT, now=now()
+    )
+    return staged.attachment_id
+
+
+async def test_a_file_beside_the_xml_obeys_the_language_rule_and_carries_its_description(
+    sender_node: Node,
+) -> None:
+    """CIS Art. 19: a Kazakh scan uploaded beside the XML is refused at submission without its
+    Russian translation (named at its header entry; nothing stored); with the translation
+    listed as such, both go, titled, in the signed header; a register extract goes alone
+    (CIS Art. 5 para. 3)."""
+    node = sender_node
+    scan, translation = await _staged(node, "akt-kk.pdf", "kk"), await _staged(node, "akt.pdf")
+    before = row_counts(node.store)
+    alone = padded_request() | {"attachments": [{"id": scan, "title": "Акт (на казахском)"}]}
+    with pytest.raises(DocumentRejected) as refused:
+        node.submit(alone, actor="operator-test")
+    (problem,) = refused.value.problems
+    assert (problem.code, problem.article, problem.path) == (
+        "RULE_ATTACHMENT_TRANSLATION_MISSING",
+        "CIS Art. 19",
+        "/Envelope/Header/Attachments/Attachment/Language",
+    )
+    assert "translation_of" in problem.remedy_ru
+    assert row_counts(node.store) == before  # nothing stored, nothing queued, uploads unsent
+    listed = [
+        {"id": scan, "title": "Акт описи (на казахском)"},
+        {"id": translation, "title": "Акт описи, перевод", "translation_of": "akt-kk.pdf"},
+    ]
+    header, _ = node.submit(padded_request() | {"attachments": listed}, actor="operator-test")
+    assert [(a.name, a.title, a.language, a.translation_of) for a in header.attachments] == [
+        ("akt-kk.pdf", "Акт описи (на казахском)", "kk", None),
+        ("akt.pdf", "Акт описи, перевод", None, "akt-kk.pdf"),
+    ]
+    (claim,) = [c for c in node.claim_due("test") if c.message_id == header.message_id]
+    signed = node.outgoing(claim).wire  # what goes to the peer, signed
+    assert "<env:Title>Акт описи, перевод</env:Title>".encode() in signed
+    assert b"<env:TranslationOf>akt-kk.pdf</env:TranslationOf>" in signed
+    extract = await _staged(node, "vypiska-kk.pdf", "kk")
+    described = {"id": extract, "register_extract": True}
+    header, _ = node.submit(padded_request() | {"attachments": [described]}, actor="op-test")
+    assert [(a.name, a.register_extract) for a in header.attachments] == [("vypiska-kk.pdf", True)]
 
 
 # --- a confidential conversation's parts, sealed end to end -----------------------------------

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.app.scheduled import deadline_reminders_body
-from gateway.config import NodeConfig
 from gateway.demo.play import reply
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.conversation import ProtocolError
@@ -30,7 +29,7 @@ from tests.integration.exchange_world import (
     body_fields,
     conversation_state,
     header_field,
-    node_config,
+    node_on_store,
 )
 
 REQUESTED, REQUESTING = "KZ-VS", "RU-VS"
@@ -43,15 +42,8 @@ def now() -> datetime:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def node(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[Node]:
-    database_url = ""
-    if request.param == "postgresql":
-        database_url = request.getfixturevalue("pg_schema")("supreme")
-    config = node_config(world, REQUESTED, f"supreme-{request.param}", database_url=database_url)
-    node = Node.from_config(NodeConfig.from_toml(config))
-    try:
+    with node_on_store(request, world, REQUESTED, "supreme") as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.fixture(scope="module")

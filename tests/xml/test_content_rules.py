@@ -313,3 +313,94 @@ def test_a_cis_register_extract_travels_without_translation() -> None:
     assert [code for code, _, _ in _cis_problems(not_marked)] == [
         "RULE_ATTACHMENT_TRANSLATION_MISSING"
     ]
+
+
+# --- files beside the XML: the signed header's list obeys the same language rule -------------
+
+
+def _beside(*files: dict, agreement: dict = REQUEST) -> list[tuple[str, str, str]]:
+    """(code, article, path) of the content problems of ``agreement``'s example with ``files``
+    listed beside the XML in its header (name, size and digest made up: the list is what is
+    judged here, the parts are checked on delivery)."""
+    document = copy.deepcopy(agreement)
+    document["header"]["Attachments"] = {
+        "Attachment": [
+            {"MediaType": "application/pdf", "Size": 1, "Sha256": "0" * 64, **item}
+            for item in files
+        ]
+    }
+    root = json_to_xml(document)
+    assert validate(root) == ()
+    return [(p.code, p.article, p.path) for p in check_content(root, read_header(root))]
+
+
+def test_a_file_beside_the_xml_in_another_language_needs_its_russian_translation() -> None:
+    """CIS Art. 19, SC Art. 11 do not depend on how a file travels: a Kazakh scan beside the
+    XML is refused without its Russian translation, named at its header entry."""
+    original = {"Name": "akt-kk.pdf", "Title": "Акт (на казахском)", "Language": "kk"}
+    assert _beside(original) == [
+        (
+            "RULE_ATTACHMENT_TRANSLATION_MISSING",
+            "CIS Art. 19",
+            "/Envelope/Header/Attachments/Attachment/Language",  # one: no index, as paths write
+        )
+    ]
+    assert _beside(original, agreement=SC_REQUEST)[0][:2] == (
+        "RULE_ATTACHMENT_TRANSLATION_MISSING",
+        "SC Art. 11",
+    )
+    translation = {"Name": "akt-ru.pdf", "TranslationOf": "akt-kk.pdf"}
+    assert _beside(original, translation) == []
+    assert _beside(original, {**translation, "TranslationOf": "other.pdf"}) == [
+        (
+            "RULE_ATTACHMENT_TRANSLATION_TARGET",
+            "CIS Art. 19",
+            "/Envelope/Header/Attachments/Attachment[2]/TranslationOf",
+        ),
+        (
+            "RULE_ATTACHMENT_TRANSLATION_MISSING",
+            "CIS Art. 19",
+            "/Envelope/Header/Attachments/Attachment[1]/Language",
+        ),
+    ]
+
+
+def test_a_register_extract_beside_the_xml_travels_without_translation_under_cis_only() -> None:
+    extract = {"Name": "vypiska-kk.pdf", "Language": "kk", "RegisterExtract": True}
+    assert _beside(extract) == []  # CIS Art. 5 para. 3
+    # The courts' agreement has no such exception (SC Art. 11).
+    assert [code for code, _, _ in _beside(extract, agreement=SC_REQUEST)] == [
+        "RULE_ATTACHMENT_TRANSLATION_MISSING"
+    ]
+
+
+def test_two_files_beside_the_xml_with_one_name_are_refused() -> None:
+    assert _beside({"Name": "same.pdf"}, {"Name": "same.pdf"}) == [
+        (
+            "RULE_ATTACHMENT_NAME_REPEATED",
+            "CIS Art. 19",
+            "/Envelope/Header/Attachments/Attachment[2]/Name",
+        )
+    ]
+
+
+def test_a_file_beside_the_xml_and_its_title_read_back_from_the_header() -> None:
+    document = copy.deepcopy(REQUEST)
+    document["header"]["Attachments"] = {
+        "Attachment": [
+            {"Name": "akt.pdf", "Title": "Акт описи имущества", "MediaType": "application/pdf"}
+            | {"Language": "ru", "TranslationOf": "akt-kk.pdf", "RegisterExtract": True}
+            | {"Size": 7, "Sha256": "a" * 64}
+        ]
+    }
+    (ref,) = read_header(json_to_xml(document)).attachments
+    assert (ref.name, ref.title, ref.translation_of, ref.register_extract) == (
+        "akt.pdf",
+        "Акт описи имущества",
+        "akt-kk.pdf",
+        True,
+    )
+    plain = {"Name": "b.pdf", "MediaType": "application/pdf", "Size": 1, "Sha256": "b" * 64}
+    document["header"]["Attachments"] = {"Attachment": [plain]}
+    (ref,) = read_header(json_to_xml(document)).attachments
+    assert (ref.title, ref.translation_of, ref.register_extract) == (None, None, False)

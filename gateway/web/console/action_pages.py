@@ -8,14 +8,14 @@ Russian next to its field, with what was typed still in the form.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
 
-from aiohttp import web
-from aiohttp.web_request import FileField
+from aiohttp import BodyPartReader, web
+from aiohttp.hdrs import CONTENT_TYPE
 
 from gateway.app import disclosures
+from gateway.exchange.attachments import AttachmentMeta, PartTooLarge
 from gateway.exchange.conversation import ProtocolError
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import Action, ConversationView
@@ -23,7 +23,6 @@ from gateway.model.problems import DocumentRejected
 from gateway.web.case_acts import run_case_act
 from gateway.web.console.actions import (
     DISCLOSURE,
-    MAX_ATTACHMENT_BYTES,
     SPECS,
     ActionForm,
     ActionSpec,
@@ -37,14 +36,21 @@ from gateway.web.console.actions import (
     problems_by_field,
     read_action_form,
 )
-from gateway.web.console.auth import error_page, see_other
+from gateway.web.console.auth import FORM_STREAM, error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.labels import STATE_LABELS, article_ru, label
 from gateway.web.console.pages import _conversation, _problem_text, locked_page
 from gateway.web.console.render import format_datetime, render
 
 READ_CHUNK = 64 * 1024
-"""Bytes read from an uploaded file at a time (the file is spooled by aiohttp already)."""
+"""Bytes read from a streamed form at a time."""
+
+MAX_FIELD_BYTES = 64 * 1024
+"""A text field of a streamed form: the longest (10,000 characters, 4 bytes each in UTF-8)
+and then some; a longer one is refused (413) before more is read."""
+
+MAX_FORM_FIELDS = 50
+"""More parts than any form of ours has."""
 
 
 def _page(
@@ -65,7 +71,6 @@ def _page(
             "fields": [(f, choices_of(spec, view, f, _shown_at(request))) for f in spec.fields],
             "form": form,
             "general": general,
-            "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
         },
         status=status,
     )
@@ -110,47 +115,90 @@ async def action_form(request: web.Request) -> web.Response:
     return _page(request, spec, view, ActionForm())
 
 
-async def _read_upload(item: Any) -> tuple[Upload | None, str | None]:
-    """The uploaded file (None when none was chosen) or a Russian error."""
-    if not isinstance(item, FileField):
-        return None, None
-    content = bytearray()
-    while True:
-        chunk = item.file.read(READ_CHUNK)
-        if not chunk:
-            break
-        content += chunk
-        if len(content) > MAX_ATTACHMENT_BYTES:
-            return None, (
-                f"Файл больше {MAX_ATTACHMENT_BYTES // (1024 * 1024)} МБ; приложите файл "
-                "меньшего размера или разделите его."
-            )
-    if not content and not item.filename:
-        return None, None
-    if not content:
-        return None, "Файл пуст."
-    return (
-        Upload(
-            clean_file_name(item.filename or ""),
-            clean_media_type(item.content_type),
-            bytes(content),
-        ),
-        None,
+async def _read_streamed(
+    request: web.Request, spec: ActionSpec
+) -> tuple[dict[str, str], Upload | None, str | None]:
+    """The rest of a streamed form (:data:`FORM_STREAM`): its text fields, and its file
+    streamed into the node as it arrives (hashed and encrypted, never held whole), or a
+    Russian error for the file's field."""
+    reader = request[FORM_STREAM]
+    fields: dict[str, str] = {}
+    upload, error = None, None
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or len(fields) > MAX_FORM_FIELDS:
+            raise web.HTTPBadRequest(text="unexpected form part")
+        if part.name == "Attachment" and spec.uploads and upload is None and part.filename:
+            upload, error = await _stream_file(request, part)
+        elif part.name and part.filename is None:
+            fields[part.name] = await _field_text(part)
+        else:
+            await part.release()  # a second or nameless file: not part of any form of ours
+    return fields, upload, error
+
+
+async def _field_text(part: BodyPartReader) -> str:
+    raw = bytearray()
+    while chunk := await part.read_chunk(READ_CHUNK):
+        raw += chunk
+        if len(raw) > MAX_FIELD_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_FIELD_BYTES, actual_size=len(raw))
+    return raw.decode("utf-8", errors="replace")
+
+
+async def _stream_file(
+    request: web.Request, part: BodyPartReader
+) -> tuple[Upload | None, str | None]:
+    service = request.app[CONTEXT].service
+    meta = AttachmentMeta(
+        clean_file_name(part.filename or ""), clean_media_type(part.headers.get(CONTENT_TYPE))
     )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await part.read_chunk(READ_CHUNK):
+            yield chunk
+
+    try:
+        staged = await service.upload_attachment(meta, chunks(), actor=request[ACTOR])
+    except PartTooLarge as too_large:
+        return None, (
+            f"Файл больше {too_large.limit // (1024 * 1024)} МБ — предела этого узла; "
+            "разделите его на части или обратитесь к администратору."
+        )
+    if staged["size"] == 0:
+        await service.discard_upload(staged["attachment_id"], actor=request[ACTOR])
+        return None, "Файл пуст."
+    return Upload(meta.name, staged["attachment_id"]), None
 
 
 async def action(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
     found = await _actionable(request)
     if isinstance(found, web.Response):
         return found
     spec, view = found
-    posted = await request.post()
     upload, upload_error = None, None
-    if spec.uploads:
-        upload, upload_error = await _read_upload(posted.get("Attachment"))
-    fields = {k: v for k, v in posted.items() if isinstance(v, str)}
+    if FORM_STREAM in request:
+        fields, upload, upload_error = await _read_streamed(request, spec)
+    else:
+        fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     form = read_action_form(spec, view, fields, upload, upload_error)
+    sent = False
+    try:
+        response = await _act(request, spec, view, form)
+        sent = response.status == 303 and spec is not DISCLOSURE
+        return response
+    finally:
+        if upload is not None and not sent:
+            # Refused: the operator attaches the file again with the corrected form, so the
+            # bytes taken in for this one are deleted now, not left for the one-day sweep.
+            await request.app[CONTEXT].service.discard_upload(
+                upload.attachment_id, actor=request[ACTOR]
+            )
+
+
+async def _act(
+    request: web.Request, spec: ActionSpec, view: ConversationView, form: ActionForm
+) -> web.Response:
+    ctx = request.app[CONTEXT]
     if form.errors:
         return _page(request, spec, view, form, status=422)
     if spec is DISCLOSURE:

@@ -20,8 +20,6 @@ document (a required field left empty, a date that is not a date, a choice not o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -45,11 +43,6 @@ could never be sent, so the form says so at once instead of after a round trip."
 MAX_LINES = 50
 """Most questions or conditions one field takes (AdditionalInfoRequest/Question maxOccurs)."""
 
-MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
-"""Largest file one form uploads. Base64 makes it ~7 MB inside the signed document, which must
-stay under the peer endpoint's 16 MiB message limit (gateway.model.limits.MAX_MESSAGE_BYTES) with
-room for the rest of the document, and under the schema's 7,000,000-byte attachment size."""
-
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 _MEDIA_TYPE = re.compile(r"^[a-z]{1,20}/[a-z0-9][a-z0-9.+\-]{0,78}$")
 """The schema's ``c:MediaType`` (at most 100 characters)."""
@@ -61,6 +54,9 @@ MAX_TITLE_CHARS = 500
 """The schema's ``c:Line`` maximum (an attachment's title)."""
 
 _BODY_PATH = "/Envelope/Body/"
+_LISTED_FILES = "/Envelope/Header/Attachments"
+_FILE_CODES = frozenset({"ATTACHMENT_TOO_LARGE", "ATTACHMENT_UNKNOWN"})
+"""Refusals of the file itself, which name no path (the recipient's published limit)."""
 
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,15})\.[0-9]{2}")
 """The schema's ``c:Amount``: digits, a point, two decimals."""
@@ -90,15 +86,16 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """A file the operator attached, read and bounded."""
+    """A file the operator attached: streamed into the node as it came (hashed and encrypted,
+    never held whole), to travel beside the XML (docs/attachments.md)."""
 
     file_name: str
-    media_type: str
-    content: bytes
+    attachment_id: str
+    """The node's id of the upload, which the submission lists."""
 
 
 Values = Mapping[str, Any]
-Builder = Callable[[Values, "Upload | None"], dict[str, Any]]
+Builder = Callable[[Values], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,25 +130,6 @@ class ActionSpec:
 # --- document bodies ---------------------------------------------------------------------------
 
 
-def _attachments(upload: Upload | None, title: str) -> dict[str, Any]:
-    if upload is None:
-        return {}
-    return {
-        "Attachments": {
-            "Attachment": [
-                {
-                    "Title": title or upload.file_name,
-                    "MediaType": upload.media_type,
-                    "FileName": upload.file_name,
-                    "Size": len(upload.content),
-                    "Sha256": hashlib.sha256(upload.content).hexdigest(),
-                    "Content": base64.b64encode(upload.content).decode("ascii"),
-                }
-            ]
-        }
-    }
-
-
 def _optional(**items: Any) -> dict[str, Any]:
     """Only the items with a value: an empty optional element is left out, not sent empty."""
     return {k: v for k, v in items.items() if v not in (None, "", [], ())}
@@ -166,14 +144,16 @@ _BOTH: Mapping[str, list[str]] = MappingProxyType(
 )
 """A single choice standing for both values of a repeatable code (the schema allows two)."""
 _ATTACHMENT = (
+    # The title comes first: a browser posts fields in this order, so the file, streamed as it
+    # arrives, is the last part of the form.
+    Field("AttachmentTitle", "Название приложения", "text"),
     Field(
         "Attachment",
         "Приложение (файл, необязательно)",
         "file",
-        hint_ru=f"Не больше {MAX_ATTACHMENT_BYTES // (1024 * 1024)} МБ.",
-        elements=("Attachments",),
+        hint_ru="Файл любого размера в пределах, которые опубликовал получатель; он "
+        "передаётся рядом с документом, подписанным вместе с ним.",
     ),
-    Field("AttachmentTitle", "Название приложения", "text"),
 )
 
 
@@ -190,7 +170,7 @@ def _decision(
     choice and a comment. ``decisions``: the protocol's decision (the table key) → the value
     the document carries and the choice's label."""
 
-    def build(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def build(v: Values) -> dict[str, Any]:
         value = decisions[v["Decision"]][0]
         return {kind: {"Decision": value, **_optional(Comment=v["Comment"])}}
 
@@ -215,36 +195,34 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
     cis = agreement == "cis-enforcement"
     requesting, requested = Side.REQUESTING, Side.REQUESTED
 
-    def response(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def response(v: Values) -> dict[str, Any]:
         body: dict[str, Any] = {"Summary": v["Summary"], "Complete": v["Complete"] == "yes"}
         if cis:
             # CIS Response needs its results (Art. 4–8); free text goes into "Other" (Art. 6 д).
             body["Results"] = {"Result": [{"Other": {"Details": v["Information"]}}]}
         elif v["Information"]:
             body["Information"] = v["Information"]
-        body.update(_attachments(upload, v["AttachmentTitle"]))
         return {"Response": body}
 
-    def ask(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def ask(v: Values) -> dict[str, Any]:
         return {
             "AdditionalInfoRequest": {"Question": v["Question"], **_optional(Reason=v["Reason"])}
         }
 
-    def answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def answer(v: Values) -> dict[str, Any]:
         return {
             "AdditionalInfoAnswer": {
                 "Information": v["Information"],
-                **_attachments(upload, v["AttachmentTitle"]),
             }
         }
 
-    def delay(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def delay(v: Values) -> dict[str, Any]:
         expected = v["ExpectedDate"].isoformat() if v["ExpectedDate"] else None
         if cis:
             return {"DelayNotice": {"Reason": v["Reason"], "ExpectedDate": expected}}
         return {"DelayNotice": _optional(Obstacle=v["Reason"], ExpectedDate=expected)}
 
-    def postpone(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def postpone(v: Values) -> dict[str, Any]:
         body: dict[str, Any] = {"Reason": v["Reason"]}
         if v["Mode"] == "conditions":
             body["Conditions"] = {"Condition": v["Condition"]}
@@ -256,10 +234,10 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
         body["ConsultationsHeld"] = v["ConsultationsHeld"] == "yes"
         return {"Postponement": body}
 
-    def confidentiality(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def confidentiality(v: Values) -> dict[str, Any]:
         return {"ConfidentialityNotice": {"Reason": v["Reason"]}}
 
-    def consent_request(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def consent_request(v: Values) -> dict[str, Any]:
         return {
             "ConsentRequest": {
                 "ThirdParty": _optional(Name=v["ThirdPartyName"], Role=v["ThirdPartyRole"]),
@@ -269,7 +247,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             }
         }
 
-    def consent_decision(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def consent_decision(v: Values) -> dict[str, Any]:
         return {
             "ConsentDecision": {
                 "Decision": v["Decision"],
@@ -277,7 +255,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             }
         }
 
-    def authenticity_request(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def authenticity_request(v: Values) -> dict[str, Any]:
         return {
             "AuthenticityConfirmationRequest": {
                 "DoubtAbout": _BOTH.get(v["DoubtAbout"], [v["DoubtAbout"]]),
@@ -285,7 +263,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             }
         }
 
-    def authenticity(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def authenticity(v: Values) -> dict[str, Any]:
         return {
             "AuthenticityConfirmation": {
                 "Confirmed": v["Confirmed"] == "yes",
@@ -294,7 +272,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             }
         }
 
-    def protection_inquiry(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def protection_inquiry(v: Values) -> dict[str, Any]:
         return {
             "ProtectionMeasuresInquiry": {
                 "Topic": _BOTH.get(v["Topic"], [v["Topic"]]),
@@ -302,7 +280,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             }
         }
 
-    def protection_answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def protection_answer(v: Values) -> dict[str, Any]:
         period = _optional(
             Information=v["RetentionInformation"],
             Term=v["RetentionTerm"],
@@ -314,10 +292,10 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             )
         }
 
-    def withdraw(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def withdraw(v: Values) -> dict[str, Any]:
         return {"Withdrawal": {"Reason": v["Reason"]}}
 
-    def consult(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def consult(v: Values) -> dict[str, Any]:
         if cis:
             return {
                 "ConsultationRequest": {
@@ -337,9 +315,9 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             }
         }
 
-    def consult_answer(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def consult_answer(v: Values) -> dict[str, Any]:
         if cis:
-            body = {"Answer": v["Answer"], **_attachments(upload, v["AttachmentTitle"])}
+            body = {"Answer": v["Answer"]}
         else:
             body = _optional(
                 Answer=v["Answer"],
@@ -348,7 +326,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             )
         return {"ConsultationAnswer": body}
 
-    def consult_record(v: Values, upload: Upload | None) -> dict[str, Any]:
+    def consult_record(v: Values) -> dict[str, Any]:
         body: dict[str, Any] = {
             "Topic": v["Topic"] if cis else "substantial-costs",
             "HeldOn": v["HeldOn"].isoformat() if v["HeldOn"] else None,
@@ -835,7 +813,7 @@ DISCLOSURE = ActionSpec(
         ),
         Field("Purpose", "Цель раскрытия", "textarea", required=True),
     ),
-    lambda v, upload: {},
+    lambda v: {},
     submit_ru="Записать раскрытие",
 )
 """Disclosure of a received document to others (CIS Art. 9.2–9.3; SC Art. 8.2): a form like
@@ -1219,7 +1197,11 @@ def build_document(
             "Language": "ru",
         }
     )
-    return {"header": header, "body": spec.build(form.values, form.upload)}
+    document: dict[str, Any] = {"header": header, "body": spec.build(form.values)}
+    if form.upload is not None:
+        title = form.values.get("AttachmentTitle") or form.upload.file_name
+        document["attachments"] = [{"id": form.upload.attachment_id, "title": title}]
+    return document
 
 
 def problems_by_field(
@@ -1233,5 +1215,7 @@ def problems_by_field(
         if problem.path.startswith(prefix):
             first = problem.path[len(prefix) :].split("/", 1)[0].split("[", 1)[0]
             name = spec.field_for(first)
+        elif problem.path.startswith(_LISTED_FILES) or problem.code in _FILE_CODES:
+            name = spec.field_for("Attachment")  # the form's one file, listed in the header
         result.setdefault(name, []).append(problem)
     return {k: tuple(v) for k, v in result.items()}

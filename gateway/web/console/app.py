@@ -149,9 +149,9 @@ def make_console_app(
     assert holds is not None and purge_runs is not None and audit_trail is not None
     app = web.Application(
         middlewares=[auth.errors_middleware, auth.session_middleware],
-        # Forms with a file are the largest; every other route is held to MAX_FORM_BYTES by
-        # the session middleware before the body is read.
-        client_max_size=auth.MAX_UPLOAD_FORM_BYTES,
+        # Forms with a file are streamed (auth.FORM_STREAM), not read whole: every form read
+        # whole is held to MAX_FORM_BYTES, by its declared length and by this.
+        client_max_size=auth.MAX_FORM_BYTES,
     )
     app[CONTEXT] = ConsoleContext(
         service=service,

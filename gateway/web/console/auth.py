@@ -21,13 +21,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from gateway.app.passwords import MAX_PASSWORD_CHARS
 from gateway.app.user_directory import USERNAME_PATTERN, roles_of
 from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
 from gateway.model.problems import Refused
-from gateway.web.console.actions import MAX_ATTACHMENT_BYTES
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
 from gateway.web.console.labels import ROLE_LABELS, label
 from gateway.web.console.render import render
@@ -46,14 +45,17 @@ MAX_FORM_BYTES = 64 * 1024
 """Largest form the console accepts: its biggest form is a refusal's text (4,000 characters,
 at most 4 bytes each in UTF-8, then percent-encoded) plus a few small fields."""
 
-MAX_UPLOAD_FORM_BYTES = MAX_ATTACHMENT_BYTES + 1024 * 1024
-"""Largest post of an action form (they may carry a file): the file, plus a mebibyte for the
-multipart framing and the text fields (a few of up to 10,000 characters each). A file over its
-own limit but within this one is named at its field by the action's handler; a larger post is
-refused with 413 before it is read."""
-
 UPLOAD_ROUTES = frozenset({"action"})
-"""Named routes whose forms may carry a file; every other post is held to MAX_FORM_BYTES."""
+"""Named routes whose forms may carry a file. Posted as ``multipart/form-data`` they are read
+as a stream (:data:`FORM_STREAM`), the CSRF token first, so a file of any size goes into the
+node as it arrives; every other post is held to MAX_FORM_BYTES."""
+
+FORM_STREAM = web.RequestKey("console_form_stream", MultipartReader)
+"""An upload route's multipart form after its CSRF token was checked: the handler reads the
+rest of the parts from here."""
+
+MAX_TOKEN_BYTES = 256
+"""A CSRF token is far shorter; a longer first part is not one."""
 
 PUBLIC_ROUTES = frozenset({"login", "static"})
 """Named routes reachable without signing in."""
@@ -197,6 +199,26 @@ async def _refuse_csrf(request: web.Request, ctx: ConsoleContext, reason: str) -
     )
 
 
+async def _streamed_token(request: web.Request) -> str | None:
+    """The CSRF token of a streamed form: its first part (the console's forms put it first),
+    read before any other byte, so no file is taken in before the token is checked. The rest
+    of the form is left in :data:`FORM_STREAM`."""
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+        if not isinstance(part, BodyPartReader) or part.name != "csrf_token":
+            return None
+        raw = b""
+        while chunk := await part.read_chunk(MAX_TOKEN_BYTES):
+            raw += chunk
+            if len(raw) > MAX_TOKEN_BYTES:
+                return None
+    except (ValueError, AssertionError, UnicodeDecodeError):
+        return None  # not a multipart form aiohttp can read: no token
+    request[FORM_STREAM] = reader
+    return raw.decode("ascii", errors="replace")
+
+
 @web.middleware
 async def session_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
     name = route_name(request)
@@ -214,12 +236,13 @@ async def session_middleware(request: web.Request, handler: _Handler) -> web.Str
             return await _refuse_csrf(request, ctx, "cross-origin")
         if session is None:
             return await _refuse_csrf(request, ctx, "no-session")
-        limit = MAX_UPLOAD_FORM_BYTES if name in UPLOAD_ROUTES else MAX_FORM_BYTES
-        if request.content_length is not None and request.content_length > limit:
-            title, text = _HTTP_ERRORS[413]
-            return error_page(request, 413, title, text)
-        form = await request.post()
-        token = form.get("csrf_token")
+        if name in UPLOAD_ROUTES and request.content_type == "multipart/form-data":
+            token = await _streamed_token(request)
+        else:
+            if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+                title, text = _HTTP_ERRORS[413]
+                return error_page(request, 413, title, text)
+            token = (await request.post()).get("csrf_token")
         if not isinstance(token, str) or not session.csrf_ok(token):
             return await _refuse_csrf(request, ctx, "bad-token")
     if name not in PUBLIC_ROUTES:

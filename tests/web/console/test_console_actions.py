@@ -4,8 +4,6 @@ problems shown next to the field, and the refusals (wrong state, no role, no CSR
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +18,6 @@ from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
 from gateway.store import audit, disclosures
 from gateway.web.console.actions import (
-    MAX_ATTACHMENT_BYTES,
     SIDE_KINDS,
     SPECS,
     Upload,
@@ -198,13 +195,11 @@ def test_each_action_builds_a_schema_valid_document(agreement: str, name: str) -
     view = _view(agreement, state, side, *extra)
     spec = SPECS[agreement][name]
     assert spec in available_actions(view), f"{name} not offered in {state} to {side}"
-    upload = (
-        Upload("vypiska.txt", "text/plain", "Выписка из реестра".encode()) if spec.uploads else None
-    )
+    upload = Upload("vypiska.txt", uid("upload")) if spec.uploads else None
     form = read_action_form(spec, view, _typed(name, view), upload)
     assert form.errors == {}
     document = build_document(spec, view, form, NOW)
-    problems = validate(json_to_xml(document))
+    problems = validate(json_to_xml({"header": document["header"], "body": document["body"]}))
     assert problems == (), [p.message_en for p in problems]
     header = document["header"]
     assert header["Kind"] == spec.kind and header["ConversationId"] == view.summary.conversation_id
@@ -212,10 +207,13 @@ def test_each_action_builds_a_schema_valid_document(agreement: str, name: str) -
         view.summary.requesting_party if side is Side.REQUESTING else view.summary.requested_party
     )
     assert header["Sender"] == ours and header["Recipient"] != ours
+    # A file goes beside the XML, titled, never inside the body.
+    assert "Attachments" not in document["body"][spec.kind]
     if upload is not None:
-        [attachment] = document["body"][spec.kind]["Attachments"]["Attachment"]
-        assert attachment["Sha256"] == hashlib.sha256(upload.content).hexdigest()
-        assert base64.b64decode(attachment["Content"]) == upload.content
+        title = TYPED["AttachmentTitle"]
+        assert document["attachments"] == [{"id": upload.attachment_id, "title": title}]
+    else:
+        assert "attachments" not in document
 
 
 def test_replies_point_at_what_they_answer() -> None:
@@ -330,7 +328,7 @@ def test_problem_paths_map_to_fields() -> None:
         [
             problem("/Envelope/Body/Response/Results/Result[1]/Other/Details"),
             problem("/Envelope/Body/Response/Summary"),
-            problem("/Envelope/Body/Response/Attachments/Attachment[1]/Sha256"),
+            problem("/Envelope/Header/Attachments/Attachment/Language"),
             problem("/Envelope/Header/Recipient"),
         ],
     )
@@ -390,49 +388,97 @@ async def test_conversation_page_lists_the_allowed_actions(client, seeded) -> No
     assert 'id="action-respond"' not in answered and 'id="action-withdraw"' not in answered
 
 
+RESPONSE = {"Summary": "Запрос исполнен.", "Complete": "yes", "Information": "Сведения."}
+
+
 async def test_response_with_an_attachment_is_submitted(client, service, seeded) -> None:
+    """The file is streamed into the node, then listed, titled, beside the XML (the signed
+    header's list), not put inside the body."""
     token = await signed_in(client, "operator1")
     page = await client.get(f"/conversations/{seeded.sc}/actions/respond")
     html = await page.text()
     assert page.status == 200 and 'enctype="multipart/form-data"' in html
-    content = "Обзор судебной практики (демонстрация)\n".encode()
+    # The title's input comes before the file's: the file is the form's last part.
+    assert html.index('name="AttachmentTitle"') < html.index('name="Attachment"')
+    content = "Обзор судебной практики (демонстрация)\n".encode() * 50_000  # ~2 MB
     response = await client.post(
         f"/conversations/{seeded.sc}/actions/respond",
         data=_form(
             token,
-            {"Summary": "Запрос исполнен.", "Complete": "yes", "Information": "Сведения."},
+            RESPONSE | {"AttachmentTitle": "Обзор практики"},
             ("obzor.txt", content, "text/plain"),
         ),
         allow_redirects=False,
     )
     assert response.status == 303, await response.text()
     [document] = service.submitted
-    assert validate(json_to_xml(document)) == ()
-    body = document["body"]["Response"]
-    [attachment] = body["Attachments"]["Attachment"]
-    assert attachment["FileName"] == "obzor.txt" and attachment["MediaType"] == "text/plain"
-    assert base64.b64decode(attachment["Content"]) == content
+    [listed] = document["attachments"]
+    assert listed["title"] == "Обзор практики"
+    meta, sent = service.sent_uploads[listed["id"]]
+    assert (meta.name, meta.media_type, sent) == ("obzor.txt", "text/plain", content)
+    assert "Attachments" not in document["body"]["Response"]
+    stored = service.messages[document["header"]["MessageId"]]
+    assert b"<env:Title>\xd0\x9e\xd0\xb1\xd0\xb7\xd0\xbe\xd1\x80 " in stored.xml
     assert document["header"]["InReplyTo"] == seeded.sc_request
     flash = await (await client.get(f"/conversations/{seeded.sc}")).text()
     assert 'id="flash"' in flash and "принят к отправке" in flash
 
 
-async def test_too_large_attachment_is_named_at_its_field(client, service, seeded) -> None:
+async def test_a_file_over_the_nodes_limit_is_named_at_its_field(client, service, seeded) -> None:
     token = await signed_in(client, "operator1")
+    service.upload_limit = 1024 * 1024
     response = await client.post(
         f"/conversations/{seeded.sc}/actions/respond",
-        data=_form(
-            token,
-            {"Summary": "Запрос исполнен.", "Complete": "yes"},
-            ("big.bin", b"\0" * (MAX_ATTACHMENT_BYTES + 1), "application/octet-stream"),
-        ),
+        data=_form(token, RESPONSE, ("big.bin", b"\0" * (1024 * 1024 + 1), "application/x")),
     )
     assert response.status == 422
     html = await response.text()
-    assert 'id="error-Attachment"' in html and "МБ" in html
-    assert 'value="Запрос исполнен."' not in html  # Summary is a textarea: kept as its text
-    assert "Запрос исполнен." in html
-    assert service.submitted == []
+    error = html.split('id="error-Attachment">', 1)[1].split("</span>", 1)[0]
+    assert "1 МБ" in error and "предела этого узла" in error
+    assert "Запрос исполнен." in html  # what was typed stays
+    assert service.submitted == [] and service.uploads == {}
+
+
+async def test_a_refused_form_deletes_the_file_it_took_in(client, service, seeded) -> None:
+    """The operator attaches the file again with the corrected form: the bytes taken in for
+    the refused one do not wait for the one-day sweep."""
+    token = await signed_in(client, "operator1")
+    response = await client.post(
+        f"/conversations/{seeded.sc}/actions/respond",
+        data=_form(token, RESPONSE | {"Summary": " "}, ("akt.pdf", b"%PDF-1.7", "application/pdf")),
+    )
+    assert response.status == 422 and 'id="error-Summary"' in await response.text()
+    assert service.calls[-2:] == ["upload_attachment", "discard_upload"]
+    assert service.uploads == {} and service.submitted == []
+
+
+async def test_an_empty_file_is_named_and_nothing_is_kept(client, service, seeded) -> None:
+    token = await signed_in(client, "operator1")
+    response = await client.post(
+        f"/conversations/{seeded.sc}/actions/respond",
+        data=_form(token, RESPONSE, ("empty.pdf", b"", "application/pdf")),
+    )
+    assert response.status == 422
+    assert "Файл пуст." in await response.text()
+    assert service.uploads == {} and service.submitted == []
+
+
+async def test_a_streamed_form_needs_its_csrf_token_first(client, service, seeded) -> None:
+    """No byte of a file is taken in before the token is checked: a form whose first part is
+    not the token is refused (403) with nothing uploaded."""
+    token = await signed_in(client, "operator1")
+    data = aiohttp.FormData()
+    data.add_field("Attachment", b"%PDF-1.7", filename="akt.pdf", content_type="application/pdf")
+    data.add_field("csrf_token", token)
+    for key, value in RESPONSE.items():
+        data.add_field(key, value)
+    url = f"/conversations/{seeded.sc}/actions/respond"
+    response = await client.post(url, data=data)
+    assert response.status == 403
+    assert "upload_attachment" not in service.calls and service.submitted == []
+    wrong = _form("x" * 40, RESPONSE, ("akt.pdf", b"%PDF-1.7", "application/pdf"))
+    assert (await client.post(url, data=wrong)).status == 403
+    assert "upload_attachment" not in service.calls
 
 
 async def test_other_forms_keep_the_small_limit(client, seeded) -> None:
