@@ -47,9 +47,17 @@ DEMO_USER = "demo"
 def example(name: str) -> dict[str, Any]:
     """A valid example document as a template: ids and times are the node's to make."""
     document = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
-    for key in ("MessageId", "ConversationId", "Created", "RequestedDeadline"):
+    for key in ("MessageId", "ConversationId", "Created", "RequestedDeadline", "Attachments"):
         document["header"].pop(key, None)
     return document
+
+
+def example_files(name: str) -> list[dict[str, Any]]:
+    """The files the example lists beside its XML (its signed header's list), which a demo
+    uploads and names in its submission (the node writes that list, from what it stored)."""
+    document = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+    listed = document["header"].get("Attachments", {}).get("Attachment", [])
+    return listed if isinstance(listed, list) else [listed]
 
 
 def reply(template: str, to: dict[str, Any], recipient: str) -> dict[str, Any]:
@@ -159,13 +167,15 @@ class Demo:
                 )
             return data if raw else json.loads(data)
 
-    async def upload(self, body_id: str, content: bytes, name: str, media_type: str) -> str:
+    async def upload(
+        self, body_id: str, content: bytes, name: str, media_type: str, language: str = "ru"
+    ) -> str:
         """Upload one file beside the XML through the node's API (streamed, hashed and sealed
         as it arrives, docs/attachments.md); its id, to name in a submission."""
         assert self.http is not None
         async with self.http.post(
             self._api(body_id) + "/attachments",
-            params={"name": name, "language": "ru"},
+            params={"name": name, "language": language},
             data=content,
             headers={
                 "Authorization": f"Bearer {self.tokens[body_id]}",
@@ -180,12 +190,29 @@ class Demo:
                 )
             return str(json.loads(data)["attachment_id"])
 
+    async def upload_listed(
+        self, body_id: str, listed: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], ...]:
+        """Upload a demonstration file for each entry of an example's list of files beside the
+        XML; the submission's ``attachments``, saying what each is (title, translation)."""
+        items = []
+        for entry in listed:
+            content = f"{entry.get('Title', entry['Name'])}\n(демонстрационный файл)\n".encode()
+            attachment_id = await self.upload(
+                body_id, content, entry["Name"], entry["MediaType"], entry.get("Language", "ru")
+            )
+            item = {"id": attachment_id, "title": entry.get("Title")}
+            if "TranslationOf" in entry:
+                item["translation_of"] = entry["TranslationOf"]
+            items.append({k: v for k, v in item.items() if v is not None})
+        return tuple(items)
+
     async def send(
         self,
         sender: str,
         document: dict[str, Any],
         title: str,
-        attachments: tuple[str, ...] = (),
+        attachments: tuple[str | dict[str, Any], ...] = (),
     ) -> dict[str, Any]:
         """Submit through the sender's API (with the uploads ``attachments`` beside the XML),
         wait for the receipt, save and verify both sides."""
@@ -380,11 +407,18 @@ async def play(
                 "законодательству (оговорка Республики Казахстан)."
             ),
         )
-        refusal["body"]["Refusal"].pop("ReturnedDocuments", None)
         await demo.send("KZ-MJ", refusal, "Отказ в исполнении (ст. 13; оговорка к ст. 6 а))")
 
         out("\n— Соглашение Верховных Судов РФ и РК (ст. 5, 6)")
-        sc = await demo.send("RU-VS", example("ru-kz-supreme-courts.Request"), "Запрос")
+        documents = await demo.upload_listed(
+            "RU-VS", example_files("ru-kz-supreme-courts.Request-documents")
+        )
+        sc = await demo.send(
+            "RU-VS",
+            example("ru-kz-supreme-courts.Request-documents"),
+            "Запрос с документом на казахском языке и его переводом (ст. 5.1, 11)",
+            attachments=documents,
+        )
         await demo.send(
             "KZ-VS", reply("ru-kz-supreme-courts.Response", sc, "RU-VS"), "Ответ на запрос"
         )

@@ -95,6 +95,16 @@ def draft_of(document: Any) -> Draft:
             'the document must be a JSON object {"header": {...}, "body": {...}}',
             "См. docs/documents.md: форма JSON документа.",
         )
+    if "Attachments" in document["header"]:
+        # The node lists what it will send, from what it stored: a list typed by the case
+        # system would sign files that never travel.
+        raise reject(
+            "JSON_SHAPE",
+            "Список файлов в заголовке (header.Attachments) составляет узел.",
+            "header.Attachments is the node's to write: name the uploads in attachments",
+            "Загрузите файлы (POST /api/v1/attachments) и перечислите их в поле attachments "
+            "рядом с header и body (docs/attachments.md).",
+        )
     return Draft(
         dict(document["header"]), document.get("body"), _listed_uploads(document.get("attachments"))
     )

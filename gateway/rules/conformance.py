@@ -116,7 +116,6 @@ PROVISIONS: tuple[Provision, ...] = (
         (
             _CONTENT + "test_questions_rule_applies_to_every_explanations_subject",
             _EXAMPLES + "test_invalid_example_fails_with_its_code",
-            _CONTENT + "test_a_cis_register_extract_travels_without_translation",
             _CONTENT
             + "test_a_register_extract_beside_the_xml_travels_without_translation_under_cis_only",
         ),
@@ -261,10 +260,12 @@ PROVISIONS: tuple[Provision, ...] = (
         "ConsultationRequest (topic `refusal`, para. 3) answered by a ConsultationAnswer (or a "
         "ConsultationRecord of one held orally), "
         "recorded in the conversation on both sides (an answer still pending is recorded after "
-        "the refusal; 'при необходимости': a refusal without one is accepted)",
+        "the refusal; 'при необходимости': a refusal without one is accepted); the documents "
+        "returned travel beside it, named in `ReturnedDocuments` (`RULE_FILE_NOT_LISTED`)",
         Status.DONE,
         (
             _MACHINE + "test_refusal_requires_grounds_and_records_them",
+            _CONTENT + "test_a_file_the_body_names_travels_beside_it",
             _REFUSAL_FORM + "test_cis_refusal_is_submitted",
             _REFUSAL_FORM + "test_form_offers_the_agreement_s_grounds",
             _CONSULT
@@ -334,7 +335,7 @@ PROVISIONS: tuple[Provision, ...] = (
         CIS,
         "Стороны используют русский язык",
         "`RULE_LANGUAGE`: the document's language is Russian; an attachment in another "
-        "language — inside the XML or beside it — travels with its Russian translation "
+        "language (every file travels beside the XML) travels with its Russian translation "
         "(`RULE_ATTACHMENT_TRANSLATION_*`)",
         Status.DONE,
         (_EXAMPLES + "test_invalid_example_fails_with_its_code", *_ATTACHMENT_LANGUAGES),
@@ -601,8 +602,8 @@ PROVISIONS: tuple[Provision, ...] = (
         "SC Art. 11",
         SC,
         "Стороны пользуются русским языком",
-        "`RULE_LANGUAGE`; request documents and attachments (inside the XML or beside it) not "
-        "in Russian need a Russian translation",
+        "`RULE_LANGUAGE`; request documents and files beside the XML not in Russian need a "
+        "Russian translation",
         Status.DONE,
         (
             _CONTENT + "test_russian_original_needs_no_translation_but_kazakh_does",

@@ -18,13 +18,13 @@ Rules (codes are stable, docs/documents.md lists them):
 * ``RULE_PROPERTY_NOT_IDENTIFIED`` — CIS Art. 8: a request for the location of property names
   the property and data identifying it.
 * ``RULE_QUESTIONS_MISSING`` — CIS Art. 11.2: a request for explanations lists its questions.
-* ``RULE_ATTACHMENT_SIZE`` / ``RULE_ATTACHMENT_DIGEST`` — an attachment's declared size and
-  SHA-256 match its content.
+* ``RULE_FILE_NOT_LISTED`` — a file a body names (a court document and its translation, the
+  documents a refusal returns) is one the signed header lists beside the XML.
 * ``RULE_TRANSLATION_MISSING`` — SC Art. 5.1: a document not originally in Russian comes with
   its Russian translation.
 * ``RULE_ATTACHMENT_NAME_REPEATED`` / ``RULE_ATTACHMENT_TRANSLATION_MISSING`` /
-  ``RULE_ATTACHMENT_TRANSLATION_TARGET`` — CIS Art. 19; SC Art. 11: an attachment in another
-  language travels with its Russian translation, named by ``TranslationOf``.
+  ``RULE_ATTACHMENT_TRANSLATION_TARGET`` — CIS Art. 19; SC Art. 11: a file beside the XML in
+  another language travels with its Russian translation, named by ``TranslationOf``.
 * ``RULE_ORAL_REQUEST_DATES`` — SC Art. 5.1 para. 2: a written confirmation of an oral request
   comes after it: the oral request's date ≤ the day confirmation was asked ≤ the confirmation's
   own creation date.
@@ -37,13 +37,9 @@ Rules (codes are stable, docs/documents.md lists them):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from types import MappingProxyType
 
 from lxml import etree
 
@@ -100,25 +96,28 @@ CONTENT_RULES: tuple[ContentRule, ...] = (
         "CIS Art. 11.2",
         "an explanations subject lists at least one question",
     ),
-    ContentRule("RULE_ATTACHMENT_SIZE", "", "`Size` equals the decoded content's length"),
-    ContentRule("RULE_ATTACHMENT_DIGEST", "", "`Sha256` is the SHA-256 of the decoded content"),
+    ContentRule(
+        "RULE_FILE_NOT_LISTED",
+        "",
+        "a file the body names (`Original`, `Translation`, `ReturnedDocuments/FileName`) is "
+        "listed beside the XML in the signed header (`env:Attachment/Name`)",
+    ),
     ContentRule(
         "RULE_ATTACHMENT_NAME_REPEATED",
         "CIS Art. 19; SC Art. 11",
-        "the attachments of one list have different `FileName`s (`TranslationOf` names one)",
+        "the files beside the XML have different `Name`s (`TranslationOf` names one)",
     ),
     ContentRule(
         "RULE_ATTACHMENT_TRANSLATION_MISSING",
         "CIS Art. 19; SC Art. 11",
-        "an attachment whose `Language` is not `ru` has a Russian translation in the same list "
-        "(an attachment whose `TranslationOf` is its `FileName`), unless under CIS it is a "
-        "register extract (`RegisterExtract`, CIS Art. 5 para. 3)",
+        "a file beside the XML whose `Language` is not `ru` has a Russian translation in the "
+        "list (a file whose `TranslationOf` is its `Name`), unless under CIS it is a register "
+        "extract (`RegisterExtract`, CIS Art. 5 para. 3)",
     ),
     ContentRule(
         "RULE_ATTACHMENT_TRANSLATION_TARGET",
         "CIS Art. 19; SC Art. 11",
-        "`TranslationOf` names another attachment of the same list, and the translation is in "
-        "Russian",
+        "`TranslationOf` names another file of the list, and the translation is in Russian",
     ),
     ContentRule(
         "RULE_TRANSLATION_MISSING",
@@ -162,9 +161,9 @@ def check_content(root: etree._Element, header: Header) -> tuple[Problem, ...]:
         return tuple(problems)
     for rule in _KIND_RULES.get((profile.id, header.kind), ()):
         problems += rule(body_element)
-    problems += check_attachments(body_element)
-    problems += check_attachment_languages(body_element, profile)
-    problems += check_beside_languages(root, profile)
+    listed = root.findall(f"{_ENV}Header/{_ENV}Attachments/{_ENV}Attachment")
+    problems += check_named_files(body_element, listed)
+    problems += check_attachment_languages(listed, profile)
     return tuple(problems)
 
 
@@ -444,85 +443,58 @@ def check_cost_coverage(answer: etree._Element) -> list[Problem]:
 # ----- attachments (both profiles) -----
 
 
-def check_attachments(body_element: etree._Element) -> list[Problem]:
-    """Every attachment's Size and Sha256 describe its decoded Content."""
+def check_named_files(body_element: etree._Element, listed: list[etree._Element]) -> list[Problem]:
+    """Every file a body names is one the signed header lists beside the XML: a name alone
+    carries nothing, so a court document, its translation or a returned document that does not
+    travel with the document is no document at all."""
+    names = {_text(item.find(f"{_ENV}Name")) for item in listed}
     problems: list[Problem] = []
-    for content in body_element.iter(f"{_C}Content"):
-        attachment = content.getparent()
-        size_node, digest_node = attachment.find(f"{_C}Size"), attachment.find(f"{_C}Sha256")
-        if size_node is None or digest_node is None:
+    for named in _named_files(body_element):
+        if _text(named) in names:
             continue
-        try:
-            data = base64.b64decode("".join(_text(content).split()), validate=True)
-        except (binascii.Error, ValueError):
-            continue  # the schema's base64Binary check reports it
-        if int(_text(size_node).strip()) != len(data):
-            problems.append(
-                Problem(
-                    code="RULE_ATTACHMENT_SIZE",
-                    path=_path(attachment) + "/Size",
-                    message_ru=f"Указанный размер вложения ({_text(size_node).strip()} байт) не "
-                    f"совпадает с фактическим ({len(data)} байт).",
-                    message_en=f"declared size {_text(size_node).strip()} != content {len(data)}",
-                    remedy_ru="Пересчитайте Size по содержимому или приложите файл заново.",
-                )
+        problems.append(
+            Problem(
+                code="RULE_FILE_NOT_LISTED",
+                path=_path(named),
+                message_ru=f"Документ ссылается на файл «{_text(named)}», но среди файлов, "
+                "переданных рядом с ним, такого нет.",
+                message_en=f"the body names {_text(named)!r}, which no file beside the XML is",
+                remedy_ru="Загрузите файл (POST /api/v1/attachments) под этим именем и укажите "
+                "его в attachments отправки, или исправьте имя (docs/attachments.md).",
             )
-        if hashlib.sha256(data).hexdigest() != _text(digest_node):
-            problems.append(
-                Problem(
-                    code="RULE_ATTACHMENT_DIGEST",
-                    path=_path(attachment) + "/Sha256",
-                    message_ru="Хеш SHA-256 вложения не совпадает с его содержимым: файл "
-                    "повреждён или подменён.",
-                    message_en="attachment SHA-256 does not match its content",
-                    remedy_ru="Приложите файл заново; хеш вычисляется по исходным байтам файла.",
-                )
-            )
+        )
     return problems
+
+
+def _named_files(body_element: etree._Element) -> Iterator[etree._Element]:
+    for path in _FILE_REFERENCES:
+        yield from body_element.iterfind(path)
+
+
+_FILE_REFERENCES = (
+    f"{_SC}Documents/{_SC}Document/{_SC}Original",
+    f"{_SC}Documents/{_SC}Document/{_SC}Translation",
+    f"{_CIS}ReturnedDocuments/{_C}FileName",
+)
+"""Where a body names a file beside the XML (relative to the kind's element)."""
 
 
 def check_attachment_languages(
-    body_element: etree._Element, profile: AgreementProfile
+    listed: list[etree._Element], profile: AgreementProfile
 ) -> list[Problem]:
-    """An attachment in another language travels with its Russian translation (CIS Art. 19;
-    SC Art. 11): another attachment of the same list, in Russian, whose ``TranslationOf`` is its
-    ``FileName``. A missing ``Language`` means the agreement's language. Under CIS, extracts
-    from registers and databases and documents confirming rights travel without translation
-    (Art. 5 para. 3): ``RegisterExtract`` true."""
-    # Each kind declares its own Attachments element (in its profile's namespace) of common
-    # Attachment items: a list is the Attachment children of one parent.
-    lists: dict[etree._Element, list[etree._Element]] = {}
-    for attachment in body_element.iter(f"{_C}Attachment"):
-        lists.setdefault(attachment.getparent(), []).append(attachment)
-    problems: list[Problem] = []
-    for attachments in lists.values():
-        problems += _check_attachment_list(attachments, profile, _BODY_FIELDS)
-    return problems
-
-
-def check_beside_languages(root: etree._Element, profile: AgreementProfile) -> list[Problem]:
-    """The same for the files beside the XML (the signed header's list, docs/attachments.md):
-    the agreements' language rule does not depend on how a file travels."""
-    listed = root.findall(f"{_ENV}Header/{_ENV}Attachments/{_ENV}Attachment")
-    return _check_attachment_list(listed, profile, _BESIDE_FIELDS) if listed else []
-
-
-_BODY_FIELDS = MappingProxyType(
-    {n: f"{_C}{n}" for n in ("FileName", "Language", "TranslationOf", "RegisterExtract")}
-)
-"""A body attachment's elements (common.xsd), by the names the language rule reads."""
-_BESIDE_FIELDS = MappingProxyType(
-    {n: f"{_ENV}{n}" for n in ("Language", "TranslationOf", "RegisterExtract")}
-    | {"FileName": f"{_ENV}Name"}
-)
-"""A file beside the XML (envelope.xsd): its name is ``Name``."""
+    """A file beside the XML (the signed header's list, docs/attachments.md) in another
+    language travels with its Russian translation (CIS Art. 19; SC Art. 11): another file of
+    the list, in Russian, whose ``TranslationOf`` is its ``Name``. A missing ``Language`` means
+    the agreement's language. Under CIS, extracts from registers and databases and documents
+    confirming rights travel without translation (Art. 5 para. 3): ``RegisterExtract`` true."""
+    return _check_attachment_list(listed, profile) if listed else []
 
 
 def _check_attachment_list(
-    attachments: list[etree._Element], profile: AgreementProfile, tags: Mapping[str, str]
+    attachments: list[etree._Element], profile: AgreementProfile
 ) -> list[Problem]:
     def field(attachment: etree._Element, name: str) -> str | None:
-        node = attachment.find(tags[name])
+        node = attachment.find(f"{_ENV}{name}")
         return None if node is None else _text(node)
 
     def problem(
@@ -530,7 +502,7 @@ def _check_attachment_list(
     ) -> Problem:
         return Problem(
             code=code,
-            path=f"{_path(attachment)}/{etree.QName(tags[name]).localname}",
+            path=f"{_path(attachment)}/{name}",
             article=profile.language_article,
             message_ru=ru,
             message_en=en,
@@ -540,17 +512,17 @@ def _check_attachment_list(
     problems: list[Problem] = []
     by_name: dict[str, etree._Element] = {}
     for attachment in attachments:
-        name = field(attachment, "FileName") or ""
+        name = field(attachment, "Name") or ""
         if name in by_name:
             problems.append(
                 problem(
                     "RULE_ATTACHMENT_NAME_REPEATED",
                     attachment,
-                    "FileName",
+                    "Name",
                     f"Два вложения названы одинаково («{name}»): перевод не сможет указать, "
                     "к какому из них он относится.",
-                    "two attachments of one list share a FileName",
-                    "Дайте вложениям разные имена файлов (FileName).",
+                    "two files beside the XML share a Name",
+                    "Дайте файлам разные имена (name при загрузке).",
                 )
             )
         by_name.setdefault(name, attachment)
@@ -571,15 +543,15 @@ def _check_attachment_list(
                     "этого документа или сам перевод не на русском языке.",
                     "TranslationOf names no other attachment of the list, or the translation is "
                     "not in Russian",
-                    "Укажите в TranslationOf имя файла (FileName; у файла рядом с XML — "
-                    "translation_of в attachments) переведённого вложения; язык перевода — ru.",
+                    "Укажите в translation_of (attachments отправки) имя переведённого файла; "
+                    "язык перевода — ru.",
                 )
             )
             continue
         translated.add(target)
     for attachment in attachments:
         language = field(attachment, "Language") or profile.language
-        name = field(attachment, "FileName") or ""
+        name = field(attachment, "Name") or ""
         if language == profile.language or name in translated:
             continue
         if profile.id == CIS_ENFORCEMENT.id and field(attachment, "RegisterExtract") in TRUE:
@@ -592,8 +564,9 @@ def _check_attachment_list(
                 f"Вложение «{name}» составлено не на русском языке ({language}), а его перевода "
                 "на русский язык среди вложений нет.",
                 f"attachment in {language!r} has no Russian translation among the attachments",
-                "Приложите перевод на русский язык отдельным вложением с TranslationOf = имени "
-                "файла оригинала (у файла рядом с XML — translation_of в attachments).",
+                "Приложите перевод на русский язык отдельным файлом с translation_of = имени "
+                "файла оригинала (attachments отправки), или отметьте выписку из реестра "
+                "register_extract (только по Соглашению СНГ, ст. 5 п. 3).",
             )
         )
     return problems

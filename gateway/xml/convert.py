@@ -271,13 +271,22 @@ def _qualify(value: Any, element: XsdElement, path: str, problems: list[Problem]
                     f"{path}/{key}",
                     f"Поле «{key}» не предусмотрено схемой; допустимы: {', '.join(children)}.",
                     f"field {key!r} is not in the schema here",
-                    "Удалите поле или исправьте его имя (регистр букв важен).",
+                    _FILES_BESIDE
+                    if key == "Attachments"
+                    else "Удалите поле или исправьте его имя (регистр букв важен).",
                 )
             )
             continue
         qualified[child.name] = _qualify(item, child, f"{path}/{key}", problems)
     return qualified
 
+
+_FILES_BESIDE = (
+    "Файлы не передаются внутри документа: загрузите каждый (POST /api/v1/attachments) и "
+    "перечислите их в поле attachments рядом с header и body (docs/attachments.md)."
+)
+"""What a case system that still puts files in the body is told (the first wave's inline
+attachments are gone from the schema)."""
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 

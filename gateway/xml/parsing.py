@@ -45,8 +45,11 @@ from lxml import etree
 from gateway.model.problems import DocumentRejected, Problem
 
 MAX_DOCUMENT_BYTES = 24 * 1024 * 1024
-"""24 MiB: a request with two full-size attachments (7,000,000 bytes each, base64 ≈ 9.3 MB) plus
-its text. Anything larger is refused before parsing, so memory stays bounded per message."""
+"""24 MiB, refused before parsing, so memory stays bounded per message. It was sized for two
+inline attachments, which no document carries any more (every file travels beside the XML,
+docs/attachments.md): a message is now well under a mebibyte, and what still comes near the limit
+is the signed directory of bodies with their certificates. Lowering it waits for that directory's
+largest size to be measured."""
 
 MAX_DEPTH = 40
 """Our deepest legitimate path is a XAdES signature inside the envelope, about 12 levels

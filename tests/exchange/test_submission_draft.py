@@ -47,3 +47,12 @@ def test_a_malformed_attachment_list_is_refused_by_item(listed: Any, said: str) 
     (problem,) = refused.value.problems
     assert problem.code == "JSON_SHAPE" and said in problem.message_en, problem.message_en
     assert "docs/attachments.md" in problem.remedy_ru
+
+
+def test_the_headers_list_of_files_is_the_nodes_to_write() -> None:
+    """A list typed by the case system would sign files that never travel."""
+    listed = {"Attachment": [{"Name": "a.pdf", "MediaType": "application/pdf", "Size": 1}]}
+    with pytest.raises(DocumentRejected) as refused:
+        draft_of({"header": {"Attachments": listed}, "body": {}})
+    (problem,) = refused.value.problems
+    assert problem.code == "JSON_SHAPE" and "header.Attachments" in problem.message_en

@@ -13,10 +13,14 @@ from tests.render.pdftools import page_texts, squeeze, write
 
 ENV = "urn:cis-exchange:envelope:1"
 DIGEST = hashlib.sha256(b"scan").hexdigest()
+SOURCE = VALID_EXAMPLES_DIR / "cis-enforcement.Request-legal-entity.xml"
+"""An example that lists no file of its own."""
 
 
 def test_attachments_beside_the_xml_are_listed(tmp_path: Path) -> None:
-    source = (VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml").read_text(encoding="utf-8")
+    source = (VALID_EXAMPLES_DIR / "cis-enforcement.Request-legal-entity.xml").read_text(
+        encoding="utf-8"
+    )
     listed = (
         f'<env:Attachments xmlns:env="{ENV}"><env:Attachment>'
         "<env:Name>исполнительный-лист.pdf</env:Name><env:MediaType>application/pdf"
@@ -38,7 +42,9 @@ def test_attachments_beside_the_xml_are_listed(tmp_path: Path) -> None:
 
 
 def test_a_sealed_attachment_is_listed_without_its_wrapped_key(tmp_path: Path) -> None:
-    source = (VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml").read_text(encoding="utf-8")
+    source = (VALID_EXAMPLES_DIR / "cis-enforcement.Request-legal-entity.xml").read_text(
+        encoding="utf-8"
+    )
     wrapped = "QUJD" * 60
     listed = (
         f'<env:Attachments xmlns:env="{ENV}"><env:Attachment>'

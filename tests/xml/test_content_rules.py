@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from gateway.model.envelope import Header, Urgency
+from gateway.model.problems import DocumentRejected
 from gateway.rules.content import check_content
 from gateway.xml.convert import json_to_xml
 from gateway.xml.header import read_header
@@ -18,6 +17,8 @@ from tests.xml.helpers import VALID, load_json
 
 REQUEST = load_json(VALID / "cis-enforcement.Request.json")
 SC_REQUEST = load_json(VALID / "ru-kz-supreme-courts.Request.json")
+SC_DOCUMENTS = load_json(VALID / "ru-kz-supreme-courts.Request-documents.json")
+"""A court's request with a document in Kazakh and its translation, beside the XML."""
 
 
 def _codes(document: dict) -> list[str]:
@@ -84,33 +85,8 @@ def test_several_problems_are_all_reported() -> None:
     ]
 
 
-def _attachment(content: bytes) -> dict:
-    return {
-        "Title": "Справка",
-        "MediaType": "application/pdf",
-        "FileName": "spravka.pdf",
-        "Size": len(content),
-        "Sha256": hashlib.sha256(content).hexdigest(),
-        "Content": base64.b64encode(content).decode(),
-    }
-
-
-def test_attachment_checks_reach_nested_attachments() -> None:
-    document = copy.deepcopy(SC_REQUEST)
-    translation = _attachment(b"perevod")
-    translation["Sha256"] = hashlib.sha256(b"something else").hexdigest()
-    document["body"]["Request"]["Documents"]["Document"][0]["Translation"] = translation
-    assert _codes(document) == ["RULE_ATTACHMENT_DIGEST"]
-
-
-def test_empty_attachment_is_consistent() -> None:
-    document = copy.deepcopy(REQUEST)
-    document["body"]["Request"]["Attachments"]["Attachment"] = [_attachment(b"")]
-    assert _codes(document) == []
-
-
 def test_russian_original_needs_no_translation_but_kazakh_does() -> None:
-    document = copy.deepcopy(SC_REQUEST)
+    document = copy.deepcopy(SC_DOCUMENTS)
     first = document["body"]["Request"]["Documents"]["Document"][0]
     del first["Translation"]
     assert _codes(document) == ["RULE_TRANSLATION_MISSING"]
@@ -191,36 +167,24 @@ def test_read_header_refuses_a_tree_without_header() -> None:
         read_header(root)
 
 
-def _named(content: bytes, name: str, **extra: object) -> dict:
-    attachment = _attachment(content)
-    attachment["FileName"] = name
-    # Language and TranslationOf come right after FileName in the schema's order.
-    ordered = {k: attachment[k] for k in ("Title", "MediaType", "FileName")}
-    ordered.update(extra)
-    ordered.update({k: attachment[k] for k in ("Size", "Sha256", "Content")})
-    return ordered
+def _named(name: str, **extra: object) -> dict:
+    return {"Name": name, **extra}
 
 
-def _cis_problems(*attachments: dict) -> list[tuple[str, str, str]]:
-    document = copy.deepcopy(REQUEST)
-    document["body"]["Request"]["Attachments"]["Attachment"] = list(attachments)
-    root = json_to_xml(document)
-    assert validate(root) == ()
-    return [
-        (p.code, p.article, p.path.rsplit("/", 1)[-1])
-        for p in check_content(root, read_header(root))
-    ]
+def _cis_problems(*files: dict) -> list[tuple[str, str, str]]:
+    """(code, article, last step of the path) for the CIS request listing ``files``."""
+    return [(code, article, path.rsplit("/", 1)[-1]) for code, article, path in _beside(*files)]
 
 
 def test_attachment_in_another_language_needs_its_russian_translation() -> None:
-    original = _named(b"kk text", "akt-kk.pdf", Language="kk")
+    original = _named("akt-kk.pdf", Language="kk")
     assert _cis_problems(original) == [
         ("RULE_ATTACHMENT_TRANSLATION_MISSING", "CIS Art. 19", "Language")
     ]
-    translation = _named(b"ru text", "akt-ru.pdf", Language="ru", TranslationOf="akt-kk.pdf")
+    translation = _named("akt-ru.pdf", Language="ru", TranslationOf="akt-kk.pdf")
     assert _cis_problems(original, translation) == []
     # Without Language a translation is taken as Russian, the agreement's language.
-    implicit = _named(b"ru text", "akt-ru.pdf", TranslationOf="akt-kk.pdf")
+    implicit = _named("akt-ru.pdf", TranslationOf="akt-kk.pdf")
     assert _cis_problems(original, implicit) == []
 
 
@@ -249,14 +213,9 @@ def test_attachment_in_another_language_needs_its_russian_translation() -> None:
     ],
 )
 def test_a_translation_must_name_another_attachment_and_be_russian(translation, codes) -> None:
-    original = _named(b"kk text", "akt-kk.pdf", Language="kk")
-    found = _cis_problems(original, _named(b"x", "akt-ru.pdf", **translation))
+    original = _named("akt-kk.pdf", Language="kk")
+    found = _cis_problems(original, _named("akt-ru.pdf", **translation))
     assert [code for code, _, _ in found] == codes
-
-
-def test_two_attachments_with_one_name_are_refused() -> None:
-    found = _cis_problems(_named(b"a", "same.pdf"), _named(b"b", "same.pdf"))
-    assert found == [("RULE_ATTACHMENT_NAME_REPEATED", "CIS Art. 19", "FileName")]
 
 
 COST_ANSWER = load_json(VALID / "ru-kz-supreme-courts.ConsultationAnswer.json")
@@ -303,16 +262,6 @@ def test_a_consultation_record_departing_from_art_9_1_states_its_terms() -> None
     assert _codes(document) == []
     document["body"]["ConsultationRecord"].pop("CoverageTerms")
     assert _codes(document) == ["RULE_COST_COVERAGE_TERMS"]
-
-
-def test_a_cis_register_extract_travels_without_translation() -> None:
-    # CIS Art. 5 para. 3: register extracts are forwarded without translation.
-    extract = _named(b"kk extract", "vypiska-kk.pdf", Language="kk", RegisterExtract=True)
-    assert _cis_problems(extract) == []
-    not_marked = _named(b"kk extract", "vypiska-kk.pdf", Language="kk", RegisterExtract=False)
-    assert [code for code, _, _ in _cis_problems(not_marked)] == [
-        "RULE_ATTACHMENT_TRANSLATION_MISSING"
-    ]
 
 
 # --- files beside the XML: the signed header's list obeys the same language rule -------------
@@ -404,3 +353,36 @@ def test_a_file_beside_the_xml_and_its_title_read_back_from_the_header() -> None
     document["header"]["Attachments"] = {"Attachment": [plain]}
     (ref,) = read_header(json_to_xml(document)).attachments
     assert (ref.title, ref.translation_of, ref.register_extract) == (None, None, False)
+
+
+def test_a_file_the_body_names_travels_beside_it() -> None:
+    """A court document, its translation (SC Art. 5.1) or a returned document (CIS Art. 13) is
+    a name in the body: one no file beside the XML carries is refused, at the name."""
+    document = copy.deepcopy(SC_DOCUMENTS)
+    first = document["body"]["Request"]["Documents"]["Document"][0]
+    assert _codes(document) == []
+    first["Translation"] = "perevod-drugoy.txt"
+    root = json_to_xml(document)
+    (problem,) = check_content(root, read_header(root))
+    assert (problem.code, problem.path) == (
+        "RULE_FILE_NOT_LISTED",
+        "/Envelope/Body/Request/Documents/Document[1]/Translation",
+    )
+    assert "perevod-drugoy.txt" in problem.message_ru and "attachments" in problem.remedy_ru
+    refusal = load_json(VALID / "cis-enforcement.Refusal-returned-documents.json")
+    assert _codes(refusal) == []
+    refusal["header"].pop("Attachments")
+    assert set(_codes(refusal)) == {"RULE_FILE_NOT_LISTED"}
+
+
+def test_a_file_put_inside_the_body_is_refused_with_where_it_goes() -> None:
+    """The first wave's inline attachments are gone: a case system still sending one is told to
+    upload the file and list it beside the XML."""
+    document = load_json(VALID / "cis-enforcement.Response.json")
+    inline = {"Title": "Скан", "FileName": "a.pdf", "Content": "JVBERi0xLjQK"}
+    document["body"]["Response"]["Attachments"] = {"Attachment": [inline]}
+    with pytest.raises(DocumentRejected) as refused:
+        json_to_xml(document)
+    (problem,) = refused.value.problems
+    assert (problem.code, problem.path) == ("JSON_UNKNOWN_FIELD", "/body/Response/Attachments")
+    assert "POST /api/v1/attachments" in problem.remedy_ru

@@ -57,11 +57,11 @@ def _at(agreement: str, kind: str, *path: str):
         ("ru-kz-supreme-courts", "Request", ("Content",), FieldType.TEXT),
         (
             "cis-enforcement",
-            "Request",
-            ("Attachments", "Attachment", "Content"),
-            FieldType.BINARY,
+            "Response",
+            ("Results", "Result", "EmploymentAndIncome", "Income", "Amount", "Amount"),
+            FieldType.NUMBER,
         ),
-        ("cis-enforcement", "Request", ("Attachments", "Attachment", "Size"), FieldType.NUMBER),
+        ("ru-kz-supreme-courts", "Request", ("Documents", "Document", "Original"), FieldType.TEXT),
         ("cis-enforcement", "Request", ("Proceeding", "Opened"), FieldType.DATE),
         ("cis-enforcement", "Request", ("EnforcementDocument", "Issuer", "Kind"), FieldType.CODE),
         (

@@ -150,7 +150,7 @@ def test_problem_paths_map_to_fields() -> None:
 
     problems = [
         Problem("A", "/Envelope/Body/Refusal/Ground[2]", "а", "a"),
-        Problem("B", "/Envelope/Body/Refusal/ReturnedDocuments/Attachment", "б", "b"),
+        Problem("B", "/Envelope/Body/Refusal/ReturnedDocuments/FileName", "б", "b"),
         Problem("C", "/Envelope/Header/InReplyTo", "в", "c"),
     ]
     by_field = problems_by_field(problems)
