@@ -721,7 +721,14 @@ def _beside_rows(header: etree._Element | None) -> list[list[tuple[str, str]]]:
 def _beside_value(field: etree._Element) -> str:
     if _local(field) == "Sealed":  # its wrapped key is of no use on paper
         return "AES-256-GCM, сегменты по 64 КиБ; ключ файла — для сертификата получателя"
+    typed = _BESIDE_TYPES.get(_local(field))
+    if typed is not None:
+        return _clean(format_value(_text(field), typed, with_code=True))
     return _clean(_text(field))
+
+
+_BESIDE_TYPES = {"Language": FieldType.LANGUAGE, "RegisterExtract": FieldType.BOOLEAN}
+"""The fields of a file beside the XML read as words, like the body's (the rest are text)."""
 
 
 def _titles(header: etree._Element | None) -> tuple[str, str]:

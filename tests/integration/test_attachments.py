@@ -58,6 +58,7 @@ from gateway.crypto import segments
 from gateway.crypto.pades import async_sign_pdf, simple_signer_from
 from gateway.crypto.recipient import RecipientEncryptionError, decrypt_with_any
 from gateway.crypto.segments import sealed_size
+from gateway.demo.play import example as load_example
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.attachments import read_sealed_stream, stage_stream
 from gateway.exchange.directory import DirectoryIndex
@@ -340,6 +341,66 @@ async def test_the_console_streams_a_file_beside_the_answer(
     assert "<env:Title>Акт описи имущества</env:Title>".encode() in wire
     assert hashlib.sha256(scan).hexdigest().encode() in wire
     assert b"<c:Content>" not in wire and len(wire) < 64 * 1024  # the file is not inside
+
+
+async def test_the_api_sends_described_files_and_keeps_the_header_list_its_own(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """Through the local API: a Kazakh scan and its translation uploaded, the answer naming
+    them as objects (title, translation_of) is accepted (202) and reads back with the signed
+    header's list; a document whose header types its own list, or whose Kazakh scan has no
+    translation, is refused (422) naming why, and the uploads stay unsent."""
+    envelope = sender.document("cis-enforcement.Request", now())
+    assert (await _deliver_plain(sender_client, receiver.url, envelope)).status == 200
+    auth = {"Authorization": f"Bearer {receiver.token}"}
+    answer = reply_document("cis-enforcement.Response", envelope)
+    async with aiohttp.ClientSession() as http:
+        ids = []
+        for name, language in (("akt-kk.pdf", "kk"), ("akt.pdf", "ru")):
+            async with http.post(
+                f"{receiver.api}/attachments",
+                params={"name": name, "language": language},
+                data=CONTENT,
+                headers=auth | {"Content-Type": "application/pdf"},
+            ) as uploaded:
+                assert uploaded.status == 201, await uploaded.text()
+                ids.append((await uploaded.json())["attachment_id"])
+        typed = {"Attachment": [{"Name": "x.pdf", "MediaType": "application/pdf", "Size": 1}]}
+        untranslated = answer | {"attachments": [{"id": ids[0], "title": "Акт описи"}]}
+        own_list = answer | {"header": answer["header"] | {"Attachments": typed}}
+        for refused, code in ((own_list, "JSON_SHAPE"), (untranslated, "RULE_ATTACHMENT_")):
+            async with http.post(f"{receiver.api}/messages", json=refused, headers=auth) as r:
+                problems = (await r.json())["problems"]
+                assert r.status == 422 and problems[0]["code"].startswith(code), problems
+        described = [
+            {"id": ids[0], "title": "Акт описи (на казахском)"},
+            {"id": ids[1], "title": "Акт описи, перевод", "translation_of": "akt-kk.pdf"},
+        ]
+        async with http.post(
+            f"{receiver.api}/messages", json=answer | {"attachments": described}, headers=auth
+        ) as accepted:
+            assert accepted.status == 202, await accepted.text()
+            message_id = (await accepted.json())["message_id"]
+        purpose = {"X-Purpose": "Исполнительное производство № 7/26: ответ"}
+        async with http.get(
+            f"{receiver.api}/messages/{message_id}", headers=auth | purpose
+        ) as read:
+            listed = (await read.json())["header"]["Attachments"]["Attachment"]
+    assert [(a["Name"], a["Title"], a.get("TranslationOf")) for a in listed] == [
+        ("akt-kk.pdf", "Акт описи (на казахском)", None),
+        ("akt.pdf", "Акт описи, перевод", "akt-kk.pdf"),
+    ]
+
+
+def reply_document(template: str, request_envelope: bytes) -> dict[str, Any]:
+    """The example ``template`` as a case system's answer to the request it received."""
+    document = load_example(template)
+    document["header"].update(
+        ConversationId=header_field(request_envelope, "ConversationId"),
+        InReplyTo=header_field(request_envelope, "MessageId"),
+        Recipient=header_field(request_envelope, "Sender"),
+    )
+    return document
 
 
 async def _deliver_plain(client: PeerClient, url: str, envelope: bytes) -> PeerResponse:

@@ -18,6 +18,7 @@ from gateway.web.console import labels
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION
 from gateway.web.console.identity import NodeIdentity
 from gateway.xml.labels import (
+    LANGUAGES_RU,
     FieldType,
     child_declaration,
     compact_value,
@@ -138,6 +139,7 @@ def setup_templates(app: web.Application) -> None:
         JOB_LABELS=labels.JOB_LABELS,
         JOB_OUTCOME_LABELS=labels.JOB_OUTCOME_LABELS,
         SUB_INDICATION_LABELS=labels.SUB_INDICATION_LABELS,
+        LANGUAGE_LABELS=LANGUAGES_RU,
         ATTACHMENT_REFUSAL_LABELS=labels.ATTACHMENT_REFUSAL_LABELS,
         DELIVERY_ERROR_LABELS=labels.DELIVERY_ERROR_LABELS,
         AUDIT_FIELD_LABELS=labels.AUDIT_FIELD_LABELS,
