@@ -467,11 +467,11 @@ def check_named_files(body_element: etree._Element, listed: list[etree._Element]
 
 
 def _named_files(body_element: etree._Element) -> Iterator[etree._Element]:
-    for path in _FILE_REFERENCES:
+    for path in FILE_REFERENCES:
         yield from body_element.iterfind(path)
 
 
-_FILE_REFERENCES = (
+FILE_REFERENCES = (
     f"{_SC}Documents/{_SC}Document/{_SC}Original",
     f"{_SC}Documents/{_SC}Document/{_SC}Translation",
     f"{_CIS}ReturnedDocuments/{_C}FileName",

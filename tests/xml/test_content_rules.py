@@ -386,3 +386,22 @@ def test_a_file_put_inside_the_body_is_refused_with_where_it_goes() -> None:
     (problem,) = refused.value.problems
     assert (problem.code, problem.path) == ("JSON_UNKNOWN_FIELD", "/body/Response/Attachments")
     assert "POST /api/v1/attachments" in problem.remedy_ru
+
+
+def test_every_file_name_a_body_can_carry_is_checked() -> None:
+    """A body element typed as a file name (c:FileName, c:FileNames) that RULE_FILE_NOT_LISTED
+    does not look at would let a document name a file that never travels."""
+    from lxml import etree
+
+    from gateway.rules.content import FILE_REFERENCES
+    from gateway.schemas import SCHEMA_DIR
+
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    typed = {
+        (profile, element.get("name"))
+        for profile in ("cis-enforcement", "ru-kz-supreme-courts")
+        for element in etree.parse(str(SCHEMA_DIR / f"{profile}.xsd")).iter(f"{xs}element")
+        if element.get("type") in ("c:FileName", "c:FileNames")
+    }
+    checked = {etree.QName(step).localname for path in FILE_REFERENCES for step in path.split("/")}
+    assert typed and {name for _, name in typed} <= checked, typed

@@ -124,15 +124,22 @@ async def _read_streamed(
     reader = request[FORM_STREAM]
     fields: dict[str, str] = {}
     upload, error = None, None
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or len(fields) > MAX_FORM_FIELDS:
-            raise web.HTTPBadRequest(text="unexpected form part")
-        if part.name == "Attachment" and spec.uploads and upload is None and part.filename:
-            upload, error = await _stream_file(request, part)
-        elif part.name and part.filename is None:
-            fields[part.name] = await _field_text(part)
-        else:
-            await part.release()  # a second or nameless file: not part of any form of ours
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or len(fields) > MAX_FORM_FIELDS:
+                raise web.HTTPBadRequest(text="unexpected form part")
+            if part.name == "Attachment" and spec.uploads and upload is None and part.filename:
+                upload, error = await _stream_file(request, part)
+            elif part.name and part.filename is None:
+                fields[part.name] = await _field_text(part)
+            else:
+                await part.release()  # a second or nameless file: no form of ours has one
+    except BaseException:
+        if upload is not None:  # the form after the file was refused: keep nothing of it
+            await request.app[CONTEXT].service.discard_upload(
+                upload.attachment_id, actor=request[ACTOR]
+            )
+        raise
     return fields, upload, error
 
 

@@ -674,3 +674,16 @@ def test_a_consultation_record_settles_an_open_consultation_of_either_party() ->
     assert validate(json_to_xml(document)) == ()
     closed = _view("cis-enforcement", "refused", Side.REQUESTED, ("ConsultationRequest", "out"))
     assert spec in available_actions(closed)  # held before the refusal, recorded after it
+
+
+async def test_a_field_too_long_after_the_file_keeps_nothing_of_it(client, service, seeded) -> None:
+    """A text field past its bound after the file came in: 413, and the file is deleted."""
+    token = await signed_in(client, "operator1")
+    data = aiohttp.FormData()
+    data.add_field("csrf_token", token)
+    data.add_field("Attachment", b"%PDF-1.7", filename="akt.pdf", content_type="application/pdf")
+    data.add_field("Summary", "ж" * 40_000)  # 80 KB in UTF-8: over the 64 KiB a field may take
+    response = await client.post(f"/conversations/{seeded.sc}/actions/respond", data=data)
+    assert response.status == 413
+    assert service.calls[-2:] == ["upload_attachment", "discard_upload"]
+    assert service.uploads == {} and service.submitted == []
