@@ -44,9 +44,13 @@ DEMO_USER = "demo"
 """The console user the demo creates on each node, with every role (DEMO ONLY)."""
 
 
+def _example_json(name: str) -> dict[str, Any]:
+    return dict(json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8")))
+
+
 def example(name: str) -> dict[str, Any]:
     """A valid example document as a template: ids and times are the node's to make."""
-    document = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+    document = _example_json(name)
     for key in ("MessageId", "ConversationId", "Created", "RequestedDeadline", "Attachments"):
         document["header"].pop(key, None)
     return document
@@ -55,8 +59,7 @@ def example(name: str) -> dict[str, Any]:
 def example_files(name: str) -> list[dict[str, Any]]:
     """The files the example lists beside its XML (its signed header's list), which a demo
     uploads and names in its submission (the node writes that list, from what it stored)."""
-    document = json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
-    listed = document["header"].get("Attachments", {}).get("Attachment", [])
+    listed = _example_json(name)["header"].get("Attachments", {}).get("Attachment", [])
     return listed if isinstance(listed, list) else [listed]
 
 

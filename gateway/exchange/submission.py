@@ -159,7 +159,9 @@ def _listed_upload(item: Any, number: int) -> ListedUpload:
         raise _bad_attachments(
             where_ru + "register_extract — true или false", where_en + "register_extract: a boolean"
         )
-    return ListedUpload(attachment_id, texts["title"] or None, texts["translation_of"], extract)
+    return ListedUpload(
+        attachment_id, texts["title"] or None, texts["translation_of"] or None, extract
+    )
 
 
 def _bad_attachments(rule_ru: str, rule_en: str) -> DocumentRejected:

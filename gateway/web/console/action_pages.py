@@ -160,9 +160,15 @@ async def _stream_file(
         clean_file_name(part.filename or ""), clean_media_type(part.headers.get(CONTENT_TYPE))
     )
 
+    first = await part.read_chunk(READ_CHUNK)
+    if not first:
+        return None, "Файл пуст."  # nothing to take in, so nothing to delete
+
     async def chunks() -> AsyncIterator[bytes]:
-        while chunk := await part.read_chunk(READ_CHUNK):
+        chunk = first
+        while chunk:
             yield chunk
+            chunk = await part.read_chunk(READ_CHUNK)
 
     try:
         staged = await service.upload_attachment(meta, chunks(), actor=request[ACTOR])
@@ -171,9 +177,6 @@ async def _stream_file(
             f"Файл больше {too_large.limit // (1024 * 1024)} МБ — предела этого узла; "
             "разделите его на части или обратитесь к администратору."
         )
-    if staged["size"] == 0:
-        await service.discard_upload(staged["attachment_id"], actor=request[ACTOR])
-        return None, "Файл пуст."
     return Upload(meta.name, staged["attachment_id"]), None
 
 
@@ -191,7 +194,7 @@ async def action(request: web.Request) -> web.Response:
     sent = False
     try:
         response = await _act(request, spec, view, form)
-        sent = response.status == 303 and spec is not DISCLOSURE
+        sent = response.status == 303
         return response
     finally:
         if upload is not None and not sent:
