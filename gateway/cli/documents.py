@@ -49,13 +49,11 @@ def register(subparsers: Any) -> None:
     check.set_defaults(handler=_validate)
 
 
-def _read(path: Path, as_json: bool) -> bytes | None:
-    """At most one byte more than a document may have: enough to tell it is too large."""
-    from gateway.xml.parsing import MAX_DOCUMENT_BYTES
-
+def _read(path: Path, as_json: bool, limit: int) -> bytes | None:
+    """At most one byte more than ``limit``: enough to tell the file is too large."""
     try:
         with path.open("rb") as stream:
-            return stream.read(MAX_DOCUMENT_BYTES + 1)
+            return stream.read(limit + 1)
     except OSError as error:
         _report_unreadable(path, str(error), as_json)
         return None
@@ -77,20 +75,21 @@ def _report_unreadable(
 
 def _convert(args: argparse.Namespace) -> int:
     from gateway.app.documents import convert
+    from gateway.model.limits import MAX_JSON_BYTES
     from gateway.model.problems import Problem
-    from gateway.xml.parsing import MAX_DOCUMENT_BYTES
 
-    data = _read(args.file, args.json)
+    data = _read(args.file, args.json, MAX_JSON_BYTES)
     if data is None:
         return EXIT_UNREADABLE
-    if len(data) > MAX_DOCUMENT_BYTES:
+    if len(data) > MAX_JSON_BYTES:
         too_large = Problem(
             code="JSON_TOO_LARGE",
             path="/",
-            message_ru=f"Файл JSON больше {MAX_DOCUMENT_BYTES} байт: такой документ не пройдёт "
+            message_ru=f"Файл JSON больше {MAX_JSON_BYTES} байт: такой документ не пройдёт "
             "ограничение на размер XML.",
-            message_en=f"JSON file over {MAX_DOCUMENT_BYTES} bytes",
-            remedy_ru="Уменьшите вложения или передайте их отдельными сообщениями.",
+            message_en=f"JSON file over {MAX_JSON_BYTES} bytes",
+            remedy_ru="Передайте файлы вложениями рядом с документом (POST /api/v1/attachments, "
+            "docs/attachments.md), а не внутри JSON.",
         )
         return _print_problems(args.file, (too_large,), args.json, stream=sys.stderr)
     try:
@@ -108,8 +107,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from gateway.app.documents import check_bytes
+    from gateway.model.limits import MAX_XML_BYTES
 
-    data = _read(args.file, args.json)
+    data = _read(args.file, args.json, MAX_XML_BYTES)  # the parser refuses more, naming it
     if data is None:
         return EXIT_UNREADABLE
     result = check_bytes(data)

@@ -173,8 +173,10 @@ def _directory_json(directory: Any) -> dict[str, Any]:
 def _directory_import(args: argparse.Namespace) -> int:
     from gateway.app.context import AppContext
     from gateway.app.directory import import_directory
+    from gateway.model.limits import MAX_DIRECTORY_BYTES
 
-    data = args.file.read_bytes()
+    with args.file.open("rb") as stream:  # more than the limit is refused, naming it, by the app
+        data = stream.read(MAX_DIRECTORY_BYTES + 1)
     with AppContext.open(args.config) as ctx:
         imported = import_directory(ctx, data)
     if imported.already:

@@ -75,13 +75,14 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from gateway.crypto.algorithms import RSA_MIN_VERIFY_BITS
+from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import ConfigurationError, GatewayError, Problem
 
 # --- limits ------------------------------------------------------------------------------------
 
-MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
-"""Largest document we encrypt: the largest signed envelope we verify
-(``gateway.crypto.xades.MAX_SIGNED_DOCUMENT_BYTES``); the whole of it is held in memory."""
+MAX_DOCUMENT_BYTES = MAX_MESSAGE_BYTES
+"""Largest document we encrypt: the largest signed envelope a peer takes
+(``gateway.model.limits.MAX_MESSAGE_BYTES``, 16 MiB); the whole of it is held in memory."""
 
 MAX_CMS_BYTES = MAX_DOCUMENT_BYTES + 1024 * 1024
 """Largest CMS we parse: the largest document plus 1 MiB for the recipient infos (a few hundred
@@ -344,7 +345,7 @@ def encrypt_for(document: bytes, recipient_certificates: Sequence[x509.Certifica
     if len(document) > MAX_DOCUMENT_BYTES:
         raise DocumentTooLarge(
             f"the document is {len(document)} bytes; at most {MAX_DOCUMENT_BYTES} are encrypted"
-            " (MAX_DOCUMENT_BYTES): send large attachments as separate messages"
+            " (MAX_DOCUMENT_BYTES): files travel beside the XML (docs/attachments.md)"
         )
     recipients = [_check_recipient(c) for c in recipient_certificates]
     if not recipients:

@@ -50,7 +50,11 @@ from gateway.model.directory import (
     PublishedCalendar,
     Suite,
 )
-from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_DELIVERY_BYTES
+from gateway.model.limits import (
+    DEFAULT_MAX_ATTACHMENT_BYTES,
+    DEFAULT_MAX_DELIVERY_BYTES,
+    MAX_DIRECTORY_BYTES,
+)
 from gateway.model.problems import ConfigurationError, DocumentRejected, GatewayError, Problem
 from gateway.model.profiles import Participation, Reservation
 from gateway.rules.reservations import validate_reservations
@@ -59,13 +63,9 @@ from gateway.xml.parsing import parse_untrusted
 
 DIRECTORY_SCHEMA = SCHEMA_DIR / "directory.xsd"
 
-MAX_DIRECTORY_BYTES = 8 * 1024 * 1024
-"""8 MiB. The CIS has a dozen states; with central and territorial bodies (Russia alone has ~85
-regional directorates of the FSSP) a few hundred bodies with four certificates each (~2.7 KB of
-base64 apiece) come to ~5 MB. The file arrives from outside: bound it before parsing."""
-
 MAX_BODIES = 1000
-"""Above any plausible count of bodies (see :data:`MAX_DIRECTORY_BYTES`); bounds the indexes."""
+"""Above any plausible count of bodies (see ``gateway.model.limits.MAX_DIRECTORY_BYTES``);
+bounds the indexes."""
 
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 """A directory issued further in the future than this is refused: the depositary's clock and
@@ -453,11 +453,9 @@ def _build_body(element: etree._Element, body: DirectoryBody) -> None:
 # --- parse -------------------------------------------------------------------------------------
 
 
-def parse_directory_xml(data: bytes) -> Directory:
-    """A directory from (verified) XML bytes: hardened parse, schema, then the rules.
-
-    Raises ``DocumentRejected`` naming every problem found.
-    """
+def check_directory_size(data: bytes) -> None:
+    """Refuse a directory over ``MAX_DIRECTORY_BYTES`` before a byte of it is parsed (the file
+    arrives from outside; the parser's own bound is a peer message's, twice as large)."""
     if len(data) > MAX_DIRECTORY_BYTES:
         raise DocumentRejected(
             [
@@ -470,6 +468,14 @@ def parse_directory_xml(data: bytes) -> Directory:
                 )
             ]
         )
+
+
+def parse_directory_xml(data: bytes) -> Directory:
+    """A directory from (verified) XML bytes: hardened parse, schema, then the rules.
+
+    Raises ``DocumentRejected`` naming every problem found.
+    """
+    check_directory_size(data)
     root = parse_untrusted(data)
     problems = validate_directory_tree(root)
     if problems:

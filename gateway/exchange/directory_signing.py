@@ -29,7 +29,7 @@ from gateway.crypto import certificates
 from gateway.crypto.algorithms import signature_method_for
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.crypto.trust import TrustList
-from gateway.exchange.directory import parse_directory_xml
+from gateway.exchange.directory import check_directory_size, parse_directory_xml
 from gateway.model.directory import Directory
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.xml.parsing import parse_untrusted
@@ -75,6 +75,7 @@ def sign_directory(directory_xml: bytes, depositary: SigningKey) -> bytes:
 
 def verify_directory(data: bytes, depositary_trust: TrustList, *, at: datetime) -> Directory:
     """Verify the depositary's signature and parse what it covers; raise DocumentRejected."""
+    check_directory_size(data)
     root = parse_untrusted(data)
     certs = root.findall(
         f"{{{DS}}}Signature/{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate"

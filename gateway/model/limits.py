@@ -1,8 +1,11 @@
-"""The sizes and rates a node accepts from its peers: named constants.
+"""The sizes and rates a node accepts: named constants, one home for all of them.
 
-They are the defaults of the node's ``[limits]`` configuration (:mod:`gateway.config`) and what
-the peer transport enforces (:mod:`gateway.web.limits`); they live here, below both, so that the
-configuration need not import the transport.
+They are the defaults of the node's ``[limits]`` configuration (:mod:`gateway.config`), what the
+peer transport enforces (:mod:`gateway.web.limits`), what the local API, the console and the
+command line accept from the case system and the administrator, and the byte bound of the
+hardened XML parser (:mod:`gateway.xml.parsing`, whose structural limits — depth, elements,
+attributes — stay beside it). They live here, below every layer, so that each reads the same
+number (docs/protocol.md, docs/transport.md).
 """
 
 from __future__ import annotations
@@ -14,11 +17,31 @@ from gateway.model.problems import Problem
 # --- sizes -------------------------------------------------------------------------------------
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-"""Largest signed XML envelope a peer may POST (16 MiB); attachments beside it are bounded by
-DEFAULT_MAX_DELIVERY_BYTES / the published limits instead. A request with its documents is
-tens of kilobytes; the rest of the room is for small attachments inline (base64, +33 %). The
-whole XML is held in memory while its signatures are checked, so this bounds the
-memory one request can take; BODY_BYTES_IN_FLIGHT bounds all of them together."""
+"""Largest signed XML envelope a peer may POST (16 MiB), and so the largest document a node
+signs, encrypts to a recipient, stores and renders. Files travel beside the XML
+(docs/attachments.md), bounded by DEFAULT_MAX_DELIVERY_BYTES / the published limits instead: a
+request with its documents is tens of kilobytes (the largest example 7.5 KB). The value was
+published to peers when attachments still travelled inline and is kept: a peer's node may send
+up to it, and lowering it is a protocol change. The whole XML is held in memory while its
+signatures are checked, so this bounds the memory one request can take; BODY_BYTES_IN_FLIGHT
+bounds all of them together."""
+
+MAX_DIRECTORY_BYTES = 8 * 1024 * 1024
+"""Largest directory of bodies a node reads (8 MiB), from the depositary by any way in (the
+command line, the console, the API). The CIS has a dozen states; with central and territorial
+bodies (Russia alone has ~85 regional directorates of the FSSP) a few hundred bodies with four
+certificates each (~2.7 KB of base64 apiece for RSA, ~0.9 KB for ECDSA) come to ~5 MB. The file
+arrives from outside: it is bounded before parsing."""
+
+MAX_XML_BYTES = max(MAX_MESSAGE_BYTES, MAX_DIRECTORY_BYTES)
+"""Largest XML the hardened parser reads at all (16 MiB): the larger of a message and the
+directory, the two largest XML documents a node takes in; refused before a byte is parsed."""
+
+MAX_JSON_BYTES = MAX_MESSAGE_BYTES
+"""Largest JSON document the case system may submit (16 MiB: the local API's body, a file given
+to ``gateway documents convert``). The XML form of a document is larger than its JSON form
+(closing tags, namespaces, signatures), so a bigger JSON could never be delivered. The whole
+body is held in memory while it is converted, which bounds one request's memory."""
 
 DEFAULT_MAX_DELIVERY_BYTES = 2 * 1024**3
 """Largest delivery a body accepts by default (2 GiB): the signed XML and every attachment part

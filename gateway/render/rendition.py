@@ -47,6 +47,7 @@ from lxml import etree
 
 from gateway.crypto.report import ValidationReport
 from gateway.model.bodies import DEMO_BODIES, Body
+from gateway.model.limits import MAX_MESSAGE_BYTES
 from gateway.model.problems import DocumentRejected, Problem
 from gateway.model.profiles import ENVELOPE_NAMESPACE, PROFILES
 from gateway.xml.labels import (
@@ -74,9 +75,10 @@ __all__ = [
 
 # --- limits -------------------------------------------------------------------------------------
 
-MAX_ENVELOPE_BYTES = 32 * 1024 * 1024
-"""Refuse to render larger inputs: attachments travel inline as base64, so envelopes may be big,
-but a rendition of more than this is a denial of service on the renderer, not a document."""
+MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES
+"""Refuse to render larger inputs: no node signs, sends or accepts a larger envelope
+(``gateway.model.limits.MAX_MESSAGE_BYTES``), so one can only be a denial of service on the
+renderer, not a document."""
 
 MAX_FIELDS = 20_000
 """Refuse to render a document with more elements and attributes than this. The largest valid

@@ -13,7 +13,7 @@ bounds, so anything past one is refused at once, naming the JSON Pointer and the
   example has about a hundred; 5,000 bounds conversion and validation to ~0.5 s of CPU.
 
 Strings are bounded by MAX_JSON_BYTES alone: their cost is linear and small (the schema's
-lengths refuse them later, the longest allowed being an attachment's 7,000,000 characters).
+lengths refuse them later, the longest allowed being ``c:LongText``'s 50,000 characters).
 """
 
 from __future__ import annotations

@@ -132,7 +132,11 @@ from gateway.exchange.service import (
 )
 from gateway.logs import access
 from gateway.model.bodies import BODY_ID_PATTERN
-from gateway.model.limits import DEFAULT_MAX_ATTACHMENT_BYTES
+from gateway.model.limits import (
+    DEFAULT_MAX_ATTACHMENT_BYTES,
+    MAX_DIRECTORY_BYTES,
+    MAX_JSON_BYTES,
+)
 from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
 from gateway.web.case_acts import in_thread, run_case_act
@@ -210,11 +214,6 @@ network (docs/local-api.md)."""
 
 # --- limits ------------------------------------------------------------------------------------
 
-MAX_JSON_BYTES = 16 * 1024 * 1024
-"""Largest JSON document the case system may POST (16 MiB). A peer accepts envelopes up to
-gateway.model.limits.MAX_MESSAGE_BYTES (16 MiB); the XML form of a document is larger than its
-JSON form (closing tags, namespaces, signatures), so a bigger JSON could never be delivered.
-The whole body is held in memory while it is converted, which bounds one request's memory."""
 
 JSON_PARSE_IN_THREAD_BYTES = 256 * 1024
 """Bodies above this are parsed in a worker thread: json.loads runs at ~100 MB/s, so 256 KiB
@@ -1525,9 +1524,9 @@ async def post_directory(request: web.Request) -> web.Response:
     installed one, swaps the file and records ``directory.imported``; the node takes it at
     once. 201; 200 when that very file was installed already."""
     _only_params(request, frozenset())
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_JSON_BYTES, request.content_length)
-    data = await request.read()
+    if request.content_length is not None and request.content_length > MAX_DIRECTORY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_DIRECTORY_BYTES, request.content_length)
+    data = await request.read()  # a chunked body: the app refuses it over MAX_DIRECTORY_BYTES
     done = await in_thread(app_directory.import_directory, _admin_context(request), data)
     return _json(
         {"version": done.version, "already": done.already}, status=200 if done.already else 201

@@ -13,7 +13,7 @@ through :func:`parse_untrusted`, which
   megabytes before any check of ours ran;
 * parses with lxml set to ``resolve_entities=False, no_network=True, load_dtd=False,
   huge_tree=False`` (FACTS.md: lxml < 6.1 resolved entities in iterparse, CVE-2026-41066);
-* streams the document through a pull parser, counting depth, elements, attributes and text,
+* streams the document through a pull parser, counting depth, elements and attributes,
   and stops at the first limit it crosses, so a hostile document costs at most the tree of the
   bytes read so far (one :data:`CHUNK_BYTES` past the limit);
 * refuses any comment and any processing instruction (the XML declaration is not one) at the
@@ -42,14 +42,14 @@ import re
 
 from lxml import etree
 
+from gateway.model import limits
 from gateway.model.problems import DocumentRejected, Problem
 
-MAX_DOCUMENT_BYTES = 24 * 1024 * 1024
-"""24 MiB, refused before parsing, so memory stays bounded per message. It was sized for two
-inline attachments, which no document carries any more (every file travels beside the XML,
-docs/attachments.md): a message is now well under a mebibyte, and what still comes near the limit
-is the signed directory of bodies with their certificates. Lowering it waits for that directory's
-largest size to be measured."""
+MAX_DOCUMENT_BYTES = limits.MAX_XML_BYTES
+"""16 MiB (``gateway.model.limits.MAX_XML_BYTES``: the larger of a peer's message and the
+depositary's directory), refused before parsing, so memory stays bounded per document. It also
+bounds the document's text: text never takes more bytes in the tree than in the document (no
+entities; character references only shrink), so no count of its own is needed."""
 
 MAX_DEPTH = 40
 """Our deepest legitimate path is a XAdES signature inside the envelope, about 12 levels
@@ -75,12 +75,6 @@ MAX_ATTRIBUTE_BYTES = 1024 * 1024
 """Bytes of attribute names and values (namespace prefixes and URIs included) in the whole
 document. Our attributes hold ids, codes and algorithm URIs: a message has under 2 KB, the
 largest directory under 0.5 MB. Base64 content belongs in text, where the schema bounds it."""
-
-MAX_TEXT_BYTES = 20 * 1024 * 1024
-"""Bytes (UTF-8) of text in the whole document: two attachments at the schema's maximum
-(2 x 9.3 MB of base64) and 1 MiB of other text. Text never takes more bytes in the tree than in
-the document (no entities; character references only shrink), so it is counted only for a
-document larger than this."""
 
 CROWDED_TAG_SCAN_BYTES = 64 * 1024
 """Documents larger than this are scanned for a start tag with too many attributes before they
@@ -239,9 +233,8 @@ def _parse_stream(data: bytes) -> etree._Element:
     # Neither text nor attributes take more bytes in the tree than in the document (no entities;
     # character references only shrink): a byte count that cannot reach its limit is not kept.
     count_attribute_bytes = len(data) > MAX_ATTRIBUTE_BYTES
-    count_text = len(data) > MAX_TEXT_BYTES
     scan_tags = len(data) > CROWDED_TAG_SCAN_BYTES
-    depth = elements = attributes = attribute_bytes = text_bytes = 0
+    depth = elements = attributes = attribute_bytes = 0
     declared = 0  # namespace declarations since the last start tag: they belong to the next one
     try:
         for offset in itertools.chain(range(0, len(data), CHUNK_BYTES), [len(data)]):
@@ -271,10 +264,6 @@ def _parse_stream(data: bytes) -> etree._Element:
                             raise _attributes_too_large()
                 elif event == "end":
                     depth -= 1
-                    if count_text:
-                        text_bytes += _text_bytes(node)
-                        if text_bytes > MAX_TEXT_BYTES:
-                            raise _text_too_large()
                 elif event == "start-ns":
                     declared += 1
                     if count_attribute_bytes:
@@ -299,11 +288,6 @@ def _parse_stream(data: bytes) -> etree._Element:
 
 def _attribute_bytes(element: etree._Element) -> int:
     return sum(_utf8_len(name) + _utf8_len(value) for name, value in element.attrib.items())
-
-
-def _text_bytes(element: etree._Element) -> int:
-    """The element's own text and its children's tails (complete once the element ends)."""
-    return _utf8_len(element.text) + sum(_utf8_len(child.tail) for child in element)
 
 
 def _comment(line: int) -> DocumentRejected:
@@ -351,15 +335,6 @@ def _attributes_too_large() -> DocumentRejected:
         f"Атрибуты документа занимают больше {MAX_ATTRIBUTE_BYTES} байт.",
         f"attribute names and values exceed {MAX_ATTRIBUTE_BYTES} bytes",
         "Передавайте сведения и вложения в элементах, а не в атрибутах.",
-    )
-
-
-def _text_too_large() -> DocumentRejected:
-    return _rejected(
-        "XML_TEXT_TOO_LARGE",
-        f"Текст документа занимает больше {MAX_TEXT_BYTES} байт.",
-        f"text exceeds {MAX_TEXT_BYTES} bytes",
-        "Уменьшите вложения или передайте их отдельными сообщениями.",
     )
 
 

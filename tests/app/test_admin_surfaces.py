@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.app import admin
 from gateway.app import audit as app_audit
@@ -406,11 +407,11 @@ async def _import_certificate(s: Surfaces, surface: str, requested: tuple[int, b
         assert (await response.json())["chain_length"] == 1
     else:
         form = {
+            "csrf_token": s.csrf,
             "role": "seal",
             "name": "",
             "generation": str(generation),
             "certificate": io.BytesIO(data),
-            "csrf_token": s.csrf,
         }
         response = await s.console.post("/admin/keys/import", data=form, allow_redirects=False)
         assert response.status == 303, await response.text()
@@ -480,9 +481,9 @@ async def _destroy_kek(s: Surfaces, surface: str, kek_id: str) -> None:
 DIRECTORY_VERSIONS = {"cli": 1, "api": 2, "console": 3}
 
 
-def _a_directory(s: Surfaces, surface: str) -> bytes:
-    """Version 1, 2 or 3 of a directory of this node alone, signed by its depositary (the
-    peer's seal here)."""
+def _a_directory(s: Surfaces, surface: str, *, regional: int = 0) -> bytes:
+    """Version 1, 2 or 3 of a directory of this node (and ``regional`` territorial bodies with
+    its certificates), signed by its depositary (the peer's seal here)."""
     version = DIRECTORY_VERSIONS[surface]
 
     def der(role: KeyRole) -> bytes:
@@ -503,7 +504,10 @@ def _a_directory(s: Surfaces, surface: str) -> bytes:
         participations=(Participation("RU", CIS_ENFORCEMENT.id, date(2026, 1, 1)),),
     )
     issued = datetime.now(UTC) - timedelta(minutes=10 - version)
-    directory = Directory(version=version, issued_at=issued, depositary=PEER, bodies=(body,))
+    regions = tuple(_regional_body(s, body, f"RU-FSSP-R{n:02d}") for n in range(regional))
+    directory = Directory(
+        version=version, issued_at=issued, depositary=PEER, bodies=(body, *regions)
+    )
     section = KeysSection(dir=s.peer_keys)
     peer = KeyStore(section, PEER, environ={section.passphrase_env: PASSPHRASE.decode()})
     try:
@@ -512,23 +516,47 @@ def _a_directory(s: Surfaces, surface: str) -> bytes:
         peer.close()
 
 
+def _regional_body(s: Surfaces, central: DirectoryBody, body_id: str) -> DirectoryBody:
+    """A territorial body like ``central``, with its own certificates from the demo CA."""
+    ca = DemoCA.load(s.config.parent / "ca", s.keys.passphrase())
+    now = datetime.now(UTC)
+
+    def der(role: CertificateRole) -> bytes:
+        profile = CertificateProfile(
+            role=role.value,
+            body_id=body_id,
+            ip_addresses=("127.0.0.1",) if role is CertificateRole.TLS else (),
+        )
+        issued = ca.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), profile, now=now)
+        return issued.public_bytes(serialization.Encoding.DER)
+
+    return replace(
+        central,
+        id=body_id,
+        level=BodyLevel.TERRITORIAL,
+        certificates=tuple(BodyCertificate(c.role, der(c.role)) for c in central.certificates),
+    )
+
+
+async def _post_directory(s: Surfaces, data: bytes) -> Any:
+    return await s.api.post(
+        "/api/v1/directory",
+        data=data,
+        headers={"Authorization": f"Bearer {s.api_token}", "Content-Type": "application/xml"},
+    )
+
+
 async def _import_directory(s: Surfaces, surface: str, data: bytes) -> None:
     if surface == "cli":
         path = s.config.parent / f"directory-{surface}.xml"
         path.write_bytes(data)
         s.cli("directory", "import", str(path))
     elif surface == "api":
-        response = await s.api.post(
-            "/api/v1/directory",
-            data=data,
-            headers={
-                "Authorization": f"Bearer {s.api_token}",
-                "Content-Type": "application/xml",
-            },
-        )
+        response = await _post_directory(s, data)
         assert response.status == 201, await response.text()
     else:
-        form = {"directory": io.BytesIO(data), "csrf_token": s.csrf}
+        # The token first, as the console's form has it: the file is read after it.
+        form = {"csrf_token": s.csrf, "directory": io.BytesIO(data)}
         response = await s.console.post("/admin/directory/import", data=form, allow_redirects=False)
         assert response.status == 303, await response.text()
 
@@ -753,3 +781,46 @@ async def test_a_checkpoint_can_be_downloaded_as_its_file(surfaces: Surfaces) ->
     )
     assert recorded["details"] == {"seq": checkpoint.seq, "hash": checkpoint.hash.hex()}
     assert app_audit.verify(surfaces.ctx, [(checkpoint, "download")]).intact
+
+
+@pytest.mark.parametrize("name", ["directory-import"])  # a node that takes directories
+async def test_a_directory_larger_than_a_form_is_imported_from_the_console(
+    surfaces: Surfaces, name: str
+) -> None:
+    """A real directory (dozens of bodies, megabytes) is far over the 64 KiB the console reads
+    of a form whole: its form is streamed after the token, the file held to the directory's
+    own bound, and installed as from the command line."""
+    from gateway.web.console.auth import MAX_FORM_BYTES
+
+    data = _a_directory(surfaces, "console", regional=60)
+    assert len(data) > 2 * MAX_FORM_BYTES
+    before = last_seq(surfaces.store)
+    await _import_directory(surfaces, "console", data)
+    (event,) = audit_of(surfaces.store, "directory.imported", after=before)
+    assert event["details"]["version"] == DIRECTORY_VERSIONS["console"]
+
+
+@pytest.mark.parametrize("name", ["directory-import"])
+async def test_a_directory_over_its_limit_is_refused_on_every_surface(
+    surfaces: Surfaces, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over MAX_DIRECTORY_BYTES: the command line refuses it naming the limit, the API answers
+    413 on the declared length, the console refuses the form naming the limit. Nothing is
+    installed or recorded."""
+    from gateway.model.limits import MAX_DIRECTORY_BYTES
+
+    before = last_seq(surfaces.store)
+    too_large = b"<" + b"x" * MAX_DIRECTORY_BYTES
+    path = surfaces.config.parent / "directory-too-large.xml"
+    path.write_bytes(too_large)
+    argv = ["directory", "import", "--config", str(surfaces.config), str(path)]
+    assert gateway(argv) != 0
+    assert f"больше {MAX_DIRECTORY_BYTES} байт" in capsys.readouterr().err
+    assert (await _post_directory(surfaces, too_large)).status == 413
+    page = await surfaces.console.post(
+        "/admin/directory/import",
+        data={"csrf_token": surfaces.csrf, "directory": io.BytesIO(too_large)},
+    )
+    assert page.status == 413
+    assert f"больше {MAX_DIRECTORY_BYTES} байт" in await page.text()
+    assert audit_of(surfaces.store, "directory.imported", after=before) == []

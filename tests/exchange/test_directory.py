@@ -17,7 +17,6 @@ from lxml import etree
 from gateway.exchange.directory import (
     DIRECTORY_SCHEMA,
     MAX_CLOCK_SKEW,
-    MAX_DIRECTORY_BYTES,
     DirectoryIndex,
     DirectoryRollback,
     UnknownBody,
@@ -36,6 +35,7 @@ from gateway.model.directory import (
     Directory,
     DirectoryBody,
 )
+from gateway.model.limits import MAX_DIRECTORY_BYTES
 from gateway.model.problems import DocumentRejected
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation, Reservation
 from tests.tooling import require_tool

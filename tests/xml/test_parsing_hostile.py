@@ -20,7 +20,6 @@ from gateway.xml.parsing import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
     MAX_ELEMENTS,
-    MAX_TEXT_BYTES,
     parse_untrusted,
 )
 from tests.xml.helpers import VALID
@@ -184,10 +183,9 @@ def test_too_many_elements_is_refused_fast() -> None:
     assert work.events[-1] == "start"
 
 
-def test_huge_text_node_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    # libxml2 caps a text node at 10,000,000 bytes without huge_tree; raise our own size limit
-    # for this test so that libxml2's cap is what trips.
-    monkeypatch.setattr(parsing, "MAX_DOCUMENT_BYTES", 12_000_000)
+def test_huge_text_node_is_refused() -> None:
+    # libxml2 caps a text node at 10,000,000 bytes without huge_tree, under our own size limit.
+    assert MAX_DOCUMENT_BYTES > 10_500_000 + 7
     data = b"<a>" + b"x" * 10_500_000 + b"</a>"
     error, work = _rejected(data)
     assert error.code == "XML_TOO_LARGE"
@@ -312,7 +310,7 @@ def test_comment_and_instruction_lookalikes_inside_cdata_are_text() -> None:
 
 
 def test_a_document_of_comments_is_refused_within_its_first_chunk() -> None:
-    data = b"<a>" + b"<!---->" * (16 * 1024 * 1024 // 7) + b"</a>"
+    data = b"<a>" + b"<!---->" * ((MAX_DOCUMENT_BYTES - 7) // 7) + b"</a>"
     error, work = _rejected(data)
     assert error.code == "XML_COMMENT"
     assert [p.fed for p in work.parsers] == [parsing.CHUNK_BYTES]  # 64 KiB of 16 MiB read
@@ -350,7 +348,8 @@ def test_namespace_declarations_count_as_attributes() -> None:
 
 
 def test_one_start_tag_of_sixteen_mebibytes_is_refused_before_parsing() -> None:
-    attributes = b"".join(b" a%x=''" % i for i in range(2_000_000))
+    attributes = b"".join(b" a%07x=''" % i for i in range((MAX_DOCUMENT_BYTES - 4) // 12))
+    assert MAX_DOCUMENT_BYTES - 16 < len(attributes) + 4 <= MAX_DOCUMENT_BYTES
     error, work = _rejected(b"<a" + attributes + b"/>")
     assert error.code == "XML_TOO_MANY_ATTRIBUTES_ON_ELEMENT"
     assert work.fed == 0  # the byte scan refused it: libxml2 never read the 16 MiB tag
@@ -376,20 +375,15 @@ def test_total_attribute_bytes_limit() -> None:
     assert error.problems[0].remedy_ru
 
 
-def test_total_text_limit() -> None:
-    # Text over MAX_TEXT_BYTES needs a document over it; MAX_DOCUMENT_BYTES is above.
-    assert MAX_DOCUMENT_BYTES > MAX_TEXT_BYTES + 64 * 1024
+def test_text_is_bounded_by_the_document_size() -> None:
+    # No count of its own: text never takes more bytes in the tree than in the document.
     piece = b"<b>" + b"x" * (3 * 1024 * 1024) + b"</b>"
-    pieces = MAX_TEXT_BYTES // (3 * 1024 * 1024) + 1
-    error, work = _rejected(b"<a>" + piece * pieces + b"</a>")
-    assert error.code == "XML_TEXT_TOO_LARGE"
-    assert work.events.count("end") == pieces  # refused at the end of the piece that crosses it
-    assert work.events[-1] == "end"
-    # Under the limit in text, over it in bytes (long element names), so that the count runs.
-    markup = (b"<" + b"n" * 20_000 + b"/>") * 150
-    just_under = b"<a>" + piece * (pieces - 1) + markup + b"</a>"
-    assert len(just_under) > MAX_TEXT_BYTES
-    assert len(parse_untrusted(just_under)) == pieces - 1 + 150
+    pieces = (MAX_DOCUMENT_BYTES - 7) // len(piece)
+    fits = b"<a>" + piece * pieces + b"</a>"
+    assert len(fits) > MAX_DOCUMENT_BYTES - len(piece)
+    assert len(parse_untrusted(fits)) == pieces
+    error, work = _rejected(b"<a>" + piece * (pieces + 1) + b"</a>")
+    assert error.code == "XML_TOO_LARGE" and work.fed == 0
 
 
 # --- checks made chunk by chunk, just ahead of the parser ---

@@ -41,16 +41,7 @@ from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, re
 from gateway.web.console.labels import STATE_LABELS, article_ru, label
 from gateway.web.console.pages import _conversation, _problem_text, locked_page
 from gateway.web.console.render import format_datetime, render
-
-READ_CHUNK = 64 * 1024
-"""Bytes read from a streamed form at a time."""
-
-MAX_FIELD_BYTES = 64 * 1024
-"""A text field of a streamed form: the longest (10,000 characters, 4 bytes each in UTF-8)
-and then some; a longer one is refused (413) before more is read."""
-
-MAX_FORM_FIELDS = 50
-"""More parts than any form of ours has."""
+from gateway.web.console.streamed import MAX_FORM_FIELDS, READ_CHUNK, field_text
 
 
 def _page(
@@ -131,7 +122,7 @@ async def _read_streamed(
             if part.name == "Attachment" and spec.uploads and upload is None and part.filename:
                 upload, error = await _stream_file(request, part)
             elif part.name and part.filename is None:
-                fields[part.name] = await _field_text(part)
+                fields[part.name] = await field_text(part)
             else:
                 await part.release()  # a second or nameless file: no form of ours has one
     except BaseException:
@@ -141,15 +132,6 @@ async def _read_streamed(
             )
         raise
     return fields, upload, error
-
-
-async def _field_text(part: BodyPartReader) -> str:
-    raw = bytearray()
-    while chunk := await part.read_chunk(READ_CHUNK):
-        raw += chunk
-        if len(raw) > MAX_FIELD_BYTES:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_FIELD_BYTES, actual_size=len(raw))
-    return raw.decode("utf-8", errors="replace")
 
 
 async def _stream_file(

@@ -49,11 +49,13 @@ from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.exchange.service import Action, Role, may
+from gateway.model.limits import MAX_DIRECTORY_BYTES
 from gateway.model.problems import DocumentRejected
 from gateway.web.case_acts import in_thread
 from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.render import render
+from gateway.web.console.streamed import read_small_form
 
 T = TypeVar("T")
 
@@ -304,14 +306,13 @@ async def rewrap(request: web.Request) -> web.Response:
 
 
 async def import_certificate(request: web.Request) -> web.Response:
-    form = await request.post()
-    target, upload = _key_form(form), form.get("certificate")
+    # More than the limit is refused, naming it, by the app.
+    form, files = await read_small_form(request, {"certificate": app_keys.MAX_CERTIFICATE_BYTES})
+    target, data = _key_form(form), files.get("certificate")
     if target is None:
         return _refused(request, 422, "Укажите вид ключа и номер поколения.")
-    if not isinstance(upload, web.FileField):
+    if data is None:
         return _refused(request, 422, "Выберите файл сертификата, выданного УЦ (PEM или DER).")
-    limit = app_keys.MAX_CERTIFICATE_BYTES
-    data = upload.file.read(limit + 1)  # more is refused, naming the limit, by the app
     done = await _with_keys(
         request,
         "Сертификат не установлен",
@@ -378,18 +379,13 @@ async def destroy_kek(request: web.Request) -> web.Response:
     )
 
 
-MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
-"""A directory file the form takes: the local API's body limit."""
-
-
 async def import_directory(request: web.Request) -> web.Response:
-    form = await request.post()
-    upload = form.get("directory")
-    if not isinstance(upload, web.FileField):
+    _, files = await read_small_form(request, {"directory": MAX_DIRECTORY_BYTES})
+    data = files.get("directory")
+    if data is None:
         return _refused(request, 422, "Выберите файл справочника (подписанный XML депозитария).")
-    data = upload.file.read(MAX_DIRECTORY_BYTES + 1)
     if len(data) > MAX_DIRECTORY_BYTES:
-        return _refused(request, 413, f"Файл больше {MAX_DIRECTORY_BYTES} байт.")
+        return _refused(request, 413, f"Файл справочника больше {MAX_DIRECTORY_BYTES} байт.")
     try:
         done = await in_thread(app_directory.import_directory, acting_user(request), data)
     except DocumentRejected as rejected:

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.exchange.recording import ConcurrentChange
 from gateway.exchange.service import Actor, MessageView
-from gateway.web.local_api import MAX_JSON_BYTES, SECURITY_HEADERS, ErrorCode, make_local_api_app
+from gateway.model.limits import MAX_JSON_BYTES
+from gateway.web.local_api import SECURITY_HEADERS, ErrorCode, make_local_api_app
 from gateway.web.metrics import GatewayMetrics
 from tests.doubles.local_service import LocalServiceDouble
 from tests.web.api.conftest import ACTORS, NOW, OPERATOR, READER, Seeded, auth

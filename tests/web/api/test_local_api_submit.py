@@ -6,7 +6,7 @@ import json
 
 from aiohttp.test_utils import TestClient
 
-from gateway.web.local_api import MAX_JSON_BYTES
+from gateway.model.limits import MAX_JSON_BYTES
 from gateway.xml.convert import xml_to_json
 from gateway.xml.parsing import parse_untrusted
 from tests.doubles.local_service import LocalServiceDouble

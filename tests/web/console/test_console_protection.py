@@ -165,3 +165,32 @@ async def test_sign_in_page_form_posts_back_to_itself(client) -> None:
 async def test_failed_sign_in_does_not_echo_the_password(client) -> None:
     response = await sign_in(client, "operator1", "особый-пароль-12345")
     assert "особый-пароль-12345" not in await response.text()
+
+
+FORM_TAG = re.compile(r"<form\b[^>]*>", re.DOTALL)
+
+
+def test_every_form_with_a_file_is_streamed_with_its_token_first() -> None:
+    """A form with a file is read as a stream after its CSRF token (auth.UPLOAD_ROUTES); read
+    whole it would be held to MAX_FORM_BYTES, so a directory or a scan would be refused. Each
+    such form must post to an upload route and carry the token as its first field; and each
+    upload route must have such a form (a route listed for nothing would stream for nothing)."""
+    from pathlib import Path
+
+    from gateway.web.console import auth
+
+    templates = Path(auth.__file__).parent / "templates"
+    streamed = set()
+    for template in sorted(templates.glob("*.html")):
+        text = template.read_text("utf-8")
+        for tag in FORM_TAG.finditer(text):
+            if "multipart/form-data" not in tag.group(0):
+                continue
+            route = re.search(r"url\('(\w+)'", tag.group(0))
+            assert route, f"{template.name}: a form with a file posts to a named route"
+            streamed.add(route.group(1))
+            first_field = re.search(r"<(input|select|textarea)\b[^>]*>", text[tag.end() :])
+            assert first_field and 'name="csrf_token"' in first_field.group(0), (
+                f"{template.name}: the form to {route.group(1)} must carry its token first"
+            )
+    assert streamed == auth.UPLOAD_ROUTES
