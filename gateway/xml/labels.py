@@ -338,8 +338,23 @@ CODES_RU: dict[str, str] = {
 """Russian names of enumeration codes."""
 
 
-LANGUAGES_RU: dict[str, str] = {"ru": "русский", "kk": "казахский", "en": "английский"}
-"""Names of the language codes (ISO 639) the agreements use (CIS Art. 19; SC Art. 11)."""
+LANGUAGES_RU: dict[str, str] = {
+    "ru": "русский",
+    "kk": "казахский",
+    "be": "белорусский",
+    "hy": "армянский",
+    "az": "азербайджанский",
+    "ky": "киргизский",
+    "tg": "таджикский",
+    "uz": "узбекский",
+    "tk": "туркменский",
+    "ro": "румынский",
+    "en": "английский",
+}
+"""Names of the language codes (ISO 639-1) the agreements' documents come in: Russian, the
+working language (CIS Art. 19; SC Art. 11), the state languages of the parties, and English.
+The console offers them for a file it sends; a file in another than Russian travels with its
+Russian translation."""
 
 _KIND_TITLES: Mapping[str, str] = MappingProxyType(
     {name: kind.title_ru for profile in PROFILES.values() for name, kind in profile.kinds.items()}

@@ -298,9 +298,10 @@ async def _console_download(
 async def test_the_console_streams_a_file_beside_the_answer(
     receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:
-    """An operator answers RU-FSSP's request in KZ-MJ's console with a 3 MB scan: the form is
-    streamed into the node (no 5 MB cap, no base64 in the XML), the answer lists the file,
-    titled, in its signed header, and the file is linked to the answer byte for byte."""
+    """An operator answers RU-FSSP's request in KZ-MJ's console with a 3 MB scan in Kazakh and
+    its Russian translation: the form is streamed into the node (no 5 MB cap, no base64 in the
+    XML), the answer lists both in its signed header — the scan titled and in Kazakh, the
+    translation naming it (CIS Art. 19) — and each file is linked to the answer byte for byte."""
     envelope = sender.document("cis-enforcement.Request", now())
     assert (await _deliver_plain(sender_client, receiver.url, envelope)).status == 200
     conversation_id = header_field(envelope, "ConversationId")
@@ -316,9 +317,13 @@ async def test_the_console_streams_a_file_beside_the_answer(
             "Complete": "yes",
             "Information": "Опись имущества прилагается.",
             "AttachmentTitle": "Акт описи имущества",
+            "AttachmentLanguage": "kk",
         }.items():
             form.add_field(key, value)
         form.add_field("Attachment", scan, filename="akt.pdf", content_type="application/pdf")
+        form.add_field(
+            "Translation", CONTENT, filename="akt-ru.pdf", content_type="application/pdf"
+        )
         async with http.post(action, data=form) as answer:
             page = await answer.text()
             assert answer.status == 200 and "принят к отправке" in page, page[-2000:]
@@ -327,9 +332,11 @@ async def test_the_console_streams_a_file_beside_the_answer(
         async with http.get(message) as shown:
             listed = await shown.text()
         assert 'id="attachment-title-1">Акт описи имущества</span>' in listed
+        assert 'id="attachment-translation-2">перевод файла akt.pdf</span>' in listed
     with receiver.node.store.read() as conn:
-        (info,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
+        info, translation = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
         stored = _stored_bytes(receiver, conn, info.attachment_id)
+        assert _stored_bytes(receiver, conn, translation.attachment_id) == CONTENT
         unsent = conn.execute(
             sa.select(sa.func.count())
             .select_from(attachments)
@@ -339,6 +346,8 @@ async def test_the_console_streams_a_file_beside_the_answer(
     (claim,) = [c for c in receiver.node.claim_due("test") if c.message_id == message_id]
     wire = receiver.node.outgoing(claim).wire
     assert "<env:Title>Акт описи имущества</env:Title>".encode() in wire
+    assert b"<env:Language>kk</env:Language>" in wire
+    assert b"<env:TranslationOf>akt.pdf</env:TranslationOf>" in wire
     assert hashlib.sha256(scan).hexdigest().encode() in wire
     assert b"<c:Content>" not in wire and len(wire) < 64 * 1024  # the file is not inside
 

@@ -8,7 +8,7 @@ Russian next to its field, with what was typed still in the form.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 
 from aiohttp import BodyPartReader, web
@@ -24,6 +24,8 @@ from gateway.web.case_acts import run_case_act
 from gateway.web.console.actions import (
     DISCLOSURE,
     SPECS,
+    UPLOAD_FIELDS,
+    WORKING_LANGUAGE,
     ActionForm,
     ActionSpec,
     Upload,
@@ -42,6 +44,7 @@ from gateway.web.console.labels import STATE_LABELS, article_ru, label
 from gateway.web.console.pages import _conversation, _problem_text, locked_page
 from gateway.web.console.render import format_datetime, render
 from gateway.web.console.streamed import MAX_FORM_FIELDS, READ_CHUNK, field_text
+from gateway.xml.labels import LANGUAGES_RU
 
 
 def _page(
@@ -108,38 +111,60 @@ async def action_form(request: web.Request) -> web.Response:
 
 async def _read_streamed(
     request: web.Request, spec: ActionSpec
-) -> tuple[dict[str, str], Upload | None, str | None]:
-    """The rest of a streamed form (:data:`FORM_STREAM`): its text fields, and its file
-    streamed into the node as it arrives (hashed and encrypted, never held whole), or a
-    Russian error for the file's field."""
+) -> tuple[dict[str, str], dict[str, Upload], dict[str, str]]:
+    """The rest of a streamed form (:data:`FORM_STREAM`): its text fields, and its files
+    streamed into the node as they arrive (hashed and encrypted, never held whole), or a
+    Russian error for a file's field. A file is uploaded in the language the form gave before
+    it (a translation in Russian)."""
     reader = request[FORM_STREAM]
     fields: dict[str, str] = {}
-    upload, error = None, None
+    uploads: dict[str, Upload] = {}
+    errors: dict[str, str] = {}
     try:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader) or len(fields) > MAX_FORM_FIELDS:
                 raise web.HTTPBadRequest(text="unexpected form part")
-            if part.name == "Attachment" and spec.uploads and upload is None and part.filename:
-                upload, error = await _stream_file(request, part)
-            elif part.name and part.filename is None:
-                fields[part.name] = await field_text(part)
+            name = part.name or ""
+            if name in UPLOAD_FIELDS and spec.uploads and name not in uploads and part.filename:
+                language = _file_language(name, fields)
+                upload, error = await _stream_file(request, part, language)
+                if upload is not None:
+                    uploads[name] = upload
+                if error is not None:
+                    errors[name] = error
+            elif name and part.filename is None:
+                fields[name] = await field_text(part)
             else:
-                await part.release()  # a second or nameless file: no form of ours has one
+                await part.release()  # a file no field of this form takes
     except BaseException:
-        if upload is not None:  # the form after the file was refused: keep nothing of it
-            await request.app[CONTEXT].service.discard_upload(
-                upload.attachment_id, actor=request[ACTOR]
-            )
+        await _discard(request, uploads.values())  # the form after a file was refused
         raise
-    return fields, upload, error
+    return fields, uploads, errors
+
+
+def _file_language(field_name: str, fields: Mapping[str, str]) -> str:
+    """The language a file is declared in: a translation's is the working language; the
+    file's is the form's choice (posted before it), the working language when none or unknown."""
+    chosen = fields.get("AttachmentLanguage", "").strip()
+    if field_name == "Translation" or chosen not in LANGUAGES_RU:
+        return WORKING_LANGUAGE
+    return chosen
+
+
+async def _discard(request: web.Request, uploads: Iterable[Upload]) -> None:
+    service = request.app[CONTEXT].service
+    for upload in uploads:
+        await service.discard_upload(upload.attachment_id, actor=request[ACTOR])
 
 
 async def _stream_file(
-    request: web.Request, part: BodyPartReader
+    request: web.Request, part: BodyPartReader, language: str
 ) -> tuple[Upload | None, str | None]:
     service = request.app[CONTEXT].service
     meta = AttachmentMeta(
-        clean_file_name(part.filename or ""), clean_media_type(part.headers.get(CONTENT_TYPE))
+        clean_file_name(part.filename or ""),
+        clean_media_type(part.headers.get(CONTENT_TYPE)),
+        language=language,
     )
 
     first = await part.read_chunk(READ_CHUNK)
@@ -167,24 +192,23 @@ async def action(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     spec, view = found
-    upload, upload_error = None, None
+    uploads: dict[str, Upload] = {}
+    upload_errors: dict[str, str] = {}
     if FORM_STREAM in request:
-        fields, upload, upload_error = await _read_streamed(request, spec)
+        fields, uploads, upload_errors = await _read_streamed(request, spec)
     else:
         fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    form = read_action_form(spec, view, fields, upload, upload_error)
+    form = read_action_form(spec, view, fields, uploads, upload_errors)
     sent = False
     try:
         response = await _act(request, spec, view, form)
         sent = response.status == 303
         return response
     finally:
-        if upload is not None and not sent:
-            # Refused: the operator attaches the file again with the corrected form, so the
+        if not sent:
+            # Refused: the operator attaches the files again with the corrected form, so the
             # bytes taken in for this one are deleted now, not left for the one-day sweep.
-            await request.app[CONTEXT].service.discard_upload(
-                upload.attachment_id, actor=request[ACTOR]
-            )
+            await _discard(request, uploads.values())
 
 
 async def _act(

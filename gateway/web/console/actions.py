@@ -35,6 +35,7 @@ from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
 from gateway.web.xmlchars import field_error_ru, without_forbidden
+from gateway.xml.labels import LANGUAGES_RU
 
 MAX_TEXT_CHARS = 10_000
 """Longest text one field takes: the schema's ``c:Text`` maximum (common.xsd). A longer value
@@ -74,7 +75,8 @@ class Field:
     label_ru: str
     widget: str
     """``text``, ``textarea``, ``lines`` (one item a line), ``date``, ``choice`` (radio),
-    ``message`` (choose a document of this conversation), ``file``."""
+    ``select`` (a list; the first choice preselected), ``message`` (choose a document of this
+    conversation), ``file``."""
     required: bool = False
     choices: tuple[tuple[str, str], ...] = ()
     """``choice``: (value, Russian label)."""
@@ -143,10 +145,21 @@ _BOTH: Mapping[str, list[str]] = MappingProxyType(
     }
 )
 """A single choice standing for both values of a repeatable code (the schema allows two)."""
+WORKING_LANGUAGE = "ru"
+"""The language every document and file is in or translated into (CIS Art. 19; SC Art. 11)."""
+
 _ATTACHMENT = (
-    # The title comes first: a browser posts fields in this order, so the file, streamed as it
-    # arrives, is the last part of the form.
+    # Title and language come first: a browser posts fields in this order, so the files,
+    # streamed as they arrive, are the last parts of the form and their language is known.
     Field("AttachmentTitle", "Название приложения", "text"),
+    Field(
+        "AttachmentLanguage",
+        "Язык приложения",
+        "select",
+        choices=tuple(LANGUAGES_RU.items()),
+        hint_ru="Файл не на русском языке передаётся с переводом на русский язык "
+        "(ст. 19 Соглашения СНГ; ст. 11 Соглашения Верховных Судов).",
+    ),
     Field(
         "Attachment",
         "Приложение (файл, необязательно)",
@@ -154,7 +167,16 @@ _ATTACHMENT = (
         hint_ru="Файл любого размера в пределах, которые опубликовал получатель; он "
         "передаётся рядом с документом, подписанным вместе с ним.",
     ),
+    Field(
+        "Translation",
+        "Перевод приложения на русский язык (файл)",
+        "file",
+        hint_ru="Нужен, если приложение не на русском языке; передаётся рядом с ним.",
+    ),
 )
+UPLOAD_FIELDS = ("Attachment", "Translation")
+"""The form's file fields, in the order their files are listed in the signed header: the file,
+then its translation."""
 
 
 def _decision(
@@ -1005,7 +1027,8 @@ class ActionForm:
 
     raw: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
-    upload: Upload | None = None
+    uploads: Mapping[str, Upload] = field(default_factory=dict)
+    """File field name -> the file streamed into the node for it."""
     errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Field name -> Russian messages; ``""``: the document as a whole."""
 
@@ -1041,17 +1064,19 @@ def read_action_form(
     spec: ActionSpec,
     view: ConversationView,
     form: Mapping[str, str],
-    upload: Upload | None,
-    upload_error: str | None = None,
+    uploads: Mapping[str, Upload] | None = None,
+    upload_errors: Mapping[str, str] | None = None,
 ) -> ActionForm:
-    """The posted form, cleaned, with the errors that stop a document from being built."""
+    """The posted form, cleaned, with the errors that stop a document from being built.
+    ``uploads``/``upload_errors``: per file field, the file streamed in or why it was not."""
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {}
     raw: dict[str, str] = {}
+    uploads = dict(uploads or {})
     for item in spec.fields:
         if item.widget == "file":
-            if upload_error:
-                errors.setdefault(item.name, []).append(upload_error)
+            if upload_errors and item.name in upload_errors:
+                errors.setdefault(item.name, []).append(upload_errors[item.name])
             continue
         text = form.get(item.name, "")
         text = text if isinstance(text, str) else ""
@@ -1081,6 +1106,12 @@ def read_action_form(
                 except ValueError:
                     errors.setdefault(item.name, []).append("Дата в виде ГГГГ-ММ-ДД.")
             missing = not cleaned
+        elif item.widget == "select":
+            value = text.strip() or item.choices[0][0]
+            if value not in {c[0] for c in item.choices}:
+                errors.setdefault(item.name, []).append("Выберите из списка.")
+                value = item.choices[0][0]
+            missing = False
         elif item.widget in ("choice", "message"):
             value = text.strip()
             offered = {c[0] for c in choices_of(spec, view, item)}
@@ -1102,10 +1133,14 @@ def read_action_form(
             )
         values[item.name] = value
     _cross_checks(spec, values, errors)
+    if "Translation" in uploads and "Attachment" not in uploads:
+        errors.setdefault("Translation", []).append(
+            "Перевод прикладывается вместе с самим приложением: выберите и его файл."
+        )
     return ActionForm(
         raw=raw,
         values=values,
-        upload=upload if not upload_error else None,
+        uploads=uploads,
         errors={k: tuple(v) for k, v in errors.items()},
     )
 
@@ -1198,10 +1233,37 @@ def build_document(
         }
     )
     document: dict[str, Any] = {"header": header, "body": spec.build(form.values)}
-    if form.upload is not None:
-        title = form.values.get("AttachmentTitle") or form.upload.file_name
-        document["attachments"] = [{"id": form.upload.attachment_id, "title": title}]
+    if form.uploads:
+        document["attachments"] = _listed_files(form)
     return document
+
+
+def _listed_files(form: ActionForm) -> list[dict[str, str]]:
+    """The form's files as the submission lists them (their language was given at upload):
+    the file, titled, and its Russian translation naming it (``translation_of``)."""
+    original = form.uploads.get("Attachment")
+    if original is None:
+        return []
+    title = form.values.get("AttachmentTitle") or original.file_name
+    listed = [{"id": original.attachment_id, "title": title}]
+    translation = form.uploads.get("Translation")
+    if translation is not None:
+        listed.append(
+            {
+                "id": translation.attachment_id,
+                "title": f"Перевод на русский язык: {title}"[:MAX_TITLE_CHARS],
+                "translation_of": original.file_name,
+            }
+        )
+    return listed
+
+
+def _file_field(path: str) -> str:
+    """The file field a problem of the header's list is about: its entry's number is the
+    field's place in :data:`UPLOAD_FIELDS` (the form lists the file, then its translation)."""
+    found = re.match(re.escape(_LISTED_FILES) + r"/Attachment\[(\d+)\]", path)
+    number = int(found.group(1)) if found else 1
+    return UPLOAD_FIELDS[number - 1] if 1 <= number <= len(UPLOAD_FIELDS) else UPLOAD_FIELDS[0]
 
 
 def problems_by_field(
@@ -1216,6 +1278,6 @@ def problems_by_field(
             first = problem.path[len(prefix) :].split("/", 1)[0].split("[", 1)[0]
             name = spec.field_for(first)
         elif problem.path.startswith(_LISTED_FILES) or problem.code in _FILE_CODES:
-            name = spec.field_for("Attachment")  # the form's one file, listed in the header
+            name = spec.field_for(_file_field(problem.path))
         result.setdefault(name, []).append(problem)
     return {k: tuple(v) for k, v in result.items()}

@@ -196,7 +196,8 @@ def test_each_action_builds_a_schema_valid_document(agreement: str, name: str) -
     spec = SPECS[agreement][name]
     assert spec in available_actions(view), f"{name} not offered in {state} to {side}"
     upload = Upload("vypiska.txt", uid("upload")) if spec.uploads else None
-    form = read_action_form(spec, view, _typed(name, view), upload)
+    uploads = {"Attachment": upload} if upload is not None else {}
+    form = read_action_form(spec, view, _typed(name, view), uploads)
     assert form.errors == {}
     document = build_document(spec, view, form, NOW)
     problems = validate(json_to_xml({"header": document["header"], "body": document["body"]}))
@@ -329,10 +330,14 @@ def test_problem_paths_map_to_fields() -> None:
             problem("/Envelope/Body/Response/Results/Result[1]/Other/Details"),
             problem("/Envelope/Body/Response/Summary"),
             problem("/Envelope/Header/Attachments/Attachment/Language"),
+            problem("/Envelope/Header/Attachments/Attachment[2]/TranslationOf"),
             problem("/Envelope/Header/Recipient"),
         ],
     )
-    assert set(found) == {"Information", "Summary", "Attachment", ""}
+    assert set(found) == {"Information", "Summary", "Attachment", "Translation", ""}
+    assert [p.path for p in found["Translation"]] == [
+        "/Envelope/Header/Attachments/Attachment[2]/TranslationOf"
+    ]
     delay = SPECS["ru-kz-supreme-courts"]["delay"]
     assert set(problems_by_field(delay, [problem("/Envelope/Body/DelayNotice/Obstacle")])) == {
         "Reason"
@@ -364,14 +369,20 @@ def test_media_types_are_plain_or_octet_stream() -> None:
 # --- through the console -----------------------------------------------------------------------
 
 
-def _form(token: str, values: dict[str, Any], upload: tuple[str, bytes, str] | None) -> Any:
+def _form(
+    token: str,
+    values: dict[str, Any],
+    upload: tuple[str, bytes, str] | None,
+    translation: tuple[str, bytes, str] | None = None,
+) -> Any:
     data = aiohttp.FormData()
     data.add_field("csrf_token", token)
     for key, value in values.items():
         data.add_field(key, value)
-    if upload is not None:
-        name, content, media_type = upload
-        data.add_field("Attachment", content, filename=name, content_type=media_type)
+    for field_name, file in (("Attachment", upload), ("Translation", translation)):
+        if file is not None:
+            name, content, media_type = file
+            data.add_field(field_name, content, filename=name, content_type=media_type)
     return data
 
 
@@ -398,8 +409,10 @@ async def test_response_with_an_attachment_is_submitted(client, service, seeded)
     page = await client.get(f"/conversations/{seeded.sc}/actions/respond")
     html = await page.text()
     assert page.status == 200 and 'enctype="multipart/form-data"' in html
-    # The title's input comes before the file's: the file is the form's last part.
-    assert html.index('name="AttachmentTitle"') < html.index('name="Attachment"')
+    # Title and language come before the files: the files are the form's last parts.
+    assert html.index('name="AttachmentTitle"') < html.index('name="AttachmentLanguage"')
+    assert html.index('name="AttachmentLanguage"') < html.index('name="Attachment"')
+    assert html.index('name="Attachment"') < html.index('name="Translation"')
     content = "Обзор судебной практики (демонстрация)\n".encode() * 50_000  # ~2 MB
     response = await client.post(
         f"/conversations/{seeded.sc}/actions/respond",
@@ -416,12 +429,79 @@ async def test_response_with_an_attachment_is_submitted(client, service, seeded)
     assert listed["title"] == "Обзор практики"
     meta, sent = service.sent_uploads[listed["id"]]
     assert (meta.name, meta.media_type, sent) == ("obzor.txt", "text/plain", content)
+    assert meta.language == "ru"  # the form's default: the working language
     assert "Attachments" not in document["body"]["Response"]
     stored = service.messages[document["header"]["MessageId"]]
     assert b"<env:Title>\xd0\x9e\xd0\xb1\xd0\xb7\xd0\xbe\xd1\x80 " in stored.xml
     assert document["header"]["InReplyTo"] == seeded.sc_request
     flash = await (await client.get(f"/conversations/{seeded.sc}")).text()
     assert 'id="flash"' in flash and "принят к отправке" in flash
+
+
+async def test_a_file_in_kazakh_travels_with_its_russian_translation(
+    client, service, seeded
+) -> None:
+    """SC Art. 11, CIS Art. 19: the file is uploaded in the language chosen before it, its
+    translation in Russian, and the signed header lists the translation as naming the file."""
+    token = await signed_in(client, "operator1")
+    response = await client.post(
+        f"/conversations/{seeded.sc}/actions/respond",
+        data=_form(
+            token,
+            RESPONSE | {"AttachmentTitle": "Решение суда", "AttachmentLanguage": "kk"},
+            ("sheshim.pdf", b"%PDF-1.7 kk", "application/pdf"),
+            ("reshenie-ru.pdf", b"%PDF-1.7 ru", "application/pdf"),
+        ),
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    [document] = service.submitted
+    original, translation = document["attachments"]
+    assert original["title"] == "Решение суда" and "translation_of" not in original
+    assert translation == {
+        "id": translation["id"],
+        "title": "Перевод на русский язык: Решение суда",
+        "translation_of": "sheshim.pdf",
+    }
+    assert service.sent_uploads[original["id"]][0].language == "kk"
+    assert service.sent_uploads[translation["id"]][0].language == "ru"
+    stored = service.messages[document["header"]["MessageId"]].xml
+    assert b"<env:TranslationOf>sheshim.pdf</env:TranslationOf>" in stored
+
+
+async def test_a_file_in_kazakh_without_translation_is_refused_at_its_field(
+    client, service, seeded
+) -> None:
+    """The node's language rule refuses it; the console names it at the file's field, with
+    the article, and keeps neither file."""
+    token = await signed_in(client, "operator1")
+    response = await client.post(
+        f"/conversations/{seeded.sc}/actions/respond",
+        data=_form(
+            token,
+            RESPONSE | {"AttachmentLanguage": "kk"},
+            ("sheshim.pdf", b"%PDF-1.7 kk", "application/pdf"),
+        ),
+    )
+    assert response.status == 422
+    html = await response.text()
+    error = html.split('id="error-Attachment">', 1)[1].split("</span>", 1)[0]
+    assert "не на русском языке" in error and "ст. 11" in error
+    assert '<option value="kk" selected>' in html  # the choice stays
+    assert service.submitted == [] and service.uploads == {}
+
+
+async def test_a_translation_alone_is_refused_and_discarded(client, service, seeded) -> None:
+    token = await signed_in(client, "operator1")
+    response = await client.post(
+        f"/conversations/{seeded.sc}/actions/respond",
+        data=_form(token, RESPONSE, None, ("perevod.pdf", b"%PDF-1.7", "application/pdf")),
+    )
+    assert response.status == 422
+    html = await response.text()
+    assert "вместе с самим приложением" in html.split('id="error-Translation">', 1)[1]
+    assert service.calls[-2:] == ["upload_attachment", "discard_upload"]
+    assert service.submitted == [] and service.uploads == {}
 
 
 async def test_a_file_over_the_nodes_limit_is_named_at_its_field(client, service, seeded) -> None:
