@@ -35,6 +35,7 @@ from gateway.web.console.actions import (
     clean_file_name,
     clean_media_type,
     disclosure_offered,
+    in_form_words,
     problems_by_field,
     read_action_form,
 )
@@ -223,7 +224,7 @@ async def _act(
     try:
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
-        by_field = problems_by_field(spec, rejected.problems)
+        by_field = problems_by_field(spec, [in_form_words(p) for p in rejected.problems])
         errors = {
             name: tuple(_problem_text(p) for p in problems)
             for name, problems in by_field.items()

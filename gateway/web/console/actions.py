@@ -20,6 +20,7 @@ document (a required field left empty, a date that is not a date, a choice not o
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -1256,6 +1257,23 @@ def _listed_files(form: ActionForm) -> list[dict[str, str]]:
             }
         )
     return listed
+
+
+CONSOLE_REMEDIES_RU: Mapping[str, str] = MappingProxyType(
+    {
+        "RULE_ATTACHMENT_TRANSLATION_MISSING": "Выберите файл перевода в поле «Перевод "
+        "приложения на русский язык»; если сам файл на русском, укажите язык «русский».",
+        "RULE_ATTACHMENT_NAME_REPEATED": "Назовите файл перевода иначе, чем файл приложения.",
+    }
+)
+"""What to do about a file rule, said in the form's words: the node's remedy names the local
+API's fields (``translation_of``, ``register_extract``), which the operator never sees."""
+
+
+def in_form_words(problem: Problem) -> Problem:
+    """``problem`` with the console's remedy where the form has its own way to mend it."""
+    remedy = CONSOLE_REMEDIES_RU.get(problem.code)
+    return problem if remedy is None else dataclasses.replace(problem, remedy_ru=remedy)
 
 
 def _file_field(path: str) -> str:

@@ -487,6 +487,7 @@ async def test_a_file_in_kazakh_without_translation_is_refused_at_its_field(
     html = await response.text()
     error = html.split('id="error-Attachment">', 1)[1].split("</span>", 1)[0]
     assert "не на русском языке" in error and "ст. 11" in error
+    assert "«Перевод приложения на русский язык»" in error and "translation_of" not in error
     assert '<option value="kk" selected>' in html  # the choice stays
     assert service.submitted == [] and service.uploads == {}
 
@@ -767,3 +768,17 @@ async def test_a_field_too_long_after_the_file_keeps_nothing_of_it(client, servi
     assert response.status == 413
     assert service.calls[-2:] == ["upload_attachment", "discard_upload"]
     assert service.uploads == {} and service.submitted == []
+
+
+def test_the_console_rewords_only_codes_the_rules_raise() -> None:
+    """A remedy in the form's words stands for a rule that exists (a renamed code would leave
+    the node's API wording on the page unnoticed)."""
+    from pathlib import Path
+
+    from gateway.rules import content
+    from gateway.web.console.actions import CONSOLE_REMEDIES_RU, in_form_words
+
+    source = Path(content.__file__).read_text("utf-8")
+    assert all(f'"{code}"' in source for code in CONSOLE_REMEDIES_RU)
+    other = Problem(code="RULE_OTHER", path="/", message_ru="м", message_en="m", remedy_ru="r")
+    assert in_form_words(other) is other
