@@ -32,6 +32,10 @@ AUDIT_EVENTS: Mapping[str, str] = MappingProxyType(
             "An answer sent or received after the request's due date with no delay notice "
             "(CIS Art. 12 para. 3): due date, answer date, days late."
         ),
+        "attachment.discarded": (
+            "An uploaded file no submission took, deleted by the one who uploaded it (a form "
+            "refused after its file came in)."
+        ),
         "attachment.uploaded": (
             "A file uploaded to be sent beside a document, stored encrypted: its size and SHA-256."
         ),
