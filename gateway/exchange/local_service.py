@@ -38,7 +38,6 @@ from gateway.exchange.attachments import (
     StagedPart,
     append_stream,
     begin_upload,
-    discard,
     read_stream,
     stage_stream,
     upload_state,
@@ -614,8 +613,24 @@ class LocalNodeService:
         }
 
     async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
+        """Delete the upload unless a submission took it, and record ``attachment.discarded``
+        in the same transaction (by the actor who asks, as its ``attachment.uploaded``); an id
+        already gone, unknown or sent with a message deletes and records nothing."""
         await self._allow(actor, Action.SUBMIT)
-        await discard(self.node.store, [attachment_id], self.executor)
+
+        def delete() -> None:
+            with self.node.store.transaction() as conn:
+                for deleted in attachment_store.discard(conn, [attachment_id]):
+                    audit.append(
+                        conn,
+                        now=self.node.clock(),
+                        actor=actor.code,
+                        kind="attachment.discarded",
+                        subjects={"attachment": deleted},
+                    )
+
+        # Shielded, as any discard: a request cancelled meanwhile still leaves no file behind.
+        await asyncio.shield(self._run(delete))
 
     async def _record_upload(self, staged: StagedPart, actor: Actor) -> None:
         def record() -> None:

@@ -447,7 +447,8 @@ class LocalService(Protocol):
 
     async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
         """Delete an upload no submission took (a form refused after its file was streamed
-        in); one already sent stays with its message."""
+        in), recorded as ``attachment.discarded`` in the same transaction; one already sent
+        stays with its message, and nothing is recorded for it (nor for an id already gone)."""
         ...
 
     async def message_xml(self, message_id: str, *, actor: Actor, purpose: str | None) -> bytes:

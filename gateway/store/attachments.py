@@ -528,22 +528,26 @@ def finish(conn: Connection, staging: Staging) -> tuple[int, bytes]:
     return staging.writer.size, digest
 
 
-def discard(conn: Connection, attachment_ids: Sequence[str]) -> None:
-    """Delete staged (unlinked) attachments and their segments; linked ones are kept."""
+def discard(conn: Connection, attachment_ids: Sequence[str]) -> list[str]:
+    """Delete staged (unlinked) attachments and their segments; linked ones are kept. The ids
+    deleted, sorted (an id unknown, already gone or linked is not among them)."""
     if not attachment_ids:
-        return
+        return []
     staged = sa.select(attachments.c.attachment_id).where(
         attachments.c.attachment_id.in_(list(attachment_ids)), attachments.c.message_id.is_(None)
     )
     conn.execute(
         attachment_segments.delete().where(attachment_segments.c.attachment_id.in_(staged))
     )
-    conn.execute(
-        attachments.delete().where(
+    deleted = conn.execute(
+        attachments.delete()
+        .where(
             attachments.c.attachment_id.in_(list(attachment_ids)),
             attachments.c.message_id.is_(None),
         )
+        .returning(attachments.c.attachment_id)
     )
+    return sorted(str(row.attachment_id) for row in deleted)
 
 
 def delete_for_messages(conn: Connection, message_ids: Sequence[str]) -> None:

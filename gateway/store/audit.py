@@ -21,6 +21,9 @@ from its first append on. The hook is installed on the engine by ``open_store``
 longer matches its content), a deleted one (a gap in ``seq``, or the head ahead of the last
 event), an inserted or reordered one (``prev_hash`` not the previous event's hash).
 
+Every kind is described in :mod:`gateway.store.audit_events`; appending any other raises
+ValueError at once (a new event is described, labelled and documented before it is written).
+
 Details and subjects are codes and ids only: never a name, a birth date or a document's text.
 The one piece of a person's words, the purpose stated for a read (CIS Art. 9.1), is recorded
 only sealed under the KEK ring (gateway.store.read_purposes).
@@ -39,6 +42,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.store.audit_events import check_kind
 from gateway.store.commit_queue import CommitQueue
 from gateway.store.tables import CODE_LENGTH, audit_checkpoints, audit_events, audit_head
 
@@ -87,7 +91,8 @@ class AuditEvent:
     actor: str
     """Username, ``peer:<body id>``, ``job:<name>`` or ``system``."""
     kind: str
-    """Stable event code, e.g. ``message.received``, ``message.purged``, ``key.rewrapped``."""
+    """Stable event code, e.g. ``message.received``, ``purge.batch``, ``key.rewrapped``: one of
+    :data:`gateway.store.audit_events.AUDIT_EVENTS`."""
     subjects: Mapping[str, str]
     """Ids the event is about: ``{"message_id": …, "conversation_id": …}``."""
     details: Mapping[str, JsonScalar]
@@ -219,8 +224,7 @@ def _entry(
         raise ValueError(f"naive datetime {now!r}: pass an aware datetime (UTC)")
     if not actor or len(actor) > CODE_LENGTH:
         raise AuditError(f"audit actor must be 1..{CODE_LENGTH} characters, got {actor!r}")
-    if not kind or len(kind) > CODE_LENGTH:
-        raise AuditError(f"audit kind must be 1..{CODE_LENGTH} characters, got {kind!r}")
+    check_kind(kind)  # a kind not in gateway.store.audit_events: a programming error
     return _Pending(
         now,
         actor,

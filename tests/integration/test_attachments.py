@@ -38,6 +38,7 @@ import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from gateway.demo.play import example as load_example
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.attachments import read_sealed_stream, stage_stream
 from gateway.exchange.directory import DirectoryIndex
+from gateway.exchange.local_service import LocalNodeService
 from gateway.exchange.node import Node
 from gateway.exchange.service import Role
 from gateway.model.limits import DELIVERY_FRAMING_BYTES
@@ -79,6 +81,7 @@ from gateway.web.peer_client import (
 )
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
+    OPERATOR,
     Sealing,
     Signer,
     attachment_list,
@@ -793,6 +796,52 @@ async def test_a_file_beside_the_xml_obeys_the_language_rule_and_carries_its_des
     described = {"id": extract, "register_extract": True}
     header, _ = node.submit(padded_request() | {"attachments": [described]}, actor="op-test")
     assert [(a.name, a.register_extract) for a in header.attachments] == [("vypiska-kk.pdf", True)]
+
+
+async def test_a_discarded_upload_is_audited_with_its_delete(sender_node: Node) -> None:
+    """An upload no submission took, deleted (a console form refused after its file came in):
+    gone with its segments and recorded ``attachment.discarded`` by the one who uploaded it,
+    after its ``attachment.uploaded``; discarding it again, an unknown id or a file already
+    sent deletes and records nothing."""
+    node = sender_node
+    meta = AttachmentMeta("lishnii.pdf", "application/pdf", None)
+    sent = await _staged(node, "akt.pdf")
+    node.submit(padded_request() | {"attachments": [{"id": sent, "title": "Акт"}]}, actor="op")
+    unknown = str(uuid.uuid4())
+    with ThreadPoolExecutor(2) as executor:
+        service = LocalNodeService(node, executor)
+        upload = (await service.upload_attachment(meta, _bytes(CONTENT), actor=OPERATOR))[
+            "attachment_id"
+        ]
+        for attachment_id in (upload, upload, unknown, sent):
+            await service.discard_upload(attachment_id, actor=OPERATOR)
+    with node.store.read() as conn:
+        left = {
+            table.name: set(
+                conn.execute(
+                    sa.select(table.c.attachment_id).where(
+                        table.c.attachment_id.in_([upload, sent])
+                    )
+                ).scalars()
+            )
+            for table in (attachments, attachment_segments)
+        }
+    assert left == {"attachments": {sent}, "attachment_segments": {sent}}
+    ours = {upload, sent, unknown}
+    discarded = [
+        r
+        for r in audit_rows(node.store, "attachment.discarded")
+        if r["subjects"]["attachment"] in ours
+    ]
+    assert [(r["actor"], r["subjects"], r["details"]) for r in discarded] == [
+        (OPERATOR.code, {"attachment": upload}, {})
+    ]
+    (uploaded,) = [
+        r
+        for r in audit_rows(node.store, "attachment.uploaded")
+        if r["subjects"]["attachment"] in ours
+    ]
+    assert uploaded["actor"] == OPERATOR.code and uploaded["seq"] < discarded[0]["seq"]
 
 
 # --- a confidential conversation's parts, sealed end to end -----------------------------------

@@ -16,7 +16,9 @@ def main(url: str, worker: str, rounds: int) -> None:
         for i in range(rounds):
             with store.transaction() as conn:
                 for j in range(1 + i % 3):
-                    audit.append(conn, now=now, actor=worker, kind="tick", details={"i": i, "j": j})
+                    audit.append(
+                        conn, now=now, actor=worker, kind="document.read", details={"i": i, "j": j}
+                    )
     finally:
         store.dispose()
 

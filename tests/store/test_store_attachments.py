@@ -130,7 +130,8 @@ def test_discard_and_sweep_delete_staged_only(store: Store, ring: KekRing) -> No
     fresh = _staged(store, ring, b"x" * (SEG + 3))
     old = _staged(store, ring, b"y" * 10)
     with store.transaction() as conn:
-        attachments.discard(conn, [linked, fresh])
+        assert attachments.discard(conn, [linked, fresh]) == [fresh]
+        assert attachments.discard(conn, [linked, fresh, "no-such-id"]) == []
         assert attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME) == 0
         assert attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME * 2) == 1
         left = {r.attachment_id for r in conn.execute(sa.select(attachment_segments))}

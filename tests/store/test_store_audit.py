@@ -20,6 +20,9 @@ from gateway.store import Store, audit, open_store
 from gateway.store.tables import audit_events, audit_head
 from tests.store.conftest import NOW
 
+KIND = "document.read"
+"""A registered kind for events whose kind does not matter here."""
+
 
 def _append(store: Store, count: int) -> None:
     with store.transaction() as conn:
@@ -56,7 +59,7 @@ def test_honest_chain_verifies(store: Store) -> None:
 def test_rolled_back_append_leaves_no_trace(store: Store) -> None:
     _append(store, 2)
     with pytest.raises(RuntimeError), store.transaction() as conn:
-        audit.append(conn, now=NOW, actor="x", kind="k")
+        audit.append(conn, now=NOW, actor="x", kind=KIND)
         raise RuntimeError("the change it recorded failed")
     _append(store, 1)
     assert _verify(store).intact and _verify(store).last_seq == 3
@@ -183,11 +186,11 @@ def test_reordered_events_are_found(store: Store) -> None:
 def test_details_must_be_codes(store: Store) -> None:
     with store.transaction() as conn:
         with pytest.raises(audit.AuditError, match="ids and codes"):
-            audit.append(conn, now=NOW, actor="a", kind="k", details={"nested": {"name": "x"}})
+            audit.append(conn, now=NOW, actor="a", kind=KIND, details={"nested": {"name": "x"}})
         with pytest.raises(audit.AuditError, match="bytes"):
-            audit.append(conn, now=NOW, actor="a", kind="k", details={"blob": "x" * 5000})
+            audit.append(conn, now=NOW, actor="a", kind=KIND, details={"blob": "x" * 5000})
         with pytest.raises(ValueError, match="naive"):
-            audit.append(conn, now=NOW.replace(tzinfo=None), actor="a", kind="k")
+            audit.append(conn, now=NOW.replace(tzinfo=None), actor="a", kind=KIND)
 
 
 def test_concurrent_appends_never_fork(store: Store) -> None:
@@ -200,7 +203,7 @@ def test_concurrent_appends_never_fork(store: Store) -> None:
             barrier.wait()
             for i in range(per_worker):
                 with store.transaction() as conn:
-                    audit.append(conn, now=NOW, actor=f"w{n}", kind="tick", details={"i": i})
+                    audit.append(conn, now=NOW, actor=f"w{n}", kind=KIND, details={"i": i})
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -236,7 +239,7 @@ def test_read_transaction_refuses_writes_on_postgres(pg_session_store: Store) ->
 def test_append_in_a_read_transaction_is_refused_at_once(store: Store) -> None:
     """A read transaction always rolls back: an event queued there would vanish silently."""
     with store.read() as conn, pytest.raises(audit.AuditError, match="read-only"):
-        audit.append(conn, now=NOW, actor="a", kind="k")
+        audit.append(conn, now=NOW, actor="a", kind=KIND)
     assert _verify(store).last_seq == 0
 
 
@@ -259,12 +262,12 @@ def _statements_on(store: Store, table: str) -> Iterator[list[str]]:
 def test_one_head_read_and_update_per_transaction(store: Store) -> None:
     with _statements_on(store, "audit_head") as seen, store.transaction() as conn:
         for i in range(5):
-            audit.append(conn, now=NOW, actor=f"a{i % 2}", kind="k", details={"i": i})
+            audit.append(conn, now=NOW, actor=f"a{i % 2}", kind=KIND, details={"i": i})
         audit.append_many(
             conn,
             now=NOW,
             actor="purge:p",
-            entries=[("message.purged", {}, {"n": n}) for n in range(3)],
+            entries=[("purge.batch", {}, {"n": n}) for n in range(3)],
         )
         assert seen == []  # nothing is written before commit
     # The engine's first append reads the head (after a guess left by an earlier test's store
@@ -274,10 +277,10 @@ def test_one_head_read_and_update_per_transaction(store: Store) -> None:
     assert result.intact and result.last_seq == 8, result.reason
     with store.read() as conn:
         kinds = [(e.actor, e.kind, dict(e.details)) for e in audit.events(conn)]
-    assert kinds[:2] == [("a0", "k", {"i": 0}), ("a1", "k", {"i": 1})]
-    assert kinds[-1] == ("purge:p", "message.purged", {"n": 2})
+    assert kinds[:2] == [("a0", KIND, {"i": 0}), ("a1", KIND, {"i": 1})]
+    assert kinds[-1] == ("purge:p", "purge.batch", {"n": 2})
     with _statements_on(store, "audit_head") as seen, store.transaction() as conn:
-        audit.append(conn, now=NOW, actor="a", kind="k")
+        audit.append(conn, now=NOW, actor="a", kind=KIND)
     assert seen == ["UPDATE"]  # from the head this engine wrote, checked in the UPDATE
     assert _verify(store).last_seq == 9
 
@@ -289,7 +292,7 @@ def test_an_engine_appends_after_another_moved_the_head(store: Store) -> None:
     try:
         _append(store, 2)
         with other.transaction() as conn:
-            audit.append(conn, now=NOW, actor="other", kind="k")
+            audit.append(conn, now=NOW, actor="other", kind=KIND)
         with _statements_on(store, "audit_head") as seen:
             _append(store, 1)
         assert seen == ["UPDATE", "SELECT", "UPDATE"]  # the guess missed, the head was read
@@ -333,17 +336,17 @@ def test_chain_continues_rows_written_before_batching(store: Store) -> None:
 
 def test_savepoint_rollback_drops_only_its_events(store: Store) -> None:
     with store.transaction() as conn:
-        audit.append(conn, now=NOW, actor="a", kind="kept.before")
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "kept.before"})
         with pytest.raises(RuntimeError), conn.begin_nested():
-            audit.append(conn, now=NOW, actor="a", kind="dropped")
+            audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "dropped"})
             with conn.begin_nested():
-                audit.append(conn, now=NOW, actor="a", kind="dropped.inner")
+                audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "dropped.inner"})
             raise RuntimeError("this unit failed")
         with conn.begin_nested():
-            audit.append(conn, now=NOW, actor="a", kind="kept.released")
-        audit.append(conn, now=NOW, actor="a", kind="kept.after")
+            audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "kept.released"})
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "kept.after"})
     with store.read() as conn:
-        assert [e.kind for e in audit.events(conn)] == [
+        assert [e.details["step"] for e in audit.events(conn)] == [
             "kept.before",
             "kept.released",
             "kept.after",
@@ -354,17 +357,17 @@ def test_savepoint_rollback_drops_only_its_events(store: Store) -> None:
 def test_every_commit_path_flushes(store: Store) -> None:
     with store.engine.connect() as conn:
         conn.execute(sa.select(1))  # autobegin
-        audit.append(conn, now=NOW, actor="a", kind="via.commit")
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "via.commit"})
         conn.commit()
     with store.engine.begin() as conn:
-        audit.append(conn, now=NOW, actor="a", kind="via.engine.begin")
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "via.engine.begin"})
     with store.transaction() as conn:
-        audit.append(conn, now=NOW, actor="a", kind="early")
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "early"})
         assert audit.flush(conn) == 3
         assert audit.head(conn)[0] == 3
-        audit.append(conn, now=NOW, actor="a", kind="late")
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "late"})
     with store.read() as conn:
-        assert [e.kind for e in audit.events(conn)] == [
+        assert [e.details["step"] for e in audit.events(conn)] == [
             "via.commit",
             "via.engine.begin",
             "early",
@@ -380,7 +383,7 @@ def test_engine_without_the_hook_is_refused(store: Store) -> None:
             conn.begin(),
             pytest.raises(audit.AuditError, match="open_store"),
         ):
-            audit.append(conn, now=NOW, actor="a", kind="k")
+            audit.append(conn, now=NOW, actor="a", kind=KIND)
     finally:
         bare.dispose()
 
@@ -390,7 +393,7 @@ def test_head_is_locked_only_at_commit_on_postgres(pg_session_store: Store) -> N
     commits meanwhile, and the first still chains after it."""
     store = pg_session_store
     with store.transaction() as first:
-        audit.append(first, now=NOW, actor="slow", kind="k")
+        audit.append(first, now=NOW, actor="slow", kind=KIND)
         done = threading.Event()
 
         def other() -> None:
@@ -428,13 +431,28 @@ def test_two_processes_append_one_chain(store: Store) -> None:
 def test_flush_inside_a_savepoint(store: Store) -> None:
     with store.transaction() as conn:
         with pytest.raises(RuntimeError), conn.begin_nested():
-            audit.append(conn, now=NOW, actor="a", kind="dropped")
+            audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "dropped"})
             assert audit.flush(conn) == 1  # written inside the savepoint ...
-            audit.append(conn, now=NOW, actor="a", kind="dropped.too")
+            audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "dropped.too"})
             raise RuntimeError("... and undone with it")
-        audit.append(conn, now=NOW, actor="a", kind="kept")
+        audit.append(conn, now=NOW, actor="a", kind=KIND, details={"step": "kept"})
         with conn.begin_nested(), pytest.raises(audit.AuditError, match="savepoint"):
             audit.flush(conn)  # would tie "kept" to this savepoint
     with store.read() as conn:
-        assert [e.kind for e in audit.events(conn)] == ["kept"]
+        assert [e.details["step"] for e in audit.events(conn)] == ["kept"]
     assert _verify(store).intact
+
+
+def test_an_unregistered_kind_is_refused(store: Store) -> None:
+    """A kind not described in gateway.store.audit_events is a programming error: refused at
+    the append, by name, and nothing reaches the chain; so is a retired one."""
+    with store.transaction() as conn:
+        with pytest.raises(ValueError, match=r"'made\.up' is not registered"):
+            audit.append(conn, now=NOW, actor="a", kind="made.up")
+        with pytest.raises(ValueError, match=r"'purge\.tombstones' is retired"):
+            audit.append(conn, now=NOW, actor="a", kind="purge.tombstones")
+        with pytest.raises(ValueError, match=r"'made\.up' is not registered"):
+            audit.append_many(
+                conn, now=NOW, actor="a", entries=[(KIND, {}, {}), ("made.up", {}, {})]
+            )
+    assert _verify(store).last_seq == 0

@@ -184,8 +184,13 @@ def kind_names(codes: object) -> str:
 AUDIT_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
     {
         "access.denied": "Отказ в доступе",
+        "answer.late": "Ответ позже срока исполнения без уведомления о задержке",
+        "attachment.discarded": "Загруженный файл удалён без отправки",
+        "attachment.uploaded": "Загружен файл вложения",
         "attachment.verified": "Проверка подписей PDF-вложения",
         "audit.checkpoint": "Контрольная точка журнала",
+        "audit.exported": "Выгрузка журнала",
+        "audit.purposes.read": "Расшифрованы цели ознакомления",
         "audit.verified": "Проверка целостности журнала",
         "console.account_locked": "Учётная запись временно заблокирована",
         "console.audit_verified": "Проверка целостности журнала (до audit.verified)",
@@ -196,6 +201,8 @@ AUDIT_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
         "console.signed_in": "Вход в консоль",
         "console.signed_out": "Выход из консоли",
         "conversation.read": "Просмотр переписки",
+        "conversations.reindexed": "Перестроен поисковый указатель переписки",
+        "deadline.answered-late": "Уведомление об ответе позже срока",
         "deadline.paused": "Течение срока приостановлено",
         "deadline.reminder": "Напоминание о сроке",
         "deadline.resumed": "Течение срока возобновлено",
@@ -226,18 +233,34 @@ AUDIT_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
         "message.received": "Документ получен",
         "message.rejected": "Полученный документ отклонён",
         "message.rejected-by-peer": "Документ отклонён шлюзом получателя",
+        "message.resent": "Документ направлен повторно",
+        "message.resigned": "Документ повторно подписан после отзыва ключа",
         "message.submitted": "Документ направлен",
+        "message.warnings": "Документ принят с предупреждениями",
+        "operator.notified": "Уведомление оператору",
+        "original.not-sent": "Оригинал не отправлен почтой в срок",
+        "original.received": "Оригинал документа получен почтой",
+        "original.sent": "Оригинал документа отправлен почтой",
+        "peer.refused": "Запрос шлюза отправителя отклонён до проверки",
+        "proceeding.closed": "Производство закрыто",
+        "purge.batch": "Записи об уничтоженных документах (пакет)",
         "purge.failed": "Уничтожение прервано",
         "purge.finished": "Уничтожение завершено",
         "purge.started": "Начато уничтожение",
+        "purge.tombstones": "Записи об уничтоженных документах (прежний формат)",
+        "refusals.summary": "Сводка отказов за минуту",
+        "reminder.scheduled": "Назначено напоминание о сроке",
+        "retention.period_key_destroyed": "Уничтожен ключ периода хранения",
+        "retention.policy_changed": "Изменены политики хранения",
         "token.created": "Выдан токен доступа",
         "token.revoked": "Отозван токен доступа",
         "user.added": "Добавлен пользователь",
         "user.disabled": "Пользователь отключён",
     }
 )
-"""The audit trail's event codes (``gateway.store.audit``) in Russian; the code itself stays in
-the page for filtering (the filter takes codes)."""
+"""The audit trail's event codes in Russian: exactly the codes of
+``gateway.store.audit_events.AUDIT_EVENTS`` (tests/web/console/test_console_labels.py); the code
+itself stays in the page for filtering (the filter takes codes)."""
 
 AUDIT_FIELD_LABELS: Mapping[str, str] = MappingProxyType(
     {

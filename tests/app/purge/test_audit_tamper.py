@@ -29,7 +29,7 @@ def _append(store: Store, count: int, start: int = 0) -> None:
                 conn,
                 now=T0 + timedelta(seconds=i),
                 actor="operator1",
-                kind="message.read",
+                kind="document.read",
                 subjects={"message_id": f"m-{i}"},
                 details={"n": i},
             )
@@ -129,7 +129,7 @@ def _truncate_and_rewrite(store: Store, keep: int, forged: int) -> None:
         conn.execute(audit_head.update().values(seq=keep, hash=prev))
     with store.transaction() as conn:
         for i in range(forged):
-            audit.append(conn, now=T0, actor="forger", kind="message.read", details={"i": i})
+            audit.append(conn, now=T0, actor="forger", kind="document.read", details={"i": i})
 
 
 @pytest.mark.parametrize("forged, seq, kind", [(2, 9, "truncated"), (10, 12, "rewritten")])

@@ -260,7 +260,7 @@ async def test_verify_the_chain_intact_then_broken(make_client, sources, store, 
     with store.transaction() as conn:
         for i in range(5):
             audit_store.append(
-                conn, now=NOW + timedelta(seconds=i), actor="system", kind="test.event"
+                conn, now=NOW + timedelta(seconds=i), actor="system", kind="document.read"
             )
     client = await make_client(**sources)
     token = await signed_in(client, "auditor1")
