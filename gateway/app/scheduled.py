@@ -197,7 +197,7 @@ def outbox_sweep_body(store: Store) -> Callable[[JobRun], dict[str, int]]:
 
     def body(run: JobRun) -> dict[str, int]:
         with store.transaction() as conn:
-            swept = attachment_store.sweep_staged(conn, run.started_at)
+            swept = attachment_store.sweep_staged(conn, run.started_at, actor=_actor(OUTBOX_RETRY))
         if swept:
             log.info("attachments: %d upload(s) never submitted were deleted", swept)
         with store.read() as conn:

@@ -36,6 +36,7 @@ from gateway.crypto import at_rest, segments
 from gateway.crypto.at_rest import WrappedKey
 from gateway.crypto.keys.kek import KekRing
 from gateway.model.ids import time_ordered_uuid
+from gateway.store import audit
 from gateway.store.dialect import in_text_set
 from gateway.store.messages import data_key
 from gateway.store.tables import attachment_segments, attachments
@@ -558,19 +559,27 @@ def delete_for_messages(conn: Connection, message_ids: Sequence[str]) -> None:
     conn.execute(attachments.delete().where(theirs))
 
 
-def sweep_staged(conn: Connection, now: datetime) -> int:
-    """Delete staged attachments older than :data:`STAGED_LIFETIME`; how many."""
-    old = [
-        r.attachment_id
-        for r in conn.execute(
-            sa.select(attachments.c.attachment_id).where(
-                attachments.c.message_id.is_(None),
-                attachments.c.created_at < now - STAGED_LIFETIME,
-            )
+def sweep_staged(conn: Connection, now: datetime, *, actor: str) -> int:
+    """Delete staged attachments older than :data:`STAGED_LIFETIME`; how many. Each of the
+    case system's uploads (audited ``attachment.uploaded``) is audited ``attachment.expired``
+    by ``actor`` in this transaction; a peer's part held for a resumed delivery is not (its
+    sender tries again)."""
+    old = conn.execute(
+        sa.select(attachments.c.attachment_id, attachments.c.held_for).where(
+            attachments.c.message_id.is_(None),
+            attachments.c.created_at < now - STAGED_LIFETIME,
         )
-    ]
-    discard(conn, old)
-    return len(old)
+    ).all()
+    deleted = set(discard(conn, [r.attachment_id for r in old]))
+    uploads = [r.attachment_id for r in old if r.held_for is None and r.attachment_id in deleted]
+    if uploads:
+        audit.append_many(
+            conn,
+            now=now,
+            actor=actor,
+            entries=[("attachment.expired", {"attachment": a}, {}) for a in sorted(uploads)],
+        )
+    return len(deleted)
 
 
 def _staged_key(row: sa.Row, keys: KekRing) -> bytes:

@@ -36,6 +36,10 @@ AUDIT_EVENTS: Mapping[str, str] = MappingProxyType(
             "An uploaded file no submission took, deleted by the one who uploaded it (a form "
             "refused after its file came in)."
         ),
+        "attachment.expired": (
+            "An uploaded file no submission took within a day, deleted by the outbox-retry "
+            "job's sweep (docs/attachments.md)."
+        ),
         "attachment.uploaded": (
             "A file uploaded to be sent beside a document, stored encrypted: its size and SHA-256."
         ),

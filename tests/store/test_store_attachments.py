@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import timedelta
 
@@ -14,10 +15,12 @@ from gateway.crypto.at_rest import DecryptionFailed
 from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, attachments, messages
 from gateway.store.attachments import AttachmentMeta, AttachmentNotFound
-from gateway.store.tables import attachment_segments, message_keys
+from gateway.store.tables import attachment_segments, audit_events, message_keys
 from gateway.store.tables import attachments as attachments_table
 from tests.store import factory
 from tests.store.conftest import NOW
+
+JOB = "job:outbox-retry"
 
 SEG = segments.SEGMENT_BYTES
 
@@ -132,12 +135,38 @@ def test_discard_and_sweep_delete_staged_only(store: Store, ring: KekRing) -> No
     with store.transaction() as conn:
         assert attachments.discard(conn, [linked, fresh]) == [fresh]
         assert attachments.discard(conn, [linked, fresh, "no-such-id"]) == []
-        assert attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME) == 0
-        assert attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME * 2) == 1
+        assert attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME, actor=JOB) == 0
+        assert attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME * 2, actor=JOB) == 1
         left = {r.attachment_id for r in conn.execute(sa.select(attachment_segments))}
     assert left == {linked}
     with store.read() as conn, pytest.raises(AttachmentNotFound):
         attachments.staged(conn, [old], ring)
+
+
+def test_the_sweep_audits_each_upload_it_deletes_and_not_a_peers_held_part(
+    store: Store, ring: KekRing
+) -> None:
+    """An upload was audited ``attachment.uploaded``: its deletion by the sweep is recorded
+    too (``attachment.expired``, by the job), in the sweep's transaction; a peer's part held
+    for a retried delivery was never the case system's and is deleted without an event."""
+    upload = _staged(store, ring, b"u" * 10)
+    held = attachments.HeldClaim("KZ-MJ", 10, hashlib.sha256(b"h" * 10).digest())
+    with store.transaction() as conn:
+        part = attachments.begin(
+            conn, AttachmentMeta("p.pdf", "application/pdf"), ring, NOW, held=held
+        )
+    with store.transaction() as conn:
+        swept = attachments.sweep_staged(conn, NOW + attachments.STAGED_LIFETIME * 2, actor=JOB)
+    assert swept == 2
+    with store.read() as conn:
+        events = conn.execute(
+            sa.select(audit_events.c.actor, audit_events.c.subjects).where(
+                audit_events.c.kind == "attachment.expired"
+            )
+        ).all()
+        left = conn.execute(sa.select(attachments_table.c.attachment_id)).scalars().all()
+    assert [(e.actor, json.loads(e.subjects)) for e in events] == [(JOB, {"attachment": upload})]
+    assert part.attachment_id not in left and upload not in left
 
 
 def test_staged_lists_in_order_and_refuses_linked(store: Store, ring: KekRing) -> None:
@@ -169,7 +198,7 @@ def test_nothing_personal_in_clear(store: Store, ring: KekRing) -> None:
 def test_sweep_keeps_young_uploads(store: Store, ring: KekRing) -> None:
     attachment_id = _staged(store, ring, b"z")
     with store.transaction() as conn:
-        assert attachments.sweep_staged(conn, NOW + timedelta(hours=23)) == 0
+        assert attachments.sweep_staged(conn, NOW + timedelta(hours=23), actor=JOB) == 0
         assert attachments.staged(conn, [attachment_id], ring)[0].size == 1
 
 

@@ -186,6 +186,7 @@ AUDIT_EVENT_LABELS: Mapping[str, str] = MappingProxyType(
         "access.denied": "Отказ в доступе",
         "answer.late": "Ответ позже срока исполнения без уведомления о задержке",
         "attachment.discarded": "Загруженный файл удалён без отправки",
+        "attachment.expired": "Неотправленный файл удалён по истечении суток",
         "attachment.uploaded": "Загружен файл вложения",
         "attachment.verified": "Проверка подписей PDF-вложения",
         "audit.checkpoint": "Контрольная точка журнала",
