@@ -18,6 +18,7 @@ Audit events written here::
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes
 from gateway.store.audit import AuditEvent, AuditVerification, event_hash
+from gateway.store.audit_events import AUDIT_EVENTS
 
 __all__ = [
     "SEALED_KEY",
@@ -56,6 +58,7 @@ __all__ = [
     "seal_certificates",
     "search",
     "trail_head",
+    "unknown_kind",
     "verify",
     "verify_export",
     "verify_export_lines",
@@ -177,6 +180,21 @@ def events_in_range(
         if len(page) < audit_store.VERIFY_BATCH:
             return
         after = page[-1].seq
+
+
+def unknown_kind(kind: str, *, prefix: bool = False) -> str | None:
+    """Why ``kind`` cannot filter the trail (it is no event's code: a typo would find nothing
+    and look like "nothing happened"), naming the nearest codes; None for a registered kind
+    (``prefix``: or a family of them ending in a dot, as the console's filter takes
+    ``console.``)."""
+    family = prefix and kind.endswith(".") and any(k.startswith(kind) for k in AUDIT_EVENTS)
+    if kind in AUDIT_EVENTS or family:
+        return None
+    near = difflib.get_close_matches(kind, list(AUDIT_EVENTS), n=3, cutoff=0.6)
+    hint = f"; возможно: {', '.join(near)}" if near else ""
+    return (
+        f"«{kind}» — не вид события журнала{hint} (все виды: docs/purge-and-audit.md, «The events»)"
+    )
 
 
 def parse_bound(text: str | None) -> tuple[int | None, datetime | None]:

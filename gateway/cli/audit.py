@@ -214,6 +214,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from gateway.app.audit import unknown_kind
+
+    if args.kind is not None and (why := unknown_kind(args.kind)) is not None:
+        return fail(f"--kind: {why}", "INVALID_ARGUMENT")
     opened = _open_range(args)
     if isinstance(opened, int):
         return opened

@@ -104,6 +104,10 @@ async def test_every_read_states_a_purpose_sealed_in_the_audit_trail(
     assert dict(opened.details) == {"command": "show", "opened": 1, "unreadable": 0}
     code, out, _ = _cli("audit", "show", "--config", str(path), "--kind", "document.read")
     assert code == 0 and PURPOSE not in out and "(sealed)" in out
+    # A mistyped kind is named with the nearest codes, not answered with an empty trail.
+    code, out, err = _cli("audit", "show", "--config", str(path), "--kind", "document.raed")
+    assert code == 2 and out == ""
+    assert "не вид события журнала" in err and "document.read" in err and "INVALID_ARGUMENT" in err
 
     export = path.parent / f"{path.stem}-reads.jsonl"
     code, _, err = _cli(

@@ -202,6 +202,12 @@ def read_audit_filters(query: Any, tz: Any) -> AuditFilters:
     for name in ("kind", "actor"):
         if name in values and not _CODE.fullmatch(values[name]):
             errors[name] = "Допустимы латинские буквы, цифры и . _ : @ -"
+    if (
+        "kind" in values
+        and "kind" not in errors
+        and (why := app_audit.unknown_kind(values["kind"], prefix=True))
+    ):
+        errors["kind"] = why[0].upper() + why[1:] + "."
     bounds: dict[str, datetime | None] = {"since": None, "until": None}
     for name in ("since", "until"):
         if name in values:

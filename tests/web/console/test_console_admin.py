@@ -250,6 +250,12 @@ async def test_audit_search_filters_and_pages(make_client, sources, store) -> No
     html = await bad.text()
     assert 'id="error-kind"' in html and 'id="error-before"' in html and "<script>" not in html
 
+    # A mistyped kind finds nothing, which would read as "nothing happened": it is named.
+    typo = await client.get("/admin/audit", params={"kind": "documnet.read"})
+    assert typo.status == 400
+    error = (await typo.text()).split('id="error-kind"', 1)[1].split("</", 1)[0]
+    assert "не вид события журнала" in error and "document.read" in error
+
 
 def _verified(store: Any) -> list[dict[str, Any]]:
     """The trail's own record of each verification (gateway.app.audit.verify)."""
