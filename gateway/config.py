@@ -164,8 +164,9 @@ class LimitsSection:
 
     peer_bytes_in_flight: int = BODY_BYTES_IN_FLIGHT
     """Bytes of request bodies the peer endpoint holds at once, all peers together; requests
-    beyond it wait, then get 503 BUSY. Verifying a body takes up to ~10 times its size: size
-    this to a tenth of the memory the node may use above its ~230 MB at rest."""
+    beyond it wait, then get 503 BUSY. Receiving a body takes ~4 times its size at its peak
+    (benchmarks/receive_memory.py): size this to a fifth of the memory the node may use above
+    its ~230 MB at rest."""
 
     peer_rate_per_second: float = PEER_RATE_PER_SECOND
     """Sustained requests per second one peer body may make (a token bucket)."""

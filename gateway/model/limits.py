@@ -55,12 +55,14 @@ Attachments stream through bounded memory, so these bound disk and time, not mem
 BODY_BYTES_IN_FLIGHT = 24 * 1024 * 1024
 """Bytes of request bodies the peer endpoint holds at once, all peers together, from the moment a
 body is read until its answer is ready ([limits] peer_bytes_in_flight in the node's
-configuration). What a body costs while processed was measured on a 16 MiB signed envelope
-that passes the parser (tests/integration/test_exchange_hostile_xml.py): ~1.3 times its size to
-parse, ~10 times through signature verification (signxml's copies and re-parses). One
-full-size message and 8 MiB of smaller ones, ~250 MB, beside a node's 140-230 MB at rest keep it
-under 512 MB however many peers send at once; requests beyond it wait in line (BODY_ROOM_WAIT).
-Must be at least MAX_MESSAGE_BYTES. Raise it with the memory the node may use."""
+configuration). What a body costs while processed is measured by benchmarks/receive_memory.py on
+a 16 MiB signed envelope padded with text, which passes the parser and is verified: the
+receive's peak grows by ~4.1 times its size (66 MiB for 16 MiB, 2026-12-06; ~10 times while
+signxml verified, which this budget was sized by). So 24 MiB of bodies, ~100 MB at most, beside
+a node's 140-230 MB at rest keep it under 512 MB however many peers send at once
+(tests/integration/test_exchange_hostile_xml.py); requests beyond it wait in line
+(BODY_ROOM_WAIT). Must be at least MAX_MESSAGE_BYTES. Raise it with the memory the node may
+use."""
 
 BODY_ROOM_WAIT = 20.0
 """Seconds a request waits in line for room in BODY_BYTES_IN_FLIGHT before it is refused with
