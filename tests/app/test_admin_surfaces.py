@@ -504,7 +504,10 @@ def _a_directory(s: Surfaces, surface: str, *, regional: int = 0) -> bytes:
         participations=(Participation("RU", CIS_ENFORCEMENT.id, date(2026, 1, 1)),),
     )
     issued = datetime.now(UTC) - timedelta(minutes=10 - version)
-    regions = tuple(_regional_body(s, body, f"RU-FSSP-R{n:02d}") for n in range(regional))
+    regions: tuple[DirectoryBody, ...] = ()
+    if regional:
+        ca = DemoCA.load(s.config.parent / "ca", s.keys.passphrase())  # once: its key is sealed
+        regions = tuple(_regional_body(ca, body, f"RU-FSSP-R{n:02d}") for n in range(regional))
     directory = Directory(
         version=version, issued_at=issued, depositary=PEER, bodies=(body, *regions)
     )
@@ -516,9 +519,8 @@ def _a_directory(s: Surfaces, surface: str, *, regional: int = 0) -> bytes:
         peer.close()
 
 
-def _regional_body(s: Surfaces, central: DirectoryBody, body_id: str) -> DirectoryBody:
+def _regional_body(ca: DemoCA, central: DirectoryBody, body_id: str) -> DirectoryBody:
     """A territorial body like ``central``, with its own certificates from the demo CA."""
-    ca = DemoCA.load(s.config.parent / "ca", s.keys.passphrase())
     now = datetime.now(UTC)
 
     def der(role: CertificateRole) -> bytes:

@@ -20,12 +20,12 @@ from gateway.exchange.conversation import ProtocolError
 from gateway.exchange.disclosure import DisclosureRefused
 from gateway.exchange.service import Action, ConversationView
 from gateway.model.problems import DocumentRejected
+from gateway.model.profiles import PROFILES
 from gateway.web.case_acts import run_case_act
 from gateway.web.console.actions import (
     DISCLOSURE,
     SPECS,
     UPLOAD_FIELDS,
-    WORKING_LANGUAGE,
     ActionForm,
     ActionSpec,
     Upload,
@@ -111,12 +111,12 @@ async def action_form(request: web.Request) -> web.Response:
 
 
 async def _read_streamed(
-    request: web.Request, spec: ActionSpec
+    request: web.Request, spec: ActionSpec, working_language: str
 ) -> tuple[dict[str, str], dict[str, Upload], dict[str, str]]:
     """The rest of a streamed form (:data:`FORM_STREAM`): its text fields, and its files
     streamed into the node as they arrive (hashed and encrypted, never held whole), or a
     Russian error for a file's field. A file is uploaded in the language the form gave before
-    it (a translation in Russian)."""
+    it (a translation in the agreement's ``working_language``)."""
     reader = request[FORM_STREAM]
     fields: dict[str, str] = {}
     uploads: dict[str, Upload] = {}
@@ -127,7 +127,7 @@ async def _read_streamed(
                 raise web.HTTPBadRequest(text="unexpected form part")
             name = part.name or ""
             if name in UPLOAD_FIELDS and spec.uploads and name not in uploads and part.filename:
-                language = _file_language(name, fields)
+                language = _file_language(name, fields, working_language)
                 upload, error = await _stream_file(request, part, language)
                 if upload is not None:
                     uploads[name] = upload
@@ -143,12 +143,13 @@ async def _read_streamed(
     return fields, uploads, errors
 
 
-def _file_language(field_name: str, fields: Mapping[str, str]) -> str:
-    """The language a file is declared in: a translation's is the working language; the
-    file's is the form's choice (posted before it), the working language when none or unknown."""
+def _file_language(field_name: str, fields: Mapping[str, str], working_language: str) -> str:
+    """The language a file is declared in: a translation's is the agreement's working language;
+    the file's is the form's choice (posted before it), the working language when none or
+    unknown."""
     chosen = fields.get("AttachmentLanguage", "").strip()
     if field_name == "Translation" or chosen not in LANGUAGES_RU:
-        return WORKING_LANGUAGE
+        return working_language
     return chosen
 
 
@@ -196,7 +197,8 @@ async def action(request: web.Request) -> web.Response:
     uploads: dict[str, Upload] = {}
     upload_errors: dict[str, str] = {}
     if FORM_STREAM in request:
-        fields, uploads, upload_errors = await _read_streamed(request, spec)
+        working_language = PROFILES[view.summary.agreement].language  # CIS Art. 19; SC Art. 11
+        fields, uploads, upload_errors = await _read_streamed(request, spec, working_language)
     else:
         fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     form = read_action_form(spec, view, fields, uploads, upload_errors)

@@ -146,9 +146,6 @@ _BOTH: Mapping[str, list[str]] = MappingProxyType(
     }
 )
 """A single choice standing for both values of a repeatable code (the schema allows two)."""
-WORKING_LANGUAGE = "ru"
-"""The language every document and file is in or translated into (CIS Art. 19; SC Art. 11)."""
-
 _ATTACHMENT = (
     # Title and language come first: a browser posts fields in this order, so the files,
     # streamed as they arrive, are the last parts of the form and their language is known.
