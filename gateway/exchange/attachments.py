@@ -66,6 +66,24 @@ class PartTooLarge(GatewayError):
         self.limit = limit
 
 
+class AttachmentDamaged(GatewayError):
+    """A stored file that does not read back as it was signed (a segment failed
+    authentication, or the bytes' digest differs): the store was altered or cut."""
+
+    def __init__(self, message_id: str, number: int) -> None:
+        super().__init__(
+            f"attachment {number} of message {message_id} does not read back as signed: the "
+            "store was altered or cut; restore the node's database from a backup"
+        )
+        self.message_id = message_id
+        self.number = number
+        self.message_ru = (
+            f"Файл № {number} сообщения {message_id} в хранилище узла повреждён или изменён. "
+            "Что сделать: восстановите базу узла из резервной копии или обратитесь к "
+            "администратору."
+        )
+
+
 async def _off_loop(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
+from gateway.crypto.at_rest import DecryptionFailed
 from gateway.crypto.keys.generations import expiring_keys
 from gateway.crypto.keys.keystore import KeyRole
 from gateway.crypto.xades import verify_envelope
@@ -34,6 +35,7 @@ from gateway.exchange import listing, machine_codec, sending
 from gateway.exchange.attachments import (
     AttachmentCheck,
     AttachmentCheckRefused,
+    AttachmentDamaged,
     PartTooLarge,
     StagedPart,
     append_stream,
@@ -612,6 +614,42 @@ class LocalNodeService:
             "sha256": staged.sha256.hex(),
         }
 
+    async def return_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> dict[str, Any]:
+        """The received message's file ``number`` taken in again as an upload, to travel back
+        with a refusal (CIS Art. 13: the refusal goes "одновременно с возвратом документов"):
+        streamed from the store into a new upload under its own key, never held whole, with
+        the received file's name, type and language. Reading it is audited as downloading it
+        is; the copy is recorded ``attachment.uploaded`` naming the message it came from. A
+        copy whose digest differs from the signed one (the store damaged) is deleted and
+        raises :class:`AttachmentDamaged`."""
+        await self._allow(actor, Action.SUBMIT)
+        opened = await self._run(self._open_part, message_id, number, actor, purpose)
+        info = opened.info
+        meta = AttachmentMeta(info.meta.name, info.meta.media_type, language=info.meta.language)
+        try:
+            staged = await stage_stream(
+                self.node.store,
+                self.node.kek_ring,
+                meta,
+                read_stream(self.node.store, opened, self.executor),
+                limit=info.size,
+                now=self.node.clock(),
+                executor=self.executor,
+            )
+        except (DecryptionFailed, PartTooLarge):
+            raise AttachmentDamaged(message_id, number) from None  # stage_stream kept nothing
+        if staged.sha256 != info.sha256 or staged.size != info.size:
+            await self.discard_upload(staged.attachment_id, actor=actor)
+            raise AttachmentDamaged(message_id, number)
+        await self._record_upload(staged, actor, came_from=message_id)
+        return {
+            "attachment_id": staged.attachment_id,
+            "size": staged.size,
+            "sha256": staged.sha256.hex(),
+        }
+
     async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
         """Delete the upload unless a submission took it, and record ``attachment.discarded``
         in the same transaction (by the actor who asks, as its ``attachment.uploaded``); an id
@@ -632,7 +670,13 @@ class LocalNodeService:
         # Shielded, as any discard: a request cancelled meanwhile still leaves no file behind.
         await asyncio.shield(self._run(delete))
 
-    async def _record_upload(self, staged: StagedPart, actor: Actor) -> None:
+    async def _record_upload(
+        self, staged: StagedPart, actor: Actor, *, came_from: str | None = None
+    ) -> None:
+        subjects = {"attachment": staged.attachment_id}
+        if came_from is not None:
+            subjects["message"] = came_from  # a received file returned (CIS Art. 13)
+
         def record() -> None:
             with self.node.store.transaction() as conn:
                 audit.append(
@@ -640,7 +684,7 @@ class LocalNodeService:
                     now=self.node.clock(),
                     actor=actor.code,
                     kind="attachment.uploaded",
-                    subjects={"attachment": staged.attachment_id},
+                    subjects=subjects,
                     details={"size": staged.size, "sha256": staged.sha256.hex()},
                 )
 

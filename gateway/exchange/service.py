@@ -445,6 +445,14 @@ class LocalService(Protocol):
         upload leaves nothing."""
         ...
 
+    async def return_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> dict[str, Any]:
+        """A received message's file ``number`` taken in again as an upload (as
+        :meth:`upload_attachment` answers), to send back with a refusal (CIS Art. 13); same
+        access as downloading it. ``AttachmentDamaged`` when it does not read back as signed."""
+        ...
+
     async def discard_upload(self, attachment_id: str, *, actor: Actor) -> None:
         """Delete an upload no submission took (a form refused after its file was streamed
         in), recorded as ``attachment.discarded`` in the same transaction; one already sent

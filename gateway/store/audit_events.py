@@ -41,7 +41,9 @@ AUDIT_EVENTS: Mapping[str, str] = MappingProxyType(
             "job's sweep (docs/attachments.md)."
         ),
         "attachment.uploaded": (
-            "A file uploaded to be sent beside a document, stored encrypted: its size and SHA-256."
+            "A file uploaded to be sent beside a document, stored encrypted: its size and "
+            "SHA-256; a received file taken in again to be returned with a refusal (CIS Art. 13) "
+            "names that message."
         ),
         "attachment.verified": "The signatures of a signed PDF attachment checked on request.",
         "audit.checkpoint": "The chain head signed by the body's seal and stored as a checkpoint.",

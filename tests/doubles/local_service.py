@@ -106,6 +106,8 @@ class LocalServiceDouble(LocalService):
         """Uploads not sent yet, by id; a submission that names them moves them to
         :attr:`sent_uploads`."""
         self.sent_uploads: dict[str, tuple[AttachmentMeta, bytes]] = {}
+        self.received_files: dict[tuple[str, int], tuple[AttachmentMeta, bytes]] = {}
+        """The files beside received messages, by message id and number (seeded by tests)."""
         self.upload_limit = 2 * 1024**3
 
     # --- the seam -----------------------------------------------------------------------------
@@ -144,6 +146,21 @@ class LocalServiceDouble(LocalService):
                 raise PartTooLarge(self.upload_limit)
         attachment_id = str(uuid.uuid4())
         self.uploads[attachment_id] = (meta, bytes(content))
+        digest = hashlib.sha256(content).hexdigest()
+        return {"attachment_id": attachment_id, "size": len(content), "sha256": digest}
+
+    async def return_attachment(
+        self, message_id: str, number: int, *, actor: Actor, purpose: str | None
+    ) -> dict[str, Any]:
+        """A seeded received file copied into :attr:`uploads` (access as reading the message)."""
+        self.calls.append("return_attachment")
+        self._need(actor, Action.SUBMIT)
+        self._readable(message_id, actor, purpose, "attachment")
+        if (message_id, number) not in self.received_files:
+            raise NotFound(f"attachment {number} of message {message_id}")
+        meta, content = self.received_files[message_id, number]
+        attachment_id = str(uuid.uuid4())
+        self.uploads[attachment_id] = (meta, content)
         digest = hashlib.sha256(content).hexdigest()
         return {"attachment_id": attachment_id, "size": len(content), "sha256": digest}
 

@@ -355,6 +355,93 @@ async def test_the_console_streams_a_file_beside_the_answer(
     assert b"<c:Content>" not in wire and len(wire) < 64 * 1024  # the file is not inside
 
 
+async def _refuse_in_console(
+    receiver: Receiver, conversation_id: str, returned: str
+) -> tuple[int, str, str]:
+    """The clerk opens the refusal form (a purpose stated) and refuses, returning ``returned``;
+    the form as first shown, and the answer's status and page."""
+    refuse = f"{receiver.console}/conversations/{conversation_id}/refuse"
+    async with _console(receiver, conversation_id) as http:
+        async with http.get(refuse) as page:
+            shown = await page.text()
+        form = {
+            "csrf_token": _CSRF.search(shown).group(1),  # type: ignore[union-attr]
+            "Ground": "contrary-to-law",
+            "Circumstances": "Сведения такого рода предоставляются только по решению суда.",
+            "ConsultationsHeld": "yes",
+            "Returned": returned,
+        }
+        async with http.post(refuse, data=form) as answer:
+            return answer.status, shown, await answer.text()
+
+
+async def _request_with_a_file(sender: Signer, sender_client: PeerClient, url: str) -> bytes:
+    envelope = sender.document(
+        "cis-enforcement.Request", now(), Attachments=attachment_list(CONTENT)
+    )
+    assert (await _deliver(sender_client, url, envelope, CONTENT)).status == 200
+    return envelope
+
+
+async def test_a_console_refusal_returns_the_files_that_came_with_the_request(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """KZ-MJ refuses RU-FSSP's request in its console and, as CIS Art. 13 says, returns the
+    documents with it: the file that came beside the request is offered ticked, taken in again
+    from the store (streamed, a new upload under its own key), listed in the refusal's signed
+    header as it came and named in ``ReturnedDocuments``; the copy is recorded naming the
+    request it came from."""
+    envelope = await _request_with_a_file(sender, sender_client, receiver.url)
+    conversation_id = header_field(envelope, "ConversationId")
+    request_id = header_field(envelope, "MessageId")
+    status, shown, page = await _refuse_in_console(receiver, conversation_id, "1")
+    assert 'id="returned-1" checked' in shown and "исполнительный лист.pdf" in shown
+    assert status == 200 and "Возвращено документов: 1." in page, page[-2000:]
+    message_id = re.search(r"сообщение ([0-9a-f-]{36})", page).group(1)  # type: ignore[union-attr]
+    keys = receiver.node.kek_ring
+    with receiver.node.store.read() as conn:
+        (received,) = attachment_store.for_message(conn, request_id, keys)
+        (returned,) = attachment_store.for_message(conn, message_id, keys)
+        assert _stored_bytes(receiver, conn, returned.attachment_id) == CONTENT
+    assert returned.attachment_id != received.attachment_id and returned.meta == received.meta
+    (claim,) = [c for c in receiver.node.claim_due("test") if c.message_id == message_id]
+    wire = receiver.node.outgoing(claim).wire
+    returned_list = r"<cis:ReturnedDocuments><c:FileName>исполнительный лист\.pdf</c:FileName>"
+    assert re.search(returned_list, wire.decode())
+    assert hashlib.sha256(CONTENT).hexdigest().encode() in wire
+    (copied,) = [
+        r
+        for r in audit_rows(receiver.node.store, "attachment.uploaded")
+        if r["subjects"]["attachment"] == returned.attachment_id
+    ]
+    assert copied["subjects"]["message"] == request_id
+
+
+async def test_a_damaged_file_is_not_returned_and_nothing_is_sent(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """A received file whose stored segment was altered does not read back: the refusal is not
+    sent, the form names the damage at the returned documents, and no copy is left."""
+    envelope = await _request_with_a_file(sender, sender_client, receiver.url)
+    conversation_id = header_field(envelope, "ConversationId")
+    request_id = header_field(envelope, "MessageId")
+    with receiver.node.store.transaction() as conn:
+        (received,) = attachment_store.for_message(conn, request_id, receiver.node.kek_ring)
+        segment = attachment_segments.c
+        where = (segment.attachment_id == received.attachment_id) & (segment.segment_no == 1)
+        stored = conn.execute(sa.select(segment.ciphertext).where(where)).scalar_one()
+        altered = bytes([stored[0] ^ 1]) + stored[1:]
+        conn.execute(attachment_segments.update().where(where).values(ciphertext=altered))
+    before = _count(receiver, attachments)
+    status, _, page = await _refuse_in_console(receiver, conversation_id, "1")
+    assert status == 500 and 'id="error-ReturnedDocuments"' in page
+    assert "повреждён или изменён" in page
+    assert _count(receiver, attachments) == before
+    with receiver.node.store.read() as conn:
+        kinds = [m.header.kind for m in messages.list_for_conversation(conn, conversation_id)]
+    assert "Refusal" not in kinds
+
+
 async def test_the_api_sends_described_files_and_keeps_the_header_list_its_own(
     receiver: Receiver, sender: Signer, sender_client: PeerClient
 ) -> None:

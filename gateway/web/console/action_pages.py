@@ -138,7 +138,7 @@ async def _read_streamed(
             else:
                 await part.release()  # a file no field of this form takes
     except BaseException:
-        await _discard(request, uploads.values())  # the form after a file was refused
+        await discard_uploads(request, uploads.values())  # the form after a file was refused
         raise
     return fields, uploads, errors
 
@@ -153,7 +153,8 @@ def _file_language(field_name: str, fields: Mapping[str, str], working_language:
     return chosen
 
 
-async def _discard(request: web.Request, uploads: Iterable[Upload]) -> None:
+async def discard_uploads(request: web.Request, uploads: Iterable[Upload]) -> None:
+    """Delete uploads a refused form took in (the operator attaches them again, if at all)."""
     service = request.app[CONTEXT].service
     for upload in uploads:
         await service.discard_upload(upload.attachment_id, actor=request[ACTOR])
@@ -211,7 +212,7 @@ async def action(request: web.Request) -> web.Response:
         if not sent:
             # Refused: the operator attaches the files again with the corrected form, so the
             # bytes taken in for this one are deleted now, not left for the one-day sweep.
-            await _discard(request, uploads.values())
+            await discard_uploads(request, uploads.values())
 
 
 async def _act(

@@ -56,6 +56,7 @@ from gateway.web.console import (
     originals,
     pages,
     proceeding,
+    refusal_pages,
 )
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
@@ -199,8 +200,10 @@ def make_console_app(
         originals.original_received,
         name="original_received",
     )
-    router.add_get(CONVERSATION + "/refuse", pages.refuse_form, name="refuse", allow_head=False)
-    router.add_post(CONVERSATION + "/refuse", pages.refuse, name="refuse")
+    router.add_get(
+        CONVERSATION + "/refuse", refusal_pages.refuse_form, name="refuse", allow_head=False
+    )
+    router.add_post(CONVERSATION + "/refuse", refusal_pages.refuse, name="refuse")
     router.add_get(ACTION, action_pages.action_form, name="action", allow_head=False)
     router.add_post(ACTION, action_pages.action, name="action")
     router.add_get("/admin", admin.admin_index, name="admin", allow_head=False)

@@ -1,4 +1,4 @@
-"""The console's pages: dashboard, conversations, a conversation, a message, the refusal form.
+"""The console's pages: dashboard, conversations, a conversation, a message.
 
 Every handler calls only :class:`gateway.exchange.service.LocalService` (and the injected
 dashboard sources); the service enforces roles and records reads. The console adds what a
@@ -54,17 +54,8 @@ from gateway.web.console.actions import (
     disclosure_offered,
 )
 from gateway.web.console.auth import error_page, refused_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
-from gateway.web.console.refusal import (
-    EXTENTS,
-    REFUSAL_GROUNDS,
-    TEXT_FIELD,
-    RefusalForm,
-    build_refusal,
-    problems_by_field,
-    read_refusal_form,
-)
 from gateway.web.console.render import field_rows, render
 from gateway.web.server import stream_attachment
 from gateway.web.xmlchars import first_forbidden
@@ -730,103 +721,6 @@ async def message_pdf(request: web.Request) -> web.Response:
 
 async def receipt_xml(request: web.Request) -> web.Response:
     return await _download(request, "receipt")
-
-
-# --- the refusal (CIS Art. 13, 25; SC Art. 6.2) ------------------------------------------------
-
-
-def _refusal_page(
-    request: web.Request,
-    view: ConversationView,
-    form: RefusalForm,
-    *,
-    general: tuple[str, ...] = (),
-    status: int = 200,
-) -> web.Response:
-    agreement = view.summary.agreement
-    return render(
-        request,
-        "refuse.html",
-        {
-            "summary": view.summary,
-            "grounds": REFUSAL_GROUNDS.get(agreement, ()),
-            "extents": EXTENTS,
-            "text_field": TEXT_FIELD.get(agreement, "Circumstances"),
-            "form": form,
-            "general": general,
-        },
-        status=status,
-    )
-
-
-async def _refusable(request: web.Request) -> ConversationView | web.Response:
-    actor = request[ACTOR]
-    conversation_id = request.match_info["conversation_id"]
-    require(actor, Action.SUBMIT)
-    view, locked = await _conversation(request, conversation_id)
-    if view is None:
-        return locked_page(request, conversation_id, locked, next_page="refuse")
-    if not _may_refuse(actor, view):
-        return error_page(
-            request,
-            409,
-            "Отказ невозможен",
-            "Отказать можно только в исполнении полученного запроса, пока переписка не "
-            f"завершена (сейчас: «{label(STATE_LABELS, view.summary.state)}»).",
-        )
-    return view
-
-
-async def refuse_form(request: web.Request) -> web.Response:
-    view = await _refusable(request)
-    if isinstance(view, web.Response):
-        return view
-    return _refusal_page(request, view, RefusalForm())
-
-
-async def refuse(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    view = await _refusable(request)
-    if isinstance(view, web.Response):
-        return view
-    posted = await request.post()
-    grounds = [g for g in posted.getall("Ground", []) if isinstance(g, str)]
-    fields = {k: v for k, v in posted.items() if isinstance(v, str)}
-    form = read_refusal_form(view.summary.agreement, fields, grounds)
-    if form.errors:
-        return _refusal_page(request, view, form, status=422)
-    document = build_refusal(view, form, ctx.clock())
-    try:
-        result = await ctx.service.submit(document, actor=request[ACTOR])
-    except DocumentRejected as rejected:
-        by_field = problems_by_field(rejected.problems)
-        errors = {
-            name: tuple(_problem_text(p) for p in problems)
-            for name, problems in by_field.items()
-            if name
-        }
-        general = tuple(_problem_text(p) for p in by_field.get("", ()))
-        form = RefusalForm(**{**_form_values(form), "errors": errors})
-        return _refusal_page(request, view, form, general=general, status=422)
-    except ProtocolError as exc:
-        return _refusal_page(
-            request, view, form, general=(_problem_text(exc.problem()),), status=409
-        )
-    notice = f"Отказ в исполнении запроса принят к отправке (сообщение {result.message_id})."
-    if result.warnings:
-        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
-    request[SESSION].flash = notice
-    return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
-
-
-def _form_values(form: RefusalForm) -> dict[str, Any]:
-    return {
-        "grounds": form.grounds,
-        "text": form.text,
-        "consultations_held": form.consultations_held,
-        "extent": form.extent,
-        "refused_part": form.refused_part,
-    }
 
 
 def _problem_text(problem: Any) -> str:

@@ -86,10 +86,58 @@ TEXT_FIELD: Mapping[str, str] = MappingProxyType(
 """The element holding the written reasons: CIS Art. 13 para. 2 "обстоятельства, которые
 препятствуют исполнению"; SC Art. 6.2 "о причинах такого отказа письменно уведомляется"."""
 
-FORM_FIELDS = ("Ground", "Circumstances", "ConsultationsHeld", "Extent", "Reasons", "RefusedPart")
+FORM_FIELDS = (
+    "Ground",
+    "Circumstances",
+    "ConsultationsHeld",
+    "ReturnedDocuments",
+    "Extent",
+    "Reasons",
+    "RefusedPart",
+)
 """Form field names are the element names, so a problem's path names its field."""
 
+RETURNED_FIELD = "ReturnedDocuments"
+"""The field of the files returned with a CIS refusal; the header's list of files is theirs."""
+
 _BODY_PATH = "/Envelope/Body/Refusal/"
+_LISTED_FILES = "/Envelope/Header/Attachments"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFile:
+    """A file that came beside the request, as its signed header lists it: what the refusal
+    can return (CIS Art. 13), described as it came."""
+
+    number: int
+    """1-based, the request's list order (what the node opens it by)."""
+    name: str
+    title: str
+    media_type: str
+    size: int
+    language: str | None = None
+    translation_of: str | None = None
+    register_extract: bool = False
+
+
+def request_files(header: Mapping[str, Any]) -> tuple[RequestFile, ...]:
+    """The files listed in a received request's signed header (``MessageView.header``)."""
+    listed = (header.get("Attachments") or {}).get("Attachment") or []
+    if isinstance(listed, dict):
+        listed = [listed]
+    return tuple(
+        RequestFile(
+            number=number,
+            name=str(item["Name"]),
+            title=str(item.get("Title") or item["Name"]),
+            media_type=str(item.get("MediaType", "")),
+            size=int(item.get("Size", 0)),
+            language=item.get("Language"),
+            translation_of=item.get("TranslationOf"),
+            register_extract=bool(item.get("RegisterExtract", False)),
+        )
+        for number, item in enumerate(listed, start=1)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +153,21 @@ class RefusalForm:
     """SC only: ``full`` or ``partial``."""
     refused_part: str = ""
     """SC only, for a partial refusal."""
+    returned: tuple[int, ...] = ()
+    """CIS only: the numbers of the request's files returned with the refusal (Art. 13)."""
     errors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Field name -> Russian messages; ``""`` holds those of no one field."""
 
 
 def read_refusal_form(
-    agreement: str, form: Mapping[str, str], grounds: Sequence[str]
+    agreement: str,
+    form: Mapping[str, str],
+    grounds: Sequence[str],
+    returned: Sequence[str] = (),
+    offered: Sequence[RequestFile] = (),
 ) -> RefusalForm:
-    """The posted form, checked for what a document cannot be built without."""
+    """The posted form, checked for what a document cannot be built without; ``returned``:
+    the numbers of the ``offered`` request files ticked to go back with it (CIS)."""
     errors: dict[str, list[str]] = {}
     allowed = {g.code for g in REFUSAL_GROUNDS.get(agreement, ())}
     chosen = tuple(dict.fromkeys(grounds))
@@ -133,7 +188,9 @@ def read_refusal_form(
     consultations: bool | None = None
     extent = ""
     refused_part = ""
+    chosen_files: tuple[int, ...] = ()
     if agreement == "cis-enforcement":
+        chosen_files = _returned(returned, offered, errors)
         consultations = {"yes": True, "no": False}.get(form.get("ConsultationsHeld", ""))
         if consultations is None:
             errors.setdefault("ConsultationsHeld", []).append(
@@ -155,8 +212,20 @@ def read_refusal_form(
         consultations_held=consultations,
         extent=extent,
         refused_part=refused_part,
+        returned=chosen_files,
         errors={k: tuple(v) for k, v in errors.items()},
     )
+
+
+def _returned(
+    returned: Sequence[str], offered: Sequence[RequestFile], errors: dict[str, list[str]]
+) -> tuple[int, ...]:
+    numbers = {str(f.number): f.number for f in offered}
+    if any(value not in numbers for value in returned):
+        errors.setdefault(RETURNED_FIELD, []).append(
+            "Выбран файл, которого нет среди поступивших с запросом; выберите из списка."
+        )
+    return tuple(sorted({numbers[v] for v in returned if v in numbers}))
 
 
 def _xml_text(form: Mapping[str, str], name: str, errors: dict[str, list[str]]) -> str:
@@ -178,11 +247,18 @@ def opening_message_id(view: ConversationView) -> str | None:
     return None
 
 
-def build_refusal(view: ConversationView, form: RefusalForm, now: datetime) -> dict[str, Any]:
+def build_refusal(
+    view: ConversationView,
+    form: RefusalForm,
+    now: datetime,
+    returned: Sequence[tuple[RequestFile, str]] = (),
+) -> dict[str, Any]:
     """The Refusal document (JSON mirroring the XSD) answering ``view``'s request.
 
     We are the requested party: the refusal goes from it to the requesting party, in reply to
     the request, with the conversation's confidentiality (CIS Art. 16; SC Art. 8.1).
+    ``returned``: the request's files going back with it (CIS Art. 13), each with the id of
+    its copy taken in by the node, listed as they came and named in ``ReturnedDocuments``.
     """
     summary = view.summary
     header: dict[str, Any] = {
@@ -215,7 +291,26 @@ def build_refusal(view: ConversationView, form: RefusalForm, now: datetime) -> d
             "Circumstances": form.text,
             "ConsultationsHeld": bool(form.consultations_held),
         }
-    return {"header": header, "body": {"Refusal": body}}
+    document: dict[str, Any] = {"header": header, "body": {"Refusal": body}}
+    if returned:
+        body[RETURNED_FIELD] = {"FileName": [file.name for file, _ in returned]}
+        document["attachments"] = _listed_returned(returned)
+    return document
+
+
+def _listed_returned(returned: Sequence[tuple[RequestFile, str]]) -> list[dict[str, Any]]:
+    """The returned files as the submission lists them: described as the request listed them
+    (a translation names its original only when that goes back too)."""
+    names = {file.name for file, _ in returned}
+    listed: list[dict[str, Any]] = []
+    for file, attachment_id in returned:
+        item: dict[str, Any] = {"id": attachment_id, "title": file.title}
+        if file.translation_of in names:
+            item["translation_of"] = file.translation_of
+        if file.register_extract:
+            item["register_extract"] = True
+        listed.append(item)
+    return listed
 
 
 def problems_by_field(problems: Sequence[Problem]) -> dict[str, tuple[Problem, ...]]:
@@ -227,5 +322,7 @@ def problems_by_field(problems: Sequence[Problem]) -> dict[str, tuple[Problem, .
             first = problem.path[len(_BODY_PATH) :].split("/", 1)[0].split("[", 1)[0]
             if first in FORM_FIELDS:
                 name = first
+        elif problem.path.startswith(_LISTED_FILES):
+            name = RETURNED_FIELD  # the only files a refusal lists are the returned ones
         result.setdefault(name, []).append(problem)
     return {k: tuple(v) for k, v in result.items()}

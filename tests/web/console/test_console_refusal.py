@@ -3,14 +3,17 @@ the JSON document built by the console, service.submit, problems shown next to t
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from gateway.model.profiles import PROFILES
+from gateway.store.attachments import AttachmentMeta
 from gateway.web.console.refusal import EXTENTS, REFUSAL_GROUNDS, problems_by_field
 from gateway.xml.convert import json_to_xml
 from gateway.xml.schemas import PREFIXES, default_registry
 from gateway.xml.validate import validate
-from tests.web.console.conftest import signed_in
+from tests.web.console.conftest import reading_as, signed_in
 
 PROFILE_NS = {"cis-enforcement": PREFIXES["cis"], "ru-kz-supreme-courts": PREFIXES["sc"]}
 
@@ -152,10 +155,13 @@ def test_problem_paths_map_to_fields() -> None:
         Problem("A", "/Envelope/Body/Refusal/Ground[2]", "а", "a"),
         Problem("B", "/Envelope/Body/Refusal/ReturnedDocuments/FileName", "б", "b"),
         Problem("C", "/Envelope/Header/InReplyTo", "в", "c"),
+        Problem("D", "/Envelope/Header/Attachments/Attachment[1]/Language", "г", "d"),
     ]
     by_field = problems_by_field(problems)
     assert [p.code for p in by_field["Ground"]] == ["A"]
-    assert [p.code for p in by_field[""]] == ["B", "C"]
+    # The files a refusal lists are the documents it returns (CIS Art. 13).
+    assert [p.code for p in by_field["ReturnedDocuments"]] == ["B", "D"]
+    assert [p.code for p in by_field[""]] == ["C"]
 
 
 async def test_refusal_needs_the_operator_role(client, service, seeded) -> None:
@@ -180,3 +186,85 @@ async def test_no_refusal_of_a_closed_or_own_request(client, seeded) -> None:
     assert response.status == 409
     html = await (await client.get(f"/conversations/{seeded.answered}")).text()
     assert 'id="action-refuse"' not in html
+
+
+# --- the documents returned with a CIS refusal (Art. 13 para. 2) ------------------------------
+
+SCAN = b"%PDF-1.7 scan of the writ" * 40
+
+
+def _request_with_files(service, seeded) -> None:
+    """The seeded CIS request as if it came with a writ and an inventory beside it."""
+    listed = [
+        {"Name": "writ.pdf", "Title": "Исполнительный лист", "MediaType": "application/pdf"},
+        {"Name": "inventory.pdf", "MediaType": "application/pdf"},
+    ]
+    for number, item in enumerate(listed, start=1):
+        content = SCAN * number
+        item.update(Size=len(content), Sha256=hashlib.sha256(content).hexdigest())
+        meta = AttachmentMeta(item["Name"], "application/pdf", None)
+        service.received_files[seeded.cis_request, number] = (meta, content)
+    service.messages[seeded.cis_request].header["Attachments"] = {"Attachment": listed}
+
+
+REFUSAL = {"Ground": "security", "Circumstances": "Ущерб безопасности.", "ConsultationsHeld": "no"}
+
+
+async def test_the_request_s_files_are_offered_once_a_purpose_is_stated(
+    client, service, seeded
+) -> None:
+    _request_with_files(service, seeded)
+    await signed_in(client, "operator1")
+    locked = await (await client.get(f"/conversations/{seeded.cis}/refuse")).text()
+    assert 'id="returned-locked"' in locked and 'id="purpose-form"' in locked
+    assert "writ.pdf" not in locked  # a file's name is the request's content (CIS Art. 9.1)
+    await reading_as(client, "operator1", seeded.cis)
+    html = await (await client.get(f"/conversations/{seeded.cis}/refuse")).text()
+    assert 'id="returned-1" checked' in html and 'id="returned-2" checked' in html
+    assert "Исполнительный лист" in html and "inventory.pdf" in html
+    assert 'id="purpose-form"' not in html
+    sc = await (await client.get(f"/conversations/{seeded.sc}/refuse")).text()
+    assert 'id="field-ReturnedDocuments"' not in sc  # SC Art. 6.2 returns nothing
+
+
+async def test_the_ticked_files_go_back_with_the_refusal(client, service, seeded) -> None:
+    _request_with_files(service, seeded)
+    token = await reading_as(client, "operator1", seeded.cis)
+    response = await client.post(
+        f"/conversations/{seeded.cis}/refuse",
+        data={"csrf_token": token, **REFUSAL, "Returned": ["2"]},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    [document] = service.submitted
+    assert document["body"]["Refusal"]["ReturnedDocuments"] == {"FileName": ["inventory.pdf"]}
+    [listed] = document["attachments"]
+    assert listed["title"] == "inventory.pdf"
+    assert service.sent_uploads[listed["id"]] == service.received_files[seeded.cis_request, 2]
+    assert service.uploads == {}  # the double judged it with the header list it signs
+
+
+async def test_a_refused_refusal_deletes_the_copies_it_took(client, service, seeded) -> None:
+    _request_with_files(service, seeded)
+    token = await reading_as(client, "operator1", seeded.cis)
+    response = await client.post(
+        f"/conversations/{seeded.cis}/refuse",
+        data={"csrf_token": token, **REFUSAL, "Circumstances": " ", "Returned": ["1", "2"]},
+    )
+    html = await response.text()
+    assert response.status == 422 and 'id="error-Circumstances"' in html
+    assert 'id="returned-1" checked' in html and 'id="returned-2" checked' in html
+    assert service.calls.count("return_attachment") == 2
+    assert service.calls.count("discard_upload") == 2 and service.uploads == {}
+
+
+async def test_a_file_not_of_the_request_is_refused_at_its_field(client, service, seeded) -> None:
+    _request_with_files(service, seeded)
+    token = await reading_as(client, "operator1", seeded.cis)
+    response = await client.post(
+        f"/conversations/{seeded.cis}/refuse",
+        data={"csrf_token": token, **REFUSAL, "Returned": ["1", "7"]},
+    )
+    html = await response.text()
+    assert response.status == 422 and 'id="error-ReturnedDocuments"' in html
+    assert "return_attachment" not in service.calls and service.submitted == []
