@@ -172,6 +172,25 @@ _ATTACHMENT = (
         hint_ru="Нужен, если приложение не на русском языке; передаётся рядом с ним.",
     ),
 )
+REGISTER_EXTRACT = Field(
+    "RegisterExtract",
+    "Приложение — выписка из реестра или документ, подтверждающий права",
+    "choice",
+    choices=_YES_NO,
+    hint_ru="Такие документы передаются без перевода (п. 3 ст. 5 Соглашения СНГ).",
+)
+"""CIS Art. 5 para. 3: a register extract travels without translation; the node's language
+rule reads the header list's ``RegisterExtract`` (the Supreme Courts' agreement has no such
+exemption, so their forms do not ask)."""
+
+
+def _attachment_fields(cis: bool) -> tuple[Field, ...]:
+    if not cis:
+        return _ATTACHMENT
+    title, language, *files = _ATTACHMENT
+    return (title, language, REGISTER_EXTRACT, *files)
+
+
 UPLOAD_FIELDS = ("Attachment", "Translation")
 """The form's file fields, in the order their files are listed in the signed header: the file,
 then its translation."""
@@ -384,7 +403,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
         )
         answer_fields: tuple[Field, ...] = (
             Field("Answer", "Ответ", "textarea", required=True),
-            *_ATTACHMENT,
+            *_attachment_fields(cis),
         )
     else:
         consultation_fields = (
@@ -455,7 +474,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
                     required=cis,
                     elements=("Results",),
                 ),
-                *_ATTACHMENT,
+                *_attachment_fields(cis),
             ),
             response,
             submit_ru="Подписать и отправить ответ",
@@ -485,7 +504,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             "CIS Art. 14" if cis else "SC Art. 6.1",
             (
                 Field("Information", "Сведения в ответ на вопросы", "textarea", required=True),
-                *_ATTACHMENT,
+                *_attachment_fields(cis),
             ),
             answer,
             reply_to=("AdditionalInfoRequest",),
@@ -1236,14 +1255,17 @@ def build_document(
     return document
 
 
-def _listed_files(form: ActionForm) -> list[dict[str, str]]:
+def _listed_files(form: ActionForm) -> list[dict[str, Any]]:
     """The form's files as the submission lists them (their language was given at upload):
-    the file, titled, and its Russian translation naming it (``translation_of``)."""
+    the file, titled (a register extract marked so, CIS), and its Russian translation naming
+    it (``translation_of``)."""
     original = form.uploads.get("Attachment")
     if original is None:
         return []
     title = form.values.get("AttachmentTitle") or original.file_name
-    listed = [{"id": original.attachment_id, "title": title}]
+    listed: list[dict[str, Any]] = [{"id": original.attachment_id, "title": title}]
+    if form.values.get(REGISTER_EXTRACT.name) == "yes":
+        listed[0]["register_extract"] = True
     translation = form.uploads.get("Translation")
     if translation is not None:
         listed.append(
@@ -1259,7 +1281,8 @@ def _listed_files(form: ActionForm) -> list[dict[str, str]]:
 CONSOLE_REMEDIES_RU: Mapping[str, str] = MappingProxyType(
     {
         "RULE_ATTACHMENT_TRANSLATION_MISSING": "Выберите файл перевода в поле «Перевод "
-        "приложения на русский язык»; если сам файл на русском, укажите язык «русский».",
+        "приложения на русский язык»; если сам файл на русском, укажите язык «русский»; "
+        "выписку из реестра по Соглашению СНГ отметьте как таковую (п. 3 ст. 5).",
         "RULE_ATTACHMENT_NAME_REPEATED": "Назовите файл перевода иначе, чем файл приложения.",
     }
 )

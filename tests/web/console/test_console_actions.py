@@ -492,6 +492,50 @@ async def test_a_file_in_kazakh_without_translation_is_refused_at_its_field(
     assert service.submitted == [] and service.uploads == {}
 
 
+async def test_a_register_extract_in_kazakh_travels_without_translation(
+    client, service, seeded
+) -> None:
+    """CIS Art. 5 para. 3: the operator marks the Kazakh file a register extract; the header
+    lists it so and the node's language rule lets it go alone. The Supreme Courts' form, whose
+    agreement has no such exemption, does not ask."""
+    token = await signed_in(client, "operator1")
+    cis_form = await (await client.get(f"/conversations/{seeded.cis}/actions/respond")).text()
+    sc_form = await (await client.get(f"/conversations/{seeded.sc}/actions/respond")).text()
+    assert 'id="RegisterExtract-yes"' in cis_form and "RegisterExtract" not in sc_form
+    assert cis_form.index('name="RegisterExtract"') < cis_form.index('name="Attachment"')
+    chosen = {"AttachmentLanguage": "kk", "RegisterExtract": "yes"}
+    response = await client.post(
+        f"/conversations/{seeded.cis}/actions/respond",
+        data=_form(token, RESPONSE | chosen, ("vypiska.pdf", b"%PDF-1.7 kk", "application/pdf")),
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    [document] = service.submitted
+    [listed] = document["attachments"]
+    assert listed["register_extract"] is True and "translation_of" not in listed
+    stored = service.messages[document["header"]["MessageId"]].xml
+    assert b"<env:RegisterExtract>true</env:RegisterExtract>" in stored
+
+
+async def test_an_unmarked_kazakh_file_in_a_cis_answer_names_the_extract_choice(
+    client, service, seeded
+) -> None:
+    token = await signed_in(client, "operator1")
+    response = await client.post(
+        f"/conversations/{seeded.cis}/actions/respond",
+        data=_form(
+            token,
+            RESPONSE | {"AttachmentLanguage": "kk"},
+            ("vypiska.pdf", b"%PDF-1.7 kk", "application/pdf"),
+        ),
+    )
+    html = await response.text()
+    assert response.status == 422
+    error = html.split('id="error-Attachment">', 1)[1].split("</span>", 1)[0]
+    assert "выписку из реестра" in error and "register_extract" not in error
+    assert service.submitted == [] and service.uploads == {}
+
+
 async def test_a_translation_alone_is_refused_and_discarded(client, service, seeded) -> None:
     token = await signed_in(client, "operator1")
     response = await client.post(
