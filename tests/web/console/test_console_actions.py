@@ -469,14 +469,15 @@ async def test_a_file_in_kazakh_travels_with_its_russian_translation(
     assert b"<env:TranslationOf>sheshim.pdf</env:TranslationOf>" in stored
 
 
+@pytest.mark.parametrize(("agreement", "article"), [("sc", "ст. 11"), ("cis", "ст. 19")])
 async def test_a_file_in_kazakh_without_translation_is_refused_at_its_field(
-    client, service, seeded
+    client, service, seeded, agreement: str, article: str
 ) -> None:
     """The node's language rule refuses it; the console names it at the file's field, with
-    the article, and keeps neither file."""
+    the article and the form's ways to mend it, and keeps neither file."""
     token = await signed_in(client, "operator1")
     response = await client.post(
-        f"/conversations/{seeded.sc}/actions/respond",
+        f"/conversations/{getattr(seeded, agreement)}/actions/respond",
         data=_form(
             token,
             RESPONSE | {"AttachmentLanguage": "kk"},
@@ -486,8 +487,9 @@ async def test_a_file_in_kazakh_without_translation_is_refused_at_its_field(
     assert response.status == 422
     html = await response.text()
     error = html.split('id="error-Attachment">', 1)[1].split("</span>", 1)[0]
-    assert "не на русском языке" in error and "ст. 11" in error
+    assert "не на русском языке" in error and article in error
     assert "«Перевод приложения на русский язык»" in error and "translation_of" not in error
+    assert "выписку из реестра" in error and "register_extract" not in error
     assert '<option value="kk" selected>' in html  # the choice stays
     assert service.submitted == [] and service.uploads == {}
 
@@ -515,25 +517,6 @@ async def test_a_register_extract_in_kazakh_travels_without_translation(
     assert listed["register_extract"] is True and "translation_of" not in listed
     stored = service.messages[document["header"]["MessageId"]].xml
     assert b"<env:RegisterExtract>true</env:RegisterExtract>" in stored
-
-
-async def test_an_unmarked_kazakh_file_in_a_cis_answer_names_the_extract_choice(
-    client, service, seeded
-) -> None:
-    token = await signed_in(client, "operator1")
-    response = await client.post(
-        f"/conversations/{seeded.cis}/actions/respond",
-        data=_form(
-            token,
-            RESPONSE | {"AttachmentLanguage": "kk"},
-            ("vypiska.pdf", b"%PDF-1.7 kk", "application/pdf"),
-        ),
-    )
-    html = await response.text()
-    assert response.status == 422
-    error = html.split('id="error-Attachment">', 1)[1].split("</span>", 1)[0]
-    assert "выписку из реестра" in error and "register_extract" not in error
-    assert service.submitted == [] and service.uploads == {}
 
 
 async def test_a_translation_alone_is_refused_and_discarded(client, service, seeded) -> None:
