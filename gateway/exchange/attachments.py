@@ -70,6 +70,9 @@ class AttachmentDamaged(GatewayError):
     """A stored file that does not read back as it was signed (a segment failed
     authentication, or the bytes' digest differs): the store was altered or cut."""
 
+    code = "ATTACHMENT_DAMAGED"
+    """The API's code, as for a damaged file whose signatures were to be verified."""
+
     def __init__(self, message_id: str, number: int) -> None:
         super().__init__(
             f"attachment {number} of message {message_id} does not read back as signed: the "

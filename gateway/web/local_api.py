@@ -111,6 +111,7 @@ from gateway.crypto.keys.kek_ring import KekRotationError
 from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
 from gateway.exchange.attachments import (
     AttachmentCheckRefused,
+    AttachmentDamaged,
     AttachmentMeta,
     PartTooLarge,
     UploadOffsetMismatch,
@@ -175,6 +176,7 @@ MESSAGE_ORIGINAL_SENT = f"{MESSAGE}/original/sent"
 MESSAGE_ORIGINAL_RECEIVED = f"{MESSAGE}/original/received"
 MESSAGE_ATTACHMENT = f"{MESSAGE}/attachments/{{number}}"
 MESSAGE_ATTACHMENT_VERIFICATIONS = f"{MESSAGE_ATTACHMENT}/verifications"
+MESSAGE_ATTACHMENT_RETURNS = f"{MESSAGE_ATTACHMENT}/returns"
 ATTACHMENTS = f"{API_PREFIX}/attachments"
 ATTACHMENT = f"{ATTACHMENTS}/{{attachment_id}}"
 CONVERSATIONS = f"{API_PREFIX}/conversations"
@@ -589,6 +591,8 @@ def _translate(exc: BaseException) -> ApiError | None:
             "no active legal hold on this conversation; nothing changed",
             "Действующих запретов на эту переписку нет; ничего не изменено.",
         )
+    if isinstance(exc, AttachmentDamaged):
+        return ApiError(500, exc.code, str(exc), exc.message_ru)
     if isinstance(exc, AttachmentCheckRefused):
         # Our own words: the code, why and what to do; never the file's name or content.
         return ApiError(
@@ -2058,32 +2062,45 @@ async def post_attachment(request: web.Request) -> web.Response:
     return _json(result, status=201)
 
 
-async def get_message_attachment(request: web.Request) -> web.StreamResponse:
-    """The message's attachment ``number`` (1-based, as listed in its signed header),
-    streamed; the same role, purpose and audit as reading the document."""
+def _message_attachment(request: web.Request) -> tuple[str, int]:
+    """The route's message id and attachment number (1-based, as its signed header lists
+    them); only ``purpose`` may be asked."""
     _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
     raw = request.match_info["number"]
     if not raw.isdigit() or not 1 <= int(raw) <= 50:
         raise _bad_parameter("number", "1..50", "от 1 до 50")
+    return message_id, int(raw)
+
+
+async def get_message_attachment(request: web.Request) -> web.StreamResponse:
+    """The message's attachment ``number``, streamed; the same role, purpose and audit as
+    reading the document."""
+    message_id, number = _message_attachment(request)
     info, read_from = await request.app[SERVICE].open_attachment(
-        message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
+        message_id, number, actor=request[ACTOR], purpose=stated_purpose(request)
     )
-    return await stream_attachment(request, info, read_from, message_id, int(raw))
+    return await stream_attachment(request, info, read_from, message_id, number)
 
 
 async def post_attachment_verification(request: web.Request) -> web.Response:
     """Verify the signatures of the message's signed PDF attachment ``number``, streamed from
     the store, with the node's trust and CRLs now; the verdict is recorded → 201."""
-    _only_params(request, frozenset({"purpose"}))
-    message_id = _path_id(request, "message_id")
-    raw = request.match_info["number"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
-        raise _bad_parameter("number", "1..50", "от 1 до 50")
+    message_id, number = _message_attachment(request)
     check = await request.app[SERVICE].verify_attachment(
-        message_id, int(raw), actor=request[ACTOR], purpose=stated_purpose(request)
+        message_id, number, actor=request[ACTOR], purpose=stated_purpose(request)
     )
     return _json(check.to_json(), status=201)
+
+
+async def post_attachment_return(request: web.Request) -> web.Response:
+    """Take a received message's file in again as an upload, to list in a refusal that returns
+    it (CIS Art. 13) → 201 with the upload's id, size and SHA-256, as ``POST attachments``."""
+    message_id, number = _message_attachment(request)
+    copy = await request.app[SERVICE].return_attachment(
+        message_id, number, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
+    return _json(copy, status=201)
 
 
 async def get_openapi(request: web.Request) -> web.Response:
@@ -2164,6 +2181,14 @@ ROUTES: tuple[Route, ...] = (
         get_message_attachment,
         Action.READ_DOCUMENT,
         "one attachment of the message, streamed",
+    ),
+    Route(
+        hdrs.METH_POST,
+        MESSAGE_ATTACHMENT_RETURNS,
+        post_attachment_return,
+        Action.SUBMIT,
+        "take a received file in again as an upload, to return it with a refusal (CIS "
+        "Art. 13) → 201",
     ),
     Route(
         hdrs.METH_POST,

@@ -737,6 +737,29 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/messages/{message_id}/attachments/{number}/returns": {
+            "post": {
+                "operationId": "returnMessageAttachment",
+                "summary": "Take a received message's file in again as an upload (streamed from "
+                "the store under a new key, its SHA-256 checked against the signed one), to "
+                "list in the `attachments` of a refusal that returns it, its name in "
+                "`ReturnedDocuments` (CIS Art. 13: the refusal goes with the documents "
+                "returned). Same role and purpose as downloading the file, and the operator's "
+                "role to send; the copy is audited `attachment.uploaded` naming the message. "
+                "An upload no submission takes is deleted after a day, like any other.",
+                "parameters": [*message_param, attachment_number, *_PURPOSE],
+                "responses": {
+                    "201": _object_answer(
+                        "The upload: `attachment_id`, `size`, `sha256` (the received file's)."
+                    ),
+                    "500": _returns(
+                        "ATTACHMENT_DAMAGED: the stored file does not read back as signed "
+                        "(altered or cut in the store); restore from a backup. No copy is kept."
+                    ),
+                    **_READ,
+                },
+            }
+        },
         "/api/v1/messages/{message_id}/attachments/{number}/verifications": {
             "post": {
                 "operationId": "verifyMessageAttachment",

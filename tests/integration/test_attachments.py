@@ -491,6 +491,40 @@ async def test_the_api_sends_described_files_and_keeps_the_header_list_its_own(
     ]
 
 
+async def test_the_api_returns_a_received_file_with_a_refusal(
+    receiver: Receiver, sender: Signer, sender_client: PeerClient
+) -> None:
+    """A case system refusing through the local API returns the request's file (CIS Art. 13)
+    without downloading it: ``POST …/attachments/1/returns`` takes it in again (a stated
+    purpose needed, as for downloading it), and the refusal lists that upload and names the
+    file in ``ReturnedDocuments``."""
+    envelope = await _request_with_a_file(sender, sender_client, receiver.url)
+    request_id = header_field(envelope, "MessageId")
+    auth = {"Authorization": f"Bearer {receiver.token}"}
+    purpose = {"X-Purpose": "Исполнительное производство № 9/26: отказ"}
+    returns = f"{receiver.api}/messages/{request_id}/attachments/1/returns"
+    refusal = reply_document("cis-enforcement.Refusal-returned-documents", envelope)
+    refusal["body"]["Refusal"]["ReturnedDocuments"] = {"FileName": ["исполнительный лист.pdf"]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(returns, headers=auth) as unstated:
+            assert unstated.status == 428  # reading the file needs a purpose (CIS Art. 9.1)
+        ninth = f"{receiver.api}/messages/{request_id}/attachments/9/returns"
+        async with http.post(ninth, headers=auth | purpose) as missing:
+            assert missing.status == 404
+        async with http.post(returns, headers=auth | purpose) as taken:
+            assert taken.status == 201, await taken.text()
+            copy = await taken.json()
+        assert copy["sha256"] == hashlib.sha256(CONTENT).hexdigest()
+        refusal["attachments"] = [{"id": copy["attachment_id"], "title": "Исполнительный лист"}]
+        async with http.post(f"{receiver.api}/messages", json=refusal, headers=auth) as sent:
+            assert sent.status == 202, await sent.text()
+            message_id = (await sent.json())["message_id"]
+    with receiver.node.store.read() as conn:
+        (returned,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
+        assert _stored_bytes(receiver, conn, returned.attachment_id) == CONTENT
+    assert returned.attachment_id == copy["attachment_id"]
+
+
 def reply_document(template: str, request_envelope: bytes) -> dict[str, Any]:
     """The example ``template`` as a case system's answer to the request it received."""
     document = load_example(template)
