@@ -30,7 +30,9 @@ from gateway.web.console.auth import error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import STATE_LABELS, label
 from gateway.web.console.pages import (
+    Locked,
     _conversation,
+    _locked,
     _may_refuse,
     _problem_text,
     _purpose,
@@ -56,7 +58,7 @@ def _refusal_page(
     request: web.Request,
     view: ConversationView,
     form: RefusalForm,
-    files: Sequence[RequestFile] | None,
+    files: Sequence[RequestFile] | Locked,
     *,
     general: tuple[str, ...] = (),
     status: int = 200,
@@ -70,7 +72,8 @@ def _refusal_page(
             "grounds": REFUSAL_GROUNDS.get(agreement, ()),
             "extents": EXTENTS,
             "text_field": TEXT_FIELD.get(agreement, "Circumstances"),
-            "files": files,
+            "files": _offered(files),
+            "files_locked": files if isinstance(files, Locked) else None,
             "form": form,
             "general": general,
         },
@@ -98,25 +101,31 @@ async def _refusable(request: web.Request) -> ConversationView | web.Response:
 
 async def _returnable(
     request: web.Request, view: ConversationView
-) -> tuple[RequestFile, ...] | None:
+) -> tuple[RequestFile, ...] | Locked:
     """The files that came with the request a CIS refusal answers (none for SC, whose
-    refusal returns nothing, nor for a request purged or with no files); None while no
-    purpose is stated: their names are the request's content, read for a purpose (CIS
-    Art. 9.1) like the files themselves."""
+    refusal returns nothing, nor for a request purged or with no files); :class:`Locked`
+    while they may not be read: their names are the request's content, read for a stated
+    purpose (CIS Art. 9.1) and, in a confidential document, by a confidential reader."""
     request_id = opening_message_id(view)
     if view.summary.agreement != "cis-enforcement" or request_id is None:
         return ()
+    actor = request[ACTOR]
     purpose = _purpose(request, view.summary.conversation_id)
     if purpose is None:
-        return None
-    ctx = request.app[CONTEXT]
+        return Locked(True, None)
     try:
-        message = await ctx.service.message(request_id, actor=request[ACTOR], purpose=purpose)
+        message = await request.app[CONTEXT].service.message(
+            request_id, actor=actor, purpose=purpose
+        )
     except NotFound:
         return ()
-    except (PermissionDenied, PurposeRequired):
-        return None
+    except (PermissionDenied, PurposeRequired) as exc:
+        return _locked(actor, exc)
     return request_files(message.header)
+
+
+def _offered(files: Sequence[RequestFile] | Locked) -> Sequence[RequestFile]:
+    return () if isinstance(files, Locked) else files
 
 
 async def refuse_form(request: web.Request) -> web.Response:
@@ -125,7 +134,7 @@ async def refuse_form(request: web.Request) -> web.Response:
         return view
     files = await _returnable(request, view)
     # Art. 13 returns the documents with the refusal: every file is ticked until unticked.
-    form = RefusalForm(returned=tuple(f.number for f in files or ()))
+    form = RefusalForm(returned=tuple(f.number for f in _offered(files)))
     return _refusal_page(request, view, form, files)
 
 
@@ -138,13 +147,13 @@ async def refuse(request: web.Request) -> web.Response:
     grounds = [g for g in posted.getall("Ground", []) if isinstance(g, str)]
     returned = [n for n in posted.getall("Returned", []) if isinstance(n, str)]
     fields = {k: v for k, v in posted.items() if isinstance(v, str)}
-    form = read_refusal_form(view.summary.agreement, fields, grounds, returned, files or ())
+    form = read_refusal_form(view.summary.agreement, fields, grounds, returned, _offered(files))
     if form.errors:
         return _refusal_page(request, view, form, files, status=422)
     copies: list[tuple[RequestFile, str]] = []
     sent = False
     try:
-        chosen = [f for f in files or () if f.number in form.returned]
+        chosen = [f for f in _offered(files) if f.number in form.returned]
         failed = await _take_in_again(request, view, chosen, copies)
         if failed is not None:
             form = RefusalForm(**{**_form_values(form), "errors": {RETURNED_FIELD: (failed,)}})
@@ -184,7 +193,7 @@ async def _send(
     request: web.Request,
     view: ConversationView,
     form: RefusalForm,
-    files: Sequence[RequestFile] | None,
+    files: Sequence[RequestFile] | Locked,
     copies: Sequence[tuple[RequestFile, str]],
 ) -> web.Response:
     ctx = request.app[CONTEXT]

@@ -3,6 +3,7 @@ the JSON document built by the console, service.submit, problems shown next to t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -225,6 +226,21 @@ async def test_the_request_s_files_are_offered_once_a_purpose_is_stated(
     assert 'id="purpose-form"' not in html
     sc = await (await client.get(f"/conversations/{seeded.sc}/refuse")).text()
     assert 'id="field-ReturnedDocuments"' not in sc  # SC Art. 6.2 returns nothing
+
+
+async def test_a_confidential_request_s_files_name_the_role_that_may_return_them(
+    client, service, seeded
+) -> None:
+    """A request sent confidential in an open conversation: the operator, having stated a
+    purpose, is told which role may read (and so return) its files, not asked again."""
+    _request_with_files(service, seeded)
+    stored = service.messages[seeded.cis_request]
+    secret = dataclasses.replace(stored.summary, confidential=True)
+    service.messages[seeded.cis_request] = dataclasses.replace(stored, summary=secret)
+    await reading_as(client, "operator1", seeded.cis)
+    html = await (await client.get(f"/conversations/{seeded.cis}/refuse")).text()
+    assert 'id="returned-locked"' in html and "с ролью" in html
+    assert 'id="purpose-form"' not in html and "writ.pdf" not in html
 
 
 async def test_the_ticked_files_go_back_with_the_refusal(client, service, seeded) -> None:
