@@ -111,13 +111,15 @@ PROVISIONS: tuple[Provision, ...] = (
         "выписки без перевода и безвозмездно",
         "Subjects `Documents` and `Explanations`; explanations must list their questions "
         "(`RULE_QUESTIONS_MISSING`); an attachment marked `RegisterExtract` travels without "
-        "translation (para. 3), any other one in another language needs its Russian translation",
+        "translation (para. 3), any other one in another language needs its Russian "
+        "translation; the console's CIS answer forms ask whether the file is one",
         Status.DONE,
         (
             _CONTENT + "test_questions_rule_applies_to_every_explanations_subject",
             _EXAMPLES + "test_invalid_example_fails_with_its_code",
             _CONTENT
             + "test_a_register_extract_beside_the_xml_travels_without_translation_under_cis_only",
+            _ACTIONS + "test_a_register_extract_in_kazakh_travels_without_translation",
         ),
     ),
     Provision(
@@ -261,11 +263,19 @@ PROVISIONS: tuple[Provision, ...] = (
         "ConsultationRecord of one held orally), "
         "recorded in the conversation on both sides (an answer still pending is recorded after "
         "the refusal; 'при необходимости': a refusal without one is accepted); the documents "
-        "returned travel beside it, named in `ReturnedDocuments` (`RULE_FILE_NOT_LISTED`)",
+        "returned travel beside it, named in `ReturnedDocuments` (`RULE_FILE_NOT_LISTED`): the "
+        "console offers the files that came with the request, ticked, and the node takes each "
+        "in again from its store, its digest checked (the API: `POST "
+        "…/attachments/{number}/returns`)",
         Status.DONE,
         (
             _MACHINE + "test_refusal_requires_grounds_and_records_them",
             _CONTENT + "test_a_file_the_body_names_travels_beside_it",
+            _REFUSAL_FORM + "test_the_ticked_files_go_back_with_the_refusal",
+            "tests/integration/test_attachments.py::"
+            "test_a_console_refusal_returns_the_files_that_came_with_the_request",
+            "tests/integration/test_attachments.py::"
+            "test_the_api_returns_a_received_file_with_a_refusal",
             _REFUSAL_FORM + "test_cis_refusal_is_submitted",
             _REFUSAL_FORM + "test_form_offers_the_agreement_s_grounds",
             _CONSULT
