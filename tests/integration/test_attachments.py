@@ -1055,6 +1055,53 @@ async def test_a_confidential_attachment_travels_sealed_and_only_a_confidential_
     ), read[-1:]
 
 
+async def test_a_confidential_request_s_file_is_returned_sealed_again(
+    world: DemoWorld, receiver: Receiver, sender_client: PeerClient
+) -> None:
+    """CIS Art. 13 in a confidential conversation (Art. 16): only a confidential reader may
+    take the received file in again; the copy is stored encrypted and goes back sealed to the
+    requesting body like any confidential part, never in clear at rest or on the wire."""
+    node, envelope, wire, request_id = await _confidential_submitted(world, "conf-return")
+    node.close()
+    assert (await _deliver(sender_client, receiver.url, envelope, wire)).status == 200
+    purpose = {"X-Purpose": "Исполнительное производство № 7/26: отказ"}
+    returns = f"{receiver.api}/messages/{request_id}/attachments/1/returns"
+    plain = f"integration-{secrets.token_hex(16)}"
+    with receiver.node.store.transaction() as conn:
+        tokens.create(conn, plain, label="plain-return", scopes=("operator",), now=now())
+        conversation_id = messages.get(conn, request_id).header.conversation_id
+    refusal = load_example("cis-enforcement.Refusal-returned-documents")
+    refusal["header"].update(
+        ConversationId=conversation_id, InReplyTo=request_id, Recipient=SENDER, Confidential=True
+    )
+    refusal["body"]["Refusal"]["ReturnedDocuments"] = {"FileName": ["должник.pdf"]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(returns, headers={"Authorization": f"Bearer {plain}"} | purpose) as r:
+            assert r.status == 403 and "confidential-reader" in await r.text()
+        auth = {"Authorization": f"Bearer {receiver.token}"}
+        async with http.post(returns, headers=auth | purpose) as taken:
+            assert taken.status == 201, await taken.text()
+            copy = (await taken.json())["attachment_id"]
+        refusal["attachments"] = [copy]
+        async with http.post(f"{receiver.api}/messages", json=refusal, headers=auth) as sent:
+            assert sent.status == 202, await sent.text()
+            message_id = (await sent.json())["message_id"]
+    with receiver.node.store.read() as conn:
+        at_rest = b"".join(
+            conn.execute(
+                sa.select(attachment_segments.c.ciphertext).where(
+                    attachment_segments.c.attachment_id == copy
+                )
+            ).scalars()
+        )
+    assert at_rest and SECRET_PHRASE not in at_rest
+    (claim,) = [c for c in receiver.node.claim_due("test") if c.message_id == message_id]
+    outgoing = receiver.node.outgoing(claim)
+    assert outgoing.sealed_parts and SECRET_PHRASE not in outgoing.wire
+    sealed = await _gathered(read_sealed_stream(receiver.node.store, copy, len(SECRET)))
+    assert len(sealed) == sealed_size(len(SECRET)) and SECRET_PHRASE not in sealed
+
+
 async def test_a_confidential_part_altered_in_transit_is_refused(
     world: DemoWorld, receiver: Receiver, sender_client: PeerClient
 ) -> None:
