@@ -60,6 +60,7 @@ _CONFIDENTIAL = "tests/integration/test_exchange_confidential.py::"
 _REJECTIONS = "tests/integration/test_exchange_rejections.py::"
 _SUPREME = "tests/integration/test_supreme_courts.py::"
 _REFUSAL_FORM = "tests/web/console/test_console_refusal.py::"
+_NEW_REQUEST = "tests/integration/test_console_new_request.py::"
 _CONSULT = "tests/exchange/test_conversation_consultations.py::"
 _CONSULT_NODES = "tests/integration/test_exchange_consultations.py::"
 _ACTIONS = "tests/web/console/test_console_actions.py::"
@@ -226,6 +227,7 @@ PROVISIONS: tuple[Provision, ...] = (
         (
             "tests/xml/test_envelope_signatures.py::test_official_without_seal_is_refused",
             "tests/xml/test_envelope_signatures.py::test_seal_alone_is_enough_for_machine_documents",
+            _NEW_REQUEST + "test_a_cis_request_sent_from_the_console_opens_a_conversation",
             "tests/crypto/test_xades_signatures.py::test_removed_official_signature",
             _CONTENT + "test_questions_rule_applies_to_every_explanations_subject",
         ),
@@ -444,6 +446,7 @@ PROVISIONS: tuple[Provision, ...] = (
         (
             _CONTENT + "test_russian_original_needs_no_translation_but_kazakh_does",
             _CORE + "test_sc_request_expected_by_is_its_shorter_term_and_urgency_is_read",
+            _NEW_REQUEST + "test_a_supreme_courts_request_is_sent_urgent_to_the_other_court",
             "tests/xml/test_envelope_signatures.py::test_official_without_seal_is_refused",
         ),
     ),

@@ -88,6 +88,51 @@ async def test_refusal_round_trip(nodes: Nodes, context) -> None:
     await screenshot(ru, "refusal-arrived")
 
 
+async def test_a_request_opened_in_the_console_reaches_the_other_body(
+    nodes: Nodes, context
+) -> None:
+    """KZ-MJ's operator opens a conversation from the list («Новый запрос»), fills the CIS
+    request (Art. 11) and sends it; RU-FSSP's operator sees it arrive."""
+    ctx, _ = context
+    kz = await sign_in(ctx, nodes.kz, "operator")
+    await kz.click("#nav-conversations")
+    await kz.click("#new-request-cis-enforcement")
+    await kz.locator("#request-form").wait_for()
+    assert await kz.input_value("#RequestingAuthority")  # our body's name, filled in
+    await kz.select_option("#Recipient", "RU-FSSP")
+    for field, value in {
+        "#Proceeding-Number": "3312/26/02001-ИП",
+        "#Proceeding-Opened": "2026-10-01",
+        "#EnforcementDocument-Title": "Исполнительный лист",
+        "#EnforcementDocument-Number": "ВС № 9931",
+        "#EnforcementDocument-Date": "2026-09-20",
+        "#EnforcementDocument-Issuer-Name": "Районный суд № 2 г. Астаны",
+        "#Creditor-Individual-Surname": "Сериков",
+        "#Creditor-Individual-Name": "Арман",
+        "#Creditor-Individual-Residence": "г. Астана, ул. Кенесары, д. 5",
+        "#Debtor-Individual-Surname": "Образцов",
+        "#Debtor-Individual-Name": "Пётр",
+        "#Debtor-Individual-Residence": "г. Москва, ул. Тверская, д. 7",
+        "#Debtor-Individual-BirthDate": "1979-02-11",
+        "#Debtor-Individual-BirthPlace": "г. Тула",
+        "#OperativePart": "Взыскать с Образцова П. в пользу Серикова А. 900 000 тенге.",
+        "#Content": "Просим сообщить о счетах должника в банках Российской Федерации.",
+        "#FactualCircumstances": "Должник выехал в Российскую Федерацию в 2026 году.",
+    }.items():
+        await kz.fill(field, value)
+    for choice in ("#EnforcementDocument-Issuer-Kind-court", "#CreditorKind-individual"):
+        await kz.check(choice)
+    await kz.check("#DebtorKind-individual")
+    await kz.check("#Assets-Kind-bank-accounts")
+    await screenshot(kz, "new-request")
+    await kz.click("#request-submit")
+    await kz.locator("#flash").wait_for()
+    assert "Запрос принят к отправке" in await kz.inner_text("#flash")
+    cid = kz.url.rstrip("/").rsplit("/", 1)[-1]
+    ru = await sign_in(ctx, nodes.ru, "operator")
+    await _until_state(ru, f"{nodes.ru.url}/conversations/{cid}", "in-progress")
+
+
 async def test_delay_notice_form(nodes: Nodes, context) -> None:
     """An action form other than the refusal, through the browser: a delay notice."""
     ctx, errors = context

@@ -121,6 +121,7 @@ async def test_main_pages_fit_small_screens_and_pass_axe(
         ("conversation", f"/conversations/{cid}"),
         ("message", message),
         ("action-form", f"/conversations/{cid}/actions/delay"),
+        ("new-request", "/requests/new/cis-enforcement"),
     ):
         problems += await _check(operator, base + path, name, script)
 

@@ -76,8 +76,9 @@ class Field:
     label_ru: str
     widget: str
     """``text``, ``textarea``, ``lines`` (one item a line), ``date``, ``choice`` (radio),
-    ``select`` (a list; the first choice preselected), ``message`` (choose a document of this
-    conversation), ``file``."""
+    ``checks`` (several of the choices), ``select`` (a list; the first choice preselected),
+    ``message`` (choose a document of this conversation), ``file``; ``section`` is a heading
+    between fields, no input."""
     required: bool = False
     choices: tuple[tuple[str, str], ...] = ()
     """``choice``: (value, Russian label)."""
@@ -1086,11 +1087,38 @@ def read_action_form(
 ) -> ActionForm:
     """The posted form, cleaned, with the errors that stop a document from being built.
     ``uploads``/``upload_errors``: per file field, the file streamed in or why it was not."""
+    raw, values, errors = read_fields(
+        spec.fields, form, lambda item: choices_of(spec, view, item), upload_errors or {}
+    )
+    uploads = dict(uploads or {})
+    _cross_checks(spec, values, errors)
+    if "Translation" in uploads and "Attachment" not in uploads:
+        errors.setdefault("Translation", []).append(
+            "Перевод прикладывается вместе с самим приложением: выберите и его файл."
+        )
+    return ActionForm(
+        raw=raw,
+        values=values,
+        uploads=uploads,
+        errors={k: tuple(v) for k, v in errors.items()},
+    )
+
+
+def read_fields(
+    fields: Sequence[Field],
+    form: Mapping[str, str],
+    choices: Callable[[Field], tuple[tuple[str, str], ...]],
+    upload_errors: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], dict[str, Any], dict[str, list[str]]]:
+    """Each field's text as typed (to show again), its cleaned value, and what is wrong with
+    it; ``choices``: what a choice field offers now. A ``checks`` field's values come joined
+    by commas."""
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {}
     raw: dict[str, str] = {}
-    uploads = dict(uploads or {})
-    for item in spec.fields:
+    for item in fields:
+        if item.widget == "section":
+            continue
         if item.widget == "file":
             if upload_errors and item.name in upload_errors:
                 errors.setdefault(item.name, []).append(upload_errors[item.name])
@@ -1107,59 +1135,64 @@ def read_action_form(
             errors.setdefault(item.name, []).append(
                 f"Текст длиннее {MAX_TEXT_CHARS} символов; изложите короче."
             )
-        value: Any
-        if item.widget == "lines":
-            value = [_one_line(line) for line in text.splitlines() if line.strip()]
-            if len(value) > MAX_LINES:
-                errors.setdefault(item.name, []).append(f"Не больше {MAX_LINES} строк.")
-                value = value[:MAX_LINES]
-            missing = not value
-        elif item.widget == "date":
-            cleaned = text.strip()
-            value = None
-            if cleaned:
-                try:
-                    value = date.fromisoformat(cleaned)
-                except ValueError:
-                    errors.setdefault(item.name, []).append("Дата в виде ГГГГ-ММ-ДД.")
-            missing = not cleaned
-        elif item.widget == "select":
-            value = text.strip() or item.choices[0][0]
-            if value not in {c[0] for c in item.choices}:
-                errors.setdefault(item.name, []).append("Выберите из списка.")
-                value = item.choices[0][0]
-            missing = False
-        elif item.widget in ("choice", "message"):
-            value = text.strip()
-            offered = {c[0] for c in choices_of(spec, view, item)}
-            if value and value not in offered:
-                errors.setdefault(item.name, []).append("Выберите из предложенного.")
-                value = ""
-            missing = not value
-        elif item.widget == "text":
-            value = _one_line(text)[:MAX_TITLE_CHARS]
-            missing = not value
-        else:
-            value = _clean_text(text)[:MAX_TEXT_CHARS]
-            missing = not value
+        value, missing = _field_value(item, text, choices, errors)
         if item.required and missing and item.name not in errors:
             errors.setdefault(item.name, []).append(
                 "Выберите один из вариантов."
-                if item.widget in ("choice", "message")
+                if item.widget in ("choice", "message", "checks")
                 else "Заполните это поле."
             )
         values[item.name] = value
-    _cross_checks(spec, values, errors)
-    if "Translation" in uploads and "Attachment" not in uploads:
-        errors.setdefault("Translation", []).append(
-            "Перевод прикладывается вместе с самим приложением: выберите и его файл."
-        )
-    return ActionForm(
-        raw=raw,
-        values=values,
-        uploads=uploads,
-        errors={k: tuple(v) for k, v in errors.items()},
-    )
+    return raw, values, errors
+
+
+def _field_value(
+    item: Field,
+    text: str,
+    choices: Callable[[Field], tuple[tuple[str, str], ...]],
+    errors: dict[str, list[str]],
+) -> tuple[Any, bool]:
+    """The field's value from its text, and whether it is missing."""
+    value: Any
+    if item.widget == "lines":
+        value = [_one_line(line) for line in text.splitlines() if line.strip()]
+        if len(value) > MAX_LINES:
+            errors.setdefault(item.name, []).append(f"Не больше {MAX_LINES} строк.")
+            value = value[:MAX_LINES]
+        return value, not value
+    if item.widget == "date":
+        cleaned = text.strip()
+        value = None
+        if cleaned:
+            try:
+                value = date.fromisoformat(cleaned)
+            except ValueError:
+                errors.setdefault(item.name, []).append("Дата в виде ГГГГ-ММ-ДД.")
+        return value, not cleaned
+    if item.widget == "select":
+        value = text.strip() or item.choices[0][0]
+        if value not in {c[0] for c in item.choices}:
+            errors.setdefault(item.name, []).append("Выберите из списка.")
+            value = item.choices[0][0]
+        return value, False
+    if item.widget in ("choice", "message"):
+        value = text.strip()
+        if value and value not in {c[0] for c in choices(item)}:
+            errors.setdefault(item.name, []).append("Выберите из предложенного.")
+            value = ""
+        return value, not value
+    if item.widget == "checks":
+        offered = [c[0] for c in choices(item)]
+        chosen = {v.strip() for v in text.split(",") if v.strip()}
+        if chosen - set(offered):
+            errors.setdefault(item.name, []).append("Выберите из предложенного.")
+        value = [code for code in offered if code in chosen]  # the offered order
+        return value, not value
+    if item.widget == "text":
+        value = _one_line(text)[:MAX_TITLE_CHARS]
+        return value, not value
+    value = _clean_text(text)[:MAX_TEXT_CHARS]
+    return value, not value
 
 
 def _cross_checks(spec: ActionSpec, values: dict[str, Any], errors: dict[str, list[str]]) -> None:

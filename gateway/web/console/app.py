@@ -7,6 +7,7 @@ behind TLS when not on loopback), never on the peer endpoint. Routes::
     GET  /login, POST /login, POST /logout                   sign-in and sign-out
     GET  /conversations                                      list: filters, keyset pages
     GET  /conversations/{conversation_id}                    one conversation and its timeline
+    GET  /requests/new/{agreement}, POST the same            a new request (a new conversation)
     POST /conversations/{conversation_id}/purpose            state a purpose (CIS Art. 9.1)
     POST /conversations/{conversation_id}/proceeding-closed  mark the proceeding closed (9.6)
     POST /conversations/{conversation_id}/messages/{message_id}/original/sent      original
@@ -57,6 +58,7 @@ from gateway.web.console import (
     pages,
     proceeding,
     refusal_pages,
+    request_pages,
 )
 from gateway.web.console.actions import ACTION_NAMES
 from gateway.web.console.context import (
@@ -204,6 +206,13 @@ def make_console_app(
         CONVERSATION + "/refuse", refusal_pages.refuse_form, name="refuse", allow_head=False
     )
     router.add_post(CONVERSATION + "/refuse", refusal_pages.refuse, name="refuse")
+    router.add_get(
+        "/requests/new/{agreement}",
+        request_pages.new_request_form,
+        name="new_request",
+        allow_head=False,
+    )
+    router.add_post("/requests/new/{agreement}", request_pages.new_request, name="new_request")
     router.add_get(ACTION, action_pages.action_form, name="action", allow_head=False)
     router.add_post(ACTION, action_pages.action, name="action")
     router.add_get("/admin", admin.admin_index, name="admin", allow_head=False)

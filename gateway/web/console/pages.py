@@ -57,6 +57,7 @@ from gateway.web.console.auth import error_page, refused_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
 from gateway.web.console.render import field_rows, render
+from gateway.web.console.request_form import agreements_of
 from gateway.web.server import stream_attachment
 from gateway.web.xmlchars import first_forbidden
 
@@ -289,10 +290,20 @@ def read_filters(query: Mapping[str, str]) -> Filters:
     return Filters(values, conversation_filter, after, errors)
 
 
+async def _new_requests(request: web.Request) -> tuple[str, ...]:
+    """The agreements the user may open a conversation under from here: our body exchanges
+    under them and the directory lists a body of another state to send to."""
+    if not may(request[ACTOR], Action.SUBMIT):
+        return ()
+    ctx = request.app[CONTEXT]
+    return agreements_of(await ctx.admin.directory(), ctx.identity.body_id)
+
+
 async def conversations(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     filters = read_filters(request.query)
     context: dict[str, Any] = {
+        "new_requests": await _new_requests(request),
         "filters": filters.values,
         "errors": filters.errors,
         "agreements": list(PROFILES),

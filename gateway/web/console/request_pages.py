@@ -1,0 +1,113 @@
+"""The new request's handlers: ``/requests/new/{agreement}`` (GET shows, POST sends).
+
+An operator opens a conversation from the console as a case system does through the local API:
+the form builds the Request, the node checks it (schema, rules, the directory), signs, stores
+and queues it; anything it refuses comes back in Russian next to its field, with what was typed
+still in the form. The bodies offered as recipients are the directory's, of other states, that
+exchange under the agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.exchange.conversation import ProtocolError
+from gateway.exchange.service import Action
+from gateway.model.problems import DocumentRejected
+from gateway.web.console.auth import see_other
+from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.pages import _problem_text
+from gateway.web.console.render import render
+from gateway.web.console.request_form import (
+    FIELDS,
+    Recipient,
+    RequestForm,
+    build_request,
+    initial_form,
+    problems_by_field,
+    read_request_form,
+    recipients,
+)
+
+
+def _page(
+    request: web.Request,
+    agreement: str,
+    offered: Sequence[Recipient],
+    form: RequestForm,
+    *,
+    general: tuple[str, ...] = (),
+    status: int = 200,
+) -> web.Response:
+    choices = tuple((r.body_id, f"{r.name} ({r.body_id})") for r in offered)
+    return render(
+        request,
+        "new_request.html",
+        {
+            "agreement": agreement,
+            "fields": [
+                (f, choices if f.name == "Recipient" else f.choices) for f in FIELDS[agreement]
+            ],
+            "form": form,
+            "general": general,
+            "no_recipients": not offered,
+        },
+        status=status,
+    )
+
+
+async def _offered(request: web.Request) -> tuple[str, tuple[Recipient, ...]]:
+    require(request[ACTOR], Action.SUBMIT)
+    agreement = request.match_info["agreement"]
+    if agreement not in FIELDS:
+        raise web.HTTPNotFound()
+    ctx = request.app[CONTEXT]
+    directory = await ctx.admin.directory()
+    return agreement, recipients(directory, agreement, ctx.identity.body_id)
+
+
+async def new_request_form(request: web.Request) -> web.Response:
+    agreement, offered = await _offered(request)
+    form = initial_form(agreement, request.app[CONTEXT].identity.body_name)
+    return _page(request, agreement, offered, form)
+
+
+async def new_request(request: web.Request) -> web.Response:
+    agreement, offered = await _offered(request)
+    ctx = request.app[CONTEXT]
+    posted = await request.post()
+    fields = {k: v for k, v in posted.items() if isinstance(v, str)}
+    for item in FIELDS[agreement]:
+        if item.widget == "checks":  # several values under one name
+            fields[item.name] = ",".join(
+                v for v in posted.getall(item.name, []) if isinstance(v, str)
+            )
+    form = read_request_form(agreement, fields, offered)
+    if form.errors:
+        return _page(request, agreement, offered, form, status=422)
+    recipient = next(r for r in offered if r.body_id == form.values["Recipient"])
+    document = build_request(
+        agreement, form, sender=ctx.identity.body_id, recipient=recipient, now=ctx.clock()
+    )
+    try:
+        result = await ctx.service.submit(document, actor=request[ACTOR])
+    except DocumentRejected as rejected:
+        by_field = problems_by_field(agreement, rejected.problems)
+        errors = {
+            name: tuple(_problem_text(p) for p in problems)
+            for name, problems in by_field.items()
+            if name
+        }
+        general = tuple(_problem_text(p) for p in by_field.get("", ()))
+        shown = RequestForm(form.raw, form.values, errors)
+        return _page(request, agreement, offered, shown, general=general, status=422)
+    except ProtocolError as exc:
+        general = (_problem_text(exc.problem()),)
+        return _page(request, agreement, offered, form, general=general, status=409)
+    notice = f"Запрос принят к отправке (сообщение {result.message_id})."
+    if result.warnings:
+        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
+    request[SESSION].flash = notice
+    return see_other(request, "conversation", conversation_id=result.conversation_id)
