@@ -112,7 +112,12 @@ CIS_FIELDS: tuple[Field, ...] = (
     Field("Debtor-Individual-Residence", "Место жительства или пребывания", "text"),
     Field("Debtor-Individual-BirthDate", "Дата рождения", "date"),
     Field("Debtor-Individual-BirthPlace", "Место рождения", "text"),
-    Field("Debtor-Individual-Workplace", "Место работы или учёбы (если известно)", "text"),
+    Field("Debtor-Individual-Workplace", "Место работы (если известно)", "text"),
+    Field(
+        "Debtor-Individual-PlaceOfStudy",
+        "Место учёбы (если известно; вместо места работы)",
+        "text",
+    ),
     Field(
         "Debtor-Individual-OtherIdentifier",
         "Иные идентифицирующие данные",
@@ -154,7 +159,7 @@ CIS_FIELDS: tuple[Field, ...] = (
         hint_ru="Не более трёх лет (ст. 7).",
     ),
     Field(
-        "Location-Debtor",
+        "LocateDebtor",
         "Местонахождение должника (ст. 8 а, б)",
         "choice",
         choices=_YES_NO,
@@ -237,6 +242,30 @@ SC_FIELDS: tuple[Field, ...] = (
 FIELDS: Mapping[str, tuple[Field, ...]] = MappingProxyType(
     {CIS_ENFORCEMENT.id: CIS_FIELDS, RU_KZ_SUPREME_COURTS.id: SC_FIELDS}
 )
+
+FORM_ONLY = frozenset(
+    {
+        "Recipient",
+        "RequestedDeadline",
+        "Urgent",
+        "Confidential",
+        "CreditorKind",
+        "DebtorKind",
+        "LocateDebtor",
+    }
+)
+"""Fields that fill no element of the body: the header's choices, a party's kind, whether the
+debtor's whereabouts are asked (its ``Location`` target follows the debtor's kind)."""
+SUBJECT_KINDS = (
+    "Proceedings",
+    "Documents",
+    "Explanations",
+    "Assets",
+    "EmploymentAndIncome",
+    "Location",
+    "Other",
+)
+"""The kinds of information a CIS request asks (``Subject``'s choice, Art. 3–8)."""
 
 _KIND_BRANCHES = {"individual": "Individual", "legal-entity": "LegalEntity"}
 _REQUIRED_IN_BRANCH = {
@@ -368,7 +397,7 @@ def _subjects(v: Mapping[str, Any]) -> list[dict[str, Any]]:
     if start or end:
         period = {"From": _iso(start), "To": _iso(end)}
         subjects.append({"EmploymentAndIncome": {"Period": period}})
-    if v.get("Location-Debtor") == "yes":
+    if v.get("LocateDebtor") == "yes":
         target = (
             "debtor-legal-entity" if v.get("DebtorKind") == "legal-entity" else "debtor-individual"
         )
@@ -502,13 +531,22 @@ def _field_of(agreement: str, path: str) -> str:
     if not path.startswith(_BODY_PATH):
         return ""
     below = re.sub(r"\[\d+\]", "", path[len(_BODY_PATH) :])
-    subject = below.startswith("Subjects")
-    below = below.removeprefix("Subjects/Subject/") if subject else below
-    paths = {f.name: f.name.replace("-", "/") for f in FIELDS[agreement] if f.widget != "section"}
-    holding = [n for n, p in paths.items() if below == p or below.startswith(p + "/")]
+    paths = {f.name: element_path(f.name) for f in FIELDS[agreement]}
+    holding = [n for n, p in paths.items() if p and (below == p or below.startswith(p + "/"))]
     if holding:
         return max(holding, key=len)
-    within = [n for n, p in paths.items() if below and p.startswith(below + "/")]
+    if below in ("Subjects", "Subjects/Subject"):
+        return "section-subjects"  # the list itself: which subject is not said
+    within = [n for n, p in paths.items() if p and below and p.startswith(below + "/")]
     if within:
         return within[0]
-    return "section-subjects" if subject else ""
+    return "section-subjects" if below.startswith("Subjects") else ""
+
+
+def element_path(name: str) -> str | None:
+    """The element below ``Request`` a field fills (``Subjects/Subject/Assets/Kind``), or None
+    for a field of the form alone (the header's choices, a person's kind, a heading)."""
+    if name in FORM_ONLY or name.startswith("section-"):
+        return None
+    path = name.replace("-", "/")
+    return f"Subjects/Subject/{path}" if path.split("/", 1)[0] in SUBJECT_KINDS else path
