@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
+from gateway.model.bodies import state_of
 from gateway.model.directory import Directory
 from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
@@ -297,7 +298,7 @@ def recipients(directory: Directory | None, agreement: str, own_body: str) -> tu
     """The bodies of other states that exchange under ``agreement``, as the directory says."""
     if directory is None:
         return ()
-    own_state = own_body[:2]
+    own_state = state_of(own_body)
     return tuple(
         Recipient(body.id, body.name("ru"))
         for body in directory.bodies
@@ -315,6 +316,11 @@ def agreements_of(directory: Directory | None, own_body: str) -> tuple[str, ...]
     )
 
 
+def recipient_choices(offered: Sequence[Recipient]) -> tuple[tuple[str, str], ...]:
+    """The recipient field's choices: the body's id, labelled with its name and id."""
+    return tuple((r.body_id, f"{r.name} ({r.body_id})") for r in offered)
+
+
 def initial_form(agreement: str, own_name: str) -> RequestForm:
     """The empty form, our body's name filled in as the requesting one."""
     own = "RequestingAuthority" if agreement == CIS_ENFORCEMENT.id else "RequestingParty"
@@ -327,7 +333,7 @@ def read_request_form(
     """The posted form, checked for what a document cannot be built without."""
     fields = FIELDS[agreement]
     recipient = next(f for f in fields if f.name == "Recipient")
-    chosen = tuple((r.body_id, f"{r.name} ({r.body_id})") for r in offered)
+    chosen = recipient_choices(offered)
     fields = tuple(f if f is not recipient else replace(f, choices=chosen) for f in fields)
     raw, values, errors = read_fields(fields, form, lambda item: item.choices)
     if not chosen:

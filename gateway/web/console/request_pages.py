@@ -28,6 +28,7 @@ from gateway.web.console.request_form import (
     initial_form,
     problems_by_field,
     read_request_form,
+    recipient_choices,
     recipients,
 )
 
@@ -41,7 +42,7 @@ def _page(
     general: tuple[str, ...] = (),
     status: int = 200,
 ) -> web.Response:
-    choices = tuple((r.body_id, f"{r.name} ({r.body_id})") for r in offered)
+    choices = recipient_choices(offered)
     return render(
         request,
         "new_request.html",
