@@ -12,6 +12,7 @@ the node is asked.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -76,7 +77,10 @@ async def _signed_in(runtime: NodeRuntime) -> AsyncIterator[tuple[aiohttp.Client
 
 
 async def _send(
-    runtime: NodeRuntime, agreement: str, values: dict[str, Any]
+    runtime: NodeRuntime,
+    agreement: str,
+    values: dict[str, Any],
+    files: tuple[tuple[str, str, bytes], ...] = (),
 ) -> tuple[str, int, str, str]:
     """The form as shown, and the answer to posting ``values`` with its token: status, page,
     and where it led (the new conversation's address, or the form's)."""
@@ -89,6 +93,8 @@ async def _send(
         for key, value in values.items():
             for one in value if isinstance(value, list) else [value]:
                 form.add_field(key, one)
+        for field, name, content in files:  # then the form is multipart, streamed in
+            form.add_field(field, content, filename=name, content_type="application/pdf")
         async with http.post(f"/requests/new/{agreement}", data=form) as answer:
             return shown, answer.status, await answer.text(), str(answer.url.path)
 
@@ -215,23 +221,25 @@ async def test_what_the_console_can_know_is_named_before_the_node_is_asked(
     assert _stored(runtime) == before
 
 
+SC_REQUEST = {
+    "Recipient": "RU-VS",
+    "Urgent": "yes",
+    "RequestingParty": "Верховный Суд Республики Казахстан",
+    "Topic": "case-law",
+    "Basis": "Статьи 3 и 5 Соглашения о сотрудничестве.",
+    "Purpose": "Обзор практики по трудовым спорам граждан ЕАЭС.",
+    "Content": "Просим предоставить обзор практики за 2025 год.",
+    "ExpectedBy": "2027-02-01",
+    "SignedBy-Name": "Образцова Айгуль Сериковна",
+    "SignedBy-Position": "Руководитель отдела международных связей",
+}
+
+
 async def test_a_supreme_courts_request_is_sent_urgent_to_the_other_court(
     nodes: dict[str, NodeRuntime],
 ) -> None:
     runtime = nodes["KZ-VS"]
-    values = {
-        "Recipient": "RU-VS",
-        "Urgent": "yes",
-        "RequestingParty": "Верховный Суд Республики Казахстан",
-        "Topic": "case-law",
-        "Basis": "Статьи 3 и 5 Соглашения о сотрудничестве.",
-        "Purpose": "Обзор практики по трудовым спорам граждан ЕАЭС.",
-        "Content": "Просим предоставить обзор практики за 2025 год.",
-        "ExpectedBy": "2027-02-01",
-        "SignedBy-Name": "Образцова Айгуль Сериковна",
-        "SignedBy-Position": "Руководитель отдела международных связей",
-    }
-    shown, status, answer, path = await _send(runtime, "ru-kz-supreme-courts", values)
+    shown, status, answer, path = await _send(runtime, "ru-kz-supreme-courts", SC_REQUEST)
     assert '<option value="RU-VS"' in shown and 'id="Topic-case-law"' in shown
     assert status == 200 and "Запрос принят к отправке" in answer, _errors(answer)
     assert _CONVERSATION.search(path)  # the new conversation's page
@@ -240,3 +248,48 @@ async def test_a_supreme_courts_request_is_sent_urgent_to_the_other_court(
     assert "<env:Urgency>urgent</env:Urgency>" in wire  # SC Art. 5.2
     assert "<sc:ExpectedBy>2027-02-01</sc:ExpectedBy>" in wire
     assert "<c:Position>Руководитель отдела международных связей</c:Position>" in wire
+
+
+async def test_a_request_carries_a_copy_of_the_enforcement_document_beside_it(
+    nodes: dict[str, NodeRuntime],
+) -> None:
+    """The form streamed with its file (multipart, the token first): the file is taken in as
+    it comes, titled, and the request's signed header lists it with its digest; ticked boxes
+    under one name all count."""
+    runtime = nodes["KZ-MJ"]
+    scan = b"%PDF-1.7 " + bytes(range(256)) * 4000
+    titled = CIS_REQUEST | {"AttachmentTitle": "Копия исполнительного листа ВС № 7718"}
+    scanned = (("Attachment", "vs-7718.pdf", scan),)
+    _, status, answer, _ = await _send(runtime, "cis-enforcement", titled, scanned)
+    assert status == 200 and "Запрос принят к отправке" in answer, _errors(answer)
+    (claim,) = [c for c in runtime.node.claim_due("test") if c.message_id == _sent(answer)]
+    wire = runtime.node.outgoing(claim).wire.decode()
+    assert "<env:Name>vs-7718.pdf</env:Name>" in wire
+    assert "<env:Title>Копия исполнительного листа ВС № 7718</env:Title>" in wire
+    assert hashlib.sha256(scan).hexdigest() in wire and "bank-accounts" in wire
+    assert "<cis:Kind>vehicles</cis:Kind>" in wire  # the second ticked box of the stream
+
+
+async def test_a_court_s_document_in_kazakh_goes_with_its_translation_named_in_the_request(
+    nodes: dict[str, NodeRuntime],
+) -> None:
+    """SC Art. 5.1: a document attached to the request in Kazakh carries the requesting
+    party's Russian translation; the request's Documents name both. Without the translation
+    the node refuses it at the file's field, and nothing is stored."""
+    runtime = nodes["KZ-VS"]
+    kazakh = SC_REQUEST | {"AttachmentLanguage": "kk", "AttachmentTitle": "Шешім"}
+    original = ("Attachment", "sheshim.pdf", b"%PDF-1.7 kk")
+    before = _stored(runtime)
+    _, status, answer, _ = await _send(runtime, "ru-kz-supreme-courts", kazakh, (original,))
+    assert status == 422 and 'id="error-Attachment"' in answer, _errors(answer)
+    assert _stored(runtime) == before
+    translated = (original, ("Translation", "reshenie.pdf", b"%PDF-1.7 ru"))
+    _, status, answer, _ = await _send(runtime, "ru-kz-supreme-courts", kazakh, translated)
+    assert status == 200 and "Запрос принят к отправке" in answer, _errors(answer)
+    (claim,) = [c for c in runtime.node.claim_due("test") if c.message_id == _sent(answer)]
+    wire = runtime.node.outgoing(claim).wire.decode()
+    assert (
+        "<sc:Document><sc:OriginalLanguage>kk</sc:OriginalLanguage>"
+        "<sc:Original>sheshim.pdf</sc:Original><sc:Translation>reshenie.pdf</sc:Translation>"
+    ) in wire
+    assert "<env:TranslationOf>sheshim.pdf</env:TranslationOf>" in wire

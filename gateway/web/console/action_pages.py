@@ -110,8 +110,8 @@ async def action_form(request: web.Request) -> web.Response:
     return _page(request, spec, view, ActionForm())
 
 
-async def _read_streamed(
-    request: web.Request, spec: ActionSpec, working_language: str
+async def read_streamed(
+    request: web.Request, takes_files: bool, working_language: str
 ) -> tuple[dict[str, str], dict[str, Upload], dict[str, str]]:
     """The rest of a streamed form (:data:`FORM_STREAM`): its text fields, and its files
     streamed into the node as they arrive (hashed and encrypted, never held whole), or a
@@ -121,12 +121,14 @@ async def _read_streamed(
     fields: dict[str, str] = {}
     uploads: dict[str, Upload] = {}
     errors: dict[str, str] = {}
+    parts = 0
     try:
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or len(fields) > MAX_FORM_FIELDS:
+            parts += 1  # parts, not names: repeated names are joined, and bounded too
+            if not isinstance(part, BodyPartReader) or parts > MAX_FORM_FIELDS:
                 raise web.HTTPBadRequest(text="unexpected form part")
             name = part.name or ""
-            if name in UPLOAD_FIELDS and spec.uploads and name not in uploads and part.filename:
+            if name in UPLOAD_FIELDS and takes_files and name not in uploads and part.filename:
                 language = _file_language(name, fields, working_language)
                 upload, error = await _stream_file(request, part, language)
                 if upload is not None:
@@ -134,7 +136,9 @@ async def _read_streamed(
                 if error is not None:
                     errors[name] = error
             elif name and part.filename is None:
-                fields[name] = await field_text(part)
+                text = await field_text(part)
+                # Several values under one name (ticked checkboxes) are joined by commas.
+                fields[name] = f"{fields[name]},{text}" if name in fields else text
             else:
                 await part.release()  # a file no field of this form takes
     except BaseException:
@@ -199,7 +203,9 @@ async def action(request: web.Request) -> web.Response:
     upload_errors: dict[str, str] = {}
     if FORM_STREAM in request:
         working_language = PROFILES[view.summary.agreement].language  # CIS Art. 19; SC Art. 11
-        fields, uploads, upload_errors = await _read_streamed(request, spec, working_language)
+        fields, uploads, upload_errors = await read_streamed(
+            request, spec.uploads, working_language
+        )
     else:
         fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     form = read_action_form(spec, view, fields, uploads, upload_errors)

@@ -185,7 +185,9 @@ rule reads the header list's ``RegisterExtract`` (the Supreme Courts' agreement 
 exemption, so their forms do not ask)."""
 
 
-def _attachment_fields(cis: bool) -> tuple[Field, ...]:
+def attachment_fields(cis: bool) -> tuple[Field, ...]:
+    """A file beside the document and its translation (CIS: and whether it is a register
+    extract), the title and language first: a form posts them before the files."""
     if not cis:
         return _ATTACHMENT
     title, language, *files = _ATTACHMENT
@@ -404,7 +406,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
         )
         answer_fields: tuple[Field, ...] = (
             Field("Answer", "Ответ", "textarea", required=True),
-            *_attachment_fields(cis),
+            *attachment_fields(cis),
         )
     else:
         consultation_fields = (
@@ -475,7 +477,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
                     required=cis,
                     elements=("Results",),
                 ),
-                *_attachment_fields(cis),
+                *attachment_fields(cis),
             ),
             response,
             submit_ru="Подписать и отправить ответ",
@@ -505,7 +507,7 @@ def _specs(agreement: str) -> tuple[ActionSpec, ...]:
             "CIS Art. 14" if cis else "SC Art. 6.1",
             (
                 Field("Information", "Сведения в ответ на вопросы", "textarea", required=True),
-                *_attachment_fields(cis),
+                *attachment_fields(cis),
             ),
             answer,
             reply_to=("AdditionalInfoRequest",),
@@ -1284,22 +1286,22 @@ def build_document(
     )
     document: dict[str, Any] = {"header": header, "body": spec.build(form.values)}
     if form.uploads:
-        document["attachments"] = _listed_files(form)
+        document["attachments"] = listed_files(form.values, form.uploads)
     return document
 
 
-def _listed_files(form: ActionForm) -> list[dict[str, Any]]:
-    """The form's files as the submission lists them (their language was given at upload):
+def listed_files(values: Mapping[str, Any], uploads: Mapping[str, Upload]) -> list[dict[str, Any]]:
+    """A form's files as the submission lists them (their language was given at upload):
     the file, titled (a register extract marked so, CIS), and its Russian translation naming
     it (``translation_of``)."""
-    original = form.uploads.get("Attachment")
+    original = uploads.get("Attachment")
     if original is None:
         return []
-    title = form.values.get("AttachmentTitle") or original.file_name
+    title = values.get("AttachmentTitle") or original.file_name
     listed: list[dict[str, Any]] = [{"id": original.attachment_id, "title": title}]
-    if form.values.get(REGISTER_EXTRACT.name) == "yes":
+    if values.get(REGISTER_EXTRACT.name) == "yes":
         listed[0]["register_extract"] = True
-    translation = form.uploads.get("Translation")
+    translation = uploads.get("Translation")
     if translation is not None:
         listed.append(
             {
@@ -1329,12 +1331,17 @@ def in_form_words(problem: Problem) -> Problem:
     return problem if remedy is None else dataclasses.replace(problem, remedy_ru=remedy)
 
 
-def _file_field(path: str) -> str:
+def file_field(path: str) -> str:
     """The file field a problem of the header's list is about: its entry's number is the
     field's place in :data:`UPLOAD_FIELDS` (the form lists the file, then its translation)."""
     found = re.match(re.escape(_LISTED_FILES) + r"/Attachment\[(\d+)\]", path)
     number = int(found.group(1)) if found else 1
     return UPLOAD_FIELDS[number - 1] if 1 <= number <= len(UPLOAD_FIELDS) else UPLOAD_FIELDS[0]
+
+
+def is_about_files(problem: Problem) -> bool:
+    """A problem of the header's list of files, or of a file itself (no path)."""
+    return problem.path.startswith(_LISTED_FILES) or problem.code in _FILE_CODES
 
 
 def problems_by_field(
@@ -1348,7 +1355,7 @@ def problems_by_field(
         if problem.path.startswith(prefix):
             first = problem.path[len(prefix) :].split("/", 1)[0].split("[", 1)[0]
             name = spec.field_for(first)
-        elif problem.path.startswith(_LISTED_FILES) or problem.code in _FILE_CODES:
-            name = spec.field_for(_file_field(problem.path))
+        elif is_about_files(problem):
+            name = spec.field_for(file_field(problem.path))
         result.setdefault(name, []).append(problem)
     return {k: tuple(v) for k, v in result.items()}

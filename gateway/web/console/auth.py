@@ -45,12 +45,12 @@ MAX_FORM_BYTES = 64 * 1024
 """Largest form the console accepts: its biggest form is a refusal's text (4,000 characters,
 at most 4 bytes each in UTF-8, then percent-encoded) plus a few small fields."""
 
-UPLOAD_ROUTES = frozenset({"action", "admin_directory_import", "admin_key_import"})
+UPLOAD_ROUTES = frozenset({"action", "new_request", "admin_directory_import", "admin_key_import"})
 """Named routes whose forms may carry a file. Posted as ``multipart/form-data`` they are read
 as a stream (:data:`FORM_STREAM`), the CSRF token first (``gateway.web.console.streamed``), so
-an answer's file of any size goes into the node as it arrives, and the directory (up to
-``MAX_DIRECTORY_BYTES``) or a certificate is held to its own bound; every other post is held
-to MAX_FORM_BYTES."""
+an answer's or a request's file of any size goes into the node as it arrives, and the
+directory (up to ``MAX_DIRECTORY_BYTES``) or a certificate is held to its own bound; every
+other post is held to MAX_FORM_BYTES."""
 
 FORM_STREAM = web.RequestKey("console_form_stream", MultipartReader)
 """An upload route's multipart form after its CSRF token was checked: the handler reads the

@@ -23,7 +23,16 @@ from gateway.model.directory import Directory
 from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
 from gateway.model.profiles import CIS_ENFORCEMENT, PROFILES, RU_KZ_SUPREME_COURTS
-from gateway.web.console.actions import Field, read_fields
+from gateway.web.console.actions import (
+    UPLOAD_FIELDS,
+    Field,
+    Upload,
+    attachment_fields,
+    file_field,
+    is_about_files,
+    listed_files,
+    read_fields,
+)
 from gateway.xml.labels import CODES_RU
 
 _BODY_PATH = "/Envelope/Body/Request/"
@@ -189,6 +198,8 @@ CIS_FIELDS: tuple[Field, ...] = (
         "textarea",
     ),
     Field("Other-Details", "Иные сведения, необходимые для исполнения (ст. 3)", "textarea"),
+    Field("section-files", "Приложение (например, копия исполнительного документа)", "section"),
+    *attachment_fields(cis=True),
 )
 """The CIS request (Art. 11): the header's choices, then the body in the schema's order."""
 
@@ -237,6 +248,8 @@ SC_FIELDS: tuple[Field, ...] = (
     Field("OtherInformation", "Иная информация (ст. 5.1 д)", "textarea"),
     Field("SignedBy-Name", "Подписывает: фамилия, имя, отчество", "text", required=True),
     Field("SignedBy-Position", "Должность", "text", required=True),
+    Field("section-files", "Приложение", "section"),
+    *attachment_fields(cis=False),
 )
 """The Supreme Courts' request (Art. 5.1), signed by the head or the person authorised."""
 
@@ -253,10 +266,15 @@ FORM_ONLY = frozenset(
         "CreditorKind",
         "DebtorKind",
         "LocateDebtor",
+        "AttachmentTitle",
+        "AttachmentLanguage",
+        "RegisterExtract",
+        *UPLOAD_FIELDS,
     }
 )
 """Fields that fill no element of the body: the header's choices, a party's kind, whether the
-debtor's whereabouts are asked (its ``Location`` target follows the debtor's kind)."""
+debtor's whereabouts are asked (its ``Location`` target follows the debtor's kind), the file
+beside the request and what is said of it (the header's list)."""
 SUBJECT_KINDS = (
     "Proceedings",
     "Documents",
@@ -328,14 +346,18 @@ def initial_form(agreement: str, own_name: str) -> RequestForm:
 
 
 def read_request_form(
-    agreement: str, form: Mapping[str, str], offered: Sequence[Recipient]
+    agreement: str,
+    form: Mapping[str, str],
+    offered: Sequence[Recipient],
+    upload_errors: Mapping[str, str] | None = None,
 ) -> RequestForm:
-    """The posted form, checked for what a document cannot be built without."""
+    """The posted form, checked for what a document cannot be built without;
+    ``upload_errors``: why a file field's file was not taken in."""
     fields = FIELDS[agreement]
     recipient = next(f for f in fields if f.name == "Recipient")
     chosen = recipient_choices(offered)
     fields = tuple(f if f is not recipient else replace(f, choices=chosen) for f in fields)
-    raw, values, errors = read_fields(fields, form, lambda item: item.choices)
+    raw, values, errors = read_fields(fields, form, lambda item: item.choices, upload_errors)
     if not chosen:
         errors.setdefault("Recipient", []).append(
             "В справочнике органов нет органа, которому можно направить запрос по этому "
@@ -483,9 +505,11 @@ def build_request(
     sender: str,
     recipient: Recipient,
     now: datetime,
+    uploads: Mapping[str, Upload] | None = None,
 ) -> dict[str, Any]:
     """The Request opening a new conversation (JSON mirroring the XSD), from us to
-    ``recipient``; the node gives it its deadline and signs it."""
+    ``recipient``, with the form's files (``uploads``, streamed in already) beside it; the
+    node gives it its deadline and signs it."""
     v = form.values
     sc = agreement == RU_KZ_SUPREME_COURTS.id
     header: dict[str, Any] = {
@@ -504,7 +528,25 @@ def build_request(
         header["RequestedDeadline"] = deadline.isoformat()
     header["Language"] = PROFILES[agreement].language
     body = _sc_body(v, recipient) if sc else _cis_body(v, recipient)
-    return {"header": header, "body": {"Request": body}}
+    document: dict[str, Any] = {"header": header, "body": {"Request": body}}
+    if uploads:
+        document["attachments"] = listed_files(v, uploads)
+        if sc and "Attachment" in uploads:
+            body["Documents"] = {"Document": [_sc_document(v, uploads)]}
+    return document
+
+
+def _sc_document(v: Mapping[str, Any], uploads: Mapping[str, Upload]) -> dict[str, str]:
+    """SC Art. 5.1: the document attached to the request, in its language, with the Russian
+    translation the requesting party makes of one that is not in Russian."""
+    document = {
+        "OriginalLanguage": v.get("AttachmentLanguage")
+        or PROFILES[RU_KZ_SUPREME_COURTS.id].language,
+        "Original": uploads["Attachment"].file_name,
+    }
+    if "Translation" in uploads:
+        document["Translation"] = uploads["Translation"].file_name
+    return document
 
 
 _HEADER_FIELDS = MappingProxyType(
@@ -525,7 +567,8 @@ def problems_by_field(
     whose element is the problem's, or holds it, or (an element left out) lies below it."""
     result: dict[str, list[Problem]] = {}
     for problem in problems:
-        result.setdefault(_field_of(agreement, problem.path), []).append(problem)
+        name = file_field(problem.path) if is_about_files(problem) else ""
+        result.setdefault(name or _field_of(agreement, problem.path), []).append(problem)
     return {k: tuple(v) for k, v in result.items()}
 
 
@@ -541,6 +584,8 @@ def _field_of(agreement: str, path: str) -> str:
     holding = [n for n, p in paths.items() if p and (below == p or below.startswith(p + "/"))]
     if holding:
         return max(holding, key=len)
+    if sc and below.startswith("Documents/Document"):  # SC Art. 5.1: the file it names
+        return "Translation" if below.endswith("/Translation") else "Attachment"
     if below in ("Subjects", "Subjects/Subject"):
         return "section-subjects"  # the list itself: which subject is not said
     within = [n for n, p in paths.items() if p and below and p.startswith(below + "/")]

@@ -16,7 +16,10 @@ from aiohttp import web
 from gateway.exchange.conversation import ProtocolError
 from gateway.exchange.service import Action
 from gateway.model.problems import DocumentRejected
-from gateway.web.console.auth import see_other
+from gateway.model.profiles import PROFILES
+from gateway.web.console.action_pages import discard_uploads, read_streamed
+from gateway.web.console.actions import Upload, in_form_words
+from gateway.web.console.auth import FORM_STREAM, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.pages import _problem_text
 from gateway.web.console.render import render
@@ -77,25 +80,60 @@ async def new_request_form(request: web.Request) -> web.Response:
 
 async def new_request(request: web.Request) -> web.Response:
     agreement, offered = await _offered(request)
-    ctx = request.app[CONTEXT]
+    uploads: dict[str, Upload] = {}
+    upload_errors: dict[str, str] = {}
+    if FORM_STREAM in request:
+        working_language = PROFILES[agreement].language  # CIS Art. 19; SC Art. 11
+        fields, uploads, upload_errors = await read_streamed(request, True, working_language)
+    else:
+        fields = await _posted(request, agreement)
+    sent = False
+    try:
+        form = read_request_form(agreement, fields, offered, upload_errors)
+        response = await _send(request, agreement, offered, form, uploads)
+        sent = response.status == 303
+        return response
+    finally:
+        if not sent:
+            # Refused: the operator attaches the file again with the corrected form.
+            await discard_uploads(request, uploads.values())
+
+
+async def _posted(request: web.Request, agreement: str) -> dict[str, str]:
+    """A form without files, its several-valued fields joined by commas."""
     posted = await request.post()
     fields = {k: v for k, v in posted.items() if isinstance(v, str)}
     for item in FIELDS[agreement]:
-        if item.widget == "checks":  # several values under one name
+        if item.widget == "checks":
             fields[item.name] = ",".join(
                 v for v in posted.getall(item.name, []) if isinstance(v, str)
             )
-    form = read_request_form(agreement, fields, offered)
+    return fields
+
+
+async def _send(
+    request: web.Request,
+    agreement: str,
+    offered: Sequence[Recipient],
+    form: RequestForm,
+    uploads: dict[str, Upload],
+) -> web.Response:
     if form.errors:
         return _page(request, agreement, offered, form, status=422)
+    ctx = request.app[CONTEXT]
     recipient = next(r for r in offered if r.body_id == form.values["Recipient"])
     document = build_request(
-        agreement, form, sender=ctx.identity.body_id, recipient=recipient, now=ctx.clock()
+        agreement,
+        form,
+        sender=ctx.identity.body_id,
+        recipient=recipient,
+        now=ctx.clock(),
+        uploads=uploads,
     )
     try:
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
-        by_field = problems_by_field(agreement, rejected.problems)
+        by_field = problems_by_field(agreement, [in_form_words(p) for p in rejected.problems])
         errors = {
             name: tuple(_problem_text(p) for p in problems)
             for name, problems in by_field.items()

@@ -22,8 +22,8 @@ MAX_FIELD_BYTES = 64 * 1024
 """A text field of a streamed form: the longest (10,000 characters, 4 bytes each in UTF-8)
 and then some; a longer one is refused (413) before more is read."""
 
-MAX_FORM_FIELDS = 50
-"""More parts than any form of ours has."""
+MAX_FORM_FIELDS = 100
+"""More parts than any form of ours has (the CIS request has about 60, a checkbox a part)."""
 
 
 async def field_text(part: BodyPartReader) -> str:
