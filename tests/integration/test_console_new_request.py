@@ -28,7 +28,7 @@ from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange.node import Node
 from gateway.exchange.service import Role
-from gateway.store.tables import conversations, messages
+from gateway.store.tables import attachments, conversations, messages
 from gateway.web.console import StoreUserDirectory
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import node_config
@@ -143,12 +143,13 @@ def _sent(page: str) -> str:
     return re.search(r"сообщение ([0-9a-f-]{36})", page).group(1)  # type: ignore[union-attr]
 
 
-def _stored(runtime: NodeRuntime) -> tuple[int, int]:
+def _stored(runtime: NodeRuntime) -> tuple[int, ...]:
+    """Conversations, messages and files held (sent or not): what a refused form must not add."""
     with runtime.node.store.read() as conn:
         count = sa.select(sa.func.count())
-        return (
-            conn.execute(count.select_from(conversations)).scalar_one(),
-            conn.execute(count.select_from(messages)).scalar_one(),
+        return tuple(
+            conn.execute(count.select_from(table)).scalar_one()
+            for table in (conversations, messages, attachments)
         )
 
 
