@@ -248,6 +248,24 @@ SC_FIELDS: tuple[Field, ...] = (
     Field("OtherInformation", "Иная информация (ст. 5.1 д)", "textarea"),
     Field("SignedBy-Name", "Подписывает: фамилия, имя, отчество", "text", required=True),
     Field("SignedBy-Position", "Должность", "text", required=True),
+    Field(
+        "section-oral",
+        "Письменное подтверждение устного запроса (ч. 2 ст. 5.1), если запрос был устным",
+        "section",
+    ),
+    Field("ConfirmsOralRequest-MadeOn", "Дата устного запроса", "date"),
+    Field(
+        "ConfirmsOralRequest-Means",
+        "Как передан",
+        "choice",
+        choices=_codes("telephone", "video-conference", "meeting"),
+    ),
+    Field("ConfirmsOralRequest-MadeTo", "Кому передан", "text"),
+    Field(
+        "ConfirmsOralRequest-ConfirmationAskedOn",
+        "Когда запрашиваемая сторона попросила подтвердить письменно",
+        "date",
+    ),
     Field("section-files", "Приложение", "section"),
     *attachment_fields(cis=False),
 )
@@ -482,7 +500,9 @@ def _cis_body(v: Mapping[str, Any], recipient: Recipient) -> dict[str, Any]:
     return body
 
 
-def _sc_body(v: Mapping[str, Any], recipient: Recipient) -> dict[str, Any]:
+def _sc_body(
+    v: Mapping[str, Any], recipient: Recipient, uploads: Mapping[str, Upload]
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "RequestingParty": v["RequestingParty"],
         "RequestedParty": v.get("RequestedParty") or recipient.name,
@@ -495,6 +515,15 @@ def _sc_body(v: Mapping[str, Any], recipient: Recipient) -> dict[str, Any]:
     if v.get("OtherInformation"):
         body["OtherInformation"] = v["OtherInformation"]
     body["SignedBy"] = {"Name": v["SignedBy-Name"], "Position": v["SignedBy-Position"]}
+    if "Attachment" in uploads:
+        body["Documents"] = {"Document": [_sc_document(v, uploads)]}
+    oral = {
+        element: _iso(value) if isinstance(value, date) else value
+        for element in ("MadeOn", "Means", "MadeTo", "ConfirmationAskedOn")
+        if (value := v.get(f"ConfirmsOralRequest-{element}"))
+    }
+    if oral:
+        body["ConfirmsOralRequest"] = oral
     return body
 
 
@@ -527,12 +556,10 @@ def build_request(
     if deadline:
         header["RequestedDeadline"] = deadline.isoformat()
     header["Language"] = PROFILES[agreement].language
-    body = _sc_body(v, recipient) if sc else _cis_body(v, recipient)
+    body = _sc_body(v, recipient, uploads or {}) if sc else _cis_body(v, recipient)
     document: dict[str, Any] = {"header": header, "body": {"Request": body}}
     if uploads:
         document["attachments"] = listed_files(v, uploads)
-        if sc and "Attachment" in uploads:
-            body["Documents"] = {"Document": [_sc_document(v, uploads)]}
     return document
 
 

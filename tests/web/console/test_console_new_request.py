@@ -39,6 +39,10 @@ SC_REQUEST = {
     "ExpectedBy": "2027-01-29",
     "SignedBy-Name": "Образцова А. С.",
     "SignedBy-Position": "Руководитель отдела",
+    "ConfirmsOralRequest-MadeOn": "2026-12-01",
+    "ConfirmsOralRequest-Means": "telephone",
+    "ConfirmsOralRequest-MadeTo": "Управление международного сотрудничества, дежурный",
+    "ConfirmsOralRequest-ConfirmationAskedOn": "2026-12-02",
 }
 RECIPIENT = {
     "cis-enforcement": Recipient("RU-FSSP", "Федеральная служба судебных приставов"),
@@ -80,7 +84,7 @@ def test_every_field_fills_an_element_of_the_schema_and_offers_its_codes(agreeme
                 "Assets-Kind",
                 "Explanations-Party",
             ],
-            "ru-kz-supreme-courts": ["Topic"],
+            "ru-kz-supreme-courts": ["Topic", "ConfirmsOralRequest-Means"],
         }[agreement]
     )
 
@@ -102,6 +106,8 @@ def test_a_filled_form_builds_a_request_the_schema_accepts(
     request = document["body"]["Request"]
     requested = request.get("RequestedAuthority") or request.get("RequestedParty")
     assert requested == RECIPIENT[agreement].name  # left empty: the directory's name
+    if "ConfirmsOralRequest-Means" in posted:  # SC Art. 5.1 para. 2, after Documents' place
+        assert request["ConfirmsOralRequest"]["MadeOn"] == "2026-12-01"
 
 
 def test_problems_land_at_the_field_that_made_them() -> None:
