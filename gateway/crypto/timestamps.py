@@ -27,7 +27,7 @@ from lxml import etree
 
 from gateway.crypto import algorithms
 from gateway.crypto.report import Indication, SubIndication
-from gateway.crypto.trust import TrustList, _run_sync
+from gateway.crypto.trust import TrustList, run_sync
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
@@ -58,7 +58,7 @@ def _signature_value_bytes(signature: etree._Element) -> bytes:
 def add_signature_timestamp(signature: etree._Element, timestamper: Any) -> None:
     """Fetch a token for ``signature``'s value and add it as xades:SignatureTimeStamp."""
     canonical = _signature_value_bytes(signature)
-    token = _run_sync(timestamper.async_timestamp(hashlib.sha256(canonical).digest(), "sha256"))
+    token = run_sync(timestamper.async_timestamp(hashlib.sha256(canonical).digest(), "sha256"))
     qualifying = signature.find(f"{{{DS_NS}}}Object/{{{XADES_NS}}}QualifyingProperties")
     if qualifying is None:
         raise ValueError("not a XAdES signature: no QualifyingProperties")
@@ -162,7 +162,7 @@ def _validate_token(
         retroactive_revinfo=True,
     )
     try:
-        status = _run_sync(validate_tst_signed_data(signed_data, context, expected))
+        status = run_sync(validate_tst_signed_data(signed_data, context, expected))
     except ValueError as exc:
         return _bad(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, str(exc), Indication.INDETERMINATE)
     except Exception as exc:

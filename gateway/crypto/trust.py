@@ -494,7 +494,7 @@ def _weakness(cert: x509.Certificate) -> str:
     return ""
 
 
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run the validator's coroutine from synchronous code, even when called on a thread whose
     event loop is running (then on a short-lived helper thread; verification belongs in an
     executor anyway, DESIGN.md)."""

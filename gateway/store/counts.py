@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.store.commit_queue import CommitQueue
-from gateway.store.dialect import _insert_construct
+from gateway.store.dialect import insert_construct
 from gateway.store.tables import conversation_counts as table
 
 Key = tuple[str, str, str, str]
@@ -68,7 +68,7 @@ def _flush_on_commit(conn: Connection, deltas: list[tuple[Key, int]]) -> None:
 def _upsert(conn: Connection) -> Any:
     stmt = _BUILT.get(conn.dialect.name)
     if stmt is None:
-        insert = _insert_construct(conn, table)
+        insert = insert_construct(conn, table)
         stmt = insert.on_conflict_do_update(
             index_elements=list(_KEY_COLUMNS),
             set_={"n": table.c.n + insert.excluded.n},

@@ -29,7 +29,9 @@ _BUILT: dict[tuple[Any, ...], Any] = {}
 """Prebuilt dialect-specific statements, keyed by (purpose, dialect, table, columns)."""
 
 
-def _insert_construct(conn: Connection, table: sa.Table) -> Any:
+def insert_construct(conn: Connection, table: sa.Table) -> Any:
+    """The connection's dialect's ``INSERT`` for ``table``: the one with ``ON CONFLICT``
+    (``on_conflict_do_nothing`` / ``on_conflict_do_update``), which plain ``sa.insert`` lacks."""
     name = conn.dialect.name
     if name == "postgresql":
         return postgresql.insert(table)
@@ -56,7 +58,7 @@ def insert_if_absent(
         # No .values(): the columns come from the parameters at execution (compiled once per
         # set of column names and cached by SQLAlchemy).
         stmt = (
-            _insert_construct(conn, table)
+            insert_construct(conn, table)
             .on_conflict_do_nothing(index_elements=list(index_columns))
             # RETURNING, not rowcount: drivers disagree on rowcount when RETURNING is implicit.
             .returning(table.c[index_columns[0]])
@@ -114,7 +116,7 @@ def upsert(
     key = ("upsert", conn.dialect.name, table, tuple(index_columns), tuple(update_columns))
     stmt = _BUILT.get(key)
     if stmt is None:
-        insert = _insert_construct(conn, table)
+        insert = insert_construct(conn, table)
         stmt = insert.on_conflict_do_update(
             index_elements=list(index_columns),
             set_={name: insert.excluded[name] for name in update_columns},

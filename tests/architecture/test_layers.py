@@ -92,3 +92,27 @@ def test_lower_layers_pass_mypy_strict() -> None:
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from gateway.… import _name`` in ``path``: a module reaching into another's privates."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gateway"):
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
+    return found
+
+
+def test_no_module_imports_another_s_private_names() -> None:
+    """What one module shares with another is public (no leading underscore); a private name
+    imported elsewhere is a seam nobody sees when changing it."""
+    found = [
+        hit for path in sorted((ROOT / "gateway").rglob("*.py")) for hit in _private_imports(path)
+    ]
+    assert found == []

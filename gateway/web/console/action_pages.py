@@ -42,7 +42,7 @@ from gateway.web.console.actions import (
 from gateway.web.console.auth import FORM_STREAM, error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.labels import STATE_LABELS, article_ru, label
-from gateway.web.console.pages import _conversation, _problem_text, locked_page
+from gateway.web.console.pages import conversation_in_reach, locked_page, problem_text
 from gateway.web.console.render import format_datetime, render
 from gateway.web.console.streamed import MAX_FORM_FIELDS, READ_CHUNK, field_text
 from gateway.xml.labels import LANGUAGES_RU
@@ -76,7 +76,7 @@ async def _actionable(request: web.Request) -> tuple[ActionSpec, ConversationVie
     conversation_id = request.match_info["conversation_id"]
     name = request.match_info["action"]
     require(actor, Action.DISCLOSE if name == DISCLOSURE.name else Action.SUBMIT)
-    view, locked = await _conversation(request, conversation_id)
+    view, locked = await conversation_in_reach(request, conversation_id)
     if view is None:
         return locked_page(request, conversation_id, locked, next_page=f"action:{name}")
     if name == DISCLOSURE.name:
@@ -235,15 +235,15 @@ async def _act(
     except DocumentRejected as rejected:
         by_field = problems_by_field(spec, [in_form_words(p) for p in rejected.problems])
         errors = {
-            name: tuple(_problem_text(p) for p in problems)
+            name: tuple(problem_text(p) for p in problems)
             for name, problems in by_field.items()
             if name
         }
-        general = tuple(_problem_text(p) for p in by_field.get("", ()))
+        general = tuple(problem_text(p) for p in by_field.get("", ()))
         shown = ActionForm(raw=form.raw, values=form.values, errors=errors)
         return _page(request, spec, view, shown, general=general, status=422)
     except ProtocolError as exc:
-        return _page(request, spec, view, form, general=(_problem_text(exc.problem()),), status=409)
+        return _page(request, spec, view, form, general=(problem_text(exc.problem()),), status=409)
     notice = f"«{spec.title_ru}» принят к отправке (сообщение {result.message_id})."
     if result.warnings:
         notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)

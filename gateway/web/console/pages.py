@@ -329,7 +329,7 @@ async def conversations(request: web.Request) -> web.Response:
 # --- one conversation --------------------------------------------------------------------------
 
 
-def _purpose(request: web.Request, conversation_id: str) -> str | None:
+def stated_purpose(request: web.Request, conversation_id: str) -> str | None:
     return request[SESSION].purpose_for(conversation_id, request.app[CONTEXT].clock())
 
 
@@ -349,7 +349,7 @@ READERS = ACCESS[Action.READ_DOCUMENT].roles
 """Who may read any other document once a purpose is stated (CIS Art. 9.1)."""
 
 
-def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
+def locked_reason(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None) -> Locked:
     if isinstance(exc, PermissionDenied) and exc.needed not in CONFIDENTIAL_READERS:
         return Locked(False, label(ROLE_LABELS, exc.needed))
     if may(actor, Action.READ_DOCUMENT, confidential=True):
@@ -357,17 +357,17 @@ def _locked(actor: Actor, exc: PermissionDenied | PurposeRequired | None = None)
     return Locked(False, label(ROLE_LABELS, CONFIDENTIAL_READERS[0]))
 
 
-async def _conversation(
+async def conversation_in_reach(
     request: web.Request, conversation_id: str
 ) -> tuple[ConversationView | None, Locked | None]:
     ctx = request.app[CONTEXT]
     actor = request[ACTOR]
     try:
         view = await ctx.service.conversation(
-            conversation_id, actor=actor, purpose=_purpose(request, conversation_id)
+            conversation_id, actor=actor, purpose=stated_purpose(request, conversation_id)
         )
     except (PermissionDenied, PurposeRequired) as exc:
-        return None, _locked(actor, exc)
+        return None, locked_reason(actor, exc)
     return view, None
 
 
@@ -393,7 +393,7 @@ def locked_page(
     )
 
 
-def _may_refuse(actor: Actor, view: ConversationView) -> bool:
+def may_refuse(actor: Actor, view: ConversationView) -> bool:
     summary = view.summary
     return (
         may(actor, Action.SUBMIT)
@@ -413,7 +413,7 @@ def _actions(actor: Actor, view: ConversationView) -> tuple[Any, ...]:
 
 async def conversation(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
-    view, locked = await _conversation(request, conversation_id)
+    view, locked = await conversation_in_reach(request, conversation_id)
     if view is None:
         return locked_page(request, conversation_id, locked)
     # Counted here as on the overview and the list (the console's "today" in its time zone,
@@ -428,13 +428,13 @@ async def conversation(request: web.Request) -> web.Response:
             "view": view,
             "summary": view.summary,
             "left": left,
-            "purpose_stated": _purpose(request, conversation_id) is not None,
-            "may_refuse": _may_refuse(request[ACTOR], view),
+            "purpose_stated": stated_purpose(request, conversation_id) is not None,
+            "may_refuse": may_refuse(request[ACTOR], view),
             "actions": _actions(request[ACTOR], view),
             "may_read": may(
                 request[ACTOR], Action.READ_DOCUMENT, confidential=view.summary.confidential
             ),
-            "can_read": _purpose(request, conversation_id) is not None
+            "can_read": stated_purpose(request, conversation_id) is not None
             and may(request[ACTOR], Action.READ_DOCUMENT, confidential=view.summary.confidential),
         },
     )
@@ -484,7 +484,7 @@ async def _may_state_purpose(request: web.Request, actor: Actor, conversation_id
         return True
     if not may(actor, Action.READ_DOCUMENT):
         return False
-    view, _ = await _conversation(request, conversation_id)
+    view, _ = await conversation_in_reach(request, conversation_id)
     return view is not None and not view.summary.confidential
 
 
@@ -561,17 +561,17 @@ async def message(request: web.Request) -> web.Response:
     actor = request[ACTOR]
     conversation_id = request.match_info["conversation_id"]
     message_id = request.match_info["message_id"]
-    view, locked = await _conversation(request, conversation_id)
+    view, locked = await conversation_in_reach(request, conversation_id)
     if view is None:
         return locked_page(request, conversation_id, locked, message_id)
     summary = _find(view, message_id)
-    purpose = _purpose(request, conversation_id)
+    purpose = stated_purpose(request, conversation_id)
     confidential = summary.confidential or view.summary.confidential
     message_view = None
     if confidential and not (may(actor, Action.READ_DOCUMENT, confidential=True) and purpose):
         # Not even asked of the service: the user could not see it anyway (the service would
         # refuse and audit a refusal the user never tried).
-        locked = _locked(actor)
+        locked = locked_reason(actor)
     elif purpose is None and not summary.purged:
         # Every document's content is read for a stated purpose (CIS Art. 9.1): the form first.
         locked = Locked(may(actor, Action.READ_DOCUMENT), label(ROLE_LABELS, READERS[0]))
@@ -579,7 +579,7 @@ async def message(request: web.Request) -> web.Response:
         try:
             message_view = await ctx.service.message(message_id, actor=actor, purpose=purpose)
         except (PermissionDenied, PurposeRequired) as exc:
-            locked = _locked(actor, exc)
+            locked = locked_reason(actor, exc)
     body = message_view.body if message_view is not None else None
     rows = (
         field_rows(
@@ -627,11 +627,11 @@ async def resend(request: web.Request) -> web.Response:
     except ResendRefused as refused:
         return refused_page(request, "Документ не отправлен повторно", refused)
     except DocumentRejected as rejected:
-        text = " ".join(_problem_text(p) for p in rejected.problems)
+        text = " ".join(problem_text(p) for p in rejected.problems)
         return error_page(request, 422, "Документ не отправлен повторно", text)
     except ProtocolError as exc:
         return error_page(
-            request, 409, "Документ не отправлен повторно", _problem_text(exc.problem())
+            request, 409, "Документ не отправлен повторно", problem_text(exc.problem())
         )
     request[SESSION].flash = (
         f"Документ отправлен повторно как новое сообщение {result.message_id}; "
@@ -647,13 +647,13 @@ async def _message_in_reach(request: web.Request) -> tuple[str, str, str | None]
     purpose stated for it (it covers this conversation's messages only)."""
     conversation_id = request.match_info["conversation_id"]
     message_id = request.match_info["message_id"]
-    view, locked = await _conversation(request, conversation_id)
+    view, locked = await conversation_in_reach(request, conversation_id)
     if view is None:
         if locked is not None and locked.needs_purpose:
             raise PurposeRequired("reading a confidential conversation needs a stated purpose")
         raise PermissionDenied(CONFIDENTIAL_READERS[0], "reading a confidential conversation")
     _find(view, message_id)
-    return conversation_id, message_id, _purpose(request, conversation_id)
+    return conversation_id, message_id, stated_purpose(request, conversation_id)
 
 
 async def _download(request: web.Request, what: str) -> web.Response:
@@ -734,7 +734,7 @@ async def receipt_xml(request: web.Request) -> web.Response:
     return await _download(request, "receipt")
 
 
-def _problem_text(problem: Any) -> str:
+def problem_text(problem: Any) -> str:
     text = problem.message_ru
     if problem.remedy_ru:
         text += f" Что сделать: {problem.remedy_ru}"

@@ -31,12 +31,12 @@ from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
 from gateway.web.console.labels import STATE_LABELS, label
 from gateway.web.console.pages import (
     Locked,
-    _conversation,
-    _locked,
-    _may_refuse,
-    _problem_text,
-    _purpose,
+    conversation_in_reach,
     locked_page,
+    locked_reason,
+    may_refuse,
+    problem_text,
+    stated_purpose,
 )
 from gateway.web.console.refusal import (
     EXTENTS,
@@ -85,10 +85,10 @@ async def _refusable(request: web.Request) -> ConversationView | web.Response:
     actor = request[ACTOR]
     conversation_id = request.match_info["conversation_id"]
     require(actor, Action.SUBMIT)
-    view, locked = await _conversation(request, conversation_id)
+    view, locked = await conversation_in_reach(request, conversation_id)
     if view is None:
         return locked_page(request, conversation_id, locked, next_page="refuse")
-    if not _may_refuse(actor, view):
+    if not may_refuse(actor, view):
         return error_page(
             request,
             409,
@@ -110,7 +110,7 @@ async def _returnable(
     if view.summary.agreement != "cis-enforcement" or request_id is None:
         return ()
     actor = request[ACTOR]
-    purpose = _purpose(request, view.summary.conversation_id)
+    purpose = stated_purpose(request, view.summary.conversation_id)
     if purpose is None:
         return Locked(True, None)
     try:
@@ -120,7 +120,7 @@ async def _returnable(
     except NotFound:
         return ()
     except (PermissionDenied, PurposeRequired) as exc:
-        return _locked(actor, exc)
+        return locked_reason(actor, exc)
     return request_files(message.header)
 
 
@@ -177,7 +177,7 @@ async def _take_in_again(
     ctx = request.app[CONTEXT]
     request_id = opening_message_id(view)
     assert request_id is not None  # there are files to return only when there is a request
-    purpose = _purpose(request, view.summary.conversation_id)
+    purpose = stated_purpose(request, view.summary.conversation_id)
     for file in chosen:
         try:
             copy = await ctx.service.return_attachment(
@@ -203,15 +203,15 @@ async def _send(
     except DocumentRejected as rejected:
         by_field = problems_by_field(rejected.problems)
         errors = {
-            name: tuple(_problem_text(p) for p in problems)
+            name: tuple(problem_text(p) for p in problems)
             for name, problems in by_field.items()
             if name
         }
-        general = tuple(_problem_text(p) for p in by_field.get("", ()))
+        general = tuple(problem_text(p) for p in by_field.get("", ()))
         shown = RefusalForm(**{**_form_values(form), "errors": errors})
         return _refusal_page(request, view, shown, files, general=general, status=422)
     except ProtocolError as exc:
-        general = (_problem_text(exc.problem()),)
+        general = (problem_text(exc.problem()),)
         return _refusal_page(request, view, form, files, general=general, status=409)
     notice = f"Отказ в исполнении запроса принят к отправке (сообщение {result.message_id})."
     if copies:

@@ -21,7 +21,7 @@ from gateway.web.console.action_pages import discard_uploads, read_streamed
 from gateway.web.console.actions import Upload, in_form_words
 from gateway.web.console.auth import FORM_STREAM, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
-from gateway.web.console.pages import _problem_text
+from gateway.web.console.pages import problem_text
 from gateway.web.console.render import render
 from gateway.web.console.request_form import (
     FIELDS,
@@ -135,15 +135,15 @@ async def _send(
     except DocumentRejected as rejected:
         by_field = problems_by_field(agreement, [in_form_words(p) for p in rejected.problems])
         errors = {
-            name: tuple(_problem_text(p) for p in problems)
+            name: tuple(problem_text(p) for p in problems)
             for name, problems in by_field.items()
             if name
         }
-        general = tuple(_problem_text(p) for p in by_field.get("", ()))
+        general = tuple(problem_text(p) for p in by_field.get("", ()))
         shown = RequestForm(form.raw, form.values, errors)
         return _page(request, agreement, offered, shown, general=general, status=422)
     except ProtocolError as exc:
-        general = (_problem_text(exc.problem()),)
+        general = (problem_text(exc.problem()),)
         return _page(request, agreement, offered, form, general=general, status=409)
     notice = f"Запрос принят к отправке (сообщение {result.message_id})."
     if result.warnings:
