@@ -126,6 +126,7 @@ CIS_REQUEST = {
     "Content": "Просим сообщить о счетах и транспортных средствах должника.",
     "FactualCircumstances": "Имущество должника в Республике Казахстан не обнаружено.",
     "Assets-Kind": ["bank-accounts", "vehicles"],
+    "Assets-Details": "По сведениям взыскателя, счёт в АО «Народный банк Казахстана».",
     "EmploymentAndIncome-Period-From": "2025-01-01",
     "EmploymentAndIncome-Period-To": "2026-09-30",
     "Explanations-Party": "debtor",
@@ -182,7 +183,7 @@ async def test_a_cis_request_sent_from_the_console_opens_a_conversation(
         "<cis:RequestedAuthority>Федеральная служба судебных приставов</cis:RequestedAuthority>",
         "<c:Surname>Примеров</c:Surname>",
         "<c:Kind>ИИН</c:Kind><c:Value>810514300001</c:Value>",
-        "<cis:Kind>bank-accounts</cis:Kind><cis:Kind>vehicles</cis:Kind>",
+        "<cis:Kind>bank-accounts</cis:Kind><cis:Kind>vehicles</cis:Kind><cis:Details>",
         "<cis:Party>debtor</cis:Party>",
     ):
         assert expected in wire, expected

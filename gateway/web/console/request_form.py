@@ -161,12 +161,18 @@ CIS_FIELDS: tuple[Field, ...] = (
         "checks",
         choices=_codes("bank-accounts", "real-estate", "vehicles", "shares", "other"),
     ),
+    Field("Assets-Details", "Что известно об имуществе (необязательно)", "textarea"),
     Field("EmploymentAndIncome-Period-From", "Место работы и доходы (ст. 7): период с", "date"),
     Field(
         "EmploymentAndIncome-Period-To",
         "по",
         "date",
         hint_ru="Не более трёх лет (ст. 7).",
+    ),
+    Field(
+        "EmploymentAndIncome-Details",
+        "Что известно о работе и доходах (необязательно)",
+        "textarea",
     ),
     Field(
         "LocateDebtor",
@@ -438,11 +444,11 @@ def _subjects(v: Mapping[str, Any]) -> list[dict[str, Any]]:
             {"Explanations": {"Party": v.get("Explanations-Party", ""), "Questions": questions}}
         )
     if v.get("Assets-Kind"):
-        subjects.append({"Assets": {"Kind": v["Assets-Kind"]}})
+        subjects.append({"Assets": _with_details({"Kind": v["Assets-Kind"]}, v, "Assets")})
     start, end = v.get("EmploymentAndIncome-Period-From"), v.get("EmploymentAndIncome-Period-To")
     if start or end:
-        period = {"From": _iso(start), "To": _iso(end)}
-        subjects.append({"EmploymentAndIncome": {"Period": period}})
+        period = {"Period": {"From": _iso(start), "To": _iso(end)}}
+        subjects.append({"EmploymentAndIncome": _with_details(period, v, "EmploymentAndIncome")})
     if v.get("LocateDebtor") == "yes":
         target = (
             "debtor-legal-entity" if v.get("DebtorKind") == "legal-entity" else "debtor-individual"
@@ -454,6 +460,12 @@ def _subjects(v: Mapping[str, Any]) -> list[dict[str, Any]]:
     if v.get("Other-Details"):
         subjects.append({"Other": {"Details": v["Other-Details"]}})
     return subjects
+
+
+def _with_details(subject: dict[str, Any], v: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """``subject`` with what the operator knows of it (its optional ``Details``)."""
+    details = v.get(f"{kind}-Details")
+    return {**subject, "Details": details} if details else subject
 
 
 def _iso(value: date | None) -> str:
