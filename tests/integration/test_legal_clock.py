@@ -316,11 +316,16 @@ def _months_ahead_pair(world: DemoWorld, tag: str) -> list[Node]:
 
 def _saturday_under_the_old_rule() -> tuple[datetime, datetime, datetime]:
     """Receipt R (10:00 Almaty), pause from R + 1 day to R + 1 + k days, where the old rule (the
-    30th working day plus k calendar days) fell on a Saturday."""
+    30th working day plus k calendar days) fell on a Saturday, and the pause costs at least one
+    working day (one over a weekend or a holiday, 16 December in Kazakhstan, costs none: it
+    would prove nothing, and the date it is run on would decide whether it did)."""
     day = (datetime.now(UTC) + timedelta(days=7)).astimezone(ALMATY).date()
     while True:
         for k in (1, 2, 3):
-            if (KZ.add_working_days(day, 30) + timedelta(days=k)).weekday() == 5:
+            pause = (day + timedelta(days=1), day + timedelta(days=1 + k))
+            if (KZ.add_working_days(day, 30) + timedelta(days=k)).weekday() == 5 and (
+                KZ.working_days_between(*pause) > 0
+            ):
                 received = datetime.combine(day, time(10), ALMATY)
                 since = received + timedelta(days=1)
                 return received, since, since + timedelta(days=k)
