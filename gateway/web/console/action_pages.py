@@ -42,7 +42,13 @@ from gateway.web.console.actions import (
 from gateway.web.console.auth import FORM_STREAM, error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
 from gateway.web.console.labels import STATE_LABELS, article_ru, label
-from gateway.web.console.pages import conversation_in_reach, locked_page, problem_text
+from gateway.web.console.pages import (
+    conversation_in_reach,
+    field_texts,
+    flash_sent,
+    locked_page,
+    problem_text,
+)
 from gateway.web.console.render import format_datetime, render
 from gateway.web.console.streamed import MAX_FORM_FIELDS, READ_CHUNK, field_text
 from gateway.xml.labels import LANGUAGES_RU
@@ -234,20 +240,13 @@ async def _act(
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
         by_field = problems_by_field(spec, [in_form_words(p) for p in rejected.problems])
-        errors = {
-            name: tuple(problem_text(p) for p in problems)
-            for name, problems in by_field.items()
-            if name
-        }
-        general = tuple(problem_text(p) for p in by_field.get("", ()))
+        errors, general = field_texts(by_field)
         shown = ActionForm(raw=form.raw, values=form.values, errors=errors)
         return _page(request, spec, view, shown, general=general, status=422)
     except ProtocolError as exc:
         return _page(request, spec, view, form, general=(problem_text(exc.problem()),), status=409)
     notice = f"«{spec.title_ru}» принят к отправке (сообщение {result.message_id})."
-    if result.warnings:
-        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
-    request[SESSION].flash = notice
+    flash_sent(request, notice, result.warnings)
     return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
 
 

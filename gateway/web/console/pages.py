@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from types import MappingProxyType
@@ -56,7 +56,7 @@ from gateway.web.console.actions import (
 from gateway.web.console.auth import error_page, refused_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION
 from gateway.web.console.labels import ROLE_LABELS, STATE_LABELS, article_ru, label
-from gateway.web.console.render import field_rows, render
+from gateway.web.console.render import field_rows, header_files, render
 from gateway.web.console.request_form import agreements_of
 from gateway.web.server import stream_attachment
 from gateway.web.xmlchars import first_forbidden
@@ -679,13 +679,12 @@ async def _download(request: web.Request, what: str) -> web.Response:
 
 def _beside(view: Any) -> list[dict[str, Any]]:
     """The files sent beside the XML, as its signed header lists them (docs/attachments.md)."""
-    listed = (view.header.get("Attachments") or {}).get("Attachment") if view else None
-    if isinstance(listed, dict):
-        listed = [listed]
-    checks = {c["number"]: c for c in view.attachment_checks} if view else {}
+    if view is None:
+        return []
+    checks = {c["number"]: c for c in view.attachment_checks}
     return [
         {"number": n, **item, "check": checks.get(n)}
-        for n, item in enumerate(listed or [], start=1)
+        for n, item in enumerate(header_files(view.header), start=1)
     ]
 
 
@@ -732,6 +731,26 @@ async def message_pdf(request: web.Request) -> web.Response:
 
 async def receipt_xml(request: web.Request) -> web.Response:
     return await _download(request, "receipt")
+
+
+def field_texts(
+    by_field: Mapping[str, Sequence[Any]],
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """The node's problems as a form shows them: each field's Russian texts, and those of the
+    document as a whole (``""``) for the top of the form."""
+    errors = {
+        name: tuple(problem_text(p) for p in problems)
+        for name, problems in by_field.items()
+        if name
+    }
+    return errors, tuple(problem_text(p) for p in by_field.get("", ()))
+
+
+def flash_sent(request: web.Request, notice: str, warnings: Sequence[Mapping[str, Any]]) -> None:
+    """Tell the user, on the next page, that a document was accepted, and what the node warned."""
+    if warnings:
+        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in warnings)
+    request[SESSION].flash = notice
 
 
 def problem_text(problem: Any) -> str:

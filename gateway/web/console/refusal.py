@@ -19,6 +19,7 @@ from typing import Any
 from gateway.exchange.service import ConversationView
 from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
+from gateway.web.console.render import header_files
 from gateway.web.xmlchars import field_error_ru, without_forbidden
 
 MAX_TEXT_CHARS = 4000
@@ -122,9 +123,6 @@ class RequestFile:
 
 def request_files(header: Mapping[str, Any]) -> tuple[RequestFile, ...]:
     """The files listed in a received request's signed header (``MessageView.header``)."""
-    listed = (header.get("Attachments") or {}).get("Attachment") or []
-    if isinstance(listed, dict):
-        listed = [listed]
     return tuple(
         RequestFile(
             number=number,
@@ -136,7 +134,7 @@ def request_files(header: Mapping[str, Any]) -> tuple[RequestFile, ...]:
             translation_of=item.get("TranslationOf"),
             register_extract=bool(item.get("RegisterExtract", False)),
         )
-        for number, item in enumerate(listed, start=1)
+        for number, item in enumerate(header_files(header), start=1)
     )
 
 

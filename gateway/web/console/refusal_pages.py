@@ -27,11 +27,13 @@ from gateway.model.problems import DocumentRejected
 from gateway.web.console.action_pages import discard_uploads
 from gateway.web.console.actions import Upload
 from gateway.web.console.auth import error_page, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
+from gateway.web.console.context import ACTOR, CONTEXT, require
 from gateway.web.console.labels import STATE_LABELS, label
 from gateway.web.console.pages import (
     Locked,
     conversation_in_reach,
+    field_texts,
+    flash_sent,
     locked_page,
     locked_reason,
     may_refuse,
@@ -201,13 +203,7 @@ async def _send(
     try:
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
-        by_field = problems_by_field(rejected.problems)
-        errors = {
-            name: tuple(problem_text(p) for p in problems)
-            for name, problems in by_field.items()
-            if name
-        }
-        general = tuple(problem_text(p) for p in by_field.get("", ()))
+        errors, general = field_texts(problems_by_field(rejected.problems))
         shown = RefusalForm(**{**_form_values(form), "errors": errors})
         return _refusal_page(request, view, shown, files, general=general, status=422)
     except ProtocolError as exc:
@@ -216,9 +212,7 @@ async def _send(
     notice = f"Отказ в исполнении запроса принят к отправке (сообщение {result.message_id})."
     if copies:
         notice += f" Возвращено документов: {len(copies)}."
-    if result.warnings:
-        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
-    request[SESSION].flash = notice
+    flash_sent(request, notice, result.warnings)
     return see_other(request, "conversation", conversation_id=view.summary.conversation_id)
 
 

@@ -52,6 +52,13 @@ class FieldRow:
     """The leaf's type by the XSD (None for a group heading)."""
 
 
+def header_files(header: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The files sent beside the XML, as a document's signed header lists them (its JSON form:
+    one file is an object, several a list), in the list's order (docs/attachments.md)."""
+    listed = (header.get("Attachments") or {}).get("Attachment") or []
+    return [listed] if isinstance(listed, dict) else list(listed)
+
+
 def field_rows(
     body: Mapping[str, Any],
     *,

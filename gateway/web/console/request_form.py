@@ -358,9 +358,13 @@ def agreements_of(directory: Directory | None, own_body: str) -> tuple[str, ...]
     )
 
 
-def recipient_choices(offered: Sequence[Recipient]) -> tuple[tuple[str, str], ...]:
-    """The recipient field's choices: the body's id, labelled with its name and id."""
-    return tuple((r.body_id, f"{r.name} ({r.body_id})") for r in offered)
+def fields_for(agreement: str, offered: Sequence[Recipient]) -> tuple[Field, ...]:
+    """The agreement's fields, the recipient's choices the ``offered`` bodies (its id,
+    labelled with its name and id)."""
+    choices = tuple((r.body_id, f"{r.name} ({r.body_id})") for r in offered)
+    return tuple(
+        replace(f, choices=choices) if f.name == "Recipient" else f for f in FIELDS[agreement]
+    )
 
 
 def initial_form(agreement: str, own_name: str) -> RequestForm:
@@ -377,12 +381,9 @@ def read_request_form(
 ) -> RequestForm:
     """The posted form, checked for what a document cannot be built without;
     ``upload_errors``: why a file field's file was not taken in."""
-    fields = FIELDS[agreement]
-    recipient = next(f for f in fields if f.name == "Recipient")
-    chosen = recipient_choices(offered)
-    fields = tuple(f if f is not recipient else replace(f, choices=chosen) for f in fields)
+    fields = fields_for(agreement, offered)
     raw, values, errors = read_fields(fields, form, lambda item: item.choices, upload_errors)
-    if not chosen:
+    if not offered:
         errors.setdefault("Recipient", []).append(
             "В справочнике органов нет органа, которому можно направить запрос по этому "
             "соглашению; обратитесь к администратору."

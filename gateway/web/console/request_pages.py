@@ -20,18 +20,18 @@ from gateway.model.profiles import PROFILES
 from gateway.web.console.action_pages import discard_uploads, read_streamed
 from gateway.web.console.actions import Upload, in_form_words
 from gateway.web.console.auth import FORM_STREAM, see_other
-from gateway.web.console.context import ACTOR, CONTEXT, SESSION, require
-from gateway.web.console.pages import problem_text
+from gateway.web.console.context import ACTOR, CONTEXT, require
+from gateway.web.console.pages import field_texts, flash_sent, problem_text
 from gateway.web.console.render import render
 from gateway.web.console.request_form import (
     FIELDS,
     Recipient,
     RequestForm,
     build_request,
+    fields_for,
     initial_form,
     problems_by_field,
     read_request_form,
-    recipient_choices,
     recipients,
 )
 
@@ -45,15 +45,12 @@ def _page(
     general: tuple[str, ...] = (),
     status: int = 200,
 ) -> web.Response:
-    choices = recipient_choices(offered)
     return render(
         request,
         "new_request.html",
         {
             "agreement": agreement,
-            "fields": [
-                (f, choices if f.name == "Recipient" else f.choices) for f in FIELDS[agreement]
-            ],
+            "fields": [(f, f.choices) for f in fields_for(agreement, offered)],
             "form": form,
             "general": general,
             "no_recipients": not offered,
@@ -134,19 +131,13 @@ async def _send(
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
         by_field = problems_by_field(agreement, [in_form_words(p) for p in rejected.problems])
-        errors = {
-            name: tuple(problem_text(p) for p in problems)
-            for name, problems in by_field.items()
-            if name
-        }
-        general = tuple(problem_text(p) for p in by_field.get("", ()))
+        errors, general = field_texts(by_field)
         shown = RequestForm(form.raw, form.values, errors)
         return _page(request, agreement, offered, shown, general=general, status=422)
     except ProtocolError as exc:
         general = (problem_text(exc.problem()),)
         return _page(request, agreement, offered, form, general=general, status=409)
-    notice = f"Запрос принят к отправке (сообщение {result.message_id})."
-    if result.warnings:
-        notice += " Предупреждения: " + " ".join(w.get("message_ru", "") for w in result.warnings)
-    request[SESSION].flash = notice
+    flash_sent(
+        request, f"Запрос принят к отправке (сообщение {result.message_id}).", result.warnings
+    )
     return see_other(request, "conversation", conversation_id=result.conversation_id)
