@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography import x509
-
 from gateway.app.audit_checkpoints import (
     Checkpoint,
     TrailVerification,
@@ -34,6 +32,7 @@ from gateway.app.audit_checkpoints import (
     verify_trail,
 )
 from gateway.app.context import AppContext, require
+from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import verify_statement
@@ -55,7 +54,7 @@ __all__ = [
     "export_lines",
     "parse_bound",
     "record",
-    "seal_certificates",
+    "seal_signers",
     "search",
     "trail_head",
     "unknown_kind",
@@ -103,18 +102,19 @@ def search(
         )
 
 
-def seal_certificates(ctx: AppContext) -> list[x509.Certificate]:
-    """Every seal generation of this node (from the key manifest): a report or checkpoint made
-    before a rotation was signed by an earlier generation and must still verify. From the
-    context's keys (a server's), else from its configuration's key folder (a command's); none
-    when it has neither."""
+def seal_signers(ctx: AppContext) -> tuple[Signer, ...]:
+    """Every seal generation of this node (from the key manifest) with the window it could
+    sign in: a report or checkpoint made before a rotation was signed by an earlier generation
+    and must still verify; one claiming a time after its generation's revocation must not.
+    From the context's keys (a server's), else from its configuration's key folder (a
+    command's); none when it has neither."""
     if ctx.keys is not None:
-        return ctx.keys.generation_certificates(KeyRole.SEAL)
+        return ctx.keys.signers(KeyRole.SEAL)
     if ctx.config is None:
-        return []
+        return ()
     keys = KeyStore.from_config(ctx.config)
     try:
-        return keys.generation_certificates(KeyRole.SEAL)
+        return keys.signers(KeyRole.SEAL)
     finally:
         keys.close()
 
@@ -128,7 +128,7 @@ def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> Tra
     verify --checkpoint``), the purge reports and the tombstones — and record that it was
     verified, and with what outcome (``audit.verified``)."""
     require(ctx, Action.READ_AUDIT)
-    result = verify_trail(ctx.store, seal_certificates(ctx), extra)
+    result = verify_trail(ctx.store, seal_signers(ctx), extra)
     with ctx.store.transaction() as conn:
         ctx.audit(
             conn,

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography import x509
-
 from gateway.app.tombstone_check import check_tombstones
+from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.crypto.statements import (
     CHECKPOINT_FORMAT,
     SignedStatement,
+    StatementCheck,
     canonical_json,
     sign_statement,
     verify_statement,
@@ -179,17 +179,14 @@ def check_checkpoint(
     store: Store,
     checkpoint: Checkpoint,
     last_seq: int,
-    expected: Sequence[x509.Certificate],
+    check: StatementCheck,
     origin: str,
 ) -> tuple[int, str, str] | None:
-    """``(seq, kind, reason)`` of the first problem this checkpoint reveals, or None."""
-    check = verify_statement(
-        checkpoint.signed.statement,
-        checkpoint.signed.signature,
-        checkpoint.signed.certificate,
-        expected,
-    )
-    if not check.ok:
+    """``(seq, kind, reason)`` of the first problem this checkpoint reveals (``check``: its
+    statement verified against this body's seal generations), or None. One of a generation
+    revoked for key compromise is compared with the chain like any other, but it proves nothing
+    by itself: :func:`verify_trail` asks a trusted checkpoint to cover it."""
+    if not check.ok and check.compromised_at is None:
         return (checkpoint.seq, "checkpoint", f"{origin} (seq {checkpoint.seq}): {check.reason}")
     # The row's columns may be edited apart from the signed statement: trust only the latter.
     signed = json.loads(checkpoint.signed.statement)
@@ -218,23 +215,48 @@ def check_checkpoint(
 
 def verify_trail(
     store: Store,
-    expected: Sequence[x509.Certificate] = (),
+    signers: Sequence[Signer] = (),
     extra: Sequence[tuple[Checkpoint, str]] = (),
 ) -> TrailVerification:
     """Verify the chain, then every stored checkpoint and the ``extra`` ones (read from files
-    kept off the node, each with its origin for messages). Reports the first problem."""
+    kept off the node, each with its origin for messages), against this body's seal
+    generations (``signers``). Reports the first problem. A checkpoint signed by a generation
+    revoked for key compromise must be covered by a later one of a trusted generation: the
+    events it alone attests are otherwise the key holder's word."""
     with store.read() as conn:
         chain = audit_store.verify(conn)
     if not chain.intact:
         return TrailVerification(chain, 0, chain.broken_at, chain.tampering, chain.reason)
     count = 0
+    trusted_head = 0
+    compromised: list[tuple[int, str]] = []
     stored = ((c, f"checkpoint {c.checkpoint_id}") for c in stored_checkpoints(store))
     for checkpoint, origin in itertools.chain(stored, extra):
-        problem = check_checkpoint(store, checkpoint, chain.last_seq, expected, origin)
+        signed = checkpoint.signed
+        check = verify_statement(signed.statement, signed.signature, signed.certificate, signers)
+        problem = check_checkpoint(store, checkpoint, chain.last_seq, check, origin)
         if problem is not None:
             seq, kind, reason = problem
             return TrailVerification(chain, count, seq, kind, reason)
+        signed_seq = int(json.loads(signed.statement)["seq"])
+        if check.compromised_at is not None:
+            compromised.append((signed_seq, origin))
+        else:
+            trusted_head = max(trusted_head, signed_seq)
         count += 1
+    for signed_seq, origin in compromised:
+        if signed_seq > trusted_head:
+            return TrailVerification(
+                chain,
+                count,
+                signed_seq,
+                "checkpoint-untrusted",
+                f"{origin} (seq {signed_seq}) is signed by a seal generation revoked for "
+                "key compromise, and no checkpoint of a trusted generation covers its events "
+                f"(the latest trusted one ends at event {trusted_head}): sign one now with "
+                "`gateway audit checkpoint --config NODE.toml`, so that the chain as it stands "
+                "is attested by the seal in force",
+            )
     problem = _check_purge_reports(store)
     if problem is not None:
         seq, kind, reason = problem

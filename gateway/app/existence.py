@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from cryptography import x509
-
 from gateway.app.context import AppContext
+from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
 from gateway.exchange.existence import proof_of_existence
@@ -26,11 +25,12 @@ def stored_with_proof(
     ring: KekRing,
     message_id: str,
     data: bytes | None,
-    seal_certificates: Sequence[x509.Certificate] = (),
+    seal_signers: Sequence[Signer] = (),
 ) -> tuple[bytes, ExistenceProof | None]:
     """The document (``data`` if given, else the stored one) and its proof of existence — None
-    unless the stored document is exactly ``data``. ``seal_certificates``: every seal
-    generation of this node (a checkpoint proves existence only when signed by one)."""
+    unless the stored document is exactly ``data``. ``seal_signers``: every seal
+    generation of this node (a checkpoint proves existence only when signed by one not
+    revoked for key compromise, within its window)."""
     with ctx.store.read() as conn:
         stored = messages.get(conn, message_id)
         if stored is None:
@@ -40,5 +40,5 @@ def stored_with_proof(
         if hashlib.sha256(data).digest() != stored.document_sha256:
             return data, None  # another document under a stored id: no record of it
         return data, proof_of_existence(
-            conn, message_id, stored.document_sha256, ring, stored.stored_at, seal_certificates
+            conn, message_id, stored.document_sha256, ring, stored.stored_at, seal_signers
         )

@@ -58,8 +58,8 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any, cast
 
 import sqlalchemy as sa
-from cryptography import x509
 
+from gateway.app.audit import seal_signers
 from gateway.app.context import AppContext, require
 from gateway.app.locks import default_owner, job_lock
 from gateway.app.retention import (
@@ -73,14 +73,17 @@ from gateway.app.retention import (
 )
 from gateway.app.tombstone_check import check_tombstones
 from gateway.crashpoints import crash_point
+from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
-from gateway.crypto.statements import sign_statement, verify_statement
+from gateway.crypto.statements import StatementCheck, sign_statement, verify_statement
 from gateway.exchange import service
+from gateway.exchange.existence import CLOCK_DISORDER, EventProof, event_proven
 from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import GatewayError
 from gateway.store import Store, open_store, period_keys
+from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
 from gateway.store.period_keys import ShredResult
 from gateway.store.purge import (
@@ -935,24 +938,52 @@ class ReportCheck:
     report: dict[str, object]
 
 
-def verify_report(
-    store: Store, run_id: str, expected: Sequence[x509.Certificate] = ()
-) -> ReportCheck:
-    """Check a stored report's seal signature (and, with ``expected``, that the signer is this
-    body's seal) and that it belongs to ``run_id``."""
+def verify_report(store: Store, run_id: str, signers: Sequence[Signer] = ()) -> ReportCheck:
+    """Check a stored report's seal signature (and, with ``signers``, that the signer is one of
+    this body's seal generations and could sign at the time the report states) and that it
+    belongs to ``run_id``. A report of a generation revoked for key compromise holds only with
+    a signed audit checkpoint of a trusted generation, made before the revocation, covering
+    the event that closed the run with this report's hash."""
     with store.read() as conn:
         stored = purge_store.get_report(conn, run_id)
     if stored is None:
         return ReportCheck(run_id, False, f"no report stored for run {run_id}", {})
-    check = verify_statement(stored.report, stored.signature, stored.certificate, expected)
+    check = verify_statement(
+        stored.report, stored.signature, stored.certificate, signers, time_field="finished_at"
+    )
     report = json.loads(stored.report)
-    if check.ok and report.get("run_id") != run_id:
+    if check.compromised_at is not None:
+        proven = _report_proven(store, run_id, stored.report, check, signers)
+        if proven is None:
+            return ReportCheck(run_id, False, check.reason, report)
+    elif not check.ok:
+        return ReportCheck(run_id, False, check.reason, report)
+    if report.get("run_id") != run_id:
         return ReportCheck(run_id, False, "the signed report names another run", report)
-    if check.ok and "tombstones_sha256" in report:
+    if "tombstones_sha256" in report:
         problem = _check_run_tombstones(store, run_id, report)
         if problem:
             return ReportCheck(run_id, False, problem, report)
-    return ReportCheck(run_id, check.ok, check.reason, report)
+    return ReportCheck(run_id, True, "", report)
+
+
+def _report_proven(
+    store: Store, run_id: str, statement: str, check: StatementCheck, signers: Sequence[Signer]
+) -> EventProof | None:
+    """A trusted checkpoint made before ``check.compromised_at`` covering the event that
+    closed ``run_id`` naming this report's hash; None when the node holds none."""
+    assert check.signed_at is not None and check.compromised_at is not None
+    digest = hashlib.sha256(statement.encode()).hexdigest()
+    window = (check.signed_at - CLOCK_DISORDER, check.signed_at + CLOCK_DISORDER)
+    with store.read() as conn:
+        for kind in ("purge.finished", "purge.failed"):
+            for event in audit_store.search(conn, kind=kind, since=window[0], until=window[1]):
+                if (
+                    event.subjects.get("purge_run_id") == run_id
+                    and event.details.get("report_sha256") == digest
+                ):
+                    return event_proven(conn, event.seq, signers, check.compromised_at)
+    return None
 
 
 def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) -> str:
@@ -1086,9 +1117,8 @@ def stored_report(ctx: AppContext, run_id: str) -> StoredReport | None:
         return purge_store.get_report(conn, run_id)
 
 
-def check_report(
-    ctx: AppContext, run_id: str, expected: Sequence[x509.Certificate] = ()
-) -> ReportCheck:
-    """:func:`verify_report` as a use case (``gateway purge verify-report``)."""
+def check_report(ctx: AppContext, run_id: str) -> ReportCheck:
+    """:func:`verify_report` against this node's seal generations, as a use case (``gateway
+    purge verify-report``)."""
     require(ctx, service.Action.READ_AUDIT, run_id)
-    return verify_report(ctx.store, run_id, expected)
+    return verify_report(ctx.store, run_id, seal_signers(ctx))

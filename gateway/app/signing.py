@@ -122,7 +122,7 @@ def _stored(
                 load_kek_ring(keys),
                 message_id,
                 data,
-                keys.generation_certificates(KeyRole.SEAL),
+                keys.signers(KeyRole.SEAL),
             )
     except MessageNotStored:
         raise Failure(

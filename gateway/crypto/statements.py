@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway.crypto import algorithms, certificates, gost
+from gateway.crypto.keys.generations import NEVER, Signer
 from gateway.crypto.keys.keystore import SigningKey
 
 CHECKPOINT_FORMAT = "gateway-audit-checkpoint/1"
@@ -54,13 +56,22 @@ def sign_statement(seal: SigningKey, obj: Mapping[str, Any]) -> SignedStatement:
 @dataclass(frozen=True, slots=True)
 class StatementCheck:
     """Result of :func:`verify_statement`: ``ok`` only when the signature is valid and (when
-    expected certificates were given) made by one of them."""
+    signers were given) made by one of them within the window its generation could sign."""
 
     ok: bool
     reason: str
     """Empty when ok."""
     signer: str
     """Subject of the signing certificate (empty when unreadable)."""
+    generation: int | None = None
+    """The signing generation, when signers were given and one matched."""
+    signed_at: datetime | None = None
+    """The time the statement claims (its ``time_field``), when signers were given."""
+    compromised_at: datetime | None = None
+    """Set when the signature is valid and inside its generation's window, but the generation
+    was revoked for key compromise at this time: whoever holds the key can write any time into
+    a statement, so it counts only with a proof that it existed before this time
+    (``gateway.exchange.existence.event_proven``). ``ok`` is False meanwhile."""
 
 
 def _verify_raw(public_key: Any, data: bytes, signature: bytes) -> None:
@@ -81,11 +92,15 @@ def verify_statement(
     statement: str,
     signature: bytes,
     certificate_der: bytes,
-    expected: Sequence[x509.Certificate] = (),
+    signers: Sequence[Signer] = (),
+    *,
+    time_field: str = "at",
 ) -> StatementCheck:
-    """Check a detached seal signature over ``statement``. With ``expected`` (the node's seal
-    certificates, current and earlier), the signer's public key must be one of theirs: a
-    certificate stored next to the statement proves nothing by itself."""
+    """Check a detached seal signature over ``statement``. With ``signers`` (the node's seal
+    generations, current and earlier), the signer's public key must be one of theirs — a
+    certificate stored next to the statement proves nothing by itself — and the time the
+    statement claims (its ``time_field``) must fall in that generation's window: not before
+    it came into force, not at or after its revocation."""
     try:
         cert = x509.load_der_x509_certificate(certificate_der)
     except ValueError:
@@ -95,18 +110,75 @@ def verify_statement(
         _verify_raw(certificates.public_key_of(cert), statement.encode("utf-8"), signature)
     except (InvalidSignature, ValueError) as exc:
         return StatementCheck(False, f"signature does not verify ({exc or 'invalid'})", signer)
-    if expected:
-        spki = certificates.public_key_of(cert).public_bytes(
+    if not signers:
+        return StatementCheck(True, "", signer)
+    generation = _generation_of(cert, signers)
+    if generation is None:
+        return StatementCheck(
+            False, f"signed by {signer}, which is not this body's seal certificate", signer
+        )
+    signed_at = _claimed_time(statement, time_field)
+    if signed_at is None:
+        return StatementCheck(
+            False,
+            f"the signed statement has no readable {time_field!r} time to judge its seal by",
+            signer,
+            generation.number,
+        )
+    problem = _outside_window(generation, signed_at)
+    if problem:
+        return StatementCheck(False, problem, signer, generation.number, signed_at)
+    if generation.compromised:
+        assert generation.revoked_at is not None
+        return StatementCheck(
+            False,
+            f"signed by seal generation {generation.number}, revoked for key compromise on "
+            f"{generation.revoked_at.isoformat()}: the time it states "
+            f"({signed_at.isoformat()}) is only the key holder's word, and no signed audit "
+            "checkpoint of a trusted generation made before the revocation covers it",
+            signer,
+            generation.number,
+            signed_at,
+            compromised_at=generation.revoked_at,
+        )
+    return StatementCheck(True, "", signer, generation.number, signed_at)
+
+
+def _spki(cert: x509.Certificate) -> bytes:
+    return bytes(
+        certificates.public_key_of(cert).public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        known = {
-            certificates.public_key_of(c).public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            for c in expected
-        }
-        if spki not in known:
-            return StatementCheck(
-                False, f"signed by {signer}, which is not this body's seal certificate", signer
-            )
-    return StatementCheck(True, "", signer)
+    )
+
+
+def _generation_of(cert: x509.Certificate, signers: Sequence[Signer]) -> Signer | None:
+    spki = _spki(cert)
+    return next((s for s in signers if _spki(s.certificate) == spki), None)
+
+
+def _claimed_time(statement: str, field: str) -> datetime | None:
+    try:
+        value = json.loads(statement)[field]
+        at = datetime.fromisoformat(value)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def _outside_window(generation: Signer, signed_at: datetime) -> str:
+    """Why ``generation`` cannot have signed at ``signed_at``; empty when it could."""
+    if generation.revoked_at is not None and signed_at >= generation.revoked_at:
+        return (
+            f"signed on {signed_at.isoformat()} by seal generation {generation.number}, revoked "
+            f"on {generation.revoked_at.isoformat()} ({generation.reason}): a revoked seal "
+            "signs nothing after its revocation"
+        )
+    if signed_at < generation.in_force_from:
+        when = (
+            "never activated"
+            if generation.in_force_from == NEVER
+            else (f"in force only from {generation.in_force_from.isoformat()}")
+        )
+        return f"signed on {signed_at.isoformat()} by seal generation {generation.number}, {when}"
+    return ""

@@ -30,12 +30,14 @@ import binascii
 import hmac
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.engine import Connection
 
 from gateway.crypto.at_rest import AtRestError
+from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
 from gateway.crypto.statements import CHECKPOINT_FORMAT, verify_statement
@@ -58,15 +60,15 @@ def proof_of_existence(
     document_sha256: bytes,
     keys: KekRing,
     stored_at: datetime | None = None,
-    seal_certificates: Sequence[x509.Certificate] = (),
+    seal_signers: Sequence[Signer] = (),
 ) -> ExistenceProof | None:
     """The node's earliest proof that the document with ``document_sha256`` existed (its
-    receipt; with ``stored_at`` and this body's ``seal_certificates``, every generation, the
+    receipt; with ``stored_at`` and this body's ``seal_signers``, every generation, the
     signed audit checkpoint covering the event that stored it), or None when the node holds
     none for it."""
     chain = (
-        _chain_proof(conn, message_id, document_sha256, stored_at, seal_certificates)
-        if stored_at and seal_certificates
+        _chain_proof(conn, message_id, document_sha256, stored_at, seal_signers)
+        if stored_at and seal_signers
         else None
     )
     proofs = [
@@ -121,38 +123,68 @@ def _chain_proof(
     message_id: str,
     document_sha256: bytes,
     stored_at: datetime,
-    seal_certificates: Sequence[x509.Certificate],
+    seal_signers: Sequence[Signer],
 ) -> ExistenceProof | None:
     """The first signed checkpoint covering the audit event that stored this document."""
     event = _storing_event(conn, message_id, document_sha256.hex(), stored_at)
     if event is None:
         return None
-    for checkpoint in audit_store.checkpoints_covering(conn, event.seq, CHECKPOINTS_TRIED):
-        signed = _signed_head(checkpoint, seal_certificates)
+    proven = event_proven(conn, event.seq, seal_signers)
+    if proven is None:
+        return None
+    return ExistenceProof(
+        time=proven.time,
+        evidence=f"audit event {event.seq} ({event.kind}, naming the document's SHA-256) "
+        f"covered by {proven.evidence}",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EventProof:
+    time: datetime
+    """The signed time of the checkpoint: the event existed then."""
+    evidence: str
+
+
+def event_proven(
+    conn: Connection,
+    event_seq: int,
+    seal_signers: Sequence[Signer],
+    before: datetime | None = None,
+) -> EventProof | None:
+    """The first signed audit checkpoint of a trusted seal generation that covers the audit
+    event ``event_seq`` (the stored events from it to the signed head intact and ending in the
+    signed hash), signed before ``before`` when given; None when the node holds none. A
+    checkpoint of a generation revoked for key compromise proves nothing here: its time is
+    only the key holder's word."""
+    trusted = [s for s in seal_signers if not s.compromised]
+    signed_by = [s.certificate.public_bytes(Encoding.DER) for s in trusted]
+    for checkpoint in audit_store.checkpoints_covering(
+        conn, event_seq, CHECKPOINTS_TRIED, signed_by
+    ):
+        signed = _signed_head(checkpoint, trusted)
         if signed is None:
             continue
         seq, digest, at = signed
-        if seq < event.seq or not audit_store.chain_reaches(
-            conn, event.seq, seq, digest, EVENTS_LINKED
+        if (
+            (before is not None and at >= before)
+            or seq < event_seq
+            or not audit_store.chain_reaches(conn, event_seq, seq, digest, EVENTS_LINKED)
         ):
             continue
-        return ExistenceProof(
-            time=at,
-            evidence=(
-                f"audit event {event.seq} ({event.kind}, naming the document's SHA-256) covered "
-                f"by the signed audit checkpoint {checkpoint.checkpoint_id} of {at.isoformat()}"
-            ),
+        return EventProof(
+            at, f"the signed audit checkpoint {checkpoint.checkpoint_id} of {at.isoformat()}"
         )
     return None
 
 
 def _signed_head(
-    checkpoint: audit_store.StoredCheckpoint, seal_certificates: Sequence[x509.Certificate]
+    checkpoint: audit_store.StoredCheckpoint, seal_signers: Sequence[Signer]
 ) -> tuple[int, bytes, datetime] | None:
     """``(seq, hash, time)`` as this body's seal signed them, or None: the row's own columns
     can be edited apart from the signed statement, so only the statement counts."""
     check = verify_statement(
-        checkpoint.statement, checkpoint.signature, checkpoint.certificate, seal_certificates
+        checkpoint.statement, checkpoint.signature, checkpoint.certificate, seal_signers
     )
     if not check.ok:
         return None

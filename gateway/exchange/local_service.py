@@ -545,7 +545,7 @@ class LocalNodeService:
                     stored.document_sha256,
                     self.node.kek_ring,
                     stored.stored_at,
-                    self.node.keys.generation_certificates(KeyRole.SEAL),
+                    self.node.keys.signers(KeyRole.SEAL),
                 )
             verified = verify_envelope(
                 parse_untrusted(document),

@@ -424,15 +424,18 @@ def checkpoints(
     ]
 
 
-def checkpoints_covering(conn: Connection, seq: int, limit: int = 3) -> list[StoredCheckpoint]:
+def checkpoints_covering(
+    conn: Connection, seq: int, limit: int = 3, signed_by: Sequence[bytes] | None = None
+) -> list[StoredCheckpoint]:
     """The first stored checkpoints whose head is at or after event ``seq`` (they claim to
-    cover that event), earliest head first. Claims only: the caller checks the signature and
-    the chain between (:func:`chain_reaches`)."""
+    cover that event), earliest head first; with ``signed_by``, only those whose stored
+    certificate is one of these DER encodings. Claims only: the caller checks the signature
+    and the chain between (:func:`chain_reaches`)."""
+    query = sa.select(audit_checkpoints).where(audit_checkpoints.c.seq >= seq)
+    if signed_by is not None:
+        query = query.where(audit_checkpoints.c.certificate.in_(list(signed_by)))
     rows = conn.execute(
-        sa.select(audit_checkpoints)
-        .where(audit_checkpoints.c.seq >= seq)
-        .order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
-        .limit(limit)
+        query.order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id).limit(limit)
     )
     return [
         StoredCheckpoint(r.id, r.seq, r.hash, r.at, r.statement, r.signature, r.certificate)

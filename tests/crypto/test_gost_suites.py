@@ -18,7 +18,7 @@ from gateway.crypto import algorithms, certificates
 from gateway.crypto.algorithms import KeySpec
 from gateway.crypto.certificates import CertificateProfile
 from gateway.crypto.demo_ca import DemoCA
-from gateway.crypto.keys.generations import RevocationReason, update_generations
+from gateway.crypto.keys.generations import RevocationReason, always_in_force, update_generations
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
 from gateway.crypto.xades import sign_document, verify_document
 from gateway.demo.pki import build_demo_pki
@@ -235,9 +235,14 @@ def test_audit_statements_sign_and_verify_with_a_gost_seal(gost_world) -> None: 
     """Checkpoints and other detached statements are sealed with GOST like any seal."""
     _, pki = gost_world
     seal = _store(pki.body_dirs[SENDER]).seal()
-    statement = sign_statement(seal, {"checkpoint": 1, "head": "ab" * 32})
+    statement = sign_statement(
+        seal, {"checkpoint": 1, "head": "ab" * 32, "at": "2026-12-06T00:00:00+00:00"}
+    )
     check = verify_statement(
-        statement.statement, statement.signature, statement.certificate, [seal.certificate]
+        statement.statement,
+        statement.signature,
+        statement.certificate,
+        always_in_force([seal.certificate]),
     )
     assert check.ok, check.reason
     forged = verify_statement(

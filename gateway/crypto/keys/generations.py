@@ -37,14 +37,9 @@ two administrators cannot lose each other's changes and a reader never sees half
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,8 +48,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from gateway.crypto import certificates
-from gateway.crypto.keys import schedule
 from gateway.crypto.files import check_format, locked, parse_json, write_json_atomically
+from gateway.crypto.keys import schedule
 from gateway.model.directory import BodyCertificate, CertificateRole, Directory
 from gateway.model.problems import ConfigurationError
 
@@ -123,6 +118,37 @@ class Activation:
     generation: int
     at: datetime | None
     """From when; None: from the beginning (the original generation)."""
+
+
+BEGINNING = datetime.min.replace(tzinfo=UTC)
+"""When the original generation of a key came into force: before anything it signed."""
+NEVER = datetime.max.replace(tzinfo=UTC)
+"""When a generation never activated comes into force: after anything it could sign."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """One generation of a key as a verifier of its earlier statements sees it: its
+    certificate, and the window in which it could sign (from its first activation until its
+    revocation). A statement claiming a time outside that window is refused; one signed by a
+    generation revoked for key compromise proves its time only with other evidence (a signed
+    audit checkpoint of a trusted generation made before the revocation)."""
+
+    number: int
+    certificate: x509.Certificate
+    in_force_from: datetime = BEGINNING
+    revoked_at: datetime | None = None
+    reason: RevocationReason | None = None
+
+    @property
+    def compromised(self) -> bool:
+        return self.revoked_at is not None and self.reason is RevocationReason.KEY_COMPROMISE
+
+
+def always_in_force(certificates_: Iterable[x509.Certificate]) -> tuple[Signer, ...]:
+    """Certificates known without a manifest (a key folder never rotated, or a test): each in
+    force from the beginning and never revoked."""
+    return tuple(Signer(n, c) for n, c in enumerate(certificates_, start=1))
 
 
 def generation_stem(stem: str, generation: int) -> str:
@@ -258,6 +284,27 @@ class KeyGenerations:
             ),
         )
 
+    def signers(self, certificates_by_number: dict[int, x509.Certificate]) -> tuple[Signer, ...]:
+        """Each generation that has a certificate, with when it was in force: what a statement
+        this key signed on an earlier day is judged by (:mod:`gateway.crypto.statements`)."""
+        return tuple(
+            Signer(
+                g.number,
+                certificates_by_number[g.number],
+                in_force_from=self.in_force_from(g.number),
+                revoked_at=g.revoked_at,
+                reason=g.reason,
+            )
+            for g in self.generations
+            if g.number in certificates_by_number
+        )
+
+    def in_force_from(self, number: int) -> datetime:
+        """The earliest time ``number`` was scheduled in force (``BEGINNING`` for the original
+        generation; ``NEVER`` for one never activated)."""
+        times = [a.at or BEGINNING for a in self.activations if a.generation == number]
+        return min(times) if times else NEVER
+
     # --- JSON ---------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -275,7 +322,8 @@ class KeyGenerations:
                 for g in self.generations
             ],
             "activations": [
-                {"generation": a.generation, "at": schedule.time_text(a.at)} for a in self.activations
+                {"generation": a.generation, "at": schedule.time_text(a.at)}
+                for a in self.activations
             ],
         }
 
@@ -322,7 +370,9 @@ class KeyGenerations:
             number = _number(item.get("generation"), f"{at}.generation")
             if number not in numbers:
                 raise RotationError(f"{at}.generation {number} is not among 'generations'")
-            activations.append(Activation(number, schedule.parse_time(item.get("at"), f"{at}.at", RotationError)))
+            activations.append(
+                Activation(number, schedule.parse_time(item.get("at"), f"{at}.at", RotationError))
+            )
         return cls(stem, tuple(generations), tuple(activations))
 
 

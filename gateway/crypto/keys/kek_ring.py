@@ -136,7 +136,9 @@ class RingManifest:
                 }
                 for m in self.members
             ],
-            "activations": [{"key_id": a.key_id, "at": schedule.time_text(a.at)} for a in self.activations],
+            "activations": [
+                {"key_id": a.key_id, "at": schedule.time_text(a.at)} for a in self.activations
+            ],
         }
 
     @classmethod
@@ -181,8 +183,12 @@ class RingManifest:
                     key_id,
                     file,
                     label,
-                    schedule.parse_time(item.get("created_at"), f"{at}.created_at", KekRotationError),
-                    schedule.parse_time(item.get("destroyed_at"), f"{at}.destroyed_at", KekRotationError),
+                    schedule.parse_time(
+                        item.get("created_at"), f"{at}.created_at", KekRotationError
+                    ),
+                    schedule.parse_time(
+                        item.get("destroyed_at"), f"{at}.destroyed_at", KekRotationError
+                    ),
                 )
             )
         ids = [m.key_id for m in members]
@@ -195,7 +201,11 @@ class RingManifest:
                 raise KekRotationError(f"{at}: must be {{'key_id': …, 'at': …}}")
             if item["key_id"] not in ids:
                 raise KekRotationError(f"{at}.key_id {item['key_id']!r} is not in 'keks'")
-            activations.append(RingActivation(item["key_id"], schedule.parse_time(item["at"], f"{at}.at", KekRotationError)))
+            activations.append(
+                RingActivation(
+                    item["key_id"], schedule.parse_time(item["at"], f"{at}.at", KekRotationError)
+                )
+            )
         return cls(tuple(members), tuple(activations))
 
 

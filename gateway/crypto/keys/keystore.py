@@ -52,22 +52,23 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from gateway import credentials
 from gateway.crypto import algorithms, certificates, gost
 from gateway.crypto.demo_ca import DemoCA
-from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
 from gateway.crypto.keys.generations import (
     MANIFEST_SUFFIX,
     GenerationInfo,
     KeyGenerations,
+    Signer,
     expiring_keys,
     generation_stem,
     manifest_path,
     read_generations,
     split_generation_stem,
 )
+from gateway.crypto.keys.pkcs11 import TokenError, TokenSession
 from gateway.model.directory import Suite
 from gateway.model.problems import ConfigurationError
 
@@ -460,19 +461,19 @@ class KeyStore:
             self._manifests[base] = (signature, manifest)
             return manifest
 
-    def generation_certificates(
-        self, role: KeyRole | str, name: str = ""
-    ) -> list[x509.Certificate]:
-        """The certificate of every generation the key's manifest knows, oldest first: what
-        this body's proofs of earlier days were signed with (a purge report, an audit
-        checkpoint stay verifiable after the key is rotated). A generation whose certificate
-        file is gone is skipped."""
-        found = []
-        for generation in self.generations(role, name).generations:
+    def signers(self, role: KeyRole | str, name: str = "") -> tuple[Signer, ...]:
+        """Every generation the key's manifest knows, oldest first, with its certificate and
+        the window it could sign in: what this body's proofs of earlier days are judged by (a
+        purge report, an audit checkpoint stay verifiable after a rotation; one claiming a time
+        after its generation's revocation does not). A generation whose certificate file is
+        gone is skipped."""
+        manifest = self.generations(role, name)
+        found = {}
+        for generation in manifest.generations:
             path = self.cert_path(role, name, generation.number)
             if path.exists():
-                found.append(x509.load_pem_x509_certificate(path.read_bytes()))
-        return found
+                found[generation.number] = x509.load_pem_x509_certificate(path.read_bytes())
+        return manifest.signers(found)
 
     def active_generation(
         self, role: KeyRole | str, name: str = "", at: datetime | None = None

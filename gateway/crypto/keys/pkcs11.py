@@ -370,5 +370,4 @@ class TokenGostPrivateKey(_OnToken[gost.GostPublicKey]):
         return self._token._sign(self._handle, data, GOST_SIGN_MECHANISMS[self.bits])
 
 
-
 TokenPrivateKey = TokenEcPrivateKey | TokenRsaPrivateKey | TokenGostPrivateKey

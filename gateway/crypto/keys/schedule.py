@@ -38,7 +38,9 @@ def current(activations: Iterable[A], at: datetime) -> A | None:
     return made[-1] if made else None
 
 
-def left_service(activations: Iterable[A], at: datetime, mine: Callable[[A], bool]) -> datetime | None:
+def left_service(
+    activations: Iterable[A], at: datetime, mine: Callable[[A], bool]
+) -> datetime | None:
     """When the key whose activations ``mine`` picks stopped being active, as seen at ``at``
     (None: it is active, or never was)."""
     active, end = False, None

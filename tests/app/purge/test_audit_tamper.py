@@ -15,6 +15,7 @@ from gateway.app.audit_checkpoints import (
     create_checkpoint,
     verify_trail,
 )
+from gateway.crypto.keys.generations import always_in_force
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store.tables import audit_checkpoints, audit_events, audit_head
@@ -175,7 +176,7 @@ def test_forged_checkpoint_signature_is_refused(store: Store, seal: SigningKey, 
         conn.execute(
             audit_checkpoints.update().values(statement=statement.replace('"seq":4', '"seq":3'))
         )
-    result = verify_trail(store, [seal.certificate])
+    result = verify_trail(store, always_in_force([seal.certificate]))
     assert not result.intact and result.tampering == "checkpoint"
     assert "does not verify" in result.reason
 

@@ -18,6 +18,7 @@ from gateway.app.scheduled import (
     outbox_sweep_body,
 )
 from gateway.config import NodeConfig
+from gateway.crypto.keys.generations import always_in_force
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
@@ -56,7 +57,7 @@ def test_purge_body_purges_and_checkpoints(
     finally:
         keys.close()
     assert report.purged == 4
-    result = verify_trail(store, [seal.certificate])
+    result = verify_trail(store, always_in_force([seal.certificate]))
     assert result.intact and result.checkpoints_checked == 1
     if store.dialect == "sqlite":
         # What the purge deleted is not left in the write-ahead log until SQLite's own next

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.app.purge import Action, Decision, plan, run_purge, verify_report
+from gateway.crypto.keys.generations import always_in_force
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
@@ -151,15 +152,15 @@ def test_rerun_is_idempotent_and_reports_are_signed(
     first = _purge(store, policy_set, now, seal, batch_size=2)
     second = _purge(store, policy_set, now, seal)
     assert (first.purged, second.purged) == (9, 0)
-    assert verify_report(store, first.run_id, [seal.certificate]).ok
-    assert verify_report(store, second.run_id, [seal.certificate]).ok
+    assert verify_report(store, first.run_id, always_in_force([seal.certificate])).ok
+    assert verify_report(store, second.run_id, always_in_force([seal.certificate])).ok
     with store.transaction() as conn:
         conn.execute(
             purge_reports.update()
             .where(purge_reports.c.run_id == first.run_id)
             .values(report=first.report.replace('"purged":9', '"purged":8'))
         )
-    check = verify_report(store, first.run_id, [seal.certificate])
+    check = verify_report(store, first.run_id, always_in_force([seal.certificate]))
     assert not check.ok and "does not verify" in check.reason
 
 
@@ -176,6 +177,6 @@ def test_interrupted_run_is_closed_and_finished(
         states = dict(conn.execute(sa.select(purge_runs.c.run_id, purge_runs.c.state)).all())
     assert dead is not None and dead.state == "failed" and dead.error_code == "interrupted"
     assert states[report.run_id] == "finished"
-    check = verify_report(store, "dead-run", [seal.certificate])
+    check = verify_report(store, "dead-run", always_in_force([seal.certificate]))
     assert check.ok and check.report["errors"] == {"interrupted": 1}
     assert {state_of(store, ring, m) for m in conv.message_ids} == {"tombstoned"}

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from gateway.app.audit_checkpoints import verify_trail
 from gateway.app.purge import run_purge
+from gateway.crypto.keys.generations import always_in_force
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store
 from gateway.store.tables import audit_events, purge_reports
@@ -33,14 +34,14 @@ def test_the_closing_event_names_the_signed_report(store: Store, seal: SigningKe
         ).scalar_one()
     details = event.details if isinstance(event.details, dict) else json.loads(event.details)
     assert details["report_sha256"] == hashlib.sha256(stored.encode()).hexdigest()
-    assert verify_trail(store, [seal.certificate]).intact
+    assert verify_trail(store, always_in_force([seal.certificate])).intact
 
 
 def test_a_deleted_report_is_found(store: Store, seal: SigningKey) -> None:
     run_id = _run(store, seal)
     with store.transaction() as conn:
         conn.execute(purge_reports.delete().where(purge_reports.c.run_id == run_id))
-    result = verify_trail(store, [seal.certificate])
+    result = verify_trail(store, always_in_force([seal.certificate]))
     assert not result.intact
     assert result.tampering == "report-deleted" and run_id in result.reason
 
@@ -56,6 +57,6 @@ def test_a_replaced_report_is_found(store: Store, seal: SigningKey) -> None:
             .where(purge_reports.c.run_id == run_id)
             .values(report=stored.replace('"purged":0', '"purged":7'))
         )
-    result = verify_trail(store, [seal.certificate])
+    result = verify_trail(store, always_in_force([seal.certificate]))
     assert not result.intact
     assert result.tampering == "report-modified" and run_id in result.reason

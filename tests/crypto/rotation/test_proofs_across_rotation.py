@@ -14,9 +14,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.app.scheduled import PURGE, job_bodies
 from gateway.crypto.keys.kek import FileKek, KekRing
+from gateway.crypto.statements import CHECKPOINT_FORMAT, sign_statement
 from gateway.jobs.scheduler import JobRun
 from gateway.main import main
-from gateway.store import migrate, open_store
+from gateway.store import Store, migrate, open_store
+from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
 from tests.crypto.rotation.conftest import BODY, NodeDir
 
@@ -41,28 +43,16 @@ def test_reports_and_checkpoints_verify_across_a_seal_rotation(
     Path(config.node.data_dir).mkdir(parents=True, exist_ok=True)
     store = open_store(config.database_url)
     migrate(store.engine)
-    keys = node.keystore()
     try:
-        purge = job_bodies(config, _Node(store, keys))[PURGE]
-        now = datetime.now(UTC)
-        first = purge(JobRun(PURGE, now, now, f"{BODY}@test:1"))
-
-        config_arg = ("--config", str(node.config_path))
-        for step in (
-            ("keys", "rotate", "seal", "--demo-ca", str(node.ca_dir)),
-            ("keys", "activate", "seal", "--generation", "2", "--at", "now"),
-        ):
-            code, out = _cli(capsys, *step, *config_arg)
-            assert code == 0, out
-
-        now = datetime.now(UTC)
-        second = purge(JobRun(PURGE, now, now, f"{BODY}@test:1"))
+        first = _purge_once(node, store)
+        _switch_seal_to_generation_2(node, capsys)
+        second = _purge_once(node, store)
     finally:
-        keys.close()
         store.dispose()
 
-    for run in (first, second):
-        code, out = _cli(capsys, "purge", "verify-report", *config_arg, run.run_id)
+    config_arg = ("--config", str(node.config_path))
+    for run_id in (first, second):
+        code, out = _cli(capsys, "purge", "verify-report", *config_arg, run_id)
         assert code == 0, out
     code, out = _cli(capsys, "audit", "verify", *config_arg)
     assert code == 0, out
@@ -72,7 +62,7 @@ def test_reports_and_checkpoints_verify_across_a_seal_rotation(
     try:
         with store.read() as conn:
             signed_by = [
-                purge_store.get_report(conn, r.run_id).certificate for r in (first, second)
+                purge_store.get_report(conn, run_id).certificate for run_id in (first, second)
             ]
         generations = [
             reread.load("seal", generation=n).certificate.public_bytes(Encoding.DER) for n in (1, 2)
@@ -81,3 +71,123 @@ def test_reports_and_checkpoints_verify_across_a_seal_rotation(
         reread.close()
         store.dispose()
     assert signed_by == generations
+
+
+# --- a revoked seal generation (the purge-trust issue's "not yet checked") --------------------
+
+
+def _purge_once(node: NodeDir, store: Store) -> str:
+    keys = node.keystore()
+    try:
+        now = datetime.now(UTC)
+        return job_bodies(node.config, _Node(store, keys))[PURGE](
+            JobRun(PURGE, now, now, f"{BODY}@test:1")
+        ).run_id
+    finally:
+        keys.close()
+
+
+def _switch_seal_to_generation_2(node: NodeDir, capsys: pytest.CaptureFixture[str]) -> None:
+    config_arg = ("--config", str(node.config_path))
+    for step in (
+        ("keys", "rotate", "seal", "--demo-ca", str(node.ca_dir)),
+        ("keys", "activate", "seal", "--generation", "2", "--at", "now"),
+    ):
+        code, out = _cli(capsys, *step, *config_arg)
+        assert code == 0, out
+
+
+def _revoke_generation_1(node: NodeDir, capsys: pytest.CaptureFixture[str], reason: str) -> None:
+    code, out = _cli(
+        capsys,
+        *("keys", "revoke", "seal", "--generation", "1", "--reason", reason),
+        *("--demo-ca", str(node.ca_dir), "--config", str(node.config_path)),
+    )
+    assert code == 0, out
+
+
+def test_a_checkpoint_dated_after_its_seal_s_revocation_is_refused(
+    node_on_each_store: tuple[NodeDir, Store], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever still holds a superseded and revoked seal key cannot add a checkpoint (or a
+    report) that `audit verify` takes: the time it states is after the revocation."""
+    node, store = node_on_each_store
+    first = _purge_once(node, store)
+    _switch_seal_to_generation_2(node, capsys)
+    keys = node.keystore()
+    old_seal = keys.load("seal", generation=1)  # the key stays on disk after its revocation
+    keys.close()
+    _revoke_generation_1(node, capsys, "superseded")
+    config_arg = ("--config", str(node.config_path))
+    for step in (("purge", "verify-report", *config_arg, first), ("audit", "verify", *config_arg)):
+        code, out = _cli(capsys, *step)
+        assert code == 0, out  # signed before the revocation: still holds
+
+    with store.transaction() as conn:
+        seq, digest = audit_store.head(conn)
+        forged = sign_statement(
+            old_seal,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "body_id": BODY,
+                "seq": seq,
+                "hash": digest.hex(),
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
+        audit_store.store_checkpoint(
+            conn,
+            seq=seq,
+            hash=digest,
+            at=datetime.now(UTC),
+            statement=forged.statement,
+            signature=forged.signature,
+            certificate=forged.certificate,
+        )
+    code, out = _cli(capsys, "audit", "verify", *config_arg)
+    assert code == 1, out
+    assert "revoked" in out and "superseded" in out
+
+
+def test_a_compromised_seal_s_report_holds_with_a_trusted_checkpoint_made_before(
+    node_on_each_store: tuple[NodeDir, Store], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Generation 1 signed a report, generation 2 then took over and its checkpoint covered the
+    run; when generation 1 is later found compromised, that checkpoint proves the report
+    existed before, so the report and the trail still verify."""
+    node, store = node_on_each_store
+    first = _purge_once(node, store)
+    _switch_seal_to_generation_2(node, capsys)
+    _purge_once(node, store)  # its checkpoint, sealed by generation 2, covers the first run
+    _revoke_generation_1(node, capsys, "keyCompromise")
+    config_arg = ("--config", str(node.config_path))
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
+    assert code == 0, out
+    code, out = _cli(capsys, "audit", "verify", *config_arg)
+    assert code == 0, out
+
+
+def test_a_compromised_seal_s_report_without_earlier_evidence_is_not_confirmed(
+    node_on_each_store: tuple[NodeDir, Store], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Revoked for compromise before any trusted checkpoint covered the run: the report's time
+    is only the key holder's word, so it is not confirmed, and `audit verify` asks for a
+    checkpoint of the seal in force; once made, the trail verifies, the report still not."""
+    node, store = node_on_each_store
+    first = _purge_once(node, store)
+    _switch_seal_to_generation_2(node, capsys)
+    _revoke_generation_1(node, capsys, "keyCompromise")
+    config_arg = ("--config", str(node.config_path))
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
+    assert code == 1, out
+    assert "НЕ ПОДТВЕРЖДЁН" in out and "key compromise" in out
+    code, out = _cli(capsys, "audit", "verify", *config_arg)
+    assert code == 1, out
+    assert "checkpoint-untrusted" in out and "gateway audit checkpoint" in out
+
+    code, out = _cli(capsys, "audit", "checkpoint", *config_arg)
+    assert code == 0, out
+    code, out = _cli(capsys, "audit", "verify", *config_arg)
+    assert code == 0, out
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
+    assert code == 1, "a checkpoint made after the revocation proves nothing about before"
