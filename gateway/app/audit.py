@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
+
 from gateway.app.audit_checkpoints import (
     Checkpoint,
     TrailVerification,
@@ -32,7 +34,7 @@ from gateway.app.audit_checkpoints import (
     verify_trail,
 )
 from gateway.app.context import AppContext, require
-from gateway.crypto.keys.generations import Signer
+from gateway.crypto.keys.generations import Signer, always_in_force
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import verify_statement
@@ -341,12 +343,18 @@ class ExportCheck:
 
 
 def verify_export(
-    lines: list[str], checkpoints: Sequence[tuple[Checkpoint, str]] = ()
+    lines: list[str],
+    checkpoints: Sequence[tuple[Checkpoint, str]] = (),
+    seal: Sequence[x509.Certificate] = (),
 ) -> ExportCheck:
     """Check an exported segment away from the node (``gateway audit verify-export``): its
-    format, each event's hash, and each signed checkpoint kept off the node (its signature,
-    and the hash it signed where the segment holds that event: a tail rewritten since shows).
-    Raises ValueError when ``lines`` is not an export."""
+    format, each event's hash, and each signed checkpoint kept off the node (its signature by
+    one of the body's ``seal`` certificates, as the auditor obtained them — the certificate
+    stored beside a checkpoint proves nothing by itself — and the hash it signed where the
+    segment holds that event: a tail rewritten since shows). Raises ValueError when ``lines``
+    is not an export, or when checkpoints are given without the seal to judge them by."""
+    if checkpoints and not seal:
+        raise ValueError("checkpoints are judged by the body's seal certificates: none given")
     header = json.loads(lines[0]) if lines else {}
     if header.get("format") != EXPORT_FORMAT:
         raise ValueError(f"not a {EXPORT_FORMAT} file")
@@ -357,7 +365,9 @@ def verify_export(
     hashes = {int(e["seq"]): e["hash"] for e in events}
     for checkpoint, where in checkpoints:
         signed = checkpoint.signed
-        check = verify_statement(signed.statement, signed.signature, signed.certificate)
+        check = verify_statement(
+            signed.statement, signed.signature, signed.certificate, always_in_force(seal)
+        )
         if not check.ok:
             return ExportCheck(checked, None, f"checkpoint {where}: {check.reason}")
         if checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.hash.hex():

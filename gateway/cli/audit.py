@@ -4,7 +4,7 @@
     gateway audit show --config NODE.toml [--from A] [--to B] [--kind KIND] [--purposes]
     gateway audit export --config NODE.toml [--from A] [--to B] --out FILE [--purposes]
     gateway audit checkpoint --config NODE.toml [--out FILE]
-    gateway audit verify-export FILE [--checkpoint FILE]
+    gateway audit verify-export FILE [--checkpoint FILE --seal CERT.pem]
 
 ``--from``/``--to`` are event numbers (``120``) or ISO 8601 times (``2026-11-01``); a time range
 is ``from <= at < to``, a number range ``from <= seq <= to``.
@@ -80,6 +80,14 @@ def register(subparsers: Any) -> None:
     ve = sub.add_parser("verify-export", help="проверить выгруженный участок без доступа к узлу")
     ve.add_argument("file", type=Path)
     ve.add_argument("--checkpoint", action="append", type=Path, default=[])
+    ve.add_argument(
+        "--seal",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CERT.pem",
+        help="сертификат печати органа (из справочника органов); нужен с --checkpoint",
+    )
     ve.set_defaults(handler=_verify_export)
 
 
@@ -250,13 +258,34 @@ def _print_event(e: Any, purpose: str | None) -> None:
 
 
 def _verify_export(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
     from gateway.app.audit import verify_export
 
+    if args.checkpoint and not args.seal:
+        return fail(
+            "--checkpoint: укажите сертификат печати органа (--seal CERT.pem, из справочника "
+            "органов или `gateway keys publish --json`): сертификат, сохранённый рядом с "
+            "контрольной точкой, сам по себе ничего не доказывает",
+            "SEAL_CERTIFICATE_REQUIRED",
+        )
     try:
+        seal = [c for path in args.seal for c in x509.load_pem_x509_certificates(path.read_bytes())]
+        checkpoints = _read_checkpoint_files(args.checkpoint)
         lines = args.file.read_text(encoding="utf-8").splitlines()
-        checked = verify_export(lines, _read_checkpoint_files(args.checkpoint))
-    except (OSError, ValueError, KeyError, IndexError) as exc:
+    except OSError as exc:
         return report(exc)
+    except ValueError as exc:
+        return fail(f"--seal / --checkpoint: {exc}", "FILE_INVALID", ExitCode.REFUSED)
+    try:
+        checked = verify_export(lines, checkpoints, seal)
+    except (ValueError, KeyError, IndexError) as exc:
+        return fail(
+            f"{args.file} — не выгрузка журнала аудита ({exc}); выгрузите участок командой "
+            "`gateway audit export`",
+            "EXPORT_INVALID",
+            ExitCode.REFUSED,
+        )
     if checked.broken_at is not None:
         print(f"участок журнала НАРУШЕН на событии {checked.broken_at}: {checked.reason}")
         return EXIT_TAMPERED

@@ -4,11 +4,15 @@ fresh hashes (found only by a signed checkpoint, stored or kept off the node).""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.app.audit_checkpoints import (
     checkpoint_file_line,
@@ -21,6 +25,7 @@ from gateway.store import Store, audit
 from gateway.store.tables import audit_checkpoints, audit_events, audit_head
 from tests.app.purge.purge_child import audit_main
 from tests.app.purge.world import T0
+from tests.https import loopback_certificate
 
 
 def _append(store: Store, count: int, start: int = 0) -> None:
@@ -222,3 +227,59 @@ def test_export_segment_rechecks_offline(
         for line in by_time.read_text(encoding="utf-8").splitlines()[1:]
     ]
     assert seqs == ["16", "17", "18"]
+
+
+def _another_body_s_checkpoint_line(signed_by_us: str, folder: Path) -> str:
+    """The same statement signed by a key that is not the body's seal, its self-made
+    certificate beside it: what a rewriter of the chain can always produce."""
+    cert_path, key_path = loopback_certificate(folder, subject="Not the seal")
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    statement = json.loads(signed_by_us)["statement"]
+    signature = key.sign(statement.encode(), ec.ECDSA(hashes.SHA256()))
+    return json.dumps(
+        {
+            "statement": statement,
+            "signature": signature.hex(),
+            "certificate": cert.public_bytes(serialization.Encoding.DER).hex(),
+        }
+    )
+
+
+def test_a_checkpoint_kept_off_the_node_is_judged_by_the_body_s_seal(
+    store: Store, node_toml: Path, seal: SigningKey, tmp_path: Path, capsys
+) -> None:
+    """`verify-export --checkpoint` away from the node takes the body's seal certificate from
+    the auditor (--seal), not from beside the checkpoint: one signed by any other key is
+    refused, and without --seal the command says what it needs."""
+    _append(store, 10)
+    checkpoint = create_checkpoint(store, seal, actor="job:purge", now=T0)
+    ours = tmp_path / "checkpoints.jsonl"
+    ours.write_text(checkpoint_file_line(checkpoint) + "\n", encoding="utf-8")
+    theirs = tmp_path / "forged.jsonl"
+    theirs.write_text(
+        _another_body_s_checkpoint_line(ours.read_text(), tmp_path) + "\n", encoding="utf-8"
+    )
+    seal_pem = tmp_path / "seal.pem"
+    seal_pem.write_bytes(seal.certificate.public_bytes(serialization.Encoding.PEM))
+    segment = tmp_path / "segment.jsonl"
+    export = ["export", "--config", str(node_toml), "--from", "1", "--out", str(segment)]
+    assert audit_main(export) == 0
+    capsys.readouterr()
+
+    assert audit_main(["verify-export", str(segment), "--checkpoint", str(ours)]) == 2
+    assert "SEAL_CERTIFICATE_REQUIRED" in capsys.readouterr().err
+    with_seal = ["--seal", str(seal_pem)]
+    assert audit_main(["verify-export", str(segment), "--checkpoint", str(ours), *with_seal]) == 0
+    capsys.readouterr()
+    assert audit_main(["verify-export", str(segment), "--checkpoint", str(theirs), *with_seal]) == 1
+    assert "not this body's seal certificate" in capsys.readouterr().out
+
+
+def test_a_file_that_is_not_an_export_is_refused_naming_what_to_do(tmp_path: Path, capsys) -> None:
+    bogus = tmp_path / "notes.jsonl"
+    bogus.write_text('{"hello": "world"}\n', encoding="utf-8")
+    assert audit_main(["verify-export", str(bogus)]) == 1
+    err = capsys.readouterr().err
+    assert "EXPORT_INVALID" in err and "gateway audit export" in err
