@@ -315,6 +315,10 @@ async def publish_bound_endpoints(runtimes: Mapping[str, ServedNode]) -> None:
         await asyncio.sleep(ADOPT_POLL_SECONDS)
 
 
+WRIT_FILE = "ispolnitelnyj-list.txt"
+"""The file the demo's second request carries and its refusal returns (CIS Art. 13)."""
+
+
 def register_extract_pdf(node: Node) -> bytes:
     """A signed register extract, as a requested body attaches to its answer (CIS Art. 5)."""
     from importlib import resources
@@ -398,8 +402,22 @@ async def play(
             demo.failures += 1
 
         out("\n— Соглашение СНГ: запрос о счетах должника и отказ (оговорка Казахстана к ст. 6 а))")
+        writ = await demo.upload(
+            "RU-FSSP",
+            "Копия исполнительного листа\n(демонстрационный файл)\n".encode(),
+            WRIT_FILE,
+            media_type="text/plain",
+        )
         second = await demo.send(
-            "RU-FSSP", example("cis-enforcement.Request"), "Запрос о денежных средствах на счетах"
+            "RU-FSSP",
+            example("cis-enforcement.Request"),
+            "Запрос о денежных средствах на счетах, с копией исполнительного листа",
+            attachments=({"id": writ, "title": "Копия исполнительного листа"},),
+        )
+        # CIS Art. 13 para. 2: the refusal goes back with the request's documents. The node
+        # takes the received file in again from its store, its digest checked, for the refusal.
+        returned = await demo._call(
+            "KZ-MJ", "POST", f"/messages/{second['message_id']}/attachments/1/returns"
         )
         refusal = reply("cis-enforcement.Refusal", second, "RU-FSSP")
         refusal["body"]["Refusal"].update(
@@ -409,8 +427,17 @@ async def play(
                 "Казахстан применяет подпункт а) статьи 6 в части, не противоречащей её "
                 "законодательству (оговорка Республики Казахстан)."
             ),
+            ReturnedDocuments={"FileName": [WRIT_FILE]},
         )
-        await demo.send("KZ-MJ", refusal, "Отказ в исполнении (ст. 13; оговорка к ст. 6 а))")
+        await demo.send(
+            "KZ-MJ",
+            refusal,
+            "Отказ в исполнении (ст. 13; оговорка к ст. 6 а)) с возвратом документов",
+            attachments=(
+                {"id": returned["attachment_id"], "title": "Копия исполнительного листа"},
+            ),
+        )
+        out(f"    возвращён {WRIT_FILE}: SHA-256 {returned['sha256'][:16]}…, как получен")
 
         out("\n— Соглашение Верховных Судов РФ и РК (ст. 5, 6)")
         documents = await demo.upload_listed(

@@ -37,6 +37,7 @@ from lxml import etree
 from gateway.app.tls import client_context
 from gateway.config import NodeConfig
 from gateway.crypto import segments
+from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.recipient import encrypt_for
 from gateway.crypto.xades import sign_document
@@ -47,6 +48,7 @@ from gateway.exchange.node import Node
 from gateway.exchange.service import Actor, Role
 from gateway.model.directory import CertificateRole
 from gateway.store import Store, open_store, tokens
+from gateway.store import attachments as attachment_store
 from gateway.store import conversations as conv_store
 from gateway.store.engine import migrate
 from gateway.store.tables import (
@@ -507,3 +509,12 @@ def padded_request() -> dict[str, Any]:
     from benchmarks.gateway_hop import request_document
 
     return request_document()
+
+
+def stored_file_bytes(conn: Any, attachment_id: str, keys: KekRing) -> bytes:
+    """A stored file, read back and decrypted from its segments."""
+    opened = attachment_store.reader(conn, attachment_id, keys)
+    return b"".join(
+        b"".join(opened.batch(conn, first))
+        for first in range(0, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
+    )

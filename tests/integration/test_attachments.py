@@ -96,6 +96,7 @@ from tests.integration.exchange_world import (
     padded_request,
     receiving,
     row_counts,
+    stored_file_bytes,
 )
 from tests.render.conftest import make_pki
 from tests.tooling import require_tool
@@ -176,7 +177,7 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     message_id = header_field(envelope, "MessageId")
     with receiver.node.store.read() as conn:
         (info,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
-        stored = _stored_bytes(receiver, conn, info.attachment_id)
+        stored = stored_file_bytes(conn, info.attachment_id, receiver.node.kek_ring)
         ciphertexts = b"".join(
             r.ciphertext for r in conn.execute(sa.select(attachment_segments.c.ciphertext))
         )
@@ -202,15 +203,6 @@ async def test_a_matching_part_is_stored_encrypted_and_reads_back(
     assert 'id="attachments-beside"' in page and hashlib.sha256(CONTENT).hexdigest() in page
     assert downloaded == CONTENT
     await _curl_resumes(receiver, message_id)
-
-
-def _stored_bytes(receiver: Receiver, conn: Any, attachment_id: str) -> bytes:
-    """A stored file, read back and decrypted from its segments."""
-    opened = attachment_store.reader(conn, attachment_id, receiver.node.kek_ring)
-    return b"".join(
-        b"".join(opened.batch(conn, first))
-        for first in range(0, opened.segment_count, attachment_store.READ_BATCH_SEGMENTS)
-    )
 
 
 async def _ranged_downloads(receiver: Receiver, message_id: str, etag: str) -> None:
@@ -338,8 +330,8 @@ async def test_the_console_streams_a_file_beside_the_answer(
         assert 'id="attachment-translation-2">перевод файла akt.pdf</span>' in listed
     with receiver.node.store.read() as conn:
         info, translation = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
-        stored = _stored_bytes(receiver, conn, info.attachment_id)
-        assert _stored_bytes(receiver, conn, translation.attachment_id) == CONTENT
+        stored = stored_file_bytes(conn, info.attachment_id, receiver.node.kek_ring)
+        assert stored_file_bytes(conn, translation.attachment_id, receiver.node.kek_ring) == CONTENT
         unsent = conn.execute(
             sa.select(sa.func.count())
             .select_from(attachments)
@@ -402,7 +394,7 @@ async def test_a_console_refusal_returns_the_files_that_came_with_the_request(
     with receiver.node.store.read() as conn:
         (received,) = attachment_store.for_message(conn, request_id, keys)
         (returned,) = attachment_store.for_message(conn, message_id, keys)
-        assert _stored_bytes(receiver, conn, returned.attachment_id) == CONTENT
+        assert stored_file_bytes(conn, returned.attachment_id, receiver.node.kek_ring) == CONTENT
     assert returned.attachment_id != received.attachment_id and returned.meta == received.meta
     (claim,) = [c for c in receiver.node.claim_due("test") if c.message_id == message_id]
     wire = receiver.node.outgoing(claim).wire
@@ -521,7 +513,7 @@ async def test_the_api_returns_a_received_file_with_a_refusal(
             message_id = (await sent.json())["message_id"]
     with receiver.node.store.read() as conn:
         (returned,) = attachment_store.for_message(conn, message_id, receiver.node.kek_ring)
-        assert _stored_bytes(receiver, conn, returned.attachment_id) == CONTENT
+        assert stored_file_bytes(conn, returned.attachment_id, receiver.node.kek_ring) == CONTENT
     assert returned.attachment_id == copy["attachment_id"]
 
 

@@ -17,6 +17,8 @@ from gateway.crypto.algorithms import suite_name
 from gateway.crypto.xades import verify_document
 from gateway.demo import play as demo_play
 from gateway.demo.setup import GOST_DEMO_BODIES, DemoWorld
+from gateway.exchange.node import Node
+from gateway.store import attachments as attachment_store
 from gateway.store import messages as msg_store
 from gateway.web.runtime import NodeRuntime
 from tests.integration.exchange_world import (
@@ -24,6 +26,7 @@ from tests.integration.exchange_world import (
     counts_and_scan,
     header_field,
     node_config,
+    stored_file_bytes,
 )
 
 # (sender, recipient, kind, state on both sides once the step's receipt came back)
@@ -37,6 +40,15 @@ EXPECTED_STEPS = [
     ("RU-VS", "KZ-VS", "Request", "in-progress"),
     ("KZ-VS", "RU-VS", "Response", "answered"),
 ]
+
+
+def _files(node: Node, message_id: str) -> list[tuple[str, bytes]]:
+    """The files stored with a message on ``node``: name and bytes, read back and decrypted."""
+    with node.store.read() as conn:
+        return [
+            (info.meta.name, stored_file_bytes(conn, info.attachment_id, node.kek_ring))
+            for info in attachment_store.for_message(conn, message_id, node.kek_ring)
+        ]
 
 
 @pytest.mark.slow
@@ -75,6 +87,7 @@ async def test_demo_scenario_runs_end_to_end(
                 "same_bytes": sent == received,
                 "counts": (counts_and_scan(sending.store), counts_and_scan(receiving.store)),
                 "trust": receiving.trust,
+                "files_at_ru_fssp": _files(self.runtimes["RU-FSSP"].node, result["message_id"]),
             }
         )
         return result
@@ -115,6 +128,10 @@ async def test_demo_scenario_runs_end_to_end(
             expected_suite
         }, path.name
     assert "seal: TOTAL_PASSED, gost2012-256" in "\n".join(lines)
+    # CIS Art. 13 para. 2: the refusal returned the request's file, the very bytes sent.
+    request, refusal = (s["files_at_ru_fssp"] for s in steps[4:6])
+    assert [name for name, _ in request] == [demo_play.WRIT_FILE]
+    assert refusal == request
     # PAdES cannot sign with GOST (pyHanko): renditions are made for the ECDSA bodies only.
     renditions = sorted((tmp_path / "renditions").glob("*.pdf"))
     assert len(renditions) == sum(1 for s in EXPECTED_STEPS if s[0] not in GOST_DEMO_BODIES)
