@@ -936,6 +936,8 @@ class ReportCheck:
     ok: bool
     reason: str
     report: dict[str, object]
+    stored: bool = True
+    """False when no report is stored for the run (``ok`` is False too)."""
 
 
 def verify_report(store: Store, run_id: str, signers: Sequence[Signer] = ()) -> ReportCheck:
@@ -947,7 +949,7 @@ def verify_report(store: Store, run_id: str, signers: Sequence[Signer] = ()) -> 
     with store.read() as conn:
         stored = purge_store.get_report(conn, run_id)
     if stored is None:
-        return ReportCheck(run_id, False, f"no report stored for run {run_id}", {})
+        return ReportCheck(run_id, False, f"no report stored for run {run_id}", {}, stored=False)
     check = verify_statement(
         stored.report, stored.signature, stored.certificate, signers, time_field="finished_at"
     )

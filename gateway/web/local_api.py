@@ -193,6 +193,7 @@ TOKEN_REVOKE = f"{API_PREFIX}/tokens/{{token_id}}/revoke"
 USERS = f"{API_PREFIX}/users"
 USER_DISABLE = f"{API_PREFIX}/users/{{username}}/disable"
 PURGE_RUNS = f"{API_PREFIX}/purge-runs"
+PURGE_REPORT_VERIFICATIONS = f"{PURGE_RUNS}/{{run_id}}/report-verifications"
 KEY_GENERATIONS = f"{API_PREFIX}/keys/{{role}}/generations"
 KEY_GENERATION = f"{KEY_GENERATIONS}/{{generation}}"
 KEY_PUBLICATIONS = f"{API_PREFIX}/keys/publications"
@@ -1444,6 +1445,26 @@ async def post_purge_run(request: web.Request) -> web.Response:
     )
 
 
+async def post_purge_report_verification(request: web.Request) -> web.Response:
+    """Verify a purge run's signed report now (gateway.app.purge.check_report, as ``gateway
+    purge verify-report`` does): the seal signature by one of this node's seal generations in
+    its window, the run it names and its tombstones → 200 with ``confirmed`` true or false and
+    why; 404 when no report is stored for the run. Records nothing (a read)."""
+    _only_params(request, frozenset())
+    run_id = request.match_info["run_id"]
+    check = await in_thread(app_purge.check_report, _admin_context(request), run_id)
+    if not check.stored:
+        raise ApiError(
+            404,
+            ErrorCode.NOT_FOUND,
+            f"no signed report is stored for purge run {run_id}",
+            f"Подписанного отчёта запуска уничтожения {run_id} нет.",
+        )
+    return _json(
+        {"run_id": run_id, "confirmed": check.ok, "reason": check.reason, "report": check.report}
+    )
+
+
 async def post_audit_verification(request: web.Request) -> web.Response:
     """Verify the whole audit trail now (gateway.app.audit.verify): the hash chain, the signed
     checkpoints against the node's seal, the purge reports and the tombstones. Recorded
@@ -2422,6 +2443,13 @@ ROUTES: tuple[Route, ...] = (
         post_purge_run,
         Action.RUN_PURGE,
         "run the retention purge now (CIS Art. 9.6); its signed report is stored → 201",
+    ),
+    Route(
+        hdrs.METH_POST,
+        PURGE_REPORT_VERIFICATIONS,
+        post_purge_report_verification,
+        Action.READ_AUDIT,
+        "verify a purge run's signed report now, as `gateway purge verify-report` does",
     ),
     Route(hdrs.METH_GET, OPENAPI, get_openapi, None, "this API's OpenAPI 3.1 description"),
     Route(hdrs.METH_GET, HEALTHZ, get_health, None, '`{"status": "ok"}` when the node answers'),

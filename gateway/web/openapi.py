@@ -1607,6 +1607,30 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/purge-runs/{run_id}/report-verifications": {
+            "post": {
+                "operationId": "verifyPurgeReport",
+                "summary": "Verify a purge run's signed report now, as `gateway purge "
+                "verify-report` does: the seal signature by one of the node's seal generations, "
+                "dated inside that generation's window (a report of a generation revoked for key "
+                "compromise only with a trusted checkpoint made before the revocation), the run "
+                "it names and its tombstones. Records nothing. Auditors.",
+                "parameters": [_path("run_id", _STR)],
+                "responses": {
+                    "200": _answer(
+                        "The verdict and the signed report (its fields as signed).",
+                        {
+                            "run_id": _STR,
+                            "confirmed": {"type": "boolean"},
+                            "reason": _STR,
+                            "report": {"type": "object"},
+                        },
+                    ),
+                    "404": _returns("No signed report is stored for the run (NOT_FOUND)."),
+                    **_COMMON,
+                },
+            }
+        },
         "/healthz": {
             "get": {
                 "operationId": "getHealth",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,6 +51,8 @@ from gateway.model.directory import (
 )
 from gateway.model.profiles import CIS_ENFORCEMENT, Participation
 from gateway.store import Store
+from gateway.store import purge as purge_store
+from gateway.store.tables import purge_reports
 from tests.app.surfaces import Surfaces as ThreeSurfaces
 from tests.app.surfaces import (
     audit_of,
@@ -826,3 +829,61 @@ async def test_a_directory_over_its_limit_is_refused_on_every_surface(
     assert page.status == 413
     assert f"больше {MAX_DIRECTORY_BYTES} байт" in await page.text()
     assert audit_of(surfaces.store, "directory.imported", after=before) == []
+
+
+async def _report_verdicts(s: Surfaces, run_id: str, capsys: Any) -> tuple[Any, ...]:
+    """What `purge verify-report`, the API and the console say of one run's report."""
+    capsys.readouterr()
+    code = gateway(["purge", "verify-report", "--config", str(s.config), run_id])
+    cli = (code, capsys.readouterr().out)
+    answer = await s.api.post(
+        f"/api/v1/purge-runs/{run_id}/report-verifications",
+        headers={"Authorization": f"Bearer {s.api_token}"},
+    )
+    api = (answer.status, await answer.json())
+    posted = await s.console.post(
+        f"/admin/purge-runs/{run_id}/verification",
+        data={"csrf_token": s.csrf},
+        allow_redirects=False,
+    )
+    if posted.status != 303:
+        return cli, api, (posted.status, await posted.text())
+    page = await s.console.get("/admin/holds")
+    flash = re.search(r'id="flash"[^>]*>([^<]*)<', await page.text())
+    return cli, api, (posted.status, flash.group(1) if flash else "")
+
+
+async def test_a_purge_report_is_judged_the_same_on_every_surface(
+    surfaces: Surfaces, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway purge verify-report`, the API's report verification and the console's
+    «Проверить подпись» go through gateway.app.purge.check_report and agree: confirmed for a
+    fresh run, not confirmed once the stored report is edited (naming why), and no report for
+    a run the node never made."""
+    await surfaces.post_api("/purge-runs")
+    with surfaces.store.read() as conn:
+        (run,) = purge_store.list_runs(conn, 1)
+    cli, api, console = await _report_verdicts(surfaces, run.run_id, capsys)
+    assert cli[0] == 0 and "подпись печатью верна" in cli[1], cli
+    assert api[0] == 200 and api[1]["confirmed"] is True and api[1]["reason"] == "", api
+    assert api[1]["report"]["run_id"] == run.run_id
+    assert console == (303, f"Отчёт запуска {run.run_id}: подпись печатью верна, удалено 0."), (
+        console
+    )
+
+    with surfaces.store.transaction() as conn:
+        conn.execute(
+            purge_reports.update()
+            .where(purge_reports.c.run_id == run.run_id)
+            .values(report=sa.func.replace(purge_reports.c.report, '"purged":0', '"purged":9'))
+        )
+    cli, api, console = await _report_verdicts(surfaces, run.run_id, capsys)
+    assert cli[0] == 1 and "НЕ ПОДТВЕРЖДЁН" in cli[1] and "does not verify" in cli[1], cli
+    assert api[0] == 200 and api[1]["confirmed"] is False, api
+    assert "does not verify" in api[1]["reason"]
+    assert console[0] == 303 and "НЕ ПОДТВЕРЖДЁН" in console[1], console
+
+    cli, api, console = await _report_verdicts(surfaces, "no-such-run", capsys)
+    assert cli[0] == 1 and "no report stored" in cli[1], cli
+    assert api[0] == 404 and api[1]["error"]["code"] == "NOT_FOUND", api
+    assert console[0] == 404, console

@@ -407,6 +407,28 @@ async def run_purge(request: web.Request) -> web.Response:
     return _done(request, f"Запуск {report.run_id}: {report.state}, уничтожено {report.purged}.")
 
 
+MAX_RUN_ID = 64
+"""Longer than any run id (a UUID): anything longer names no run."""
+
+
+async def verify_purge_report(request: web.Request) -> web.Response:
+    """The run's signed report checked as ``gateway purge verify-report`` does; the verdict is
+    shown above the list of runs."""
+    run_id = request.match_info["run_id"]
+    missing = f"Подписанного отчёта запуска {run_id[:MAX_RUN_ID]} нет."
+    if len(run_id) > MAX_RUN_ID:
+        return _refused(request, 404, missing)
+    check = await in_thread(purge.check_report, acting_user(request), run_id)
+    if not check.stored:
+        return _refused(request, 404, missing)
+    request[SESSION].flash = (
+        f"Отчёт запуска {run_id}: подпись печатью верна, удалено {check.report.get('purged')}."
+        if check.ok
+        else f"Отчёт запуска {run_id} НЕ ПОДТВЕРЖДЁН: {check.reason}"
+    )
+    return see_other(request, "admin_holds")
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/admin/acts", acts_page, name="admin_acts", allow_head=False)
     router.add_post("/admin/holds/place", place_hold, name="admin_hold_place")
@@ -428,3 +450,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/admin/kek/destroy", destroy_kek, name="admin_kek_destroy")
     router.add_post("/admin/directory/import", import_directory, name="admin_directory_import")
     router.add_post("/admin/purge-runs", run_purge, name="admin_purge_run")
+    router.add_post(
+        "/admin/purge-runs/{run_id}/verification",
+        verify_purge_report,
+        name="admin_purge_report_verify",
+    )
