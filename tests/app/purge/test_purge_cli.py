@@ -5,17 +5,22 @@ released through the command are audited and respected."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.crypto.keys.kek import KekRing
+from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit
 from gateway.store import purge as purge_store
 from gateway.store.tables import tombstones
 from tests.app.purge.purge_child import main
 from tests.app.purge.world import T0, add_conversation, after
+from tests.tooling import require_tool
 
 NOW = after(T0, days=500)
 
@@ -120,3 +125,56 @@ def test_holds_commands(store: Store, ring: KekRing, node_toml: Path, capsys) ->
         ("hold.released", "отменено 3/2027"),
     ]
     assert all(e.actor.startswith("cli:") for e in events)
+
+
+def _documented_openssl_steps() -> list[str]:
+    """The openssl lines docs/purge-and-audit.md gives for checking a report without the
+    gateway, as written there (so the doc cannot drift from what works)."""
+    doc = (Path(__file__).parents[3] / "docs" / "purge-and-audit.md").read_text(encoding="utf-8")
+    block = doc.split("check the signature without the gateway:", 1)[1].split("```sh\n", 1)[1]
+    lines = block.split("```", 1)[0].splitlines()
+    steps = [line.split("   #", 1)[0].strip() for line in lines if line.startswith("openssl ")]
+    assert len(steps) == 2, lines
+    return steps
+
+
+def test_a_report_checks_with_openssl_as_documented(
+    store: Store, ring: KekRing, node_toml: Path, seal: SigningKey, tmp_path: Path, capsys
+) -> None:
+    """`gateway purge report --out` writes the signed bytes, the signature and the seal's
+    certificate; openssl alone then verifies them with the doc's own commands — and refuses a
+    report changed by one byte."""
+    openssl = require_tool("openssl", "openssl")
+    with store.transaction() as conn:
+        add_conversation(conn, ring, T0, count=2)
+    cfg = str(node_toml)
+    code, out, err = _run(capsys, "purge", "--config", cfg, "--now", NOW.isoformat())
+    assert code == 0, err
+    run_id = out.split()[1].rstrip(":")
+    folder = tmp_path / f"report-{run_id}"
+    code, out, err = _run(capsys, "purge", "report", "--config", cfg, run_id, "--out", str(folder))
+    assert code == 0, err
+    assert json.loads(out)["run_id"] == run_id
+    assert (folder / "seal.pem").read_bytes() == seal.certificate.public_bytes(Encoding.PEM)
+
+    def openssl_steps() -> subprocess.CompletedProcess[str]:
+        # As pasted into a shell (the first step redirects its output), openssl from PATH.
+        for step in _documented_openssl_steps():
+            done = subprocess.run(
+                ["bash", "-c", step],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+                env={**os.environ, "PATH": f"{Path(openssl).parent}:{os.environ['PATH']}"},
+            )
+        return done
+
+    verified = openssl_steps()
+    assert verified.returncode == 0 and "Verified OK" in verified.stdout, verified
+    signed = (folder / "report.json").read_bytes()
+    (folder / "report.json").write_bytes(signed.replace(b'"purged":2', b'"purged":1'))
+    assert (folder / "report.json").read_bytes() != signed
+    refused = openssl_steps()
+    assert refused.returncode != 0 and "Verification failure" in refused.stdout, refused
