@@ -58,6 +58,8 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any, cast
 
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from gateway.app.audit import seal_signers
 from gateway.app.context import AppContext, require
@@ -1117,6 +1119,31 @@ def stored_report(ctx: AppContext, run_id: str) -> StoredReport | None:
     require(ctx, service.Action.READ_AUDIT, run_id)
     with ctx.store.read() as conn:
         return purge_store.get_report(conn, run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFiles:
+    """A run's signed report as the files to check it by away from the node, with openssl
+    alone (docs/purge-and-audit.md): the exact signed bytes, the DER signature, and the seal's
+    certificate in PEM."""
+
+    report_json: bytes
+    signature: bytes
+    seal_pem: bytes
+
+
+def report_files(ctx: AppContext, run_id: str) -> ReportFiles | None:
+    """The run's signed report as :class:`ReportFiles` (``gateway purge report --out``, the
+    local API's ``GET …/purge-runs/{run_id}/report``), or None when none is stored."""
+    stored = stored_report(ctx, run_id)
+    if stored is None:
+        return None
+    certificate = x509.load_der_x509_certificate(stored.certificate)
+    return ReportFiles(
+        stored.report.encode("utf-8"),
+        stored.signature,
+        certificate.public_bytes(serialization.Encoding.PEM),
+    )
 
 
 def check_report(ctx: AppContext, run_id: str) -> ReportCheck:

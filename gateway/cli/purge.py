@@ -244,25 +244,21 @@ def _runs(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _report(args: argparse.Namespace, ctx: AppContext) -> int:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from gateway.app.purge import report_files
 
-    from gateway.app.purge import stored_report
-
-    stored = stored_report(ctx, args.run_id)
-    if stored is None:
+    files = report_files(ctx, args.run_id)
+    if files is None:
         return fail(
             f"отчёта запуска {args.run_id} нет (gateway purge runs покажет запуски)",
             "REPORT_NOT_FOUND",
             ExitCode.REFUSED,
         )
-    print(json.dumps(json.loads(stored.report), ensure_ascii=False, indent=2))
+    print(json.dumps(json.loads(files.report_json), ensure_ascii=False, indent=2))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.json").write_bytes(stored.report.encode("utf-8"))
-        (args.out / "report.sig").write_bytes(stored.signature)
-        cert = x509.load_der_x509_certificate(stored.certificate)
-        (args.out / "seal.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (args.out / "report.json").write_bytes(files.report_json)
+        (args.out / "report.sig").write_bytes(files.signature)
+        (args.out / "seal.pem").write_bytes(files.seal_pem)
         _say(
             f"выгружено в {args.out}: report.json (подписанные байты), report.sig (DER), "
             "seal.pem; проверка: openssl x509 -in seal.pem -pubkey -noout > seal.pub && "

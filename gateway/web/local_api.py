@@ -72,6 +72,7 @@ node counts what it receives and delivers.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -193,7 +194,8 @@ TOKEN_REVOKE = f"{API_PREFIX}/tokens/{{token_id}}/revoke"
 USERS = f"{API_PREFIX}/users"
 USER_DISABLE = f"{API_PREFIX}/users/{{username}}/disable"
 PURGE_RUNS = f"{API_PREFIX}/purge-runs"
-PURGE_REPORT_VERIFICATIONS = f"{PURGE_RUNS}/{{run_id}}/report-verifications"
+PURGE_REPORT = f"{PURGE_RUNS}/{{run_id}}/report"
+PURGE_REPORT_VERIFICATIONS = f"{PURGE_REPORT}-verifications"
 KEY_GENERATIONS = f"{API_PREFIX}/keys/{{role}}/generations"
 KEY_GENERATION = f"{KEY_GENERATIONS}/{{generation}}"
 KEY_PUBLICATIONS = f"{API_PREFIX}/keys/publications"
@@ -1445,6 +1447,35 @@ async def post_purge_run(request: web.Request) -> web.Response:
     )
 
 
+def _no_report(run_id: str) -> ApiError:
+    return ApiError(
+        404,
+        ErrorCode.NOT_FOUND,
+        f"no signed report is stored for purge run {run_id}",
+        f"Подписанного отчёта запуска уничтожения {run_id} нет.",
+    )
+
+
+async def get_purge_report(request: web.Request) -> web.Response:
+    """A purge run's signed report as stored (gateway.app.purge.report_files, as ``gateway
+    purge report --out`` writes it), for checking away from the node: ``report`` is the exact
+    signed text (write it as UTF-8), ``signature`` the DER signature in base64, ``certificate``
+    the seal's certificate in PEM; 404 when none is stored."""
+    _only_params(request, frozenset())
+    run_id = request.match_info["run_id"]
+    files = await in_thread(app_purge.report_files, _admin_context(request), run_id)
+    if files is None:
+        raise _no_report(run_id)
+    return _json(
+        {
+            "run_id": run_id,
+            "report": files.report_json.decode("utf-8"),
+            "signature": base64.b64encode(files.signature).decode("ascii"),
+            "certificate": files.seal_pem.decode("ascii"),
+        }
+    )
+
+
 async def post_purge_report_verification(request: web.Request) -> web.Response:
     """Verify a purge run's signed report now (gateway.app.purge.check_report, as ``gateway
     purge verify-report`` does): the seal signature by one of this node's seal generations in
@@ -1454,12 +1485,7 @@ async def post_purge_report_verification(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     check = await in_thread(app_purge.check_report, _admin_context(request), run_id)
     if not check.stored:
-        raise ApiError(
-            404,
-            ErrorCode.NOT_FOUND,
-            f"no signed report is stored for purge run {run_id}",
-            f"Подписанного отчёта запуска уничтожения {run_id} нет.",
-        )
+        raise _no_report(run_id)
     return _json(
         {"run_id": run_id, "confirmed": check.ok, "reason": check.reason, "report": check.report}
     )
@@ -2443,6 +2469,13 @@ ROUTES: tuple[Route, ...] = (
         post_purge_run,
         Action.RUN_PURGE,
         "run the retention purge now (CIS Art. 9.6); its signed report is stored → 201",
+    ),
+    Route(
+        hdrs.METH_GET,
+        PURGE_REPORT,
+        get_purge_report,
+        Action.READ_AUDIT,
+        "a purge run's signed report, signature and seal certificate, to check off the node",
     ),
     Route(
         hdrs.METH_POST,

@@ -1607,6 +1607,30 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/purge-runs/{run_id}/report": {
+            "get": {
+                "operationId": "getPurgeReport",
+                "summary": "A purge run's signed report as stored, as `gateway purge report "
+                "--out` writes it, to check away from the node with openssl alone: `report` is "
+                "the exact signed text (write it as UTF-8), `signature` the DER signature in "
+                "base64, `certificate` the seal's certificate in PEM (compare it with the "
+                "directory of bodies before trusting it). Auditors.",
+                "parameters": [_path("run_id", _STR)],
+                "responses": {
+                    "200": _answer(
+                        "The signed report, its signature and the certificate beside it.",
+                        {
+                            "run_id": _STR,
+                            "report": _STR,
+                            "signature": _STR,
+                            "certificate": _STR,
+                        },
+                    ),
+                    "404": _returns("No signed report is stored for the run (NOT_FOUND)."),
+                    **_COMMON,
+                },
+            }
+        },
         "/api/v1/purge-runs/{run_id}/report-verifications": {
             "post": {
                 "operationId": "verifyPurgeReport",

@@ -10,6 +10,7 @@ tests/app/test_admin_acts.py checks that each one the three surfaces offer has i
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -858,11 +859,30 @@ async def test_a_purge_report_is_judged_the_same_on_every_surface(
 ) -> None:
     """`gateway purge verify-report`, the API's report verification and the console's
     «Проверить подпись» go through gateway.app.purge.check_report and agree: confirmed for a
-    fresh run, not confirmed once the stored report is edited (naming why), and no report for
-    a run the node never made."""
+    fresh run (whose files to check off the node the API gives as `purge report --out` does),
+    not confirmed once the stored report is edited (naming why), and no report for a run the
+    node never made."""
     await surfaces.post_api("/purge-runs")
     with surfaces.store.read() as conn:
         (run,) = purge_store.list_runs(conn, 1)
+    # The files to check it by off the node: the API gives what `purge report --out` writes.
+    out = surfaces.config.parent / "report-files"
+    surfaces.cli("purge", "report", run.run_id, "--out", str(out))
+    answer = await surfaces.api.get(
+        f"/api/v1/purge-runs/{run.run_id}/report",
+        headers={"Authorization": f"Bearer {surfaces.api_token}"},
+    )
+    files = await answer.json()
+    assert answer.status == 200, files
+    assert files["report"].encode() == (out / "report.json").read_bytes()
+    assert base64.b64decode(files["signature"]) == (out / "report.sig").read_bytes()
+    assert files["certificate"].encode() == (out / "seal.pem").read_bytes()
+    missing = await surfaces.api.get(
+        "/api/v1/purge-runs/no-such-run/report",
+        headers={"Authorization": f"Bearer {surfaces.api_token}"},
+    )
+    assert missing.status == 404
+
     cli, api, console = await _report_verdicts(surfaces, run.run_id, capsys)
     assert cli[0] == 0 and "подпись печатью верна" in cli[1], cli
     assert api[0] == 200 and api[1]["confirmed"] is True and api[1]["reason"] == "", api
