@@ -158,9 +158,11 @@ def event_proven(
     checkpoint of a generation revoked for key compromise proves nothing here: its time is
     only the key holder's word."""
     trusted = [s for s in seal_signers if not s.compromised]
-    signed_by = [s.certificate.public_bytes(Encoding.DER) for s in trusted]
+    # Passed over in the query, so that a compromised seal's many checkpoints do not use up
+    # the few examined (the signature check below refuses them anyway).
+    compromised = [s.certificate.public_bytes(Encoding.DER) for s in seal_signers if s.compromised]
     for checkpoint in audit_store.checkpoints_covering(
-        conn, event_seq, CHECKPOINTS_TRIED, signed_by
+        conn, event_seq, CHECKPOINTS_TRIED, compromised
     ):
         signed = _signed_head(checkpoint, trusted)
         if signed is None:

@@ -425,15 +425,15 @@ def checkpoints(
 
 
 def checkpoints_covering(
-    conn: Connection, seq: int, limit: int = 3, signed_by: Sequence[bytes] | None = None
+    conn: Connection, seq: int, limit: int = 3, not_signed_by: Sequence[bytes] = ()
 ) -> list[StoredCheckpoint]:
     """The first stored checkpoints whose head is at or after event ``seq`` (they claim to
-    cover that event), earliest head first; with ``signed_by``, only those whose stored
-    certificate is one of these DER encodings. Claims only: the caller checks the signature
-    and the chain between (:func:`chain_reaches`)."""
+    cover that event), earliest head first, but for those whose stored certificate is one of
+    ``not_signed_by`` (DER). Claims only: the caller checks the signature and the chain
+    between (:func:`chain_reaches`)."""
     query = sa.select(audit_checkpoints).where(audit_checkpoints.c.seq >= seq)
-    if signed_by is not None:
-        query = query.where(audit_checkpoints.c.certificate.in_(list(signed_by)))
+    if not_signed_by:
+        query = query.where(audit_checkpoints.c.certificate.not_in(list(not_signed_by)))
     rows = conn.execute(
         query.order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id).limit(limit)
     )

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.app.scheduled import PURGE, job_bodies
 from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.crypto.statements import CHECKPOINT_FORMAT, sign_statement
+from gateway.exchange.existence import CHECKPOINTS_TRIED
 from gateway.jobs.scheduler import JobRun
 from gateway.main import main
 from gateway.store import Store, migrate, open_store
@@ -156,11 +157,14 @@ def test_a_compromised_seal_s_report_holds_with_a_trusted_checkpoint_made_before
     run; when generation 1 is later found compromised, that checkpoint proves the report
     existed before, so the report and the trail still verify."""
     node, store = node_on_each_store
+    config_arg = ("--config", str(node.config_path))
     first = _purge_once(node, store)
+    for _ in range(CHECKPOINTS_TRIED):  # more of generation 1's than a lookup examines
+        code, out = _cli(capsys, "audit", "checkpoint", *config_arg)
+        assert code == 0, out
     _switch_seal_to_generation_2(node, capsys)
     _purge_once(node, store)  # its checkpoint, sealed by generation 2, covers the first run
     _revoke_generation_1(node, capsys, "keyCompromise")
-    config_arg = ("--config", str(node.config_path))
     code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
     assert code == 0, out
     code, out = _cli(capsys, "audit", "verify", *config_arg)
