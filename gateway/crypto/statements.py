@@ -174,6 +174,13 @@ def _outside_window(generation: Signer, signed_at: datetime) -> str:
             f"on {generation.revoked_at.isoformat()} ({generation.reason}): a revoked seal "
             "signs nothing after its revocation"
         )
+    cert = generation.certificate
+    if not cert.not_valid_before_utc <= signed_at <= cert.not_valid_after_utc:
+        return (
+            f"signed on {signed_at.isoformat()} by seal generation {generation.number}, whose "
+            f"certificate is valid only from {cert.not_valid_before_utc.isoformat()} to "
+            f"{cert.not_valid_after_utc.isoformat()}"
+        )
     if signed_at < generation.in_force_from:
         when = (
             "never activated"

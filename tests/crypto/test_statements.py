@@ -83,3 +83,13 @@ def test_a_statement_without_its_time_is_refused(seal: SigningKey) -> None:
     naive = sign_statement(seal, {"seq": 7, "at": "2026-12-06T12:00:00"})
     check = verify_statement(naive.statement, naive.signature, naive.certificate, [_signer(seal)])
     assert not check.ok, "a time without its offset is no time"
+
+
+def test_a_statement_dated_outside_its_certificate_s_validity_is_refused(
+    seal: SigningKey,
+) -> None:
+    late = seal.certificate.not_valid_after_utc + timedelta(days=1)
+    check = verify_statement(*_signed(seal, late), [_signer(seal)])
+    assert not check.ok and "certificate is valid only from" in check.reason
+    early = seal.certificate.not_valid_before_utc - timedelta(seconds=1)
+    assert not verify_statement(*_signed(seal, early), [_signer(seal)]).ok
