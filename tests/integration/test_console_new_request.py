@@ -295,3 +295,45 @@ async def test_a_court_s_document_in_kazakh_goes_with_its_translation_named_in_t
         "<sc:Original>sheshim.pdf</sc:Original><sc:Translation>reshenie.pdf</sc:Translation>"
     ) in wire
     assert "<env:TranslationOf>sheshim.pdf</env:TranslationOf>" in wire
+
+
+async def test_a_request_carries_several_documents_each_with_its_own_language(
+    nodes: dict[str, NodeRuntime],
+) -> None:
+    """The form takes up to three files, each with its title, language and translation: a
+    Russian decision and a Kazakh one with its translation go in one request, listed in that
+    order, each named in the request's Documents (SC Art. 5.1, 11). The Kazakh one without its
+    translation is refused at its own field, and nothing is stored."""
+    runtime = nodes["KZ-VS"]
+    two = SC_REQUEST | {
+        "AttachmentTitle": "Определение",
+        "AttachmentLanguage": "ru",
+        "AttachmentTitle2": "Шешім",
+        "AttachmentLanguage2": "kk",
+    }
+    first = ("Attachment", "opredelenie.pdf", b"%PDF-1.7 ru-1")
+    second = ("Attachment2", "sheshim.pdf", b"%PDF-1.7 kk")
+    before = _stored(runtime)
+    _, status, answer, _ = await _send(runtime, "ru-kz-supreme-courts", two, (first, second))
+    assert status == 422 and 'id="error-Attachment2"' in answer, _errors(answer)
+    assert 'id="error-Attachment"' not in answer
+    assert _stored(runtime) == before
+    files = (first, second, ("Translation2", "reshenie.pdf", b"%PDF-1.7 ru-2"))
+    _, status, answer, _ = await _send(runtime, "ru-kz-supreme-courts", two, files)
+    assert status == 200 and "Запрос принят к отправке" in answer, _errors(answer)
+    (claim,) = [c for c in runtime.node.claim_due("test") if c.message_id == _sent(answer)]
+    wire = runtime.node.outgoing(claim).wire.decode()
+    assert re.findall(r"<env:Name>([^<]+)</env:Name>", wire) == [
+        "opredelenie.pdf",
+        "sheshim.pdf",
+        "reshenie.pdf",
+    ]
+    assert "<env:Title>Шешім</env:Title>" in wire
+    assert "<env:TranslationOf>sheshim.pdf</env:TranslationOf>" in wire
+    assert (
+        "<sc:Document><sc:OriginalLanguage>ru</sc:OriginalLanguage>"
+        "<sc:Original>opredelenie.pdf</sc:Original></sc:Document>"
+        "<sc:Document><sc:OriginalLanguage>kk</sc:OriginalLanguage>"
+        "<sc:Original>sheshim.pdf</sc:Original><sc:Translation>reshenie.pdf</sc:Translation>"
+        "</sc:Document>"
+    ) in wire

@@ -38,6 +38,7 @@ from gateway.web.console.actions import (
     in_form_words,
     problems_by_field,
     read_action_form,
+    slot_of,
 )
 from gateway.web.console.auth import FORM_STREAM, error_page, see_other
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, acting_user, require
@@ -155,10 +156,11 @@ async def read_streamed(
 
 def _file_language(field_name: str, fields: Mapping[str, str], working_language: str) -> str:
     """The language a file is declared in: a translation's is the agreement's working language;
-    the file's is the form's choice (posted before it), the working language when none or
+    the file's is its slot's choice (posted before it), the working language when none or
     unknown."""
-    chosen = fields.get("AttachmentLanguage", "").strip()
-    if field_name == "Translation" or chosen not in LANGUAGES_RU:
+    slot = slot_of(field_name)
+    chosen = fields.get(slot.language, "").strip() if slot is not None else ""
+    if slot is None or field_name == slot.translation or chosen not in LANGUAGES_RU:
         return working_language
     return chosen
 
@@ -239,7 +241,9 @@ async def _act(
     try:
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
-        by_field = problems_by_field(spec, [in_form_words(p) for p in rejected.problems])
+        by_field = problems_by_field(
+            spec, [in_form_words(p) for p in rejected.problems], form.uploads
+        )
         errors, general = field_texts(by_field)
         shown = ActionForm(raw=form.raw, values=form.values, errors=errors)
         return _page(request, spec, view, shown, general=general, status=422)

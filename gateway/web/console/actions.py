@@ -147,56 +147,121 @@ _BOTH: Mapping[str, list[str]] = MappingProxyType(
     }
 )
 """A single choice standing for both values of a repeatable code (the schema allows two)."""
-_ATTACHMENT = (
-    # Title and language come first: a browser posts fields in this order, so the files,
-    # streamed as they arrive, are the last parts of the form and their language is known.
-    Field("AttachmentTitle", "Название приложения", "text"),
-    Field(
-        "AttachmentLanguage",
-        "Язык приложения",
-        "select",
-        choices=tuple(LANGUAGES_RU.items()),
-        hint_ru="Файл не на русском языке передаётся с переводом на русский язык "
-        "(ст. 19 Соглашения СНГ; ст. 11 Соглашения Верховных Судов).",
-    ),
-    Field(
-        "Attachment",
-        "Приложение (файл, необязательно)",
-        "file",
-        hint_ru="Файл любого размера в пределах, которые опубликовал получатель; он "
-        "передаётся рядом с документом, подписанным вместе с ним.",
-    ),
-    Field(
-        "Translation",
-        "Перевод приложения на русский язык (файл)",
-        "file",
-        hint_ru="Нужен, если приложение не на русском языке; передаётся рядом с ним.",
-    ),
-)
-REGISTER_EXTRACT = Field(
-    "RegisterExtract",
-    "Приложение — выписка из реестра или документ, подтверждающий права",
-    "choice",
-    choices=_YES_NO,
-    hint_ru="Такие документы передаются без перевода (п. 3 ст. 5 Соглашения СНГ).",
-)
-"""CIS Art. 5 para. 3: a register extract travels without translation; the node's language
-rule reads the header list's ``RegisterExtract`` (the Supreme Courts' agreement has no such
-exemption, so their forms do not ask)."""
+FILES_PER_FORM = 3
+"""Files a console form sends beside its document, each with its own title, language, and
+translation (CIS Art. 19, SC Art. 11); a case system sends more through the local API."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlot:
+    """One file of a form and the names of the fields that describe it. The first keeps the
+    plain names (``Attachment``, ``Translation``, ``AttachmentTitle`` …); the next add their
+    number (``Attachment2`` …): :func:`file_slot`."""
+
+    number: int
+    title: str
+    language: str
+    register_extract: str
+    file: str
+    translation: str
+
+    def fields(self, cis: bool) -> tuple[Field, ...]:
+        """Title and language first: a browser posts fields in this order, so the files,
+        streamed as they arrive, come after them and their language is known. CIS: whether
+        it is a register extract, which travels without translation (Art. 5 para. 3; the
+        node's language rule reads the header list's ``RegisterExtract``; the Supreme Courts'
+        agreement has no such exemption, so their forms do not ask)."""
+        which = "" if self.number == 1 else f" {self.number}"
+        heading = (
+            ()
+            if self.number == 1
+            else (Field(f"section-file-{self.number}", f"Приложение{which}", "section"),)
+        )
+        extract = (
+            Field(
+                self.register_extract,
+                f"Приложение{which} — выписка из реестра или документ, подтверждающий права",
+                "choice",
+                choices=_YES_NO,
+                hint_ru="Такие документы передаются без перевода (п. 3 ст. 5 Соглашения СНГ).",
+            ),
+        )
+        return (
+            *heading,
+            Field(self.title, f"Название приложения{which}", "text"),
+            Field(
+                self.language,
+                f"Язык приложения{which}",
+                "select",
+                choices=tuple(LANGUAGES_RU.items()),
+                hint_ru="Файл не на русском языке передаётся с переводом на русский язык "
+                "(ст. 19 Соглашения СНГ; ст. 11 Соглашения Верховных Судов).",
+            ),
+            *(extract if cis else ()),
+            Field(
+                self.file,
+                f"Приложение{which} (файл, необязательно)",
+                "file",
+                hint_ru="Файл любого размера в пределах, которые опубликовал получатель; он "
+                "передаётся рядом с документом, подписанным вместе с ним.",
+            ),
+            Field(
+                self.translation,
+                f"Перевод приложения{which} на русский язык (файл)",
+                "file",
+                hint_ru="Нужен, если приложение не на русском языке; передаётся рядом с ним.",
+            ),
+        )
+
+
+def file_slot(number: int) -> FileSlot:
+    def named(base: str) -> str:
+        return base if number == 1 else f"{base}{number}"
+
+    return FileSlot(
+        number,
+        *(named(b) for b in ("AttachmentTitle", "AttachmentLanguage", "RegisterExtract")),
+        *(named(b) for b in ("Attachment", "Translation")),
+    )
+
+
+FILE_SLOTS = tuple(file_slot(n) for n in range(1, FILES_PER_FORM + 1))
+"""A form's files, in the order they are listed in the signed header."""
 
 
 def attachment_fields(cis: bool) -> tuple[Field, ...]:
-    """A file beside the document and its translation (CIS: and whether it is a register
-    extract), the title and language first: a form posts them before the files."""
-    if not cis:
-        return _ATTACHMENT
-    title, language, *files = _ATTACHMENT
-    return (title, language, REGISTER_EXTRACT, *files)
+    """Every file slot's fields, in order (:meth:`FileSlot.fields`)."""
+    return tuple(f for slot in FILE_SLOTS for f in slot.fields(cis))
 
 
-UPLOAD_FIELDS = ("Attachment", "Translation")
-"""The form's file fields, in the order their files are listed in the signed header: the file,
-then its translation."""
+UPLOAD_FIELDS = tuple(name for slot in FILE_SLOTS for name in (slot.file, slot.translation))
+"""The form's file fields."""
+
+
+def slot_of(field_name: str) -> FileSlot | None:
+    """The file slot a file, title, language or register-extract field belongs to."""
+    for slot in FILE_SLOTS:
+        if field_name in (
+            slot.file,
+            slot.translation,
+            slot.title,
+            slot.language,
+            slot.register_extract,
+        ):
+            return slot
+    return None
+
+
+def listed_order(uploads: Mapping[str, Upload]) -> list[str]:
+    """The file fields in the order their files are listed in the signed header: each slot's
+    file, then its translation (one without its file is refused before)."""
+    return [
+        name
+        for slot in FILE_SLOTS
+        if slot.file in uploads
+        for name in (slot.file, slot.translation)
+        if name in uploads
+    ]
 
 
 def _decision(
@@ -1094,10 +1159,8 @@ def read_action_form(
     )
     uploads = dict(uploads or {})
     _cross_checks(spec, values, errors)
-    if "Translation" in uploads and "Attachment" not in uploads:
-        errors.setdefault("Translation", []).append(
-            "Перевод прикладывается вместе с самим приложением: выберите и его файл."
-        )
+    for name, texts in translation_problems(uploads).items():
+        errors.setdefault(name, []).extend(texts)
     return ActionForm(
         raw=raw,
         values=values,
@@ -1291,26 +1354,40 @@ def build_document(
 
 
 def listed_files(values: Mapping[str, Any], uploads: Mapping[str, Upload]) -> list[dict[str, Any]]:
-    """A form's files as the submission lists them (their language was given at upload):
-    the file, titled (a register extract marked so, CIS), and its Russian translation naming
-    it (``translation_of``)."""
-    original = uploads.get("Attachment")
-    if original is None:
-        return []
-    title = values.get("AttachmentTitle") or original.file_name
-    listed: list[dict[str, Any]] = [{"id": original.attachment_id, "title": title}]
-    if values.get(REGISTER_EXTRACT.name) == "yes":
-        listed[0]["register_extract"] = True
-    translation = uploads.get("Translation")
-    if translation is not None:
-        listed.append(
-            {
-                "id": translation.attachment_id,
-                "title": f"Перевод на русский язык: {title}"[:MAX_TITLE_CHARS],
-                "translation_of": original.file_name,
-            }
-        )
+    """A form's files as the submission lists them (their language was given at upload), in
+    :func:`listed_order`: each file, titled (a register extract marked so, CIS), then its
+    Russian translation naming it (``translation_of``)."""
+    listed: list[dict[str, Any]] = []
+    for slot in FILE_SLOTS:
+        original = uploads.get(slot.file)
+        if original is None:
+            continue
+        title = values.get(slot.title) or original.file_name
+        item: dict[str, Any] = {"id": original.attachment_id, "title": title}
+        if values.get(slot.register_extract) == "yes":
+            item["register_extract"] = True
+        listed.append(item)
+        translation = uploads.get(slot.translation)
+        if translation is not None:
+            listed.append(
+                {
+                    "id": translation.attachment_id,
+                    "title": f"Перевод на русский язык: {title}"[:MAX_TITLE_CHARS],
+                    "translation_of": original.file_name,
+                }
+            )
     return listed
+
+
+def translation_problems(uploads: Mapping[str, Upload]) -> dict[str, list[str]]:
+    """A translation sent without the file it translates, per field."""
+    return {
+        slot.translation: [
+            "Перевод прикладывается вместе с самим приложением: выберите и его файл."
+        ]
+        for slot in FILE_SLOTS
+        if slot.translation in uploads and slot.file not in uploads
+    }
 
 
 CONSOLE_REMEDIES_RU: Mapping[str, str] = MappingProxyType(
@@ -1331,12 +1408,13 @@ def in_form_words(problem: Problem) -> Problem:
     return problem if remedy is None else dataclasses.replace(problem, remedy_ru=remedy)
 
 
-def file_field(path: str) -> str:
+def file_field(path: str, uploads: Mapping[str, Upload]) -> str:
     """The file field a problem of the header's list is about: its entry's number is the
-    field's place in :data:`UPLOAD_FIELDS` (the form lists the file, then its translation)."""
+    field's place in :func:`listed_order`; the first file's when the path names none."""
+    order = listed_order(uploads) or [UPLOAD_FIELDS[0]]
     found = re.match(re.escape(_LISTED_FILES) + r"/Attachment\[(\d+)\]", path)
     number = int(found.group(1)) if found else 1
-    return UPLOAD_FIELDS[number - 1] if 1 <= number <= len(UPLOAD_FIELDS) else UPLOAD_FIELDS[0]
+    return order[number - 1] if 1 <= number <= len(order) else order[0]
 
 
 def is_about_files(problem: Problem) -> bool:
@@ -1345,9 +1423,10 @@ def is_about_files(problem: Problem) -> bool:
 
 
 def problems_by_field(
-    spec: ActionSpec, problems: Sequence[Problem]
+    spec: ActionSpec, problems: Sequence[Problem], uploads: Mapping[str, Upload]
 ) -> dict[str, tuple[Problem, ...]]:
-    """The node's problems keyed by form field (``""``: the document as a whole)."""
+    """The node's problems keyed by form field (``""``: the document as a whole); a file's by
+    the field it was sent in (``uploads``)."""
     prefix = f"{_BODY_PATH}{spec.kind}/"
     result: dict[str, list[Problem]] = {}
     for problem in problems:
@@ -1356,6 +1435,6 @@ def problems_by_field(
             first = problem.path[len(prefix) :].split("/", 1)[0].split("[", 1)[0]
             name = spec.field_for(first)
         elif is_about_files(problem):
-            name = spec.field_for(file_field(problem.path))
+            name = spec.field_for(file_field(problem.path, uploads))
         result.setdefault(name, []).append(problem)
     return {k: tuple(v) for k, v in result.items()}

@@ -24,14 +24,17 @@ from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import Problem
 from gateway.model.profiles import CIS_ENFORCEMENT, PROFILES, RU_KZ_SUPREME_COURTS
 from gateway.web.console.actions import (
+    FILE_SLOTS,
     UPLOAD_FIELDS,
     Field,
+    FileSlot,
     Upload,
     attachment_fields,
     file_field,
     is_about_files,
     listed_files,
     read_fields,
+    translation_problems,
 )
 from gateway.xml.labels import CODES_RU
 
@@ -290,9 +293,8 @@ FORM_ONLY = frozenset(
         "CreditorKind",
         "DebtorKind",
         "LocateDebtor",
-        "AttachmentTitle",
-        "AttachmentLanguage",
-        "RegisterExtract",
+        *(name for slot in FILE_SLOTS for name in (slot.title, slot.language)),
+        *(slot.register_extract for slot in FILE_SLOTS),
         *UPLOAD_FIELDS,
     }
 )
@@ -378,11 +380,15 @@ def read_request_form(
     form: Mapping[str, str],
     offered: Sequence[Recipient],
     upload_errors: Mapping[str, str] | None = None,
+    uploads: Mapping[str, Upload] | None = None,
 ) -> RequestForm:
     """The posted form, checked for what a document cannot be built without;
-    ``upload_errors``: why a file field's file was not taken in."""
+    ``upload_errors``: why a file field's file was not taken in; ``uploads``: the files that
+    were (a translation needs its file)."""
     fields = fields_for(agreement, offered)
     raw, values, errors = read_fields(fields, form, lambda item: item.choices, upload_errors)
+    for name, texts in translation_problems(uploads or {}).items():
+        errors.setdefault(name, []).extend(texts)
     if not offered:
         errors.setdefault("Recipient", []).append(
             "В справочнике органов нет органа, которому можно направить запрос по этому "
@@ -528,8 +534,9 @@ def _sc_body(
     if v.get("OtherInformation"):
         body["OtherInformation"] = v["OtherInformation"]
     body["SignedBy"] = {"Name": v["SignedBy-Name"], "Position": v["SignedBy-Position"]}
-    if "Attachment" in uploads:
-        body["Documents"] = {"Document": [_sc_document(v, uploads)]}
+    documents = [_sc_document(v, slot, uploads) for slot in FILE_SLOTS if slot.file in uploads]
+    if documents:
+        body["Documents"] = {"Document": documents}
     oral = {
         element: _iso(value) if isinstance(value, date) else value
         for element in ("MadeOn", "Means", "MadeTo", "ConfirmationAskedOn")
@@ -576,16 +583,17 @@ def build_request(
     return document
 
 
-def _sc_document(v: Mapping[str, Any], uploads: Mapping[str, Upload]) -> dict[str, str]:
-    """SC Art. 5.1: the document attached to the request, in its language, with the Russian
+def _sc_document(
+    v: Mapping[str, Any], slot: FileSlot, uploads: Mapping[str, Upload]
+) -> dict[str, str]:
+    """SC Art. 5.1: a document attached to the request, in its language, with the Russian
     translation the requesting party makes of one that is not in Russian."""
     document = {
-        "OriginalLanguage": v.get("AttachmentLanguage")
-        or PROFILES[RU_KZ_SUPREME_COURTS.id].language,
-        "Original": uploads["Attachment"].file_name,
+        "OriginalLanguage": v.get(slot.language) or PROFILES[RU_KZ_SUPREME_COURTS.id].language,
+        "Original": uploads[slot.file].file_name,
     }
-    if "Translation" in uploads:
-        document["Translation"] = uploads["Translation"].file_name
+    if slot.translation in uploads:
+        document["Translation"] = uploads[slot.translation].file_name
     return document
 
 
@@ -601,18 +609,19 @@ _HEADER_FIELDS = MappingProxyType(
 
 
 def problems_by_field(
-    agreement: str, problems: Sequence[Problem]
+    agreement: str, problems: Sequence[Problem], uploads: Mapping[str, Upload]
 ) -> dict[str, tuple[Problem, ...]]:
     """The node's problems keyed by form field (``""``: the document as a whole): the field
-    whose element is the problem's, or holds it, or (an element left out) lies below it."""
+    whose element is the problem's, or holds it, or (an element left out) lies below it; a
+    file's, the field it was sent in (``uploads``)."""
     result: dict[str, list[Problem]] = {}
     for problem in problems:
-        name = file_field(problem.path) if is_about_files(problem) else ""
-        result.setdefault(name or _field_of(agreement, problem.path), []).append(problem)
+        name = file_field(problem.path, uploads) if is_about_files(problem) else ""
+        result.setdefault(name or _field_of(agreement, problem.path, uploads), []).append(problem)
     return {k: tuple(v) for k, v in result.items()}
 
 
-def _field_of(agreement: str, path: str) -> str:
+def _field_of(agreement: str, path: str, uploads: Mapping[str, Upload]) -> str:
     sc = agreement == RU_KZ_SUPREME_COURTS.id
     if path.startswith("/Envelope/Header/"):
         name = _HEADER_FIELDS.get(path.split("/")[3].split("[", 1)[0], "")
@@ -625,13 +634,23 @@ def _field_of(agreement: str, path: str) -> str:
     if holding:
         return max(holding, key=len)
     if sc and below.startswith("Documents/Document"):  # SC Art. 5.1: the file it names
-        return "Translation" if below.endswith("/Translation") else "Attachment"
+        return _document_field(path, below, uploads)
     if below in ("Subjects", "Subjects/Subject"):
         return "section-subjects"  # the list itself: which subject is not said
     within = [n for n, p in paths.items() if p and below and p.startswith(below + "/")]
     if within:
         return within[0]
     return "section-subjects" if below.startswith("Subjects") else ""
+
+
+def _document_field(path: str, below: str, uploads: Mapping[str, Upload]) -> str:
+    """The file field of the ``Documents/Document[n]`` a problem is about: the n-th slot that
+    sent a file (the body lists them in slot order)."""
+    found = re.search(r"/Documents/Document\[(\d+)\]", path)
+    sent = [slot for slot in FILE_SLOTS if slot.file in uploads] or [FILE_SLOTS[0]]
+    number = int(found.group(1)) if found else 1
+    slot = sent[number - 1] if 1 <= number <= len(sent) else sent[0]
+    return slot.translation if below.endswith("/Translation") else slot.file
 
 
 def element_path(name: str) -> str | None:

@@ -86,7 +86,7 @@ async def new_request(request: web.Request) -> web.Response:
         fields = await _posted(request, agreement)
     sent = False
     try:
-        form = read_request_form(agreement, fields, offered, upload_errors)
+        form = read_request_form(agreement, fields, offered, upload_errors, uploads)
         response = await _send(request, agreement, offered, form, uploads)
         sent = response.status == 303
         return response
@@ -130,7 +130,9 @@ async def _send(
     try:
         result = await ctx.service.submit(document, actor=request[ACTOR])
     except DocumentRejected as rejected:
-        by_field = problems_by_field(agreement, [in_form_words(p) for p in rejected.problems])
+        by_field = problems_by_field(
+            agreement, [in_form_words(p) for p in rejected.problems], uploads
+        )
         errors, general = field_texts(by_field)
         shown = RequestForm(form.raw, form.values, errors)
         return _page(request, agreement, offered, shown, general=general, status=422)

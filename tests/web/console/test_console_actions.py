@@ -333,15 +333,28 @@ def test_problem_paths_map_to_fields() -> None:
             problem("/Envelope/Header/Attachments/Attachment[2]/TranslationOf"),
             problem("/Envelope/Header/Recipient"),
         ],
+        {"Attachment": Upload("akt.pdf", "a1"), "Translation": Upload("akt-ru.pdf", "a2")},
     )
     assert set(found) == {"Information", "Summary", "Attachment", "Translation", ""}
     assert [p.path for p in found["Translation"]] == [
         "/Envelope/Header/Attachments/Attachment[2]/TranslationOf"
     ]
-    delay = SPECS["ru-kz-supreme-courts"]["delay"]
-    assert set(problems_by_field(delay, [problem("/Envelope/Body/DelayNotice/Obstacle")])) == {
-        "Reason"
+    # The header lists each slot's file, then its translation: entry n is the n-th file sent.
+    two_slots = {
+        "Attachment": Upload("akt.pdf", "a1"),
+        "Attachment2": Upload("reshenie-kk.pdf", "a2"),
+        "Translation2": Upload("reshenie-ru.pdf", "a3"),
     }
+    listed = [f"/Envelope/Header/Attachments/Attachment[{n}]/Name" for n in (1, 2, 3)]
+    by_file = problems_by_field(spec, [problem(path) for path in listed], two_slots)
+    assert {name: [p.path for p in found] for name, found in by_file.items()} == {
+        "Attachment": [listed[0]],
+        "Attachment2": [listed[1]],
+        "Translation2": [listed[2]],
+    }
+    delay = SPECS["ru-kz-supreme-courts"]["delay"]
+    obstacle = [problem("/Envelope/Body/DelayNotice/Obstacle")]
+    assert set(problems_by_field(delay, obstacle, {})) == {"Reason"}
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.model.problems import Problem
 from gateway.model.profiles import PROFILES
+from gateway.web.console.actions import Upload
 from gateway.web.console.request_form import (
     FIELDS,
     Recipient,
@@ -125,9 +126,19 @@ def test_problems_land_at_the_field_that_made_them() -> None:
         "/Envelope/Header/InReplyTo": "",
     }
     problems = [Problem(f"C{n}", path, "р", "e") for n, path in enumerate(paths)]
-    by_field = problems_by_field("cis-enforcement", problems)
+    by_field = problems_by_field("cis-enforcement", problems, {})
     assert {
         field: path for field, found in by_field.items() for path in [p.path for p in found]
     } == {field: path for path, field in paths.items()}
     header = [Problem("D", "/Envelope/Header/RequestedDeadline", "р", "e")]
-    assert list(problems_by_field("ru-kz-supreme-courts", header)) == ["ExpectedBy"]
+    assert list(problems_by_field("ru-kz-supreme-courts", header, {})) == ["ExpectedBy"]
+    # SC Art. 5.1: Documents/Document[n] is the n-th file sent, its Translation that slot's.
+    sent = {"Attachment": Upload("a.pdf", "1"), "Attachment3": Upload("c-kk.pdf", "3")}
+    documents = [
+        Problem("E", "/Envelope/Body/Request/Documents/Document[2]/Original", "р", "e"),
+        Problem("F", "/Envelope/Body/Request/Documents/Document[2]/Translation", "р", "e"),
+    ]
+    assert {
+        name: [p.code for p in found]
+        for name, found in problems_by_field("ru-kz-supreme-courts", documents, sent).items()
+    } == {"Attachment3": ["E"], "Translation3": ["F"]}
