@@ -34,10 +34,12 @@ from gateway.app.audit_checkpoints import (
     verify_trail,
 )
 from gateway.app.context import AppContext, require
+from gateway.app.signing import timestamper
 from gateway.crypto.keys.generations import Signer, always_in_force
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import verify_statement
+from gateway.crypto.trust import TrustList
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes
@@ -54,6 +56,7 @@ __all__ = [
     "checkpoint",
     "events_in_range",
     "export_lines",
+    "node_trust",
     "parse_bound",
     "record",
     "seal_signers",
@@ -121,6 +124,14 @@ def seal_signers(ctx: AppContext) -> tuple[Signer, ...]:
         keys.close()
 
 
+def node_trust(ctx: AppContext) -> TrustList | None:
+    """The node's trust anchors and CRLs (``[trust]``), by which a checkpoint's TSA timestamp
+    is judged; None without a configuration or a ``ca_file``."""
+    if ctx.config is None or ctx.config.trust.ca_file is None:
+        return None
+    return TrustList.from_config(ctx.config)
+
+
 VERIFIED = "audit.verified"
 
 
@@ -130,7 +141,7 @@ def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> Tra
     verify --checkpoint``), the purge reports and the tombstones — and record that it was
     verified, and with what outcome (``audit.verified``)."""
     require(ctx, Action.READ_AUDIT)
-    result = verify_trail(ctx.store, seal_signers(ctx), extra)
+    result = verify_trail(ctx.store, seal_signers(ctx), extra, node_trust(ctx))
     with ctx.store.transaction() as conn:
         ctx.audit(
             conn,
@@ -151,7 +162,10 @@ def checkpoint(ctx: AppContext, seal: SigningKey) -> Checkpoint:
     (:func:`~gateway.app.audit_checkpoints.checkpoint_file_line`) to a file kept off the node,
     the local API and the console hand the line to their caller to keep there."""
     require(ctx, Action.READ_AUDIT)
-    return create_checkpoint(ctx.store, seal, actor=ctx.actor.code, now=ctx.clock())
+    stamper = timestamper(ctx.config) if ctx.config is not None else None
+    return create_checkpoint(
+        ctx.store, seal, actor=ctx.actor.code, now=ctx.clock(), timestamper=stamper
+    )
 
 
 def trail_head(ctx: AppContext) -> TrailHead:

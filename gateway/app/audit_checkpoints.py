@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +35,12 @@ from gateway.crypto.statements import (
     sign_statement,
     verify_statement,
 )
+from gateway.crypto.timestamps import timestamp_bytes, timestamped_before
+from gateway.crypto.trust import TrustList
 from gateway.store import Store
 from gateway.store import audit as audit_store
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "audit.checkpoint"
 """Audit event appended after each checkpoint (the next checkpoint covers it)."""
@@ -51,6 +56,9 @@ class Checkpoint:
     hash: bytes
     at: datetime
     signed: SignedStatement
+    timestamp: bytes | None = None
+    """An RFC 3161 token (DER) over the SHA-256 of the signature, when the node has a TSA: it
+    proves when the checkpoint existed even once its seal is revoked for key compromise."""
 
 
 def _statement_for(body_id: str, seq: int, digest: bytes, at: datetime) -> dict[str, Any]:
@@ -63,10 +71,15 @@ def _statement_for(body_id: str, seq: int, digest: bytes, at: datetime) -> dict[
     }
 
 
-def create_checkpoint(store: Store, seal: SigningKey, *, actor: str, now: datetime) -> Checkpoint:
+def create_checkpoint(
+    store: Store, seal: SigningKey, *, actor: str, now: datetime, timestamper: Any = None
+) -> Checkpoint:
     """Sign the current chain head and store it; then append an ``audit.checkpoint`` event (so
     the checkpoint itself is in the chain that the next checkpoint covers). One transaction:
-    the head cannot move between reading and signing."""
+    the head cannot move between reading and signing. With ``timestamper`` (``[tsa] url``),
+    the TSA's token over the signature is fetched after that transaction — never while it
+    holds the write lock — and kept with the checkpoint; a TSA that does not answer leaves
+    the checkpoint without one (logged)."""
     with store.transaction() as conn:
         seq, digest = audit_store.head(conn)
         signed = sign_statement(seal, _statement_for(seal.body_id, seq, digest, now))
@@ -87,18 +100,38 @@ def create_checkpoint(store: Store, seal: SigningKey, *, actor: str, now: dateti
             subjects={"checkpoint_id": str(checkpoint_id)},
             details={"seq": seq, "hash": digest.hex()},
         )
-    return Checkpoint(checkpoint_id, seq, digest, now, signed)
+    made = Checkpoint(checkpoint_id, seq, digest, now, signed)
+    return made if timestamper is None else _timestamped(store, made, timestamper)
+
+
+def _timestamped(store: Store, checkpoint: Checkpoint, timestamper: Any) -> Checkpoint:
+    try:
+        token = timestamp_bytes(checkpoint.signed.signature, timestamper)
+    except Exception as exc:  # a TSA fails in many ways (network, HTTP, its answer): all alike
+        log.warning(
+            "audit checkpoint %s: the TSA gave no timestamp (%s: %s); the checkpoint stands "
+            "without one",
+            checkpoint.checkpoint_id,
+            type(exc).__name__,
+            exc,
+        )
+        return checkpoint
+    with store.transaction() as conn:
+        audit_store.set_checkpoint_timestamp(conn, checkpoint.checkpoint_id, token)
+    return replace(checkpoint, timestamp=token)
 
 
 def checkpoint_file_line(checkpoint: Checkpoint) -> str:
-    """One JSON line to keep off the node (``--out``): statement, signature and certificate."""
-    return canonical_json(
-        {
-            "statement": checkpoint.signed.statement,
-            "signature": checkpoint.signed.signature.hex(),
-            "certificate": checkpoint.signed.certificate.hex(),
-        }
-    )
+    """One JSON line to keep off the node (``--out``): statement, signature and certificate,
+    and the TSA's token when there is one."""
+    line = {
+        "statement": checkpoint.signed.statement,
+        "signature": checkpoint.signed.signature.hex(),
+        "certificate": checkpoint.signed.certificate.hex(),
+    }
+    if checkpoint.timestamp is not None:
+        line["timestamp"] = checkpoint.timestamp.hex()
+    return canonical_json(line)
 
 
 def parse_checkpoint_line(line: str, where: str) -> Checkpoint:
@@ -118,6 +151,7 @@ def parse_checkpoint_line(line: str, where: str) -> Checkpoint:
             SignedStatement(
                 statement, bytes.fromhex(outer["signature"]), bytes.fromhex(outer["certificate"])
             ),
+            bytes.fromhex(outer["timestamp"]) if "timestamp" in outer else None,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{where}: not a checkpoint line ({exc})") from None
@@ -136,6 +170,7 @@ def stored_checkpoints(store: Store) -> Iterator[Checkpoint]:
                 c.hash,
                 c.at,
                 SignedStatement(c.statement, c.signature, c.certificate),
+                c.timestamp,
             )
         if len(page) < audit_store.VERIFY_BATCH:
             return
@@ -217,12 +252,14 @@ def verify_trail(
     store: Store,
     signers: Sequence[Signer] = (),
     extra: Sequence[tuple[Checkpoint, str]] = (),
+    trust: TrustList | None = None,
 ) -> TrailVerification:
     """Verify the chain, then every stored checkpoint and the ``extra`` ones (read from files
     kept off the node, each with its origin for messages), against this body's seal
     generations (``signers``). Reports the first problem. A checkpoint signed by a generation
-    revoked for key compromise must be covered by a later one of a trusted generation: the
-    events it alone attests are otherwise the key holder's word."""
+    revoked for key compromise must be covered by a later one of a trusted generation — the
+    events it alone attests are otherwise the key holder's word — unless its TSA timestamp,
+    valid under ``trust``, shows it existed before the revocation."""
     with store.read() as conn:
         chain = audit_store.verify(conn)
     if not chain.intact:
@@ -239,7 +276,9 @@ def verify_trail(
             seq, kind, reason = problem
             return TrailVerification(chain, count, seq, kind, reason)
         signed_seq = int(json.loads(signed.statement)["seq"])
-        if check.compromised_at is not None:
+        if check.compromised_at is not None and not timestamped_before(
+            checkpoint.timestamp, signed.signature, check.compromised_at, trust
+        ):
             compromised.append((signed_seq, origin))
         else:
             trusted_head = max(trusted_head, signed_seq)

@@ -10,6 +10,7 @@ from gateway.app.context import AppContext
 from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
+from gateway.crypto.trust import TrustList
 from gateway.exchange.existence import proof_of_existence
 from gateway.store import messages
 
@@ -26,6 +27,7 @@ def stored_with_proof(
     message_id: str,
     data: bytes | None,
     seal_signers: Sequence[Signer] = (),
+    trust: TrustList | None = None,
 ) -> tuple[bytes, ExistenceProof | None]:
     """The document (``data`` if given, else the stored one) and its proof of existence — None
     unless the stored document is exactly ``data``. ``seal_signers``: every seal
@@ -40,5 +42,5 @@ def stored_with_proof(
         if hashlib.sha256(data).digest() != stored.document_sha256:
             return data, None  # another document under a stored id: no record of it
         return data, proof_of_existence(
-            conn, message_id, stored.document_sha256, ring, stored.stored_at, seal_signers
+            conn, message_id, stored.document_sha256, ring, stored.stored_at, seal_signers, trust
         )

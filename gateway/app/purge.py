@@ -61,7 +61,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.app.audit import seal_signers
+from gateway.app.audit import node_trust, seal_signers
 from gateway.app.context import AppContext, require
 from gateway.app.locks import default_owner, job_lock
 from gateway.app.retention import (
@@ -80,6 +80,7 @@ from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.statements import StatementCheck, sign_statement, verify_statement
+from gateway.crypto.trust import TrustList
 from gateway.exchange import service
 from gateway.exchange.existence import CLOCK_DISORDER, EventProof, event_proven
 from gateway.model.ids import time_ordered_uuid
@@ -942,12 +943,15 @@ class ReportCheck:
     """False when no report is stored for the run (``ok`` is False too)."""
 
 
-def verify_report(store: Store, run_id: str, signers: Sequence[Signer] = ()) -> ReportCheck:
+def verify_report(
+    store: Store, run_id: str, signers: Sequence[Signer] = (), trust: TrustList | None = None
+) -> ReportCheck:
     """Check a stored report's seal signature (and, with ``signers``, that the signer is one of
     this body's seal generations and could sign at the time the report states) and that it
     belongs to ``run_id``. A report of a generation revoked for key compromise holds only with
     a signed audit checkpoint of a trusted generation, made before the revocation, covering
-    the event that closed the run with this report's hash."""
+    the event that closed the run with this report's hash (or one of the compromised seal's
+    own whose TSA timestamp, valid under ``trust``, is earlier)."""
     with store.read() as conn:
         stored = purge_store.get_report(conn, run_id)
     if stored is None:
@@ -957,7 +961,7 @@ def verify_report(store: Store, run_id: str, signers: Sequence[Signer] = ()) -> 
     )
     report = json.loads(stored.report)
     if check.compromised_at is not None:
-        proven = _report_proven(store, run_id, stored.report, check, signers)
+        proven = _report_proven(store, run_id, stored.report, check, signers, trust)
         if proven is None:
             return ReportCheck(run_id, False, check.reason, report)
     elif not check.ok:
@@ -972,7 +976,12 @@ def verify_report(store: Store, run_id: str, signers: Sequence[Signer] = ()) -> 
 
 
 def _report_proven(
-    store: Store, run_id: str, statement: str, check: StatementCheck, signers: Sequence[Signer]
+    store: Store,
+    run_id: str,
+    statement: str,
+    check: StatementCheck,
+    signers: Sequence[Signer],
+    trust: TrustList | None,
 ) -> EventProof | None:
     """A trusted checkpoint made before ``check.compromised_at`` covering the event that
     closed ``run_id`` naming this report's hash; None when the node holds none."""
@@ -986,7 +995,7 @@ def _report_proven(
                     event.subjects.get("purge_run_id") == run_id
                     and event.details.get("report_sha256") == digest
                 ):
-                    return event_proven(conn, event.seq, signers, check.compromised_at)
+                    return event_proven(conn, event.seq, signers, check.compromised_at, trust)
     return None
 
 
@@ -1150,4 +1159,4 @@ def check_report(ctx: AppContext, run_id: str) -> ReportCheck:
     """:func:`verify_report` against this node's seal generations, as a use case (``gateway
     purge verify-report``)."""
     require(ctx, service.Action.READ_AUDIT, run_id)
-    return verify_report(ctx.store, run_id, seal_signers(ctx))
+    return verify_report(ctx.store, run_id, seal_signers(ctx), node_trust(ctx))

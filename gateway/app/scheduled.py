@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from gateway.app.audit_checkpoints import create_checkpoint
 from gateway.app.purge import PURGE_JOB, PurgeReport, run_purge
 from gateway.app.retention import PolicySet
+from gateway.app.signing import timestamper
 from gateway.config import NodeConfig
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
@@ -178,7 +179,13 @@ def purge_body(
             scheduled_for=run.scheduled_for,
             keys=kek_ring,
         )
-        create_checkpoint(store, seal_at(_now()), actor=_actor(PURGE), now=run.started_at)
+        create_checkpoint(
+            store,
+            seal_at(_now()),
+            actor=_actor(PURGE),
+            now=run.started_at,
+            timestamper=timestamper(config),
+        )
         if not store.checkpoint_wal():
             log.warning(
                 "purge run %s: the SQLite log is still in use; purged rows leave it at "

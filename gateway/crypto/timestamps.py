@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -115,6 +115,37 @@ def verify_signature_timestamp(
         return _bad(SubIndication.FORMAT_FAILURE, "EncapsulatedTimeStamp empty or too large")
     canonical = _signature_value_bytes(signature)
     return _validate_token(der, canonical, trust, at)
+
+
+def timestamp_bytes(data: bytes, timestamper: Any) -> bytes:
+    """An RFC 3161 token (DER) over the SHA-256 of ``data``: for a detached signature of ours
+    (an audit checkpoint's), the proof that it existed at the TSA's time."""
+    token = run_sync(timestamper.async_timestamp(hashlib.sha256(data).digest(), "sha256"))
+    return bytes(token.dump())
+
+
+def verify_bytes_timestamp(
+    der: bytes, data: bytes, trust: TrustList, at: datetime
+) -> TimestampResult:
+    """Check a token made by :func:`timestamp_bytes` over ``data`` (stored beside it, so its
+    content is checked, never trusted), as a signature's: our anchors and CRLs."""
+    if not der or len(der) > MAX_TOKEN_BYTES:
+        return _bad(SubIndication.FORMAT_FAILURE, "timestamp token empty or too large")
+    return _validate_token(der, data, trust, at)
+
+
+def timestamped_before(
+    token: bytes | None, data: bytes, moment: datetime, trust: TrustList | None
+) -> datetime | None:
+    """The TSA's time when ``token`` over ``data`` is valid under ``trust`` and earlier than
+    ``moment`` (say, a seal's revocation); None otherwise: no token, no trust to judge it by,
+    invalid, or too late."""
+    if token is None or trust is None:
+        return None
+    result = verify_bytes_timestamp(token, data, trust, datetime.now(UTC))
+    if not result.proves_existence or result.time is None or result.time >= moment:
+        return None
+    return result.time
 
 
 def _bad(

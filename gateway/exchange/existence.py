@@ -41,6 +41,8 @@ from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.report import ExistenceProof
 from gateway.crypto.statements import CHECKPOINT_FORMAT, verify_statement
+from gateway.crypto.timestamps import timestamped_before
+from gateway.crypto.trust import TrustList
 from gateway.exchange.inbound import body_fields
 from gateway.model.problems import DocumentRejected
 from gateway.store import audit as audit_store
@@ -61,13 +63,14 @@ def proof_of_existence(
     keys: KekRing,
     stored_at: datetime | None = None,
     seal_signers: Sequence[Signer] = (),
+    trust: TrustList | None = None,
 ) -> ExistenceProof | None:
     """The node's earliest proof that the document with ``document_sha256`` existed (its
     receipt; with ``stored_at`` and this body's ``seal_signers``, every generation, the
-    signed audit checkpoint covering the event that stored it), or None when the node holds
-    none for it."""
+    signed audit checkpoint covering the event that stored it — a compromised seal's only by
+    its TSA timestamp, judged under ``trust``), or None when the node holds none for it."""
     chain = (
-        _chain_proof(conn, message_id, document_sha256, stored_at, seal_signers)
+        _chain_proof(conn, message_id, document_sha256, stored_at, seal_signers, trust)
         if stored_at and seal_signers
         else None
     )
@@ -124,12 +127,13 @@ def _chain_proof(
     document_sha256: bytes,
     stored_at: datetime,
     seal_signers: Sequence[Signer],
+    trust: TrustList | None,
 ) -> ExistenceProof | None:
     """The first signed checkpoint covering the audit event that stored this document."""
     event = _storing_event(conn, message_id, document_sha256.hex(), stored_at)
     if event is None:
         return None
-    proven = event_proven(conn, event.seq, seal_signers)
+    proven = event_proven(conn, event.seq, seal_signers, trust=trust)
     if proven is None:
         return None
     return ExistenceProof(
@@ -151,20 +155,21 @@ def event_proven(
     event_seq: int,
     seal_signers: Sequence[Signer],
     before: datetime | None = None,
+    trust: TrustList | None = None,
 ) -> EventProof | None:
-    """The first signed audit checkpoint of a trusted seal generation that covers the audit
-    event ``event_seq`` (the stored events from it to the signed head intact and ending in the
-    signed hash), signed before ``before`` when given; None when the node holds none. A
-    checkpoint of a generation revoked for key compromise proves nothing here: its time is
-    only the key holder's word."""
-    trusted = [s for s in seal_signers if not s.compromised]
+    """The first signed audit checkpoint that covers the audit event ``event_seq`` (the stored
+    events from it to the signed head intact and ending in the signed hash), made before
+    ``before`` when given; None when the node holds none. A checkpoint of a generation revoked
+    for key compromise counts only by its TSA timestamp, valid under ``trust`` and earlier than
+    the revocation (its own time is the key holder's word)."""
     # Passed over in the query, so that a compromised seal's many checkpoints do not use up
-    # the few examined (the signature check below refuses them anyway).
+    # the few examined (the signature check below refuses them anyway) — but for those a TSA
+    # dated, when there is trust to judge the TSA by.
     compromised = [s.certificate.public_bytes(Encoding.DER) for s in seal_signers if s.compromised]
     for checkpoint in audit_store.checkpoints_covering(
-        conn, event_seq, CHECKPOINTS_TRIED, compromised
+        conn, event_seq, CHECKPOINTS_TRIED, compromised, unless_timestamped=trust is not None
     ):
-        signed = _signed_head(checkpoint, trusted)
+        signed = _signed_head(checkpoint, seal_signers, trust)
         if signed is None:
             continue
         seq, digest, at = signed
@@ -181,24 +186,31 @@ def event_proven(
 
 
 def _signed_head(
-    checkpoint: audit_store.StoredCheckpoint, seal_signers: Sequence[Signer]
+    checkpoint: audit_store.StoredCheckpoint,
+    seal_signers: Sequence[Signer],
+    trust: TrustList | None,
 ) -> tuple[int, bytes, datetime] | None:
     """``(seq, hash, time)`` as this body's seal signed them, or None: the row's own columns
-    can be edited apart from the signed statement, so only the statement counts."""
+    can be edited apart from the signed statement, so only the statement counts. The time is
+    the statement's, or for a compromised seal's checkpoint its TSA's (None without one)."""
     check = verify_statement(
         checkpoint.statement, checkpoint.signature, checkpoint.certificate, seal_signers
     )
-    if not check.ok:
+    if check.ok:
+        proven_at = check.signed_at
+    elif check.compromised_at is not None:
+        proven_at = timestamped_before(
+            checkpoint.timestamp, checkpoint.signature, check.compromised_at, trust
+        )
+    else:
         return None
     try:
         signed = json.loads(checkpoint.statement)
         if signed.get("format") != CHECKPOINT_FORMAT:
             return None
-        return (
-            int(signed["seq"]),
-            bytes.fromhex(signed["hash"]),
-            datetime.fromisoformat(signed["at"]),
-        )
+        if proven_at is None:
+            return None
+        return (int(signed["seq"]), bytes.fromhex(signed["hash"]), proven_at)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -546,6 +546,7 @@ class LocalNodeService:
                     self.node.kek_ring,
                     stored.stored_at,
                     self.node.keys.signers(KeyRole.SEAL),
+                    self.node.trust,
                 )
             verified = verify_envelope(
                 parse_untrusted(document),

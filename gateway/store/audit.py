@@ -381,6 +381,14 @@ class StoredCheckpoint:
     signature: bytes
     certificate: bytes
     """The seal certificate (DER) that signed it."""
+    timestamp: bytes | None = None
+    """An RFC 3161 token (DER) over the SHA-256 of ``signature``, when a TSA gave one."""
+
+
+def _checkpoint(r: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        r.id, r.seq, r.hash, r.at, r.statement, r.signature, r.certificate, r.timestamp
+    )
 
 
 def store_checkpoint(
@@ -408,6 +416,15 @@ def store_checkpoint(
     ).scalar_one()
 
 
+def set_checkpoint_timestamp(conn: Connection, checkpoint_id: int, token: bytes) -> None:
+    """Keep the TSA's token for a stored checkpoint (fetched after it was committed)."""
+    conn.execute(
+        audit_checkpoints.update()
+        .where(audit_checkpoints.c.id == checkpoint_id)
+        .values(timestamp=token)
+    )
+
+
 def checkpoints(
     conn: Connection, after_id: int = 0, limit: int = VERIFY_BATCH
 ) -> list[StoredCheckpoint]:
@@ -418,29 +435,32 @@ def checkpoints(
         .order_by(audit_checkpoints.c.id)
         .limit(limit)
     )
-    return [
-        StoredCheckpoint(r.id, r.seq, r.hash, r.at, r.statement, r.signature, r.certificate)
-        for r in rows
-    ]
+    return [_checkpoint(r) for r in rows]
 
 
 def checkpoints_covering(
-    conn: Connection, seq: int, limit: int = 3, not_signed_by: Sequence[bytes] = ()
+    conn: Connection,
+    seq: int,
+    limit: int = 3,
+    not_signed_by: Sequence[bytes] = (),
+    *,
+    unless_timestamped: bool = False,
 ) -> list[StoredCheckpoint]:
     """The first stored checkpoints whose head is at or after event ``seq`` (they claim to
     cover that event), earliest head first, but for those whose stored certificate is one of
-    ``not_signed_by`` (DER). Claims only: the caller checks the signature and the chain
-    between (:func:`chain_reaches`)."""
+    ``not_signed_by`` (DER) — ``unless_timestamped``: but for those of them without a
+    timestamp. Claims only: the caller checks the signature and the chain between
+    (:func:`chain_reaches`)."""
     query = sa.select(audit_checkpoints).where(audit_checkpoints.c.seq >= seq)
     if not_signed_by:
-        query = query.where(audit_checkpoints.c.certificate.not_in(list(not_signed_by)))
+        kept = audit_checkpoints.c.certificate.not_in(list(not_signed_by))
+        if unless_timestamped:
+            kept = sa.or_(kept, audit_checkpoints.c.timestamp.is_not(None))
+        query = query.where(kept)
     rows = conn.execute(
         query.order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id).limit(limit)
     )
-    return [
-        StoredCheckpoint(r.id, r.seq, r.hash, r.at, r.statement, r.signature, r.certificate)
-        for r in rows
-    ]
+    return [_checkpoint(r) for r in rows]
 
 
 def chain_reaches(

@@ -527,10 +527,12 @@ audit_checkpoints = sa.Table(
     sa.Column("statement", sa.Text, nullable=False),
     sa.Column("signature", sa.LargeBinary, nullable=False),
     sa.Column("certificate", sa.LargeBinary, nullable=False),
+    sa.Column("timestamp", sa.LargeBinary, nullable=True),
     sa.Index("ix_audit_checkpoints_seq", "seq"),
 )
 """Signed audit chain heads: ``statement`` is canonical JSON of (body, seq, hash, time) signed
-by the body's seal, so that truncating the chain and rewriting its tail is detectable."""
+by the body's seal, so that truncating the chain and rewriting its tail is detectable;
+``timestamp``, when a TSA is configured, an RFC 3161 token over the signature (migration 0024)."""
 
 console_sessions = sa.Table(
     "console_sessions",

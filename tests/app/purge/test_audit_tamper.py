@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pyhanko.sign.timestamps import HTTPTimeStamper
 
 from gateway.app.audit_checkpoints import (
     checkpoint_file_line,
@@ -283,3 +284,20 @@ def test_a_file_that_is_not_an_export_is_refused_naming_what_to_do(tmp_path: Pat
     assert audit_main(["verify-export", str(bogus)]) == 1
     err = capsys.readouterr().err
     assert "EXPORT_INVALID" in err and "gateway audit export" in err
+
+
+def test_a_tsa_that_does_not_answer_leaves_the_checkpoint_without_a_timestamp(
+    store: Store, seal: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token is fetched after the checkpoint's transaction: a TSA that cannot be reached
+    (nothing listens on loopback port 1) costs the checkpoint its timestamp, not its
+    existence, and says so in the log."""
+    _append(store, 3)
+    unreachable = HTTPTimeStamper("http://127.0.0.1:1/tsa", timeout=5)
+    made = create_checkpoint(store, seal, actor="t", now=T0, timestamper=unreachable)
+    assert made.timestamp is None
+    with store.read() as conn:
+        (stored,) = audit.checkpoints(conn)
+    assert stored.checkpoint_id == made.checkpoint_id and stored.timestamp is None
+    assert "the TSA gave no timestamp" in caplog.text
+    assert verify_trail(store, always_in_force([seal.certificate])).intact

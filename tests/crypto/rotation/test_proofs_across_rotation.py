@@ -10,8 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.app.audit_checkpoints import (
+    checkpoint_file_line,
+    create_checkpoint,
+    parse_checkpoint_line,
+)
 from gateway.app.scheduled import PURGE, job_bodies
 from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.crypto.statements import CHECKPOINT_FORMAT, sign_statement
@@ -21,7 +27,8 @@ from gateway.main import main
 from gateway.store import Store, migrate, open_store
 from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
-from tests.crypto.rotation.conftest import BODY, NodeDir
+from gateway.store.tables import audit_checkpoints
+from tests.crypto.rotation.conftest import BODY, NodeDir, make_tsa
 
 
 class _Node:
@@ -195,3 +202,52 @@ def test_a_compromised_seal_s_report_without_earlier_evidence_is_not_confirmed(
     assert code == 0, out
     code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
     assert code == 1, "a checkpoint made after the revocation proves nothing about before"
+
+
+def _timestamped_checkpoint(node: NodeDir, store: Store) -> int:
+    """A checkpoint of the seal in force, with a TSA's token over its signature (the TSA
+    certified by the node's CA, answering with the present time), as `[tsa] url` makes one."""
+    keys = node.keystore()
+    try:
+        now = datetime.now(UTC)
+        made = create_checkpoint(
+            store, keys.seal(), actor="test", now=now, timestamper=make_tsa(node.ca(), at=now)
+        )
+    finally:
+        keys.close()
+    assert made.timestamp is not None
+    assert parse_checkpoint_line(checkpoint_file_line(made), "line").timestamp == made.timestamp
+    return made.checkpoint_id
+
+
+def test_a_compromised_seal_s_report_holds_by_its_checkpoint_s_tsa_timestamp(
+    node_on_each_store: tuple[NodeDir, Store], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a TSA, a checkpoint proves its time by the TSA's token, not by the seal's word: a
+    report of generation 1 stays confirmed after generation 1 is revoked for compromise, with
+    no checkpoint of another generation — and not once the stored token is altered."""
+    node, store = node_on_each_store
+    config_arg = ("--config", str(node.config_path))
+    first = _purge_once(node, store)
+    checkpoint_id = _timestamped_checkpoint(node, store)  # generation 1's, over the run
+    _switch_seal_to_generation_2(node, capsys)
+    _revoke_generation_1(node, capsys, "keyCompromise")
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
+    assert code == 0, out
+    code, out = _cli(capsys, "audit", "verify", *config_arg)
+    assert code == 0, out
+
+    with store.transaction() as conn:
+        token = conn.execute(
+            sa.select(audit_checkpoints.c.timestamp).where(audit_checkpoints.c.id == checkpoint_id)
+        ).scalar_one()
+        altered = token[:-40] + bytes(b ^ 0x01 for b in token[-40:])
+        conn.execute(
+            audit_checkpoints.update()
+            .where(audit_checkpoints.c.id == checkpoint_id)
+            .values(timestamp=altered)
+        )
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
+    assert code == 1 and "key compromise" in out, out
+    code, out = _cli(capsys, "audit", "verify", *config_arg)
+    assert code == 1 and "checkpoint-untrusted" in out, out
