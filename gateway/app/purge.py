@@ -1020,6 +1020,12 @@ def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) 
 # --- the use cases of the command line, the local API and the console -------------------------
 
 
+NOW_AHEAD_TOLERANCE = timedelta(minutes=5)
+"""How far a run's evaluation time may lie ahead of the node's clock (the tolerance peers allow
+a signing time): a run never looks further ahead, or it would destroy data before its period
+ends; a dry run may."""
+
+
 class PurgeRefused(ValueError):
     """A purge cannot be run as asked (a bad batch size, no seal to sign its report); the
     message names the field and what to do. Nothing was changed."""
@@ -1069,6 +1075,15 @@ def run_purge_now(
     ``keys``: the node's (None: the context's). Raises :class:`PurgeRefused` or
     :class:`PurgeLocked`."""
     require(ctx, service.Action.RUN_PURGE)
+    present = ctx.clock()
+    if now > present + NOW_AHEAD_TOLERANCE:
+        raise PurgeRefused(
+            f"now: {now.isoformat()} is later than the present ({present.isoformat()}); a run "
+            "destroys only what has expired by now (CIS Art. 9.6: kept for the whole period). "
+            "See what a later date would destroy with a dry run (gateway purge --dry-run --now "
+            "…)",
+            "PURGE_NOW_IN_FUTURE",
+        )
     policies = _policies(ctx)
     keys = keys or ctx.keys
     if keys is None:

@@ -198,6 +198,13 @@ def _real_run(
     try:
         report = run_purge_now(ctx, keys, now, batch_size=batch_size, progress=printer)
     except PurgeRefused as refused:
+        if refused.code == "PURGE_NOW_IN_FUTURE":
+            return fail(
+                f"--now {now.isoformat()} позже текущего момента: запуск уничтожает только то, "
+                "чей срок хранения истёк сейчас (ст. 9.6 Соглашения СНГ); что будет уничтожено "
+                "к этой дате, покажет gateway purge --dry-run --now …",
+                refused.code,
+            )
         what = (
             "ключ шифрования узла (KEK) не загружен; без него ключи периодов хранения нечем "
             "уничтожить (docs/purge-and-audit.md)"

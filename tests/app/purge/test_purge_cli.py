@@ -19,7 +19,7 @@ from gateway.store import Store, audit
 from gateway.store import purge as purge_store
 from gateway.store.tables import tombstones
 from tests.app.purge.purge_child import main
-from tests.app.purge.world import T0, add_conversation, after
+from tests.app.purge.world import T0, add_conversation, after, long_ago
 from tests.tooling import require_tool
 
 NOW = after(T0, days=500)
@@ -32,13 +32,12 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_dry_run_then_run_then_runs(store: Store, ring: KekRing, node_toml: Path, capsys) -> None:
+    stored = long_ago(500)
     with store.transaction() as conn:
-        old = [add_conversation(conn, ring, T0, count=3) for _ in range(3)]
-        young = add_conversation(conn, ring, after(T0, days=300))
+        old = [add_conversation(conn, ring, stored, count=3) for _ in range(3)]
+        young = add_conversation(conn, ring, after(stored, days=300))
     cfg = str(node_toml)
-    code, out, _ = _run(
-        capsys, "purge", "--config", cfg, "--dry-run", "--now", NOW.isoformat(), "--json"
-    )
+    code, out, _ = _run(capsys, "purge", "--config", cfg, "--dry-run", "--json")
     assert code == 0
     listed = [json.loads(line) for line in out.splitlines()]
     assert {d["message_id"] for d in listed} == {m for c in old for m in c.message_ids}
@@ -46,9 +45,9 @@ def test_dry_run_then_run_then_runs(store: Store, ring: KekRing, node_toml: Path
         ("p", "purge", "Request"),
         ("p", "purge", "Receipt"),
     }
-    assert all(d["expired_at"] == after(T0, days=365).isoformat() for d in listed)
+    assert all(d["expired_at"] == after(stored, days=365).isoformat() for d in listed)
 
-    code, out, err = _run(capsys, "purge", "--config", cfg, "--now", NOW.isoformat())
+    code, out, err = _run(capsys, "purge", "--config", cfg)
     assert code == 0, err
     assert "purge: просмотрено 11/11 (100%)" in err  # plain lines: stderr is not a terminal
     with store.read() as conn:
@@ -68,6 +67,27 @@ def test_dry_run_then_run_then_runs(store: Store, ring: KekRing, node_toml: Path
     assert code == 0 and f"{run_id}\t" in out and "\tfinished\t9\t" in out and "signed" in out
     code, out, _ = _run(capsys, "purge", "verify-report", "--config", cfg, run_id)
     assert code == 0 and "подпись печатью верна" in out
+
+
+def test_a_run_never_looks_ahead_a_dry_run_may(
+    store: Store, ring: KekRing, node_toml: Path, capsys
+) -> None:
+    """A real run at a later `--now` would destroy messages before their period ends (CIS
+    Art. 9.6): it is refused, naming the dry run, and nothing changes; the dry run at that
+    date lists what would go."""
+    with store.transaction() as conn:
+        kept = add_conversation(conn, ring, T0, count=2)  # expires a year after T0
+    cfg = str(node_toml)
+    later = ("--now", NOW.isoformat())
+    code, out, _ = _run(capsys, "purge", "--config", cfg, "--dry-run", "--json", *later)
+    assert code == 0
+    assert {json.loads(line)["message_id"] for line in out.splitlines()} == set(kept.message_ids)
+    code, out, err = _run(capsys, "purge", "--config", cfg, *later)
+    assert code == 2, out + err
+    assert "PURGE_NOW_IN_FUTURE" in err and "--dry-run" in err
+    with store.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tombstones)).scalar_one() == 0
+        assert purge_store.list_runs(conn, 5) == []
 
 
 def test_holds_commands(store: Store, ring: KekRing, node_toml: Path, capsys) -> None:
@@ -146,9 +166,9 @@ def test_a_report_checks_with_openssl_as_documented(
     report changed by one byte."""
     openssl = require_tool("openssl", "openssl")
     with store.transaction() as conn:
-        add_conversation(conn, ring, T0, count=2)
+        add_conversation(conn, ring, long_ago(500), count=2)
     cfg = str(node_toml)
-    code, out, err = _run(capsys, "purge", "--config", cfg, "--now", NOW.isoformat())
+    code, out, err = _run(capsys, "purge", "--config", cfg)
     assert code == 0, err
     run_id = out.split()[1].rstrip(":")
     folder = tmp_path / f"report-{run_id}"

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import messages, tombstones
-from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import bulk_messages, long_ago, one_policy, states_of
 
 MESSAGES = 30
 """Three batches of ten: the kill comes inside the first."""
@@ -32,8 +32,9 @@ MESSAGES = 30
 def test_purge_killed_inside_a_batch_keeps_every_message_whole(
     store: Store, ring: KekRing, seal: SigningKey, node_toml: Path
 ) -> None:
-    ids = bulk_messages(store, ring, MESSAGES, T0)
-    now = after(T0, days=365 * 3)
+    stored = long_ago(365 * 3)
+    ids = bulk_messages(store, ring, MESSAGES, stored)
+    now = datetime.now(UTC)
     killed = _purge_killed_at("purge.batch", node_toml, now)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
 
@@ -83,14 +84,15 @@ def test_purge_killed_between_batches_resumes_without_loss_or_duplication(
     bound, the others whole; the next run closes the killed run (its signed report counts
     them) and purges exactly the rest; a held conversation's messages are kept by both; every
     tombstone once, chain and reports verify."""
-    ids = bulk_messages(store, ring, MESSAGES, T0)
+    stored = long_ago(365 * 3)
+    ids = bulk_messages(store, ring, MESSAGES, stored)
     held = ids[-2:]  # the last conversation (two messages per conversation)
     with store.transaction() as conn:
         conversation = conn.execute(
             sa.select(messages.c.conversation_id).where(messages.c.message_id == held[0])
         ).scalar_one()
-        purge.place_hold(conn, conversation, "court order 17/2026", "operator1", T0)
-    now = after(T0, days=365 * 3)
+        purge.place_hold(conn, conversation, "court order 17/2026", "operator1", stored)
+    now = datetime.now(UTC)
     killed = _purge_killed_at("purge.committed", node_toml, now)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
 

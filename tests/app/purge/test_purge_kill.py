@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import SigningKey
 from gateway.store import Store, audit, purge
 from gateway.store.tables import tombstones
-from tests.app.purge.world import T0, after, bulk_messages, one_policy, states_of
+from tests.app.purge.world import bulk_messages, long_ago, one_policy, states_of
 
 MESSAGES = 2000
 KILL_AFTER_TOMBSTONES = 200
@@ -34,8 +35,9 @@ def _tombstone_count(store: Store) -> int:
 def test_sigkill_mid_purge_leaves_nothing_half_deleted(
     store: Store, ring: KekRing, seal: SigningKey, node_toml: Path
 ) -> None:
-    ids = bulk_messages(store, ring, MESSAGES, T0)
-    now = after(T0, days=365 * 3)
+    stored = long_ago(365 * 3)
+    ids = bulk_messages(store, ring, MESSAGES, stored)
+    now = datetime.now(UTC)
     child = subprocess.Popen(
         [
             sys.executable,

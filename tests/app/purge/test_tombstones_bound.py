@@ -21,9 +21,8 @@ from gateway.crypto.keys.kek import KekRing
 from gateway.store import Store, audit, purge
 from gateway.store.tables import audit_events, tombstones
 from tests.app.purge.purge_child import main
-from tests.app.purge.world import T0, add_conversation, after
+from tests.app.purge.world import add_conversation, long_ago
 
-NOW = after(T0, days=500)
 CONVERSATIONS = 40
 """80 messages in batches of 32: three batches, the tampering in the second."""
 BATCH = "32"
@@ -38,10 +37,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 def _purged(store: Store, ring: KekRing, node_toml: Path, capsys) -> tuple[str, list[str]]:
     with store.transaction() as conn:
         for _ in range(CONVERSATIONS):
-            add_conversation(conn, ring, T0, with_attachment=False)
-    code, out = _run(
-        capsys, "purge", "--config", str(node_toml), "--now", NOW.isoformat(), "--batch-size", BATCH
-    )
+            add_conversation(conn, ring, long_ago(500), with_attachment=False)
+    code, out = _run(capsys, "purge", "--config", str(node_toml), "--batch-size", BATCH)
     assert code == 0, out
     run_id = out.split()[1].rstrip(":")
     with store.read() as conn:

@@ -144,6 +144,13 @@ def state_of(store: Store, ring: KekRing, message_id: str) -> str:
         return f"HALF: row={bool(row)} key={bool(key)} attachments={atts} tombstone={bool(stone)}"
 
 
+def long_ago(days: int) -> datetime:
+    """``days`` before the present. A real purge run evaluates at the present, never later
+    (gateway.app.purge.run_purge_now): messages a run through the command line is to destroy
+    are stored this long ago, not at ``T0``."""
+    return datetime.now(UTC) - timedelta(days=days)
+
+
 def after(t: datetime, **kw: int) -> datetime:
     return t + timedelta(**kw)
 
