@@ -56,7 +56,6 @@ __all__ = [
     "checkpoint",
     "events_in_range",
     "export_lines",
-    "node_trust",
     "parse_bound",
     "record",
     "seal_signers",
@@ -124,14 +123,6 @@ def seal_signers(ctx: AppContext) -> tuple[Signer, ...]:
         keys.close()
 
 
-def node_trust(ctx: AppContext) -> TrustList | None:
-    """The node's trust anchors and CRLs (``[trust]``), by which a checkpoint's TSA timestamp
-    is judged; None without a configuration or a ``ca_file``."""
-    if ctx.config is None or ctx.config.trust.ca_file is None:
-        return None
-    return TrustList.from_config(ctx.config)
-
-
 VERIFIED = "audit.verified"
 
 
@@ -141,7 +132,7 @@ def verify(ctx: AppContext, extra: Sequence[tuple[Checkpoint, str]] = ()) -> Tra
     verify --checkpoint``), the purge reports and the tombstones — and record that it was
     verified, and with what outcome (``audit.verified``)."""
     require(ctx, Action.READ_AUDIT)
-    result = verify_trail(ctx.store, seal_signers(ctx), extra, node_trust(ctx))
+    result = verify_trail(ctx.store, seal_signers(ctx), extra, TrustList.configured(ctx.config))
     with ctx.store.transaction() as conn:
         ctx.audit(
             conn,

@@ -261,7 +261,7 @@ def _keys(config: NodeConfig, now: datetime) -> Iterator[Finding]:
     from gateway.crypto.trust import TrustList
 
     keys = KeyStore.from_config(config)
-    trust = TrustList.from_config(config) if config.trust.ca_file is not None else None
+    trust = TrustList.configured(config)
     roles: list[tuple[str, Callable[[], Any]]] = [
         ("seal", lambda: keys.seal(at=now)),
         ("tls", lambda: keys.tls(at=now)),

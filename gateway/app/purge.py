@@ -61,7 +61,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.app.audit import node_trust, seal_signers
+from gateway.app.audit import seal_signers
 from gateway.app.context import AppContext, require
 from gateway.app.locks import default_owner, job_lock
 from gateway.app.retention import (
@@ -1174,4 +1174,4 @@ def check_report(ctx: AppContext, run_id: str) -> ReportCheck:
     """:func:`verify_report` against this node's seal generations, as a use case (``gateway
     purge verify-report``)."""
     require(ctx, service.Action.READ_AUDIT, run_id)
-    return verify_report(ctx.store, run_id, seal_signers(ctx), node_trust(ctx))
+    return verify_report(ctx.store, run_id, seal_signers(ctx), TrustList.configured(ctx.config))

@@ -123,7 +123,7 @@ def _stored(
                 message_id,
                 data,
                 keys.signers(KeyRole.SEAL),
-                TrustList.from_config(config) if config.trust.ca_file is not None else None,
+                TrustList.configured(config),
             )
     except MessageNotStored:
         raise Failure(

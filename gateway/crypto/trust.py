@@ -200,6 +200,14 @@ class TrustList:
             require_revocation=config.trust.require_revocation_check,
         )
 
+    @classmethod
+    def configured(cls, config: NodeConfig | None) -> TrustList | None:
+        """The node's ``[trust]`` (:meth:`from_config`), or None without a configuration or
+        its ``ca_file`` (a command run before the node was set up)."""
+        if config is None or config.trust.ca_file is None:
+            return None
+        return cls.from_config(config)
+
     def anchors_pem(self) -> bytes:
         return certificates.pem_bundle(self.anchors)
 
