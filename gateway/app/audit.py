@@ -38,7 +38,8 @@ from gateway.app.signing import timestamper
 from gateway.crypto.keys.generations import Signer, always_in_force
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
-from gateway.crypto.statements import verify_statement
+from gateway.crypto.statements import crl_signers, verify_statement
+from gateway.crypto.timestamps import timestamped_before
 from gateway.crypto.trust import TrustList
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
@@ -56,6 +57,7 @@ __all__ = [
     "checkpoint",
     "events_in_range",
     "export_lines",
+    "off_node_seal",
     "parse_bound",
     "record",
     "seal_signers",
@@ -347,18 +349,53 @@ class ExportCheck:
         return self.broken_at is None and not self.reason
 
 
+@dataclass(frozen=True, slots=True)
+class OffNodeSeal:
+    """The body's seal as an auditor away from the node knows it (``verify-export``)."""
+
+    signers: tuple[Signer, ...]
+    trust: TrustList | None
+    """The CA certificates and CRLs given: they judge the CRLs and the checkpoints' TSA
+    tokens."""
+    revocations_as_of: datetime | None
+    """The date of the CRLs the revocations were read from; None: no CRL given, every seal
+    certificate is taken as never revoked."""
+
+
+def off_node_seal(
+    seal: Sequence[x509.Certificate],
+    authorities: Sequence[x509.Certificate] = (),
+    crls: Sequence[x509.CertificateRevocationList] = (),
+) -> OffNodeSeal:
+    """The seal certificates with their revocations from their CA's CRLs (``crls``, verified
+    by ``authorities``). Raises ValueError naming what is missing: CRLs without the CA that
+    signs them, a certificate no given CA issued, an issuer without a CRL."""
+    if crls and not authorities:
+        raise ValueError("a CRL is trusted only with the certificate of the CA that signs it")
+    trust = TrustList(authorities, crls) if authorities else None
+    if trust is None or not crls:
+        return OffNodeSeal(always_in_force(seal), trust, None)
+    signers, as_of = crl_signers(seal, trust)
+    return OffNodeSeal(signers, trust, as_of)
+
+
 def verify_export(
     lines: list[str],
     checkpoints: Sequence[tuple[Checkpoint, str]] = (),
-    seal: Sequence[x509.Certificate] = (),
+    signers: Sequence[Signer] = (),
+    trust: TrustList | None = None,
 ) -> ExportCheck:
     """Check an exported segment away from the node (``gateway audit verify-export``): its
     format, each event's hash, and each signed checkpoint kept off the node (its signature by
-    one of the body's ``seal`` certificates, as the auditor obtained them — the certificate
-    stored beside a checkpoint proves nothing by itself — and the hash it signed where the
-    segment holds that event: a tail rewritten since shows). Raises ValueError when ``lines``
-    is not an export, or when checkpoints are given without the seal to judge them by."""
-    if checkpoints and not seal:
+    one of the body's seal certificates, ``signers``, as the auditor obtained them — the
+    certificate stored beside a checkpoint proves nothing by itself — inside the window its
+    revocation leaves, and the hash it signed where the segment holds that event: a tail
+    rewritten since shows). A checkpoint of a seal revoked for key compromise proves nothing
+    by itself: a later one of a trusted seal among ``checkpoints`` must cover its events, or
+    its TSA token, valid under ``trust``, must predate the revocation. Raises ValueError when
+    ``lines`` is not an export, or when checkpoints are given without the seal to judge them
+    by."""
+    if checkpoints and not signers:
         raise ValueError("checkpoints are judged by the body's seal certificates: none given")
     header = json.loads(lines[0]) if lines else {}
     if header.get("format") != EXPORT_FORMAT:
@@ -368,18 +405,32 @@ def verify_export(
         return ExportCheck(checked, broken, reason)
     events = (json.loads(line) for line in lines[1:] if line.strip())
     hashes = {int(e["seq"]): e["hash"] for e in events}
+    trusted_head, compromised = 0, []
     for checkpoint, where in checkpoints:
         signed = checkpoint.signed
-        check = verify_statement(
-            signed.statement, signed.signature, signed.certificate, always_in_force(seal)
-        )
-        if not check.ok:
+        check = verify_statement(signed.statement, signed.signature, signed.certificate, signers)
+        if not check.ok and check.compromised_at is None:
             return ExportCheck(checked, None, f"checkpoint {where}: {check.reason}")
         if checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.hash.hex():
             return ExportCheck(
                 checked,
                 checkpoint.seq,
                 f"checkpoint {where} signed another hash (the tail was rewritten)",
+            )
+        if check.compromised_at is not None and not timestamped_before(
+            checkpoint.timestamp, signed.signature, check.compromised_at, trust
+        ):
+            compromised.append((checkpoint.seq, f"checkpoint {where}: {check.reason}"))
+        else:
+            trusted_head = max(trusted_head, checkpoint.seq)
+    for seq, why in compromised:
+        if seq > trusted_head:
+            return ExportCheck(
+                checked,
+                None,
+                f"{why}; no checkpoint of a trusted seal among those given covers event {seq} "
+                f"(the latest trusted one ends at event {trusted_head}): ask the body for one "
+                "signed since by its seal in force",
             )
     return ExportCheck(checked, None, "")
 

@@ -668,7 +668,7 @@ def revoke(
             keys.cert_path(role, name, generation).read_bytes()
         )
         if certs and certs[0].issuer == ca.certificate.subject:
-            ca.revoke(certs[0], at=at)
+            ca.revoke(certs[0], at=at, reason=x509.ReasonFlags(reason.value))
             ca.save(keys.passphrase(), now=now)
             serial = f"{certs[0].serial_number:x}"
     _record(

@@ -4,7 +4,7 @@
     gateway audit show --config NODE.toml [--from A] [--to B] [--kind KIND] [--purposes]
     gateway audit export --config NODE.toml [--from A] [--to B] --out FILE [--purposes]
     gateway audit checkpoint --config NODE.toml [--out FILE]
-    gateway audit verify-export FILE [--checkpoint FILE --seal CERT.pem]
+    gateway audit verify-export FILE [--checkpoint FILE --seal CERT.pem [--ca CA.pem --crl CRL]]
 
 ``--from``/``--to`` are event numbers (``120``) or ISO 8601 times (``2026-11-01``); a time range
 is ``from <= at < to``, a number range ``from <= seq <= to``.
@@ -87,6 +87,24 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="CERT.pem",
         help="сертификат печати органа (из справочника органов); нужен с --checkpoint",
+    )
+    ve.add_argument(
+        "--ca",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CA.pem",
+        help="сертификат УЦ, выпустившего печать (и службы штампов времени): им проверяются "
+        "списки отзыва и штампы времени контрольных точек",
+    )
+    ve.add_argument(
+        "--crl",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="CRL",
+        help="список отзыва (СОС) УЦ печати, PEM или DER: печать, отозванная до даты "
+        "контрольной точки, её не подтверждает; при компрометации ключа — и более ранние",
     )
     ve.set_defaults(handler=_verify_export)
 
@@ -258,9 +276,9 @@ def _print_event(e: Any, purpose: str | None) -> None:
 
 
 def _verify_export(args: argparse.Namespace) -> int:
-    from cryptography import x509
-
-    from gateway.app.audit import verify_export
+    from gateway.app.audit import off_node_seal, verify_export
+    from gateway.crypto.certificates import load_pem_certificates
+    from gateway.crypto.trust import load_crl
 
     if args.checkpoint and not args.seal:
         return fail(
@@ -269,16 +287,35 @@ def _verify_export(args: argparse.Namespace) -> int:
             "контрольной точкой, сам по себе ничего не доказывает",
             "SEAL_CERTIFICATE_REQUIRED",
         )
+    if args.crl and not args.ca:
+        return fail(
+            "--crl: укажите сертификат УЦ, подписавшего список отзыва (--ca CA.pem): список "
+            "без проверки его подписи ничего не доказывает",
+            "CA_CERTIFICATE_REQUIRED",
+        )
     try:
-        seal = [c for path in args.seal for c in x509.load_pem_x509_certificates(path.read_bytes())]
+        seal = [c for path in args.seal for c in load_pem_certificates(path.read_bytes())]
+        authorities = [c for path in args.ca for c in load_pem_certificates(path.read_bytes())]
+        crls = [load_crl(path.read_bytes()) for path in args.crl]
         checkpoints = _read_checkpoint_files(args.checkpoint)
         lines = args.file.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         return report(exc)
     except ValueError as exc:
-        return fail(f"--seal / --checkpoint: {exc}", "FILE_INVALID", ExitCode.REFUSED)
+        return fail(
+            f"--seal / --ca / --crl / --checkpoint: {exc}", "FILE_INVALID", ExitCode.REFUSED
+        )
     try:
-        checked = verify_export(lines, checkpoints, seal)
+        known = off_node_seal(seal, authorities, crls)
+    except ValueError as exc:
+        return fail(
+            f"--seal / --ca / --crl: {exc}; дайте сертификат УЦ, выпустившего печать, и его "
+            "действующий список отзыва (из справочника органов или от УЦ)",
+            "REVOCATION_UNKNOWN",
+            ExitCode.REFUSED,
+        )
+    try:
+        checked = verify_export(lines, checkpoints, known.signers, known.trust)
     except (ValueError, KeyError, IndexError) as exc:
         return fail(
             f"{args.file} — не выгрузка журнала аудита ({exc}); выгрузите участок командой "
@@ -293,6 +330,14 @@ def _verify_export(args: argparse.Namespace) -> int:
         print(checked.reason)
         return EXIT_TAMPERED
     print(f"участок журнала цел: {checked.checked} событий")
+    if checkpoints and known.revocations_as_of is not None:
+        as_of = f"{known.revocations_as_of:%Y-%m-%d %H:%M} UTC"
+        print(f"отзывы печати проверены по спискам отзыва от {as_of}")
+    elif checkpoints:
+        _say(
+            "внимание: отзывы печати не проверены — укажите --ca и --crl (сертификат УЦ печати и "
+            "его список отзыва), иначе контрольная точка отозванной печати принимается"
+        )
     return EXIT_OK
 
 

@@ -87,6 +87,8 @@ class DemoCA:
     """Where :meth:`save` writes (``ca.key.pem``, ``ca.crt.pem``, ``revoked.json``, ``crl.pem``)."""
     revoked: dict[int, datetime] = field(default_factory=dict)
     """Serial number → revocation time."""
+    reasons: dict[int, x509.ReasonFlags] = field(default_factory=dict)
+    """Serial number → the reason the CRL states (none: unspecified, the entry says nothing)."""
 
     KEY_FILE = "ca.key.pem"
     CERT_FILE = "ca.crt.pem"
@@ -153,11 +155,20 @@ class DemoCA:
             ) from None
         certificate = x509.load_pem_x509_certificate((directory / cls.CERT_FILE).read_bytes())
         revoked: dict[int, datetime] = {}
+        reasons: dict[int, x509.ReasonFlags] = {}
         revoked_path = directory / cls.REVOKED_FILE
         if revoked_path.exists():
-            for serial, when in json.loads(revoked_path.read_text("utf-8")).items():
-                revoked[int(serial, 16)] = datetime.fromisoformat(when)
-        return cls(key=key, certificate=certificate, directory=directory, revoked=revoked)
+            for serial, entry in json.loads(revoked_path.read_text("utf-8")).items():
+                # An entry is its time (written before reasons were kept) or {at, reason}.
+                at, reason = (
+                    (entry, None) if isinstance(entry, str) else (entry["at"], entry["reason"])
+                )
+                revoked[int(serial, 16)] = datetime.fromisoformat(at)
+                if reason is not None:
+                    reasons[int(serial, 16)] = x509.ReasonFlags(reason)
+        return cls(
+            key=key, certificate=certificate, directory=directory, revoked=revoked, reasons=reasons
+        )
 
     def save(self, passphrase: bytes, *, now: datetime | None = None) -> None:
         """Write key (encrypted), certificate, revocation list; ``now`` also writes ``crl.pem``."""
@@ -168,7 +179,16 @@ class DemoCA:
             self.certificate.public_bytes(serialization.Encoding.PEM)
         )
         (self.directory / self.REVOKED_FILE).write_text(
-            json.dumps({f"{s:x}": t.isoformat() for s, t in self.revoked.items()}, indent=1),
+            json.dumps(
+                {
+                    f"{s:x}": {
+                        "at": t.isoformat(),
+                        "reason": self.reasons[s].value if s in self.reasons else None,
+                    }
+                    for s, t in self.revoked.items()
+                },
+                indent=1,
+            ),
             encoding="utf-8",
         )
         if now is not None:
@@ -229,9 +249,19 @@ class DemoCA:
             raise ValueError("certificate request: its signature does not verify")
         return self.issue(public_key, profile, now=now, validity=validity)
 
-    def revoke(self, certificate: x509.Certificate | int, *, at: datetime) -> None:
+    def revoke(
+        self,
+        certificate: x509.Certificate | int,
+        *,
+        at: datetime,
+        reason: x509.ReasonFlags | None = None,
+    ) -> None:
+        """List the certificate in the next CRL, revoked at ``at``; ``reason`` goes into its
+        entry (a key compromise must reach every verifier: it voids what the key signed)."""
         serial = certificate if isinstance(certificate, int) else certificate.serial_number
         self.revoked[serial] = at
+        if reason is not None and reason is not x509.ReasonFlags.unspecified:
+            self.reasons[serial] = reason
 
     def crl(
         self, *, now: datetime, next_update_in: timedelta = CRL_VALIDITY
@@ -246,9 +276,10 @@ class DemoCA:
             .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
         )
         for serial, when in sorted(self.revoked.items()):
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
-            )
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+            if serial in self.reasons:
+                entry = entry.add_extension(x509.CRLReason(self.reasons[serial]), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
         if isinstance(self.key, gost.GostPrivateKey):
             der = builder.sign(stand_in_key(), hashes.SHA256()).public_bytes(
                 serialization.Encoding.DER

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway.crypto import algorithms, certificates, gost
-from gateway.crypto.keys.generations import NEVER, Signer
+from gateway.crypto.keys.generations import NEVER, RevocationReason, Signer
 from gateway.crypto.keys.keystore import SigningKey
+from gateway.crypto.trust import TrustList
 
 CHECKPOINT_FORMAT = "gateway-audit-checkpoint/1"
 """Names an audit checkpoint statement's layout, so a later layout can never be read as this
@@ -142,6 +143,28 @@ def verify_statement(
             compromised_at=generation.revoked_at,
         )
     return StatementCheck(True, "", signer, generation.number, signed_at)
+
+
+def crl_signers(
+    seal: Sequence[x509.Certificate], trust: TrustList
+) -> tuple[tuple[Signer, ...], datetime]:
+    """The body's seal certificates as a verifier away from the node knows them: each in force
+    from the beginning (the activation schedule stays on the node) and revoked when, and for
+    the reason, its issuer's newest CRL among ``trust``'s says — the standard record any
+    stack reads. Returns the signers and the oldest of the CRLs' dates (their word holds up to
+    then). Raises ValueError when a certificate's issuer or its CRL is not in ``trust``."""
+    signers, as_of = [], []
+    for number, cert in enumerate(seal, start=1):
+        record = trust.revocation_record(cert)
+        as_of.append(record.as_of)
+        reason = None
+        if record.reason is not None:
+            try:
+                reason = RevocationReason(record.reason)
+            except ValueError:  # a reason no administrator states here (certificateHold…)
+                reason = RevocationReason.UNSPECIFIED
+        signers.append(Signer(number, cert, revoked_at=record.revoked_at, reason=reason))
+    return tuple(signers), min(as_of)
 
 
 def _spki(cert: x509.Certificate) -> bytes:

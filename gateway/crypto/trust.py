@@ -96,6 +96,25 @@ INFO_CACHE_SIZE = 4096
 _INFO_CACHE: dict[x509.Certificate, CertificateInfo] = {}
 
 
+def load_crl(data: bytes) -> x509.CertificateRevocationList:
+    """A CRL file's content, PEM or DER; ValueError when it is neither."""
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_crl(data)
+    return x509.load_der_x509_crl(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One certificate's entry, or its absence, in its issuer's newest CRL."""
+
+    as_of: datetime
+    """The CRL's thisUpdate: what it says holds up to then."""
+    revoked_at: datetime | None
+    reason: str | None
+    """RFC 5280's reason name (``keyCompromise``, ``superseded``…); ``unspecified`` when the
+    entry gives none."""
+
+
 def certificate_info(cert: x509.Certificate) -> CertificateInfo:
     """The report's view of a certificate (cached: rendering names as RFC 4514 strings costs
     about 100 µs a certificate, and every document of a peer repeats them; certificates hash
@@ -178,10 +197,7 @@ class TrustList:
             except FileNotFoundError:
                 raise ConfigurationError(f"[trust] crl_files: {path} does not exist") from None
             try:
-                if b"-----BEGIN" in data:
-                    crls.append(x509.load_pem_x509_crl(data))
-                else:
-                    crls.append(x509.load_der_x509_crl(data))
+                crls.append(load_crl(data))
             except ValueError as exc:
                 raise ConfigurationError(
                     f"[trust] crl_files: {path} is not a CRL ({exc})"
@@ -218,6 +234,37 @@ class TrustList:
         )
         copy.body_anchors = self.body_anchors
         return copy
+
+    def revocation_record(self, certificate: x509.Certificate) -> Revocation:
+        """What the newest trustworthy CRL of ``certificate``'s issuer (one of the anchors)
+        says of it — revoked, when and why — whatever the time now: a verifier away from the
+        node judging what a certificate signed in the past. Raises ValueError naming what is
+        missing when no anchor issued it or no CRL of that issuer verifies."""
+        issuer = next(
+            (a for a in self.anchors if certificates.directly_issued_by(certificate, a)), None
+        )
+        if issuer is None:
+            raise ValueError(
+                f"{certificate.subject.rfc4514_string()}: none of the CA certificates given "
+                f"issued it (its issuer is {certificate.issuer.rfc4514_string()})"
+            )
+        crls = [
+            c for c in self.crls if c.issuer == issuer.subject and self._crl_trustworthy(c, issuer)
+        ]
+        if not crls:
+            raise ValueError(
+                f"no CRL signed by {issuer.subject.rfc4514_string()} among those given: the "
+                f"revocation of {certificate.subject.rfc4514_string()} cannot be known"
+            )
+        newest = max(crls, key=lambda c: c.last_update_utc)
+        entry = newest.get_revoked_certificate_by_serial_number(certificate.serial_number)
+        if entry is None:
+            return Revocation(newest.last_update_utc, None, None)
+        try:
+            reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        except x509.ExtensionNotFound:
+            reason = x509.ReasonFlags.unspecified
+        return Revocation(newest.last_update_utc, entry.revocation_date_utc, reason.value)
 
     # --- validation ---------------------------------------------------------------------------
 

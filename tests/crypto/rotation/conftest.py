@@ -23,13 +23,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
+from gateway.app.audit_checkpoints import (
+    Checkpoint,
+    checkpoint_file_line,
+    create_checkpoint,
+    parse_checkpoint_line,
+)
 from gateway.config import NodeConfig
 from gateway.crypto import algorithms
 from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.kek import generate_file_kek
-from gateway.crypto.keys.keystore import KeyStore
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
+from gateway.crypto.statements import CHECKPOINT_FORMAT, SignedStatement, sign_statement
 from gateway.demo.pki import DemoPKI, build_demo_pki
 from gateway.store import Store, migrate, open_store
+from gateway.store import audit as audit_store
 
 BODY = "RU-FSSP"
 PEER = "KZ-MJ"
@@ -159,3 +167,36 @@ def node_on_each_store(
     migrate(store.engine)
     yield node, store
     store.dispose()
+
+
+def checkpoint_signed_now(store: Store, seal: SigningKey) -> SignedStatement:
+    """A checkpoint statement over the store's chain head, signed by ``seal`` and dated now:
+    what the holder of a revoked seal key can still make."""
+    with store.read() as conn:
+        seq, digest = audit_store.head(conn)
+    return sign_statement(
+        seal,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "body_id": BODY,
+            "seq": seq,
+            "hash": digest.hex(),
+            "at": datetime.now(UTC).isoformat(),
+        },
+    )
+
+
+def timestamped_checkpoint(node: NodeDir, store: Store) -> Checkpoint:
+    """A checkpoint of the seal in force, with a TSA's token over its signature (the TSA
+    certified by the node's CA, answering with the present time), as `[tsa] url` makes one."""
+    keys = node.keystore()
+    try:
+        now = datetime.now(UTC)
+        made = create_checkpoint(
+            store, keys.seal(), actor="test", now=now, timestamper=make_tsa(node.ca(), at=now)
+        )
+    finally:
+        keys.close()
+    assert made.timestamp is not None
+    assert parse_checkpoint_line(checkpoint_file_line(made), "line").timestamp == made.timestamp
+    return made

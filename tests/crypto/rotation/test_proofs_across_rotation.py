@@ -5,6 +5,7 @@ and the verifiers take every seal generation of this node from its manifest."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,14 +14,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.app.audit_checkpoints import (
-    checkpoint_file_line,
-    create_checkpoint,
-    parse_checkpoint_line,
-)
 from gateway.app.scheduled import PURGE, job_bodies
 from gateway.crypto.keys.kek import FileKek, KekRing
-from gateway.crypto.statements import CHECKPOINT_FORMAT, sign_statement
 from gateway.exchange.existence import CHECKPOINTS_TRIED
 from gateway.jobs.scheduler import JobRun
 from gateway.main import main
@@ -28,7 +23,12 @@ from gateway.store import Store, migrate, open_store
 from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
 from gateway.store.tables import audit_checkpoints
-from tests.crypto.rotation.conftest import BODY, NodeDir, make_tsa
+from tests.crypto.rotation.conftest import (
+    BODY,
+    NodeDir,
+    checkpoint_signed_now,
+    timestamped_checkpoint,
+)
 
 
 class _Node:
@@ -131,18 +131,12 @@ def test_a_checkpoint_dated_after_its_seal_s_revocation_is_refused(
         code, out = _cli(capsys, *step)
         assert code == 0, out  # signed before the revocation: still holds
 
+    forged = checkpoint_signed_now(store, old_seal)
+    seq, digest = (
+        json.loads(forged.statement)["seq"],
+        bytes.fromhex(json.loads(forged.statement)["hash"]),
+    )
     with store.transaction() as conn:
-        seq, digest = audit_store.head(conn)
-        forged = sign_statement(
-            old_seal,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "body_id": BODY,
-                "seq": seq,
-                "hash": digest.hex(),
-                "at": datetime.now(UTC).isoformat(),
-            },
-        )
         audit_store.store_checkpoint(
             conn,
             seq=seq,
@@ -204,22 +198,6 @@ def test_a_compromised_seal_s_report_without_earlier_evidence_is_not_confirmed(
     assert code == 1, "a checkpoint made after the revocation proves nothing about before"
 
 
-def _timestamped_checkpoint(node: NodeDir, store: Store) -> int:
-    """A checkpoint of the seal in force, with a TSA's token over its signature (the TSA
-    certified by the node's CA, answering with the present time), as `[tsa] url` makes one."""
-    keys = node.keystore()
-    try:
-        now = datetime.now(UTC)
-        made = create_checkpoint(
-            store, keys.seal(), actor="test", now=now, timestamper=make_tsa(node.ca(), at=now)
-        )
-    finally:
-        keys.close()
-    assert made.timestamp is not None
-    assert parse_checkpoint_line(checkpoint_file_line(made), "line").timestamp == made.timestamp
-    return made.checkpoint_id
-
-
 def test_a_compromised_seal_s_report_holds_by_its_checkpoint_s_tsa_timestamp(
     node_on_each_store: tuple[NodeDir, Store], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -229,7 +207,9 @@ def test_a_compromised_seal_s_report_holds_by_its_checkpoint_s_tsa_timestamp(
     node, store = node_on_each_store
     config_arg = ("--config", str(node.config_path))
     first = _purge_once(node, store)
-    checkpoint_id = _timestamped_checkpoint(node, store)  # generation 1's, over the run
+    checkpoint_id = timestamped_checkpoint(
+        node, store
+    ).checkpoint_id  # generation 1's, over the run
     _switch_seal_to_generation_2(node, capsys)
     _revoke_generation_1(node, capsys, "keyCompromise")
     code, out = _cli(capsys, "purge", "verify-report", *config_arg, first)
