@@ -61,6 +61,12 @@ _IDENTIFIERS_HINT = (
     "Каждый с новой строки: вид, двоеточие, значение (например «ИИН: 810514300001»)."
 )
 
+_PROPERTY_HINT = (
+    "Что это, затем через «;» данные, по которым его опознать, вида «вид: значение» (например "
+    "«Автомобиль Toyota Camry 2018 г.; VIN: JTNB11HK103456789; госномер: 123ABC02»): ст. 8 "
+    "Соглашения СНГ требует данных, позволяющих идентифицировать имущество."
+)
+
 CIS_FIELDS: tuple[Field, ...] = (
     Field("Recipient", "Запрашиваемый орган", "select", required=True),
     Field(
@@ -187,6 +193,7 @@ CIS_FIELDS: tuple[Field, ...] = (
         "Location-Property",
         "Местонахождение имущества (ст. 8 в): каждое имущество с новой строки, конкретно",
         "lines",
+        hint_ru=_PROPERTY_HINT,
     ),
     Field(
         "Explanations-Party",
@@ -320,6 +327,8 @@ _REQUIRED_IN_BRANCH = {
     ("Debtor", "LegalEntity"): ("Name", "RegisteredAddress", "RegistrationNumber"),
 }
 """What the schema requires of a creditor or debtor of each kind (common.xsd)."""
+MAX_PROPERTY_IDENTIFIERS = 10
+"""``PropertyIdentification/Identifier``'s maxOccurs (cis-enforcement.xsd)."""
 _IDENTIFIER = re.compile(r"^\s*([^:]{1,64}?)\s*:\s*(.+?)\s*$")
 
 
@@ -397,6 +406,7 @@ def read_request_form(
     if agreement == CIS_ENFORCEMENT.id:
         _check_parties(values, errors)
         _check_identifiers(values, errors)
+        _check_properties(values, errors)
         if not _subjects(values):
             errors.setdefault("section-subjects", []).append(
                 "Укажите хотя бы одно: какие сведения запрашиваются (ст. 3–8)."
@@ -431,6 +441,43 @@ def _identifiers(lines: Sequence[str]) -> list[dict[str, str]]:
     return [{"Kind": m.group(1), "Value": m.group(2)} for m in found if m]
 
 
+def _property_parts(line: str) -> tuple[str, list[str]]:
+    """A property's line: its description, then ``;``-separated ``kind: value`` identifiers."""
+    description, *identifiers = (part.strip() for part in line.split(";"))
+    return description, [part for part in identifiers if part]
+
+
+def _check_properties(values: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
+    """CIS Art. 8 para. 2: each property named with the data that identify it, in a shape the
+    schema's ``Property`` (a description, at most ten identifiers) takes."""
+    for number, line in enumerate(values.get("Location-Property") or (), start=1):
+        description, identifiers = _property_parts(line)
+        wrong = [part for part in identifiers if not _IDENTIFIER.match(part)]
+        if wrong:
+            errors.setdefault("Location-Property", []).append(
+                f"Строка {number}: «{wrong[0]}» — после «;» пишутся данные вида «вид: значение» "
+                "(например «VIN: JTNB11HK103456789»); точку с запятой в описании замените "
+                "запятой."
+            )
+        elif len(identifiers) > MAX_PROPERTY_IDENTIFIERS:
+            errors.setdefault("Location-Property", []).append(
+                f"Строка {number}: не больше {MAX_PROPERTY_IDENTIFIERS} идентифицирующих данных "
+                "на одно имущество."
+            )
+        elif not description and not identifiers:
+            errors.setdefault("Location-Property", []).append(
+                f"Строка {number}: опишите имущество или укажите данные, по которым его опознать."
+            )
+
+
+def _property(line: str) -> dict[str, Any]:
+    description, identifiers = _property_parts(line)
+    listed: dict[str, Any] = {"Description": description} if description else {}
+    if identifiers:
+        listed["Identifier"] = _identifiers(identifiers)
+    return listed
+
+
 def _subjects(v: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What is asked, in the schema's order of the kinds (Art. 3–8)."""
     subjects: list[dict[str, Any]] = []
@@ -462,7 +509,7 @@ def _subjects(v: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
         subjects.append({"Location": {"Target": target}})
     if v.get("Location-Property"):
-        listed = [{"Description": line} for line in v["Location-Property"]]
+        listed = [_property(line) for line in v["Location-Property"]]
         subjects.append({"Location": {"Target": "property", "Property": listed}})
     if v.get("Other-Details"):
         subjects.append({"Other": {"Details": v["Other-Details"]}})

@@ -142,3 +142,56 @@ def test_problems_land_at_the_field_that_made_them() -> None:
         name: [p.code for p in found]
         for name, found in problems_by_field("ru-kz-supreme-courts", documents, sent).items()
     } == {"Attachment3": ["E"], "Translation3": ["F"]}
+
+
+def test_each_property_is_sent_with_the_data_that_identify_it() -> None:
+    """CIS Art. 8 para. 2: a property-location request names the property "including the data
+    that identify it": after its description, `;`-separated `kind: value` pairs become the
+    schema's ``Identifier`` elements (a Russian cadastral number with its colons among them),
+    and the content rule finds the property identified."""
+    from gateway.rules.content import check_property_identified
+
+    posted = {k: ",".join(v) if isinstance(v, list) else v for k, v in CIS_REQUEST.items()}
+    posted["Location-Property"] = (
+        "Автомобиль Toyota Camry 2018 г.; VIN: JTNB11HK103456789; госномер: 123ABC02\n"
+        "; кадастровый номер: 77:01:0001001:1234\n"
+        "Доля в уставном капитале ТОО «Ромашка»"
+    )
+    agreement = "cis-enforcement"
+    form = read_request_form(agreement, posted, [RECIPIENT[agreement]])
+    assert form.errors == {}
+    document = build_request(
+        agreement, form, sender="KZ-MJ", recipient=RECIPIENT[agreement], now=NOW
+    )
+    (location,) = [
+        s["Location"] for s in document["body"]["Request"]["Subjects"]["Subject"] if "Location" in s
+    ]
+    assert location["Target"] == "property"
+    assert location["Property"] == [
+        {
+            "Description": "Автомобиль Toyota Camry 2018 г.",
+            "Identifier": [
+                {"Kind": "VIN", "Value": "JTNB11HK103456789"},
+                {"Kind": "госномер", "Value": "123ABC02"},
+            ],
+        },
+        {"Identifier": [{"Kind": "кадастровый номер", "Value": "77:01:0001001:1234"}]},
+        {"Description": "Доля в уставном капитале ТОО «Ромашка»"},
+    ]
+    assert validate(json_to_xml(document)) == ()
+    assert check_property_identified(
+        json_to_xml(document).find(".//{*}Request")  # type: ignore[arg-type]
+    ) == []
+
+
+def test_a_property_line_that_is_not_description_then_identifiers_is_named() -> None:
+    posted = {k: ",".join(v) if isinstance(v, list) else v for k, v in CIS_REQUEST.items()}
+    agreement = "cis-enforcement"
+    too_many = "; ".join(f"номер {n}: A{n}" for n in range(11))
+    posted["Location-Property"] = f"Квартира; ул. Ленина, д. 1\nГараж; {too_many}"
+    form = read_request_form(agreement, posted, [RECIPIENT[agreement]])
+    assert form.errors["Location-Property"] == (
+        "Строка 1: «ул. Ленина, д. 1» — после «;» пишутся данные вида «вид: значение» (например "
+        "«VIN: JTNB11HK103456789»); точку с запятой в описании замените запятой.",
+        "Строка 2: не больше 10 идентифицирующих данных на одно имущество.",
+    )
