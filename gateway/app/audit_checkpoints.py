@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,12 +34,10 @@ from gateway.crypto.statements import (
     sign_statement,
     verify_statement,
 )
-from gateway.crypto.timestamps import timestamp_bytes, timestamped_before
+from gateway.crypto.timestamps import timestamp_or_none, timestamped_before
 from gateway.crypto.trust import TrustList
 from gateway.store import Store
 from gateway.store import audit as audit_store
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "audit.checkpoint"
 """Audit event appended after each checkpoint (the next checkpoint covers it)."""
@@ -105,16 +102,9 @@ def create_checkpoint(
 
 
 def _timestamped(store: Store, checkpoint: Checkpoint, timestamper: Any) -> Checkpoint:
-    try:
-        token = timestamp_bytes(checkpoint.signed.signature, timestamper)
-    except Exception as exc:  # a TSA fails in many ways (network, HTTP, its answer): all alike
-        log.warning(
-            "audit checkpoint %s: the TSA gave no timestamp (%s: %s); the checkpoint stands "
-            "without one",
-            checkpoint.checkpoint_id,
-            type(exc).__name__,
-            exc,
-        )
+    what = f"audit checkpoint {checkpoint.checkpoint_id}"
+    token = timestamp_or_none(checkpoint.signed.signature, timestamper, what)
+    if token is None:
         return checkpoint
     with store.transaction() as conn:
         audit_store.set_checkpoint_timestamp(conn, checkpoint.checkpoint_id, token)

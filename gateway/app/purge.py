@@ -52,7 +52,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, cast
@@ -61,6 +61,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from gateway.app import signing
 from gateway.app.audit import seal_signers
 from gateway.app.context import AppContext, require
 from gateway.app.locks import default_owner, job_lock
@@ -80,6 +81,7 @@ from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.statements import StatementCheck, sign_statement, verify_statement
+from gateway.crypto.timestamps import timestamp_or_none, timestamped_before
 from gateway.crypto.trust import TrustList
 from gateway.exchange import service
 from gateway.exchange.existence import CLOCK_DISORDER, EventProof, event_proven
@@ -471,6 +473,8 @@ class PurgeReport:
     """Canonical JSON of all of the above and the times; signed."""
     signature: bytes
     certificate: bytes
+    timestamp: bytes | None = None
+    """A TSA's token over the signature's SHA-256, when ``[tsa] url`` gave one."""
 
     @property
     def purged(self) -> int:
@@ -539,8 +543,14 @@ def run_purge(
     keys: KekRing | None = None,
     writers: int | None = None,
     scan_process_from: int = SCAN_PROCESS_FROM,
+    timestamper: Any = None,
 ) -> PurgeReport:
     """Purge every message expired at ``now``; return the signed, stored report.
+
+    ``timestamper`` (``[tsa] url``, :func:`gateway.app.signing.timestamper`): the report then
+    also gets a TSA's token over its signature, asked after the run's last transaction (a TSA
+    that does not answer leaves the report without one, logged): its time then stays provable
+    whatever later happens to the seal.
 
     ``scan_process_from``: from how many stored messages the walk of a SQLite store runs in a
     child process (:data:`SCAN_PROCESS_FROM`; tests set 0 to take that path on a small store).
@@ -604,9 +614,19 @@ def run_purge(
     if progress is not None:
         progress(Progress(tally.examined, total, tally.purged))
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _finish(
+    report = _finish(
         store, run_id, now, duration_ms, tally, seal, policies, scheduled_for=scheduled_for
     )
+    return report if timestamper is None else _timestamped(store, report, timestamper)
+
+
+def _timestamped(store: Store, report: PurgeReport, timestamper: Any) -> PurgeReport:
+    token = timestamp_or_none(report.signature, timestamper, f"purge report {report.run_id}")
+    if token is None:
+        return report
+    with store.transaction() as conn:
+        purge_store.set_report_timestamp(conn, report.run_id, token)
+    return replace(report, timestamp=token)
 
 
 def _drive(
@@ -949,9 +969,10 @@ def verify_report(
     """Check a stored report's seal signature (and, with ``signers``, that the signer is one of
     this body's seal generations and could sign at the time the report states) and that it
     belongs to ``run_id``. A report of a generation revoked for key compromise holds only with
-    a signed audit checkpoint of a trusted generation, made before the revocation, covering
-    the event that closed the run with this report's hash (or one of the compromised seal's
-    own whose TSA timestamp, valid under ``trust``, is earlier)."""
+    evidence the key holder could not write: its own TSA token, valid under ``trust`` and
+    earlier than the revocation, or a signed audit checkpoint of a trusted generation, made
+    before the revocation, covering the event that closed the run with this report's hash (or
+    one of the compromised seal's own whose TSA timestamp is earlier)."""
     with store.read() as conn:
         stored = purge_store.get_report(conn, run_id)
     if stored is None:
@@ -961,8 +982,13 @@ def verify_report(
     )
     report = json.loads(stored.report)
     if check.compromised_at is not None:
-        proven = _report_proven(store, run_id, stored.report, check, signers, trust)
-        if proven is None:
+        stamped = timestamped_before(
+            stored.timestamp, stored.signature, check.compromised_at, trust
+        )
+        if (
+            stamped is None
+            and _report_proven(store, run_id, stored.report, check, signers, trust) is None
+        ):
             return ReportCheck(run_id, False, check.reason, report)
     elif not check.ok:
         return ReportCheck(run_id, False, check.reason, report)
@@ -1121,6 +1147,7 @@ def run_purge_now(
             progress=progress,
             batch_size=batch_size,
             keys=ring,
+            timestamper=signing.timestamper(ctx.config),
         )
     if not ctx.store.checkpoint_wal():
         log.warning(
@@ -1154,6 +1181,9 @@ class ReportFiles:
     report_json: bytes
     signature: bytes
     seal_pem: bytes
+    timestamp: bytes | None = None
+    """The TSA's RFC 3161 token (DER) over the signature, when the report has one: ``openssl
+    ts -verify -token_in -in report.tst -data report.sig -CAfile TSA-CA.pem`` checks it."""
 
 
 def report_files(ctx: AppContext, run_id: str) -> ReportFiles | None:
@@ -1167,6 +1197,7 @@ def report_files(ctx: AppContext, run_id: str) -> ReportFiles | None:
         stored.report.encode("utf-8"),
         stored.signature,
         certificate.public_bytes(serialization.Encoding.PEM),
+        stored.timestamp,
     )
 
 

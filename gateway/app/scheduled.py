@@ -178,6 +178,7 @@ def purge_body(
             actor=_actor(PURGE),
             scheduled_for=run.scheduled_for,
             keys=kek_ring,
+            timestamper=timestamper(config),
         )
         create_checkpoint(
             store,

@@ -271,6 +271,13 @@ def _report(args: argparse.Namespace, ctx: AppContext) -> int:
             "seal.pem; проверка: openssl x509 -in seal.pem -pubkey -noout > seal.pub && "
             "openssl dgst -sha256 -verify seal.pub -signature report.sig report.json"
         )
+        if files.timestamp is not None:
+            (args.out / "report.tst").write_bytes(files.timestamp)
+            _say(
+                "и report.tst (штамп времени над подписью, RFC 3161); проверка: openssl ts "
+                "-verify -token_in -in report.tst -data report.sig -CAfile <сертификат УЦ "
+                "службы штампов>"
+            )
     return EXIT_OK
 
 

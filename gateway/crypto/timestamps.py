@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ signature profile (docs/keys-and-signatures.md)."""
 
 TIMESTAMP_C14N = EXC_C14N
 """Canonicalization of the timestamped SignatureValue."""
+
+log = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 64 * 1024
 """A timestamp token is a few kilobytes (a CMS SignedData with the TSA's chain); more is abuse."""
@@ -122,6 +125,22 @@ def timestamp_bytes(data: bytes, timestamper: Any) -> bytes:
     (an audit checkpoint's), the proof that it existed at the TSA's time."""
     token = run_sync(timestamper.async_timestamp(hashlib.sha256(data).digest(), "sha256"))
     return bytes(token.dump())
+
+
+def timestamp_or_none(data: bytes, timestamper: Any, what: str) -> bytes | None:
+    """:func:`timestamp_bytes`, or None — logged, naming ``what`` was left without one — when
+    the TSA did not give a token: a statement stands without its timestamp rather than not at
+    all (its own proofs still hold until its seal is revoked for compromise)."""
+    try:
+        return timestamp_bytes(data, timestamper)
+    except Exception as exc:  # a TSA fails in many ways (network, HTTP, its answer): all alike
+        log.warning(
+            "%s: the TSA gave no timestamp (%s: %s); it stands without one",
+            what,
+            type(exc).__name__,
+            exc,
+        )
+        return None
 
 
 def verify_bytes_timestamp(

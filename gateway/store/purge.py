@@ -1205,6 +1205,8 @@ class StoredReport:
     signature: bytes
     certificate: bytes
     """DER of the seal certificate that signed it."""
+    timestamp: bytes | None = None
+    """A TSA's token (DER) over the SHA-256 of ``signature``, when ``[tsa] url`` gave one."""
 
 
 def store_report(
@@ -1228,9 +1230,16 @@ def store_report(
     )
 
 
+def set_report_timestamp(conn: Connection, run_id: str, token: bytes) -> None:
+    """Keep the TSA's token over a stored report's signature (fetched after it was stored)."""
+    conn.execute(
+        purge_reports.update().where(purge_reports.c.run_id == run_id).values(timestamp=token)
+    )
+
+
 def get_report(conn: Connection, run_id: str) -> StoredReport | None:
     """A run's signed report, or None."""
     r = conn.execute(sa.select(purge_reports).where(purge_reports.c.run_id == run_id)).first()
     if r is None:
         return None
-    return StoredReport(r.run_id, r.signed_at, r.report, r.signature, r.certificate)
+    return StoredReport(r.run_id, r.signed_at, r.report, r.signature, r.certificate, r.timestamp)

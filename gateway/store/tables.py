@@ -512,10 +512,12 @@ purge_reports = sa.Table(
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("signature", sa.LargeBinary, nullable=False),
     sa.Column("certificate", sa.LargeBinary, nullable=False),
+    sa.Column("timestamp", sa.LargeBinary, nullable=True),
 )
 """The signed report of a purge run (CIS Art. 9.6): ``report`` is canonical JSON (counts by
 policy, duration, errors; codes and numbers only), ``signature`` the body's seal over its UTF-8
-bytes, ``certificate`` the seal certificate (DER) that signed it."""
+bytes, ``certificate`` the seal certificate (DER) that signed it, ``timestamp`` a TSA's RFC
+3161 token over the signature's SHA-256 (``[tsa] url``; NULL without one)."""
 
 audit_checkpoints = sa.Table(
     "audit_checkpoints",

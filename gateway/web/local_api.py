@@ -1460,7 +1460,8 @@ async def get_purge_report(request: web.Request) -> web.Response:
     """A purge run's signed report as stored (gateway.app.purge.report_files, as ``gateway
     purge report --out`` writes it), for checking away from the node: ``report`` is the exact
     signed text (write it as UTF-8), ``signature`` the DER signature in base64, ``certificate``
-    the seal's certificate in PEM; 404 when none is stored."""
+    the seal's certificate in PEM, ``timestamp`` the TSA's token in base64 or null; 404 when
+    none is stored."""
     _only_params(request, frozenset())
     run_id = request.match_info["run_id"]
     files = await in_thread(app_purge.report_files, _admin_context(request), run_id)
@@ -1472,6 +1473,11 @@ async def get_purge_report(request: web.Request) -> web.Response:
             "report": files.report_json.decode("utf-8"),
             "signature": base64.b64encode(files.signature).decode("ascii"),
             "certificate": files.seal_pem.decode("ascii"),
+            "timestamp": (
+                None
+                if files.timestamp is None
+                else base64.b64encode(files.timestamp).decode("ascii")
+            ),
         }
     )
 

@@ -1614,7 +1614,9 @@ def _paths() -> dict[str, Any]:
                 "--out` writes it, to check away from the node with openssl alone: `report` is "
                 "the exact signed text (write it as UTF-8), `signature` the DER signature in "
                 "base64, `certificate` the seal's certificate in PEM (compare it with the "
-                "directory of bodies before trusting it). Auditors.",
+                "directory of bodies before trusting it), `timestamp` the TSA's RFC 3161 token "
+                "over the signature in base64 (`openssl ts -verify`), null without one. "
+                "Auditors.",
                 "parameters": [_path("run_id", _STR)],
                 "responses": {
                     "200": _answer(
@@ -1624,6 +1626,7 @@ def _paths() -> dict[str, Any]:
                             "report": _STR,
                             "signature": _STR,
                             "certificate": _STR,
+                            "timestamp": _NULLABLE_STR,
                         },
                     ),
                     "404": _returns("No signed report is stored for the run (NOT_FOUND)."),

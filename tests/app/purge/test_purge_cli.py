@@ -147,15 +147,15 @@ def test_holds_commands(store: Store, ring: KekRing, node_toml: Path, capsys) ->
     assert all(e.actor.startswith("cli:") for e in events)
 
 
-def _documented_openssl_steps() -> list[str]:
+def documented_openssl_steps(tool: str = "openssl") -> list[str]:
     """The openssl lines docs/purge-and-audit.md gives for checking a report without the
-    gateway, as written there (so the doc cannot drift from what works)."""
+    gateway, as written there (so the doc cannot drift from what works): the seal signature's
+    (``openssl``), or the TSA token's (``openssl ts``)."""
     doc = (Path(__file__).parents[3] / "docs" / "purge-and-audit.md").read_text(encoding="utf-8")
-    block = doc.split("check the signature without the gateway:", 1)[1].split("```sh\n", 1)[1]
+    block = doc.split("without the gateway:", 1)[1].split("```sh\n", 1)[1]
     lines = block.split("```", 1)[0].splitlines()
     steps = [line.split("   #", 1)[0].strip() for line in lines if line.startswith("openssl ")]
-    assert len(steps) == 2, lines
-    return steps
+    return [step for step in steps if step.startswith("openssl ts ") == (tool == "openssl ts")]
 
 
 def test_a_report_checks_with_openssl_as_documented(
@@ -179,7 +179,9 @@ def test_a_report_checks_with_openssl_as_documented(
 
     def openssl_steps() -> subprocess.CompletedProcess[str]:
         # As pasted into a shell (the first step redirects its output), openssl from PATH.
-        for step in _documented_openssl_steps():
+        steps = documented_openssl_steps()
+        assert len(steps) == 2, steps
+        for step in steps:
             done = subprocess.run(
                 ["bash", "-c", step],
                 cwd=folder,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +16,10 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.app.purge import run_purge
+from gateway.app.retention import PolicySet
 from gateway.app.scheduled import PURGE, job_bodies
+from gateway.crypto.demo_ca import DemoCA
 from gateway.crypto.keys.kek import FileKek, KekRing
 from gateway.exchange.existence import CHECKPOINTS_TRIED
 from gateway.jobs.scheduler import JobRun
@@ -22,11 +27,13 @@ from gateway.main import main
 from gateway.store import Store, migrate, open_store
 from gateway.store import audit as audit_store
 from gateway.store import purge as purge_store
-from gateway.store.tables import audit_checkpoints
+from gateway.store.tables import audit_checkpoints, purge_reports
+from tests.app.purge.test_purge_cli import documented_openssl_steps
 from tests.crypto.rotation.conftest import (
     BODY,
     NodeDir,
     checkpoint_signed_now,
+    make_tsa,
     timestamped_checkpoint,
 )
 
@@ -231,3 +238,65 @@ def test_a_compromised_seal_s_report_holds_by_its_checkpoint_s_tsa_timestamp(
     assert code == 1 and "key compromise" in out, out
     code, out = _cli(capsys, "audit", "verify", *config_arg)
     assert code == 1 and "checkpoint-untrusted" in out, out
+
+
+def test_a_compromised_seal_s_report_holds_by_its_own_tsa_timestamp_which_openssl_checks(
+    node_on_each_store: tuple[NodeDir, Store], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With `[tsa] url` the report itself carries a TSA's token over its signature: after its
+    seal is revoked for compromise it still holds with no checkpoint at all, the token goes out
+    with `purge report --out` as report.tst, and openssl (another stack) verifies it against
+    the signature it covers — and refuses it against another."""
+    node, store = node_on_each_store
+    keys = node.keystore()
+    try:
+        now = datetime.now(UTC)
+        made = run_purge(
+            store,
+            PolicySet.from_config(node.config),
+            now,
+            seal=keys.seal(),
+            actor="test",
+            timestamper=make_tsa(node.ca(), at=now),
+        )
+    finally:
+        keys.close()
+    assert made.timestamp is not None
+    with store.read() as conn:
+        assert audit_store.checkpoints(conn) == []  # the token alone must carry the proof
+    _switch_seal_to_generation_2(node, capsys)
+    _revoke_generation_1(node, capsys, "keyCompromise")
+    config_arg = ("--config", str(node.config_path))
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, made.run_id)
+    assert code == 0, out
+
+    out_dir = tmp_path / "report"
+    code, out = _cli(capsys, "purge", "report", *config_arg, made.run_id, "--out", str(out_dir))
+    assert code == 0, out
+    assert (out_dir / "report.tst").read_bytes() == made.timestamp
+    shutil.copy(node.ca_dir / DemoCA.CERT_FILE, out_dir / "TSA-CA.pem")  # the TSA's CA here
+
+    def documented_steps() -> list[subprocess.CompletedProcess[str]]:
+        # docs/purge-and-audit.md's own lines, as pasted into a shell in the report's folder.
+        steps = documented_openssl_steps("openssl ts")
+        assert [s.split()[2] for s in steps] == ["-verify", "-reply"], steps
+        return [
+            subprocess.run(["bash", "-c", step], cwd=out_dir, capture_output=True, text=True)
+            for step in steps
+        ]
+
+    verified, shown = documented_steps()
+    assert verified.returncode == 0 and "Verification: OK" in verified.stdout, verified
+    assert f"{now:%b} " in shown.stdout and f" {now.year} GMT" in shown.stdout, shown
+    (out_dir / "report.sig").write_bytes(made.signature[:-1] + bytes([made.signature[-1] ^ 1]))
+    refused, _shown = documented_steps()
+    assert refused.returncode != 0 and "Verification: OK" not in refused.stdout, refused
+
+    with store.transaction() as conn:
+        conn.execute(
+            purge_reports.update()
+            .where(purge_reports.c.run_id == made.run_id)
+            .values(timestamp=made.timestamp[:-40] + bytes(b ^ 1 for b in made.timestamp[-40:]))
+        )
+    code, out = _cli(capsys, "purge", "verify-report", *config_arg, made.run_id)
+    assert code == 1 and "key compromise" in out, out

@@ -179,9 +179,12 @@ def test_each_property_is_sent_with_the_data_that_identify_it() -> None:
         {"Description": "Доля в уставном капитале ТОО «Ромашка»"},
     ]
     assert validate(json_to_xml(document)) == ()
-    assert check_property_identified(
-        json_to_xml(document).find(".//{*}Request")  # type: ignore[arg-type]
-    ) == []
+    assert (
+        check_property_identified(
+            json_to_xml(document).find(".//{*}Request")  # type: ignore[arg-type]
+        )
+        == []
+    )
 
 
 def test_a_property_line_that_is_not_description_then_identifiers_is_named() -> None:
