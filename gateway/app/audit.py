@@ -360,6 +360,8 @@ class OffNodeSeal:
     revocations_as_of: datetime | None
     """The date of the CRLs the revocations were read from; None: no CRL given, every seal
     certificate is taken as never revoked."""
+    revocations_until: datetime | None = None
+    """When those CRLs promised their successors: past it, the auditor's copy is stale."""
 
 
 def off_node_seal(
@@ -375,8 +377,8 @@ def off_node_seal(
     trust = TrustList(authorities, crls) if authorities else None
     if trust is None or not crls:
         return OffNodeSeal(always_in_force(seal), trust, None)
-    signers, as_of = crl_signers(seal, trust)
-    return OffNodeSeal(signers, trust, as_of)
+    known = crl_signers(seal, trust)
+    return OffNodeSeal(known.signers, trust, known.as_of, known.next_update)
 
 
 def verify_export(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -333,6 +333,12 @@ def _verify_export(args: argparse.Namespace) -> int:
     if checkpoints and known.revocations_as_of is not None:
         as_of = f"{known.revocations_as_of:%Y-%m-%d %H:%M} UTC"
         print(f"отзывы печати проверены по спискам отзыва от {as_of}")
+        until = known.revocations_until
+        if until is not None and until < datetime.now(UTC):
+            _say(
+                f"внимание: список отзыва устарел — следующий ожидался к {until:%Y-%m-%d %H:%M} "
+                f"UTC; отзыв печати после {as_of} в нём не виден: возьмите действующий у УЦ"
+            )
     elif checkpoints:
         _say(
             "внимание: отзывы печати не проверены — укажите --ca и --crl (сертификат УЦ печати и "

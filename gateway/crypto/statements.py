@@ -145,18 +145,28 @@ def verify_statement(
     return StatementCheck(True, "", signer, generation.number, signed_at)
 
 
-def crl_signers(
-    seal: Sequence[x509.Certificate], trust: TrustList
-) -> tuple[tuple[Signer, ...], datetime]:
+@dataclass(frozen=True, slots=True)
+class CrlSigners:
+    """Seal certificates with their revocations as their CAs' CRLs state them."""
+
+    signers: tuple[Signer, ...]
+    as_of: datetime
+    """The oldest of the CRLs' dates: what they say holds up to then."""
+    next_update: datetime | None
+    """The earliest date by which one of them promised a successor (None: one promised
+    none): past it, a newer CRL may list revocations these do not."""
+
+
+def crl_signers(seal: Sequence[x509.Certificate], trust: TrustList) -> CrlSigners:
     """The body's seal certificates as a verifier away from the node knows them: each in force
     from the beginning (the activation schedule stays on the node) and revoked when, and for
     the reason, its issuer's newest CRL among ``trust``'s says — the standard record any
-    stack reads. Returns the signers and the oldest of the CRLs' dates (their word holds up to
-    then). Raises ValueError when a certificate's issuer or its CRL is not in ``trust``."""
-    signers, as_of = [], []
+    stack reads. Raises ValueError when a certificate's issuer or its CRL is not in
+    ``trust``."""
+    signers, records = [], []
     for number, cert in enumerate(seal, start=1):
         record = trust.revocation_record(cert)
-        as_of.append(record.as_of)
+        records.append(record)
         reason = None
         if record.reason is not None:
             try:
@@ -164,7 +174,12 @@ def crl_signers(
             except ValueError:  # a reason no administrator states here (certificateHold…)
                 reason = RevocationReason.UNSPECIFIED
         signers.append(Signer(number, cert, revoked_at=record.revoked_at, reason=reason))
-    return tuple(signers), min(as_of)
+    promised = [r.next_update for r in records]
+    return CrlSigners(
+        tuple(signers),
+        min(r.as_of for r in records),
+        None if None in promised else min(p for p in promised if p is not None),
+    )
 
 
 def _spki(cert: x509.Certificate) -> bytes:

@@ -109,6 +109,8 @@ class Revocation:
 
     as_of: datetime
     """The CRL's thisUpdate: what it says holds up to then."""
+    next_update: datetime | None
+    """When its issuer promised the next one: past it, a newer CRL may list more."""
     revoked_at: datetime | None
     reason: str | None
     """RFC 5280's reason name (``keyCompromise``, ``superseded``…); ``unspecified`` when the
@@ -259,12 +261,14 @@ class TrustList:
         newest = max(crls, key=lambda c: c.last_update_utc)
         entry = newest.get_revoked_certificate_by_serial_number(certificate.serial_number)
         if entry is None:
-            return Revocation(newest.last_update_utc, None, None)
+            return Revocation(newest.last_update_utc, newest.next_update_utc, None, None)
         try:
             reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
         except x509.ExtensionNotFound:
             reason = x509.ReasonFlags.unspecified
-        return Revocation(newest.last_update_utc, entry.revocation_date_utc, reason.value)
+        return Revocation(
+            newest.last_update_utc, newest.next_update_utc, entry.revocation_date_utc, reason.value
+        )
 
     # --- validation ---------------------------------------------------------------------------
 

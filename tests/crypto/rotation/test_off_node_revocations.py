@@ -154,6 +154,20 @@ def test_a_crl_is_taken_only_with_the_ca_that_signed_it(
         capsys, *verify, "--ca", str(node.ca_dir / DemoCA.CERT_FILE), "--crl", str(other_crl)
     )
     assert code == 1 and "REVOCATION_UNKNOWN" in out and "no CRL signed by" in out, out
+    # The right CA and its CRL, but one past its next update: the auditor is told it is stale.
+    stale = tmp_path / "stale.crl"
+    issued = datetime.now(UTC) - timedelta(days=10)
+    stale.write_bytes(
+        node.ca().crl(now=issued, next_update_in=timedelta(days=1)).public_bytes(Encoding.PEM)
+    )
+    code, out = _cli(
+        capsys, *verify, "--ca", str(node.ca_dir / DemoCA.CERT_FILE), "--crl", str(stale)
+    )
+    assert code == 0, out
+    assert f"по спискам отзыва от {issued:%Y-%m-%d %H:%M} UTC" in out
+    assert "список отзыва устарел" in out and f"{issued + timedelta(days=1):%Y-%m-%d %H:%M}" in out
+    code, out = _cli(capsys, *verify, *_crl_args(node))
+    assert code == 0 and "устарел" not in out, out
 
 
 def test_a_compromised_seal_s_checkpoint_needs_a_trusted_one_or_its_tsa_token(
