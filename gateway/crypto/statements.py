@@ -160,8 +160,8 @@ class CrlSigners:
 def crl_signers(seal: Sequence[x509.Certificate], trust: TrustList) -> CrlSigners:
     """The body's seal certificates as a verifier away from the node knows them: each in force
     from the beginning (the activation schedule stays on the node) and revoked when, and for
-    the reason, its issuer's newest CRL among ``trust``'s says — the standard record any
-    stack reads. Raises ValueError when a certificate's issuer or its CRL is not in
+    the reason, its issuer's CRLs among ``trust``'s say — the standard record any stack
+    reads. Raises ValueError when a certificate's issuer or its CRL is not in
     ``trust``."""
     signers, records = [], []
     for number, cert in enumerate(seal, start=1):

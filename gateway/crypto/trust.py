@@ -238,10 +238,11 @@ class TrustList:
         return copy
 
     def revocation_record(self, certificate: x509.Certificate) -> Revocation:
-        """What the newest trustworthy CRL of ``certificate``'s issuer (one of the anchors)
-        says of it — revoked, when and why — whatever the time now: a verifier away from the
-        node judging what a certificate signed in the past. Raises ValueError naming what is
-        missing when no anchor issued it or no CRL of that issuer verifies."""
+        """What the trustworthy CRLs of ``certificate``'s issuer (one of the anchors) say of it
+        — revoked, when (the earliest any states) and why — whatever the time now: a verifier
+        away from the node judging what a certificate signed in the past. The record's date is
+        the newest CRL's. Raises ValueError naming what is missing when no anchor issued it or
+        no CRL of that issuer verifies."""
         issuer = next(
             (a for a in self.anchors if certificates.directly_issued_by(certificate, a)), None
         )
@@ -259,9 +260,16 @@ class TrustList:
                 f"revocation of {certificate.subject.rfc4514_string()} cannot be known"
             )
         newest = max(crls, key=lambda c: c.last_update_utc)
-        entry = newest.get_revoked_certificate_by_serial_number(certificate.serial_number)
-        if entry is None:
+        # Any of them that lists it counts: a CA may drop an expired certificate's entry from
+        # later lists, and what a compromised key signed stays suspect after its expiry.
+        entries = [
+            e
+            for c in crls
+            if (e := c.get_revoked_certificate_by_serial_number(certificate.serial_number))
+        ]
+        if not entries:
             return Revocation(newest.last_update_utc, newest.next_update_utc, None, None)
+        entry = min(entries, key=lambda e: e.revocation_date_utc)
         try:
             reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
         except x509.ExtensionNotFound:

@@ -126,6 +126,29 @@ def test_the_crl_refuses_a_checkpoint_signed_after_the_seal_s_revocation(
     )
     assert code == 1, out
     assert "forged.jsonl:1" in out and "revoked" in out and "superseded" in out
+    # A later CRL that no longer lists it (a CA may drop an expired certificate's entry) does
+    # not undo what an earlier one stated.
+    ca = node.ca()
+    ca.revoked.clear()
+    later = tmp_path / "later.crl"
+    later.write_bytes(
+        ca.crl(now=datetime.now(UTC) + timedelta(minutes=1)).public_bytes(Encoding.PEM)
+    )
+    code, out = _cli(
+        capsys, *verify, "--checkpoint", str(forged), *_crl_args(node), "--crl", str(later)
+    )
+    assert code == 1 and "revoked" in out and "superseded" in out, out
+    code, out = _cli(
+        capsys,
+        *verify,
+        "--checkpoint",
+        str(forged),
+        "--ca",
+        _crl_args(node)[1],
+        "--crl",
+        str(later),
+    )
+    assert code == 0, out  # that later list alone does not know of it
 
 
 def test_a_crl_is_taken_only_with_the_ca_that_signed_it(
