@@ -29,6 +29,7 @@ from cryptography import x509
 
 from gateway.app.audit_checkpoints import (
     Checkpoint,
+    CompromiseCover,
     TrailVerification,
     create_checkpoint,
     verify_trail,
@@ -39,7 +40,6 @@ from gateway.crypto.keys.generations import Signer, always_in_force
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import crl_signers, verify_statement
-from gateway.crypto.timestamps import timestamped_before
 from gateway.crypto.trust import TrustList
 from gateway.exchange.service import Action
 from gateway.store import audit as audit_store
@@ -407,7 +407,7 @@ def verify_export(
         return ExportCheck(checked, broken, reason)
     events = (json.loads(line) for line in lines[1:] if line.strip())
     hashes = {int(e["seq"]): e["hash"] for e in events}
-    trusted_head, compromised = 0, []
+    cover = CompromiseCover(trust)
     for checkpoint, where in checkpoints:
         signed = checkpoint.signed
         check = verify_statement(signed.statement, signed.signature, signed.certificate, signers)
@@ -419,22 +419,9 @@ def verify_export(
                 checkpoint.seq,
                 f"checkpoint {where} signed another hash (the tail was rewritten)",
             )
-        if check.compromised_at is not None and not timestamped_before(
-            checkpoint.timestamp, signed.signature, check.compromised_at, trust
-        ):
-            compromised.append((checkpoint.seq, f"checkpoint {where}: {check.reason}"))
-        else:
-            trusted_head = max(trusted_head, checkpoint.seq)
-    for seq, why in compromised:
-        if seq > trusted_head:
-            return ExportCheck(
-                checked,
-                None,
-                f"{why}; no checkpoint of a trusted seal among those given covers event {seq} "
-                f"(the latest trusted one ends at event {trusted_head}): ask the body for one "
-                "signed since by its seal in force",
-            )
-    return ExportCheck(checked, None, "")
+        cover.add(checkpoint, check, f"checkpoint {where}")
+    uncovered = cover.uncovered("ask the body for one signed since by its seal in force")
+    return ExportCheck(checked, None, "" if uncovered is None else uncovered[1])
 
 
 def verify_export_lines(lines: list[str]) -> tuple[int, int | None, str]:

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -238,6 +238,44 @@ def check_checkpoint(
     return None
 
 
+@dataclass(slots=True)
+class CompromiseCover:
+    """Which checkpoints of a seal revoked for key compromise a trusted one covers: such a
+    checkpoint proves nothing by itself — whoever holds the key writes any time into it — so
+    the events it alone attests need a later checkpoint of a trusted seal, or its own TSA
+    token from before the revocation (``gateway audit verify`` on the node and ``audit
+    verify-export`` away from it judge alike)."""
+
+    trust: TrustList | None
+    """Judges the checkpoints' TSA tokens (None: a token counts for nothing)."""
+    trusted_head: int = 0
+    """The last event a trusted checkpoint attests."""
+    suspect: list[tuple[int, str]] = field(default_factory=list)
+    """(event the checkpoint attests, why it is suspect) of each compromised one."""
+
+    def add(self, checkpoint: Checkpoint, check: StatementCheck, origin: str) -> None:
+        """Count a checkpoint whose statement passed, or failed only for the compromise."""
+        signed = checkpoint.signed
+        seq = int(json.loads(signed.statement)["seq"])
+        if check.compromised_at is not None and not timestamped_before(
+            checkpoint.timestamp, signed.signature, check.compromised_at, self.trust
+        ):
+            self.suspect.append((seq, f"{origin} (seq {seq}): {check.reason}"))
+        else:
+            self.trusted_head = max(self.trusted_head, seq)
+
+    def uncovered(self, remedy: str) -> tuple[int, str] | None:
+        """The event of the first compromised checkpoint no trusted one covers, and why, with
+        what to do (``remedy``); None when all are covered."""
+        for seq, why in self.suspect:
+            if seq > self.trusted_head:
+                return seq, (
+                    f"{why}; no checkpoint of a trusted seal covers its events (the latest "
+                    f"trusted one ends at event {self.trusted_head}): {remedy}"
+                )
+        return None
+
+
 def verify_trail(
     store: Store,
     signers: Sequence[Signer] = (),
@@ -255,8 +293,7 @@ def verify_trail(
     if not chain.intact:
         return TrailVerification(chain, 0, chain.broken_at, chain.tampering, chain.reason)
     count = 0
-    trusted_head = 0
-    compromised: list[tuple[int, str]] = []
+    cover = CompromiseCover(trust)
     stored = ((c, f"checkpoint {c.checkpoint_id}") for c in stored_checkpoints(store))
     for checkpoint, origin in itertools.chain(stored, extra):
         signed = checkpoint.signed
@@ -265,27 +302,14 @@ def verify_trail(
         if problem is not None:
             seq, kind, reason = problem
             return TrailVerification(chain, count, seq, kind, reason)
-        signed_seq = int(json.loads(signed.statement)["seq"])
-        if check.compromised_at is not None and not timestamped_before(
-            checkpoint.timestamp, signed.signature, check.compromised_at, trust
-        ):
-            compromised.append((signed_seq, origin))
-        else:
-            trusted_head = max(trusted_head, signed_seq)
+        cover.add(checkpoint, check, origin)
         count += 1
-    for signed_seq, origin in compromised:
-        if signed_seq > trusted_head:
-            return TrailVerification(
-                chain,
-                count,
-                signed_seq,
-                "checkpoint-untrusted",
-                f"{origin} (seq {signed_seq}) is signed by a seal generation revoked for "
-                "key compromise, and no checkpoint of a trusted generation covers its events "
-                f"(the latest trusted one ends at event {trusted_head}): sign one now with "
-                "`gateway audit checkpoint --config NODE.toml`, so that the chain as it stands "
-                "is attested by the seal in force",
-            )
+    uncovered = cover.uncovered(
+        "sign one now with `gateway audit checkpoint --config NODE.toml`, so that the chain as "
+        "it stands is attested by the seal in force"
+    )
+    if uncovered is not None:
+        return TrailVerification(chain, count, uncovered[0], "checkpoint-untrusted", uncovered[1])
     problem = _check_purge_reports(store)
     if problem is not None:
         seq, kind, reason = problem
