@@ -168,8 +168,9 @@ ADMIN_ACTS: tuple[AdminAct, ...] = (
         "keys revoke",
         "POST /api/v1/keys/{role}/generations/{generation}/revoke",
         "POST /admin/keys/revoke",
-        guard="dangerous: the path names the generation; a routine reason is refused while "
-        "documents it signed wait in the outbox",
+        guard="dangerous: remotely, `confirm` must name the generation (`seal.2`), else "
+        "CONFIRMATION_MISMATCH; a routine reason is refused while documents it signed wait in "
+        "the outbox",
     ),
     AdminAct(
         "key-import",

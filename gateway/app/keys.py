@@ -629,10 +629,15 @@ def revoke(
     at: datetime,
     *,
     demo_ca: Path | None = None,
+    confirm: str | None = None,
 ) -> Revoked:
     """Stop a generation at once (``at`` may be earlier, never later) and put it on the demo
     CA's CRL when that CA issued it. A routine reason (superseded, cessation) is refused
-    while documents it signed still wait in the outbox."""
+    while documents it signed still wait in the outbox. ``confirm``: the remote surfaces (the
+    local API, the console) pass what the administrator typed, which must name the generation
+    (``seal.2``), so that a mistaken or replayed request revokes nothing — a revocation cannot
+    be undone, and one for key compromise voids what that key's statements alone prove; the
+    command line, run at the node's host, passes None."""
     require(ctx, Action.MANAGE_KEYS, key_stem(role, name))
     if role is KeyRole.KEK:
         raise KeyStoreError(
@@ -642,6 +647,12 @@ def revoke(
     if at > now:
         raise KeyStoreError("--at: a revocation takes effect now or earlier, not later")
     stem = keys.stem(role, name, generation)
+    if confirm is not None and confirm.strip() != stem:
+        raise KeyRefused(
+            f"confirm: type the generation's name ({stem}) to revoke it; a revocation cannot "
+            "be undone",
+            "CONFIRMATION_MISMATCH",
+        )
     stranded = _pending_signed_by(ctx, keys, role, name, generation)
     if stranded and reason in (
         RevocationReason.SUPERSEDED,

@@ -1591,7 +1591,7 @@ async def post_directory(request: web.Request) -> web.Response:
 
 
 ACTIVATE_FIELDS = frozenset({"name", "at", "force"})
-REVOKE_FIELDS = frozenset({"name", "reason", "at"})
+REVOKE_FIELDS = frozenset({"name", "reason", "at", "confirm"})
 ROTATE_FIELDS = frozenset({"name", "algorithm"})
 KEK_ROTATE_FIELDS = frozenset({"at", "confirm"})
 
@@ -1843,23 +1843,31 @@ async def post_key_activate(request: web.Request) -> web.Response:
 
 
 async def post_key_revoke(request: web.Request) -> web.Response:
-    """Stop a generation now (gateway.app.keys.revoke). Audited (``key.revoked``)."""
+    """Stop a generation now (gateway.app.keys.revoke); ``confirm`` must name it (``seal.2``).
+    Audited (``key.revoked``)."""
     _only_params(request, frozenset())
     ctx, keys, role, generation = _key_target(request)
     body = await _read_json_body(request)
     name, reason, at = body.get("name", ""), body.get("reason"), body.get("at", "now")
+    confirm = body.get("confirm")
     if (
         set(body) - REVOKE_FIELDS
         or not isinstance(name, str)
         or reason not in RevocationReason._value2member_map_
         or not isinstance(at, str)
+        or not isinstance(confirm, str)
     ):
         reasons = ", ".join(RevocationReason)
-        raise _key_body_error(f'{{"reason": one of {reasons}, "name": "…", "at": "now"}}')
+        raise _key_body_error(
+            f'{{"reason": one of {reasons}, "confirm": the generation\'s name ("seal.2"), '
+            '"name": "…", "at": "now"}'
+        )
 
     def act() -> app_keys.Revoked:
         when = app_keys.parse_time(at, ctx.clock())
-        return app_keys.revoke(ctx, keys, role, name, generation, RevocationReason(reason), when)
+        return app_keys.revoke(
+            ctx, keys, role, name, generation, RevocationReason(reason), when, confirm=confirm
+        )
 
     done = await _key_act(act)
     return _json({"key": done.stem, "at": done.at.isoformat(), "reason": done.reason.value})

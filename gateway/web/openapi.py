@@ -1449,16 +1449,19 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "operationId": "revokeKey",
                 "summary": "Revoke a key generation now (or earlier, with `at`); a routine reason "
-                "is refused while documents it signed wait in the outbox. Audited "
+                "is refused while documents it signed wait in the outbox. `confirm` must name "
+                "the generation as the keys list does (`seal.2`; 422 `KEY_REFUSED`, rule "
+                "`CONFIRMATION_MISMATCH`): a revocation cannot be undone. Audited "
                 "(`key.revoked`). 422 `KEY_REFUSED`. Administrators.",
                 "parameters": _KEY_PATH,
                 "requestBody": _json_body(
                     {
                         "reason": {"type": "string", "enum": [str(r) for r in RevocationReason]},
+                        "confirm": _STR,
                         "name": _STR,
                         "at": _STR,
                     },
-                    ["reason"],
+                    ["reason", "confirm"],
                 ),
                 "responses": {
                     "200": _answer("Revoked.", {"key": _STR, "at": _STR, "reason": _STR}),

@@ -272,12 +272,14 @@ async def _activate_key(s: Surfaces, surface: str, generation: int) -> None:
 async def _revoke_key(s: Surfaces, surface: str, generation: int) -> None:
     if surface == "cli":
         s.cli("keys", "revoke", "seal", "--generation", str(generation), "--reason", "superseded")
-    elif surface == "api":
-        body = {"reason": "superseded"}
-        await s.post_api(f"/keys/seal/generations/{generation}/revoke", body)
-    else:
-        form = {"role": "seal", "generation": str(generation), "reason": "superseded"}
-        await s.post_console("/admin/keys/revoke", form)
+    else:  # remotely the generation's name is typed again (CONFIRMATION_MISMATCH otherwise)
+        confirm = "seal" if generation == 1 else f"seal.{generation}"
+        if surface == "api":
+            body = {"reason": "superseded", "confirm": confirm}
+            await s.post_api(f"/keys/seal/generations/{generation}/revoke", body)
+        else:
+            form = {"role": "seal", "generation": str(generation), "reason": "superseded"}
+            await s.post_console("/admin/keys/revoke", form | {"confirm": confirm})
 
 
 async def _rotate_key(s: Surfaces, surface: str, _: Any) -> None:
@@ -676,6 +678,35 @@ async def test_rotating_the_kek_remotely_must_name_the_one_in_force(surfaces: Su
     assert "KEK не заменён" in await page.text()
     assert audit_of(surfaces.store, "kek.rotated", after=before) == []
     assert _kek_in_force(surfaces, "api") == in_force
+
+
+async def test_revoking_a_key_remotely_must_name_the_generation(surfaces: Surfaces) -> None:
+    """The API and the console revoke a generation only when ``confirm`` names it as the keys
+    list does: another name (a mistaken number, a replay), or none, revokes nothing and
+    records nothing — a revocation cannot be undone."""
+    generation = _new_seal(surfaces, "api")
+    before = last_seq(surfaces.store)
+    auth = {"Authorization": f"Bearer {surfaces.api_token}"}
+    path = f"/api/v1/keys/seal/generations/{generation}/revoke"
+    response = await surfaces.api.post(
+        path, json={"reason": "keyCompromise", "confirm": "seal"}, headers=auth
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "KEY_REFUSED" and error["rule"] == "CONFIRMATION_MISMATCH"
+    assert f"seal.{generation}" in error["message"]  # says what to type
+    response = await surfaces.api.post(path, json={"reason": "keyCompromise"}, headers=auth)
+    assert response.status == 400 and "confirm" in (await response.json())["error"]["message"]
+    form = {"role": "seal", "generation": str(generation), "reason": "keyCompromise"}
+    for typed in ({}, {"confirm": "seal"}):
+        page = await surfaces.console.post(
+            "/admin/keys/revoke", data=form | typed | {"csrf_token": surfaces.csrf}
+        )
+        assert page.status == 422
+        assert "Поколение ключа не отозвано" in await page.text()
+    assert audit_of(surfaces.store, "key.revoked", after=before) == []
+    fresh = KeyStore.from_config(surfaces.ctx.config)  # the manifest as on disk
+    assert fresh.generations("seal").generation(generation).revoked_at is None
 
 
 async def test_destroying_a_kek_remotely_must_acknowledge_its_warnings(surfaces: Surfaces) -> None:

@@ -242,11 +242,14 @@ async def activate_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     form = await request.post()
     target, reason = _key_form(form), _field(form, "reason")
+    confirm = _field(form, "confirm")
     if target is None or reason not in REVOCATION_REASONS:
         return _refused(request, 422, "Укажите вид ключа, номер поколения и причину отзыва.")
 
     def act(ctx: AppContext, keys: KeyStore) -> app_keys.Revoked:
-        return app_keys.revoke(ctx, keys, *target, RevocationReason(reason), ctx.clock())
+        return app_keys.revoke(
+            ctx, keys, *target, RevocationReason(reason), ctx.clock(), confirm=confirm
+        )
 
     return await _key_act(
         request,
