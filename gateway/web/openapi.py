@@ -1450,7 +1450,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "revokeKey",
                 "summary": "Revoke a key generation now (or earlier, with `at`); a routine reason "
                 "is refused while documents it signed wait in the outbox. `confirm` must name "
-                "the generation as the keys list does (`seal.2`; 422 `KEY_REFUSED`, rule "
+                "the generation as its key files are named (`seal.2`; 422 `KEY_REFUSED`, rule "
                 "`CONFIRMATION_MISMATCH`): a revocation cannot be undone. Audited "
                 "(`key.revoked`). 422 `KEY_REFUSED`. Administrators.",
                 "parameters": _KEY_PATH,

@@ -681,9 +681,9 @@ async def test_rotating_the_kek_remotely_must_name_the_one_in_force(surfaces: Su
 
 
 async def test_revoking_a_key_remotely_must_name_the_generation(surfaces: Surfaces) -> None:
-    """The API and the console revoke a generation only when ``confirm`` names it as the keys
-    list does: another name (a mistaken number, a replay), or none, revokes nothing and
-    records nothing — a revocation cannot be undone."""
+    """The API and the console revoke a generation only when ``confirm`` names it as its key
+    files are named (``seal.2``): another name (a mistaken number, a replay), or none, revokes
+    nothing and records nothing — a revocation cannot be undone."""
     generation = _new_seal(surfaces, "api")
     before = last_seq(surfaces.store)
     auth = {"Authorization": f"Bearer {surfaces.api_token}"}
