@@ -157,6 +157,9 @@ async def test_keys_page_lists_entries_and_rotation_commands(make_client, source
     pending = html.split('id="key-seal-g2"', 1)[1].split("</tr>", 1)[0]
     assert "ожидает перехода" in pending and 'data-status="pending"' in pending
     assert "действует с 01.12.2026" in pending, pending
+    # Each generation's key name, what revoking it from the console asks to be typed.
+    assert '<code class="key-stem">seal</code>' in seal
+    assert '<code class="key-stem">seal.2</code>' in pending
 
 
 async def test_directory_page(make_client, sources) -> None:
@@ -308,7 +311,7 @@ async def test_roles(make_client, sources) -> None:
     assert (await client3.get("/admin/audit")).status == 403
 
 
-_TAGS = re.compile(r"<pre.*?</pre>|<code>.*?</code>|CN=[^<]*|<[^>]*>", re.S)
+_TAGS = re.compile(r"<pre.*?</pre>|<code[^>]*>.*?</code>|CN=[^<]*|<[^>]*>", re.S)
 """Markup, and data shown as it is: commands, file paths, certificate subjects."""
 RAW = re.compile(
     r"(?<![\w.=\"-])(active|pending|seal|official|tls|kek|limits-article|non-application|"
