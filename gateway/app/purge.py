@@ -84,7 +84,7 @@ from gateway.crypto.statements import StatementCheck, sign_statement, verify_sta
 from gateway.crypto.timestamps import timestamp_or_none, timestamped_before
 from gateway.crypto.trust import TrustList
 from gateway.exchange import service
-from gateway.exchange.existence import CLOCK_DISORDER, EventProof, event_proven
+from gateway.exchange.existence import CLOCK_DISORDER, event_proven
 from gateway.model.ids import time_ordered_uuid
 from gateway.model.problems import GatewayError
 from gateway.store import Store, open_store, period_keys
@@ -982,13 +982,7 @@ def verify_report(
     )
     report = json.loads(stored.report)
     if check.compromised_at is not None:
-        stamped = timestamped_before(
-            stored.timestamp, stored.signature, check.compromised_at, trust
-        )
-        if (
-            stamped is None
-            and _report_proven(store, run_id, stored.report, check, signers, trust) is None
-        ):
+        if not _report_proven(store, stored, check, signers, trust):
             return ReportCheck(run_id, False, check.reason, report)
     elif not check.ok:
         return ReportCheck(run_id, False, check.reason, report)
@@ -1003,26 +997,33 @@ def verify_report(
 
 def _report_proven(
     store: Store,
-    run_id: str,
-    statement: str,
+    stored: StoredReport,
     check: StatementCheck,
     signers: Sequence[Signer],
     trust: TrustList | None,
-) -> EventProof | None:
-    """A trusted checkpoint made before ``check.compromised_at`` covering the event that
-    closed ``run_id`` naming this report's hash; None when the node holds none."""
+) -> bool:
+    """Evidence the holder of a seal revoked for key compromise could not write that the
+    report existed before ``check.compromised_at``: its own TSA token, valid under ``trust``,
+    earlier than that; or a trusted checkpoint made before it covering the event that closed
+    the run naming this report's hash."""
     assert check.signed_at is not None and check.compromised_at is not None
-    digest = hashlib.sha256(statement.encode()).hexdigest()
+    if (
+        timestamped_before(stored.timestamp, stored.signature, check.compromised_at, trust)
+        is not None
+    ):
+        return True
+    digest = hashlib.sha256(stored.report.encode()).hexdigest()
     window = (check.signed_at - CLOCK_DISORDER, check.signed_at + CLOCK_DISORDER)
     with store.read() as conn:
         for kind in ("purge.finished", "purge.failed"):
             for event in audit_store.search(conn, kind=kind, since=window[0], until=window[1]):
                 if (
-                    event.subjects.get("purge_run_id") == run_id
+                    event.subjects.get("purge_run_id") == stored.run_id
                     and event.details.get("report_sha256") == digest
                 ):
-                    return event_proven(conn, event.seq, signers, check.compromised_at, trust)
-    return None
+                    proof = event_proven(conn, event.seq, signers, check.compromised_at, trust)
+                    return proof is not None
+    return False
 
 
 def _check_run_tombstones(store: Store, run_id: str, report: dict[str, object]) -> str:

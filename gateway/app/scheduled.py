@@ -169,6 +169,7 @@ def purge_body(
 
     def body(run: JobRun) -> PurgeReport:
         current = PolicySet.from_config(config)
+        stamper = timestamper(config)
         record_policies(store, current, actor=_actor(PURGE), now=_now())
         report = run_purge(
             store,
@@ -178,14 +179,14 @@ def purge_body(
             actor=_actor(PURGE),
             scheduled_for=run.scheduled_for,
             keys=kek_ring,
-            timestamper=timestamper(config),
+            timestamper=stamper,
         )
         create_checkpoint(
             store,
             seal_at(_now()),
             actor=_actor(PURGE),
             now=run.started_at,
-            timestamper=timestamper(config),
+            timestamper=stamper,
         )
         if not store.checkpoint_wal():
             log.warning(

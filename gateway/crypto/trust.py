@@ -105,12 +105,13 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """One certificate's entry, or its absence, in its issuer's newest CRL."""
+    """What its issuer's CRLs say of one certificate: the earliest revocation any of them
+    states, or none; dated by the newest of them."""
 
     as_of: datetime
-    """The CRL's thisUpdate: what it says holds up to then."""
+    """The newest CRL's thisUpdate: what they say holds up to then."""
     next_update: datetime | None
-    """When its issuer promised the next one: past it, a newer CRL may list more."""
+    """When the newest one promised its successor: past it, a newer CRL may list more."""
     revoked_at: datetime | None
     reason: str | None
     """RFC 5280's reason name (``keyCompromise``, ``superseded``…); ``unspecified`` when the

@@ -204,11 +204,11 @@ def _signed_head(
         )
     else:
         return None
+    if proven_at is None:
+        return None
     try:
         signed = json.loads(checkpoint.statement)
         if signed.get("format") != CHECKPOINT_FORMAT:
-            return None
-        if proven_at is None:
             return None
         return (int(signed["seq"]), bytes.fromhex(signed["hash"]), proven_at)
     except (ValueError, KeyError, TypeError, AttributeError):

@@ -131,6 +131,8 @@ def test_listing(test_pki: CryptoPKI) -> None:
     assert "2.5.4.97=RU-FSSP" in seal.subject
     assert seal.days_to_expiry(NOW) == END_ENTITY_VALIDITY.days
     assert seal.to_json(NOW)["location"].endswith("seal.key.pem")
+    # The file stem, what revoking a generation remotely asks to be typed.
+    assert (seal.stem, entries[("official", "chief")].stem) == ("seal", "official-chief")
 
 
 def test_weak_keys_are_refused() -> None:

@@ -307,6 +307,9 @@ class KeyEntry:
     never scheduled."""
     revoked_at: datetime | None = None
     revocation_reason: str = ""
+    stem: str = ""
+    """The generation's file stem and token label (``seal.2``), what revoking it remotely asks
+    to be typed; empty for a KEK and the demo CA."""
 
     def days_to_expiry(self, now: datetime) -> int | None:
         return None if self.not_after is None else (self.not_after - now).days
@@ -813,6 +816,7 @@ class KeyStore:
                     activation_at=max(scheduled) if scheduled else None,
                     revoked_at=generation.revoked_at,
                     revocation_reason=generation.reason.value if generation.reason else "",
+                    stem=info.stem,
                 )
             )
         if self.directory.is_dir():

@@ -22,8 +22,7 @@ from aiohttp import hdrs, web
 
 from gateway.app import audit as app_audit
 from gateway.app.audit_checkpoints import checkpoint_file_line
-from gateway.crypto.keys.generations import generation_stem
-from gateway.crypto.keys.keystore import KeyStoreError, key_stem
+from gateway.crypto.keys.keystore import KeyStoreError
 from gateway.exchange.service import Action
 from gateway.model.directory import CertificateRole
 from gateway.web.console.auth import error_page
@@ -83,18 +82,6 @@ class KeyRow:
         if self.entry.role == "kek" or not self.entry.name:
             return str(self.entry.role)
         return f"{self.entry.role}:{self.entry.name}"
-
-    @property
-    def stem(self) -> str:
-        """The generation's key name as its files are named (``seal.2``): what revoking it
-        from the console asks to be typed. Empty for a KEK (it is not revoked)."""
-        if self.entry.role == "kek":
-            return ""
-        generation = getattr(self.entry, "generation", 1)
-        try:
-            return generation_stem(key_stem(self.entry.role, self.entry.name or ""), generation)
-        except (KeyStoreError, ValueError):  # a row the key commands do not name
-            return ""
 
     @property
     def row_id(self) -> str:

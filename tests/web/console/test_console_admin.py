@@ -57,6 +57,7 @@ def _keys() -> list[KeyEntry]:
             "CN=KZ CA",
             NOW - timedelta(days=300),
             NOW + timedelta(days=12),
+            stem="seal",
         ),
         KeyEntry(
             "tls",
@@ -78,6 +79,7 @@ def _keys() -> list[KeyEntry]:
             NOW - timedelta(days=1),
             NOW + timedelta(days=730),
             generation=2,
+            stem="seal.2",
             status="pending",
             activation_at=datetime(2026, 12, 1, 3, 0, tzinfo=UTC),
         ),

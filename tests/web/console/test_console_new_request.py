@@ -198,3 +198,15 @@ def test_a_property_line_that_is_not_description_then_identifiers_is_named() -> 
         "«VIN: JTNB11HK103456789»); точку с запятой в описании замените запятой.",
         "Строка 2: не больше 10 идентифицирующих данных на одно имущество.",
     )
+
+
+def test_the_form_s_identifier_limit_is_the_schema_s() -> None:
+    """The form's own message for too many identifiers uses the XSD's maxOccurs, not a copy
+    that could drift from it."""
+    from gateway.web.console.request_form import MAX_PROPERTY_IDENTIFIERS
+
+    identification = default_registry().xmlschema.maps.types[
+        f"{{{PREFIXES['cis']}}}PropertyIdentification"
+    ]
+    limits = {e.local_name: e.max_occurs for e in identification.content.iter_elements()}
+    assert limits["Identifier"] == MAX_PROPERTY_IDENTIFIERS
