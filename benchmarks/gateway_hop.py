@@ -231,7 +231,7 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def _process_cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children still alive (the serve workers)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -305,7 +305,6 @@ async def _hops(
 
     document = request_document(pair)
     watch = _ReceiptWatch(database_url, asyncio.get_running_loop())
-    latencies: list[float] = []
     try:
         async with aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {token}"},
@@ -321,28 +320,38 @@ async def _hops(
                 finished = await asyncio.wait_for(watch.expect(body["message_id"]), 120)
                 return finished - started
 
-            await _closed_loop(hop, min(WARM_UP_HOPS, max(5, hops // 10)), CLOSED_LOOP_WINDOW, [])
-            cpu = (
-                time.process_time(),
-                _process_cpu_seconds(sender_pid),
-                _process_cpu_seconds(receiver_pid),
-            )
-            started = time.perf_counter()
-            if rate is None:
-                await _closed_loop(hop, hops, CLOSED_LOOP_WINDOW, latencies)
-            else:
-                await _open_loop(hop, hops, rate, latencies)
-            wall = time.perf_counter() - started
-            client_cpu = time.process_time() - cpu[0]
-            sender_cpu = _process_cpu_seconds(sender_pid) - cpu[1]
-            receiver_cpu = _process_cpu_seconds(receiver_pid) - cpu[2]
+            await closed_loop(hop, min(WARM_UP_HOPS, max(5, hops // 10)), CLOSED_LOOP_WINDOW, [])
+            return await timed_hops(hop, hops, rate, sender_pid, receiver_pid)
     finally:
         watch.close()
+
+
+async def timed_hops(
+    hop: Any, hops: int, rate: float | None, sender_pid: int, receiver_pid: int
+) -> dict[str, float]:
+    """Run ``hops`` hops (a closed loop of CLOSED_LOOP_WINDOW outstanding, or ``rate`` offered
+    per second) and return throughput, p50/p99 (nearest rank) and the CPU milliseconds per hop
+    of the sender's and the receiver's process and of this one (the case system)."""
+    latencies: list[float] = []
+    before = (
+        time.process_time(),
+        process_cpu_seconds(sender_pid),
+        process_cpu_seconds(receiver_pid),
+    )
+    started = time.perf_counter()
+    if rate is None:
+        await closed_loop(hop, hops, CLOSED_LOOP_WINDOW, latencies)
+    else:
+        await open_loop(hop, hops, rate, latencies)
+    wall = time.perf_counter() - started
+    client_cpu = time.process_time() - before[0]
+    sender_cpu = process_cpu_seconds(sender_pid) - before[1]
+    receiver_cpu = process_cpu_seconds(receiver_pid) - before[2]
     latencies.sort()
     return {
         "hops_per_s": round(hops / wall, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+        "p99_ms": round(latencies[min(hops - 1, int(hops * 0.99))] * 1000, 1),
         "sender_cpu_ms_per_hop": round(sender_cpu / hops * 1000, 2),
         "receiver_cpu_ms_per_hop": round(receiver_cpu / hops * 1000, 2),
         "client_cpu_ms_per_hop": round(client_cpu / hops * 1000, 2),
@@ -372,7 +381,7 @@ def _resolve(waiter: asyncio.Future[float], at: float) -> None:
         waiter.set_result(at)
 
 
-async def _closed_loop(hop: Any, count: int, window: int, latencies: list[float]) -> None:
+async def closed_loop(hop: Any, count: int, window: int, latencies: list[float]) -> None:
     remaining = count
 
     async def client() -> None:
@@ -384,7 +393,7 @@ async def _closed_loop(hop: Any, count: int, window: int, latencies: list[float]
     await asyncio.gather(*(client() for _ in range(min(window, count))))
 
 
-async def _open_loop(hop: Any, count: int, rate: float, latencies: list[float]) -> None:
+async def open_loop(hop: Any, count: int, rate: float, latencies: list[float]) -> None:
     """Offered load: a hop starts every 1/rate seconds whatever the previous ones do."""
     start = time.perf_counter()
     tasks = []

@@ -59,6 +59,60 @@ OFFERED_RATE = 300.0
 """Hops per second offered in the fixed-rate run (the exchange-core issue's latency target)."""
 
 
+def register_stack_floor() -> None:
+    """The least any gateway on our libraries can do per hop (benchmarks/stack_floor.py): two
+    aiohttp nodes over mTLS, the raw floor's cryptography, one durable SQLAlchemy insert per
+    document kept. Between the raw floor and the gateway: what the stack costs, and what the
+    gateway's own work costs."""
+    from benchmarks.stack_floor import measure_stack_floor
+
+    if any(r.name == "stack floor" for r in REGISTRY):
+        return
+    register(
+        "stack floor",
+        reported_measurement("stack floor", "-", measure_stack_floor, processes=2),
+        kind="baseline",
+        parallel=False,
+    )
+    offered = f"stack floor (offered {OFFERED_RATE:.0f}/s)"
+    register(
+        offered,
+        reported_measurement(
+            offered,
+            "-",
+            partial(measure_stack_floor, rate=OFFERED_RATE),
+            processes=2,
+            variant=f"offered {OFFERED_RATE:.0f}/s",
+        ),
+        kind="baseline",
+        parallel=False,
+    )
+
+
+def ratios(results: list[tuple[Registered, Figures]]) -> str:
+    """One comment line: each closed-loop gateway row and the stack floor against the 2-process
+    raw floor, and each gateway row against the stack floor (what the gateway's own work
+    costs)."""
+    by_name = {figures.name: figures for _, figures in results}
+    floor = by_name.get(f"raw floor ({PARALLEL_WORKERS} workers)")
+    stack = by_name.get("stack floor")
+    parts = []
+    for registered, figures in results:
+        if registered.kind != "store" and figures is not stack:
+            continue
+        if figures.variant.startswith("offered"):
+            continue  # an offered load's rate is the offer, not a capacity
+        label = figures.name if figures.store == "-" else f"{figures.name} {figures.store}"
+        against = []
+        if floor:
+            against.append(f"{figures.hops_per_s / floor.hops_per_s:.3f} × raw floor")
+        if stack and figures is not stack:
+            against.append(f"{figures.hops_per_s / stack.hops_per_s:.3f} × stack floor")
+        if against:
+            parts.append(f"{label}: {', '.join(against)}")
+    return "# " + "; ".join(parts) if parts else ""
+
+
 def register_gateway_hops() -> None:
     """The gateway's full hop, from the case system's POST of JSON to the receipt recorded
     (two real `gateway serve` nodes over mTLS; it times itself): each store with 1 and 2
@@ -165,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size = args.request_kb * 1024
     register_baselines(size)
+    register_stack_floor()
     register_gateway_hops()
     note = machine_note()
     if args.profile:
@@ -178,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run(hops, args.workers, args.only)
     print(note)
     print(table([figures for _, figures in results]))
+    if line := ratios(results):
+        print(line)
     print(summary_json(results))
     return 0
 

@@ -43,7 +43,6 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.gateway_hop import (  # noqa: E402
     CLOSED_LOOP_WINDOW,
     _bound_port,
-    _closed_loop,
     _operator_token,
     _pg_schema,
     _publish_peer_port,
@@ -52,6 +51,7 @@ from benchmarks.gateway_hop import (  # noqa: E402
     _stop,
     _with_database,
     children_of,
+    closed_loop,
     request_document,
 )
 
@@ -146,7 +146,7 @@ async def _soak(
 
 async def _measure_max(hop: Any) -> float:
     """Closed loop for MEASURE_SECONDS after a warm-up: hops finished per second."""
-    await _closed_loop(hop, 50, CLOSED_LOOP_WINDOW, [])
+    await closed_loop(hop, 50, CLOSED_LOOP_WINDOW, [])
     done: list[float] = []
     deadline = time.perf_counter() + MEASURE_SECONDS
     started = time.perf_counter()

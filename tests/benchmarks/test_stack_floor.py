@@ -1,0 +1,47 @@
+"""The stack floor does the transport and storage work it stands for, and run.py compares the
+gateway's rows with it."""
+
+from __future__ import annotations
+
+from benchmarks.harness import Figures, Registered, RunSettings, reported_measurement
+from benchmarks.run import ratios
+from benchmarks.stack_floor import WARM_UP_HOPS, measure_stack_floor
+
+
+def test_each_hop_crosses_both_nodes_and_is_kept_by_both() -> None:
+    figures = measure_stack_floor(5)
+    # Warm-up hops are kept too: the counts are per hop of the whole run.
+    assert figures["sender_documents_per_hop"] == 2.0  # the signed request, then its receipt
+    assert figures["receiver_documents_per_hop"] == 1.0  # the verified request
+    assert figures["hops_per_s"] > 0
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    for side in ("sender", "receiver", "client"):
+        assert figures[f"{side}_cpu_ms_per_hop"] > 0
+    assert WARM_UP_HOPS > 0
+
+
+def _row(name: str, store: str, hops_per_s: float, kind: str, variant: str = "") -> tuple:
+    measure = reported_measurement(
+        name,
+        store,
+        lambda hops: {"hops_per_s": hops_per_s, "p50_ms": 1.0, "p99_ms": 2.0},
+        variant=variant,
+    )
+    figures: Figures = measure(RunSettings(hops=1))
+    return Registered(name, kind, measure, parallel=False), figures  # type: ignore[arg-type]
+
+
+def test_the_ratio_line_sets_each_gateway_row_against_both_floors() -> None:
+    line = ratios(
+        [
+            _row("raw floor (2 workers)", "-", 1000.0, "baseline"),
+            _row("stack floor", "-", 400.0, "baseline"),
+            _row("gateway hop", "sqlite", 100.0, "store"),
+            _row("gateway hop (offered 300/s)", "sqlite", 95.0, "store", "offered 300/s"),
+        ]
+    )
+    assert line == (
+        "# stack floor: 0.400 × raw floor; "
+        "gateway hop sqlite: 0.100 × raw floor, 0.250 × stack floor"
+    )
+    assert ratios([_row("signxml", "-", 90.0, "baseline")]) == ""
