@@ -6,12 +6,16 @@ official ("chief"), tls and encryption keys in the key store's layout; a CRL iss
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
 
 from gateway.config import KeysSection
 from gateway.crypto import xades
@@ -20,6 +24,7 @@ from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.trust import TrustList
 from gateway.demo.pki import DemoPKI, build_demo_pki
 from gateway.model.bodies import DEMO_BODIES
+from gateway.model.profiles import profile
 from tests.tooling import require_tool
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -162,3 +167,56 @@ def xmlsec1_verify(document: Path, ca_file: Path, index: int) -> subprocess.Comp
         text=True,
         check=False,
     )
+
+
+def signed_example(example: Path, stores: dict[str, KeyStore]) -> tuple[bytes, list[SigningKey]]:
+    """An example envelope signed as its kind requires (official and seal, or the seal alone),
+    and the keys that signed it, in the order their signatures stand."""
+    root = xades.parse_untrusted(example.read_bytes())
+    official, seal = keys_for(root, stores)
+    signed = etree.tostring(xades.sign_envelope(root, official, seal, NOW))
+    return signed, [key for key in (official, seal) if key is not None]
+
+
+def keys_for(
+    root: etree._Element, stores: dict[str, KeyStore]
+) -> tuple[SigningKey | None, SigningKey]:
+    """The sender's official (None for kinds the seal alone signs) and seal for an envelope."""
+    header = root.find(f"{{{ENVELOPE_NS}}}Header")
+    kind = profile(header.findtext(f"{{{ENVELOPE_NS}}}Agreement")).kind(
+        header.findtext(f"{{{ENVELOPE_NS}}}Kind")
+    )
+    store = stores[header.findtext(f"{{{ENVELOPE_NS}}}Sender")]
+    return (store.official() if kind.signed_by_official else None), store.seal()
+
+
+def foreign_verdicts(
+    command: list[str], document: bytes, signers: list[SigningKey], tmp_path: Path
+) -> list[dict[str, Any]]:
+    """Another stack's verdict on each signature of ``document``, in document order: runs
+    ``command DOCUMENT CERT.pem …`` (one certificate a signature, the expected signer's), which
+    prints one JSON line a signature: ``{"signature", "valid", "error"}``."""
+    path = tmp_path / "document.xml"
+    path.write_bytes(document)
+    certificates = []
+    for index, key in enumerate(signers):
+        pem = tmp_path / f"signer-{index}.pem"
+        pem.write_bytes(key.certificate.public_bytes(Encoding.PEM))
+        certificates.append(str(pem))
+    result = subprocess.run(
+        [*command, str(path), *certificates],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_each_verifies(verdicts: list[dict[str, Any]], signers: list[SigningKey]) -> None:
+    """Another stack's verdicts (:func:`foreign_verdicts`): one a signer, in the order the
+    envelope holds them (the official's, then the seal's), each valid."""
+    expected = ["official-signature", "seal-signature"][-len(signers) :]
+    assert [v["signature"] for v in verdicts] == expected
+    assert all(v["valid"] for v in verdicts), verdicts

@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -34,7 +33,6 @@ from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.crypto.report import SubIndication
 from gateway.crypto.trust import TrustList
 from gateway.demo.pki import DemoPKI
-from gateway.model.profiles import profile
 from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.crypto.helpers import (
     NOW,
@@ -43,6 +41,7 @@ from tests.crypto.helpers import (
     XMLSEC1_ID_ATTRIBUTES,
     demo_key_stores,
     envelope,
+    keys_for,
     xmlsec1_verify,
 )
 from tests.tooling import require_tool
@@ -65,13 +64,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, 
 
 def _trust(pki: DemoPKI) -> TrustList:
     return TrustList([pki.ca.certificate], [pki.ca.crl(now=NOW)])
-
-
-def _keys_for(root: etree._Element, stores: dict[str, KeyStore]) -> tuple[Any, SigningKey]:
-    header = root.find(f"{E}Header")
-    kind = profile(header.findtext(f"{E}Agreement")).kind(header.findtext(f"{E}Kind"))
-    store = stores[header.findtext(f"{E}Sender")]
-    return (store.official() if kind.signed_by_official else None), store.seal()
 
 
 def _roles(signed: bytes) -> list[str]:
@@ -107,7 +99,7 @@ def test_our_signatures_verify_in_signxml_and_xmlsec1(
 ) -> None:
     pki, stores = world
     root = xades.parse_untrusted(example.read_bytes())
-    official, seal = _keys_for(root, stores)
+    official, seal = keys_for(root, stores)
     signed = etree.tostring(xades.sign_envelope(root, official, seal, NOW))
     assert xades.verify_document(signed, _trust(pki), VERIFY_AT, require_official=False).passed
     for role in _roles(signed):
@@ -243,7 +235,7 @@ def test_xmlsec1_signatures_of_our_shape_verify_in_ours(
 ) -> None:
     pki, stores = world
     root = xades.parse_untrusted(example.read_bytes())
-    official, seal = _keys_for(root, stores)
+    official, seal = keys_for(root, stores)
     signed = _xmlsec1_signed(root, official, seal, tmp_path)
     verified = xades.verify_document(
         signed, _trust(pki), VERIFY_AT, require_official=official is not None
@@ -329,7 +321,7 @@ def test_signxml_signatures_of_our_shape_verify_in_ours(
 ) -> None:
     pki, stores = world
     root = xades.parse_untrusted(example.read_bytes())
-    official, seal = _keys_for(root, stores)
+    official, seal = keys_for(root, stores)
     signed = _signxml_signed(root, official, seal)
     verified = xades.verify_document(
         signed, _trust(pki), VERIFY_AT, require_official=official is not None

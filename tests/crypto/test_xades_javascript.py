@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from gateway.crypto import xades
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.demo.pki import DemoPKI
 from gateway.schemas import VALID_EXAMPLES_DIR
-from tests.crypto.helpers import NOW, demo_key_stores
-from tests.crypto.test_xades_interop import EXAMPLES, _keys_for
+from tests.crypto.helpers import (
+    assert_each_verifies,
+    demo_key_stores,
+    foreign_verdicts,
+    signed_example,
+)
+from tests.crypto.test_xades_interop import EXAMPLES
 from tests.tooling import IN_CI
 
 JS_DIR = Path(__file__).resolve().parent / "javascript"
@@ -63,50 +66,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, 
     return demo_key_stores(tmp_path_factory.mktemp("javascript"))
 
 
-def _signed(example: Path, stores: dict[str, KeyStore]) -> tuple[bytes, list[SigningKey]]:
-    root = xades.parse_untrusted(example.read_bytes())
-    official, seal = _keys_for(root, stores)
-    signed = etree.tostring(xades.sign_envelope(root, official, seal, NOW))
-    return signed, [key for key in (official, seal) if key is not None]
-
-
 def _verify(
     node: str, stack: str, document: bytes, signers: list[SigningKey], tmp_path: Path
 ) -> list[dict[str, Any]]:
     """The stack's verdict on each signature, in document order (official, then seal)."""
-    path = tmp_path / "document.xml"
-    path.write_bytes(document)
-    certificates = []
-    for index, key in enumerate(signers):
-        pem = tmp_path / f"signer-{index}.pem"
-        pem.write_bytes(key.certificate.public_bytes(Encoding.PEM))
-        certificates.append(str(pem))
-    result = subprocess.run(
-        [node, str(VERIFY_JS), stack, str(path), *certificates],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return foreign_verdicts([node, str(VERIFY_JS), stack], document, signers, tmp_path)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_xml_crypto_verifies_both_signatures_of_every_kind(
     node: str, world: tuple[DemoPKI, dict[str, KeyStore]], example: Path, tmp_path: Path
 ) -> None:
-    signed, signers = _signed(example, world[1])
-    verdicts = _verify(node, "xml-crypto", signed, signers, tmp_path)
-    expected = ["official-signature", "seal-signature"][-len(signers) :]
-    assert [v["signature"] for v in verdicts] == expected
-    assert all(v["valid"] for v in verdicts), verdicts
+    signed, signers = signed_example(example, world[1])
+    assert_each_verifies(_verify(node, "xml-crypto", signed, signers, tmp_path), signers)
 
 
 def test_xml_crypto_refuses_a_changed_body_or_header_and_a_stranger_key(
     node: str, world: tuple[DemoPKI, dict[str, KeyStore]], tmp_path: Path
 ) -> None:
-    signed, signers = _signed(VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml", world[1])
+    signed, signers = signed_example(VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml", world[1])
     assert len(signers) == 2
     changed_body = etree.fromstring(signed)
     changed_body.find(f"{E}Body")[0].set("forged", "1")
@@ -127,7 +105,7 @@ def test_xml_crypto_refuses_a_changed_body_or_header_and_a_stranger_key(
 def test_xadesjs_verifies_the_official_and_not_the_nested_seal(
     node: str, world: tuple[DemoPKI, dict[str, KeyStore]], tmp_path: Path
 ) -> None:
-    signed, signers = _signed(VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml", world[1])
+    signed, signers = signed_example(VALID_EXAMPLES_DIR / "cis-enforcement.Request.xml", world[1])
     official, seal = _verify(node, "xadesjs", signed, signers, tmp_path)
     assert official == {"signature": "official-signature", "valid": True, "error": None}
     # xmldsigjs#49: the enveloped-signature transform leaves our nested seal in, so the digest
