@@ -1,33 +1,47 @@
-"""Our signatures in the JDK's own XML-signature API (JSR 105, ``javax.xml.crypto.dsig``: Apache
-Santuario inside the JDK), the stack a body's Java system (SMEV adapters, case systems) verifies
-with: both signatures of a request and the seal of a receipt verify with the JDK's secure
-validation on; a changed body, a changed header or another signer's key fail them.
+"""Our profile and the JDK's own XML-signature API (JSR 105, ``javax.xml.crypto.dsig``: Apache
+Santuario inside the JDK), the stack a body's Java system (SMEV adapters, case systems) signs and
+verifies with, both ways:
 
-tests/crypto/java/Verify.java runs as a single-file program (``java Verify.java …``), each
-signature checked against the expected signer's key, never the certificate it carries.
+* the JDK verifies ours: both signatures of a request and an answer and the seal of a receipt,
+  with its secure validation on; a changed body, a changed header or another signer's key fail;
+* ours verifies the JDK's: a Java program that builds our profile from the documentation alone
+  (no template from us) signs a request (official, then seal) and a receipt (seal), and the
+  gateway's strict verifier passes them, path and signer's body included; a change after
+  signing fails with HASH_FAILURE.
+
+tests/crypto/java/XmlSignatures.java runs as a single-file program (``java XmlSignatures.java
+verify|sign …``); verification is against the expected signer's key, never the certificate a
+signature carries.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.crypto import xades
 from gateway.crypto.keys.keystore import KeyStore, SigningKey
+from gateway.crypto.report import SubIndication
+from gateway.crypto.trust import TrustList
 from gateway.demo.pki import DemoPKI
 from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.crypto.helpers import (
+    NOW,
+    VERIFY_AT,
     assert_each_verifies,
     demo_key_stores,
     foreign_verdicts,
+    keys_for,
     signed_example,
 )
 from tests.tooling import require_tool
 
-VERIFY_JAVA = Path(__file__).resolve().parent / "java" / "Verify.java"
+XML_SIGNATURES_JAVA = Path(__file__).resolve().parent / "java" / "XmlSignatures.java"
 E = f"{{{xades.ENV_NS}}}"
 
 
@@ -44,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, 
 def _verify(
     java: str, document: bytes, signers: list[SigningKey], tmp_path: Path
 ) -> list[dict[str, Any]]:
-    return foreign_verdicts([java, str(VERIFY_JAVA)], document, signers, tmp_path)
+    return foreign_verdicts([java, str(XML_SIGNATURES_JAVA), "verify"], document, signers, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -86,3 +100,69 @@ def test_the_jdk_refuses_a_changed_document_and_another_signer(
         "error": "signature value does not verify",
     }
     assert seal["valid"], seal
+
+
+def _key_files(key: SigningKey, name: str, tmp_path: Path) -> list[str]:
+    """The key as unencrypted PKCS#8 PEM, then its certificate and issuers, as file names."""
+    key_file = tmp_path / f"{name}.key.pem"
+    key_file.write_bytes(
+        key.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    certificates = []
+    for index, certificate in enumerate([key.certificate, *key.chain]):
+        path = tmp_path / f"{name}.{index}.pem"
+        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        certificates.append(str(path))
+    return [str(key_file), *certificates]
+
+
+def _java_signed(java: str, example: Path, stores: dict[str, KeyStore], tmp_path: Path) -> bytes:
+    official, seal = keys_for(xades.parse_untrusted(example.read_bytes()), stores)
+    source = example
+    for role, key in (("official", official), ("seal", seal)):
+        if key is None:
+            continue
+        key_file, *certificates = _key_files(key, role, tmp_path)
+        target = tmp_path / f"{role}-signed.xml"
+        arguments = [role, str(source), key_file, str(target), NOW.strftime("%Y-%m-%dT%H:%M:%SZ")]
+        result = subprocess.run(
+            [java, str(XML_SIGNATURES_JAVA), "sign", *arguments, *certificates],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        source = target
+    return source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("example", "signatures"),
+    [("cis-enforcement.Request.xml", 2), ("cis-enforcement.Receipt.xml", 1)],
+)
+def test_the_gateway_verifies_what_the_jdk_signs_in_its_profile(
+    java: str,
+    world: tuple[DemoPKI, dict[str, KeyStore]],
+    tmp_path: Path,
+    example: str,
+    signatures: int,
+) -> None:
+    pki, stores = world
+    signed = _java_signed(java, VALID_EXAMPLES_DIR / example, stores, tmp_path)
+    trust = TrustList([pki.ca.certificate], [pki.ca.crl(now=NOW)])
+    sender = etree.fromstring(signed).findtext(f"{E}Header/{E}Sender")
+    verified = xades.verify_document(
+        signed, trust, VERIFY_AT, expected_sender=sender, require_official=signatures == 2
+    )
+    assert verified.passed, verified.report.summary()
+    assert len(verified.report.signatures) == signatures
+    changed = etree.fromstring(signed)
+    changed.find(f"{E}Body")[0].set("forged", "1")
+    report = xades.verify_document(etree.tostring(changed), trust, VERIFY_AT).report
+    assert not report.passed
+    assert report.signatures[0].sub_indication is SubIndication.HASH_FAILURE
