@@ -7,8 +7,10 @@
 * **xadesjs** (PeculiarVentures, the JavaScript XAdES stack): the official's signature verifies.
   The seal does not: xmldsigjs' enveloped-signature transform removes only a ``ds:Signature``
   that is a direct child of the referenced element (its issue #49), so it digests the envelope
-  with the seal's own signature still inside. The test pins that, so that docs/protocol.md
-  changes when the stack or our layout does.
+  with the seal's own signature still inside. The test pins that, so that
+  docs/keys-and-signatures.md changes when the stack or our layout does, and checks the way
+  round it that the docs give: the seal's signature moved to the end of the envelope in the
+  verifier's DOM, both verify.
 
 Each signature is checked against the certificate of the key that made it, never against the
 certificate it carries (tests/crypto/javascript/verify.js).
@@ -131,3 +133,17 @@ def test_the_documented_versions_are_the_pinned_ones() -> None:
         assert f"{name} {version}" in docs, (
             f"docs/keys-and-signatures.md should name {name} {version}"
         )
+
+
+@pytest.mark.parametrize("example", ["cis-enforcement.Request.xml", "cis-enforcement.Receipt.xml"])
+def test_xadesjs_verifies_the_seal_once_it_is_moved_where_its_transform_looks(
+    node: str, world: tuple[DemoPKI, dict[str, KeyStore]], tmp_path: Path, example: str
+) -> None:
+    """The documented way round xmldsigjs#49: the seal's ds:Signature moved to the end of
+    env:Envelope in the verifier's DOM; what the transform then digests is what we signed."""
+    signed, signers = signed_example(VALID_EXAMPLES_DIR / example, world[1])
+    assert_each_verifies(_verify(node, "xadesjs-seal-moved", signed, signers, tmp_path), signers)
+    changed = etree.fromstring(signed)
+    changed.find(f"{E}Body")[0].set("forged", "1")
+    verdicts = _verify(node, "xadesjs-seal-moved", etree.tostring(changed), signers, tmp_path)
+    assert not any(v["valid"] for v in verdicts), verdicts
