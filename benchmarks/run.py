@@ -59,54 +59,61 @@ OFFERED_RATE = 300.0
 """Hops per second offered in the fixed-rate run (the exchange-core issue's latency target)."""
 
 
+STACK_FLOOR = "stack floor"
+
+
 def register_stack_floor() -> None:
     """The least any gateway on our libraries can do per hop (benchmarks/stack_floor.py): two
     aiohttp nodes over mTLS, the raw floor's cryptography, one durable SQLAlchemy insert per
-    document kept. Between the raw floor and the gateway: what the stack costs, and what the
+    document kept, on each store the gateway rows use (SQLite, PostgreSQL), and on SQLite at
+    OFFERED_RATE. Between the raw floor and the gateway: what the stack costs, and what the
     gateway's own work costs."""
     from benchmarks.stack_floor import measure_stack_floor
 
-    if any(r.name == "stack floor" for r in REGISTRY):
+    if any(r.name == STACK_FLOOR for r in REGISTRY):
         return
-    register(
-        "stack floor",
-        reported_measurement("stack floor", "-", measure_stack_floor, processes=2),
-        kind="baseline",
-        parallel=False,
-    )
-    offered = f"stack floor (offered {OFFERED_RATE:.0f}/s)"
-    register(
-        offered,
-        reported_measurement(
-            offered,
-            "-",
-            partial(measure_stack_floor, rate=OFFERED_RATE),
-            processes=2,
-            variant=f"offered {OFFERED_RATE:.0f}/s",
-        ),
-        kind="baseline",
-        parallel=False,
-    )
+    offered = f"offered {OFFERED_RATE:.0f}/s"
+    for name, store, rate, variant in (
+        (STACK_FLOOR, "sqlite", None, ""),
+        (f"{STACK_FLOOR} (postgresql)", "postgresql", None, ""),
+        (f"{STACK_FLOOR} ({offered})", "sqlite", OFFERED_RATE, offered),
+    ):
+        register(
+            name,
+            reported_measurement(
+                name,
+                store,
+                partial(measure_stack_floor, rate=rate, store=store),
+                processes=2,
+                variant=variant,
+            ),
+            kind="baseline",
+            parallel=False,
+        )
 
 
 def ratios(results: list[tuple[Registered, Figures]]) -> str:
-    """One comment line: each closed-loop gateway row and the stack floor against the 2-process
-    raw floor, and each gateway row against the stack floor (what the gateway's own work
-    costs)."""
+    """One comment line: each closed-loop gateway row and stack floor against the 2-process raw
+    floor, and each gateway row against the stack floor on its store (what the gateway's own
+    work costs)."""
     by_name = {figures.name: figures for _, figures in results}
     floor = by_name.get(f"raw floor ({PARALLEL_WORKERS} workers)")
-    stack = by_name.get("stack floor")
+    stacks = {
+        figures.store: figures
+        for _, figures in results
+        if figures.name.startswith(STACK_FLOOR) and not figures.variant
+    }
     parts = []
     for registered, figures in results:
-        if registered.kind != "store" and figures is not stack:
-            continue
-        if figures.variant.startswith("offered"):
+        is_stack = any(figures is stack for stack in stacks.values())
+        if (registered.kind != "store" and not is_stack) or figures.variant.startswith("offered"):
             continue  # an offered load's rate is the offer, not a capacity
-        label = figures.name if figures.store == "-" else f"{figures.name} {figures.store}"
+        label = figures.name if is_stack else f"{figures.name} {figures.store}"
         against = []
         if floor:
             against.append(f"{figures.hops_per_s / floor.hops_per_s:.3f} × raw floor")
-        if stack and figures is not stack:
+        stack = stacks.get(figures.store)
+        if stack and not is_stack:
             against.append(f"{figures.hops_per_s / stack.hops_per_s:.3f} × stack floor")
         if against:
             parts.append(f"{label}: {', '.join(against)}")

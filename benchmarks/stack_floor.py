@@ -32,7 +32,7 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import closing
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
@@ -119,23 +119,26 @@ def _tls_files(directory: Path) -> dict[str, Path]:
     return files
 
 
-def _store(path: Path) -> Any:
-    """SQLAlchemy Core on SQLite with the gateway's pragmas, one table of documents."""
+def _store(url: str) -> Any:
+    """SQLAlchemy Core, one table of documents: on SQLite with the gateway's pragmas, on
+    PostgreSQL as the gateway's engine connects (no ping on checkout)."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(f"sqlite:///{path}")
+    engine = sa.create_engine(url, pool_pre_ping=False)
 
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA secure_delete=ON",
-        ):
-            cursor.execute(pragma)
-        cursor.close()
+    if url.startswith("sqlite"):
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA secure_delete=ON",
+            ):
+                cursor.execute(pragma)
+            cursor.close()
 
     metadata = sa.MetaData()
     documents = sa.Table(
@@ -218,7 +221,7 @@ def _serve(
         for name, (key, cert) in signers.items()
     }
     parser = hardened_parser()
-    keep = _store(Path(store))
+    keep = _store(store)
     anchors = Path(files["ca"]).read_text()
     template, _ = request_document(now)
     official = prepare_identity(identity["sender_official"])
@@ -331,17 +334,29 @@ async def _drive(
         return await timed_hops(hop, hops, rate, *pids)
 
 
-def measure_stack_floor(hops: int, rate: float | None = None) -> dict[str, float]:
+def measure_stack_floor(
+    hops: int, rate: float | None = None, store: str = "sqlite"
+) -> dict[str, float]:
     """Start the two node processes, drive ``hops`` hops through them, stop them; ``rate``: an
-    offered load in hops/s (None: a closed loop of CLOSED_LOOP_WINDOW outstanding)."""
+    offered load in hops/s (None: a closed loop of CLOSED_LOOP_WINDOW outstanding); ``store``:
+    ``sqlite`` (a file per node) or ``postgresql`` (a schema per node, as the gateway rows)."""
+    from benchmarks.gateway_hop import _pg_schema
+
     context = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="gw-stack-floor-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gw-stack-floor-") as tmp, ExitStack() as cleanups:
+        urls = {}
+        for role in ("sender", "receiver"):
+            if store == "postgresql":
+                urls[role], drop = _pg_schema(f"floor_{role}")
+                cleanups.callback(drop)
+            else:
+                urls[role] = f"sqlite:///{tmp}/{role}.db"
         files = {k: str(v) for k, v in _tls_files(Path(tmp)).items()}
         signers = _signers_pem()
         ports = context.Queue()
         receiver = context.Process(
             target=_serve,
-            args=("receiver", files, signers, f"{tmp}/receiver.db", ports, 0),
+            args=("receiver", files, signers, urls["receiver"], ports, 0),
             daemon=True,
         )
         receiver.start()
@@ -350,7 +365,7 @@ def measure_stack_floor(hops: int, rate: float | None = None) -> dict[str, float
             peer_port = ports.get(timeout=60)
             sender = context.Process(
                 target=_serve,
-                args=("sender", files, signers, f"{tmp}/sender.db", ports, peer_port),
+                args=("sender", files, signers, urls["sender"], ports, peer_port),
                 daemon=True,
             )
             sender.start()
@@ -363,27 +378,29 @@ def measure_stack_floor(hops: int, rate: float | None = None) -> dict[str, float
                     process.terminate()
                     process.join(10)
         # What each node durably kept, per hop: the proof that the row did the work it claims.
-        for role in ("sender", "receiver"):
-            figures[f"{role}_documents_per_hop"] = round(
-                _stored(Path(tmp) / f"{role}.db") / (hops + WARM_UP_HOPS), 3
-            )
+        for role, url in urls.items():
+            figures[f"{role}_documents_per_hop"] = round(_stored(url) / (hops + WARM_UP_HOPS), 3)
         return figures
 
 
-def _stored(path: Path) -> int:
-    import sqlite3
+def _stored(url: str) -> int:
+    import sqlalchemy as sa
 
-    with closing(sqlite3.connect(path)) as connection:
-        (count,) = connection.execute("SELECT count(*) FROM documents").fetchone()
-    return int(count)
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text("SELECT count(*) FROM documents")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hops", type=int, default=2000)
     parser.add_argument("--rate", type=float, help="offered hops/s (default: a closed loop)")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(argv)
-    print(json.dumps(measure_stack_floor(args.hops, args.rate)))
+    print(json.dumps(measure_stack_floor(args.hops, args.rate, args.store)))
     return 0
 
 

@@ -267,6 +267,7 @@ def test_main_prints_the_table_then_the_json_line(capsys):
         "signxml",
         "raw floor",
         "stack floor",
+        "stack floor (postgresql)",
         "stack floor (offered 300/s)",
     }
     for entry in figures["baselines"].values():

@@ -3,13 +3,16 @@ gateway's rows with it."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.harness import Figures, Registered, RunSettings, reported_measurement
 from benchmarks.run import ratios
 from benchmarks.stack_floor import WARM_UP_HOPS, measure_stack_floor
 
 
-def test_each_hop_crosses_both_nodes_and_is_kept_by_both() -> None:
-    figures = measure_stack_floor(5)
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_each_hop_crosses_both_nodes_and_is_kept_by_both(store: str) -> None:
+    figures = measure_stack_floor(5, store=store)
     # Warm-up hops are kept too: the counts are per hop of the whole run.
     assert figures["sender_documents_per_hop"] == 2.0  # the signed request, then its receipt
     assert figures["receiver_documents_per_hop"] == 1.0  # the verified request
@@ -35,13 +38,17 @@ def test_the_ratio_line_sets_each_gateway_row_against_both_floors() -> None:
     line = ratios(
         [
             _row("raw floor (2 workers)", "-", 1000.0, "baseline"),
-            _row("stack floor", "-", 400.0, "baseline"),
+            _row("stack floor", "sqlite", 400.0, "baseline"),
+            _row("stack floor (postgresql)", "postgresql", 200.0, "baseline"),
+            _row("stack floor (offered 300/s)", "sqlite", 300.0, "baseline", "offered 300/s"),
             _row("gateway hop", "sqlite", 100.0, "store"),
+            _row("gateway hop", "postgresql", 40.0, "store"),
             _row("gateway hop (offered 300/s)", "sqlite", 95.0, "store", "offered 300/s"),
         ]
     )
     assert line == (
-        "# stack floor: 0.400 × raw floor; "
-        "gateway hop sqlite: 0.100 × raw floor, 0.250 × stack floor"
+        "# stack floor: 0.400 × raw floor; stack floor (postgresql): 0.200 × raw floor; "
+        "gateway hop sqlite: 0.100 × raw floor, 0.250 × stack floor; "
+        "gateway hop postgresql: 0.040 × raw floor, 0.200 × stack floor"
     )
     assert ratios([_row("signxml", "-", 90.0, "baseline")]) == ""
