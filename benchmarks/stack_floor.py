@@ -28,87 +28,56 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
-from ipaddress import ip_address
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
-CLOSED_LOOP_WINDOW = 64
-"""Requests kept outstanding, as the gateway hop's closed loop does."""
-WARM_UP_HOPS = 100
+from benchmarks.gateway_hop import (
+    CLOSED_LOOP_WINDOW,
+    WARM_UP_HOPS,
+    _pg_schema,
+    closed_loop,
+    timed_hops,
+)
+
 TOKEN = "stack-floor-token"  # noqa: S105 - the loopback case system's bearer token
 
 
 def _tls_files(directory: Path) -> dict[str, Path]:
-    """A CA and two leaf certificates for 127.0.0.1 (server and client use), as PEM files."""
+    """The demo CA and a TLS certificate for each node, issued with the gateway's own TLS
+    profile (``CertificateProfile(role="tls")``, 127.0.0.1 in the SAN), as PEM files."""
+    from gateway.crypto import algorithms
+    from gateway.crypto.certificates import (
+        DEMO_TLS_DNS_NAMES,
+        DEMO_TLS_IP_ADDRESSES,
+        CertificateProfile,
+    )
+    from gateway.crypto.demo_ca import DemoCA
+
     now = datetime.now(UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    def issue(
-        subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Name, Any] | None
-    ) -> x509.Certificate:
-        issuer_name, issuer_key = issuer or (name(subject), key)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name(subject))
-            .issuer_name(issuer_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-        )
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False
-        ).add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
-        )
-        if issuer is None:
-            builder = builder.add_extension(
-                x509.BasicConstraints(ca=True, path_length=0), True
-            ).add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-            )
-        else:
-            builder = (
-                builder.add_extension(
-                    x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
-                )
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-                .add_extension(
-                    x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-                    True,
-                )
-                .add_extension(
-                    x509.ExtendedKeyUsage(
-                        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                    ),
-                    False,
-                )
-            )
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = issue("stack floor CA", ca_key, None)
+    ca = DemoCA.create(now=now)
     files = {"ca": directory / "ca.pem"}
-    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    for role in ("receiver", "sender"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue(f"stack floor {role}", key, (ca.subject, ca_key))
+    files["ca"].write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
+    for role, body_id in (("receiver", "KZ-MJ"), ("sender", "RU-FSSP")):
+        key = algorithms.generate_private_key(algorithms.DEFAULT_KEY_SPEC)
+        profile = CertificateProfile(
+            role="tls",
+            body_id=body_id,
+            demo=True,
+            dns_names=DEMO_TLS_DNS_NAMES,
+            ip_addresses=DEMO_TLS_IP_ADDRESSES,
+        )
         files[f"{role}_cert"] = directory / f"{role}.pem"
         files[f"{role}_key"] = directory / f"{role}.key"
-        files[f"{role}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{role}_cert"].write_bytes(
+            ca.issue(key.public_key(), profile, now=now).public_bytes(serialization.Encoding.PEM)
+        )
         files[f"{role}_key"].write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -314,8 +283,6 @@ async def _drive(
 ) -> dict[str, float]:
     import aiohttp
 
-    from benchmarks.gateway_hop import closed_loop, timed_hops
-
     async with aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {TOKEN}"},
         connector=aiohttp.TCPConnector(limit=CLOSED_LOOP_WINDOW),
@@ -340,8 +307,6 @@ def measure_stack_floor(
     """Start the two node processes, drive ``hops`` hops through them, stop them; ``rate``: an
     offered load in hops/s (None: a closed loop of CLOSED_LOOP_WINDOW outstanding); ``store``:
     ``sqlite`` (a file per node) or ``postgresql`` (a schema per node, as the gateway rows)."""
-    from benchmarks.gateway_hop import _pg_schema
-
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="gw-stack-floor-") as tmp, ExitStack() as cleanups:
         urls = {}
@@ -404,6 +369,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, os.fspath(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__":  # python -m benchmarks.stack_floor, from the repository root
     raise SystemExit(main())

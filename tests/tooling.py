@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip the test for want of something outside it (fail in CI); ``message`` says how to
+    get it."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def require_tool(executable: str, debian_package: str) -> str:
@@ -20,22 +29,14 @@ def require_tool(executable: str, debian_package: str) -> str:
     path = shutil.which(executable)
     if path:
         return path
-    message = f"{executable} not found: install the Debian package {debian_package}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-    raise AssertionError("unreachable")
+    unavailable(f"{executable} not found: install the Debian package {debian_package}")
 
 
 def require_file(path: str, debian_package: str) -> str:
     """Like :func:`require_tool` for a file a package installs (a PKCS#11 module, say)."""
     if os.path.exists(path):
         return path
-    message = f"{path} not found: install the Debian package {debian_package}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-    raise AssertionError("unreachable")
+    unavailable(f"{path} not found: install the Debian package {debian_package}")
 
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"

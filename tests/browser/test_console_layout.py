@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from tests.browser.conftest import PAGE_TIMEOUT_MS, BrowserErrors, Nodes, screenshot, sign_in
-from tests.tooling import IN_CI
+from tests.tooling import unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -53,13 +53,9 @@ AXE_JS = """async () => {
 def axe_script() -> Path:
     """axe-core's script, or a failure (a skip outside CI) saying how to install it; checked
     before the nodes start."""
-    if AXE_SCRIPT.is_file():
-        return AXE_SCRIPT
-    message = f"{AXE_SCRIPT} not found: run `npm ci --prefix {AXE_DIR}` (.ci/run does)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-    raise AssertionError("unreachable")
+    if not AXE_SCRIPT.is_file():
+        unavailable(f"{AXE_SCRIPT} not found: run `npm ci --prefix {AXE_DIR}` (.ci/run does)")
+    return AXE_SCRIPT
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
@@ -198,11 +199,7 @@ def foreign_verdicts(
     prints one JSON line a signature: ``{"signature", "valid", "error"}``."""
     path = tmp_path / "document.xml"
     path.write_bytes(document)
-    certificates = []
-    for index, key in enumerate(signers):
-        pem = tmp_path / f"signer-{index}.pem"
-        pem.write_bytes(key.certificate.public_bytes(Encoding.PEM))
-        certificates.append(str(pem))
+    certificates = pem_files([key.certificate for key in signers], "signer", tmp_path)
     result = subprocess.run(
         [*command, str(path), *certificates],
         capture_output=True,
@@ -220,3 +217,26 @@ def assert_each_verifies(verdicts: list[dict[str, Any]], signers: list[SigningKe
     expected = ["official-signature", "seal-signature"][-len(signers) :]
     assert [v["signature"] for v in verdicts] == expected
     assert all(v["valid"] for v in verdicts), verdicts
+
+
+def pem_files(certificates: list[x509.Certificate], stem: str, tmp_path: Path) -> list[str]:
+    """Each certificate as a PEM file ``<stem>-<index>.pem`` in ``tmp_path``, by name."""
+    names = []
+    for index, certificate in enumerate(certificates):
+        path = tmp_path / f"{stem}-{index}.pem"
+        path.write_bytes(certificate.public_bytes(Encoding.PEM))
+        names.append(str(path))
+    return names
+
+
+def unencrypted_pem(key: SigningKey, path: Path) -> Path:
+    """The signing key as unencrypted PKCS#8 PEM at ``path``, for the tools that sign with a
+    key file (xmlsec1, the JDK program)."""
+    path.write_bytes(
+        key.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -39,9 +38,9 @@ from tests.crypto.helpers import (
     SENDER,
     VERIFY_AT,
     XMLSEC1_ID_ATTRIBUTES,
-    demo_key_stores,
     envelope,
     keys_for,
+    unencrypted_pem,
     xmlsec1_verify,
 )
 from tests.tooling import require_tool
@@ -55,11 +54,6 @@ LOCATIONS = {
     "seal": (f"./{E}Signatures/{E}Seal/", xades.SEAL_REFERENCES, 2),
 }
 """role → (signxml location, references, index of the signature for xmlsec1)."""
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, KeyStore]]:
-    return demo_key_stores(tmp_path_factory.mktemp("interop"))
 
 
 def _trust(pki: DemoPKI) -> TrustList:
@@ -167,17 +161,6 @@ def test_generated_envelopes_verify_everywhere(
 # --- ours verifies the references' signatures ----------------------------------------------
 
 
-def _unencrypted_pem(key: SigningKey, path: Path) -> Path:
-    path.write_bytes(
-        key.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
 def _xmlsec1_signed(
     root: etree._Element,
     official: SigningKey | None,
@@ -202,7 +185,7 @@ def _xmlsec1_signed(
             # Whitespace around the signature, as an indenting producer leaves it: the
             # enveloped-signature transform removes the element, not the text beside it.
             holder.text, signature.tail = "\n    ", "\n  "
-        keys.append(_unencrypted_pem(key, tmp_path / f"{role.name}.key.pem"))
+        keys.append(unencrypted_pem(key, tmp_path / f"{role.name}.key.pem"))
     source = tmp_path / "template.xml"
     source.write_bytes(etree.tostring(root))
     for index, key_file in enumerate(keys, start=1):

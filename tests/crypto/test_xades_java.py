@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.crypto import xades
@@ -34,10 +33,11 @@ from tests.crypto.helpers import (
     NOW,
     VERIFY_AT,
     assert_each_verifies,
-    demo_key_stores,
     foreign_verdicts,
     keys_for,
+    pem_files,
     signed_example,
+    unencrypted_pem,
 )
 from tests.tooling import require_tool
 
@@ -48,11 +48,6 @@ E = f"{{{xades.ENV_NS}}}"
 @pytest.fixture(scope="module")
 def java() -> str:
     return require_tool("java", "openjdk-17-jdk-headless")
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, KeyStore]]:
-    return demo_key_stores(tmp_path_factory.mktemp("java"))
 
 
 def _verify(
@@ -104,20 +99,8 @@ def test_the_jdk_refuses_a_changed_document_and_another_signer(
 
 def _key_files(key: SigningKey, name: str, tmp_path: Path) -> list[str]:
     """The key as unencrypted PKCS#8 PEM, then its certificate and issuers, as file names."""
-    key_file = tmp_path / f"{name}.key.pem"
-    key_file.write_bytes(
-        key.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    certificates = []
-    for index, certificate in enumerate([key.certificate, *key.chain]):
-        path = tmp_path / f"{name}.{index}.pem"
-        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        certificates.append(str(path))
-    return [str(key_file), *certificates]
+    key_file = unencrypted_pem(key, tmp_path / f"{name}.key.pem")
+    return [str(key_file), *pem_files([key.certificate, *key.chain], name, tmp_path)]
 
 
 def _java_signed(java: str, example: Path, stores: dict[str, KeyStore], tmp_path: Path) -> bytes:

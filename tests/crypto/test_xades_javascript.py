@@ -19,7 +19,6 @@ certificate it carries (tests/crypto/javascript/verify.js).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,11 @@ from gateway.demo.pki import DemoPKI
 from gateway.schemas import VALID_EXAMPLES_DIR
 from tests.crypto.helpers import (
     assert_each_verifies,
-    demo_key_stores,
     foreign_verdicts,
     signed_example,
 )
 from tests.crypto.test_xades_interop import EXAMPLES
-from tests.tooling import IN_CI
+from tests.tooling import require_tool, unavailable
 
 JS_DIR = Path(__file__).resolve().parent / "javascript"
 VERIFY_JS = JS_DIR / "verify.js"
@@ -47,25 +45,15 @@ E = f"{{{xades.ENV_NS}}}"
 @pytest.fixture(scope="module")
 def node() -> str:
     """Node with the pinned packages, or a failure (a skip outside CI) saying how to get them."""
-    executable = shutil.which("node")
+    executable = require_tool("node", "nodejs")
     missing = [
         name for name in ("xml-crypto", "xadesjs") if not (JS_DIR / "node_modules" / name).is_dir()
     ]
-    if executable and not missing:
-        return executable
-    message = (
-        f"node or {', '.join(missing) or 'its packages'} not found: install the Debian package "
-        f"nodejs and run `npm ci --prefix {JS_DIR}` (.ci/run does)"
-    )
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-    raise AssertionError("unreachable")
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoPKI, dict[str, KeyStore]]:
-    return demo_key_stores(tmp_path_factory.mktemp("javascript"))
+    if missing:
+        unavailable(
+            f"{', '.join(missing)} not found: run `npm ci --prefix {JS_DIR}` (.ci/run does)"
+        )
+    return executable
 
 
 def _verify(
