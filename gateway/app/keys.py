@@ -49,6 +49,7 @@ from gateway.crypto.keys.generations import (
     KeyGenerations,
     PublishedCertificate,
     RevocationReason,
+    RotationError,
     publication,
     read_generations,
     update_generations,
@@ -78,6 +79,7 @@ from gateway.store.keys import (
 __all__ = [
     "DESTROY_GRACE",
     "MAX_CERTIFICATE_BYTES",
+    "REFUSALS",
     "Activated",
     "DestructionNotice",
     "DestructionUnconfirmed",
@@ -110,6 +112,12 @@ class KeyRefused(KeyStoreError):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+REFUSALS: tuple[type[Exception], ...] = (KeyStoreError, KekRotationError, RotationError)
+"""What the acts here raise when they refuse what was asked (an unknown generation, a rule of
+the manifest or the ring): nothing changed, and the message names the rule, never a secret.
+Every adapter answers them as a refusal (the API's 422 KEY_REFUSED), never as the node's fault."""
 
 
 _DIRECTORY_ROLE = {

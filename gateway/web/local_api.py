@@ -108,8 +108,7 @@ from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.algorithms import DEFAULT_KEY_SPEC, KeySpec
 from gateway.crypto.keys.generations import RevocationReason
 from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
-from gateway.crypto.keys.kek_ring import KekRotationError
-from gateway.crypto.keys.keystore import KeyRole, KeyStoreError
+from gateway.crypto.keys.keystore import KeyRole
 from gateway.exchange.attachments import (
     AttachmentCheckRefused,
     AttachmentDamaged,
@@ -1604,6 +1603,12 @@ def _key_context(request: web.Request) -> tuple[AppContext, Any]:
     return ctx, ctx.keys
 
 
+def _is_value_of(kind: type[StrEnum], value: object) -> bool:
+    """Whether a JSON value is one of ``kind``'s values (an object or a list is not, and must
+    not reach the enum's lookup: it is unhashable)."""
+    return isinstance(value, str) and value in kind._value2member_map_
+
+
 def _key_role(request: web.Request) -> KeyRole:
     role = request.match_info["role"]
     if role not in KeyRole._value2member_map_ or role == KeyRole.KEK:
@@ -1625,7 +1630,7 @@ async def post_key_rotation(request: web.Request) -> web.Response:
     if (
         set(body) - ROTATE_FIELDS
         or not isinstance(name, str)
-        or algorithm not in KeySpec._value2member_map_
+        or not _is_value_of(KeySpec, algorithm)
     ):
         specs = ", ".join(KeySpec)
         raise _key_body_error(f'{{"name": "…", "algorithm": one of {specs}}}')
@@ -1804,7 +1809,7 @@ def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
 async def _key_act(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return await in_thread(fn, *args, **kwargs)
-    except (KeyStoreError, KekRotationError) as exc:
+    except app_keys.REFUSALS as exc:
         # Our own words about the key's manifest and certificate: rules and stems, no secret.
         extra: dict[str, Any] = {"rule": getattr(exc, "code", "")}
         if isinstance(exc, app_keys.DestructionUnconfirmed):
@@ -1853,7 +1858,7 @@ async def post_key_revoke(request: web.Request) -> web.Response:
     if (
         set(body) - REVOKE_FIELDS
         or not isinstance(name, str)
-        or reason not in RevocationReason._value2member_map_
+        or not _is_value_of(RevocationReason, reason)
         or not isinstance(at, str)
         or not isinstance(confirm, str)
     ):

@@ -360,6 +360,20 @@ _RESPONSES: dict[str, Any] = {
         "the purpose in X-Purpose or ?purpose= (PURPOSE_REQUIRED, CIS Art. 9.1)."
     ),
     "InternalError": _returns("The node's fault (INTERNAL_ERROR); details in its log only."),
+    "Unavailable": {
+        **_returns(
+            "Nothing was stored, and the same request succeeds later (Retry-After): the "
+            "conversation changed meanwhile (TRY_AGAIN), the store could not write "
+            "(STORAGE_FULL) or the database restarts (DATABASE_UNAVAILABLE)."
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+    "JsonTooLarge": _returns("The JSON body is over 16 MiB (BODY_TOO_LARGE)."),
+    "NotJson": _returns("The body is not application/json in UTF-8 (UNSUPPORTED_MEDIA_TYPE)."),
+    "InvalidCharacter": _returns(
+        "A string of the JSON holds a character XML 1.0 does not allow (INVALID_CHARACTER); "
+        "the message names where, never the value."
+    ),
 }
 
 _PARAMETERS: dict[str, Any] = {
@@ -406,7 +420,6 @@ _PARAMETERS: dict[str, Any] = {
 _COMMON = {"401": _resp("Unauthorized"), "403": _resp("Forbidden"), "500": _resp("InternalError")}
 _READ = {
     **_COMMON,
-    "400": _resp("BadRequest"),
     "404": _resp("NotFound"),
     "428": _resp("PurposeRequired"),
 }
@@ -422,7 +435,6 @@ def _record_answers(done: str, conflict: str, invalid: str) -> dict[str, Any]:
         "409": _returns(conflict),
         "422": _returns(invalid),
         **_COMMON,
-        "400": _resp("BadRequest"),
         "404": _resp("NotFound"),
     }
 
@@ -516,7 +528,6 @@ def _paths() -> dict[str, Any]:
                         "another body (IDEMPOTENCY_KEY_REUSED).",
                         "Rejected",
                     ),
-                    "400": _resp("BadRequest"),
                     **_COMMON,
                 },
             }
@@ -556,7 +567,6 @@ def _paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _returns("One page.", "Page"),
-                    "400": _resp("BadRequest"),
                     **_COMMON,
                 },
             }
@@ -636,12 +646,16 @@ def _paths() -> dict[str, Any]:
                         "content": {
                             "application/json": {
                                 "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "attachment_id": _STR,
-                                        "size": {"type": "integer"},
-                                        "sha256": _STR,
-                                    },
+                                    "oneOf": [
+                                        _object(
+                                            {
+                                                "attachment_id": _UUID,
+                                                "size": {"type": "integer"},
+                                                "sha256": _STR,
+                                            }
+                                        ),
+                                        _object(_UPLOAD_STATE),
+                                    ]
                                 }
                             }
                         },
@@ -851,15 +865,13 @@ def _paths() -> dict[str, Any]:
                     "409": _returns(
                         "NOT_RESENDABLE (not ours, not stored, or not refused for good), "
                         "ALREADY_RESENT (names the new message), or the conversation does not "
-                        "allow the document now (PROTOCOL_* codes).",
-                        "Rejected",
+                        "allow the document now (PROTOCOL_* codes, with `problems`)."
                     ),
                     "422": _returns(
                         "RESEND_MISMATCH (names the header field), or the document is refused "
                         "as a submission would be (DOCUMENT_REJECTED, INVALID_CHARACTER).",
                         "Rejected",
                     ),
-                    "400": _resp("BadRequest"),
                     **_COMMON,
                 },
             }
@@ -1032,7 +1044,6 @@ def _paths() -> dict[str, Any]:
                         },
                     },
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1058,7 +1069,6 @@ def _paths() -> dict[str, Any]:
                     },
                     "422": _returns("No such conversation or a bad reason (HOLD_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1087,7 +1097,6 @@ def _paths() -> dict[str, Any]:
                     "409": _returns("No active hold on the conversation (NO_ACTIVE_HOLD)."),
                     "422": _returns("A reason over 128 characters (HOLD_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1121,7 +1130,6 @@ def _paths() -> dict[str, Any]:
                         },
                     ),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             },
             "post": {
@@ -1148,7 +1156,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("A bad label, role or expiry (TOKEN_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             },
         },
@@ -1165,7 +1172,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("Unknown or already revoked (TOKEN_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1196,7 +1202,6 @@ def _paths() -> dict[str, Any]:
                         },
                     ),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             },
             "post": {
@@ -1219,7 +1224,6 @@ def _paths() -> dict[str, Any]:
                     "409": _returns("The name is taken (USER_REFUSED, rule USERNAME_TAKEN)."),
                     "422": _returns("A bad name, role or a weak password (USER_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             },
         },
@@ -1235,7 +1239,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "404": _returns("No such user (USER_REFUSED, rule USER_NOT_FOUND)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1266,7 +1269,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1297,7 +1299,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("Refused as asked (KEY_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1316,7 +1317,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1338,7 +1338,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("Refused as asked (KEY_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1356,7 +1355,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("No such KEK, or destroyed already (KEY_REFUSED)."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             },
             "post": {
@@ -1380,7 +1378,6 @@ def _paths() -> dict[str, Any]:
                         "`warnings` and `acknowledge`."
                     ),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             },
         },
@@ -1419,7 +1416,6 @@ def _paths() -> dict[str, Any]:
                     "413": _returns("Over 256 KiB (BODY_TOO_LARGE)."),
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1441,7 +1437,6 @@ def _paths() -> dict[str, Any]:
                     ),
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1467,7 +1462,6 @@ def _paths() -> dict[str, Any]:
                     "200": _answer("Revoked.", {"key": _STR, "at": _STR, "reason": _STR}),
                     "422": _returns("Refused as asked (KEY_REFUSED); the message names the rule."),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1552,7 +1546,6 @@ def _paths() -> dict[str, Any]:
                         "content": {"application/jsonl": {"schema": {"type": "string"}}},
                     },
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1581,7 +1574,6 @@ def _paths() -> dict[str, Any]:
                         "Not installed (DOCUMENT_REJECTED): the problems name the rule.", "Rejected"
                     ),
                     **_COMMON,
-                    "400": _resp("BadRequest"),
                 },
             }
         },
@@ -1685,6 +1677,32 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _implied_answers(operation: dict[str, Any]) -> dict[str, Any]:
+    """The answers an operation gets from the local API's shared code rather than its own
+    handler: the HTTP parser and the parameter readers (400, any operation), the JSON reader
+    (413, 415 and 422 for a JSON body) and the store's faults (503, every authenticated
+    operation). Added here, so that none can be forgotten."""
+    implied: dict[str, Any] = {"400": _resp("BadRequest")}
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        implied |= {
+            "413": _resp("JsonTooLarge"),
+            "415": _resp("NotJson"),
+            "422": _resp("InvalidCharacter"),
+        }
+    if operation.get("security") != []:
+        implied["503"] = _resp("Unavailable")
+    return implied
+
+
+def _with_implied_answers(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with each operation's implied answers added where it names none of its own
+    for that status (its own description says more, e.g. POST /messages's 422)."""
+    for item in paths.values():
+        for operation in item.values():
+            operation["responses"] = _implied_answers(operation) | operation["responses"]
+    return paths
+
+
 def build_openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the local API (a new dict on each call)."""
     return {
@@ -1696,7 +1714,7 @@ def build_openapi() -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:8081"}],
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": _with_implied_answers(_paths()),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {

@@ -46,8 +46,7 @@ from gateway.app.context import AppContext
 from gateway.app.passwords import hash_password, password_problem
 from gateway.crypto.keys.generations import PublishedCertificate, RevocationReason
 from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
-from gateway.crypto.keys.kek_ring import KekRotationError
-from gateway.crypto.keys.keystore import KeyRole, KeyStore, KeyStoreError
+from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.service import Action, Role, may
 from gateway.model.limits import MAX_DIRECTORY_BYTES
 from gateway.model.problems import DocumentRejected
@@ -208,7 +207,7 @@ async def _with_keys(
         return _refused(request, 503, NO_KEYS)
     try:
         return await in_thread(fn, ctx, ctx.keys, *args)
-    except (KeyStoreError, KekRotationError, ValueError) as refused:
+    except (*app_keys.REFUSALS, ValueError) as refused:
         return _refused(request, 422, f"{failed}: {refused}")
 
 

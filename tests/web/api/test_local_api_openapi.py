@@ -79,6 +79,28 @@ def test_auth_scheme_and_public_routes():
                 assert "403" in operation["responses"], path
 
 
+def test_every_operation_names_the_answers_of_the_shared_code():
+    """400 for any (the HTTP parser), 413/415/422 for a JSON body (the JSON reader), 503 for an
+    authenticated one (the store's faults): added by the description itself, so a route written
+    tomorrow has them too; an operation's own description of a status wins."""
+    spec = build_openapi()
+    responses = spec["components"]["responses"]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            answers = operation["responses"]
+            assert "400" in answers, (method, path)
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                assert {"413", "415", "422"} <= set(answers), (method, path)
+            assert ("503" in answers) == (path not in PUBLIC_PATHS), (method, path)
+    assert spec["paths"]["/healthz"]["get"]["responses"]["400"] == {
+        "$ref": "#/components/responses/BadRequest"
+    }
+    submit = spec["paths"]["/api/v1/messages"]["post"]["responses"]
+    assert "DOCUMENT_REJECTED" in submit["422"]["description"]  # its own, not the generic one
+    assert "INVALID_CHARACTER" in responses["InvalidCharacter"]["description"]
+    assert responses["Unavailable"]["headers"]["Retry-After"]
+
+
 def test_error_shape_is_described():
     error = build_openapi()["components"]["schemas"]["Error"]
     assert error["properties"]["error"]["required"] == ["code", "message", "message_ru"]
