@@ -198,16 +198,17 @@ def parse_key(spec: str, name: str = "") -> tuple[KeyRole, str]:
     return role, named
 
 
-def parse_time(text: str, now: datetime) -> datetime:
-    """``now`` or an ISO 8601 time with its zone, in UTC."""
+def parse_time(text: str, now: datetime, field: str = "at") -> datetime:
+    """``now`` or an ISO 8601 time with its zone, in UTC. A refusal names ``field`` (the
+    command line's ``--at``), never the value: the API and the console echo nothing sent."""
     if text.strip().lower() == "now":
         return now
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise KeyStoreError(f"--at {text!r}: give 'now' or an ISO 8601 time") from None
+        raise KeyStoreError(f"{field}: give 'now' or an ISO 8601 time") from None
     if value.tzinfo is None:
-        raise KeyStoreError(f"--at {text!r}: add the time zone (e.g. 2026-12-01T03:00:00Z)")
+        raise KeyStoreError(f"{field}: add the time zone (e.g. 2026-12-01T03:00:00Z)")
     return value.astimezone(UTC)
 
 

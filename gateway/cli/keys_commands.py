@@ -256,7 +256,7 @@ def cmd_rotate(args: argparse.Namespace, *, now: datetime) -> int:
         )
     with _context(args) as (ctx, keys):
         if role is KeyRole.KEK:
-            at = app_keys.parse_time(args.at or "now", now)
+            at = app_keys.parse_time(args.at or "now", now, "--at")
             kek = app_keys.rotate_kek_ring(ctx, keys, at=at, where=args.store)
             print(f"kek {kek.key_id}: {kek.location}")
             print(f"active from {kek.active_from.isoformat()} (previous: {kek.previous})")
@@ -287,7 +287,7 @@ def cmd_activate(args: argparse.Namespace, *, now: datetime) -> int:
     role, name = _parse_key(args)
     if role is KeyRole.KEK:
         raise KeyStoreError("a KEK is activated by `gateway keys rotate kek --at TIME`")
-    at = app_keys.parse_time(args.at, now)
+    at = app_keys.parse_time(args.at, now, "--at")
     with _context(args) as (ctx, keys):
         try:
             done = app_keys.activate(ctx, keys, role, name, args.generation, at, force=args.force)
@@ -306,7 +306,7 @@ def cmd_revoke(args: argparse.Namespace, *, now: datetime) -> int:
     from gateway.crypto.keys.generations import RevocationReason
 
     role, name = _parse_key(args)
-    at = app_keys.parse_time(args.at, now)
+    at = app_keys.parse_time(args.at, now, "--at")
     with _context(args) as (ctx, keys):
         try:
             done = app_keys.revoke(

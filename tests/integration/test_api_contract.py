@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import schemathesis
@@ -111,6 +112,21 @@ def test_found_here_refused_as_asked(
     """Requests this test once answered with a 500, kept as they were found."""
     store = node.runtime.node.store
     before = row_counts(store)
+    answered, error = _post(node, path, content_type, body)
+    assert (answered, error["code"]) == (status, code)
+    assert row_counts(store) == before
+
+
+def test_a_refused_time_is_named_not_echoed(node: Node) -> None:
+    """The API echoes nothing it was sent (docs/local-api.md): a bad ``at`` is named."""
+    sent = b'{"name": "", "at": "2026-12-01 SENT-VALUE"}'
+    status, error = _post(node, "keys/seal/generations/1/activate", "application/json", sent)
+    assert (status, error["code"]) == (422, "KEY_REFUSED")
+    assert error["message"].startswith("at: give 'now' or an ISO 8601 time")
+    assert "SENT-VALUE" not in json.dumps(error)
+
+
+def _post(node: Node, path: str, content_type: str, body: bytes) -> tuple[int, dict[str, Any]]:
     connection = http.client.HTTPConnection("127.0.0.1", node.runtime.api_port, timeout=60)
     try:
         connection.request(
@@ -120,8 +136,6 @@ def test_found_here_refused_as_asked(
             headers={"Authorization": f"Bearer {node.token}", "Content-Type": content_type},
         )
         response = connection.getresponse()
-        answered = response.status, json.loads(response.read())["error"]["code"]
+        return response.status, json.loads(response.read())["error"]
     finally:
         connection.close()
-    assert answered == (status, code)
-    assert row_counts(store) == before
