@@ -2,8 +2,8 @@
 requests from the description (valid ones, and ones the description forbids) for every
 operation, with every role, and checks each answer against the description — documented status,
 body and headers, never a 5xx, a forbidden request refused — and that a refused request left the
-store as it was. The description is what a case system's client is built from: where the two
-disagree, one of them is wrong."""
+store as it was (SQLite and PostgreSQL). The description is what a case system's client is
+built from: where the two disagree, one of them is wrong."""
 
 from __future__ import annotations
 
@@ -67,9 +67,12 @@ class Node:
         return f"http://127.0.0.1:{self.runtime.api_port}"
 
 
-@pytest.fixture(scope="module")
-def node(world: DemoWorld) -> Iterator[Node]:
-    with running_node(world, "contract") as runtime:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def node(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[Node]:
+    database_url = ""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("pg_schema")("contract")
+    with running_node(world, f"contract-{request.param}", database_url) as runtime:
         yield Node(runtime, create_token(runtime.node.store, datetime.now(UTC)))
 
 
