@@ -25,8 +25,6 @@ from gateway.model.problems import DocumentRejected
 from gateway.store.attachments import AttachmentMeta
 from tests.integration.exchange_world import node_on_store, padded_request, row_counts
 
-pytestmark = pytest.mark.asyncio
-
 SCAN_BYTES = 3_000_000
 LIMIT = 5_000_000
 """KZ-MJ's published MaxMessageBytes here: two scans (6 MB) overflow it, one does not."""
