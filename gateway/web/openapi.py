@@ -204,7 +204,11 @@ _SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "description": "pending, delivered, failed; null for received messages.",
             },
-            "verification": {**_STR, "description": "ETSI indication when stored."},
+            "verification": {
+                **_NULLABLE_STR,
+                "description": "ETSI indication of the check when it was stored; null for a "
+                "document this node signed itself.",
+            },
             "purged": {"type": "boolean"},
             "late": {
                 "type": ["object", "null"],
@@ -250,6 +254,13 @@ _SCHEMAS: dict[str, Any] = {
             "resent_from": {
                 **_NULLABLE_STR,
                 "description": "The refused message this one replaced, if it is a resend.",
+            },
+            "attachment_checks": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "The latest recorded verification of each signed PDF attachment "
+                "someone asked to verify: number, sha256, checked_at, checked_by and either the "
+                "verdict (indication, sub_indication, signers, signatures) or refused (its code).",
             },
         }
     ),
