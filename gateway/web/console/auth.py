@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 
 from gateway.app.passwords import MAX_PASSWORD_CHARS
-from gateway.app.user_directory import USERNAME_PATTERN, roles_of
+from gateway.app.user_directory import USERNAME_PATTERN, User, roles_of
 from gateway.exchange.service import Actor, NotFound, PermissionDenied, PurposeRequired
 from gateway.model.problems import Refused
 from gateway.web.console.context import ACTOR, CONTEXT, SESSION, SESSION_ID, ConsoleContext
@@ -329,31 +329,17 @@ async def login(request: web.Request) -> web.Response:
         password = ""
     now = ctx.clock()
     remote = request.remote or ""
-    user = await ctx.users.get(username) if username else None
-    reason: str | None = None
-    if user is None:
+    known = await ctx.users.get(username) if username else None
+    user: User | None = None
+    reason: str | None
+    if known is None:
         await ctx.passwords.check(None, password)
         reason = "unknown-user" if username else "malformed-username"
-    elif user.disabled:
-        await ctx.passwords.check(None, password)
-        reason = "disabled"
-    elif user.locked(now):
-        await ctx.passwords.check(None, password)
-        reason = "locked"
-    elif not password or not await ctx.passwords.check(user.password_hash, password):
-        reason = "bad-password"
-        after = await ctx.users.record_failure(
-            user.username, now=now, max_attempts=MAX_FAILED_ATTEMPTS, lock_for=LOCKOUT_DURATION
-        )
-        if after.locked(now):
-            await ctx.audit(
-                user.username,
-                "console.account_locked",
-                {
-                    "until": after.locked_until.isoformat() if after.locked_until else "",
-                    "remote": remote,
-                },
-            )
+    else:
+        # One attempt at a time per account, each reading the account as the one before left
+        # it: a burst of parallel guesses cannot all be checked before the lock-out starts.
+        async with ctx.sign_in_lock(known.username):
+            user, reason = await _attempt(ctx, known.username, password, now, remote)
     if reason is not None or user is None:
         await ctx.audit(
             username or "anonymous",
@@ -387,6 +373,38 @@ async def login(request: web.Request) -> web.Response:
     response = see_other(request, "dashboard")
     _set_cookie(response, ctx, session_id)
     return response
+
+
+async def _attempt(
+    ctx: ConsoleContext, username: str, password: str, now: datetime, remote: str
+) -> tuple[User | None, str | None]:
+    """Check one sign-in to an existing account (under its lock): the account read afresh, the
+    failure counted; (the user, None) when it may sign in, else (the user, the reason)."""
+    user = await ctx.users.get(username)
+    if user is None:
+        await ctx.passwords.check(None, password)
+        return None, "unknown-user"
+    if user.disabled:
+        await ctx.passwords.check(None, password)
+        return user, "disabled"
+    if user.locked(now):
+        await ctx.passwords.check(None, password)
+        return user, "locked"
+    if password and await ctx.passwords.check(user.password_hash, password):
+        return user, None
+    after = await ctx.users.record_failure(
+        user.username, now=now, max_attempts=MAX_FAILED_ATTEMPTS, lock_for=LOCKOUT_DURATION
+    )
+    if after.locked(now):
+        await ctx.audit(
+            user.username,
+            "console.account_locked",
+            {
+                "until": after.locked_until.isoformat() if after.locked_until else "",
+                "remote": remote,
+            },
+        )
+    return user, "bad-password"
 
 
 async def logout(request: web.Request) -> web.Response:

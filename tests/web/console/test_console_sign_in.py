@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from gateway.app.sessions import ABSOLUTE_TIMEOUT, IDLE_TIMEOUT
@@ -116,6 +117,29 @@ async def test_lock_out_after_repeated_failures(client, audit, clock, users) -> 
     assert (await sign_in(client, "operator1", PASSWORD)).status == 303
     user = await users.get("operator1")
     assert user.failed_attempts == 0 and user.locked_until is None
+
+
+async def test_parallel_guesses_do_not_outrun_the_lock_out(client, audit) -> None:
+    # A burst of guesses sent at once, the right password last: each must see the failures
+    # before it, so only MAX_FAILED_ATTEMPTS passwords are checked and the account is locked
+    # before the right one is tried (docs/console.md: "the right password does not open it").
+    page = await client.get("/login")
+    token = csrf_of(await page.text())
+
+    async def attempt(password: str) -> int:
+        response = await client.post(
+            "/login",
+            data={"username": "operator1", "password": password, "csrf_token": token},
+            allow_redirects=False,
+        )
+        return response.status
+
+    guesses = [f"неверный-пароль-{i}" for i in range(4 * MAX_FAILED_ATTEMPTS)]
+    statuses = await asyncio.gather(*(attempt(p) for p in [*guesses, PASSWORD]))
+    reasons = [d["reason"] for _, d in audit.of("console.sign_in_failed")]
+    assert reasons.count("bad-password") == MAX_FAILED_ATTEMPTS, reasons
+    assert statuses[-1] == 403
+    assert audit.of("console.signed_in") == []
 
 
 async def test_disabled_user_cannot_sign_in(client, audit, users) -> None:
