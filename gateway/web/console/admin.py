@@ -213,7 +213,7 @@ def read_audit_filters(query: Any, tz: Any) -> AuditFilters:
         if name in values:
             try:
                 bounds[name] = _moment(values[name], end=name == "until", tz=tz).astimezone(UTC)
-            except ValueError:
+            except (ValueError, OverflowError):  # 9999-12-31 as "until": past datetime.max
                 errors[name] = "Дата в виде ГГГГ-ММ-ДД или ГГГГ-ММ-ДДTЧЧ:ММ."
     before_raw = query.get("before") or None
     before = None

@@ -131,7 +131,7 @@ async def add_token(request: web.Request) -> web.Response:
     form = await request.post()
     roles = [r for r in form.getall("roles", []) if isinstance(r, str)]
     days_text = _field(form, "expires_in_days")
-    if days_text and not days_text.isdigit():
+    if days_text and not (days_text.isascii() and days_text.isdigit() and len(days_text) <= 5):
         return _refused(request, 422, "Срок действия — целое число дней (или пусто: бессрочно).")
     days = int(days_text) if days_text else None
     try:
@@ -146,7 +146,7 @@ async def add_token(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     raw = request.match_info["token_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return _refused(request, 404, "Такого токена нет.")
     try:
         await in_thread(admin.revoke_token, acting_user(request), int(raw))
@@ -189,7 +189,9 @@ async def disable_user(request: web.Request) -> web.Response:
 
 def _key_form(form: Any) -> tuple[KeyRole, str, int] | None:
     role, generation = _field(form, "role"), _field(form, "generation")
-    if role not in KEY_ROLES or not generation.isdigit() or len(generation) > 6:
+    if role not in KEY_ROLES or not (generation.isascii() and generation.isdigit()):
+        return None
+    if len(generation) > 6:
         return None
     return KeyRole(role), _field(form, "name"), int(generation)
 

@@ -693,7 +693,7 @@ async def message_attachment(request: web.Request) -> web.StreamResponse:
     document); the file name is the message id and the number, never the sent name."""
     _, message_id, purpose = await _message_in_reach(request)
     raw = request.match_info["number"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 50:
         raise web.HTTPNotFound()
     info, read_from = await request.app[CONTEXT].service.open_attachment(
         message_id, int(raw), actor=request[ACTOR], purpose=purpose
@@ -706,7 +706,7 @@ async def verify_attachment(request: web.Request) -> web.Response:
     store; the node records the verdict and the message page shows it beside the file."""
     conversation_id, message_id, purpose = await _message_in_reach(request)
     raw = request.match_info["number"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 50:
         raise web.HTTPNotFound()
     try:
         await request.app[CONTEXT].service.verify_attachment(

@@ -194,3 +194,42 @@ def test_every_form_with_a_file_is_streamed_with_its_token_first() -> None:
                 f"{template.name}: the form to {route.group(1)} must carry its token first"
             )
     assert streamed == auth.UPLOAD_ROUTES
+
+
+async def test_a_digit_that_is_not_a_number_is_404_not_500(client, seeded) -> None:
+    # "²" (U+00B2) passes str.isdigit() but int() refuses it: the attachment routes must
+    # answer it as any other number that names no file.
+    token = await reading_as(client, "operator1", seeded.cis)
+    base = f"/conversations/{seeded.cis}/messages/{seeded.cis_request}/attachments"
+    assert (await client.get(f"{base}/²")).status == 404
+    verify = await client.post(f"{base}/²/verify", data={"csrf_token": token})
+    assert verify.status == 404
+
+
+async def test_audit_dates_at_the_calendar_s_ends_are_named_not_500(client) -> None:
+    await signed_in(client, "auditor1")
+    for query in (
+        "until=9999-12-31",  # the day after it is past datetime.max
+        "since=0001-01-01T00:00%2B05:00",  # before datetime.min in UTC
+        "until=9999-12-31T23:59-05:00",  # after datetime.max in UTC
+    ):
+        response = await client.get(f"/admin/audit?{query}")
+        assert response.status == 400, query
+        assert "Дата в виде ГГГГ-ММ-ДД" in await response.text()
+
+
+async def test_administrator_numbers_that_are_not_numbers_are_refused_not_500(
+    make_client, node_acts
+) -> None:
+    client = await make_client(acts=node_acts)
+    token = await signed_in(client, "admin1")
+
+    async def post(path: str, **form: str) -> int:
+        response = await client.post(path, data={"csrf_token": token, **form})
+        return response.status
+
+    assert await post("/admin/tokens/²/revoke") == 404
+    token_form = {"label": "reports", "roles": "operator"}
+    assert await post("/admin/tokens", **token_form, expires_in_days="²") == 422
+    assert await post("/admin/tokens", **token_form, expires_in_days="9" * 15) == 422
+    assert await post("/admin/keys/activate", role="seal", generation="²") == 422
