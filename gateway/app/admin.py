@@ -48,6 +48,10 @@ TOKEN_BYTES = 32
 MAX_TOKEN_LABEL = 64
 """A token's label names the system using it (``case-system``), and goes into the audit."""
 
+MAX_TOKEN_DAYS = 36_500
+"""A century: longer is "until revoked" (no expiry), and past ~2.7 million days the expiry
+would not be a date at all."""
+
 
 class NoActiveHold(LookupError):
     """Releasing found no active hold on the conversation: nothing was changed."""
@@ -115,8 +119,8 @@ def add_token(
         raise TokenRefused(f"roles: one or more of {known}{extra}")
     if not label.strip() or len(label) > MAX_TOKEN_LABEL:
         raise TokenRefused(f"label: 1..{MAX_TOKEN_LABEL} characters naming the system using it")
-    if expires_in_days is not None and expires_in_days < 1:
-        raise TokenRefused("expires_in_days: at least 1 (or none: valid until revoked)")
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise TokenRefused(f"expires_in_days: 1 to {MAX_TOKEN_DAYS} (or none: valid until revoked)")
     now = ctx.clock()
     expires_at = now + timedelta(days=expires_in_days) if expires_in_days is not None else None
     token = secrets.token_urlsafe(TOKEN_BYTES)

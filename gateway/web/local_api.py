@@ -138,6 +138,7 @@ from gateway.model.limits import (
     MAX_DIRECTORY_BYTES,
     MAX_JSON_BYTES,
 )
+from gateway.model.numbers import whole_number
 from gateway.model.problems import DocumentRejected, Problem, Refused
 from gateway.model.profiles import PROFILES
 from gateway.web.case_acts import in_thread, run_case_act
@@ -911,16 +912,14 @@ def conversation_query(request: web.Request) -> tuple[ConversationFilter, str | 
         )
     limit = DEFAULT_PAGE_LIMIT
     if "limit" in q:
-        raw = q["limit"]
-        if not (
-            raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_PAGE_LIMIT
-        ):
+        asked = whole_number(q["limit"], 4)
+        if asked is None or not 1 <= asked <= MAX_PAGE_LIMIT:
             raise _bad_parameter(
                 "limit",
                 f"must be a whole number from 1 to {MAX_PAGE_LIMIT}",
                 f"должен быть целым числом от 1 до {MAX_PAGE_LIMIT}.",
             )
-        limit = int(raw)
+        limit = asked
     search = q.get("q")
     if search is not None and not 0 < len(search.strip()) <= MAX_SEARCH_CHARS:
         raise _bad_parameter(
@@ -1389,11 +1388,11 @@ get_users = _admin_rows("users", users.list_users, users.user_row)
 async def post_token_revoke(request: web.Request) -> web.Response:
     """Stop a token at once (gateway.app.admin.revoke_token). Audited (``token.revoked``)."""
     _only_params(request, frozenset())
-    raw = request.match_info["token_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    token_id = whole_number(request.match_info["token_id"], 18)
+    if token_id is None:
         raise _bad_parameter("token_id", "a token's number", "номер токена")
-    await in_thread(admin.revoke_token, _admin_context(request), int(raw))
-    return _json({"token_id": int(raw), "revoked": True})
+    await in_thread(admin.revoke_token, _admin_context(request), token_id)
+    return _json({"token_id": token_id, "revoked": True})
 
 
 async def post_user(request: web.Request) -> web.Response:
@@ -1800,10 +1799,10 @@ def _key_target(request: web.Request) -> tuple[AppContext, Any, KeyRole, int]:
     """The node's context (as the token's actor), its key store, the role and generation."""
     ctx, keys = _key_context(request)
     role = _key_role(request)
-    generation = request.match_info["generation"]
-    if not generation.isdigit() or len(generation) > 6:
+    generation = whole_number(request.match_info["generation"], 6)
+    if generation is None:
         raise _bad_parameter("generation", "a generation's number", "номер поколения ключа")
-    return ctx, keys, role, int(generation)
+    return ctx, keys, role, generation
 
 
 async def _key_act(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -2016,9 +2015,9 @@ UPLOAD_OFFSET = "Upload-Offset"
 
 def _byte_count_header(request: web.Request, name: str, *, least: int) -> int:
     raw = request.headers.getall(name, [])
-    if len(raw) != 1 or not raw[0].isascii() or not raw[0].isdigit() or len(raw[0]) > 19:
+    value = whole_number(raw[0], 19) if len(raw) == 1 else None
+    if value is None:
         raise _bad_parameter(name, "one whole number of bytes", "одно целое число байт")
-    value = int(raw[0])
     if value < least:
         raise _bad_parameter(name, f"at least {least}", f"не меньше {least}")
     return value
@@ -2133,10 +2132,10 @@ def _message_attachment(request: web.Request) -> tuple[str, int]:
     them); only ``purpose`` may be asked."""
     _only_params(request, frozenset({"purpose"}))
     message_id = _path_id(request, "message_id")
-    raw = request.match_info["number"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+    number = whole_number(request.match_info["number"], 2)
+    if number is None or not 1 <= number <= 50:
         raise _bad_parameter("number", "1..50", "от 1 до 50")
-    return message_id, int(raw)
+    return message_id, number
 
 
 async def get_message_attachment(request: web.Request) -> web.StreamResponse:

@@ -30,6 +30,7 @@ import aiohttp
 from yarl import URL
 
 from gateway.model.limits import MAX_RESPONSE_BYTES
+from gateway.model.numbers import whole_number
 from gateway.model.problems import GatewayError
 from gateway.web.limits import (
     CLIENT_CONNECT_TIMEOUT,
@@ -374,6 +375,5 @@ def _caused_by_tls_alert(exc: BaseException) -> bool:
 
 def _retry_after(value: str | None) -> float | None:
     """``Retry-After`` in seconds; the HTTP-date form and nonsense are ignored (None)."""
-    if value is None or not value.strip().isdigit():
-        return None
-    return float(min(int(value.strip()), 24 * 3600))
+    seconds = whole_number(value.strip(), 9) if value is not None else None
+    return None if seconds is None else float(min(seconds, 24 * 3600))

@@ -133,6 +133,23 @@ def test_every_answer_is_as_described(case: schemathesis.Case, node: Node) -> No
             400,
             "BAD_REQUEST",
         ),
+        # "²" passes str.isdigit, which int() then refuses (it was a 500 in paths).
+        ("tokens/%C2%B2/revoke", "application/json", b"", 400, "INVALID_PARAMETER"),
+        (
+            "keys/seal/generations/%C2%B2/revoke",
+            "application/json",
+            b'{"reason": "superseded", "confirm": "seal.2"}',
+            400,
+            "INVALID_PARAMETER",
+        ),
+        # An expiry past what a date can hold (timedelta overflowed: a 500).
+        (
+            "tokens",
+            "application/json",
+            b'{"label": "x", "roles": ["operator"], "expires_in_days": 1000000000000000}',
+            422,
+            "TOKEN_REFUSED",
+        ),
         # An unknown generation is a refusal as asked, not the node's fault (it was a 500).
         (
             "keys/seal/generations/99/certificate",

@@ -51,6 +51,7 @@ from gateway.crypto import certificates
 from gateway.crypto.files import check_format, locked, parse_json, write_json_atomically
 from gateway.crypto.keys import schedule
 from gateway.model.directory import BodyCertificate, CertificateRole, Directory
+from gateway.model.numbers import whole_number
 from gateway.model.problems import ConfigurationError
 
 MANIFEST_SUFFIX = ".generations.json"
@@ -160,9 +161,10 @@ def generation_stem(stem: str, generation: int) -> str:
 
 def split_generation_stem(stem: str) -> tuple[str, int]:
     """``seal.2`` → (``seal``, 2); ``seal`` → (``seal``, 1). Key names never hold a dot."""
-    base, dot, number = stem.rpartition(".")
-    if dot and number.isdigit() and number[0] != "0" and 2 <= int(number) <= MAX_GENERATIONS:
-        return base, int(number)
+    base, dot, digits = stem.rpartition(".")
+    number = whole_number(digits, 6) if dot and not digits.startswith("0") else None
+    if number is not None and 2 <= number <= MAX_GENERATIONS:
+        return base, number
     return stem, 1
 
 

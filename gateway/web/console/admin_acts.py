@@ -49,6 +49,7 @@ from gateway.crypto.keys.kek import KEY_ID_PATTERN as KEK_ID_PATTERN
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.exchange.service import Action, Role, may
 from gateway.model.limits import MAX_DIRECTORY_BYTES
+from gateway.model.numbers import whole_number
 from gateway.model.problems import DocumentRejected
 from gateway.web.case_acts import in_thread
 from gateway.web.console.auth import error_page, see_other
@@ -131,9 +132,9 @@ async def add_token(request: web.Request) -> web.Response:
     form = await request.post()
     roles = [r for r in form.getall("roles", []) if isinstance(r, str)]
     days_text = _field(form, "expires_in_days")
-    if days_text and not (days_text.isascii() and days_text.isdigit() and len(days_text) <= 5):
+    days = whole_number(days_text, 5) if days_text else None
+    if days_text and days is None:
         return _refused(request, 422, "Срок действия — целое число дней (или пусто: бессрочно).")
-    days = int(days_text) if days_text else None
     try:
         issued = await in_thread(
             admin.add_token, acting_user(request), _field(form, "label"), roles, days
@@ -145,14 +146,14 @@ async def add_token(request: web.Request) -> web.Response:
 
 
 async def revoke_token(request: web.Request) -> web.Response:
-    raw = request.match_info["token_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    token_id = whole_number(request.match_info["token_id"], 18)
+    if token_id is None:
         return _refused(request, 404, "Такого токена нет.")
     try:
-        await in_thread(admin.revoke_token, acting_user(request), int(raw))
+        await in_thread(admin.revoke_token, acting_user(request), token_id)
     except admin.TokenRefused as refused:
         return _refused(request, 422, f"Токен не отозван: {refused}")
-    return _done(request, f"Токен № {raw} отозван.")
+    return _done(request, f"Токен № {token_id} отозван.")
 
 
 async def add_user(request: web.Request) -> web.Response:
@@ -188,12 +189,10 @@ async def disable_user(request: web.Request) -> web.Response:
 
 
 def _key_form(form: Any) -> tuple[KeyRole, str, int] | None:
-    role, generation = _field(form, "role"), _field(form, "generation")
-    if role not in KEY_ROLES or not (generation.isascii() and generation.isdigit()):
+    role, generation = _field(form, "role"), whole_number(_field(form, "generation"), 6)
+    if role not in KEY_ROLES or generation is None:
         return None
-    if len(generation) > 6:
-        return None
-    return KeyRole(role), _field(form, "name"), int(generation)
+    return KeyRole(role), _field(form, "name"), generation
 
 
 NO_KEYS = "Консоль запущена без ключей узла."

@@ -42,6 +42,7 @@ from gateway.exchange.service import (
     may,
 )
 from gateway.model.bodies import BODY_ID_PATTERN
+from gateway.model.numbers import whole_number
 from gateway.model.problems import ConfigurationError, DocumentRejected
 from gateway.model.profiles import PROFILES
 from gateway.rules.clock import days_left as clock_days_left
@@ -692,25 +693,29 @@ async def message_attachment(request: web.Request) -> web.StreamResponse:
     """One file sent beside the XML, streamed (same reading rights, purpose and audit as the
     document); the file name is the message id and the number, never the sent name."""
     _, message_id, purpose = await _message_in_reach(request)
-    raw = request.match_info["number"]
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 50:
-        raise web.HTTPNotFound()
+    number = _attachment_number(request)
     info, read_from = await request.app[CONTEXT].service.open_attachment(
-        message_id, int(raw), actor=request[ACTOR], purpose=purpose
+        message_id, number, actor=request[ACTOR], purpose=purpose
     )
-    return await stream_attachment(request, info, read_from, message_id, int(raw))
+    return await stream_attachment(request, info, read_from, message_id, number)
+
+
+def _attachment_number(request: web.Request) -> int:
+    """The path's attachment number, 1 to 50; any other text names no file (404)."""
+    number = whole_number(request.match_info["number"], 2)
+    if number is None or not 1 <= number <= 50:
+        raise web.HTTPNotFound()
+    return number
 
 
 async def verify_attachment(request: web.Request) -> web.Response:
     """Verify the signatures of a signed PDF sent beside the document, read in place from the
     store; the node records the verdict and the message page shows it beside the file."""
     conversation_id, message_id, purpose = await _message_in_reach(request)
-    raw = request.match_info["number"]
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 50:
-        raise web.HTTPNotFound()
+    number = _attachment_number(request)
     try:
         await request.app[CONTEXT].service.verify_attachment(
-            message_id, int(raw), actor=request[ACTOR], purpose=purpose
+            message_id, number, actor=request[ACTOR], purpose=purpose
         )
     except AttachmentCheckRefused as refused:
         status = 500 if refused.code == AttachmentCheckRefused.DAMAGED else 422
@@ -718,7 +723,7 @@ async def verify_attachment(request: web.Request) -> web.Response:
     location = request.app.router["message"].url_for(
         conversation_id=conversation_id, message_id=message_id
     )
-    raise web.HTTPSeeOther(str(location.with_fragment(f"attachment-check-{raw}")))
+    raise web.HTTPSeeOther(str(location.with_fragment(f"attachment-check-{number}")))
 
 
 async def message_xml(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import socket
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from gateway.app.tls import ReloadableContext
 from gateway.web.peer_client import (
@@ -166,3 +167,34 @@ async def test_a_second_server_takes_over_the_port_before_the_first_stops(
             answer = await client.post_message(messages_url(new.url), b"<m/>")
             assert answer.status == 200
     assert len(pipeline.calls) == 5
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "read_as"),
+    [("7", 7.0), ("²", None), ("9" * 5000, None), ("Fri, 31 Dec 2027 23:59:59 GMT", None)],
+)
+async def test_a_peer_s_retry_after_is_read_as_ascii_seconds_or_not_at_all(
+    pki: Pki, retry_after: str, read_as: float | None
+) -> None:
+    """A busy peer's ``Retry-After`` is whatever it wrote: "²" passes str.isdigit and 5,000
+    digits are past what int() reads; both once raised out of the client (not a transport
+    failure: the delivery's retry bookkeeping never saw it)."""
+
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, headers={"Retry-After": retry_after})
+
+    app = web.Application()
+    app.router.add_post("/exchange/v1/messages", busy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=pki.server_context("ru"))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with PeerClient(pki.client_context("kz")) as client:
+            with pytest.raises(PeerTransportError) as info:
+                await client.post_message(f"https://127.0.0.1:{port}/exchange/v1/messages", b"<a/>")
+    finally:
+        await runner.cleanup()
+    assert info.value.retryable is True
+    assert info.value.retry_after == read_as
