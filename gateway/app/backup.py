@@ -200,25 +200,42 @@ def restore(config: NodeConfig, source: Path) -> dict[str, Any]:
             "FILE_EXISTS",
             ExitCode.USAGE,
         )
-    if manifest["database"] == "sqlite":
-        if not _is_sqlite(config):
-            raise Failure(
-                "копия сделана с SQLite, а NODE.toml называет PostgreSQL; перенос между ними "
-                "не поддерживается",
-                "BACKUP_MISMATCH",
-                ExitCode.USAGE,
-            )
-        _restore_sqlite(source / SQLITE_FILE, _sqlite_path(config))
+    sqlite = manifest["database"] == "sqlite"
+    if sqlite and not _is_sqlite(config):
+        raise Failure(
+            "копия сделана с SQLite, а NODE.toml называет PostgreSQL; перенос между ними "
+            "не поддерживается",
+            "BACKUP_MISMATCH",
+            ExitCode.USAGE,
+        )
+    if not sqlite and _is_sqlite(config):
+        raise Failure(
+            "копия сделана с PostgreSQL, а NODE.toml называет SQLite",
+            "BACKUP_MISMATCH",
+            ExitCode.USAGE,
+        )
+    if sqlite:
+        _refuse_existing_sqlite(_sqlite_path(config))
     else:
-        if _is_sqlite(config):
-            raise Failure(
-                "копия сделана с PostgreSQL, а NODE.toml называет SQLite",
-                "BACKUP_MISMATCH",
-                ExitCode.USAGE,
-            )
-        _restore_postgres(config, source / PG_DUMP_FILE)
-    for name in incoming_keys:
-        _copy_private_file(source / name, keys_target / name.split("/", 1)[1])
+        _refuse_existing_postgres(config)
+    # Everything checked; now the writes, the key files first (each created here, so a failure
+    # removes exactly these) and the store last: a restore that fails half-way (a key file that
+    # cannot be created, a full disk, pg_restore refusing) leaves nothing to move aside by hand.
+    created: list[Path] = []
+    try:
+        for name in incoming_keys:
+            target = keys_target / name.split("/", 1)[1]
+            _create_private(target)
+            created.append(target)
+            target.write_bytes((source / name).read_bytes())
+        if sqlite:
+            _restore_sqlite(source / SQLITE_FILE, _sqlite_path(config), created)
+        else:
+            _restore_postgres(config, source / PG_DUMP_FILE)
+    except BaseException:
+        for path in reversed(created):
+            path.unlink(missing_ok=True)
+        raise
     return manifest
 
 
@@ -245,8 +262,11 @@ def _checked_manifest(source: Path, body_id: str) -> dict[str, Any]:
             "BACKUP_MISMATCH",
             ExitCode.USAGE,
         )
-    for name, digest in manifest["files"].items():
-        path = source / name
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise Failure(f"{source / MANIFEST}: нет списка файлов", "BACKUP_INVALID", ExitCode.REFUSED)
+    for name, digest in files.items():
+        path = _member(source, name)
         if not path.is_file() or _sha256(path) != digest:
             raise Failure(
                 f"{path}: нет файла или он изменён после копирования (SHA-256 не совпадает); "
@@ -257,7 +277,30 @@ def _checked_manifest(source: Path, body_id: str) -> dict[str, Any]:
     return manifest
 
 
-def _restore_sqlite(source: Path, target: Path) -> None:
+def _member(source: Path, name: object) -> Path:
+    """The backup's file ``name`` as MANIFEST.json lists it: the store, NODE.toml or a file of
+    ``keys/``, as a plain relative path (no ``..``, ``.``, empty or absolute part) reaching a
+    file inside ``source`` through no symbolic link. A key's name is written again under the key
+    folder on restore: anything else could place a file outside it."""
+    parts = name.split("/") if isinstance(name, str) else []
+    plain = bool(parts) and all(p not in ("", ".", "..") and "\0" not in p for p in parts)
+    known = name in (SQLITE_FILE, PG_DUMP_FILE, CONFIG_FILE) or (
+        len(parts) > 1 and parts[0] == KEYS_DIR
+    )
+    path = source.joinpath(*parts)
+    if not (plain and known) or os.path.realpath(path) != os.path.join(
+        os.path.realpath(source), *parts
+    ):
+        raise Failure(
+            f"{source / MANIFEST}: файл {name!r} не из резервной копии (путь вне её каталогов "
+            "или через символическую ссылку); возьмите другую копию",
+            "BACKUP_INVALID",
+            ExitCode.REFUSED,
+        )
+    return path
+
+
+def _refuse_existing_sqlite(target: Path) -> None:
     for existing in (target, Path(f"{target}-wal")):
         if existing.exists() and existing.stat().st_size > 0:
             raise Failure(
@@ -266,15 +309,25 @@ def _restore_sqlite(source: Path, target: Path) -> None:
                 "FILE_EXISTS",
                 ExitCode.USAGE,
             )
+
+
+def _restore_sqlite(source: Path, target: Path, created: list[Path]) -> None:
+    if not target.exists():
+        created.append(target)  # an empty file already there stays, emptied on failure below
     prepare_sqlite_file(target)  # the folder 0700, the file 0600
-    with (
-        closing(sqlite3.connect(source)) as src,
-        closing(sqlite3.connect(target)) as dst,
-    ):
-        src.backup(dst, pages=PAGES_PER_STEP)
+    try:
+        with (
+            closing(sqlite3.connect(source)) as src,
+            closing(sqlite3.connect(target)) as dst,
+        ):
+            src.backup(dst, pages=PAGES_PER_STEP)
+    except BaseException:
+        if target not in created:
+            os.truncate(target, 0)
+        raise
 
 
-def _restore_postgres(config: NodeConfig, dump: Path) -> None:
+def _refuse_existing_postgres(config: NodeConfig) -> None:
     if schema_state(config.database_url).revision is not None:
         raise Failure(
             "в базе NODE.toml уже есть хранилище узла: восстановление ничего не перезаписывает; "
@@ -282,8 +335,12 @@ def _restore_postgres(config: NodeConfig, dump: Path) -> None:
             "FILE_EXISTS",
             ExitCode.USAGE,
         )
+
+
+def _restore_postgres(config: NodeConfig, dump: Path) -> None:
     options, env = _libpq(config, dump=False)
-    _run_pg("pg_restore", ["--no-owner", "--exit-on-error", *options, str(dump)], env)
+    # One transaction: a dump that fails half-way leaves the database as empty as it was.
+    _run_pg("pg_restore", ["--no-owner", "--single-transaction", *options, str(dump)], env)
 
 
 # --- files ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ taken, or a restore onto an existing store, is refused without writing anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import stat
@@ -200,3 +201,64 @@ def test_a_backup_of_a_node_without_a_store_leaves_no_folder(
     run = gateway("backup", "--config", str(config), "--out", str(out))
     assert run.code == ExitCode.UNAVAILABLE and "[FILE_NOT_FOUND]" in run.err, run.err
     assert "Traceback" not in run.err and not out.exists()
+
+
+def test_a_backup_whose_file_names_climb_out_of_the_key_folder_is_refused(
+    backed_up: tuple[NodeConfig, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """MANIFEST.json names the files to restore; a hostile (or tampered) backup names a "key"
+    ``keys/../…`` — with a symlink inside the backup, as many ``..`` as it likes — and the
+    restore writes it wherever that points: outside the key folder, anywhere the gateway's user
+    may create a file. Such a backup is refused (BACKUP_INVALID) before anything is written."""
+    original, backup, _ = backed_up
+    root = tmp_path / "new-node"
+    restored = _restored_config(original, backup, root)
+    manifest = json.loads((backup / "MANIFEST.json").read_text("utf-8"))
+    planted = b"ssh-ed25519 AAAA... attacker\n"
+    # Beside the key folder: keys/../planted is the backup's own ./planted.
+    (backup / "planted").write_bytes(planted)
+    # Anywhere: keys/d is a symlink three folders deep into the backup, so keys/d/../../../x is
+    # the backup's pad/x while, on the restoring side, keys/d is a new folder and the same name
+    # climbs to tmp_path/x.
+    deep = backup / "pad" / "1" / "2" / "3"
+    deep.mkdir(parents=True)
+    (backup / "pad" / "outside").mkdir()
+    (backup / "pad" / "outside" / "authorized_keys").write_bytes(planted)
+    (backup / "keys" / "d").symlink_to(deep)
+    digest = hashlib.sha256(planted).hexdigest()
+    manifest["files"]["keys/../planted"] = digest
+    manifest["files"]["keys/d/../../../outside/authorized_keys"] = digest
+    (backup / "MANIFEST.json").write_text(json.dumps(manifest), "utf-8")
+
+    run = gateway("restore", "--config", str(restored), "--from", str(backup))
+    assert not (root / "planted").exists(), "written beside the key folder"
+    assert not (tmp_path / "outside").exists(), "written outside the node's folders"
+    assert run.code == ExitCode.REFUSED and "[BACKUP_INVALID]" in run.err, run.err
+    assert not (root / "data").exists() and not (root / "keys").exists()
+
+
+def test_a_restore_that_fails_on_the_key_folder_leaves_no_restored_store(
+    backed_up: tuple[NodeConfig, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The key folder is checked for clashes with ``exists()``, which a dangling symlink (a key
+    file pointing at an unmounted credential store) passes; the exclusive create then fails —
+    after the store was already restored. The operator is left with a store and half its keys, and
+    every new attempt is refused (FILE_EXISTS: the restored key files, then gateway.db) until
+    they are removed by hand:
+    a failed restore must leave nothing behind, as a failed backup does."""
+    original, backup, _ = backed_up
+    root = tmp_path / "new-node"
+    restored = _restored_config(original, backup, root)
+    keys = root / "keys"
+    keys.mkdir(mode=0o700)
+    (keys / "kek.key").symlink_to(tmp_path / "unmounted" / "kek.key")
+
+    run = gateway("restore", "--config", str(restored), "--from", str(backup))
+    assert run.code != 0, run.out
+    assert "Traceback" not in run.err, run.err
+    assert not (root / "data" / "gateway.db").exists(), "a store restored without its keys"
+    assert sorted(p.name for p in keys.iterdir()) == ["kek.key"], "half the keys restored"
+
+    (keys / "kek.key").unlink()  # the operator fixes what the error named, and runs it again
+    run = gateway("restore", "--config", str(restored), "--from", str(backup))
+    assert run.code == 0, run.err
