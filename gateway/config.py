@@ -308,7 +308,7 @@ class NodeConfig:
             kwargs[name] = _load_section(section_type, value, f"{path}: [{name}]", path.parent)
         if "node" not in kwargs:
             raise ConfigurationError(f'{path}: missing section [node] with body_id = "RU-FSSP"')
-        if not BODY_ID_PATTERN.match(kwargs["node"].body_id):
+        if not BODY_ID_PATTERN.fullmatch(kwargs["node"].body_id):
             raise ConfigurationError(
                 f"{path}: [node] body_id {kwargs['node'].body_id!r} must look like RU-FSSP"
             )

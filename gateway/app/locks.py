@@ -97,7 +97,7 @@ class JobLock:
         renew_every: timedelta | None = RENEW_EVERY,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        if not JOB_NAME_PATTERN.match(name):
+        if not JOB_NAME_PATTERN.fullmatch(name):
             raise ValueError(f"job name {name!r} must be a short code of a-z, 0-9 and '-'")
         if not owner or len(owner) > OWNER_MAX_LENGTH:
             raise ValueError(f"lock owner must be 1-{OWNER_MAX_LENGTH} characters")

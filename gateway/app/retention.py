@@ -510,7 +510,7 @@ def _parse_policy(
             raise fail(None, f"policy without {key!r}; name, counts_from and keep are mandatory")
 
     name = raw["name"]
-    if not isinstance(name, str) or not POLICY_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not POLICY_NAME_PATTERN.fullmatch(name):
         raise fail("name", "name must be a short code of a-z, 0-9 and '-' (e.g. cis-received)")
 
     counts_from = raw["counts_from"]
@@ -577,7 +577,7 @@ def _parse_policy(
         raise fail("direction", 'direction must be "in" (received) or "out" (sent)') from None
     parties = strings("party")
     for party in sorted(parties):
-        if not (BODY_ID_PATTERN.match(party) or STATE_PATTERN.match(party)):
+        if not (BODY_ID_PATTERN.fullmatch(party) or STATE_PATTERN.fullmatch(party)):
             raise fail("party", f"party {party!r} must be a body id (KZ-MJ) or a state code (KZ)")
     basis = raw.get("basis", "")
     if not isinstance(basis, str):
@@ -599,7 +599,7 @@ def _parse_policy(
 def _parse_period(value: Any) -> Period | None:
     if not isinstance(value, str):
         return None
-    match = _PERIOD_PATTERN.match(value)
+    match = _PERIOD_PATTERN.fullmatch(value)
     if not match:
         return None
     amount = int(match.group(1))
@@ -629,7 +629,7 @@ def _party_matches(parties: frozenset[str], party: str) -> bool:
 
 def _atoms(policies: Iterable[RetentionPolicy]) -> list[str]:
     named = {p for policy in policies for p in policy.parties}
-    bodies = sorted(p for p in named if not STATE_PATTERN.match(p))
+    bodies = sorted(p for p in named if not STATE_PATTERN.fullmatch(p))
     states = sorted({p[:2] for p in named})
     return [*bodies, *(f"{s}-{_OTHER}" for s in states), _OTHER]
 
@@ -757,7 +757,7 @@ class SourceLines:
     def _headers(self) -> list[tuple[int, tuple[str, ...], bool]]:
         found = []
         for number, line in enumerate(self._lines, start=1):
-            match = _HEADER.match(line)
+            match = _HEADER.fullmatch(line)
             if match:
                 found.append((number, _normalise_header(match.group(2)), match.group(1) == "[["))
         return found
@@ -784,7 +784,7 @@ class SourceLines:
         pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
         for number in range(start + 1, len(self._lines) + 1):
             text = self._lines[number - 1]
-            if _HEADER.match(text):
+            if _HEADER.fullmatch(text):
                 break
             if pattern.match(text):
                 return number
@@ -794,8 +794,8 @@ class SourceLines:
         """Line of a top-level ``key = …`` or of a ``[key]``/``[[key]]`` header; else 1."""
         pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
         for number, line in enumerate(self._lines, start=1):
-            if _HEADER.match(line):
-                match = _HEADER.match(line)
+            if _HEADER.fullmatch(line):
+                match = _HEADER.fullmatch(line)
                 assert match is not None
                 if _normalise_header(match.group(2))[0] == key:
                     return number

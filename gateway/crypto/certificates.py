@@ -71,7 +71,7 @@ class CertificateProfile:
     def __post_init__(self) -> None:
         if self.role not in ROLES_CERTIFIED:
             raise ValueError(f"role {self.role!r} has no certificate; use one of {ROLES_CERTIFIED}")
-        if not BODY_ID_PATTERN.match(self.body_id):
+        if not BODY_ID_PATTERN.fullmatch(self.body_id):
             raise ValueError(f"body id {self.body_id!r} must look like RU-FSSP")
         if self.role == "official" and not (self.common_name and self.title):
             raise ValueError("an official's certificate needs the person's name and position")

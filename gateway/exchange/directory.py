@@ -242,7 +242,7 @@ def _known_zone(name: str) -> bool:
 
 def _body_problems(body: DirectoryBody, where: str) -> list[Problem]:
     problems: list[Problem] = []
-    if not BODY_ID_PATTERN.match(body.id) or body.id[:2] != body.state:
+    if not BODY_ID_PATTERN.fullmatch(body.id) or body.id[:2] != body.state:
         problems.append(
             _problem(
                 "DIRECTORY_BODY_STATE_MISMATCH",

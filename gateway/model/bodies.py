@@ -18,7 +18,7 @@ class BodyLevel(StrEnum):
 
 def state_of(body_id: str) -> str:
     """The state (ISO alpha-2) a body id belongs to."""
-    if not BODY_ID_PATTERN.match(body_id):
+    if not BODY_ID_PATTERN.fullmatch(body_id):
         raise ValueError(
             f"body id {body_id!r} must look like RU-FSSP: state code, dash, 2-32 of A-Z 0-9 -"
         )

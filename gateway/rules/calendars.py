@@ -50,7 +50,7 @@ _ONE_DAY = timedelta(days=1)
 @lru_cache(maxsize=64)
 def _state_holidays_class(state: str) -> type[HolidayBase]:
     """The ``holidays`` class for a state, or a ConfigurationError naming the state."""
-    if not isinstance(state, str) or not STATE_CODE_PATTERN.match(state):
+    if not isinstance(state, str) or not STATE_CODE_PATTERN.fullmatch(state):
         raise ConfigurationError(
             f"calendar state {state!r} must be an ISO 3166-1 alpha-2 code in upper case, "
             "e.g. RU or KZ"

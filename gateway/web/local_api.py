@@ -1701,7 +1701,7 @@ KEK_DESTROY_FIELDS = frozenset({"confirm", "acknowledge"})
 
 def _kek_id(request: web.Request) -> str:
     kek_id = request.match_info["kek_id"]
-    if not KEK_ID_PATTERN.match(kek_id):
+    if not KEK_ID_PATTERN.fullmatch(kek_id):
         raise _bad_parameter(
             "kek_id",
             "a KEK's id as `gateway keys list` shows it (kek-…)",

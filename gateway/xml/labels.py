@@ -487,7 +487,7 @@ def format_value(
     if kind is FieldType.BOOLEAN:
         return {"true": "да", "1": "да", "false": "нет", "0": "нет"}.get(text, text)
     if kind is FieldType.DATE:
-        m = _DATE_RE.match(text)
+        m = _DATE_RE.fullmatch(text)
         return f"{m[3]}.{m[2]}.{m[1]}" if m else text
     if kind is FieldType.DATETIME:
         try:
@@ -534,9 +534,9 @@ def undeclared_type(value: str) -> FieldType:
     v = value.strip()
     if v in ("true", "false"):
         return FieldType.BOOLEAN
-    if _DATE_RE.match(v):
+    if _DATE_RE.fullmatch(v):
         return FieldType.DATE
-    if _DATETIME_RE.match(v):
+    if _DATETIME_RE.fullmatch(v):
         return FieldType.DATETIME
     if v in CODES_RU:
         return FieldType.CODE

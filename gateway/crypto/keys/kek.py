@@ -63,7 +63,7 @@ KEK_FILE_MAX_BYTES = 4096
 
 
 def _check_key_id(key_id: str) -> str:
-    if not KEY_ID_PATTERN.match(key_id):
+    if not KEY_ID_PATTERN.fullmatch(key_id):
         raise AtRestError(
             f"KEK id {key_id!r} must be 1–64 characters of letters, digits, '.', '_', ':' or '-'"
         )
@@ -251,7 +251,7 @@ def load_file_kek(path: Path, passphrase: bytes) -> FileKek:
     if doc.get("cipher") != "AES-256-GCM":
         raise KekFileError(f"{path}: 'cipher' must be 'AES-256-GCM'")
     key_id = doc.get("key_id")
-    if not isinstance(key_id, str) or not KEY_ID_PATTERN.match(key_id):
+    if not isinstance(key_id, str) or not KEY_ID_PATTERN.fullmatch(key_id):
         raise KekFileError(f"{path}: 'key_id' is missing or malformed")
     salt = _unb64(doc.get("salt"), f"{path}: 'salt'")
     nonce = _unb64(doc.get("nonce"), f"{path}: 'nonce'")

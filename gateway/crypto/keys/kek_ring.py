@@ -165,7 +165,7 @@ class RingManifest:
             }:
                 raise KekRotationError(f"{at}: must be an object with known fields")
             key_id = item.get("key_id")
-            if not isinstance(key_id, str) or not kek.KEY_ID_PATTERN.match(key_id):
+            if not isinstance(key_id, str) or not kek.KEY_ID_PATTERN.fullmatch(key_id):
                 raise KekRotationError(f"{at}.key_id is missing or malformed")
             file, label = item.get("file"), item.get("token_label")
             if (file is None) == (label is None):
@@ -175,7 +175,7 @@ class RingManifest:
             ):
                 raise KekRotationError(f"{at}.file must be a file name like kek-….key")
             if label is not None and (
-                not isinstance(label, str) or not kek.KEY_ID_PATTERN.match(label)
+                not isinstance(label, str) or not kek.KEY_ID_PATTERN.fullmatch(label)
             ):
                 raise KekRotationError(f"{at}.token_label is malformed")
             members.append(
@@ -221,7 +221,7 @@ def _file_key_id(path: Path) -> str:
     except (OSError, ValueError):
         doc = None
     key_id = doc.get("key_id") if isinstance(doc, dict) else None
-    if not isinstance(key_id, str) or not kek.KEY_ID_PATTERN.match(key_id):
+    if not isinstance(key_id, str) or not kek.KEY_ID_PATTERN.fullmatch(key_id):
         raise KekRotationError(f"{path}: not a KEK file (no valid 'key_id')")
     return key_id
 

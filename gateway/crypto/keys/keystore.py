@@ -130,7 +130,7 @@ def key_stem(role: KeyRole | str, name: str = "") -> str:
     """File stem and token label of a key: ``seal``, ``official-ivanov``."""
     role = KeyRole(role)
     if role is KeyRole.OFFICIAL:
-        if not OFFICIAL_NAME_PATTERN.match(name):
+        if not OFFICIAL_NAME_PATTERN.fullmatch(name):
             raise KeyStoreError(
                 f"official key name {name!r}: use lower-case Latin letters, digits, '-' or '_' "
                 "(e.g. --name ivanov), and set [keys] official to it"
@@ -157,7 +157,7 @@ def parse_generation_stem(stem: str) -> tuple[KeyRole, str, int] | None:
     base, generation = split_generation_stem(stem)
     parsed = parse_stem(base)
     if parsed is None or (
-        parsed[0] is KeyRole.OFFICIAL and not OFFICIAL_NAME_PATTERN.match(parsed[1])
+        parsed[0] is KeyRole.OFFICIAL and not OFFICIAL_NAME_PATTERN.fullmatch(parsed[1])
     ):
         return None
     return parsed[0], parsed[1], generation

@@ -349,7 +349,7 @@ NO_KEK_ID = "Укажите идентификатор выведенного KE
 async def kek_destruction(request: web.Request) -> web.Response:
     """The warnings of what destroying the KEK ends, then the form that destroys it."""
     kek_id = request.query.get("kek_id", "").strip()
-    if not KEK_ID_PATTERN.match(kek_id):
+    if not KEK_ID_PATTERN.fullmatch(kek_id):
         return _refused(request, 422, NO_KEK_ID)
     notice = await _with_keys(request, "KEK не уничтожен", app_keys.destruction_notice, kek_id)
     if isinstance(notice, web.Response):
@@ -361,7 +361,7 @@ async def destroy_kek(request: web.Request) -> web.Response:
     form = await request.post()
     kek_id, confirm = _field(form, "kek_id"), _field(form, "confirm")
     acknowledge = _field(form, "acknowledge")
-    if not KEK_ID_PATTERN.match(kek_id):
+    if not KEK_ID_PATTERN.fullmatch(kek_id):
         return _refused(request, 422, NO_KEK_ID)
 
     def act(ctx: AppContext, keys: KeyStore) -> str | app_keys.DestructionUnconfirmed:

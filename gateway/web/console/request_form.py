@@ -430,14 +430,14 @@ def _check_parties(values: Mapping[str, Any], errors: dict[str, list[str]]) -> N
 
 def _check_identifiers(values: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
     for name in ("Debtor-Individual-OtherIdentifier", "Debtor-LegalEntity-RegistrationNumber"):
-        if any(not _IDENTIFIER.match(line) for line in values.get(name) or ()):
+        if any(not _IDENTIFIER.fullmatch(line) for line in values.get(name) or ()):
             errors.setdefault(name, []).append(
                 "Каждая строка: вид, двоеточие, значение (например «ИНН: 770000000001»)."
             )
 
 
 def _identifiers(lines: Sequence[str]) -> list[dict[str, str]]:
-    found = (_IDENTIFIER.match(line) for line in lines)
+    found = (_IDENTIFIER.fullmatch(line) for line in lines)
     return [{"Kind": m.group(1), "Value": m.group(2)} for m in found if m]
 
 
@@ -452,7 +452,7 @@ def _check_properties(values: Mapping[str, Any], errors: dict[str, list[str]]) -
     schema's ``Property`` (a description, at most ten identifiers) takes."""
     for number, line in enumerate(values.get("Location-Property") or (), start=1):
         description, identifiers = _property_parts(line)
-        wrong = [part for part in identifiers if not _IDENTIFIER.match(part)]
+        wrong = [part for part in identifiers if not _IDENTIFIER.fullmatch(part)]
         if wrong:
             errors.setdefault("Location-Property", []).append(
                 f"Строка {number}: «{wrong[0]}» — после «;» пишутся данные вида «вид: значение» "
