@@ -52,10 +52,12 @@ class UserDirectory(Protocol):
         """Every user, by username."""
         ...
 
-    async def record_failure(
+    async def claim_sign_in(
         self, username: str, *, now: datetime, max_attempts: int, lock_for: timedelta
-    ) -> User:
-        """Count a failed sign-in; at ``max_attempts`` the account is locked for ``lock_for``."""
+    ) -> User | None:
+        """Count a sign-in attempt before its password is checked (the one making
+        ``max_attempts`` locks the account for ``lock_for``); None when the account is locked,
+        disabled or gone: then no password may be checked."""
         ...
 
     async def record_success(self, username: str, *, now: datetime) -> None:
@@ -116,19 +118,19 @@ class StoreUserDirectory:
         with self.store.read() as conn:
             return user_table.list_users(conn)
 
-    async def record_failure(
+    async def claim_sign_in(
         self, username: str, *, now: datetime, max_attempts: int, lock_for: timedelta
-    ) -> User:
-        return await asyncio.to_thread(self._failure, username, now, max_attempts, lock_for)
+    ) -> User | None:
+        return await asyncio.to_thread(self._claim, username, now, max_attempts, lock_for)
 
-    def _failure(
+    def _claim(
         self, username: str, now: datetime, max_attempts: int, lock_for: timedelta
-    ) -> User:
+    ) -> User | None:
         with self.store.transaction() as conn:
             user = user_table.get_by_username(conn, username)
             if user is None:
-                raise LookupError(f"no user {username!r}")
-            return user_table.record_failed_login(conn, user.user_id, now, max_attempts, lock_for)
+                return None
+            return user_table.claim_sign_in(conn, user.user_id, now, max_attempts, lock_for)
 
     async def record_success(self, username: str, *, now: datetime) -> None:
         await asyncio.to_thread(self._success, username, now)

@@ -89,25 +89,30 @@ def get(conn: Connection, user_id: int) -> User | None:
     return _user(row) if row else None
 
 
-def record_failed_login(
+def claim_sign_in(
     conn: Connection, user_id: int, now: datetime, max_attempts: int, lock_for: timedelta
-) -> User:
-    """Count a failed login atomically; at ``max_attempts`` lock the account for ``lock_for``
-    and start counting again."""
-    conn.execute(
+) -> User | None:
+    """Count a sign-in attempt *before* its password is checked, in one statement, unless the
+    account is disabled or locked: then None, and no password may be checked. The attempt that
+    makes ``max_attempts`` in a row locks the account for ``lock_for`` (counting starts again);
+    a right password clears that (:func:`record_login`). Counted first, attempts running at once
+    — in one process or in several on one database — get at most ``max_attempts`` passwords
+    checked per lock-out; counted after the check, each of them saw the account unlocked."""
+    reaches = users.c.failed_attempts + 1 >= max_attempts
+    claimed = conn.execute(
         users.update()
-        .where(users.c.id == user_id)
-        .values(failed_attempts=users.c.failed_attempts + 1, updated_at=now)
-    )
-    conn.execute(
-        users.update()
-        .where(users.c.id == user_id, users.c.failed_attempts >= max_attempts)
-        .values(failed_attempts=0, locked_until=now + lock_for)
-    )
-    user = get(conn, user_id)
-    if user is None:
-        raise LookupError(f"user {user_id} does not exist")
-    return user
+        .where(
+            users.c.id == user_id,
+            users.c.disabled == sa.false(),
+            sa.or_(users.c.locked_until.is_(None), users.c.locked_until <= now),
+        )
+        .values(
+            failed_attempts=sa.case((reaches, 0), else_=users.c.failed_attempts + 1),
+            locked_until=sa.case((reaches, now + lock_for), else_=users.c.locked_until),
+            updated_at=now,
+        )
+    ).rowcount
+    return get(conn, user_id) if claimed else None
 
 
 def record_login(conn: Connection, user_id: int, now: datetime) -> None:

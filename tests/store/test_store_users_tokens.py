@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -16,6 +18,27 @@ from tests.store.conftest import NOW
 HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # quick for tests
 
 
+def test_attempts_at_once_claim_no_more_than_the_lock_out_allows(store: Store) -> None:
+    """Twenty sign-in attempts at once, each on a connection of its own (workers, processes):
+    five are counted and may have their password checked, the fifth locks, the rest find the
+    account locked. The claim is one UPDATE whose condition the database re-checks under the
+    row's lock, so no two attempts see the same count."""
+    with store.transaction() as conn:
+        uid = users.create(conn, "operator1", HASHER.hash("pw"), ["operator"], NOW)
+    start = threading.Barrier(20)
+
+    def attempt(_: int) -> bool:
+        start.wait()
+        with store.transaction() as conn:
+            return users.claim_sign_in(conn, uid, NOW, 5, timedelta(minutes=15)) is not None
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        claimed = list(pool.map(attempt, range(20)))
+    assert claimed.count(True) == 5
+    with store.read() as conn:
+        assert users.get(conn, uid).locked(NOW)
+
+
 def test_user_lockout_and_reset(store: Store) -> None:
     with store.transaction() as conn:
         uid = users.create(conn, "operator1", HASHER.hash("pw"), ["operator", "viewer"], NOW)
@@ -26,10 +49,13 @@ def test_user_lockout_and_reset(store: Store) -> None:
     lock_for = timedelta(minutes=15)
     with store.transaction() as conn:
         for i in range(1, 3):
-            user = users.record_failed_login(conn, uid, NOW, 3, lock_for)
-            assert user.failed_attempts == i and not user.locked(NOW)
-        user = users.record_failed_login(conn, uid, NOW, 3, lock_for)
-        assert user.locked(NOW) and not user.locked(NOW + lock_for)
+            user = users.claim_sign_in(conn, uid, NOW, 3, lock_for)
+            assert user is not None and user.failed_attempts == i and not user.locked(NOW)
+        user = users.claim_sign_in(conn, uid, NOW, 3, lock_for)  # the third locks
+        assert user is not None and user.locked(NOW) and not user.locked(NOW + lock_for)
+        assert users.claim_sign_in(conn, uid, NOW + lock_for / 2, 3, lock_for) is None
+        claimed = users.claim_sign_in(conn, uid, NOW + lock_for, 3, lock_for)
+        assert claimed is not None and claimed.failed_attempts == 1  # counting again
         users.record_login(conn, uid, NOW + lock_for)
         user = users.get_by_username(conn, "operator1")
     assert user.failed_attempts == 0 and user.locked_until is None

@@ -336,10 +336,7 @@ async def login(request: web.Request) -> web.Response:
         await ctx.passwords.check(None, password)
         reason = "unknown-user" if username else "malformed-username"
     else:
-        # One attempt at a time per account, each reading the account as the one before left
-        # it: a burst of parallel guesses cannot all be checked before the lock-out starts.
-        async with ctx.sign_in_lock(known.username):
-            user, reason = await _attempt(ctx, known.username, password, now, remote)
+        user, reason = await _attempt(ctx, known, password, now, remote)
     if reason is not None or user is None:
         await ctx.audit(
             username or "anonymous",
@@ -376,35 +373,34 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def _attempt(
-    ctx: ConsoleContext, username: str, password: str, now: datetime, remote: str
+    ctx: ConsoleContext, known: User, password: str, now: datetime, remote: str
 ) -> tuple[User | None, str | None]:
-    """Check one sign-in to an existing account (under its lock): the account read afresh, the
-    failure counted; (the user, None) when it may sign in, else (the user, the reason)."""
-    user = await ctx.users.get(username)
-    if user is None:
+    """One sign-in to an existing account: (the user, None) when it may sign in, else (the
+    user, the reason). The attempt is counted before its password is checked
+    (:meth:`~gateway.app.user_directory.UserDirectory.claim_sign_in`), so attempts sent at
+    once — to one process or to several — get no more passwords checked than the lock-out
+    allows."""
+    if known.disabled:
         await ctx.passwords.check(None, password)
-        return None, "unknown-user"
-    if user.disabled:
-        await ctx.passwords.check(None, password)
-        return user, "disabled"
-    if user.locked(now):
-        await ctx.passwords.check(None, password)
-        return user, "locked"
-    if password and await ctx.passwords.check(user.password_hash, password):
-        return user, None
-    after = await ctx.users.record_failure(
-        user.username, now=now, max_attempts=MAX_FAILED_ATTEMPTS, lock_for=LOCKOUT_DURATION
+        return known, "disabled"
+    claimed = await ctx.users.claim_sign_in(
+        known.username, now=now, max_attempts=MAX_FAILED_ATTEMPTS, lock_for=LOCKOUT_DURATION
     )
-    if after.locked(now):
+    if claimed is None:
+        await ctx.passwords.check(None, password)
+        return known, "locked"
+    if password and await ctx.passwords.check(claimed.password_hash, password):
+        return claimed, None
+    if claimed.locked(now):
         await ctx.audit(
-            user.username,
+            claimed.username,
             "console.account_locked",
             {
-                "until": after.locked_until.isoformat() if after.locked_until else "",
+                "until": claimed.locked_until.isoformat() if claimed.locked_until else "",
                 "remote": remote,
             },
         )
-    return user, "bad-password"
+    return claimed, "bad-password"
 
 
 async def logout(request: web.Request) -> web.Response:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
@@ -84,13 +83,6 @@ class ConsoleContext:
     expiring_keys: ExpiringKeys
     undelivered: Undelivered
     admin: AdminSources
-    sign_ins: dict[str, asyncio.Lock] = field(default_factory=dict, compare=False)
-    """One lock per existing account, taken by each of its sign-in attempts (lock-out)."""
-
-    def sign_in_lock(self, username: str) -> asyncio.Lock:
-        """The lock an account's sign-in attempts take one after another: a burst of parallel
-        guesses is counted one by one, so the lock-out stops it after MAX_FAILED_ATTEMPTS."""
-        return self.sign_ins.setdefault(username, asyncio.Lock())
 
     @property
     def timezone(self) -> tzinfo:
