@@ -42,6 +42,7 @@ from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import crl_signers, verify_statement
 from gateway.crypto.trust import TrustList
 from gateway.exchange.service import Action
+from gateway.model.numbers import whole_number
 from gateway.store import audit as audit_store
 from gateway.store import read_purposes
 from gateway.store.audit import AuditEvent, AuditVerification, event_hash
@@ -211,8 +212,9 @@ def parse_bound(text: str | None) -> tuple[int | None, datetime | None]:
     (``2026-11-01``; no zone means UTC). Raises ValueError for anything else."""
     if text is None or not text.strip():
         return None, None
-    if text.isdigit():
-        return int(text), None
+    seq = whole_number(text, 19)
+    if seq is not None:
+        return seq, None
     value = datetime.fromisoformat(text)
     return None, (value if value.tzinfo else value.replace(tzinfo=UTC))
 
