@@ -301,15 +301,40 @@ class LocalNodeService:
 
         return await self._run(counts)
 
-    async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
+    async def originals(
+        self, conversation_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> list[dict[str, Any]]:
         def run() -> list[dict[str, Any]]:
             self._check(actor, Action.RECORD_ORIGINAL, subject=conversation_id)
             with self.node.store.read() as conn:
-                if conv_store.get(conn, conversation_id) is None:
-                    raise NotFound(f"conversation {conversation_id}")
-                return [
+                stored = conv_store.get(conn, conversation_id)
+            if stored is None:
+                raise NotFound(f"conversation {conversation_id}")
+            if stored.confidential:
+                # The list names the conversation's messages (ids, kinds, times): read only as
+                # its list of messages is (confidential-reader, a stated purpose, audited).
+                self._check(
+                    actor,
+                    Action.READ_CONVERSATION,
+                    subject=conversation_id,
+                    confidential=True,
+                    purpose=purpose,
+                )
+            reading = self.node.store.transaction if stored.confidential else self.node.store.read
+            with reading() as conn:
+                found = [
                     r.to_json() for r in originals_store.of_conversations(conn, [conversation_id])
                 ]
+                if stored.confidential:
+                    self._append_read(
+                        conn,
+                        actor,
+                        "conversation.read",
+                        {"conversation": conversation_id},
+                        True,
+                        purpose,
+                    )
+            return found
 
         return await self._run(run)
 

@@ -483,9 +483,12 @@ class LocalService(Protocol):
         states (the overview's near-deadline list)."""
         ...
 
-    async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
+    async def originals(
+        self, conversation_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> list[dict[str, Any]]:
         """The conversation's documents that have an original by post, with what is recorded
-        of it (dates and tracking only: no content)."""
+        of it (dates and tracking only: no content). A confidential conversation's needs what
+        reading its list of messages needs (confidential-reader, ``purpose``; audited)."""
         ...
 
     async def expiring_keys(self, *, actor: Actor) -> list[dict[str, Any]]:

@@ -1214,9 +1214,11 @@ async def post_proceeding_closed(request: web.Request) -> web.Response:
 async def get_originals(request: web.Request) -> web.Response:
     """The conversation's documents followed by an original by post (CIS Art. 10 ¶1), with
     what is recorded of each (dates and tracking numbers only)."""
-    _only_params(request, frozenset())
+    _only_params(request, frozenset({"purpose"}))
     conversation_id = _path_id(request, "conversation_id")
-    found = await request.app[SERVICE].originals(conversation_id, actor=request[ACTOR])
+    found = await request.app[SERVICE].originals(
+        conversation_id, actor=request[ACTOR], purpose=stated_purpose(request)
+    )
     return _json({"conversation_id": conversation_id, "originals": found})
 
 
@@ -1461,7 +1463,7 @@ async def get_purge_report(request: web.Request) -> web.Response:
     the seal's certificate in PEM, ``timestamp`` the TSA's token in base64 or null; 404 when
     none is stored."""
     _only_params(request, frozenset())
-    run_id = request.match_info["run_id"]
+    run_id = _path_id(request, "run_id")
     files = await in_thread(app_purge.report_files, _admin_context(request), run_id)
     if files is None:
         raise _no_report(run_id)
@@ -1486,7 +1488,7 @@ async def post_purge_report_verification(request: web.Request) -> web.Response:
     its window, the run it names and its tombstones → 200 with ``confirmed`` true or false and
     why; 404 when no report is stored for the run. Records nothing (a read)."""
     _only_params(request, frozenset())
-    run_id = request.match_info["run_id"]
+    run_id = _path_id(request, "run_id")
     check = await in_thread(app_purge.check_report, _admin_context(request), run_id)
     if not check.stored:
         raise _no_report(run_id)

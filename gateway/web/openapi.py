@@ -917,12 +917,13 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getOriginals",
                 "summary": "The conversation's documents followed by an original by post (CIS "
                 "Art. 10 para. 1): for each, `message_id`, `kind`, `direction`, `created`, "
-                "`sent_on`, `tracking`, `received_on` (null until marked).",
-                "parameters": [_param("ConversationId")],
+                "`sent_on`, `tracking`, `received_on` (null until marked). A confidential "
+                "conversation's, as its list of messages: `confidential-reader` and a stated "
+                "purpose (audited `conversation.read`).",
+                "parameters": [_param("ConversationId"), *_PURPOSE],
                 "responses": {
                     "200": _object_answer("`{conversation_id, originals: [...]}`."),
-                    **_COMMON,
-                    "404": _resp("NotFound"),
+                    **_READ,
                 },
             }
         },
@@ -1623,7 +1624,7 @@ def _paths() -> dict[str, Any]:
                 "directory of bodies before trusting it), `timestamp` the TSA's RFC 3161 token "
                 "over the signature in base64 (`openssl ts -verify`), null without one. "
                 "Auditors.",
-                "parameters": [_path("run_id", _STR)],
+                "parameters": [_path("run_id", _UUID)],
                 "responses": {
                     "200": _answer(
                         "The signed report, its signature and the certificate beside it.",
@@ -1648,7 +1649,7 @@ def _paths() -> dict[str, Any]:
                 "dated inside that generation's window (a report of a generation revoked for key "
                 "compromise only with a trusted checkpoint made before the revocation), the run "
                 "it names and its tombstones. Records nothing. Auditors.",
-                "parameters": [_path("run_id", _STR)],
+                "parameters": [_path("run_id", _UUID)],
                 "responses": {
                     "200": _answer(
                         "The verdict and the signed report (its fields as signed).",

@@ -647,6 +647,8 @@ CASES = {
 }
 
 ACTORS = {"api": f"token:{API_LABEL}", "console": CONSOLE_USER}
+NO_SUCH_RUN = "00000000-0000-4000-8000-000000000000"
+"""A well-formed id of a purge run the node never made."""
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -909,7 +911,7 @@ async def test_a_purge_report_is_judged_the_same_on_every_surface(
     assert base64.b64decode(files["signature"]) == (out / "report.sig").read_bytes()
     assert files["certificate"].encode() == (out / "seal.pem").read_bytes()
     missing = await surfaces.api.get(
-        "/api/v1/purge-runs/no-such-run/report",
+        f"/api/v1/purge-runs/{NO_SUCH_RUN}/report",
         headers={"Authorization": f"Bearer {surfaces.api_token}"},
     )
     assert missing.status == 404
@@ -934,7 +936,7 @@ async def test_a_purge_report_is_judged_the_same_on_every_surface(
     assert "does not verify" in api[1]["reason"]
     assert console[0] == 303 and "НЕ ПОДТВЕРЖДЁН" in console[1], console
 
-    cli, api, console = await _report_verdicts(surfaces, "no-such-run", capsys)
+    cli, api, console = await _report_verdicts(surfaces, NO_SUCH_RUN, capsys)
     assert cli[0] == 1 and "no report stored" in cli[1], cli
     assert api[0] == 404 and api[1]["error"]["code"] == "NOT_FOUND", api
     assert console[0] == 404, console

@@ -331,7 +331,9 @@ class LocalServiceDouble(LocalService):
         )
         return tuple(due[:limit])
 
-    async def originals(self, conversation_id: str, *, actor: Actor) -> list[dict[str, Any]]:
+    async def originals(
+        self, conversation_id: str, *, actor: Actor, purpose: str | None = None
+    ) -> list[dict[str, Any]]:
         """None listed: the originals by post are tested against a real node
         (tests/integration/test_originals_by_post.py, tests/app/test_case_surfaces.py)."""
         self.calls.append("originals")

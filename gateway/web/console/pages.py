@@ -449,7 +449,10 @@ async def _originals(request: web.Request, view: ConversationView) -> list[dict[
         actor, Action.RECORD_ORIGINAL
     ):
         return []
-    return await request.app[CONTEXT].service.originals(view.summary.conversation_id, actor=actor)
+    conversation_id = view.summary.conversation_id
+    return await request.app[CONTEXT].service.originals(
+        conversation_id, actor=actor, purpose=stated_purpose(request, conversation_id)
+    )
 
 
 def clean_purpose(raw: Any) -> tuple[str | None, str | None]:
