@@ -43,6 +43,8 @@ from gateway.crypto.xades import (
 from gateway.exchange import conversation as machine
 from gateway.exchange.directory import DirectoryIndex
 from gateway.exchange.inbound import (
+    CLOCK_SKEW,
+    MAX_CLOCK_SKEW,
     TRY_AGAIN,
     body_fields,
     check_pinned_seal,
@@ -794,12 +796,19 @@ def record_answer(
         header.kind != claimed.value
         or header.recipient != node.body_id
         or acknowledged != claim.message_id
+        # In reply to the message it answers; that it names the message's conversation is
+        # checked where the conversation is locked (_store_answer).
+        or header.in_reply_to != claim.message_id
         or (
             claimed is Answer.RECEIPT
             and fields.get("ReceivedSha256") != hashlib.sha256(sent).hexdigest()
         )
     ):
         return record_failure(node, claim, "RECEIPT_MISMATCH", retryable=True)
+    if header.created > now + MAX_CLOCK_SKEW:
+        # Its Created is when the term starts (a Receipt: CIS Art. 12): an answer from the
+        # future would move the due date, as a document from the future would on receipt.
+        return record_failure(node, claim, CLOCK_SKEW, retryable=True)
     accepted = claimed is Answer.RECEIPT
     code = None if accepted else fields.get("Code", "REJECTED")[:64]
     try:
@@ -811,9 +820,17 @@ def record_answer(
         # protocol error, not a race we lose): nothing was recorded; the row goes out again
         # and the peer answers the replay with the same receipt.
         return record_failure(node, claim, TRY_AGAIN, retryable=True)
+    except AnswerRefused:
+        return record_failure(node, claim, "RECEIPT_MISMATCH", retryable=True)
     if accepted:
         return Delivered(claim.message_id, DeliveryResult.DELIVERED)
     return Delivered(claim.message_id, DeliveryResult.REJECTED, code)
+
+
+class AnswerRefused(Exception):
+    """A peer's signed answer that cannot be kept as it is — it names another conversation than
+    the message it answers, or its own MessageId is stored here with other bytes: nothing of it
+    is recorded (its unit rolls back) and the delivery is tried again."""
 
 
 def _store_answer(
@@ -830,6 +847,11 @@ def _store_answer(
     # Applying a Receipt or Rejection to the machine is cheap and signs nothing: it is decided
     # inside the write, on the conversation as locked there (no snapshot, no second read).
     def write(conn: Connection) -> None:
+        ours = msg_store.get(conn, claim.message_id)
+        if ours is None or ours.header.conversation_id != header.conversation_id:
+            # The answer moves the conversation its header names: a peer's answer naming
+            # another one (of ours, with it or with another body) would move that one.
+            raise AnswerRefused
         stored, state = load_state(conn, header.conversation_id, for_update=True)
         if stored is not None:
             current = state or machine.new_conversation(header.conversation_id, header.agreement)
@@ -851,6 +873,10 @@ def _store_answer(
         inserted = msg_store.insert_received(
             conn, message_header(header), answer, node.kek_ring, now
         )
+        if inserted is msg_store.ReceiveOutcome.CONFLICT:
+            # Its MessageId is taken here by other bytes: the answer cannot be kept, and an
+            # answer not kept proves nothing (the delivery is not done without it).
+            raise AnswerRefused
         if inserted is msg_store.ReceiveOutcome.INSERTED:
             record_verification(
                 conn, header.message_id, report, ReportPurpose.RECEIPT, now, node.kek_ring
