@@ -114,9 +114,8 @@ def add_token(
     role_set = sorted(set(roles))
     unknown = [r for r in role_set if r not in Role._value2member_map_]
     if not role_set or unknown:
-        known = ", ".join(Role)
-        extra = f"; not {unknown}" if unknown else ""
-        raise TokenRefused(f"roles: one or more of {known}{extra}")
+        # What was sent is not repeated (the local API echoes nothing it is sent).
+        raise TokenRefused(f"roles: one or more of {', '.join(Role)}, and no other")
     if not label.strip() or len(label) > MAX_TOKEN_LABEL:
         raise TokenRefused(f"label: 1..{MAX_TOKEN_LABEL} characters naming the system using it")
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:

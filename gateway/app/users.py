@@ -53,8 +53,7 @@ def new_user_roles(username: str, roles: Iterable[Role | str]) -> list[str]:
     """The sorted role names of a user to add, after checking the name and the roles."""
     if not USERNAME_PATTERN.fullmatch(username):
         raise UserRefused(
-            f"username {username!r}: 2-64 characters of a-z, 0-9, '.', '_', '-', "
-            "starting with a letter or digit",
+            "username: 2-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
             "USER_INVALID",
         )
     known = {r.value for r in Role}
@@ -62,8 +61,7 @@ def new_user_roles(username: str, roles: Iterable[Role | str]) -> list[str]:
     unknown = [r for r in names if r not in known]
     if not names or unknown:
         raise UserRefused(
-            f"roles: one or more of {', '.join(sorted(known))}"
-            + (f"; not {unknown}" if unknown else ""),
+            f"roles: one or more of {', '.join(sorted(known))}, and no other",
             "USER_INVALID",
         )
     return names

@@ -171,13 +171,32 @@ def test_found_here_refused_as_asked(
     assert row_counts(store) == before
 
 
-def test_a_refused_time_is_named_not_echoed(node: Node) -> None:
-    """The API echoes nothing it was sent (docs/local-api.md): a bad ``at`` is named."""
-    sent = b'{"name": "", "at": "2026-12-01 SENT-VALUE"}'
-    status, answer = node.request("POST", "keys/seal/generations/1/activate", sent)
+@pytest.mark.parametrize(
+    ("path", "sent", "code", "named"),
+    [
+        (
+            "keys/seal/generations/1/activate",
+            {"name": "", "at": "2026-12-01 SENT-VALUE"},
+            "KEY_REFUSED",
+            "at: ",
+        ),
+        ("tokens", {"label": "x", "roles": ["SENT-VALUE"]}, "TOKEN_REFUSED", "roles: "),
+        (
+            "users",
+            {"username": "SENT-VALUE", "password": "a long enough password", "roles": []},
+            "USER_REFUSED",
+            "username: ",
+        ),
+    ],
+)
+def test_a_refused_value_is_named_not_echoed(
+    node: Node, path: str, sent: dict[str, Any], code: str, named: str
+) -> None:
+    """The API echoes nothing it was sent (docs/local-api.md): the field is named instead."""
+    status, answer = node.request("POST", path, json.dumps(sent).encode())
     error = json.loads(answer)["error"]
-    assert (status, error["code"]) == (422, "KEY_REFUSED")
-    assert error["message"].startswith("at: give 'now' or an ISO 8601 time")
+    assert (status, error["code"]) == (422, code), error
+    assert error["message"].startswith(named), error
     assert "SENT-VALUE" not in json.dumps(error)
 
 
