@@ -325,15 +325,7 @@ class LocalNodeService:
                 found = [
                     r.to_json() for r in originals_store.of_conversations(conn, [conversation_id])
                 ]
-                if stored.confidential:
-                    self._append_read(
-                        conn,
-                        actor,
-                        "conversation.read",
-                        {"conversation": conversation_id},
-                        True,
-                        purpose,
-                    )
+                self._record_conversation_read(conn, actor, stored, purpose)
             return found
 
         return await self._run(run)
@@ -382,15 +374,7 @@ class LocalNodeService:
                         key=lambda summary: (summary.created, summary.message_id),
                     )
                 )
-                if stored.confidential:
-                    self._append_read(
-                        conn,
-                        actor,
-                        "conversation.read",
-                        {"conversation": conversation_id},
-                        True,
-                        purpose,
-                    )
+                self._record_conversation_read(conn, actor, stored, purpose)
             left, why = self._deadline_facts(stored)
             return ConversationView(_summary(stored, shown), messages, left, why)
 
@@ -443,6 +427,20 @@ class LocalNodeService:
                 conn, actor, "document.read", {"message": message_id}, confidential, purpose
             )
         return stored, document
+
+    def _record_conversation_read(
+        self, conn: Any, actor: Actor, stored: conv_store.Conversation, purpose: str | None
+    ) -> None:
+        """A confidential conversation's list of messages was read: audited with its purpose."""
+        if stored.confidential:
+            self._append_read(
+                conn,
+                actor,
+                "conversation.read",
+                {"conversation": stored.conversation_id},
+                True,
+                purpose,
+            )
 
     def _append_read(
         self,

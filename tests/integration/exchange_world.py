@@ -491,10 +491,19 @@ def pair_configs(world: DemoWorld, request: pytest.FixtureRequest) -> dict[str, 
 
 
 @contextmanager
-def node_pair(world: DemoWorld, tag: str) -> Iterator[tuple[Node, Node]]:
-    """RU-FSSP and KZ-MJ as nodes in this process, each on a store of its own (``tag``)."""
+def node_pair(
+    world: DemoWorld, tag: str, pg_schema: Callable[[str], str] | None = None
+) -> Iterator[tuple[Node, Node]]:
+    """RU-FSSP and KZ-MJ as nodes in this process, each on a store of its own (``tag``): a
+    SQLite file, or with ``pg_schema`` (the fixture) a PostgreSQL schema."""
+
+    def url(body: str) -> str:
+        return pg_schema(f"{tag}_{body.lower().replace('-', '_')}") if pg_schema else ""
+
     ru, kz = (
-        Node.from_config(NodeConfig.from_toml(node_config(world, body, tag)))
+        Node.from_config(
+            NodeConfig.from_toml(node_config(world, body, tag, database_url=url(body)))
+        )
         for body in ("RU-FSSP", "KZ-MJ")
     )
     try:

@@ -12,10 +12,10 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from gateway.config import NodeConfig
 from gateway.demo.setup import DemoWorld
 from gateway.exchange import documents
 from gateway.exchange.inbound import MAX_CLOCK_SKEW
@@ -28,29 +28,26 @@ from gateway.store import outbox as outbox_store
 from gateway.store import receipts as receipt_store
 from gateway.xml.header import read_header
 from gateway.xml.parsing import parse_untrusted
-from tests.integration.exchange_world import conversation_state, node_config, padded_request
+from tests.integration.exchange_world import conversation_state, node_pair, padded_request
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def nodes(request: pytest.FixtureRequest, world: DemoWorld) -> Iterator[tuple[Node, Node]]:
     """RU-FSSP (us) and KZ-MJ (the peer), each on a store of its own for this test."""
-    tag = f"answers-{uuid.uuid4().hex[:12]}"
     schema = request.getfixturevalue("pg_schema") if request.param == "postgresql" else None
-    configs = {
-        body: node_config(
-            world,
-            body,
-            f"{tag}-{body.lower()}",
-            database_url=schema(f"{tag}_{body.lower().replace('-', '_')}") if schema else "",
-        )
-        for body in ("RU-FSSP", "KZ-MJ")
-    }
-    ru, kz = (Node.from_config(NodeConfig.from_toml(configs[b])) for b in ("RU-FSSP", "KZ-MJ"))
-    try:
-        yield ru, kz
-    finally:
-        ru.close()
-        kz.close()
+    with node_pair(world, f"answers_{uuid.uuid4().hex[:12]}", schema) as pair:
+        yield pair
+
+
+def _receipt(kz: Node, sent: bytes, at: datetime) -> dict[str, Any]:
+    """KZ-MJ's Receipt of ``sent`` (its id, its digest), written at ``at``, as JSON."""
+    return documents.receipt_json(
+        read_header(parse_untrusted(sent)),
+        document_sha256=hashlib.sha256(sent).hexdigest(),
+        received_at=at,
+        sender=kz.body_id,
+        now=at,
+    )
 
 
 def _hostile_answer(kz: Node, sent: bytes, claimed: Answer, conversation_id: str) -> bytes:
@@ -130,13 +127,7 @@ def test_a_receipt_reusing_a_stored_message_id_is_not_taken_as_delivery(
     outgoing = ru.outgoing(claim)
     assert kz.receive(ru.body_id, outgoing.wire).disposition is Disposition.ACCEPTED
     now = datetime.now(UTC)
-    receipt = documents.receipt_json(
-        read_header(parse_untrusted(outgoing.signed)),
-        document_sha256=hashlib.sha256(outgoing.signed).hexdigest(),
-        received_at=now,
-        sender=kz.body_id,
-        now=now,
-    )
+    receipt = _receipt(kz, outgoing.signed, now)
     receipt["header"]["MessageId"] = (
         earlier.receipt_message_id if reused == "earlier-receipt" else second.message_id
     )
@@ -169,14 +160,7 @@ def test_a_receipt_dated_in_the_future_does_not_start_the_legal_clock_there(
     outgoing = ru.outgoing(claim)
     assert kz.receive(ru.body_id, outgoing.wire).disposition is Disposition.ACCEPTED
     now = datetime.now(UTC)
-    later = now + timedelta(days=60)
-    receipt = documents.receipt_json(
-        read_header(parse_untrusted(outgoing.signed)),
-        document_sha256=hashlib.sha256(outgoing.signed).hexdigest(),
-        received_at=later,
-        sender=kz.body_id,
-        now=later,
-    )
+    receipt = _receipt(kz, outgoing.signed, now + timedelta(days=60))
     forged = kz.sign_machine_document(receipt, now)  # sealed now: the signature is good
 
     result = ru.record_answer(claim, outgoing.signed, forged, Answer.RECEIPT)
