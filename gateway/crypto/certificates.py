@@ -199,6 +199,23 @@ def key_usage_of(certificate: x509.Certificate) -> x509.KeyUsage | None:
         return None
 
 
+_FOREIGN_PURPOSES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+}
+"""Extended key usages that make a certificate one of another role (a node's TLS server, a TSA,
+an OCSP responder): such a certificate never makes a seal or an official's signature, whatever
+its key usage says."""
+
+
+def _extended_key_usage(certificate: x509.Certificate) -> list[x509.ObjectIdentifier]:
+    try:
+        return list(certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return []
+
+
 def role_mismatch(certificate: x509.Certificate, role: str) -> str:
     """Why ``certificate`` cannot serve ``role`` (empty when it can).
 
@@ -210,6 +227,10 @@ def role_mismatch(certificate: x509.Certificate, role: str) -> str:
     if role in ROLES_SIGNING:
         if usage is None or not (usage.digital_signature or usage.content_commitment):
             return "its key usage allows no signatures (digitalSignature/nonRepudiation)"
+        purposes = _extended_key_usage(certificate)
+        foreign = sorted(name for oid, name in _FOREIGN_PURPOSES.items() if oid in purposes)
+        if foreign:
+            return f"it is made for another purpose (extended key usage {', '.join(foreign)})"
         if role == "official" and not title_of(certificate):
             return "it has no title (position): it is not an official's certificate"
         if role == "seal" and title_of(certificate):

@@ -793,6 +793,11 @@ def _algorithm(element: etree._Element, allowed: str, what: str) -> str:
     return allowed
 
 
+def _stray_text(*elements: etree._Element) -> bool:
+    """Non-whitespace text directly inside one of ``elements`` (element-only content)."""
+    return any((e.text or "").strip() or any((c.tail or "").strip() for c in e) for e in elements)
+
+
 def _b64(text: str | None, what: str) -> bytes:
     try:
         return b64decode("".join((text or "").split()), validate=True)
@@ -858,6 +863,27 @@ def _read_shape(root: etree._Element, signature: etree._Element, role: _Role) ->
         )
         if any(p.tag != f"{_XADES}SignatureTimeStamp" for p in unsigned[0]):
             raise _format("UnsignedSignatureProperties may hold only SignatureTimeStamp")
+        for stamp in unsigned[0]:
+            c14n_el, token = _children(
+                stamp,
+                f"{_DS}CanonicalizationMethod",
+                f"{_XADES}EncapsulatedTimeStamp",
+                what="SignatureTimeStamp",
+            )
+            if len(c14n_el) or len(token):
+                raise _format("SignatureTimeStamp must hold its method and token only")
+    # Nothing signs what follows (the seal's own SignatureValue, its unsigned properties, text
+    # between the parts): it must hold nothing a reader could take for signed content.
+    if len(value_el):
+        raise _format("SignatureValue must hold its base64 value only")
+    unsigned_parts = list(parts[1].iter()) if len(parts) == 2 else []
+    if _stray_text(
+        signature,
+        obj,
+        qualifying,
+        *(e for e in unsigned_parts if e.tag != f"{_XADES}EncapsulatedTimeStamp"),
+    ):
+        raise _format("text outside the signed parts of a ds:Signature is refused")
     props = parts[0]
     props_id = props.get("Id")
     if not props_id or not key_info_id:

@@ -339,9 +339,19 @@ def _attachment(el: etree._Element, role: str, decl: XsdElement | None) -> _Atta
     return _Attachment(role, tuple(fields), name, media_type, size, digest)
 
 
+_KEY_INFO_CERTIFICATES = f"{{{_DS_NS}}}KeyInfo/{{{_DS_NS}}}X509Data/{{{_DS_NS}}}X509Certificate"
+_SIGNED_SIGNATURE_PROPERTIES = (
+    f"{{{_DS_NS}}}Object/{{{_XADES_NS}}}QualifyingProperties/{{{_XADES_NS}}}SignedProperties/"
+    f"{{{_XADES_NS}}}SignedSignatureProperties"
+)
+"""Where the signer's certificates and signed properties stand (docs/keys-and-signatures.md):
+read there only, never searched for — elsewhere in a signature (its SignatureValue, its
+unsigned properties) nothing is signed."""
+
+
 def _signer_certificate(sig: etree._Element) -> x509.Certificate | None:
     certs: list[x509.Certificate] = []
-    for el in sig.iter(f"{{{_DS_NS}}}X509Certificate"):
+    for el in sig.iterfind(_KEY_INFO_CERTIFICATES):
         try:
             certs.append(
                 x509.load_der_x509_certificate(base64.b64decode("".join(_text(el).split())))
@@ -351,7 +361,10 @@ def _signer_certificate(sig: etree._Element) -> x509.Certificate | None:
     if not certs:
         return None
     # XAdES names the signing certificate by digest; prefer it over KeyInfo's order.
-    for digest_el in sig.iter(f"{{{_XADES_NS}}}CertDigest"):
+    for digest_el in sig.iterfind(
+        f"{_SIGNED_SIGNATURE_PROPERTIES}/{{{_XADES_NS}}}SigningCertificateV2/{{{_XADES_NS}}}Cert/"
+        f"{{{_XADES_NS}}}CertDigest"
+    ):
         value = _text(digest_el.find(f"{{{_DS_NS}}}DigestValue"))
         for cert in certs:
             der = cert.public_bytes(_DER)
@@ -376,7 +389,9 @@ def _signatures(root: etree._Element) -> list[_SignatureInfo]:
                 ids = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)
                 body_id = str(ids[0].value) if ids else ""
                 fingerprint = hashlib.sha256(cert.public_bytes(_DER)).hexdigest()
-            signing_time = _text(next(sig.iter(f"{{{_XADES_NS}}}SigningTime"), None))
+            signing_time = _text(
+                sig.find(f"{_SIGNED_SIGNATURE_PROPERTIES}/{{{_XADES_NS}}}SigningTime")
+            )
             found.append(
                 _SignatureInfo(
                     role,

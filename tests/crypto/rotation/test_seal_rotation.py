@@ -200,7 +200,10 @@ def test_directory_with_certificates_checks_owner_and_version(node: NodeDir) -> 
     ks = node.keystore()
     tls = ks.load("tls").certificate
     with pytest.raises(RotationError, match="greater"):
-        directory_with_certificates(v1, BODY, "seal", [tls], 1, now)
+        directory_with_certificates(v1, BODY, "seal", [ks.load("seal").certificate], 1, now)
+    # A TLS certificate (digitalSignature, no title) is no seal: never published as one.
+    with pytest.raises(RotationError, match="serverAuth"):
+        directory_with_certificates(v1, BODY, "seal", [tls], 2, now)
     with pytest.raises(RotationError, match=r"extended key usage"):
         directory_with_certificates(v1, BODY, "tls", [ks.load("seal").certificate], 2, now)
     with pytest.raises(RotationError, match="not in directory"):
