@@ -79,7 +79,7 @@ from gateway.crashpoints import crash_point
 from gateway.crypto.keys.generations import Signer
 from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
-from gateway.crypto.keys.keystore import KeyStore, SigningKey
+from gateway.crypto.keys.keystore import KeyRole, KeyStore, SigningKey
 from gateway.crypto.statements import StatementCheck, sign_statement, verify_statement
 from gateway.crypto.timestamps import timestamp_or_none, timestamped_before
 from gateway.crypto.trust import TrustList
@@ -851,7 +851,9 @@ def _finish(
     error_code = next(iter(tally.errors), None)
     finished_at = now + timedelta(milliseconds=duration_ms)
     with store.transaction() as conn:
-        run = purge_store.get_run(conn, run_id)
+        # Locked first: a transaction of the run still in flight (a run closed as interrupted
+        # by another that took the job lock over) commits before its tombstones are counted.
+        run = purge_store.get_run(conn, run_id, for_update=True)
         assert run is not None
         by_policy = purge_store.purged_by_policy(conn, run_id)
         if tally.batches is None:
@@ -1120,7 +1122,12 @@ def run_purge_now(
     if not 1 <= batch_size <= MAX_PURGE_BATCH:
         raise PurgeRefused(f"batch_size: 1..{MAX_PURGE_BATCH} messages a transaction", "INVALID")
     try:
-        seal = keys.seal()
+        # The report states its times from ``now`` (finished_at = now + duration): it is signed
+        # by the generation in force then, or a run at a past ``now`` after a rotation would be
+        # signed by a generation not yet in force at the time it states, and never verify. A
+        # generation revoked since is refused (load at the present).
+        generation = keys.active_generation(KeyRole.SEAL, "", min(now, present))
+        seal = keys.load(KeyRole.SEAL, generation=generation, at=present)
     except (GatewayError, OSError) as exc:
         raise PurgeRefused(
             f"the seal is not loaded ({exc}): the run's report could not be signed",

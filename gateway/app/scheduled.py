@@ -181,11 +181,15 @@ def purge_body(
             keys=kek_ring,
             timestamper=stamper,
         )
+        # The checkpoint states when it is signed, by the generation in force then: a run's
+        # start would predate a generation activated while the run went on (a switch planned
+        # for 03:00 during a purge from 02:30), and `audit verify` would call it forged.
+        signed_at = _now()
         create_checkpoint(
             store,
-            seal_at(_now()),
+            seal_at(signed_at),
             actor=_actor(PURGE),
-            now=run.started_at,
+            now=signed_at,
             timestamper=stamper,
         )
         if not store.checkpoint_wal():

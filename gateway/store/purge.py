@@ -503,9 +503,12 @@ def finish_run(
     )
 
 
-def get_run(conn: Connection, run_id: str) -> PurgeRun | None:
-    """A purge run, or None."""
-    row = conn.execute(sa.select(purge_runs).where(purge_runs.c.run_id == run_id)).first()
+def get_run(conn: Connection, run_id: str, *, for_update: bool = False) -> PurgeRun | None:
+    """A purge run, or None. ``for_update``: locked until the caller's transaction ends, after
+    every transaction of the run in flight (:func:`purge_batch` holds the row from its check
+    that the run is running): what is read after it is all the run purged."""
+    stmt = sa.select(purge_runs).where(purge_runs.c.run_id == run_id)
+    row = conn.execute(stmt.with_for_update() if for_update else stmt).first()
     if row is None:
         return None
     return PurgeRun(
@@ -1103,7 +1106,14 @@ def purge_batch(
             )
         if locked.facts.pending_delivery:
             raise ValueError(f"message {locked.facts.message_id} is still in the outbox")
-    run = conn.execute(sa.select(purge_runs.c.state).where(purge_runs.c.run_id == run_id)).first()
+    # FOR KEY SHARE: the run's own transactions in flight together do not wait for each other
+    # here, but a run being closed (its report signed: get_run(for_update=True)) waits for
+    # them, and one starting after the close sees it closed.
+    run = conn.execute(
+        sa.select(purge_runs.c.state)
+        .where(purge_runs.c.run_id == run_id)
+        .with_for_update(read=True, key_share=True)
+    ).first()
     if run is None or run.state != "running":
         raise ValueError(f"purge run {run_id} is not running; start_run first")
     if first_batch is None:
