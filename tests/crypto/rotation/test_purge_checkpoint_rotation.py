@@ -31,6 +31,15 @@ class _Node:
     calendars: Any = None
 
 
+def _switch_seal_soon(ctx: AppContext, keys: KeyStore, ca_dir: Any) -> None:
+    """A new seal generation, in force two seconds from now; returns once it is."""
+    made = app_keys.rotate(ctx, keys, KeyRole.SEAL, demo_ca=ca_dir)
+    switch = datetime.now(UTC) + timedelta(seconds=2)
+    app_keys.activate(ctx, keys, KeyRole.SEAL, "", made.generation, switch, force="test")
+    while datetime.now(UTC) <= switch + timedelta(milliseconds=100):
+        time.sleep(0.1)
+
+
 def test_a_rotation_during_the_scheduled_purge_leaves_a_verifiable_checkpoint(
     node_on_each_store: Any,
 ) -> None:
@@ -39,13 +48,9 @@ def test_a_rotation_during_the_scheduled_purge_leaves_a_verifiable_checkpoint(
     keys = node.keystore()
     try:
         ctx = AppContext(store, command_line_actor(), config)
-        made = app_keys.rotate(ctx, keys, KeyRole.SEAL, demo_ca=node.ca_dir)
         started = datetime.now(UTC)  # the run starts under generation 1 ...
-        switch = started + timedelta(seconds=2)  # ... and generation 2 takes over during it
-        app_keys.activate(ctx, keys, KeyRole.SEAL, "", made.generation, switch, force="test")
+        _switch_seal_soon(ctx, keys, node.ca_dir)  # ... and generation 2 takes over during it
         bodies = job_bodies(config, _Node(store, keys, "RU-FSSP", load_kek_ring(keys)))
-        while datetime.now(UTC) <= switch + timedelta(milliseconds=100):
-            time.sleep(0.1)  # the run's batches take this long
         bodies["purge"](JobRun("purge", started, started, "RU-FSSP@test:1"))
         result = verify_trail(store, keys.signers(KeyRole.SEAL))
     finally:
@@ -66,12 +71,8 @@ def test_a_run_by_hand_at_a_time_before_the_rotation_signs_a_report_that_verifie
     keys = node.keystore()
     try:
         ctx = AppContext(store, command_line_actor(), config)
-        made = app_keys.rotate(ctx, keys, KeyRole.SEAL, demo_ca=node.ca_dir)
         before = datetime.now(UTC)  # the night the purge did not run
-        switch = before + timedelta(seconds=2)
-        app_keys.activate(ctx, keys, KeyRole.SEAL, "", made.generation, switch, force="test")
-        while datetime.now(UTC) <= switch + timedelta(milliseconds=100):
-            time.sleep(0.1)
+        _switch_seal_soon(ctx, keys, node.ca_dir)
         report = run_purge_now(ctx, keys, before)
         check = check_report(ctx, report.run_id)
     finally:
