@@ -12,14 +12,16 @@ from benchmarks.stack_floor import measure_stack_floor
 
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_each_hop_crosses_both_nodes_and_is_kept_by_both(store: str) -> None:
-    figures = measure_stack_floor(5, store=store)
+    figures = measure_stack_floor(40, store=store)  # enough CPU for /proc's clock ticks
     # Warm-up hops are kept too: the counts are per hop of the whole run.
     assert figures["sender_documents_per_hop"] == 2.0  # the signed request, then its receipt
     assert figures["receiver_documents_per_hop"] == 1.0  # the verified request
     assert figures["hops_per_s"] > 0
     assert 0 < figures["p50_ms"] <= figures["p99_ms"]
-    for side in ("sender", "receiver", "client"):
+    for side in ("sender", "receiver"):  # they sign and verify: ticks over forty hops
         assert figures[f"{side}_cpu_ms_per_hop"] > 0
+    # The case system's few milliseconds may fall under one clock tick of /proc's CPU times.
+    assert figures["client_cpu_ms_per_hop"] >= 0
 
 
 def _row(name: str, store: str, hops_per_s: float, kind: str, variant: str = "") -> tuple:

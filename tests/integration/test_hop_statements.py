@@ -23,12 +23,14 @@ from gateway.exchange.node import Node
 from gateway.exchange.sending import Answer, DeliveryResult
 from tests.integration.exchange_world import node_config, open_node_store
 
-CEILING = {"submit": 10, "claim": 3, "outgoing": 2, "receive": 15, "record": 14}
+CEILING = {"submit": 10, "claim": 3, "outgoing": 2, "receive": 15, "record": 15}
 """Statements per phase of one hop (a Request opening its conversation), transaction control
 left out: 44, where main had 64 before issue #11's cuts (submit 17, claim 3, outgoing 5,
 receive 24, record 15); the receiver's snapshot is one statement since (receive 17 → 16);
 the audit head is moved from the one the node last wrote without reading it (submit, receive
-and record one fewer each) and outgoing reads the confidentiality flags with the payload."""
+and record one fewer each) and outgoing reads the confidentiality flags with the payload. Record
+reads the answered message's conversation since (14 → 15): a peer's answer naming another
+conversation moved that one (tests/integration/test_peer_answers.py)."""
 HOPS = 3
 
 
