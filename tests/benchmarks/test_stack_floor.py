@@ -18,10 +18,10 @@ def test_each_hop_crosses_both_nodes_and_is_kept_by_both(store: str) -> None:
     assert figures["receiver_documents_per_hop"] == 1.0  # the verified request
     assert figures["hops_per_s"] > 0
     assert 0 < figures["p50_ms"] <= figures["p99_ms"]
-    for side in ("sender", "receiver"):  # they sign and verify: ticks over forty hops
+    # They sign and verify: ticks over forty hops. The case system's few milliseconds may fall
+    # under one clock tick of /proc's CPU times, so its figure is not held to a bound.
+    for side in ("sender", "receiver"):
         assert figures[f"{side}_cpu_ms_per_hop"] > 0
-    # The case system's few milliseconds may fall under one clock tick of /proc's CPU times.
-    assert figures["client_cpu_ms_per_hop"] >= 0
 
 
 def _row(name: str, store: str, hops_per_s: float, kind: str, variant: str = "") -> tuple:

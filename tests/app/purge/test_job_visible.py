@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,9 @@ from gateway.store import Store
 from gateway.store import purge as purge_store
 from gateway.web.metrics import GatewayMetrics
 from tests.app.purge.purge_child import main
-from tests.app.purge.world import T0, add_conversation, after
+from tests.app.purge.world import T0, JobNode, add_conversation, after
 
 RUN_AT = after(T0, days=400)
-
-
-@dataclass
-class _Node:
-    store: Store
-    keys: KeyStore
-    body_id: str
-    kek_ring: KekRing
 
 
 def test_a_purge_run_is_listed_measured_and_never_replayed(
@@ -46,7 +37,7 @@ def test_a_purge_run_is_listed_measured_and_never_replayed(
     keys = KeyStore.from_config(config)
     scheduler = scheduler_for(
         config,
-        _Node(store, keys, "RU-FSSP", ring),
+        JobNode(store, keys, "RU-FSSP", ring),
         clock=lambda: RUN_AT,
         on_outcome=outcomes.append,
     )

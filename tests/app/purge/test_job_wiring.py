@@ -4,7 +4,6 @@ key-expiry warnings, the outbox sweep; ``scheduler_for`` wires all four."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -24,15 +23,7 @@ from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.jobs.scheduler import JOB_NAMES, JobRun, scheduler_for
 from gateway.store import Store, audit
 from gateway.store.tables import conversations
-from tests.app.purge.world import T0, add_conversation, after, enqueue_pending
-
-
-@dataclass
-class _Node:
-    store: Store
-    keys: KeyStore
-    body_id: str
-    kek_ring: KekRing
+from tests.app.purge.world import T0, JobNode, add_conversation, after, enqueue_pending
 
 
 def _run(job: str, at: datetime) -> JobRun:
@@ -51,7 +42,7 @@ def test_purge_body_purges_and_checkpoints(
         add_conversation(conn, ring, T0, count=4)
     keys = _keys(config)
     try:
-        bodies = job_bodies(config, _Node(store, keys, "RU-FSSP", ring))
+        bodies = job_bodies(config, JobNode(store, keys, "RU-FSSP", ring))
         assert set(bodies) == set(JOB_NAMES)
         report = bodies["purge"](_run("purge", after(T0, days=400)))
     finally:
@@ -130,7 +121,7 @@ def test_scheduler_for_wires_four_jobs(store: Store, ring: KekRing, node_toml: P
     config = NodeConfig.from_toml(node_toml)
     keys = _keys(config)
     try:
-        scheduler = scheduler_for(config, _Node(store, keys, "RU-FSSP", ring))
+        scheduler = scheduler_for(config, JobNode(store, keys, "RU-FSSP", ring))
         assert scheduler is not None
         assert sorted(scheduler._specs) == sorted(JOB_NAMES)
         scheduler.engine.dispose()
@@ -142,7 +133,7 @@ def test_scheduler_for_wires_four_jobs(store: Store, ring: KekRing, node_toml: P
     keys = _keys(config)
     try:
         assert (
-            scheduler_for(NodeConfig.from_toml(disabled), _Node(store, keys, "RU-FSSP", ring))
+            scheduler_for(NodeConfig.from_toml(disabled), JobNode(store, keys, "RU-FSSP", ring))
             is None
         )
     finally:
@@ -179,7 +170,7 @@ def test_policy_file_changes_are_audited_at_start_and_at_each_reload(
         return [dict(e.details) for e in found]
 
     keys = _keys(config)
-    node = _Node(store, keys, "RU-FSSP", ring)
+    node = JobNode(store, keys, "RU-FSSP", ring)
     try:
         first = load_policy_file(file).sha256
         job_bodies(config, node)  # `serve` starts

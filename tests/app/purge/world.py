@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from gateway.app.purge import PurgeReport, run_purge
 from gateway.app.retention import PolicySet, parse_policies
 from gateway.crypto.keys.kek import KekRing
-from gateway.crypto.keys.keystore import SigningKey
+from gateway.crypto.keys.keystore import KeyStore, SigningKey
 from gateway.store import Store, conversations, messages, outbox
 from gateway.store import attachments as attachment_store
 from gateway.store.messages import MessageHeader
@@ -299,3 +299,15 @@ def states_of(store: Store, ring: KekRing, ids: list[str]) -> dict[str, str]:
                 f"tombstone={stone is not None}"
             )
     return result
+
+
+@dataclass
+class JobNode:
+    """What the scheduled job bodies read of a node (gateway.app.scheduled.job_bodies), without
+    starting one."""
+
+    store: Store
+    keys: KeyStore
+    body_id: str
+    kek_ring: KekRing
+    calendars: Any = None

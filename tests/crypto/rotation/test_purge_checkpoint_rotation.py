@@ -7,7 +7,6 @@ run's start (before that generation came into force)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,20 +14,10 @@ from gateway.app import keys as app_keys
 from gateway.app.audit_checkpoints import verify_trail
 from gateway.app.context import AppContext, command_line_actor
 from gateway.app.scheduled import job_bodies
-from gateway.crypto.keys.kek import KekRing
 from gateway.crypto.keys.kek_ring import load_kek_ring
 from gateway.crypto.keys.keystore import KeyRole, KeyStore
 from gateway.jobs.scheduler import JobRun
-from gateway.store import Store
-
-
-@dataclass
-class _Node:
-    store: Store
-    keys: KeyStore
-    body_id: str
-    kek_ring: KekRing
-    calendars: Any = None
+from tests.app.purge.world import JobNode
 
 
 def _switch_seal_soon(ctx: AppContext, keys: KeyStore, ca_dir: Any) -> None:
@@ -50,7 +39,7 @@ def test_a_rotation_during_the_scheduled_purge_leaves_a_verifiable_checkpoint(
         ctx = AppContext(store, command_line_actor(), config)
         started = datetime.now(UTC)  # the run starts under generation 1 ...
         _switch_seal_soon(ctx, keys, node.ca_dir)  # ... and generation 2 takes over during it
-        bodies = job_bodies(config, _Node(store, keys, "RU-FSSP", load_kek_ring(keys)))
+        bodies = job_bodies(config, JobNode(store, keys, "RU-FSSP", load_kek_ring(keys)))
         bodies["purge"](JobRun("purge", started, started, "RU-FSSP@test:1"))
         result = verify_trail(store, keys.signers(KeyRole.SEAL))
     finally:
